@@ -1,0 +1,106 @@
+// Package callback defines the platform's push messages (reference §3): the
+// envelope, the known message types and their typed bodies, and how the
+// receiver validates them.
+package callback
+
+import "github.com/refundhub/refundhub/internal/apiclient"
+
+// Platform is the envelope's messagePlatform: 0 Taobao, 1 1688.
+type Platform int
+
+// Platforms (reference §3.2).
+const (
+	PlatformTaobao  Platform = 0
+	Platform1688    Platform = 1
+	platformUnknown Platform = -1
+)
+
+// String returns "taobao" or "1688", the names used in subjects, metrics and the CLI.
+func (p Platform) String() string {
+	switch p {
+	case PlatformTaobao:
+		return "taobao"
+	case Platform1688:
+		return "1688"
+	default:
+		return "unknown"
+	}
+}
+
+// Envelope is a push as the platform sends it. MessageBody is a JSON object
+// serialised as a string; Timestamp is milliseconds, documented as a string
+// (the receiver also accepts a number).
+type Envelope struct {
+	MessageType     string   `json:"messageType"`
+	MessageBody     string   `json:"messageBody"`
+	MessagePlatform Platform `json:"messagePlatform"`
+	Timestamp       string   `json:"timestamp"`
+}
+
+// Message types observed on 1688 (reference §3.2). The Taobao names are
+// UNKNOWN; the best guess, used by default by the receiver and the sandbox, is
+// that Taobao pushes carry the same names with messagePlatform 0. Both are
+// configurable (TypeNames).
+const (
+	TypeOrderCreate      = "ORDER_CREATE"
+	TypeOrderCancel      = "ORDER_CANCEL"
+	TypeOrderPaySuccess  = "ORDER_PAY_SUCCESS"
+	TypeOrderPriceModify = "ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY"
+	TypeOrderRefund      = "ORDER_BUYER_VIEW_ORDER_BUYER_REFUND"
+)
+
+// Kind is what a message means to this product, independent of its wire name.
+type Kind string
+
+// Kinds of message.
+const (
+	KindOrderStatus Kind = "order_status" // ORDER_CREATE, ORDER_CANCEL, ORDER_PAY_SUCCESS, …
+	KindPriceModify Kind = "price_modify"
+	KindRefund      Kind = "refund"
+)
+
+// TypeNames maps wire message types to kinds, per platform. It is configuration
+// because the Taobao names are a guess.
+type TypeNames map[Platform]map[string]Kind
+
+// DefaultTypeNames returns the observed 1688 names and the same names for Taobao.
+func DefaultTypeNames() TypeNames {
+	names := func() map[string]Kind {
+		return map[string]Kind{
+			TypeOrderCreate:      KindOrderStatus,
+			TypeOrderCancel:      KindOrderStatus,
+			TypeOrderPaySuccess:  KindOrderStatus,
+			TypeOrderPriceModify: KindPriceModify,
+			TypeOrderRefund:      KindRefund,
+		}
+	}
+	return TypeNames{PlatformTaobao: names(), Platform1688: names()}
+}
+
+// OrderBody is the body of order status and price messages (reference §3.2).
+// Amounts are fen.
+type OrderBody struct {
+	OrderID       apiclient.FlexString `json:"orderId"`
+	OrderNo       string               `json:"orderNo"`
+	OrderStatus   string               `json:"orderStatus"`
+	PayStatus     int                  `json:"payStatus"`
+	TotalAmount   apiclient.Amount     `json:"totalAmount"`
+	ShippingFee   apiclient.Amount     `json:"shippingFee"`
+	ProductAmount apiclient.Amount     `json:"productAmount"`
+	RefundAmount  apiclient.Amount     `json:"refundAmount"`
+	RefundStatus  apiclient.FlexString `json:"refundStatus"`
+	CloseReason   *string              `json:"closeReason"`
+	TbCreateTime  string               `json:"tbCreateTime"`
+	PayTime       *string              `json:"payTime"`
+}
+
+// RefundBody is the body of after-sales refund messages. Only refundId and
+// orderId are documented (the example is truncated after them); subOrderId
+// (Taobao), refundStatus and refundAmount are INFERRED and optional.
+type RefundBody struct {
+	RefundID     apiclient.FlexString `json:"refundId"`
+	OrderID      apiclient.FlexString `json:"orderId"`
+	SubOrderID   apiclient.FlexString `json:"subOrderId,omitempty"`
+	RefundStatus apiclient.FlexString `json:"refundStatus,omitempty"`
+	RefundAmount apiclient.Amount     `json:"refundAmount,omitempty"`
+}
