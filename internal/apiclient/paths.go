@@ -2,6 +2,7 @@ package apiclient
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -86,4 +87,61 @@ func (p Paths) byName() map[string]string {
 		"AlibabaUploadVoucher": p.AlibabaUploadVoucher, "AlibabaCreateRefund": p.AlibabaCreateRefund,
 		"AlibabaGoodsReturn": p.AlibabaGoodsReturn, "AlibabaLogisticsCompanies": p.AlibabaLogisticsCompanies,
 	}
+}
+
+// Set overrides the path of the endpoint with the given name (a field name of Paths).
+func (p *Paths) Set(name, value string) error {
+	if value == "" || !strings.HasPrefix(value, "/") {
+		return fmt.Errorf("path %s = %q: must start with /", name, value)
+	}
+	ptr := map[string]*string{
+		"TaobaoList": &p.TaobaoList, "TaobaoRender": &p.TaobaoRender,
+		"TaobaoReturnLogisticsRender": &p.TaobaoReturnLogisticsRender,
+		"TaobaoReturnLogisticsSubmit": &p.TaobaoReturnLogisticsSubmit,
+		"TaobaoCancel":                &p.TaobaoCancel, "TaobaoSubmitMessage": &p.TaobaoSubmitMessage,
+		"TaobaoSubmit": &p.TaobaoSubmit, "TaobaoListMessages": &p.TaobaoListMessages,
+		"TaobaoModify": &p.TaobaoModify, "TaobaoQuery": &p.TaobaoQuery,
+		"AlibabaRefundInfo": &p.AlibabaRefundInfo, "AlibabaRefundReasons": &p.AlibabaRefundReasons,
+		"AlibabaUploadVoucher": &p.AlibabaUploadVoucher, "AlibabaCreateRefund": &p.AlibabaCreateRefund,
+		"AlibabaGoodsReturn": &p.AlibabaGoodsReturn, "AlibabaLogisticsCompanies": &p.AlibabaLogisticsCompanies,
+	}[name]
+	if ptr == nil {
+		return fmt.Errorf("unknown endpoint %q", name)
+	}
+	*ptr = value
+	return nil
+}
+
+// PathEnvVar returns the environment variable that overrides an endpoint's
+// path: UPSTREAM_PATH_ followed by the name in upper snake case, e.g.
+// TaobaoReturnLogisticsSubmit -> UPSTREAM_PATH_TAOBAO_RETURN_LOGISTICS_SUBMIT.
+func PathEnvVar(name string) string {
+	var b strings.Builder
+	b.WriteString("UPSTREAM_PATH_")
+	for i, r := range name {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToUpper(b.String())
+}
+
+// PathsFromLookup returns DefaultPaths with every endpoint overridden whose
+// PathEnvVar is set in lookup (typically a command's getenv).
+func PathsFromLookup(lookup func(string) string) (Paths, error) {
+	p := DefaultPaths()
+	for name := range p.byName() {
+		if v := lookup(PathEnvVar(name)); v != "" {
+			if err := p.Set(name, v); err != nil {
+				return Paths{}, fmt.Errorf("%s: %w", PathEnvVar(name), err)
+			}
+		}
+	}
+	return p, nil
+}
+
+// Fill substitutes {refundId} in a path template, escaping the value.
+func Fill(path, refundID string) string {
+	return strings.ReplaceAll(path, "{refundId}", url.PathEscape(refundID))
 }
