@@ -1,0 +1,474 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// config is everything devstack reads from flags and the environment.
+type config struct {
+	DataDir      string
+	NATSHost     string
+	NATSPort     int
+	SandboxAddr  string
+	ReceiverAddr string
+	MetricsAddr  string
+	GoCommand    string
+	Components   []string
+	ReadyTimeout time.Duration
+}
+
+// components are the product's commands, in start order. A component whose
+// cmd/ directory does not exist yet is skipped with a note.
+var allComponents = []string{"sandbox", "receiver", "worker"}
+
+func parseConfig(args []string, getenv func(string) string, stderr out) (config, error) {
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := func(env, fallback string) string {
+		if v := getenv(env); v != "" {
+			return v
+		}
+		return fallback
+	}
+	var c config
+	var natsPort, comps, ready string
+	fs.StringVar(&c.DataDir, "data", def("DEVSTACK_DATA", "data"), "data directory (env DEVSTACK_DATA)")
+	fs.StringVar(&c.NATSHost, "nats-host", "127.0.0.1", "NATS listen host")
+	fs.StringVar(&natsPort, "nats-port", def("DEVSTACK_NATS_PORT", "4222"), "NATS listen port (env DEVSTACK_NATS_PORT)")
+	fs.StringVar(&c.SandboxAddr, "sandbox-addr", def("SANDBOX_ADDR", "127.0.0.1:8090"), "sandbox listen address (env SANDBOX_ADDR)")
+	fs.StringVar(&c.ReceiverAddr, "receiver-addr", def("RECEIVER_ADDR", "127.0.0.1:8080"), "receiver listen address (env RECEIVER_ADDR)")
+	fs.StringVar(&c.MetricsAddr, "worker-metrics-addr", def("WORKER_METRICS_ADDR", "127.0.0.1:9090"), "worker metrics address (env WORKER_METRICS_ADDR)")
+	fs.StringVar(&c.GoCommand, "go", def("GO", "go"), "go command used to build the components (env GO)")
+	fs.StringVar(&comps, "components", strings.Join(allComponents, ","), "components to run")
+	fs.StringVar(&ready, "ready-timeout", "120s", "how long to wait for each component to become ready")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: go run ./cmd/devstack [flags]\n\n"+
+			"Runs NATS (embedded, JetStream), the platform sandbox, the receiver and the worker locally.\n"+
+			"Development secrets are generated once into <data>/devstack.env and reused.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return config{}, err
+	}
+	p, err := strconv.Atoi(natsPort)
+	if err != nil || p < 0 || p > 65535 {
+		return config{}, fmt.Errorf("nats port %q: want a number 0-65535", natsPort)
+	}
+	c.NATSPort = p
+	if c.ReadyTimeout, err = time.ParseDuration(ready); err != nil || c.ReadyTimeout <= 0 {
+		return config{}, fmt.Errorf("ready-timeout %q: want a positive duration such as 60s", ready)
+	}
+	for _, name := range strings.Split(comps, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if !contains(allComponents, name) {
+			return config{}, fmt.Errorf("unknown component %q (known: %s)", name, strings.Join(allComponents, ", "))
+		}
+		c.Components = append(c.Components, name)
+	}
+	for _, a := range []string{c.SandboxAddr, c.ReceiverAddr, c.MetricsAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return config{}, fmt.Errorf("address %q: %w", a, err)
+		}
+	}
+	return c, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr out) error {
+	stdout, stderr = &syncWriter{w: stdout}, &syncWriter{w: stderr}
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	secrets, created, err := loadOrCreateSecrets(filepath.Join(dataDir, "devstack.env"))
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(stdout, "devstack: generated development secrets in %s\n", filepath.Join(dataDir, "devstack.env"))
+	}
+
+	ns, err := startNATS(cfg, filepath.Join(dataDir, "nats"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		fmt.Fprintln(stdout, "devstack: nats stopped")
+	}()
+	natsURL := ns.ClientURL()
+	fmt.Fprintf(stdout, "devstack: nats (JetStream, store %s) on %s\n", filepath.Join(dataDir, "nats"), natsURL)
+
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	binDir := filepath.Join(dataDir, "bin")
+	var present []string
+	for _, c := range cfg.Components {
+		if _, err := os.Stat(filepath.Join(root, "cmd", c)); err != nil {
+			fmt.Fprintf(stdout, "devstack: cmd/%s not found in this checkout; skipping it\n", c)
+			continue
+		}
+		present = append(present, c)
+	}
+	if err := build(ctx, cfg.GoCommand, root, binDir, present, stdout, stderr); err != nil {
+		return err
+	}
+
+	env := map[string]string{
+		"NATS_URL":               natsURL,
+		"UPSTREAM_ACCESS_KEY":    secrets["UPSTREAM_ACCESS_KEY"],
+		"UPSTREAM_ACCESS_SECRET": secrets["UPSTREAM_ACCESS_SECRET"],
+		"UPSTREAM_USER_ID":       secrets["UPSTREAM_USER_ID"],
+		"UPSTREAM_BASE_URL":      "http://" + cfg.SandboxAddr,
+		"CALLBACK_TOKEN":         secrets["CALLBACK_TOKEN"],
+		"CALLBACK_URL":           "http://" + cfg.ReceiverAddr + "/callbacks/" + secrets["CALLBACK_TOKEN"],
+		"SANDBOX_ADDR":           cfg.SandboxAddr,
+		"RECEIVER_ADDR":          cfg.ReceiverAddr,
+		"WORKER_METRICS_ADDR":    cfg.MetricsAddr,
+		"DB_PATH":                filepath.Join(dataDir, "refunds.db"),
+		// Local runs retry undelivered pushes in seconds, not the platform's 30 minutes.
+		"SANDBOX_PUSH_RETRY_INTERVAL": "10s",
+	}
+	readyURL := map[string]string{
+		"sandbox":  "http://" + cfg.SandboxAddr + "/_sandbox/healthz",
+		"receiver": "http://" + cfg.ReceiverAddr + "/readyz",
+		"worker":   "http://" + cfg.MetricsAddr + "/healthz",
+	}
+
+	sup := &supervisor{stdout: stdout, stderr: stderr, exited: make(chan string, len(present))}
+	defer sup.stopAll(15 * time.Second)
+	for _, c := range present {
+		if err := sup.start(c, filepath.Join(binDir, c), mergeEnv(os.Environ(), getenv, env)); err != nil {
+			return err
+		}
+		if err := waitReady(ctx, readyURL[c], cfg.ReadyTimeout, sup.exited); err != nil {
+			return fmt.Errorf("%s did not become ready: %w", c, err)
+		}
+	}
+	printWelcome(stdout, cfg, present, secrets)
+
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(stdout, "devstack: stopping (components first, then nats)")
+		return nil
+	case name := <-sup.exited:
+		return fmt.Errorf("%s exited unexpectedly; stopping the stack", name)
+	}
+}
+
+// mergeEnv gives the children the parent's environment with devstack's wiring
+// on top, except where the user set a variable explicitly: that wins.
+func mergeEnv(base []string, getenv func(string) string, wiring map[string]string) []string {
+	out := append([]string(nil), base...)
+	keys := make([]string, 0, len(wiring))
+	for k := range wiring {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if getenv(k) != "" {
+			continue
+		}
+		out = append(out, k+"="+wiring[k])
+	}
+	return out
+}
+
+func startNATS(cfg config, storeDir string) (*server.Server, error) {
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "devstack",
+		Host:       cfg.NATSHost,
+		Port:       cfg.NATSPort,
+		JetStream:  true,
+		StoreDir:   storeDir,
+		NoSigs:     true, // devstack owns signal handling and shuts NATS down last
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configure nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("nats did not start on %s:%d (is the port in use? set -nats-port)", cfg.NATSHost, cfg.NATSPort)
+	}
+	return ns, nil
+}
+
+func build(ctx context.Context, goCmd, root, binDir string, comps []string, stdout, stderr out) error {
+	if len(comps) == 0 {
+		return nil
+	}
+	pkgs := make([]string, len(comps))
+	for i, c := range comps {
+		pkgs[i] = "./cmd/" + c
+	}
+	fmt.Fprintf(stdout, "devstack: building %s (first run compiles NATS and SQLite; later runs are cached)\n", strings.Join(comps, ", "))
+	cmd := exec.CommandContext(ctx, goCmd, append([]string{"build", "-o", binDir + string(os.PathSeparator)}, pkgs...)...)
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("build components: %w", err)
+	}
+	return nil
+}
+
+// supervisor owns the child processes.
+type supervisor struct {
+	stdout, stderr out
+	mu             sync.Mutex
+	procs          []*exec.Cmd
+	names          []string
+	waits          []chan struct{}
+	exited         chan string
+	stopping       bool
+}
+
+func (s *supervisor) start(name, bin string, env []string) error {
+	cmd := exec.Command(bin)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches devstack only; it stops children in order
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	var pipes sync.WaitGroup
+	pipes.Add(2)
+	go s.prefix(&pipes, name, stdout, s.stdout)
+	go s.prefix(&pipes, name, stderr, s.stdout)
+	done := make(chan struct{})
+	go func() {
+		pipes.Wait()
+		_ = cmd.Wait()
+		close(done)
+		s.mu.Lock()
+		stopping := s.stopping
+		s.mu.Unlock()
+		if !stopping {
+			s.exited <- name
+		}
+	}()
+	s.mu.Lock()
+	s.procs = append(s.procs, cmd)
+	s.names = append(s.names, name)
+	s.waits = append(s.waits, done)
+	s.mu.Unlock()
+	fmt.Fprintf(s.stdout, "devstack: started %s (pid %d)\n", name, cmd.Process.Pid)
+	return nil
+}
+
+func (s *supervisor) prefix(wg *sync.WaitGroup, name string, r interface{ Read([]byte) (int, error) }, w out) {
+	defer wg.Done()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		fmt.Fprintf(w, "%-8s | %s\n", name, sc.Text())
+	}
+}
+
+// stopAll sends SIGTERM to the children in reverse start order and waits for
+// each to exit (they drain and finish in-flight work); a child still running
+// after the grace period is killed.
+func (s *supervisor) stopAll(grace time.Duration) {
+	s.mu.Lock()
+	s.stopping = true
+	procs, names, waits := s.procs, s.names, s.waits
+	s.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		_ = procs[i].Process.Signal(syscall.SIGTERM)
+		select {
+		case <-waits[i]:
+		case <-time.After(grace):
+			fmt.Fprintf(s.stdout, "devstack: %s did not stop within %s; killing it\n", names[i], grace)
+			_ = procs[i].Process.Kill()
+			<-waits[i]
+		}
+		fmt.Fprintf(s.stdout, "devstack: %s stopped\n", names[i])
+	}
+}
+
+func waitReady(ctx context.Context, url string, timeout time.Duration, exited <-chan string) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case name := <-exited:
+			return fmt.Errorf("%s exited", name)
+		case <-deadline.C:
+			return fmt.Errorf("no 200 from %s within %s", url, timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// loadOrCreateSecrets reads KEY=VALUE lines from path, generating any missing
+// development secret and writing the file back (mode 0600).
+func loadOrCreateSecrets(path string) (map[string]string, bool, error) {
+	secrets := map[string]string{}
+	if b, err := os.ReadFile(path); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				return nil, false, fmt.Errorf("%s: malformed line (want KEY=VALUE)", path)
+			}
+			secrets[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("read secrets: %w", err)
+	}
+	want := map[string]int{"UPSTREAM_ACCESS_KEY": 16, "UPSTREAM_ACCESS_SECRET": 24, "CALLBACK_TOKEN": 24}
+	created := false
+	for k, n := range want {
+		if secrets[k] != "" {
+			continue
+		}
+		b := make([]byte, n)
+		if _, err := rand.Read(b); err != nil {
+			return nil, false, fmt.Errorf("generate secret: %w", err)
+		}
+		secrets[k] = hex.EncodeToString(b)
+		created = true
+	}
+	if secrets["UPSTREAM_USER_ID"] == "" {
+		secrets["UPSTREAM_USER_ID"] = "2100007341207"
+		created = true
+	}
+	if created {
+		keys := make([]string, 0, len(secrets))
+		for k := range secrets {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var b strings.Builder
+		b.WriteString("# Development secrets generated by devstack. Local use only.\n")
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s=%s\n", k, secrets[k])
+		}
+		if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+			return nil, false, fmt.Errorf("write secrets: %w", err)
+		}
+	}
+	return secrets, created, nil
+}
+
+func printWelcome(w out, cfg config, present []string, secrets map[string]string) {
+	fmt.Fprintf(w, "\ndevstack: ready. Ctrl-C stops everything; data stays in %s.\n", cfg.DataDir)
+	fmt.Fprintf(w, "  nats      nats://%s:%d\n", cfg.NATSHost, cfg.NATSPort)
+	for _, c := range present {
+		switch c {
+		case "sandbox":
+			fmt.Fprintf(w, "  sandbox   http://%s  (admin: /_sandbox/stats, /_sandbox/orders, /_sandbox/faults)\n", cfg.SandboxAddr)
+		case "receiver":
+			fmt.Fprintf(w, "  receiver  http://%s/callbacks/<CALLBACK_TOKEN>  (/readyz, /metrics)\n", cfg.ReceiverAddr)
+		case "worker":
+			fmt.Fprintf(w, "  worker    metrics on http://%s/metrics\n", cfg.MetricsAddr)
+		}
+	}
+	fmt.Fprintf(w, "\nTry next (secrets are in %s/devstack.env):\n", cfg.DataDir)
+	fmt.Fprintf(w, "  curl -s http://%s/_sandbox/stats\n", cfg.SandboxAddr)
+	fmt.Fprintf(w, "  curl -s -X POST http://%s/_sandbox/orders -H 'Content-Type: application/json' \\\n"+
+		"       -d '{\"platform\":\"1688\",\"order_id\":\"3305075341149134260\",\"amount\":10000}'\n", cfg.SandboxAddr)
+	fmt.Fprintf(w, "  curl -s -X POST http://%s/callbacks/$CALLBACK_TOKEN -H 'Content-Type: application/json' \\\n"+
+		"       -d '{\"messageType\":\"ORDER_PAY_SUCCESS\",\"messageBody\":\"{\\\"orderId\\\":\\\"3305075341149134260\\\"}\",\"messagePlatform\":1,\"timestamp\":\"1779263269913\"}'\n\n",
+		cfg.ReceiverAddr)
+	_ = secrets // never printed: the file path is shown instead
+}
+
+// moduleRoot finds the directory holding go.mod, from the working directory up,
+// so devstack works from any directory inside the checkout.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run devstack inside the project checkout (no go.mod found above the working directory)")
+		}
+		dir = parent
+	}
+}
+
+// syncWriter serialises writes from the children's log pumps and devstack itself.
+type syncWriter struct {
+	mu sync.Mutex
+	w  out
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
