@@ -147,7 +147,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	binDir := filepath.Join(dataDir, "bin")
 	var present []string
 	for _, c := range cfg.Components {
-		if _, err := os.Stat(filepath.Join(root, "cmd", c)); err != nil {
+		if _, err := os.Stat(filepath.Join(root, "cmd", c, "main.go")); err != nil {
 			fmt.Fprintf(stdout, "devstack: cmd/%s not found in this checkout; skipping it\n", c)
 			continue
 		}
