@@ -1,0 +1,180 @@
+package apiclient
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// ErrRetryable marks a failure that may succeed if the same call is made again
+// later: transport failures, HTTP 5xx and 429, and envelope codes listed in
+// Config.RetryableCodes. Test with errors.Is(err, ErrRetryable). The client
+// itself only repeats calls that are safe to repeat (see the method docs); for
+// the others the caller decides, usually after reconciling (see OutcomeUnknown).
+var ErrRetryable = errors.New("retryable")
+
+// ErrInvalidArgument is returned, wrapped, when a call's arguments are rejected
+// before anything is sent (missing ids, empty files, ...).
+var ErrInvalidArgument = errors.New("invalid argument")
+
+// APIError is a verdict from the platform that the call failed: the envelope
+// code is not CodeSuccess, or the envelope succeeded but the data reports a
+// business failure (NestedCode/NestedMsg set): A5 data.success == false, or a
+// Taobao success flag (cancelSuccess, messageSubmitSuccess, submitSuccess,
+// modifySuccess) that is false.
+type APIError struct {
+	Endpoint   string // endpoint name (a field name of Paths)
+	HTTPStatus int    // HTTP status of the response (2xx)
+	Code       int    // envelope code; CodeSuccess for nested failures
+	Msg        string // envelope msg
+	RequestID  string // envelope requestId, for the platform's logs
+	NestedCode string // A5 data.errorCode, or "<flag>=false" for a Taobao flag
+	NestedMsg  string // A5 data.errorInfo, or a description of the false flag
+	// Retryable reports that Code is one of Config.RetryableCodes (rate
+	// limited, internal error by default); errors.Is(err, ErrRetryable) uses it.
+	Retryable bool
+}
+
+// Error describes the failure without any credential.
+func (e *APIError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: platform error code %d", e.Endpoint, e.Code)
+	if e.Msg != "" {
+		fmt.Fprintf(&b, " %q", e.Msg)
+	}
+	if e.Nested() {
+		fmt.Fprintf(&b, ", nested %s", e.NestedCode)
+		if e.NestedMsg != "" {
+			fmt.Fprintf(&b, " %q", e.NestedMsg)
+		}
+	}
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, " (requestId %s)", e.RequestID)
+	}
+	return b.String()
+}
+
+// Nested reports whether the failure was found inside a successful envelope.
+func (e *APIError) Nested() bool { return e.NestedCode != "" || e.NestedMsg != "" }
+
+// Is makes errors.Is(err, ErrRetryable) true for retryable codes.
+func (e *APIError) Is(target error) bool { return target == ErrRetryable && e.Retryable }
+
+// HTTPError is a non-2xx HTTP response. 5xx and 429 are retryable. When the
+// body held an envelope its code, msg and requestId are kept.
+type HTTPError struct {
+	Endpoint   string
+	StatusCode int
+	Code       int    // envelope code if the body was an envelope, else 0
+	Msg        string // envelope msg if any
+	RequestID  string // envelope requestId if any
+	Body       string // start of the body (at most 256 bytes), credentials removed
+	// RetryAfter is the server's Retry-After hint (0 if none). The client
+	// waits at least this long (capped at Retry.MaxInterval) before retrying.
+	RetryAfter time.Duration
+}
+
+// Error describes the failure without any credential.
+func (e *HTTPError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: http status %d %s", e.Endpoint, e.StatusCode, http.StatusText(e.StatusCode))
+	if e.Code != 0 {
+		fmt.Fprintf(&b, ", code %d %q", e.Code, e.Msg)
+	} else if e.Body != "" {
+		fmt.Fprintf(&b, ", body %q", e.Body)
+	}
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, " (requestId %s)", e.RequestID)
+	}
+	return b.String()
+}
+
+// Temporary reports whether the status is 5xx or 429.
+func (e *HTTPError) Temporary() bool {
+	return e.StatusCode >= 500 || e.StatusCode == http.StatusTooManyRequests
+}
+
+// Is makes errors.Is(err, ErrRetryable) true for 5xx and 429.
+func (e *HTTPError) Is(target error) bool { return target == ErrRetryable && e.Temporary() }
+
+// TransportError is a failure to get a response: dial, TLS, connection reset,
+// the per-attempt Timeout, or a cancelled context while the request was in
+// flight. It is always retryable. Sent reports whether the whole request had
+// been written when the failure happened; if so the platform may have acted
+// on it.
+type TransportError struct {
+	Endpoint string
+	Sent     bool
+	Err      error
+}
+
+// Error describes the failure without any credential.
+func (e *TransportError) Error() string {
+	sent := "before the request was sent"
+	if e.Sent {
+		sent = "after the request was sent"
+	}
+	return fmt.Sprintf("%s: transport failure %s: %v", e.Endpoint, sent, e.Err)
+}
+
+// Unwrap returns the cause (a *url.Error, net error or context error).
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrRetryable) true.
+func (e *TransportError) Is(target error) bool { return target == ErrRetryable }
+
+// DecodeError is a 2xx response whose body is not a readable envelope, or
+// whose data does not fit the endpoint's type, or that exceeds the size limit.
+// It is not retryable.
+type DecodeError struct {
+	Endpoint   string
+	HTTPStatus int
+	RequestID  string // if the envelope itself decoded
+	Body       string // start of the body (at most 256 bytes), credentials removed
+	Err        error
+}
+
+// Error describes the failure without any credential.
+func (e *DecodeError) Error() string {
+	s := fmt.Sprintf("%s: decode response (http %d): %v", e.Endpoint, e.HTTPStatus, e.Err)
+	if e.RequestID != "" {
+		s += " (requestId " + e.RequestID + ")"
+	}
+	return s
+}
+
+// Unwrap returns the decoding error.
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// OutcomeUnknown reports whether a call failed in a way that leaves open
+// whether the platform acted on it: the request was written and then the
+// connection failed or the timeout hit, the platform answered 5xx, answered
+// 2xx with an unreadable body, or answered with an envelope code in the
+// 5000-5999 range (platform-internal failure). A worker that sees true for a
+// mutating call must reconcile (query the platform) before submitting again.
+// Failures before sending, 4xx/429 answers and business verdicts are known
+// outcomes: nothing happened (or the platform said what happened).
+func OutcomeUnknown(err error) bool {
+	if err == nil {
+		return false
+	}
+	var te *TransportError
+	if errors.As(err, &te) && te.Sent {
+		return true
+	}
+	var he *HTTPError
+	if errors.As(err, &he) && he.StatusCode >= 500 {
+		return true
+	}
+	var de *DecodeError
+	if errors.As(err, &de) {
+		return true
+	}
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Code >= 5000 && ae.Code < 6000 {
+		return true
+	}
+	return false
+}
