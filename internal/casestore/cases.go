@@ -1,0 +1,328 @@
+package casestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Case is one refund or return case for one Taobao sub-order or one 1688
+// order. State and ParkedState hold refundflow states; the JSON documents are
+// refundflow's Request, Plan and Shipment, opaque to the store.
+type Case struct {
+	ID                  int64
+	Platform            string // "taobao" or "1688"
+	OrderID             string
+	SubOrderID          string // Taobao sub-order; "" for 1688
+	RefundID            string // platform refund id once known
+	State               string
+	ParkedState         string // the state a needs_attention case stopped at
+	Version             int64  // bumped by every UpdateCase
+	Request             json.RawMessage
+	Plan                json.RawMessage
+	Shipment            json.RawMessage
+	PlatformStatus      string    // refund status last seen on the platform
+	LastPlatformCheckAt time.Time // zero: never checked
+	NextWakeAt          time.Time // zero: no timer
+	AttentionCode       string
+	AttentionMessage    string
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+// caseRow is the database form of Case.
+type caseRow struct {
+	ID                  int64         `db:"id"`
+	Platform            string        `db:"platform"`
+	OrderID             string        `db:"order_id"`
+	SubOrderID          string        `db:"sub_order_id"`
+	RefundID            string        `db:"refund_id"`
+	State               string        `db:"state"`
+	ParkedState         string        `db:"parked_state"`
+	Version             int64         `db:"version"`
+	Request             string        `db:"request"`
+	Plan                string        `db:"plan"`
+	Shipment            string        `db:"shipment"`
+	PlatformStatus      string        `db:"platform_status"`
+	LastPlatformCheckAt sql.NullInt64 `db:"last_platform_check_at"`
+	NextWakeAt          sql.NullInt64 `db:"next_wake_at"`
+	AttentionCode       string        `db:"attention_code"`
+	AttentionMessage    string        `db:"attention_message"`
+	CreatedAt           int64         `db:"created_at"`
+	UpdatedAt           int64         `db:"updated_at"`
+}
+
+const caseColumns = `id, platform, order_id, sub_order_id, refund_id, state, parked_state, version,
+	request, plan, shipment, platform_status, last_platform_check_at, next_wake_at,
+	attention_code, attention_message, created_at, updated_at`
+
+func (r caseRow) toCase() Case {
+	return Case{
+		ID: r.ID, Platform: r.Platform, OrderID: r.OrderID, SubOrderID: r.SubOrderID,
+		RefundID: r.RefundID, State: r.State, ParkedState: r.ParkedState, Version: r.Version,
+		Request: json.RawMessage(r.Request), Plan: json.RawMessage(r.Plan), Shipment: json.RawMessage(r.Shipment),
+		PlatformStatus: r.PlatformStatus, LastPlatformCheckAt: fromMS(r.LastPlatformCheckAt),
+		NextWakeAt: fromMS(r.NextWakeAt), AttentionCode: r.AttentionCode, AttentionMessage: r.AttentionMessage,
+		CreatedAt: time.UnixMilli(r.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(),
+	}
+}
+
+// jsonText returns the document as text, "{}" when empty; it rejects invalid JSON.
+func jsonText(field string, doc json.RawMessage) (string, error) {
+	if len(doc) == 0 {
+		return "{}", nil
+	}
+	if !json.Valid(doc) {
+		return "", fmt.Errorf("case %s: not valid JSON", field)
+	}
+	return string(doc), nil
+}
+
+// NewCase is what CreateCase needs to open a case.
+type NewCase struct {
+	Platform   string // "taobao" or "1688"
+	OrderID    string
+	SubOrderID string
+	State      string // the initial state, e.g. refundflow.StateRequested
+	Request    json.RawMessage
+	NextWakeAt time.Time
+}
+
+// CreateCase opens a case. It returns ErrOpenCaseExists when the order (or
+// sub-order) already has a case that is not finished.
+func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
+	req, err := jsonText("request", n.Request)
+	if err != nil {
+		return Case{}, err
+	}
+	if n.State == "" {
+		return Case{}, fmt.Errorf("create case: empty state")
+	}
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO cases
+		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		n.Platform, n.OrderID, n.SubOrderID, n.State, req, nullMS(n.NextWakeAt), ms64(tx.now), ms64(tx.now))
+	if err != nil {
+		if isUnique(err) {
+			return Case{}, fmt.Errorf("create case %s %s/%s: %w", n.Platform, n.OrderID, n.SubOrderID, ErrOpenCaseExists)
+		}
+		return Case{}, fmt.Errorf("create case %s %s/%s: %w", n.Platform, n.OrderID, n.SubOrderID, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return Case{}, fmt.Errorf("create case: %w", err)
+	}
+	return getCase(ctx, tx.tx, id)
+}
+
+// UpdateCase writes c's mutable fields (refund id, state, parked state,
+// documents, platform status and check time, wake time, attention) if the
+// stored version is still c.Version, and returns the case with its new version.
+// A concurrent change yields ErrVersionConflict and writes nothing.
+func (tx *Tx) UpdateCase(ctx context.Context, c Case) (Case, error) {
+	req, err := jsonText("request", c.Request)
+	if err != nil {
+		return Case{}, err
+	}
+	plan, err := jsonText("plan", c.Plan)
+	if err != nil {
+		return Case{}, err
+	}
+	ship, err := jsonText("shipment", c.Shipment)
+	if err != nil {
+		return Case{}, err
+	}
+	res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET
+		refund_id = ?, state = ?, parked_state = ?, request = ?, plan = ?, shipment = ?,
+		platform_status = ?, last_platform_check_at = ?, next_wake_at = ?,
+		attention_code = ?, attention_message = ?, updated_at = ?, version = version + 1
+		WHERE id = ? AND version = ?`,
+		c.RefundID, c.State, c.ParkedState, req, plan, ship,
+		c.PlatformStatus, nullMS(c.LastPlatformCheckAt), nullMS(c.NextWakeAt),
+		c.AttentionCode, c.AttentionMessage, ms64(tx.now), c.ID, c.Version)
+	if err != nil {
+		if isUnique(err) {
+			return Case{}, fmt.Errorf("update case %d: %w", c.ID, ErrOpenCaseExists)
+		}
+		return Case{}, fmt.Errorf("update case %d: %w", c.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return Case{}, fmt.Errorf("update case %d: %w", c.ID, err)
+	}
+	if n == 0 {
+		if _, err := getCase(ctx, tx.tx, c.ID); err != nil {
+			return Case{}, fmt.Errorf("update case %d: %w", c.ID, err)
+		}
+		return Case{}, fmt.Errorf("update case %d at version %d: %w", c.ID, c.Version, ErrVersionConflict)
+	}
+	return getCase(ctx, tx.tx, c.ID)
+}
+
+func getCase(ctx context.Context, q sqlx.QueryerContext, id int64) (Case, error) {
+	var r caseRow
+	if err := sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases WHERE id = ?`, id); err != nil {
+		return Case{}, fmt.Errorf("get case %d: %w", id, notFound(err))
+	}
+	return r.toCase(), nil
+}
+
+func openCaseByOrder(ctx context.Context, q sqlx.QueryerContext, platform, orderID, subOrderID string) (Case, error) {
+	var r caseRow
+	err := sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases
+		WHERE platform = ? AND order_id = ? AND sub_order_id = ? AND state NOT IN `+terminalList(),
+		platform, orderID, subOrderID)
+	if err != nil {
+		return Case{}, fmt.Errorf("open case for %s %s/%s: %w", platform, orderID, subOrderID, notFound(err))
+	}
+	return r.toCase(), nil
+}
+
+func caseByRefundID(ctx context.Context, q sqlx.QueryerContext, platform, refundID string) (Case, error) {
+	var r caseRow
+	// The newest case wins if a refund id was ever recorded twice.
+	err := sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases
+		WHERE platform = ? AND refund_id = ? AND refund_id <> '' ORDER BY id DESC LIMIT 1`, platform, refundID)
+	if err != nil {
+		return Case{}, fmt.Errorf("case for refund %s %s: %w", platform, refundID, notFound(err))
+	}
+	return r.toCase(), nil
+}
+
+// terminalList is the SQL list of terminal states.
+func terminalList() string {
+	return "('" + strings.Join(terminalStates, "', '") + "')"
+}
+
+// GetCase returns the case with the given id, read inside the transaction.
+func (tx *Tx) GetCase(ctx context.Context, id int64) (Case, error) { return getCase(ctx, tx.tx, id) }
+
+// OpenCaseByOrder returns the unfinished case of an order (or sub-order).
+func (tx *Tx) OpenCaseByOrder(ctx context.Context, platform, orderID, subOrderID string) (Case, error) {
+	return openCaseByOrder(ctx, tx.tx, platform, orderID, subOrderID)
+}
+
+// CaseByRefundID returns the case that recorded the platform refund id.
+func (tx *Tx) CaseByRefundID(ctx context.Context, platform, refundID string) (Case, error) {
+	return caseByRefundID(ctx, tx.tx, platform, refundID)
+}
+
+// GetCase returns the case with the given id, or ErrNotFound.
+func (s *Store) GetCase(ctx context.Context, id int64) (Case, error) { return getCase(ctx, s.r, id) }
+
+// OpenCaseByOrder returns the unfinished case of an order (or sub-order), or ErrNotFound.
+func (s *Store) OpenCaseByOrder(ctx context.Context, platform, orderID, subOrderID string) (Case, error) {
+	return openCaseByOrder(ctx, s.r, platform, orderID, subOrderID)
+}
+
+// CaseByRefundID returns the case that recorded the platform refund id, or ErrNotFound.
+func (s *Store) CaseByRefundID(ctx context.Context, platform, refundID string) (Case, error) {
+	return caseByRefundID(ctx, s.r, platform, refundID)
+}
+
+// CaseFilter selects cases for ListCases. Zero fields do not filter.
+type CaseFilter struct {
+	Platform      string
+	States        []string
+	OpenOnly      bool      // exclude terminal states
+	UpdatedBefore time.Time // cases untouched since this time (age)
+	CreatedAfter  time.Time
+	AfterID       int64 // paging: ids greater than this
+	Limit         int   // default 100, at most 1000
+}
+
+// ListCases returns the cases matching f in id order.
+func (s *Store) ListCases(ctx context.Context, f CaseFilter) ([]Case, error) {
+	var where []string
+	var args []any
+	if f.Platform != "" {
+		where, args = append(where, "platform = ?"), append(args, f.Platform)
+	}
+	if len(f.States) > 0 {
+		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
+		for _, st := range f.States {
+			args = append(args, st)
+		}
+	}
+	if f.OpenOnly {
+		where = append(where, "state NOT IN "+terminalList())
+	}
+	if !f.UpdatedBefore.IsZero() {
+		where, args = append(where, "updated_at < ?"), append(args, ms64(f.UpdatedBefore))
+	}
+	if !f.CreatedAfter.IsZero() {
+		where, args = append(where, "created_at > ?"), append(args, ms64(f.CreatedAfter))
+	}
+	if f.AfterID > 0 {
+		where, args = append(where, "id > ?"), append(args, f.AfterID)
+	}
+	q := `SELECT ` + caseColumns + ` FROM cases`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id LIMIT ?"
+	args = append(args, clampLimit(f.Limit))
+	return selectCases(ctx, s.r, "list cases", q, args...)
+}
+
+// DueCases returns open cases whose timer is at or before now, earliest first.
+func (s *Store) DueCases(ctx context.Context, now time.Time, limit int) ([]Case, error) {
+	return selectCases(ctx, s.r, "due cases", `SELECT `+caseColumns+` FROM cases
+		WHERE next_wake_at IS NOT NULL AND next_wake_at <= ? AND state NOT IN `+terminalList()+`
+		ORDER BY next_wake_at, id LIMIT ?`, ms64(now), clampLimit(limit))
+}
+
+// StaleOpenCases returns open cases whose last platform check is before
+// olderThan (or that were never checked and were created before it), the
+// stalest first: the reconciler re-queries them so that callbacks the
+// platform never delivered cannot strand a case.
+func (s *Store) StaleOpenCases(ctx context.Context, olderThan time.Time, limit int) ([]Case, error) {
+	return selectCases(ctx, s.r, "stale cases", `SELECT `+caseColumns+` FROM cases
+		WHERE state NOT IN `+terminalList()+`
+		AND COALESCE(last_platform_check_at, created_at) < ?
+		ORDER BY COALESCE(last_platform_check_at, created_at), id LIMIT ?`, ms64(olderThan), clampLimit(limit))
+}
+
+// CountByState returns the number of cases in each state (for metrics).
+func (s *Store) CountByState(ctx context.Context) (map[string]int, error) {
+	var rows []struct {
+		State string `db:"state"`
+		N     int    `db:"n"`
+	}
+	if err := sqlx.SelectContext(ctx, s.r, &rows, `SELECT state, COUNT(*) AS n FROM cases GROUP BY state`); err != nil {
+		return nil, fmt.Errorf("count cases by state: %w", err)
+	}
+	out := make(map[string]int, len(rows))
+	for _, r := range rows {
+		out[r.State] = r.N
+	}
+	return out, nil
+}
+
+func selectCases(ctx context.Context, q sqlx.QueryerContext, what, query string, args ...any) ([]Case, error) {
+	var rows []caseRow
+	if err := sqlx.SelectContext(ctx, q, &rows, query, args...); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	out := make([]Case, len(rows))
+	for i, r := range rows {
+		out[i] = r.toCase()
+	}
+	return out, nil
+}
+
+func clampLimit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 1000:
+		return 1000
+	default:
+		return n
+	}
+}

@@ -1,0 +1,98 @@
+-- Schema of the worker's SQLite store (internal/casestore).
+--
+-- The file is a list of numbered migrations. Each starts with a line
+-- "-- +migration N: description" and runs once, in its own BEGIN IMMEDIATE
+-- transaction, together with the row it adds to schema_migrations. A database
+-- created by an older build upgrades in place: only the missing migrations run.
+-- Never edit a migration that has shipped; append a new one.
+--
+-- Conventions: times are INTEGER Unix milliseconds (UTC), NULL meaning "never";
+-- JSON documents are TEXT; empty strings, not NULL, for absent identifiers.
+-- The canonical copy is schema.sql at the repository root; the one embedded by
+-- internal/casestore must stay byte-identical (a test checks it).
+
+-- +migration 1: cases, step attempts, timeline, inbox
+CREATE TABLE cases (
+    id                     INTEGER PRIMARY KEY,
+    platform               TEXT    NOT NULL CHECK (platform IN ('taobao', '1688')),
+    order_id               TEXT    NOT NULL CHECK (order_id <> ''),
+    sub_order_id           TEXT    NOT NULL DEFAULT '',  -- Taobao sub-order; '' for 1688
+    refund_id              TEXT    NOT NULL DEFAULT '',  -- platform refund id once known
+    state                  TEXT    NOT NULL,             -- refundflow.State
+    version                INTEGER NOT NULL DEFAULT 1,   -- optimistic concurrency
+    request                TEXT    NOT NULL DEFAULT '{}', -- operator's requested refund (JSON)
+    shipment               TEXT    NOT NULL DEFAULT '{}', -- return shipment (JSON)
+    platform_status        TEXT    NOT NULL DEFAULT '',  -- refund status last seen on the platform
+    last_platform_check_at INTEGER,                      -- last authoritative fetch
+    next_wake_at           INTEGER,                      -- timer: deadline or re-check
+    attention_code         TEXT    NOT NULL DEFAULT '',
+    attention_message      TEXT    NOT NULL DEFAULT '',
+    created_at             INTEGER NOT NULL,
+    updated_at             INTEGER NOT NULL
+);
+-- One open case per Taobao sub-order or 1688 order. The state names are
+-- refundflow's terminal states (a casestore test keeps them in step).
+CREATE UNIQUE INDEX cases_one_open ON cases (platform, order_id, sub_order_id)
+    WHERE state NOT IN ('succeeded', 'closed', 'cancelled');
+CREATE INDEX cases_refund ON cases (platform, refund_id) WHERE refund_id <> '';
+CREATE INDEX cases_wake ON cases (next_wake_at) WHERE next_wake_at IS NOT NULL;
+CREATE INDEX cases_state ON cases (state, updated_at);
+
+CREATE TABLE step_attempts (
+    id              INTEGER PRIMARY KEY,
+    case_id         INTEGER NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+    step            TEXT    NOT NULL,
+    idempotency_key TEXT UNIQUE,      -- set for side effects; NULL for reads
+    status          TEXT    NOT NULL CHECK (status IN ('intent', 'done', 'failed')),
+    request         TEXT    NOT NULL DEFAULT '', -- request summary (JSON)
+    outcome         TEXT    NOT NULL DEFAULT '', -- response summary (JSON)
+    request_id      TEXT    NOT NULL DEFAULT '', -- the platform's requestId
+    error_code      TEXT    NOT NULL DEFAULT '',
+    error_message   TEXT    NOT NULL DEFAULT '',
+    begins          INTEGER NOT NULL DEFAULT 1,  -- times BeginStep saw this key
+    started_at      INTEGER NOT NULL,
+    finished_at     INTEGER
+);
+CREATE INDEX step_attempts_case ON step_attempts (case_id, id);
+CREATE INDEX step_attempts_intent ON step_attempts (case_id) WHERE status = 'intent';
+
+CREATE TABLE timeline (
+    id      INTEGER PRIMARY KEY,
+    case_id INTEGER NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+    at      INTEGER NOT NULL,
+    kind    TEXT    NOT NULL CHECK (kind IN ('callback', 'command', 'decision', 'step', 'timer', 'reconcile', 'note')),
+    summary TEXT    NOT NULL,
+    detail  TEXT    NOT NULL DEFAULT '{}'
+);
+CREATE INDEX timeline_case ON timeline (case_id, id);
+
+-- Consumed messages, kept for days (far beyond JetStream's duplicate window)
+-- and pruned by age.
+CREATE TABLE inbox (
+    msg_id      TEXT PRIMARY KEY,  -- content hash
+    stream      TEXT    NOT NULL DEFAULT '',
+    stream_seq  INTEGER NOT NULL DEFAULT 0,
+    subject     TEXT    NOT NULL DEFAULT '',
+    received_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX inbox_received ON inbox (received_at);
+
+-- +migration 2: dead letters; case plan and parked state
+ALTER TABLE cases ADD COLUMN plan TEXT NOT NULL DEFAULT '{}';      -- choices made from rendered forms (JSON)
+ALTER TABLE cases ADD COLUMN parked_state TEXT NOT NULL DEFAULT ''; -- state a needs_attention case stopped at
+
+CREATE TABLE dead_letters (
+    id         INTEGER PRIMARY KEY,
+    msg_id     TEXT    NOT NULL,
+    subject    TEXT    NOT NULL,
+    headers    TEXT    NOT NULL DEFAULT '{}', -- JSON object of header lists
+    payload    BLOB    NOT NULL,
+    reason     TEXT    NOT NULL,              -- max_deliveries, permanent, …
+    error      TEXT    NOT NULL DEFAULT '',
+    deliveries INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    retried_at INTEGER
+);
+-- A message is dead at most once until it is retried (a redelivered move is a no-op).
+CREATE UNIQUE INDEX dead_letters_pending ON dead_letters (msg_id) WHERE retried_at IS NULL;
+CREATE INDEX dead_letters_created ON dead_letters (created_at);

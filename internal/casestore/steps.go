@@ -1,0 +1,218 @@
+package casestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// StepStatus is the state of a step attempt.
+type StepStatus string
+
+// Step statuses. An intent row without a result means a previous attempt may
+// have reached the platform: ask the platform before calling again.
+const (
+	StepIntent StepStatus = "intent"
+	StepDone   StepStatus = "done"
+	StepFailed StepStatus = "failed"
+)
+
+// StepAttempt is one recorded step of a case: a platform call (or the intent
+// to make one), with what was sent and what came back.
+type StepAttempt struct {
+	ID             int64
+	CaseID         int64
+	Step           string
+	IdempotencyKey string // "" for reads
+	Status         StepStatus
+	Request        string // request summary (JSON), never secrets
+	Outcome        string // response summary (JSON)
+	RequestID      string // the platform's requestId
+	ErrorCode      string
+	ErrorMessage   string
+	Begins         int // how many times BeginStep saw this key
+	StartedAt      time.Time
+	FinishedAt     time.Time // zero while an intent
+}
+
+type stepRow struct {
+	ID             int64          `db:"id"`
+	CaseID         int64          `db:"case_id"`
+	Step           string         `db:"step"`
+	IdempotencyKey sql.NullString `db:"idempotency_key"`
+	Status         string         `db:"status"`
+	Request        string         `db:"request"`
+	Outcome        string         `db:"outcome"`
+	RequestID      string         `db:"request_id"`
+	ErrorCode      string         `db:"error_code"`
+	ErrorMessage   string         `db:"error_message"`
+	Begins         int            `db:"begins"`
+	StartedAt      int64          `db:"started_at"`
+	FinishedAt     sql.NullInt64  `db:"finished_at"`
+}
+
+const stepColumns = `id, case_id, step, idempotency_key, status, request, outcome, request_id,
+	error_code, error_message, begins, started_at, finished_at`
+
+func (r stepRow) toStep() StepAttempt {
+	return StepAttempt{
+		ID: r.ID, CaseID: r.CaseID, Step: r.Step, IdempotencyKey: r.IdempotencyKey.String,
+		Status: StepStatus(r.Status), Request: r.Request, Outcome: r.Outcome, RequestID: r.RequestID,
+		ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage, Begins: r.Begins,
+		StartedAt: time.UnixMilli(r.StartedAt).UTC(), FinishedAt: fromMS(r.FinishedAt),
+	}
+}
+
+// BeginStep records the intent to run a side-effecting step before the
+// platform is called, and must be committed before the call. If the key is
+// new it inserts an intent row and returns it with prior == false. If the key
+// exists it returns the existing row unchanged (except its Begins count) with
+// prior == true: when that row is still an intent, an earlier attempt may have
+// reached the platform, so the caller must reconcile (query the platform)
+// before calling again; when it is done, the step already took effect.
+// A key that belongs to another case or step is ErrKeyConflict.
+func (tx *Tx) BeginStep(ctx context.Context, caseID int64, step, idempotencyKey, request string) (attempt StepAttempt, prior bool, err error) {
+	if idempotencyKey == "" {
+		return StepAttempt{}, false, errors.New("begin step: empty idempotency key")
+	}
+	var r stepRow
+	err = sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`, idempotencyKey)
+	switch {
+	case err == nil:
+		if r.CaseID != caseID || r.Step != step {
+			return StepAttempt{}, false, fmt.Errorf("begin step %s key %q: used by case %d step %s: %w",
+				step, idempotencyKey, r.CaseID, r.Step, ErrKeyConflict)
+		}
+		if _, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET begins = begins + 1 WHERE id = ?`, r.ID); err != nil {
+			return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
+		}
+		r.Begins++
+		return r.toStep(), true, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
+	}
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO step_attempts (case_id, step, idempotency_key, status, request, started_at)
+		VALUES (?, ?, ?, 'intent', ?, ?)`, caseID, step, idempotencyKey, request, ms64(tx.now))
+	if err != nil {
+		return StepAttempt{}, false, fmt.Errorf("begin step %s for case %d: %w", step, caseID, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
+	}
+	a, err := getStep(ctx, tx.tx, id)
+	return a, false, err
+}
+
+// StepResult is the outcome FinishStep records.
+type StepResult struct {
+	Status       StepStatus // StepDone or StepFailed
+	Outcome      string     // response summary (JSON)
+	RequestID    string     // the platform's requestId
+	ErrorCode    string
+	ErrorMessage string
+}
+
+// FinishStep records the result of the step with the given key. Finishing a
+// step that is already finished with the same status is a no-op (a redelivered
+// result); changing a finished step's status is refused.
+func (tx *Tx) FinishStep(ctx context.Context, idempotencyKey string, res StepResult) error {
+	if res.Status != StepDone && res.Status != StepFailed {
+		return fmt.Errorf("finish step %q: status %q: want done or failed", idempotencyKey, res.Status)
+	}
+	r, err := tx.stepByKey(ctx, idempotencyKey)
+	if err != nil {
+		return fmt.Errorf("finish step %q: %w", idempotencyKey, err)
+	}
+	if StepStatus(r.Status) != StepIntent {
+		if StepStatus(r.Status) == res.Status {
+			return nil
+		}
+		return fmt.Errorf("finish step %q: already %s", idempotencyKey, r.Status)
+	}
+	_, err = tx.tx.ExecContext(ctx, `UPDATE step_attempts SET status = ?, outcome = ?, request_id = ?,
+		error_code = ?, error_message = ?, finished_at = ? WHERE id = ?`,
+		string(res.Status), res.Outcome, res.RequestID, res.ErrorCode, res.ErrorMessage, ms64(tx.now), r.ID)
+	if err != nil {
+		return fmt.Errorf("finish step %q: %w", idempotencyKey, err)
+	}
+	return nil
+}
+
+// RecordStep records a finished read-only step (render, query, list): no
+// idempotency key, started and finished now. It returns the row id.
+func (tx *Tx) RecordStep(ctx context.Context, caseID int64, step, request string, res StepResult) (int64, error) {
+	if res.Status != StepDone && res.Status != StepFailed {
+		return 0, fmt.Errorf("record step %s: status %q: want done or failed", step, res.Status)
+	}
+	out, err := tx.tx.ExecContext(ctx, `INSERT INTO step_attempts (case_id, step, status, request, outcome,
+		request_id, error_code, error_message, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		caseID, step, string(res.Status), request, res.Outcome, res.RequestID, res.ErrorCode, res.ErrorMessage,
+		ms64(tx.now), ms64(tx.now))
+	if err != nil {
+		return 0, fmt.Errorf("record step %s for case %d: %w", step, caseID, err)
+	}
+	return out.LastInsertId()
+}
+
+// StepByKey returns the attempt with the given idempotency key, or ErrNotFound.
+func (tx *Tx) StepByKey(ctx context.Context, idempotencyKey string) (StepAttempt, error) {
+	r, err := tx.stepByKey(ctx, idempotencyKey)
+	if err != nil {
+		return StepAttempt{}, fmt.Errorf("step %q: %w", idempotencyKey, err)
+	}
+	return r.toStep(), nil
+}
+
+func (tx *Tx) stepByKey(ctx context.Context, key string) (stepRow, error) {
+	var r stepRow
+	err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`, key)
+	return r, notFound(err)
+}
+
+// OpenIntent returns the case's newest step that is still an intent (a call
+// that may or may not have reached the platform), or ErrNotFound.
+func (tx *Tx) OpenIntent(ctx context.Context, caseID int64) (StepAttempt, error) {
+	return openIntent(ctx, tx.tx, caseID)
+}
+
+// OpenIntent returns the case's newest step that is still an intent, or ErrNotFound.
+func (s *Store) OpenIntent(ctx context.Context, caseID int64) (StepAttempt, error) {
+	return openIntent(ctx, s.r, caseID)
+}
+
+func openIntent(ctx context.Context, q sqlx.QueryerContext, caseID int64) (StepAttempt, error) {
+	var r stepRow
+	err := sqlx.GetContext(ctx, q, &r, `SELECT `+stepColumns+` FROM step_attempts
+		WHERE case_id = ? AND status = 'intent' ORDER BY id DESC LIMIT 1`, caseID)
+	if err != nil {
+		return StepAttempt{}, fmt.Errorf("open intent of case %d: %w", caseID, notFound(err))
+	}
+	return r.toStep(), nil
+}
+
+// Steps returns every step attempt of a case, oldest first.
+func (s *Store) Steps(ctx context.Context, caseID int64) ([]StepAttempt, error) {
+	var rows []stepRow
+	if err := sqlx.SelectContext(ctx, s.r, &rows, `SELECT `+stepColumns+` FROM step_attempts
+		WHERE case_id = ? ORDER BY id`, caseID); err != nil {
+		return nil, fmt.Errorf("steps of case %d: %w", caseID, err)
+	}
+	out := make([]StepAttempt, len(rows))
+	for i, r := range rows {
+		out[i] = r.toStep()
+	}
+	return out, nil
+}
+
+func getStep(ctx context.Context, q sqlx.QueryerContext, id int64) (StepAttempt, error) {
+	var r stepRow
+	if err := sqlx.GetContext(ctx, q, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE id = ?`, id); err != nil {
+		return StepAttempt{}, fmt.Errorf("step %d: %w", id, notFound(err))
+	}
+	return r.toStep(), nil
+}

@@ -1,0 +1,305 @@
+// Package casestore is the worker's durable record: refund cases, every step
+// attempt, a timeline per case, the inbox of consumed messages and dead
+// letters, in one SQLite file shared by the worker processes of a host.
+//
+// Writes go through Store.Update, which runs a closure in a BEGIN IMMEDIATE
+// transaction on a single writer connection; across processes the write lock
+// and busy_timeout serialise writers. Reads that need no transaction use a
+// separate read pool (WAL readers never block the writer).
+//
+// The intent protocol that keeps platform side effects at most once lives in
+// Tx.BeginStep and Tx.FinishStep: the intent row is committed before the
+// platform is called, and its presence without a result tells a later attempt
+// to ask the platform before calling again.
+package casestore
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/mattn/go-sqlite3"
+)
+
+//go:embed schema.sql
+var schemaSQL string
+
+// Schema returns the embedded schema text (identical to schema.sql at the
+// repository root).
+func Schema() string { return schemaSQL }
+
+// Sentinel errors. Callers test them with errors.Is.
+var (
+	// ErrNotFound: no row matched.
+	ErrNotFound = errors.New("casestore: not found")
+	// ErrVersionConflict: the case changed since it was read (optimistic
+	// concurrency); reload and decide again.
+	ErrVersionConflict = errors.New("casestore: version conflict")
+	// ErrOpenCaseExists: the order (or sub-order) already has an open case.
+	ErrOpenCaseExists = errors.New("casestore: an open case exists for this order")
+	// ErrKeyConflict: an idempotency key is already used by another case or step.
+	ErrKeyConflict = errors.New("casestore: idempotency key belongs to another step")
+	// ErrCheckpointBusy: a checkpoint could not complete because readers or a
+	// writer were active; try again later.
+	ErrCheckpointBusy = errors.New("casestore: checkpoint blocked")
+)
+
+// TerminalStates are the case states after which a case is closed for good.
+// The partial unique index cases_one_open in schema.sql names the same states;
+// a test keeps both and refundflow in step.
+var terminalStates = []string{"succeeded", "closed", "cancelled"}
+
+// TerminalStates returns the states the schema treats as finished.
+func TerminalStates() []string { return append([]string(nil), terminalStates...) }
+
+// Pragmas, set through mattn/go-sqlite3 DSN keys so every new connection of a
+// pool gets them:
+//
+//   - _journal_mode=WAL: readers do not block the writer and the writer does
+//     not block readers; all processes must be on one host (WAL uses shared memory).
+//   - _synchronous=FULL: fsync at every commit, so an intent or done row survives
+//     an OS crash or power loss; with NORMAL a committed "submitted" row could
+//     vanish and the refund be submitted again after a reboot.
+//   - _busy_timeout=5000: a writer from another process waits up to 5 s for the
+//     lock instead of failing at once with SQLITE_BUSY.
+//   - _foreign_keys=1: SQLite leaves them off by default; steps and timeline
+//     rows must belong to a case.
+//   - _txlock=immediate (writer): BEGIN IMMEDIATE takes the write lock up front,
+//     so busy_timeout applies; a deferred read-then-write transaction fails with
+//     SQLITE_BUSY when another process wrote in between, whatever the timeout.
+//   - _txlock=deferred, _query_only=1 (readers): plain WAL snapshots, and the
+//     read pool can never write by mistake.
+const (
+	writerParams = "_journal_mode=WAL&_synchronous=FULL&_busy_timeout=5000&_foreign_keys=1&_txlock=immediate"
+	readerParams = "_journal_mode=WAL&_synchronous=FULL&_busy_timeout=5000&_foreign_keys=1&_txlock=deferred&_query_only=1"
+	readerConns  = 4
+)
+
+// Store is the worker's SQLite store. It is safe for concurrent use.
+type Store struct {
+	w   *sqlx.DB // single writer connection
+	r   *sqlx.DB // read pool
+	log *slog.Logger
+	now func() time.Time
+}
+
+// Open opens (creating if needed) the database at path, creating its parent
+// directory, and applies any schema migrations the file does not have yet.
+func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+	return open(ctx, path, logger, 0)
+}
+
+// open is Open applying migrations up to upTo (0 = all); tests build old
+// databases with it.
+func open(ctx context.Context, path string, logger *slog.Logger, upTo int) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if path == "" {
+		return nil, errors.New("open store: empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return nil, fmt.Errorf("open store: create directory: %w", err)
+	}
+	// A file: URI with an escaped path, so '?' or '#' in a directory name
+	// cannot be read as parameters.
+	uri := "file:" + (&url.URL{Path: abs}).EscapedPath()
+	w, err := sqlx.Open("sqlite3", uri+"?"+writerParams)
+	if err != nil {
+		return nil, fmt.Errorf("open store writer: %w", err)
+	}
+	// One writer connection per process; across processes BEGIN IMMEDIATE and
+	// busy_timeout serialise writers.
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{w: w, log: logger, now: time.Now}
+	if err := s.migrate(ctx, parseMigrations(schemaSQL), upTo); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+	r, err := sqlx.Open("sqlite3", uri+"?"+readerParams)
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("open store reader: %w", err)
+	}
+	r.SetMaxOpenConns(readerConns)
+	r.SetMaxIdleConns(readerConns)
+	s.r = r
+	return s, nil
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// migration is one numbered block of schema.sql.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+const migrationMarker = "-- +migration "
+
+// parseMigrations splits the schema into its numbered migrations, in file order.
+func parseMigrations(schema string) []migration {
+	var out []migration
+	for _, line := range strings.SplitAfter(schema, "\n") {
+		if rest, ok := strings.CutPrefix(line, migrationMarker); ok {
+			num, name, _ := strings.Cut(strings.TrimSpace(rest), ":")
+			v, err := strconv.Atoi(strings.TrimSpace(num))
+			if err != nil {
+				v = -1 // rejected by checkMigrations
+			}
+			out = append(out, migration{version: v, name: strings.TrimSpace(name)})
+			continue
+		}
+		if len(out) > 0 {
+			out[len(out)-1].sql += line
+		}
+	}
+	return out
+}
+
+// checkMigrations requires versions 1, 2, 3, … in order.
+func checkMigrations(ms []migration) error {
+	if len(ms) == 0 {
+		return errors.New("schema has no migrations")
+	}
+	for i, m := range ms {
+		if m.version != i+1 {
+			return fmt.Errorf("schema migration %d: numbered %d; want %d", i+1, m.version, i+1)
+		}
+	}
+	return nil
+}
+
+// migrate applies the migrations newer than the database's version, up to
+// upTo (0 = all), each in its own immediate transaction. Several processes may
+// start at once: the version is re-read inside each transaction.
+func (s *Store) migrate(ctx context.Context, ms []migration, upTo int) error {
+	if err := checkMigrations(ms); err != nil {
+		return err
+	}
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '', applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	for _, m := range ms {
+		if upTo > 0 && m.version > upTo {
+			break
+		}
+		err := s.Update(ctx, func(tx *Tx) error {
+			var have int
+			if err := sqlx.GetContext(ctx, tx.tx, &have, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
+				return err
+			}
+			if have >= m.version {
+				return nil
+			}
+			if _, err := tx.tx.ExecContext(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+				m.version, m.name, ms64(s.now()))
+			if err == nil {
+				s.log.InfoContext(ctx, "schema migration applied", "version", m.version, "name", m.name)
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("schema migration %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the highest migration applied to the database.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := sqlx.GetContext(ctx, s.r, &v, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return v, nil
+}
+
+// Tx is an open write transaction, valid only inside the Update closure.
+type Tx struct {
+	tx  *sqlx.Tx
+	now time.Time // one clock reading per transaction
+}
+
+// Update runs fn in a BEGIN IMMEDIATE transaction on the writer connection and
+// commits if fn returns nil (rolls back otherwise). Keep fn short and free of
+// network calls: it holds the database's write lock.
+func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) (err error) {
+	sqlTx, err := s.w.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	if err := fn(&Tx{tx: sqlTx, now: s.now()}); err != nil {
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Now is the clock reading taken when the transaction began; rows written in
+// the transaction use it.
+func (tx *Tx) Now() time.Time { return tx.now }
+
+// ms64 converts a time to Unix milliseconds.
+func ms64(t time.Time) int64 { return t.UnixMilli() }
+
+// nullMS converts a time to Unix milliseconds, the zero time to NULL.
+func nullMS(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+// fromMS converts Unix milliseconds (NULL = zero time) to a UTC time.
+func fromMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64).UTC()
+}
+
+// isUnique reports whether err is a UNIQUE constraint violation.
+func isUnique(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
+}
+
+// notFound maps sql.ErrNoRows to ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}

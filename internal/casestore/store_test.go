@@ -1,0 +1,652 @@
+package casestore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+func openTest(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func newCase(t *testing.T, s *Store, n NewCase) Case {
+	t.Helper()
+	var c Case
+	err := s.Update(context.Background(), func(tx *Tx) error {
+		var err error
+		c, err = tx.CreateCase(context.Background(), n)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("CreateCase(%+v): %v", n, err)
+	}
+	return c
+}
+
+func TestSchemaCopyIdentical(t *testing.T) {
+	root, err := os.ReadFile(filepath.Join("..", "..", "schema.sql"))
+	if err != nil {
+		t.Fatalf("read root schema.sql: %v", err)
+	}
+	if !bytes.Equal(root, []byte(Schema())) {
+		t.Fatalf("schema.sql at the repository root differs from internal/casestore/schema.sql; copy one onto the other")
+	}
+}
+
+func TestMigrationsNumbered(t *testing.T) {
+	ms := parseMigrations(Schema())
+	if err := checkMigrations(ms); err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) < 2 {
+		t.Fatalf("migrations = %d; want at least 2", len(ms))
+	}
+	bad := parseMigrations("-- +migration 1: a\nSELECT 1;\n-- +migration 3: b\nSELECT 1;\n")
+	if err := checkMigrations(bad); err == nil {
+		t.Fatalf("checkMigrations(1,3) = nil; want an error")
+	}
+}
+
+func TestOpenTwiceIsIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nested", "dir", "refunds.db")
+	s1, err := Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatalf("first Open: %v", err)
+	}
+	newCase(t, s1, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "requested"})
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openTest(t, path)
+	v, err := s2.SchemaVersion(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(parseMigrations(Schema())); v != want {
+		t.Fatalf("SchemaVersion = %d; want %d", v, want)
+	}
+	var n int
+	if err := s2.r.Get(&n, `SELECT COUNT(*) FROM schema_migrations`); err != nil {
+		t.Fatal(err)
+	}
+	if n != v {
+		t.Fatalf("schema_migrations rows = %d; want %d (each applied once)", n, v)
+	}
+	if _, err := s2.OpenCaseByOrder(context.Background(), "taobao", "o1", "s1"); err != nil {
+		t.Fatalf("case lost across reopen: %v", err)
+	}
+}
+
+func TestUpgradeFromV1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := open(ctx, path, nil, 1)
+	if err != nil {
+		t.Fatalf("open v1: %v", err)
+	}
+	// A v1 database has no plan column and no dead letters.
+	if _, err := old.w.Exec(`INSERT INTO cases (platform, order_id, state, created_at, updated_at)
+		VALUES ('1688', 'o-old', 'waiting_seller', 1, 1)`); err != nil {
+		t.Fatalf("insert v1 row: %v", err)
+	}
+	if _, err := old.w.Exec(`SELECT plan FROM cases`); err == nil {
+		t.Fatalf("v1 database already has cases.plan")
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openTest(t, path)
+	if v, _ := s.SchemaVersion(ctx); v != 2 {
+		t.Fatalf("SchemaVersion after upgrade = %d; want 2", v)
+	}
+	c, err := s.OpenCaseByOrder(ctx, "1688", "o-old", "")
+	if err != nil {
+		t.Fatalf("old case after upgrade: %v", err)
+	}
+	if string(c.Plan) != "{}" || c.ParkedState != "" || c.State != "waiting_seller" {
+		t.Fatalf("upgraded case = plan %s parked %q state %q; want {} \"\" waiting_seller", c.Plan, c.ParkedState, c.State)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		_, _, err := tx.InsertDeadLetter(ctx, DeadLetter{MsgID: "m", Subject: "x", Reason: "permanent"})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("dead letter after upgrade: %v", err)
+	}
+}
+
+func TestTerminalStatesMatchSchema(t *testing.T) {
+	var flow []string
+	for _, s := range refundflow.TerminalStates() {
+		flow = append(flow, string(s))
+	}
+	if !slices.Equal(flow, TerminalStates()) {
+		t.Fatalf("refundflow terminal states %v; store %v", flow, TerminalStates())
+	}
+	// The partial index names the terminal states literally.
+	want := "WHERE state NOT IN ('succeeded', 'closed', 'cancelled')"
+	if !bytes.Contains([]byte(Schema()), []byte(want)) {
+		t.Fatalf("schema lacks %q", want)
+	}
+	if got := "state NOT IN " + terminalList(); !bytes.Contains([]byte(want), []byte(got)) {
+		t.Fatalf("terminalList() = %q; want it inside %q", got, want)
+	}
+}
+
+func TestOneOpenCasePerOrder(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "requested"})
+	// Another sub-order of the same order is a different case.
+	newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s2", State: "requested"})
+	// The same order on the other platform too.
+	newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "requested"})
+
+	err := s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.CreateCase(ctx, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "requested"})
+		return err
+	})
+	if !errors.Is(err, ErrOpenCaseExists) {
+		t.Fatalf("second open case: err = %v; want ErrOpenCaseExists", err)
+	}
+	// Once finished, a new case may open.
+	err = s.Update(ctx, func(tx *Tx) error {
+		c.State = "cancelled"
+		_, err := tx.UpdateCase(ctx, c)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "requested"})
+	got, err := s.OpenCaseByOrder(ctx, "taobao", "o1", "s1")
+	if err != nil || got.ID != c2.ID {
+		t.Fatalf("OpenCaseByOrder = %d, %v; want %d", got.ID, err, c2.ID)
+	}
+	if _, err := s.OpenCaseByOrder(ctx, "taobao", "nope", ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("OpenCaseByOrder(unknown) err = %v; want ErrNotFound", err)
+	}
+	// Bad input changes nothing.
+	err = s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.CreateCase(ctx, NewCase{Platform: "ebay", OrderID: "o9", State: "requested"})
+		return err
+	})
+	if err == nil {
+		t.Fatalf("CreateCase(platform ebay) = nil; want a CHECK error")
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.CreateCase(ctx, NewCase{Platform: "1688", OrderID: "o9", State: "requested", Request: json.RawMessage("{nope")})
+		return err
+	})
+	if err == nil {
+		t.Fatalf("CreateCase(bad JSON) = nil; want an error")
+	}
+}
+
+func TestOptimisticVersionConflict(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	c := newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "requested", Request: json.RawMessage(`{"amount":100}`)})
+	if c.Version != 1 {
+		t.Fatalf("new case version = %d; want 1", c.Version)
+	}
+	a, b := c, c // two workers read the same version
+	wake := time.UnixMilli(1_800_000_000_000).UTC()
+	a.State, a.RefundID, a.NextWakeAt, a.Plan = "submitting", "TQ1", wake, json.RawMessage(`{"reasonId":7}`)
+	var updated Case
+	if err := s.Update(ctx, func(tx *Tx) error {
+		var err error
+		updated, err = tx.UpdateCase(ctx, a)
+		return err
+	}); err != nil {
+		t.Fatalf("first update: %v", err)
+	}
+	if updated.Version != 2 || updated.State != "submitting" || updated.RefundID != "TQ1" || !updated.NextWakeAt.Equal(wake) ||
+		string(updated.Plan) != `{"reasonId":7}` || string(updated.Request) != `{"amount":100}` {
+		t.Fatalf("updated = %+v; want version 2, submitting, TQ1, wake %v, plan kept", updated, wake)
+	}
+	b.State = "cancelled"
+	err := s.Update(ctx, func(tx *Tx) error { _, err := tx.UpdateCase(ctx, b); return err })
+	if !errors.Is(err, ErrVersionConflict) {
+		t.Fatalf("stale update err = %v; want ErrVersionConflict", err)
+	}
+	got, _ := s.GetCase(ctx, c.ID)
+	if got.State != "submitting" || got.Version != 2 {
+		t.Fatalf("after conflict: state %q version %d; want submitting 2", got.State, got.Version)
+	}
+	b.ID = 9999
+	err = s.Update(ctx, func(tx *Tx) error { _, err := tx.UpdateCase(ctx, b); return err })
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update of missing case err = %v; want ErrNotFound", err)
+	}
+	if byRefund, err := s.CaseByRefundID(ctx, "1688", "TQ1"); err != nil || byRefund.ID != c.ID {
+		t.Fatalf("CaseByRefundID = %d, %v; want %d", byRefund.ID, err, c.ID)
+	}
+}
+
+func TestUpdateRollsBackOnError(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	boom := errors.New("boom")
+	err := s.Update(ctx, func(tx *Tx) error {
+		if _, err := tx.CreateCase(ctx, NewCase{Platform: "1688", OrderID: "o1", State: "requested"}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update err = %v; want boom", err)
+	}
+	if _, err := s.OpenCaseByOrder(ctx, "1688", "o1", ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("case survived a rolled-back Update: %v", err)
+	}
+}
+
+func TestIntentProtocol(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "submitting"})
+	other := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o2", SubOrderID: "s1", State: "submitting"})
+
+	begin := func(caseID int64, step, key string) (StepAttempt, bool, error) {
+		var a StepAttempt
+		var prior bool
+		err := s.Update(ctx, func(tx *Tx) error {
+			var err error
+			a, prior, err = tx.BeginStep(ctx, caseID, step, key, `{"fee":100}`)
+			return err
+		})
+		return a, prior, err
+	}
+
+	a, prior, err := begin(c.ID, "submit", "case:1:submit")
+	if err != nil || prior || a.Status != StepIntent || a.Begins != 1 {
+		t.Fatalf("first BeginStep = %+v prior %v err %v; want new intent", a, prior, err)
+	}
+	if _, err := s.OpenIntent(ctx, c.ID); err != nil {
+		t.Fatalf("OpenIntent after BeginStep: %v", err)
+	}
+	// Crash, redelivery: the same key finds the intent, so the caller reconciles first.
+	a2, prior, err := begin(c.ID, "submit", "case:1:submit")
+	if err != nil || !prior || a2.Status != StepIntent || a2.ID != a.ID || a2.Begins != 2 {
+		t.Fatalf("second BeginStep = %+v prior %v err %v; want the prior intent, begins 2", a2, prior, err)
+	}
+	// The key is unique across cases and steps.
+	if _, _, err := begin(other.ID, "submit", "case:1:submit"); !errors.Is(err, ErrKeyConflict) {
+		t.Fatalf("key reused by another case: err = %v; want ErrKeyConflict", err)
+	}
+	if _, _, err := begin(c.ID, "cancel", "case:1:submit"); !errors.Is(err, ErrKeyConflict) {
+		t.Fatalf("key reused by another step: err = %v; want ErrKeyConflict", err)
+	}
+	if _, _, err := begin(c.ID, "submit", ""); err == nil {
+		t.Fatalf("empty key accepted")
+	}
+
+	finish := func(key string, r StepResult) error {
+		return s.Update(ctx, func(tx *Tx) error { return tx.FinishStep(ctx, key, r) })
+	}
+	done := StepResult{Status: StepDone, Outcome: `{"refundId":"R1"}`, RequestID: "req-1"}
+	if err := finish("case:1:submit", done); err != nil {
+		t.Fatalf("FinishStep: %v", err)
+	}
+	if err := finish("case:1:submit", done); err != nil {
+		t.Fatalf("FinishStep again (redelivered result): %v", err)
+	}
+	if err := finish("case:1:submit", StepResult{Status: StepFailed}); err == nil {
+		t.Fatalf("FinishStep flipping done to failed = nil; want an error")
+	}
+	if err := finish("nope", done); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("FinishStep(unknown key) err = %v; want ErrNotFound", err)
+	}
+	if err := finish("case:1:submit", StepResult{Status: StepIntent}); err == nil {
+		t.Fatalf("FinishStep(status intent) = nil; want an error")
+	}
+	a3, prior, err := begin(c.ID, "submit", "case:1:submit")
+	if err != nil || !prior || a3.Status != StepDone || a3.RequestID != "req-1" || a3.FinishedAt.IsZero() {
+		t.Fatalf("BeginStep after done = %+v prior %v err %v; want the done row", a3, prior, err)
+	}
+	if _, err := s.OpenIntent(ctx, c.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("OpenIntent after done: err = %v; want ErrNotFound", err)
+	}
+
+	// A failed side effect and a read.
+	if _, _, err := begin(c.ID, "cancel", "case:1:cancel"); err != nil {
+		t.Fatal(err)
+	}
+	if err := finish("case:1:cancel", StepResult{Status: StepFailed, ErrorCode: "4091", ErrorMessage: "illegal state"}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.RecordStep(ctx, c.ID, "query", `{"refundId":"R1"}`, StepResult{Status: StepDone, RequestID: "req-2"})
+		if err != nil {
+			return err
+		}
+		_, err = tx.RecordStep(ctx, c.ID, "query", `{}`, StepResult{Status: StepDone})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("RecordStep: %v", err)
+	}
+	steps, err := s.Steps(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, st := range steps {
+		got = append(got, fmt.Sprintf("%s/%s/%s", st.Step, st.Status, st.ErrorCode))
+	}
+	want := []string{"submit/done/", "cancel/failed/4091", "query/done/", "query/done/"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Steps = %v; want %v", got, want)
+	}
+}
+
+func TestInboxDedupeAcrossReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	s := openTest(t, path)
+	rec := func(s *Store, id string) bool {
+		t.Helper()
+		var fresh bool
+		if err := s.Update(ctx, func(tx *Tx) error {
+			seen, err := tx.InboxSeen(ctx, id)
+			if err != nil || seen {
+				return err
+			}
+			fresh, err = tx.InboxRecord(ctx, InboxEntry{MsgID: id, Stream: "CALLBACKS", StreamSeq: 7, Subject: "cb.1688"})
+			return err
+		}); err != nil {
+			t.Fatalf("inbox %s: %v", id, err)
+		}
+		return fresh
+	}
+	if !rec(s, "h1") {
+		t.Fatalf("first record of h1 not fresh")
+	}
+	if rec(s, "h1") {
+		t.Fatalf("second record of h1 fresh; want duplicate")
+	}
+	_ = s.Close()
+	s2 := openTest(t, path)
+	if seen, err := s2.InboxSeen(ctx, "h1"); err != nil || !seen {
+		t.Fatalf("InboxSeen(h1) after reopen = %v, %v; want true", seen, err)
+	}
+	if rec(s2, "h1") {
+		t.Fatalf("h1 fresh after reopen; want duplicate")
+	}
+	// Pruning by age.
+	s2.now = func() time.Time { return time.UnixMilli(5_000) }
+	if !rec(s2, "h2") {
+		t.Fatalf("h2 not fresh")
+	}
+	n, err := s2.PruneInbox(ctx, time.UnixMilli(10_000))
+	if err != nil || n != 1 {
+		t.Fatalf("PruneInbox = %d, %v; want 1 (h2 only)", n, err)
+	}
+	if seen, _ := s2.InboxSeen(ctx, "h1"); !seen {
+		t.Fatalf("PruneInbox removed a recent entry")
+	}
+	err = s2.Update(ctx, func(tx *Tx) error { _, err := tx.InboxRecord(ctx, InboxEntry{}); return err })
+	if err == nil {
+		t.Fatalf("InboxRecord(empty id) = nil; want an error")
+	}
+}
+
+func TestTwoStoresConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	stores := []*Store{openTest(t, path), openTest(t, path)}
+	const perWriter = 40
+	const writersPerStore = 3
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*writersPerStore*perWriter)
+	for si, s := range stores {
+		for w := range writersPerStore {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perWriter {
+					// A read-modify-write: read the counter case, then write it.
+					err := s.Update(ctx, func(tx *Tx) error {
+						c, err := tx.OpenCaseByOrder(ctx, "1688", "counter", "")
+						if errors.Is(err, ErrNotFound) {
+							c, err = tx.CreateCase(ctx, NewCase{Platform: "1688", OrderID: "counter", State: "requested"})
+						}
+						if err != nil {
+							return err
+						}
+						if _, err := tx.UpdateCase(ctx, c); err != nil {
+							return err
+						}
+						_, err = tx.InboxRecord(ctx, InboxEntry{MsgID: fmt.Sprintf("s%d-w%d-%d", si, w, i)})
+						return err
+					})
+					if err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent write: %v", err)
+	}
+	c, err := stores[0].OpenCaseByOrder(ctx, "1688", "counter", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int64(len(stores) * writersPerStore * perWriter)
+	// Created at version 1 by the first writer, then every write bumped it once.
+	if c.Version != total+1 {
+		t.Fatalf("counter version = %d; want %d (no lost updates)", c.Version, total+1)
+	}
+	var n int
+	if err := stores[1].r.Get(&n, `SELECT COUNT(*) FROM inbox`); err != nil || int64(n) != total {
+		t.Fatalf("inbox rows = %d, %v; want %d", n, err, total)
+	}
+}
+
+func TestQueries(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	t0 := time.UnixMilli(1_700_000_000_000).UTC()
+	s.now = func() time.Time { return t0 }
+	a := newCase(t, s, NewCase{Platform: "taobao", OrderID: "a", SubOrderID: "1", State: "waiting_seller", NextWakeAt: t0.Add(time.Hour)})
+	b := newCase(t, s, NewCase{Platform: "1688", OrderID: "b", State: "waiting_seller", NextWakeAt: t0.Add(time.Minute)})
+	d := newCase(t, s, NewCase{Platform: "1688", OrderID: "d", State: "succeeded", NextWakeAt: t0})
+	s.now = func() time.Time { return t0.Add(2 * time.Hour) }
+	// b was checked recently; a never.
+	err := s.Update(ctx, func(tx *Tx) error {
+		b.LastPlatformCheckAt = t0.Add(2 * time.Hour)
+		_, err := tx.UpdateCase(ctx, b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(cs []Case, err error) []int64 {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int64
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	if got := ids(s.DueCases(ctx, t0.Add(30*time.Minute), 10)); !slices.Equal(got, []int64{b.ID}) {
+		t.Fatalf("DueCases(+30m) = %v; want [%d]", got, b.ID)
+	}
+	if got := ids(s.DueCases(ctx, t0.Add(2*time.Hour), 10)); !slices.Equal(got, []int64{b.ID, a.ID}) {
+		t.Fatalf("DueCases(+2h) = %v; want [%d %d] (terminal %d excluded)", got, b.ID, a.ID, d.ID)
+	}
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); !slices.Equal(got, []int64{a.ID}) {
+		t.Fatalf("StaleOpenCases = %v; want [%d]", got, a.ID)
+	}
+	if got := ids(s.ListCases(ctx, CaseFilter{Platform: "1688"})); !slices.Equal(got, []int64{b.ID, d.ID}) {
+		t.Fatalf("ListCases(1688) = %v", got)
+	}
+	if got := ids(s.ListCases(ctx, CaseFilter{OpenOnly: true})); !slices.Equal(got, []int64{a.ID, b.ID}) {
+		t.Fatalf("ListCases(open) = %v", got)
+	}
+	if got := ids(s.ListCases(ctx, CaseFilter{States: []string{"succeeded", "closed"}})); !slices.Equal(got, []int64{d.ID}) {
+		t.Fatalf("ListCases(states) = %v", got)
+	}
+	if got := ids(s.ListCases(ctx, CaseFilter{UpdatedBefore: t0.Add(time.Hour), AfterID: a.ID})); !slices.Equal(got, []int64{d.ID}) {
+		t.Fatalf("ListCases(updated before, after id) = %v", got)
+	}
+	counts, err := s.CountByState(ctx)
+	if err != nil || counts["waiting_seller"] != 2 || counts["succeeded"] != 1 {
+		t.Fatalf("CountByState = %v, %v", counts, err)
+	}
+
+	err = s.Update(ctx, func(tx *Tx) error {
+		return tx.AppendTimeline(ctx, TimelineEntry{CaseID: a.ID, Kind: KindCallback, Summary: "refund callback", Detail: json.RawMessage(`{"refundId":"R"}`)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		return tx.AppendTimeline(ctx, TimelineEntry{CaseID: a.ID, Kind: "bogus", Summary: "x"})
+	})
+	if err == nil {
+		t.Fatalf("AppendTimeline(kind bogus) = nil; want a CHECK error")
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		return tx.AppendTimeline(ctx, TimelineEntry{CaseID: 4242, Kind: KindNote, Summary: "x"})
+	})
+	if err == nil {
+		t.Fatalf("AppendTimeline(unknown case) = nil; want a foreign key error")
+	}
+	tl, err := s.Timeline(ctx, a.ID)
+	if err != nil || len(tl) != 1 || tl[0].Kind != KindCallback || string(tl[0].Detail) != `{"refundId":"R"}` {
+		t.Fatalf("Timeline = %+v, %v", tl, err)
+	}
+}
+
+func TestDeadLetters(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	in := DeadLetter{MsgID: "m1", Subject: "refunds.callback.1688", Headers: map[string][]string{"Nats-Msg-Id": {"m1"}},
+		Payload: []byte{0, 1, 2, 0xff}, Reason: "max_deliveries", Error: "platform 5000", Deliveries: 12}
+	insert := func(d DeadLetter) (int64, bool) {
+		t.Helper()
+		var id int64
+		var ins bool
+		if err := s.Update(ctx, func(tx *Tx) error {
+			var err error
+			id, ins, err = tx.InsertDeadLetter(ctx, d)
+			return err
+		}); err != nil {
+			t.Fatalf("InsertDeadLetter: %v", err)
+		}
+		return id, ins
+	}
+	id, ins := insert(in)
+	if !ins {
+		t.Fatalf("first insert not inserted")
+	}
+	if id2, ins := insert(in); ins || id2 != id {
+		t.Fatalf("repeated insert = %d, %v; want %d, false", id2, ins, id)
+	}
+	got, err := s.DeadLetter(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.MsgID != in.MsgID || got.Subject != in.Subject || !bytes.Equal(got.Payload, in.Payload) ||
+		got.Headers["Nats-Msg-Id"][0] != "m1" || got.Reason != in.Reason || got.Error != in.Error ||
+		got.Deliveries != 12 || got.CreatedAt.IsZero() || !got.RetriedAt.IsZero() {
+		t.Fatalf("DeadLetter = %+v; want %+v", got, in)
+	}
+	retry := func() error {
+		return s.Update(ctx, func(tx *Tx) error { return tx.MarkDeadLetterRetried(ctx, id) })
+	}
+	if err := retry(); err != nil {
+		t.Fatalf("MarkDeadLetterRetried: %v", err)
+	}
+	if err := retry(); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second MarkDeadLetterRetried err = %v; want ErrNotFound", err)
+	}
+	// Dead again after the retry: a new row.
+	id3, ins := insert(in)
+	if !ins || id3 == id {
+		t.Fatalf("insert after retry = %d, %v; want a new row", id3, ins)
+	}
+	all, err := s.DeadLetters(ctx, DeadLetterFilter{})
+	if err != nil || len(all) != 2 {
+		t.Fatalf("DeadLetters = %d, %v; want 2", len(all), err)
+	}
+	pending, err := s.DeadLetters(ctx, DeadLetterFilter{PendingOnly: true})
+	if err != nil || len(pending) != 1 || pending[0].ID != id3 {
+		t.Fatalf("DeadLetters(pending) = %+v, %v; want [%d]", pending, err, id3)
+	}
+	if _, err := s.DeadLetter(ctx, 999); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("DeadLetter(999) err = %v; want ErrNotFound", err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := Open(context.Background(), "", nil); err == nil {
+		t.Fatalf("Open(\"\") = nil; want an error")
+	}
+	// A parent that is a regular file cannot be created as a directory.
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), filepath.Join(file, "db"), nil); err == nil {
+		t.Fatalf("Open(under a file) = nil; want an error")
+	}
+	// Odd characters in the path are a file name, not DSN parameters.
+	odd := filepath.Join(t.TempDir(), "a?b#c", "x.db")
+	s := openTest(t, odd)
+	if _, err := s.SchemaVersion(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(odd); err != nil {
+		t.Fatalf("database not at %q: %v", odd, err)
+	}
+}
+
+func TestIntentSurvivesReopenAndCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	s := openTest(t, path)
+	c := newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "submitting"})
+	if err := s.Update(ctx, func(tx *Tx) error {
+		_, _, err := tx.BeginStep(ctx, c.ID, "submit", "case:1:submit:v1", `{"applyPayment":500}`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatalf("Checkpoint: %v", err)
+	}
+	_ = s.Close() // the worker dies between the call and the result
+	s2 := openTest(t, path)
+	it, err := s2.OpenIntent(ctx, c.ID)
+	if err != nil || it.IdempotencyKey != "case:1:submit:v1" || it.Status != StepIntent || it.Request != `{"applyPayment":500}` {
+		t.Fatalf("OpenIntent after reopen = %+v, %v; want the submit intent", it, err)
+	}
+}

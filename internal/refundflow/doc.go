@@ -1,0 +1,91 @@
+// Package refundflow decides what a refund case does next. Its core,
+// Decider.Decide, is a pure function of (case, platform view, input): no I/O,
+// no clock, so every state and input can be tested without a platform. The
+// worker fetches views, runs steps, records intents and results in casestore
+// and feeds the results back in.
+//
+// # Inputs
+//
+// Operator commands (request a refund, report the return shipment, cancel,
+// send a message), platform callbacks, timers and reconcile ticks, and the
+// results of steps. A callback is only a hint: without a view the decision is
+// OutcomeFetch, and the worker decides again with the view it fetched. Timers
+// and reconcile ticks do the same for any case that may have something on the
+// platform.
+//
+// # Taobao
+//
+//	requested ──render──▶ rendering ──(reason+fee chosen within the form's bounds)──▶ submitting
+//	submitting ──submit ok──▶ waiting_seller
+//	waiting_seller ──WAIT_BUYER_RETURN_GOODS──▶ waiting_return_shipment
+//	waiting_return_shipment ──ship command──▶ return_rendering ──carrier offered──▶ return_submitting
+//	return_submitting ──submit ok──▶ waiting_seller_receive
+//	waiting_seller / waiting_seller_receive ──SUCCESS──▶ succeeded
+//	any waiting state ──CLOSED──▶ closed
+//	waiting_seller ──SELLER_REFUSE_BUYER──▶ needs_attention (+ message per Policy.RefusalMessage)
+//	any state with a refund ──cancel command──▶ cancelling ──cancel ok / CLOSED──▶ cancelled
+//	requested, rendering ──cancel command──▶ cancelled (nothing reached the platform)
+//
+// # 1688
+//
+//	requested ──reasons──▶ rendering ──reason needs vouchers──▶ uploading_vouchers ──▶ submitting
+//	rendering ──reason needs none──▶ submitting ──create ok──▶ waiting_seller
+//	waiting_seller ──waitbuyersend──▶ waiting_return_shipment
+//	waiting_return_shipment ──ship command──▶ return_rendering (logistics-company list)
+//	return_rendering ──company in list──▶ return_submitting ──goods return ok──▶ waiting_seller_receive
+//	waiting_seller_receive ──refundsuccess──▶ succeeded;  any waiting state ──refundclose──▶ closed
+//	waiting_seller ──waitbuyermodify──▶ needs_attention
+//	requested, rendering, uploading_vouchers ──cancel command──▶ cancelled (1688 has no cancel API)
+//
+// The platform may skip states (a seller can refund at once): views move a
+// case straight to the state they imply, if it ranks higher.
+//
+// # Needs attention
+//
+// Business errors from the platform, a reason that is not offered, a fee
+// outside the form's bounds, a carrier not on the list, a refusal, an unknown
+// status: the case parks in needs_attention, remembering the state it stopped
+// at (Parked). A new command (a corrected request before submission, a
+// corrected shipment, cancel) or platform progress beyond the parked state
+// takes it out.
+//
+// # Ranking
+//
+// Rank orders the phases: requested 10 < rendering = uploading_vouchers =
+// submitting 20 < waiting_seller 30 < waiting_return_shipment 40 <
+// return_rendering = return_submitting 50 < waiting_seller_receive 60 <
+// cancelling 90 < succeeded = closed = cancelled 100; needs_attention ranks as
+// its parked state. No decision lowers the rank, so a stale or reordered view
+// can never move a case backwards, and terminal states are final.
+//
+// # At most once
+//
+// Submit, return submit, cancel and message are side effects. The worker
+// persists the decision and the step's intent (casestore Tx.BeginStep with
+// Step.Key) in one transaction before calling the platform, and the result
+// afterwards. While an intent has no result (CaseView.Intent), every input
+// yields OutcomeFetch; with the view, Decide settles the intent (Resolution):
+// done if the platform shows the effect, re-sent under the same key
+// (Step.Resume) only if the platform shows it did not happen, never re-sent
+// if that cannot be told (messages; inconclusive views after Policy.IntentGrace).
+//
+// # Worker contract
+//
+// For one input on one case (never two at once for the same case):
+//
+//  1. Load the case and its open intent; Decide with a nil view.
+//  2. OutcomeFetch: fetch the view (by the case's refund id, else the
+//     callback's, else by sub-order on Taobao; Found false only when sure,
+//     Inconclusive when it cannot tell), record last_platform_check_at and the
+//     status, and Decide again with the view.
+//  3. OutcomeAct: in one transaction write State, Parked, WakeAt, Attention
+//     (or clear it), RefundID/Request/Plan/Shipment when set, the Resolve
+//     (FinishStep), the timeline, the inbox row, and, for a side-effecting
+//     Step, BeginStep(Step.Key); commit; then run the Step outside the
+//     transaction and feed its StepResult back (recording FinishStep with the
+//     next decision). A timeout or an ambiguous 5xx is a transient StepError:
+//     the intent stays open and the next attempt settles it first.
+//  4. OutcomeNoOp: store WakeAt if it changed; OutcomeReject: record why;
+//     OutcomeRetry: redeliver later (NakWithDelay).
+//  5. Reapply: after 3 (and the steps it led to), Decide the same input again.
+package refundflow

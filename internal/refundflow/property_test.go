@@ -1,0 +1,228 @@
+package refundflow
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+)
+
+// allViews is every kind of platform view for a platform: none, absent,
+// inconclusive, each known status, an unknown status, another refund, and a
+// status with a deadline.
+func allViews(p Platform) []*PlatformView {
+	vs := []*PlatformView{nil, {Found: false}, {Inconclusive: true}}
+	if p == PlatformTaobao {
+		for _, st := range []apiclient.TaobaoRefundStatus{apiclient.TaobaoWaitSellerAgree, apiclient.TaobaoWaitBuyerReturnGoods,
+			apiclient.TaobaoWaitSellerConfirmGoods, apiclient.TaobaoSellerRefuseBuyer, apiclient.TaobaoRefundClosed,
+			apiclient.TaobaoRefundSuccess, "SOMETHING_NEW", ""} {
+			vs = append(vs, tbView(st))
+		}
+		other := tbView(apiclient.TaobaoRefundClosed)
+		other.RefundID = "R-other"
+		withDeadline := tbView(apiclient.TaobaoWaitSellerAgree)
+		withDeadline.Deadline = now.Add(10 * time.Minute)
+		shipped := tbView(apiclient.TaobaoWaitBuyerReturnGoods)
+		shipped.ReturnWaybill = shipment.Waybill
+		return append(vs, other, withDeadline, shipped)
+	}
+	for _, st := range []apiclient.AlibabaRefundStatus{apiclient.AlibabaWaitSellerAgree, apiclient.AlibabaWaitBuyerModify,
+		apiclient.AlibabaWaitBuyerSend, apiclient.AlibabaWaitSellerReceive, apiclient.AlibabaRefundSuccess,
+		apiclient.AlibabaRefundClose, "somethingnew"} {
+		vs = append(vs, alView(st))
+	}
+	other := alView(apiclient.AlibabaRefundClose)
+	other.RefundID = "R-other"
+	return append(vs, other)
+}
+
+// allCases is every state of the platform, needs_attention parked at every
+// state it can park at (with view-raised and operator-caused codes), and
+// every side-effect state with an open intent.
+func allCases(p Platform) []CaseView {
+	var cs []CaseView
+	for _, s := range States() {
+		c := fixture(p, s)
+		if c.check() != nil {
+			continue
+		}
+		cs = append(cs, c)
+		if s.Terminal() || s == StateNeedsAttention {
+			continue
+		}
+		for _, code := range []string{AttnSellerRefused, AttnPlatformError, AttnRefundMissing} {
+			na := c
+			na.State, na.Parked, na.AttentionCode = StateNeedsAttention, s, code
+			cs = append(cs, na)
+			if st := stepOf(p, s); st.SideEffect() {
+				na.Intent = &Intent{Step: st, Key: fmt.Sprintf("case:7:%s:v1", st), Since: now.Add(-time.Minute)}
+				cs = append(cs, na)
+			}
+			if p == PlatformTaobao && c.RefundID != "" {
+				na.Intent = &Intent{Step: StepMessage, Key: "case:7:message:refusal"}
+				cs = append(cs, na)
+			}
+		}
+		if st := stepOf(p, s); st.SideEffect() {
+			withIntent := c
+			withIntent.Intent = &Intent{Step: st, Key: fmt.Sprintf("case:7:%s:v2", st), Since: now.Add(-time.Minute)}
+			cs = append(cs, withIntent)
+		}
+		if p == PlatformTaobao && s.waiting() {
+			msgIntent := c
+			msgIntent.Intent = &Intent{Step: StepMessage, Key: "case:7:message:refusal"}
+			cs = append(cs, msgIntent)
+		}
+	}
+	return cs
+}
+
+func allInputs(c CaseView) []Input {
+	var ins []Input
+	for _, col := range columns {
+		ins = append(ins, matrixInput(c, col))
+	}
+	for _, st := range []StepName{StepRender, StepReasons, StepUploadVouchers, StepSubmit, StepReturnRender, StepReturnSubmit, StepCancel, StepMessage} {
+		r := okResult(st)
+		if c.Intent != nil && c.Intent.Step == st {
+			r.Key = c.Intent.Key
+		}
+		ins = append(ins, Input{Kind: InputStepResult, Now: now, Result: r})
+	}
+	return ins
+}
+
+// TestDecideProperties checks the invariants over every platform × case ×
+// view × input.
+func TestDecideProperties(t *testing.T) {
+	n := 0
+	patient := Decider{Policy: policy}
+	patient.Policy.IntentGrace = time.Hour
+	for _, p := range []Platform{PlatformTaobao, Platform1688} {
+		for _, c := range allCases(p) {
+			for _, v := range allViews(p) {
+				for _, in := range allInputs(c) {
+					for _, d := range []Decider{decider, patient} {
+						n++
+						got := d.Decide(c, v, in)
+						where := fmt.Sprintf("%s %s/%s intent=%v × view %+v × %s (grace %v)", p, c.State, c.Parked, c.Intent != nil, v, in.Kind, d.Policy.IntentGrace)
+						checkDecision(t, where, c, v, in, got)
+						if again := d.Decide(c, v, in); !reflect.DeepEqual(again, got) {
+							t.Errorf("%s: not deterministic: %+v then %+v", where, got, again)
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d combinations checked", n)
+	if n < 5000 {
+		t.Fatalf("only %d combinations checked", n)
+	}
+}
+
+func checkDecision(t *testing.T, where string, c CaseView, v *PlatformView, in Input, got Decision) {
+	t.Helper()
+	if r0, r1 := Rank(c.State, c.Parked), Rank(got.State, got.Parked); r1 < r0 {
+		t.Errorf("%s: rank %d (%s/%s) → %d (%s/%s): moved backwards", where, r0, c.State, c.Parked, r1, got.State, got.Parked)
+	}
+	if c.State.Terminal() && (got.Outcome != OutcomeNoOp && got.Outcome != OutcomeReject || got.State != c.State || got.Step != nil) {
+		t.Errorf("%s: terminal case got %s → %s", where, got.Outcome, got.State)
+	}
+	if got.Outcome != OutcomeAct && (got.State != c.State || got.Parked != c.Parked || got.Step != nil || got.Resolve != nil) {
+		t.Errorf("%s: %s must change nothing, got state %s/%s step %v", where, got.Outcome, got.State, got.Parked, got.Step)
+	}
+	if got.State == StateNeedsAttention {
+		if got.Attention == nil || got.Attention.Code == "" || !got.Parked.Valid() || got.Parked.Terminal() || got.Parked == StateNeedsAttention {
+			if got.Outcome == OutcomeAct {
+				t.Errorf("%s: needs_attention without a reason or a valid parked state: %+v", where, got)
+			}
+		}
+	} else if got.Parked != "" {
+		t.Errorf("%s: state %s with parked %s", where, got.State, got.Parked)
+	}
+	if s := got.Step; s != nil {
+		if s.Name.SideEffect() && s.Key == "" {
+			t.Errorf("%s: side effect %s without an idempotency key", where, s.Name)
+		}
+		if (s.Name == StepReturnSubmit || s.Name == StepCancel || s.Name == StepMessage) && s.RefundID == "" {
+			t.Errorf("%s: %s without a refund id", where, s.Name)
+		}
+	}
+	if c.Intent != nil && !c.State.Terminal() {
+		resultOfIntent := in.Kind == InputStepResult && in.Result != nil && in.Result.Key == c.Intent.Key
+		if v == nil && !resultOfIntent && got.Outcome != OutcomeFetch {
+			t.Errorf("%s: open intent without a view: got %s; want fetch", where, got.Outcome)
+		}
+		if !resultOfIntent && got.Step != nil && got.Step.Name == c.Intent.Step && (!got.Step.Resume || got.Step.Key != c.Intent.Key) {
+			t.Errorf("%s: re-sent %s without settling the intent (resume %v key %q)", where, got.Step.Name, got.Step.Resume, got.Step.Key)
+		}
+		if !resultOfIntent && got.Step != nil && got.Step.Name == c.Intent.Step && got.Step.Name == StepMessage {
+			t.Errorf("%s: a message of unknown fate was sent again", where)
+		}
+	}
+	if c.Intent == nil && in.Kind == InputCallback && v == nil && !c.State.Terminal() && got.Outcome != OutcomeFetch {
+		t.Errorf("%s: callback without a view: got %s; want fetch", where, got.Outcome)
+	}
+}
+
+func TestDecideRejectsBadInput(t *testing.T) {
+	good := fixture(PlatformTaobao, StateWaitingSeller)
+	for _, tc := range []struct {
+		name string
+		c    CaseView
+		in   Input
+		code string
+	}{
+		{"no time", good, Input{Kind: InputTimer}, CodeInvalidInput},
+		{"unknown kind", good, Input{Kind: "poke", Now: now}, CodeInvalidInput},
+		{"unknown platform", CaseView{Platform: "ebay", State: StateRequested}, Input{Kind: InputTimer, Now: now}, CodeInvalidCase},
+		{"unknown state", CaseView{Platform: PlatformTaobao, State: "limbo"}, Input{Kind: InputTimer, Now: now}, CodeInvalidCase},
+		{"parked nowhere", CaseView{Platform: PlatformTaobao, State: StateNeedsAttention}, Input{Kind: InputTimer, Now: now}, CodeInvalidCase},
+		{"parked at terminal", CaseView{Platform: PlatformTaobao, State: StateNeedsAttention, Parked: StateClosed}, Input{Kind: InputTimer, Now: now}, CodeInvalidCase},
+		{"parked outside attention", CaseView{Platform: PlatformTaobao, State: StateWaitingSeller, Parked: StateRequested}, Input{Kind: InputTimer, Now: now}, CodeInvalidCase},
+		{"intent of a read", CaseView{Platform: PlatformTaobao, State: StateRendering, Intent: &Intent{Step: StepRender, Key: "k"}}, Input{Kind: InputTimer, Now: now}, CodeInvalidCase},
+		{"request missing", fixture(PlatformTaobao, StateRequested), Input{Kind: InputRequestRefund, Now: now}, CodeInvalidInput},
+		{"request invalid", fixture(PlatformTaobao, StateRequested), Input{Kind: InputRequestRefund, Now: now, Request: &Request{GoodsStatus: "9"}}, CodeInvalidInput},
+		{"shipment missing", fixture(PlatformTaobao, StateWaitingReturnShipment), Input{Kind: InputReportShipment, Now: now}, CodeInvalidInput},
+		{"shipment invalid", fixture(PlatformTaobao, StateWaitingReturnShipment), Input{Kind: InputReportShipment, Now: now, Shipment: &Shipment{Company: "SF", Waybill: "a\x00b"}}, CodeInvalidInput},
+		{"empty message", good, Input{Kind: InputSendMessage, Now: now, Message: "  "}, CodeInvalidInput},
+		{"control characters", good, Input{Kind: InputSendMessage, Now: now, Message: "hi\x1b[2J"}, CodeInvalidInput},
+		{"result missing", fixture(PlatformTaobao, StateRendering), Input{Kind: InputStepResult, Now: now}, CodeInvalidInput},
+	} {
+		got := decider.Decide(tc.c, nil, tc.in)
+		if got.Outcome != OutcomeReject || got.Code != tc.code || got.State != tc.c.State {
+			t.Errorf("%s: Decide = %s/%s state %s (%s); want reject/%s, state unchanged", tc.name, got.Outcome, got.Code, got.State, got.Reason, tc.code)
+		}
+	}
+}
+
+func TestRequestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    Platform
+		r    Request
+		ok   bool
+	}{
+		{"taobao ok", PlatformTaobao, taobaoRequest(), true},
+		{"taobao reason by text, full amount", PlatformTaobao, Request{GoodsStatus: "1", Reason: "damaged"}, true},
+		{"taobao goods status", PlatformTaobao, Request{GoodsStatus: "4", ReasonID: 1}, false},
+		{"taobao no reason", PlatformTaobao, Request{GoodsStatus: "1"}, false},
+		{"taobao negative amount", PlatformTaobao, Request{GoodsStatus: "1", ReasonID: 1, Amount: -1}, false},
+		{"taobao carriage", PlatformTaobao, Request{GoodsStatus: "1", ReasonID: 1, Carriage: 5}, false},
+		{"1688 ok", Platform1688, alibabaRequest(), true},
+		{"1688 amount required", Platform1688, Request{GoodsStatus: apiclient.AlibabaGoodsAftersaleBuyerReceived, ReasonID: 1, Description: "ok ok"}, false},
+		{"1688 goods status", Platform1688, Request{GoodsStatus: "2", ReasonID: 1, Amount: 1, Description: "ok ok"}, false},
+		{"1688 return before receipt", Platform1688, Request{ReturnGoods: true, GoodsStatus: apiclient.AlibabaGoodsRefundWaitSellerSend, ReasonID: 1, Amount: 1, Description: "ok ok"}, false},
+		{"1688 short description", Platform1688, Request{GoodsStatus: apiclient.AlibabaGoodsRefundWaitSellerSend, ReasonID: 1, Amount: 1, Description: "x"}, false},
+		{"1688 too many vouchers", Platform1688, Request{GoodsStatus: apiclient.AlibabaGoodsRefundWaitSellerSend, ReasonID: 1, Amount: 1, Description: "ok ok", Vouchers: []string{"a", "b", "c", "d", "e", "f"}}, false},
+		{"unknown platform", "ebay", taobaoRequest(), false},
+	} {
+		err := tc.r.Validate(tc.p)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: Validate = %v; want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}

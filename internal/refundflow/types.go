@@ -1,0 +1,458 @@
+package refundflow
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+)
+
+// Request is the operator's requested refund, stored with the case (cases.request).
+type Request struct {
+	// ReturnGoods asks for return and refund (Taobao refundType 2, 1688
+	// disputeRequest returnRefund); false asks for a refund only.
+	ReturnGoods bool `json:"returnGoods"`
+	// GoodsStatus: Taobao "1" not shipped, "2" shipped not received, "3"
+	// received; 1688 one of refundWaitSellerSend, refundWaitBuyerReceive,
+	// refundBuyerReceived, aftersaleBuyerNotReceived, aftersaleBuyerReceived.
+	GoodsStatus string `json:"goodsStatus"`
+	// ReasonID or Reason (the reason's text) selects one of the reasons the
+	// platform offers; the refund goes to needs_attention if none matches.
+	ReasonID int64  `json:"reasonId,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	// Amount in fen. Taobao: 0 means the most the form allows; otherwise it
+	// must lie within the rendered bounds. 1688: required (no bounds are rendered).
+	Amount int64 `json:"amount"`
+	// Carriage is the freight to claim back (1688 applyCarriage), fen.
+	Carriage    int64  `json:"carriage,omitempty"`
+	Description string `json:"description"`
+	// Vouchers are evidence images: uploaded first on 1688 when the reason
+	// needs them; sent as refundImages on Taobao.
+	Vouchers []string `json:"vouchers,omitempty"`
+	// OrderEntryIDs are the 1688 sub-orders concerned (optional).
+	OrderEntryIDs []int64 `json:"orderEntryIds,omitempty"`
+}
+
+var alibabaGoodsStatuses = []string{
+	apiclient.AlibabaGoodsRefundWaitSellerSend, apiclient.AlibabaGoodsRefundWaitBuyerReceive,
+	apiclient.AlibabaGoodsRefundBuyerReceived, apiclient.AlibabaGoodsAftersaleBuyerNotReceive,
+	apiclient.AlibabaGoodsAftersaleBuyerReceived,
+}
+
+// Limits on operator input.
+const (
+	maxDescription = 500
+	maxMessage     = 500
+	maxVouchers    = 5
+	maxField       = 64
+)
+
+// Validate checks the request for the platform; a bad request is rejected
+// before anything is sent.
+func (r Request) Validate(p Platform) error {
+	var errs []error
+	switch p {
+	case PlatformTaobao:
+		if r.GoodsStatus != "1" && r.GoodsStatus != "2" && r.GoodsStatus != "3" {
+			errs = append(errs, fmt.Errorf("goodsStatus %q: want 1, 2 or 3", clip(r.GoodsStatus)))
+		}
+		if r.Amount < 0 {
+			errs = append(errs, errors.New("amount: must not be negative"))
+		}
+		if r.Carriage != 0 {
+			errs = append(errs, errors.New("carriage: only for 1688"))
+		}
+		if len(r.OrderEntryIDs) > 0 {
+			errs = append(errs, errors.New("orderEntryIds: only for 1688"))
+		}
+	case Platform1688:
+		if !slices.Contains(alibabaGoodsStatuses, r.GoodsStatus) {
+			errs = append(errs, fmt.Errorf("goodsStatus %q: want one of %s", clip(r.GoodsStatus), strings.Join(alibabaGoodsStatuses, ", ")))
+		}
+		if r.Amount <= 0 {
+			errs = append(errs, errors.New("amount: required for 1688 (fen, > 0)"))
+		}
+		if r.Carriage < 0 {
+			errs = append(errs, errors.New("carriage: must not be negative"))
+		}
+		if r.ReturnGoods && r.GoodsStatus != apiclient.AlibabaGoodsRefundBuyerReceived &&
+			r.GoodsStatus != apiclient.AlibabaGoodsAftersaleBuyerReceived {
+			errs = append(errs, errors.New("returnGoods: only once the goods were received"))
+		}
+		if n := utf8.RuneCountInString(r.Description); n < 2 || n > 150 {
+			errs = append(errs, errors.New("description: 2 to 150 characters on 1688"))
+		}
+		for _, id := range r.OrderEntryIDs {
+			if id <= 0 {
+				errs = append(errs, errors.New("orderEntryIds: must be positive"))
+				break
+			}
+		}
+	default:
+		return fmt.Errorf("platform %q: want taobao or 1688", clip(string(p)))
+	}
+	if r.ReasonID < 0 {
+		errs = append(errs, errors.New("reasonId: must not be negative"))
+	}
+	if r.ReasonID == 0 && strings.TrimSpace(r.Reason) == "" {
+		errs = append(errs, errors.New("reason: give reasonId or reason"))
+	}
+	if utf8.RuneCountInString(r.Reason) > maxField*2 || !utf8.ValidString(r.Reason) {
+		errs = append(errs, errors.New("reason: too long or not UTF-8"))
+	}
+	if utf8.RuneCountInString(r.Description) > maxDescription || !utf8.ValidString(r.Description) {
+		errs = append(errs, fmt.Errorf("description: at most %d characters of UTF-8", maxDescription))
+	}
+	if len(r.Vouchers) > maxVouchers {
+		errs = append(errs, fmt.Errorf("vouchers: at most %d", maxVouchers))
+	}
+	for _, v := range r.Vouchers {
+		if v == "" || len(v) > 1024 {
+			errs = append(errs, errors.New("vouchers: empty or too long reference"))
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Shipment is the return shipment the operator reports (cases.shipment).
+type Shipment struct {
+	Company     string `json:"company"` // carrier code (Taobao logisticsCompanyCode, 1688 companyNo)
+	Waybill     string `json:"waybill"`
+	Phone       string `json:"phone,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// Validate checks the shipment.
+func (s Shipment) Validate() error {
+	var errs []error
+	if !printable(s.Company, maxField) {
+		errs = append(errs, errors.New("company: 1 to 64 printable characters"))
+	}
+	if !printable(s.Waybill, maxField) {
+		errs = append(errs, errors.New("waybill: 1 to 64 printable characters"))
+	}
+	if s.Phone != "" && !printable(s.Phone, 32) {
+		errs = append(errs, errors.New("phone: at most 32 printable characters"))
+	}
+	if utf8.RuneCountInString(s.Description) > 200 || !utf8.ValidString(s.Description) {
+		errs = append(errs, errors.New("description: at most 200 characters of UTF-8"))
+	}
+	return errors.Join(errs...)
+}
+
+func printable(s string, max int) bool {
+	if s == "" || len(s) > max || !utf8.ValidString(s) || strings.TrimSpace(s) != s {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// Plan holds what was chosen from the platform's forms, persisted with the
+// case (cases.plan) so a resumed step sends exactly what was decided.
+type Plan struct {
+	ReasonID    int64    `json:"reasonId,omitempty"`
+	ReasonDesc  string   `json:"reasonDesc,omitempty"`
+	NeedVoucher bool     `json:"needVoucher,omitempty"`
+	Fee         int64    `json:"fee,omitempty"`      // fen
+	Carriage    int64    `json:"carriage,omitempty"` // fen, 1688
+	Vouchers    []string `json:"vouchers,omitempty"` // uploaded references (1688)
+}
+
+// Intent is a side-effecting step recorded as an intent with no result yet.
+type Intent struct {
+	Step  StepName
+	Key   string
+	Since time.Time // when the intent was recorded (step_attempts.started_at)
+}
+
+// CaseView is what Decide knows about a case (a projection of casestore.Case).
+type CaseView struct {
+	ID       int64
+	Platform Platform
+	State    State
+	Parked   State // the state a needs_attention case stopped at
+	Version  int64
+	RefundID string
+	Request  Request
+	Plan     Plan
+	Shipment *Shipment // nil until reported
+	// AttentionCode and AttentionMessage are the current needs_attention
+	// reason, if any.
+	AttentionCode    string
+	AttentionMessage string
+	// WakeAt is the case's current timer (zero: none).
+	WakeAt time.Time
+	// Intent is the open intent, if a side effect may have reached the
+	// platform without its result being recorded.
+	Intent *Intent
+}
+
+// PlatformView is the authoritative state fetched from the platform API (the
+// Taobao query or list, the 1688 refund info). Decide takes *PlatformView:
+// nil means not fetched.
+type PlatformView struct {
+	// Found: the platform has a refund for this case. The fetcher must set
+	// Found false only when it is sure none exists.
+	Found bool
+	// Inconclusive: the fetcher could not tell whether a refund exists (e.g.
+	// a 1688 order with no known refund id: there is no lookup by order).
+	Inconclusive bool
+	RefundID     string
+	// Taobao status (Taobao cases) or 1688 status (1688 cases).
+	TaobaoStatus  apiclient.TaobaoRefundStatus
+	AlibabaStatus apiclient.AlibabaRefundStatus
+	// ReturnRequired: the seller wants the goods back (1688 refundGoods).
+	// Informational (for the timeline): the status alone drives decisions.
+	ReturnRequired bool
+	// RefuseReason is the seller's refusal reason, if any.
+	RefuseReason string
+	// Deadline is the platform's next deadline (Taobao timeoutDate, 1688
+	// gmtTimeOut); zero if none.
+	Deadline time.Time
+	// ReturnWaybill is the return waybill the platform holds, if any.
+	ReturnWaybill string
+}
+
+// Status returns the platform status as text, for recording.
+func (v PlatformView) Status(p Platform) string {
+	if p == Platform1688 {
+		return string(v.AlibabaStatus)
+	}
+	return string(v.TaobaoStatus)
+}
+
+// InputKind is what happened.
+type InputKind string
+
+// Inputs.
+const (
+	InputRequestRefund  InputKind = "request_refund"  // operator: Input.Request
+	InputReportShipment InputKind = "report_shipment" // operator: Input.Shipment
+	InputCancel         InputKind = "cancel"          // operator
+	InputSendMessage    InputKind = "send_message"    // operator: Input.Message
+	InputCallback       InputKind = "callback"        // platform push: a hint only
+	InputTimer          InputKind = "timer"           // the case's WakeAt passed
+	InputReconcile      InputKind = "reconcile"       // the reconciler's periodic re-check
+	InputStepResult     InputKind = "step_result"     // a step just ran: Input.Result
+)
+
+// InputKinds lists every input kind.
+func InputKinds() []InputKind {
+	return []InputKind{InputRequestRefund, InputReportShipment, InputCancel, InputSendMessage,
+		InputCallback, InputTimer, InputReconcile, InputStepResult}
+}
+
+// Input is one event for a case. Now is the current time (Decide reads no clock).
+type Input struct {
+	Kind     InputKind
+	Now      time.Time
+	Request  *Request
+	Shipment *Shipment
+	Message  string
+	Result   *StepResult
+}
+
+// StepError is a failed step. Transient errors (5xx, timeouts, rate limits,
+// retryable codes) are retried; permanent ones (business codes) need attention.
+type StepError struct {
+	Code      string
+	Message   string
+	Transient bool
+}
+
+// Reason is a refund reason the platform offers.
+type Reason struct {
+	ID          int64
+	Desc        string
+	NeedVoucher bool // 1688 needVoucher
+	NoCarriage  bool // 1688 noRefundCarriage: freight is not refundable
+}
+
+// Form is the rendered Taobao refund form: reasons and fee bounds (fen).
+type Form struct {
+	Reasons      []Reason
+	MinFee       int64
+	MaxFee       int64
+	DefaultFee   int64 // refundFee, the only value when !CanEditFee
+	CanEditFee   bool
+	SaleDisabled bool // v2 saleFlag false: after-sale not allowed
+}
+
+// StepResult is what a step returned.
+type StepResult struct {
+	Step StepName
+	Key  string     // the idempotency key for side effects
+	Err  *StepError // nil: success
+
+	RefundID  string   // submit
+	Form      *Form    // render (Taobao)
+	Reasons   []Reason // reasons (1688)
+	Vouchers  []string // upload_vouchers: uploaded references
+	Companies []string // return_render: carrier codes the return may use
+}
+
+// Outcome is the kind of a decision.
+type Outcome string
+
+// Outcomes.
+const (
+	// OutcomeAct: persist the decision (state, wake, attention, …) and run
+	// Step, if any, after committing its intent.
+	OutcomeAct Outcome = "act"
+	// OutcomeFetch: read the platform view, then Decide again with the same
+	// input and the view. Nothing changes.
+	OutcomeFetch Outcome = "fetch"
+	// OutcomeNoOp: nothing to do (duplicate, stale or no change); only WakeAt
+	// may differ and should be stored.
+	OutcomeNoOp Outcome = "noop"
+	// OutcomeReject: the input is not allowed in this state; nothing changes.
+	OutcomeReject Outcome = "reject"
+	// OutcomeRetry: a transient failure; try the same input again later.
+	OutcomeRetry Outcome = "retry"
+)
+
+// Step is a platform call to make, with everything it sends.
+type Step struct {
+	Name StepName
+	// Key is the idempotency key recorded with the intent (side effects only).
+	Key string
+	// Resume: the intent under Key already exists and the platform confirmed
+	// the call did not take effect; send it again under the same key.
+	Resume bool
+
+	RefundID       string
+	RefundType     int    // Taobao: 1 refund only, 2 return and refund
+	GoodsStatus    string // as in Request
+	DisputeRequest string // 1688: refund or returnRefund
+	ReasonID       int64
+	Fee            int64 // fen
+	Carriage       int64 // fen, 1688
+	Description    string
+	Vouchers       []string // upload: images to upload; submit: references to send
+	OrderEntryIDs  []int64
+	Company        string // return shipment
+	Waybill        string
+	Phone          string
+	Message        string // Taobao message
+}
+
+// TaobaoGoodsStatus returns GoodsStatus as Taobao's integer (0 if it is not one).
+func (s Step) TaobaoGoodsStatus() int {
+	switch s.GoodsStatus {
+	case "1":
+		return apiclient.TaobaoGoodsNotShipped
+	case "2":
+		return apiclient.TaobaoGoodsNotReceived
+	case "3":
+		return apiclient.TaobaoGoodsReceived
+	}
+	return 0
+}
+
+// Attention says why a case needs an operator.
+type Attention struct {
+	Code    string
+	Message string
+}
+
+// Attention codes.
+const (
+	AttnSellerRefused    = "seller_refused"     // Taobao SELLER_REFUSE_BUYER, 1688 waitbuyermodify
+	AttnRefundMissing    = "refund_missing"     // the platform has no refund the case expects
+	AttnUnknownStatus    = "unknown_status"     // a status this build does not know
+	AttnPlatformError    = "platform_error"     // a step failed with a business (permanent) error
+	AttnReasonNotOffered = "reason_not_offered" // the requested reason is not on the form
+	AttnFeeOutOfBounds   = "fee_out_of_bounds"  // the requested amount is outside the rendered bounds
+	AttnFeeNotEditable   = "fee_not_editable"   // the form fixes the fee and it differs from the request
+	AttnSaleNotAllowed   = "sale_not_allowed"   // the form says after-sale is not allowed
+	AttnVoucherRequired  = "voucher_required"   // the reason needs vouchers and none were given
+	AttnCompanyRejected  = "company_not_allowed"
+	AttnBadStepResult    = "bad_step_result" // a step succeeded but returned nothing usable
+)
+
+// viewRaised are attention codes that a later platform view clears by no
+// longer implying them.
+var viewRaised = []string{AttnSellerRefused, AttnRefundMissing, AttnUnknownStatus}
+
+// Decision is what to do next. For every outcome State and Parked are the
+// state to store (the current ones unless OutcomeAct changes them), and WakeAt
+// the timer to store (zero: none).
+type Decision struct {
+	Outcome Outcome
+	State   State
+	Parked  State
+	WakeAt  time.Time
+	Step    *Step
+	// Attention is set when State is needs_attention; otherwise the case's
+	// attention fields are cleared.
+	Attention *Attention
+	// RefundID, when set, is the platform refund id learned now.
+	RefundID string
+	// Request, Plan and Shipment, when set, replace the case's documents.
+	Request  *Request
+	Plan     *Plan
+	Shipment *Shipment
+	// Resolve settles the open intent from the platform view: record it with
+	// casestore Tx.FinishStep (done, or failed with Code) in the same
+	// transaction as the rest of the decision.
+	Resolve *Resolution
+	// Reapply: the input itself is not handled yet (an intent had to be
+	// settled first): carry out this decision, then Decide the same input again.
+	Reapply bool
+	// Code is a stable machine code for the decision (reject and no-op
+	// reasons, attention codes); Reason is for humans (the timeline).
+	Code   string
+	Reason string
+}
+
+// Resolution settles an intent after asking the platform.
+type Resolution struct {
+	Key string
+	// Done: the call took effect. Otherwise it is marked failed with Code.
+	Done bool
+	Code string
+	Note string
+}
+
+// Policy is the configurable part of the workflow.
+type Policy struct {
+	// RefusalMessage is posted on a Taobao refund the seller refused; empty
+	// posts nothing. "{reason}" is replaced by the seller's reason.
+	RefusalMessage string
+	// Recheck is how long a waiting case sleeps before re-checking the
+	// platform when the platform gives no earlier deadline (0: no timer; the
+	// reconciler still sweeps).
+	Recheck time.Duration
+	// StepTimeout wakes a case whose own step has not finished in this long
+	// (a crash between steps), so it resumes (0: no timer).
+	StepTimeout time.Duration
+	// IntentGrace is how long an intent the platform cannot confirm either
+	// way (PlatformView.Inconclusive, e.g. a 1688 create whose refund id was
+	// lost in a crash) waits for evidence, such as a refund callback carrying
+	// the refund id, before the case is parked for an operator. 0 parks at once.
+	IntentGrace time.Duration
+}
+
+// DefaultPolicy returns the defaults: no refusal message, re-check every 6 h,
+// resume stalled steps after 5 min, wait 1 h for evidence of an unconfirmable
+// intent (the platform retries a failed callback 30 min later).
+func DefaultPolicy() Policy {
+	return Policy{Recheck: 6 * time.Hour, StepTimeout: 5 * time.Minute, IntentGrace: time.Hour}
+}
