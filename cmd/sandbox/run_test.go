@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+)
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func envFunc(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestHelpListsEveryVariable(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"sandbox", "-h"}, envFunc(nil), &out, &errOut); err != nil {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, v := range envVars {
+		if v.name == "UPSTREAM_PATH_<ENDPOINT>" {
+			continue
+		}
+		if !strings.Contains(out.String(), v.name) {
+			t.Errorf("-h output lacks %s", v.name)
+		}
+	}
+	for name := range apiclient.DefaultPaths().ByName() {
+		if !strings.Contains(out.String(), apiclient.PathEnvVar(name)) {
+			t.Errorf("-h output lacks %s", apiclient.PathEnvVar(name))
+		}
+	}
+	if !strings.Contains(out.String(), "127.0.0.1:8090") {
+		t.Error("-h output lacks the default address")
+	}
+}
+
+func TestMissingSecret(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"sandbox"}, envFunc(map[string]string{"UPSTREAM_ACCESS_KEY": "k"}), &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "UPSTREAM_ACCESS_SECRET") {
+		t.Fatalf("run without a secret: %v; want an error naming UPSTREAM_ACCESS_SECRET", err)
+	}
+}
+
+func TestBadValues(t *testing.T) {
+	base := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "SANDBOX_ADDR": "127.0.0.1:0"}
+	for name, kv := range map[string][2]string{
+		"delay":      {"SANDBOX_SELLER_DELAY", "soon"},
+		"decision":   {"SANDBOX_SELLER_DECISION", "maybe"},
+		"rate":       {"SANDBOX_ERROR_RATE", "2"},
+		"kinds":      {"SANDBOX_ERROR_KINDS", "http500,boom"},
+		"latency":    {"SANDBOX_LATENCY", "5ms-1ms"},
+		"retries":    {"SANDBOX_PUSH_RETRIES", "-3"},
+		"bool":       {"SANDBOX_AUTO_CREATE", "perhaps"},
+		"path":       {"UPSTREAM_PATH_TAOBAO_SUBMIT", "no-slash"},
+		"callback":   {"CALLBACK_URL", "ftp://x"},
+		"window":     {"SANDBOX_TIMESTAMP_WINDOW", "0s"},
+		"push rate":  {"SANDBOX_DROP_PUSH_RATE", "x"},
+		"seed":       {"SANDBOX_SEED", "1.5"},
+		"numeric":    {"SANDBOX_TAOBAO_NUMERIC_STATUS", "yes please"},
+		"retry wait": {"SANDBOX_PUSH_RETRY_INTERVAL", "-1s"},
+	} {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		env[kv[0]] = kv[1]
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := run(ctx, []string{"sandbox"}, envFunc(env), io.Discard, io.Discard)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), kv[0]) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %s=%q: err %v; want a one-line error naming the variable", name, kv[0], kv[1], err)
+		}
+	}
+	if err := run(context.Background(), []string{"sandbox", "extra"}, envFunc(base), io.Discard, io.Discard); err == nil {
+		t.Error("unexpected argument accepted")
+	}
+}
+
+func TestRunServesAndStops(t *testing.T) {
+	env := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "super-secret-value",
+		"SANDBOX_ADDR": "127.0.0.1:0", "SANDBOX_LATENCY": "0ms-1ms", "SANDBOX_PUSH_RETRIES": "0"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"sandbox"}, envFunc(env), io.Discard, &stderr) }()
+
+	re := regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
+	var addr string
+	deadline := time.Now().Add(15 * time.Second)
+	for addr == "" {
+		if m := re.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run exited early: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no listening address logged:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + addr + "/_sandbox/healthz")
+	if err != nil {
+		t.Fatalf("healthz: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"ok"`) {
+		t.Errorf("healthz: HTTP %d %s", resp.StatusCode, body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run after cancel: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not stop after cancel")
+	}
+	if strings.Contains(stderr.String(), "super-secret-value") {
+		t.Error("the secret appeared in the log")
+	}
+}

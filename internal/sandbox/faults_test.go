@@ -1,0 +1,221 @@
+package sandbox
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+)
+
+// rawCall makes a signed call and returns the HTTP status and body, or the transport error.
+func (e *testEnv) rawCall(method, path string, body any, timeout time.Duration) (int, []byte, error) {
+	var rdr io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rdr = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.srv.URL+path, rdr)
+	signedHeaders(req.Header, testKey, testSecret, strconv.FormatInt(time.Now().UnixMilli(), 10), "n")
+	// A fresh connection per call: the transport silently retries a GET whose
+	// reused connection was reset, which would hide the reset fault.
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw, nil
+}
+
+func TestForcedErrorKinds(t *testing.T) {
+	e := newEnv(t, nil)
+	tests := []struct {
+		kind       ErrorKind
+		wantStatus int
+		wantCode   int // envelope code when HTTP 200
+		wantErr    bool
+	}{
+		{ErrHTTP500, http.StatusInternalServerError, 0, false},
+		{ErrHTTP503, http.StatusServiceUnavailable, 0, false},
+		{ErrRateLimit, http.StatusOK, apiclient.CodeRateLimited, false},
+		{ErrInternal, http.StatusOK, apiclient.CodeInternal, false},
+		{ErrTimeout, http.StatusGatewayTimeout, 0, false},
+		{ErrReset, 0, 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.kind), func(t *testing.T) {
+			e.s.SetFaults(Faults{TimeoutAfter: 50 * time.Millisecond,
+				ForceErrors: []ForcedError{{Endpoint: "AlibabaLogisticsCompanies", Kind: tc.kind, Count: 1}}})
+			status, raw, err := e.rawCall(http.MethodGet, paths.AlibabaLogisticsCompanies, nil, 10*time.Second)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("reset: got HTTP %d; want a transport error", status)
+				}
+			} else {
+				if err != nil {
+					t.Fatalf("call: %v", err)
+				}
+				if status != tc.wantStatus {
+					t.Fatalf("HTTP %d; want %d", status, tc.wantStatus)
+				}
+				if tc.wantCode != 0 {
+					if env := checkEnvelope(t, raw); env.Code != tc.wantCode {
+						t.Errorf("code %d; want %d", env.Code, tc.wantCode)
+					}
+				}
+			}
+			// Count was 1: the next call succeeds.
+			if r := e.call(http.MethodGet, paths.AlibabaLogisticsCompanies, nil); r.Code != apiclient.CodeSuccess {
+				t.Errorf("call after the forced error: code %d", r.Code)
+			}
+			if f := e.s.Faults(); len(f.ForceErrors) != 0 {
+				t.Errorf("force_errors left: %+v", f.ForceErrors)
+			}
+		})
+	}
+}
+
+func TestTimeoutHonoursClientGivingUp(t *testing.T) {
+	e := newEnv(t, nil)
+	e.s.SetFaults(Faults{ForceErrors: []ForcedError{{Endpoint: "TaobaoQuery", Kind: ErrTimeout, Count: 1}}}) // default 30s
+	start := time.Now()
+	_, _, err := e.rawCall(http.MethodGet, paths.TaobaoQuery+"?refundId=1", nil, 200*time.Millisecond)
+	if err == nil {
+		t.Fatal("timeout fault answered before the client gave up")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("client waited %s", d)
+	}
+}
+
+// TestAfterEffect: the refund is created although the client sees an error,
+// and a retry is rejected as a duplicate and counted.
+func TestAfterEffect(t *testing.T) {
+	e := newEnv(t, nil)
+	e.s.SetFaults(Faults{ForceErrors: []ForcedError{{Endpoint: "TaobaoSubmit", Kind: ErrHTTP500, Count: 1, AfterEffect: true}}})
+	req := apiclient.SubmitRefundRequest{SubOrderID: "9000000000000000001", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
+	status, _, err := e.rawCall(http.MethodPost, paths.TaobaoSubmit, req, 10*time.Second)
+	if err != nil || status != http.StatusInternalServerError {
+		t.Fatalf("forced submit: HTTP %d err %v; want 500", status, err)
+	}
+	if n := e.countRefunds(); n != 1 {
+		t.Fatalf("refunds after after-effect error: %d; want 1", n)
+	}
+	r := e.call(http.MethodPost, paths.TaobaoSubmit, req)
+	if r.Code != apiclient.CodeDuplicateRefund {
+		t.Fatalf("retry: code %d; want %d", r.Code, apiclient.CodeDuplicateRefund)
+	}
+	st := e.s.Stats()
+	if st.RefundSubmissions["taobao:9000000000000000001"] != 2 || st.DuplicateSubmissions != 1 || st.APICalls["TaobaoSubmit"] != 2 {
+		t.Errorf("stats %+v; want 2 submissions, 1 duplicate, 2 calls", st)
+	}
+	// The client can find the refund it does not know the id of.
+	var list apiclient.ListRefundsResponse
+	e.mustOK(http.MethodPost, paths.TaobaoList, apiclient.ListRefundsRequest{PageSize: 10}, &list)
+	if list.Total != 1 || list.List[0].PurchaseOrderLine.PurchaseOrderLineID != "9000000000000000001" {
+		t.Errorf("list %+v", list)
+	}
+}
+
+func TestErrorRateWithSeedIsDeterministic(t *testing.T) {
+	outcomes := func() []int {
+		e := newEnv(t, func(c *Config) {
+			c.Seed = 7
+			c.Faults = Faults{ErrorRate: 0.5, ErrorKinds: []ErrorKind{ErrRateLimit, ErrInternal}, Endpoints: []string{"AlibabaLogisticsCompanies"}}
+		})
+		var codes []int
+		for range 40 {
+			codes = append(codes, e.call(http.MethodGet, paths.AlibabaLogisticsCompanies, nil).Code)
+		}
+		// Other endpoints are not targeted.
+		for range 10 {
+			if r := e.call(http.MethodPost, paths.TaobaoList, apiclient.ListRefundsRequest{PageSize: 1}); r.Code != apiclient.CodeSuccess {
+				t.Errorf("untargeted endpoint failed: %d", r.Code)
+			}
+		}
+		return codes
+	}
+	a, b := outcomes(), outcomes()
+	failures := 0
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("run 1 %v != run 2 %v", a, b)
+		}
+		if a[i] != apiclient.CodeSuccess {
+			failures++
+		}
+	}
+	if failures < 8 || failures > 32 {
+		t.Errorf("%d of 40 failed at rate 0.5", failures)
+	}
+}
+
+func TestLatency(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Faults = Faults{LatencyMin: 60 * time.Millisecond, LatencyMax: 80 * time.Millisecond}
+	})
+	start := time.Now()
+	e.call(http.MethodGet, paths.AlibabaLogisticsCompanies, nil)
+	if d := time.Since(start); d < 60*time.Millisecond {
+		t.Errorf("call took %s; want at least the 60ms minimum latency", d)
+	}
+}
+
+func TestFaultsAdmin(t *testing.T) {
+	e := newEnv(t, nil)
+	body := `{"latency_min":"1ms","latency_max":"2ms","error_rate":0.25,"error_kinds":["http503"],
+		"force_errors":[{"endpoint":"TaobaoSubmit","kind":"reset","count":2,"after_effect":true}],"drop_push_rate":0.1}`
+	var got Faults
+	e.adminOK(http.MethodPut, "/_sandbox/faults", body, &got)
+	if got.LatencyMax != 2*time.Millisecond || got.ErrorRate != 0.25 || len(got.ForceErrors) != 1 || !got.ForceErrors[0].AfterEffect {
+		t.Errorf("faults %+v", got)
+	}
+	for name, bad := range map[string]string{
+		"rate above 1":     `{"error_rate":1.5}`,
+		"unknown kind":     `{"error_kinds":["boom"]}`,
+		"unknown endpoint": `{"force_errors":[{"endpoint":"Nope","kind":"http500","count":1}]}`,
+		"zero count":       `{"force_errors":[{"endpoint":"TaobaoSubmit","kind":"http500","count":0}]}`,
+		"bad duration":     `{"latency_min":"soon"}`,
+		"unknown field":    `{"error_rat":0.1}`,
+		"not json":         `{`,
+		"min above max":    `{"latency_min":"2s","latency_max":"1s"}`,
+	} {
+		st, raw := e.admin(http.MethodPut, "/_sandbox/faults", bad)
+		if st != http.StatusBadRequest {
+			t.Errorf("%s: HTTP %d %s; want 400", name, st, raw)
+			continue
+		}
+		if code := adminErrCode(t, raw); code != AdminInvalidArgument && code != AdminMalformedJSON {
+			t.Errorf("%s: code %q", name, code)
+		}
+	}
+	if f := e.s.Faults(); f.ErrorRate != 0.25 {
+		t.Errorf("bad PUTs changed faults: %+v", f)
+	}
+}
+
+// TestTimeoutOnPOSTStopsWhenClientGivesUp: a hanging POST handler must notice
+// the client hanging up (it reads the body before waiting), so the server can
+// close promptly instead of holding the request for TimeoutAfter.
+func TestTimeoutOnPOSTStopsWhenClientGivesUp(t *testing.T) {
+	e := newEnv(t, nil)
+	e.s.SetFaults(Faults{TimeoutAfter: 10 * time.Minute,
+		ForceErrors: []ForcedError{{Endpoint: "TaobaoSubmit", Kind: ErrTimeout, Count: 1}}})
+	req := apiclient.SubmitRefundRequest{SubOrderID: "9000000000000000009", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
+	if _, _, err := e.rawCall(http.MethodPost, paths.TaobaoSubmit, req, 200*time.Millisecond); err == nil {
+		t.Fatal("timeout fault answered before the client gave up")
+	}
+	closed := make(chan struct{})
+	go func() { e.srv.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(60 * time.Second):
+		t.Fatal("server still holding the abandoned POST after 60s (TimeoutAfter is 10m)")
+	}
+}

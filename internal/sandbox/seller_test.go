@@ -1,0 +1,82 @@
+package sandbox
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+)
+
+func TestSellerPolicies(t *testing.T) {
+	tests := []struct {
+		decision   string
+		refundType int
+		goods      int
+		reason     int
+		want       string
+	}{
+		{DecisionAgree, apiclient.TaobaoRefundOnly, apiclient.TaobaoGoodsNotShipped, 1001, tbSuccess},
+		{DecisionAgree, apiclient.TaobaoReturnAndRefund, apiclient.TaobaoGoodsReceived, 4001, tbWaitReturn},
+		{DecisionRefuse, apiclient.TaobaoRefundOnly, apiclient.TaobaoGoodsNotShipped, 1001, tbRefused},
+		{DecisionRequireReturn, apiclient.TaobaoRefundOnly, apiclient.TaobaoGoodsReceived, 3003, tbWaitReturn},
+	}
+	for _, tc := range tests {
+		t.Run(tc.decision, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.Seller = SellerPolicy{Decision: tc.decision, RefuseReason: "库存不足"} })
+			id := e.tbSubmit("7000000000000000001", tc.refundType, tc.goods, tc.reason, 100)
+			e.waitStatus(id, tc.want)
+			if tc.decision == DecisionRefuse {
+				if r := e.refund(id); r.RefuseReason != "库存不足" {
+					t.Errorf("refuse reason %q; want 库存不足", r.RefuseReason)
+				}
+			}
+		})
+	}
+}
+
+// TestSellerReturnFlowAutomatic: agree -> return shipped -> received after ReceiveAfter -> success,
+// with the per-order policy overriding a manual global one.
+func TestSellerReturnFlowAutomatic(t *testing.T) {
+	e := newEnv(t, nil) // global manual
+	e.adminOK(http.MethodPost, "/_sandbox/orders", map[string]any{"platform": "1688", "order_id": "3200000000000000001",
+		"amount": 9500, "carriage": 500, "seller": map[string]any{"decision": "agree", "decide_after": "10ms", "receive_after": "10ms"}}, nil)
+	id := e.abCreate(3200000000000000001, apiclient.AlibabaDisputeReturnRefund, apiclient.AlibabaGoodsRefundBuyerReceived, 20025, 9500, nil)
+	e.waitStatus(id, abWaitSend)
+	var gr apiclient.GoodsReturnResponse
+	e.mustOK(http.MethodPost, paths.AlibabaGoodsReturn, apiclient.GoodsReturnRequest{RefundID: id, LogisticsCompanyNo: "YTO",
+		FreightBill: "YT8888888888"}, &gr)
+	if !gr.Success {
+		t.Fatalf("goods return: %+v", gr)
+	}
+	e.waitStatus(id, abSuccess)
+	r := e.refund(id)
+	want := []string{abWaitAgree, abWaitSend, abWaitReceive, abSuccess}
+	if len(r.History) != len(want) {
+		t.Fatalf("history %v; want %v", r.History, want)
+	}
+	for i := range want {
+		if r.History[i] != want[i] {
+			t.Fatalf("history %v; want %v", r.History, want)
+		}
+	}
+	// A refund on another order still follows the manual global policy.
+	other := e.abCreate(3200000000000000002, apiclient.AlibabaDisputeRefund, apiclient.AlibabaGoodsRefundWaitSellerSend, 20001, 100, nil)
+	if got := e.refund(other).Status; got != abWaitAgree {
+		t.Errorf("manual refund moved to %s", got)
+	}
+}
+
+// TestModifyReschedules: a refused refund modified by the buyer goes back to the seller, who decides again.
+func TestModifyReschedules(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Seller = SellerPolicy{Decision: DecisionRefuse} })
+	id := e.tbSubmit("7100000000000000001", 1, 1, 1001, 100)
+	e.waitStatus(id, tbRefused)
+	e.s.SetSeller(SellerPolicy{Decision: DecisionAgree, DecideAfter: 5 * time.Millisecond})
+	e.mustOK(http.MethodPost, paths.TaobaoModify, apiclient.ModifyRefundRequest{RefundID: id, RefundType: 1, GoodsStatus: 1,
+		ReasonID: 1002, RefundFee: 200}, nil)
+	e.waitStatus(id, tbSuccess)
+	if r := e.refund(id); r.RefundFee != 200 || r.ReasonID != 1002 {
+		t.Errorf("modified refund fee %d reason %d; want 200 1002", r.RefundFee, r.ReasonID)
+	}
+}
