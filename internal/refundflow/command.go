@@ -1,0 +1,126 @@
+package refundflow
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Command is an operator's instruction to the worker, published by refundctl
+// to the commands stream (subject events.CommandSubject) as JSON. ID is unique
+// per command; it is the Nats-Msg-Id (so a CLI retry is stored once) and the
+// worker's inbox key (so a redelivery is applied once).
+//
+// A command names its case by platform and order: Taobao cases are one per
+// sub-order (SubOrderID required), 1688 cases one per order (OrderID
+// required). CaseID may be given instead of the order for commands on an
+// existing case.
+type Command struct {
+	ID         string    `json:"id"`
+	Kind       InputKind `json:"kind"` // request_refund, report_shipment, cancel or send_message
+	Platform   Platform  `json:"platform"`
+	OrderID    string    `json:"orderId,omitempty"`
+	SubOrderID string    `json:"subOrderId,omitempty"`
+	CaseID     int64     `json:"caseId,omitempty"`
+	Request    *Request  `json:"request,omitempty"`  // request_refund
+	Shipment   *Shipment `json:"shipment,omitempty"` // report_shipment
+	Message    string    `json:"message,omitempty"`  // send_message
+	Operator   string    `json:"operator,omitempty"` // who issued it, for the timeline
+	IssuedAt   time.Time `json:"issuedAt"`
+}
+
+var (
+	commandIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{8,64}$`)
+	digits           = regexp.MustCompile(`^[0-9]{1,24}$`)
+)
+
+// CommandKinds are the input kinds a Command may carry.
+func CommandKinds() []InputKind {
+	return []InputKind{InputRequestRefund, InputReportShipment, InputCancel, InputSendMessage}
+}
+
+// Validate checks a command completely; a command that fails is dead-lettered
+// by the worker and refused by refundctl before publishing.
+func (c Command) Validate() error {
+	var errs []error
+	if !commandIDPattern.MatchString(c.ID) {
+		errs = append(errs, errors.New("id: 8 to 64 characters of A-Z a-z 0-9 _ . : -"))
+	}
+	if !c.Platform.Valid() {
+		return errors.Join(append(errs, fmt.Errorf("platform %q: want taobao or 1688", clip(string(c.Platform))))...)
+	}
+	if c.CaseID < 0 {
+		errs = append(errs, errors.New("caseId: must be positive"))
+	}
+	if c.CaseID == 0 {
+		switch c.Platform {
+		case PlatformTaobao:
+			if !digits.MatchString(c.SubOrderID) {
+				errs = append(errs, errors.New("subOrderId: required for Taobao, digits only"))
+			}
+		case Platform1688:
+			if _, err := strconv.ParseInt(c.OrderID, 10, 64); err != nil || !digits.MatchString(c.OrderID) || strings.HasPrefix(c.OrderID, "0") {
+				errs = append(errs, errors.New("orderId: required for 1688, a positive integer"))
+			}
+		}
+	}
+	if c.OrderID != "" && !digits.MatchString(c.OrderID) {
+		errs = append(errs, errors.New("orderId: digits only"))
+	}
+	if c.SubOrderID != "" && !digits.MatchString(c.SubOrderID) {
+		errs = append(errs, errors.New("subOrderId: digits only"))
+	}
+	if utf8.RuneCountInString(c.Operator) > maxField || !utf8.ValidString(c.Operator) {
+		errs = append(errs, errors.New("operator: at most 64 characters of UTF-8"))
+	}
+	switch c.Kind {
+	case InputRequestRefund:
+		if c.Request == nil {
+			errs = append(errs, errors.New("request: required for request_refund"))
+		} else if err := c.Request.Validate(c.Platform); err != nil {
+			errs = append(errs, fmt.Errorf("request: %w", err))
+		}
+	case InputReportShipment:
+		if c.Shipment == nil {
+			errs = append(errs, errors.New("shipment: required for report_shipment"))
+		} else if err := c.Shipment.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("shipment: %w", err))
+		}
+	case InputCancel:
+	case InputSendMessage:
+		if n := utf8.RuneCountInString(c.Message); n == 0 || n > maxMessage || !utf8.ValidString(c.Message) {
+			errs = append(errs, fmt.Errorf("message: 1 to %d characters of UTF-8", maxMessage))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("kind %q: want request_refund, report_shipment, cancel or send_message", clip(string(c.Kind))))
+	}
+	return errors.Join(errs...)
+}
+
+// DecodeCommand parses and validates a command payload. Unknown fields are
+// rejected so a typo in a hand-written command is not silently ignored.
+func DecodeCommand(b []byte) (Command, error) {
+	var c Command
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Command{}, fmt.Errorf("decode command: %w", err)
+	}
+	if dec.More() {
+		return Command{}, errors.New("decode command: trailing data after the JSON object")
+	}
+	if err := c.Validate(); err != nil {
+		return Command{}, err
+	}
+	return c, nil
+}
+
+// Input converts the command into the Decide input.
+func (c Command) Input(now time.Time) Input {
+	return Input{Kind: c.Kind, Now: now, Request: c.Request, Shipment: c.Shipment, Message: c.Message}
+}
