@@ -1,0 +1,142 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Operator commands and dead letters live in two streams beside the callback
+// stream:
+//
+//	commands.<platform>.<kind>          COMMANDS: refundctl -> worker (refundflow.Command JSON)
+//	deadletters.<source>                DEADLETTERS: messages the worker gave up on, with reason headers
+//
+// <kind> is the refundflow.InputKind (request_refund, report_shipment, cancel,
+// send_message); <source> is "callbacks" or "commands". The Nats-Msg-Id of a
+// command is its refundflow.Command.ID, so a CLI retry is stored once.
+const (
+	SubjectCommands    = "commands"
+	SubjectDeadLetters = "deadletters"
+
+	DefaultCommandStreamName    = "COMMANDS"
+	DefaultDeadLetterStreamName = "DEADLETTERS"
+	// DefaultCommandMaxAge keeps commands for replay and audit well beyond any
+	// worker outage.
+	DefaultCommandMaxAge = 30 * 24 * time.Hour
+	// DefaultDeadLetterMaxAge keeps dead letters long enough for an operator
+	// to look at them after a holiday; the worker also records them in SQLite.
+	DefaultDeadLetterMaxAge = 30 * 24 * time.Hour
+	// DefaultCommandDuplicates is the window in which a re-published command
+	// id is dropped by the server; the worker's inbox covers longer spans.
+	DefaultCommandDuplicates = 10 * time.Minute
+)
+
+// Dead-letter headers, set on messages published to DEADLETTERS.
+const (
+	HeaderDeadReason     = "Dl-Reason"     // machine code: max_deliveries, invalid_command, permanent_error, …
+	HeaderDeadError      = "Dl-Error"      // short human explanation (never a secret)
+	HeaderDeadSubject    = "Dl-Subject"    // the original subject
+	HeaderDeadStream     = "Dl-Stream"     // the original stream
+	HeaderDeadSequence   = "Dl-Stream-Seq" // the original stream sequence
+	HeaderDeadDeliveries = "Dl-Deliveries" // deliveries before giving up
+	HeaderCommandKind    = "Cmd-Kind"      // commands: refundflow.InputKind
+	HeaderCommandIssuer  = "Cmd-Operator"  // commands: who issued it
+)
+
+// CommandSubject is the subject of a command for a platform ("taobao", "1688")
+// and kind.
+func CommandSubject(platform, kind string) string {
+	return SubjectCommands + "." + platform + "." + kind
+}
+
+// DeadLetterSubject is the dead-letter subject for a source stream's messages
+// ("callbacks" or "commands").
+func DeadLetterSubject(source string) string {
+	return SubjectDeadLetters + "." + source
+}
+
+// WorkStreamsConfig names and sizes the command and dead-letter streams.
+type WorkStreamsConfig struct {
+	CommandStream    string
+	DeadLetterStream string
+	CommandMaxAge    time.Duration
+	DeadLetterMaxAge time.Duration
+	Replicas         int
+}
+
+// DefaultWorkStreamsConfig returns the documented defaults.
+func DefaultWorkStreamsConfig() WorkStreamsConfig {
+	return WorkStreamsConfig{
+		CommandStream:    DefaultCommandStreamName,
+		DeadLetterStream: DefaultDeadLetterStreamName,
+		CommandMaxAge:    DefaultCommandMaxAge,
+		DeadLetterMaxAge: DefaultDeadLetterMaxAge,
+		Replicas:         DefaultReplicas,
+	}
+}
+
+// Validate checks names and limits.
+func (c WorkStreamsConfig) Validate() error {
+	for _, n := range []string{c.CommandStream, c.DeadLetterStream} {
+		if err := (StreamConfig{Name: n, MaxAge: time.Hour, Duplicates: time.Minute, MaxBytes: 1, MaxMsgSize: 1, Replicas: 1}).Validate(); err != nil {
+			return err
+		}
+	}
+	if c.CommandStream == c.DeadLetterStream {
+		return errors.New("command and dead-letter streams must differ")
+	}
+	if c.CommandMaxAge < DefaultCommandDuplicates || c.DeadLetterMaxAge <= 0 {
+		return fmt.Errorf("stream max ages %s / %s: must be at least %s / positive", c.CommandMaxAge, c.DeadLetterMaxAge, DefaultCommandDuplicates)
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fmt.Errorf("stream replicas %d: must be 1 to 5", c.Replicas)
+	}
+	return nil
+}
+
+// EnsureWorkStreams creates or updates the command and dead-letter streams
+// (file storage, limits retention); running it again changes nothing.
+func EnsureWorkStreams(ctx context.Context, js jetstream.JetStream, c WorkStreamsConfig) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("ensure work streams: %w", err)
+	}
+	for _, sc := range []jetstream.StreamConfig{
+		{
+			Name:        c.CommandStream,
+			Description: "operator commands for the refundhub worker",
+			Subjects:    []string{SubjectCommands + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      c.CommandMaxAge,
+			MaxBytes:    DefaultMaxBytes,
+			MaxMsgSize:  64 << 10,
+			MaxMsgs:     -1,
+			Duplicates:  DefaultCommandDuplicates,
+			Replicas:    c.Replicas,
+		},
+		{
+			Name:        c.DeadLetterStream,
+			Description: "messages the refundhub worker gave up on, with the reason in headers",
+			Subjects:    []string{SubjectDeadLetters + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      c.DeadLetterMaxAge,
+			MaxBytes:    DefaultMaxBytes,
+			MaxMsgSize:  DefaultMaxMsgSize + 64<<10,
+			MaxMsgs:     -1,
+			Duplicates:  DefaultDuplicates,
+			Replicas:    c.Replicas,
+		},
+	} {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
