@@ -60,7 +60,9 @@ const (
 )
 
 // TypeNames maps wire message types to kinds, per platform. It is configuration
-// because the Taobao names are a guess.
+// because the Taobao names are a guess: cmd/receiver reads overrides from
+// CALLBACK_TYPES_TAOBAO and CALLBACK_TYPES_1688 ("NAME=kind,…", see
+// ParseTypeNames). A type not listed for its platform is parked, not rejected.
 type TypeNames map[Platform]map[string]Kind
 
 // DefaultTypeNames returns the observed 1688 names and the same names for Taobao.

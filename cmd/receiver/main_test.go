@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/events/eventstest"
+)
+
+const token = "e2e-token-0123456789abcdef"
+
+// syncBuffer is an io.Writer safe for the concurrent writes of run and reads of the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func envFunc(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestHelpListsEveryVariable(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-h"}, envFunc(nil), &out, io.Discard); err != nil {
+		t.Fatalf("run -h: %v", err)
+	}
+	for _, v := range envVars {
+		if !strings.Contains(out.String(), v.name+" (default: ") {
+			t.Errorf("-h output lacks %s", v.name)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	const secret = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="
+	cases := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "CALLBACK_TOKEN is not set: set CALLBACK_TOKEN to a long random secret"},
+		{map[string]string{"CALLBACK_TOKEN": "short"}, "CALLBACK_TOKEN must be 16 to 256 characters"},
+		{map[string]string{"CALLBACK_TOKEN": "has spaces in it, sixteen+"}, "CALLBACK_TOKEN may only contain"},
+		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_MAX_BYTES": "lots"}, "CALLBACK_MAX_BYTES"},
+		{map[string]string{"CALLBACK_TOKEN": token, "RECEIVER_PUBLISH_TIMEOUT": "1h"}, "RECEIVER_PUBLISH_TIMEOUT"},
+		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_STREAM_REPLICAS": "9"}, "replicas"},
+		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_STREAM_MAX_AGE": "forever"}, "CALLBACK_STREAM_MAX_AGE"},
+		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_TYPES_TAOBAO": "TB_REFUND=refunds"}, "CALLBACK_TYPES_TAOBAO"},
+		{map[string]string{"CALLBACK_TOKEN": token, "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_SIGNING_SECRETS": "not-a-whsec " + secret, "NATS_URL": "nats://127.0.0.1:1"}, "signing secret #1"},
+	}
+	for _, c := range cases {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var stderr syncBuffer
+		err := run(ctx, nil, envFunc(c.env), io.Discard, &stderr)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("run with %v = %v; want an error containing %q", c.env, err, c.want)
+			continue
+		}
+		for _, s := range []string{token, secret, "not-a-whsec"} {
+			if strings.Contains(err.Error(), s) || strings.Contains(stderr.String(), s) {
+				t.Errorf("run with %v: a secret appears in the error or log: %v", c.env, err)
+			}
+		}
+	}
+	cfg, err := loadConfig(envFunc(map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_TYPES_TAOBAO": "TB_STATUS=order_status"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:8080" || cfg.NATSURL != "nats://127.0.0.1:4222" || cfg.MaxBytes != 64<<10 ||
+		cfg.PublishTimeout != 500*time.Millisecond || cfg.Stream.MaxAge != 7*24*time.Hour || len(cfg.TypeNames[0]) != 1 || len(cfg.TypeNames[1]) != 5 {
+		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+// startRun runs the receiver like main does and returns its base URL and a
+// stop function that cancels it and returns run's error.
+func startRun(t *testing.T, env map[string]string, stderr io.Writer) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, envFunc(env), &stdout, stderr) }()
+	re := regexp.MustCompile(`listening on (http://\S+)`)
+	var base string
+	eventstest.WaitFor(t, 30*time.Second, "receiver to listen", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v", err)
+		default:
+		}
+		if m := re.FindStringSubmatch(stdout.String()); m != nil {
+			base = m[1]
+			return true
+		}
+		return false
+	})
+	eventstest.WaitFor(t, 30*time.Second, "/readyz 200", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("run did not return after cancel")
+			return nil
+		}
+	}
+	t.Cleanup(func() { _ = stop() })
+	return base, stop
+}
+
+func body(n int) []byte {
+	return fmt.Appendf(nil, `{"messageType":"ORDER_CREATE","messageBody":"{\"orderId\":\"%d\"}","messagePlatform":1,"timestamp":"%d"}`, n, 1779263269913+n)
+}
+
+func TestRunEndToEnd(t *testing.T) {
+	ns := eventstest.Start(t)
+	var stderr syncBuffer
+	base, stop := startRun(t, map[string]string{
+		"RECEIVER_ADDR": "127.0.0.1:0", "NATS_URL": ns.URL(), "CALLBACK_TOKEN": token, "LOG_LEVEL": "debug",
+		"CALLBACK_STREAM": "E2E", "CALLBACK_STREAM_MAX_AGE": "1h",
+	}, &stderr)
+
+	resp, err := http.Post(base+"/callbacks/"+token, "application/json", bytes.NewReader(body(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(got) != `{"code":200,"msg":"success"}`+"\n" {
+		t.Fatalf("POST = %d %s; want 200 success", resp.StatusCode, got)
+	}
+	js := ns.JetStream()
+	st, err := js.Stream(context.Background(), "E2E")
+	if err != nil {
+		t.Fatalf("stream E2E was not created: %v", err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 || info.Config.MaxAge != time.Hour {
+		t.Errorf("stream: %d msgs, max age %s; want 1, 1h", info.State.Msgs, info.Config.MaxAge)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("run after cancel = %v; want nil", err)
+	}
+	logs := stderr.String()
+	if !strings.Contains(logs, `"msg":"callback stored"`) || !strings.Contains(logs, `"msg":"stopped"`) {
+		t.Errorf("logs lack the debug line for the stored callback or the stop line:\n%s", logs)
+	}
+	if strings.Contains(logs, token) {
+		t.Error("logs contain the callback token")
+	}
+}
+
+// TestShutdownLosesNothing cancels run while requests are in flight: every
+// request that got a 200 must be in the stream.
+func TestShutdownLosesNothing(t *testing.T) {
+	ns := eventstest.Start(t)
+	base, stop := startRun(t, map[string]string{
+		"RECEIVER_ADDR": "127.0.0.1:0", "NATS_URL": ns.URL(), "CALLBACK_TOKEN": token,
+	}, io.Discard)
+	var ok, n atomic.Int64
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 20 * time.Second}
+	for range 8 {
+		wg.Go(func() {
+			for {
+				resp, err := client.Post(base+"/callbacks/"+token, "application/json", bytes.NewReader(body(int(n.Add(1)))))
+				if err != nil {
+					return // server gone
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					ok.Add(1)
+				}
+			}
+		})
+	}
+	eventstest.WaitFor(t, 30*time.Second, "some accepted callbacks", func() bool { return ok.Load() >= 50 })
+	if err := stop(); err != nil {
+		t.Errorf("run after cancel = %v", err)
+	}
+	wg.Wait()
+	st, err := ns.JetStream().Stream(context.Background(), events.DefaultStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs < uint64(ok.Load()) {
+		t.Errorf("stream has %d messages but %d callbacks were answered 200", info.State.Msgs, ok.Load())
+	}
+}
+
+// TestStartsWithoutNATSAndRecovers starts the receiver while NATS is down:
+// it serves, /readyz and callbacks answer 503, and once NATS is up the stream
+// is created and callbacks are stored.
+func TestStartsWithoutNATSAndRecovers(t *testing.T) {
+	ns := eventstest.Start(t)
+	ns.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, envFunc(map[string]string{
+			"RECEIVER_ADDR": "127.0.0.1:0", "NATS_URL": ns.URL(), "CALLBACK_TOKEN": token,
+		}), &stdout, io.Discard)
+	}()
+	re := regexp.MustCompile(`listening on (http://\S+)`)
+	var base string
+	eventstest.WaitFor(t, 30*time.Second, "receiver to listen", func() bool {
+		if m := re.FindStringSubmatch(stdout.String()); m != nil {
+			base = m[1]
+			return true
+		}
+		return false
+	})
+	status := func(method, path string) int {
+		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body(99)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status(http.MethodGet, "/readyz"); got != 503 {
+		t.Errorf("/readyz without NATS = %d; want 503", got)
+	}
+	if got := status(http.MethodPost, "/callbacks/"+token); got != 503 {
+		t.Errorf("POST without NATS = %d; want 503", got)
+	}
+	ns.Restart()
+	eventstest.WaitFor(t, 60*time.Second, "/readyz 200 after NATS came up", func() bool { return status(http.MethodGet, "/readyz") == 200 })
+	if got := status(http.MethodPost, "/callbacks/"+token); got != 200 {
+		t.Errorf("POST after NATS came up = %d; want 200", got)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run = %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return")
+	}
+}

@@ -1,0 +1,377 @@
+// Package events is the JetStream side of the product, shared by the receiver
+// (which publishes callbacks) and the worker and CLI (which consume them).
+//
+// # Stream
+//
+// One stream (default name CALLBACKS, file storage, limits retention) holds
+// every callback the receiver answered 200 for. Its subjects are:
+//
+//	callbacks.<platform>.<messageType>   accepted: known type, ids present
+//	parked.callbacks.<platform>          parked: unknown type or body failed its checks
+//
+// <platform> is "taobao" or "1688" (callback.Platform.String). <messageType>
+// is the wire name, which the receiver only puts in a subject for known types
+// (validated at start-up to be a subject token). Parked messages share the
+// stream, so they get the same durability, retention and dedupe window, but
+// live under a prefix that a worker filter of "callbacks.>" never matches; an
+// operator reads them with the filter "parked.callbacks.>" (the type and the
+// reason are in headers, since an unknown type may not be a valid token).
+//
+// The stream is created or updated idempotently at start-up (EnsureStream)
+// with: MaxAge 7 days (longer than the platform's 5 × 30 min retry horizon and
+// any worker outage we plan for), Duplicates window 2 minutes (the JetStream
+// default; it catches near-simultaneous resends and publisher retries, not the
+// platform's 30-minute retries, which the worker's inbox table dedupes on the
+// same Nats-Msg-Id), MaxBytes 1 GiB, MaxMsgSize 1 MiB, Discard old, replicas
+// configurable (1 for a single server, 3 in a cluster).
+//
+// What a PubAck is worth: with file storage the server writes each message to
+// the OS before acking but fsyncs only every sync_interval (2 min by
+// default), so an acked callback survives a nats-server crash, and survives
+// an OS crash or power loss only with replicas 3 or sync_interval: always
+// (a server setting, not a stream one).
+//
+// # Messages
+//
+// The payload is the raw request body exactly as received. Headers:
+//
+//	Nats-Msg-Id      content hash of the envelope (callback.ContentID), 32 hex digits
+//	Cb-Platform      "taobao" | "1688"
+//	Cb-Type          messageType as sent
+//	Cb-Received      receive time, Unix milliseconds (decimal)
+//	Cb-Request-Id    the receiver's request id (also returned as X-Request-Id)
+//	Cb-Park-Reason   parked only: callback.ParkReason
+//	Cb-Park-Detail   parked only: a short human explanation
+//	Cb-Signature     "verified" when Standard Webhooks verification passed
+//
+// Header names are short on purpose: the server scans the header block for
+// its own Nats-* headers several times per message, and measured header cost
+// was the largest part of the receiver's overhead over a bare publish. The
+// kind (order_status, …) is not a header: it follows from Cb-Type through
+// the same callback.TypeNames the receiver uses.
+package events
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Subject prefixes. SubjectAccepted is what the worker filters on
+// ("callbacks.>"); SubjectParked is deliberately outside it.
+const (
+	SubjectAccepted = "callbacks"
+	SubjectParked   = "parked.callbacks"
+)
+
+// Header names set on every published callback (see the package doc).
+const (
+	HeaderMsgID       = jetstream.MsgIDHeader // "Nats-Msg-Id": content hash
+	HeaderPlatform    = "Cb-Platform"         // "taobao" | "1688"
+	HeaderType        = "Cb-Type"             // messageType as sent
+	HeaderReceivedAt  = "Cb-Received"         // receive time, Unix milliseconds
+	HeaderRequestID   = "Cb-Request-Id"       // the receiver's request id
+	HeaderParkReason  = "Cb-Park-Reason"      // parked only: callback.ParkReason
+	HeaderParkDetail  = "Cb-Park-Detail"      // parked only: short explanation
+	HeaderSignature   = "Cb-Signature"        // "verified" when Standard Webhooks verification passed
+	SignatureVerified = "verified"
+)
+
+// AcceptedSubject returns callbacks.<platform>.<messageType>. messageType must
+// be a subject token; the receiver guarantees it by only using known types.
+func AcceptedSubject(platform, messageType string) string {
+	return SubjectAccepted + "." + platform + "." + messageType
+}
+
+// ParkedSubject returns parked.callbacks.<platform>.
+func ParkedSubject(platform string) string {
+	return SubjectParked + "." + platform
+}
+
+// Stream defaults (see the package doc for the reasons).
+const (
+	DefaultStreamName  = "CALLBACKS"
+	DefaultMaxAge      = 7 * 24 * time.Hour
+	DefaultDuplicates  = 2 * time.Minute
+	DefaultMaxBytes    = 1 << 30
+	DefaultMaxMsgSize  = 1 << 20
+	DefaultReplicas    = 1
+	DefaultPublishWait = 500 * time.Millisecond
+)
+
+// StreamConfig is the part of the callback stream's configuration that
+// deployments choose.
+type StreamConfig struct {
+	Name       string
+	MaxAge     time.Duration
+	Duplicates time.Duration
+	MaxBytes   int64
+	MaxMsgSize int32
+	Replicas   int
+}
+
+// DefaultStreamConfig returns the documented defaults.
+func DefaultStreamConfig() StreamConfig {
+	return StreamConfig{
+		Name:       DefaultStreamName,
+		MaxAge:     DefaultMaxAge,
+		Duplicates: DefaultDuplicates,
+		MaxBytes:   DefaultMaxBytes,
+		MaxMsgSize: DefaultMaxMsgSize,
+		Replicas:   DefaultReplicas,
+	}
+}
+
+// Validate checks the limits JetStream would reject, with clearer messages.
+func (c StreamConfig) Validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("stream name is empty")
+	case c.MaxAge <= 0:
+		return fmt.Errorf("stream max age %s: must be positive", c.MaxAge)
+	case c.Duplicates < 100*time.Millisecond || c.Duplicates > c.MaxAge:
+		return fmt.Errorf("stream duplicate window %s: must be between 100ms and the max age %s", c.Duplicates, c.MaxAge)
+	case c.MaxBytes <= 0:
+		return fmt.Errorf("stream max bytes %d: must be positive", c.MaxBytes)
+	case c.MaxMsgSize <= 0:
+		return fmt.Errorf("stream max message size %d: must be positive", c.MaxMsgSize)
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("stream replicas %d: must be 1 to 5", c.Replicas)
+	}
+	for _, r := range c.Name {
+		if r <= ' ' || r == '.' || r == '*' || r == '>' || r == '/' || r == '\\' {
+			return fmt.Errorf("stream name %q: no spaces, '.', '*', '>' or slashes", c.Name)
+		}
+	}
+	return nil
+}
+
+// JetStream returns the full stream configuration.
+func (c StreamConfig) JetStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        c.Name,
+		Description: "platform callbacks received by refundhub (accepted and parked)",
+		Subjects:    []string{SubjectAccepted + ".>", SubjectParked + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      c.MaxAge,
+		MaxBytes:    c.MaxBytes,
+		MaxMsgSize:  c.MaxMsgSize,
+		MaxMsgs:     -1,
+		Duplicates:  c.Duplicates,
+		Replicas:    c.Replicas,
+	}
+}
+
+// EnsureStream creates the stream or updates it to cfg; running it again
+// with the same cfg changes nothing.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ensure stream: %w", err)
+	}
+	s, err := js.CreateOrUpdateStream(ctx, cfg.JetStream())
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// ConnectOptions returns the nats.go options every long-running publisher
+// uses: reconnect forever with capped, jittered exponential backoff (so a
+// receiver recovers whenever NATS returns), connect retries at start-up, and
+// no reconnect buffer, so that a publish while disconnected fails at once
+// (the receiver then answers 503) instead of sitting in a buffer that would
+// be flushed after the sender was already told to retry.
+func ConnectOptions(name string) []nats.Option {
+	return []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectBufSize(-1),
+		nats.CustomReconnectDelay(ReconnectDelay),
+		nats.PingInterval(10 * time.Second),
+		nats.MaxPingsOutstanding(2),
+	}
+}
+
+// ReconnectDelay is the backoff between reconnect rounds: 100ms doubling up
+// to 5s, plus up to 25% random jitter so that many receivers do not reconnect in step.
+func ReconnectDelay(attempts int) time.Duration {
+	d := 100 * time.Millisecond
+	for i := 1; i < attempts && d < 5*time.Second; i++ {
+		d *= 2
+	}
+	if d > 5*time.Second {
+		d = 5 * time.Second
+	}
+	return d + rand.N(d/4+1)
+}
+
+// Errors returned by Publisher.Publish; both mean "not stored, tell the
+// sender to retry".
+var (
+	// ErrNotConnected: the NATS connection is down (reconnecting or closed).
+	ErrNotConnected = errors.New("nats not connected")
+	// ErrPublishTimeout: no PubAck within the publish wait.
+	ErrPublishTimeout = errors.New("no jetstream ack in time")
+)
+
+// Ack is the stream's answer to a publish.
+type Ack struct {
+	Stream    string
+	Sequence  uint64
+	Duplicate bool // the Nats-Msg-Id was already stored inside the duplicate window
+}
+
+// Publisher publishes messages to JetStream synchronously, each with a
+// Nats-Msg-Id and a bounded wait for the PubAck.
+type Publisher struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	wait time.Duration
+}
+
+// NewPublisher returns a Publisher on nc that waits at most wait for each
+// ack (DefaultPublishWait if wait <= 0).
+func NewPublisher(nc *nats.Conn, wait time.Duration) (*Publisher, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if wait <= 0 {
+		wait = DefaultPublishWait
+	}
+	return &Publisher{nc: nc, js: js, wait: wait}, nil
+}
+
+// JetStream returns the JetStream context the Publisher uses.
+func (p *Publisher) JetStream() jetstream.JetStream { return p.js }
+
+// Publish stores m (whose Header must be non-nil) with the given Nats-Msg-Id
+// and returns the ack. It returns only after the stream acknowledged the
+// message, or when the publish wait (or ctx) ran out. Errors wrap
+// ErrNotConnected or ErrPublishTimeout when those apply.
+//
+// It is a core NATS request to the stream's subject plus a small PubAck
+// decoder rather than jetstream.PublishMsg: the same protocol, without a
+// context, an options struct and a reflective JSON decode per message (this
+// is the receiver's hot path). Like jetstream.PublishMsg it retries "no
+// responders" (a stream leader election) within the wait.
+func (p *Publisher) Publish(ctx context.Context, m *nats.Msg, msgID string) (Ack, error) {
+	// No IsConnected pre-check: it takes the connection's lock on every
+	// publish, and with ConnectOptions (no reconnect buffer) a publish while
+	// disconnected fails at once anyway.
+	m.Header[HeaderMsgID] = []string{msgID}
+	deadline := time.Now().Add(p.wait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return Ack{}, fmt.Errorf("publish %s: %w", m.Subject, err)
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return Ack{}, fmt.Errorf("publish %s: %w", m.Subject, ErrPublishTimeout)
+		}
+		resp, err := p.nc.RequestMsg(m, left)
+		switch {
+		case err == nil:
+			ack, err := decodePubAck(resp.Data)
+			if err != nil {
+				return Ack{}, fmt.Errorf("publish %s: %w", m.Subject, err)
+			}
+			return ack, nil
+		case errors.Is(err, nats.ErrNoResponders) && time.Until(deadline) > noRespondersPause:
+			select {
+			case <-ctx.Done():
+			case <-time.After(noRespondersPause):
+			}
+			continue
+		case errors.Is(err, nats.ErrNoResponders):
+			return Ack{}, fmt.Errorf("publish %s: no stream answers: %w", m.Subject, err)
+		case errors.Is(err, nats.ErrTimeout):
+			return Ack{}, fmt.Errorf("publish %s: %w: %w", m.Subject, ErrPublishTimeout, err)
+		case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting),
+			errors.Is(err, nats.ErrReconnectBufExceeded), errors.Is(err, nats.ErrConnectionDraining),
+			errors.Is(err, nats.ErrDisconnected):
+			return Ack{}, fmt.Errorf("publish %s: %w: %w", m.Subject, ErrNotConnected, err)
+		default:
+			return Ack{}, fmt.Errorf("publish %s: %w", m.Subject, err)
+		}
+	}
+}
+
+// noRespondersPause is the pause before retrying a publish nobody answered.
+const noRespondersPause = 50 * time.Millisecond
+
+// decodePubAck decodes the stream's answer. The server writes successful
+// acks in one fixed shape, {"stream":"S","seq":N} with an optional
+// ,"duplicate": true, which is read without encoding/json; anything else
+// (errors, domains, batches) goes through encoding/json.
+func decodePubAck(d []byte) (Ack, error) {
+	if ack, ok := fastPubAck(d); ok {
+		return ack, nil
+	}
+	var r struct {
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+		Stream    string `json:"stream"`
+		Seq       uint64 `json:"seq"`
+		Duplicate bool   `json:"duplicate"`
+	}
+	if err := json.Unmarshal(d, &r); err != nil {
+		return Ack{}, fmt.Errorf("invalid jetstream ack: %w", err)
+	}
+	if r.Error != nil {
+		return Ack{}, fmt.Errorf("jetstream error %d/%d: %s", r.Error.Code, r.Error.ErrCode, r.Error.Description)
+	}
+	if r.Stream == "" {
+		return Ack{}, errors.New("invalid jetstream ack: no stream")
+	}
+	return Ack{Stream: r.Stream, Sequence: r.Seq, Duplicate: r.Duplicate}, nil
+}
+
+func fastPubAck(d []byte) (Ack, bool) {
+	const pre = `{"stream":"`
+	const seqKey = `","seq":`
+	if !bytes.HasPrefix(d, []byte(pre)) {
+		return Ack{}, false
+	}
+	rest := d[len(pre):]
+	q := bytes.IndexByte(rest, '"')
+	if q <= 0 || bytes.IndexByte(rest[:q], '\\') >= 0 || !bytes.HasPrefix(rest[q:], []byte(seqKey)) {
+		return Ack{}, false
+	}
+	stream := rest[:q]
+	rest = rest[q+len(seqKey):]
+	var seq uint64
+	i := 0
+	for ; i < len(rest) && rest[i] >= '0' && rest[i] <= '9' && i < 19; i++ {
+		seq = seq*10 + uint64(rest[i]-'0')
+	}
+	if i == 0 {
+		return Ack{}, false
+	}
+	rest = rest[i:]
+	ack := Ack{Stream: string(stream), Sequence: seq}
+	switch {
+	case len(rest) == 1 && rest[0] == '}':
+	case bytes.Equal(rest, []byte(`,"duplicate": true}`)) || bytes.Equal(rest, []byte(`,"duplicate":true}`)):
+		ack.Duplicate = true
+	default:
+		return Ack{}, false
+	}
+	return ack, true
+}
