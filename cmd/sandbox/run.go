@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os/signal"
 	"sort"
 	"strconv"
@@ -118,7 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { runDone <- sb.Run(ctx) }()
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
-	logger.Info("sandbox listening", "addr", ln.Addr().String(), "callback_url", cfg.sb.CallbackURL,
+	logger.Info("sandbox listening", "addr", ln.Addr().String(), "callback_url", redactURL(cfg.sb.CallbackURL),
 		"access_key", cfg.sb.AccessKey, "seller", cfg.sb.Seller.Decision, "auto_create", cfg.sb.AutoCreate)
 
 	var serveErr error
@@ -185,8 +186,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.sb.CallbackURL = get("CALLBACK_URL", "")
 	if c.sb.CallbackURL != "" {
-		if u, err := parseURL(c.sb.CallbackURL); err != nil {
-			errs = append(errs, fmt.Errorf("CALLBACK_URL=%q: %w", u, err))
+		if _, err := parseURL(c.sb.CallbackURL); err != nil {
+			errs = append(errs, fmt.Errorf("CALLBACK_URL=%q: %w", redactURL(c.sb.CallbackURL), err))
 		}
 	}
 	c.sb.AutoCreate = boolean("SANDBOX_AUTO_CREATE", "true")
@@ -261,6 +262,27 @@ func parseURL(raw string) (string, error) {
 		return raw, errors.New("want an http:// or https:// URL")
 	}
 	return raw, nil
+}
+
+// redactURL hides the last path segment and the query of a callback URL:
+// that is where the receiver's secret token lives (/callbacks/<token>).
+func redactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "<unparsable URL>"
+	}
+	u.User = nil
+	if u.RawQuery != "" {
+		u.RawQuery = "REDACTED"
+	}
+	if i := strings.LastIndex(u.Path, "/"); i >= 0 && i < len(u.Path)-1 {
+		u.Path = u.Path[:i+1] + "REDACTED"
+		u.RawPath = ""
+	}
+	return u.String()
 }
 
 // parseLatency reads "0", "50ms" or "50ms-200ms".

@@ -149,3 +149,17 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Error("the secret appeared in the log")
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                       "",
+		"http://127.0.0.1:8080/callbacks/tok123": "http://127.0.0.1:8080/callbacks/REDACTED",
+		"https://u:p@h/cb?token=x":               "https://h/REDACTED?REDACTED",
+		"http://h/":                              "http://h/",
+		"::bad":                                  "<unparsable URL>",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q; want %q", in, got, want)
+		}
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"container/heap"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -365,6 +367,12 @@ func (s *Sandbox) post(ctx context.Context, client *http.Client, env callback.En
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
+		// *url.Error quotes the URL, whose path holds the receiver's secret
+		// token: keep only the operation and the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return fmt.Errorf("post callback: %s: %w", ue.Op, ue.Err)
+		}
 		return fmt.Errorf("post callback: %w", err)
 	}
 	defer resp.Body.Close()

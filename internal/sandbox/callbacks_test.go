@@ -1,10 +1,15 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,4 +273,45 @@ func TestOrderCancelEvent(t *testing.T) {
 	if r.Code != apiclient.CodeIllegalState {
 		t.Errorf("refund on cancelled order: code %d; want %d", r.Code, apiclient.CodeIllegalState)
 	}
+}
+
+// TestCallbackErrorsHideTheToken: the callback URL's path carries the
+// receiver's secret token; a failed push must not record or log it.
+func TestCallbackErrorsHideTheToken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: every push is refused
+	const token = "s3cr3t-t0ken-that-must-not-leak"
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	e := newEnv(t, func(c *Config) {
+		c.CallbackURL = "http://" + addr + "/callbacks/" + token
+		c.PushRetries = -1
+		c.Logger = slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	e.adminOK(http.MethodPost, "/_sandbox/orders", CreateOrderRequest{Platform: PlatformTaobao}, nil)
+	waitFor(t, "give up", func() bool { return e.s.Stats().Callbacks.GaveUp == 1 })
+	_, raw := e.admin(http.MethodGet, "/_sandbox/callbacks", nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(string(raw), token) || strings.Contains(logs.String(), token) {
+		t.Fatalf("token leaked: callbacks log %s / logs %s", raw, logs.String())
+	}
+	if !strings.Contains(string(raw), "refused") {
+		t.Errorf("callbacks log %s; want the cause (connection refused) kept", raw)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
