@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// lockedBuffer is a goroutine-safe output sink for run.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		case <-poll.C:
+		}
+	}
+}
+
+// stack is one devstack run started the way the README's first command does.
+type stack struct {
+	out    *lockedBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startStack(t *testing.T, args []string) *stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &stack{out: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- run(ctx, args, func(string) string { return "" }, s.out, s.out) }()
+	waitUntil(t, 5*time.Minute, "devstack ready", func() bool {
+		select {
+		case err := <-s.done:
+			t.Fatalf("devstack exited before ready: %v\n%s", err, s.out.String())
+		default:
+		}
+		return strings.Contains(s.out.String(), "devstack: ready.")
+	})
+	return s
+}
+
+func (s *stack) stop(t *testing.T) {
+	t.Helper()
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("devstack run returned %v\n%s", err, s.out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("devstack did not stop\n%s", s.out.String())
+	}
+	if !strings.Contains(s.out.String(), "devstack: nats stopped") {
+		t.Errorf("devstack did not stop NATS last:\n%s", s.out.String())
+	}
+}
+
+func streamMsgs(t *testing.T, natsURL string) uint64 {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, "CALLBACKS")
+	if err != nil {
+		t.Fatalf("stream CALLBACKS: %v", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// TestStackEndToEnd runs the whole stack as `go run ./cmd/devstack` does,
+// sends a callback from the sandbox through the receiver into JetStream,
+// stops it with nothing lost, and starts it again on the same data.
+func TestStackEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs every component; skipped with -short")
+	}
+	data := t.TempDir()
+	natsPort := freePort(t)
+	sandboxAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	receiverAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	args := []string{"devstack", "-data", data, "-nats-port", strconv.Itoa(natsPort),
+		"-sandbox-addr", sandboxAddr, "-receiver-addr", receiverAddr, "-worker-metrics-addr", metricsAddr}
+	natsURL := "nats://127.0.0.1:" + strconv.Itoa(natsPort)
+
+	s := startStack(t, args)
+	secrets, err := os.ReadFile(filepath.Join(data, "devstack.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(secrets), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && strings.Contains(k, "SECRET") && strings.Contains(s.out.String(), v) {
+			t.Errorf("devstack output contains the value of %s", k)
+		}
+	}
+
+	// An admin-created order makes the sandbox push ORDER_CREATE to the receiver.
+	resp, err := http.Post("http://"+sandboxAddr+"/_sandbox/orders", "application/json",
+		strings.NewReader(`{"platform":"1688","order_id":"3305075341149134260","amount":10000}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create order: HTTP %d", resp.StatusCode)
+	}
+	waitUntil(t, time.Minute, "the ORDER_CREATE push to be delivered", func() bool {
+		r, err := http.Get("http://" + sandboxAddr + "/_sandbox/stats")
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		var st struct {
+			Callbacks struct{ Delivered int } `json:"callbacks"`
+		}
+		return json.NewDecoder(r.Body).Decode(&st) == nil && st.Callbacks.Delivered >= 1
+	})
+	if n := streamMsgs(t, natsURL); n < 1 {
+		t.Fatalf("CALLBACKS holds %d messages after a delivered push; want >= 1", n)
+	}
+	s.stop(t)
+
+	// A second run reuses the data: the stored callback and the secrets are still there.
+	s2 := startStack(t, args)
+	defer s2.stop(t)
+	if strings.Contains(s2.out.String(), "generated development secrets") {
+		t.Error("second run generated new secrets; want the stored ones reused")
+	}
+	if n := streamMsgs(t, natsURL); n < 1 {
+		t.Fatalf("after restart CALLBACKS holds %d messages; want the stored callback kept", n)
+	}
+}
