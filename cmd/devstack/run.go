@@ -153,7 +153,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		present = append(present, c)
 	}
-	if err := build(ctx, cfg.GoCommand, root, binDir, present, stdout, stderr); err != nil {
+	targets := present
+	tools := false
+	if _, err := os.Stat(filepath.Join(root, "cmd", "refundctl", "main.go")); err == nil {
+		targets = append(append([]string(nil), present...), "refundctl") // the operator CLI, built beside the stack
+		tools = true
+	}
+	if err := build(ctx, cfg.GoCommand, root, binDir, targets, stdout, stderr); err != nil {
 		return err
 	}
 
@@ -172,6 +178,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// Local runs retry undelivered pushes in seconds, not the platform's 30 minutes.
 		"SANDBOX_PUSH_RETRY_INTERVAL": "10s",
 	}
+	cliEnv := filepath.Join(dataDir, "refundctl.env")
+	if err := writeCLIEnv(cliEnv, map[string]string{
+		"NATS_URL": natsURL, "DB_PATH": env["DB_PATH"], "RECEIVER_URL": "http://" + cfg.ReceiverAddr,
+		"CALLBACK_TOKEN": secrets["CALLBACK_TOKEN"],
+	}); err != nil {
+		return err
+	}
 	readyURL := map[string]string{
 		"sandbox":  "http://" + cfg.SandboxAddr + "/_sandbox/healthz",
 		"receiver": "http://" + cfg.ReceiverAddr + "/readyz",
@@ -188,7 +201,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("%s did not become ready: %w", c, err)
 		}
 	}
-	printWelcome(stdout, cfg, present, secrets)
+	printWelcome(stdout, cfg, present, tools, binDir, cliEnv)
 
 	select {
 	case <-ctx.Done():
@@ -419,7 +432,7 @@ func loadOrCreateSecrets(path string) (map[string]string, bool, error) {
 	return secrets, created, nil
 }
 
-func printWelcome(w out, cfg config, present []string, secrets map[string]string) {
+func printWelcome(w out, cfg config, present []string, tools bool, binDir, cliEnv string) {
 	fmt.Fprintf(w, "\ndevstack: ready. Ctrl-C stops everything; data stays in %s.\n", cfg.DataDir)
 	fmt.Fprintf(w, "  nats      nats://%s:%d\n", cfg.NATSHost, cfg.NATSPort)
 	for _, c := range present {
@@ -429,17 +442,36 @@ func printWelcome(w out, cfg config, present []string, secrets map[string]string
 		case "receiver":
 			fmt.Fprintf(w, "  receiver  http://%s/callbacks/<CALLBACK_TOKEN>  (/readyz, /metrics)\n", cfg.ReceiverAddr)
 		case "worker":
-			fmt.Fprintf(w, "  worker    metrics on http://%s/metrics\n", cfg.MetricsAddr)
+			fmt.Fprintf(w, "  worker    http://%s/metrics\n", cfg.MetricsAddr)
 		}
 	}
-	fmt.Fprintf(w, "\nTry next (secrets are in %s/devstack.env):\n", cfg.DataDir)
-	fmt.Fprintf(w, "  curl -s http://%s/_sandbox/stats\n", cfg.SandboxAddr)
-	fmt.Fprintf(w, "  curl -s -X POST http://%s/_sandbox/orders -H 'Content-Type: application/json' \\\n"+
-		"       -d '{\"platform\":\"1688\",\"order_id\":\"3305075341149134260\",\"amount\":10000}'\n", cfg.SandboxAddr)
-	fmt.Fprintf(w, "  curl -s -X POST http://%s/callbacks/$CALLBACK_TOKEN -H 'Content-Type: application/json' \\\n"+
-		"       -d '{\"messageType\":\"ORDER_PAY_SUCCESS\",\"messageBody\":\"{\\\"orderId\\\":\\\"3305075341149134260\\\"}\",\"messagePlatform\":1,\"timestamp\":\"1779263269913\"}'\n\n",
-		cfg.ReceiverAddr)
-	_ = secrets // never printed: the file path is shown instead
+	fmt.Fprintf(w, "\nTry next, in another terminal (the README has a five-minute walkthrough):\n")
+	if tools {
+		fmt.Fprintf(w, "  set -a; . %s; set +a      # NATS_URL, DB_PATH, RECEIVER_URL, CALLBACK_TOKEN\n", cliEnv)
+		fmt.Fprintf(w, "  %s request --platform 1688 --order 3305075341149134260 --type return \\\n"+
+			"      --goods-status aftersaleBuyerReceived --reason-id 20025 --amount 9500 --description '七天无理由退货'\n", filepath.Join(binDir, "refundctl"))
+		fmt.Fprintf(w, "  %s list\n", filepath.Join(binDir, "refundctl"))
+	}
+	fmt.Fprintf(w, "  curl -s http://%s/_sandbox/stats\n\n", cfg.SandboxAddr)
+}
+
+// writeCLIEnv writes the variables refundctl needs to talk to this stack, as
+// KEY=VALUE lines a shell can source (mode 0600: it holds the callback token).
+func writeCLIEnv(path string, vars map[string]string) error {
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# Written by devstack on every start: the environment refundctl needs for this stack.\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, vars[k])
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // moduleRoot finds the directory holding go.mod, from the working directory up,
