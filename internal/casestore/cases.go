@@ -33,6 +33,12 @@ type Case struct {
 	AttentionMessage    string
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+	// LeaseOwner and LeaseUntil: the worker process holding the case, if
+	// any, and until when (read-only here: see ClaimLease and Tx.TakeLease).
+	LeaseOwner string
+	LeaseUntil time.Time
+	// OpenedBy is the id of the command that opened the case, if any.
+	OpenedBy string
 }
 
 // caseRow is the database form of Case.
@@ -55,21 +61,29 @@ type caseRow struct {
 	AttentionMessage    string        `db:"attention_message"`
 	CreatedAt           int64         `db:"created_at"`
 	UpdatedAt           int64         `db:"updated_at"`
+	LeaseOwner          string        `db:"lease_owner"`
+	LeaseUntil          int64         `db:"lease_until"`
+	OpenedBy            string        `db:"opened_by"`
 }
 
 const caseColumns = `id, platform, order_id, sub_order_id, refund_id, state, parked_state, version,
 	request, plan, shipment, platform_status, last_platform_check_at, next_wake_at,
-	attention_code, attention_message, created_at, updated_at`
+	attention_code, attention_message, created_at, updated_at, lease_owner, lease_until, opened_by`
 
 func (r caseRow) toCase() Case {
-	return Case{
+	c := Case{
 		ID: r.ID, Platform: r.Platform, OrderID: r.OrderID, SubOrderID: r.SubOrderID,
 		RefundID: r.RefundID, State: r.State, ParkedState: r.ParkedState, Version: r.Version,
 		Request: json.RawMessage(r.Request), Plan: json.RawMessage(r.Plan), Shipment: json.RawMessage(r.Shipment),
 		PlatformStatus: r.PlatformStatus, LastPlatformCheckAt: fromMS(r.LastPlatformCheckAt),
 		NextWakeAt: fromMS(r.NextWakeAt), AttentionCode: r.AttentionCode, AttentionMessage: r.AttentionMessage,
 		CreatedAt: time.UnixMilli(r.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(),
+		LeaseOwner: r.LeaseOwner, OpenedBy: r.OpenedBy,
 	}
+	if r.LeaseUntil > 0 {
+		c.LeaseUntil = time.UnixMilli(r.LeaseUntil).UTC()
+	}
+	return c
 }
 
 // jsonText returns the document as text, "{}" when empty; it rejects invalid JSON.
@@ -91,6 +105,9 @@ type NewCase struct {
 	State      string // the initial state, e.g. refundflow.StateRequested
 	Request    json.RawMessage
 	NextWakeAt time.Time
+	// OpenedBy is the id of the command that opened the case ("" if none);
+	// unique, so a redelivered command cannot open a second case.
+	OpenedBy string
 }
 
 // CreateCase opens a case. It returns ErrOpenCaseExists when the order (or
@@ -104,9 +121,9 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 		return Case{}, fmt.Errorf("create case: empty state")
 	}
 	res, err := tx.tx.ExecContext(ctx, `INSERT INTO cases
-		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		n.Platform, n.OrderID, n.SubOrderID, n.State, req, nullMS(n.NextWakeAt), ms64(tx.now), ms64(tx.now))
+		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at, opened_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		n.Platform, n.OrderID, n.SubOrderID, n.State, req, nullMS(n.NextWakeAt), ms64(tx.now), ms64(tx.now), n.OpenedBy)
 	if err != nil {
 		if isUnique(err) {
 			return Case{}, fmt.Errorf("create case %s %s/%s: %w", n.Platform, n.OrderID, n.SubOrderID, ErrOpenCaseExists)

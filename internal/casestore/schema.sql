@@ -96,3 +96,17 @@ CREATE TABLE dead_letters (
 -- A message is dead at most once until it is retried (a redelivered move is a no-op).
 CREATE UNIQUE INDEX dead_letters_pending ON dead_letters (msg_id) WHERE retried_at IS NULL;
 CREATE INDEX dead_letters_created ON dead_letters (created_at);
+
+-- +migration 3: case leases (one worker process at a time per case)
+-- A worker claims a case in a BEGIN IMMEDIATE transaction before it decides
+-- and holds the claim (renewing it) across the platform call, so two worker
+-- processes sharing the file never run one case's steps at the same time. A
+-- crashed holder's claim expires at lease_until; the next holder finds the
+-- open intent, if any, and asks the platform before calling again.
+ALTER TABLE cases ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE cases ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX cases_taobao_sub_order ON cases (platform, sub_order_id) WHERE sub_order_id <> '';
+-- The operator command that opened the case: a redelivered request_refund
+-- finds its case here (even a finished one) instead of opening another.
+ALTER TABLE cases ADD COLUMN opened_by TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX cases_opened_by ON cases (opened_by) WHERE opened_by <> '';

@@ -25,6 +25,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -91,7 +93,25 @@ type Store struct {
 	r   *sqlx.DB // read pool
 	log *slog.Logger
 	now func() time.Time
+	// commits counts committed Update calls, txs the SQLite transactions
+	// that carried them (group commit: several calls per transaction).
+	commits atomic.Int64
+	txs     atomic.Int64
+
+	queue   chan *pendingUpdate
+	quit    chan struct{}
+	stopped chan struct{}
+	closing sync.Once
 }
+
+// Commits returns how many Update calls this Store committed.
+func (s *Store) Commits() int64 { return s.commits.Load() }
+
+// Transactions returns how many SQLite transactions carried them.
+func (s *Store) Transactions() int64 { return s.txs.Load() }
+
+// ErrClosed: the store is closed.
+var ErrClosed = errors.New("casestore: closed")
 
 // Open opens (creating if needed) the database at path, creating its parent
 // directory, and applies any schema migrations the file does not have yet.
@@ -127,13 +147,17 @@ func open(ctx context.Context, path string, logger *slog.Logger, upTo int) (*Sto
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, log: logger, now: time.Now}
+	s := &Store{w: w, log: logger, now: time.Now, queue: make(chan *pendingUpdate, maxBatch),
+		quit: make(chan struct{}), stopped: make(chan struct{})}
+	go s.committer()
 	if err := s.migrate(ctx, parseMigrations(schemaSQL), upTo); err != nil {
+		s.stop()
 		_ = w.Close()
 		return nil, err
 	}
 	r, err := sqlx.Open("sqlite3", uri+"?"+readerParams)
 	if err != nil {
+		s.stop()
 		_ = w.Close()
 		return nil, fmt.Errorf("open store reader: %w", err)
 	}
@@ -143,9 +167,16 @@ func open(ctx context.Context, path string, logger *slog.Logger, upTo int) (*Sto
 	return s, nil
 }
 
-// Close closes both pools.
+// Close stops the committer (pending updates fail with ErrClosed) and
+// closes both pools.
 func (s *Store) Close() error {
+	s.stop()
 	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+func (s *Store) stop() {
+	s.closing.Do(func() { close(s.quit) })
+	<-s.stopped
 }
 
 // migration is one numbered block of schema.sql.
@@ -246,25 +277,140 @@ type Tx struct {
 }
 
 // Update runs fn in a BEGIN IMMEDIATE transaction on the writer connection and
-// commits if fn returns nil (rolls back otherwise). Keep fn short and free of
-// network calls: it holds the database's write lock.
-func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) (err error) {
+// commits if fn returns nil (its changes are discarded otherwise). Keep fn
+// short and free of network calls: it holds the database's write lock.
+//
+// Group commit: updates that arrive while one is committing are run together
+// in the next transaction, each inside its own SAVEPOINT, so a failing fn
+// rolls back only its own changes. One fsync (synchronous=FULL) then covers
+// many updates, which is what lets many cases progress at once on one
+// SQLite writer. Update returns only after the transaction holding fn's
+// changes committed (or failed).
+func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	p := &pendingUpdate{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case <-s.quit:
+		return ErrClosed
+	default:
+	}
+	select {
+	case s.queue <- p:
+	case <-s.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-s.stopped:
+		select {
+		case err := <-p.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// maxBatch bounds the updates one transaction carries.
+const maxBatch = 128
+
+type pendingUpdate struct {
+	ctx  context.Context
+	fn   func(tx *Tx) error
+	done chan error
+}
+
+// committer runs queued updates in batches until the store is closed.
+func (s *Store) committer() {
+	defer close(s.stopped)
+	batch := make([]*pendingUpdate, 0, maxBatch)
+	for {
+		select {
+		case <-s.quit:
+			for {
+				select {
+				case p := <-s.queue:
+					p.done <- ErrClosed
+				default:
+					return
+				}
+			}
+		case p := <-s.queue:
+			batch = append(batch[:0], p)
+		fill:
+			for len(batch) < maxBatch {
+				select {
+				case p := <-s.queue:
+					batch = append(batch, p)
+				default:
+					break fill
+				}
+			}
+			s.commitBatch(batch)
+		}
+	}
+}
+
+// commitBatch runs the batch in one BEGIN IMMEDIATE transaction, each fn in
+// a savepoint, and reports every fn's outcome.
+func (s *Store) commitBatch(batch []*pendingUpdate) {
+	results := make([]error, len(batch))
+	fail := func(err error) {
+		for i, p := range batch {
+			if results[i] == nil {
+				results[i] = err
+			}
+			p.done <- results[i]
+		}
+	}
+	ctx := context.Background() // a caller's cancellation must not roll back the others
 	sqlTx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		fail(fmt.Errorf("begin: %w", err))
+		return
 	}
-	defer func() {
-		if err != nil {
-			_ = sqlTx.Rollback()
+	tx := &Tx{tx: sqlTx, now: s.now()}
+	ran := 0
+	for i, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			results[i] = err
+			continue
 		}
-	}()
-	if err := fn(&Tx{tx: sqlTx, now: s.now()}); err != nil {
-		return err
+		if _, err := sqlTx.ExecContext(ctx, `SAVEPOINT upd`); err != nil {
+			_ = sqlTx.Rollback()
+			fail(fmt.Errorf("savepoint: %w", err))
+			return
+		}
+		if err := p.fn(tx); err != nil {
+			results[i] = err
+			if _, rerr := sqlTx.ExecContext(ctx, `ROLLBACK TO upd`); rerr != nil {
+				_ = sqlTx.Rollback()
+				fail(fmt.Errorf("rollback to savepoint: %w", rerr))
+				return
+			}
+		} else {
+			ran++
+		}
+		if _, err := sqlTx.ExecContext(ctx, `RELEASE upd`); err != nil {
+			_ = sqlTx.Rollback()
+			fail(fmt.Errorf("release savepoint: %w", err))
+			return
+		}
 	}
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	if ran == 0 {
+		_ = sqlTx.Rollback()
+	} else if err := sqlTx.Commit(); err != nil {
+		fail(fmt.Errorf("commit: %w", err))
+		return
+	} else {
+		s.txs.Add(1)
+		s.commits.Add(int64(ran))
 	}
-	return nil
+	for i, p := range batch {
+		p.done <- results[i]
+	}
 }
 
 // Now is the clock reading taken when the transaction began; rows written in

@@ -1,0 +1,215 @@
+package casestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrLeased: another worker holds the case's lease; try again after it
+// ends (or expires).
+var ErrLeased = errors.New("casestore: case leased by another worker")
+
+// ClaimLease gives owner the case's lease until now+ttl, in its own BEGIN
+// IMMEDIATE transaction. It succeeds when the case is free, already held by
+// owner, or held by someone whose lease expired; otherwise it returns
+// ErrLeased and the time the current lease ends.
+//
+// The lease is what keeps two worker processes on one database from running
+// the same case at once: a holder keeps it across its platform calls
+// (RenewLease) and releases it when done; a crashed holder's lease expires.
+func (s *Store) ClaimLease(ctx context.Context, caseID int64, owner string, ttl time.Duration) (until time.Time, err error) {
+	if owner == "" || ttl <= 0 {
+		return time.Time{}, errors.New("claim lease: empty owner or non-positive ttl")
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		now := ms64(tx.now)
+		res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET lease_owner = ?, lease_until = ?
+			WHERE id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)`,
+			owner, now+ttl.Milliseconds(), caseID, owner, now)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			until = time.UnixMilli(now + ttl.Milliseconds()).UTC()
+			return nil
+		}
+		var held int64
+		if err := tx.tx.GetContext(ctx, &held, `SELECT lease_until FROM cases WHERE id = ?`, caseID); err != nil {
+			return notFound(err)
+		}
+		until = time.UnixMilli(held).UTC()
+		return ErrLeased
+	})
+	if err != nil {
+		return until, fmt.Errorf("claim lease on case %d: %w", caseID, err)
+	}
+	return until, nil
+}
+
+// RenewLease extends owner's lease to now+ttl; ErrLeased if owner no longer
+// holds it.
+func (s *Store) RenewLease(ctx context.Context, caseID int64, owner string, ttl time.Duration) error {
+	err := s.Update(ctx, func(tx *Tx) error {
+		res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET lease_until = ? WHERE id = ? AND lease_owner = ?`,
+			ms64(tx.now)+ttl.Milliseconds(), caseID, owner)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrLeased
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("renew lease on case %d: %w", caseID, err)
+	}
+	return nil
+}
+
+// ReleaseLease ends owner's lease (no-op if owner does not hold it).
+func (s *Store) ReleaseLease(ctx context.Context, caseID int64, owner string) error {
+	err := s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.tx.ExecContext(ctx, `UPDATE cases SET lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?`,
+			caseID, owner)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("release lease on case %d: %w", caseID, err)
+	}
+	return nil
+}
+
+// OpenCaseBySubOrder returns the unfinished Taobao-style case of a sub-order
+// whatever order id it was opened with (commands may name a case by its
+// sub-order alone), or ErrNotFound.
+func (tx *Tx) OpenCaseBySubOrder(ctx context.Context, platform, subOrderID string) (Case, error) {
+	var r caseRow
+	err := tx.tx.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases
+		WHERE platform = ? AND sub_order_id = ? AND sub_order_id <> '' AND state NOT IN `+terminalList()+`
+		ORDER BY id DESC LIMIT 1`, platform, subOrderID)
+	if err != nil {
+		return Case{}, fmt.Errorf("open case for %s sub-order %s: %w", platform, subOrderID, notFound(err))
+	}
+	return r.toCase(), nil
+}
+
+// OpenCaseBySubOrder is Tx.OpenCaseBySubOrder on the read pool.
+func (s *Store) OpenCaseBySubOrder(ctx context.Context, platform, subOrderID string) (Case, error) {
+	var r caseRow
+	err := s.r.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases
+		WHERE platform = ? AND sub_order_id = ? AND sub_order_id <> '' AND state NOT IN `+terminalList()+`
+		ORDER BY id DESC LIMIT 1`, platform, subOrderID)
+	if err != nil {
+		return Case{}, fmt.Errorf("open case for %s sub-order %s: %w", platform, subOrderID, notFound(err))
+	}
+	return r.toCase(), nil
+}
+
+// RefundOwners returns, for each given refund id, the id of the case that
+// recorded it (ids no case recorded are absent).
+func (s *Store) RefundOwners(ctx context.Context, platform string, refundIDs []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(refundIDs))
+	for _, id := range refundIDs {
+		if id == "" {
+			continue
+		}
+		c, err := caseByRefundID(ctx, s.r, platform, id)
+		switch {
+		case err == nil:
+			out[id] = c.ID
+		case errors.Is(err, ErrNotFound):
+		default:
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// LatestCase returns the newest case, finished or not, of a 1688 order
+// (subOrderID "") or of a Taobao sub-order (orderID ignored), or ErrNotFound.
+// A command for a case that just finished finds it here and is refused as
+// such rather than treated as naming an unknown case.
+func (s *Store) LatestCase(ctx context.Context, platform, orderID, subOrderID string) (Case, error) {
+	var r caseRow
+	var err error
+	if subOrderID != "" {
+		err = s.r.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases WHERE platform = ? AND sub_order_id = ?
+			ORDER BY id DESC LIMIT 1`, platform, subOrderID)
+	} else {
+		err = s.r.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases WHERE platform = ? AND order_id = ?
+			ORDER BY id DESC LIMIT 1`, platform, orderID)
+	}
+	if err != nil {
+		return Case{}, fmt.Errorf("latest case for %s %s/%s: %w", platform, orderID, subOrderID, notFound(err))
+	}
+	return r.toCase(), nil
+}
+
+// CaseOpenedBy returns the case the given command opened, or ErrNotFound.
+func (s *Store) CaseOpenedBy(ctx context.Context, commandID string) (Case, error) {
+	var r caseRow
+	err := s.r.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases WHERE opened_by = ? AND opened_by <> ''`, commandID)
+	if err != nil {
+		return Case{}, fmt.Errorf("case opened by %q: %w", commandID, notFound(err))
+	}
+	return r.toCase(), nil
+}
+
+// TakeLease is ClaimLease inside an open transaction: the worker takes the
+// lease in the same transaction as the decision it commits, so a decision is
+// only ever committed by the process that holds the case.
+func (tx *Tx) TakeLease(ctx context.Context, caseID int64, owner string, ttl time.Duration) (until time.Time, err error) {
+	if owner == "" || ttl <= 0 {
+		return time.Time{}, errors.New("take lease: empty owner or non-positive ttl")
+	}
+	now := ms64(tx.now)
+	res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET lease_owner = ?, lease_until = ?
+		WHERE id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)`,
+		owner, now+ttl.Milliseconds(), caseID, owner, now)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("take lease on case %d: %w", caseID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return time.Time{}, fmt.Errorf("take lease on case %d: %w", caseID, err)
+	} else if n == 1 {
+		return time.UnixMilli(now + ttl.Milliseconds()).UTC(), nil
+	}
+	var held int64
+	if err := tx.tx.GetContext(ctx, &held, `SELECT lease_until FROM cases WHERE id = ?`, caseID); err != nil {
+		return time.Time{}, fmt.Errorf("take lease on case %d: %w", caseID, notFound(err))
+	}
+	return time.UnixMilli(held).UTC(), fmt.Errorf("take lease on case %d: %w", caseID, ErrLeased)
+}
+
+// DropLease ends owner's lease inside an open transaction (no-op if owner
+// does not hold it).
+func (tx *Tx) DropLease(ctx context.Context, caseID int64, owner string) error {
+	if _, err := tx.tx.ExecContext(ctx, `UPDATE cases SET lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?`,
+		caseID, owner); err != nil {
+		return fmt.Errorf("drop lease on case %d: %w", caseID, err)
+	}
+	return nil
+}
+
+// LeaseUntil returns when the case's current lease ends (zero: free).
+func (s *Store) LeaseUntil(ctx context.Context, caseID int64) (owner string, until time.Time, err error) {
+	var row struct {
+		Owner string `db:"lease_owner"`
+		Until int64  `db:"lease_until"`
+	}
+	if err := s.r.GetContext(ctx, &row, `SELECT lease_owner, lease_until FROM cases WHERE id = ?`, caseID); err != nil {
+		return "", time.Time{}, fmt.Errorf("lease of case %d: %w", caseID, notFound(err))
+	}
+	if row.Owner == "" {
+		return "", time.Time{}, nil
+	}
+	return row.Owner, time.UnixMilli(row.Until).UTC(), nil
+}

@@ -1,0 +1,104 @@
+package casestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestGroupCommitIsolatesFailures: many concurrent updates share
+// transactions, and one that fails rolls back only its own changes.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "g.db"))
+	ctx := context.Background()
+	const n = 200
+	commits0, txs0 := s.Commits(), s.Transactions()
+	errBoom := errors.New("boom")
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.Update(ctx, func(tx *Tx) error {
+				if _, err := tx.CreateCase(ctx, NewCase{Platform: "1688", OrderID: fmt.Sprint(1000 + i), State: "requested"}); err != nil {
+					return err
+				}
+				if i%7 == 0 {
+					return errBoom // after a write: it must be undone
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	want := 0
+	for i, err := range errs {
+		if i%7 == 0 {
+			if !errors.Is(err, errBoom) {
+				t.Errorf("update %d: %v; want boom", i, err)
+			}
+			continue
+		}
+		want++
+		if err != nil {
+			t.Errorf("update %d: %v", i, err)
+		}
+	}
+	counts, err := s.CountByState(ctx)
+	if err != nil || counts["requested"] != want {
+		t.Fatalf("cases = %v, %v; want %d requested", counts, err, want)
+	}
+	commits, txs := s.Commits()-commits0, s.Transactions()-txs0
+	if commits != int64(want) || txs > commits {
+		t.Fatalf("commits %d transactions %d; want %d commits in at most as many transactions", commits, txs, want)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Update after Close: %v; want ErrClosed", err)
+	}
+}
+
+func TestLease(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "l.db"))
+	ctx := context.Background()
+	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "1", SubOrderID: "2", State: "requested"})
+	if _, err := s.ClaimLease(ctx, c.ID, "a", time.Minute); err != nil {
+		t.Fatalf("claim by a: %v", err)
+	}
+	if _, err := s.ClaimLease(ctx, c.ID, "a", time.Minute); err != nil {
+		t.Fatalf("re-claim by a: %v", err)
+	}
+	until, err := s.ClaimLease(ctx, c.ID, "b", time.Minute)
+	if !errors.Is(err, ErrLeased) || until.Before(time.Now()) {
+		t.Fatalf("claim by b while a holds it: %v until %v; want ErrLeased and a future end", err, until)
+	}
+	if err := s.RenewLease(ctx, c.ID, "b", time.Minute); !errors.Is(err, ErrLeased) {
+		t.Fatalf("renew by b: %v; want ErrLeased", err)
+	}
+	if err := s.ReleaseLease(ctx, c.ID, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimLease(ctx, c.ID, "b", time.Millisecond); err != nil {
+		t.Fatalf("claim by b after release: %v", err)
+	}
+	// An expired lease can be taken over (a crashed holder).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := s.ClaimLease(ctx, c.ID, "a", time.Minute); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("claim after expiry: %v", err)
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+	// The lease is not part of the case's version.
+	got, err := s.GetCase(ctx, c.ID)
+	if err != nil || got.Version != c.Version {
+		t.Fatalf("version after leases = %d, %v; want %d", got.Version, err, c.Version)
+	}
+}
