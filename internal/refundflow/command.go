@@ -80,6 +80,11 @@ func (c Command) Validate() error {
 	}
 	switch c.Kind {
 	case InputRequestRefund:
+		if c.Platform == PlatformTaobao && c.OrderID == "" {
+			// The worker reconciles a submit whose answer was lost by listing
+			// the order's refunds: it needs the order as well as the sub-order.
+			errs = append(errs, errors.New("orderId: required for a Taobao request_refund, besides subOrderId"))
+		}
 		if c.Request == nil {
 			errs = append(errs, errors.New("request: required for request_refund"))
 		} else if err := c.Request.Validate(c.Platform); err != nil {
@@ -122,5 +127,5 @@ func DecodeCommand(b []byte) (Command, error) {
 
 // Input converts the command into the Decide input.
 func (c Command) Input(now time.Time) Input {
-	return Input{Kind: c.Kind, Now: now, Request: c.Request, Shipment: c.Shipment, Message: c.Message}
+	return Input{Kind: c.Kind, Now: now, ID: c.ID, Request: c.Request, Shipment: c.Shipment, Message: c.Message}
 }

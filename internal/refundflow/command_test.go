@@ -7,7 +7,7 @@ import (
 
 func TestDecodeCommand(t *testing.T) {
 	good := []string{
-		`{"id":"cmd-00000001","kind":"request_refund","platform":"taobao","subOrderId":"1034499579120189839",
+		`{"id":"cmd-00000001","kind":"request_refund","platform":"taobao","orderId":"3296711100591134260","subOrderId":"1034499579120189839",
 		  "request":{"returnGoods":false,"goodsStatus":"1","reasonId":1001,"amount":0,"description":"wrong size"},"issuedAt":"2026-11-22T01:00:00Z"}`,
 		`{"id":"cmd-00000002","kind":"request_refund","platform":"1688","orderId":"3305075341149134260",
 		  "request":{"returnGoods":true,"goodsStatus":"aftersaleBuyerReceived","reason":"质量问题","amount":9500,"description":"broken on arrival"},"issuedAt":"2026-11-22T01:00:00Z"}`,
@@ -38,8 +38,9 @@ func TestDecodeCommand(t *testing.T) {
 		"non-digit order":   `{"id":"cmd-00000004","kind":"cancel","platform":"taobao","subOrderId":"12a"}`,
 		"negative case":     `{"id":"cmd-00000004","kind":"cancel","platform":"taobao","caseId":-1,"subOrderId":"1"}`,
 		"unknown kind":      `{"id":"cmd-00000004","kind":"refund_everything","platform":"taobao","subOrderId":"1"}`,
-		"request missing":   `{"id":"cmd-00000004","kind":"request_refund","platform":"taobao","subOrderId":"1"}`,
-		"request invalid":   `{"id":"cmd-00000004","kind":"request_refund","platform":"taobao","subOrderId":"1","request":{"goodsStatus":"9","reasonId":1}}`,
+		"request missing":   `{"id":"cmd-00000004","kind":"request_refund","platform":"taobao","orderId":"2","subOrderId":"1"}`,
+		"taobao no order":   `{"id":"cmd-00000004","kind":"request_refund","platform":"taobao","subOrderId":"1","request":{"goodsStatus":"1","reasonId":1}}`,
+		"request invalid":   `{"id":"cmd-00000004","kind":"request_refund","platform":"taobao","orderId":"2","subOrderId":"1","request":{"goodsStatus":"9","reasonId":1}}`,
 		"shipment missing":  `{"id":"cmd-00000004","kind":"report_shipment","platform":"taobao","subOrderId":"1"}`,
 		"shipment invalid":  `{"id":"cmd-00000004","kind":"report_shipment","platform":"taobao","subOrderId":"1","shipment":{"company":"","waybill":"x"}}`,
 		"empty message":     `{"id":"cmd-00000004","kind":"send_message","platform":"taobao","subOrderId":"1","message":""}`,

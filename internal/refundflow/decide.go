@@ -575,7 +575,13 @@ func (d Decider) onMessage(c CaseView, in Input) Decision {
 	if c.State == StateNeedsAttention {
 		dec.Attention = &Attention{Code: c.AttentionCode, Message: c.AttentionMessage}
 	}
-	dec.Step = &Step{Name: StepMessage, Key: fmt.Sprintf("case:%d:message:v%d", c.ID, c.Version), RefundID: c.RefundID, Message: msg}
+	key := fmt.Sprintf("case:%d:message:v%d", c.ID, c.Version)
+	if in.ID != "" {
+		// Per command: a redelivered command finds its intent and never
+		// posts again.
+		key = fmt.Sprintf("case:%d:message:%s", c.ID, in.ID)
+	}
+	dec.Step = &Step{Name: StepMessage, Key: key, RefundID: c.RefundID, Message: msg}
 	return dec
 }
 

@@ -88,4 +88,20 @@
 //  4. OutcomeNoOp: store WakeAt if it changed; OutcomeReject: record why;
 //     OutcomeRetry: redeliver later (NakWithDelay).
 //  5. Reapply: after 3 (and the steps it led to), Decide the same input again.
+//
+// # Engine
+//
+// Engine implements the contract over casestore and apiclient (engine.go,
+// fetch.go, steps.go). One case is never processed twice at once: an
+// in-process lock per case, and across processes a lease column taken in
+// the same BEGIN IMMEDIATE transaction as each decision (with the case's
+// optimistic version check), kept and renewed across the platform call,
+// dropped with the input's last decision; a crashed holder's lease expires
+// after EngineConfig.LeaseTTL. An input's message id goes to the inbox with
+// its last decision, so a redelivery after a crash re-applies the input
+// (decisions are idempotent) and one after the commit is dropped. Transient
+// failures return *RetryError (the consumer redelivers later); inputs that
+// can never succeed wrap ErrPermanent (the consumer dead-letters them).
+// A request_refund records its command id on the case it opens, so a late
+// redelivery can never open a second case (and submit a second refund).
 package refundflow

@@ -261,8 +261,12 @@ func InputKinds() []InputKind {
 
 // Input is one event for a case. Now is the current time (Decide reads no clock).
 type Input struct {
-	Kind     InputKind
-	Now      time.Time
+	Kind InputKind
+	Now  time.Time
+	// ID is the operator command's id, if the input is a command: a message
+	// step's idempotency key derives from it, so a redelivered send_message
+	// can never post its message twice.
+	ID       string
 	Request  *Request
 	Shipment *Shipment
 	Message  string

@@ -1,0 +1,866 @@
+package refundflow
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/callback"
+	"github.com/refundhub/refundhub/internal/casestore"
+)
+
+// ErrPermanent marks input that can never be handled however often it is
+// retried (an unknown case, an invalid command): the consumer dead-letters it.
+var ErrPermanent = errors.New("permanent failure")
+
+// ErrUnknownCase: the command names no case the worker knows.
+var ErrUnknownCase = fmt.Errorf("unknown case: %w", ErrPermanent)
+
+// RetryError asks the caller to try the same input again after After (a
+// transient platform failure, a case leased by another worker).
+type RetryError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryError) Error() string { return fmt.Sprintf("retry after %s: %v", e.After, e.Err) }
+
+// Unwrap returns the cause.
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// Message identifies the stream message an input came from; its ID goes to
+// the inbox in the same transaction as the input's final effect.
+type Message struct {
+	ID      string // Nats-Msg-Id (content hash or command id)
+	Stream  string
+	Seq     uint64
+	Subject string
+}
+
+// VoucherSource opens a voucher reference of a request (Request.Vouchers)
+// for upload to 1688: it returns the file name and its bytes.
+type VoucherSource func(ctx context.Context, ref string) (name string, data []byte, err error)
+
+// StepObserver is told about every platform step the engine runs (metrics).
+// outcome is "ok", "transient" or "failed".
+type StepObserver func(p Platform, step StepName, outcome string, d time.Duration)
+
+// EngineConfig configures an Engine. Store and Client are required.
+type EngineConfig struct {
+	Store  *casestore.Store
+	Client *apiclient.Client
+	Policy Policy
+	Logger *slog.Logger
+	// Owner names this process in case leases; default a random id. Two
+	// processes must never share one.
+	Owner string
+	// LeaseTTL is how long a claimed case stays leased without renewal
+	// (renewed every LeaseTTL/3 while a case is processed). It must exceed
+	// the longest platform call; default 2 minutes.
+	LeaseTTL time.Duration
+	// Vouchers opens voucher references for 1688 uploads; nil fails uploads.
+	Vouchers VoucherSource
+	// RetryDelay is the delay before a timer or reconcile input that failed
+	// transiently wakes the case again; default 30s.
+	RetryDelay time.Duration
+	// OnStep, when set, observes each step.
+	OnStep StepObserver
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Engine carries refund cases forward: it applies one input to one case
+// following the worker contract in the package doc, calling the platform and
+// recording every decision, intent and result in the store. It is safe for
+// concurrent use; one case is never processed by two goroutines (an
+// in-process lock) or two processes (a lease in the store) at once.
+type Engine struct {
+	store    *casestore.Store
+	client   *apiclient.Client
+	decider  Decider
+	log      *slog.Logger
+	owner    string
+	leaseTTL time.Duration
+	vouchers VoucherSource
+	retry    time.Duration
+	onStep   StepObserver
+	now      func() time.Time
+	locks    caseLocks
+}
+
+// NewEngine validates cfg and returns an Engine.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	if cfg.Store == nil || cfg.Client == nil {
+		return nil, errors.New("engine: Store and Client are required")
+	}
+	e := &Engine{store: cfg.Store, client: cfg.Client, decider: Decider{Policy: cfg.Policy}, log: cfg.Logger,
+		owner: cfg.Owner, leaseTTL: cfg.LeaseTTL, vouchers: cfg.Vouchers, retry: cfg.RetryDelay,
+		onStep: cfg.OnStep, now: cfg.Now, locks: caseLocks{m: map[int64]*caseLock{}}}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.owner == "" {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("engine owner id: %w", err)
+		}
+		e.owner = "worker-" + hex.EncodeToString(b[:])
+	}
+	if e.leaseTTL <= 0 {
+		e.leaseTTL = 2 * time.Minute
+	}
+	if e.retry <= 0 {
+		e.retry = 30 * time.Second
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	return e, nil
+}
+
+// Owner returns the lease owner id of this engine.
+func (e *Engine) Owner() string { return e.owner }
+
+// Handled reports what an input did.
+type Handled struct {
+	CaseID    int64
+	State     State
+	Outcome   Outcome // the last decision's outcome
+	Code      string  // the last decision's code
+	Steps     int     // platform steps run
+	Duplicate bool    // the message was already applied (inbox)
+	Ignored   bool    // nothing to do with it (not a refund message, or no case)
+}
+
+// HandleCommand applies an operator command. A request_refund for an order
+// without an open case opens one. Errors wrapping ErrPermanent will never
+// succeed; *RetryError asks for a later retry.
+func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (Handled, error) {
+	if err := cmd.Validate(); err != nil {
+		return Handled{}, fmt.Errorf("invalid command: %w: %w", err, ErrPermanent)
+	}
+	if dup, err := e.seen(ctx, msg); err != nil || dup {
+		return Handled{Duplicate: dup}, err
+	}
+	in := cmd.Input(e.now())
+	note := fmt.Sprintf("command %s %s", cmd.Kind, cmd.ID)
+	if cmd.Operator != "" {
+		note += " by " + cmd.Operator
+	}
+	c, err := e.commandCase(ctx, cmd)
+	if errors.Is(err, errNewCase) {
+		return e.open(ctx, cmd, in, msg, note)
+	}
+	if err != nil {
+		return Handled{}, err
+	}
+	return e.process(ctx, c.ID, in, "", msg, note, nil)
+}
+
+func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, error) {
+	if cmd.CaseID > 0 {
+		c, err := e.store.GetCase(ctx, cmd.CaseID)
+		if errors.Is(err, casestore.ErrNotFound) || (err == nil && c.Platform != string(cmd.Platform)) {
+			return casestore.Case{}, fmt.Errorf("case %d of %s: %w", cmd.CaseID, cmd.Platform, ErrUnknownCase)
+		}
+		return c, err
+	}
+	var c casestore.Case
+	var err error
+	find := func() {
+		if cmd.Platform == PlatformTaobao {
+			c, err = e.store.OpenCaseBySubOrder(ctx, string(cmd.Platform), cmd.SubOrderID)
+		} else {
+			c, err = e.store.OpenCaseByOrder(ctx, string(cmd.Platform), cmd.OrderID, "")
+		}
+	}
+	find()
+	if err == nil || !errors.Is(err, casestore.ErrNotFound) {
+		return c, err
+	}
+	if cmd.Kind != InputRequestRefund {
+		sub := ""
+		if cmd.Platform == PlatformTaobao {
+			sub = cmd.SubOrderID
+		}
+		if last, err := e.store.LatestCase(ctx, string(cmd.Platform), cmd.OrderID, sub); err == nil {
+			return last, nil // finished: the decision refuses the command
+		}
+		return casestore.Case{}, fmt.Errorf("no open case for %s order %s sub-order %s: %w", cmd.Platform, cmd.OrderID, cmd.SubOrderID, ErrUnknownCase)
+	}
+	if opened, err := e.store.CaseOpenedBy(ctx, cmd.ID); err == nil {
+		// A redelivery of the command that opened a case that has finished
+		// since: never a second case (it would submit a second refund).
+		return opened, nil
+	}
+	if cmd.Platform == PlatformTaobao && cmd.OrderID == "" {
+		// The Taobao list (the only lookup by order) needs the order id to
+		// tell whether a submit that may have been lost took effect.
+		return casestore.Case{}, fmt.Errorf("request_refund for Taobao needs orderId as well as subOrderId: %w", ErrPermanent)
+	}
+	return casestore.Case{}, errNewCase
+}
+
+// errNewCase: the command opens a new case (commandCase's answer).
+var errNewCase = errors.New("new case")
+
+// open creates the case a request_refund opens and commits its first
+// decision (read the refund form) in the same transaction, taking the
+// case's lease; then the loop goes on as for any input.
+func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, note string) (Handled, error) {
+	req, err := json.Marshal(cmd.Request)
+	if err != nil {
+		return Handled{}, fmt.Errorf("encode request: %w", err)
+	}
+	in.Now = e.now()
+	cv := CaseView{Platform: cmd.Platform, State: StateRequested, Version: 1, Request: *cmd.Request}
+	dec := e.decider.Decide(cv, nil, in)
+	var c casestore.Case
+	var prior bool
+	err = e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		created, err := tx.CreateCase(ctx, casestore.NewCase{Platform: string(cmd.Platform), OrderID: cmd.OrderID,
+			SubOrderID: cmd.SubOrderID, State: string(StateRequested), Request: req, OpenedBy: cmd.ID,
+			NextWakeAt: e.decider.wake(StateRequested, nil, tx.Now())})
+		if err != nil {
+			return err
+		}
+		c = created
+		if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindCommand,
+			Summary: fmt.Sprintf("case opened by command %s", cmd.ID)}); err != nil {
+			return err
+		}
+		if dec.Outcome != OutcomeAct || dec.Step == nil || dec.Step.Name.SideEffect() || dec.Reapply {
+			return nil // not the usual first step: the loop decides it
+		}
+		cv.ID = c.ID
+		final := false
+		prior, _, err = e.persistTx(ctx, tx, c, cv, in, nil, dec, nil, nil, note, final)
+		return err
+	})
+	if errors.Is(err, casestore.ErrOpenCaseExists) { // another worker opened it just now
+		if opened, oerr := e.store.CaseOpenedBy(ctx, cmd.ID); oerr == nil {
+			return e.process(ctx, opened.ID, in, "", msg, note, nil)
+		}
+		existing, ferr := e.commandCase(ctx, cmd)
+		if ferr != nil {
+			return Handled{}, err
+		}
+		return e.process(ctx, existing.ID, in, "", msg, note, nil)
+	}
+	if err != nil {
+		return Handled{}, err
+	}
+	if dec.Outcome != OutcomeAct || dec.Step == nil || dec.Step.Name.SideEffect() || dec.Reapply || prior {
+		return e.process(ctx, c.ID, in, "", msg, note, nil)
+	}
+	return e.process(ctx, c.ID, in, "", msg, "", &started{c: c, dec: dec})
+}
+
+// started is a first decision already committed (with the lease) whose
+// step the loop runs first.
+type started struct {
+	c   casestore.Case
+	dec Decision
+}
+
+// HandleCallback applies a platform callback (a hint: the case is verified
+// against the platform before anything happens). Callbacks that are not about
+// a refund, or about a refund no case knows, are recorded and ignored.
+func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Message) (Handled, error) {
+	if dup, err := e.seen(ctx, msg); err != nil || dup {
+		return Handled{Duplicate: dup}, err
+	}
+	if ev.Parked() || ev.Kind != callback.KindRefund || ev.Refund == nil {
+		return Handled{Ignored: true}, e.recordInbox(ctx, msg)
+	}
+	p := PlatformTaobao
+	if ev.Platform == callback.Platform1688 {
+		p = Platform1688
+	}
+	refundID, orderID, subOrderID := ev.Refund.RefundID.String(), ev.Refund.OrderID.String(), ev.Refund.SubOrderID.String()
+	var c casestore.Case
+	var err error
+	if refundID != "" {
+		c, err = e.store.CaseByRefundID(ctx, string(p), refundID)
+	} else {
+		err = casestore.ErrNotFound
+	}
+	if errors.Is(err, casestore.ErrNotFound) {
+		switch {
+		case p == PlatformTaobao && subOrderID != "":
+			c, err = e.store.OpenCaseBySubOrder(ctx, string(p), subOrderID)
+		case p == Platform1688 && orderID != "":
+			c, err = e.store.OpenCaseByOrder(ctx, string(p), orderID, "")
+		}
+	}
+	if errors.Is(err, casestore.ErrNotFound) {
+		return Handled{Ignored: true}, e.recordInbox(ctx, msg)
+	}
+	if err != nil {
+		return Handled{}, err
+	}
+	hint := ""
+	if c.RefundID == "" && refundID != "" {
+		owners, err := e.store.RefundOwners(ctx, string(p), []string{refundID})
+		if err != nil {
+			return Handled{}, err
+		}
+		if _, taken := owners[refundID]; !taken {
+			hint = refundID
+		}
+	}
+	note := fmt.Sprintf("callback %s refund %s", ev.Type, refundID)
+	return e.process(ctx, c.ID, Input{Kind: InputCallback, Now: e.now()}, hint, msg, note, nil)
+}
+
+// Wake applies a timer or reconcile input (kind InputTimer or InputReconcile).
+func (e *Engine) Wake(ctx context.Context, caseID int64, kind InputKind) (Handled, error) {
+	return e.process(ctx, caseID, Input{Kind: kind, Now: e.now()}, "", nil, string(kind), nil)
+}
+
+func (e *Engine) seen(ctx context.Context, msg *Message) (bool, error) {
+	if msg == nil || msg.ID == "" {
+		return false, nil
+	}
+	return e.store.InboxSeen(ctx, msg.ID)
+}
+
+func (e *Engine) recordInbox(ctx context.Context, msg *Message) error {
+	if msg == nil || msg.ID == "" {
+		return nil
+	}
+	return e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		_, err := tx.InboxRecord(ctx, inboxEntry(msg))
+		return err
+	})
+}
+
+func inboxEntry(m *Message) casestore.InboxEntry {
+	return casestore.InboxEntry{MsgID: m.ID, Stream: m.Stream, StreamSeq: m.Seq, Subject: m.Subject}
+}
+
+// maxLoop bounds the decisions one input can lead to (render, submit, … is
+// at most a handful; the bound only stops a bug from spinning).
+const maxLoop = 24
+
+// process is the worker contract's loop for one input on one case.
+//
+// Cross-process safety: every decision is committed together with taking
+// the case's lease (casestore Tx.TakeLease) and with the case's optimistic
+// version check, in one BEGIN IMMEDIATE transaction; the lease is kept
+// (renewed) across the platform call of a step and dropped in the
+// transaction that records the input's last decision. So a process can only
+// commit a decision, and so start a side effect, while no other process is
+// in the middle of one for the case; one whose view was read while another
+// held the case reads and fetches again before deciding. A crashed holder's
+// lease expires after LeaseTTL (far longer than any platform call), and its
+// open intent is settled by asking the platform.
+func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint string, msg *Message, note string, start *started) (Handled, error) {
+	h := Handled{CaseID: caseID}
+	unlock, err := e.locks.lock(ctx, caseID)
+	if err != nil {
+		return h, &RetryError{After: time.Second, Err: err}
+	}
+	defer unlock()
+	var held atomic.Bool
+	stopRenew := e.renew(ctx, caseID, &held)
+	defer func() {
+		stopRenew()
+		if !held.Load() {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := e.store.ReleaseLease(rctx, caseID, e.owner); err != nil {
+			e.log.Warn("release lease", "case", caseID, "err", err)
+		}
+	}()
+
+	in := first
+	reapply := false
+	var ran *stepRecord
+	var waited time.Duration
+	if start != nil {
+		// The first decision is committed, the lease held. Another goroutine
+		// of this process may have taken the case between that commit and
+		// the lock: then decide afresh instead.
+		if cur, err := e.store.GetCase(ctx, caseID); err != nil || cur.Version != start.c.Version+1 {
+			start = nil
+		}
+	}
+	if start != nil {
+		// Run the committed first step.
+		held.Store(true)
+		h.Outcome, h.Code, h.State = start.dec.Outcome, start.dec.Code, start.dec.State
+		res, rec := e.runStep(ctx, start.c, start.dec.Step)
+		h.Steps++
+		ran = &rec
+		in = Input{Kind: InputStepResult, Result: &res}
+	}
+	for range maxLoop {
+		c, err := e.store.GetCase(ctx, caseID)
+		if err != nil {
+			return h, err
+		}
+		if !held.Load() && c.LeaseOwner != "" && c.LeaseOwner != e.owner && c.LeaseUntil.After(e.now()) {
+			// Another process is on the case: wait for it rather than
+			// fetching a view its in-flight step may change.
+			if err := e.waitLease(ctx, c.LeaseUntil, &waited); err != nil {
+				return h, err
+			}
+			continue
+		}
+		cv, err := caseView(ctx, e.store, c)
+		if err != nil {
+			return h, err
+		}
+		in.Now = e.now()
+		dec := e.decider.Decide(cv, nil, in)
+		var pv *PlatformView
+		if dec.Outcome == OutcomeFetch {
+			pv, err = e.fetch(ctx, c, hint)
+			if err != nil {
+				if ctx.Err() != nil {
+					return h, &RetryError{After: time.Second, Err: err}
+				}
+				e.log.Warn("fetch platform view", "case", caseID, "err", err)
+				return h, e.retryLater(ctx, c, in, msg, ran, &held, fmt.Errorf("fetch: %w", err))
+			}
+			dec = e.decider.Decide(cv, pv, in)
+		}
+		h.Outcome, h.Code, h.State = dec.Outcome, dec.Code, dec.State
+		if dec.Reapply {
+			reapply = true
+		}
+		final := (dec.Outcome != OutcomeAct || dec.Step == nil) && !reapply
+		if dec.Outcome == OutcomeRetry {
+			return h, e.retryLater(ctx, c, in, msg, ran, &held, errors.New(dec.Reason))
+		}
+		if dec.Outcome == OutcomeFetch { // a view did not settle it: cannot happen with a view
+			return h, e.retryLater(ctx, c, in, msg, ran, &held, errors.New("decision still wants a view"))
+		}
+		var inbox *Message
+		if final {
+			inbox = msg
+		}
+		prior, until, err := e.persist(ctx, c, cv, in, pv, dec, ran, inbox, note, final)
+		var le *leasedError
+		switch {
+		case errors.As(err, &le):
+			held.Store(false)
+			if err := e.waitLease(ctx, le.until, &waited); err != nil {
+				return h, err
+			}
+			continue // read and fetch again: the holder may have changed the case
+		case errors.Is(err, casestore.ErrVersionConflict):
+			continue // changed under us: decide again
+		case err != nil:
+			return h, err
+		}
+		_ = until
+		held.Store(!final)
+		ran, note = nil, ""
+		if dec.Outcome == OutcomeAct && dec.Step != nil {
+			if dec.Step.Name.SideEffect() && prior && !dec.Step.Resume {
+				// The intent already existed: an earlier attempt may have
+				// reached the platform. Never call again here; the open
+				// intent is settled (fetch first) by the next input.
+				e.log.Warn("intent already recorded; not calling again", "case", caseID, "key", dec.Step.Key)
+				return h, nil
+			}
+			res, rec := e.runStep(ctx, c, dec.Step)
+			h.Steps++
+			ran = &rec
+			in = Input{Kind: InputStepResult, Result: &res}
+			continue
+		}
+		if reapply {
+			reapply = false
+			in = first
+			continue
+		}
+		return h, nil
+	}
+	return h, &RetryError{After: e.retry, Err: fmt.Errorf("case %d: more than %d decisions for one input", caseID, maxLoop)}
+}
+
+// leasedError is a persist refused because another process holds the case.
+type leasedError struct {
+	until time.Time
+	err   error
+}
+
+func (e *leasedError) Error() string { return e.err.Error() }
+func (e *leasedError) Unwrap() error { return e.err }
+
+// leaseWait bounds how long one input waits for another process's lease on
+// its case before it is handed back for redelivery.
+const leaseWait = 20 * time.Second
+
+// waitLease waits until the lease ending at until is over (holders usually
+// drop it within a step); after leaseWait in all (a holder that died keeps
+// it until it expires) it returns a RetryError for when it expires.
+func (e *Engine) waitLease(ctx context.Context, until time.Time, waited *time.Duration) error {
+	left := time.Until(until)
+	step := max(min(left, 100*time.Millisecond), 5*time.Millisecond)
+	if *waited+step > leaseWait {
+		return &RetryError{After: max(left, 100*time.Millisecond), Err: casestore.ErrLeased}
+	}
+	*waited += step
+	select {
+	case <-ctx.Done():
+		return &RetryError{After: time.Second, Err: casestore.ErrLeased}
+	case <-time.After(step):
+		return nil
+	}
+}
+
+// retryLater records what is known (a step result, a later wake for timer
+// inputs), lets go of the case and returns a RetryError. The inbox is not
+// written: the message will come again.
+func (e *Engine) retryLater(ctx context.Context, c casestore.Case, in Input, msg *Message, ran *stepRecord, held *atomic.Bool, cause error) error {
+	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		if _, err := tx.TakeLease(ctx, c.ID, e.owner, e.leaseTTL); err != nil {
+			return err
+		}
+		if ran != nil {
+			if err := e.recordStep(ctx, tx, c.ID, ran); err != nil {
+				return err
+			}
+		}
+		if msg == nil && (c.NextWakeAt.IsZero() || c.NextWakeAt.Before(tx.Now().Add(e.retry))) {
+			// A timer or reconcile input: come back later rather than
+			// firing again at once.
+			nc := c
+			nc.NextWakeAt = tx.Now().Add(e.retry)
+			if _, err := tx.UpdateCase(ctx, nc); err != nil {
+				return err
+			}
+		}
+		if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: timelineKind(in.Kind),
+			Summary: "retry later: " + clipN(cause.Error(), 300)}); err != nil {
+			return err
+		}
+		return tx.DropLease(ctx, c.ID, e.owner)
+	})
+	switch {
+	case err == nil:
+		held.Store(false)
+	case errors.Is(err, casestore.ErrLeased), errors.Is(err, casestore.ErrVersionConflict):
+	default:
+		return err
+	}
+	return &RetryError{After: e.retry, Err: cause}
+}
+
+// renew extends the case's lease every LeaseTTL/3 while held is true.
+func (e *Engine) renew(ctx context.Context, caseID int64, held *atomic.Bool) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(e.leaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if !held.Load() {
+					continue
+				}
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				if err := e.store.RenewLease(rctx, caseID, e.owner, e.leaseTTL); err != nil {
+					e.log.Error("renew case lease", "case", caseID, "err", err)
+				}
+				cancel()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// caseView projects a stored case and its open intent.
+func caseView(ctx context.Context, s *casestore.Store, c casestore.Case) (CaseView, error) {
+	cv := CaseView{ID: c.ID, Platform: Platform(c.Platform), State: State(c.State), Parked: State(c.ParkedState),
+		Version: c.Version, RefundID: c.RefundID, AttentionCode: c.AttentionCode,
+		AttentionMessage: c.AttentionMessage, WakeAt: c.NextWakeAt}
+	if err := decodeDoc(c.Request, &cv.Request); err != nil {
+		return cv, fmt.Errorf("case %d request: %w", c.ID, err)
+	}
+	if err := decodeDoc(c.Plan, &cv.Plan); err != nil {
+		return cv, fmt.Errorf("case %d plan: %w", c.ID, err)
+	}
+	var sh Shipment
+	if err := decodeDoc(c.Shipment, &sh); err != nil {
+		return cv, fmt.Errorf("case %d shipment: %w", c.ID, err)
+	}
+	if sh != (Shipment{}) {
+		cv.Shipment = &sh
+	}
+	it, err := s.OpenIntent(ctx, c.ID)
+	switch {
+	case err == nil:
+		cv.Intent = &Intent{Step: StepName(it.Step), Key: it.IdempotencyKey, Since: it.StartedAt}
+	case !errors.Is(err, casestore.ErrNotFound):
+		return cv, err
+	}
+	return cv, nil
+}
+
+func decodeDoc(doc json.RawMessage, v any) error {
+	if len(doc) == 0 || string(doc) == "{}" {
+		return nil
+	}
+	return json.Unmarshal(doc, v)
+}
+
+func timelineKind(k InputKind) casestore.TimelineKind {
+	switch k {
+	case InputCallback:
+		return casestore.KindCallback
+	case InputTimer:
+		return casestore.KindTimer
+	case InputReconcile:
+		return casestore.KindReconcile
+	case InputStepResult:
+		return casestore.KindDecision
+	default:
+		return casestore.KindCommand
+	}
+}
+
+// persist writes one decision in one transaction: the case (state, parked,
+// wake, attention, documents, platform check), the settled intent, the
+// recorded step result, the timeline, the new intent of a side effect and,
+// for the last decision of an input, the inbox row. prior reports that the
+// side effect's intent already existed.
+func (e *Engine) persist(ctx context.Context, c casestore.Case, cv CaseView, in Input, pv *PlatformView,
+	dec Decision, ran *stepRecord, inbox *Message, note string, final bool) (prior bool, until time.Time, err error) {
+	err = e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		var err error
+		prior, until, err = e.persistTx(ctx, tx, c, cv, in, pv, dec, ran, inbox, note, final)
+		return err
+	})
+	return prior, until, err
+}
+
+// persistTx is persist inside an open transaction.
+func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, c casestore.Case, cv CaseView, in Input, pv *PlatformView,
+	dec Decision, ran *stepRecord, inbox *Message, note string, final bool) (prior bool, until time.Time, err error) {
+	err = func() error {
+		u, err := tx.TakeLease(ctx, c.ID, e.owner, e.leaseTTL)
+		if errors.Is(err, casestore.ErrLeased) {
+			return &leasedError{until: u, err: err}
+		}
+		if err != nil {
+			return err
+		}
+		until = u
+		nc := c
+		nc.State, nc.ParkedState, nc.NextWakeAt = string(dec.State), string(dec.Parked), dec.WakeAt
+		if dec.Outcome == OutcomeAct {
+			if dec.Attention != nil {
+				nc.AttentionCode, nc.AttentionMessage = dec.Attention.Code, dec.Attention.Message
+			} else if dec.State != StateNeedsAttention {
+				nc.AttentionCode, nc.AttentionMessage = "", ""
+			}
+			if dec.RefundID != "" {
+				nc.RefundID = dec.RefundID
+			}
+			for _, d := range []struct {
+				v   any
+				dst *json.RawMessage
+			}{{dec.Request, &nc.Request}, {dec.Plan, &nc.Plan}, {dec.Shipment, &nc.Shipment}} {
+				if isNilDoc(d.v) {
+					continue
+				}
+				b, err := json.Marshal(d.v)
+				if err != nil {
+					return err
+				}
+				*d.dst = b
+			}
+		}
+		if in.Kind == InputReconcile {
+			// Checked now, even when the decision needed no view (a case
+			// before submission): the reconciler moves on to staler cases.
+			nc.LastPlatformCheckAt = tx.Now()
+		}
+		if pv != nil {
+			nc.LastPlatformCheckAt = tx.Now()
+			if pv.Found {
+				nc.PlatformStatus = pv.Status(cv.Platform)
+			}
+		}
+		if _, err := tx.UpdateCase(ctx, nc); err != nil {
+			return err
+		}
+		if ran != nil {
+			if err := e.recordStep(ctx, tx, c.ID, ran); err != nil {
+				return err
+			}
+		}
+		if r := dec.Resolve; r != nil {
+			res := casestore.StepResult{Status: casestore.StepDone, Outcome: jsonObj("note", r.Note)}
+			if !r.Done {
+				res.Status, res.ErrorCode, res.ErrorMessage = casestore.StepFailed, r.Code, r.Note
+			}
+			if err := tx.FinishStep(ctx, r.Key, res); err != nil {
+				return err
+			}
+		}
+		// Quiet: a timer or reconcile tick that changed nothing is not
+		// worth a timeline entry (the check time is still recorded).
+		unchanged := dec.Step == nil && dec.Resolve == nil && dec.RefundID == "" && dec.Request == nil &&
+			dec.Plan == nil && dec.Shipment == nil && dec.State == cv.State && dec.Parked == cv.Parked &&
+			nc.AttentionCode == c.AttentionCode && ran == nil
+		if unchanged && (in.Kind == InputTimer || in.Kind == InputReconcile) {
+			note = ""
+		}
+		if note != "" {
+			if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: timelineKind(in.Kind), Summary: note}); err != nil {
+				return err
+			}
+		}
+		detail := map[string]any{"input": in.Kind, "outcome": dec.Outcome, "code": dec.Code, "from": cv.State, "to": dec.State}
+		if pv != nil {
+			detail["platformFound"], detail["platformStatus"], detail["platformRefundId"] = pv.Found, pv.Status(cv.Platform), pv.RefundID
+		}
+		if dec.Step != nil {
+			detail["step"], detail["key"] = dec.Step.Name, dec.Step.Key
+		}
+		db, _ := json.Marshal(detail)
+		summary := fmt.Sprintf("%s %s: %s", dec.Outcome, dec.Code, clipN(dec.Reason, 300))
+		if !unchanged || (in.Kind != InputTimer && in.Kind != InputReconcile) {
+			if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindDecision,
+				Summary: summary, Detail: db}); err != nil {
+				return err
+			}
+		}
+		if dec.Outcome == OutcomeAct && dec.Step != nil && dec.Step.Name.SideEffect() {
+			a, p, err := tx.BeginStep(ctx, c.ID, string(dec.Step.Name), dec.Step.Key, stepSummary(c, dec.Step))
+			if err != nil {
+				return err
+			}
+			// An existing row that is finished, or an intent we did not
+			// expect to resume, must not be called again.
+			prior = p && !(dec.Step.Resume && a.Status == casestore.StepIntent)
+		}
+		if inbox != nil {
+			if _, err := tx.InboxRecord(ctx, inboxEntry(inbox)); err != nil {
+				return err
+			}
+		}
+		if final {
+			return tx.DropLease(ctx, c.ID, e.owner)
+		}
+		return nil
+	}()
+	return prior, until, err
+}
+
+func isNilDoc(v any) bool {
+	switch d := v.(type) {
+	case *Request:
+		return d == nil
+	case *Plan:
+		return d == nil
+	case *Shipment:
+		return d == nil
+	}
+	return true
+}
+
+// recordStep records a step that ran: FinishStep for side effects (unless
+// the failure left the outcome open: the intent then stays open), RecordStep
+// for reads; and a timeline entry with the platform's requestId.
+func (e *Engine) recordStep(ctx context.Context, tx *casestore.Tx, caseID int64, r *stepRecord) error {
+	res := casestore.StepResult{Status: casestore.StepDone, Outcome: r.outcome, RequestID: r.requestID}
+	if r.err != nil {
+		res.Status, res.ErrorCode, res.ErrorMessage = casestore.StepFailed, r.err.Code, r.err.Message
+	}
+	summary := fmt.Sprintf("%s ok", r.step)
+	if r.err != nil {
+		summary = fmt.Sprintf("%s failed (%s): %s", r.step, r.err.Code, clipN(r.err.Message, 300))
+		if r.err.Transient {
+			summary = fmt.Sprintf("%s failed transiently (%s): %s", r.step, r.err.Code, clipN(r.err.Message, 300))
+		}
+	}
+	if r.requestID != "" {
+		summary += " requestId=" + r.requestID
+	}
+	switch {
+	case r.key == "":
+		if _, err := tx.RecordStep(ctx, caseID, string(r.step), r.request, res); err != nil {
+			return err
+		}
+	case r.err != nil && r.err.Transient:
+		// Outcome unknown or not applied: the intent stays open and the
+		// next attempt asks the platform first.
+		summary += "; intent left open"
+	default:
+		if err := tx.FinishStep(ctx, r.key, res); err != nil {
+			return err
+		}
+	}
+	d, _ := json.Marshal(map[string]any{"step": r.step, "key": r.key, "requestId": r.requestID, "ms": r.dur.Milliseconds()})
+	return tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: caseID, Kind: casestore.KindStep, Summary: summary, Detail: d})
+}
+
+func jsonObj(k, v string) string {
+	b, _ := json.Marshal(map[string]string{k: v})
+	return string(b)
+}
+
+func clipN(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// caseLocks serialises the goroutines of one process on a case.
+type caseLocks struct {
+	mu sync.Mutex
+	m  map[int64]*caseLock
+}
+
+type caseLock struct {
+	ch   chan struct{}
+	refs int
+}
+
+func (l *caseLocks) lock(ctx context.Context, id int64) (func(), error) {
+	l.mu.Lock()
+	cl := l.m[id]
+	if cl == nil {
+		cl = &caseLock{ch: make(chan struct{}, 1)}
+		l.m[id] = cl
+	}
+	cl.refs++
+	l.mu.Unlock()
+	release := func() {
+		l.mu.Lock()
+		cl.refs--
+		if cl.refs == 0 {
+			delete(l.m, id)
+		}
+		l.mu.Unlock()
+	}
+	select {
+	case cl.ch <- struct{}{}:
+		return func() { <-cl.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+}

@@ -1,0 +1,663 @@
+package refundflow_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/callback"
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/sandbox"
+)
+
+const (
+	testKey    = "engine-test-key"
+	testSecret = "engine-test-secret-0123456789"
+)
+
+var testPolicy = refundflow.Policy{RefusalMessage: "请重新考虑: {reason}", Recheck: time.Hour,
+	StepTimeout: time.Minute, IntentGrace: time.Minute}
+
+// rig is a sandbox over HTTP, a temp SQLite store, an engine, and a pump
+// that feeds the sandbox's callbacks to the engine.
+type rig struct {
+	t      *testing.T
+	sb     *sandbox.Sandbox
+	url    string
+	store  *casestore.Store
+	client *apiclient.Client
+	eng    *refundflow.Engine
+	seq    atomic.Int64
+	pumped atomic.Int64
+}
+
+func newRig(t *testing.T, seller sandbox.SellerPolicy) *rig {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &rig{t: t}
+	events := make(chan callback.Event, 1000)
+	parser, err := callback.NewParser(callback.DefaultTypeNames())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cbSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		ev, err := parser.Parse(b)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		select {
+		case events <- ev:
+		default:
+			http.Error(w, "full", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	sb, err := sandbox.New(sandbox.Config{AccessKey: testKey, AccessSecret: testSecret, CallbackURL: cbSrv.URL,
+		PushRetryInterval: 50 * time.Millisecond, Seller: seller, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sb.Handler())
+	r.sb, r.url = sb, srv.URL
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = sb.Run(ctx) })
+	r.store, err = casestore.Open(ctx, filepath.Join(t.TempDir(), "refunds.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.client = newClient(t, srv.URL)
+	r.eng = r.newEngine("engine-a")
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-events:
+				r.deliver(ctx, ev)
+			}
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		srv.Close()
+		cbSrv.Close()
+		_ = r.store.Close()
+	})
+	return r
+}
+
+func newClient(t *testing.T, url string) *apiclient.Client {
+	t.Helper()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 256, 256
+	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c, err := apiclient.New(apiclient.Config{BaseURL: url, AccessKey: testKey, AccessSecret: testSecret, UserID: "u1", HTTPClient: hc,
+		RateLimit: rate.Inf, Timeout: 2 * time.Second,
+		Retry: apiclient.RetryPolicy{MaxAttempts: 3, InitialInterval: 5 * time.Millisecond, MaxInterval: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (r *rig) newEngine(owner string) *refundflow.Engine {
+	r.t.Helper()
+	e, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: r.client, Policy: testPolicy,
+		Owner: owner, RetryDelay: 50 * time.Millisecond,
+		Vouchers: func(_ context.Context, ref string) (string, []byte, error) {
+			return ref, []byte("\x89PNG\r\n\x1a\n fake image " + ref), nil
+		}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return e
+}
+
+// deliver hands a callback to the engine, retrying while it asks to.
+func (r *rig) deliver(ctx context.Context, ev callback.Event) {
+	for range 200 {
+		_, err := r.eng.HandleCallback(ctx, ev, &refundflow.Message{ID: ev.ID, Subject: "test"})
+		var re *refundflow.RetryError
+		if !errors.As(err, &re) {
+			if err != nil && ctx.Err() == nil {
+				r.t.Errorf("callback %s: %v", ev.Type, err)
+			}
+			r.pumped.Add(1)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// order creates a sandbox order and returns its order id and (Taobao)
+// sub-order id.
+func (r *rig) order(platform string, seller *sandbox.SellerPolicy) (orderID, subOrderID string) {
+	r.t.Helper()
+	n := r.seq.Add(1)
+	orderID = fmt.Sprintf("%d", 7000000000000000000+n)
+	req := sandbox.CreateOrderRequest{Platform: platform, OrderID: orderID, Seller: seller, Amount: 10000}
+	if platform == sandbox.PlatformTaobao {
+		subOrderID = fmt.Sprintf("%d", 8000000000000000000+n)
+		req.SubOrders = []sandbox.SubOrder{{SubOrderID: subOrderID, Amount: 10000}}
+		req.Amount = 0
+	}
+	b, _ := json.Marshal(req)
+	resp, err := http.Post(r.url+"/_sandbox/orders", "application/json", bytes.NewReader(b))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		body, _ := io.ReadAll(resp.Body)
+		r.t.Fatalf("create order: %d %s", resp.StatusCode, body)
+	}
+	return orderID, subOrderID
+}
+
+func (r *rig) command(kind refundflow.InputKind, p refundflow.Platform, orderID, subOrderID string) refundflow.Command {
+	return refundflow.Command{ID: fmt.Sprintf("cmd-%s-%d", kind, r.seq.Add(1)), Kind: kind, Platform: p,
+		OrderID: orderID, SubOrderID: subOrderID, Operator: "tester", IssuedAt: time.Now()}
+}
+
+func taobaoRequest(returnGoods bool) *refundflow.Request {
+	if returnGoods {
+		return &refundflow.Request{ReturnGoods: true, GoodsStatus: "3", ReasonID: 4001, Amount: 5000, Description: "不合适"}
+	}
+	return &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Amount: 0, Description: "不想要了"}
+}
+
+func alibabaRequest(returnGoods, vouchers bool) *refundflow.Request {
+	req := &refundflow.Request{GoodsStatus: apiclient.AlibabaGoodsRefundWaitSellerSend, ReasonID: 20001, Amount: 3000, Description: "不想要了"}
+	if returnGoods {
+		req = &refundflow.Request{ReturnGoods: true, GoodsStatus: apiclient.AlibabaGoodsAftersaleBuyerReceived, ReasonID: 20025,
+			Amount: 3000, Description: "七天无理由"}
+	}
+	if vouchers {
+		req.ReasonID, req.Vouchers = 20021, []string{"photo-1.png", "photo-2.png"}
+	}
+	return req
+}
+
+// handle applies a command as a consumer would: retrying while asked to.
+func (r *rig) handle(cmd refundflow.Command) refundflow.Handled {
+	r.t.Helper()
+	for range 100 {
+		h, err := r.eng.HandleCommand(context.Background(), cmd, &refundflow.Message{ID: cmd.ID})
+		var re *refundflow.RetryError
+		if errors.As(err, &re) {
+			<-time.After(20 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			r.t.Fatalf("HandleCommand(%s): %v", cmd.Kind, err)
+		}
+		return h
+	}
+	r.t.Fatalf("HandleCommand(%s): still retrying", cmd.Kind)
+	return refundflow.Handled{}
+}
+
+func (r *rig) caseOf(p refundflow.Platform, orderID, subOrderID string) casestore.Case {
+	r.t.Helper()
+	var c casestore.Case
+	var err error
+	if p == refundflow.PlatformTaobao {
+		c, err = r.store.OpenCaseBySubOrder(context.Background(), string(p), subOrderID)
+	} else {
+		c, err = r.store.OpenCaseByOrder(context.Background(), string(p), orderID, "")
+	}
+	if err != nil {
+		r.t.Fatalf("case of %s %s/%s: %v", p, orderID, subOrderID, err)
+	}
+	return c
+}
+
+// waitState waits until the case reaches want (or fails with its timeline).
+func (r *rig) waitState(id int64, want refundflow.State) casestore.Case {
+	r.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := r.store.GetCase(context.Background(), id)
+		if err == nil && c.State == string(want) {
+			return c
+		}
+		if time.Now().After(deadline) {
+			tl, _ := r.store.Timeline(context.Background(), id)
+			for _, e := range tl {
+				r.t.Logf("  %s %s %s", e.Kind, e.Summary, e.Detail)
+			}
+			r.t.Fatalf("case %d state = %q (attention %q %q); want %q", id, c.State, c.AttentionCode, c.AttentionMessage, want)
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+}
+
+func (r *rig) platformStatus(refundID string) string {
+	r.t.Helper()
+	resp, err := http.Get(r.url + "/_sandbox/refunds/" + refundID)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Status string `json:"status"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		r.t.Fatal(err)
+	}
+	return v.Status
+}
+
+func (r *rig) noDuplicates() {
+	r.t.Helper()
+	st := r.sb.Stats()
+	if st.DuplicateSubmissions != 0 {
+		r.t.Errorf("sandbox duplicate_submissions = %d; want 0", st.DuplicateSubmissions)
+	}
+	for k, n := range st.RefundSubmissions {
+		if n != 1 {
+			r.t.Errorf("refund submissions for %s = %d; want 1", k, n)
+		}
+	}
+	for k, n := range st.ReturnLogisticsSubmissions {
+		if n != 1 {
+			r.t.Errorf("return submissions for %s = %d; want 1", k, n)
+		}
+	}
+	for k, n := range st.Cancels {
+		if n != 1 {
+			r.t.Errorf("cancels for %s = %d; want 1", k, n)
+		}
+	}
+}
+
+var fast = sandbox.SellerPolicy{Decision: sandbox.DecisionAgree, DecideAfter: 20 * time.Millisecond, ReceiveAfter: 20 * time.Millisecond}
+
+func TestEngineTaobaoRefundOnly(t *testing.T) {
+	r := newRig(t, fast)
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	h := r.handle(cmd)
+	if h.Steps != 2 || h.State != refundflow.StateWaitingSeller {
+		t.Fatalf("request: steps %d state %s; want 2 (render, submit) waiting_seller", h.Steps, h.State)
+	}
+	c := r.waitState(h.CaseID, refundflow.StateSucceeded)
+	if got := r.platformStatus(c.RefundID); got != string(apiclient.TaobaoRefundSuccess) {
+		t.Fatalf("sandbox status %s; want SUCCESS", got)
+	}
+	// The same command again is a duplicate: nothing happens.
+	if h2 := r.handle(cmd); !h2.Duplicate {
+		t.Fatalf("redelivered command: %+v; want duplicate", h2)
+	}
+	steps, _ := r.store.Steps(context.Background(), c.ID)
+	var submits int
+	for _, s := range steps {
+		if s.Step == "submit" {
+			submits++
+			if s.Status != casestore.StepDone || s.RequestID == "" {
+				t.Errorf("submit step = %+v; want done with a requestId", s)
+			}
+		}
+	}
+	if submits != 1 {
+		t.Fatalf("submit attempts = %d; want 1", submits)
+	}
+	r.noDuplicates()
+}
+
+func TestEngineTaobaoReturn(t *testing.T) {
+	r := newRig(t, fast)
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(true)
+	h := r.handle(cmd)
+	c := r.waitState(h.CaseID, refundflow.StateWaitingReturnShipment)
+	ship := r.command(refundflow.InputReportShipment, refundflow.PlatformTaobao, "", so)
+	ship.Shipment = &refundflow.Shipment{Company: "SF", Waybill: "SF1234567890"}
+	r.handle(ship)
+	c = r.waitState(c.ID, refundflow.StateSucceeded)
+	if got := r.platformStatus(c.RefundID); got != string(apiclient.TaobaoRefundSuccess) {
+		t.Fatalf("sandbox status %s; want SUCCESS", got)
+	}
+	r.noDuplicates()
+}
+
+func TestEngineTaobaoRefusalPostsMessage(t *testing.T) {
+	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionRefuse, RefuseReason: "不同意", DecideAfter: 20 * time.Millisecond})
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	h := r.handle(cmd)
+	c := r.waitState(h.CaseID, refundflow.StateNeedsAttention)
+	if c.AttentionCode != refundflow.AttnSellerRefused {
+		t.Fatalf("attention = %q; want %q", c.AttentionCode, refundflow.AttnSellerRefused)
+	}
+	msgs, err := r.client.TaobaoListMessages(context.Background(), apiclient.ListMessagesRequest{RefundID: c.RefundID, PageSize: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(msgs.Data)
+	if !bytes.Contains(raw, []byte("请重新考虑: 不同意")) {
+		t.Fatalf("refund messages %s; want the refusal message", raw)
+	}
+	// More callbacks and reconciles do not post it again.
+	for range 3 {
+		if _, err := r.eng.Wake(context.Background(), c.ID, refundflow.InputReconcile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps, _ := r.store.Steps(context.Background(), c.ID)
+	n := 0
+	for _, s := range steps {
+		if s.Step == "message" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("message steps = %d; want 1", n)
+	}
+}
+
+func TestEngineTaobaoCancel(t *testing.T) {
+	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	h := r.handle(cmd)
+	r.handle(r.command(refundflow.InputCancel, refundflow.PlatformTaobao, "", so))
+	c := r.waitState(h.CaseID, refundflow.StateCancelled)
+	if got := r.platformStatus(c.RefundID); got != string(apiclient.TaobaoRefundClosed) {
+		t.Fatalf("sandbox status %s; want CLOSED", got)
+	}
+	r.noDuplicates()
+}
+
+func TestEngine1688VouchersAndReturn(t *testing.T) {
+	r := newRig(t, fast)
+	o, _ := r.order(sandbox.Platform1688, &sandbox.SellerPolicy{Decision: sandbox.DecisionRequireReturn, DecideAfter: 20 * time.Millisecond, ReceiveAfter: 20 * time.Millisecond})
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "")
+	req := alibabaRequest(true, true)
+	cmd.Request = req
+	h := r.handle(cmd)
+	if h.Steps != 3 {
+		t.Fatalf("request: %d steps; want 3 (reasons, upload, create)", h.Steps)
+	}
+	c := r.waitState(h.CaseID, refundflow.StateWaitingReturnShipment)
+	bad := r.command(refundflow.InputReportShipment, refundflow.Platform1688, o, "")
+	bad.Shipment = &refundflow.Shipment{Company: "NOPE", Waybill: "X1234567"}
+	r.handle(bad)
+	c = r.waitState(c.ID, refundflow.StateNeedsAttention)
+	if c.AttentionCode != refundflow.AttnCompanyRejected {
+		t.Fatalf("attention %q; want %q", c.AttentionCode, refundflow.AttnCompanyRejected)
+	}
+	ship := r.command(refundflow.InputReportShipment, refundflow.Platform1688, o, "")
+	ship.Shipment = &refundflow.Shipment{Company: "SF", Waybill: "SF9876543210"}
+	r.handle(ship)
+	c = r.waitState(c.ID, refundflow.StateSucceeded)
+	if got := r.platformStatus(c.RefundID); got != string(apiclient.AlibabaRefundSuccess) {
+		t.Fatalf("sandbox status %s; want refundsuccess", got)
+	}
+	r.noDuplicates()
+}
+
+func TestEngine1688Happy(t *testing.T) {
+	r := newRig(t, fast)
+	o, _ := r.order(sandbox.Platform1688, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "")
+	cmd.Request = alibabaRequest(false, false)
+	h := r.handle(cmd)
+	c := r.waitState(h.CaseID, refundflow.StateSucceeded)
+	if got := r.platformStatus(c.RefundID); got != string(apiclient.AlibabaRefundSuccess) {
+		t.Fatalf("sandbox status %s; want refundsuccess", got)
+	}
+	r.noDuplicates()
+}
+
+// TestEngineCrashAfterEffect: the platform applies a side effect and the
+// answer is lost (the worker "dies" between the call and the commit). The
+// redelivered input asks the platform first and never submits again.
+func TestEngineCrashAfterEffect(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		platform refundflow.Platform
+		endpoint string
+		ret      bool // return flow: the fault hits the return submission
+		cancel   bool
+	}{
+		{"taobao submit", refundflow.PlatformTaobao, "TaobaoSubmit", false, false},
+		{"1688 create", refundflow.Platform1688, "AlibabaCreateRefund", false, false},
+		{"taobao return submit", refundflow.PlatformTaobao, "TaobaoReturnLogisticsSubmit", true, false},
+		{"1688 goods return", refundflow.Platform1688, "AlibabaGoodsReturn", true, false},
+		{"taobao cancel", refundflow.PlatformTaobao, "TaobaoCancel", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seller := fast
+			if tc.cancel {
+				seller = sandbox.SellerPolicy{Decision: sandbox.DecisionManual}
+			}
+			r := newRig(t, seller)
+			plat := sandbox.PlatformTaobao
+			if tc.platform == refundflow.Platform1688 {
+				plat = sandbox.Platform1688
+			}
+			o, so := r.order(plat, nil)
+			cmd := r.command(refundflow.InputRequestRefund, tc.platform, o, so)
+			if tc.platform == refundflow.PlatformTaobao {
+				cmd.Request = taobaoRequest(tc.ret)
+			} else {
+				cmd.Request = alibabaRequest(tc.ret, false)
+			}
+			fault := sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: tc.endpoint, Kind: sandbox.ErrHTTP500, Count: 1, AfterEffect: true}}}
+			var trigger refundflow.Command
+			switch {
+			case tc.ret:
+				h := r.handle(cmd)
+				r.waitState(h.CaseID, refundflow.StateWaitingReturnShipment)
+				trigger = r.command(refundflow.InputReportShipment, tc.platform, o, so)
+				trigger.Shipment = &refundflow.Shipment{Company: "SF", Waybill: "SF5550001111"}
+			case tc.cancel:
+				h := r.handle(cmd)
+				r.waitState(h.CaseID, refundflow.StateWaitingSeller)
+				trigger = r.command(refundflow.InputCancel, tc.platform, o, so)
+			default:
+				trigger = cmd
+			}
+			r.sb.SetFaults(fault)
+			_, err := r.eng.HandleCommand(context.Background(), trigger, &refundflow.Message{ID: trigger.ID})
+			var re *refundflow.RetryError
+			if !errors.As(err, &re) {
+				t.Fatalf("command with a lost answer: err %v; want a RetryError", err)
+			}
+			c := r.caseOf(tc.platform, o, so)
+			it, err := r.store.OpenIntent(context.Background(), c.ID)
+			if err != nil {
+				t.Fatalf("open intent after the lost answer: %v", err)
+			}
+			// Redelivery (a new engine, as after a restart).
+			r.eng = r.newEngine("engine-restarted")
+			r.handle(trigger)
+			want := refundflow.StateSucceeded
+			if tc.cancel {
+				want = refundflow.StateCancelled
+			}
+			c = r.waitState(c.ID, want)
+			a, err := func() (casestore.StepAttempt, error) {
+				var a casestore.StepAttempt
+				err := r.store.Update(context.Background(), func(tx *casestore.Tx) error {
+					var err error
+					a, err = tx.StepByKey(context.Background(), it.IdempotencyKey)
+					return err
+				})
+				return a, err
+			}()
+			if err != nil || a.Status != casestore.StepDone {
+				t.Fatalf("intent %s after settling = %+v, %v; want done", it.IdempotencyKey, a, err)
+			}
+			r.noDuplicates()
+		})
+	}
+}
+
+// TestEngineTwoOwnersOneCase: two engines (as two processes) on one
+// database: the lease lets only one run a case; the other is told to retry.
+func TestEngineTwoOwnersOneCase(t *testing.T) {
+	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	engines := []*refundflow.Engine{r.eng, r.newEngine("engine-b")}
+	// Open the case, then hold its lease as a third owner: both engines must back off.
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoRender", Kind: sandbox.ErrHTTP503, Count: 100}}})
+	if _, err := r.eng.HandleCommand(context.Background(), cmd, &refundflow.Message{ID: cmd.ID}); err == nil {
+		t.Fatalf("render failing: want a retry error")
+	}
+	r.sb.SetFaults(sandbox.Faults{})
+	c := r.caseOf(refundflow.PlatformTaobao, o, so)
+	if _, err := r.store.ClaimLease(context.Background(), c.ID, "someone-else", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range engines {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := e.HandleCommand(ctx, cmd, &refundflow.Message{ID: cmd.ID})
+		cancel()
+		var re *refundflow.RetryError
+		if !errors.As(err, &re) || !errors.Is(err, casestore.ErrLeased) {
+			t.Fatalf("%s with the case leased elsewhere: %v; want RetryError(ErrLeased)", e.Owner(), err)
+		}
+	}
+	if err := r.store.ReleaseLease(context.Background(), c.ID, "someone-else"); err != nil {
+		t.Fatal(err)
+	}
+	// Both engines at once, each many times: one submission.
+	var wg sync.WaitGroup
+	for _, e := range engines {
+		for range 4 {
+			wg.Go(func() {
+				for range 200 {
+					_, err := e.HandleCommand(context.Background(), cmd, &refundflow.Message{ID: cmd.ID})
+					var re *refundflow.RetryError
+					if !errors.As(err, &re) {
+						return
+					}
+					<-time.After(5 * time.Millisecond)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	r.waitState(c.ID, refundflow.StateWaitingSeller)
+	r.noDuplicates()
+	if n := r.sb.Stats().RefundSubmissions["taobao:"+so]; n != 1 {
+		t.Fatalf("submissions = %d; want 1", n)
+	}
+}
+
+// TestEngineStaleCallbackCannotMoveBack: callbacks replayed after the case
+// finished (old statuses in their bodies) change nothing.
+func TestEngineStaleCallbackCannotMoveBack(t *testing.T) {
+	r := newRig(t, fast)
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	h := r.handle(cmd)
+	c := r.waitState(h.CaseID, refundflow.StateSucceeded)
+	body, _ := json.Marshal(callback.RefundBody{RefundID: apiclient.FlexString(c.RefundID), OrderID: apiclient.FlexString(o),
+		SubOrderID: apiclient.FlexString(so), RefundStatus: "WAIT_SELLER_AGREE"})
+	ev := callback.Event{Platform: callback.PlatformTaobao, Type: callback.TypeOrderRefund, Kind: callback.KindRefund,
+		Body: string(body), Refund: &callback.RefundBody{RefundID: apiclient.FlexString(c.RefundID), OrderID: apiclient.FlexString(o)},
+		ID: "stale-1"}
+	if _, err := r.eng.HandleCallback(context.Background(), ev, &refundflow.Message{ID: ev.ID}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := r.store.GetCase(context.Background(), c.ID)
+	if got.State != string(refundflow.StateSucceeded) {
+		t.Fatalf("after a stale callback: state %s; want succeeded", got.State)
+	}
+}
+
+// TestEngine1688CreateUnverifiable: a 1688 create whose answer is lost and
+// whose refund callback never comes cannot be checked (no lookup by order):
+// the case parks for an operator and nothing is sent again.
+func TestEngine1688CreateUnverifiable(t *testing.T) {
+	r := newRig(t, fast)
+	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1})
+	eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: r.client,
+		Policy: refundflow.Policy{StepTimeout: time.Minute, Recheck: time.Hour}, Owner: "no-grace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := r.order(sandbox.Platform1688, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "")
+	cmd.Request = alibabaRequest(false, false)
+	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1, ForceErrors: []sandbox.ForcedError{{Endpoint: "AlibabaCreateRefund", Kind: sandbox.ErrHTTP503, Count: 1, AfterEffect: true}}})
+	if _, err := eng.HandleCommand(context.Background(), cmd, &refundflow.Message{ID: cmd.ID}); err == nil {
+		t.Fatal("lost answer: want a retry error")
+	}
+	for range 3 {
+		_, _ = eng.HandleCommand(context.Background(), cmd, &refundflow.Message{ID: cmd.ID})
+		_, _ = eng.Wake(context.Background(), r.caseOf(refundflow.Platform1688, o, "").ID, refundflow.InputReconcile)
+	}
+	c := r.caseOf(refundflow.Platform1688, o, "")
+	if c.State != string(refundflow.StateNeedsAttention) || c.AttentionCode != refundflow.CodeUnverifiable {
+		t.Fatalf("case %s attention %q; want needs_attention %q", c.State, c.AttentionCode, refundflow.CodeUnverifiable)
+	}
+	if n := r.sb.Stats().RefundSubmissions["1688:"+o]; n != 1 {
+		t.Fatalf("submissions = %d; want 1", n)
+	}
+}
+
+// TestEngineMessageAtMostOnce: a send_message whose answer is lost and that
+// is delivered again is not posted a second time.
+func TestEngineMessageAtMostOnce(t *testing.T) {
+	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	h := r.handle(cmd)
+	c := r.waitState(h.CaseID, refundflow.StateWaitingSeller)
+	msg := r.command(refundflow.InputSendMessage, refundflow.PlatformTaobao, "", so)
+	msg.Message = "请尽快处理 unique-text-42"
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmitMessage", Kind: sandbox.ErrHTTP500, Count: 1, AfterEffect: true}}})
+	// A message's outcome cannot be checked: it is never retried; the
+	// command is done (a lost answer leaves the intent open, unverified).
+	if _, err := r.eng.HandleCommand(context.Background(), msg, &refundflow.Message{ID: msg.ID}); err != nil {
+		t.Fatalf("message with a lost answer: %v", err)
+	}
+	// Redeliveries, even ones the inbox would not catch (no message id).
+	for range 3 {
+		if _, err := r.eng.HandleCommand(context.Background(), msg, nil); err != nil {
+			t.Fatalf("redelivered message: %v", err)
+		}
+	}
+	res, err := r.client.TaobaoListMessages(context.Background(), apiclient.ListMessagesRequest{RefundID: c.RefundID, PageSize: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(res.Data)
+	if n := bytes.Count(raw, []byte("unique-text-42")); n != 1 {
+		t.Fatalf("message posted %d times; want 1 (%s)", n, raw)
+	}
+}

@@ -1,0 +1,248 @@
+package refundflow
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/casestore"
+)
+
+// stepRecord is what is recorded about a step that ran.
+type stepRecord struct {
+	step      StepName
+	key       string
+	request   string // summary (JSON)
+	outcome   string // summary (JSON)
+	requestID string
+	err       *StepError
+	dur       time.Duration
+}
+
+// stepSummary is the request summary stored with a step (no secrets: only
+// what the case itself holds).
+func stepSummary(c casestore.Case, st *Step) string {
+	m := map[string]any{"step": st.Name, "orderId": c.OrderID}
+	if c.SubOrderID != "" {
+		m["subOrderId"] = c.SubOrderID
+	}
+	add := func(k string, v any, ok bool) {
+		if ok {
+			m[k] = v
+		}
+	}
+	add("refundId", st.RefundID, st.RefundID != "")
+	add("reasonId", st.ReasonID, st.ReasonID != 0)
+	add("fee", st.Fee, st.Fee != 0)
+	add("carriage", st.Carriage, st.Carriage != 0)
+	add("refundType", st.RefundType, st.RefundType != 0)
+	add("goodsStatus", st.GoodsStatus, st.GoodsStatus != "")
+	add("disputeRequest", st.DisputeRequest, st.DisputeRequest != "")
+	add("company", st.Company, st.Company != "")
+	add("waybill", st.Waybill, st.Waybill != "")
+	add("vouchers", len(st.Vouchers), len(st.Vouchers) > 0)
+	add("resume", true, st.Resume)
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// runStep calls the platform for one step; it never returns an error, only a
+// StepResult with Err set.
+func (e *Engine) runStep(ctx context.Context, c casestore.Case, st *Step) (StepResult, stepRecord) {
+	p := Platform(c.Platform)
+	res := StepResult{Step: st.Name, Key: st.Key}
+	rec := stepRecord{step: st.Name, key: st.Key, request: stepSummary(c, st)}
+	start := time.Now()
+	out, requestID, err := e.call(ctx, c, p, st, &res)
+	rec.dur = time.Since(start)
+	rec.requestID = requestID
+	outcome := "ok"
+	if err != nil {
+		res.Err = stepError(err)
+		rec.err = res.Err
+		outcome = "failed"
+		if res.Err.Transient {
+			outcome = "transient"
+		}
+		if requestID == "" {
+			var ae *apiclient.APIError
+			var he *apiclient.HTTPError
+			switch {
+			case errors.As(err, &ae):
+				rec.requestID = ae.RequestID
+			case errors.As(err, &he):
+				rec.requestID = he.RequestID
+			}
+		}
+	} else {
+		b, _ := json.Marshal(out)
+		rec.outcome = string(b)
+	}
+	if e.onStep != nil {
+		e.onStep(p, st.Name, outcome, rec.dur)
+	}
+	e.log.Debug("step", "case", c.ID, "step", st.Name, "outcome", outcome, "requestId", rec.requestID, "ms", rec.dur.Milliseconds())
+	return res, rec
+}
+
+// call makes the platform call of a step and fills res; it returns a summary
+// of the answer and the platform's requestId.
+func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Step, res *StepResult) (any, string, error) {
+	cl := e.client
+	switch st.Name {
+	case StepRender:
+		r, err := cl.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: c.SubOrderID, RefundType: st.RefundType, GoodsStatus: st.TaobaoGoodsStatus()})
+		if err != nil {
+			return nil, r.RequestID, err
+		}
+		t := r.Data.RefundOrderTemplate
+		f := &Form{MinFee: int64(t.MaxRefundFee.MinRefundFee), MaxFee: int64(t.MaxRefundFee.MaxRefundFee),
+			DefaultFee: int64(t.MaxRefundFee.RefundFee), CanEditFee: t.MaxRefundFee.CanEditRefundFee,
+			SaleDisabled: r.Data.SaleFlag != nil && !*r.Data.SaleFlag}
+		for _, rr := range t.RefundReasons {
+			f.Reasons = append(f.Reasons, Reason{ID: int64(rr.ReasonID), Desc: rr.ReasonDesc})
+		}
+		res.Form = f
+		return map[string]any{"reasons": len(f.Reasons), "minFee": f.MinFee, "maxFee": f.MaxFee, "canEditFee": f.CanEditFee}, r.RequestID, nil
+	case StepReasons:
+		orderID, err := strconv.ParseInt(c.OrderID, 10, 64)
+		if err != nil {
+			return nil, "", fmt.Errorf("1688 order id %q: %w", c.OrderID, apiclient.ErrInvalidArgument)
+		}
+		r, err := cl.AlibabaRefundReasons(ctx, apiclient.RefundReasonsRequest{OrderID: orderID, OrderEntryIDs: st.OrderEntryIDs, GoodsStatus: st.GoodsStatus})
+		if err != nil {
+			return nil, r.RequestID, err
+		}
+		for _, rr := range r.Data.Reasons {
+			res.Reasons = append(res.Reasons, Reason{ID: int64(rr.ID), Desc: rr.Name, NeedVoucher: rr.NeedVoucher, NoCarriage: rr.NoRefundCarriage})
+		}
+		return map[string]any{"reasons": len(res.Reasons)}, r.RequestID, nil
+	case StepUploadVouchers:
+		if e.vouchers == nil {
+			return nil, "", fmt.Errorf("no voucher source configured: %w", apiclient.ErrInvalidArgument)
+		}
+		var rid string
+		for _, ref := range st.Vouchers {
+			name, data, err := e.vouchers(ctx, ref)
+			if err != nil {
+				return nil, rid, fmt.Errorf("voucher %q: %w: %w", clip(ref), err, apiclient.ErrInvalidArgument)
+			}
+			r, err := cl.AlibabaUploadVoucher(ctx, name, bytes.NewReader(data))
+			if err != nil {
+				return nil, r.RequestID, err
+			}
+			rid = r.RequestID
+			res.Vouchers = append(res.Vouchers, r.Data.URL())
+		}
+		return map[string]any{"vouchers": res.Vouchers}, rid, nil
+	case StepSubmit:
+		if p == Platform1688 {
+			orderID, err := strconv.ParseInt(c.OrderID, 10, 64)
+			if err != nil {
+				return nil, "", fmt.Errorf("1688 order id %q: %w", c.OrderID, apiclient.ErrInvalidArgument)
+			}
+			r, err := cl.AlibabaCreateRefund(ctx, apiclient.CreateRefundRequest{OrderID: orderID, OrderEntryIDs: st.OrderEntryIDs,
+				DisputeRequest: st.DisputeRequest, ApplyPayment: apiclient.Amount(st.Fee), ApplyCarriage: apiclient.Amount(st.Carriage),
+				ApplyReasonID: st.ReasonID, Description: st.Description, GoodsStatus: st.GoodsStatus, Vouchers: st.Vouchers})
+			if err != nil {
+				return nil, r.RequestID, err
+			}
+			res.RefundID = r.Data.RefundID
+			return map[string]any{"refundId": res.RefundID}, r.RequestID, nil
+		}
+		r, err := cl.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: c.SubOrderID, RefundType: st.RefundType,
+			GoodsStatus: st.TaobaoGoodsStatus(), ReasonID: int(st.ReasonID), RefundFee: apiclient.Amount(st.Fee),
+			RefundDesc: st.Description, RefundImages: strings.Join(st.Vouchers, ",")})
+		if err != nil {
+			return nil, r.RequestID, err
+		}
+		res.RefundID = r.Data.RefundID.String()
+		return map[string]any{"refundId": res.RefundID}, r.RequestID, nil
+	case StepReturnRender:
+		if p == Platform1688 {
+			r, err := cl.AlibabaLogisticsCompanies(ctx)
+			if err != nil {
+				return nil, r.RequestID, err
+			}
+			for _, co := range r.Data {
+				res.Companies = append(res.Companies, co.CompanyNo)
+			}
+			return map[string]any{"companies": len(res.Companies)}, r.RequestID, nil
+		}
+		r, err := cl.TaobaoReturnLogisticsRender(ctx, st.RefundID)
+		if err != nil {
+			return nil, r.RequestID, err
+		}
+		for _, co := range r.Data.LogisticsCompanies {
+			res.Companies = append(res.Companies, co.LogisticsCompanyCode)
+		}
+		return map[string]any{"companies": len(res.Companies)}, r.RequestID, nil
+	case StepReturnSubmit:
+		if p == Platform1688 {
+			r, err := cl.AlibabaGoodsReturn(ctx, apiclient.GoodsReturnRequest{RefundID: st.RefundID, LogisticsCompanyNo: st.Company,
+				FreightBill: st.Waybill, Description: st.Description})
+			if err != nil {
+				return nil, r.RequestID, err
+			}
+			return map[string]any{"submitted": true}, r.RequestID, nil
+		}
+		r, err := cl.TaobaoReturnLogisticsSubmit(ctx, apiclient.ReturnLogisticsSubmitRequest{RefundID: st.RefundID,
+			LogisticsCompanyCode: st.Company, LogisticsNo: st.Waybill, BuyerPhone: st.Phone, ReturnGoodsDesc: st.Description})
+		if err != nil {
+			return nil, r.RequestID, err
+		}
+		return map[string]any{"submitted": true}, r.RequestID, nil
+	case StepCancel:
+		r, err := cl.TaobaoCancel(ctx, st.RefundID)
+		if err != nil {
+			return nil, r.RequestID, err
+		}
+		return map[string]any{"cancelled": true}, r.RequestID, nil
+	case StepMessage:
+		r, err := cl.TaobaoSubmitMessage(ctx, apiclient.SubmitMessageRequest{RefundID: st.RefundID, RefundMessage: st.Message})
+		if err != nil {
+			return nil, r.RequestID, err
+		}
+		return map[string]any{"posted": true}, r.RequestID, nil
+	}
+	return nil, "", fmt.Errorf("unknown step %q: %w", clip(string(st.Name)), apiclient.ErrInvalidArgument)
+}
+
+// stepError classifies a platform failure. Transient: retryable (5xx, 429,
+// transport, retryable codes), an outcome the platform left open, or our own
+// shutdown; the rest (business codes, invalid arguments) need an operator.
+func stepError(err error) *StepError {
+	se := &StepError{Message: clipN(err.Error(), 500)}
+	var ae *apiclient.APIError
+	var he *apiclient.HTTPError
+	var te *apiclient.TransportError
+	var de *apiclient.DecodeError
+	switch {
+	case errors.As(err, &ae):
+		se.Code = strconv.Itoa(ae.Code)
+		if ae.NestedCode != "" {
+			se.Code = ae.NestedCode
+		}
+	case errors.As(err, &he):
+		se.Code = "http_" + strconv.Itoa(he.StatusCode)
+	case errors.As(err, &te):
+		se.Code = "transport"
+	case errors.As(err, &de):
+		se.Code = "decode"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		se.Code = "cancelled"
+	case errors.Is(err, apiclient.ErrInvalidArgument):
+		se.Code = "invalid_argument"
+	default:
+		se.Code = "error"
+	}
+	se.Transient = errors.Is(err, apiclient.ErrRetryable) || apiclient.OutcomeUnknown(err) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	return se
+}
