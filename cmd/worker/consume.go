@@ -1,0 +1,393 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/callback"
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// Message sources: the callback stream and the operator command stream.
+const (
+	sourceCallbacks = "callbacks"
+	sourceCommands  = "commands"
+)
+
+// worker is the message, timer and reconcile plumbing around the engine.
+type worker struct {
+	cfg     config
+	log     *slog.Logger
+	store   *casestore.Store
+	engine  *refundflow.Engine
+	parser  *callback.Parser
+	js      jetstream.JetStream
+	metrics *metrics
+
+	// sem bounds everything handled at once (messages, timers, reconciles).
+	sem chan struct{}
+	// wg counts handlers in flight; goMu and stopping keep wg.Add from
+	// racing with the shutdown's wg.Wait (a Consume callback may still be
+	// running after ConsumeContext.Stop).
+	wg       sync.WaitGroup
+	goMu     sync.Mutex
+	stopping bool
+
+	mu     sync.Mutex
+	active map[int64]bool // cases a timer or reconcile input is running for
+}
+
+// consumerConfig is the durable pull consumer every worker process binds to.
+// No BackOff: it would override AckWait (its first entry becomes AckWait);
+// redelivery delays after failures come from NakWithDelay instead.
+func (w *worker) consumerConfig(filter string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       w.cfg.Consumer,
+		Description:   "refundhub worker (shared by every worker process)",
+		FilterSubject: filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       w.cfg.AckWait,
+		MaxDeliver:    w.cfg.MaxDeliver + 3,
+		MaxAckPending: w.cfg.Concurrency,
+	}
+}
+
+// consume starts a Consume loop that hands each message to a goroutine
+// bounded by sem.
+// ctx stops taking new messages; work is the context of the handling itself,
+// which outlives ctx by the shutdown timeout.
+func (w *worker) consume(ctx, work context.Context, source string, cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
+	return cons.Consume(func(m jetstream.Msg) {
+		select {
+		case w.sem <- struct{}{}:
+		case <-ctx.Done():
+			return // not acked: redelivered after AckWait, to this or another process
+		}
+		if !w.track() {
+			<-w.sem
+			return // stopping: not acked, redelivered after AckWait
+		}
+		go func() {
+			defer func() { <-w.sem; w.wg.Done() }()
+			w.handle(work, source, m)
+		}()
+	}, jetstream.PullMaxMessages(max(2, w.cfg.Concurrency)), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			w.log.Debug("consume", "source", source, "err", err)
+		}
+	}))
+}
+
+// handle applies one message: inbox dedupe, decode, engine, then ack after
+// the commit, NakWithDelay on transient failures, dead letter when the
+// message can never succeed or exhausted its deliveries.
+func (w *worker) handle(ctx context.Context, source string, m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		w.log.Error("message without metadata", "source", source, "err", err)
+		_ = m.Term()
+		return
+	}
+	msgID := m.Headers().Get(events.HeaderMsgID)
+	if msgID == "" {
+		msgID = meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)
+	}
+	msg := &refundflow.Message{ID: msgID, Stream: meta.Stream, Seq: meta.Sequence.Stream, Subject: m.Subject()}
+	log := w.log.With("source", source, "msg", msgID, "delivery", meta.NumDelivered)
+
+	stop := w.inProgress(m)
+	var h refundflow.Handled
+	switch source {
+	case sourceCallbacks:
+		ev, perr := w.parser.Parse(m.Data())
+		if perr != nil {
+			stop()
+			w.deadLetter(ctx, source, m, meta, msgID, "undecodable", perr)
+			return
+		}
+		// The inbox keys on the callback's own identity (its content hash,
+		// normally also its Nats-Msg-Id), so a copy republished under another
+		// header id (a dead-letter retry, a replay) is still recognised.
+		msg.ID = ev.ID
+		h, err = w.engine.HandleCallback(ctx, ev, msg)
+	default:
+		cmd, derr := refundflow.DecodeCommand(m.Data())
+		if derr != nil {
+			stop()
+			w.deadLetter(ctx, source, m, meta, msgID, "invalid_command", derr)
+			return
+		}
+		msg.ID = cmd.ID // the command's own id, whatever header it came with
+		h, err = w.engine.HandleCommand(ctx, cmd, msg)
+	}
+	stop()
+	var re *refundflow.RetryError
+	switch {
+	case err == nil:
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if aerr := m.DoubleAck(actx); aerr != nil {
+			// The effect is committed with the inbox row: a redelivery is dropped.
+			log.Warn("ack", "err", aerr)
+		}
+		cancel()
+		result := "applied"
+		switch {
+		case h.Duplicate:
+			result = "duplicate"
+		case h.Ignored:
+			result = "ignored"
+		}
+		w.metrics.messages.WithLabelValues(source, result).Inc()
+		log.Debug("handled", "case", h.CaseID, "state", h.State, "code", h.Code, "steps", h.Steps, "result", result)
+	case errors.Is(err, refundflow.ErrPermanent):
+		w.deadLetter(ctx, source, m, meta, msgID, "permanent", err)
+	case int(meta.NumDelivered) >= w.cfg.MaxDeliver:
+		w.deadLetter(ctx, source, m, meta, msgID, "max_deliveries", err)
+	default:
+		d := w.backoff(meta.NumDelivered)
+		if errors.As(err, &re) && re.After > 0 && errors.Is(err, casestore.ErrLeased) {
+			d = re.After // another process holds the case: come back when its lease ends
+		}
+		if ctx.Err() != nil {
+			d = 0 // shutting down: let another process take it at once
+		}
+		if nerr := m.NakWithDelay(d); nerr != nil {
+			log.Warn("nak", "err", nerr)
+		}
+		w.metrics.messages.WithLabelValues(source, "retry").Inc()
+		log.Info("retry later", "case", h.CaseID, "after", d, "err", err)
+	}
+}
+
+// backoff is the NakWithDelay before delivery n+1: base·2^(n-1), capped.
+func (w *worker) backoff(n uint64) time.Duration {
+	d := w.cfg.RetryBase
+	for i := uint64(1); i < n && d < w.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, w.cfg.RetryMax)
+}
+
+// inProgress tells JetStream the message is still being worked on, every
+// third of AckWait, until stop is called.
+func (w *worker) inProgress(m jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(w.cfg.AckWait/3, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// deadLetter records the message in dead_letters, publishes it to
+// deadletters.<source> with Dl-* headers, then terminates it. If either
+// write fails the message is Nak'ed to try again (both writes are idempotent).
+func (w *worker) deadLetter(ctx context.Context, source string, m jetstream.Msg, meta *jetstream.MsgMetadata, msgID, reason string, cause error) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	errText := clipText(cause.Error(), 500)
+	headers := map[string][]string(m.Headers())
+	err := w.store.Update(dctx, func(tx *casestore.Tx) error {
+		_, _, err := tx.InsertDeadLetter(dctx, casestore.DeadLetter{MsgID: msgID, Subject: m.Subject(), Headers: headers,
+			Payload: m.Data(), Reason: reason, Error: errText, Deliveries: int(meta.NumDelivered)})
+		return err
+	})
+	if err == nil {
+		out := nats.NewMsg(events.DeadLetterSubject(source))
+		out.Data = m.Data()
+		for k, v := range m.Headers() {
+			if k != events.HeaderMsgID {
+				out.Header[k] = v
+			}
+		}
+		out.Header.Set(events.HeaderDeadReason, reason)
+		out.Header.Set(events.HeaderDeadError, errText)
+		out.Header.Set(events.HeaderDeadSubject, m.Subject())
+		out.Header.Set(events.HeaderDeadStream, meta.Stream)
+		out.Header.Set(events.HeaderDeadSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
+		out.Header.Set(events.HeaderDeadDeliveries, strconv.FormatUint(meta.NumDelivered, 10))
+		_, err = w.js.PublishMsg(dctx, out, jetstream.WithMsgID("dl:"+msgID))
+	}
+	if err != nil {
+		w.log.Error("dead letter not stored; retrying the message later", "source", source, "msg", msgID, "err", err)
+		_ = m.NakWithDelay(w.cfg.RetryBase)
+		return
+	}
+	if terr := m.TermWithReason(reason); terr != nil {
+		w.log.Warn("term", "msg", msgID, "err", terr)
+	}
+	w.metrics.deadLetters.WithLabelValues(source, reason).Inc()
+	w.metrics.messages.WithLabelValues(source, "dead_letter").Inc()
+	w.log.Warn("dead letter", "source", source, "msg", msgID, "reason", reason, "err", errText)
+}
+
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// wake runs a timer or reconcile input for a case in the background, unless
+// one is already running for it in this process. It blocks while the process
+// is at its concurrency limit.
+func (w *worker) wake(ctx, work context.Context, id int64, kind refundflow.InputKind, before string) bool {
+	w.mu.Lock()
+	if w.active[id] {
+		w.mu.Unlock()
+		return false
+	}
+	w.active[id] = true
+	w.mu.Unlock()
+	select {
+	case w.sem <- struct{}{}:
+	case <-ctx.Done():
+		w.mu.Lock()
+		delete(w.active, id)
+		w.mu.Unlock()
+		return false
+	}
+	if !w.track() {
+		<-w.sem
+		w.mu.Lock()
+		delete(w.active, id)
+		w.mu.Unlock()
+		return false
+	}
+	go func() {
+		defer func() {
+			<-w.sem
+			w.mu.Lock()
+			delete(w.active, id)
+			w.mu.Unlock()
+			w.wg.Done()
+		}()
+		h, err := w.engine.Wake(work, id, kind)
+		if err != nil {
+			w.log.Info("wake: retry later", "case", id, "kind", kind, "err", err)
+			return
+		}
+		if kind == refundflow.InputReconcile && before != "" && string(h.State) != before {
+			w.metrics.reconcileMoved.Inc()
+			w.log.Info("reconciler moved a case", "case", id, "from", before, "to", h.State)
+		}
+	}()
+	return true
+}
+
+// timers fires due case timers every TimerInterval.
+func (w *worker) timers(ctx, work context.Context) {
+	t := time.NewTicker(w.cfg.TimerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		due, err := w.store.DueCases(ctx, time.Now(), 200)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("due cases", "err", err)
+			}
+			continue
+		}
+		for _, c := range due {
+			if w.wake(ctx, work, c.ID, refundflow.InputTimer, "") {
+				w.metrics.timerWakes.Inc()
+			}
+		}
+	}
+}
+
+// reconciler re-checks open cases whose last platform check is older than
+// ReconcileAge, every ReconcileInterval, so a callback the platform never
+// delivered cannot strand a case.
+func (w *worker) reconciler(ctx, work context.Context) {
+	t := time.NewTicker(w.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		stale, err := w.store.StaleOpenCases(ctx, time.Now().Add(-w.cfg.ReconcileAge), 500)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("stale cases", "err", err)
+			}
+			continue
+		}
+		for _, c := range stale {
+			if w.wake(ctx, work, c.ID, refundflow.InputReconcile, c.State) {
+				w.metrics.reconcileFound.Inc()
+			}
+		}
+	}
+}
+
+// housekeeping prunes inbox rows older than InboxRetention and checkpoints
+// the WAL, every HousekeepingInterval. Several processes may run it: both
+// operations are idempotent.
+func (w *worker) housekeeping(ctx context.Context) {
+	t := time.NewTicker(w.cfg.HousekeepingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := w.store.PruneInbox(ctx, time.Now().Add(-w.cfg.InboxRetention))
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("prune inbox", "err", err)
+		} else if n > 0 {
+			w.log.Info("pruned inbox", "rows", n)
+		}
+		if err := w.store.Checkpoint(ctx); err != nil && !errors.Is(err, casestore.ErrCheckpointBusy) && ctx.Err() == nil {
+			w.log.Warn("checkpoint", "err", err)
+		}
+	}
+}
+
+// track registers a handler about to start; false once shutdown began.
+func (w *worker) track() bool {
+	w.goMu.Lock()
+	defer w.goMu.Unlock()
+	if w.stopping {
+		return false
+	}
+	w.wg.Add(1)
+	return true
+}
+
+// drain stops new handlers and returns a channel closed when the running
+// ones are done.
+func (w *worker) drain() <-chan struct{} {
+	w.goMu.Lock()
+	w.stopping = true
+	w.goMu.Unlock()
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	return done
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// metrics are the worker's Prometheus metrics, on their own registry.
+type metrics struct {
+	reg            *prometheus.Registry
+	stepDuration   *prometheus.HistogramVec
+	platformCalls  *prometheus.CounterVec
+	platformErrors *prometheus.CounterVec
+	messages       *prometheus.CounterVec
+	deadLetters    *prometheus.CounterVec
+	reconcileFound prometheus.Counter
+	reconcileMoved prometheus.Counter
+	timerWakes     prometheus.Counter
+}
+
+func newMetrics(store *casestore.Store, consumers func() map[string]jetstream.Consumer) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		stepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "refundhub_worker_step_duration_seconds",
+			Help:    "Platform steps run for cases, by platform, step and outcome (ok, transient, failed).",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
+		}, []string{"platform", "step", "outcome"}),
+		platformCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refundhub_worker_platform_calls_total",
+			Help: "Platform API call attempts by endpoint and result code (envelope code, HTTP status, or 0 without a response).",
+		}, []string{"endpoint", "code"}),
+		platformErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refundhub_worker_platform_errors_total",
+			Help: "Failed platform API call attempts by endpoint and code.",
+		}, []string{"endpoint", "code"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refundhub_worker_messages_total",
+			Help: "Stream messages handled, by source (callbacks, commands) and result (applied, duplicate, ignored, retry, dead_letter).",
+		}, []string{"source", "result"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refundhub_worker_dead_letters_total",
+			Help: "Messages dead-lettered, by source and reason.",
+		}, []string{"source", "reason"}),
+		reconcileFound: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "refundhub_worker_reconcile_found_total",
+			Help: "Open cases the reconciler found not checked on the platform for WORKER_RECONCILE_AGE.",
+		}),
+		reconcileMoved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "refundhub_worker_reconcile_moved_total",
+			Help: "Cases whose state the reconciler's re-check changed (callbacks that never came).",
+		}),
+		timerWakes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "refundhub_worker_timer_wakes_total",
+			Help: "Case timers fired (platform deadlines, re-checks, stalled steps).",
+		}),
+	}
+	m.reg.MustRegister(m.stepDuration, m.platformCalls, m.platformErrors, m.messages, m.deadLetters,
+		m.reconcileFound, m.reconcileMoved, m.timerWakes,
+		&stateCollector{store: store}, &lagCollector{consumers: consumers},
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// observe is apiclient.Config.Observe.
+func (m *metrics) observe(endpoint string, code int, _ time.Duration, err error) {
+	c := strconv.Itoa(code)
+	m.platformCalls.WithLabelValues(endpoint, c).Inc()
+	if err != nil {
+		var ae *apiclient.APIError
+		if errors.As(err, &ae) && ae.NestedCode != "" {
+			c = ae.NestedCode
+		}
+		m.platformErrors.WithLabelValues(endpoint, c).Inc()
+	}
+}
+
+// onStep is refundflow.EngineConfig.OnStep.
+func (m *metrics) onStep(p refundflow.Platform, step refundflow.StepName, outcome string, d time.Duration) {
+	m.stepDuration.WithLabelValues(string(p), string(step), outcome).Observe(d.Seconds())
+}
+
+var (
+	casesDesc = prometheus.NewDesc("refundhub_worker_cases", "Cases by state (all worker processes: read from the database).", []string{"state"}, nil)
+	lagDesc   = prometheus.NewDesc("refundhub_worker_consumer_pending", "Messages not yet delivered to the durable consumer (consumer lag), by source.", []string{"source"}, nil)
+	ackDesc   = prometheus.NewDesc("refundhub_worker_consumer_ack_pending", "Messages delivered and not yet acknowledged, by source.", []string{"source"}, nil)
+)
+
+// stateCollector counts cases by state at scrape time.
+type stateCollector struct{ store *casestore.Store }
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- casesDesc }
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := c.store.CountByState(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(casesDesc, err)
+		return
+	}
+	for _, s := range refundflow.States() {
+		ch <- prometheus.MustNewConstMetric(casesDesc, prometheus.GaugeValue, float64(counts[string(s)]), string(s))
+	}
+}
+
+// lagCollector reads the consumers' pending counts at scrape time.
+type lagCollector struct {
+	consumers func() map[string]jetstream.Consumer
+}
+
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc; ch <- ackDesc }
+
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	for src, cons := range c.consumers() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		info, err := cons.Info(ctx)
+		cancel()
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(lagDesc, err)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(info.NumPending), src)
+		ch <- prometheus.MustNewConstMetric(ackDesc, prometheus.GaugeValue, float64(info.NumAckPending), src)
+	}
+}
