@@ -1,0 +1,309 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// caseJSON is the stable JSON form of a case.
+type caseJSON struct {
+	ID                  int64           `json:"id"`
+	Platform            string          `json:"platform"`
+	OrderID             string          `json:"orderId"`
+	SubOrderID          string          `json:"subOrderId,omitempty"`
+	RefundID            string          `json:"refundId,omitempty"`
+	State               string          `json:"state"`
+	ParkedState         string          `json:"parkedState,omitempty"`
+	Version             int64           `json:"version"`
+	PlatformStatus      string          `json:"platformStatus,omitempty"`
+	AttentionCode       string          `json:"attentionCode,omitempty"`
+	AttentionMessage    string          `json:"attentionMessage,omitempty"`
+	Request             json.RawMessage `json:"request,omitempty"`
+	Plan                json.RawMessage `json:"plan,omitempty"`
+	Shipment            json.RawMessage `json:"shipment,omitempty"`
+	LastPlatformCheckAt string          `json:"lastPlatformCheckAt,omitempty"`
+	NextWakeAt          string          `json:"nextWakeAt,omitempty"`
+	CreatedAt           string          `json:"createdAt"`
+	UpdatedAt           string          `json:"updatedAt"`
+}
+
+func toCaseJSON(c casestore.Case) caseJSON {
+	doc := func(d json.RawMessage) json.RawMessage {
+		if s := strings.TrimSpace(string(d)); s == "" || s == "{}" || s == "null" {
+			return nil
+		}
+		return rawJSON(string(d))
+	}
+	return caseJSON{
+		ID: c.ID, Platform: c.Platform, OrderID: c.OrderID, SubOrderID: c.SubOrderID, RefundID: c.RefundID,
+		State: c.State, ParkedState: c.ParkedState, Version: c.Version, PlatformStatus: c.PlatformStatus,
+		AttentionCode: c.AttentionCode, AttentionMessage: c.AttentionMessage,
+		Request: doc(c.Request), Plan: doc(c.Plan), Shipment: doc(c.Shipment),
+		LastPlatformCheckAt: timeJSON(c.LastPlatformCheckAt), NextWakeAt: timeJSON(c.NextWakeAt),
+		CreatedAt: timeJSON(c.CreatedAt), UpdatedAt: timeJSON(c.UpdatedAt),
+	}
+}
+
+// stepJSON is the stable JSON form of a step attempt.
+type stepJSON struct {
+	ID             int64           `json:"id"`
+	Step           string          `json:"step"`
+	Status         string          `json:"status"`
+	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
+	RequestID      string          `json:"requestId,omitempty"`
+	ErrorCode      string          `json:"errorCode,omitempty"`
+	ErrorMessage   string          `json:"errorMessage,omitempty"`
+	Request        json.RawMessage `json:"request,omitempty"`
+	Outcome        json.RawMessage `json:"outcome,omitempty"`
+	Begins         int             `json:"begins"`
+	StartedAt      string          `json:"startedAt"`
+	FinishedAt     string          `json:"finishedAt,omitempty"`
+}
+
+// timelineJSON is the stable JSON form of a timeline entry.
+type timelineJSON struct {
+	ID      int64           `json:"id"`
+	At      string          `json:"at"`
+	Kind    string          `json:"kind"`
+	Summary string          `json:"summary"`
+	Detail  json.RawMessage `json:"detail,omitempty"`
+}
+
+func (a *app) listCommand() *cobra.Command {
+	var platform string
+	var states []string
+	var open bool
+	var olderThan time.Duration
+	var limit int
+	var afterID int64
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List cases (filter by platform, state, age)",
+		Example: "  refundctl list --open --older-than 2h\n  refundctl list --platform 1688 --state needs_attention --json",
+		Args:    cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	f.StringVar(&platform, "platform", "", "taobao or 1688")
+	f.StringSliceVar(&states, "state", nil, "case state (repeatable or comma-separated)")
+	f.BoolVar(&open, "open", false, "only cases that are not finished")
+	f.DurationVar(&olderThan, "older-than", 0, "only cases not updated for this long (e.g. 2h)")
+	f.IntVar(&limit, "limit", 100, "at most this many cases (1 to 1000)")
+	f.Int64Var(&afterID, "after-id", 0, "paging: only cases with a greater id")
+	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
+		filter := casestore.CaseFilter{Platform: platform, OpenOnly: open, Limit: limit, AfterID: afterID}
+		if platform != "" && !refundflow.Platform(platform).Valid() {
+			return usagef("--platform %q: want taobao or 1688", platform)
+		}
+		for _, s := range states {
+			if !refundflow.State(s).Valid() {
+				return usagef("--state %q: want one of %s", s, strings.Join(stateNames(), ", "))
+			}
+			filter.States = append(filter.States, s)
+		}
+		if olderThan < 0 {
+			return usagef("--older-than %s: must not be negative", olderThan)
+		}
+		if olderThan > 0 {
+			filter.UpdatedBefore = a.now().Add(-olderThan)
+		}
+		if limit < 1 || limit > 1000 {
+			return usagef("--limit %d: want 1 to 1000", limit)
+		}
+		if afterID < 0 {
+			return usagef("--after-id %d: must not be negative", afterID)
+		}
+		st, err := a.openStore(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		cases, err := st.ListCases(cmd.Context(), filter)
+		if err != nil {
+			return err
+		}
+		if a.cfg.JSON {
+			out := make([]caseJSON, len(cases))
+			for i, c := range cases {
+				out[i] = toCaseJSON(c)
+			}
+			return writeJSON(a.stdout, out)
+		}
+		if len(cases) == 0 {
+			_, err := fmt.Fprintln(a.stdout, "no cases")
+			return err
+		}
+		now := a.now()
+		tw := newTable(a.stdout)
+		fmt.Fprintln(tw, "ID\tPLATFORM\tORDER\tSUB-ORDER\tREFUND\tSTATE\tAGE\tIDLE\tATTENTION")
+		for _, c := range cases {
+			state := c.State
+			if c.ParkedState != "" && c.State == string(refundflow.StateNeedsAttention) {
+				state += " (at " + c.ParkedState + ")"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Platform, cell(c.OrderID, 24),
+				cell(c.SubOrderID, 24), cell(c.RefundID, 24), cell(state, 48), ago(now, c.CreatedAt), ago(now, c.UpdatedAt),
+				cell(c.AttentionCode, 32))
+		}
+		return tw.Flush()
+	})
+	return cmd
+}
+
+func stateNames() []string {
+	var out []string
+	for _, s := range refundflow.States() {
+		out = append(out, string(s))
+	}
+	return out
+}
+
+// parseID parses a positive decimal id argument.
+func parseID(what, s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usagef("%s %q: want a positive integer", what, cell(s, 40))
+	}
+	return id, nil
+}
+
+func (a *app) showCommand() *cobra.Command {
+	var sel caseSelector
+	cmd := &cobra.Command{
+		Use:     "show CASE_ID",
+		Short:   "Show a case with its full history: step attempts, callbacks, commands, decisions",
+		Example: "  refundctl show 12\n  refundctl show 12 --json\n  refundctl show --platform taobao --sub-order 3305075341149134261",
+		Args:    cobra.MaximumNArgs(1),
+	}
+	addSelectorFlags(cmd, &sel)
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		id, err := sel.resolve(args)
+		if err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		st, err := a.openStore(ctx)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		c, err := sel.lookup(ctx, st, id)
+		if err != nil {
+			return err
+		}
+		id = c.ID
+		steps, err := st.Steps(ctx, id)
+		if err != nil {
+			return err
+		}
+		timeline, err := st.Timeline(ctx, id)
+		if err != nil {
+			return err
+		}
+		if a.cfg.JSON {
+			out := struct {
+				Case     caseJSON       `json:"case"`
+				Steps    []stepJSON     `json:"steps"`
+				Timeline []timelineJSON `json:"timeline"`
+			}{Case: toCaseJSON(c), Steps: []stepJSON{}, Timeline: []timelineJSON{}}
+			for _, s := range steps {
+				out.Steps = append(out.Steps, stepJSON{ID: s.ID, Step: s.Step, Status: string(s.Status),
+					IdempotencyKey: s.IdempotencyKey, RequestID: s.RequestID, ErrorCode: s.ErrorCode,
+					ErrorMessage: s.ErrorMessage, Request: rawJSON(s.Request), Outcome: rawJSON(s.Outcome),
+					Begins: s.Begins, StartedAt: timeJSON(s.StartedAt), FinishedAt: timeJSON(s.FinishedAt)})
+			}
+			for _, e := range timeline {
+				var detail json.RawMessage
+				if d := strings.TrimSpace(string(e.Detail)); d != "" && d != "{}" {
+					detail = rawJSON(d)
+				}
+				out.Timeline = append(out.Timeline, timelineJSON{ID: e.ID, At: timeJSON(e.At), Kind: string(e.Kind),
+					Summary: e.Summary, Detail: detail})
+			}
+			return writeJSON(a.stdout, out)
+		}
+		return a.printCase(c, steps, timeline)
+	})
+	return cmd
+}
+
+func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timeline []casestore.TimelineEntry) error {
+	w := a.stdout
+	fmt.Fprintf(w, "Case %d\n", c.ID)
+	tw := newTable(w)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "  %s\t%s\n", k, cell(v, 200))
+		}
+	}
+	row("Platform:", c.Platform)
+	row("Order:", c.OrderID)
+	row("Sub-order:", c.SubOrderID)
+	row("Refund:", c.RefundID)
+	state := c.State
+	if c.ParkedState != "" {
+		state += " (stopped at " + c.ParkedState + ")"
+	}
+	row("State:", state)
+	row("Platform status:", c.PlatformStatus)
+	if c.AttentionCode != "" || c.AttentionMessage != "" {
+		row("Attention:", strings.TrimSuffix(c.AttentionCode+": "+c.AttentionMessage, ": "))
+	}
+	row("Version:", strconv.FormatInt(c.Version, 10))
+	row("Created:", timeHuman(c.CreatedAt))
+	row("Updated:", timeHuman(c.UpdatedAt))
+	if !c.LastPlatformCheckAt.IsZero() {
+		row("Last checked:", timeHuman(c.LastPlatformCheckAt))
+	}
+	if !c.NextWakeAt.IsZero() {
+		row("Next wake:", timeHuman(c.NextWakeAt))
+	}
+	for _, d := range []struct {
+		k   string
+		doc json.RawMessage
+	}{{"Request:", c.Request}, {"Plan:", c.Plan}, {"Shipment:", c.Shipment}} {
+		if s := strings.TrimSpace(string(d.doc)); s != "" && s != "{}" && s != "null" {
+			row(d.k, s)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\nSteps (%d)\n", len(steps))
+	if len(steps) > 0 {
+		tw = newTable(w)
+		fmt.Fprintln(tw, "  STARTED\tSTEP\tSTATUS\tREQUEST-ID\tERROR\tKEY\tOUTCOME")
+		for _, s := range steps {
+			errText := strings.TrimSuffix(s.ErrorCode+": "+s.ErrorMessage, ": ")
+			errText = strings.TrimPrefix(errText, ": ")
+			status := string(s.Status)
+			if s.Begins > 1 {
+				status += fmt.Sprintf(" (begun %dx)", s.Begins)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", timeHuman(s.StartedAt), cell(s.Step, 32), status,
+				cell(s.RequestID, 40), cell(errText, 60), cell(s.IdempotencyKey, 40), cell(s.Outcome, 60))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintf(w, "\nTimeline (%d)\n", len(timeline))
+	if len(timeline) > 0 {
+		tw = newTable(w)
+		fmt.Fprintln(tw, "  AT\tKIND\tSUMMARY")
+		for _, e := range timeline {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", timeHuman(e.At), e.Kind, cell(e.Summary, 120))
+		}
+		return tw.Flush()
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+func TestCommandsPublish(t *testing.T) {
+	e := newEnv(t)
+	idRE := regexp.MustCompile(`^cmd-[0-9a-f]{24}$`)
+	tests := []struct {
+		name    string
+		args    []string
+		subject string
+		check   func(t *testing.T, c refundflow.Command)
+	}{
+		{
+			name: "request taobao",
+			args: []string{"request", "--platform", "taobao", "--order", "3305075341149134260", "--sub-order", "3305075341149134261",
+				"--type", "return", "--goods-status", "3", "--reason-id", "7", "--amount", "0", "--description", "broken",
+				"--voucher", "https://img.example/1.jpg", "--voucher", "https://img.example/2.jpg"},
+			subject: "commands.taobao.request_refund",
+			check: func(t *testing.T, c refundflow.Command) {
+				want := refundflow.Request{ReturnGoods: true, GoodsStatus: "3", ReasonID: 7, Description: "broken",
+					Vouchers: []string{"https://img.example/1.jpg", "https://img.example/2.jpg"}}
+				if c.Request == nil || !reflect.DeepEqual(*c.Request, want) {
+					t.Errorf("request = %+v; want %+v", c.Request, want)
+				}
+				if c.OrderID != "3305075341149134260" || c.SubOrderID != "3305075341149134261" {
+					t.Errorf("order/sub-order = %s/%s", c.OrderID, c.SubOrderID)
+				}
+			},
+		},
+		{
+			name: "request 1688",
+			args: []string{"request", "--platform", "1688", "--order", "3305075341149134260", "--goods-status", "refundWaitSellerSend",
+				"--reason", "quality problem", "--amount", "9500", "--carriage", "500", "--description", "arrived broken", "--order-entry", "11"},
+			subject: "commands.1688.request_refund",
+			check: func(t *testing.T, c refundflow.Command) {
+				want := refundflow.Request{GoodsStatus: "refundWaitSellerSend", Reason: "quality problem", Amount: 9500,
+					Carriage: 500, Description: "arrived broken", OrderEntryIDs: []int64{11}}
+				if c.Request == nil || !reflect.DeepEqual(*c.Request, want) {
+					t.Errorf("request = %+v; want %+v", c.Request, want)
+				}
+			},
+		},
+		{
+			name:    "ship",
+			args:    []string{"ship", "--platform", "taobao", "--case", "12", "--company", "SF", "--waybill", "SF123", "--phone", "13800000000"},
+			subject: "commands.taobao.report_shipment",
+			check: func(t *testing.T, c refundflow.Command) {
+				want := refundflow.Shipment{Company: "SF", Waybill: "SF123", Phone: "13800000000"}
+				if c.CaseID != 12 || c.Shipment == nil || *c.Shipment != want {
+					t.Errorf("case %d shipment %+v; want 12 %+v", c.CaseID, c.Shipment, want)
+				}
+			},
+		},
+		{
+			name:    "cancel",
+			args:    []string{"cancel", "--platform", "1688", "--order", "42"},
+			subject: "commands.1688.cancel",
+			check: func(t *testing.T, c refundflow.Command) {
+				if c.OrderID != "42" || c.Request != nil || c.Shipment != nil {
+					t.Errorf("cancel command = %+v", c)
+				}
+			},
+		},
+		{
+			name:    "message",
+			args:    []string{"message", "--platform", "taobao", "--sub-order", "77", "--text", "photos attached", "--operator", "alice"},
+			subject: "commands.taobao.send_message",
+			check: func(t *testing.T, c refundflow.Command) {
+				if c.Message != "photos attached" || c.Operator != "alice" {
+					t.Errorf("message %q operator %q", c.Message, c.Operator)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.mustRun(tt.args...)
+			id := strings.TrimSpace(r.stdout)
+			if !idRE.MatchString(id) {
+				t.Fatalf("stdout = %q; want a command id", r.stdout)
+			}
+			m := e.lastMsg(events.DefaultCommandStreamName, tt.subject)
+			if got := m.Header.Get(events.HeaderMsgID); got != id {
+				t.Errorf("Nats-Msg-Id = %q; want %q", got, id)
+			}
+			c, err := refundflow.DecodeCommand(m.Data)
+			if err != nil {
+				t.Fatalf("stored payload does not decode: %v\n%s", err, m.Data)
+			}
+			if c.ID != id || string(c.Kind) != m.Header.Get(events.HeaderCommandKind) || c.IssuedAt.IsZero() {
+				t.Errorf("command id %q kind %q (header %q) issuedAt %v", c.ID, c.Kind, m.Header.Get(events.HeaderCommandKind), c.IssuedAt)
+			}
+			if c.Operator == "" || m.Header.Get(events.HeaderCommandIssuer) != c.Operator {
+				t.Errorf("operator %q, header %q", c.Operator, m.Header.Get(events.HeaderCommandIssuer))
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestCommandJSONAndDuplicateID(t *testing.T) {
+	e := newEnv(t)
+	args := []string{"cancel", "--platform", "taobao", "--sub-order", "5", "--id", "op-retry-0001", "--json"}
+	var first commandResult
+	decodeJSON(t, e.mustRun(args...).stdout, &first)
+	if first.ID != "op-retry-0001" || first.Subject != "commands.taobao.cancel" || first.Stream != events.DefaultCommandStreamName ||
+		first.Sequence != 1 || first.Duplicate || first.Command.Kind != refundflow.InputCancel || first.Command.SubOrderID != "5" {
+		t.Errorf("first publish = %+v", first)
+	}
+	var second commandResult
+	decodeJSON(t, e.mustRun(args...).stdout, &second)
+	if !second.Duplicate || second.Sequence != 1 {
+		t.Errorf("second publish with the same id = %+v; want duplicate of seq 1", second)
+	}
+	if n := e.streamCount(events.DefaultCommandStreamName); n != 1 {
+		t.Errorf("COMMANDS holds %d messages; want 1", n)
+	}
+	human := e.mustRun("cancel", "--platform", "taobao", "--sub-order", "5", "--id", "op-retry-0001")
+	if !strings.Contains(human.stdout, "op-retry-0001 (duplicate") {
+		t.Errorf("human duplicate output = %q", human.stdout)
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name string
+		code int
+		want string
+		args []string
+	}{
+		{"unknown platform", 2, `platform "amazon": want taobao or 1688`, []string{"cancel", "--platform", "amazon", "--order", "1"}},
+		{"missing platform", 2, `required flag(s) "platform" not set`, []string{"cancel", "--order", "1"}},
+		{"taobao without sub-order", 2, "subOrderId: required for Taobao", []string{"cancel", "--platform", "taobao", "--order", "1"}},
+		{"malformed order", 2, "orderId", []string{"cancel", "--platform", "1688", "--order", "12ab"}},
+		{"negative case", 2, "caseId: must be positive", []string{"cancel", "--platform", "1688", "--case", "-3"}},
+		{"malformed case flag", 2, `invalid argument "x" for "--case"`, []string{"cancel", "--platform", "1688", "--case", "x"}},
+		{"bad id", 2, "id: 8 to 64 characters", []string{"cancel", "--platform", "1688", "--order", "1", "--id", "a b"}},
+		{"bad type", 2, `--type "swap": want refund or return`, []string{"request", "--platform", "1688", "--order", "1", "--type", "swap", "--goods-status", "refundWaitSellerSend", "--reason-id", "1", "--amount", "1", "--description", "ok"}},
+		{"bad goods status", 2, `goodsStatus "9"`, []string{"request", "--platform", "taobao", "--sub-order", "1", "--goods-status", "9", "--reason-id", "1"}},
+		{"no reason", 2, "give reasonId or reason", []string{"request", "--platform", "taobao", "--sub-order", "1", "--goods-status", "1"}},
+		{"taobao request without order", 2, "orderId: required for a Taobao request_refund", []string{"request", "--platform", "taobao", "--sub-order", "1", "--goods-status", "1", "--reason-id", "1"}},
+		{"1688 no amount", 2, "amount: required for 1688", []string{"request", "--platform", "1688", "--order", "1", "--goods-status", "refundWaitSellerSend", "--reason-id", "1", "--description", "ok"}},
+		{"amount not a number", 2, `invalid argument "12.5" for "--amount"`, []string{"request", "--platform", "taobao", "--sub-order", "1", "--goods-status", "1", "--reason-id", "1", "--amount", "12.5"}},
+		{"ship without waybill", 2, `required flag(s) "waybill" not set`, []string{"ship", "--platform", "taobao", "--case", "1", "--company", "SF"}},
+		{"ship blank company", 2, "company: 1 to 64 printable", []string{"ship", "--platform", "taobao", "--case", "1", "--company", " ", "--waybill", "1"}},
+		{"empty message", 2, "message: 1 to 500", []string{"message", "--platform", "taobao", "--case", "1", "--text", ""}},
+		{"unknown flag", 2, "unknown flag: --colour", []string{"cancel", "--platform", "taobao", "--case", "1", "--colour"}},
+		{"stray argument", 2, `unknown command "now" for "refundctl cancel"`, []string{"cancel", "now", "--platform", "taobao", "--case", "1"}},
+		{"unknown command", 2, `unknown command "refnd"`, []string{"refnd"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.wantErr(tt.code, tt.want, tt.args...)
+		})
+	}
+	if n := e.streamCount(events.DefaultCommandStreamName); n != 0 {
+		t.Errorf("COMMANDS holds %d messages after bad input; want 0", n)
+	}
+}
+
+func TestCommandNATSFailures(t *testing.T) {
+	e := newEnv(t)
+	e.vars["NATS_URL"] = "nats://127.0.0.1:1"
+	e.wantErr(1, "connect to NATS at nats://127.0.0.1:1", "cancel", "--platform", "taobao", "--case", "1", "--timeout", "2s")
+
+	e.vars["NATS_URL"] = "nats://user:hunter2@127.0.0.1:1"
+	r := e.wantErr(1, "connect to NATS at nats://127.0.0.1:1", "cancel", "--platform", "taobao", "--case", "1")
+	if strings.Contains(r.line(), "hunter2") {
+		t.Errorf("error shows the NATS password: %s", r.line())
+	}
+
+	// A server without the COMMANDS stream: nothing takes the subject.
+	e2 := newEnv(t)
+	if err := e2.js.DeleteStream(t.Context(), events.DefaultCommandStreamName); err != nil {
+		t.Fatal(err)
+	}
+	e2.wantErr(1, "no JetStream stream takes this subject", "cancel", "--platform", "taobao", "--case", "1", "--timeout", "2s")
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	e := newEnv(t)
+	// The environment's NATS_URL is used unless --nats-url is given.
+	e.mustRun("cancel", "--platform", "taobao", "--case", "1")
+	e.wantErr(1, "connect to NATS at nats://127.0.0.1:1", "cancel", "--platform", "taobao", "--case", "1", "--nats-url", "nats://127.0.0.1:1")
+	// Operator: REFUNDCTL_OPERATOR, else USER, else --operator wins over both.
+	var res commandResult
+	decodeJSON(t, e.mustRun("cancel", "--platform", "taobao", "--case", "1", "--json").stdout, &res)
+	if res.Command.Operator != "tester" {
+		t.Errorf("operator = %q; want USER", res.Command.Operator)
+	}
+	e.vars["REFUNDCTL_OPERATOR"] = "ops-bob"
+	decodeJSON(t, e.mustRun("cancel", "--platform", "taobao", "--case", "1", "--json").stdout, &res)
+	if res.Command.Operator != "ops-bob" {
+		t.Errorf("operator = %q; want REFUNDCTL_OPERATOR", res.Command.Operator)
+	}
+	decodeJSON(t, e.mustRun("cancel", "--platform", "taobao", "--case", "1", "--json", "--operator", "carol").stdout, &res)
+	if res.Command.Operator != "carol" {
+		t.Errorf("operator = %q; want --operator", res.Command.Operator)
+	}
+	e.wantErr(2, "--timeout 0s: must be positive", "cancel", "--platform", "taobao", "--case", "1", "--timeout", "0s")
+}
+
+func TestHelpAndNoArgs(t *testing.T) {
+	e := newEnv(t)
+	r := e.mustRun()
+	for _, want := range []string{"Usage:", "request", "replay", "trigger", "dead-letters", "NATS_URL", "DB_PATH", "RECEIVER_URL", "CALLBACK_TOKEN"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("help output lacks %q", want)
+		}
+	}
+	// --help shows the documented defaults, never environment values.
+	e.vars["NATS_URL"] = "nats://user:hunter2@10.0.0.1:4222"
+	r = e.mustRun("list", "--help")
+	if strings.Contains(r.stdout, "hunter2") || !strings.Contains(r.stdout, `(default "nats://127.0.0.1:4222")`) {
+		t.Errorf("list --help shows the environment's NATS URL:\n%s", r.stdout)
+	}
+	r = e.mustRun("request", "--help")
+	if !strings.Contains(r.stdout, "--goods-status") || !strings.Contains(r.stdout, "--voucher") {
+		t.Errorf("request --help = %q", r.stdout)
+	}
+}

@@ -1,0 +1,25 @@
+// Command refundctl is the operator and developer CLI of refundhub: it issues
+// operator commands to the worker (request, ship, cancel, message), reads the
+// case store (list, show, dead-letters), re-delivers stored callbacks
+// (replay) and synthesises platform callbacks (trigger).
+//
+// Run `refundctl --help` for the command reference and the environment it reads.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "refundctl: "+errorLine(err))
+		os.Exit(exitCode(err))
+	}
+}

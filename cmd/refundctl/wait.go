@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// commandIDRE is the command id syntax refundflow.Command.Validate accepts.
+var commandIDRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{8,64}$`)
+
+// caseSelector names a case by its order instead of its id.
+type caseSelector struct {
+	platform, order, subOrder string
+	command                   string // the request command that opened the case
+}
+
+func addSelectorFlags(cmd *cobra.Command, s *caseSelector) {
+	f := cmd.Flags()
+	f.StringVar(&s.platform, "platform", "", "with --order/--sub-order: the case's platform (taobao or 1688)")
+	f.StringVar(&s.order, "order", "", "select the newest case of this order instead of giving CASE_ID")
+	f.StringVar(&s.subOrder, "sub-order", "", "select the newest case of this sub-order instead of giving CASE_ID")
+	f.StringVar(&s.command, "command", "", "select the case opened by this request command id (as printed by refundctl request)")
+}
+
+// set reports whether the selector was given.
+func (s caseSelector) set() bool {
+	return s.platform != "" || s.order != "" || s.subOrder != "" || s.command != ""
+}
+
+// resolve checks the case designation: exactly one of a CASE_ID argument
+// or a selector. It returns the id (0 when the selector is used).
+func (s caseSelector) resolve(args []string) (int64, error) {
+	switch {
+	case len(args) == 1 && s.set():
+		return 0, usagef("give CASE_ID or a selector (--command, --platform with --order/--sub-order), not both")
+	case len(args) == 1:
+		return parseID("case id", args[0])
+	case !s.set():
+		return 0, usagef("give CASE_ID, --command, or --platform with --order or --sub-order")
+	case s.command != "":
+		if s.platform != "" || s.order != "" || s.subOrder != "" {
+			return 0, usagef("--command selects the case by itself: drop --platform, --order and --sub-order")
+		}
+		if !commandIDRE.MatchString(s.command) {
+			return 0, usagef("--command %q: not a command id", cell(s.command, 70))
+		}
+		return 0, nil
+	}
+	if s.platform == "" {
+		return 0, usagef("--platform is required with --order/--sub-order")
+	}
+	if !refundflow.Platform(s.platform).Valid() {
+		return 0, usagef("--platform %q: want taobao or 1688", cell(s.platform, 40))
+	}
+	if s.order == "" && s.subOrder == "" {
+		return 0, usagef("--platform needs --order or --sub-order")
+	}
+	for flag, v := range map[string]string{"--order": s.order, "--sub-order": s.subOrder} {
+		if v != "" && !orderIDPattern.MatchString(v) {
+			return 0, usagef("%s %q: want 1 to 24 digits", flag, cell(v, 40))
+		}
+	}
+	return 0, nil
+}
+
+// find returns the newest case matching the selector, or ErrNotFound.
+func (s caseSelector) find(ctx context.Context, st *casestore.Store) (casestore.Case, error) {
+	var best casestore.Case
+	f := casestore.CaseFilter{Platform: s.platform, Limit: 1000}
+	for {
+		page, err := st.ListCases(ctx, f)
+		if err != nil {
+			return casestore.Case{}, err
+		}
+		for _, c := range page {
+			if (s.order == "" || c.OrderID == s.order) && (s.subOrder == "" || c.SubOrderID == s.subOrder) {
+				best = c
+			}
+		}
+		if len(page) < f.Limit {
+			break
+		}
+		f.AfterID = page[len(page)-1].ID
+	}
+	if best.ID == 0 {
+		return casestore.Case{}, casestore.ErrNotFound
+	}
+	return best, nil
+}
+
+func (s caseSelector) String() string {
+	if s.command != "" {
+		return "command " + s.command
+	}
+	var parts []string
+	if s.order != "" {
+		parts = append(parts, "order "+s.order)
+	}
+	if s.subOrder != "" {
+		parts = append(parts, "sub-order "+s.subOrder)
+	}
+	return s.platform + " " + strings.Join(parts, " ")
+}
+
+// notFoundError says that no case matches; wait keeps polling on it.
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string { return e.msg }
+
+// lookup loads the case named by id or, when id is 0, by the selector.
+func (s caseSelector) lookup(ctx context.Context, st *casestore.Store, id int64) (casestore.Case, error) {
+	if id > 0 {
+		c, err := st.GetCase(ctx, id)
+		if errors.Is(err, casestore.ErrNotFound) {
+			return casestore.Case{}, &notFoundError{fmt.Sprintf("case %d not found", id)}
+		}
+		return c, err
+	}
+	if s.command != "" {
+		c, err := st.CaseOpenedBy(ctx, s.command)
+		if errors.Is(err, casestore.ErrNotFound) {
+			return casestore.Case{}, &notFoundError{"no case opened by command " + s.command}
+		}
+		return c, err
+	}
+	c, err := s.find(ctx, st)
+	if errors.Is(err, casestore.ErrNotFound) {
+		return casestore.Case{}, &notFoundError{"no case for " + s.String()}
+	}
+	return c, err
+}
+
+func (a *app) waitCommand() *cobra.Command {
+	var sel caseSelector
+	var states []string
+	var deadline, interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "wait [CASE_ID]",
+		Short: "Wait until a case exists or reaches a state (for scripts and walkthroughs)",
+		Long: "Polls the case store until the case (by id, or the newest case of an order) exists and,\n" +
+			"with --state, is in one of the given states. Fails when the deadline passes or the case\n" +
+			"finishes in a state that was not asked for.",
+		Example: "  refundctl wait --platform taobao --sub-order 3305075341149134261 --state waiting_seller\n" +
+			"  refundctl wait 12 --state succeeded,closed --deadline 5m",
+		Args: cobra.MaximumNArgs(1),
+	}
+	addSelectorFlags(cmd, &sel)
+	f := cmd.Flags()
+	f.StringSliceVar(&states, "state", nil, "states to wait for (repeatable or comma-separated; default: the case exists)")
+	f.DurationVar(&deadline, "deadline", 2*time.Minute, "give up after this long")
+	f.DurationVar(&interval, "interval", 200*time.Millisecond, "poll interval")
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		id, err := sel.resolve(args)
+		if err != nil {
+			return err
+		}
+		for _, s := range states {
+			if !refundflow.State(s).Valid() {
+				return usagef("--state %q: want one of %s", cell(s, 40), strings.Join(stateNames(), ", "))
+			}
+		}
+		if deadline <= 0 || interval <= 0 {
+			return usagef("--deadline and --interval must be positive")
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), deadline)
+		defer cancel()
+		st, err := a.openStore(ctx)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		start := a.now()
+		var last casestore.Case
+		seen := false
+		for {
+			c, err := sel.lookup(ctx, st, id)
+			var nf *notFoundError
+			switch {
+			case err == nil:
+				last, seen = c, true
+				if len(states) == 0 || slices.Contains(states, c.State) {
+					if a.cfg.JSON {
+						return writeJSON(a.stdout, toCaseJSON(c))
+					}
+					_, err := fmt.Fprintf(a.stdout, "case %d is %s (after %s)\n", c.ID, c.State, a.now().Sub(start).Round(time.Millisecond))
+					return err
+				}
+				if refundflow.State(c.State).Terminal() {
+					return fmt.Errorf("case %d finished as %s, not %s", c.ID, c.State, strings.Join(states, " or "))
+				}
+			case ctx.Err() != nil:
+			case errors.As(err, &nf):
+			default:
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				if cmd.Context().Err() != nil {
+					return cmd.Context().Err()
+				}
+				if !seen {
+					what := sel.String()
+					if id > 0 {
+						what = fmt.Sprintf("case %d", id)
+					}
+					return fmt.Errorf("timed out after %s: no case for %s", deadline, what)
+				}
+				return fmt.Errorf("timed out after %s: case %d is %s, not %s", deadline, last.ID, last.State, strings.Join(states, " or "))
+			case <-time.After(interval):
+			}
+		}
+	})
+	return cmd
+}
