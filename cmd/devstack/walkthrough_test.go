@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cli runs the refundctl binary devstack built, with the environment
+// devstack wrote for it (data/refundctl.env), as an operator would after
+// `set -a; . data/refundctl.env; set +a`.
+type cli struct {
+	t   *testing.T
+	bin string
+	env []string
+}
+
+func newCLI(t *testing.T, data string) *cli {
+	t.Helper()
+	f, err := os.Open(filepath.Join(data, "refundctl.env"))
+	if err != nil {
+		t.Fatalf("devstack did not write refundctl.env: %v", err)
+	}
+	defer f.Close()
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line != "" && !strings.HasPrefix(line, "#") {
+			env = append(env, line)
+		}
+	}
+	return &cli{t: t, bin: filepath.Join(data, "bin", "refundctl"), env: env}
+}
+
+// run runs refundctl and fails the test unless it exits 0.
+func (c *cli) run(args ...string) string {
+	c.t.Helper()
+	out, errOut, code := c.try(args...)
+	if code != 0 {
+		c.t.Fatalf("refundctl %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+func (c *cli) try(args ...string) (stdout, stderr string, code int) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.bin, args...)
+	cmd.Env = c.env
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return o.String(), e.String(), ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatalf("refundctl %s: %v", strings.Join(args, " "), err)
+	}
+	return o.String(), e.String(), 0
+}
+
+type sandboxStats struct {
+	RefundSubmissions          map[string]int `json:"refund_submissions"`
+	ReturnLogisticsSubmissions map[string]int `json:"return_logistics_submissions"`
+	DuplicateSubmissions       int            `json:"duplicate_submissions"`
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+var duplicatesMetric = regexp.MustCompile(`(?m)^receiver_duplicates_total (\d+)`)
+
+func receiverDuplicates(t *testing.T, receiverAddr string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + receiverAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := duplicatesMetric.FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("receiver metrics have no receiver_duplicates_total:\n%s", b)
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// TestWalkthrough is the README's five-minute walkthrough, run against the
+// whole stack started the way `go run ./cmd/devstack` starts it, on both
+// platforms: request a return, watch the seller agree, report the return,
+// see the refund succeed, replay its callbacks and see them ignored as
+// duplicates, and check with the sandbox that nothing was submitted twice.
+func TestWalkthrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs every component; skipped with -short")
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"worker", "refundctl"} {
+		if _, err := os.Stat(filepath.Join(root, "cmd", c, "main.go")); err != nil {
+			t.Fatalf("cmd/%s is missing: the walkthrough needs it", c)
+		}
+	}
+	// Seller decisions in a fraction of a second instead of the demo's 2 s.
+	t.Setenv("SANDBOX_SELLER_DELAY", "200ms")
+	t.Setenv("SANDBOX_RECEIVE_DELAY", "200ms")
+
+	data := t.TempDir()
+	sandboxAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	receiverAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	s := startStack(t, []string{"devstack", "-data", data, "-nats-port", strconv.Itoa(freePort(t)),
+		"-sandbox-addr", sandboxAddr, "-receiver-addr", receiverAddr,
+		"-worker-metrics-addr", "127.0.0.1:" + strconv.Itoa(freePort(t))})
+	defer s.stop(t)
+	ctl := newCLI(t, data)
+
+	flows := []struct {
+		platform, orderFlag, order, refundKey string
+		request                               []string
+		company                               string
+	}{
+		{
+			platform: "1688", orderFlag: "--order", order: "3305075341149134260", refundKey: "1688:3305075341149134260",
+			request: []string{"--type", "return", "--goods-status", "aftersaleBuyerReceived", "--reason-id", "20025",
+				"--amount", "9500", "--description", "七天无理由退货"},
+			company: "YTO",
+		},
+		{
+			platform: "taobao", orderFlag: "--sub-order", order: "1034499579120189839", refundKey: "taobao:1034499579120189839",
+			request: []string{"--order", "3296711100591134260", "--type", "return", "--goods-status", "3",
+				"--reason-id", "4005", "--amount", "0", "--description", "尺码不合适"},
+			company: "SF",
+		},
+	}
+	for _, f := range flows {
+		t.Run(f.platform, func(t *testing.T) {
+			ctl.t = t
+			sel := []string{"--platform", f.platform, f.orderFlag, f.order}
+
+			// 1. Request a return and refund.
+			id := strings.TrimSpace(ctl.run(append(append([]string{"request"}, sel...), f.request...)...))
+			if !strings.HasPrefix(id, "cmd-") {
+				t.Fatalf("request printed %q; want the command id", id)
+			}
+			// 2. The worker submits; the sandbox's seller agrees and asks for the goods back.
+			ctl.run("wait", "--command", id, "--state", "waiting_return_shipment", "--deadline", "2m")
+			// 3. Report the return shipment.
+			ctl.run(append(append([]string{"ship"}, sel...), "--company", f.company, "--waybill", "YT1234567890")...)
+			// 4. The seller confirms receipt and the refund succeeds.
+			ctl.run("wait", "--command", id, "--state", "succeeded", "--deadline", "2m")
+
+			var shown struct {
+				Case struct {
+					State    string `json:"state"`
+					RefundID string `json:"refundId"`
+					Version  int64  `json:"version"`
+				} `json:"case"`
+				Steps []struct {
+					Step      string `json:"step"`
+					Status    string `json:"status"`
+					RequestID string `json:"requestId"`
+				} `json:"steps"`
+				Timeline []json.RawMessage `json:"timeline"`
+			}
+			if err := json.Unmarshal([]byte(ctl.run("show", "--command", id, "--json")), &shown); err != nil {
+				t.Fatalf("show --json: %v", err)
+			}
+			if shown.Case.State != "succeeded" || shown.Case.RefundID == "" || len(shown.Steps) == 0 || len(shown.Timeline) == 0 {
+				t.Fatalf("show: %+v; want a succeeded case with a refund id, steps and a timeline", shown)
+			}
+			withRequestID := 0
+			for _, st := range shown.Steps {
+				if st.RequestID != "" {
+					withRequestID++
+				}
+			}
+			if withRequestID == 0 {
+				t.Errorf("no step recorded the platform's requestId: %+v", shown.Steps)
+			}
+
+			// 5. Replay this platform's refund callbacks: once through the
+			// receiver (as the platform would resend them) and once straight
+			// into the stream. Both are recognised as duplicates.
+			subject := "callbacks." + f.platform + ".ORDER_BUYER_VIEW_ORDER_BUYER_REFUND"
+			before := receiverDuplicates(t, receiverAddr)
+			var rep struct {
+				Count      int `json:"count"`
+				Duplicates int `json:"duplicates"`
+			}
+			if err := json.Unmarshal([]byte(ctl.run("replay", "--subject", subject, "--to", "receiver", "--json")), &rep); err != nil {
+				t.Fatalf("replay --to receiver --json: %v", err)
+			}
+			if rep.Count == 0 {
+				t.Fatalf("replay found no %s callbacks to re-deliver", subject)
+			}
+			if got := receiverDuplicates(t, receiverAddr) - before; got != rep.Count {
+				t.Errorf("receiver counted %d duplicates for %d replayed callbacks; want all", got, rep.Count)
+			}
+			if err := json.Unmarshal([]byte(ctl.run("replay", "--subject", subject, "--to", "stream", "--json")), &rep); err != nil {
+				t.Fatalf("replay --to stream --json: %v", err)
+			}
+			if rep.Duplicates != rep.Count {
+				t.Errorf("replay into the stream: %d of %d stored again; want all recognised as duplicates", rep.Count-rep.Duplicates, rep.Count)
+			}
+			var again struct {
+				Case struct {
+					State   string `json:"state"`
+					Version int64  `json:"version"`
+				} `json:"case"`
+			}
+			if err := json.Unmarshal([]byte(ctl.run("show", "--command", id, "--json")), &again); err != nil {
+				t.Fatal(err)
+			}
+			if again.Case.State != "succeeded" || again.Case.Version != shown.Case.Version {
+				t.Errorf("after the replays the case is %s v%d; want it untouched (succeeded v%d)",
+					again.Case.State, again.Case.Version, shown.Case.Version)
+			}
+
+			// 6. The platform's ground truth: one refund, one return shipment, no duplicates.
+			var st sandboxStats
+			getJSON(t, "http://"+sandboxAddr+"/_sandbox/stats", &st)
+			if st.DuplicateSubmissions != 0 || st.RefundSubmissions[f.refundKey] != 1 {
+				t.Errorf("sandbox stats %+v; want exactly one submission for %s and no duplicates", st, f.refundKey)
+			}
+			if got := st.ReturnLogisticsSubmissions[shown.Case.RefundID]; got != 1 {
+				t.Errorf("return logistics submissions for %s = %d; want 1", shown.Case.RefundID, got)
+			}
+		})
+	}
+
+	// Bad input gets a one-line error and a non-zero exit.
+	ctl.t = t
+	if _, errOut, code := ctl.try("show", "999999"); code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("show of an unknown case: exit %d, stderr %q; want a one-line error and non-zero exit", code, errOut)
+	}
+}
