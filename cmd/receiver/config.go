@@ -41,7 +41,7 @@ var envVars = []envVar{
 	{"CALLBACK_TOKEN", "", "REQUIRED secret URL token: the platform posts to /callbacks/<token> (16+ chars of A-Z a-z 0-9 . _ ~ -)"},
 	{"CALLBACK_SIGNING_SECRETS", "", "space-separated whsec_<base64> secrets; when set, Standard Webhooks signatures are required (any secret may match: rotation)"},
 	{"CALLBACK_MAX_BYTES", strconv.Itoa(receiver.DefaultMaxBytes), "request body limit in bytes (413 above it)"},
-	{"RECEIVER_PUBLISH_TIMEOUT", events.DefaultPublishWait.String(), "max wait for the JetStream ack before answering 503 (keep well under the platform's 1000ms)"},
+	{"RECEIVER_PUBLISH_TIMEOUT", events.DefaultPublishWait.String(), "max wait for the JetStream ack before answering 503 (at most 900ms: the platform gives a push 1000ms)"},
 	{"RECEIVER_SHUTDOWN_TIMEOUT", "10s", "on SIGTERM/SIGINT: time allowed for in-flight requests and the NATS drain"},
 	{"CALLBACK_STREAM", events.DefaultStreamName, "JetStream stream name (subjects callbacks.> and parked.callbacks.>)"},
 	{"CALLBACK_STREAM_MAX_AGE", events.DefaultMaxAge.String(), "stream max age"},
@@ -106,7 +106,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		return d
 	}
-	cfg.PublishTimeout = duration("RECEIVER_PUBLISH_TIMEOUT", time.Millisecond, 10*time.Second)
+	// The platform gives a push 1000 ms: waiting longer for the ack would turn
+	// a stored callback into one the platform counts as failed.
+	cfg.PublishTimeout = duration("RECEIVER_PUBLISH_TIMEOUT", time.Millisecond, 900*time.Millisecond)
 	cfg.ShutdownTimeout = duration("RECEIVER_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute)
 	cfg.Stream.Name = get("CALLBACK_STREAM")
 	cfg.Stream.MaxAge = duration("CALLBACK_STREAM_MAX_AGE", time.Minute, 10*365*24*time.Hour)

@@ -66,6 +66,7 @@ func TestConfigErrors(t *testing.T) {
 		{map[string]string{"CALLBACK_TOKEN": "has spaces in it, sixteen+"}, "CALLBACK_TOKEN may only contain"},
 		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_MAX_BYTES": "lots"}, "CALLBACK_MAX_BYTES"},
 		{map[string]string{"CALLBACK_TOKEN": token, "RECEIVER_PUBLISH_TIMEOUT": "1h"}, "RECEIVER_PUBLISH_TIMEOUT"},
+		{map[string]string{"CALLBACK_TOKEN": token, "RECEIVER_PUBLISH_TIMEOUT": "1s"}, "RECEIVER_PUBLISH_TIMEOUT"},
 		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_STREAM_REPLICAS": "9"}, "replicas"},
 		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_STREAM_MAX_AGE": "forever"}, "CALLBACK_STREAM_MAX_AGE"},
 		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_TYPES_TAOBAO": "TB_REFUND=refunds"}, "CALLBACK_TYPES_TAOBAO"},

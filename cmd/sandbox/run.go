@@ -47,6 +47,7 @@ var envVars = []envVar{
 	{"SANDBOX_REORDER_PUSH_RATE", "0", "probability in [0,1] that a callback is held and sent after the next one"},
 	{"SANDBOX_DROP_PUSH_RATE", "0", "probability in [0,1] that a callback is never sent"},
 	{"SANDBOX_TAOBAO_NUMERIC_STATUS", "true", "TaobaoQuery emits refundStatus as a number (documented v2 drift)"},
+	{"SANDBOX_NUMERIC_DEVELOP_ID", "false", "envelopes carry developId as a number instead of a string (documented drift)"},
 	{"SANDBOX_TIMESTAMP_WINDOW", "600s", "accepted clock skew of the timestamp header"},
 	{"SANDBOX_SEED", "0", "random seed for faults and ids; 0 = random"},
 	{"UPSTREAM_PATH_<ENDPOINT>", "documented paths", "override an endpoint path, e.g. UPSTREAM_PATH_TAOBAO_SUBMIT=/open/order/refund/submit"},
@@ -237,6 +238,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 	}
 	c.sb.TaobaoNumericStatus = boolean("SANDBOX_TAOBAO_NUMERIC_STATUS", "true")
+	c.sb.NumericDevelopID = boolean("SANDBOX_NUMERIC_DEVELOP_ID", "false")
 	c.sb.TimestampWindow = dur("SANDBOX_TIMESTAMP_WINDOW", "600s")
 	if c.sb.TimestampWindow == 0 {
 		errs = append(errs, errors.New("SANDBOX_TIMESTAMP_WINDOW must be positive"))

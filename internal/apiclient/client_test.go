@@ -284,16 +284,16 @@ func TestTypeDrift(t *testing.T) {
 		{
 			name: "v2 numbers, code as string, developId as number",
 			body: `{"requestId":"r2","code":"200","developId":1021090911993463110,"msg":"成功","data":{"refundOrderAggregate":{
-				"refundOrder":{"refundId":"R1","refundStatus":1,"refundFee":"12.6"},
+				"refundOrder":{"refundId":"R1","refundStatus":1,"refundFee":"13.0"},
 				"purchaseOrderLine":{"supplierId":77,"purchaseOrderId":900},
 				"logistics":{"receiverAddress":"Hangzhou, Xihu","logisticsCompany":{"logisticsCompanyCode":"YTO"}}}}}`,
 			wantDevelop: "1021090911993463110", wantStatus: TaobaoWaitBuyerReturnGoods, wantRaw: "1",
 			wantFee: 13, wantAddr: "Hangzhou, Xihu", wantCode: "YTO", wantSupplier: "77", wantPurchaseOrderID: "900",
 		},
 		{
-			name: "lower-case status, decimal amount, null logistics",
+			name: "lower-case status, whole decimal amount, null logistics",
 			body: `{"requestId":"r3","code":200,"developId":null,"msg":null,"data":{"refundOrderAggregate":{
-				"refundOrder":{"refundStatus":"success","refundFee":99.4},"logistics":null}}}`,
+				"refundOrder":{"refundStatus":"success","refundFee":99.0},"logistics":null}}}`,
 			wantStatus: TaobaoRefundSuccess, wantRaw: "success", wantFee: 99,
 		},
 		{
@@ -439,6 +439,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"data wrong type", `{"code":200,"data":{"refundOrderAggregate":5}}`},
 		{"data is string", `{"code":200,"data":"hello"}`},
 		{"bad amount", `{"code":200,"data":{"refundOrderAggregate":{"refundOrder":{"refundFee":"1e999"}}}}`},
+		{"fractional amount", `{"code":200,"data":{"refundOrderAggregate":{"refundOrder":{"refundFee":12.6}}}}`},
+		{"fractional amount string", `{"code":200,"data":{"refundOrderAggregate":{"refundOrder":{"refundFee":"99.40"}}}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

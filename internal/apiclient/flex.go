@@ -84,11 +84,14 @@ func (f *FlexInt64) UnmarshalJSON(b []byte) error {
 // product assumes fen and, to stay safe if that is wrong, only ever submits
 // amounts taken from, or checked against, the platform's own rendered bounds.
 //
-// Amount decodes integers, decimals (rounded to the nearest unit), numeric
-// strings and null (0), and marshals as a JSON integer.
+// Amount decodes integers, whole decimals ("12.0", 1e3), numeric strings and
+// null (0), and marshals as a JSON integer. An amount with a fractional part
+// is an error, never rounded: a fraction of a fen means the unit is not what
+// this product assumes (yuan instead of fen, say), and guessing would move
+// money by a factor of 100.
 type Amount int64
 
-// UnmarshalJSON accepts a number, a numeric string or null.
+// UnmarshalJSON accepts a whole number, a numeric string or null.
 func (a *Amount) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || bytes.Equal(b, []byte("null")) {
@@ -113,7 +116,10 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > 1e15 {
 		return fmt.Errorf("amount %q: not a finite number", truncate(s, 40))
 	}
-	*a = Amount(math.Round(v))
+	if v != math.Trunc(v) {
+		return fmt.Errorf("amount %q: has a fraction of the minor unit (fen); refusing to round", truncate(s, 40))
+	}
+	*a = Amount(v)
 	return nil
 }
 

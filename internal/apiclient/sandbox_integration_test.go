@@ -502,13 +502,16 @@ func TestSandboxFaultKinds(t *testing.T) {
 }
 
 func TestSandboxNumericStatusDrift(t *testing.T) {
-	_, srv := startSandbox(t, func(cfg *sandbox.Config) { cfg.TaobaoNumericStatus = true })
+	_, srv := startSandbox(t, func(cfg *sandbox.Config) { cfg.TaobaoNumericStatus, cfg.NumericDevelopID = true, true })
 	c := newClient(t, srv, nil)
 	ctx := context.Background()
 	s, err := c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: "3000000000000000001",
 		RefundType: apiclient.TaobaoRefundOnly, GoodsStatus: apiclient.TaobaoGoodsNotShipped, ReasonID: 1001, RefundFee: 100})
 	if err != nil {
 		t.Fatalf("TaobaoSubmit: %v", err)
+	}
+	if s.DevelopID != "1021090911993463110" {
+		t.Errorf("numeric developId decoded as %q; want 1021090911993463110 digit for digit", s.DevelopID)
 	}
 	id := string(s.Data.RefundID)
 	q, err := c.TaobaoQuery(ctx, id)

@@ -53,7 +53,9 @@ func TestParseVerdicts(t *testing.T) {
 	}{
 		{"order, ts string", env("ORDER_PAY_SUCCESS", "1", `{"orderId":"1"}`, `"17"`), "", "", KindOrderStatus},
 		{"order, ts number", env("ORDER_PAY_SUCCESS", "0", `{"orderId":1}`, `17`), "", "", KindOrderStatus},
-		{"price modify", env("ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY", "1", `{"orderId":"1","totalAmount":"98.5"}`, `"0"`), "", "", KindPriceModify},
+		{"price modify", env("ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY", "1", `{"orderId":"1","totalAmount":"9850"}`, `"0"`), "", "", KindPriceModify},
+		// A fraction of a fen means the unit is not fen: kept and parked, never rounded.
+		{"fractional amount", env("ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY", "1", `{"orderId":"1","totalAmount":"98.5"}`, `"0"`), "", ParkInvalidBody, KindPriceModify},
 		{"refund", env("ORDER_BUYER_VIEW_ORDER_BUYER_REFUND", "1", `{"refundId":"TQ1","orderId":"2"}`, `"1"`), "", "", KindRefund},
 		{"refund, subOrderId optional", env("ORDER_BUYER_VIEW_ORDER_BUYER_REFUND", "0", `{"refundId":"TQ1","orderId":"2"}`, `"1"`), "", "", KindRefund},
 		{"unknown fields ignored", `{"x":[1,{"y":null}],` + env("ORDER_CREATE", "1", `{"orderId":"1","new":{"a":[]}}`, `"1"`)[1:], "", "", KindOrderStatus},
@@ -155,7 +157,7 @@ func TestContentIDDedupes(t *testing.T) {
 
 func TestTypedDecodeMatchesEncodingJSON(t *testing.T) {
 	bodies := []string{
-		`{"orderId":"3305075341149134260","orderNo":"PO1","orderStatus":"CANCEL","payStatus":1,"totalAmount":10000,"shippingFee":"500","productAmount":95.5,"refundAmount":null,"refundStatus":3,"closeReason":"buyer_cancel","tbCreateTime":"2026-05-20 15:40:00","payTime":"2026-05-20 15:41:00"}`,
+		`{"orderId":"3305075341149134260","orderNo":"PO1","orderStatus":"CANCEL","payStatus":1,"totalAmount":10000,"shippingFee":"500","productAmount":9550.0,"refundAmount":null,"refundStatus":3,"closeReason":"buyer_cancel","tbCreateTime":"2026-05-20 15:40:00","payTime":"2026-05-20 15:41:00"}`,
 		`{"orderId":3305075341149134260,"orderNo":null,"payStatus":null,"closeReason":null,"payTime":null,"refundStatus":true}`,
 		`{"orderId":"a\u00e9\ud83d\ude00b","orderNo":"x\"y\\z"}`,
 		`{}`,
@@ -170,7 +172,7 @@ func TestTypedDecodeMatchesEncodingJSON(t *testing.T) {
 			t.Errorf("DecodeOrderBody(%s) = %+v, %v; want %+v", b, got, err, want)
 		}
 	}
-	rb := `{"refundId":"TQ1","orderId":2,"subOrderId":"3","refundStatus":"WAIT","refundAmount":"12.4"}`
+	rb := `{"refundId":"TQ1","orderId":2,"subOrderId":"3","refundStatus":"WAIT","refundAmount":"1240"}`
 	var want RefundBody
 	if err := json.Unmarshal([]byte(rb), &want); err != nil {
 		t.Fatal(err)

@@ -111,7 +111,7 @@ func EnsureWorkStreams(ctx context.Context, js jetstream.JetStream, c WorkStream
 			Subjects:    []string{SubjectCommands + ".>"},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
-			Discard:     jetstream.DiscardOld,
+			Discard:     jetstream.DiscardNew, // never drop an acknowledged command to make room
 			MaxAge:      c.CommandMaxAge,
 			MaxBytes:    DefaultMaxBytes,
 			MaxMsgSize:  64 << 10,

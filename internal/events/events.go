@@ -22,8 +22,11 @@
 // any worker outage we plan for), Duplicates window 2 minutes (the JetStream
 // default; it catches near-simultaneous resends and publisher retries, not the
 // platform's 30-minute retries, which the worker's inbox table dedupes on the
-// same Nats-Msg-Id), MaxBytes 1 GiB, MaxMsgSize 1 MiB, Discard old, replicas
-// configurable (1 for a single server, 3 in a cluster).
+// same Nats-Msg-Id), MaxBytes 1 GiB, MaxMsgSize 1 MiB, replicas configurable
+// (1 for a single server, 3 in a cluster), and Discard new: a full stream
+// refuses new publishes (the receiver answers 503 and the platform retries)
+// rather than silently deleting the oldest callbacks, which were already
+// answered 200 and may not have been consumed yet.
 //
 // What a PubAck is worth: with file storage the server writes each message to
 // the OS before acking but fsyncs only every sync_interval (2 min by
@@ -161,7 +164,7 @@ func (c StreamConfig) JetStream() jetstream.StreamConfig {
 		Subjects:    []string{SubjectAccepted + ".>", SubjectParked + ".>"},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
-		Discard:     jetstream.DiscardOld,
+		Discard:     jetstream.DiscardNew, // never drop an acknowledged callback to make room
 		MaxAge:      c.MaxAge,
 		MaxBytes:    c.MaxBytes,
 		MaxMsgSize:  c.MaxMsgSize,

@@ -29,7 +29,7 @@ func TestEnsureStreamIsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := info.Config
-		if c.Storage != jetstream.FileStorage || c.MaxAge != 7*24*time.Hour || c.Duplicates != 2*time.Minute ||
+		if c.Storage != jetstream.FileStorage || c.Discard != jetstream.DiscardNew || c.MaxAge != 7*24*time.Hour || c.Duplicates != 2*time.Minute ||
 			c.Replicas != 1 || c.MaxBytes != events.DefaultMaxBytes || strings.Join(c.Subjects, " ") != "callbacks.> parked.callbacks.>" {
 			t.Errorf("stream config = %+v; want the documented defaults", c)
 		}
@@ -139,5 +139,31 @@ func TestSubjects(t *testing.T) {
 		if d := events.ReconnectDelay(attempt); d <= 0 || d > max {
 			t.Errorf("ReconnectDelay(%d) = %s; want in (0, %s]", attempt, d, max)
 		}
+	}
+}
+
+// TestFullStreamRefusesInsteadOfDropping: when the stream is full a publish
+// fails (the receiver answers 503 and the platform retries) and the callbacks
+// already acknowledged stay.
+func TestFullStreamRefusesInsteadOfDropping(t *testing.T) {
+	ns := eventstest.Start(t)
+	js := ns.JetStream()
+	ctx := context.Background()
+	cfg := events.DefaultStreamConfig()
+	cfg.MaxBytes = 4096
+	s, err := events.EnsureStream(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(strings.Repeat("x", 500))
+	var refused error
+	for i := 0; i < 20 && refused == nil; i++ {
+		_, refused = js.Publish(ctx, events.AcceptedSubject("1688", "ORDER_CREATE"), body)
+	}
+	if refused == nil {
+		t.Fatal("a full stream kept accepting publishes")
+	}
+	if _, err := s.GetMsg(ctx, 1); err != nil {
+		t.Fatalf("first acknowledged message gone after the stream filled up: %v", err)
 	}
 }

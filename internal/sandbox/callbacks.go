@@ -52,7 +52,8 @@ type CallbackRecord struct {
 	NextAttemptAt time.Time         `json:"next_attempt_at,omitzero"`
 	DeliveredAt   time.Time         `json:"delivered_at,omitzero"`
 
-	gen uint64 // bumps when a retry is (re)scheduled; older timers are stale
+	gen   uint64 // bumps when a retry is (re)scheduled; older timers are stale
+	epoch uint64 // callbacks.epoch when recorded; a reset makes the record stale
 }
 
 type delivery struct {
@@ -91,6 +92,7 @@ type callbacks struct {
 	retries   retryQueue
 	stats     CallbackStats
 	seq       uint64
+	epoch     uint64 // bumped by reset
 	wake      chan struct{}
 }
 
@@ -110,6 +112,7 @@ func (c *callbacks) reset() {
 	defer c.mu.Unlock()
 	c.records, c.queue, c.held, c.retries = nil, nil, nil, nil
 	c.stats = CallbackStats{}
+	c.epoch++ // pushes in flight now belong to the forgotten past
 }
 
 // enqueue records env and queues it for pushing, applying the push faults.
@@ -118,7 +121,7 @@ func (c *callbacks) enqueue(s *Sandbox, env callback.Envelope, subject string, p
 	defer c.mu.Unlock()
 	c.seq++
 	rec := &CallbackRecord{ID: fmt.Sprintf("cb-%06d", c.seq), Type: env.MessageType, Platform: env.MessagePlatform,
-		Subject: subject, Envelope: env, CreatedAt: s.now()}
+		Subject: subject, Envelope: env, CreatedAt: s.now(), epoch: c.epoch}
 	c.records = append(c.records, rec)
 	if len(c.records) > maxRecords {
 		c.trim()
@@ -322,6 +325,9 @@ func (s *Sandbox) push(ctx context.Context, client *http.Client, d delivery) {
 	s.cb.mu.Lock()
 	defer s.cb.mu.Unlock()
 	c := &s.cb
+	if rec.epoch != c.epoch {
+		return // recorded before a reset: neither counted nor retried
+	}
 	c.stats.Sent++
 	if d.retry {
 		c.stats.Retried++

@@ -98,6 +98,8 @@ func TestCallbackEnvelopes(t *testing.T) {
 	if err := json.Unmarshal([]byte(env.MessageBody), &rb); err != nil || string(rb.RefundID) != id {
 		t.Errorf("RefundBody decode: %+v %v", rb, err)
 	}
+	// The receiver sees a push before the sandbox records its answer.
+	waitFor(t, "5 deliveries recorded", func() bool { return e.s.Stats().Callbacks.Delivered >= 5 })
 	st := e.s.Stats().Callbacks
 	if st.Delivered != 5 || st.Sent != 5 || st.Pending != 0 || st.Failed != 0 {
 		t.Errorf("callback stats %+v; want 5 sent and delivered", st)
@@ -314,4 +316,45 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestResetForgetsPushesInFlight: a push that was in flight when the sandbox
+// was reset is neither counted in the new stats nor retried.
+func TestResetForgetsPushesInFlight(t *testing.T) {
+	var mu sync.Mutex
+	first := true
+	arrived := make(chan struct{})
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		f := first
+		first = false
+		mu.Unlock()
+		if f {
+			close(arrived)
+			<-release
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	e := newEnv(t, func(c *Config) {
+		c.CallbackURL = srv.URL
+		c.PushRetryInterval = 10 * time.Millisecond
+		c.PushConcurrency = 1
+	})
+	e.adminOK(http.MethodPost, "/_sandbox/orders", CreateOrderRequest{Platform: PlatformTaobao}, nil)
+	<-arrived
+	e.adminOK(http.MethodPost, "/_sandbox/reset", nil, nil)
+	close(release)
+	e.adminOK(http.MethodPost, "/_sandbox/orders", CreateOrderRequest{Platform: Platform1688}, nil)
+	waitFor(t, "the post-reset push", func() bool { return e.s.Stats().Callbacks.Delivered == 1 })
+	st := e.s.Stats().Callbacks
+	if st.Sent != 1 || st.Failed != 0 || st.Retried != 0 || st.Pending != 0 {
+		t.Errorf("stats after reset %+v; want only the post-reset push", st)
+	}
+	if log := e.s.cb.log(); len(log) != 1 || log[0].Platform != callback.Platform1688 {
+		t.Errorf("callback log after reset = %+v; want only the 1688 order's push", log)
+	}
 }

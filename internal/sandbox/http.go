@@ -364,7 +364,19 @@ func (s *Sandbox) writeEnvelope(w http.ResponseWriter, status int, data any, e *
 			env.Data = b
 		}
 	}
-	b, _ := json.Marshal(env) // cannot fail: plain strings, ints and valid raw JSON
+	var b []byte
+	if s.cfg.NumericDevelopID {
+		// The documented drift: some pages declare developId an integer.
+		b, _ = json.Marshal(struct {
+			RequestID string          `json:"requestId"`
+			Code      int             `json:"code"`
+			DevelopID json.Number     `json:"developId"`
+			Msg       string          `json:"msg"`
+			Data      json.RawMessage `json:"data"`
+		}{env.RequestID, int(env.Code), json.Number(developID), env.Msg, env.Data})
+	} else {
+		b, _ = json.Marshal(env) // cannot fail: plain strings, ints and valid raw JSON
+	}
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)

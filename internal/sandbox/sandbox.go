@@ -52,6 +52,7 @@ type Config struct {
 	Seller                  SellerPolicy    // global default seller behaviour
 	Faults                  Faults          // initial faults
 	TaobaoNumericStatus     bool            // emit refundStatus as a number in TaobaoQuery (documented v2 drift)
+	NumericDevelopID        bool            // emit the envelope's developId as a number (documented drift; default string as in the examples)
 	Logger                  *slog.Logger    // nil -> discard
 	Now                     func() time.Time
 	Seed                    int64 // 0 -> random
