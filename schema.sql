@@ -110,3 +110,11 @@ CREATE INDEX cases_taobao_sub_order ON cases (platform, sub_order_id) WHERE sub_
 -- finds its case here (even a finished one) instead of opening another.
 ALTER TABLE cases ADD COLUMN opened_by TEXT NOT NULL DEFAULT '';
 CREATE UNIQUE INDEX cases_opened_by ON cases (opened_by) WHERE opened_by <> '';
+
+-- +migration 4: one open case per Taobao sub-order, whatever order id came with it
+-- A Taobao case is one per sub-order; cases_one_open includes order_id, so two
+-- requests for one sub-order with different order ids (an operator's typo)
+-- could open two cases and submit two refunds. Sub-order ids are unique on
+-- the platform, so the sub-order alone decides.
+CREATE UNIQUE INDEX cases_one_open_sub_order ON cases (platform, sub_order_id)
+    WHERE sub_order_id <> '' AND state NOT IN ('succeeded', 'closed', 'cancelled');

@@ -272,8 +272,32 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 
 // Tx is an open write transaction, valid only inside the Update closure.
 type Tx struct {
-	tx  *sqlx.Tx
+	tx  batchTx
 	now time.Time // one clock reading per transaction
+}
+
+// batchTx is the group-commit transaction as the updates see it. Every
+// statement runs with its context's cancellation removed: one caller giving
+// up (a shutdown deadline, a client hanging up) must neither lose a result
+// that already happened on the platform nor interrupt the shared connection
+// and roll back the other updates of the batch. Statements are short; the
+// write lock is bounded by busy_timeout, not by callers' contexts.
+type batchTx struct{ *sqlx.Tx }
+
+func (b batchTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return b.Tx.ExecContext(context.WithoutCancel(ctx), query, args...)
+}
+
+func (b batchTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return b.Tx.QueryContext(context.WithoutCancel(ctx), query, args...)
+}
+
+func (b batchTx) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
+	return b.Tx.QueryxContext(context.WithoutCancel(ctx), query, args...)
+}
+
+func (b batchTx) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
+	return b.Tx.QueryRowxContext(context.WithoutCancel(ctx), query, args...)
 }
 
 // Update runs fn in a BEGIN IMMEDIATE transaction on the writer connection and
@@ -371,7 +395,7 @@ func (s *Store) commitBatch(batch []*pendingUpdate) {
 		fail(fmt.Errorf("begin: %w", err))
 		return
 	}
-	tx := &Tx{tx: sqlTx, now: s.now()}
+	tx := &Tx{tx: batchTx{sqlTx}, now: s.now()}
 	ran := 0
 	for i, p := range batch {
 		if err := p.ctx.Err(); err != nil {

@@ -257,7 +257,7 @@ func TestIntentProtocol(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, filepath.Join(t.TempDir(), "db"))
 	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "submitting"})
-	other := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o2", SubOrderID: "s1", State: "submitting"})
+	other := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o2", SubOrderID: "s2", State: "submitting"})
 
 	begin := func(caseID int64, step, key string) (StepAttempt, bool, error) {
 		var a StepAttempt
@@ -642,4 +642,64 @@ func TestIntentSurvivesReopenAndCheckpoint(t *testing.T) {
 	if err != nil || it.IdempotencyKey != "case:1:submit:v1" || it.Status != StepIntent || it.Request != `{"applyPayment":500}` {
 		t.Fatalf("OpenIntent after reopen = %+v, %v; want the submit intent", it, err)
 	}
+}
+
+// TestUpdateSurvivesCallerCancellation: a caller's context cancelled while
+// its update runs neither loses the update nor fails the batch; a context
+// cancelled before the update runs applies nothing.
+func TestUpdateSurvivesCallerCancellation(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "c.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	var id int64
+	err := s.Update(ctx, func(tx *Tx) error {
+		cancel() // e.g. the worker's shutdown deadline fires after the platform answered
+		c, err := tx.CreateCase(ctx, NewCase{Platform: "1688", OrderID: "42", State: "waiting_seller"})
+		id = c.ID
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Update with a context cancelled mid-way: %v; want the result recorded", err)
+	}
+	if _, err := s.GetCase(context.Background(), id); err != nil {
+		t.Fatalf("case written under a cancelled context is missing: %v", err)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.CreateCase(ctx, NewCase{Platform: "1688", OrderID: "43", State: "requested"})
+		return err
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Update with an already cancelled context = %v; want context.Canceled", err)
+	}
+	if _, err := s.OpenCaseByOrder(context.Background(), "1688", "43", ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an update refused for its cancelled context still wrote: %v", err)
+	}
+}
+
+// TestOneOpenCasePerTaobaoSubOrder: a second open case for a sub-order is
+// refused even when it names another order id (sub-order ids are unique on
+// the platform); once the first case is finished a new one may open.
+func TestOneOpenCasePerTaobaoSubOrder(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "c.db"))
+	ctx := context.Background()
+	first := newCase(t, s, NewCase{Platform: "taobao", OrderID: "100", SubOrderID: "555", State: "requested"})
+	err := s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.CreateCase(ctx, NewCase{Platform: "taobao", OrderID: "999", SubOrderID: "555", State: "requested"})
+		return err
+	})
+	if !errors.Is(err, ErrOpenCaseExists) {
+		t.Fatalf("second open case for sub-order 555 under another order: %v; want ErrOpenCaseExists", err)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		c, err := tx.GetCase(ctx, first.ID)
+		if err != nil {
+			return err
+		}
+		c.State = "succeeded"
+		_, err = tx.UpdateCase(ctx, c)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newCase(t, s, NewCase{Platform: "taobao", OrderID: "100", SubOrderID: "555", State: "requested"})
 }
