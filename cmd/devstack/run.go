@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Join(dataDir, "vouchers"), 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	secrets, created, err := loadOrCreateSecrets(filepath.Join(dataDir, "devstack.env"))
@@ -177,6 +177,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"DB_PATH":                filepath.Join(dataDir, "refunds.db"),
 		// Local runs retry undelivered pushes in seconds, not the platform's 30 minutes.
 		"SANDBOX_PUSH_RETRY_INTERVAL": "10s",
+		// In-flight steps get 10 s on Ctrl-C, well inside devstack's stop grace.
+		"WORKER_SHUTDOWN_TIMEOUT": "10s",
+		// 1688 requests name voucher images by file name in this directory.
+		"WORKER_VOUCHER_DIR": filepath.Join(dataDir, "vouchers"),
 	}
 	cliEnv := filepath.Join(dataDir, "refundctl.env")
 	if err := writeCLIEnv(cliEnv, map[string]string{
@@ -192,7 +196,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	sup := &supervisor{stdout: stdout, stderr: stderr, exited: make(chan string, len(present))}
-	defer sup.stopAll(15 * time.Second)
+	// The grace exceeds every component's own drain time (worker 10 s here,
+	// receiver 10 s), so each stops cleanly rather than being killed.
+	defer sup.stopAll(30 * time.Second)
 	for _, c := range present {
 		if err := sup.start(c, filepath.Join(binDir, c), mergeEnv(os.Environ(), getenv, env)); err != nil {
 			return err

@@ -119,7 +119,7 @@ func (a *app) requestCommand() *cobra.Command {
 		Example: "  refundctl request --platform taobao --order 3305075341149134260 --sub-order 3305075341149134261 \\\n" +
 			"      --type refund --goods-status 1 --reason-id 5 --amount 0 --description 'not shipped in time'\n" +
 			"  refundctl request --platform 1688 --order 3305075341149134260 --type return \\\n" +
-			"      --goods-status refundBuyerReceived --reason 'quality problem' --amount 9500 --description 'broken on arrival' --voucher https://img.example/1.jpg",
+			"      --goods-status refundBuyerReceived --reason 'quality problem' --amount 9500 --description 'broken on arrival' --voucher crack.jpg",
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
@@ -131,7 +131,7 @@ func (a *app) requestCommand() *cobra.Command {
 	f.Int64Var(&r.Amount, "amount", 0, "amount in fen (Taobao: 0 = the most allowed; 1688: required)")
 	f.Int64Var(&r.Carriage, "carriage", 0, "freight to claim back in fen (1688)")
 	f.StringVar(&r.Description, "description", "", "description for the seller")
-	f.StringArrayVar(&r.Vouchers, "voucher", nil, "evidence image URL (repeatable)")
+	f.StringArrayVar(&r.Vouchers, "voucher", nil, "evidence image (repeatable): 1688, a file name in the worker's WORKER_VOUCHER_DIR, uploaded first; Taobao, an image URL")
 	f.Int64SliceVar(&r.OrderEntryIDs, "order-entry", nil, "1688 sub-order ids concerned (repeatable)")
 	_ = cmd.MarkFlagRequired("goods-status")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
