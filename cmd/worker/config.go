@@ -27,6 +27,7 @@ type config struct {
 	RateLimit rate.Limit
 
 	Concurrency          int
+	MaxAckPending        int
 	Consumer             string
 	AckWait              time.Duration
 	MaxDeliver           int
@@ -67,7 +68,8 @@ var envVars = []envVar{
 	{"UPSTREAM_RATE_BURST", "10", "rate limiter burst"},
 	{"UPSTREAM_TIMEOUT", "10s", "timeout of one platform call attempt"},
 	{"UPSTREAM_MAX_ATTEMPTS", "4", "attempts of a read-only platform call within one step (side effects are never repeated by the client)"},
-	{"WORKER_CONCURRENCY", "8", "messages and timers handled at once by this process (also each consumer's MaxAckPending)"},
+	{"WORKER_CONCURRENCY", "8", "messages and timers handled at once by this process"},
+	{"WORKER_MAX_ACK_PENDING", "0", "each consumer's MaxAckPending, shared by all worker processes (server-enforced cap on messages in flight); 0 = WORKER_CONCURRENCY. With several processes set it to their total concurrency"},
 	{"WORKER_METRICS_ADDR", "127.0.0.1:9090", "address of GET /healthz, /readyz and /metrics"},
 	{"WORKER_CONSUMER", "refund-worker", "durable consumer name, shared by every worker process (on the callback and command streams)"},
 	{"WORKER_ACK_WAIT", "60s", "JetStream AckWait; in-progress acks every third of it while a step runs. No BackOff is set (it would override AckWait)"},
@@ -178,6 +180,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Retry:        apiclient.RetryPolicy{MaxAttempts: integer("UPSTREAM_MAX_ATTEMPTS", 1, 20)},
 	}
 	cfg.Concurrency = integer("WORKER_CONCURRENCY", 1, 1024)
+	if cfg.MaxAckPending = integer("WORKER_MAX_ACK_PENDING", 0, 100000); cfg.MaxAckPending == 0 {
+		cfg.MaxAckPending = cfg.Concurrency
+	}
 	if cfg.Consumer == "" || strings.ContainsAny(cfg.Consumer, " .*>/\\\t") {
 		errs = append(errs, fmt.Errorf("WORKER_CONSUMER=%q: want a name without spaces, '.', '*', '>' or slashes", cfg.Consumer))
 	}

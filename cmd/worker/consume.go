@@ -58,7 +58,7 @@ func (w *worker) consumerConfig(filter string) jetstream.ConsumerConfig {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       w.cfg.AckWait,
 		MaxDeliver:    w.cfg.MaxDeliver + 3,
-		MaxAckPending: w.cfg.Concurrency,
+		MaxAckPending: w.cfg.MaxAckPending,
 	}
 }
 

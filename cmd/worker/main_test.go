@@ -700,3 +700,26 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigMaxAckPending(t *testing.T) {
+	base := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u", "WORKER_CONCURRENCY": "6"}
+	get := func(extra map[string]string) func(string) string {
+		return func(k string) string {
+			if v, ok := extra[k]; ok {
+				return v
+			}
+			return base[k]
+		}
+	}
+	cfg, err := loadConfig(get(nil))
+	if err != nil || cfg.MaxAckPending != 6 {
+		t.Fatalf("default MaxAckPending = %d, %v; want WORKER_CONCURRENCY (6)", cfg.MaxAckPending, err)
+	}
+	cfg, err = loadConfig(get(map[string]string{"WORKER_MAX_ACK_PENDING": "24"}))
+	if err != nil || cfg.MaxAckPending != 24 {
+		t.Fatalf("MaxAckPending = %d, %v; want 24", cfg.MaxAckPending, err)
+	}
+	if _, err := loadConfig(get(map[string]string{"WORKER_MAX_ACK_PENDING": "-1"})); err == nil || !strings.Contains(err.Error(), "WORKER_MAX_ACK_PENDING") {
+		t.Fatalf("negative WORKER_MAX_ACK_PENDING: %v; want an error naming it", err)
+	}
+}
