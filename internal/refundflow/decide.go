@@ -130,6 +130,15 @@ func (c CaseView) beforeSubmit() bool {
 		(e == StateRequested || e == StateRendering || e == StateUploadingVouchers)
 }
 
+// submitRefused reports whether the case parked because the platform
+// refused its submission with a business (permanent) error: no open
+// intent, no refund id, so nothing of this case is on the platform. (1688
+// cannot look a refund up by order, so it could never be verified.)
+func (c CaseView) submitRefused() bool {
+	return c.State == StateNeedsAttention && c.Parked == StateSubmitting && c.AttentionCode == AttnPlatformError &&
+		c.RefundID == "" && c.Intent == nil
+}
+
 func keep(c CaseView, code, reason string) Decision {
 	return Decision{Outcome: OutcomeNoOp, State: c.State, Parked: c.Parked, WakeAt: c.WakeAt, Code: code, Reason: reason}
 }
@@ -391,25 +400,46 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 		}
 		return park(c, CodeUnverifiable, fmt.Sprintf("cannot tell whether the %s took effect; check on the platform", it.Step))
 	}
+	if v.Found && c.RefundID != "" && v.RefundID != "" && v.RefundID != c.RefundID {
+		// A view of another refund says nothing about this intent: leave it
+		// open (neither settled nor sent again) and look again later.
+		dec := keep(c, CodeOtherRefund, fmt.Sprintf("view of refund %s, case has %s: cannot settle the %s", clip(v.RefundID), c.RefundID, it.Step))
+		dec.WakeAt = d.wake(StateSubmitting, nil, in.Now)
+		if isCommand(in.Kind) {
+			dec.Outcome = OutcomeRetry
+		}
+		return dec
+	}
 	t, attn := State(""), (*Attention)(nil)
 	if v.Found {
 		t, attn = target(c.Platform, *v)
 	}
-	took, superseded := false, t.Terminal() && attn == nil
+	// took: the platform shows the effect. absent: the platform positively
+	// shows it did not happen, so it may be sent again under the same key.
+	// Anything else (a view behind the case, an unknown status, a terminal
+	// status, another waybill) proves neither: the effect is never sent again.
+	var took, absent bool
 	switch it.Step {
 	case StepSubmit:
-		took = v.Found
+		took, absent = v.Found, !v.Found
 	case StepReturnSubmit:
 		took = v.Found && (t == StateWaitingSellerReceive ||
-			(c.Shipment != nil && v.ReturnWaybill != "" && v.ReturnWaybill == c.Shipment.Waybill))
+			(c.Shipment != nil && sameWaybill(v.ReturnWaybill, c.Shipment.Waybill)))
+		absent = v.Found && t == StateWaitingReturnShipment && attn == nil && strings.TrimSpace(v.ReturnWaybill) == ""
 	case StepCancel:
 		took = !v.Found || t == StateClosed
+		absent = v.Found && t != "" && !t.Terminal() // a known open status: the refund is still there
 	}
 	if took {
 		dec := d.fromView(base, *v, in.Now)
+		after := map[StepName]State{StepSubmit: StateWaitingSeller, StepReturnSubmit: StateWaitingSellerReceive, StepCancel: StateCancelled}[it.Step]
+		if dec.State == StateNeedsAttention && !after.Terminal() && stateRank[dec.Parked] < stateRank[after] {
+			// Parked (e.g. an unknown status), but past the step that took
+			// effect: never parked where it would run it again.
+			dec.Parked = after
+		}
 		if dec.Outcome == OutcomeNoOp {
 			// The platform has the effect but its status has not moved yet.
-			after := map[StepName]State{StepSubmit: StateWaitingSeller, StepReturnSubmit: StateWaitingSellerReceive, StepCancel: StateCancelled}[it.Step]
 			dec = d.to(after, v, in.Now, "intent_confirmed", "the platform has the effect")
 			if c.RefundID == "" && v.RefundID != "" {
 				dec.RefundID = v.RefundID
@@ -419,15 +449,23 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 		dec.Reapply = reapply
 		return dec
 	}
-	accepts := map[StepName]bool{
-		StepSubmit:       !v.Found,
-		StepReturnSubmit: t == StateWaitingReturnShipment && attn == nil,
-		StepCancel:       !superseded,
-	}[it.Step]
-	if !accepts || superseded {
-		dec := d.fromView(base, *v, in.Now)
-		dec = actOn(c, dec)
-		dec.Resolve = &Resolution{Key: it.Key, Code: "superseded", Note: fmt.Sprintf("did not take effect; the platform is now %q", v.Status(c.Platform))}
+	if !absent {
+		dec := actOn(c, d.fromView(base, *v, in.Now))
+		res := &Resolution{Key: it.Key, Code: "superseded", Note: fmt.Sprintf("not confirmed; the platform is now %q", v.Status(c.Platform))}
+		next := dec.State
+		if next == StateNeedsAttention {
+			next = dec.Parked
+		}
+		if !next.Terminal() && stepOf(c.Platform, next).SideEffect() {
+			// The case would run the step again (a resume, a reapplied
+			// command) under a new key although nothing shows the first call
+			// failed: park it where only the platform or an operator moves it.
+			dec = park(c, CodeUnverifiable, fmt.Sprintf("cannot tell whether the %s took effect (platform status %q); check on the platform",
+				it.Step, clip(v.Status(c.Platform))))
+			res = &Resolution{Key: it.Key, Code: "unverified", Note: fmt.Sprintf("the platform (%q) shows neither the %s nor its absence; not sent again",
+				clip(v.Status(c.Platform)), it.Step)}
+		}
+		dec.Resolve = res
 		dec.Reapply = reapply
 		return dec
 	}
@@ -453,6 +491,13 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 	dec.Step = st
 	dec.Reapply = reapply
 	return dec
+}
+
+// sameWaybill reports whether the platform's waybill is ours, ignoring case
+// and surrounding space.
+func sameWaybill(platform, ours string) bool {
+	p := strings.TrimSpace(platform)
+	return p != "" && strings.EqualFold(p, strings.TrimSpace(ours))
 }
 
 // actOn turns a no-op into an act (to record an intent's resolution) that
@@ -511,6 +556,12 @@ func (d Decider) onShipment(c CaseView, in Input) Decision {
 		if c.State == StateNeedsAttention && c.Shipment != nil && *c.Shipment == sh {
 			return keep(c, CodeDuplicate, "the same shipment again")
 		}
+		if c.State == StateNeedsAttention && e == StateReturnSubmitting && c.AttentionCode == CodeUnverifiable {
+			// The earlier return submission may be on the platform: another
+			// one would be a second return. The platform's progress (or a
+			// cancel) takes the case out.
+			return reject(c, CodeNotNow, "the earlier return submission may have reached the platform; check it there")
+		}
 		dec := d.to(StateReturnRendering, nil, in.Now, "shipment_reported", "read the return carriers")
 		dec.Shipment = &sh
 		dec.Step = &Step{Name: StepReturnRender, RefundID: c.RefundID}
@@ -533,6 +584,9 @@ func (d Decider) onCancel(c CaseView, v *PlatformView, in Input) Decision {
 	}
 	if c.beforeSubmit() {
 		return d.to(StateCancelled, nil, in.Now, "cancelled", "cancelled before anything reached the platform")
+	}
+	if c.submitRefused() {
+		return d.to(StateCancelled, nil, in.Now, "cancelled", "cancelled: the platform refused the submission, nothing reached it")
 	}
 	refundID := c.RefundID
 	if refundID == "" {

@@ -36,6 +36,7 @@
 //	waiting_seller_receive ──refundsuccess──▶ succeeded;  any waiting state ──refundclose──▶ closed
 //	waiting_seller ──waitbuyermodify──▶ needs_attention
 //	requested, rendering, uploading_vouchers ──cancel command──▶ cancelled (1688 has no cancel API)
+//	needs_attention after a submit refused with a business error ──cancel command──▶ cancelled
 //
 // The platform may skip states (a seller can refund at once): views move a
 // case straight to the state they imply, if it ranks higher.
@@ -66,8 +67,18 @@
 // afterwards. While an intent has no result (CaseView.Intent), every input
 // yields OutcomeFetch; with the view, Decide settles the intent (Resolution):
 // done if the platform shows the effect, re-sent under the same key
-// (Step.Resume) only if the platform shows it did not happen, never re-sent
-// if that cannot be told (messages; inconclusive views after Policy.IntentGrace).
+// (Step.Resume) only if the platform positively shows it did not happen,
+// never re-sent if that cannot be told (messages; inconclusive views after
+// Policy.IntentGrace). "Positively absent" is: submit, no refund found;
+// return submit, the refund waits for the return and holds no waybill;
+// cancel, the refund is still open in a known status. A view behind the
+// case (a refusal), an unknown status or another waybill proves neither: the
+// intent is settled "unverified" and, if the case would otherwise run the
+// same step again (a resume under a new key), it parks in needs_attention
+// (intent_unverifiable), where only the platform's progress, a cancel or an
+// operator on the platform moves it (another shipment is refused). A view of
+// another refund leaves the intent open. A confirmed effect never leaves the
+// case parked at the step that had it.
 //
 // # Worker contract
 //

@@ -109,6 +109,7 @@ func TestDecideProperties(t *testing.T) {
 						got := d.Decide(c, v, in)
 						where := fmt.Sprintf("%s %s/%s intent=%v × view %+v × %s (grace %v)", p, c.State, c.Parked, c.Intent != nil, v, in.Kind, d.Policy.IntentGrace)
 						checkDecision(t, where, c, v, in, got)
+						checkFollowUps(t, d, where, c, v, in, got)
 						if again := d.Decide(c, v, in); !reflect.DeepEqual(again, got) {
 							t.Errorf("%s: not deterministic: %+v then %+v", where, got, again)
 						}
@@ -165,6 +166,77 @@ func checkDecision(t *testing.T, where string, c CaseView, v *PlatformView, in I
 	}
 	if c.Intent == nil && in.Kind == InputCallback && v == nil && !c.State.Terminal() && got.Outcome != OutcomeFetch {
 		t.Errorf("%s: callback without a view: got %s; want fetch", where, got.Outcome)
+	}
+}
+
+// confirmsAbsent is the test's own oracle: does view v positively show that
+// side effect s of case c did not take effect? Only then may it be sent again.
+func confirmsAbsent(c CaseView, v *PlatformView, s StepName) bool {
+	if v == nil || v.Inconclusive {
+		return false
+	}
+	sameRefund := c.RefundID == "" || v.RefundID == "" || v.RefundID == c.RefundID
+	open := c.Platform == PlatformTaobao && (v.TaobaoStatus == apiclient.TaobaoWaitSellerAgree ||
+		v.TaobaoStatus == apiclient.TaobaoWaitBuyerReturnGoods || v.TaobaoStatus == apiclient.TaobaoWaitSellerConfirmGoods ||
+		v.TaobaoStatus == apiclient.TaobaoSellerRefuseBuyer)
+	waitReturn := (c.Platform == PlatformTaobao && v.TaobaoStatus == apiclient.TaobaoWaitBuyerReturnGoods) ||
+		(c.Platform == Platform1688 && v.AlibabaStatus == apiclient.AlibabaWaitBuyerSend)
+	switch s {
+	case StepSubmit:
+		return !v.Found
+	case StepReturnSubmit:
+		return v.Found && sameRefund && waitReturn && v.ReturnWaybill == ""
+	case StepCancel:
+		return v.Found && sameRefund && open
+	}
+	return false // messages cannot be checked
+}
+
+// checkFollowUps: with an open intent, a side effect is sent (at all) only
+// under the intent's key and only if the view positively shows it absent;
+// and once Decide settles the intent without that proof or a confirmation,
+// no later non-command input (callback, timer, reconcile, step result), with
+// any view, ever sends that side effect under a new key. (Commands are the
+// operator's own decision and are excluded.)
+func checkFollowUps(t *testing.T, d Decider, where string, c CaseView, v *PlatformView, in Input, got Decision) {
+	t.Helper()
+	if c.Intent == nil || c.State.Terminal() || got.Outcome != OutcomeAct {
+		return
+	}
+	it := *c.Intent
+	if in.Kind == InputStepResult && in.Result != nil && in.Result.Key == it.Key {
+		return
+	}
+	if s := got.Step; s != nil && s.Name == it.Step {
+		if !s.Resume || s.Key != it.Key || !confirmsAbsent(c, v, it.Step) {
+			t.Errorf("%s: re-sent %s (resume %v key %q) on a view that does not show it absent", where, s.Name, s.Resume, s.Key)
+		}
+		return
+	}
+	if got.Resolve == nil || got.Resolve.Done {
+		return
+	}
+	c2 := apply(c, got)
+	steps := []Decision{}
+	if got.Reapply && in.Kind != InputSendMessage { // a new message is the operator's own new effect
+		d2 := d.Decide(c2, v, in)
+		steps = append(steps, d2)
+		c2 = apply(c2, d2)
+	}
+	for _, v2 := range allViews(c.Platform) {
+		for _, in2 := range allInputs(c2) {
+			if isCommand(in2.Kind) {
+				continue
+			}
+			in2.Now = in2.Now.Add(time.Hour)
+			steps = append(steps, d.Decide(c2, v2, in2))
+		}
+	}
+	for _, d2 := range steps {
+		if s := d2.Step; s != nil && s.Name == it.Step && s.Key != it.Key {
+			t.Errorf("%s: intent %s settled unconfirmed (%s), then sent again under a new key %q (%s)", where, it.Key, got.Resolve.Code, s.Key, cell(d2))
+			return
+		}
 	}
 }
 
