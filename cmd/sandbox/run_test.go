@@ -111,7 +111,10 @@ func TestRunServesAndStops(t *testing.T) {
 
 	re := regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
 	var addr string
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.NewTimer(15 * time.Second)
+	defer deadline.Stop()
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
 	for addr == "" {
 		if m := re.FindStringSubmatch(stderr.String()); m != nil {
 			addr = m[1]
@@ -120,12 +123,10 @@ func TestRunServesAndStops(t *testing.T) {
 		select {
 		case err := <-done:
 			t.Fatalf("run exited early: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
+		case <-deadline.C:
 			t.Fatalf("no listening address logged:\n%s", stderr.String())
+		case <-poll.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	resp, err := http.Get("http://" + addr + "/_sandbox/healthz")
 	if err != nil {
