@@ -68,9 +68,7 @@ func (w *worker) consumerConfig(filter string) jetstream.ConsumerConfig {
 // which outlives ctx by the shutdown timeout.
 func (w *worker) consume(ctx, work context.Context, source string, cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
 	return cons.Consume(func(m jetstream.Msg) {
-		select {
-		case w.sem <- struct{}{}:
-		case <-ctx.Done():
+		if !w.acquire(ctx, m) {
 			return // not acked: redelivered after AckWait, to this or another process
 		}
 		if !w.track() {
@@ -86,6 +84,38 @@ func (w *worker) consume(ctx, work context.Context, source string, cons jetstrea
 			w.log.Debug("consume", "source", source, "err", err)
 		}
 	}))
+}
+
+// acquire takes a handling slot for m, blocking while every slot is busy.
+// While it waits, m is reported in progress every third of AckWait, so a
+// message queued behind slow steps, timers or reconciles is never
+// redelivered meanwhile: waiting neither counts towards MaxDeliver (which
+// could otherwise exhaust the message's deliveries, with no dead letter,
+// before it was ever tried) nor hands a second copy to another process.
+// False if ctx ended first.
+func (w *worker) acquire(ctx context.Context, m jetstream.Msg) bool {
+	select {
+	case w.sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	default:
+	}
+	_ = m.InProgress()
+	t := time.NewTicker(max(w.cfg.AckWait/3, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case w.sem <- struct{}{}:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			if err := m.InProgress(); err != nil {
+				w.log.Debug("in progress while waiting for a slot", "err", err)
+			}
+		}
+	}
 }
 
 // handle applies one message: inbox dedupe, decode, engine, then ack after

@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		vouchers = dirVouchers(cfg.VoucherDir)
 	}
 	engine, err := refundflow.NewEngine(refundflow.EngineConfig{Store: store, Client: client, Policy: cfg.Policy,
-		Logger: logger, LeaseTTL: cfg.LeaseTTL, Vouchers: vouchers, RetryDelay: cfg.RetryBase, OnStep: m.onStep})
+		Logger: logger, LeaseTTL: cfg.LeaseTTL, Vouchers: vouchers, RetryDelay: cfg.RetryBase, RetryMax: cfg.RetryMax, OnStep: m.onStep})
 	if err != nil {
 		return err
 	}

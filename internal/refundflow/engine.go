@@ -70,8 +70,12 @@ type EngineConfig struct {
 	// Vouchers opens voucher references for 1688 uploads; nil fails uploads.
 	Vouchers VoucherSource
 	// RetryDelay is the delay before a timer or reconcile input that failed
-	// transiently wakes the case again; default 30s.
+	// transiently wakes the case again; it doubles with every further input
+	// of the case in a row that fails (see retryLater), up to RetryMax.
+	// Default 30s.
 	RetryDelay time.Duration
+	// RetryMax caps that delay; default 10 minutes (at least RetryDelay).
+	RetryMax time.Duration
 	// OnStep, when set, observes each step.
 	OnStep StepObserver
 	// Now is the clock; default time.Now.
@@ -92,6 +96,7 @@ type Engine struct {
 	leaseTTL time.Duration
 	vouchers VoucherSource
 	retry    time.Duration
+	retryMax time.Duration
 	onStep   StepObserver
 	now      func() time.Time
 	locks    caseLocks
@@ -103,7 +108,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		return nil, errors.New("engine: Store and Client are required")
 	}
 	e := &Engine{store: cfg.Store, client: cfg.Client, decider: Decider{Policy: cfg.Policy}, log: cfg.Logger,
-		owner: cfg.Owner, leaseTTL: cfg.LeaseTTL, vouchers: cfg.Vouchers, retry: cfg.RetryDelay,
+		owner: cfg.Owner, leaseTTL: cfg.LeaseTTL, vouchers: cfg.Vouchers, retry: cfg.RetryDelay, retryMax: cfg.RetryMax,
 		onStep: cfg.OnStep, now: cfg.Now, locks: caseLocks{m: map[int64]*caseLock{}}}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -121,6 +126,10 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if e.retry <= 0 {
 		e.retry = 30 * time.Second
 	}
+	if e.retryMax <= 0 {
+		e.retryMax = 10 * time.Minute
+	}
+	e.retryMax = max(e.retryMax, e.retry)
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -527,7 +536,21 @@ func (e *Engine) waitLease(ctx context.Context, until time.Time, waited *time.Du
 // retryLater records what is known (a step result, a later wake for timer
 // inputs), lets go of the case and returns a RetryError. The inbox is not
 // written: the message will come again.
+//
+// The wake-up delay backs off: RetryDelay·2^n, capped at RetryMax, where n
+// is the number of inputs of the case in a row that ended here before this
+// one (failedAttempts). n is kept in the "retry later" timeline entry's
+// detail, not in a column, so a platform outage costs each due case one
+// timeline entry per doubling delay rather than one per RetryDelay.
 func (e *Engine) retryLater(ctx context.Context, c casestore.Case, in Input, msg *Message, ran *stepRecord, held *atomic.Bool, cause error) error {
+	attempt := 0
+	if tl, err := e.store.Timeline(context.WithoutCancel(ctx), c.ID); err == nil {
+		attempt = failedAttempts(tl, c.LastPlatformCheckAt)
+	} else {
+		e.log.Warn("timeline for the retry backoff", "case", c.ID, "err", err)
+	}
+	delay := backoff(e.retry, e.retryMax, attempt)
+	detail, _ := json.Marshal(retryDetail{Attempt: attempt, AfterMS: delay.Milliseconds()})
 	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
 		if _, err := tx.TakeLease(ctx, c.ID, e.owner, e.leaseTTL); err != nil {
 			return err
@@ -537,17 +560,17 @@ func (e *Engine) retryLater(ctx context.Context, c casestore.Case, in Input, msg
 				return err
 			}
 		}
-		if msg == nil && (c.NextWakeAt.IsZero() || c.NextWakeAt.Before(tx.Now().Add(e.retry))) {
+		if msg == nil && (c.NextWakeAt.IsZero() || c.NextWakeAt.Before(tx.Now().Add(delay))) {
 			// A timer or reconcile input: come back later rather than
 			// firing again at once.
 			nc := c
-			nc.NextWakeAt = tx.Now().Add(e.retry)
+			nc.NextWakeAt = tx.Now().Add(delay)
 			if _, err := tx.UpdateCase(ctx, nc); err != nil {
 				return err
 			}
 		}
 		if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: timelineKind(in.Kind),
-			Summary: "retry later: " + clipN(cause.Error(), 300)}); err != nil {
+			Summary: retryPrefix + clipN(cause.Error(), 300), Detail: detail}); err != nil {
 			return err
 		}
 		return tx.DropLease(ctx, c.ID, e.owner)
@@ -559,7 +582,78 @@ func (e *Engine) retryLater(ctx context.Context, c casestore.Case, in Input, msg
 	default:
 		return err
 	}
-	return &RetryError{After: e.retry, Err: cause}
+	return &RetryError{After: delay, Err: cause}
+}
+
+// retryPrefix starts the timeline summary of every input handed back for a
+// later retry (retryLater).
+const retryPrefix = "retry later: "
+
+// retryDetail is the detail of a "retry later" timeline entry.
+type retryDetail struct {
+	Attempt int   `json:"attempt"` // inputs of the case in a row that failed before this one
+	AfterMS int64 `json:"afterMs"` // the wake-up delay chosen
+}
+
+// backoff is base·2^n, capped at limit.
+func backoff(base, limit time.Duration, n int) time.Duration {
+	d := base
+	for i := 0; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// failedAttempts returns how many inputs of a case in a row ended in a retry
+// before the one now failing, from the case's timeline (oldest first) and its
+// last platform check: the attempt of the last "retry later" entry plus one,
+// or 0 if the case got anywhere since. Walking back from the end, the rows a
+// failing input writes before it fails do not break the run: its note
+// (timer, reconcile, callback, command), a decision to run a step that does
+// not move the case, and the step's transient failure. Anything else does (a
+// step that worked or failed for good, a decision that moved the case or
+// needed no step), and so does a platform check newer than the last retry
+// that no later row accounts for (a quiet successful check writes no row).
+func failedAttempts(tl []casestore.TimelineEntry, lastCheck time.Time) int {
+	var after time.Time // time of the earliest row after the last retry (zero: none)
+	for i := len(tl) - 1; i >= 0; i-- {
+		e := tl[i]
+		if strings.HasPrefix(e.Summary, retryPrefix) {
+			if lastCheck.After(e.At) && (after.IsZero() || lastCheck.Before(after)) {
+				return 0
+			}
+			var d retryDetail
+			if len(e.Detail) > 0 && json.Unmarshal(e.Detail, &d) != nil {
+				d.Attempt = 0
+			}
+			return max(d.Attempt, 0) + 1
+		}
+		if !partOfFailedInput(e) {
+			return 0
+		}
+		after = e.At
+	}
+	return 0
+}
+
+// partOfFailedInput reports whether a timeline row is one an input that
+// then failed may have written (see failedAttempts).
+func partOfFailedInput(e casestore.TimelineEntry) bool {
+	switch e.Kind {
+	case casestore.KindTimer, casestore.KindReconcile, casestore.KindCallback, casestore.KindCommand:
+		return true
+	case casestore.KindStep:
+		return strings.Contains(e.Summary, " failed transiently")
+	case casestore.KindDecision:
+		var d struct {
+			Outcome Outcome  `json:"outcome"`
+			From    State    `json:"from"`
+			To      State    `json:"to"`
+			Step    StepName `json:"step"`
+		}
+		return json.Unmarshal(e.Detail, &d) == nil && d.Outcome == OutcomeAct && d.Step != "" && d.From == d.To
+	}
+	return false
 }
 
 // renew extends the case's lease every LeaseTTL/3 while held is true.

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/sandbox"
+)
+
+// subprocessEnv marks the test binary re-executed as a worker process.
+const subprocessEnv = "REFUNDHUB_TEST_WORKER_PROCESS"
+
+// TestWorkerSubprocess is not a test: it is the worker process that
+// TestCrashHoldingLease starts by re-executing the test binary, so that it
+// can be killed with SIGKILL like a real process (no deferred function, no
+// lease release, no Nak). Skipped unless subprocessEnv is set.
+func TestWorkerSubprocess(t *testing.T) {
+	if os.Getenv(subprocessEnv) != "1" {
+		t.Skip("only run as a worker subprocess")
+	}
+	// Never outlive a parent that died before killing us.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := run(ctx, nil, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// osProc is a worker running as a separate OS process.
+type osProc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	errs *syncBuffer
+	done chan struct{}
+}
+
+// startProcess runs a worker as a child process (the test binary running
+// TestWorkerSubprocess) with the stack's environment and waits until it is
+// ready. The child is killed at the end of the test if it is still alive.
+func (s *stack) startProcess() *osProc {
+	s.t.Helper()
+	p := &osProc{out: &syncBuffer{}, errs: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(os.Args[0], "-test.run=^TestWorkerSubprocess$", "-test.count=1", "-test.timeout=3m")
+	env := append(os.Environ(), subprocessEnv+"=1")
+	for k, v := range s.env {
+		env = append(env, k+"="+v)
+	}
+	p.cmd.Env = env
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.errs
+	if err := p.cmd.Start(); err != nil {
+		s.t.Fatalf("start worker process: %v", err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	s.t.Cleanup(p.kill)
+	waitFor(s.t, 30*time.Second, "worker process ready", func() bool {
+		select {
+		case <-p.done:
+			s.t.Fatalf("worker process exited early: %s", p.errs.String())
+		default:
+		}
+		m := metricsLine.FindStringSubmatch(p.out.String())
+		if m == nil {
+			return false
+		}
+		resp, err := http.Get("http://" + m[1] + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return p
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *osProc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// TestCrashHoldingLease: a worker process dies (SIGKILL) in the middle of
+// the Taobao submit, after the platform took it, holding the case's lease:
+// nothing after the intent is recorded, the lease is not released and the
+// command is not acked. A second worker on the same database and consumer
+// gets the redelivered command and the seller's callbacks at once, but
+// touches the case only once the dead holder's lease has expired; it then
+// settles the intent by asking the platform and never submits again.
+func TestCrashHoldingLease(t *testing.T) {
+	const leaseTTL = 4 * time.Second
+	faults := sandbox.Faults{TimeoutAfter: 30 * time.Second,
+		ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrTimeout, Count: 1, AfterEffect: true}}}
+	s := newStack(t, faults, quickSeller, 1, map[string]string{"UPSTREAM_TIMEOUT": "3s",
+		"WORKER_LEASE_TTL": leaseTTL.String(), "WORKER_ACK_WAIT": "2s"})
+	p := s.startProcess()
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	s.publish(refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so,
+		Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	key := "taobao:" + so
+	waitFor(t, 20*time.Second, "the submission on the platform", func() bool {
+		return s.httpStats().RefundSubmissions[key] == 1
+	})
+	p.kill() // the call is hanging (up to UPSTREAM_TIMEOUT): killed mid-call
+	killedAt := time.Now()
+
+	id := s.caseFor(refundflow.PlatformTaobao, o, so)
+	ctx := context.Background()
+	owner, until, err := s.store.LeaseUntil(ctx, id)
+	if err != nil || owner == "" || !until.After(killedAt) {
+		t.Fatalf("after the kill: lease %q until %s (now %s), %v; want the dead process still holding it", owner, until, killedAt, err)
+	}
+	it, err := s.store.OpenIntent(ctx, id)
+	if err != nil || it.Step != string(refundflow.StepSubmit) {
+		t.Fatalf("after the kill: open intent %+v, %v; want the submit intent", it, err)
+	}
+	if c, _ := s.store.GetCase(ctx, id); c.State != string(refundflow.StateSubmitting) {
+		t.Fatalf("after the kill: state %s; want submitting", c.State)
+	}
+	before, err := s.store.Timeline(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastID := before[len(before)-1].ID
+
+	s.start()
+	if left := time.Until(until); left > 0 {
+		t.Logf("second worker ready %s before the dead holder's lease ends", left.Round(time.Millisecond))
+	} else {
+		t.Logf("second worker ready only after the lease ended (slow machine): the wait is not exercised this run")
+	}
+	c := s.waitState(id, refundflow.StateSucceeded, 40*time.Second)
+	s.agrees(c)
+
+	// Nothing was written for the case before the dead holder's lease
+	// expired (timeline times are the writing transactions' times, as are
+	// the lease's).
+	after, err := s.store.Timeline(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first time.Time
+	for _, e := range after {
+		if e.ID <= lastID {
+			continue
+		}
+		if first.IsZero() {
+			first = e.At
+		}
+		if e.At.Before(until) {
+			t.Errorf("timeline entry %q at %s, before the dead holder's lease ended at %s", e.Summary, e.At, until)
+		}
+	}
+	if first.IsZero() {
+		t.Fatal("the second worker wrote nothing")
+	}
+	owner2, _, _ := s.store.LeaseUntil(ctx, id)
+	if owner2 == owner {
+		t.Errorf("lease still held by the dead process %q", owner)
+	}
+	t.Logf("lease ended %s after the kill; the second worker's first write came %s after that",
+		until.Sub(killedAt).Round(time.Millisecond), first.Sub(until).Round(time.Millisecond))
+
+	st := s.httpStats()
+	if n := st.RefundSubmissions[key]; n != 1 {
+		t.Errorf("refund submissions %s = %d; want exactly 1", key, n)
+	}
+	if st.DuplicateSubmissions != 0 {
+		t.Errorf("duplicate_submissions = %d; want 0", st.DuplicateSubmissions)
+	}
+	steps, err := s.store.Steps(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var submits []casestore.StepAttempt
+	for _, sa := range steps {
+		if sa.Step == string(refundflow.StepSubmit) {
+			submits = append(submits, sa)
+		}
+	}
+	if len(submits) != 1 || submits[0].Status != casestore.StepDone || submits[0].Begins != 1 {
+		t.Errorf("submit attempts %+v; want one, done, begun once", submits)
+	}
+	// The submit intent was settled after the lease ended, not by a call.
+	if len(submits) == 1 && submits[0].FinishedAt.Before(until) {
+		t.Errorf("submit settled at %s, before the lease ended at %s", submits[0].FinishedAt, until)
+	}
+}

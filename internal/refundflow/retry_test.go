@@ -1,0 +1,126 @@
+package refundflow_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/sandbox"
+)
+
+// TestEngineWakeBackoff: while the platform is down, each timer wake of a
+// case that fails puts its next wake further away (RetryDelay doubling up to
+// RetryMax), with one timeline entry per failed wake; a wake that gets an
+// answer resets the delay.
+func TestEngineWakeBackoff(t *testing.T) {
+	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	h := r.handle(cmd)
+	if h.State != refundflow.StateWaitingSeller {
+		t.Fatalf("request: state %s; want waiting_seller", h.State)
+	}
+	// Let the callbacks of the submission be applied first: during the
+	// outage they would fail too (and count as failed inputs of the case).
+	deadline := time.Now().Add(15 * time.Second)
+	for st := r.sb.Stats(); st.Callbacks.Pending > 0 || r.pumped.Load() < st.Callbacks.Delivered; st = r.sb.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("callbacks still pending: %+v, %d applied", st.Callbacks, r.pumped.Load())
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+	const base, limit = time.Second, 5 * time.Second
+	eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: r.client, Policy: testPolicy,
+		Owner: "engine-backoff", RetryDelay: base, RetryMax: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// due makes the case's timer due, as the timer sweep would find it.
+	due := func() {
+		t.Helper()
+		err := r.store.Update(ctx, func(tx *casestore.Tx) error {
+			c, err := tx.GetCase(ctx, h.CaseID)
+			if err != nil {
+				return err
+			}
+			c.NextWakeAt = time.Now().Add(-time.Second)
+			_, err = tx.UpdateCase(ctx, c)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// failWake runs a due timer wake that must fail, and returns the delay
+	// to the next wake it set and the attempt its timeline entry records.
+	failWake := func() (time.Duration, int) {
+		t.Helper()
+		due()
+		_, err := eng.Wake(ctx, h.CaseID, refundflow.InputTimer)
+		var re *refundflow.RetryError
+		if !errors.As(err, &re) {
+			t.Fatalf("wake during the outage: %v; want a RetryError", err)
+		}
+		c, err := r.store.GetCase(ctx, h.CaseID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tl, err := r.store.Timeline(ctx, h.CaseID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := tl[len(tl)-1]
+		if !strings.HasPrefix(last.Summary, "retry later: ") {
+			t.Fatalf("last timeline entry %q; want the retry", last.Summary)
+		}
+		var d struct {
+			Attempt int   `json:"attempt"`
+			AfterMS int64 `json:"afterMs"`
+		}
+		if err := json.Unmarshal(last.Detail, &d); err != nil {
+			t.Fatalf("retry detail %s: %v", last.Detail, err)
+		}
+		got := c.NextWakeAt.Sub(last.At)
+		if re.After != got || time.Duration(d.AfterMS)*time.Millisecond != got {
+			t.Errorf("RetryError.After %s, detail %dms, next wake in %s; want all equal", re.After, d.AfterMS, got)
+		}
+		return got, d.Attempt
+	}
+
+	outage := sandbox.Faults{ErrorRate: 1, ErrorKinds: []sandbox.ErrorKind{sandbox.ErrHTTP500}}
+	r.sb.SetFaults(outage)
+	before, _ := r.store.Timeline(ctx, h.CaseID)
+	for i, want := range []time.Duration{base, 2 * base, 4 * base, limit, limit} {
+		got, attempt := failWake()
+		if got != want || attempt != i {
+			t.Errorf("failed wake %d: next wake in %s (attempt %d); want %s (attempt %d)", i+1, got, attempt, want, i)
+		}
+	}
+	after, _ := r.store.Timeline(ctx, h.CaseID)
+	if n := len(after) - len(before); n != 5 {
+		t.Errorf("%d timeline entries for 5 failed wakes; want 5", n)
+	}
+
+	// The platform answers again: the wake succeeds and the next failure
+	// starts over from RetryDelay.
+	r.sb.SetFaults(sandbox.Faults{})
+	due()
+	if _, err := eng.Wake(ctx, h.CaseID, refundflow.InputTimer); err != nil {
+		t.Fatalf("wake after the outage: %v", err)
+	}
+	r.sb.SetFaults(outage)
+	if got, attempt := failWake(); got != base || attempt != 0 {
+		t.Errorf("first failure after a success: next wake in %s (attempt %d); want %s (attempt 0)", got, attempt, base)
+	}
+	if got, attempt := failWake(); got != 2*base || attempt != 1 {
+		t.Errorf("second failure after a success: next wake in %s (attempt %d); want %s (attempt 1)", got, attempt, 2*base)
+	}
+	r.sb.SetFaults(sandbox.Faults{})
+}
