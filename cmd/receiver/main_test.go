@@ -49,8 +49,8 @@ func TestHelpListsEveryVariable(t *testing.T) {
 		t.Fatalf("run -h: %v", err)
 	}
 	for _, v := range envVars {
-		if !strings.Contains(out.String(), v.name+" (default: ") {
-			t.Errorf("-h output lacks %s", v.name)
+		if !strings.Contains(out.String(), v.Name+" (default: ") {
+			t.Errorf("-h output lacks %s", v.Name)
 		}
 	}
 }

@@ -479,3 +479,34 @@ func shortErr(err error) string {
 		return r
 	}, strings.ToValidUTF8(s, "?"))
 }
+
+// Environment variables that set the known message types per platform, as
+// NAME=kind,… (FormatTypeNames); the receiver and the worker read the same ones.
+const (
+	EnvTypesTaobao = "CALLBACK_TYPES_TAOBAO"
+	EnvTypes1688   = "CALLBACK_TYPES_1688"
+)
+
+// TypeNamesFromLookup parses EnvTypesTaobao and EnvTypes1688 through lookup
+// (a command's getenv, or one that supplies documented defaults). An empty
+// value means DefaultTypeNames for that platform.
+func TypeNamesFromLookup(lookup func(string) string) (TypeNames, error) {
+	names := DefaultTypeNames()
+	var errs []error
+	for _, p := range []struct {
+		env string
+		p   Platform
+	}{{EnvTypesTaobao, PlatformTaobao}, {EnvTypes1688, Platform1688}} {
+		v := lookup(p.env)
+		if v == "" {
+			continue
+		}
+		m, err := ParseTypeNames(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p.env, err))
+			continue
+		}
+		names[p.p] = m
+	}
+	return names, errors.Join(errs...)
+}

@@ -216,3 +216,25 @@ func TestTypeNames(t *testing.T) {
 		t.Errorf("TB_REFUND on 1688 = %+v, %v; want parked unknown_type", ev, err)
 	}
 }
+
+func TestTypeNamesFromLookup(t *testing.T) {
+	names, err := TypeNamesFromLookup(func(k string) string {
+		if k == EnvTypesTaobao {
+			return "TB_REFUND=refund,TB_STATUS=order_status"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names[PlatformTaobao]["TB_REFUND"] != KindRefund || len(names[PlatformTaobao]) != 2 {
+		t.Errorf("taobao names = %v; want the configured two", names[PlatformTaobao])
+	}
+	if names[Platform1688][TypeOrderRefund] != KindRefund {
+		t.Errorf("1688 names = %v; want the defaults", names[Platform1688])
+	}
+	if _, err := TypeNamesFromLookup(func(k string) string { return "no kind here" }); err == nil ||
+		!strings.Contains(err.Error(), EnvTypesTaobao) || !strings.Contains(err.Error(), EnvTypes1688) {
+		t.Errorf("bad specs: %v; want errors naming both variables", err)
+	}
+}

@@ -1,0 +1,116 @@
+// Package envconfig reads a command's settings from an injected getenv
+// through one table of documented variables, the same table that prints the
+// command's -h. It collects every error, so a misconfigured process reports
+// all its problems at once, and it never calls os.Getenv itself: commands pass
+// their getenv, tests pass a map.
+package envconfig
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Var documents one environment variable. An empty Default prints as "none".
+type Var struct {
+	Name, Default, Help string
+}
+
+// Usage prints the variables as the "Environment:" part of a command's -h.
+func Usage(w io.Writer, vars []Var) {
+	fmt.Fprintln(w, "Environment:")
+	for _, v := range vars {
+		def := v.Default
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(w, "  %s (default: %s)\n        %s\n", v.Name, def, v.Help)
+	}
+}
+
+// Reader reads variables through getenv, falling back to the documented
+// default of a variable that is unset or blank, and collects parse errors.
+// Error messages quote the value read; never use it for secrets (read those
+// with getenv directly).
+type Reader struct {
+	defaults map[string]string
+	getenv   func(string) string
+	errs     []error
+}
+
+// NewReader returns a Reader over the documented vars.
+func NewReader(vars []Var, getenv func(string) string) *Reader {
+	d := make(map[string]string, len(vars))
+	for _, v := range vars {
+		d[v.Name] = v.Default
+	}
+	return &Reader{defaults: d, getenv: getenv}
+}
+
+// String returns the trimmed value, or the default when it is blank.
+func (r *Reader) String(name string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return r.defaults[name]
+}
+
+// Duration parses a Go duration within [lo, hi].
+func (r *Reader) Duration(name string, lo, hi time.Duration) time.Duration {
+	d, err := time.ParseDuration(r.String(name))
+	if err != nil || d < lo || d > hi {
+		r.Fail(fmt.Errorf("%s=%q: want a duration from %s to %s (e.g. 30s)", name, r.String(name), lo, hi))
+	}
+	return d
+}
+
+// Int parses a decimal integer within [lo, hi].
+func (r *Reader) Int(name string, lo, hi int) int {
+	n, err := strconv.Atoi(r.String(name))
+	if err != nil || n < lo || n > hi {
+		r.Fail(fmt.Errorf("%s=%q: want an integer from %d to %d", name, r.String(name), lo, hi))
+	}
+	return n
+}
+
+// Int64 parses a decimal integer within [lo, hi].
+func (r *Reader) Int64(name string, lo, hi int64) int64 {
+	n, err := strconv.ParseInt(r.String(name), 10, 64)
+	if err != nil || n < lo || n > hi {
+		r.Fail(fmt.Errorf("%s=%q: want an integer from %d to %d", name, r.String(name), lo, hi))
+	}
+	return n
+}
+
+// LogLevel parses debug, info, warn or error.
+func (r *Reader) LogLevel(name string) slog.Level {
+	switch strings.ToLower(r.String(name)) {
+	case "debug":
+		return slog.LevelDebug
+	case "info":
+		return slog.LevelInfo
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	r.Fail(fmt.Errorf("%s=%q: want debug, info, warn or error", name, r.String(name)))
+	return slog.LevelInfo
+}
+
+// Fail records a problem found by the caller's own checks.
+func (r *Reader) Fail(err error) {
+	if err != nil {
+		r.errs = append(r.errs, err)
+	}
+}
+
+// Err returns every problem recorded, joined, or nil.
+func (r *Reader) Err() error { return errors.Join(r.errs...) }
+
+// V is shorthand for a Var, so a command's table reads as one line per variable.
+func V(name, def, help string) Var { return Var{Name: name, Default: def, Help: help} }

@@ -1,0 +1,55 @@
+package envconfig
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestReader(t *testing.T) {
+	vars := []Var{{"A_DUR", "5s", "a duration"}, {"A_INT", "3", "an int"}, {"A_LEVEL", "info", "level"}, {"A_STR", "", "a string"}}
+	env := map[string]string{"A_INT": " 7 ", "A_STR": "x"}
+	r := NewReader(vars, func(k string) string { return env[k] })
+	if d := r.Duration("A_DUR", time.Second, time.Minute); d != 5*time.Second {
+		t.Errorf("Duration default = %s; want 5s", d)
+	}
+	if n := r.Int("A_INT", 1, 10); n != 7 {
+		t.Errorf("Int = %d; want 7 (trimmed)", n)
+	}
+	if l := r.LogLevel("A_LEVEL"); l != slog.LevelInfo {
+		t.Errorf("LogLevel = %v; want info", l)
+	}
+	if s := r.String("A_STR"); s != "x" {
+		t.Errorf("String = %q; want x", s)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatalf("Err = %v; want nil", err)
+	}
+
+	env = map[string]string{"A_DUR": "2h", "A_INT": "x", "A_LEVEL": "loud"}
+	r = NewReader(vars, func(k string) string { return env[k] })
+	r.Duration("A_DUR", time.Second, time.Minute)
+	r.Int("A_INT", 1, 10)
+	r.Int64("A_INT", 1, 10)
+	r.LogLevel("A_LEVEL")
+	r.Fail(errors.New("own check"))
+	r.Fail(nil)
+	err := r.Err()
+	for _, want := range []string{`A_DUR="2h"`, `A_INT="x"`, `A_LEVEL="loud"`, "own check"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Err = %v; want it to mention %s", err, want)
+		}
+	}
+}
+
+func TestUsage(t *testing.T) {
+	var b bytes.Buffer
+	Usage(&b, []Var{{"X", "", "needed"}, {"Y", "1", "one"}})
+	want := "Environment:\n  X (default: none)\n        needed\n  Y (default: 1)\n        one\n"
+	if b.String() != want {
+		t.Errorf("Usage =\n%s\nwant\n%s", b.String(), want)
+	}
+}
