@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -120,9 +121,10 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 	if n.State == "" {
 		return Case{}, fmt.Errorf("create case: empty state")
 	}
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO cases
+	var r caseRow
+	err = sqlx.GetContext(ctx, tx.tx, &r, `INSERT INTO cases
 		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at, opened_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+caseColumns,
 		n.Platform, n.OrderID, n.SubOrderID, n.State, req, nullMS(n.NextWakeAt), ms64(tx.now), ms64(tx.now), n.OpenedBy)
 	if err != nil {
 		if isUnique(err) {
@@ -130,11 +132,7 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 		}
 		return Case{}, fmt.Errorf("create case %s %s/%s: %w", n.Platform, n.OrderID, n.SubOrderID, err)
 	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return Case{}, fmt.Errorf("create case: %w", err)
-	}
-	return getCase(ctx, tx.tx, id)
+	return r.toCase(), nil
 }
 
 // UpdateCase writes c's mutable fields (refund id, state, parked state,
@@ -154,31 +152,29 @@ func (tx *Tx) UpdateCase(ctx context.Context, c Case) (Case, error) {
 	if err != nil {
 		return Case{}, err
 	}
-	res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET
+	// RETURNING: the updated row comes back with the update itself (one
+	// statement, not an update and a read).
+	var r caseRow
+	err = sqlx.GetContext(ctx, tx.tx, &r, `UPDATE cases SET
 		refund_id = ?, state = ?, parked_state = ?, request = ?, plan = ?, shipment = ?,
 		platform_status = ?, last_platform_check_at = ?, next_wake_at = ?,
 		attention_code = ?, attention_message = ?, updated_at = ?, version = version + 1
-		WHERE id = ? AND version = ?`,
+		WHERE id = ? AND version = ? RETURNING `+caseColumns,
 		c.RefundID, c.State, c.ParkedState, req, plan, ship,
 		c.PlatformStatus, nullMS(c.LastPlatformCheckAt), nullMS(c.NextWakeAt),
 		c.AttentionCode, c.AttentionMessage, ms64(tx.now), c.ID, c.Version)
-	if err != nil {
-		if isUnique(err) {
-			return Case{}, fmt.Errorf("update case %d: %w", c.ID, ErrOpenCaseExists)
-		}
-		return Case{}, fmt.Errorf("update case %d: %w", c.ID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return Case{}, fmt.Errorf("update case %d: %w", c.ID, err)
-	}
-	if n == 0 {
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
 		if _, err := getCase(ctx, tx.tx, c.ID); err != nil {
 			return Case{}, fmt.Errorf("update case %d: %w", c.ID, err)
 		}
 		return Case{}, fmt.Errorf("update case %d at version %d: %w", c.ID, c.Version, ErrVersionConflict)
+	case err != nil && isUnique(err):
+		return Case{}, fmt.Errorf("update case %d: %w", c.ID, ErrOpenCaseExists)
+	case err != nil:
+		return Case{}, fmt.Errorf("update case %d: %w", c.ID, err)
 	}
-	return getCase(ctx, tx.tx, c.ID)
+	return r.toCase(), nil
 }
 
 func getCase(ctx context.Context, q sqlx.QueryerContext, id int64) (Case, error) {

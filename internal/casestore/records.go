@@ -43,23 +43,54 @@ type timelineRow struct {
 	Detail  string `db:"detail"`
 }
 
-// AppendTimeline adds an entry to a case's timeline; a zero At means the
-// transaction's time.
-func (tx *Tx) AppendTimeline(ctx context.Context, e TimelineEntry) error {
-	detail, err := jsonText("timeline detail", e.Detail)
-	if err != nil {
-		return err
+// AppendTimeline adds entries to case timelines, in order; a zero At means
+// the transaction's time.
+func (tx *Tx) AppendTimeline(ctx context.Context, entries ...TimelineEntry) error {
+	switch len(entries) {
+	case 0:
+		return nil
+	case 1:
+	default:
+		if len(entries) > maxTimelineBatch {
+			if err := tx.AppendTimeline(ctx, entries[:maxTimelineBatch]...); err != nil {
+				return err
+			}
+			return tx.AppendTimeline(ctx, entries[maxTimelineBatch:]...)
+		}
 	}
-	at := e.At
-	if at.IsZero() {
-		at = tx.now
+	// One multi-row INSERT: rows get ids in argument order.
+	args := make([]any, 0, 5*len(entries))
+	for _, e := range entries {
+		detail, err := jsonText("timeline detail", e.Detail)
+		if err != nil {
+			return err
+		}
+		at := e.At
+		if at.IsZero() {
+			at = tx.now
+		}
+		args = append(args, e.CaseID, ms64(at), string(e.Kind), e.Summary, detail)
 	}
-	if _, err := tx.tx.ExecContext(ctx, `INSERT INTO timeline (case_id, at, kind, summary, detail) VALUES (?, ?, ?, ?, ?)`,
-		e.CaseID, ms64(at), string(e.Kind), e.Summary, detail); err != nil {
-		return fmt.Errorf("append timeline of case %d: %w", e.CaseID, err)
+	if _, err := tx.tx.ExecContext(ctx, timelineInsert[len(entries)-1], args...); err != nil {
+		return fmt.Errorf("append timeline of case %d: %w", entries[0].CaseID, err)
 	}
 	return nil
 }
+
+// maxTimelineBatch bounds the rows of one timeline INSERT (so the statement
+// texts, and the prepared statements cached for them, are few).
+const maxTimelineBatch = 8
+
+// timelineInsert[n-1] inserts n timeline rows.
+var timelineInsert = func() []string {
+	out := make([]string, maxTimelineBatch)
+	q := `INSERT INTO timeline (case_id, at, kind, summary, detail) VALUES (?, ?, ?, ?, ?)`
+	for i := range out {
+		out[i] = q
+		q += `, (?, ?, ?, ?, ?)`
+	}
+	return out
+}()
 
 // Timeline returns a case's timeline, oldest first.
 func (s *Store) Timeline(ctx context.Context, caseID int64) ([]TimelineEntry, error) {

@@ -97,6 +97,8 @@ type Store struct {
 	// that carried them (group commit: several calls per transaction).
 	commits atomic.Int64
 	txs     atomic.Int64
+	// prepared counts the statements the committer keeps prepared.
+	prepared atomic.Int64
 
 	queue   chan *pendingUpdate
 	quit    chan struct{}
@@ -282,10 +284,23 @@ type Tx struct {
 // that already happened on the platform nor interrupt the shared connection
 // and roll back the other updates of the batch. Statements are short; the
 // write lock is bounded by busy_timeout, not by callers' contexts.
-type batchTx struct{ *sqlx.Tx }
+//
+// Exec and single-row queries go through the committer's statement cache:
+// the writer connection keeps each SQL text prepared, so the hot path does
+// not parse the same statements again for every update (preparing was about
+// a quarter of the committer's time). Multi-row queries are not cached: a
+// statement must not be reset while its rows are being read.
+type batchTx struct {
+	*sqlx.Tx
+	stmts *stmtCache
+}
 
 func (b batchTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return b.Tx.ExecContext(context.WithoutCancel(ctx), query, args...)
+	ctx = context.WithoutCancel(ctx)
+	if st := b.stmts.get(query); st != nil {
+		return b.Tx.StmtxContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return b.Tx.ExecContext(ctx, query, args...)
 }
 
 func (b batchTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
@@ -297,7 +312,71 @@ func (b batchTx) QueryxContext(ctx context.Context, query string, args ...any) (
 }
 
 func (b batchTx) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
-	return b.Tx.QueryRowxContext(context.WithoutCancel(ctx), query, args...)
+	ctx = context.WithoutCancel(ctx)
+	if st := b.stmts.get(query); st != nil {
+		return b.Tx.StmtxContext(ctx, st).QueryRowxContext(ctx, args...)
+	}
+	return b.Tx.QueryRowxContext(ctx, query, args...)
+}
+
+// maxCachedStmts bounds the statement cache. The store's SQL texts are
+// constants (a few dozen); the bound only guards against a caller that
+// builds SQL text per call.
+const maxCachedStmts = 256
+
+// stmtCache holds statements prepared on the writer pool, by SQL text. Only
+// the committer goroutine uses it, so it needs no lock.
+//
+// A statement cannot be prepared on the pool while a transaction holds its
+// only connection, so a miss inside a transaction runs unprepared and is
+// remembered; prepareMissed prepares the misses once the transaction ended.
+// Inside a transaction, Tx.Stmtx reuses the statement already prepared on
+// that same connection (database/sql re-prepares only if the connection was
+// replaced).
+type stmtCache struct {
+	db     *sqlx.DB
+	count  *atomic.Int64 // the number of prepared statements, for tests
+	stmts  map[string]*sqlx.Stmt
+	missed map[string]bool
+}
+
+func newStmtCache(db *sqlx.DB, count *atomic.Int64) *stmtCache {
+	return &stmtCache{db: db, count: count, stmts: map[string]*sqlx.Stmt{}, missed: map[string]bool{}}
+}
+
+// get returns the prepared statement for query, or nil (run it unprepared).
+func (c *stmtCache) get(query string) *sqlx.Stmt {
+	if c == nil {
+		return nil
+	}
+	if st, ok := c.stmts[query]; ok {
+		return st
+	}
+	if len(c.stmts)+len(c.missed) < maxCachedStmts {
+		c.missed[query] = true
+	}
+	return nil
+}
+
+// prepareMissed prepares the statements missed since the last call; it
+// must run with no transaction open. A statement that fails to prepare is
+// simply not cached (its unprepared runs report the error).
+func (c *stmtCache) prepareMissed(ctx context.Context) {
+	for q := range c.missed {
+		delete(c.missed, q)
+		if st, err := c.db.PreparexContext(ctx, q); err == nil {
+			c.stmts[q] = st
+			c.count.Add(1)
+		}
+	}
+}
+
+func (c *stmtCache) close() {
+	for q, st := range c.stmts {
+		_ = st.Close()
+		delete(c.stmts, q)
+		c.count.Add(-1)
+	}
 }
 
 // Update runs fn in a BEGIN IMMEDIATE transaction on the writer connection and
@@ -349,6 +428,8 @@ type pendingUpdate struct {
 // committer runs queued updates in batches until the store is closed.
 func (s *Store) committer() {
 	defer close(s.stopped)
+	stmts := newStmtCache(s.w, &s.prepared)
+	defer stmts.close()
 	batch := make([]*pendingUpdate, 0, maxBatch)
 	for {
 		select {
@@ -372,14 +453,15 @@ func (s *Store) committer() {
 					break fill
 				}
 			}
-			s.commitBatch(batch)
+			s.commitBatch(batch, stmts)
+			stmts.prepareMissed(context.Background())
 		}
 	}
 }
 
 // commitBatch runs the batch in one BEGIN IMMEDIATE transaction, each fn in
 // a savepoint, and reports every fn's outcome.
-func (s *Store) commitBatch(batch []*pendingUpdate) {
+func (s *Store) commitBatch(batch []*pendingUpdate, stmts *stmtCache) {
 	results := make([]error, len(batch))
 	fail := func(err error) {
 		for i, p := range batch {
@@ -395,21 +477,22 @@ func (s *Store) commitBatch(batch []*pendingUpdate) {
 		fail(fmt.Errorf("begin: %w", err))
 		return
 	}
-	tx := &Tx{tx: batchTx{sqlTx}, now: s.now()}
+	tx := &Tx{tx: batchTx{Tx: sqlTx, stmts: stmts}, now: s.now()}
+
 	ran := 0
 	for i, p := range batch {
 		if err := p.ctx.Err(); err != nil {
 			results[i] = err
 			continue
 		}
-		if _, err := sqlTx.ExecContext(ctx, `SAVEPOINT upd`); err != nil {
+		if _, err := tx.tx.ExecContext(ctx, `SAVEPOINT upd`); err != nil {
 			_ = sqlTx.Rollback()
 			fail(fmt.Errorf("savepoint: %w", err))
 			return
 		}
 		if err := p.fn(tx); err != nil {
 			results[i] = err
-			if _, rerr := sqlTx.ExecContext(ctx, `ROLLBACK TO upd`); rerr != nil {
+			if _, rerr := tx.tx.ExecContext(ctx, `ROLLBACK TO upd`); rerr != nil {
 				_ = sqlTx.Rollback()
 				fail(fmt.Errorf("rollback to savepoint: %w", rerr))
 				return
@@ -417,7 +500,7 @@ func (s *Store) commitBatch(batch []*pendingUpdate) {
 		} else {
 			ran++
 		}
-		if _, err := sqlTx.ExecContext(ctx, `RELEASE upd`); err != nil {
+		if _, err := tx.tx.ExecContext(ctx, `RELEASE upd`); err != nil {
 			_ = sqlTx.Rollback()
 			fail(fmt.Errorf("release savepoint: %w", err))
 			return

@@ -703,3 +703,105 @@ func TestOneOpenCasePerTaobaoSubOrder(t *testing.T) {
 	}
 	newCase(t, s, NewCase{Platform: "taobao", OrderID: "100", SubOrderID: "555", State: "requested"})
 }
+
+// The committer prepares each statement once and reuses it in later
+// batches; results are the same as unprepared, and a statement that fails
+// (here: bad SQL) fails every time without poisoning the cache or the batch
+// neighbours.
+func TestStatementCacheReuse(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "requested"})
+	states := []string{"rendering", "submitting", "waiting_seller"}
+	var afterFirst int64
+	for round := range 6 {
+		err := s.Update(ctx, func(tx *Tx) error {
+			c.State = states[round%len(states)]
+			n, err := tx.UpdateCase(ctx, c)
+			if err != nil {
+				return err
+			}
+			c = n
+			return tx.AppendTimeline(ctx, TimelineEntry{CaseID: c.ID, Kind: KindDecision, Summary: fmt.Sprintf("round %d", round)})
+		})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		bad := s.Update(ctx, func(tx *Tx) error {
+			_, err := tx.tx.ExecContext(ctx, `UPDATE no_such_table SET x = 1`)
+			return err
+		})
+		if bad == nil {
+			t.Fatalf("round %d: bad SQL succeeded", round)
+		}
+		if round == 1 {
+			afterFirst = s.prepared.Load()
+		}
+	}
+	if afterFirst == 0 {
+		t.Fatal("no statement was prepared after two batches")
+	}
+	if got := s.prepared.Load(); got != afterFirst {
+		t.Fatalf("prepared statements grew from %d to %d with the same statements", afterFirst, got)
+	}
+	got, err := s.GetCase(ctx, c.ID)
+	if err != nil || got.State != states[5%3] || got.Version != 7 {
+		t.Fatalf("case = %+v, %v; want state %s at version 7", got, err, states[5%3])
+	}
+	tl, err := s.Timeline(ctx, c.ID)
+	if err != nil || len(tl) != 6 || tl[5].Summary != "round 5" {
+		t.Fatalf("timeline = %+v, %v", tl, err)
+	}
+}
+
+// Entries appended in one call keep their order, including past the rows
+// one INSERT carries.
+func TestAppendTimelineManyInOrder(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	a := newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "requested"})
+	b := newCase(t, s, NewCase{Platform: "1688", OrderID: "o2", State: "requested"})
+	var entries []TimelineEntry
+	for i := range 3*maxTimelineBatch + 1 {
+		id := a.ID
+		if i%2 == 1 {
+			id = b.ID
+		}
+		entries = append(entries, TimelineEntry{CaseID: id, Kind: KindDecision, Summary: fmt.Sprintf("e%02d", i),
+			Detail: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})
+	}
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.AppendTimeline(ctx, entries...) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.AppendTimeline(ctx) }); err != nil {
+		t.Fatalf("no entries: %v", err)
+	}
+	for i, c := range []Case{a, b} {
+		tl, err := s.Timeline(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for j := i; j < len(entries); j += 2 {
+			want = append(want, fmt.Sprintf("e%02d", j))
+		}
+		var got []string
+		for _, e := range tl {
+			got = append(got, e.Summary)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("case %d timeline %v; want %v", c.ID, got, want)
+		}
+	}
+	// One bad entry rolls back the whole call.
+	err := s.Update(ctx, func(tx *Tx) error {
+		return tx.AppendTimeline(ctx, TimelineEntry{CaseID: a.ID, Kind: KindDecision, Summary: "ok"},
+			TimelineEntry{CaseID: a.ID, Kind: KindDecision, Summary: "bad", Detail: json.RawMessage(`{`)})
+	})
+	if err == nil {
+		t.Fatal("invalid detail accepted")
+	}
+	if tl, _ := s.Timeline(ctx, a.ID); tl[len(tl)-1].Summary == "ok" {
+		t.Fatal("a failed AppendTimeline left rows behind")
+	}
+}

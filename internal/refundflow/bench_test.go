@@ -172,13 +172,32 @@ func TestBenchThousandCasesAt100ms(t *testing.T) {
 	benchOn(t)
 	const n, concurrency = 1000, 100
 	const latency = 100 * time.Millisecond
-	b := newBench(t, latency)
-	elapsed, steps := b.runCases(t, n, concurrency)
-	// Each case is render then submit, one after the other; the rate limit
-	// is off, so the bound is the steps each worker slot runs in a row.
-	bound := time.Duration(float64(steps)/float64(concurrency)) * latency
-	t.Logf("%d cases, %d steps, concurrency %d, sandbox latency %s: %s; critical-path bound (steps x latency / concurrency) %s; ratio %.2f (target <= 1.25)",
-		n, steps, concurrency, latency, elapsed.Round(time.Millisecond), bound, elapsed.Seconds()/bound.Seconds())
+	// Without lookahead first (every decision commits before its step),
+	// for comparison; then the engine as it runs.
+	for _, noAhead := range []bool{true, false} {
+		b := newBench(t, latency)
+		if noAhead {
+			eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: b.store, Client: b.r.client, Policy: testPolicy,
+				Owner: "bench", NoLookahead: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.eng = eng
+		}
+		before, txBefore := b.store.Commits(), b.store.Transactions()
+		elapsed, steps := b.runCases(t, n, concurrency)
+		// Each case is render then submit, one after the other; the rate
+		// limit is off, so the bound is the steps each worker slot runs in
+		// a row.
+		bound := time.Duration(float64(steps)/float64(concurrency)) * latency
+		name := "engine"
+		if noAhead {
+			name = "engine without lookahead"
+		}
+		t.Logf("%s: %d cases, %d steps, %d updates in %d transactions, concurrency %d, sandbox latency %s: %s; critical-path bound (steps x latency / concurrency) %s; ratio %.2f (target <= 1.25)",
+			name, n, steps, b.store.Commits()-before, b.store.Transactions()-txBefore, concurrency, latency,
+			elapsed.Round(time.Millisecond), bound, elapsed.Seconds()/bound.Seconds())
+	}
 }
 
 func TestBenchRSSTenThousandOpenCases(t *testing.T) {

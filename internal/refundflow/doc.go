@@ -100,6 +100,22 @@
 //     OutcomeRetry: redeliver later (NakWithDelay).
 //  5. Reapply: after 3 (and the steps it led to), Decide the same input again.
 //
+// # Lookahead
+//
+// A read-only step (render, reasons, voucher upload, return render) needs
+// no intent: running it twice is harmless. So the engine runs it before its
+// decision commits, decides the next step from the result, and commits both
+// decisions in one transaction: the first with the step recorded, the
+// second with its side effect's intent (BeginStep) when it has one, before
+// that call, as always. A Taobao refund request thus takes two commits (open
+// + form + submit intent; submit result) instead of three. It applies only
+// when nothing is to be settled (no open intent, no Resolve); when the next
+// decision needs a view or a retry, the first commits alone and the result
+// is fed in as usual; on a version conflict or a lease held elsewhere
+// nothing commits and the input is decided again (the read runs again). A
+// crash before the commit loses only the read. EngineConfig.NoLookahead
+// turns it off (benchmarks compare both).
+//
 // # Engine
 //
 // Engine implements the contract over casestore and apiclient (engine.go,

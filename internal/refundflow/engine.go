@@ -80,6 +80,10 @@ type EngineConfig struct {
 	OnStep StepObserver
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// NoLookahead turns off running a read-only step before its decision
+	// is committed (see the package doc, "Lookahead"): every decision then
+	// commits before its step. For comparison benchmarks and tests.
+	NoLookahead bool
 }
 
 // Engine carries refund cases forward: it applies one input to one case
@@ -100,6 +104,7 @@ type Engine struct {
 	onStep   StepObserver
 	now      func() time.Time
 	locks    caseLocks
+	ahead    bool // lookahead on (EngineConfig.NoLookahead unset)
 }
 
 // NewEngine validates cfg and returns an Engine.
@@ -109,7 +114,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	e := &Engine{store: cfg.Store, client: cfg.Client, decider: Decider{Policy: cfg.Policy}, log: cfg.Logger,
 		owner: cfg.Owner, leaseTTL: cfg.LeaseTTL, vouchers: cfg.Vouchers, retry: cfg.RetryDelay, retryMax: cfg.RetryMax,
-		onStep: cfg.OnStep, now: cfg.Now, locks: caseLocks{m: map[int64]*caseLock{}}}
+		onStep: cfg.OnStep, now: cfg.Now, locks: caseLocks{m: map[int64]*caseLock{}}, ahead: !cfg.NoLookahead}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -222,9 +227,13 @@ func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, 
 // errNewCase: the command opens a new case (commandCase's answer).
 var errNewCase = errors.New("new case")
 
-// open creates the case a request_refund opens and commits its first
-// decision (read the refund form) in the same transaction, taking the
-// case's lease; then the loop goes on as for any input.
+// open creates the case a request_refund opens. The usual first decision
+// reads the refund form (a read-only step): with lookahead it runs before
+// the case exists, and one transaction then creates the case, records that
+// decision, the form and the next decision (the submit, with its intent);
+// the loop then goes on with the submit. Otherwise the case and the first
+// decision commit together, taking the case's lease, and the loop runs the
+// first step.
 func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, note string) (Handled, error) {
 	req, err := json.Marshal(cmd.Request)
 	if err != nil {
@@ -233,9 +242,19 @@ func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, 
 	in.Now = e.now()
 	cv := CaseView{Platform: cmd.Platform, State: StateRequested, Version: 1, Request: *cmd.Request}
 	dec := e.decider.Decide(cv, nil, in)
+	usual := dec.Outcome == OutcomeAct && dec.Step != nil && !dec.Step.Name.SideEffect() && !dec.Reapply
+	var ahead *aheadStep
+	if usual && e.ahead {
+		// A read-only step needs no case row: it reads the order's ids.
+		draft := casestore.Case{Platform: string(cmd.Platform), OrderID: cmd.OrderID, SubOrderID: cmd.SubOrderID,
+			State: string(StateRequested), Request: req}
+		res, rec := e.runStep(ctx, draft, dec.Step)
+		ahead = &aheadStep{res: res, rec: rec}
+	}
 	var c casestore.Case
-	var prior bool
+	var st *started
 	err = e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		st = nil
 		created, err := tx.CreateCase(ctx, casestore.NewCase{Platform: string(cmd.Platform), OrderID: cmd.OrderID,
 			SubOrderID: cmd.SubOrderID, State: string(StateRequested), Request: req, OpenedBy: cmd.ID,
 			NextWakeAt: e.decider.wake(StateRequested, nil, tx.Now())})
@@ -247,38 +266,81 @@ func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, 
 			Summary: fmt.Sprintf("case opened by command %s", cmd.ID)}); err != nil {
 			return err
 		}
-		if dec.Outcome != OutcomeAct || dec.Step == nil || dec.Step.Name.SideEffect() || dec.Reapply {
+		if !usual {
 			return nil // not the usual first step: the loop decides it
 		}
 		cv.ID = c.ID
-		final := false
-		prior, _, err = e.persistTx(ctx, tx, c, cv, in, nil, dec, nil, nil, note, final)
-		return err
+		r1, err := e.persistTx(ctx, tx, c, cv, in, nil, dec, nil, nil, note, false, false)
+		if err != nil {
+			return err
+		}
+		st = &started{c: c, dec: dec, ahead: ahead}
+		if ahead == nil {
+			return nil
+		}
+		// The form is in: decide the next step in the same transaction.
+		cv2, err := caseViewOf(r1.c)
+		if err != nil {
+			return nil // the loop reads the case again and reports it
+		}
+		in2 := Input{Kind: InputStepResult, Result: &ahead.res, Now: e.now()}
+		dec2 := e.decider.Decide(cv2, nil, in2)
+		if dec2.Outcome != OutcomeAct || dec2.Step == nil || dec2.Reapply {
+			return nil // the loop feeds the form in as for any step result
+		}
+		rec := ahead.rec
+		r2, err := e.persistTx(ctx, tx, r1.c, cv2, in2, nil, dec2, &rec, nil, "", false, true)
+		if err != nil {
+			return err
+		}
+		if r2.prior {
+			return fmt.Errorf("case %d: intent %s exists on a case just opened", c.ID, dec2.Step.Key)
+		}
+		st = &started{c: r1.c, dec: dec2, steps: 1}
+		return nil
 	})
+	ran := 0 // the step run ahead, when its result did not get used
+	if ahead != nil && (st == nil || err != nil) {
+		ran = 1
+	}
 	if errors.Is(err, casestore.ErrOpenCaseExists) { // another worker opened it just now
+		id := int64(0)
 		if opened, oerr := e.store.CaseOpenedBy(ctx, cmd.ID); oerr == nil {
-			return e.process(ctx, opened.ID, in, "", msg, note, nil)
+			id = opened.ID
+		} else if existing, ferr := e.commandCase(ctx, cmd); ferr == nil {
+			id = existing.ID
+		} else {
+			return Handled{Steps: ran}, err
 		}
-		existing, ferr := e.commandCase(ctx, cmd)
-		if ferr != nil {
-			return Handled{}, err
-		}
-		return e.process(ctx, existing.ID, in, "", msg, note, nil)
+		h, err := e.process(ctx, id, in, "", msg, note, nil)
+		h.Steps += ran
+		return h, err
 	}
 	if err != nil {
-		return Handled{}, err
+		return Handled{Steps: ran}, err
 	}
-	if dec.Outcome != OutcomeAct || dec.Step == nil || dec.Step.Name.SideEffect() || dec.Reapply || prior {
-		return e.process(ctx, c.ID, in, "", msg, note, nil)
+	if st == nil {
+		h, err := e.process(ctx, c.ID, in, "", msg, note, nil)
+		h.Steps += ran
+		return h, err
 	}
-	return e.process(ctx, c.ID, in, "", msg, "", &started{c: c, dec: dec})
+	return e.process(ctx, c.ID, in, "", msg, "", st)
 }
 
-// started is a first decision already committed (with the lease) whose
-// step the loop runs first.
+// started is a decision already committed (with the lease) that the loop
+// carries on from: it runs the decision's step, or, when the step already
+// ran (ahead), feeds its result in.
 type started struct {
-	c   casestore.Case
-	dec Decision
+	c     casestore.Case // the case as it was before the decision's update
+	dec   Decision
+	ahead *aheadStep // the step ran before the decision committed
+	steps int        // steps already run for this input
+}
+
+// aheadStep is a read-only step run before its decision committed.
+type aheadStep struct {
+	res StepResult
+	rec stepRecord
 }
 
 // HandleCallback applies a platform callback (a hint: the case is verified
@@ -398,6 +460,7 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 	reapply := false
 	var ran *stepRecord
 	var waited time.Duration
+	start0 := start
 	if start != nil {
 		// The first decision is committed, the lease held. Another goroutine
 		// of this process may have taken the case between that commit and
@@ -407,13 +470,23 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 		}
 	}
 	if start != nil {
-		// Run the committed first step.
+		// Carry on from the committed decision: run its step, or feed in
+		// the result of the step that ran before it committed.
 		held.Store(true)
 		h.Outcome, h.Code, h.State = start.dec.Outcome, start.dec.Code, start.dec.State
-		res, rec := e.runStep(ctx, start.c, start.dec.Step)
+		h.Steps += start.steps
+		var res StepResult
+		var rec stepRecord
+		if start.ahead != nil {
+			res, rec = start.ahead.res, start.ahead.rec
+		} else {
+			res, rec = e.runStep(ctx, start.c, start.dec.Step)
+		}
 		h.Steps++
 		ran = &rec
 		in = Input{Kind: InputStepResult, Result: &res}
+	} else if start0 != nil && start0.ahead != nil {
+		h.Steps++ // the step ran; its result is lost with the decision we dropped
 	}
 	for range maxLoop {
 		c, err := e.store.GetCase(ctx, caseID)
@@ -461,23 +534,47 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 		if final {
 			inbox = msg
 		}
-		prior, until, err := e.persist(ctx, c, cv, in, pv, dec, ran, inbox, note, final)
+		var prior bool
+		var ahead *aheadStep
+		var err2 error
+		if e.ahead && !final && canAhead(cv, dec) {
+			// Lookahead: run the read-only step first, then commit its
+			// decision together with the next one (package doc).
+			res, rec := e.runStep(ctx, c, dec.Step)
+			h.Steps++
+			ahead = &aheadStep{res: res, rec: rec}
+			var r aheadResult
+			r, err2 = e.persistAhead(ctx, c, cv, in, pv, dec, ran, note, ahead, reapply, msg)
+			if err2 == nil && r.combined {
+				dec, final, reapply, prior = r.dec, r.final, r.reapply, r.prior
+				h.Outcome, h.Code, h.State = dec.Outcome, dec.Code, dec.State
+				ahead = nil
+			}
+		} else {
+			prior, err2 = e.persist(ctx, c, cv, in, pv, dec, ran, inbox, note, final)
+		}
 		var le *leasedError
 		switch {
-		case errors.As(err, &le):
+		case errors.As(err2, &le):
 			held.Store(false)
 			if err := e.waitLease(ctx, le.until, &waited); err != nil {
 				return h, err
 			}
 			continue // read and fetch again: the holder may have changed the case
-		case errors.Is(err, casestore.ErrVersionConflict):
+		case errors.Is(err2, casestore.ErrVersionConflict):
 			continue // changed under us: decide again
-		case err != nil:
-			return h, err
+		case err2 != nil:
+			return h, err2
 		}
-		_ = until
 		held.Store(!final)
 		ran, note = nil, ""
+		if ahead != nil {
+			// Committed alone (the next decision needs a view or a retry):
+			// feed the step's result in as usual.
+			ran = &ahead.rec
+			in = Input{Kind: InputStepResult, Result: &ahead.res}
+			continue
+		}
 		if dec.Outcome == OutcomeAct && dec.Step != nil {
 			if dec.Step.Name.SideEffect() && prior && !dec.Step.Resume {
 				// The intent already existed: an earlier attempt may have
@@ -500,6 +597,61 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 		return h, nil
 	}
 	return h, &RetryError{After: e.retry, Err: fmt.Errorf("case %d: more than %d decisions for one input", caseID, maxLoop)}
+}
+
+// canAhead reports whether dec's step may run before dec commits: a
+// read-only step, on a case with no open intent and nothing to settle, so
+// the case row after dec is all the next decision needs (no store read).
+func canAhead(cv CaseView, dec Decision) bool {
+	return dec.Outcome == OutcomeAct && dec.Step != nil && !dec.Step.Name.SideEffect() &&
+		dec.Resolve == nil && !dec.Reapply && cv.Intent == nil
+}
+
+// aheadResult is what persistAhead committed.
+type aheadResult struct {
+	combined              bool     // the next decision committed too
+	dec                   Decision // that decision
+	final, reapply, prior bool
+}
+
+// persistAhead commits dec (whose read-only step already ran) and, in the
+// same transaction, the decision the step's result leads to, with the step
+// recorded and, for a side effect, its intent, exactly as two persists in a
+// row would. When that next decision needs a view or a retry, only dec
+// commits (combined false) and the loop feeds the result in as usual.
+func (e *Engine) persistAhead(ctx context.Context, c casestore.Case, cv CaseView, in Input, pv *PlatformView,
+	dec Decision, ran *stepRecord, note string, ahead *aheadStep, reapply bool, msg *Message) (aheadResult, error) {
+	var out aheadResult
+	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		out = aheadResult{}
+		r1, err := e.persistTx(ctx, tx, c, cv, in, pv, dec, ran, nil, note, false, false)
+		if err != nil {
+			return err
+		}
+		cv2, err := caseViewOf(r1.c)
+		if err != nil {
+			return nil // the loop reads the case again and reports it
+		}
+		in2 := Input{Kind: InputStepResult, Result: &ahead.res, Now: e.now()}
+		dec2 := e.decider.Decide(cv2, nil, in2)
+		if dec2.Outcome == OutcomeFetch || dec2.Outcome == OutcomeRetry {
+			return nil
+		}
+		re := reapply || dec2.Reapply
+		final := (dec2.Outcome != OutcomeAct || dec2.Step == nil) && !re
+		var inbox *Message
+		if final {
+			inbox = msg
+		}
+		rec := ahead.rec
+		r2, err := e.persistTx(ctx, tx, r1.c, cv2, in2, nil, dec2, &rec, inbox, "", final, true)
+		if err != nil {
+			return err
+		}
+		out = aheadResult{combined: true, dec: dec2, final: final, reapply: re, prior: r2.prior}
+		return nil
+	})
+	return out, err
 }
 
 // leasedError is a persist refused because another process holds the case.
@@ -556,7 +708,11 @@ func (e *Engine) retryLater(ctx context.Context, c casestore.Case, in Input, msg
 			return err
 		}
 		if ran != nil {
-			if err := e.recordStep(ctx, tx, c.ID, ran); err != nil {
+			entry, err := e.recordStep(ctx, tx, c.ID, ran)
+			if err != nil {
+				return err
+			}
+			if err := tx.AppendTimeline(ctx, entry); err != nil {
 				return err
 			}
 		}
@@ -684,6 +840,22 @@ func (e *Engine) renew(ctx context.Context, caseID int64, held *atomic.Bool) (st
 
 // caseView projects a stored case and its open intent.
 func caseView(ctx context.Context, s *casestore.Store, c casestore.Case) (CaseView, error) {
+	cv, err := caseViewOf(c)
+	if err != nil {
+		return cv, err
+	}
+	it, err := s.OpenIntent(ctx, c.ID)
+	switch {
+	case err == nil:
+		cv.Intent = &Intent{Step: StepName(it.Step), Key: it.IdempotencyKey, Since: it.StartedAt}
+	case !errors.Is(err, casestore.ErrNotFound):
+		return cv, err
+	}
+	return cv, nil
+}
+
+// caseViewOf projects a case row, without its open intent (Intent nil).
+func caseViewOf(c casestore.Case) (CaseView, error) {
 	cv := CaseView{ID: c.ID, Platform: Platform(c.Platform), State: State(c.State), Parked: State(c.ParkedState),
 		Version: c.Version, RefundID: c.RefundID, AttentionCode: c.AttentionCode,
 		AttentionMessage: c.AttentionMessage, WakeAt: c.NextWakeAt}
@@ -699,13 +871,6 @@ func caseView(ctx context.Context, s *casestore.Store, c casestore.Case) (CaseVi
 	}
 	if sh != (Shipment{}) {
 		cv.Shipment = &sh
-	}
-	it, err := s.OpenIntent(ctx, c.ID)
-	switch {
-	case err == nil:
-		cv.Intent = &Intent{Step: StepName(it.Step), Key: it.IdempotencyKey, Since: it.StartedAt}
-	case !errors.Is(err, casestore.ErrNotFound):
-		return cv, err
 	}
 	return cv, nil
 }
@@ -738,27 +903,39 @@ func timelineKind(k InputKind) casestore.TimelineKind {
 // for the last decision of an input, the inbox row. prior reports that the
 // side effect's intent already existed.
 func (e *Engine) persist(ctx context.Context, c casestore.Case, cv CaseView, in Input, pv *PlatformView,
-	dec Decision, ran *stepRecord, inbox *Message, note string, final bool) (prior bool, until time.Time, err error) {
+	dec Decision, ran *stepRecord, inbox *Message, note string, final bool) (prior bool, err error) {
 	err = e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		var err error
-		prior, until, err = e.persistTx(ctx, tx, c, cv, in, pv, dec, ran, inbox, note, final)
+		r, err := e.persistTx(ctx, tx, c, cv, in, pv, dec, ran, inbox, note, final, false)
+		prior = r.prior
 		return err
 	})
-	return prior, until, err
+	return prior, err
+}
+
+// persisted is what persistTx wrote.
+type persisted struct {
+	prior bool           // the side effect's intent already existed
+	c     casestore.Case // the case as updated
 }
 
 // persistTx is persist inside an open transaction.
+//
+// It takes the case's lease unless leased says this transaction already did.
+// The timeline entries (step, note, decision) go in with one statement.
 func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, c casestore.Case, cv CaseView, in Input, pv *PlatformView,
-	dec Decision, ran *stepRecord, inbox *Message, note string, final bool) (prior bool, until time.Time, err error) {
+	dec Decision, ran *stepRecord, inbox *Message, note string, final, leased bool) (out persisted, err error) {
+	var prior bool
 	err = func() error {
-		u, err := tx.TakeLease(ctx, c.ID, e.owner, e.leaseTTL)
-		if errors.Is(err, casestore.ErrLeased) {
-			return &leasedError{until: u, err: err}
+		if !leased {
+			u, err := tx.TakeLease(ctx, c.ID, e.owner, e.leaseTTL)
+			if errors.Is(err, casestore.ErrLeased) {
+				return &leasedError{until: u, err: err}
+			}
+			if err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return err
-		}
-		until = u
+		timeline := make([]casestore.TimelineEntry, 0, 3)
 		nc := c
 		nc.State, nc.ParkedState, nc.NextWakeAt = string(dec.State), string(dec.Parked), dec.WakeAt
 		if dec.Outcome == OutcomeAct {
@@ -795,13 +972,17 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, c casestore.Ca
 				nc.PlatformStatus = pv.Status(cv.Platform)
 			}
 		}
-		if _, err := tx.UpdateCase(ctx, nc); err != nil {
+		updated, err := tx.UpdateCase(ctx, nc)
+		if err != nil {
 			return err
 		}
+		out.c = updated
 		if ran != nil {
-			if err := e.recordStep(ctx, tx, c.ID, ran); err != nil {
+			entry, err := e.recordStep(ctx, tx, c.ID, ran)
+			if err != nil {
 				return err
 			}
+			timeline = append(timeline, entry)
 		}
 		if r := dec.Resolve; r != nil {
 			res := casestore.StepResult{Status: casestore.StepDone, Outcome: jsonObj("note", r.Note)}
@@ -821,9 +1002,7 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, c casestore.Ca
 			note = ""
 		}
 		if note != "" {
-			if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: timelineKind(in.Kind), Summary: note}); err != nil {
-				return err
-			}
+			timeline = append(timeline, casestore.TimelineEntry{CaseID: c.ID, Kind: timelineKind(in.Kind), Summary: note})
 		}
 		detail := map[string]any{"input": in.Kind, "outcome": dec.Outcome, "code": dec.Code, "from": cv.State, "to": dec.State}
 		if pv != nil {
@@ -835,10 +1014,11 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, c casestore.Ca
 		db, _ := json.Marshal(detail)
 		summary := fmt.Sprintf("%s %s: %s", dec.Outcome, dec.Code, clipN(dec.Reason, 300))
 		if !unchanged || (in.Kind != InputTimer && in.Kind != InputReconcile) {
-			if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindDecision,
-				Summary: summary, Detail: db}); err != nil {
-				return err
-			}
+			timeline = append(timeline, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindDecision,
+				Summary: summary, Detail: db})
+		}
+		if err := tx.AppendTimeline(ctx, timeline...); err != nil {
+			return err
 		}
 		if dec.Outcome == OutcomeAct && dec.Step != nil && dec.Step.Name.SideEffect() {
 			a, p, err := tx.BeginStep(ctx, c.ID, string(dec.Step.Name), dec.Step.Key, stepSummary(c, dec.Step))
@@ -859,7 +1039,8 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, c casestore.Ca
 		}
 		return nil
 	}()
-	return prior, until, err
+	out.prior = prior
+	return out, err
 }
 
 func isNilDoc(v any) bool {
@@ -876,8 +1057,9 @@ func isNilDoc(v any) bool {
 
 // recordStep records a step that ran: FinishStep for side effects (unless
 // the failure left the outcome open: the intent then stays open), RecordStep
-// for reads; and a timeline entry with the platform's requestId.
-func (e *Engine) recordStep(ctx context.Context, tx *casestore.Tx, caseID int64, r *stepRecord) error {
+// for reads. It returns the step's timeline entry (with the platform's
+// requestId) for the caller to append with its others.
+func (e *Engine) recordStep(ctx context.Context, tx *casestore.Tx, caseID int64, r *stepRecord) (casestore.TimelineEntry, error) {
 	res := casestore.StepResult{Status: casestore.StepDone, Outcome: r.outcome, RequestID: r.requestID}
 	if r.err != nil {
 		res.Status, res.ErrorCode, res.ErrorMessage = casestore.StepFailed, r.err.Code, r.err.Message
@@ -895,7 +1077,7 @@ func (e *Engine) recordStep(ctx context.Context, tx *casestore.Tx, caseID int64,
 	switch {
 	case r.key == "":
 		if _, err := tx.RecordStep(ctx, caseID, string(r.step), r.request, res); err != nil {
-			return err
+			return casestore.TimelineEntry{}, err
 		}
 	case r.err != nil && r.err.Transient:
 		// Outcome unknown or not applied: the intent stays open and the
@@ -903,11 +1085,11 @@ func (e *Engine) recordStep(ctx context.Context, tx *casestore.Tx, caseID int64,
 		summary += "; intent left open"
 	default:
 		if err := tx.FinishStep(ctx, r.key, res); err != nil {
-			return err
+			return casestore.TimelineEntry{}, err
 		}
 	}
 	d, _ := json.Marshal(map[string]any{"step": r.step, "key": r.key, "requestId": r.requestID, "ms": r.dur.Milliseconds()})
-	return tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: caseID, Kind: casestore.KindStep, Summary: summary, Detail: d})
+	return casestore.TimelineEntry{CaseID: caseID, Kind: casestore.KindStep, Summary: summary, Detail: d}, nil
 }
 
 func jsonObj(k, v string) string {

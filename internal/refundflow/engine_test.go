@@ -355,13 +355,22 @@ func TestEngineTaobaoRefusalPostsMessage(t *testing.T) {
 	if c.AttentionCode != refundflow.AttnSellerRefused {
 		t.Fatalf("attention = %q; want %q", c.AttentionCode, refundflow.AttnSellerRefused)
 	}
-	msgs, err := r.client.TaobaoListMessages(context.Background(), apiclient.ListMessagesRequest{RefundID: c.RefundID, PageSize: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := json.Marshal(msgs.Data)
-	if !bytes.Contains(raw, []byte("请重新考虑: 不同意")) {
-		t.Fatalf("refund messages %s; want the refusal message", raw)
+	// The state commits with the message's intent, before the post: wait
+	// for the post (the platform's message list) rather than the state.
+	var raw []byte
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		msgs, err := r.client.TaobaoListMessages(context.Background(), apiclient.ListMessagesRequest{RefundID: c.RefundID, PageSize: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ = json.Marshal(msgs.Data)
+		if bytes.Contains(raw, []byte("请重新考虑: 不同意")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("refund messages %s; want the refusal message", raw)
+		}
+		<-time.After(10 * time.Millisecond)
 	}
 	// More callbacks and reconciles do not post it again.
 	for range 3 {
