@@ -25,7 +25,8 @@
 // off at the end of a slice (stored, but the client had stopped waiting).
 //
 // Flags: -duration (measured load per target), -slice, -conns, -warmup,
-// -publish-timeout, -cpuprofile FILE and -only baseline|receiver (profiling).
+// -publish-timeout, -duplicates (both streams' duplicate window), -cpuprofile FILE
+// and -only baseline|receiver (profiling).
 package main
 
 import (
@@ -80,6 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	publishWait := fs.Duration("publish-timeout", events.DefaultPublishWait, "receiver publish timeout")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured rounds to this file")
 	only := fs.String("only", "", "measure only this target (baseline or receiver); for profiling")
+	dupWindow := fs.Duration("duplicates", events.DefaultDuplicates, "duplicate window of both streams")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -117,6 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	scfg := events.DefaultStreamConfig()
+	scfg.Duplicates = *dupWindow
 	rstream, err := events.EnsureStream(ctx, pub.JetStream(), scfg)
 	if err != nil {
 		return err

@@ -66,6 +66,13 @@ func FuzzParse(f *testing.F) {
 		if !json.Valid([]byte(ev.Body)) || ev.Body[firstNonWSIndex(ev.Body)] != '{' {
 			t.Fatalf("body %q is not a JSON object", ev.Body)
 		}
+		// The body is decoded while it is validated (strAppend); it must be
+		// what encoding/json makes of the last messageBody member.
+		var members map[string]json.RawMessage
+		var wantBody string
+		if err := json.Unmarshal(raw, &members); err != nil || json.Unmarshal(members["messageBody"], &wantBody) != nil || ev.Body != wantBody {
+			t.Fatalf("Parse(%q) body = %q; encoding/json decodes %q (%v)", raw, ev.Body, wantBody, err)
+		}
 		if ev.ID != ContentID(ev.Platform, ev.Type, ev.TimestampMS, ev.Body) || len(ev.ID) != 32 {
 			t.Fatalf("ID %q does not match the content", ev.ID)
 		}

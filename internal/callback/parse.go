@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Code is a stable machine code for a rejected envelope. It appears in the
@@ -235,7 +236,6 @@ func FormatTypeNames(m map[string]Kind) string {
 // wins.
 func (p *Parser) Parse(raw []byte) (Event, error) {
 	var ev Event
-	var typRaw, bodyRaw, platRaw, tsRaw []byte
 	empty := true
 	for _, c := range raw {
 		if !isWS(c) {
@@ -246,27 +246,17 @@ func (p *Parser) Parse(raw []byte) (Event, error) {
 	if empty {
 		return ev, reject(CodeEmptyBody, "request body is empty")
 	}
-	isObj, err := scanDoc(raw, func(key []byte, escaped bool, val []byte) {
-		if escaped {
-			key = unquote(key)
-		}
-		switch string(key) {
-		case "messageType":
-			typRaw = val
-		case "messageBody":
-			bodyRaw = val
-		case "messagePlatform":
-			platRaw = val
-		case "timestamp":
-			tsRaw = val
-		}
-	})
+	// One pass validates the document, finds the four fields and decodes a
+	// string messageBody.
+	var env envelope
+	isObj, err := scanEnvelope(raw, &env)
 	if err != nil {
 		return ev, reject(CodeInvalidJSON, "request body is not valid JSON (broken or truncated)")
 	}
 	if !isObj {
 		return ev, reject(CodeInvalidEnvelope, "envelope must be a JSON object, got %s", jsonKind(firstNonWS(raw)))
 	}
+	typRaw, bodyRaw, platRaw, tsRaw := env.typ, env.bodyRaw, env.plat, env.ts
 
 	// messageType
 	if len(typRaw) == 0 {
@@ -313,13 +303,18 @@ func (p *Parser) Parse(raw []byte) (Event, error) {
 	if bodyRaw[0] != '"' {
 		return ev, reject(CodeInvalidMessageBody, "messageBody must be a string holding a JSON object, got %s", jsonKind(bodyRaw[0]))
 	}
-	body := unquote(bodyRaw[1 : len(bodyRaw)-1])
+	// env.body was made for this event and is never written again, so the
+	// string can share its bytes (as strings.Builder does): one allocation
+	// for the body instead of two.
+	body := env.body
+	if len(body) > 0 {
+		ev.Body = unsafe.String(unsafe.SliceData(body), len(body))
+	}
 	ev.Type = knownOrCopy(p, ev.Platform, typ)
 	ev.TimestampMS = ts
 	kind, known := p.names[ev.Platform][ev.Type]
 	if known {
 		// The typed decoder validates the body in the same pass.
-		ev.Body = string(body)
 		if err := p.classify(&ev, kind, body); err != nil {
 			return Event{}, err
 		}
@@ -327,7 +322,6 @@ func (p *Parser) Parse(raw []byte) (Event, error) {
 		if err := checkBody(body); err != nil {
 			return Event{}, err
 		}
-		ev.Body = string(body)
 		ev.Park, ev.ParkDetail = ParkUnknownType, "messageType is not a known "+ev.Platform.String()+" type"
 	}
 	ev.ID = ContentID(ev.Platform, ev.Type, ts, ev.Body)

@@ -238,3 +238,62 @@ func TestTypeNamesFromLookup(t *testing.T) {
 		t.Errorf("bad specs: %v; want errors naming both variables", err)
 	}
 }
+
+// TestPlain8MatchesTable: the eight-byte check agrees with the byte table
+// for every byte value in every position.
+func TestPlain8MatchesTable(t *testing.T) {
+	var b [8]byte
+	for i := range b {
+		b[i] = 'a'
+	}
+	for pos := range 8 {
+		for c := range 256 {
+			w := b
+			w[pos] = byte(c)
+			want := true
+			for _, x := range w {
+				want = want && plain[x]
+			}
+			x := uint64(0)
+			for i := 7; i >= 0; i-- {
+				x = x<<8 | uint64(w[i])
+			}
+			if got := plain8(x); got != want {
+				t.Fatalf("plain8(% x) = %v; want %v", w, got, want)
+			}
+		}
+	}
+}
+
+// TestBodyDecodeMatchesEncodingJSON: messageBody is decoded while it is
+// validated; escapes, surrogates (paired, lone, broken) and invalid UTF-8
+// must come out as encoding/json decodes them.
+func TestBodyDecodeMatchesEncodingJSON(t *testing.T) {
+	p := newTestParser(t)
+	for _, lit := range []string{
+		`"{\"orderId\":\"1\"}"`,
+		`"{\"a\":\"\\u00e9\\n\\t\\\\\\/\"}"`,
+		`"{\"a\":\"\ud83d\ude00\"}"`,
+		`"{\"a\":\"\ud83d\"}"`,
+		`"{\"a\":\"\ud83d\u0041\"}"`,
+		`"{\"a\":\"\ude00\ud83d\"}"`,
+		"\"{\\\"a\\\":\\\"\xff\xfe\xc3\xa9\\\"}\"",
+		`"{\"a\":\"\b\f\r\/\"}"`,
+	} {
+		raw := `{"messageType":"X","messagePlatform":1,"timestamp":"1","messageBody":` + lit + `}`
+		var want string
+		if err := json.Unmarshal([]byte(lit), &want); err != nil {
+			t.Fatalf("encoding/json(%s): %v", lit, err)
+		}
+		ev, err := p.Parse([]byte(raw))
+		if err != nil {
+			if !json.Valid([]byte(want)) {
+				continue // not an object: rejected, as it should be
+			}
+			t.Fatalf("Parse(%s): %v", raw, err)
+		}
+		if ev.Body != want {
+			t.Errorf("Parse(%s) body = %q; want %q", raw, ev.Body, want)
+		}
+	}
+}

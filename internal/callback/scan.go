@@ -1,6 +1,7 @@
 package callback
 
 import (
+	"encoding/binary"
 	"errors"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -116,10 +117,23 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// plain8 reports whether none of the eight bytes in x is '"', '\\' or a
+// control character (the classic "has zero byte" bit trick: a byte b < n
+// with b < 0x80 sets bit 7 of (b - n) &^ b).
+func plain8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below := func(v uint64, n uint64) uint64 { return (v - ones*n) &^ v & highs }
+	return below(x, 0x20)|below(x^(ones*'"'), 1)|below(x^(ones*'\\'), 1) == 0
+}
+
 // str validates a string literal at s.i and reports whether it has escapes.
 func (s *scanner) str() (escaped bool, err error) {
 	s.i++ // opening quote
 	for s.i < len(s.data) {
+		// Eight bytes at a time while none of them needs a closer look.
+		for s.i+8 <= len(s.data) && plain8(binary.LittleEndian.Uint64(s.data[s.i:])) {
+			s.i += 8
+		}
 		for s.i < len(s.data) && plain[s.data[s.i]] {
 			s.i++
 		}
@@ -365,4 +379,193 @@ func hex4(b []byte) rune {
 		r = r<<4 | rune(c)
 	}
 	return r
+}
+
+// plainASCII marks the bytes a string literal copies through unchanged:
+// printable ASCII except '"' and '\\'. Control characters, quotes,
+// backslashes and non-ASCII bytes need a closer look.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// strAppend validates the string literal at s.i exactly like str and
+// appends its decoded contents to dst exactly like unquote, in one pass.
+// The receiver uses it for messageBody, the one long string of an envelope,
+// which would otherwise be walked twice (validate, then decode).
+func (s *scanner) strAppend(dst []byte) ([]byte, error) {
+	data := s.data
+	i := s.i + 1 // opening quote
+	for i < len(data) {
+		c := data[i]
+		if plainASCII[c] {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		switch {
+		case c == '"':
+			s.i = i + 1
+			return dst, nil
+		case c == '\\':
+			if i+1 >= len(data) {
+				return dst, errSyntax
+			}
+			switch e := data[i+1]; e {
+			case '"', '\\', '/':
+				dst = append(dst, e)
+			case 'b':
+				dst = append(dst, '\b')
+			case 'f':
+				dst = append(dst, '\f')
+			case 'n':
+				dst = append(dst, '\n')
+			case 'r':
+				dst = append(dst, '\r')
+			case 't':
+				dst = append(dst, '\t')
+			case 'u':
+				if i+6 > len(data) || !isHex(data[i+2]) || !isHex(data[i+3]) || !isHex(data[i+4]) || !isHex(data[i+5]) {
+					return dst, errSyntax
+				}
+				r := hex4(data[i+2:])
+				i += 6
+				if utf16.IsSurrogate(r) {
+					// A valid pair only if the next six bytes are a valid
+					// \uXXXX escape completing it; otherwise U+FFFD and the
+					// next escape is read on its own.
+					if i+6 <= len(data) && data[i] == '\\' && data[i+1] == 'u' &&
+						isHex(data[i+2]) && isHex(data[i+3]) && isHex(data[i+4]) && isHex(data[i+5]) {
+						if r2 := utf16.DecodeRune(r, hex4(data[i+2:])); r2 != utf8.RuneError {
+							i += 6
+							dst = utf8.AppendRune(dst, r2)
+							continue
+						}
+					}
+					r = utf8.RuneError
+				}
+				dst = utf8.AppendRune(dst, r)
+				continue
+			default:
+				return dst, errSyntax
+			}
+			i += 2
+		case c < 0x20:
+			return dst, errSyntax
+		default: // non-ASCII: valid UTF-8 kept, each invalid byte U+FFFD
+			r, size := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = utf8.AppendRune(dst, utf8.RuneError)
+			} else {
+				dst = append(dst, data[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	return dst, errSyntax
+}
+
+// envelope holds the raw top-level values Parse needs (nil when absent) and,
+// when the last messageBody is a string, its decoded text in body.
+type envelope struct {
+	typ, plat, ts, bodyRaw []byte
+	body                   []byte
+}
+
+// scanEnvelope is scanDoc for Parse: it validates data as one JSON document
+// and, when it is an object, records the four envelope fields (of duplicate
+// keys the last wins), decoding a string messageBody while validating it.
+func scanEnvelope(data []byte, env *envelope) (isObject bool, err error) {
+	s := scanner{data: data}
+	s.ws()
+	if s.i >= len(data) {
+		return false, errSyntax
+	}
+	if data[s.i] == '{' {
+		isObject = true
+		err = s.envelopeObject(env)
+	} else {
+		err = s.value()
+	}
+	if err != nil {
+		return isObject, err
+	}
+	s.ws()
+	if s.i != len(data) {
+		return isObject, errSyntax
+	}
+	return isObject, nil
+}
+
+// envelopeObject is object for the top level of an envelope.
+func (s *scanner) envelopeObject(env *envelope) error {
+	s.depth++
+	s.i++ // {
+	s.ws()
+	if s.i < len(s.data) && s.data[s.i] == '}' {
+		s.i++
+		s.depth--
+		return nil
+	}
+	for {
+		s.ws()
+		if s.i >= len(s.data) || s.data[s.i] != '"' {
+			return errSyntax
+		}
+		ks := s.i
+		esc, err := s.str()
+		if err != nil {
+			return err
+		}
+		key := s.data[ks+1 : s.i-1]
+		if esc {
+			key = unquote(key)
+		}
+		s.ws()
+		if s.i >= len(s.data) || s.data[s.i] != ':' {
+			return errSyntax
+		}
+		s.i++
+		s.ws()
+		vs := s.i
+		if string(key) == "messageBody" && s.i < len(s.data) && s.data[s.i] == '"' {
+			if env.body == nil {
+				// Escapes only shrink the text; only invalid UTF-8 (one
+				// byte becomes three) can outgrow this, and append copes.
+				env.body = make([]byte, 0, len(s.data)-s.i)
+			}
+			if env.body, err = s.strAppend(env.body[:0]); err != nil {
+				return err
+			}
+		} else if err := s.value(); err != nil {
+			return err
+		}
+		val := s.data[vs:s.i]
+		switch string(key) {
+		case "messageType":
+			env.typ = val
+		case "messageBody":
+			env.bodyRaw = val
+		case "messagePlatform":
+			env.plat = val
+		case "timestamp":
+			env.ts = val
+		}
+		s.ws()
+		if s.i >= len(s.data) {
+			return errSyntax
+		}
+		switch s.data[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			s.depth--
+			return nil
+		default:
+			return errSyntax
+		}
+	}
 }

@@ -53,6 +53,8 @@ type Config struct {
 }
 
 // Publisher stores a message durably; *events.Publisher implements it.
+// Publish must not keep m (or its Header) after it returns: the receiver
+// reuses both.
 type Publisher interface {
 	Publish(ctx context.Context, m *nats.Msg, msgID string) (events.Ack, error)
 }
@@ -80,7 +82,16 @@ type Server struct {
 
 	reqPrefix string
 	reqSeq    atomic.Uint64
-	bufs      sync.Pool
+	bufs      sync.Pool // *[]byte request bodies
+	msgs      sync.Pool // *outMsg
+}
+
+// outMsg is one outgoing message with its header map and header values,
+// reused across requests.
+type outMsg struct {
+	m    nats.Msg
+	h    nats.Header
+	vals [7]string
 }
 
 // New builds the handler stack. It fails on an empty token, a malformed
@@ -137,6 +148,7 @@ func New(cfg Config, pub Publisher, ready ReadyFunc, logger *slog.Logger) (*Serv
 	}
 	s.reqPrefix = hex.EncodeToString(rb[:]) + "-"
 	s.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	s.msgs.New = func() any { return &outMsg{h: make(nats.Header, 8)} }
 
 	e := echo.New()
 	e.HideBanner = true
@@ -211,15 +223,18 @@ func (s *Server) callback(c echo.Context, reqID string) error {
 		return err
 	}
 
-	// Header values share one backing array (one allocation, not one per
-	// header); subjects come precomputed from the type names.
+	// The message, its header map and the header values come from a pool:
+	// Publish is done with them when it returns (nats.go serialises the
+	// headers while publishing). Subjects come precomputed from the type names.
+	om := s.msgs.Get().(*outMsg)
+	defer s.putMsg(om)
 	var tsBuf [20]byte
-	vals := make([]string, 7)
+	vals := &om.vals
 	vals[0] = ev.Platform.String()
 	vals[1] = ev.Type
 	vals[2] = string(strconv.AppendInt(tsBuf[:0], time.Now().UnixMilli(), 10))
 	vals[3] = reqID
-	h := make(nats.Header, 7)
+	h := om.h
 	h[events.HeaderPlatform] = vals[0:1:1]
 	h[events.HeaderType] = vals[1:2:2]
 	h[events.HeaderReceivedAt] = vals[2:3:3]
@@ -237,9 +252,10 @@ func (s *Server) callback(c echo.Context, reqID string) error {
 		vals[6] = events.SignatureVerified
 		h[events.HeaderSignature] = vals[6:7:7]
 	}
+	om.m = nats.Msg{Subject: subject, Data: raw, Header: h}
 
 	start := time.Now()
-	ack, err := s.pub.Publish(req.Context(), &nats.Msg{Subject: subject, Data: raw, Header: h}, ev.ID)
+	ack, err := s.pub.Publish(req.Context(), &om.m, ev.ID)
 	s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		if req.Context().Err() != nil {
@@ -266,8 +282,18 @@ func (s *Server) callback(c echo.Context, reqID string) error {
 	} else if s.debug() {
 		s.logger.Debug("callback stored", "request_id", reqID, "subject", subject, "seq", ack.Sequence, "duplicate", ack.Duplicate)
 	}
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, successBody)
+	// What c.Blob does, minus the Content-Type canonicalisation and the
+	// []string allocated for it on every request.
+	res := c.Response()
+	res.Header()[echo.HeaderContentType] = jsonContentType
+	res.WriteHeader(http.StatusOK)
+	_, err = res.Write(successBody)
+	return err
 }
+
+// jsonContentType is the Content-Type value of every 200, shared: net/http
+// copies the header when the status is written, and nothing appends to it.
+var jsonContentType = []string{echo.MIMEApplicationJSON}
 
 // handleProbe is GET /callbacks/:token: 200 for the right token (the
 // platform's address verification), 401 otherwise; nothing is published.
@@ -294,6 +320,13 @@ func (s *Server) handleReadyz(c echo.Context) error {
 }
 
 func (s *Server) debug() bool { return s.logger.Enabled(context.Background(), slog.LevelDebug) }
+
+func (s *Server) putMsg(om *outMsg) {
+	clear(om.h)
+	om.m = nats.Msg{}
+	om.vals = [7]string{}
+	s.msgs.Put(om)
+}
 
 func (s *Server) putBuf(bp *[]byte) {
 	if cap(*bp) <= 1<<20 {
