@@ -99,30 +99,9 @@ func TestBenchWorkerRSS(t *testing.T) {
 	}
 	t.Logf("setup: %d refunds and open cases in %s", n, time.Since(start).Round(time.Millisecond))
 
-	// The worker binary.
-	bin := filepath.Join(t.TempDir(), "worker")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = os.Environ()
-	for k, v := range s.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	out, errs := &syncBuffer{}, &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, errs
+	w := s.startBinary()
 	swept := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
+	done, cmd, errs := w.done, w.cmd, w.errs
 
 	db, err := sqlx.Open("sqlite3", "file:"+s.dbPath+"?_query_only=1&_busy_timeout=5000")
 	if err != nil {
@@ -133,7 +112,7 @@ func TestBenchWorkerRSS(t *testing.T) {
 	waitFor(t, 5*time.Minute, "every case checked on the platform", func() bool {
 		select {
 		case <-done:
-			t.Fatalf("worker exited: %v\n%s", waitErr, errs.String())
+			t.Fatalf("worker exited: %v\n%s", w.err, errs.String())
 		default:
 		}
 		if err := db.Get(&checked, `SELECT count(*) FROM cases WHERE last_platform_check_at IS NOT NULL`); err != nil {
@@ -153,8 +132,8 @@ func TestBenchWorkerRSS(t *testing.T) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
-		if waitErr != nil {
-			t.Fatalf("worker exit after SIGTERM: %v\n%s", waitErr, errs.String())
+		if w.err != nil {
+			t.Fatalf("worker exit after SIGTERM: %v\n%s", w.err, errs.String())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("worker did not exit within 30s of SIGTERM")
@@ -193,4 +172,145 @@ func procMem(t *testing.T, pid int) (hwm, rss string) {
 		rss = fmt.Sprintf("%.1f MB", float64(kb)/1024)
 	}
 	return hwm, rss
+}
+
+// binProc is the worker binary running as its own process.
+type binProc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	errs *syncBuffer
+	done chan struct{}
+	err  error // cmd.Wait's result, set before done closes
+}
+
+// startBinary builds this package and runs it with the stack's environment
+// (killed at the end of the test if still running). It does not wait for
+// readiness: the callers measure from the start.
+func (s *stack) startBinary() *binProc {
+	s.t.Helper()
+	bin := filepath.Join(s.t.TempDir(), "worker")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		s.t.Fatalf("go build: %v\n%s", err, out)
+	}
+	w := &binProc{cmd: exec.Command(bin), out: &syncBuffer{}, errs: &syncBuffer{}, done: make(chan struct{})}
+	w.cmd.Env = os.Environ()
+	for k, v := range s.env {
+		w.cmd.Env = append(w.cmd.Env, k+"="+v)
+	}
+	w.cmd.Stdout, w.cmd.Stderr = w.out, w.errs
+	if err := w.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	go func() { w.err = w.cmd.Wait(); close(w.done) }()
+	s.t.Cleanup(func() {
+		_ = w.cmd.Process.Kill()
+		<-w.done
+	})
+	return w
+}
+
+// TestBenchWorkerThousandCases runs 1,000 Taobao refund requests through
+// the whole product path (commands stream, worker binary, SQLite, sandbox
+// with 100 ms latency on every call):
+//
+//	WORKER_BENCH=1 go test -run TestBenchWorkerThousandCases -v -count=1 ./cmd/worker/
+//
+// Each case is two platform steps (render, submit). The clock runs from the
+// first command published (worker already up) until every case waits for
+// the seller, beside the bound steps x latency / WORKER_CONCURRENCY. A second
+// run lets the sandbox push its callbacks (through the receiver into the
+// stream): each is a hint the worker verifies with one more platform call,
+// so that run is set beside the bound of all the platform calls made.
+func TestBenchWorkerThousandCases(t *testing.T) {
+	if os.Getenv("WORKER_BENCH") == "" {
+		t.Skip("set WORKER_BENCH=1 to run the worker benchmarks")
+	}
+	for _, callbacks := range []bool{false, true} {
+		name := "no callbacks"
+		if callbacks {
+			name = "with callbacks"
+		}
+		t.Run(name, func(t *testing.T) { benchThousand(t, callbacks) })
+	}
+}
+
+func benchThousand(t *testing.T, callbacks bool) {
+	const n, concurrency = 1000, 100
+	const latency = 100 * time.Millisecond
+	faults := sandbox.Faults{LatencyMin: latency, LatencyMax: latency, DropPushRate: 1}
+	if callbacks {
+		faults.DropPushRate = 0
+	}
+	s := newStack(t, faults, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1,
+		map[string]string{"WORKER_CONCURRENCY": strconv.Itoa(concurrency), "UPSTREAM_RATE_LIMIT": "100000",
+			"UPSTREAM_RATE_BURST": "1000", "UPSTREAM_TIMEOUT": "5s", "WORKER_LEASE_TTL": "1m", "WORKER_ACK_WAIT": "30s",
+			"WORKER_TIMER_INTERVAL": "1s", "WORKER_RECONCILE_INTERVAL": "1h", "WORKER_STEP_TIMEOUT": "1m",
+			"WORKER_SHUTDOWN_TIMEOUT": "10s"})
+	cmds := make([]refundflow.Command, n)
+	for i := range cmds {
+		o, so := s.order(sandbox.PlatformTaobao, nil)
+		cmds[i] = refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+			OrderID: o, SubOrderID: so, Operator: "bench",
+			Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Amount: 0, Description: "不想要了"}}
+	}
+	w := s.startBinary()
+	waitFor(t, 30*time.Second, "worker ready", func() bool {
+		select {
+		case <-w.done:
+			t.Fatalf("worker exited: %v\n%s", w.err, w.errs.String())
+		default:
+		}
+		return strings.Contains(w.out.String(), "metrics on http://")
+	})
+	db, err := sqlx.Open("sqlite3", "file:"+s.dbPath+"?_query_only=1&_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	calls0 := totalCalls(s.httpStats())
+
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				s.publish(cmds[i])
+			}
+		})
+	}
+	wg.Wait()
+	published := time.Since(start)
+	var waiting int
+	waitFor(t, 2*time.Minute, "every case waiting for the seller", func() bool {
+		if err := db.Get(&waiting, `SELECT count(*) FROM cases WHERE state = ?`, string(refundflow.StateWaitingSeller)); err != nil {
+			return false
+		}
+		return waiting >= n
+	})
+	elapsed := time.Since(start)
+	st := s.httpStats()
+	if st.DuplicateSubmissions != 0 || len(st.RefundSubmissions) != n {
+		t.Fatalf("sandbox: %d refunds, %d duplicate submissions; want %d and 0", len(st.RefundSubmissions), st.DuplicateSubmissions, n)
+	}
+	calls := totalCalls(st) - calls0
+	bound := time.Duration(2*n/concurrency) * latency
+	callBound := time.Duration(float64(calls)/concurrency) * latency
+	t.Logf("worker binary through JetStream, callbacks %v: %d cases (2 steps each), concurrency %d, sandbox latency %s: %s (commands published in %s); bound (steps x latency / concurrency) %s: ratio %.2f (target <= 1.25); %d platform calls in all, bound %s: ratio %.2f",
+		callbacks, n, concurrency, latency, elapsed.Round(time.Millisecond), published.Round(time.Millisecond), bound,
+		elapsed.Seconds()/bound.Seconds(), calls, callBound, elapsed.Seconds()/callBound.Seconds())
+}
+
+// totalCalls sums the sandbox's API calls by endpoint.
+func totalCalls(st sandbox.Stats) int64 {
+	var n int64
+	for _, c := range st.APICalls {
+		n += c
+	}
+	return n
 }
