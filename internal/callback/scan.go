@@ -476,96 +476,35 @@ type envelope struct {
 
 // scanEnvelope is scanDoc for Parse: it validates data as one JSON document
 // and, when it is an object, records the four envelope fields (of duplicate
-// keys the last wins), decoding a string messageBody while validating it.
+// keys the last wins), decoding a string messageBody into env.body.
 func scanEnvelope(data []byte, env *envelope) (isObject bool, err error) {
-	s := scanner{data: data}
-	s.ws()
-	if s.i >= len(data) {
-		return false, errSyntax
-	}
-	if data[s.i] == '{' {
-		isObject = true
-		err = s.envelopeObject(env)
-	} else {
-		err = s.value()
-	}
-	if err != nil {
-		return isObject, err
-	}
-	s.ws()
-	if s.i != len(data) {
-		return isObject, errSyntax
-	}
-	return isObject, nil
-}
-
-// envelopeObject is object for the top level of an envelope.
-func (s *scanner) envelopeObject(env *envelope) error {
-	s.depth++
-	s.i++ // {
-	s.ws()
-	if s.i < len(s.data) && s.data[s.i] == '}' {
-		s.i++
-		s.depth--
-		return nil
-	}
-	for {
-		s.ws()
-		if s.i >= len(s.data) || s.data[s.i] != '"' {
-			return errSyntax
-		}
-		ks := s.i
-		esc, err := s.str()
-		if err != nil {
-			return err
-		}
-		key := s.data[ks+1 : s.i-1]
-		if esc {
+	var bodyErr error
+	isObject, err = scanDoc(data, func(key []byte, escaped bool, val []byte) {
+		if escaped {
 			key = unquote(key)
 		}
-		s.ws()
-		if s.i >= len(s.data) || s.data[s.i] != ':' {
-			return errSyntax
-		}
-		s.i++
-		s.ws()
-		vs := s.i
-		if string(key) == "messageBody" && s.i < len(s.data) && s.data[s.i] == '"' {
-			if env.body == nil {
-				// Escapes only shrink the text; only invalid UTF-8 (one
-				// byte becomes three) can outgrow this, and append copes.
-				env.body = make([]byte, 0, len(s.data)-s.i)
-			}
-			if env.body, err = s.strAppend(env.body[:0]); err != nil {
-				return err
-			}
-		} else if err := s.value(); err != nil {
-			return err
-		}
-		val := s.data[vs:s.i]
 		switch string(key) {
 		case "messageType":
 			env.typ = val
 		case "messageBody":
 			env.bodyRaw = val
+			if len(val) > 0 && val[0] == '"' {
+				if env.body == nil {
+					// Escapes only shrink the text; only invalid UTF-8 (one
+					// byte becomes three) can outgrow this, and append copes.
+					env.body = make([]byte, 0, len(val))
+				}
+				lit := scanner{data: val}
+				env.body, bodyErr = lit.strAppend(env.body[:0])
+			}
 		case "messagePlatform":
 			env.plat = val
 		case "timestamp":
 			env.ts = val
 		}
-		s.ws()
-		if s.i >= len(s.data) {
-			return errSyntax
-		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			s.depth--
-			return nil
-		default:
-			return errSyntax
-		}
+	})
+	if err == nil {
+		err = bodyErr
 	}
+	return isObject, err
 }
