@@ -352,7 +352,9 @@ func (c *stmtCache) get(query string) *sqlx.Stmt {
 	if st, ok := c.stmts[query]; ok {
 		return st
 	}
-	if len(c.stmts)+len(c.missed) < maxCachedStmts {
+	// A prepared statement runs only the first of several statements, so
+	// texts holding more than one (migrations) always run unprepared.
+	if len(c.stmts)+len(c.missed) < maxCachedStmts && !strings.Contains(strings.TrimRight(query, "; \t\n"), ";") {
 		c.missed[query] = true
 	}
 	return nil

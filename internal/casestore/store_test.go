@@ -805,3 +805,28 @@ func TestAppendTimelineManyInOrder(t *testing.T) {
 		t.Fatal("a failed AppendTimeline left rows behind")
 	}
 }
+
+// A text of several statements is never cached (a prepared statement would
+// run only the first): run twice, both statements take effect both times.
+func TestStatementCacheSkipsMultiStatementText(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	a := newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "requested"})
+	const two = `INSERT INTO timeline (case_id, at, kind, summary, detail) VALUES (?, 1, 'decision', 'first', '{}');
+		INSERT INTO timeline (case_id, at, kind, summary, detail) VALUES (?, 1, 'decision', 'second', '{}');`
+	for range 3 {
+		if err := s.Update(ctx, func(tx *Tx) error {
+			_, err := tx.tx.ExecContext(ctx, two, a.ID, a.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tl, err := s.Timeline(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tl) != 6 || tl[5].Summary != "second" {
+		t.Fatalf("timeline has %d rows (last %+v); want 6 ending with second", len(tl), tl[len(tl)-1])
+	}
+}

@@ -465,7 +465,11 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 		// The first decision is committed, the lease held. Another goroutine
 		// of this process may have taken the case between that commit and
 		// the lock: then decide afresh instead.
-		if cur, err := e.store.GetCase(ctx, caseID); err != nil || cur.Version != start.c.Version+1 {
+		// The lease must still be ours too: in that gap another input of
+		// this process (same owner) may have ended and dropped it without
+		// changing the version; a side effect must never run unleased.
+		if cur, err := e.store.GetCase(ctx, caseID); err != nil || cur.Version != start.c.Version+1 ||
+			cur.LeaseOwner != e.owner || !cur.LeaseUntil.After(e.now()) {
 			start = nil
 		}
 	}
@@ -485,8 +489,13 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 		h.Steps++
 		ran = &rec
 		in = Input{Kind: InputStepResult, Result: &res}
-	} else if start0 != nil && start0.ahead != nil {
-		h.Steps++ // the step ran; its result is lost with the decision we dropped
+	} else if start0 != nil {
+		// Dropped: the steps that ran for it still count (their results
+		// are decided again from the case as it is).
+		h.Steps += start0.steps
+		if start0.ahead != nil {
+			h.Steps++
+		}
 	}
 	for range maxLoop {
 		c, err := e.store.GetCase(ctx, caseID)
