@@ -185,8 +185,11 @@ func (w *worker) handle(ctx context.Context, source string, m jetstream.Msg) {
 		w.deadLetter(ctx, source, m, meta, msgID, "max_deliveries", err)
 	default:
 		d := w.backoff(meta.NumDelivered)
-		if errors.As(err, &re) && re.After > 0 && errors.Is(err, casestore.ErrLeased) {
+		switch {
+		case errors.As(err, &re) && re.After > 0 && errors.Is(err, casestore.ErrLeased):
 			d = re.After // another process holds the case: come back when its lease ends
+		case errors.As(err, &re) && errors.Is(err, refundflow.ErrWait):
+			d = max(d, re.After) // the case waits until then: sooner would only use up deliveries
 		}
 		if ctx.Err() != nil {
 			d = 0 // shutting down: let another process take it at once

@@ -161,6 +161,10 @@ func newStack(t *testing.T, faults sandbox.Faults, seller sandbox.SellerPolicy, 
 	for k, v := range extraEnv {
 		s.env[k] = v
 	}
+	if _, ok := s.env["WORKER_INTENT_IN_FLIGHT"]; !ok {
+		// The shortest wait allowed: every resend in these tests goes through it.
+		s.env["WORKER_INTENT_IN_FLIGHT"] = s.env["UPSTREAM_TIMEOUT"]
+	}
 	s.store, err = casestore.Open(context.Background(), s.dbPath, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -662,6 +666,20 @@ func TestConfig(t *testing.T) {
 	}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "WORKER_ACK_WAIT") {
 		t.Fatalf("bad WORKER_ACK_WAIT: %v; want an error naming it", err)
+	}
+	// A resend may not trust "no effect" while its own call could still run.
+	cfg, err := loadConfig(func(k string) string {
+		return map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u"}[k]
+	})
+	if err != nil || cfg.Policy.InFlight != refundflow.DefaultInFlight {
+		t.Fatalf("default config: in-flight %v, %v; want %v", cfg.Policy.InFlight, err, refundflow.DefaultInFlight)
+	}
+	err = run(context.Background(), nil, func(k string) string {
+		return map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u",
+			"UPSTREAM_TIMEOUT": "10s", "WORKER_INTENT_IN_FLIGHT": "5s"}[k]
+	}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "WORKER_INTENT_IN_FLIGHT") {
+		t.Fatalf("in-flight wait below the call timeout: %v; want an error naming WORKER_INTENT_IN_FLIGHT", err)
 	}
 }
 

@@ -118,3 +118,11 @@ CREATE UNIQUE INDEX cases_opened_by ON cases (opened_by) WHERE opened_by <> '';
 -- the platform, so the sub-order alone decides.
 CREATE UNIQUE INDEX cases_one_open_sub_order ON cases (platform, sub_order_id)
     WHERE sub_order_id <> '' AND state NOT IN ('succeeded', 'closed', 'cancelled');
+
+-- +migration 5: when a side effect was last attempted
+-- A call that timed out on our side may still reach the platform later. The
+-- worker trusts a view showing no effect (and sends again under the same
+-- key) only once the newest attempt is old enough (refundflow
+-- Policy.InFlight), so it needs the time of the newest BeginStep, not only
+-- the first (started_at). NULL on older rows: started_at stands in.
+ALTER TABLE step_attempts ADD COLUMN last_begun_at INTEGER;

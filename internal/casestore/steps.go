@@ -36,7 +36,10 @@ type StepAttempt struct {
 	ErrorMessage   string
 	Begins         int // how many times BeginStep saw this key
 	StartedAt      time.Time
-	FinishedAt     time.Time // zero while an intent
+	// LastBegunAt is when BeginStep last saw this key: the newest attempt
+	// that may have reached the platform (StartedAt is the first).
+	LastBegunAt time.Time
+	FinishedAt  time.Time // zero while an intent
 }
 
 type stepRow struct {
@@ -52,25 +55,31 @@ type stepRow struct {
 	ErrorMessage   string         `db:"error_message"`
 	Begins         int            `db:"begins"`
 	StartedAt      int64          `db:"started_at"`
+	LastBegunAt    sql.NullInt64  `db:"last_begun_at"`
 	FinishedAt     sql.NullInt64  `db:"finished_at"`
 }
 
 const stepColumns = `id, case_id, step, idempotency_key, status, request, outcome, request_id,
-	error_code, error_message, begins, started_at, finished_at`
+	error_code, error_message, begins, started_at, last_begun_at, finished_at`
 
 func (r stepRow) toStep() StepAttempt {
+	last := r.LastBegunAt
+	if !last.Valid { // a row from before migration 5
+		last = sql.NullInt64{Int64: r.StartedAt, Valid: true}
+	}
 	return StepAttempt{
 		ID: r.ID, CaseID: r.CaseID, Step: r.Step, IdempotencyKey: r.IdempotencyKey.String,
 		Status: StepStatus(r.Status), Request: r.Request, Outcome: r.Outcome, RequestID: r.RequestID,
 		ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage, Begins: r.Begins,
-		StartedAt: time.UnixMilli(r.StartedAt).UTC(), FinishedAt: fromMS(r.FinishedAt),
+		StartedAt: time.UnixMilli(r.StartedAt).UTC(), LastBegunAt: fromMS(last), FinishedAt: fromMS(r.FinishedAt),
 	}
 }
 
 // BeginStep records the intent to run a side-effecting step before the
 // platform is called, and must be committed before the call. If the key is
 // new it inserts an intent row and returns it with prior == false. If the key
-// exists it returns the existing row unchanged (except its Begins count) with
+// exists it returns the existing row unchanged (except its Begins count and
+// LastBegunAt, now) with
 // prior == true: when that row is still an intent, an earlier attempt may have
 // reached the platform, so the caller must reconcile (query the platform)
 // before calling again; when it is done, the step already took effect.
@@ -87,16 +96,18 @@ func (tx *Tx) BeginStep(ctx context.Context, caseID int64, step, idempotencyKey,
 			return StepAttempt{}, false, fmt.Errorf("begin step %s key %q: used by case %d step %s: %w",
 				step, idempotencyKey, r.CaseID, r.Step, ErrKeyConflict)
 		}
-		if _, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET begins = begins + 1 WHERE id = ?`, r.ID); err != nil {
+		if _, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET begins = begins + 1, last_begun_at = ? WHERE id = ?`,
+			ms64(tx.now), r.ID); err != nil {
 			return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
 		}
 		r.Begins++
+		r.LastBegunAt = sql.NullInt64{Int64: ms64(tx.now), Valid: true}
 		return r.toStep(), true, nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
 	}
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO step_attempts (case_id, step, idempotency_key, status, request, started_at)
-		VALUES (?, ?, ?, 'intent', ?, ?)`, caseID, step, idempotencyKey, request, ms64(tx.now))
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO step_attempts (case_id, step, idempotency_key, status, request, started_at, last_begun_at)
+		VALUES (?, ?, ?, 'intent', ?, ?, ?)`, caseID, step, idempotencyKey, request, ms64(tx.now), ms64(tx.now))
 	if err != nil {
 		return StepAttempt{}, false, fmt.Errorf("begin step %s for case %d: %w", step, caseID, err)
 	}

@@ -830,3 +830,63 @@ func TestStatementCacheSkipsMultiStatementText(t *testing.T) {
 		t.Fatalf("timeline has %d rows (last %+v); want 6 ending with second", len(tl), tl[len(tl)-1])
 	}
 }
+
+// TestBeginStepRecordsNewestAttempt: a resumed intent keeps its first start
+// but records when it was last begun (the newest call that may be in flight),
+// and a row written before migration 5 reads its start as its newest attempt.
+func TestBeginStepRecordsNewestAttempt(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	old, err := open(ctx, path, nil, 4)
+	if err != nil {
+		t.Fatalf("open v4: %v", err)
+	}
+	if _, err := old.w.Exec(`INSERT INTO cases (id, platform, order_id, state, created_at, updated_at)
+		VALUES (1, '1688', 'o-old', 'submitting', 1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.w.Exec(`INSERT INTO step_attempts (case_id, step, idempotency_key, status, started_at)
+		VALUES (1, 'submit', 'old-key', 'intent', 5000)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, path)
+	a, err := s.OpenIntent(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.UnixMilli(5000).UTC(); !a.LastBegunAt.Equal(want) || !a.StartedAt.Equal(want) {
+		t.Fatalf("pre-migration intent: started %v last begun %v; want both %v", a.StartedAt, a.LastBegunAt, want)
+	}
+
+	t0 := time.Date(2026, 5, 20, 8, 0, 0, 0, time.UTC)
+	clock := t0
+	s.now = func() time.Time { return clock }
+	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "submitting"})
+	begin := func() StepAttempt {
+		t.Helper()
+		var a StepAttempt
+		if err := s.Update(ctx, func(tx *Tx) error {
+			var err error
+			a, _, err = tx.BeginStep(ctx, c.ID, "submit", "case:1:submit", `{}`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	if a := begin(); !a.StartedAt.Equal(t0) || !a.LastBegunAt.Equal(t0) {
+		t.Fatalf("first begin: started %v last %v; want both %v", a.StartedAt, a.LastBegunAt, t0)
+	}
+	clock = t0.Add(90 * time.Second)
+	begin()
+	got, err := s.OpenIntent(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.StartedAt.Equal(t0) || !got.LastBegunAt.Equal(clock) || got.Begins != 2 {
+		t.Fatalf("resumed intent: started %v last %v begins %d; want started %v, last %v, begins 2", got.StartedAt, got.LastBegunAt, got.Begins, t0, clock)
+	}
+}

@@ -18,20 +18,21 @@ const (
 	CodeTerminal        = "terminal"         // a non-command input for a terminal case
 	CodeIntentUnsettled = "intent_unsettled" // a side effect may have reached the platform: query first
 	CodeUnverifiable    = "intent_unverifiable"
-	CodeStaleView       = "stale_view"      // the view is behind the case
-	CodeOtherRefund     = "other_refund"    // the view is of another refund
-	CodeInconclusive    = "inconclusive"    // the fetcher could not tell
-	CodeNoChange        = "no_change"       // the view says what the case already knows
-	CodeNoRefundYet     = "no_refund_yet"   // nothing submitted, nothing on the platform
-	CodeAttention       = "needs_attention" // parked; waiting for an operator
-	CodeStaleResult     = "stale_result"    // a step result for a step this state does not run
-	CodeTransient       = "transient"       // a transient step failure: retry later
-	CodeDuplicate       = "duplicate"       // the same command again
-	CodeCaseOpen        = "case_open"       // a different request for an open case
-	CodeNotSupported    = "not_supported"   // the platform has no such operation
-	CodeNotNow          = "not_now"         // the command does not fit the case's state
-	CodeVerify          = "verify"          // fetch the platform view before acting
-	CodeInvalidRequest  = "invalid_request" // the stored request is not valid
+	CodeStaleView       = "stale_view"       // the view is behind the case
+	CodeOtherRefund     = "other_refund"     // the view is of another refund
+	CodeInconclusive    = "inconclusive"     // the fetcher could not tell
+	CodeInFlight        = "intent_in_flight" // no effect yet, but the last attempt may still arrive
+	CodeNoChange        = "no_change"        // the view says what the case already knows
+	CodeNoRefundYet     = "no_refund_yet"    // nothing submitted, nothing on the platform
+	CodeAttention       = "needs_attention"  // parked; waiting for an operator
+	CodeStaleResult     = "stale_result"     // a step result for a step this state does not run
+	CodeTransient       = "transient"        // a transient step failure: retry later
+	CodeDuplicate       = "duplicate"        // the same command again
+	CodeCaseOpen        = "case_open"        // a different request for an open case
+	CodeNotSupported    = "not_supported"    // the platform has no such operation
+	CodeNotNow          = "not_now"          // the command does not fit the case's state
+	CodeVerify          = "verify"           // fetch the platform view before acting
+	CodeInvalidRequest  = "invalid_request"  // the stored request is not valid
 	CodeMessageSent     = "message_sent"
 	CodeMessageFailed   = "message_failed"
 )
@@ -394,7 +395,7 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 				dec.WakeAt = w
 			}
 			if isCommand(in.Kind) {
-				dec.Outcome = OutcomeRetry
+				dec.Outcome, dec.RetryAt = OutcomeRetry, dec.WakeAt
 			}
 			return dec
 		}
@@ -467,6 +468,18 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 		}
 		dec.Resolve = res
 		dec.Reapply = reapply
+		return dec
+	}
+	// Absent, but the newest attempt may still be on its way (it timed
+	// out on our side, or its process died mid-call): wait until it cannot
+	// be, then ask again. Resending now could submit twice.
+	if until := it.lastBegin().Add(d.Policy.InFlight); d.Policy.InFlight > 0 && !it.lastBegin().IsZero() && in.Now.Before(until) {
+		dec := keep(c, CodeInFlight, fmt.Sprintf("the platform shows no %s yet, but the attempt of %s may still reach it; asking again at %s",
+			it.Step, it.lastBegin().Format(time.RFC3339), until.Format(time.RFC3339)))
+		dec.WakeAt = until
+		if isCommand(in.Kind) {
+			dec.Outcome, dec.RetryAt = OutcomeRetry, until // the command comes back then
+		}
 		return dec
 	}
 	// Confirmed absent: send again under the same key.

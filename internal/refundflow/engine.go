@@ -32,6 +32,20 @@ type RetryError struct {
 	Err   error
 }
 
+// ErrWait marks a RetryError whose After is the time the case waits for (a
+// side effect's newest attempt that may still reach the platform, evidence
+// for an intent): a redelivery sooner cannot get further.
+var ErrWait = errors.New("the case waits")
+
+// retryCause is the error a retry decision is handed back with: it wraps
+// ErrWait when the decision names the time it waits for.
+func retryCause(dec Decision) error {
+	if !dec.RetryAt.IsZero() {
+		return fmt.Errorf("%w: %s", ErrWait, dec.Reason)
+	}
+	return errors.New(dec.Reason)
+}
+
 func (e *RetryError) Error() string { return fmt.Sprintf("retry after %s: %v", e.After, e.Err) }
 
 // Unwrap returns the cause.
@@ -524,7 +538,7 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 					return h, &RetryError{After: time.Second, Err: err}
 				}
 				e.log.Warn("fetch platform view", "case", caseID, "err", err)
-				return h, e.retryLater(ctx, c, in, msg, ran, &held, fmt.Errorf("fetch: %w", err))
+				return h, e.retryLater(ctx, c, in, msg, ran, &held, fmt.Errorf("fetch: %w", err), time.Time{})
 			}
 			dec = e.decider.Decide(cv, pv, in)
 		}
@@ -534,10 +548,10 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 		}
 		final := (dec.Outcome != OutcomeAct || dec.Step == nil) && !reapply
 		if dec.Outcome == OutcomeRetry {
-			return h, e.retryLater(ctx, c, in, msg, ran, &held, errors.New(dec.Reason))
+			return h, e.retryLater(ctx, c, in, msg, ran, &held, retryCause(dec), dec.RetryAt)
 		}
 		if dec.Outcome == OutcomeFetch { // a view did not settle it: cannot happen with a view
-			return h, e.retryLater(ctx, c, in, msg, ran, &held, errors.New("decision still wants a view"))
+			return h, e.retryLater(ctx, c, in, msg, ran, &held, errors.New("decision still wants a view"), time.Time{})
 		}
 		var inbox *Message
 		if final {
@@ -703,7 +717,7 @@ func (e *Engine) waitLease(ctx context.Context, until time.Time, waited *time.Du
 // one (failedAttempts). n is kept in the "retry later" timeline entry's
 // detail, not in a column, so a platform outage costs each due case one
 // timeline entry per doubling delay rather than one per RetryDelay.
-func (e *Engine) retryLater(ctx context.Context, c casestore.Case, in Input, msg *Message, ran *stepRecord, held *atomic.Bool, cause error) error {
+func (e *Engine) retryLater(ctx context.Context, c casestore.Case, in Input, msg *Message, ran *stepRecord, held *atomic.Bool, cause error, notBefore time.Time) error {
 	attempt := 0
 	if tl, err := e.store.Timeline(context.WithoutCancel(ctx), c.ID); err == nil {
 		attempt = failedAttempts(tl, c.LastPlatformCheckAt)
@@ -711,6 +725,11 @@ func (e *Engine) retryLater(ctx context.Context, c casestore.Case, in Input, msg
 		e.log.Warn("timeline for the retry backoff", "case", c.ID, "err", err)
 	}
 	delay := backoff(e.retry, e.retryMax, attempt)
+	if wait := notBefore.Sub(e.now()); wait > delay {
+		// The decision waits for a known time (Decision.RetryAt); coming
+		// back sooner would only repeat it and use up deliveries.
+		delay = wait
+	}
 	detail, _ := json.Marshal(retryDetail{Attempt: attempt, AfterMS: delay.Milliseconds()})
 	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
 		if _, err := tx.TakeLease(ctx, c.ID, e.owner, e.leaseTTL); err != nil {
@@ -856,7 +875,7 @@ func caseView(ctx context.Context, s *casestore.Store, c casestore.Case) (CaseVi
 	it, err := s.OpenIntent(ctx, c.ID)
 	switch {
 	case err == nil:
-		cv.Intent = &Intent{Step: StepName(it.Step), Key: it.IdempotencyKey, Since: it.StartedAt}
+		cv.Intent = &Intent{Step: StepName(it.Step), Key: it.IdempotencyKey, Since: it.StartedAt, LastBegin: it.LastBegunAt}
 	case !errors.Is(err, casestore.ErrNotFound):
 		return cv, err
 	}

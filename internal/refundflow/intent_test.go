@@ -194,3 +194,79 @@ func TestConfirmedIntentParksPastItsStep(t *testing.T) {
 		}
 	}
 }
+
+// TestAbsentNotTrustedWhileInFlight: a side effect whose newest attempt may
+// still reach the platform (it timed out on our side) is not sent again on a
+// view showing no effect until Policy.InFlight has passed since that attempt
+// began: timers and callbacks wait (WakeAt then), commands come back then.
+// A view showing the effect settles it at once.
+func TestAbsentNotTrustedWhileInFlight(t *testing.T) {
+	d := Decider{Policy: policy}
+	d.Policy.InFlight = time.Minute
+	type sideEffect struct {
+		name   string
+		state  State
+		step   StepName
+		absent *PlatformView // positively shows no effect
+		took   *PlatformView
+	}
+	var cases []sideEffect
+	for _, p := range []Platform{PlatformTaobao, Platform1688} {
+		took := waitingSellerView(p)
+		cases = append(cases,
+			sideEffect{string(p) + " submit", StateSubmitting, StepSubmit, &PlatformView{Found: false}, took},
+			sideEffect{string(p) + " return", StateReturnSubmitting, StepReturnSubmit, waitReturnView(p), nil},
+		)
+	}
+	tbClosed := tbView(apiclient.TaobaoRefundClosed)
+	cases = append(cases, sideEffect{"taobao cancel", StateCancelling, StepCancel, tbView(apiclient.TaobaoWaitSellerAgree), tbClosed})
+	for _, tc := range cases {
+		p := PlatformTaobao
+		if tc.name[:4] == "1688" {
+			p = Platform1688
+		}
+		c := fixture(p, tc.state)
+		if tc.step == StepSubmit {
+			c.RefundID = ""
+		}
+		first := now.Add(-2 * time.Hour)
+		last := now.Add(-10 * time.Second) // resumed 10 s ago; the first attempt is long past
+		c.Intent = &Intent{Step: tc.step, Key: "case:7:" + string(tc.step) + ":v2", Since: first, LastBegin: last}
+		until := last.Add(time.Minute)
+
+		for _, k := range []InputKind{InputTimer, InputCallback, InputReconcile} {
+			dec := d.Decide(c, tc.absent, Input{Kind: k, Now: now})
+			if dec.Outcome != OutcomeNoOp || dec.Code != CodeInFlight || dec.Step != nil || dec.Resolve != nil || !dec.WakeAt.Equal(until) {
+				t.Errorf("%s, %s within the window: %s/%s step %+v resolve %+v wake %v; want noop/%s, wake %v, intent open",
+					tc.name, k, dec.Outcome, dec.Code, dec.Step, dec.Resolve, dec.WakeAt, CodeInFlight, until)
+			}
+		}
+		dec := d.Decide(c, tc.absent, Input{Kind: InputCancel, Now: now})
+		if dec.Outcome != OutcomeRetry || !dec.RetryAt.Equal(until) || dec.Step != nil {
+			t.Errorf("%s, a command within the window: %s retry at %v; want retry at %v", tc.name, cell(dec), dec.RetryAt, until)
+		}
+		// The window is the newest attempt's, not the first's: with only
+		// Since known, it counts from Since.
+		old := c
+		old.Intent = &Intent{Step: tc.step, Key: c.Intent.Key, Since: now.Add(-10 * time.Second)}
+		if dec := d.Decide(old, tc.absent, Input{Kind: InputTimer, Now: now}); dec.Code != CodeInFlight {
+			t.Errorf("%s, only Since known, 10 s ago: %s/%s; want %s", tc.name, dec.Outcome, dec.Code, CodeInFlight)
+		}
+		// Once the attempt is old enough, send again under the same key.
+		dec = d.Decide(c, tc.absent, Input{Kind: InputTimer, Now: until})
+		if dec.Step == nil || dec.Step.Name != tc.step || !dec.Step.Resume || dec.Step.Key != c.Intent.Key {
+			t.Errorf("%s after the window: %s step %+v; want %s resumed under %s", tc.name, cell(dec), dec.Step, tc.step, c.Intent.Key)
+		}
+		// Evidence of the effect settles it at once.
+		if tc.took != nil {
+			dec = d.Decide(c, tc.took, Input{Kind: InputCallback, Now: now})
+			if dec.Resolve == nil || !dec.Resolve.Done || dec.Step != nil {
+				t.Errorf("%s, effect shown within the window: %s resolve %+v; want settled done", tc.name, cell(dec), dec.Resolve)
+			}
+		}
+		// InFlight 0 trusts the view at once (the previous behaviour).
+		if dec := decider.Decide(c, tc.absent, Input{Kind: InputTimer, Now: now}); dec.Step == nil || !dec.Step.Resume {
+			t.Errorf("%s with InFlight 0: %s; want resumed at once", tc.name, cell(dec))
+		}
+	}
+}

@@ -118,6 +118,31 @@ func TestDecideProperties(t *testing.T) {
 			}
 		}
 	}
+	// With an attempt that may still be in flight, nothing is ever sent again.
+	wary := Decider{Policy: policy}
+	wary.Policy.InFlight = time.Hour
+	for _, p := range []Platform{PlatformTaobao, Platform1688} {
+		for _, c := range allCases(p) {
+			if c.Intent == nil {
+				continue
+			}
+			it := *c.Intent
+			it.LastBegin = now.Add(-time.Second)
+			c.Intent = &it
+			for _, v := range allViews(p) {
+				for _, in := range allInputs(c) {
+					n++
+					got := wary.Decide(c, v, in)
+					where := fmt.Sprintf("%s %s/%s intent %s in flight × view %+v × %s", p, c.State, c.Parked, it.Step, v, in.Kind)
+					checkDecision(t, where, c, v, in, got)
+					resultOfIntent := in.Kind == InputStepResult && in.Result != nil && in.Result.Key == it.Key
+					if !resultOfIntent && got.Step != nil && got.Step.Name == it.Step {
+						t.Errorf("%s: sent %s again (resume %v) while the last attempt may be in flight", where, got.Step.Name, got.Step.Resume)
+					}
+				}
+			}
+		}
+	}
 	t.Logf("%d combinations checked", n)
 	if n < 5000 {
 		t.Fatalf("only %d combinations checked", n)

@@ -180,6 +180,18 @@ type Intent struct {
 	Step  StepName
 	Key   string
 	Since time.Time // when the intent was recorded (step_attempts.started_at)
+	// LastBegin is when the newest attempt under Key began (a resume
+	// begins again; step_attempts.last_begun_at): the newest call that may
+	// still be on its way to the platform. Zero: Since.
+	LastBegin time.Time
+}
+
+// lastBegin is LastBegin, or Since when it is not known.
+func (it Intent) lastBegin() time.Time {
+	if it.LastBegin.IsZero() {
+		return it.Since
+	}
+	return it.LastBegin
 }
 
 // CaseView is what Decide knows about a case (a projection of casestore.Case).
@@ -328,7 +340,8 @@ const (
 	OutcomeNoOp Outcome = "noop"
 	// OutcomeReject: the input is not allowed in this state; nothing changes.
 	OutcomeReject Outcome = "reject"
-	// OutcomeRetry: a transient failure; try the same input again later.
+	// OutcomeRetry: a transient failure or a wait; try the same input again
+	// later, not before Decision.RetryAt when that is set.
 	OutcomeRetry Outcome = "retry"
 )
 
@@ -403,6 +416,9 @@ type Decision struct {
 	State   State
 	Parked  State
 	WakeAt  time.Time
+	// RetryAt, for OutcomeRetry, is the earliest time the same input can get
+	// further (the case waits for it); zero: retry with the usual backoff.
+	RetryAt time.Time
 	Step    *Step
 	// Attention is set when State is needs_attention; otherwise the case's
 	// attention fields are cleared.
@@ -452,11 +468,26 @@ type Policy struct {
 	// lost in a crash) waits for evidence, such as a refund callback carrying
 	// the refund id, before the case is parked for an operator. 0 parks at once.
 	IntentGrace time.Duration
+	// InFlight is how long after a side effect's newest attempt began a
+	// request of it may still reach the platform: a call that timed out on
+	// our side can be held in a proxy, a queue or the platform's own
+	// backlog and take effect later. A view showing no effect is trusted
+	// (and the step sent again under the same key) only once the attempt is
+	// this old; before, the case waits until then and asks again. A view
+	// showing the effect settles the intent at once. 0 trusts it at once.
+	// INFERRED (upstream-api.md documents no idempotency key and no
+	// server-side deadline): keep it well above the client's call timeout.
+	InFlight time.Duration
 }
+
+// DefaultInFlight is the default Policy.InFlight: six times the default
+// platform call timeout (UPSTREAM_TIMEOUT, 10 s).
+const DefaultInFlight = time.Minute
 
 // DefaultPolicy returns the defaults: no refusal message, re-check every 6 h,
 // resume stalled steps after 5 min, wait 1 h for evidence of an unconfirmable
-// intent (the platform retries a failed callback 30 min later).
+// intent (the platform retries a failed callback 30 min later), trust "no
+// effect" only a minute after the newest attempt began.
 func DefaultPolicy() Policy {
-	return Policy{Recheck: 6 * time.Hour, StepTimeout: 5 * time.Minute, IntentGrace: time.Hour}
+	return Policy{Recheck: 6 * time.Hour, StepTimeout: 5 * time.Minute, IntentGrace: time.Hour, InFlight: DefaultInFlight}
 }

@@ -47,6 +47,7 @@ func TestForcedErrorKinds(t *testing.T) {
 		{ErrInternal, http.StatusOK, apiclient.CodeInternal, false},
 		{ErrTimeout, http.StatusGatewayTimeout, 0, false},
 		{ErrReset, 0, 0, true},
+		{ErrLate, http.StatusOK, apiclient.CodeSuccess, false}, // the client waited: the normal answer, late
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.kind), func(t *testing.T) {
@@ -91,6 +92,35 @@ func TestTimeoutHonoursClientGivingUp(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("client waited %s", d)
+	}
+}
+
+// TestLateTakesEffectAfterClientGaveUp: a late request (held in a proxy)
+// takes effect TimeoutAfter after it arrived although the client stopped
+// waiting long before, and the client's resend is then a duplicate.
+func TestLateTakesEffectAfterClientGaveUp(t *testing.T) {
+	e := newEnv(t, nil)
+	e.s.SetFaults(Faults{TimeoutAfter: 300 * time.Millisecond,
+		ForceErrors: []ForcedError{{Endpoint: "TaobaoSubmit", Kind: ErrLate, Count: 1}}})
+	req := apiclient.SubmitRefundRequest{SubOrderID: "9000000000000000001", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
+	if _, _, err := e.rawCall(http.MethodPost, paths.TaobaoSubmit, req, 50*time.Millisecond); err == nil {
+		t.Fatal("late submit answered before the client gave up")
+	}
+	if n := e.countRefunds(); n != 0 {
+		t.Fatalf("refunds right after the client gave up: %d; want 0 (the request has not arrived yet)", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.countRefunds() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the late submit never took effect")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
+	}
+	if r := e.call(http.MethodPost, paths.TaobaoSubmit, req); r.Code == apiclient.CodeSuccess {
+		t.Fatalf("resend after the late submit took effect: code %d; want it refused as a duplicate", r.Code)
+	}
+	if st := e.s.Stats(); st.DuplicateSubmissions != 1 || st.RefundSubmissions["taobao:9000000000000000001"] != 2 {
+		t.Fatalf("stats %+v; want 2 submissions, 1 duplicate", st)
 	}
 }
 

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -163,7 +164,7 @@ func (s *Sandbox) serveAPI(w http.ResponseWriter, r *http.Request, rt route, pat
 	kind, after, latency, timeoutAfter := s.pickFaultLocked(rt.name)
 	s.mu.Unlock()
 
-	if (latency > 0 || kind == ErrTimeout) && r.Body != nil {
+	if (latency > 0 || kind == ErrTimeout || kind == ErrLate) && r.Body != nil {
 		// Read the (bounded) body before waiting: net/http only notices a client
 		// hanging up once the handler has consumed the body, and a waiting
 		// handler must stop when the client gives up.
@@ -186,6 +187,8 @@ func (s *Sandbox) serveAPI(w http.ResponseWriter, r *http.Request, rt route, pat
 	switch {
 	case kind == "":
 		s.process(w, r, rt, pathID)
+	case kind == ErrLate:
+		s.processLate(w, r, rt, pathID, timeoutAfter)
 	case after:
 		s.process(discardWriter{h: http.Header{}}, r, rt, pathID)
 		s.writeFault(w, r, kind, timeoutAfter)
@@ -234,6 +237,21 @@ func (s *Sandbox) pickFaultLocked(name string) (kind ErrorKind, after bool, late
 		kind = kinds[s.randInt(int64(len(kinds)))]
 	}
 	return kind, false, latency, timeoutAfter
+}
+
+// processLate takes the call into effect timeoutAfter after it arrived
+// (ErrLate), answering the client only if it is still waiting then.
+func (s *Sandbox) processLate(w http.ResponseWriter, r *http.Request, rt route, pathID string, timeoutAfter time.Duration) {
+	t := time.NewTimer(timeoutAfter)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		s.process(w, r, rt, pathID)
+		return
+	case <-r.Context().Done():
+	}
+	<-t.C // the client gave up; the request still arrives
+	s.process(discardWriter{h: http.Header{}}, r.WithContext(context.WithoutCancel(r.Context())), rt, pathID)
 }
 
 func (s *Sandbox) writeFault(w http.ResponseWriter, r *http.Request, kind ErrorKind, timeoutAfter time.Duration) {

@@ -77,11 +77,16 @@ const (
 	ErrRateLimit ErrorKind = "ratelimit" // HTTP 200, envelope code apiclient.CodeRateLimited
 	ErrInternal  ErrorKind = "internal"  // HTTP 200, envelope code apiclient.CodeInternal
 	ErrReset     ErrorKind = "reset"     // connection closed without a response
+	// ErrLate: the request reaches the platform late, as if held in a proxy
+	// or a queue. It hangs until the client gives up (or Faults.TimeoutAfter)
+	// and takes effect Faults.TimeoutAfter after it arrived, whether or not
+	// the client still waits; a client that waited gets the normal answer.
+	ErrLate ErrorKind = "late"
 )
 
 // ErrorKinds lists every ErrorKind.
 func ErrorKinds() []ErrorKind {
-	return []ErrorKind{ErrHTTP500, ErrHTTP503, ErrTimeout, ErrRateLimit, ErrInternal, ErrReset}
+	return []ErrorKind{ErrHTTP500, ErrHTTP503, ErrTimeout, ErrRateLimit, ErrInternal, ErrReset, ErrLate}
 }
 
 // ForcedError makes the next Count calls of Endpoint fail with Kind.
