@@ -124,3 +124,70 @@ func TestEngineWakeBackoff(t *testing.T) {
 	}
 	r.sb.SetFaults(sandbox.Faults{})
 }
+
+// TestEngineWaitsForAttemptInFlight: a submission that failed on our side
+// (a gateway timeout) may still reach the platform, so a view showing no
+// refund is not trusted until Policy.InFlight has passed: the command is
+// handed back with a RetryError wrapping ErrWait whose After reaches the end
+// of that window (one redelivery, not a series that uses up deliveries).
+// After the window the same key is sent again, once.
+func TestEngineWaitsForAttemptInFlight(t *testing.T) {
+	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	r.sb.SetFaults(sandbox.Faults{TimeoutAfter: 20 * time.Millisecond,
+		ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrTimeout, Count: 1}}})
+	policy := testPolicy
+	policy.InFlight = time.Hour
+	newEngine := func(owner string, skew time.Duration) *refundflow.Engine {
+		eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: r.client, Policy: policy,
+			Owner: owner, RetryDelay: 50 * time.Millisecond, Now: func() time.Time { return time.Now().Add(skew) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng
+	}
+	eng := newEngine("engine-inflight", 0)
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	ctx := context.Background()
+	_, err := eng.HandleCommand(ctx, cmd, &refundflow.Message{ID: cmd.ID})
+	var re *refundflow.RetryError
+	if !errors.As(err, &re) || errors.Is(err, refundflow.ErrWait) {
+		t.Fatalf("submit timed out: %v; want a plain RetryError", err)
+	}
+	// Redelivered: the platform shows no refund, but the attempt may be in flight.
+	_, err = eng.HandleCommand(ctx, cmd, &refundflow.Message{ID: cmd.ID})
+	if !errors.As(err, &re) || !errors.Is(err, refundflow.ErrWait) || re.After < 59*time.Minute || re.After > time.Hour {
+		t.Fatalf("redelivery within the window: %v; want a RetryError wrapping ErrWait, After ≈ 1h", err)
+	}
+	key := "taobao:" + so
+	if n := r.sb.Stats().RefundSubmissions[key]; n != 0 {
+		t.Fatalf("submissions within the window: %d; want 0", n)
+	}
+	c := r.caseOf(refundflow.PlatformTaobao, o, so)
+	if it, err := r.store.OpenIntent(ctx, c.ID); err != nil || it.Begins != 1 {
+		t.Fatalf("open intent %+v, %v; want the submit intent, begun once", it, err)
+	}
+	// An hour later the view is trusted: sent again under the same key.
+	late := newEngine("engine-inflight-later", time.Hour+time.Minute)
+	h, err := late.HandleCommand(ctx, cmd, &refundflow.Message{ID: cmd.ID})
+	if err != nil || h.State != refundflow.StateWaitingSeller {
+		t.Fatalf("after the window: %+v, %v; want waiting_seller", h, err)
+	}
+	if n := r.sb.Stats().RefundSubmissions[key]; n != 1 {
+		t.Fatalf("submissions after the window: %d; want 1", n)
+	}
+	steps, err := r.store.Steps(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var submits []casestore.StepAttempt
+	for _, s := range steps {
+		if s.Step == "submit" {
+			submits = append(submits, s)
+		}
+	}
+	if len(submits) != 1 || submits[0].Begins != 2 || submits[0].Status != casestore.StepDone {
+		t.Fatalf("submit attempts %+v; want one key, begun twice, done", submits)
+	}
+}
