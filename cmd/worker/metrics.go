@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,6 +26,7 @@ type metrics struct {
 	reconcileFound prometheus.Counter
 	reconcileMoved prometheus.Counter
 	timerWakes     prometheus.Counter
+	codes          codeLabels
 }
 
 func newMetrics(store *casestore.Store, consumers func() map[string]jetstream.Consumer) *metrics {
@@ -73,15 +75,54 @@ func newMetrics(store *casestore.Store, consumers func() map[string]jetstream.Co
 
 // observe is apiclient.Config.Observe.
 func (m *metrics) observe(endpoint string, code int, _ time.Duration, err error) {
-	c := strconv.Itoa(code)
+	c := m.codes.label(strconv.Itoa(code))
 	m.platformCalls.WithLabelValues(endpoint, c).Inc()
 	if err != nil {
 		var ae *apiclient.APIError
 		if errors.As(err, &ae) && ae.NestedCode != "" {
-			c = ae.NestedCode
+			c = m.codes.label(ae.NestedCode)
 		}
 		m.platformErrors.WithLabelValues(endpoint, c).Inc()
 	}
+}
+
+// maxCodeLabels bounds the distinct code label values (the platform's codes
+// and error strings are its to invent); later ones count as "other".
+const maxCodeLabels = 64
+
+// codeLabels keeps the platform's result codes usable as label values: a
+// code longer than 32 bytes or with characters other than letters, digits,
+// '_', '-', '.' and '=', and any new code once maxCodeLabels are in use,
+// becomes "other", so the series stay bounded whatever the platform sends.
+type codeLabels struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+func (l *codeLabels) label(code string) string {
+	if len(code) == 0 || len(code) > 32 {
+		return "other"
+	}
+	for i := 0; i < len(code); i++ {
+		switch b := code[i]; {
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9', b == '_', b == '-', b == '.', b == '=':
+		default:
+			return "other"
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.seen[code]; ok {
+		return code
+	}
+	if len(l.seen) >= maxCodeLabels {
+		return "other"
+	}
+	if l.seen == nil {
+		l.seen = make(map[string]struct{})
+	}
+	l.seen[code] = struct{}{}
+	return code
 }
 
 // onStep is refundflow.EngineConfig.OnStep.
