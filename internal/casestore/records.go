@@ -107,6 +107,22 @@ func (s *Store) Timeline(ctx context.Context, caseID int64) ([]TimelineEntry, er
 	return out, nil
 }
 
+// TimelineTail returns the newest n entries of a case's timeline, oldest
+// first (all of them when it has fewer).
+func (s *Store) TimelineTail(ctx context.Context, caseID int64, n int) ([]TimelineEntry, error) {
+	var rows []timelineRow
+	if err := sqlx.SelectContext(ctx, s.r, &rows, `SELECT id, case_id, at, kind, summary, detail FROM timeline
+		WHERE case_id = ? ORDER BY id DESC LIMIT ?`, caseID, max(n, 0)); err != nil {
+		return nil, fmt.Errorf("timeline tail of case %d: %w", caseID, err)
+	}
+	out := make([]TimelineEntry, len(rows))
+	for i, r := range rows {
+		out[len(rows)-1-i] = TimelineEntry{ID: r.ID, CaseID: r.CaseID, At: time.UnixMilli(r.At).UTC(),
+			Kind: TimelineKind(r.Kind), Summary: r.Summary, Detail: json.RawMessage(r.Detail)}
+	}
+	return out, nil
+}
+
 // InboxEntry is a consumed message, recorded in the same transaction as its
 // effect so that a redelivery is recognised and dropped.
 type InboxEntry struct {

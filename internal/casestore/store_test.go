@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -888,5 +889,41 @@ func TestBeginStepRecordsNewestAttempt(t *testing.T) {
 	}
 	if !got.StartedAt.Equal(t0) || !got.LastBegunAt.Equal(clock) || got.Begins != 2 {
 		t.Fatalf("resumed intent: started %v last %v begins %d; want started %v, last %v, begins 2", got.StartedAt, got.LastBegunAt, got.Begins, t0, clock)
+	}
+}
+
+// TestTimelineTail: the newest n entries, oldest first; all when fewer.
+func TestTimelineTail(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	c := newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "requested"})
+	var entries []TimelineEntry
+	for i := range 10 {
+		entries = append(entries, TimelineEntry{CaseID: c.ID, Kind: KindNote, Summary: fmt.Sprintf("e%d", i)})
+	}
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.AppendTimeline(ctx, entries...) }); err != nil {
+		t.Fatal(err)
+	}
+	summaries := func(n int) string {
+		t.Helper()
+		tl, err := s.TimelineTail(ctx, c.ID, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range tl {
+			out = append(out, e.Summary)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := summaries(3); got != "e7,e8,e9" {
+		t.Errorf("tail 3 = %s; want e7,e8,e9", got)
+	}
+	full, _ := s.Timeline(ctx, c.ID)
+	if got := summaries(100); len(full) < 10 || !strings.HasSuffix(got, "e8,e9") || strings.Count(got, ",") != len(full)-1 {
+		t.Errorf("tail 100 = %s; want the whole timeline (%d entries)", got, len(full))
+	}
+	if got := summaries(0); got != "" {
+		t.Errorf("tail 0 = %q; want nothing", got)
 	}
 }

@@ -718,12 +718,7 @@ func (e *Engine) waitLease(ctx context.Context, until time.Time, waited *time.Du
 // detail, not in a column, so a platform outage costs each due case one
 // timeline entry per doubling delay rather than one per RetryDelay.
 func (e *Engine) retryLater(ctx context.Context, c casestore.Case, in Input, msg *Message, ran *stepRecord, held *atomic.Bool, cause error, notBefore time.Time) error {
-	attempt := 0
-	if tl, err := e.store.Timeline(context.WithoutCancel(ctx), c.ID); err == nil {
-		attempt = failedAttempts(tl, c.LastPlatformCheckAt)
-	} else {
-		e.log.Warn("timeline for the retry backoff", "case", c.ID, "err", err)
-	}
+	attempt := e.failedInputs(context.WithoutCancel(ctx), c)
 	delay := backoff(e.retry, e.retryMax, attempt)
 	if wait := notBefore.Sub(e.now()); wait > delay {
 		// The decision waits for a known time (Decision.RetryAt); coming
@@ -788,36 +783,55 @@ func backoff(base, limit time.Duration, n int) time.Duration {
 	return min(d, limit)
 }
 
+// failedInputs is failedAttempts over the newest rows of the case's
+// timeline: a tail of 32 rows, read further back only while all of it belongs
+// to the failing run (a long case's whole history is never read for this).
+func (e *Engine) failedInputs(ctx context.Context, c casestore.Case) int {
+	for n := 32; ; n *= 4 {
+		tl, err := e.store.TimelineTail(ctx, c.ID, n)
+		if err != nil {
+			e.log.Warn("timeline for the retry backoff", "case", c.ID, "err", err)
+			return 0
+		}
+		attempt, decided := failedAttempts(tl, c.LastPlatformCheckAt)
+		if decided || len(tl) < n {
+			return attempt
+		}
+	}
+}
+
 // failedAttempts returns how many inputs of a case in a row ended in a retry
-// before the one now failing, from the case's timeline (oldest first) and its
-// last platform check: the attempt of the last "retry later" entry plus one,
-// or 0 if the case got anywhere since. Walking back from the end, the rows a
+// before the one now failing, from the newest rows of the case's timeline
+// (oldest first) and its last platform check: the attempt of the last "retry
+// later" entry plus one, or 0 if the case got anywhere since. decided is
+// false when every row belongs to the failing run (an older one may decide).
+// In detail: Walking back from the end, the rows a
 // failing input writes before it fails do not break the run: its note
 // (timer, reconcile, callback, command), a decision to run a step that does
 // not move the case, and the step's transient failure. Anything else does (a
 // step that worked or failed for good, a decision that moved the case or
 // needed no step), and so does a platform check newer than the last retry
 // that no later row accounts for (a quiet successful check writes no row).
-func failedAttempts(tl []casestore.TimelineEntry, lastCheck time.Time) int {
+func failedAttempts(tl []casestore.TimelineEntry, lastCheck time.Time) (n int, decided bool) {
 	var after time.Time // time of the earliest row after the last retry (zero: none)
 	for i := len(tl) - 1; i >= 0; i-- {
 		e := tl[i]
 		if strings.HasPrefix(e.Summary, retryPrefix) {
 			if lastCheck.After(e.At) && (after.IsZero() || lastCheck.Before(after)) {
-				return 0
+				return 0, true
 			}
 			var d retryDetail
 			if len(e.Detail) > 0 && json.Unmarshal(e.Detail, &d) != nil {
 				d.Attempt = 0
 			}
-			return max(d.Attempt, 0) + 1
+			return max(d.Attempt, 0) + 1, true
 		}
 		if !partOfFailedInput(e) {
-			return 0
+			return 0, true
 		}
 		after = e.At
 	}
-	return 0
+	return 0, false
 }
 
 // partOfFailedInput reports whether a timeline row is one an input that

@@ -2,6 +2,7 @@ package refundflow
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,8 +72,18 @@ func TestFailedAttempts(t *testing.T) {
 		if tc.check >= 0 {
 			check = at(tc.check)
 		}
-		if got := failedAttempts(tc.tl, check); got != tc.want {
+		got, decided := failedAttempts(tc.tl, check)
+		if got != tc.want {
 			t.Errorf("%s: failedAttempts = %d; want %d", tc.name, got, tc.want)
+		}
+		// Undecided only when every row may belong to the failing run (an
+		// older row, not in this tail, decides).
+		allPart := true
+		for _, e := range tc.tl {
+			allPart = allPart && !strings.HasPrefix(e.Summary, retryPrefix) && partOfFailedInput(e)
+		}
+		if decided == allPart {
+			t.Errorf("%s: decided = %v; want %v", tc.name, decided, !allPart)
 		}
 	}
 }
