@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,18 @@ func TestLateSubmissionNotSentTwice(t *testing.T) {
 			}
 			if tc.extra == 0 && st.DuplicateSubmissions != 0 {
 				t.Errorf("duplicate_submissions = %d; want 0", st.DuplicateSubmissions)
+			}
+			// The wait is visible on the case's timeline.
+			tl, err := s.store.Timeline(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waited := false
+			for _, e := range tl {
+				waited = waited || strings.Contains(e.Summary, refundflow.CodeInFlight)
+			}
+			if waited != (tc.extra == 0) {
+				t.Errorf("timeline shows the in-flight wait: %v; want %v", waited, tc.extra == 0)
 			}
 			// One submit intent; begun once when waiting, twice (resumed) when not.
 			steps, err := s.store.Steps(context.Background(), id)

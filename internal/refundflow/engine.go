@@ -1039,7 +1039,8 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, c casestore.Ca
 		// worth a timeline entry (the check time is still recorded).
 		unchanged := dec.Step == nil && dec.Resolve == nil && dec.RefundID == "" && dec.Request == nil &&
 			dec.Plan == nil && dec.Shipment == nil && dec.State == cv.State && dec.Parked == cv.Parked &&
-			nc.AttentionCode == c.AttentionCode && ran == nil
+			nc.AttentionCode == c.AttentionCode && ran == nil &&
+			!(dec.Code == CodeInFlight && !dec.WakeAt.Equal(c.NextWakeAt)) // a wait for an attempt in flight is shown once
 		if unchanged && (in.Kind == InputTimer || in.Kind == InputReconcile) {
 			note = ""
 		}
