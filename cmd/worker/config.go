@@ -77,7 +77,7 @@ var envVars = []envconfig.Var{
 	envconfig.V("WORKER_RECONCILE_AGE", "15m", "an open case whose last platform check is older than this is re-queried by the reconciler"),
 	envconfig.V("WORKER_RECHECK", "6h", "a waiting case re-checks the platform after this when the platform gives no earlier deadline (0: never)"),
 	envconfig.V("WORKER_STEP_TIMEOUT", "5m", "a case whose own step has not finished in this long is resumed by its timer (0: never)"),
-	envconfig.V("WORKER_INTENT_IN_FLIGHT", refundflow.DefaultInFlight.String(), "a side effect whose call failed or timed out is sent again (same key) only if the platform still shows no effect this long after that attempt began: a request that timed out on our side may still arrive later (INFERRED; at least UPSTREAM_TIMEOUT, 0 = trust at once)"),
+	envconfig.V("WORKER_INTENT_IN_FLIGHT", refundflow.DefaultInFlight.String(), "a side effect whose call timed out or lost its answer is sent again (same key) only if the platform still shows no effect this long after we stopped waiting for it: the request may still arrive later (INFERRED; 0 = trust the platform's view at once)"),
 	envconfig.V("WORKER_INTENT_GRACE", "1h", "how long an unconfirmable intent (1688 create whose refund id was lost) waits for a refund callback before the case is parked"),
 	envconfig.V("WORKER_REFUSAL_MESSAGE", "", "message posted on a Taobao refund the seller refused ({reason} = the seller's reason); empty posts nothing"),
 	envconfig.V("WORKER_LEASE_TTL", "2m", "case lease: how long a case stays claimed by a process that stopped renewing it (must exceed the longest platform call)"),
@@ -169,9 +169,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 		StepTimeout:    duration("WORKER_STEP_TIMEOUT", 0, 24*time.Hour),
 		IntentGrace:    duration("WORKER_INTENT_GRACE", 0, 30*24*time.Hour),
 		InFlight:       duration("WORKER_INTENT_IN_FLIGHT", 0, 24*time.Hour),
-	}
-	if f := cfg.Policy.InFlight; f > 0 && f < cfg.Upstream.Timeout {
-		env.Fail(fmt.Errorf("WORKER_INTENT_IN_FLIGHT %s is shorter than UPSTREAM_TIMEOUT %s: a call could still be running when its absence is trusted (0 turns the wait off)", f, cfg.Upstream.Timeout))
 	}
 	if cfg.LeaseTTL <= cfg.Upstream.Timeout {
 		env.Fail(fmt.Errorf("WORKER_LEASE_TTL %s must exceed UPSTREAM_TIMEOUT %s", cfg.LeaseTTL, cfg.Upstream.Timeout))

@@ -14,7 +14,7 @@ import (
 // TestLateSubmissionNotSentTwice: the platform receives a refund submission
 // only after the worker's call timed out, as if a proxy held it (sandbox
 // fault "late"). The worker's next look shows no refund. It must not trust
-// that until WORKER_INTENT_IN_FLIGHT has passed since the attempt began; by
+// that until WORKER_INTENT_IN_FLIGHT has passed since the call timed out; by
 // then the late request has taken effect and the refund is submitted once.
 // With the wait turned off the same run submits twice, so the test shows the
 // hazard is real and the wait is what prevents it.
@@ -27,14 +27,17 @@ func TestLateSubmissionNotSentTwice(t *testing.T) {
 		inFlight string
 		extra    int64 // submissions beyond the first
 	}{
-		{"waits for the late request", "7s", 0},
+		{"waits for the late request", "6s", 0},
 		{"wait off: submitted twice", "0s", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The submission arrives 3 s after it was sent; the worker gives up after 1 s.
 			faults := sandbox.Faults{TimeoutAfter: 3 * time.Second,
 				ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrLate, Count: 1}}}
-			s := newStack(t, faults, quickSeller, 1, map[string]string{"UPSTREAM_TIMEOUT": "1s", "WORKER_INTENT_IN_FLIGHT": tc.inFlight})
+			// Few deliveries: a command waiting for the window must come back
+			// once, when it ends, not poll until it is dead-lettered.
+			s := newStack(t, faults, quickSeller, 1, map[string]string{"UPSTREAM_TIMEOUT": "1s", "WORKER_INTENT_IN_FLIGHT": tc.inFlight,
+				"WORKER_MAX_DELIVER": "4"})
 			s.start()
 			o, so := s.order(sandbox.PlatformTaobao, nil)
 			req := refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}
@@ -68,6 +71,12 @@ func TestLateSubmissionNotSentTwice(t *testing.T) {
 			}
 			if waited != (tc.extra == 0) {
 				t.Errorf("timeline shows the in-flight wait: %v; want %v", waited, tc.extra == 0)
+			}
+			if dl, err := s.store.DeadLetters(context.Background(), casestore.DeadLetterFilter{}); err != nil || len(dl) != 0 {
+				for _, d := range dl {
+					t.Errorf("dead letter %s after %d deliveries: %s", d.Reason, d.Deliveries, d.Error)
+				}
+				t.Errorf("%d dead letters, %v; want none", len(dl), err)
 			}
 			// One submit intent; begun once when waiting, twice (resumed) when not.
 			steps, err := s.store.Steps(context.Background(), id)

@@ -162,8 +162,8 @@ func newStack(t *testing.T, faults sandbox.Faults, seller sandbox.SellerPolicy, 
 		s.env[k] = v
 	}
 	if _, ok := s.env["WORKER_INTENT_IN_FLIGHT"]; !ok {
-		// The shortest wait allowed: every resend in these tests goes through it.
-		s.env["WORKER_INTENT_IN_FLIGHT"] = s.env["UPSTREAM_TIMEOUT"]
+		// Short, but on: every resend in these tests goes through the wait.
+		s.env["WORKER_INTENT_IN_FLIGHT"] = "1s"
 	}
 	s.store, err = casestore.Open(context.Background(), s.dbPath, nil)
 	if err != nil {
@@ -667,7 +667,7 @@ func TestConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "WORKER_ACK_WAIT") {
 		t.Fatalf("bad WORKER_ACK_WAIT: %v; want an error naming it", err)
 	}
-	// A resend may not trust "no effect" while its own call could still run.
+	// The in-flight wait is on by default.
 	cfg, err := loadConfig(func(k string) string {
 		return map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u"}[k]
 	})
@@ -676,10 +676,10 @@ func TestConfig(t *testing.T) {
 	}
 	err = run(context.Background(), nil, func(k string) string {
 		return map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u",
-			"UPSTREAM_TIMEOUT": "10s", "WORKER_INTENT_IN_FLIGHT": "5s"}[k]
+			"WORKER_INTENT_IN_FLIGHT": "-5s"}[k]
 	}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "WORKER_INTENT_IN_FLIGHT") {
-		t.Fatalf("in-flight wait below the call timeout: %v; want an error naming WORKER_INTENT_IN_FLIGHT", err)
+		t.Fatalf("negative in-flight wait: %v; want an error naming WORKER_INTENT_IN_FLIGHT", err)
 	}
 }
 

@@ -26,7 +26,8 @@ type metrics struct {
 	reconcileFound prometheus.Counter
 	reconcileMoved prometheus.Counter
 	timerWakes     prometheus.Counter
-	codes          codeLabels
+	callCodes      codeLabels // code label values of platformCalls
+	errCodes       codeLabels // and of platformErrors, kept apart
 }
 
 func newMetrics(store *casestore.Store, consumers func() map[string]jetstream.Consumer) *metrics {
@@ -75,19 +76,22 @@ func newMetrics(store *casestore.Store, consumers func() map[string]jetstream.Co
 
 // observe is apiclient.Config.Observe.
 func (m *metrics) observe(endpoint string, code int, _ time.Duration, err error) {
-	c := m.codes.label(strconv.Itoa(code))
+	c := m.callCodes.label(strconv.Itoa(code))
 	m.platformCalls.WithLabelValues(endpoint, c).Inc()
 	if err != nil {
 		var ae *apiclient.APIError
 		if errors.As(err, &ae) && ae.NestedCode != "" {
-			c = m.codes.label(ae.NestedCode)
+			c = m.errCodes.label(ae.NestedCode)
+		} else {
+			c = m.errCodes.label(c)
 		}
 		m.platformErrors.WithLabelValues(endpoint, c).Inc()
 	}
 }
 
-// maxCodeLabels bounds the distinct code label values (the platform's codes
-// and error strings are its to invent); later ones count as "other".
+// maxCodeLabels bounds the distinct code label values of each metric (the
+// platform's codes and error strings are its to invent); later ones count as
+// "other" for the rest of the process's life.
 const maxCodeLabels = 64
 
 // codeLabels keeps the platform's result codes usable as label values: a

@@ -123,6 +123,10 @@ CREATE UNIQUE INDEX cases_one_open_sub_order ON cases (platform, sub_order_id)
 -- A call that timed out on our side may still reach the platform later. The
 -- worker trusts a view showing no effect (and sends again under the same
 -- key) only once the newest attempt is old enough (refundflow
--- Policy.InFlight), so it needs the time of the newest BeginStep, not only
--- the first (started_at). NULL on older rows: started_at stands in.
-ALTER TABLE step_attempts ADD COLUMN last_begun_at INTEGER;
+-- Policy.InFlight), so it records when an attempt under the key last began
+-- (BeginStep) or last ended without a result (MarkAttempt), not only when
+-- the first began (started_at). Intents open at the upgrade may have been
+-- re-sent or cut off by an older build without a record: they count from
+-- the upgrade, which costs one wait. NULL on finished older rows.
+ALTER TABLE step_attempts ADD COLUMN last_attempt_at INTEGER;
+UPDATE step_attempts SET last_attempt_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000 WHERE status = 'intent';

@@ -36,10 +36,11 @@ type StepAttempt struct {
 	ErrorMessage   string
 	Begins         int // how many times BeginStep saw this key
 	StartedAt      time.Time
-	// LastBegunAt is when BeginStep last saw this key: the newest attempt
-	// that may have reached the platform (StartedAt is the first).
-	LastBegunAt time.Time
-	FinishedAt  time.Time // zero while an intent
+	// LastAttemptAt is when an attempt under this key last began (BeginStep)
+	// or last ended without a result (MarkAttempt): the newest moment a call
+	// of it was on its way (StartedAt is when the first began).
+	LastAttemptAt time.Time
+	FinishedAt    time.Time // zero while an intent
 }
 
 type stepRow struct {
@@ -55,15 +56,15 @@ type stepRow struct {
 	ErrorMessage   string         `db:"error_message"`
 	Begins         int            `db:"begins"`
 	StartedAt      int64          `db:"started_at"`
-	LastBegunAt    sql.NullInt64  `db:"last_begun_at"`
+	LastAttemptAt  sql.NullInt64  `db:"last_attempt_at"`
 	FinishedAt     sql.NullInt64  `db:"finished_at"`
 }
 
 const stepColumns = `id, case_id, step, idempotency_key, status, request, outcome, request_id,
-	error_code, error_message, begins, started_at, last_begun_at, finished_at`
+	error_code, error_message, begins, started_at, last_attempt_at, finished_at`
 
 func (r stepRow) toStep() StepAttempt {
-	last := r.LastBegunAt
+	last := r.LastAttemptAt
 	if !last.Valid { // a row from before migration 5
 		last = sql.NullInt64{Int64: r.StartedAt, Valid: true}
 	}
@@ -71,7 +72,7 @@ func (r stepRow) toStep() StepAttempt {
 		ID: r.ID, CaseID: r.CaseID, Step: r.Step, IdempotencyKey: r.IdempotencyKey.String,
 		Status: StepStatus(r.Status), Request: r.Request, Outcome: r.Outcome, RequestID: r.RequestID,
 		ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage, Begins: r.Begins,
-		StartedAt: time.UnixMilli(r.StartedAt).UTC(), LastBegunAt: fromMS(last), FinishedAt: fromMS(r.FinishedAt),
+		StartedAt: time.UnixMilli(r.StartedAt).UTC(), LastAttemptAt: fromMS(last), FinishedAt: fromMS(r.FinishedAt),
 	}
 }
 
@@ -79,7 +80,7 @@ func (r stepRow) toStep() StepAttempt {
 // platform is called, and must be committed before the call. If the key is
 // new it inserts an intent row and returns it with prior == false. If the key
 // exists it returns the existing row unchanged (except its Begins count and
-// LastBegunAt, now) with
+// LastAttemptAt, now, while it is an intent) with
 // prior == true: when that row is still an intent, an earlier attempt may have
 // reached the platform, so the caller must reconcile (query the platform)
 // before calling again; when it is done, the step already took effect.
@@ -96,17 +97,20 @@ func (tx *Tx) BeginStep(ctx context.Context, caseID int64, step, idempotencyKey,
 			return StepAttempt{}, false, fmt.Errorf("begin step %s key %q: used by case %d step %s: %w",
 				step, idempotencyKey, r.CaseID, r.Step, ErrKeyConflict)
 		}
-		if _, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET begins = begins + 1, last_begun_at = ? WHERE id = ?`,
+		if _, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET begins = begins + 1,
+			last_attempt_at = CASE status WHEN 'intent' THEN ? ELSE last_attempt_at END WHERE id = ?`,
 			ms64(tx.now), r.ID); err != nil {
 			return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
 		}
 		r.Begins++
-		r.LastBegunAt = sql.NullInt64{Int64: ms64(tx.now), Valid: true}
+		if StepStatus(r.Status) == StepIntent {
+			r.LastAttemptAt = sql.NullInt64{Int64: ms64(tx.now), Valid: true}
+		}
 		return r.toStep(), true, nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
 	}
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO step_attempts (case_id, step, idempotency_key, status, request, started_at, last_begun_at)
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO step_attempts (case_id, step, idempotency_key, status, request, started_at, last_attempt_at)
 		VALUES (?, ?, ?, 'intent', ?, ?, ?)`, caseID, step, idempotencyKey, request, ms64(tx.now), ms64(tx.now))
 	if err != nil {
 		return StepAttempt{}, false, fmt.Errorf("begin step %s for case %d: %w", step, caseID, err)
@@ -117,6 +121,25 @@ func (tx *Tx) BeginStep(ctx context.Context, caseID int64, step, idempotencyKey,
 	}
 	a, err := getStep(ctx, tx.tx, id)
 	return a, false, err
+}
+
+// MarkAttempt records that an attempt under the intent with this key ended
+// now without a result (a timeout, a lost answer, a call abandoned at
+// shutdown): the request may still be on its way to the platform, so the
+// in-flight window counts from now (StepAttempt.LastAttemptAt). A finished
+// step is left as it is; an unknown key is ErrNotFound.
+func (tx *Tx) MarkAttempt(ctx context.Context, idempotencyKey string) error {
+	res, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET last_attempt_at = ?
+		WHERE idempotency_key = ? AND status = 'intent'`, ms64(tx.now), idempotencyKey)
+	if err != nil {
+		return fmt.Errorf("mark attempt %q: %w", idempotencyKey, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		if _, err := tx.stepByKey(ctx, idempotencyKey); err != nil {
+			return fmt.Errorf("mark attempt %q: %w", idempotencyKey, err)
+		}
+	}
+	return nil
 }
 
 // StepResult is the outcome FinishStep records.

@@ -832,10 +832,12 @@ func TestStatementCacheSkipsMultiStatementText(t *testing.T) {
 	}
 }
 
-// TestBeginStepRecordsNewestAttempt: a resumed intent keeps its first start
-// but records when it was last begun (the newest call that may be in flight),
-// and a row written before migration 5 reads its start as its newest attempt.
-func TestBeginStepRecordsNewestAttempt(t *testing.T) {
+// TestAttemptTimes: an intent records when an attempt under its key last
+// began (BeginStep) or ended without a result (MarkAttempt), keeping its
+// first start; finished steps are left alone. Migration 5 dates the intents
+// open at the upgrade from the upgrade (an older build may have re-sent them
+// without a record); finished older rows read their start.
+func TestAttemptTimes(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "db")
 	old, err := open(ctx, path, nil, 4)
@@ -846,49 +848,77 @@ func TestBeginStepRecordsNewestAttempt(t *testing.T) {
 		VALUES (1, '1688', 'o-old', 'submitting', 1, 1)`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.w.Exec(`INSERT INTO step_attempts (case_id, step, idempotency_key, status, started_at)
-		VALUES (1, 'submit', 'old-key', 'intent', 5000)`); err != nil {
+	if _, err := old.w.Exec(`INSERT INTO step_attempts (case_id, step, idempotency_key, status, started_at, finished_at)
+		VALUES (1, 'submit', 'old-done', 'done', 4000, 4500), (1, 'submit', 'old-open', 'intent', 5000, NULL)`); err != nil {
 		t.Fatal(err)
 	}
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
+	upgraded := time.Now()
 	s := openTest(t, path)
 	a, err := s.OpenIntent(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := time.UnixMilli(5000).UTC(); !a.LastBegunAt.Equal(want) || !a.StartedAt.Equal(want) {
-		t.Fatalf("pre-migration intent: started %v last begun %v; want both %v", a.StartedAt, a.LastBegunAt, want)
+	if !a.StartedAt.Equal(time.UnixMilli(5000).UTC()) || a.LastAttemptAt.Before(upgraded.Add(-2*time.Second)) || a.LastAttemptAt.After(time.Now().Add(time.Second)) {
+		t.Fatalf("intent open at the upgrade: started %v last attempt %v; want started 5000 ms, last attempt at the upgrade (%v)", a.StartedAt, a.LastAttemptAt, upgraded)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		d, err := tx.StepByKey(ctx, "old-done")
+		if err == nil && !d.LastAttemptAt.Equal(time.UnixMilli(4000).UTC()) {
+			t.Errorf("finished pre-migration step: last attempt %v; want its start", d.LastAttemptAt)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	t0 := time.Date(2026, 5, 20, 8, 0, 0, 0, time.UTC)
 	clock := t0
 	s.now = func() time.Time { return clock }
 	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "submitting"})
-	begin := func() StepAttempt {
+	step := func(fn func(tx *Tx) error) StepAttempt {
 		t.Helper()
 		var a StepAttempt
 		if err := s.Update(ctx, func(tx *Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
 			var err error
-			a, _, err = tx.BeginStep(ctx, c.ID, "submit", "case:1:submit", `{}`)
+			a, err = tx.StepByKey(ctx, "case:1:submit")
 			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
 		return a
 	}
-	if a := begin(); !a.StartedAt.Equal(t0) || !a.LastBegunAt.Equal(t0) {
-		t.Fatalf("first begin: started %v last %v; want both %v", a.StartedAt, a.LastBegunAt, t0)
+	begin := func(tx *Tx) error { _, _, err := tx.BeginStep(ctx, c.ID, "submit", "case:1:submit", `{}`); return err }
+	mark := func(tx *Tx) error { return tx.MarkAttempt(ctx, "case:1:submit") }
+	if a := step(begin); !a.StartedAt.Equal(t0) || !a.LastAttemptAt.Equal(t0) {
+		t.Fatalf("first begin: started %v last %v; want both %v", a.StartedAt, a.LastAttemptAt, t0)
 	}
-	clock = t0.Add(90 * time.Second)
-	begin()
-	got, err := s.OpenIntent(ctx, c.ID)
-	if err != nil {
-		t.Fatal(err)
+	clock = t0.Add(10 * time.Second) // the call timed out
+	if a := step(mark); !a.StartedAt.Equal(t0) || !a.LastAttemptAt.Equal(clock) {
+		t.Fatalf("after MarkAttempt: started %v last %v; want started %v, last %v", a.StartedAt, a.LastAttemptAt, t0, clock)
 	}
-	if !got.StartedAt.Equal(t0) || !got.LastBegunAt.Equal(clock) || got.Begins != 2 {
-		t.Fatalf("resumed intent: started %v last %v begins %d; want started %v, last %v, begins 2", got.StartedAt, got.LastBegunAt, got.Begins, t0, clock)
+	clock = t0.Add(90 * time.Second) // resumed
+	if a := step(begin); !a.StartedAt.Equal(t0) || !a.LastAttemptAt.Equal(clock) || a.Begins != 2 {
+		t.Fatalf("resumed: started %v last %v begins %d; want started %v, last %v, begins 2", a.StartedAt, a.LastAttemptAt, a.Begins, t0, clock)
+	}
+	done := t0.Add(91 * time.Second)
+	clock = done
+	step(func(tx *Tx) error { return tx.FinishStep(ctx, "case:1:submit", StepResult{Status: StepDone}) })
+	clock = t0.Add(2 * time.Hour)
+	if a := step(mark); !a.LastAttemptAt.Equal(t0.Add(90 * time.Second)) {
+		t.Errorf("MarkAttempt on a finished step moved it to %v", a.LastAttemptAt)
+	}
+	if a := step(begin); !a.LastAttemptAt.Equal(t0.Add(90*time.Second)) || a.Status != StepDone {
+		t.Errorf("BeginStep on a finished step: %+v; want it left as it was", a)
+	}
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.MarkAttempt(ctx, "no-such-key") }); !errors.Is(err, ErrNotFound) {
+		t.Errorf("MarkAttempt of an unknown key: %v; want ErrNotFound", err)
 	}
 }
 

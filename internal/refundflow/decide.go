@@ -395,7 +395,10 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 				dec.WakeAt = w
 			}
 			if isCommand(in.Kind) {
-				dec.Outcome, dec.RetryAt = OutcomeRetry, dec.WakeAt
+				// The command comes back when the grace ends (the timer and
+				// callbacks look earlier): not every few minutes, using up
+				// its deliveries.
+				dec.Outcome, dec.RetryAt = OutcomeRetry, until
 			}
 			return dec
 		}
@@ -473,9 +476,9 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 	// Absent, but the newest attempt may still be on its way (it timed
 	// out on our side, or its process died mid-call): wait until it cannot
 	// be, then ask again. Resending now could submit twice.
-	if until := it.lastBegin().Add(d.Policy.InFlight); d.Policy.InFlight > 0 && !it.lastBegin().IsZero() && in.Now.Before(until) {
-		dec := keep(c, CodeInFlight, fmt.Sprintf("the platform shows no %s yet, but the attempt of %s may still reach it; asking again at %s",
-			it.Step, it.lastBegin().Format(time.RFC3339), until.Format(time.RFC3339)))
+	if until := it.lastAttempt().Add(d.Policy.InFlight); d.Policy.InFlight > 0 && !it.lastAttempt().IsZero() && in.Now.Before(until) {
+		dec := keep(c, CodeInFlight, fmt.Sprintf("the platform shows no %s yet, but the attempt (last at %s) may still reach it; asking again at %s",
+			it.Step, it.lastAttempt().Format(time.RFC3339), until.Format(time.RFC3339)))
 		dec.WakeAt = until
 		if isCommand(in.Kind) {
 			dec.Outcome, dec.RetryAt = OutcomeRetry, until // the command comes back then

@@ -68,8 +68,9 @@
 // yields OutcomeFetch; with the view, Decide settles the intent (Resolution):
 // done if the platform shows the effect, re-sent under the same key
 // (Step.Resume) only if the platform positively shows it did not happen and
-// the newest attempt is older than Policy.InFlight (a request that timed out
-// on our side may still arrive; until then the case waits, CodeInFlight),
+// Policy.InFlight has passed since we stopped waiting for the newest attempt
+// (Intent.LastAttempt: a request that timed out on our side may still
+// arrive; until then the case waits, CodeInFlight),
 // never re-sent if that cannot be told (messages; inconclusive views after
 // Policy.IntentGrace). "Positively absent" is: submit, no refund found;
 // return submit, the refund waits for the return and holds no waybill;

@@ -41,7 +41,7 @@ var ErrWait = errors.New("the case waits")
 // ErrWait when the decision names the time it waits for.
 func retryCause(dec Decision) error {
 	if !dec.RetryAt.IsZero() {
-		return fmt.Errorf("%w: %s", ErrWait, dec.Reason)
+		return fmt.Errorf("%w: %s: %s", ErrWait, dec.Code, dec.Reason)
 	}
 	return errors.New(dec.Reason)
 }
@@ -889,7 +889,7 @@ func caseView(ctx context.Context, s *casestore.Store, c casestore.Case) (CaseVi
 	it, err := s.OpenIntent(ctx, c.ID)
 	switch {
 	case err == nil:
-		cv.Intent = &Intent{Step: StepName(it.Step), Key: it.IdempotencyKey, Since: it.StartedAt, LastBegin: it.LastBegunAt}
+		cv.Intent = &Intent{Step: StepName(it.Step), Key: it.IdempotencyKey, Since: it.StartedAt, LastAttempt: it.LastAttemptAt}
 	case !errors.Is(err, casestore.ErrNotFound):
 		return cv, err
 	}
@@ -1124,7 +1124,11 @@ func (e *Engine) recordStep(ctx context.Context, tx *casestore.Tx, caseID int64,
 		}
 	case r.err != nil && r.err.Transient:
 		// Outcome unknown or not applied: the intent stays open and the
-		// next attempt asks the platform first.
+		// next attempt asks the platform first, trusting "no effect" only
+		// Policy.InFlight after now (the request may still arrive).
+		if err := tx.MarkAttempt(ctx, r.key); err != nil {
+			return casestore.TimelineEntry{}, err
+		}
 		summary += "; intent left open"
 	default:
 		if err := tx.FinishStep(ctx, r.key, res); err != nil {

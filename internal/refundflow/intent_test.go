@@ -231,7 +231,7 @@ func TestAbsentNotTrustedWhileInFlight(t *testing.T) {
 		}
 		first := now.Add(-2 * time.Hour)
 		last := now.Add(-10 * time.Second) // resumed 10 s ago; the first attempt is long past
-		c.Intent = &Intent{Step: tc.step, Key: "case:7:" + string(tc.step) + ":v2", Since: first, LastBegin: last}
+		c.Intent = &Intent{Step: tc.step, Key: "case:7:" + string(tc.step) + ":v2", Since: first, LastAttempt: last}
 		until := last.Add(time.Minute)
 
 		for _, k := range []InputKind{InputTimer, InputCallback, InputReconcile} {

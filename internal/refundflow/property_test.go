@@ -127,7 +127,7 @@ func TestDecideProperties(t *testing.T) {
 				continue
 			}
 			it := *c.Intent
-			it.LastBegin = now.Add(-time.Second)
+			it.LastAttempt = now.Add(-time.Second)
 			c.Intent = &it
 			for _, v := range allViews(p) {
 				for _, in := range allInputs(c) {

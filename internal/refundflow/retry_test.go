@@ -125,27 +125,28 @@ func TestEngineWakeBackoff(t *testing.T) {
 	r.sb.SetFaults(sandbox.Faults{})
 }
 
-// TestEngineWaitsForAttemptInFlight: a submission that failed on our side
-// (a gateway timeout) may still reach the platform, so a view showing no
-// refund is not trusted until Policy.InFlight has passed: the command is
+// TestEngineWaitsForAttemptInFlight: a submission whose call failed on our
+// side (a gateway timeout after 1.5 s) may still reach the platform, so a
+// view showing no refund is not trusted until Policy.InFlight has passed
+// since we stopped waiting for the call (not since it began): the command is
 // handed back with a RetryError wrapping ErrWait whose After reaches the end
 // of that window (one redelivery, not a series that uses up deliveries).
 // After the window the same key is sent again, once.
 func TestEngineWaitsForAttemptInFlight(t *testing.T) {
 	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
-	r.sb.SetFaults(sandbox.Faults{TimeoutAfter: 20 * time.Millisecond,
+	r.sb.SetFaults(sandbox.Faults{TimeoutAfter: 1500 * time.Millisecond,
 		ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrTimeout, Count: 1}}})
 	policy := testPolicy
 	policy.InFlight = time.Hour
-	newEngine := func(owner string, skew time.Duration) *refundflow.Engine {
+	newEngine := func(owner string, now func() time.Time) *refundflow.Engine {
 		eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: r.client, Policy: policy,
-			Owner: owner, RetryDelay: 50 * time.Millisecond, Now: func() time.Time { return time.Now().Add(skew) }})
+			Owner: owner, RetryDelay: 50 * time.Millisecond, Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return eng
 	}
-	eng := newEngine("engine-inflight", 0)
+	eng := newEngine("engine-inflight", time.Now)
 	o, so := r.order(sandbox.PlatformTaobao, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 	cmd.Request = taobaoRequest(false)
@@ -154,6 +155,15 @@ func TestEngineWaitsForAttemptInFlight(t *testing.T) {
 	var re *refundflow.RetryError
 	if !errors.As(err, &re) || errors.Is(err, refundflow.ErrWait) {
 		t.Fatalf("submit timed out: %v; want a plain RetryError", err)
+	}
+	c := r.caseOf(refundflow.PlatformTaobao, o, so)
+	it, err := r.store.OpenIntent(ctx, c.ID)
+	if err != nil || it.Begins != 1 {
+		t.Fatalf("open intent %+v, %v; want the submit intent, begun once", it, err)
+	}
+	began, ended := it.StartedAt, it.LastAttemptAt
+	if ended.Sub(began) < time.Second {
+		t.Fatalf("intent began %v, last attempt %v; want the attempt's end (1.5 s later) recorded", began, ended)
 	}
 	// Redelivered: the platform shows no refund, but the attempt may be in flight.
 	_, err = eng.HandleCommand(ctx, cmd, &refundflow.Message{ID: cmd.ID})
@@ -164,12 +174,14 @@ func TestEngineWaitsForAttemptInFlight(t *testing.T) {
 	if n := r.sb.Stats().RefundSubmissions[key]; n != 0 {
 		t.Fatalf("submissions within the window: %d; want 0", n)
 	}
-	c := r.caseOf(refundflow.PlatformTaobao, o, so)
-	if it, err := r.store.OpenIntent(ctx, c.ID); err != nil || it.Begins != 1 {
-		t.Fatalf("open intent %+v, %v; want the submit intent, begun once", it, err)
+	// An hour after the call began but not after it ended: still waiting.
+	between := began.Add(time.Hour + ended.Sub(began)/2)
+	_, err = newEngine("engine-inflight-between", func() time.Time { return between }).HandleCommand(ctx, cmd, &refundflow.Message{ID: cmd.ID})
+	if !errors.Is(err, refundflow.ErrWait) {
+		t.Fatalf("an hour after the call began, before an hour after it ended: %v; want ErrWait (the window counts from the end)", err)
 	}
-	// An hour later the view is trusted: sent again under the same key.
-	late := newEngine("engine-inflight-later", time.Hour+time.Minute)
+	// An hour after it ended the view is trusted: sent again under the same key.
+	late := newEngine("engine-inflight-later", func() time.Time { return ended.Add(time.Hour + time.Second) })
 	h, err := late.HandleCommand(ctx, cmd, &refundflow.Message{ID: cmd.ID})
 	if err != nil || h.State != refundflow.StateWaitingSeller {
 		t.Fatalf("after the window: %+v, %v; want waiting_seller", h, err)

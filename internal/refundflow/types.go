@@ -180,18 +180,18 @@ type Intent struct {
 	Step  StepName
 	Key   string
 	Since time.Time // when the intent was recorded (step_attempts.started_at)
-	// LastBegin is when the newest attempt under Key began (a resume
-	// begins again; step_attempts.last_begun_at): the newest call that may
-	// still be on its way to the platform. Zero: Since.
-	LastBegin time.Time
+	// LastAttempt is when an attempt under Key last began or last ended
+	// without a result (step_attempts.last_attempt_at): the newest moment a
+	// call of it was on its way to the platform. Zero: Since.
+	LastAttempt time.Time
 }
 
-// lastBegin is LastBegin, or Since when it is not known.
-func (it Intent) lastBegin() time.Time {
-	if it.LastBegin.IsZero() {
+// lastAttempt is LastAttempt, or Since when it is not known.
+func (it Intent) lastAttempt() time.Time {
+	if it.LastAttempt.IsZero() {
 		return it.Since
 	}
-	return it.LastBegin
+	return it.LastAttempt
 }
 
 // CaseView is what Decide knows about a case (a projection of casestore.Case).
@@ -468,15 +468,16 @@ type Policy struct {
 	// lost in a crash) waits for evidence, such as a refund callback carrying
 	// the refund id, before the case is parked for an operator. 0 parks at once.
 	IntentGrace time.Duration
-	// InFlight is how long after a side effect's newest attempt began a
-	// request of it may still reach the platform: a call that timed out on
-	// our side can be held in a proxy, a queue or the platform's own
-	// backlog and take effect later. A view showing no effect is trusted
-	// (and the step sent again under the same key) only once the attempt is
-	// this old; before, the case waits until then and asks again. A view
-	// showing the effect settles the intent at once. 0 trusts it at once.
-	// INFERRED (upstream-api.md documents no idempotency key and no
-	// server-side deadline): keep it well above the client's call timeout.
+	// InFlight is how long after we stopped waiting for a side effect's call
+	// (Intent.LastAttempt: it timed out, lost its answer or was abandoned;
+	// for a call cut off by a crash, when it began) a request of it may still
+	// reach the platform: held in a proxy, a queue or the platform's own
+	// backlog, it can take effect later. A view showing no effect is trusted
+	// (and the step sent again under the same key) only after that; before,
+	// the case waits until then and asks again. A view showing the effect
+	// settles the intent at once. 0 trusts it at once. INFERRED
+	// (upstream-api.md documents no idempotency key and no server-side
+	// deadline).
 	InFlight time.Duration
 }
 

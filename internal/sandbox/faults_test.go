@@ -100,7 +100,7 @@ func TestTimeoutHonoursClientGivingUp(t *testing.T) {
 // waiting long before, and the client's resend is then a duplicate.
 func TestLateTakesEffectAfterClientGaveUp(t *testing.T) {
 	e := newEnv(t, nil)
-	e.s.SetFaults(Faults{TimeoutAfter: 300 * time.Millisecond,
+	e.s.SetFaults(Faults{TimeoutAfter: time.Second,
 		ForceErrors: []ForcedError{{Endpoint: "TaobaoSubmit", Kind: ErrLate, Count: 1}}})
 	req := apiclient.SubmitRefundRequest{SubOrderID: "9000000000000000001", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
 	if _, _, err := e.rawCall(http.MethodPost, paths.TaobaoSubmit, req, 50*time.Millisecond); err == nil {
