@@ -19,6 +19,7 @@ import (
 type config struct {
 	Addr            string
 	NATSURL         string
+	NATSConns       int
 	Token           string
 	SigningSecrets  []string
 	MaxBytes        int64
@@ -35,6 +36,7 @@ var defaultTypes = callback.FormatTypeNames(callback.DefaultTypeNames()[callback
 var envVars = []envconfig.Var{
 	envconfig.V("RECEIVER_ADDR", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free port)"),
 	envconfig.V("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated"),
+	envconfig.V("RECEIVER_NATS_CONNS", strconv.Itoa(events.DefaultPublishConns), "NATS connections to publish on, in turn (1 to 16); each has its own client and server I/O goroutines, and 2 measured best on 2 cores"),
 	envconfig.V("CALLBACK_TOKEN", "", "REQUIRED secret URL token: the platform posts to /callbacks/<token> (16+ chars of A-Z a-z 0-9 . _ ~ -)"),
 	envconfig.V("CALLBACK_SIGNING_SECRETS", "", "space-separated whsec_<base64> secrets; when set, Standard Webhooks signatures are required (any secret may match: rotation)"),
 	envconfig.V("CALLBACK_MAX_BYTES", strconv.Itoa(receiver.DefaultMaxBytes), "request body limit in bytes (413 above it)"),
@@ -70,6 +72,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Stream:  events.DefaultStreamConfig(),
 	}
 	env.Fail(checkToken(cfg.Token))
+	cfg.NATSConns = env.Int("RECEIVER_NATS_CONNS", 1, 16)
 	cfg.SigningSecrets = strings.Fields(getenv("CALLBACK_SIGNING_SECRETS"))
 	cfg.MaxBytes = env.Int64("CALLBACK_MAX_BYTES", 1, 16<<20)
 	// The platform gives a push 1000 ms: waiting longer for the ack would turn

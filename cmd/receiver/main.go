@@ -7,7 +7,7 @@
 // GET /healthz, GET /readyz, GET /metrics. Configuration is by environment;
 // run it with -h for every variable and its default. SIGTERM or SIGINT stops
 // accepting connections, lets in-flight requests finish within
-// RECEIVER_SHUTDOWN_TIMEOUT and drains the NATS connection.
+// RECEIVER_SHUTDOWN_TIMEOUT and drains the NATS connections.
 package main
 
 import (

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +73,9 @@ func TestConfigErrors(t *testing.T) {
 		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_STREAM_MAX_AGE": "forever"}, "CALLBACK_STREAM_MAX_AGE"},
 		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_TYPES_TAOBAO": "TB_REFUND=refunds"}, "CALLBACK_TYPES_TAOBAO"},
 		{map[string]string{"CALLBACK_TOKEN": token, "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{map[string]string{"CALLBACK_TOKEN": token, "RECEIVER_NATS_CONNS": "0"}, "RECEIVER_NATS_CONNS"},
+		{map[string]string{"CALLBACK_TOKEN": token, "RECEIVER_NATS_CONNS": "17"}, "RECEIVER_NATS_CONNS"},
+		{map[string]string{"CALLBACK_TOKEN": token, "RECEIVER_NATS_CONNS": "two"}, "RECEIVER_NATS_CONNS"},
 		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_SIGNING_SECRETS": "not-a-whsec " + secret, "NATS_URL": "nats://127.0.0.1:1"}, "signing secret #1"},
 	}
 	for _, c := range cases {
@@ -92,7 +97,7 @@ func TestConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != "127.0.0.1:8080" || cfg.NATSURL != "nats://127.0.0.1:4222" || cfg.MaxBytes != 64<<10 ||
+	if cfg.Addr != "127.0.0.1:8080" || cfg.NATSURL != "nats://127.0.0.1:4222" || cfg.NATSConns != events.DefaultPublishConns || cfg.MaxBytes != 64<<10 ||
 		cfg.PublishTimeout != 500*time.Millisecond || cfg.Stream.MaxAge != 7*24*time.Hour || len(cfg.TypeNames[0]) != 1 || len(cfg.TypeNames[1]) != 5 {
 		t.Errorf("defaults = %+v", cfg)
 	}
@@ -156,7 +161,7 @@ func TestRunEndToEnd(t *testing.T) {
 	var stderr syncBuffer
 	base, stop := startRun(t, map[string]string{
 		"RECEIVER_ADDR": "127.0.0.1:0", "NATS_URL": ns.URL(), "CALLBACK_TOKEN": token, "LOG_LEVEL": "debug",
-		"CALLBACK_STREAM": "E2E", "CALLBACK_STREAM_MAX_AGE": "1h",
+		"CALLBACK_STREAM": "E2E", "CALLBACK_STREAM_MAX_AGE": "1h", "RECEIVER_NATS_CONNS": "3",
 	}, &stderr)
 
 	resp, err := http.Post(base+"/callbacks/"+token, "application/json", bytes.NewReader(body(1)))
@@ -186,6 +191,11 @@ func TestRunEndToEnd(t *testing.T) {
 	logs := stderr.String()
 	if !strings.Contains(logs, `"msg":"callback stored"`) || !strings.Contains(logs, `"msg":"stopped"`) {
 		t.Errorf("logs lack the debug line for the stored callback or the stop line:\n%s", logs)
+	}
+	for i := 1; i <= 3; i++ {
+		if !regexp.MustCompile(`"msg":"nats connected".*"nats_conn":` + strconv.Itoa(i) + `\b`).MatchString(logs) {
+			t.Errorf("logs lack the connect line of NATS connection %d of 3:\n%s", i, logs)
+		}
 	}
 	if strings.Contains(logs, token) {
 		t.Error("logs contain the callback token")
@@ -237,18 +247,19 @@ func TestShutdownLosesNothing(t *testing.T) {
 
 // TestStartsWithoutNATSAndRecovers starts the receiver while NATS is down:
 // it serves, /readyz and callbacks answer 503, and once NATS is up the stream
-// is created and callbacks are stored.
+// is created and callbacks are stored; every connection of the pool comes
+// up, and shutdown drains them all.
 func TestStartsWithoutNATSAndRecovers(t *testing.T) {
 	ns := eventstest.Start(t)
 	ns.Stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout syncBuffer
+	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, nil, envFunc(map[string]string{
-			"RECEIVER_ADDR": "127.0.0.1:0", "NATS_URL": ns.URL(), "CALLBACK_TOKEN": token,
-		}), &stdout, io.Discard)
+			"RECEIVER_ADDR": "127.0.0.1:0", "NATS_URL": ns.URL(), "CALLBACK_TOKEN": token, "RECEIVER_NATS_CONNS": "2",
+		}), &stdout, &stderr)
 	}()
 	re := regexp.MustCompile(`listening on (http://\S+)`)
 	var base string
@@ -280,6 +291,17 @@ func TestStartsWithoutNATSAndRecovers(t *testing.T) {
 	if got := status(http.MethodPost, "/callbacks/"+token); got != 200 {
 		t.Errorf("POST after NATS came up = %d; want 200", got)
 	}
+	// Each connection retries on its own backoff; /readyz is 200 as soon as
+	// one is up (publishes skip one that is down). Shut down once both are
+	// up, so that both are drained.
+	connected := regexp.MustCompile(`"msg":"nats connected".*"nats_conn":(\d+)`)
+	eventstest.WaitFor(t, 30*time.Second, "both NATS connections up", func() bool {
+		seen := map[string]bool{}
+		for _, m := range connected.FindAllStringSubmatch(stderr.String(), -1) {
+			seen[m[1]] = true
+		}
+		return seen["1"] && seen["2"]
+	})
 	cancel()
 	select {
 	case err := <-done:
@@ -288,5 +310,73 @@ func TestStartsWithoutNATSAndRecovers(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not return")
+	}
+}
+
+// TestNATSPoolReconnectsAndDrainsEveryConnection: every connection of the
+// pool connects, reconnects after an outage (each asking for the stream to
+// be ensured again), and drain closes all of them.
+func TestNATSPoolReconnectsAndDrainsEveryConnection(t *testing.T) {
+	ns := eventstest.Start(t)
+	var connects atomic.Int64
+	pool, err := connectPool(ns.URL(), 3, slog.New(slog.DiscardHandler), func() { connects.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.close)
+	connected := func() int {
+		n := 0
+		for _, nc := range pool.conns {
+			if nc.IsConnected() {
+				n++
+			}
+		}
+		return n
+	}
+	eventstest.WaitFor(t, 10*time.Second, "3 connections and 3 connect callbacks", func() bool { return connected() == 3 && connects.Load() >= 3 })
+
+	ns.Stop()
+	eventstest.WaitFor(t, 10*time.Second, "every connection to see the outage", func() bool { return connected() == 0 })
+	ns.Restart()
+	eventstest.WaitFor(t, 30*time.Second, "every connection to reconnect and ask for the stream", func() bool { return connected() == 3 && connects.Load() >= 6 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pool.drain(ctx); err != nil {
+		t.Fatalf("drain = %v; want nil", err)
+	}
+	for i, nc := range pool.conns {
+		if !nc.IsClosed() {
+			t.Errorf("connection %d is not closed after drain", i+1)
+		}
+	}
+}
+
+// TestNATSPoolDrainWhileNATSIsDown: draining while the server is away
+// closes every connection at once and says so for each.
+func TestNATSPoolDrainWhileNATSIsDown(t *testing.T) {
+	ns := eventstest.Start(t)
+	pool, err := connectPool(ns.URL(), 2, slog.New(slog.DiscardHandler), func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.close)
+	eventstest.WaitFor(t, 10*time.Second, "both connections", func() bool { return pool.conns[0].IsConnected() && pool.conns[1].IsConnected() })
+	ns.Stop()
+	eventstest.WaitFor(t, 10*time.Second, "both connections to see the outage", func() bool {
+		return !pool.conns[0].IsConnected() && !pool.conns[1].IsConnected()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = pool.drain(ctx)
+	for _, want := range []string{"connection 1", "connection 2"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("drain while NATS is down = %v; want an error naming %s", err, want)
+		}
+	}
+	for i, nc := range pool.conns {
+		if !nc.IsClosed() {
+			t.Errorf("connection %d is not closed after drain", i+1)
+		}
 	}
 }

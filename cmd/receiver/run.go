@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/refundhub/refundhub/internal/callback/receiver"
 	"github.com/refundhub/refundhub/internal/events"
 )
@@ -42,8 +40,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
 	// NATS: connect (retrying in the background if the server is down),
-	// reconnect forever, and re-ensure the stream after every reconnect so a
-	// NATS that came back empty gets its stream again.
+	// reconnect forever, and re-ensure the stream after every (re)connect of
+	// any connection so a NATS that came back empty gets its stream again.
 	ensureNow := make(chan struct{}, 1)
 	kick := func() {
 		select {
@@ -51,27 +49,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		default:
 		}
 	}
-	closed := make(chan struct{})
-	opts := append(events.ConnectOptions("refundhub-receiver"),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			logger.Warn("nats disconnected; callbacks get 503 until it is back", "err", err)
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
-			kick()
-		}),
-		nats.ConnectHandler(func(nc *nats.Conn) {
-			logger.Info("nats connected", "url", nc.ConnectedUrlRedacted())
-			kick()
-		}),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
-	)
-	nc, err := nats.Connect(cfg.NATSURL, opts...)
+	pool, err := connectPool(cfg.NATSURL, cfg.NATSConns, logger, kick)
 	if err != nil {
-		return fmt.Errorf("nats connect: %w", err)
+		return err
 	}
-	defer nc.Close()
-	pub, err := events.NewPublisher(nc, cfg.PublishTimeout)
+	defer pool.close()
+	pub, err := events.NewPooledPublisher(pool.conns, cfg.PublishTimeout)
 	if err != nil {
 		return err
 	}
@@ -84,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer func() { stopBg(); bg.Wait() }()
 
 	ready := func(ctx context.Context) error {
-		if !nc.IsConnected() {
+		if !pub.Connected() {
 			return errors.New("nats not connected")
 		}
 		if !streamOK.Load() {
@@ -118,7 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("receiver listening", "addr", ln.Addr().String(), "nats", nc.ConnectedUrlRedacted(),
+	logger.Info("receiver listening", "addr", ln.Addr().String(), "nats", pool.conns[0].ConnectedUrlRedacted(), "nats_conns", len(pool.conns),
 		"stream", cfg.Stream.Name, "max_bytes", cfg.MaxBytes, "publish_timeout", cfg.PublishTimeout.String(),
 		"signing", srv.SigningEnabled(), "signing_secrets", len(cfg.SigningSecrets))
 	fmt.Fprintf(stdout, "receiver listening on http://%s\n", ln.Addr())
@@ -133,8 +116,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	// Shutdown: stop accepting, let in-flight requests finish (their publish
-	// still has a connected NATS), then drain NATS so every publish buffered
-	// in the client reaches the server before the connection closes.
+	// still has a connected NATS), then drain every NATS connection so each
+	// publish buffered in a client reaches the server before it closes.
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
@@ -147,14 +130,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	stopBg()
 	bg.Wait()
-	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		errs = append(errs, fmt.Errorf("nats drain: %w", err))
-	} else {
-		select {
-		case <-closed:
-		case <-sctx.Done():
-			errs = append(errs, errors.New("nats drain: timed out"))
-		}
+	if err := pool.drain(sctx); err != nil {
+		errs = append(errs, err)
 	}
 	logger.Info("stopped")
 	return errors.Join(errs...)

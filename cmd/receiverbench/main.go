@@ -12,21 +12,36 @@
 //   - baseline: an Echo handler that only reads the body and publishes it
 //     synchronously to its own file-storage stream, then answers 200.
 //
-// Each gets its own NATS connection and stream with the same limits. The load
-// is -conns keep-alive connections each sending unique, valid ORDER_PAY_SUCCESS
-// envelopes back to back. The targets take turns in -slice long slices
-// (B R R B B R …) until each had -duration of load, so that other work on a
-// shared machine hits both alike. Latencies are per request, client side;
-// percentiles are nearest-rank over every successful request.
-// It prints requests/s, p50, p99, p99.9, max and process CPU per request for
-// each target, and the ratios. CPU per request (getrusage around each slice)
-// is the steadiest figure on a busy machine; throughput follows it when the
-// cores are saturated. "stored" can exceed the OK answers by the requests cut
-// off at the end of a slice (stored, but the client had stopped waiting).
+// Each gets its own stream with the same limits. The receiver publishes on
+// -receiver-conns NATS connections (default events.DefaultPublishConns, as
+// cmd/receiver does), the baseline on one. The load is -conns keep-alive
+// connections each sending unique, valid ORDER_PAY_SUCCESS envelopes back
+// to back. The targets take turns in -slice long slices (B R R B B R …)
+// until each had -duration of load, so that other work on a shared machine
+// hits both alike. Latencies are per request, client side; percentiles are
+// nearest-rank over every successful request.
+//
+// It prints requests/s, p50, p99, p99.9, max, process CPU per request and
+// read- and write-type system calls per request (from /proc/self/io; they
+// show how well socket I/O is batched) for each target, and the ratios. CPU
+// per request (getrusage around each slice) is the steadiest figure on a busy
+// machine; throughput follows it when the cores are saturated, and also
+// depends on how much of the work can run in parallel when they are not.
+// "stored" can exceed the OK answers by the requests cut off at the end of a
+// slice (stored, but the client had stopped waiting).
 //
 // Flags: -duration (measured load per target), -slice, -conns, -warmup,
-// -publish-timeout, -duplicates (both streams' duplicate window), -cpuprofile FILE
-// and -only baseline|receiver (profiling).
+// -publish-timeout, -receiver-conns, -duplicates (both streams' duplicate
+// window), -cpuprofile PREFIX and -only baseline|receiver (profiling).
+// -cpuprofile writes one CPU profile per measured slice,
+// PREFIX-<target>-<slice>.prof, so that each target's profile covers only
+// its own slices and both were taken under the same background load; pprof
+// merges the files it is given:
+//
+//	go tool pprof -top -cum PREFIX-receiver-*.prof
+//
+// Divide by the target's ok= count for figures per request (the targets
+// serve different numbers of requests, so -diff_base totals mislead).
 package main
 
 import (
@@ -45,6 +60,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -79,7 +95,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	conns := fs.Int("conns", 64, "concurrent keep-alive connections (max 512)")
 	warmup := fs.Duration("warmup", 2*time.Second, "warm-up load per target first (not measured)")
 	publishWait := fs.Duration("publish-timeout", events.DefaultPublishWait, "receiver publish timeout")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured rounds to this file")
+	receiverConns := fs.Int("receiver-conns", events.DefaultPublishConns, "NATS connections the receiver publishes on (RECEIVER_NATS_CONNS; max 16)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of each measured slice to PREFIX-<target>-<slice>.prof")
 	only := fs.String("only", "", "measure only this target (baseline or receiver); for profiling")
 	dupWindow := fs.Duration("duplicates", events.DefaultDuplicates, "duplicate window of both streams")
 	if err := fs.Parse(args); err != nil {
@@ -88,7 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	if *duration <= 0 || *duration > 5*time.Minute || *slice < 100*time.Millisecond || *slice > *duration || *conns < 1 || *conns > 512 || *warmup < 0 || *warmup > time.Minute {
+	if *duration <= 0 || *duration > 5*time.Minute || *slice < 100*time.Millisecond || *slice > *duration || *conns < 1 || *conns > 512 || *receiverConns < 1 || *receiverConns > 16 || *warmup < 0 || *warmup > time.Minute {
 		return errors.New("flags out of range (see -h)")
 	}
 
@@ -108,13 +125,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	natsURL := ns.ClientURL()
 
-	// Receiver: the real stack.
-	rnc, err := nats.Connect(natsURL, events.ConnectOptions("bench-receiver")...)
-	if err != nil {
-		return err
+	// Receiver: the real stack, on as many connections as cmd/receiver uses.
+	var rconns []*nats.Conn
+	for range *receiverConns {
+		nc, err := nats.Connect(natsURL, events.ConnectOptions("bench-receiver")...)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		rconns = append(rconns, nc)
 	}
-	defer rnc.Close()
-	pub, err := events.NewPublisher(rnc, *publishWait)
+	pub, err := events.NewPooledPublisher(rconns, *publishWait)
 	if err != nil {
 		return err
 	}
@@ -190,17 +211,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			warmOK[i] = res.okTotal
 		}
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
 	var all [2]result
 	var minRPS, maxRPS [2]float64
 	slices := int((*duration + *slice - 1) / *slice)
@@ -213,9 +223,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if *only != "" && *only != names[i] {
 				continue
 			}
-			cpu0 := cpuTime()
+			stopProfile, err := startProfile(*cpuProfile, names[i], n)
+			if err != nil {
+				return err
+			}
+			cpu0, io0 := cpuTime(), ioCalls()
 			res := load(ctx, clients[i], urls[i], *conns, *slice, &seq)
 			res.cpu = cpuTime() - cpu0
+			io1 := ioCalls()
+			res.reads, res.writes = io1.reads-io0.reads, io1.writes-io0.writes
+			if err := stopProfile(); err != nil {
+				return err
+			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -251,6 +270,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// startProfile starts a CPU profile of one slice, written to
+// prefix-<target>-<slice>.prof (see the package doc). An empty prefix
+// profiles nothing.
+func startProfile(prefix, target string, slice int) (stop func() error, err error) {
+	if prefix == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(fmt.Sprintf("%s-%s-%03d.prof", prefix, target, slice))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
+}
+
 func ratio(a, b time.Duration) float64 {
 	if b == 0 {
 		return 0
@@ -270,6 +310,8 @@ func serve(h http.Handler) (string, func(), error) {
 
 type result struct {
 	cpu     time.Duration // process CPU (user+sys) while this target was loaded
+	reads   uint64        // read-type system calls of the process meanwhile
+	writes  uint64        // write-type system calls (pwrite to the store included)
 	lat     []time.Duration
 	okTotal int
 	errs    int
@@ -282,6 +324,38 @@ func (r *result) merge(o *result) {
 	r.errs += o.errs
 	r.elapsed += o.elapsed
 	r.cpu += o.cpu
+	r.reads += o.reads
+	r.writes += o.writes
+}
+
+// ioCounts are the process's read- and write-type system calls so far
+// (/proc/self/io syscr and syscw; zero where that file does not exist).
+type ioCounts struct{ reads, writes uint64 }
+
+// ioCalls reads the counts.
+func ioCalls() ioCounts {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return ioCounts{}
+	}
+	var c ioCounts
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "syscr":
+			c.reads = n
+		case "syscw":
+			c.writes = n
+		}
+	}
+	return c
 }
 
 // cpuTime is this process's user+system CPU time so far. The whole process
@@ -318,12 +392,13 @@ func (r *result) pct(p float64) time.Duration {
 
 func (r *result) String() string {
 	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + "ms" }
-	cpu := 0.0
-	if r.okTotal > 0 {
-		cpu = float64(r.cpu.Microseconds()) / float64(r.okTotal)
+	cpu, rd, wr := 0.0, 0.0, 0.0
+	if n := float64(r.okTotal); n > 0 {
+		cpu = float64(r.cpu.Microseconds()) / n
+		rd, wr = float64(r.reads)/n, float64(r.writes)/n
 	}
-	return fmt.Sprintf("ok=%d errors=%d  %8.0f req/s  p50=%s p99=%s p99.9=%s max=%s  cpu=%.0fµs/req",
-		r.okTotal, r.errs, r.rps(), ms(r.pct(50)), ms(r.pct(99)), ms(r.pct(99.9)), ms(r.pct(100)), cpu)
+	return fmt.Sprintf("ok=%d errors=%d  %8.0f req/s  p50=%s p99=%s p99.9=%s max=%s  cpu=%.0fµs/req  syscalls/req: %.2f r %.2f w",
+		r.okTotal, r.errs, r.rps(), ms(r.pct(50)), ms(r.pct(99)), ms(r.pct(99.9)), ms(r.pct(100)), cpu, rd, wr)
 }
 
 // load runs conns workers posting unique envelopes to url for d.

@@ -19,10 +19,25 @@ func TestDecodePubAck(t *testing.T) {
 		{`not json`, Ack{}, true},
 		{``, Ack{}, true},
 	}
-	for _, c := range cases {
-		got, err := decodePubAck([]byte(c.in))
-		if (err != nil) != c.wantErr || got != c.want {
-			t.Errorf("decodePubAck(%s) = %+v, %v; want %+v, error %v", c.in, got, err, c.want, c.wantErr)
+	for _, known := range []string{"", "CALLBACKS", "OTHER"} {
+		for _, c := range cases {
+			got, err := decodePubAck([]byte(c.in), known)
+			if (err != nil) != c.wantErr || got != c.want {
+				t.Errorf("decodePubAck(%s, %q) = %+v, %v; want %+v, error %v", c.in, known, got, err, c.want, c.wantErr)
+			}
 		}
+	}
+}
+
+// The usual ack allocates nothing once the stream name is known.
+func TestDecodePubAckKnownStreamAllocs(t *testing.T) {
+	d := []byte(`{"stream":"CALLBACKS","seq":42}`)
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := decodePubAck(d, "CALLBACKS"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("decodePubAck with the known stream: %v allocations; want 0", allocs)
 	}
 }

@@ -9,13 +9,13 @@ package receiver
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -71,7 +71,7 @@ type Server struct {
 	ready    ReadyFunc
 	logger   *slog.Logger
 	metrics  *metrics
-	tokenSum [sha256.Size]byte
+	token    []byte
 	webhooks []*standardwebhooks.Webhook
 	maxBytes int64
 
@@ -117,7 +117,7 @@ func New(cfg Config, pub Publisher, ready ReadyFunc, logger *slog.Logger) (*Serv
 		ready:    ready,
 		logger:   logger,
 		metrics:  newMetrics(),
-		tokenSum: sha256.Sum256([]byte(cfg.Token)),
+		token:    []byte(cfg.Token),
 		maxBytes: cfg.MaxBytes,
 	}
 	if s.maxBytes <= 0 {
@@ -197,8 +197,7 @@ func (s *Server) handleCallback(c echo.Context) error {
 func (s *Server) callback(c echo.Context, reqID string) error {
 	req := c.Request()
 
-	given := sha256.Sum256([]byte(c.Param("token")))
-	if subtle.ConstantTimeCompare(given[:], s.tokenSum[:]) != 1 {
+	if !s.tokenMatches(c.Param("token")) {
 		return errUnauthorized
 	}
 	if !isJSONContentType(req.Header.Get(echo.HeaderContentType)) {
@@ -298,8 +297,7 @@ var jsonContentType = []string{echo.MIMEApplicationJSON}
 // handleProbe is GET /callbacks/:token: 200 for the right token (the
 // platform's address verification), 401 otherwise; nothing is published.
 func (s *Server) handleProbe(c echo.Context) error {
-	given := sha256.Sum256([]byte(c.Param("token")))
-	if subtle.ConstantTimeCompare(given[:], s.tokenSum[:]) != 1 {
+	if !s.tokenMatches(c.Param("token")) {
 		return errUnauthorized
 	}
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, successBody)
@@ -317,6 +315,20 @@ func (s *Server) handleReadyz(c echo.Context) error {
 		return &Error{Code: CodeNotReady, Message: "not ready: " + err.Error()}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// tokenMatches compares the URL token with the configured one in constant
+// time. A token of another length is compared as if it were the configured
+// one and then refused, so the time taken reveals neither the configured
+// token's content nor its length. (Hashing both sides with SHA-256 gave the
+// same guarantee for about 0.5 µs per request under load.)
+func (s *Server) tokenMatches(given string) bool {
+	sameLen := subtle.ConstantTimeEq(int32(min(len(given), math.MaxInt32)), int32(len(s.token)))
+	g := []byte(given)
+	if len(g) != len(s.token) {
+		g = s.token
+	}
+	return subtle.ConstantTimeCompare(g, s.token)&sameLen == 1
 }
 
 func (s *Server) debug() bool { return s.logger.Enabled(context.Background(), slog.LevelDebug) }

@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -570,4 +572,164 @@ func scrape(t *testing.T, base string) string {
 func mustJSON(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// stubPublisher acks every message without storing it, so that a benchmark
+// measures the handler alone.
+type stubPublisher struct{ seq uint64 }
+
+func (p *stubPublisher) Publish(_ context.Context, m *nats.Msg, msgID string) (events.Ack, error) {
+	if m.Header == nil || msgID == "" {
+		return events.Ack{}, errors.New("stub: no header or msg id")
+	}
+	p.seq++
+	return events.Ack{Stream: events.DefaultStreamName, Sequence: p.seq}, nil
+}
+
+// BenchmarkHandleCallback is the handler's own cost per accepted callback
+// (routing, token, content type, body read, envelope, headers, metrics, the
+// 200), without HTTP transport or NATS.
+func BenchmarkHandleCallback(b *testing.B) {
+	srv, err := receiver.New(receiver.Config{Token: testToken}, &stubPublisher{},
+		func(context.Context) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := srv.Handler()
+	body := bytes.NewReader(goodOrder)
+	req := httptest.NewRequest(http.MethodPost, "/callbacks/"+testToken, body)
+	req.Header.Set("Content-Type", "application/json")
+	b.ReportAllocs()
+	for b.Loop() {
+		body.Reset(goodOrder)
+		req.Body = io.NopCloser(body)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+}
+
+// recordingPublisher keeps a copy of every published message's headers and
+// adds a header of its own, as a Publisher may.
+type recordingPublisher struct {
+	mu      sync.Mutex
+	headers []nats.Header
+}
+
+func (p *recordingPublisher) Publish(_ context.Context, m *nats.Msg, msgID string) (events.Ack, error) {
+	m.Header[events.HeaderMsgID] = []string{msgID}
+	m.Header["X-Publisher-Own"] = append(m.Header["X-Publisher-Own"], "1")
+	h := nats.Header{}
+	for k, v := range m.Header {
+		h[k] = slices.Clone(v)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.headers = append(p.headers, h)
+	return events.Ack{Stream: events.DefaultStreamName, Sequence: uint64(len(p.headers))}, nil
+}
+
+// The outgoing message and its headers are pooled: a parked or signed
+// callback's extra headers, and headers the Publisher added, must not show
+// up on the next message.
+func TestPooledHeadersDoNotLeak(t *testing.T) {
+	pub := &recordingPublisher{}
+	srv, err := receiver.New(receiver.Config{Token: testToken, SigningSecrets: []string{secretNew}}, pub,
+		func(context.Context) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parked := envelope("ORDER_SOMETHING_NEW", 0, `{"orderId":"1"}`, "1")
+	steps := []struct {
+		name string
+		body []byte
+		want map[string]string // "" = header absent
+	}{
+		{"parked", parked, map[string]string{events.HeaderPlatform: "taobao", events.HeaderType: "ORDER_SOMETHING_NEW",
+			events.HeaderParkReason: "unknown_type", events.HeaderSignature: "verified"}},
+		{"accepted after parked", goodOrder, map[string]string{events.HeaderPlatform: "1688", events.HeaderType: "ORDER_PAY_SUCCESS",
+			events.HeaderParkReason: "", events.HeaderParkDetail: "", events.HeaderSignature: "verified"}},
+	}
+	for _, st := range steps {
+		for round := range 3 {
+			req := httptest.NewRequest(http.MethodPost, "/callbacks/"+testToken, bytes.NewReader(st.body))
+			req.Header.Set("Content-Type", "application/json")
+			for k, v := range sign(t, secretNew, "msg_"+strconv.Itoa(round), time.Now(), st.body) {
+				req.Header[k] = v
+			}
+			w := httptest.NewRecorder()
+			srv.Handler().ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				t.Fatalf("%s #%d: status %d %s; want 200", st.name, round, w.Code, w.Body)
+			}
+			h := pub.headers[len(pub.headers)-1]
+			for k, want := range st.want {
+				if got := h.Get(k); got != want {
+					t.Errorf("%s #%d: header %s = %q; want %q", st.name, round, k, got, want)
+				}
+			}
+			if got := h.Values("X-Publisher-Own"); len(got) != 1 {
+				t.Errorf("%s #%d: the Publisher's own header has %d values; want 1 (left over from an earlier message?)", st.name, round, len(got))
+			}
+			if h.Get(events.HeaderRequestID) == "" || h.Get(events.HeaderReceivedAt) == "" || h.Get(events.HeaderMsgID) == "" {
+				t.Errorf("%s #%d: headers %v lack request id, receive time or message id", st.name, round, h)
+			}
+		}
+	}
+
+	// Unsigned messages on a server without signing carry no signature header.
+	pub2 := &recordingPublisher{}
+	srv2, err := receiver.New(receiver.Config{Token: testToken}, pub2,
+		func(context.Context) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range [][]byte{parked, goodOrder, goodOrder} {
+		req := httptest.NewRequest(http.MethodPost, "/callbacks/"+testToken, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		srv2.Handler().ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			t.Fatalf("unsigned POST: status %d %s; want 200", w.Code, w.Body)
+		}
+	}
+	last := pub2.headers[len(pub2.headers)-1]
+	for _, k := range []string{events.HeaderParkReason, events.HeaderParkDetail, events.HeaderSignature} {
+		if v := last.Values(k); len(v) != 0 {
+			t.Errorf("accepted unsigned message after a parked one: header %s = %q; want none", k, v)
+		}
+	}
+	if len(last) != 6 {
+		t.Errorf("accepted unsigned message has headers %v; want exactly platform, type, received, request id, message id and the Publisher's own", last)
+	}
+}
+
+// The URL token is compared in full: a prefix, an extension, a different
+// last character or another length is refused.
+func TestTokenVariantsRefused(t *testing.T) {
+	srv, err := receiver.New(receiver.Config{Token: testToken}, &stubPublisher{},
+		func(context.Context) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := []byte(testToken)
+	other[len(other)-1] ^= 1
+	for _, tok := range []string{testToken[:len(testToken)-1], testToken + "x", string(other), "x", strings.ToUpper(testToken)} {
+		req := httptest.NewRequest(http.MethodPost, "/callbacks/"+tok, bytes.NewReader(goodOrder))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(w, req)
+		if w.Code != http.StatusUnauthorized {
+			t.Errorf("POST /callbacks/%s = %d; want 401", tok, w.Code)
+		}
+	}
+	req := httptest.NewRequest(http.MethodPost, "/callbacks/"+testToken, bytes.NewReader(goodOrder))
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		t.Errorf("POST with the right token = %d %s; want 200", w.Code, w.Body)
+	}
 }
