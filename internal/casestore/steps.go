@@ -89,38 +89,43 @@ func (tx *Tx) BeginStep(ctx context.Context, caseID int64, step, idempotencyKey,
 	if idempotencyKey == "" {
 		return StepAttempt{}, false, errors.New("begin step: empty idempotency key")
 	}
-	var r stepRow
-	err = sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`, idempotencyKey)
-	switch {
-	case err == nil:
-		if r.CaseID != caseID || r.Step != step {
-			return StepAttempt{}, false, fmt.Errorf("begin step %s key %q: used by case %d step %s: %w",
-				step, idempotencyKey, r.CaseID, r.Step, ErrKeyConflict)
-		}
-		if _, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET begins = begins + 1,
-			last_attempt_at = CASE status WHEN 'intent' THEN ? ELSE last_attempt_at END WHERE id = ?`,
-			ms64(tx.now), r.ID); err != nil {
-			return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
-		}
-		r.Begins++
-		if StepStatus(r.Status) == StepIntent {
-			r.LastAttemptAt = sql.NullInt64{Int64: ms64(tx.now), Valid: true}
-		}
-		return r.toStep(), true, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
-	}
+	// A new key is the usual case: one INSERT, and the row is known without
+	// reading it back. Only a key already present is read and counted.
+	now := ms64(tx.now)
 	res, err := tx.tx.ExecContext(ctx, `INSERT INTO step_attempts (case_id, step, idempotency_key, status, request, started_at, last_attempt_at)
-		VALUES (?, ?, ?, 'intent', ?, ?, ?)`, caseID, step, idempotencyKey, request, ms64(tx.now), ms64(tx.now))
+		VALUES (?, ?, ?, 'intent', ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
+		caseID, step, idempotencyKey, request, now, now)
 	if err != nil {
 		return StepAttempt{}, false, fmt.Errorf("begin step %s for case %d: %w", step, caseID, err)
 	}
-	id, err := res.LastInsertId()
-	if err != nil {
+	if n, err := res.RowsAffected(); err != nil {
+		return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
+	} else if n == 1 {
+		id, err := res.LastInsertId()
+		if err != nil {
+			return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
+		}
+		return stepRow{ID: id, CaseID: caseID, Step: step, IdempotencyKey: sql.NullString{String: idempotencyKey, Valid: true},
+			Status: string(StepIntent), Request: request, Begins: 1, StartedAt: now,
+			LastAttemptAt: sql.NullInt64{Int64: now, Valid: true}}.toStep(), false, nil
+	}
+	var r stepRow
+	if err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`, idempotencyKey); err != nil {
 		return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
 	}
-	a, err := getStep(ctx, tx.tx, id)
-	return a, false, err
+	if r.CaseID != caseID || r.Step != step {
+		return StepAttempt{}, false, fmt.Errorf("begin step %s key %q: used by case %d step %s: %w",
+			step, idempotencyKey, r.CaseID, r.Step, ErrKeyConflict)
+	}
+	if _, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET begins = begins + 1,
+		last_attempt_at = CASE status WHEN 'intent' THEN ? ELSE last_attempt_at END WHERE id = ?`, now, r.ID); err != nil {
+		return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
+	}
+	r.Begins++
+	if StepStatus(r.Status) == StepIntent {
+		r.LastAttemptAt = sql.NullInt64{Int64: now, Valid: true}
+	}
+	return r.toStep(), true, nil
 }
 
 // MarkAttempt records that an attempt under the intent with this key ended

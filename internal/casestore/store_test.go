@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -275,8 +276,8 @@ func TestIntentProtocol(t *testing.T) {
 	if err != nil || prior || a.Status != StepIntent || a.Begins != 1 {
 		t.Fatalf("first BeginStep = %+v prior %v err %v; want new intent", a, prior, err)
 	}
-	if _, err := s.OpenIntent(ctx, c.ID); err != nil {
-		t.Fatalf("OpenIntent after BeginStep: %v", err)
+	if stored, err := s.OpenIntent(ctx, c.ID); err != nil || !reflect.DeepEqual(stored, a) {
+		t.Fatalf("OpenIntent after BeginStep = %+v, %v; want the row BeginStep returned, %+v", stored, err, a)
 	}
 	// Crash, redelivery: the same key finds the intent, so the caller reconciles first.
 	a2, prior, err := begin(c.ID, "submit", "case:1:submit")
