@@ -177,16 +177,7 @@ func TestCrashHoldingLease(t *testing.T) {
 	if st.DuplicateSubmissions != 0 {
 		t.Errorf("duplicate_submissions = %d; want 0", st.DuplicateSubmissions)
 	}
-	steps, err := s.store.Steps(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var submits []casestore.StepAttempt
-	for _, sa := range steps {
-		if sa.Step == string(refundflow.StepSubmit) {
-			submits = append(submits, sa)
-		}
-	}
+	submits := s.stepsOf(id, refundflow.StepSubmit)
 	if len(submits) != 1 || submits[0].Status != casestore.StepDone || submits[0].Begins != 1 {
 		t.Errorf("submit attempts %+v; want one, done, begun once", submits)
 	}

@@ -33,6 +33,22 @@ func (s *stack) httpStats() sandbox.Stats {
 	return st
 }
 
+// stepsOf returns the recorded attempts of one step of a case, oldest first.
+func (s *stack) stepsOf(id int64, step refundflow.StepName) []casestore.StepAttempt {
+	s.t.Helper()
+	steps, err := s.store.Steps(context.Background(), id)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []casestore.StepAttempt
+	for _, sa := range steps {
+		if sa.Step == string(step) {
+			out = append(out, sa)
+		}
+	}
+	return out
+}
+
 // killedStep is a side effect after the submission that a worker is killed
 // in the middle of.
 type killedStep struct {
@@ -131,21 +147,14 @@ func TestKilledMidReturnAndCancel(t *testing.T) {
 					t.Errorf("refund submissions %s = %d; want 1", k, n)
 				}
 			}
-			steps, err := s.store.Steps(context.Background(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			seen := 0
-			for _, sa := range steps {
-				if sa.Step == string(tc.step) {
-					seen++
-					if sa.Status != casestore.StepDone {
-						t.Errorf("%s attempt %+v; want done", tc.step, sa)
-					}
+			attempts := s.stepsOf(id, tc.step)
+			for _, sa := range attempts {
+				if sa.Status != casestore.StepDone {
+					t.Errorf("%s attempt %+v; want done", tc.step, sa)
 				}
 			}
-			if seen != 1 {
-				t.Errorf("%d %s attempts recorded; want 1", seen, tc.step)
+			if len(attempts) != 1 {
+				t.Errorf("%d %s attempts recorded; want 1", len(attempts), tc.step)
 				s.dump()
 			}
 		})

@@ -79,17 +79,7 @@ func TestLateSubmissionNotSentTwice(t *testing.T) {
 				t.Errorf("%d dead letters, %v; want none", len(dl), err)
 			}
 			// One submit intent; begun once when waiting, twice (resumed) when not.
-			steps, err := s.store.Steps(context.Background(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var submits []casestore.StepAttempt
-			for _, sa := range steps {
-				if sa.Step == string(refundflow.StepSubmit) {
-					submits = append(submits, sa)
-				}
-			}
-			if len(submits) != 1 || submits[0].Begins != int(1+tc.extra) || submits[0].Status != casestore.StepDone {
+			if submits := s.stepsOf(id, refundflow.StepSubmit); len(submits) != 1 || submits[0].Begins != int(1+tc.extra) || submits[0].Status != casestore.StepDone {
 				t.Errorf("submit attempts %+v; want one, done, begun %d time(s)", submits, 1+tc.extra)
 			}
 		})

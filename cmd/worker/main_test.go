@@ -591,12 +591,8 @@ func TestKilledMidSubmit(t *testing.T) {
 			c := s.waitState(id, refundflow.StateSucceeded, 40*time.Second)
 			s.agrees(c)
 			s.noDuplicates()
-			steps, err := s.store.Steps(context.Background(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, st := range steps {
-				if st.Step == "submit" && st.Status != casestore.StepDone {
+			for _, st := range s.stepsOf(id, refundflow.StepSubmit) {
+				if st.Status != casestore.StepDone {
 					t.Errorf("submit attempt %+v; want done", st)
 				}
 			}

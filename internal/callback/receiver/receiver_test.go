@@ -687,11 +687,7 @@ func TestPooledHeadersDoNotLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, body := range [][]byte{parked, goodOrder, goodOrder} {
-		req := httptest.NewRequest(http.MethodPost, "/callbacks/"+testToken, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		w := httptest.NewRecorder()
-		srv2.Handler().ServeHTTP(w, req)
-		if w.Code != http.StatusOK {
+		if w := serveJSON(srv2.Handler(), testToken, body); w.Code != http.StatusOK {
 			t.Fatalf("unsigned POST: status %d %s; want 200", w.Code, w.Body)
 		}
 	}
@@ -717,19 +713,20 @@ func TestTokenVariantsRefused(t *testing.T) {
 	other := []byte(testToken)
 	other[len(other)-1] ^= 1
 	for _, tok := range []string{testToken[:len(testToken)-1], testToken + "x", string(other), "x", strings.ToUpper(testToken)} {
-		req := httptest.NewRequest(http.MethodPost, "/callbacks/"+tok, bytes.NewReader(goodOrder))
-		req.Header.Set("Content-Type", "application/json")
-		w := httptest.NewRecorder()
-		srv.Handler().ServeHTTP(w, req)
-		if w.Code != http.StatusUnauthorized {
+		if w := serveJSON(srv.Handler(), tok, goodOrder); w.Code != http.StatusUnauthorized {
 			t.Errorf("POST /callbacks/%s = %d; want 401", tok, w.Code)
 		}
 	}
-	req := httptest.NewRequest(http.MethodPost, "/callbacks/"+testToken, bytes.NewReader(goodOrder))
-	req.Header.Set("Content-Type", "application/json")
-	w := httptest.NewRecorder()
-	srv.Handler().ServeHTTP(w, req)
-	if w.Code != http.StatusOK {
+	if w := serveJSON(srv.Handler(), testToken, goodOrder); w.Code != http.StatusOK {
 		t.Errorf("POST with the right token = %d %s; want 200", w.Code, w.Body)
 	}
+}
+
+// serveJSON posts body as JSON to /callbacks/<token> on h, in process.
+func serveJSON(h http.Handler, token string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "/callbacks/"+token, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
 }
