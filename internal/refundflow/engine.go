@@ -805,7 +805,7 @@ func (e *Engine) failedInputs(ctx context.Context, c casestore.Case) int {
 // (oldest first) and its last platform check: the attempt of the last "retry
 // later" entry plus one, or 0 if the case got anywhere since. decided is
 // false when every row belongs to the failing run (an older one may decide).
-// In detail: Walking back from the end, the rows a
+// In detail: walking back from the end, the rows a
 // failing input writes before it fails do not break the run: its note
 // (timer, reconcile, callback, command), a decision to run a step that does
 // not move the case, and the step's transient failure. Anything else does (a
