@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -121,60 +120,140 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 	if n.State == "" {
 		return Case{}, fmt.Errorf("create case: empty state")
 	}
-	var r caseRow
-	err = sqlx.GetContext(ctx, tx.tx, &r, `INSERT INTO cases
+	now := ms64(tx.now)
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO cases
 		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at, opened_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+caseColumns,
-		n.Platform, n.OrderID, n.SubOrderID, n.State, req, nullMS(n.NextWakeAt), ms64(tx.now), ms64(tx.now), n.OpenedBy)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		n.Platform, n.OrderID, n.SubOrderID, n.State, req, nullMS(n.NextWakeAt), now, now, n.OpenedBy)
+	var id int64
+	if err == nil {
+		id, err = res.LastInsertId()
+	}
 	if err != nil {
 		if isUnique(err) {
 			return Case{}, fmt.Errorf("create case %s %s/%s: %w", n.Platform, n.OrderID, n.SubOrderID, ErrOpenCaseExists)
 		}
 		return Case{}, fmt.Errorf("create case %s %s/%s: %w", n.Platform, n.OrderID, n.SubOrderID, err)
 	}
-	return r.toCase(), nil
+	// Built here, not read back (see updateCase): the column defaults of
+	// schema.sql, at version 1.
+	c := Case{ID: id, Platform: n.Platform, OrderID: n.OrderID, SubOrderID: n.SubOrderID, State: n.State,
+		Request: json.RawMessage(req), NextWakeAt: n.NextWakeAt, CreatedAt: time.UnixMilli(now).UTC(), OpenedBy: n.OpenedBy}
+	return storedCase(c, now), nil
 }
 
-// UpdateCase writes c's mutable fields (refund id, state, parked state,
-// documents, platform status and check time, wake time, attention) if the
-// stored version is still c.Version, and returns the case with its new version.
-// A concurrent change yields ErrVersionConflict and writes nothing.
+// UpdateCase writes all of c's mutable fields (refund id, state, parked
+// state, documents, platform status and check time, wake time, attention) if
+// the stored version is still c.Version, and returns the case as stored, with
+// its new version and update time (its other fields as c has them: the ids,
+// creation time, lease and opener are not written). A concurrent change yields
+// ErrVersionConflict and writes nothing. When the case as read is at hand,
+// UpdateCaseFrom writes less.
 func (tx *Tx) UpdateCase(ctx context.Context, c Case) (Case, error) {
-	req, err := jsonText("request", c.Request)
-	if err != nil {
-		return Case{}, err
+	return tx.updateCase(ctx, nil, c)
+}
+
+// UpdateCaseFrom is UpdateCase writing only the fields in which next differs
+// from prev, the case as read at prev.Version (next.Version is ignored). Every
+// write of these fields bumps the version, so while the stored version is
+// prev.Version the row still holds prev's values and the result is the same
+// as UpdateCase(next) at that version; but SQLite then maintains only the
+// indexes over the columns that changed, which is most of an update's cost.
+func (tx *Tx) UpdateCaseFrom(ctx context.Context, prev, next Case) (Case, error) {
+	if prev.ID != next.ID {
+		return Case{}, fmt.Errorf("update case %d: from case %d", next.ID, prev.ID)
 	}
-	plan, err := jsonText("plan", c.Plan)
-	if err != nil {
-		return Case{}, err
+	next.Version = prev.Version
+	return tx.updateCase(ctx, &prev, next)
+}
+
+// caseField is one mutable column of cases and its value in a Case.
+type caseField struct {
+	col string
+	doc bool // a JSON document: validated before it is written
+	val func(c *Case) any
+}
+
+// caseFields are the columns UpdateCase writes, in a fixed order so that the
+// statement texts (and the driver's prepared statements) are few.
+var caseFields = []caseField{
+	{col: "refund_id", val: func(c *Case) any { return c.RefundID }},
+	{col: "state", val: func(c *Case) any { return c.State }},
+	{col: "parked_state", val: func(c *Case) any { return c.ParkedState }},
+	{col: "request", doc: true, val: func(c *Case) any { return docText(c.Request) }},
+	{col: "plan", doc: true, val: func(c *Case) any { return docText(c.Plan) }},
+	{col: "shipment", doc: true, val: func(c *Case) any { return docText(c.Shipment) }},
+	{col: "platform_status", val: func(c *Case) any { return c.PlatformStatus }},
+	{col: "last_platform_check_at", val: func(c *Case) any { return nullMS(c.LastPlatformCheckAt) }},
+	{col: "next_wake_at", val: func(c *Case) any { return nullMS(c.NextWakeAt) }},
+	{col: "attention_code", val: func(c *Case) any { return c.AttentionCode }},
+	{col: "attention_message", val: func(c *Case) any { return c.AttentionMessage }},
+}
+
+// docText is a document as stored: its text, {} when empty.
+func docText(d json.RawMessage) string {
+	if len(d) == 0 {
+		return "{}"
 	}
-	ship, err := jsonText("shipment", c.Shipment)
-	if err != nil {
-		return Case{}, err
-	}
-	// RETURNING: the updated row comes back with the update itself (one
-	// statement, not an update and a read).
-	var r caseRow
-	err = sqlx.GetContext(ctx, tx.tx, &r, `UPDATE cases SET
-		refund_id = ?, state = ?, parked_state = ?, request = ?, plan = ?, shipment = ?,
-		platform_status = ?, last_platform_check_at = ?, next_wake_at = ?,
-		attention_code = ?, attention_message = ?, updated_at = ?, version = version + 1
-		WHERE id = ? AND version = ? RETURNING `+caseColumns,
-		c.RefundID, c.State, c.ParkedState, req, plan, ship,
-		c.PlatformStatus, nullMS(c.LastPlatformCheckAt), nullMS(c.NextWakeAt),
-		c.AttentionCode, c.AttentionMessage, ms64(tx.now), c.ID, c.Version)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := getCase(ctx, tx.tx, c.ID); err != nil {
-			return Case{}, fmt.Errorf("update case %d: %w", c.ID, err)
+	return string(d)
+}
+
+// updateCase writes next's mutable fields (only those differing from prev
+// when prev is known) at version next.Version. The result is built here, not
+// read back: RETURNING costs SQLite several times the update itself (it runs
+// as a trigger filling a temporary table), and the committer's time is the
+// worker's bottleneck. Lease fields are the caller's (leases are not
+// versioned; Store.LeaseUntil reads them).
+func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case) (Case, error) {
+	var set strings.Builder
+	args := make([]any, 0, len(caseFields)+3)
+	for _, f := range caseFields {
+		v := f.val(&next)
+		if prev != nil && f.val(prev) == v {
+			continue
 		}
-		return Case{}, fmt.Errorf("update case %d at version %d: %w", c.ID, c.Version, ErrVersionConflict)
-	case err != nil && isUnique(err):
-		return Case{}, fmt.Errorf("update case %d: %w", c.ID, ErrOpenCaseExists)
-	case err != nil:
-		return Case{}, fmt.Errorf("update case %d: %w", c.ID, err)
+		if f.doc && !json.Valid([]byte(v.(string))) {
+			return Case{}, fmt.Errorf("case %s: not valid JSON", f.col)
+		}
+		set.WriteString(f.col)
+		set.WriteString(" = ?, ")
+		args = append(args, v)
 	}
-	return r.toCase(), nil
+	now := ms64(tx.now)
+	args = append(args, now, next.ID, next.Version)
+	res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET `+set.String()+`updated_at = ?, version = version + 1
+		WHERE id = ? AND version = ?`, args...)
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	switch {
+	case err != nil && isUnique(err):
+		return Case{}, fmt.Errorf("update case %d: %w", next.ID, ErrOpenCaseExists)
+	case err != nil:
+		return Case{}, fmt.Errorf("update case %d: %w", next.ID, err)
+	case n == 0:
+		if _, err := getCase(ctx, tx.tx, next.ID); err != nil {
+			return Case{}, fmt.Errorf("update case %d: %w", next.ID, err)
+		}
+		return Case{}, fmt.Errorf("update case %d at version %d: %w", next.ID, next.Version, ErrVersionConflict)
+	}
+	if prev != nil {
+		next.Platform, next.OrderID, next.SubOrderID, next.CreatedAt = prev.Platform, prev.OrderID, prev.SubOrderID, prev.CreatedAt
+		next.LeaseOwner, next.LeaseUntil, next.OpenedBy = prev.LeaseOwner, prev.LeaseUntil, prev.OpenedBy
+	}
+	return storedCase(next, now), nil
+}
+
+// storedCase returns c as the database holds it after an update at now:
+// times at millisecond precision in UTC, empty documents as {}, the next
+// version.
+func storedCase(c Case, now int64) Case {
+	c.Request, c.Plan, c.Shipment = json.RawMessage(docText(c.Request)), json.RawMessage(docText(c.Plan)), json.RawMessage(docText(c.Shipment))
+	c.LastPlatformCheckAt, c.NextWakeAt = fromMS(nullMS(c.LastPlatformCheckAt)), fromMS(nullMS(c.NextWakeAt))
+	c.UpdatedAt = time.UnixMilli(now).UTC()
+	c.Version++
+	return c
 }
 
 func getCase(ctx context.Context, q sqlx.QueryerContext, id int64) (Case, error) {
@@ -188,7 +267,7 @@ func getCase(ctx context.Context, q sqlx.QueryerContext, id int64) (Case, error)
 func openCaseByOrder(ctx context.Context, q sqlx.QueryerContext, platform, orderID, subOrderID string) (Case, error) {
 	var r caseRow
 	err := sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases
-		WHERE platform = ? AND order_id = ? AND sub_order_id = ? AND state NOT IN `+terminalList(),
+		WHERE platform = ? AND order_id = ? AND sub_order_id = ? AND `+terminalFilter(),
 		platform, orderID, subOrderID)
 	if err != nil {
 		return Case{}, fmt.Errorf("open case for %s %s/%s: %w", platform, orderID, subOrderID, notFound(err))
@@ -207,9 +286,11 @@ func caseByRefundID(ctx context.Context, q sqlx.QueryerContext, platform, refund
 	return r.toCase(), nil
 }
 
-// terminalList is the SQL list of terminal states.
-func terminalList() string {
-	return "('" + strings.Join(terminalStates, "', '") + "')"
+// terminalFilter is the SQL condition "the case is not finished", written as
+// the open-case partial indexes of schema.sql have it (so queries can use
+// them): a chain of <>, as an IN list costs a temporary b-tree.
+func terminalFilter() string {
+	return "state <> '" + strings.Join(terminalStates, "' AND state <> '") + "'"
 }
 
 // GetCase returns the case with the given id, read inside the transaction.
@@ -263,7 +344,7 @@ func (s *Store) ListCases(ctx context.Context, f CaseFilter) ([]Case, error) {
 		}
 	}
 	if f.OpenOnly {
-		where = append(where, "state NOT IN "+terminalList())
+		where = append(where, terminalFilter())
 	}
 	if !f.UpdatedBefore.IsZero() {
 		where, args = append(where, "updated_at < ?"), append(args, ms64(f.UpdatedBefore))
@@ -286,7 +367,7 @@ func (s *Store) ListCases(ctx context.Context, f CaseFilter) ([]Case, error) {
 // DueCases returns open cases whose timer is at or before now, earliest first.
 func (s *Store) DueCases(ctx context.Context, now time.Time, limit int) ([]Case, error) {
 	return selectCases(ctx, s.r, "due cases", `SELECT `+caseColumns+` FROM cases
-		WHERE next_wake_at IS NOT NULL AND next_wake_at <= ? AND state NOT IN `+terminalList()+`
+		WHERE next_wake_at IS NOT NULL AND next_wake_at <= ? AND `+terminalFilter()+`
 		ORDER BY next_wake_at, id LIMIT ?`, ms64(now), clampLimit(limit))
 }
 
@@ -296,7 +377,7 @@ func (s *Store) DueCases(ctx context.Context, now time.Time, limit int) ([]Case,
 // platform never delivered cannot strand a case.
 func (s *Store) StaleOpenCases(ctx context.Context, olderThan time.Time, limit int) ([]Case, error) {
 	return selectCases(ctx, s.r, "stale cases", `SELECT `+caseColumns+` FROM cases
-		WHERE state NOT IN `+terminalList()+`
+		WHERE `+terminalFilter()+`
 		AND COALESCE(last_platform_check_at, created_at) < ?
 		ORDER BY COALESCE(last_platform_check_at, created_at), id LIMIT ?`, ms64(olderThan), clampLimit(limit))
 }

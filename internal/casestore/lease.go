@@ -93,7 +93,7 @@ func (s *Store) ReleaseLease(ctx context.Context, caseID int64, owner string) er
 func (tx *Tx) OpenCaseBySubOrder(ctx context.Context, platform, subOrderID string) (Case, error) {
 	var r caseRow
 	err := tx.tx.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases
-		WHERE platform = ? AND sub_order_id = ? AND sub_order_id <> '' AND state NOT IN `+terminalList()+`
+		WHERE platform = ? AND sub_order_id = ? AND sub_order_id <> '' AND `+terminalFilter()+`
 		ORDER BY id DESC LIMIT 1`, platform, subOrderID)
 	if err != nil {
 		return Case{}, fmt.Errorf("open case for %s sub-order %s: %w", platform, subOrderID, notFound(err))
@@ -105,7 +105,7 @@ func (tx *Tx) OpenCaseBySubOrder(ctx context.Context, platform, subOrderID strin
 func (s *Store) OpenCaseBySubOrder(ctx context.Context, platform, subOrderID string) (Case, error) {
 	var r caseRow
 	err := s.r.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases
-		WHERE platform = ? AND sub_order_id = ? AND sub_order_id <> '' AND state NOT IN `+terminalList()+`
+		WHERE platform = ? AND sub_order_id = ? AND sub_order_id <> '' AND `+terminalFilter()+`
 		ORDER BY id DESC LIMIT 1`, platform, subOrderID)
 	if err != nil {
 		return Case{}, fmt.Errorf("open case for %s sub-order %s: %w", platform, subOrderID, notFound(err))

@@ -81,9 +81,11 @@ func TerminalStates() []string { return append([]string(nil), terminalStates...)
 //     SQLITE_BUSY when another process wrote in between, whatever the timeout.
 //   - _txlock=deferred, _query_only=1 (readers): plain WAL snapshots, and the
 //     read pool can never write by mistake.
+//   - _stmt_cache_size=64: each connection keeps the statements it ran last
+//     prepared, keyed by SQL text (texts of several statements never are).
 const (
-	writerParams = "_journal_mode=WAL&_synchronous=FULL&_busy_timeout=5000&_foreign_keys=1&_txlock=immediate"
-	readerParams = "_journal_mode=WAL&_synchronous=FULL&_busy_timeout=5000&_foreign_keys=1&_txlock=deferred&_query_only=1"
+	writerParams = "_journal_mode=WAL&_synchronous=FULL&_busy_timeout=5000&_foreign_keys=1&_txlock=immediate&_stmt_cache_size=64"
+	readerParams = "_journal_mode=WAL&_synchronous=FULL&_busy_timeout=5000&_foreign_keys=1&_txlock=deferred&_query_only=1&_stmt_cache_size=64"
 	readerConns  = 4
 )
 
@@ -97,8 +99,6 @@ type Store struct {
 	// that carried them (group commit: several calls per transaction).
 	commits atomic.Int64
 	txs     atomic.Int64
-	// prepared counts the statements the committer keeps prepared.
-	prepared atomic.Int64
 
 	queue   chan *pendingUpdate
 	quit    chan struct{}
@@ -285,22 +285,15 @@ type Tx struct {
 // and roll back the other updates of the batch. Statements are short; the
 // write lock is bounded by busy_timeout, not by callers' contexts.
 //
-// Exec and single-row queries go through the committer's statement cache:
-// the writer connection keeps each SQL text prepared, so the hot path does
-// not parse the same statements again for every update (preparing was about
-// a quarter of the committer's time). Multi-row queries are not cached: a
-// statement must not be reset while its rows are being read.
+// The driver keeps each SQL text prepared per connection (_stmt_cache_size),
+// so the hot path does not parse the same statements again for every update
+// (preparing was about a quarter of the committer's time).
 type batchTx struct {
 	*sqlx.Tx
-	stmts *stmtCache
 }
 
 func (b batchTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	ctx = context.WithoutCancel(ctx)
-	if st := b.stmts.get(query); st != nil {
-		return b.Tx.StmtxContext(ctx, st).ExecContext(ctx, args...)
-	}
-	return b.Tx.ExecContext(ctx, query, args...)
+	return b.Tx.ExecContext(context.WithoutCancel(ctx), query, args...)
 }
 
 func (b batchTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
@@ -312,73 +305,7 @@ func (b batchTx) QueryxContext(ctx context.Context, query string, args ...any) (
 }
 
 func (b batchTx) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
-	ctx = context.WithoutCancel(ctx)
-	if st := b.stmts.get(query); st != nil {
-		return b.Tx.StmtxContext(ctx, st).QueryRowxContext(ctx, args...)
-	}
-	return b.Tx.QueryRowxContext(ctx, query, args...)
-}
-
-// maxCachedStmts bounds the statement cache. The store's SQL texts are
-// constants (a few dozen); the bound only guards against a caller that
-// builds SQL text per call.
-const maxCachedStmts = 256
-
-// stmtCache holds statements prepared on the writer pool, by SQL text. Only
-// the committer goroutine uses it, so it needs no lock.
-//
-// A statement cannot be prepared on the pool while a transaction holds its
-// only connection, so a miss inside a transaction runs unprepared and is
-// remembered; prepareMissed prepares the misses once the transaction ended.
-// Inside a transaction, Tx.Stmtx reuses the statement already prepared on
-// that same connection (database/sql re-prepares only if the connection was
-// replaced).
-type stmtCache struct {
-	db     *sqlx.DB
-	count  *atomic.Int64 // the number of prepared statements, for tests
-	stmts  map[string]*sqlx.Stmt
-	missed map[string]bool
-}
-
-func newStmtCache(db *sqlx.DB, count *atomic.Int64) *stmtCache {
-	return &stmtCache{db: db, count: count, stmts: map[string]*sqlx.Stmt{}, missed: map[string]bool{}}
-}
-
-// get returns the prepared statement for query, or nil (run it unprepared).
-func (c *stmtCache) get(query string) *sqlx.Stmt {
-	if c == nil {
-		return nil
-	}
-	if st, ok := c.stmts[query]; ok {
-		return st
-	}
-	// A prepared statement runs only the first of several statements, so
-	// texts holding more than one (migrations) always run unprepared.
-	if len(c.stmts)+len(c.missed) < maxCachedStmts && !strings.Contains(strings.TrimRight(query, "; \t\n"), ";") {
-		c.missed[query] = true
-	}
-	return nil
-}
-
-// prepareMissed prepares the statements missed since the last call; it
-// must run with no transaction open. A statement that fails to prepare is
-// simply not cached (its unprepared runs report the error).
-func (c *stmtCache) prepareMissed(ctx context.Context) {
-	for q := range c.missed {
-		delete(c.missed, q)
-		if st, err := c.db.PreparexContext(ctx, q); err == nil {
-			c.stmts[q] = st
-			c.count.Add(1)
-		}
-	}
-}
-
-func (c *stmtCache) close() {
-	for q, st := range c.stmts {
-		_ = st.Close()
-		delete(c.stmts, q)
-		c.count.Add(-1)
-	}
+	return b.Tx.QueryRowxContext(context.WithoutCancel(ctx), query, args...)
 }
 
 // Update runs fn in a BEGIN IMMEDIATE transaction on the writer connection and
@@ -430,8 +357,6 @@ type pendingUpdate struct {
 // committer runs queued updates in batches until the store is closed.
 func (s *Store) committer() {
 	defer close(s.stopped)
-	stmts := newStmtCache(s.w, &s.prepared)
-	defer stmts.close()
 	batch := make([]*pendingUpdate, 0, maxBatch)
 	for {
 		select {
@@ -455,15 +380,14 @@ func (s *Store) committer() {
 					break fill
 				}
 			}
-			s.commitBatch(batch, stmts)
-			stmts.prepareMissed(context.Background())
+			s.commitBatch(batch)
 		}
 	}
 }
 
 // commitBatch runs the batch in one BEGIN IMMEDIATE transaction, each fn in
 // a savepoint, and reports every fn's outcome.
-func (s *Store) commitBatch(batch []*pendingUpdate, stmts *stmtCache) {
+func (s *Store) commitBatch(batch []*pendingUpdate) {
 	results := make([]error, len(batch))
 	fail := func(err error) {
 		for i, p := range batch {
@@ -479,7 +403,7 @@ func (s *Store) commitBatch(batch []*pendingUpdate, stmts *stmtCache) {
 		fail(fmt.Errorf("begin: %w", err))
 		return
 	}
-	tx := &Tx{tx: batchTx{Tx: sqlTx, stmts: stmts}, now: s.now()}
+	tx := &Tx{tx: batchTx{Tx: sqlTx}, now: s.now()}
 
 	ran := 0
 	for i, p := range batch {

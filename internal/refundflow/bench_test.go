@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,7 +186,9 @@ func TestBenchThousandCasesAt100ms(t *testing.T) {
 			b.eng = eng
 		}
 		before, txBefore := b.store.Commits(), b.store.Transactions()
+		cpu0 := cpuTime(t)
 		elapsed, steps := b.runCases(t, n, concurrency)
+		cpu := cpuTime(t) - cpu0
 		// Each case is render then submit, one after the other; the rate
 		// limit is off, so the bound is the steps each worker slot runs in
 		// a row.
@@ -194,10 +197,20 @@ func TestBenchThousandCasesAt100ms(t *testing.T) {
 		if noAhead {
 			name = "engine without lookahead"
 		}
-		t.Logf("%s: %d cases, %d steps, %d updates in %d transactions, concurrency %d, sandbox latency %s: %s; critical-path bound (steps x latency / concurrency) %s; ratio %.2f (target <= 1.25)",
+		t.Logf("%s: %d cases, %d steps, %d updates in %d transactions, concurrency %d, sandbox latency %s: %s; critical-path bound (steps x latency / concurrency) %s; ratio %.2f (target <= 1.25); CPU %s (%.0f µs per case, engine and sandbox)",
 			name, n, steps, b.store.Commits()-before, b.store.Transactions()-txBefore, concurrency, latency,
-			elapsed.Round(time.Millisecond), bound, elapsed.Seconds()/bound.Seconds())
+			elapsed.Round(time.Millisecond), bound, elapsed.Seconds()/bound.Seconds(), cpu.Round(time.Millisecond),
+			float64(cpu.Microseconds())/n)
 	}
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func TestBenchRSSTenThousandOpenCases(t *testing.T) {

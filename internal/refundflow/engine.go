@@ -744,7 +744,7 @@ func (e *Engine) retryLater(ctx context.Context, c casestore.Case, in Input, msg
 			// firing again at once.
 			nc := c
 			nc.NextWakeAt = tx.Now().Add(delay)
-			if _, err := tx.UpdateCase(ctx, nc); err != nil {
+			if _, err := tx.UpdateCaseFrom(ctx, c, nc); err != nil {
 				return err
 			}
 		}
@@ -1014,7 +1014,7 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, c casestore.Ca
 				nc.PlatformStatus = pv.Status(cv.Platform)
 			}
 		}
-		updated, err := tx.UpdateCase(ctx, nc)
+		updated, err := tx.UpdateCaseFrom(ctx, c, nc)
 		if err != nil {
 			return err
 		}
