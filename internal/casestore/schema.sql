@@ -144,3 +144,49 @@ CREATE UNIQUE INDEX cases_one_open ON cases (platform, order_id, sub_order_id)
 DROP INDEX cases_one_open_sub_order;
 CREATE UNIQUE INDEX cases_one_open_sub_order ON cases (platform, sub_order_id)
     WHERE sub_order_id <> '' AND state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled';
+
+-- +migration 7: step and timeline CHECKs without IN lists
+-- Like the partial indexes of migration 6, a CHECK with an IN list of more
+-- than two values builds a temporary b-tree at every insert or update of the
+-- row, and every decision writes timeline rows and steps. SQLite cannot
+-- change a CHECK in place: both tables are rebuilt with the same columns,
+-- rows and indexes (the upgrade copies them once).
+CREATE TABLE step_attempts_v7 (
+    id              INTEGER PRIMARY KEY,
+    case_id         INTEGER NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+    step            TEXT    NOT NULL,
+    idempotency_key TEXT UNIQUE,      -- set for side effects; NULL for reads
+    status          TEXT    NOT NULL CHECK (status = 'intent' OR status = 'done' OR status = 'failed'),
+    request         TEXT    NOT NULL DEFAULT '', -- request summary (JSON)
+    outcome         TEXT    NOT NULL DEFAULT '', -- response summary (JSON)
+    request_id      TEXT    NOT NULL DEFAULT '', -- the platform's requestId
+    error_code      TEXT    NOT NULL DEFAULT '',
+    error_message   TEXT    NOT NULL DEFAULT '',
+    begins          INTEGER NOT NULL DEFAULT 1,  -- times BeginStep saw this key
+    started_at      INTEGER NOT NULL,
+    finished_at     INTEGER,
+    last_attempt_at INTEGER                      -- see migration 5
+);
+INSERT INTO step_attempts_v7 (id, case_id, step, idempotency_key, status, request, outcome, request_id,
+        error_code, error_message, begins, started_at, finished_at, last_attempt_at)
+    SELECT id, case_id, step, idempotency_key, status, request, outcome, request_id,
+        error_code, error_message, begins, started_at, finished_at, last_attempt_at FROM step_attempts;
+DROP TABLE step_attempts;
+ALTER TABLE step_attempts_v7 RENAME TO step_attempts;
+CREATE INDEX step_attempts_case ON step_attempts (case_id, id);
+CREATE INDEX step_attempts_intent ON step_attempts (case_id) WHERE status = 'intent';
+
+CREATE TABLE timeline_v7 (
+    id      INTEGER PRIMARY KEY,
+    case_id INTEGER NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+    at      INTEGER NOT NULL,
+    kind    TEXT    NOT NULL CHECK (kind = 'callback' OR kind = 'command' OR kind = 'decision' OR kind = 'step'
+                                    OR kind = 'timer' OR kind = 'reconcile' OR kind = 'note'),
+    summary TEXT    NOT NULL,
+    detail  TEXT    NOT NULL DEFAULT '{}'
+);
+INSERT INTO timeline_v7 (id, case_id, at, kind, summary, detail)
+    SELECT id, case_id, at, kind, summary, detail FROM timeline;
+DROP TABLE timeline;
+ALTER TABLE timeline_v7 RENAME TO timeline;
+CREATE INDEX timeline_case ON timeline (case_id, id);

@@ -147,10 +147,10 @@ func TestTerminalStatesMatchSchema(t *testing.T) {
 	}
 }
 
-// The writes every decision makes open no temporary b-tree (an IN list in a
-// partial index's predicate did, for the old and the new row: several times
-// the cost of the write), and the open-case lookups still use the partial
-// indexes their filter names.
+// The writes every decision makes (case, timeline, steps) open no temporary
+// b-tree (an IN list in a partial index's predicate or in a CHECK did, for
+// the old and the new row: several times the cost of the write), and the
+// open-case lookups still use the partial indexes their filter names.
 func TestCaseWritesNeedNoTemporaryTables(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, filepath.Join(t.TempDir(), "db"))
@@ -161,6 +161,9 @@ func TestCaseWritesNeedNoTemporaryTables(t *testing.T) {
 			platform_status = '', last_platform_check_at = 1, next_wake_at = 1, attention_code = '', attention_message = '',
 			updated_at = 1, version = version + 1 WHERE id = 1 AND version = 1`,
 		`INSERT INTO cases (platform, order_id, sub_order_id, state, created_at, updated_at) VALUES ('taobao', 'o', 's', 'requested', 1, 1)`,
+		`INSERT INTO timeline (case_id, at, kind, summary) VALUES (1, 1, 'decision', 'x'), (1, 1, 'step', 'y')`,
+		`INSERT INTO step_attempts (case_id, step, idempotency_key, status, started_at) VALUES (1, 'submit', 'k', 'intent', 1)`,
+		`UPDATE step_attempts SET status = 'done', finished_at = 2 WHERE id = 1`,
 	} {
 		var ops []string
 		rows, err := s.r.QueryxContext(ctx, "EXPLAIN "+q)
@@ -881,6 +884,62 @@ func TestStatementCacheSkipsMultiStatementText(t *testing.T) {
 	}
 	if len(tl) != 6 || tl[5].Summary != "second" {
 		t.Fatalf("timeline has %d rows (last %+v); want 6 ending with second", len(tl), tl[len(tl)-1])
+	}
+}
+
+// Migration 7 rebuilds step_attempts and timeline (new CHECKs): every row,
+// id and index survives, and the CHECKs still refuse what they refused.
+func TestUpgradeRebuildsStepsAndTimeline(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	old, err := open(ctx, path, nil, 6)
+	if err != nil {
+		t.Fatalf("open v6: %v", err)
+	}
+	for _, q := range []string{
+		`INSERT INTO cases (id, platform, order_id, state, created_at, updated_at) VALUES (1, '1688', 'o1', 'submitting', 1, 1)`,
+		`INSERT INTO step_attempts (id, case_id, step, idempotency_key, status, request, outcome, request_id, error_code,
+			error_message, begins, started_at, finished_at, last_attempt_at)
+			VALUES (7, 1, 'submit', 'k1', 'intent', '{"a":1}', '', 'rq', 'E1', 'msg', 3, 4000, NULL, 4500),
+			(9, 1, 'render', NULL, 'done', '', '{"b":2}', '', '', '', 1, 3000, 3100, NULL)`,
+		`INSERT INTO timeline (id, case_id, at, kind, summary, detail) VALUES (5, 1, 10, 'note', 'n', '{}'), (6, 1, 11, 'step', 's', '{"x":1}')`,
+	} {
+		if _, err := old.w.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, path)
+	intent, err := s.OpenIntent(ctx, 1)
+	if err != nil || intent.ID != 7 || intent.IdempotencyKey != "k1" || intent.Begins != 3 || intent.Request != `{"a":1}` ||
+		intent.RequestID != "rq" || intent.ErrorCode != "E1" || intent.LastAttemptAt.UnixMilli() != 4500 {
+		t.Fatalf("intent after upgrade = %+v, %v", intent, err)
+	}
+	steps, err := s.Steps(ctx, 1)
+	if err != nil || len(steps) != 2 || steps[1].ID != 9 || steps[1].Outcome != `{"b":2}` || steps[1].FinishedAt.UnixMilli() != 3100 {
+		t.Fatalf("steps after upgrade = %+v, %v", steps, err)
+	}
+	tl, err := s.Timeline(ctx, 1)
+	if err != nil || len(tl) != 2 || tl[0].ID != 5 || tl[1].Kind != KindStep || string(tl[1].Detail) != `{"x":1}` {
+		t.Fatalf("timeline after upgrade = %+v, %v", tl, err)
+	}
+	var indexes []string
+	if err := s.r.SelectContext(ctx, &indexes, `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name IN ('step_attempts', 'timeline') AND sql IS NOT NULL ORDER BY name`); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"step_attempts_case", "step_attempts_intent", "timeline_case"}; !slices.Equal(indexes, want) {
+		t.Fatalf("indexes = %v; want %v", indexes, want)
+	}
+	for _, q := range []string{
+		`INSERT INTO timeline (case_id, at, kind, summary) VALUES (1, 1, 'gossip', 'x')`,
+		`UPDATE step_attempts SET status = 'maybe' WHERE id = 7`,
+		`INSERT INTO timeline (case_id, at, kind, summary) VALUES (99, 1, 'note', 'no such case')`,
+	} {
+		if err := s.Update(ctx, func(tx *Tx) error { _, err := tx.tx.ExecContext(ctx, q); return err }); err == nil {
+			t.Errorf("accepted after upgrade: %s", q)
+		}
 	}
 }
 
