@@ -159,6 +159,11 @@ func (tx *Tx) UpdateCase(ctx context.Context, c Case) (Case, error) {
 // prev.Version the row still holds prev's values and the result is the same
 // as UpdateCase(next) at that version; but SQLite then maintains only the
 // indexes over the columns that changed, which is most of an update's cost.
+//
+// prev must come from a read (GetCase and the like) or from CreateCase or an
+// update in the same, still uncommitted Update call. A case returned inside
+// an Update whose changes were rolled back carries a version that a later,
+// different write may reuse: it must not be used as prev.
 func (tx *Tx) UpdateCaseFrom(ctx context.Context, prev, next Case) (Case, error) {
 	if prev.ID != next.ID {
 		return Case{}, fmt.Errorf("update case %d: from case %d", next.ID, prev.ID)
@@ -202,8 +207,10 @@ func docText(d json.RawMessage) string {
 // when prev is known) at version next.Version. The result is built here, not
 // read back: RETURNING costs SQLite several times the update itself (it runs
 // as a trigger filling a temporary table), and the committer's time is the
-// worker's bottleneck. Lease fields are the caller's (leases are not
-// versioned; Store.LeaseUntil reads them).
+// worker's bottleneck. The lease fields of the result are prev's (or next's
+// when prev is nil) as given, not necessarily the stored ones: a lease
+// changes without a new version (TakeLease in the same transaction, another
+// process's claim). Store.LeaseUntil reads the lease.
 func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case) (Case, error) {
 	var set strings.Builder
 	args := make([]any, 0, len(caseFields)+3)
