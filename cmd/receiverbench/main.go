@@ -21,18 +21,23 @@
 // hits both alike. Latencies are per request, client side; percentiles are
 // nearest-rank over every successful request.
 //
-// It prints requests/s, p50, p99, p99.9, max, process CPU per request and
+// It prints requests/s, p50, p99, p99.9, max, process CPU per request,
 // read- and write-type system calls per request (from /proc/self/io; they
-// show how well socket I/O is batched) for each target, and the ratios. CPU
-// per request (getrusage around each slice) is the steadiest figure on a busy
-// machine; throughput follows it when the cores are saturated, and also
-// depends on how much of the work can run in parallel when they are not.
+// show how well socket I/O is batched), heap allocations per request and GC
+// cycles per 10,000 requests (runtime/metrics) for each target, and the
+// ratios: over the whole run, and as the median of the ratios of each pair
+// of adjacent slices, which is less swayed by a burst of other work on a
+// shared machine. CPU per request (getrusage around each slice) is the
+// steadiest figure on a busy machine; throughput follows it when the cores
+// are saturated, and also depends on how much of the work can run in
+// parallel when they are not.
 // "stored" can exceed the OK answers by the requests cut off at the end of a
 // slice (stored, but the client had stopped waiting).
 //
 // Flags: -duration (measured load per target), -slice, -conns, -warmup,
 // -publish-timeout, -receiver-conns, -duplicates (both streams' duplicate
-// window), -cpuprofile PREFIX and -only baseline|receiver (profiling).
+// window), -cpuprofile PREFIX, -only baseline|receiver and -slicelog FILE
+// (profiling).
 // -cpuprofile writes one CPU profile per measured slice,
 // PREFIX-<target>-<slice>.prof, so that each target's profile covers only
 // its own slices and both were taken under the same background load; pprof
@@ -42,6 +47,18 @@
 //
 // Divide by the target's ok= count for figures per request (the targets
 // serve different numbers of requests, so -diff_base totals mislead).
+//
+// Go's profiler does not see the kernel side (socket writes, page faults,
+// scheduling). For that, record the whole process with perf and split the
+// samples by target with the slice log, whose times are CLOCK_MONOTONIC:
+//
+//	perf record -k CLOCK_MONOTONIC -g -o perf.data ./receiverbench -slicelog slices.tsv …
+//	perf record -k CLOCK_MONOTONIC -g -e 'syscalls:sys_enter_write*' … (calls, not time)
+//
+// Each line of the slice log is target, slice number, start and end
+// (nanoseconds), OK answers, process CPU (nanoseconds) and GC cycles, tab
+// separated; `perf script -F time,ip,sym --ns` gives each sample's time on
+// the same clock.
 package main
 
 import (
@@ -57,6 +74,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -99,6 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of each measured slice to PREFIX-<target>-<slice>.prof")
 	only := fs.String("only", "", "measure only this target (baseline or receiver); for profiling")
 	dupWindow := fs.Duration("duplicates", events.DefaultDuplicates, "duplicate window of both streams")
+	sliceLog := fs.String("slicelog", "", "append one line per measured slice to this file (target, slice, start and end in CLOCK_MONOTONIC ns, ok, CPU ns, GC cycles), to split a whole-process `perf record -k CLOCK_MONOTONIC` by target")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -211,10 +230,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			warmOK[i] = res.okTotal
 		}
 	}
+	var sliceOut io.Writer = io.Discard
+	if *sliceLog != "" {
+		f, err := os.OpenFile(*sliceLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sliceOut = f
+	}
 	var all [2]result
 	var minRPS, maxRPS [2]float64
-	slices := int((*duration + *slice - 1) / *slice)
-	for n := range slices {
+	var pairTput, pairCPU []float64 // receiver/baseline per pair of adjacent slices
+	nSlices := int((*duration + *slice - 1) / *slice)
+	for n := range nSlices {
+		var pair [2]*result
 		order := []int{0, 1}
 		if n%2 == 1 {
 			order = []int{1, 0} // alternate who goes first
@@ -227,11 +257,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			cpu0, io0 := cpuTime(), ioCalls()
+			cpu0, io0, gc0, t0 := cpuTime(), ioCalls(), gcStats(), monotonicNow()
 			res := load(ctx, clients[i], urls[i], *conns, *slice, &seq)
 			res.cpu = cpuTime() - cpu0
-			io1 := ioCalls()
+			t1, io1 := monotonicNow(), ioCalls()
 			res.reads, res.writes = io1.reads-io0.reads, io1.writes-io0.writes
+			gc1 := gcStats()
+			res.gc = gcCounts{gc1.cycles - gc0.cycles, gc1.allocs - gc0.allocs, gc1.allocBytes - gc0.allocBytes}
+			fmt.Fprintf(sliceOut, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", names[i], n, t0, t1, res.okTotal, res.cpu.Nanoseconds(), res.gc.cycles)
 			if err := stopProfile(); err != nil {
 				return err
 			}
@@ -246,6 +279,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				maxRPS[i] = rps
 			}
 			all[i].merge(res)
+			pair[i] = res
+		}
+		if b, r := pair[0], pair[1]; b != nil && r != nil && b.okTotal > 0 && r.okTotal > 0 {
+			pairTput = append(pairTput, r.rps()/b.rps())
+			pairCPU = append(pairCPU, (float64(r.cpu)/float64(r.okTotal))/(float64(b.cpu)/float64(b.okTotal)))
 		}
 	}
 	for i := range all {
@@ -255,6 +293,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "ratio receiver/baseline: throughput %.2fx, p50 %.2fx, p99 %.2fx, p99.9 %.2fx, cpu/req %.2fx (ratios other than throughput: < 1 is better)\n",
 		rr.rps()/b.rps(), ratio(rr.pct(50), b.pct(50)), ratio(rr.pct(99), b.pct(99)), ratio(rr.pct(99.9), b.pct(99.9)),
 		(float64(rr.cpu)/float64(max(rr.okTotal, 1)))/(float64(b.cpu)/float64(max(b.okTotal, 1))))
+	if len(pairTput) > 0 {
+		fmt.Fprintf(stdout, "paired slices (%d pairs, receiver/baseline, median [min-max]): throughput %.2fx [%.2f-%.2f], cpu/req %.2fx [%.2f-%.2f]\n",
+			len(pairTput), median(pairTput), slices.Min(pairTput), slices.Max(pairTput), median(pairCPU), slices.Min(pairCPU), slices.Max(pairCPU))
+	}
 
 	// Sanity: every 200 is a stored message.
 	ri, err := rstream.Info(ctx)
@@ -291,6 +333,17 @@ func startProfile(prefix, target string, slice int) (stop func() error, err erro
 	}, nil
 }
 
+// median of v (v is reordered).
+func median(v []float64) float64 {
+	slices.Sort(v)
+	if n := len(v); n%2 == 1 {
+		return v[n/2]
+	} else if n > 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return 0
+}
+
 func ratio(a, b time.Duration) float64 {
 	if b == 0 {
 		return 0
@@ -312,6 +365,7 @@ type result struct {
 	cpu     time.Duration // process CPU (user+sys) while this target was loaded
 	reads   uint64        // read-type system calls of the process meanwhile
 	writes  uint64        // write-type system calls (pwrite to the store included)
+	gc      gcCounts      // GC cycles and heap allocations of the process meanwhile
 	lat     []time.Duration
 	okTotal int
 	errs    int
@@ -326,6 +380,9 @@ func (r *result) merge(o *result) {
 	r.cpu += o.cpu
 	r.reads += o.reads
 	r.writes += o.writes
+	r.gc.cycles += o.gc.cycles
+	r.gc.allocs += o.gc.allocs
+	r.gc.allocBytes += o.gc.allocBytes
 }
 
 // ioCounts are the process's read- and write-type system calls so far
@@ -356,6 +413,23 @@ func ioCalls() ioCounts {
 		}
 	}
 	return c
+}
+
+// gcCounts are the process's completed GC cycles and heap allocations so
+// far (runtime/metrics: cheap, no stop-the-world).
+type gcCounts struct{ cycles, allocs, allocBytes uint64 }
+
+// gcStats reads the counts.
+func gcStats() gcCounts {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	var v [3]uint64
+	for i := range s {
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			v[i] = s[i].Value.Uint64()
+		}
+	}
+	return gcCounts{v[0], v[1], v[2]}
 }
 
 // cpuTime is this process's user+system CPU time so far. The whole process
@@ -392,13 +466,15 @@ func (r *result) pct(p float64) time.Duration {
 
 func (r *result) String() string {
 	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + "ms" }
-	cpu, rd, wr := 0.0, 0.0, 0.0
+	cpu, rd, wr, objs, kb, gcs := 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
 	if n := float64(r.okTotal); n > 0 {
 		cpu = float64(r.cpu.Microseconds()) / n
 		rd, wr = float64(r.reads)/n, float64(r.writes)/n
+		objs, kb = float64(r.gc.allocs)/n, float64(r.gc.allocBytes)/n/1024
+		gcs = float64(r.gc.cycles) / n * 1e4
 	}
-	return fmt.Sprintf("ok=%d errors=%d  %8.0f req/s  p50=%s p99=%s p99.9=%s max=%s  cpu=%.0fµs/req  syscalls/req: %.2f r %.2f w",
-		r.okTotal, r.errs, r.rps(), ms(r.pct(50)), ms(r.pct(99)), ms(r.pct(99.9)), ms(r.pct(100)), cpu, rd, wr)
+	return fmt.Sprintf("ok=%d errors=%d  %8.0f req/s  p50=%s p99=%s p99.9=%s max=%s  cpu=%.0fµs/req  syscalls/req: %.2f r %.2f w  allocs/req: %.0f, %.1f KiB; GCs per 10k req: %.1f",
+		r.okTotal, r.errs, r.rps(), ms(r.pct(50)), ms(r.pct(99)), ms(r.pct(99.9)), ms(r.pct(100)), cpu, rd, wr, objs, kb, gcs)
 }
 
 // load runs conns workers posting unique envelopes to url for d.

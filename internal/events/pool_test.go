@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,6 +116,59 @@ func TestPooledPublisherSkipsAClosedConnection(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("publish with every connection closed took %s; want an immediate failure", d)
+	}
+}
+
+// A connection closed while a publish on it waits for its ack: the publish
+// is tried again on the other connection at once, not after the wait.
+func TestPooledPublisherRetriesWhenItsConnectionCloses(t *testing.T) {
+	ns := eventstest.Start(t)
+	// The responder keeps the first publish unanswered and acks the others.
+	rc := ns.Conn()
+	first := make(chan struct{})
+	var once sync.Once
+	if _, err := rc.Subscribe("held.>", func(m *nats.Msg) {
+		held := false
+		once.Do(func() { held = true; close(first) })
+		if !held {
+			_ = rc.Publish(m.Reply, []byte(`{"stream":"FAKE","seq":7}`))
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const wait = 5 * time.Second
+	pub, conns := newPool(t, ns, 2, wait)
+	before := []uint64{conns[0].Stats().OutMsgs, conns[1].Stats().OutMsgs}
+	type result struct {
+		ack events.Ack
+		err error
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		m := &nats.Msg{Subject: "held.x", Data: []byte("x"), Header: nats.Header{}}
+		ack, err := pub.Publish(context.Background(), m, "id-held")
+		done <- result{ack, err}
+	}()
+	select {
+	case <-first:
+	case <-time.After(wait):
+		t.Fatal("the responder never got the publish")
+	}
+	for i, nc := range conns {
+		if nc.Stats().OutMsgs > before[i] {
+			nc.Close()
+		}
+	}
+	r := <-done
+	if r.err != nil || r.ack.Sequence != 7 {
+		t.Fatalf("publish whose connection closed = %+v, %v; want the ack through the other connection", r.ack, r.err)
+	}
+	if d := time.Since(start); d > wait/2 {
+		t.Errorf("publish whose connection closed took %s; want a retry well before the %s wait", d, wait)
 	}
 }
 

@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -215,5 +216,100 @@ func TestPublisherContextCancelled(t *testing.T) {
 	cancel()
 	if _, err := pub.Publish(ctx, fakeMsg("fake.a"), "id-1"); !errors.Is(err, context.Canceled) {
 		t.Errorf("publish with a cancelled context = %v; want context.Canceled", err)
+	}
+}
+
+// TestPublisherConcurrentTimeoutsAndLateReplies: under concurrent publishes
+// where some acks come after the wait ran out, every publish ends with either
+// its own ack or ErrPublishTimeout; no late ack reaches another publisher.
+func TestPublisherConcurrentTimeoutsAndLateReplies(t *testing.T) {
+	ns := eventstest.Start(t)
+	// The responder acks message n with seq n, at once when n is even and
+	// after 300ms (past the 100ms wait) when it is odd.
+	rc := ns.Conn()
+	if _, err := rc.Subscribe("slow.>", func(m *nats.Msg) {
+		n, err := strconv.Atoi(string(m.Data))
+		if err != nil {
+			t.Errorf("responder got %q", m.Data)
+			return
+		}
+		ack := []byte(`{"stream":"FAKE","seq":` + strconv.Itoa(n) + `}`)
+		if n%2 == 0 {
+			_ = rc.Publish(m.Reply, ack)
+			return
+		}
+		time.AfterFunc(300*time.Millisecond, func() { _ = rc.Publish(m.Reply, ack) })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := newPool(t, ns, 2, 100*time.Millisecond)
+	ctx := context.Background()
+	const rounds, n = 3, 64
+	for round := range rounds {
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				seq := round*n + i + 1
+				m := fakeMsg("slow.x")
+				m.Data = []byte(strconv.Itoa(seq))
+				ack, err := pub.Publish(ctx, m, "id-"+strconv.Itoa(seq))
+				switch {
+				case seq%2 == 1 && !errors.Is(err, events.ErrPublishTimeout):
+					t.Errorf("publish %d (acked late) = %+v, %v; want ErrPublishTimeout", seq, ack, err)
+				case seq%2 == 0 && (err != nil || ack.Sequence != uint64(seq)):
+					t.Errorf("publish %d (acked at once) = %+v, %v; want its own seq %d", seq, ack, err, seq)
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// TestPublisherWaitIsBounded: a publish nobody acks fails once the wait is
+// over: never earlier, and not much later.
+func TestPublisherWaitIsBounded(t *testing.T) {
+	ns := eventstest.Start(t)
+	newFakeStream(t, ns, "fake.>", true)
+	const wait = 120 * time.Millisecond
+	pub := newTestPublisher(t, ns.Conn(), wait)
+	for i := range 3 {
+		start := time.Now()
+		_, err := pub.Publish(context.Background(), fakeMsg("fake.a"), "id-"+strconv.Itoa(i))
+		d := time.Since(start)
+		if !errors.Is(err, events.ErrPublishTimeout) {
+			t.Fatalf("publish without an answer = %v; want ErrPublishTimeout", err)
+		}
+		if d < wait || d > wait+time.Second {
+			t.Errorf("publish without an answer gave up after %s; want the wait %s (never less)", d, wait)
+		}
+	}
+}
+
+// TestPublisherIdleLeavesNoGoroutine: the goroutine that bounds waits runs
+// only while publishes are in flight.
+func TestPublisherIdleLeavesNoGoroutine(t *testing.T) {
+	ns := eventstest.Start(t)
+	newFakeStream(t, ns, "fake.>", false)
+	pub := newTestPublisher(t, ns.Conn(), 2*time.Second)
+	ctx := context.Background()
+	before := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			if _, err := pub.Publish(ctx, fakeMsg("fake.a"), "id-"+strconv.Itoa(i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines 5s after the last publish; %d before the publishes", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
