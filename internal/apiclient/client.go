@@ -94,6 +94,12 @@ type Config struct {
 	// RetryableCodes are envelope codes treated as transient. nil ->
 	// DefaultRetryableCodes(); an empty non-nil slice makes none retryable.
 	RetryableCodes []int
+	// NotAppliedCodes are envelope codes that prove a call had no effect
+	// (NotApplied), so a side effect may be sent again without first asking
+	// the platform whether it took effect. nil -> DefaultNotAppliedCodes();
+	// an empty non-nil slice trusts no code (every failing code then leaves
+	// the outcome unknown).
+	NotAppliedCodes []int
 	// TaobaoStatusCodes maps numeric Taobao refundStatus values to names;
 	// nil -> DefaultTaobaoStatusCodes().
 	TaobaoStatusCodes map[int]TaobaoRefundStatus
@@ -136,6 +142,7 @@ type Client struct {
 	limiter     *rate.Limiter
 	retry       RetryPolicy
 	retryable   map[int]bool
+	notApplied  map[int]bool
 	statusCodes map[int]TaobaoRefundStatus
 	maxBody     int64
 	maxVoucher  int64
@@ -204,6 +211,17 @@ func New(cfg Config) (*Client, error) {
 		}
 		retryable[c] = true
 	}
+	naCodes := cfg.NotAppliedCodes
+	if naCodes == nil {
+		naCodes = DefaultNotAppliedCodes()
+	}
+	notApplied := make(map[int]bool, len(naCodes))
+	for _, c := range naCodes {
+		if c == CodeSuccess {
+			return nil, fmt.Errorf("apiclient config: NotAppliedCodes contains the success code %d", c)
+		}
+		notApplied[c] = true
+	}
 	status := cfg.TaobaoStatusCodes
 	if status == nil {
 		status = DefaultTaobaoStatusCodes()
@@ -247,6 +265,7 @@ func New(cfg Config) (*Client, error) {
 		limiter:     rate.NewLimiter(cfg.RateLimit, cfg.RateBurst),
 		retry:       rp,
 		retryable:   retryable,
+		notApplied:  notApplied,
 		statusCodes: statusCopy,
 		maxBody:     cfg.MaxResponseBytes,
 		maxVoucher:  cfg.MaxVoucherBytes,
@@ -615,7 +634,8 @@ func (c *Client) attempt(ctx context.Context, req request, n int) (env envelopeW
 	out.env, out.haveEnv = env, true
 	if int(env.Code) != CodeSuccess {
 		return env, &APIError{Endpoint: req.endpoint, HTTPStatus: resp.StatusCode, Code: int(env.Code),
-			Msg: string(env.Msg), RequestID: string(env.RequestID), Retryable: c.retryable[int(env.Code)]}
+			Msg: string(env.Msg), RequestID: string(env.RequestID), Retryable: c.retryable[int(env.Code)],
+			NotApplied: c.notApplied[int(env.Code)]}
 	}
 	return env, nil
 }
@@ -672,6 +692,7 @@ func call[T any](ctx context.Context, c *Client, req request, check func(*T, jso
 		if ae := check(&res.Data, env.Data); ae != nil {
 			ae.Endpoint, ae.HTTPStatus, ae.Code = req.endpoint, http.StatusOK, int(env.Code)
 			ae.Msg, ae.RequestID = string(env.Msg), res.RequestID
+			ae.NotApplied = true // processed, and reported not done
 			return res, ae
 		}
 	}

@@ -1006,8 +1006,10 @@ func TestErrorTypes(t *testing.T) {
 		retryable bool
 		unknown   bool
 	}{
-		{&APIError{Endpoint: "E", Code: 4013}, false, false},
-		{&APIError{Endpoint: "E", Code: CodeRateLimited, Retryable: true}, true, false},
+		{&APIError{Endpoint: "E", Code: 4013, NotApplied: true}, false, false},
+		{&APIError{Endpoint: "E", Code: CodeRateLimited, Retryable: true, NotApplied: true}, true, false},
+		{&APIError{Endpoint: "E", Code: 4999}, false, true}, // a code not known to prove anything
+		{fmt.Errorf("rate limiter: %w", context.Canceled), false, false},
 		{&APIError{Endpoint: "E", Code: CodeInternal, Retryable: true}, true, true},
 		{&HTTPError{Endpoint: "E", StatusCode: 503}, true, true},
 		{&HTTPError{Endpoint: "E", StatusCode: 429}, true, false},
@@ -1024,6 +1026,9 @@ func TestErrorTypes(t *testing.T) {
 		}
 		if got := OutcomeUnknown(tt.err); got != tt.unknown {
 			t.Errorf("OutcomeUnknown(%v) = %v; want %v", tt.err, got, tt.unknown)
+		}
+		if got, want := NotApplied(tt.err), tt.err != nil && !tt.unknown; got != want {
+			t.Errorf("NotApplied(%v) = %v; want %v", tt.err, got, want)
 		}
 	}
 	var te *TransportError
@@ -1148,5 +1153,52 @@ func TestPathOverridesWithTemplate(t *testing.T) {
 	}
 	if reqs[1].Path != "/open/order/refund/cancel" || reqs[1].RawQuery != "refundId=R9" {
 		t.Errorf("untemplated cancel went to %s ?%s; want ?refundId=R9", reqs[1].Path, reqs[1].RawQuery)
+	}
+}
+
+// TestNotAppliedCodesConfigured: which envelope codes prove that a
+// side-effecting call had no effect is configuration. With the defaults a
+// rate-limited submit (4290) is not applied and a platform-internal failure
+// (5000) leaves the outcome unknown; a configured list replaces the
+// defaults; the success code cannot be listed.
+func TestNotAppliedCodesConfigured(t *testing.T) {
+	code := 0
+	fs := newFakeServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeBody(w, 200, fmt.Sprintf(`{"requestId":"r1","code":%d,"msg":"x"}`, code))
+	})
+	submit := func(cfg Config) error {
+		c := newTestClient(t, cfg)
+		_, err := c.TaobaoSubmit(context.Background(), SubmitRefundRequest{SubOrderID: "S1", RefundType: 1, GoodsStatus: 1, ReasonID: 1, RefundFee: 100})
+		if err == nil {
+			t.Fatalf("code %d: no error", code)
+		}
+		return err
+	}
+	for _, tt := range []struct {
+		codes      []int
+		code       int
+		notApplied bool
+	}{
+		{nil, CodeRateLimited, true},
+		{nil, CodeDuplicateRefund, true},
+		{nil, CodeInternal, false},
+		{nil, 4999, false},
+		{[]int{4999}, 4999, true},
+		{[]int{4999}, CodeRateLimited, false},
+		{[]int{}, CodeRateLimited, false},
+	} {
+		code = tt.code
+		cfg := testConfig(fs.URL)
+		cfg.NotAppliedCodes = tt.codes
+		err := submit(cfg)
+		if got := NotApplied(err); got != tt.notApplied || OutcomeUnknown(err) == got {
+			t.Errorf("NotAppliedCodes %v, code %d: NotApplied = %v, OutcomeUnknown = %v; want %v, %v",
+				tt.codes, tt.code, got, OutcomeUnknown(err), tt.notApplied, !tt.notApplied)
+		}
+	}
+	cfg := testConfig(fs.URL)
+	cfg.NotAppliedCodes = []int{CodeSuccess}
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "NotAppliedCodes") {
+		t.Errorf("NotAppliedCodes with the success code: %v; want an error naming the field", err)
 	}
 }

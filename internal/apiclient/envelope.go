@@ -37,5 +37,15 @@ const (
 	CodeInternal         = 5000 // platform-side failure; retry later
 )
 
+// DefaultNotAppliedCodes are the envelope codes the client takes as proof
+// that a call had no effect (NotApplied): validation, authentication, not
+// found, illegal state, duplicate and rate limiting. INFERRED: the platform's
+// error-code table is not documented (upstream-api.md §7); these are the
+// sandbox's codes. Any other failing code leaves the outcome unknown.
+func DefaultNotAppliedCodes() []int {
+	return []int{CodeMalformedJSON, CodeMissingParam, CodeInvalidParam, CodeMissingAuth, CodeUnknownAccessKey,
+		CodeBadSignature, CodeExpiredTimestamp, CodeNotFound, CodeIllegalState, CodeDuplicateRefund, CodeRateLimited}
+}
+
 // DefaultRetryableCodes are the envelope codes the client treats as transient.
 func DefaultRetryableCodes() []int { return []int{CodeRateLimited, CodeInternal} }

@@ -35,6 +35,11 @@ type APIError struct {
 	// Retryable reports that Code is one of Config.RetryableCodes (rate
 	// limited, internal error by default); errors.Is(err, ErrRetryable) uses it.
 	Retryable bool
+	// NotApplied reports that the answer proves the call had no effect: the
+	// code is one of Config.NotAppliedCodes, or the failure is nested (the
+	// platform processed the call and reported it not done). NotApplied(err)
+	// uses it.
+	NotApplied bool
 }
 
 // Error describes the failure without any credential.
@@ -148,33 +153,48 @@ func (e *DecodeError) Error() string {
 // Unwrap returns the decoding error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
-// OutcomeUnknown reports whether a call failed in a way that leaves open
-// whether the platform acted on it: the request was written and then the
-// connection failed or the timeout hit, the platform answered 5xx, answered
-// 2xx with an unreadable body, or answered with an envelope code in the
-// 5000-5999 range (platform-internal failure). A worker that sees true for a
-// mutating call must reconcile (query the platform) before submitting again.
-// Failures before sending, 4xx/429 answers and business verdicts are known
-// outcomes: nothing happened (or the platform said what happened).
-func OutcomeUnknown(err error) bool {
+// NotApplied reports whether a failed call certainly had no effect on the
+// platform, so that a side effect may be sent again at once: the request
+// never went out whole (arguments refused before sending, the caller's
+// context ended while it waited for the rate limiter, a connection that
+// failed before the request was written), a gateway or the platform refused
+// it with an HTTP 4xx (429 included) or redirected it (3xx: never followed), the platform answered with an envelope
+// code listed in Config.NotAppliedCodes, or it reported a nested business
+// failure (the call was processed and not done). Everything else that
+// failed may have taken effect: see OutcomeUnknown.
+func NotApplied(err error) bool {
 	if err == nil {
 		return false
 	}
 	var te *TransportError
-	if errors.As(err, &te) && te.Sent {
-		return true
+	if errors.As(err, &te) {
+		return !te.Sent
 	}
 	var he *HTTPError
-	if errors.As(err, &he) && he.StatusCode >= 500 {
-		return true
+	if errors.As(err, &he) {
+		return he.StatusCode < 500 // a redirect or a refusal: not processed
 	}
 	var de *DecodeError
 	if errors.As(err, &de) {
-		return true
+		return false
 	}
 	var ae *APIError
-	if errors.As(err, &ae) && ae.Code >= 5000 && ae.Code < 6000 {
-		return true
+	if errors.As(err, &ae) {
+		return ae.NotApplied
 	}
-	return false
+	// No response type in the chain: the client failed before it sent
+	// anything (every exchange's failure carries one of the types above).
+	return true
+}
+
+// OutcomeUnknown reports whether a call failed in a way that leaves open
+// whether the platform acted on it: the request was written and then the
+// connection failed or the timeout hit, the platform answered 5xx, answered
+// 2xx with an unreadable body, or answered with an envelope code that
+// Config.NotAppliedCodes does not list (5000, platform-internal, by default).
+// A worker that sees true for a mutating call must reconcile (query the
+// platform) before submitting again. It is the complement of NotApplied for
+// failed calls.
+func OutcomeUnknown(err error) bool {
+	return err != nil && !NotApplied(err)
 }
