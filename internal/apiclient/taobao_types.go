@@ -195,6 +195,27 @@ type ListRefundsResponse struct {
 	PageNo   int                    `json:"pageNo"`
 	PageSize int                    `json:"pageSize"`
 	List     []RefundOrderAggregate `json:"list"`
+	// HasTotal reports that the answer carried a total (a decoded Total of 0
+	// is otherwise "none" or "no refunds"): a caller walking the pages can
+	// only trust a total that was given.
+	HasTotal bool `json:"-"`
+}
+
+// UnmarshalJSON decodes the page and notes whether total was present (and
+// not null).
+func (r *ListRefundsResponse) UnmarshalJSON(b []byte) error {
+	type plain ListRefundsResponse
+	var probe struct {
+		Total json.RawMessage `json:"total"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+		return err
+	}
+	r.HasTotal = len(probe.Total) > 0 && string(probe.Total) != "null"
+	return nil
 }
 
 // RenderRequest is the body of T2 POST /open/order/refund/render.

@@ -11,6 +11,12 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
+// Platforms: the values of cases.platform (the schema's CHECK).
+const (
+	PlatformTaobao = "taobao"
+	Platform1688   = "1688"
+)
+
 // Case is one refund or return case for one Taobao sub-order or one 1688
 // order. State and ParkedState hold refundflow states; the JSON documents are
 // refundflow's Request, Plan and Shipment, opaque to the store.
@@ -39,6 +45,13 @@ type Case struct {
 	LeaseUntil time.Time
 	// OpenedBy is the id of the command that opened the case, if any.
 	OpenedBy string
+	// DuplicateOf is, for a 1688 case opened before one open case per order
+	// was enforced (migration 8), the id of the order's first open case:
+	// read-only, reported so an operator can settle the pair.
+	DuplicateOf int64
+	// FailedInputs counts the inputs of the case in a row that ended in
+	// "retry later" (the retry backoff's exponent); 0 once one gets anywhere.
+	FailedInputs int
 }
 
 // caseRow is the database form of Case.
@@ -64,11 +77,14 @@ type caseRow struct {
 	LeaseOwner          string        `db:"lease_owner"`
 	LeaseUntil          int64         `db:"lease_until"`
 	OpenedBy            string        `db:"opened_by"`
+	DuplicateOf         int64         `db:"duplicate_of"`
+	FailedInputs        int           `db:"failed_inputs"`
 }
 
 const caseColumns = `id, platform, order_id, sub_order_id, refund_id, state, parked_state, version,
 	request, plan, shipment, platform_status, last_platform_check_at, next_wake_at,
-	attention_code, attention_message, created_at, updated_at, lease_owner, lease_until, opened_by`
+	attention_code, attention_message, created_at, updated_at, lease_owner, lease_until, opened_by,
+	duplicate_of, failed_inputs`
 
 func (r caseRow) toCase() Case {
 	c := Case{
@@ -78,7 +94,7 @@ func (r caseRow) toCase() Case {
 		PlatformStatus: r.PlatformStatus, LastPlatformCheckAt: fromMS(r.LastPlatformCheckAt),
 		NextWakeAt: fromMS(r.NextWakeAt), AttentionCode: r.AttentionCode, AttentionMessage: r.AttentionMessage,
 		CreatedAt: time.UnixMilli(r.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(),
-		LeaseOwner: r.LeaseOwner, OpenedBy: r.OpenedBy,
+		LeaseOwner: r.LeaseOwner, OpenedBy: r.OpenedBy, DuplicateOf: r.DuplicateOf, FailedInputs: r.FailedInputs,
 	}
 	if r.LeaseUntil > 0 {
 		c.LeaseUntil = time.UnixMilli(r.LeaseUntil).UTC()
@@ -119,6 +135,11 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 	}
 	if n.State == "" {
 		return Case{}, fmt.Errorf("create case: empty state")
+	}
+	if n.Platform == Platform1688 && n.SubOrderID != "" {
+		// One case per 1688 order (migration 8): a sub-order id would only
+		// make a second key for the same case.
+		return Case{}, fmt.Errorf("create case: 1688 order %s: a 1688 case has no sub-order (got %q)", n.OrderID, n.SubOrderID)
 	}
 	now := ms64(tx.now)
 	res, err := tx.tx.ExecContext(ctx, `INSERT INTO cases
@@ -193,6 +214,7 @@ var caseFields = []caseField{
 	{col: "next_wake_at", val: func(c *Case) any { return nullMS(c.NextWakeAt) }},
 	{col: "attention_code", val: func(c *Case) any { return c.AttentionCode }},
 	{col: "attention_message", val: func(c *Case) any { return c.AttentionMessage }},
+	{col: "failed_inputs", val: func(c *Case) any { return c.FailedInputs }},
 }
 
 // docText is a document as stored: its text, {} when empty.
@@ -247,7 +269,7 @@ func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case) (Case, erro
 	}
 	if prev != nil {
 		next.Platform, next.OrderID, next.SubOrderID, next.CreatedAt = prev.Platform, prev.OrderID, prev.SubOrderID, prev.CreatedAt
-		next.LeaseOwner, next.LeaseUntil, next.OpenedBy = prev.LeaseOwner, prev.LeaseUntil, prev.OpenedBy
+		next.LeaseOwner, next.LeaseUntil, next.OpenedBy, next.DuplicateOf = prev.LeaseOwner, prev.LeaseUntil, prev.OpenedBy, prev.DuplicateOf
 	}
 	return storedCase(next, now), nil
 }
@@ -271,17 +293,6 @@ func getCase(ctx context.Context, q sqlx.QueryerContext, id int64) (Case, error)
 	return r.toCase(), nil
 }
 
-func openCaseByOrder(ctx context.Context, q sqlx.QueryerContext, platform, orderID, subOrderID string) (Case, error) {
-	var r caseRow
-	err := sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases
-		WHERE platform = ? AND order_id = ? AND sub_order_id = ? AND `+terminalFilter(),
-		platform, orderID, subOrderID)
-	if err != nil {
-		return Case{}, fmt.Errorf("open case for %s %s/%s: %w", platform, orderID, subOrderID, notFound(err))
-	}
-	return r.toCase(), nil
-}
-
 func caseByRefundID(ctx context.Context, q sqlx.QueryerContext, platform, refundID string) (Case, error) {
 	var r caseRow
 	// The newest case wins if a refund id was ever recorded twice.
@@ -300,13 +311,48 @@ func terminalFilter() string {
 	return "state <> '" + strings.Join(terminalStates, "' AND state <> '") + "'"
 }
 
+// openCase is the unfinished case a platform key names: a Taobao case is one
+// per sub-order, whatever order id came with it (migration 4); a 1688 case
+// one per order, whatever sub-order id came with it (migration 8: cases
+// opened before it may carry one). Of an order's marked duplicates the first
+// case (DuplicateOf 0) wins.
+func openCase(ctx context.Context, q sqlx.QueryerContext, platform, orderID, subOrderID string) (Case, error) {
+	var r caseRow
+	var err error
+	if platform == Platform1688 {
+		err = sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases
+			WHERE platform = ? AND order_id = ? AND `+terminalFilter()+` ORDER BY duplicate_of, id LIMIT 1`, platform, orderID)
+	} else {
+		err = sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases
+			WHERE platform = ? AND sub_order_id = ? AND sub_order_id <> '' AND `+terminalFilter()+`
+			ORDER BY id DESC LIMIT 1`, platform, subOrderID)
+	}
+	if err != nil {
+		return Case{}, fmt.Errorf("open case for %s %s/%s: %w", platform, orderID, subOrderID, notFound(err))
+	}
+	return r.toCase(), nil
+}
+
+// OpenCase returns the unfinished case a platform key names (a Taobao
+// sub-order, a 1688 order), or ErrNotFound.
+func (s *Store) OpenCase(ctx context.Context, platform, orderID, subOrderID string) (Case, error) {
+	return openCase(ctx, s.r, platform, orderID, subOrderID)
+}
+
+// OpenCase is Store.OpenCase inside the transaction.
+func (tx *Tx) OpenCase(ctx context.Context, platform, orderID, subOrderID string) (Case, error) {
+	return openCase(ctx, tx.tx, platform, orderID, subOrderID)
+}
+
+// DuplicateOpenCases returns the open 1688 cases marked as a second case of
+// their order (migration 8), for reporting.
+func (s *Store) DuplicateOpenCases(ctx context.Context) ([]Case, error) {
+	return selectCases(ctx, s.r, "duplicate open cases", `SELECT `+caseColumns+` FROM cases
+		WHERE duplicate_of <> 0 AND `+terminalFilter()+` ORDER BY id`)
+}
+
 // GetCase returns the case with the given id, read inside the transaction.
 func (tx *Tx) GetCase(ctx context.Context, id int64) (Case, error) { return getCase(ctx, tx.tx, id) }
-
-// OpenCaseByOrder returns the unfinished case of an order (or sub-order).
-func (tx *Tx) OpenCaseByOrder(ctx context.Context, platform, orderID, subOrderID string) (Case, error) {
-	return openCaseByOrder(ctx, tx.tx, platform, orderID, subOrderID)
-}
 
 // CaseByRefundID returns the case that recorded the platform refund id.
 func (tx *Tx) CaseByRefundID(ctx context.Context, platform, refundID string) (Case, error) {
@@ -315,11 +361,6 @@ func (tx *Tx) CaseByRefundID(ctx context.Context, platform, refundID string) (Ca
 
 // GetCase returns the case with the given id, or ErrNotFound.
 func (s *Store) GetCase(ctx context.Context, id int64) (Case, error) { return getCase(ctx, s.r, id) }
-
-// OpenCaseByOrder returns the unfinished case of an order (or sub-order), or ErrNotFound.
-func (s *Store) OpenCaseByOrder(ctx context.Context, platform, orderID, subOrderID string) (Case, error) {
-	return openCaseByOrder(ctx, s.r, platform, orderID, subOrderID)
-}
 
 // CaseByRefundID returns the case that recorded the platform refund id, or ErrNotFound.
 func (s *Store) CaseByRefundID(ctx context.Context, platform, refundID string) (Case, error) {

@@ -87,32 +87,6 @@ func (s *Store) ReleaseLease(ctx context.Context, caseID int64, owner string) er
 	return nil
 }
 
-// OpenCaseBySubOrder returns the unfinished Taobao-style case of a sub-order
-// whatever order id it was opened with (commands may name a case by its
-// sub-order alone), or ErrNotFound.
-func (tx *Tx) OpenCaseBySubOrder(ctx context.Context, platform, subOrderID string) (Case, error) {
-	var r caseRow
-	err := tx.tx.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases
-		WHERE platform = ? AND sub_order_id = ? AND sub_order_id <> '' AND `+terminalFilter()+`
-		ORDER BY id DESC LIMIT 1`, platform, subOrderID)
-	if err != nil {
-		return Case{}, fmt.Errorf("open case for %s sub-order %s: %w", platform, subOrderID, notFound(err))
-	}
-	return r.toCase(), nil
-}
-
-// OpenCaseBySubOrder is Tx.OpenCaseBySubOrder on the read pool.
-func (s *Store) OpenCaseBySubOrder(ctx context.Context, platform, subOrderID string) (Case, error) {
-	var r caseRow
-	err := s.r.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases
-		WHERE platform = ? AND sub_order_id = ? AND sub_order_id <> '' AND `+terminalFilter()+`
-		ORDER BY id DESC LIMIT 1`, platform, subOrderID)
-	if err != nil {
-		return Case{}, fmt.Errorf("open case for %s sub-order %s: %w", platform, subOrderID, notFound(err))
-	}
-	return r.toCase(), nil
-}
-
 // RefundOwners returns, for each given refund id, the id of the case that
 // recorded it (ids no case recorded are absent).
 func (s *Store) RefundOwners(ctx context.Context, platform string, refundIDs []string) (map[string]int64, error) {

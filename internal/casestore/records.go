@@ -131,6 +131,9 @@ type InboxEntry struct {
 	StreamSeq  uint64
 	Subject    string
 	ReceivedAt time.Time // zero: the transaction's time
+	// Deferred: the message waited in deferred_inputs; its row goes with
+	// this record (the input is applied now).
+	Deferred bool
 }
 
 // InboxSeen reports whether the message was already applied, inside the
@@ -172,6 +175,11 @@ func (tx *Tx) InboxRecord(ctx context.Context, e InboxEntry) (bool, error) {
 	n, err := res.RowsAffected()
 	if err != nil {
 		return false, fmt.Errorf("inbox record %q: %w", e.MsgID, err)
+	}
+	if e.Deferred {
+		if err := tx.DeleteDeferred(ctx, e.MsgID); err != nil {
+			return false, err
+		}
 	}
 	return n == 1, nil
 }

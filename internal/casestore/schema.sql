@@ -190,3 +190,49 @@ INSERT INTO timeline_v7 (id, case_id, at, kind, summary, detail)
 DROP TABLE timeline;
 ALTER TABLE timeline_v7 RENAME TO timeline;
 CREATE INDEX timeline_case ON timeline (case_id, id);
+
+-- +migration 8: one open case per 1688 order, whatever else a command carried
+-- A 1688 case is one per order. cases_one_open includes sub_order_id, so a
+-- request sent with a sub-order id and a corrected one without it could open
+-- two cases for one order and send two creates. Cases that already break the
+-- rule are not merged: every open 1688 case after the first of its order is
+-- marked with duplicate_of (the first one's id) and otherwise left as it is;
+-- the worker reports them at every start. The index covers unmarked cases.
+ALTER TABLE cases ADD COLUMN duplicate_of INTEGER NOT NULL DEFAULT 0;
+UPDATE cases SET duplicate_of = (
+        SELECT MIN(o.id) FROM cases o
+        WHERE o.platform = '1688' AND o.order_id = cases.order_id AND o.id < cases.id
+          AND o.state <> 'succeeded' AND o.state <> 'closed' AND o.state <> 'cancelled')
+    WHERE platform = '1688' AND state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled'
+      AND EXISTS (SELECT 1 FROM cases o
+        WHERE o.platform = '1688' AND o.order_id = cases.order_id AND o.id < cases.id
+          AND o.state <> 'succeeded' AND o.state <> 'closed' AND o.state <> 'cancelled');
+CREATE UNIQUE INDEX cases_one_open_1688_order ON cases (order_id)
+    WHERE platform = '1688' AND duplicate_of = 0
+      AND state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled';
+
+-- +migration 9: inputs that wait in the store, and a case's failed inputs as a number
+-- An input whose case must wait (a side effect's attempt may still be in
+-- flight, an intent waits for evidence, another process holds the case) is
+-- kept here with the time it can go on, and its message is acknowledged:
+-- waiting never holds a slot of the consumer. The worker's timer applies the
+-- due ones, oldest first per case; the row goes in the transaction that
+-- records the input in the inbox. failed_inputs counts the inputs of a case
+-- in a row that ended in "retry later" (the retry backoff's exponent).
+CREATE TABLE deferred_inputs (
+    id          INTEGER PRIMARY KEY,
+    case_id     INTEGER NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+    msg_id      TEXT    NOT NULL UNIQUE,          -- the inbox key of the input's message
+    source      TEXT    NOT NULL CHECK (source = 'commands' OR source = 'callbacks'),
+    payload     BLOB    NOT NULL,                 -- the message body as received
+    stream      TEXT    NOT NULL DEFAULT '',
+    stream_seq  INTEGER NOT NULL DEFAULT 0,
+    subject     TEXT    NOT NULL DEFAULT '',
+    not_before  INTEGER NOT NULL,                 -- when it can get further
+    reason      TEXT    NOT NULL DEFAULT '',      -- why it waits (a decision code)
+    attempts    INTEGER NOT NULL DEFAULT 0,       -- times it was taken up and had to wait again
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX deferred_inputs_due ON deferred_inputs (not_before);
+CREATE INDEX deferred_inputs_case ON deferred_inputs (case_id, id);
+ALTER TABLE cases ADD COLUMN failed_inputs INTEGER NOT NULL DEFAULT 0;

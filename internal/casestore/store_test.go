@@ -89,7 +89,7 @@ func TestOpenTwiceIsIdempotent(t *testing.T) {
 	if n != v {
 		t.Fatalf("schema_migrations rows = %d; want %d (each applied once)", n, v)
 	}
-	if _, err := s2.OpenCaseByOrder(context.Background(), "taobao", "o1", "s1"); err != nil {
+	if _, err := s2.OpenCase(context.Background(), "taobao", "o1", "s1"); err != nil {
 		t.Fatalf("case lost across reopen: %v", err)
 	}
 }
@@ -117,7 +117,7 @@ func TestUpgradeFromV1(t *testing.T) {
 	if v, _ := s.SchemaVersion(ctx); v != len(parseMigrations(Schema())) {
 		t.Fatalf("SchemaVersion after upgrade = %d; want %d", v, len(parseMigrations(Schema())))
 	}
-	c, err := s.OpenCaseByOrder(ctx, "1688", "o-old", "")
+	c, err := s.OpenCase(ctx, "1688", "o-old", "")
 	if err != nil {
 		t.Fatalf("old case after upgrade: %v", err)
 	}
@@ -237,12 +237,12 @@ func TestOneOpenCasePerOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2 := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "requested"})
-	got, err := s.OpenCaseByOrder(ctx, "taobao", "o1", "s1")
+	got, err := s.OpenCase(ctx, "taobao", "o1", "s1")
 	if err != nil || got.ID != c2.ID {
 		t.Fatalf("OpenCaseByOrder = %d, %v; want %d", got.ID, err, c2.ID)
 	}
-	if _, err := s.OpenCaseByOrder(ctx, "taobao", "nope", ""); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("OpenCaseByOrder(unknown) err = %v; want ErrNotFound", err)
+	if _, err := s.OpenCase(ctx, "taobao", "nope", ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("OpenCase(unknown) err = %v; want ErrNotFound", err)
 	}
 	// Bad input changes nothing.
 	err = s.Update(ctx, func(tx *Tx) error {
@@ -315,7 +315,7 @@ func TestUpdateRollsBackOnError(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("Update err = %v; want boom", err)
 	}
-	if _, err := s.OpenCaseByOrder(ctx, "1688", "o1", ""); !errors.Is(err, ErrNotFound) {
+	if _, err := s.OpenCase(ctx, "1688", "o1", ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("case survived a rolled-back Update: %v", err)
 	}
 }
@@ -486,7 +486,7 @@ func TestTwoStoresConcurrentWriters(t *testing.T) {
 				for i := range perWriter {
 					// A read-modify-write: read the counter case, then write it.
 					err := s.Update(ctx, func(tx *Tx) error {
-						c, err := tx.OpenCaseByOrder(ctx, "1688", "counter", "")
+						c, err := tx.OpenCase(ctx, "1688", "counter", "")
 						if errors.Is(err, ErrNotFound) {
 							c, err = tx.CreateCase(ctx, NewCase{Platform: "1688", OrderID: "counter", State: "requested"})
 						}
@@ -511,7 +511,7 @@ func TestTwoStoresConcurrentWriters(t *testing.T) {
 	for err := range errs {
 		t.Errorf("concurrent write: %v", err)
 	}
-	c, err := stores[0].OpenCaseByOrder(ctx, "1688", "counter", "")
+	c, err := stores[0].OpenCase(ctx, "1688", "counter", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -737,7 +737,7 @@ func TestUpdateSurvivesCallerCancellation(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Update with an already cancelled context = %v; want context.Canceled", err)
 	}
-	if _, err := s.OpenCaseByOrder(context.Background(), "1688", "43", ""); !errors.Is(err, ErrNotFound) {
+	if _, err := s.OpenCase(context.Background(), "1688", "43", ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("an update refused for its cancelled context still wrote: %v", err)
 	}
 }

@@ -124,20 +124,22 @@ func (c CaseView) effective() State {
 	return c.State
 }
 
-// beforeSubmit reports whether nothing can exist on the platform yet.
+// beforeSubmit reports whether nothing of the case can be on the platform:
+// no refund id, no open intent, and the case is not past submitting. In
+// submitting, every earlier attempt then ended with the platform refusing
+// it (not applied: its intent was closed), unless the case parked there
+// because an attempt could not be confirmed either way (intent_unverifiable).
 func (c CaseView) beforeSubmit() bool {
-	e := c.effective()
-	return c.RefundID == "" && c.Intent == nil &&
-		(e == StateRequested || e == StateRendering || e == StateUploadingVouchers)
-}
-
-// submitRefused reports whether the case parked because the platform
-// refused its submission with a business (permanent) error: no open
-// intent, no refund id, so nothing of this case is on the platform. (1688
-// cannot look a refund up by order, so it could never be verified.)
-func (c CaseView) submitRefused() bool {
-	return c.State == StateNeedsAttention && c.Parked == StateSubmitting && c.AttentionCode == AttnPlatformError &&
-		c.RefundID == "" && c.Intent == nil
+	if c.RefundID != "" || c.Intent != nil {
+		return false
+	}
+	switch c.effective() {
+	case StateRequested, StateRendering, StateUploadingVouchers:
+		return true
+	case StateSubmitting:
+		return !(c.State == StateNeedsAttention && c.AttentionCode == CodeUnverifiable)
+	}
+	return false
 }
 
 func keep(c CaseView, code, reason string) Decision {
@@ -390,6 +392,8 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 	if v.Inconclusive {
 		if until := it.Since.Add(d.Policy.IntentGrace); d.Policy.IntentGrace > 0 && !it.Since.IsZero() && in.Now.Before(until) {
 			dec := keep(c, CodeInconclusive, fmt.Sprintf("cannot tell yet whether the %s took effect; waiting for evidence", it.Step))
+			dec.Attention = waiting(c, fmt.Sprintf("cannot tell yet whether the %s took effect: waiting for evidence (a refund callback) until %s, then parked (%s)",
+				it.Step, stamp(until), CodeUnverifiable))
 			dec.WakeAt = until
 			if w := d.wake(StateSubmitting, nil, in.Now); !w.IsZero() && w.Before(until) {
 				dec.WakeAt = w
@@ -409,6 +413,10 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 		// open (neither settled nor sent again) and look again later.
 		dec := keep(c, CodeOtherRefund, fmt.Sprintf("view of refund %s, case has %s: cannot settle the %s", clip(v.RefundID), c.RefundID, it.Step))
 		dec.WakeAt = d.wake(StateSubmitting, nil, in.Now)
+		if !dec.WakeAt.IsZero() {
+			dec.Attention = waiting(c, fmt.Sprintf("cannot tell yet whether the %s took effect (the platform showed refund %s): asking again at %s",
+				it.Step, clip(v.RefundID), stamp(dec.WakeAt)))
+		}
 		if isCommand(in.Kind) {
 			dec.Outcome = OutcomeRetry
 		}
@@ -479,6 +487,8 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 	if until := it.lastAttempt().Add(d.Policy.InFlight); d.Policy.InFlight > 0 && !it.lastAttempt().IsZero() && in.Now.Before(until) {
 		dec := keep(c, CodeInFlight, fmt.Sprintf("the platform shows no %s yet, but the attempt (last at %s) may still reach it; asking again at %s",
 			it.Step, it.lastAttempt().Format(time.RFC3339), until.Format(time.RFC3339)))
+		dec.Attention = waiting(c, fmt.Sprintf("the platform shows no %s yet, but the last attempt may still reach it: asking again at %s, and sending it again then if it still shows none",
+			it.Step, stamp(until)))
 		dec.WakeAt = until
 		if isCommand(in.Kind) {
 			dec.Outcome, dec.RetryAt = OutcomeRetry, until // the command comes back then
@@ -508,6 +518,18 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 	dec.Reapply = reapply
 	return dec
 }
+
+// waiting is the waiting_evidence flag for a case that waits for its open
+// intent to be settled, or nil for a parked case (its own attention stays).
+func waiting(c CaseView, msg string) *Attention {
+	if c.State == StateNeedsAttention {
+		return nil
+	}
+	return &Attention{Code: AttnWaitingEvidence, Message: msg}
+}
+
+// stamp formats a deadline for operators.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // sameWaybill reports whether the platform's waybill is ours, ignoring case
 // and surrounding space.
@@ -599,10 +621,10 @@ func (d Decider) onCancel(c CaseView, v *PlatformView, in Input) Decision {
 		return keep(c, CodeDuplicate, "already cancelling")
 	}
 	if c.beforeSubmit() {
+		if c.effective() == StateSubmitting {
+			return d.to(StateCancelled, nil, in.Now, "cancelled", "cancelled: the platform refused every submission, nothing of it is there")
+		}
 		return d.to(StateCancelled, nil, in.Now, "cancelled", "cancelled before anything reached the platform")
-	}
-	if c.submitRefused() {
-		return d.to(StateCancelled, nil, in.Now, "cancelled", "cancelled: the platform refused the submission, nothing reached it")
 	}
 	refundID := c.RefundID
 	if refundID == "" {
@@ -753,7 +775,7 @@ func (d Decider) onForm(c CaseView, f *Form, now time.Time) Decision {
 	if fee <= 0 {
 		return park(c, AttnFeeOutOfBounds, fmt.Sprintf("nothing refundable (fee %d)", fee))
 	}
-	plan := Plan{ReasonID: reason.ID, ReasonDesc: reason.Desc, Fee: fee}
+	plan := Plan{ReasonID: reason.ID, ReasonDesc: reason.Desc, Fee: fee, PriorListed: true, PriorRefunds: slices.Clone(f.Existing)}
 	dec := d.to(StateSubmitting, nil, now, "form_rendered", fmt.Sprintf("submit with reason %d and fee %d", reason.ID, fee))
 	dec.Plan, dec.Step = &plan, submitStep(c, plan)
 	return dec

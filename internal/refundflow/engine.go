@@ -22,34 +22,15 @@ import (
 // retried (an unknown case, an invalid command): the consumer dead-letters it.
 var ErrPermanent = errors.New("permanent failure")
 
-// ErrUnknownCase: the command names no case the worker knows.
+// ErrUnknownCase: the command names a case id the worker does not know
+// (case ids exist only once their case does, so it never will).
 var ErrUnknownCase = fmt.Errorf("unknown case: %w", ErrPermanent)
 
-// RetryError asks the caller to try the same input again after After (a
-// transient platform failure, a case leased by another worker).
-type RetryError struct {
-	After time.Duration
-	Err   error
-}
-
-// ErrWait marks a RetryError whose After is the time the case waits for (a
-// side effect's newest attempt that may still reach the platform, evidence
-// for an intent): a redelivery sooner cannot get further.
-var ErrWait = errors.New("the case waits")
-
-// retryCause is the error a retry decision is handed back with: it wraps
-// ErrWait when the decision names the time it waits for.
-func retryCause(dec Decision) error {
-	if !dec.RetryAt.IsZero() {
-		return fmt.Errorf("%w: %s: %s", ErrWait, dec.Code, dec.Reason)
-	}
-	return errors.New(dec.Reason)
-}
-
-func (e *RetryError) Error() string { return fmt.Sprintf("retry after %s: %v", e.After, e.Err) }
-
-// Unwrap returns the cause.
-func (e *RetryError) Unwrap() error { return e.Err }
+// ErrNoCase: the command names a platform order or sub-order that has no
+// case yet. The request that opens it may still be on its way (handled by
+// another process, or behind in the stream), so the consumer tries again
+// for a bounded time before it gives the command up as unknown_case.
+var ErrNoCase = errors.New("no case for the command yet")
 
 // Message identifies the stream message an input came from; its ID goes to
 // the inbox in the same transaction as the input's final effect.
@@ -58,6 +39,15 @@ type Message struct {
 	Stream  string
 	Seq     uint64
 	Subject string
+	// Source (casestore.SourceCommands or SourceCallbacks) and Payload (the
+	// body as received) let an input whose case must wait be kept in the
+	// store (casestore.DeferredInput) so that its message can be settled at
+	// once; without them such an input is handed back as a RetryError.
+	Source  string
+	Payload []byte
+	// Deferred: the message was taken up from the store, where it waited;
+	// its row goes in the transaction that applies it.
+	Deferred bool
 }
 
 // VoucherSource opens a voucher reference of a request (Request.Vouchers)
@@ -98,7 +88,17 @@ type EngineConfig struct {
 	// is committed (see the package doc, "Lookahead"): every decision then
 	// commits before its step. For comparison benchmarks and tests.
 	NoLookahead bool
+	// ClockSkew is how far the platform's clock may be behind ours: a
+	// refund the platform says it created before an intent began, less this
+	// margin, predates the intent and is not taken as its effect. Default
+	// DefaultClockSkew.
+	ClockSkew time.Duration
 }
+
+// DefaultClockSkew is the default EngineConfig.ClockSkew. INFERRED: the
+// platform documents its times to the second in China time and its request
+// window as ±600 s, nothing about its clock.
+const DefaultClockSkew = 5 * time.Minute
 
 // Engine carries refund cases forward: it applies one input to one case
 // following the worker contract in the package doc, calling the platform and
@@ -119,6 +119,8 @@ type Engine struct {
 	now      func() time.Time
 	locks    caseLocks
 	ahead    bool // lookahead on (EngineConfig.NoLookahead unset)
+	// clockSkew: see EngineConfig.ClockSkew.
+	clockSkew time.Duration
 }
 
 // NewEngine validates cfg and returns an Engine.
@@ -128,7 +130,8 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	e := &Engine{store: cfg.Store, client: cfg.Client, decider: Decider{Policy: cfg.Policy}, log: cfg.Logger,
 		owner: cfg.Owner, leaseTTL: cfg.LeaseTTL, vouchers: cfg.Vouchers, retry: cfg.RetryDelay, retryMax: cfg.RetryMax,
-		onStep: cfg.OnStep, now: cfg.Now, locks: caseLocks{m: map[int64]*caseLock{}}, ahead: !cfg.NoLookahead}
+		onStep: cfg.OnStep, now: cfg.Now, locks: caseLocks{m: map[int64]*caseLock{}}, ahead: !cfg.NoLookahead,
+		clockSkew: cfg.ClockSkew}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -152,13 +155,17 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	if e.clockSkew <= 0 {
+		e.clockSkew = DefaultClockSkew
+	}
 	return e, nil
 }
 
 // Owner returns the lease owner id of this engine.
 func (e *Engine) Owner() string { return e.owner }
 
-// Handled reports what an input did.
+// Handled reports what an input did. Whenever the error is nil the
+// input's message can be acknowledged: what remains to do is in the store.
 type Handled struct {
 	CaseID    int64
 	State     State
@@ -167,11 +174,20 @@ type Handled struct {
 	Steps     int     // platform steps run
 	Duplicate bool    // the message was already applied (inbox)
 	Ignored   bool    // nothing to do with it (not a refund message, or no case)
+	// Deferred: the input's case must wait first; the input waits in the
+	// store until Until, when the worker's timer takes it up again.
+	Deferred bool
+	// Until is, for Deferred, when the input is taken up again; otherwise,
+	// when set, when the case's timer carries on after a step the input led
+	// to failed transiently (the input itself is applied).
+	Until time.Time
 }
 
 // HandleCommand applies an operator command. A request_refund for an order
 // without an open case opens one. Errors wrapping ErrPermanent will never
-// succeed; *RetryError asks for a later retry.
+// succeed; ErrNoCase may once the case exists; *RetryError asks for a later
+// retry. A command for a case that must wait is kept in the store (Deferred)
+// when msg carries its payload.
 func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (Handled, error) {
 	if err := cmd.Validate(); err != nil {
 		return Handled{}, fmt.Errorf("invalid command: %w: %w", err, ErrPermanent)
@@ -191,6 +207,9 @@ func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (
 	if err != nil {
 		return Handled{}, err
 	}
+	if h, queued, err := e.queueBehind(ctx, c.ID, msg); queued || err != nil {
+		return h, err
+	}
 	return e.process(ctx, c.ID, in, "", msg, note, nil)
 }
 
@@ -202,16 +221,7 @@ func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, 
 		}
 		return c, err
 	}
-	var c casestore.Case
-	var err error
-	find := func() {
-		if cmd.Platform == PlatformTaobao {
-			c, err = e.store.OpenCaseBySubOrder(ctx, string(cmd.Platform), cmd.SubOrderID)
-		} else {
-			c, err = e.store.OpenCaseByOrder(ctx, string(cmd.Platform), cmd.OrderID, "")
-		}
-	}
-	find()
+	c, err := e.store.OpenCase(ctx, string(cmd.Platform), cmd.OrderID, cmd.SubOrderID)
 	if err == nil || !errors.Is(err, casestore.ErrNotFound) {
 		return c, err
 	}
@@ -223,7 +233,7 @@ func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, 
 		if last, err := e.store.LatestCase(ctx, string(cmd.Platform), cmd.OrderID, sub); err == nil {
 			return last, nil // finished: the decision refuses the command
 		}
-		return casestore.Case{}, fmt.Errorf("no open case for %s order %s sub-order %s: %w", cmd.Platform, cmd.OrderID, cmd.SubOrderID, ErrUnknownCase)
+		return casestore.Case{}, fmt.Errorf("%s order %s sub-order %q: %w", cmd.Platform, cmd.OrderID, cmd.SubOrderID, ErrNoCase)
 	}
 	if opened, err := e.store.CaseOpenedBy(ctx, cmd.ID); err == nil {
 		// A redelivery of the command that opened a case that has finished
@@ -241,114 +251,55 @@ func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, 
 // errNewCase: the command opens a new case (commandCase's answer).
 var errNewCase = errors.New("new case")
 
-// open creates the case a request_refund opens. The usual first decision
-// reads the refund form (a read-only step): with lookahead it runs before
-// the case exists, and one transaction then creates the case, records that
-// decision, the form and the next decision (the submit, with its intent);
-// the loop then goes on with the submit. Otherwise the case and the first
-// decision commit together, taking the case's lease, and the loop runs the
-// first step.
+// open creates the case a request_refund opens and then applies the
+// request to it like any command. The case row, its lease and this
+// process's lock on it are taken in one transaction before any platform
+// call: a command for the same order that arrives while the request is
+// being handled (a cancel 50 ms later) finds the case and waits its turn
+// instead of finding nothing.
 func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, note string) (Handled, error) {
 	req, err := json.Marshal(cmd.Request)
 	if err != nil {
 		return Handled{}, fmt.Errorf("encode request: %w", err)
 	}
-	in.Now = e.now()
-	cv := CaseView{Platform: cmd.Platform, State: StateRequested, Version: 1, Request: *cmd.Request}
-	dec := e.decider.Decide(cv, nil, in)
-	usual := dec.Outcome == OutcomeAct && dec.Step != nil && !dec.Step.Name.SideEffect() && !dec.Reapply
-	var ahead *aheadStep
-	if usual && e.ahead {
-		// A read-only step needs no case row: it reads the order's ids.
-		draft := casestore.Case{Platform: string(cmd.Platform), OrderID: cmd.OrderID, SubOrderID: cmd.SubOrderID,
-			State: string(StateRequested), Request: req}
-		res, rec := e.runStep(ctx, draft, dec.Step)
-		ahead = &aheadStep{res: res, rec: rec}
-	}
 	var c casestore.Case
-	var st *started
+	var unlock func()
 	err = e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		st = nil
 		created, err := tx.CreateCase(ctx, casestore.NewCase{Platform: string(cmd.Platform), OrderID: cmd.OrderID,
 			SubOrderID: cmd.SubOrderID, State: string(StateRequested), Request: req, OpenedBy: cmd.ID,
 			NextWakeAt: e.decider.wake(StateRequested, nil, tx.Now())})
 		if err != nil {
 			return err
 		}
-		c = created
-		if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindCommand,
+		if _, err := tx.TakeLease(ctx, created.ID, e.owner, e.leaseTTL); err != nil {
+			return err
+		}
+		if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: created.ID, Kind: casestore.KindCommand,
 			Summary: fmt.Sprintf("case opened by command %s", cmd.ID)}); err != nil {
 			return err
 		}
-		if !usual {
-			return nil // not the usual first step: the loop decides it
-		}
-		cv.ID = c.ID
-		r1, err := e.persistTx(ctx, tx, c, cv, in, nil, dec, nil, nil, note, false, false)
-		if err != nil {
-			return err
-		}
-		st = &started{c: c, dec: dec, ahead: ahead}
-		if ahead == nil {
-			return nil
-		}
-		// The form is in: decide the next step in the same transaction.
-		cv2, err := caseViewOf(r1.c)
-		if err != nil {
-			return nil // the loop reads the case again and reports it
-		}
-		in2 := Input{Kind: InputStepResult, Result: &ahead.res, Now: e.now()}
-		dec2 := e.decider.Decide(cv2, nil, in2)
-		if dec2.Outcome != OutcomeAct || dec2.Step == nil || dec2.Reapply {
-			return nil // the loop feeds the form in as for any step result
-		}
-		rec := ahead.rec
-		r2, err := e.persistTx(ctx, tx, r1.c, cv2, in2, nil, dec2, &rec, nil, "", false, true)
-		if err != nil {
-			return err
-		}
-		if r2.prior {
-			return fmt.Errorf("case %d: intent %s exists on a case just opened", c.ID, dec2.Step.Key)
-		}
-		st = &started{c: r1.c, dec: dec2, steps: 1}
-		return nil
+		c = created
+		// Nobody else knows the new id before the commit: the lock is free.
+		unlock, err = e.locks.lock(context.Background(), created.ID)
+		return err
 	})
-	ran := 0 // the step run ahead, when its result did not get used
-	if ahead != nil && (st == nil || err != nil) {
-		ran = 1
-	}
-	if errors.Is(err, casestore.ErrOpenCaseExists) { // another worker opened it just now
-		id := int64(0)
-		if opened, oerr := e.store.CaseOpenedBy(ctx, cmd.ID); oerr == nil {
-			id = opened.ID
-		} else if existing, ferr := e.commandCase(ctx, cmd); ferr == nil {
-			id = existing.ID
-		} else {
-			return Handled{Steps: ran}, err
+	if errors.Is(err, casestore.ErrOpenCaseExists) { // opened just now by another input
+		existing, ferr := e.store.CaseOpenedBy(ctx, cmd.ID)
+		if ferr != nil {
+			existing, ferr = e.store.OpenCase(ctx, string(cmd.Platform), cmd.OrderID, cmd.SubOrderID)
 		}
-		h, err := e.process(ctx, id, in, "", msg, note, nil)
-		h.Steps += ran
-		return h, err
+		if ferr != nil {
+			return Handled{}, err
+		}
+		return e.process(ctx, existing.ID, in, "", msg, note, nil)
 	}
 	if err != nil {
-		return Handled{Steps: ran}, err
+		if unlock != nil {
+			unlock()
+		}
+		return Handled{}, err
 	}
-	if st == nil {
-		h, err := e.process(ctx, c.ID, in, "", msg, note, nil)
-		h.Steps += ran
-		return h, err
-	}
-	return e.process(ctx, c.ID, in, "", msg, "", st)
-}
-
-// started is a decision already committed (with the lease) that the loop
-// carries on from: it runs the decision's step, or, when the step already
-// ran (ahead), feeds its result in.
-type started struct {
-	c     casestore.Case // the case as it was before the decision's update
-	dec   Decision
-	ahead *aheadStep // the step ran before the decision committed
-	steps int        // steps already run for this input
+	return e.process(ctx, c.ID, in, "", msg, note, unlock)
 }
 
 // aheadStep is a read-only step run before its decision committed.
@@ -380,11 +331,8 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 		err = casestore.ErrNotFound
 	}
 	if errors.Is(err, casestore.ErrNotFound) {
-		switch {
-		case p == PlatformTaobao && subOrderID != "":
-			c, err = e.store.OpenCaseBySubOrder(ctx, string(p), subOrderID)
-		case p == Platform1688 && orderID != "":
-			c, err = e.store.OpenCaseByOrder(ctx, string(p), orderID, "")
+		if (p == PlatformTaobao && subOrderID != "") || (p == Platform1688 && orderID != "") {
+			c, err = e.store.OpenCase(ctx, string(p), orderID, subOrderID)
 		}
 	}
 	if errors.Is(err, casestore.ErrNotFound) {
@@ -412,11 +360,19 @@ func (e *Engine) Wake(ctx context.Context, caseID int64, kind InputKind) (Handle
 	return e.process(ctx, caseID, Input{Kind: kind, Now: e.now()}, "", nil, string(kind), nil)
 }
 
+// seen reports whether msg was already applied (its inbox row exists). A
+// copy taken up from the store is then dropped from there too.
 func (e *Engine) seen(ctx context.Context, msg *Message) (bool, error) {
 	if msg == nil || msg.ID == "" {
 		return false, nil
 	}
-	return e.store.InboxSeen(ctx, msg.ID)
+	dup, err := e.store.InboxSeen(ctx, msg.ID)
+	if err != nil || !dup || !msg.Deferred {
+		return dup, err
+	}
+	return true, e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		return tx.DeleteDeferred(ctx, msg.ID)
+	})
 }
 
 func (e *Engine) recordInbox(ctx context.Context, msg *Message) error {
@@ -430,7 +386,7 @@ func (e *Engine) recordInbox(ctx context.Context, msg *Message) error {
 }
 
 func inboxEntry(m *Message) casestore.InboxEntry {
-	return casestore.InboxEntry{MsgID: m.ID, Stream: m.Stream, StreamSeq: m.Seq, Subject: m.Subject}
+	return casestore.InboxEntry{MsgID: m.ID, Stream: m.Stream, StreamSeq: m.Seq, Subject: m.Subject, Deferred: m.Deferred}
 }
 
 // maxLoop bounds the decisions one input can lead to (render, submit, … is
@@ -449,14 +405,21 @@ const maxLoop = 24
 // held the case reads and fetches again before deciding. A crashed holder's
 // lease expires after LeaseTTL (far longer than any platform call), and its
 // open intent is settled by asking the platform.
-func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint string, msg *Message, note string, start *started) (Handled, error) {
+//
+// locked, when set, is this process's lock on the case, taken by open with
+// the case and its lease; otherwise process takes the lock itself.
+func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint string, msg *Message, note string, locked func()) (Handled, error) {
 	h := Handled{CaseID: caseID}
-	unlock, err := e.locks.lock(ctx, caseID)
-	if err != nil {
-		return h, &RetryError{After: time.Second, Err: err}
+	unlock := locked
+	if unlock == nil {
+		var err error
+		if unlock, err = e.locks.lock(ctx, caseID); err != nil {
+			return h, &RetryError{After: time.Second, Err: err}
+		}
 	}
 	defer unlock()
 	var held atomic.Bool
+	held.Store(locked != nil) // open took the lease with the case
 	stopRenew := e.renew(ctx, caseID, &held)
 	defer func() {
 		stopRenew()
@@ -471,46 +434,12 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 	}()
 
 	in := first
-	reapply := false
+	// reapply: the first input still has to be decided again (an intent was
+	// settled first); applied: its own decision is committed, so what is
+	// left (the steps it led to) can go on from the case's state alone.
+	reapply, applied := false, false
 	var ran *stepRecord
 	var waited time.Duration
-	start0 := start
-	if start != nil {
-		// The first decision is committed, the lease held. Another goroutine
-		// of this process may have taken the case between that commit and
-		// the lock: then decide afresh instead.
-		// The lease must still be ours too: in that gap another input of
-		// this process (same owner) may have ended and dropped it without
-		// changing the version; a side effect must never run unleased.
-		if cur, err := e.store.GetCase(ctx, caseID); err != nil || cur.Version != start.c.Version+1 ||
-			cur.LeaseOwner != e.owner || !cur.LeaseUntil.After(e.now()) {
-			start = nil
-		}
-	}
-	if start != nil {
-		// Carry on from the committed decision: run its step, or feed in
-		// the result of the step that ran before it committed.
-		held.Store(true)
-		h.Outcome, h.Code, h.State = start.dec.Outcome, start.dec.Code, start.dec.State
-		h.Steps += start.steps
-		var res StepResult
-		var rec stepRecord
-		if start.ahead != nil {
-			res, rec = start.ahead.res, start.ahead.rec
-		} else {
-			res, rec = e.runStep(ctx, start.c, start.dec.Step)
-		}
-		h.Steps++
-		ran = &rec
-		in = Input{Kind: InputStepResult, Result: &res}
-	} else if start0 != nil {
-		// Dropped: the steps that ran for it still count (their results
-		// are decided again from the case as it is).
-		h.Steps += start0.steps
-		if start0.ahead != nil {
-			h.Steps++
-		}
-	}
 	for range maxLoop {
 		c, err := e.store.GetCase(ctx, caseID)
 		if err != nil {
@@ -520,7 +449,7 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 			// Another process is on the case: wait for it rather than
 			// fetching a view its in-flight step may change.
 			if err := e.waitLease(ctx, c.LeaseUntil, &waited); err != nil {
-				return h, err
+				return e.deferBusy(ctx, h, caseID, msg, applied, err)
 			}
 			continue
 		}
@@ -532,13 +461,13 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 		dec := e.decider.Decide(cv, nil, in)
 		var pv *PlatformView
 		if dec.Outcome == OutcomeFetch {
-			pv, err = e.fetch(ctx, c, hint)
+			pv, err = e.fetch(ctx, c, cv, hint)
 			if err != nil {
 				if ctx.Err() != nil {
 					return h, &RetryError{After: time.Second, Err: err}
 				}
 				e.log.Warn("fetch platform view", "case", caseID, "err", err)
-				return h, e.retryLater(ctx, c, in, msg, ran, &held, fmt.Errorf("fetch: %w", err), time.Time{})
+				return e.retryLater(ctx, h, c, msg, applied, ran, &held, fmt.Errorf("fetch: %w", err), time.Time{}, "fetch_failed", nil)
 			}
 			dec = e.decider.Decide(cv, pv, in)
 		}
@@ -548,10 +477,10 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 		}
 		final := (dec.Outcome != OutcomeAct || dec.Step == nil) && !reapply
 		if dec.Outcome == OutcomeRetry {
-			return h, e.retryLater(ctx, c, in, msg, ran, &held, retryCause(dec), dec.RetryAt)
+			return e.retryLater(ctx, h, c, msg, applied, ran, &held, retryCause(dec), dec.RetryAt, dec.Code, dec.Attention)
 		}
 		if dec.Outcome == OutcomeFetch { // a view did not settle it: cannot happen with a view
-			return h, e.retryLater(ctx, c, in, msg, ran, &held, errors.New("decision still wants a view"), time.Time{})
+			return e.retryLater(ctx, h, c, msg, applied, ran, &held, errors.New("decision still wants a view"), time.Time{}, "fetch_loop", nil)
 		}
 		var inbox *Message
 		if final {
@@ -581,7 +510,7 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 		case errors.As(err2, &le):
 			held.Store(false)
 			if err := e.waitLease(ctx, le.until, &waited); err != nil {
-				return h, err
+				return e.deferBusy(ctx, h, caseID, msg, applied, err)
 			}
 			continue // read and fetch again: the holder may have changed the case
 		case errors.Is(err2, casestore.ErrVersionConflict):
@@ -590,6 +519,9 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 			return h, err2
 		}
 		held.Store(!final)
+		if in.Kind != InputStepResult && !dec.Reapply {
+			applied = true
+		}
 		ran, note = nil, ""
 		if ahead != nil {
 			// Committed alone (the next decision needs a view or a retry):
@@ -675,183 +607,6 @@ func (e *Engine) persistAhead(ctx context.Context, c casestore.Case, cv CaseView
 		return nil
 	})
 	return out, err
-}
-
-// leasedError is a persist refused because another process holds the case.
-type leasedError struct {
-	until time.Time
-	err   error
-}
-
-func (e *leasedError) Error() string { return e.err.Error() }
-func (e *leasedError) Unwrap() error { return e.err }
-
-// leaseWait bounds how long one input waits for another process's lease on
-// its case before it is handed back for redelivery.
-const leaseWait = 20 * time.Second
-
-// waitLease waits until the lease ending at until is over (holders usually
-// drop it within a step); after leaseWait in all (a holder that died keeps
-// it until it expires) it returns a RetryError for when it expires.
-func (e *Engine) waitLease(ctx context.Context, until time.Time, waited *time.Duration) error {
-	left := time.Until(until)
-	step := max(min(left, 100*time.Millisecond), 5*time.Millisecond)
-	if *waited+step > leaseWait {
-		return &RetryError{After: max(left, 100*time.Millisecond), Err: casestore.ErrLeased}
-	}
-	*waited += step
-	select {
-	case <-ctx.Done():
-		return &RetryError{After: time.Second, Err: casestore.ErrLeased}
-	case <-time.After(step):
-		return nil
-	}
-}
-
-// retryLater records what is known (a step result, a later wake for timer
-// inputs), lets go of the case and returns a RetryError. The inbox is not
-// written: the message will come again.
-//
-// The wake-up delay backs off: RetryDelay·2^n, capped at RetryMax, where n
-// is the number of inputs of the case in a row that ended here before this
-// one (failedAttempts). n is kept in the "retry later" timeline entry's
-// detail, not in a column, so a platform outage costs each due case one
-// timeline entry per doubling delay rather than one per RetryDelay.
-func (e *Engine) retryLater(ctx context.Context, c casestore.Case, in Input, msg *Message, ran *stepRecord, held *atomic.Bool, cause error, notBefore time.Time) error {
-	attempt := e.failedInputs(context.WithoutCancel(ctx), c)
-	delay := backoff(e.retry, e.retryMax, attempt)
-	if wait := notBefore.Sub(e.now()); wait > delay {
-		// The decision waits for a known time (Decision.RetryAt); coming
-		// back sooner would only repeat it and use up deliveries.
-		delay = wait
-	}
-	detail, _ := json.Marshal(retryDetail{Attempt: attempt, AfterMS: delay.Milliseconds()})
-	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		if _, err := tx.TakeLease(ctx, c.ID, e.owner, e.leaseTTL); err != nil {
-			return err
-		}
-		if ran != nil {
-			entry, err := e.recordStep(ctx, tx, c.ID, ran)
-			if err != nil {
-				return err
-			}
-			if err := tx.AppendTimeline(ctx, entry); err != nil {
-				return err
-			}
-		}
-		if msg == nil && (c.NextWakeAt.IsZero() || c.NextWakeAt.Before(tx.Now().Add(delay))) {
-			// A timer or reconcile input: come back later rather than
-			// firing again at once.
-			nc := c
-			nc.NextWakeAt = tx.Now().Add(delay)
-			if _, err := tx.UpdateCaseFrom(ctx, c, nc); err != nil {
-				return err
-			}
-		}
-		if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: timelineKind(in.Kind),
-			Summary: retryPrefix + clipN(cause.Error(), 300), Detail: detail}); err != nil {
-			return err
-		}
-		return tx.DropLease(ctx, c.ID, e.owner)
-	})
-	switch {
-	case err == nil:
-		held.Store(false)
-	case errors.Is(err, casestore.ErrLeased), errors.Is(err, casestore.ErrVersionConflict):
-	default:
-		return err
-	}
-	return &RetryError{After: delay, Err: cause}
-}
-
-// retryPrefix starts the timeline summary of every input handed back for a
-// later retry (retryLater).
-const retryPrefix = "retry later: "
-
-// retryDetail is the detail of a "retry later" timeline entry.
-type retryDetail struct {
-	Attempt int   `json:"attempt"` // inputs of the case in a row that failed before this one
-	AfterMS int64 `json:"afterMs"` // the wake-up delay chosen
-}
-
-// backoff is base·2^n, capped at limit.
-func backoff(base, limit time.Duration, n int) time.Duration {
-	d := base
-	for i := 0; i < n && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
-}
-
-// failedInputs is failedAttempts over the newest rows of the case's
-// timeline: a tail of 32 rows, read further back only while all of it belongs
-// to the failing run (a long case's whole history is never read for this).
-func (e *Engine) failedInputs(ctx context.Context, c casestore.Case) int {
-	for n := 32; ; n *= 4 {
-		tl, err := e.store.TimelineTail(ctx, c.ID, n)
-		if err != nil {
-			e.log.Warn("timeline for the retry backoff", "case", c.ID, "err", err)
-			return 0
-		}
-		attempt, decided := failedAttempts(tl, c.LastPlatformCheckAt)
-		if decided || len(tl) < n {
-			return attempt
-		}
-	}
-}
-
-// failedAttempts returns how many inputs of a case in a row ended in a retry
-// before the one now failing, from the newest rows of the case's timeline
-// (oldest first) and its last platform check: the attempt of the last "retry
-// later" entry plus one, or 0 if the case got anywhere since. decided is
-// false when every row belongs to the failing run (an older one may decide).
-// In detail: walking back from the end, the rows a
-// failing input writes before it fails do not break the run: its note
-// (timer, reconcile, callback, command), a decision to run a step that does
-// not move the case, and the step's transient failure. Anything else does (a
-// step that worked or failed for good, a decision that moved the case or
-// needed no step), and so does a platform check newer than the last retry
-// that no later row accounts for (a quiet successful check writes no row).
-func failedAttempts(tl []casestore.TimelineEntry, lastCheck time.Time) (n int, decided bool) {
-	var after time.Time // time of the earliest row after the last retry (zero: none)
-	for i := len(tl) - 1; i >= 0; i-- {
-		e := tl[i]
-		if strings.HasPrefix(e.Summary, retryPrefix) {
-			if lastCheck.After(e.At) && (after.IsZero() || lastCheck.Before(after)) {
-				return 0, true
-			}
-			var d retryDetail
-			if len(e.Detail) > 0 && json.Unmarshal(e.Detail, &d) != nil {
-				d.Attempt = 0
-			}
-			return max(d.Attempt, 0) + 1, true
-		}
-		if !partOfFailedInput(e) {
-			return 0, true
-		}
-		after = e.At
-	}
-	return 0, false
-}
-
-// partOfFailedInput reports whether a timeline row is one an input that
-// then failed may have written (see failedAttempts).
-func partOfFailedInput(e casestore.TimelineEntry) bool {
-	switch e.Kind {
-	case casestore.KindTimer, casestore.KindReconcile, casestore.KindCallback, casestore.KindCommand:
-		return true
-	case casestore.KindStep:
-		return strings.Contains(e.Summary, " failed transiently")
-	case casestore.KindDecision:
-		var d struct {
-			Outcome Outcome  `json:"outcome"`
-			From    State    `json:"from"`
-			To      State    `json:"to"`
-			Step    StepName `json:"step"`
-		}
-		return json.Unmarshal(e.Detail, &d) == nil && d.Outcome == OutcomeAct && d.Step != "" && d.From == d.To
-	}
-	return false
 }
 
 // renew extends the case's lease every LeaseTTL/3 while held is true.
@@ -980,12 +735,18 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, c casestore.Ca
 		timeline := make([]casestore.TimelineEntry, 0, 3)
 		nc := c
 		nc.State, nc.ParkedState, nc.NextWakeAt = string(dec.State), string(dec.Parked), dec.WakeAt
-		if dec.Outcome == OutcomeAct {
+		if dec.Outcome == OutcomeAct || dec.Outcome == OutcomeNoOp {
+			// A no-op may raise a flag too (waiting for evidence) or end one.
 			if dec.Attention != nil {
 				nc.AttentionCode, nc.AttentionMessage = dec.Attention.Code, dec.Attention.Message
 			} else if dec.State != StateNeedsAttention {
 				nc.AttentionCode, nc.AttentionMessage = "", ""
 			}
+		}
+		if final || (ran != nil && (ran.err == nil || !ran.err.Transient)) {
+			nc.FailedInputs = 0 // the case got somewhere: the retry backoff starts over
+		}
+		if dec.Outcome == OutcomeAct {
 			if dec.RefundID != "" {
 				nc.RefundID = dec.RefundID
 			}
@@ -1047,16 +808,25 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, c casestore.Ca
 		if note != "" {
 			timeline = append(timeline, casestore.TimelineEntry{CaseID: c.ID, Kind: timelineKind(in.Kind), Summary: note})
 		}
+		quiet := unchanged && (in.Kind == InputTimer || in.Kind == InputReconcile)
+		if pv != nil && len(pv.Foreign) > 0 && !quiet {
+			timeline = append(timeline, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindNote,
+				Summary: fmt.Sprintf("refund %s on the platform predates this case's submission: someone else's, not taken as this case's",
+					strings.Join(pv.Foreign, ", "))})
+		}
 		detail := map[string]any{"input": in.Kind, "outcome": dec.Outcome, "code": dec.Code, "from": cv.State, "to": dec.State}
 		if pv != nil {
 			detail["platformFound"], detail["platformStatus"], detail["platformRefundId"] = pv.Found, pv.Status(cv.Platform), pv.RefundID
+			if len(pv.Foreign) > 0 {
+				detail["foreignRefunds"] = pv.Foreign
+			}
 		}
 		if dec.Step != nil {
 			detail["step"], detail["key"] = dec.Step.Name, dec.Step.Key
 		}
 		db, _ := json.Marshal(detail)
 		summary := fmt.Sprintf("%s %s: %s", dec.Outcome, dec.Code, clipN(dec.Reason, 300))
-		if !unchanged || (in.Kind != InputTimer && in.Kind != InputReconcile) {
+		if !quiet {
 			timeline = append(timeline, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindDecision,
 				Summary: summary, Detail: db})
 		}
@@ -1122,14 +892,21 @@ func (e *Engine) recordStep(ctx context.Context, tx *casestore.Tx, caseID int64,
 		if _, err := tx.RecordStep(ctx, caseID, string(r.step), r.request, res); err != nil {
 			return casestore.TimelineEntry{}, err
 		}
-	case r.err != nil && r.err.Transient:
-		// Outcome unknown or not applied: the intent stays open and the
-		// next attempt asks the platform first, trusting "no effect" only
-		// Policy.InFlight after now (the request may still arrive).
+	case r.err != nil && !r.err.NotApplied:
+		// Outcome unknown: the intent stays open and the next attempt asks
+		// the platform first, trusting "no effect" only Policy.InFlight
+		// after now (the request may still arrive).
 		if err := tx.MarkAttempt(ctx, r.key); err != nil {
 			return casestore.TimelineEntry{}, err
 		}
-		summary += "; intent left open"
+		summary += "; outcome unknown: intent left open"
+	case r.err != nil:
+		// The platform certainly did not apply it: the intent is closed,
+		// and a later attempt goes out under a new key without asking first.
+		if err := tx.FinishStep(ctx, r.key, res); err != nil {
+			return casestore.TimelineEntry{}, err
+		}
+		summary += "; not applied"
 	default:
 		if err := tx.FinishStep(ctx, r.key, res); err != nil {
 			return casestore.TimelineEntry{}, err

@@ -43,6 +43,7 @@ type rig struct {
 	eng    *refundflow.Engine
 	seq    atomic.Int64
 	pumped atomic.Int64
+	parser *callback.Parser
 }
 
 func newRig(t *testing.T, seller sandbox.SellerPolicy) *rig {
@@ -54,6 +55,7 @@ func newRig(t *testing.T, seller sandbox.SellerPolicy) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.parser = parser
 	cbSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
 		ev, err := parser.Parse(b)
@@ -200,11 +202,18 @@ func alibabaRequest(returnGoods, vouchers bool) *refundflow.Request {
 	return req
 }
 
+// message is the stream message of a command, with its body, as the
+// worker's consumer hands it to the engine.
+func message(cmd refundflow.Command) *refundflow.Message {
+	b, _ := json.Marshal(cmd)
+	return &refundflow.Message{ID: cmd.ID, Source: casestore.SourceCommands, Payload: b}
+}
+
 // handle applies a command as a consumer would: retrying while asked to.
 func (r *rig) handle(cmd refundflow.Command) refundflow.Handled {
 	r.t.Helper()
 	for range 100 {
-		h, err := r.eng.HandleCommand(context.Background(), cmd, &refundflow.Message{ID: cmd.ID})
+		h, err := r.eng.HandleCommand(context.Background(), cmd, message(cmd))
 		var re *refundflow.RetryError
 		if errors.As(err, &re) {
 			<-time.After(20 * time.Millisecond)
@@ -219,15 +228,46 @@ func (r *rig) handle(cmd refundflow.Command) refundflow.Handled {
 	return refundflow.Handled{}
 }
 
+// drive does for one case what the worker's timer loop does: it fires the
+// case's timer when due, then takes up its due deferred inputs in order.
+func (r *rig) drive(eng *refundflow.Engine, id int64) {
+	r.t.Helper()
+	ctx := context.Background()
+	if c, err := r.store.GetCase(ctx, id); err == nil && !c.NextWakeAt.IsZero() && !c.NextWakeAt.After(time.Now()) {
+		_, _ = eng.Wake(ctx, id, refundflow.InputTimer)
+	}
+	ins, err := r.store.DeferredInputs(ctx, id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, d := range ins {
+		if d.NotBefore.After(time.Now()) {
+			return
+		}
+		msg := &refundflow.Message{ID: d.MsgID, Source: d.Source, Payload: d.Payload, Deferred: true}
+		var h refundflow.Handled
+		if d.Source == casestore.SourceCommands {
+			cmd, err := refundflow.DecodeCommand(d.Payload)
+			if err != nil {
+				r.t.Fatalf("deferred command %s: %v", d.MsgID, err)
+			}
+			h, err = eng.HandleCommand(ctx, cmd, msg)
+		} else {
+			ev, err := r.parser.Parse(d.Payload)
+			if err != nil {
+				r.t.Fatalf("deferred callback %s: %v", d.MsgID, err)
+			}
+			h, err = eng.HandleCallback(ctx, ev, msg)
+		}
+		if err != nil || h.Deferred {
+			return
+		}
+	}
+}
+
 func (r *rig) caseOf(p refundflow.Platform, orderID, subOrderID string) casestore.Case {
 	r.t.Helper()
-	var c casestore.Case
-	var err error
-	if p == refundflow.PlatformTaobao {
-		c, err = r.store.OpenCaseBySubOrder(context.Background(), string(p), subOrderID)
-	} else {
-		c, err = r.store.OpenCaseByOrder(context.Background(), string(p), orderID, "")
-	}
+	c, err := r.store.OpenCase(context.Background(), string(p), orderID, subOrderID)
 	if err != nil {
 		r.t.Fatalf("case of %s %s/%s: %v", p, orderID, subOrderID, err)
 	}
@@ -243,6 +283,7 @@ func (r *rig) waitState(id int64, want refundflow.State) casestore.Case {
 		if err == nil && c.State == string(want) {
 			return c
 		}
+		r.drive(r.eng, id)
 		if time.Now().After(deadline) {
 			tl, _ := r.store.Timeline(context.Background(), id)
 			for _, e := range tl {
@@ -495,10 +536,9 @@ func TestEngineCrashAfterEffect(t *testing.T) {
 				trigger = cmd
 			}
 			r.sb.SetFaults(fault)
-			_, err := r.eng.HandleCommand(context.Background(), trigger, &refundflow.Message{ID: trigger.ID})
-			var re *refundflow.RetryError
-			if !errors.As(err, &re) {
-				t.Fatalf("command with a lost answer: err %v; want a RetryError", err)
+			h, err := r.eng.HandleCommand(context.Background(), trigger, message(trigger))
+			if err != nil || h.Until.IsZero() {
+				t.Fatalf("command with a lost answer: %+v, %v; want it applied and the case's timer set to carry on", h, err)
 			}
 			c := r.caseOf(tc.platform, o, so)
 			// The side effect's attempt: its intent may still be open, or a
@@ -516,9 +556,12 @@ func TestEngineCrashAfterEffect(t *testing.T) {
 			if it.IdempotencyKey == "" {
 				t.Fatalf("no keyed step attempt after the lost answer: %+v", steps)
 			}
-			// Redelivery (a new engine, as after a restart).
+			// The case's timer carries on (a new engine, as after a restart);
+			// a redelivered copy of the command is a duplicate.
 			r.eng = r.newEngine("engine-restarted")
-			r.handle(trigger)
+			if h := r.handle(trigger); !h.Duplicate {
+				t.Fatalf("redelivered command: %+v; want a duplicate (it was applied)", h)
+			}
 			want := refundflow.StateSucceeded
 			if tc.cancel {
 				want = refundflow.StateCancelled
@@ -542,17 +585,19 @@ func TestEngineCrashAfterEffect(t *testing.T) {
 }
 
 // TestEngineTwoOwnersOneCase: two engines (as two processes) on one
-// database: the lease lets only one run a case; the other is told to retry.
+// database: the lease lets only one run a case. While another process
+// holds it, a timer wake is handed back and a command waits in the store.
 func TestEngineTwoOwnersOneCase(t *testing.T) {
 	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 	o, so := r.order(sandbox.PlatformTaobao, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 	cmd.Request = taobaoRequest(false)
 	engines := []*refundflow.Engine{r.eng, r.newEngine("engine-b")}
-	// Open the case, then hold its lease as a third owner: both engines must back off.
+	// Open the case while the form cannot be read: the request is applied,
+	// the case's timer carries on.
 	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoRender", Kind: sandbox.ErrHTTP503, Count: 100}}})
-	if _, err := r.eng.HandleCommand(context.Background(), cmd, &refundflow.Message{ID: cmd.ID}); err == nil {
-		t.Fatalf("render failing: want a retry error")
+	if h, err := r.eng.HandleCommand(context.Background(), cmd, message(cmd)); err != nil || h.Until.IsZero() {
+		t.Fatalf("render failing: %+v, %v; want the request applied and the timer set", h, err)
 	}
 	r.sb.SetFaults(sandbox.Faults{})
 	c := r.caseOf(refundflow.PlatformTaobao, o, so)
@@ -561,11 +606,11 @@ func TestEngineTwoOwnersOneCase(t *testing.T) {
 	}
 	for _, e := range engines {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		_, err := e.HandleCommand(ctx, cmd, &refundflow.Message{ID: cmd.ID})
+		_, err := e.Wake(ctx, c.ID, refundflow.InputTimer)
 		cancel()
 		var re *refundflow.RetryError
 		if !errors.As(err, &re) || !errors.Is(err, casestore.ErrLeased) {
-			t.Fatalf("%s with the case leased elsewhere: %v; want RetryError(ErrLeased)", e.Owner(), err)
+			t.Fatalf("%s waking the case leased elsewhere: %v; want RetryError(ErrLeased)", e.Owner(), err)
 		}
 	}
 	if err := r.store.ReleaseLease(context.Background(), c.ID, "someone-else"); err != nil {
@@ -577,7 +622,7 @@ func TestEngineTwoOwnersOneCase(t *testing.T) {
 		for range 4 {
 			wg.Go(func() {
 				for range 200 {
-					_, err := e.HandleCommand(context.Background(), cmd, &refundflow.Message{ID: cmd.ID})
+					_, err := e.Wake(context.Background(), c.ID, refundflow.InputTimer)
 					var re *refundflow.RetryError
 					if !errors.As(err, &re) {
 						return
@@ -633,11 +678,10 @@ func TestEngine1688CreateUnverifiable(t *testing.T) {
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "")
 	cmd.Request = alibabaRequest(false, false)
 	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1, ForceErrors: []sandbox.ForcedError{{Endpoint: "AlibabaCreateRefund", Kind: sandbox.ErrHTTP503, Count: 1, AfterEffect: true}}})
-	if _, err := eng.HandleCommand(context.Background(), cmd, &refundflow.Message{ID: cmd.ID}); err == nil {
-		t.Fatal("lost answer: want a retry error")
+	if h, err := eng.HandleCommand(context.Background(), cmd, message(cmd)); err != nil || h.Until.IsZero() {
+		t.Fatalf("lost answer: %+v, %v; want the request applied and the timer set", h, err)
 	}
 	for range 3 {
-		_, _ = eng.HandleCommand(context.Background(), cmd, &refundflow.Message{ID: cmd.ID})
 		_, _ = eng.Wake(context.Background(), r.caseOf(refundflow.Platform1688, o, "").ID, refundflow.InputReconcile)
 	}
 	c := r.caseOf(refundflow.Platform1688, o, "")

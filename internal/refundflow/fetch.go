@@ -3,6 +3,7 @@ package refundflow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -23,91 +24,112 @@ const (
 )
 
 // fetch reads the authoritative view of the case's refund: by the case's
-// refund id, else the hinted one (a callback's, not owned by another case),
-// else, on Taobao, by listing the order's refunds for the sub-order. 1688 has
-// no lookup by order: without a refund id the view is Inconclusive.
-func (e *Engine) fetch(ctx context.Context, c casestore.Case, hint string) (*PlatformView, error) {
+// refund id; else, when nothing of the case can be on the platform yet, a
+// view of "none"; else by the hinted refund id (a callback's, not owned by
+// another case) on 1688, or by listing the order's refunds for the
+// sub-order on Taobao. A refund the case has not recorded counts as its own
+// only on positive evidence that it came from the case's submission (see
+// listTaobao and alibabaView); 1688 has no lookup by order, so without a
+// refund id the view is Inconclusive.
+func (e *Engine) fetch(ctx context.Context, c casestore.Case, cv CaseView, hint string) (*PlatformView, error) {
+	if c.RefundID == "" && cv.beforeSubmit() {
+		// Nothing was ever sent (or every attempt was refused): whatever
+		// refund the platform holds for the order is someone else's.
+		return &PlatformView{Found: false}, nil
+	}
+	if Platform(c.Platform) == Platform1688 {
+		return e.alibabaView(ctx, c, cv, hint)
+	}
+	if c.RefundID == "" {
+		return e.listTaobao(ctx, c, cv)
+	}
+	res, err := e.client.TaobaoQuery(ctx, c.RefundID)
+	if isNotFound(err) {
+		return &PlatformView{Found: false}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v := taobaoView(res.Data.RefundOrderAggregate)
+	if v.RefundID == "" {
+		v.RefundID = c.RefundID
+	}
+	return v, nil
+}
+
+// alibabaView reads a 1688 refund: the case's, or the hinted one while the
+// case has none. A hinted refund is the case's only if it is for the case's
+// order and was created after the open intent began, less the clock-skew
+// margin (EngineConfig.ClockSkew): an older one is someone else's.
+func (e *Engine) alibabaView(ctx context.Context, c casestore.Case, cv CaseView, hint string) (*PlatformView, error) {
 	refundID := c.RefundID
 	if refundID == "" {
 		refundID = hint
 	}
-	if Platform(c.Platform) == Platform1688 {
-		if refundID == "" {
+	if refundID == "" {
+		return &PlatformView{Inconclusive: true}, nil
+	}
+	res, err := e.client.AlibabaRefundInfo(ctx, refundID)
+	if isNotFound(err) {
+		if c.RefundID == "" { // only a hint: nothing learned
 			return &PlatformView{Inconclusive: true}, nil
 		}
-		res, err := e.client.AlibabaRefundInfo(ctx, refundID)
-		if isNotFound(err) {
-			if c.RefundID == "" { // only a hint: nothing learned
-				return &PlatformView{Inconclusive: true}, nil
-			}
-			return &PlatformView{Found: false}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		info := res.Data
-		if c.RefundID == "" && info.OrderID != 0 && strconv.FormatInt(int64(info.OrderID), 10) != c.OrderID {
+		return &PlatformView{Found: false}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	info := res.Data
+	if info.RefundID == "" {
+		info.RefundID = refundID
+	}
+	if c.RefundID == "" {
+		if info.OrderID != 0 && strconv.FormatInt(int64(info.OrderID), 10) != c.OrderID {
 			return &PlatformView{Inconclusive: true}, nil // a hint about another order
 		}
-		if info.RefundID == "" {
-			info.RefundID = refundID
+		if created := alibabaCreated(info); cv.Intent != nil && !created.IsZero() && created.Before(cv.Intent.Since.Add(-e.clockSkew)) {
+			return &PlatformView{Inconclusive: true, Foreign: []string{info.RefundID}}, nil
 		}
-		return &PlatformView{Found: true, RefundID: info.RefundID, AlibabaStatus: info.Status,
-			ReturnRequired: info.RefundGoods, RefuseReason: info.RejectReason,
-			Deadline: parsePlatformTime(info.GmtTimeOut), ReturnWaybill: info.FreightBill}, nil
 	}
-	if refundID != "" {
-		res, err := e.client.TaobaoQuery(ctx, refundID)
-		if isNotFound(err) {
-			if c.RefundID == "" {
-				return e.listTaobao(ctx, c)
-			}
-			return &PlatformView{Found: false}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		agg := res.Data.RefundOrderAggregate
-		if c.RefundID == "" && agg.PurchaseOrderLine.PurchaseOrderLineID != "" &&
-			agg.PurchaseOrderLine.PurchaseOrderLineID.String() != c.SubOrderID {
-			return e.listTaobao(ctx, c) // a hint about another sub-order
-		}
-		v := taobaoView(agg)
-		if v.RefundID == "" {
-			v.RefundID = refundID
-		}
-		return v, nil
-	}
-	return e.listTaobao(ctx, c)
+	return &PlatformView{Found: true, RefundID: info.RefundID, AlibabaStatus: info.Status,
+		ReturnRequired: info.RefundGoods, RefuseReason: info.RejectReason,
+		Deadline: parsePlatformTime(info.GmtTimeOut), ReturnWaybill: info.FreightBill}, nil
 }
 
-// listTaobao finds the sub-order's refund in the order's list: the newest
-// open one, else the newest finished one that no other case owns.
-func (e *Engine) listTaobao(ctx context.Context, c casestore.Case) (*PlatformView, error) {
+// alibabaCreated is when the platform says a 1688 refund was applied for
+// (gmtApply, else gmtCreate); zero if it says neither.
+func alibabaCreated(info apiclient.RefundInfo) time.Time {
+	if t := parsePlatformTime(info.GmtApply); !t.IsZero() {
+		return t
+	}
+	return parsePlatformTime(info.GmtCreate)
+}
+
+// listTaobao finds the case's refund among the order's refunds for its
+// sub-order. A listed refund counts as the case's only if it was not there
+// when the case read its form, before its first submission
+// (Plan.PriorRefunds), and no other case owns it; of those, the newest open
+// one, else the newest finished one. Refunds that predate the submission are
+// reported as Foreign. Without a record of what was listed before (a case
+// from an older build), a refund cannot be told from someone else's: the
+// view is Inconclusive. So is a list the walk cannot prove complete; only a
+// complete list that holds none of the case's refunds is Found false.
+func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView) (*PlatformView, error) {
 	if c.OrderID == "" {
 		return &PlatformView{Inconclusive: true}, nil
 	}
-	var mine []apiclient.RefundOrderAggregate
-	for page := 1; page <= listMaxPages; page++ {
-		res, err := e.client.TaobaoList(ctx, apiclient.ListRefundsRequest{PurchaseOrderID: c.OrderID, PageNo: page, PageSize: listPageSize})
-		if isNotFound(err) {
-			return &PlatformView{Found: false}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range res.Data.List {
-			if a.PurchaseOrderLine.PurchaseOrderLineID.String() == c.SubOrderID {
-				mine = append(mine, a)
-			}
-		}
-		if len(res.Data.List) < listPageSize || page*listPageSize >= res.Data.Total {
-			break
-		}
-		if page == listMaxPages {
-			return &PlatformView{Inconclusive: true}, nil
-		}
+	mine, complete, err := e.listSubOrder(ctx, c.OrderID, c.SubOrderID)
+	if err != nil {
+		return nil, err
 	}
+	var foreign []string
+	mine = slices.DeleteFunc(mine, func(a apiclient.RefundOrderAggregate) bool {
+		if id := a.RefundOrder.RefundID.String(); slices.Contains(cv.Plan.PriorRefunds, id) {
+			foreign = append(foreign, id)
+			return true
+		}
+		return false
+	})
 	ids := make([]string, 0, len(mine))
 	for _, a := range mine {
 		ids = append(ids, a.RefundOrder.RefundID.String())
@@ -120,8 +142,13 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case) (*PlatformVie
 		owner, ok := owners[a.RefundOrder.RefundID.String()]
 		return ok && owner != c.ID
 	})
-	if len(mine) == 0 {
-		return &PlatformView{Found: false}, nil
+	switch {
+	case len(mine) > 0 && !cv.Plan.PriorListed:
+		return &PlatformView{Inconclusive: true, Foreign: foreign}, nil
+	case len(mine) == 0 && !complete:
+		return &PlatformView{Inconclusive: true, Foreign: foreign}, nil
+	case len(mine) == 0:
+		return &PlatformView{Found: false, Foreign: foreign}, nil
 	}
 	pick := mine[len(mine)-1]
 	for i := len(mine) - 1; i >= 0; i-- {
@@ -130,7 +157,75 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case) (*PlatformVie
 			break
 		}
 	}
-	return taobaoView(pick), nil
+	v := taobaoView(pick)
+	v.Foreign = foreign
+	return v, nil
+}
+
+// errListIncomplete: the Taobao list walk could not prove it saw every
+// refund of the order (see listSubOrder).
+var errListIncomplete = errors.New("the platform's refund list could not be read completely")
+
+// listSubOrder walks the Taobao list of an order's refunds and returns the
+// sub-order's, oldest first. complete reports that the walk saw every refund
+// of the order, which absence needs as proof; it is false when the pages
+// cannot show that: a total that says more than the walk found, a page
+// repeating refunds of an earlier one, or more than listMaxPages pages.
+//
+// The page size asked for is not trusted blindly: a first page shorter than
+// asked may be the end, or the platform capping the page size. When the
+// total is missing or says more, the walk starts over with the short page's
+// length as the page size: a page that is full at that size shows the cap,
+// and a shorter page after it is then the end.
+func (e *Engine) listSubOrder(ctx context.Context, orderID, subOrderID string) (mine []apiclient.RefundOrderAggregate, complete bool, err error) {
+	size := listPageSize
+	for walk := 0; walk < 2; walk++ {
+		mine = mine[:0]
+		seen := map[string]bool{}
+		trusted := walk > 0 // the size was learned from the platform
+		restart := false
+		for page := 1; page <= listMaxPages && !restart; page++ {
+			res, err := e.client.TaobaoList(ctx, apiclient.ListRefundsRequest{PurchaseOrderID: orderID, PageNo: page, PageSize: size})
+			if isNotFound(err) && page == 1 {
+				return nil, true, nil // no such order: no refunds
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			list := res.Data.List
+			for _, a := range list {
+				id := a.RefundOrder.RefundID.String()
+				if seen[id] {
+					return mine, false, nil // pages overlap: paging is not what we think
+				}
+				seen[id] = true
+				if a.PurchaseOrderLine.PurchaseOrderLineID.String() == subOrderID {
+					mine = append(mine, a)
+				}
+			}
+			total, hasTotal := res.Data.Total, res.Data.HasTotal
+			switch {
+			case hasTotal && len(seen) >= total:
+				return mine, len(seen) == total || len(list) < size, nil
+			case len(list) == size:
+				trusted = true // full pages: the platform honours the size
+			case len(list) == 0 && page == 1 && (!hasTotal || total == 0):
+				return mine, true, nil
+			case len(list) == 0:
+				return mine, false, nil // an empty page before the total was reached
+			case trusted && !hasTotal:
+				return mine, true, nil // a short page at an honoured size: the end
+			case page == 1 && walk == 0:
+				size, restart = len(list), true // maybe a cap: walk again at that size
+			default:
+				return mine, false, nil
+			}
+		}
+		if !restart {
+			return mine, false, nil // more pages than listMaxPages
+		}
+	}
+	return mine, false, nil
 }
 
 func taobaoView(a apiclient.RefundOrderAggregate) *PlatformView {
@@ -145,6 +240,24 @@ func taobaoView(a apiclient.RefundOrderAggregate) *PlatformView {
 		v.ReturnWaybill = a.Logistics.LogisticsNo
 	}
 	return v
+}
+
+// existingRefunds lists every refund the platform holds for a Taobao
+// sub-order, for Plan.PriorRefunds: it fails (errListIncomplete) rather than
+// return a list it cannot prove complete.
+func (e *Engine) existingRefunds(ctx context.Context, orderID, subOrderID string) ([]string, error) {
+	mine, complete, err := e.listSubOrder(ctx, orderID, subOrderID)
+	if err != nil {
+		return nil, fmt.Errorf("list the sub-order's refunds: %w", err)
+	}
+	if !complete {
+		return nil, fmt.Errorf("list the sub-order's refunds: %w", errListIncomplete)
+	}
+	ids := make([]string, 0, len(mine))
+	for _, a := range mine {
+		ids = append(ids, a.RefundOrder.RefundID.String())
+	}
+	return ids, nil
 }
 
 func parsePlatformTime(s string) time.Time {

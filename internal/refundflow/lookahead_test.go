@@ -11,9 +11,10 @@ import (
 )
 
 // With lookahead, the form is read before its decision commits and the
-// submit's intent commits with it: a refund request takes two transactions
-// (open+form+intent, result) instead of three, and leaves the same record as
-// without it: the same timeline, the same steps, the intent before the call.
+// submit's intent commits with it: a refund request takes three
+// transactions (the case opened before any platform call, form+intent,
+// result) instead of four, and leaves the same record as without it: the
+// same timeline, the same steps, the intent before the call.
 func TestLookaheadSavesACommitSameRecord(t *testing.T) {
 	record := func(noLookahead bool) (commits int64, kinds []string, steps []string, h refundflow.Handled) {
 		r := newBench(t, 0).r // no callbacks: every commit is the request's
@@ -53,8 +54,8 @@ func TestLookaheadSavesACommitSameRecord(t *testing.T) {
 	}
 	c1, k1, s1, h1 := record(false)
 	c0, k0, s0, h0 := record(true)
-	if c1 != 2 || c0 != 3 {
-		t.Fatalf("commits per request: %d with lookahead, %d without; want 2 and 3", c1, c0)
+	if c1 != 3 || c0 != 4 {
+		t.Fatalf("commits per request: %d with lookahead, %d without; want 3 and 4", c1, c0)
 	}
 	if h1.State != refundflow.StateWaitingSeller || h0.State != h1.State || h1.Steps != 2 || h0.Steps != 2 {
 		t.Fatalf("handled %+v with lookahead, %+v without; want both waiting_seller after 2 steps", h1, h0)

@@ -16,6 +16,10 @@ import (
 //	trans  …failed transiently
 //
 // For states that run no step, ok/fail/trans carry a submit result (stale).
+// The fixtures hold no open intent: a submitting case without one is one
+// whose every attempt the platform refused (not applied), so nothing of it
+// is on the platform: its timer submits again without asking first, and a
+// cancel ends it locally.
 // The same command again in a state that runs a read step re-runs it (a
 // redelivery after a transient failure); elsewhere it is a duplicate.
 var columns = []string{"req", "req2", "ship", "cancel", "msg", "cb", "timer", "recon", "ok", "fail", "trans"}
@@ -40,7 +44,7 @@ var taobaoMatrix = map[State][11]string{
 	StateRequested:             {"act:rendering+render", "act:rendering+render", notNow, "act:cancelled", notNow, fetchV, "act:rendering+render", "act:rendering+render", stale, stale, stale},
 	StateRendering:             {"act:rendering+render", open, notNow, "act:cancelled", notNow, fetchV, "act:rendering+render", "act:rendering+render", "act:submitting+submit", parked, retry},
 	StateUploadingVouchers:     {invalid, invalid, invalid, invalid, invalid, invalid, invalid, invalid, invalid, invalid, invalid},
-	StateSubmitting:            {dup, open, notNow, fetchV, notNow, fetchV, fetchV, fetchV, "act:waiting_seller", parked, retry},
+	StateSubmitting:            {dup, open, notNow, "act:cancelled", notNow, fetchV, "act:submitting+submit", "act:submitting+submit", "act:waiting_seller", parked, retry},
 	StateWaitingSeller:         {dup, open, notNow, "act:cancelling+cancel", "act:waiting_seller+message", fetchV, fetchV, fetchV, stale, stale, stale},
 	StateWaitingReturnShipment: {dup, open, "act:return_rendering+return_render", "act:cancelling+cancel", "act:waiting_return_shipment+message", fetchV, fetchV, fetchV, stale, stale, stale},
 	StateReturnRendering:       {dup, open, "act:return_rendering+return_render", "act:cancelling+cancel", "act:return_rendering+message", fetchV, fetchV, fetchV, "act:return_submitting+return_submit", parked, retry},
@@ -57,7 +61,7 @@ var alibabaMatrix = map[State][11]string{
 	StateRequested:             {"act:rendering+reasons", "act:rendering+reasons", notNow, "act:cancelled", noSup, fetchV, "act:rendering+reasons", "act:rendering+reasons", stale, stale, stale},
 	StateRendering:             {"act:rendering+reasons", open, notNow, "act:cancelled", noSup, fetchV, "act:rendering+reasons", "act:rendering+reasons", "act:submitting+submit", parked, retry},
 	StateUploadingVouchers:     {"act:uploading_vouchers+upload_vouchers", open, notNow, "act:cancelled", noSup, fetchV, "act:uploading_vouchers+upload_vouchers", "act:uploading_vouchers+upload_vouchers", "act:submitting+submit", parked, retry},
-	StateSubmitting:            {dup, open, notNow, fetchV, noSup, fetchV, fetchV, fetchV, "act:waiting_seller", parked, retry},
+	StateSubmitting:            {dup, open, notNow, "act:cancelled", noSup, fetchV, "act:submitting+submit", "act:submitting+submit", "act:waiting_seller", parked, retry},
 	StateWaitingSeller:         {dup, open, notNow, noSup, noSup, fetchV, fetchV, fetchV, stale, stale, stale},
 	StateWaitingReturnShipment: {dup, open, "act:return_rendering+return_render", noSup, noSup, fetchV, fetchV, fetchV, stale, stale, stale},
 	StateReturnRendering:       {dup, open, "act:return_rendering+return_render", noSup, noSup, fetchV, fetchV, fetchV, "act:return_submitting+return_submit", parked, retry},

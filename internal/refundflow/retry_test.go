@@ -128,10 +128,12 @@ func TestEngineWakeBackoff(t *testing.T) {
 // TestEngineWaitsForAttemptInFlight: a submission whose call failed on our
 // side (a gateway timeout after 1.5 s) may still reach the platform, so a
 // view showing no refund is not trusted until Policy.InFlight has passed
-// since we stopped waiting for the call (not since it began): the command is
-// handed back with a RetryError wrapping ErrWait whose After reaches the end
-// of that window (one redelivery, not a series that uses up deliveries).
-// After the window the same key is sent again, once.
+// since we stopped waiting for the call (not since it began). The request
+// itself is applied at once (its message is done); the case's timer asks
+// the platform, and while the window lasts the case shows that it waits for
+// evidence, and until when. A command for the case meanwhile waits in the
+// store until the window ends (it holds no consumer slot). After the window
+// the same key is sent again, once, and the waiting command is applied.
 func TestEngineWaitsForAttemptInFlight(t *testing.T) {
 	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 	r.sb.SetFaults(sandbox.Faults{TimeoutAfter: 1500 * time.Millisecond,
@@ -151,10 +153,9 @@ func TestEngineWaitsForAttemptInFlight(t *testing.T) {
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 	cmd.Request = taobaoRequest(false)
 	ctx := context.Background()
-	_, err := eng.HandleCommand(ctx, cmd, &refundflow.Message{ID: cmd.ID})
-	var re *refundflow.RetryError
-	if !errors.As(err, &re) || errors.Is(err, refundflow.ErrWait) {
-		t.Fatalf("submit timed out: %v; want a plain RetryError", err)
+	h, err := eng.HandleCommand(ctx, cmd, message(cmd))
+	if err != nil || h.Deferred || h.Until.IsZero() {
+		t.Fatalf("submit timed out: %+v, %v; want the request applied and the case's timer set", h, err)
 	}
 	c := r.caseOf(refundflow.PlatformTaobao, o, so)
 	it, err := r.store.OpenIntent(ctx, c.ID)
@@ -165,10 +166,22 @@ func TestEngineWaitsForAttemptInFlight(t *testing.T) {
 	if ended.Sub(began) < time.Second {
 		t.Fatalf("intent began %v, last attempt %v; want the attempt's end (1.5 s later) recorded", began, ended)
 	}
-	// Redelivered: the platform shows no refund, but the attempt may be in flight.
-	_, err = eng.HandleCommand(ctx, cmd, &refundflow.Message{ID: cmd.ID})
-	if !errors.As(err, &re) || !errors.Is(err, refundflow.ErrWait) || re.After < 59*time.Minute || re.After > time.Hour {
-		t.Fatalf("redelivery within the window: %v; want a RetryError wrapping ErrWait, After ≈ 1h", err)
+	until := ended.Add(time.Hour)
+	// The timer: the platform shows no refund, but the attempt may be in flight.
+	if _, err := eng.Wake(ctx, c.ID, refundflow.InputTimer); err != nil {
+		t.Fatalf("wake within the window: %v", err)
+	}
+	c = r.caseOf(refundflow.PlatformTaobao, o, so)
+	if !c.NextWakeAt.Equal(until) || c.AttentionCode != refundflow.AttnWaitingEvidence ||
+		!strings.Contains(c.AttentionMessage, until.UTC().Format(time.RFC3339)) {
+		t.Fatalf("case within the window: wake %v, attention %q %q; want wake %v and waiting_evidence naming it",
+			c.NextWakeAt, c.AttentionCode, c.AttentionMessage, until)
+	}
+	// A cancel meanwhile waits in the store until the window ends.
+	cancelCmd := r.command(refundflow.InputCancel, refundflow.PlatformTaobao, o, so)
+	h, err = eng.HandleCommand(ctx, cancelCmd, message(cancelCmd))
+	if err != nil || !h.Deferred || h.Until.Before(until) || h.Until.After(until.Add(time.Second)) {
+		t.Fatalf("cancel within the window: %+v, %v; want it deferred until %v", h, err, until)
 	}
 	key := "taobao:" + so
 	if n := r.sb.Stats().RefundSubmissions[key]; n != 0 {
@@ -176,18 +189,23 @@ func TestEngineWaitsForAttemptInFlight(t *testing.T) {
 	}
 	// An hour after the call began but not after it ended: still waiting.
 	between := began.Add(time.Hour + ended.Sub(began)/2)
-	_, err = newEngine("engine-inflight-between", func() time.Time { return between }).HandleCommand(ctx, cmd, &refundflow.Message{ID: cmd.ID})
-	if !errors.Is(err, refundflow.ErrWait) {
-		t.Fatalf("an hour after the call began, before an hour after it ended: %v; want ErrWait (the window counts from the end)", err)
+	if _, err := newEngine("engine-inflight-between", func() time.Time { return between }).Wake(ctx, c.ID, refundflow.InputTimer); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.sb.Stats().RefundSubmissions[key]; n != 0 {
+		t.Fatalf("an hour after the call began, before an hour after it ended: %d submissions; want 0 (the window counts from the end)", n)
 	}
 	// An hour after it ended the view is trusted: sent again under the same key.
 	late := newEngine("engine-inflight-later", func() time.Time { return ended.Add(time.Hour + time.Second) })
-	h, err := late.HandleCommand(ctx, cmd, &refundflow.Message{ID: cmd.ID})
+	h, err = late.Wake(ctx, c.ID, refundflow.InputTimer)
 	if err != nil || h.State != refundflow.StateWaitingSeller {
 		t.Fatalf("after the window: %+v, %v; want waiting_seller", h, err)
 	}
 	if n := r.sb.Stats().RefundSubmissions[key]; n != 1 {
 		t.Fatalf("submissions after the window: %d; want 1", n)
+	}
+	if c = r.caseOf(refundflow.PlatformTaobao, o, so); c.AttentionCode != "" {
+		t.Errorf("attention after the intent was settled: %q; want none", c.AttentionCode)
 	}
 	steps, err := r.store.Steps(ctx, c.ID)
 	if err != nil {
@@ -201,5 +219,17 @@ func TestEngineWaitsForAttemptInFlight(t *testing.T) {
 	}
 	if len(submits) != 1 || submits[0].Begins != 2 || submits[0].Status != casestore.StepDone {
 		t.Fatalf("submit attempts %+v; want one key, begun twice, done", submits)
+	}
+	// The waiting cancel is taken up and applied.
+	waiting, err := r.store.DeferredInputs(ctx, c.ID)
+	if err != nil || len(waiting) != 1 || waiting[0].MsgID != cancelCmd.ID {
+		t.Fatalf("deferred inputs %+v, %v; want the cancel", waiting, err)
+	}
+	msg := &refundflow.Message{ID: cancelCmd.ID, Source: waiting[0].Source, Payload: waiting[0].Payload, Deferred: true}
+	if h, err = late.HandleCommand(ctx, cancelCmd, msg); err != nil || h.State != refundflow.StateCancelled {
+		t.Fatalf("the waiting cancel taken up: %+v, %v; want cancelled", h, err)
+	}
+	if waiting, err = r.store.DeferredInputs(ctx, c.ID); err != nil || len(waiting) != 0 {
+		t.Fatalf("deferred inputs after it was applied: %+v, %v; want none", waiting, err)
 	}
 }

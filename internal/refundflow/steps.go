@@ -64,7 +64,7 @@ func (e *Engine) runStep(ctx context.Context, c casestore.Case, st *Step) (StepR
 	rec.requestID = requestID
 	outcome := "ok"
 	if err != nil {
-		res.Err = stepError(err)
+		res.Err = stepError(err, st.Name.SideEffect())
 		rec.err = res.Err
 		outcome = "failed"
 		if res.Err.Transient {
@@ -108,8 +108,14 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 		for _, rr := range t.RefundReasons {
 			f.Reasons = append(f.Reasons, Reason{ID: int64(rr.ReasonID), Desc: rr.ReasonDesc})
 		}
+		// What the sub-order already has, before anything of ours: only a
+		// refund not listed here can later be taken as this case's.
+		if f.Existing, err = e.existingRefunds(ctx, c.OrderID, c.SubOrderID); err != nil {
+			return nil, r.RequestID, err
+		}
 		res.Form = f
-		return map[string]any{"reasons": len(f.Reasons), "minFee": f.MinFee, "maxFee": f.MaxFee, "canEditFee": f.CanEditFee}, r.RequestID, nil
+		return map[string]any{"reasons": len(f.Reasons), "minFee": f.MinFee, "maxFee": f.MaxFee, "canEditFee": f.CanEditFee,
+			"existingRefunds": f.Existing}, r.RequestID, nil
 	case StepReasons:
 		orderID, err := strconv.ParseInt(c.OrderID, 10, 64)
 		if err != nil {
@@ -214,10 +220,13 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 	return nil, "", fmt.Errorf("unknown step %q: %w", clip(string(st.Name)), apiclient.ErrInvalidArgument)
 }
 
-// stepError classifies a platform failure. Transient: retryable (5xx, 429,
-// transport, retryable codes), an outcome the platform left open, or our own
-// shutdown; the rest (business codes, invalid arguments) need an operator.
-func stepError(err error) *StepError {
+// stepError classifies a failed step. Transient: retryable (5xx, 429,
+// transport, retryable codes), an unreadable answer, or our own shutdown;
+// the rest (business codes, invalid arguments) need an operator.
+// NotApplied: apiclient.NotApplied. A side effect whose outcome is unknown
+// (not NotApplied) is transient whatever the code: its intent stays open and
+// the next attempt asks the platform before anything else.
+func stepError(err error, sideEffect bool) *StepError {
 	se := &StepError{Message: clipN(err.Error(), 500)}
 	var ae *apiclient.APIError
 	var he *apiclient.HTTPError
@@ -235,6 +244,8 @@ func stepError(err error) *StepError {
 		se.Code = "transport"
 	case errors.As(err, &de):
 		se.Code = "decode"
+	case errors.Is(err, errListIncomplete):
+		se.Code = "list_incomplete"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		se.Code = "cancelled"
 	case errors.Is(err, apiclient.ErrInvalidArgument):
@@ -242,7 +253,8 @@ func stepError(err error) *StepError {
 	default:
 		se.Code = "error"
 	}
-	se.Transient = errors.Is(err, apiclient.ErrRetryable) || apiclient.OutcomeUnknown(err) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	se.NotApplied = apiclient.NotApplied(err)
+	se.Transient = errors.Is(err, apiclient.ErrRetryable) || errors.As(err, &de) || errors.Is(err, errListIncomplete) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || (sideEffect && !se.NotApplied)
 	return se
 }

@@ -173,6 +173,13 @@ type Plan struct {
 	Fee         int64    `json:"fee,omitempty"`      // fen
 	Carriage    int64    `json:"carriage,omitempty"` // fen, 1688
 	Vouchers    []string `json:"vouchers,omitempty"` // uploaded references (1688)
+	// PriorListed: PriorRefunds holds every refund the platform listed for
+	// the Taobao sub-order when the form was read, before the first submit.
+	// Only a refund not among them can be this case's (a refund that
+	// predates the submission is someone else's: the buyer on the
+	// platform's web page, a case lost with a restored backup).
+	PriorListed  bool     `json:"priorListed,omitempty"`
+	PriorRefunds []string `json:"priorRefunds,omitempty"`
 }
 
 // Intent is a side-effecting step recorded as an intent with no result yet.
@@ -240,6 +247,10 @@ type PlatformView struct {
 	Deadline time.Time
 	// ReturnWaybill is the return waybill the platform holds, if any.
 	ReturnWaybill string
+	// Foreign lists refunds the fetcher found for the case's sub-order or
+	// order and set aside because they predate the case's submission
+	// (someone else's), for the timeline.
+	Foreign []string
 }
 
 // Status returns the platform status as text, for recording.
@@ -288,9 +299,18 @@ type Input struct {
 // StepError is a failed step. Transient errors (5xx, timeouts, rate limits,
 // retryable codes) are retried; permanent ones (business codes) need attention.
 type StepError struct {
-	Code      string
-	Message   string
+	Code    string
+	Message string
+	// Transient: worth trying again later (5xx, timeouts, rate limits,
+	// retryable codes, an outcome left open).
 	Transient bool
+	// NotApplied: the platform certainly did not apply the call (it never
+	// went out whole, or was refused with a verdict: apiclient.NotApplied).
+	// A side effect's intent is then closed and the step may run again at
+	// once under a new key. A failed side effect without it left its outcome
+	// unknown: its intent stays open and is settled by asking the platform
+	// first, and the error counts as transient.
+	NotApplied bool
 }
 
 // Reason is a refund reason the platform offers.
@@ -309,6 +329,9 @@ type Form struct {
 	DefaultFee   int64 // refundFee, the only value when !CanEditFee
 	CanEditFee   bool
 	SaleDisabled bool // v2 saleFlag false: after-sale not allowed
+	// Existing are the refunds the platform listed for the sub-order when
+	// the form was read (Plan.PriorRefunds).
+	Existing []string
 }
 
 // StepResult is what a step returned.
@@ -402,6 +425,11 @@ const (
 	AttnVoucherRequired  = "voucher_required"   // the reason needs vouchers and none were given
 	AttnCompanyRejected  = "company_not_allowed"
 	AttnBadStepResult    = "bad_step_result" // a step succeeded but returned nothing usable
+	// AttnWaitingEvidence flags a case (in its own state, not parked) whose
+	// side effect cannot be confirmed yet: it waits for the platform to
+	// show it, until a deadline the message names, and then goes on or
+	// parks (intent_unverifiable).
+	AttnWaitingEvidence = "waiting_evidence"
 )
 
 // viewRaised are attention codes that a later platform view clears by no

@@ -1,0 +1,137 @@
+package casestore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Sources: the streams an input's message can come from (deferred_inputs.source).
+const (
+	SourceCommands  = "commands"
+	SourceCallbacks = "callbacks"
+)
+
+// DeferredInput is a consumed message whose case had to wait before the
+// message could be applied: it waits here, durably, until NotBefore, and
+// the message itself is acknowledged. Waiting thus never holds one of the
+// consumer's MaxAckPending slots, so one case's wait cannot delay another
+// case. The worker takes due inputs up in order (oldest first per case); the
+// row is deleted in the transaction that records the input in the inbox
+// (Tx.InboxRecord with the message marked as deferred).
+type DeferredInput struct {
+	ID        int64
+	CaseID    int64
+	MsgID     string // the inbox key of the message
+	Source    string // SourceCommands or SourceCallbacks: how to decode Payload
+	Payload   []byte // the message body as received
+	Stream    string
+	StreamSeq uint64
+	Subject   string
+	NotBefore time.Time // when it can get further
+	Reason    string    // why it waits: a decision code, for operators
+	Attempts  int       // times it was taken up and had to wait again
+	CreatedAt time.Time
+}
+
+type deferredRow struct {
+	ID        int64  `db:"id"`
+	CaseID    int64  `db:"case_id"`
+	MsgID     string `db:"msg_id"`
+	Source    string `db:"source"`
+	Payload   []byte `db:"payload"`
+	Stream    string `db:"stream"`
+	StreamSeq int64  `db:"stream_seq"`
+	Subject   string `db:"subject"`
+	NotBefore int64  `db:"not_before"`
+	Reason    string `db:"reason"`
+	Attempts  int    `db:"attempts"`
+	CreatedAt int64  `db:"created_at"`
+}
+
+const deferredColumns = `id, case_id, msg_id, source, payload, stream, stream_seq, subject, not_before, reason, attempts, created_at`
+
+func (r deferredRow) toDeferred() DeferredInput {
+	return DeferredInput{ID: r.ID, CaseID: r.CaseID, MsgID: r.MsgID, Source: r.Source, Payload: r.Payload,
+		Stream: r.Stream, StreamSeq: uint64(r.StreamSeq), Subject: r.Subject, NotBefore: time.UnixMilli(r.NotBefore).UTC(),
+		Reason: r.Reason, Attempts: r.Attempts, CreatedAt: time.UnixMilli(r.CreatedAt).UTC()}
+}
+
+// Defer keeps an input for its case until d.NotBefore. Deferring a message
+// that already waits (the same MsgID: taken up again and still waiting, or a
+// redelivered copy) moves its time and reason and counts an attempt; it
+// keeps its place in the case's order.
+func (tx *Tx) Defer(ctx context.Context, d DeferredInput) error {
+	if d.MsgID == "" || d.CaseID == 0 {
+		return fmt.Errorf("defer input: empty message id or case")
+	}
+	payload := d.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO deferred_inputs
+		(case_id, msg_id, source, payload, stream, stream_seq, subject, not_before, reason, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (msg_id) DO UPDATE SET not_before = excluded.not_before, reason = excluded.reason,
+			attempts = attempts + 1`,
+		d.CaseID, d.MsgID, d.Source, payload, d.Stream, int64(d.StreamSeq), d.Subject, ms64(d.NotBefore), d.Reason, ms64(tx.now))
+	if err != nil {
+		return fmt.Errorf("defer input %q of case %d: %w", d.MsgID, d.CaseID, err)
+	}
+	return nil
+}
+
+// DeleteDeferred removes a waiting input (no-op if there is none).
+func (tx *Tx) DeleteDeferred(ctx context.Context, msgID string) error {
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM deferred_inputs WHERE msg_id = ?`, msgID); err != nil {
+		return fmt.Errorf("delete deferred input %q: %w", msgID, err)
+	}
+	return nil
+}
+
+// DueDeferredCases returns the cases that have an input due at now, the
+// longest-waiting first.
+func (s *Store) DueDeferredCases(ctx context.Context, now time.Time, limit int) ([]int64, error) {
+	var ids []int64
+	if err := sqlx.SelectContext(ctx, s.r, &ids, `SELECT case_id FROM deferred_inputs WHERE not_before <= ?
+		GROUP BY case_id ORDER BY MIN(not_before), case_id LIMIT ?`, ms64(now), clampLimit(limit)); err != nil {
+		return nil, fmt.Errorf("due deferred inputs: %w", err)
+	}
+	return ids, nil
+}
+
+// DeferredInputs returns the inputs waiting for a case, in their order.
+func (s *Store) DeferredInputs(ctx context.Context, caseID int64) ([]DeferredInput, error) {
+	var rows []deferredRow
+	if err := sqlx.SelectContext(ctx, s.r, &rows, `SELECT `+deferredColumns+` FROM deferred_inputs
+		WHERE case_id = ? ORDER BY id`, caseID); err != nil {
+		return nil, fmt.Errorf("deferred inputs of case %d: %w", caseID, err)
+	}
+	out := make([]DeferredInput, len(rows))
+	for i, r := range rows {
+		out[i] = r.toDeferred()
+	}
+	return out, nil
+}
+
+// FirstDeferred returns the oldest input waiting for a case, or ErrNotFound:
+// a new command for the case goes behind it, so commands apply in order.
+func (s *Store) FirstDeferred(ctx context.Context, caseID int64) (DeferredInput, error) {
+	var r deferredRow
+	if err := sqlx.GetContext(ctx, s.r, &r, `SELECT `+deferredColumns+` FROM deferred_inputs
+		WHERE case_id = ? ORDER BY id LIMIT 1`, caseID); err != nil {
+		return DeferredInput{}, fmt.Errorf("first deferred input of case %d: %w", caseID, notFound(err))
+	}
+	return r.toDeferred(), nil
+}
+
+// CountDeferred returns how many inputs wait, for metrics.
+func (s *Store) CountDeferred(ctx context.Context) (int, error) {
+	var n int
+	if err := sqlx.GetContext(ctx, s.r, &n, `SELECT COUNT(*) FROM deferred_inputs`); err != nil {
+		return 0, fmt.Errorf("count deferred inputs: %w", err)
+	}
+	return n, nil
+}
