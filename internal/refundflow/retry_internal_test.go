@@ -13,4 +13,3 @@ func TestBackoffDelay(t *testing.T) {
 		}
 	}
 }
-
