@@ -431,7 +431,7 @@ func loadOrCreateSecrets(path string) (map[string]string, bool, error) {
 		for _, k := range keys {
 			fmt.Fprintf(&b, "%s=%s\n", k, secrets[k])
 		}
-		if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		if err := writePrivateFile(path, []byte(b.String())); err != nil {
 			return nil, false, fmt.Errorf("write secrets: %w", err)
 		}
 	}
@@ -474,7 +474,38 @@ func writeCLIEnv(path string, vars map[string]string) error {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s=%s\n", k, vars[k])
 	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+	return writePrivateFile(path, []byte(b.String()))
+}
+
+// writePrivateFile replaces path with data, readable by its owner only. It
+// writes a temporary file in the same directory (os.CreateTemp makes it 0600)
+// and renames it over path, so the mode is 0600 every time even when an
+// older path was 0644 (os.WriteFile keeps an existing file's mode), the
+// secrets are never readable by others for a moment, and a reader sees the
+// old file or the new one, never half of it.
+func writePrivateFile(path string, data []byte) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
+	// CreateTemp already asks for 0600; the Chmod says so rather than
+	// relying on it.
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

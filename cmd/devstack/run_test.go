@@ -84,3 +84,68 @@ func TestMergeEnvUserWins(t *testing.T) {
 		t.Errorf("mergeEnv = %q; want base and wiring", got)
 	}
 }
+
+// A refundctl.env left world-readable (by hand, or by a tool with a loose
+// umask) must come out of devstack's rewrite as 0600: it holds the callback
+// token. os.WriteFile alone keeps an existing file's mode.
+func TestWriteCLIEnvTightensExistingLooseFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "refundctl.env")
+	if err := os.WriteFile(path, []byte("CALLBACK_TOKEN=old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	if err := writeCLIEnv(path, map[string]string{"CALLBACK_TOKEN": "new-token"}); err != nil {
+		t.Fatalf("writeCLIEnv: %v", err)
+	}
+	assertPrivate(t, path, "CALLBACK_TOKEN=new-token\n")
+}
+
+// A devstack.env that exists but lacks a secret is rewritten with the
+// generated one; the rewrite must also take away group and world access.
+func TestLoadOrCreateSecretsTightensLooseFileItCompletes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "devstack.env")
+	if err := os.WriteFile(path, []byte("UPSTREAM_USER_ID=42\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secrets, created, err := loadOrCreateSecrets(path)
+	if err != nil || !created {
+		t.Fatalf("loadOrCreateSecrets(partial file): created=%v err=%v; want the missing secrets created", created, err)
+	}
+	assertPrivate(t, path, "CALLBACK_TOKEN="+secrets["CALLBACK_TOKEN"]+"\n")
+}
+
+// assertPrivate checks that path has mode 0600, holds want, and that no
+// temporary file was left beside it.
+func assertPrivate(t *testing.T, path, want string) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("%s mode = %v; want 0600", filepath.Base(path), st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), want) {
+		t.Errorf("%s =\n%s\nwant it to contain %q", filepath.Base(path), b, want)
+	}
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("directory holds %q; want only %s (no temporary file left)", names, filepath.Base(path))
+	}
+}

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/callback"
-	"github.com/refundhub/refundhub/internal/callback/receiver"
 	"github.com/refundhub/refundhub/internal/envconfig"
 	"github.com/refundhub/refundhub/internal/events"
 )
@@ -33,24 +33,21 @@ type config struct {
 var defaultTypes = callback.FormatTypeNames(callback.DefaultTypeNames()[callback.Platform1688])
 
 // envVars documents every setting; the table drives both -h and loading.
-var envVars = []envconfig.Var{
+// The callback stream's settings come from envconfig.CallbackStreamVars, the
+// one table the worker lists too.
+var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("RECEIVER_ADDR", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free port)"),
 	envconfig.V("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated"),
 	envconfig.V("RECEIVER_NATS_CONNS", strconv.Itoa(events.DefaultPublishConns), "NATS connections to publish on, in turn (1 to 16); each has its own client and server I/O goroutines, and 2 measured best on 2 cores"),
 	envconfig.V("CALLBACK_TOKEN", "", "REQUIRED secret URL token: the platform posts to /callbacks/<token> (16+ chars of A-Z a-z 0-9 . _ ~ -)"),
 	envconfig.V("CALLBACK_SIGNING_SECRETS", "", "space-separated whsec_<base64> secrets; when set, Standard Webhooks signatures are required (any secret may match: rotation)"),
-	envconfig.V("CALLBACK_MAX_BYTES", strconv.Itoa(receiver.DefaultMaxBytes), "request body limit in bytes (413 above it)"),
 	envconfig.V("RECEIVER_PUBLISH_TIMEOUT", events.DefaultPublishWait.String(), "max wait for the JetStream ack before answering 503 (at most 900ms: the platform gives a push 1000ms)"),
 	envconfig.V("RECEIVER_SHUTDOWN_TIMEOUT", "10s", "on SIGTERM/SIGINT: time allowed for in-flight requests and the NATS drain"),
-	envconfig.V("CALLBACK_STREAM", events.DefaultStreamName, "JetStream stream name (subjects callbacks.> and parked.callbacks.>)"),
-	envconfig.V("CALLBACK_STREAM_MAX_AGE", events.DefaultMaxAge.String(), "stream max age"),
-	envconfig.V("CALLBACK_STREAM_REPLICAS", strconv.Itoa(events.DefaultReplicas), "stream replicas (1 single server, 3 in a cluster)"),
-	envconfig.V("CALLBACK_STREAM_MAX_BYTES", strconv.Itoa(events.DefaultMaxBytes), "stream size cap in bytes (oldest discarded first)"),
-	envconfig.V("CALLBACK_STREAM_DUPLICATES", events.DefaultDuplicates.String(), "Nats-Msg-Id duplicate window"),
+}, envconfig.CallbackStreamVars(), []envconfig.Var{
 	envconfig.V("CALLBACK_TYPES_TAOBAO", defaultTypes, "known Taobao (messagePlatform 0) types as NAME=kind,… (kinds: order_status, price_modify, refund); GUESS: same names as 1688"),
 	envconfig.V("CALLBACK_TYPES_1688", defaultTypes, "known 1688 (messagePlatform 1) types as NAME=kind,…"),
 	envconfig.V("LOG_LEVEL", "info", "debug, info, warn or error (successful callbacks log at debug)"),
-}
+})
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: receiver [-h]")
@@ -69,25 +66,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Addr:    env.String("RECEIVER_ADDR"),
 		NATSURL: env.String("NATS_URL"),
 		Token:   getenv("CALLBACK_TOKEN"), // a secret: read directly, never quoted in errors
-		Stream:  events.DefaultStreamConfig(),
 	}
 	env.Fail(checkToken(cfg.Token))
 	cfg.NATSConns = env.Int("RECEIVER_NATS_CONNS", 1, 16)
 	cfg.SigningSecrets = strings.Fields(getenv("CALLBACK_SIGNING_SECRETS"))
-	cfg.MaxBytes = env.Int64("CALLBACK_MAX_BYTES", 1, 16<<20)
 	// The platform gives a push 1000 ms: waiting longer for the ack would turn
 	// a stored callback into one the platform counts as failed.
 	cfg.PublishTimeout = env.Duration("RECEIVER_PUBLISH_TIMEOUT", time.Millisecond, 900*time.Millisecond)
 	cfg.ShutdownTimeout = env.Duration("RECEIVER_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute)
-	cfg.Stream.Name = env.String("CALLBACK_STREAM")
-	cfg.Stream.MaxAge = env.Duration("CALLBACK_STREAM_MAX_AGE", time.Minute, 10*365*24*time.Hour)
-	cfg.Stream.Duplicates = env.Duration("CALLBACK_STREAM_DUPLICATES", 100*time.Millisecond, 7*24*time.Hour)
-	cfg.Stream.Replicas = env.Int("CALLBACK_STREAM_REPLICAS", 1, 5)
-	cfg.Stream.MaxBytes = env.Int64("CALLBACK_STREAM_MAX_BYTES", 1, 1<<50)
-	if int64(cfg.Stream.MaxMsgSize) < cfg.MaxBytes {
-		cfg.Stream.MaxMsgSize = int32(min(cfg.MaxBytes+4096, 1<<30))
-	}
-	env.Fail(cfg.Stream.Validate())
+	cfg.Stream, cfg.MaxBytes = env.CallbackStream()
 	names, err := callback.TypeNamesFromLookup(env.String)
 	env.Fail(err)
 	cfg.TypeNames = names

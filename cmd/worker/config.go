@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,8 @@ type config struct {
 	VoucherDir           string
 	Policy               refundflow.Policy
 
+	// Stream is the callback stream as the receiver configures it; the
+	// worker uses it only to create a missing stream (see ensureCallbackStream).
 	Stream      events.StreamConfig
 	WorkStreams events.WorkStreamsConfig
 	TypeNames   callback.TypeNames
@@ -52,7 +55,10 @@ type config struct {
 var defaultTypes = callback.FormatTypeNames(callback.DefaultTypeNames()[callback.Platform1688])
 
 // envVars documents every setting; the table drives both -h and loading.
-var envVars = []envconfig.Var{
+// The callback stream's settings come from envconfig.CallbackStreamVars, the
+// receiver's table: the worker reads them only to create the stream when it
+// starts before any receiver.
+var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated"),
 	envconfig.V("DB_PATH", "data/refunds.db", "SQLite database file (created with its directory; WAL; shared by the worker processes of one host)"),
 	envconfig.V("UPSTREAM_BASE_URL", "http://127.0.0.1:8090", "platform API root (the sandbox locally)"),
@@ -85,23 +91,24 @@ var envVars = []envconfig.Var{
 	envconfig.V("WORKER_HOUSEKEEPING_INTERVAL", "1h", "how often old inbox rows are pruned and the SQLite WAL is checkpointed"),
 	envconfig.V("WORKER_SHUTDOWN_TIMEOUT", "30s", "on SIGTERM/SIGINT: time allowed for in-flight steps before they are abandoned (intents keep them at most once)"),
 	envconfig.V("WORKER_VOUCHER_DIR", "", "directory holding voucher images named by requests (1688 upload); empty: requests needing vouchers park the case"),
-	envconfig.V("CALLBACK_STREAM", events.DefaultStreamName, "callback stream name (as for the receiver)"),
-	envconfig.V("CALLBACK_STREAM_MAX_AGE", events.DefaultMaxAge.String(), "callback stream max age (as for the receiver)"),
-	envconfig.V("CALLBACK_STREAM_REPLICAS", strconv.Itoa(events.DefaultReplicas), "stream replicas (1 single server, 3 in a cluster)"),
-	envconfig.V("CALLBACK_STREAM_MAX_BYTES", strconv.Itoa(events.DefaultMaxBytes), "callback stream size cap in bytes"),
-	envconfig.V("CALLBACK_STREAM_DUPLICATES", events.DefaultDuplicates.String(), "callback stream Nats-Msg-Id duplicate window"),
+}, envconfig.CallbackStreamVars(), []envconfig.Var{
 	envconfig.V("COMMAND_STREAM", events.DefaultCommandStreamName, "operator command stream (subjects commands.>)"),
 	envconfig.V("DEADLETTER_STREAM", events.DefaultDeadLetterStreamName, "dead-letter stream (subjects deadletters.>)"),
 	envconfig.V("CALLBACK_TYPES_TAOBAO", defaultTypes, "known Taobao callback types as NAME=kind,… (as for the receiver)"),
 	envconfig.V("CALLBACK_TYPES_1688", defaultTypes, "known 1688 callback types as NAME=kind,… (as for the receiver)"),
 	envconfig.V("LOG_LEVEL", "info", "debug, info, warn or error"),
-}
+})
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: worker [-h]")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Drives refund cases: consumes platform callbacks and operator commands from NATS JetStream,")
 	fmt.Fprintln(w, "calls the platform API and records every step in SQLite. Serves /healthz, /readyz and /metrics.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The callback stream belongs to the receiver. The worker creates it from the CALLBACK_MAX_BYTES and")
+	fmt.Fprintln(w, "CALLBACK_STREAM_* settings below only when it starts first; an existing stream is left as it is")
+	fmt.Fprintln(w, "(settings that differ from the worker's are logged at warn). Replicas also apply to the worker's")
+	fmt.Fprintln(w, "command and dead-letter streams.")
 	fmt.Fprintln(w)
 	envconfig.Usage(w, envVars)
 }
@@ -117,7 +124,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 		MetricsAddr: get("WORKER_METRICS_ADDR"),
 		Consumer:    get("WORKER_CONSUMER"),
 		VoucherDir:  getenv("WORKER_VOUCHER_DIR"),
-		Stream:      events.DefaultStreamConfig(),
 		WorkStreams: events.DefaultWorkStreamsConfig(),
 	}
 	for _, name := range []string{"UPSTREAM_ACCESS_KEY", "UPSTREAM_ACCESS_SECRET", "UPSTREAM_USER_ID"} {
@@ -174,12 +180,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		env.Fail(fmt.Errorf("WORKER_LEASE_TTL %s must exceed UPSTREAM_TIMEOUT %s", cfg.LeaseTTL, cfg.Upstream.Timeout))
 	}
 
-	cfg.Stream.Name = get("CALLBACK_STREAM")
-	cfg.Stream.MaxAge = duration("CALLBACK_STREAM_MAX_AGE", time.Minute, 10*365*24*time.Hour)
-	cfg.Stream.Duplicates = duration("CALLBACK_STREAM_DUPLICATES", 100*time.Millisecond, 7*24*time.Hour)
-	cfg.Stream.Replicas = integer("CALLBACK_STREAM_REPLICAS", 1, 5)
-	cfg.Stream.MaxBytes = env.Int64("CALLBACK_STREAM_MAX_BYTES", 1, 1<<50)
-	env.Fail(cfg.Stream.Validate())
+	// The push size limit is the receiver's; here it only sizes the stream.
+	cfg.Stream, _ = env.CallbackStream()
 	cfg.WorkStreams.CommandStream = get("COMMAND_STREAM")
 	cfg.WorkStreams.DeadLetterStream = get("DEADLETTER_STREAM")
 	cfg.WorkStreams.Replicas = cfg.Stream.Replicas

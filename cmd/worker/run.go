@@ -148,11 +148,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		{sourceCallbacks, cfg.Stream.Name, events.SubjectAccepted + ".>"},
 		{sourceCommands, cfg.WorkStreams.CommandStream, events.SubjectCommands + ".>"},
 	}
+	streamReported := false
 	for {
 		err = func() error {
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			if _, err := events.EnsureStream(sctx, js, cfg.Stream); err != nil {
+			if err := ensureCallbackStream(sctx, js, cfg.Stream, logger, &streamReported); err != nil {
 				return err
 			}
 			if err := events.EnsureWorkStreams(sctx, js, cfg.WorkStreams); err != nil {
@@ -223,6 +224,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger.Warn("nats drain", "err", err)
 	}
 	logger.Info("worker stopped")
+	return nil
+}
+
+// ensureCallbackStream makes sure the callback stream exists without taking
+// its settings from the receiver, which owns them (it applies CALLBACK_MAX_BYTES
+// and CALLBACK_STREAM_* with EnsureStream): rewriting them here would undo,
+// on every worker start, settings the worker was never given, such as a
+// MaxMsgSize raised for large pushes. A missing stream (the worker started
+// first) is created from cfg, read by the same code as the receiver's. An
+// existing one is left alone, and each setting that differs from cfg is
+// named once at warn, for the operator to reconcile the two environments.
+func ensureCallbackStream(ctx context.Context, js jetstream.JetStream, cfg events.StreamConfig, logger *slog.Logger, reported *bool) error {
+	s, created, err := events.CreateStreamIfMissing(ctx, js, cfg)
+	if err != nil {
+		return err
+	}
+	if *reported {
+		return nil
+	}
+	*reported = true
+	if created {
+		logger.Info("created the callback stream (no receiver had yet)", "stream", cfg.Name,
+			"max_msg_size", cfg.MaxMsgSize, "max_bytes", cfg.MaxBytes, "max_age", cfg.MaxAge.String())
+		return nil
+	}
+	if diffs := cfg.Differences(s.CachedInfo().Config); len(diffs) > 0 {
+		logger.Warn("callback stream settings differ from this worker's; left as the receiver set them (stream vs worker)",
+			"stream", cfg.Name, "differences", diffs)
+	}
 	return nil
 }
 

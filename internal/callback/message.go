@@ -37,6 +37,13 @@ type Envelope struct {
 	Timestamp       string   `json:"timestamp"`
 }
 
+// DefaultMaxBytes is the default limit of one push's size in bytes (64 KiB;
+// real pushes are well under 2 KiB). It lives here rather than in the
+// receiver, which answers 413 above its limit, because the callback stream
+// is sized from the same limit (its MaxMsgSize must fit a push), and the
+// worker, which may create that stream, does not link the HTTP receiver.
+const DefaultMaxBytes = 64 << 10
+
 // Message types observed on 1688 (reference §3.2). The Taobao names are
 // UNKNOWN; the best guess, used by default by the receiver and the sandbox, is
 // that Taobao pushes carry the same names with messagePlatform 0. Both are

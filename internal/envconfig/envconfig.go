@@ -2,7 +2,8 @@
 // through one table of documented variables, the same table that prints the
 // command's -h. It collects every error, so a misconfigured process reports
 // all its problems at once, and it never calls os.Getenv itself: commands pass
-// their getenv, tests pass a map.
+// their getenv, tests pass a map. Settings that several commands read (the
+// callback stream's) are documented and read here once, for all of them.
 package envconfig
 
 import (

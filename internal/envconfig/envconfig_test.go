@@ -53,3 +53,44 @@ func TestUsage(t *testing.T) {
 		t.Errorf("Usage =\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+// The receiver and the worker read the callback stream's settings through
+// CallbackStream, so a push limit above the default message size must raise
+// MaxMsgSize there, for whichever process creates the stream.
+func TestCallbackStreamFitsThePushLimit(t *testing.T) {
+	for _, tc := range []struct {
+		env         map[string]string
+		wantMaxBody int64
+		wantMsgSize int32
+	}{
+		{map[string]string{}, 64 << 10, 1 << 20},
+		{map[string]string{"CALLBACK_MAX_BYTES": "2097152"}, 2 << 20, 2<<20 + 4096},
+	} {
+		r := NewReader(CallbackStreamVars(), func(k string) string { return tc.env[k] })
+		stream, maxBody := r.CallbackStream()
+		if err := r.Err(); err != nil {
+			t.Fatalf("CallbackStream(%v): %v", tc.env, err)
+		}
+		if maxBody != tc.wantMaxBody || stream.MaxMsgSize != tc.wantMsgSize {
+			t.Errorf("CallbackStream(%v) = max body %d, MaxMsgSize %d; want %d, %d", tc.env, maxBody, stream.MaxMsgSize, tc.wantMaxBody, tc.wantMsgSize)
+		}
+	}
+
+	env := map[string]string{"CALLBACK_STREAM_MAX_BYTES": "536870912", "CALLBACK_STREAM_MAX_AGE": "72h", "CALLBACK_STREAM_REPLICAS": "3",
+		"CALLBACK_STREAM_DUPLICATES": "5m", "CALLBACK_STREAM": "CB"}
+	r := NewReader(CallbackStreamVars(), func(k string) string { return env[k] })
+	stream, _ := r.CallbackStream()
+	if r.Err() != nil || stream.Name != "CB" || stream.MaxBytes != 536870912 || stream.MaxAge != 72*time.Hour ||
+		stream.Replicas != 3 || stream.Duplicates != 5*time.Minute {
+		t.Errorf("CallbackStream(%v) = %+v, %v; want each variable applied", env, stream, r.Err())
+	}
+
+	env = map[string]string{"CALLBACK_MAX_BYTES": "lots", "CALLBACK_STREAM_REPLICAS": "9"}
+	r = NewReader(CallbackStreamVars(), func(k string) string { return env[k] })
+	r.CallbackStream()
+	for _, want := range []string{"CALLBACK_MAX_BYTES", "CALLBACK_STREAM_REPLICAS"} {
+		if err := r.Err(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CallbackStream(%v) error = %v; want it to name %s", env, err, want)
+		}
+	}
+}

@@ -17,12 +17,18 @@
 // operator reads them with the filter "parked.callbacks.>" (the type and the
 // reason are in headers, since an unknown type may not be a valid token).
 //
-// The stream is created or updated idempotently at start-up (EnsureStream)
-// with: MaxAge 7 days (longer than the platform's 5 × 30 min retry horizon and
+// The receiver owns the stream's settings: it creates or updates the stream
+// idempotently at start-up (EnsureStream). The worker only creates it when it
+// is missing (CreateStreamIfMissing: the worker started first) and otherwise
+// leaves it as the receiver set it, so that a worker start never undoes a
+// receiver's CALLBACK_MAX_BYTES or CALLBACK_STREAM_* settings. Both read those
+// settings with the same code (envconfig.Reader.CallbackStream). Defaults:
+// MaxAge 7 days (longer than the platform's 5 × 30 min retry horizon and
 // any worker outage we plan for), Duplicates window 2 minutes (the JetStream
 // default; it catches near-simultaneous resends and publisher retries, not the
 // platform's 30-minute retries, which the worker's inbox table dedupes on the
-// same Nats-Msg-Id), MaxBytes 1 GiB, MaxMsgSize 1 MiB, replicas configurable
+// same Nats-Msg-Id), MaxBytes 1 GiB, MaxMsgSize 1 MiB (raised to fit a larger
+// CALLBACK_MAX_BYTES), replicas configurable
 // (1 for a single server, 3 in a cluster), and Discard new: a full stream
 // refuses new publishes (the receiver answers 503 and the platform retries)
 // rather than silently deleting the oldest callbacks, which were already
@@ -192,6 +198,64 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 	}
 	return s, nil
+}
+
+// CreateStreamIfMissing creates the stream from cfg if it does not exist and
+// otherwise leaves it exactly as it is; created says which. It is for a
+// process that needs the stream but does not own its settings (the worker:
+// the receiver owns them and applies them with EnsureStream). Compare the
+// settings of a stream it did not create with cfg.Differences.
+func CreateStreamIfMissing(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (s jetstream.Stream, created bool, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, false, fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	s, err = js.Stream(ctx, cfg.Name)
+	if err == nil {
+		return s, false, nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, false, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
+	}
+	s, err = js.CreateStream(ctx, cfg.JetStream())
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		// Created by someone else (a receiver starting at the same moment)
+		// since we looked: theirs stands.
+		s, err = js.Stream(ctx, cfg.Name)
+		if err != nil {
+			return nil, false, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
+		}
+		return s, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+	}
+	return s, true, nil
+}
+
+// Differences names each setting of an existing stream (have) that differs
+// from what c would configure, as "field <have> vs <c's>" with the field in
+// NATS's own spelling (max_msg_size, …), so that a process that leaves the
+// stream alone can say what it would have chosen differently. It is empty
+// when they agree.
+func (c StreamConfig) Differences(have jetstream.StreamConfig) []string {
+	want := c.JetStream()
+	var out []string
+	diff := func(field string, h, w any) {
+		if h != w {
+			out = append(out, fmt.Sprintf("%s %v vs %v", field, h, w))
+		}
+	}
+	diff("subjects", strings.Join(have.Subjects, ","), strings.Join(want.Subjects, ","))
+	diff("retention", have.Retention, want.Retention)
+	diff("storage", have.Storage, want.Storage)
+	diff("discard", have.Discard, want.Discard)
+	diff("max_age", have.MaxAge, want.MaxAge)
+	diff("max_bytes", have.MaxBytes, want.MaxBytes)
+	diff("max_msg_size", have.MaxMsgSize, want.MaxMsgSize)
+	diff("max_msgs", have.MaxMsgs, want.MaxMsgs)
+	diff("duplicate_window", have.Duplicates, want.Duplicates)
+	diff("num_replicas", have.Replicas, want.Replicas)
+	return out
 }
 
 // ConnectOptions returns the nats.go options every long-running publisher

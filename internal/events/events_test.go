@@ -52,6 +52,58 @@ func TestEnsureStreamIsIdempotent(t *testing.T) {
 	}
 }
 
+// CreateStreamIfMissing is for a process that does not own the stream's
+// settings: it creates a missing stream from its config, and leaves an
+// existing one exactly as its owner configured it.
+func TestCreateStreamIfMissingLeavesAnExistingStreamAlone(t *testing.T) {
+	ns := eventstest.Start(t)
+	js := ns.JetStream()
+	ctx := context.Background()
+	owner := events.DefaultStreamConfig()
+	owner.MaxMsgSize = 4<<20 + 4096
+	owner.MaxAge = 48 * time.Hour
+	if _, err := events.EnsureStream(ctx, js, owner); err != nil {
+		t.Fatal(err)
+	}
+
+	mine := events.DefaultStreamConfig()
+	s, created, err := events.CreateStreamIfMissing(ctx, js, mine)
+	if err != nil || created {
+		t.Fatalf("CreateStreamIfMissing(existing) = created %v, %v; want the existing stream", created, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxMsgSize != owner.MaxMsgSize || info.Config.MaxAge != owner.MaxAge {
+		t.Errorf("after CreateStreamIfMissing: MaxMsgSize %d, MaxAge %s; want the owner's %d, %s",
+			info.Config.MaxMsgSize, info.Config.MaxAge, owner.MaxMsgSize, owner.MaxAge)
+	}
+	got := strings.Join(mine.Differences(info.Config), "; ")
+	want := "max_age 48h0m0s vs 168h0m0s; max_msg_size 4198400 vs 1048576"
+	if got != want {
+		t.Errorf("Differences = %q; want %q", got, want)
+	}
+	if d := owner.Differences(info.Config); len(d) != 0 {
+		t.Errorf("owner.Differences(its own stream) = %q; want none", d)
+	}
+
+	if err := js.DeleteStream(ctx, owner.Name); err != nil {
+		t.Fatal(err)
+	}
+	s, created, err = events.CreateStreamIfMissing(ctx, js, mine)
+	if err != nil || !created {
+		t.Fatalf("CreateStreamIfMissing(missing) = created %v, %v; want it created", created, err)
+	}
+	info, err = s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := mine.Differences(info.Config); len(d) != 0 {
+		t.Errorf("created stream differs from its config: %q", d)
+	}
+}
+
 func TestStreamConfigValidate(t *testing.T) {
 	good := events.DefaultStreamConfig()
 	if err := good.Validate(); err != nil {

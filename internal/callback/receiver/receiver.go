@@ -33,10 +33,6 @@ import (
 	"github.com/refundhub/refundhub/internal/events"
 )
 
-// DefaultMaxBytes is the default request body limit (64 KiB). Real pushes are
-// well under 2 KiB.
-const DefaultMaxBytes = 64 << 10
-
 // Config is what the receiver needs to know; cmd/receiver fills it from the
 // environment.
 type Config struct {
@@ -46,7 +42,7 @@ type Config struct {
 	// verification; each is a "whsec_<base64>" secret and a signature by
 	// any of them is accepted (rotation).
 	SigningSecrets []string
-	// MaxBytes bounds the request body (DefaultMaxBytes if <= 0).
+	// MaxBytes bounds the request body (callback.DefaultMaxBytes if <= 0).
 	MaxBytes int64
 	// TypeNames are the known message types (callback.DefaultTypeNames if nil).
 	TypeNames callback.TypeNames
@@ -121,7 +117,7 @@ func New(cfg Config, pub Publisher, ready ReadyFunc, logger *slog.Logger) (*Serv
 		maxBytes: cfg.MaxBytes,
 	}
 	if s.maxBytes <= 0 {
-		s.maxBytes = DefaultMaxBytes
+		s.maxBytes = callback.DefaultMaxBytes
 	}
 	s.subjects = map[callback.Platform]map[string]string{}
 	s.parkedSubject = map[callback.Platform]string{}
