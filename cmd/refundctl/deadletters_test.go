@@ -111,8 +111,8 @@ func TestDeadLetterRetry(t *testing.T) {
 	if id := m.Header.Get(events.HeaderMsgID); !strings.HasPrefix(id, "cmd-000000000000000000000001-retry-") || id != res.MsgID {
 		t.Errorf("Nats-Msg-Id = %q (reported %q); want the original id with a retry suffix", id, res.MsgID)
 	}
-	for k, want := range map[string]string{"Cmd-Kind": "cancel", "Cmd-Operator": "alice", HeaderRetryOf: "1",
-		HeaderOriginalMsgID: "cmd-000000000000000000000001", "Dl-Reason": ""} {
+	for k, want := range map[string]string{"Cmd-Kind": "cancel", "Cmd-Operator": "alice", events.HeaderRetryOf: "1",
+		events.HeaderRetryOriginalMsgID: "cmd-000000000000000000000001", events.HeaderDeadReason: ""} {
 		if v := m.Header.Get(k); v != want {
 			t.Errorf("header %s = %q; want %q", k, v, want)
 		}
