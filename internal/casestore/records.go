@@ -217,7 +217,7 @@ type DeadLetter struct {
 	Subject    string
 	Headers    map[string][]string
 	Payload    []byte
-	Reason     string // e.g. "max_deliveries", "permanent"
+	Reason     string // an events.DeadReason (casestore stores it as given)
 	Error      string
 	Deliveries int
 	CreatedAt  time.Time
