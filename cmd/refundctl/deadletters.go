@@ -63,6 +63,7 @@ func (a *app) deadLettersCommand() *cobra.Command {
 
 func (a *app) deadLettersList() *cobra.Command {
 	var pending bool
+	var reason string
 	var limit int
 	var afterID int64
 	cmd := &cobra.Command{
@@ -71,6 +72,7 @@ func (a *app) deadLettersList() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.Flags().BoolVar(&pending, "pending", false, "only dead letters not yet retried")
+	cmd.Flags().StringVar(&reason, "reason", "", "only dead letters with this reason: "+events.DeadReasonList())
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many (1 to 1000)")
 	cmd.Flags().Int64Var(&afterID, "after-id", 0, "paging: only ids greater than this")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
@@ -80,12 +82,20 @@ func (a *app) deadLettersList() *cobra.Command {
 		if afterID < 0 {
 			return usagef("--after-id %d: must not be negative", afterID)
 		}
+		filter := casestore.DeadLetterFilter{PendingOnly: pending, AfterID: afterID, Limit: limit}
+		if cmd.Flags().Changed("reason") {
+			r := events.DeadReason(reason)
+			if !r.Valid() {
+				return usagef("--reason %q: want one of %s", cell(reason, 40), events.DeadReasonList())
+			}
+			filter.Reasons = r.StoredValues()
+		}
 		st, err := a.openStore(cmd.Context())
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		dls, err := st.DeadLetters(cmd.Context(), casestore.DeadLetterFilter{PendingOnly: pending, AfterID: afterID, Limit: limit})
+		dls, err := st.DeadLetters(cmd.Context(), filter)
 		if err != nil {
 			return err
 		}
