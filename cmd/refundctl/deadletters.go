@@ -261,7 +261,7 @@ func (a *app) deadLettersRetry() *cobra.Command {
 			return err
 		}
 		ctx := cmd.Context()
-		st, err := a.openStore(ctx)
+		st, err := a.openStoreForWrite(ctx)
 		if err != nil {
 			return err
 		}
