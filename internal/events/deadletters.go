@@ -47,10 +47,9 @@ func DeadReasons() []DeadReason { return slices.Clone(deadReasons) }
 // Valid reports whether r is one of DeadReasons.
 func (r DeadReason) Valid() bool { return slices.Contains(deadReasons, r) }
 
-// legacyDeadReasons are the values workers before the reasons had one owner
-// stored for a reason: they wrote "permanent" where DeadPermanentError is
-// meant. Rows are kept until an operator deletes them, so a filter must
-// still find those.
+// legacyDeadReasons are values older workers stored for a reason: they wrote
+// "permanent" where DeadPermanentError is meant. dead_letters rows are never
+// pruned, so a filter must still find those.
 var legacyDeadReasons = map[DeadReason][]string{DeadPermanentError: {"permanent"}}
 
 // StoredValues returns every value a stored dead letter with reason r may
