@@ -17,14 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refundhub/refundhub/internal/casestore"
-)
-
-// HeaderRetryOf marks a message republished by `dead-letters retry`: the
-// dead letter's id. HeaderOriginalMsgID keeps the original Nats-Msg-Id, which
-// the retry changes so that the stream's duplicate window does not drop it.
-const (
-	HeaderRetryOf       = "Rh-Retry-Of"
-	HeaderOriginalMsgID = "Rh-Original-Msg-Id"
+	"github.com/refundhub/refundhub/internal/events"
 )
 
 // deadLetterJSON is the stable JSON form of a dead letter. Payload holds the
@@ -70,6 +63,7 @@ func (a *app) deadLettersCommand() *cobra.Command {
 
 func (a *app) deadLettersList() *cobra.Command {
 	var pending bool
+	var reason string
 	var limit int
 	var afterID int64
 	cmd := &cobra.Command{
@@ -78,6 +72,7 @@ func (a *app) deadLettersList() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.Flags().BoolVar(&pending, "pending", false, "only dead letters not yet retried")
+	cmd.Flags().StringVar(&reason, "reason", "", "only dead letters with this reason: "+events.DeadReasonList())
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many (1 to 1000)")
 	cmd.Flags().Int64Var(&afterID, "after-id", 0, "paging: only ids greater than this")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
@@ -87,12 +82,20 @@ func (a *app) deadLettersList() *cobra.Command {
 		if afterID < 0 {
 			return usagef("--after-id %d: must not be negative", afterID)
 		}
+		filter := casestore.DeadLetterFilter{PendingOnly: pending, AfterID: afterID, Limit: limit}
+		if cmd.Flags().Changed("reason") {
+			r := events.DeadReason(reason)
+			if !r.Valid() {
+				return usagef("--reason %q: want one of %s", cell(reason, 40), events.DeadReasonList())
+			}
+			filter.Reasons = r.StoredValues()
+		}
 		st, err := a.openStore(cmd.Context())
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		dls, err := st.DeadLetters(cmd.Context(), casestore.DeadLetterFilter{PendingOnly: pending, AfterID: afterID, Limit: limit})
+		dls, err := st.DeadLetters(cmd.Context(), filter)
 		if err != nil {
 			return err
 		}
@@ -200,22 +203,31 @@ func (a *app) deadLettersShow() *cobra.Command {
 }
 
 // retryHeaders builds the headers of a retried dead letter: the stored
-// headers without the server's own Nats-* ones and the dead-letter Dl-* ones,
-// plus HeaderRetryOf and HeaderOriginalMsgID.
+// headers without the server's own Nats-* ones, the dead-letter Dl-* ones and
+// an earlier retry's Rh-* ones, plus this retry's Rh-* headers.
 func retryHeaders(d casestore.DeadLetter) nats.Header {
 	h := nats.Header{}
 	for k, vs := range d.Headers {
-		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, "nats-") || strings.HasPrefix(lk, "dl-") || strings.HasPrefix(lk, "rh-") {
+		if hasPrefixFold(k, natsHeaderPrefix) || hasPrefixFold(k, events.DeadHeaderPrefix) || hasPrefixFold(k, events.RetryHeaderPrefix) {
 			continue
 		}
 		h[k] = append([]string(nil), vs...)
 	}
-	h.Set(HeaderRetryOf, strconv.FormatInt(d.ID, 10))
+	h.Set(events.HeaderRetryOf, strconv.FormatInt(d.ID, 10))
 	if d.MsgID != "" {
-		h.Set(HeaderOriginalMsgID, d.MsgID)
+		h.Set(events.HeaderRetryOriginalMsgID, d.MsgID)
 	}
 	return h
+}
+
+// natsHeaderPrefix starts the headers the NATS server owns (Nats-Msg-Id,
+// Nats-Expected-*): a republish must not carry the original's.
+const natsHeaderPrefix = "Nats-"
+
+// hasPrefixFold is strings.HasPrefix ignoring ASCII case: header names
+// stored from the wire may not be in canonical form.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // retryMsgID is the original id with a random suffix: a new Nats-Msg-Id, so
@@ -237,9 +249,10 @@ func (a *app) deadLettersRetry() *cobra.Command {
 		Use:   "retry ID",
 		Short: "Republish a dead letter to its original subject and mark it retried",
 		Long: "Republishes the stored payload to the original subject with the original headers\n" +
-			"(minus Nats-* and Dl-*), a new Nats-Msg-Id (original id + \"-retry-\" + random) and\n" +
-			HeaderRetryOf + "/" + HeaderOriginalMsgID + " headers, waits for the stream's ack, then marks the\n" +
-			"dead letter retried. The worker's inbox still drops what it already applied.",
+			"(minus " + natsHeaderPrefix + "*, " + events.DeadHeaderPrefix + "* and " + events.RetryHeaderPrefix + "*), a new Nats-Msg-Id (original id +\n" +
+			"\"-retry-\" + random) and " + events.HeaderRetryOf + "/" + events.HeaderRetryOriginalMsgID + " headers, waits for the\n" +
+			"stream's ack, then marks the dead letter retried. The worker's inbox still drops\n" +
+			"what it already applied.",
 		Args: cobra.ExactArgs(1),
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what would be published; publish nothing")
@@ -248,7 +261,7 @@ func (a *app) deadLettersRetry() *cobra.Command {
 			return err
 		}
 		ctx := cmd.Context()
-		st, err := a.openStore(ctx)
+		st, err := a.openStoreForWrite(ctx)
 		if err != nil {
 			return err
 		}

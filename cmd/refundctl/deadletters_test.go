@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,16 +18,16 @@ func seedDeadLetters(t *testing.T, st *casestore.Store) {
 		if _, _, err := tx.InsertDeadLetter(ctx, casestore.DeadLetter{
 			MsgID: "cmd-000000000000000000000001", Subject: "commands.taobao.cancel",
 			Headers: map[string][]string{"Nats-Msg-Id": {"cmd-000000000000000000000001"}, "Cmd-Kind": {"cancel"},
-				"Cmd-Operator": {"alice"}, "Dl-Reason": {"permanent_error"}},
+				"Cmd-Operator": {"alice"}, events.HeaderDeadReason: {string(events.DeadPermanentError)}},
 			Payload: []byte(`{"id":"cmd-000000000000000000000001","kind":"cancel","platform":"taobao","caseId":7,"issuedAt":"2026-05-20T07:40:00Z"}`),
-			Reason:  "permanent_error", Error: "case 7 not found", Deliveries: 1,
+			Reason:  string(events.DeadPermanentError), Error: "case 7 not found", Deliveries: 1,
 		}); err != nil {
 			return err
 		}
 		_, _, err := tx.InsertDeadLetter(ctx, casestore.DeadLetter{
 			MsgID: "0123456789abcdef0123456789abcdef", Subject: "callbacks.1688.ORDER_CREATE",
 			Headers: map[string][]string{"Cb-Platform": {"1688"}, "Cb-Type": {"ORDER_CREATE"}},
-			Payload: []byte{0xff, 0xfe, 'x'}, Reason: "max_deliveries", Error: "platform unreachable", Deliveries: 5,
+			Payload: []byte{0xff, 0xfe, 'x'}, Reason: string(events.DeadMaxDeliveries), Error: "platform unreachable", Deliveries: 5,
 		})
 		return err
 	})
@@ -74,6 +75,60 @@ func TestDeadLettersListAndShow(t *testing.T) {
 	}
 }
 
+// TestDeadLettersListFiltersByReason: --reason lists exactly the dead
+// letters with that code, including rows older workers stored under the
+// code's former spelling, and rejects a code that is not one.
+func TestDeadLettersListFiltersByReason(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	seedDeadLetters(t, st) // 1 permanent_error, 2 max_deliveries
+	ctx := context.Background()
+	err := st.Update(ctx, func(tx *casestore.Tx) error {
+		for _, d := range []casestore.DeadLetter{
+			{MsgID: "cmd-legacy", Subject: "commands.taobao.cancel", Reason: "permanent", Error: "written by an older worker"}, // 3
+			{MsgID: "cmd-broken", Subject: "commands.taobao.cancel", Reason: string(events.DeadInvalidCommand)},                // 4
+		} {
+			if _, _, err := tx.InsertDeadLetter(ctx, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+	for _, tc := range []struct {
+		reason events.DeadReason
+		want   []int64
+	}{
+		{events.DeadPermanentError, []int64{1, 3}},
+		{events.DeadMaxDeliveries, []int64{2}},
+		{events.DeadInvalidCommand, []int64{4}},
+		{events.DeadUnknownCase, nil},
+	} {
+		var list []deadLetterJSON
+		decodeJSON(t, e.mustRun("dead-letters", "list", "--reason", string(tc.reason), "--json").stdout, &list)
+		var got []int64
+		for _, d := range list {
+			got = append(got, d.ID)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("dead-letters list --reason %s: ids %v; want %v", tc.reason, got, tc.want)
+		}
+	}
+	if out := e.mustRun("dl", "list", "--reason", string(events.DeadUnknownCase)).stdout; out != "no dead letters\n" {
+		t.Errorf("dl list --reason unknown_case = %q; want \"no dead letters\"", out)
+	}
+	for _, bad := range []string{"permanent", "PERMANENT_ERROR", ""} {
+		r := e.wantErr(2, "--reason", "dead-letters", "list", "--reason", bad)
+		for _, valid := range events.DeadReasons() {
+			if !strings.Contains(r.line(), string(valid)) {
+				t.Errorf("--reason %q: error %q does not name %s", bad, r.line(), valid)
+			}
+		}
+	}
+}
+
 func TestDeadLetterRetry(t *testing.T) {
 	e := newEnv(t)
 	st := e.openStore()
@@ -111,8 +166,8 @@ func TestDeadLetterRetry(t *testing.T) {
 	if id := m.Header.Get(events.HeaderMsgID); !strings.HasPrefix(id, "cmd-000000000000000000000001-retry-") || id != res.MsgID {
 		t.Errorf("Nats-Msg-Id = %q (reported %q); want the original id with a retry suffix", id, res.MsgID)
 	}
-	for k, want := range map[string]string{"Cmd-Kind": "cancel", "Cmd-Operator": "alice", HeaderRetryOf: "1",
-		HeaderOriginalMsgID: "cmd-000000000000000000000001", "Dl-Reason": ""} {
+	for k, want := range map[string]string{"Cmd-Kind": "cancel", "Cmd-Operator": "alice", events.HeaderRetryOf: "1",
+		events.HeaderRetryOriginalMsgID: "cmd-000000000000000000000001", events.HeaderDeadReason: ""} {
 		if v := m.Header.Get(k); v != want {
 			t.Errorf("header %s = %q; want %q", k, v, want)
 		}

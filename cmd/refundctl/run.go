@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -38,7 +39,7 @@ type envVar struct{ name, def, help string }
 
 var envVars = []envVar{
 	{"NATS_URL", "nats://127.0.0.1:4222", "NATS server URL (commands, dead-letter retry, replay from the stream)"},
-	{"DB_PATH", "data/refunds.db", "the worker's SQLite case store (list, show, dead-letters)"},
+	{"DB_PATH", "data/refunds.db", "the worker's SQLite case store (list, show, wait, dead-letters; never created or migrated)"},
 	{"RECEIVER_URL", "http://127.0.0.1:8080", "the receiver's base URL (trigger, replay --to receiver)"},
 	{"CALLBACK_TOKEN", "", "the receiver's secret URL token (trigger, replay --to receiver); never printed"},
 	{"CALLBACK_SIGNING_SECRETS", "", "whsec_… secrets of the receiver; when set, posts are signed (Standard Webhooks) with the first"},
@@ -232,18 +233,44 @@ func (a *app) connect() (*nats.Conn, jetstream.JetStream, error) {
 	return nc, js, nil
 }
 
-// openStore opens the existing case store; it never creates one (a typo in
-// DB_PATH must not look like an empty store).
+// openStore opens the existing case store read-only: refundctl never
+// creates one (a typo in DB_PATH must not look like an empty store) and never
+// migrates one (only the worker does; see openCaseStore).
 func (a *app) openStore(ctx context.Context) (*casestore.Store, error) {
-	if _, err := os.Stat(a.cfg.DBPath); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("no case store at %s (set DB_PATH or --db)", a.cfg.DBPath)
-		}
+	return a.openCaseStore(ctx, casestore.OpenReadOnly)
+}
+
+// openStoreForWrite opens the existing case store for the few writes refundctl
+// makes (marking a dead letter retried), with the same rules as openStore.
+func (a *app) openStoreForWrite(ctx context.Context) (*casestore.Store, error) {
+	return a.openCaseStore(ctx, casestore.OpenExisting)
+}
+
+// openCaseStore opens the store with open and explains a missing file or a
+// schema this build does not match. An older schema is refused: this build's
+// queries need the migrations it lacks, and upgrading a production file is
+// the worker's job at its start-up (a migration may copy whole tables under
+// the write lock). A newer one works, since migrations only add, with one
+// warning line on stderr.
+func (a *app) openCaseStore(ctx context.Context, open func(context.Context, string, *slog.Logger) (*casestore.Store, error)) (*casestore.Store, error) {
+	st, err := open(ctx, a.cfg.DBPath, nil)
+	var se *casestore.SchemaError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("no case store at %s (set DB_PATH or --db)", a.cfg.DBPath)
+	case errors.As(err, &se):
+		return nil, fmt.Errorf("%w: start a worker of this version to upgrade the database, or use a refundctl matching it", se)
+	case err != nil:
+		return nil, fmt.Errorf("open case store %s: %w", a.cfg.DBPath, err)
+	}
+	v, err := st.SchemaVersions(ctx)
+	if err != nil {
+		_ = st.Close()
 		return nil, fmt.Errorf("case store %s: %w", a.cfg.DBPath, err)
 	}
-	st, err := casestore.Open(ctx, a.cfg.DBPath, nil)
-	if err != nil {
-		return nil, fmt.Errorf("open case store %s: %w", a.cfg.DBPath, err)
+	if v.Newer() {
+		fmt.Fprintf(a.stderr, "refundctl: warning: case store %s has schema version %d, newer than the %d this refundctl knows; upgrade refundctl to see what is new\n",
+			a.cfg.DBPath, v.File, v.Build)
 	}
 	return st, nil
 }

@@ -142,7 +142,7 @@ func (w *worker) handle(ctx context.Context, source string, m jetstream.Msg) {
 		ev, perr := w.parser.Parse(m.Data())
 		if perr != nil {
 			stop()
-			w.deadLetter(ctx, source, m, meta, msgID, "undecodable", perr)
+			w.deadLetter(ctx, source, m, meta, msgID, events.DeadUndecodable, perr)
 			return
 		}
 		// The inbox keys on the callback's own identity (its content hash,
@@ -154,7 +154,7 @@ func (w *worker) handle(ctx context.Context, source string, m jetstream.Msg) {
 		cmd, derr := refundflow.DecodeCommand(m.Data())
 		if derr != nil {
 			stop()
-			w.deadLetter(ctx, source, m, meta, msgID, "invalid_command", derr)
+			w.deadLetter(ctx, source, m, meta, msgID, events.DeadInvalidCommand, derr)
 			return
 		}
 		msg.ID = cmd.ID // the command's own id, whatever header it came with
@@ -180,9 +180,9 @@ func (w *worker) handle(ctx context.Context, source string, m jetstream.Msg) {
 		w.metrics.messages.WithLabelValues(source, result).Inc()
 		log.Debug("handled", "case", h.CaseID, "state", h.State, "code", h.Code, "steps", h.Steps, "result", result)
 	case errors.Is(err, refundflow.ErrPermanent):
-		w.deadLetter(ctx, source, m, meta, msgID, "permanent", err)
+		w.deadLetter(ctx, source, m, meta, msgID, events.DeadPermanentError, err)
 	case int(meta.NumDelivered) >= w.cfg.MaxDeliver:
-		w.deadLetter(ctx, source, m, meta, msgID, "max_deliveries", err)
+		w.deadLetter(ctx, source, m, meta, msgID, events.DeadMaxDeliveries, err)
 	default:
 		d := w.backoff(meta.NumDelivered)
 		switch {
@@ -232,16 +232,18 @@ func (w *worker) inProgress(m jetstream.Msg) (stop func()) {
 }
 
 // deadLetter records the message in dead_letters, publishes it to
-// deadletters.<source> with Dl-* headers, then terminates it. If either
-// write fails the message is Nak'ed to try again (both writes are idempotent).
-func (w *worker) deadLetter(ctx context.Context, source string, m jetstream.Msg, meta *jetstream.MsgMetadata, msgID, reason string, cause error) {
+// deadletters.<source> with Dl-* headers, then terminates it, with the same
+// reason code in the row, the Dl-Reason header, the Term and the metric. If
+// either write fails the message is Nak'ed to try again (both writes are
+// idempotent).
+func (w *worker) deadLetter(ctx context.Context, source string, m jetstream.Msg, meta *jetstream.MsgMetadata, msgID string, reason events.DeadReason, cause error) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	errText := clipText(cause.Error(), 500)
 	headers := map[string][]string(m.Headers())
 	err := w.store.Update(dctx, func(tx *casestore.Tx) error {
 		_, _, err := tx.InsertDeadLetter(dctx, casestore.DeadLetter{MsgID: msgID, Subject: m.Subject(), Headers: headers,
-			Payload: m.Data(), Reason: reason, Error: errText, Deliveries: int(meta.NumDelivered)})
+			Payload: m.Data(), Reason: string(reason), Error: errText, Deliveries: int(meta.NumDelivered)})
 		return err
 	})
 	if err == nil {
@@ -252,7 +254,7 @@ func (w *worker) deadLetter(ctx context.Context, source string, m jetstream.Msg,
 				out.Header[k] = v
 			}
 		}
-		out.Header.Set(events.HeaderDeadReason, reason)
+		out.Header.Set(events.HeaderDeadReason, string(reason))
 		out.Header.Set(events.HeaderDeadError, errText)
 		out.Header.Set(events.HeaderDeadSubject, m.Subject())
 		out.Header.Set(events.HeaderDeadStream, meta.Stream)
@@ -265,10 +267,10 @@ func (w *worker) deadLetter(ctx context.Context, source string, m jetstream.Msg,
 		_ = m.NakWithDelay(w.cfg.RetryBase)
 		return
 	}
-	if terr := m.TermWithReason(reason); terr != nil {
+	if terr := m.TermWithReason(string(reason)); terr != nil {
 		w.log.Warn("term", "msg", msgID, "err", terr)
 	}
-	w.metrics.deadLetters.WithLabelValues(source, reason).Inc()
+	w.metrics.deadLetters.WithLabelValues(source, string(reason)).Inc()
 	w.metrics.messages.WithLabelValues(source, "dead_letter").Inc()
 	w.log.Warn("dead letter", "source", source, "msg", msgID, "reason", reason, "err", errText)
 }

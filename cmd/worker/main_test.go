@@ -600,40 +600,58 @@ func TestKilledMidSubmit(t *testing.T) {
 	}
 }
 
-// TestDeadLetters: an invalid command and a command for an unknown case go
-// to the dead-letter table and subject with the reason; valid work goes on.
+// TestDeadLetters: an unreadable callback, an invalid command and a command
+// for an unknown case go to the dead-letter table and subject, each with the
+// shared reason code (events.DeadReason) in the row and in the copy's
+// Dl-Reason header; valid work goes on.
 func TestDeadLetters(t *testing.T) {
 	s := newStack(t, sandbox.Faults{}, quickSeller, 1, nil)
 	s.start()
+	ctx := context.Background()
 	m := nats.NewMsg(events.CommandSubject("taobao", "request_refund"))
 	m.Data = []byte(`{"id":"bad-command-1","kind":"request_refund","platform":"taobao"`)
-	if _, err := s.js.PublishMsg(context.Background(), m, jetstream.WithMsgID("bad-command-1")); err != nil {
+	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID("bad-command-1")); err != nil {
+		t.Fatal(err)
+	}
+	m = nats.NewMsg("callbacks.taobao.ORDER_BUYER_VIEW_ORDER_BUYER_REFUND")
+	m.Data = []byte(`not a platform envelope`)
+	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID("bad-callback-1")); err != nil {
 		t.Fatal(err)
 	}
 	s.publish(refundflow.Command{ID: "cancel-nothing-1", Kind: refundflow.InputCancel, Platform: refundflow.Platform1688, OrderID: "123456789"})
+	want := map[string]events.DeadReason{
+		"bad-command-1":    events.DeadInvalidCommand,
+		"bad-callback-1":   events.DeadUndecodable,
+		"cancel-nothing-1": events.DeadPermanentError, // refundflow.ErrUnknownCase wraps ErrPermanent
+	}
 	var dls []casestore.DeadLetter
-	waitFor(t, 20*time.Second, "two dead letters", func() bool {
+	waitFor(t, 20*time.Second, "three dead letters", func() bool {
 		var err error
-		dls, err = s.store.DeadLetters(context.Background(), casestore.DeadLetterFilter{})
-		return err == nil && len(dls) == 2
+		dls, err = s.store.DeadLetters(ctx, casestore.DeadLetterFilter{})
+		return err == nil && len(dls) == len(want)
 	})
-	reasons := map[string]string{}
 	for _, d := range dls {
-		reasons[d.MsgID] = d.Reason
+		if d.Reason != string(want[d.MsgID]) {
+			t.Errorf("dead letter %s stored with reason %q; want %q", d.MsgID, d.Reason, want[d.MsgID])
+		}
 	}
-	if reasons["bad-command-1"] != "invalid_command" || reasons["cancel-nothing-1"] != "permanent" {
-		t.Fatalf("dead letters %v; want bad-command-1 invalid_command, cancel-nothing-1 permanent", reasons)
-	}
-	st, err := s.js.Stream(context.Background(), events.DefaultDeadLetterStreamName)
+	// The copies on deadletters.<source> carry the same code.
+	st, err := s.js.Stream(ctx, events.DefaultDeadLetterStreamName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := st.GetLastMsgForSubject(context.Background(), events.DeadLetterSubject(sourceCommands))
-	if err != nil {
-		t.Fatalf("dead-letter subject: %v", err)
-	}
-	if msg.Header.Get(events.HeaderDeadReason) == "" || msg.Header.Get(events.HeaderDeadSubject) == "" {
-		t.Fatalf("dead-letter headers %v; want Dl-Reason and Dl-Subject", msg.Header)
+	for seq := uint64(1); seq <= uint64(len(want)); seq++ {
+		msg, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("dead-letter stream seq %d: %v", seq, err)
+		}
+		id := strings.TrimPrefix(msg.Header.Get(events.HeaderMsgID), "dl:")
+		if got := msg.Header.Get(events.HeaderDeadReason); got != string(want[id]) {
+			t.Errorf("dead-letter copy of %s on %s: %s = %q; want %q", id, msg.Subject, events.HeaderDeadReason, got, want[id])
+		}
+		if msg.Header.Get(events.HeaderDeadSubject) == "" {
+			t.Errorf("dead-letter copy of %s: headers %v; want %s", id, msg.Header, events.HeaderDeadSubject)
+		}
 	}
 }
 
@@ -695,7 +713,7 @@ func TestMaxDeliveries(t *testing.T) {
 		dls, err = s.store.DeadLetters(context.Background(), casestore.DeadLetterFilter{})
 		return err == nil && len(dls) == 1
 	})
-	if d := dls[0]; d.MsgID != "always-failing-1" || d.Reason != "max_deliveries" || d.Deliveries != 3 || !strings.Contains(d.Error, "TaobaoRender") {
+	if d := dls[0]; d.MsgID != "always-failing-1" || d.Reason != string(events.DeadMaxDeliveries) || d.Deliveries != 3 || !strings.Contains(d.Error, "TaobaoRender") {
 		t.Fatalf("dead letter = %+v; want always-failing-1 max_deliveries after 3 deliveries naming TaobaoRender", d)
 	}
 	// The case stays where it stopped, visible, with the failed attempts.

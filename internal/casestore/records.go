@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -225,7 +226,7 @@ type DeadLetter struct {
 	Subject    string
 	Headers    map[string][]string
 	Payload    []byte
-	Reason     string // e.g. "max_deliveries", "permanent"
+	Reason     string // an events.DeadReason (casestore stores it as given)
 	Error      string
 	Deliveries int
 	CreatedAt  time.Time
@@ -300,20 +301,29 @@ func (tx *Tx) InsertDeadLetter(ctx context.Context, d DeadLetter) (id int64, ins
 
 // DeadLetterFilter selects dead letters. Zero fields do not filter.
 type DeadLetterFilter struct {
-	PendingOnly bool  // not yet retried
-	AfterID     int64 // paging
-	Limit       int   // default 100, at most 1000
+	PendingOnly bool     // not yet retried
+	Reasons     []string // reason is one of these (events.DeadReason.StoredValues)
+	AfterID     int64    // paging
+	Limit       int      // default 100, at most 1000
 }
 
 // DeadLetters lists dead letters in id order.
 func (s *Store) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
 	q := `SELECT ` + deadColumns + ` FROM dead_letters WHERE id > ?`
+	args := []any{f.AfterID}
 	if f.PendingOnly {
 		q += ` AND retried_at IS NULL`
 	}
+	if len(f.Reasons) > 0 {
+		q += ` AND reason IN (?` + strings.Repeat(`, ?`, len(f.Reasons)-1) + `)`
+		for _, r := range f.Reasons {
+			args = append(args, r)
+		}
+	}
 	q += ` ORDER BY id LIMIT ?`
+	args = append(args, clampLimit(f.Limit))
 	var rows []deadRow
-	if err := sqlx.SelectContext(ctx, s.r, &rows, q, f.AfterID, clampLimit(f.Limit)); err != nil {
+	if err := sqlx.SelectContext(ctx, s.r, &rows, q, args...); err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
 	}
 	out := make([]DeadLetter, 0, len(rows))

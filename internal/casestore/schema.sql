@@ -6,6 +6,11 @@
 -- created by an older build upgrades in place: only the missing migrations run.
 -- Never edit a migration that has shipped; append a new one.
 --
+-- Only the worker migrates (casestore.Open). Older workers and tools keep
+-- reading and writing a file a newer build migrated, so a migration only adds
+-- tables, columns (with defaults) and indexes, or rebuilds a table with the
+-- same columns; it never drops or renames what an older build uses.
+--
 -- Conventions: times are INTEGER Unix milliseconds (UTC), NULL meaning "never";
 -- JSON documents are TEXT; empty strings, not NULL, for absent identifiers.
 -- The canonical copy is schema.sql at the repository root; the one embedded by

@@ -13,7 +13,7 @@ import (
 // stream:
 //
 //	commands.<platform>.<kind>          COMMANDS: refundctl -> worker (refundflow.Command JSON)
-//	deadletters.<source>                DEADLETTERS: messages the worker gave up on, with reason headers
+//	deadletters.<source>                DEADLETTERS: messages the worker gave up on, with Dl-* headers (deadletters.go)
 //
 // <kind> is the refundflow.InputKind (request_refund, report_shipment, cancel,
 // send_message); <source> is "callbacks" or "commands". The Nats-Msg-Id of a
@@ -35,16 +35,11 @@ const (
 	DefaultCommandDuplicates = 10 * time.Minute
 )
 
-// Dead-letter headers, set on messages published to DEADLETTERS.
+// Command headers, set by refundctl on what it publishes to COMMANDS. The
+// dead-letter headers are in deadletters.go.
 const (
-	HeaderDeadReason     = "Dl-Reason"     // machine code: max_deliveries, invalid_command, permanent_error, …
-	HeaderDeadError      = "Dl-Error"      // short human explanation (never a secret)
-	HeaderDeadSubject    = "Dl-Subject"    // the original subject
-	HeaderDeadStream     = "Dl-Stream"     // the original stream
-	HeaderDeadSequence   = "Dl-Stream-Seq" // the original stream sequence
-	HeaderDeadDeliveries = "Dl-Deliveries" // deliveries before giving up
-	HeaderCommandKind    = "Cmd-Kind"      // commands: refundflow.InputKind
-	HeaderCommandIssuer  = "Cmd-Operator"  // commands: who issued it
+	HeaderCommandKind   = "Cmd-Kind"     // refundflow.InputKind
+	HeaderCommandIssuer = "Cmd-Operator" // who issued it
 )
 
 // CommandSubject is the subject of a command for a platform ("taobao", "1688")
