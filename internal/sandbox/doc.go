@@ -45,7 +45,8 @@
 // ReturnLogisticsSubmissions count every authenticated, well-formed attempt
 // whose order/sub-order/refund was found, whether or not the business rules
 // then accepted it; DuplicateSubmissions counts the ones rejected because an
-// open refund (or a return shipment) already existed.
+// open refund (or a return shipment) already existed. Refunds seeded through
+// the admin API (below) are not submissions and count nowhere.
 //
 // # Taobao reverse orders (statuses apiclient.TaobaoRefundStatus)
 //
@@ -94,6 +95,27 @@
 // and freightBill. There is no buyer modify or cancel endpoint for 1688, so a
 // refund in waitbuyermodify stays open until an operator closes it.
 //
+// # Refunds that predate the worker
+//
+// SeedRefund (POST /_sandbox/refunds, a RefundSeed) puts a refund straight
+// into the platform's state, as if the buyer had applied on the platform's
+// web page before the worker saw the order, or the worker's database had been
+// restored from an older backup: on a Taobao sub-order or a 1688 order, in
+// any status of the machines above (terminal ones included), with a given
+// creation time (default now) and last-change time (default the creation).
+// From then on it is a refund like any other: T1 lists it (and filters on its
+// creation time), T10 and A1 show it, the seller policy acts on it, an open
+// one makes a new submission a duplicate (4092) and turns T2's saleFlag off,
+// a SUCCESS/refundsuccess one has used up its amount, a CLOSED/refundclose
+// one blocks nothing. The form fields default to a plain refund of the whole
+// refundable amount (see RefundSeed) and are validated as a submission's
+// would be, except that a closed refund may ask for an amount later refunded
+// by another one and vouchers are never required. Statuses after the goods
+// were sent back get a generated return shipment (first carrier of the list).
+// It pushes no callback unless push_callback is set, and moves no Stats
+// counter. Only one open refund per sub-order (Taobao) or order (1688) may
+// exist: seeding a second is a conflict, as is a taken refund_id.
+//
 // # Seller
 //
 // SellerPolicy (global via SetSeller or PUT /_sandbox/seller; per order via
@@ -127,6 +149,7 @@
 //	POST /_sandbox/orders                    CreateOrderRequest -> Order (pushes ORDER_CREATE)
 //	GET  /_sandbox/orders/{orderId}[?platform=taobao|1688]
 //	POST /_sandbox/orders/{orderId}/events   OrderEvent {"type":"pay"|"cancel"|"price_modify","total_amount":N}
+//	POST /_sandbox/refunds                   RefundSeed -> Refund (no callback unless push_callback)
 //	GET  /_sandbox/refunds/{refundId}        Refund
 //	POST /_sandbox/refunds/{refundId}/actions RefundAction {"action":"agree"|"refuse"|"require_return"|"receive"|"close","reason":"..."}
 //	GET  /_sandbox/callbacks                 {"callbacks":[CallbackRecord…]}
@@ -135,7 +158,8 @@
 //
 // Admin error codes: malformed_json and invalid_argument (400), not_found
 // (404), illegal_state and conflict (409), method_not_allowed (405). Unknown
-// fields in admin bodies are rejected.
+// fields in admin bodies are rejected. SeedRefund's errors wrap ErrNotFound,
+// ErrConflict and ErrIllegalState, which the endpoint answers as above.
 //
 // Orders default to status WAITING_FOR_SENT (paid) and one sub-order of
 // DefaultOrderAmount fen; with AutoCreate, unknown ids get such an order on
