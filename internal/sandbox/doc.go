@@ -38,7 +38,8 @@
 // errorCode is the apiclient code as a string ("4091", "4003").
 //
 // Injected faults (Faults: latency, random errors, ForceErrors) act before
-// authentication, like a gateway in front of the platform; every call,
+// authentication, like a gateway in front of the platform (the Taobao list
+// paging faults, described with T1 below, are the platform's own); every call,
 // failed or not, counts in Stats.APICalls. A ForcedError with AfterEffect
 // runs the call to completion (state changes, callbacks queued) and then
 // answers with the error. Stats.RefundSubmissions and
@@ -75,6 +76,22 @@
 // a logisticsNo of 6-40 letters/digits; a second T4 for the same refund is
 // CodeIllegalState. Messages (T6, T8) are kept per refund, with system and
 // seller messages added on transitions; T6 is refused on closed refunds.
+//
+// The list (T1) filters on refundId, purchaseOrderId (order id),
+// salesOrderId (order no), refundStatus (the numeric codes) and
+// refundStartTime/refundEndTime (ms, on the refund's creation time), sorts by
+// creation time then refund id, and answers {total, pageNo, pageSize, list}
+// for pageNo (default 1) and pageSize (1-100), list holding the
+// refundOrderAggregates from (pageNo-1)*pageSize. An order has one refund per
+// submission: several sub-orders each with their refunds, and on one
+// sub-order any number of terminal refunds (a new one may be submitted once
+// the last is CLOSED or, with something left to refund, SUCCESS), so a list
+// can run to many pages. Two faults change the paging (off by default):
+// Faults.TaobaoListOmitTotal leaves the "total" key out of the data (absent,
+// not 0); Faults.TaobaoListMaxPageSize N makes T1 return at most N items
+// whatever pageSize asked, cut pages with N (offset (pageNo-1)*N, not
+// (pageNo-1)*pageSize) and report N in pageSize. pageSize in the answer is
+// always the size the platform used.
 //
 // # 1688 after-sales orders (statuses apiclient.AlibabaRefundStatus)
 //
