@@ -112,6 +112,14 @@
 // and freightBill. There is no buyer modify or cancel endpoint for 1688, so a
 // refund in waitbuyermodify stays open until an operator closes it.
 //
+// Times: A1 reports the refund's creation in gmtCreate, gmtApply and
+// createTime, its last change in gmtModified and updateTime and its end in
+// gmtCompleted, all "yyyy-MM-dd HH:mm:ss" in China time (UTC+8). The Taobao
+// refundOrder documents no creation time and carries none;
+// purchaseOrderLine.createTime (ms) is the order line's creation, not the
+// refund's, and T1's refundStartTime/refundEndTime are the only place a
+// Taobao refund's creation time shows.
+//
 // # Refunds that predate the worker
 //
 // SeedRefund (POST /_sandbox/refunds, a RefundSeed) puts a refund straight
