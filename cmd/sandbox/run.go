@@ -46,6 +46,8 @@ var envVars = []envVar{
 	{"SANDBOX_DUPLICATE_PUSH_RATE", "0", "probability in [0,1] that a callback is pushed twice"},
 	{"SANDBOX_REORDER_PUSH_RATE", "0", "probability in [0,1] that a callback is held and sent after the next one"},
 	{"SANDBOX_DROP_PUSH_RATE", "0", "probability in [0,1] that a callback is never sent"},
+	{"SANDBOX_TAOBAO_LIST_OMIT_TOTAL", "false", "the Taobao refund list leaves the \"total\" key out of its answer"},
+	{"SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE", "0", "the Taobao refund list returns at most this many items per page whatever pageSize asked, and pages with it; 0 = no cap, at most " + strconv.Itoa(sandbox.MaxListPageSize)},
 	{"SANDBOX_TAOBAO_NUMERIC_STATUS", "true", "TaobaoQuery emits refundStatus as a number (documented v2 drift)"},
 	{"SANDBOX_NUMERIC_DEVELOP_ID", "false", "envelopes carry developId as a number instead of a string (documented drift)"},
 	{"SANDBOX_TIMESTAMP_WINDOW", "600s", "accepted clock skew of the timestamp header"},
@@ -224,6 +226,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.sb.Faults = sandbox.Faults{LatencyMin: latMin, LatencyMax: latMax, ErrorRate: rate("SANDBOX_ERROR_RATE"),
 		DuplicatePushRate: rate("SANDBOX_DUPLICATE_PUSH_RATE"), ReorderPushRate: rate("SANDBOX_REORDER_PUSH_RATE"),
 		DropPushRate: rate("SANDBOX_DROP_PUSH_RATE")}
+	c.sb.Faults.TaobaoListOmitTotal = boolean("SANDBOX_TAOBAO_LIST_OMIT_TOTAL", "false")
+	pageCap := get("SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE", "0")
+	c.sb.Faults.TaobaoListMaxPageSize, err = strconv.Atoi(pageCap)
+	if err != nil || c.sb.Faults.TaobaoListMaxPageSize < 0 || c.sb.Faults.TaobaoListMaxPageSize > sandbox.MaxListPageSize {
+		errs = append(errs, fmt.Errorf("SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE=%q: want an integer from 0 (no cap) to %d", pageCap, sandbox.MaxListPageSize))
+	}
 	if v := get("SANDBOX_ERROR_KINDS", ""); v != "" {
 		for _, k := range strings.Split(v, ",") {
 			kind := sandbox.ErrorKind(strings.TrimSpace(k))

@@ -82,6 +82,10 @@ func TestBadValues(t *testing.T) {
 		"seed":       {"SANDBOX_SEED", "1.5"},
 		"numeric":    {"SANDBOX_TAOBAO_NUMERIC_STATUS", "yes please"},
 		"retry wait": {"SANDBOX_PUSH_RETRY_INTERVAL", "-1s"},
+		"omit total": {"SANDBOX_TAOBAO_LIST_OMIT_TOTAL", "sometimes"},
+		"page cap":   {"SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE", "-1"},
+		"page cap 2": {"SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE", "101"},
+		"page cap 3": {"SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE", "ten"},
 	} {
 		env := map[string]string{}
 		for k, v := range base {
@@ -162,5 +166,26 @@ func TestRedactURL(t *testing.T) {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+// TestListPagingFaultsFromEnv: the Taobao list paging faults are off unless
+// their variables say otherwise.
+func TestListPagingFaultsFromEnv(t *testing.T) {
+	base := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s"}
+	c, err := loadConfig(envFunc(base))
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	if c.sb.Faults.TaobaoListOmitTotal || c.sb.Faults.TaobaoListMaxPageSize != 0 {
+		t.Errorf("defaults: omit total %v, max page size %d; want false, 0", c.sb.Faults.TaobaoListOmitTotal, c.sb.Faults.TaobaoListMaxPageSize)
+	}
+	base["SANDBOX_TAOBAO_LIST_OMIT_TOTAL"] = "true"
+	base["SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE"] = "20"
+	if c, err = loadConfig(envFunc(base)); err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	if !c.sb.Faults.TaobaoListOmitTotal || c.sb.Faults.TaobaoListMaxPageSize != 20 {
+		t.Errorf("set: omit total %v, max page size %d; want true, 20", c.sb.Faults.TaobaoListOmitTotal, c.sb.Faults.TaobaoListMaxPageSize)
 	}
 }

@@ -68,6 +68,7 @@ func (s *Sandbox) adminRoutes() http.Handler {
 	handle("/_sandbox/orders", map[string]adminHandler{http.MethodPost: s.adminCreateOrder})
 	handle("/_sandbox/orders/{orderId}", map[string]adminHandler{http.MethodGet: s.adminGetOrder})
 	handle("/_sandbox/orders/{orderId}/events", map[string]adminHandler{http.MethodPost: s.adminOrderEvent})
+	handle("/_sandbox/refunds", map[string]adminHandler{http.MethodPost: s.adminSeedRefund})
 	handle("/_sandbox/refunds/{refundId}", map[string]adminHandler{http.MethodGet: s.adminGetRefund})
 	handle("/_sandbox/refunds/{refundId}/actions", map[string]adminHandler{http.MethodPost: s.adminRefundAction})
 	handle("/_sandbox/callbacks", map[string]adminHandler{http.MethodGet: func(*http.Request) (any, *adminError) {
@@ -152,6 +153,33 @@ func (s *Sandbox) adminPutSeller(r *http.Request) (any, *adminError) {
 	return s.Seller(), nil
 }
 
+// adminFromErr answers an error of the Go admin API (ErrNotFound,
+// ErrConflict, ErrIllegalState; anything else is an invalid argument).
+func adminFromErr(err error) *adminError {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return adminErr(http.StatusNotFound, AdminNotFound, "%v", err)
+	case errors.Is(err, ErrConflict):
+		return adminErr(http.StatusConflict, AdminConflict, "%v", err)
+	case errors.Is(err, ErrIllegalState):
+		return adminErr(http.StatusConflict, AdminIllegalState, "%v", err)
+	}
+	return adminErr(http.StatusBadRequest, AdminInvalidArgument, "%v", err)
+}
+
+// adminSeedRefund: POST /_sandbox/refunds, a RefundSeed -> the Refund.
+func (s *Sandbox) adminSeedRefund(r *http.Request) (any, *adminError) {
+	var seed RefundSeed
+	if e := decodeAdmin(r, &seed); e != nil {
+		return nil, e
+	}
+	ref, err := s.SeedRefund(seed)
+	if err != nil {
+		return nil, adminFromErr(err)
+	}
+	return ref, nil
+}
+
 // CreateOrderRequest is the body of POST /_sandbox/orders. Amounts are fen.
 type CreateOrderRequest struct {
 	Platform  string        `json:"platform"` // "taobao" or "1688"
@@ -178,11 +206,7 @@ func (s *Sandbox) adminCreateOrder(r *http.Request) (any, *adminError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.addOrderLocked(o); err != nil {
-		status, code := http.StatusBadRequest, AdminInvalidArgument
-		if errors.Is(err, errConflict) {
-			status, code = http.StatusConflict, AdminConflict
-		}
-		return nil, adminErr(status, code, "%v", err)
+		return nil, adminFromErr(err)
 	}
 	s.emitOrderLocked(o, "ORDER_CREATE")
 	return o.clone(), nil

@@ -38,14 +38,16 @@
 // errorCode is the apiclient code as a string ("4091", "4003").
 //
 // Injected faults (Faults: latency, random errors, ForceErrors) act before
-// authentication, like a gateway in front of the platform; every call,
+// authentication, like a gateway in front of the platform (the Taobao list
+// paging faults, described with T1 below, are the platform's own); every call,
 // failed or not, counts in Stats.APICalls. A ForcedError with AfterEffect
 // runs the call to completion (state changes, callbacks queued) and then
 // answers with the error. Stats.RefundSubmissions and
 // ReturnLogisticsSubmissions count every authenticated, well-formed attempt
 // whose order/sub-order/refund was found, whether or not the business rules
 // then accepted it; DuplicateSubmissions counts the ones rejected because an
-// open refund (or a return shipment) already existed.
+// open refund (or a return shipment) already existed. Refunds seeded through
+// the admin API (below) are not submissions and count nowhere.
 //
 // # Taobao reverse orders (statuses apiclient.TaobaoRefundStatus)
 //
@@ -75,6 +77,22 @@
 // CodeIllegalState. Messages (T6, T8) are kept per refund, with system and
 // seller messages added on transitions; T6 is refused on closed refunds.
 //
+// The list (T1) filters on refundId, purchaseOrderId (order id),
+// salesOrderId (order no), refundStatus (the numeric codes) and
+// refundStartTime/refundEndTime (ms, on the refund's creation time), sorts by
+// creation time then refund id, and answers {total, pageNo, pageSize, list}
+// for pageNo (default 1) and pageSize (1-100), list holding the
+// refundOrderAggregates from (pageNo-1)*pageSize. An order has one refund per
+// submission: several sub-orders each with their refunds, and on one
+// sub-order any number of terminal refunds (a new one may be submitted once
+// the last is CLOSED or, with something left to refund, SUCCESS), so a list
+// can run to many pages. Two faults change the paging (off by default):
+// Faults.TaobaoListOmitTotal leaves the "total" key out of the data (absent,
+// not 0); Faults.TaobaoListMaxPageSize N makes T1 return at most N items
+// whatever pageSize asked, cut pages with N (offset (pageNo-1)*N, not
+// (pageNo-1)*pageSize) and report N in pageSize. pageSize in the answer is
+// always the size the platform used.
+//
 // # 1688 after-sales orders (statuses apiclient.AlibabaRefundStatus)
 //
 //	create (A4)                      -> waitselleragree
@@ -93,6 +111,35 @@
 // one if the reason needsVoucher). A5 validates logisticsCompanyNo against A6
 // and freightBill. There is no buyer modify or cancel endpoint for 1688, so a
 // refund in waitbuyermodify stays open until an operator closes it.
+//
+// Times: A1 reports the refund's creation in gmtCreate, gmtApply and
+// createTime, its last change in gmtModified and updateTime and its end in
+// gmtCompleted, all "yyyy-MM-dd HH:mm:ss" in China time (UTC+8). The Taobao
+// refundOrder documents no creation time and carries none;
+// purchaseOrderLine.createTime (ms) is the order line's creation, not the
+// refund's, and T1's refundStartTime/refundEndTime are the only place a
+// Taobao refund's creation time shows.
+//
+// # Refunds that predate the worker
+//
+// SeedRefund (POST /_sandbox/refunds, a RefundSeed) puts a refund straight
+// into the platform's state, as if the buyer had applied on the platform's
+// web page before the worker saw the order, or the worker's database had been
+// restored from an older backup: on a Taobao sub-order or a 1688 order, in
+// any status of the machines above (terminal ones included), with a given
+// creation time (default now) and last-change time (default the creation).
+// From then on it is a refund like any other: T1 lists it (and filters on its
+// creation time), T10 and A1 show it, the seller policy acts on it, an open
+// one makes a new submission a duplicate (4092) and turns T2's saleFlag off,
+// a SUCCESS/refundsuccess one has used up its amount, a CLOSED/refundclose
+// one blocks nothing. The form fields default to a plain refund of the whole
+// refundable amount (see RefundSeed) and are validated as a submission's
+// would be, except that a closed refund may ask for an amount later refunded
+// by another one and vouchers are never required. Statuses after the goods
+// were sent back get a generated return shipment (first carrier of the list).
+// It pushes no callback unless push_callback is set, and moves no Stats
+// counter. Only one open refund per sub-order (Taobao) or order (1688) may
+// exist: seeding a second is a conflict, as is a taken refund_id.
 //
 // # Seller
 //
@@ -127,6 +174,7 @@
 //	POST /_sandbox/orders                    CreateOrderRequest -> Order (pushes ORDER_CREATE)
 //	GET  /_sandbox/orders/{orderId}[?platform=taobao|1688]
 //	POST /_sandbox/orders/{orderId}/events   OrderEvent {"type":"pay"|"cancel"|"price_modify","total_amount":N}
+//	POST /_sandbox/refunds                   RefundSeed -> Refund (no callback unless push_callback)
 //	GET  /_sandbox/refunds/{refundId}        Refund
 //	POST /_sandbox/refunds/{refundId}/actions RefundAction {"action":"agree"|"refuse"|"require_return"|"receive"|"close","reason":"..."}
 //	GET  /_sandbox/callbacks                 {"callbacks":[CallbackRecord…]}
@@ -135,7 +183,8 @@
 //
 // Admin error codes: malformed_json and invalid_argument (400), not_found
 // (404), illegal_state and conflict (409), method_not_allowed (405). Unknown
-// fields in admin bodies are rejected.
+// fields in admin bodies are rejected. SeedRefund's errors wrap ErrNotFound,
+// ErrConflict and ErrIllegalState, which the endpoint answers as above.
 //
 // Orders default to status WAITING_FOR_SENT (paid) and one sub-order of
 // DefaultOrderAmount fen; with AutoCreate, unknown ids get such an order on

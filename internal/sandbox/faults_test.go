@@ -249,3 +249,73 @@ func TestTimeoutOnPOSTStopsWhenClientGivesUp(t *testing.T) {
 		t.Fatal("server still holding the abandoned POST after 60s (TimeoutAfter is 10m)")
 	}
 }
+
+// TestForcedRateLimitLiftedAtRunTime: a long forced ratelimit (count 100) is
+// what a test uses to hold an endpoint down; replacing the faults, by
+// SetFaults or PUT /_sandbox/faults, must lift it at once although most of
+// its count is left.
+func TestForcedRateLimitLiftedAtRunTime(t *testing.T) {
+	create := func(e *testEnv, orderID int64) apiResp {
+		return e.call(http.MethodPost, paths.AlibabaCreateRefund, ab(orderID, "refund", "refundWaitSellerSend", 20001, 100, 0, "不想要了"))
+	}
+	held := Faults{ForceErrors: []ForcedError{{Endpoint: "AlibabaCreateRefund", Kind: ErrRateLimit, Count: 100}}}
+	lifts := map[string]func(e *testEnv){
+		"SetFaults": func(e *testEnv) { e.s.SetFaults(Faults{}) },
+		"PUT":       func(e *testEnv) { e.adminOK(http.MethodPut, "/_sandbox/faults", `{}`, nil) },
+	}
+	for name, lift := range lifts {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.Faults = held })
+			for i := range 3 {
+				if r := create(e, 3500000000000000001); r.Code != apiclient.CodeRateLimited {
+					t.Fatalf("create %d while held: code %d (%s); want %d", i, r.Code, r.Msg, apiclient.CodeRateLimited)
+				}
+			}
+			if f := e.s.Faults(); len(f.ForceErrors) != 1 || f.ForceErrors[0].Count != 97 {
+				t.Fatalf("force_errors after 3 calls: %+v; want one with count 97", f.ForceErrors)
+			}
+			lift(e)
+			if f := e.s.Faults(); len(f.ForceErrors) != 0 {
+				t.Fatalf("force_errors after lifting: %+v; want none", f.ForceErrors)
+			}
+			if r := create(e, 3500000000000000001); r.Code != apiclient.CodeSuccess {
+				t.Fatalf("create after lifting: code %d (%s); want 200", r.Code, r.Msg)
+			}
+			st := e.s.Stats()
+			// Rate-limited calls are stopped before authentication: they are
+			// API calls but not submissions.
+			if st.APICalls["AlibabaCreateRefund"] != 4 || st.RefundSubmissions["1688:3500000000000000001"] != 1 {
+				t.Errorf("stats: %d calls, %d submissions; want 4 calls, 1 submission",
+					st.APICalls["AlibabaCreateRefund"], st.RefundSubmissions["1688:3500000000000000001"])
+			}
+		})
+	}
+}
+
+// TestLatencyMinOnOneEndpoint: LatencyMin without LatencyMax is a fixed
+// latency, and Endpoints confines it to the endpoints named.
+func TestLatencyMinOnOneEndpoint(t *testing.T) {
+	e := newEnv(t, nil)
+	render := apiclient.RenderRequest{SubOrderID: "6300000000000000001", RefundType: 1, GoodsStatus: 1}
+
+	e.adminOK(http.MethodPut, "/_sandbox/faults", `{"latency_min":"100ms","endpoints":["TaobaoRender"]}`, nil)
+	start := time.Now()
+	if r := e.call(http.MethodPost, paths.TaobaoRender, render); r.Code != apiclient.CodeSuccess {
+		t.Fatalf("render: code %d (%s)", r.Code, r.Msg)
+	}
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Errorf("render took %s; want at least latency_min 100ms", d)
+	}
+
+	// With a latency no test waits for, only the lower bound on the targeted
+	// endpoint and the absence of it elsewhere are observable without timing
+	// races: the render outlives a short client timeout, the others answer.
+	e.s.SetFaults(Faults{LatencyMin: time.Minute, Endpoints: []string{"TaobaoRender"}})
+	if _, _, err := e.rawCall(http.MethodPost, paths.TaobaoRender, render, 300*time.Millisecond); err == nil {
+		t.Error("render answered within 300ms under a 1m latency_min")
+	}
+	status, raw, err := e.rawCall(http.MethodGet, paths.AlibabaLogisticsCompanies, nil, 30*time.Second)
+	if err != nil || status != http.StatusOK || checkEnvelope(t, raw).Code != apiclient.CodeSuccess {
+		t.Errorf("untargeted endpoint under a TaobaoRender latency: HTTP %d err %v %s", status, err, raw)
+	}
+}

@@ -79,12 +79,18 @@ type faultsJSON struct {
 	DuplicatePushRate float64       `json:"duplicate_push_rate"`
 	ReorderPushRate   float64       `json:"reorder_push_rate"`
 	DropPushRate      float64       `json:"drop_push_rate"`
+	ListOmitTotal     bool          `json:"taobao_list_omit_total"`
+	ListMaxPageSize   int           `json:"taobao_list_max_page_size"`
 }
 
 // MarshalJSON writes durations as Go duration strings.
 func (f Faults) MarshalJSON() ([]byte, error) {
-	return json.Marshal(faultsJSON{duration(f.LatencyMin), duration(f.LatencyMax), f.ErrorRate, f.ErrorKinds,
-		duration(f.TimeoutAfter), f.Endpoints, f.ForceErrors, f.DuplicatePushRate, f.ReorderPushRate, f.DropPushRate})
+	return json.Marshal(faultsJSON{
+		LatencyMin: duration(f.LatencyMin), LatencyMax: duration(f.LatencyMax), ErrorRate: f.ErrorRate,
+		ErrorKinds: f.ErrorKinds, TimeoutAfter: duration(f.TimeoutAfter), Endpoints: f.Endpoints,
+		ForceErrors: f.ForceErrors, DuplicatePushRate: f.DuplicatePushRate, ReorderPushRate: f.ReorderPushRate,
+		DropPushRate: f.DropPushRate, ListOmitTotal: f.TaobaoListOmitTotal, ListMaxPageSize: f.TaobaoListMaxPageSize,
+	})
 }
 
 // UnmarshalJSON reads durations as Go duration strings (or nanoseconds).
@@ -93,8 +99,12 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 	if err := strictUnmarshal(b, &j); err != nil {
 		return err
 	}
-	*f = Faults{time.Duration(j.LatencyMin), time.Duration(j.LatencyMax), j.ErrorRate, j.ErrorKinds,
-		time.Duration(j.TimeoutAfter), j.Endpoints, j.ForceErrors, j.DuplicatePushRate, j.ReorderPushRate, j.DropPushRate}
+	*f = Faults{
+		LatencyMin: time.Duration(j.LatencyMin), LatencyMax: time.Duration(j.LatencyMax), ErrorRate: j.ErrorRate,
+		ErrorKinds: j.ErrorKinds, TimeoutAfter: time.Duration(j.TimeoutAfter), Endpoints: j.Endpoints,
+		ForceErrors: j.ForceErrors, DuplicatePushRate: j.DuplicatePushRate, ReorderPushRate: j.ReorderPushRate,
+		DropPushRate: j.DropPushRate, TaobaoListOmitTotal: j.ListOmitTotal, TaobaoListMaxPageSize: j.ListMaxPageSize,
+	}
 	return nil
 }
 

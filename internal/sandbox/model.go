@@ -173,8 +173,15 @@ func (r *Refund) openKey() string {
 	return Platform1688 + ":" + r.OrderID
 }
 
-// errConflict marks an order that clashes with an existing one (admin HTTP 409).
-var errConflict = errors.New("conflict")
+// Errors of the Go admin API (SeedRefund, and order creation behind POST
+// /_sandbox/orders), exported so a test can tell a clash from a mistake. The
+// admin HTTP API answers them as not_found (404), conflict (409) and
+// illegal_state (409); any other error is invalid_argument (400).
+var (
+	ErrNotFound     = errors.New("not found")     // the order or sub-order is unknown (and AutoCreate is off)
+	ErrConflict     = errors.New("conflict")      // the id is taken, or an open refund already holds the sub-order/order
+	ErrIllegalState = errors.New("illegal state") // the order's state does not allow the refund (unpaid, cancelled)
+)
 
 // addOrderLocked validates and stores o, filling defaults. Callers hold s.mu.
 func (s *Sandbox) addOrderLocked(o *Order) error {
@@ -195,7 +202,7 @@ func (s *Sandbox) addOrderLocked(o *Order) error {
 		}
 	}
 	if _, ok := s.orders[orderKey(o.Platform, o.OrderID)]; ok {
-		return fmt.Errorf("%w: order %s %s already exists", errConflict, o.Platform, o.OrderID)
+		return fmt.Errorf("%w: order %s %s already exists", ErrConflict, o.Platform, o.OrderID)
 	}
 	if o.Status == "" {
 		o.Status = OrderWaitingForSent
@@ -250,7 +257,7 @@ func (s *Sandbox) addOrderLocked(o *Order) error {
 		seen[so.SubOrderID] = true
 		if o.Platform == PlatformTaobao {
 			if _, ok := s.subOrders[so.SubOrderID]; ok {
-				return fmt.Errorf("%w: sub_orders[%d].sub_order_id %q belongs to another order", errConflict, i, so.SubOrderID)
+				return fmt.Errorf("%w: sub_orders[%d].sub_order_id %q belongs to another order", ErrConflict, i, so.SubOrderID)
 			}
 		}
 		if so.Amount == 0 {

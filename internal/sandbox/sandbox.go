@@ -38,6 +38,11 @@ const (
 	maxVoucherSize = 1 << 20 // upstream: imageData < 1 MB
 )
 
+// MaxListPageSize is the largest pageSize the list endpoints (T1, T8) accept
+// (a GUESS: the limit is not documented), and so the largest useful
+// Faults.TaobaoListMaxPageSize.
+const MaxListPageSize = 100
+
 // Config configures a Sandbox. Zero values get the defaults noted.
 type Config struct {
 	AccessKey, AccessSecret string          // required: the only accepted credentials
@@ -112,6 +117,16 @@ type Faults struct {
 	DuplicatePushRate float64       `json:"duplicate_push_rate"` // probability a callback is pushed twice
 	ReorderPushRate   float64       `json:"reorder_push_rate"`   // probability a callback is held back and sent after the next one
 	DropPushRate      float64       `json:"drop_push_rate"`      // probability a callback is never sent
+
+	// Taobao list (T1) paging, for a client that must page through refunds
+	// without trusting the documented-as-unknown response (reference §4.3).
+	// TaobaoListOmitTotal leaves the "total" key out of T1's data entirely
+	// (absent, not 0). TaobaoListMaxPageSize caps the page: T1 returns at most
+	// that many items whatever pageSize asked, pages with the capped size
+	// (offset = (pageNo-1) * cap) and reports the size it used in pageSize;
+	// 0 means no cap, at most MaxListPageSize.
+	TaobaoListOmitTotal   bool `json:"taobao_list_omit_total"`
+	TaobaoListMaxPageSize int  `json:"taobao_list_max_page_size"`
 }
 
 // Stats are counters an integration test asserts on.
@@ -301,6 +316,9 @@ func validateFaults(f Faults) error {
 	}
 	if f.LatencyMax != 0 && f.LatencyMax < f.LatencyMin {
 		return fmt.Errorf("latency_max %s is below latency_min %s", f.LatencyMax, f.LatencyMin)
+	}
+	if f.TaobaoListMaxPageSize < 0 || f.TaobaoListMaxPageSize > MaxListPageSize {
+		return fmt.Errorf("taobao_list_max_page_size %d: want 0 (no cap) to %d", f.TaobaoListMaxPageSize, MaxListPageSize)
 	}
 	if f.LatencyMin > time.Minute || f.LatencyMax > time.Minute || f.TimeoutAfter > 10*time.Minute {
 		return errors.New("latency above 1m or timeout_after above 10m")

@@ -27,8 +27,11 @@ var (
 	abClose       = string(apiclient.AlibabaRefundClose)
 )
 
-func (r *Refund) terminal() bool {
-	switch r.Status {
+func (r *Refund) terminal() bool { return terminalStatus(r.Status) }
+
+// terminalStatus reports whether a refund in status can no longer change.
+func terminalStatus(status string) bool {
+	switch status {
 	case tbClosed, tbSuccess, abSuccess, abClose:
 		return true
 	}
@@ -61,36 +64,49 @@ func (s *Sandbox) orderOfLocked(r *Refund) *Order {
 // pushes a refund callback and schedules the seller's next move. note is a
 // system message recorded on Taobao refunds.
 func (s *Sandbox) setStatusLocked(r *Refund, status, note string) {
-	now := s.now()
+	s.enterStatusLocked(r, status, note, s.now())
+	s.emitRefundLocked(r)
+	s.scheduleSellerLocked(r)
+}
+
+// enterStatusLocked moves r to status at the given time and applies the
+// effects of reaching it (the open-refund rule, refunded amounts), without
+// pushing or scheduling anything. It is apart from setStatusLocked because
+// a seeded refund (SeedRefund) enters its status without a callback.
+func (s *Sandbox) enterStatusLocked(r *Refund, status, note string, at time.Time) {
 	s.log.Info("sandbox: refund status", "platform", r.Platform, "refund_id", r.RefundID, "from", r.Status, "to", status)
 	r.Status = status
 	r.History = append(r.History, status)
-	r.ModifiedAt = now
+	r.ModifiedAt = at
 	r.seq++
 	o := s.orderOfLocked(r)
 	if note != "" && r.Platform == PlatformTaobao {
-		r.Messages = append(r.Messages, Message{ID: s.randDigits(12), Owner: "system", Content: note, CreatedAt: now})
+		r.Messages = append(r.Messages, Message{ID: s.randDigits(12), Owner: "system", Content: note, CreatedAt: at})
 	}
-	if r.terminal() {
-		r.ClosedAt = now
-		if s.openRefunds[r.openKey()] == r.RefundID {
-			delete(s.openRefunds, r.openKey())
-		}
-		if status == tbSuccess && o != nil {
-			r.RefundedAmount = r.RefundFee
-			if so := o.subOrder(r.SubOrderID); so != nil {
-				so.Refunded += r.RefundFee
-			}
-			o.Refunded += r.RefundFee
-		}
-		if status == abSuccess && o != nil {
-			r.RefundedAmount = r.ApplyPayment
-			o.Refunded += r.ApplyPayment
-			o.RefundedFee += r.ApplyCarriage
-		}
+	if !r.terminal() {
+		return
 	}
-	s.emitRefundLocked(r)
-	p := s.policyLocked(o)
+	r.ClosedAt = at
+	if s.openRefunds[r.openKey()] == r.RefundID {
+		delete(s.openRefunds, r.openKey())
+	}
+	if status == tbSuccess && o != nil {
+		r.RefundedAmount = r.RefundFee
+		if so := o.subOrder(r.SubOrderID); so != nil {
+			so.Refunded += r.RefundFee
+		}
+		o.Refunded += r.RefundFee
+	}
+	if status == abSuccess && o != nil {
+		r.RefundedAmount = r.ApplyPayment
+		o.Refunded += r.ApplyPayment
+		o.RefundedFee += r.ApplyCarriage
+	}
+}
+
+// scheduleSellerLocked queues the seller's next move on r under its order's policy.
+func (s *Sandbox) scheduleSellerLocked(r *Refund) {
+	p := s.policyLocked(s.orderOfLocked(r))
 	if p.Decision == DecisionManual {
 		return
 	}

@@ -415,8 +415,8 @@ func (s *Sandbox) taobaoList(r *http.Request, _ *apiCall) (any, *apiError) {
 	if _, e := decodeJSON(body, &req, "pageSize"); e != nil {
 		return nil, e
 	}
-	if req.PageSize < 1 || req.PageSize > 100 {
-		return nil, errf(apiclient.CodeInvalidParam, "pageSize %d 不合法 (want 1..100)", req.PageSize)
+	if req.PageSize < 1 || req.PageSize > MaxListPageSize {
+		return nil, errf(apiclient.CodeInvalidParam, "pageSize %d 不合法 (want 1..%d)", req.PageSize, MaxListPageSize)
 	}
 	if req.PageNo == 0 {
 		req.PageNo = 1
@@ -460,13 +460,29 @@ func (s *Sandbox) taobaoList(r *http.Request, _ *apiCall) (any, *apiError) {
 		}
 		return matched[i].RefundID < matched[j].RefundID
 	})
-	resp := apiclient.ListRefundsResponse{Total: len(matched), PageNo: req.PageNo, PageSize: req.PageSize,
-		List: []apiclient.RefundOrderAggregate{}}
-	start := (req.PageNo - 1) * req.PageSize
-	for i := start; i < len(matched) && i < start+req.PageSize; i++ {
+	size := req.PageSize
+	if limit := s.faults.TaobaoListMaxPageSize; limit > 0 && size > limit {
+		size = limit // the platform's page, not the one asked for: pages are cut with it
+	}
+	total := len(matched)
+	resp := taobaoListPage{Total: &total, PageNo: req.PageNo, PageSize: size, List: []apiclient.RefundOrderAggregate{}}
+	if s.faults.TaobaoListOmitTotal {
+		resp.Total = nil
+	}
+	start := (req.PageNo - 1) * size
+	for i := start; i < len(matched) && i < start+size; i++ {
 		resp.List = append(resp.List, s.taobaoAggregateLocked(matched[i]))
 	}
 	return resp, nil
+}
+
+// taobaoListPage is T1's data: apiclient.ListRefundsResponse's shape, with
+// total a pointer so Faults.TaobaoListOmitTotal can leave the key out.
+type taobaoListPage struct {
+	Total    *int                             `json:"total,omitempty"`
+	PageNo   int                              `json:"pageNo"`
+	PageSize int                              `json:"pageSize"`
+	List     []apiclient.RefundOrderAggregate `json:"list"`
 }
 
 // taobaoSubmitMessage: T6.
@@ -509,8 +525,8 @@ func (s *Sandbox) taobaoListMessages(r *http.Request, _ *apiCall) (any, *apiErro
 	if _, e := decodeJSON(body, &req, "refundId", "pageSize"); e != nil {
 		return nil, e
 	}
-	if req.PageSize < 1 || req.PageSize > 100 {
-		return nil, errf(apiclient.CodeInvalidParam, "pageSize %d 不合法 (want 1..100)", req.PageSize)
+	if req.PageSize < 1 || req.PageSize > MaxListPageSize {
+		return nil, errf(apiclient.CodeInvalidParam, "pageSize %d 不合法 (want 1..%d)", req.PageSize, MaxListPageSize)
 	}
 	if req.PageNo == 0 {
 		req.PageNo = 1
