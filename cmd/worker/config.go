@@ -29,6 +29,8 @@ type config struct {
 
 	Concurrency          int
 	MaxAckPending        int
+	UnknownCaseWait      time.Duration
+	ClockSkew            time.Duration
 	Consumer             string
 	AckWait              time.Duration
 	MaxDeliver           int
@@ -70,11 +72,14 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("UPSTREAM_RATE_BURST", "10", "rate limiter burst"),
 	envconfig.V("UPSTREAM_TIMEOUT", "10s", "timeout of one platform call attempt"),
 	envconfig.V("UPSTREAM_MAX_ATTEMPTS", "4", "attempts of a read-only platform call within one step (side effects are never repeated by the client)"),
+	envconfig.V("UPSTREAM_NOT_APPLIED_CODES", formatCodes(apiclient.DefaultNotAppliedCodes()), "envelope codes that prove a call had no effect (comma-separated codes or LOW-HIGH ranges): a side effect refused with one is sent again at once, under a new key; any other failing code leaves the outcome unknown, and the platform is asked before anything is sent again (INFERRED: the error-code table is not documented)"),
+	envconfig.V("UPSTREAM_CLOCK_SKEW", refundflow.DefaultClockSkew.String(), "how far the platform's clock may lag ours: a refund the platform says it created this long before our submission began is someone else's (INFERRED)"),
 	envconfig.V("WORKER_CONCURRENCY", "8", "messages and timers handled at once by this process"),
-	envconfig.V("WORKER_MAX_ACK_PENDING", "0", "each consumer's MaxAckPending, shared by all worker processes (server-enforced cap on messages in flight); 0 = WORKER_CONCURRENCY. With several processes set it to their total concurrency"),
+	envconfig.V("WORKER_MAX_ACK_PENDING", "0", "each consumer's MaxAckPending, shared by all worker processes (server-enforced cap on messages delivered and not yet acknowledged); 0 = 4 × WORKER_CONCURRENCY. Each process holds up to twice its concurrency (handling + prefetched); the headroom lets a restarted process take new messages at once while a killed one's wait for WORKER_ACK_WAIT. With several processes set it to 4 × their total concurrency"),
 	envconfig.V("WORKER_METRICS_ADDR", "127.0.0.1:9090", "address of GET /healthz, /readyz and /metrics"),
 	envconfig.V("WORKER_CONSUMER", "refund-worker", "durable consumer name, shared by every worker process (on the callback and command streams)"),
-	envconfig.V("WORKER_ACK_WAIT", "60s", "JetStream AckWait; in-progress acks every third of it while a step runs. No BackOff is set (it would override AckWait)"),
+	envconfig.V("WORKER_ACK_WAIT", "10s", "JetStream AckWait: a killed process's messages come back after it; in-progress acks every third of it keep a message that is being handled. No BackOff is set (it would override AckWait)"),
+	envconfig.V("WORKER_UNKNOWN_CASE_WAIT", "2m", "a command naming an order or sub-order that has no case yet is tried again for this long after it was issued (the request that opens the case may still be on its way), then dead-lettered as unknown_case"),
 	envconfig.V("WORKER_MAX_DELIVER", "12", "deliveries after which the handler dead-letters a message (the consumer's MaxDeliver is this + 3, a safety net)"),
 	envconfig.V("WORKER_RETRY_BASE", "2s", "first NakWithDelay after a transient failure, doubling with each delivery; also the first delay before a case whose timer or reconcile wake failed is woken again, doubling with each failed input of the case in a row (reset when one gets anywhere)"),
 	envconfig.V("WORKER_RETRY_MAX", "5m", "cap of both backoffs (NakWithDelay and a failed case's next wake)"),
@@ -153,12 +158,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	cfg.Concurrency = integer("WORKER_CONCURRENCY", 1, 1024)
 	if cfg.MaxAckPending = integer("WORKER_MAX_ACK_PENDING", 0, 100000); cfg.MaxAckPending == 0 {
-		cfg.MaxAckPending = cfg.Concurrency
+		cfg.MaxAckPending = 4 * cfg.Concurrency
 	}
 	if cfg.Consumer == "" || strings.ContainsAny(cfg.Consumer, " .*>/\\\t") {
 		env.Fail(fmt.Errorf("WORKER_CONSUMER=%q: want a name without spaces, '.', '*', '>' or slashes", cfg.Consumer))
 	}
 	cfg.AckWait = duration("WORKER_ACK_WAIT", time.Second, time.Hour)
+	cfg.UnknownCaseWait = duration("WORKER_UNKNOWN_CASE_WAIT", 0, 24*time.Hour)
+	cfg.ClockSkew = duration("UPSTREAM_CLOCK_SKEW", 0, 24*time.Hour)
+	codes, err := parseCodes(get("UPSTREAM_NOT_APPLIED_CODES"))
+	if err != nil {
+		env.Fail(fmt.Errorf("UPSTREAM_NOT_APPLIED_CODES: %w", err))
+	}
+	cfg.Upstream.NotAppliedCodes = codes
 	cfg.MaxDeliver = integer("WORKER_MAX_DELIVER", 1, 1000)
 	cfg.RetryBase = duration("WORKER_RETRY_BASE", time.Millisecond, time.Hour)
 	cfg.RetryMax = duration("WORKER_RETRY_MAX", time.Millisecond, 24*time.Hour)
@@ -194,4 +206,41 @@ func loadConfig(getenv func(string) string) (config, error) {
 	cfg.TypeNames = names
 	cfg.LogLevel = env.LogLevel("LOG_LEVEL")
 	return cfg, env.Err()
+}
+
+// parseCodes reads a comma-separated list of envelope codes and LOW-HIGH
+// ranges ("4001,4290,4011-4014"); an empty list trusts no code.
+func parseCodes(s string) ([]int, error) {
+	out := []int{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(f, "-")
+		a, err := strconv.Atoi(strings.TrimSpace(lo))
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.Atoi(strings.TrimSpace(hi))
+		}
+		if err != nil || a < 0 || b < a || b-a > 100000 {
+			return nil, fmt.Errorf("%q: want a code or a LOW-HIGH range of codes", f)
+		}
+		if a <= apiclient.CodeSuccess && apiclient.CodeSuccess <= b {
+			return nil, fmt.Errorf("%q: includes the success code %d", f, apiclient.CodeSuccess)
+		}
+		for c := a; c <= b; c++ {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// formatCodes is parseCodes' input for a list of codes.
+func formatCodes(codes []int) string {
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = strconv.Itoa(c)
+	}
+	return strings.Join(parts, ",")
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -17,10 +18,11 @@ import (
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
-// Message sources: the callback stream and the operator command stream.
+// Message sources: the callback stream and the operator command stream
+// (the names deferred inputs are stored under).
 const (
-	sourceCallbacks = "callbacks"
-	sourceCommands  = "commands"
+	sourceCallbacks = casestore.SourceCallbacks
+	sourceCommands  = casestore.SourceCommands
 )
 
 // worker is the message, timer and reconcile plumbing around the engine.
@@ -132,57 +134,50 @@ func (w *worker) handle(ctx context.Context, source string, m jetstream.Msg) {
 	if msgID == "" {
 		msgID = meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)
 	}
-	msg := &refundflow.Message{ID: msgID, Stream: meta.Stream, Seq: meta.Sequence.Stream, Subject: m.Subject()}
+	msg := &refundflow.Message{ID: msgID, Stream: meta.Stream, Seq: meta.Sequence.Stream, Subject: m.Subject(),
+		Source: source, Payload: m.Data()}
 	log := w.log.With("source", source, "msg", msgID, "delivery", meta.NumDelivered)
+	dl := deadLetterOf(source, m, meta, msgID)
 
 	stop := w.inProgress(m)
-	var h refundflow.Handled
-	switch source {
-	case sourceCallbacks:
-		ev, perr := w.parser.Parse(m.Data())
-		if perr != nil {
-			stop()
-			w.deadLetter(ctx, source, m, meta, msgID, events.DeadUndecodable, perr)
-			return
-		}
-		// The inbox keys on the callback's own identity (its content hash,
-		// normally also its Nats-Msg-Id), so a copy republished under another
-		// header id (a dead-letter retry, a replay) is still recognised.
-		msg.ID = ev.ID
-		h, err = w.engine.HandleCallback(ctx, ev, msg)
-	default:
-		cmd, derr := refundflow.DecodeCommand(m.Data())
-		if derr != nil {
-			stop()
-			w.deadLetter(ctx, source, m, meta, msgID, events.DeadInvalidCommand, derr)
-			return
-		}
-		msg.ID = cmd.ID // the command's own id, whatever header it came with
-		h, err = w.engine.HandleCommand(ctx, cmd, msg)
-	}
+	h, reason, err := w.apply(ctx, msg)
 	stop()
+	if reason != "" {
+		w.deadLetterMsg(ctx, m, dl, reason, err)
+		return
+	}
 	var re *refundflow.RetryError
 	switch {
 	case err == nil:
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		if aerr := m.DoubleAck(actx); aerr != nil {
-			// The effect is committed with the inbox row: a redelivery is dropped.
+			// The effect (or the wait) is committed with the inbox row or the
+			// deferred input: a redelivery is dropped or joins it.
 			log.Warn("ack", "err", aerr)
 		}
 		cancel()
-		result := "applied"
-		switch {
-		case h.Duplicate:
-			result = "duplicate"
-		case h.Ignored:
-			result = "ignored"
-		}
+		result := handledResult(h)
 		w.metrics.messages.WithLabelValues(source, result).Inc()
-		log.Debug("handled", "case", h.CaseID, "state", h.State, "code", h.Code, "steps", h.Steps, "result", result)
+		log.Debug("handled", "case", h.CaseID, "state", h.State, "code", h.Code, "steps", h.Steps, "result", result, "until", h.Until)
 	case errors.Is(err, refundflow.ErrPermanent):
-		w.deadLetter(ctx, source, m, meta, msgID, events.DeadPermanentError, err)
+		w.deadLetterMsg(ctx, m, dl, events.DeadPermanentError, err)
+	case errors.Is(err, refundflow.ErrNoCase):
+		// The request that opens the case may still be on its way: try again
+		// for a bounded time, then give the command up, saying why.
+		waited := time.Since(meta.Timestamp)
+		if waited >= w.cfg.UnknownCaseWait || int(meta.NumDelivered) >= w.cfg.MaxDeliver {
+			w.deadLetterMsg(ctx, m, dl, events.DeadUnknownCase,
+				fmt.Errorf("no case appeared within %s of the command: %w", waited.Round(time.Second), err))
+			return
+		}
+		d := min(w.backoff(meta.NumDelivered), w.cfg.UnknownCaseWait-waited+w.cfg.RetryBase)
+		if nerr := m.NakWithDelay(d); nerr != nil {
+			log.Warn("nak", "err", nerr)
+		}
+		w.metrics.messages.WithLabelValues(source, "retry").Inc()
+		log.Info("no case for the command yet; retry later", "after", d, "err", err)
 	case int(meta.NumDelivered) >= w.cfg.MaxDeliver:
-		w.deadLetter(ctx, source, m, meta, msgID, events.DeadMaxDeliveries, err)
+		w.deadLetterMsg(ctx, m, dl, events.DeadMaxDeliveries, err)
 	default:
 		d := w.backoff(meta.NumDelivered)
 		switch {
@@ -231,48 +226,126 @@ func (w *worker) inProgress(m jetstream.Msg) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
-// deadLetter records the message in dead_letters, publishes it to
-// deadletters.<source> with Dl-* headers, then terminates it, with the same
-// reason code in the row, the Dl-Reason header, the Term and the metric. If
-// either write fails the message is Nak'ed to try again (both writes are
-// idempotent).
-func (w *worker) deadLetter(ctx context.Context, source string, m jetstream.Msg, meta *jetstream.MsgMetadata, msgID string, reason events.DeadReason, cause error) {
+// apply decodes msg's payload and hands it to the engine. A payload that
+// cannot be decoded returns the dead-letter reason for it.
+func (w *worker) apply(ctx context.Context, msg *refundflow.Message) (refundflow.Handled, events.DeadReason, error) {
+	if msg.Source == sourceCallbacks {
+		ev, err := w.parser.Parse(msg.Payload)
+		if err != nil {
+			return refundflow.Handled{}, events.DeadUndecodable, err
+		}
+		// The inbox keys on the callback's own identity (its content hash,
+		// normally also its Nats-Msg-Id), so a copy republished under another
+		// header id (a dead-letter retry, a replay) is still recognised.
+		msg.ID = ev.ID
+		h, err := w.engine.HandleCallback(ctx, ev, msg)
+		return h, "", err
+	}
+	cmd, err := refundflow.DecodeCommand(msg.Payload)
+	if err != nil {
+		return refundflow.Handled{}, events.DeadInvalidCommand, err
+	}
+	msg.ID = cmd.ID // the command's own id, whatever header it came with
+	h, err := w.engine.HandleCommand(ctx, cmd, msg)
+	return h, "", err
+}
+
+// handledResult is the messages metric's result for an input handled
+// without error.
+func handledResult(h refundflow.Handled) string {
+	switch {
+	case h.Duplicate:
+		return "duplicate"
+	case h.Ignored:
+		return "ignored"
+	case h.Deferred:
+		return "deferred"
+	}
+	return "applied"
+}
+
+// deadMessage is what a dead letter keeps of a message: from the stream,
+// or from deferred_inputs for one that waited there.
+type deadMessage struct {
+	source     string
+	msgID      string
+	subject    string
+	stream     string
+	seq        uint64
+	deliveries uint64
+	headers    nats.Header
+	payload    []byte
+	deferred   bool // its deferred_inputs row goes with the dead letter
+}
+
+func deadLetterOf(source string, m jetstream.Msg, meta *jetstream.MsgMetadata, msgID string) deadMessage {
+	return deadMessage{source: source, msgID: msgID, subject: m.Subject(), stream: meta.Stream, seq: meta.Sequence.Stream,
+		deliveries: meta.NumDelivered, headers: m.Headers(), payload: m.Data()}
+}
+
+// deadLetterMsg dead-letters a stream message and terminates it; if the dead
+// letter could not be stored the message is Nak'ed to try again (both writes
+// are idempotent).
+func (w *worker) deadLetterMsg(ctx context.Context, m jetstream.Msg, d deadMessage, reason events.DeadReason, cause error) {
+	if err := w.deadLetter(ctx, d, reason, cause); err != nil {
+		_ = m.NakWithDelay(w.cfg.RetryBase)
+		return
+	}
+	if terr := m.TermWithReason(string(reason)); terr != nil {
+		w.log.Warn("term", "msg", d.msgID, "err", terr)
+	}
+}
+
+// deadLetter records a message in dead_letters (with, for one that waited
+// in the store, the removal of its deferred_inputs row), then publishes it
+// to deadletters.<source> with Dl-* headers: the same reason code in the
+// row, the Dl-Reason header, the Term and the metric.
+func (w *worker) deadLetter(ctx context.Context, d deadMessage, reason events.DeadReason, cause error) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	errText := clipText(cause.Error(), 500)
-	headers := map[string][]string(m.Headers())
 	err := w.store.Update(dctx, func(tx *casestore.Tx) error {
-		_, _, err := tx.InsertDeadLetter(dctx, casestore.DeadLetter{MsgID: msgID, Subject: m.Subject(), Headers: headers,
-			Payload: m.Data(), Reason: string(reason), Error: errText, Deliveries: int(meta.NumDelivered)})
-		return err
+		if _, _, err := tx.InsertDeadLetter(dctx, casestore.DeadLetter{MsgID: d.msgID, Subject: d.subject, Headers: d.headers,
+			Payload: d.payload, Reason: string(reason), Error: errText, Deliveries: int(d.deliveries)}); err != nil {
+			return err
+		}
+		if d.deferred {
+			return tx.DeleteDeferred(dctx, d.msgID)
+		}
+		return nil
 	})
 	if err == nil {
-		out := nats.NewMsg(events.DeadLetterSubject(source))
-		out.Data = m.Data()
-		for k, v := range m.Headers() {
+		out := nats.NewMsg(events.DeadLetterSubject(d.source))
+		out.Data = d.payload
+		for k, v := range d.headers {
 			if k != events.HeaderMsgID {
 				out.Header[k] = v
 			}
 		}
 		out.Header.Set(events.HeaderDeadReason, string(reason))
 		out.Header.Set(events.HeaderDeadError, errText)
-		out.Header.Set(events.HeaderDeadSubject, m.Subject())
-		out.Header.Set(events.HeaderDeadStream, meta.Stream)
-		out.Header.Set(events.HeaderDeadSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
-		out.Header.Set(events.HeaderDeadDeliveries, strconv.FormatUint(meta.NumDelivered, 10))
-		_, err = w.js.PublishMsg(dctx, out, jetstream.WithMsgID("dl:"+msgID))
+		out.Header.Set(events.HeaderDeadSubject, d.subject)
+		out.Header.Set(events.HeaderDeadStream, d.stream)
+		out.Header.Set(events.HeaderDeadSequence, strconv.FormatUint(d.seq, 10))
+		out.Header.Set(events.HeaderDeadDeliveries, strconv.FormatUint(d.deliveries, 10))
+		if _, perr := w.js.PublishMsg(dctx, out, jetstream.WithMsgID("dl:"+d.msgID)); perr != nil {
+			if !d.deferred {
+				err = perr
+			} else {
+				// The row is the record (refundctl reads it); the stream copy
+				// is for alerting and cannot be written again from here.
+				w.log.Warn("dead letter stored; its stream copy failed", "msg", d.msgID, "err", perr)
+			}
+		}
 	}
 	if err != nil {
-		w.log.Error("dead letter not stored; retrying the message later", "source", source, "msg", msgID, "err", err)
-		_ = m.NakWithDelay(w.cfg.RetryBase)
-		return
+		w.log.Error("dead letter not stored; retrying later", "source", d.source, "msg", d.msgID, "err", err)
+		return err
 	}
-	if terr := m.TermWithReason(string(reason)); terr != nil {
-		w.log.Warn("term", "msg", msgID, "err", terr)
-	}
-	w.metrics.deadLetters.WithLabelValues(source, string(reason)).Inc()
-	w.metrics.messages.WithLabelValues(source, "dead_letter").Inc()
-	w.log.Warn("dead letter", "source", source, "msg", msgID, "reason", reason, "err", errText)
+	w.metrics.deadLetters.WithLabelValues(d.source, string(reason)).Inc()
+	w.metrics.messages.WithLabelValues(d.source, "dead_letter").Inc()
+	w.log.Warn("dead letter", "source", d.source, "msg", d.msgID, "reason", reason, "err", errText)
+	return nil
 }
 
 func clipText(s string, n int) string {
@@ -282,10 +355,10 @@ func clipText(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// wake runs a timer or reconcile input for a case in the background, unless
-// one is already running for it in this process. It blocks while the process
+// onCase runs fn for a case in the background, unless something started
+// this way already runs for it in this process. It blocks while the process
 // is at its concurrency limit.
-func (w *worker) wake(ctx, work context.Context, id int64, kind refundflow.InputKind, before string) bool {
+func (w *worker) onCase(ctx context.Context, id int64, fn func()) bool {
 	w.mu.Lock()
 	if w.active[id] {
 		w.mu.Unlock()
@@ -293,29 +366,37 @@ func (w *worker) wake(ctx, work context.Context, id int64, kind refundflow.Input
 	}
 	w.active[id] = true
 	w.mu.Unlock()
-	select {
-	case w.sem <- struct{}{}:
-	case <-ctx.Done():
+	done := func() {
 		w.mu.Lock()
 		delete(w.active, id)
 		w.mu.Unlock()
+	}
+	select {
+	case w.sem <- struct{}{}:
+	case <-ctx.Done():
+		done()
 		return false
 	}
 	if !w.track() {
 		<-w.sem
-		w.mu.Lock()
-		delete(w.active, id)
-		w.mu.Unlock()
+		done()
 		return false
 	}
 	go func() {
 		defer func() {
 			<-w.sem
-			w.mu.Lock()
-			delete(w.active, id)
-			w.mu.Unlock()
+			done()
 			w.wg.Done()
 		}()
+		fn()
+	}()
+	return true
+}
+
+// wake runs a timer or reconcile input for a case in the background (see
+// onCase).
+func (w *worker) wake(ctx, work context.Context, id int64, kind refundflow.InputKind, before string) bool {
+	return w.onCase(ctx, id, func() {
 		h, err := w.engine.Wake(work, id, kind)
 		if err != nil {
 			w.log.Info("wake: retry later", "case", id, "kind", kind, "err", err)
@@ -325,11 +406,59 @@ func (w *worker) wake(ctx, work context.Context, id int64, kind refundflow.Input
 			w.metrics.reconcileMoved.Inc()
 			w.log.Info("reconciler moved a case", "case", id, "from", before, "to", h.State)
 		}
-	}()
-	return true
+	})
 }
 
-// timers fires due case timers every TimerInterval.
+// takeUp applies the inputs that waited in the store for a case and are due
+// now, in their order, as they would have been applied when their messages
+// came. It stops at one that has to wait again (the later ones wait behind
+// it). One that cannot be decoded or applied at all, or that failed
+// MaxDeliver times, becomes a dead letter; one that failed otherwise waits
+// again with the usual backoff.
+func (w *worker) takeUp(ctx context.Context, id int64) {
+	waiting, err := w.store.DeferredInputs(ctx, id)
+	if err != nil {
+		w.log.Warn("deferred inputs", "case", id, "err", err)
+		return
+	}
+	for _, d := range waiting {
+		if d.NotBefore.After(time.Now()) || ctx.Err() != nil {
+			return
+		}
+		dm := deadMessage{source: d.Source, msgID: d.MsgID, subject: d.Subject, stream: d.Stream, seq: d.StreamSeq,
+			deliveries: uint64(d.Attempts), payload: d.Payload, deferred: true}
+		if d.Attempts >= w.cfg.MaxDeliver {
+			_ = w.deadLetter(ctx, dm, events.DeadMaxDeliveries, fmt.Errorf("taken up %d times and failed each time (last: %s)", d.Attempts, d.Reason))
+			continue
+		}
+		msg := &refundflow.Message{ID: d.MsgID, Stream: d.Stream, Seq: d.StreamSeq, Subject: d.Subject,
+			Source: d.Source, Payload: d.Payload, Deferred: true}
+		h, reason, err := w.apply(ctx, msg)
+		switch {
+		case reason != "":
+			_ = w.deadLetter(ctx, dm, reason, err)
+		case err == nil && h.Deferred:
+			w.metrics.messages.WithLabelValues(d.Source, "deferred").Inc()
+			return
+		case err == nil:
+			w.metrics.messages.WithLabelValues(d.Source, handledResult(h)).Inc()
+		case errors.Is(err, refundflow.ErrPermanent):
+			_ = w.deadLetter(ctx, dm, events.DeadPermanentError, err)
+		case errors.Is(err, refundflow.ErrNoCase):
+			_ = w.deadLetter(ctx, dm, events.DeadUnknownCase, err)
+		default:
+			d.NotBefore, d.Attempts, d.Reason = time.Now().Add(w.backoff(uint64(d.Attempts)+1)), 1, clipText(err.Error(), 200)
+			if uerr := w.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error { return tx.Defer(ctx, d) }); uerr != nil {
+				w.log.Warn("deferred input: keep for later", "case", id, "msg", d.MsgID, "err", uerr)
+			}
+			w.log.Info("deferred input: retry later", "case", id, "msg", d.MsgID, "err", err)
+			return
+		}
+	}
+}
+
+// timers fires due case timers, and takes up due deferred inputs, every
+// TimerInterval.
 func (w *worker) timers(ctx, work context.Context) {
 	t := time.NewTicker(w.cfg.TimerInterval)
 	defer t.Stop()
@@ -350,6 +479,16 @@ func (w *worker) timers(ctx, work context.Context) {
 			if w.wake(ctx, work, c.ID, refundflow.InputTimer, "") {
 				w.metrics.timerWakes.Inc()
 			}
+		}
+		waiting, err := w.store.DueDeferredCases(ctx, time.Now(), 200)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("due deferred inputs", "err", err)
+			}
+			continue
+		}
+		for _, id := range waiting {
+			w.onCase(ctx, id, func() { w.takeUp(work, id) })
 		}
 	}
 }

@@ -92,12 +92,13 @@ func (p *osProc) kill() {
 // TestCrashHoldingLease: a worker process dies (SIGKILL) in the middle of
 // the Taobao submit, after the platform took it, holding the case's lease:
 // nothing after the intent is recorded, the lease is not released and the
-// command is not acked. A second worker on the same database and consumer
-// gets the redelivered command and the seller's callbacks at once, but
-// touches the case only once the dead holder's lease has expired; it then
-// settles the intent by asking the platform and never submits again.
+// command is not acked. A worker started on the same host sees that the
+// lease's holder is gone and takes the lease over at once, instead of
+// leaving the case stuck until the lease expires (WORKER_LEASE_TTL, 30 s
+// here); it settles the intent by asking the platform and never submits
+// again.
 func TestCrashHoldingLease(t *testing.T) {
-	const leaseTTL = 4 * time.Second
+	const leaseTTL = 30 * time.Second
 	faults := sandbox.Faults{TimeoutAfter: 30 * time.Second,
 		ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrTimeout, Count: 1, AfterEffect: true}}}
 	s := newStack(t, faults, quickSeller, 1, map[string]string{"UPSTREAM_TIMEOUT": "3s",
@@ -126,49 +127,20 @@ func TestCrashHoldingLease(t *testing.T) {
 	if c, _ := s.store.GetCase(ctx, id); c.State != string(refundflow.StateSubmitting) {
 		t.Fatalf("after the kill: state %s; want submitting", c.State)
 	}
-	before, err := s.store.Timeline(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lastID := before[len(before)-1].ID
 
 	s.start()
-	if left := time.Until(until); left > 0 {
-		t.Logf("second worker ready %s before the dead holder's lease ends", left.Round(time.Millisecond))
-	} else {
-		t.Logf("second worker ready only after the lease ended (slow machine): the wait is not exercised this run")
-	}
-	c := s.waitState(id, refundflow.StateSucceeded, 40*time.Second)
+	c := s.waitState(id, refundflow.StateSucceeded, 20*time.Second)
 	s.agrees(c)
-
-	// Nothing was written for the case before the dead holder's lease
-	// expired (timeline times are the writing transactions' times, as are
-	// the lease's).
-	after, err := s.store.Timeline(ctx, id)
-	if err != nil {
-		t.Fatal(err)
+	if finished := time.Now(); !finished.Before(until) {
+		t.Errorf("case finished %s after the kill, not before the dead holder's lease would have expired (%s after it)",
+			finished.Sub(killedAt).Round(time.Millisecond), until.Sub(killedAt).Round(time.Millisecond))
 	}
-	var first time.Time
-	for _, e := range after {
-		if e.ID <= lastID {
-			continue
-		}
-		if first.IsZero() {
-			first = e.At
-		}
-		if e.At.Before(until) {
-			t.Errorf("timeline entry %q at %s, before the dead holder's lease ended at %s", e.Summary, e.At, until)
-		}
-	}
-	if first.IsZero() {
-		t.Fatal("the second worker wrote nothing")
-	}
+	t.Logf("case finished %s after the kill (the lease would have held it %s)",
+		time.Since(killedAt).Round(time.Millisecond), until.Sub(killedAt).Round(time.Millisecond))
 	owner2, _, _ := s.store.LeaseUntil(ctx, id)
 	if owner2 == owner {
 		t.Errorf("lease still held by the dead process %q", owner)
 	}
-	t.Logf("lease ended %s after the kill; the second worker's first write came %s after that",
-		until.Sub(killedAt).Round(time.Millisecond), first.Sub(until).Round(time.Millisecond))
 
 	st := s.httpStats()
 	if n := st.RefundSubmissions[key]; n != 1 {
@@ -177,12 +149,9 @@ func TestCrashHoldingLease(t *testing.T) {
 	if st.DuplicateSubmissions != 0 {
 		t.Errorf("duplicate_submissions = %d; want 0", st.DuplicateSubmissions)
 	}
+	// The submit intent was settled by asking the platform, not by a call.
 	submits := s.stepsOf(id, refundflow.StepSubmit)
 	if len(submits) != 1 || submits[0].Status != casestore.StepDone || submits[0].Begins != 1 {
 		t.Errorf("submit attempts %+v; want one, done, begun once", submits)
-	}
-	// The submit intent was settled after the lease ended, not by a call.
-	if len(submits) == 1 && submits[0].FinishedAt.Before(until) {
-		t.Errorf("submit settled at %s, before the lease ended at %s", submits[0].FinishedAt, until)
 	}
 }

@@ -605,7 +605,7 @@ func TestKilledMidSubmit(t *testing.T) {
 // shared reason code (events.DeadReason) in the row and in the copy's
 // Dl-Reason header; valid work goes on.
 func TestDeadLetters(t *testing.T) {
-	s := newStack(t, sandbox.Faults{}, quickSeller, 1, nil)
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_UNKNOWN_CASE_WAIT": "1s"})
 	s.start()
 	ctx := context.Background()
 	m := nats.NewMsg(events.CommandSubject("taobao", "request_refund"))
@@ -622,7 +622,7 @@ func TestDeadLetters(t *testing.T) {
 	want := map[string]events.DeadReason{
 		"bad-command-1":    events.DeadInvalidCommand,
 		"bad-callback-1":   events.DeadUndecodable,
-		"cancel-nothing-1": events.DeadPermanentError, // refundflow.ErrUnknownCase wraps ErrPermanent
+		"cancel-nothing-1": events.DeadUnknownCase, // no case appeared within WORKER_UNKNOWN_CASE_WAIT
 	}
 	var dls []casestore.DeadLetter
 	waitFor(t, 20*time.Second, "three dead letters", func() bool {
@@ -701,26 +701,43 @@ func TestConfig(t *testing.T) {
 // dead-lettered by the handler once it has been delivered
 // WORKER_MAX_DELIVER times, with the reason recorded.
 func TestMaxDeliveries(t *testing.T) {
-	faults := sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoRender", Kind: sandbox.ErrHTTP503, Count: 1000}}}
-	s := newStack(t, faults, quickSeller, 1, map[string]string{"WORKER_MAX_DELIVER": "3", "UPSTREAM_MAX_ATTEMPTS": "1"})
+	// A request whose submit times out (outcome unknown) leaves an open
+	// intent, so every later command must first ask the platform; the
+	// platform's refund lookup then fails for good. The cancel waits in the
+	// store, is taken up again and again, and after WORKER_MAX_DELIVER
+	// failed attempts becomes a dead letter naming the failing lookup. The
+	// case stays visible where it stopped.
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_MAX_DELIVER": "3", "UPSTREAM_MAX_ATTEMPTS": "1",
+		"WORKER_INTENT_IN_FLIGHT": "1h"})
 	s.start()
 	o, so := s.order(sandbox.PlatformTaobao, nil)
-	s.publish(refundflow.Command{ID: "always-failing-1", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+	s.sb.SetFaults(sandbox.Faults{TimeoutAfter: 1500 * time.Millisecond, ForceErrors: []sandbox.ForcedError{
+		{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrTimeout, Count: 1}}})
+	s.publish(refundflow.Command{ID: "request-lost-1", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
 		OrderID: o, SubOrderID: so, Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "x"}})
+	id := s.caseFor(refundflow.PlatformTaobao, o, so)
+	waitFor(t, 20*time.Second, "the submit's intent", func() bool {
+		_, err := s.store.OpenIntent(context.Background(), id)
+		return err == nil
+	})
+	s.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoList", Kind: sandbox.ErrHTTP503, Count: 100000}}})
+	s.publish(refundflow.Command{ID: "always-failing-1", Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao, SubOrderID: so})
 	var dls []casestore.DeadLetter
-	waitFor(t, 20*time.Second, "the dead letter", func() bool {
+	waitFor(t, 30*time.Second, "the dead letter", func() bool {
 		var err error
 		dls, err = s.store.DeadLetters(context.Background(), casestore.DeadLetterFilter{})
 		return err == nil && len(dls) == 1
 	})
-	if d := dls[0]; d.MsgID != "always-failing-1" || d.Reason != string(events.DeadMaxDeliveries) || d.Deliveries != 3 || !strings.Contains(d.Error, "TaobaoRender") {
-		t.Fatalf("dead letter = %+v; want always-failing-1 max_deliveries after 3 deliveries naming TaobaoRender", d)
+	if d := dls[0]; d.MsgID != "always-failing-1" || d.Reason != string(events.DeadMaxDeliveries) || d.Deliveries != 3 || !strings.Contains(d.Error, "TaobaoList") {
+		t.Fatalf("dead letter = %+v; want always-failing-1 max_deliveries after 3 attempts naming TaobaoList", d)
 	}
-	// The case stays where it stopped, visible, with the failed attempts.
-	id := s.caseFor(refundflow.PlatformTaobao, o, so)
-	steps, err := s.store.Steps(context.Background(), id)
-	if err != nil || len(steps) == 0 || steps[0].Status != casestore.StepFailed {
-		t.Fatalf("steps = %+v, %v; want failed render attempts", steps, err)
+	if waiting, err := s.store.DeferredInputs(context.Background(), id); err != nil || len(waiting) != 0 {
+		t.Fatalf("deferred inputs after the dead letter: %+v, %v; want none", waiting, err)
+	}
+	// The case stays where it stopped, visible, with its open intent.
+	c, err := s.store.GetCase(context.Background(), id)
+	if err != nil || c.State != string(refundflow.StateSubmitting) {
+		t.Fatalf("case = %+v, %v; want it still submitting", c, err)
 	}
 }
 
@@ -744,12 +761,12 @@ func TestConfigMaxAckPending(t *testing.T) {
 		}
 	}
 	cfg, err := loadConfig(get(nil))
-	if err != nil || cfg.MaxAckPending != 6 {
-		t.Fatalf("default MaxAckPending = %d, %v; want WORKER_CONCURRENCY (6)", cfg.MaxAckPending, err)
-	}
-	cfg, err = loadConfig(get(map[string]string{"WORKER_MAX_ACK_PENDING": "24"}))
 	if err != nil || cfg.MaxAckPending != 24 {
-		t.Fatalf("MaxAckPending = %d, %v; want 24", cfg.MaxAckPending, err)
+		t.Fatalf("default MaxAckPending = %d, %v; want 4 × WORKER_CONCURRENCY (24): headroom for a killed process's messages", cfg.MaxAckPending, err)
+	}
+	cfg, err = loadConfig(get(map[string]string{"WORKER_MAX_ACK_PENDING": "7"}))
+	if err != nil || cfg.MaxAckPending != 7 {
+		t.Fatalf("MaxAckPending = %d, %v; want 7", cfg.MaxAckPending, err)
 	}
 	if _, err := loadConfig(get(map[string]string{"WORKER_MAX_ACK_PENDING": "-1"})); err == nil || !strings.Contains(err.Error(), "WORKER_MAX_ACK_PENDING") {
 		t.Fatalf("negative WORKER_MAX_ACK_PENDING: %v; want an error naming it", err)

@@ -48,7 +48,7 @@ func newMetrics(store *casestore.Store, consumers func() map[string]jetstream.Co
 		}, []string{"endpoint", "code"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refundhub_worker_messages_total",
-			Help: "Stream messages handled, by source (callbacks, commands) and result (applied, duplicate, ignored, retry, dead_letter).",
+			Help: "Stream messages handled, by source (callbacks, commands) and result (applied, duplicate, ignored, deferred: waits in the store for its case; retry, dead_letter).",
 		}, []string{"source", "result"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refundhub_worker_dead_letters_total",
@@ -136,6 +136,8 @@ func (m *metrics) onStep(p refundflow.Platform, step refundflow.StepName, outcom
 
 var (
 	casesDesc = prometheus.NewDesc("refundhub_worker_cases", "Cases by state (all worker processes: read from the database).", []string{"state"}, nil)
+	attnDesc  = prometheus.NewDesc("refundhub_worker_cases_attention", "Open cases by attention code: needs_attention reasons, and waiting_evidence for cases whose side effect cannot be confirmed yet (read from the database).", []string{"code"}, nil)
+	deferDesc = prometheus.NewDesc("refundhub_worker_deferred_inputs", "Commands and callbacks waiting in the store for their case (read from the database).", nil, nil)
 	lagDesc   = prometheus.NewDesc("refundhub_worker_consumer_pending", "Messages not yet delivered to the durable consumer (consumer lag), by source.", []string{"source"}, nil)
 	ackDesc   = prometheus.NewDesc("refundhub_worker_consumer_ack_pending", "Messages delivered and not yet acknowledged, by source.", []string{"source"}, nil)
 )
@@ -143,7 +145,7 @@ var (
 // stateCollector counts cases by state at scrape time.
 type stateCollector struct{ store *casestore.Store }
 
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- casesDesc }
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- casesDesc; ch <- attnDesc; ch <- deferDesc }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -156,6 +158,24 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range refundflow.States() {
 		ch <- prometheus.MustNewConstMetric(casesDesc, prometheus.GaugeValue, float64(counts[string(s)]), string(s))
 	}
+	flags, err := c.store.CountOpenByAttention(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(attnDesc, err)
+		return
+	}
+	for code, n := range flags {
+		// Codes are the engine's own constants (bounded), never platform text.
+		ch <- prometheus.MustNewConstMetric(attnDesc, prometheus.GaugeValue, float64(n), code)
+	}
+	if _, ok := flags[refundflow.AttnWaitingEvidence]; !ok {
+		ch <- prometheus.MustNewConstMetric(attnDesc, prometheus.GaugeValue, 0, refundflow.AttnWaitingEvidence)
+	}
+	waiting, err := c.store.CountDeferred(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(deferDesc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(deferDesc, prometheus.GaugeValue, float64(waiting))
 }
 
 // lagCollector reads the consumers' pending counts at scrape time.

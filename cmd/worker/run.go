@@ -84,8 +84,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.VoucherDir != "" {
 		vouchers = dirVouchers(cfg.VoucherDir)
 	}
-	engine, err := refundflow.NewEngine(refundflow.EngineConfig{Store: store, Client: client, Policy: cfg.Policy,
-		Logger: logger, LeaseTTL: cfg.LeaseTTL, Vouchers: vouchers, RetryDelay: cfg.RetryBase, RetryMax: cfg.RetryMax, OnStep: m.onStep})
+	owner, err := processOwner()
+	if err != nil {
+		return err
+	}
+	if err := takeOverDeadLeases(ctx, store, owner, logger); err != nil {
+		logger.Warn("take over the leases of dead worker processes", "err", err)
+	}
+	if dups, err := store.DuplicateOpenCases(ctx); err != nil {
+		logger.Warn("duplicate open cases", "err", err)
+	} else {
+		for _, c := range dups {
+			logger.Warn("a 1688 order has a second open case (opened before one case per order was enforced); settle it on the platform and close one",
+				"case", c.ID, "first_case", c.DuplicateOf, "order", c.OrderID, "state", c.State)
+		}
+	}
+	engine, err := refundflow.NewEngine(refundflow.EngineConfig{Store: store, Client: client, Policy: cfg.Policy, Owner: owner,
+		Logger: logger, LeaseTTL: cfg.LeaseTTL, Vouchers: vouchers, RetryDelay: cfg.RetryBase, RetryMax: cfg.RetryMax, OnStep: m.onStep,
+		ClockSkew: cfg.ClockSkew})
 	if err != nil {
 		return err
 	}

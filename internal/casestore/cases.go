@@ -446,6 +446,25 @@ func (s *Store) CountByState(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
+// CountOpenByAttention returns the number of open cases carrying each
+// attention code (needs_attention reasons and flags such as
+// waiting_evidence), for metrics.
+func (s *Store) CountOpenByAttention(ctx context.Context) (map[string]int, error) {
+	var rows []struct {
+		Code string `db:"attention_code"`
+		N    int    `db:"n"`
+	}
+	if err := sqlx.SelectContext(ctx, s.r, &rows, `SELECT attention_code, COUNT(*) AS n FROM cases
+		WHERE attention_code <> '' AND `+terminalFilter()+` GROUP BY attention_code`); err != nil {
+		return nil, fmt.Errorf("count cases by attention: %w", err)
+	}
+	out := make(map[string]int, len(rows))
+	for _, r := range rows {
+		out[r.Code] = r.N
+	}
+	return out, nil
+}
+
 func selectCases(ctx context.Context, q sqlx.QueryerContext, what, query string, args ...any) ([]Case, error) {
 	var rows []caseRow
 	if err := sqlx.SelectContext(ctx, q, &rows, query, args...); err != nil {

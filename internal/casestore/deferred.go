@@ -32,7 +32,10 @@ type DeferredInput struct {
 	Subject   string
 	NotBefore time.Time // when it can get further
 	Reason    string    // why it waits: a decision code, for operators
-	Attempts  int       // times it was taken up and had to wait again
+	// Attempts counts the times it was taken up and failed (a platform call
+	// or the store, not a wait for a known time): past a bound the worker
+	// gives it up as a dead letter. Defer adds the given value.
+	Attempts  int
 	CreatedAt time.Time
 }
 
@@ -61,8 +64,9 @@ func (r deferredRow) toDeferred() DeferredInput {
 
 // Defer keeps an input for its case until d.NotBefore. Deferring a message
 // that already waits (the same MsgID: taken up again and still waiting, or a
-// redelivered copy) moves its time and reason and counts an attempt; it
-// keeps its place in the case's order.
+// redelivered copy) moves its time and reason and adds d.Attempts (1 for a
+// failure, 0 for a wait) to its count; it keeps its place in the case's
+// order.
 func (tx *Tx) Defer(ctx context.Context, d DeferredInput) error {
 	if d.MsgID == "" || d.CaseID == 0 {
 		return fmt.Errorf("defer input: empty message id or case")
@@ -72,11 +76,12 @@ func (tx *Tx) Defer(ctx context.Context, d DeferredInput) error {
 		payload = []byte{}
 	}
 	_, err := tx.tx.ExecContext(ctx, `INSERT INTO deferred_inputs
-		(case_id, msg_id, source, payload, stream, stream_seq, subject, not_before, reason, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		(case_id, msg_id, source, payload, stream, stream_seq, subject, not_before, reason, attempts, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (msg_id) DO UPDATE SET not_before = excluded.not_before, reason = excluded.reason,
-			attempts = attempts + 1`,
-		d.CaseID, d.MsgID, d.Source, payload, d.Stream, int64(d.StreamSeq), d.Subject, ms64(d.NotBefore), d.Reason, ms64(tx.now))
+			attempts = attempts + excluded.attempts`,
+		d.CaseID, d.MsgID, d.Source, payload, d.Stream, int64(d.StreamSeq), d.Subject, ms64(d.NotBefore), d.Reason,
+		d.Attempts, ms64(tx.now))
 	if err != nil {
 		return fmt.Errorf("defer input %q of case %d: %w", d.MsgID, d.CaseID, err)
 	}

@@ -187,3 +187,32 @@ func (s *Store) LeaseUntil(ctx context.Context, caseID int64) (owner string, unt
 	}
 	return row.Owner, time.UnixMilli(row.Until).UTC(), nil
 }
+
+// LeaseOwners returns the owners that hold a lease on some case (expired or
+// not), so that a starting worker can recognise those of dead processes.
+func (s *Store) LeaseOwners(ctx context.Context) ([]string, error) {
+	var owners []string
+	if err := s.r.SelectContext(ctx, &owners, `SELECT DISTINCT lease_owner FROM cases WHERE lease_owner <> ''`); err != nil {
+		return nil, fmt.Errorf("lease owners: %w", err)
+	}
+	return owners, nil
+}
+
+// ReleaseLeasesOf ends every lease held by owner, a process known to be
+// gone (its open intents are settled by asking the platform, as after any
+// crash), and returns how many cases it held.
+func (s *Store) ReleaseLeasesOf(ctx context.Context, owner string) (int64, error) {
+	var n int64
+	err := s.Update(ctx, func(tx *Tx) error {
+		res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET lease_owner = '', lease_until = 0 WHERE lease_owner = ?`, owner)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release leases of %s: %w", owner, err)
+	}
+	return n, nil
+}

@@ -157,7 +157,11 @@ func (e *Engine) retryLater(ctx context.Context, h Handled, c casestore.Case, ms
 		switch {
 		case deferIt:
 			summary = fmt.Sprintf("waits until %s: ", until.UTC().Format(time.RFC3339))
-			if err := tx.Defer(ctx, deferredInput(c.ID, msg, until, code)); err != nil {
+			d := deferredInput(c.ID, msg, until, code+": "+clipN(cause.Error(), 300))
+			if failed {
+				d.Attempts = 1
+			}
+			if err := tx.Defer(ctx, d); err != nil {
 				return err
 			}
 		case done:
@@ -214,7 +218,7 @@ func (e *Engine) deferBusy(ctx context.Context, h Handled, caseID int64, msg *Me
 	}
 	until := e.now().Add(min(re.After, leaseRecheck))
 	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		return tx.Defer(ctx, deferredInput(caseID, msg, until, "leased"))
+		return tx.Defer(ctx, deferredInput(caseID, msg, until, "leased: another worker process holds the case"))
 	})
 	if err != nil {
 		return h, err
@@ -246,7 +250,7 @@ func (e *Engine) queueBehind(ctx context.Context, caseID int64, msg *Message) (H
 		until = now
 	}
 	err = e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		return tx.Defer(ctx, deferredInput(caseID, msg, until, "behind_earlier_input"))
+		return tx.Defer(ctx, deferredInput(caseID, msg, until, "behind_earlier_input: an earlier input of the case waits"))
 	})
 	if err != nil {
 		return Handled{}, false, err
