@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,20 +80,22 @@ type timelineJSON struct {
 
 func (a *app) listCommand() *cobra.Command {
 	var platform string
-	var states []string
+	var states, attention []string
 	var open bool
 	var olderThan time.Duration
 	var limit int
 	var afterID int64
 	cmd := &cobra.Command{
-		Use:     "list",
-		Short:   "List cases (filter by platform, state, age)",
-		Example: "  refundctl list --open --older-than 2h\n  refundctl list --platform 1688 --state needs_attention --json",
-		Args:    cobra.NoArgs,
+		Use:   "list",
+		Short: "List cases (filter by platform, state, age)",
+		Example: "  refundctl list --open --older-than 2h\n  refundctl list --platform 1688 --state needs_attention --json\n" +
+			"  refundctl list --attention waiting_evidence   # cases whose side effect cannot be confirmed yet",
+		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
 	f.StringVar(&platform, "platform", "", "taobao or 1688")
 	f.StringSliceVar(&states, "state", nil, "case state (repeatable or comma-separated)")
+	f.StringSliceVar(&attention, "attention", nil, "only cases with this attention code (repeatable or comma-separated; 'any' for every flagged case), e.g. waiting_evidence")
 	f.BoolVar(&open, "open", false, "only cases that are not finished")
 	f.DurationVar(&olderThan, "older-than", 0, "only cases not updated for this long (e.g. 2h)")
 	f.IntVar(&limit, "limit", 100, "at most this many cases (1 to 1000)")
@@ -107,6 +110,16 @@ func (a *app) listCommand() *cobra.Command {
 				return usagef("--state %q: want one of %s", s, strings.Join(stateNames(), ", "))
 			}
 			filter.States = append(filter.States, s)
+		}
+		for _, code := range attention {
+			switch {
+			case code == "any":
+				filter.AnyAttention = true
+			case slices.Contains(refundflow.AttentionCodes(), code):
+				filter.Attention = append(filter.Attention, code)
+			default:
+				return usagef("--attention %q: want any or one of %s", code, strings.Join(refundflow.AttentionCodes(), ", "))
+			}
 		}
 		if olderThan < 0 {
 			return usagef("--older-than %s: must not be negative", olderThan)

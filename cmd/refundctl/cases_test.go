@@ -101,7 +101,9 @@ func TestListCases(t *testing.T) {
 
 	ids := func(args ...string) []int64 {
 		t.Helper()
-		var out []caseJSON
+		e.wantErr(2, `--attention "stuck": want any or one of`, "list", "--attention", "stuck")
+
+	var out []caseJSON
 		decodeJSON(t, e.mustRun(append([]string{"list", "--json"}, args...)...).stdout, &out)
 		var got []int64
 		for _, c := range out {
@@ -121,6 +123,9 @@ func TestListCases(t *testing.T) {
 		{[]string{"--older-than", "1h"}, nil},
 		{[]string{"--limit", "1"}, []int64{1}},
 		{[]string{"--after-id", "1", "--limit", "1"}, []int64{2}},
+		{[]string{"--attention", "seller_refused"}, []int64{2}},
+		{[]string{"--attention", "any"}, []int64{2}},
+		{[]string{"--attention", "waiting_evidence"}, nil},
 	} {
 		if got := ids(tt.args...); !equalIDs(got, tt.want) {
 			t.Errorf("list %v = %v; want %v", tt.args, got, tt.want)

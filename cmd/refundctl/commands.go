@@ -53,6 +53,9 @@ func (a *app) newCommand(t target, kind refundflow.InputKind) (refundflow.Comman
 			return refundflow.Command{}, err
 		}
 	}
+	if t.platform == string(refundflow.Platform1688) && t.subOrderID != "" {
+		return refundflow.Command{}, usagef("--sub-order: 1688 cases are one per order; leave it out (--order-entry names the sub-orders a request concerns)")
+	}
 	return refundflow.Command{
 		ID: id, Kind: kind, Platform: refundflow.Platform(t.platform),
 		OrderID: t.orderID, SubOrderID: t.subOrderID, CaseID: t.caseID,

@@ -149,6 +149,8 @@ func TestCommandErrors(t *testing.T) {
 		{"bad goods status", 2, `goodsStatus "9"`, []string{"request", "--platform", "taobao", "--sub-order", "1", "--goods-status", "9", "--reason-id", "1"}},
 		{"no reason", 2, "give reasonId or reason", []string{"request", "--platform", "taobao", "--sub-order", "1", "--goods-status", "1"}},
 		{"taobao request without order", 2, "orderId: required for a Taobao request_refund", []string{"request", "--platform", "taobao", "--sub-order", "1", "--goods-status", "1", "--reason-id", "1"}},
+		{"1688 with a sub-order", 2, "--sub-order: 1688 cases are one per order; leave it out", []string{"request", "--platform", "1688", "--order", "1", "--sub-order", "42", "--goods-status", "refundWaitSellerSend", "--reason-id", "1", "--amount", "1", "--description", "ok"}},
+		{"1688 cancel with a sub-order", 2, "--sub-order: 1688 cases are one per order", []string{"cancel", "--platform", "1688", "--order", "1", "--sub-order", "42"}},
 		{"1688 no amount", 2, "amount: required for 1688", []string{"request", "--platform", "1688", "--order", "1", "--goods-status", "refundWaitSellerSend", "--reason-id", "1", "--description", "ok"}},
 		{"amount not a number", 2, `invalid argument "12.5" for "--amount"`, []string{"request", "--platform", "taobao", "--sub-order", "1", "--goods-status", "1", "--reason-id", "1", "--amount", "12.5"}},
 		{"ship without waybill", 2, `required flag(s) "waybill" not set`, []string{"ship", "--platform", "taobao", "--case", "1", "--company", "SF"}},

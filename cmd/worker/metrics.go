@@ -145,7 +145,11 @@ var (
 // stateCollector counts cases by state at scrape time.
 type stateCollector struct{ store *casestore.Store }
 
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- casesDesc; ch <- attnDesc; ch <- deferDesc }
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- casesDesc
+	ch <- attnDesc
+	ch <- deferDesc
+}
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -374,7 +374,11 @@ type CaseFilter struct {
 	OpenOnly      bool      // exclude terminal states
 	UpdatedBefore time.Time // cases untouched since this time (age)
 	CreatedAfter  time.Time
-	AfterID       int64 // paging: ids greater than this
+	// Attention: cases carrying one of these attention codes (needs_attention
+	// reasons, or flags such as waiting_evidence); AnyAttention: any code.
+	Attention    []string
+	AnyAttention bool
+	AfterID      int64 // paging: ids greater than this
 	Limit         int   // default 100, at most 1000
 }
 
@@ -393,6 +397,15 @@ func (s *Store) ListCases(ctx context.Context, f CaseFilter) ([]Case, error) {
 	}
 	if f.OpenOnly {
 		where = append(where, terminalFilter())
+	}
+	if len(f.Attention) > 0 {
+		where = append(where, "attention_code IN (?"+strings.Repeat(", ?", len(f.Attention)-1)+")")
+		for _, a := range f.Attention {
+			args = append(args, a)
+		}
+	}
+	if f.AnyAttention {
+		where = append(where, "attention_code <> ''")
 	}
 	if !f.UpdatedBefore.IsZero() {
 		where, args = append(where, "updated_at < ?"), append(args, ms64(f.UpdatedBefore))

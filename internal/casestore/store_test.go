@@ -1068,3 +1068,57 @@ func TestTimelineTail(t *testing.T) {
 		t.Errorf("tail 0 = %q; want nothing", got)
 	}
 }
+
+// TestUpgradeMarksSecond1688CasesOfAnOrder: before migration 8 a 1688
+// request with a sub-order id and a corrected one without it opened two
+// cases for one order. The upgrade merges nothing: the later case is marked
+// as the earlier one's duplicate (and reported), lookups by order find the
+// first, and no further open case can be created for the order.
+func TestUpgradeMarksSecond1688CasesOfAnOrder(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := open(ctx, path, nil, 7)
+	if err != nil {
+		t.Fatalf("open v7: %v", err)
+	}
+	for _, row := range []string{
+		`('1688', '900', '42', 'waiting_seller')`, // opened with a sub-order id
+		`('1688', '900', '', 'submitting')`,       // the corrected request: a second create
+		`('1688', '901', '', 'waiting_seller')`,   // another order
+		`('1688', '900', '', 'closed')`,           // finished: no conflict
+	} {
+		if _, err := old.w.Exec(`INSERT INTO cases (platform, order_id, sub_order_id, state, created_at, updated_at) VALUES ` + row[:len(row)-1] + `, 1, 1)`); err != nil {
+			t.Fatalf("insert v7 row %s: %v", row, err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openTest(t, path)
+	dups, err := s.DuplicateOpenCases(ctx)
+	if err != nil || len(dups) != 1 || dups[0].ID != 2 || dups[0].DuplicateOf != 1 || dups[0].State != "submitting" {
+		t.Fatalf("duplicate open cases after the upgrade: %+v, %v; want case 2, duplicate of 1, untouched", dups, err)
+	}
+	c, err := s.OpenCase(ctx, Platform1688, "900", "")
+	if err != nil || c.ID != 1 {
+		t.Fatalf("OpenCase(1688 order 900) = %d, %v; want the first case, 1", c.ID, err)
+	}
+	if c, err := s.OpenCase(ctx, Platform1688, "901", "7"); err != nil || c.ID != 3 {
+		t.Fatalf("OpenCase(1688 order 901, any sub-order) = %d, %v; want 3", c.ID, err)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.CreateCase(ctx, NewCase{Platform: Platform1688, OrderID: "900", State: "requested"})
+		return err
+	})
+	if !errors.Is(err, ErrOpenCaseExists) {
+		t.Fatalf("a third open case for 1688 order 900: %v; want ErrOpenCaseExists", err)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.CreateCase(ctx, NewCase{Platform: Platform1688, OrderID: "902", SubOrderID: "5", State: "requested"})
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "a 1688 case has no sub-order") {
+		t.Fatalf("a 1688 case with a sub-order id: %v; want it refused", err)
+	}
+}

@@ -69,6 +69,11 @@ func (c Command) Validate() error {
 			}
 		}
 	}
+	if c.Platform == Platform1688 && c.SubOrderID != "" {
+		// One case per 1688 order: a sub-order id would name a second case
+		// for the same order (and a second create).
+		errs = append(errs, errors.New("subOrderId: a 1688 case is one per order; leave it out (request.orderEntryIds names the sub-orders a refund concerns)"))
+	}
 	if c.OrderID != "" && !digits.MatchString(c.OrderID) {
 		errs = append(errs, errors.New("orderId: digits only"))
 	}

@@ -35,6 +35,7 @@ func TestDecodeCommand(t *testing.T) {
 		"no sub-order":      `{"id":"cmd-00000004","kind":"cancel","platform":"taobao"}`,
 		"1688 no order":     `{"id":"cmd-00000004","kind":"cancel","platform":"1688","subOrderId":"5"}`,
 		"1688 order zero":   `{"id":"cmd-00000004","kind":"cancel","platform":"1688","orderId":"0"}`,
+		"1688 sub-order":    `{"id":"cmd-00000004","kind":"request_refund","platform":"1688","orderId":"3305075341149134260","subOrderId":"42","request":{"goodsStatus":"refundWaitSellerSend","reasonId":1,"amount":1,"description":"ok"}}`,
 		"non-digit order":   `{"id":"cmd-00000004","kind":"cancel","platform":"taobao","subOrderId":"12a"}`,
 		"negative case":     `{"id":"cmd-00000004","kind":"cancel","platform":"taobao","caseId":-1,"subOrderId":"1"}`,
 		"unknown kind":      `{"id":"cmd-00000004","kind":"refund_everything","platform":"taobao","subOrderId":"1"}`,

@@ -44,6 +44,7 @@ type rig struct {
 	seq    atomic.Int64
 	pumped atomic.Int64
 	parser *callback.Parser
+	dbPath string
 }
 
 func newRig(t *testing.T, seller sandbox.SellerPolicy) *rig {
@@ -80,7 +81,8 @@ func newRig(t *testing.T, seller sandbox.SellerPolicy) *rig {
 	r.sb, r.url = sb, srv.URL
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = sb.Run(ctx) })
-	r.store, err = casestore.Open(ctx, filepath.Join(t.TempDir(), "refunds.db"), nil)
+	r.dbPath = filepath.Join(t.TempDir(), "refunds.db")
+	r.store, err = casestore.Open(ctx, r.dbPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

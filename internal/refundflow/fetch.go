@@ -17,10 +17,12 @@ import (
 // zone.
 var platformTZ = time.FixedZone("CST", 8*3600)
 
-// listPageSize and listMaxPages bound the Taobao list walk of one order.
+// listPageSize is the page size the Taobao list walk asks for; listMaxRefunds
+// bounds the refunds of one order it reads (at whatever page size the
+// platform returns) before it calls the list inconclusive.
 const (
-	listPageSize = 50
-	listMaxPages = 10
+	listPageSize   = 50
+	listMaxRefunds = 1000
 )
 
 // fetch reads the authoritative view of the case's refund: by the case's
@@ -170,7 +172,7 @@ var errListIncomplete = errors.New("the platform's refund list could not be read
 // sub-order's, oldest first. complete reports that the walk saw every refund
 // of the order, which absence needs as proof; it is false when the pages
 // cannot show that: a total that says more than the walk found, a page
-// repeating refunds of an earlier one, or more than listMaxPages pages.
+// repeating refunds of an earlier one, or more than listMaxRefunds refunds.
 //
 // The page size asked for is not trusted blindly: a first page shorter than
 // asked may be the end, or the platform capping the page size. When the
@@ -184,7 +186,7 @@ func (e *Engine) listSubOrder(ctx context.Context, orderID, subOrderID string) (
 		seen := map[string]bool{}
 		trusted := walk > 0 // the size was learned from the platform
 		restart := false
-		for page := 1; page <= listMaxPages && !restart; page++ {
+		for page := 1; (page-1)*size < listMaxRefunds && !restart; page++ {
 			res, err := e.client.TaobaoList(ctx, apiclient.ListRefundsRequest{PurchaseOrderID: orderID, PageNo: page, PageSize: size})
 			if isNotFound(err) && page == 1 {
 				return nil, true, nil // no such order: no refunds
@@ -209,20 +211,16 @@ func (e *Engine) listSubOrder(ctx context.Context, orderID, subOrderID string) (
 				return mine, len(seen) == total || len(list) < size, nil
 			case len(list) == size:
 				trusted = true // full pages: the platform honours the size
-			case len(list) == 0 && page == 1 && (!hasTotal || total == 0):
-				return mine, true, nil
-			case len(list) == 0:
-				return mine, false, nil // an empty page before the total was reached
-			case trusted && !hasTotal:
-				return mine, true, nil // a short page at an honoured size: the end
-			case page == 1 && walk == 0:
+			case !hasTotal && (trusted || (page == 1 && len(list) == 0)):
+				return mine, true, nil // a short page at an honoured size (or no refunds at all): the end
+			case page == 1 && walk == 0 && len(list) > 0:
 				size, restart = len(list), true // maybe a cap: walk again at that size
 			default:
-				return mine, false, nil
+				return mine, false, nil // fewer than the total says, and no way to read the rest
 			}
 		}
 		if !restart {
-			return mine, false, nil // more pages than listMaxPages
+			return mine, false, nil // more refunds than listMaxRefunds
 		}
 	}
 	return mine, false, nil

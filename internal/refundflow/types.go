@@ -432,6 +432,14 @@ const (
 	AttnWaitingEvidence = "waiting_evidence"
 )
 
+// AttentionCodes lists every code a case's attention can carry: the
+// needs_attention reasons and the waiting_evidence flag.
+func AttentionCodes() []string {
+	return []string{AttnSellerRefused, AttnRefundMissing, AttnUnknownStatus, AttnPlatformError, AttnReasonNotOffered,
+		AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnVoucherRequired, AttnCompanyRejected,
+		AttnBadStepResult, AttnWaitingEvidence, CodeUnverifiable, CodeInvalidRequest}
+}
+
 // viewRaised are attention codes that a later platform view clears by no
 // longer implying them.
 var viewRaised = []string{AttnSellerRefused, AttnRefundMissing, AttnUnknownStatus}

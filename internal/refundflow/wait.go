@@ -96,8 +96,8 @@ func deferredInput(caseID int64, msg *Message, notBefore time.Time, reason strin
 //     case's timer carries on (resumes the step) at the backoff's time;
 //   - an input not applied yet (it waits for an intent to be settled, or a
 //     fetch failed first) is deferred: kept in deferred_inputs until then;
-//   - a timer or reconcile input pushes the case's wake to that time and
-//     is handed back as a RetryError (no message to settle).
+//   - a timer or reconcile input sets the case's wake to that time and is
+//     handed back as a RetryError (no message to settle).
 //
 // The delay backs off: RetryDelay·2^n, capped at RetryMax, where n is the
 // case's failed inputs in a row (cases.failed_inputs). A wait for a known
@@ -142,12 +142,10 @@ func (e *Engine) retryLater(ctx context.Context, h Handled, c casestore.Case, ms
 		if flag != nil {
 			nc.AttentionCode, nc.AttentionMessage = flag.Code, flag.Message
 		}
-		switch {
-		case done:
-			nc.NextWakeAt = until
-		case msg == nil && (c.NextWakeAt.IsZero() || c.NextWakeAt.Before(until)):
-			// A timer or reconcile input: come back later rather than
-			// firing again at once.
+		if done || msg == nil {
+			// The case's timer carries on then: it runs the failed step
+			// again (or asks the platform again), neither at once nor only
+			// at a later timer (a step timeout, a re-check hours away).
 			nc.NextWakeAt = until
 		}
 		if _, err := tx.UpdateCaseFrom(ctx, c, nc); err != nil {
