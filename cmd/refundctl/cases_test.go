@@ -103,7 +103,7 @@ func TestListCases(t *testing.T) {
 		t.Helper()
 		e.wantErr(2, `--attention "stuck": want any or one of`, "list", "--attention", "stuck")
 
-	var out []caseJSON
+		var out []caseJSON
 		decodeJSON(t, e.mustRun(append([]string{"list", "--json"}, args...)...).stdout, &out)
 		var got []int64
 		for _, c := range out {

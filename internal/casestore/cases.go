@@ -379,7 +379,7 @@ type CaseFilter struct {
 	Attention    []string
 	AnyAttention bool
 	AfterID      int64 // paging: ids greater than this
-	Limit         int   // default 100, at most 1000
+	Limit        int   // default 100, at most 1000
 }
 
 // ListCases returns the cases matching f in id order.
