@@ -451,7 +451,7 @@ func printWelcome(w out, cfg config, present []string, tools bool, binDir, cliEn
 			fmt.Fprintf(w, "  worker    http://%s/metrics\n", cfg.MetricsAddr)
 		}
 	}
-	fmt.Fprintf(w, "\nTry next, in another terminal (the README has a five-minute walkthrough):\n")
+	fmt.Fprintf(w, "\nTry next, in another terminal (docs/walkthrough.md has a five-minute walkthrough):\n")
 	if tools {
 		fmt.Fprintf(w, "  set -a; . %s; set +a      # NATS_URL, DB_PATH, RECEIVER_URL, CALLBACK_TOKEN\n", cliEnv)
 		fmt.Fprintf(w, "  %s request --platform 1688 --order 3305075341149134260 --type return \\\n"+

@@ -107,7 +107,7 @@ func receiverDuplicates(t *testing.T, receiverAddr string) int {
 	return n
 }
 
-// TestWalkthrough is the README's five-minute walkthrough, run against the
+// TestWalkthrough is docs/walkthrough.md's five-minute walkthrough, run against the
 // whole stack started the way `go run ./cmd/devstack` starts it, on both
 // platforms: request a return, watch the seller agree, report the return,
 // see the refund succeed, replay its callbacks and see them ignored as

@@ -20,7 +20,7 @@ type Envelope struct {
 
 // Error codes. The platform's error-code table is UNKNOWN (reference §7); these
 // are the codes the sandbox answers with and the client's defaults for deciding
-// what is retryable. They are guesses, documented as such in the README, and the
+// what is retryable. They are guesses, documented as such in docs/platform-guesses.md, and the
 // client's RetryableCodes can be reconfigured when the real table is known.
 const (
 	CodeMalformedJSON    = 4001 // body is not valid JSON or has wrong field types

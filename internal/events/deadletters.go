@@ -14,7 +14,7 @@ import (
 // metric, so a value never changes once shipped; add a new one instead.
 type DeadReason string
 
-// Dead-letter reasons. README.md's dead-letter section explains each one to
+// Dead-letter reasons. docs/worker.md's dead-letter section explains each one to
 // operators; keep the two in step.
 const (
 	// DeadUndecodable: a callback the parser cannot read (not a platform
