@@ -97,7 +97,21 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 	cl := e.client
 	switch st.Name {
 	case StepRender:
+		// What the sub-order already has, before anything of ours: only a
+		// refund not listed here can later be taken as this case's. Listed
+		// beside the render (both are reads), so the step takes one round
+		// trip, not two.
+		type listed struct {
+			ids []string
+			err error
+		}
+		existing := make(chan listed, 1)
+		go func() {
+			ids, err := e.existingRefunds(ctx, c.OrderID, c.SubOrderID)
+			existing <- listed{ids, err}
+		}()
 		r, err := cl.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: c.SubOrderID, RefundType: st.RefundType, GoodsStatus: st.TaobaoGoodsStatus()})
+		prior := <-existing
 		if err != nil {
 			return nil, r.RequestID, err
 		}
@@ -108,11 +122,10 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 		for _, rr := range t.RefundReasons {
 			f.Reasons = append(f.Reasons, Reason{ID: int64(rr.ReasonID), Desc: rr.ReasonDesc})
 		}
-		// What the sub-order already has, before anything of ours: only a
-		// refund not listed here can later be taken as this case's.
-		if f.Existing, err = e.existingRefunds(ctx, c.OrderID, c.SubOrderID); err != nil {
-			return nil, r.RequestID, err
+		if prior.err != nil {
+			return nil, r.RequestID, prior.err
 		}
+		f.Existing = prior.ids
 		res.Form = f
 		return map[string]any{"reasons": len(f.Reasons), "minFee": f.MinFee, "maxFee": f.MaxFee, "canEditFee": f.CanEditFee,
 			"existingRefunds": f.Existing}, r.RequestID, nil
