@@ -124,6 +124,10 @@ type NewCase struct {
 	// OpenedBy is the id of the command that opened the case ("" if none);
 	// unique, so a redelivered command cannot open a second case.
 	OpenedBy string
+	// LeaseOwner, when set, holds the new case's lease for LeaseTTL from
+	// the start (as Tx.TakeLease would, without a second statement).
+	LeaseOwner string
+	LeaseTTL   time.Duration
 }
 
 // CreateCase opens a case. It returns ErrOpenCaseExists when the order (or
@@ -142,10 +146,17 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 		return Case{}, fmt.Errorf("create case: 1688 order %s: a 1688 case has no sub-order (got %q)", n.OrderID, n.SubOrderID)
 	}
 	now := ms64(tx.now)
+	var leaseUntil int64
+	if n.LeaseOwner != "" {
+		if n.LeaseTTL <= 0 {
+			return Case{}, fmt.Errorf("create case: lease owner without a positive lease ttl")
+		}
+		leaseUntil = now + n.LeaseTTL.Milliseconds()
+	}
 	res, err := tx.tx.ExecContext(ctx, `INSERT INTO cases
-		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at, opened_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		n.Platform, n.OrderID, n.SubOrderID, n.State, req, nullMS(n.NextWakeAt), now, now, n.OpenedBy)
+		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at, opened_by, lease_owner, lease_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		n.Platform, n.OrderID, n.SubOrderID, n.State, req, nullMS(n.NextWakeAt), now, now, n.OpenedBy, n.LeaseOwner, leaseUntil)
 	var id int64
 	if err == nil {
 		id, err = res.LastInsertId()
@@ -159,7 +170,11 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 	// Built here, not read back (see updateCase): the column defaults of
 	// schema.sql, at version 1.
 	c := Case{ID: id, Platform: n.Platform, OrderID: n.OrderID, SubOrderID: n.SubOrderID, State: n.State,
-		Request: json.RawMessage(req), NextWakeAt: n.NextWakeAt, CreatedAt: time.UnixMilli(now).UTC(), OpenedBy: n.OpenedBy}
+		Request: json.RawMessage(req), NextWakeAt: n.NextWakeAt, CreatedAt: time.UnixMilli(now).UTC(), OpenedBy: n.OpenedBy,
+		LeaseOwner: n.LeaseOwner}
+	if leaseUntil > 0 {
+		c.LeaseUntil = time.UnixMilli(leaseUntil).UTC()
+	}
 	return storedCase(c, now), nil
 }
 

@@ -102,3 +102,28 @@ func TestLease(t *testing.T) {
 		t.Fatalf("version after leases = %d, %v; want %d", got.Version, err, c.Version)
 	}
 }
+
+// TestCreateCaseTakesTheLease: a case can be created already leased (the
+// engine opens a case and holds it before any platform call), and another
+// owner cannot take it until the lease ends.
+func TestCreateCaseTakesTheLease(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "lease.db"))
+	ctx := context.Background()
+	var c Case
+	err := s.Update(ctx, func(tx *Tx) error {
+		var err error
+		c, err = tx.CreateCase(ctx, NewCase{Platform: PlatformTaobao, OrderID: "1", SubOrderID: "2", State: "requested",
+			LeaseOwner: "opener", LeaseTTL: time.Minute})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, until, err := s.LeaseUntil(ctx, c.ID)
+	if err != nil || owner != "opener" || !until.Equal(c.LeaseUntil) || time.Until(until) < 50*time.Second {
+		t.Fatalf("lease after CreateCase: %q until %v (case says %v), %v; want opener for a minute", owner, until, c.LeaseUntil, err)
+	}
+	if _, err := s.ClaimLease(ctx, c.ID, "someone-else", time.Minute); !errors.Is(err, ErrLeased) {
+		t.Fatalf("another owner claiming the new case: %v; want ErrLeased", err)
+	}
+}

@@ -267,11 +267,8 @@ func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, 
 	err = e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
 		created, err := tx.CreateCase(ctx, casestore.NewCase{Platform: string(cmd.Platform), OrderID: cmd.OrderID,
 			SubOrderID: cmd.SubOrderID, State: string(StateRequested), Request: req, OpenedBy: cmd.ID,
-			NextWakeAt: e.decider.wake(StateRequested, nil, tx.Now())})
+			NextWakeAt: e.decider.wake(StateRequested, nil, tx.Now()), LeaseOwner: e.owner, LeaseTTL: e.leaseTTL})
 		if err != nil {
-			return err
-		}
-		if _, err := tx.TakeLease(ctx, created.ID, e.owner, e.leaseTTL); err != nil {
 			return err
 		}
 		if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: created.ID, Kind: casestore.KindCommand,

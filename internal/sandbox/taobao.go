@@ -437,8 +437,21 @@ func (s *Sandbox) taobaoList(r *http.Request, _ *apiCall) (any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	candidates := s.refunds
+	if req.PurchaseOrderID != "" {
+		// The order's own refunds only: a list by order must not cost a scan
+		// of every refund the sandbox holds (benchmarks open thousands).
+		candidates = map[string]*Refund{}
+		if o := s.orders[orderKey(PlatformTaobao, req.PurchaseOrderID)]; o != nil {
+			for _, id := range o.RefundIDs {
+				if ref := s.refunds[id]; ref != nil {
+					candidates[id] = ref
+				}
+			}
+		}
+	}
 	var matched []*Refund
-	for _, ref := range s.refunds {
+	for _, ref := range candidates {
 		if ref.Platform != PlatformTaobao {
 			continue
 		}
