@@ -389,6 +389,13 @@ func waitReady(ctx context.Context, url string, timeout time.Duration, exited <-
 func loadOrCreateSecrets(path string) (map[string]string, bool, error) {
 	secrets := map[string]string{}
 	if b, err := os.ReadFile(path); err == nil {
+		// A file left readable by others (copied, restored, created by an
+		// older devstack) is tightened, not only files devstack rewrites.
+		if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(path, 0o600); err != nil {
+				return nil, false, fmt.Errorf("tighten %s to mode 0600: %w", path, err)
+			}
+		}
 		for _, line := range strings.Split(string(b), "\n") {
 			line = strings.TrimSpace(line)
 			if line == "" || strings.HasPrefix(line, "#") {

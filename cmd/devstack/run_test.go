@@ -119,6 +119,25 @@ func TestLoadOrCreateSecretsTightensLooseFileItCompletes(t *testing.T) {
 	assertPrivate(t, path, "CALLBACK_TOKEN="+secrets["CALLBACK_TOKEN"]+"\n")
 }
 
+// TestLoadOrCreateSecretsTightensLooseCompleteFile: a complete secrets
+// file that is readable by others (copied, restored) is not rewritten, but
+// its mode is still set to 0600.
+func TestLoadOrCreateSecretsTightensLooseCompleteFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "devstack.env")
+	content := "CALLBACK_TOKEN=0123456789abcdef0123456789abcdef0123456789abcdef\nUPSTREAM_ACCESS_KEY=0123456789abcdef0123456789abcdef\n" +
+		"UPSTREAM_ACCESS_SECRET=0123456789abcdef0123456789abcdef0123456789abcdef\nUPSTREAM_USER_ID=42\n"
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, created, err := loadOrCreateSecrets(path); err != nil || created {
+		t.Fatalf("loadOrCreateSecrets(complete file): created=%v err=%v; want it read as it is", created, err)
+	}
+	assertPrivate(t, path, "UPSTREAM_USER_ID=42\n")
+}
+
 // assertPrivate checks that path has mode 0600, holds want, and that no
 // temporary file was left beside it.
 func assertPrivate(t *testing.T, path, want string) {
