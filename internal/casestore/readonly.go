@@ -110,15 +110,11 @@ func OpenExisting(ctx context.Context, path string, logger *slog.Logger) (*Store
 		return nil, err
 	}
 	// mode=rw: open for writing, but never create the file.
-	w, err := sqlx.Open("sqlite3", uri+"?mode=rw&"+writerParams)
+	w, err := openWriter(uri + "?mode=rw&" + writerParams)
 	if err != nil {
 		_ = r.Close()
-		return nil, fmt.Errorf("open store writer: %w", err)
+		return nil, err
 	}
-	// One writer connection per process, as in Open.
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxIdleTime(0)
 	s := newStore(w, r, logger)
 	go s.committer()
 	return s, nil
@@ -212,14 +208,8 @@ func (s *Store) refuseUpdates() {
 	for {
 		select {
 		case <-s.quit:
-			for {
-				select {
-				case p := <-s.queue:
-					p.done <- ErrClosed
-				default:
-					return
-				}
-			}
+			s.failQueued()
+			return
 		case p := <-s.queue:
 			p.done <- ErrReadOnly
 		}

@@ -140,17 +140,11 @@ func open(ctx context.Context, path string, logger *slog.Logger, upTo int) (*Sto
 	// A file: URI with an escaped path, so '?' or '#' in a directory name
 	// cannot be read as parameters.
 	uri := "file:" + (&url.URL{Path: abs}).EscapedPath()
-	w, err := sqlx.Open("sqlite3", uri+"?"+writerParams)
+	w, err := openWriter(uri + "?" + writerParams)
 	if err != nil {
-		return nil, fmt.Errorf("open store writer: %w", err)
+		return nil, err
 	}
-	// One writer connection per process; across processes BEGIN IMMEDIATE and
-	// busy_timeout serialise writers.
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, log: logger, now: time.Now, queue: make(chan *pendingUpdate, maxBatch),
-		quit: make(chan struct{}), stopped: make(chan struct{})}
+	s := newStore(w, nil, logger)
 	go s.committer()
 	if err := s.migrate(ctx, parseMigrations(schemaSQL), upTo); err != nil {
 		s.stop()
@@ -361,14 +355,8 @@ func (s *Store) committer() {
 	for {
 		select {
 		case <-s.quit:
-			for {
-				select {
-				case p := <-s.queue:
-					p.done <- ErrClosed
-				default:
-					return
-				}
-			}
+			s.failQueued()
+			return
 		case p := <-s.queue:
 			batch = append(batch[:0], p)
 		fill:
@@ -383,6 +371,32 @@ func (s *Store) committer() {
 			s.commitBatch(batch)
 		}
 	}
+}
+
+// failQueued answers the updates still queued when the store closes.
+func (s *Store) failQueued() {
+	for {
+		select {
+		case p := <-s.queue:
+			p.done <- ErrClosed
+		default:
+			return
+		}
+	}
+}
+
+// openWriter opens the single-connection writer pool at dsn.
+func openWriter(dsn string) (*sqlx.DB, error) {
+	w, err := sqlx.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store writer: %w", err)
+	}
+	// One writer connection per process; across processes BEGIN IMMEDIATE and
+	// busy_timeout serialise writers.
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	return w, nil
 }
 
 // commitBatch runs the batch in one BEGIN IMMEDIATE transaction, each fn in
