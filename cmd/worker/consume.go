@@ -46,6 +46,8 @@ type worker struct {
 
 	mu     sync.Mutex
 	active map[int64]bool // cases a timer or reconcile input is running for
+
+	order keyOrder // commands of one case, in the order they came
 }
 
 // consumerConfig is the durable pull consumer every worker process binds to.
@@ -65,21 +67,46 @@ func (w *worker) consumerConfig(filter string) jetstream.ConsumerConfig {
 }
 
 // consume starts a Consume loop that hands each message to a goroutine
-// bounded by sem.
+// bounded by sem. Commands for one case run in the order they came
+// (keyOrder): one that arrives while another for its case is handled waits
+// for it.
 // ctx stops taking new messages; work is the context of the handling itself,
 // which outlives ctx by the shutdown timeout.
 func (w *worker) consume(ctx, work context.Context, source string, cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
 	return cons.Consume(func(m jetstream.Msg) {
+		key := ""
+		if source == sourceCommands {
+			key = refundflow.OrderKey(m.Data())
+		}
+		if key != "" && w.order.join(key, m, w.inProgress) {
+			return // runs after the command before it, on its slot
+		}
+		next := func() jetstream.Msg {
+			if key == "" {
+				return nil
+			}
+			return w.order.next(key)
+		}
+		// Not handled (stopping): not acked, so redelivered after AckWait to
+		// this or another process; so are the commands that waited behind it.
+		giveUp := func() {
+			for q := next(); q != nil; q = next() {
+			}
+		}
 		if !w.acquire(ctx, m) {
-			return // not acked: redelivered after AckWait, to this or another process
+			giveUp()
+			return
 		}
 		if !w.track() {
 			<-w.sem
-			return // stopping: not acked, redelivered after AckWait
+			giveUp()
+			return
 		}
 		go func() {
 			defer func() { <-w.sem; w.wg.Done() }()
-			w.handle(work, source, m)
+			for msg := m; msg != nil; msg = next() {
+				w.handle(work, source, msg)
+			}
 		}()
 	}, jetstream.PullMaxMessages(max(2, w.cfg.Concurrency)), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {

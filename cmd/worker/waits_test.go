@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -205,4 +207,55 @@ func TestWorkerResumesWithinSecondsAfterAKill(t *testing.T) {
 		t.Errorf("the restarted worker took %s to finish a case; want about 5 s at most", took.Round(time.Millisecond))
 	}
 	s.noDuplicates()
+}
+
+// Issue 11.4: commands for one case apply in the order they were issued.
+// Eight messages for one refund, published one after another while the
+// platform answers each post slowly, reach the platform in that order.
+func TestCommandsForOneCaseApplyInTheOrderIssued(t *testing.T) {
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_CONCURRENCY": "8"})
+	s.sb.SetSeller(sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	s.start()
+	o, so := s.request(refundflow.PlatformTaobao)
+	id := s.caseFor(refundflow.PlatformTaobao, o, so)
+	c := s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
+	s.sb.SetFaults(sandbox.Faults{LatencyMin: 30 * time.Millisecond, LatencyMax: 60 * time.Millisecond, Endpoints: []string{"TaobaoSubmitMessage"}})
+	var want []string
+	for i := 1; i <= 8; i++ {
+		text := fmt.Sprintf("ordered message %d", i)
+		want = append(want, text)
+		s.publish(refundflow.Command{Kind: refundflow.InputSendMessage, Platform: refundflow.PlatformTaobao, SubOrderID: so, Message: text})
+	}
+	var got []string
+	waitFor(t, 20*time.Second, "eight messages on the platform", func() bool {
+		got = got[:0]
+		for _, m := range s.sandboxMessages(c.RefundID) {
+			if strings.HasPrefix(m, "ordered message ") {
+				got = append(got, m)
+			}
+		}
+		return len(got) == len(want)
+	})
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("messages on the platform in the order %q; want %q", got, want)
+	}
+}
+
+// sandboxMessages returns the contents of a refund's messages, oldest first.
+func (s *stack) sandboxMessages(refundID string) []string {
+	s.t.Helper()
+	resp, err := http.Get(s.sbURL + "/_sandbox/refunds/" + refundID)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ref sandbox.Refund
+	if err := json.NewDecoder(resp.Body).Decode(&ref); err != nil {
+		s.t.Fatal(err)
+	}
+	var out []string
+	for _, m := range ref.Messages {
+		out = append(out, m.Content)
+	}
+	return out
 }

@@ -134,3 +134,28 @@ func DecodeCommand(b []byte) (Command, error) {
 func (c Command) Input(now time.Time) Input {
 	return Input{Kind: c.Kind, Now: now, ID: c.ID, Request: c.Request, Shipment: c.Shipment, Message: c.Message}
 }
+
+// OrderKey names the case a command is for, as far as the command itself
+// says (no store read): its case id, or the Taobao sub-order, or the 1688
+// order. Commands with the same key are applied in the order they were
+// delivered. "" for a payload that does not decode (nothing to order).
+func OrderKey(payload []byte) string {
+	var c struct {
+		Platform   Platform `json:"platform"`
+		OrderID    string   `json:"orderId"`
+		SubOrderID string   `json:"subOrderId"`
+		CaseID     int64    `json:"caseId"`
+	}
+	if json.Unmarshal(payload, &c) != nil {
+		return ""
+	}
+	switch {
+	case c.CaseID > 0:
+		return "case:" + strconv.FormatInt(c.CaseID, 10)
+	case c.Platform == PlatformTaobao && c.SubOrderID != "":
+		return "taobao:" + c.SubOrderID
+	case c.Platform == Platform1688 && c.OrderID != "":
+		return "1688:" + c.OrderID
+	}
+	return ""
+}

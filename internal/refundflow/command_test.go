@@ -70,3 +70,17 @@ func FuzzDecodeCommand(f *testing.F) {
 		}
 	})
 }
+
+func TestOrderKey(t *testing.T) {
+	for payload, want := range map[string]string{
+		`{"kind":"cancel","platform":"taobao","orderId":"1","subOrderId":"2"}`: "taobao:2",
+		`{"kind":"cancel","platform":"1688","orderId":"3"}`:                    "1688:3",
+		`{"kind":"cancel","platform":"1688","orderId":"3","caseId":9}`:         "case:9",
+		`{"kind":"cancel","platform":"taobao","orderId":"1"}`:                  "",
+		`not json`: "",
+	} {
+		if got := OrderKey([]byte(payload)); got != want {
+			t.Errorf("OrderKey(%s) = %q; want %q", payload, got, want)
+		}
+	}
+}
