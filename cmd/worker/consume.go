@@ -454,31 +454,39 @@ func (w *worker) takeUp(ctx context.Context, id int64) {
 		}
 		dm := deadMessage{source: d.Source, msgID: d.MsgID, subject: d.Subject, stream: d.Stream, seq: d.StreamSeq,
 			deliveries: uint64(d.Attempts), payload: d.Payload, deferred: true}
+		// A dead letter that could not be stored keeps its row and stops the
+		// case's queue: the inputs behind it must not overtake it.
 		if d.Attempts >= w.cfg.MaxDeliver {
-			_ = w.deadLetter(ctx, dm, events.DeadMaxDeliveries, fmt.Errorf("taken up %d times and failed each time (last: %s)", d.Attempts, d.Reason))
+			if w.deadLetter(ctx, dm, events.DeadMaxDeliveries, fmt.Errorf("taken up %d times and failed each time (last: %s)", d.Attempts, d.Reason)) != nil {
+				return
+			}
 			continue
 		}
 		msg := &refundflow.Message{ID: d.MsgID, Stream: d.Stream, Seq: d.StreamSeq, Subject: d.Subject,
 			Source: d.Source, Payload: d.Payload, Deferred: true}
 		h, reason, err := w.apply(ctx, msg)
+		var dlErr error
 		switch {
 		case reason != "":
-			_ = w.deadLetter(ctx, dm, reason, err)
+			dlErr = w.deadLetter(ctx, dm, reason, err)
 		case err == nil && h.Deferred:
 			w.metrics.messages.WithLabelValues(d.Source, "deferred").Inc()
 			return
 		case err == nil:
 			w.metrics.messages.WithLabelValues(d.Source, handledResult(h)).Inc()
 		case errors.Is(err, refundflow.ErrPermanent):
-			_ = w.deadLetter(ctx, dm, events.DeadPermanentError, err)
+			dlErr = w.deadLetter(ctx, dm, events.DeadPermanentError, err)
 		case errors.Is(err, refundflow.ErrNoCase):
-			_ = w.deadLetter(ctx, dm, events.DeadUnknownCase, err)
+			dlErr = w.deadLetter(ctx, dm, events.DeadUnknownCase, err)
 		default:
 			d.NotBefore, d.Attempts, d.Reason = time.Now().Add(w.backoff(uint64(d.Attempts)+1)), 1, clipText(err.Error(), 200)
 			if uerr := w.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error { return tx.Defer(ctx, d) }); uerr != nil {
 				w.log.Warn("deferred input: keep for later", "case", id, "msg", d.MsgID, "err", uerr)
 			}
 			w.log.Info("deferred input: retry later", "case", id, "msg", d.MsgID, "err", err)
+			return
+		}
+		if dlErr != nil {
 			return
 		}
 	}

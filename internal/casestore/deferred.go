@@ -96,12 +96,16 @@ func (tx *Tx) DeleteDeferred(ctx context.Context, msgID string) error {
 	return nil
 }
 
-// DueDeferredCases returns the cases that have an input due at now, the
-// longest-waiting first.
+// DueDeferredCases returns the cases whose oldest waiting input is due at
+// now, the longest-waiting first. Only the oldest counts: the inputs behind
+// it wait for it, whatever their own time (a case whose first input has to
+// wait again must not be picked up, and crowd out other cases, on every
+// tick).
 func (s *Store) DueDeferredCases(ctx context.Context, now time.Time, limit int) ([]int64, error) {
 	var ids []int64
-	if err := sqlx.SelectContext(ctx, s.r, &ids, `SELECT case_id FROM deferred_inputs WHERE not_before <= ?
-		GROUP BY case_id ORDER BY MIN(not_before), case_id LIMIT ?`, ms64(now), clampLimit(limit)); err != nil {
+	if err := sqlx.SelectContext(ctx, s.r, &ids, `SELECT d.case_id FROM deferred_inputs d
+		WHERE d.not_before <= ? AND d.id = (SELECT MIN(f.id) FROM deferred_inputs f WHERE f.case_id = d.case_id)
+		ORDER BY d.not_before, d.case_id LIMIT ?`, ms64(now), clampLimit(limit)); err != nil {
 		return nil, fmt.Errorf("due deferred inputs: %w", err)
 	}
 	return ids, nil

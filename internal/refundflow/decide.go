@@ -406,7 +406,9 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 			}
 			return dec
 		}
-		return park(c, CodeUnverifiable, fmt.Sprintf("cannot tell whether the %s took effect; check on the platform", it.Step))
+		dec := park(c, CodeUnverifiable, fmt.Sprintf("cannot tell whether the %s took effect; check on the platform", it.Step))
+		dec.Reapply = isCommand(in.Kind) // the command is then decided on the parked case, not swallowed
+		return dec
 	}
 	if v.Found && c.RefundID != "" && v.RefundID != "" && v.RefundID != c.RefundID {
 		// A view of another refund says nothing about this intent: leave it
@@ -696,6 +698,12 @@ func (d Decider) onResult(c CaseView, in Input) Decision {
 			return keep(c, CodeMessageFailed, fmt.Sprintf("message failed: %s %s", clip(r.Err.Code), clip(r.Err.Message)))
 		}
 		return keep(c, CodeMessageSent, "message posted")
+	}
+	if c.State == StateNeedsAttention && r.Key != "" && c.Intent != nil && c.Intent.Key == r.Key && stepOf(c.Platform, c.Parked) == r.Step {
+		// A side effect sent again from a parked case (the platform showed
+		// its earlier attempt absent): its result counts as the parked
+		// state's own step, and a success takes the case out of parking.
+		c.State, c.Parked = c.Parked, ""
 	}
 	if c.State == StateRequested || c.State == StateNeedsAttention || stepOf(c.Platform, c.State) != r.Step {
 		return keep(c, CodeStaleResult, fmt.Sprintf("a %s result while %s", clip(string(r.Step)), c.State))

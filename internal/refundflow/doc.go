@@ -64,8 +64,13 @@
 // Submit, return submit, cancel and message are side effects. The worker
 // persists the decision and the step's intent (casestore Tx.BeginStep with
 // Step.Key) in one transaction before calling the platform, and the result
-// afterwards. While an intent has no result (CaseView.Intent), every input
-// yields OutcomeFetch; with the view, Decide settles the intent (Resolution):
+// afterwards. A call has three outcomes (StepError.NotApplied): applied;
+// certainly not applied (refused before or when it arrived: the intent is
+// closed and the step may run again under a new key); or unknown (the
+// intent stays open). A step sent again under an open intent (Resume) that
+// is refused leaves the intent open too: the refusal says nothing about the
+// earlier attempt. While an intent has no result (CaseView.Intent), every
+// input yields OutcomeFetch; with the view, Decide settles the intent (Resolution):
 // done if the platform shows the effect, re-sent under the same key
 // (Step.Resume) only if the platform positively shows it did not happen and
 // Policy.InFlight has passed since we stopped waiting for the newest attempt
@@ -81,7 +86,17 @@
 // (intent_unverifiable), where only the platform's progress, a cancel or an
 // operator on the platform moves it (another shipment is refused). A view of
 // another refund leaves the intent open. A confirmed effect never leaves the
-// case parked at the step that had it.
+// case parked at the step that had it. While the case waits for evidence it
+// carries the waiting_evidence attention flag with its deadline.
+//
+// A refund the case has not recorded counts as its own only on evidence
+// that ties it to the case: on Taobao it was not among the sub-order's
+// refunds listed when the case read its form (Plan.PriorRefunds), and a
+// list the walk cannot prove complete proves no absence; on 1688 the
+// platform does not date it before the intent began (less
+// EngineConfig.ClockSkew). A case that has submitted nothing (beforeSubmit:
+// no refund id, no open intent, not past submitting) asks the platform
+// nothing: whatever it holds is someone else's.
 //
 // # Worker contract
 //
@@ -99,9 +114,23 @@
 //     transaction and feed its StepResult back (recording FinishStep with the
 //     next decision). A timeout or an ambiguous 5xx is a transient StepError:
 //     the intent stays open and the next attempt settles it first.
-//  4. OutcomeNoOp: store WakeAt if it changed; OutcomeReject: record why;
-//     OutcomeRetry: redeliver later (NakWithDelay).
+//  4. OutcomeNoOp: store WakeAt (and a waiting flag) if it changed;
+//     OutcomeReject: record why; OutcomeRetry: the input waits (see Waits).
 //  5. Reapply: after 3 (and the steps it led to), Decide the same input again.
+//
+// # Waits
+//
+// A wait is durable state in the store, never an unacknowledged message
+// (wait.go, retryLater). An input applied before a step it led to failed is
+// done (its inbox row is written) and the case's own timer runs the step
+// again at the backoff's time (RetryDelay·2^n, n = cases.failed_inputs). An
+// input not applied yet (it waits for an intent to be settled, a failed
+// fetch, another process's lease) is kept in deferred_inputs with the time
+// it can go on, Handled.Deferred is set, and its message can be settled;
+// the worker takes due inputs up in order and hands them back with
+// Message.Deferred. A command for a case that has inputs waiting goes
+// behind them. Without a message payload to keep, a wait is handed back as
+// a *RetryError.
 //
 // # Lookahead
 //
@@ -110,8 +139,9 @@
 // decision commits, decides the next step from the result, and commits both
 // decisions in one transaction: the first with the step recorded, the
 // second with its side effect's intent (BeginStep) when it has one, before
-// that call, as always. A Taobao refund request thus takes two commits (open
-// + form + submit intent; submit result) instead of three. It applies only
+// that call, as always. A Taobao refund request thus takes three commits
+// (the case opened before any platform call; form + submit intent; submit
+// result) instead of four. It applies only
 // when nothing is to be settled (no open intent, no Resolve); when the next
 // decision needs a view or a retry, the first commits alone and the result
 // is fed in as usual; on a version conflict or a lease held elsewhere
@@ -127,11 +157,15 @@
 // the same BEGIN IMMEDIATE transaction as each decision (with the case's
 // optimistic version check), kept and renewed across the platform call,
 // dropped with the input's last decision; a crashed holder's lease expires
-// after EngineConfig.LeaseTTL. An input's message id goes to the inbox with
-// its last decision, so a redelivery after a crash re-applies the input
-// (decisions are idempotent) and one after the commit is dropped. Transient
-// failures return *RetryError (the consumer redelivers later); inputs that
-// can never succeed wrap ErrPermanent (the consumer dead-letters them).
-// A request_refund records its command id on the case it opens, so a late
-// redelivery can never open a second case (and submit a second refund).
+// after EngineConfig.LeaseTTL (the worker releases a dead process's leases
+// of its host at once). An input's message id goes to the inbox with its
+// last decision, so a redelivery after a crash re-applies the input
+// (decisions are idempotent) and one after the commit is dropped. Inputs
+// that can never succeed wrap ErrPermanent (the consumer dead-letters them);
+// a command naming an order with no case yet returns ErrNoCase (the
+// consumer tries again for a bounded time). A request_refund creates its
+// case row, leased and locked, before any platform call, and records its
+// command id on it, so a command arriving meanwhile finds the case and a
+// late redelivery can never open a second case (and submit a second
+// refund).
 package refundflow

@@ -438,6 +438,10 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 	var ran *stepRecord
 	var waited time.Duration
 	for range maxLoop {
+		if waited > 0 && ctx.Err() != nil {
+			// Given up while waiting for another process's lease.
+			return e.deferBusy(ctx, h, caseID, msg, applied, &RetryError{After: time.Second, Err: casestore.ErrLeased})
+		}
 		c, err := e.store.GetCase(ctx, caseID)
 		if err != nil {
 			return h, err
@@ -532,8 +536,10 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 				// The intent already existed: an earlier attempt may have
 				// reached the platform. Never call again here; the open
 				// intent is settled (fetch first) by the next input.
+				// The input is as applied as it can be: record it, so that
+				// neither a redelivery nor its waiting row comes back.
 				e.log.Warn("intent already recorded; not calling again", "case", caseID, "key", dec.Step.Key)
-				return h, nil
+				return h, e.recordInbox(ctx, msg)
 			}
 			res, rec := e.runStep(ctx, c, dec.Step)
 			h.Steps++
@@ -889,14 +895,19 @@ func (e *Engine) recordStep(ctx context.Context, tx *casestore.Tx, caseID int64,
 		if _, err := tx.RecordStep(ctx, caseID, string(r.step), r.request, res); err != nil {
 			return casestore.TimelineEntry{}, err
 		}
-	case r.err != nil && !r.err.NotApplied:
-		// Outcome unknown: the intent stays open and the next attempt asks
-		// the platform first, trusting "no effect" only Policy.InFlight
-		// after now (the request may still arrive).
+	case r.err != nil && (!r.err.NotApplied || r.resume):
+		// Outcome unknown (of this attempt, or of an earlier one under the
+		// same key when this one was refused): the intent stays open and the
+		// next attempt asks the platform first, trusting "no effect" only
+		// Policy.InFlight after now (the request may still arrive).
 		if err := tx.MarkAttempt(ctx, r.key); err != nil {
 			return casestore.TimelineEntry{}, err
 		}
-		summary += "; outcome unknown: intent left open"
+		if r.err.NotApplied {
+			summary += "; refused, but an earlier attempt may have taken effect: intent left open"
+		} else {
+			summary += "; outcome unknown: intent left open"
+		}
 	case r.err != nil:
 		// The platform certainly did not apply it: the intent is closed,
 		// and a later attempt goes out under a new key without asking first.

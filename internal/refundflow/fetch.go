@@ -99,12 +99,14 @@ func (e *Engine) alibabaView(ctx context.Context, c casestore.Case, cv CaseView,
 }
 
 // alibabaCreated is when the platform says a 1688 refund was applied for
-// (gmtApply, else gmtCreate); zero if it says neither.
+// (gmtApply, else gmtCreate, else createTime); zero if it says none of them.
 func alibabaCreated(info apiclient.RefundInfo) time.Time {
-	if t := parsePlatformTime(info.GmtApply); !t.IsZero() {
-		return t
+	for _, s := range []string{info.GmtApply, info.GmtCreate, info.CreateTime} {
+		if t := parsePlatformTime(s); !t.IsZero() {
+			return t
+		}
 	}
-	return parsePlatformTime(info.GmtCreate)
+	return time.Time{}
 }
 
 // listTaobao finds the case's refund among the order's refunds for its
@@ -170,23 +172,25 @@ var errListIncomplete = errors.New("the platform's refund list could not be read
 
 // listSubOrder walks the Taobao list of an order's refunds and returns the
 // sub-order's, oldest first. complete reports that the walk saw every refund
-// of the order, which absence needs as proof; it is false when the pages
-// cannot show that: a total that says more than the walk found, a page
-// repeating refunds of an earlier one, or more than listMaxRefunds refunds.
+// of the order, which absence needs as proof.
 //
-// The page size asked for is not trusted blindly: a first page shorter than
-// asked may be the end, or the platform capping the page size. When the
-// total is missing or says more, the walk starts over with the short page's
-// length as the page size: a page that is full at that size shows the cap,
-// and a shorter page after it is then the end.
+// Neither the page size asked for nor the total is trusted blindly. The end
+// of the list is a page shorter than a page size the platform has shown it
+// honours (an earlier full page at that size), and only if a total, when
+// given, is no larger than what the walk saw. A first page shorter than
+// asked may be the end or the platform capping the page size: the walk then
+// starts over with that page's length as the page size, so the next pages
+// show which. One shortcut: a single short first page holding exactly the
+// total is the whole list. Anything else (a total the walk never reaches, a
+// page repeating an earlier one, an empty page 1 while a total says more,
+// more than listMaxRefunds refunds) is incomplete.
 func (e *Engine) listSubOrder(ctx context.Context, orderID, subOrderID string) (mine []apiclient.RefundOrderAggregate, complete bool, err error) {
 	size := listPageSize
 	for walk := 0; walk < 2; walk++ {
 		mine = mine[:0]
 		seen := map[string]bool{}
 		trusted := walk > 0 // the size was learned from the platform
-		restart := false
-		for page := 1; (page-1)*size < listMaxRefunds && !restart; page++ {
+		for page := 1; (page-1)*size < listMaxRefunds; page++ {
 			res, err := e.client.TaobaoList(ctx, apiclient.ListRefundsRequest{PurchaseOrderID: orderID, PageNo: page, PageSize: size})
 			if isNotFound(err) && page == 1 {
 				return nil, true, nil // no such order: no refunds
@@ -207,19 +211,25 @@ func (e *Engine) listSubOrder(ctx context.Context, orderID, subOrderID string) (
 			}
 			total, hasTotal := res.Data.Total, res.Data.HasTotal
 			switch {
-			case hasTotal && len(seen) >= total:
-				return mine, len(seen) == total || len(list) < size, nil
 			case len(list) == size:
-				trusted = true // full pages: the platform honours the size
-			case !hasTotal && (trusted || (page == 1 && len(list) == 0)):
-				return mine, true, nil // a short page at an honoured size (or no refunds at all): the end
-			case page == 1 && walk == 0 && len(list) > 0:
-				size, restart = len(list), true // maybe a cap: walk again at that size
+				trusted = true // a full page: the platform honours the size
+				continue
+			case trusted:
+				// A short page at an honoured size: the end, unless the total
+				// says there are more.
+				return mine, !hasTotal || len(seen) >= total, nil
+			case page == 1 && hasTotal && len(seen) == total:
+				return mine, true, nil // one short page holding the whole total
+			case page == 1 && len(list) == 0:
+				return mine, !hasTotal || total == 0, nil
+			case page == 1 && walk == 0:
+				size = len(list) // maybe a cap: walk again at that size
 			default:
-				return mine, false, nil // fewer than the total says, and no way to read the rest
+				return mine, false, nil
 			}
+			break
 		}
-		if !restart {
+		if walk > 0 || size == listPageSize {
 			return mine, false, nil // more refunds than listMaxRefunds
 		}
 	}

@@ -418,3 +418,89 @@ func TestRateLimitedSubmitIsNotAnUnknownOutcome(t *testing.T) {
 		})
 	}
 }
+
+// Review of issue 11: a command that waited in the store is taken up, its
+// decision and message intent commit, and the process dies before the
+// call's result is recorded. Taken up again, the intent is settled
+// (unverified: a message is never sent twice) and the command finds its
+// intent already recorded. It must still be finished: its waiting row
+// goes (with the inbox row), and the command behind it is applied, instead
+// of both being taken up on every tick for ever.
+func TestWaitingCommandWhoseIntentExistsIsFinished(t *testing.T) {
+	r := newRig(t, manual)
+	ctx := context.Background()
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	h := r.handle(cmd)
+	c := r.waitState(h.CaseID, refundflow.StateWaitingSeller)
+	r.callbacksApplied()
+
+	first := r.command(refundflow.InputSendMessage, refundflow.PlatformTaobao, "", so)
+	first.Message = "first message, cut off by a crash"
+	m := message(first)
+	key := fmt.Sprintf("case:%d:message:%s", c.ID, first.ID)
+	if err := r.store.Update(ctx, func(tx *casestore.Tx) error {
+		if err := tx.Defer(ctx, casestore.DeferredInput{CaseID: c.ID, MsgID: m.ID, Source: m.Source, Payload: m.Payload,
+			NotBefore: time.Now().Add(-time.Second), Reason: "test"}); err != nil {
+			return err
+		}
+		_, _, err := tx.BeginStep(ctx, c.ID, string(refundflow.StepMessage), key, "{}")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	second := r.command(refundflow.InputSendMessage, refundflow.PlatformTaobao, "", so)
+	second.Message = "second message"
+	if h, err := r.eng.HandleCommand(ctx, second, message(second)); err != nil || !h.Deferred {
+		t.Fatalf("a command behind a waiting one: %+v, %v; want it deferred behind it", h, err)
+	}
+	r.drive(r.eng, c.ID)
+	if waiting, err := r.store.DeferredInputs(ctx, c.ID); err != nil || len(waiting) != 0 {
+		t.Fatalf("waiting inputs after they were taken up: %+v, %v; want none", waiting, err)
+	}
+	for _, id := range []string{first.ID, second.ID} {
+		if seen, err := r.store.InboxSeen(ctx, id); err != nil || !seen {
+			t.Errorf("command %s in the inbox: %v, %v; want it recorded as applied", id, seen, err)
+		}
+	}
+	res, err := r.client.TaobaoListMessages(ctx, apiclient.ListMessagesRequest{RefundID: c.RefundID, PageSize: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(res.Data)
+	if strings.Count(string(raw), "second message") != 1 || strings.Contains(string(raw), "cut off by a crash") {
+		t.Fatalf("messages on the platform %s; want the second once and the first not sent again", raw)
+	}
+}
+
+// Review of issue 11: the first submit reaches the platform late (it takes
+// effect after our call gave up), the list shows nothing yet, so it is sent
+// again under the same key, and the platform refuses that with 4092 ("an
+// open refund already exists": the late one). The refusal is not applied,
+// but it says nothing about the first attempt: the intent stays open, the
+// case asks the platform again and finds its refund, instead of closing the
+// intent and never seeing its refund (and cancelling blind).
+func TestResendRefusedAsDuplicateKeepsTheIntentOpen(t *testing.T) {
+	r := newRig(t, manual)
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	r.sb.SetFaults(sandbox.Faults{LatencyMin: time.Second, LatencyMax: time.Second, Endpoints: []string{"TaobaoSubmit"},
+		TimeoutAfter: 1500 * time.Millisecond,
+		ForceErrors:  []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrLate, Count: 1}}})
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	h := r.handle(cmd)
+	c := r.waitState(h.CaseID, refundflow.StateWaitingSeller)
+	list, err := r.client.TaobaoList(context.Background(), apiclient.ListRefundsRequest{PurchaseOrderID: o, PageSize: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Data.List) != 1 || list.Data.List[0].RefundOrder.RefundID.String() != c.RefundID {
+		t.Fatalf("refunds on the order %+v; want exactly one, the case's %q", list.Data.List, c.RefundID)
+	}
+	for _, s := range r.stepsNamed(c.ID, refundflow.StepSubmit) {
+		if s.Status == casestore.StepFailed {
+			t.Errorf("submit intent %s closed as failed (%s); want it kept open and settled by the platform's view", s.IdempotencyKey, s.ErrorCode)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 type stepRecord struct {
 	step      StepName
 	key       string
+	resume    bool   // sent again under an intent whose earlier attempt's outcome is unknown
 	request   string // summary (JSON)
 	outcome   string // summary (JSON)
 	requestID string
@@ -57,14 +58,14 @@ func stepSummary(c casestore.Case, st *Step) string {
 func (e *Engine) runStep(ctx context.Context, c casestore.Case, st *Step) (StepResult, stepRecord) {
 	p := Platform(c.Platform)
 	res := StepResult{Step: st.Name, Key: st.Key}
-	rec := stepRecord{step: st.Name, key: st.Key, request: stepSummary(c, st)}
+	rec := stepRecord{step: st.Name, key: st.Key, resume: st.Resume, request: stepSummary(c, st)}
 	start := time.Now()
 	out, requestID, err := e.call(ctx, c, p, st, &res)
 	rec.dur = time.Since(start)
 	rec.requestID = requestID
 	outcome := "ok"
 	if err != nil {
-		res.Err = stepError(err, st.Name.SideEffect())
+		res.Err = stepError(err, st.Name.SideEffect(), st.Resume)
 		rec.err = res.Err
 		outcome = "failed"
 		if res.Err.Transient {
@@ -238,8 +239,12 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 // the rest (business codes, invalid arguments) need an operator.
 // NotApplied: apiclient.NotApplied. A side effect whose outcome is unknown
 // (not NotApplied) is transient whatever the code: its intent stays open and
-// the next attempt asks the platform before anything else.
-func stepError(err error, sideEffect bool) *StepError {
+// the next attempt asks the platform before anything else. So is one sent
+// again under an intent whose earlier attempt's outcome is unknown (resume),
+// even when this attempt was refused: the refusal says nothing about the
+// earlier one (a duplicate refusal is what an earlier attempt that landed
+// late would cause).
+func stepError(err error, sideEffect, resume bool) *StepError {
 	se := &StepError{Message: clipN(err.Error(), 500)}
 	var ae *apiclient.APIError
 	var he *apiclient.HTTPError
@@ -268,6 +273,6 @@ func stepError(err error, sideEffect bool) *StepError {
 	}
 	se.NotApplied = apiclient.NotApplied(err)
 	se.Transient = errors.Is(err, apiclient.ErrRetryable) || errors.As(err, &de) || errors.Is(err, errListIncomplete) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || (sideEffect && !se.NotApplied)
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || (sideEffect && (!se.NotApplied || resume))
 	return se
 }
