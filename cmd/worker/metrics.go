@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
@@ -70,7 +71,7 @@ func newMetrics(store *casestore.Store, consumers func() map[string]jetstream.Co
 	m.reg.MustRegister(m.stepDuration, m.platformCalls, m.platformErrors, m.messages, m.deadLetters,
 		m.reconcileFound, m.reconcileMoved, m.timerWakes,
 		&stateCollector{store: store}, &lagCollector{consumers: consumers},
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

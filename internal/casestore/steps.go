@@ -247,11 +247,3 @@ func (s *Store) Steps(ctx context.Context, caseID int64) ([]StepAttempt, error) 
 	}
 	return out, nil
 }
-
-func getStep(ctx context.Context, q sqlx.QueryerContext, id int64) (StepAttempt, error) {
-	var r stepRow
-	if err := sqlx.GetContext(ctx, q, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE id = ?`, id); err != nil {
-		return StepAttempt{}, fmt.Errorf("step %d: %w", id, notFound(err))
-	}
-	return r.toStep(), nil
-}

@@ -248,21 +248,22 @@ func (r *rig) drive(eng *refundflow.Engine, id int64) {
 		}
 		msg := &refundflow.Message{ID: d.MsgID, Source: d.Source, Payload: d.Payload, Deferred: true}
 		var h refundflow.Handled
+		var herr error
 		if d.Source == casestore.SourceCommands {
 			cmd, err := refundflow.DecodeCommand(d.Payload)
 			if err != nil {
 				r.t.Fatalf("deferred command %s: %v", d.MsgID, err)
 			}
-			h, err = eng.HandleCommand(ctx, cmd, msg)
+			h, herr = eng.HandleCommand(ctx, cmd, msg)
 		} else {
 			ev, err := r.parser.Parse(d.Payload)
 			if err != nil {
 				r.t.Fatalf("deferred callback %s: %v", d.MsgID, err)
 			}
-			h, err = eng.HandleCallback(ctx, ev, msg)
+			h, herr = eng.HandleCallback(ctx, ev, msg)
 		}
-		if err != nil || h.Deferred {
-			return
+		if herr != nil || h.Deferred {
+			return // it waits again (or failed: the worker would retry it later)
 		}
 	}
 }
