@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger.Warn("duplicate open cases", "err", err)
 	} else {
 		for _, c := range dups {
-			logger.Warn("a 1688 order has a second open case (opened before one case per order was enforced); settle it on the platform and close one",
+			logger.Warn("a 1688 order has a second open case, opened before one case per order was enforced: both are followed as they are; check on the platform which of their refunds exist (refundctl show for both cases)",
 				"case", c.ID, "first_case", c.DuplicateOf, "order", c.OrderID, "state", c.State)
 		}
 	}
