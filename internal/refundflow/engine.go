@@ -468,7 +468,7 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 					return h, &RetryError{After: time.Second, Err: err}
 				}
 				e.log.Warn("fetch platform view", "case", caseID, "err", err)
-				return e.retryLater(ctx, h, c, msg, applied, ran, &held, fmt.Errorf("fetch: %w", err), time.Time{}, "fetch_failed", nil)
+				return e.retryLater(ctx, h, c, msg, applied, ran, &held, failure("fetch_failed", fmt.Errorf("fetch: %w", err)))
 			}
 			dec = e.decider.Decide(cv, pv, in)
 		}
@@ -478,10 +478,10 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 		}
 		final := (dec.Outcome != OutcomeAct || dec.Step == nil) && !reapply
 		if dec.Outcome == OutcomeRetry {
-			return e.retryLater(ctx, h, c, msg, applied, ran, &held, retryCause(dec), dec.RetryAt, dec.Code, dec.Attention)
+			return e.retryLater(ctx, h, c, msg, applied, ran, &held, waitFor(dec))
 		}
 		if dec.Outcome == OutcomeFetch { // a view did not settle it: cannot happen with a view
-			return e.retryLater(ctx, h, c, msg, applied, ran, &held, errors.New("decision still wants a view"), time.Time{}, "fetch_loop", nil)
+			return e.retryLater(ctx, h, c, msg, applied, ran, &held, failure("fetch_loop", errors.New("decision still wants a view")))
 		}
 		var inbox *Message
 		if final {

@@ -103,11 +103,9 @@ func deferredInput(caseID int64, msg *Message, notBefore time.Time, reason strin
 // case's failed inputs in a row (cases.failed_inputs). A wait for a known
 // time (notBefore: Decision.RetryAt) is no failure: it does not count, and
 // the input comes back exactly then.
-//
-// flag, when set, is the decision's waiting_evidence flag: the case shows it
-// while the input waits.
 func (e *Engine) retryLater(ctx context.Context, h Handled, c casestore.Case, msg *Message, applied bool, ran *stepRecord,
-	held *atomic.Bool, cause error, notBefore time.Time, code string, flag *Attention) (Handled, error) {
+	held *atomic.Bool, p pause) (Handled, error) {
+	cause, notBefore, code, flag := p.cause, p.notBefore, p.code, p.flag
 	attempt := c.FailedInputs
 	delay := backoff(e.retry, e.retryMax, attempt)
 	failed := notBefore.IsZero()
@@ -186,6 +184,22 @@ func (e *Engine) retryLater(ctx context.Context, h Handled, c casestore.Case, ms
 		return h, err
 	}
 	return h, &RetryError{After: delay, Err: cause}
+}
+
+// pause is why an input cannot get further now, for retryLater.
+type pause struct {
+	cause     error
+	notBefore time.Time  // a wait for a known time (Decision.RetryAt); zero: a failure, backed off
+	code      string     // a decision code, kept with a deferred input
+	flag      *Attention // the decision's waiting_evidence flag, shown while the input waits
+}
+
+// failure is the pause of an input that failed (backed off).
+func failure(code string, cause error) pause { return pause{cause: cause, code: code} }
+
+// waitFor is the pause a retry decision asks for.
+func waitFor(dec Decision) pause {
+	return pause{cause: retryCause(dec), notBefore: dec.RetryAt, code: dec.Code, flag: dec.Attention}
 }
 
 // retryDetail is the detail of a "retry later" timeline entry (for
