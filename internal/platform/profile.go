@@ -244,7 +244,9 @@ func Parse(override []byte, name string) (*Profile, error) {
 		if _, err := toml.Decode(string(override), &over); err != nil {
 			return nil, fmt.Errorf("platform profile %s: %w", label, tomlErr(err))
 		}
-		mergeTree(base, over, "")
+		if err := mergeTree(base, over, ""); err != nil {
+			return nil, fmt.Errorf("platform profile %s: %w", label, err)
+		}
 	}
 	var merged bytes.Buffer
 	if err := toml.NewEncoder(&merged).Encode(base); err != nil {
@@ -260,18 +262,29 @@ func Parse(override []byte, name string) (*Profile, error) {
 	return &p, nil
 }
 
-// mergeTree merges src into dst (see Parse for the rules).
-func mergeTree(dst, src map[string]any, path string) {
+// mergeTree merges src into dst (see Parse for the rules). Keys are exact:
+// the decoder would match "Taobao" to taobao, and the two would then fight.
+func mergeTree(dst, src map[string]any, path string) error {
 	for k, v := range src {
 		key := path + k
+		if _, ok := dst[k]; !ok {
+			for have := range dst {
+				if strings.EqualFold(have, k) {
+					return fmt.Errorf("unknown key %s (did you mean %s%s?)", key, path, have)
+				}
+			}
+		}
 		sub, isTable := v.(map[string]any)
 		old, oldIsTable := dst[k].(map[string]any)
 		if isTable && oldIsTable && !replacedWhole(path) {
-			mergeTree(old, sub, key+".")
+			if err := mergeTree(old, sub, key+"."); err != nil {
+				return err
+			}
 			continue
 		}
 		dst[k] = v
 	}
+	return nil
 }
 
 // replacedWhole reports whether entries of the table at path are replaced

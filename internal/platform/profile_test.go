@@ -135,6 +135,8 @@ func TestBadProfileNamesTheKey(t *testing.T) {
 		{"same platform", "[callbacks.taobao]\nmessage_platform = 1", "callbacks."},
 		{"syntax", "[taobao\n", "line "},
 		{"duplicate key", "[amounts]\ntaobao = \"fen\"\ntaobao = \"yuan\"", "taobao"},
+		{"blank status name", "[taobao.refund_status]\nclosed = { names = [\" \"], code = 4 }", "taobao.refund_status.closed.names"},
+		{"key in the wrong case", "[taobAo.refund_status]\nclosed = { names = [\"X\"], code = 4 }", "unknown key taobAo (did you mean taobao?)"},
 		{"missing signature secret", "[signature]\nparts = [\"access-key\", \"timestamp\"]", "signature.parts: must include secret"},
 	}
 	for _, c := range cases {

@@ -291,8 +291,8 @@ func statusTables(key string, m map[Phase]StatusFact, codes bool) (map[string]Ph
 			return nil, nil, keyErr(k+".names", "missing")
 		}
 		for _, n := range f.Names {
-			if n == "" {
-				return nil, nil, keyErr(k+".names", "empty name")
+			if n == "" || strings.TrimSpace(n) != n {
+				return nil, nil, keyErr(k+".names", "%q: a name is not empty and has no surrounding space", n)
 			}
 			if other, dup := byName[n]; dup {
 				return nil, nil, keyErr(k+".names", "duplicate status %q (also %s.%s)", n, key, other)
