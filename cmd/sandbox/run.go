@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
 
@@ -75,8 +74,8 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	names := make([]string, 0, 16)
-	for name := range apiclient.DefaultPaths().ByName() {
-		names = append(names, apiclient.PathEnvVar(name))
+	for name := range sandbox.DefaultPaths().ByName() {
+		names = append(names, sandbox.PathEnvVar(name))
 	}
 	sort.Strings(names)
 	fmt.Fprintln(w, "Path overrides:", strings.Join(names, ", "))
@@ -256,7 +255,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("SANDBOX_SEED=%q: want an integer", seed))
 	}
-	paths, err := apiclient.PathsFromLookup(getenv)
+	paths, err := sandbox.PathsFromLookup(getenv)
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/sandbox"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test to share.
@@ -47,9 +47,9 @@ func TestHelpListsEveryVariable(t *testing.T) {
 			t.Errorf("-h output lacks %s", v.name)
 		}
 	}
-	for name := range apiclient.DefaultPaths().ByName() {
-		if !strings.Contains(out.String(), apiclient.PathEnvVar(name)) {
-			t.Errorf("-h output lacks %s", apiclient.PathEnvVar(name))
+	for name := range sandbox.DefaultPaths().ByName() {
+		if !strings.Contains(out.String(), sandbox.PathEnvVar(name)) {
+			t.Errorf("-h output lacks %s", sandbox.PathEnvVar(name))
 		}
 	}
 	if !strings.Contains(out.String(), "127.0.0.1:8090") {

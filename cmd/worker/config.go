@@ -15,6 +15,7 @@ import (
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/envconfig"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -67,12 +68,11 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("UPSTREAM_ACCESS_KEY", "", "REQUIRED platform access key"),
 	envconfig.V("UPSTREAM_ACCESS_SECRET", "", "REQUIRED platform access secret (only used to sign; never logged)"),
 	envconfig.V("UPSTREAM_USER_ID", "", "REQUIRED platform user id (user-id header)"),
-	envconfig.V("UPSTREAM_PATH_<ENDPOINT>", "documented paths", "override one endpoint path, e.g. UPSTREAM_PATH_TAOBAO_SUBMIT (see apiclient.PathEnvVar)"),
+	envconfig.V("UPSTREAM_PROFILE", "", "TOML file overriding the built-in platform profile (endpoint paths, error-code classes, status names, time and amount formats, callback types): every guess about the platform; see docs/platform.md and `refundctl doctor`"),
 	envconfig.V("UPSTREAM_RATE_LIMIT", "20", "platform calls per second for this process, shared by all its goroutines (retries included)"),
 	envconfig.V("UPSTREAM_RATE_BURST", "10", "rate limiter burst"),
 	envconfig.V("UPSTREAM_TIMEOUT", "10s", "timeout of one platform call attempt"),
 	envconfig.V("UPSTREAM_MAX_ATTEMPTS", "4", "attempts of a read-only platform call within one step (side effects are never repeated by the client)"),
-	envconfig.V("UPSTREAM_NOT_APPLIED_CODES", formatCodes(apiclient.DefaultNotAppliedCodes()), "envelope codes that prove a call had no effect (comma-separated codes or LOW-HIGH ranges): a side effect refused with one is sent again at once, under a new key; any other failing code leaves the outcome unknown, and the platform is asked before anything is sent again (INFERRED: the error-code table is not documented)"),
 	envconfig.V("UPSTREAM_CLOCK_SKEW", refundflow.DefaultClockSkew.String(), "how far the platform's clock may lag ours: a refund the platform says it created this long before our submission began is someone else's (INFERRED)"),
 	envconfig.V("WORKER_CONCURRENCY", "8", "messages and timers handled at once by this process"),
 	envconfig.V("WORKER_MAX_ACK_PENDING", "0", "each consumer's MaxAckPending, shared by all worker processes (server-enforced cap on messages delivered and not yet acknowledged); 0 = 4 × WORKER_CONCURRENCY. Each process holds up to twice its concurrency (handling + prefetched); the headroom lets a restarted process take new messages at once while a killed one's wait for WORKER_ACK_WAIT. With several processes set it to 4 × their total concurrency"),
@@ -136,9 +136,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 			env.Fail(fmt.Errorf("%s is not set: the worker signs every platform call with UPSTREAM_ACCESS_KEY, UPSTREAM_ACCESS_SECRET and UPSTREAM_USER_ID (the account's OpenAPI credentials)", name))
 		}
 	}
-	paths, err := apiclient.PathsFromLookup(getenv)
+	profile, err := platform.Load(getenv("UPSTREAM_PROFILE"))
 	if err != nil {
-		env.Fail(err)
+		env.Fail(fmt.Errorf("UPSTREAM_PROFILE: %w", err))
 	}
 	rl, err := strconv.ParseFloat(get("UPSTREAM_RATE_LIMIT"), 64)
 	if err != nil || rl <= 0 || rl > 100000 {
@@ -150,7 +150,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AccessKey:    strings.TrimSpace(getenv("UPSTREAM_ACCESS_KEY")),
 		AccessSecret: strings.TrimSpace(getenv("UPSTREAM_ACCESS_SECRET")),
 		UserID:       strings.TrimSpace(getenv("UPSTREAM_USER_ID")),
-		Paths:        paths,
+		Profile:      profile,
 		Timeout:      duration("UPSTREAM_TIMEOUT", 100*time.Millisecond, 5*time.Minute),
 		RateLimit:    cfg.RateLimit,
 		RateBurst:    integer("UPSTREAM_RATE_BURST", 1, 10000),
@@ -166,11 +166,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 	cfg.AckWait = duration("WORKER_ACK_WAIT", time.Second, time.Hour)
 	cfg.UnknownCaseWait = duration("WORKER_UNKNOWN_CASE_WAIT", 0, 24*time.Hour)
 	cfg.ClockSkew = duration("UPSTREAM_CLOCK_SKEW", 0, 24*time.Hour)
-	codes, err := parseCodes(get("UPSTREAM_NOT_APPLIED_CODES"))
-	if err != nil {
-		env.Fail(fmt.Errorf("UPSTREAM_NOT_APPLIED_CODES: %w", err))
-	}
-	cfg.Upstream.NotAppliedCodes = codes
 	cfg.MaxDeliver = integer("WORKER_MAX_DELIVER", 1, 1000)
 	cfg.RetryBase = duration("WORKER_RETRY_BASE", time.Millisecond, time.Hour)
 	cfg.RetryMax = duration("WORKER_RETRY_MAX", time.Millisecond, 24*time.Hour)
@@ -206,41 +201,4 @@ func loadConfig(getenv func(string) string) (config, error) {
 	cfg.TypeNames = names
 	cfg.LogLevel = env.LogLevel("LOG_LEVEL")
 	return cfg, env.Err()
-}
-
-// parseCodes reads a comma-separated list of envelope codes and LOW-HIGH
-// ranges ("4001,4290,4011-4014"); an empty list trusts no code.
-func parseCodes(s string) ([]int, error) {
-	out := []int{}
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		lo, hi, isRange := strings.Cut(f, "-")
-		a, err := strconv.Atoi(strings.TrimSpace(lo))
-		b := a
-		if err == nil && isRange {
-			b, err = strconv.Atoi(strings.TrimSpace(hi))
-		}
-		if err != nil || a < 0 || b < a || b-a > 100000 {
-			return nil, fmt.Errorf("%q: want a code or a LOW-HIGH range of codes", f)
-		}
-		if a <= apiclient.CodeSuccess && apiclient.CodeSuccess <= b {
-			return nil, fmt.Errorf("%q: includes the success code %d", f, apiclient.CodeSuccess)
-		}
-		for c := a; c <= b; c++ {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
-// formatCodes is parseCodes' input for a list of codes.
-func formatCodes(codes []int) string {
-	parts := make([]string, len(codes))
-	for i, c := range codes {
-		parts[i] = strconv.Itoa(c)
-	}
-	return strings.Join(parts, ",")
 }

@@ -526,7 +526,7 @@ func TestDroppedCallbacksAndFlakyPlatform(t *testing.T) {
 	// lookup by order) and the case rightly parks for an operator
 	// (refundflow's TestEngine1688CreateUnverifiable).
 	var endpoints []string
-	for name := range apiclient.DefaultPaths().ByName() {
+	for name := range sandbox.DefaultPaths().ByName() {
 		if name != "AlibabaCreateRefund" {
 			endpoints = append(endpoints, name)
 		}
@@ -728,8 +728,8 @@ func TestMaxDeliveries(t *testing.T) {
 		dls, err = s.store.DeadLetters(context.Background(), casestore.DeadLetterFilter{})
 		return err == nil && len(dls) == 1
 	})
-	if d := dls[0]; d.MsgID != "always-failing-1" || d.Reason != string(events.DeadMaxDeliveries) || d.Deliveries != 3 || !strings.Contains(d.Error, "TaobaoList") {
-		t.Fatalf("dead letter = %+v; want always-failing-1 max_deliveries after 3 attempts naming TaobaoList", d)
+	if d := dls[0]; d.MsgID != "always-failing-1" || d.Reason != string(events.DeadMaxDeliveries) || d.Deliveries != 3 || !strings.Contains(d.Error, "taobao_list") {
+		t.Fatalf("dead letter = %+v; want always-failing-1 max_deliveries after 3 attempts naming taobao_list", d)
 	}
 	if waiting, err := s.store.DeferredInputs(context.Background(), id); err != nil || len(waiting) != 0 {
 		t.Fatalf("deferred inputs after the dead letter: %+v, %v; want none", waiting, err)

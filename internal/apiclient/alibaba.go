@@ -14,42 +14,48 @@ import (
 	"path"
 	"strings"
 	"unicode"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // VoucherField is the multipart field AlibabaUploadVoucher sends the file in
 // (upstream alibaba.trade.uploadRefundVoucher: imageData).
 const VoucherField = "imageData"
 
-// AlibabaRefundInfo fetches one 1688 refund (A1 POST, Paths.AlibabaRefundInfo).
+// AlibabaRefundInfo fetches one 1688 refund (A1 POST, profile endpoint alibaba_refund_info).
 // The refund id is sent both as the JSON body {"refundId":...} and as the
 // refundId query parameter, matching both documented variants.
 // Retry class: safe, retried.
 func (c *Client) AlibabaRefundInfo(ctx context.Context, refundID string) (Result[RefundInfo], error) {
-	const ep = "AlibabaRefundInfo"
-	if err := checkID(ep, "refundID", refundID); err != nil {
+	const ep = platform.AlibabaRefundInfo
+	if err := checkID(string(ep), "refundID", refundID); err != nil {
 		return Result[RefundInfo]{}, err
 	}
-	r, err := c.jsonRequest(ep, c.paths.AlibabaRefundInfo, true, RefundInfoRequest{RefundID: refundID})
+	r, err := c.idRequest(ep, refundID, true)
 	if err != nil {
 		return Result[RefundInfo]{}, err
 	}
-	r.path = Fill(r.path, refundID)
-	r.query = url.Values{"refundId": {refundID}}
-	return call[RefundInfo](ctx, c, r, nil)
+	if r.body != nil {
+		r.query = url.Values{"refundId": {refundID}}
+	}
+	return call(ctx, c, r, func(d *RefundInfo, _ json.RawMessage) *APIError {
+		d.Phase, _ = c.profile.AlibabaPhase(string(d.Status))
+		return nil
+	})
 }
 
 // AlibabaRefundReasons lists the refund reasons the seller accepts for an
-// order and goods status (A2 POST, Paths.AlibabaRefundReasons).
+// order and goods status (A2 POST, profile endpoint alibaba_refund_reasons).
 // Retry class: safe, retried.
 func (c *Client) AlibabaRefundReasons(ctx context.Context, req RefundReasonsRequest) (Result[RefundReasonsResponse], error) {
-	const ep = "AlibabaRefundReasons"
+	const ep = platform.AlibabaRefundReasons
 	if req.OrderID <= 0 {
 		return Result[RefundReasonsResponse]{}, fmt.Errorf("%s: orderId %d must be positive: %w", ep, req.OrderID, ErrInvalidArgument)
 	}
 	if req.GoodsStatus == "" {
 		return Result[RefundReasonsResponse]{}, fmt.Errorf("%s: goodsStatus is empty: %w", ep, ErrInvalidArgument)
 	}
-	r, err := c.jsonRequest(ep, c.paths.AlibabaRefundReasons, true, req)
+	r, err := c.jsonRequest(ep, true, req)
 	if err != nil {
 		return Result[RefundReasonsResponse]{}, err
 	}
@@ -57,12 +63,12 @@ func (c *Client) AlibabaRefundReasons(ctx context.Context, req RefundReasonsRequ
 }
 
 // AlibabaUploadVoucher uploads an image to attach to a refund (A3 POST
-// multipart, Paths.AlibabaUploadVoucher, field imageData). The file is read
+// multipart, profile endpoint alibaba_upload_voucher, field imageData). The file is read
 // into memory (at most Config.MaxVoucherBytes) so it can be sent again: an
 // upload only creates an unattached image, so repeating it is harmless.
 // Retry class: safe, retried.
 func (c *Client) AlibabaUploadVoucher(ctx context.Context, filename string, data io.Reader) (Result[UploadVoucherResponse], error) {
-	const ep = "AlibabaUploadVoucher"
+	const ep = platform.AlibabaUploadVoucher
 	name, err := cleanFilename(filename)
 	if err != nil {
 		return Result[UploadVoucherResponse]{}, fmt.Errorf("%s: %w", ep, err)
@@ -95,7 +101,7 @@ func (c *Client) AlibabaUploadVoucher(ctx context.Context, filename string, data
 	if err := mw.Close(); err != nil {
 		return Result[UploadVoucherResponse]{}, fmt.Errorf("%s: build multipart body: %w", ep, err)
 	}
-	r := request{endpoint: ep, method: http.MethodPost, path: c.paths.AlibabaUploadVoucher,
+	r := request{endpoint: string(ep), method: http.MethodPost, path: c.profile.Endpoint(ep).Path,
 		body: body.Bytes(), contentType: mw.FormDataContentType(), safe: true}
 	return call[UploadVoucherResponse](ctx, c, r, nil)
 }
@@ -117,11 +123,11 @@ func escapeQuotes(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
 }
 
-// AlibabaCreateRefund opens a 1688 refund (A4 POST, Paths.AlibabaCreateRefund)
+// AlibabaCreateRefund opens a 1688 refund (A4 POST, profile endpoint alibaba_create_refund)
 // and returns its id. Retry class: mutating, never retried (at most once:
 // after OutcomeUnknown, reconcile before creating again).
 func (c *Client) AlibabaCreateRefund(ctx context.Context, req CreateRefundRequest) (Result[CreateRefundResponse], error) {
-	const ep = "AlibabaCreateRefund"
+	const ep = platform.AlibabaCreateRefund
 	switch {
 	case req.OrderID <= 0:
 		return Result[CreateRefundResponse]{}, fmt.Errorf("%s: orderId %d must be positive: %w", ep, req.OrderID, ErrInvalidArgument)
@@ -135,7 +141,7 @@ func (c *Client) AlibabaCreateRefund(ctx context.Context, req CreateRefundReques
 		return Result[CreateRefundResponse]{}, fmt.Errorf("%s: applyPayment %d / applyCarriage %d must not be negative: %w",
 			ep, req.ApplyPayment, req.ApplyCarriage, ErrInvalidArgument)
 	}
-	r, err := c.jsonRequest(ep, c.paths.AlibabaCreateRefund, false, req)
+	r, err := c.jsonRequest(ep, false, req)
 	if err != nil {
 		return Result[CreateRefundResponse]{}, err
 	}
@@ -143,17 +149,17 @@ func (c *Client) AlibabaCreateRefund(ctx context.Context, req CreateRefundReques
 }
 
 // AlibabaGoodsReturn submits the return shipment of a 1688 refund (A5 POST,
-// Paths.AlibabaGoodsReturn). data.success == false is an *APIError with
+// profile endpoint alibaba_goods_return). data.success == false is an *APIError with
 // NestedCode/NestedMsg = data.errorCode/errorInfo.
 // Retry class: mutating, never retried.
 func (c *Client) AlibabaGoodsReturn(ctx context.Context, req GoodsReturnRequest) (Result[GoodsReturnResponse], error) {
-	const ep = "AlibabaGoodsReturn"
+	const ep = platform.AlibabaGoodsReturn
 	for _, f := range []struct{ name, v string }{{"refundId", req.RefundID}, {"logisticsCompanyNo", req.LogisticsCompanyNo}, {"freightBill", req.FreightBill}} {
-		if err := checkID(ep, f.name, f.v); err != nil {
+		if err := checkID(string(ep), f.name, f.v); err != nil {
 			return Result[GoodsReturnResponse]{}, err
 		}
 	}
-	r, err := c.jsonRequest(ep, c.paths.AlibabaGoodsReturn, false, req)
+	r, err := c.jsonRequest(ep, false, req)
 	if err != nil {
 		return Result[GoodsReturnResponse]{}, err
 	}
@@ -170,13 +176,15 @@ func (c *Client) AlibabaGoodsReturn(ctx context.Context, req GoodsReturnRequest)
 }
 
 // AlibabaLogisticsCompanies lists the carriers a 1688 return may use (A6 GET,
-// Paths.AlibabaLogisticsCompanies). The data may be the list itself or an
+// profile endpoint alibaba_logistics_companies). The data may be the list itself or an
 // object holding it (list, result, companies or logisticsCompanies); an
 // empty object or null is an empty list.
 // Retry class: safe, retried.
 func (c *Client) AlibabaLogisticsCompanies(ctx context.Context) (Result[[]AlibabaLogisticsCompany], error) {
-	r := request{endpoint: "AlibabaLogisticsCompanies", method: http.MethodGet,
-		path: c.paths.AlibabaLogisticsCompanies, safe: true}
+	r, err := c.idRequest(platform.AlibabaLogisticsCompanies, "", true)
+	if err != nil {
+		return Result[[]AlibabaLogisticsCompany]{}, err
+	}
 	res, err := call[companyList](ctx, c, r, nil)
 	return Result[[]AlibabaLogisticsCompany]{RequestID: res.RequestID, DevelopID: res.DevelopID,
 		Data: []AlibabaLogisticsCompany(res.Data), Attempts: res.Attempts}, err

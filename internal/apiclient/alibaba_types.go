@@ -1,13 +1,19 @@
 package apiclient
 
+import "github.com/refundhub/refundhub/internal/platform"
+
 // 1688 after-sales wire types, reference §5. PandaPon's fields are 1:1 with
 // Alibaba's own 1688 API, so upstream semantics are noted beside them.
 // Amounts are fen.
 
-// AlibabaRefundStatus is the 1688 refund status string (reference §6).
+// AlibabaRefundStatus is the 1688 refund status wire string.
+//
+// Deprecated: the wire names are the profile's (alibaba.refund_status) and
+// RefundInfo.Phase says what one means. The constants remain only for the
+// sandbox until it reads the profile.
 type AlibabaRefundStatus string
 
-// 1688 refund statuses.
+// Deprecated 1688 wire names; see AlibabaRefundStatus.
 const (
 	AlibabaWaitSellerAgree   AlibabaRefundStatus = "waitselleragree"
 	AlibabaWaitBuyerModify   AlibabaRefundStatus = "waitbuyermodify"
@@ -16,11 +22,6 @@ const (
 	AlibabaRefundSuccess     AlibabaRefundStatus = "refundsuccess"
 	AlibabaRefundClose       AlibabaRefundStatus = "refundclose"
 )
-
-// Terminal reports whether the refund is finished one way or the other.
-func (s AlibabaRefundStatus) Terminal() bool {
-	return s == AlibabaRefundSuccess || s == AlibabaRefundClose
-}
 
 // 1688 disputeRequest values for CreateRefundRequest.
 const (
@@ -108,14 +109,17 @@ type RefundInfo struct {
 	SellerTel            string              `json:"sellerTel"`
 	SellerUserID         FlexString          `json:"sellerUserId"`
 	Status               AlibabaRefundStatus `json:"status"`
-	SupportNewSteppay    bool                `json:"supportNewSteppay"`
-	TaskStatus           string              `json:"taskStatus"`
-	TimeOutFreeze        bool                `json:"timeOutFreeze"`
-	TimeOutOperateType   string              `json:"timeOutOperateType"`
-	TradeTypeStr         string              `json:"tradeTypeStr"`
-	RefundOperationList  string              `json:"refundOperationList"`
-	BuyerLoginID         string              `json:"buyerLoginId"`
-	SellerLoginID        string              `json:"sellerLoginId"`
+	// Phase is what Status means per the profile (not on the wire); "" for
+	// a status the profile does not know.
+	Phase               platform.Phase `json:"-"`
+	SupportNewSteppay   bool           `json:"supportNewSteppay"`
+	TaskStatus          string         `json:"taskStatus"`
+	TimeOutFreeze       bool           `json:"timeOutFreeze"`
+	TimeOutOperateType  string         `json:"timeOutOperateType"`
+	TradeTypeStr        string         `json:"tradeTypeStr"`
+	RefundOperationList string         `json:"refundOperationList"`
+	BuyerLoginID        string         `json:"buyerLoginId"`
+	SellerLoginID       string         `json:"sellerLoginId"`
 }
 
 // RefundReasonsRequest is A2's body. The PandaPon path and fields are UNKNOWN;

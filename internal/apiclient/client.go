@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -30,6 +31,8 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -75,8 +78,11 @@ type Config struct {
 	AccessSecret string
 	// UserID is sent in the user-id header (sub-account control). Required.
 	UserID string
-	// Paths are the endpoint paths; zero value -> DefaultPaths().
-	Paths Paths
+	// Profile holds the platform facts the documentation leaves open:
+	// endpoint paths and methods, the success code, error-code classes,
+	// status names, signing, time and amount formats. nil ->
+	// platform.Default(). The client keeps it; callers must not modify it.
+	Profile *platform.Profile
 	// HTTPClient sends the requests; nil -> a tuned client without a global
 	// timeout that does not follow redirects (a redirect would hand the
 	// replayable signature headers to another URL).
@@ -91,18 +97,6 @@ type Config struct {
 	RateBurst int
 	// Retry bounds retries of the calls that are safe to repeat.
 	Retry RetryPolicy
-	// RetryableCodes are envelope codes treated as transient. nil ->
-	// DefaultRetryableCodes(); an empty non-nil slice makes none retryable.
-	RetryableCodes []int
-	// NotAppliedCodes are envelope codes that prove a call had no effect
-	// (NotApplied), so a side effect may be sent again without first asking
-	// the platform whether it took effect. nil -> DefaultNotAppliedCodes();
-	// an empty non-nil slice trusts no code (every failing code then leaves
-	// the outcome unknown).
-	NotAppliedCodes []int
-	// TaobaoStatusCodes maps numeric Taobao refundStatus values to names;
-	// nil -> DefaultTaobaoStatusCodes().
-	TaobaoStatusCodes map[int]TaobaoRefundStatus
 	// MaxResponseBytes caps how much of a response body is read; default 8 MiB.
 	MaxResponseBytes int64
 	// MaxVoucherBytes caps the file AlibabaUploadVoucher buffers; default 10 MiB.
@@ -132,23 +126,20 @@ type Result[T any] struct {
 // Client calls the platform API. It is safe for concurrent use; all
 // goroutines share its rate limiter and connection pool.
 type Client struct {
-	base        string
-	accessKey   string
-	secret      string
-	userID      string
-	paths       Paths
-	hc          *http.Client
-	timeout     time.Duration
-	limiter     *rate.Limiter
-	retry       RetryPolicy
-	retryable   map[int]bool
-	notApplied  map[int]bool
-	statusCodes map[int]TaobaoRefundStatus
-	maxBody     int64
-	maxVoucher  int64
-	log         *slog.Logger
-	now         func() time.Time
-	observe     func(string, int, time.Duration, error)
+	base       string
+	accessKey  string
+	secret     string
+	userID     string
+	profile    *platform.Profile
+	hc         *http.Client
+	timeout    time.Duration
+	limiter    *rate.Limiter
+	retry      RetryPolicy
+	maxBody    int64
+	maxVoucher int64
+	log        *slog.Logger
+	now        func() time.Time
+	observe    func(string, int, time.Duration, error)
 }
 
 // New validates cfg, applies the defaults and returns a Client.
@@ -171,12 +162,9 @@ func New(cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("apiclient config: %s contains whitespace or control characters", name)
 		}
 	}
-	paths := cfg.Paths
-	if paths == (Paths{}) {
-		paths = DefaultPaths()
-	}
-	if err := paths.Validate(); err != nil {
-		return nil, fmt.Errorf("apiclient config: Paths: %w", err)
+	profile := cfg.Profile
+	if profile == nil {
+		profile = platform.Default()
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("apiclient config: Timeout %v is negative", cfg.Timeout)
@@ -200,39 +188,6 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	codes := cfg.RetryableCodes
-	if codes == nil {
-		codes = DefaultRetryableCodes()
-	}
-	retryable := make(map[int]bool, len(codes))
-	for _, c := range codes {
-		if c == CodeSuccess {
-			return nil, fmt.Errorf("apiclient config: RetryableCodes contains the success code %d", c)
-		}
-		retryable[c] = true
-	}
-	naCodes := cfg.NotAppliedCodes
-	if naCodes == nil {
-		naCodes = DefaultNotAppliedCodes()
-	}
-	notApplied := make(map[int]bool, len(naCodes))
-	for _, c := range naCodes {
-		if c == CodeSuccess {
-			return nil, fmt.Errorf("apiclient config: NotAppliedCodes contains the success code %d", c)
-		}
-		notApplied[c] = true
-	}
-	status := cfg.TaobaoStatusCodes
-	if status == nil {
-		status = DefaultTaobaoStatusCodes()
-	}
-	statusCopy := make(map[int]TaobaoRefundStatus, len(status))
-	for k, v := range status {
-		if v == "" {
-			return nil, fmt.Errorf("apiclient config: TaobaoStatusCodes[%d] is empty", k)
-		}
-		statusCopy[k] = v
-	}
 	if cfg.MaxResponseBytes < 0 || cfg.MaxVoucherBytes < 0 {
 		return nil, errors.New("apiclient config: MaxResponseBytes and MaxVoucherBytes must not be negative")
 	}
@@ -255,23 +210,20 @@ func New(cfg Config) (*Client, error) {
 		now = time.Now
 	}
 	return &Client{
-		base:        base,
-		accessKey:   cfg.AccessKey,
-		secret:      cfg.AccessSecret,
-		userID:      cfg.UserID,
-		paths:       paths,
-		hc:          hc,
-		timeout:     cfg.Timeout,
-		limiter:     rate.NewLimiter(cfg.RateLimit, cfg.RateBurst),
-		retry:       rp,
-		retryable:   retryable,
-		notApplied:  notApplied,
-		statusCodes: statusCopy,
-		maxBody:     cfg.MaxResponseBytes,
-		maxVoucher:  cfg.MaxVoucherBytes,
-		log:         log,
-		now:         now,
-		observe:     cfg.Observe,
+		base:       base,
+		accessKey:  cfg.AccessKey,
+		secret:     cfg.AccessSecret,
+		userID:     cfg.UserID,
+		profile:    profile,
+		hc:         hc,
+		timeout:    cfg.Timeout,
+		limiter:    rate.NewLimiter(cfg.RateLimit, cfg.RateBurst),
+		retry:      rp,
+		maxBody:    cfg.MaxResponseBytes,
+		maxVoucher: cfg.MaxVoucherBytes,
+		log:        log,
+		now:        now,
+		observe:    cfg.Observe,
 	}, nil
 }
 
@@ -346,8 +298,8 @@ func newHTTPClient() *http.Client {
 // available tokens. Changing its limit affects every caller.
 func (c *Client) Limiter() *rate.Limiter { return c.limiter }
 
-// Paths returns the endpoint paths the Client uses.
-func (c *Client) Paths() Paths { return c.paths }
+// Profile returns the platform profile the Client uses.
+func (c *Client) Profile() *platform.Profile { return c.profile }
 
 // request is one logical call, independent of attempts.
 type request struct {
@@ -358,32 +310,68 @@ type request struct {
 	body        []byte // nil for GET
 	contentType string
 	safe        bool // may be retried by the client
+	taobao      bool // a Taobao endpoint (else 1688), for the amount unit
 }
 
-// jsonRequest builds a POST request with a JSON body.
-func (c *Client) jsonRequest(endpoint, path string, safe bool, v any) (request, error) {
+// jsonRequest builds the request of an endpoint that takes a JSON body (the
+// profile's validation allows only POST for those). Amount fields are
+// written in the platform's unit.
+func (c *Client) jsonRequest(e platform.Endpoint, safe bool, v any) (request, error) {
+	endpoint := string(e)
 	b, err := json.Marshal(v)
 	if err != nil {
 		return request{}, fmt.Errorf("%s: encode request: %w", endpoint, err)
 	}
-	return request{endpoint: endpoint, method: http.MethodPost, path: path, body: b,
-		contentType: "application/json", safe: safe}, nil
+	if c.yuan(e) {
+		if b, err = convertAmounts(b, amountFieldNames(reflect.TypeOf(v)), fenToYuanNumber); err != nil {
+			return request{}, fmt.Errorf("%s: encode request: %w", endpoint, err)
+		}
+	}
+	fact := c.profile.Endpoint(e)
+	return request{endpoint: endpoint, method: fact.Method, path: fact.Path, body: b,
+		contentType: "application/json", safe: safe, taobao: taobaoEndpoint(e)}, nil
 }
 
-// idRequest builds a GET request for one refund: the id goes into the path
-// template's {refundId} if it has one, else into the refundId query parameter.
-func (c *Client) idRequest(endpoint, path, refundID string, safe bool) (request, error) {
+// idRequest builds the request of an endpoint whose one argument is a refund
+// id (or none, when refundID is ""): the id goes into the path template's
+// {refundId} if it has one, else into the refundId query parameter of a GET
+// or the JSON body of a POST.
+func (c *Client) idRequest(e platform.Endpoint, refundID string, safe bool) (request, error) {
+	endpoint := string(e)
+	fact := c.profile.Endpoint(e)
+	r := request{endpoint: endpoint, method: fact.Method, path: fact.Path, safe: safe, taobao: taobaoEndpoint(e)}
+	if e == platform.AlibabaLogisticsCompanies { // the one endpoint without arguments
+		return r, nil
+	}
 	if err := checkID(endpoint, "refundID", refundID); err != nil {
 		return request{}, err
 	}
-	r := request{endpoint: endpoint, method: http.MethodGet, safe: safe}
-	if strings.Contains(path, "{refundId}") {
-		r.path = Fill(path, refundID)
-	} else {
-		r.path = path
+	switch {
+	case strings.Contains(fact.Path, "{refundId}"):
+		r.path = Fill(fact.Path, refundID)
+	case fact.Method == http.MethodGet:
 		r.query = url.Values{"refundId": {refundID}}
+	default:
+		b, err := json.Marshal(map[string]string{"refundId": refundID})
+		if err != nil {
+			return request{}, fmt.Errorf("%s: encode request: %w", endpoint, err)
+		}
+		r.body, r.contentType = b, "application/json"
 	}
 	return r, nil
+}
+
+// Fill substitutes {refundId} in a path template, escaping the value.
+func Fill(path, refundID string) string {
+	return strings.ReplaceAll(path, "{refundId}", url.PathEscape(refundID))
+}
+
+// taobaoEndpoint reports whether the endpoint is Taobao's (for the amount unit).
+func taobaoEndpoint(e platform.Endpoint) bool { return strings.HasPrefix(string(e), "taobao_") }
+
+// yuan reports whether the endpoint's platform writes amounts in yuan.
+func (c *Client) yuan(e platform.Endpoint) bool {
+	return c.profile.AmountUnit(taobaoEndpoint(e)) == platform.UnitYuan
 }
 
 func checkID(endpoint, field, v string) error {
@@ -557,8 +545,8 @@ func (c *Client) attempt(ctx context.Context, req request, n int) (env envelopeW
 	if err != nil {
 		return env, fmt.Errorf("%s: %w", req.endpoint, err)
 	}
-	ts := strconv.FormatInt(c.now().UnixMilli(), 10)
-	signature := Sign(c.accessKey, ts, nonce, c.secret)
+	ts := c.timestamp()
+	signature := Sign(c.profile.Signature, c.accessKey, ts, nonce, c.secret)
 	scrub := c.scrubber(signature, nonce)
 
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -620,6 +608,7 @@ func (c *Client) attempt(ctx context.Context, req request, n int) (env envelopeW
 		var e envelopeWire
 		if json.Unmarshal(raw, &e) == nil {
 			he.Code, he.Msg, he.RequestID = int(e.Code), string(e.Msg), string(e.RequestID)
+			he.Class = c.profile.Class(he.Code)
 		}
 		return env, he
 	}
@@ -632,10 +621,10 @@ func (c *Client) attempt(ctx context.Context, req request, n int) (env envelopeW
 		return env, &DecodeError{Endpoint: req.endpoint, HTTPStatus: resp.StatusCode, Body: snippet(raw), Err: err}
 	}
 	out.env, out.haveEnv = env, true
-	if int(env.Code) != CodeSuccess {
-		return env, &APIError{Endpoint: req.endpoint, HTTPStatus: resp.StatusCode, Code: int(env.Code),
-			Msg: string(env.Msg), RequestID: string(env.RequestID), Retryable: c.retryable[int(env.Code)],
-			NotApplied: c.notApplied[int(env.Code)]}
+	if code := int(env.Code); code != c.profile.Envelope.SuccessCode {
+		return env, &APIError{Endpoint: req.endpoint, HTTPStatus: resp.StatusCode, Code: code,
+			Msg: string(env.Msg), RequestID: string(env.RequestID), Class: c.profile.Class(code),
+			Retryable: c.profile.Retryable(code), NotApplied: c.profile.NotApplied(code)}
 	}
 	return env, nil
 }
@@ -682,14 +671,21 @@ func call[T any](ctx context.Context, c *Client, req request, check func(*T, jso
 	if err != nil {
 		return res, err
 	}
-	if err := decodeData(env.Data, &res.Data); err != nil {
+	data := env.Data
+	if c.profile.AmountUnit(req.taobao) == platform.UnitYuan {
+		if data, err = convertAmounts(data, amountFieldNames(reflect.TypeFor[T]()), yuanToFenNumber); err != nil {
+			return res, &DecodeError{Endpoint: req.endpoint, HTTPStatus: http.StatusOK, RequestID: res.RequestID,
+				Body: snippet(env.Data), Err: fmt.Errorf("data: %w", err)}
+		}
+	}
+	if err := decodeData(data, &res.Data); err != nil {
 		var zero T
 		res.Data = zero
 		return res, &DecodeError{Endpoint: req.endpoint, HTTPStatus: http.StatusOK, RequestID: res.RequestID,
 			Body: snippet(env.Data), Err: fmt.Errorf("data: %w", err)}
 	}
 	if check != nil {
-		if ae := check(&res.Data, env.Data); ae != nil {
+		if ae := check(&res.Data, data); ae != nil {
 			ae.Endpoint, ae.HTTPStatus, ae.Code = req.endpoint, http.StatusOK, int(env.Code)
 			ae.Msg, ae.RequestID = string(env.Msg), res.RequestID
 			ae.NotApplied = true // processed, and reported not done
@@ -697,6 +693,14 @@ func call[T any](ctx context.Context, c *Client, req request, check func(*T, jso
 		}
 	}
 	return res, nil
+}
+
+// timestamp is the signing timestamp in the profile's unit.
+func (c *Client) timestamp() string {
+	if c.profile.Signature.TimestampUnit == "s" {
+		return strconv.FormatInt(c.now().Unix(), 10)
+	}
+	return strconv.FormatInt(c.now().UnixMilli(), 10)
 }
 
 // scrubber returns a function that removes the secret, the signature and the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/refundhub/refundhub/internal/platform"
 	"io"
 	"log/slog"
 	"net"
@@ -118,7 +119,6 @@ func TestNewValidation(t *testing.T) {
 		{"no secret", func(c *Config) { c.AccessSecret = "" }, "AccessSecret"},
 		{"no user", func(c *Config) { c.UserID = "" }, "UserID"},
 		{"newline key", func(c *Config) { c.AccessKey = "a\nb" }, "AccessKey"},
-		{"bad path", func(c *Config) { c.Paths = DefaultPaths(); c.Paths.TaobaoQuery = "x" }, "TaobaoQuery"},
 		{"neg timeout", func(c *Config) { c.Timeout = -1 }, "Timeout"},
 		{"neg rate", func(c *Config) { c.RateLimit = -1 }, "RateLimit"},
 		{"neg burst", func(c *Config) { c.RateBurst = -1 }, "RateBurst"},
@@ -126,8 +126,6 @@ func TestNewValidation(t *testing.T) {
 		{"jitter > 1", func(c *Config) { c.Retry.RandomizationFactor = 2 }, "RandomizationFactor"},
 		{"multiplier < 1", func(c *Config) { c.Retry.Multiplier = 0.5 }, "Multiplier"},
 		{"initial > max", func(c *Config) { c.Retry.InitialInterval = time.Hour }, "InitialInterval"},
-		{"retry success code", func(c *Config) { c.RetryableCodes = []int{200} }, "RetryableCodes"},
-		{"empty status name", func(c *Config) { c.TaobaoStatusCodes = map[int]TaobaoRefundStatus{1: ""} }, "TaobaoStatusCodes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,11 +156,8 @@ func TestNewValidation(t *testing.T) {
 	if c.retry != want {
 		t.Errorf("retry defaults = %+v; want %+v", c.retry, want)
 	}
-	if c.paths != DefaultPaths() {
-		t.Errorf("paths = %+v; want DefaultPaths", c.paths)
-	}
-	if !c.retryable[CodeRateLimited] || !c.retryable[CodeInternal] || c.retryable[CodeBadSignature] {
-		t.Errorf("retryable codes = %v", c.retryable)
+	if c.profile != platform.Default() {
+		t.Error("profile: want the built-in default")
 	}
 	if c.hc == nil || c.hc.Timeout != 0 {
 		t.Errorf("default http client has a global timeout: %+v", c.hc)
@@ -194,7 +189,7 @@ func TestSignedHeadersFreshPerAttempt(t *testing.T) {
 	nonces := map[string]bool{}
 	for i, r := range reqs {
 		h := r.Header
-		if r.Method != http.MethodPost || r.Path != DefaultPaths().TaobaoRender {
+		if r.Method != http.MethodPost || r.Path != pathOf(platform.TaobaoRender) {
 			t.Errorf("attempt %d: %s %s", i, r.Method, r.Path)
 		}
 		if h.Get(HeaderAccessKey) != testKey || h.Get(HeaderUserID) != testUser || h.Get(HeaderTimestamp) != wantTS {
@@ -206,7 +201,7 @@ func TestSignedHeadersFreshPerAttempt(t *testing.T) {
 			t.Errorf("attempt %d nonce %q: len %d; want %d", i, nonce, len(nonce), NonceLength)
 		}
 		nonces[nonce] = true
-		if got, want := h.Get(HeaderSignature), Sign(testKey, wantTS, nonce, testSecret); got != want {
+		if got, want := h.Get(HeaderSignature), Sign(platform.Default().Signature, testKey, wantTS, nonce, testSecret); got != want {
 			t.Errorf("attempt %d signature = %s; want %s", i, got, want)
 		}
 		if ct := h.Get("Content-Type"); ct != "application/json" {
@@ -265,7 +260,7 @@ func TestTypeDrift(t *testing.T) {
 		name                string
 		body                string
 		wantDevelop         string
-		wantStatus          TaobaoRefundStatus
+		wantStatus          platform.Phase
 		wantRaw             string
 		wantFee             Amount
 		wantAddr, wantCode  string
@@ -278,7 +273,7 @@ func TestTypeDrift(t *testing.T) {
 				"refundOrder":{"refundId":"R1","refundStatus":"WAIT_SELLER_AGREE","refundFee":1250},
 				"purchaseOrderLine":{"supplierId":"77","purchaseOrderId":"900"},
 				"logistics":{"receiverAddress":{"receiver":"Li","phone":"1","detailAddress":"Hangzhou"},"logisticsCompany":{"logisticCompanyCode":"SF","logisticsCompanyName":"顺丰"}}}}}`,
-			wantDevelop: "1021090911993463110", wantStatus: TaobaoWaitSellerAgree, wantRaw: "WAIT_SELLER_AGREE",
+			wantDevelop: "1021090911993463110", wantStatus: platform.PhaseWaitSellerAgree, wantRaw: "WAIT_SELLER_AGREE",
 			wantFee: 1250, wantAddr: "Hangzhou", wantCode: "SF", wantSupplier: "77", wantPurchaseOrderID: "900",
 		},
 		{
@@ -287,24 +282,24 @@ func TestTypeDrift(t *testing.T) {
 				"refundOrder":{"refundId":"R1","refundStatus":1,"refundFee":"13.0"},
 				"purchaseOrderLine":{"supplierId":77,"purchaseOrderId":900},
 				"logistics":{"receiverAddress":"Hangzhou, Xihu","logisticsCompany":{"logisticsCompanyCode":"YTO"}}}}}`,
-			wantDevelop: "1021090911993463110", wantStatus: TaobaoWaitBuyerReturnGoods, wantRaw: "1",
+			wantDevelop: "1021090911993463110", wantStatus: platform.PhaseWaitBuyerReturn, wantRaw: "1",
 			wantFee: 13, wantAddr: "Hangzhou, Xihu", wantCode: "YTO", wantSupplier: "77", wantPurchaseOrderID: "900",
 		},
 		{
 			name: "lower-case status, whole decimal amount, null logistics",
 			body: `{"requestId":"r3","code":200,"developId":null,"msg":null,"data":{"refundOrderAggregate":{
 				"refundOrder":{"refundStatus":"success","refundFee":99.0},"logistics":null}}}`,
-			wantStatus: TaobaoRefundSuccess, wantRaw: "success", wantFee: 99,
+			wantStatus: platform.PhaseSuccess, wantRaw: "success", wantFee: 99,
 		},
 		{
 			name:       "unknown status values keep the raw text",
 			body:       `{"requestId":"r4","code":200,"data":{"refundOrderAggregate":{"refundOrder":{"refundStatus":"PARTIAL_THING"}}}}`,
-			wantStatus: "PARTIAL_THING", wantRaw: "PARTIAL_THING",
+			wantStatus: "", wantRaw: "PARTIAL_THING",
 		},
 		{
 			name:       "unknown numeric status keeps the number",
 			body:       `{"requestId":"r5","code":200,"data":{"refundOrderAggregate":{"refundOrder":{"refundStatus":42}}}}`,
-			wantStatus: "42", wantRaw: "42",
+			wantStatus: "", wantRaw: "42",
 		},
 	}
 	for _, tt := range tests {
@@ -320,8 +315,8 @@ func TestTypeDrift(t *testing.T) {
 			if res.DevelopID != tt.wantDevelop {
 				t.Errorf("DevelopID = %q; want %q", res.DevelopID, tt.wantDevelop)
 			}
-			if ro.Status != tt.wantStatus || string(ro.RefundStatus) != tt.wantRaw {
-				t.Errorf("Status = %q (raw %q); want %q (raw %q)", ro.Status, ro.RefundStatus, tt.wantStatus, tt.wantRaw)
+			if ro.Phase != tt.wantStatus || string(ro.RefundStatus) != tt.wantRaw {
+				t.Errorf("Phase = %q (raw %q); want %q (raw %q)", ro.Phase, ro.RefundStatus, tt.wantStatus, tt.wantRaw)
 			}
 			if ro.RefundFee != tt.wantFee {
 				t.Errorf("RefundFee = %d; want %d", ro.RefundFee, tt.wantFee)
@@ -344,51 +339,42 @@ func TestTypeDrift(t *testing.T) {
 func TestStatusNormalisedEverywhere(t *testing.T) {
 	order := `{"refundId":"R1","refundStatus":3}`
 	bodies := map[string]string{
-		DefaultPaths().TaobaoRender:                env(`{"refundOrderTemplate":{"refundOrder":` + order + `}}`),
-		"/v2/taobao/order/refund/cancel/R1":        env(`{"cancelSuccess":true,"refundOrderAggregate":{"refundOrder":` + order + `}}`),
-		DefaultPaths().TaobaoQuery:                 env(`{"refundOrderAggregate":{"refundOrder":` + order + `}}`),
-		DefaultPaths().TaobaoList:                  env(`{"total":2,"list":[{"refundOrder":` + order + `},{"refundOrder":{"refundStatus":"closed"}}]}`),
-		DefaultPaths().TaobaoReturnLogisticsRender: env(`{"refundOrderAggregate":{"refundOrder":` + order + `}}`),
+		pathOf(platform.TaobaoRender):                env(`{"refundOrderTemplate":{"refundOrder":` + order + `}}`),
+		"/v2/taobao/order/refund/cancel/R1":          env(`{"cancelSuccess":true,"refundOrderAggregate":{"refundOrder":` + order + `}}`),
+		pathOf(platform.TaobaoQuery):                 env(`{"refundOrderAggregate":{"refundOrder":` + order + `}}`),
+		pathOf(platform.TaobaoList):                  env(`{"total":2,"list":[{"refundOrder":` + order + `},{"refundOrder":{"refundStatus":"closed"}}]}`),
+		pathOf(platform.TaobaoReturnLogisticsRender): env(`{"refundOrderAggregate":{"refundOrder":` + order + `}}`),
 	}
 	fs := newFakeServer(t, func(w http.ResponseWriter, r *http.Request, n int) { writeBody(w, 200, bodies[r.URL.Path]) })
 	cfg := testConfig(fs.URL)
-	cfg.TaobaoStatusCodes = map[int]TaobaoRefundStatus{3: TaobaoSellerRefuseBuyer}
+	prof, err := platform.Parse([]byte("[taobao.refund_status]\nseller_refused = { names = [\"SELLER_REFUSE_BUYER\"], code = 33 }\nwait_seller_receive = { names = [\"WAIT_SELLER_CONFIRM_GOODS\"], code = 3 }\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Profile = prof
 	c := newTestClient(t, cfg)
 	ctx := context.Background()
-	want := TaobaoSellerRefuseBuyer
+	want := platform.PhaseWaitSellerReceive // code 3 in this profile
 
 	render, err := c.TaobaoRender(ctx, RenderRequest{SubOrderID: "S1", RefundType: 1, GoodsStatus: 1})
-	if err != nil || render.Data.RefundOrderTemplate.RefundOrder.Status != want {
-		t.Errorf("render status = %q, %v; want %q", render.Data.RefundOrderTemplate.RefundOrder.Status, err, want)
+	if err != nil || render.Data.RefundOrderTemplate.RefundOrder.Phase != want {
+		t.Errorf("render status = %q, %v; want %q", render.Data.RefundOrderTemplate.RefundOrder.Phase, err, want)
 	}
 	cancel, err := c.TaobaoCancel(ctx, "R1")
-	if err != nil || cancel.Data.RefundOrderAggregate.RefundOrder.Status != want {
-		t.Errorf("cancel status = %q, %v; want %q", cancel.Data.RefundOrderAggregate.RefundOrder.Status, err, want)
+	if err != nil || cancel.Data.RefundOrderAggregate.RefundOrder.Phase != want {
+		t.Errorf("cancel status = %q, %v; want %q", cancel.Data.RefundOrderAggregate.RefundOrder.Phase, err, want)
 	}
 	query, err := c.TaobaoQuery(ctx, "R1")
-	if err != nil || query.Data.RefundOrderAggregate.RefundOrder.Status != want {
-		t.Errorf("query status = %q, %v; want %q", query.Data.RefundOrderAggregate.RefundOrder.Status, err, want)
+	if err != nil || query.Data.RefundOrderAggregate.RefundOrder.Phase != want {
+		t.Errorf("query status = %q, %v; want %q", query.Data.RefundOrderAggregate.RefundOrder.Phase, err, want)
 	}
 	list, err := c.TaobaoList(ctx, ListRefundsRequest{PageSize: 10})
-	if err != nil || len(list.Data.List) != 2 || list.Data.List[0].RefundOrder.Status != want || list.Data.List[1].RefundOrder.Status != TaobaoRefundClosed {
-		t.Errorf("list = %+v, %v; want statuses %q, CLOSED", list.Data.List, err, want)
+	if err != nil || len(list.Data.List) != 2 || list.Data.List[0].RefundOrder.Phase != want || list.Data.List[1].RefundOrder.Phase != platform.PhaseClosed {
+		t.Errorf("list = %+v, %v; want phases %q, closed", list.Data.List, err, want)
 	}
 	lr, err := c.TaobaoReturnLogisticsRender(ctx, "R1")
-	if err != nil || lr.Data.RefundOrderAggregate == nil || lr.Data.RefundOrderAggregate.RefundOrder.Status != want {
+	if err != nil || lr.Data.RefundOrderAggregate == nil || lr.Data.RefundOrderAggregate.RefundOrder.Phase != want {
 		t.Errorf("logistics render = %+v, %v", lr.Data.RefundOrderAggregate, err)
-	}
-}
-
-func TestNormalizeTaobaoStatus(t *testing.T) {
-	codes := DefaultTaobaoStatusCodes()
-	tests := []struct{ raw, want string }{
-		{"", ""}, {" ", ""}, {"0", "WAIT_SELLER_AGREE"}, {"5", "SUCCESS"}, {"17", "17"},
-		{"wait_buyer_return_goods", "WAIT_BUYER_RETURN_GOODS"}, {"Closed", "CLOSED"}, {"new_state", "new_state"},
-	}
-	for _, tt := range tests {
-		if got := NormalizeTaobaoStatus(tt.raw, codes); string(got) != tt.want {
-			t.Errorf("NormalizeTaobaoStatus(%q) = %q; want %q", tt.raw, got, tt.want)
-		}
 	}
 }
 
@@ -416,8 +402,8 @@ func TestEnvelopeCodes(t *testing.T) {
 			if !errors.As(err, &ae) {
 				t.Fatalf("TaobaoQuery error = %v (%T); want *APIError", err, err)
 			}
-			if ae.Code != tt.wantCode || ae.Endpoint != "TaobaoQuery" || ae.HTTPStatus != 200 || ae.RequestID == "" {
-				t.Errorf("APIError = %+v; want code %d, endpoint TaobaoQuery, http 200, requestId set", ae, tt.wantCode)
+			if ae.Code != tt.wantCode || ae.Endpoint != "taobao_query" || ae.HTTPStatus != 200 || ae.RequestID == "" {
+				t.Errorf("APIError = %+v; want code %d, endpoint taobao_query, http 200, requestId set", ae, tt.wantCode)
 			}
 			if got := errors.Is(err, ErrRetryable); got != tt.wantRetryable {
 				t.Errorf("errors.Is(err, ErrRetryable) = %v; want %v", got, tt.wantRetryable)
@@ -448,7 +434,7 @@ func TestDecodeErrors(t *testing.T) {
 			c := newTestClient(t, testConfig(fs.URL))
 			_, err := c.TaobaoQuery(context.Background(), "R1")
 			var de *DecodeError
-			if !errors.As(err, &de) || de.Endpoint != "TaobaoQuery" || de.HTTPStatus != 200 {
+			if !errors.As(err, &de) || de.Endpoint != "taobao_query" || de.HTTPStatus != 200 {
 				t.Fatalf("TaobaoQuery(%q) error = %v (%T); want *DecodeError", tt.body, err, err)
 			}
 			if errors.Is(err, ErrRetryable) || fs.count() != 1 {
@@ -523,77 +509,80 @@ type endpointCall struct {
 
 func allEndpoints() []endpointCall {
 	return []endpointCall{
-		{"TaobaoList", true, func(ctx context.Context, c *Client) error {
+		{"taobao_list", true, func(ctx context.Context, c *Client) error {
 			_, err := c.TaobaoList(ctx, ListRefundsRequest{PageSize: 10})
 			return err
 		}},
-		{"TaobaoRender", true, func(ctx context.Context, c *Client) error {
+		{"taobao_render", true, func(ctx context.Context, c *Client) error {
 			_, err := c.TaobaoRender(ctx, RenderRequest{SubOrderID: "S1", RefundType: 1, GoodsStatus: 1})
 			return err
 		}},
-		{"TaobaoReturnLogisticsRender", true, func(ctx context.Context, c *Client) error {
+		{"taobao_return_logistics_render", true, func(ctx context.Context, c *Client) error {
 			_, err := c.TaobaoReturnLogisticsRender(ctx, "R1")
 			return err
 		}},
-		{"TaobaoReturnLogisticsSubmit", false, func(ctx context.Context, c *Client) error {
+		{"taobao_return_logistics_submit", false, func(ctx context.Context, c *Client) error {
 			_, err := c.TaobaoReturnLogisticsSubmit(ctx, ReturnLogisticsSubmitRequest{RefundID: "R1", LogisticsCompanyCode: "SF", LogisticsNo: "SF1"})
 			return err
 		}},
-		{"TaobaoCancel", false, func(ctx context.Context, c *Client) error {
+		{"taobao_cancel", false, func(ctx context.Context, c *Client) error {
 			_, err := c.TaobaoCancel(ctx, "R1")
 			return err
 		}},
-		{"TaobaoSubmitMessage", false, func(ctx context.Context, c *Client) error {
+		{"taobao_submit_message", false, func(ctx context.Context, c *Client) error {
 			_, err := c.TaobaoSubmitMessage(ctx, SubmitMessageRequest{RefundID: "R1", RefundMessage: "hi"})
 			return err
 		}},
-		{"TaobaoSubmit", false, func(ctx context.Context, c *Client) error {
+		{"taobao_submit", false, func(ctx context.Context, c *Client) error {
 			_, err := c.TaobaoSubmit(ctx, SubmitRefundRequest{SubOrderID: "S1", RefundType: 1, GoodsStatus: 1, ReasonID: 1, RefundFee: 100})
 			return err
 		}},
-		{"TaobaoListMessages", true, func(ctx context.Context, c *Client) error {
+		{"taobao_list_messages", true, func(ctx context.Context, c *Client) error {
 			_, err := c.TaobaoListMessages(ctx, ListMessagesRequest{RefundID: "R1", PageSize: 10})
 			return err
 		}},
-		{"TaobaoModify", false, func(ctx context.Context, c *Client) error {
+		{"taobao_modify", false, func(ctx context.Context, c *Client) error {
 			_, err := c.TaobaoModify(ctx, ModifyRefundRequest{RefundID: "R1", RefundType: 1, GoodsStatus: 1, ReasonID: 1, RefundFee: 100})
 			return err
 		}},
-		{"TaobaoQuery", true, func(ctx context.Context, c *Client) error {
+		{"taobao_query", true, func(ctx context.Context, c *Client) error {
 			_, err := c.TaobaoQuery(ctx, "R1")
 			return err
 		}},
-		{"AlibabaRefundInfo", true, func(ctx context.Context, c *Client) error {
+		{"alibaba_refund_info", true, func(ctx context.Context, c *Client) error {
 			_, err := c.AlibabaRefundInfo(ctx, "TQ1")
 			return err
 		}},
-		{"AlibabaRefundReasons", true, func(ctx context.Context, c *Client) error {
+		{"alibaba_refund_reasons", true, func(ctx context.Context, c *Client) error {
 			_, err := c.AlibabaRefundReasons(ctx, RefundReasonsRequest{OrderID: 1, GoodsStatus: AlibabaGoodsRefundWaitSellerSend})
 			return err
 		}},
-		{"AlibabaUploadVoucher", true, func(ctx context.Context, c *Client) error {
+		{"alibaba_upload_voucher", true, func(ctx context.Context, c *Client) error {
 			_, err := c.AlibabaUploadVoucher(ctx, "v.png", strings.NewReader("\x89PNG\r\n\x1a\nfake"))
 			return err
 		}},
-		{"AlibabaCreateRefund", false, func(ctx context.Context, c *Client) error {
+		{"alibaba_create_refund", false, func(ctx context.Context, c *Client) error {
 			_, err := c.AlibabaCreateRefund(ctx, CreateRefundRequest{OrderID: 1, DisputeRequest: AlibabaDisputeRefund,
 				ApplyPayment: 100, ApplyReasonID: 1, Description: "broken", GoodsStatus: AlibabaGoodsRefundWaitSellerSend})
 			return err
 		}},
-		{"AlibabaGoodsReturn", false, func(ctx context.Context, c *Client) error {
+		{"alibaba_goods_return", false, func(ctx context.Context, c *Client) error {
 			_, err := c.AlibabaGoodsReturn(ctx, GoodsReturnRequest{RefundID: "TQ1", LogisticsCompanyNo: "SF", FreightBill: "SF1"})
 			return err
 		}},
-		{"AlibabaLogisticsCompanies", true, func(ctx context.Context, c *Client) error {
+		{"alibaba_logistics_companies", true, func(ctx context.Context, c *Client) error {
 			_, err := c.AlibabaLogisticsCompanies(ctx)
 			return err
 		}},
 	}
 }
 
+// pathOf is an endpoint's path in the default profile.
+func pathOf(e platform.Endpoint) string { return platform.Default().Endpoint(e).Path }
+
 func TestRetryClasses(t *testing.T) {
-	if got := len(allEndpoints()); got != len(DefaultPaths().ByName()) {
-		t.Fatalf("allEndpoints covers %d endpoints; Paths has %d", got, len(DefaultPaths().ByName()))
+	if got := len(allEndpoints()); got != len(platform.AllEndpoints()) {
+		t.Fatalf("allEndpoints covers %d endpoints; the profile has %d", got, len(platform.AllEndpoints()))
 	}
 	for _, ep := range allEndpoints() {
 		t.Run(ep.name, func(t *testing.T) {
@@ -620,11 +609,11 @@ func TestRetryClasses(t *testing.T) {
 
 func TestRenderRetriedSubmitNot(t *testing.T) {
 	fs := newFakeServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if r.URL.Path == DefaultPaths().TaobaoRender && n <= 2 {
+		if r.URL.Path == pathOf(platform.TaobaoRender) && n <= 2 {
 			writeBody(w, 500, "down")
 			return
 		}
-		if r.URL.Path == DefaultPaths().TaobaoSubmit {
+		if r.URL.Path == pathOf(platform.TaobaoSubmit) {
 			writeBody(w, 500, "down")
 			return
 		}
@@ -939,7 +928,7 @@ func TestObserveHook(t *testing.T) {
 	if _, err := c.TaobaoQuery(context.Background(), "R1"); err != nil {
 		t.Fatalf("TaobaoQuery: %v", err)
 	}
-	want := []obs{{"TaobaoQuery", 502, true}, {"TaobaoQuery", CodeRateLimited, true}, {"TaobaoQuery", 200, false}}
+	want := []obs{{"taobao_query", 502, true}, {"taobao_query", CodeRateLimited, true}, {"taobao_query", 200, false}}
 	mu.Lock()
 	defer mu.Unlock()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -952,11 +941,11 @@ func TestSecretNeverLeaks(t *testing.T) {
 	fs := newFakeServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		echo := fmt.Sprintf("%v secret=%s", r.Header, testSecret)
 		switch r.URL.Path {
-		case DefaultPaths().TaobaoQuery:
+		case pathOf(platform.TaobaoQuery):
 			writeBody(w, 500, echo)
-		case DefaultPaths().TaobaoRender:
+		case pathOf(platform.TaobaoRender):
 			writeBody(w, 200, fmt.Sprintf(`{"code":4013,"msg":%q}`, echo))
-		case DefaultPaths().AlibabaGoodsReturn:
+		case pathOf(platform.AlibabaGoodsReturn):
 			writeBody(w, 200, env(fmt.Sprintf(`{"success":false,"errorCode":"E","errorInfo":%q}`, echo)))
 		default:
 			writeBody(w, 200, "garbage "+echo)
@@ -969,7 +958,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 	ctx := context.Background()
 	var errs []error
 	for _, ep := range allEndpoints() {
-		if ep.name == "TaobaoQuery" || ep.name == "TaobaoRender" || ep.name == "AlibabaGoodsReturn" || ep.name == "TaobaoList" {
+		if ep.name == "taobao_query" || ep.name == "taobao_render" || ep.name == "alibaba_goods_return" || ep.name == "taobao_list" {
 			errs = append(errs, ep.call(ctx, c))
 		}
 	}
@@ -994,7 +983,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 			t.Errorf("output contains credential %q:\n%s", s, text)
 		}
 	}
-	if !strings.Contains(logs.String(), "endpoint=TaobaoQuery") || !strings.Contains(logs.String(), "attempt=3") {
+	if !strings.Contains(logs.String(), "endpoint=taobao_query") || !strings.Contains(logs.String(), "attempt=3") {
 		t.Errorf("debug log lacks per-attempt lines:\n%s", logs.String())
 	}
 }
@@ -1093,7 +1082,7 @@ func TestRetryAfterHint(t *testing.T) {
 func TestMutatingCallsNotReplayedByTransport(t *testing.T) {
 	var hangUp atomic.Bool
 	fs := newFakeServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if hangUp.Load() && r.URL.Path != DefaultPaths().TaobaoQuery {
+		if hangUp.Load() && r.URL.Path != pathOf(platform.TaobaoQuery) {
 			conn, _, err := w.(http.Hijacker).Hijack()
 			if err == nil {
 				conn.Close() // request read, no response: "processed, answer lost"
@@ -1136,15 +1125,27 @@ func TestMutatingCallsNotReplayedByTransport(t *testing.T) {
 func TestPathOverridesWithTemplate(t *testing.T) {
 	fs := newFakeServer(t, func(w http.ResponseWriter, r *http.Request, n int) { writeBody(w, 200, env(`{}`)) })
 	cfg := testConfig(fs.URL)
-	cfg.Paths = DefaultPaths()
-	cfg.Paths.TaobaoQuery = "/open/order/refund/query/{refundId}"
-	cfg.Paths.TaobaoCancel = "/open/order/refund/cancel"
+	prof, err := platform.Parse([]byte(`
+[endpoints.taobao_query]
+path = "/open/order/refund/query/{refundId}"
+[endpoints.taobao_cancel]
+path = "/open/order/refund/cancel"
+[endpoints.alibaba_refund_info]
+method = "GET"
+`), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Profile = prof
 	c := newTestClient(t, cfg)
 	ctx := context.Background()
 	if _, err := c.TaobaoQuery(ctx, "R 9"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.TaobaoCancel(ctx, "R9"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AlibabaRefundInfo(ctx, "TQ9"); err != nil {
 		t.Fatal(err)
 	}
 	reqs := fs.requests()
@@ -1154,13 +1155,15 @@ func TestPathOverridesWithTemplate(t *testing.T) {
 	if reqs[1].Path != "/open/order/refund/cancel" || reqs[1].RawQuery != "refundId=R9" {
 		t.Errorf("untemplated cancel went to %s ?%s; want ?refundId=R9", reqs[1].Path, reqs[1].RawQuery)
 	}
+	if reqs[2].Method != http.MethodGet || reqs[2].RawQuery != "refundId=TQ9" || len(reqs[2].Body) != 0 {
+		t.Errorf("refund info as GET: %s ?%s body %q; want a GET with ?refundId=TQ9", reqs[2].Method, reqs[2].RawQuery, reqs[2].Body)
+	}
 }
 
 // TestNotAppliedCodesConfigured: which envelope codes prove that a
-// side-effecting call had no effect is configuration. With the defaults a
+// side-effecting call had no effect is the profile's. With the defaults a
 // rate-limited submit (4290) is not applied and a platform-internal failure
-// (5000) leaves the outcome unknown; a configured list replaces the
-// defaults; the success code cannot be listed.
+// (5000) leaves the outcome unknown; a profile's classes replace the defaults.
 func TestNotAppliedCodesConfigured(t *testing.T) {
 	code := 0
 	fs := newFakeServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
@@ -1174,31 +1177,30 @@ func TestNotAppliedCodesConfigured(t *testing.T) {
 		}
 		return err
 	}
+	custom, err := platform.Parse([]byte("[error_codes]\ninternal = [5000, 4999]\nnot_applied = [\"internal\"]\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
-		codes      []int
+		profile    *platform.Profile
 		code       int
 		notApplied bool
+		class      platform.ErrorClass
 	}{
-		{nil, CodeRateLimited, true},
-		{nil, CodeDuplicateRefund, true},
-		{nil, CodeInternal, false},
-		{nil, 4999, false},
-		{[]int{4999}, 4999, true},
-		{[]int{4999}, CodeRateLimited, false},
-		{[]int{}, CodeRateLimited, false},
+		{nil, 4290, true, platform.ClassRateLimited},
+		{nil, 4092, true, platform.ClassDuplicateRefund},
+		{nil, 5000, false, platform.ClassInternal},
+		{nil, 4999, false, platform.ClassUnknown},
+		{custom, 4999, true, platform.ClassInternal},
+		{custom, 4290, false, platform.ClassRateLimited},
 	} {
 		code = tt.code
 		cfg := testConfig(fs.URL)
-		cfg.NotAppliedCodes = tt.codes
+		cfg.Profile = tt.profile
 		err := submit(cfg)
-		if got := NotApplied(err); got != tt.notApplied || OutcomeUnknown(err) == got {
-			t.Errorf("NotAppliedCodes %v, code %d: NotApplied = %v, OutcomeUnknown = %v; want %v, %v",
-				tt.codes, tt.code, got, OutcomeUnknown(err), tt.notApplied, !tt.notApplied)
+		if got := NotApplied(err); got != tt.notApplied || OutcomeUnknown(err) == got || ErrorClass(err) != tt.class {
+			t.Errorf("custom %v, code %d: NotApplied = %v, OutcomeUnknown = %v, class %q; want %v, %v, %q",
+				tt.profile != nil, tt.code, got, OutcomeUnknown(err), ErrorClass(err), tt.notApplied, !tt.notApplied, tt.class)
 		}
-	}
-	cfg := testConfig(fs.URL)
-	cfg.NotAppliedCodes = []int{CodeSuccess}
-	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "NotAppliedCodes") {
-		t.Errorf("NotAppliedCodes with the success code: %v; want an error naming the field", err)
 	}
 }

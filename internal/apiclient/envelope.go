@@ -2,11 +2,14 @@ package apiclient
 
 import "encoding/json"
 
-// CodeSuccess is the envelope code of a successful call (reference §1, §7).
-const CodeSuccess = 200
-
-// MsgSuccess is the message the platform sends with CodeSuccess.
-const MsgSuccess = "成功"
+// CodeSuccess and MsgSuccess are the sandbox's success markers.
+//
+// Deprecated: the profile's envelope.success_code and success_msg decide;
+// these remain only for the sandbox until it reads the profile.
+const (
+	CodeSuccess = 200
+	MsgSuccess  = "成功"
+)
 
 // Envelope is the response wrapper of every endpoint (reference §1):
 // {requestId, code, developId, msg, data}. Success is Code == CodeSuccess.
@@ -18,10 +21,11 @@ type Envelope struct {
 	Data      json.RawMessage `json:"data"`
 }
 
-// Error codes. The platform's error-code table is UNKNOWN (reference §7); these
-// are the codes the sandbox answers with and the client's defaults for deciding
-// what is retryable. They are guesses, documented as such in docs/platform-guesses.md, and the
-// client's RetryableCodes can be reconfigured when the real table is known.
+// Error codes the sandbox answers with.
+//
+// Deprecated: the codes are the profile's (error_codes), and the client
+// classifies a failure as APIError.Class. These remain only for the sandbox
+// until it reads the profile; nothing else may use them.
 const (
 	CodeMalformedJSON    = 4001 // body is not valid JSON or has wrong field types
 	CodeMissingParam     = 4002 // a required field is missing or empty
@@ -36,16 +40,3 @@ const (
 	CodeRateLimited      = 4290 // too many requests; retry later
 	CodeInternal         = 5000 // platform-side failure; retry later
 )
-
-// DefaultNotAppliedCodes are the envelope codes the client takes as proof
-// that a call had no effect (NotApplied): validation, authentication, not
-// found, illegal state, duplicate and rate limiting. INFERRED: the platform's
-// error-code table is not documented (upstream-api.md §7); these are the
-// sandbox's codes. Any other failing code leaves the outcome unknown.
-func DefaultNotAppliedCodes() []int {
-	return []int{CodeMalformedJSON, CodeMissingParam, CodeInvalidParam, CodeMissingAuth, CodeUnknownAccessKey,
-		CodeBadSignature, CodeExpiredTimestamp, CodeNotFound, CodeIllegalState, CodeDuplicateRefund, CodeRateLimited}
-}
-
-// DefaultRetryableCodes are the envelope codes the client treats as transient.
-func DefaultRetryableCodes() []int { return []int{CodeRateLimited, CodeInternal} }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // ErrRetryable marks a failure that may succeed if the same call is made again
@@ -25,20 +27,23 @@ var ErrInvalidArgument = errors.New("invalid argument")
 // Taobao success flag (cancelSuccess, messageSubmitSuccess, submitSuccess,
 // modifySuccess) that is false.
 type APIError struct {
-	Endpoint   string // endpoint name (a field name of Paths)
+	Endpoint   string // endpoint name (a platform.Endpoint)
 	HTTPStatus int    // HTTP status of the response (2xx)
 	Code       int    // envelope code; CodeSuccess for nested failures
 	Msg        string // envelope msg
 	RequestID  string // envelope requestId, for the platform's logs
 	NestedCode string // A5 data.errorCode, or "<flag>=false" for a Taobao flag
 	NestedMsg  string // A5 data.errorInfo, or a description of the false flag
-	// Retryable reports that Code is one of Config.RetryableCodes (rate
-	// limited, internal error by default); errors.Is(err, ErrRetryable) uses it.
+	// Class is what the profile says Code means (platform.ClassUnknown for a
+	// code it does not list, and for nested failures).
+	Class platform.ErrorClass
+	// Retryable reports that Code is in one of the profile's retryable
+	// classes; errors.Is(err, ErrRetryable) uses it.
 	Retryable bool
 	// NotApplied reports that the answer proves the call had no effect: the
-	// code is one of Config.NotAppliedCodes, or the failure is nested (the
-	// platform processed the call and reported it not done). NotApplied(err)
-	// uses it.
+	// code is in one of the profile's not_applied classes, or the failure is
+	// nested (the platform processed the call and reported it not done).
+	// NotApplied(err) uses it.
 	NotApplied bool
 }
 
@@ -61,6 +66,20 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
+// ErrorClass returns the class of err's platform code (an *APIError or an
+// *HTTPError carrying an envelope), or platform.ClassUnknown.
+func ErrorClass(err error) platform.ErrorClass {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Class
+	}
+	var he *HTTPError
+	if errors.As(err, &he) {
+		return he.Class
+	}
+	return platform.ClassUnknown
+}
+
 // Nested reports whether the failure was found inside a successful envelope.
 func (e *APIError) Nested() bool { return e.NestedCode != "" || e.NestedMsg != "" }
 
@@ -72,7 +91,8 @@ func (e *APIError) Is(target error) bool { return target == ErrRetryable && e.Re
 type HTTPError struct {
 	Endpoint   string
 	StatusCode int
-	Code       int    // envelope code if the body was an envelope, else 0
+	Code       int // envelope code if the body was an envelope, else 0
+	Class      platform.ErrorClass
 	Msg        string // envelope msg if any
 	RequestID  string // envelope requestId if any
 	Body       string // start of the body (at most 256 bytes), credentials removed

@@ -2,6 +2,7 @@ package apiclient
 
 import (
 	"encoding/json"
+	"github.com/refundhub/refundhub/internal/platform"
 	"testing"
 )
 
@@ -22,7 +23,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
-	codes := DefaultTaobaoStatusCodes()
+	prof := platform.Default()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		env, err := decodeEnvelope(body)
 		if err != nil {
@@ -30,15 +31,14 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 		var q QueryRefundResponse
 		if decodeData(env.Data, &q) == nil {
-			st := NormalizeTaobaoStatus(string(q.RefundOrderAggregate.RefundOrder.RefundStatus), codes)
-			if q.RefundOrderAggregate.RefundOrder.RefundStatus != "" && st == "" {
-				t.Errorf("non-empty refundStatus %q normalised to empty", q.RefundOrderAggregate.RefundOrder.RefundStatus)
+			raw := string(q.RefundOrderAggregate.RefundOrder.RefundStatus)
+			if ph, ok := prof.TaobaoPhase(raw); ok != (ph != "") {
+				t.Errorf("refundStatus %q: phase %q, known %v", raw, ph, ok)
 			}
 		}
 		var info RefundInfo
 		_ = decodeData(env.Data, &info)
-		var list ListRefundsResponse
-		_ = decodeData(env.Data, &list)
+		_, _ = decodeListPage(env.Data, prof.Taobao.List)
 		var companies companyList
 		_ = decodeData(env.Data, &companies)
 		var ret GoodsReturnResponse

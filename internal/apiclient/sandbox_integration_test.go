@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
-	"github.com/refundhub/refundhub/internal/sandbox"
 	"golang.org/x/time/rate"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
+	"github.com/refundhub/refundhub/internal/sandbox"
 )
 
 const (
@@ -174,7 +176,7 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 		t.Fatalf("TaobaoQuery: %v", err)
 	}
 	ro := q.Data.RefundOrderAggregate.RefundOrder
-	if string(ro.RefundID) != refundID || ro.Status != apiclient.TaobaoWaitSellerAgree || ro.RefundFee != maxFee {
+	if string(ro.RefundID) != refundID || ro.Phase != platform.PhaseWaitSellerAgree || ro.RefundFee != maxFee {
 		t.Fatalf("TaobaoQuery refundOrder = %+v; want %s WAIT_SELLER_AGREE fee %d", ro, refundID, maxFee)
 	}
 
@@ -183,7 +185,7 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TaobaoList: %v", err)
 	}
-	if list.Data.Total != 1 || len(list.Data.List) != 1 || list.Data.List[0].RefundOrder.Status != apiclient.TaobaoWaitSellerAgree {
+	if list.Data.Total != 1 || len(list.Data.List) != 1 || list.Data.List[0].RefundOrder.Phase != platform.PhaseWaitSellerAgree {
 		t.Fatalf("TaobaoList = %+v; want the one refund, WAIT_SELLER_AGREE", list.Data)
 	}
 
@@ -223,7 +225,7 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 		t.Fatalf("TaobaoReturnLogisticsRender: %v", err)
 	}
 	if len(lr.Data.LogisticsCompanies) == 0 || lr.Data.ReceiverAddress.DetailAddress == "" || lr.Data.RefundOrderAggregate == nil ||
-		lr.Data.RefundOrderAggregate.RefundOrder.Status != apiclient.TaobaoWaitBuyerReturnGoods {
+		lr.Data.RefundOrderAggregate.RefundOrder.Phase != platform.PhaseWaitBuyerReturn {
 		t.Fatalf("TaobaoReturnLogisticsRender = %+v; want carriers, an address and WAIT_BUYER_RETURN_GOODS", lr.Data)
 	}
 	carrier := lr.Data.LogisticsCompanies[0].LogisticsCompanyCode
@@ -239,7 +241,7 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 		t.Fatalf("TaobaoQuery after return: %v", err)
 	}
 	agg := q.Data.RefundOrderAggregate
-	if agg.RefundOrder.Status != apiclient.TaobaoWaitSellerConfirmGoods || agg.Logistics == nil ||
+	if agg.RefundOrder.Phase != platform.PhaseWaitSellerReceive || agg.Logistics == nil ||
 		agg.Logistics.LogisticsNo != "SF1234567890" || agg.Logistics.LogisticsCompany.LogisticsCompanyCode != carrier {
 		t.Fatalf("after return submit: %+v / %+v; want WAIT_SELLER_CONFIRM_GOODS with the waybill", agg.RefundOrder, agg.Logistics)
 	}
@@ -256,7 +258,7 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 	}
 	id2 := string(s2.Data.RefundID)
 	cancel, err := c.TaobaoCancel(ctx, id2)
-	if err != nil || !cancel.Data.CancelSuccess || cancel.Data.RefundOrderAggregate.RefundOrder.Status != apiclient.TaobaoRefundClosed {
+	if err != nil || !cancel.Data.CancelSuccess || cancel.Data.RefundOrderAggregate.RefundOrder.Phase != platform.PhaseClosed {
 		t.Fatalf("TaobaoCancel = %+v, %v; want cancelSuccess and CLOSED", cancel.Data, err)
 	}
 
@@ -467,7 +469,7 @@ func TestSandboxFaultKinds(t *testing.T) {
 	}
 	// Reconcile: the refund exists although the submit failed.
 	list, err := c.TaobaoList(ctx, apiclient.ListRefundsRequest{PurchaseOrderID: order.OrderID, PageSize: 10})
-	if err != nil || len(list.Data.List) != 1 || list.Data.List[0].RefundOrder.Status != apiclient.TaobaoWaitSellerAgree {
+	if err != nil || len(list.Data.List) != 1 || list.Data.List[0].RefundOrder.Phase != platform.PhaseWaitSellerAgree {
 		t.Fatalf("TaobaoList reconcile = %+v, %v; want the one refund the lost submit created", list.Data, err)
 	}
 	if got := sb.Stats().RefundSubmissions["taobao:7000000000000000002"]; got != 1 {
@@ -486,7 +488,7 @@ func TestSandboxFaultKinds(t *testing.T) {
 		t.Errorf("TaobaoCancel calls = %d, cancels = %d; want 1, 1", st.APICalls["TaobaoCancel"], st.Cancels[lostID])
 	}
 	q, err := c.TaobaoQuery(ctx, lostID)
-	if err != nil || q.Data.RefundOrderAggregate.RefundOrder.Status != apiclient.TaobaoRefundClosed {
+	if err != nil || q.Data.RefundOrderAggregate.RefundOrder.Phase != platform.PhaseClosed {
 		t.Fatalf("TaobaoQuery after the lost cancel = %+v, %v; want CLOSED", q.Data.RefundOrderAggregate.RefundOrder, err)
 	}
 
@@ -519,12 +521,12 @@ func TestSandboxNumericStatusDrift(t *testing.T) {
 		t.Fatalf("TaobaoQuery: %v", err)
 	}
 	ro := q.Data.RefundOrderAggregate.RefundOrder
-	if ro.RefundStatus != "0" || ro.Status != apiclient.TaobaoWaitSellerAgree {
-		t.Fatalf("numeric drift: raw %q status %q; want raw 0 normalised to WAIT_SELLER_AGREE", ro.RefundStatus, ro.Status)
+	if ro.RefundStatus != "0" || ro.Phase != platform.PhaseWaitSellerAgree {
+		t.Fatalf("numeric drift: raw %q status %q; want raw 0 normalised to WAIT_SELLER_AGREE", ro.RefundStatus, ro.Phase)
 	}
 	refundAction(t, srv, id, "refuse")
 	q, err = c.TaobaoQuery(ctx, id)
-	if err != nil || q.Data.RefundOrderAggregate.RefundOrder.Status != apiclient.TaobaoSellerRefuseBuyer {
+	if err != nil || q.Data.RefundOrderAggregate.RefundOrder.Phase != platform.PhaseSellerRefused {
 		t.Fatalf("after refuse: %+v, %v; want SELLER_REFUSE_BUYER", q.Data.RefundOrderAggregate.RefundOrder, err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Header names of the platform's system parameters (reference §2.1). All of
@@ -19,12 +21,28 @@ const (
 	HeaderSignature = "signature"
 )
 
-// Sign computes the request signature of reference §2.2:
-// UPPER(HEX(MD5(accessKey + timestamp + nonce + secret))). The body, path,
-// query and user-id are not signed, which is why the platform's ±600 s
-// timestamp window is the only replay protection.
-func Sign(accessKey, timestamp, nonce, secret string) string {
-	sum := md5.Sum([]byte(accessKey + timestamp + nonce + secret))
+// Sign computes the request signature the profile describes; by default
+// reference §2.2's UPPER(HEX(MD5(accessKey + timestamp + nonce + secret))).
+// The body, path, query and user-id are not signed, which is why the
+// platform's timestamp window is the only replay protection.
+func Sign(f platform.SignatureFacts, accessKey, timestamp, nonce, secret string) string {
+	var b strings.Builder
+	for _, part := range f.Parts {
+		switch part {
+		case platform.PartAccessKey:
+			b.WriteString(accessKey)
+		case platform.PartTimestamp:
+			b.WriteString(timestamp)
+		case platform.PartNonce:
+			b.WriteString(nonce)
+		case platform.PartSecret:
+			b.WriteString(secret)
+		}
+	}
+	sum := md5.Sum([]byte(b.String()))
+	if f.LetterCase == "lower" {
+		return hex.EncodeToString(sum[:])
+	}
 	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }
 

@@ -1,6 +1,7 @@
 package apiclient
 
 import (
+	"github.com/refundhub/refundhub/internal/platform"
 	"testing"
 )
 
@@ -13,7 +14,7 @@ func TestSignVectors(t *testing.T) {
 		{"58c0201dfdf148eca63cbf6bb5e7cf03", "1715669977082", "", "test-secret", "94053634807604F731DA1BD269CD339A"},
 	}
 	for _, tt := range tests {
-		if got := Sign(tt.key, tt.ts, tt.nonce, tt.secret); got != tt.want {
+		if got := Sign(platform.Default().Signature, tt.key, tt.ts, tt.nonce, tt.secret); got != tt.want {
 			t.Errorf("Sign(%q, %q, %q, secret) = %s; want %s", tt.key, tt.ts, tt.nonce, got, tt.want)
 		}
 	}

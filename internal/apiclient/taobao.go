@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Retry classes. "Safe" methods only read, or render a form, so the client
@@ -15,34 +18,76 @@ import (
 // errors.Is(err, ErrRetryable) and OutcomeUnknown(err) to decide whether to
 // reconcile and try again.
 
-// TaobaoList lists reverse orders (T1 POST, Paths.TaobaoList).
+// TaobaoList lists reverse orders (T1 POST, profile endpoint taobao_list).
 // Retry class: safe, retried.
 func (c *Client) TaobaoList(ctx context.Context, req ListRefundsRequest) (Result[ListRefundsResponse], error) {
-	const ep = "TaobaoList"
+	const ep = platform.TaobaoList
 	if req.PageSize <= 0 {
 		return Result[ListRefundsResponse]{}, fmt.Errorf("%s: pageSize %d must be positive: %w", ep, req.PageSize, ErrInvalidArgument)
 	}
-	r, err := c.jsonRequest(ep, c.paths.TaobaoList, true, req)
+	lf := c.profile.Taobao.List
+	r, err := c.jsonRequest(ep, true, req)
 	if err != nil {
 		return Result[ListRefundsResponse]{}, err
 	}
-	return call(ctx, c, r, func(d *ListRefundsResponse, _ json.RawMessage) *APIError {
-		for i := range d.List {
-			c.normalize(&d.List[i].RefundOrder)
+	// The profile names the paging and filter fields; the page number is the
+	// caller's (from 1) shifted to the platform's first page, and written
+	// even when it is 0.
+	rename := map[string]string{"purchaseOrderId": lf.OrderFilterField, "pageNo": lf.PageNoField, "pageSize": lf.PageSizeField}
+	var page *int
+	if req.PageNo > 0 {
+		p := req.PageNo + lf.FirstPage - 1
+		page = &p
+	}
+	if r.body, err = renameFields(r.body, rename, lf.PageNoField, page); err != nil {
+		return Result[ListRefundsResponse]{}, fmt.Errorf("%s: encode request: %w", ep, err)
+	}
+	raw, err := call[json.RawMessage](ctx, c, r, nil)
+	res := Result[ListRefundsResponse]{RequestID: raw.RequestID, DevelopID: raw.DevelopID, Attempts: raw.Attempts}
+	if err != nil || len(raw.Data) == 0 {
+		return res, err
+	}
+	if res.Data, err = decodeListPage(raw.Data, lf); err != nil {
+		return Result[ListRefundsResponse]{RequestID: res.RequestID, DevelopID: res.DevelopID, Attempts: res.Attempts},
+			&DecodeError{Endpoint: string(ep), HTTPStatus: http.StatusOK, RequestID: res.RequestID,
+				Body: snippet(raw.Data), Err: fmt.Errorf("data: %w", err)}
+	}
+	for i := range res.Data.List {
+		c.normalize(&res.Data.List[i].RefundOrder)
+	}
+	return res, nil
+}
+
+// renameFields renames the top-level keys of a JSON object (the list
+// request's documented names to the profile's) and sets key to *v when v is
+// not nil.
+func renameFields(body []byte, names map[string]string, key string, v *int) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	out := make(map[string]json.RawMessage, len(m))
+	for k, val := range m {
+		if to, ok := names[k]; ok {
+			k = to
 		}
-		return nil
-	})
+		out[k] = val
+	}
+	if v != nil {
+		out[key] = json.RawMessage(strconv.Itoa(*v))
+	}
+	return json.Marshal(out)
 }
 
 // TaobaoRender renders the refund form of a sub-order (T2 POST,
-// Paths.TaobaoRender): allowed fee range, reasons, refund types.
+// profile endpoint taobao_render): allowed fee range, reasons, refund types.
 // Retry class: safe, retried.
 func (c *Client) TaobaoRender(ctx context.Context, req RenderRequest) (Result[RenderResponse], error) {
-	const ep = "TaobaoRender"
-	if err := checkID(ep, "subOrderId", req.SubOrderID); err != nil {
+	const ep = platform.TaobaoRender
+	if err := checkID(string(ep), "subOrderId", req.SubOrderID); err != nil {
 		return Result[RenderResponse]{}, err
 	}
-	r, err := c.jsonRequest(ep, c.paths.TaobaoRender, true, req)
+	r, err := c.jsonRequest(ep, true, req)
 	if err != nil {
 		return Result[RenderResponse]{}, err
 	}
@@ -53,10 +98,10 @@ func (c *Client) TaobaoRender(ctx context.Context, req RenderRequest) (Result[Re
 }
 
 // TaobaoReturnLogisticsRender fetches the return-shipment form of a refund
-// (T3 GET, Paths.TaobaoReturnLogisticsRender; refundId in the path template or
+// (T3 GET, profile endpoint taobao_return_logistics_render; refundId in the path template or
 // the query). Retry class: safe, retried.
 func (c *Client) TaobaoReturnLogisticsRender(ctx context.Context, refundID string) (Result[ReturnLogisticsRenderResponse], error) {
-	r, err := c.idRequest("TaobaoReturnLogisticsRender", c.paths.TaobaoReturnLogisticsRender, refundID, true)
+	r, err := c.idRequest(platform.TaobaoReturnLogisticsRender, refundID, true)
 	if err != nil {
 		return Result[ReturnLogisticsRenderResponse]{}, err
 	}
@@ -69,16 +114,16 @@ func (c *Client) TaobaoReturnLogisticsRender(ctx context.Context, refundID strin
 }
 
 // TaobaoReturnLogisticsSubmit submits the return shipment (carrier and
-// waybill) of a refund (T4 POST, Paths.TaobaoReturnLogisticsSubmit).
+// waybill) of a refund (T4 POST, profile endpoint taobao_return_logistics_submit).
 // submitSuccess == false is an *APIError. Retry class: mutating, never retried.
 func (c *Client) TaobaoReturnLogisticsSubmit(ctx context.Context, req ReturnLogisticsSubmitRequest) (Result[ReturnLogisticsSubmitResponse], error) {
-	const ep = "TaobaoReturnLogisticsSubmit"
+	const ep = platform.TaobaoReturnLogisticsSubmit
 	for _, f := range []struct{ name, v string }{{"refundId", req.RefundID}, {"logisticsCompanyCode", req.LogisticsCompanyCode}, {"logisticsNo", req.LogisticsNo}} {
-		if err := checkID(ep, f.name, f.v); err != nil {
+		if err := checkID(string(ep), f.name, f.v); err != nil {
 			return Result[ReturnLogisticsSubmitResponse]{}, err
 		}
 	}
-	r, err := c.jsonRequest(ep, c.paths.TaobaoReturnLogisticsSubmit, false, req)
+	r, err := c.jsonRequest(ep, false, req)
 	if err != nil {
 		return Result[ReturnLogisticsSubmitResponse]{}, err
 	}
@@ -87,11 +132,11 @@ func (c *Client) TaobaoReturnLogisticsSubmit(ctx context.Context, req ReturnLogi
 	})
 }
 
-// TaobaoCancel cancels a refund (T5 GET, Paths.TaobaoCancel, {refundId} in the
+// TaobaoCancel cancels a refund (T5 GET, profile endpoint taobao_cancel, {refundId} in the
 // path). cancelSuccess == false is an *APIError. Although it is a GET it
 // changes state. Retry class: mutating, never retried.
 func (c *Client) TaobaoCancel(ctx context.Context, refundID string) (Result[CancelResponse], error) {
-	r, err := c.idRequest("TaobaoCancel", c.paths.TaobaoCancel, refundID, false)
+	r, err := c.idRequest(platform.TaobaoCancel, refundID, false)
 	if err != nil {
 		return Result[CancelResponse]{}, err
 	}
@@ -102,17 +147,17 @@ func (c *Client) TaobaoCancel(ctx context.Context, refundID string) (Result[Canc
 }
 
 // TaobaoSubmitMessage adds a buyer message to a refund (T6 POST,
-// Paths.TaobaoSubmitMessage). messageSubmitSuccess == false is an *APIError.
+// profile endpoint taobao_submit_message). messageSubmitSuccess == false is an *APIError.
 // Retry class: mutating, never retried (a repeat would post the message twice).
 func (c *Client) TaobaoSubmitMessage(ctx context.Context, req SubmitMessageRequest) (Result[SubmitMessageResponse], error) {
-	const ep = "TaobaoSubmitMessage"
-	if err := checkID(ep, "refundId", req.RefundID); err != nil {
+	const ep = platform.TaobaoSubmitMessage
+	if err := checkID(string(ep), "refundId", req.RefundID); err != nil {
 		return Result[SubmitMessageResponse]{}, err
 	}
 	if strings.TrimSpace(req.RefundMessage) == "" {
 		return Result[SubmitMessageResponse]{}, fmt.Errorf("%s: refundMessage is empty: %w", ep, ErrInvalidArgument)
 	}
-	r, err := c.jsonRequest(ep, c.paths.TaobaoSubmitMessage, false, req)
+	r, err := c.jsonRequest(ep, false, req)
 	if err != nil {
 		return Result[SubmitMessageResponse]{}, err
 	}
@@ -121,18 +166,18 @@ func (c *Client) TaobaoSubmitMessage(ctx context.Context, req SubmitMessageReque
 	})
 }
 
-// TaobaoSubmit opens a refund on a sub-order (T7 POST, Paths.TaobaoSubmit).
+// TaobaoSubmit opens a refund on a sub-order (T7 POST, profile endpoint taobao_submit).
 // submitSuccess == false is an *APIError. Retry class: mutating, never retried
 // (at most once: after OutcomeUnknown, reconcile with TaobaoList/TaobaoQuery).
 func (c *Client) TaobaoSubmit(ctx context.Context, req SubmitRefundRequest) (Result[SubmitRefundResponse], error) {
-	const ep = "TaobaoSubmit"
-	if err := checkID(ep, "subOrderId", req.SubOrderID); err != nil {
+	const ep = platform.TaobaoSubmit
+	if err := checkID(string(ep), "subOrderId", req.SubOrderID); err != nil {
 		return Result[SubmitRefundResponse]{}, err
 	}
 	if req.RefundFee < 0 {
 		return Result[SubmitRefundResponse]{}, fmt.Errorf("%s: refundFee %d is negative: %w", ep, req.RefundFee, ErrInvalidArgument)
 	}
-	r, err := c.jsonRequest(ep, c.paths.TaobaoSubmit, false, req)
+	r, err := c.jsonRequest(ep, false, req)
 	if err != nil {
 		return Result[SubmitRefundResponse]{}, err
 	}
@@ -142,33 +187,33 @@ func (c *Client) TaobaoSubmit(ctx context.Context, req SubmitRefundRequest) (Res
 }
 
 // TaobaoListMessages lists the messages of a refund (T8 POST,
-// Paths.TaobaoListMessages). Retry class: safe, retried.
+// profile endpoint taobao_list_messages). Retry class: safe, retried.
 func (c *Client) TaobaoListMessages(ctx context.Context, req ListMessagesRequest) (Result[ListMessagesResponse], error) {
-	const ep = "TaobaoListMessages"
-	if err := checkID(ep, "refundId", req.RefundID); err != nil {
+	const ep = platform.TaobaoListMessages
+	if err := checkID(string(ep), "refundId", req.RefundID); err != nil {
 		return Result[ListMessagesResponse]{}, err
 	}
 	if req.PageSize <= 0 {
 		return Result[ListMessagesResponse]{}, fmt.Errorf("%s: pageSize %d must be positive: %w", ep, req.PageSize, ErrInvalidArgument)
 	}
-	r, err := c.jsonRequest(ep, c.paths.TaobaoListMessages, true, req)
+	r, err := c.jsonRequest(ep, true, req)
 	if err != nil {
 		return Result[ListMessagesResponse]{}, err
 	}
 	return call[ListMessagesResponse](ctx, c, r, nil)
 }
 
-// TaobaoModify changes an open refund (T9 POST, Paths.TaobaoModify).
+// TaobaoModify changes an open refund (T9 POST, profile endpoint taobao_modify).
 // modifySuccess == false is an *APIError. Retry class: mutating, never retried.
 func (c *Client) TaobaoModify(ctx context.Context, req ModifyRefundRequest) (Result[ModifyRefundResponse], error) {
-	const ep = "TaobaoModify"
-	if err := checkID(ep, "refundId", req.RefundID); err != nil {
+	const ep = platform.TaobaoModify
+	if err := checkID(string(ep), "refundId", req.RefundID); err != nil {
 		return Result[ModifyRefundResponse]{}, err
 	}
 	if req.RefundFee < 0 {
 		return Result[ModifyRefundResponse]{}, fmt.Errorf("%s: refundFee %d is negative: %w", ep, req.RefundFee, ErrInvalidArgument)
 	}
-	r, err := c.jsonRequest(ep, c.paths.TaobaoModify, false, req)
+	r, err := c.jsonRequest(ep, false, req)
 	if err != nil {
 		return Result[ModifyRefundResponse]{}, err
 	}
@@ -177,11 +222,11 @@ func (c *Client) TaobaoModify(ctx context.Context, req ModifyRefundRequest) (Res
 	})
 }
 
-// TaobaoQuery fetches one refund (T10 GET, Paths.TaobaoQuery, ?refundId=).
+// TaobaoQuery fetches one refund (T10 GET, profile endpoint taobao_query, ?refundId=).
 // RefundOrder.Status is normalised from the string or numeric refundStatus.
 // Retry class: safe, retried.
 func (c *Client) TaobaoQuery(ctx context.Context, refundID string) (Result[QueryRefundResponse], error) {
-	r, err := c.idRequest("TaobaoQuery", c.paths.TaobaoQuery, refundID, true)
+	r, err := c.idRequest(platform.TaobaoQuery, refundID, true)
 	if err != nil {
 		return Result[QueryRefundResponse]{}, err
 	}
@@ -191,39 +236,9 @@ func (c *Client) TaobaoQuery(ctx context.Context, refundID string) (Result[Query
 	})
 }
 
-// Known reports whether s is one of the TaobaoRefundStatus constants.
-func (s TaobaoRefundStatus) Known() bool {
-	switch s {
-	case TaobaoWaitSellerAgree, TaobaoWaitBuyerReturnGoods, TaobaoWaitSellerConfirmGoods,
-		TaobaoSellerRefuseBuyer, TaobaoRefundClosed, TaobaoRefundSuccess:
-		return true
-	}
-	return false
-}
-
-// NormalizeTaobaoStatus turns a raw refundStatus into a TaobaoRefundStatus: a
-// known name in any case becomes the canonical upper-case name, an integer is
-// looked up in codes, and anything else (an unknown name or number) is kept
-// as the raw text so it is never silently lost. Empty stays empty.
-func NormalizeTaobaoStatus(raw string, codes map[int]TaobaoRefundStatus) TaobaoRefundStatus {
-	s := strings.TrimSpace(raw)
-	if s == "" {
-		return ""
-	}
-	if n, err := strconv.Atoi(s); err == nil {
-		if st, ok := codes[n]; ok {
-			return st
-		}
-		return TaobaoRefundStatus(s)
-	}
-	if up := TaobaoRefundStatus(strings.ToUpper(s)); up.Known() {
-		return up
-	}
-	return TaobaoRefundStatus(s)
-}
-
+// normalize sets the refund's Phase from its raw status through the profile.
 func (c *Client) normalize(o *RefundOrder) {
-	o.Status = NormalizeTaobaoStatus(string(o.RefundStatus), c.statusCodes)
+	o.Phase, _ = c.profile.TaobaoPhase(string(o.RefundStatus))
 }
 
 // flagFailure reports an *APIError when the data explicitly sets key to false.

@@ -3,6 +3,9 @@ package apiclient
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Taobao after-sales ("reverse order", 逆向单) wire types, reference §4. Field
@@ -22,12 +25,15 @@ const (
 	TaobaoGoodsReceived    = 3 // 已收到货
 )
 
-// TaobaoRefundStatus is the canonical (string) refund status. The platform's
-// values are UNKNOWN; the Taobao-native names (reference §6) are the best guess.
-// Numeric statuses (the v2 query) are mapped through Config.TaobaoStatusCodes.
+// TaobaoRefundStatus is a Taobao refundStatus wire name.
+//
+// Deprecated: the wire names are the profile's (taobao.refund_status), and
+// the client reports a refund's meaning as RefundOrder.Phase. These
+// constants remain only for the sandbox until it reads the profile; nothing
+// else may use them.
 type TaobaoRefundStatus string
 
-// Taobao refund statuses (best guess, see TaobaoRefundStatus).
+// Deprecated wire names; see TaobaoRefundStatus.
 const (
 	TaobaoWaitSellerAgree        TaobaoRefundStatus = "WAIT_SELLER_AGREE"
 	TaobaoWaitBuyerReturnGoods   TaobaoRefundStatus = "WAIT_BUYER_RETURN_GOODS"
@@ -37,28 +43,17 @@ const (
 	TaobaoRefundSuccess          TaobaoRefundStatus = "SUCCESS"
 )
 
-// DefaultTaobaoStatusCodes maps numeric refundStatus values to names. INFERRED:
-// the reference only shows the examples 0 and 1; the order follows the Taobao
-// lifecycle.
+// DefaultTaobaoStatusCodes is the sandbox's numeric map.
+//
+// Deprecated: see TaobaoRefundStatus.
 func DefaultTaobaoStatusCodes() map[int]TaobaoRefundStatus {
-	return map[int]TaobaoRefundStatus{
-		0: TaobaoWaitSellerAgree,
-		1: TaobaoWaitBuyerReturnGoods,
-		2: TaobaoWaitSellerConfirmGoods,
-		3: TaobaoSellerRefuseBuyer,
-		4: TaobaoRefundClosed,
-		5: TaobaoRefundSuccess,
-	}
-}
-
-// Terminal reports whether no further seller or buyer action can change the refund.
-func (s TaobaoRefundStatus) Terminal() bool {
-	return s == TaobaoRefundClosed || s == TaobaoRefundSuccess
+	return map[int]TaobaoRefundStatus{0: TaobaoWaitSellerAgree, 1: TaobaoWaitBuyerReturnGoods,
+		2: TaobaoWaitSellerConfirmGoods, 3: TaobaoSellerRefuseBuyer, 4: TaobaoRefundClosed, 5: TaobaoRefundSuccess}
 }
 
 // RefundOrder is the refund part of a reverse order (reference §4.2).
-// RefundStatus keeps the raw form (string or number); Client normalises it into
-// Status.
+// RefundStatus keeps the raw form (string or number); the client maps it
+// through the profile into Phase.
 type RefundOrder struct {
 	CanEditFee                 bool       `json:"canEditFee"`
 	FeeTips                    string     `json:"feeTips"`
@@ -77,8 +72,9 @@ type RefundOrder struct {
 	TimeoutDate                string     `json:"timeoutDate"`
 	TimeoutType                string     `json:"timeoutType"`
 
-	// Status is RefundStatus normalised by the client (not on the wire).
-	Status TaobaoRefundStatus `json:"-"`
+	// Phase is what RefundStatus means per the profile (not on the wire);
+	// "" for a status the profile does not know.
+	Phase platform.Phase `json:"-"`
 }
 
 // PurchaseOrderLine is the purchase line a reverse order belongs to (reference §4.2).
@@ -201,21 +197,46 @@ type ListRefundsResponse struct {
 	HasTotal bool `json:"-"`
 }
 
-// UnmarshalJSON decodes the page and notes whether total was present (and
-// not null).
-func (r *ListRefundsResponse) UnmarshalJSON(b []byte) error {
-	type plain ListRefundsResponse
-	var probe struct {
-		Total json.RawMessage `json:"total"`
+// decodeListPage decodes a list page under the profile's field names, and
+// notes whether the total was present (and not null). The page number is
+// reported counting from 1 whatever the platform's first page is.
+func decodeListPage(b []byte, f platform.ListFacts) (ListRefundsResponse, error) {
+	var r ListRefundsResponse
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return r, err
 	}
-	if err := json.Unmarshal(b, &probe); err != nil {
-		return err
+	if v, ok := fields[f.ItemsField]; ok {
+		if err := json.Unmarshal(v, &r.List); err != nil {
+			return r, fmt.Errorf("%s: %w", f.ItemsField, err)
+		}
 	}
-	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
-		return err
+	number := func(key string) (int, bool, error) {
+		v, ok := fields[key]
+		if !ok || string(bytes.TrimSpace(v)) == "null" {
+			return 0, false, nil
+		}
+		var n FlexInt
+		if err := json.Unmarshal(v, &n); err != nil {
+			return 0, false, fmt.Errorf("%s: %w", key, err)
+		}
+		return int(n), true, nil
 	}
-	r.HasTotal = len(probe.Total) > 0 && string(probe.Total) != "null"
-	return nil
+	var err error
+	if r.Total, r.HasTotal, err = number(f.TotalField); err != nil {
+		return r, err
+	}
+	pageNo, hasPageNo, err := number(f.PageNoField)
+	if err != nil {
+		return r, err
+	}
+	if hasPageNo {
+		r.PageNo = pageNo - f.FirstPage + 1
+	}
+	if r.PageSize, _, err = number(f.PageSizeField); err != nil {
+		return r, err
+	}
+	return r, nil
 }
 
 // RenderRequest is the body of T2 POST /open/order/refund/render.

@@ -1,8 +1,9 @@
 package apiclient
 
 import (
-	"encoding/json"
 	"testing"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // TestListRefundsResponseTotalPresence: a page without total (or with null)
@@ -19,8 +20,8 @@ func TestListRefundsResponseTotalPresence(t *testing.T) {
 		{`{"total":0,"list":[]}`, true, 0},
 		{`{"total":7,"list":[]}`, true, 7},
 	} {
-		var r ListRefundsResponse
-		if err := json.Unmarshal([]byte(tt.body), &r); err != nil {
+		r, err := decodeListPage([]byte(tt.body), platform.Default().Taobao.List)
+		if err != nil {
 			t.Fatalf("%s: %v", tt.body, err)
 		}
 		if r.HasTotal != tt.hasTotal || r.Total != tt.total {

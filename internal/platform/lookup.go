@@ -59,11 +59,11 @@ func (p *Profile) CodesOf(classes []ErrorClass) []int {
 	return out
 }
 
-// TaobaoPhase maps a Taobao refundStatus, a name or a number as text, to
-// its phase; ok is false for a status the profile does not know.
+// TaobaoPhase maps a Taobao refundStatus, a name in any case or a number as
+// text, to its phase; ok is false for a status the profile does not know.
 func (p *Profile) TaobaoPhase(raw string) (Phase, bool) {
 	raw = strings.TrimSpace(raw)
-	if ph, ok := p.tbByName[raw]; ok {
+	if ph, ok := p.tbByName[strings.ToUpper(raw)]; ok {
 		return ph, true
 	}
 	if n, err := strconv.Atoi(raw); err == nil {

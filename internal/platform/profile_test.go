@@ -26,12 +26,12 @@ func TestDefaultProfileIsValid(t *testing.T) {
 		t.Error("not applied: want 4092 yes, 5000 and unknown no")
 	}
 	for raw, want := range map[string]Phase{"WAIT_SELLER_AGREE": PhaseWaitSellerAgree, "0": PhaseWaitSellerAgree,
-		"SELLER_REFUSE_BUYER": PhaseSellerRefused, "5": PhaseSuccess, " CLOSED ": PhaseClosed} {
+		"SELLER_REFUSE_BUYER": PhaseSellerRefused, "5": PhaseSuccess, " CLOSED ": PhaseClosed, "wait_buyer_return_goods": PhaseWaitBuyerReturn} {
 		if got, ok := p.TaobaoPhase(raw); !ok || got != want {
 			t.Errorf("TaobaoPhase(%q) = %q, %v; want %q", raw, got, ok, want)
 		}
 	}
-	for _, raw := range []string{"", "6", "waitselleragree", "closed"} {
+	for _, raw := range []string{"", "6", "waitselleragree", "CLOSED_X"} {
 		if got, ok := p.TaobaoPhase(raw); ok {
 			t.Errorf("TaobaoPhase(%q) = %q; want unknown", raw, got)
 		}

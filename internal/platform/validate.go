@@ -223,7 +223,7 @@ func (p *Profile) validateAmounts() error {
 
 func (p *Profile) validateTaobao() error {
 	var err error
-	if p.tbByName, p.tbByCode, err = statusTables("taobao.refund_status", p.Taobao.RefundStatus, true); err != nil {
+	if p.tbByName, p.tbByCode, err = statusTables("taobao.refund_status", p.Taobao.RefundStatus, true, true); err != nil {
 		return err
 	}
 	rt := p.Taobao.RefundType
@@ -252,7 +252,7 @@ func (p *Profile) validateTaobao() error {
 
 func (p *Profile) validateAlibaba() error {
 	var err error
-	if p.abByName, _, err = statusTables("alibaba.refund_status", p.Alibaba.RefundStatus, false); err != nil {
+	if p.abByName, _, err = statusTables("alibaba.refund_status", p.Alibaba.RefundStatus, false, false); err != nil {
 		return err
 	}
 	seen := map[string]bool{}
@@ -273,8 +273,10 @@ func (p *Profile) validateAlibaba() error {
 }
 
 // statusTables checks that every phase is mapped, that no name (and, with
-// codes, no code) is used twice, and returns the reverse tables.
-func statusTables(key string, m map[Phase]StatusFact, codes bool) (map[string]Phase, map[int]Phase, error) {
+// codes, no code) is used twice, and returns the reverse tables. With fold
+// the names are matched without regard to case (Taobao statuses have been
+// seen in lower case), and are keyed upper case.
+func statusTables(key string, m map[Phase]StatusFact, codes, fold bool) (map[string]Phase, map[int]Phase, error) {
 	for ph := range m {
 		if !slices.Contains(Phases(), ph) {
 			return nil, nil, keyErr(key+"."+string(ph), "unknown phase (want one of %s)", phaseList())
@@ -294,10 +296,14 @@ func statusTables(key string, m map[Phase]StatusFact, codes bool) (map[string]Ph
 			if n == "" || strings.TrimSpace(n) != n {
 				return nil, nil, keyErr(k+".names", "%q: a name is not empty and has no surrounding space", n)
 			}
-			if other, dup := byName[n]; dup {
+			nk := n
+			if fold {
+				nk = strings.ToUpper(n)
+			}
+			if other, dup := byName[nk]; dup {
 				return nil, nil, keyErr(k+".names", "duplicate status %q (also %s.%s)", n, key, other)
 			}
-			byName[n] = ph
+			byName[nk] = ph
 		}
 		switch {
 		case codes && f.Code == nil:

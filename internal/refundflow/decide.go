@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Decision codes for no-ops and rejections (Decision.Code).
@@ -254,40 +255,32 @@ func (d Decider) resume(c CaseView, now time.Time) Decision {
 	}
 }
 
-// target is the state a platform status implies, or an attention.
+// target is the state a platform status implies, or an attention. Both
+// platforms' statuses arrive as phases (the profile maps the names).
 func target(p Platform, v PlatformView) (State, *Attention) {
-	if p == PlatformTaobao {
-		switch v.TaobaoStatus {
-		case apiclient.TaobaoWaitSellerAgree:
-			return StateWaitingSeller, nil
-		case apiclient.TaobaoWaitBuyerReturnGoods:
-			return StateWaitingReturnShipment, nil
-		case apiclient.TaobaoWaitSellerConfirmGoods:
-			return StateWaitingSellerReceive, nil
-		case apiclient.TaobaoRefundSuccess:
-			return StateSucceeded, nil
-		case apiclient.TaobaoRefundClosed:
-			return StateClosed, nil
-		case apiclient.TaobaoSellerRefuseBuyer:
-			return StateWaitingSeller, &Attention{Code: AttnSellerRefused, Message: "seller refused: " + clip(v.RefuseReason)}
-		}
-		return "", &Attention{Code: AttnUnknownStatus, Message: fmt.Sprintf("unknown Taobao refund status %q", clip(string(v.TaobaoStatus)))}
-	}
-	switch v.AlibabaStatus {
-	case apiclient.AlibabaWaitSellerAgree:
+	switch v.Phase {
+	case platform.PhaseWaitSellerAgree:
 		return StateWaitingSeller, nil
-	case apiclient.AlibabaWaitBuyerSend:
+	case platform.PhaseWaitBuyerReturn:
 		return StateWaitingReturnShipment, nil
-	case apiclient.AlibabaWaitSellerReceive:
+	case platform.PhaseWaitSellerReceive:
 		return StateWaitingSellerReceive, nil
-	case apiclient.AlibabaRefundSuccess:
+	case platform.PhaseSuccess:
 		return StateSucceeded, nil
-	case apiclient.AlibabaRefundClose:
+	case platform.PhaseClosed:
 		return StateClosed, nil
-	case apiclient.AlibabaWaitBuyerModify:
-		return StateWaitingSeller, &Attention{Code: AttnSellerRefused, Message: "seller rejected: " + clip(v.RefuseReason)}
+	case platform.PhaseSellerRefused:
+		verb := "refused"
+		if p == Platform1688 {
+			verb = "rejected"
+		}
+		return StateWaitingSeller, &Attention{Code: AttnSellerRefused, Message: "seller " + verb + ": " + clip(v.RefuseReason)}
 	}
-	return "", &Attention{Code: AttnUnknownStatus, Message: fmt.Sprintf("unknown 1688 refund status %q", clip(string(v.AlibabaStatus)))}
+	name := "Taobao"
+	if p == Platform1688 {
+		name = "1688"
+	}
+	return "", &Attention{Code: AttnUnknownStatus, Message: fmt.Sprintf("unknown %s refund status %q", name, clip(v.StatusText))}
 }
 
 // fromView follows the platform view, forwards only.

@@ -6,16 +6,13 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/platform"
 )
-
-// platformTZ is the zone of the platform's "yyyy-MM-dd HH:mm:ss" times
-// (China Standard Time). GUESS: the documentation shows such times without a
-// zone.
-var platformTZ = time.FixedZone("CST", 8*3600)
 
 // listPageSize is the page size the Taobao list walk asks for; listMaxRefunds
 // bounds the refunds of one order it reads (at whatever page size the
@@ -52,7 +49,7 @@ func (e *Engine) fetch(ctx context.Context, c casestore.Case, cv CaseView, hint 
 	if err != nil {
 		return nil, err
 	}
-	v := taobaoView(res.Data.RefundOrderAggregate)
+	v := e.taobaoView(res.Data.RefundOrderAggregate)
 	if v.RefundID == "" {
 		v.RefundID = c.RefundID
 	}
@@ -89,20 +86,24 @@ func (e *Engine) alibabaView(ctx context.Context, c casestore.Case, cv CaseView,
 		if info.OrderID != 0 && strconv.FormatInt(int64(info.OrderID), 10) != c.OrderID {
 			return &PlatformView{Inconclusive: true}, nil // a hint about another order
 		}
-		if created := alibabaCreated(info); cv.Intent != nil && !created.IsZero() && created.Before(cv.Intent.Since.Add(-e.clockSkew)) {
+		if created := e.alibabaCreated(info); cv.Intent != nil && !created.IsZero() && created.Before(cv.Intent.Since.Add(-e.clockSkew)) {
 			return &PlatformView{Inconclusive: true, Foreign: []string{info.RefundID}}, nil
 		}
 	}
-	return &PlatformView{Found: true, RefundID: info.RefundID, AlibabaStatus: info.Status,
+	text := string(info.Status)
+	if info.Phase != "" {
+		text = e.client.Profile().AlibabaName(info.Phase)
+	}
+	return &PlatformView{Found: true, RefundID: info.RefundID, Phase: info.Phase, StatusText: text,
 		ReturnRequired: info.RefundGoods, RefuseReason: info.RejectReason,
-		Deadline: parsePlatformTime(info.GmtTimeOut), ReturnWaybill: info.FreightBill}, nil
+		Deadline: e.parsePlatformTime(info.GmtTimeOut), ReturnWaybill: info.FreightBill}, nil
 }
 
 // alibabaCreated is when the platform says a 1688 refund was applied for
 // (gmtApply, else gmtCreate, else createTime); zero if it says none of them.
-func alibabaCreated(info apiclient.RefundInfo) time.Time {
+func (e *Engine) alibabaCreated(info apiclient.RefundInfo) time.Time {
 	for _, s := range []string{info.GmtApply, info.GmtCreate, info.CreateTime} {
-		if t := parsePlatformTime(s); !t.IsZero() {
+		if t := e.parsePlatformTime(s); !t.IsZero() {
 			return t
 		}
 	}
@@ -156,12 +157,12 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView) 
 	}
 	pick := mine[len(mine)-1]
 	for i := len(mine) - 1; i >= 0; i-- {
-		if s := mine[i].RefundOrder.Status; s != apiclient.TaobaoRefundSuccess && s != apiclient.TaobaoRefundClosed {
+		if !mine[i].RefundOrder.Phase.Terminal() {
 			pick = mine[i]
 			break
 		}
 	}
-	v := taobaoView(pick)
+	v := e.taobaoView(pick)
 	v.Foreign = foreign
 	return v, nil
 }
@@ -236,11 +237,15 @@ func (e *Engine) listSubOrder(ctx context.Context, orderID, subOrderID string) (
 	return mine, false, nil
 }
 
-func taobaoView(a apiclient.RefundOrderAggregate) *PlatformView {
+func (e *Engine) taobaoView(a apiclient.RefundOrderAggregate) *PlatformView {
 	ro := a.RefundOrder
-	v := &PlatformView{Found: true, RefundID: ro.RefundID.String(), TaobaoStatus: ro.Status,
-		ReturnRequired: ro.Status == apiclient.TaobaoWaitBuyerReturnGoods,
-		RefuseReason:   ro.SellerRefuseReasonDescribe, Deadline: parsePlatformTime(ro.TimeoutDate)}
+	text := strings.TrimSpace(string(ro.RefundStatus))
+	if ro.Phase != "" {
+		text = e.client.Profile().TaobaoName(ro.Phase)
+	}
+	v := &PlatformView{Found: true, RefundID: ro.RefundID.String(), Phase: ro.Phase, StatusText: text,
+		ReturnRequired: ro.Phase == platform.PhaseWaitBuyerReturn,
+		RefuseReason:   ro.SellerRefuseReasonDescribe, Deadline: e.parsePlatformTime(ro.TimeoutDate)}
 	if v.RefuseReason == "" {
 		v.RefuseReason = ro.SellerRefuseReason
 	}
@@ -268,11 +273,13 @@ func (e *Engine) existingRefunds(ctx context.Context, orderID, subOrderID string
 	return ids, nil
 }
 
-func parsePlatformTime(s string) time.Time {
+// parsePlatformTime reads a platform time in the profile's layouts and
+// zone, or as epoch milliseconds; zero when it is neither.
+func (e *Engine) parsePlatformTime(s string) time.Time {
 	if s == "" {
 		return time.Time{}
 	}
-	if t, err := time.ParseInLocation(time.DateTime, s, platformTZ); err == nil {
+	if t, err := e.client.Profile().ParseTime(s); err == nil {
 		return t.UTC()
 	}
 	if ms, err := strconv.ParseInt(s, 10, 64); err == nil && ms > 0 {
@@ -281,7 +288,4 @@ func parsePlatformTime(s string) time.Time {
 	return time.Time{}
 }
 
-func isNotFound(err error) bool {
-	var ae *apiclient.APIError
-	return errors.As(err, &ae) && ae.Code == apiclient.CodeNotFound
-}
+func isNotFound(err error) bool { return apiclient.ErrorClass(err) == platform.ClassNotFound }

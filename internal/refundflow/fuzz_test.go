@@ -37,8 +37,11 @@ func FuzzDecide(f *testing.F) {
 			if in.Kind == InputSendMessage {
 				in.Message = msg
 			}
-			v := &PlatformView{Found: status != "", RefundID: "R1",
-				TaobaoStatus: apiclient.TaobaoRefundStatus(status), AlibabaStatus: apiclient.AlibabaRefundStatus(status)}
+			v := tbView(apiclient.TaobaoRefundStatus(status))
+			if p == Platform1688 {
+				v = alView(apiclient.AlibabaRefundStatus(status))
+			}
+			v.Found = status != ""
 			for _, view := range []*PlatformView{nil, v} {
 				got := decider.Decide(c, view, in)
 				checkDecision(t, "fuzz", c, view, in, got)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 var (
@@ -137,10 +138,15 @@ func cell(d Decision) string {
 	return s
 }
 
+// tbView is what the fetcher makes of a Taobao refund the platform reports
+// with status st (a wire name, mapped by the default profile).
 func tbView(st apiclient.TaobaoRefundStatus) *PlatformView {
-	return &PlatformView{Found: true, RefundID: "R1", TaobaoStatus: st}
+	ph, _ := platform.Default().TaobaoPhase(string(st))
+	return &PlatformView{Found: true, RefundID: "R1", Phase: ph, StatusText: string(st)}
 }
 
+// alView is tbView for a 1688 refund.
 func alView(st apiclient.AlibabaRefundStatus) *PlatformView {
-	return &PlatformView{Found: true, RefundID: "R1", AlibabaStatus: st}
+	ph, _ := platform.Default().AlibabaPhase(string(st))
+	return &PlatformView{Found: true, RefundID: "R1", Phase: ph, StatusText: string(st)}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // allViews is every kind of platform view for a platform: none, absent,
@@ -201,11 +202,10 @@ func confirmsAbsent(c CaseView, v *PlatformView, s StepName) bool {
 		return false
 	}
 	sameRefund := c.RefundID == "" || v.RefundID == "" || v.RefundID == c.RefundID
-	open := c.Platform == PlatformTaobao && (v.TaobaoStatus == apiclient.TaobaoWaitSellerAgree ||
-		v.TaobaoStatus == apiclient.TaobaoWaitBuyerReturnGoods || v.TaobaoStatus == apiclient.TaobaoWaitSellerConfirmGoods ||
-		v.TaobaoStatus == apiclient.TaobaoSellerRefuseBuyer)
-	waitReturn := (c.Platform == PlatformTaobao && v.TaobaoStatus == apiclient.TaobaoWaitBuyerReturnGoods) ||
-		(c.Platform == Platform1688 && v.AlibabaStatus == apiclient.AlibabaWaitBuyerSend)
+	open := c.Platform == PlatformTaobao && (v.Phase == platform.PhaseWaitSellerAgree ||
+		v.Phase == platform.PhaseWaitBuyerReturn || v.Phase == platform.PhaseWaitSellerReceive ||
+		v.Phase == platform.PhaseSellerRefused)
+	waitReturn := v.Phase == platform.PhaseWaitBuyerReturn
 	switch s {
 	case StepSubmit:
 		return !v.Found

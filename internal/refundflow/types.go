@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Request is the operator's requested refund, stored with the case (cases.request).
@@ -234,9 +235,14 @@ type PlatformView struct {
 	// a 1688 order with no known refund id: there is no lookup by order).
 	Inconclusive bool
 	RefundID     string
-	// Taobao status (Taobao cases) or 1688 status (1688 cases).
-	TaobaoStatus  apiclient.TaobaoRefundStatus
-	AlibabaStatus apiclient.AlibabaRefundStatus
+	// Phase is what the platform's status means (the profile maps Taobao's
+	// and 1688's names onto the same phases); "" for a status the profile
+	// does not know, which Decide parks as unknown_status.
+	Phase platform.Phase
+	// StatusText is the status as the platform names it, for the timeline
+	// and the operator: the profile's name for a known status, else the raw
+	// text the platform sent.
+	StatusText string
 	// ReturnRequired: the seller wants the goods back (1688 refundGoods).
 	// Informational (for the timeline): the status alone drives decisions.
 	ReturnRequired bool
@@ -254,12 +260,7 @@ type PlatformView struct {
 }
 
 // Status returns the platform status as text, for recording.
-func (v PlatformView) Status(p Platform) string {
-	if p == Platform1688 {
-		return string(v.AlibabaStatus)
-	}
-	return string(v.TaobaoStatus)
-}
+func (v PlatformView) Status(Platform) string { return v.StatusText }
 
 // InputKind is what happened.
 type InputKind string

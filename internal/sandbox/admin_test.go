@@ -134,10 +134,10 @@ func TestNewValidates(t *testing.T) {
 		{AccessKey: "k"},
 		{AccessKey: "k", AccessSecret: "s", Seller: SellerPolicy{Decision: "later"}},
 		{AccessKey: "k", AccessSecret: "s", Faults: Faults{ErrorRate: 2}},
-		{AccessKey: "k", AccessSecret: "s", Paths: apiclient.Paths{TaobaoList: "x"}},
+		{AccessKey: "k", AccessSecret: "s", Paths: Paths{TaobaoList: "x"}},
 		{AccessKey: "k", AccessSecret: "s", TimestampWindow: -time.Second},
-		{AccessKey: "k", AccessSecret: "s", Paths: func() apiclient.Paths {
-			p := apiclient.DefaultPaths()
+		{AccessKey: "k", AccessSecret: "s", Paths: func() Paths {
+			p := DefaultPaths()
 			p.TaobaoList = "/_sandbox/stats"
 			return p
 		}()},
@@ -148,14 +148,14 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 	// A custom path with {refundId} in the middle is routed.
-	p := apiclient.DefaultPaths()
+	p := DefaultPaths()
 	p.TaobaoQuery = "/x/{refundId}/detail"
 	e := newEnv(t, func(c *Config) { c.Paths = p })
 	if r := e.call(http.MethodGet, "/x/123/detail", nil); r.Code != apiclient.CodeNotFound {
 		t.Errorf("custom path: code %d (%s); want %d (routed, refund unknown)", r.Code, r.Msg, apiclient.CodeNotFound)
 	}
 	// Two endpoints on one path, told apart by method.
-	p = apiclient.DefaultPaths()
+	p = DefaultPaths()
 	p.TaobaoList, p.TaobaoQuery = "/refunds", "/refunds"
 	e = newEnv(t, func(c *Config) { c.Paths = p })
 	if r := e.call(http.MethodGet, "/refunds?refundId=1", nil); r.Code != apiclient.CodeNotFound {

@@ -6,8 +6,8 @@
 //
 // # API
 //
-// Every endpoint of apiclient.Paths (Config.Paths, default
-// apiclient.DefaultPaths) is served. Methods: TaobaoReturnLogisticsRender,
+// Every endpoint of Paths (Config.Paths, default
+// DefaultPaths) is served. Methods: TaobaoReturnLogisticsRender,
 // TaobaoCancel, TaobaoQuery and AlibabaLogisticsCompanies are GET, the rest
 // POST (JSON body; AlibabaUploadVoucher multipart with field imageData). A
 // {refundId} in a path template is taken from the path; GET endpoints without
@@ -21,7 +21,7 @@
 //	access-key, timestamp, user-id or signature header missing  apiclient.CodeMissingAuth      4011
 //	access-key not Config.AccessKey                              apiclient.CodeUnknownAccessKey 4012
 //	timestamp not 10-digit s / 13-digit ms, or outside ±window   apiclient.CodeExpiredTimestamp 4014
-//	signature != apiclient.Sign(key, ts, nonce-str or "", secret) apiclient.CodeBadSignature    4013
+//	signature != legacySign(key, ts, nonce-str or "", secret) apiclient.CodeBadSignature    4013
 //	body not a JSON object, or a field of the wrong type          apiclient.CodeMalformedJSON    4001
 //	required field absent, null or ""                             apiclient.CodeMissingParam     4002
 //	field out of range / not allowed; body > 1 MiB                apiclient.CodeInvalidParam     4003
@@ -196,7 +196,7 @@
 //   - signature over access-key+timestamp+nonce-str+secret, missing nonce = "";
 //     both 10- and 13-digit timestamps accepted;
 //   - the paths, bodies and responses of T3, T4, T7, T8, T9, A2, A3, A6 (see
-//     apiclient.Paths.Guessed) and A6's data being a plain array;
+//     Paths.Guessed) and A6's data being a plain array;
 //   - Taobao refundType/goodsStatus meanings, status names and numeric codes,
 //     reason lists, 19-digit refund ids, amounts in fen;
 //   - 1688 reason ids/names, needVoucher flags and the logistics company list;

@@ -75,7 +75,7 @@ func signedHeaders(h http.Header, key, secret string, ts string, nonce string) {
 		h.Set(apiclient.HeaderNonce, nonce)
 	}
 	h.Set(apiclient.HeaderUserID, "2100007341207")
-	h.Set(apiclient.HeaderSignature, apiclient.Sign(key, ts, nonce, secret))
+	h.Set(apiclient.HeaderSignature, legacySign(key, ts, nonce, secret))
 }
 
 // call makes a signed API call. body is marshalled unless it is a string or []byte.
@@ -212,7 +212,7 @@ func (e *testEnv) waitStatus(id, want string) {
 	waitFor(e.t, "refund "+id+" to reach "+want, func() bool { return e.refund(id).Status == want })
 }
 
-var paths = apiclient.DefaultPaths()
+var paths = DefaultPaths()
 
 // tbSubmit submits a Taobao refund and returns its id.
 func (e *testEnv) tbSubmit(subOrderID string, refundType, goodsStatus, reasonID int, fee int64) string {

@@ -41,7 +41,7 @@ type apiCall struct {
 	pathRefundID string // {refundId} from the path, if the template has one
 }
 
-// route is one API endpoint: its name (a field of apiclient.Paths), method
+// route is one API endpoint: its name (a field of Paths), method
 // and path template.
 type route struct {
 	name    string
@@ -340,7 +340,7 @@ func (s *Sandbox) authenticate(r *http.Request) *apiError {
 	if d := s.now().Sub(t); d > s.cfg.TimestampWindow || d < -s.cfg.TimestampWindow {
 		return errf(apiclient.CodeExpiredTimestamp, "timestamp 已过期 (outside the ±%s window)", s.cfg.TimestampWindow)
 	}
-	want := apiclient.Sign(key, ts, h.Get(apiclient.HeaderNonce), s.cfg.AccessSecret)
+	want := legacySign(key, ts, h.Get(apiclient.HeaderNonce), s.cfg.AccessSecret)
 	if subtle.ConstantTimeCompare([]byte(sig), []byte(want)) != 1 {
 		return errf(apiclient.CodeBadSignature, "签名错误 (bad signature)")
 	}

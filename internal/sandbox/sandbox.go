@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 // Seller decisions (SellerPolicy.Decision).
@@ -46,7 +45,7 @@ const MaxListPageSize = 100
 // Config configures a Sandbox. Zero values get the defaults noted.
 type Config struct {
 	AccessKey, AccessSecret string          // required: the only accepted credentials
-	Paths                   apiclient.Paths // zero value -> apiclient.DefaultPaths()
+	Paths                   Paths // zero value -> DefaultPaths()
 	TimestampWindow         time.Duration   // accepted |now - timestamp|; default 600s
 	AutoCreate              bool            // unknown order/sub-order ids are created on demand with DefaultOrderAmount
 	CallbackURL             string          // "" -> callbacks are recorded but not pushed
@@ -105,7 +104,7 @@ type ForcedError struct {
 }
 
 // Faults are the failures the sandbox injects. Endpoint names are the field
-// names of apiclient.Paths.
+// names of Paths.
 type Faults struct {
 	LatencyMin        time.Duration `json:"latency_min"`   // every API call waits uniform [min,max]
 	LatencyMax        time.Duration `json:"latency_max"`   //
@@ -193,8 +192,8 @@ func New(cfg Config) (*Sandbox, error) {
 	if cfg.AccessKey == "" || cfg.AccessSecret == "" {
 		return nil, fmt.Errorf("%w: access key and access secret are required", ErrConfig)
 	}
-	if cfg.Paths == (apiclient.Paths{}) {
-		cfg.Paths = apiclient.DefaultPaths()
+	if cfg.Paths == (Paths{}) {
+		cfg.Paths = DefaultPaths()
 	}
 	if err := cfg.Paths.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -303,7 +302,7 @@ func normalizeSeller(p SellerPolicy) (SellerPolicy, error) {
 }
 
 func validateFaults(f Faults) error {
-	names := apiclient.DefaultPaths().ByName()
+	names := DefaultPaths().ByName()
 	rates := map[string]float64{"error_rate": f.ErrorRate, "duplicate_push_rate": f.DuplicatePushRate,
 		"reorder_push_rate": f.ReorderPushRate, "drop_push_rate": f.DropPushRate}
 	for k, v := range rates {
@@ -330,12 +329,12 @@ func validateFaults(f Faults) error {
 	}
 	for _, e := range f.Endpoints {
 		if _, ok := names[e]; !ok {
-			return fmt.Errorf("endpoint %q: want a field name of apiclient.Paths", e)
+			return fmt.Errorf("endpoint %q: want a field name of Paths", e)
 		}
 	}
 	for i, fe := range f.ForceErrors {
 		if _, ok := names[fe.Endpoint]; !ok {
-			return fmt.Errorf("force_errors[%d].endpoint %q: want a field name of apiclient.Paths", i, fe.Endpoint)
+			return fmt.Errorf("force_errors[%d].endpoint %q: want a field name of Paths", i, fe.Endpoint)
 		}
 		if !slices.Contains(ErrorKinds(), fe.Kind) {
 			return fmt.Errorf("force_errors[%d].kind %q: want one of %v", i, fe.Kind, ErrorKinds())

@@ -1,8 +1,13 @@
-package apiclient
+package sandbox
+
+// Transitional: the sandbox's own copy of the endpoint names and paths it
+// served before the platform profile existed. Issue 12 replaces it with the
+// profile (internal/platform); nothing outside the sandbox uses it.
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
-	"net/url"
 	"strings"
 )
 
@@ -141,7 +146,8 @@ func PathsFromLookup(lookup func(string) string) (Paths, error) {
 	return p, nil
 }
 
-// Fill substitutes {refundId} in a path template, escaping the value.
-func Fill(path, refundID string) string {
-	return strings.ReplaceAll(path, "{refundId}", url.PathEscape(refundID))
+// legacySign is the default profile's signature (transitional, see above).
+func legacySign(accessKey, timestamp, nonce, secret string) string {
+	sum := md5.Sum([]byte(accessKey + timestamp + nonce + secret))
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }
