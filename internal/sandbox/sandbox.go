@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
 )
 
 // Seller decisions (SellerPolicy.Decision).
@@ -44,20 +43,20 @@ const MaxListPageSize = 100
 
 // Config configures a Sandbox. Zero values get the defaults noted.
 type Config struct {
-	AccessKey, AccessSecret string          // required: the only accepted credentials
-	Paths                   Paths // zero value -> DefaultPaths()
-	TimestampWindow         time.Duration   // accepted |now - timestamp|; default 600s
-	AutoCreate              bool            // unknown order/sub-order ids are created on demand with DefaultOrderAmount
-	CallbackURL             string          // "" -> callbacks are recorded but not pushed
-	PushTimeout             time.Duration   // a push succeeds only with HTTP 200 within this; default 1000ms
-	PushRetries             int             // retries after the first failed push; 0 -> 5, negative -> none
-	PushRetryInterval       time.Duration   // pause between retries; default 30m
-	PushConcurrency         int             // pushes in flight at once; default 4 (1 keeps push order)
-	Seller                  SellerPolicy    // global default seller behaviour
-	Faults                  Faults          // initial faults
-	TaobaoNumericStatus     bool            // emit refundStatus as a number in TaobaoQuery (documented v2 drift)
-	NumericDevelopID        bool            // emit the envelope's developId as a number (documented drift; default string as in the examples)
-	Logger                  *slog.Logger    // nil -> discard
+	AccessKey, AccessSecret string        // required: the only accepted credentials
+	Paths                   Paths         // zero value -> DefaultPaths()
+	TimestampWindow         time.Duration // accepted |now - timestamp|; default 600s
+	AutoCreate              bool          // unknown order/sub-order ids are created on demand with DefaultOrderAmount
+	CallbackURL             string        // "" -> callbacks are recorded but not pushed
+	PushTimeout             time.Duration // a push succeeds only with HTTP 200 within this; default 1000ms
+	PushRetries             int           // retries after the first failed push; 0 -> 5, negative -> none
+	PushRetryInterval       time.Duration // pause between retries; default 30m
+	PushConcurrency         int           // pushes in flight at once; default 4 (1 keeps push order)
+	Seller                  SellerPolicy  // global default seller behaviour
+	Faults                  Faults        // initial faults
+	TaobaoNumericStatus     bool          // emit refundStatus as a number in TaobaoQuery (documented v2 drift)
+	NumericDevelopID        bool          // emit the envelope's developId as a number (documented drift; default string as in the examples)
+	Logger                  *slog.Logger  // nil -> discard
 	Now                     func() time.Time
 	Seed                    int64 // 0 -> random
 }
