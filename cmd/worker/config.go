@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/envconfig"
 	"github.com/refundhub/refundhub/internal/events"
-	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -60,19 +58,12 @@ var defaultTypes = callback.FormatTypeNames(callback.DefaultTypeNames()[callback
 // envVars documents every setting; the table drives both -h and loading.
 // The callback stream's settings come from envconfig.CallbackStreamVars, the
 // receiver's table: the worker reads them only to create the stream when it
-// starts before any receiver.
+// starts before any receiver. The platform connection's come from
+// envconfig.UpstreamVars, shared with `refundctl doctor`.
 var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated"),
 	envconfig.V("DB_PATH", "data/refunds.db", "SQLite database file (created with its directory; WAL; shared by the worker processes of one host)"),
-	envconfig.V("UPSTREAM_BASE_URL", "http://127.0.0.1:8090", "platform API root (the sandbox locally)"),
-	envconfig.V("UPSTREAM_ACCESS_KEY", "", "REQUIRED platform access key"),
-	envconfig.V("UPSTREAM_ACCESS_SECRET", "", "REQUIRED platform access secret (only used to sign; never logged)"),
-	envconfig.V("UPSTREAM_USER_ID", "", "REQUIRED platform user id (user-id header)"),
-	envconfig.V("UPSTREAM_PROFILE", "", "TOML file overriding the built-in platform profile (endpoint paths, error-code classes, status names, time and amount formats, callback types): every guess about the platform; see docs/platform.md and `refundctl doctor`"),
-	envconfig.V("UPSTREAM_RATE_LIMIT", "20", "platform calls per second for this process, shared by all its goroutines (retries included)"),
-	envconfig.V("UPSTREAM_RATE_BURST", "10", "rate limiter burst"),
-	envconfig.V("UPSTREAM_TIMEOUT", "10s", "timeout of one platform call attempt"),
-	envconfig.V("UPSTREAM_MAX_ATTEMPTS", "4", "attempts of a read-only platform call within one step (side effects are never repeated by the client)"),
+}, envconfig.UpstreamVars(), []envconfig.Var{
 	envconfig.V("UPSTREAM_CLOCK_SKEW", refundflow.DefaultClockSkew.String(), "how far the platform's clock may lag ours: a refund the platform says it created this long before our submission began is someone else's (INFERRED)"),
 	envconfig.V("WORKER_CONCURRENCY", "8", "messages and timers handled at once by this process"),
 	envconfig.V("WORKER_MAX_ACK_PENDING", "0", "each consumer's MaxAckPending, shared by all worker processes (server-enforced cap on messages delivered and not yet acknowledged); 0 = 4 × WORKER_CONCURRENCY. Each process holds up to twice its concurrency (handling + prefetched); the headroom lets a restarted process take new messages at once while a killed one's wait for WORKER_ACK_WAIT. With several processes set it to 4 × their total concurrency"),
@@ -131,31 +122,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		VoucherDir:  getenv("WORKER_VOUCHER_DIR"),
 		WorkStreams: events.DefaultWorkStreamsConfig(),
 	}
-	for _, name := range []string{"UPSTREAM_ACCESS_KEY", "UPSTREAM_ACCESS_SECRET", "UPSTREAM_USER_ID"} {
-		if strings.TrimSpace(getenv(name)) == "" {
-			env.Fail(fmt.Errorf("%s is not set: the worker signs every platform call with UPSTREAM_ACCESS_KEY, UPSTREAM_ACCESS_SECRET and UPSTREAM_USER_ID (the account's OpenAPI credentials)", name))
-		}
-	}
-	profile, err := platform.Load(getenv("UPSTREAM_PROFILE"))
-	if err != nil {
-		env.Fail(fmt.Errorf("UPSTREAM_PROFILE: %w", err))
-	}
-	rl, err := strconv.ParseFloat(get("UPSTREAM_RATE_LIMIT"), 64)
-	if err != nil || rl <= 0 || rl > 100000 {
-		env.Fail(fmt.Errorf("UPSTREAM_RATE_LIMIT=%q: want calls per second, > 0", get("UPSTREAM_RATE_LIMIT")))
-	}
-	cfg.RateLimit = rate.Limit(rl)
-	cfg.Upstream = apiclient.Config{
-		BaseURL:      get("UPSTREAM_BASE_URL"),
-		AccessKey:    strings.TrimSpace(getenv("UPSTREAM_ACCESS_KEY")),
-		AccessSecret: strings.TrimSpace(getenv("UPSTREAM_ACCESS_SECRET")),
-		UserID:       strings.TrimSpace(getenv("UPSTREAM_USER_ID")),
-		Profile:      profile,
-		Timeout:      duration("UPSTREAM_TIMEOUT", 100*time.Millisecond, 5*time.Minute),
-		RateLimit:    cfg.RateLimit,
-		RateBurst:    integer("UPSTREAM_RATE_BURST", 1, 10000),
-		Retry:        apiclient.RetryPolicy{MaxAttempts: integer("UPSTREAM_MAX_ATTEMPTS", 1, 20)},
-	}
+	cfg.Upstream = env.Upstream()
+	cfg.RateLimit = cfg.Upstream.RateLimit
 	cfg.Concurrency = integer("WORKER_CONCURRENCY", 1, 1024)
 	if cfg.MaxAckPending = integer("WORKER_MAX_ACK_PENDING", 0, 100000); cfg.MaxAckPending == 0 {
 		cfg.MaxAckPending = 4 * cfg.Concurrency

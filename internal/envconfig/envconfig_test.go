@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,40 @@ func TestCallbackStreamFitsThePushLimit(t *testing.T) {
 		if err := r.Err(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("CallbackStream(%v) error = %v; want it to name %s", env, err, want)
 		}
+	}
+}
+
+// The worker and refundctl doctor read the platform connection through
+// Upstream: the profile is loaded and validated, and an error never quotes a
+// credential.
+func TestUpstream(t *testing.T) {
+	dir := t.TempDir()
+	profile := dir + "/profile.toml"
+	if err := os.WriteFile(profile, []byte("[envelope]\nsuccess_msg = \"OK\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": " s3cr3t ", "UPSTREAM_USER_ID": "u",
+		"UPSTREAM_PROFILE": profile, "UPSTREAM_RATE_LIMIT": "5"}
+	r := NewReader(UpstreamVars(), func(k string) string { return env[k] })
+	cfg := r.Upstream()
+	if err := r.Err(); err != nil {
+		t.Fatalf("Err = %v", err)
+	}
+	if cfg.BaseURL != "http://127.0.0.1:8090" || cfg.AccessSecret != "s3cr3t" || cfg.RateLimit != 5 || cfg.RateBurst != 10 ||
+		cfg.Timeout != 10*time.Second || cfg.Retry.MaxAttempts != 4 || cfg.Profile == nil || cfg.Profile.Envelope.SuccessMsg != "OK" {
+		t.Errorf("Upstream = %+v; want the defaults, the trimmed secret, rate 5 and the profile's success msg OK", cfg)
+	}
+
+	env = map[string]string{"UPSTREAM_ACCESS_SECRET": "s3cr3t", "UPSTREAM_PROFILE": dir + "/missing.toml", "UPSTREAM_TIMEOUT": "1h"}
+	r = NewReader(UpstreamVars(), func(k string) string { return env[k] })
+	r.Upstream()
+	err := r.Err()
+	for _, want := range []string{"UPSTREAM_ACCESS_KEY is not set", "UPSTREAM_USER_ID is not set", "UPSTREAM_PROFILE", "UPSTREAM_TIMEOUT"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Err = %v; want it to mention %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("Err quotes the secret: %v", err)
 	}
 }

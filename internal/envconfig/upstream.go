@@ -1,0 +1,63 @@
+package envconfig
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
+)
+
+// UpstreamVars documents the platform connection: where it is, the
+// credentials every call is signed with, the profile of guessed platform
+// facts, and the client's limits. The worker and `refundctl doctor` list
+// these entries in their tables and read them with Reader.Upstream, so
+// doctor checks exactly the platform and the profile the worker would use.
+// It returns a new slice each time, for the caller to append to.
+func UpstreamVars() []Var {
+	return []Var{
+		V("UPSTREAM_BASE_URL", "http://127.0.0.1:8090", "platform API root (the sandbox locally)"),
+		V("UPSTREAM_ACCESS_KEY", "", "REQUIRED platform access key"),
+		V("UPSTREAM_ACCESS_SECRET", "", "REQUIRED platform access secret (only used to sign; never logged)"),
+		V("UPSTREAM_USER_ID", "", "REQUIRED platform user id (user-id header)"),
+		V("UPSTREAM_PROFILE", "", "TOML file overriding the built-in platform profile (endpoint paths, error-code classes, status names, time and amount formats, callback types): every guess about the platform; see docs/platform.md and `refundctl doctor`"),
+		V("UPSTREAM_RATE_LIMIT", "20", "platform calls per second for this process, shared by all its goroutines (retries included)"),
+		V("UPSTREAM_RATE_BURST", "10", "rate limiter burst"),
+		V("UPSTREAM_TIMEOUT", "10s", "timeout of one platform call attempt"),
+		V("UPSTREAM_MAX_ATTEMPTS", "4", "attempts of a read-only platform call within one step (side effects are never repeated by the client)"),
+	}
+}
+
+// Upstream reads UpstreamVars into a client configuration, the profile
+// loaded and validated. Credentials are read through getenv directly and
+// never quoted in an error.
+func (r *Reader) Upstream() apiclient.Config {
+	for _, name := range []string{"UPSTREAM_ACCESS_KEY", "UPSTREAM_ACCESS_SECRET", "UPSTREAM_USER_ID"} {
+		if strings.TrimSpace(r.getenv(name)) == "" {
+			r.Fail(fmt.Errorf("%s is not set: every platform call is signed with UPSTREAM_ACCESS_KEY, UPSTREAM_ACCESS_SECRET and UPSTREAM_USER_ID (the account's OpenAPI credentials)", name))
+		}
+	}
+	profile, err := platform.Load(r.getenv("UPSTREAM_PROFILE"))
+	if err != nil {
+		r.Fail(fmt.Errorf("UPSTREAM_PROFILE: %w", err))
+	}
+	rl, err := strconv.ParseFloat(r.String("UPSTREAM_RATE_LIMIT"), 64)
+	if err != nil || rl <= 0 || rl > 100000 {
+		r.Fail(fmt.Errorf("UPSTREAM_RATE_LIMIT=%q: want calls per second, > 0", r.String("UPSTREAM_RATE_LIMIT")))
+	}
+	return apiclient.Config{
+		BaseURL:      r.String("UPSTREAM_BASE_URL"),
+		AccessKey:    strings.TrimSpace(r.getenv("UPSTREAM_ACCESS_KEY")),
+		AccessSecret: strings.TrimSpace(r.getenv("UPSTREAM_ACCESS_SECRET")),
+		UserID:       strings.TrimSpace(r.getenv("UPSTREAM_USER_ID")),
+		Profile:      profile,
+		Timeout:      r.Duration("UPSTREAM_TIMEOUT", 100*time.Millisecond, 5*time.Minute),
+		RateLimit:    rate.Limit(rl),
+		RateBurst:    r.Int("UPSTREAM_RATE_BURST", 1, 10000),
+		Retry:        apiclient.RetryPolicy{MaxAttempts: r.Int("UPSTREAM_MAX_ATTEMPTS", 1, 20)},
+	}
+}
