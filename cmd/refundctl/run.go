@@ -45,6 +45,7 @@ var envVars = []envVar{
 	{"CALLBACK_SIGNING_SECRETS", "", "whsec_… secrets of the receiver; when set, posts are signed (Standard Webhooks) with the first"},
 	{"CALLBACK_STREAM", events.DefaultStreamName, "the callback stream replay reads"},
 	{"REFUNDCTL_OPERATOR", "$USER", "operator name recorded with commands"},
+	{"UPSTREAM_*", "", "doctor reads the platform connection as the worker does: UPSTREAM_BASE_URL, UPSTREAM_ACCESS_KEY, UPSTREAM_ACCESS_SECRET, UPSTREAM_USER_ID, UPSTREAM_PROFILE, UPSTREAM_TIMEOUT, UPSTREAM_RATE_LIMIT (see the worker's -h)"},
 }
 
 // defaultConfig returns the documented defaults (shown in --help).
@@ -89,6 +90,7 @@ func (a *app) applyEnv(flags *pflag.FlagSet, getenv func(string) string) {
 // app is the state shared by the commands of one run.
 type app struct {
 	cfg    config
+	getenv func(string) string // for settings other commands share (doctor's UPSTREAM_*)
 	stdout io.Writer
 	stderr io.Writer
 	now    func() time.Time
@@ -97,7 +99,7 @@ type app struct {
 // run parses args, runs the command and returns its error; main prints it
 // as one line and exits with exitCode.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	a := &app{cfg: defaultConfig(), stdout: stdout, stderr: stderr, now: time.Now}
+	a := &app{cfg: defaultConfig(), getenv: getenv, stdout: stdout, stderr: stderr, now: time.Now}
 	root := a.rootCommand()
 	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { a.applyEnv(cmd.Flags(), getenv) }
 	root.SetArgs(args)
@@ -109,10 +111,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "refundctl",
-		Short: "Operate refundhub: issue commands, inspect cases, replay and trigger callbacks",
+		Short: "Operate refundhub: issue commands, inspect cases, replay and trigger callbacks, check the platform profile",
 		Long: "refundctl drives refundhub by hand: it publishes operator commands to the worker,\n" +
-			"reads the case store, retries dead letters, replays stored callbacks and\n" +
-			"synthesises platform callbacks.\n\nEnvironment (flags override):\n" + envHelp(),
+			"reads the case store, retries dead letters, replays stored callbacks,\n" +
+			"synthesises platform callbacks and checks the platform profile against the\n" +
+			"platform (doctor).\n\nEnvironment (flags override):\n" + envHelp(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -128,7 +131,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(
 		a.requestCommand(), a.shipCommand(), a.cancelCommand(), a.messageCommand(),
 		a.listCommand(), a.showCommand(), a.waitCommand(), a.deadLettersCommand(),
-		a.replayCommand(), a.triggerCommand(),
+		a.replayCommand(), a.triggerCommand(), a.doctorCommand(),
 	)
 	return root
 }
@@ -181,12 +184,16 @@ func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, 
 	}
 }
 
-// exitCode maps an error from run to the process exit status.
+// exitCode maps an error from run to the process exit status: 0, 1
+// runtime, 2 usage, 3 doctor found a contradicted guess.
 func exitCode(err error) int {
 	var r *runtimeError
+	var c *contradictedError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &c):
+		return exitContradicted
 	case errors.As(err, &r):
 		return 1
 	default:

@@ -1,0 +1,802 @@
+package doctor
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
+)
+
+// inspect reads an answer that carries data: the envelope's success
+// markers, whether the client's type holds the data, and every guess the
+// data shows (statuses, times, amounts, list fields, unknown fields).
+func (r *run) inspect(e platform.Endpoint, res apiclient.ProbeResult, out outcome) {
+	env := res.Envelope
+	switch out {
+	case outSuccess, outUndecodable:
+		r.confirm("envelope.success_code", strconv.Itoa(env.Code))
+		if env.Msg == r.prof.Envelope.SuccessMsg {
+			r.confirm("envelope.success_msg", strconv.Quote(env.Msg))
+		} else {
+			r.contradict("envelope.success_msg", strconv.Quote(env.Msg))
+			r.change("envelope.success_msg", env.Msg, fmt.Sprintf("successful answers say %q", env.Msg))
+		}
+	case outLooksSuccess:
+		r.contradict("envelope.success_code", fmt.Sprintf("%s answered code %d %q with data, a code no class lists", e, env.Code, clip(env.Msg, 40)))
+		r.decide("envelope.success_code", fmt.Sprintf("%s answered code %d %q with data: if that is success, set it (every call fails until it is)", e, env.Code, clip(env.Msg, 40)),
+			fmt.Sprintf("envelope.success_code = %d", env.Code))
+	default:
+		return
+	}
+	var de *apiclient.DecodeError
+	switch {
+	case res.Err == nil:
+		r.confirm(decodeKey(e), "decoded")
+	case errors.As(res.Err, &de):
+		r.contradict(decodeKey(e), clip(de.Err.Error(), 160))
+		if !strings.Contains(de.Err.Error(), "fraction") { // a fraction is the amount unit's, which the patch sets
+			r.decide(decodeKey(e), fmt.Sprintf("the client's %s cannot hold %s's answer (%s): this needs a code change, not a profile change",
+				apiclient.ResponseType(e), e, clip(de.Err.Error(), 160)), "")
+		}
+	}
+	v := &visitor{r: r, e: e, taobao: strings.HasPrefix(string(e), "taobao_")}
+	data := env.Data
+	switch e {
+	case platform.TaobaoList:
+		r.inspectList(v, data)
+	case platform.AlibabaLogisticsCompanies:
+		elem := apiclient.ResponseType(e).Elem()
+		for _, list := range listsIn(data) {
+			for _, item := range list {
+				v.walk(item, elem, "[]")
+			}
+		}
+	default:
+		v.walk(data, apiclient.ResponseType(e), "")
+	}
+	switch e {
+	case platform.TaobaoQuery, platform.TaobaoReturnLogisticsRender:
+		r.taobaoStatus(e, field(data, "refundOrderAggregate", "refundOrder"))
+	case platform.TaobaoRender:
+		r.taobaoStatus(e, field(data, "refundOrderTemplate", "refundOrder"))
+		r.renderLists(field(data, "refundOrderTemplate"))
+	case platform.AlibabaRefundInfo:
+		if raw, ok := scalar(field(data, "status")); ok {
+			id, _ := scalar(field(data, "refundId"))
+			r.statuses = append(r.statuses, seenStatus{refundID: id, raw: raw, endpoint: e})
+		}
+	}
+}
+
+// wireTypes checks the JSON types of the envelope's code and developId.
+func (r *run) wireTypes(body []byte) {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return
+	}
+	if _, ok := top["code"]; !ok {
+		return // not an envelope
+	}
+	switch t := jsonType(top["code"]); t {
+	case "number":
+		r.confirm("wire.code", "number")
+	case "string":
+		if s, _ := scalar(top["code"]); isDigits(strings.TrimPrefix(s, "-")) {
+			r.confirm("wire.code", "numeric string (read as a number)")
+		} else {
+			r.contradict("wire.code", "string "+clip(string(top["code"]), 20))
+		}
+	default:
+		r.contradict("wire.code", t)
+	}
+	switch t := jsonType(top["developId"]); t {
+	case "string", "number":
+		r.confirm("wire.developId", t)
+	case "absent", "null":
+		r.confirm("wire.developId", t+" (the client does not need it)")
+	default:
+		r.contradict("wire.developId", t)
+		r.decide("wire.developId", "developId is a JSON "+t+": the client reads strings and numbers only (a code change)", "")
+	}
+}
+
+// jsonType names the JSON type of a value ("absent" for none).
+func jsonType(raw json.RawMessage) string {
+	b := bytes.TrimSpace(raw)
+	switch {
+	case len(b) == 0:
+		return "absent"
+	case b[0] == '"':
+		return "string"
+	case b[0] == '{':
+		return "object"
+	case b[0] == '[':
+		return "array"
+	case bytes.Equal(b, []byte("null")):
+		return "null"
+	case bytes.Equal(b, []byte("true")), bytes.Equal(b, []byte("false")):
+		return "boolean"
+	}
+	return "number"
+}
+
+// visitor walks a JSON value along the Go type the client decodes it into.
+type visitor struct {
+	r      *run
+	e      platform.Endpoint
+	taobao bool
+}
+
+// timeFields are the fields the product reads as platform times (with the
+// profile's layouts) when the client's type holds them as text: Taobao's
+// timeoutDate, 1688's gmt* and audit times. Taobao's createTime is a number.
+var timeFields = map[string]bool{"timeoutDate": true, "gmtApply": true, "gmtCompleted": true, "gmtCreate": true,
+	"gmtFreezed": true, "gmtModified": true, "gmtTimeOut": true, "createTime": true, "updateTime": true}
+
+var (
+	amountType     = reflect.TypeFor[apiclient.Amount]()
+	rawMessageType = reflect.TypeFor[json.RawMessage]()
+	unmarshalType  = reflect.TypeFor[json.Unmarshaler]()
+)
+
+// walk visits raw as decoded into t: keys t does not know are unknown
+// fields, text time fields are parsed, Amount fields are checked for a unit.
+func (v *visitor) walk(raw json.RawMessage, t reflect.Type, path string) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == amountType:
+		v.r.checkAmount(v.e, path, raw, v.taobao)
+		return
+	case t == rawMessageType:
+		return // kept as it came: any shape is fine
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return
+		}
+		for _, item := range items {
+			v.walk(item, t.Elem(), path+"[]")
+		}
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return
+		}
+		fields := jsonFields(t)
+		custom := reflect.PointerTo(t).Implements(unmarshalType)
+		for _, key := range sortedKeys(obj) {
+			p := joinPath(path, key)
+			ft, ok := fields[key]
+			if !ok {
+				if !(custom && decoderReads(t, key, obj[key])) {
+					v.r.unknownField(v.e, p, obj[key])
+				}
+				continue
+			}
+			if timeFields[key] && ft.Kind() == reflect.String {
+				if s, ok := scalar(obj[key]); ok && jsonType(obj[key]) == "string" {
+					v.r.checkTime(v.e, p, s)
+				} else if jsonType(obj[key]) == "number" {
+					v.r.checkTime(v.e, p, string(obj[key]))
+				}
+			}
+			v.walk(obj[key], ft, p)
+		}
+	}
+}
+
+// jsonFields maps a struct's JSON names to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name := f.Name
+		if tag, ok := f.Tag.Lookup("json"); ok {
+			n, _, _ := strings.Cut(tag, ",")
+			if n == "-" {
+				continue
+			}
+			if n != "" {
+				name = n
+			}
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+// decoderReads reports whether a type with its own UnmarshalJSON reads key
+// (LogisticsCompany reads the documented misspelling logisticCompanyCode,
+// for one): an object holding only that key, with the value seen or a
+// stand-in when that is empty, decodes to something other than the zero
+// value.
+func decoderReads(t reflect.Type, key string, val json.RawMessage) bool {
+	zero := reflect.New(t).Elem().Interface()
+	for _, sample := range []json.RawMessage{val, json.RawMessage(`"1"`), json.RawMessage(`1`)} {
+		doc, err := json.Marshal(map[string]json.RawMessage{key: sample})
+		if err != nil {
+			continue
+		}
+		p := reflect.New(t)
+		if json.Unmarshal(doc, p.Interface()) != nil {
+			continue
+		}
+		if !reflect.DeepEqual(p.Elem().Interface(), zero) {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownField records a field the client's types do not know, once per
+// endpoint and path.
+func (r *run) unknownField(e platform.Endpoint, path string, raw json.RawMessage) {
+	for _, u := range r.rep.UnknownFields {
+		if u.Endpoint == string(e) && u.Field == path {
+			return
+		}
+	}
+	r.rep.UnknownFields = append(r.rep.UnknownFields, UnknownField{Endpoint: string(e), Field: path, Example: clip(string(bytes.TrimSpace(raw)), 60)})
+}
+
+// layoutCandidates are the time layouts doctor tries on a time the
+// profile's layouts cannot read.
+var layoutCandidates = []string{
+	"2006-01-02 15:04:05", "2006-01-02T15:04:05Z07:00", "2006-01-02T15:04:05.999999999Z07:00", "2006-01-02T15:04:05",
+	"2006-01-02 15:04:05.000", "2006-01-02T15:04:05.000", "2006/01/02 15:04:05", "2006-01-02 15:04:05 -0700",
+	"2006-01-02 15:04:05Z07:00", "20060102150405", "2006-01-02 15:04", "Jan 2, 2006 3:04:05 PM",
+	time.RFC1123Z, time.RFC1123,
+}
+
+// checkTime parses a platform time with the profile's layouts.
+func (r *run) checkTime(e platform.Endpoint, path, value string) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return
+	}
+	name := path[strings.LastIndexByte(path, '.')+1:]
+	if _, err := r.prof.ParseTime(value); err == nil {
+		if !r.times[name] {
+			r.times[name] = true
+			r.confirm("times.layouts", fmt.Sprintf("%s %q", name, value))
+		}
+		return
+	}
+	r.contradict("times.layouts", fmt.Sprintf("%s %q (%s)", path, value, e))
+	if isDigits(value) {
+		r.decide("times.layouts", fmt.Sprintf("%s carries %s, a number rather than a date: no layout reads it (a code change)", path, value), "")
+		return
+	}
+	for _, l := range layoutCandidates {
+		if _, err := time.Parse(l, value); err != nil {
+			continue
+		}
+		layouts := []string{l}
+		for _, ch := range r.rep.Changes {
+			if ch.Key == "times.layouts" {
+				layouts = append(layouts, ch.Value.([]string)...)
+			}
+		}
+		for _, old := range r.prof.Times.Layouts {
+			if !slices.Contains(layouts, old) {
+				layouts = append(layouts, old)
+			}
+		}
+		layouts = slices.Compact(layouts)
+		r.change("times.layouts", layouts, fmt.Sprintf("%s %q is written as %q", name, value, l))
+		return
+	}
+	r.decide("times.layouts", fmt.Sprintf("%s %q matches no layout doctor knows: add a Go layout that reads it (https://pkg.go.dev/time#pkg-constants)", path, value),
+		fmt.Sprintf("times.layouts = [\"<a layout for %s>\", %s]", value, quoteAll(r.prof.Times.Layouts)))
+}
+
+// amountTally counts a platform's amounts.
+type amountTally struct{ whole, decimal int }
+
+// checkAmount looks for a fraction of the unit: fen are whole, yuan have at
+// most two decimals.
+func (r *run) checkAmount(e platform.Endpoint, path string, raw json.RawMessage, taobao bool) {
+	s, ok := scalar(raw)
+	if !ok || s == "" {
+		return
+	}
+	n, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return // the decode check reports it
+	}
+	key, plat := "amounts.alibaba", "1688"
+	if taobao {
+		key, plat = "amounts.taobao", "Taobao"
+	}
+	t := r.amounts[key]
+	if t == nil {
+		t = &amountTally{}
+		r.amounts[key] = t
+	}
+	if n.IsInt() {
+		t.whole++
+		return
+	}
+	cents := new(big.Rat).Mul(n, big.NewRat(100, 1)).IsInt()
+	if r.prof.AmountUnit(taobao) == platform.UnitYuan && cents {
+		t.decimal++
+		return
+	}
+	r.contradict(key, fmt.Sprintf("%s = %s (%s)", path, s, e))
+	if cents {
+		r.change(key, platform.UnitYuan, fmt.Sprintf("%s amounts have fractions (%s = %s): yuan, not fen", plat, path, s))
+		return
+	}
+	r.decide(key, fmt.Sprintf("%s = %s has a fraction of a fen: neither unit the profile knows", path, s), "")
+}
+
+// resolveAmounts confirms a unit that no amount contradicted.
+func (r *run) resolveAmounts() {
+	for _, key := range []string{"amounts.taobao", "amounts.alibaba"} {
+		t := r.amounts[key]
+		if t == nil || len(r.agg(key).contradicted) > 0 {
+			continue
+		}
+		switch {
+		case t.decimal > 0:
+			r.confirm(key, fmt.Sprintf("%d amounts, %d with decimals of at most two places", t.whole+t.decimal, t.decimal))
+		case t.whole > 0:
+			r.confirm(key, fmt.Sprintf("%d amounts, none with a fraction", t.whole))
+			r.note(key, "whole amounts agree with fen, and with yuan that happen to be whole")
+		}
+	}
+}
+
+// inspectList checks the Taobao list's field names and reads its items.
+func (r *run) inspectList(v *visitor, data json.RawMessage) {
+	l := r.prof.Taobao.List
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil || obj == nil {
+		r.contradict("taobao.list.items_field", "the data is a JSON "+jsonType(data)+", not an object")
+		r.decide("taobao.list.items_field", "the list's data is not an object: the client needs a code change", "")
+		return
+	}
+	itemsKey := l.ItemsField
+	if raw, ok := obj[l.ItemsField]; ok && jsonType(raw) == "array" {
+		r.confirm("taobao.list.items_field", fmt.Sprintf("%q present", l.ItemsField))
+	} else {
+		var arrays []string
+		for _, k := range sortedKeys(obj) {
+			if jsonType(obj[k]) == "array" {
+				arrays = append(arrays, k)
+			}
+		}
+		r.contradict("taobao.list.items_field", fmt.Sprintf("no %q (keys: %s)", l.ItemsField, strings.Join(sortedKeys(obj), ", ")))
+		if len(arrays) == 1 {
+			itemsKey = arrays[0]
+			r.change("taobao.list.items_field", itemsKey, fmt.Sprintf("the list's items are under %q", itemsKey))
+		} else {
+			itemsKey = ""
+			r.decide("taobao.list.items_field", fmt.Sprintf("the list's data has no %q and %d lists (%s): name the one holding the refunds",
+				l.ItemsField, len(arrays), strings.Join(arrays, ", ")), "taobao.list.items_field = \"<key>\"")
+		}
+	}
+	totalKey := l.TotalField
+	if raw, ok := obj[l.TotalField]; ok && jsonType(raw) != "null" {
+		if isNumber(raw) {
+			r.confirm("taobao.list.total_field", fmt.Sprintf("%q = %s", l.TotalField, clip(string(raw), 20)))
+		} else {
+			r.contradict("taobao.list.total_field", fmt.Sprintf("%q is a JSON %s", l.TotalField, jsonType(raw)))
+			r.decide("taobao.list.total_field", fmt.Sprintf("the list's %q is not a number: the client needs a code change", l.TotalField), "")
+		}
+	} else {
+		var numbers []string
+		for _, k := range sortedKeys(obj) {
+			if k != l.PageNoField && k != l.PageSizeField && k != itemsKey && isNumber(obj[k]) {
+				numbers = append(numbers, k)
+			}
+		}
+		switch len(numbers) {
+		case 0:
+			totalKey = ""
+			r.unobservable("taobao.list.total_field", fmt.Sprintf("the answer carries no total (keys: %s); the worker tolerates that: it pages until a short page",
+				strings.Join(sortedKeys(obj), ", ")))
+		case 1:
+			totalKey = numbers[0]
+			r.contradict("taobao.list.total_field", fmt.Sprintf("no %q; %q = %s", l.TotalField, totalKey, clip(string(obj[totalKey]), 20)))
+			r.change("taobao.list.total_field", totalKey, fmt.Sprintf("the list's only count is %q", totalKey))
+		default:
+			totalKey = ""
+			r.contradict("taobao.list.total_field", fmt.Sprintf("no %q; counts %s", l.TotalField, strings.Join(numbers, ", ")))
+			r.decide("taobao.list.total_field", fmt.Sprintf("the list has no %q and several counts (%s): name the total", l.TotalField, strings.Join(numbers, ", ")),
+				"taobao.list.total_field = \"<key>\"")
+		}
+	}
+	for _, k := range sortedKeys(obj) {
+		if k != itemsKey && k != totalKey && k != l.PageNoField && k != l.PageSizeField {
+			r.unknownField(v.e, k, obj[k])
+		}
+	}
+	if itemsKey == "" {
+		return
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(obj[itemsKey], &items) != nil {
+		return
+	}
+	agg := reflect.TypeFor[apiclient.RefundOrderAggregate]()
+	for _, item := range items {
+		v.walk(item, agg, itemsKey+"[]")
+		r.taobaoStatus(v.e, field(item, "refundOrder"))
+	}
+}
+
+// renderLists checks the refund types and goods statuses a rendered form
+// offers against the profile's numbers.
+func (r *run) renderLists(tpl json.RawMessage) {
+	rt, g := r.prof.Taobao.RefundType, r.prof.Taobao.GoodsStatus
+	lists := []struct {
+		key, field string
+		names      map[int]string
+	}{
+		{"taobao.refund_type", "refundTypeList", map[int]string{rt.RefundOnly: "refund_only", rt.ReturnAndRefund: "return_and_refund"}},
+		{"taobao.goods_status", "goodsStatusList", map[int]string{g.NotShipped: "not_shipped", g.NotReceived: "not_received", g.Received: "received"}},
+	}
+	for _, l := range lists {
+		var items []json.RawMessage
+		if json.Unmarshal(field(tpl, l.field), &items) != nil {
+			continue
+		}
+		for _, item := range items {
+			s, ok := scalar(item)
+			if !ok {
+				continue
+			}
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if name, known := l.names[n]; err == nil && known {
+				r.confirm(l.key, fmt.Sprintf("%s %s (%s)", l.field, s, name))
+				continue
+			}
+			r.contradict(l.key, fmt.Sprintf("%s offers %q", l.field, s))
+			r.decide(l.key, fmt.Sprintf("the refund form offers %s %q, which the profile does not name: find what it means", l.field, s), "")
+		}
+	}
+}
+
+// seenStatus is one refund status the platform sent.
+type seenStatus struct {
+	taobao   bool
+	refundID string
+	raw      string
+	numeric  bool
+	endpoint platform.Endpoint
+}
+
+// taobaoStatus collects a Taobao refundOrder's status.
+func (r *run) taobaoStatus(e platform.Endpoint, order json.RawMessage) {
+	raw, ok := scalar(field(order, "refundStatus"))
+	if !ok || strings.TrimSpace(raw) == "" {
+		return
+	}
+	id, _ := scalar(field(order, "refundId"))
+	r.statuses = append(r.statuses, seenStatus{taobao: true, refundID: id, raw: raw,
+		numeric: isDigits(strings.TrimSpace(raw)), endpoint: e})
+}
+
+func statusKey(taobao bool, ph platform.Phase) string {
+	if taobao {
+		return "taobao.refund_status." + string(ph)
+	}
+	return "alibaba.refund_status." + string(ph)
+}
+
+func (s seenStatus) String() string {
+	where := string(s.endpoint)
+	if s.refundID != "" {
+		where = "refund " + s.refundID + ", " + where
+	}
+	if s.numeric {
+		return fmt.Sprintf("code %s (%s)", s.raw, where)
+	}
+	return fmt.Sprintf("%q (%s)", s.raw, where)
+}
+
+// statusEntry is a status entry the patch rewrites.
+type statusEntry struct {
+	names  []string
+	code   *int
+	reason []string
+}
+
+// resolveStatuses compares every status seen with the map. A status outside
+// it is matched to a phase when that is safe: the same refund seen both by
+// name and by number (the list names it, the v2 query numbers it), or a
+// name equal to a mapped one but for case and punctuation. Anything else
+// is left to the operator.
+func (r *run) resolveStatuses() {
+	p := r.prof
+	entries := map[platform.Phase]*statusEntry{}
+	entry := func(ph platform.Phase) *statusEntry {
+		if entries[ph] == nil {
+			entries[ph] = &statusEntry{}
+		}
+		return entries[ph]
+	}
+	phaseOf := func(s seenStatus) (platform.Phase, bool) {
+		if s.taobao {
+			return p.TaobaoPhase(s.raw)
+		}
+		return p.AlibabaPhase(s.raw)
+	}
+	resolved := map[string]bool{} // raw values explained
+	seenAny := map[bool]bool{}
+	for _, s := range r.statuses {
+		seenAny[s.taobao] = true
+		if ph, ok := phaseOf(s); ok {
+			r.confirm(statusKey(s.taobao, ph), s.String())
+			resolved[s.raw] = true
+		}
+	}
+	// The same Taobao refund by name and by number.
+	for _, a := range r.statuses {
+		for _, b := range r.statuses {
+			if !a.taobao || !b.taobao || a.numeric || !b.numeric || a.refundID == "" || a.refundID != b.refundID {
+				continue
+			}
+			pn, okN := phaseOf(a)
+			pc, okC := phaseOf(b)
+			code, _ := strconv.Atoi(strings.TrimSpace(b.raw))
+			switch {
+			case okN && okC && pn == pc:
+			case okN:
+				r.contradict(statusKey(true, pn), fmt.Sprintf("refund %s is %q and code %d", a.refundID, a.raw, code))
+				e := entry(pn)
+				e.code = &code
+				e.reason = appendNew(e.reason, fmt.Sprintf("refund %s is %q by name and %d by number", a.refundID, a.raw, code))
+				resolved[b.raw] = true
+				if okC {
+					r.decide(statusKey(true, pc)+".code", fmt.Sprintf("code %d is %s's (refund %s is %q), not %s's: set %s's real code", code, pn, a.refundID, a.raw, pc, pc),
+						fmt.Sprintf("%s = { names = [%s], code = <its code> }", statusKey(true, pc), quoteAll(p.Taobao.RefundStatus[pc].Names)))
+				}
+			case okC:
+				r.contradict(statusKey(true, pc), fmt.Sprintf("refund %s is code %d and %q", a.refundID, code, a.raw))
+				e := entry(pc)
+				e.names = appendNew(e.names, a.raw)
+				e.reason = appendNew(e.reason, fmt.Sprintf("refund %s is %d by number and %q by name", a.refundID, code, a.raw))
+				resolved[a.raw] = true
+			}
+		}
+	}
+	for _, s := range r.statuses {
+		if resolved[s.raw] {
+			continue
+		}
+		resolved[s.raw] = true
+		if !s.numeric {
+			if ph, ok := r.sameName(s); ok {
+				r.contradict(statusKey(s.taobao, ph), s.String())
+				e := entry(ph)
+				e.names = appendNew(e.names, s.raw)
+				e.reason = appendNew(e.reason, fmt.Sprintf("%q is %s's %q but for case and punctuation", s.raw, ph, r.names(s.taobao, ph)[0]))
+				continue
+			}
+		}
+		table := "alibaba.refund_status"
+		if s.taobao {
+			table = "taobao.refund_status"
+		}
+		r.contradict(table, s.String()+" matches no phase")
+		r.decide(table, fmt.Sprintf("%s matches no phase: add it under the phase it means (one of %s). A wrong phase can end a case: a closed refund read as a success, say",
+			s, phaseNames()), r.statusSuggestion(s))
+	}
+	for _, taobao := range []bool{true, false} {
+		table := "alibaba.refund_status"
+		if taobao {
+			table = "taobao.refund_status"
+		}
+		if _, expected := r.checks[table]; expected && seenAny[taobao] && len(r.checks[table].contradicted) == 0 {
+			r.confirm(table, "every status seen is in the map")
+		}
+	}
+	for _, ph := range platform.Phases() {
+		e := entries[ph]
+		if e == nil {
+			continue
+		}
+		taobao := r.opts.Platform == Taobao
+		names := appendNew(e.names, r.names(taobao, ph)...)
+		value := map[string]any{"names": names}
+		if taobao {
+			code := p.TaobaoCode(ph)
+			if e.code != nil {
+				code = *e.code
+			}
+			value["code"] = code
+		}
+		r.change(statusKey(taobao, ph), value, strings.Join(e.reason, "; "))
+	}
+}
+
+func (r *run) names(taobao bool, ph platform.Phase) []string {
+	if taobao {
+		return r.prof.Taobao.RefundStatus[ph].Names
+	}
+	return r.prof.Alibaba.RefundStatus[ph].Names
+}
+
+// sameName finds the one phase with a name equal to s but for case and
+// punctuation ("WaitSellerAgree" and WAIT_SELLER_AGREE).
+func (r *run) sameName(s seenStatus) (platform.Phase, bool) {
+	var found []platform.Phase
+	for _, ph := range platform.Phases() {
+		for _, n := range r.names(s.taobao, ph) {
+			if squash(n) == squash(s.raw) && !slices.Contains(found, ph) {
+				found = append(found, ph)
+			}
+		}
+	}
+	if len(found) == 1 {
+		return found[0], true
+	}
+	return "", false
+}
+
+// statusSuggestion is the commented line for a status matching no phase:
+// for the phase whose name it contains (or that contains it), if exactly
+// one does, else for a phase to fill in.
+func (r *run) statusSuggestion(s seenStatus) string {
+	var near []platform.Phase
+	for _, ph := range platform.Phases() {
+		for _, n := range r.names(s.taobao, ph) {
+			a, b := squash(n), squash(s.raw)
+			if (strings.Contains(a, b) || strings.Contains(b, a)) && !slices.Contains(near, ph) {
+				near = append(near, ph)
+			}
+		}
+	}
+	value := strconv.Quote(s.raw)
+	if s.numeric {
+		if len(near) == 1 {
+			return fmt.Sprintf("%s = { names = [%s], code = %s }   # perhaps: check", statusKey(true, near[0]), quoteAll(r.names(true, near[0])), s.raw)
+		}
+		return fmt.Sprintf("taobao.refund_status.<phase> = { names = [<its names>], code = %s }", s.raw)
+	}
+	code := func(ph platform.Phase) string {
+		if !s.taobao {
+			return ""
+		}
+		return fmt.Sprintf(", code = %d", r.prof.TaobaoCode(ph))
+	}
+	if len(near) == 1 {
+		return fmt.Sprintf("%s = { names = [%s, %s]%s }   # perhaps: check", statusKey(s.taobao, near[0]), value, quoteAll(r.names(s.taobao, near[0])), code(near[0]))
+	}
+	table := "alibaba.refund_status"
+	extra := ""
+	if s.taobao {
+		table, extra = "taobao.refund_status", ", code = <its code>"
+	}
+	return fmt.Sprintf("%s.<phase> = { names = [%s, <its other names>]%s }", table, value, extra)
+}
+
+func phaseNames() string {
+	var s []string
+	for _, ph := range platform.Phases() {
+		s = append(s, string(ph))
+	}
+	return strings.Join(s, ", ")
+}
+
+// squash keeps only letters and digits, upper-cased.
+func squash(s string) string {
+	return strings.ToUpper(strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s))
+}
+
+func appendNew(list []string, more ...string) []string {
+	for _, m := range more {
+		if !slices.Contains(list, m) {
+			list = append(list, m)
+		}
+	}
+	return list
+}
+
+// field follows keys through nested objects; nil when a key is missing.
+func field(raw json.RawMessage, keys ...string) json.RawMessage {
+	for _, k := range keys {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return nil
+		}
+		raw = obj[k]
+	}
+	return raw
+}
+
+// scalar returns a string's or a number's text.
+func scalar(raw json.RawMessage) (string, bool) {
+	switch jsonType(raw) {
+	case "string":
+		var s string
+		err := json.Unmarshal(raw, &s)
+		return s, err == nil
+	case "number":
+		return string(bytes.TrimSpace(raw)), true
+	}
+	return "", false
+}
+
+// listsIn returns the data's list, or the lists an object holds.
+func listsIn(data json.RawMessage) [][]json.RawMessage {
+	var list []json.RawMessage
+	if json.Unmarshal(data, &list) == nil {
+		return [][]json.RawMessage{list}
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return nil
+	}
+	var out [][]json.RawMessage
+	for _, k := range sortedKeys(obj) {
+		if json.Unmarshal(obj[k], &list) == nil {
+			out = append(out, list)
+		}
+	}
+	return out
+}
+
+func isNumber(raw json.RawMessage) bool {
+	if jsonType(raw) == "number" {
+		return true
+	}
+	s, ok := scalar(raw)
+	return ok && isDigits(s)
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func sortedKeys(m map[string]json.RawMessage) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
