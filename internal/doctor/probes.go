@@ -17,7 +17,7 @@ import (
 // and, since the lookup comes after the signature check, that the signature
 // is accepted. They have the platform's id format and cannot be real.
 const (
-	madeUpTaobaoRefund = "0"
+	madeUpTaobaoRefund  = "0"
 	madeUpAlibabaRefund = "TQ0"
 )
 
