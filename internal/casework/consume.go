@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -96,6 +97,16 @@ func (w *Worker) acquire(ctx context.Context, m jetstream.Msg) bool {
 	}
 }
 
+// delivery is one stream message being handled, with what settling it
+// needs.
+type delivery struct {
+	source string
+	m      jetstream.Msg
+	meta   *jetstream.MsgMetadata
+	dead   deadMessage // what a dead letter of it keeps
+	log    *slog.Logger
+}
+
 // handle applies one message: inbox dedupe, decode, engine, then ack after
 // the commit, NakWithDelay on transient failures, dead letter when the
 // message can never succeed or exhausted its deliveries.
@@ -112,65 +123,83 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg) {
 	}
 	msg := &refundflow.Message{ID: msgID, Stream: meta.Stream, Seq: meta.Sequence.Stream, Subject: m.Subject(),
 		Source: source, Payload: m.Data()}
-	log := w.log.With("source", source, "msg", msgID, "delivery", meta.NumDelivered)
-	dl := deadLetterOf(source, m, meta, msgID)
+	d := delivery{source: source, m: m, meta: meta, dead: deadLetterOf(source, m, meta, msgID),
+		log: w.log.With("source", source, "msg", msgID, "delivery", meta.NumDelivered)}
 
 	stop := w.inProgress(m)
 	h, reason, err := w.apply(ctx, msg)
 	stop()
-	if reason != "" {
-		w.deadLetterMsg(ctx, m, dl, reason, err)
+	switch {
+	case reason != "":
+		w.deadLetterMsg(ctx, m, d.dead, reason, err)
+	case err == nil:
+		w.ack(ctx, d, h)
+	case errors.Is(err, refundflow.ErrPermanent):
+		w.deadLetterMsg(ctx, m, d.dead, events.DeadPermanentError, err)
+	case errors.Is(err, refundflow.ErrNoCase):
+		w.awaitCase(ctx, d, err)
+	case int(meta.NumDelivered) >= w.cfg.MaxDeliver:
+		w.deadLetterMsg(ctx, m, d.dead, events.DeadMaxDeliveries, err)
+	default:
+		w.retryLater(ctx, d, h, err)
+	}
+}
+
+// ack acknowledges a message the engine has handled, and waits for the
+// server to confirm it (DoubleAck), for up to 5 s even when shutting down.
+func (w *Worker) ack(ctx context.Context, d delivery, h refundflow.Handled) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	if aerr := d.m.DoubleAck(actx); aerr != nil {
+		// The effect (or the wait) is committed with the inbox row or the
+		// deferred input: a redelivery is dropped or joins it.
+		d.log.Warn("ack", "err", aerr)
+	}
+	cancel()
+	result := handledResult(h)
+	w.metrics.messages.WithLabelValues(d.source, result).Inc()
+	d.log.Debug("handled", "case", h.CaseID, "state", h.State, "code", h.Code, "steps", h.Steps, "result", result, "until", h.Until)
+}
+
+// awaitCase handles a command naming no known case. The request that opens
+// the case may still be on its way: try again for a bounded time
+// (UnknownCaseWait after the command was issued), then give the command
+// up, saying why.
+func (w *Worker) awaitCase(ctx context.Context, d delivery, err error) {
+	waited := time.Since(d.meta.Timestamp)
+	if waited >= w.cfg.UnknownCaseWait || int(d.meta.NumDelivered) >= w.cfg.MaxDeliver {
+		w.deadLetterMsg(ctx, d.m, d.dead, events.DeadUnknownCase,
+			fmt.Errorf("no case appeared within %s of the command: %w", waited.Round(time.Second), err))
 		return
 	}
+	after := min(w.backoff(d.meta.NumDelivered), w.cfg.UnknownCaseWait-waited+w.cfg.RetryBase)
+	w.nak(d, after)
+	d.log.Info("no case for the command yet; retry later", "after", after, "err", err)
+}
+
+// retryLater naks a message that failed transiently, with the backoff for
+// its delivery, or later when the error says when the case can go on.
+func (w *Worker) retryLater(ctx context.Context, d delivery, h refundflow.Handled, err error) {
+	after := w.backoff(d.meta.NumDelivered)
 	var re *refundflow.RetryError
 	switch {
-	case err == nil:
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if aerr := m.DoubleAck(actx); aerr != nil {
-			// The effect (or the wait) is committed with the inbox row or the
-			// deferred input: a redelivery is dropped or joins it.
-			log.Warn("ack", "err", aerr)
-		}
-		cancel()
-		result := handledResult(h)
-		w.metrics.messages.WithLabelValues(source, result).Inc()
-		log.Debug("handled", "case", h.CaseID, "state", h.State, "code", h.Code, "steps", h.Steps, "result", result, "until", h.Until)
-	case errors.Is(err, refundflow.ErrPermanent):
-		w.deadLetterMsg(ctx, m, dl, events.DeadPermanentError, err)
-	case errors.Is(err, refundflow.ErrNoCase):
-		// The request that opens the case may still be on its way: try again
-		// for a bounded time, then give the command up, saying why.
-		waited := time.Since(meta.Timestamp)
-		if waited >= w.cfg.UnknownCaseWait || int(meta.NumDelivered) >= w.cfg.MaxDeliver {
-			w.deadLetterMsg(ctx, m, dl, events.DeadUnknownCase,
-				fmt.Errorf("no case appeared within %s of the command: %w", waited.Round(time.Second), err))
-			return
-		}
-		d := min(w.backoff(meta.NumDelivered), w.cfg.UnknownCaseWait-waited+w.cfg.RetryBase)
-		if nerr := m.NakWithDelay(d); nerr != nil {
-			log.Warn("nak", "err", nerr)
-		}
-		w.metrics.messages.WithLabelValues(source, "retry").Inc()
-		log.Info("no case for the command yet; retry later", "after", d, "err", err)
-	case int(meta.NumDelivered) >= w.cfg.MaxDeliver:
-		w.deadLetterMsg(ctx, m, dl, events.DeadMaxDeliveries, err)
-	default:
-		d := w.backoff(meta.NumDelivered)
-		switch {
-		case errors.As(err, &re) && re.After > 0 && errors.Is(err, casestore.ErrLeased):
-			d = re.After // another process holds the case: come back when its lease ends
-		case errors.As(err, &re) && errors.Is(err, refundflow.ErrWait):
-			d = max(d, re.After) // the case waits until then: sooner would only use up deliveries
-		}
-		if ctx.Err() != nil {
-			d = 0 // shutting down: let another process take it at once
-		}
-		if nerr := m.NakWithDelay(d); nerr != nil {
-			log.Warn("nak", "err", nerr)
-		}
-		w.metrics.messages.WithLabelValues(source, "retry").Inc()
-		log.Info("retry later", "case", h.CaseID, "after", d, "err", err)
+	case errors.As(err, &re) && re.After > 0 && errors.Is(err, casestore.ErrLeased):
+		after = re.After // another process holds the case: come back when its lease ends
+	case errors.As(err, &re) && errors.Is(err, refundflow.ErrWait):
+		after = max(after, re.After) // the case waits until then: sooner would only use up deliveries
 	}
+	if ctx.Err() != nil {
+		after = 0 // shutting down: let another process take it at once
+	}
+	w.nak(d, after)
+	d.log.Info("retry later", "case", h.CaseID, "after", after, "err", err)
+}
+
+// nak asks for the message again after the delay, and counts a retry.
+func (w *Worker) nak(d delivery, after time.Duration) {
+	if err := d.m.NakWithDelay(after); err != nil {
+		d.log.Warn("nak", "err", err)
+	}
+	w.metrics.messages.WithLabelValues(d.source, "retry").Inc()
 }
 
 // backoff is the NakWithDelay before delivery n+1: base·2^(n-1), capped.
