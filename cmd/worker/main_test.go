@@ -741,15 +741,6 @@ func TestMaxDeliveries(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	w := &worker{cfg: config{RetryBase: time.Second, RetryMax: 10 * time.Second}}
-	for n, want := range map[uint64]time.Duration{0: time.Second, 1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 5: 10 * time.Second, 50: 10 * time.Second} {
-		if got := w.backoff(n); got != want {
-			t.Errorf("backoff(%d) = %s; want %s", n, got, want)
-		}
-	}
-}
-
 func TestConfigMaxAckPending(t *testing.T) {
 	base := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u", "WORKER_CONCURRENCY": "6"}
 	get := func(extra map[string]string) func(string) string {
@@ -761,12 +752,12 @@ func TestConfigMaxAckPending(t *testing.T) {
 		}
 	}
 	cfg, err := loadConfig(get(nil))
-	if err != nil || cfg.MaxAckPending != 24 {
-		t.Fatalf("default MaxAckPending = %d, %v; want 4 × WORKER_CONCURRENCY (24): headroom for a killed process's messages", cfg.MaxAckPending, err)
+	if err != nil || cfg.Work.MaxAckPending != 24 {
+		t.Fatalf("default MaxAckPending = %d, %v; want 4 × WORKER_CONCURRENCY (24): headroom for a killed process's messages", cfg.Work.MaxAckPending, err)
 	}
 	cfg, err = loadConfig(get(map[string]string{"WORKER_MAX_ACK_PENDING": "7"}))
-	if err != nil || cfg.MaxAckPending != 7 {
-		t.Fatalf("MaxAckPending = %d, %v; want 7", cfg.MaxAckPending, err)
+	if err != nil || cfg.Work.MaxAckPending != 7 {
+		t.Fatalf("MaxAckPending = %d, %v; want 7", cfg.Work.MaxAckPending, err)
 	}
 	if _, err := loadConfig(get(map[string]string{"WORKER_MAX_ACK_PENDING": "-1"})); err == nil || !strings.Contains(err.Error(), "WORKER_MAX_ACK_PENDING") {
 		t.Fatalf("negative WORKER_MAX_ACK_PENDING: %v; want an error naming it", err)
