@@ -1,7 +1,8 @@
 // Command refundctl is the operator and developer CLI of refundhub: it issues
 // operator commands to the worker (request, ship, cancel, message), reads the
 // case store (list, show, dead-letters), re-delivers stored callbacks
-// (replay) and synthesises platform callbacks (trigger).
+// (replay), synthesises platform callbacks (trigger) and lists the parked
+// ones with the profile lines that would make their types known (parked).
 //
 // Run `refundctl --help` for the command reference and the environment it reads.
 package main

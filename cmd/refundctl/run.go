@@ -30,6 +30,7 @@ type config struct {
 	SigningSecrets []string      // CALLBACK_SIGNING_SECRETS: HTTP posts are signed with the first one
 	Stream         string        // CALLBACK_STREAM, --stream
 	Operator       string        // REFUNDCTL_OPERATOR (else USER), --operator
+	ProfilePath    string        // UPSTREAM_PROFILE: overrides of the built-in platform profile (parked)
 	Timeout        time.Duration // --timeout: connect and per-request timeout
 	JSON           bool          // --json
 }
@@ -45,6 +46,7 @@ var envVars = []envVar{
 	{"CALLBACK_SIGNING_SECRETS", "", "whsec_… secrets of the receiver; when set, posts are signed (Standard Webhooks) with the first"},
 	{"CALLBACK_STREAM", events.DefaultStreamName, "the callback stream replay reads"},
 	{"REFUNDCTL_OPERATOR", "$USER", "operator name recorded with commands"},
+	{"UPSTREAM_PROFILE", "", "platform profile overrides, as the receiver and worker read them (parked compares with it)"},
 }
 
 // defaultConfig returns the documented defaults (shown in --help).
@@ -83,6 +85,7 @@ func (a *app) applyEnv(flags *pflag.FlagSet, getenv func(string) string) {
 	set("stream", &a.cfg.Stream, "CALLBACK_STREAM")
 	set("operator", &a.cfg.Operator, "REFUNDCTL_OPERATOR", "USER")
 	a.cfg.Token = get("CALLBACK_TOKEN")
+	a.cfg.ProfilePath = get("UPSTREAM_PROFILE")
 	a.cfg.SigningSecrets = strings.Fields(getenv("CALLBACK_SIGNING_SECRETS"))
 }
 
@@ -128,7 +131,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(
 		a.requestCommand(), a.shipCommand(), a.cancelCommand(), a.messageCommand(),
 		a.listCommand(), a.showCommand(), a.waitCommand(), a.deadLettersCommand(),
-		a.replayCommand(), a.triggerCommand(),
+		a.replayCommand(), a.triggerCommand(), a.parkedCommand(),
 	)
 	return root
 }
