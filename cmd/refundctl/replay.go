@@ -16,6 +16,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // replayOptions are the replay flags.
@@ -224,7 +225,7 @@ func (a *app) replay(ctx context.Context, o replayOptions) error {
 		}
 	}
 	if o.file != "" {
-		parser, err := callback.NewParser(callback.DefaultTypeNames())
+		parser, err := a.callbackParser()
 		if err != nil {
 			return err
 		}
@@ -455,4 +456,14 @@ func (rp *replayer) finish(source string) error {
 	}
 	_, err := fmt.Fprintln(rp.a.stdout, msg)
 	return err
+}
+
+// callbackParser parses callbacks with the receiver's type table: the
+// profile's, as UPSTREAM_PROFILE overrides it.
+func (a *app) callbackParser() (*callback.Parser, error) {
+	prof, err := platform.Load(a.cfg.ProfilePath)
+	if err != nil {
+		return nil, fmt.Errorf("UPSTREAM_PROFILE: %w", err)
+	}
+	return callback.NewParser(callback.TypeNamesFromProfile(prof))
 }

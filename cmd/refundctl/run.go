@@ -46,7 +46,7 @@ var envVars = []envVar{
 	{"CALLBACK_SIGNING_SECRETS", "", "whsec_… secrets of the receiver; when set, posts are signed (Standard Webhooks) with the first"},
 	{"CALLBACK_STREAM", events.DefaultStreamName, "the callback stream replay reads"},
 	{"REFUNDCTL_OPERATOR", "$USER", "operator name recorded with commands"},
-	{"UPSTREAM_PROFILE", "", "platform profile overrides, as the receiver and worker read them (parked compares with it)"},
+	{"UPSTREAM_PROFILE", "", "platform profile overrides, as the receiver and worker read them (parked compares with it; replay and trigger parse callbacks with its types)"},
 }
 
 // defaultConfig returns the documented defaults (shown in --help).

@@ -42,8 +42,6 @@ type config struct {
 	Work casework.Config
 }
 
-var defaultTypes = callback.FormatTypeNames(callback.DefaultTypeNames()[callback.Platform1688])
-
 // envVars documents every setting; the table drives both -h and loading.
 // The callback stream's settings come from envconfig.CallbackStreamVars, the
 // receiver's table: the worker reads them only to create the stream when it
@@ -86,8 +84,6 @@ var envVars = slices.Concat([]envconfig.Var{
 }, envconfig.CallbackStreamVars(), []envconfig.Var{
 	envconfig.V("COMMAND_STREAM", events.DefaultCommandStreamName, "operator command stream (subjects commands.>)"),
 	envconfig.V("DEADLETTER_STREAM", events.DefaultDeadLetterStreamName, "dead-letter stream (subjects deadletters.>)"),
-	envconfig.V("CALLBACK_TYPES_TAOBAO", defaultTypes, "known Taobao callback types as NAME=kind,… (as for the receiver)"),
-	envconfig.V("CALLBACK_TYPES_1688", defaultTypes, "known 1688 callback types as NAME=kind,… (as for the receiver)"),
 	envconfig.V("LOG_LEVEL", "info", "debug, info, warn or error"),
 })
 
@@ -210,9 +206,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		env.Fail(err)
 	}
 
-	names, err := callback.TypeNamesFromLookup(env.String)
-	env.Fail(err)
-	w.TypeNames = names
+	if profile != nil {
+		w.TypeNames = callback.TypeNamesFromProfile(profile)
+	}
 	cfg.LogLevel = env.LogLevel("LOG_LEVEL")
 	return cfg, env.Err()
 }
