@@ -1,8 +1,10 @@
 package refundflow
 
 import (
+	"fmt"
 	"testing"
 
+	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -61,5 +63,21 @@ return_refund = "RETURN_REFUND"
 		if g.received != def.Alibaba.GoodsStatus.Received(g.wire(def.Alibaba.GoodsStatus)) {
 			t.Errorf("%s: received = %v disagrees with the profile", g.word, g.received)
 		}
+	}
+}
+
+// TestAWrongPathIsNotAMissingRefund: only the platform's own not_found answer
+// (HTTP 2xx) says a refund does not exist. An HTTP 404, which is what a
+// wrong path in the profile gets, even with a not_found code in its body,
+// must not make a refund look absent (a submit would follow).
+func TestAWrongPathIsNotAMissingRefund(t *testing.T) {
+	if !isNotFound(fmt.Errorf("query: %w", &apiclient.APIError{Code: 4041, Class: platform.ClassNotFound})) {
+		t.Error("the platform's not_found answer is not read as not found")
+	}
+	if isNotFound(&apiclient.HTTPError{StatusCode: 404, Code: 4041, Class: platform.ClassNotFound}) {
+		t.Error("an HTTP 404 is read as a missing refund")
+	}
+	if isNotFound(&apiclient.APIError{Code: 4999}) {
+		t.Error("an unknown code is read as a missing refund")
 	}
 }
