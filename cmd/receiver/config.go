@@ -13,6 +13,7 @@ import (
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/envconfig"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // config is everything the receiver reads from the environment.
@@ -30,8 +31,6 @@ type config struct {
 	LogLevel        slog.Level
 }
 
-var defaultTypes = callback.FormatTypeNames(callback.DefaultTypeNames()[callback.Platform1688])
-
 // envVars documents every setting; the table drives both -h and loading.
 // The callback stream's settings come from envconfig.CallbackStreamVars, the
 // one table the worker lists too.
@@ -44,8 +43,7 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("RECEIVER_PUBLISH_TIMEOUT", events.DefaultPublishWait.String(), "max wait for the JetStream ack before answering 503 (at most 900ms: the platform gives a push 1000ms)"),
 	envconfig.V("RECEIVER_SHUTDOWN_TIMEOUT", "10s", "on SIGTERM/SIGINT: time allowed for in-flight requests and the NATS drain"),
 }, envconfig.CallbackStreamVars(), []envconfig.Var{
-	envconfig.V("CALLBACK_TYPES_TAOBAO", defaultTypes, "known Taobao (messagePlatform 0) types as NAME=kind,… (kinds: order_status, price_modify, refund); GUESS: same names as 1688"),
-	envconfig.V("CALLBACK_TYPES_1688", defaultTypes, "known 1688 (messagePlatform 1) types as NAME=kind,…"),
+	envconfig.V("UPSTREAM_PROFILE", "", "TOML file overriding the built-in platform profile; the receiver reads its callback types ([callbacks.taobao] and [callbacks.alibaba]: a type not listed is parked). Give the receiver and the worker the same file"),
 	envconfig.V("LOG_LEVEL", "info", "debug, info, warn or error (successful callbacks log at debug)"),
 })
 
@@ -75,9 +73,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 	cfg.PublishTimeout = env.Duration("RECEIVER_PUBLISH_TIMEOUT", time.Millisecond, 900*time.Millisecond)
 	cfg.ShutdownTimeout = env.Duration("RECEIVER_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute)
 	cfg.Stream, cfg.MaxBytes = env.CallbackStream()
-	names, err := callback.TypeNamesFromLookup(env.String)
-	env.Fail(err)
-	cfg.TypeNames = names
+	profile, err := platform.Load(getenv("UPSTREAM_PROFILE"))
+	if err != nil {
+		env.Fail(fmt.Errorf("UPSTREAM_PROFILE: %w", err))
+	} else {
+		cfg.TypeNames = callback.TypeNamesFromProfile(profile)
+	}
 	cfg.LogLevel = env.LogLevel("LOG_LEVEL")
 	return cfg, env.Err()
 }

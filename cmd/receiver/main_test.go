@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -59,6 +61,14 @@ func TestHelpListsEveryVariable(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	const secret = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="
+	dir := t.TempDir()
+	badProfile, goodProfile := filepath.Join(dir, "bad.toml"), filepath.Join(dir, "good.toml")
+	if err := os.WriteFile(badProfile, []byte("[callbacks.taobao]\ntypes = { TB_REFUND = \"refunds\" }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(goodProfile, []byte("[callbacks.taobao]\ntypes = { TB_STATUS = \"order_status\" }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		env  map[string]string
 		want string
@@ -71,7 +81,8 @@ func TestConfigErrors(t *testing.T) {
 		{map[string]string{"CALLBACK_TOKEN": token, "RECEIVER_PUBLISH_TIMEOUT": "1s"}, "RECEIVER_PUBLISH_TIMEOUT"},
 		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_STREAM_REPLICAS": "9"}, "replicas"},
 		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_STREAM_MAX_AGE": "forever"}, "CALLBACK_STREAM_MAX_AGE"},
-		{map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_TYPES_TAOBAO": "TB_REFUND=refunds"}, "CALLBACK_TYPES_TAOBAO"},
+		{map[string]string{"CALLBACK_TOKEN": token, "UPSTREAM_PROFILE": badProfile}, "UPSTREAM_PROFILE: platform profile " + badProfile + ": callbacks.taobao.types.TB_REFUND"},
+		{map[string]string{"CALLBACK_TOKEN": token, "UPSTREAM_PROFILE": filepath.Join(dir, "none.toml")}, "UPSTREAM_PROFILE"},
 		{map[string]string{"CALLBACK_TOKEN": token, "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{map[string]string{"CALLBACK_TOKEN": token, "RECEIVER_NATS_CONNS": "0"}, "RECEIVER_NATS_CONNS"},
 		{map[string]string{"CALLBACK_TOKEN": token, "RECEIVER_NATS_CONNS": "17"}, "RECEIVER_NATS_CONNS"},
@@ -93,12 +104,12 @@ func TestConfigErrors(t *testing.T) {
 			}
 		}
 	}
-	cfg, err := loadConfig(envFunc(map[string]string{"CALLBACK_TOKEN": token, "CALLBACK_TYPES_TAOBAO": "TB_STATUS=order_status"}))
+	cfg, err := loadConfig(envFunc(map[string]string{"CALLBACK_TOKEN": token, "UPSTREAM_PROFILE": goodProfile}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Addr != "127.0.0.1:8080" || cfg.NATSURL != "nats://127.0.0.1:4222" || cfg.NATSConns != events.DefaultPublishConns || cfg.MaxBytes != 64<<10 ||
-		cfg.PublishTimeout != 500*time.Millisecond || cfg.Stream.MaxAge != 7*24*time.Hour || len(cfg.TypeNames[0]) != 1 || len(cfg.TypeNames[1]) != 5 {
+		cfg.PublishTimeout != 500*time.Millisecond || cfg.Stream.MaxAge != 7*24*time.Hour || len(cfg.TypeNames[0]) != 6 || cfg.TypeNames[0]["TB_STATUS"] != "order_status" || len(cfg.TypeNames[1]) != 5 {
 		t.Errorf("defaults = %+v", cfg)
 	}
 }

@@ -85,7 +85,7 @@ func (a *app) doctorCommand() *cobra.Command {
 			return fmt.Errorf("configuration: %w", err)
 		}
 		opts := doctor.Options{Platform: doctor.Platform(o.platform), OrderID: o.order, SubOrderID: o.subOrder, RefundID: o.refund}
-		if path := strings.TrimSpace(a.getenv("UPSTREAM_PROFILE")); path != "" {
+		if path := a.cfg.ProfilePath; path != "" {
 			b, err := os.ReadFile(path)
 			if err != nil {
 				return fmt.Errorf("UPSTREAM_PROFILE: %w", err)

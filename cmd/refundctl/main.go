@@ -1,8 +1,10 @@
 // Command refundctl is the operator and developer CLI of refundhub: it issues
 // operator commands to the worker (request, ship, cancel, message), reads the
 // case store (list, show, dead-letters), re-delivers stored callbacks
-// (replay), synthesises platform callbacks (trigger) and checks the platform
-// profile's guesses against the platform with read-only calls (doctor).
+// (replay), synthesises platform callbacks (trigger), lists the parked ones
+// with the profile lines that would make their types known (parked) and
+// checks the platform profile's guesses against the platform with read-only
+// calls (doctor).
 //
 // Run `refundctl --help` for the command reference and the environment it reads.
 package main

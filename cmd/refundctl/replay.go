@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // replayOptions are the replay flags.
@@ -225,7 +225,7 @@ func (a *app) replay(ctx context.Context, o replayOptions) error {
 		}
 	}
 	if o.file != "" {
-		parser, err := callback.NewParser(callback.DefaultTypeNames())
+		parser, err := a.callbackParser()
 		if err != nil {
 			return err
 		}
@@ -281,96 +281,35 @@ func (a *app) replay(ctx context.Context, o replayOptions) error {
 	return rp.finish("stream " + a.cfg.Stream)
 }
 
-// readStream reads the range with an ephemeral ordered consumer (no acks,
-// deleted by the server when idle) and delivers each message. It stops at
-// the end of the range, at the stream's last sequence when it started (so a
-// replay into the same stream never reads its own output), or when nothing
-// more matches.
+// readStream delivers the range (see app.readStream for how the stream is
+// read): each message stored before --until, up to --limit of them.
 func (rp *replayer) readStream(ctx context.Context, r replayRange) error {
-	a := rp.a
-	ictx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
-	stream, err := rp.js.Stream(ictx, a.cfg.Stream)
-	cancel()
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("stream %s not found (is the receiver running?)", a.cfg.Stream)
-	}
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", a.cfg.Stream, err)
-	}
-	end := stream.CachedInfo().State.LastSeq
-	if r.toSeq != 0 && r.toSeq < end {
-		end = r.toSeq
-	}
-	if end == 0 || r.fromSeq > end {
-		return nil
-	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: r.subjects, InactiveThreshold: time.Minute}
-	switch {
-	case r.fromSeq > 0:
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.fromSeq
-	case !r.since.IsZero():
-		since := r.since
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
-	default:
-		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
-	}
-	cons, err := stream.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("read stream %s: %w", a.cfg.Stream, err)
-	}
 	n := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
+	sr := streamRange{subjects: r.subjects, fromSeq: r.fromSeq, since: r.since, toSeq: r.toSeq}
+	return rp.a.readStream(ctx, rp.js, sr, func(m streamMsg) (bool, error) {
+		seq := m.meta.Sequence.Stream
+		if !r.until.IsZero() && !m.meta.Timestamp.Before(r.until) {
+			return false, nil
 		}
-		batch, err := cons.FetchNoWait(100)
-		if err != nil {
-			return fmt.Errorf("read stream %s: %w", a.cfg.Stream, err)
+		if rp.bar == nil {
+			total := int64(m.meta.NumPending) + 1
+			if span := int64(m.last - seq + 1); span < total {
+				total = span
+			}
+			if r.limit > 0 && int64(r.limit) < total {
+				total = int64(r.limit)
+			}
+			rp.startBar(total)
 		}
-		got := 0
-		done := false
-		for msg := range batch.Messages() {
-			if done {
-				continue // drain the batch
-			}
-			got++
-			meta, err := msg.Metadata()
-			if err != nil {
-				return fmt.Errorf("read stream %s: %w", a.cfg.Stream, err)
-			}
-			seq := meta.Sequence.Stream
-			if seq > end || (!r.until.IsZero() && !meta.Timestamp.Before(r.until)) {
-				done = true
-				continue
-			}
-			if rp.bar == nil {
-				total := int64(meta.NumPending) + 1
-				if span := int64(end - seq + 1); span < total {
-					total = span
-				}
-				if r.limit > 0 && int64(r.limit) < total {
-					total = int64(r.limit)
-				}
-				rp.startBar(total)
-			}
-			h := msg.Headers()
-			it := replayItem{Seq: seq, Subject: msg.Subject(), MsgID: h.Get(events.HeaderMsgID), Header: h,
-				Data: msg.Data(), Time: meta.Timestamp}
-			if err := rp.deliver(ctx, it); err != nil {
-				return err
-			}
-			n++
-			if seq >= end || meta.NumPending == 0 || (r.limit > 0 && n >= r.limit) {
-				done = true
-			}
+		h := m.msg.Headers()
+		it := replayItem{Seq: seq, Subject: m.msg.Subject(), MsgID: h.Get(events.HeaderMsgID), Header: h,
+			Data: m.msg.Data(), Time: m.meta.Timestamp}
+		if err := rp.deliver(ctx, it); err != nil {
+			return false, err
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return fmt.Errorf("read stream %s: %w", a.cfg.Stream, err)
-		}
-		if done || got == 0 {
-			return nil
-		}
-	}
+		n++
+		return r.limit == 0 || n < r.limit, nil
+	})
 }
 
 // startBar shows a progress bar on stderr for replays of more than a few
@@ -517,4 +456,14 @@ func (rp *replayer) finish(source string) error {
 	}
 	_, err := fmt.Fprintln(rp.a.stdout, msg)
 	return err
+}
+
+// callbackParser parses callbacks with the receiver's type table: the
+// profile's, as UPSTREAM_PROFILE overrides it.
+func (a *app) callbackParser() (*callback.Parser, error) {
+	prof, err := platform.Load(a.cfg.ProfilePath)
+	if err != nil {
+		return nil, fmt.Errorf("UPSTREAM_PROFILE: %w", err)
+	}
+	return callback.NewParser(callback.TypeNamesFromProfile(prof))
 }

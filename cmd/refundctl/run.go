@@ -30,6 +30,7 @@ type config struct {
 	SigningSecrets []string      // CALLBACK_SIGNING_SECRETS: HTTP posts are signed with the first one
 	Stream         string        // CALLBACK_STREAM, --stream
 	Operator       string        // REFUNDCTL_OPERATOR (else USER), --operator
+	ProfilePath    string        // UPSTREAM_PROFILE: overrides of the built-in platform profile (parked)
 	Timeout        time.Duration // --timeout: connect and per-request timeout
 	JSON           bool          // --json
 }
@@ -45,7 +46,8 @@ var envVars = []envVar{
 	{"CALLBACK_SIGNING_SECRETS", "", "whsec_… secrets of the receiver; when set, posts are signed (Standard Webhooks) with the first"},
 	{"CALLBACK_STREAM", events.DefaultStreamName, "the callback stream replay reads"},
 	{"REFUNDCTL_OPERATOR", "$USER", "operator name recorded with commands"},
-	{"UPSTREAM_*", "", "doctor reads the platform connection as the worker does: UPSTREAM_BASE_URL, UPSTREAM_ACCESS_KEY, UPSTREAM_ACCESS_SECRET, UPSTREAM_USER_ID, UPSTREAM_PROFILE, UPSTREAM_TIMEOUT, UPSTREAM_RATE_LIMIT (see the worker's -h)"},
+	{"UPSTREAM_PROFILE", "", "platform profile overrides, as the receiver and worker read them (parked compares with it; replay and trigger parse callbacks with its types; doctor checks it)"},
+	{"UPSTREAM_*", "", "doctor reads the platform connection as the worker does: UPSTREAM_BASE_URL, UPSTREAM_ACCESS_KEY, UPSTREAM_ACCESS_SECRET, UPSTREAM_USER_ID, UPSTREAM_TIMEOUT, UPSTREAM_RATE_LIMIT, UPSTREAM_RATE_BURST (see the worker's -h)"},
 }
 
 // defaultConfig returns the documented defaults (shown in --help).
@@ -84,6 +86,7 @@ func (a *app) applyEnv(flags *pflag.FlagSet, getenv func(string) string) {
 	set("stream", &a.cfg.Stream, "CALLBACK_STREAM")
 	set("operator", &a.cfg.Operator, "REFUNDCTL_OPERATOR", "USER")
 	a.cfg.Token = get("CALLBACK_TOKEN")
+	a.cfg.ProfilePath = get("UPSTREAM_PROFILE")
 	a.cfg.SigningSecrets = strings.Fields(getenv("CALLBACK_SIGNING_SECRETS"))
 }
 
@@ -131,7 +134,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(
 		a.requestCommand(), a.shipCommand(), a.cancelCommand(), a.messageCommand(),
 		a.listCommand(), a.showCommand(), a.waitCommand(), a.deadLettersCommand(),
-		a.replayCommand(), a.triggerCommand(), a.doctorCommand(),
+		a.replayCommand(), a.triggerCommand(), a.parkedCommand(), a.doctorCommand(),
 	)
 	return root
 }

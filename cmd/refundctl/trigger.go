@@ -224,7 +224,7 @@ func (a *app) triggerCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		parser, err := callback.NewParser(callback.DefaultTypeNames())
+		parser, err := a.callbackParser()
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,12 +13,15 @@ import (
 
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/callback"
+	"github.com/refundhub/refundhub/internal/casework"
 	"github.com/refundhub/refundhub/internal/envconfig"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
-// config is everything the worker reads from the environment.
+// config is everything the worker reads from the environment. Work is the
+// runtime's share (internal/casework); the rest builds the parts it runs
+// on: the database, the platform client, the engine and NATS.
 type config struct {
 	NATSURL     string
 	DBPath      string
@@ -25,35 +29,16 @@ type config struct {
 
 	Upstream  apiclient.Config
 	RateLimit rate.Limit
+	ClockSkew time.Duration
+	LeaseTTL  time.Duration
+	// VoucherDir holds the voucher images that requests name; empty parks
+	// the cases that need them.
+	VoucherDir string
+	Policy     refundflow.Policy
+	LogLevel   slog.Level
 
-	Concurrency          int
-	MaxAckPending        int
-	UnknownCaseWait      time.Duration
-	ClockSkew            time.Duration
-	Consumer             string
-	AckWait              time.Duration
-	MaxDeliver           int
-	RetryBase            time.Duration
-	RetryMax             time.Duration
-	TimerInterval        time.Duration
-	ReconcileInterval    time.Duration
-	ReconcileAge         time.Duration
-	LeaseTTL             time.Duration
-	InboxRetention       time.Duration
-	HousekeepingInterval time.Duration
-	ShutdownTimeout      time.Duration
-	VoucherDir           string
-	Policy               refundflow.Policy
-
-	// Stream is the callback stream as the receiver configures it; the
-	// worker uses it only to create a missing stream (see ensureCallbackStream).
-	Stream      events.StreamConfig
-	WorkStreams events.WorkStreamsConfig
-	TypeNames   callback.TypeNames
-	LogLevel    slog.Level
+	Work casework.Config
 }
-
-var defaultTypes = callback.FormatTypeNames(callback.DefaultTypeNames()[callback.Platform1688])
 
 // envVars documents every setting; the table drives both -h and loading.
 // The callback stream's settings come from envconfig.CallbackStreamVars, the
@@ -90,11 +75,11 @@ var envVars = slices.Concat([]envconfig.Var{
 }, envconfig.CallbackStreamVars(), []envconfig.Var{
 	envconfig.V("COMMAND_STREAM", events.DefaultCommandStreamName, "operator command stream (subjects commands.>)"),
 	envconfig.V("DEADLETTER_STREAM", events.DefaultDeadLetterStreamName, "dead-letter stream (subjects deadletters.>)"),
-	envconfig.V("CALLBACK_TYPES_TAOBAO", defaultTypes, "known Taobao callback types as NAME=kind,… (as for the receiver)"),
-	envconfig.V("CALLBACK_TYPES_1688", defaultTypes, "known 1688 callback types as NAME=kind,… (as for the receiver)"),
 	envconfig.V("LOG_LEVEL", "info", "debug, info, warn or error"),
 })
 
+// usage is the -h text: what the worker does, then every variable with its
+// default (envVars).
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: worker [-h]")
 	fmt.Fprintln(w)
@@ -109,8 +94,30 @@ func usage(w io.Writer) {
 	envconfig.Usage(w, envVars)
 }
 
+// configure reads the command line, which takes only -h (configuration is
+// by environment), and then the environment through getenv. After -h it
+// returns flag.ErrHelp, the usage printed to stdout.
+func configure(args []string, getenv func(string) string, stdout, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { usage(stdout) }
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments %q; configuration is by environment (see -h)", fs.Args())
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return config{}, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
 // loadConfig reads the environment through getenv; unset or empty variables
-// take the documented default. Errors never quote secret values.
+// take the documented default. Errors never quote secret values. It is
+// longer than a screen on purpose: every variable is read here and nowhere
+// else, so adding one is a row in envVars and a line here.
 func loadConfig(getenv func(string) string) (config, error) {
 	env := envconfig.NewReader(envVars, getenv)
 	get, duration, integer := env.String, env.Duration, env.Int
@@ -118,32 +125,36 @@ func loadConfig(getenv func(string) string) (config, error) {
 		NATSURL:     get("NATS_URL"),
 		DBPath:      get("DB_PATH"),
 		MetricsAddr: get("WORKER_METRICS_ADDR"),
-		Consumer:    get("WORKER_CONSUMER"),
 		VoucherDir:  getenv("WORKER_VOUCHER_DIR"),
-		WorkStreams: events.DefaultWorkStreamsConfig(),
+		Work: casework.Config{
+			Consumer:    get("WORKER_CONSUMER"),
+			WorkStreams: events.DefaultWorkStreamsConfig(),
+		},
 	}
+	w := &cfg.Work
 	cfg.Upstream = env.Upstream()
 	cfg.RateLimit = cfg.Upstream.RateLimit
-	cfg.Concurrency = integer("WORKER_CONCURRENCY", 1, 1024)
-	if cfg.MaxAckPending = integer("WORKER_MAX_ACK_PENDING", 0, 100000); cfg.MaxAckPending == 0 {
-		cfg.MaxAckPending = 4 * cfg.Concurrency
+	profile := cfg.Upstream.Profile
+	w.Concurrency = integer("WORKER_CONCURRENCY", 1, 1024)
+	if w.MaxAckPending = integer("WORKER_MAX_ACK_PENDING", 0, 100000); w.MaxAckPending == 0 {
+		w.MaxAckPending = 4 * w.Concurrency
 	}
-	if cfg.Consumer == "" || strings.ContainsAny(cfg.Consumer, " .*>/\\\t") {
-		env.Fail(fmt.Errorf("WORKER_CONSUMER=%q: want a name without spaces, '.', '*', '>' or slashes", cfg.Consumer))
+	if w.Consumer == "" || strings.ContainsAny(w.Consumer, " .*>/\\\t") {
+		env.Fail(fmt.Errorf("WORKER_CONSUMER=%q: want a name without spaces, '.', '*', '>' or slashes", w.Consumer))
 	}
-	cfg.AckWait = duration("WORKER_ACK_WAIT", time.Second, time.Hour)
-	cfg.UnknownCaseWait = duration("WORKER_UNKNOWN_CASE_WAIT", 0, 24*time.Hour)
+	w.AckWait = duration("WORKER_ACK_WAIT", time.Second, time.Hour)
+	w.UnknownCaseWait = duration("WORKER_UNKNOWN_CASE_WAIT", 0, 24*time.Hour)
 	cfg.ClockSkew = duration("UPSTREAM_CLOCK_SKEW", 0, 24*time.Hour)
-	cfg.MaxDeliver = integer("WORKER_MAX_DELIVER", 1, 1000)
-	cfg.RetryBase = duration("WORKER_RETRY_BASE", time.Millisecond, time.Hour)
-	cfg.RetryMax = duration("WORKER_RETRY_MAX", time.Millisecond, 24*time.Hour)
-	cfg.TimerInterval = duration("WORKER_TIMER_INTERVAL", 10*time.Millisecond, time.Hour)
-	cfg.ReconcileInterval = duration("WORKER_RECONCILE_INTERVAL", 10*time.Millisecond, 24*time.Hour)
-	cfg.ReconcileAge = duration("WORKER_RECONCILE_AGE", 0, 30*24*time.Hour)
+	w.MaxDeliver = integer("WORKER_MAX_DELIVER", 1, 1000)
+	w.RetryBase = duration("WORKER_RETRY_BASE", time.Millisecond, time.Hour)
+	w.RetryMax = duration("WORKER_RETRY_MAX", time.Millisecond, 24*time.Hour)
+	w.TimerInterval = duration("WORKER_TIMER_INTERVAL", 10*time.Millisecond, time.Hour)
+	w.ReconcileInterval = duration("WORKER_RECONCILE_INTERVAL", 10*time.Millisecond, 24*time.Hour)
+	w.ReconcileAge = duration("WORKER_RECONCILE_AGE", 0, 30*24*time.Hour)
 	cfg.LeaseTTL = duration("WORKER_LEASE_TTL", time.Second, time.Hour)
-	cfg.ShutdownTimeout = duration("WORKER_SHUTDOWN_TIMEOUT", 0, time.Hour)
-	cfg.InboxRetention = duration("WORKER_INBOX_RETENTION", time.Hour, 10*365*24*time.Hour)
-	cfg.HousekeepingInterval = duration("WORKER_HOUSEKEEPING_INTERVAL", time.Second, 24*time.Hour)
+	w.ShutdownTimeout = duration("WORKER_SHUTDOWN_TIMEOUT", 0, time.Hour)
+	w.InboxRetention = duration("WORKER_INBOX_RETENTION", time.Hour, 10*365*24*time.Hour)
+	w.HousekeepingInterval = duration("WORKER_HOUSEKEEPING_INTERVAL", time.Second, 24*time.Hour)
 	cfg.Policy = refundflow.Policy{
 		RefusalMessage: getenv("WORKER_REFUSAL_MESSAGE"),
 		Recheck:        duration("WORKER_RECHECK", 0, 30*24*time.Hour),
@@ -156,17 +167,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 
 	// The push size limit is the receiver's; here it only sizes the stream.
-	cfg.Stream, _ = env.CallbackStream()
-	cfg.WorkStreams.CommandStream = get("COMMAND_STREAM")
-	cfg.WorkStreams.DeadLetterStream = get("DEADLETTER_STREAM")
-	cfg.WorkStreams.Replicas = cfg.Stream.Replicas
-	if err := cfg.WorkStreams.Validate(); err != nil {
+	w.Stream, _ = env.CallbackStream()
+	w.WorkStreams.CommandStream = get("COMMAND_STREAM")
+	w.WorkStreams.DeadLetterStream = get("DEADLETTER_STREAM")
+	w.WorkStreams.Replicas = w.Stream.Replicas
+	if err := w.WorkStreams.Validate(); err != nil {
 		env.Fail(err)
 	}
 
-	names, err := callback.TypeNamesFromLookup(env.String)
-	env.Fail(err)
-	cfg.TypeNames = names
+	if profile != nil {
+		w.TypeNames = callback.TypeNamesFromProfile(profile)
+	}
 	cfg.LogLevel = env.LogLevel("LOG_LEVEL")
 	return cfg, env.Err()
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
@@ -76,7 +75,7 @@ func killedSteps() []killedStep {
 			true, refundflow.StateWaitingReturnShipment, refundflow.StepReturnSubmit, refundflow.StateReturnSubmitting,
 			refundflow.StateSucceeded, returns},
 		{"1688 return", refundflow.Platform1688, "AlibabaGoodsReturn", returnSeller,
-			refundflow.Request{ReturnGoods: true, GoodsStatus: apiclient.AlibabaGoodsAftersaleBuyerReceived, ReasonID: 20021,
+			refundflow.Request{ReturnGoods: true, GoodsStatus: "aftersaleBuyerReceived", ReasonID: 20021,
 				Amount: 3000, Description: "质量问题", Vouchers: []string{"photo-1.png"}},
 			true, refundflow.StateWaitingReturnShipment, refundflow.StepReturnSubmit, refundflow.StateReturnSubmitting,
 			refundflow.StateSucceeded, returns},

@@ -21,11 +21,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/callback/receiver"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
+	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
@@ -335,14 +335,19 @@ func (s *stack) sandboxStatus(refundID string) string {
 }
 
 // agrees checks that a finished case matches the sandbox.
+// tb and ab name a phase's status as the default profile (and so the
+// sandbox) sends it.
+func tb(ph platform.Phase) string { return platform.Default().TaobaoName(ph) }
+func ab(ph platform.Phase) string { return platform.Default().AlibabaName(ph) }
+
 func (s *stack) agrees(c casestore.Case) {
 	s.t.Helper()
 	want := map[string][]string{
-		string(refundflow.StateSucceeded): {string(apiclient.TaobaoRefundSuccess), string(apiclient.AlibabaRefundSuccess)},
-		string(refundflow.StateClosed):    {string(apiclient.TaobaoRefundClosed), string(apiclient.AlibabaRefundClose)},
-		string(refundflow.StateCancelled): {string(apiclient.TaobaoRefundClosed)},
-		string(refundflow.StateNeedsAttention): {string(apiclient.TaobaoSellerRefuseBuyer),
-			string(apiclient.AlibabaWaitBuyerModify)},
+		string(refundflow.StateSucceeded): {tb(platform.PhaseSuccess), ab(platform.PhaseSuccess)},
+		string(refundflow.StateClosed):    {tb(platform.PhaseClosed), ab(platform.PhaseClosed)},
+		string(refundflow.StateCancelled): {tb(platform.PhaseClosed)},
+		string(refundflow.StateNeedsAttention): {tb(platform.PhaseSellerRefused),
+			ab(platform.PhaseSellerRefused)},
 	}[c.State]
 	got := s.sandboxStatus(c.RefundID)
 	for _, w := range want {
@@ -406,8 +411,8 @@ func scenarios() []scenario {
 	manual := &sandbox.SellerPolicy{Decision: sandbox.DecisionManual}
 	tbRefund := refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}
 	tbReturn := refundflow.Request{ReturnGoods: true, GoodsStatus: "3", ReasonID: 4001, Amount: 5000, Description: "不合适"}
-	abRefund := refundflow.Request{GoodsStatus: apiclient.AlibabaGoodsRefundWaitSellerSend, ReasonID: 20001, Amount: 3000, Description: "不想要了"}
-	abReturn := refundflow.Request{ReturnGoods: true, GoodsStatus: apiclient.AlibabaGoodsAftersaleBuyerReceived, ReasonID: 20021,
+	abRefund := refundflow.Request{GoodsStatus: "refundWaitSellerSend", ReasonID: 20001, Amount: 3000, Description: "不想要了"}
+	abReturn := refundflow.Request{ReturnGoods: true, GoodsStatus: "aftersaleBuyerReceived", ReasonID: 20021,
 		Amount: 3000, Description: "质量问题", Vouchers: []string{"photo-1.png", "photo-2.png"}}
 	return []scenario{
 		{"taobao happy", refundflow.PlatformTaobao, nil, tbRefund, false, false, refundflow.StateSucceeded},
@@ -557,7 +562,7 @@ func TestKilledMidSubmit(t *testing.T) {
 		{"taobao", refundflow.PlatformTaobao, "TaobaoSubmit", func(_, so string) string { return "taobao:" + so },
 			refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}},
 		{"1688", refundflow.Platform1688, "AlibabaCreateRefund", func(o, _ string) string { return "1688:" + o },
-			refundflow.Request{GoodsStatus: apiclient.AlibabaGoodsRefundWaitSellerSend, ReasonID: 20001, Amount: 3000, Description: "不想要了"}},
+			refundflow.Request{GoodsStatus: "refundWaitSellerSend", ReasonID: 20001, Amount: 3000, Description: "不想要了"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The platform applies the submission, then hangs: the worker is
@@ -741,15 +746,6 @@ func TestMaxDeliveries(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	w := &worker{cfg: config{RetryBase: time.Second, RetryMax: 10 * time.Second}}
-	for n, want := range map[uint64]time.Duration{0: time.Second, 1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 5: 10 * time.Second, 50: 10 * time.Second} {
-		if got := w.backoff(n); got != want {
-			t.Errorf("backoff(%d) = %s; want %s", n, got, want)
-		}
-	}
-}
-
 func TestConfigMaxAckPending(t *testing.T) {
 	base := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u", "WORKER_CONCURRENCY": "6"}
 	get := func(extra map[string]string) func(string) string {
@@ -761,12 +757,12 @@ func TestConfigMaxAckPending(t *testing.T) {
 		}
 	}
 	cfg, err := loadConfig(get(nil))
-	if err != nil || cfg.MaxAckPending != 24 {
-		t.Fatalf("default MaxAckPending = %d, %v; want 4 × WORKER_CONCURRENCY (24): headroom for a killed process's messages", cfg.MaxAckPending, err)
+	if err != nil || cfg.Work.MaxAckPending != 24 {
+		t.Fatalf("default MaxAckPending = %d, %v; want 4 × WORKER_CONCURRENCY (24): headroom for a killed process's messages", cfg.Work.MaxAckPending, err)
 	}
 	cfg, err = loadConfig(get(map[string]string{"WORKER_MAX_ACK_PENDING": "7"}))
-	if err != nil || cfg.MaxAckPending != 7 {
-		t.Fatalf("MaxAckPending = %d, %v; want 7", cfg.MaxAckPending, err)
+	if err != nil || cfg.Work.MaxAckPending != 7 {
+		t.Fatalf("MaxAckPending = %d, %v; want 7", cfg.Work.MaxAckPending, err)
 	}
 	if _, err := loadConfig(get(map[string]string{"WORKER_MAX_ACK_PENDING": "-1"})); err == nil || !strings.Contains(err.Error(), "WORKER_MAX_ACK_PENDING") {
 		t.Fatalf("negative WORKER_MAX_ACK_PENDING: %v; want an error naming it", err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Submitting a refund at most once: the client never repeats TaobaoSubmit, and
@@ -23,7 +24,7 @@ func ExampleClient_TaobaoSubmit() {
 	}
 	ctx := context.Background()
 	res, err := c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: "1034499579120189839",
-		RefundType: apiclient.TaobaoRefundOnly, GoodsStatus: apiclient.TaobaoGoodsNotShipped, ReasonID: 1001, RefundFee: 100})
+		RefundType: platform.Default().Taobao.RefundType.RefundOnly, GoodsStatus: platform.Default().Taobao.GoodsStatus.NotShipped, ReasonID: 1001, RefundFee: 100})
 	var apiErr *apiclient.APIError
 	switch {
 	case err == nil:

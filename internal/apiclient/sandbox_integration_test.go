@@ -131,8 +131,8 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 	const sub = "1034499579120189839"
 
 	// T2 render: return and refund of received goods.
-	render, err := c.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: sub, RefundType: apiclient.TaobaoReturnAndRefund,
-		GoodsStatus: apiclient.TaobaoGoodsReceived})
+	render, err := c.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: sub, RefundType: platform.Default().Taobao.RefundType.ReturnAndRefund,
+		GoodsStatus: platform.Default().Taobao.GoodsStatus.Received})
 	if err != nil {
 		t.Fatalf("TaobaoRender: %v", err)
 	}
@@ -154,8 +154,8 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 	maxFee := tpl.MaxRefundFee.MaxRefundFee
 
 	// T7 submit.
-	submit, err := c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: sub, RefundType: apiclient.TaobaoReturnAndRefund,
-		GoodsStatus: apiclient.TaobaoGoodsReceived, ReasonID: reason, RefundFee: maxFee, RefundDesc: "尺码不合适"})
+	submit, err := c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: sub, RefundType: platform.Default().Taobao.RefundType.ReturnAndRefund,
+		GoodsStatus: platform.Default().Taobao.GoodsStatus.Received, ReasonID: reason, RefundFee: maxFee, RefundDesc: "尺码不合适"})
 	if err != nil {
 		t.Fatalf("TaobaoSubmit: %v", err)
 	}
@@ -164,8 +164,8 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 		t.Fatalf("TaobaoSubmit = %+v; want success, a refund id, a requestId, 1 attempt", submit)
 	}
 	// A second submit on the same sub-order is a duplicate: a verdict, not unknown.
-	_, err = c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: sub, RefundType: apiclient.TaobaoReturnAndRefund,
-		GoodsStatus: apiclient.TaobaoGoodsReceived, ReasonID: reason, RefundFee: maxFee})
+	_, err = c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: sub, RefundType: platform.Default().Taobao.RefundType.ReturnAndRefund,
+		GoodsStatus: platform.Default().Taobao.GoodsStatus.Received, ReasonID: reason, RefundFee: maxFee})
 	if ae := wantAPICode(t, "duplicate TaobaoSubmit", err, apiclient.CodeDuplicateRefund); errors.Is(ae, apiclient.ErrRetryable) || apiclient.OutcomeUnknown(err) {
 		t.Errorf("duplicate submit: retryable or unknown outcome: %v", err)
 	}
@@ -207,8 +207,8 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 	}
 
 	// T9 modify: lower the fee.
-	mod, err := c.TaobaoModify(ctx, apiclient.ModifyRefundRequest{RefundID: refundID, RefundType: apiclient.TaobaoReturnAndRefund,
-		GoodsStatus: apiclient.TaobaoGoodsReceived, ReasonID: reason, RefundFee: maxFee / 2})
+	mod, err := c.TaobaoModify(ctx, apiclient.ModifyRefundRequest{RefundID: refundID, RefundType: platform.Default().Taobao.RefundType.ReturnAndRefund,
+		GoodsStatus: platform.Default().Taobao.GoodsStatus.Received, ReasonID: reason, RefundFee: maxFee / 2})
 	if err != nil || !mod.Data.ModifySuccess {
 		t.Fatalf("TaobaoModify = %+v, %v", mod, err)
 	}
@@ -251,8 +251,8 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 
 	// T5 cancel on another refund (refund only, not shipped).
 	const sub2 = "1034499579120189840"
-	s2, err := c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: sub2, RefundType: apiclient.TaobaoRefundOnly,
-		GoodsStatus: apiclient.TaobaoGoodsNotShipped, ReasonID: 1001, RefundFee: 100})
+	s2, err := c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: sub2, RefundType: platform.Default().Taobao.RefundType.RefundOnly,
+		GoodsStatus: platform.Default().Taobao.GoodsStatus.NotShipped, ReasonID: 1001, RefundFee: 100})
 	if err != nil {
 		t.Fatalf("TaobaoSubmit #2: %v", err)
 	}
@@ -283,7 +283,7 @@ func TestSandboxAlibabaFlow(t *testing.T) {
 
 	// A2 reasons for received goods.
 	reasons, err := c.AlibabaRefundReasons(ctx, apiclient.RefundReasonsRequest{OrderID: orderID,
-		GoodsStatus: apiclient.AlibabaGoodsRefundBuyerReceived})
+		GoodsStatus: platform.Default().Alibaba.GoodsStatus.InSaleBuyerReceived})
 	if err != nil || len(reasons.Data.Reasons) == 0 {
 		t.Fatalf("AlibabaRefundReasons = %+v, %v", reasons.Data, err)
 	}
@@ -306,8 +306,8 @@ func TestSandboxAlibabaFlow(t *testing.T) {
 
 	// A4 create a return-and-refund.
 	created, err := c.AlibabaCreateRefund(ctx, apiclient.CreateRefundRequest{OrderID: orderID,
-		DisputeRequest: apiclient.AlibabaDisputeReturnRefund, ApplyPayment: 5000, ApplyCarriage: 0,
-		ApplyReasonID: int64(reason.ID), Description: "收到的商品有破损", GoodsStatus: apiclient.AlibabaGoodsRefundBuyerReceived,
+		DisputeRequest: platform.Default().Alibaba.DisputeRequest.ReturnRefund, ApplyPayment: 5000, ApplyCarriage: 0,
+		ApplyReasonID: int64(reason.ID), Description: "收到的商品有破损", GoodsStatus: platform.Default().Alibaba.GoodsStatus.InSaleBuyerReceived,
 		Vouchers: []string{up.Data.URL()}})
 	if err != nil {
 		t.Fatalf("AlibabaCreateRefund: %v", err)
@@ -322,7 +322,7 @@ func TestSandboxAlibabaFlow(t *testing.T) {
 	if err != nil {
 		t.Fatalf("AlibabaRefundInfo: %v", err)
 	}
-	if info.Data.RefundID != refundID || info.Data.Status != apiclient.AlibabaWaitSellerAgree ||
+	if info.Data.RefundID != refundID || info.Data.Phase != platform.PhaseWaitSellerAgree ||
 		info.Data.ApplyPayment != 5000 || int64(info.Data.OrderID) != orderID {
 		t.Fatalf("AlibabaRefundInfo = %+v; want %s waitselleragree 5000 order %d", info.Data, refundID, orderID)
 	}
@@ -341,7 +341,7 @@ func TestSandboxAlibabaFlow(t *testing.T) {
 		t.Fatalf("AlibabaGoodsReturn = %+v, %v", ret.Data, err)
 	}
 	info, err = c.AlibabaRefundInfo(ctx, refundID)
-	if err != nil || info.Data.Status != apiclient.AlibabaWaitSellerReceive || info.Data.FreightBill != "YT9876543210" {
+	if err != nil || info.Data.Phase != platform.PhaseWaitSellerReceive || info.Data.FreightBill != "YT9876543210" {
 		t.Fatalf("after goods return: info = %+v, %v; want waitsellerreceive with the freight bill", info.Data, err)
 	}
 	// A second goods return is a nested business failure (data.success false).
@@ -409,7 +409,7 @@ func TestSandboxRetryRenderNotSubmit(t *testing.T) {
 
 	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoRender", Kind: sandbox.ErrHTTP500, Count: 2}}})
 	render, err := c.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: "2000000000000000001",
-		RefundType: apiclient.TaobaoRefundOnly, GoodsStatus: apiclient.TaobaoGoodsNotShipped})
+		RefundType: platform.Default().Taobao.RefundType.RefundOnly, GoodsStatus: platform.Default().Taobao.GoodsStatus.NotShipped})
 	if err != nil {
 		t.Fatalf("TaobaoRender with 2 injected 500s: %v", err)
 	}
@@ -419,7 +419,7 @@ func TestSandboxRetryRenderNotSubmit(t *testing.T) {
 
 	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrHTTP500, Count: 1}}})
 	_, err = c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: "2000000000000000001",
-		RefundType: apiclient.TaobaoRefundOnly, GoodsStatus: apiclient.TaobaoGoodsNotShipped, ReasonID: 1001, RefundFee: 100})
+		RefundType: platform.Default().Taobao.RefundType.RefundOnly, GoodsStatus: platform.Default().Taobao.GoodsStatus.NotShipped, ReasonID: 1001, RefundFee: 100})
 	var he *apiclient.HTTPError
 	if !errors.As(err, &he) || he.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("TaobaoSubmit with an injected 500: %v; want *HTTPError 500", err)
@@ -455,14 +455,14 @@ func TestSandboxFaultKinds(t *testing.T) {
 		{Endpoint: "TaobaoRender", Kind: sandbox.ErrRateLimit, Count: 1},
 	}})
 	render, err := fast.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: "7000000000000000002",
-		RefundType: apiclient.TaobaoRefundOnly, GoodsStatus: apiclient.TaobaoGoodsNotShipped})
+		RefundType: platform.Default().Taobao.RefundType.RefundOnly, GoodsStatus: platform.Default().Taobao.GoodsStatus.NotShipped})
 	if err != nil || render.Attempts != 3 || render.Data.RefundOrderTemplate.MaxRefundFee.MaxRefundFee != 3000 {
 		t.Fatalf("TaobaoRender after timeout + rate limit = %+v, %v; want success on attempt 3, max fee 3000", render, err)
 	}
 
 	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrReset, Count: 1, AfterEffect: true}}})
 	_, err = c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: "7000000000000000002",
-		RefundType: apiclient.TaobaoRefundOnly, GoodsStatus: apiclient.TaobaoGoodsNotShipped, ReasonID: 1001, RefundFee: 3000})
+		RefundType: platform.Default().Taobao.RefundType.RefundOnly, GoodsStatus: platform.Default().Taobao.GoodsStatus.NotShipped, ReasonID: 1001, RefundFee: 3000})
 	var te *apiclient.TransportError
 	if !errors.As(err, &te) || !te.Sent || !apiclient.OutcomeUnknown(err) {
 		t.Fatalf("TaobaoSubmit with reset after effect: %v; want *TransportError sent, outcome unknown", err)
@@ -494,8 +494,8 @@ func TestSandboxFaultKinds(t *testing.T) {
 
 	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "AlibabaCreateRefund", Kind: sandbox.ErrInternal, Count: 1}}})
 	_, err = c.AlibabaCreateRefund(ctx, apiclient.CreateRefundRequest{OrderID: 8000000000000000001,
-		DisputeRequest: apiclient.AlibabaDisputeRefund, ApplyPayment: 100, ApplyReasonID: 20001, Description: "不想要了",
-		GoodsStatus: apiclient.AlibabaGoodsRefundWaitSellerSend})
+		DisputeRequest: platform.Default().Alibaba.DisputeRequest.Refund, ApplyPayment: 100, ApplyReasonID: 20001, Description: "不想要了",
+		GoodsStatus: platform.Default().Alibaba.GoodsStatus.InSaleWaitSellerSend})
 	ae := wantAPICode(t, "AlibabaCreateRefund with internal error", err, apiclient.CodeInternal)
 	if !errors.Is(ae, apiclient.ErrRetryable) || !apiclient.OutcomeUnknown(err) || sb.Stats().APICalls["AlibabaCreateRefund"] != 1 {
 		t.Errorf("internal error on create: retryable=%v unknown=%v calls=%d; want true true 1",
@@ -508,7 +508,7 @@ func TestSandboxNumericStatusDrift(t *testing.T) {
 	c := newClient(t, srv, nil)
 	ctx := context.Background()
 	s, err := c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: "3000000000000000001",
-		RefundType: apiclient.TaobaoRefundOnly, GoodsStatus: apiclient.TaobaoGoodsNotShipped, ReasonID: 1001, RefundFee: 100})
+		RefundType: platform.Default().Taobao.RefundType.RefundOnly, GoodsStatus: platform.Default().Taobao.GoodsStatus.NotShipped, ReasonID: 1001, RefundFee: 100})
 	if err != nil {
 		t.Fatalf("TaobaoSubmit: %v", err)
 	}

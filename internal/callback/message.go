@@ -3,7 +3,10 @@
 // receiver validates them.
 package callback
 
-import "github.com/refundhub/refundhub/internal/apiclient"
+import (
+	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
+)
 
 // Platform is the envelope's messagePlatform: 0 Taobao, 1 1688.
 type Platform int
@@ -44,10 +47,11 @@ type Envelope struct {
 // worker, which may create that stream, does not link the HTTP receiver.
 const DefaultMaxBytes = 64 << 10
 
-// Message types observed on 1688 (reference §3.2). The Taobao names are
-// UNKNOWN; the best guess, used by default by the receiver and the sandbox, is
-// that Taobao pushes carry the same names with messagePlatform 0. Both are
-// configurable (TypeNames).
+// Message types the documentation shows for 1688 (reference §3.2, DOC).
+// Which names each platform sends, and what each means, is the platform
+// profile's (callbacks.*.types; the Taobao names are UNKNOWN): the receiver
+// and the worker read TypeNamesFromProfile. These constants serve the tools
+// that play the platform (refundctl trigger).
 const (
 	TypeOrderCreate      = "ORDER_CREATE"
 	TypeOrderCancel      = "ORDER_CANCEL"
@@ -56,35 +60,35 @@ const (
 	TypeOrderRefund      = "ORDER_BUYER_VIEW_ORDER_BUYER_REFUND"
 )
 
-// Kind is what a message means to this product, independent of its wire name.
-type Kind string
+// Kind is what a message means to this product, independent of its wire
+// name; the vocabulary is the platform package's.
+type Kind = platform.Kind
 
 // Kinds of message.
 const (
-	KindOrderStatus Kind = "order_status" // ORDER_CREATE, ORDER_CANCEL, ORDER_PAY_SUCCESS, …
-	KindPriceModify Kind = "price_modify"
-	KindRefund      Kind = "refund"
+	KindOrderStatus = platform.KindOrderStatus // ORDER_CREATE, ORDER_CANCEL, ORDER_PAY_SUCCESS, …
+	KindPriceModify = platform.KindPriceModify
+	KindRefund      = platform.KindRefund
 )
 
-// TypeNames maps wire message types to kinds, per platform. It is configuration
-// because the Taobao names are a guess: cmd/receiver reads overrides from
-// CALLBACK_TYPES_TAOBAO and CALLBACK_TYPES_1688 ("NAME=kind,…", see
-// ParseTypeNames). A type not listed for its platform is parked, not rejected.
+// TypeNames maps wire message types to kinds, per platform. A type not
+// listed for its platform is parked, not rejected.
 type TypeNames map[Platform]map[string]Kind
 
-// DefaultTypeNames returns the observed 1688 names and the same names for Taobao.
-func DefaultTypeNames() TypeNames {
-	names := func() map[string]Kind {
-		return map[string]Kind{
-			TypeOrderCreate:      KindOrderStatus,
-			TypeOrderCancel:      KindOrderStatus,
-			TypeOrderPaySuccess:  KindOrderStatus,
-			TypeOrderPriceModify: KindPriceModify,
-			TypeOrderRefund:      KindRefund,
-		}
+// TypeNamesFromProfile returns the profile's message types per platform.
+func TypeNamesFromProfile(p *platform.Profile) TypeNames {
+	names := TypeNames{PlatformTaobao: {}, Platform1688: {}}
+	for name, kind := range p.Callbacks.Taobao.Types {
+		names[PlatformTaobao][name] = kind
 	}
-	return TypeNames{PlatformTaobao: names(), Platform1688: names()}
+	for name, kind := range p.Callbacks.Alibaba.Types {
+		names[Platform1688][name] = kind
+	}
+	return names
 }
+
+// DefaultTypeNames returns the built-in profile's message types.
+func DefaultTypeNames() TypeNames { return TypeNamesFromProfile(platform.Default()) }
 
 // OrderBody is the body of order status and price messages (reference §3.2).
 // Amounts are fen.

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Code is a stable machine code for a rejected envelope. It appears in the
@@ -57,9 +59,8 @@ const (
 	ParkMissingRefundID ParkReason = "missing_refund_id" // refund message without refundId
 )
 
-// MaxMessageTypeLen bounds messageType. Longer names are rejected: no real
-// type is anywhere near it, and the name travels in a message header.
-const MaxMessageTypeLen = 128
+// MaxMessageTypeLen bounds messageType; the rule is the platform package's.
+const MaxMessageTypeLen = platform.MaxMessageTypeLen
 
 // Event is a validated envelope. Kind, Order and Refund are set for known
 // types; Park is non-empty when the event must go to the parked subject.
@@ -134,10 +135,10 @@ func NewParser(names TypeNames) (*Parser, error) {
 		}
 		inner := make(map[string]Kind, len(m))
 		for name, kind := range m {
-			if !validTypeToken(name) {
+			if !platform.ValidMessageType(name) {
 				return nil, fmt.Errorf("type names: %s type %q: want 1-%d letters, digits, '_' or '-'", p, name, MaxMessageTypeLen)
 			}
-			if !kind.valid() {
+			if !slices.Contains(platform.Kinds(), kind) {
 				return nil, fmt.Errorf("type names: %s type %q: unknown kind %q (want %s, %s or %s)", p, name, kind, KindOrderStatus, KindPriceModify, KindRefund)
 			}
 			inner[name] = kind
@@ -151,73 +152,6 @@ func NewParser(names TypeNames) (*Parser, error) {
 		}
 	}
 	return &Parser{names: cp, canon: canon}, nil
-}
-
-func (k Kind) valid() bool {
-	return k == KindOrderStatus || k == KindPriceModify || k == KindRefund
-}
-
-func validTypeToken(s string) bool {
-	if s == "" || len(s) > MaxMessageTypeLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// ParseTypeNames parses a type-name list of the form
-// "NAME=kind,NAME=kind" (spaces around items ignored), e.g.
-// "TB_ORDER_STATUS=order_status,TB_REFUND=refund". It is how cmd/receiver
-// reads the per-platform overrides.
-func ParseTypeNames(spec string) (map[string]Kind, error) {
-	out := map[string]Kind{}
-	for item := range strings.SplitSeq(spec, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		name, kind, ok := strings.Cut(item, "=")
-		name, kind = strings.TrimSpace(name), strings.TrimSpace(kind)
-		if !ok || name == "" {
-			return nil, fmt.Errorf("type names: item %q: want NAME=kind", item)
-		}
-		if !validTypeToken(name) {
-			return nil, fmt.Errorf("type names: type %q: want 1-%d letters, digits, '_' or '-'", name, MaxMessageTypeLen)
-		}
-		if !Kind(kind).valid() {
-			return nil, fmt.Errorf("type names: type %q: unknown kind %q (want %s, %s or %s)", name, kind, KindOrderStatus, KindPriceModify, KindRefund)
-		}
-		out[name] = Kind(kind)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("type names: empty list")
-	}
-	return out, nil
-}
-
-// FormatTypeNames is the inverse of ParseTypeNames, sorted by name; used for
-// help text and logs.
-func FormatTypeNames(m map[string]Kind) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(string(m[k]))
-	}
-	return b.String()
 }
 
 // Parse validates raw as a platform envelope (reference §3.2) and returns the
@@ -472,35 +406,4 @@ func shortErr(err error) string {
 		}
 		return r
 	}, strings.ToValidUTF8(s, "?"))
-}
-
-// Environment variables that set the known message types per platform, as
-// NAME=kind,… (FormatTypeNames); the receiver and the worker read the same ones.
-const (
-	EnvTypesTaobao = "CALLBACK_TYPES_TAOBAO"
-	EnvTypes1688   = "CALLBACK_TYPES_1688"
-)
-
-// TypeNamesFromLookup parses EnvTypesTaobao and EnvTypes1688 through lookup
-// (a command's getenv, or one that supplies documented defaults). An empty
-// value means DefaultTypeNames for that platform.
-func TypeNamesFromLookup(lookup func(string) string) (TypeNames, error) {
-	names := DefaultTypeNames()
-	var errs []error
-	for _, p := range []struct {
-		env string
-		p   Platform
-	}{{EnvTypesTaobao, PlatformTaobao}, {EnvTypes1688, Platform1688}} {
-		v := lookup(p.env)
-		if v == "" {
-			continue
-		}
-		m, err := ParseTypeNames(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", p.env, err))
-			continue
-		}
-		names[p.p] = m
-	}
-	return names, errors.Join(errs...)
 }

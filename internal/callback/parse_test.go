@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 func newTestParser(t testing.TB) *Parser {
@@ -183,20 +185,9 @@ func TestTypedDecodeMatchesEncodingJSON(t *testing.T) {
 }
 
 func TestTypeNames(t *testing.T) {
-	m, err := ParseTypeNames(" TB_STATUS=order_status , TB_REFUND=refund,TB_PRICE=price_modify,")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]Kind{"TB_STATUS": KindOrderStatus, "TB_REFUND": KindRefund, "TB_PRICE": KindPriceModify}
-	if !reflect.DeepEqual(m, want) {
-		t.Errorf("ParseTypeNames = %v; want %v", m, want)
-	}
-	if got := FormatTypeNames(m); got != "TB_PRICE=price_modify,TB_REFUND=refund,TB_STATUS=order_status" {
-		t.Errorf("FormatTypeNames = %q", got)
-	}
-	for _, bad := range []string{"", ",", "X", "X=", "=refund", "X=unknown", "A.B=refund", "A B=refund"} {
-		if _, err := ParseTypeNames(bad); err == nil {
-			t.Errorf("ParseTypeNames(%q) = nil error; want an error", bad)
+	for _, bad := range []TypeNames{{PlatformTaobao: {"A.B": KindRefund}}, {PlatformTaobao: {"X": "refunds"}}, {Platform1688: {"": KindRefund}}} {
+		if _, err := NewParser(bad); err == nil {
+			t.Errorf("NewParser(%v) = nil error; want an error", bad)
 		}
 	}
 	if _, err := NewParser(TypeNames{Platform(7): {"X": KindRefund}}); err == nil {
@@ -217,25 +208,19 @@ func TestTypeNames(t *testing.T) {
 	}
 }
 
-func TestTypeNamesFromLookup(t *testing.T) {
-	names, err := TypeNamesFromLookup(func(k string) string {
-		if k == EnvTypesTaobao {
-			return "TB_REFUND=refund,TB_STATUS=order_status"
-		}
-		return ""
-	})
+// TestTypeNamesFromProfile: the receiver's table is the profile's, so a
+// profile that names a Taobao type makes it known on Taobao only.
+func TestTypeNamesFromProfile(t *testing.T) {
+	prof, err := platform.Parse([]byte("[callbacks.taobao]\ntypes = { TB_REFUND = \"refund\" }\n"), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if names[PlatformTaobao]["TB_REFUND"] != KindRefund || len(names[PlatformTaobao]) != 2 {
-		t.Errorf("taobao names = %v; want the configured two", names[PlatformTaobao])
+	names := TypeNamesFromProfile(prof)
+	if names[PlatformTaobao]["TB_REFUND"] != KindRefund || names[Platform1688]["TB_REFUND"] != "" {
+		t.Errorf("names = %v; want TB_REFUND on Taobao only", names)
 	}
-	if names[Platform1688][TypeOrderRefund] != KindRefund {
-		t.Errorf("1688 names = %v; want the defaults", names[Platform1688])
-	}
-	if _, err := TypeNamesFromLookup(func(k string) string { return "no kind here" }); err == nil ||
-		!strings.Contains(err.Error(), EnvTypesTaobao) || !strings.Contains(err.Error(), EnvTypes1688) {
-		t.Errorf("bad specs: %v; want errors naming both variables", err)
+	if names[Platform1688][TypeOrderRefund] != KindRefund || names[PlatformTaobao][TypeOrderRefund] != KindRefund {
+		t.Errorf("names = %v; want the default types kept (a table merges key by key)", names)
 	}
 }
 

@@ -109,15 +109,6 @@ func (p *Profile) FormatTime(t time.Time) string { return t.In(p.zone).Format(p.
 // SignatureWindow is how far a request's timestamp may be from the server's clock.
 func (p *Profile) SignatureWindow() time.Duration { return p.window }
 
-// MessagePlatform returns the envelope's messagePlatform value of a
-// platform (taobao true for Taobao, false for 1688).
-func (p *Profile) MessagePlatform(taobao bool) int {
-	if taobao {
-		return *p.Callbacks.Taobao.MessagePlatform
-	}
-	return *p.Callbacks.Alibaba.MessagePlatform
-}
-
 // CallbackKind returns the kind of a message type on a platform; ok is false
 // for a type the profile does not know (the receiver parks those).
 func (p *Profile) CallbackKind(taobao bool, messageType string) (Kind, bool) {

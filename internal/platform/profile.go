@@ -185,12 +185,11 @@ type CallbackFacts struct {
 	Alibaba PlatformCallbacks `toml:"alibaba"`
 }
 
-// PlatformCallbacks are one platform's messagePlatform value, its message
-// types (wire name → kind) and the body fields each kind carries.
+// PlatformCallbacks are one platform's message types (wire name → kind)
+// and the body fields each kind carries.
 type PlatformCallbacks struct {
-	MessagePlatform *int              `toml:"message_platform"`
-	Types           map[string]Kind   `toml:"types"`
-	Fields          map[Kind][]string `toml:"fields"`
+	Types  map[string]Kind   `toml:"types"`
+	Fields map[Kind][]string `toml:"fields"`
 }
 
 // Default returns the built-in profile. It cannot fail: a test pins that the

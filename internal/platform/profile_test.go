@@ -132,7 +132,7 @@ func TestBadProfileNamesTheKey(t *testing.T) {
 		{"bad path", "[endpoints.taobao_submit]\npath = \"open/x\"", "endpoints.taobao_submit.path"},
 		{"same path twice", "[endpoints.taobao_submit]\npath = \"/open/order/refund/render\"", "is also endpoints."},
 		{"bad kind", "[callbacks.taobao]\ntypes = { REFUND = \"refunded\" }", "callbacks.taobao.types.REFUND"},
-		{"same platform", "[callbacks.taobao]\nmessage_platform = 1", "callbacks."},
+		{"bad type name", "[callbacks.taobao]\ntypes = { \"A.B\" = \"refund\" }", "callbacks.taobao.types"},
 		{"syntax", "[taobao\n", "line "},
 		{"duplicate key", "[amounts]\ntaobao = \"fen\"\ntaobao = \"yuan\"", "taobao"},
 		{"blank status name", "[taobao.refund_status]\nclosed = { names = [\" \"], code = 4 }", "taobao.refund_status.closed.names"},

@@ -333,15 +333,7 @@ func (p *Profile) validateCallbacks() error {
 		key string
 		c   *PlatformCallbacks
 	}{{"callbacks.taobao", &p.Callbacks.Taobao}, {"callbacks.alibaba", &p.Callbacks.Alibaba}}
-	seenPlatform := map[int]string{}
 	for i, cb := range cbs {
-		if cb.c.MessagePlatform == nil {
-			return keyErr(cb.key+".message_platform", "missing")
-		}
-		if other, dup := seenPlatform[*cb.c.MessagePlatform]; dup {
-			return keyErr(cb.key+".message_platform", "%d is also %s's", *cb.c.MessagePlatform, other)
-		}
-		seenPlatform[*cb.c.MessagePlatform] = cb.key
 		if len(cb.c.Types) == 0 {
 			return keyErr(cb.key+".types", "missing")
 		}
@@ -350,8 +342,8 @@ func (p *Profile) validateCallbacks() error {
 			if !slices.Contains(Kinds(), kind) {
 				return keyErr(cb.key+".types."+name, "%q is not a kind (order_status, price_modify, refund)", kind)
 			}
-			if name == "" || len(name) > 128 || strings.ContainsAny(name, " .*>\t") {
-				return keyErr(cb.key+".types", "%q is not a usable message type name", name)
+			if !ValidMessageType(name) {
+				return keyErr(cb.key+".types", "%q: want 1-%d letters, digits, '_' or '-'", name, MaxMessageTypeLen)
 			}
 			p.typeKinds[i][name] = kind
 		}
@@ -371,4 +363,24 @@ func (p *Profile) validateCallbacks() error {
 		}
 	}
 	return nil
+}
+
+// MaxMessageTypeLen bounds a messageType: no real type comes near it, and the
+// name becomes a subject token.
+const MaxMessageTypeLen = 128
+
+// ValidMessageType reports whether s can be a message type: 1 to
+// MaxMessageTypeLen ASCII letters, digits, '_' or '-', so that it is a safe
+// NATS subject token.
+func ValidMessageType(s string) bool {
+	if s == "" || len(s) > MaxMessageTypeLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -847,27 +846,17 @@ func renderStep(c CaseView) *Step {
 	if c.Platform == Platform1688 {
 		return &Step{Name: StepReasons, GoodsStatus: c.Request.GoodsStatus, OrderEntryIDs: slices.Clone(c.Request.OrderEntryIDs)}
 	}
-	return &Step{Name: StepRender, RefundType: refundType(c.Request), GoodsStatus: c.Request.GoodsStatus}
-}
-
-func refundType(r Request) int {
-	if r.ReturnGoods {
-		return apiclient.TaobaoReturnAndRefund
-	}
-	return apiclient.TaobaoRefundOnly
+	return &Step{Name: StepRender, ReturnGoods: c.Request.ReturnGoods, GoodsStatus: c.Request.GoodsStatus}
 }
 
 func submitStep(c CaseView, p Plan) *Step {
 	s := &Step{Name: StepSubmit, Key: fmt.Sprintf("case:%d:submit:v%d", c.ID, c.Version),
-		GoodsStatus: c.Request.GoodsStatus, ReasonID: p.ReasonID, Fee: p.Fee, Description: c.Request.Description}
+		ReturnGoods: c.Request.ReturnGoods, GoodsStatus: c.Request.GoodsStatus, ReasonID: p.ReasonID, Fee: p.Fee,
+		Description: c.Request.Description}
 	if c.Platform == Platform1688 {
-		s.DisputeRequest = apiclient.AlibabaDisputeRefund
-		if c.Request.ReturnGoods {
-			s.DisputeRequest = apiclient.AlibabaDisputeReturnRefund
-		}
 		s.Carriage, s.Vouchers, s.OrderEntryIDs = p.Carriage, slices.Clone(p.Vouchers), slices.Clone(c.Request.OrderEntryIDs)
 	} else {
-		s.RefundType, s.Vouchers = refundType(c.Request), slices.Clone(c.Request.Vouchers)
+		s.Vouchers = slices.Clone(c.Request.Vouchers)
 	}
 	return s
 }

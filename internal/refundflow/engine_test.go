@@ -20,6 +20,7 @@ import (
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
@@ -349,7 +350,7 @@ func TestEngineTaobaoRefundOnly(t *testing.T) {
 		t.Fatalf("request: steps %d state %s; want 2 (render, submit) waiting_seller", h.Steps, h.State)
 	}
 	c := r.waitState(h.CaseID, refundflow.StateSucceeded)
-	if got := r.platformStatus(c.RefundID); got != string(apiclient.TaobaoRefundSuccess) {
+	if got := r.platformStatus(c.RefundID); got != platform.Default().TaobaoName(platform.PhaseSuccess) {
 		t.Fatalf("sandbox status %s; want SUCCESS", got)
 	}
 	// The same command again is a duplicate: nothing happens.
@@ -383,7 +384,7 @@ func TestEngineTaobaoReturn(t *testing.T) {
 	ship.Shipment = &refundflow.Shipment{Company: "SF", Waybill: "SF1234567890"}
 	r.handle(ship)
 	c = r.waitState(c.ID, refundflow.StateSucceeded)
-	if got := r.platformStatus(c.RefundID); got != string(apiclient.TaobaoRefundSuccess) {
+	if got := r.platformStatus(c.RefundID); got != platform.Default().TaobaoName(platform.PhaseSuccess) {
 		t.Fatalf("sandbox status %s; want SUCCESS", got)
 	}
 	r.noDuplicates()
@@ -442,7 +443,7 @@ func TestEngineTaobaoCancel(t *testing.T) {
 	h := r.handle(cmd)
 	r.handle(r.command(refundflow.InputCancel, refundflow.PlatformTaobao, "", so))
 	c := r.waitState(h.CaseID, refundflow.StateCancelled)
-	if got := r.platformStatus(c.RefundID); got != string(apiclient.TaobaoRefundClosed) {
+	if got := r.platformStatus(c.RefundID); got != platform.Default().TaobaoName(platform.PhaseClosed) {
 		t.Fatalf("sandbox status %s; want CLOSED", got)
 	}
 	r.noDuplicates()
@@ -470,7 +471,7 @@ func TestEngine1688VouchersAndReturn(t *testing.T) {
 	ship.Shipment = &refundflow.Shipment{Company: "SF", Waybill: "SF9876543210"}
 	r.handle(ship)
 	c = r.waitState(c.ID, refundflow.StateSucceeded)
-	if got := r.platformStatus(c.RefundID); got != string(apiclient.AlibabaRefundSuccess) {
+	if got := r.platformStatus(c.RefundID); got != platform.Default().AlibabaName(platform.PhaseSuccess) {
 		t.Fatalf("sandbox status %s; want refundsuccess", got)
 	}
 	r.noDuplicates()
@@ -483,7 +484,7 @@ func TestEngine1688Happy(t *testing.T) {
 	cmd.Request = alibabaRequest(false, false)
 	h := r.handle(cmd)
 	c := r.waitState(h.CaseID, refundflow.StateSucceeded)
-	if got := r.platformStatus(c.RefundID); got != string(apiclient.AlibabaRefundSuccess) {
+	if got := r.platformStatus(c.RefundID); got != platform.Default().AlibabaName(platform.PhaseSuccess) {
 		t.Fatalf("sandbox status %s; want refundsuccess", got)
 	}
 	r.noDuplicates()

@@ -288,4 +288,10 @@ func (e *Engine) parsePlatformTime(s string) time.Time {
 	return time.Time{}
 }
 
-func isNotFound(err error) bool { return apiclient.ErrorClass(err) == platform.ClassNotFound }
+// isNotFound reports that the platform answered the call (HTTP 2xx) with a
+// not_found code. An HTTP 404 is not that: it is what a wrong path gets, and
+// reading it as "no such refund" could make a refund look absent.
+func isNotFound(err error) bool {
+	var ae *apiclient.APIError
+	return errors.As(err, &ae) && ae.Class == platform.ClassNotFound
+}

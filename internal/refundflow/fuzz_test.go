@@ -3,8 +3,6 @@ package refundflow
 import (
 	"encoding/json"
 	"testing"
-
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 // FuzzDecide feeds operator input as it arrives on the wire (JSON request,
@@ -37,9 +35,9 @@ func FuzzDecide(f *testing.F) {
 			if in.Kind == InputSendMessage {
 				in.Message = msg
 			}
-			v := tbView(apiclient.TaobaoRefundStatus(status))
+			v := tbView((status))
 			if p == Platform1688 {
-				v = alView(apiclient.AlibabaRefundStatus(status))
+				v = alView((status))
 			}
 			v.Found = status != ""
 			for _, view := range []*PlatformView{nil, v} {

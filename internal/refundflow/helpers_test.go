@@ -138,15 +138,32 @@ func cell(d Decision) string {
 	return s
 }
 
+// The statuses the platform sends for each phase, as the default profile
+// names them.
+var (
+	tbWaitSellerAgree   = platform.Default().TaobaoName(platform.PhaseWaitSellerAgree)
+	tbWaitBuyerReturn   = platform.Default().TaobaoName(platform.PhaseWaitBuyerReturn)
+	tbWaitSellerReceive = platform.Default().TaobaoName(platform.PhaseWaitSellerReceive)
+	tbSellerRefused     = platform.Default().TaobaoName(platform.PhaseSellerRefused)
+	tbClosed            = platform.Default().TaobaoName(platform.PhaseClosed)
+	tbSuccess           = platform.Default().TaobaoName(platform.PhaseSuccess)
+	abWaitSellerAgree   = platform.Default().AlibabaName(platform.PhaseWaitSellerAgree)
+	abWaitBuyerReturn   = platform.Default().AlibabaName(platform.PhaseWaitBuyerReturn)
+	abWaitSellerReceive = platform.Default().AlibabaName(platform.PhaseWaitSellerReceive)
+	abSellerRefused     = platform.Default().AlibabaName(platform.PhaseSellerRefused)
+	abClosed            = platform.Default().AlibabaName(platform.PhaseClosed)
+	abSuccess           = platform.Default().AlibabaName(platform.PhaseSuccess)
+)
+
 // tbView is what the fetcher makes of a Taobao refund the platform reports
 // with status st (a wire name, mapped by the default profile).
-func tbView(st apiclient.TaobaoRefundStatus) *PlatformView {
+func tbView(st string) *PlatformView {
 	ph, _ := platform.Default().TaobaoPhase(string(st))
 	return &PlatformView{Found: true, RefundID: "R1", Phase: ph, StatusText: string(st)}
 }
 
 // alView is tbView for a 1688 refund.
-func alView(st apiclient.AlibabaRefundStatus) *PlatformView {
+func alView(st string) *PlatformView {
 	ph, _ := platform.Default().AlibabaPhase(string(st))
 	return &PlatformView{Found: true, RefundID: "R1", Phase: ph, StatusText: string(st)}
 }

@@ -3,8 +3,6 @@ package refundflow
 import (
 	"testing"
 	"time"
-
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 // behindView is a view of the case's refund whose status is behind a return
@@ -12,23 +10,23 @@ import (
 // SELLER_REFUSE_BUYER, 1688 waitbuyermodify).
 func behindView(p Platform) *PlatformView {
 	if p == Platform1688 {
-		return alView(apiclient.AlibabaWaitBuyerModify)
+		return alView(abSellerRefused)
 	}
-	return tbView(apiclient.TaobaoSellerRefuseBuyer)
+	return tbView(tbSellerRefused)
 }
 
 func waitingSellerView(p Platform) *PlatformView {
 	if p == Platform1688 {
-		return alView(apiclient.AlibabaWaitSellerAgree)
+		return alView(abWaitSellerAgree)
 	}
-	return tbView(apiclient.TaobaoWaitSellerAgree)
+	return tbView(tbWaitSellerAgree)
 }
 
 func waitReturnView(p Platform) *PlatformView {
 	if p == Platform1688 {
-		return alView(apiclient.AlibabaWaitBuyerSend)
+		return alView(abWaitBuyerReturn)
 	}
-	return tbView(apiclient.TaobaoWaitBuyerReturnGoods)
+	return tbView(tbWaitBuyerReturn)
 }
 
 // TestReturnSubmitNeverSentTwice is the reviewer's repro: the answer to a
@@ -72,9 +70,9 @@ func TestReturnSubmitNeverSentTwice(t *testing.T) {
 				}
 			}
 			// Platform progress still moves the parked case on.
-			after := tbView(apiclient.TaobaoWaitSellerConfirmGoods)
+			after := tbView(tbWaitSellerReceive)
 			if p == Platform1688 {
-				after = alView(apiclient.AlibabaWaitSellerReceive)
+				after = alView(abWaitSellerReceive)
 			}
 			mustCell(t, where+" progress", decider.Decide(c2, after, Input{Kind: InputReconcile, Now: now}), "act:waiting_seller_receive")
 		}
@@ -107,7 +105,7 @@ func TestReturnSubmitWaybillMatching(t *testing.T) {
 // the case's intent: it is neither settled nor re-sent, and never taken as
 // the cancel's effect.
 func TestIntentViewOfAnotherRefund(t *testing.T) {
-	other := tbView(apiclient.TaobaoRefundClosed)
+	other := tbView(tbClosed)
 	other.RefundID = "R-other"
 	c := fixture(PlatformTaobao, StateCancelling)
 	c.RefundID = "R1"
@@ -134,7 +132,7 @@ func TestCancelUnknownStatusNotResent(t *testing.T) {
 		t.Fatalf("cancel intent, unknown status: %s step %+v; want needs_attention, no step", cell(dec), dec.Step)
 	}
 	// A known open status does confirm it: resend under the same key.
-	dec = decider.Decide(c, tbView(apiclient.TaobaoWaitSellerAgree), Input{Kind: InputTimer, Now: now})
+	dec = decider.Decide(c, tbView(tbWaitSellerAgree), Input{Kind: InputTimer, Now: now})
 	if cell(dec) != "act:cancelling+cancel" || !dec.Step.Resume || dec.Step.Key != c.Intent.Key {
 		t.Fatalf("cancel intent, refund still open: %s step %+v; want resume under the same key", cell(dec), dec.Step)
 	}
@@ -218,8 +216,8 @@ func TestAbsentNotTrustedWhileInFlight(t *testing.T) {
 			sideEffect{string(p) + " return", StateReturnSubmitting, StepReturnSubmit, waitReturnView(p), nil},
 		)
 	}
-	tbClosed := tbView(apiclient.TaobaoRefundClosed)
-	cases = append(cases, sideEffect{"taobao cancel", StateCancelling, StepCancel, tbView(apiclient.TaobaoWaitSellerAgree), tbClosed})
+	tbClosed := tbView(tbClosed)
+	cases = append(cases, sideEffect{"taobao cancel", StateCancelling, StepCancel, tbView(tbWaitSellerAgree), tbClosed})
 	for _, tc := range cases {
 		p := PlatformTaobao
 		if tc.name[:4] == "1688" {

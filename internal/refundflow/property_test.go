@@ -16,25 +16,25 @@ import (
 func allViews(p Platform) []*PlatformView {
 	vs := []*PlatformView{nil, {Found: false}, {Inconclusive: true}}
 	if p == PlatformTaobao {
-		for _, st := range []apiclient.TaobaoRefundStatus{apiclient.TaobaoWaitSellerAgree, apiclient.TaobaoWaitBuyerReturnGoods,
-			apiclient.TaobaoWaitSellerConfirmGoods, apiclient.TaobaoSellerRefuseBuyer, apiclient.TaobaoRefundClosed,
-			apiclient.TaobaoRefundSuccess, "SOMETHING_NEW", ""} {
+		for _, st := range []string{tbWaitSellerAgree, tbWaitBuyerReturn,
+			tbWaitSellerReceive, tbSellerRefused, tbClosed,
+			tbSuccess, "SOMETHING_NEW", ""} {
 			vs = append(vs, tbView(st))
 		}
-		other := tbView(apiclient.TaobaoRefundClosed)
+		other := tbView(tbClosed)
 		other.RefundID = "R-other"
-		withDeadline := tbView(apiclient.TaobaoWaitSellerAgree)
+		withDeadline := tbView(tbWaitSellerAgree)
 		withDeadline.Deadline = now.Add(10 * time.Minute)
-		shipped := tbView(apiclient.TaobaoWaitBuyerReturnGoods)
+		shipped := tbView(tbWaitBuyerReturn)
 		shipped.ReturnWaybill = shipment.Waybill
 		return append(vs, other, withDeadline, shipped)
 	}
-	for _, st := range []apiclient.AlibabaRefundStatus{apiclient.AlibabaWaitSellerAgree, apiclient.AlibabaWaitBuyerModify,
-		apiclient.AlibabaWaitBuyerSend, apiclient.AlibabaWaitSellerReceive, apiclient.AlibabaRefundSuccess,
-		apiclient.AlibabaRefundClose, "somethingnew"} {
+	for _, st := range []string{abWaitSellerAgree, abSellerRefused,
+		abWaitBuyerReturn, abWaitSellerReceive, abSuccess,
+		abClosed, "somethingnew"} {
 		vs = append(vs, alView(st))
 	}
-	other := alView(apiclient.AlibabaRefundClose)
+	other := alView(abClosed)
 	other.RefundID = "R-other"
 	return append(vs, other)
 }

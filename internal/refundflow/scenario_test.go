@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 func mustCell(t *testing.T, what string, got Decision, want string) {
@@ -21,14 +19,14 @@ func TestTaobaoHappyPathWithReturn(t *testing.T) {
 	req := taobaoRequest()
 	dec := decider.Decide(c, nil, Input{Kind: InputRequestRefund, Now: now, Request: &req})
 	mustCell(t, "request", dec, "act:rendering+render")
-	if s := dec.Step; s.RefundType != apiclient.TaobaoReturnAndRefund || s.GoodsStatus != "2" {
-		t.Fatalf("render step = %+v; want refundType 2, goodsStatus 2", s)
+	if s := dec.Step; !s.ReturnGoods || s.GoodsStatus != "2" {
+		t.Fatalf("render step = %+v; want a return, goodsStatus 2", s)
 	}
 	c = apply(c, dec)
 
 	c, dec = finish(c, okResult(StepRender))
 	mustCell(t, "render ok", dec, "act:submitting+submit")
-	if s := dec.Step; s.ReasonID != 11 || s.Fee != 500 || s.RefundType != 2 || s.Key == "" || s.Description != req.Description {
+	if s := dec.Step; s.ReasonID != 11 || s.Fee != 500 || !s.ReturnGoods || s.Key == "" || s.Description != req.Description {
 		t.Fatalf("submit step = %+v; want reason 11, fee 500 within [100,1000], a key", s)
 	}
 	if c.Intent == nil || c.Intent.Step != StepSubmit {
@@ -43,7 +41,7 @@ func TestTaobaoHappyPathWithReturn(t *testing.T) {
 
 	cb := Input{Kind: InputCallback, Now: now}
 	mustCell(t, "callback without view", decider.Decide(c, nil, cb), "fetch/verify")
-	dec = decider.Decide(c, tbView(apiclient.TaobaoWaitBuyerReturnGoods), cb)
+	dec = decider.Decide(c, tbView(tbWaitBuyerReturn), cb)
 	mustCell(t, "seller wants the goods back", dec, "act:waiting_return_shipment")
 	c = apply(c, dec)
 
@@ -60,14 +58,14 @@ func TestTaobaoHappyPathWithReturn(t *testing.T) {
 	c, dec = finish(c, okResult(StepReturnSubmit))
 	mustCell(t, "return submitted", dec, "act:waiting_seller_receive")
 
-	dec = decider.Decide(c, tbView(apiclient.TaobaoRefundSuccess), Input{Kind: InputReconcile, Now: now})
+	dec = decider.Decide(c, tbView(tbSuccess), Input{Kind: InputReconcile, Now: now})
 	mustCell(t, "success", dec, "act:succeeded")
 	c = apply(c, dec)
 	if !dec.WakeAt.IsZero() {
 		t.Fatalf("terminal wake = %v; want none", dec.WakeAt)
 	}
 	// A late, reordered callback changes nothing.
-	mustCell(t, "late callback", decider.Decide(c, tbView(apiclient.TaobaoWaitSellerAgree), cb), "noop/terminal")
+	mustCell(t, "late callback", decider.Decide(c, tbView(tbWaitSellerAgree), cb), "noop/terminal")
 }
 
 func TestAlibabaVouchersAndCarrierCheck(t *testing.T) {
@@ -85,12 +83,12 @@ func TestAlibabaVouchersAndCarrierCheck(t *testing.T) {
 	}
 	c, dec = finish(c, okResult(StepUploadVouchers))
 	mustCell(t, "uploaded", dec, "act:submitting+submit")
-	if s := dec.Step; s.DisputeRequest != apiclient.AlibabaDisputeReturnRefund || s.Fee != 500 || s.Carriage != 80 ||
+	if s := dec.Step; !s.ReturnGoods || s.Fee != 500 || s.Carriage != 80 ||
 		s.ReasonID != 21 || !slices.Equal(s.Vouchers, []string{"https://img.example/v/1.jpg"}) {
 		t.Fatalf("create step = %+v", s)
 	}
 	c, _ = finish(c, okResult(StepSubmit))
-	dec = decider.Decide(c, alView(apiclient.AlibabaWaitBuyerSend), Input{Kind: InputCallback, Now: now})
+	dec = decider.Decide(c, alView(abWaitBuyerReturn), Input{Kind: InputCallback, Now: now})
 	mustCell(t, "waitbuyersend", dec, "act:waiting_return_shipment")
 	c = apply(c, dec)
 
@@ -113,7 +111,7 @@ func TestAlibabaVouchersAndCarrierCheck(t *testing.T) {
 	c, _ = finish(c, okResult(StepReturnRender))
 	c, dec = finish(c, okResult(StepReturnSubmit))
 	mustCell(t, "goods returned", dec, "act:waiting_seller_receive")
-	dec = decider.Decide(c, alView(apiclient.AlibabaRefundClose), Input{Kind: InputTimer, Now: now})
+	dec = decider.Decide(c, alView(abClosed), Input{Kind: InputTimer, Now: now})
 	mustCell(t, "closed", dec, "act:closed")
 }
 
@@ -193,7 +191,7 @@ func TestAtMostOnceSubmit(t *testing.T) {
 		}
 	}
 	// The platform has it: settle as done and follow the platform; never submit again.
-	dec := decider.Decide(c, tbView(apiclient.TaobaoWaitSellerAgree), Input{Kind: InputTimer, Now: now})
+	dec := decider.Decide(c, tbView(tbWaitSellerAgree), Input{Kind: InputTimer, Now: now})
 	mustCell(t, "platform has the refund", dec, "act:waiting_seller")
 	if dec.Resolve == nil || !dec.Resolve.Done || dec.Resolve.Key != c.Intent.Key || dec.RefundID != "R1" || dec.Reapply {
 		t.Fatalf("resolution = %+v refund %q reapply %v", dec.Resolve, dec.RefundID, dec.Reapply)
@@ -225,7 +223,7 @@ func TestAtMostOnceSubmit(t *testing.T) {
 		t.Fatalf("inconclusive after grace: %s; want needs_attention", cell(dec))
 	}
 	// A command waiting on the intent is applied after settling.
-	dec = decider.Decide(c, tbView(apiclient.TaobaoWaitSellerAgree), Input{Kind: InputCancel, Now: now})
+	dec = decider.Decide(c, tbView(tbWaitSellerAgree), Input{Kind: InputCancel, Now: now})
 	if !dec.Reapply || dec.Resolve == nil || !dec.Resolve.Done {
 		t.Fatalf("cancel during an open intent: reapply %v resolve %+v", dec.Reapply, dec.Resolve)
 	}
@@ -239,7 +237,7 @@ func TestAtMostOnceSubmit(t *testing.T) {
 func TestAtMostOnceReturnCancelMessage(t *testing.T) {
 	c := fixture(PlatformTaobao, StateReturnSubmitting)
 	c.Intent = &Intent{Step: StepReturnSubmit, Key: "case:7:return_submit:v2"}
-	shipped := tbView(apiclient.TaobaoWaitBuyerReturnGoods)
+	shipped := tbView(tbWaitBuyerReturn)
 	dec := decider.Decide(c, shipped, Input{Kind: InputTimer, Now: now})
 	mustCell(t, "return not on the platform", dec, "act:return_submitting+return_submit")
 	if !dec.Step.Resume || dec.Step.Key != c.Intent.Key {
@@ -255,9 +253,9 @@ func TestAtMostOnceReturnCancelMessage(t *testing.T) {
 	c = fixture(PlatformTaobao, StateCancelling)
 	c.RefundID = "R1"
 	c.Intent = &Intent{Step: StepCancel, Key: "case:7:cancel:v2"}
-	dec = decider.Decide(c, tbView(apiclient.TaobaoRefundClosed), Input{Kind: InputCallback, Now: now})
+	dec = decider.Decide(c, tbView(tbClosed), Input{Kind: InputCallback, Now: now})
 	mustCell(t, "cancel took effect", dec, "act:cancelled")
-	dec = decider.Decide(c, tbView(apiclient.TaobaoRefundSuccess), Input{Kind: InputCallback, Now: now})
+	dec = decider.Decide(c, tbView(tbSuccess), Input{Kind: InputCallback, Now: now})
 	mustCell(t, "refunded before the cancel", dec, "act:succeeded")
 	if dec.Resolve == nil || dec.Resolve.Done || dec.Resolve.Code != "superseded" {
 		t.Fatalf("resolve = %+v; want superseded", dec.Resolve)
@@ -265,7 +263,7 @@ func TestAtMostOnceReturnCancelMessage(t *testing.T) {
 
 	c = fixture(PlatformTaobao, StateNeedsAttention)
 	c.Intent = &Intent{Step: StepMessage, Key: "case:7:message:refusal"}
-	dec = decider.Decide(c, tbView(apiclient.TaobaoSellerRefuseBuyer), Input{Kind: InputTimer, Now: now})
+	dec = decider.Decide(c, tbView(tbSellerRefused), Input{Kind: InputTimer, Now: now})
 	if dec.Outcome != OutcomeAct || dec.Step != nil || dec.Resolve == nil || dec.Resolve.Done || dec.Attention == nil {
 		t.Fatalf("message of unknown fate: %s step %+v resolve %+v attention %+v; want settled, not resent, attention kept", cell(dec), dec.Step, dec.Resolve, dec.Attention)
 	}
@@ -273,7 +271,7 @@ func TestAtMostOnceReturnCancelMessage(t *testing.T) {
 
 func TestRefusal(t *testing.T) {
 	c := fixture(PlatformTaobao, StateWaitingSeller)
-	refused := tbView(apiclient.TaobaoSellerRefuseBuyer)
+	refused := tbView(tbSellerRefused)
 	refused.RefuseReason = "used item"
 	dec := decider.Decide(c, refused, Input{Kind: InputCallback, Now: now})
 	mustCell(t, "refused", dec, "act:needs_attention+message")
@@ -285,23 +283,23 @@ func TestRefusal(t *testing.T) {
 	c.Intent = nil // the message was posted
 	mustCell(t, "refused again", decider.Decide(c, refused, Input{Kind: InputCallback, Now: now}), "noop/needs_attention")
 	// The buyer modified the refund; the seller is asked again.
-	mustCell(t, "back to the seller", decider.Decide(c, tbView(apiclient.TaobaoWaitSellerAgree), Input{Kind: InputReconcile, Now: now}), "act:waiting_seller")
+	mustCell(t, "back to the seller", decider.Decide(c, tbView(tbWaitSellerAgree), Input{Kind: InputReconcile, Now: now}), "act:waiting_seller")
 
 	quiet := Decider{Policy: Policy{Recheck: time.Hour}}
 	mustCell(t, "no policy message", quiet.Decide(fixture(PlatformTaobao, StateWaitingSeller), refused, Input{Kind: InputCallback, Now: now}), "act:needs_attention")
-	mustCell(t, "1688 rejection", decider.Decide(fixture(Platform1688, StateWaitingSeller), alView(apiclient.AlibabaWaitBuyerModify), Input{Kind: InputCallback, Now: now}), "act:needs_attention")
+	mustCell(t, "1688 rejection", decider.Decide(fixture(Platform1688, StateWaitingSeller), alView(abSellerRefused), Input{Kind: InputCallback, Now: now}), "act:needs_attention")
 }
 
 func TestReorderedViewsNeverGoBack(t *testing.T) {
 	c := fixture(PlatformTaobao, StateWaitingSeller)
 	// The platform's history, delivered newest first.
-	for _, st := range []apiclient.TaobaoRefundStatus{apiclient.TaobaoWaitSellerConfirmGoods, apiclient.TaobaoWaitBuyerReturnGoods, apiclient.TaobaoWaitSellerAgree} {
+	for _, st := range []string{tbWaitSellerReceive, tbWaitBuyerReturn, tbWaitSellerAgree} {
 		c = apply(c, decider.Decide(c, tbView(st), Input{Kind: InputCallback, Now: now}))
 	}
 	if c.State != StateWaitingSellerReceive {
 		t.Fatalf("after reordered views: %s; want %s", c.State, StateWaitingSellerReceive)
 	}
-	other := tbView(apiclient.TaobaoRefundClosed)
+	other := tbView(tbClosed)
 	other.RefundID = "R-old"
 	mustCell(t, "view of an older refund", decider.Decide(c, other, Input{Kind: InputCallback, Now: now}), "noop/other_refund")
 	mustCell(t, "refund vanished", decider.Decide(c, &PlatformView{Found: false}, Input{Kind: InputReconcile, Now: now}), "act:needs_attention")
@@ -310,7 +308,7 @@ func TestReorderedViewsNeverGoBack(t *testing.T) {
 
 func TestWakeTimes(t *testing.T) {
 	c := fixture(PlatformTaobao, StateWaitingSeller)
-	v := tbView(apiclient.TaobaoWaitSellerAgree)
+	v := tbView(tbWaitSellerAgree)
 	v.Deadline = now.Add(10 * time.Minute)
 	dec := decider.Decide(c, v, Input{Kind: InputTimer, Now: now})
 	if dec.Outcome != OutcomeNoOp || !dec.WakeAt.Equal(v.Deadline) {

@@ -42,9 +42,8 @@ func stepSummary(c casestore.Case, st *Step) string {
 	add("reasonId", st.ReasonID, st.ReasonID != 0)
 	add("fee", st.Fee, st.Fee != 0)
 	add("carriage", st.Carriage, st.Carriage != 0)
-	add("refundType", st.RefundType, st.RefundType != 0)
+	add("returnGoods", true, st.ReturnGoods)
 	add("goodsStatus", st.GoodsStatus, st.GoodsStatus != "")
-	add("disputeRequest", st.DisputeRequest, st.DisputeRequest != "")
 	add("company", st.Company, st.Company != "")
 	add("waybill", st.Waybill, st.Waybill != "")
 	add("vouchers", len(st.Vouchers), len(st.Vouchers) > 0)
@@ -95,7 +94,7 @@ func (e *Engine) runStep(ctx context.Context, c casestore.Case, st *Step) (StepR
 // call makes the platform call of a step and fills res; it returns a summary
 // of the answer and the platform's requestId.
 func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Step, res *StepResult) (any, string, error) {
-	cl := e.client
+	cl, prof := e.client, e.client.Profile()
 	switch st.Name {
 	case StepRender:
 		// What the sub-order already has, before anything of ours: only a
@@ -111,7 +110,8 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 			ids, err := e.existingRefunds(ctx, c.OrderID, c.SubOrderID)
 			existing <- listed{ids, err}
 		}()
-		r, err := cl.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: c.SubOrderID, RefundType: st.RefundType, GoodsStatus: st.TaobaoGoodsStatus()})
+		r, err := cl.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: c.SubOrderID,
+			RefundType: taobaoRefundType(prof, st.ReturnGoods), GoodsStatus: taobaoGoodsWire(prof, st.GoodsStatus)})
 		prior := <-existing
 		if err != nil {
 			return nil, r.RequestID, err
@@ -135,7 +135,8 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 		if err != nil {
 			return nil, "", fmt.Errorf("1688 order id %q: %w", c.OrderID, apiclient.ErrInvalidArgument)
 		}
-		r, err := cl.AlibabaRefundReasons(ctx, apiclient.RefundReasonsRequest{OrderID: orderID, OrderEntryIDs: st.OrderEntryIDs, GoodsStatus: st.GoodsStatus})
+		r, err := cl.AlibabaRefundReasons(ctx, apiclient.RefundReasonsRequest{OrderID: orderID, OrderEntryIDs: st.OrderEntryIDs,
+			GoodsStatus: alibabaGoodsWire(prof, st.GoodsStatus)})
 		if err != nil {
 			return nil, r.RequestID, err
 		}
@@ -168,16 +169,16 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 				return nil, "", fmt.Errorf("1688 order id %q: %w", c.OrderID, apiclient.ErrInvalidArgument)
 			}
 			r, err := cl.AlibabaCreateRefund(ctx, apiclient.CreateRefundRequest{OrderID: orderID, OrderEntryIDs: st.OrderEntryIDs,
-				DisputeRequest: st.DisputeRequest, ApplyPayment: apiclient.Amount(st.Fee), ApplyCarriage: apiclient.Amount(st.Carriage),
-				ApplyReasonID: st.ReasonID, Description: st.Description, GoodsStatus: st.GoodsStatus, Vouchers: st.Vouchers})
+				DisputeRequest: alibabaDispute(prof, st.ReturnGoods), ApplyPayment: apiclient.Amount(st.Fee), ApplyCarriage: apiclient.Amount(st.Carriage),
+				ApplyReasonID: st.ReasonID, Description: st.Description, GoodsStatus: alibabaGoodsWire(prof, st.GoodsStatus), Vouchers: st.Vouchers})
 			if err != nil {
 				return nil, r.RequestID, err
 			}
 			res.RefundID = r.Data.RefundID
 			return map[string]any{"refundId": res.RefundID}, r.RequestID, nil
 		}
-		r, err := cl.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: c.SubOrderID, RefundType: st.RefundType,
-			GoodsStatus: st.TaobaoGoodsStatus(), ReasonID: int(st.ReasonID), RefundFee: apiclient.Amount(st.Fee),
+		r, err := cl.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: c.SubOrderID, RefundType: taobaoRefundType(prof, st.ReturnGoods),
+			GoodsStatus: taobaoGoodsWire(prof, st.GoodsStatus), ReasonID: int(st.ReasonID), RefundFee: apiclient.Amount(st.Fee),
 			RefundDesc: st.Description, RefundImages: strings.Join(st.Vouchers, ",")})
 		if err != nil {
 			return nil, r.RequestID, err

@@ -3,12 +3,10 @@ package refundflow
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -17,9 +15,12 @@ type Request struct {
 	// ReturnGoods asks for return and refund (Taobao refundType 2, 1688
 	// disputeRequest returnRefund); false asks for a refund only.
 	ReturnGoods bool `json:"returnGoods"`
-	// GoodsStatus: Taobao "1" not shipped, "2" shipped not received, "3"
-	// received; 1688 one of refundWaitSellerSend, refundWaitBuyerReceive,
-	// refundBuyerReceived, aftersaleBuyerNotReceived, aftersaleBuyerReceived.
+	// GoodsStatus is the operator's word for where the goods are. Taobao:
+	// "1" not shipped, "2" shipped not received, "3" received; 1688: one of
+	// refundWaitSellerSend, refundWaitBuyerReceive, refundBuyerReceived,
+	// aftersaleBuyerNotReceived, aftersaleBuyerReceived (Alibaba's names, as
+	// 1688 buyers know them). These are the product's vocabulary: the
+	// platform profile gives the value each is sent as.
 	GoodsStatus string `json:"goodsStatus"`
 	// ReasonID or Reason (the reason's text) selects one of the reasons the
 	// platform offers; the refund goes to needs_attention if none matches.
@@ -38,10 +39,81 @@ type Request struct {
 	OrderEntryIDs []int64 `json:"orderEntryIds,omitempty"`
 }
 
-var alibabaGoodsStatuses = []string{
-	apiclient.AlibabaGoodsRefundWaitSellerSend, apiclient.AlibabaGoodsRefundWaitBuyerReceive,
-	apiclient.AlibabaGoodsRefundBuyerReceived, apiclient.AlibabaGoodsAftersaleBuyerNotReceive,
-	apiclient.AlibabaGoodsAftersaleBuyerReceived,
+// alibabaGoods is the operator's 1688 goods-status vocabulary in lifecycle
+// order: each word, the profile value it is sent as, and whether the buyer
+// has the goods (only then does 1688 take a return).
+var alibabaGoods = []struct {
+	word     string
+	wire     func(platform.AlibabaGoodsStatuses) string
+	received bool
+}{
+	{"refundWaitSellerSend", func(g platform.AlibabaGoodsStatuses) string { return g.InSaleWaitSellerSend }, false},
+	{"refundWaitBuyerReceive", func(g platform.AlibabaGoodsStatuses) string { return g.InSaleWaitBuyerReceive }, false},
+	{"refundBuyerReceived", func(g platform.AlibabaGoodsStatuses) string { return g.InSaleBuyerReceived }, true},
+	{"aftersaleBuyerNotReceived", func(g platform.AlibabaGoodsStatuses) string { return g.AfterSaleNotReceived }, false},
+	{"aftersaleBuyerReceived", func(g platform.AlibabaGoodsStatuses) string { return g.AfterSaleReceived }, true},
+}
+
+// alibabaGoodsWords lists the vocabulary, for messages.
+func alibabaGoodsWords() []string {
+	out := make([]string, len(alibabaGoods))
+	for i, g := range alibabaGoods {
+		out[i] = g.word
+	}
+	return out
+}
+
+// alibabaGoodsReceived reports whether word is known and says the buyer has the goods.
+func alibabaGoodsReceived(word string) (known, received bool) {
+	for _, g := range alibabaGoods {
+		if g.word == word {
+			return true, g.received
+		}
+	}
+	return false, false
+}
+
+// alibabaGoodsWire is the value the profile sends for an operator's 1688
+// goods status ("" for a word outside the vocabulary).
+func alibabaGoodsWire(prof *platform.Profile, word string) string {
+	for _, g := range alibabaGoods {
+		if g.word == word {
+			return g.wire(prof.Alibaba.GoodsStatus)
+		}
+	}
+	return ""
+}
+
+// taobaoGoodsWire is the integer the profile sends for an operator's Taobao
+// goods status (0 for a code outside the vocabulary).
+func taobaoGoodsWire(prof *platform.Profile, code string) int {
+	g := prof.Taobao.GoodsStatus
+	switch code {
+	case "1":
+		return g.NotShipped
+	case "2":
+		return g.NotReceived
+	case "3":
+		return g.Received
+	}
+	return 0
+}
+
+// taobaoRefundType is the refundType the profile sends for a refund only or
+// a return and refund.
+func taobaoRefundType(prof *platform.Profile, returnGoods bool) int {
+	if returnGoods {
+		return prof.Taobao.RefundType.ReturnAndRefund
+	}
+	return prof.Taobao.RefundType.RefundOnly
+}
+
+// alibabaDispute is the disputeRequest the profile sends.
+func alibabaDispute(prof *platform.Profile, returnGoods bool) string {
+	if returnGoods {
+		return prof.Alibaba.DisputeRequest.ReturnRefund
+	}
+	return prof.Alibaba.DisputeRequest.Refund
 }
 
 // Limits on operator input.
@@ -71,8 +143,9 @@ func (r Request) Validate(p Platform) error {
 			errs = append(errs, errors.New("orderEntryIds: only for 1688"))
 		}
 	case Platform1688:
-		if !slices.Contains(alibabaGoodsStatuses, r.GoodsStatus) {
-			errs = append(errs, fmt.Errorf("goodsStatus %q: want one of %s", clip(r.GoodsStatus), strings.Join(alibabaGoodsStatuses, ", ")))
+		known, received := alibabaGoodsReceived(r.GoodsStatus)
+		if !known {
+			errs = append(errs, fmt.Errorf("goodsStatus %q: want one of %s", clip(r.GoodsStatus), strings.Join(alibabaGoodsWords(), ", ")))
 		}
 		if r.Amount <= 0 {
 			errs = append(errs, errors.New("amount: required for 1688 (fen, > 0)"))
@@ -80,8 +153,7 @@ func (r Request) Validate(p Platform) error {
 		if r.Carriage < 0 {
 			errs = append(errs, errors.New("carriage: must not be negative"))
 		}
-		if r.ReturnGoods && r.GoodsStatus != apiclient.AlibabaGoodsRefundBuyerReceived &&
-			r.GoodsStatus != apiclient.AlibabaGoodsAftersaleBuyerReceived {
+		if r.ReturnGoods && known && !received {
 			errs = append(errs, errors.New("returnGoods: only once the goods were received"))
 		}
 		if n := utf8.RuneCountInString(r.Description); n < 2 || n > 150 {
@@ -378,33 +450,21 @@ type Step struct {
 	// the call did not take effect; send it again under the same key.
 	Resume bool
 
-	RefundID       string
-	RefundType     int    // Taobao: 1 refund only, 2 return and refund
-	GoodsStatus    string // as in Request
-	DisputeRequest string // 1688: refund or returnRefund
-	ReasonID       int64
-	Fee            int64 // fen
-	Carriage       int64 // fen, 1688
-	Description    string
-	Vouchers       []string // upload: images to upload; submit: references to send
-	OrderEntryIDs  []int64
-	Company        string // return shipment
-	Waybill        string
-	Phone          string
-	Message        string // Taobao message
-}
-
-// TaobaoGoodsStatus returns GoodsStatus as Taobao's integer (0 if it is not one).
-func (s Step) TaobaoGoodsStatus() int {
-	switch s.GoodsStatus {
-	case "1":
-		return apiclient.TaobaoGoodsNotShipped
-	case "2":
-		return apiclient.TaobaoGoodsNotReceived
-	case "3":
-		return apiclient.TaobaoGoodsReceived
-	}
-	return 0
+	RefundID string
+	// ReturnGoods: return and refund rather than a refund only (render and
+	// submit; the profile gives Taobao's refundType and 1688's disputeRequest).
+	ReturnGoods   bool
+	GoodsStatus   string // as in Request (the operator's word)
+	ReasonID      int64
+	Fee           int64 // fen
+	Carriage      int64 // fen, 1688
+	Description   string
+	Vouchers      []string // upload: images to upload; submit: references to send
+	OrderEntryIDs []int64
+	Company       string // return shipment
+	Waybill       string
+	Phone         string
+	Message       string // Taobao message
 }
 
 // Attention says why a case needs an operator.

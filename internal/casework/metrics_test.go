@@ -1,4 +1,4 @@
-package main
+package casework
 
 import (
 	"fmt"

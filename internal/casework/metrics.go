@@ -1,23 +1,27 @@
-package main
+package casework
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
-// metrics are the worker's Prometheus metrics, on their own registry.
-type metrics struct {
+// Metrics are the worker's Prometheus metrics (refundhub_worker_*): what
+// the runtime handled, what the engine's steps and the platform's calls
+// took, and, read at scrape time, cases by state and the consumers' lag.
+// They live on the registry given to NewMetrics, which Handler serves.
+type Metrics struct {
 	reg            *prometheus.Registry
 	stepDuration   *prometheus.HistogramVec
 	platformCalls  *prometheus.CounterVec
@@ -29,11 +33,15 @@ type metrics struct {
 	timerWakes     prometheus.Counter
 	callCodes      codeLabels // code label values of platformCalls
 	errCodes       codeLabels // and of platformErrors, kept apart
+	lag            *lagCollector
 }
 
-func newMetrics(store *casestore.Store, consumers func() map[string]jetstream.Consumer) *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
+// NewMetrics registers the worker's metrics on reg, counting cases in store
+// at scrape time. It comes before New because the platform client
+// (Observe) and the engine (OnStep) report into it as well.
+func NewMetrics(reg *prometheus.Registry, store *casestore.Store) (*Metrics, error) {
+	m := &Metrics{
+		reg: reg,
 		stepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "refundhub_worker_step_duration_seconds",
 			Help:    "Platform steps run for cases, by platform, step and outcome (ok, transient, failed).",
@@ -68,15 +76,19 @@ func newMetrics(store *casestore.Store, consumers func() map[string]jetstream.Co
 			Help: "Case timers fired (platform deadlines, re-checks, stalled steps).",
 		}),
 	}
-	m.reg.MustRegister(m.stepDuration, m.platformCalls, m.platformErrors, m.messages, m.deadLetters,
-		m.reconcileFound, m.reconcileMoved, m.timerWakes,
-		&stateCollector{store: store}, &lagCollector{consumers: consumers},
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
+	m.lag = &lagCollector{consumers: map[string]jetstream.Consumer{}}
+	for _, c := range []prometheus.Collector{m.stepDuration, m.platformCalls, m.platformErrors, m.messages, m.deadLetters,
+		m.reconcileFound, m.reconcileMoved, m.timerWakes, &stateCollector{store: store}, m.lag} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register worker metrics: %w", err)
+		}
+	}
+	return m, nil
 }
 
-// observe is apiclient.Config.Observe.
-func (m *metrics) observe(endpoint string, code int, _ time.Duration, err error) {
+// Observe counts one platform call attempt by endpoint and result code; it
+// is apiclient.Config.Observe.
+func (m *Metrics) Observe(endpoint string, code int, _ time.Duration, err error) {
 	c := m.callCodes.label(strconv.Itoa(code))
 	m.platformCalls.WithLabelValues(endpoint, c).Inc()
 	if err != nil {
@@ -130,8 +142,9 @@ func (l *codeLabels) label(code string) string {
 	return code
 }
 
-// onStep is refundflow.EngineConfig.OnStep.
-func (m *metrics) onStep(p refundflow.Platform, step refundflow.StepName, outcome string, d time.Duration) {
+// OnStep times one engine step by platform, step and outcome; it is
+// refundflow.EngineConfig.OnStep.
+func (m *Metrics) OnStep(p refundflow.Platform, step refundflow.StepName, outcome string, d time.Duration) {
 	m.stepDuration.WithLabelValues(string(p), string(step), outcome).Observe(d.Seconds())
 }
 
@@ -183,15 +196,32 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(deferDesc, prometheus.GaugeValue, float64(waiting))
 }
 
-// lagCollector reads the consumers' pending counts at scrape time.
+// lagCollector reads the consumers' pending counts at scrape time. Run adds
+// each consumer as it binds it; until then there is nothing to report.
 type lagCollector struct {
-	consumers func() map[string]jetstream.Consumer
+	mu        sync.Mutex
+	consumers map[string]jetstream.Consumer // by source
+}
+
+// add reports cons's counts under source from now on.
+func (c *lagCollector) add(source string, cons jetstream.Consumer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.consumers[source] = cons
+}
+
+// snapshot copies the consumers, so that a scrape does not hold the lock
+// over its round trips to the server.
+func (c *lagCollector) snapshot() map[string]jetstream.Consumer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.consumers)
 }
 
 func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc; ch <- ackDesc }
 
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
-	for src, cons := range c.consumers() {
+	for src, cons := range c.snapshot() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		info, err := cons.Info(ctx)
 		cancel()

@@ -1,4 +1,4 @@
-package main
+package casework
 
 import (
 	"context"
@@ -15,12 +15,13 @@ import (
 	"github.com/refundhub/refundhub/internal/casestore"
 )
 
-// processOwner names this worker process in case leases:
-// worker@<host>/<pid namespace>/<pid>/<random>. The host, PID namespace and
-// PID let a worker starting on the same host tell a dead process's leases
-// from a live one's (takeOverDeadLeases); the random part keeps a reused PID
-// from passing for the same process.
-func processOwner() (string, error) {
+// ProcessOwner names this worker process in case leases, for
+// refundflow.EngineConfig.Owner: worker@<host>/<pid namespace>/<pid>/<random>.
+// The host, PID namespace and PID let a worker starting on the same host
+// tell a dead process's leases from a live one's (takeOverDeadLeases, when
+// Run starts); the random part keeps a reused PID from passing for the same
+// process.
+func ProcessOwner() (string, error) {
 	host, err := os.Hostname()
 	if err != nil || host == "" || strings.ContainsAny(host, "/ ") {
 		host = "unknown"
@@ -60,6 +61,8 @@ func deadOwner(owner, self string) bool {
 	return errors.Is(err, syscall.ESRCH)
 }
 
+// parseOwner splits an owner id made by ProcessOwner; ok is false for any
+// other form.
 func parseOwner(owner string) (host, ns string, pid int, ok bool) {
 	rest, found := strings.CutPrefix(owner, "worker@")
 	if !found {

@@ -2,12 +2,10 @@ package events_test
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refundhub/refundhub/internal/events"
@@ -122,74 +120,6 @@ func TestStreamConfigValidate(t *testing.T) {
 		mut(&c)
 		if err := c.Validate(); err == nil {
 			t.Errorf("%s: Validate = nil; want an error", name)
-		}
-	}
-}
-
-func TestPublisherDuplicatesAndOutage(t *testing.T) {
-	ns := eventstest.Start(t)
-	nc := ns.Conn(events.ConnectOptions("events-test")...)
-	pub, err := events.NewPublisher(nc, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	st, err := events.EnsureStream(ctx, pub.JetStream(), events.DefaultStreamConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg := func() *nats.Msg {
-		return &nats.Msg{Subject: events.ParkedSubject("taobao"), Data: []byte("x"), Header: nats.Header{events.HeaderParkReason: {"unknown_type"}}}
-	}
-	a1, err := pub.Publish(ctx, msg(), "id-1")
-	if err != nil || a1.Duplicate || a1.Stream != events.DefaultStreamName {
-		t.Fatalf("first publish = %+v, %v; want a new message", a1, err)
-	}
-	a2, err := pub.Publish(ctx, msg(), "id-1")
-	if err != nil || !a2.Duplicate || a2.Sequence != a1.Sequence {
-		t.Fatalf("second publish = %+v, %v; want duplicate of seq %d", a2, err, a1.Sequence)
-	}
-	stored, err := st.GetMsg(ctx, a1.Sequence)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stored.Header.Get(events.HeaderMsgID) != "id-1" || stored.Header.Get(events.HeaderParkReason) != "unknown_type" {
-		t.Errorf("stored headers = %v", stored.Header)
-	}
-
-	// A subject outside the stream: no responders, reported as an error fast.
-	if _, err := pub.Publish(ctx, &nats.Msg{Subject: "elsewhere.x", Header: nats.Header{}}, "id-2"); err == nil {
-		t.Error("publish outside the stream: want an error")
-	}
-
-	ns.Stop()
-	eventstest.WaitFor(t, 10*time.Second, "client to notice the outage", func() bool { return !nc.IsConnected() })
-	start := time.Now()
-	_, err = pub.Publish(ctx, msg(), "id-3")
-	if !errors.Is(err, events.ErrNotConnected) {
-		t.Errorf("publish during outage = %v; want ErrNotConnected", err)
-	}
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("publish during outage took %s; want an immediate failure", d)
-	}
-
-	ns.Restart()
-	eventstest.WaitFor(t, 30*time.Second, "reconnect", nc.IsConnected)
-	if a, err := pub.Publish(ctx, msg(), "id-3"); err != nil || a.Duplicate {
-		t.Fatalf("publish after restart = %+v, %v", a, err)
-	}
-}
-
-func TestSubjects(t *testing.T) {
-	if got := events.AcceptedSubject("1688", "ORDER_CREATE"); got != "callbacks.1688.ORDER_CREATE" {
-		t.Errorf("AcceptedSubject = %q", got)
-	}
-	if got := events.ParkedSubject("taobao"); got != "parked.callbacks.taobao" {
-		t.Errorf("ParkedSubject = %q", got)
-	}
-	for attempt, max := range map[int]time.Duration{1: 125 * time.Millisecond, 3: 500 * time.Millisecond, 50: 6250 * time.Millisecond} {
-		if d := events.ReconnectDelay(attempt); d <= 0 || d > max {
-			t.Errorf("ReconnectDelay(%d) = %s; want in (0, %s]", attempt, d, max)
 		}
 	}
 }

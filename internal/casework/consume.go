@@ -1,0 +1,270 @@
+package casework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// consume starts a Consume loop that hands each message to a goroutine
+// bounded by sem. Commands for one case run in the order they came
+// (keyOrder): one that arrives while another for its case is handled waits
+// for it.
+// ctx stops taking new messages; work is the context of the handling itself,
+// which outlives ctx by the shutdown timeout.
+func (w *Worker) consume(ctx, work context.Context, source string, cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
+	return cons.Consume(func(m jetstream.Msg) {
+		key := ""
+		if source == sourceCommands {
+			key = refundflow.OrderKey(m.Data())
+		}
+		if key != "" && w.order.join(key, m, w.inProgress) {
+			return // runs after the command before it, on its slot
+		}
+		next := func() jetstream.Msg {
+			if key == "" {
+				return nil
+			}
+			return w.order.next(key)
+		}
+		// Not handled (stopping): not acked, so redelivered after AckWait to
+		// this or another process; so are the commands that waited behind it.
+		giveUp := func() {
+			for q := next(); q != nil; q = next() {
+			}
+		}
+		if !w.acquire(ctx, m) {
+			giveUp()
+			return
+		}
+		if !w.track() {
+			<-w.sem
+			giveUp()
+			return
+		}
+		go func() {
+			defer func() { <-w.sem; w.wg.Done() }()
+			for msg := m; msg != nil; msg = next() {
+				w.handle(work, source, msg)
+			}
+		}()
+	}, jetstream.PullMaxMessages(max(2, w.cfg.Concurrency)), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			w.log.Debug("consume", "source", source, "err", err)
+		}
+	}))
+}
+
+// acquire takes a handling slot for m, blocking while every slot is busy.
+// While it waits, m is reported in progress every third of AckWait, so a
+// message queued behind slow steps, timers or reconciles is never
+// redelivered meanwhile: waiting neither counts towards MaxDeliver (which
+// could otherwise exhaust the message's deliveries, with no dead letter,
+// before it was ever tried) nor hands a second copy to another process.
+// False if ctx ended first.
+func (w *Worker) acquire(ctx context.Context, m jetstream.Msg) bool {
+	select {
+	case w.sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	default:
+	}
+	_ = m.InProgress()
+	t := time.NewTicker(max(w.cfg.AckWait/3, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case w.sem <- struct{}{}:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			if err := m.InProgress(); err != nil {
+				w.log.Debug("in progress while waiting for a slot", "err", err)
+			}
+		}
+	}
+}
+
+// delivery is one stream message being handled, with what settling it
+// needs.
+type delivery struct {
+	source string
+	m      jetstream.Msg
+	meta   *jetstream.MsgMetadata
+	dead   deadMessage // what a dead letter of it keeps
+	log    *slog.Logger
+}
+
+// handle applies one message: inbox dedupe, decode, engine, then ack after
+// the commit, NakWithDelay on transient failures, dead letter when the
+// message can never succeed or exhausted its deliveries.
+func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		w.log.Error("message without metadata", "source", source, "err", err)
+		_ = m.Term()
+		return
+	}
+	msgID := m.Headers().Get(events.HeaderMsgID)
+	if msgID == "" {
+		msgID = meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)
+	}
+	msg := &refundflow.Message{ID: msgID, Stream: meta.Stream, Seq: meta.Sequence.Stream, Subject: m.Subject(),
+		Source: source, Payload: m.Data()}
+	d := delivery{source: source, m: m, meta: meta, dead: deadLetterOf(source, m, meta, msgID),
+		log: w.log.With("source", source, "msg", msgID, "delivery", meta.NumDelivered)}
+
+	stop := w.inProgress(m)
+	h, reason, err := w.apply(ctx, msg)
+	stop()
+	switch {
+	case reason != "":
+		w.deadLetterMsg(ctx, m, d.dead, reason, err)
+	case err == nil:
+		w.ack(ctx, d, h)
+	case errors.Is(err, refundflow.ErrPermanent):
+		w.deadLetterMsg(ctx, m, d.dead, events.DeadPermanentError, err)
+	case errors.Is(err, refundflow.ErrNoCase):
+		w.awaitCase(ctx, d, err)
+	case int(meta.NumDelivered) >= w.cfg.MaxDeliver:
+		w.deadLetterMsg(ctx, m, d.dead, events.DeadMaxDeliveries, err)
+	default:
+		w.retryLater(ctx, d, h, err)
+	}
+}
+
+// ack acknowledges a message the engine has handled, and waits for the
+// server to confirm it (DoubleAck), for up to 5 s even when shutting down.
+func (w *Worker) ack(ctx context.Context, d delivery, h refundflow.Handled) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	if aerr := d.m.DoubleAck(actx); aerr != nil {
+		// The effect (or the wait) is committed with the inbox row or the
+		// deferred input: a redelivery is dropped or joins it.
+		d.log.Warn("ack", "err", aerr)
+	}
+	cancel()
+	result := handledResult(h)
+	w.metrics.messages.WithLabelValues(d.source, result).Inc()
+	d.log.Debug("handled", "case", h.CaseID, "state", h.State, "code", h.Code, "steps", h.Steps, "result", result, "until", h.Until)
+}
+
+// awaitCase handles a command naming no known case. The request that opens
+// the case may still be on its way: try again for a bounded time
+// (UnknownCaseWait after the command was issued), then give the command
+// up, saying why.
+func (w *Worker) awaitCase(ctx context.Context, d delivery, err error) {
+	waited := time.Since(d.meta.Timestamp)
+	if waited >= w.cfg.UnknownCaseWait || int(d.meta.NumDelivered) >= w.cfg.MaxDeliver {
+		w.deadLetterMsg(ctx, d.m, d.dead, events.DeadUnknownCase,
+			fmt.Errorf("no case appeared within %s of the command: %w", waited.Round(time.Second), err))
+		return
+	}
+	after := min(w.backoff(d.meta.NumDelivered), w.cfg.UnknownCaseWait-waited+w.cfg.RetryBase)
+	w.nak(d, after)
+	d.log.Info("no case for the command yet; retry later", "after", after, "err", err)
+}
+
+// retryLater naks a message that failed transiently, with the backoff for
+// its delivery, or later when the error says when the case can go on.
+func (w *Worker) retryLater(ctx context.Context, d delivery, h refundflow.Handled, err error) {
+	after := w.backoff(d.meta.NumDelivered)
+	var re *refundflow.RetryError
+	switch {
+	case errors.As(err, &re) && re.After > 0 && errors.Is(err, casestore.ErrLeased):
+		after = re.After // another process holds the case: come back when its lease ends
+	case errors.As(err, &re) && errors.Is(err, refundflow.ErrWait):
+		after = max(after, re.After) // the case waits until then: sooner would only use up deliveries
+	}
+	if ctx.Err() != nil {
+		after = 0 // shutting down: let another process take it at once
+	}
+	w.nak(d, after)
+	d.log.Info("retry later", "case", h.CaseID, "after", after, "err", err)
+}
+
+// nak asks for the message again after the delay, and counts a retry.
+func (w *Worker) nak(d delivery, after time.Duration) {
+	if err := d.m.NakWithDelay(after); err != nil {
+		d.log.Warn("nak", "err", err)
+	}
+	w.metrics.messages.WithLabelValues(d.source, "retry").Inc()
+}
+
+// backoff is the NakWithDelay before delivery n+1: base·2^(n-1), capped.
+func (w *Worker) backoff(n uint64) time.Duration {
+	d := w.cfg.RetryBase
+	for i := uint64(1); i < n && d < w.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, w.cfg.RetryMax)
+}
+
+// inProgress tells JetStream the message is still being worked on, every
+// third of AckWait, until stop is called.
+func (w *Worker) inProgress(m jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(w.cfg.AckWait/3, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// apply decodes msg's payload and hands it to the engine. A payload that
+// cannot be decoded returns the dead-letter reason for it.
+func (w *Worker) apply(ctx context.Context, msg *refundflow.Message) (refundflow.Handled, events.DeadReason, error) {
+	if msg.Source == sourceCallbacks {
+		ev, err := w.parser.Parse(msg.Payload)
+		if err != nil {
+			return refundflow.Handled{}, events.DeadUndecodable, err
+		}
+		// The inbox keys on the callback's own identity (its content hash,
+		// normally also its Nats-Msg-Id), so a copy republished under another
+		// header id (a dead-letter retry, a replay) is still recognised.
+		msg.ID = ev.ID
+		h, err := w.engine.HandleCallback(ctx, ev, msg)
+		return h, "", err
+	}
+	cmd, err := refundflow.DecodeCommand(msg.Payload)
+	if err != nil {
+		return refundflow.Handled{}, events.DeadInvalidCommand, err
+	}
+	msg.ID = cmd.ID // the command's own id, whatever header it came with
+	h, err := w.engine.HandleCommand(ctx, cmd, msg)
+	return h, "", err
+}
+
+// handledResult is the messages metric's result for an input handled
+// without error.
+func handledResult(h refundflow.Handled) string {
+	switch {
+	case h.Duplicate:
+		return "duplicate"
+	case h.Ignored:
+		return "ignored"
+	case h.Deferred:
+		return "deferred"
+	}
+	return "applied"
+}

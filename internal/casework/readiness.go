@@ -1,0 +1,46 @@
+package casework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+)
+
+// Why a process is not ready (see readiness.check).
+var (
+	errNotConsuming = errors.New("not consuming: starting, waiting for NATS, or stopping")
+	errNATSDown     = errors.New("nats not connected")
+)
+
+// readiness is what GET /readyz answers: whether this process takes work
+// now, so that a supervisor counts it in only then. Alive (/healthz) is not
+// enough: a worker waits for NATS at start and stops taking messages long
+// before it exits.
+type readiness struct {
+	// consuming is set once Run's consumers and sweeps run, and cleared as
+	// soon as it starts to shut down.
+	consuming atomic.Bool
+	conn      *nats.Conn
+	store     *casestore.Store
+}
+
+// check returns nil when the process is ready: consuming, connected to
+// NATS, and with a database that answers. Otherwise it says which of these
+// is missing.
+func (r *readiness) check(ctx context.Context) error {
+	if !r.consuming.Load() {
+		return errNotConsuming
+	}
+	if !r.conn.IsConnected() {
+		return errNATSDown
+	}
+	if _, err := r.store.SchemaVersion(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	return nil
+}

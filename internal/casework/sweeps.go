@@ -1,0 +1,209 @@
+package casework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// onCase runs fn for a case in the background, unless something started
+// this way already runs for it in this process. It blocks while the process
+// is at its concurrency limit.
+func (w *Worker) onCase(ctx context.Context, id int64, fn func()) bool {
+	w.mu.Lock()
+	if w.active[id] {
+		w.mu.Unlock()
+		return false
+	}
+	w.active[id] = true
+	w.mu.Unlock()
+	done := func() {
+		w.mu.Lock()
+		delete(w.active, id)
+		w.mu.Unlock()
+	}
+	select {
+	case w.sem <- struct{}{}:
+	case <-ctx.Done():
+		done()
+		return false
+	}
+	if !w.track() {
+		<-w.sem
+		done()
+		return false
+	}
+	go func() {
+		defer func() {
+			<-w.sem
+			done()
+			w.wg.Done()
+		}()
+		fn()
+	}()
+	return true
+}
+
+// wake runs a timer or reconcile input for a case in the background (see
+// onCase).
+func (w *Worker) wake(ctx, work context.Context, id int64, kind refundflow.InputKind, before string) bool {
+	return w.onCase(ctx, id, func() {
+		h, err := w.engine.Wake(work, id, kind)
+		if err != nil {
+			w.log.Info("wake: retry later", "case", id, "kind", kind, "err", err)
+			return
+		}
+		if kind == refundflow.InputReconcile && before != "" && string(h.State) != before {
+			w.metrics.reconcileMoved.Inc()
+			w.log.Info("reconciler moved a case", "case", id, "from", before, "to", h.State)
+		}
+	})
+}
+
+// takeUp applies the inputs that waited in the store for a case and are due
+// now, in their order, as they would have been applied when their messages
+// came. It stops at one that has to wait again (the later ones wait behind
+// it). One that cannot be decoded or applied at all, or that failed
+// MaxDeliver times, becomes a dead letter; one that failed otherwise waits
+// again with the usual backoff.
+func (w *Worker) takeUp(ctx context.Context, id int64) {
+	waiting, err := w.store.DeferredInputs(ctx, id)
+	if err != nil {
+		w.log.Warn("deferred inputs", "case", id, "err", err)
+		return
+	}
+	for _, d := range waiting {
+		if d.NotBefore.After(time.Now()) || ctx.Err() != nil {
+			return
+		}
+		dm := deadMessage{source: d.Source, msgID: d.MsgID, subject: d.Subject, stream: d.Stream, seq: d.StreamSeq,
+			deliveries: uint64(d.Attempts), payload: d.Payload, deferred: true}
+		// A dead letter that could not be stored keeps its row and stops the
+		// case's queue: the inputs behind it must not overtake it.
+		if d.Attempts >= w.cfg.MaxDeliver {
+			if w.deadLetter(ctx, dm, events.DeadMaxDeliveries, fmt.Errorf("taken up %d times and failed each time (last: %s)", d.Attempts, d.Reason)) != nil {
+				return
+			}
+			continue
+		}
+		msg := &refundflow.Message{ID: d.MsgID, Stream: d.Stream, Seq: d.StreamSeq, Subject: d.Subject,
+			Source: d.Source, Payload: d.Payload, Deferred: true}
+		h, reason, err := w.apply(ctx, msg)
+		var dlErr error
+		switch {
+		case reason != "":
+			dlErr = w.deadLetter(ctx, dm, reason, err)
+		case err == nil && h.Deferred:
+			w.metrics.messages.WithLabelValues(d.Source, "deferred").Inc()
+			return
+		case err == nil:
+			w.metrics.messages.WithLabelValues(d.Source, handledResult(h)).Inc()
+		case errors.Is(err, refundflow.ErrPermanent):
+			dlErr = w.deadLetter(ctx, dm, events.DeadPermanentError, err)
+		case errors.Is(err, refundflow.ErrNoCase):
+			dlErr = w.deadLetter(ctx, dm, events.DeadUnknownCase, err)
+		default:
+			d.NotBefore, d.Attempts, d.Reason = time.Now().Add(w.backoff(uint64(d.Attempts)+1)), 1, clipText(err.Error(), 200)
+			if uerr := w.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error { return tx.Defer(ctx, d) }); uerr != nil {
+				w.log.Warn("deferred input: keep for later", "case", id, "msg", d.MsgID, "err", uerr)
+			}
+			w.log.Info("deferred input: retry later", "case", id, "msg", d.MsgID, "err", err)
+			return
+		}
+		if dlErr != nil {
+			return
+		}
+	}
+}
+
+// timers fires due case timers, and takes up due deferred inputs, every
+// TimerInterval.
+func (w *Worker) timers(ctx, work context.Context) {
+	t := time.NewTicker(w.cfg.TimerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		due, err := w.store.DueCases(ctx, time.Now(), 200)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("due cases", "err", err)
+			}
+			continue
+		}
+		for _, c := range due {
+			if w.wake(ctx, work, c.ID, refundflow.InputTimer, "") {
+				w.metrics.timerWakes.Inc()
+			}
+		}
+		waiting, err := w.store.DueDeferredCases(ctx, time.Now(), 200)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("due deferred inputs", "err", err)
+			}
+			continue
+		}
+		for _, id := range waiting {
+			w.onCase(ctx, id, func() { w.takeUp(work, id) })
+		}
+	}
+}
+
+// reconciler re-checks open cases whose last platform check is older than
+// ReconcileAge, every ReconcileInterval, so a callback the platform never
+// delivered cannot strand a case.
+func (w *Worker) reconciler(ctx, work context.Context) {
+	t := time.NewTicker(w.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		stale, err := w.store.StaleOpenCases(ctx, time.Now().Add(-w.cfg.ReconcileAge), 500)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("stale cases", "err", err)
+			}
+			continue
+		}
+		for _, c := range stale {
+			if w.wake(ctx, work, c.ID, refundflow.InputReconcile, c.State) {
+				w.metrics.reconcileFound.Inc()
+			}
+		}
+	}
+}
+
+// housekeeping prunes inbox rows older than InboxRetention and checkpoints
+// the WAL, every HousekeepingInterval. Several processes may run it: both
+// operations are idempotent.
+func (w *Worker) housekeeping(ctx context.Context) {
+	t := time.NewTicker(w.cfg.HousekeepingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := w.store.PruneInbox(ctx, time.Now().Add(-w.cfg.InboxRetention))
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("prune inbox", "err", err)
+		} else if n > 0 {
+			w.log.Info("pruned inbox", "rows", n)
+		}
+		if err := w.store.Checkpoint(ctx); err != nil && !errors.Is(err, casestore.ErrCheckpointBusy) && ctx.Err() == nil {
+			w.log.Warn("checkpoint", "err", err)
+		}
+	}
+}

@@ -1,0 +1,107 @@
+// Package events is the JetStream side of the product, shared by the receiver
+// (which publishes callbacks) and the worker and CLI (which consume them).
+//
+// # Stream
+//
+// One stream (default name CALLBACKS, file storage, limits retention) holds
+// every callback the receiver answered 200 for. Its subjects are:
+//
+//	callbacks.<platform>.<messageType>   accepted: known type, ids present
+//	parked.callbacks.<platform>          parked: unknown type or body failed its checks
+//
+// <platform> is "taobao" or "1688" (callback.Platform.String). <messageType>
+// is the wire name, which the receiver only puts in a subject for known types
+// (validated at start-up to be a subject token). Parked messages share the
+// stream, so they get the same durability, retention and dedupe window, but
+// live under a prefix that a worker filter of "callbacks.>" never matches; an
+// operator reads them with the filter "parked.callbacks.>" (the type and the
+// reason are in headers, since an unknown type may not be a valid token).
+//
+// The receiver owns the stream's settings: it creates or updates the stream
+// idempotently at start-up (EnsureStream). The worker only creates it when it
+// is missing (CreateStreamIfMissing: the worker started first) and otherwise
+// leaves it as the receiver set it, so that a worker start never undoes a
+// receiver's CALLBACK_MAX_BYTES or CALLBACK_STREAM_* settings. Both read those
+// settings with the same code (envconfig.Reader.CallbackStream). Defaults:
+// MaxAge 7 days (longer than the platform's 5 × 30 min retry horizon and
+// any worker outage we plan for), Duplicates window 2 minutes (the JetStream
+// default; it catches near-simultaneous resends and publisher retries, not the
+// platform's 30-minute retries, which the worker's inbox table dedupes on the
+// same Nats-Msg-Id), MaxBytes 1 GiB, MaxMsgSize 1 MiB (raised to fit a larger
+// CALLBACK_MAX_BYTES), replicas configurable
+// (1 for a single server, 3 in a cluster), and Discard new: a full stream
+// refuses new publishes (the receiver answers 503 and the platform retries)
+// rather than silently deleting the oldest callbacks, which were already
+// answered 200 and may not have been consumed yet.
+//
+// What a PubAck is worth: with file storage the server writes each message to
+// the OS before acking but fsyncs only every sync_interval (2 min by
+// default), so an acked callback survives a nats-server crash, and survives
+// an OS crash or power loss only with replicas 3 or sync_interval: always
+// (a server setting, not a stream one).
+//
+// # Messages
+//
+// The payload is the raw request body exactly as received. Headers:
+//
+//	Nats-Msg-Id      content hash of the envelope (callback.ContentID), 32 hex digits
+//	Cb-Platform      "taobao" | "1688"
+//	Cb-Type          messageType as sent
+//	Cb-Received      receive time, Unix milliseconds (decimal)
+//	Cb-Request-Id    the receiver's request id (also returned as X-Request-Id)
+//	Cb-Park-Reason   parked only: callback.ParkReason
+//	Cb-Park-Detail   parked only: a short human explanation
+//	Cb-Signature     "verified" when Standard Webhooks verification passed
+//
+// Header names are short on purpose: the server scans the header block for
+// its own Nats-* headers several times per message, and measured header cost
+// was the largest part of the receiver's overhead over a bare publish. The
+// kind (order_status, …) is not a header: it follows from Cb-Type through
+// the same callback.TypeNames the receiver uses.
+//
+// # Layout
+//
+// The package is read in layers, one file each, so that a reader who needs
+// only the contract never meets the plumbing beneath the Publisher:
+//
+//	contract.go     subjects and headers of the callback stream (this comment)
+//	stream.go       the callback stream's settings: created, updated, compared
+//	commands.go     the command and dead-letter streams beside it
+//	deadletters.go  dead-letter reasons and Dl-* headers
+//	publisher.go    Publisher: one publish, a Nats-Msg-Id, a bounded wait for the PubAck
+//	puback.go       the PubAck decoder under Publish
+//	connmux.go      connMux: the request multiplexer under Publish
+package events
+
+import "github.com/nats-io/nats.go/jetstream"
+
+// Subject prefixes. SubjectAccepted is what the worker filters on
+// ("callbacks.>"); SubjectParked is deliberately outside it.
+const (
+	SubjectAccepted = "callbacks"
+	SubjectParked   = "parked.callbacks"
+)
+
+// Header names set on every published callback (see the package doc).
+const (
+	HeaderMsgID       = jetstream.MsgIDHeader // "Nats-Msg-Id": content hash
+	HeaderPlatform    = "Cb-Platform"         // "taobao" | "1688"
+	HeaderType        = "Cb-Type"             // messageType as sent
+	HeaderReceivedAt  = "Cb-Received"         // receive time, Unix milliseconds
+	HeaderRequestID   = "Cb-Request-Id"       // the receiver's request id
+	HeaderParkReason  = "Cb-Park-Reason"      // parked only: callback.ParkReason
+	HeaderParkDetail  = "Cb-Park-Detail"      // parked only: short explanation
+	HeaderSignature   = "Cb-Signature"        // "verified" when Standard Webhooks verification passed
+	SignatureVerified = "verified"
+)
+
+// AcceptedSubject returns callbacks.<platform>.<messageType>. messageType must
+// be a subject token; the receiver guarantees it by only using known types.
+func AcceptedSubject(platform, messageType string) string {
+	return SubjectAccepted + "." + platform + "." + messageType
+}
+
+// ParkedSubject returns parked.callbacks.<platform>.
+func ParkedSubject(platform string) string {
+	return SubjectParked + "." + platform
+}
