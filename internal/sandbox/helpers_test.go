@@ -60,6 +60,7 @@ func newEnv(t *testing.T, mod func(*Config)) *testEnv {
 // apiResp is a decoded envelope.
 type apiResp struct {
 	HTTPStatus int
+	Raw        []byte          // the whole body
 	RequestID  string          `json:"requestId"`
 	Code       int             `json:"code"`
 	DevelopID  string          `json:"developId"`
@@ -119,7 +120,7 @@ func (e *testEnv) callWith(method, path string, body any, headers func(http.Head
 	if err := json.Unmarshal(raw, &out); err != nil {
 		e.t.Fatalf("%s %s: body %q is not an envelope: %v", method, path, raw, err)
 	}
-	out.HTTPStatus = resp.StatusCode
+	out.HTTPStatus, out.Raw = resp.StatusCode, raw
 	return out
 }
 
