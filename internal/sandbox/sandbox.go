@@ -181,7 +181,6 @@ type Sandbox struct {
 	stats       Stats
 	tasks       taskQueue
 	taskSeq     uint64
-	idSeq       uint64
 
 	cb callbacks
 }

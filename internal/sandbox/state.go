@@ -47,7 +47,6 @@ func (s *Sandbox) statusNames(platformName string) []string {
 func (r *Refund) terminal() bool { return r.Phase.Terminal() }
 
 func (r *Refund) waitingForSeller() bool  { return r.Phase == platform.PhaseWaitSellerAgree }
-func (r *Refund) waitingForReturn() bool  { return r.Phase == platform.PhaseWaitBuyerReturn }
 func (r *Refund) waitingForReceipt() bool { return r.Phase == platform.PhaseWaitSellerReceive }
 
 func illegal(r *Refund, op string) *apiError {
