@@ -531,7 +531,7 @@ func TestDroppedCallbacksAndFlakyPlatform(t *testing.T) {
 	// lookup by order) and the case rightly parks for an operator
 	// (refundflow's TestEngine1688CreateUnverifiable).
 	var endpoints []string
-	for name := range sandbox.DefaultPaths().ByName() {
+	for _, name := range sandbox.EndpointNames() {
 		if name != "AlibabaCreateRefund" {
 			endpoints = append(endpoints, name)
 		}

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 // rawCall makes a signed call and returns the HTTP status and body, or the transport error.
@@ -43,11 +41,11 @@ func TestForcedErrorKinds(t *testing.T) {
 	}{
 		{ErrHTTP500, http.StatusInternalServerError, 0, false},
 		{ErrHTTP503, http.StatusServiceUnavailable, 0, false},
-		{ErrRateLimit, http.StatusOK, apiclient.CodeRateLimited, false},
-		{ErrInternal, http.StatusOK, apiclient.CodeInternal, false},
+		{ErrRateLimit, http.StatusOK, codeRateLimited, false},
+		{ErrInternal, http.StatusOK, codeInternal, false},
 		{ErrTimeout, http.StatusGatewayTimeout, 0, false},
 		{ErrReset, 0, 0, true},
-		{ErrLate, http.StatusOK, apiclient.CodeSuccess, false}, // the client waited: the normal answer, late
+		{ErrLate, http.StatusOK, codeOK, false}, // the client waited: the normal answer, late
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.kind), func(t *testing.T) {
@@ -72,7 +70,7 @@ func TestForcedErrorKinds(t *testing.T) {
 				}
 			}
 			// Count was 1: the next call succeeds.
-			if r := e.call(http.MethodGet, paths.AlibabaLogisticsCompanies, nil); r.Code != apiclient.CodeSuccess {
+			if r := e.call(http.MethodGet, paths.AlibabaLogisticsCompanies, nil); r.Code != codeOK {
 				t.Errorf("call after the forced error: code %d", r.Code)
 			}
 			if f := e.s.Faults(); len(f.ForceErrors) != 0 {
@@ -102,7 +100,7 @@ func TestLateTakesEffectAfterClientGaveUp(t *testing.T) {
 	e := newEnv(t, nil)
 	e.s.SetFaults(Faults{TimeoutAfter: time.Second,
 		ForceErrors: []ForcedError{{Endpoint: "TaobaoSubmit", Kind: ErrLate, Count: 1}}})
-	req := apiclient.SubmitRefundRequest{SubOrderID: "9000000000000000001", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
+	req := submitRefundReq{SubOrderID: "9000000000000000001", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
 	if _, _, err := e.rawCall(http.MethodPost, paths.TaobaoSubmit, req, 50*time.Millisecond); err == nil {
 		t.Fatal("late submit answered before the client gave up")
 	}
@@ -116,7 +114,7 @@ func TestLateTakesEffectAfterClientGaveUp(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
 	}
-	if r := e.call(http.MethodPost, paths.TaobaoSubmit, req); r.Code == apiclient.CodeSuccess {
+	if r := e.call(http.MethodPost, paths.TaobaoSubmit, req); r.Code == codeOK {
 		t.Fatalf("resend after the late submit took effect: code %d; want it refused as a duplicate", r.Code)
 	}
 	if st := e.s.Stats(); st.DuplicateSubmissions != 1 || st.RefundSubmissions["taobao:9000000000000000001"] != 2 {
@@ -129,7 +127,7 @@ func TestLateTakesEffectAfterClientGaveUp(t *testing.T) {
 func TestAfterEffect(t *testing.T) {
 	e := newEnv(t, nil)
 	e.s.SetFaults(Faults{ForceErrors: []ForcedError{{Endpoint: "TaobaoSubmit", Kind: ErrHTTP500, Count: 1, AfterEffect: true}}})
-	req := apiclient.SubmitRefundRequest{SubOrderID: "9000000000000000001", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
+	req := submitRefundReq{SubOrderID: "9000000000000000001", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
 	status, _, err := e.rawCall(http.MethodPost, paths.TaobaoSubmit, req, 10*time.Second)
 	if err != nil || status != http.StatusInternalServerError {
 		t.Fatalf("forced submit: HTTP %d err %v; want 500", status, err)
@@ -138,16 +136,16 @@ func TestAfterEffect(t *testing.T) {
 		t.Fatalf("refunds after after-effect error: %d; want 1", n)
 	}
 	r := e.call(http.MethodPost, paths.TaobaoSubmit, req)
-	if r.Code != apiclient.CodeDuplicateRefund {
-		t.Fatalf("retry: code %d; want %d", r.Code, apiclient.CodeDuplicateRefund)
+	if r.Code != codeDuplicate {
+		t.Fatalf("retry: code %d; want %d", r.Code, codeDuplicate)
 	}
 	st := e.s.Stats()
 	if st.RefundSubmissions["taobao:9000000000000000001"] != 2 || st.DuplicateSubmissions != 1 || st.APICalls["TaobaoSubmit"] != 2 {
 		t.Errorf("stats %+v; want 2 submissions, 1 duplicate, 2 calls", st)
 	}
 	// The client can find the refund it does not know the id of.
-	var list apiclient.ListRefundsResponse
-	e.mustOK(http.MethodPost, paths.TaobaoList, apiclient.ListRefundsRequest{PageSize: 10}, &list)
+	var list listRefundsResp
+	e.mustOK(http.MethodPost, paths.TaobaoList, listRefundsReq{PageSize: 10}, &list)
 	if list.Total != 1 || list.List[0].PurchaseOrderLine.PurchaseOrderLineID != "9000000000000000001" {
 		t.Errorf("list %+v", list)
 	}
@@ -165,7 +163,7 @@ func TestErrorRateWithSeedIsDeterministic(t *testing.T) {
 		}
 		// Other endpoints are not targeted.
 		for range 10 {
-			if r := e.call(http.MethodPost, paths.TaobaoList, apiclient.ListRefundsRequest{PageSize: 1}); r.Code != apiclient.CodeSuccess {
+			if r := e.call(http.MethodPost, paths.TaobaoList, listRefundsReq{PageSize: 1}); r.Code != codeOK {
 				t.Errorf("untargeted endpoint failed: %d", r.Code)
 			}
 		}
@@ -177,7 +175,7 @@ func TestErrorRateWithSeedIsDeterministic(t *testing.T) {
 		if a[i] != b[i] {
 			t.Fatalf("run 1 %v != run 2 %v", a, b)
 		}
-		if a[i] != apiclient.CodeSuccess {
+		if a[i] != codeOK {
 			failures++
 		}
 	}
@@ -237,7 +235,7 @@ func TestTimeoutOnPOSTStopsWhenClientGivesUp(t *testing.T) {
 	e := newEnv(t, nil)
 	e.s.SetFaults(Faults{TimeoutAfter: 10 * time.Minute,
 		ForceErrors: []ForcedError{{Endpoint: "TaobaoSubmit", Kind: ErrTimeout, Count: 1}}})
-	req := apiclient.SubmitRefundRequest{SubOrderID: "9000000000000000009", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
+	req := submitRefundReq{SubOrderID: "9000000000000000009", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
 	if _, _, err := e.rawCall(http.MethodPost, paths.TaobaoSubmit, req, 200*time.Millisecond); err == nil {
 		t.Fatal("timeout fault answered before the client gave up")
 	}
@@ -267,8 +265,8 @@ func TestForcedRateLimitLiftedAtRunTime(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, func(c *Config) { c.Faults = held })
 			for i := range 3 {
-				if r := create(e, 3500000000000000001); r.Code != apiclient.CodeRateLimited {
-					t.Fatalf("create %d while held: code %d (%s); want %d", i, r.Code, r.Msg, apiclient.CodeRateLimited)
+				if r := create(e, 3500000000000000001); r.Code != codeRateLimited {
+					t.Fatalf("create %d while held: code %d (%s); want %d", i, r.Code, r.Msg, codeRateLimited)
 				}
 			}
 			if f := e.s.Faults(); len(f.ForceErrors) != 1 || f.ForceErrors[0].Count != 97 {
@@ -278,7 +276,7 @@ func TestForcedRateLimitLiftedAtRunTime(t *testing.T) {
 			if f := e.s.Faults(); len(f.ForceErrors) != 0 {
 				t.Fatalf("force_errors after lifting: %+v; want none", f.ForceErrors)
 			}
-			if r := create(e, 3500000000000000001); r.Code != apiclient.CodeSuccess {
+			if r := create(e, 3500000000000000001); r.Code != codeOK {
 				t.Fatalf("create after lifting: code %d (%s); want 200", r.Code, r.Msg)
 			}
 			st := e.s.Stats()
@@ -296,11 +294,11 @@ func TestForcedRateLimitLiftedAtRunTime(t *testing.T) {
 // latency, and Endpoints confines it to the endpoints named.
 func TestLatencyMinOnOneEndpoint(t *testing.T) {
 	e := newEnv(t, nil)
-	render := apiclient.RenderRequest{SubOrderID: "6300000000000000001", RefundType: 1, GoodsStatus: 1}
+	render := renderReq{SubOrderID: "6300000000000000001", RefundType: 1, GoodsStatus: 1}
 
 	e.adminOK(http.MethodPut, "/_sandbox/faults", `{"latency_min":"100ms","endpoints":["TaobaoRender"]}`, nil)
 	start := time.Now()
-	if r := e.call(http.MethodPost, paths.TaobaoRender, render); r.Code != apiclient.CodeSuccess {
+	if r := e.call(http.MethodPost, paths.TaobaoRender, render); r.Code != codeOK {
 		t.Fatalf("render: code %d (%s)", r.Code, r.Msg)
 	}
 	if d := time.Since(start); d < 100*time.Millisecond {
@@ -315,7 +313,7 @@ func TestLatencyMinOnOneEndpoint(t *testing.T) {
 		t.Error("render answered within 300ms under a 1m latency_min")
 	}
 	status, raw, err := e.rawCall(http.MethodGet, paths.AlibabaLogisticsCompanies, nil, 30*time.Second)
-	if err != nil || status != http.StatusOK || checkEnvelope(t, raw).Code != apiclient.CodeSuccess {
+	if err != nil || status != http.StatusOK || checkEnvelope(t, raw).Code != codeOK {
 		t.Errorf("untargeted endpoint under a TaobaoRender latency: HTTP %d err %v %s", status, err, raw)
 	}
 }
