@@ -334,7 +334,13 @@ func (r *run) checkAmount(e platform.Endpoint, path string, raw json.RawMessage,
 		t = &amountTally{}
 		r.amounts[key] = t
 	}
-	if n.IsInt() {
+	// A fen platform writes integers; two decimal places are how yuan look
+	// even when whole ("100.00"), and read as fen they would be off by 100.
+	decimals := 0
+	if i := strings.IndexByte(s, '.'); i >= 0 && !strings.ContainsAny(s, "eE") {
+		decimals = len(s) - i - 1
+	}
+	if n.IsInt() && decimals != 2 {
 		t.whole++
 		return
 	}
@@ -345,7 +351,7 @@ func (r *run) checkAmount(e platform.Endpoint, path string, raw json.RawMessage,
 	}
 	r.contradict(key, fmt.Sprintf("%s = %s (%s)", path, s, e))
 	if cents {
-		r.change(key, platform.UnitYuan, fmt.Sprintf("%s amounts have fractions (%s = %s): yuan, not fen", plat, path, s))
+		r.change(key, platform.UnitYuan, fmt.Sprintf("%s amounts are written as yuan (%s = %s), not whole fen", plat, path, s))
 		return
 	}
 	r.decide(key, fmt.Sprintf("%s = %s has a fraction of a fen: neither unit the profile knows", path, s), "")

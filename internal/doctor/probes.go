@@ -25,6 +25,11 @@ const (
 // guess being that the platform accepts it, but never more than this.
 const listPageSize = 50
 
+// maxListedQueries bounds the refunds of the list that doctor also queries
+// one by one (the list names a status, the v2 query may number it: both for
+// the same refund tie a name to its code).
+const maxListedQueries = 10
+
 // outcome is how doctor understands one answer.
 type outcome string
 
@@ -201,12 +206,32 @@ func (r *run) probeTaobao(ctx context.Context) {
 			}
 		}
 		r.inspect(platform.TaobaoList, res, out)
+		r.queryListed(ctx)
 	}
 	if sub := r.opts.SubOrderID; sub != "" {
 		res, out = r.call(ctx, "the sub-order's refund form (--sub-order)", apiclient.ProbeRequest{Endpoint: platform.TaobaoRender,
 			Body: apiclient.RenderRequest{SubOrderID: sub, RefundType: p.Taobao.RefundType.RefundOnly, GoodsStatus: p.Taobao.GoodsStatus.NotShipped}}, false)
 		r.pathVerdict(platform.TaobaoRender, res, out)
 		r.inspect(platform.TaobaoRender, res, out)
+	}
+}
+
+// queryListed queries the refunds the list showed that no call has queried
+// yet, at most maxListedQueries.
+func (r *run) queryListed(ctx context.Context) {
+	queried := map[string]bool{r.opts.RefundID: true}
+	var ids []string
+	for _, s := range r.statuses {
+		if s.endpoint == platform.TaobaoList && s.refundID != "" && !queried[s.refundID] && len(ids) < maxListedQueries {
+			queried[s.refundID] = true
+			ids = append(ids, s.refundID)
+		}
+	}
+	for _, id := range ids {
+		res, out := r.call(ctx, "refund "+id+", which the list showed (--order)",
+			apiclient.ProbeRequest{Endpoint: platform.TaobaoQuery, RefundID: id}, true)
+		r.pathVerdict(platform.TaobaoQuery, res, out)
+		r.inspect(platform.TaobaoQuery, res, out)
 	}
 }
 
@@ -522,7 +547,7 @@ func (r *run) pathVerdict(e platform.Endpoint, res apiclient.ProbeResult, out ou
 	key := endpointKey(e)
 	f := r.prof.Endpoint(e)
 	if out != outSuccess && out != outUndecodable && len(r.agg(decodeKey(e)).confirmed) == 0 {
-		r.unobservable(decodeKey(e), fmt.Sprintf("no data: the call was %s (%s)", strings.ReplaceAll(string(out), "_", " "), codeMsg(res)))
+		r.unobservable(decodeKey(e), fmt.Sprintf("no data (%s: %s)", strings.ReplaceAll(string(out), "_", " "), codeMsg(res)))
 	}
 	switch out {
 	case outSuccess, outUndecodable, outLooksSuccess, outFailed, outIDNotFound, outUnknownCode:
