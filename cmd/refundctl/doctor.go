@@ -26,7 +26,8 @@ func (e *contradictedError) Error() string {
 }
 
 type doctorOptions struct {
-	platform, order, subOrder, refund string
+	platform, order, subOrder string
+	refunds                   []string
 }
 
 // validate checks the flags; 1688 order ids are numbers (the reasons
@@ -46,8 +47,13 @@ func (o doctorOptions) validate() error {
 	if o.subOrder != "" && o.platform == string(doctor.Alibaba) {
 		return usagef("--sub-order applies to taobao only (a 1688 refund is per order)")
 	}
-	if o.refund != "" && !refundIDPattern.MatchString(o.refund) {
-		return usagef("--refund %q: want 1 to 64 of A-Z a-z 0-9 _ . -", cell(o.refund, 40))
+	for _, id := range o.refunds {
+		if !refundIDPattern.MatchString(id) {
+			return usagef("--refund %q: want 1 to 64 of A-Z a-z 0-9 _ . -", cell(id, 40))
+		}
+	}
+	if len(o.refunds) > doctor.MaxRefunds {
+		return usagef("--refund given %d times: at most %d", len(o.refunds), doctor.MaxRefunds)
 	}
 	return nil
 }
@@ -55,7 +61,7 @@ func (o doctorOptions) validate() error {
 func (a *app) doctorCommand() *cobra.Command {
 	var o doctorOptions
 	cmd := &cobra.Command{
-		Use:   "doctor --platform taobao|1688 [--order ID] [--sub-order ID] [--refund ID]",
+		Use:   "doctor --platform taobao|1688 [--order ID] [--sub-order ID] [--refund ID]...",
 		Short: "Check the platform profile's guesses against the configured account (read-only calls only)",
 		Long: "Calls the platform configured by UPSTREAM_* (as the worker reads it, UPSTREAM_PROFILE included)\n" +
 			"with read-only calls only, and reports for each guess of the platform profile it can observe:\n" +
@@ -73,7 +79,7 @@ func (a *app) doctorCommand() *cobra.Command {
 	f.StringVar(&o.platform, "platform", "", "taobao or 1688 (required)")
 	f.StringVar(&o.order, "order", "", "an order of the account: Taobao lists its refunds; 1688 looks up its refund reasons")
 	f.StringVar(&o.subOrder, "sub-order", "", "a Taobao sub-order whose refund form is rendered (read-only)")
-	f.StringVar(&o.refund, "refund", "", "a refund of the account, queried (Taobao) or looked up (1688)")
+	f.StringArrayVar(&o.refunds, "refund", nil, "a refund of the account, queried (Taobao) or looked up (1688); repeat it (up to 10) for refunds in other phases")
 	_ = cmd.MarkFlagRequired("platform")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
 		if err := o.validate(); err != nil {
@@ -84,7 +90,7 @@ func (a *app) doctorCommand() *cobra.Command {
 		if err := env.Err(); err != nil {
 			return fmt.Errorf("configuration: %w", err)
 		}
-		opts := doctor.Options{Platform: doctor.Platform(o.platform), OrderID: o.order, SubOrderID: o.subOrder, RefundID: o.refund}
+		opts := doctor.Options{Platform: doctor.Platform(o.platform), OrderID: o.order, SubOrderID: o.subOrder, RefundIDs: o.refunds}
 		if path := a.cfg.ProfilePath; path != "" {
 			b, err := os.ReadFile(path)
 			if err != nil {
@@ -129,7 +135,7 @@ func lastCallMsg(rep *doctor.Report) string {
 func writeDoctorReport(w io.Writer, rep *doctor.Report) error {
 	ew := &errWriter{w: w}
 	ids := []string{}
-	for _, id := range []struct{ name, v string }{{"order", rep.IDs.Order}, {"sub-order", rep.IDs.SubOrder}, {"refund", rep.IDs.Refund}} {
+	for _, id := range []struct{ name, v string }{{"order", rep.IDs.Order}, {"sub-order", rep.IDs.SubOrder}, {"refunds", strings.Join(rep.IDs.Refunds, " ")}} {
 		if id.v != "" {
 			ids = append(ids, id.name+" "+id.v)
 		}
@@ -147,12 +153,12 @@ func writeDoctorReport(w io.Writer, rep *doctor.Report) error {
 		case doctor.Confirmed:
 			what = c.Seen
 		case doctor.Contradicted:
-			what = "saw " + c.Seen + "; profile: " + c.Guess
+			what = c.Seen + " (profile: " + c.Guess + ")"
 		default:
 			what = c.Detail
 		}
 		if c.Status != doctor.NotObservable && c.Detail != "" {
-			what += " (" + c.Detail + ")"
+			what += "; " + c.Detail
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Key, strings.ReplaceAll(string(c.Status), "_", " "), cell(what, 220))
 	}

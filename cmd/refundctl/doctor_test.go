@@ -8,11 +8,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/doctor"
 	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/sandbox"
@@ -103,20 +106,20 @@ func (p *platformStub) admin(t *testing.T, method, path string, body, out any) {
 }
 
 // account is what the tests seed: a Taobao order with one refund in each
-// phase (one sub-order each, 123.45 yuan apiece so that yuan shows), and a
-// 1688 refund.
+// phase (one sub-order each, 123.45 yuan apiece so that yuan shows), and
+// one 1688 order and refund per phase.
 type account struct {
-	taobaoOrder string
-	taobaoByPhase map[platform.Phase]string // refund id
-	freeSubOrder  string                    // a sub-order without a refund, to render
-	alibabaOrder  string
-	alibabaRefund string
+	taobaoOrder    string
+	taobaoByPhase  map[platform.Phase]string // refund id
+	freeSubOrder   string                    // a sub-order without a refund, to render
+	alibabaOrder   string                    // the first 1688 order
+	alibabaByPhase map[platform.Phase]string
 }
 
 func seedAccount(t *testing.T, p *platformStub) account {
 	t.Helper()
 	a := account{taobaoOrder: "3305075341149134260", taobaoByPhase: map[platform.Phase]string{},
-		freeSubOrder: "3305075341149134269", alibabaOrder: "3305075341149134300"}
+		freeSubOrder: "3305075341149134269", alibabaOrder: "3305075341149134300", alibabaByPhase: map[platform.Phase]string{}}
 	subs := []sandbox.SubOrder{}
 	for i := range platform.Phases() {
 		subs = append(subs, sandbox.SubOrder{SubOrderID: fmt.Sprintf("33050753411491342%02d", 61+i), Amount: 12345, Quantity: 1, Title: "item"})
@@ -132,13 +135,16 @@ func seedAccount(t *testing.T, p *platformStub) account {
 		}
 		a.taobaoByPhase[ph] = ref.RefundID
 	}
-	p.admin(t, http.MethodPost, "/_sandbox/orders", sandbox.CreateOrderRequest{Platform: sandbox.Platform1688, OrderID: a.alibabaOrder,
-		SubOrders: []sandbox.SubOrder{{SubOrderID: "3305075341149134301", Amount: 12345, Quantity: 1, Title: "item"}}}, nil)
-	ref, err := p.sb.SeedRefund(sandbox.RefundSeed{Platform: sandbox.Platform1688, OrderID: a.alibabaOrder, Status: string(platform.PhaseWaitBuyerReturn), CreatedAt: created})
-	if err != nil {
-		t.Fatalf("seed 1688: %v", err)
+	for i, ph := range platform.Phases() {
+		order := fmt.Sprintf("33050753411491343%02d", i)
+		p.admin(t, http.MethodPost, "/_sandbox/orders", sandbox.CreateOrderRequest{Platform: sandbox.Platform1688, OrderID: order,
+			SubOrders: []sandbox.SubOrder{{SubOrderID: order[:17] + "99", Amount: 12345, Quantity: 1, Title: "item"}}}, nil)
+		ref, err := p.sb.SeedRefund(sandbox.RefundSeed{Platform: sandbox.Platform1688, OrderID: order, Status: string(ph), CreatedAt: created})
+		if err != nil {
+			t.Fatalf("seed 1688 %s: %v", ph, err)
+		}
+		a.alibabaByPhase[ph] = ref.RefundID
 	}
-	a.alibabaRefund = ref.RefundID
 	return a
 }
 
@@ -149,7 +155,11 @@ func (a account) taobaoArgs(extra ...string) []string {
 }
 
 func (a account) alibabaArgs(extra ...string) []string {
-	return append([]string{"doctor", "--platform", "1688", "--order", a.alibabaOrder, "--refund", a.alibabaRefund}, extra...)
+	args := []string{"doctor", "--platform", "1688", "--order", a.alibabaOrder}
+	for _, ph := range platform.Phases() {
+		args = append(args, "--refund", a.alibabaByPhase[ph])
+	}
+	return append(args, extra...)
 }
 
 // upstreamVars is the worker's platform configuration for p, with the
@@ -226,9 +236,8 @@ func TestDoctorConfirmsTheDefaultSandbox(t *testing.T) {
 
 	ab := doctorJSON(t, vars, 0, a.alibabaArgs()...)
 	for _, c := range ab.Checks {
-		wantUnseen := strings.HasPrefix(c.Key, "alibaba.refund_status.") && c.Key != "alibaba.refund_status.wait_buyer_return"
-		if wantUnseen && c.Status != doctor.NotObservable || !wantUnseen && c.Status != doctor.Confirmed {
-			t.Errorf("1688 %s: %s (%s %s); want %s", c.Key, c.Status, c.Seen, c.Detail, map[bool]string{true: "not observable (one refund, one phase)", false: "confirmed"}[wantUnseen])
+		if c.Status != doctor.Confirmed {
+			t.Errorf("1688 %s: %s (%s %s); want confirmed", c.Key, c.Status, c.Seen, c.Detail)
 		}
 	}
 	if len(ab.UnknownFields)+len(tb.UnknownFields) != 0 {
@@ -244,4 +253,254 @@ func TestDoctorConfirmsTheDefaultSandbox(t *testing.T) {
 	if _, err := platform.Parse([]byte(tb.Patch), "patch"); err != nil {
 		t.Errorf("patch does not parse: %v\n%s", err, tb.Patch)
 	}
+}
+
+// platformTruth is a platform that differs from every guess doctor can
+// see: the signature in lower case, another success msg and not-found code,
+// the render at another path, RFC 3339 times, 1688 amounts in yuan, the
+// list's items under "rows" (and no total: Faults.TaobaoListOmitTotal),
+// other Taobao status names and codes, 1688 statuses in upper case.
+//
+// Taobao amounts stay fen here: the client's TaobaoList converts no yuan
+// amount (it decodes through json.RawMessage), which doctor reports as
+// decode.taobao_list contradicted; that is apiclient's to fix.
+const platformTruth = `
+[envelope]
+success_msg = "OK"
+
+[signature]
+letter_case = "lower"
+
+[error_codes]
+not_found = [40400]
+
+[endpoints.taobao_render]
+path = "/open/order/refund/form/render"
+
+[times]
+layouts = ["2006-01-02T15:04:05Z07:00"]
+
+[amounts]
+alibaba = "yuan"
+
+[taobao.refund_status]
+wait_seller_agree = { names = ["WaitSellerAgree"], code = 10 }
+wait_buyer_return = { names = ["WaitBuyerReturnGoods"], code = 11 }
+wait_seller_receive = { names = ["WaitSellerConfirmGoods"], code = 12 }
+seller_refused = { names = ["SellerRefuseBuyer"], code = 13 }
+closed = { names = ["Closed"], code = 14 }
+success = { names = ["Success"], code = 15 }
+
+[taobao.list]
+items_field = "rows"
+
+[alibaba.refund_status]
+wait_seller_agree = { names = ["WAIT_SELLER_AGREE"] }
+seller_refused = { names = ["WAIT_BUYER_MODIFY"] }
+wait_buyer_return = { names = ["WAIT_BUYER_SEND"] }
+wait_seller_receive = { names = ["WAIT_SELLER_RECEIVE"] }
+success = { names = ["REFUND_SUCCESS"] }
+closed = { names = ["REFUND_CLOSE"] }
+`
+
+// TestDoctorFindsAnotherPlatform is the first day on a platform whose facts
+// differ from the profile's guesses: doctor reports each difference, its
+// patch (with the two decisions it leaves to the operator made) validates,
+// and with it doctor confirms everything and the client agrees with the
+// platform where the built-in profile does not.
+func TestDoctorFindsAnotherPlatform(t *testing.T) {
+	truth, err := platform.Parse([]byte(platformTruth), "truth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startPlatform(t, sandbox.Config{Profile: truth, TaobaoNumericStatus: true, NumericDevelopID: true,
+		Faults: sandbox.Faults{TaobaoListOmitTotal: true}})
+	a := seedAccount(t, p)
+	dir := t.TempDir()
+
+	// Day one: the built-in profile.
+	tb := doctorJSON(t, p.upstreamVars(""), exitContradicted, a.taobaoArgs()...)
+	want := map[string]doctor.Status{
+		"signature": doctor.Contradicted, "envelope.success_msg": doctor.Contradicted, "error_codes.not_found": doctor.Contradicted,
+		"endpoints.taobao_render": doctor.Contradicted, "times.layouts": doctor.Contradicted, "amounts.taobao": doctor.Confirmed,
+		"taobao.list.items_field": doctor.Contradicted, "taobao.list.total_field": doctor.NotObservable,
+		"wire.developId": doctor.Confirmed, "envelope.success_code": doctor.Confirmed, "endpoints.taobao_query": doctor.Confirmed,
+		"taobao.refund_type": doctor.NotObservable, "taobao.goods_status": doctor.NotObservable,
+	}
+	for _, ph := range platform.Phases() {
+		want["taobao.refund_status."+string(ph)] = doctor.Contradicted
+	}
+	for key, status := range want {
+		if c := checkOf(t, tb, key); c.Status != status {
+			t.Errorf("day one, %s: %s (seen %q, %s); want %s", key, c.Status, c.Seen, c.Detail, status)
+		}
+	}
+	for key, seen := range map[string]string{"wire.developId": "number", "taobao.list.total_field": "no total",
+		"endpoints.taobao_render": "not found", "times.layouts": "+08:00"} {
+		if c := checkOf(t, tb, key); !strings.Contains(c.Seen+c.Detail, seen) {
+			t.Errorf("day one, %s: seen %q, detail %q; want it to mention %q", key, c.Seen, c.Detail, seen)
+		}
+	}
+	changes := map[string]string{}
+	for _, ch := range tb.Changes {
+		b, _ := json.Marshal(ch.Value)
+		changes[ch.Key] = string(b)
+	}
+	for key, value := range map[string]string{
+		"signature.letter_case": `"lower"`, "envelope.success_msg": `"OK"`, "taobao.list.items_field": `"rows"`,
+		"times.layouts":                          `["2006-01-02T15:04:05Z07:00","2006-01-02 15:04:05"]`,
+		"taobao.refund_status.wait_seller_agree": `{"code":10,"names":["WaitSellerAgree","WAIT_SELLER_AGREE"]}`,
+		"taobao.refund_status.closed":            `{"code":14,"names":["CLOSED"]}`, // the name matched but for case
+	} {
+		if changes[key] != value {
+			t.Errorf("day one, change %s = %s; want %s", key, changes[key], value)
+		}
+	}
+	decisions := map[string]string{}
+	for _, d := range tb.Decisions {
+		decisions[d.Key] = d.Suggestion
+	}
+	if _, ok := decisions["endpoints.taobao_render.path"]; !ok || !strings.Contains(decisions["error_codes.not_found"], "40400") || len(decisions) != 2 {
+		t.Errorf("day one decisions %v; want the render path and the not-found code 40400, nothing else", decisions)
+	}
+	if tb.PatchError != "" {
+		t.Fatalf("day one patch does not validate: %s\n%s", tb.PatchError, tb.Patch)
+	}
+
+	// The operator decides: the render's real path (from the platform's
+	// documentation), and that 40400 means not found.
+	patch := decide(t, tb.Patch, map[string]string{
+		`# endpoints.taobao_render.path = "<the real path>"`: `endpoints.taobao_render.path = "/open/order/refund/form/render"`,
+		`# error_codes.not_found = [40400, 4041]`:            `error_codes.not_found = [40400, 4041]`,
+	})
+	patchFile := filepath.Join(dir, "taobao.toml")
+	writeFile(t, patchFile, patch)
+
+	// 1688 with that profile: only its statuses and amounts still differ
+	// (and so the client cannot read a refund's yuan yet).
+	ab := doctorJSON(t, p.upstreamVars(patchFile), exitContradicted, a.alibabaArgs()...)
+	for _, c := range ab.Checks {
+		wantBad := strings.HasPrefix(c.Key, "alibaba.refund_status.") || c.Key == "amounts.alibaba" || c.Key == "decode.alibaba_refund_info"
+		if wantBad != (c.Status == doctor.Contradicted) || c.Status == doctor.NotObservable {
+			t.Errorf("1688 with the Taobao patch, %s: %s (%s %s); want %s", c.Key, c.Status, c.Seen, c.Detail,
+				map[bool]string{true: "contradicted", false: "confirmed"}[wantBad])
+		}
+	}
+	if len(ab.Decisions) != 0 || ab.PatchError != "" {
+		t.Fatalf("1688 decisions %v, patch error %q; want none", ab.Decisions, ab.PatchError)
+	}
+	if c := checkOf(t, ab, "amounts.alibaba"); !strings.Contains(c.Seen, "123.45") {
+		t.Errorf("1688 amounts seen %q; want the yuan amount 123.45", c.Seen)
+	}
+	patchFile = filepath.Join(dir, "profile.toml")
+	writeFile(t, patchFile, ab.Patch)
+
+	// With the final profile every observable guess is confirmed.
+	vars := p.upstreamVars(patchFile)
+	for _, args := range [][]string{a.taobaoArgs(), a.alibabaArgs()} {
+		rep := doctorJSON(t, vars, 0, args...)
+		for _, c := range rep.Checks {
+			if c.Status == doctor.Contradicted || c.Status == doctor.NotObservable && c.Key != "taobao.list.total_field" {
+				t.Errorf("final profile, %s %s: %s (%s %s)", args[2], c.Key, c.Status, c.Seen, c.Detail)
+			}
+		}
+	}
+
+	// And the client, given the patch, agrees with the platform; with the
+	// built-in profile it does not.
+	final, err := platform.Parse(readFile(t, patchFile), "final")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientAgrees(t, p, a, final)
+	c := newDoctorClient(t, p, nil)
+	if _, err := c.TaobaoQuery(context.Background(), a.taobaoByPhase[platform.PhaseSuccess]); apiclient.ErrorClass(err) != platform.ClassAuthBadSignature {
+		t.Errorf("with the built-in profile: %v; want the signature rejected", err)
+	}
+}
+
+// clientAgrees reads every seeded refund through the client with prof and
+// checks what the platform says: phases, amounts in fen, times, the list,
+// the render at its real path.
+func clientAgrees(t *testing.T, p *platformStub, a account, prof *platform.Profile) {
+	t.Helper()
+	ctx := context.Background()
+	c := newDoctorClient(t, p, prof)
+	for _, ph := range platform.Phases() {
+		id := a.taobaoByPhase[ph]
+		q, err := c.TaobaoQuery(ctx, id)
+		if err != nil {
+			t.Fatalf("TaobaoQuery(%s): %v", id, err)
+		}
+		ro := q.Data.RefundOrderAggregate.RefundOrder
+		if ro.Phase != ph || ro.RefundFee != 12345 {
+			t.Errorf("TaobaoQuery(%s) phase %q (status %s), fee %d; want %s and 12345 fen", id, ro.Phase, ro.RefundStatus, ro.RefundFee, ph)
+		}
+		if !ph.Terminal() {
+			if _, err := prof.ParseTime(ro.TimeoutDate); err != nil {
+				t.Errorf("TaobaoQuery(%s) timeoutDate: %v", id, err)
+			}
+		}
+		info, err := c.AlibabaRefundInfo(ctx, a.alibabaByPhase[ph])
+		if err != nil || info.Data.Phase != ph || info.Data.ApplyPayment != 12345 {
+			t.Errorf("AlibabaRefundInfo(%s) = phase %q (status %s), applyPayment %d, %v; want %s and 12345 fen",
+				a.alibabaByPhase[ph], info.Data.Phase, info.Data.Status, info.Data.ApplyPayment, err, ph)
+		}
+	}
+	list, err := c.TaobaoList(ctx, apiclient.ListRefundsRequest{PurchaseOrderID: a.taobaoOrder, PageNo: 1, PageSize: 20})
+	if err != nil || len(list.Data.List) != len(platform.Phases()) || list.Data.HasTotal {
+		t.Errorf("TaobaoList = %d items, total given %v, %v; want 6 items and no total", len(list.Data.List), list.Data.HasTotal, err)
+	}
+	for _, item := range list.Data.List {
+		if item.RefundOrder.Phase == "" {
+			t.Errorf("listed refund %s status %s: no phase", item.RefundOrder.RefundID, item.RefundOrder.RefundStatus)
+		}
+	}
+	render, err := c.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: a.freeSubOrder, RefundType: prof.Taobao.RefundType.RefundOnly,
+		GoodsStatus: prof.Taobao.GoodsStatus.NotShipped})
+	if err != nil || render.Data.RefundOrderTemplate.MaxRefundFee.MaxRefundFee != 12345 {
+		t.Errorf("TaobaoRender = %+v, %v; want a form with 12345 fen at most", render.Data.RefundOrderTemplate.MaxRefundFee, err)
+	}
+}
+
+func newDoctorClient(t *testing.T, p *platformStub, prof *platform.Profile) *apiclient.Client {
+	t.Helper()
+	c, err := apiclient.New(apiclient.Config{BaseURL: p.srv.URL, AccessKey: drKey, AccessSecret: drSecret, UserID: drUser,
+		Profile: prof, RateLimit: 1000, Retry: apiclient.RetryPolicy{MaxAttempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// decide makes the operator's decisions in a patch: each commented line
+// replaced by its completed form.
+func decide(t *testing.T, patch string, lines map[string]string) string {
+	t.Helper()
+	for from, to := range lines {
+		if !strings.Contains(patch, from+"\n") {
+			t.Fatalf("patch lacks the line %q:\n%s", from, patch)
+		}
+		patch = strings.Replace(patch, from+"\n", to+"\n", 1)
+	}
+	if _, err := platform.Parse([]byte(patch), "decided"); err != nil {
+		t.Fatalf("the patch with the operator's decisions does not validate: %v\n%s", err, patch)
+	}
+	return patch
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

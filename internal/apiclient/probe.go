@@ -231,14 +231,22 @@ func (c *Client) exchange(ctx context.Context, r request, res *ProbeResult) {
 	}
 }
 
-// decodeProbeData decodes a successful envelope's data as the endpoint's
-// method would: the list under the profile's field names, the carriers in
-// either documented shape, amounts from the profile's unit.
+// decodeProbeData decodes a successful envelope's data exactly as the
+// endpoint's method does, so that a probe that decodes means the method
+// would: the list under the profile's field names, the carriers in either
+// documented shape, amounts from the profile's unit for the fields of the
+// type the method hands to call.
 func (c *Client) decodeProbeData(e platform.Endpoint, data json.RawMessage) (any, error) {
 	t := ResponseType(e)
 	if c.yuan(e) {
+		converted := t
+		if e == platform.TaobaoList {
+			// TaobaoList calls call[json.RawMessage], which converts no
+			// amount before decodeListPage: yuan list items fail there.
+			converted = reflect.TypeFor[json.RawMessage]()
+		}
 		var err error
-		if data, err = convertAmounts(data, amountFieldNames(t), yuanToFenNumber); err != nil {
+		if data, err = convertAmounts(data, amountFieldNames(converted), yuanToFenNumber); err != nil {
 			return nil, err
 		}
 	}

@@ -31,9 +31,9 @@ const (
 // about a refund's status needs a refund, the list's field names an order.
 type Options struct {
 	Platform   Platform
-	OrderID    string // Taobao: the list's purchase order; 1688: the order of the reasons lookup (digits)
-	SubOrderID string // Taobao only: the sub-order whose refund form is rendered
-	RefundID   string // a refund of the platform: query (Taobao) or info (1688)
+	OrderID    string   // Taobao: the list's purchase order; 1688: the order of the reasons lookup (digits)
+	SubOrderID string   // Taobao only: the sub-order whose refund form is rendered
+	RefundIDs  []string // refunds of the platform: queried (Taobao) or looked up (1688); one per phase shows every status
 	// ProfileName names the profile in use (the UPSTREAM_PROFILE file, or ""
 	// for the built-in one), for the report.
 	ProfileName string
@@ -41,6 +41,9 @@ type Options struct {
 	// with doctor's changes, so that it replaces it whole.
 	Override []byte
 }
+
+// MaxRefunds bounds the refunds one run looks at (Options.RefundIDs).
+const MaxRefunds = 10
 
 // Status is the verdict on one guess.
 type Status string
@@ -117,9 +120,9 @@ type Summary struct {
 
 // IDs are the ids doctor was given.
 type IDs struct {
-	Order    string `json:"order,omitempty"`
-	SubOrder string `json:"subOrder,omitempty"`
-	Refund   string `json:"refund,omitempty"`
+	Order    string   `json:"order,omitempty"`
+	SubOrder string   `json:"subOrder,omitempty"`
+	Refunds  []string `json:"refunds,omitempty"`
 }
 
 // Report is everything one run found. Its JSON form is stable: fields are
@@ -155,6 +158,9 @@ func Run(ctx context.Context, cfg apiclient.Config, opts Options) (*Report, erro
 	if opts.Platform == Alibaba && opts.SubOrderID != "" {
 		return nil, fmt.Errorf("a sub-order applies to taobao only (1688 refunds are per order)")
 	}
+	if len(opts.RefundIDs) > MaxRefunds {
+		return nil, fmt.Errorf("%d refunds: at most %d", len(opts.RefundIDs), MaxRefunds)
+	}
 	// Probes are single calls: doctor reports a transient failure instead
 	// of hiding it behind a retry.
 	cfg.Retry.MaxAttempts = 1
@@ -165,7 +171,7 @@ func Run(ctx context.Context, cfg apiclient.Config, opts Options) (*Report, erro
 	r := &run{cfg: cfg, opts: opts, client: client, prof: client.Profile(), checks: map[string]*checkAgg{},
 		amounts: map[string]*amountTally{}, times: map[string]bool{},
 		rep: &Report{Platform: opts.Platform, BaseURL: strings.TrimRight(cfg.BaseURL, "/"), Profile: profileLabel(opts.ProfileName),
-			IDs: IDs{Order: opts.OrderID, SubOrder: opts.SubOrderID, Refund: opts.RefundID}}}
+			IDs: IDs{Order: opts.OrderID, SubOrder: opts.SubOrderID, Refunds: opts.RefundIDs}}}
 	r.probe(ctx)
 	r.finish()
 	return r.rep, nil
@@ -260,7 +266,10 @@ func (r *run) note(key, detail string) {
 func (r *run) change(key string, value any, reason string) {
 	for i, ch := range r.rep.Changes {
 		if ch.Key == key {
-			r.rep.Changes[i] = Change{Key: key, Value: value, Reason: ch.Reason + "; " + reason}
+			if !strings.Contains(ch.Reason, reason) {
+				ch.Reason += "; " + reason
+			}
+			r.rep.Changes[i] = Change{Key: key, Value: value, Reason: ch.Reason}
 			return
 		}
 	}

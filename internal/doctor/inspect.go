@@ -531,10 +531,11 @@ type statusEntry struct {
 }
 
 // resolveStatuses compares every status seen with the map. A status outside
-// it is matched to a phase when that is safe: the same refund seen both by
-// name and by number (the list names it, the v2 query numbers it), or a
-// name equal to a mapped one but for case and punctuation. Anything else
-// is left to the operator.
+// it is matched to a phase only when that is safe: a name equal to a mapped
+// one but for case and punctuation ("WaitSellerAgree", WAIT_SELLER_AGREE),
+// or a number seen on the same refund as a name that matched (the list
+// names a status, the v2 query numbers it). Anything else is left to the
+// operator: a wrong phase can end a case.
 func (r *run) resolveStatuses() {
 	p := r.prof
 	entries := map[platform.Phase]*statusEntry{}
@@ -544,65 +545,66 @@ func (r *run) resolveStatuses() {
 		}
 		return entries[ph]
 	}
-	phaseOf := func(s seenStatus) (platform.Phase, bool) {
+	direct := func(s seenStatus) (platform.Phase, bool) {
 		if s.taobao {
 			return p.TaobaoPhase(s.raw)
 		}
 		return p.AlibabaPhase(s.raw)
 	}
-	resolved := map[string]bool{} // raw values explained
+	// Names first: in the map, or the same but for case and punctuation.
+	named := map[string]platform.Phase{} // refund id -> phase its name says
+	explained := map[string]bool{}       // raw values
 	seenAny := map[bool]bool{}
 	for _, s := range r.statuses {
 		seenAny[s.taobao] = true
-		if ph, ok := phaseOf(s); ok {
+		ph, ok := direct(s)
+		switch {
+		case ok:
 			r.confirm(statusKey(s.taobao, ph), s.String())
-			resolved[s.raw] = true
-		}
-	}
-	// The same Taobao refund by name and by number.
-	for _, a := range r.statuses {
-		for _, b := range r.statuses {
-			if !a.taobao || !b.taobao || a.numeric || !b.numeric || a.refundID == "" || a.refundID != b.refundID {
-				continue
-			}
-			pn, okN := phaseOf(a)
-			pc, okC := phaseOf(b)
-			code, _ := strconv.Atoi(strings.TrimSpace(b.raw))
-			switch {
-			case okN && okC && pn == pc:
-			case okN:
-				r.contradict(statusKey(true, pn), fmt.Sprintf("refund %s is %q and code %d", a.refundID, a.raw, code))
-				e := entry(pn)
-				e.code = &code
-				e.reason = appendNew(e.reason, fmt.Sprintf("refund %s is %q by name and %d by number", a.refundID, a.raw, code))
-				resolved[b.raw] = true
-				if okC {
-					r.decide(statusKey(true, pc)+".code", fmt.Sprintf("code %d is %s's (refund %s is %q), not %s's: set %s's real code", code, pn, a.refundID, a.raw, pc, pc),
-						fmt.Sprintf("%s = { names = [%s], code = <its code> }", statusKey(true, pc), quoteAll(p.Taobao.RefundStatus[pc].Names)))
-				}
-			case okC:
-				r.contradict(statusKey(true, pc), fmt.Sprintf("refund %s is code %d and %q", a.refundID, code, a.raw))
-				e := entry(pc)
-				e.names = appendNew(e.names, a.raw)
-				e.reason = appendNew(e.reason, fmt.Sprintf("refund %s is %d by number and %q by name", a.refundID, code, a.raw))
-				resolved[a.raw] = true
-			}
-		}
-	}
-	for _, s := range r.statuses {
-		if resolved[s.raw] {
-			continue
-		}
-		resolved[s.raw] = true
-		if !s.numeric {
-			if ph, ok := r.sameName(s); ok {
+			explained[s.raw] = true
+		case !s.numeric:
+			if ph, ok = r.sameName(s); ok {
 				r.contradict(statusKey(s.taobao, ph), s.String())
 				e := entry(ph)
 				e.names = appendNew(e.names, s.raw)
-				e.reason = appendNew(e.reason, fmt.Sprintf("%q is %s's %q but for case and punctuation", s.raw, ph, r.names(s.taobao, ph)[0]))
-				continue
+				e.reason = appendNew(e.reason, fmt.Sprintf("%q is %q but for case and punctuation", s.raw, r.names(s.taobao, ph)[0]))
+				explained[s.raw] = true
 			}
 		}
+		if ok && !s.numeric && s.refundID != "" {
+			named[s.refundID] = ph
+		}
+	}
+	// Then Taobao numbers, through the name of the same refund.
+	for _, s := range r.statuses {
+		if !s.taobao || !s.numeric || s.refundID == "" {
+			continue
+		}
+		pn, ok := named[s.refundID]
+		if !ok {
+			continue
+		}
+		code, _ := strconv.Atoi(strings.TrimSpace(s.raw))
+		pc, okC := direct(s)
+		if okC && pc == pn {
+			continue
+		}
+		r.contradict(statusKey(true, pn), fmt.Sprintf("refund %s is %s by name and code %d", s.refundID, pn, code))
+		e := entry(pn)
+		e.code = &code
+		e.reason = appendNew(e.reason, fmt.Sprintf("refund %s is %s by name and %d by number", s.refundID, pn, code))
+		explained[s.raw] = true
+		if okC {
+			r.decide(statusKey(true, pc)+".code", fmt.Sprintf("code %d is %s's (refund %s), not %s's: set %s's real code", code, pn, s.refundID, pc, pc),
+				fmt.Sprintf("%s = { names = [%s], code = <its code> }", statusKey(true, pc), quoteAll(p.Taobao.RefundStatus[pc].Names)))
+		}
+	}
+	// What is left matches no phase.
+	for _, s := range r.statuses {
+		if explained[s.raw] {
+			continue
+		}
+		explained[s.raw] = true
 		table := "alibaba.refund_status"
 		if s.taobao {
 			table = "taobao.refund_status"
@@ -617,17 +619,16 @@ func (r *run) resolveStatuses() {
 			table = "taobao.refund_status"
 		}
 		if _, expected := r.checks[table]; expected && seenAny[taobao] && len(r.checks[table].contradicted) == 0 {
-			r.confirm(table, "every status seen is in the map")
+			r.confirm(table, "every status seen is in the map or matched to a phase")
 		}
 	}
+	taobao := r.opts.Platform == Taobao
 	for _, ph := range platform.Phases() {
 		e := entries[ph]
 		if e == nil {
 			continue
 		}
-		taobao := r.opts.Platform == Taobao
-		names := appendNew(e.names, r.names(taobao, ph)...)
-		value := map[string]any{"names": names}
+		value := map[string]any{"names": appendNew(e.names, r.names(taobao, ph)...)}
 		if taobao {
 			code := p.TaobaoCode(ph)
 			if e.code != nil {

@@ -118,7 +118,7 @@ func (r *run) expectTaobao() {
 	r.expectEndpoint(platform.TaobaoList, needOrder)
 	r.expectEndpoint(platform.TaobaoRender, needSub)
 	statusWhy := "needs --refund or --order"
-	if r.opts.RefundID != "" || r.opts.OrderID != "" {
+	if len(r.opts.RefundIDs) > 0 || r.opts.OrderID != "" {
 		statusWhy = "no refund in this phase among the given ids"
 	}
 	r.expect("taobao.refund_status", "every refundStatus the platform sends is a name or code of the map", "needs --refund or --order")
@@ -144,8 +144,8 @@ func (r *run) expectAlibaba() {
 	r.expectEndpoint(platform.AlibabaLogisticsCompanies, "the call got no answer")
 	r.expectEndpoint(platform.AlibabaRefundReasons, "needs --order")
 	statusWhy := "needs --refund"
-	if r.opts.RefundID != "" {
-		statusWhy = "the refund is not in this phase"
+	if len(r.opts.RefundIDs) > 0 {
+		statusWhy = "no refund given is in this phase"
 	}
 	r.expect("alibaba.refund_status", "every status the platform sends is a name of the map", "needs --refund")
 	for _, ph := range platform.Phases() {
@@ -175,16 +175,16 @@ func (r *run) probeTaobao(ctx context.Context) {
 	r.pathVerdict(platform.TaobaoQuery, res, out)
 	r.notFoundVerdict(res, out)
 
-	if id := r.opts.RefundID; id != "" {
-		res, out = r.call(ctx, "the refund (--refund)", apiclient.ProbeRequest{Endpoint: platform.TaobaoQuery, RefundID: id}, true)
+	for _, id := range r.opts.RefundIDs {
+		res, out = r.call(ctx, "refund "+id+" (--refund)", apiclient.ProbeRequest{Endpoint: platform.TaobaoQuery, RefundID: id}, true)
 		r.pathVerdict(platform.TaobaoQuery, res, out)
-		r.refundFound(platform.TaobaoQuery, out)
+		r.refundFound(platform.TaobaoQuery, id, out)
 		r.inspect(platform.TaobaoQuery, res, out)
-		res, out = r.call(ctx, "the refund's return form (--refund)",
+		res, out = r.call(ctx, "refund "+id+"'s return form (--refund)",
 			apiclient.ProbeRequest{Endpoint: platform.TaobaoReturnLogisticsRender, RefundID: id}, true)
 		r.pathVerdict(platform.TaobaoReturnLogisticsRender, res, out)
 		r.inspect(platform.TaobaoReturnLogisticsRender, res, out)
-		res, out = r.call(ctx, "the refund's messages (--refund)", apiclient.ProbeRequest{Endpoint: platform.TaobaoListMessages,
+		res, out = r.call(ctx, "refund "+id+"'s messages (--refund)", apiclient.ProbeRequest{Endpoint: platform.TaobaoListMessages,
 			Body: apiclient.ListMessagesRequest{RefundID: id, PageSize: 20}}, true)
 		r.pathVerdict(platform.TaobaoListMessages, res, out)
 		r.inspect(platform.TaobaoListMessages, res, out)
@@ -219,7 +219,10 @@ func (r *run) probeTaobao(ctx context.Context) {
 // queryListed queries the refunds the list showed that no call has queried
 // yet, at most maxListedQueries.
 func (r *run) queryListed(ctx context.Context) {
-	queried := map[string]bool{r.opts.RefundID: true}
+	queried := map[string]bool{}
+	for _, id := range r.opts.RefundIDs {
+		queried[id] = true
+	}
 	var ids []string
 	for _, s := range r.statuses {
 		if s.endpoint == platform.TaobaoList && s.refundID != "" && !queried[s.refundID] && len(ids) < maxListedQueries {
@@ -245,10 +248,10 @@ func (r *run) probeAlibaba(ctx context.Context) {
 	r.pathVerdict(platform.AlibabaLogisticsCompanies, res, out)
 	r.inspect(platform.AlibabaLogisticsCompanies, res, out)
 
-	if id := r.opts.RefundID; id != "" {
-		res, out = r.call(ctx, "the refund (--refund)", apiclient.ProbeRequest{Endpoint: platform.AlibabaRefundInfo, RefundID: id}, true)
+	for _, id := range r.opts.RefundIDs {
+		res, out = r.call(ctx, "refund "+id+" (--refund)", apiclient.ProbeRequest{Endpoint: platform.AlibabaRefundInfo, RefundID: id}, true)
 		r.pathVerdict(platform.AlibabaRefundInfo, res, out)
-		r.refundFound(platform.AlibabaRefundInfo, out)
+		r.refundFound(platform.AlibabaRefundInfo, id, out)
 		r.inspect(platform.AlibabaRefundInfo, res, out)
 	}
 	if r.opts.OrderID != "" {
@@ -458,7 +461,9 @@ func (r *run) signatureRejected(ctx context.Context, purpose string, req apiclie
 		vres := client.Probe(ctx, req)
 		vout := r.classify(vres, hasID)
 		r.record(req.Endpoint, purpose+"; signed with "+v.desc, vres, vout)
-		if vout.reachedAuth() {
+		// The same call, answered otherwise than with an auth code: the
+		// signature passed (even an unclassified code comes after it).
+		if vout != outAuth && vout != outNetwork && vout != outRefused {
 			r.contradict("signature", fmt.Sprintf("rejected as the profile signs (%s); accepted with %s", codeMsg(res), v.desc))
 			for _, ch := range v.changes {
 				r.change(ch.Key, ch.Value, fmt.Sprintf("the platform rejected the profile's signature (%s) and accepted %s", codeMsg(res), v.desc))
@@ -576,12 +581,12 @@ func (r *run) pathVerdict(e platform.Endpoint, res apiclient.ProbeResult, out ou
 }
 
 // refundFound notes a --refund the platform does not know.
-func (r *run) refundFound(e platform.Endpoint, out outcome) {
+func (r *run) refundFound(e platform.Endpoint, id string, out outcome) {
 	switch out {
 	case outIDNotFound:
-		r.note(endpointKey(e), "refund "+r.opts.RefundID+" not found: check --refund")
+		r.note(endpointKey(e), "refund "+id+" not found: check --refund")
 	case outAmbiguous:
-		r.note(endpointKey(e), "refund "+r.opts.RefundID+" or the path is unknown")
+		r.note(endpointKey(e), "refund "+id+" or the path is unknown")
 	}
 }
 
