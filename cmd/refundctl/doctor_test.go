@@ -504,3 +504,106 @@ func readFile(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestDoctorCallsOnlyReadOnlyEndpoints: with every flag, on either
+// platform, and while it tries signature variants and meets a moved path,
+// doctor sends requests only to endpoints without side effects (and to the
+// one unknown path it asks for on purpose). The platform's own counters and
+// every refund it holds agree: nothing was submitted, cancelled, shipped or
+// messaged.
+func TestDoctorCallsOnlyReadOnlyEndpoints(t *testing.T) {
+	truth, err := platform.Parse([]byte(platformTruth), "truth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  sandbox.Config
+	}{
+		{"built-in profile", sandbox.Config{TaobaoNumericStatus: true}},
+		{"another platform", sandbox.Config{Profile: truth, TaobaoNumericStatus: true, NumericDevelopID: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startPlatform(t, tc.cfg)
+			a := seedAccount(t, p)
+			refunds := map[string]json.RawMessage{}
+			for _, byPhase := range []map[platform.Phase]string{a.taobaoByPhase, a.alibabaByPhase} {
+				for _, id := range byPhase {
+					var raw json.RawMessage
+					p.admin(t, http.MethodGet, "/_sandbox/refunds/"+id, nil, &raw)
+					refunds[id] = raw
+				}
+			}
+			vars := p.upstreamVars("")
+			for _, args := range [][]string{a.taobaoArgs(), a.taobaoArgs("--json"), a.alibabaArgs(), a.alibabaArgs("--json"),
+				{"doctor", "--platform", "taobao"}, {"doctor", "--platform", "1688", "--order", a.alibabaOrder}} {
+				if r := runRefundctl(t, vars, args...); r.code() != 0 && r.code() != exitContradicted {
+					t.Fatalf("refundctl %s: exit %d (%s)", strings.Join(args, " "), r.code(), r.line())
+				}
+			}
+
+			got := p.requests()
+			if len(got) < 20 {
+				t.Fatalf("the platform got %d requests; want doctor's calls", len(got))
+			}
+			for _, req := range got {
+				method, path, _ := strings.Cut(req, " ")
+				if path == apiclient.UnknownPath {
+					continue
+				}
+				e, ok := endpointAt(platform.Default(), method, path)
+				if !ok || e.SideEffect() {
+					t.Errorf("doctor sent %s: endpoint %q (known %v); want only endpoints without side effects", req, e, ok)
+				}
+			}
+			st := p.sb.Stats()
+			for name, n := range st.APICalls {
+				if e := platform.Endpoint(snake(name)); e.SideEffect() {
+					t.Errorf("the platform counted %d calls of %s, which has side effects", n, name)
+				}
+			}
+			if len(st.RefundSubmissions)+len(st.ReturnLogisticsSubmissions)+len(st.Cancels) != 0 || st.DuplicateSubmissions != 0 {
+				t.Errorf("platform stats %+v; want no submission, return or cancel", st)
+			}
+			for id, before := range refunds {
+				var after json.RawMessage
+				p.admin(t, http.MethodGet, "/_sandbox/refunds/"+id, nil, &after)
+				if !bytes.Equal(before, after) {
+					t.Errorf("refund %s changed:\nbefore %s\nafter  %s", id, before, after)
+				}
+			}
+		})
+	}
+}
+
+// endpointAt finds the profile endpoint a request went to.
+func endpointAt(p *platform.Profile, method, path string) (platform.Endpoint, bool) {
+	for _, e := range platform.AllEndpoints() {
+		f := p.Endpoint(e)
+		if f.Method != method {
+			continue
+		}
+		prefix, suffix, hasID := strings.Cut(f.Path, "{refundId}")
+		if !hasID && path == f.Path ||
+			hasID && len(path) > len(prefix)+len(suffix) && strings.HasPrefix(path, prefix) && strings.HasSuffix(path, suffix) {
+			return e, true
+		}
+	}
+	return "", false
+}
+
+// snake turns the sandbox's endpoint names (TaobaoReturnLogisticsRender)
+// into the profile's (taobao_return_logistics_render).
+func snake(name string) string {
+	var b strings.Builder
+	for i, r := range name {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

@@ -238,6 +238,9 @@ func (c *Client) exchange(ctx context.Context, r request, res *ProbeResult) {
 // type the method hands to call.
 func (c *Client) decodeProbeData(e platform.Endpoint, data json.RawMessage) (any, error) {
 	t := ResponseType(e)
+	if t == nil { // not reached: Probe refuses every endpoint without a response type
+		return nil, fmt.Errorf("%s: no response type", e)
+	}
 	if c.yuan(e) {
 		converted := t
 		if e == platform.TaobaoList {
