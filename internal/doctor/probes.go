@@ -73,7 +73,7 @@ func (r *run) probe(ctx context.Context) {
 	r.calib = &calib
 	r.record("", "how the platform answers a path it does not serve", calib, outCalibration)
 	if calib.HTTPStatus == 0 {
-		r.sigWhy = "network: " + errText(calib.Err)
+		r.unobservable("signature", "network: "+errText(calib.Err))
 		return // nothing answers: every other call would fail the same way
 	}
 	if r.opts.Platform == Taobao {
