@@ -366,6 +366,12 @@ func TestDoctorFindsAnotherPlatform(t *testing.T) {
 	if tb.PatchError != "" {
 		t.Fatalf("day one patch does not validate: %s\n%s", tb.PatchError, tb.Patch)
 	}
+	// The human report ends with the same patch (docs/first-day.md cuts it
+	// out with sed).
+	text := runRefundctl(t, p.upstreamVars(""), a.taobaoArgs()...)
+	if _, patch, ok := strings.Cut(text.stdout, "\nProfile patch (save it as the UPSTREAM_PROFILE file; see docs/first-day.md):\n\n"); !ok || patch != tb.Patch {
+		t.Errorf("the text report's patch differs from --json's:\n%s\n---\n%s", patch, tb.Patch)
+	}
 
 	// The operator decides: the render's real path (from the platform's
 	// documentation), and that 40400 means not found.
