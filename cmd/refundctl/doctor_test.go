@@ -255,53 +255,18 @@ func TestDoctorConfirmsTheDefaultSandbox(t *testing.T) {
 	}
 }
 
-// platformTruth is a platform that differs from every guess doctor can
-// see: the signature in lower case, another success msg and not-found code,
-// the render at another path, RFC 3339 times, 1688 amounts in yuan, the
-// list's items under "rows" (and no total: Faults.TaobaoListOmitTotal),
-// other Taobao status names and codes, 1688 statuses in upper case.
-//
-// Taobao amounts stay fen here: the client's TaobaoList converts no yuan
-// amount (it decodes through json.RawMessage), which doctor reports as
-// decode.taobao_list contradicted; that is apiclient's to fix.
-const platformTruth = `
-[envelope]
-success_msg = "OK"
+// anotherPlatform is the profile of a platform that differs from every
+// guess doctor can see (the file says how).
+const anotherPlatform = "../../internal/doctor/testdata/another_platform.toml"
 
-[signature]
-letter_case = "lower"
-
-[error_codes]
-not_found = [40400]
-
-[endpoints.taobao_render]
-path = "/open/order/refund/form/render"
-
-[times]
-layouts = ["2006-01-02T15:04:05Z07:00"]
-
-[amounts]
-alibaba = "yuan"
-
-[taobao.refund_status]
-wait_seller_agree = { names = ["WaitSellerAgree"], code = 10 }
-wait_buyer_return = { names = ["WaitBuyerReturnGoods"], code = 11 }
-wait_seller_receive = { names = ["WaitSellerConfirmGoods"], code = 12 }
-seller_refused = { names = ["SellerRefuseBuyer"], code = 13 }
-closed = { names = ["Closed"], code = 14 }
-success = { names = ["Success"], code = 15 }
-
-[taobao.list]
-items_field = "rows"
-
-[alibaba.refund_status]
-wait_seller_agree = { names = ["WAIT_SELLER_AGREE"] }
-seller_refused = { names = ["WAIT_BUYER_MODIFY"] }
-wait_buyer_return = { names = ["WAIT_BUYER_SEND"] }
-wait_seller_receive = { names = ["WAIT_SELLER_RECEIVE"] }
-success = { names = ["REFUND_SUCCESS"] }
-closed = { names = ["REFUND_CLOSE"] }
-`
+func truthProfile(t *testing.T) *platform.Profile {
+	t.Helper()
+	p, err := platform.Load(anotherPlatform)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // TestDoctorFindsAnotherPlatform is the first day on a platform whose facts
 // differ from the profile's guesses: doctor reports each difference, its
@@ -309,11 +274,7 @@ closed = { names = ["REFUND_CLOSE"] }
 // and with it doctor confirms everything and the client agrees with the
 // platform where the built-in profile does not.
 func TestDoctorFindsAnotherPlatform(t *testing.T) {
-	truth, err := platform.Parse([]byte(platformTruth), "truth")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := startPlatform(t, sandbox.Config{Profile: truth, TaobaoNumericStatus: true, NumericDevelopID: true,
+	p := startPlatform(t, sandbox.Config{Profile: truthProfile(t), TaobaoNumericStatus: true, NumericDevelopID: true,
 		Faults: sandbox.Faults{TaobaoListOmitTotal: true}})
 	a := seedAccount(t, p)
 	dir := t.TempDir()
@@ -518,10 +479,7 @@ func readFile(t *testing.T, path string) []byte {
 // every refund it holds agree: nothing was submitted, cancelled, shipped or
 // messaged.
 func TestDoctorCallsOnlyReadOnlyEndpoints(t *testing.T) {
-	truth, err := platform.Parse([]byte(platformTruth), "truth")
-	if err != nil {
-		t.Fatal(err)
-	}
+	truth := truthProfile(t)
 	for _, tc := range []struct {
 		name string
 		cfg  sandbox.Config

@@ -63,6 +63,7 @@ type stack struct {
 	js      jetstream.JetStream
 	sb      *sandbox.Sandbox
 	sbURL   string
+	sbProf  *platform.Profile // the platform profile the sandbox speaks
 	dbPath  string
 	store   *casestore.Store
 	env     map[string]string
@@ -100,7 +101,8 @@ func (p *triplePublisher) Publish(ctx context.Context, m *nats.Msg, msgID string
 	return ack, nil
 }
 
-func newStack(t *testing.T, faults sandbox.Faults, seller sandbox.SellerPolicy, copies int, extraEnv map[string]string) *stack {
+func newStack(t *testing.T, faults sandbox.Faults, seller sandbox.SellerPolicy, copies int, extraEnv map[string]string,
+	sbOpts ...func(*sandbox.Config)) *stack {
 	t.Helper()
 	s := &stack{t: t, ns: eventstest.Start(t), copies: copies}
 	s.nc = s.ns.Conn()
@@ -125,11 +127,19 @@ func newStack(t *testing.T, faults sandbox.Faults, seller sandbox.SellerPolicy, 
 		t.Fatal(err)
 	}
 	rsrv := httptest.NewServer(rcv.Handler())
-	sb, err := sandbox.New(sandbox.Config{AccessKey: e2eKey, AccessSecret: e2eSecret,
+	sbCfg := sandbox.Config{AccessKey: e2eKey, AccessSecret: e2eSecret,
 		CallbackURL: rsrv.URL + "/callbacks/" + e2eToken, PushRetryInterval: 100 * time.Millisecond,
-		Seller: seller, Faults: faults, Seed: 42})
+		Seller: seller, Faults: faults, Seed: 42}
+	for _, o := range sbOpts {
+		o(&sbCfg)
+	}
+	sb, err := sandbox.New(sbCfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	s.sbProf = sbCfg.Profile
+	if s.sbProf == nil {
+		s.sbProf = platform.Default()
 	}
 	sbSrv := httptest.NewServer(sb.Handler())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -335,13 +345,10 @@ func (s *stack) sandboxStatus(refundID string) string {
 }
 
 // agrees checks that a finished case matches the sandbox.
-// tb and ab name a phase's status as the default profile (and so the
-// sandbox) sends it.
-func tb(ph platform.Phase) string { return platform.Default().TaobaoName(ph) }
-func ab(ph platform.Phase) string { return platform.Default().AlibabaName(ph) }
-
+// tb and ab name a phase's status as the sandbox's profile sends it.
 func (s *stack) agrees(c casestore.Case) {
 	s.t.Helper()
+	tb, ab := s.sbProf.TaobaoName, s.sbProf.AlibabaName
 	want := map[string][]string{
 		string(refundflow.StateSucceeded): {tb(platform.PhaseSuccess), ab(platform.PhaseSuccess)},
 		string(refundflow.StateClosed):    {tb(platform.PhaseClosed), ab(platform.PhaseClosed)},
