@@ -76,7 +76,7 @@ func TestWorkerWithDoctorsPatch(t *testing.T) {
 	patch := tb.Patch
 	for from, to := range map[string]string{
 		`# endpoints.taobao_render.path = "<the real path>"`: fmt.Sprintf("endpoints.taobao_render.path = %q", truth.Endpoint(platform.TaobaoRender).Path),
-		`# error_codes.not_found = [40400, 4041]`:             `error_codes.not_found = [40400, 4041]`,
+		`# error_codes.not_found = [40400, 4041]`:            `error_codes.not_found = [40400, 4041]`,
 	} {
 		if !strings.Contains(patch, from+"\n") {
 			t.Fatalf("the patch lacks %q:\n%s", from, patch)
