@@ -161,9 +161,6 @@ func Run(ctx context.Context, cfg apiclient.Config, opts Options) (*Report, erro
 	if len(opts.RefundIDs) > MaxRefunds {
 		return nil, fmt.Errorf("%d refunds: at most %d", len(opts.RefundIDs), MaxRefunds)
 	}
-	// Probes are single calls: doctor reports a transient failure instead
-	// of hiding it behind a retry.
-	cfg.Retry.MaxAttempts = 1
 	client, err := apiclient.New(cfg)
 	if err != nil {
 		return nil, err

@@ -343,3 +343,32 @@ func TestPatchKeepsTheProfileInUse(t *testing.T) {
 		t.Errorf("the patch does not say which file it replaces:\n%s", rep.Patch)
 	}
 }
+
+// The list's field names: its only array holds the items, a count named so
+// is the total, paging keys never are.
+func TestListFields(t *testing.T) {
+	for _, tc := range []struct {
+		name, data   string
+		items, total any // the patch's values, nil for none
+		totalStatus  Status
+	}{
+		{"renamed", `{"rows":[],"page":1,"size":20,"totalCount":3}`, "rows", "totalCount", Contradicted},
+		{"no total", `{"list":[],"pageNo":1,"pageSize":50,"current":1}`, nil, nil, NotObservable},
+		{"as guessed", `{"list":[],"pageNo":1,"pageSize":50,"total":0}`, nil, nil, Confirmed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t, map[string]func(*http.Request) (int, string){listPath: fixed(200, ok(tc.data))})
+			rep := runDoctor(t, f.URL, Options{Platform: Taobao, OrderID: "5"})
+			changes := map[string]any{}
+			for _, ch := range rep.Changes {
+				changes[ch.Key] = ch.Value
+			}
+			if changes["taobao.list.items_field"] != tc.items || changes["taobao.list.total_field"] != tc.total {
+				t.Errorf("changes %v; want items %v, total %v", changes, tc.items, tc.total)
+			}
+			if c := check(t, rep, "taobao.list.total_field"); c.Status != tc.totalStatus {
+				t.Errorf("total_field %s (%s %s); want %s", c.Status, c.Seen, c.Detail, tc.totalStatus)
+			}
+		})
+	}
+}

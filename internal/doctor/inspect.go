@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -412,11 +413,20 @@ func (r *run) inspectList(v *visitor, data json.RawMessage) {
 			r.decide("taobao.list.total_field", fmt.Sprintf("the list's %q is not a number: the client needs a code change", l.TotalField), "")
 		}
 	} else {
-		var numbers []string
+		// A count that is not paging: a key naming a total or a count if
+		// there is one, else the only number that is not a page or a size.
+		var numbers, named []string
 		for _, k := range sortedKeys(obj) {
-			if k != l.PageNoField && k != l.PageSizeField && k != itemsKey && isNumber(obj[k]) {
-				numbers = append(numbers, k)
+			if k == l.PageNoField || k == l.PageSizeField || k == itemsKey || !isNumber(obj[k]) || pagingKey.MatchString(k) {
+				continue
 			}
+			numbers = append(numbers, k)
+			if lk := strings.ToLower(k); strings.Contains(lk, "total") || strings.Contains(lk, "count") {
+				named = append(named, k)
+			}
+		}
+		if len(named) == 1 {
+			numbers = named
 		}
 		switch len(numbers) {
 		case 0:
@@ -426,12 +436,22 @@ func (r *run) inspectList(v *visitor, data json.RawMessage) {
 		case 1:
 			totalKey = numbers[0]
 			r.contradict("taobao.list.total_field", fmt.Sprintf("no %q; %q = %s", l.TotalField, totalKey, clip(string(obj[totalKey]), 20)))
-			r.change("taobao.list.total_field", totalKey, fmt.Sprintf("the list's only count is %q", totalKey))
+			r.change("taobao.list.total_field", totalKey, fmt.Sprintf("the list's count is %q", totalKey))
 		default:
 			totalKey = ""
 			r.contradict("taobao.list.total_field", fmt.Sprintf("no %q; counts %s", l.TotalField, strings.Join(numbers, ", ")))
 			r.decide("taobao.list.total_field", fmt.Sprintf("the list has no %q and several counts (%s): name the total", l.TotalField, strings.Join(numbers, ", ")),
 				"taobao.list.total_field = \"<key>\"")
+		}
+	}
+	// The page fields echoed back: the request's names are documented, the
+	// answer's are not; the client reads them if they are there, and the
+	// worker learns the page size the platform honours from full pages.
+	for _, f := range []struct{ key, name string }{{"taobao.list.page_no_field", l.PageNoField}, {"taobao.list.page_size_field", l.PageSizeField}} {
+		if raw, ok := obj[f.name]; ok && isNumber(raw) {
+			r.confirm(f.key, fmt.Sprintf("%q = %s in the answer", f.name, clip(string(raw), 20)))
+		} else {
+			r.unobservable(f.key, fmt.Sprintf("the answer does not echo %q (keys: %s); nothing depends on it", f.name, strings.Join(sortedKeys(obj), ", ")))
 		}
 	}
 	for _, k := range sortedKeys(obj) {
@@ -452,6 +472,10 @@ func (r *run) inspectList(v *visitor, data json.RawMessage) {
 		r.taobaoStatus(v.e, field(item, "refundOrder"))
 	}
 }
+
+// pagingKey matches the names a page number or size goes by, which are
+// never the total.
+var pagingKey = regexp.MustCompile(`(?i)^(page|pageno|pagenum|pageindex|current|currentpage|size|pagesize|limit|offset)$`)
 
 // renderLists checks the refund types and goods statuses a rendered form
 // offers against the profile's numbers.

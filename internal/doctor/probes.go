@@ -129,6 +129,8 @@ func (r *run) expectTaobao() {
 	l := p.Taobao.List
 	r.expect("taobao.list.items_field", strconv.Quote(l.ItemsField), needOrder)
 	r.expect("taobao.list.total_field", strconv.Quote(l.TotalField), needOrder)
+	r.expect("taobao.list.page_no_field", strconv.Quote(l.PageNoField)+" (as sent, DOC; echoed in the answer)", needOrder)
+	r.expect("taobao.list.page_size_field", strconv.Quote(l.PageSizeField)+" (as sent, DOC; echoed in the answer)", needOrder)
 	r.expect("taobao.list.max_page_size", fmt.Sprintf("the list accepts %s %d", l.PageSizeField, min(l.MaxPageSize, listPageSize)), needOrder)
 	r.expect("taobao.refund_type", fmt.Sprintf("refund_only %d, return_and_refund %d", p.Taobao.RefundType.RefundOnly, p.Taobao.RefundType.ReturnAndRefund), needSub)
 	g := p.Taobao.GoodsStatus
