@@ -11,12 +11,12 @@ import (
 	"net/http"
 	"net/url"
 	"os/signal"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
 
@@ -30,6 +30,7 @@ var envVars = []envVar{
 	{"SANDBOX_ADDR", "127.0.0.1:8090", "listen address (host:port; port 0 picks a free one)"},
 	{"UPSTREAM_ACCESS_KEY", "(required)", "the only access-key the sandbox accepts"},
 	{"UPSTREAM_ACCESS_SECRET", "(required)", "the secret requests are signed with (never logged)"},
+	{"UPSTREAM_PROFILE", "", "a platform profile file (TOML) overriding the built-in guesses: paths, codes, status names, signing, times, units, list fields, callback names; empty = built-in"},
 	{"CALLBACK_URL", "", "where callbacks are POSTed; empty = recorded only (GET /_sandbox/callbacks)"},
 	{"SANDBOX_AUTO_CREATE", "true", "create unknown orders/sub-orders on demand (paid, 10000 fen)"},
 	{"SANDBOX_SELLER_DECISION", "agree", "seller policy: agree, refuse, require_return or manual"},
@@ -49,15 +50,14 @@ var envVars = []envVar{
 	{"SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE", "0", "the Taobao refund list returns at most this many items per page whatever pageSize asked, and pages with it; 0 = no cap, at most " + strconv.Itoa(sandbox.MaxListPageSize)},
 	{"SANDBOX_TAOBAO_NUMERIC_STATUS", "true", "TaobaoQuery emits refundStatus as a number (documented v2 drift)"},
 	{"SANDBOX_NUMERIC_DEVELOP_ID", "false", "envelopes carry developId as a number instead of a string (documented drift)"},
-	{"SANDBOX_TIMESTAMP_WINDOW", "600s", "accepted clock skew of the timestamp header"},
 	{"SANDBOX_SEED", "0", "random seed for faults and ids; 0 = random"},
-	{"UPSTREAM_PATH_<ENDPOINT>", "documented paths", "override an endpoint path, e.g. UPSTREAM_PATH_TAOBAO_SUBMIT=/open/order/refund/submit"},
 }
 
 // config is what run reads from the environment.
 type config struct {
-	addr string
-	sb   sandbox.Config
+	addr        string
+	profilePath string // "" = the built-in profile
+	sb          sandbox.Config
 }
 
 func usage(w io.Writer) {
@@ -73,12 +73,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-30s default %s\n      %s\n", v.name, def, v.meaning)
 	}
 	fmt.Fprintln(w)
-	names := make([]string, 0, 16)
-	for name := range sandbox.DefaultPaths().ByName() {
-		names = append(names, sandbox.PathEnvVar(name))
-	}
-	sort.Strings(names)
-	fmt.Fprintln(w, "Path overrides:", strings.Join(names, ", "))
+	fmt.Fprintln(w, "Endpoint paths, the signature window and every other platform guess come from the profile (UPSTREAM_PROFILE).")
 	fmt.Fprintln(w, "Admin API under /_sandbox/ (healthz, stats, faults, seller, orders, refunds, callbacks, reset).")
 }
 
@@ -122,7 +117,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
 	logger.Info("sandbox listening", "addr", ln.Addr().String(), "callback_url", redactURL(cfg.sb.CallbackURL),
-		"access_key", cfg.sb.AccessKey, "seller", cfg.sb.Seller.Decision, "auto_create", cfg.sb.AutoCreate)
+		"access_key", cfg.sb.AccessKey, "seller", cfg.sb.Seller.Decision, "auto_create", cfg.sb.AutoCreate,
+		"profile", cfg.profilePath)
 
 	var serveErr error
 	select {
@@ -246,20 +242,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.sb.TaobaoNumericStatus = boolean("SANDBOX_TAOBAO_NUMERIC_STATUS", "true")
 	c.sb.NumericDevelopID = boolean("SANDBOX_NUMERIC_DEVELOP_ID", "false")
-	c.sb.TimestampWindow = dur("SANDBOX_TIMESTAMP_WINDOW", "600s")
-	if c.sb.TimestampWindow == 0 {
-		errs = append(errs, errors.New("SANDBOX_TIMESTAMP_WINDOW must be positive"))
-	}
 	seed := get("SANDBOX_SEED", "0")
 	c.sb.Seed, err = strconv.ParseInt(seed, 10, 64)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("SANDBOX_SEED=%q: want an integer", seed))
 	}
-	paths, err := sandbox.PathsFromLookup(getenv)
-	if err != nil {
-		errs = append(errs, err)
+	c.profilePath = get("UPSTREAM_PROFILE", "")
+	if c.sb.Profile, err = platform.Load(c.profilePath); err != nil {
+		errs = append(errs, fmt.Errorf("UPSTREAM_PROFILE: %w", err))
 	}
-	c.sb.Paths = paths
 	if len(errs) > 0 {
 		return c, errs[0]
 	}

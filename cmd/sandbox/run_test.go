@@ -5,13 +5,13 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/refundhub/refundhub/internal/sandbox"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test to share.
@@ -40,16 +40,8 @@ func TestHelpListsEveryVariable(t *testing.T) {
 		t.Fatalf("-h: %v", err)
 	}
 	for _, v := range envVars {
-		if v.name == "UPSTREAM_PATH_<ENDPOINT>" {
-			continue
-		}
 		if !strings.Contains(out.String(), v.name) {
 			t.Errorf("-h output lacks %s", v.name)
-		}
-	}
-	for name := range sandbox.DefaultPaths().ByName() {
-		if !strings.Contains(out.String(), sandbox.PathEnvVar(name)) {
-			t.Errorf("-h output lacks %s", sandbox.PathEnvVar(name))
 		}
 	}
 	if !strings.Contains(out.String(), "127.0.0.1:8090") {
@@ -67,6 +59,10 @@ func TestMissingSecret(t *testing.T) {
 
 func TestBadValues(t *testing.T) {
 	base := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "SANDBOX_ADDR": "127.0.0.1:0"}
+	badProfile := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(badProfile, []byte("[endpoints.taobao_query]\npath = \"no-slash\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for name, kv := range map[string][2]string{
 		"delay":      {"SANDBOX_SELLER_DELAY", "soon"},
 		"decision":   {"SANDBOX_SELLER_DECISION", "maybe"},
@@ -75,9 +71,9 @@ func TestBadValues(t *testing.T) {
 		"latency":    {"SANDBOX_LATENCY", "5ms-1ms"},
 		"retries":    {"SANDBOX_PUSH_RETRIES", "-3"},
 		"bool":       {"SANDBOX_AUTO_CREATE", "perhaps"},
-		"path":       {"UPSTREAM_PATH_TAOBAO_SUBMIT", "no-slash"},
+		"profile":    {"UPSTREAM_PROFILE", badProfile},
+		"no profile": {"UPSTREAM_PROFILE", filepath.Join(t.TempDir(), "missing.toml")},
 		"callback":   {"CALLBACK_URL", "ftp://x"},
-		"window":     {"SANDBOX_TIMESTAMP_WINDOW", "0s"},
 		"push rate":  {"SANDBOX_DROP_PUSH_RATE", "x"},
 		"seed":       {"SANDBOX_SEED", "1.5"},
 		"numeric":    {"SANDBOX_TAOBAO_NUMERIC_STATUS", "yes please"},

@@ -194,9 +194,9 @@ func taobaoRequest(returnGoods bool) *refundflow.Request {
 }
 
 func alibabaRequest(returnGoods, vouchers bool) *refundflow.Request {
-	req := &refundflow.Request{GoodsStatus: apiclient.AlibabaGoodsRefundWaitSellerSend, ReasonID: 20001, Amount: 3000, Description: "不想要了"}
+	req := &refundflow.Request{GoodsStatus: "refundWaitSellerSend", ReasonID: 20001, Amount: 3000, Description: "不想要了"}
 	if returnGoods {
-		req = &refundflow.Request{ReturnGoods: true, GoodsStatus: apiclient.AlibabaGoodsAftersaleBuyerReceived, ReasonID: 20025,
+		req = &refundflow.Request{ReturnGoods: true, GoodsStatus: "aftersaleBuyerReceived", ReasonID: 20025,
 			Amount: 3000, Description: "七天无理由"}
 	}
 	if vouchers {
@@ -501,11 +501,11 @@ func TestEngineCrashAfterEffect(t *testing.T) {
 		ret      bool // return flow: the fault hits the return submission
 		cancel   bool
 	}{
-		{"taobao submit", refundflow.PlatformTaobao, "TaobaoSubmit", false, false},
-		{"1688 create", refundflow.Platform1688, "AlibabaCreateRefund", false, false},
-		{"taobao return submit", refundflow.PlatformTaobao, "TaobaoReturnLogisticsSubmit", true, false},
-		{"1688 goods return", refundflow.Platform1688, "AlibabaGoodsReturn", true, false},
-		{"taobao cancel", refundflow.PlatformTaobao, "TaobaoCancel", false, true},
+		{"taobao submit", refundflow.PlatformTaobao, "taobao_submit", false, false},
+		{"1688 create", refundflow.Platform1688, "alibaba_create_refund", false, false},
+		{"taobao return submit", refundflow.PlatformTaobao, "taobao_return_logistics_submit", true, false},
+		{"1688 goods return", refundflow.Platform1688, "alibaba_goods_return", true, false},
+		{"taobao cancel", refundflow.PlatformTaobao, "taobao_cancel", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			seller := fast
@@ -599,7 +599,7 @@ func TestEngineTwoOwnersOneCase(t *testing.T) {
 	engines := []*refundflow.Engine{r.eng, r.newEngine("engine-b")}
 	// Open the case while the form cannot be read: the request is applied,
 	// the case's timer carries on.
-	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoRender", Kind: sandbox.ErrHTTP503, Count: 100}}})
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_render", Kind: sandbox.ErrHTTP503, Count: 100}}})
 	if h, err := r.eng.HandleCommand(context.Background(), cmd, message(cmd)); err != nil || h.Until.IsZero() {
 		t.Fatalf("render failing: %+v, %v; want the request applied and the timer set", h, err)
 	}
@@ -681,7 +681,7 @@ func TestEngine1688CreateUnverifiable(t *testing.T) {
 	o, _ := r.order(sandbox.Platform1688, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "")
 	cmd.Request = alibabaRequest(false, false)
-	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1, ForceErrors: []sandbox.ForcedError{{Endpoint: "AlibabaCreateRefund", Kind: sandbox.ErrHTTP503, Count: 1, AfterEffect: true}}})
+	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1, ForceErrors: []sandbox.ForcedError{{Endpoint: "alibaba_create_refund", Kind: sandbox.ErrHTTP503, Count: 1, AfterEffect: true}}})
 	if h, err := eng.HandleCommand(context.Background(), cmd, message(cmd)); err != nil || h.Until.IsZero() {
 		t.Fatalf("lost answer: %+v, %v; want the request applied and the timer set", h, err)
 	}
@@ -708,7 +708,7 @@ func TestEngineMessageAtMostOnce(t *testing.T) {
 	c := r.waitState(h.CaseID, refundflow.StateWaitingSeller)
 	msg := r.command(refundflow.InputSendMessage, refundflow.PlatformTaobao, "", so)
 	msg.Message = "请尽快处理 unique-text-42"
-	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmitMessage", Kind: sandbox.ErrHTTP500, Count: 1, AfterEffect: true}}})
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit_message", Kind: sandbox.ErrHTTP500, Count: 1, AfterEffect: true}}})
 	// A message's outcome cannot be checked: it is never retried; the
 	// command is done (a lost answer leaves the intent open, unverified).
 	if _, err := r.eng.HandleCommand(context.Background(), msg, &refundflow.Message{ID: msg.ID}); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
@@ -110,7 +111,7 @@ func TestOldClosedRefundIsNotTakenForOurSubmit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: kind, Count: 1}}})
+			r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: kind, Count: 1}}})
 			cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 			cmd.Request = taobaoRequest(false)
 			h := r.handle(cmd)
@@ -176,7 +177,7 @@ func TestOld1688RefundIsNotTakenForALostCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1, ForceErrors: []sandbox.ForcedError{{Endpoint: "AlibabaCreateRefund", Kind: sandbox.ErrHTTP503, Count: 1}}})
+	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1, ForceErrors: []sandbox.ForcedError{{Endpoint: "alibaba_create_refund", Kind: sandbox.ErrHTTP503, Count: 1}}})
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "")
 	cmd.Request = alibabaRequest(false, false)
 	h := r.handle(cmd)
@@ -222,7 +223,7 @@ func TestListWithoutTotalOrWithCappedPagesIsNotProofOfAbsence(t *testing.T) {
 			}
 			faults := tc.faults
 			faults.DropPushRate = 1 // no callback names the refund: only the list can show it
-			faults.ForceErrors = []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrHTTP503, Count: 1, AfterEffect: true}}
+			faults.ForceErrors = []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP503, Count: 1, AfterEffect: true}}
 			r.sb.SetFaults(faults)
 			cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, subs[0])
 			cmd.Request = taobaoRequest(false)
@@ -277,7 +278,7 @@ func TestCancelWhileTheCaseIsBeingOpenedIsNotLost(t *testing.T) {
 	for _, other := range []bool{false, true} {
 		t.Run(map[bool]string{false: "same process", true: "another process"}[other], func(t *testing.T) {
 			r := newRig(t, manual)
-			r.sb.SetFaults(sandbox.Faults{LatencyMin: 300 * time.Millisecond, LatencyMax: 300 * time.Millisecond, Endpoints: []string{"TaobaoRender"}})
+			r.sb.SetFaults(sandbox.Faults{LatencyMin: 300 * time.Millisecond, LatencyMax: 300 * time.Millisecond, Endpoints: []string{"taobao_render"}})
 			o, so := r.order(sandbox.PlatformTaobao, nil)
 			req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 			req.Request = taobaoRequest(false)
@@ -382,9 +383,9 @@ func TestRateLimitedSubmitIsNotAnUnknownOutcome(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.eng = eng
-			endpoint, plat := "TaobaoSubmit", sandbox.PlatformTaobao
+			endpoint, plat := "taobao_submit", sandbox.PlatformTaobao
 			if p == refundflow.Platform1688 {
-				endpoint, plat = "AlibabaCreateRefund", sandbox.Platform1688
+				endpoint, plat = "alibaba_create_refund", sandbox.Platform1688
 			}
 			r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: endpoint, Kind: sandbox.ErrRateLimit, Count: 3}}})
 			o, so := r.order(plat, nil)
@@ -408,7 +409,7 @@ func TestRateLimitedSubmitIsNotAnUnknownOutcome(t *testing.T) {
 				t.Fatalf("submit attempts %d; want 4 (3 rate limited, 1 done)", len(submits))
 			}
 			for i, s := range submits[:3] {
-				if s.Status != casestore.StepFailed || s.ErrorCode != fmt.Sprint(apiclient.CodeRateLimited) {
+				if s.Status != casestore.StepFailed || s.ErrorCode != fmt.Sprint(platform.Default().Code(platform.ClassRateLimited)) {
 					t.Errorf("attempt %d: %s %s; want failed 4290 (closed: not applied)", i+1, s.Status, s.ErrorCode)
 				}
 			}
@@ -484,9 +485,9 @@ func TestWaitingCommandWhoseIntentExistsIsFinished(t *testing.T) {
 func TestResendRefusedAsDuplicateKeepsTheIntentOpen(t *testing.T) {
 	r := newRig(t, manual)
 	o, so := r.order(sandbox.PlatformTaobao, nil)
-	r.sb.SetFaults(sandbox.Faults{LatencyMin: time.Second, LatencyMax: time.Second, Endpoints: []string{"TaobaoSubmit"},
+	r.sb.SetFaults(sandbox.Faults{LatencyMin: time.Second, LatencyMax: time.Second, Endpoints: []string{"taobao_submit"},
 		TimeoutAfter: 1500 * time.Millisecond,
-		ForceErrors:  []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrLate, Count: 1}}})
+		ForceErrors:  []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrLate, Count: 1}}})
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 	cmd.Request = taobaoRequest(false)
 	h := r.handle(cmd)

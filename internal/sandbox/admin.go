@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Admin error codes (the "code" of {"error":{"code","message"}}).
@@ -208,7 +210,7 @@ func (s *Sandbox) adminCreateOrder(r *http.Request) (any, *adminError) {
 	if err := s.addOrderLocked(o); err != nil {
 		return nil, adminFromErr(err)
 	}
-	s.emitOrderLocked(o, "ORDER_CREATE")
+	s.emitOrderLocked(o, platform.KindOrderStatus)
 	return o.clone(), nil
 }
 
@@ -265,7 +267,7 @@ func (s *Sandbox) adminOrderEvent(r *http.Request) (any, *adminError) {
 		}
 		now := s.now()
 		o.Status, o.PaidAt = OrderWaitingForSent, &now
-		s.emitOrderLocked(o, "ORDER_PAY_SUCCESS")
+		s.emitOrderLocked(o, platform.KindOrderStatus)
 	case "cancel":
 		if o.Status == OrderCancel {
 			return nil, adminErr(http.StatusConflict, AdminIllegalState, "order %s is already cancelled", o.OrderID)
@@ -282,7 +284,7 @@ func (s *Sandbox) adminOrderEvent(r *http.Request) (any, *adminError) {
 			return nil, adminErr(http.StatusBadRequest, AdminInvalidArgument, "close_reason longer than 100 bytes")
 		}
 		o.Status, o.CloseReason = OrderCancel, ev.CloseReason
-		s.emitOrderLocked(o, "ORDER_CANCEL")
+		s.emitOrderLocked(o, platform.KindOrderStatus)
 	case "price_modify":
 		if o.Status != OrderWaitingForPayment {
 			return nil, adminErr(http.StatusConflict, AdminIllegalState, "order %s is %s; price_modify needs %s", o.OrderID, o.Status, OrderWaitingForPayment)
@@ -291,7 +293,7 @@ func (s *Sandbox) adminOrderEvent(r *http.Request) (any, *adminError) {
 			return nil, adminErr(http.StatusBadRequest, AdminInvalidArgument, "total_amount %d: want more than the carriage %d", ev.TotalAmount, o.Carriage)
 		}
 		o.Amount = ev.TotalAmount - o.Carriage
-		s.emitOrderLocked(o, "ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY")
+		s.emitOrderLocked(o, platform.KindPriceModify)
 	default:
 		return nil, adminErr(http.StatusBadRequest, AdminInvalidArgument, "type %q: want pay, cancel or price_modify", truncate(ev.Type, 30))
 	}

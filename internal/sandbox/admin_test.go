@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 func TestAdminOrders(t *testing.T) {
@@ -19,9 +17,9 @@ func TestAdminOrders(t *testing.T) {
 		t.Errorf("created %+v", o)
 	}
 	// Unpaid: a refund is refused.
-	r := e.call(http.MethodPost, paths.TaobaoSubmit, apiclient.SubmitRefundRequest{SubOrderID: "S1", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 1})
-	if r.Code != apiclient.CodeIllegalState {
-		t.Errorf("refund on unpaid order: code %d; want %d", r.Code, apiclient.CodeIllegalState)
+	r := e.call(http.MethodPost, paths.TaobaoSubmit, submitRefundReq{SubOrderID: "S1", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 1})
+	if r.Code != codeIllegal {
+		t.Errorf("refund on unpaid order: code %d; want %d", r.Code, codeIllegal)
 	}
 	e.adminOK(http.MethodPost, "/_sandbox/orders/T100/events", OrderEvent{Type: "pay"}, &o)
 	if o.Status != OrderWaitingForSent || o.PaidAt == nil {
@@ -111,7 +109,7 @@ func TestAdminSellerStatsReset(t *testing.T) {
 	}
 	var s Stats
 	e.adminOK(http.MethodGet, "/_sandbox/stats", nil, &s)
-	if s.APICalls["TaobaoSubmit"] != 1 || s.APICalls["TaobaoRender"] != 1 {
+	if s.APICalls["taobao_submit"] != 1 || s.APICalls["taobao_render"] != 1 {
 		t.Errorf("api_calls %v", s.APICalls)
 	}
 	var health map[string]string
@@ -134,13 +132,7 @@ func TestNewValidates(t *testing.T) {
 		{AccessKey: "k"},
 		{AccessKey: "k", AccessSecret: "s", Seller: SellerPolicy{Decision: "later"}},
 		{AccessKey: "k", AccessSecret: "s", Faults: Faults{ErrorRate: 2}},
-		{AccessKey: "k", AccessSecret: "s", Paths: Paths{TaobaoList: "x"}},
-		{AccessKey: "k", AccessSecret: "s", TimestampWindow: -time.Second},
-		{AccessKey: "k", AccessSecret: "s", Paths: func() Paths {
-			p := DefaultPaths()
-			p.TaobaoList = "/_sandbox/stats"
-			return p
-		}()},
+		{AccessKey: "k", AccessSecret: "s", Profile: mustProfile(t, `endpoints.taobao_list.path = "/_sandbox/stats"`)},
 	}
 	for i, c := range bad {
 		if _, err := New(c); err == nil {
@@ -148,20 +140,18 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 	// A custom path with {refundId} in the middle is routed.
-	p := DefaultPaths()
-	p.TaobaoQuery = "/x/{refundId}/detail"
-	e := newEnv(t, func(c *Config) { c.Paths = p })
-	if r := e.call(http.MethodGet, "/x/123/detail", nil); r.Code != apiclient.CodeNotFound {
-		t.Errorf("custom path: code %d (%s); want %d (routed, refund unknown)", r.Code, r.Msg, apiclient.CodeNotFound)
+	custom := mustProfile(t, `endpoints.taobao_query.path = "/x/{refundId}/detail"`)
+	e := newEnv(t, func(c *Config) { c.Profile = custom })
+	if r := e.call(http.MethodGet, "/x/123/detail", nil); r.Code != codeNotFound {
+		t.Errorf("custom path: code %d (%s); want %d (routed, refund unknown)", r.Code, r.Msg, codeNotFound)
 	}
 	// Two endpoints on one path, told apart by method.
-	p = DefaultPaths()
-	p.TaobaoList, p.TaobaoQuery = "/refunds", "/refunds"
-	e = newEnv(t, func(c *Config) { c.Paths = p })
-	if r := e.call(http.MethodGet, "/refunds?refundId=1", nil); r.Code != apiclient.CodeNotFound {
-		t.Errorf("GET /refunds: code %d (%s); want %d from TaobaoQuery", r.Code, r.Msg, apiclient.CodeNotFound)
+	shared := mustProfile(t, "endpoints.taobao_list.path = \"/refunds\"\nendpoints.taobao_query.path = \"/refunds\"")
+	e = newEnv(t, func(c *Config) { c.Profile = shared })
+	if r := e.call(http.MethodGet, "/refunds?refundId=1", nil); r.Code != codeNotFound {
+		t.Errorf("GET /refunds: code %d (%s); want %d from TaobaoQuery", r.Code, r.Msg, codeNotFound)
 	}
-	if r := e.call(http.MethodPost, "/refunds", apiclient.ListRefundsRequest{PageSize: 5}); r.Code != apiclient.CodeSuccess {
+	if r := e.call(http.MethodPost, "/refunds", listRefundsReq{PageSize: 5}); r.Code != codeOK {
 		t.Errorf("POST /refunds: code %d (%s); want 200 from TaobaoList", r.Code, r.Msg)
 	}
 	if r := e.call(http.MethodPut, "/refunds", nil); r.HTTPStatus != http.StatusMethodNotAllowed {

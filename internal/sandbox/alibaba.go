@@ -12,8 +12,26 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
 )
+
+// abGoods is what the buyer has of the goods in a 1688 refund, whatever the
+// profile's goodsStatus strings are (alibaba.goods_status).
+type abGoods int
+
+const (
+	abInSaleWaitSellerSend abGoods = iota
+	abInSaleWaitBuyerReceive
+	abInSaleBuyerReceived
+	abAfterSaleNotReceived
+	abAfterSaleReceived
+)
+
+// abGoodsOf reads a goodsStatus string under the profile.
+func (s *Sandbox) abGoodsOf(goodsStatus string) (abGoods, bool) {
+	i := slices.Index(s.prof.Alibaba.GoodsStatus.All(), goodsStatus)
+	return abGoods(i), i >= 0
+}
 
 // abReason is a 1688 refund reason.
 type abReason struct {
@@ -23,18 +41,18 @@ type abReason struct {
 	noCarriage  bool
 }
 
-// alibabaReasons returns the reasons offered for a goodsStatus. Ids and names
-// are a GUESS modelled on 1688's buyer refund form.
-func alibabaReasons(goodsStatus string) []abReason {
-	switch goodsStatus {
-	case apiclient.AlibabaGoodsRefundWaitSellerSend:
+// alibabaReasons returns the reasons offered for a goods state. Ids and
+// names are a GUESS modelled on 1688's buyer refund form.
+func alibabaReasons(goods abGoods) []abReason {
+	switch goods {
+	case abInSaleWaitSellerSend:
 		return []abReason{
 			{20001, "我不想要了", false, false},
 			{20002, "拍错/多拍", false, false},
 			{20003, "卖家缺货", false, false},
 			{20004, "未按约定时间发货", false, false},
 		}
-	case apiclient.AlibabaGoodsRefundWaitBuyerReceive, apiclient.AlibabaGoodsAftersaleBuyerNotReceive:
+	case abInSaleWaitBuyerReceive, abAfterSaleNotReceived:
 		return []abReason{
 			{20011, "物流一直未送达", false, false},
 			{20012, "我不想要了", false, true},
@@ -51,15 +69,28 @@ func alibabaReasons(goodsStatus string) []abReason {
 	}
 }
 
-var alibabaGoodsStatuses = []string{apiclient.AlibabaGoodsRefundWaitSellerSend, apiclient.AlibabaGoodsRefundWaitBuyerReceive,
-	apiclient.AlibabaGoodsRefundBuyerReceived, apiclient.AlibabaGoodsAftersaleBuyerNotReceive, apiclient.AlibabaGoodsAftersaleBuyerReceived}
+// abReasonsFor returns the reasons for a goodsStatus string (none for an
+// unknown one).
+func (s *Sandbox) abReasonsFor(goodsStatus string) []abReason {
+	g, ok := s.abGoodsOf(goodsStatus)
+	if !ok {
+		return nil
+	}
+	return alibabaReasons(g)
+}
 
-func goodsReceived(goodsStatus string) bool {
-	return goodsStatus == apiclient.AlibabaGoodsRefundBuyerReceived || goodsStatus == apiclient.AlibabaGoodsAftersaleBuyerReceived
+// abCompany is one carrier of A6 (upstream shape).
+type abCompany struct {
+	ID           int64  `json:"id"`
+	CompanyName  string `json:"companyName"`
+	CompanyNo    string `json:"companyNo"`
+	CompanyPhone string `json:"companyPhone"`
+	SupportPrint bool   `json:"supportPrint"`
+	Spelling     string `json:"spelling"`
 }
 
 // alibabaCompanies is the A6 list (upstream shape; values a GUESS).
-var alibabaCompanies = []apiclient.AlibabaLogisticsCompany{
+var alibabaCompanies = []abCompany{
 	{ID: 1, CompanyName: "顺丰速运", CompanyNo: "SF", CompanyPhone: "95338", SupportPrint: true, Spelling: "shunfeng"},
 	{ID: 2, CompanyName: "中通快递", CompanyNo: "ZTO", CompanyPhone: "95311", SupportPrint: true, Spelling: "zhongtong"},
 	{ID: 3, CompanyName: "圆通速递", CompanyNo: "YTO", CompanyPhone: "95554", SupportPrint: true, Spelling: "yuantong"},
@@ -70,44 +101,108 @@ var alibabaCompanies = []apiclient.AlibabaLogisticsCompany{
 	{ID: 8, CompanyName: "德邦快递", CompanyNo: "DBKD", CompanyPhone: "95353", SupportPrint: true, Spelling: "debang"},
 }
 
+// 1688 request bodies: A1 and A5 as documented (DOC-1688-INFO, SEED-000),
+// A4 as documented (DOC-1688-CREATE), A2 upstream (path and fields UNKNOWN).
+type (
+	abInfoIn struct {
+		RefundID string `json:"refundId"`
+	}
+	abReasonsIn struct {
+		OrderID       int64   `json:"orderId"`
+		OrderEntryIDs []int64 `json:"orderEntryIds"`
+		GoodsStatus   string  `json:"goodsStatus"`
+	}
+	abEntryCount struct {
+		ID    int64 `json:"id"`
+		Count int   `json:"count"`
+	}
+	abCreateIn struct {
+		OrderID             int64          `json:"orderId"`
+		OrderEntryIDs       []int64        `json:"orderEntryIds"`
+		DisputeRequest      string         `json:"disputeRequest"`
+		ApplyPayment        amountIn       `json:"applyPayment"`
+		ApplyCarriage       amountIn       `json:"applyCarriage"`
+		ApplyReasonID       int64          `json:"applyReasonId"`
+		Description         string         `json:"description"`
+		GoodsStatus         string         `json:"goodsStatus"`
+		Vouchers            []string       `json:"vouchers"`
+		OrderEntryCountList []abEntryCount `json:"orderEntryCountList"`
+	}
+	abGoodsReturnIn struct {
+		RefundID           string   `json:"refundId"`
+		LogisticsCompanyNo string   `json:"logisticsCompanyNo"`
+		FreightBill        string   `json:"freightBill"`
+		Description        string   `json:"description"`
+		Vouchers           []string `json:"vouchers"`
+	}
+)
+
+// 1688 response objects.
+type (
+	abReasonOut struct {
+		ID               int64  `json:"id"`
+		Name             string `json:"name"`
+		NeedVoucher      bool   `json:"needVoucher"`
+		NoRefundCarriage bool   `json:"noRefundCarriage"`
+		Tip              string `json:"tip"`
+	}
+	abReasonsOut struct {
+		Reasons []abReasonOut `json:"reasons"`
+	}
+	abVoucherOut struct {
+		ImageDomain      string `json:"imageDomain"`
+		ImageRelativeURL string `json:"imageRelativeURL"`
+	}
+	abCreateOut struct {
+		RefundID string `json:"refundId"`
+	}
+	// abGoodsReturnOut is SEED-000's AlibabaRefundReturnGoodSubmitVO; every
+	// field is nullable, and the error fields are null on success.
+	abGoodsReturnOut struct {
+		ErrorCode *string `json:"errorCode"`
+		ErrorInfo *string `json:"errorInfo"`
+		Success   bool    `json:"success"`
+	}
+)
+
 // alibabaOrderLocked finds a 1688 order, creating it (with the given
 // sub-order ids) when AutoCreate is on.
 func (s *Sandbox) alibabaOrderLocked(orderID int64, entryIDs []int64) (*Order, *apiError) {
 	if orderID <= 0 {
-		return nil, errf(apiclient.CodeInvalidParam, "orderId %d 不合法 (want a positive integer)", orderID)
+		return nil, errf(classInvalid, "orderId %d 不合法 (want a positive integer)", orderID)
 	}
 	id := strconv.FormatInt(orderID, 10)
 	if o := s.orders[orderKey(Platform1688, id)]; o != nil {
 		for _, e := range entryIDs {
 			if o.subOrder(strconv.FormatInt(e, 10)) == nil {
-				return nil, errf(apiclient.CodeInvalidParam, "orderEntryIds: %d 不属于订单 %s (not a sub-order of the order)", e, id)
+				return nil, errf(classInvalid, "orderEntryIds: %d 不属于订单 %s (not a sub-order of the order)", e, id)
 			}
 		}
 		return o, nil
 	}
 	if !s.cfg.AutoCreate {
-		return nil, errf(apiclient.CodeNotFound, "订单不存在 (order %s not found)", id)
+		return nil, errf(classNotFound, "订单不存在 (order %s not found)", id)
 	}
 	o := &Order{Platform: Platform1688, OrderID: id, AutoCreated: true}
 	for _, e := range entryIDs {
 		if e <= 0 {
-			return nil, errf(apiclient.CodeInvalidParam, "orderEntryIds: %d 不合法", e)
+			return nil, errf(classInvalid, "orderEntryIds: %d 不合法", e)
 		}
 		o.SubOrders = append(o.SubOrders, &SubOrder{SubOrderID: strconv.FormatInt(e, 10)})
 	}
 	if err := s.addOrderLocked(o); err != nil {
-		return nil, errf(apiclient.CodeInvalidParam, "%v", err)
+		return nil, errf(classInvalid, "%v", err)
 	}
 	return o, nil
 }
 
 func (s *Sandbox) alibabaRefundLocked(id string) (*Refund, *apiError) {
 	if id == "" {
-		return nil, errf(apiclient.CodeMissingParam, "缺少必填参数 (missing required fields): refundId")
+		return nil, errf(classMissing, "缺少必填参数 (missing required fields): refundId")
 	}
 	r := s.refunds[id]
 	if r == nil || r.Platform != Platform1688 {
-		return nil, errf(apiclient.CodeNotFound, "售后单不存在 (refund %s not found)", truncate(id, 50))
+		return nil, errf(classNotFound, "售后单不存在 (refund %s not found)", truncate(id, 50))
 	}
 	return r, nil
 }
@@ -120,7 +215,7 @@ func (s *Sandbox) alibabaRefundInfo(r *http.Request, _ *apiCall) (any, *apiError
 	}
 	id := r.URL.Query().Get("refundId")
 	if len(bytes.TrimSpace(body)) > 0 {
-		var req apiclient.RefundInfoRequest
+		var req abInfoIn
 		if _, e := decodeJSON(body, &req); e != nil {
 			return nil, e
 		}
@@ -143,26 +238,26 @@ func (s *Sandbox) alibabaRefundReasons(r *http.Request, _ *apiCall) (any, *apiEr
 	if e != nil {
 		return nil, e
 	}
-	var req apiclient.RefundReasonsRequest
+	var req abReasonsIn
 	if _, e := decodeJSON(body, &req, "orderId", "goodsStatus"); e != nil {
 		return nil, e
 	}
-	if !slices.Contains(alibabaGoodsStatuses, req.GoodsStatus) {
-		return nil, errf(apiclient.CodeInvalidParam, "goodsStatus %q 不合法 (want one of %s)", truncate(req.GoodsStatus, 40), strings.Join(alibabaGoodsStatuses, ", "))
+	if _, ok := s.abGoodsOf(req.GoodsStatus); !ok {
+		return nil, s.badGoodsStatus(req.GoodsStatus)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, e := s.alibabaOrderLocked(req.OrderID, req.OrderEntryIDs); e != nil {
 		return nil, e
 	}
-	resp := apiclient.RefundReasonsResponse{Reasons: []apiclient.AlibabaRefundReason{}}
-	for _, rs := range alibabaReasons(req.GoodsStatus) {
+	resp := abReasonsOut{Reasons: []abReasonOut{}}
+	for _, rs := range s.abReasonsFor(req.GoodsStatus) {
 		tip := ""
 		if rs.needVoucher {
 			tip = "请上传商品问题照片作为凭证"
 		}
-		resp.Reasons = append(resp.Reasons, apiclient.AlibabaRefundReason{ID: apiclient.FlexInt64(rs.id), Name: rs.name,
-			NeedVoucher: rs.needVoucher, NoRefundCarriage: rs.noCarriage, Tip: tip})
+		resp.Reasons = append(resp.Reasons, abReasonOut{ID: rs.id, Name: rs.name, NeedVoucher: rs.needVoucher,
+			NoRefundCarriage: rs.noCarriage, Tip: tip})
 	}
 	return resp, nil
 }
@@ -171,20 +266,20 @@ func (s *Sandbox) alibabaRefundReasons(r *http.Request, _ *apiCall) (any, *apiEr
 func (s *Sandbox) alibabaUploadVoucher(r *http.Request, _ *apiCall) (any, *apiError) {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		return nil, errf(apiclient.CodeInvalidParam, "请使用 multipart/form-data 上传 imageData (want multipart/form-data)")
+		return nil, errf(classInvalid, "请使用 multipart/form-data 上传 imageData (want multipart/form-data)")
 	}
 	mr := multipart.NewReader(io.LimitReader(r.Body, 2*maxVoucherSize), params["boundary"])
 	var img []byte
 	for parts := 0; ; parts++ {
 		if parts > 10 {
-			return nil, errf(apiclient.CodeInvalidParam, "too many multipart parts")
+			return nil, errf(classInvalid, "too many multipart parts")
 		}
 		p, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, errf(apiclient.CodeMalformedJSON, "multipart 格式错误 (malformed multipart body)")
+			return nil, errf(classMalformed, "multipart 格式错误 (malformed multipart body)")
 		}
 		if p.FormName() != "imageData" {
 			_, _ = io.Copy(io.Discard, io.LimitReader(p, 2*maxVoucherSize))
@@ -192,15 +287,15 @@ func (s *Sandbox) alibabaUploadVoucher(r *http.Request, _ *apiCall) (any, *apiEr
 		}
 		img, err = io.ReadAll(io.LimitReader(p, maxVoucherSize+1))
 		if err != nil {
-			return nil, errf(apiclient.CodeMalformedJSON, "multipart 格式错误 (malformed multipart body)")
+			return nil, errf(classMalformed, "multipart 格式错误 (malformed multipart body)")
 		}
 		break
 	}
 	if len(img) == 0 {
-		return nil, errf(apiclient.CodeMissingParam, "缺少必填参数 (missing required fields): imageData")
+		return nil, errf(classMissing, "缺少必填参数 (missing required fields): imageData")
 	}
 	if len(img) > maxVoucherSize {
-		return nil, errf(apiclient.CodeInvalidParam, "图片超过 1MB (imageData exceeds %d bytes)", maxVoucherSize)
+		return nil, errf(classInvalid, "图片超过 1MB (imageData exceeds %d bytes)", maxVoucherSize)
 	}
 	ext := ""
 	switch http.DetectContentType(img) {
@@ -209,12 +304,12 @@ func (s *Sandbox) alibabaUploadVoucher(r *http.Request, _ *apiCall) (any, *apiEr
 	case "image/png":
 		ext = ".png"
 	default:
-		return nil, errf(apiclient.CodeInvalidParam, "仅支持 jpg/png 图片 (imageData must be a jpg or png)")
+		return nil, errf(classInvalid, "仅支持 jpg/png 图片 (imageData must be a jpg or png)")
 	}
-	resp := apiclient.UploadVoucherResponse{ImageDomain: "https://cbu01.alicdn.com",
-		ImageRelativeURL: "img/ibank/" + s.now().In(cst).Format("2006/01/02") + "/" + s.randDigits(10) + "_" + s.randDigits(10) + ext}
+	resp := abVoucherOut{ImageDomain: "https://cbu01.alicdn.com",
+		ImageRelativeURL: "img/ibank/" + s.now().In(s.prof.Zone()).Format("2006/01/02") + "/" + s.randDigits(10) + "_" + s.randDigits(10) + ext}
 	s.mu.Lock()
-	s.vouchers[resp.URL()] = struct{}{}
+	s.vouchers[resp.ImageDomain+"/"+resp.ImageRelativeURL] = struct{}{}
 	s.mu.Unlock()
 	return resp, nil
 }
@@ -225,37 +320,42 @@ func (s *Sandbox) alibabaCreateRefund(r *http.Request, _ *apiCall) (any, *apiErr
 	if e != nil {
 		return nil, e
 	}
-	var req apiclient.CreateRefundRequest
+	var req abCreateIn
 	if _, e := decodeJSON(body, &req, "orderId", "disputeRequest", "applyPayment", "applyCarriage",
 		"applyReasonId", "description", "goodsStatus"); e != nil {
 		return nil, e
 	}
+	pay, e := s.fen(req.ApplyPayment, false, "applyPayment")
+	if e != nil {
+		return nil, e
+	}
+	carriage, e := s.fen(req.ApplyCarriage, false, "applyCarriage")
+	if e != nil {
+		return nil, e
+	}
+	if e := s.checkDispute(req.DisputeRequest, req.GoodsStatus); e != nil {
+		return nil, e
+	}
 	switch {
-	case req.DisputeRequest != apiclient.AlibabaDisputeRefund && req.DisputeRequest != apiclient.AlibabaDisputeReturnRefund:
-		return nil, errf(apiclient.CodeInvalidParam, "disputeRequest %q 不合法 (want refund or returnRefund)", truncate(req.DisputeRequest, 40))
-	case !slices.Contains(alibabaGoodsStatuses, req.GoodsStatus):
-		return nil, errf(apiclient.CodeInvalidParam, "goodsStatus %q 不合法 (want one of %s)", truncate(req.GoodsStatus, 40), strings.Join(alibabaGoodsStatuses, ", "))
-	case req.DisputeRequest == apiclient.AlibabaDisputeReturnRefund && !goodsReceived(req.GoodsStatus):
-		return nil, errf(apiclient.CodeInvalidParam, "未收到货不能申请退货退款 (returnRefund needs goodsStatus refundBuyerReceived or aftersaleBuyerReceived)")
-	case req.ApplyPayment < 1:
-		return nil, errf(apiclient.CodeInvalidParam, "applyPayment %d 不合法 (want >= 1 fen)", req.ApplyPayment)
-	case req.ApplyCarriage < 0:
-		return nil, errf(apiclient.CodeInvalidParam, "applyCarriage %d 不合法 (want >= 0 fen)", req.ApplyCarriage)
+	case pay < 1:
+		return nil, errf(classInvalid, "applyPayment %s 不合法 (want at least 1 fen)", req.ApplyPayment.text)
+	case carriage < 0:
+		return nil, errf(classInvalid, "applyCarriage %s 不合法 (want >= 0)", req.ApplyCarriage.text)
 	case utf8.RuneCountInString(req.Description) < 2 || utf8.RuneCountInString(req.Description) > 150:
-		return nil, errf(apiclient.CodeInvalidParam, "description 长度需在 2-150 字之间 (got %d characters)", utf8.RuneCountInString(req.Description))
+		return nil, errf(classInvalid, "description 长度需在 2-150 字之间 (got %d characters)", utf8.RuneCountInString(req.Description))
 	case len(req.Vouchers) > 5:
-		return nil, errf(apiclient.CodeInvalidParam, "vouchers 最多 5 张 (got %d)", len(req.Vouchers))
+		return nil, errf(classInvalid, "vouchers 最多 5 张 (got %d)", len(req.Vouchers))
 	case len(req.OrderEntryIDs) > 100 || len(req.OrderEntryCountList) > 100:
-		return nil, errf(apiclient.CodeInvalidParam, "too many orderEntryIds")
+		return nil, errf(classInvalid, "too many orderEntryIds")
 	}
 	for i, v := range req.Vouchers {
 		if v == "" || len(v) > 1024 {
-			return nil, errf(apiclient.CodeInvalidParam, "vouchers[%d] 不合法 (want a URL from the voucher upload)", i)
+			return nil, errf(classInvalid, "vouchers[%d] 不合法 (want a URL from the voucher upload)", i)
 		}
 	}
 	for i, ec := range req.OrderEntryCountList {
 		if ec.ID <= 0 || ec.Count < 1 {
-			return nil, errf(apiclient.CodeInvalidParam, "orderEntryCountList[%d] 不合法 (want id > 0, count >= 1)", i)
+			return nil, errf(classInvalid, "orderEntryCountList[%d] 不合法 (want id > 0, count >= 1)", i)
 		}
 	}
 	s.mu.Lock()
@@ -268,45 +368,74 @@ func (s *Sandbox) alibabaCreateRefund(r *http.Request, _ *apiCall) (any, *apiErr
 	s.stats.RefundSubmissions[key]++
 	if open, ok := s.openRefunds[key]; ok {
 		s.stats.DuplicateSubmissions++
-		return nil, errf(apiclient.CodeDuplicateRefund, "该订单已有进行中的售后 (order %s already has open refund %s)", o.OrderID, open)
+		return nil, errf(classDuplicate, "该订单已有进行中的售后 (order %s already has open refund %s)", o.OrderID, open)
 	}
 	if !o.paid() {
-		return nil, errf(apiclient.CodeIllegalState, "订单未支付或已取消 (order %s is %s)", o.OrderID, o.Status)
+		return nil, errf(classIllegal, "订单未支付或已取消 (order %s is %s)", o.OrderID, o.Status)
 	}
 	var reason *abReason
-	for _, rs := range alibabaReasons(req.GoodsStatus) {
+	for _, rs := range s.abReasonsFor(req.GoodsStatus) {
 		if rs.id == req.ApplyReasonID {
 			reason = &rs
 		}
 	}
 	if reason == nil {
-		return nil, errf(apiclient.CodeInvalidParam, "applyReasonId %d 不在可选原因中 (see the refund reasons for goodsStatus %s)", req.ApplyReasonID, req.GoodsStatus)
+		return nil, errf(classInvalid, "applyReasonId %d 不在可选原因中 (see the refund reasons for goodsStatus %s)", req.ApplyReasonID, req.GoodsStatus)
 	}
 	if reason.needVoucher && len(req.Vouchers) == 0 {
-		return nil, errf(apiclient.CodeMissingParam, "该退款原因需要上传凭证 (reason %d requires vouchers)", reason.id)
+		return nil, errf(classMissing, "该退款原因需要上传凭证 (reason %d requires vouchers)", reason.id)
 	}
-	if max := o.Amount - o.Refunded; int64(req.ApplyPayment) > max {
-		return nil, errf(apiclient.CodeInvalidParam, "applyPayment %d 超过可退金额 %d (exceeds the refundable amount)", req.ApplyPayment, max)
+	if max := o.Amount - o.Refunded; pay > max {
+		return nil, errf(classInvalid, "applyPayment %s 超过可退金额 %s (exceeds the refundable amount)", req.ApplyPayment.text, moneyText(s.abMoney(max)))
 	}
-	if max := o.Carriage - o.RefundedFee; int64(req.ApplyCarriage) > max {
-		return nil, errf(apiclient.CodeInvalidParam, "applyCarriage %d 超过可退运费 %d (exceeds the refundable carriage)", req.ApplyCarriage, max)
+	if max := o.Carriage - o.RefundedFee; carriage > max {
+		return nil, errf(classInvalid, "applyCarriage %s 超过可退运费 %s (exceeds the refundable carriage)", req.ApplyCarriage.text, moneyText(s.abMoney(max)))
 	}
 	ref := &Refund{Platform: Platform1688, RefundID: s.newRefundIDLocked(Platform1688), OrderID: o.OrderID,
 		CreatedAt: s.now(), DisputeRequest: req.DisputeRequest, GoodsStatusStr: req.GoodsStatus,
-		ApplyPayment: int64(req.ApplyPayment), ApplyCarriage: int64(req.ApplyCarriage), ApplyReasonID: reason.id,
+		ApplyPayment: pay, ApplyCarriage: carriage, ApplyReasonID: reason.id,
 		ApplyReason: reason.name, Description: req.Description, Vouchers: slices.Clone(req.Vouchers),
 		OrderEntryIDs: slices.Clone(req.OrderEntryIDs), Messages: []Message{}}
 	s.refunds[ref.RefundID] = ref
 	s.openRefunds[key] = ref.RefundID
 	o.RefundIDs = append(o.RefundIDs, ref.RefundID)
-	s.setStatusLocked(ref, abWaitAgree, "")
-	return apiclient.CreateRefundResponse{RefundID: ref.RefundID}, nil
+	s.setStatusLocked(ref, platform.PhaseWaitSellerAgree, "")
+	return abCreateOut{RefundID: ref.RefundID}, nil
 }
 
-// goodsReturnFailure is A5's nested business error: envelope code 200, data.success false.
-// errorCode carries the apiclient code as a string.
-func goodsReturnFailure(code int, info string) apiclient.GoodsReturnResponse {
-	return apiclient.GoodsReturnResponse{Success: false, ErrorCode: strconv.Itoa(code), ErrorInfo: info}
+// moneyText writes an amount as it travels, for error messages.
+func moneyText(m money) string {
+	b, _ := m.MarshalJSON()
+	return string(b)
+}
+
+// badGoodsStatus is the error for a goodsStatus the profile does not list.
+func (s *Sandbox) badGoodsStatus(goodsStatus string) *apiError {
+	return errf(classInvalid, "goodsStatus %q 不合法 (want one of %s)", truncate(goodsStatus, 40),
+		strings.Join(s.prof.Alibaba.GoodsStatus.All(), ", "))
+}
+
+// checkDispute validates disputeRequest and goodsStatus against the
+// profile's strings: a return and refund only once the goods were received.
+func (s *Sandbox) checkDispute(dispute, goodsStatus string) *apiError {
+	d := s.prof.Alibaba.DisputeRequest
+	if dispute != d.Refund && dispute != d.ReturnRefund {
+		return errf(classInvalid, "disputeRequest %q 不合法 (want %s or %s)", truncate(dispute, 40), d.Refund, d.ReturnRefund)
+	}
+	if _, ok := s.abGoodsOf(goodsStatus); !ok {
+		return s.badGoodsStatus(goodsStatus)
+	}
+	if g := s.prof.Alibaba.GoodsStatus; dispute == d.ReturnRefund && !g.Received(goodsStatus) {
+		return errf(classInvalid, "未收到货不能申请退货退款 (%s needs goodsStatus %s or %s)", d.ReturnRefund, g.InSaleBuyerReceived, g.AfterSaleReceived)
+	}
+	return nil
+}
+
+// goodsReturnFailure is A5's nested business error: envelope success, data
+// {success false, errorCode, errorInfo}; errorCode is the class's envelope
+// code as a string.
+func (s *Sandbox) goodsReturnFailure(class platform.ErrorClass, info string) abGoodsReturnOut {
+	return abGoodsReturnOut{Success: false, ErrorCode: ptr(strconv.Itoa(s.code(class))), ErrorInfo: ptr(info)}
 }
 
 // alibabaGoodsReturn: A5.
@@ -315,7 +444,7 @@ func (s *Sandbox) alibabaGoodsReturn(r *http.Request, _ *apiCall) (any, *apiErro
 	if e != nil {
 		return nil, e
 	}
-	var req apiclient.GoodsReturnRequest
+	var req abGoodsReturnIn
 	if _, e := decodeJSON(body, &req, "refundId", "logisticsCompanyNo", "freightBill"); e != nil {
 		return nil, e
 	}
@@ -328,33 +457,34 @@ func (s *Sandbox) alibabaGoodsReturn(r *http.Request, _ *apiCall) (any, *apiErro
 	s.stats.ReturnLogisticsSubmissions[ref.RefundID]++
 	if ref.Return != nil {
 		s.stats.DuplicateSubmissions++
-		return goodsReturnFailure(apiclient.CodeIllegalState, "该退款已提交过退货物流 (return already submitted: "+ref.Return.TrackingNo+")"), nil
+		return s.goodsReturnFailure(classIllegal, "该退款已提交过退货物流 (return already submitted: "+ref.Return.TrackingNo+")"), nil
 	}
-	if ref.Status != abWaitSend {
-		return goodsReturnFailure(apiclient.CodeIllegalState, "退款单状态不允许退货 (refund is "+ref.Status+"; want waitbuyersend)"), nil
+	if ref.Phase != platform.PhaseWaitBuyerReturn {
+		return s.goodsReturnFailure(classIllegal, "退款单状态不允许退货 (refund is "+ref.Status+"; want "+
+			s.prof.AlibabaName(platform.PhaseWaitBuyerReturn)+")"), nil
 	}
-	var company *apiclient.AlibabaLogisticsCompany
+	var company *abCompany
 	for i := range alibabaCompanies {
 		if alibabaCompanies[i].CompanyNo == req.LogisticsCompanyNo {
 			company = &alibabaCompanies[i]
 		}
 	}
 	if company == nil {
-		return goodsReturnFailure(apiclient.CodeInvalidParam, "物流公司编码不存在 (logisticsCompanyNo not in the logistics company list)"), nil
+		return s.goodsReturnFailure(classInvalid, "物流公司编码不存在 (logisticsCompanyNo not in the logistics company list)"), nil
 	}
 	if !validTracking(req.FreightBill) {
-		return goodsReturnFailure(apiclient.CodeInvalidParam, "运单号格式错误 (freightBill: want 6-40 letters or digits)"), nil
+		return s.goodsReturnFailure(classInvalid, "运单号格式错误 (freightBill: want 6-40 letters or digits)"), nil
 	}
 	if n := utf8.RuneCountInString(req.Description); req.Description != "" && (n < 2 || n > 200) {
-		return goodsReturnFailure(apiclient.CodeInvalidParam, "description 长度需在 2-200 字之间"), nil
+		return s.goodsReturnFailure(classInvalid, "description 长度需在 2-200 字之间"), nil
 	}
 	if len(req.Vouchers) > 10 {
-		return goodsReturnFailure(apiclient.CodeInvalidParam, "vouchers 最多 10 张"), nil
+		return s.goodsReturnFailure(classInvalid, "vouchers 最多 10 张"), nil
 	}
 	ref.Return = &ReturnShipment{CompanyCode: company.CompanyNo, CompanyName: company.CompanyName, TrackingNo: req.FreightBill,
 		Description: req.Description, Vouchers: slices.Clone(req.Vouchers), SubmittedAt: s.now()}
-	s.setStatusLocked(ref, abWaitReceive, "")
-	return apiclient.GoodsReturnResponse{Success: true}, nil
+	s.setStatusLocked(ref, platform.PhaseWaitSellerReceive, "")
+	return abGoodsReturnOut{Success: true}, nil
 }
 
 // alibabaLogisticsCompanies: A6.
@@ -362,67 +492,149 @@ func (s *Sandbox) alibabaLogisticsCompanies(*http.Request, *apiCall) (any, *apiE
 	return slices.Clone(alibabaCompanies), nil
 }
 
+// abInfoOut is A1's data, AlibabaRefundInfo: the 71 fields of SEED-002 in
+// its order, every one nullable. A field the sandbox has no value for is
+// null, never a zero value: id and the audit columns (PandaPon's database),
+// Alipay and member ids, and the upstream flags it does not simulate.
+type abInfoOut struct {
+	ID                   *int64  `json:"id"`
+	CreateBy             *string `json:"createBy"`
+	CreateByID           *int64  `json:"createById"`
+	CreateTime           *string `json:"createTime"`
+	UpdateBy             *string `json:"updateBy"`
+	UpdateByID           *int64  `json:"updateById"`
+	UpdateTime           *string `json:"updateTime"`
+	Remark               *string `json:"remark"`
+	AlipayPaymentID      *string `json:"alipayPaymentId"`
+	ApplyCarriage        *money  `json:"applyCarriage"`
+	ApplyExpect          *int64  `json:"applyExpect"`
+	ApplyPayment         *money  `json:"applyPayment"`
+	ApplyReason          *string `json:"applyReason"`
+	ApplyReasonID        *int64  `json:"applyReasonId"`
+	ApplySubReason       *string `json:"applySubReason"`
+	ApplySubReasonID     *int64  `json:"applySubReasonId"`
+	BuyerAlipayID        *string `json:"buyerAlipayId"`
+	BuyerLogisticsName   *string `json:"buyerLogisticsName"`
+	BuyerMemberID        *string `json:"buyerMemberId"`
+	BuyerSendGoods       *bool   `json:"buyerSendGoods"`
+	BuyerUserID          *int64  `json:"buyerUserId"`
+	CanRefundPayment     *money  `json:"canRefundPayment"`
+	CrmModifyRefund      *bool   `json:"crmModifyRefund"`
+	DisburseChannel      *string `json:"disburseChannel"`
+	DisputeRequest       *int64  `json:"disputeRequest"`
+	DisputeType          *int64  `json:"disputeType"`
+	ExtInfo              *string `json:"extInfo"`
+	FreightBill          *string `json:"freightBill"`
+	FrozenFund           *money  `json:"frozenFund"`
+	GmtApply             *string `json:"gmtApply"`
+	GmtCompleted         *string `json:"gmtCompleted"`
+	GmtCreate            *string `json:"gmtCreate"`
+	GmtFreezed           *string `json:"gmtFreezed"`
+	GmtModified          *string `json:"gmtModified"`
+	GmtTimeOut           *string `json:"gmtTimeOut"`
+	GoodsReceived        *bool   `json:"goodsReceived"`
+	GoodsStatus          *int64  `json:"goodsStatus"`
+	RefundID             *string `json:"refundId"`
+	InstantRefundType    *string `json:"instantRefundType"`
+	InsufficientAccount  *bool   `json:"insufficientAccount"`
+	InsufficientBail     *bool   `json:"insufficientBail"`
+	NewRefundReturn      *bool   `json:"newRefundReturn"`
+	OnlyRefund           *bool   `json:"onlyRefund"`
+	OrderEntryCountMap   *string `json:"orderEntryCountMap"`
+	OrderEntryIDList     *string `json:"orderEntryIdList"`
+	OrderID              *int64  `json:"orderId"`
+	PrepaidBalance       *money  `json:"prepaidBalance"`
+	ProductName          *string `json:"productName"`
+	RefundCarriage       *money  `json:"refundCarriage"`
+	RefundGoods          *bool   `json:"refundGoods"`
+	RefundPayment        *money  `json:"refundPayment"`
+	RejectReason         *string `json:"rejectReason"`
+	RejectReasonID       *int64  `json:"rejectReasonId"`
+	RejectTimes          *int64  `json:"rejectTimes"`
+	SellerAlipayID       *string `json:"sellerAlipayId"`
+	SellerDelayDisburse  *bool   `json:"sellerDelayDisburse"`
+	SellerMemberID       *string `json:"sellerMemberId"`
+	SellerMobile         *string `json:"sellerMobile"`
+	SellerRealName       *string `json:"sellerRealName"`
+	SellerReceiveAddress *string `json:"sellerReceiveAddress"`
+	SellerTel            *string `json:"sellerTel"`
+	SellerUserID         *string `json:"sellerUserId"`
+	Status               *string `json:"status"`
+	SupportNewSteppay    *bool   `json:"supportNewSteppay"`
+	TaskStatus           *string `json:"taskStatus"`
+	TimeOutFreeze        *bool   `json:"timeOutFreeze"`
+	TimeOutOperateType   *string `json:"timeOutOperateType"`
+	TradeTypeStr         *string `json:"tradeTypeStr"`
+	RefundOperationList  *string `json:"refundOperationList"`
+	BuyerLoginID         *string `json:"buyerLoginId"`
+	SellerLoginID        *string `json:"sellerLoginId"`
+}
+
 // alibabaInfoLocked renders A1's AlibabaRefundInfo.
-func (s *Sandbox) alibabaInfoLocked(ref *Refund) apiclient.RefundInfo {
+func (s *Sandbox) alibabaInfoLocked(ref *Refund) abInfoOut {
 	o := s.orderOfLocked(ref)
 	orderID, _ := strconv.ParseInt(ref.OrderID, 10, 64)
-	info := apiclient.RefundInfo{
-		ApplyCarriage:        apiclient.Amount(ref.ApplyCarriage),
-		ApplyPayment:         apiclient.Amount(ref.ApplyPayment),
-		ApplyReason:          ref.ApplyReason,
-		ApplyReasonID:        apiclient.FlexInt64(ref.ApplyReasonID),
-		BuyerSendGoods:       ref.Return != nil,
-		CreateTime:           fmtTime(ref.CreatedAt),
-		UpdateTime:           fmtTime(ref.ModifiedAt),
-		DisputeType:          1,
-		GmtApply:             fmtTime(ref.CreatedAt),
-		GmtCreate:            fmtTime(ref.CreatedAt),
-		GmtModified:          fmtTime(ref.ModifiedAt),
-		GmtCompleted:         fmtTime(ref.ClosedAt),
-		GoodsReceived:        goodsReceived(ref.GoodsStatusStr),
-		GoodsStatus:          1,
-		RefundID:             ref.RefundID,
-		OnlyRefund:           !ref.ReturnRequired,
-		RefundGoods:          ref.ReturnRequired,
-		OrderID:              apiclient.FlexInt64(orderID),
-		RejectReason:         ref.RefuseReason,
-		RejectTimes:          apiclient.FlexInt64(ref.RejectTimes),
-		SellerReceiveAddress: sellerAddress.DetailAddress,
-		SellerRealName:       sellerAddress.Receiver,
-		SellerMobile:         sellerAddress.Phone,
-		SellerLoginID:        supplierNick,
-		SellerUserID:         supplierID,
-		Status:               apiclient.AlibabaRefundStatus(ref.Status),
-		TradeTypeStr:         "50060",
+	received := s.prof.Alibaba.GoodsStatus.Received(ref.GoodsStatusStr)
+	info := abInfoOut{
+		CreateTime:           s.timeOrNull(ref.CreatedAt),
+		UpdateTime:           s.timeOrNull(ref.ModifiedAt),
+		ApplyCarriage:        ptr(s.abMoney(ref.ApplyCarriage)),
+		ApplyPayment:         ptr(s.abMoney(ref.ApplyPayment)),
+		ApplyReason:          str(ref.ApplyReason),
+		ApplyReasonID:        ptr(ref.ApplyReasonID),
+		BuyerSendGoods:       ptr(ref.Return != nil),
+		DisputeType:          ptr(int64(1)), // UPSTREAM: 1 in-sale, 2 after-sale
+		GmtApply:             s.timeOrNull(ref.CreatedAt),
+		GmtCreate:            s.timeOrNull(ref.CreatedAt),
+		GmtModified:          s.timeOrNull(ref.ModifiedAt),
+		GmtCompleted:         s.timeOrNull(ref.ClosedAt),
+		GoodsReceived:        ptr(received),
+		GoodsStatus:          ptr(int64(1)), // UPSTREAM: 1 not received, 2 received, 3 returned
+		RefundID:             ptr(ref.RefundID),
+		OnlyRefund:           ptr(!ref.ReturnRequired),
+		RefundGoods:          ptr(ref.ReturnRequired),
+		OrderID:              ptr(orderID),
+		RejectReason:         str(ref.RefuseReason),
+		RejectTimes:          ptr(int64(ref.RejectTimes)),
+		SellerReceiveAddress: ptr(sellerAddress.DetailAddress),
+		SellerRealName:       ptr(sellerAddress.Receiver),
+		SellerMobile:         ptr(sellerAddress.Phone),
+		SellerLoginID:        ptr(supplierNick),
+		SellerUserID:         ptr(supplierID),
+		Status:               ptr(ref.Status),
+		TradeTypeStr:         ptr("50060"),
 	}
-	if strings.HasPrefix(ref.GoodsStatusStr, "aftersale") {
-		info.DisputeType = 2
+	if g, _ := s.abGoodsOf(ref.GoodsStatusStr); g == abAfterSaleNotReceived || g == abAfterSaleReceived {
+		info.DisputeType = ptr(int64(2))
 	}
-	if info.GoodsReceived {
-		info.GoodsStatus = 2
+	if received {
+		info.GoodsStatus = ptr(int64(2))
 	}
 	if ref.Return != nil {
-		info.GoodsStatus = 3
-		info.FreightBill = ref.Return.TrackingNo
-		info.BuyerLogisticsName = ref.Return.CompanyName
+		info.GoodsStatus = ptr(int64(3))
+		info.FreightBill = str(ref.Return.TrackingNo)
+		info.BuyerLogisticsName = str(ref.Return.CompanyName)
 	}
 	if ref.RefuseReason != "" {
-		info.RejectReasonID = 1
+		info.RejectReasonID = ptr(int64(1))
 	}
-	if ref.Status == abSuccess {
-		info.RefundPayment = apiclient.Amount(ref.ApplyPayment)
-		info.RefundCarriage = apiclient.Amount(ref.ApplyCarriage)
+	if deadline, ok := s.deadline(ref); ok {
+		info.GmtTimeOut = s.timeOrNull(deadline)
+	}
+	if ref.Phase == platform.PhaseSuccess {
+		info.RefundPayment = ptr(s.abMoney(ref.ApplyPayment))
+		info.RefundCarriage = ptr(s.abMoney(ref.ApplyCarriage))
 	}
 	if o != nil {
-		info.CanRefundPayment = apiclient.Amount(o.Amount - o.Refunded)
+		info.CanRefundPayment = ptr(s.abMoney(o.Amount - o.Refunded))
 		if sub := o.SubOrders; len(sub) > 0 {
-			info.ProductName = sub[0].Title
+			info.ProductName = str(sub[0].Title)
 		}
 		ids := make([]string, 0, len(ref.OrderEntryIDs))
 		for _, id := range ref.OrderEntryIDs {
 			ids = append(ids, strconv.FormatInt(id, 10))
 		}
-		info.OrderEntryIDList = strings.Join(ids, ",")
+		info.OrderEntryIDList = str(strings.Join(ids, ","))
 	}
 	return info
 }

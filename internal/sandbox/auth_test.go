@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 func TestAuth(t *testing.T) {
@@ -26,31 +24,31 @@ func TestAuth(t *testing.T) {
 		headers func(http.Header)
 		want    int
 	}{
-		{"valid ms", sign(ms, nonce), apiclient.CodeSuccess},
-		{"valid seconds", sign(sec, nonce), apiclient.CodeSuccess},
-		{"missing nonce signs with empty string", sign(ms, ""), apiclient.CodeSuccess},
-		{"inside window", sign(edge, nonce), apiclient.CodeSuccess},
-		{"no headers", func(http.Header) {}, apiclient.CodeMissingAuth},
-		{"missing signature", func(h http.Header) { sign(ms, nonce)(h); h.Del(apiclient.HeaderSignature) }, apiclient.CodeMissingAuth},
-		{"missing user-id", func(h http.Header) { sign(ms, nonce)(h); h.Del(apiclient.HeaderUserID) }, apiclient.CodeMissingAuth},
-		{"missing timestamp", func(h http.Header) { sign(ms, nonce)(h); h.Del(apiclient.HeaderTimestamp) }, apiclient.CodeMissingAuth},
-		{"unknown key", func(h http.Header) { signedHeaders(h, "other-key", testSecret, ms, nonce) }, apiclient.CodeUnknownAccessKey},
-		{"wrong secret", func(h http.Header) { signedHeaders(h, testKey, "wrong", ms, nonce) }, apiclient.CodeBadSignature},
+		{"valid ms", sign(ms, nonce), codeOK},
+		{"valid seconds", sign(sec, nonce), codeOK},
+		{"missing nonce signs with empty string", sign(ms, ""), codeOK},
+		{"inside window", sign(edge, nonce), codeOK},
+		{"no headers", func(http.Header) {}, codeAuthMissing},
+		{"missing signature", func(h http.Header) { sign(ms, nonce)(h); h.Del(headerSignature) }, codeAuthMissing},
+		{"missing user-id", func(h http.Header) { sign(ms, nonce)(h); h.Del(headerUserID) }, codeAuthMissing},
+		{"missing timestamp", func(h http.Header) { sign(ms, nonce)(h); h.Del(headerTimestamp) }, codeAuthMissing},
+		{"unknown key", func(h http.Header) { signedHeaders(h, "other-key", testSecret, ms, nonce) }, codeUnknownKey},
+		{"wrong secret", func(h http.Header) { signedHeaders(h, testKey, "wrong", ms, nonce) }, codeBadSig},
 		{"lowercase signature", func(h http.Header) {
 			sign(ms, nonce)(h)
-			h.Set(apiclient.HeaderSignature, "47cb965c3ab252bdf9ed348a90c6b66d")
-		}, apiclient.CodeBadSignature},
-		{"nonce changed after signing", func(h http.Header) { sign(ms, nonce)(h); h.Set(apiclient.HeaderNonce, "other") }, apiclient.CodeBadSignature},
-		{"nonce dropped after signing", func(h http.Header) { sign(ms, nonce)(h); h.Del(apiclient.HeaderNonce) }, apiclient.CodeBadSignature},
-		{"expired", sign(old, nonce), apiclient.CodeExpiredTimestamp},
-		{"future", sign(future, nonce), apiclient.CodeExpiredTimestamp},
-		{"unparsable timestamp", sign("yesterday", nonce), apiclient.CodeExpiredTimestamp},
-		{"11-digit timestamp", sign(sec+"0", nonce), apiclient.CodeExpiredTimestamp},
+			h.Set(headerSignature, "47cb965c3ab252bdf9ed348a90c6b66d")
+		}, codeBadSig},
+		{"nonce changed after signing", func(h http.Header) { sign(ms, nonce)(h); h.Set(headerNonce, "other") }, codeBadSig},
+		{"nonce dropped after signing", func(h http.Header) { sign(ms, nonce)(h); h.Del(headerNonce) }, codeBadSig},
+		{"expired", sign(old, nonce), codeExpired},
+		{"future", sign(future, nonce), codeExpired},
+		{"unparsable timestamp", sign("yesterday", nonce), codeExpired},
+		{"11-digit timestamp", sign(sec+"0", nonce), codeExpired},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := e.s.Stats().AuthFailures
-			r := e.callWith(http.MethodPost, paths.TaobaoRender, apiclient.RenderRequest{SubOrderID: "1034499579120189839",
+			r := e.callWith(http.MethodPost, paths.TaobaoRender, renderReq{SubOrderID: "1034499579120189839",
 				RefundType: 1, GoodsStatus: 1}, tc.headers)
 			if r.Code != tc.want {
 				t.Fatalf("code %d (%s); want %d", r.Code, r.Msg, tc.want)
@@ -59,7 +57,7 @@ func TestAuth(t *testing.T) {
 				t.Errorf("HTTP %d; want 200", r.HTTPStatus)
 			}
 			after := e.s.Stats().AuthFailures
-			if wantFail := tc.want != apiclient.CodeSuccess; (after == before+1) != wantFail {
+			if wantFail := tc.want != codeOK; (after == before+1) != wantFail {
 				t.Errorf("auth_failures %d -> %d; failure expected %v", before, after, wantFail)
 			}
 		})
@@ -72,13 +70,13 @@ func TestSignatureVector(t *testing.T) {
 	fixed := time.UnixMilli(1715669977082)
 	e := newEnv(t, func(c *Config) { c.Now = func() time.Time { return fixed } })
 	r := e.callWith(http.MethodGet, paths.AlibabaLogisticsCompanies, nil, func(h http.Header) {
-		h.Set(apiclient.HeaderAccessKey, testKey)
-		h.Set(apiclient.HeaderTimestamp, ts)
-		h.Set(apiclient.HeaderNonce, "nonce-str")
-		h.Set(apiclient.HeaderUserID, "2100007341207")
-		h.Set(apiclient.HeaderSignature, "47CB965C3AB252BDF9ED348A90C6B66D")
+		h.Set(headerAccessKey, testKey)
+		h.Set(headerTimestamp, ts)
+		h.Set(headerNonce, "nonce-str")
+		h.Set(headerUserID, "2100007341207")
+		h.Set(headerSignature, "47CB965C3AB252BDF9ED348A90C6B66D")
 	})
-	if r.Code != apiclient.CodeSuccess {
+	if r.Code != codeOK {
 		t.Fatalf("documented vector: code %d (%s); want 200", r.Code, r.Msg)
 	}
 }

@@ -10,10 +10,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
+	"strconv"
 	"sync"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/callback"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Callback record statuses (GET /_sandbox/callbacks).
@@ -36,21 +38,32 @@ const maxRecords = 10000
 // callback comes along.
 const holdMax = 5 * time.Second
 
+// CallbackEnvelope is a push as documented (reference §3.2, DOC-MSG): the
+// message type, the body as a JSON string, the platform's messagePlatform
+// value (from the profile) and the push time in milliseconds as a string.
+type CallbackEnvelope struct {
+	MessageType     string `json:"messageType"`
+	MessageBody     string `json:"messageBody"`
+	MessagePlatform int    `json:"messagePlatform"`
+	Timestamp       string `json:"timestamp"`
+}
+
 // CallbackRecord is one callback and its delivery history.
 type CallbackRecord struct {
-	ID            string            `json:"id"`
-	Type          string            `json:"type"`
-	Platform      callback.Platform `json:"platform"`
-	Subject       string            `json:"subject"` // refund or order id
-	Envelope      callback.Envelope `json:"envelope"`
-	Status        string            `json:"status"`
-	Attempts      int               `json:"attempts"` // attempts of the original (duplicates not included)
-	Duplicated    bool              `json:"duplicated"`
-	Reordered     bool              `json:"reordered"`
-	LastError     string            `json:"last_error,omitempty"`
-	CreatedAt     time.Time         `json:"created_at"`
-	NextAttemptAt time.Time         `json:"next_attempt_at,omitzero"`
-	DeliveredAt   time.Time         `json:"delivered_at,omitzero"`
+	ID            string           `json:"id"`
+	Type          string           `json:"type"`
+	Kind          platform.Kind    `json:"kind"`
+	Platform      string           `json:"platform"` // PlatformTaobao or Platform1688
+	Subject       string           `json:"subject"`  // refund or order id
+	Envelope      CallbackEnvelope `json:"envelope"`
+	Status        string           `json:"status"`
+	Attempts      int              `json:"attempts"` // attempts of the original (duplicates not included)
+	Duplicated    bool             `json:"duplicated"`
+	Reordered     bool             `json:"reordered"`
+	LastError     string           `json:"last_error,omitempty"`
+	CreatedAt     time.Time        `json:"created_at"`
+	NextAttemptAt time.Time        `json:"next_attempt_at,omitzero"`
+	DeliveredAt   time.Time        `json:"delivered_at,omitzero"`
 
 	gen   uint64 // bumps when a retry is (re)scheduled; older timers are stale
 	epoch uint64 // callbacks.epoch when recorded; a reset makes the record stale
@@ -115,13 +128,13 @@ func (c *callbacks) reset() {
 	c.epoch++ // pushes in flight now belong to the forgotten past
 }
 
-// enqueue records env and queues it for pushing, applying the push faults.
-func (c *callbacks) enqueue(s *Sandbox, env callback.Envelope, subject string, push bool, drop, dup, reorder float64) {
+// enqueue records rec (ID, Type, Kind, Platform, Subject and Envelope set)
+// and queues it for pushing, applying the push faults.
+func (c *callbacks) enqueue(s *Sandbox, rec *CallbackRecord, push bool, drop, dup, reorder float64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
-	rec := &CallbackRecord{ID: fmt.Sprintf("cb-%06d", c.seq), Type: env.MessageType, Platform: env.MessagePlatform,
-		Subject: subject, Envelope: env, CreatedAt: s.now(), epoch: c.epoch}
+	rec.ID, rec.CreatedAt, rec.epoch = fmt.Sprintf("cb-%06d", c.seq), s.now(), c.epoch
 	c.records = append(c.records, rec)
 	if len(c.records) > maxRecords {
 		c.trim()
@@ -359,7 +372,7 @@ func (s *Sandbox) push(ctx context.Context, client *http.Client, d delivery) {
 }
 
 // post sends env to the callback URL: success is HTTP 200 within PushTimeout.
-func (s *Sandbox) post(ctx context.Context, client *http.Client, env callback.Envelope) error {
+func (s *Sandbox) post(ctx context.Context, client *http.Client, env CallbackEnvelope) error {
 	body, err := json.Marshal(env)
 	if err != nil {
 		return fmt.Errorf("encode callback: %w", err)
@@ -387,4 +400,160 @@ func (s *Sandbox) post(ctx context.Context, client *http.Client, env callback.En
 		return fmt.Errorf("post callback: HTTP %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// cbKey names one platform's kind of message.
+type cbKey struct {
+	taobao bool
+	kind   platform.Kind
+}
+
+// pushTypes picks the message type the sandbox pushes for each platform and
+// kind: the first of the profile's type names of that kind, in byte order
+// (the profile's types table has no order of its own). A kind the profile
+// names no type for is not pushed.
+func pushTypes(p *platform.Profile) map[cbKey]string {
+	out := map[cbKey]string{}
+	for _, taobao := range []bool{true, false} {
+		types := p.Callbacks.Alibaba.Types
+		if taobao {
+			types = p.Callbacks.Taobao.Types
+		}
+		names := make([]string, 0, len(types))
+		for name := range types {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			k := cbKey{taobao, types[name]}
+			if _, ok := out[k]; !ok {
+				out[k] = name
+			}
+		}
+	}
+	return out
+}
+
+// cbBody writes a message body with exactly the profile's fields for the
+// kind on that platform, in the profile's order: the value the sandbox knows
+// from known, null for a field it has no value for.
+func (s *Sandbox) cbBody(taobao bool, kind platform.Kind, known map[string]any) string {
+	fields := s.prof.Callbacks.Alibaba.Fields[kind]
+	if taobao {
+		fields = s.prof.Callbacks.Taobao.Fields[kind]
+	}
+	var body orderedObject
+	for _, f := range fields {
+		body.add(f, known[f]) // a missing key gives nil: null
+	}
+	b, err := json.Marshal(body)
+	if err != nil { // cannot happen: strings, numbers, money and nil
+		s.log.Error("sandbox: encode callback body", "err", err)
+		return "{}"
+	}
+	return string(b)
+}
+
+// emitRefundLocked queues the refund message of r's current status.
+func (s *Sandbox) emitRefundLocked(r *Refund) {
+	taobao := r.Platform == PlatformTaobao
+	known := map[string]any{"refundId": r.RefundID, "orderId": r.OrderID, "refundStatus": r.Status}
+	if taobao {
+		known["subOrderId"] = r.SubOrderID
+		known["refundAmount"] = s.tbMoney(r.RefundFee)
+	} else {
+		known["refundAmount"] = s.abMoney(r.ApplyPayment)
+	}
+	s.emitLocked(taobao, platform.KindRefund, docTypeRefund, s.cbBody(taobao, platform.KindRefund, known), r.RefundID)
+}
+
+// emitOrderLocked queues an order message of kind (order_status or
+// price_modify) with the order as it is now.
+func (s *Sandbox) emitOrderLocked(o *Order, kind platform.Kind) {
+	taobao := o.Platform == PlatformTaobao
+	m := s.abMoney
+	if taobao {
+		m = s.tbMoney
+	}
+	payStatus := 1 // observed with unpaid and cancelled-unpaid orders; 2 once paid (INFERRED meaning)
+	var payTime *string
+	if o.PaidAt != nil {
+		payStatus, payTime = 2, s.timeOrNull(*o.PaidAt)
+	}
+	known := map[string]any{
+		"orderId":       o.OrderID,
+		"orderNo":       o.OrderNo,
+		"orderStatus":   o.Status,
+		"payStatus":     payStatus,
+		"totalAmount":   m(o.Amount + o.Carriage),
+		"shippingFee":   m(o.Carriage),
+		"productAmount": m(o.Amount),
+		"refundAmount":  m(o.Refunded),
+		"refundStatus":  nil, // null in every documented example
+		"closeReason":   str(o.CloseReason),
+		"tbCreateTime":  s.timeOrNull(o.CreatedAt),
+		"payTime":       payTime,
+	}
+	s.emitLocked(taobao, kind, docOrderType(o, kind), s.cbBody(taobao, kind, known), o.OrderID)
+}
+
+// The message types the documentation shows (DOC, 1688 examples), and the
+// messagePlatform values it documents.
+const (
+	docTypeCreate      = "ORDER_CREATE"
+	docTypeCancel      = "ORDER_CANCEL"
+	docTypePaySuccess  = "ORDER_PAY_SUCCESS"
+	docTypePriceModify = "ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY"
+	docTypeRefund      = "ORDER_BUYER_VIEW_ORDER_BUYER_REFUND"
+)
+
+// messagePlatform is the documented messagePlatform value: 0 Taobao, 1 1688.
+func messagePlatform(taobao bool) int {
+	if taobao {
+		return 0
+	}
+	return 1
+}
+
+// docOrderType is the documented type of an order message in the order's
+// present state.
+func docOrderType(o *Order, kind platform.Kind) string {
+	switch {
+	case kind == platform.KindPriceModify:
+		return docTypePriceModify
+	case o.CloseReason != "":
+		return docTypeCancel
+	case o.PaidAt != nil:
+		return docTypePaySuccess
+	}
+	return docTypeCreate
+}
+
+// emitLocked records and queues one push.
+//
+// preferred is the type the documentation shows for the event (1688's
+// ORDER_CREATE, ORDER_PAY_SUCCESS, …): it is pushed when the profile lists
+// it with the same kind, so a replayed order still tells a creation from a
+// cancellation; otherwise the profile's first type of the kind is.
+func (s *Sandbox) emitLocked(taobao bool, kind platform.Kind, preferred, body, subject string) {
+	name, ok := s.cbTypes[cbKey{taobao, kind}]
+	if k, known := s.prof.CallbackKind(taobao, preferred); known && k == kind {
+		name, ok = preferred, true
+	}
+	platformName := Platform1688
+	if taobao {
+		platformName = PlatformTaobao
+	}
+	if !ok {
+		s.log.Warn("sandbox: the profile names no message type of this kind; not pushed", "platform", platformName, "kind", kind)
+		return
+	}
+	rec := &CallbackRecord{Type: name, Kind: kind, Platform: platformName, Subject: subject, Envelope: CallbackEnvelope{
+		MessageType:     name,
+		MessageBody:     body,
+		MessagePlatform: messagePlatform(taobao),
+		Timestamp:       strconv.FormatInt(s.now().UnixMilli(), 10),
+	}}
+	f := s.faults
+	s.cb.enqueue(s, rec, s.cfg.CallbackURL != "", f.DropPushRate, f.DuplicatePushRate, f.ReorderPushRate)
 }

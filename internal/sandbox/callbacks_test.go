@@ -7,17 +7,64 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
-	"github.com/refundhub/refundhub/internal/callback"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
-func decodePush(t *testing.T, p receivedPush) (callback.Envelope, map[string]any) {
+// pushEnvelope is a push as documented (reference §3.2).
+type pushEnvelope struct {
+	MessageType     string `json:"messageType"`
+	MessageBody     string `json:"messageBody"`
+	MessagePlatform int    `json:"messagePlatform"`
+	Timestamp       string `json:"timestamp"`
+}
+
+// pushedType is the message type the sandbox pushes for a kind: the first
+// of the profile's names of that kind, in byte order.
+func pushedType(p *platform.Profile, taobao bool, kind platform.Kind) string {
+	types := p.Callbacks.Alibaba.Types
+	if taobao {
+		types = p.Callbacks.Taobao.Types
+	}
+	var names []string
+	for name, k := range types {
+		if k == kind {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names[0]
+}
+
+// bodyKeys returns the keys of a JSON object in their order.
+func bodyKeys(t *testing.T, raw string) []string {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(raw))
+	var keys []string
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("body %s: not an object", raw)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("body %s: %v", raw, err)
+		}
+		keys = append(keys, tok.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatalf("body %s: %v", raw, err)
+		}
+	}
+	return keys
+}
+
+func decodePush(t *testing.T, p receivedPush) (pushEnvelope, map[string]any) {
 	t.Helper()
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(p.Raw, &raw); err != nil {
@@ -29,7 +76,7 @@ func decodePush(t *testing.T, p receivedPush) (callback.Envelope, map[string]any
 	if b := raw["timestamp"]; len(b) == 0 || b[0] != '"' {
 		t.Fatalf("timestamp %s: want a string", b)
 	}
-	var env callback.Envelope
+	var env pushEnvelope
 	if err := json.Unmarshal(p.Raw, &env); err != nil {
 		t.Fatalf("push %q: %v", p.Raw, err)
 	}
@@ -63,25 +110,28 @@ func TestCallbackEnvelopes(t *testing.T) {
 
 	type want struct {
 		typ      string
-		platform callback.Platform
+		platform int
+		kind     platform.Kind
 		check    func(map[string]any) bool
 	}
+	ab, tb := 1, 0 // documented messagePlatform values
+	status, price, refund := platform.KindOrderStatus, platform.KindPriceModify, platform.KindRefund
 	wants := []want{
-		{callback.TypeOrderCreate, callback.Platform1688, func(b map[string]any) bool {
+		{docTypeCreate, ab, status, func(b map[string]any) bool {
 			return b["orderId"] == "3305075341149134260" && b["orderStatus"] == OrderWaitingForPayment &&
 				b["totalAmount"] == 10000.0 && b["shippingFee"] == 500.0 && b["productAmount"] == 9500.0 && b["payStatus"] == 1.0 &&
 				b["refundStatus"] == nil && b["payTime"] == nil
 		}},
-		{callback.TypeOrderPriceModify, callback.Platform1688, func(b map[string]any) bool {
+		{docTypePriceModify, ab, price, func(b map[string]any) bool {
 			return b["totalAmount"] == 9800.0 && b["productAmount"] == 9300.0
 		}},
-		{callback.TypeOrderPaySuccess, callback.Platform1688, func(b map[string]any) bool {
+		{docTypePaySuccess, ab, status, func(b map[string]any) bool {
 			return b["orderStatus"] == OrderWaitingForSent && b["payStatus"] == 2.0 && b["payTime"] != nil
 		}},
-		{callback.TypeOrderRefund, callback.PlatformTaobao, func(b map[string]any) bool {
+		{pushedType(prof, true, refund), tb, refund, func(b map[string]any) bool {
 			return b["refundId"] == id && b["subOrderId"] == "8000000000000000001" && b["refundStatus"] == tbWaitAgree && b["refundAmount"] == 300.0
 		}},
-		{callback.TypeOrderRefund, callback.PlatformTaobao, func(b map[string]any) bool {
+		{pushedType(prof, true, refund), tb, refund, func(b map[string]any) bool {
 			return b["refundId"] == id && b["refundStatus"] == tbSuccess
 		}},
 	}
@@ -91,12 +141,14 @@ func TestCallbackEnvelopes(t *testing.T) {
 		if env.MessageType != w.typ || env.MessagePlatform != w.platform || !w.check(body) {
 			t.Errorf("push %d: %s platform %d body %s; want %s platform %d", i, env.MessageType, env.MessagePlatform, env.MessageBody, w.typ, w.platform)
 		}
-	}
-	// The receiver's own parser accepts what we send.
-	var rb callback.RefundBody
-	env, _ := decodePush(t, got[4])
-	if err := json.Unmarshal([]byte(env.MessageBody), &rb); err != nil || string(rb.RefundID) != id {
-		t.Errorf("RefundBody decode: %+v %v", rb, err)
+		// The body carries exactly the profile's fields for the kind, in its order.
+		fields := prof.Callbacks.Alibaba.Fields[w.kind]
+		if w.platform == tb {
+			fields = prof.Callbacks.Taobao.Fields[w.kind]
+		}
+		if keys := bodyKeys(t, env.MessageBody); !slices.Equal(keys, fields) {
+			t.Errorf("push %d body keys %v; want the profile's %v", i, keys, fields)
+		}
 	}
 	// The receiver sees a push before the sandbox records its answer.
 	waitFor(t, "5 deliveries recorded", func() bool { return e.s.Stats().Callbacks.Delivered >= 5 })
@@ -197,7 +249,7 @@ func TestCallbackFaults(t *testing.T) {
 		e.adminOK(http.MethodPost, "/_sandbox/orders", CreateOrderRequest{Platform: Platform1688}, nil)
 		waitFor(t, "the undropped push", func() bool { return len(rc.pushes()) == 1 })
 		env, _ := decodePush(t, rc.pushes()[0])
-		if env.MessagePlatform != callback.Platform1688 {
+		if env.MessagePlatform != messagePlatform(false) {
 			t.Errorf("delivered push platform %d; want the 1688 one (taobao dropped)", env.MessagePlatform)
 		}
 		if st := e.s.Stats().Callbacks; st.Dropped != 1 {
@@ -241,7 +293,7 @@ func TestRefundCallbacksOnEveryChange(t *testing.T) {
 	var statuses []any
 	for _, p := range rc.pushes() {
 		env, body := decodePush(t, p)
-		if env.MessageType != callback.TypeOrderRefund || env.MessagePlatform != callback.Platform1688 || body["refundId"] != id {
+		if env.MessageType != pushedType(prof, false, platform.KindRefund) || env.MessagePlatform != messagePlatform(false) || body["refundId"] != id {
 			t.Errorf("push %s", p.Raw)
 		}
 		statuses = append(statuses, body["refundStatus"])
@@ -252,7 +304,7 @@ func TestRefundCallbacksOnEveryChange(t *testing.T) {
 			t.Fatalf("statuses %v; want %v", statuses, want)
 		}
 	}
-	_ = apiclient.CodeSuccess
+	_ = codeOK
 }
 
 func TestOrderCancelEvent(t *testing.T) {
@@ -260,10 +312,14 @@ func TestOrderCancelEvent(t *testing.T) {
 	e.adminOK(http.MethodPost, "/_sandbox/orders", CreateOrderRequest{Platform: Platform1688, OrderID: "3800000000000000001"}, nil)
 	e.adminOK(http.MethodPost, "/_sandbox/orders/3800000000000000001/events", OrderEvent{Type: "cancel"}, nil)
 	log := e.s.cb.log()
-	if len(log) != 2 || log[1].Type != callback.TypeOrderCancel {
-		t.Fatalf("log %+v; want ORDER_CREATE then ORDER_CANCEL", log)
+	if len(log) != 2 || log[1].Kind != platform.KindOrderStatus || log[1].Type != pushedType(prof, false, platform.KindOrderStatus) {
+		t.Fatalf("log %+v; want two order status messages (creation, cancel)", log)
 	}
-	var body callback.OrderBody
+	var body struct {
+		OrderStatus string  `json:"orderStatus"`
+		CloseReason *string `json:"closeReason"`
+		PayStatus   int     `json:"payStatus"`
+	}
 	if err := json.Unmarshal([]byte(log[1].Envelope.MessageBody), &body); err != nil {
 		t.Fatal(err)
 	}
@@ -272,8 +328,8 @@ func TestOrderCancelEvent(t *testing.T) {
 	}
 	// A cancelled order takes no refunds.
 	r := e.call(http.MethodPost, paths.AlibabaCreateRefund, ab(3800000000000000001, "refund", "refundWaitSellerSend", 20001, 100, 0, "不想要了"))
-	if r.Code != apiclient.CodeIllegalState {
-		t.Errorf("refund on cancelled order: code %d; want %d", r.Code, apiclient.CodeIllegalState)
+	if r.Code != codeIllegal {
+		t.Errorf("refund on cancelled order: code %d; want %d", r.Code, codeIllegal)
 	}
 }
 
@@ -354,7 +410,7 @@ func TestResetForgetsPushesInFlight(t *testing.T) {
 	if st.Sent != 1 || st.Failed != 0 || st.Retried != 0 || st.Pending != 0 {
 		t.Errorf("stats after reset %+v; want only the post-reset push", st)
 	}
-	if log := e.s.cb.log(); len(log) != 1 || log[0].Platform != callback.Platform1688 {
+	if log := e.s.cb.log(); len(log) != 1 || log[0].Platform != Platform1688 {
 		t.Errorf("callback log after reset = %+v; want only the 1688 order's push", log)
 	}
 }

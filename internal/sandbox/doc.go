@@ -6,36 +6,59 @@
 //
 // # API
 //
-// Every endpoint of Paths (Config.Paths, default
-// DefaultPaths) is served. Methods: TaobaoReturnLogisticsRender,
-// TaobaoCancel, TaobaoQuery and AlibabaLogisticsCompanies are GET, the rest
-// POST (JSON body; AlibabaUploadVoucher multipart with field imageData). A
-// {refundId} in a path template is taken from the path; GET endpoints without
-// one read ?refundId=. AlibabaRefundInfo reads refundId from the JSON body or
-// the query (both documented). Every answer is the envelope
-// {requestId (32 lowercase hex), code, developId (string), msg, data};
-// success is code 200, msg "成功".
+// The sandbox implements the documented wire contract on its own: it shares
+// no type, constant, path or signing code with the client (internal/apiclient)
+// or the receiver (internal/callback). Every fact the documentation leaves
+// UNKNOWN or INFERRED comes from the platform profile, Config.Profile
+// (internal/platform; nil -> platform.Default()): endpoint paths and methods,
+// the success code and message, the code of each error class, status names
+// and codes, the signature's parts, letter case and window, time layout and
+// zone, amount units, the Taobao list's field names and paging, callback
+// messagePlatform values, type names and body fields. Run it with another
+// profile and its wire output follows, so a client that drifts from the
+// profile, or from the documented contract, fails against it.
 //
-// Checks, in this order, each with its own envelope code:
+// Every endpoint of the profile's [endpoints] table is served, at its path
+// and with its method (names for Faults and Stats: EndpointNames). A
+// {refundId} in a path template is taken from the path; GET endpoints
+// without one read ?refundId=. AlibabaRefundInfo reads refundId from the JSON
+// body or the query (both documented). POST bodies are JSON
+// (AlibabaUploadVoucher: multipart with field imageData). Every answer is the
+// envelope {requestId (32 lowercase hex), code, developId (string; a number
+// with Config.NumericDevelopID, the documented drift), msg, data}; success is
+// envelope.success_code and success_msg.
 //
-//	access-key, timestamp, user-id or signature header missing  apiclient.CodeMissingAuth      4011
-//	access-key not Config.AccessKey                              apiclient.CodeUnknownAccessKey 4012
-//	timestamp not 10-digit s / 13-digit ms, or outside ±window   apiclient.CodeExpiredTimestamp 4014
-//	signature != legacySign(key, ts, nonce-str or "", secret) apiclient.CodeBadSignature    4013
-//	body not a JSON object, or a field of the wrong type          apiclient.CodeMalformedJSON    4001
-//	required field absent, null or ""                             apiclient.CodeMissingParam     4002
-//	field out of range / not allowed; body > 1 MiB                apiclient.CodeInvalidParam     4003
-//	order, sub-order or refund unknown (unless AutoCreate)        apiclient.CodeNotFound         4041
-//	operation not allowed in the refund's state                   apiclient.CodeIllegalState     4091
-//	an open (non-terminal) refund exists for the sub-order/order  apiclient.CodeDuplicateRefund  4092
-//	injected: rate limited / internal                             apiclient.CodeRateLimited 4290, CodeInternal 5000
+// Checks, in this order, each answered with the first code of its class
+// (error_codes.*):
 //
-// Business errors use HTTP 200 (GUESS: only HTTP 200 is documented). Unknown
-// paths answer HTTP 404 and a wrong method HTTP 405, both with an envelope.
-// AlibabaGoodsReturn reports business failures (duplicate return, wrong
-// state, unknown logisticsCompanyNo, bad freightBill) the documented nested
-// way: envelope code 200 and data {success:false, errorCode, errorInfo}, where
-// errorCode is the apiclient code as a string ("4091", "4003").
+//	access-key, timestamp, user-id or signature header missing     auth_missing
+//	access-key not Config.AccessKey                                 auth_unknown_key
+//	timestamp not 10-digit s / 13-digit ms, or outside ±window     auth_expired_timestamp
+//	signature not the profile's (parts in order, md5, letter case)  auth_bad_signature
+//	body not a JSON object, or a field of the wrong type            malformed_request
+//	required field absent, null or ""                               missing_field
+//	field out of range / not allowed; body > 1 MiB                  invalid_field
+//	order, sub-order or refund unknown (unless AutoCreate)          not_found
+//	operation not allowed in the refund's state                     illegal_state
+//	an open (non-terminal) refund exists for the sub-order/order    duplicate_refund
+//	injected: rate limited / internal                               rate_limited, internal
+//
+// The signature is the concatenation of signature.parts (an absent nonce-str
+// is ""), md5, hex in signature.letter_case. Timestamps of 10 digits
+// (seconds) and 13 digits (milliseconds) are both accepted whatever
+// signature.timestamp_unit says: whether the platform normalises them is
+// UNKNOWN. Failures are answered with HTTP envelope.error_http_status.
+// Unknown paths answer HTTP 404 with the not_found code and a wrong method
+// HTTP 405, both with an envelope. AlibabaGoodsReturn reports business
+// failures (duplicate return, wrong state, unknown logisticsCompanyNo, bad
+// freightBill) the documented nested way: envelope success and data
+// {success:false, errorCode, errorInfo}, where errorCode is the class's code
+// as a string; on success errorCode and errorInfo are null.
+//
+// Amounts are kept in fen and written in the platform's unit (amounts.*):
+// integers of fen, or yuan as decimals with two places; request amounts are
+// read the same way (a fraction of a fen is invalid_field). Times are
+// written with the first of times.layouts in times.utc_offset.
 //
 // Injected faults (Faults: latency, random errors, ForceErrors) act before
 // authentication, like a gateway in front of the platform (the Taobao list
@@ -49,10 +72,18 @@
 // open refund (or a return shipment) already existed. Refunds seeded through
 // the admin API (below) are not submissions and count nowhere.
 //
-// # Taobao reverse orders (statuses apiclient.TaobaoRefundStatus)
+// # Refund states
+//
+// Both state machines run on platform.Phase; a phase becomes a status name
+// (the first of taobao.refund_status.<phase>.names or
+// alibaba.refund_status.<phase>.names) only on the wire and in the admin
+// API's Refund.Status. Below, phases are written as the default profile
+// names them.
+//
+// # Taobao reverse orders
 //
 //	submit (T7)                          -> WAIT_SELLER_AGREE
-//	WAIT_SELLER_AGREE   seller agree     -> SUCCESS (refundType 1) | WAIT_BUYER_RETURN_GOODS (refundType 2)
+//	WAIT_SELLER_AGREE   seller agree     -> SUCCESS (refund only) | WAIT_BUYER_RETURN_GOODS (return and refund)
 //	WAIT_SELLER_AGREE   seller refuse    -> SELLER_REFUSE_BUYER
 //	WAIT_SELLER_AGREE   require return   -> WAIT_BUYER_RETURN_GOODS
 //	WAIT_BUYER_RETURN_GOODS  return logistics submit (T4) -> WAIT_SELLER_CONFIRM_GOODS
@@ -61,42 +92,55 @@
 //	WAIT_SELLER_AGREE | SELLER_REFUSE_BUYER  modify (T9) -> WAIT_SELLER_AGREE
 //	any open state  admin close -> CLOSED
 //
-// Render (T2) validates refundType (1 refund only, 2 return and refund) and
-// goodsStatus (1 not shipped, 2 not received, 3 received; refundType 2 needs
-// 2 or 3), returns a fixed reason list per (refundType, goodsStatus) — reasons
-// whose tips say so need refundImages — and maxRefundFee = sub-order amount
-// minus amounts already refunded (min 1, canEditRefundFee true). saleFlag is
-// false when the order is unpaid or cancelled, nothing is left to refund or an
-// open refund exists. Submit and modify require a rendered reasonId and
-// 1 <= refundFee <= max. Refund ids are 19 digits. refundStatus is a string
-// everywhere except TaobaoQuery with Config.TaobaoNumericStatus, where it is
-// the number of apiclient.DefaultTaobaoStatusCodes (0 WAIT_SELLER_AGREE …
-// 5 SUCCESS). Return logistics render (T3) and submit (T4) work only in
-// WAIT_BUYER_RETURN_GOODS; T4 needs a logisticsCompanyCode from T3's list and
-// a logisticsNo of 6-40 letters/digits; a second T4 for the same refund is
-// CodeIllegalState. Messages (T6, T8) are kept per refund, with system and
-// seller messages added on transitions; T6 is refused on closed refunds.
+// Render (T2) validates refundType and goodsStatus against the profile's
+// integers (taobao.refund_type, taobao.goods_status; a return needs goods
+// not_received or received), returns a fixed reason list per (refund type,
+// goods state) — reasons whose tips say so need refundImages — and
+// maxRefundFee = sub-order amount minus amounts already refunded (min 1 fen,
+// canEditRefundFee true). saleFlag is sent only when the profile puts the
+// render on the v2 family (DOC-TB-RENDER-V2; the /open page, SEED-004, has
+// none): false when the order is unpaid or cancelled, nothing is left to
+// refund or an open refund exists. Submit and modify require a rendered
+// reasonId and 1 fen <= refundFee <= max. Refund ids are 19 digits.
+// refundStatus is the phase's name everywhere except TaobaoQuery with
+// Config.TaobaoNumericStatus, where it is the phase's number
+// (taobao.refund_status.<phase>.code). Return logistics render (T3) and
+// submit (T4) work only in WAIT_BUYER_RETURN_GOODS; T4 needs a
+// logisticsCompanyCode from T3's list and a logisticsNo of 6-40
+// letters/digits; a second T4 for the same refund is illegal_state.
+// Messages (T6, T8) are kept per refund, with system and seller messages
+// added on transitions; T6 is refused on closed refunds.
 //
-// The list (T1) filters on refundId, purchaseOrderId (order id),
-// salesOrderId (order no), refundStatus (the numeric codes) and
-// refundStartTime/refundEndTime (ms, on the refund's creation time), sorts by
-// creation time then refund id, and answers {total, pageNo, pageSize, list}
-// for pageNo (default 1) and pageSize (1-100), list holding the
-// refundOrderAggregates from (pageNo-1)*pageSize. An order has one refund per
-// submission: several sub-orders each with their refunds, and on one
-// sub-order any number of terminal refunds (a new one may be submitted once
-// the last is CLOSED or, with something left to refund, SUCCESS), so a list
-// can run to many pages. Two faults change the paging (off by default):
-// Faults.TaobaoListOmitTotal leaves the "total" key out of the data (absent,
-// not 0); Faults.TaobaoListMaxPageSize N makes T1 return at most N items
-// whatever pageSize asked, cut pages with N (offset (pageNo-1)*N, not
-// (pageNo-1)*pageSize) and report N in pageSize. pageSize in the answer is
-// always the size the platform used.
+// The refundOrderAggregate is written as SEED-003 documents it (cancel, and
+// the list and T3 whose responses are UNKNOWN): every key present, logistics
+// an object (empty strings until the seller asks for the goods back) with
+// receiverAddress an object and the company code spelled logisticCompanyCode
+// (sic), purchaseOrderLine.properties an object. The query (T10) writes it
+// as DOC-TB-QUERY-V2 does: receiverAddress a string, logisticsCompanyCode.
+// timeoutDate is the last change + 7 days (a GUESS) while the refund is open.
 //
-// # 1688 after-sales orders (statuses apiclient.AlibabaRefundStatus)
+// The list (T1) filters on refundId, taobao.list.order_filter_field (the
+// order id), salesOrderId (order no), refundStatus (the profile's numbers)
+// and refundStartTime/refundEndTime (ms, on the refund's creation time),
+// sorts by creation time then refund id, and answers {total_field,
+// page_no_field, page_size_field, items_field} (default total, pageNo,
+// pageSize, list) for page_no_field (default taobao.list.first_page) and
+// page_size_field (1 to the larger of MaxListPageSize and
+// taobao.list.max_page_size), items from (pageNo-first_page)*pageSize. An
+// order has one refund per submission: several sub-orders each with their
+// refunds, and on one sub-order any number of terminal refunds (a new one
+// may be submitted once the last is CLOSED or, with something left to
+// refund, SUCCESS), so a list can run to many pages. Two faults change the
+// paging (off by default): Faults.TaobaoListOmitTotal leaves the total key
+// out of the data (absent, not 0); Faults.TaobaoListMaxPageSize N makes T1
+// return at most N items whatever the page size asked, cut pages with N and
+// report N as the page size. The page size in the answer is always the size
+// the platform used.
+//
+// # 1688 after-sales orders
 //
 //	create (A4)                      -> waitselleragree
-//	waitselleragree  seller agree    -> refundsuccess (disputeRequest refund) | waitbuyersend (returnRefund)
+//	waitselleragree  seller agree    -> refundsuccess (disputeRequest refund) | waitbuyersend (return_refund)
 //	waitselleragree  seller refuse   -> waitbuyermodify (rejectReason, rejectTimes+1)
 //	waitselleragree  require return  -> waitbuyersend
 //	waitbuyersend    goods return (A5) -> waitsellerreceive
@@ -104,20 +148,26 @@
 //	any open state   admin close     -> refundclose
 //
 // Refund ids are "TQ" + 16 digits; order ids positive int64 (19 digits when
-// generated). Create validates disputeRequest (returnRefund only with a
-// received goodsStatus), goodsStatus, applyPayment (1..paid-refunded),
+// generated). Create validates disputeRequest and goodsStatus against the
+// profile's strings (alibaba.dispute_request, alibaba.goods_status; a return
+// only with goods received), applyPayment (1 fen..paid-refunded),
 // applyCarriage (0..carriage-refunded), applyReasonId (from A2 for that
-// goodsStatus), description (2-150 characters), vouchers (at most 5, at least
-// one if the reason needsVoucher). A5 validates logisticsCompanyNo against A6
-// and freightBill. There is no buyer modify or cancel endpoint for 1688, so a
-// refund in waitbuyermodify stays open until an operator closes it.
+// goods status), description (2-150 characters), vouchers (at most 5, at
+// least one if the reason needsVoucher). A5 validates logisticsCompanyNo
+// against A6 and freightBill. There is no buyer modify or cancel endpoint
+// for 1688, so a refund in waitbuyermodify stays open until an operator
+// closes it.
 //
-// Times: A1 reports the refund's creation in gmtCreate, gmtApply and
-// createTime, its last change in gmtModified and updateTime and its end in
-// gmtCompleted, all "yyyy-MM-dd HH:mm:ss" in China time (UTC+8). The Taobao
-// refundOrder documents no creation time and carries none;
-// purchaseOrderLine.createTime (ms) is the order line's creation, not the
-// refund's, and T1's refundStartTime/refundEndTime are the only place a
+// A1 answers all 71 fields of SEED-002; a field the sandbox has no value
+// for is null, never a zero value (id, the audit columns, Alipay and member
+// ids, the upstream flags it does not simulate, gmtCompleted until the end,
+// freightBill until the return, refundPayment until the refund succeeds).
+// It reports the refund's creation in gmtCreate, gmtApply and createTime,
+// its last change in gmtModified and updateTime, its end in gmtCompleted and,
+// while it is open, its deadline (last change + 7 days, a GUESS) in
+// gmtTimeOut. The Taobao refundOrder documents no creation time and carries
+// none; purchaseOrderLine.createTime (ms) is the order line's creation, not
+// the refund's, and T1's refundStartTime/refundEndTime are the only place a
 // Taobao refund's creation time shows.
 //
 // # Refunds that predate the worker
@@ -126,11 +176,12 @@
 // into the platform's state, as if the buyer had applied on the platform's
 // web page before the worker saw the order, or the worker's database had been
 // restored from an older backup: on a Taobao sub-order or a 1688 order, in
-// any status of the machines above (terminal ones included), with a given
+// any status of the machines above (terminal ones included; named as the
+// profile names it, or by its phase), with a given
 // creation time (default now) and last-change time (default the creation).
 // From then on it is a refund like any other: T1 lists it (and filters on its
 // creation time), T10 and A1 show it, the seller policy acts on it, an open
-// one makes a new submission a duplicate (4092) and turns T2's saleFlag off,
+// one makes a new submission a duplicate_refund and turns T2's saleFlag off,
 // a SUCCESS/refundsuccess one has used up its amount, a CLOSED/refundclose
 // one blocks nothing. The form fields default to a plain refund of the whole
 // refundable amount (see RefundSeed) and are validated as a submission's
@@ -153,17 +204,23 @@
 //
 // # Callbacks
 //
-// Every refund state change queues ORDER_BUYER_VIEW_ORDER_BUYER_REFUND
-// (messagePlatform 0 Taobao, 1 1688; messageBody = callback.RefundBody JSON as
-// a string; timestamp ms as a string). Admin order creation queues
-// ORDER_CREATE and order events queue ORDER_PAY_SUCCESS, ORDER_CANCEL and
-// ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY (callback.OrderBody). Run POSTs them to
+// Every refund state change queues a message of kind refund; admin order
+// creation and order events (pay, cancel) queue kind order_status, a price
+// change kind price_modify. The envelope is {messageType, messageBody (a
+// JSON object as a string), messagePlatform (callbacks.<platform>.
+// message_platform), timestamp (ms as a string)}. The type is the first of
+// the platform's callbacks.<platform>.types names of that kind in byte
+// order (the profile's table has no order); a kind with no name is not
+// pushed. The body has exactly the profile's callbacks.<platform>.fields of
+// the kind, in its order: the value the sandbox knows (refundStatus is the
+// status name, amounts in the platform's unit, times in the profile's
+// layout), null for a field it has no value for. Run POSTs them to
 // CallbackURL (application/json, no auth headers) with at most
-// PushConcurrency in flight; success is HTTP 200 within PushTimeout, otherwise
-// the push is retried every PushRetryInterval up to PushRetries times and then
-// given up. Faults: DuplicatePushRate sends a second copy, ReorderPushRate
-// holds a push until the next one has been queued (at most 5s), DropPushRate
-// never sends it.
+// PushConcurrency in flight; success is HTTP 200 within PushTimeout,
+// otherwise the push is retried every PushRetryInterval up to PushRetries
+// times and then given up. Faults: DuplicatePushRate sends a second copy,
+// ReorderPushRate holds a push until the next one has been queued (at most
+// 5s), DropPushRate never sends it.
 //
 // # Admin endpoints (JSON; errors {"error":{"code","message"}})
 //
@@ -171,7 +228,7 @@
 //	GET  /_sandbox/stats                     Stats
 //	GET|PUT /_sandbox/faults                 Faults (PUT replaces; durations as "50ms")
 //	GET|PUT /_sandbox/seller                 SellerPolicy
-//	POST /_sandbox/orders                    CreateOrderRequest -> Order (pushes ORDER_CREATE)
+//	POST /_sandbox/orders                    CreateOrderRequest -> Order (pushes an order_status message)
 //	GET  /_sandbox/orders/{orderId}[?platform=taobao|1688]
 //	POST /_sandbox/orders/{orderId}/events   OrderEvent {"type":"pay"|"cancel"|"price_modify","total_amount":N}
 //	POST /_sandbox/refunds                   RefundSeed -> Refund (no callback unless push_callback)
@@ -188,24 +245,24 @@
 //
 // Orders default to status WAITING_FOR_SENT (paid) and one sub-order of
 // DefaultOrderAmount fen; with AutoCreate, unknown ids get such an order on
-// first use (no ORDER_CREATE push).
+// first use (no push).
 //
-// # GUESSES about the real platform
+// # The sandbox's own guesses (not in the profile)
 //
-//   - error codes and HTTP 200 for business errors (the code table is unknown);
-//   - signature over access-key+timestamp+nonce-str+secret, missing nonce = "";
-//     both 10- and 13-digit timestamps accepted;
-//   - the paths, bodies and responses of T3, T4, T7, T8, T9, A2, A3, A6 (see
-//     Paths.Guessed) and A6's data being a plain array;
-//   - Taobao refundType/goodsStatus meanings, status names and numeric codes,
-//     reason lists, 19-digit refund ids, amounts in fen;
+// The profile holds the guesses the product depends on. The sandbox adds
+// its own, which only shape what it answers:
+//
+//   - the paths' bodies and responses of T3, T4, T7, T8, T9, A2, A3, A6 (the
+//     profile's paths are guesses too) and A6's data being a plain array;
+//   - the T1 response's items (SEED-003's aggregate) and the echo of the page
+//     number and size under the request's field names;
+//   - reason lists, 19-digit Taobao refund ids, "TQ" + 16-digit 1688 ones;
 //   - 1688 reason ids/names, needVoucher flags and the logistics company list;
-//   - seller behaviour, receiver address, timeouts (timeoutDate = last change + 7 days);
-//   - Taobao callbacks using the 1688 message type names with messagePlatform 0,
-//     and the refund body fields beyond refundId and orderId;
-//   - a cancelled or closed refund cannot be cancelled again (CodeIllegalState,
+//   - seller behaviour, receiver address, timeouts (last change + 7 days);
+//   - a cancelled or closed refund cannot be cancelled again (illegal_state,
 //     not an idempotent success);
-//   - order status names beyond WAITING_FOR_PAYMENT, WAITING_FOR_SENT, CANCEL.
+//   - order status names beyond WAITING_FOR_PAYMENT, WAITING_FOR_SENT,
+//     CANCEL, and the refund body's values beyond refundId and orderId.
 //
 // Not simulated: 1688's "full amount while waiting for shipment" rule,
 // consistency between goodsStatus and the order's shipping state, callback

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 // rawCall makes a signed call and returns the HTTP status and body, or the transport error.
@@ -43,16 +41,16 @@ func TestForcedErrorKinds(t *testing.T) {
 	}{
 		{ErrHTTP500, http.StatusInternalServerError, 0, false},
 		{ErrHTTP503, http.StatusServiceUnavailable, 0, false},
-		{ErrRateLimit, http.StatusOK, apiclient.CodeRateLimited, false},
-		{ErrInternal, http.StatusOK, apiclient.CodeInternal, false},
+		{ErrRateLimit, http.StatusOK, codeRateLimited, false},
+		{ErrInternal, http.StatusOK, codeInternal, false},
 		{ErrTimeout, http.StatusGatewayTimeout, 0, false},
 		{ErrReset, 0, 0, true},
-		{ErrLate, http.StatusOK, apiclient.CodeSuccess, false}, // the client waited: the normal answer, late
+		{ErrLate, http.StatusOK, codeOK, false}, // the client waited: the normal answer, late
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.kind), func(t *testing.T) {
 			e.s.SetFaults(Faults{TimeoutAfter: 50 * time.Millisecond,
-				ForceErrors: []ForcedError{{Endpoint: "AlibabaLogisticsCompanies", Kind: tc.kind, Count: 1}}})
+				ForceErrors: []ForcedError{{Endpoint: "alibaba_logistics_companies", Kind: tc.kind, Count: 1}}})
 			status, raw, err := e.rawCall(http.MethodGet, paths.AlibabaLogisticsCompanies, nil, 10*time.Second)
 			if tc.wantErr {
 				if err == nil {
@@ -72,7 +70,7 @@ func TestForcedErrorKinds(t *testing.T) {
 				}
 			}
 			// Count was 1: the next call succeeds.
-			if r := e.call(http.MethodGet, paths.AlibabaLogisticsCompanies, nil); r.Code != apiclient.CodeSuccess {
+			if r := e.call(http.MethodGet, paths.AlibabaLogisticsCompanies, nil); r.Code != codeOK {
 				t.Errorf("call after the forced error: code %d", r.Code)
 			}
 			if f := e.s.Faults(); len(f.ForceErrors) != 0 {
@@ -84,7 +82,7 @@ func TestForcedErrorKinds(t *testing.T) {
 
 func TestTimeoutHonoursClientGivingUp(t *testing.T) {
 	e := newEnv(t, nil)
-	e.s.SetFaults(Faults{ForceErrors: []ForcedError{{Endpoint: "TaobaoQuery", Kind: ErrTimeout, Count: 1}}}) // default 30s
+	e.s.SetFaults(Faults{ForceErrors: []ForcedError{{Endpoint: "taobao_query", Kind: ErrTimeout, Count: 1}}}) // default 30s
 	start := time.Now()
 	_, _, err := e.rawCall(http.MethodGet, paths.TaobaoQuery+"?refundId=1", nil, 200*time.Millisecond)
 	if err == nil {
@@ -101,8 +99,8 @@ func TestTimeoutHonoursClientGivingUp(t *testing.T) {
 func TestLateTakesEffectAfterClientGaveUp(t *testing.T) {
 	e := newEnv(t, nil)
 	e.s.SetFaults(Faults{TimeoutAfter: time.Second,
-		ForceErrors: []ForcedError{{Endpoint: "TaobaoSubmit", Kind: ErrLate, Count: 1}}})
-	req := apiclient.SubmitRefundRequest{SubOrderID: "9000000000000000001", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
+		ForceErrors: []ForcedError{{Endpoint: "taobao_submit", Kind: ErrLate, Count: 1}}})
+	req := submitRefundReq{SubOrderID: "9000000000000000001", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
 	if _, _, err := e.rawCall(http.MethodPost, paths.TaobaoSubmit, req, 50*time.Millisecond); err == nil {
 		t.Fatal("late submit answered before the client gave up")
 	}
@@ -116,7 +114,7 @@ func TestLateTakesEffectAfterClientGaveUp(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
 	}
-	if r := e.call(http.MethodPost, paths.TaobaoSubmit, req); r.Code == apiclient.CodeSuccess {
+	if r := e.call(http.MethodPost, paths.TaobaoSubmit, req); r.Code == codeOK {
 		t.Fatalf("resend after the late submit took effect: code %d; want it refused as a duplicate", r.Code)
 	}
 	if st := e.s.Stats(); st.DuplicateSubmissions != 1 || st.RefundSubmissions["taobao:9000000000000000001"] != 2 {
@@ -128,8 +126,8 @@ func TestLateTakesEffectAfterClientGaveUp(t *testing.T) {
 // and a retry is rejected as a duplicate and counted.
 func TestAfterEffect(t *testing.T) {
 	e := newEnv(t, nil)
-	e.s.SetFaults(Faults{ForceErrors: []ForcedError{{Endpoint: "TaobaoSubmit", Kind: ErrHTTP500, Count: 1, AfterEffect: true}}})
-	req := apiclient.SubmitRefundRequest{SubOrderID: "9000000000000000001", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
+	e.s.SetFaults(Faults{ForceErrors: []ForcedError{{Endpoint: "taobao_submit", Kind: ErrHTTP500, Count: 1, AfterEffect: true}}})
+	req := submitRefundReq{SubOrderID: "9000000000000000001", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
 	status, _, err := e.rawCall(http.MethodPost, paths.TaobaoSubmit, req, 10*time.Second)
 	if err != nil || status != http.StatusInternalServerError {
 		t.Fatalf("forced submit: HTTP %d err %v; want 500", status, err)
@@ -138,16 +136,16 @@ func TestAfterEffect(t *testing.T) {
 		t.Fatalf("refunds after after-effect error: %d; want 1", n)
 	}
 	r := e.call(http.MethodPost, paths.TaobaoSubmit, req)
-	if r.Code != apiclient.CodeDuplicateRefund {
-		t.Fatalf("retry: code %d; want %d", r.Code, apiclient.CodeDuplicateRefund)
+	if r.Code != codeDuplicate {
+		t.Fatalf("retry: code %d; want %d", r.Code, codeDuplicate)
 	}
 	st := e.s.Stats()
-	if st.RefundSubmissions["taobao:9000000000000000001"] != 2 || st.DuplicateSubmissions != 1 || st.APICalls["TaobaoSubmit"] != 2 {
+	if st.RefundSubmissions["taobao:9000000000000000001"] != 2 || st.DuplicateSubmissions != 1 || st.APICalls["taobao_submit"] != 2 {
 		t.Errorf("stats %+v; want 2 submissions, 1 duplicate, 2 calls", st)
 	}
 	// The client can find the refund it does not know the id of.
-	var list apiclient.ListRefundsResponse
-	e.mustOK(http.MethodPost, paths.TaobaoList, apiclient.ListRefundsRequest{PageSize: 10}, &list)
+	var list listRefundsResp
+	e.mustOK(http.MethodPost, paths.TaobaoList, listRefundsReq{PageSize: 10}, &list)
 	if list.Total != 1 || list.List[0].PurchaseOrderLine.PurchaseOrderLineID != "9000000000000000001" {
 		t.Errorf("list %+v", list)
 	}
@@ -157,7 +155,7 @@ func TestErrorRateWithSeedIsDeterministic(t *testing.T) {
 	outcomes := func() []int {
 		e := newEnv(t, func(c *Config) {
 			c.Seed = 7
-			c.Faults = Faults{ErrorRate: 0.5, ErrorKinds: []ErrorKind{ErrRateLimit, ErrInternal}, Endpoints: []string{"AlibabaLogisticsCompanies"}}
+			c.Faults = Faults{ErrorRate: 0.5, ErrorKinds: []ErrorKind{ErrRateLimit, ErrInternal}, Endpoints: []string{"alibaba_logistics_companies"}}
 		})
 		var codes []int
 		for range 40 {
@@ -165,7 +163,7 @@ func TestErrorRateWithSeedIsDeterministic(t *testing.T) {
 		}
 		// Other endpoints are not targeted.
 		for range 10 {
-			if r := e.call(http.MethodPost, paths.TaobaoList, apiclient.ListRefundsRequest{PageSize: 1}); r.Code != apiclient.CodeSuccess {
+			if r := e.call(http.MethodPost, paths.TaobaoList, listRefundsReq{PageSize: 1}); r.Code != codeOK {
 				t.Errorf("untargeted endpoint failed: %d", r.Code)
 			}
 		}
@@ -177,7 +175,7 @@ func TestErrorRateWithSeedIsDeterministic(t *testing.T) {
 		if a[i] != b[i] {
 			t.Fatalf("run 1 %v != run 2 %v", a, b)
 		}
-		if a[i] != apiclient.CodeSuccess {
+		if a[i] != codeOK {
 			failures++
 		}
 	}
@@ -200,7 +198,7 @@ func TestLatency(t *testing.T) {
 func TestFaultsAdmin(t *testing.T) {
 	e := newEnv(t, nil)
 	body := `{"latency_min":"1ms","latency_max":"2ms","error_rate":0.25,"error_kinds":["http503"],
-		"force_errors":[{"endpoint":"TaobaoSubmit","kind":"reset","count":2,"after_effect":true}],"drop_push_rate":0.1}`
+		"force_errors":[{"endpoint":"taobao_submit","kind":"reset","count":2,"after_effect":true}],"drop_push_rate":0.1}`
 	var got Faults
 	e.adminOK(http.MethodPut, "/_sandbox/faults", body, &got)
 	if got.LatencyMax != 2*time.Millisecond || got.ErrorRate != 0.25 || len(got.ForceErrors) != 1 || !got.ForceErrors[0].AfterEffect {
@@ -210,7 +208,7 @@ func TestFaultsAdmin(t *testing.T) {
 		"rate above 1":     `{"error_rate":1.5}`,
 		"unknown kind":     `{"error_kinds":["boom"]}`,
 		"unknown endpoint": `{"force_errors":[{"endpoint":"Nope","kind":"http500","count":1}]}`,
-		"zero count":       `{"force_errors":[{"endpoint":"TaobaoSubmit","kind":"http500","count":0}]}`,
+		"zero count":       `{"force_errors":[{"endpoint":"taobao_submit","kind":"http500","count":0}]}`,
 		"bad duration":     `{"latency_min":"soon"}`,
 		"unknown field":    `{"error_rat":0.1}`,
 		"not json":         `{`,
@@ -236,8 +234,8 @@ func TestFaultsAdmin(t *testing.T) {
 func TestTimeoutOnPOSTStopsWhenClientGivesUp(t *testing.T) {
 	e := newEnv(t, nil)
 	e.s.SetFaults(Faults{TimeoutAfter: 10 * time.Minute,
-		ForceErrors: []ForcedError{{Endpoint: "TaobaoSubmit", Kind: ErrTimeout, Count: 1}}})
-	req := apiclient.SubmitRefundRequest{SubOrderID: "9000000000000000009", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
+		ForceErrors: []ForcedError{{Endpoint: "taobao_submit", Kind: ErrTimeout, Count: 1}}})
+	req := submitRefundReq{SubOrderID: "9000000000000000009", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
 	if _, _, err := e.rawCall(http.MethodPost, paths.TaobaoSubmit, req, 200*time.Millisecond); err == nil {
 		t.Fatal("timeout fault answered before the client gave up")
 	}
@@ -258,7 +256,7 @@ func TestForcedRateLimitLiftedAtRunTime(t *testing.T) {
 	create := func(e *testEnv, orderID int64) apiResp {
 		return e.call(http.MethodPost, paths.AlibabaCreateRefund, ab(orderID, "refund", "refundWaitSellerSend", 20001, 100, 0, "不想要了"))
 	}
-	held := Faults{ForceErrors: []ForcedError{{Endpoint: "AlibabaCreateRefund", Kind: ErrRateLimit, Count: 100}}}
+	held := Faults{ForceErrors: []ForcedError{{Endpoint: "alibaba_create_refund", Kind: ErrRateLimit, Count: 100}}}
 	lifts := map[string]func(e *testEnv){
 		"SetFaults": func(e *testEnv) { e.s.SetFaults(Faults{}) },
 		"PUT":       func(e *testEnv) { e.adminOK(http.MethodPut, "/_sandbox/faults", `{}`, nil) },
@@ -267,8 +265,8 @@ func TestForcedRateLimitLiftedAtRunTime(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, func(c *Config) { c.Faults = held })
 			for i := range 3 {
-				if r := create(e, 3500000000000000001); r.Code != apiclient.CodeRateLimited {
-					t.Fatalf("create %d while held: code %d (%s); want %d", i, r.Code, r.Msg, apiclient.CodeRateLimited)
+				if r := create(e, 3500000000000000001); r.Code != codeRateLimited {
+					t.Fatalf("create %d while held: code %d (%s); want %d", i, r.Code, r.Msg, codeRateLimited)
 				}
 			}
 			if f := e.s.Faults(); len(f.ForceErrors) != 1 || f.ForceErrors[0].Count != 97 {
@@ -278,15 +276,15 @@ func TestForcedRateLimitLiftedAtRunTime(t *testing.T) {
 			if f := e.s.Faults(); len(f.ForceErrors) != 0 {
 				t.Fatalf("force_errors after lifting: %+v; want none", f.ForceErrors)
 			}
-			if r := create(e, 3500000000000000001); r.Code != apiclient.CodeSuccess {
+			if r := create(e, 3500000000000000001); r.Code != codeOK {
 				t.Fatalf("create after lifting: code %d (%s); want 200", r.Code, r.Msg)
 			}
 			st := e.s.Stats()
 			// Rate-limited calls are stopped before authentication: they are
 			// API calls but not submissions.
-			if st.APICalls["AlibabaCreateRefund"] != 4 || st.RefundSubmissions["1688:3500000000000000001"] != 1 {
+			if st.APICalls["alibaba_create_refund"] != 4 || st.RefundSubmissions["1688:3500000000000000001"] != 1 {
 				t.Errorf("stats: %d calls, %d submissions; want 4 calls, 1 submission",
-					st.APICalls["AlibabaCreateRefund"], st.RefundSubmissions["1688:3500000000000000001"])
+					st.APICalls["alibaba_create_refund"], st.RefundSubmissions["1688:3500000000000000001"])
 			}
 		})
 	}
@@ -296,11 +294,11 @@ func TestForcedRateLimitLiftedAtRunTime(t *testing.T) {
 // latency, and Endpoints confines it to the endpoints named.
 func TestLatencyMinOnOneEndpoint(t *testing.T) {
 	e := newEnv(t, nil)
-	render := apiclient.RenderRequest{SubOrderID: "6300000000000000001", RefundType: 1, GoodsStatus: 1}
+	render := renderReq{SubOrderID: "6300000000000000001", RefundType: 1, GoodsStatus: 1}
 
-	e.adminOK(http.MethodPut, "/_sandbox/faults", `{"latency_min":"100ms","endpoints":["TaobaoRender"]}`, nil)
+	e.adminOK(http.MethodPut, "/_sandbox/faults", `{"latency_min":"100ms","endpoints":["taobao_render"]}`, nil)
 	start := time.Now()
-	if r := e.call(http.MethodPost, paths.TaobaoRender, render); r.Code != apiclient.CodeSuccess {
+	if r := e.call(http.MethodPost, paths.TaobaoRender, render); r.Code != codeOK {
 		t.Fatalf("render: code %d (%s)", r.Code, r.Msg)
 	}
 	if d := time.Since(start); d < 100*time.Millisecond {
@@ -310,12 +308,12 @@ func TestLatencyMinOnOneEndpoint(t *testing.T) {
 	// With a latency no test waits for, only the lower bound on the targeted
 	// endpoint and the absence of it elsewhere are observable without timing
 	// races: the render outlives a short client timeout, the others answer.
-	e.s.SetFaults(Faults{LatencyMin: time.Minute, Endpoints: []string{"TaobaoRender"}})
+	e.s.SetFaults(Faults{LatencyMin: time.Minute, Endpoints: []string{"taobao_render"}})
 	if _, _, err := e.rawCall(http.MethodPost, paths.TaobaoRender, render, 300*time.Millisecond); err == nil {
 		t.Error("render answered within 300ms under a 1m latency_min")
 	}
 	status, raw, err := e.rawCall(http.MethodGet, paths.AlibabaLogisticsCompanies, nil, 30*time.Second)
-	if err != nil || status != http.StatusOK || checkEnvelope(t, raw).Code != apiclient.CodeSuccess {
+	if err != nil || status != http.StatusOK || checkEnvelope(t, raw).Code != codeOK {
 		t.Errorf("untargeted endpoint under a TaobaoRender latency: HTTP %d err %v %s", status, err, raw)
 	}
 }

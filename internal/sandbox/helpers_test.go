@@ -12,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 const (
@@ -23,9 +21,10 @@ const (
 
 // testEnv is a sandbox served over real loopback HTTP with Run going.
 type testEnv struct {
-	t   *testing.T
-	s   *Sandbox
-	srv *httptest.Server
+	t     *testing.T
+	s     *Sandbox
+	srv   *httptest.Server
+	paths testPaths // the endpoint paths of the sandbox's profile
 }
 
 // newEnv starts a sandbox with a manual seller (nothing moves unless the test
@@ -55,12 +54,13 @@ func newEnv(t *testing.T, mod func(*Config)) *testEnv {
 		<-done
 		srv.Close()
 	})
-	return &testEnv{t: t, s: s, srv: srv}
+	return &testEnv{t: t, s: s, srv: srv, paths: pathsOf(s.prof)}
 }
 
 // apiResp is a decoded envelope.
 type apiResp struct {
 	HTTPStatus int
+	Raw        []byte          // the whole body
 	RequestID  string          `json:"requestId"`
 	Code       int             `json:"code"`
 	DevelopID  string          `json:"developId"`
@@ -69,13 +69,13 @@ type apiResp struct {
 }
 
 func signedHeaders(h http.Header, key, secret string, ts string, nonce string) {
-	h.Set(apiclient.HeaderAccessKey, key)
-	h.Set(apiclient.HeaderTimestamp, ts)
+	h.Set(headerAccessKey, key)
+	h.Set(headerTimestamp, ts)
 	if nonce != "" {
-		h.Set(apiclient.HeaderNonce, nonce)
+		h.Set(headerNonce, nonce)
 	}
-	h.Set(apiclient.HeaderUserID, "2100007341207")
-	h.Set(apiclient.HeaderSignature, legacySign(key, ts, nonce, secret))
+	h.Set(headerUserID, "2100007341207")
+	h.Set(headerSignature, testSign(key, ts, nonce, secret))
 }
 
 // call makes a signed API call. body is marshalled unless it is a string or []byte.
@@ -120,7 +120,7 @@ func (e *testEnv) callWith(method, path string, body any, headers func(http.Head
 	if err := json.Unmarshal(raw, &out); err != nil {
 		e.t.Fatalf("%s %s: body %q is not an envelope: %v", method, path, raw, err)
 	}
-	out.HTTPStatus = resp.StatusCode
+	out.HTTPStatus, out.Raw = resp.StatusCode, raw
 	return out
 }
 
@@ -128,7 +128,7 @@ func (e *testEnv) callWith(method, path string, body any, headers func(http.Head
 func (e *testEnv) mustOK(method, path string, body any, out any) {
 	e.t.Helper()
 	r := e.call(method, path, body)
-	if r.Code != apiclient.CodeSuccess {
+	if r.Code != codeOK {
 		e.t.Fatalf("%s %s: code %d (%s); want 200", method, path, r.Code, r.Msg)
 	}
 	if out != nil {
@@ -212,14 +212,12 @@ func (e *testEnv) waitStatus(id, want string) {
 	waitFor(e.t, "refund "+id+" to reach "+want, func() bool { return e.refund(id).Status == want })
 }
 
-var paths = DefaultPaths()
-
 // tbSubmit submits a Taobao refund and returns its id.
 func (e *testEnv) tbSubmit(subOrderID string, refundType, goodsStatus, reasonID int, fee int64) string {
 	e.t.Helper()
-	var resp apiclient.SubmitRefundResponse
-	e.mustOK(http.MethodPost, paths.TaobaoSubmit, apiclient.SubmitRefundRequest{SubOrderID: subOrderID, RefundType: refundType,
-		GoodsStatus: goodsStatus, ReasonID: reasonID, RefundFee: apiclient.Amount(fee), RefundDesc: "不想要了"}, &resp)
+	var resp submitRefundResp
+	e.mustOK(http.MethodPost, paths.TaobaoSubmit, submitRefundReq{SubOrderID: subOrderID, RefundType: refundType,
+		GoodsStatus: goodsStatus, ReasonID: reasonID, RefundFee: fee, RefundDesc: "不想要了"}, &resp)
 	if resp.RefundID == "" || !resp.SubmitSuccess {
 		e.t.Fatalf("submit: %+v", resp)
 	}
@@ -229,9 +227,9 @@ func (e *testEnv) tbSubmit(subOrderID string, refundType, goodsStatus, reasonID 
 // abCreate creates a 1688 refund and returns its id.
 func (e *testEnv) abCreate(orderID int64, dispute, goods string, reasonID int64, pay int64, vouchers []string) string {
 	e.t.Helper()
-	var resp apiclient.CreateRefundResponse
-	e.mustOK(http.MethodPost, paths.AlibabaCreateRefund, apiclient.CreateRefundRequest{OrderID: orderID, DisputeRequest: dispute,
-		ApplyPayment: apiclient.Amount(pay), ApplyReasonID: reasonID, Description: "质量有问题", GoodsStatus: goods,
+	var resp createRefundResp
+	e.mustOK(http.MethodPost, paths.AlibabaCreateRefund, createRefundReq{OrderID: orderID, DisputeRequest: dispute,
+		ApplyPayment: pay, ApplyReasonID: reasonID, Description: "质量有问题", GoodsStatus: goods,
 		Vouchers: vouchers}, &resp)
 	return resp.RefundID
 }

@@ -3,34 +3,16 @@ package sandbox
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
 )
-
-// developID is the developId every envelope carries (format of the documented
-// example: a 19-digit number as a string).
-const developID = "1021090911993463110"
-
-// apiError is a failed API call: an envelope code and message (HTTP 200).
-type apiError struct {
-	Code int
-	Msg  string
-}
-
-func errf(code int, format string, args ...any) *apiError {
-	return &apiError{Code: code, Msg: fmt.Sprintf(format, args...)}
-}
 
 // apiHandler serves one endpoint after authentication. It returns the
 // envelope's data or an error.
@@ -41,10 +23,11 @@ type apiCall struct {
 	pathRefundID string // {refundId} from the path, if the template has one
 }
 
-// route is one API endpoint: its name (a field of Paths), method
-// and path template.
+// route is one API endpoint: its name (see endpointNames), the profile's
+// method and path template.
 type route struct {
 	name    string
+	ep      platform.Endpoint
 	method  string
 	prefix  string // template before {refundId} (whole path if !hasID)
 	suffix  string // template after {refundId}
@@ -52,34 +35,60 @@ type route struct {
 	handler apiHandler
 }
 
-func (s *Sandbox) buildRoutes() []route {
-	p := s.cfg.Paths
-	defs := []struct {
-		name, method, tmpl string
-		h                  apiHandler
-	}{
-		{"TaobaoList", http.MethodPost, p.TaobaoList, s.taobaoList},
-		{"TaobaoRender", http.MethodPost, p.TaobaoRender, s.taobaoRender},
-		{"TaobaoReturnLogisticsRender", http.MethodGet, p.TaobaoReturnLogisticsRender, s.taobaoReturnLogisticsRender},
-		{"TaobaoReturnLogisticsSubmit", http.MethodPost, p.TaobaoReturnLogisticsSubmit, s.taobaoReturnLogisticsSubmit},
-		{"TaobaoCancel", http.MethodGet, p.TaobaoCancel, s.taobaoCancel},
-		{"TaobaoSubmitMessage", http.MethodPost, p.TaobaoSubmitMessage, s.taobaoSubmitMessage},
-		{"TaobaoSubmit", http.MethodPost, p.TaobaoSubmit, s.taobaoSubmit},
-		{"TaobaoListMessages", http.MethodPost, p.TaobaoListMessages, s.taobaoListMessages},
-		{"TaobaoModify", http.MethodPost, p.TaobaoModify, s.taobaoModify},
-		{"TaobaoQuery", http.MethodGet, p.TaobaoQuery, s.taobaoQuery},
-		{"AlibabaRefundInfo", http.MethodPost, p.AlibabaRefundInfo, s.alibabaRefundInfo},
-		{"AlibabaRefundReasons", http.MethodPost, p.AlibabaRefundReasons, s.alibabaRefundReasons},
-		{"AlibabaUploadVoucher", http.MethodPost, p.AlibabaUploadVoucher, s.alibabaUploadVoucher},
-		{"AlibabaCreateRefund", http.MethodPost, p.AlibabaCreateRefund, s.alibabaCreateRefund},
-		{"AlibabaGoodsReturn", http.MethodPost, p.AlibabaGoodsReturn, s.alibabaGoodsReturn},
-		{"AlibabaLogisticsCompanies", http.MethodGet, p.AlibabaLogisticsCompanies, s.alibabaLogisticsCompanies},
+// endpointNames are the endpoints' names in Faults, Stats and log lines:
+// the product's own names (platform.Endpoint), so an operator reading a
+// worker error ("taobao_list: …") injects a fault under the same name.
+var endpointNames = func() []struct {
+	name string
+	ep   platform.Endpoint
+} {
+	var out []struct {
+		name string
+		ep   platform.Endpoint
 	}
-	routes := make([]route, 0, len(defs))
-	for _, d := range defs {
-		rt := route{name: d.name, method: d.method, prefix: d.tmpl, handler: d.h}
-		if i := strings.Index(d.tmpl, "{refundId}"); i >= 0 {
-			rt.hasID, rt.prefix, rt.suffix = true, d.tmpl[:i], d.tmpl[i+len("{refundId}"):]
+	for _, e := range platform.AllEndpoints() {
+		out = append(out, struct {
+			name string
+			ep   platform.Endpoint
+		}{string(e), e})
+	}
+	return out
+}()
+
+// EndpointNames lists the endpoint names Faults and Stats use.
+func EndpointNames() []string {
+	out := make([]string, len(endpointNames))
+	for i, e := range endpointNames {
+		out[i] = e.name
+	}
+	return out
+}
+
+func (s *Sandbox) buildRoutes() []route {
+	handlers := map[platform.Endpoint]apiHandler{
+		platform.TaobaoList:                  s.taobaoList,
+		platform.TaobaoRender:                s.taobaoRender,
+		platform.TaobaoReturnLogisticsRender: s.taobaoReturnLogisticsRender,
+		platform.TaobaoReturnLogisticsSubmit: s.taobaoReturnLogisticsSubmit,
+		platform.TaobaoCancel:                s.taobaoCancel,
+		platform.TaobaoSubmitMessage:         s.taobaoSubmitMessage,
+		platform.TaobaoSubmit:                s.taobaoSubmit,
+		platform.TaobaoListMessages:          s.taobaoListMessages,
+		platform.TaobaoModify:                s.taobaoModify,
+		platform.TaobaoQuery:                 s.taobaoQuery,
+		platform.AlibabaRefundInfo:           s.alibabaRefundInfo,
+		platform.AlibabaRefundReasons:        s.alibabaRefundReasons,
+		platform.AlibabaUploadVoucher:        s.alibabaUploadVoucher,
+		platform.AlibabaCreateRefund:         s.alibabaCreateRefund,
+		platform.AlibabaGoodsReturn:          s.alibabaGoodsReturn,
+		platform.AlibabaLogisticsCompanies:   s.alibabaLogisticsCompanies,
+	}
+	routes := make([]route, 0, len(endpointNames))
+	for _, d := range endpointNames {
+		fact := s.prof.Endpoint(d.ep)
+		rt := route{name: d.name, ep: d.ep, method: fact.Method, prefix: fact.Path, handler: handlers[d.ep]}
+		if i := strings.Index(fact.Path, "{refundId}"); i >= 0 {
+			rt.hasID, rt.prefix, rt.suffix = true, fact.Path[:i], fact.Path[i+len("{refundId}"):]
 		}
 		routes = append(routes, rt)
 	}
@@ -107,7 +116,7 @@ func (rt route) match(escapedPath string) (string, bool) {
 	return id, true
 }
 
-// Handler returns the platform API (paths from Config.Paths) and the admin
+// Handler returns the platform API (paths and methods from the profile) and the admin
 // endpoints under /_sandbox/.
 func (s *Sandbox) Handler() http.Handler {
 	admin := s.adminRoutes()
@@ -136,7 +145,7 @@ func (s *Sandbox) Handler() http.Handler {
 			s.serveAPI(w, r, *fallback, fallbackID)
 			return
 		}
-		s.writeEnvelope(w, http.StatusNotFound, nil, errf(apiclient.CodeNotFound, "no such API path %q", truncate(r.URL.Path, 100)))
+		s.writeEnvelope(w, http.StatusNotFound, nil, errf(classNotFound, "no such API path %q", truncate(r.URL.Path, 100)))
 	}))
 }
 
@@ -150,7 +159,7 @@ func (s *Sandbox) recoverer(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.Error("sandbox: handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
-				s.writeEnvelope(w, http.StatusInternalServerError, nil, errf(apiclient.CodeInternal, "internal error"))
+				s.writeEnvelope(w, http.StatusInternalServerError, nil, errf(classInternal, "internal error"))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -271,9 +280,9 @@ func (s *Sandbox) writeFault(w http.ResponseWriter, r *http.Request, kind ErrorK
 		}
 		http.Error(w, "Gateway Timeout", http.StatusGatewayTimeout)
 	case ErrRateLimit:
-		s.writeEnvelope(w, http.StatusOK, nil, errf(apiclient.CodeRateLimited, "请求过于频繁 (rate limited)"))
+		s.writeEnvelope(w, s.errorStatus(), nil, errf(platform.ClassRateLimited, "请求过于频繁 (rate limited)"))
 	case ErrInternal:
-		s.writeEnvelope(w, http.StatusOK, nil, errf(apiclient.CodeInternal, "系统繁忙 (internal error)"))
+		s.writeEnvelope(w, s.errorStatus(), nil, errf(classInternal, "系统繁忙 (internal error)"))
 	case ErrReset:
 		hj, ok := w.(http.Hijacker)
 		if !ok {
@@ -295,164 +304,51 @@ func (s *Sandbox) writeFault(w http.ResponseWriter, r *http.Request, kind ErrorK
 func (s *Sandbox) process(w http.ResponseWriter, r *http.Request, rt route, pathID string) {
 	if r.Method != rt.method {
 		w.Header().Set("Allow", rt.method)
-		s.writeEnvelope(w, http.StatusMethodNotAllowed, nil, errf(apiclient.CodeInvalidParam, "method %s not allowed; use %s", r.Method, rt.method))
+		s.writeEnvelope(w, http.StatusMethodNotAllowed, nil, errf(classInvalid, "method %s not allowed; use %s", r.Method, rt.method))
 		return
 	}
 	if e := s.authenticate(r); e != nil {
 		s.mu.Lock()
 		s.stats.AuthFailures++
 		s.mu.Unlock()
-		s.log.Info("sandbox: auth failed", "endpoint", rt.name, "code", e.Code, "msg", e.Msg)
-		s.writeEnvelope(w, http.StatusOK, nil, e)
+		s.log.Info("sandbox: auth failed", "endpoint", rt.name, "class", e.Class, "msg", e.Msg)
+		s.writeEnvelope(w, s.errorStatus(), nil, e)
 		return
 	}
 	data, e := rt.handler(r, &apiCall{pathRefundID: pathID})
-	code := apiclient.CodeSuccess
 	if e != nil {
-		code = e.Code
+		s.log.Debug("sandbox: api call", "endpoint", rt.name, "class", e.Class)
+		s.writeEnvelope(w, s.errorStatus(), nil, e)
+		return
 	}
-	s.log.Debug("sandbox: api call", "endpoint", rt.name, "code", code)
-	s.writeEnvelope(w, http.StatusOK, data, e)
+	s.log.Debug("sandbox: api call", "endpoint", rt.name, "class", "success")
+	s.writeEnvelope(w, http.StatusOK, data, nil)
 }
 
-// authenticate checks the signed headers (reference §2) in the documented order.
-func (s *Sandbox) authenticate(r *http.Request) *apiError {
-	h := r.Header
-	key, ts, sig, uid := h.Get(apiclient.HeaderAccessKey), h.Get(apiclient.HeaderTimestamp),
-		h.Get(apiclient.HeaderSignature), h.Get(apiclient.HeaderUserID)
-	var missing []string
-	for _, kv := range [][2]string{{apiclient.HeaderAccessKey, key}, {apiclient.HeaderTimestamp, ts},
-		{apiclient.HeaderUserID, uid}, {apiclient.HeaderSignature, sig}} {
-		if kv[1] == "" {
-			missing = append(missing, kv[0])
-		}
+// refundIDArg is the refund id of an endpoint whose only argument it is: the
+// path's {refundId}, else ?refundId=, else (an endpoint the profile made a
+// POST) the JSON body's refundId.
+func refundIDArg(r *http.Request, c *apiCall) (string, *apiError) {
+	if c.pathRefundID != "" {
+		return c.pathRefundID, nil
 	}
-	if len(missing) > 0 {
-		return errf(apiclient.CodeMissingAuth, "缺少请求头 (missing headers): %s", strings.Join(missing, ", "))
+	if id := r.URL.Query().Get("refundId"); id != "" {
+		return id, nil
 	}
-	if subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.AccessKey)) != 1 {
-		return errf(apiclient.CodeUnknownAccessKey, "access-key 不存在 (unknown access key)")
+	if r.Method != http.MethodPost {
+		return "", nil
 	}
-	t, ok := parseTimestamp(ts)
-	if !ok {
-		return errf(apiclient.CodeExpiredTimestamp, "timestamp 格式错误 (want 10-digit seconds or 13-digit milliseconds)")
+	body, e := readBody(r)
+	if e != nil || len(bytes.TrimSpace(body)) == 0 {
+		return "", e
 	}
-	if d := s.now().Sub(t); d > s.cfg.TimestampWindow || d < -s.cfg.TimestampWindow {
-		return errf(apiclient.CodeExpiredTimestamp, "timestamp 已过期 (outside the ±%s window)", s.cfg.TimestampWindow)
+	var in struct {
+		RefundID string `json:"refundId"`
 	}
-	want := legacySign(key, ts, h.Get(apiclient.HeaderNonce), s.cfg.AccessSecret)
-	if subtle.ConstantTimeCompare([]byte(sig), []byte(want)) != 1 {
-		return errf(apiclient.CodeBadSignature, "签名错误 (bad signature)")
+	if _, e := decodeJSON(body, &in); e != nil {
+		return "", e
 	}
-	return nil
-}
-
-// parseTimestamp accepts 10-digit seconds and 13-digit milliseconds.
-func parseTimestamp(ts string) (time.Time, bool) {
-	if len(ts) != 10 && len(ts) != 13 {
-		return time.Time{}, false
-	}
-	for _, c := range ts {
-		if c < '0' || c > '9' {
-			return time.Time{}, false
-		}
-	}
-	n, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	if len(ts) == 10 {
-		return time.Unix(n, 0), true
-	}
-	return time.UnixMilli(n), true
-}
-
-// writeEnvelope writes {requestId, code, developId, msg, data}.
-func (s *Sandbox) writeEnvelope(w http.ResponseWriter, status int, data any, e *apiError) {
-	env := apiclient.Envelope{RequestID: s.randHex(32), Code: apiclient.CodeSuccess, DevelopID: developID,
-		Msg: apiclient.MsgSuccess, Data: json.RawMessage("null")}
-	if e != nil {
-		env.Code, env.Msg = apiclient.FlexInt(e.Code), e.Msg
-	} else if data != nil {
-		b, err := json.Marshal(data)
-		if err != nil {
-			s.log.Error("sandbox: encode response", "err", err)
-			env.Code, env.Msg = apiclient.CodeInternal, "internal error"
-		} else {
-			env.Data = b
-		}
-	}
-	var b []byte
-	if s.cfg.NumericDevelopID {
-		// The documented drift: some pages declare developId an integer.
-		b, _ = json.Marshal(struct {
-			RequestID string          `json:"requestId"`
-			Code      int             `json:"code"`
-			DevelopID json.Number     `json:"developId"`
-			Msg       string          `json:"msg"`
-			Data      json.RawMessage `json:"data"`
-		}{env.RequestID, int(env.Code), json.Number(developID), env.Msg, env.Data})
-	} else {
-		b, _ = json.Marshal(env) // cannot fail: plain strings, ints and valid raw JSON
-	}
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
-
-// readBody reads at most maxJSONBody bytes.
-func readBody(r *http.Request) ([]byte, *apiError) {
-	if r.Body == nil {
-		return nil, nil
-	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
-	if err != nil {
-		return nil, errf(apiclient.CodeMalformedJSON, "read body: %v", err)
-	}
-	if len(b) > maxJSONBody {
-		return nil, errf(apiclient.CodeInvalidParam, "请求体过大 (body exceeds %d bytes)", maxJSONBody)
-	}
-	return b, nil
-}
-
-// decodeJSON decodes a JSON object body into v (a wire type) and checks that
-// every required field is present, not null and not an empty string. It
-// returns the set of fields present.
-func decodeJSON(body []byte, v any, required ...string) (map[string]json.RawMessage, *apiError) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return nil, errf(apiclient.CodeMalformedJSON, "请求体为空 (empty body; want a JSON object)")
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return nil, errf(apiclient.CodeMalformedJSON, "请求体不是合法的 JSON 对象 (malformed JSON)")
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return nil, errf(apiclient.CodeMalformedJSON, "字段类型错误 (field %q: wrong type)", te.Field)
-		}
-		return nil, errf(apiclient.CodeMalformedJSON, "字段类型错误 (wrong field type): %s", truncate(err.Error(), 120))
-	}
-	var missing []string
-	for _, k := range required {
-		raw, ok := fields[k]
-		raw = bytes.TrimSpace(raw)
-		if !ok || bytes.Equal(raw, []byte("null")) || bytes.Equal(raw, []byte(`""`)) {
-			missing = append(missing, k)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, errf(apiclient.CodeMissingParam, "缺少必填参数 (missing required fields): %s", strings.Join(missing, ", "))
-	}
-	return fields, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
+	return in.RefundID, nil
 }
 
 // discardWriter swallows the response of an AfterEffect call.

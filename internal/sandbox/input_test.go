@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 var requestIDRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -40,10 +38,10 @@ func checkEnvelope(t testing.TB, raw []byte) apiResp {
 	if env.DevelopID == "" || fields["developId"][0] != '"' {
 		t.Errorf("developId %s: want a non-empty string", fields["developId"])
 	}
-	if env.Code == apiclient.CodeSuccess && env.Msg != apiclient.MsgSuccess {
-		t.Errorf("msg %q with code 200; want %q", env.Msg, apiclient.MsgSuccess)
+	if env.Code == codeOK && env.Msg != prof.Envelope.SuccessMsg {
+		t.Errorf("msg %q with code 200; want %q", env.Msg, prof.Envelope.SuccessMsg)
 	}
-	if env.Code != apiclient.CodeSuccess && string(env.Data) != "null" {
+	if env.Code != codeOK && string(env.Data) != "null" {
 		t.Errorf("error envelope data %s; want null", env.Data)
 	}
 	return env
@@ -69,51 +67,51 @@ func TestBadInput(t *testing.T) {
 		body               any
 		want               int
 	}{
-		{"malformed json", "POST", paths.TaobaoSubmit, `{"subOrderId":`, apiclient.CodeMalformedJSON},
-		{"not an object", "POST", paths.TaobaoSubmit, `[1,2]`, apiclient.CodeMalformedJSON},
-		{"empty body", "POST", paths.TaobaoSubmit, ``, apiclient.CodeMalformedJSON},
-		{"trailing garbage", "POST", paths.TaobaoSubmit, good + `x`, apiclient.CodeMalformedJSON},
-		{"wrong type", "POST", paths.TaobaoSubmit, `{"subOrderId":"1","refundType":"one","goodsStatus":1,"reasonId":1001,"refundFee":1}`, apiclient.CodeMalformedJSON},
-		{"oversize", "POST", paths.TaobaoSubmit, huge, apiclient.CodeInvalidParam},
-		{"missing fields", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001"}`, apiclient.CodeMissingParam},
-		{"null field", "POST", paths.TaobaoSubmit, `{"subOrderId":null,"refundType":1,"goodsStatus":1,"reasonId":1001,"refundFee":1}`, apiclient.CodeMissingParam},
-		{"bad refundType", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001","refundType":7,"goodsStatus":1,"reasonId":1001,"refundFee":1}`, apiclient.CodeInvalidParam},
-		{"return unshipped", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001","refundType":2,"goodsStatus":1,"reasonId":4001,"refundFee":1}`, apiclient.CodeInvalidParam},
-		{"reason not rendered", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001","refundType":1,"goodsStatus":1,"reasonId":4001,"refundFee":1}`, apiclient.CodeInvalidParam},
-		{"fee above max", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001","refundType":1,"goodsStatus":1,"reasonId":1001,"refundFee":8001}`, apiclient.CodeInvalidParam},
-		{"fee zero", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001","refundType":1,"goodsStatus":1,"reasonId":1001,"refundFee":0}`, apiclient.CodeInvalidParam},
-		{"voucher reason without images", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001","refundType":1,"goodsStatus":3,"reasonId":3001,"refundFee":10}`, apiclient.CodeMissingParam},
-		{"unknown sub-order", "POST", paths.TaobaoSubmit, `{"subOrderId":"999","refundType":1,"goodsStatus":1,"reasonId":1001,"refundFee":1}`, apiclient.CodeNotFound},
-		{"render missing goodsStatus", "POST", paths.TaobaoRender, `{"subOrderId":"5000000000000000001","refundType":1}`, apiclient.CodeMissingParam},
-		{"render bad goodsStatus", "POST", paths.TaobaoRender, `{"subOrderId":"5000000000000000001","refundType":1,"goodsStatus":9}`, apiclient.CodeInvalidParam},
-		{"query without id", "GET", paths.TaobaoQuery, nil, apiclient.CodeMissingParam},
-		{"query unknown", "GET", paths.TaobaoQuery + "?refundId=123", nil, apiclient.CodeNotFound},
-		{"cancel unknown", "GET", apiclient.Fill(paths.TaobaoCancel, "123"), nil, apiclient.CodeNotFound},
-		{"list without pageSize", "POST", paths.TaobaoList, `{}`, apiclient.CodeMissingParam},
-		{"list pageSize too big", "POST", paths.TaobaoList, `{"pageSize":1000}`, apiclient.CodeInvalidParam},
-		{"list bad status", "POST", paths.TaobaoList, `{"pageSize":10,"refundStatus":42}`, apiclient.CodeInvalidParam},
-		{"message unknown refund", "POST", paths.TaobaoSubmitMessage, `{"refundId":"1","refundMessage":"hi"}`, apiclient.CodeNotFound},
-		{"message missing text", "POST", paths.TaobaoSubmitMessage, `{"refundId":"1"}`, apiclient.CodeMissingParam},
-		{"logistics missing no", "POST", paths.TaobaoReturnLogisticsSubmit, `{"refundId":"1","logisticsCompanyCode":"SF"}`, apiclient.CodeMissingParam},
-		{"modify unknown", "POST", paths.TaobaoModify, `{"refundId":"1","refundType":1,"goodsStatus":1,"reasonId":1001,"refundFee":1}`, apiclient.CodeNotFound},
-		{"1688 create unknown order", "POST", paths.AlibabaCreateRefund, `{"orderId":1,"disputeRequest":"refund","applyPayment":1,"applyCarriage":0,"applyReasonId":20001,"description":"不想要","goodsStatus":"refundWaitSellerSend"}`, apiclient.CodeNotFound},
-		{"1688 create orderId string garbage", "POST", paths.AlibabaCreateRefund, `{"orderId":"abc"}`, apiclient.CodeMalformedJSON},
-		{"1688 create missing", "POST", paths.AlibabaCreateRefund, `{"orderId":3000000000000000001}`, apiclient.CodeMissingParam},
-		{"1688 bad dispute", "POST", paths.AlibabaCreateRefund, ab(order, "refundz", "refundWaitSellerSend", 20001, 100, 0, "不想要"), apiclient.CodeInvalidParam},
-		{"1688 returnRefund not received", "POST", paths.AlibabaCreateRefund, ab(order, "returnRefund", "refundWaitSellerSend", 20001, 100, 0, "不想要"), apiclient.CodeInvalidParam},
-		{"1688 pay above paid", "POST", paths.AlibabaCreateRefund, ab(order, "refund", "refundWaitSellerSend", 20001, 9501, 0, "不想要"), apiclient.CodeInvalidParam},
-		{"1688 carriage above paid", "POST", paths.AlibabaCreateRefund, ab(order, "refund", "refundWaitSellerSend", 20001, 100, 501, "不想要"), apiclient.CodeInvalidParam},
-		{"1688 short description", "POST", paths.AlibabaCreateRefund, ab(order, "refund", "refundWaitSellerSend", 20001, 100, 0, "x"), apiclient.CodeInvalidParam},
-		{"1688 long description", "POST", paths.AlibabaCreateRefund, ab(order, "refund", "refundWaitSellerSend", 20001, 100, 0, strings.Repeat("长", 151)), apiclient.CodeInvalidParam},
-		{"1688 reason of other goodsStatus", "POST", paths.AlibabaCreateRefund, ab(order, "refund", "refundWaitSellerSend", 20021, 100, 0, "不想要"), apiclient.CodeInvalidParam},
-		{"1688 voucher needed", "POST", paths.AlibabaCreateRefund, ab(order, "refund", "aftersaleBuyerReceived", 20021, 100, 0, "质量问题"), apiclient.CodeMissingParam},
-		{"1688 too many vouchers", "POST", paths.AlibabaCreateRefund, `{"orderId":3000000000000000001,"disputeRequest":"refund","applyPayment":1,"applyCarriage":0,"applyReasonId":20021,"description":"质量问题","goodsStatus":"aftersaleBuyerReceived","vouchers":["a","b","c","d","e","f"]}`, apiclient.CodeInvalidParam},
-		{"1688 reasons bad goodsStatus", "POST", paths.AlibabaRefundReasons, `{"orderId":3000000000000000001,"goodsStatus":"nope"}`, apiclient.CodeInvalidParam},
-		{"1688 info unknown", "POST", paths.AlibabaRefundInfo, `{"refundId":"TQ1"}`, apiclient.CodeNotFound},
-		{"1688 info no id", "POST", paths.AlibabaRefundInfo, `{}`, apiclient.CodeMissingParam},
-		{"1688 goods return unknown", "POST", paths.AlibabaGoodsReturn, `{"refundId":"TQ1","logisticsCompanyNo":"SF","freightBill":"SF12345678"}`, apiclient.CodeNotFound},
-		{"1688 goods return missing bill", "POST", paths.AlibabaGoodsReturn, `{"refundId":"TQ1","logisticsCompanyNo":"SF"}`, apiclient.CodeMissingParam},
-		{"upload not multipart", "POST", paths.AlibabaUploadVoucher, `{}`, apiclient.CodeInvalidParam},
+		{"malformed json", "POST", paths.TaobaoSubmit, `{"subOrderId":`, codeMalformed},
+		{"not an object", "POST", paths.TaobaoSubmit, `[1,2]`, codeMalformed},
+		{"empty body", "POST", paths.TaobaoSubmit, ``, codeMalformed},
+		{"trailing garbage", "POST", paths.TaobaoSubmit, good + `x`, codeMalformed},
+		{"wrong type", "POST", paths.TaobaoSubmit, `{"subOrderId":"1","refundType":"one","goodsStatus":1,"reasonId":1001,"refundFee":1}`, codeMalformed},
+		{"oversize", "POST", paths.TaobaoSubmit, huge, codeInvalid},
+		{"missing fields", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001"}`, codeMissing},
+		{"null field", "POST", paths.TaobaoSubmit, `{"subOrderId":null,"refundType":1,"goodsStatus":1,"reasonId":1001,"refundFee":1}`, codeMissing},
+		{"bad refundType", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001","refundType":7,"goodsStatus":1,"reasonId":1001,"refundFee":1}`, codeInvalid},
+		{"return unshipped", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001","refundType":2,"goodsStatus":1,"reasonId":4001,"refundFee":1}`, codeInvalid},
+		{"reason not rendered", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001","refundType":1,"goodsStatus":1,"reasonId":4001,"refundFee":1}`, codeInvalid},
+		{"fee above max", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001","refundType":1,"goodsStatus":1,"reasonId":1001,"refundFee":8001}`, codeInvalid},
+		{"fee zero", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001","refundType":1,"goodsStatus":1,"reasonId":1001,"refundFee":0}`, codeInvalid},
+		{"voucher reason without images", "POST", paths.TaobaoSubmit, `{"subOrderId":"5000000000000000001","refundType":1,"goodsStatus":3,"reasonId":3001,"refundFee":10}`, codeMissing},
+		{"unknown sub-order", "POST", paths.TaobaoSubmit, `{"subOrderId":"999","refundType":1,"goodsStatus":1,"reasonId":1001,"refundFee":1}`, codeNotFound},
+		{"render missing goodsStatus", "POST", paths.TaobaoRender, `{"subOrderId":"5000000000000000001","refundType":1}`, codeMissing},
+		{"render bad goodsStatus", "POST", paths.TaobaoRender, `{"subOrderId":"5000000000000000001","refundType":1,"goodsStatus":9}`, codeInvalid},
+		{"query without id", "GET", paths.TaobaoQuery, nil, codeMissing},
+		{"query unknown", "GET", paths.TaobaoQuery + "?refundId=123", nil, codeNotFound},
+		{"cancel unknown", "GET", fill(paths.TaobaoCancel, "123"), nil, codeNotFound},
+		{"list without pageSize", "POST", paths.TaobaoList, `{}`, codeMissing},
+		{"list pageSize too big", "POST", paths.TaobaoList, `{"pageSize":1000}`, codeInvalid},
+		{"list bad status", "POST", paths.TaobaoList, `{"pageSize":10,"refundStatus":42}`, codeInvalid},
+		{"message unknown refund", "POST", paths.TaobaoSubmitMessage, `{"refundId":"1","refundMessage":"hi"}`, codeNotFound},
+		{"message missing text", "POST", paths.TaobaoSubmitMessage, `{"refundId":"1"}`, codeMissing},
+		{"logistics missing no", "POST", paths.TaobaoReturnLogisticsSubmit, `{"refundId":"1","logisticsCompanyCode":"SF"}`, codeMissing},
+		{"modify unknown", "POST", paths.TaobaoModify, `{"refundId":"1","refundType":1,"goodsStatus":1,"reasonId":1001,"refundFee":1}`, codeNotFound},
+		{"1688 create unknown order", "POST", paths.AlibabaCreateRefund, `{"orderId":1,"disputeRequest":"refund","applyPayment":1,"applyCarriage":0,"applyReasonId":20001,"description":"不想要","goodsStatus":"refundWaitSellerSend"}`, codeNotFound},
+		{"1688 create orderId string garbage", "POST", paths.AlibabaCreateRefund, `{"orderId":"abc"}`, codeMalformed},
+		{"1688 create missing", "POST", paths.AlibabaCreateRefund, `{"orderId":3000000000000000001}`, codeMissing},
+		{"1688 bad dispute", "POST", paths.AlibabaCreateRefund, ab(order, "refundz", "refundWaitSellerSend", 20001, 100, 0, "不想要"), codeInvalid},
+		{"1688 returnRefund not received", "POST", paths.AlibabaCreateRefund, ab(order, "returnRefund", "refundWaitSellerSend", 20001, 100, 0, "不想要"), codeInvalid},
+		{"1688 pay above paid", "POST", paths.AlibabaCreateRefund, ab(order, "refund", "refundWaitSellerSend", 20001, 9501, 0, "不想要"), codeInvalid},
+		{"1688 carriage above paid", "POST", paths.AlibabaCreateRefund, ab(order, "refund", "refundWaitSellerSend", 20001, 100, 501, "不想要"), codeInvalid},
+		{"1688 short description", "POST", paths.AlibabaCreateRefund, ab(order, "refund", "refundWaitSellerSend", 20001, 100, 0, "x"), codeInvalid},
+		{"1688 long description", "POST", paths.AlibabaCreateRefund, ab(order, "refund", "refundWaitSellerSend", 20001, 100, 0, strings.Repeat("长", 151)), codeInvalid},
+		{"1688 reason of other goodsStatus", "POST", paths.AlibabaCreateRefund, ab(order, "refund", "refundWaitSellerSend", 20021, 100, 0, "不想要"), codeInvalid},
+		{"1688 voucher needed", "POST", paths.AlibabaCreateRefund, ab(order, "refund", "aftersaleBuyerReceived", 20021, 100, 0, "质量问题"), codeMissing},
+		{"1688 too many vouchers", "POST", paths.AlibabaCreateRefund, `{"orderId":3000000000000000001,"disputeRequest":"refund","applyPayment":1,"applyCarriage":0,"applyReasonId":20021,"description":"质量问题","goodsStatus":"aftersaleBuyerReceived","vouchers":["a","b","c","d","e","f"]}`, codeInvalid},
+		{"1688 reasons bad goodsStatus", "POST", paths.AlibabaRefundReasons, `{"orderId":3000000000000000001,"goodsStatus":"nope"}`, codeInvalid},
+		{"1688 info unknown", "POST", paths.AlibabaRefundInfo, `{"refundId":"TQ1"}`, codeNotFound},
+		{"1688 info no id", "POST", paths.AlibabaRefundInfo, `{}`, codeMissing},
+		{"1688 goods return unknown", "POST", paths.AlibabaGoodsReturn, `{"refundId":"TQ1","logisticsCompanyNo":"SF","freightBill":"SF12345678"}`, codeNotFound},
+		{"1688 goods return missing bill", "POST", paths.AlibabaGoodsReturn, `{"refundId":"TQ1","logisticsCompanyNo":"SF"}`, codeMissing},
+		{"upload not multipart", "POST", paths.AlibabaUploadVoucher, `{}`, codeInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,8 +132,8 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	// The sub-order still has its full amount: nothing was refunded.
-	var render apiclient.RenderResponse
-	e.mustOK(http.MethodPost, paths.TaobaoRender, apiclient.RenderRequest{SubOrderID: sub, RefundType: 1, GoodsStatus: 1}, &render)
+	var render renderResp
+	e.mustOK(http.MethodPost, paths.TaobaoRender, renderReq{SubOrderID: sub, RefundType: 1, GoodsStatus: 1}, &render)
 	if got := render.RefundOrderTemplate.MaxRefundFee.MaxRefundFee; got != 8000 {
 		t.Errorf("maxRefundFee after bad input = %d; want 8000", got)
 	}
@@ -150,12 +148,12 @@ func ab(order int64, dispute, goods string, reason, pay, carriage int64, desc st
 func TestWrongMethodAndUnknownPath(t *testing.T) {
 	e := newEnv(t, nil)
 	r := e.call(http.MethodGet, paths.TaobaoSubmit, nil)
-	if r.HTTPStatus != http.StatusMethodNotAllowed || r.Code != apiclient.CodeInvalidParam {
-		t.Errorf("GET submit: HTTP %d code %d; want 405 %d", r.HTTPStatus, r.Code, apiclient.CodeInvalidParam)
+	if r.HTTPStatus != http.StatusMethodNotAllowed || r.Code != codeInvalid {
+		t.Errorf("GET submit: HTTP %d code %d; want 405 %d", r.HTTPStatus, r.Code, codeInvalid)
 	}
 	r = e.call(http.MethodPost, "/open/nothing/here", `{}`)
-	if r.HTTPStatus != http.StatusNotFound || r.Code != apiclient.CodeNotFound {
-		t.Errorf("unknown path: HTTP %d code %d; want 404 %d", r.HTTPStatus, r.Code, apiclient.CodeNotFound)
+	if r.HTTPStatus != http.StatusNotFound || r.Code != codeNotFound {
+		t.Errorf("unknown path: HTTP %d code %d; want 404 %d", r.HTTPStatus, r.Code, codeNotFound)
 	}
 }
 
@@ -166,7 +164,7 @@ func TestEnvelopeShape(t *testing.T) {
 	rec := httptest.NewRecorder()
 	e.s.Handler().ServeHTTP(rec, req)
 	env := checkEnvelope(t, rec.Body.Bytes())
-	var companies []apiclient.AlibabaLogisticsCompany
+	var companies []logisticsCompanyResp
 	if err := json.Unmarshal(env.Data, &companies); err != nil || len(companies) == 0 || companies[0].CompanyNo == "" {
 		t.Errorf("companies %s: %v", env.Data, err)
 	}
@@ -200,16 +198,16 @@ func TestUploadVoucher(t *testing.T) {
 		})
 	}
 	r := upload("imageData", pngHeader)
-	if r.Code != apiclient.CodeSuccess {
+	if r.Code != codeOK {
 		t.Fatalf("png upload: code %d (%s)", r.Code, r.Msg)
 	}
-	var v apiclient.UploadVoucherResponse
+	var v uploadVoucherResp
 	_ = json.Unmarshal(r.Data, &v)
 	if v.ImageDomain == "" || !strings.HasSuffix(v.ImageRelativeURL, ".png") {
 		t.Errorf("upload response %+v", v)
 	}
 	// The voucher works in a create that needs one.
-	id := e.abCreate(3100000000000000001, apiclient.AlibabaDisputeReturnRefund, apiclient.AlibabaGoodsAftersaleBuyerReceived, 20021, 100, []string{v.URL()})
+	id := e.abCreate(3100000000000000001, "returnRefund", "aftersaleBuyerReceived", 20021, 100, []string{v.URL()})
 	if got := e.refund(id).Vouchers; len(got) != 1 || got[0] != v.URL() {
 		t.Errorf("vouchers %v; want [%s]", got, v.URL())
 	}
@@ -218,9 +216,9 @@ func TestUploadVoucher(t *testing.T) {
 		data  []byte
 		want  int
 	}{
-		"gif":         {"imageData", []byte("GIF89a......"), apiclient.CodeInvalidParam},
-		"too big":     {"imageData", append(append([]byte{}, pngHeader...), make([]byte, maxVoucherSize)...), apiclient.CodeInvalidParam},
-		"wrong field": {"file", pngHeader, apiclient.CodeMissingParam},
+		"gif":         {"imageData", []byte("GIF89a......"), codeInvalid},
+		"too big":     {"imageData", append(append([]byte{}, pngHeader...), make([]byte, maxVoucherSize)...), codeInvalid},
+		"wrong field": {"file", pngHeader, codeMissing},
 	} {
 		if r := upload(tc.field, tc.data); r.Code != tc.want {
 			t.Errorf("%s: code %d (%s); want %d", name, r.Code, r.Msg, tc.want)
@@ -275,7 +273,7 @@ func FuzzAPI(f *testing.F) {
 			t.Fatalf("%s %s body %q: HTTP %d", rt.method, path, body, rec.Code)
 		}
 		env := checkEnvelope(t, rec.Body.Bytes())
-		if env.Code == apiclient.CodeInternal {
+		if env.Code == codeInternal {
 			t.Fatalf("%s body %q: internal error (panic?) %s", rt.name, body, env.Msg)
 		}
 	})

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 // manyRefundsOnOneOrder gives order LIST1 three sub-orders and, on each, two
@@ -25,7 +23,7 @@ func (e *testEnv) manyRefundsOnOneOrder() []string {
 		for _, sub := range subs {
 			id := e.tbSubmit(sub, 1, 1, 1001, 100)
 			if round < 2 {
-				e.mustOK(http.MethodGet, apiclient.Fill(paths.TaobaoCancel, id), nil, nil)
+				e.mustOK(http.MethodGet, fill(paths.TaobaoCancel, id), nil, nil)
 			}
 			ids = append(ids, id)
 		}
@@ -34,14 +32,14 @@ func (e *testEnv) manyRefundsOnOneOrder() []string {
 }
 
 // listPage calls T1 and returns the data as raw keys and decoded.
-func (e *testEnv) listPage(req apiclient.ListRefundsRequest) (map[string]json.RawMessage, apiclient.ListRefundsResponse) {
+func (e *testEnv) listPage(req listRefundsReq) (map[string]json.RawMessage, listRefundsResp) {
 	e.t.Helper()
 	r := e.call(http.MethodPost, paths.TaobaoList, req)
-	if r.Code != apiclient.CodeSuccess {
+	if r.Code != codeOK {
 		e.t.Fatalf("list %+v: code %d (%s)", req, r.Code, r.Msg)
 	}
 	var raw map[string]json.RawMessage
-	var page apiclient.ListRefundsResponse
+	var page listRefundsResp
 	if err := json.Unmarshal(r.Data, &raw); err != nil {
 		e.t.Fatalf("list data %s: %v", r.Data, err)
 	}
@@ -51,7 +49,7 @@ func (e *testEnv) listPage(req apiclient.ListRefundsRequest) (map[string]json.Ra
 	return raw, page
 }
 
-func pageIDs(p apiclient.ListRefundsResponse) []string {
+func pageIDs(p listRefundsResp) []string {
 	var ids []string
 	for _, a := range p.List {
 		ids = append(ids, string(a.RefundOrder.RefundID))
@@ -67,7 +65,7 @@ func TestTaobaoListManyRefundsOnOneOrder(t *testing.T) {
 	want := e.manyRefundsOnOneOrder()
 	var got []string
 	for pageNo := 1; ; pageNo++ {
-		raw, page := e.listPage(apiclient.ListRefundsRequest{PurchaseOrderID: "LIST1", PageNo: pageNo, PageSize: 4})
+		raw, page := e.listPage(listRefundsReq{PurchaseOrderID: "LIST1", PageNo: pageNo, PageSize: 4})
 		if _, ok := raw["total"]; !ok || page.Total != len(want) || page.PageSize != 4 || page.PageNo != pageNo {
 			t.Fatalf("page %d: total %d pageSize %d pageNo %d; want %d, 4, %d", pageNo, page.Total, page.PageSize, page.PageNo, len(want), pageNo)
 		}
@@ -105,7 +103,7 @@ func TestTaobaoListPagingFaults(t *testing.T) {
 			{1, 100, 3, want[0:3]},
 		}
 		for _, tc := range tests {
-			raw, page := e.listPage(apiclient.ListRefundsRequest{PurchaseOrderID: "LIST1", PageNo: tc.pageNo, PageSize: tc.pageSize})
+			raw, page := e.listPage(listRefundsReq{PurchaseOrderID: "LIST1", PageNo: tc.pageNo, PageSize: tc.pageSize})
 			if got := pageIDs(page); page.PageSize != tc.wantSize || !slices.Equal(got, tc.wantIDs) {
 				t.Errorf("pageNo %d pageSize %d: pageSize %d list %v; want %d %v", tc.pageNo, tc.pageSize, page.PageSize, got, tc.wantSize, tc.wantIDs)
 			}
@@ -117,7 +115,7 @@ func TestTaobaoListPagingFaults(t *testing.T) {
 
 	t.Run("omit total", func(t *testing.T) {
 		e.s.SetFaults(Faults{TaobaoListOmitTotal: true})
-		for _, req := range []apiclient.ListRefundsRequest{
+		for _, req := range []listRefundsReq{
 			{PurchaseOrderID: "LIST1", PageSize: 4},
 			{PurchaseOrderID: "nope", PageSize: 4}, // also without matches: absent, not 0
 		} {
@@ -142,12 +140,12 @@ func TestTaobaoListPagingFaults(t *testing.T) {
 		if !f.TaobaoListOmitTotal || f.TaobaoListMaxPageSize != 2 {
 			t.Fatalf("PUT faults answered %+v", f)
 		}
-		raw, page := e.listPage(apiclient.ListRefundsRequest{PurchaseOrderID: "LIST1", PageNo: 3, PageSize: 10})
+		raw, page := e.listPage(listRefundsReq{PurchaseOrderID: "LIST1", PageNo: 3, PageSize: 10})
 		if _, ok := raw["total"]; ok || page.PageSize != 2 || !slices.Equal(pageIDs(page), want[4:6]) {
 			t.Errorf("both faults, page 3: %s", mustJSON(t, raw))
 		}
 		e.adminOK(http.MethodPut, "/_sandbox/faults", `{}`, nil)
-		raw, page = e.listPage(apiclient.ListRefundsRequest{PurchaseOrderID: "LIST1", PageNo: 1, PageSize: 10})
+		raw, page = e.listPage(listRefundsReq{PurchaseOrderID: "LIST1", PageNo: 1, PageSize: 10})
 		if _, ok := raw["total"]; !ok || page.Total != len(want) || page.PageSize != 10 || !slices.Equal(pageIDs(page), want) {
 			t.Errorf("faults off: %s", mustJSON(t, raw))
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Platforms as used in Order.Platform and the admin API.
@@ -84,18 +86,23 @@ func (o *Order) clone() *Order {
 }
 
 // Refund is a refund (Taobao reverse order or 1688 after-sales order) and its history.
+//
+// Phase is the sandbox's own state; Status is what the platform calls it
+// under the profile (taobao.refund_status / alibaba.refund_status: the
+// first name of the phase), kept for readers of the admin API.
 type Refund struct {
-	Platform   string    `json:"platform"`
-	RefundID   string    `json:"refund_id"`
-	OrderID    string    `json:"order_id"`
-	SubOrderID string    `json:"sub_order_id,omitempty"` // Taobao
-	Status     string    `json:"status"`
-	CreatedAt  time.Time `json:"created_at"`
-	ModifiedAt time.Time `json:"modified_at"`
-	ClosedAt   time.Time `json:"closed_at,omitzero"`
-	History    []string  `json:"history"` // statuses in order
+	Platform   string           `json:"platform"`
+	RefundID   string           `json:"refund_id"`
+	OrderID    string           `json:"order_id"`
+	SubOrderID string           `json:"sub_order_id,omitempty"` // Taobao
+	Phase      platform.Phase   `json:"phase"`
+	Status     string           `json:"status"`
+	CreatedAt  time.Time        `json:"created_at"`
+	ModifiedAt time.Time        `json:"modified_at"`
+	ClosedAt   time.Time        `json:"closed_at,omitzero"`
+	History    []platform.Phase `json:"history"` // phases in order
 
-	// Taobao request.
+	// Taobao request (refundType and goodsStatus are the profile's integers).
 	RefundType   int    `json:"refund_type,omitempty"`
 	GoodsStatus  int    `json:"goods_status,omitempty"`
 	ReasonID     int    `json:"reason_id,omitempty"`
@@ -104,7 +111,7 @@ type Refund struct {
 	RefundDesc   string `json:"refund_desc,omitempty"`
 	RefundImages string `json:"refund_images,omitempty"`
 
-	// 1688 request.
+	// 1688 request (disputeRequest and goodsStatus are the profile's strings).
 	DisputeRequest string   `json:"dispute_request,omitempty"`
 	GoodsStatusStr string   `json:"goods_status_1688,omitempty"`
 	ApplyPayment   int64    `json:"apply_payment,omitempty"`
@@ -151,7 +158,7 @@ type Message struct {
 
 func (r *Refund) clone() *Refund {
 	c := *r
-	c.History = append([]string(nil), r.History...)
+	c.History = append([]platform.Phase(nil), r.History...)
 	c.Vouchers = append([]string(nil), r.Vouchers...)
 	c.OrderEntryIDs = append([]int64(nil), r.OrderEntryIDs...)
 	c.Messages = append([]Message(nil), r.Messages...)
@@ -285,7 +292,7 @@ func (s *Sandbox) addOrderLocked(o *Order) error {
 		o.Amount = sum
 	}
 	if o.OrderNo == "" {
-		o.OrderNo = "PO" + s.now().In(cst).Format("20060102") + s.randDigits(6)
+		o.OrderNo = "PO" + s.now().In(s.prof.Zone()).Format("20060102") + s.randDigits(6)
 	}
 	o.Refunded, o.RefundedFee, o.RefundIDs = 0, 0, nil
 	o.CreatedAt = s.now()
@@ -326,14 +333,4 @@ func validID(id string) bool {
 		}
 	}
 	return true
-}
-
-// cst is China Standard Time, the zone of the platform's "yyyy-MM-dd HH:mm:ss" times.
-var cst = time.FixedZone("CST", 8*3600)
-
-func fmtTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.In(cst).Format(time.DateTime)
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Seller decisions (SellerPolicy.Decision).
@@ -23,7 +25,6 @@ const (
 
 // Defaults applied by New to zero Config fields.
 const (
-	DefaultTimestampWindow   = 600 * time.Second
 	DefaultPushTimeout       = 1000 * time.Millisecond
 	DefaultPushRetries       = 5
 	DefaultPushRetryInterval = 30 * time.Minute
@@ -38,27 +39,30 @@ const (
 
 // MaxListPageSize is the largest pageSize the list endpoints (T1, T8) accept
 // (a GUESS: the limit is not documented), and so the largest useful
-// Faults.TaobaoListMaxPageSize.
+// Faults.TaobaoListMaxPageSize. T1 accepts the profile's
+// taobao.list.max_page_size too when that is larger: the worker asks for it.
 const MaxListPageSize = 100
 
 // Config configures a Sandbox. Zero values get the defaults noted.
 type Config struct {
-	AccessKey, AccessSecret string        // required: the only accepted credentials
-	Paths                   Paths         // zero value -> DefaultPaths()
-	TimestampWindow         time.Duration // accepted |now - timestamp|; default 600s
-	AutoCreate              bool          // unknown order/sub-order ids are created on demand with DefaultOrderAmount
-	CallbackURL             string        // "" -> callbacks are recorded but not pushed
-	PushTimeout             time.Duration // a push succeeds only with HTTP 200 within this; default 1000ms
-	PushRetries             int           // retries after the first failed push; 0 -> 5, negative -> none
-	PushRetryInterval       time.Duration // pause between retries; default 30m
-	PushConcurrency         int           // pushes in flight at once; default 4 (1 keeps push order)
-	Seller                  SellerPolicy  // global default seller behaviour
-	Faults                  Faults        // initial faults
-	TaobaoNumericStatus     bool          // emit refundStatus as a number in TaobaoQuery (documented v2 drift)
-	NumericDevelopID        bool          // emit the envelope's developId as a number (documented drift; default string as in the examples)
-	Logger                  *slog.Logger  // nil -> discard
-	Now                     func() time.Time
-	Seed                    int64 // 0 -> random
+	AccessKey, AccessSecret string // required: the only accepted credentials
+	// Profile holds every guessed platform fact the sandbox answers by:
+	// paths and methods, codes, status names, signing, times, amount units,
+	// list fields, callback names and fields. nil -> platform.Default().
+	Profile             *platform.Profile
+	AutoCreate          bool          // unknown order/sub-order ids are created on demand with DefaultOrderAmount
+	CallbackURL         string        // "" -> callbacks are recorded but not pushed
+	PushTimeout         time.Duration // a push succeeds only with HTTP 200 within this; default 1000ms
+	PushRetries         int           // retries after the first failed push; 0 -> 5, negative -> none
+	PushRetryInterval   time.Duration // pause between retries; default 30m
+	PushConcurrency     int           // pushes in flight at once; default 4 (1 keeps push order)
+	Seller              SellerPolicy  // global default seller behaviour
+	Faults              Faults        // initial faults
+	TaobaoNumericStatus bool          // emit refundStatus as the profile's number in TaobaoQuery (documented v2 drift)
+	NumericDevelopID    bool          // emit the envelope's developId as a number (documented drift; default string as in the examples)
+	Logger              *slog.Logger  // nil -> discard
+	Now                 func() time.Time
+	Seed                int64 // 0 -> random
 }
 
 // SellerPolicy is how the simulated seller answers refund requests.
@@ -77,8 +81,8 @@ const (
 	ErrHTTP500   ErrorKind = "http500"   // HTTP 500, non-JSON body
 	ErrHTTP503   ErrorKind = "http503"   // HTTP 503
 	ErrTimeout   ErrorKind = "timeout"   // hang until the client gives up (or Faults.TimeoutAfter), then 504
-	ErrRateLimit ErrorKind = "ratelimit" // HTTP 200, envelope code apiclient.CodeRateLimited
-	ErrInternal  ErrorKind = "internal"  // HTTP 200, envelope code apiclient.CodeInternal
+	ErrRateLimit ErrorKind = "ratelimit" // envelope with the profile's rate_limited code
+	ErrInternal  ErrorKind = "internal"  // envelope with the profile's internal code
 	ErrReset     ErrorKind = "reset"     // connection closed without a response
 	// ErrLate: the request reaches the platform late, as if held in a proxy
 	// or a queue. It hangs until the client gives up (or Faults.TimeoutAfter)
@@ -102,8 +106,8 @@ type ForcedError struct {
 	AfterEffect bool `json:"after_effect"`
 }
 
-// Faults are the failures the sandbox injects. Endpoint names are the field
-// names of Paths.
+// Faults are the failures the sandbox injects. Endpoints are named as in
+// EndpointNames.
 type Faults struct {
 	LatencyMin        time.Duration `json:"latency_min"`   // every API call waits uniform [min,max]
 	LatencyMax        time.Duration `json:"latency_max"`   //
@@ -154,10 +158,11 @@ type CallbackStats struct {
 // seller and the callback pusher. Create it with New, serve Handler and run Run.
 type Sandbox struct {
 	cfg      Config
+	prof     *platform.Profile
 	log      *slog.Logger
 	now      func() time.Time
-	byName   map[string]string // endpoint name -> path template
 	routes   []route
+	cbTypes  map[cbKey]string // the message type the sandbox pushes per platform and kind
 	startRun sync.Once
 	wake     chan struct{} // nudges the scheduler
 	pushWake chan struct{} // nudges the pusher
@@ -176,7 +181,6 @@ type Sandbox struct {
 	stats       Stats
 	tasks       taskQueue
 	taskSeq     uint64
-	idSeq       uint64
 
 	cb callbacks
 }
@@ -191,19 +195,13 @@ func New(cfg Config) (*Sandbox, error) {
 	if cfg.AccessKey == "" || cfg.AccessSecret == "" {
 		return nil, fmt.Errorf("%w: access key and access secret are required", ErrConfig)
 	}
-	if cfg.Paths == (Paths{}) {
-		cfg.Paths = DefaultPaths()
+	if cfg.Profile == nil {
+		cfg.Profile = platform.Default()
 	}
-	if err := cfg.Paths.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	for name, p := range cfg.Paths.ByName() {
-		if strings.HasPrefix(p, "/_sandbox/") {
-			return nil, fmt.Errorf("%w: path %s = %q: /_sandbox/ is reserved for the admin API", ErrConfig, name, p)
+	for _, e := range platform.AllEndpoints() {
+		if p := cfg.Profile.Endpoint(e).Path; strings.HasPrefix(p, "/_sandbox/") {
+			return nil, fmt.Errorf("%w: endpoints.%s.path = %q: /_sandbox/ is reserved for the admin API", ErrConfig, e, p)
 		}
-	}
-	if cfg.TimestampWindow == 0 {
-		cfg.TimestampWindow = DefaultTimestampWindow
 	}
 	if cfg.PushTimeout == 0 {
 		cfg.PushTimeout = DefaultPushTimeout
@@ -221,8 +219,6 @@ func New(cfg Config) (*Sandbox, error) {
 		cfg.PushConcurrency = DefaultPushConcurrency
 	}
 	switch {
-	case cfg.TimestampWindow < 0:
-		return nil, fmt.Errorf("%w: timestamp window %s is negative", ErrConfig, cfg.TimestampWindow)
 	case cfg.PushTimeout < 0 || cfg.PushRetryInterval < 0:
 		return nil, fmt.Errorf("%w: push timeout and retry interval must be positive", ErrConfig)
 	case cfg.PushConcurrency < 0:
@@ -248,9 +244,10 @@ func New(cfg Config) (*Sandbox, error) {
 	}
 	s := &Sandbox{
 		cfg:      cfg,
+		prof:     cfg.Profile,
 		log:      cfg.Logger,
 		now:      cfg.Now,
-		byName:   cfg.Paths.ByName(),
+		cbTypes:  pushTypes(cfg.Profile),
 		wake:     make(chan struct{}, 1),
 		pushWake: make(chan struct{}, 1),
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
@@ -301,7 +298,10 @@ func normalizeSeller(p SellerPolicy) (SellerPolicy, error) {
 }
 
 func validateFaults(f Faults) error {
-	names := DefaultPaths().ByName()
+	names := map[string]bool{}
+	for _, n := range EndpointNames() {
+		names[n] = true
+	}
 	rates := map[string]float64{"error_rate": f.ErrorRate, "duplicate_push_rate": f.DuplicatePushRate,
 		"reorder_push_rate": f.ReorderPushRate, "drop_push_rate": f.DropPushRate}
 	for k, v := range rates {
@@ -327,13 +327,13 @@ func validateFaults(f Faults) error {
 		}
 	}
 	for _, e := range f.Endpoints {
-		if _, ok := names[e]; !ok {
-			return fmt.Errorf("endpoint %q: want a field name of Paths", e)
+		if !names[e] {
+			return fmt.Errorf("endpoint %q: want one of %v", e, EndpointNames())
 		}
 	}
 	for i, fe := range f.ForceErrors {
-		if _, ok := names[fe.Endpoint]; !ok {
-			return fmt.Errorf("force_errors[%d].endpoint %q: want a field name of Paths", i, fe.Endpoint)
+		if !names[fe.Endpoint] {
+			return fmt.Errorf("force_errors[%d].endpoint %q: want one of %v", i, fe.Endpoint, EndpointNames())
 		}
 		if !slices.Contains(ErrorKinds(), fe.Kind) {
 			return fmt.Errorf("force_errors[%d].kind %q: want one of %v", i, fe.Kind, ErrorKinds())

@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // RefundSeed describes a refund that exists on the platform without having
@@ -24,7 +24,7 @@ type RefundSeed struct {
 	SubOrderID string    `json:"sub_order_id,omitempty"` // Taobao: required, the sub-order refunded
 	OrderID    string    `json:"order_id,omitempty"`     // 1688: required; Taobao: optional, must be the sub-order's order
 	RefundID   string    `json:"refund_id,omitempty"`    // default generated as the API does; Taobao 1-40 digits, 1688 "TQ" + 1-38 digits
-	Status     string    `json:"status"`                 // required: any status of the platform's state machine, terminal ones included
+	Status     string    `json:"status"`                 // required: any status of the platform's state machine, terminal ones included: one of the profile's names for it, or a phase name (closed, success, …)
 	CreatedAt  time.Time `json:"created_at,omitzero"`    // RFC 3339; default now (Config.Now); not after now
 	ModifiedAt time.Time `json:"modified_at,omitzero"`   // the last change (timeouts count from it); default CreatedAt; not before CreatedAt nor after now
 	// PushCallback queues one ORDER_BUYER_VIEW_ORDER_BUYER_REFUND for the
@@ -32,20 +32,21 @@ type RefundSeed struct {
 	// pushed (or not) long ago.
 	PushCallback bool `json:"push_callback,omitempty"`
 
-	// Taobao form. Defaults: refundType 1 (refund only) with goodsStatus 1,
-	// or refundType 2 with goodsStatus 3 for WAIT_BUYER_RETURN_GOODS and
-	// WAIT_SELLER_CONFIRM_GOODS; the first reason offered for them; the whole
-	// refundable amount of the sub-order.
+	// Taobao form (the profile's integers). Defaults: refund only with goods
+	// not shipped, or return and refund with goods received for the phases
+	// wait_buyer_return and wait_seller_receive; the first reason offered for
+	// them; the whole refundable amount of the sub-order (fen).
 	RefundType  int    `json:"refund_type,omitempty"`
 	GoodsStatus int    `json:"goods_status,omitempty"`
 	ReasonID    int    `json:"reason_id,omitempty"`
 	RefundFee   int64  `json:"refund_fee,omitempty"`
 	RefundDesc  string `json:"refund_desc,omitempty"`
 
-	// 1688 form. Defaults: disputeRequest refund with goodsStatus
-	// refundWaitSellerSend, or returnRefund with refundBuyerReceived for
-	// waitbuyersend and waitsellerreceive; the first reason for that goods
-	// status; the whole refundable amount of the order; no carriage.
+	// 1688 form (the profile's strings). Defaults: disputeRequest refund
+	// with goods status in_sale_wait_seller_send, or return_refund with
+	// in_sale_buyer_received for the phases wait_buyer_return and
+	// wait_seller_receive; the first reason for that goods status; the whole
+	// refundable amount of the order (fen); no carriage.
 	DisputeRequest  string `json:"dispute_request,omitempty"`
 	GoodsStatus1688 string `json:"goods_status_1688,omitempty"`
 	ApplyPayment    int64  `json:"apply_payment,omitempty"`
@@ -53,15 +54,9 @@ type RefundSeed struct {
 	ApplyReasonID   int64  `json:"apply_reason_id,omitempty"`
 	Description     string `json:"description,omitempty"` // 2-150 characters; default a fixed text
 
-	// RefuseReason is the seller's reason in SELLER_REFUSE_BUYER and
-	// waitbuyermodify (default the seller policy's); other statuses have none.
+	// RefuseReason is the seller's reason in the seller_refused phase
+	// (default the seller policy's); other statuses have none.
 	RefuseReason string `json:"refuse_reason,omitempty"`
-}
-
-// refundStatuses are the statuses of each platform's state machine (state.go).
-var refundStatuses = map[string][]string{
-	PlatformTaobao: {tbWaitAgree, tbWaitReturn, tbWaitConfirm, tbRefused, tbClosed, tbSuccess},
-	Platform1688:   {abWaitAgree, abWaitModify, abWaitSend, abWaitReceive, abSuccess, abClose},
 }
 
 // SeedRefund creates a refund directly in the platform's state (see
@@ -89,12 +84,12 @@ func (s *Sandbox) SeedRefund(seed RefundSeed) (*Refund, error) {
 }
 
 func (s *Sandbox) seedRefundLocked(seed RefundSeed) (*Refund, error) {
-	statuses, ok := refundStatuses[seed.Platform]
-	if !ok {
+	if seed.Platform != PlatformTaobao && seed.Platform != Platform1688 {
 		return nil, fmt.Errorf("platform %q: want taobao or 1688", truncate(seed.Platform, 20))
 	}
-	if !slices.Contains(statuses, seed.Status) {
-		return nil, fmt.Errorf("status %q: want one of %s", truncate(seed.Status, 40), strings.Join(statuses, ", "))
+	phase, ok := s.parsePhase(seed.Platform, seed.Status)
+	if !ok {
+		return nil, fmt.Errorf("status %q: want one of %s", truncate(seed.Status, 40), strings.Join(s.statusNames(seed.Platform), ", "))
 	}
 	now := s.now()
 	created, modified := seed.CreatedAt, seed.ModifiedAt
@@ -110,8 +105,8 @@ func (s *Sandbox) seedRefundLocked(seed RefundSeed) (*Refund, error) {
 	if modified.Before(created) {
 		return nil, errors.New("modified_at is before created_at")
 	}
-	if seed.RefuseReason != "" && seed.Status != tbRefused && seed.Status != abWaitModify {
-		return nil, fmt.Errorf("refuse_reason is only for %s and %s", tbRefused, abWaitModify)
+	if seed.RefuseReason != "" && phase != platform.PhaseSellerRefused {
+		return nil, fmt.Errorf("refuse_reason is only for %s", s.wireStatus(seed.Platform, platform.PhaseSellerRefused))
 	}
 	if utf8.RuneCountInString(seed.RefuseReason) > 200 {
 		return nil, errors.New("refuse_reason longer than 200 characters")
@@ -130,14 +125,14 @@ func (s *Sandbox) seedRefundLocked(seed RefundSeed) (*Refund, error) {
 	var o *Order
 	var err error
 	if seed.Platform == PlatformTaobao {
-		o, err = s.seedTaobaoFormLocked(ref, seed)
+		o, err = s.seedTaobaoFormLocked(ref, seed, phase)
 	} else {
-		o, err = s.seedAlibabaFormLocked(ref, seed)
+		o, err = s.seedAlibabaFormLocked(ref, seed, phase)
 	}
 	if err != nil {
 		return nil, err
 	}
-	open := !terminalStatus(seed.Status)
+	open := !phase.Terminal()
 	switch {
 	case o.PaidAt == nil:
 		return nil, fmt.Errorf("%w: order %s was never paid (%s); nothing can have been refunded", ErrIllegalState, o.OrderID, o.Status)
@@ -154,7 +149,7 @@ func (s *Sandbox) seedRefundLocked(seed RefundSeed) (*Refund, error) {
 	if ref.Return != nil {
 		ref.Return.SubmittedAt = modified
 	}
-	if seed.Status == tbRefused || seed.Status == abWaitModify {
+	if phase == platform.PhaseSellerRefused {
 		ref.RefuseReason, ref.RejectTimes = seed.RefuseReason, 1
 		if ref.RefuseReason == "" {
 			ref.RefuseReason = s.policyLocked(o).RefuseReason
@@ -165,7 +160,7 @@ func (s *Sandbox) seedRefundLocked(seed RefundSeed) (*Refund, error) {
 	if open {
 		s.openRefunds[ref.openKey()] = id
 	}
-	s.enterStatusLocked(ref, seed.Status, "", modified)
+	s.enterStatusLocked(ref, phase, "", modified)
 	if seed.PushCallback {
 		s.emitRefundLocked(ref)
 	}
@@ -194,7 +189,7 @@ func validSeedRefundID(platform, id string) bool {
 
 // seedOrderErr turns the API's order lookup error into a SeedRefund error.
 func seedOrderErr(e *apiError) error {
-	if e.Code == apiclient.CodeNotFound {
+	if e.Class == classNotFound {
 		return fmt.Errorf("%w: %s", ErrNotFound, e.Msg)
 	}
 	return errors.New(e.Msg)
@@ -203,7 +198,7 @@ func seedOrderErr(e *apiError) error {
 // seedTaobaoFormLocked finds the sub-order and fills ref's Taobao form,
 // validated as a submission would be. A closed refund gave nothing back, so
 // its fee may be up to the whole sub-order although later refunds succeeded.
-func (s *Sandbox) seedTaobaoFormLocked(ref *Refund, seed RefundSeed) (*Order, error) {
+func (s *Sandbox) seedTaobaoFormLocked(ref *Refund, seed RefundSeed, phase platform.Phase) (*Order, error) {
 	if seed.DisputeRequest != "" || seed.GoodsStatus1688 != "" || seed.ApplyPayment != 0 || seed.ApplyCarriage != 0 ||
 		seed.ApplyReasonID != 0 || seed.Description != "" {
 		return nil, errors.New("1688 form fields on a taobao refund")
@@ -218,33 +213,34 @@ func (s *Sandbox) seedTaobaoFormLocked(ref *Refund, seed RefundSeed) (*Order, er
 	if seed.OrderID != "" && seed.OrderID != o.OrderID {
 		return nil, fmt.Errorf("order_id %q: sub-order %s belongs to order %s", truncate(seed.OrderID, 50), so.SubOrderID, o.OrderID)
 	}
-	returned := seed.Status == tbWaitReturn || seed.Status == tbWaitConfirm
+	returned := phase == platform.PhaseWaitBuyerReturn || phase == platform.PhaseWaitSellerReceive
+	rt, gs := s.prof.Taobao.RefundType, s.prof.Taobao.GoodsStatus
 	refundType, goods := seed.RefundType, seed.GoodsStatus
 	if refundType == 0 {
-		refundType = apiclient.TaobaoRefundOnly
+		refundType = rt.RefundOnly
 		if returned {
-			refundType = apiclient.TaobaoReturnAndRefund
+			refundType = rt.ReturnAndRefund
 		}
 	}
 	if goods == 0 {
-		goods = apiclient.TaobaoGoodsNotShipped
-		if returned || refundType == apiclient.TaobaoReturnAndRefund {
-			goods = apiclient.TaobaoGoodsReceived
+		goods = gs.NotShipped
+		if returned || refundType == rt.ReturnAndRefund {
+			goods = gs.Received
 		}
 	}
-	if e := checkTypeAndGoods(refundType, goods); e != nil {
+	if e := s.checkTypeAndGoods(refundType, goods); e != nil {
 		return nil, errors.New(e.Msg)
 	}
 	reasonID := seed.ReasonID
 	if reasonID == 0 {
-		reasonID = taobaoReasons(refundType, goods)[0].id
+		reasonID = s.reasonsFor(refundType, goods)[0].id
 	}
-	rs, ok := findTaobaoReason(refundType, goods, reasonID)
+	rs, ok := s.findTaobaoReason(refundType, goods, reasonID)
 	if !ok {
 		return nil, fmt.Errorf("reason_id %d: not a reason offered for refund_type %d, goods_status %d", reasonID, refundType, goods)
 	}
 	limit := maxFee(so)
-	if seed.Status == tbClosed {
+	if phase == platform.PhaseClosed {
 		limit = so.Amount
 	}
 	if limit < 1 {
@@ -266,7 +262,7 @@ func (s *Sandbox) seedTaobaoFormLocked(ref *Refund, seed RefundSeed) (*Order, er
 	if seed.RefundDesc != "" {
 		ref.Messages = append(ref.Messages, Message{ID: s.randDigits(12), Owner: "buyer", Content: seed.RefundDesc, CreatedAt: ref.CreatedAt})
 	}
-	goodsBack := seed.Status == tbWaitConfirm || seed.Status == tbSuccess && refundType == apiclient.TaobaoReturnAndRefund
+	goodsBack := phase == platform.PhaseWaitSellerReceive || phase == platform.PhaseSuccess && refundType == rt.ReturnAndRefund
 	ref.ReturnRequired = returned || goodsBack
 	if goodsBack {
 		c := taobaoCompanies[0]
@@ -279,7 +275,7 @@ func (s *Sandbox) seedTaobaoFormLocked(ref *Refund, seed RefundSeed) (*Order, er
 // seedAlibabaFormLocked finds the order and fills ref's 1688 form, validated
 // as a creation would be (vouchers are not required: a seeded refund has
 // none). A closed refund may ask for up to the whole order.
-func (s *Sandbox) seedAlibabaFormLocked(ref *Refund, seed RefundSeed) (*Order, error) {
+func (s *Sandbox) seedAlibabaFormLocked(ref *Refund, seed RefundSeed, phase platform.Phase) (*Order, error) {
 	if seed.SubOrderID != "" || seed.RefundType != 0 || seed.GoodsStatus != 0 || seed.ReasonID != 0 || seed.RefundFee != 0 ||
 		seed.RefundDesc != "" {
 		return nil, errors.New("taobao form fields on a 1688 refund")
@@ -295,39 +291,36 @@ func (s *Sandbox) seedAlibabaFormLocked(ref *Refund, seed RefundSeed) (*Order, e
 	if e != nil {
 		return nil, seedOrderErr(e)
 	}
-	returned := seed.Status == abWaitSend || seed.Status == abWaitReceive
+	returned := phase == platform.PhaseWaitBuyerReturn || phase == platform.PhaseWaitSellerReceive
+	d, gs := s.prof.Alibaba.DisputeRequest, s.prof.Alibaba.GoodsStatus
 	dispute, goods := seed.DisputeRequest, seed.GoodsStatus1688
 	if dispute == "" {
-		dispute = apiclient.AlibabaDisputeRefund
+		dispute = d.Refund
 		if returned {
-			dispute = apiclient.AlibabaDisputeReturnRefund
+			dispute = d.ReturnRefund
 		}
 	}
 	if goods == "" {
-		goods = apiclient.AlibabaGoodsRefundWaitSellerSend
-		if returned || dispute == apiclient.AlibabaDisputeReturnRefund {
-			goods = apiclient.AlibabaGoodsRefundBuyerReceived
+		goods = gs.InSaleWaitSellerSend
+		if returned || dispute == d.ReturnRefund {
+			goods = gs.InSaleBuyerReceived
 		}
 	}
-	switch {
-	case dispute != apiclient.AlibabaDisputeRefund && dispute != apiclient.AlibabaDisputeReturnRefund:
-		return nil, fmt.Errorf("dispute_request %q: want refund or returnRefund", truncate(dispute, 40))
-	case !slices.Contains(alibabaGoodsStatuses, goods):
-		return nil, fmt.Errorf("goods_status_1688 %q: want one of %s", truncate(goods, 40), strings.Join(alibabaGoodsStatuses, ", "))
-	case dispute == apiclient.AlibabaDisputeReturnRefund && !goodsReceived(goods):
-		return nil, errors.New("returnRefund needs goods_status_1688 refundBuyerReceived or aftersaleBuyerReceived")
+	if e := s.checkDispute(dispute, goods); e != nil {
+		return nil, errors.New(e.Msg)
 	}
+	reasons := s.abReasonsFor(goods)
 	reasonID := seed.ApplyReasonID
 	if reasonID == 0 {
-		reasonID = alibabaReasons(goods)[0].id
+		reasonID = reasons[0].id
 	}
-	i := slices.IndexFunc(alibabaReasons(goods), func(r abReason) bool { return r.id == reasonID })
+	i := slices.IndexFunc(reasons, func(r abReason) bool { return r.id == reasonID })
 	if i < 0 {
 		return nil, fmt.Errorf("apply_reason_id %d: not a reason offered for goods status %s", reasonID, goods)
 	}
-	reason := alibabaReasons(goods)[i]
+	reason := reasons[i]
 	limit, carriageLimit := o.Amount-o.Refunded, o.Carriage-o.RefundedFee
-	if seed.Status == abClose {
+	if phase == platform.PhaseClosed {
 		limit, carriageLimit = o.Amount, o.Carriage
 	}
 	if limit < 1 {
@@ -353,7 +346,7 @@ func (s *Sandbox) seedAlibabaFormLocked(ref *Refund, seed RefundSeed) (*Order, e
 	ref.OrderID = o.OrderID
 	ref.DisputeRequest, ref.GoodsStatusStr, ref.ApplyReasonID, ref.ApplyReason = dispute, goods, reason.id, reason.name
 	ref.ApplyPayment, ref.ApplyCarriage, ref.Description = pay, seed.ApplyCarriage, desc
-	goodsBack := seed.Status == abWaitReceive || seed.Status == abSuccess && dispute == apiclient.AlibabaDisputeReturnRefund
+	goodsBack := phase == platform.PhaseWaitSellerReceive || phase == platform.PhaseSuccess && dispute == d.ReturnRefund
 	ref.ReturnRequired = returned || goodsBack
 	if goodsBack {
 		c := alibabaCompanies[0]

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 // seed creates a refund through POST /_sandbox/refunds and fails the test on an error.
@@ -38,9 +36,10 @@ func (e *testEnv) callbackSubjects() map[string]int {
 // submission, the render, the query and the list the same way; the seeded
 // one counts no submission and pushes nothing.
 func TestSeededTaobaoRefundActsLikeAnAPIRefund(t *testing.T) {
-	e := newEnv(t, nil)
-	again := func(sub string) apiclient.SubmitRefundRequest {
-		return apiclient.SubmitRefundRequest{SubOrderID: sub, RefundType: 1, GoodsStatus: 3, ReasonID: 3003, RefundFee: 100}
+	v2 := mustProfile(t, v2Render) // the render with saleFlag
+	e := newEnv(t, func(c *Config) { c.Profile = v2 })
+	again := func(sub string) submitRefundReq {
+		return submitRefundReq{SubOrderID: sub, RefundType: 1, GoodsStatus: 3, ReasonID: 3003, RefundFee: 100}
 	}
 	for _, status := range refundStatuses[PlatformTaobao] {
 		t.Run(status, func(t *testing.T) {
@@ -59,24 +58,24 @@ func TestSeededTaobaoRefundActsLikeAnAPIRefund(t *testing.T) {
 			}
 
 			// Query and list see the same refund.
-			var tq, sq apiclient.QueryRefundResponse
+			var tq, sq queryRefundResp
 			e.mustOK(http.MethodGet, paths.TaobaoQuery+"?refundId="+twin.RefundID, nil, &tq)
 			e.mustOK(http.MethodGet, paths.TaobaoQuery+"?refundId="+seeded.RefundID, nil, &sq)
 			tro, sro := tq.RefundOrderAggregate.RefundOrder, sq.RefundOrderAggregate.RefundOrder
-			if sro.RefundStatus != tro.RefundStatus || sro.CanEditFee != tro.CanEditFee || sro.TimeoutType != tro.TimeoutType ||
+			if sro.status() != tro.status() || sro.CanEditFee != tro.CanEditFee || sro.TimeoutType != tro.TimeoutType ||
 				sro.RefundFee != tro.RefundFee || (sq.RefundOrderAggregate.Logistics == nil) != (tq.RefundOrderAggregate.Logistics == nil) {
 				t.Errorf("query seeded %+v\nwant as through the API %+v", sq.RefundOrderAggregate, tq.RefundOrderAggregate)
 			}
-			var list apiclient.ListRefundsResponse
-			e.mustOK(http.MethodPost, paths.TaobaoList, apiclient.ListRefundsRequest{RefundID: seeded.RefundID, PageSize: 10}, &list)
-			if list.Total != 1 || string(list.List[0].RefundOrder.RefundStatus) != status {
+			var list listRefundsResp
+			e.mustOK(http.MethodPost, paths.TaobaoList, listRefundsReq{RefundID: seeded.RefundID, PageSize: 10}, &list)
+			if list.Total != 1 || list.List[0].RefundOrder.status() != status {
 				t.Errorf("list by the seeded id: %+v", list)
 			}
 
 			// The render and a new submission are answered the same.
-			var tr, sr apiclient.RenderResponse
-			e.mustOK(http.MethodPost, paths.TaobaoRender, apiclient.RenderRequest{SubOrderID: twin.SubOrderID, RefundType: 1, GoodsStatus: 3}, &tr)
-			e.mustOK(http.MethodPost, paths.TaobaoRender, apiclient.RenderRequest{SubOrderID: sub, RefundType: 1, GoodsStatus: 3}, &sr)
+			var tr, sr renderResp
+			e.mustOK(http.MethodPost, e.paths.TaobaoRender, renderReq{SubOrderID: twin.SubOrderID, RefundType: 1, GoodsStatus: 3}, &tr)
+			e.mustOK(http.MethodPost, e.paths.TaobaoRender, renderReq{SubOrderID: sub, RefundType: 1, GoodsStatus: 3}, &sr)
 			if *sr.SaleFlag != *tr.SaleFlag || sr.RefundOrderTemplate.MaxRefundFee.MaxRefundFee != tr.RefundOrderTemplate.MaxRefundFee.MaxRefundFee {
 				t.Errorf("render after seeding: saleFlag %v max %d; through the API: %v %d", *sr.SaleFlag,
 					sr.RefundOrderTemplate.MaxRefundFee.MaxRefundFee, *tr.SaleFlag, tr.RefundOrderTemplate.MaxRefundFee.MaxRefundFee)
@@ -90,9 +89,9 @@ func TestSeededTaobaoRefundActsLikeAnAPIRefund(t *testing.T) {
 				t.Errorf("submit after a seeded %s: code %d (duplicates +%d); after one through the API: %d (+%d)",
 					status, seededCode, dupSeeded, twinCode, dupTwin)
 			}
-			wantCode := apiclient.CodeDuplicateRefund
+			wantCode := codeDuplicate
 			if terminalStatus(status) {
-				wantCode = apiclient.CodeSuccess
+				wantCode = codeOK
 			}
 			if seededCode != wantCode {
 				t.Errorf("submit after a seeded %s: code %d; want %d", status, seededCode, wantCode)
@@ -113,7 +112,7 @@ func TestSeededAlibabaRefundActsLikeAnAPIRefund(t *testing.T) {
 			twin := e.refund(e.abRefundIn(status))
 			order := e.s.randDigits(19)
 			seeded := e.seed(RefundSeed{Platform: Platform1688, OrderID: order, Status: status,
-				DisputeRequest: apiclient.AlibabaDisputeReturnRefund, GoodsStatus1688: apiclient.AlibabaGoodsAftersaleBuyerReceived,
+				DisputeRequest: "returnRefund", GoodsStatus1688: "aftersaleBuyerReceived",
 				ApplyReasonID: 20025, ApplyPayment: 5000})
 			if seeded.Status != status || seeded.ApplyPayment != 5000 || len(seeded.RefundID) != 18 || seeded.RefundID[:2] != "TQ" {
 				t.Fatalf("seeded %+v; want status %s, payment 5000, TQ + 16 digits", seeded, status)
@@ -121,9 +120,9 @@ func TestSeededAlibabaRefundActsLikeAnAPIRefund(t *testing.T) {
 			if n := e.callbackSubjects()[seeded.RefundID]; n != 0 {
 				t.Errorf("callbacks for the seeded refund = %d; want 0", n)
 			}
-			var ti, si apiclient.RefundInfo
-			e.mustOK(http.MethodPost, paths.AlibabaRefundInfo, apiclient.RefundInfoRequest{RefundID: twin.RefundID}, &ti)
-			e.mustOK(http.MethodPost, paths.AlibabaRefundInfo, apiclient.RefundInfoRequest{RefundID: seeded.RefundID}, &si)
+			var ti, si refundInfoResp
+			e.mustOK(http.MethodPost, paths.AlibabaRefundInfo, refundInfoReq{RefundID: twin.RefundID}, &ti)
+			e.mustOK(http.MethodPost, paths.AlibabaRefundInfo, refundInfoReq{RefundID: seeded.RefundID}, &si)
 			if si.Status != ti.Status || si.RefundGoods != ti.RefundGoods || si.GoodsStatus != ti.GoodsStatus ||
 				si.BuyerSendGoods != ti.BuyerSendGoods || si.RefundPayment != ti.RefundPayment || si.CanRefundPayment != ti.CanRefundPayment ||
 				si.DisputeType != ti.DisputeType || (si.GmtCompleted == "") != (ti.GmtCompleted == "") {
@@ -140,9 +139,9 @@ func TestSeededAlibabaRefundActsLikeAnAPIRefund(t *testing.T) {
 				t.Errorf("create after a seeded %s: code %d (duplicates +%d); after one through the API: %d (+%d)",
 					status, seededCode, dupSeeded, twinCode, dupTwin)
 			}
-			wantCode := apiclient.CodeDuplicateRefund
+			wantCode := codeDuplicate
 			if terminalStatus(status) {
-				wantCode = apiclient.CodeSuccess
+				wantCode = codeOK
 			}
 			if seededCode != wantCode {
 				t.Errorf("create after a seeded %s: code %d; want %d", status, seededCode, wantCode)
@@ -165,8 +164,8 @@ func TestSeededRefundCreationTime(t *testing.T) {
 
 	abRef := e.seed(RefundSeed{Platform: Platform1688, OrderID: "3305075341149134260", Status: abClose,
 		CreatedAt: created, ModifiedAt: modified})
-	var info apiclient.RefundInfo
-	e.mustOK(http.MethodPost, paths.AlibabaRefundInfo, apiclient.RefundInfoRequest{RefundID: abRef.RefundID}, &info)
+	var info refundInfoResp
+	e.mustOK(http.MethodPost, paths.AlibabaRefundInfo, refundInfoReq{RefundID: abRef.RefundID}, &info)
 	if info.GmtCreate != "2026-05-20 15:40:00" || info.GmtApply != "2026-05-20 15:40:00" {
 		t.Errorf("A1 gmtCreate %q gmtApply %q; want 2026-05-20 15:40:00", info.GmtCreate, info.GmtApply)
 	}
@@ -175,8 +174,8 @@ func TestSeededRefundCreationTime(t *testing.T) {
 	}
 
 	// A refund created through the API reports its own creation, now.
-	id := e.abCreate(3305075341149134261, apiclient.AlibabaDisputeRefund, apiclient.AlibabaGoodsRefundWaitSellerSend, 20001, 100, nil)
-	e.mustOK(http.MethodPost, paths.AlibabaRefundInfo, apiclient.RefundInfoRequest{RefundID: id}, &info)
+	id := e.abCreate(3305075341149134261, "refund", "refundWaitSellerSend", 20001, 100, nil)
+	e.mustOK(http.MethodPost, paths.AlibabaRefundInfo, refundInfoReq{RefundID: id}, &info)
 	got, err := time.ParseInLocation(time.DateTime, info.GmtCreate, time.FixedZone("CST", 8*3600))
 	if err != nil || time.Since(got) > time.Minute || time.Since(got) < -time.Minute || info.GmtApply != info.GmtCreate {
 		t.Errorf("A1 of an API refund: gmtCreate %q (%v) gmtApply %q; want now in China time, both equal", info.GmtCreate, err, info.GmtApply)
@@ -190,8 +189,8 @@ func TestSeededRefundCreationTime(t *testing.T) {
 		"window around it": {created.Add(-time.Minute), created.Add(time.Minute), 1},
 		"window after it":  {created.Add(time.Minute), time.Now(), 0},
 	} {
-		var list apiclient.ListRefundsResponse
-		e.mustOK(http.MethodPost, paths.TaobaoList, apiclient.ListRefundsRequest{PageSize: 10,
+		var list listRefundsResp
+		e.mustOK(http.MethodPost, paths.TaobaoList, listRefundsReq{PageSize: 10,
 			RefundStartTime: tc.from.UnixMilli(), RefundEndTime: tc.to.UnixMilli()}, &list)
 		if list.Total != tc.want {
 			t.Errorf("list %s: total %d; want %d", name, list.Total, tc.want)
@@ -310,15 +309,15 @@ func TestSeededSuccessUsesItsAmount(t *testing.T) {
 	e := newEnv(t, nil)
 	e.seed(RefundSeed{Platform: PlatformTaobao, SubOrderID: "6600000000000000001", Status: tbSuccess, RefundFee: 3000})
 	e.seed(RefundSeed{Platform: PlatformTaobao, SubOrderID: "6600000000000000001", Status: tbClosed, RefundFee: DefaultOrderAmount})
-	var render apiclient.RenderResponse
-	e.mustOK(http.MethodPost, paths.TaobaoRender, apiclient.RenderRequest{SubOrderID: "6600000000000000001", RefundType: 1, GoodsStatus: 1}, &render)
+	var render renderResp
+	e.mustOK(http.MethodPost, paths.TaobaoRender, renderReq{SubOrderID: "6600000000000000001", RefundType: 1, GoodsStatus: 1}, &render)
 	if got := render.RefundOrderTemplate.MaxRefundFee.MaxRefundFee; got != DefaultOrderAmount-3000 {
 		t.Errorf("max after a seeded 3000 success = %d; want %d", got, DefaultOrderAmount-3000)
 	}
-	r := e.call(http.MethodPost, paths.TaobaoSubmit, apiclient.SubmitRefundRequest{SubOrderID: "6600000000000000001",
+	r := e.call(http.MethodPost, paths.TaobaoSubmit, submitRefundReq{SubOrderID: "6600000000000000001",
 		RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: DefaultOrderAmount - 3000 + 1})
-	if r.Code != apiclient.CodeInvalidParam {
-		t.Errorf("submit above the rest: code %d; want %d", r.Code, apiclient.CodeInvalidParam)
+	if r.Code != codeInvalid {
+		t.Errorf("submit above the rest: code %d; want %d", r.Code, codeInvalid)
 	}
 
 	e.seed(RefundSeed{Platform: Platform1688, OrderID: "3700000000000000001", Status: abSuccess, ApplyPayment: DefaultOrderAmount})
@@ -326,9 +325,9 @@ func TestSeededSuccessUsesItsAmount(t *testing.T) {
 		Status: abWaitAgree}); st != http.StatusConflict || adminErrCode(t, raw) != AdminIllegalState {
 		t.Errorf("open seed on a fully refunded order: HTTP %d %s; want 409 illegal_state", st, raw)
 	}
-	var info apiclient.RefundInfo
+	var info refundInfoResp
 	id := e.seed(RefundSeed{Platform: Platform1688, OrderID: "3700000000000000001", Status: abClose}).RefundID
-	e.mustOK(http.MethodPost, paths.AlibabaRefundInfo, apiclient.RefundInfoRequest{RefundID: id}, &info)
+	e.mustOK(http.MethodPost, paths.AlibabaRefundInfo, refundInfoReq{RefundID: id}, &info)
 	if info.CanRefundPayment != 0 || info.ApplyPayment != DefaultOrderAmount {
 		t.Errorf("closed seed on a fully refunded order: canRefundPayment %d applyPayment %d; want 0 %d",
 			info.CanRefundPayment, info.ApplyPayment, DefaultOrderAmount)

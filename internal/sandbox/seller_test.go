@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 func TestSellerPolicies(t *testing.T) {
@@ -16,10 +16,10 @@ func TestSellerPolicies(t *testing.T) {
 		reason     int
 		want       string
 	}{
-		{DecisionAgree, apiclient.TaobaoRefundOnly, apiclient.TaobaoGoodsNotShipped, 1001, tbSuccess},
-		{DecisionAgree, apiclient.TaobaoReturnAndRefund, apiclient.TaobaoGoodsReceived, 4001, tbWaitReturn},
-		{DecisionRefuse, apiclient.TaobaoRefundOnly, apiclient.TaobaoGoodsNotShipped, 1001, tbRefused},
-		{DecisionRequireReturn, apiclient.TaobaoRefundOnly, apiclient.TaobaoGoodsReceived, 3003, tbWaitReturn},
+		{DecisionAgree, prof.Taobao.RefundType.RefundOnly, prof.Taobao.GoodsStatus.NotShipped, 1001, tbSuccess},
+		{DecisionAgree, prof.Taobao.RefundType.ReturnAndRefund, prof.Taobao.GoodsStatus.Received, 4001, tbWaitReturn},
+		{DecisionRefuse, prof.Taobao.RefundType.RefundOnly, prof.Taobao.GoodsStatus.NotShipped, 1001, tbRefused},
+		{DecisionRequireReturn, prof.Taobao.RefundType.RefundOnly, prof.Taobao.GoodsStatus.Received, 3003, tbWaitReturn},
 	}
 	for _, tc := range tests {
 		t.Run(tc.decision, func(t *testing.T) {
@@ -41,17 +41,17 @@ func TestSellerReturnFlowAutomatic(t *testing.T) {
 	e := newEnv(t, nil) // global manual
 	e.adminOK(http.MethodPost, "/_sandbox/orders", map[string]any{"platform": "1688", "order_id": "3200000000000000001",
 		"amount": 9500, "carriage": 500, "seller": map[string]any{"decision": "agree", "decide_after": "10ms", "receive_after": "10ms"}}, nil)
-	id := e.abCreate(3200000000000000001, apiclient.AlibabaDisputeReturnRefund, apiclient.AlibabaGoodsRefundBuyerReceived, 20025, 9500, nil)
+	id := e.abCreate(3200000000000000001, "returnRefund", "refundBuyerReceived", 20025, 9500, nil)
 	e.waitStatus(id, abWaitSend)
-	var gr apiclient.GoodsReturnResponse
-	e.mustOK(http.MethodPost, paths.AlibabaGoodsReturn, apiclient.GoodsReturnRequest{RefundID: id, LogisticsCompanyNo: "YTO",
+	var gr goodsReturnResp
+	e.mustOK(http.MethodPost, paths.AlibabaGoodsReturn, goodsReturnReq{RefundID: id, LogisticsCompanyNo: "YTO",
 		FreightBill: "YT8888888888"}, &gr)
 	if !gr.Success {
 		t.Fatalf("goods return: %+v", gr)
 	}
 	e.waitStatus(id, abSuccess)
 	r := e.refund(id)
-	want := []string{abWaitAgree, abWaitSend, abWaitReceive, abSuccess}
+	want := []platform.Phase{platform.PhaseWaitSellerAgree, platform.PhaseWaitBuyerReturn, platform.PhaseWaitSellerReceive, platform.PhaseSuccess}
 	if len(r.History) != len(want) {
 		t.Fatalf("history %v; want %v", r.History, want)
 	}
@@ -61,7 +61,7 @@ func TestSellerReturnFlowAutomatic(t *testing.T) {
 		}
 	}
 	// A refund on another order still follows the manual global policy.
-	other := e.abCreate(3200000000000000002, apiclient.AlibabaDisputeRefund, apiclient.AlibabaGoodsRefundWaitSellerSend, 20001, 100, nil)
+	other := e.abCreate(3200000000000000002, "refund", "refundWaitSellerSend", 20001, 100, nil)
 	if got := e.refund(other).Status; got != abWaitAgree {
 		t.Errorf("manual refund moved to %s", got)
 	}
@@ -73,7 +73,7 @@ func TestModifyReschedules(t *testing.T) {
 	id := e.tbSubmit("7100000000000000001", 1, 1, 1001, 100)
 	e.waitStatus(id, tbRefused)
 	e.s.SetSeller(SellerPolicy{Decision: DecisionAgree, DecideAfter: 5 * time.Millisecond})
-	e.mustOK(http.MethodPost, paths.TaobaoModify, apiclient.ModifyRefundRequest{RefundID: id, RefundType: 1, GoodsStatus: 1,
+	e.mustOK(http.MethodPost, paths.TaobaoModify, modifyRefundReq{RefundID: id, RefundType: 1, GoodsStatus: 1,
 		ReasonID: 1002, RefundFee: 200}, nil)
 	e.waitStatus(id, tbSuccess)
 	if r := e.refund(id); r.RefundFee != 200 || r.ReasonID != 1002 {

@@ -1,51 +1,56 @@
 package sandbox
 
 import (
-	"encoding/json"
-	"strconv"
+	"slices"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
-	"github.com/refundhub/refundhub/internal/callback"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
-// Status names per platform (Taobao: apiclient.TaobaoRefundStatus; 1688:
-// apiclient.AlibabaRefundStatus).
-var (
-	tbWaitAgree   = string(apiclient.TaobaoWaitSellerAgree)
-	tbWaitReturn  = string(apiclient.TaobaoWaitBuyerReturnGoods)
-	tbWaitConfirm = string(apiclient.TaobaoWaitSellerConfirmGoods)
-	tbRefused     = string(apiclient.TaobaoSellerRefuseBuyer)
-	tbClosed      = string(apiclient.TaobaoRefundClosed)
-	tbSuccess     = string(apiclient.TaobaoRefundSuccess)
+// The refund state machines run on platform.Phase, the sandbox's own
+// vocabulary; a phase becomes a wire name only when it is written out
+// (wireStatus), so a profile with other status names changes what the
+// sandbox says, not what it does.
 
-	abWaitAgree   = string(apiclient.AlibabaWaitSellerAgree)
-	abWaitModify  = string(apiclient.AlibabaWaitBuyerModify)
-	abWaitSend    = string(apiclient.AlibabaWaitBuyerSend)
-	abWaitReceive = string(apiclient.AlibabaWaitSellerReceive)
-	abSuccess     = string(apiclient.AlibabaRefundSuccess)
-	abClose       = string(apiclient.AlibabaRefundClose)
-)
-
-func (r *Refund) terminal() bool { return terminalStatus(r.Status) }
-
-// terminalStatus reports whether a refund in status can no longer change.
-func terminalStatus(status string) bool {
-	switch status {
-	case tbClosed, tbSuccess, abSuccess, abClose:
-		return true
+// wireStatus is the platform's name of a phase under the profile.
+func (s *Sandbox) wireStatus(platformName string, ph platform.Phase) string {
+	if platformName == PlatformTaobao {
+		return s.prof.TaobaoName(ph)
 	}
-	return false
+	return s.prof.AlibabaName(ph)
 }
 
-func (r *Refund) waitingForSeller() bool { return r.Status == tbWaitAgree || r.Status == abWaitAgree }
-func (r *Refund) waitingForReturn() bool { return r.Status == tbWaitReturn || r.Status == abWaitSend }
-func (r *Refund) waitingForReceipt() bool {
-	return r.Status == tbWaitConfirm || r.Status == abWaitReceive
+// parsePhase reads a status given to the admin API: one of the platform's
+// names under the profile, or a phase name.
+func (s *Sandbox) parsePhase(platformName, status string) (platform.Phase, bool) {
+	for _, ph := range platform.Phases() {
+		facts := s.prof.Alibaba.RefundStatus
+		if platformName == PlatformTaobao {
+			facts = s.prof.Taobao.RefundStatus
+		}
+		if slices.Contains(facts[ph].Names, status) || string(ph) == status {
+			return ph, true
+		}
+	}
+	return "", false
 }
+
+// statusNames lists the platform's canonical names of every phase, for errors.
+func (s *Sandbox) statusNames(platformName string) []string {
+	var out []string
+	for _, ph := range platform.Phases() {
+		out = append(out, s.wireStatus(platformName, ph))
+	}
+	return out
+}
+
+func (r *Refund) terminal() bool { return r.Phase.Terminal() }
+
+func (r *Refund) waitingForSeller() bool  { return r.Phase == platform.PhaseWaitSellerAgree }
+func (r *Refund) waitingForReceipt() bool { return r.Phase == platform.PhaseWaitSellerReceive }
 
 func illegal(r *Refund, op string) *apiError {
-	return errf(apiclient.CodeIllegalState, "退款单状态不允许该操作 (refund %s is %s; %s not allowed)", r.RefundID, r.Status, op)
+	return errf(classIllegal, "退款单状态不允许该操作 (refund %s is %s; %s not allowed)", r.RefundID, r.Status, op)
 }
 
 // policyLocked returns the seller policy for an order: its own or the global one.
@@ -60,23 +65,23 @@ func (s *Sandbox) orderOfLocked(r *Refund) *Order {
 	return s.orders[orderKey(r.Platform, r.OrderID)]
 }
 
-// setStatusLocked moves r to status, applies the effects of reaching it,
+// setStatusLocked moves r to phase ph, applies the effects of reaching it,
 // pushes a refund callback and schedules the seller's next move. note is a
 // system message recorded on Taobao refunds.
-func (s *Sandbox) setStatusLocked(r *Refund, status, note string) {
-	s.enterStatusLocked(r, status, note, s.now())
+func (s *Sandbox) setStatusLocked(r *Refund, ph platform.Phase, note string) {
+	s.enterStatusLocked(r, ph, note, s.now())
 	s.emitRefundLocked(r)
 	s.scheduleSellerLocked(r)
 }
 
-// enterStatusLocked moves r to status at the given time and applies the
+// enterStatusLocked moves r to phase ph at the given time and applies the
 // effects of reaching it (the open-refund rule, refunded amounts), without
 // pushing or scheduling anything. It is apart from setStatusLocked because
 // a seeded refund (SeedRefund) enters its status without a callback.
-func (s *Sandbox) enterStatusLocked(r *Refund, status, note string, at time.Time) {
-	s.log.Info("sandbox: refund status", "platform", r.Platform, "refund_id", r.RefundID, "from", r.Status, "to", status)
-	r.Status = status
-	r.History = append(r.History, status)
+func (s *Sandbox) enterStatusLocked(r *Refund, ph platform.Phase, note string, at time.Time) {
+	s.log.Info("sandbox: refund status", "platform", r.Platform, "refund_id", r.RefundID, "from", r.Phase, "to", ph)
+	r.Phase, r.Status = ph, s.wireStatus(r.Platform, ph)
+	r.History = append(r.History, ph)
 	r.ModifiedAt = at
 	r.seq++
 	o := s.orderOfLocked(r)
@@ -90,14 +95,16 @@ func (s *Sandbox) enterStatusLocked(r *Refund, status, note string, at time.Time
 	if s.openRefunds[r.openKey()] == r.RefundID {
 		delete(s.openRefunds, r.openKey())
 	}
-	if status == tbSuccess && o != nil {
+	if ph != platform.PhaseSuccess || o == nil {
+		return
+	}
+	if r.Platform == PlatformTaobao {
 		r.RefundedAmount = r.RefundFee
 		if so := o.subOrder(r.SubOrderID); so != nil {
 			so.Refunded += r.RefundFee
 		}
 		o.Refunded += r.RefundFee
-	}
-	if status == abSuccess && o != nil {
+	} else {
 		r.RefundedAmount = r.ApplyPayment
 		o.Refunded += r.ApplyPayment
 		o.RefundedFee += r.ApplyCarriage
@@ -118,28 +125,27 @@ func (s *Sandbox) scheduleSellerLocked(r *Refund) {
 	}
 }
 
+// returnAsked reports whether the buyer asked for a return and refund
+// (Taobao refundType return_and_refund, 1688 disputeRequest return_refund).
+func (s *Sandbox) returnAsked(r *Refund) bool {
+	if r.Platform == PlatformTaobao {
+		return r.RefundType == s.prof.Taobao.RefundType.ReturnAndRefund
+	}
+	return r.DisputeRequest == s.prof.Alibaba.DisputeRequest.ReturnRefund
+}
+
 // sellerAgreeLocked: the seller agrees. A return-and-refund request (or a
 // 1688 returnRefund) first waits for the goods; anything else is refunded.
 func (s *Sandbox) sellerAgreeLocked(r *Refund) *apiError {
 	if !r.waitingForSeller() {
 		return illegal(r, "seller agree")
 	}
-	switch r.Platform {
-	case PlatformTaobao:
-		if r.RefundType == apiclient.TaobaoReturnAndRefund {
-			r.ReturnRequired = true
-			s.setStatusLocked(r, tbWaitReturn, "卖家同意退货，请寄回商品")
-			return nil
-		}
-		s.setStatusLocked(r, tbSuccess, "卖家同意退款，退款成功")
-	default:
-		if r.DisputeRequest == apiclient.AlibabaDisputeReturnRefund {
-			r.ReturnRequired = true
-			s.setStatusLocked(r, abWaitSend, "")
-			return nil
-		}
-		s.setStatusLocked(r, abSuccess, "")
+	if s.returnAsked(r) {
+		r.ReturnRequired = true
+		s.setStatusLocked(r, platform.PhaseWaitBuyerReturn, "卖家同意退货，请寄回商品")
+		return nil
 	}
+	s.setStatusLocked(r, platform.PhaseSuccess, "卖家同意退款，退款成功")
 	return nil
 }
 
@@ -155,10 +161,8 @@ func (s *Sandbox) sellerRefuseLocked(r *Refund, reason string) *apiError {
 	r.RejectTimes++
 	if r.Platform == PlatformTaobao {
 		r.Messages = append(r.Messages, Message{ID: s.randDigits(12), Owner: "seller", Content: reason, CreatedAt: s.now()})
-		s.setStatusLocked(r, tbRefused, "卖家拒绝了退款申请")
-		return nil
 	}
-	s.setStatusLocked(r, abWaitModify, "")
+	s.setStatusLocked(r, platform.PhaseSellerRefused, "卖家拒绝了退款申请")
 	return nil
 }
 
@@ -168,11 +172,7 @@ func (s *Sandbox) sellerRequireReturnLocked(r *Refund) *apiError {
 		return illegal(r, "seller require return")
 	}
 	r.ReturnRequired = true
-	if r.Platform == PlatformTaobao {
-		s.setStatusLocked(r, tbWaitReturn, "卖家要求退货，请寄回商品")
-		return nil
-	}
-	s.setStatusLocked(r, abWaitSend, "")
+	s.setStatusLocked(r, platform.PhaseWaitBuyerReturn, "卖家要求退货，请寄回商品")
 	return nil
 }
 
@@ -181,11 +181,7 @@ func (s *Sandbox) sellerReceiveLocked(r *Refund) *apiError {
 	if !r.waitingForReceipt() {
 		return illegal(r, "seller receive")
 	}
-	if r.Platform == PlatformTaobao {
-		s.setStatusLocked(r, tbSuccess, "卖家确认收货，退款成功")
-		return nil
-	}
-	s.setStatusLocked(r, abSuccess, "")
+	s.setStatusLocked(r, platform.PhaseSuccess, "卖家确认收货，退款成功")
 	return nil
 }
 
@@ -194,19 +190,15 @@ func (s *Sandbox) closeLocked(r *Refund, note string) *apiError {
 	if r.terminal() {
 		return illegal(r, "close")
 	}
-	if r.Platform == PlatformTaobao {
-		s.setStatusLocked(r, tbClosed, note)
-		return nil
-	}
-	s.setStatusLocked(r, abClose, "")
+	s.setStatusLocked(r, platform.PhaseClosed, note)
 	return nil
 }
 
 // buyerCancelLocked is Taobao's buyer cancel: allowed before the goods are on their way back.
 func (s *Sandbox) buyerCancelLocked(r *Refund) *apiError {
-	switch r.Status {
-	case tbWaitAgree, tbWaitReturn, tbRefused:
-		s.setStatusLocked(r, tbClosed, "买家撤销了退款申请")
+	switch r.Phase {
+	case platform.PhaseWaitSellerAgree, platform.PhaseWaitBuyerReturn, platform.PhaseSellerRefused:
+		s.setStatusLocked(r, platform.PhaseClosed, "买家撤销了退款申请")
 		return nil
 	}
 	return illegal(r, "cancel")
@@ -223,75 +215,6 @@ func (s *Sandbox) decideLocked(r *Refund) {
 	case DecisionRequireReturn:
 		_ = s.sellerRequireReturnLocked(r)
 	}
-}
-
-// emitRefundLocked queues an ORDER_BUYER_VIEW_ORDER_BUYER_REFUND push.
-func (s *Sandbox) emitRefundLocked(r *Refund) {
-	body := callback.RefundBody{
-		RefundID:     apiclient.FlexString(r.RefundID),
-		OrderID:      apiclient.FlexString(r.OrderID),
-		SubOrderID:   apiclient.FlexString(r.SubOrderID),
-		RefundStatus: apiclient.FlexString(r.Status),
-		RefundAmount: apiclient.Amount(r.RefundFee),
-	}
-	platform := callback.PlatformTaobao
-	if r.Platform == Platform1688 {
-		platform = callback.Platform1688
-		body.RefundAmount = apiclient.Amount(r.ApplyPayment)
-	}
-	b, _ := json.Marshal(body) // plain strings and ints
-	s.emitLocked(callback.TypeOrderRefund, platform, string(b), r.RefundID)
-}
-
-// emitOrderLocked queues an order message (ORDER_CREATE, ORDER_PAY_SUCCESS, …).
-func (s *Sandbox) emitOrderLocked(o *Order, messageType string) {
-	payStatus := 1 // observed with unpaid and cancelled-unpaid orders; 2 once paid (INFERRED meaning)
-	var payTime *string
-	if o.PaidAt != nil {
-		payStatus = 2
-		t := fmtTime(*o.PaidAt)
-		payTime = &t
-	}
-	var closeReason *string
-	if o.CloseReason != "" {
-		c := o.CloseReason
-		closeReason = &c
-	}
-	body := callback.OrderBody{
-		OrderID:       apiclient.FlexString(o.OrderID),
-		OrderNo:       o.OrderNo,
-		OrderStatus:   o.Status,
-		PayStatus:     payStatus,
-		TotalAmount:   apiclient.Amount(o.Amount + o.Carriage),
-		ShippingFee:   apiclient.Amount(o.Carriage),
-		ProductAmount: apiclient.Amount(o.Amount),
-		RefundAmount:  apiclient.Amount(o.Refunded),
-		CloseReason:   closeReason,
-		TbCreateTime:  fmtTime(o.CreatedAt),
-		PayTime:       payTime,
-	}
-	platform := callback.PlatformTaobao
-	if o.Platform == Platform1688 {
-		platform = callback.Platform1688
-	}
-	b, _ := json.Marshal(body)
-	// refundStatus is null in every documented example; FlexString would marshal "".
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	m["refundStatus"] = nil
-	b, _ = json.Marshal(m)
-	s.emitLocked(messageType, platform, string(b), o.OrderID)
-}
-
-func (s *Sandbox) emitLocked(messageType string, platform callback.Platform, body, subject string) {
-	env := callback.Envelope{
-		MessageType:     messageType,
-		MessageBody:     body,
-		MessagePlatform: platform,
-		Timestamp:       strconv.FormatInt(s.now().UnixMilli(), 10),
-	}
-	f := s.faults
-	s.cb.enqueue(s, env, subject, s.cfg.CallbackURL != "", f.DropPushRate, f.DuplicatePushRate, f.ReorderPushRate)
 }
 
 // Scheduled seller moves.

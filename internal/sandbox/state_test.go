@@ -5,15 +5,13 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
-
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 // Taobao: bring a refund into each state using only documented transitions.
 func (e *testEnv) tbRefundIn(state string) string {
 	e.t.Helper()
 	sub := e.s.randDigits(19)
-	refundType, goods, reason := apiclient.TaobaoReturnAndRefund, apiclient.TaobaoGoodsReceived, 4001
+	refundType, goods, reason := prof.Taobao.RefundType.ReturnAndRefund, prof.Taobao.GoodsStatus.Received, 4001
 	id := e.tbSubmit(sub, refundType, goods, reason, 5000)
 	steps := map[string][]func(){
 		tbWaitAgree: nil,
@@ -38,7 +36,7 @@ func (e *testEnv) tbRefundIn(state string) string {
 				e.adminOK(http.MethodPost, "/_sandbox/refunds/"+id+"/actions", RefundAction{Action: "receive"}, nil)
 			},
 		},
-		tbClosed: {func() { e.mustOK(http.MethodGet, apiclient.Fill(paths.TaobaoCancel, id), nil, nil) }},
+		tbClosed: {func() { e.mustOK(http.MethodGet, fill(paths.TaobaoCancel, id), nil, nil) }},
 	}
 	for _, f := range steps[state] {
 		f()
@@ -50,7 +48,7 @@ func (e *testEnv) tbRefundIn(state string) string {
 }
 
 func (e *testEnv) tbLogistics(id string) apiResp {
-	return e.call(http.MethodPost, paths.TaobaoReturnLogisticsSubmit, apiclient.ReturnLogisticsSubmitRequest{
+	return e.call(http.MethodPost, paths.TaobaoReturnLogisticsSubmit, returnLogisticsSubmitReq{
 		RefundID: id, LogisticsCompanyCode: "SF", LogisticsNo: "SF1234567890"})
 }
 
@@ -68,21 +66,21 @@ func TestTaobaoTransitions(t *testing.T) {
 			st, raw := e.admin(http.MethodPost, "/_sandbox/refunds/"+id+"/actions", RefundAction{Action: action, Reason: "不同意"})
 			switch st {
 			case http.StatusOK:
-				return apiclient.CodeSuccess
+				return codeOK
 			case http.StatusConflict:
 				if c := adminErrCode(t, raw); c != AdminIllegalState {
 					t.Errorf("admin %s: code %q; want %q", action, c, AdminIllegalState)
 				}
-				return apiclient.CodeIllegalState
+				return codeIllegal
 			}
 			t.Fatalf("admin %s: HTTP %d %s", action, st, raw)
 			return 0
 		}
 	}
 	ops := []op{
-		{"cancel", func(id string) int { return e.call(http.MethodGet, apiclient.Fill(paths.TaobaoCancel, id), nil).Code }},
+		{"cancel", func(id string) int { return e.call(http.MethodGet, fill(paths.TaobaoCancel, id), nil).Code }},
 		{"modify", func(id string) int {
-			return e.call(http.MethodPost, paths.TaobaoModify, apiclient.ModifyRefundRequest{RefundID: id, RefundType: 2,
+			return e.call(http.MethodPost, paths.TaobaoModify, modifyRefundReq{RefundID: id, RefundType: 2,
 				GoodsStatus: 3, ReasonID: 4005, RefundFee: 4000}).Code
 		}},
 		{"logistics", func(id string) int { return e.tbLogistics(id).Code }},
@@ -108,13 +106,13 @@ func TestTaobaoTransitions(t *testing.T) {
 				code := o.do(id)
 				got := e.refund(id).Status
 				if to, ok := next[o.name]; ok {
-					if code != apiclient.CodeSuccess || got != to {
+					if code != codeOK || got != to {
 						t.Errorf("%s in %s: code %d, state %s; want 200, %s", o.name, state, code, got, to)
 					}
 					return
 				}
-				if code != apiclient.CodeIllegalState || got != state {
-					t.Errorf("%s in %s: code %d, state %s; want %d, unchanged", o.name, state, code, got, apiclient.CodeIllegalState)
+				if code != codeIllegal || got != state {
+					t.Errorf("%s in %s: code %d, state %s; want %d, unchanged", o.name, state, code, got, codeIllegal)
 				}
 			})
 		}
@@ -122,23 +120,24 @@ func TestTaobaoTransitions(t *testing.T) {
 }
 
 func TestTaobaoRefundOnlyAgreeSucceeds(t *testing.T) {
-	e := newEnv(t, nil)
-	id := e.tbSubmit("1034499579120189839", apiclient.TaobaoRefundOnly, apiclient.TaobaoGoodsNotShipped, 1001, 10000)
+	v2 := mustProfile(t, v2Render) // the render with saleFlag
+	e := newEnv(t, func(c *Config) { c.Profile = v2 })
+	id := e.tbSubmit("1034499579120189839", prof.Taobao.RefundType.RefundOnly, prof.Taobao.GoodsStatus.NotShipped, 1001, 10000)
 	e.adminOK(http.MethodPost, "/_sandbox/refunds/"+id+"/actions", RefundAction{Action: "agree"}, nil)
 	r := e.refund(id)
 	if r.Status != tbSuccess || r.RefundedAmount != 10000 {
 		t.Fatalf("refund-only agree: status %s refunded %d; want SUCCESS 10000", r.Status, r.RefundedAmount)
 	}
 	// Fully refunded: render says no after-sale and max 0; a new submit is refused.
-	var render apiclient.RenderResponse
-	e.mustOK(http.MethodPost, paths.TaobaoRender, apiclient.RenderRequest{SubOrderID: "1034499579120189839", RefundType: 1, GoodsStatus: 1}, &render)
+	var render renderResp
+	e.mustOK(http.MethodPost, e.paths.TaobaoRender, renderReq{SubOrderID: "1034499579120189839", RefundType: 1, GoodsStatus: 1}, &render)
 	if render.SaleFlag == nil || *render.SaleFlag || render.RefundOrderTemplate.MaxRefundFee.MaxRefundFee != 0 {
 		t.Errorf("render after full refund: saleFlag %v max %d; want false 0", render.SaleFlag, render.RefundOrderTemplate.MaxRefundFee.MaxRefundFee)
 	}
-	res := e.call(http.MethodPost, paths.TaobaoSubmit, apiclient.SubmitRefundRequest{SubOrderID: "1034499579120189839",
+	res := e.call(http.MethodPost, paths.TaobaoSubmit, submitRefundReq{SubOrderID: "1034499579120189839",
 		RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 1})
-	if res.Code != apiclient.CodeIllegalState {
-		t.Errorf("submit after full refund: code %d; want %d", res.Code, apiclient.CodeIllegalState)
+	if res.Code != codeIllegal {
+		t.Errorf("submit after full refund: code %d; want %d", res.Code, codeIllegal)
 	}
 }
 
@@ -146,13 +145,13 @@ func TestTaobaoRefundOnlyAgreeSucceeds(t *testing.T) {
 func (e *testEnv) abRefundIn(state string) string {
 	e.t.Helper()
 	orderID, _ := strconv.ParseInt(e.s.randDigits(19), 10, 64)
-	id := e.abCreate(orderID, apiclient.AlibabaDisputeReturnRefund, apiclient.AlibabaGoodsAftersaleBuyerReceived, 20025, 5000, nil)
+	id := e.abCreate(orderID, "returnRefund", "aftersaleBuyerReceived", 20025, 5000, nil)
 	act := func(a string) func() {
 		return func() { e.adminOK(http.MethodPost, "/_sandbox/refunds/"+id+"/actions", RefundAction{Action: a}, nil) }
 	}
 	ret := func() {
-		var gr apiclient.GoodsReturnResponse
-		e.mustOK(http.MethodPost, paths.AlibabaGoodsReturn, apiclient.GoodsReturnRequest{RefundID: id,
+		var gr goodsReturnResp
+		e.mustOK(http.MethodPost, paths.AlibabaGoodsReturn, goodsReturnReq{RefundID: id,
 			LogisticsCompanyNo: "ZTO", FreightBill: "7312345678901"}, &gr)
 		if !gr.Success {
 			e.t.Fatalf("goods return: %+v", gr)
@@ -182,26 +181,26 @@ func TestAlibabaTransitions(t *testing.T) {
 			st, raw := e.admin(http.MethodPost, "/_sandbox/refunds/"+id+"/actions", RefundAction{Action: action})
 			switch st {
 			case http.StatusOK:
-				return apiclient.CodeSuccess
+				return codeOK
 			case http.StatusConflict:
-				return apiclient.CodeIllegalState
+				return codeIllegal
 			}
 			t.Fatalf("admin %s: HTTP %d %s", action, st, raw)
 			return 0
 		}
 	}
 	goodsReturn := func(id string) int {
-		r := e.call(http.MethodPost, paths.AlibabaGoodsReturn, apiclient.GoodsReturnRequest{RefundID: id,
+		r := e.call(http.MethodPost, paths.AlibabaGoodsReturn, goodsReturnReq{RefundID: id,
 			LogisticsCompanyNo: "SF", FreightBill: "SF1234567890"})
-		if r.Code != apiclient.CodeSuccess {
+		if r.Code != codeOK {
 			t.Fatalf("goods return envelope code %d (%s); want 200 with nested result", r.Code, r.Msg)
 		}
-		var gr apiclient.GoodsReturnResponse
+		var gr goodsReturnResp
 		if err := json.Unmarshal(r.Data, &gr); err != nil {
 			t.Fatalf("goods return data %s: %v", r.Data, err)
 		}
 		if gr.Success {
-			return apiclient.CodeSuccess
+			return codeOK
 		}
 		code, _ := strconv.Atoi(gr.ErrorCode)
 		if gr.ErrorInfo == "" {
@@ -228,13 +227,13 @@ func TestAlibabaTransitions(t *testing.T) {
 				code := do(id)
 				got := e.refund(id).Status
 				if to, ok := next[name]; ok {
-					if code != apiclient.CodeSuccess || got != to {
+					if code != codeOK || got != to {
 						t.Errorf("%s in %s: code %d, state %s; want 200, %s", name, state, code, got, to)
 					}
 					return
 				}
-				if code != apiclient.CodeIllegalState || got != state {
-					t.Errorf("%s in %s: code %d, state %s; want %d, unchanged", name, state, code, got, apiclient.CodeIllegalState)
+				if code != codeIllegal || got != state {
+					t.Errorf("%s in %s: code %d, state %s; want %d, unchanged", name, state, code, got, codeIllegal)
 				}
 			})
 		}
@@ -243,11 +242,11 @@ func TestAlibabaTransitions(t *testing.T) {
 
 func TestAlibabaRefundOnlyAgreeSucceeds(t *testing.T) {
 	e := newEnv(t, nil)
-	id := e.abCreate(3305075341149134260, apiclient.AlibabaDisputeRefund, apiclient.AlibabaGoodsRefundWaitSellerSend, 20001, 10000, nil)
+	id := e.abCreate(3305075341149134260, "refund", "refundWaitSellerSend", 20001, 10000, nil)
 	e.adminOK(http.MethodPost, "/_sandbox/refunds/"+id+"/actions", RefundAction{Action: "agree"}, nil)
-	var info apiclient.RefundInfo
-	e.mustOK(http.MethodPost, paths.AlibabaRefundInfo, apiclient.RefundInfoRequest{RefundID: id}, &info)
-	if info.Status != apiclient.AlibabaRefundSuccess || info.RefundPayment != 10000 || !info.OnlyRefund || info.RefundGoods {
+	var info refundInfoResp
+	e.mustOK(http.MethodPost, paths.AlibabaRefundInfo, refundInfoReq{RefundID: id}, &info)
+	if info.Status != abSuccess || info.RefundPayment != 10000 || !info.OnlyRefund || info.RefundGoods {
 		t.Errorf("info after agree: status %s refundPayment %d onlyRefund %v refundGoods %v; want refundsuccess 10000 true false",
 			info.Status, info.RefundPayment, info.OnlyRefund, info.RefundGoods)
 	}
