@@ -69,13 +69,9 @@ type Ack struct {
 // default. Each connection has its own client flusher and reader and its own
 // read loop in the server (all of them feed the one goroutine per stream
 // that stores messages), so two connections let that I/O work run on both
-// cores of a small machine. In six paired runs of cmd/receiverbench on the
-// 2-core development machine, two connections gave 4% more throughput than
-// one on average (−2% to +9%) at about the same CPU per request; three or
-// four cost 3–11% more CPU per request than two (more, smaller socket reads
-// and writes) and gave less throughput. Those runs predate the combined
-// sends of connMux; with them, two connections still did better than one
-// (throughput 1.00–1.06x the baseline in three runs, against 0.97–1.00x).
+// cores of a small machine; more connections mean more, smaller socket reads
+// and writes. docs/benchmarks.md (Receiver, publish connections) has the
+// runs that chose two.
 const DefaultPublishConns = 2
 
 // Publisher publishes messages to JetStream synchronously, each with a
