@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -612,32 +611,6 @@ func (e *Engine) persistAhead(ctx context.Context, c casestore.Case, cv CaseView
 	return out, err
 }
 
-// renew extends the case's lease every LeaseTTL/3 while held is true.
-func (e *Engine) renew(ctx context.Context, caseID int64, held *atomic.Bool) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(e.leaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if !held.Load() {
-					continue
-				}
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				if err := e.store.RenewLease(rctx, caseID, e.owner, e.leaseTTL); err != nil {
-					e.log.Error("renew case lease", "case", caseID, "err", err)
-				}
-				cancel()
-			}
-		}
-	})
-	return func() { close(done); wg.Wait() }
-}
-
 // caseView projects a stored case and its open intent.
 func caseView(ctx context.Context, s *casestore.Store, c casestore.Case) (CaseView, error) {
 	cv, err := caseViewOf(c)
@@ -934,41 +907,4 @@ func clipN(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "") + "…"
-}
-
-// caseLocks serialises the goroutines of one process on a case.
-type caseLocks struct {
-	mu sync.Mutex
-	m  map[int64]*caseLock
-}
-
-type caseLock struct {
-	ch   chan struct{}
-	refs int
-}
-
-func (l *caseLocks) lock(ctx context.Context, id int64) (func(), error) {
-	l.mu.Lock()
-	cl := l.m[id]
-	if cl == nil {
-		cl = &caseLock{ch: make(chan struct{}, 1)}
-		l.m[id] = cl
-	}
-	cl.refs++
-	l.mu.Unlock()
-	release := func() {
-		l.mu.Lock()
-		cl.refs--
-		if cl.refs == 0 {
-			delete(l.m, id)
-		}
-		l.mu.Unlock()
-	}
-	select {
-	case cl.ch <- struct{}{}:
-		return func() { <-cl.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
-	}
 }

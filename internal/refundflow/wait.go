@@ -39,42 +39,6 @@ func retryCause(dec Decision) error {
 	return errors.New(dec.Reason)
 }
 
-// leasedError is a persist refused because another process holds the case.
-type leasedError struct {
-	until time.Time
-	err   error
-}
-
-func (e *leasedError) Error() string { return e.err.Error() }
-func (e *leasedError) Unwrap() error { return e.err }
-
-// leaseWait bounds how long one input waits, holding its consumer slot, for
-// another process's lease on its case; after it the input is deferred (kept
-// in the store) until the lease ends or leaseRecheck has passed, whichever
-// comes first (a holder that is alive usually drops it within a step).
-const (
-	leaseWait    = 5 * time.Second
-	leaseRecheck = 5 * time.Second
-)
-
-// waitLease waits until the lease ending at until is over; after leaseWait
-// in all it returns a RetryError wrapping casestore.ErrLeased for when the
-// lease expires.
-func (e *Engine) waitLease(ctx context.Context, until time.Time, waited *time.Duration) error {
-	left := time.Until(until)
-	step := max(min(left, 100*time.Millisecond), 5*time.Millisecond)
-	if *waited+step > leaseWait {
-		return &RetryError{After: max(left, 100*time.Millisecond), Err: casestore.ErrLeased}
-	}
-	*waited += step
-	select {
-	case <-ctx.Done():
-		return &RetryError{After: time.Second, Err: casestore.ErrLeased}
-	case <-time.After(step):
-		return nil
-	}
-}
-
 // canDefer reports whether an input can wait in the store: it came from a
 // message whose body the caller handed over (Message.Source and Payload).
 func canDefer(msg *Message) bool {
@@ -217,26 +181,6 @@ func backoff(base, limit time.Duration, n int) time.Duration {
 		d *= 2
 	}
 	return min(d, limit)
-}
-
-// deferBusy keeps an input whose case another process holds (waitLease ran
-// out) until that lease ends, or leaseRecheck from now if sooner, so the
-// input's consumer slot is freed. An input already applied, or one without a
-// payload to keep, is handed back with the lease error as before.
-func (e *Engine) deferBusy(ctx context.Context, h Handled, caseID int64, msg *Message, applied bool, leaseErr error) (Handled, error) {
-	var re *RetryError
-	if applied || !canDefer(msg) || ctx.Err() != nil || !errors.As(leaseErr, &re) {
-		return h, leaseErr
-	}
-	until := e.now().Add(min(re.After, leaseRecheck))
-	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		return tx.Defer(ctx, deferredInput(caseID, msg, until, "leased: another worker process holds the case"))
-	})
-	if err != nil {
-		return h, err
-	}
-	h.Deferred, h.Until = true, until
-	return h, nil
 }
 
 // queueBehind defers a command for a case that already has inputs waiting
