@@ -73,6 +73,16 @@ func (e *Engine) renew(ctx context.Context, caseID int64, held *atomic.Bool) (st
 	return func() { close(done); wg.Wait() }
 }
 
+// takeLease takes the case's lease for this process in tx. A lease another
+// process holds is a *leasedError that says when it ends.
+func (e *Engine) takeLease(ctx context.Context, tx *casestore.Tx, caseID int64) error {
+	u, err := tx.TakeLease(ctx, caseID, e.owner, e.leaseTTL)
+	if errors.Is(err, casestore.ErrLeased) {
+		return &leasedError{until: u, err: err}
+	}
+	return err
+}
+
 // leasedError is a persist refused because another process holds the case.
 type leasedError struct {
 	until time.Time

@@ -107,10 +107,6 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 		if dec.Outcome == OutcomeFetch { // a view did not settle it: cannot happen with a view
 			return e.retryLater(ctx, h, c, msg, applied, ran, &held, failure("fetch_loop", errors.New("decision still wants a view")))
 		}
-		var inbox *Message
-		if final {
-			inbox = msg
-		}
 		var prior bool
 		var ahead *aheadStep
 		var err2 error
@@ -128,7 +124,7 @@ func (e *Engine) process(ctx context.Context, caseID int64, first Input, hint st
 				ahead = nil
 			}
 		} else {
-			prior, err2 = e.persist(ctx, c, cv, in, pv, dec, ran, inbox, note, final)
+			prior, err2 = e.persist(ctx, decisionRecord{c: c, cv: cv, in: in, pv: pv, dec: dec, ran: ran, note: note, final: final, msg: msg})
 		}
 		var le *leasedError
 		switch {
@@ -212,7 +208,7 @@ func (e *Engine) persistAhead(ctx context.Context, c casestore.Case, cv CaseView
 	var out aheadResult
 	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
 		out = aheadResult{}
-		r1, err := e.persistTx(ctx, tx, c, cv, in, pv, dec, ran, nil, note, false, false)
+		r1, err := e.persistTx(ctx, tx, decisionRecord{c: c, cv: cv, in: in, pv: pv, dec: dec, ran: ran, note: note})
 		if err != nil {
 			return err
 		}
@@ -227,12 +223,8 @@ func (e *Engine) persistAhead(ctx context.Context, c casestore.Case, cv CaseView
 		}
 		re := reapply || dec2.Reapply
 		final := (dec2.Outcome != OutcomeAct || dec2.Step == nil) && !re
-		var inbox *Message
-		if final {
-			inbox = msg
-		}
 		rec := ahead.rec
-		r2, err := e.persistTx(ctx, tx, r1.c, cv2, in2, nil, dec2, &rec, inbox, "", final, true)
+		r2, err := e.persistTx(ctx, tx, decisionRecord{c: r1.c, cv: cv2, in: in2, dec: dec2, ran: &rec, final: final, msg: msg, leased: true})
 		if err != nil {
 			return err
 		}
