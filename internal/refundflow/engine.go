@@ -207,7 +207,7 @@ func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (
 	if h, queued, err := e.queueBehind(ctx, c.ID, msg); queued || err != nil {
 		return h, err
 	}
-	return e.process(ctx, c.ID, in, "", msg, note, nil)
+	return e.process(ctx, job{caseID: c.ID, first: in, msg: msg, note: note})
 }
 
 func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, error) {
@@ -285,7 +285,7 @@ func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, 
 		if ferr != nil {
 			return Handled{}, err
 		}
-		return e.process(ctx, existing.ID, in, "", msg, note, nil)
+		return e.process(ctx, job{caseID: existing.ID, first: in, msg: msg, note: note})
 	}
 	if err != nil {
 		if unlock != nil {
@@ -293,7 +293,7 @@ func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, 
 		}
 		return Handled{}, err
 	}
-	return e.process(ctx, c.ID, in, "", msg, note, unlock)
+	return e.process(ctx, job{caseID: c.ID, first: in, msg: msg, note: note, locked: unlock})
 }
 
 // HandleCallback applies a platform callback (a hint: the case is verified
@@ -340,12 +340,12 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 		}
 	}
 	note := fmt.Sprintf("callback %s refund %s", ev.Type, refundID)
-	return e.process(ctx, c.ID, Input{Kind: InputCallback, Now: e.now()}, hint, msg, note, nil)
+	return e.process(ctx, job{caseID: c.ID, first: Input{Kind: InputCallback, Now: e.now()}, hint: hint, msg: msg, note: note})
 }
 
 // Wake applies a timer or reconcile input (kind InputTimer or InputReconcile).
 func (e *Engine) Wake(ctx context.Context, caseID int64, kind InputKind) (Handled, error) {
-	return e.process(ctx, caseID, Input{Kind: kind, Now: e.now()}, "", nil, string(kind), nil)
+	return e.process(ctx, job{caseID: caseID, first: Input{Kind: kind, Now: e.now()}, note: string(kind)})
 }
 
 // seen reports whether msg was already applied (its inbox row exists). A

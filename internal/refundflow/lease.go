@@ -47,6 +47,43 @@ func (l *caseLocks) lock(ctx context.Context, id int64) (func(), error) {
 	}
 }
 
+// hold takes this process's lock on the case, unless open took it already
+// (locked) together with the case's lease, and renews the case's lease
+// while held is set. letGo stops renewing, releases a lease still held and
+// unlocks.
+func (e *Engine) hold(ctx context.Context, caseID int64, locked func(), held *atomic.Bool) (letGo func(), err error) {
+	unlock := locked
+	if unlock == nil {
+		if unlock, err = e.locks.lock(ctx, caseID); err != nil {
+			return nil, &RetryError{After: time.Second, Err: err}
+		}
+	}
+	held.Store(locked != nil) // open took the lease with the case
+	stopRenew := e.renew(ctx, caseID, held)
+	return func() {
+		stopRenew()
+		if held.Load() {
+			e.releaseLease(ctx, caseID)
+		}
+		unlock()
+	}, nil
+}
+
+// releaseLease lets go of the case's lease when an input stops before its
+// last decision could drop it.
+func (e *Engine) releaseLease(ctx context.Context, caseID int64) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := e.store.ReleaseLease(rctx, caseID, e.owner); err != nil {
+		e.log.Warn("release lease", "case", caseID, "err", err)
+	}
+}
+
+// leasedElsewhere reports whether another process holds c's lease now.
+func (e *Engine) leasedElsewhere(c casestore.Case) bool {
+	return c.LeaseOwner != "" && c.LeaseOwner != e.owner && c.LeaseUntil.After(e.now())
+}
+
 // renew extends the case's lease every LeaseTTL/3 while held is true.
 func (e *Engine) renew(ctx context.Context, caseID int64, held *atomic.Bool) (stop func()) {
 	done := make(chan struct{})
@@ -123,14 +160,15 @@ func (e *Engine) waitLease(ctx context.Context, until time.Time, waited *time.Du
 // out) until that lease ends, or leaseRecheck from now if sooner, so the
 // input's consumer slot is freed. An input already applied, or one without a
 // payload to keep, is handed back with the lease error as before.
-func (e *Engine) deferBusy(ctx context.Context, h Handled, caseID int64, msg *Message, applied bool, leaseErr error) (Handled, error) {
+func (e *Engine) deferBusy(ctx context.Context, r *run, leaseErr error) (Handled, error) {
+	h := r.h
 	var re *RetryError
-	if applied || !canDefer(msg) || ctx.Err() != nil || !errors.As(leaseErr, &re) {
+	if r.applied || !canDefer(r.msg) || ctx.Err() != nil || !errors.As(leaseErr, &re) {
 		return h, leaseErr
 	}
 	until := e.now().Add(min(re.After, leaseRecheck))
 	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		return tx.Defer(ctx, deferredInput(caseID, msg, until, "leased: another worker process holds the case"))
+		return tx.Defer(ctx, deferredInput(r.caseID, r.msg, until, "leased: another worker process holds the case"))
 	})
 	if err != nil {
 		return h, err
