@@ -155,7 +155,7 @@ func TestCallbackOfAnOldRefundDoesNotMoveANewCase(t *testing.T) {
 	ev := callback.Event{Platform: callback.PlatformTaobao, Type: callback.TypeOrderRefund, Kind: callback.KindRefund,
 		Body: string(body), ID: "old-refund-callback-1",
 		Refund: &callback.RefundBody{RefundID: apiclient.FlexString(old.RefundID), OrderID: apiclient.FlexString(o), SubOrderID: apiclient.FlexString(so)}}
-	if _, err := r.eng.HandleCallback(context.Background(), ev, &refundflow.Message{ID: ev.ID}); err != nil {
+	if _, err := r.engine().HandleCallback(context.Background(), ev, &refundflow.Message{ID: ev.ID}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := r.store.GetCase(context.Background(), c.ID)
@@ -184,7 +184,7 @@ func TestOld1688RefundIsNotTakenForALostCreate(t *testing.T) {
 	ev := callback.Event{Platform: callback.Platform1688, Type: callback.TypeOrderRefund, Kind: callback.KindRefund,
 		Body: `{}`, ID: "old-1688-refund-callback-1",
 		Refund: &callback.RefundBody{RefundID: apiclient.FlexString(old.RefundID), OrderID: apiclient.FlexString(o)}}
-	if _, err := r.eng.HandleCallback(context.Background(), ev, &refundflow.Message{ID: ev.ID}); err != nil {
+	if _, err := r.engine().HandleCallback(context.Background(), ev, &refundflow.Message{ID: ev.ID}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := r.store.GetCase(context.Background(), h.CaseID)
@@ -252,7 +252,7 @@ func TestTwo1688RequestsForOneOrderOpenOneCase(t *testing.T) {
 	o, _ := r.order(sandbox.Platform1688, nil)
 	first := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "42")
 	first.Request = alibabaRequest(false, false)
-	if _, err := r.eng.HandleCommand(context.Background(), first, message(first)); !errors.Is(err, refundflow.ErrPermanent) ||
+	if _, err := r.engine().HandleCommand(context.Background(), first, message(first)); !errors.Is(err, refundflow.ErrPermanent) ||
 		!strings.Contains(err.Error(), "a 1688 case is one per order") {
 		t.Fatalf("1688 request with a sub-order id: %v; want it refused as invalid", err)
 	}
@@ -283,13 +283,15 @@ func TestCancelWhileTheCaseIsBeingOpenedIsNotLost(t *testing.T) {
 			req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 			req.Request = taobaoRequest(false)
 			cancel := r.command(refundflow.InputCancel, refundflow.PlatformTaobao, o, so)
-			canceller := r.eng
+			canceller := r.engine()
 			if other {
 				canceller = r.newEngine("engine-other-process")
 			}
 			var wg sync.WaitGroup
 			wg.Go(func() { r.handle(req) })
-			<-time.After(50 * time.Millisecond)
+			// The cancel arrives while the request's render is on the wire:
+			// the case is open and leased, and the request is not done.
+			r.waitFor("the request's render call", func() bool { return r.sb.Stats().APICalls["taobao_render"] >= 1 })
 			var h refundflow.Handled
 			var err error
 			for range 100 { // a consumer redelivers what is handed back
@@ -302,7 +304,7 @@ func TestCancelWhileTheCaseIsBeingOpenedIsNotLost(t *testing.T) {
 			}
 			wg.Wait()
 			if err != nil {
-				t.Fatalf("cancel 50 ms after the request: %v; want it applied to the case being opened", err)
+				t.Fatalf("cancel during the request's render: %v; want it applied to the case being opened", err)
 			}
 			latest, err := r.store.LatestCase(context.Background(), string(refundflow.PlatformTaobao), o, so)
 			if err != nil {
@@ -382,7 +384,7 @@ func TestRateLimitedSubmitIsNotAnUnknownOutcome(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.eng = eng
+			r.setEngine(eng)
 			endpoint, plat := "taobao_submit", sandbox.PlatformTaobao
 			if p == refundflow.Platform1688 {
 				endpoint, plat = "alibaba_create_refund", sandbox.Platform1688
@@ -453,10 +455,10 @@ func TestWaitingCommandWhoseIntentExistsIsFinished(t *testing.T) {
 	}
 	second := r.command(refundflow.InputSendMessage, refundflow.PlatformTaobao, "", so)
 	second.Message = "second message"
-	if h, err := r.eng.HandleCommand(ctx, second, message(second)); err != nil || !h.Deferred {
+	if h, err := r.engine().HandleCommand(ctx, second, message(second)); err != nil || !h.Deferred {
 		t.Fatalf("a command behind a waiting one: %+v, %v; want it deferred behind it", h, err)
 	}
-	r.drive(r.eng, c.ID)
+	r.drive(r.engine(), c.ID)
 	if waiting, err := r.store.DeferredInputs(ctx, c.ID); err != nil || len(waiting) != 0 {
 		t.Fatalf("waiting inputs after they were taken up: %+v, %v; want none", waiting, err)
 	}
