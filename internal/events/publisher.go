@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/delay"
 )
 
 // ConnectOptions returns the nats.go options every long-running publisher
@@ -34,14 +35,7 @@ func ConnectOptions(name string) []nats.Option {
 // ReconnectDelay is the backoff between reconnect rounds: 100ms doubling up
 // to 5s, plus up to 25% random jitter so that many receivers do not reconnect in step.
 func ReconnectDelay(attempts int) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 1; i < attempts && d < 5*time.Second; i++ {
-		d *= 2
-	}
-	if d > 5*time.Second {
-		d = 5 * time.Second
-	}
-	return d + rand.N(d/4+1)
+	return delay.Jittered(delay.Doubling(100*time.Millisecond, 5*time.Second, attempts-1), 0.25)
 }
 
 // Errors returned by Publisher.Publish; both mean "not stored, tell the

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/excerpt"
 )
 
 // decisionRecord is one decision to commit, with what it was decided from
@@ -215,7 +216,7 @@ func (d decisionRecord) decisionEntry() casestore.TimelineEntry {
 	}
 	db, _ := json.Marshal(detail)
 	return casestore.TimelineEntry{CaseID: d.c.ID, Kind: casestore.KindDecision,
-		Summary: fmt.Sprintf("%s %s: %s", dec.Outcome, dec.Code, clipN(dec.Reason, 300)), Detail: db}
+		Summary: fmt.Sprintf("%s %s: %s", dec.Outcome, dec.Code, excerpt.Of(dec.Reason, 300)), Detail: db}
 }
 
 // beginIntent records the intent of the side effect d acts on, before it is
@@ -309,9 +310,9 @@ func timelineKind(k InputKind) casestore.TimelineKind {
 func (r *stepRecord) summary() string {
 	s := fmt.Sprintf("%s ok", r.step)
 	if r.err != nil {
-		s = fmt.Sprintf("%s failed (%s): %s", r.step, r.err.Code, clipN(r.err.Message, 300))
+		s = fmt.Sprintf("%s failed (%s): %s", r.step, r.err.Code, excerpt.Of(r.err.Message, 300))
 		if r.err.Transient {
-			s = fmt.Sprintf("%s failed transiently (%s): %s", r.step, r.err.Code, clipN(r.err.Message, 300))
+			s = fmt.Sprintf("%s failed transiently (%s): %s", r.step, r.err.Code, excerpt.Of(r.err.Message, 300))
 		}
 	}
 	if r.requestID != "" {
@@ -323,11 +324,4 @@ func (r *stepRecord) summary() string {
 func jsonObj(k, v string) string {
 	b, _ := json.Marshal(map[string]string{k: v})
 	return string(b)
-}
-
-func clipN(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/delay"
+	"github.com/refundhub/refundhub/internal/excerpt"
 )
 
 // RetryError asks the caller to try the same input again after After: a
@@ -99,7 +101,7 @@ type retryPlan struct {
 // planRetry is how retryLater ends r's input, paused by p, on the case c.
 func (e *Engine) planRetry(r *run, c casestore.Case, p pause) retryPlan {
 	rt := retryPlan{attempt: c.FailedInputs, failed: p.notBefore.IsZero()}
-	rt.delay = backoff(e.retry, e.retryMax, rt.attempt)
+	rt.delay = delay.Doubling(e.retry, e.retryMax, rt.attempt)
 	if !rt.failed {
 		rt.delay = max(p.notBefore.Sub(e.now()), 0)
 	}
@@ -150,7 +152,7 @@ func (e *Engine) retryTx(ctx context.Context, tx *casestore.Tx, r *run, c casest
 	}
 	detail, _ := json.Marshal(retryDetail{Attempt: rt.attempt, AfterMS: rt.delay.Milliseconds(), Deferred: rt.deferIt})
 	if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindDecision,
-		Summary: summary + clipN(p.cause.Error(), 300), Detail: detail}); err != nil {
+		Summary: summary + excerpt.Of(p.cause.Error(), 300), Detail: detail}); err != nil {
 		return err
 	}
 	return tx.DropLease(ctx, c.ID, e.owner)
@@ -162,7 +164,7 @@ func (e *Engine) retryTx(ctx context.Context, tx *casestore.Tx, r *run, c casest
 func keepInput(ctx context.Context, tx *casestore.Tx, caseID int64, msg *Message, p pause, rt retryPlan) (string, error) {
 	switch {
 	case rt.deferIt:
-		d := deferredInput(caseID, msg, rt.until, p.code+": "+clipN(p.cause.Error(), 300))
+		d := deferredInput(caseID, msg, rt.until, p.code+": "+excerpt.Of(p.cause.Error(), 300))
 		if rt.failed {
 			d.Attempts = 1
 		}
@@ -196,15 +198,6 @@ type retryDetail struct {
 	Attempt  int   `json:"attempt"` // inputs of the case in a row that failed before this one
 	AfterMS  int64 `json:"afterMs"` // the delay chosen
 	Deferred bool  `json:"deferred,omitempty"`
-}
-
-// backoff is base·2^n, capped at limit.
-func backoff(base, limit time.Duration, n int) time.Duration {
-	d := base
-	for i := 0; i < n && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
 }
 
 // queueBehind defers a command for a case that already has inputs waiting

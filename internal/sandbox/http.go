@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -145,7 +146,7 @@ func (s *Sandbox) Handler() http.Handler {
 			s.serveAPI(w, r, *fallback, fallbackID)
 			return
 		}
-		s.writeEnvelope(w, http.StatusNotFound, nil, errf(classNotFound, "no such API path %q", truncate(r.URL.Path, 100)))
+		s.writeEnvelope(w, http.StatusNotFound, nil, errf(classNotFound, "no such API path %q", excerpt.Of(r.URL.Path, 100)))
 	}))
 }
 
