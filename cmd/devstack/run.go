@@ -8,13 +8,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,90 +21,15 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// config is everything devstack reads from flags and the environment.
-type config struct {
-	DataDir      string
-	NATSHost     string
-	NATSPort     int
-	SandboxAddr  string
-	ReceiverAddr string
-	MetricsAddr  string
-	GoCommand    string
-	Components   []string
-	ReadyTimeout time.Duration
-}
-
-// components are the product's commands, in start order. A component whose
-// cmd/ directory does not exist yet is skipped with a note.
-var allComponents = []string{"sandbox", "receiver", "worker"}
-
-func parseConfig(args []string, getenv func(string) string, stderr out) (config, error) {
-	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	def := func(env, fallback string) string {
-		if v := getenv(env); v != "" {
-			return v
-		}
-		return fallback
-	}
-	var c config
-	var natsPort, comps, ready string
-	fs.StringVar(&c.DataDir, "data", def("DEVSTACK_DATA", "data"), "data directory (env DEVSTACK_DATA)")
-	fs.StringVar(&c.NATSHost, "nats-host", "127.0.0.1", "NATS listen host")
-	fs.StringVar(&natsPort, "nats-port", def("DEVSTACK_NATS_PORT", "4222"), "NATS listen port (env DEVSTACK_NATS_PORT)")
-	fs.StringVar(&c.SandboxAddr, "sandbox-addr", def("SANDBOX_ADDR", "127.0.0.1:8090"), "sandbox listen address (env SANDBOX_ADDR)")
-	fs.StringVar(&c.ReceiverAddr, "receiver-addr", def("RECEIVER_ADDR", "127.0.0.1:8080"), "receiver listen address (env RECEIVER_ADDR)")
-	fs.StringVar(&c.MetricsAddr, "worker-metrics-addr", def("WORKER_METRICS_ADDR", "127.0.0.1:9090"), "worker metrics address (env WORKER_METRICS_ADDR)")
-	fs.StringVar(&c.GoCommand, "go", def("GO", "go"), "go command used to build the components (env GO)")
-	fs.StringVar(&comps, "components", strings.Join(allComponents, ","), "components to run")
-	fs.StringVar(&ready, "ready-timeout", "120s", "how long to wait for each component to become ready")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: go run ./cmd/devstack [flags]\n\n"+
-			"Runs NATS (embedded, JetStream), the platform sandbox, the receiver and the worker locally.\n"+
-			"Development secrets are generated once into <data>/devstack.env and reused.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return config{}, err
-	}
-	p, err := strconv.Atoi(natsPort)
-	if err != nil || p < 0 || p > 65535 {
-		return config{}, fmt.Errorf("nats port %q: want a number 0-65535", natsPort)
-	}
-	c.NATSPort = p
-	if c.ReadyTimeout, err = time.ParseDuration(ready); err != nil || c.ReadyTimeout <= 0 {
-		return config{}, fmt.Errorf("ready-timeout %q: want a positive duration such as 60s", ready)
-	}
-	for _, name := range strings.Split(comps, ",") {
-		name = strings.TrimSpace(name)
-		if name == "" {
-			continue
-		}
-		if !contains(allComponents, name) {
-			return config{}, fmt.Errorf("unknown component %q (known: %s)", name, strings.Join(allComponents, ", "))
-		}
-		c.Components = append(c.Components, name)
-	}
-	for _, a := range []string{c.SandboxAddr, c.ReceiverAddr, c.MetricsAddr} {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return config{}, fmt.Errorf("address %q: %w", a, err)
-		}
-	}
-	return c, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr out) error {
+// run builds and starts the stack and stops it when ctx ends. environ is the
+// environment devstack was started with (main passes os.Environ()): devstack
+// reads its own variables from it (envVars) and hands it, with its wiring on
+// top, to every process it starts, the go build included. Unlike the other
+// commands it takes the whole list, not a getenv, because it passes the
+// environment on; a test gives it exactly the environment the stack sees.
+func run(ctx context.Context, args []string, environ []string, stdout, stderr out) error {
 	stdout, stderr = &syncWriter{w: stdout}, &syncWriter{w: stderr}
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := parseConfig(args, getenvFrom(environ), stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
@@ -159,11 +82,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		targets = append(append([]string(nil), present...), "refundctl") // the operator CLI, built beside the stack
 		tools = true
 	}
-	if err := build(ctx, cfg.GoCommand, root, binDir, targets, stdout, stderr); err != nil {
+	if err := build(ctx, cfg.GoCommand, root, binDir, targets, environ, stdout, stderr); err != nil {
 		return err
 	}
 
-	env := map[string]string{
+	// wiring is what connects the parts; a variable set in devstack's own
+	// environment wins over it (childEnv).
+	wiring := map[string]string{
 		"NATS_URL":               natsURL,
 		"UPSTREAM_ACCESS_KEY":    secrets["UPSTREAM_ACCESS_KEY"],
 		"UPSTREAM_ACCESS_SECRET": secrets["UPSTREAM_ACCESS_SECRET"],
@@ -171,9 +96,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"UPSTREAM_BASE_URL":      "http://" + cfg.SandboxAddr,
 		"CALLBACK_TOKEN":         secrets["CALLBACK_TOKEN"],
 		"CALLBACK_URL":           "http://" + cfg.ReceiverAddr + "/callbacks/" + secrets["CALLBACK_TOKEN"],
-		"SANDBOX_ADDR":           cfg.SandboxAddr,
-		"RECEIVER_ADDR":          cfg.ReceiverAddr,
-		"WORKER_METRICS_ADDR":    cfg.MetricsAddr,
 		"DB_PATH":                filepath.Join(dataDir, "refunds.db"),
 		// Local runs retry undelivered pushes in seconds, not the platform's 30 minutes.
 		"SANDBOX_PUSH_RETRY_INTERVAL": "10s",
@@ -182,9 +104,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// 1688 requests name voucher images by file name in this directory.
 		"WORKER_VOUCHER_DIR": filepath.Join(dataDir, "vouchers"),
 	}
+	// The addresses devstack waits on are its own settings (flag or
+	// variable): the components always get those.
+	addrs := map[string]string{
+		"SANDBOX_ADDR":        cfg.SandboxAddr,
+		"RECEIVER_ADDR":       cfg.ReceiverAddr,
+		"WORKER_METRICS_ADDR": cfg.MetricsAddr,
+	}
+	childEnviron := childEnv(environ, wiring, addrs)
 	cliEnv := filepath.Join(dataDir, "refundctl.env")
 	if err := writeCLIEnv(cliEnv, map[string]string{
-		"NATS_URL": natsURL, "DB_PATH": env["DB_PATH"], "RECEIVER_URL": "http://" + cfg.ReceiverAddr,
+		"NATS_URL": natsURL, "DB_PATH": wiring["DB_PATH"], "RECEIVER_URL": "http://" + cfg.ReceiverAddr,
 		"CALLBACK_TOKEN": secrets["CALLBACK_TOKEN"],
 	}); err != nil {
 		return err
@@ -200,7 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// receiver 10 s), so each stops cleanly rather than being killed.
 	defer sup.stopAll(30 * time.Second)
 	for _, c := range present {
-		if err := sup.start(c, filepath.Join(binDir, c), mergeEnv(os.Environ(), getenv, env)); err != nil {
+		if err := sup.start(c, filepath.Join(binDir, c), childEnviron); err != nil {
 			return err
 		}
 		if err := waitReady(ctx, readyURL[c], cfg.ReadyTimeout, sup.exited); err != nil {
@@ -216,24 +146,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case name := <-sup.exited:
 		return fmt.Errorf("%s exited unexpectedly; stopping the stack", name)
 	}
-}
-
-// mergeEnv gives the children the parent's environment with devstack's wiring
-// on top, except where the user set a variable explicitly: that wins.
-func mergeEnv(base []string, getenv func(string) string, wiring map[string]string) []string {
-	out := append([]string(nil), base...)
-	keys := make([]string, 0, len(wiring))
-	for k := range wiring {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if getenv(k) != "" {
-			continue
-		}
-		out = append(out, k+"="+wiring[k])
-	}
-	return out
 }
 
 func startNATS(cfg config, storeDir string) (*server.Server, error) {
@@ -256,7 +168,9 @@ func startNATS(cfg config, storeDir string) (*server.Server, error) {
 	return ns, nil
 }
 
-func build(ctx context.Context, goCmd, root, binDir string, comps []string, stdout, stderr out) error {
+// build compiles comps into binDir with the environment devstack was given.
+// goCmd without a slash is looked up in the process's PATH (exec.LookPath).
+func build(ctx context.Context, goCmd, root, binDir string, comps []string, environ []string, stdout, stderr out) error {
 	if len(comps) == 0 {
 		return nil
 	}
@@ -267,6 +181,7 @@ func build(ctx context.Context, goCmd, root, binDir string, comps []string, stdo
 	fmt.Fprintf(stdout, "devstack: building %s (first run compiles NATS and SQLite; later runs are cached)\n", strings.Join(comps, ", "))
 	cmd := exec.CommandContext(ctx, goCmd, append([]string{"build", "-o", binDir + string(os.PathSeparator)}, pkgs...)...)
 	cmd.Dir = root
+	cmd.Env = environ
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("build components: %w", err)

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadOrCreateSecretsReusesFile(t *testing.T) {
@@ -48,40 +53,66 @@ func TestLoadOrCreateSecretsRejectsMalformed(t *testing.T) {
 }
 
 func TestParseConfig(t *testing.T) {
-	env := map[string]string{"SANDBOX_ADDR": "127.0.0.1:9999"}
+	env := map[string]string{"SANDBOX_ADDR": "127.0.0.1:9999", "RECEIVER_ADDR": "127.0.0.1:7777"}
 	getenv := func(k string) string { return env[k] }
-	c, err := parseConfig([]string{"devstack", "-components", "sandbox,receiver"}, getenv, io.Discard)
+	c, err := parseConfig([]string{"devstack", "-components", "sandbox,receiver", "-receiver-addr", "127.0.0.1:6666"}, getenv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SandboxAddr != "127.0.0.1:9999" || c.NATSPort != 4222 || strings.Join(c.Components, ",") != "sandbox,receiver" {
-		t.Errorf("parseConfig = %+v", c)
+	if c.SandboxAddr != "127.0.0.1:9999" || c.ReceiverAddr != "127.0.0.1:6666" || c.NATSPort != 4222 || c.DataDir != "data" ||
+		c.GoCommand != "go" || c.ReadyTimeout != 120*time.Second || strings.Join(c.Components, ",") != "sandbox,receiver" {
+		t.Errorf("parseConfig = %+v; want SANDBOX_ADDR from the environment, the -receiver-addr flag over RECEIVER_ADDR, the rest defaults", c)
 	}
-	bad := [][]string{
-		{"devstack", "-components", "sandbox,nope"},
-		{"devstack", "-nats-port", "x"},
-		{"devstack", "-nats-port", "70000"},
-		{"devstack", "-ready-timeout", "-1s"},
-		{"devstack", "-receiver-addr", "no-port"},
-		{"devstack", "-unknown-flag"},
+	bad := []struct {
+		args []string
+		env  map[string]string
+		want string // what the error must name
+	}{
+		{[]string{"devstack", "-components", "sandbox,nope"}, nil, "-components"},
+		{[]string{"devstack", "-nats-port", "x"}, nil, "-nats-port"},
+		{[]string{"devstack", "-nats-port", "70000"}, nil, "-nats-port"},
+		{[]string{"devstack"}, map[string]string{"DEVSTACK_NATS_PORT": "x"}, "DEVSTACK_NATS_PORT"},
+		{[]string{"devstack", "-ready-timeout", "-1s"}, nil, "-ready-timeout"},
+		{[]string{"devstack", "-receiver-addr", "no-port"}, nil, "-receiver-addr"},
+		{[]string{"devstack"}, map[string]string{"WORKER_METRICS_ADDR": "no-port"}, "WORKER_METRICS_ADDR"},
+		{[]string{"devstack", "-unknown-flag"}, nil, "unknown-flag"},
 	}
-	for _, args := range bad {
-		if _, err := parseConfig(args, getenv, io.Discard); err == nil {
-			t.Errorf("parseConfig(%q) succeeded; want error", args)
+	for _, tc := range bad {
+		_, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseConfig(%q, env %v) error = %v; want an error naming %s", tc.args, tc.env, err, tc.want)
+		}
+	}
+	// A flag given wins over a bad variable, which is then not read.
+	if _, err := parseConfig([]string{"devstack", "-nats-port", "4333"}, func(k string) string { return map[string]string{"DEVSTACK_NATS_PORT": "x"}[k] }, io.Discard); err != nil {
+		t.Errorf("parseConfig(-nats-port 4333, DEVSTACK_NATS_PORT=x) = %v; want the flag to win", err)
+	}
+}
+
+// TestHelpListsEveryVariable: -h prints devstack's table with its defaults.
+func TestHelpListsEveryVariable(t *testing.T) {
+	var help bytes.Buffer
+	if _, err := parseConfig([]string{"devstack", "-h"}, func(string) string { return "" }, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("parseConfig(-h) = %v; want flag.ErrHelp", err)
+	}
+	for _, v := range envVars {
+		if !strings.Contains(help.String(), v.Name+" (default: "+v.Default+")") || !strings.Contains(help.String(), "-"+flagFor[v.Name]) {
+			t.Errorf("-h output lacks %s with its default %q and its flag -%s:\n%s", v.Name, v.Default, flagFor[v.Name], help.String())
 		}
 	}
 }
 
-func TestMergeEnvUserWins(t *testing.T) {
-	user := map[string]string{"SANDBOX_PUSH_RETRY_INTERVAL": "1m"}
-	got := mergeEnv([]string{"PATH=/bin"}, func(k string) string { return user[k] },
-		map[string]string{"SANDBOX_PUSH_RETRY_INTERVAL": "10s", "NATS_URL": "nats://x"})
-	joined := strings.Join(got, "\n")
-	if strings.Contains(joined, "SANDBOX_PUSH_RETRY_INTERVAL=10s") {
-		t.Errorf("mergeEnv overrode the user's variable: %q", got)
-	}
-	if !strings.Contains(joined, "NATS_URL=nats://x") || !strings.Contains(joined, "PATH=/bin") {
-		t.Errorf("mergeEnv = %q; want base and wiring", got)
+// TestChildEnv: the components get devstack's environment, then the wiring
+// where the user left a variable unset or blank, then the addresses devstack
+// waits on whatever the environment says; each name once.
+func TestChildEnv(t *testing.T) {
+	environ := []string{"PATH=/bin", "SANDBOX_PUSH_RETRY_INTERVAL=1m", "LOG_LEVEL=", "SANDBOX_ADDR=127.0.0.1:1111"}
+	got := childEnv(environ,
+		map[string]string{"SANDBOX_PUSH_RETRY_INTERVAL": "10s", "NATS_URL": "nats://x", "LOG_LEVEL": "debug"},
+		map[string]string{"SANDBOX_ADDR": "127.0.0.1:2222"})
+	want := []string{"PATH=/bin", "SANDBOX_PUSH_RETRY_INTERVAL=1m", "LOG_LEVEL=debug", "NATS_URL=nats://x", "SANDBOX_ADDR=127.0.0.1:2222"}
+	if !slices.Equal(got, want) {
+		t.Errorf("childEnv(%q, ...) = %q; want %q", environ, got, want)
 	}
 }
 

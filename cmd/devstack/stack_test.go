@@ -61,6 +61,24 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 	}
 }
 
+// testEnviron is the environment the stack tests give devstack: what the go
+// command and cgo need to build (PATH, HOME, TMPDIR, GO*, CGO_*, CC, XDG_*,
+// proxies) and nothing that configures the product, so a NATS_URL or
+// LOG_LEVEL in the developer's shell cannot reach the stack under test.
+func testEnviron() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "PATH", k == "HOME", k == "TMPDIR", k == "CC", k == "CXX",
+			strings.HasPrefix(k, "GO"), strings.HasPrefix(k, "CGO_"), strings.HasPrefix(k, "XDG_"),
+			strings.HasSuffix(strings.ToUpper(k), "_PROXY"):
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // stack is one devstack run started the way the README's first command does.
 type stack struct {
 	out    *lockedBuffer
@@ -68,11 +86,12 @@ type stack struct {
 	done   chan error
 }
 
-func startStack(t *testing.T, args []string) *stack {
+// startStack runs devstack with args and testEnviron plus extra (KEY=VALUE).
+func startStack(t *testing.T, args []string, extra ...string) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &stack{out: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- run(ctx, args, func(string) string { return "" }, s.out, s.out) }()
+	go func() { s.done <- run(ctx, args, append(testEnviron(), extra...), s.out, s.out) }()
 	waitUntil(t, 5*time.Minute, "devstack ready", func() bool {
 		select {
 		case err := <-s.done:
@@ -140,7 +159,16 @@ func TestStackEndToEnd(t *testing.T) {
 		"-sandbox-addr", sandboxAddr, "-receiver-addr", receiverAddr, "-worker-metrics-addr", metricsAddr}
 	natsURL := "nats://127.0.0.1:" + strconv.Itoa(natsPort)
 
-	s := startStack(t, args)
+	// A component's variable in devstack's environment reaches it.
+	const reason = "refused-by-the-stack-test"
+	s := startStack(t, args, "SANDBOX_SELLER_REFUSE_REASON="+reason)
+	var seller struct {
+		RefuseReason string `json:"refuse_reason"`
+	}
+	getJSON(t, "http://"+sandboxAddr+"/_sandbox/seller", &seller)
+	if seller.RefuseReason != reason {
+		t.Errorf("sandbox refuse reason = %q; want %q from devstack's environment", seller.RefuseReason, reason)
+	}
 	secrets, err := os.ReadFile(filepath.Join(data, "devstack.env"))
 	if err != nil {
 		t.Fatal(err)

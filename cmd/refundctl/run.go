@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/envconfig"
 	"github.com/refundhub/refundhub/internal/events"
 )
 
@@ -38,7 +39,7 @@ type config struct {
 // envVar documents one environment variable; the table drives the help text.
 type envVar struct{ name, def, help string }
 
-var envVars = []envVar{
+var envVars = append([]envVar{
 	{"NATS_URL", "nats://127.0.0.1:4222", "NATS server URL (commands, dead-letter retry, replay from the stream)"},
 	{"DB_PATH", "data/refunds.db", "the worker's SQLite case store (list, show, wait, dead-letters; never created or migrated)"},
 	{"RECEIVER_URL", "http://127.0.0.1:8080", "the receiver's base URL (trigger, replay --to receiver)"},
@@ -47,7 +48,19 @@ var envVars = []envVar{
 	{"CALLBACK_STREAM", events.DefaultStreamName, "the callback stream replay reads"},
 	{"REFUNDCTL_OPERATOR", "$USER", "operator name recorded with commands"},
 	{"UPSTREAM_PROFILE", "", "platform profile overrides, as the receiver and worker read them (parked compares with it; replay and trigger parse callbacks with its types; doctor checks it)"},
-	{"UPSTREAM_*", "", "doctor reads the platform connection as the worker does: UPSTREAM_BASE_URL, UPSTREAM_ACCESS_KEY, UPSTREAM_ACCESS_SECRET, UPSTREAM_USER_ID, UPSTREAM_TIMEOUT, UPSTREAM_RATE_LIMIT, UPSTREAM_RATE_BURST (see the worker's -h)"},
+}, upstreamEnvVars()...)
+
+// upstreamEnvVars are the platform connection's variables, which doctor
+// reads as the worker does (envconfig.UpstreamVars, their one table);
+// UPSTREAM_PROFILE is in envVars already, for every command.
+func upstreamEnvVars() []envVar {
+	var out []envVar
+	for _, v := range envconfig.UpstreamVars() {
+		if v.Name != "UPSTREAM_PROFILE" {
+			out = append(out, envVar{v.Name, v.Default, "doctor: " + v.Help})
+		}
+	}
+	return out
 }
 
 // defaultConfig returns the documented defaults (shown in --help).

@@ -40,8 +40,8 @@ func TestHelpListsEveryVariable(t *testing.T) {
 		t.Fatalf("-h: %v", err)
 	}
 	for _, v := range envVars {
-		if !strings.Contains(out.String(), v.name) {
-			t.Errorf("-h output lacks %s", v.name)
+		if !strings.Contains(out.String(), v.Name) {
+			t.Errorf("-h output lacks %s", v.Name)
 		}
 	}
 	if !strings.Contains(out.String(), "127.0.0.1:8090") {
@@ -183,5 +183,43 @@ func TestListPagingFaultsFromEnv(t *testing.T) {
 	}
 	if !c.sb.Faults.TaobaoListOmitTotal || c.sb.Faults.TaobaoListMaxPageSize != 20 {
 		t.Errorf("set: omit total %v, max page size %d; want true, 20", c.sb.Faults.TaobaoListOmitTotal, c.sb.Faults.TaobaoListMaxPageSize)
+	}
+}
+
+// TestLoadConfigReportsEveryProblem: every bad variable is named at once, and
+// neither the access secret nor the receiver's token in CALLBACK_URL is
+// quoted.
+func TestLoadConfigReportsEveryProblem(t *testing.T) {
+	env := map[string]string{"UPSTREAM_ACCESS_SECRET": "s3cret-value", "CALLBACK_URL": "ftp://h/callbacks/tok-1234567890abcdef",
+		"SANDBOX_SEED": "x", "SANDBOX_LATENCY": "2m", "SANDBOX_ERROR_KINDS": "boom", "SANDBOX_PUSH_TIMEOUT": "0s"}
+	_, err := loadConfig(envFunc(env))
+	if err == nil {
+		t.Fatalf("loadConfig(%v) succeeded; want errors", env)
+	}
+	for _, want := range []string{"UPSTREAM_ACCESS_KEY", "CALLBACK_URL", "SANDBOX_SEED", "SANDBOX_LATENCY", "SANDBOX_ERROR_KINDS", "SANDBOX_PUSH_TIMEOUT"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("loadConfig(%v) error = %v; want it to name %s", env, err, want)
+		}
+	}
+	for _, secret := range []string{"s3cret-value", "tok-1234567890abcdef"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("loadConfig error quotes %q:\n%v", secret, err)
+		}
+	}
+}
+
+// TestLoadConfigDefaults: unset variables take the documented defaults, and
+// unset SANDBOX_ERROR_KINDS leaves the list empty for the sandbox's own choice.
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := loadConfig(envFunc(map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s"}))
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	sb := c.sb
+	if c.addr != "127.0.0.1:8090" || !sb.AutoCreate || sb.Seller.Decision != "agree" || sb.Seller.DecideAfter != 2*time.Second ||
+		sb.Seller.ReceiveAfter != 2*time.Second || sb.PushTimeout != time.Second || sb.PushRetries != 5 ||
+		sb.PushRetryInterval != 30*time.Minute || sb.Faults.ErrorKinds != nil || sb.Faults.ErrorRate != 0 ||
+		!sb.TaobaoNumericStatus || sb.NumericDevelopID || sb.Seed != 0 || c.profilePath != "" {
+		t.Errorf("loadConfig(no variables) = %+v; want the documented defaults", c)
 	}
 }

@@ -100,7 +100,7 @@ func (p *osProc) kill() {
 func TestCrashHoldingLease(t *testing.T) {
 	const leaseTTL = 30 * time.Second
 	faults := sandbox.Faults{TimeoutAfter: 30 * time.Second,
-		ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrTimeout, Count: 1, AfterEffect: true}}}
+		ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrTimeout, Count: 1, AfterEffect: true}}}
 	s := newStack(t, faults, quickSeller, 1, map[string]string{"UPSTREAM_TIMEOUT": "3s",
 		"WORKER_LEASE_TTL": leaseTTL.String(), "WORKER_ACK_WAIT": "2s"})
 	p := s.startProcess()

@@ -70,16 +70,16 @@ func killedSteps() []killedStep {
 	returns := func(st sandbox.Stats) map[string]int64 { return st.ReturnLogisticsSubmissions }
 	cancels := func(st sandbox.Stats) map[string]int64 { return st.Cancels }
 	return []killedStep{
-		{"taobao return", refundflow.PlatformTaobao, "TaobaoReturnLogisticsSubmit", returnSeller,
+		{"taobao return", refundflow.PlatformTaobao, "taobao_return_logistics_submit", returnSeller,
 			refundflow.Request{ReturnGoods: true, GoodsStatus: "3", ReasonID: 4001, Amount: 5000, Description: "不合适"},
 			true, refundflow.StateWaitingReturnShipment, refundflow.StepReturnSubmit, refundflow.StateReturnSubmitting,
 			refundflow.StateSucceeded, returns},
-		{"1688 return", refundflow.Platform1688, "AlibabaGoodsReturn", returnSeller,
+		{"1688 return", refundflow.Platform1688, "alibaba_goods_return", returnSeller,
 			refundflow.Request{ReturnGoods: true, GoodsStatus: "aftersaleBuyerReceived", ReasonID: 20021,
 				Amount: 3000, Description: "质量问题", Vouchers: []string{"photo-1.png"}},
 			true, refundflow.StateWaitingReturnShipment, refundflow.StepReturnSubmit, refundflow.StateReturnSubmitting,
 			refundflow.StateSucceeded, returns},
-		{"taobao cancel", refundflow.PlatformTaobao, "TaobaoCancel", manual,
+		{"taobao cancel", refundflow.PlatformTaobao, "taobao_cancel", manual,
 			refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"},
 			false, refundflow.StateWaitingSeller, refundflow.StepCancel, refundflow.StateCancelling,
 			refundflow.StateCancelled, cancels},

@@ -33,7 +33,7 @@ func TestLateSubmissionNotSentTwice(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// The submission arrives 3 s after it was sent; the worker gives up after 1 s.
 			faults := sandbox.Faults{TimeoutAfter: 3 * time.Second,
-				ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrLate, Count: 1}}}
+				ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrLate, Count: 1}}}
 			// Few deliveries: a command waiting for the window must come back
 			// once, when it ends, not poll until it is dead-lettered.
 			s := newStack(t, faults, quickSeller, 1, map[string]string{"UPSTREAM_TIMEOUT": "1s", "WORKER_INTENT_IN_FLIGHT": tc.inFlight,

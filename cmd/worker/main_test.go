@@ -538,9 +538,9 @@ func TestDroppedCallbacksAndFlakyPlatform(t *testing.T) {
 	// lookup by order) and the case rightly parks for an operator
 	// (refundflow's TestEngine1688CreateUnverifiable).
 	var endpoints []string
-	for _, name := range sandbox.EndpointNames() {
-		if name != "AlibabaCreateRefund" {
-			endpoints = append(endpoints, name)
+	for _, name := range platform.AllEndpoints() {
+		if name != platform.AlibabaCreateRefund {
+			endpoints = append(endpoints, string(name))
 		}
 	}
 	faults := sandbox.Faults{DropPushRate: 1, ErrorRate: 0.2, TimeoutAfter: 300 * time.Millisecond, Endpoints: endpoints,
@@ -566,9 +566,9 @@ func TestKilledMidSubmit(t *testing.T) {
 		key      func(o, so string) string
 		req      refundflow.Request
 	}{
-		{"taobao", refundflow.PlatformTaobao, "TaobaoSubmit", func(_, so string) string { return "taobao:" + so },
+		{"taobao", refundflow.PlatformTaobao, "taobao_submit", func(_, so string) string { return "taobao:" + so },
 			refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}},
-		{"1688", refundflow.Platform1688, "AlibabaCreateRefund", func(o, _ string) string { return "1688:" + o },
+		{"1688", refundflow.Platform1688, "alibaba_create_refund", func(o, _ string) string { return "1688:" + o },
 			refundflow.Request{GoodsStatus: "refundWaitSellerSend", ReasonID: 20001, Amount: 3000, Description: "不想要了"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -724,7 +724,7 @@ func TestMaxDeliveries(t *testing.T) {
 	s.start()
 	o, so := s.order(sandbox.PlatformTaobao, nil)
 	s.sb.SetFaults(sandbox.Faults{TimeoutAfter: 1500 * time.Millisecond, ForceErrors: []sandbox.ForcedError{
-		{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrTimeout, Count: 1}}})
+		{Endpoint: "taobao_submit", Kind: sandbox.ErrTimeout, Count: 1}}})
 	s.publish(refundflow.Command{ID: "request-lost-1", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
 		OrderID: o, SubOrderID: so, Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "x"}})
 	id := s.caseFor(refundflow.PlatformTaobao, o, so)
@@ -732,7 +732,7 @@ func TestMaxDeliveries(t *testing.T) {
 		_, err := s.store.OpenIntent(context.Background(), id)
 		return err == nil
 	})
-	s.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoList", Kind: sandbox.ErrHTTP503, Count: 100000}}})
+	s.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_list", Kind: sandbox.ErrHTTP503, Count: 100000}}})
 	s.publish(refundflow.Command{ID: "always-failing-1", Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao, SubOrderID: so})
 	var dls []casestore.DeadLetter
 	waitFor(t, 30*time.Second, "the dead letter", func() bool {

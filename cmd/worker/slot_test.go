@@ -21,7 +21,7 @@ import (
 // call) is kept in progress while it waits: JetStream never redelivers it,
 // so waiting never counts towards MaxDeliver.
 func TestWaitForSlotNotRedelivered(t *testing.T) {
-	faults := sandbox.Faults{LatencyMin: 2500 * time.Millisecond, Endpoints: []string{"TaobaoRender"}}
+	faults := sandbox.Faults{LatencyMin: 2500 * time.Millisecond, Endpoints: []string{"taobao_render"}}
 	s := newStack(t, faults, quickSeller, 1, map[string]string{"WORKER_CONCURRENCY": "1", "WORKER_MAX_ACK_PENDING": "4",
 		"WORKER_ACK_WAIT": "1s", "WORKER_MAX_DELIVER": "2", "UPSTREAM_TIMEOUT": "8s", "WORKER_LEASE_TTL": "10s",
 		"WORKER_STEP_TIMEOUT": "1m", "WORKER_RECONCILE_AGE": "1m"})

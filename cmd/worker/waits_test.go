@@ -51,8 +51,8 @@ func metricValue(t *testing.T, url, series string) string {
 // each here) that an unknown outcome needs.
 func TestRateLimitedSubmissionsGoThroughSoonAfterTheLimitLifts(t *testing.T) {
 	limit := sandbox.Faults{ForceErrors: []sandbox.ForcedError{
-		{Endpoint: "AlibabaCreateRefund", Kind: sandbox.ErrRateLimit, Count: 100000},
-		{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrRateLimit, Count: 100000}}}
+		{Endpoint: "alibaba_create_refund", Kind: sandbox.ErrRateLimit, Count: 100000},
+		{Endpoint: "taobao_submit", Kind: sandbox.ErrRateLimit, Count: 100000}}}
 	s := newStack(t, limit, quickSeller, 1, map[string]string{"WORKER_INTENT_IN_FLIGHT": "1h", "WORKER_INTENT_GRACE": "1h",
 		"WORKER_CONCURRENCY": "4", "WORKER_MAX_ACK_PENDING": "8"})
 	s.sb.SetSeller(sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
@@ -114,7 +114,7 @@ func TestRateLimitedSubmissionsGoThroughSoonAfterTheLimitLifts(t *testing.T) {
 // deadline, the deferred cancels, and both in the metrics.
 func TestWaitingCasesHoldNoConsumerSlot(t *testing.T) {
 	faults := sandbox.Faults{DropPushRate: 1,
-		ForceErrors: []sandbox.ForcedError{{Endpoint: "AlibabaCreateRefund", Kind: sandbox.ErrHTTP503, Count: 8, AfterEffect: true}}}
+		ForceErrors: []sandbox.ForcedError{{Endpoint: "alibaba_create_refund", Kind: sandbox.ErrHTTP503, Count: 8, AfterEffect: true}}}
 	s := newStack(t, faults, quickSeller, 1, map[string]string{"WORKER_INTENT_GRACE": "1h",
 		"WORKER_CONCURRENCY": "4", "WORKER_MAX_ACK_PENDING": "8"})
 	s.sb.SetSeller(sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
@@ -178,7 +178,7 @@ func TestWaitingCasesHoldNoConsumerSlot(t *testing.T) {
 // case reaching the seller, with the production defaults of AckWait,
 // MaxAckPending and the lease TTL.
 func TestWorkerResumesWithinSecondsAfterAKill(t *testing.T) {
-	slow := sandbox.Faults{LatencyMin: 3 * time.Second, LatencyMax: 3 * time.Second, Endpoints: []string{"TaobaoRender"}}
+	slow := sandbox.Faults{LatencyMin: 3 * time.Second, LatencyMax: 3 * time.Second, Endpoints: []string{"taobao_render"}}
 	s := newStack(t, slow, quickSeller, 1, map[string]string{"UPSTREAM_TIMEOUT": "8s", "WORKER_CONCURRENCY": "4"})
 	for _, k := range []string{"WORKER_ACK_WAIT", "WORKER_LEASE_TTL", "WORKER_MAX_ACK_PENDING"} {
 		delete(s.env, k) // the production defaults
@@ -191,7 +191,7 @@ func TestWorkerResumesWithinSecondsAfterAKill(t *testing.T) {
 		inFlight = append(inFlight, fmt.Sprintf("%s/%s", o, so))
 	}
 	waitFor(t, 20*time.Second, "forms being read", func() bool {
-		return s.httpStats().APICalls["TaobaoRender"] >= 4
+		return s.httpStats().APICalls["taobao_render"] >= 4
 	})
 	p.kill()
 	s.sb.SetFaults(sandbox.Faults{})
@@ -219,7 +219,7 @@ func TestCommandsForOneCaseApplyInTheOrderIssued(t *testing.T) {
 	o, so := s.request(refundflow.PlatformTaobao)
 	id := s.caseFor(refundflow.PlatformTaobao, o, so)
 	c := s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
-	s.sb.SetFaults(sandbox.Faults{LatencyMin: 30 * time.Millisecond, LatencyMax: 60 * time.Millisecond, Endpoints: []string{"TaobaoSubmitMessage"}})
+	s.sb.SetFaults(sandbox.Faults{LatencyMin: 30 * time.Millisecond, LatencyMax: 60 * time.Millisecond, Endpoints: []string{"taobao_submit_message"}})
 	var want []string
 	for i := 1; i <= 8; i++ {
 		text := fmt.Sprintf("ordered message %d", i)

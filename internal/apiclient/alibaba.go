@@ -15,6 +15,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -114,7 +115,7 @@ func cleanFilename(filename string) (string, error) {
 		return "", fmt.Errorf("filename %q is empty: %w", filename, ErrInvalidArgument)
 	}
 	if strings.IndexFunc(name, unicode.IsControl) >= 0 || len(name) > 255 {
-		return "", fmt.Errorf("filename %q is not valid: %w", truncate(filename, 40), ErrInvalidArgument)
+		return "", fmt.Errorf("filename %q is not valid: %w", excerpt.Of(filename, 40), ErrInvalidArgument)
 	}
 	return name, nil
 }

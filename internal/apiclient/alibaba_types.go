@@ -6,37 +6,9 @@ import "github.com/refundhub/refundhub/internal/platform"
 // Alibaba's own 1688 API, so upstream semantics are noted beside them.
 // Amounts are fen.
 
-// AlibabaRefundStatus is the 1688 refund status wire string.
-//
-// Deprecated: the wire names are the profile's (alibaba.refund_status) and
-// RefundInfo.Phase says what one means. The constants remain only for the
-// sandbox until it reads the profile.
+// AlibabaRefundStatus is a 1688 refund status as the platform sends it;
+// RefundInfo.Phase says what it means (the profile's alibaba.refund_status).
 type AlibabaRefundStatus string
-
-// Deprecated 1688 wire names; see AlibabaRefundStatus.
-const (
-	AlibabaWaitSellerAgree   AlibabaRefundStatus = "waitselleragree"
-	AlibabaWaitBuyerModify   AlibabaRefundStatus = "waitbuyermodify"
-	AlibabaWaitBuyerSend     AlibabaRefundStatus = "waitbuyersend"
-	AlibabaWaitSellerReceive AlibabaRefundStatus = "waitsellerreceive"
-	AlibabaRefundSuccess     AlibabaRefundStatus = "refundsuccess"
-	AlibabaRefundClose       AlibabaRefundStatus = "refundclose"
-)
-
-// 1688 disputeRequest values for CreateRefundRequest.
-const (
-	AlibabaDisputeRefund       = "refund"       // 退款
-	AlibabaDisputeReturnRefund = "returnRefund" // 退款退货, only once goods were received
-)
-
-// 1688 goodsStatus values for CreateRefundRequest and RefundReasonsRequest.
-const (
-	AlibabaGoodsRefundWaitSellerSend     = "refundWaitSellerSend"      // 售中等待卖家发货
-	AlibabaGoodsRefundWaitBuyerReceive   = "refundWaitBuyerReceive"    // 售中等待买家收货
-	AlibabaGoodsRefundBuyerReceived      = "refundBuyerReceived"       // 售中已收货
-	AlibabaGoodsAftersaleBuyerNotReceive = "aftersaleBuyerNotReceived" // 售后未收货
-	AlibabaGoodsAftersaleBuyerReceived   = "aftersaleBuyerReceived"    // 售后已收到货
-)
 
 // RefundInfoRequest is A1's body: POST /alibaba/refund/info. One documented
 // variant sends refundId as a query parameter instead; the client sends both.

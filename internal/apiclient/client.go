@@ -32,6 +32,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"golang.org/x/time/rate"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -379,7 +380,7 @@ func checkID(endpoint, field, v string) error {
 		return fmt.Errorf("%s: %s is empty: %w", endpoint, field, ErrInvalidArgument)
 	}
 	if strings.ContainsAny(v, "\r\n\x00") || len(v) > 128 {
-		return fmt.Errorf("%s: %s %q is not a valid id: %w", endpoint, field, truncate(v, 40), ErrInvalidArgument)
+		return fmt.Errorf("%s: %s %q is not a valid id: %w", endpoint, field, excerpt.Of(v, 40), ErrInvalidArgument)
 	}
 	return nil
 }
@@ -603,7 +604,7 @@ func (c *Client) attempt(ctx context.Context, req request, n int) (env envelopeW
 	// into errors and logs: remove them from the body before anything reads it.
 	raw = []byte(scrub(string(raw)))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		he := &HTTPError{Endpoint: req.endpoint, StatusCode: resp.StatusCode, Body: snippet(raw),
+		he := &HTTPError{Endpoint: req.endpoint, StatusCode: resp.StatusCode, Body: excerpt.Bytes(raw, maxErrorBodyBytes),
 			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 		var e envelopeWire
 		if json.Unmarshal(raw, &e) == nil {
@@ -618,7 +619,7 @@ func (c *Client) attempt(ctx context.Context, req request, n int) (env envelopeW
 	}
 	env, err = decodeEnvelope(raw)
 	if err != nil {
-		return env, &DecodeError{Endpoint: req.endpoint, HTTPStatus: resp.StatusCode, Body: snippet(raw), Err: err}
+		return env, &DecodeError{Endpoint: req.endpoint, HTTPStatus: resp.StatusCode, Body: excerpt.Bytes(raw, maxErrorBodyBytes), Err: err}
 	}
 	out.env, out.haveEnv = env, true
 	if code := int(env.Code); code != c.profile.Envelope.SuccessCode {
@@ -675,14 +676,14 @@ func call[T any](ctx context.Context, c *Client, req request, check func(*T, jso
 	if c.profile.AmountUnit(req.taobao) == platform.UnitYuan {
 		if data, err = convertAmounts(data, amountFieldNames(reflect.TypeFor[T]()), yuanToFenNumber); err != nil {
 			return res, &DecodeError{Endpoint: req.endpoint, HTTPStatus: http.StatusOK, RequestID: res.RequestID,
-				Body: snippet(env.Data), Err: fmt.Errorf("data: %w", err)}
+				Body: excerpt.Bytes(env.Data, maxErrorBodyBytes), Err: fmt.Errorf("data: %w", err)}
 		}
 	}
 	if err := decodeData(data, &res.Data); err != nil {
 		var zero T
 		res.Data = zero
 		return res, &DecodeError{Endpoint: req.endpoint, HTTPStatus: http.StatusOK, RequestID: res.RequestID,
-			Body: snippet(env.Data), Err: fmt.Errorf("data: %w", err)}
+			Body: excerpt.Bytes(env.Data, maxErrorBodyBytes), Err: fmt.Errorf("data: %w", err)}
 	}
 	if check != nil {
 		if ae := check(&res.Data, data); ae != nil {
@@ -737,12 +738,4 @@ func scrubErr(err error, scrub func(string) string) error {
 		return &redactedError{msg: s, cause: err}
 	}
 	return err
-}
-
-func snippet(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) > maxErrorBodyBytes {
-		b = b[:maxErrorBodyBytes]
-	}
-	return strings.ToValidUTF8(string(b), "?")
 }

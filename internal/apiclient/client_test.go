@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/refundhub/refundhub/internal/platform"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/refundhub/refundhub/internal/platform"
 
 	"github.com/cenkalti/backoff/v5"
 	"golang.org/x/time/rate"
@@ -386,12 +387,12 @@ func TestEnvelopeCodes(t *testing.T) {
 		wantRetryable bool
 		wantCalls     int // TaobaoQuery is retried with MaxAttempts 3
 	}{
-		{"bad signature", `{"requestId":"x1","code":4013,"msg":"signature mismatch","data":null}`, CodeBadSignature, false, 1},
-		{"code as string", `{"requestId":"x2","code":"4012","msg":"unknown key"}`, CodeUnknownAccessKey, false, 1},
+		{"bad signature", `{"requestId":"x1","code":4013,"msg":"signature mismatch","data":null}`, platform.Default().Code(platform.ClassAuthBadSignature), false, 1},
+		{"code as string", `{"requestId":"x2","code":"4012","msg":"unknown key"}`, platform.Default().Code(platform.ClassAuthUnknownKey), false, 1},
 		{"code null", `{"requestId":"x3","code":null,"msg":"?"}`, 0, false, 1},
 		{"code missing", `{"requestId":"x4","data":{}}`, 0, false, 1},
-		{"rate limited", `{"requestId":"x5","code":4290,"msg":"slow down"}`, CodeRateLimited, true, 3},
-		{"internal", `{"requestId":"x6","code":5000,"msg":"oops"}`, CodeInternal, true, 3},
+		{"rate limited", `{"requestId":"x5","code":4290,"msg":"slow down"}`, platform.Default().Code(platform.ClassRateLimited), true, 3},
+		{"internal", `{"requestId":"x6","code":5000,"msg":"oops"}`, platform.Default().Code(platform.ClassInternal), true, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -554,7 +555,7 @@ func allEndpoints() []endpointCall {
 			return err
 		}},
 		{"alibaba_refund_reasons", true, func(ctx context.Context, c *Client) error {
-			_, err := c.AlibabaRefundReasons(ctx, RefundReasonsRequest{OrderID: 1, GoodsStatus: AlibabaGoodsRefundWaitSellerSend})
+			_, err := c.AlibabaRefundReasons(ctx, RefundReasonsRequest{OrderID: 1, GoodsStatus: platform.Default().Alibaba.GoodsStatus.InSaleWaitSellerSend})
 			return err
 		}},
 		{"alibaba_upload_voucher", true, func(ctx context.Context, c *Client) error {
@@ -562,8 +563,8 @@ func allEndpoints() []endpointCall {
 			return err
 		}},
 		{"alibaba_create_refund", false, func(ctx context.Context, c *Client) error {
-			_, err := c.AlibabaCreateRefund(ctx, CreateRefundRequest{OrderID: 1, DisputeRequest: AlibabaDisputeRefund,
-				ApplyPayment: 100, ApplyReasonID: 1, Description: "broken", GoodsStatus: AlibabaGoodsRefundWaitSellerSend})
+			_, err := c.AlibabaCreateRefund(ctx, CreateRefundRequest{OrderID: 1, DisputeRequest: platform.Default().Alibaba.DisputeRequest.Refund,
+				ApplyPayment: 100, ApplyReasonID: 1, Description: "broken", GoodsStatus: platform.Default().Alibaba.GoodsStatus.InSaleWaitSellerSend})
 			return err
 		}},
 		{"alibaba_goods_return", false, func(ctx context.Context, c *Client) error {
@@ -657,7 +658,7 @@ func TestNestedFailures(t *testing.T) {
 			c := newTestClient(t, testConfig(fs.URL))
 			err := tt.call(context.Background(), c)
 			var ae *APIError
-			if !errors.As(err, &ae) || ae.Code != CodeSuccess || ae.NestedCode != tt.wantNested || !ae.Nested() {
+			if !errors.As(err, &ae) || ae.Code != platform.Default().Envelope.SuccessCode || ae.NestedCode != tt.wantNested || !ae.Nested() {
 				t.Fatalf("error = %v (%+v); want nested APIError %q", err, ae, tt.wantNested)
 			}
 			if tt.wantMsg != "" && ae.NestedMsg != tt.wantMsg {
@@ -791,7 +792,7 @@ func TestTimeoutAndTransportOutcome(t *testing.T) {
 	cfg.Timeout = 200 * time.Millisecond
 	c := newTestClient(t, cfg)
 	_, err := c.AlibabaCreateRefund(context.Background(), CreateRefundRequest{OrderID: 1, DisputeRequest: "refund",
-		GoodsStatus: AlibabaGoodsRefundWaitSellerSend, Description: "d"})
+		GoodsStatus: platform.Default().Alibaba.GoodsStatus.InSaleWaitSellerSend, Description: "d"})
 	var te *TransportError
 	if !errors.As(err, &te) || !te.Sent || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error = %v; want *TransportError after send wrapping DeadlineExceeded", err)
@@ -928,7 +929,7 @@ func TestObserveHook(t *testing.T) {
 	if _, err := c.TaobaoQuery(context.Background(), "R1"); err != nil {
 		t.Fatalf("TaobaoQuery: %v", err)
 	}
-	want := []obs{{"taobao_query", 502, true}, {"taobao_query", CodeRateLimited, true}, {"taobao_query", 200, false}}
+	want := []obs{{"taobao_query", 502, true}, {"taobao_query", platform.Default().Code(platform.ClassRateLimited), true}, {"taobao_query", 200, false}}
 	mu.Lock()
 	defer mu.Unlock()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -996,10 +997,10 @@ func TestErrorTypes(t *testing.T) {
 		unknown   bool
 	}{
 		{&APIError{Endpoint: "E", Code: 4013, NotApplied: true}, false, false},
-		{&APIError{Endpoint: "E", Code: CodeRateLimited, Retryable: true, NotApplied: true}, true, false},
+		{&APIError{Endpoint: "E", Code: platform.Default().Code(platform.ClassRateLimited), Retryable: true, NotApplied: true}, true, false},
 		{&APIError{Endpoint: "E", Code: 4999}, false, true}, // a code not known to prove anything
 		{fmt.Errorf("rate limiter: %w", context.Canceled), false, false},
-		{&APIError{Endpoint: "E", Code: CodeInternal, Retryable: true}, true, true},
+		{&APIError{Endpoint: "E", Code: platform.Default().Code(platform.ClassInternal), Retryable: true}, true, true},
 		{&HTTPError{Endpoint: "E", StatusCode: 503}, true, true},
 		{&HTTPError{Endpoint: "E", StatusCode: 429}, true, false},
 		{&HTTPError{Endpoint: "E", StatusCode: 403}, false, false},

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/refundhub/refundhub/internal/excerpt"
 )
 
 // The platform's documentation declares several fields with drifting types
@@ -72,7 +74,7 @@ func (f *FlexInt64) UnmarshalJSON(b []byte) error {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return fmt.Errorf("flexible integer %q: %w", truncate(s, 40), err)
+		return fmt.Errorf("flexible integer %q: %w", excerpt.Of(s, 40), err)
 	}
 	*f = FlexInt64(n)
 	return nil
@@ -114,10 +116,10 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > 1e15 {
-		return fmt.Errorf("amount %q: not a finite number", truncate(s, 40))
+		return fmt.Errorf("amount %q: not a finite number", excerpt.Of(s, 40))
 	}
 	if v != math.Trunc(v) {
-		return fmt.Errorf("amount %q: has a fraction of the minor unit (fen); refusing to round", truncate(s, 40))
+		return fmt.Errorf("amount %q: has a fraction of the minor unit (fen); refusing to round", excerpt.Of(s, 40))
 	}
 	*a = Amount(v)
 	return nil
@@ -138,11 +140,4 @@ func (f *FlexInt) UnmarshalJSON(b []byte) error {
 	}
 	*f = FlexInt(n)
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -2,8 +2,9 @@ package apiclient
 
 import (
 	"encoding/json"
-	"github.com/refundhub/refundhub/internal/platform"
 	"testing"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // FuzzDecodeEnvelope feeds arbitrary bodies through the envelope and data

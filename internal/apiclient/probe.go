@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -103,7 +104,7 @@ func (c *Client) Probe(ctx context.Context, req ProbeRequest) ProbeResult {
 	data, err := c.decodeProbeData(req.Endpoint, res.Envelope.Data)
 	if err != nil {
 		res.Err = &DecodeError{Endpoint: r.endpoint, HTTPStatus: res.HTTPStatus, RequestID: res.Envelope.RequestID,
-			Body: snippet(res.Envelope.Data), Err: fmt.Errorf("data: %w", err)}
+			Body: excerpt.Bytes(res.Envelope.Data, maxErrorBodyBytes), Err: fmt.Errorf("data: %w", err)}
 		return res
 	}
 	res.Data = data
@@ -210,7 +211,7 @@ func (c *Client) exchange(ctx context.Context, r request, res *ProbeResult) {
 			DevelopID: string(env.DevelopID), Msg: string(env.Msg), Data: env.Data}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		he := &HTTPError{Endpoint: r.endpoint, StatusCode: resp.StatusCode, Body: snippet(res.Body)}
+		he := &HTTPError{Endpoint: r.endpoint, StatusCode: resp.StatusCode, Body: excerpt.Bytes(res.Body, maxErrorBodyBytes)}
 		if res.Envelope != nil {
 			he.Code, he.Msg, he.RequestID = res.Envelope.Code, res.Envelope.Msg, res.Envelope.RequestID
 			he.Class = c.profile.Class(he.Code)
@@ -220,7 +221,7 @@ func (c *Client) exchange(ctx context.Context, r request, res *ProbeResult) {
 		return
 	}
 	if envErr != nil {
-		res.Err = &DecodeError{Endpoint: r.endpoint, HTTPStatus: resp.StatusCode, Body: snippet(res.Body), Err: envErr}
+		res.Err = &DecodeError{Endpoint: r.endpoint, HTTPStatus: resp.StatusCode, Body: excerpt.Bytes(res.Body, maxErrorBodyBytes), Err: envErr}
 		return
 	}
 	if code := res.Envelope.Code; code != c.profile.Envelope.SuccessCode {

@@ -137,10 +137,11 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 		t.Fatalf("TaobaoRender: %v", err)
 	}
 	tpl := render.Data.RefundOrderTemplate
-	// saleFlag is documented on the v2 render only; the default path is the /open/ one.
+	// saleFlag is the v2 render's (DOC-TB-RENDER-V2); the /open render of the
+	// default profile has none (SEED-004).
 	if render.RequestID == "" || render.DevelopID == "" || render.Data.SaleFlag != nil ||
 		tpl.MaxRefundFee.MaxRefundFee <= 0 || len(tpl.RefundReasons) == 0 {
-		t.Fatalf("TaobaoRender = %+v; want ids, no saleFlag (v2 only), a fee bound and reasons", render)
+		t.Fatalf("TaobaoRender = %+v; want ids, no saleFlag (the /open render), a fee bound and reasons", render)
 	}
 	reason := -1
 	for _, r := range tpl.RefundReasons {
@@ -167,7 +168,7 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 	// A second submit on the same sub-order is a duplicate: a verdict, not unknown.
 	_, err = c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: sub, RefundType: platform.Default().Taobao.RefundType.ReturnAndRefund,
 		GoodsStatus: platform.Default().Taobao.GoodsStatus.Received, ReasonID: reason, RefundFee: maxFee})
-	if ae := wantAPICode(t, "duplicate TaobaoSubmit", err, apiclient.CodeDuplicateRefund); errors.Is(ae, apiclient.ErrRetryable) || apiclient.OutcomeUnknown(err) {
+	if ae := wantAPICode(t, "duplicate TaobaoSubmit", err, platform.Default().Code(platform.ClassDuplicateRefund)); errors.Is(ae, apiclient.ErrRetryable) || apiclient.OutcomeUnknown(err) {
 		t.Errorf("duplicate submit: retryable or unknown outcome: %v", err)
 	}
 
@@ -248,7 +249,7 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 	}
 	// Cancel is no longer allowed once the goods are on their way back.
 	_, err = c.TaobaoCancel(ctx, refundID)
-	wantAPICode(t, "TaobaoCancel after return", err, apiclient.CodeIllegalState)
+	wantAPICode(t, "TaobaoCancel after return", err, platform.Default().Code(platform.ClassIllegalState))
 
 	// T5 cancel on another refund (refund only, not shipped).
 	const sub2 = "1034499579120189840"
@@ -268,8 +269,8 @@ func TestSandboxTaobaoFlow(t *testing.T) {
 		st.ReturnLogisticsSubmissions[refundID] != 1 || st.AuthFailures != 0 {
 		t.Errorf("sandbox stats = %+v", st)
 	}
-	for _, ep := range []string{"TaobaoList", "TaobaoRender", "TaobaoReturnLogisticsRender", "TaobaoReturnLogisticsSubmit",
-		"TaobaoCancel", "TaobaoSubmitMessage", "TaobaoSubmit", "TaobaoListMessages", "TaobaoModify", "TaobaoQuery"} {
+	for _, ep := range []string{"taobao_list", "taobao_render", "taobao_return_logistics_render", "taobao_return_logistics_submit",
+		"taobao_cancel", "taobao_submit_message", "taobao_submit", "taobao_list_messages", "taobao_modify", "taobao_query"} {
 		if st.APICalls[ep] == 0 {
 			t.Errorf("endpoint %s never reached the sandbox", ep)
 		}
@@ -348,17 +349,17 @@ func TestSandboxAlibabaFlow(t *testing.T) {
 	// A second goods return is a nested business failure (data.success false).
 	_, err = c.AlibabaGoodsReturn(ctx, apiclient.GoodsReturnRequest{RefundID: refundID,
 		LogisticsCompanyNo: companies.Data[0].CompanyNo, FreightBill: "YT9876543211"})
-	ae := wantAPICode(t, "second AlibabaGoodsReturn", err, apiclient.CodeSuccess)
-	if !ae.Nested() || ae.NestedCode != fmt.Sprint(apiclient.CodeIllegalState) || ae.NestedMsg == "" || apiclient.OutcomeUnknown(err) {
-		t.Errorf("nested error = %+v; want NestedCode %d with a message, known outcome", ae, apiclient.CodeIllegalState)
+	ae := wantAPICode(t, "second AlibabaGoodsReturn", err, platform.Default().Envelope.SuccessCode)
+	if !ae.Nested() || ae.NestedCode != fmt.Sprint(platform.Default().Code(platform.ClassIllegalState)) || ae.NestedMsg == "" || apiclient.OutcomeUnknown(err) {
+		t.Errorf("nested error = %+v; want NestedCode %d with a message, known outcome", ae, platform.Default().Code(platform.ClassIllegalState))
 	}
 
 	st := sb.Stats()
 	if st.RefundSubmissions[fmt.Sprint("1688:", orderID)] != 1 || st.ReturnLogisticsSubmissions[refundID] != 2 {
 		t.Errorf("sandbox stats = %+v", st)
 	}
-	for _, ep := range []string{"AlibabaRefundInfo", "AlibabaRefundReasons", "AlibabaUploadVoucher", "AlibabaCreateRefund",
-		"AlibabaGoodsReturn", "AlibabaLogisticsCompanies"} {
+	for _, ep := range []string{"alibaba_refund_info", "alibaba_refund_reasons", "alibaba_upload_voucher", "alibaba_create_refund",
+		"alibaba_goods_return", "alibaba_logistics_companies"} {
 		if st.APICalls[ep] == 0 {
 			t.Errorf("endpoint %s never reached the sandbox", ep)
 		}
@@ -374,14 +375,14 @@ func TestSandboxSignatureFailures(t *testing.T) {
 		mod  func(*apiclient.Config)
 		code int
 	}{
-		{"wrong secret", func(c *apiclient.Config) { c.AccessSecret = "not-the-secret-XYZ" }, apiclient.CodeBadSignature},
-		{"unknown key", func(c *apiclient.Config) { c.AccessKey = "nobody" }, apiclient.CodeUnknownAccessKey},
+		{"wrong secret", func(c *apiclient.Config) { c.AccessSecret = "not-the-secret-XYZ" }, platform.Default().Code(platform.ClassAuthBadSignature)},
+		{"unknown key", func(c *apiclient.Config) { c.AccessKey = "nobody" }, platform.Default().Code(platform.ClassAuthUnknownKey)},
 		{"expired timestamp", func(c *apiclient.Config) {
 			c.Now = func() time.Time { return time.Now().Add(-20 * time.Minute) }
-		}, apiclient.CodeExpiredTimestamp},
+		}, platform.Default().Code(platform.ClassAuthExpiredTimestamp)},
 		{"future timestamp", func(c *apiclient.Config) {
 			c.Now = func() time.Time { return time.Now().Add(20 * time.Minute) }
-		}, apiclient.CodeExpiredTimestamp},
+		}, platform.Default().Code(platform.ClassAuthExpiredTimestamp)},
 	}
 	var out strings.Builder
 	for _, tt := range tests {
@@ -408,17 +409,17 @@ func TestSandboxRetryRenderNotSubmit(t *testing.T) {
 	c := newClient(t, srv, nil)
 	ctx := context.Background()
 
-	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoRender", Kind: sandbox.ErrHTTP500, Count: 2}}})
+	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_render", Kind: sandbox.ErrHTTP500, Count: 2}}})
 	render, err := c.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: "2000000000000000001",
 		RefundType: platform.Default().Taobao.RefundType.RefundOnly, GoodsStatus: platform.Default().Taobao.GoodsStatus.NotShipped})
 	if err != nil {
 		t.Fatalf("TaobaoRender with 2 injected 500s: %v", err)
 	}
-	if got := sb.Stats().APICalls["TaobaoRender"]; got != 3 || render.Attempts != 3 {
+	if got := sb.Stats().APICalls["taobao_render"]; got != 3 || render.Attempts != 3 {
 		t.Errorf("APICalls[TaobaoRender] = %d, Attempts = %d; want 3, 3", got, render.Attempts)
 	}
 
-	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrHTTP500, Count: 1}}})
+	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP500, Count: 1}}})
 	_, err = c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: "2000000000000000001",
 		RefundType: platform.Default().Taobao.RefundType.RefundOnly, GoodsStatus: platform.Default().Taobao.GoodsStatus.NotShipped, ReasonID: 1001, RefundFee: 100})
 	var he *apiclient.HTTPError
@@ -428,7 +429,7 @@ func TestSandboxRetryRenderNotSubmit(t *testing.T) {
 	if !errors.Is(err, apiclient.ErrRetryable) || !apiclient.OutcomeUnknown(err) {
 		t.Errorf("retryable = %v, OutcomeUnknown = %v; want true, true", errors.Is(err, apiclient.ErrRetryable), apiclient.OutcomeUnknown(err))
 	}
-	if got := sb.Stats().APICalls["TaobaoSubmit"]; got != 1 {
+	if got := sb.Stats().APICalls["taobao_submit"]; got != 1 {
 		t.Errorf("APICalls[TaobaoSubmit] = %d; want 1 (never retried by the client)", got)
 	}
 }
@@ -452,8 +453,8 @@ func TestSandboxFaultKinds(t *testing.T) {
 		OrderID: "7000000000000000001", SubOrders: []sandbox.SubOrder{{SubOrderID: "7000000000000000002", Amount: 3000}}}, &order)
 
 	sb.SetFaults(sandbox.Faults{TimeoutAfter: hang, ForceErrors: []sandbox.ForcedError{
-		{Endpoint: "TaobaoRender", Kind: sandbox.ErrTimeout, Count: 1},
-		{Endpoint: "TaobaoRender", Kind: sandbox.ErrRateLimit, Count: 1},
+		{Endpoint: "taobao_render", Kind: sandbox.ErrTimeout, Count: 1},
+		{Endpoint: "taobao_render", Kind: sandbox.ErrRateLimit, Count: 1},
 	}})
 	render, err := fast.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: "7000000000000000002",
 		RefundType: platform.Default().Taobao.RefundType.RefundOnly, GoodsStatus: platform.Default().Taobao.GoodsStatus.NotShipped})
@@ -461,7 +462,7 @@ func TestSandboxFaultKinds(t *testing.T) {
 		t.Fatalf("TaobaoRender after timeout + rate limit = %+v, %v; want success on attempt 3, max fee 3000", render, err)
 	}
 
-	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrReset, Count: 1, AfterEffect: true}}})
+	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrReset, Count: 1, AfterEffect: true}}})
 	_, err = c.TaobaoSubmit(ctx, apiclient.SubmitRefundRequest{SubOrderID: "7000000000000000002",
 		RefundType: platform.Default().Taobao.RefundType.RefundOnly, GoodsStatus: platform.Default().Taobao.GoodsStatus.NotShipped, ReasonID: 1001, RefundFee: 3000})
 	var te *apiclient.TransportError
@@ -480,27 +481,27 @@ func TestSandboxFaultKinds(t *testing.T) {
 	// TaobaoCancel is a GET that changes state: a reset after the effect must
 	// not be resent, neither by the client nor by net/http's idempotent replay.
 	lostID := string(list.Data.List[0].RefundOrder.RefundID)
-	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoCancel", Kind: sandbox.ErrReset, Count: 1, AfterEffect: true}}})
+	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_cancel", Kind: sandbox.ErrReset, Count: 1, AfterEffect: true}}})
 	_, err = c.TaobaoCancel(ctx, lostID)
 	if !errors.As(err, &te) || !apiclient.OutcomeUnknown(err) {
 		t.Fatalf("TaobaoCancel with reset after effect: %v; want *TransportError, outcome unknown", err)
 	}
-	if st := sb.Stats(); st.APICalls["TaobaoCancel"] != 1 || st.Cancels[lostID] != 1 {
-		t.Errorf("TaobaoCancel calls = %d, cancels = %d; want 1, 1", st.APICalls["TaobaoCancel"], st.Cancels[lostID])
+	if st := sb.Stats(); st.APICalls["taobao_cancel"] != 1 || st.Cancels[lostID] != 1 {
+		t.Errorf("TaobaoCancel calls = %d, cancels = %d; want 1, 1", st.APICalls["taobao_cancel"], st.Cancels[lostID])
 	}
 	q, err := c.TaobaoQuery(ctx, lostID)
 	if err != nil || q.Data.RefundOrderAggregate.RefundOrder.Phase != platform.PhaseClosed {
 		t.Fatalf("TaobaoQuery after the lost cancel = %+v, %v; want CLOSED", q.Data.RefundOrderAggregate.RefundOrder, err)
 	}
 
-	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "AlibabaCreateRefund", Kind: sandbox.ErrInternal, Count: 1}}})
+	sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "alibaba_create_refund", Kind: sandbox.ErrInternal, Count: 1}}})
 	_, err = c.AlibabaCreateRefund(ctx, apiclient.CreateRefundRequest{OrderID: 8000000000000000001,
 		DisputeRequest: platform.Default().Alibaba.DisputeRequest.Refund, ApplyPayment: 100, ApplyReasonID: 20001, Description: "不想要了",
 		GoodsStatus: platform.Default().Alibaba.GoodsStatus.InSaleWaitSellerSend})
-	ae := wantAPICode(t, "AlibabaCreateRefund with internal error", err, apiclient.CodeInternal)
-	if !errors.Is(ae, apiclient.ErrRetryable) || !apiclient.OutcomeUnknown(err) || sb.Stats().APICalls["AlibabaCreateRefund"] != 1 {
+	ae := wantAPICode(t, "AlibabaCreateRefund with internal error", err, platform.Default().Code(platform.ClassInternal))
+	if !errors.Is(ae, apiclient.ErrRetryable) || !apiclient.OutcomeUnknown(err) || sb.Stats().APICalls["alibaba_create_refund"] != 1 {
 		t.Errorf("internal error on create: retryable=%v unknown=%v calls=%d; want true true 1",
-			errors.Is(ae, apiclient.ErrRetryable), apiclient.OutcomeUnknown(err), sb.Stats().APICalls["AlibabaCreateRefund"])
+			errors.Is(ae, apiclient.ErrRetryable), apiclient.OutcomeUnknown(err), sb.Stats().APICalls["alibaba_create_refund"])
 	}
 }
 

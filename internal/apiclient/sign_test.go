@@ -1,8 +1,9 @@
 package apiclient
 
 import (
-	"github.com/refundhub/refundhub/internal/platform"
 	"testing"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 func TestSignVectors(t *testing.T) {

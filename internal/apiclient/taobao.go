@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -50,7 +51,7 @@ func (c *Client) TaobaoList(ctx context.Context, req ListRefundsRequest) (Result
 	if res.Data, err = decodeListPage(raw.Data, lf); err != nil {
 		return Result[ListRefundsResponse]{RequestID: res.RequestID, DevelopID: res.DevelopID, Attempts: res.Attempts},
 			&DecodeError{Endpoint: string(ep), HTTPStatus: http.StatusOK, RequestID: res.RequestID,
-				Body: snippet(raw.Data), Err: fmt.Errorf("data: %w", err)}
+				Body: excerpt.Bytes(raw.Data, maxErrorBodyBytes), Err: fmt.Errorf("data: %w", err)}
 	}
 	for i := range res.Data.List {
 		c.normalize(&res.Data.List[i].RefundOrder)

@@ -12,45 +12,6 @@ import (
 // names are the documented ones. Where the reference marks a request or response
 // UNKNOWN the shape below is the INFERRED best guess and says so.
 
-// TaobaoRefundType values (reference §6, INFERRED by analogy): 1 refund only, 2 return and refund.
-const (
-	TaobaoRefundOnly      = 1
-	TaobaoReturnAndRefund = 2
-)
-
-// TaobaoGoodsStatus values (reference §6, INFERRED by analogy).
-const (
-	TaobaoGoodsNotShipped  = 1 // 未发货
-	TaobaoGoodsNotReceived = 2 // shipped, not received
-	TaobaoGoodsReceived    = 3 // 已收到货
-)
-
-// TaobaoRefundStatus is a Taobao refundStatus wire name.
-//
-// Deprecated: the wire names are the profile's (taobao.refund_status), and
-// the client reports a refund's meaning as RefundOrder.Phase. These
-// constants remain only for the sandbox until it reads the profile; nothing
-// else may use them.
-type TaobaoRefundStatus string
-
-// Deprecated wire names; see TaobaoRefundStatus.
-const (
-	TaobaoWaitSellerAgree        TaobaoRefundStatus = "WAIT_SELLER_AGREE"
-	TaobaoWaitBuyerReturnGoods   TaobaoRefundStatus = "WAIT_BUYER_RETURN_GOODS"
-	TaobaoWaitSellerConfirmGoods TaobaoRefundStatus = "WAIT_SELLER_CONFIRM_GOODS"
-	TaobaoSellerRefuseBuyer      TaobaoRefundStatus = "SELLER_REFUSE_BUYER"
-	TaobaoRefundClosed           TaobaoRefundStatus = "CLOSED"
-	TaobaoRefundSuccess          TaobaoRefundStatus = "SUCCESS"
-)
-
-// DefaultTaobaoStatusCodes is the sandbox's numeric map.
-//
-// Deprecated: see TaobaoRefundStatus.
-func DefaultTaobaoStatusCodes() map[int]TaobaoRefundStatus {
-	return map[int]TaobaoRefundStatus{0: TaobaoWaitSellerAgree, 1: TaobaoWaitBuyerReturnGoods,
-		2: TaobaoWaitSellerConfirmGoods, 3: TaobaoSellerRefuseBuyer, 4: TaobaoRefundClosed, 5: TaobaoRefundSuccess}
-}
-
 // RefundOrder is the refund part of a reverse order (reference §4.2).
 // RefundStatus keeps the raw form (string or number); the client maps it
 // through the profile into Phase.

@@ -87,56 +87,6 @@ func (s *Store) ReleaseLease(ctx context.Context, caseID int64, owner string) er
 	return nil
 }
 
-// RefundOwners returns, for each given refund id, the id of the case that
-// recorded it (ids no case recorded are absent).
-func (s *Store) RefundOwners(ctx context.Context, platform string, refundIDs []string) (map[string]int64, error) {
-	out := make(map[string]int64, len(refundIDs))
-	for _, id := range refundIDs {
-		if id == "" {
-			continue
-		}
-		c, err := caseByRefundID(ctx, s.r, platform, id)
-		switch {
-		case err == nil:
-			out[id] = c.ID
-		case errors.Is(err, ErrNotFound):
-		default:
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// LatestCase returns the newest case, finished or not, of a 1688 order
-// (subOrderID "") or of a Taobao sub-order (orderID ignored), or ErrNotFound.
-// A command for a case that just finished finds it here and is refused as
-// such rather than treated as naming an unknown case.
-func (s *Store) LatestCase(ctx context.Context, platform, orderID, subOrderID string) (Case, error) {
-	var r caseRow
-	var err error
-	if subOrderID != "" {
-		err = s.r.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases WHERE platform = ? AND sub_order_id = ?
-			ORDER BY id DESC LIMIT 1`, platform, subOrderID)
-	} else {
-		err = s.r.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases WHERE platform = ? AND order_id = ?
-			ORDER BY id DESC LIMIT 1`, platform, orderID)
-	}
-	if err != nil {
-		return Case{}, fmt.Errorf("latest case for %s %s/%s: %w", platform, orderID, subOrderID, notFound(err))
-	}
-	return r.toCase(), nil
-}
-
-// CaseOpenedBy returns the case the given command opened, or ErrNotFound.
-func (s *Store) CaseOpenedBy(ctx context.Context, commandID string) (Case, error) {
-	var r caseRow
-	err := s.r.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases WHERE opened_by = ? AND opened_by <> ''`, commandID)
-	if err != nil {
-		return Case{}, fmt.Errorf("case opened by %q: %w", commandID, notFound(err))
-	}
-	return r.toCase(), nil
-}
-
 // TakeLease is ClaimLease inside an open transaction: the worker takes the
 // lease in the same transaction as the decision it commits, so a decision is
 // only ever committed by the process that holds the case.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/refundhub/refundhub"
 )
 
 // Only the worker migrates (Open). Tools that share the worker's file, such
@@ -59,7 +61,7 @@ func (e *SchemaError) Unwrap() error { return ErrSchemaOlder }
 
 // BuildSchemaVersion is the newest migration in this build's schema.sql: the
 // version a database must have for this build to read or write it.
-func BuildSchemaVersion() int { return len(parseMigrations(schemaSQL)) }
+func BuildSchemaVersion() int { return len(parseMigrations(refundhub.Schema)) }
 
 // OpenAtVersion is Open applying migrations only up to version: the file as
 // a build whose schema ended there left it. Tests of upgrades, and of

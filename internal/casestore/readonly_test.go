@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/refundhub/refundhub"
 )
 
 // fileSum is the SHA-256 of the database file: equal before and after means
@@ -117,7 +119,7 @@ func TestOpenNewerFile(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	newer := append(parseMigrations(schemaSQL), migration{version: build + 1, name: "a newer build",
+	newer := append(parseMigrations(refundhub.Schema), migration{version: build + 1, name: "a newer build",
 		sql: `ALTER TABLE cases ADD COLUMN from_the_future TEXT NOT NULL DEFAULT '';`})
 	if err := s.migrate(ctx, newer, 0); err != nil {
 		t.Fatalf("newer migration: %v", err)

@@ -16,7 +16,6 @@ package casestore
 import (
 	"context"
 	"database/sql"
-	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,14 +30,12 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/refundhub/refundhub"
 )
 
-//go:embed schema.sql
-var schemaSQL string
-
-// Schema returns the embedded schema text (identical to schema.sql at the
-// repository root).
-func Schema() string { return schemaSQL }
+// Schema returns the schema text: schema.sql at the repository root.
+func Schema() string { return refundhub.Schema }
 
 // Sentinel errors. Callers test them with errors.Is.
 var (
@@ -56,9 +53,10 @@ var (
 	ErrCheckpointBusy = errors.New("casestore: checkpoint blocked")
 )
 
-// TerminalStates are the case states after which a case is closed for good.
-// The partial unique index cases_one_open in schema.sql names the same states;
-// a test keeps both and refundflow in step.
+// terminalStates are the case states after which a case is closed for good.
+// This is their one definition in Go (refundflow's State.Terminal reads it);
+// SQL cannot refer to it, so the newest migration's open-case indexes spell
+// the same states out, and TestOpenCaseIndexesNameTheTerminalStates pins them.
 var terminalStates = []string{"succeeded", "closed", "cancelled"}
 
 // TerminalStates returns the states the schema treats as finished.
@@ -146,7 +144,7 @@ func open(ctx context.Context, path string, logger *slog.Logger, upTo int) (*Sto
 	}
 	s := newStore(w, nil, logger)
 	go s.committer()
-	if err := s.migrate(ctx, parseMigrations(schemaSQL), upTo); err != nil {
+	if err := s.migrate(ctx, parseMigrations(refundhub.Schema), upTo); err != nil {
 		s.stop()
 		_ = w.Close()
 		return nil, err
@@ -495,4 +493,19 @@ func notFound(err error) error {
 		return ErrNotFound
 	}
 	return err
+}
+
+// Checkpoint copies the WAL into the database file and truncates it
+// (PRAGMA wal_checkpoint(TRUNCATE)). SQLite checkpoints on its own as the WAL
+// grows; call this now and then from one process so that readers holding old
+// snapshots cannot let the WAL grow without bound.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	var busy, logFrames, checkpointed int
+	if err := s.w.QueryRowxContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("checkpoint: %w", ErrCheckpointBusy)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/delay"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
@@ -204,11 +205,7 @@ func (w *Worker) nak(d delivery, after time.Duration) {
 
 // backoff is the NakWithDelay before delivery n+1: base·2^(n-1), capped.
 func (w *Worker) backoff(n uint64) time.Duration {
-	d := w.cfg.RetryBase
-	for i := uint64(1); i < n && d < w.cfg.RetryMax; i++ {
-		d *= 2
-	}
-	return min(d, w.cfg.RetryMax)
+	return delay.Doubling(w.cfg.RetryBase, w.cfg.RetryMax, int(min(n, 64))-1)
 }
 
 // inProgress tells JetStream the message is still being worked on, every

@@ -10,6 +10,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/excerpt"
 )
 
 // deadMessage is what a dead letter keeps of a message: from the stream,
@@ -51,7 +52,7 @@ func (w *Worker) deadLetterMsg(ctx context.Context, m jetstream.Msg, d deadMessa
 func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.DeadReason, cause error) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	errText := clipText(cause.Error(), 500)
+	errText := excerpt.Of(cause.Error(), 500)
 	err := w.store.Update(dctx, func(tx *casestore.Tx) error {
 		if _, _, err := tx.InsertDeadLetter(dctx, casestore.DeadLetter{MsgID: d.msgID, Subject: d.subject, Headers: d.headers,
 			Payload: d.payload, Reason: string(reason), Error: errText, Deliveries: int(d.deliveries)}); err != nil {
@@ -94,11 +95,4 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 	w.metrics.messages.WithLabelValues(d.source, "dead_letter").Inc()
 	w.log.Warn("dead letter", "source", d.source, "msg", d.msgID, "reason", reason, "err", errText)
 	return nil
-}
-
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -108,7 +109,7 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		case errors.Is(err, refundflow.ErrNoCase):
 			dlErr = w.deadLetter(ctx, dm, events.DeadUnknownCase, err)
 		default:
-			d.NotBefore, d.Attempts, d.Reason = time.Now().Add(w.backoff(uint64(d.Attempts)+1)), 1, clipText(err.Error(), 200)
+			d.NotBefore, d.Attempts, d.Reason = time.Now().Add(w.backoff(uint64(d.Attempts)+1)), 1, excerpt.Of(err.Error(), 200)
 			if uerr := w.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error { return tx.Defer(ctx, d) }); uerr != nil {
 				w.log.Warn("deferred input: keep for later", "case", id, "msg", d.MsgID, "err", uerr)
 			}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -33,8 +34,8 @@ func (r *run) inspect(e platform.Endpoint, res apiclient.ProbeResult, out outcom
 			r.change("envelope.success_msg", env.Msg, fmt.Sprintf("successful answers say %q", env.Msg))
 		}
 	case outLooksSuccess:
-		r.contradict("envelope.success_code", fmt.Sprintf("%s answered code %d %q with data, a code no class lists", e, env.Code, clip(env.Msg, 40)))
-		r.decide("envelope.success_code", fmt.Sprintf("%s answered code %d %q with data: if that is success, set it (every call fails until it is)", e, env.Code, clip(env.Msg, 40)),
+		r.contradict("envelope.success_code", fmt.Sprintf("%s answered code %d %q with data, a code no class lists", e, env.Code, excerpt.Of(env.Msg, 40)))
+		r.decide("envelope.success_code", fmt.Sprintf("%s answered code %d %q with data: if that is success, set it (every call fails until it is)", e, env.Code, excerpt.Of(env.Msg, 40)),
 			fmt.Sprintf("envelope.success_code = %d", env.Code))
 	default:
 		return
@@ -44,10 +45,10 @@ func (r *run) inspect(e platform.Endpoint, res apiclient.ProbeResult, out outcom
 	case res.Err == nil:
 		r.confirm(decodeKey(e), "decoded")
 	case errors.As(res.Err, &de):
-		r.contradict(decodeKey(e), clip(de.Err.Error(), 160))
+		r.contradict(decodeKey(e), excerpt.Of(de.Err.Error(), 160))
 		if !strings.Contains(de.Err.Error(), "fraction") { // a fraction is the amount unit's, which the patch sets
 			r.decide(decodeKey(e), fmt.Sprintf("the client's %s cannot hold %s's answer (%s): this needs a code change, not a profile change",
-				apiclient.ResponseType(e), e, clip(de.Err.Error(), 160)), "")
+				apiclient.ResponseType(e), e, excerpt.Of(de.Err.Error(), 160)), "")
 		}
 	}
 	v := &visitor{r: r, e: e, taobao: strings.HasPrefix(string(e), "taobao_")}
@@ -95,7 +96,7 @@ func (r *run) wireTypes(body []byte) {
 		if s, _ := scalar(top["code"]); isDigits(strings.TrimPrefix(s, "-")) {
 			r.confirm("wire.code", "numeric string (read as a number)")
 		} else {
-			r.contradict("wire.code", "string "+clip(string(top["code"]), 20))
+			r.contradict("wire.code", "string "+excerpt.Of(string(top["code"]), 20))
 		}
 	default:
 		r.contradict("wire.code", t)
@@ -258,7 +259,7 @@ func (r *run) unknownField(e platform.Endpoint, path string, raw json.RawMessage
 			return
 		}
 	}
-	r.rep.UnknownFields = append(r.rep.UnknownFields, UnknownField{Endpoint: string(e), Field: path, Example: clip(string(bytes.TrimSpace(raw)), 60)})
+	r.rep.UnknownFields = append(r.rep.UnknownFields, UnknownField{Endpoint: string(e), Field: path, Example: excerpt.Of(string(bytes.TrimSpace(raw)), 60)})
 }
 
 // layoutCandidates are the time layouts doctor tries on a time the
@@ -407,7 +408,7 @@ func (r *run) inspectList(v *visitor, data json.RawMessage) {
 	totalKey := l.TotalField
 	if raw, ok := obj[l.TotalField]; ok && jsonType(raw) != "null" {
 		if isNumber(raw) {
-			r.confirm("taobao.list.total_field", fmt.Sprintf("%q = %s", l.TotalField, clip(string(raw), 20)))
+			r.confirm("taobao.list.total_field", fmt.Sprintf("%q = %s", l.TotalField, excerpt.Of(string(raw), 20)))
 		} else {
 			r.contradict("taobao.list.total_field", fmt.Sprintf("%q is a JSON %s", l.TotalField, jsonType(raw)))
 			r.decide("taobao.list.total_field", fmt.Sprintf("the list's %q is not a number: the client needs a code change", l.TotalField), "")
@@ -435,7 +436,7 @@ func (r *run) inspectList(v *visitor, data json.RawMessage) {
 				strings.Join(sortedKeys(obj), ", ")))
 		case 1:
 			totalKey = numbers[0]
-			r.contradict("taobao.list.total_field", fmt.Sprintf("no %q; %q = %s", l.TotalField, totalKey, clip(string(obj[totalKey]), 20)))
+			r.contradict("taobao.list.total_field", fmt.Sprintf("no %q; %q = %s", l.TotalField, totalKey, excerpt.Of(string(obj[totalKey]), 20)))
 			r.change("taobao.list.total_field", totalKey, fmt.Sprintf("the list's count is %q", totalKey))
 		default:
 			totalKey = ""
@@ -449,7 +450,7 @@ func (r *run) inspectList(v *visitor, data json.RawMessage) {
 	// worker learns the page size the platform honours from full pages.
 	for _, f := range []struct{ key, name string }{{"taobao.list.page_no_field", l.PageNoField}, {"taobao.list.page_size_field", l.PageSizeField}} {
 		if raw, ok := obj[f.name]; ok && isNumber(raw) {
-			r.confirm(f.key, fmt.Sprintf("%q = %s in the answer", f.name, clip(string(raw), 20)))
+			r.confirm(f.key, fmt.Sprintf("%q = %s in the answer", f.name, excerpt.Of(string(raw), 20)))
 		} else {
 			r.unobservable(f.key, fmt.Sprintf("the answer does not echo %q (keys: %s); nothing depends on it", f.name, strings.Join(sortedKeys(obj), ", ")))
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -398,10 +399,10 @@ func (r *run) record(e platform.Endpoint, purpose string, res apiclient.ProbeRes
 	}
 	if res.Envelope != nil {
 		code := res.Envelope.Code
-		c.Code, c.Msg, c.RequestID = &code, clip(res.Envelope.Msg, 120), res.Envelope.RequestID
+		c.Code, c.Msg, c.RequestID = &code, excerpt.Of(res.Envelope.Msg, 120), res.Envelope.RequestID
 	}
 	if out == outNetwork || out == outRefused {
-		c.Msg = clip(errText(res.Err), 200)
+		c.Msg = excerpt.Of(errText(res.Err), 200)
 	}
 	if res.HTTPStatus != 0 {
 		r.answered = true
@@ -643,7 +644,7 @@ func codeMsg(res apiclient.ProbeResult) string {
 	if res.Envelope.Msg == "" {
 		return fmt.Sprintf("code %d", res.Envelope.Code)
 	}
-	return fmt.Sprintf("code %d %q", res.Envelope.Code, clip(res.Envelope.Msg, 80))
+	return fmt.Sprintf("code %d %q", res.Envelope.Code, excerpt.Of(res.Envelope.Msg, 80))
 }
 
 func envCode(res apiclient.ProbeResult) string {
@@ -658,14 +659,6 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-func clip(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }
 
 func quoteAll(ss []string) string {

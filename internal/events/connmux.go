@@ -18,17 +18,16 @@ import (
 // Why: nats.go buffers a publish and wakes its flusher goroutine, which the
 // Go scheduler runs next on the same processor, that is as soon as the
 // publishing goroutine parks to wait for its reply. With RequestMsg every
-// publish therefore became its own write(2) (0.99 per request under the
-// receiverbench load, counted with perf on sys_enter_write), and the
-// server's read loop woke up for each: the largest kernel cost the receiver
-// added to a request.
+// publish therefore became its own write(2), and the server's read loop
+// woke up for each: the largest kernel cost the receiver added to a request
+// (docs/benchmarks.md, Receiver, has the counts).
 //
 // How: the first request to arrive while no send is in progress becomes the
 // sender. It yields its processor once (runtime.Gosched), so that goroutines
 // already runnable (other callbacks on their way to Publish) queue their
 // messages behind it; then it publishes everything queued back to back and
 // only then parks to wait for its own reply, at which point the flusher
-// writes the whole batch in one call (0.26 writes per request). A request
+// writes the whole batch in one call. A request
 // that finds a sender at work only queues its message. Nothing waits on a
 // timer to gather a batch: the yield lets only work that is already
 // runnable go first.
@@ -38,8 +37,8 @@ import (
 // goroutine that runs while any request is in flight and, every sweepTick,
 // fails those whose deadline has passed: a wait lasts its timeout and up to
 // one tick more (as with a timer, the full wait and never less), and a
-// publisher waits on one channel instead of a channel and a timer (the
-// runtime's timer heap work was about 1 µs per request).
+// publisher waits on one channel instead of a channel and a timer (a timer
+// per request cost the runtime's timer heap work on every publish).
 //
 // What it buys is measured end to end by cmd/receiverbench, the receiver
 // against a bare-publish baseline (docs/benchmarks.md, Receiver): drop it
@@ -154,7 +153,7 @@ func (c *connMux) enqueue(r *muxRequest) {
 	// first, so that they share this batch's write; but only under load
 	// (other requests in flight): Gosched wakes an idle processor, and
 	// with a lone request that cost more than the write it could save
-	// (receiverbench -conns 1: 13% more CPU per request).
+	// (docs/benchmarks.md, Receiver).
 	if c.live.Load() > 1 {
 		runtime.Gosched()
 	}

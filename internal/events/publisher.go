@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/delay"
 )
 
 // ConnectOptions returns the nats.go options every long-running publisher
@@ -34,14 +35,7 @@ func ConnectOptions(name string) []nats.Option {
 // ReconnectDelay is the backoff between reconnect rounds: 100ms doubling up
 // to 5s, plus up to 25% random jitter so that many receivers do not reconnect in step.
 func ReconnectDelay(attempts int) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 1; i < attempts && d < 5*time.Second; i++ {
-		d *= 2
-	}
-	if d > 5*time.Second {
-		d = 5 * time.Second
-	}
-	return d + rand.N(d/4+1)
+	return delay.Jittered(delay.Doubling(100*time.Millisecond, 5*time.Second, attempts-1), 0.25)
 }
 
 // Errors returned by Publisher.Publish; both mean "not stored, tell the
@@ -69,13 +63,9 @@ type Ack struct {
 // default. Each connection has its own client flusher and reader and its own
 // read loop in the server (all of them feed the one goroutine per stream
 // that stores messages), so two connections let that I/O work run on both
-// cores of a small machine. In six paired runs of cmd/receiverbench on the
-// 2-core development machine, two connections gave 4% more throughput than
-// one on average (−2% to +9%) at about the same CPU per request; three or
-// four cost 3–11% more CPU per request than two (more, smaller socket reads
-// and writes) and gave less throughput. Those runs predate the combined
-// sends of connMux; with them, two connections still did better than one
-// (throughput 1.00–1.06x the baseline in three runs, against 0.97–1.00x).
+// cores of a small machine; more connections mean more, smaller socket reads
+// and writes. docs/benchmarks.md (Receiver, publish connections) has the
+// runs that chose two.
 const DefaultPublishConns = 2
 
 // Publisher publishes messages to JetStream synchronously, each with a

@@ -159,6 +159,36 @@ func TestBadProfileNamesTheKey(t *testing.T) {
 	}
 }
 
+// TestOverrideRemovesACallbackType: tables merge, so a wrong built-in type
+// name is removed by mapping it to "".
+func TestOverrideRemovesACallbackType(t *testing.T) {
+	p, err := Parse([]byte("[callbacks.taobao]\ntypes = { ORDER_CREATE = \"\", TB_TRADE = \"order_status\" }\n"), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.CallbackKind(true, "ORDER_CREATE"); ok {
+		t.Error("ORDER_CREATE is still a Taobao type")
+	}
+	if k, ok := p.CallbackKind(true, "TB_TRADE"); !ok || k != KindOrderStatus {
+		t.Error("TB_TRADE is not known")
+	}
+	if _, ok := p.Callbacks.Taobao.Types["ORDER_CREATE"]; ok {
+		t.Error("the removed name is still in the table")
+	}
+	if _, ok := p.CallbackKind(false, "ORDER_CREATE"); !ok {
+		t.Error("removing a Taobao name removed the 1688 one")
+	}
+	var all strings.Builder
+	all.WriteString("[callbacks.alibaba]\ntypes = { ")
+	for name := range Default().Callbacks.Alibaba.Types {
+		all.WriteString(name + " = \"\", ")
+	}
+	all.WriteString("}\n")
+	if _, err := Parse([]byte(strings.Replace(all.String(), ", }", " }", 1)), "x"); err == nil || !strings.Contains(err.Error(), "callbacks.alibaba.types: no message type left") {
+		t.Errorf("removing every type: %v; want an error", err)
+	}
+}
+
 func TestLoadReadsTheNamedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "profile.toml")
 	if err := os.WriteFile(path, []byte("[amounts]\ntaobao = \"yuan\"\n"), 0o600); err != nil {

@@ -334,11 +334,13 @@ func (p *Profile) validateCallbacks() error {
 		c   *PlatformCallbacks
 	}{{"callbacks.taobao", &p.Callbacks.Taobao}, {"callbacks.alibaba", &p.Callbacks.Alibaba}}
 	for i, cb := range cbs {
-		if len(cb.c.Types) == 0 {
-			return keyErr(cb.key+".types", "missing")
-		}
+
 		p.typeKinds[i] = map[string]Kind{}
 		for name, kind := range cb.c.Types {
+			if kind == "" { // an override removes a built-in name this way
+				delete(cb.c.Types, name)
+				continue
+			}
 			if !slices.Contains(Kinds(), kind) {
 				return keyErr(cb.key+".types."+name, "%q is not a kind (order_status, price_modify, refund)", kind)
 			}
@@ -346,6 +348,9 @@ func (p *Profile) validateCallbacks() error {
 				return keyErr(cb.key+".types", "%q: want 1-%d letters, digits, '_' or '-'", name, MaxMessageTypeLen)
 			}
 			p.typeKinds[i][name] = kind
+		}
+		if len(cb.c.Types) == 0 {
+			return keyErr(cb.key+".types", "no message type left: the platform's pushes would all be parked")
 		}
 		p.knownFields[i] = map[Kind]map[string]bool{}
 		for kind, fields := range cb.c.Fields {

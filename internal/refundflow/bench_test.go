@@ -64,7 +64,8 @@ func newBench(t *testing.T, latency time.Duration) *benchEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); wg.Wait(); srv.Close(); _ = store.Close() })
-	r := &rig{t: t, sb: sb, url: srv.URL, store: store, client: client, eng: eng}
+	r := &rig{t: t, sb: sb, url: srv.URL, store: store, client: client}
+	r.setEngine(eng)
 	return &benchEnv{sb: sb, url: srv.URL, store: store, eng: eng, r: r}
 }
 

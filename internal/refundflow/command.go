@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/refundhub/refundhub/internal/excerpt"
 )
 
 // Command is an operator's instruction to the worker, published by refundctl
@@ -52,7 +54,7 @@ func (c Command) Validate() error {
 		errs = append(errs, errors.New("id: 8 to 64 characters of A-Z a-z 0-9 _ . : -"))
 	}
 	if !c.Platform.Valid() {
-		return errors.Join(append(errs, fmt.Errorf("platform %q: want taobao or 1688", clip(string(c.Platform))))...)
+		return errors.Join(append(errs, fmt.Errorf("platform %q: want taobao or 1688", excerpt.Of(string(c.Platform), 40)))...)
 	}
 	if c.CaseID < 0 {
 		errs = append(errs, errors.New("caseId: must be positive"))
@@ -107,7 +109,7 @@ func (c Command) Validate() error {
 			errs = append(errs, fmt.Errorf("message: 1 to %d characters of UTF-8", maxMessage))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("kind %q: want request_refund, report_shipment, cancel or send_message", clip(string(c.Kind))))
+		errs = append(errs, fmt.Errorf("kind %q: want request_refund, report_shipment, cancel or send_message", excerpt.Of(string(c.Kind), 40)))
 	}
 	return errors.Join(errs...)
 }

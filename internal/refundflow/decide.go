@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -57,7 +58,7 @@ func (d Decider) Decide(c CaseView, v *PlatformView, in Input) Decision {
 		return reject(c, CodeInvalidCase, err.Error())
 	}
 	if in.Now.IsZero() || !slices.Contains(InputKinds(), in.Kind) {
-		return reject(c, CodeInvalidInput, fmt.Sprintf("input %q without time or of unknown kind", clip(string(in.Kind))))
+		return reject(c, CodeInvalidInput, fmt.Sprintf("input %q without time or of unknown kind", excerpt.Of(string(in.Kind), 40)))
 	}
 	if c.State.Terminal() {
 		dec := keep(c, CodeTerminal, "case is finished")
@@ -88,10 +89,10 @@ func (d Decider) Decide(c CaseView, v *PlatformView, in Input) Decision {
 
 func (c CaseView) check() error {
 	if !c.Platform.Valid() {
-		return fmt.Errorf("platform %q", clip(string(c.Platform)))
+		return fmt.Errorf("platform %q", excerpt.Of(string(c.Platform), 40))
 	}
 	if !c.State.Valid() {
-		return fmt.Errorf("state %q", clip(string(c.State)))
+		return fmt.Errorf("state %q", excerpt.Of(string(c.State), 40))
 	}
 	if c.Platform == PlatformTaobao && (c.State == StateUploadingVouchers || c.Parked == StateUploadingVouchers) {
 		return errors.New("uploading_vouchers is a 1688 state")
@@ -101,13 +102,13 @@ func (c CaseView) check() error {
 	}
 	if c.State == StateNeedsAttention {
 		if !c.Parked.Valid() || c.Parked.Terminal() || c.Parked == StateNeedsAttention {
-			return fmt.Errorf("needs_attention parked at %q", clip(string(c.Parked)))
+			return fmt.Errorf("needs_attention parked at %q", excerpt.Of(string(c.Parked), 40))
 		}
 	} else if c.Parked != "" {
-		return fmt.Errorf("state %s parked at %q", c.State, clip(string(c.Parked)))
+		return fmt.Errorf("state %s parked at %q", c.State, excerpt.Of(string(c.Parked), 40))
 	}
 	if c.Intent != nil && (!c.Intent.Step.SideEffect() || c.Intent.Key == "") {
-		return fmt.Errorf("intent %q with key %q", clip(string(c.Intent.Step)), clip(c.Intent.Key))
+		return fmt.Errorf("intent %q with key %q", excerpt.Of(string(c.Intent.Step), 40), excerpt.Of(c.Intent.Key, 40))
 	}
 	return nil
 }
@@ -273,13 +274,13 @@ func target(p Platform, v PlatformView) (State, *Attention) {
 		if p == Platform1688 {
 			verb = "rejected"
 		}
-		return StateWaitingSeller, &Attention{Code: AttnSellerRefused, Message: "seller " + verb + ": " + clip(v.RefuseReason)}
+		return StateWaitingSeller, &Attention{Code: AttnSellerRefused, Message: "seller " + verb + ": " + excerpt.Of(v.RefuseReason, 40)}
 	}
 	name := "Taobao"
 	if p == Platform1688 {
 		name = "1688"
 	}
-	return "", &Attention{Code: AttnUnknownStatus, Message: fmt.Sprintf("unknown %s refund status %q", name, clip(v.StatusText))}
+	return "", &Attention{Code: AttnUnknownStatus, Message: fmt.Sprintf("unknown %s refund status %q", name, excerpt.Of(v.StatusText, 40))}
 }
 
 // fromView follows the platform view, forwards only.
@@ -304,7 +305,7 @@ func (d Decider) fromView(c CaseView, v PlatformView, now time.Time) Decision {
 		return park(c, AttnRefundMissing, "the platform has no refund for this case")
 	}
 	if c.RefundID != "" && v.RefundID != "" && v.RefundID != c.RefundID {
-		stay.Code, stay.Reason = CodeOtherRefund, fmt.Sprintf("view of refund %s, case has %s", clip(v.RefundID), c.RefundID)
+		stay.Code, stay.Reason = CodeOtherRefund, fmt.Sprintf("view of refund %s, case has %s", excerpt.Of(v.RefundID, 40), c.RefundID)
 		return stay
 	}
 	t, attn := target(c.Platform, v)
@@ -405,11 +406,11 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 	if v.Found && c.RefundID != "" && v.RefundID != "" && v.RefundID != c.RefundID {
 		// A view of another refund says nothing about this intent: leave it
 		// open (neither settled nor sent again) and look again later.
-		dec := keep(c, CodeOtherRefund, fmt.Sprintf("view of refund %s, case has %s: cannot settle the %s", clip(v.RefundID), c.RefundID, it.Step))
+		dec := keep(c, CodeOtherRefund, fmt.Sprintf("view of refund %s, case has %s: cannot settle the %s", excerpt.Of(v.RefundID, 40), c.RefundID, it.Step))
 		dec.WakeAt = d.wake(StateSubmitting, nil, in.Now)
 		if !dec.WakeAt.IsZero() {
 			dec.Attention = waiting(c, fmt.Sprintf("cannot tell yet whether the %s took effect (the platform showed refund %s): asking again at %s",
-				it.Step, clip(v.RefundID), stamp(dec.WakeAt)))
+				it.Step, excerpt.Of(v.RefundID, 40), stamp(dec.WakeAt)))
 		}
 		if isCommand(in.Kind) {
 			dec.Outcome = OutcomeRetry
@@ -467,9 +468,9 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 			// command) under a new key although nothing shows the first call
 			// failed: park it where only the platform or an operator moves it.
 			dec = park(c, CodeUnverifiable, fmt.Sprintf("cannot tell whether the %s took effect (platform status %q); check on the platform",
-				it.Step, clip(v.Status(c.Platform))))
+				it.Step, excerpt.Of(v.Status(c.Platform), 40)))
 			res = &Resolution{Key: it.Key, Code: "unverified", Note: fmt.Sprintf("the platform (%q) shows neither the %s nor its absence; not sent again",
-				clip(v.Status(c.Platform)), it.Step)}
+				excerpt.Of(v.Status(c.Platform), 40), it.Step)}
 		}
 		dec.Resolve = res
 		dec.Reapply = reapply
@@ -687,7 +688,7 @@ func (d Decider) onResult(c CaseView, in Input) Decision {
 	}
 	if r.Step == StepMessage {
 		if r.Err != nil {
-			return keep(c, CodeMessageFailed, fmt.Sprintf("message failed: %s %s", clip(r.Err.Code), clip(r.Err.Message)))
+			return keep(c, CodeMessageFailed, fmt.Sprintf("message failed: %s %s", excerpt.Of(r.Err.Code, 40), excerpt.Of(r.Err.Message, 40)))
 		}
 		return keep(c, CodeMessageSent, "message posted")
 	}
@@ -698,15 +699,15 @@ func (d Decider) onResult(c CaseView, in Input) Decision {
 		c.State, c.Parked = c.Parked, ""
 	}
 	if c.State == StateRequested || c.State == StateNeedsAttention || stepOf(c.Platform, c.State) != r.Step {
-		return keep(c, CodeStaleResult, fmt.Sprintf("a %s result while %s", clip(string(r.Step)), c.State))
+		return keep(c, CodeStaleResult, fmt.Sprintf("a %s result while %s", excerpt.Of(string(r.Step), 40), c.State))
 	}
 	if r.Err != nil {
 		if r.Err.Transient {
-			dec := keep(c, CodeTransient, fmt.Sprintf("%s failed transiently: %s %s", r.Step, clip(r.Err.Code), clip(r.Err.Message)))
+			dec := keep(c, CodeTransient, fmt.Sprintf("%s failed transiently: %s %s", r.Step, excerpt.Of(r.Err.Code, 40), excerpt.Of(r.Err.Message, 40)))
 			dec.Outcome = OutcomeRetry
 			return dec
 		}
-		return park(c, AttnPlatformError, fmt.Sprintf("%s failed: code %s: %s", r.Step, clip(r.Err.Code), clip(r.Err.Message)))
+		return park(c, AttnPlatformError, fmt.Sprintf("%s failed: code %s: %s", r.Step, excerpt.Of(r.Err.Code, 40), excerpt.Of(r.Err.Message, 40)))
 	}
 	switch r.Step {
 	case StepRender:

@@ -151,8 +151,11 @@
 //
 // # Engine
 //
-// Engine implements the contract over casestore and apiclient (engine.go,
-// fetch.go, steps.go). One case is never processed twice at once: an
+// Engine implements the contract over casestore and apiclient: entry points
+// in engine.go, the loop in loop.go (load, decide, commit, carry on), the
+// commit in commit.go, leases and locks in lease.go, lookahead in
+// lookahead.go, retry and backoff in wait.go, the platform's view in
+// fetch.go and the platform calls in steps.go. One case is never processed twice at once: an
 // in-process lock per case, and across processes a lease column taken in
 // the same BEGIN IMMEDIATE transaction as each decision (with the case's
 // optimistic version check), kept and renewed across the platform call,

@@ -41,12 +41,18 @@ type rig struct {
 	url    string
 	store  *casestore.Store
 	client *apiclient.Client
-	eng    *refundflow.Engine
+	eng    atomic.Pointer[refundflow.Engine] // swapped by "restart" tests while callbacks are delivered
 	seq    atomic.Int64
 	pumped atomic.Int64
 	parser *callback.Parser
 	dbPath string
 }
+
+// engine is the rig's current engine (a test may replace it, as after a
+// restart, while the callback goroutine delivers to it).
+func (r *rig) engine() *refundflow.Engine { return r.eng.Load() }
+
+func (r *rig) setEngine(e *refundflow.Engine) { r.eng.Store(e) }
 
 func newRig(t *testing.T, seller sandbox.SellerPolicy) *rig {
 	t.Helper()
@@ -88,7 +94,7 @@ func newRig(t *testing.T, seller sandbox.SellerPolicy) *rig {
 		t.Fatal(err)
 	}
 	r.client = newClient(t, srv.URL)
-	r.eng = r.newEngine("engine-a")
+	r.setEngine(r.newEngine("engine-a"))
 	wg.Go(func() {
 		for {
 			select {
@@ -139,7 +145,7 @@ func (r *rig) newEngine(owner string) *refundflow.Engine {
 // deliver hands a callback to the engine, retrying while it asks to.
 func (r *rig) deliver(ctx context.Context, ev callback.Event) {
 	for range 200 {
-		_, err := r.eng.HandleCallback(ctx, ev, &refundflow.Message{ID: ev.ID, Subject: "test"})
+		_, err := r.engine().HandleCallback(ctx, ev, &refundflow.Message{ID: ev.ID, Subject: "test"})
 		var re *refundflow.RetryError
 		if !errors.As(err, &re) {
 			if err != nil && ctx.Err() == nil {
@@ -194,9 +200,9 @@ func taobaoRequest(returnGoods bool) *refundflow.Request {
 }
 
 func alibabaRequest(returnGoods, vouchers bool) *refundflow.Request {
-	req := &refundflow.Request{GoodsStatus: apiclient.AlibabaGoodsRefundWaitSellerSend, ReasonID: 20001, Amount: 3000, Description: "不想要了"}
+	req := &refundflow.Request{GoodsStatus: "refundWaitSellerSend", ReasonID: 20001, Amount: 3000, Description: "不想要了"}
 	if returnGoods {
-		req = &refundflow.Request{ReturnGoods: true, GoodsStatus: apiclient.AlibabaGoodsAftersaleBuyerReceived, ReasonID: 20025,
+		req = &refundflow.Request{ReturnGoods: true, GoodsStatus: "aftersaleBuyerReceived", ReasonID: 20025,
 			Amount: 3000, Description: "七天无理由"}
 	}
 	if vouchers {
@@ -216,7 +222,7 @@ func message(cmd refundflow.Command) *refundflow.Message {
 func (r *rig) handle(cmd refundflow.Command) refundflow.Handled {
 	r.t.Helper()
 	for range 100 {
-		h, err := r.eng.HandleCommand(context.Background(), cmd, message(cmd))
+		h, err := r.engine().HandleCommand(context.Background(), cmd, message(cmd))
 		var re *refundflow.RetryError
 		if errors.As(err, &re) {
 			<-time.After(20 * time.Millisecond)
@@ -279,6 +285,18 @@ func (r *rig) caseOf(p refundflow.Platform, orderID, subOrderID string) casestor
 }
 
 // waitState waits until the case reaches want (or fails with its timeline).
+// waitFor waits until cond holds, polling with a deadline.
+func (r *rig) waitFor(what string, cond func() bool) {
+	r.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("timed out waiting for %s", what)
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+}
+
 func (r *rig) waitState(id int64, want refundflow.State) casestore.Case {
 	r.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -287,7 +305,7 @@ func (r *rig) waitState(id int64, want refundflow.State) casestore.Case {
 		if err == nil && c.State == string(want) {
 			return c
 		}
-		r.drive(r.eng, id)
+		r.drive(r.engine(), id)
 		if time.Now().After(deadline) {
 			tl, _ := r.store.Timeline(context.Background(), id)
 			for _, e := range tl {
@@ -419,7 +437,7 @@ func TestEngineTaobaoRefusalPostsMessage(t *testing.T) {
 	}
 	// More callbacks and reconciles do not post it again.
 	for range 3 {
-		if _, err := r.eng.Wake(context.Background(), c.ID, refundflow.InputReconcile); err != nil {
+		if _, err := r.engine().Wake(context.Background(), c.ID, refundflow.InputReconcile); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -501,11 +519,11 @@ func TestEngineCrashAfterEffect(t *testing.T) {
 		ret      bool // return flow: the fault hits the return submission
 		cancel   bool
 	}{
-		{"taobao submit", refundflow.PlatformTaobao, "TaobaoSubmit", false, false},
-		{"1688 create", refundflow.Platform1688, "AlibabaCreateRefund", false, false},
-		{"taobao return submit", refundflow.PlatformTaobao, "TaobaoReturnLogisticsSubmit", true, false},
-		{"1688 goods return", refundflow.Platform1688, "AlibabaGoodsReturn", true, false},
-		{"taobao cancel", refundflow.PlatformTaobao, "TaobaoCancel", false, true},
+		{"taobao submit", refundflow.PlatformTaobao, "taobao_submit", false, false},
+		{"1688 create", refundflow.Platform1688, "alibaba_create_refund", false, false},
+		{"taobao return submit", refundflow.PlatformTaobao, "taobao_return_logistics_submit", true, false},
+		{"1688 goods return", refundflow.Platform1688, "alibaba_goods_return", true, false},
+		{"taobao cancel", refundflow.PlatformTaobao, "taobao_cancel", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			seller := fast
@@ -540,7 +558,7 @@ func TestEngineCrashAfterEffect(t *testing.T) {
 				trigger = cmd
 			}
 			r.sb.SetFaults(fault)
-			h, err := r.eng.HandleCommand(context.Background(), trigger, message(trigger))
+			h, err := r.engine().HandleCommand(context.Background(), trigger, message(trigger))
 			if err != nil || h.Until.IsZero() {
 				t.Fatalf("command with a lost answer: %+v, %v; want it applied and the case's timer set to carry on", h, err)
 			}
@@ -562,7 +580,7 @@ func TestEngineCrashAfterEffect(t *testing.T) {
 			}
 			// The case's timer carries on (a new engine, as after a restart);
 			// a redelivered copy of the command is a duplicate.
-			r.eng = r.newEngine("engine-restarted")
+			r.setEngine(r.newEngine("engine-restarted"))
 			if h := r.handle(trigger); !h.Duplicate {
 				t.Fatalf("redelivered command: %+v; want a duplicate (it was applied)", h)
 			}
@@ -596,11 +614,11 @@ func TestEngineTwoOwnersOneCase(t *testing.T) {
 	o, so := r.order(sandbox.PlatformTaobao, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 	cmd.Request = taobaoRequest(false)
-	engines := []*refundflow.Engine{r.eng, r.newEngine("engine-b")}
+	engines := []*refundflow.Engine{r.engine(), r.newEngine("engine-b")}
 	// Open the case while the form cannot be read: the request is applied,
 	// the case's timer carries on.
-	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoRender", Kind: sandbox.ErrHTTP503, Count: 100}}})
-	if h, err := r.eng.HandleCommand(context.Background(), cmd, message(cmd)); err != nil || h.Until.IsZero() {
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_render", Kind: sandbox.ErrHTTP503, Count: 100}}})
+	if h, err := r.engine().HandleCommand(context.Background(), cmd, message(cmd)); err != nil || h.Until.IsZero() {
 		t.Fatalf("render failing: %+v, %v; want the request applied and the timer set", h, err)
 	}
 	r.sb.SetFaults(sandbox.Faults{})
@@ -658,7 +676,7 @@ func TestEngineStaleCallbackCannotMoveBack(t *testing.T) {
 	ev := callback.Event{Platform: callback.PlatformTaobao, Type: callback.TypeOrderRefund, Kind: callback.KindRefund,
 		Body: string(body), Refund: &callback.RefundBody{RefundID: apiclient.FlexString(c.RefundID), OrderID: apiclient.FlexString(o)},
 		ID: "stale-1"}
-	if _, err := r.eng.HandleCallback(context.Background(), ev, &refundflow.Message{ID: ev.ID}); err != nil {
+	if _, err := r.engine().HandleCallback(context.Background(), ev, &refundflow.Message{ID: ev.ID}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := r.store.GetCase(context.Background(), c.ID)
@@ -681,7 +699,7 @@ func TestEngine1688CreateUnverifiable(t *testing.T) {
 	o, _ := r.order(sandbox.Platform1688, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "")
 	cmd.Request = alibabaRequest(false, false)
-	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1, ForceErrors: []sandbox.ForcedError{{Endpoint: "AlibabaCreateRefund", Kind: sandbox.ErrHTTP503, Count: 1, AfterEffect: true}}})
+	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1, ForceErrors: []sandbox.ForcedError{{Endpoint: "alibaba_create_refund", Kind: sandbox.ErrHTTP503, Count: 1, AfterEffect: true}}})
 	if h, err := eng.HandleCommand(context.Background(), cmd, message(cmd)); err != nil || h.Until.IsZero() {
 		t.Fatalf("lost answer: %+v, %v; want the request applied and the timer set", h, err)
 	}
@@ -708,15 +726,15 @@ func TestEngineMessageAtMostOnce(t *testing.T) {
 	c := r.waitState(h.CaseID, refundflow.StateWaitingSeller)
 	msg := r.command(refundflow.InputSendMessage, refundflow.PlatformTaobao, "", so)
 	msg.Message = "请尽快处理 unique-text-42"
-	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmitMessage", Kind: sandbox.ErrHTTP500, Count: 1, AfterEffect: true}}})
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit_message", Kind: sandbox.ErrHTTP500, Count: 1, AfterEffect: true}}})
 	// A message's outcome cannot be checked: it is never retried; the
 	// command is done (a lost answer leaves the intent open, unverified).
-	if _, err := r.eng.HandleCommand(context.Background(), msg, &refundflow.Message{ID: msg.ID}); err != nil {
+	if _, err := r.engine().HandleCommand(context.Background(), msg, &refundflow.Message{ID: msg.ID}); err != nil {
 		t.Fatalf("message with a lost answer: %v", err)
 	}
 	// Redeliveries, even ones the inbox would not catch (no message id).
 	for range 3 {
-		if _, err := r.eng.HandleCommand(context.Background(), msg, nil); err != nil {
+		if _, err := r.engine().HandleCommand(context.Background(), msg, nil); err != nil {
 			t.Fatalf("redelivered message: %v", err)
 		}
 	}

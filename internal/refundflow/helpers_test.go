@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -20,7 +19,7 @@ func taobaoRequest() Request {
 }
 
 func alibabaRequest() Request {
-	return Request{ReturnGoods: true, GoodsStatus: apiclient.AlibabaGoodsAftersaleBuyerReceived, ReasonID: 21,
+	return Request{ReturnGoods: true, GoodsStatus: "aftersaleBuyerReceived", ReasonID: 21,
 		Amount: 500, Description: "arrived broken", Vouchers: []string{"photo-1.jpg"}}
 }
 

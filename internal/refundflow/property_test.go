@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -310,11 +309,11 @@ func TestRequestValidate(t *testing.T) {
 		{"taobao negative amount", PlatformTaobao, Request{GoodsStatus: "1", ReasonID: 1, Amount: -1}, false},
 		{"taobao carriage", PlatformTaobao, Request{GoodsStatus: "1", ReasonID: 1, Carriage: 5}, false},
 		{"1688 ok", Platform1688, alibabaRequest(), true},
-		{"1688 amount required", Platform1688, Request{GoodsStatus: apiclient.AlibabaGoodsAftersaleBuyerReceived, ReasonID: 1, Description: "ok ok"}, false},
+		{"1688 amount required", Platform1688, Request{GoodsStatus: "aftersaleBuyerReceived", ReasonID: 1, Description: "ok ok"}, false},
 		{"1688 goods status", Platform1688, Request{GoodsStatus: "2", ReasonID: 1, Amount: 1, Description: "ok ok"}, false},
-		{"1688 return before receipt", Platform1688, Request{ReturnGoods: true, GoodsStatus: apiclient.AlibabaGoodsRefundWaitSellerSend, ReasonID: 1, Amount: 1, Description: "ok ok"}, false},
-		{"1688 short description", Platform1688, Request{GoodsStatus: apiclient.AlibabaGoodsRefundWaitSellerSend, ReasonID: 1, Amount: 1, Description: "x"}, false},
-		{"1688 too many vouchers", Platform1688, Request{GoodsStatus: apiclient.AlibabaGoodsRefundWaitSellerSend, ReasonID: 1, Amount: 1, Description: "ok ok", Vouchers: []string{"a", "b", "c", "d", "e", "f"}}, false},
+		{"1688 return before receipt", Platform1688, Request{ReturnGoods: true, GoodsStatus: "refundWaitSellerSend", ReasonID: 1, Amount: 1, Description: "ok ok"}, false},
+		{"1688 short description", Platform1688, Request{GoodsStatus: "refundWaitSellerSend", ReasonID: 1, Amount: 1, Description: "x"}, false},
+		{"1688 too many vouchers", Platform1688, Request{GoodsStatus: "refundWaitSellerSend", ReasonID: 1, Amount: 1, Description: "ok ok", Vouchers: []string{"a", "b", "c", "d", "e", "f"}}, false},
 		{"unknown platform", "ebay", taobaoRequest(), false},
 	} {
 		err := tc.r.Validate(tc.p)

@@ -16,6 +16,7 @@ import (
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
@@ -110,7 +111,7 @@ func TestOldClosedRefundIsNotTakenForOurSubmit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: kind, Count: 1}}})
+			r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: kind, Count: 1}}})
 			cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 			cmd.Request = taobaoRequest(false)
 			h := r.handle(cmd)
@@ -154,7 +155,7 @@ func TestCallbackOfAnOldRefundDoesNotMoveANewCase(t *testing.T) {
 	ev := callback.Event{Platform: callback.PlatformTaobao, Type: callback.TypeOrderRefund, Kind: callback.KindRefund,
 		Body: string(body), ID: "old-refund-callback-1",
 		Refund: &callback.RefundBody{RefundID: apiclient.FlexString(old.RefundID), OrderID: apiclient.FlexString(o), SubOrderID: apiclient.FlexString(so)}}
-	if _, err := r.eng.HandleCallback(context.Background(), ev, &refundflow.Message{ID: ev.ID}); err != nil {
+	if _, err := r.engine().HandleCallback(context.Background(), ev, &refundflow.Message{ID: ev.ID}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := r.store.GetCase(context.Background(), c.ID)
@@ -176,14 +177,14 @@ func TestOld1688RefundIsNotTakenForALostCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1, ForceErrors: []sandbox.ForcedError{{Endpoint: "AlibabaCreateRefund", Kind: sandbox.ErrHTTP503, Count: 1}}})
+	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1, ForceErrors: []sandbox.ForcedError{{Endpoint: "alibaba_create_refund", Kind: sandbox.ErrHTTP503, Count: 1}}})
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "")
 	cmd.Request = alibabaRequest(false, false)
 	h := r.handle(cmd)
 	ev := callback.Event{Platform: callback.Platform1688, Type: callback.TypeOrderRefund, Kind: callback.KindRefund,
 		Body: `{}`, ID: "old-1688-refund-callback-1",
 		Refund: &callback.RefundBody{RefundID: apiclient.FlexString(old.RefundID), OrderID: apiclient.FlexString(o)}}
-	if _, err := r.eng.HandleCallback(context.Background(), ev, &refundflow.Message{ID: ev.ID}); err != nil {
+	if _, err := r.engine().HandleCallback(context.Background(), ev, &refundflow.Message{ID: ev.ID}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := r.store.GetCase(context.Background(), h.CaseID)
@@ -222,7 +223,7 @@ func TestListWithoutTotalOrWithCappedPagesIsNotProofOfAbsence(t *testing.T) {
 			}
 			faults := tc.faults
 			faults.DropPushRate = 1 // no callback names the refund: only the list can show it
-			faults.ForceErrors = []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrHTTP503, Count: 1, AfterEffect: true}}
+			faults.ForceErrors = []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP503, Count: 1, AfterEffect: true}}
 			r.sb.SetFaults(faults)
 			cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, subs[0])
 			cmd.Request = taobaoRequest(false)
@@ -251,7 +252,7 @@ func TestTwo1688RequestsForOneOrderOpenOneCase(t *testing.T) {
 	o, _ := r.order(sandbox.Platform1688, nil)
 	first := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "42")
 	first.Request = alibabaRequest(false, false)
-	if _, err := r.eng.HandleCommand(context.Background(), first, message(first)); !errors.Is(err, refundflow.ErrPermanent) ||
+	if _, err := r.engine().HandleCommand(context.Background(), first, message(first)); !errors.Is(err, refundflow.ErrPermanent) ||
 		!strings.Contains(err.Error(), "a 1688 case is one per order") {
 		t.Fatalf("1688 request with a sub-order id: %v; want it refused as invalid", err)
 	}
@@ -277,18 +278,20 @@ func TestCancelWhileTheCaseIsBeingOpenedIsNotLost(t *testing.T) {
 	for _, other := range []bool{false, true} {
 		t.Run(map[bool]string{false: "same process", true: "another process"}[other], func(t *testing.T) {
 			r := newRig(t, manual)
-			r.sb.SetFaults(sandbox.Faults{LatencyMin: 300 * time.Millisecond, LatencyMax: 300 * time.Millisecond, Endpoints: []string{"TaobaoRender"}})
+			r.sb.SetFaults(sandbox.Faults{LatencyMin: 300 * time.Millisecond, LatencyMax: 300 * time.Millisecond, Endpoints: []string{"taobao_render"}})
 			o, so := r.order(sandbox.PlatformTaobao, nil)
 			req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 			req.Request = taobaoRequest(false)
 			cancel := r.command(refundflow.InputCancel, refundflow.PlatformTaobao, o, so)
-			canceller := r.eng
+			canceller := r.engine()
 			if other {
 				canceller = r.newEngine("engine-other-process")
 			}
 			var wg sync.WaitGroup
 			wg.Go(func() { r.handle(req) })
-			<-time.After(50 * time.Millisecond)
+			// The cancel arrives while the request's render is on the wire:
+			// the case is open and leased, and the request is not done.
+			r.waitFor("the request's render call", func() bool { return r.sb.Stats().APICalls["taobao_render"] >= 1 })
 			var h refundflow.Handled
 			var err error
 			for range 100 { // a consumer redelivers what is handed back
@@ -301,7 +304,7 @@ func TestCancelWhileTheCaseIsBeingOpenedIsNotLost(t *testing.T) {
 			}
 			wg.Wait()
 			if err != nil {
-				t.Fatalf("cancel 50 ms after the request: %v; want it applied to the case being opened", err)
+				t.Fatalf("cancel during the request's render: %v; want it applied to the case being opened", err)
 			}
 			latest, err := r.store.LatestCase(context.Background(), string(refundflow.PlatformTaobao), o, so)
 			if err != nil {
@@ -381,10 +384,10 @@ func TestRateLimitedSubmitIsNotAnUnknownOutcome(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.eng = eng
-			endpoint, plat := "TaobaoSubmit", sandbox.PlatformTaobao
+			r.setEngine(eng)
+			endpoint, plat := "taobao_submit", sandbox.PlatformTaobao
 			if p == refundflow.Platform1688 {
-				endpoint, plat = "AlibabaCreateRefund", sandbox.Platform1688
+				endpoint, plat = "alibaba_create_refund", sandbox.Platform1688
 			}
 			r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: endpoint, Kind: sandbox.ErrRateLimit, Count: 3}}})
 			o, so := r.order(plat, nil)
@@ -408,7 +411,7 @@ func TestRateLimitedSubmitIsNotAnUnknownOutcome(t *testing.T) {
 				t.Fatalf("submit attempts %d; want 4 (3 rate limited, 1 done)", len(submits))
 			}
 			for i, s := range submits[:3] {
-				if s.Status != casestore.StepFailed || s.ErrorCode != fmt.Sprint(apiclient.CodeRateLimited) {
+				if s.Status != casestore.StepFailed || s.ErrorCode != fmt.Sprint(platform.Default().Code(platform.ClassRateLimited)) {
 					t.Errorf("attempt %d: %s %s; want failed 4290 (closed: not applied)", i+1, s.Status, s.ErrorCode)
 				}
 			}
@@ -452,10 +455,10 @@ func TestWaitingCommandWhoseIntentExistsIsFinished(t *testing.T) {
 	}
 	second := r.command(refundflow.InputSendMessage, refundflow.PlatformTaobao, "", so)
 	second.Message = "second message"
-	if h, err := r.eng.HandleCommand(ctx, second, message(second)); err != nil || !h.Deferred {
+	if h, err := r.engine().HandleCommand(ctx, second, message(second)); err != nil || !h.Deferred {
 		t.Fatalf("a command behind a waiting one: %+v, %v; want it deferred behind it", h, err)
 	}
-	r.drive(r.eng, c.ID)
+	r.drive(r.engine(), c.ID)
 	if waiting, err := r.store.DeferredInputs(ctx, c.ID); err != nil || len(waiting) != 0 {
 		t.Fatalf("waiting inputs after they were taken up: %+v, %v; want none", waiting, err)
 	}
@@ -484,9 +487,9 @@ func TestWaitingCommandWhoseIntentExistsIsFinished(t *testing.T) {
 func TestResendRefusedAsDuplicateKeepsTheIntentOpen(t *testing.T) {
 	r := newRig(t, manual)
 	o, so := r.order(sandbox.PlatformTaobao, nil)
-	r.sb.SetFaults(sandbox.Faults{LatencyMin: time.Second, LatencyMax: time.Second, Endpoints: []string{"TaobaoSubmit"},
+	r.sb.SetFaults(sandbox.Faults{LatencyMin: time.Second, LatencyMax: time.Second, Endpoints: []string{"taobao_submit"},
 		TimeoutAfter: 1500 * time.Millisecond,
-		ForceErrors:  []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrLate, Count: 1}}})
+		ForceErrors:  []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrLate, Count: 1}}})
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 	cmd.Request = taobaoRequest(false)
 	h := r.handle(cmd)

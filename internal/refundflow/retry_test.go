@@ -137,7 +137,7 @@ func TestEngineWakeBackoff(t *testing.T) {
 func TestEngineWaitsForAttemptInFlight(t *testing.T) {
 	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 	r.sb.SetFaults(sandbox.Faults{TimeoutAfter: 1500 * time.Millisecond,
-		ForceErrors: []sandbox.ForcedError{{Endpoint: "TaobaoSubmit", Kind: sandbox.ErrTimeout, Count: 1}}})
+		ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrTimeout, Count: 1}}})
 	policy := testPolicy
 	policy.InFlight = time.Hour
 	newEngine := func(owner string, now func() time.Time) *refundflow.Engine {

@@ -1,5 +1,11 @@
 package refundflow
 
+import (
+	"slices"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+)
+
 // Platform is the marketplace a case belongs to. The names match
 // callback.Platform.String and the cases.platform column.
 type Platform string
@@ -64,9 +70,15 @@ func States() []State {
 		StateSucceeded, StateClosed, StateCancelled}
 }
 
-// TerminalStates lists the final states (the store's partial unique index
-// names the same ones).
-func TerminalStates() []State { return []State{StateSucceeded, StateClosed, StateCancelled} }
+// TerminalStates lists the final states. Which states are final is the
+// store's fact (its open-case indexes depend on it): casestore.TerminalStates.
+func TerminalStates() []State {
+	var out []State
+	for _, s := range casestore.TerminalStates() {
+		out = append(out, State(s))
+	}
+	return out
+}
 
 // Valid reports whether s is a known state.
 func (s State) Valid() bool {
@@ -75,9 +87,7 @@ func (s State) Valid() bool {
 }
 
 // Terminal reports whether nothing can change the case any more.
-func (s State) Terminal() bool {
-	return s == StateSucceeded || s == StateClosed || s == StateCancelled
-}
+func (s State) Terminal() bool { return slices.Contains(casestore.TerminalStates(), string(s)) }
 
 // stateRank orders the phases. States of one phase share a rank: the platform
 // never reports our own in-progress states, so only phases are compared.

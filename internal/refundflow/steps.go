@@ -12,6 +12,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/excerpt"
 )
 
 // stepRecord is what is recorded about a step that ran.
@@ -152,7 +153,7 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 		for _, ref := range st.Vouchers {
 			name, data, err := e.vouchers(ctx, ref)
 			if err != nil {
-				return nil, rid, fmt.Errorf("voucher %q: %w: %w", clip(ref), err, apiclient.ErrInvalidArgument)
+				return nil, rid, fmt.Errorf("voucher %q: %w: %w", excerpt.Of(ref, 40), err, apiclient.ErrInvalidArgument)
 			}
 			r, err := cl.AlibabaUploadVoucher(ctx, name, bytes.NewReader(data))
 			if err != nil {
@@ -232,7 +233,7 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 		}
 		return map[string]any{"posted": true}, r.RequestID, nil
 	}
-	return nil, "", fmt.Errorf("unknown step %q: %w", clip(string(st.Name)), apiclient.ErrInvalidArgument)
+	return nil, "", fmt.Errorf("unknown step %q: %w", excerpt.Of(string(st.Name), 40), apiclient.ErrInvalidArgument)
 }
 
 // stepError classifies a failed step. Transient: retryable (5xx, 429,
@@ -246,7 +247,7 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 // earlier one (a duplicate refusal is what an earlier attempt that landed
 // late would cause).
 func stepError(err error, sideEffect, resume bool) *StepError {
-	se := &StepError{Message: clipN(err.Error(), 500)}
+	se := &StepError{Message: excerpt.Of(err.Error(), 500)}
 	var ae *apiclient.APIError
 	var he *apiclient.HTTPError
 	var te *apiclient.TransportError

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -131,7 +132,7 @@ func (r Request) Validate(p Platform) error {
 	switch p {
 	case PlatformTaobao:
 		if r.GoodsStatus != "1" && r.GoodsStatus != "2" && r.GoodsStatus != "3" {
-			errs = append(errs, fmt.Errorf("goodsStatus %q: want 1, 2 or 3", clip(r.GoodsStatus)))
+			errs = append(errs, fmt.Errorf("goodsStatus %q: want 1, 2 or 3", excerpt.Of(r.GoodsStatus, 40)))
 		}
 		if r.Amount < 0 {
 			errs = append(errs, errors.New("amount: must not be negative"))
@@ -145,7 +146,7 @@ func (r Request) Validate(p Platform) error {
 	case Platform1688:
 		known, received := alibabaGoodsReceived(r.GoodsStatus)
 		if !known {
-			errs = append(errs, fmt.Errorf("goodsStatus %q: want one of %s", clip(r.GoodsStatus), strings.Join(alibabaGoodsWords(), ", ")))
+			errs = append(errs, fmt.Errorf("goodsStatus %q: want one of %s", excerpt.Of(r.GoodsStatus, 40), strings.Join(alibabaGoodsWords(), ", ")))
 		}
 		if r.Amount <= 0 {
 			errs = append(errs, errors.New("amount: required for 1688 (fen, > 0)"))
@@ -166,7 +167,7 @@ func (r Request) Validate(p Platform) error {
 			}
 		}
 	default:
-		return fmt.Errorf("platform %q: want taobao or 1688", clip(string(p)))
+		return fmt.Errorf("platform %q: want taobao or 1688", excerpt.Of(string(p), 40))
 	}
 	if r.ReasonID < 0 {
 		errs = append(errs, errors.New("reasonId: must not be negative"))
@@ -228,13 +229,6 @@ func printable(s string, max int) bool {
 		}
 	}
 	return true
-}
-
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }
 
 // Plan holds what was chosen from the platform's forms, persisted with the

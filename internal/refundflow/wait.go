@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/delay"
+	"github.com/refundhub/refundhub/internal/excerpt"
 )
 
 // RetryError asks the caller to try the same input again after After: a
@@ -39,42 +40,6 @@ func retryCause(dec Decision) error {
 	return errors.New(dec.Reason)
 }
 
-// leasedError is a persist refused because another process holds the case.
-type leasedError struct {
-	until time.Time
-	err   error
-}
-
-func (e *leasedError) Error() string { return e.err.Error() }
-func (e *leasedError) Unwrap() error { return e.err }
-
-// leaseWait bounds how long one input waits, holding its consumer slot, for
-// another process's lease on its case; after it the input is deferred (kept
-// in the store) until the lease ends or leaseRecheck has passed, whichever
-// comes first (a holder that is alive usually drops it within a step).
-const (
-	leaseWait    = 5 * time.Second
-	leaseRecheck = 5 * time.Second
-)
-
-// waitLease waits until the lease ending at until is over; after leaseWait
-// in all it returns a RetryError wrapping casestore.ErrLeased for when the
-// lease expires.
-func (e *Engine) waitLease(ctx context.Context, until time.Time, waited *time.Duration) error {
-	left := time.Until(until)
-	step := max(min(left, 100*time.Millisecond), 5*time.Millisecond)
-	if *waited+step > leaseWait {
-		return &RetryError{After: max(left, 100*time.Millisecond), Err: casestore.ErrLeased}
-	}
-	*waited += step
-	select {
-	case <-ctx.Done():
-		return &RetryError{After: time.Second, Err: casestore.ErrLeased}
-	case <-time.After(step):
-		return nil
-	}
-}
-
 // canDefer reports whether an input can wait in the store: it came from a
 // message whose body the caller handed over (Message.Source and Payload).
 func canDefer(msg *Message) bool {
@@ -103,87 +68,112 @@ func deferredInput(caseID int64, msg *Message, notBefore time.Time, reason strin
 // case's failed inputs in a row (cases.failed_inputs). A wait for a known
 // time (notBefore: Decision.RetryAt) is no failure: it does not count, and
 // the input comes back exactly then.
-func (e *Engine) retryLater(ctx context.Context, h Handled, c casestore.Case, msg *Message, applied bool, ran *stepRecord,
-	held *atomic.Bool, p pause) (Handled, error) {
-	cause, notBefore, code, flag := p.cause, p.notBefore, p.code, p.flag
-	attempt := c.FailedInputs
-	delay := backoff(e.retry, e.retryMax, attempt)
-	failed := notBefore.IsZero()
-	if !failed {
-		delay = max(notBefore.Sub(e.now()), 0)
-	}
-	deferIt := !applied && canDefer(msg)
-	done := applied && msg != nil // the input is applied; the timer carries on
-	detail, _ := json.Marshal(retryDetail{Attempt: attempt, AfterMS: delay.Milliseconds(), Deferred: deferIt})
-	var until time.Time
+func (e *Engine) retryLater(ctx context.Context, r *run, c casestore.Case, p pause) (Handled, error) {
+	rt := e.planRetry(r, c, p)
 	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		until = tx.Now().Add(delay)
-		if !failed {
-			until = notBefore
-		}
-		if _, err := tx.TakeLease(ctx, c.ID, e.owner, e.leaseTTL); err != nil {
-			return err
-		}
-		if ran != nil {
-			entry, err := e.recordStep(ctx, tx, c.ID, ran)
-			if err != nil {
-				return err
-			}
-			if err := tx.AppendTimeline(ctx, entry); err != nil {
-				return err
-			}
-		}
-		nc := c
-		if failed {
-			nc.FailedInputs = attempt + 1
-		}
-		if flag != nil {
-			nc.AttentionCode, nc.AttentionMessage = flag.Code, flag.Message
-		}
-		if done || msg == nil {
-			// The case's timer carries on then: it runs the failed step
-			// again (or asks the platform again), neither at once nor only
-			// at a later timer (a step timeout, a re-check hours away).
-			nc.NextWakeAt = until
-		}
-		if _, err := tx.UpdateCaseFrom(ctx, c, nc); err != nil {
-			return err
-		}
-		summary := "retry later: "
-		switch {
-		case deferIt:
-			summary = fmt.Sprintf("waits until %s: ", until.UTC().Format(time.RFC3339))
-			d := deferredInput(c.ID, msg, until, code+": "+clipN(cause.Error(), 300))
-			if failed {
-				d.Attempts = 1
-			}
-			if err := tx.Defer(ctx, d); err != nil {
-				return err
-			}
-		case done:
-			summary = fmt.Sprintf("carries on at %s: ", until.UTC().Format(time.RFC3339))
-			if _, err := tx.InboxRecord(ctx, inboxEntry(msg)); err != nil {
-				return err
-			}
-		}
-		if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindDecision,
-			Summary: summary + clipN(cause.Error(), 300), Detail: detail}); err != nil {
-			return err
-		}
-		return tx.DropLease(ctx, c.ID, e.owner)
+		return e.retryTx(ctx, tx, r, c, p, &rt)
 	})
+	h := r.h
 	switch {
 	case err == nil:
-		held.Store(false)
-		if deferIt || done {
-			h.Deferred, h.Until = deferIt, until
+		r.held.Store(false)
+		if rt.deferIt || rt.done {
+			h.Deferred, h.Until = rt.deferIt, rt.until
 			return h, nil
 		}
 	case errors.Is(err, casestore.ErrLeased), errors.Is(err, casestore.ErrVersionConflict):
 	default:
 		return h, err
 	}
-	return h, &RetryError{After: delay, Err: cause}
+	return h, &RetryError{After: rt.delay, Err: p.cause}
+}
+
+// retryPlan is how retryLater ends an input.
+type retryPlan struct {
+	attempt int           // the case's inputs in a row that failed before this one
+	delay   time.Duration // until the input, or the case's timer, comes back
+	failed  bool          // a failure (counted, backed off), not a wait for a known time
+	deferIt bool          // the input is not applied: it waits in the store
+	done    bool          // the input is applied: it goes to the inbox; the case's timer carries on
+	until   time.Time     // when it comes back: set in the transaction, by its clock
+}
+
+// planRetry is how retryLater ends r's input, paused by p, on the case c.
+func (e *Engine) planRetry(r *run, c casestore.Case, p pause) retryPlan {
+	rt := retryPlan{attempt: c.FailedInputs, failed: p.notBefore.IsZero()}
+	rt.delay = delay.Doubling(e.retry, e.retryMax, rt.attempt)
+	if !rt.failed {
+		rt.delay = max(p.notBefore.Sub(e.now()), 0)
+	}
+	rt.deferIt = !r.applied && canDefer(r.msg)
+	rt.done = r.applied && r.msg != nil
+	return rt
+}
+
+// retryTx is retryLater's transaction: the step that ran, the case's
+// failure count, flag and wake, the input kept, the timeline, and the case
+// let go.
+func (e *Engine) retryTx(ctx context.Context, tx *casestore.Tx, r *run, c casestore.Case, p pause, rt *retryPlan) error {
+	rt.until = tx.Now().Add(rt.delay)
+	if !rt.failed {
+		rt.until = p.notBefore
+	}
+	if _, err := tx.TakeLease(ctx, c.ID, e.owner, e.leaseTTL); err != nil {
+		return err
+	}
+	if r.ran != nil {
+		entry, err := e.recordStep(ctx, tx, c.ID, r.ran)
+		if err != nil {
+			return err
+		}
+		if err := tx.AppendTimeline(ctx, entry); err != nil {
+			return err
+		}
+	}
+	nc := c
+	if rt.failed {
+		nc.FailedInputs = rt.attempt + 1
+	}
+	if p.flag != nil {
+		nc.AttentionCode, nc.AttentionMessage = p.flag.Code, p.flag.Message
+	}
+	if rt.done || r.msg == nil {
+		// The case's timer carries on then: it runs the failed step
+		// again (or asks the platform again), neither at once nor only
+		// at a later timer (a step timeout, a re-check hours away).
+		nc.NextWakeAt = rt.until
+	}
+	if _, err := tx.UpdateCaseFrom(ctx, c, nc); err != nil {
+		return err
+	}
+	summary, err := keepInput(ctx, tx, c.ID, r.msg, p, *rt)
+	if err != nil {
+		return err
+	}
+	detail, _ := json.Marshal(retryDetail{Attempt: rt.attempt, AfterMS: rt.delay.Milliseconds(), Deferred: rt.deferIt})
+	if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindDecision,
+		Summary: summary + excerpt.Of(p.cause.Error(), 300), Detail: detail}); err != nil {
+		return err
+	}
+	return tx.DropLease(ctx, c.ID, e.owner)
+}
+
+// keepInput keeps what is left of an input that retries: one not applied
+// waits in the store until rt.until, one applied goes to the inbox. It
+// returns how its timeline entry begins.
+func keepInput(ctx context.Context, tx *casestore.Tx, caseID int64, msg *Message, p pause, rt retryPlan) (string, error) {
+	switch {
+	case rt.deferIt:
+		d := deferredInput(caseID, msg, rt.until, p.code+": "+excerpt.Of(p.cause.Error(), 300))
+		if rt.failed {
+			d.Attempts = 1
+		}
+		return fmt.Sprintf("waits until %s: ", rt.until.UTC().Format(time.RFC3339)), tx.Defer(ctx, d)
+	case rt.done:
+		_, err := tx.InboxRecord(ctx, inboxEntry(msg))
+		return fmt.Sprintf("carries on at %s: ", rt.until.UTC().Format(time.RFC3339)), err
+	}
+	return "retry later: ", nil
 }
 
 // pause is why an input cannot get further now, for retryLater.
@@ -208,35 +198,6 @@ type retryDetail struct {
 	Attempt  int   `json:"attempt"` // inputs of the case in a row that failed before this one
 	AfterMS  int64 `json:"afterMs"` // the delay chosen
 	Deferred bool  `json:"deferred,omitempty"`
-}
-
-// backoff is base·2^n, capped at limit.
-func backoff(base, limit time.Duration, n int) time.Duration {
-	d := base
-	for i := 0; i < n && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
-}
-
-// deferBusy keeps an input whose case another process holds (waitLease ran
-// out) until that lease ends, or leaseRecheck from now if sooner, so the
-// input's consumer slot is freed. An input already applied, or one without a
-// payload to keep, is handed back with the lease error as before.
-func (e *Engine) deferBusy(ctx context.Context, h Handled, caseID int64, msg *Message, applied bool, leaseErr error) (Handled, error) {
-	var re *RetryError
-	if applied || !canDefer(msg) || ctx.Err() != nil || !errors.As(leaseErr, &re) {
-		return h, leaseErr
-	}
-	until := e.now().Add(min(re.After, leaseRecheck))
-	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		return tx.Defer(ctx, deferredInput(caseID, msg, until, "leased: another worker process holds the case"))
-	})
-	if err != nil {
-		return h, err
-	}
-	h.Deferred, h.Until = true, until
-	return h, nil
 }
 
 // queueBehind defers a command for a case that already has inputs waiting

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -84,7 +85,7 @@ func (s *Sandbox) adminRoutes() http.Handler {
 		return map[string]string{"status": "reset"}, nil
 	}})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeAdmin(w, nil, adminErr(http.StatusNotFound, AdminNotFound, "no admin endpoint %s", truncate(r.URL.Path, 100)))
+		writeAdmin(w, nil, adminErr(http.StatusNotFound, AdminNotFound, "no admin endpoint %s", excerpt.Of(r.URL.Path, 100)))
 	})
 	return mux
 }
@@ -123,7 +124,7 @@ func decodeAdmin(r *http.Request, v any) *adminError {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return adminErr(http.StatusBadRequest, AdminMalformedJSON, "decode: %s", truncate(err.Error(), 200))
+		return adminErr(http.StatusBadRequest, AdminMalformedJSON, "decode: %s", excerpt.Of(err.Error(), 200))
 	}
 	if dec.More() {
 		return adminErr(http.StatusBadRequest, AdminMalformedJSON, "trailing data after the JSON object")
@@ -220,7 +221,7 @@ func (s *Sandbox) findOrderLocked(r *http.Request) (*Order, *adminError) {
 	platforms := []string{PlatformTaobao, Platform1688}
 	if p := r.URL.Query().Get("platform"); p != "" {
 		if p != PlatformTaobao && p != Platform1688 {
-			return nil, adminErr(http.StatusBadRequest, AdminInvalidArgument, "platform %q: want taobao or 1688", truncate(p, 20))
+			return nil, adminErr(http.StatusBadRequest, AdminInvalidArgument, "platform %q: want taobao or 1688", excerpt.Of(p, 20))
 		}
 		platforms = []string{p}
 	}
@@ -229,7 +230,7 @@ func (s *Sandbox) findOrderLocked(r *http.Request) (*Order, *adminError) {
 			return o, nil
 		}
 	}
-	return nil, adminErr(http.StatusNotFound, AdminNotFound, "order %s not found", truncate(id, 50))
+	return nil, adminErr(http.StatusNotFound, AdminNotFound, "order %s not found", excerpt.Of(id, 50))
 }
 
 func (s *Sandbox) adminGetOrder(r *http.Request) (any, *adminError) {
@@ -295,7 +296,7 @@ func (s *Sandbox) adminOrderEvent(r *http.Request) (any, *adminError) {
 		o.Amount = ev.TotalAmount - o.Carriage
 		s.emitOrderLocked(o, platform.KindPriceModify)
 	default:
-		return nil, adminErr(http.StatusBadRequest, AdminInvalidArgument, "type %q: want pay, cancel or price_modify", truncate(ev.Type, 30))
+		return nil, adminErr(http.StatusBadRequest, AdminInvalidArgument, "type %q: want pay, cancel or price_modify", excerpt.Of(ev.Type, 30))
 	}
 	return o.clone(), nil
 }
@@ -305,7 +306,7 @@ func (s *Sandbox) adminGetRefund(r *http.Request) (any, *adminError) {
 	defer s.mu.Unlock()
 	ref := s.refunds[r.PathValue("refundId")]
 	if ref == nil {
-		return nil, adminErr(http.StatusNotFound, AdminNotFound, "refund %s not found", truncate(r.PathValue("refundId"), 50))
+		return nil, adminErr(http.StatusNotFound, AdminNotFound, "refund %s not found", excerpt.Of(r.PathValue("refundId"), 50))
 	}
 	return ref.clone(), nil
 }
@@ -328,7 +329,7 @@ func (s *Sandbox) adminRefundAction(r *http.Request) (any, *adminError) {
 	defer s.mu.Unlock()
 	ref := s.refunds[r.PathValue("refundId")]
 	if ref == nil {
-		return nil, adminErr(http.StatusNotFound, AdminNotFound, "refund %s not found", truncate(r.PathValue("refundId"), 50))
+		return nil, adminErr(http.StatusNotFound, AdminNotFound, "refund %s not found", excerpt.Of(r.PathValue("refundId"), 50))
 	}
 	var e *apiError
 	switch a.Action {
@@ -347,7 +348,7 @@ func (s *Sandbox) adminRefundAction(r *http.Request) (any, *adminError) {
 	case "close":
 		e = s.closeLocked(ref, "退款关闭")
 	default:
-		return nil, adminErr(http.StatusBadRequest, AdminInvalidArgument, "action %q: want agree, refuse, require_return, receive or close", truncate(a.Action, 30))
+		return nil, adminErr(http.StatusBadRequest, AdminInvalidArgument, "action %q: want agree, refuse, require_return, receive or close", excerpt.Of(a.Action, 30))
 	}
 	if e != nil {
 		return nil, adminErr(http.StatusConflict, AdminIllegalState, "%s", e.Msg)

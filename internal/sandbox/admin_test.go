@@ -109,7 +109,7 @@ func TestAdminSellerStatsReset(t *testing.T) {
 	}
 	var s Stats
 	e.adminOK(http.MethodGet, "/_sandbox/stats", nil, &s)
-	if s.APICalls["TaobaoSubmit"] != 1 || s.APICalls["TaobaoRender"] != 1 {
+	if s.APICalls["taobao_submit"] != 1 || s.APICalls["taobao_render"] != 1 {
 		t.Errorf("api_calls %v", s.APICalls)
 	}
 	var health map[string]string

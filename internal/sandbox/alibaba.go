@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -202,7 +203,7 @@ func (s *Sandbox) alibabaRefundLocked(id string) (*Refund, *apiError) {
 	}
 	r := s.refunds[id]
 	if r == nil || r.Platform != Platform1688 {
-		return nil, errf(classNotFound, "售后单不存在 (refund %s not found)", truncate(id, 50))
+		return nil, errf(classNotFound, "售后单不存在 (refund %s not found)", excerpt.Of(id, 50))
 	}
 	return r, nil
 }
@@ -411,7 +412,7 @@ func moneyText(m money) string {
 
 // badGoodsStatus is the error for a goodsStatus the profile does not list.
 func (s *Sandbox) badGoodsStatus(goodsStatus string) *apiError {
-	return errf(classInvalid, "goodsStatus %q 不合法 (want one of %s)", truncate(goodsStatus, 40),
+	return errf(classInvalid, "goodsStatus %q 不合法 (want one of %s)", excerpt.Of(goodsStatus, 40),
 		strings.Join(s.prof.Alibaba.GoodsStatus.All(), ", "))
 }
 
@@ -420,7 +421,7 @@ func (s *Sandbox) badGoodsStatus(goodsStatus string) *apiError {
 func (s *Sandbox) checkDispute(dispute, goodsStatus string) *apiError {
 	d := s.prof.Alibaba.DisputeRequest
 	if dispute != d.Refund && dispute != d.ReturnRefund {
-		return errf(classInvalid, "disputeRequest %q 不合法 (want %s or %s)", truncate(dispute, 40), d.Refund, d.ReturnRefund)
+		return errf(classInvalid, "disputeRequest %q 不合法 (want %s or %s)", excerpt.Of(dispute, 40), d.Refund, d.ReturnRefund)
 	}
 	if _, ok := s.abGoodsOf(goodsStatus); !ok {
 		return s.badGoodsStatus(goodsStatus)

@@ -464,7 +464,7 @@ func (s *Sandbox) emitRefundLocked(r *Refund) {
 	} else {
 		known["refundAmount"] = s.abMoney(r.ApplyPayment)
 	}
-	s.emitLocked(taobao, platform.KindRefund, s.cbBody(taobao, platform.KindRefund, known), r.RefundID)
+	s.emitLocked(taobao, platform.KindRefund, docTypeRefund, s.cbBody(taobao, platform.KindRefund, known), r.RefundID)
 }
 
 // emitOrderLocked queues an order message of kind (order_status or
@@ -494,11 +494,20 @@ func (s *Sandbox) emitOrderLocked(o *Order, kind platform.Kind) {
 		"tbCreateTime":  s.timeOrNull(o.CreatedAt),
 		"payTime":       payTime,
 	}
-	s.emitLocked(taobao, kind, s.cbBody(taobao, kind, known), o.OrderID)
+	s.emitLocked(taobao, kind, docOrderType(o, kind), s.cbBody(taobao, kind, known), o.OrderID)
 }
 
-// messagePlatform is the envelope's messagePlatform of a platform: 0 Taobao,
-// 1 1688 (documented, DOC-MSG; not a profile guess).
+// The message types the documentation shows (DOC, 1688 examples), and the
+// messagePlatform values it documents.
+const (
+	docTypeCreate      = "ORDER_CREATE"
+	docTypeCancel      = "ORDER_CANCEL"
+	docTypePaySuccess  = "ORDER_PAY_SUCCESS"
+	docTypePriceModify = "ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY"
+	docTypeRefund      = "ORDER_BUYER_VIEW_ORDER_BUYER_REFUND"
+)
+
+// messagePlatform is the documented messagePlatform value: 0 Taobao, 1 1688.
 func messagePlatform(taobao bool) int {
 	if taobao {
 		return 0
@@ -506,9 +515,31 @@ func messagePlatform(taobao bool) int {
 	return 1
 }
 
+// docOrderType is the documented type of an order message in the order's
+// present state.
+func docOrderType(o *Order, kind platform.Kind) string {
+	switch {
+	case kind == platform.KindPriceModify:
+		return docTypePriceModify
+	case o.CloseReason != "":
+		return docTypeCancel
+	case o.PaidAt != nil:
+		return docTypePaySuccess
+	}
+	return docTypeCreate
+}
+
 // emitLocked records and queues one push.
-func (s *Sandbox) emitLocked(taobao bool, kind platform.Kind, body, subject string) {
+//
+// preferred is the type the documentation shows for the event (1688's
+// ORDER_CREATE, ORDER_PAY_SUCCESS, …): it is pushed when the profile lists
+// it with the same kind, so a replayed order still tells a creation from a
+// cancellation; otherwise the profile's first type of the kind is.
+func (s *Sandbox) emitLocked(taobao bool, kind platform.Kind, preferred, body, subject string) {
 	name, ok := s.cbTypes[cbKey{taobao, kind}]
+	if k, known := s.prof.CallbackKind(taobao, preferred); known && k == kind {
+		name, ok = preferred, true
+	}
 	platformName := Platform1688
 	if taobao {
 		platformName = PlatformTaobao

@@ -114,18 +114,18 @@ func TestCallbackEnvelopes(t *testing.T) {
 		kind     platform.Kind
 		check    func(map[string]any) bool
 	}
-	ab, tb := 1, 0 // messagePlatform, documented (DOC-MSG)
+	ab, tb := 1, 0 // documented messagePlatform values
 	status, price, refund := platform.KindOrderStatus, platform.KindPriceModify, platform.KindRefund
 	wants := []want{
-		{pushedType(prof, false, status), ab, status, func(b map[string]any) bool {
+		{docTypeCreate, ab, status, func(b map[string]any) bool {
 			return b["orderId"] == "3305075341149134260" && b["orderStatus"] == OrderWaitingForPayment &&
 				b["totalAmount"] == 10000.0 && b["shippingFee"] == 500.0 && b["productAmount"] == 9500.0 && b["payStatus"] == 1.0 &&
 				b["refundStatus"] == nil && b["payTime"] == nil
 		}},
-		{pushedType(prof, false, price), ab, price, func(b map[string]any) bool {
+		{docTypePriceModify, ab, price, func(b map[string]any) bool {
 			return b["totalAmount"] == 9800.0 && b["productAmount"] == 9300.0
 		}},
-		{pushedType(prof, false, status), ab, status, func(b map[string]any) bool {
+		{docTypePaySuccess, ab, status, func(b map[string]any) bool {
 			return b["orderStatus"] == OrderWaitingForSent && b["payStatus"] == 2.0 && b["payTime"] != nil
 		}},
 		{pushedType(prof, true, refund), tb, refund, func(b map[string]any) bool {
@@ -249,7 +249,7 @@ func TestCallbackFaults(t *testing.T) {
 		e.adminOK(http.MethodPost, "/_sandbox/orders", CreateOrderRequest{Platform: Platform1688}, nil)
 		waitFor(t, "the undropped push", func() bool { return len(rc.pushes()) == 1 })
 		env, _ := decodePush(t, rc.pushes()[0])
-		if env.MessagePlatform != 1 { // 1688, documented (DOC-MSG)
+		if env.MessagePlatform != messagePlatform(false) {
 			t.Errorf("delivered push platform %d; want the 1688 one (taobao dropped)", env.MessagePlatform)
 		}
 		if st := e.s.Stats().Callbacks; st.Dropped != 1 {
@@ -293,7 +293,7 @@ func TestRefundCallbacksOnEveryChange(t *testing.T) {
 	var statuses []any
 	for _, p := range rc.pushes() {
 		env, body := decodePush(t, p)
-		if env.MessageType != pushedType(prof, false, platform.KindRefund) || env.MessagePlatform != 1 || body["refundId"] != id {
+		if env.MessageType != pushedType(prof, false, platform.KindRefund) || env.MessagePlatform != messagePlatform(false) || body["refundId"] != id {
 			t.Errorf("push %s", p.Raw)
 		}
 		statuses = append(statuses, body["refundStatus"])

@@ -50,7 +50,7 @@ func TestForcedErrorKinds(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(string(tc.kind), func(t *testing.T) {
 			e.s.SetFaults(Faults{TimeoutAfter: 50 * time.Millisecond,
-				ForceErrors: []ForcedError{{Endpoint: "AlibabaLogisticsCompanies", Kind: tc.kind, Count: 1}}})
+				ForceErrors: []ForcedError{{Endpoint: "alibaba_logistics_companies", Kind: tc.kind, Count: 1}}})
 			status, raw, err := e.rawCall(http.MethodGet, paths.AlibabaLogisticsCompanies, nil, 10*time.Second)
 			if tc.wantErr {
 				if err == nil {
@@ -82,7 +82,7 @@ func TestForcedErrorKinds(t *testing.T) {
 
 func TestTimeoutHonoursClientGivingUp(t *testing.T) {
 	e := newEnv(t, nil)
-	e.s.SetFaults(Faults{ForceErrors: []ForcedError{{Endpoint: "TaobaoQuery", Kind: ErrTimeout, Count: 1}}}) // default 30s
+	e.s.SetFaults(Faults{ForceErrors: []ForcedError{{Endpoint: "taobao_query", Kind: ErrTimeout, Count: 1}}}) // default 30s
 	start := time.Now()
 	_, _, err := e.rawCall(http.MethodGet, paths.TaobaoQuery+"?refundId=1", nil, 200*time.Millisecond)
 	if err == nil {
@@ -99,7 +99,7 @@ func TestTimeoutHonoursClientGivingUp(t *testing.T) {
 func TestLateTakesEffectAfterClientGaveUp(t *testing.T) {
 	e := newEnv(t, nil)
 	e.s.SetFaults(Faults{TimeoutAfter: time.Second,
-		ForceErrors: []ForcedError{{Endpoint: "TaobaoSubmit", Kind: ErrLate, Count: 1}}})
+		ForceErrors: []ForcedError{{Endpoint: "taobao_submit", Kind: ErrLate, Count: 1}}})
 	req := submitRefundReq{SubOrderID: "9000000000000000001", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
 	if _, _, err := e.rawCall(http.MethodPost, paths.TaobaoSubmit, req, 50*time.Millisecond); err == nil {
 		t.Fatal("late submit answered before the client gave up")
@@ -126,7 +126,7 @@ func TestLateTakesEffectAfterClientGaveUp(t *testing.T) {
 // and a retry is rejected as a duplicate and counted.
 func TestAfterEffect(t *testing.T) {
 	e := newEnv(t, nil)
-	e.s.SetFaults(Faults{ForceErrors: []ForcedError{{Endpoint: "TaobaoSubmit", Kind: ErrHTTP500, Count: 1, AfterEffect: true}}})
+	e.s.SetFaults(Faults{ForceErrors: []ForcedError{{Endpoint: "taobao_submit", Kind: ErrHTTP500, Count: 1, AfterEffect: true}}})
 	req := submitRefundReq{SubOrderID: "9000000000000000001", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
 	status, _, err := e.rawCall(http.MethodPost, paths.TaobaoSubmit, req, 10*time.Second)
 	if err != nil || status != http.StatusInternalServerError {
@@ -140,7 +140,7 @@ func TestAfterEffect(t *testing.T) {
 		t.Fatalf("retry: code %d; want %d", r.Code, codeDuplicate)
 	}
 	st := e.s.Stats()
-	if st.RefundSubmissions["taobao:9000000000000000001"] != 2 || st.DuplicateSubmissions != 1 || st.APICalls["TaobaoSubmit"] != 2 {
+	if st.RefundSubmissions["taobao:9000000000000000001"] != 2 || st.DuplicateSubmissions != 1 || st.APICalls["taobao_submit"] != 2 {
 		t.Errorf("stats %+v; want 2 submissions, 1 duplicate, 2 calls", st)
 	}
 	// The client can find the refund it does not know the id of.
@@ -155,7 +155,7 @@ func TestErrorRateWithSeedIsDeterministic(t *testing.T) {
 	outcomes := func() []int {
 		e := newEnv(t, func(c *Config) {
 			c.Seed = 7
-			c.Faults = Faults{ErrorRate: 0.5, ErrorKinds: []ErrorKind{ErrRateLimit, ErrInternal}, Endpoints: []string{"AlibabaLogisticsCompanies"}}
+			c.Faults = Faults{ErrorRate: 0.5, ErrorKinds: []ErrorKind{ErrRateLimit, ErrInternal}, Endpoints: []string{"alibaba_logistics_companies"}}
 		})
 		var codes []int
 		for range 40 {
@@ -198,7 +198,7 @@ func TestLatency(t *testing.T) {
 func TestFaultsAdmin(t *testing.T) {
 	e := newEnv(t, nil)
 	body := `{"latency_min":"1ms","latency_max":"2ms","error_rate":0.25,"error_kinds":["http503"],
-		"force_errors":[{"endpoint":"TaobaoSubmit","kind":"reset","count":2,"after_effect":true}],"drop_push_rate":0.1}`
+		"force_errors":[{"endpoint":"taobao_submit","kind":"reset","count":2,"after_effect":true}],"drop_push_rate":0.1}`
 	var got Faults
 	e.adminOK(http.MethodPut, "/_sandbox/faults", body, &got)
 	if got.LatencyMax != 2*time.Millisecond || got.ErrorRate != 0.25 || len(got.ForceErrors) != 1 || !got.ForceErrors[0].AfterEffect {
@@ -208,7 +208,7 @@ func TestFaultsAdmin(t *testing.T) {
 		"rate above 1":     `{"error_rate":1.5}`,
 		"unknown kind":     `{"error_kinds":["boom"]}`,
 		"unknown endpoint": `{"force_errors":[{"endpoint":"Nope","kind":"http500","count":1}]}`,
-		"zero count":       `{"force_errors":[{"endpoint":"TaobaoSubmit","kind":"http500","count":0}]}`,
+		"zero count":       `{"force_errors":[{"endpoint":"taobao_submit","kind":"http500","count":0}]}`,
 		"bad duration":     `{"latency_min":"soon"}`,
 		"unknown field":    `{"error_rat":0.1}`,
 		"not json":         `{`,
@@ -234,7 +234,7 @@ func TestFaultsAdmin(t *testing.T) {
 func TestTimeoutOnPOSTStopsWhenClientGivesUp(t *testing.T) {
 	e := newEnv(t, nil)
 	e.s.SetFaults(Faults{TimeoutAfter: 10 * time.Minute,
-		ForceErrors: []ForcedError{{Endpoint: "TaobaoSubmit", Kind: ErrTimeout, Count: 1}}})
+		ForceErrors: []ForcedError{{Endpoint: "taobao_submit", Kind: ErrTimeout, Count: 1}}})
 	req := submitRefundReq{SubOrderID: "9000000000000000009", RefundType: 1, GoodsStatus: 1, ReasonID: 1001, RefundFee: 100}
 	if _, _, err := e.rawCall(http.MethodPost, paths.TaobaoSubmit, req, 200*time.Millisecond); err == nil {
 		t.Fatal("timeout fault answered before the client gave up")
@@ -256,7 +256,7 @@ func TestForcedRateLimitLiftedAtRunTime(t *testing.T) {
 	create := func(e *testEnv, orderID int64) apiResp {
 		return e.call(http.MethodPost, paths.AlibabaCreateRefund, ab(orderID, "refund", "refundWaitSellerSend", 20001, 100, 0, "不想要了"))
 	}
-	held := Faults{ForceErrors: []ForcedError{{Endpoint: "AlibabaCreateRefund", Kind: ErrRateLimit, Count: 100}}}
+	held := Faults{ForceErrors: []ForcedError{{Endpoint: "alibaba_create_refund", Kind: ErrRateLimit, Count: 100}}}
 	lifts := map[string]func(e *testEnv){
 		"SetFaults": func(e *testEnv) { e.s.SetFaults(Faults{}) },
 		"PUT":       func(e *testEnv) { e.adminOK(http.MethodPut, "/_sandbox/faults", `{}`, nil) },
@@ -282,9 +282,9 @@ func TestForcedRateLimitLiftedAtRunTime(t *testing.T) {
 			st := e.s.Stats()
 			// Rate-limited calls are stopped before authentication: they are
 			// API calls but not submissions.
-			if st.APICalls["AlibabaCreateRefund"] != 4 || st.RefundSubmissions["1688:3500000000000000001"] != 1 {
+			if st.APICalls["alibaba_create_refund"] != 4 || st.RefundSubmissions["1688:3500000000000000001"] != 1 {
 				t.Errorf("stats: %d calls, %d submissions; want 4 calls, 1 submission",
-					st.APICalls["AlibabaCreateRefund"], st.RefundSubmissions["1688:3500000000000000001"])
+					st.APICalls["alibaba_create_refund"], st.RefundSubmissions["1688:3500000000000000001"])
 			}
 		})
 	}
@@ -296,7 +296,7 @@ func TestLatencyMinOnOneEndpoint(t *testing.T) {
 	e := newEnv(t, nil)
 	render := renderReq{SubOrderID: "6300000000000000001", RefundType: 1, GoodsStatus: 1}
 
-	e.adminOK(http.MethodPut, "/_sandbox/faults", `{"latency_min":"100ms","endpoints":["TaobaoRender"]}`, nil)
+	e.adminOK(http.MethodPut, "/_sandbox/faults", `{"latency_min":"100ms","endpoints":["taobao_render"]}`, nil)
 	start := time.Now()
 	if r := e.call(http.MethodPost, paths.TaobaoRender, render); r.Code != codeOK {
 		t.Fatalf("render: code %d (%s)", r.Code, r.Msg)
@@ -308,7 +308,7 @@ func TestLatencyMinOnOneEndpoint(t *testing.T) {
 	// With a latency no test waits for, only the lower bound on the targeted
 	// endpoint and the absence of it elsewhere are observable without timing
 	// races: the render outlives a short client timeout, the others answer.
-	e.s.SetFaults(Faults{LatencyMin: time.Minute, Endpoints: []string{"TaobaoRender"}})
+	e.s.SetFaults(Faults{LatencyMin: time.Minute, Endpoints: []string{"taobao_render"}})
 	if _, _, err := e.rawCall(http.MethodPost, paths.TaobaoRender, render, 300*time.Millisecond); err == nil {
 		t.Error("render answered within 300ms under a 1m latency_min")
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -35,30 +36,25 @@ type route struct {
 	handler apiHandler
 }
 
-// endpointNames are the sandbox's names of the endpoints (Faults, Stats,
-// log lines), each with the profile's endpoint it serves. The names are the
-// sandbox's own vocabulary: tests and operators name endpoints this way.
-var endpointNames = []struct {
+// endpointNames are the endpoints' names in Faults, Stats and log lines:
+// the product's own names (platform.Endpoint), so an operator reading a
+// worker error ("taobao_list: …") injects a fault under the same name.
+var endpointNames = func() []struct {
 	name string
 	ep   platform.Endpoint
-}{
-	{"TaobaoList", platform.TaobaoList},
-	{"TaobaoRender", platform.TaobaoRender},
-	{"TaobaoReturnLogisticsRender", platform.TaobaoReturnLogisticsRender},
-	{"TaobaoReturnLogisticsSubmit", platform.TaobaoReturnLogisticsSubmit},
-	{"TaobaoCancel", platform.TaobaoCancel},
-	{"TaobaoSubmitMessage", platform.TaobaoSubmitMessage},
-	{"TaobaoSubmit", platform.TaobaoSubmit},
-	{"TaobaoListMessages", platform.TaobaoListMessages},
-	{"TaobaoModify", platform.TaobaoModify},
-	{"TaobaoQuery", platform.TaobaoQuery},
-	{"AlibabaRefundInfo", platform.AlibabaRefundInfo},
-	{"AlibabaRefundReasons", platform.AlibabaRefundReasons},
-	{"AlibabaUploadVoucher", platform.AlibabaUploadVoucher},
-	{"AlibabaCreateRefund", platform.AlibabaCreateRefund},
-	{"AlibabaGoodsReturn", platform.AlibabaGoodsReturn},
-	{"AlibabaLogisticsCompanies", platform.AlibabaLogisticsCompanies},
-}
+} {
+	var out []struct {
+		name string
+		ep   platform.Endpoint
+	}
+	for _, e := range platform.AllEndpoints() {
+		out = append(out, struct {
+			name string
+			ep   platform.Endpoint
+		}{string(e), e})
+	}
+	return out
+}()
 
 // EndpointNames lists the endpoint names Faults and Stats use.
 func EndpointNames() []string {
@@ -150,7 +146,7 @@ func (s *Sandbox) Handler() http.Handler {
 			s.serveAPI(w, r, *fallback, fallbackID)
 			return
 		}
-		s.writeEnvelope(w, http.StatusNotFound, nil, errf(classNotFound, "no such API path %q", truncate(r.URL.Path, 100)))
+		s.writeEnvelope(w, http.StatusNotFound, nil, errf(classNotFound, "no such API path %q", excerpt.Of(r.URL.Path, 100)))
 	}))
 }
 

@@ -92,10 +92,10 @@ after_sale_received = "G5"
 refund = "ONLY_REFUND"
 return_refund = "RETURN_REFUND"
 
-# Tables merge key by key, so the default names stay too: B_TB_REFUND and
-# A_TB_STATUS are the first of their kinds in byte order.
+# Tables merge key by key: the documented names are removed ("") so that
+# B_TB_REFUND and A_TB_STATUS are the first of their kinds in byte order.
 [callbacks.taobao]
-types = { B_TB_REFUND = "refund", TB_STATUS = "order_status", A_TB_STATUS = "order_status", TB_PRICE = "price_modify" }
+types = { B_TB_REFUND = "refund", TB_STATUS = "order_status", A_TB_STATUS = "order_status", TB_PRICE = "price_modify", ORDER_CREATE = "", ORDER_CANCEL = "", ORDER_PAY_SUCCESS = "", ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY = "", ORDER_BUYER_VIEW_ORDER_BUYER_REFUND = "" }
 [callbacks.taobao.fields]
 refund = ["refundId", "refundStatus", "refundAmount", "mystery"]
 order_status = ["orderId", "orderStatus", "totalAmount", "tbCreateTime"]
@@ -243,7 +243,7 @@ func TestSandboxFollowsTheProfile(t *testing.T) {
 		taobaoPushes := func() []receivedPush {
 			var out []receivedPush
 			for _, push := range rc.pushes() {
-				if env, _ := decodePush(t, push); env.MessagePlatform == 0 { // Taobao, documented (DOC-MSG)
+				if env, _ := decodePush(t, push); env.MessagePlatform == messagePlatform(true) {
 					out = append(out, push)
 				}
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -85,11 +86,11 @@ func (s *Sandbox) SeedRefund(seed RefundSeed) (*Refund, error) {
 
 func (s *Sandbox) seedRefundLocked(seed RefundSeed) (*Refund, error) {
 	if seed.Platform != PlatformTaobao && seed.Platform != Platform1688 {
-		return nil, fmt.Errorf("platform %q: want taobao or 1688", truncate(seed.Platform, 20))
+		return nil, fmt.Errorf("platform %q: want taobao or 1688", excerpt.Of(seed.Platform, 20))
 	}
 	phase, ok := s.parsePhase(seed.Platform, seed.Status)
 	if !ok {
-		return nil, fmt.Errorf("status %q: want one of %s", truncate(seed.Status, 40), strings.Join(s.statusNames(seed.Platform), ", "))
+		return nil, fmt.Errorf("status %q: want one of %s", excerpt.Of(seed.Status, 40), strings.Join(s.statusNames(seed.Platform), ", "))
 	}
 	now := s.now()
 	created, modified := seed.CreatedAt, seed.ModifiedAt
@@ -114,7 +115,7 @@ func (s *Sandbox) seedRefundLocked(seed RefundSeed) (*Refund, error) {
 	id := seed.RefundID
 	if id != "" {
 		if !validSeedRefundID(seed.Platform, id) {
-			return nil, fmt.Errorf("refund_id %q: want 1-40 digits (taobao) or TQ and 1-38 digits (1688)", truncate(id, 50))
+			return nil, fmt.Errorf("refund_id %q: want 1-40 digits (taobao) or TQ and 1-38 digits (1688)", excerpt.Of(id, 50))
 		}
 		if _, taken := s.refunds[id]; taken {
 			return nil, fmt.Errorf("%w: refund %s already exists", ErrConflict, id)
@@ -211,7 +212,7 @@ func (s *Sandbox) seedTaobaoFormLocked(ref *Refund, seed RefundSeed, phase platf
 		return nil, seedOrderErr(e)
 	}
 	if seed.OrderID != "" && seed.OrderID != o.OrderID {
-		return nil, fmt.Errorf("order_id %q: sub-order %s belongs to order %s", truncate(seed.OrderID, 50), so.SubOrderID, o.OrderID)
+		return nil, fmt.Errorf("order_id %q: sub-order %s belongs to order %s", excerpt.Of(seed.OrderID, 50), so.SubOrderID, o.OrderID)
 	}
 	returned := phase == platform.PhaseWaitBuyerReturn || phase == platform.PhaseWaitSellerReceive
 	rt, gs := s.prof.Taobao.RefundType, s.prof.Taobao.GoodsStatus
@@ -285,7 +286,7 @@ func (s *Sandbox) seedAlibabaFormLocked(ref *Refund, seed RefundSeed, phase plat
 	}
 	orderID, err := strconv.ParseInt(seed.OrderID, 10, 64)
 	if err != nil || orderID <= 0 {
-		return nil, fmt.Errorf("order_id %q: 1688 order ids are positive integers", truncate(seed.OrderID, 50))
+		return nil, fmt.Errorf("order_id %q: 1688 order ids are positive integers", excerpt.Of(seed.OrderID, 50))
 	}
 	o, e := s.alibabaOrderLocked(orderID, nil)
 	if e != nil {

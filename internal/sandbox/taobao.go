@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -339,7 +340,7 @@ type (
 // taobaoSubOrderLocked finds a sub-order, creating an order for it when AutoCreate is on.
 func (s *Sandbox) taobaoSubOrderLocked(id string) (*Order, *SubOrder, *apiError) {
 	if !validID(id) {
-		return nil, nil, errf(classInvalid, "subOrderId %q 格式错误 (want 1-40 characters of [0-9A-Za-z_-])", truncate(id, 50))
+		return nil, nil, errf(classInvalid, "subOrderId %q 格式错误 (want 1-40 characters of [0-9A-Za-z_-])", excerpt.Of(id, 50))
 	}
 	if o := s.subOrders[id]; o != nil {
 		return o, o.subOrder(id), nil
@@ -360,7 +361,7 @@ func (s *Sandbox) taobaoRefundLocked(id string) (*Refund, *apiError) {
 	}
 	r := s.refunds[id]
 	if r == nil || r.Platform != PlatformTaobao {
-		return nil, errf(classNotFound, "逆向单不存在 (refund %s not found)", truncate(id, 50))
+		return nil, errf(classNotFound, "逆向单不存在 (refund %s not found)", excerpt.Of(id, 50))
 	}
 	return r, nil
 }
@@ -813,10 +814,10 @@ func (s *Sandbox) taobaoReturnLogisticsSubmit(r *http.Request, _ *apiCall) (any,
 	}
 	i := slices.IndexFunc(taobaoCompanies, func(c tbCompany) bool { return c.LogisticsCompanyCode == req.LogisticsCompanyCode })
 	if i < 0 {
-		return nil, errf(classInvalid, "logisticsCompanyCode %q 不在可选物流公司中 (see the return logistics render)", truncate(req.LogisticsCompanyCode, 40))
+		return nil, errf(classInvalid, "logisticsCompanyCode %q 不在可选物流公司中 (see the return logistics render)", excerpt.Of(req.LogisticsCompanyCode, 40))
 	}
 	if !validTracking(req.LogisticsNo) {
-		return nil, errf(classInvalid, "logisticsNo %q 格式错误 (want 6-40 letters or digits)", truncate(req.LogisticsNo, 50))
+		return nil, errf(classInvalid, "logisticsNo %q 格式错误 (want 6-40 letters or digits)", excerpt.Of(req.LogisticsNo, 50))
 	}
 	company := taobaoCompanies[i]
 	ref.Return = &ReturnShipment{CompanyCode: company.LogisticsCompanyCode, CompanyName: company.LogisticsCompanyName,

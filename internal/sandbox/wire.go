@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -157,7 +158,7 @@ func (s *Sandbox) fen(a amountIn, taobao bool, field string) (int64, *apiError) 
 	}
 	r, ok := new(big.Rat).SetString(a.text)
 	if !ok || !r.IsInt() || !r.Num().IsInt64() {
-		return 0, errf(classInvalid, "%s %s 不合法 (want whole fen)", field, truncate(a.text, 30))
+		return 0, errf(classInvalid, "%s %s 不合法 (want whole fen)", field, excerpt.Of(a.text, 30))
 	}
 	return r.Num().Int64(), nil
 }
@@ -316,7 +317,7 @@ func decodeJSON(body []byte, v any, required ...string) (map[string]json.RawMess
 			if errors.As(err, &te) {
 				return nil, errf(classMalformed, "字段类型错误 (field %q: wrong type)", te.Field)
 			}
-			return nil, errf(classMalformed, "字段类型错误 (wrong field type): %s", truncate(err.Error(), 120))
+			return nil, errf(classMalformed, "字段类型错误 (wrong field type): %s", excerpt.Of(err.Error(), 120))
 		}
 	}
 	var missing []string
@@ -344,13 +345,6 @@ func field(fields map[string]json.RawMessage, name string, dst any) *apiError {
 		return errf(classMalformed, "字段类型错误 (field %q: wrong type)", name)
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // orderedObject is a JSON object whose keys keep the order they were added

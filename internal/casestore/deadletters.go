@@ -1,0 +1,156 @@
+package casestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// DeadLetter is a message the worker gave up on, kept with the reason so an
+// operator can inspect and retry it.
+type DeadLetter struct {
+	ID         int64
+	MsgID      string
+	Subject    string
+	Headers    map[string][]string
+	Payload    []byte
+	Reason     string // an events.DeadReason (casestore stores it as given)
+	Error      string
+	Deliveries int
+	CreatedAt  time.Time
+	RetriedAt  time.Time // zero until retried
+}
+
+type deadRow struct {
+	ID         int64         `db:"id"`
+	MsgID      string        `db:"msg_id"`
+	Subject    string        `db:"subject"`
+	Headers    string        `db:"headers"`
+	Payload    []byte        `db:"payload"`
+	Reason     string        `db:"reason"`
+	Error      string        `db:"error"`
+	Deliveries int           `db:"deliveries"`
+	CreatedAt  int64         `db:"created_at"`
+	RetriedAt  sql.NullInt64 `db:"retried_at"`
+}
+
+const deadColumns = `id, msg_id, subject, headers, payload, reason, error, deliveries, created_at, retried_at`
+
+func (r deadRow) toDeadLetter() (DeadLetter, error) {
+	d := DeadLetter{ID: r.ID, MsgID: r.MsgID, Subject: r.Subject, Payload: r.Payload, Reason: r.Reason,
+		Error: r.Error, Deliveries: r.Deliveries, CreatedAt: time.UnixMilli(r.CreatedAt).UTC(), RetriedAt: fromMS(r.RetriedAt)}
+	if d.Payload == nil {
+		d.Payload = []byte{}
+	}
+	if r.Headers != "" && r.Headers != "{}" {
+		if err := json.Unmarshal([]byte(r.Headers), &d.Headers); err != nil {
+			return DeadLetter{}, fmt.Errorf("dead letter %d headers: %w", r.ID, err)
+		}
+	}
+	return d, nil
+}
+
+// InsertDeadLetter stores a dead letter and returns its id. A message that is
+// already dead and not yet retried is not stored twice: the existing id is
+// returned with inserted == false.
+func (tx *Tx) InsertDeadLetter(ctx context.Context, d DeadLetter) (id int64, inserted bool, err error) {
+	headers := []byte("{}")
+	if len(d.Headers) > 0 {
+		if headers, err = json.Marshal(d.Headers); err != nil {
+			return 0, false, fmt.Errorf("dead letter headers: %w", err)
+		}
+	}
+	payload := d.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	at := d.CreatedAt
+	if at.IsZero() {
+		at = tx.now
+	}
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO dead_letters
+		(msg_id, subject, headers, payload, reason, error, deliveries, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) WHERE retried_at IS NULL DO NOTHING`,
+		d.MsgID, d.Subject, string(headers), payload, d.Reason, d.Error, d.Deliveries, ms64(at))
+	if err != nil {
+		return 0, false, fmt.Errorf("insert dead letter %q: %w", d.MsgID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return 0, false, fmt.Errorf("insert dead letter %q: %w", d.MsgID, err)
+	} else if n == 1 {
+		id, err := res.LastInsertId()
+		return id, true, err
+	}
+	if err := sqlx.GetContext(ctx, tx.tx, &id, `SELECT id FROM dead_letters WHERE msg_id = ? AND retried_at IS NULL`, d.MsgID); err != nil {
+		return 0, false, fmt.Errorf("insert dead letter %q: %w", d.MsgID, err)
+	}
+	return id, false, nil
+}
+
+// DeadLetterFilter selects dead letters. Zero fields do not filter.
+type DeadLetterFilter struct {
+	PendingOnly bool     // not yet retried
+	Reasons     []string // reason is one of these (events.DeadReason.StoredValues)
+	AfterID     int64    // paging
+	Limit       int      // default 100, at most 1000
+}
+
+// DeadLetters lists dead letters in id order.
+func (s *Store) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
+	q := `SELECT ` + deadColumns + ` FROM dead_letters WHERE id > ?`
+	args := []any{f.AfterID}
+	if f.PendingOnly {
+		q += ` AND retried_at IS NULL`
+	}
+	if len(f.Reasons) > 0 {
+		q += ` AND reason IN (?` + strings.Repeat(`, ?`, len(f.Reasons)-1) + `)`
+		for _, r := range f.Reasons {
+			args = append(args, r)
+		}
+	}
+	q += ` ORDER BY id LIMIT ?`
+	args = append(args, clampLimit(f.Limit))
+	var rows []deadRow
+	if err := sqlx.SelectContext(ctx, s.r, &rows, q, args...); err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	out := make([]DeadLetter, 0, len(rows))
+	for _, r := range rows {
+		d, err := r.toDeadLetter()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// DeadLetter returns one dead letter, or ErrNotFound.
+func (s *Store) DeadLetter(ctx context.Context, id int64) (DeadLetter, error) {
+	var r deadRow
+	if err := sqlx.GetContext(ctx, s.r, &r, `SELECT `+deadColumns+` FROM dead_letters WHERE id = ?`, id); err != nil {
+		return DeadLetter{}, fmt.Errorf("dead letter %d: %w", id, notFound(err))
+	}
+	return r.toDeadLetter()
+}
+
+// MarkDeadLetterRetried records that the dead letter was re-published. It
+// returns ErrNotFound if there is no such dead letter or it was already retried.
+func (tx *Tx) MarkDeadLetterRetried(ctx context.Context, id int64) error {
+	res, err := tx.tx.ExecContext(ctx, `UPDATE dead_letters SET retried_at = ? WHERE id = ? AND retried_at IS NULL`,
+		ms64(tx.now), id)
+	if err != nil {
+		return fmt.Errorf("mark dead letter %d retried: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("mark dead letter %d retried: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("mark dead letter %d retried: %w", id, ErrNotFound)
+	}
+	return nil
+}

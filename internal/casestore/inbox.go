@@ -1,0 +1,88 @@
+package casestore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// InboxEntry is a consumed message, recorded in the same transaction as its
+// effect so that a redelivery is recognised and dropped.
+type InboxEntry struct {
+	MsgID      string // content hash
+	Stream     string
+	StreamSeq  uint64
+	Subject    string
+	ReceivedAt time.Time // zero: the transaction's time
+	// Deferred: the message waited in deferred_inputs; its row goes with
+	// this record (the input is applied now).
+	Deferred bool
+}
+
+// InboxSeen reports whether the message was already applied, inside the
+// transaction that would apply it.
+func (tx *Tx) InboxSeen(ctx context.Context, msgID string) (bool, error) {
+	return inboxSeen(ctx, tx.tx, msgID)
+}
+
+// InboxSeen reports whether the message was already applied (a cheap check
+// before opening a write transaction; re-check inside it).
+func (s *Store) InboxSeen(ctx context.Context, msgID string) (bool, error) {
+	return inboxSeen(ctx, s.r, msgID)
+}
+
+func inboxSeen(ctx context.Context, q sqlx.QueryerContext, msgID string) (bool, error) {
+	var n int
+	if err := sqlx.GetContext(ctx, q, &n, `SELECT COUNT(*) FROM inbox WHERE msg_id = ?`, msgID); err != nil {
+		return false, fmt.Errorf("inbox %q: %w", msgID, err)
+	}
+	return n > 0, nil
+}
+
+// InboxRecord marks a message applied. It returns false if it already was
+// (the caller should then roll back its effect: it is a duplicate).
+func (tx *Tx) InboxRecord(ctx context.Context, e InboxEntry) (bool, error) {
+	if e.MsgID == "" {
+		return false, fmt.Errorf("inbox record: empty message id")
+	}
+	at := e.ReceivedAt
+	if at.IsZero() {
+		at = tx.now
+	}
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO inbox (msg_id, stream, stream_seq, subject, received_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`,
+		e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at))
+	if err != nil {
+		return false, fmt.Errorf("inbox record %q: %w", e.MsgID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("inbox record %q: %w", e.MsgID, err)
+	}
+	if e.Deferred {
+		if err := tx.DeleteDeferred(ctx, e.MsgID); err != nil {
+			return false, err
+		}
+	}
+	return n == 1, nil
+}
+
+// PruneInbox deletes inbox rows received before the given time and returns
+// how many it deleted. Keep them longer than any redelivery can arrive (days).
+func (s *Store) PruneInbox(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.Update(ctx, func(tx *Tx) error {
+		res, err := tx.tx.ExecContext(ctx, `DELETE FROM inbox WHERE received_at < ?`, ms64(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune inbox: %w", err)
+	}
+	return n, nil
+}

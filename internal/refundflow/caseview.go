@@ -1,0 +1,54 @@
+package refundflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+)
+
+// caseView projects a stored case and its open intent.
+func caseView(ctx context.Context, s *casestore.Store, c casestore.Case) (CaseView, error) {
+	cv, err := caseViewOf(c)
+	if err != nil {
+		return cv, err
+	}
+	it, err := s.OpenIntent(ctx, c.ID)
+	switch {
+	case err == nil:
+		cv.Intent = &Intent{Step: StepName(it.Step), Key: it.IdempotencyKey, Since: it.StartedAt, LastAttempt: it.LastAttemptAt}
+	case !errors.Is(err, casestore.ErrNotFound):
+		return cv, err
+	}
+	return cv, nil
+}
+
+// caseViewOf projects a case row, without its open intent (Intent nil).
+func caseViewOf(c casestore.Case) (CaseView, error) {
+	cv := CaseView{ID: c.ID, Platform: Platform(c.Platform), State: State(c.State), Parked: State(c.ParkedState),
+		Version: c.Version, RefundID: c.RefundID, AttentionCode: c.AttentionCode,
+		AttentionMessage: c.AttentionMessage, WakeAt: c.NextWakeAt}
+	if err := decodeDoc(c.Request, &cv.Request); err != nil {
+		return cv, fmt.Errorf("case %d request: %w", c.ID, err)
+	}
+	if err := decodeDoc(c.Plan, &cv.Plan); err != nil {
+		return cv, fmt.Errorf("case %d plan: %w", c.ID, err)
+	}
+	var sh Shipment
+	if err := decodeDoc(c.Shipment, &sh); err != nil {
+		return cv, fmt.Errorf("case %d shipment: %w", c.ID, err)
+	}
+	if sh != (Shipment{}) {
+		cv.Shipment = &sh
+	}
+	return cv, nil
+}
+
+func decodeDoc(doc json.RawMessage, v any) error {
+	if len(doc) == 0 || string(doc) == "{}" {
+		return nil
+	}
+	return json.Unmarshal(doc, v)
+}

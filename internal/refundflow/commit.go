@@ -1,0 +1,327 @@
+package refundflow
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/excerpt"
+)
+
+// decisionRecord is one decision to commit, with what it was decided from
+// and what is recorded with it: the argument of persist and persistTx.
+type decisionRecord struct {
+	c    casestore.Case // the case decided on: the update checks its version
+	cv   CaseView       // c's view, as decided on
+	in   Input          // the input decided
+	pv   *PlatformView  // the platform view fetched for the decision, if any
+	dec  Decision
+	ran  *stepRecord // the step whose result in carries, recorded now
+	note string      // what the input was, for the timeline ("" for none)
+	// final: the input's last decision (see isFinal). The input's message
+	// (msg, if any) goes to the inbox and the case's lease is dropped in
+	// the same transaction; msg is not recorded with any other decision.
+	final bool
+	msg   *Message
+	// leased: this transaction took the case's lease already (the second
+	// decision of a lookahead), so persistTx does not take it again.
+	leased bool
+}
+
+// persisted is what persistTx wrote.
+type persisted struct {
+	prior bool           // the side effect's intent already existed
+	c     casestore.Case // the case as updated
+}
+
+// persist writes one decision in one transaction: the case (state, parked,
+// wake, attention, documents, platform check), the settled intent, the
+// recorded step result, the timeline, the new intent of a side effect and,
+// for the last decision of an input, the inbox row. prior reports that the
+// side effect's intent already existed.
+func (e *Engine) persist(ctx context.Context, d decisionRecord) (prior bool, err error) {
+	err = e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		r, err := e.persistTx(ctx, tx, d)
+		prior = r.prior
+		return err
+	})
+	return prior, err
+}
+
+// persistTx is persist inside an open transaction. The statements keep
+// this order: lease, case, step, settled intent, timeline (the entries of
+// the step, note and decision in one statement), new intent, inbox, lease
+// dropped.
+func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, d decisionRecord) (persisted, error) {
+	if !d.leased {
+		if err := e.takeLease(ctx, tx, d.c.ID); err != nil {
+			return persisted{}, err
+		}
+	}
+	nc, err := d.caseRow(tx.Now())
+	if err != nil {
+		return persisted{}, err
+	}
+	updated, err := tx.UpdateCaseFrom(ctx, d.c, nc)
+	if err != nil {
+		return persisted{}, err
+	}
+	timeline := make([]casestore.TimelineEntry, 0, 3)
+	if d.ran != nil {
+		entry, err := e.recordStep(ctx, tx, d.c.ID, d.ran)
+		if err != nil {
+			return persisted{}, err
+		}
+		timeline = append(timeline, entry)
+	}
+	if err := settleIntent(ctx, tx, d.dec.Resolve); err != nil {
+		return persisted{}, err
+	}
+	if err := tx.AppendTimeline(ctx, d.entries(timeline, nc)...); err != nil {
+		return persisted{}, err
+	}
+	prior, err := d.beginIntent(ctx, tx)
+	if err != nil {
+		return persisted{}, err
+	}
+	if d.final {
+		if err := e.finish(ctx, tx, d.c.ID, d.msg); err != nil {
+			return persisted{}, err
+		}
+	}
+	return persisted{prior: prior, c: updated}, nil
+}
+
+// caseRow is the case row after d: state, parked state, wake, attention,
+// the retry count, refund id and documents, and the platform check.
+func (d decisionRecord) caseRow(now time.Time) (casestore.Case, error) {
+	dec, nc := d.dec, d.c
+	nc.State, nc.ParkedState, nc.NextWakeAt = string(dec.State), string(dec.Parked), dec.WakeAt
+	if dec.Outcome == OutcomeAct || dec.Outcome == OutcomeNoOp {
+		// A no-op may raise a flag too (waiting for evidence) or end one.
+		if dec.Attention != nil {
+			nc.AttentionCode, nc.AttentionMessage = dec.Attention.Code, dec.Attention.Message
+		} else if dec.State != StateNeedsAttention {
+			nc.AttentionCode, nc.AttentionMessage = "", ""
+		}
+	}
+	if d.final || (d.ran != nil && (d.ran.err == nil || !d.ran.err.Transient)) {
+		nc.FailedInputs = 0 // the case got somewhere: the retry backoff starts over
+	}
+	if dec.Outcome == OutcomeAct {
+		if dec.RefundID != "" {
+			nc.RefundID = dec.RefundID
+		}
+		if err := setDocs(&nc, dec); err != nil {
+			return nc, err
+		}
+	}
+	// A reconcile input counts as a check even when the decision needed no
+	// view (a case before submission): the reconciler moves on to staler
+	// cases.
+	if d.in.Kind == InputReconcile || d.pv != nil {
+		nc.LastPlatformCheckAt = now
+	}
+	if d.pv != nil && d.pv.Found {
+		nc.PlatformStatus = d.pv.Status(d.cv.Platform)
+	}
+	return nc, nil
+}
+
+// setDocs stores the documents dec replaces (Request, Plan, Shipment) in c.
+func setDocs(c *casestore.Case, dec Decision) error {
+	if err := setDoc(&c.Request, dec.Request); err != nil {
+		return err
+	}
+	if err := setDoc(&c.Plan, dec.Plan); err != nil {
+		return err
+	}
+	return setDoc(&c.Shipment, dec.Shipment)
+}
+
+// setDoc encodes doc into dst unless doc is nil (the document is kept).
+func setDoc[T any](dst *json.RawMessage, doc *T) error {
+	if doc == nil {
+		return nil
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	*dst = b
+	return nil
+}
+
+// settleIntent records how the decision settled the case's open intent
+// (Decision.Resolve), if it did.
+func settleIntent(ctx context.Context, tx *casestore.Tx, r *Resolution) error {
+	if r == nil {
+		return nil
+	}
+	res := casestore.StepResult{Status: casestore.StepDone, Outcome: jsonObj("note", r.Note)}
+	if !r.Done {
+		res.Status, res.ErrorCode, res.ErrorMessage = casestore.StepFailed, r.Code, r.Note
+	}
+	return tx.FinishStep(ctx, r.Key, res)
+}
+
+// quiet reports a timer or reconcile tick that changed nothing (nc is the
+// case row after it): not worth a timeline entry, though the check time is
+// still recorded.
+func (d decisionRecord) quiet(nc casestore.Case) bool {
+	if d.in.Kind != InputTimer && d.in.Kind != InputReconcile {
+		return false
+	}
+	dec := d.dec
+	return dec.Step == nil && dec.Resolve == nil && dec.RefundID == "" && dec.Request == nil &&
+		dec.Plan == nil && dec.Shipment == nil && dec.State == d.cv.State && dec.Parked == d.cv.Parked &&
+		nc.AttentionCode == d.c.AttentionCode && d.ran == nil &&
+		!(dec.Code == CodeInFlight && !dec.WakeAt.Equal(d.c.NextWakeAt)) // a wait for an attempt in flight is shown once
+}
+
+// entries appends d's timeline entries to timeline (which holds the step's,
+// if one ran): the note, refunds seen that predate the case, and the
+// decision; none for a quiet tick.
+func (d decisionRecord) entries(timeline []casestore.TimelineEntry, nc casestore.Case) []casestore.TimelineEntry {
+	if d.quiet(nc) {
+		return timeline
+	}
+	if d.note != "" {
+		timeline = append(timeline, casestore.TimelineEntry{CaseID: d.c.ID, Kind: timelineKind(d.in.Kind), Summary: d.note})
+	}
+	if d.pv != nil && len(d.pv.Foreign) > 0 {
+		timeline = append(timeline, casestore.TimelineEntry{CaseID: d.c.ID, Kind: casestore.KindNote,
+			Summary: fmt.Sprintf("refund %s on the platform predates this case's submission: someone else's, not taken as this case's",
+				strings.Join(d.pv.Foreign, ", "))})
+	}
+	return append(timeline, d.decisionEntry())
+}
+
+// decisionEntry is the decision's timeline entry, with what it was decided
+// from in its detail.
+func (d decisionRecord) decisionEntry() casestore.TimelineEntry {
+	dec, pv := d.dec, d.pv
+	detail := map[string]any{"input": d.in.Kind, "outcome": dec.Outcome, "code": dec.Code, "from": d.cv.State, "to": dec.State}
+	if pv != nil {
+		detail["platformFound"], detail["platformStatus"], detail["platformRefundId"] = pv.Found, pv.Status(d.cv.Platform), pv.RefundID
+		if len(pv.Foreign) > 0 {
+			detail["foreignRefunds"] = pv.Foreign
+		}
+	}
+	if dec.Step != nil {
+		detail["step"], detail["key"] = dec.Step.Name, dec.Step.Key
+	}
+	db, _ := json.Marshal(detail)
+	return casestore.TimelineEntry{CaseID: d.c.ID, Kind: casestore.KindDecision,
+		Summary: fmt.Sprintf("%s %s: %s", dec.Outcome, dec.Code, excerpt.Of(dec.Reason, 300)), Detail: db}
+}
+
+// beginIntent records the intent of the side effect d acts on, before it is
+// called. prior reports that the intent existed already and the step must
+// not be called again: an existing row that is finished, or an intent the
+// step does not expect to resume.
+func (d decisionRecord) beginIntent(ctx context.Context, tx *casestore.Tx) (prior bool, err error) {
+	st := d.dec.Step
+	if d.dec.Outcome != OutcomeAct || st == nil || !st.Name.SideEffect() {
+		return false, nil
+	}
+	a, p, err := tx.BeginStep(ctx, d.c.ID, string(st.Name), st.Key, stepSummary(d.c, st))
+	if err != nil {
+		return false, err
+	}
+	return p && !(st.Resume && a.Status == casestore.StepIntent), nil
+}
+
+// finish ends an input in tx: its message goes to the inbox (so that a
+// redelivery is dropped) and the case's lease is dropped.
+func (e *Engine) finish(ctx context.Context, tx *casestore.Tx, caseID int64, msg *Message) error {
+	if msg != nil {
+		if _, err := tx.InboxRecord(ctx, inboxEntry(msg)); err != nil {
+			return err
+		}
+	}
+	return tx.DropLease(ctx, caseID, e.owner)
+}
+
+// recordStep records a step that ran: FinishStep for side effects (unless
+// the failure left the outcome open: the intent then stays open), RecordStep
+// for reads. It returns the step's timeline entry (with the platform's
+// requestId) for the caller to append with its others.
+func (e *Engine) recordStep(ctx context.Context, tx *casestore.Tx, caseID int64, r *stepRecord) (casestore.TimelineEntry, error) {
+	res := casestore.StepResult{Status: casestore.StepDone, Outcome: r.outcome, RequestID: r.requestID}
+	if r.err != nil {
+		res.Status, res.ErrorCode, res.ErrorMessage = casestore.StepFailed, r.err.Code, r.err.Message
+	}
+	summary := r.summary()
+	switch {
+	case r.key == "":
+		if _, err := tx.RecordStep(ctx, caseID, string(r.step), r.request, res); err != nil {
+			return casestore.TimelineEntry{}, err
+		}
+	case r.err != nil && (!r.err.NotApplied || r.resume):
+		// Outcome unknown (of this attempt, or of an earlier one under the
+		// same key when this one was refused): the intent stays open and the
+		// next attempt asks the platform first, trusting "no effect" only
+		// Policy.InFlight after now (the request may still arrive).
+		if err := tx.MarkAttempt(ctx, r.key); err != nil {
+			return casestore.TimelineEntry{}, err
+		}
+		if r.err.NotApplied {
+			summary += "; refused, but an earlier attempt may have taken effect: intent left open"
+		} else {
+			summary += "; outcome unknown: intent left open"
+		}
+	case r.err != nil:
+		// The platform certainly did not apply it: the intent is closed,
+		// and a later attempt goes out under a new key without asking first.
+		if err := tx.FinishStep(ctx, r.key, res); err != nil {
+			return casestore.TimelineEntry{}, err
+		}
+		summary += "; not applied"
+	default:
+		if err := tx.FinishStep(ctx, r.key, res); err != nil {
+			return casestore.TimelineEntry{}, err
+		}
+	}
+	d, _ := json.Marshal(map[string]any{"step": r.step, "key": r.key, "requestId": r.requestID, "ms": r.dur.Milliseconds()})
+	return casestore.TimelineEntry{CaseID: caseID, Kind: casestore.KindStep, Summary: summary, Detail: d}, nil
+}
+
+func timelineKind(k InputKind) casestore.TimelineKind {
+	switch k {
+	case InputCallback:
+		return casestore.KindCallback
+	case InputTimer:
+		return casestore.KindTimer
+	case InputReconcile:
+		return casestore.KindReconcile
+	case InputStepResult:
+		return casestore.KindDecision
+	default:
+		return casestore.KindCommand
+	}
+}
+
+// summary is how the step went, for its timeline entry; recordStep adds
+// what became of its intent.
+func (r *stepRecord) summary() string {
+	s := fmt.Sprintf("%s ok", r.step)
+	if r.err != nil {
+		s = fmt.Sprintf("%s failed (%s): %s", r.step, r.err.Code, excerpt.Of(r.err.Message, 300))
+		if r.err.Transient {
+			s = fmt.Sprintf("%s failed transiently (%s): %s", r.step, r.err.Code, excerpt.Of(r.err.Message, 300))
+		}
+	}
+	if r.requestID != "" {
+		s += " requestId=" + r.requestID
+	}
+	return s
+}
+
+func jsonObj(k, v string) string {
+	b, _ := json.Marshal(map[string]string{k: v})
+	return string(b)
+}

@@ -1,0 +1,178 @@
+package refundflow
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+)
+
+// caseLocks serialises the goroutines of one process on a case.
+type caseLocks struct {
+	mu sync.Mutex
+	m  map[int64]*caseLock
+}
+
+type caseLock struct {
+	ch   chan struct{}
+	refs int
+}
+
+func (l *caseLocks) lock(ctx context.Context, id int64) (func(), error) {
+	l.mu.Lock()
+	cl := l.m[id]
+	if cl == nil {
+		cl = &caseLock{ch: make(chan struct{}, 1)}
+		l.m[id] = cl
+	}
+	cl.refs++
+	l.mu.Unlock()
+	release := func() {
+		l.mu.Lock()
+		cl.refs--
+		if cl.refs == 0 {
+			delete(l.m, id)
+		}
+		l.mu.Unlock()
+	}
+	select {
+	case cl.ch <- struct{}{}:
+		return func() { <-cl.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+}
+
+// hold takes this process's lock on the case, unless open took it already
+// (locked) together with the case's lease, and renews the case's lease
+// while held is set. letGo stops renewing, releases a lease still held and
+// unlocks.
+func (e *Engine) hold(ctx context.Context, caseID int64, locked func(), held *atomic.Bool) (letGo func(), err error) {
+	unlock := locked
+	if unlock == nil {
+		if unlock, err = e.locks.lock(ctx, caseID); err != nil {
+			return nil, &RetryError{After: time.Second, Err: err}
+		}
+	}
+	held.Store(locked != nil) // open took the lease with the case
+	stopRenew := e.renew(ctx, caseID, held)
+	return func() {
+		stopRenew()
+		if held.Load() {
+			e.releaseLease(ctx, caseID)
+		}
+		unlock()
+	}, nil
+}
+
+// releaseLease lets go of the case's lease when an input stops before its
+// last decision could drop it.
+func (e *Engine) releaseLease(ctx context.Context, caseID int64) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := e.store.ReleaseLease(rctx, caseID, e.owner); err != nil {
+		e.log.Warn("release lease", "case", caseID, "err", err)
+	}
+}
+
+// leasedElsewhere reports whether another process holds c's lease now.
+func (e *Engine) leasedElsewhere(c casestore.Case) bool {
+	return c.LeaseOwner != "" && c.LeaseOwner != e.owner && c.LeaseUntil.After(e.now())
+}
+
+// renew extends the case's lease every LeaseTTL/3 while held is true.
+func (e *Engine) renew(ctx context.Context, caseID int64, held *atomic.Bool) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(e.leaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if !held.Load() {
+					continue
+				}
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				if err := e.store.RenewLease(rctx, caseID, e.owner, e.leaseTTL); err != nil {
+					e.log.Error("renew case lease", "case", caseID, "err", err)
+				}
+				cancel()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// takeLease takes the case's lease for this process in tx. A lease another
+// process holds is a *leasedError that says when it ends.
+func (e *Engine) takeLease(ctx context.Context, tx *casestore.Tx, caseID int64) error {
+	u, err := tx.TakeLease(ctx, caseID, e.owner, e.leaseTTL)
+	if errors.Is(err, casestore.ErrLeased) {
+		return &leasedError{until: u, err: err}
+	}
+	return err
+}
+
+// leasedError is a persist refused because another process holds the case.
+type leasedError struct {
+	until time.Time
+	err   error
+}
+
+func (e *leasedError) Error() string { return e.err.Error() }
+func (e *leasedError) Unwrap() error { return e.err }
+
+// leaseWait bounds how long one input waits, holding its consumer slot, for
+// another process's lease on its case; after it the input is deferred (kept
+// in the store) until the lease ends or leaseRecheck has passed, whichever
+// comes first (a holder that is alive usually drops it within a step).
+const (
+	leaseWait    = 5 * time.Second
+	leaseRecheck = 5 * time.Second
+)
+
+// waitLease waits until the lease ending at until is over; after leaseWait
+// in all it returns a RetryError wrapping casestore.ErrLeased for when the
+// lease expires.
+func (e *Engine) waitLease(ctx context.Context, until time.Time, waited *time.Duration) error {
+	left := time.Until(until)
+	step := max(min(left, 100*time.Millisecond), 5*time.Millisecond)
+	if *waited+step > leaseWait {
+		return &RetryError{After: max(left, 100*time.Millisecond), Err: casestore.ErrLeased}
+	}
+	*waited += step
+	select {
+	case <-ctx.Done():
+		return &RetryError{After: time.Second, Err: casestore.ErrLeased}
+	case <-time.After(step):
+		return nil
+	}
+}
+
+// deferBusy keeps an input whose case another process holds (waitLease ran
+// out) until that lease ends, or leaseRecheck from now if sooner, so the
+// input's consumer slot is freed. An input already applied, or one without a
+// payload to keep, is handed back with the lease error as before.
+func (e *Engine) deferBusy(ctx context.Context, r *run, leaseErr error) (Handled, error) {
+	h := r.h
+	var re *RetryError
+	if r.applied || !canDefer(r.msg) || ctx.Err() != nil || !errors.As(leaseErr, &re) {
+		return h, leaseErr
+	}
+	until := e.now().Add(min(re.After, leaseRecheck))
+	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		return tx.Defer(ctx, deferredInput(r.caseID, r.msg, until, "leased: another worker process holds the case"))
+	})
+	if err != nil {
+		return h, err
+	}
+	h.Deferred, h.Until = true, until
+	return h, nil
+}

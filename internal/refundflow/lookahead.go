@@ -1,0 +1,71 @@
+package refundflow
+
+import (
+	"context"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+)
+
+// canAhead reports whether dec's step may run before dec commits: a
+// read-only step, on a case with no open intent and nothing to settle, so
+// the case row after dec is all the next decision needs (no store read).
+func canAhead(cv CaseView, dec Decision) bool {
+	return dec.Outcome == OutcomeAct && dec.Step != nil && !dec.Step.Name.SideEffect() &&
+		dec.Resolve == nil && !dec.Reapply && cv.Intent == nil
+}
+
+// aheadStep is a read-only step run before its decision committed.
+type aheadStep struct {
+	res StepResult
+	rec stepRecord
+}
+
+// lookahead runs the read-only step of d before d commits, then commits d
+// and, in the same transaction, the decision the step's result leads to,
+// with the step recorded and, for a side effect, its intent, exactly as
+// two commits in a row would (package doc, "Lookahead"). When that next
+// decision needs a view or a retry, d commits alone and committed.ahead
+// hands the step's result to the loop, to be decided as usual.
+func (e *Engine) lookahead(ctx context.Context, r *run, d decisionRecord) (committed, error) {
+	res, rec := e.runStep(ctx, d.c, d.dec.Step)
+	r.h.Steps++
+	ahead := &aheadStep{res: res, rec: rec}
+	var out committed
+	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		out = committed{dec: d.dec, final: d.final, reapply: r.reapply, ahead: ahead}
+		first, err := e.persistTx(ctx, tx, d)
+		if err != nil {
+			return err
+		}
+		next, ok := e.decideAhead(first.c, ahead, r.reapply, r.msg)
+		if !ok {
+			return nil
+		}
+		second, err := e.persistTx(ctx, tx, next)
+		if err != nil {
+			return err
+		}
+		out = committed{dec: next.dec, final: next.final, reapply: r.reapply || next.dec.Reapply, prior: second.prior}
+		return nil
+	})
+	return out, err
+}
+
+// decideAhead decides the result of the step run ahead on the case as the
+// first decision left it (c), for the same transaction. ok is false when
+// that decision cannot commit there: it needs a view or a retry, or the
+// case row does not read (the loop reads the case again and reports it).
+func (e *Engine) decideAhead(c casestore.Case, ahead *aheadStep, reapply bool, msg *Message) (d decisionRecord, ok bool) {
+	cv, err := caseViewOf(c)
+	if err != nil {
+		return decisionRecord{}, false
+	}
+	in := Input{Kind: InputStepResult, Result: &ahead.res, Now: e.now()}
+	dec := e.decider.Decide(cv, nil, in)
+	if dec.Outcome == OutcomeFetch || dec.Outcome == OutcomeRetry {
+		return decisionRecord{}, false
+	}
+	rec := ahead.rec
+	return decisionRecord{c: c, cv: cv, in: in, dec: dec, ran: &rec, final: isFinal(dec, reapply || dec.Reapply),
+		msg: msg, leased: true}, true
+}

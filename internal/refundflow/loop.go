@@ -1,0 +1,236 @@
+package refundflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+)
+
+// maxLoop bounds the decisions one input can lead to (render, submit, … is
+// at most a handful; the bound only stops a bug from spinning).
+const maxLoop = 24
+
+// job is one input for process to apply to one case.
+type job struct {
+	caseID int64
+	first  Input    // the input itself
+	hint   string   // a refund id a callback named that no case owns yet, for the fetch
+	msg    *Message // the message the input came from; nil for a timer or reconcile input
+	note   string   // what the input is, for the timeline with its first decision
+	// locked, when set, is this process's lock on the case, taken by open
+	// with the case and its lease; otherwise process takes the lock itself.
+	locked func()
+}
+
+// run is how far process has got with its job.
+type run struct {
+	job // note is cleared once a decision has recorded it
+	h   Handled
+	// in is the input to decide next: first, or the result of the step
+	// that ran (ran), recorded with the next decision.
+	in  Input
+	ran *stepRecord
+	// reapply: first has to be decided again (an intent was settled
+	// first). applied: first's own decision is committed, so what is left
+	// (the steps it led to) can go on from the case's state alone.
+	reapply, applied bool
+	waited           time.Duration // spent waiting for other processes' leases, in all (waitLease)
+	held             atomic.Bool   // this process holds the case's lease (renewed meanwhile)
+}
+
+// end ends the loop with process's answer.
+func (r *run) end(h Handled, err error) (done bool, _ error) {
+	r.h = h
+	return true, err
+}
+
+// process is the worker contract's loop for one input on one case: load
+// the case, decide, commit the decision, run its step, and again with the
+// step's result, until a decision needs no step (turn is one pass).
+//
+// Cross-process safety: every decision is committed together with taking
+// the case's lease (casestore Tx.TakeLease) and with the case's optimistic
+// version check, in one BEGIN IMMEDIATE transaction; the lease is kept
+// (renewed) across the platform call of a step and dropped in the
+// transaction that records the input's last decision. So a process can only
+// commit a decision, and so start a side effect, while no other process is
+// in the middle of one for the case; one whose view was read while another
+// held the case reads and fetches again before deciding. A crashed holder's
+// lease expires after LeaseTTL (far longer than any platform call), and its
+// open intent is settled by asking the platform.
+func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
+	r := &run{job: j, h: Handled{CaseID: j.caseID}, in: j.first}
+	letGo, err := e.hold(ctx, j.caseID, j.locked, &r.held)
+	if err != nil {
+		return r.h, err
+	}
+	defer letGo()
+	for range maxLoop {
+		if done, err := e.turn(ctx, r); done {
+			return r.h, err
+		}
+	}
+	return r.h, &RetryError{After: e.retry, Err: fmt.Errorf("case %d: more than %d decisions for one input", r.caseID, maxLoop)}
+}
+
+// turn is one pass of process's loop. done reports that the input got as
+// far as it can now; r.h and err are then process's answer.
+func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
+	if r.waited > 0 && ctx.Err() != nil {
+		// Given up while waiting for another process's lease.
+		return r.end(e.deferBusy(ctx, r, &RetryError{After: time.Second, Err: casestore.ErrLeased}))
+	}
+	c, err := e.store.GetCase(ctx, r.caseID)
+	if err != nil {
+		return true, err
+	}
+	if !r.held.Load() && e.leasedElsewhere(c) {
+		// Another process is on the case: wait for it rather than
+		// fetching a view its in-flight step may change.
+		return e.awaitLease(ctx, r, c.LeaseUntil)
+	}
+	d, p, err := e.decide(ctx, r, c)
+	switch {
+	case err != nil:
+		return true, err
+	case p != nil:
+		return r.end(e.retryLater(ctx, r, c, *p))
+	}
+	cm, err := e.commit(ctx, r, d)
+	var le *leasedError
+	switch {
+	case errors.As(err, &le):
+		r.held.Store(false)
+		return e.awaitLease(ctx, r, le.until) // then read and fetch again: the holder may have changed the case
+	case errors.Is(err, casestore.ErrVersionConflict):
+		return false, nil // changed under us: decide again
+	case err != nil:
+		return true, err
+	}
+	r.advance(cm)
+	return e.carryOn(ctx, r, c, cm)
+}
+
+// awaitLease waits for the lease another process holds on the case until
+// until, for the loop to read the case again; once the input has waited
+// leaseWait in all, it is deferred instead (deferBusy).
+func (e *Engine) awaitLease(ctx context.Context, r *run, until time.Time) (done bool, err error) {
+	if err := e.waitLease(ctx, until, &r.waited); err != nil {
+		return r.end(e.deferBusy(ctx, r, err))
+	}
+	return false, nil
+}
+
+// decide decides r.in on the case c, fetching the platform view first when
+// the decision asks for it. A pause means the input cannot get further now
+// (the decision asks to retry, or the fetch failed): see retryLater.
+func (e *Engine) decide(ctx context.Context, r *run, c casestore.Case) (decisionRecord, *pause, error) {
+	cv, err := caseView(ctx, e.store, c)
+	if err != nil {
+		return decisionRecord{}, nil, err
+	}
+	r.in.Now = e.now()
+	dec := e.decider.Decide(cv, nil, r.in)
+	var pv *PlatformView
+	if dec.Outcome == OutcomeFetch {
+		if pv, err = e.fetch(ctx, c, cv, r.hint); err != nil {
+			if ctx.Err() != nil {
+				return decisionRecord{}, nil, &RetryError{After: time.Second, Err: err}
+			}
+			e.log.Warn("fetch platform view", "case", r.caseID, "err", err)
+			p := failure("fetch_failed", fmt.Errorf("fetch: %w", err))
+			return decisionRecord{}, &p, nil
+		}
+		dec = e.decider.Decide(cv, pv, r.in)
+	}
+	r.h.Outcome, r.h.Code, r.h.State = dec.Outcome, dec.Code, dec.State
+	r.reapply = r.reapply || dec.Reapply
+	switch dec.Outcome {
+	case OutcomeRetry:
+		p := waitFor(dec)
+		return decisionRecord{}, &p, nil
+	case OutcomeFetch: // a view did not settle it: cannot happen with a view
+		p := failure("fetch_loop", errors.New("decision still wants a view"))
+		return decisionRecord{}, &p, nil
+	}
+	return decisionRecord{c: c, cv: cv, in: r.in, pv: pv, dec: dec, ran: r.ran, note: r.note,
+		final: isFinal(dec, r.reapply), msg: r.msg}, nil, nil
+}
+
+// isFinal reports whether dec is its input's last decision: it runs no
+// step, and the input need not be decided again (reapply). The last
+// decision records the input's message in the inbox and drops the lease.
+func isFinal(dec Decision, reapply bool) bool {
+	return (dec.Outcome != OutcomeAct || dec.Step == nil) && !reapply
+}
+
+// committed is what a commit leaves the loop with.
+type committed struct {
+	dec            Decision // the last decision committed
+	final, reapply bool     // as the loop's, after dec
+	prior          bool     // dec's side effect had its intent recorded already
+	// ahead is a step run ahead whose result is still to be decided (the
+	// lookahead committed its decision alone).
+	ahead *aheadStep
+}
+
+// commit commits d, with the lookahead when its step is a read that may
+// run first (canAhead), otherwise alone.
+func (e *Engine) commit(ctx context.Context, r *run, d decisionRecord) (committed, error) {
+	if e.ahead && !d.final && canAhead(d.cv, d.dec) {
+		return e.lookahead(ctx, r, d)
+	}
+	prior, err := e.persist(ctx, d)
+	return committed{dec: d.dec, final: d.final, reapply: r.reapply, prior: prior}, err
+}
+
+// advance moves the loop past a commit: the lease is kept only for a
+// step to come, and the step result and note just recorded are done with.
+func (r *run) advance(cm committed) {
+	r.h.Outcome, r.h.Code, r.h.State = cm.dec.Outcome, cm.dec.Code, cm.dec.State
+	r.reapply = cm.reapply
+	r.held.Store(!cm.final)
+	if r.in.Kind != InputStepResult && !cm.dec.Reapply {
+		r.applied = true
+	}
+	r.ran, r.note = nil, ""
+}
+
+// carryOn goes on from a committed decision: it feeds in the result of a
+// step run ahead, runs the decision's step, or decides the input again
+// (reapply). done: nothing is left to do.
+func (e *Engine) carryOn(ctx context.Context, r *run, c casestore.Case, cm committed) (done bool, err error) {
+	if cm.ahead != nil {
+		// Committed alone (the next decision needs a view or a retry):
+		// feed the step's result in as usual.
+		r.ran = &cm.ahead.rec
+		r.in = Input{Kind: InputStepResult, Result: &cm.ahead.res}
+		return false, nil
+	}
+	if st := cm.dec.Step; cm.dec.Outcome == OutcomeAct && st != nil {
+		if st.Name.SideEffect() && cm.prior && !st.Resume {
+			// The intent already existed: an earlier attempt may have
+			// reached the platform. Never call again here; the open
+			// intent is settled (fetch first) by the next input.
+			// The input is as applied as it can be: record it, so that
+			// neither a redelivery nor its waiting row comes back.
+			e.log.Warn("intent already recorded; not calling again", "case", r.caseID, "key", st.Key)
+			return true, e.recordInbox(ctx, r.msg)
+		}
+		res, rec := e.runStep(ctx, c, st)
+		r.h.Steps++
+		r.ran = &rec
+		r.in = Input{Kind: InputStepResult, Result: &res}
+		return false, nil
+	}
+	if r.reapply {
+		r.reapply = false
+		r.in = r.first
+		return false, nil
+	}
+	return true, nil
+}
