@@ -243,14 +243,8 @@ func (c *Client) decodeProbeData(e platform.Endpoint, data json.RawMessage) (any
 		return nil, fmt.Errorf("%s: no response type", e)
 	}
 	if c.yuan(e) {
-		converted := t
-		if e == platform.TaobaoList {
-			// TaobaoList calls call[json.RawMessage], which converts no
-			// amount before decodeListPage: yuan list items fail there.
-			converted = reflect.TypeFor[json.RawMessage]()
-		}
 		var err error
-		if data, err = convertAmounts(data, amountFieldNames(converted), yuanToFenNumber); err != nil {
+		if data, err = convertAmounts(data, amountFieldNames(t), yuanToFenNumber); err != nil {
 			return nil, err
 		}
 	}

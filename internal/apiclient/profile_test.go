@@ -147,3 +147,21 @@ func TestUnknownStatusHasNoPhase(t *testing.T) {
 		t.Errorf("info = %+v, %v; want raw status kept and no phase", info.Data, err)
 	}
 }
+
+// TestYuanListIsConverted: a Taobao list in yuan reads as fen like every
+// other answer (the list decodes through its own page reader, which once
+// skipped the conversion and refused 123.45).
+func TestYuanListIsConverted(t *testing.T) {
+	fs := newFakeServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeBody(w, 200, env(`{"total":1,"list":[{"refundOrder":{"refundId":"R1","refundFee":123.45},"purchaseOrderLine":{"price":"9.90"}}]}`))
+	})
+	cfg := testConfig(fs.URL)
+	cfg.Profile = mustProfile(t, "[amounts]\ntaobao = \"yuan\"\n")
+	res, err := newTestClient(t, cfg).TaobaoList(context.Background(), ListRefundsRequest{PageSize: 10})
+	if err != nil {
+		t.Fatalf("TaobaoList in yuan: %v", err)
+	}
+	if l := res.Data.List; len(l) != 1 || l[0].RefundOrder.RefundFee != 12345 || l[0].PurchaseOrderLine.Price != 990 {
+		t.Errorf("list = %+v; want 12345 and 990 fen", l)
+	}
+}

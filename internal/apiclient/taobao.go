@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -48,7 +49,15 @@ func (c *Client) TaobaoList(ctx context.Context, req ListRefundsRequest) (Result
 	if err != nil || len(raw.Data) == 0 {
 		return res, err
 	}
-	if res.Data, err = decodeListPage(raw.Data, lf); err != nil {
+	data := raw.Data
+	if c.yuan(ep) {
+		if data, err = convertAmounts(data, amountFieldNames(reflect.TypeFor[ListRefundsResponse]()), yuanToFenNumber); err != nil {
+			return Result[ListRefundsResponse]{RequestID: res.RequestID, DevelopID: res.DevelopID, Attempts: res.Attempts},
+				&DecodeError{Endpoint: string(ep), HTTPStatus: http.StatusOK, RequestID: res.RequestID,
+					Body: excerpt.Bytes(raw.Data, maxErrorBodyBytes), Err: fmt.Errorf("data: %w", err)}
+		}
+	}
+	if res.Data, err = decodeListPage(data, lf); err != nil {
 		return Result[ListRefundsResponse]{RequestID: res.RequestID, DevelopID: res.DevelopID, Attempts: res.Attempts},
 			&DecodeError{Endpoint: string(ep), HTTPStatus: http.StatusOK, RequestID: res.RequestID,
 				Body: excerpt.Bytes(raw.Data, maxErrorBodyBytes), Err: fmt.Errorf("data: %w", err)}
