@@ -22,10 +22,6 @@ const (
 	madeUpAlibabaRefund = "TQ0"
 )
 
-// listPageSize bounds the page doctor asks for: the worker's page size, the
-// guess being that the platform accepts it, but never more than this.
-const listPageSize = 50
-
 // maxListedQueries bounds the refunds of the list that doctor also queries
 // one by one (the list names a status, the v2 query may number it: both for
 // the same refund tie a name to its code).
@@ -132,7 +128,7 @@ func (r *run) expectTaobao() {
 	r.expect("taobao.list.total_field", strconv.Quote(l.TotalField), needOrder)
 	r.expect("taobao.list.page_no_field", strconv.Quote(l.PageNoField)+" (as sent, DOC; echoed in the answer)", needOrder)
 	r.expect("taobao.list.page_size_field", strconv.Quote(l.PageSizeField)+" (as sent, DOC; echoed in the answer)", needOrder)
-	r.expect("taobao.list.max_page_size", fmt.Sprintf("the list accepts %s %d", l.PageSizeField, min(l.MaxPageSize, listPageSize)), needOrder)
+	r.expect("taobao.list.max_page_size", fmt.Sprintf("the list accepts %s %d", l.PageSizeField, l.MaxPageSize), needOrder)
 	r.expect("taobao.refund_type", fmt.Sprintf("refund_only %d, return_and_refund %d", p.Taobao.RefundType.RefundOnly, p.Taobao.RefundType.ReturnAndRefund), needSub)
 	g := p.Taobao.GoodsStatus
 	r.expect("taobao.goods_status", fmt.Sprintf("not_shipped %d, not_received %d, received %d", g.NotShipped, g.NotReceived, g.Received), needSub)
@@ -194,7 +190,7 @@ func (r *run) probeTaobao(ctx context.Context) {
 	}
 	if order := r.opts.OrderID; order != "" {
 		l := p.Taobao.List
-		size := min(l.MaxPageSize, listPageSize)
+		size := l.MaxPageSize
 		res, out = r.call(ctx, "the order's refunds, first page (--order)", apiclient.ProbeRequest{Endpoint: platform.TaobaoList,
 			Body: map[string]any{l.OrderFilterField: order, l.PageNoField: l.FirstPage, l.PageSizeField: size}}, true)
 		r.pathVerdict(platform.TaobaoList, res, out)

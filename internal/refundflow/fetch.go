@@ -14,13 +14,11 @@ import (
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
-// listPageSize is the page size the Taobao list walk asks for; listMaxRefunds
-// bounds the refunds of one order it reads (at whatever page size the
-// platform returns) before it calls the list inconclusive.
-const (
-	listPageSize   = 50
-	listMaxRefunds = 1000
-)
+// listMaxRefunds bounds the refunds of one order the Taobao list walk reads
+// (at whatever page size the platform returns) before it calls the list
+// inconclusive. The page size it asks for is the profile's
+// taobao.list.max_page_size.
+const listMaxRefunds = 1000
 
 // fetch reads the authoritative view of the case's refund: by the case's
 // refund id; else, when nothing of the case can be on the platform yet, a
@@ -186,7 +184,8 @@ var errListIncomplete = errors.New("the platform's refund list could not be read
 // page repeating an earlier one, an empty page 1 while a total says more,
 // more than listMaxRefunds refunds) is incomplete.
 func (e *Engine) listSubOrder(ctx context.Context, orderID, subOrderID string) (mine []apiclient.RefundOrderAggregate, complete bool, err error) {
-	size := listPageSize
+	asked := e.client.Profile().Taobao.List.MaxPageSize
+	size := asked
 	for walk := 0; walk < 2; walk++ {
 		mine = mine[:0]
 		seen := map[string]bool{}
@@ -230,7 +229,7 @@ func (e *Engine) listSubOrder(ctx context.Context, orderID, subOrderID string) (
 			}
 			break
 		}
-		if walk > 0 || size == listPageSize {
+		if walk > 0 || size == asked {
 			return mine, false, nil // more refunds than listMaxRefunds
 		}
 	}
