@@ -13,6 +13,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // triggerTypes maps accepted TYPE spellings to wire message types.
@@ -90,7 +91,7 @@ func knownTriggerTypes() string {
 }
 
 // buildTrigger synthesises the envelope bytes for typ.
-func buildTrigger(typ string, o triggerOptions, now time.Time) ([]byte, error) {
+func buildTrigger(typ string, o triggerOptions, now time.Time, prof *platform.Profile) ([]byte, error) {
 	wire, ok := triggerTypes[strings.ToUpper(strings.TrimSpace(typ))]
 	if !ok {
 		return nil, usagef("unknown message type %q: want one of %s (or create, cancel, pay, price, refund)", cell(typ, 60), knownTriggerTypes())
@@ -123,7 +124,7 @@ func buildTrigger(typ string, o triggerOptions, now time.Time) ([]byte, error) {
 	if ts == 0 {
 		ts = now.UnixMilli()
 	}
-	at := time.UnixMilli(ts).In(time.FixedZone("CST", 8*3600)) // platform times are Beijing time (INFERRED)
+	at := time.UnixMilli(ts)
 	var body []byte
 	var err error
 	if wire == callback.TypeOrderRefund {
@@ -145,8 +146,8 @@ func buildTrigger(typ string, o triggerOptions, now time.Time) ([]byte, error) {
 		if o.subOrder != "" {
 			return nil, usagef("--sub-order applies only to %s", callback.TypeOrderRefund)
 		}
-		created := at.Add(-time.Minute).Format(time.DateTime)
-		paid := at.Format(time.DateTime)
+		created := prof.FormatTime(at.Add(-time.Minute)) // written as the profile says the platform writes times
+		paid := prof.FormatTime(at)
 		b := triggerOrderBody{OrderID: o.order, OrderNo: o.orderNo, PayStatus: 1,
 			TotalAmount: 10000, ShippingFee: 500, TbCreateTime: created}
 		if b.OrderNo == "" {
@@ -220,7 +221,11 @@ func (a *app) triggerCommand() *cobra.Command {
 	_ = cmd.MarkFlagRequired("platform")
 	_ = cmd.MarkFlagRequired("order")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		env, err := buildTrigger(args[0], o, a.now())
+		prof, err := platform.Load(a.cfg.ProfilePath)
+		if err != nil {
+			return fmt.Errorf("UPSTREAM_PROFILE: %w", err)
+		}
+		env, err := buildTrigger(args[0], o, a.now(), prof)
 		if err != nil {
 			return err
 		}
