@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/refundhub/refundhub/internal/casestore"
@@ -202,54 +197,13 @@ func (a *app) deadLettersShow() *cobra.Command {
 	return cmd
 }
 
-// retryHeaders builds the headers of a retried dead letter: the stored
-// headers without the server's own Nats-* ones, the dead-letter Dl-* ones and
-// an earlier retry's Rh-* ones, plus this retry's Rh-* headers.
-func retryHeaders(d casestore.DeadLetter) nats.Header {
-	h := nats.Header{}
-	for k, vs := range d.Headers {
-		if hasPrefixFold(k, natsHeaderPrefix) || hasPrefixFold(k, events.DeadHeaderPrefix) || hasPrefixFold(k, events.RetryHeaderPrefix) {
-			continue
-		}
-		h[k] = append([]string(nil), vs...)
-	}
-	h.Set(events.HeaderRetryOf, strconv.FormatInt(d.ID, 10))
-	if d.MsgID != "" {
-		h.Set(events.HeaderRetryOriginalMsgID, d.MsgID)
-	}
-	return h
-}
-
-// natsHeaderPrefix starts the headers the NATS server owns (Nats-Msg-Id,
-// Nats-Expected-*): a republish must not carry the original's.
-const natsHeaderPrefix = "Nats-"
-
-// hasPrefixFold is strings.HasPrefix ignoring ASCII case: header names
-// stored from the wire may not be in canonical form.
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-// retryMsgID is the original id with a random suffix: a new Nats-Msg-Id, so
-// the stream's duplicate window does not drop the retry.
-func retryMsgID(orig string, id int64) (string, error) {
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("retry id: %w", err)
-	}
-	if orig == "" {
-		orig = "dl-" + strconv.FormatInt(id, 10)
-	}
-	return orig + "-retry-" + hex.EncodeToString(b[:]), nil
-}
-
 func (a *app) deadLettersRetry() *cobra.Command {
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "retry ID",
 		Short: "Republish a dead letter to its original subject and mark it retried",
 		Long: "Republishes the stored payload to the original subject with the original headers\n" +
-			"(minus " + natsHeaderPrefix + "*, " + events.DeadHeaderPrefix + "* and " + events.RetryHeaderPrefix + "*), a new Nats-Msg-Id (original id +\n" +
+			"(minus " + events.ServerHeaderPrefix + "*, " + events.DeadHeaderPrefix + "* and " + events.RetryHeaderPrefix + "*), a new Nats-Msg-Id (original id +\n" +
 			"\"-retry-\" + random) and " + events.HeaderRetryOf + "/" + events.HeaderRetryOriginalMsgID + " headers, waits for the\n" +
 			"stream's ack, then marks the dead letter retried. The worker's inbox still drops\n" +
 			"what it already applied.",
@@ -276,11 +230,11 @@ func (a *app) deadLettersRetry() *cobra.Command {
 		if d.Subject == "" {
 			return fmt.Errorf("dead letter %d has no subject to republish to", d.ID)
 		}
-		msgID, err := retryMsgID(d.MsgID, d.ID)
+		m, err := events.RetryMsg(events.StoredDeadLetter{ID: d.ID, MsgID: d.MsgID, Subject: d.Subject, Header: d.Headers, Data: d.Payload})
 		if err != nil {
 			return err
 		}
-		h := retryHeaders(d)
+		msgID := m.Header.Get(events.HeaderMsgID)
 		type result struct {
 			ID        int64               `json:"id"`
 			Subject   string              `json:"subject"`
@@ -291,7 +245,7 @@ func (a *app) deadLettersRetry() *cobra.Command {
 			Sequence  uint64              `json:"seq,omitempty"`
 			Duplicate bool                `json:"duplicate,omitempty"`
 		}
-		res := result{ID: d.ID, Subject: d.Subject, MsgID: msgID, Headers: h, DryRun: dryRun}
+		res := result{ID: d.ID, Subject: d.Subject, MsgID: msgID, Headers: m.Header, DryRun: dryRun}
 		if !dryRun {
 			nc, js, err := a.connect()
 			if err != nil {
@@ -300,7 +254,7 @@ func (a *app) deadLettersRetry() *cobra.Command {
 			defer nc.Close()
 			pctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
 			defer cancel()
-			ack, err := js.PublishMsg(pctx, &nats.Msg{Subject: d.Subject, Data: d.Payload, Header: h}, jetstream.WithMsgID(msgID))
+			ack, err := js.PublishMsg(pctx, m)
 			if err != nil {
 				return publishErr(d.Subject, err)
 			}
