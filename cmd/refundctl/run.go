@@ -182,6 +182,21 @@ type runtimeError struct{ err error }
 func (e *runtimeError) Error() string { return e.err.Error() }
 func (e *runtimeError) Unwrap() error { return e.err }
 
+// refusedError is a valid request the state forbids: a dead letter already
+// retried or discarded, a permanent failure retried without --force.
+// Nothing was changed. Exit status 4.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+func refusedf(format string, args ...any) error {
+	return &refusedError{err: fmt.Errorf(format, args...)}
+}
+
+// exitRefused is the exit status of a refusedError.
+const exitRefused = 4
+
 // runE wraps a command body so its errors are classified: errors that are not
 // usage errors are runtime errors. Errors cobra produces itself (unknown
 // command, wrong argument count, missing required flag) stay unclassified
@@ -201,15 +216,19 @@ func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, 
 }
 
 // exitCode maps an error from run to the process exit status: 0, 1
-// runtime, 2 usage, 3 doctor found a contradicted guess.
+// runtime, 2 usage, 3 doctor found a contradicted guess, 4 refused (nothing
+// changed).
 func exitCode(err error) int {
 	var r *runtimeError
 	var c *contradictedError
+	var ref *refusedError
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &c):
 		return exitContradicted
+	case errors.As(err, &ref):
+		return exitRefused
 	case errors.As(err, &r):
 		return 1
 	default:
