@@ -48,7 +48,7 @@ func (a *app) rootCommand() *cobra.Command {
 		Use:   "refundctl",
 		Short: "Operate refundhub: issue commands, inspect cases, replay and trigger callbacks, check the platform profile",
 		Long: "refundctl drives refundhub by hand: it publishes operator commands to the worker,\n" +
-			"reads the case store, retries dead letters, replays stored callbacks,\n" +
+			"reads the case store, retries and discards dead letters, replays stored callbacks,\n" +
 			"synthesises platform callbacks and checks the platform profile against the\n" +
 			"platform (doctor). Flags override the environment.\n\n" + envHelp(),
 		SilenceUsage:  true,
@@ -59,7 +59,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.cfg.DBPath, "db", a.cfg.DBPath, "case store path (env DB_PATH)")
 	pf.StringVar(&a.cfg.ReceiverURL, "receiver-url", a.cfg.ReceiverURL, "receiver base URL (env RECEIVER_URL)")
 	pf.StringVar(&a.cfg.Stream, "stream", a.cfg.Stream, "callback stream name (env CALLBACK_STREAM)")
-	pf.StringVar(&a.cfg.Operator, "operator", a.cfg.Operator, "operator name recorded with commands (env REFUNDCTL_OPERATOR)")
+	pf.StringVar(&a.cfg.Operator, "operator", a.cfg.Operator, "operator name recorded with commands and dead-letter discards (env REFUNDCTL_OPERATOR, else USER)")
 	pf.DurationVar(&a.cfg.Timeout, "timeout", a.cfg.Timeout, "connect and per-request timeout")
 	pf.BoolVar(&a.cfg.JSON, "json", false, "machine-readable JSON output")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
