@@ -241,3 +241,13 @@ CREATE TABLE deferred_inputs (
 CREATE INDEX deferred_inputs_due ON deferred_inputs (not_before);
 CREATE INDEX deferred_inputs_case ON deferred_inputs (case_id, id);
 ALTER TABLE cases ADD COLUMN failed_inputs INTEGER NOT NULL DEFAULT 0;
+
+-- +migration 10: discarded dead letters
+-- An operator who decides a dead letter is never to be retried discards it
+-- (refundctl dead-letters discard): the row stays, for the record, with when,
+-- by whom and why. A discarded row keeps its place in dead_letters_pending,
+-- which older builds upsert on, so the same message dying again while the
+-- discarded row stands is not recorded twice: the discard covers it.
+ALTER TABLE dead_letters ADD COLUMN discarded_at INTEGER;                -- NULL: not discarded
+ALTER TABLE dead_letters ADD COLUMN discarded_by TEXT NOT NULL DEFAULT ''; -- the operator
+ALTER TABLE dead_letters ADD COLUMN discard_note TEXT NOT NULL DEFAULT ''; -- why

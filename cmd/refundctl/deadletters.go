@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/refundhub/refundhub/internal/casestore"
@@ -34,11 +29,15 @@ type deadLetterJSON struct {
 	PayloadBase64 string              `json:"payloadBase64,omitempty"`
 	CreatedAt     string              `json:"createdAt"`
 	RetriedAt     string              `json:"retriedAt,omitempty"`
+	DiscardedAt   string              `json:"discardedAt,omitempty"`
+	DiscardedBy   string              `json:"discardedBy,omitempty"`
+	DiscardNote   string              `json:"discardNote,omitempty"`
 }
 
 func toDeadLetterJSON(d casestore.DeadLetter, withPayload bool) deadLetterJSON {
 	out := deadLetterJSON{ID: d.ID, MsgID: d.MsgID, Subject: d.Subject, Reason: d.Reason, Error: d.Error,
-		Deliveries: d.Deliveries, Headers: d.Headers, CreatedAt: timeJSON(d.CreatedAt), RetriedAt: timeJSON(d.RetriedAt)}
+		Deliveries: d.Deliveries, Headers: d.Headers, CreatedAt: timeJSON(d.CreatedAt), RetriedAt: timeJSON(d.RetriedAt),
+		DiscardedAt: timeJSON(d.DiscardedAt), DiscardedBy: d.DiscardedBy, DiscardNote: d.DiscardNote}
 	if withPayload {
 		if utf8.Valid(d.Payload) {
 			s := string(d.Payload)
@@ -54,24 +53,81 @@ func (a *app) deadLettersCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "dead-letters",
 		Aliases: []string{"dl"},
-		Short:   "Inspect and retry messages the worker gave up on",
-		Args:    cobra.NoArgs,
+		Short:   "Inspect, retry and discard messages the worker gave up on",
+		Long: "A dead letter is pending until it is retried (republished to its original subject)\n" +
+			"or discarded (kept for the record, with who discarded it, when and why, and no\n" +
+			"longer listed by default). Retrying a permanent failure (" + permanentReasonList() + ")\n" +
+			"needs --force: unchanged, it fails again. A retried or discarded dead letter is\n" +
+			"settled: retrying or discarding it again is refused and changes nothing (exit 4).",
+		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(a.deadLettersList(), a.deadLettersShow(), a.deadLettersRetry())
+	cmd.AddCommand(a.deadLettersList(), a.deadLettersShow(), a.deadLettersRetry(), a.deadLettersDiscard())
 	return cmd
 }
 
+// permanentReasonList names the reasons whose retry needs --force.
+func permanentReasonList() string {
+	var names []string
+	for _, r := range events.DeadReasons() {
+		if r.Permanent() {
+			names = append(names, string(r))
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// refuseRetry refuses to retry a dead letter that was retried or discarded
+// already; nil when it is pending.
+func refuseRetry(d casestore.DeadLetter) error {
+	switch {
+	case !d.DiscardedAt.IsZero():
+		return refusedf("dead letter %d was discarded at %s by %s (%s): a discard is final; nothing changed", d.ID,
+			timeHuman(d.DiscardedAt), cell(d.DiscardedBy, 64), cell(d.DiscardNote, 120))
+	case !d.RetriedAt.IsZero():
+		return refusedf("dead letter %d was already retried at %s; nothing changed", d.ID, timeHuman(d.RetriedAt))
+	}
+	return nil
+}
+
+// refuseDiscard refuses to discard a dead letter that was retried or
+// discarded already; nil when it is pending.
+func refuseDiscard(d casestore.DeadLetter) error {
+	switch {
+	case !d.DiscardedAt.IsZero():
+		return refusedf("dead letter %d was already discarded at %s by %s (%s); nothing changed", d.ID,
+			timeHuman(d.DiscardedAt), cell(d.DiscardedBy, 64), cell(d.DiscardNote, 120))
+	case !d.RetriedAt.IsZero():
+		return refusedf("dead letter %d was retried at %s: its message went out, there is nothing to discard; nothing changed",
+			d.ID, timeHuman(d.RetriedAt))
+	}
+	return nil
+}
+
+// stateHuman says in a table cell whether a dead letter is pending, retried
+// or discarded, and when.
+func stateHuman(d casestore.DeadLetter) string {
+	switch {
+	case !d.DiscardedAt.IsZero():
+		return "discarded " + timeHuman(d.DiscardedAt)
+	case !d.RetriedAt.IsZero():
+		return "retried " + timeHuman(d.RetriedAt)
+	}
+	return "pending"
+}
+
 func (a *app) deadLettersList() *cobra.Command {
-	var pending bool
+	var pending, all, discarded bool
 	var reason string
 	var limit int
 	var afterID int64
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List dead letters",
+		Short: "List dead letters (not the discarded ones, unless --all or --discarded)",
 		Args:  cobra.NoArgs,
 	}
-	cmd.Flags().BoolVar(&pending, "pending", false, "only dead letters not yet retried")
+	cmd.Flags().BoolVar(&pending, "pending", false, "only dead letters neither retried nor discarded")
+	cmd.Flags().BoolVar(&all, "all", false, "discarded dead letters too")
+	cmd.Flags().BoolVar(&discarded, "discarded", false, "only discarded dead letters")
 	cmd.Flags().StringVar(&reason, "reason", "", "only dead letters with this reason: "+events.DeadReasonList())
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many (1 to 1000)")
 	cmd.Flags().Int64Var(&afterID, "after-id", 0, "paging: only ids greater than this")
@@ -82,7 +138,17 @@ func (a *app) deadLettersList() *cobra.Command {
 		if afterID < 0 {
 			return usagef("--after-id %d: must not be negative", afterID)
 		}
-		filter := casestore.DeadLetterFilter{PendingOnly: pending, AfterID: afterID, Limit: limit}
+		filter := casestore.DeadLetterFilter{PendingOnly: pending, Discarded: casestore.DiscardedNot, AfterID: afterID, Limit: limit}
+		switch {
+		case pending && (all || discarded):
+			return usagef("--pending lists dead letters neither retried nor discarded: do not combine it with --all or --discarded")
+		case all && discarded:
+			return usagef("--all lists discarded dead letters with the others, --discarded only those: give one")
+		case all:
+			filter.Discarded = casestore.DiscardedAny
+		case discarded:
+			filter.Discarded = casestore.DiscardedOnly
+		}
 		if cmd.Flags().Changed("reason") {
 			r := events.DeadReason(reason)
 			if !r.Valid() {
@@ -111,25 +177,17 @@ func (a *app) deadLettersList() *cobra.Command {
 			return err
 		}
 		tw := newTable(a.stdout)
-		fmt.Fprintln(tw, "ID\tCREATED\tSUBJECT\tREASON\tDELIVERIES\tRETRIED\tERROR")
+		fmt.Fprintln(tw, "ID\tCREATED\tSUBJECT\tREASON\tDELIVERIES\tSTATE\tERROR")
 		for _, d := range dls {
-			retried := "no"
-			if !d.RetriedAt.IsZero() {
-				retried = timeHuman(d.RetriedAt)
-			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, timeHuman(d.CreatedAt), cell(d.Subject, 60),
-				cell(d.Reason, 32), d.Deliveries, retried, cell(d.Error, 80))
+				cell(d.Reason, 32), d.Deliveries, stateHuman(d), cell(d.Error, 80))
 		}
 		return tw.Flush()
 	})
 	return cmd
 }
 
-func (a *app) loadDeadLetter(ctx context.Context, st *casestore.Store, arg string) (casestore.DeadLetter, error) {
-	id, err := parseID("dead letter id", arg)
-	if err != nil {
-		return casestore.DeadLetter{}, err
-	}
+func (a *app) loadDeadLetter(ctx context.Context, st *casestore.Store, id int64) (casestore.DeadLetter, error) {
 	d, err := st.DeadLetter(ctx, id)
 	if errors.Is(err, casestore.ErrNotFound) {
 		return casestore.DeadLetter{}, fmt.Errorf("dead letter %d not found", id)
@@ -144,7 +202,8 @@ func (a *app) deadLettersShow() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 	}
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if _, err := parseID("dead letter id", args[0]); err != nil {
+		id, err := parseID("dead letter id", args[0])
+		if err != nil {
 			return err
 		}
 		st, err := a.openStore(cmd.Context())
@@ -152,7 +211,7 @@ func (a *app) deadLettersShow() *cobra.Command {
 			return err
 		}
 		defer st.Close()
-		d, err := a.loadDeadLetter(cmd.Context(), st, args[0])
+		d, err := a.loadDeadLetter(cmd.Context(), st, id)
 		if err != nil {
 			return err
 		}
@@ -173,6 +232,12 @@ func (a *app) deadLettersShow() *cobra.Command {
 			retried = timeHuman(d.RetriedAt)
 		}
 		fmt.Fprintf(tw, "  Retried:\t%s\n", retried)
+		if d.DiscardedAt.IsZero() {
+			fmt.Fprintf(tw, "  Discarded:\tno\n")
+		} else {
+			fmt.Fprintf(tw, "  Discarded:\t%s by %s\n", timeHuman(d.DiscardedAt), cell(d.DiscardedBy, 200))
+			fmt.Fprintf(tw, "  Note:\t%s\n", cell(d.DiscardNote, maxNote))
+		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
@@ -202,123 +267,178 @@ func (a *app) deadLettersShow() *cobra.Command {
 	return cmd
 }
 
-// retryHeaders builds the headers of a retried dead letter: the stored
-// headers without the server's own Nats-* ones, the dead-letter Dl-* ones and
-// an earlier retry's Rh-* ones, plus this retry's Rh-* headers.
-func retryHeaders(d casestore.DeadLetter) nats.Header {
-	h := nats.Header{}
-	for k, vs := range d.Headers {
-		if hasPrefixFold(k, natsHeaderPrefix) || hasPrefixFold(k, events.DeadHeaderPrefix) || hasPrefixFold(k, events.RetryHeaderPrefix) {
-			continue
-		}
-		h[k] = append([]string(nil), vs...)
-	}
-	h.Set(events.HeaderRetryOf, strconv.FormatInt(d.ID, 10))
-	if d.MsgID != "" {
-		h.Set(events.HeaderRetryOriginalMsgID, d.MsgID)
-	}
-	return h
-}
-
-// natsHeaderPrefix starts the headers the NATS server owns (Nats-Msg-Id,
-// Nats-Expected-*): a republish must not carry the original's.
-const natsHeaderPrefix = "Nats-"
-
-// hasPrefixFold is strings.HasPrefix ignoring ASCII case: header names
-// stored from the wire may not be in canonical form.
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-// retryMsgID is the original id with a random suffix: a new Nats-Msg-Id, so
-// the stream's duplicate window does not drop the retry.
-func retryMsgID(orig string, id int64) (string, error) {
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("retry id: %w", err)
-	}
-	if orig == "" {
-		orig = "dl-" + strconv.FormatInt(id, 10)
-	}
-	return orig + "-retry-" + hex.EncodeToString(b[:]), nil
+// retryOptions are the flags of dead-letters retry.
+type retryOptions struct {
+	dryRun bool
+	force  bool // retry a permanent failure too
 }
 
 func (a *app) deadLettersRetry() *cobra.Command {
-	var dryRun bool
+	var o retryOptions
 	cmd := &cobra.Command{
 		Use:   "retry ID",
 		Short: "Republish a dead letter to its original subject and mark it retried",
 		Long: "Republishes the stored payload to the original subject with the original headers\n" +
-			"(minus " + natsHeaderPrefix + "*, " + events.DeadHeaderPrefix + "* and " + events.RetryHeaderPrefix + "*), a new Nats-Msg-Id (original id +\n" +
+			"(minus " + events.ServerHeaderPrefix + "*, " + events.DeadHeaderPrefix + "* and " + events.RetryHeaderPrefix + "*), a new Nats-Msg-Id (original id +\n" +
 			"\"-retry-\" + random) and " + events.HeaderRetryOf + "/" + events.HeaderRetryOriginalMsgID + " headers, waits for the\n" +
 			"stream's ack, then marks the dead letter retried. The worker's inbox still drops\n" +
-			"what it already applied.",
-		Args: cobra.ExactArgs(1),
+			"what it already applied.\n\n" +
+			"A permanent failure (" + permanentReasonList() + ") fails again when it is retried\n" +
+			"unchanged, so it is refused (exit 4) unless --force says the worker changed (a parser\n" +
+			"that reads the new type, a fixed bug). A dead letter already retried or discarded is\n" +
+			"refused (exit 4), --force or not.",
+		Example: "  refundctl dead-letters retry 12 --dry-run\n  refundctl dead-letters retry 12\n  refundctl dead-letters retry 13 --force",
+		Args:    cobra.ExactArgs(1),
 	}
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what would be published; publish nothing")
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "show what would be published; publish nothing")
+	cmd.Flags().BoolVar(&o.force, "force", false, "retry a permanent failure ("+permanentReasonList()+") too")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if _, err := parseID("dead letter id", args[0]); err != nil {
-			return err
-		}
-		ctx := cmd.Context()
-		st, err := a.openStoreForWrite(ctx)
+		id, err := parseID("dead letter id", args[0])
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		d, err := a.loadDeadLetter(ctx, st, args[0])
-		if err != nil {
-			return err
-		}
-		if !d.RetriedAt.IsZero() {
-			return fmt.Errorf("dead letter %d was already retried at %s", d.ID, timeHuman(d.RetriedAt))
-		}
-		if d.Subject == "" {
-			return fmt.Errorf("dead letter %d has no subject to republish to", d.ID)
-		}
-		msgID, err := retryMsgID(d.MsgID, d.ID)
-		if err != nil {
-			return err
-		}
-		h := retryHeaders(d)
-		type result struct {
-			ID        int64               `json:"id"`
-			Subject   string              `json:"subject"`
-			MsgID     string              `json:"msgId"`
-			Headers   map[string][]string `json:"headers"`
-			DryRun    bool                `json:"dryRun"`
-			Stream    string              `json:"stream,omitempty"`
-			Sequence  uint64              `json:"seq,omitempty"`
-			Duplicate bool                `json:"duplicate,omitempty"`
-		}
-		res := result{ID: d.ID, Subject: d.Subject, MsgID: msgID, Headers: h, DryRun: dryRun}
-		if !dryRun {
-			nc, js, err := a.connect()
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			pctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
-			defer cancel()
-			ack, err := js.PublishMsg(pctx, &nats.Msg{Subject: d.Subject, Data: d.Payload, Header: h}, jetstream.WithMsgID(msgID))
-			if err != nil {
-				return publishErr(d.Subject, err)
-			}
-			res.Stream, res.Sequence, res.Duplicate = ack.Stream, ack.Sequence, ack.Duplicate
-			err = st.Update(ctx, func(tx *casestore.Tx) error { return tx.MarkDeadLetterRetried(ctx, d.ID) })
-			if err != nil {
-				return fmt.Errorf("dead letter %d republished (%s seq %d) but not marked retried: %w", d.ID, ack.Stream, ack.Sequence, err)
-			}
-		}
-		if a.cfg.JSON {
-			return writeJSON(a.stdout, res)
-		}
-		if dryRun {
-			_, err = fmt.Fprintf(a.stdout, "would republish dead letter %d to %s with Nats-Msg-Id %s (%d bytes)\n", d.ID, d.Subject, msgID, len(d.Payload))
-			return err
-		}
-		_, err = fmt.Fprintf(a.stdout, "republished dead letter %d to %s (stream %s seq %d, Nats-Msg-Id %s)\n", d.ID, d.Subject, res.Stream, res.Sequence, msgID)
-		return err
+		return a.retryDeadLetter(cmd.Context(), id, o)
 	})
 	return cmd
+}
+
+// retried is the outcome of dead-letters retry, as --json prints it.
+type retried struct {
+	ID        int64               `json:"id"`
+	Subject   string              `json:"subject"`
+	MsgID     string              `json:"msgId"`
+	Headers   map[string][]string `json:"headers"`
+	DryRun    bool                `json:"dryRun"`
+	Stream    string              `json:"stream,omitempty"`
+	Sequence  uint64              `json:"seq,omitempty"`
+	Duplicate bool                `json:"duplicate,omitempty"`
+}
+
+// retryDeadLetter republishes dead letter id (events.RetryMsg) and marks it
+// retried, after checking that it is pending and, without --force, not a
+// permanent failure.
+func (a *app) retryDeadLetter(ctx context.Context, id int64, o retryOptions) error {
+	st, err := a.openStoreForWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	d, err := a.loadDeadLetter(ctx, st, id)
+	if err != nil {
+		return err
+	}
+	if err := refuseRetry(d); err != nil {
+		return err
+	}
+	if r := events.StoredDeadReason(d.Reason); r.Permanent() && !o.force {
+		return refusedf("dead letter %d is a permanent failure (%s): retried unchanged it fails again; "+
+			"retry with --force once the worker is fixed, or discard it", d.ID, r)
+	}
+	if d.Subject == "" {
+		return fmt.Errorf("dead letter %d has no subject to republish to", d.ID)
+	}
+	m, err := events.RetryMsg(events.StoredDeadLetter{ID: d.ID, MsgID: d.MsgID, Subject: d.Subject, Header: d.Headers, Data: d.Payload})
+	if err != nil {
+		return err
+	}
+	res := retried{ID: d.ID, Subject: d.Subject, MsgID: m.Header.Get(events.HeaderMsgID), Headers: m.Header, DryRun: o.dryRun}
+	if !o.dryRun {
+		nc, js, err := a.connect()
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		pctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
+		defer cancel()
+		ack, err := js.PublishMsg(pctx, m)
+		if err != nil {
+			return publishErr(d.Subject, err)
+		}
+		res.Stream, res.Sequence, res.Duplicate = ack.Stream, ack.Sequence, ack.Duplicate
+		err = st.Update(ctx, func(tx *casestore.Tx) error { return tx.MarkDeadLetterRetried(ctx, d.ID) })
+		if err != nil {
+			return fmt.Errorf("dead letter %d republished (%s seq %d) but not marked retried: %w", d.ID, ack.Stream, ack.Sequence, err)
+		}
+	}
+	if a.cfg.JSON {
+		return writeJSON(a.stdout, res)
+	}
+	if o.dryRun {
+		_, err = fmt.Fprintf(a.stdout, "would republish dead letter %d to %s with Nats-Msg-Id %s (%d bytes)\n", d.ID, d.Subject, res.MsgID, len(d.Payload))
+		return err
+	}
+	_, err = fmt.Fprintf(a.stdout, "republished dead letter %d to %s (stream %s seq %d, Nats-Msg-Id %s)\n", d.ID, d.Subject, res.Stream, res.Sequence, res.MsgID)
+	return err
+}
+
+// maxNote bounds a discard note: a sentence or two for the record, not a
+// document.
+const maxNote = 500
+
+func (a *app) deadLettersDiscard() *cobra.Command {
+	var note string
+	cmd := &cobra.Command{
+		Use:   "discard ID --note TEXT",
+		Short: "Mark a dead letter discarded: kept for the record, never retried, no longer listed",
+		Long: "Marks a pending dead letter discarded, with the operator (--operator,\n" +
+			"REFUNDCTL_OPERATOR, else USER), the time and --note saying why. The row and its\n" +
+			"message stay (dead-letters show, list --all or --discarded); nothing is published.\n" +
+			"A discard is final: the dead letter cannot be retried afterwards. A dead letter\n" +
+			"already retried or discarded is refused (exit 4) and left as it is.",
+		Example: "  refundctl dead-letters discard 12 --note 'test command sent to production by mistake'",
+		Args:    cobra.ExactArgs(1),
+	}
+	cmd.Flags().StringVar(&note, "note", "", fmt.Sprintf("why it is discarded (required, 1 to %d characters)", maxNote))
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		id, err := parseID("dead letter id", args[0])
+		if err != nil {
+			return err
+		}
+		note = strings.TrimSpace(note)
+		if note == "" {
+			return usagef("--note: say why the dead letter is discarded (it is kept with the record)")
+		}
+		if n := utf8.RuneCountInString(note); n > maxNote {
+			return usagef("--note: %d characters; want 1 to %d", n, maxNote)
+		}
+		return a.discardDeadLetter(cmd.Context(), id, note)
+	})
+	return cmd
+}
+
+// discardDeadLetter marks dead letter id discarded by the operator, with
+// note. The store re-checks the state in the write transaction, so a retry
+// or discard that got there first is refused too.
+func (a *app) discardDeadLetter(ctx context.Context, id int64, note string) error {
+	st, err := a.openStoreForWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	d, err := a.loadDeadLetter(ctx, st, id)
+	if err != nil {
+		return err
+	}
+	if err := refuseDiscard(d); err != nil {
+		return err
+	}
+	err = st.Update(ctx, func(tx *casestore.Tx) error { return tx.DiscardDeadLetter(ctx, id, a.cfg.Operator, note) })
+	if errors.Is(err, casestore.ErrDeadLetterRetried) || errors.Is(err, casestore.ErrDeadLetterDiscarded) {
+		if d, lerr := st.DeadLetter(ctx, id); lerr == nil {
+			return refuseDiscard(d)
+		}
+		return refusedf("dead letter %d was retried or discarded meanwhile; not discarded", id)
+	}
+	if err != nil {
+		return err
+	}
+	if d, err = st.DeadLetter(ctx, id); err != nil {
+		return err
+	}
+	if a.cfg.JSON {
+		return writeJSON(a.stdout, toDeadLetterJSON(d, false))
+	}
+	_, err = fmt.Fprintf(a.stdout, "discarded dead letter %d (%s, %s) at %s by %s: %s\n", d.ID, cell(d.Reason, 32), cell(d.Subject, 60),
+		timeHuman(d.DiscardedAt), cell(d.DiscardedBy, 64), cell(d.DiscardNote, maxNote))
+	return err
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refundhub/refundhub/internal/doctor"
-	"github.com/refundhub/refundhub/internal/envconfig"
 )
 
 // exitContradicted is doctor's exit status when the platform contradicted a
@@ -85,10 +84,9 @@ func (a *app) doctorCommand() *cobra.Command {
 		if err := o.validate(); err != nil {
 			return err
 		}
-		env := envconfig.NewReader(envconfig.UpstreamVars(), a.getenv)
-		cfg := env.Upstream()
-		if err := env.Err(); err != nil {
-			return fmt.Errorf("configuration: %w", err)
+		cfg, err := loadUpstream(a.getenv)
+		if err != nil {
+			return err
 		}
 		opts := doctor.Options{Platform: doctor.Platform(o.platform), OrderID: o.order, SubOrderID: o.subOrder, RefundIDs: o.refunds}
 		if path := a.cfg.ProfilePath; path != "" {

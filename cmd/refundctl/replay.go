@@ -362,13 +362,7 @@ func (rp *replayer) deliver(ctx context.Context, it replayItem) error {
 		}
 		res.Status, res.Response = pr.Status, pr.Body
 	default:
-		h := nats.Header{}
-		for k, vs := range it.Header {
-			if strings.HasPrefix(strings.ToLower(k), "nats-") {
-				continue // the server's own (expected-*, rollup…); the id is set below
-			}
-			h[k] = append([]string(nil), vs...)
-		}
+		h := events.RepublishHeader(it.Header) // the stored id is set again below
 		var opts []jetstream.PublishOpt
 		if it.MsgID != "" {
 			opts = append(opts, jetstream.WithMsgID(it.MsgID))

@@ -62,6 +62,7 @@ func TestReadCommandsOnOlderSchemaDoNotMigrate(t *testing.T) {
 		{"dead-letters", "list"},
 		{"dead-letters", "show", "1"},
 		{"dead-letters", "retry", "1"},
+		{"dead-letters", "discard", "1", "--note", "never migrates"},
 	} {
 		cmd := strings.Join(args, " ")
 		r := e.run(args...)
@@ -100,7 +101,7 @@ func TestReadCommandsOnNewerSchemaWarn(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"list"}, {"show", "1"}, {"dead-letters", "list"}} {
+	for _, args := range [][]string{{"list"}, {"show", "1"}, {"dead-letters", "list"}, {"dead-letters", "list", "--all"}} {
 		r := e.mustRun(args...)
 		if args[0] == "list" && !strings.Contains(r.stdout, "waiting_seller") {
 			t.Errorf("refundctl list on a newer schema:\n%s", r.stdout)

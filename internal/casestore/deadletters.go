@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,38 +13,52 @@ import (
 )
 
 // DeadLetter is a message the worker gave up on, kept with the reason so an
-// operator can inspect and retry it.
+// operator can inspect it, and retry or discard it.
 type DeadLetter struct {
-	ID         int64
-	MsgID      string
-	Subject    string
-	Headers    map[string][]string
-	Payload    []byte
-	Reason     string // an events.DeadReason (casestore stores it as given)
-	Error      string
-	Deliveries int
-	CreatedAt  time.Time
-	RetriedAt  time.Time // zero until retried
+	ID          int64
+	MsgID       string
+	Subject     string
+	Headers     map[string][]string
+	Payload     []byte
+	Reason      string // an events.DeadReason (casestore stores it as given)
+	Error       string
+	Deliveries  int
+	CreatedAt   time.Time
+	RetriedAt   time.Time // zero until retried
+	DiscardedAt time.Time // zero unless discarded
+	DiscardedBy string    // the operator who discarded it
+	DiscardNote string    // why
 }
+
+// Errors of DiscardDeadLetter: the dead letter was dealt with already.
+var (
+	ErrDeadLetterRetried   = errors.New("casestore: dead letter already retried")
+	ErrDeadLetterDiscarded = errors.New("casestore: dead letter already discarded")
+)
 
 type deadRow struct {
-	ID         int64         `db:"id"`
-	MsgID      string        `db:"msg_id"`
-	Subject    string        `db:"subject"`
-	Headers    string        `db:"headers"`
-	Payload    []byte        `db:"payload"`
-	Reason     string        `db:"reason"`
-	Error      string        `db:"error"`
-	Deliveries int           `db:"deliveries"`
-	CreatedAt  int64         `db:"created_at"`
-	RetriedAt  sql.NullInt64 `db:"retried_at"`
+	ID          int64         `db:"id"`
+	MsgID       string        `db:"msg_id"`
+	Subject     string        `db:"subject"`
+	Headers     string        `db:"headers"`
+	Payload     []byte        `db:"payload"`
+	Reason      string        `db:"reason"`
+	Error       string        `db:"error"`
+	Deliveries  int           `db:"deliveries"`
+	CreatedAt   int64         `db:"created_at"`
+	RetriedAt   sql.NullInt64 `db:"retried_at"`
+	DiscardedAt sql.NullInt64 `db:"discarded_at"`
+	DiscardedBy string        `db:"discarded_by"`
+	DiscardNote string        `db:"discard_note"`
 }
 
-const deadColumns = `id, msg_id, subject, headers, payload, reason, error, deliveries, created_at, retried_at`
+const deadColumns = `id, msg_id, subject, headers, payload, reason, error, deliveries, created_at, retried_at,
+	discarded_at, discarded_by, discard_note`
 
 func (r deadRow) toDeadLetter() (DeadLetter, error) {
 	d := DeadLetter{ID: r.ID, MsgID: r.MsgID, Subject: r.Subject, Payload: r.Payload, Reason: r.Reason,
-		Error: r.Error, Deliveries: r.Deliveries, CreatedAt: time.UnixMilli(r.CreatedAt).UTC(), RetriedAt: fromMS(r.RetriedAt)}
+		Error: r.Error, Deliveries: r.Deliveries, CreatedAt: time.UnixMilli(r.CreatedAt).UTC(), RetriedAt: fromMS(r.RetriedAt),
+		DiscardedAt: fromMS(r.DiscardedAt), DiscardedBy: r.DiscardedBy, DiscardNote: r.DiscardNote}
 	if d.Payload == nil {
 		d.Payload = []byte{}
 	}
@@ -57,7 +72,8 @@ func (r deadRow) toDeadLetter() (DeadLetter, error) {
 
 // InsertDeadLetter stores a dead letter and returns its id. A message that is
 // already dead and not yet retried is not stored twice: the existing id is
-// returned with inserted == false.
+// returned with inserted == false. That holds for a discarded one too (see
+// migration 10): the operator's discard covers the same message dying again.
 func (tx *Tx) InsertDeadLetter(ctx context.Context, d DeadLetter) (id int64, inserted bool, err error) {
 	headers := []byte("{}")
 	if len(d.Headers) > 0 {
@@ -94,18 +110,35 @@ func (tx *Tx) InsertDeadLetter(ctx context.Context, d DeadLetter) (id int64, ins
 
 // DeadLetterFilter selects dead letters. Zero fields do not filter.
 type DeadLetterFilter struct {
-	PendingOnly bool     // not yet retried
-	Reasons     []string // reason is one of these (events.DeadReason.StoredValues)
-	AfterID     int64    // paging
-	Limit       int      // default 100, at most 1000
+	PendingOnly bool          // neither retried nor discarded
+	Discarded   DiscardFilter // discarded or not
+	Reasons     []string      // reason is one of these (events.DeadReason.StoredValues)
+	AfterID     int64         // paging
+	Limit       int           // default 100, at most 1000
 }
+
+// DiscardFilter selects dead letters by whether they were discarded.
+type DiscardFilter int
+
+// The discard filters. The zero value selects all, like every zero filter.
+const (
+	DiscardedAny  DiscardFilter = iota // discarded or not
+	DiscardedNot                       // not discarded
+	DiscardedOnly                      // discarded
+)
 
 // DeadLetters lists dead letters in id order.
 func (s *Store) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
 	q := `SELECT ` + deadColumns + ` FROM dead_letters WHERE id > ?`
 	args := []any{f.AfterID}
 	if f.PendingOnly {
-		q += ` AND retried_at IS NULL`
+		q += ` AND retried_at IS NULL AND discarded_at IS NULL`
+	}
+	switch f.Discarded {
+	case DiscardedNot:
+		q += ` AND discarded_at IS NULL`
+	case DiscardedOnly:
+		q += ` AND discarded_at IS NOT NULL`
 	}
 	if len(f.Reasons) > 0 {
 		q += ` AND reason IN (?` + strings.Repeat(`, ?`, len(f.Reasons)-1) + `)`
@@ -140,7 +173,9 @@ func (s *Store) DeadLetter(ctx context.Context, id int64) (DeadLetter, error) {
 }
 
 // MarkDeadLetterRetried records that the dead letter was re-published. It
-// returns ErrNotFound if there is no such dead letter or it was already retried.
+// returns ErrNotFound if there is no such dead letter or it was already
+// retried. It marks a dead letter discarded since the caller read it too:
+// the message went out, and the row says so.
 func (tx *Tx) MarkDeadLetterRetried(ctx context.Context, id int64) error {
 	res, err := tx.tx.ExecContext(ctx, `UPDATE dead_letters SET retried_at = ? WHERE id = ? AND retried_at IS NULL`,
 		ms64(tx.now), id)
@@ -151,6 +186,30 @@ func (tx *Tx) MarkDeadLetterRetried(ctx context.Context, id int64) error {
 		return fmt.Errorf("mark dead letter %d retried: %w", id, err)
 	} else if n == 0 {
 		return fmt.Errorf("mark dead letter %d retried: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// DiscardDeadLetter marks a dead letter discarded by an operator, with a
+// note saying why; the row stays. It returns ErrNotFound without such a
+// dead letter, ErrDeadLetterRetried if it was retried (the message went
+// out: there is nothing left to discard) and ErrDeadLetterDiscarded if it
+// was discarded already (the first discard's record stands), each
+// changing nothing.
+func (tx *Tx) DiscardDeadLetter(ctx context.Context, id int64, by, note string) error {
+	var r deadRow
+	if err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+deadColumns+` FROM dead_letters WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("discard dead letter %d: %w", id, notFound(err))
+	}
+	switch {
+	case r.RetriedAt.Valid:
+		return fmt.Errorf("discard dead letter %d: %w", id, ErrDeadLetterRetried)
+	case r.DiscardedAt.Valid:
+		return fmt.Errorf("discard dead letter %d: %w", id, ErrDeadLetterDiscarded)
+	}
+	if _, err := tx.tx.ExecContext(ctx, `UPDATE dead_letters SET discarded_at = ?, discarded_by = ?, discard_note = ? WHERE id = ?`,
+		ms64(tx.now), by, note, id); err != nil {
+		return fmt.Errorf("discard dead letter %d: %w", id, err)
 	}
 	return nil
 }

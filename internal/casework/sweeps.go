@@ -82,8 +82,8 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		if d.NotBefore.After(time.Now()) || ctx.Err() != nil {
 			return
 		}
-		dm := deadMessage{source: d.Source, msgID: d.MsgID, subject: d.Subject, stream: d.Stream, seq: d.StreamSeq,
-			deliveries: uint64(d.Attempts), payload: d.Payload, deferred: true}
+		dm := deadMessage{DeadLetter: events.DeadLetter{Source: d.Source, MsgID: d.MsgID, Subject: d.Subject, Stream: d.Stream,
+			Sequence: d.StreamSeq, Deliveries: uint64(d.Attempts), Data: d.Payload}, deferred: true}
 		// A dead letter that could not be stored keeps its row and stops the
 		// case's queue: the inputs behind it must not overtake it.
 		if d.Attempts >= w.cfg.MaxDeliver {

@@ -67,7 +67,7 @@
 //	contract.go     subjects and headers of the callback stream (this comment)
 //	stream.go       the callback stream's settings: created, updated, compared
 //	commands.go     the command and dead-letter streams beside it
-//	deadletters.go  dead-letter reasons and Dl-* headers
+//	deadletters.go  the dead-letter protocol: reasons, Dl-*/Rh-* headers, the copy and the retry
 //	publisher.go    Publisher: one publish, a Nats-Msg-Id, a bounded wait for the PubAck
 //	puback.go       the PubAck decoder under Publish
 //	connmux.go      connMux: the request multiplexer under Publish

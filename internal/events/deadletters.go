@@ -1,8 +1,22 @@
 package events
 
+// The dead-letter protocol, in one place: why the worker gives up on a
+// message (DeadReason), what the copy it publishes to DEADLETTERS looks like
+// (DeadLetter.Msg and the Dl-* headers), and how `refundctl dead-letters
+// retry` rebuilds the original for re-publishing (RetryMsg and the Rh-*
+// headers). The worker (internal/casework) writes dead letters, the case
+// store keeps their rows (casestore.DeadLetter), refundctl lists, retries
+// and discards them; none of them spells a header or a reason itself.
+
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/nats-io/nats.go"
 )
 
 // DeadReason is the machine code saying why the worker gave up on a message.
@@ -47,6 +61,26 @@ func DeadReasons() []DeadReason { return slices.Clone(deadReasons) }
 // Valid reports whether r is one of DeadReasons.
 func (r DeadReason) Valid() bool { return slices.Contains(deadReasons, r) }
 
+// Permanent reports whether a dead letter with reason r fails again the same
+// way when it is retried unchanged: the same bytes do not decode
+// (DeadUndecodable), the same command does not validate (DeadInvalidCommand),
+// or the engine refuses the same input for good (DeadPermanentError, which
+// includes a command naming a case id that does not exist: a case created
+// later under that id would be another case). Only a changed worker (a parser
+// that reads the new type, a fixed bug) can make such a retry succeed, so
+// refundctl asks for --force before it retries one. DeadUnknownCase and
+// DeadMaxDeliveries depend on the world (the case appeared, the platform is
+// back) and are worth a retry. A reason this build does not know (a newer
+// worker's) is not permanent: refundctl cannot tell, and a retry costs at
+// most another dead letter.
+func (r DeadReason) Permanent() bool {
+	switch r {
+	case DeadUndecodable, DeadInvalidCommand, DeadPermanentError:
+		return true
+	}
+	return false
+}
+
 // legacyDeadReasons are values older workers stored for a reason: they wrote
 // "permanent" where DeadPermanentError is meant. dead_letters rows are never
 // pruned, so a filter must still find those.
@@ -56,6 +90,18 @@ var legacyDeadReasons = map[DeadReason][]string{DeadPermanentError: {"permanent"
 // carry: r itself and what older workers wrote for it.
 func (r DeadReason) StoredValues() []string {
 	return append([]string{string(r)}, legacyDeadReasons[r]...)
+}
+
+// StoredDeadReason returns the reason a stored value means: the value
+// itself, or the reason an older worker's spelling stands for. A value this
+// build does not know comes back unchanged (and is not Valid).
+func StoredDeadReason(v string) DeadReason {
+	for r, olds := range legacyDeadReasons {
+		if slices.Contains(olds, v) {
+			return r
+		}
+	}
+	return DeadReason(v)
 }
 
 // DeadReasonList is the reasons as "a, b, c" for help and error texts.
@@ -70,9 +116,12 @@ func DeadReasonList() string {
 // Header prefixes of dead letters and their retries. A retry strips both
 // (with the server's own Nats-* headers) from the stored headers before it
 // republishes, so a retried message carries only the current attempt's marks.
+// ServerHeaderPrefix starts the headers the NATS server owns (Nats-Msg-Id,
+// Nats-Expected-*), which no copy carries over (RepublishHeader).
 const (
-	DeadHeaderPrefix  = "Dl-"
-	RetryHeaderPrefix = "Rh-"
+	DeadHeaderPrefix   = "Dl-"
+	RetryHeaderPrefix  = "Rh-"
+	ServerHeaderPrefix = "Nats-"
 )
 
 // Dead-letter headers, set by the worker on the copy it publishes to
@@ -94,3 +143,106 @@ const (
 	HeaderRetryOf            = RetryHeaderPrefix + "Retry-Of"
 	HeaderRetryOriginalMsgID = RetryHeaderPrefix + "Original-Msg-Id"
 )
+
+// DeadLetter is a message the worker gives up on, as it was delivered, and
+// why: what the dead_letters row and the copy on deadletters.<source> are
+// both made of.
+type DeadLetter struct {
+	Source     string      // "callbacks" or "commands": what the worker consumed it as
+	MsgID      string      // the original's id: its Nats-Msg-Id, or stream:seq when it had none
+	Subject    string      // the original subject, where a retry sends it back
+	Stream     string      // the original stream
+	Sequence   uint64      // the original stream sequence
+	Deliveries uint64      // deliveries (or take-ups from the store) before giving up
+	Header     nats.Header // the original's headers; nil for an input that waited in the store
+	Data       []byte      // the original payload
+	Reason     DeadReason
+	Error      string // short human explanation (never a secret)
+}
+
+// deadCopyIDPrefix starts the Nats-Msg-Id of a dead letter's copy.
+const deadCopyIDPrefix = "dl:"
+
+// Msg builds the copy the worker publishes to DEADLETTERS: the original
+// payload and headers (without the server's own, see RepublishHeader) on
+// DeadLetterSubject(Source), with the Dl-* headers saying why and where it
+// came from. Its Nats-Msg-Id is "dl:" + MsgID, so a move repeated after a
+// failed Term is stored once. A retried message that dies again keeps its
+// Rh-* headers on the copy, which names the dead letter it retried.
+func (d DeadLetter) Msg() *nats.Msg {
+	m := nats.NewMsg(DeadLetterSubject(d.Source))
+	m.Data = d.Data
+	m.Header = RepublishHeader(d.Header)
+	m.Header.Set(HeaderMsgID, deadCopyIDPrefix+d.MsgID)
+	m.Header.Set(HeaderDeadReason, string(d.Reason))
+	m.Header.Set(HeaderDeadError, d.Error)
+	m.Header.Set(HeaderDeadSubject, d.Subject)
+	m.Header.Set(HeaderDeadStream, d.Stream)
+	m.Header.Set(HeaderDeadSequence, strconv.FormatUint(d.Sequence, 10))
+	m.Header.Set(HeaderDeadDeliveries, strconv.FormatUint(d.Deliveries, 10))
+	return m
+}
+
+// StoredDeadLetter is what a retry needs of a dead_letters row
+// (casestore.DeadLetter holds these among its columns).
+type StoredDeadLetter struct {
+	ID      int64               // the row's id, named by Rh-Retry-Of
+	MsgID   string              // the original's id
+	Subject string              // the original subject
+	Header  map[string][]string // the headers stored with it
+	Data    []byte
+}
+
+// RetryMsg rebuilds the original message of a stored dead letter for
+// re-publishing to its original subject: the stored payload and headers
+// without the server's Nats-*, the dead letter's Dl-* and an earlier retry's
+// Rh-* headers, plus this retry's Rh-Retry-Of and Rh-Original-Msg-Id. Its
+// Nats-Msg-Id is new (the original id, "-retry-" and random hex, or
+// "dl-<id>-retry-…" without one), so the stream's duplicate window does not
+// drop it; the worker's inbox keys on the payload's own id and still drops
+// what it already applied.
+func RetryMsg(d StoredDeadLetter) (*nats.Msg, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("retry id of dead letter %d: %w", d.ID, err)
+	}
+	orig := d.MsgID
+	if orig == "" {
+		orig = "dl-" + strconv.FormatInt(d.ID, 10)
+	}
+	m := nats.NewMsg(d.Subject)
+	m.Data = d.Data
+	m.Header = copyHeader(d.Header, ServerHeaderPrefix, DeadHeaderPrefix, RetryHeaderPrefix)
+	m.Header.Set(HeaderMsgID, orig+"-retry-"+hex.EncodeToString(b[:]))
+	m.Header.Set(HeaderRetryOf, strconv.FormatInt(d.ID, 10))
+	if d.MsgID != "" {
+		m.Header.Set(HeaderRetryOriginalMsgID, d.MsgID)
+	}
+	return m, nil
+}
+
+// RepublishHeader returns a copy of a stored message's headers for
+// publishing the same message again (a dead letter's copy, a replay into the
+// stream): every header but the server's own Nats-* ones. Those describe one
+// stored copy, not the message: the publisher sets the Nats-Msg-Id anew,
+// and a Nats-Expected-* precondition held for the first publish only.
+func RepublishHeader(h nats.Header) nats.Header {
+	return copyHeader(h, ServerHeaderPrefix)
+}
+
+// copyHeader deep-copies h without the headers whose names start with one of
+// the prefixes, ignoring ASCII case: names stored from the wire may not be in
+// canonical form.
+func copyHeader(h map[string][]string, drop ...string) nats.Header {
+	out := make(nats.Header, len(h)+8)
+	for k, vs := range h {
+		if !slices.ContainsFunc(drop, func(p string) bool { return hasPrefixFold(k, p) }) {
+			out[k] = slices.Clone(vs)
+		}
+	}
+	return out
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}

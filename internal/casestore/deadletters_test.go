@@ -1,0 +1,121 @@
+package casestore
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+func insertDead(t *testing.T, s *Store, d DeadLetter) int64 {
+	t.Helper()
+	var id int64
+	err := s.Update(context.Background(), func(tx *Tx) error {
+		var err error
+		id, _, err = tx.InsertDeadLetter(context.Background(), d)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("InsertDeadLetter(%s): %v", d.MsgID, err)
+	}
+	return id
+}
+
+func deadIDs(t *testing.T, s *Store, f DeadLetterFilter) []int64 {
+	t.Helper()
+	dls, err := s.DeadLetters(context.Background(), f)
+	if err != nil {
+		t.Fatalf("DeadLetters(%+v): %v", f, err)
+	}
+	var ids []int64
+	for _, d := range dls {
+		ids = append(ids, d.ID)
+	}
+	return ids
+}
+
+// TestDiscardDeadLetter: a discard keeps the row with when, by whom and why;
+// a second discard, a discard of a retried dead letter and one of a missing
+// id each fail with their own error and change nothing; the filters tell
+// discarded from pending.
+func TestDiscardDeadLetter(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "dl.db"))
+	at := time.Date(2026, 5, 20, 8, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return at }
+	kept := insertDead(t, s, DeadLetter{MsgID: "m1", Subject: "commands.taobao.cancel", Reason: "invalid_command"})
+	gone := insertDead(t, s, DeadLetter{MsgID: "m2", Subject: "commands.taobao.cancel", Reason: "permanent_error"})
+	sent := insertDead(t, s, DeadLetter{MsgID: "m3", Subject: "callbacks.1688.ORDER_CREATE", Reason: "max_deliveries"})
+	discard := func(id int64, by, note string) error {
+		return s.Update(ctx, func(tx *Tx) error { return tx.DiscardDeadLetter(ctx, id, by, note) })
+	}
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.MarkDeadLetterRetried(ctx, sent) }); err != nil {
+		t.Fatal(err)
+	}
+
+	at = at.Add(time.Hour)
+	if err := discard(gone, "alice", "a test command, never meant to run"); err != nil {
+		t.Fatalf("DiscardDeadLetter(%d): %v", gone, err)
+	}
+	want := func() {
+		t.Helper()
+		d, err := s.DeadLetter(ctx, gone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.DiscardedAt.Equal(time.Date(2026, 5, 20, 9, 0, 0, 0, time.UTC)) || d.DiscardedBy != "alice" ||
+			d.DiscardNote != "a test command, never meant to run" || !d.RetriedAt.IsZero() {
+			t.Errorf("dead letter %d = discarded %v by %q (%q), retried %v; want 09:00 by alice with the note, not retried",
+				gone, d.DiscardedAt, d.DiscardedBy, d.DiscardNote, d.RetriedAt)
+		}
+	}
+	want()
+
+	at = at.Add(time.Hour)
+	for _, tc := range []struct {
+		id   int64
+		want error
+	}{
+		{gone, ErrDeadLetterDiscarded},
+		{sent, ErrDeadLetterRetried},
+		{99, ErrNotFound},
+	} {
+		if err := discard(tc.id, "bob", "again"); !errors.Is(err, tc.want) {
+			t.Errorf("DiscardDeadLetter(%d) = %v; want %v", tc.id, err, tc.want)
+		}
+	}
+	want() // the first discard's record stands
+	if d, _ := s.DeadLetter(ctx, sent); !d.DiscardedAt.IsZero() || d.DiscardedBy != "" {
+		t.Errorf("retried dead letter %d after a refused discard = %+v; want not discarded", sent, d)
+	}
+
+	for _, tc := range []struct {
+		f    DeadLetterFilter
+		want []int64
+	}{
+		{DeadLetterFilter{}, []int64{kept, gone, sent}},
+		{DeadLetterFilter{Discarded: DiscardedNot}, []int64{kept, sent}},
+		{DeadLetterFilter{Discarded: DiscardedOnly}, []int64{gone}},
+		{DeadLetterFilter{PendingOnly: true}, []int64{kept}},
+		{DeadLetterFilter{Discarded: DiscardedOnly, Reasons: []string{"invalid_command"}}, nil},
+	} {
+		if got := deadIDs(t, s, tc.f); !slices.Equal(got, tc.want) {
+			t.Errorf("DeadLetters(%+v) = %v; want %v", tc.f, got, tc.want)
+		}
+	}
+
+	// The same message dying again while its discarded row stands is not
+	// recorded twice.
+	var again int64
+	var inserted bool
+	err := s.Update(ctx, func(tx *Tx) error {
+		var err error
+		again, inserted, err = tx.InsertDeadLetter(ctx, DeadLetter{MsgID: "m2", Subject: "commands.taobao.cancel", Reason: "permanent_error"})
+		return err
+	})
+	if err != nil || inserted || again != gone {
+		t.Errorf("InsertDeadLetter(m2) after its discard = %d, inserted %v, %v; want %d, not inserted", again, inserted, err, gone)
+	}
+}
