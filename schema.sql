@@ -13,8 +13,8 @@
 --
 -- Conventions: times are INTEGER Unix milliseconds (UTC), NULL meaning "never";
 -- JSON documents are TEXT; empty strings, not NULL, for absent identifiers.
--- The canonical copy is schema.sql at the repository root; the one embedded by
--- internal/casestore must stay byte-identical (a test checks it).
+-- This file is the only copy: the root package refundhub (schema.go) embeds it
+-- for internal/casestore.
 
 -- +migration 1: cases, step attempts, timeline, inbox
 CREATE TABLE cases (
