@@ -297,3 +297,35 @@ func TestBodyDecodeMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestParseTimestampLeadingZeros: a timestamp is "a string of digits"; the
+// number of digits is not a rule, only the value's range is. The scanner
+// used to refuse more than 19 digits before looking at the value, so
+// "000…01" (1 ms) was invalid_timestamp. Found by FuzzParseMatchesReference.
+func TestParseTimestampLeadingZeros(t *testing.T) {
+	p := newTestParser(t)
+	for _, c := range []struct {
+		ts   string
+		want int64 // -1: invalid_timestamp
+	}{
+		{`"00000000000000000000001"`, 1},
+		{`"0000000000000000000009223372036854775807"`, 9223372036854775807},
+		{`"9223372036854775807"`, 9223372036854775807},
+		{`"9223372036854775808"`, -1},
+		{`"00000000000000000000009223372036854775808"`, -1},
+		{`9223372036854775808`, -1},
+	} {
+		raw := `{"messageType":"X","messageBody":"{}","messagePlatform":1,"timestamp":` + c.ts + `}`
+		ev, err := p.Parse([]byte(raw))
+		if c.want < 0 {
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Code != CodeInvalidTimestamp {
+				t.Errorf("Parse(timestamp %s) = %d, %v; want invalid_timestamp", c.ts, ev.TimestampMS, err)
+			}
+			continue
+		}
+		if err != nil || ev.TimestampMS != c.want {
+			t.Errorf("Parse(timestamp %s) = %d, %v; want %d", c.ts, ev.TimestampMS, err, c.want)
+		}
+	}
+}
