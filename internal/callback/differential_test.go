@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/refundhub/refundhub/internal/callback"
@@ -114,4 +115,90 @@ func orderString(b callback.OrderBody) string {
 	closeReason, payTime := opt(b.CloseReason), opt(b.PayTime)
 	b.CloseReason, b.PayTime = nil, nil
 	return fmt.Sprintf("%+v closeReason=%s payTime=%s", b, closeReason, payTime)
+}
+
+// exact returns s as a byte slice with no capacity beyond its length, so
+// that a read past the end panics instead of finding stale bytes.
+func exact(s string) []byte {
+	b := []byte(s)
+	return b[:len(b):len(b)]
+}
+
+// prefixDocs are documents whose every prefix is checked: between them they
+// hold each JSON token kind, every escape, hex digits at the ends of their
+// ranges, surrogate pairs at the end of a string, runs of eight plain bytes,
+// and every kind of whitespace between tokens.
+var prefixDocs = []string{
+	"{\"messageType\":\"ORDER_PAY_SUCCESS\",\"messageBody\":\"{\\\"orderId\\\":\\\"3305075341149134260\\\",\\\"orderNo\\\":\\\"PO202605200001\\\",\\\"payStatus\\\":2,\\\"totalAmount\\\":10000,\\\"closeReason\\\":null,\\\"payTime\\\":\\\"2026-05-20 15:41:00\\\"}\",\"messagePlatform\":1,\"timestamp\":\"1779263269913\"}",
+	"{ \"pad\" :\t[ true ,false\r, null\n, -0.5e+3, 1E-2, 9e9, -12, 0, [], {}, [1], {\"a\":[{}]} ] ,\"messageType\" : \"A\\u0009\\u00Af\\u00aF\\\"\\\\\\/\\b\\f\\n\\r\\t\\ud83d\\ude00\", \"timestamp\":1779263269913,\"messagePlatform\":0,\"messageBody\":\"{\\\"x\\\":\\\"\\\\ud83d\\\\ude00\\\",\\\"y\\\":\\\"12345678\\\\u00e9\\\"}\" }",
+	"{\"messageType\":\"ORDER_BUYER_VIEW_ORDER_BUYER_REFUND\",\"messageBody\":\"{\\\"refundId\\\":\\\"TQ1\\\",\\\"orderId\\\":2}\",\"messagePlatform\":1,\"timestamp\":\"1\",\"abcdefgh\":\"abcdefghabcdefgh\"}",
+	"[\"abcdefgh\",\"\\uFFFF\",\"\\u0000\"]",
+	"-1.0e-1",
+}
+
+// wideDoc is an array of n copies of elem: nesting stays shallow however
+// long the document is.
+func wideDoc(elem string, n int) string {
+	return "[" + strings.TrimSuffix(strings.Repeat(elem+",", n), ",") + "]"
+}
+
+// TestParseMatchesReferenceOnCuratedInputs runs the differential check on
+// inputs the fuzzer reaches only by luck: every prefix of prefixDocs (a
+// truncated document must be refused without reading past its end), wide
+// documents (closing an array or object must give back its nesting level),
+// and values at the edges of the envelope rules.
+func TestParseMatchesReferenceOnCuratedInputs(t *testing.T) {
+	names := callback.DefaultTypeNames()
+	p, err := callback.NewParser(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inputs []string
+	for _, doc := range prefixDocs {
+		for n := 0; n <= len(doc); n++ {
+			inputs = append(inputs, doc[:n])
+		}
+	}
+	env := func(pad string) string {
+		return `{"messageType":"X","messageBody":"{}","messagePlatform":1,"timestamp":"1","pad":` + pad + `}`
+	}
+	for _, elem := range []string{"[]", "{}", "[1]", `{"a":1}`, "[[]]"} {
+		inputs = append(inputs, env(wideDoc(elem, 2*refMaxDepth)))
+	}
+	withType := func(typ string) string {
+		return `{"messageType":"` + typ + `","messageBody":"{}","messagePlatform":1,"timestamp":"1"}`
+	}
+	inputs = append(inputs,
+		withType(`\\\\`), withType(`\\`), withType(`\u00e9\ud83d\ude00`), withType("\xff\\n"), withType("\xc3\xa9"),
+		withType(strings.Repeat("A", callback.MaxMessageTypeLen)), withType(strings.Repeat("A", callback.MaxMessageTypeLen+1)),
+		withType(strings.Repeat("\\u00e9", callback.MaxMessageTypeLen/2)), withType(strings.Repeat("\\u00e9", callback.MaxMessageTypeLen/2)+"A"),
+		withType(" "), withType("\\u001f"), withType("\\u007f"), withType("~"),
+	)
+	for _, raw := range inputs {
+		checkParseMatchesReference(t, p, names, exact(raw))
+	}
+}
+
+// TestDecodeMatchesReferenceOnCuratedBodies runs the body check on values at
+// the edges of the typed decoders' fast paths: empty strings, a string whose
+// decoded text is as long as its escaped form, integers at the ends of the
+// digit range and of the 18-digit fast path, and wrong kinds for each field.
+func TestDecodeMatchesReferenceOnCuratedBodies(t *testing.T) {
+	bodies := []string{
+		`{"orderId":"","orderNo":"","orderStatus":"","tbCreateTime":"","closeReason":"","payTime":"","refundId":"","subOrderId":"","refundStatus":""}`,
+		"{\"orderNo\":\"\\n\\n\xff\",\"orderId\":\"\\t\\t\xfe\",\"payTime\":\"\\/\\/\x80\",\"refundId\":\"\\r\\r\xc0\"}",
+		"{\"orderNo\":\"\xef\xbf\xbd\",\"orderStatus\":\"\\ufffd\"}",
+		`{"orderId":"a\ud83d\ude00","orderNo":"\ud83d\ude00","closeReason":"x\ud83d"}`,
+		`{"payStatus":0}`, `{"payStatus":9}`, `{"payStatus":-7}`, `{"payStatus":-0}`, `{"payStatus":1.5}`, `{"payStatus":true}`, `{"payStatus":"1"}`, `{"payStatus":[]}`,
+		`{"totalAmount":999999999999999999,"shippingFee":-999999999999999999,"productAmount":9090,"refundAmount":-0}`,
+		`{"totalAmount":9999999999999999999}`, `{"totalAmount":-9999999999999999999}`, `{"totalAmount":99999999999999999999}`,
+		`{"refundAmount":9223372036854775807}`, `{"refundAmount":1000000000000000}`, `{"refundAmount":1000000000000001}`,
+		`{"totalAmount":1.5}`, `{"totalAmount":-1.5}`, `{"totalAmount":"1.5"}`, `{"totalAmount":1.0}`, `{"totalAmount":-2e2}`, `{"totalAmount":"-"}`, `{"totalAmount":true}`,
+		`{"refundId":{},"orderId":"1"}`, `{"refundId":"1","orderId":[]}`, `{"subOrderId":{"a":1}}`, `{"refundStatus":[1]}`, `{"refundAmount":"x"}`,
+		`{"orderNo":1}`, `{"orderStatus":true}`, `{"tbCreateTime":{}}`, `{"closeReason":1}`, `{"payTime":[]}`, `{"orderId":{}}`, `{"refundStatus":{}}`,
+		`{"orderNo":"a","orderNo":null,"closeReason":"b","closeReason":null,"payStatus":3,"payStatus":null,"totalAmount":5,"totalAmount":null}`,
+	}
+	for _, b := range bodies {
+		checkDecodeMatchesReference(t, exact(b))
+	}
 }
