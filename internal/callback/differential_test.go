@@ -130,7 +130,7 @@ func exact(s string) []byte {
 // and every kind of whitespace between tokens.
 var prefixDocs = []string{
 	"{\"messageType\":\"ORDER_PAY_SUCCESS\",\"messageBody\":\"{\\\"orderId\\\":\\\"3305075341149134260\\\",\\\"orderNo\\\":\\\"PO202605200001\\\",\\\"payStatus\\\":2,\\\"totalAmount\\\":10000,\\\"closeReason\\\":null,\\\"payTime\\\":\\\"2026-05-20 15:41:00\\\"}\",\"messagePlatform\":1,\"timestamp\":\"1779263269913\"}",
-	"{ \"pad\" :\t[ true ,false\r, null\n, -0.5e+3, 1E-2, 9e9, -12, 0, [], {}, [1], {\"a\":[{}]} ] ,\"messageType\" : \"A\\u0009\\u00Af\\u00aF\\\"\\\\\\/\\b\\f\\n\\r\\t\\ud83d\\ude00\", \"timestamp\":1779263269913,\"messagePlatform\":0,\"messageBody\":\"{\\\"x\\\":\\\"\\\\ud83d\\\\ude00\\\",\\\"y\\\":\\\"12345678\\\\u00e9\\\"}\" }",
+	"{ \"pad\" :\t[ true ,false\r, null\n, -0.5e+3, 1E-2, 9e9, -12, 0, [], {}, [1], {\"a\":[{}]}, \"\\b\\f\\n\\r\\t\" ] ,\"messageType\" : \"A\\u0039\\u00Af\\u00aF\\u00C9\\\"\\\\\\/\\ud83d\\ude00\", \"timestamp\":1779263269913,\"messagePlatform\":0,\"messageBody\":\"{\\\"x\\\":\\\"\\\\ud83d\\\\ude00\\\",\\\"y\\\":\\\"12345678\\\\u00e9\\u00C9\\u00Af\\\"}\" }",
 	"{\"messageType\":\"ORDER_BUYER_VIEW_ORDER_BUYER_REFUND\",\"messageBody\":\"{\\\"refundId\\\":\\\"TQ1\\\",\\\"orderId\\\":2}\",\"messagePlatform\":1,\"timestamp\":\"1\",\"abcdefgh\":\"abcdefghabcdefgh\"}",
 	"[\"abcdefgh\",\"\\uFFFF\",\"\\u0000\"]",
 	"-1.0e-1",
@@ -165,6 +165,11 @@ func TestParseMatchesReferenceOnCuratedInputs(t *testing.T) {
 	for _, elem := range []string{"[]", "{}", "[1]", `{"a":1}`, "[[]]"} {
 		inputs = append(inputs, env(wideDoc(elem, 2*refMaxDepth)))
 	}
+	// Nesting at the limit and one past it, with an object innermost: the
+	// envelope is depth 1, so 510 arrays put the object at 512.
+	for _, arrays := range []int{refMaxDepth - 2, refMaxDepth - 1} {
+		inputs = append(inputs, env(strings.Repeat("[", arrays)+"{}"+strings.Repeat("]", arrays)))
+	}
 	withType := func(typ string) string {
 		return `{"messageType":"` + typ + `","messageBody":"{}","messagePlatform":1,"timestamp":"1"}`
 	}
@@ -172,7 +177,8 @@ func TestParseMatchesReferenceOnCuratedInputs(t *testing.T) {
 		withType(`\\\\`), withType(`\\`), withType(`\u00e9\ud83d\ude00`), withType("\xff\\n"), withType("\xc3\xa9"),
 		withType(strings.Repeat("A", callback.MaxMessageTypeLen)), withType(strings.Repeat("A", callback.MaxMessageTypeLen+1)),
 		withType(strings.Repeat("\\u00e9", callback.MaxMessageTypeLen/2)), withType(strings.Repeat("\\u00e9", callback.MaxMessageTypeLen/2)+"A"),
-		withType(" "), withType("\\u001f"), withType("\\u007f"), withType("~"),
+		withType(" "), withType("\\u001f"), withType("\\u007f"), withType("~"), withType("\x80"), withType("A\x80"),
+		"{\"messageType\":\"X\",\"messagePlatform\":1,\"timestamp\":\"1\",\"messageBody\":\"{\\\"a\\\":\\\"\x80\x7f\\\"}\"}",
 	)
 	for _, raw := range inputs {
 		checkParseMatchesReference(t, p, names, exact(raw))
@@ -189,6 +195,9 @@ func TestDecodeMatchesReferenceOnCuratedBodies(t *testing.T) {
 		"{\"orderNo\":\"\\n\\n\xff\",\"orderId\":\"\\t\\t\xfe\",\"payTime\":\"\\/\\/\x80\",\"refundId\":\"\\r\\r\xc0\"}",
 		"{\"orderNo\":\"\xef\xbf\xbd\",\"orderStatus\":\"\\ufffd\"}",
 		`{"orderId":"a\ud83d\ude00","orderNo":"\ud83d\ude00","closeReason":"x\ud83d"}`,
+		"{\"orderId\":\"\x80\",\"orderNo\":\"\\u00C9\\u00Af\\u00aF\"}",
+		`{"orderId":1,"x":` + strings.Repeat("[", refMaxDepth-2) + "{}" + strings.Repeat("]", refMaxDepth-2) + `}`,
+		`{"orderId":1,"x":` + strings.Repeat("[", refMaxDepth-1) + "{}" + strings.Repeat("]", refMaxDepth-1) + `}`,
 		`{"payStatus":0}`, `{"payStatus":9}`, `{"payStatus":-7}`, `{"payStatus":-0}`, `{"payStatus":1.5}`, `{"payStatus":true}`, `{"payStatus":"1"}`, `{"payStatus":[]}`,
 		`{"totalAmount":999999999999999999,"shippingFee":-999999999999999999,"productAmount":9090,"refundAmount":-0}`,
 		`{"totalAmount":9999999999999999999}`, `{"totalAmount":-9999999999999999999}`, `{"totalAmount":99999999999999999999}`,
