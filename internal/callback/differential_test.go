@@ -179,6 +179,13 @@ func TestParseMatchesReferenceOnCuratedInputs(t *testing.T) {
 		withType(strings.Repeat("\\u00e9", callback.MaxMessageTypeLen/2)), withType(strings.Repeat("\\u00e9", callback.MaxMessageTypeLen/2)+"A"),
 		withType(" "), withType("\\u001f"), withType("\\u007f"), withType("~"), withType("\x80"), withType("A\x80"),
 		"{\"messageType\":\"X\",\"messagePlatform\":1,\"timestamp\":\"1\",\"messageBody\":\"{\\\"a\\\":\\\"\x80\x7f\\\"}\"}",
+		// Raw multi-byte text next to an escape (the slow path of unquote),
+		// in the type, the timestamp and a typed field; a refund body whose
+		// field does not decode.
+		withType("\u00e9\\u0041"), withType("\u00e9\x80"),
+		`{"messageType":"X","messageBody":"{}","messagePlatform":1,"timestamp":"\u0031\u0032"}`,
+		`{"messageType":"ORDER_CREATE","messageBody":"{\"orderId\":\"\u00e9\\n\"}","messagePlatform":1,"timestamp":"1"}`,
+		`{"messageType":"ORDER_BUYER_VIEW_ORDER_BUYER_REFUND","messageBody":"{\"refundId\":{},\"orderId\":\"1\"}","messagePlatform":0,"timestamp":"1"}`,
 	)
 	for _, raw := range inputs {
 		checkParseMatchesReference(t, p, names, exact(raw))

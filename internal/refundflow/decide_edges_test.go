@@ -180,3 +180,15 @@ func TestListSome(t *testing.T) {
 		}
 	}
 }
+
+// TestResumeParksAnInvalidStoredRequest: a case whose stored request no
+// longer validates (written by an older build, say) is parked for an
+// operator when its first step would be run again, not sent to the platform.
+func TestResumeParksAnInvalidStoredRequest(t *testing.T) {
+	c := fixture(PlatformTaobao, StateRequested)
+	c.Request.GoodsStatus = "9"
+	dec := decider.Decide(c, nil, Input{Kind: InputTimer, Now: now})
+	if dec.State != StateNeedsAttention || dec.Parked != StateRequested || dec.Code != CodeInvalidRequest || dec.Step != nil {
+		t.Errorf("resume with goodsStatus 9: %s parked at %q; want parked %s at requested, no step", cell(dec), dec.Parked, CodeInvalidRequest)
+	}
+}

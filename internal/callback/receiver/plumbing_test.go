@@ -406,3 +406,18 @@ func allocsServing(t *testing.T, body []byte) float64 {
 	}
 	return allocs
 }
+
+// TestSigningEnabled reports whether Standard Webhooks verification is on:
+// cmd/receiver logs it at start-up.
+func TestSigningEnabled(t *testing.T) {
+	for _, secrets := range [][]string{nil, {secretNew}} {
+		srv, err := receiver.New(receiver.Config{Token: testToken, SigningSecrets: secrets}, &stubPublisher{},
+			func(context.Context) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := srv.SigningEnabled(), len(secrets) > 0; got != want {
+			t.Errorf("SigningEnabled with %d secrets = %v; want %v", len(secrets), got, want)
+		}
+	}
+}
