@@ -380,6 +380,27 @@ func TestAnnouncedBodyReadIntoOneBuffer(t *testing.T) {
 	if large > small+1 {
 		t.Errorf("a 30,000-byte body on a new server allocates %.0f times; a 1,000-byte one %.0f; want at most one more", large, small)
 	}
+
+	// The buffer goes back to the pool, and a body of the same size reuses
+	// it: no allocation for the read at all.
+	h := newInProcess(t, receiver.Config{MaxBytes: 1 << 20}, &stubPublisher{}, nil, nil)
+	serveSize := func(size int) func() {
+		body := padded(t, size)
+		return func() {
+			req := httptest.NewRequest(http.MethodPost, "/callbacks/"+testToken, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				t.Fatalf("POST %d bytes: %d %s; want 200", size, w.Code, w.Body)
+			}
+		}
+	}
+	reuseSmall := testing.AllocsPerRun(50, serveSize(1000))
+	reuseLarge := testing.AllocsPerRun(50, serveSize(30000))
+	if reuseLarge > reuseSmall {
+		t.Errorf("30,000-byte bodies in a row allocate %.0f times each; 1,000-byte ones %.0f; want no more", reuseLarge, reuseSmall)
+	}
 }
 
 // allocsServing is the allocations of serving body once on a new server.
