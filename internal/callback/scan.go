@@ -13,7 +13,7 @@ import (
 // that validates RFC 8259 syntax and records where those fields are is
 // several times cheaper (BenchmarkParse against BenchmarkParseStd, and
 // BenchmarkOrderBody against BenchmarkOrderBodyStd; figures in
-// docs/benchmarks.md). It accepts exactly what encoding/json's json.Valid
+// docs/mutation-testing.md). It accepts exactly what encoding/json's json.Valid
 // accepts, except that nesting deeper than maxDepth is rejected;
 // FuzzParseMatchesReference holds it to that.
 
