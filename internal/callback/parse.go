@@ -352,7 +352,9 @@ func parseTimestamp(raw json.RawMessage) (int64, error) {
 	if raw[0] == '"' {
 		digits = unquote(raw[1 : len(raw)-1])
 	}
-	if len(digits) == 0 || len(digits) > 19 {
+	// No bound on the number of digits: leading zeros are still a string
+	// of digits, and ParseInt below refuses a value that does not fit.
+	if len(digits) == 0 {
 		return 0, reject(CodeInvalidTimestamp, "timestamp must be milliseconds as a string or integer, got %s", short(raw))
 	}
 	for _, c := range digits {

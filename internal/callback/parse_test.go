@@ -282,3 +282,92 @@ func TestBodyDecodeMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestParseTimestampLeadingZeros: a timestamp is "a string of digits"; the
+// number of digits is not a rule, only the value's range is. The scanner
+// used to refuse more than 19 digits before looking at the value, so
+// "000…01" (1 ms) was invalid_timestamp. Found by FuzzParseMatchesReference.
+func TestParseTimestampLeadingZeros(t *testing.T) {
+	p := newTestParser(t)
+	for _, c := range []struct {
+		ts   string
+		want int64 // -1: invalid_timestamp
+	}{
+		{`"00000000000000000000001"`, 1},
+		{`"0000000000000000000009223372036854775807"`, 9223372036854775807},
+		{`"9223372036854775807"`, 9223372036854775807},
+		{`"9223372036854775808"`, -1},
+		{`"00000000000000000000009223372036854775808"`, -1},
+		{`9223372036854775808`, -1},
+	} {
+		raw := `{"messageType":"X","messageBody":"{}","messagePlatform":1,"timestamp":` + c.ts + `}`
+		ev, err := p.Parse([]byte(raw))
+		if c.want < 0 {
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Code != CodeInvalidTimestamp {
+				t.Errorf("Parse(timestamp %s) = %d, %v; want invalid_timestamp", c.ts, ev.TimestampMS, err)
+			}
+			continue
+		}
+		if err != nil || ev.TimestampMS != c.want {
+			t.Errorf("Parse(timestamp %s) = %d, %v; want %d", c.ts, ev.TimestampMS, err, c.want)
+		}
+	}
+}
+
+// TestTypeNameCharacters: a configured type name is a NATS subject token
+// of 1-MaxMessageTypeLen letters, digits, '_' and '-'; the characters next
+// to each range are refused.
+func TestTypeNameCharacters(t *testing.T) {
+	for _, name := range []string{"A", "Z", "a", "z", "0", "9", "_", "-", "Az09_-", strings.Repeat("x", MaxMessageTypeLen)} {
+		if _, err := ParseTypeNames(name + "=refund"); err != nil {
+			t.Errorf("ParseTypeNames(%q=refund): %v; want it accepted", name, err)
+		}
+		if _, err := NewParser(TypeNames{Platform1688: {name: KindRefund}}); err != nil {
+			t.Errorf("NewParser with type %q: %v; want it accepted", name, err)
+		}
+	}
+	for _, name := range []string{"@", "[", "`", "{", "/", ":", ".", "*", ">", "é", "A\x00", strings.Repeat("x", MaxMessageTypeLen+1)} {
+		if _, err := ParseTypeNames(name + "=refund"); err == nil {
+			t.Errorf("ParseTypeNames(%q=refund) = nil error; want it refused", name)
+		}
+		if _, err := NewParser(TypeNames{PlatformTaobao: {name: KindRefund}}); err == nil {
+			t.Errorf("NewParser with type %q = nil error; want it refused", name)
+		}
+	}
+}
+
+// TestRejectionQuotesAShortPrefix: a rejection quotes at most 24 bytes of
+// the offending value, with "…" when it cut.
+func TestRejectionQuotesAShortPrefix(t *testing.T) {
+	p := newTestParser(t)
+	digits := "123456789012345678901234567890"
+	for _, c := range []struct{ platform, want string }{
+		{digits[:23], `got "` + digits[:23] + `"`},
+		{digits[:24], `got "` + digits[:24] + `"`},
+		{digits[:25], `got "` + digits[:24] + `"…`},
+	} {
+		_, err := p.Parse([]byte(`{"messageType":"X","messageBody":"{}","timestamp":"1","messagePlatform":` + c.platform + `}`))
+		var pe *Error
+		if !errors.As(err, &pe) || pe.Code != CodeInvalidPlatform || !strings.HasSuffix(pe.Message, c.want) {
+			t.Errorf("Parse(platform %s) = %v; want invalid_platform ending %s", c.platform, err, c.want)
+		}
+	}
+}
+
+// TestShortErr: a park detail travels in a message header, so the error in
+// it is cut to 120 bytes and its control characters and invalid UTF-8 are
+// replaced; printable text, spaces included, is kept.
+func TestShortErr(t *testing.T) {
+	x120 := strings.Repeat("x", 120)
+	for _, c := range []struct{ in, want string }{
+		{x120, x120},
+		{x120 + "y", x120 + "…"},
+		{"a\x00b\x1fc\x7fd e~\u00e9", "a b c d e~\u00e9"},
+		{"bad \xff byte", "bad ? byte"},
+	} {
+		if got := shortErr(errors.New(c.in)); got != c.want {
+			t.Errorf("shortErr(%q) = %q; want %q", c.in, got, c.want)
+		}
+	}
+}

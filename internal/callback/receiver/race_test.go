@@ -1,0 +1,7 @@
+//go:build race
+
+package receiver_test
+
+// raceEnabled: under the race detector sync.Pool drops a random share of
+// what is put back, so allocation counts of pooled paths mean nothing.
+const raceEnabled = true
