@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 // Edges of Decide that mutation testing found unpinned: zero policy
@@ -23,8 +21,8 @@ func TestZeroPolicyDurationsSetNoTimer(t *testing.T) {
 		v     *PlatformView
 		wants time.Time
 	}{
-		{"waiting, Recheck 0", Policy{}, fixture(PlatformTaobao, StateWaitingSeller), tbView(apiclient.TaobaoWaitSellerAgree), time.Time{}},
-		{"waiting, Recheck 1h", Policy{Recheck: time.Hour}, fixture(PlatformTaobao, StateWaitingSeller), tbView(apiclient.TaobaoWaitSellerAgree), now.Add(time.Hour)},
+		{"waiting, Recheck 0", Policy{}, fixture(PlatformTaobao, StateWaitingSeller), tbView(tbWaitSellerAgree), time.Time{}},
+		{"waiting, Recheck 1h", Policy{Recheck: time.Hour}, fixture(PlatformTaobao, StateWaitingSeller), tbView(tbWaitSellerAgree), now.Add(time.Hour)},
 		{"own step, StepTimeout 0", Policy{}, fixture(PlatformTaobao, StateRequested), nil, time.Time{}},
 		{"own step, StepTimeout 5m", Policy{StepTimeout: 5 * time.Minute}, fixture(PlatformTaobao, StateRequested), nil, now.Add(5 * time.Minute)},
 	} {
@@ -47,14 +45,14 @@ func TestWakeResumesTheCasesOwnStep(t *testing.T) {
 	}
 
 	returning := fixture(PlatformTaobao, StateReturnSubmitting)
-	dec = decider.Decide(returning, tbView(apiclient.TaobaoWaitBuyerReturnGoods), Input{Kind: InputTimer, Now: now})
+	dec = decider.Decide(returning, tbView(tbWaitBuyerReturn), Input{Kind: InputTimer, Now: now})
 	if dec.Outcome != OutcomeAct || dec.Step == nil || dec.Step.Name != StepReturnSubmit || dec.Step.Waybill != shipment.Waybill {
 		t.Errorf("return_submitting, platform still waiting for the return: %s (step %+v); want the return submission again with waybill %s",
 			cell(dec), dec.Step, shipment.Waybill)
 	}
 
 	other := fixture(PlatformTaobao, StateReturnRendering)
-	v := tbView(apiclient.TaobaoWaitBuyerReturnGoods)
+	v := tbView(tbWaitBuyerReturn)
 	v.RefundID = "R2"
 	if dec := decider.Decide(other, v, Input{Kind: InputTimer, Now: now}); dec.Outcome != OutcomeNoOp || dec.Code != CodeOtherRefund {
 		t.Errorf("view of another refund: %s; want no-op %s (a view of another refund says nothing about this case)", cell(dec), CodeOtherRefund)
@@ -87,12 +85,12 @@ func TestZeroGraceAndInFlightActAtOnce(t *testing.T) {
 // empty when the case already has it.
 func TestDecisionCarriesOnlyANewRefundID(t *testing.T) {
 	unknown := fixture(PlatformTaobao, StateSubmitting) // no refund id, no intent
-	dec := decider.Decide(unknown, tbView(apiclient.TaobaoWaitSellerAgree), Input{Kind: InputCallback, Now: now})
+	dec := decider.Decide(unknown, tbView(tbWaitSellerAgree), Input{Kind: InputCallback, Now: now})
 	if dec.State != StateWaitingSeller || dec.RefundID != "R1" {
 		t.Errorf("view shows refund R1 the case lacks: %s, refund id %q; want waiting_seller learning R1", cell(dec), dec.RefundID)
 	}
 	known := fixture(PlatformTaobao, StateWaitingSeller)
-	dec = decider.Decide(known, tbView(apiclient.TaobaoWaitBuyerReturnGoods), Input{Kind: InputCallback, Now: now})
+	dec = decider.Decide(known, tbView(tbWaitBuyerReturn), Input{Kind: InputCallback, Now: now})
 	if dec.State != StateWaitingReturnShipment || dec.RefundID != "" {
 		t.Errorf("view of the refund the case has: %s, refund id %q; want waiting_return_shipment learning nothing", cell(dec), dec.RefundID)
 	}
@@ -112,7 +110,7 @@ func TestDecisionCarriesOnlyANewRefundID(t *testing.T) {
 	// Cancelling learns the refund id from the view when the case lacks it.
 	unverified := fixture(PlatformTaobao, StateSubmitting)
 	unverified.State, unverified.Parked, unverified.AttentionCode = StateNeedsAttention, StateSubmitting, CodeUnverifiable
-	dec = decider.Decide(unverified, tbView(apiclient.TaobaoWaitSellerAgree), Input{Kind: InputCancel, Now: now})
+	dec = decider.Decide(unverified, tbView(tbWaitSellerAgree), Input{Kind: InputCancel, Now: now})
 	if dec.State != StateCancelling || dec.RefundID != "R1" || dec.Step == nil || dec.Step.RefundID != "R1" {
 		t.Errorf("cancel, refund R1 found by the view: %s, refund id %q; want cancelling R1, learning it", cell(dec), dec.RefundID)
 	}
