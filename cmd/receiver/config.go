@@ -28,6 +28,7 @@ type config struct {
 	ShutdownTimeout time.Duration
 	Stream          events.StreamConfig
 	TypeNames       callback.TypeNames
+	Profile         *platform.Profile
 	LogLevel        slog.Level
 }
 
@@ -77,7 +78,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if err != nil {
 		env.Fail(fmt.Errorf("UPSTREAM_PROFILE: %w", err))
 	} else {
-		cfg.TypeNames = callback.TypeNamesFromProfile(profile)
+		cfg.TypeNames, cfg.Profile = callback.TypeNamesFromProfile(profile), profile
 	}
 	cfg.LogLevel = env.LogLevel("LOG_LEVEL")
 	return cfg, env.Err()

@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		SigningSecrets: cfg.SigningSecrets,
 		MaxBytes:       cfg.MaxBytes,
 		TypeNames:      cfg.TypeNames,
+		Profile:        cfg.Profile,
 	}, pub, ready, logger)
 	if err != nil {
 		return fmt.Errorf("receiver: %w", err)

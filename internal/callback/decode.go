@@ -22,12 +22,12 @@ var (
 
 // DecodeOrderBody decodes the body of an order status or price message.
 func DecodeOrderBody(body []byte) (OrderBody, error) {
-	return decodeOrder(text{b: body, s: string(body)})
+	return decodeOrder(text{b: body, s: string(body)}, nil)
 }
 
 // DecodeRefundBody decodes the body of an after-sales refund message.
 func DecodeRefundBody(body []byte) (RefundBody, error) {
-	return decodeRefund(text{b: body, s: string(body)})
+	return decodeRefund(text{b: body, s: string(body)}, nil)
 }
 
 // text is a body as bytes and as the equal string: a field value without
@@ -55,7 +55,7 @@ func (t text) raw(val []byte) string {
 	return t.s[off : off+len(val)]
 }
 
-func decodeOrder(t text) (OrderBody, error) {
+func decodeOrder(t text, other *[]string) (OrderBody, error) {
 	body := t.b
 	var b OrderBody
 	var first error
@@ -93,6 +93,8 @@ func decodeOrder(t text) (OrderBody, error) {
 			set("tbCreateTime", plainString(t, &b.TbCreateTime, val))
 		case "payTime":
 			set("payTime", optString(t, &b.PayTime, val))
+		default:
+			noteOther(other, key)
 		}
 	})
 	if err != nil {
@@ -104,7 +106,7 @@ func decodeOrder(t text) (OrderBody, error) {
 	return b, first
 }
 
-func decodeRefund(t text) (RefundBody, error) {
+func decodeRefund(t text, other *[]string) (RefundBody, error) {
 	body := t.b
 	var b RefundBody
 	var first error
@@ -128,6 +130,8 @@ func decodeRefund(t text) (RefundBody, error) {
 			set("refundStatus", flexString(t, &b.RefundStatus, val))
 		case "refundAmount":
 			set("refundAmount", amount(&b.RefundAmount, val))
+		default:
+			noteOther(other, key)
 		}
 	})
 	if err != nil {
@@ -231,4 +235,15 @@ func plainInt(n *int, val []byte) error {
 	}
 	*n = int(v)
 	return nil
+}
+
+// MaxOtherFields bounds Event.OtherFields: enough to show what a platform
+// adds, not a way to make the receiver allocate per key of a hostile body.
+const MaxOtherFields = 8
+
+// noteOther records a body field the decoder does not read, when asked.
+func noteOther(other *[]string, key []byte) {
+	if other != nil && len(*other) < MaxOtherFields {
+		*other = append(*other, string(key))
+	}
 }

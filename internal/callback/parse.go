@@ -82,6 +82,10 @@ type Event struct {
 	ParkDetail string
 	// ID is the content hash (see ContentID), used as Nats-Msg-Id.
 	ID string
+	// OtherFields are body fields of a known type that the decoder does
+	// not read, in body order, at most MaxOtherFields: the receiver counts
+	// those the platform profile does not know either.
+	OtherFields []string
 }
 
 // Parked reports whether the event goes to the parked subject.
@@ -306,10 +310,15 @@ func firstNonWS(b []byte) byte {
 // fields do not fit or lack the ids is parked.
 func (p *Parser) classify(ev *Event, kind Kind, body []byte) error {
 	ev.Kind = kind
+	defer func() {
+		if ev.Park != "" {
+			ev.OtherFields = nil // only accepted bodies report them
+		}
+	}()
 	t := text{b: body, s: ev.Body}
 	switch kind {
 	case KindOrderStatus, KindPriceModify:
-		b, err := decodeOrder(t)
+		b, err := decodeOrder(t, &ev.OtherFields)
 		if err != nil {
 			if rej, ok := bodyErr(body, err); ok {
 				return rej
@@ -323,7 +332,7 @@ func (p *Parser) classify(ev *Event, kind Kind, body []byte) error {
 		}
 		ev.Order = &b
 	case KindRefund:
-		b, err := decodeRefund(t)
+		b, err := decodeRefund(t, &ev.OtherFields)
 		if err != nil {
 			if rej, ok := bodyErr(body, err); ok {
 				return rej

@@ -227,6 +227,7 @@ func refClassify(ev *callback.Event, kind callback.Kind, body []byte) {
 			ev.Park = callback.ParkMissingOrderID
 		default:
 			ev.Order = &b
+			ev.OtherFields = refOtherFields(body, b)
 		}
 	case callback.KindRefund:
 		var b callback.RefundBody
@@ -239,8 +240,41 @@ func refClassify(ev *callback.Event, kind callback.Kind, body []byte) {
 			ev.Park = callback.ParkMissingOrderID
 		default:
 			ev.Refund = &b
+			ev.OtherFields = refOtherFields(body, b)
 		}
 	}
+}
+
+// refOtherFields is R12: the keys of an accepted body that are not exactly
+// a JSON name of the typed body's fields, in order (repeats included), at
+// most callback.MaxOtherFields; nil when there are none.
+func refOtherFields(body []byte, typed any) []string {
+	known := map[string]bool{}
+	rt := reflect.TypeOf(typed)
+	for i := range rt.NumField() {
+		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+		known[name] = true
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // {
+		return nil
+	}
+	var out []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return out
+		}
+		key, _ := tok.(string)
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return out
+		}
+		if !known[key] && len(out) < callback.MaxOtherFields {
+			out = append(out, key)
+		}
+	}
+	return out
 }
 
 // refDecodeExact decodes the object body into *dst (a struct) as

@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"net/http"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -32,6 +33,37 @@ type metrics struct {
 	rejections     *prometheus.CounterVec
 	parkedChildren map[callback.ParkReason]prometheus.Counter
 	rejectChildren map[string]prometheus.Counter
+
+	unknownFields *prometheus.CounterVec
+	fieldsMu      sync.Mutex
+	fieldSeries   map[[3]string]prometheus.Counter // at most maxFieldSeries
+}
+
+// maxFieldSeries bounds the label sets of receiver_body_unknown_fields_total:
+// field names come from the platform (or from whoever can post), so past
+// this many distinct (platform, type, field) the field is counted as
+// "_other". The type is always a known one (unknown types are parked).
+const maxFieldSeries = 64
+
+// otherField is the field label once maxFieldSeries is reached.
+const otherField = "_other"
+
+// unknownField counts one unknown body field.
+func (m *metrics) unknownField(plat, typ, field string) {
+	key := [3]string{plat, typ, field}
+	m.fieldsMu.Lock()
+	c, ok := m.fieldSeries[key]
+	if !ok {
+		if len(m.fieldSeries) >= maxFieldSeries {
+			key[2] = otherField
+		}
+		if c, ok = m.fieldSeries[key]; !ok {
+			c = m.unknownFields.WithLabelValues(key[0], key[1], key[2])
+			m.fieldSeries[key] = c
+		}
+	}
+	m.fieldsMu.Unlock()
+	c.Inc()
 }
 
 func newMetrics() *metrics {
@@ -62,8 +94,13 @@ func newMetrics() *metrics {
 		}, []string{"code"}),
 		parkedChildren: map[callback.ParkReason]prometheus.Counter{},
 		rejectChildren: map[string]prometheus.Counter{},
+		unknownFields: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "receiver_body_unknown_fields_total",
+			Help: "Fields of accepted callback bodies that the platform profile does not list for their kind, by platform, message type and field (at most 64 series; then field=\"_other\").",
+		}, []string{"platform", "type", "field"}),
+		fieldSeries: map[[3]string]prometheus.Counter{},
 	}
-	reg.MustRegister(requests, m.publishSeconds, m.duplicates, m.parkedBy, m.rejections)
+	reg.MustRegister(requests, m.publishSeconds, m.duplicates, m.parkedBy, m.rejections, m.unknownFields)
 	m.accepted = requests.WithLabelValues(OutcomeAccepted)
 	m.parked = requests.WithLabelValues(OutcomeParked)
 	m.duplicate = requests.WithLabelValues(OutcomeDuplicate)

@@ -31,6 +31,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Config is what the receiver needs to know; cmd/receiver fills it from the
@@ -46,6 +47,10 @@ type Config struct {
 	MaxBytes int64
 	// TypeNames are the known message types (callback.DefaultTypeNames if nil).
 	TypeNames callback.TypeNames
+	// Profile says which body fields each platform's messages are known to
+	// carry; the others are counted in receiver_body_unknown_fields_total
+	// (platform.Default() if nil).
+	Profile *platform.Profile
 }
 
 // Publisher stores a message durably; *events.Publisher implements it.
@@ -63,6 +68,7 @@ type ReadyFunc func(ctx context.Context) error
 type Server struct {
 	echo     *echo.Echo
 	parser   *callback.Parser
+	profile  *platform.Profile
 	pub      Publisher
 	ready    ReadyFunc
 	logger   *slog.Logger
@@ -107,7 +113,12 @@ func New(cfg Config, pub Publisher, ready ReadyFunc, logger *slog.Logger) (*Serv
 	if err != nil {
 		return nil, err
 	}
+	prof := cfg.Profile
+	if prof == nil {
+		prof = platform.Default()
+	}
 	s := &Server{
+		profile:  prof,
 		parser:   parser,
 		pub:      pub,
 		ready:    ready,
@@ -216,6 +227,9 @@ func (s *Server) callback(c echo.Context, reqID string) error {
 	ev, err := s.parser.Parse(raw)
 	if err != nil {
 		return err
+	}
+	if len(ev.OtherFields) > 0 {
+		s.countUnknownFields(&ev)
 	}
 
 	// The message, its header map and the header values come from a pool:
@@ -427,6 +441,19 @@ func readBody(r io.Reader, contentLength, max int64, buf []byte) ([]byte, error)
 		}
 		if err != nil {
 			return buf, errUnreadable
+		}
+	}
+}
+
+// countUnknownFields counts the fields of an accepted body that neither the
+// decoder reads nor the profile lists for its kind: the first evidence of
+// what the real platform sends (refundctl parked shows unknown types; this
+// shows unknown fields inside known ones).
+func (s *Server) countUnknownFields(ev *callback.Event) {
+	taobao := ev.Platform == callback.PlatformTaobao
+	for _, f := range ev.OtherFields {
+		if !s.profile.KnownField(taobao, ev.Kind, f) {
+			s.metrics.unknownField(ev.Platform.String(), ev.Type, f)
 		}
 	}
 }
