@@ -251,3 +251,23 @@ ALTER TABLE cases ADD COLUMN failed_inputs INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE dead_letters ADD COLUMN discarded_at INTEGER;                -- NULL: not discarded
 ALTER TABLE dead_letters ADD COLUMN discarded_by TEXT NOT NULL DEFAULT ''; -- the operator
 ALTER TABLE dead_letters ADD COLUMN discard_note TEXT NOT NULL DEFAULT ''; -- why
+
+-- +migration 11: command outcomes (a command's verdict, for the operator)
+-- What the worker made of each operator command, keyed by the command's id
+-- (refundflow.Command.ID), so that refundctl can tell the operator whether
+-- it was applied or rejected instead of only that it was published. The row
+-- is written in the transaction of the command's own decision, or of its
+-- dead letter, so it exists exactly when that effect does. A decision's
+-- verdict is final; a dead letter's stands until the command, retried, is
+-- decided or dies again (dead_letter_id <> 0 marks those). Pruned with the
+-- inbox.
+CREATE TABLE command_outcomes (
+    command_id     TEXT PRIMARY KEY,
+    verdict        TEXT    NOT NULL CHECK (verdict = 'applied' OR verdict = 'rejected'),
+    case_id        INTEGER NOT NULL DEFAULT 0,  -- the case it was applied to or refused on; 0: none
+    code           TEXT    NOT NULL DEFAULT '', -- the decision's code, or the dead-letter reason
+    reason         TEXT    NOT NULL DEFAULT '', -- the decision's reason, or the dead letter's error
+    dead_letter_id INTEGER NOT NULL DEFAULT 0,  -- dead_letters.id when the verdict is its dead letter
+    recorded_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX command_outcomes_recorded ON command_outcomes (recorded_at);

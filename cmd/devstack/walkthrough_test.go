@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -71,6 +72,19 @@ func (c *cli) try(args ...string) (stdout, stderr string, code int) {
 	return o.String(), e.String(), 0
 }
 
+var caseIs = regexp.MustCompile(`case (\d+) is `)
+
+// caseOf is the case id in wait's output ("case 12 is waiting_seller …").
+func caseOf(t *testing.T, out string) int64 {
+	t.Helper()
+	m := caseIs.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no case id in %q", out)
+	}
+	id, _ := strconv.ParseInt(m[1], 10, 64)
+	return id
+}
+
 type sandboxStats struct {
 	RefundSubmissions          map[string]int `json:"refund_submissions"`
 	ReturnLogisticsSubmissions map[string]int `json:"return_logistics_submissions"`
@@ -134,7 +148,8 @@ func TestWalkthrough(t *testing.T) {
 	receiverAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	s := startStack(t, []string{"devstack", "-data", data, "-nats-port", strconv.Itoa(freePort(t)),
 		"-sandbox-addr", sandboxAddr, "-receiver-addr", receiverAddr,
-		"-worker-metrics-addr", "127.0.0.1:" + strconv.Itoa(freePort(t))})
+		"-worker-metrics-addr", "127.0.0.1:" + strconv.Itoa(freePort(t))},
+		"WORKER_UNKNOWN_CASE_WAIT=2s")
 	defer s.stop(t)
 	ctl := newCLI(t, data)
 
@@ -161,17 +176,46 @@ func TestWalkthrough(t *testing.T) {
 			ctl.t = t
 			sel := []string{"--platform", f.platform, f.orderFlag, f.order}
 
-			// 1. Request a return and refund.
-			id := strings.TrimSpace(ctl.run(append(append([]string{"request"}, sel...), f.request...)...))
-			if !strings.HasPrefix(id, "cmd-") {
-				t.Fatalf("request printed %q; want the command id", id)
+			// 1. Request a return and refund: the command id, then the worker's verdict.
+			request := append(append([]string{"request"}, sel...), f.request...)
+			id, verdict, _ := strings.Cut(ctl.run(request...), "\n")
+			if !strings.HasPrefix(id, "cmd-") || !strings.HasPrefix(verdict, "applied: case ") {
+				t.Fatalf("request printed %q, %q; want the command id, then its verdict (applied)", id, verdict)
 			}
 			// 2. The worker submits; the sandbox's seller agrees and asks for the goods back.
-			ctl.run("wait", "--command", id, "--state", "waiting_return_shipment", "--deadline", "2m")
+			caseID := caseOf(t, ctl.run("wait", "--command", id, "--state", "waiting_return_shipment", "--deadline", "2m"))
+
+			// Commands the worker refuses: verdict "rejected", exit 4, nothing changes.
+			refused := func(wantVerdict string, args ...string) (cmdID string) {
+				t.Helper()
+				out, errOut, code := ctl.try(args...)
+				if code != 4 || !strings.Contains(errOut, wantVerdict) {
+					t.Errorf("refundctl %s: exit %d, stderr %q; want exit 4 and %q", strings.Join(args, " "), code, errOut, wantVerdict)
+				}
+				cmdID, _, _ = strings.Cut(out, "\n")
+				return cmdID
+			}
+			// The same request again names the case it duplicates, and
+			// wait --command finds that case.
+			dup := refused(fmt.Sprintf("rejected (duplicate) on case %d (waiting_return_shipment)", caseID), request...)
+			if got := caseOf(t, ctl.run("wait", "--command", dup)); got != caseID {
+				t.Errorf("wait --command %s (a duplicate) = case %d; want %d", dup, got, caseID)
+			}
+			other := append(append([]string{"request"}, sel...), f.request...)
+			other[len(other)-1] = "changed my mind"
+			refused(fmt.Sprintf("rejected (case_open) on case %d", caseID), other...)
+			if f.platform == "1688" {
+				refused("rejected (not_supported)", append([]string{"cancel"}, sel...)...)
+				refused("rejected (not_supported)", append(append([]string{"message"}, sel...), "--text", "photos attached")...)
+			}
+
 			// 3. Report the return shipment.
-			ctl.run(append(append([]string{"ship"}, sel...), "--company", f.company, "--waybill", "YT1234567890")...)
+			if out := ctl.run(append(append([]string{"ship"}, sel...), "--company", f.company, "--waybill", "YT1234567890")...); !strings.Contains(out, fmt.Sprintf("applied: case %d is ", caseID)) {
+				t.Errorf("ship printed %q; want it applied to case %d", out, caseID)
+			}
 			// 4. The seller confirms receipt and the refund succeeds.
 			ctl.run("wait", "--command", id, "--state", "succeeded", "--deadline", "2m")
+			refused(fmt.Sprintf("rejected (case_finished) on case %d (succeeded)", caseID), append([]string{"cancel"}, sel...)...)
 
 			var shown struct {
 				Case struct {
@@ -252,8 +296,28 @@ func TestWalkthrough(t *testing.T) {
 		})
 	}
 
-	// Bad input gets a one-line error and a non-zero exit.
+	// A command for a case that does not exist is dead-lettered: rejected
+	// with the dead letter's reason. Until the worker gives up on it
+	// (WORKER_UNKNOWN_CASE_WAIT) it is pending: exit 5, and wait --command
+	// follows it to the verdict.
 	ctl.t = t
+	if _, errOut, code := ctl.try("ship", "--platform", "taobao", "--case", "999999", "--company", "SF", "--waybill", "SF1"); code != 4 ||
+		!strings.Contains(errOut, "rejected (permanent_error)") || !strings.Contains(errOut, "unknown case") {
+		t.Errorf("ship to case 999999: exit %d, stderr %q; want exit 4, rejected (permanent_error): unknown case", code, errOut)
+	}
+	lost := []string{"ship", "--platform", "taobao", "--sub-order", "999999999", "--company", "SF", "--waybill", "SF1", "--id", "ship-nowhere-1"}
+	if _, errOut, code := ctl.try(append(lost, "--wait", "500ms")...); code != 5 || !strings.Contains(errOut, "pending: no verdict within 500ms") ||
+		!strings.Contains(errOut, "refundctl wait --command ship-nowhere-1") {
+		t.Errorf("ship to an unknown sub-order, --wait 500ms: exit %d, stderr %q; want exit 5, pending, and how to follow it", code, errOut)
+	}
+	if _, errOut, code := ctl.try("wait", "--command", "ship-nowhere-1", "--deadline", "1m"); code != 4 || !strings.Contains(errOut, "rejected (unknown_case)") {
+		t.Errorf("wait --command ship-nowhere-1: exit %d, stderr %q; want exit 4, rejected (unknown_case)", code, errOut)
+	}
+	if _, errOut, code := ctl.try(lost...); code != 4 || !strings.Contains(errOut, "rejected (unknown_case)") {
+		t.Errorf("the same command again: exit %d, stderr %q; want its verdict, rejected (unknown_case)", code, errOut)
+	}
+
+	// Bad input gets a one-line error and a non-zero exit.
 	if _, errOut, code := ctl.try("show", "999999"); code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Errorf("show of an unknown case: exit %d, stderr %q; want a one-line error and non-zero exit", code, errOut)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
@@ -71,21 +72,76 @@ type commandResult struct {
 	Sequence  uint64             `json:"seq"`
 	Duplicate bool               `json:"duplicate"`
 	Command   refundflow.Command `json:"command"`
+	// Verdict is the worker's verdict (absent with --no-wait).
+	Verdict *verdictJSON `json:"verdict,omitempty"`
 }
 
-// publishCommand validates c, publishes it with Nats-Msg-Id = c.ID and waits
-// for the PubAck.
-func (a *app) publishCommand(ctx context.Context, c refundflow.Command) error {
+// publishCommand validates c, publishes it with Nats-Msg-Id = c.ID, waits
+// for the PubAck and then, unless --no-wait, for the worker's verdict,
+// which decides the exit status (see verdictErr).
+func (a *app) publishCommand(ctx context.Context, c refundflow.Command, vo verdictOptions) error {
 	if err := c.Validate(); err != nil {
 		return usagef("invalid %s command: %s", c.Kind, errorLine(err))
 	}
+	var st *casestore.Store
+	if !vo.noWait {
+		if vo.wait <= 0 {
+			return usagef("--wait %s: must be positive (or --no-wait)", vo.wait)
+		}
+		// Before publishing: a command whose verdict cannot be read is
+		// better not sent than sent blind.
+		var err error
+		if st, err = a.openStore(ctx); err != nil {
+			return fmt.Errorf("%w (the verdict is read there; --no-wait publishes without it)", err)
+		}
+		defer st.Close()
+	}
+	res, err := a.publish(ctx, c)
+	if err != nil {
+		return err
+	}
+	if vo.noWait {
+		if a.cfg.JSON {
+			return writeJSON(a.stdout, res)
+		}
+		if res.Duplicate {
+			_, err = fmt.Fprintf(a.stdout, "%s (duplicate: a command with this id is already stored)\n", c.ID)
+			return err
+		}
+		_, err = fmt.Fprintln(a.stdout, c.ID)
+		return err
+	}
+	v, err := a.awaitVerdict(ctx, st, c, vo.wait)
+	if err != nil {
+		fmt.Fprintln(a.stdout, c.ID)
+		return fmt.Errorf("command %s published; reading its verdict: %w", c.ID, err)
+	}
+	res.Verdict = &v
+	if a.cfg.JSON {
+		if err := writeJSON(a.stdout, res); err != nil {
+			return err
+		}
+		return verdictErr(v, vo.wait)
+	}
+	if _, err := fmt.Fprintln(a.stdout, c.ID); err != nil {
+		return err
+	}
+	if v.Verdict == casestore.VerdictApplied {
+		_, err := fmt.Fprintln(a.stdout, verdictLine(v, vo.wait))
+		return err
+	}
+	return verdictErr(v, vo.wait)
+}
+
+// publish publishes c and waits for the PubAck.
+func (a *app) publish(ctx context.Context, c refundflow.Command) (commandResult, error) {
 	data, err := json.Marshal(c)
 	if err != nil {
-		return fmt.Errorf("encode command: %w", err)
+		return commandResult{}, fmt.Errorf("encode command: %w", err)
 	}
 	nc, js, err := a.connect()
 	if err != nil {
-		return err
+		return commandResult{}, err
 	}
 	defer nc.Close()
 	subject := events.CommandSubject(string(c.Platform), string(c.Kind))
@@ -98,22 +154,14 @@ func (a *app) publishCommand(ctx context.Context, c refundflow.Command) error {
 	defer cancel()
 	ack, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(c.ID))
 	if err != nil {
-		return publishErr(subject, err)
+		return commandResult{}, publishErr(subject, err)
 	}
-	res := commandResult{ID: c.ID, Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate, Command: c}
-	if a.cfg.JSON {
-		return writeJSON(a.stdout, res)
-	}
-	if ack.Duplicate {
-		_, err = fmt.Fprintf(a.stdout, "%s (duplicate: a command with this id is already stored)\n", c.ID)
-		return err
-	}
-	_, err = fmt.Fprintln(a.stdout, c.ID)
-	return err
+	return commandResult{ID: c.ID, Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate, Command: c}, nil
 }
 
 func (a *app) requestCommand() *cobra.Command {
 	var t target
+	var vo verdictOptions
 	var typ string
 	var r refundflow.Request
 	cmd := &cobra.Command{
@@ -127,6 +175,7 @@ func (a *app) requestCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	addTargetFlags(cmd, &t)
+	addVerdictFlags(cmd, &vo)
 	f.StringVar(&typ, "type", "refund", "refund (refund only) or return (return goods and refund)")
 	f.StringVar(&r.GoodsStatus, "goods-status", "", "Taobao: 1 not shipped, 2 shipped not received, 3 received; 1688: refundWaitSellerSend, refundWaitBuyerReceive, refundBuyerReceived, aftersaleBuyerNotReceived, aftersaleBuyerReceived")
 	f.Int64Var(&r.ReasonID, "reason-id", 0, "platform reason id")
@@ -152,13 +201,14 @@ func (a *app) requestCommand() *cobra.Command {
 		}
 		req := r
 		c.Request = &req
-		return a.publishCommand(cmd.Context(), c)
+		return a.publishCommand(cmd.Context(), c, vo)
 	})
 	return cmd
 }
 
 func (a *app) shipCommand() *cobra.Command {
 	var t target
+	var vo verdictOptions
 	var s refundflow.Shipment
 	cmd := &cobra.Command{
 		Use:     "ship",
@@ -168,6 +218,7 @@ func (a *app) shipCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	addTargetFlags(cmd, &t)
+	addVerdictFlags(cmd, &vo)
 	f.StringVar(&s.Company, "company", "", "logistics company code (Taobao logisticsCompanyCode, 1688 companyNo)")
 	f.StringVar(&s.Waybill, "waybill", "", "waybill number")
 	f.StringVar(&s.Phone, "phone", "", "sender phone (optional)")
@@ -181,13 +232,14 @@ func (a *app) shipCommand() *cobra.Command {
 		}
 		sh := s
 		c.Shipment = &sh
-		return a.publishCommand(cmd.Context(), c)
+		return a.publishCommand(cmd.Context(), c, vo)
 	})
 	return cmd
 }
 
 func (a *app) cancelCommand() *cobra.Command {
 	var t target
+	var vo verdictOptions
 	cmd := &cobra.Command{
 		Use:     "cancel",
 		Short:   "Cancel a case's refund",
@@ -195,18 +247,20 @@ func (a *app) cancelCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 	}
 	addTargetFlags(cmd, &t)
+	addVerdictFlags(cmd, &vo)
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
 		c, err := a.newCommand(t, refundflow.InputCancel)
 		if err != nil {
 			return err
 		}
-		return a.publishCommand(cmd.Context(), c)
+		return a.publishCommand(cmd.Context(), c, vo)
 	})
 	return cmd
 }
 
 func (a *app) messageCommand() *cobra.Command {
 	var t target
+	var vo verdictOptions
 	var text string
 	cmd := &cobra.Command{
 		Use:     "message",
@@ -215,6 +269,7 @@ func (a *app) messageCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 	}
 	addTargetFlags(cmd, &t)
+	addVerdictFlags(cmd, &vo)
 	cmd.Flags().StringVar(&text, "text", "", "message text")
 	_ = cmd.MarkFlagRequired("text")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
@@ -223,7 +278,7 @@ func (a *app) messageCommand() *cobra.Command {
 			return err
 		}
 		c.Message = text
-		return a.publishCommand(cmd.Context(), c)
+		return a.publishCommand(cmd.Context(), c, vo)
 	})
 	return cmd
 }

@@ -83,7 +83,7 @@ func TestCommandsPublish(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := e.mustRun(tt.args...)
+			r := e.mustRun(append(tt.args, "--no-wait")...)
 			id := strings.TrimSpace(r.stdout)
 			if !idRE.MatchString(id) {
 				t.Fatalf("stdout = %q; want a command id", r.stdout)
@@ -109,7 +109,7 @@ func TestCommandsPublish(t *testing.T) {
 
 func TestCommandJSONAndDuplicateID(t *testing.T) {
 	e := newEnv(t)
-	args := []string{"cancel", "--platform", "taobao", "--sub-order", "5", "--id", "op-retry-0001", "--json"}
+	args := []string{"cancel", "--platform", "taobao", "--sub-order", "5", "--id", "op-retry-0001", "--no-wait", "--json"}
 	var first commandResult
 	decodeJSON(t, e.mustRun(args...).stdout, &first)
 	if first.ID != "op-retry-0001" || first.Subject != "commands.taobao.cancel" || first.Stream != events.DefaultCommandStreamName ||
@@ -124,7 +124,7 @@ func TestCommandJSONAndDuplicateID(t *testing.T) {
 	if n := e.streamCount(events.DefaultCommandStreamName); n != 1 {
 		t.Errorf("COMMANDS holds %d messages; want 1", n)
 	}
-	human := e.mustRun("cancel", "--platform", "taobao", "--sub-order", "5", "--id", "op-retry-0001")
+	human := e.mustRun("cancel", "--platform", "taobao", "--sub-order", "5", "--id", "op-retry-0001", "--no-wait")
 	if !strings.Contains(human.stdout, "op-retry-0001 (duplicate") {
 		t.Errorf("human duplicate output = %q", human.stdout)
 	}
@@ -173,10 +173,10 @@ func TestCommandErrors(t *testing.T) {
 func TestCommandNATSFailures(t *testing.T) {
 	e := newEnv(t)
 	e.vars["NATS_URL"] = "nats://127.0.0.1:1"
-	e.wantErr(1, "connect to NATS at nats://127.0.0.1:1", "cancel", "--platform", "taobao", "--case", "1", "--timeout", "2s")
+	e.wantErr(1, "connect to NATS at nats://127.0.0.1:1", "cancel", "--platform", "taobao", "--case", "1", "--no-wait", "--timeout", "2s")
 
 	e.vars["NATS_URL"] = "nats://user:hunter2@127.0.0.1:1"
-	r := e.wantErr(1, "connect to NATS at nats://127.0.0.1:1", "cancel", "--platform", "taobao", "--case", "1")
+	r := e.wantErr(1, "connect to NATS at nats://127.0.0.1:1", "cancel", "--platform", "taobao", "--case", "1", "--no-wait")
 	if strings.Contains(r.line(), "hunter2") {
 		t.Errorf("error shows the NATS password: %s", r.line())
 	}
@@ -186,30 +186,30 @@ func TestCommandNATSFailures(t *testing.T) {
 	if err := e2.js.DeleteStream(t.Context(), events.DefaultCommandStreamName); err != nil {
 		t.Fatal(err)
 	}
-	e2.wantErr(1, "no JetStream stream takes this subject", "cancel", "--platform", "taobao", "--case", "1", "--timeout", "2s")
+	e2.wantErr(1, "no JetStream stream takes this subject", "cancel", "--platform", "taobao", "--case", "1", "--no-wait", "--timeout", "2s")
 }
 
 func TestConfigPrecedence(t *testing.T) {
 	e := newEnv(t)
 	// The environment's NATS_URL is used unless --nats-url is given.
-	e.mustRun("cancel", "--platform", "taobao", "--case", "1")
-	e.wantErr(1, "connect to NATS at nats://127.0.0.1:1", "cancel", "--platform", "taobao", "--case", "1", "--nats-url", "nats://127.0.0.1:1")
+	e.mustRun("cancel", "--platform", "taobao", "--case", "1", "--no-wait")
+	e.wantErr(1, "connect to NATS at nats://127.0.0.1:1", "cancel", "--platform", "taobao", "--case", "1", "--no-wait", "--nats-url", "nats://127.0.0.1:1")
 	// Operator: REFUNDCTL_OPERATOR, else USER, else --operator wins over both.
 	var res commandResult
-	decodeJSON(t, e.mustRun("cancel", "--platform", "taobao", "--case", "1", "--json").stdout, &res)
+	decodeJSON(t, e.mustRun("cancel", "--platform", "taobao", "--case", "1", "--no-wait", "--json").stdout, &res)
 	if res.Command.Operator != "tester" {
 		t.Errorf("operator = %q; want USER", res.Command.Operator)
 	}
 	e.vars["REFUNDCTL_OPERATOR"] = "ops-bob"
-	decodeJSON(t, e.mustRun("cancel", "--platform", "taobao", "--case", "1", "--json").stdout, &res)
+	decodeJSON(t, e.mustRun("cancel", "--platform", "taobao", "--case", "1", "--no-wait", "--json").stdout, &res)
 	if res.Command.Operator != "ops-bob" {
 		t.Errorf("operator = %q; want REFUNDCTL_OPERATOR", res.Command.Operator)
 	}
-	decodeJSON(t, e.mustRun("cancel", "--platform", "taobao", "--case", "1", "--json", "--operator", "carol").stdout, &res)
+	decodeJSON(t, e.mustRun("cancel", "--platform", "taobao", "--case", "1", "--no-wait", "--json", "--operator", "carol").stdout, &res)
 	if res.Command.Operator != "carol" {
 		t.Errorf("operator = %q; want --operator", res.Command.Operator)
 	}
-	e.wantErr(2, "--timeout 0s: must be positive", "cancel", "--platform", "taobao", "--case", "1", "--timeout", "0s")
+	e.wantErr(2, "--timeout 0s: must be positive", "cancel", "--platform", "taobao", "--case", "1", "--no-wait", "--timeout", "0s")
 }
 
 func TestHelpAndNoArgs(t *testing.T) {

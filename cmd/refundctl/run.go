@@ -90,8 +90,8 @@ func (e *runtimeError) Error() string { return e.err.Error() }
 func (e *runtimeError) Unwrap() error { return e.err }
 
 // refusedError is a valid request the state forbids: a dead letter already
-// retried or discarded, a permanent failure retried without --force.
-// Nothing was changed. Exit status 4.
+// retried or discarded, a permanent failure retried without --force, a
+// command the worker rejected. Nothing was changed. Exit status 4.
 type refusedError struct{ err error }
 
 func (e *refusedError) Error() string { return e.err.Error() }
@@ -124,11 +124,13 @@ func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, 
 
 // exitCode maps an error from run to the process exit status: 0, 1
 // runtime, 2 usage, 3 doctor found a contradicted guess, 4 refused (nothing
-// changed).
+// changed: a dead-letter action, or a command the worker rejected), 5 a
+// command still pending when the wait ran out.
 func exitCode(err error) int {
 	var r *runtimeError
 	var c *contradictedError
 	var ref *refusedError
+	var pend *pendingError
 	switch {
 	case err == nil:
 		return 0
@@ -136,6 +138,8 @@ func exitCode(err error) int {
 		return exitContradicted
 	case errors.As(err, &ref):
 		return exitRefused
+	case errors.As(err, &pend):
+		return exitPending
 	case errors.As(err, &r):
 		return 1
 	default:

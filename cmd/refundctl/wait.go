@@ -127,17 +127,34 @@ func (s caseSelector) lookup(ctx context.Context, st *casestore.Store, id int64)
 		return c, err
 	}
 	if s.command != "" {
-		c, err := st.CaseOpenedBy(ctx, s.command)
-		if errors.Is(err, casestore.ErrNotFound) {
-			return casestore.Case{}, &notFoundError{"no case opened by command " + s.command}
-		}
-		return c, err
+		return commandCase(ctx, st, s.command)
 	}
 	c, err := s.find(ctx, st)
 	if errors.Is(err, casestore.ErrNotFound) {
 		return casestore.Case{}, &notFoundError{"no case for " + s.String()}
 	}
 	return c, err
+}
+
+// commandCase is the case of a command: the one it opened or, from the
+// worker's verdict, the one it was applied to or duplicates. A command the
+// worker rejected otherwise has no case to wait for: that is a refusal, not
+// something to wait out.
+func commandCase(ctx context.Context, st *casestore.Store, id string) (casestore.Case, error) {
+	c, err := st.CaseOpenedBy(ctx, id)
+	if !errors.Is(err, casestore.ErrNotFound) {
+		return c, err
+	}
+	o, err := st.CommandOutcome(ctx, id)
+	switch {
+	case errors.Is(err, casestore.ErrNotFound):
+		return casestore.Case{}, &notFoundError{"no case for command " + id + " (no verdict from the worker yet)"}
+	case err != nil:
+		return casestore.Case{}, err
+	case o.CaseID > 0 && (o.Verdict == casestore.VerdictApplied || o.Code == refundflow.CodeDuplicate):
+		return st.GetCase(ctx, o.CaseID)
+	}
+	return casestore.Case{}, refusedf("command %s was rejected (%s): %s", id, o.Code, cell(o.Reason, 0))
 }
 
 func (a *app) waitCommand() *cobra.Command {

@@ -85,7 +85,7 @@ func TestWait(t *testing.T) {
 		t.Errorf("show --command:\n%s", out)
 	}
 	e.wantErr(1, "timed out after 200ms: no case for command cmd-ffffffffffffffffffffffff", "wait", "--command", "cmd-ffffffffffffffffffffffff", "--deadline", "200ms")
-	e.wantErr(1, "no case opened by command cmd-ffffffffffffffffffffffff", "show", "--command", "cmd-ffffffffffffffffffffffff")
+	e.wantErr(1, "no case for command cmd-ffffffffffffffffffffffff (no verdict from the worker yet)", "show", "--command", "cmd-ffffffffffffffffffffffff")
 	e.wantErr(2, `--command "x y": not a command id`, "show", "--command", "x y")
 	e.wantErr(2, "--command selects the case by itself", "show", "--command", "cmd-ffffffffffffffffffffffff", "--platform", "taobao")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -645,6 +646,18 @@ func TestDeadLetters(t *testing.T) {
 	for _, d := range dls {
 		if d.Reason != string(want[d.MsgID]) {
 			t.Errorf("dead letter %s stored with reason %q; want %q", d.MsgID, d.Reason, want[d.MsgID])
+		}
+		// A dead command's verdict is its dead letter: rejected, with the
+		// reason; a callback has none.
+		o, err := s.store.CommandOutcome(ctx, d.MsgID)
+		if d.MsgID == "bad-callback-1" {
+			if !errors.Is(err, casestore.ErrNotFound) {
+				t.Errorf("CommandOutcome of a dead callback = %+v, %v; want ErrNotFound", o, err)
+			}
+			continue
+		}
+		if err != nil || o.Verdict != casestore.VerdictRejected || o.Code != d.Reason || o.Reason != d.Error || o.DeadLetterID != d.ID {
+			t.Errorf("CommandOutcome(%s) = %+v, %v; want rejected %s with the dead letter's error and id %d", d.MsgID, o, err, d.Reason, d.ID)
 		}
 	}
 	// The copies on deadletters.<source> carry the same code.

@@ -71,6 +71,8 @@ func (tx *Tx) InboxRecord(ctx context.Context, e InboxEntry) (bool, error) {
 
 // PruneInbox deletes inbox rows received before the given time and returns
 // how many it deleted. Keep them longer than any redelivery can arrive (days).
+// Command outcomes recorded before then go too (not counted): a verdict is
+// read within seconds of its command, and for days at most.
 func (s *Store) PruneInbox(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := s.Update(ctx, func(tx *Tx) error {
@@ -78,7 +80,10 @@ func (s *Store) PruneInbox(ctx context.Context, before time.Time) (int64, error)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		_, err = tx.tx.ExecContext(ctx, `DELETE FROM command_outcomes WHERE recorded_at < ?`, ms64(before))
 		return err
 	})
 	if err != nil {

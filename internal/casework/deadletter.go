@@ -2,6 +2,7 @@ package casework
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,9 +47,15 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 	defer cancel()
 	d.Reason, d.Error = reason, excerpt.Of(cause.Error(), 500)
 	err := w.store.Update(dctx, func(tx *casestore.Tx) error {
-		if _, _, err := tx.InsertDeadLetter(dctx, casestore.DeadLetter{MsgID: d.MsgID, Subject: d.Subject, Headers: d.Header,
-			Payload: d.Data, Reason: string(reason), Error: d.Error, Deliveries: int(d.Deliveries)}); err != nil {
+		id, _, err := tx.InsertDeadLetter(dctx, casestore.DeadLetter{MsgID: d.MsgID, Subject: d.Subject, Headers: d.Header,
+			Payload: d.Data, Reason: string(reason), Error: d.Error, Deliveries: int(d.Deliveries)})
+		if err != nil {
 			return err
+		}
+		if o, ok := d.commandOutcome(id); ok {
+			if err := tx.RecordCommandOutcome(dctx, o); err != nil {
+				return err
+			}
 		}
 		if d.deferred {
 			return tx.DeleteDeferred(dctx, d.MsgID)
@@ -74,4 +81,25 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 	w.metrics.messages.WithLabelValues(d.Source, "dead_letter").Inc()
 	w.log.Warn("dead letter", "source", d.Source, "msg", d.MsgID, "reason", reason, "err", d.Error)
 	return nil
+}
+
+// commandOutcome is the verdict a dead command gets: rejected, with the
+// dead-letter reason as its code and the error as its reason, so that the
+// operator who issued it learns why (refundctl waits for it). The command id
+// is the payload's own (a retried dead letter is republished under another
+// Nats-Msg-Id); a payload that does not decode falls back to the message id.
+// Not for callbacks.
+func (d deadMessage) commandOutcome(deadLetterID int64) (casestore.CommandOutcome, bool) {
+	if d.Source != sourceCommands {
+		return casestore.CommandOutcome{}, false
+	}
+	var c struct {
+		ID     string `json:"id"`
+		CaseID int64  `json:"caseId"`
+	}
+	if json.Unmarshal(d.Data, &c) != nil || c.ID == "" {
+		c.ID, c.CaseID = d.MsgID, 0
+	}
+	return casestore.CommandOutcome{CommandID: c.ID, Verdict: casestore.VerdictRejected, CaseID: max(c.CaseID, 0),
+		Code: string(d.Reason), Reason: d.Error, DeadLetterID: deadLetterID}, true
 }

@@ -87,6 +87,11 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, d decisionReco
 	if err != nil {
 		return persisted{}, err
 	}
+	if o, ok := d.commandOutcome(); ok {
+		if err := tx.RecordCommandOutcome(ctx, o); err != nil {
+			return persisted{}, err
+		}
+	}
 	if d.final {
 		if err := e.finish(ctx, tx, d.c.ID, d.msg); err != nil {
 			return persisted{}, err
@@ -94,6 +99,25 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, d decisionReco
 	}
 	return persisted{prior: prior, c: updated}, nil
 }
+
+// commandOutcome is the verdict d gives an operator command, when d is the
+// command's own decision (not that of a step it led to, nor one that only
+// settled an intent before deciding the command again). A duplicate is
+// rejected: it changed nothing, and the verdict names the case it repeats.
+func (d decisionRecord) commandOutcome() (casestore.CommandOutcome, bool) {
+	if !isCommand(d.in.Kind) || d.in.ID == "" || d.dec.Reapply {
+		return casestore.CommandOutcome{}, false
+	}
+	o := casestore.CommandOutcome{CommandID: d.in.ID, Verdict: casestore.VerdictApplied, CaseID: d.c.ID,
+		Code: d.dec.Code, Reason: excerpt.Of(d.dec.Reason, maxOutcomeReason)}
+	if d.dec.Outcome == OutcomeReject || (d.dec.Outcome == OutcomeNoOp && d.dec.Code == CodeDuplicate) {
+		o.Verdict = casestore.VerdictRejected
+	}
+	return o, true
+}
+
+// maxOutcomeReason bounds the reason kept with a command's verdict.
+const maxOutcomeReason = 2000
 
 // caseRow is the case row after d: state, parked state, wake, attention,
 // the retry count, refund id and documents, and the platform check.

@@ -143,6 +143,12 @@ func (c CaseView) beforeSubmit() bool {
 	return false
 }
 
+// MaxAttentionText bounds an attention message or decision reason that
+// carries text from the platform (a seller's refusal reason, an error
+// message): whole up to this many bytes, so the cause is never cut off as
+// it was at 40, yet one odd answer cannot bloat every case row.
+const MaxAttentionText = 2000
+
 func keep(c CaseView, code, reason string) Decision {
 	return Decision{Outcome: OutcomeNoOp, State: c.State, Parked: c.Parked, WakeAt: c.WakeAt, Code: code, Reason: reason}
 }
@@ -274,7 +280,7 @@ func target(p Platform, v PlatformView) (State, *Attention) {
 		if p == Platform1688 {
 			verb = "rejected"
 		}
-		return StateWaitingSeller, &Attention{Code: AttnSellerRefused, Message: "seller " + verb + ": " + excerpt.Of(v.RefuseReason, 40)}
+		return StateWaitingSeller, &Attention{Code: AttnSellerRefused, Message: excerpt.Of("seller "+verb+": "+v.RefuseReason, MaxAttentionText)}
 	}
 	name := "Taobao"
 	if p == Platform1688 {
@@ -688,7 +694,7 @@ func (d Decider) onResult(c CaseView, in Input) Decision {
 	}
 	if r.Step == StepMessage {
 		if r.Err != nil {
-			return keep(c, CodeMessageFailed, fmt.Sprintf("message failed: %s %s", excerpt.Of(r.Err.Code, 40), excerpt.Of(r.Err.Message, 40)))
+			return keep(c, CodeMessageFailed, excerpt.Of(fmt.Sprintf("message failed: %s %s", excerpt.Of(r.Err.Code, 40), r.Err.Message), MaxAttentionText))
 		}
 		return keep(c, CodeMessageSent, "message posted")
 	}
@@ -703,11 +709,11 @@ func (d Decider) onResult(c CaseView, in Input) Decision {
 	}
 	if r.Err != nil {
 		if r.Err.Transient {
-			dec := keep(c, CodeTransient, fmt.Sprintf("%s failed transiently: %s %s", r.Step, excerpt.Of(r.Err.Code, 40), excerpt.Of(r.Err.Message, 40)))
+			dec := keep(c, CodeTransient, excerpt.Of(fmt.Sprintf("%s failed transiently: %s %s", r.Step, excerpt.Of(r.Err.Code, 40), r.Err.Message), MaxAttentionText))
 			dec.Outcome = OutcomeRetry
 			return dec
 		}
-		return park(c, AttnPlatformError, fmt.Sprintf("%s failed: code %s: %s", r.Step, excerpt.Of(r.Err.Code, 40), excerpt.Of(r.Err.Message, 40)))
+		return park(c, AttnPlatformError, excerpt.Of(fmt.Sprintf("%s failed: code %s: %s", r.Step, excerpt.Of(r.Err.Code, 40), r.Err.Message), MaxAttentionText))
 	}
 	switch r.Step {
 	case StepRender:

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// Verdicts refundctl reports for a command: the worker's two
+// (casestore.VerdictApplied, VerdictRejected) and its own for no verdict yet.
+const verdictPending = "pending"
+
+// exitPending is the exit status of a command the worker gave no verdict on
+// within --wait (pendingError). Rejected commands exit 4 (refusedError):
+// nothing changed.
+const exitPending = 5
+
+// pendingError: the command was published but the worker gave no verdict
+// within the wait. Exit status 5.
+type pendingError struct{ err error }
+
+func (e *pendingError) Error() string { return e.err.Error() }
+func (e *pendingError) Unwrap() error { return e.err }
+
+// verdictOptions are the command verbs' flags for waiting on the verdict.
+type verdictOptions struct {
+	wait   time.Duration
+	noWait bool
+}
+
+func addVerdictFlags(cmd *cobra.Command, o *verdictOptions) {
+	f := cmd.Flags()
+	f.DurationVar(&o.wait, "wait", 10*time.Second, "how long to wait for the worker's verdict (applied: exit 0, rejected: exit 4, none yet: exit 5)")
+	f.BoolVar(&o.noWait, "no-wait", false, "publish and exit without waiting for the verdict (prints the command id only)")
+}
+
+// verdictJSON is the worker's verdict on a command in --json output.
+type verdictJSON struct {
+	Verdict      string `json:"verdict"` // applied, rejected or pending
+	CaseID       int64  `json:"caseId,omitempty"`
+	State        string `json:"state,omitempty"` // the case's state when the verdict was read
+	Code         string `json:"code,omitempty"`  // the decision's code or the dead-letter reason
+	Reason       string `json:"reason,omitempty"`
+	DeadLetterID int64  `json:"deadLetterId,omitempty"`
+	Next         string `json:"next,omitempty"` // what the operator can do
+}
+
+// awaitVerdict polls the worker's record of command id (command_outcomes)
+// until it is there or the wait runs out. The case it names is read as it
+// is then.
+func (a *app) awaitVerdict(ctx context.Context, st *casestore.Store, c refundflow.Command, wait time.Duration) (verdictJSON, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		o, err := st.CommandOutcome(ctx, c.ID)
+		switch {
+		case err == nil:
+			return a.describeVerdict(ctx, st, c, o)
+		case ctx.Err() != nil:
+		case !errors.Is(err, casestore.ErrNotFound):
+			return verdictJSON{}, err
+		}
+		select {
+		case <-ctx.Done():
+			if err := context.Cause(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				return verdictJSON{}, err
+			}
+			return verdictJSON{Verdict: verdictPending,
+				Next: fmt.Sprintf("the worker has not decided it yet (is it running?); follow it with: refundctl wait --command %s", c.ID)}, nil
+		case <-tick.C:
+		}
+	}
+}
+
+// describeVerdict is the verdict o with the case's state and what to do next.
+func (a *app) describeVerdict(ctx context.Context, st *casestore.Store, c refundflow.Command, o casestore.CommandOutcome) (verdictJSON, error) {
+	v := verdictJSON{Verdict: o.Verdict, CaseID: o.CaseID, Code: o.Code, Reason: o.Reason, DeadLetterID: o.DeadLetterID}
+	if o.CaseID > 0 {
+		cs, err := st.GetCase(ctx, o.CaseID)
+		switch {
+		case err == nil:
+			v.State = cs.State
+		case errors.Is(err, casestore.ErrNotFound):
+			v.CaseID = 0 // a dead command named a case that does not exist
+		default:
+			return verdictJSON{}, err
+		}
+	}
+	v.Next = nextStep(c, v)
+	return v, nil
+}
+
+// nextStep is the advice for a verdict: how to follow an applied command,
+// what to do instead of a rejected one.
+func nextStep(c refundflow.Command, v verdictJSON) string {
+	caseRef := fmt.Sprintf("refundctl show %d", v.CaseID)
+	if v.Verdict == casestore.VerdictApplied {
+		return "follow it with: refundctl wait --command " + c.ID + " --state STATE, or " + caseRef
+	}
+	if v.DeadLetterID > 0 {
+		dl := fmt.Sprintf("refundctl dead-letters show %d", v.DeadLetterID)
+		switch events.DeadReason(v.Code) {
+		case events.DeadUnknownCase:
+			return "no case matches --case, --order or --sub-order: check them with refundctl list, or request a refund first; the command is kept as a dead letter (" + dl + ")"
+		case events.DeadInvalidCommand, events.DeadPermanentError:
+			return "the worker will not take this command as it is: correct it and send a new one; see " + dl
+		}
+		return "see " + dl + "; retry it with refundctl dead-letters retry " + fmt.Sprint(v.DeadLetterID)
+	}
+	switch v.Code {
+	case refundflow.CodeDuplicate:
+		return fmt.Sprintf("case %d already has it: nothing to do; follow the case with refundctl wait --command %s --state STATE, or %s", v.CaseID, c.ID, caseRef)
+	case refundflow.CodeCaseOpen:
+		if c.Platform == refundflow.Platform1688 {
+			return fmt.Sprintf("case %d is open with another request: let it finish (%s) before requesting again", v.CaseID, caseRef)
+		}
+		return fmt.Sprintf("case %d is open with another request: cancel it first (refundctl cancel --platform taobao --case %d) or let it finish (%s)", v.CaseID, v.CaseID, caseRef)
+	case refundflow.CodeCaseFinished:
+		if c.Kind == refundflow.InputRequestRefund {
+			return caseRef + " shows how it ended"
+		}
+		return fmt.Sprintf("case %d is finished; to refund again, start a new case with refundctl request", v.CaseID)
+	case refundflow.CodeNotSupported:
+		return "do it on the platform itself"
+	}
+	if v.CaseID > 0 {
+		return "see the case: " + caseRef
+	}
+	return ""
+}
+
+// verdictLine is the verdict in one line for the operator.
+func verdictLine(v verdictJSON, wait time.Duration) string {
+	var s string
+	switch v.Verdict {
+	case casestore.VerdictApplied:
+		s = fmt.Sprintf("applied: case %d is %s", v.CaseID, v.State)
+	case casestore.VerdictRejected:
+		s = fmt.Sprintf("rejected (%s)", v.Code)
+		if v.CaseID > 0 {
+			s += fmt.Sprintf(" on case %d (%s)", v.CaseID, v.State)
+		}
+		if v.Reason != "" {
+			s += ": " + cell(v.Reason, 0)
+		}
+	default:
+		s = fmt.Sprintf("pending: no verdict within %s", wait)
+	}
+	if v.Next != "" {
+		s += "; " + v.Next
+	}
+	return s
+}
+
+// verdictErr is the error (and so the exit status) of a verdict: nil for
+// applied, refused (4) for rejected, pending (5) otherwise.
+func verdictErr(v verdictJSON, wait time.Duration) error {
+	switch v.Verdict {
+	case casestore.VerdictApplied:
+		return nil
+	case casestore.VerdictRejected:
+		return &refusedError{err: errors.New(verdictLine(v, wait))}
+	}
+	return &pendingError{err: errors.New(verdictLine(v, wait))}
+}

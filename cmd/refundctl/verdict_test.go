@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+)
+
+// TestCommandVerdicts: the command verbs report the verdict the worker
+// recorded for the command id (written here through casestore, as the
+// worker writes it), with its exit status. The whole path with a real
+// worker is cmd/devstack's TestWalkthrough.
+func TestCommandVerdicts(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	seedCases(t, st)
+	ctx := context.Background()
+	record := func(o casestore.CommandOutcome) {
+		t.Helper()
+		if err := st.Update(ctx, func(tx *casestore.Tx) error { return tx.RecordCommandOutcome(ctx, o) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record(casestore.CommandOutcome{CommandID: "cmd-applied-1", Verdict: casestore.VerdictApplied, CaseID: 1, Code: "cancel", Reason: "cancel the refund"})
+	record(casestore.CommandOutcome{CommandID: "cmd-open-1", Verdict: casestore.VerdictRejected, CaseID: 1, Code: "case_open",
+		Reason: "the case is already open with another request; cancel it first"})
+	record(casestore.CommandOutcome{CommandID: "cmd-dead-1", Verdict: casestore.VerdictRejected, Code: "unknown_case",
+		Reason: "no case appeared within 2m0s of the command", DeadLetterID: 7})
+
+	tests := []struct {
+		name, id   string
+		code       int
+		out, errIn string
+	}{
+		{"applied", "cmd-applied-1", 0, "cmd-applied-1\napplied: case 1 is waiting_seller; follow it with: refundctl wait --command cmd-applied-1", ""},
+		{"rejected", "cmd-open-1", 4, "cmd-open-1\n", "rejected (case_open) on case 1 (waiting_seller): the case is already open with another request; cancel it first; case 1 is open"},
+		{"dead letter", "cmd-dead-1", 4, "cmd-dead-1\n", "rejected (unknown_case): no case appeared within 2m0s of the command; no case matches"},
+		{"pending", "cmd-pending-1", 5, "cmd-pending-1\n", "pending: no verdict within 300ms; the worker has not decided it yet (is it running?); follow it with: refundctl wait --command cmd-pending-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.run("cancel", "--platform", "taobao", "--sub-order", "101", "--id", tt.id, "--wait", "300ms")
+			if r.code() != tt.code || !strings.HasPrefix(r.stdout, tt.out) || !strings.Contains(r.line(), tt.errIn) {
+				t.Errorf("cancel --id %s: exit %d, stdout %q, error %q; want exit %d, stdout %q, error with %q",
+					tt.id, r.code(), r.stdout, r.line(), tt.code, tt.out, tt.errIn)
+			}
+		})
+	}
+
+	var res commandResult
+	r := e.run("cancel", "--platform", "taobao", "--sub-order", "101", "--id", "cmd-open-1", "--json")
+	decodeJSON(t, r.stdout, &res)
+	if r.code() != 4 || res.Verdict == nil || res.Verdict.Verdict != "rejected" || res.Verdict.CaseID != 1 ||
+		res.Verdict.State != "waiting_seller" || res.Verdict.Code != "case_open" || res.Verdict.Next == "" {
+		t.Errorf("--json: exit %d, verdict %+v; want exit 4, rejected case_open on case 1 (waiting_seller) with advice", r.code(), res.Verdict)
+	}
+
+	// wait --command: a duplicate finds its case; a rejection is a refusal.
+	record(casestore.CommandOutcome{CommandID: "cmd-dup-1", Verdict: casestore.VerdictRejected, CaseID: 1, Code: "duplicate", Reason: "the same request again"})
+	if out := e.mustRun("wait", "--command", "cmd-dup-1").stdout; !strings.HasPrefix(out, "case 1 is waiting_seller") {
+		t.Errorf("wait --command of a duplicate = %q; want case 1", out)
+	}
+	e.wantErr(4, "command cmd-open-1 was rejected (case_open)", "wait", "--command", "cmd-open-1")
+
+	// Without a readable store nothing is sent unless --no-wait.
+	e.vars["DB_PATH"] = e.dbPath + ".missing"
+	before := e.streamCount("COMMANDS")
+	e.wantErr(1, "--no-wait publishes without it", "cancel", "--platform", "taobao", "--sub-order", "101")
+	e.wantErr(2, "--wait 0s: must be positive", "cancel", "--platform", "taobao", "--sub-order", "101", "--wait", "0s")
+	if n := e.streamCount("COMMANDS"); n != before {
+		t.Errorf("COMMANDS grew from %d to %d; want nothing published", before, n)
+	}
+}
