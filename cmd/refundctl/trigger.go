@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -134,7 +135,8 @@ func buildTrigger(typ string, o triggerOptions, now time.Time, prof *platform.Pr
 		if !refundIDPattern.MatchString(o.refund) {
 			return nil, usagef("--refund %q: want 1 to 64 of A-Z a-z 0-9 _ . -", cell(o.refund, 40))
 		}
-		b := triggerRefundBody{RefundID: o.refund, OrderID: o.order, SubOrderID: o.subOrder, RefundStatus: o.status}
+		b := triggerRefundBody{RefundID: o.refund, OrderID: o.order, SubOrderID: o.subOrder,
+			RefundStatus: wireStatus(prof, o.platform == "1688", o.status)}
 		if o.amount > 0 {
 			b.RefundAmount = &o.amount
 		}
@@ -204,7 +206,7 @@ func (a *app) triggerCommand() *cobra.Command {
 			"and POSTs it to RECEIVER_URL/callbacks/<CALLBACK_TOKEN>, printing the receiver's answer.\n\n" +
 			"TYPE: " + knownTriggerTypes() + "\n(short forms: create, cancel, pay, price, refund; any case)",
 		Example: "  refundctl trigger ORDER_PAY_SUCCESS --platform 1688 --order 3305075341149134260\n" +
-			"  refundctl trigger refund --platform taobao --order 3305075341149134260 --sub-order 3305075341149134261 --refund TQ123 --status WAIT_SELLER_AGREE\n" +
+			"  refundctl trigger refund --platform taobao --order 3305075341149134260 --sub-order 3305075341149134261 --refund TQ123 --status wait_seller_agree\n" +
 			"  refundctl trigger create --platform 1688 --order 1 --dry-run >> callbacks.jsonl",
 		Args: cobra.ExactArgs(1),
 	}
@@ -213,7 +215,7 @@ func (a *app) triggerCommand() *cobra.Command {
 	f.StringVar(&o.order, "order", "", "order id (required)")
 	f.StringVar(&o.subOrder, "sub-order", "", "sub-order id (refund messages, Taobao)")
 	f.StringVar(&o.refund, "refund", "", "refund id (required for refund messages)")
-	f.StringVar(&o.status, "status", "", "orderStatus (order messages) or refundStatus (refund messages)")
+	f.StringVar(&o.status, "status", "", "orderStatus (order messages) or refundStatus (refund messages); for refunds a phase (wait_seller_agree, seller_refused, wait_buyer_return, wait_seller_receive, success, closed) is sent as the platform profile names it")
 	f.StringVar(&o.orderNo, "order-no", "", "orderNo of order messages (default PO<date>…)")
 	f.Int64Var(&o.amount, "amount", 0, "totalAmount (order messages) or refundAmount (refund messages), fen")
 	f.Int64Var(&o.timestampMS, "timestamp", 0, "envelope timestamp in Unix ms (default now)")
@@ -272,4 +274,17 @@ func (a *app) triggerCommand() *cobra.Command {
 		return err
 	})
 	return cmd
+}
+
+// wireStatus is a refund status as the platform would send it: a phase
+// (wait_seller_agree, …) by the profile's name for it, anything else as given.
+func wireStatus(prof *platform.Profile, is1688 bool, status string) string {
+	ph := platform.Phase(status)
+	switch {
+	case !slices.Contains(platform.Phases(), ph):
+		return status
+	case is1688:
+		return prof.AlibabaName(ph)
+	}
+	return prof.TaobaoName(ph)
 }

@@ -54,6 +54,14 @@ func TestTriggerEveryType(t *testing.T) {
 					t.Errorf("refund body = %+v", r)
 				}
 			}},
+		// A phase is sent as the profile names it on that platform.
+		{[]string{"refund", "--platform", "1688", "--order", "16", "--refund", "TQ124", "--status", "seller_refused"},
+			"1688", callback.TypeOrderRefund,
+			func(t *testing.T, ev callback.Event) {
+				if r := ev.Refund; r.RefundStatus != "waitbuyermodify" {
+					t.Errorf("refund status = %q; want the 1688 name of seller_refused", r.RefundStatus)
+				}
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {

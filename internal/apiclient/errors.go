@@ -210,8 +210,9 @@ func NotApplied(err error) bool {
 // OutcomeUnknown reports whether a call failed in a way that leaves open
 // whether the platform acted on it: the request was written and then the
 // connection failed or the timeout hit, the platform answered 5xx, answered
-// 2xx with an unreadable body, or answered with an envelope code that
-// Config.NotAppliedCodes does not list (5000, platform-internal, by default).
+// 2xx with an unreadable body, or answered with an envelope code in none of
+// the profile's not_applied classes (internal, and any unlisted code, by
+// default).
 // A worker that sees true for a mutating call must reconcile (query the
 // platform) before submitting again. It is the complement of NotApplied for
 // failed calls.

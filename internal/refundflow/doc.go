@@ -17,24 +17,24 @@
 //
 //	requested ──render──▶ rendering ──(reason+fee chosen within the form's bounds)──▶ submitting
 //	submitting ──submit ok──▶ waiting_seller
-//	waiting_seller ──WAIT_BUYER_RETURN_GOODS──▶ waiting_return_shipment
+//	waiting_seller ──wait_buyer_return──▶ waiting_return_shipment
 //	waiting_return_shipment ──ship command──▶ return_rendering ──carrier offered──▶ return_submitting
 //	return_submitting ──submit ok──▶ waiting_seller_receive
-//	waiting_seller / waiting_seller_receive ──SUCCESS──▶ succeeded
-//	any waiting state ──CLOSED──▶ closed
-//	waiting_seller ──SELLER_REFUSE_BUYER──▶ needs_attention (+ message per Policy.RefusalMessage)
-//	any state with a refund ──cancel command──▶ cancelling ──cancel ok / CLOSED──▶ cancelled
+//	waiting_seller / waiting_seller_receive ──success──▶ succeeded
+//	any waiting state ──closed──▶ closed
+//	waiting_seller ──seller_refused──▶ needs_attention (+ message per Policy.RefusalMessage)
+//	any state with a refund ──cancel command──▶ cancelling ──cancel ok / closed──▶ cancelled
 //	requested, rendering ──cancel command──▶ cancelled (nothing reached the platform)
 //
 // # 1688
 //
 //	requested ──reasons──▶ rendering ──reason needs vouchers──▶ uploading_vouchers ──▶ submitting
 //	rendering ──reason needs none──▶ submitting ──create ok──▶ waiting_seller
-//	waiting_seller ──waitbuyersend──▶ waiting_return_shipment
+//	waiting_seller ──wait_buyer_return──▶ waiting_return_shipment
 //	waiting_return_shipment ──ship command──▶ return_rendering (logistics-company list)
 //	return_rendering ──company in list──▶ return_submitting ──goods return ok──▶ waiting_seller_receive
-//	waiting_seller_receive ──refundsuccess──▶ succeeded;  any waiting state ──refundclose──▶ closed
-//	waiting_seller ──waitbuyermodify──▶ needs_attention
+//	waiting_seller_receive ──success──▶ succeeded;  any waiting state ──closed──▶ closed
+//	waiting_seller ──seller_refused──▶ needs_attention
 //	requested, rendering, uploading_vouchers ──cancel command──▶ cancelled (1688 has no cancel API)
 //	needs_attention after a submit refused with a business error ──cancel command──▶ cancelled
 //

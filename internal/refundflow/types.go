@@ -469,7 +469,7 @@ type Attention struct {
 
 // Attention codes.
 const (
-	AttnSellerRefused    = "seller_refused"     // Taobao SELLER_REFUSE_BUYER, 1688 waitbuyermodify
+	AttnSellerRefused    = "seller_refused"     // the platform shows the phase seller_refused
 	AttnRefundMissing    = "refund_missing"     // the platform has no refund the case expects
 	AttnUnknownStatus    = "unknown_status"     // a status this build does not know
 	AttnPlatformError    = "platform_error"     // a step failed with a business (permanent) error

@@ -77,20 +77,20 @@
 // Both state machines run on platform.Phase; a phase becomes a status name
 // (the first of taobao.refund_status.<phase>.names or
 // alibaba.refund_status.<phase>.names) only on the wire and in the admin
-// API's Refund.Status. Below, phases are written as the default profile
-// names them.
+// API's Refund.Status. Below, states are the product's phases
+// (platform.Phase); the profile gives their wire names.
 //
 // # Taobao reverse orders
 //
-//	submit (T7)                          -> WAIT_SELLER_AGREE
-//	WAIT_SELLER_AGREE   seller agree     -> SUCCESS (refund only) | WAIT_BUYER_RETURN_GOODS (return and refund)
-//	WAIT_SELLER_AGREE   seller refuse    -> SELLER_REFUSE_BUYER
-//	WAIT_SELLER_AGREE   require return   -> WAIT_BUYER_RETURN_GOODS
-//	WAIT_BUYER_RETURN_GOODS  return logistics submit (T4) -> WAIT_SELLER_CONFIRM_GOODS
-//	WAIT_SELLER_CONFIRM_GOODS seller receive -> SUCCESS
-//	WAIT_SELLER_AGREE | WAIT_BUYER_RETURN_GOODS | SELLER_REFUSE_BUYER  buyer cancel (T5) -> CLOSED
-//	WAIT_SELLER_AGREE | SELLER_REFUSE_BUYER  modify (T9) -> WAIT_SELLER_AGREE
-//	any open state  admin close -> CLOSED
+//	submit (T7)                          -> wait_seller_agree
+//	wait_seller_agree   seller agree     -> success (refund only) | wait_buyer_return (return and refund)
+//	wait_seller_agree   seller refuse    -> seller_refused
+//	wait_seller_agree   require return   -> wait_buyer_return
+//	wait_buyer_return  return logistics submit (T4) -> wait_seller_receive
+//	wait_seller_receive seller receive -> success
+//	wait_seller_agree | wait_buyer_return | seller_refused  buyer cancel (T5) -> closed
+//	wait_seller_agree | seller_refused  modify (T9) -> wait_seller_agree
+//	any open state  admin close -> closed
 //
 // Render (T2) validates refundType and goodsStatus against the profile's
 // integers (taobao.refund_type, taobao.goods_status; a return needs goods
@@ -105,7 +105,7 @@
 // refundStatus is the phase's name everywhere except TaobaoQuery with
 // Config.TaobaoNumericStatus, where it is the phase's number
 // (taobao.refund_status.<phase>.code). Return logistics render (T3) and
-// submit (T4) work only in WAIT_BUYER_RETURN_GOODS; T4 needs a
+// submit (T4) work only in wait_buyer_return; T4 needs a
 // logisticsCompanyCode from T3's list and a logisticsNo of 6-40
 // letters/digits; a second T4 for the same refund is illegal_state.
 // Messages (T6, T8) are kept per refund, with system and seller messages
@@ -129,8 +129,8 @@
 // taobao.list.max_page_size), items from (pageNo-first_page)*pageSize. An
 // order has one refund per submission: several sub-orders each with their
 // refunds, and on one sub-order any number of terminal refunds (a new one
-// may be submitted once the last is CLOSED or, with something left to
-// refund, SUCCESS), so a list can run to many pages. Two faults change the
+// may be submitted once the last is closed or, with something left to
+// refund, success), so a list can run to many pages. Two faults change the
 // paging (off by default): Faults.TaobaoListOmitTotal leaves the total key
 // out of the data (absent, not 0); Faults.TaobaoListMaxPageSize N makes T1
 // return at most N items whatever the page size asked, cut pages with N and
@@ -139,13 +139,13 @@
 //
 // # 1688 after-sales orders
 //
-//	create (A4)                      -> waitselleragree
-//	waitselleragree  seller agree    -> refundsuccess (disputeRequest refund) | waitbuyersend (return_refund)
-//	waitselleragree  seller refuse   -> waitbuyermodify (rejectReason, rejectTimes+1)
-//	waitselleragree  require return  -> waitbuyersend
-//	waitbuyersend    goods return (A5) -> waitsellerreceive
-//	waitsellerreceive seller receive -> refundsuccess
-//	any open state   admin close     -> refundclose
+//	create (A4)                      -> wait_seller_agree
+//	wait_seller_agree  seller agree    -> success (disputeRequest refund) | wait_buyer_return (return_refund)
+//	wait_seller_agree  seller refuse   -> seller_refused (rejectReason, rejectTimes+1)
+//	wait_seller_agree  require return  -> wait_buyer_return
+//	wait_buyer_return    goods return (A5) -> wait_seller_receive
+//	wait_seller_receive seller receive -> success
+//	any open state   admin close     -> closed
 //
 // Refund ids are "TQ" + 16 digits; order ids positive int64 (19 digits when
 // generated). Create validates disputeRequest and goodsStatus against the
@@ -155,7 +155,7 @@
 // goods status), description (2-150 characters), vouchers (at most 5, at
 // least one if the reason needsVoucher). A5 validates logisticsCompanyNo
 // against A6 and freightBill. There is no buyer modify or cancel endpoint
-// for 1688, so a refund in waitbuyermodify stays open until an operator
+// for 1688, so a refund in seller_refused stays open until an operator
 // closes it.
 //
 // A1 answers all 71 fields of SEED-002; a field the sandbox has no value
@@ -182,7 +182,7 @@
 // From then on it is a refund like any other: T1 lists it (and filters on its
 // creation time), T10 and A1 show it, the seller policy acts on it, an open
 // one makes a new submission a duplicate_refund and turns T2's saleFlag off,
-// a SUCCESS/refundsuccess one has used up its amount, a CLOSED/refundclose
+// a success one has used up its amount, a closed
 // one blocks nothing. The form fields default to a plain refund of the whole
 // refundable amount (see RefundSeed) and are validated as a submission's
 // would be, except that a closed refund may ask for an amount later refunded

@@ -65,7 +65,7 @@ type RefundSeed struct {
 // one that reached its status through the API: it is listed (T1), queried
 // (T10, A1) and acted on by the seller policy like any other; an open one
 // holds its sub-order (Taobao) or order (1688), so a later submission is a
-// duplicate (4092), while a closed or successful one does not, and a
+// duplicate (the duplicate_refund class), while a closed or successful one does not, and a
 // successful one has used up its amount. It is not an API submission: no
 // Stats counter moves, and no callback is pushed unless PushCallback.
 //
