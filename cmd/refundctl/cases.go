@@ -44,7 +44,7 @@ func toCaseJSON(c casestore.Case) caseJSON {
 		return rawJSON(string(d))
 	}
 	return caseJSON{
-		ID: c.ID, Platform: c.Platform, OrderID: c.OrderID, SubOrderID: c.SubOrderID, RefundID: c.RefundID,
+		ID: c.ID, Platform: string(c.Platform), OrderID: c.OrderID, SubOrderID: c.SubOrderID, RefundID: c.RefundID,
 		State: c.State, ParkedState: c.ParkedState, Version: c.Version, PlatformStatus: c.PlatformStatus,
 		AttentionCode: c.AttentionCode, AttentionMessage: c.AttentionMessage,
 		Request: doc(c.Request), Plan: doc(c.Plan), Shipment: doc(c.Shipment),
@@ -256,7 +256,7 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 			fmt.Fprintf(tw, "  %s\t%s\n", k, cell(v, 200))
 		}
 	}
-	row("Platform:", c.Platform)
+	row("Platform:", string(c.Platform))
 	row("Order:", c.OrderID)
 	row("Sub-order:", c.SubOrderID)
 	row("Refund:", c.RefundID)

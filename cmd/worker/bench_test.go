@@ -81,7 +81,7 @@ func TestBenchWorkerRSS(t *testing.T) {
 	for lo := 0; lo < n; lo += 1000 {
 		err := s.store.Update(ctx, func(tx *casestore.Tx) error {
 			for _, r := range refunds[lo:min(lo+1000, n)] {
-				c, err := tx.CreateCase(ctx, casestore.NewCase{Platform: string(refundflow.PlatformTaobao), OrderID: r.order,
+				c, err := tx.CreateCase(ctx, casestore.NewCase{Platform: refundflow.PlatformTaobao, OrderID: r.order,
 					SubOrderID: r.sub, State: string(refundflow.StateWaitingSeller), NextWakeAt: time.Now()})
 				if err != nil {
 					return err

@@ -302,7 +302,7 @@ func (s *stack) caseFor(p refundflow.Platform, orderID, subOrderID string) int64
 	s.t.Helper()
 	var id int64
 	waitFor(s.t, 20*time.Second, "case for "+orderID, func() bool {
-		c, err := s.store.LatestCase(context.Background(), string(p), orderID, subOrderID)
+		c, err := s.store.LatestCase(context.Background(), p, orderID, subOrderID)
 		id = c.ID
 		return err == nil
 	})

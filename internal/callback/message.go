@@ -8,26 +8,35 @@ import (
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
-// Platform is the envelope's messagePlatform: 0 Taobao, 1 1688.
+// Platform is the envelope's messagePlatform as sent: 0 Taobao, 1 1688
+// (the wire value; ID names the platform everywhere else).
 type Platform int
 
 // Platforms (reference §3.2).
 const (
-	PlatformTaobao  Platform = 0
-	Platform1688    Platform = 1
+	PlatformTaobao  Platform = platform.MessagePlatformTaobao
+	Platform1688    Platform = platform.MessagePlatform1688
 	platformUnknown Platform = -1
 )
 
-// String returns "taobao" or "1688", the names used in subjects, metrics and the CLI.
-func (p Platform) String() string {
+// ID returns the platform's name, "" for an unknown value.
+func (p Platform) ID() platform.ID {
 	switch p {
 	case PlatformTaobao:
-		return "taobao"
+		return platform.Taobao
 	case Platform1688:
-		return "1688"
-	default:
-		return "unknown"
+		return platform.Alibaba1688
 	}
+	return ""
+}
+
+// String returns the platform's name ("taobao", "1688"), used in subjects,
+// metrics and the CLI; "unknown" for any other value.
+func (p Platform) String() string {
+	if id := p.ID(); id != "" {
+		return string(id)
+	}
+	return "unknown"
 }
 
 // Envelope is a push as the platform sends it. MessageBody is a JSON object

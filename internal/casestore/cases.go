@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Platforms: the values of cases.platform (the schema's CHECK).
 const (
-	PlatformTaobao = "taobao"
-	Platform1688   = "1688"
+	PlatformTaobao = platform.Taobao
+	Platform1688   = platform.Alibaba1688
 )
 
 // Case is one refund or return case for one Taobao sub-order or one 1688
@@ -23,7 +25,7 @@ const (
 // refundflow's Request, Plan and Shipment, opaque to the store.
 type Case struct {
 	ID                  int64
-	Platform            string // "taobao" or "1688"
+	Platform            platform.ID
 	OrderID             string
 	SubOrderID          string // Taobao sub-order; "" for 1688
 	RefundID            string // platform refund id once known
@@ -89,7 +91,7 @@ const caseColumns = `id, platform, order_id, sub_order_id, refund_id, state, par
 
 func (r caseRow) toCase() Case {
 	c := Case{
-		ID: r.ID, Platform: r.Platform, OrderID: r.OrderID, SubOrderID: r.SubOrderID,
+		ID: r.ID, Platform: platform.ID(r.Platform), OrderID: r.OrderID, SubOrderID: r.SubOrderID,
 		RefundID: r.RefundID, State: r.State, ParkedState: r.ParkedState, Version: r.Version,
 		Request: json.RawMessage(r.Request), Plan: json.RawMessage(r.Plan), Shipment: json.RawMessage(r.Shipment),
 		PlatformStatus: r.PlatformStatus, LastPlatformCheckAt: fromMS(r.LastPlatformCheckAt),
@@ -116,7 +118,7 @@ func jsonText(field string, doc json.RawMessage) (string, error) {
 
 // NewCase is what CreateCase needs to open a case.
 type NewCase struct {
-	Platform   string // "taobao" or "1688"
+	Platform   platform.ID
 	OrderID    string
 	SubOrderID string
 	State      string // the initial state, e.g. refundflow.StateRequested
@@ -332,32 +334,32 @@ func terminalFilter() string {
 // one per order, whatever sub-order id came with it (migration 8: cases
 // opened before it may carry one). Of an order's marked duplicates the first
 // case (DuplicateOf 0) wins.
-func openCase(ctx context.Context, q sqlx.QueryerContext, platform, orderID, subOrderID string) (Case, error) {
+func openCase(ctx context.Context, q sqlx.QueryerContext, plat platform.ID, orderID, subOrderID string) (Case, error) {
 	var r caseRow
 	var err error
-	if platform == Platform1688 {
+	if plat == Platform1688 {
 		err = sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases
-			WHERE platform = ? AND order_id = ? AND `+terminalFilter()+` ORDER BY duplicate_of, id LIMIT 1`, platform, orderID)
+			WHERE platform = ? AND order_id = ? AND `+terminalFilter()+` ORDER BY duplicate_of, id LIMIT 1`, string(plat), orderID)
 	} else {
 		err = sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases
 			WHERE platform = ? AND sub_order_id = ? AND sub_order_id <> '' AND `+terminalFilter()+`
-			ORDER BY id DESC LIMIT 1`, platform, subOrderID)
+			ORDER BY id DESC LIMIT 1`, string(plat), subOrderID)
 	}
 	if err != nil {
-		return Case{}, fmt.Errorf("open case for %s %s/%s: %w", platform, orderID, subOrderID, notFound(err))
+		return Case{}, fmt.Errorf("open case for %s %s/%s: %w", string(plat), orderID, subOrderID, notFound(err))
 	}
 	return r.toCase(), nil
 }
 
 // OpenCase returns the unfinished case a platform key names (a Taobao
 // sub-order, a 1688 order), or ErrNotFound.
-func (s *Store) OpenCase(ctx context.Context, platform, orderID, subOrderID string) (Case, error) {
-	return openCase(ctx, s.r, platform, orderID, subOrderID)
+func (s *Store) OpenCase(ctx context.Context, plat platform.ID, orderID, subOrderID string) (Case, error) {
+	return openCase(ctx, s.r, plat, orderID, subOrderID)
 }
 
 // OpenCase is Store.OpenCase inside the transaction.
-func (tx *Tx) OpenCase(ctx context.Context, platform, orderID, subOrderID string) (Case, error) {
-	return openCase(ctx, tx.tx, platform, orderID, subOrderID)
+func (tx *Tx) OpenCase(ctx context.Context, plat platform.ID, orderID, subOrderID string) (Case, error) {
+	return openCase(ctx, tx.tx, plat, orderID, subOrderID)
 }
 
 // DuplicateOpenCases returns the open 1688 cases marked as a second case of
@@ -519,13 +521,13 @@ func clampLimit(n int) int {
 
 // RefundOwners returns, for each given refund id, the id of the case that
 // recorded it (ids no case recorded are absent).
-func (s *Store) RefundOwners(ctx context.Context, platform string, refundIDs []string) (map[string]int64, error) {
+func (s *Store) RefundOwners(ctx context.Context, plat platform.ID, refundIDs []string) (map[string]int64, error) {
 	out := make(map[string]int64, len(refundIDs))
 	for _, id := range refundIDs {
 		if id == "" {
 			continue
 		}
-		c, err := caseByRefundID(ctx, s.r, platform, id)
+		c, err := caseByRefundID(ctx, s.r, string(plat), id)
 		switch {
 		case err == nil:
 			out[id] = c.ID
@@ -541,18 +543,18 @@ func (s *Store) RefundOwners(ctx context.Context, platform string, refundIDs []s
 // (subOrderID "") or of a Taobao sub-order (orderID ignored), or ErrNotFound.
 // A command for a case that just finished finds it here and is refused as
 // such rather than treated as naming an unknown case.
-func (s *Store) LatestCase(ctx context.Context, platform, orderID, subOrderID string) (Case, error) {
+func (s *Store) LatestCase(ctx context.Context, plat platform.ID, orderID, subOrderID string) (Case, error) {
 	var r caseRow
 	var err error
 	if subOrderID != "" {
 		err = s.r.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases WHERE platform = ? AND sub_order_id = ?
-			ORDER BY id DESC LIMIT 1`, platform, subOrderID)
+			ORDER BY id DESC LIMIT 1`, string(plat), subOrderID)
 	} else {
 		err = s.r.GetContext(ctx, &r, `SELECT `+caseColumns+` FROM cases WHERE platform = ? AND order_id = ?
-			ORDER BY id DESC LIMIT 1`, platform, orderID)
+			ORDER BY id DESC LIMIT 1`, string(plat), orderID)
 	}
 	if err != nil {
-		return Case{}, fmt.Errorf("latest case for %s %s/%s: %w", platform, orderID, subOrderID, notFound(err))
+		return Case{}, fmt.Errorf("latest case for %s %s/%s: %w", string(plat), orderID, subOrderID, notFound(err))
 	}
 	return r.toCase(), nil
 }

@@ -19,12 +19,12 @@ import (
 )
 
 // Platform is the platform doctor checks.
-type Platform string
+type Platform = platform.ID
 
 // Platforms.
 const (
-	Taobao  Platform = "taobao"
-	Alibaba Platform = "1688"
+	Taobao  = platform.Taobao
+	Alibaba = platform.Alibaba1688
 )
 
 // Options say what to check. The ids decide what is observable: a guess

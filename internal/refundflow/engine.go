@@ -213,12 +213,12 @@ func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (
 func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, error) {
 	if cmd.CaseID > 0 {
 		c, err := e.store.GetCase(ctx, cmd.CaseID)
-		if errors.Is(err, casestore.ErrNotFound) || (err == nil && c.Platform != string(cmd.Platform)) {
+		if errors.Is(err, casestore.ErrNotFound) || (err == nil && c.Platform != cmd.Platform) {
 			return casestore.Case{}, fmt.Errorf("case %d of %s: %w", cmd.CaseID, cmd.Platform, ErrUnknownCase)
 		}
 		return c, err
 	}
-	c, err := e.store.OpenCase(ctx, string(cmd.Platform), cmd.OrderID, cmd.SubOrderID)
+	c, err := e.store.OpenCase(ctx, cmd.Platform, cmd.OrderID, cmd.SubOrderID)
 	if err == nil || !errors.Is(err, casestore.ErrNotFound) {
 		return c, err
 	}
@@ -227,7 +227,7 @@ func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, 
 		if cmd.Platform == PlatformTaobao {
 			sub = cmd.SubOrderID
 		}
-		if last, err := e.store.LatestCase(ctx, string(cmd.Platform), cmd.OrderID, sub); err == nil {
+		if last, err := e.store.LatestCase(ctx, cmd.Platform, cmd.OrderID, sub); err == nil {
 			return last, nil // finished: the decision refuses the command
 		}
 		return casestore.Case{}, fmt.Errorf("%s order %s sub-order %q: %w", cmd.Platform, cmd.OrderID, cmd.SubOrderID, ErrNoCase)
@@ -262,7 +262,7 @@ func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, 
 	var c casestore.Case
 	var unlock func()
 	err = e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		created, err := tx.CreateCase(ctx, casestore.NewCase{Platform: string(cmd.Platform), OrderID: cmd.OrderID,
+		created, err := tx.CreateCase(ctx, casestore.NewCase{Platform: cmd.Platform, OrderID: cmd.OrderID,
 			SubOrderID: cmd.SubOrderID, State: string(StateRequested), Request: req, OpenedBy: cmd.ID,
 			NextWakeAt: e.decider.wake(StateRequested, nil, tx.Now()), LeaseOwner: e.owner, LeaseTTL: e.leaseTTL})
 		if err != nil {
@@ -280,7 +280,7 @@ func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, 
 	if errors.Is(err, casestore.ErrOpenCaseExists) { // opened just now by another input
 		existing, ferr := e.store.CaseOpenedBy(ctx, cmd.ID)
 		if ferr != nil {
-			existing, ferr = e.store.OpenCase(ctx, string(cmd.Platform), cmd.OrderID, cmd.SubOrderID)
+			existing, ferr = e.store.OpenCase(ctx, cmd.Platform, cmd.OrderID, cmd.SubOrderID)
 		}
 		if ferr != nil {
 			return Handled{}, err
@@ -320,7 +320,7 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 	}
 	if errors.Is(err, casestore.ErrNotFound) {
 		if (p == PlatformTaobao && subOrderID != "") || (p == Platform1688 && orderID != "") {
-			c, err = e.store.OpenCase(ctx, string(p), orderID, subOrderID)
+			c, err = e.store.OpenCase(ctx, p, orderID, subOrderID)
 		}
 	}
 	if errors.Is(err, casestore.ErrNotFound) {
@@ -331,7 +331,7 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 	}
 	hint := ""
 	if c.RefundID == "" && refundID != "" {
-		owners, err := e.store.RefundOwners(ctx, string(p), []string{refundID})
+		owners, err := e.store.RefundOwners(ctx, p, []string{refundID})
 		if err != nil {
 			return Handled{}, err
 		}

@@ -277,7 +277,7 @@ func (r *rig) drive(eng *refundflow.Engine, id int64) {
 
 func (r *rig) caseOf(p refundflow.Platform, orderID, subOrderID string) casestore.Case {
 	r.t.Helper()
-	c, err := r.store.OpenCase(context.Background(), string(p), orderID, subOrderID)
+	c, err := r.store.OpenCase(context.Background(), p, orderID, subOrderID)
 	if err != nil {
 		r.t.Fatalf("case of %s %s/%s: %v", p, orderID, subOrderID, err)
 	}

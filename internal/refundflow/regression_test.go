@@ -306,7 +306,7 @@ func TestCancelWhileTheCaseIsBeingOpenedIsNotLost(t *testing.T) {
 			if err != nil {
 				t.Fatalf("cancel during the request's render: %v; want it applied to the case being opened", err)
 			}
-			latest, err := r.store.LatestCase(context.Background(), string(refundflow.PlatformTaobao), o, so)
+			latest, err := r.store.LatestCase(context.Background(), refundflow.PlatformTaobao, o, so)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,20 +4,18 @@ import (
 	"slices"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
-// Platform is the marketplace a case belongs to. The names match
-// callback.Platform.String and the cases.platform column.
-type Platform string
+// Platform is the marketplace a case belongs to: platform.ID, the one type
+// for it (the short names below read well in this package).
+type Platform = platform.ID
 
 // Platforms.
 const (
-	PlatformTaobao Platform = "taobao"
-	Platform1688   Platform = "1688"
+	PlatformTaobao = platform.Taobao
+	Platform1688   = platform.Alibaba1688
 )
-
-// Valid reports whether p is a known platform.
-func (p Platform) Valid() bool { return p == PlatformTaobao || p == Platform1688 }
 
 // State is where a case stands. States fall in phases (see Rank); a case
 // never moves to an earlier phase, whatever the platform view says.

@@ -11,8 +11,8 @@ import (
 
 // Platforms as used in Order.Platform and the admin API.
 const (
-	PlatformTaobao = "taobao"
-	Platform1688   = "1688"
+	PlatformTaobao = string(platform.Taobao)
+	Platform1688   = string(platform.Alibaba1688)
 )
 
 // Order statuses used in order callbacks (reference §3.2: the first three are
