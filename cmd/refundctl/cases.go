@@ -161,9 +161,12 @@ func (a *app) listCommand() *cobra.Command {
 			if c.ParkedState != "" && c.State == string(refundflow.StateNeedsAttention) {
 				state += " (at " + c.ParkedState + ")"
 			}
+			// The attention column keeps the code and the start of the
+			// platform's message; show prints the message whole.
+			attention := strings.TrimSuffix(c.AttentionCode+": "+c.AttentionMessage, ": ")
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Platform, cell(c.OrderID, 24),
 				cell(c.SubOrderID, 24), cell(c.RefundID, 24), cell(state, 48), ago(now, c.CreatedAt), ago(now, c.UpdatedAt),
-				cell(c.AttentionCode, 32))
+				cell(attention, 80))
 		}
 		return tw.Flush()
 	})
@@ -266,9 +269,6 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 	}
 	row("State:", state)
 	row("Platform status:", c.PlatformStatus)
-	if c.AttentionCode != "" || c.AttentionMessage != "" {
-		row("Attention:", strings.TrimSuffix(c.AttentionCode+": "+c.AttentionMessage, ": "))
-	}
 	row("Version:", strconv.FormatInt(c.Version, 10))
 	row("Created:", timeHuman(c.CreatedAt))
 	row("Updated:", timeHuman(c.UpdatedAt))
@@ -289,6 +289,11 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	// The attention text is the platform's own words: printed whole,
+	// wrapped, never cut before its cause.
+	if c.AttentionCode != "" || c.AttentionMessage != "" {
+		printWrapped(w, "  Attention:", strings.TrimSuffix(c.AttentionCode+": "+c.AttentionMessage, ": "))
+	}
 
 	fmt.Fprintf(w, "\nSteps (%d)\n", len(steps))
 	if len(steps) > 0 {
@@ -306,6 +311,13 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 		}
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+		// The table cuts errors to fit; each one follows in full.
+		for _, s := range steps {
+			if s.ErrorCode != "" || s.ErrorMessage != "" {
+				printWrapped(w, fmt.Sprintf("  %s error (%s):", s.Step, timeHuman(s.StartedAt)),
+					strings.TrimPrefix(strings.TrimSuffix(s.ErrorCode+": "+s.ErrorMessage, ": "), ": "))
+			}
 		}
 	}
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -95,8 +96,8 @@ func TestListCases(t *testing.T) {
 			t.Errorf("row %d = %q; want it to start with %q", i+1, lines[i+1], want)
 		}
 	}
-	if !strings.HasSuffix(strings.TrimSpace(lines[2]), "seller_refused") {
-		t.Errorf("row 2 lacks the attention code: %q", lines[2])
+	if !strings.HasSuffix(strings.TrimSpace(lines[2]), "seller_refused: seller refused: used item") {
+		t.Errorf("row 2 lacks the attention code and message: %q", lines[2])
 	}
 
 	ids := func(args ...string) []int64 {
@@ -167,6 +168,60 @@ func equalIDs(a, b []int64) bool {
 		}
 	}
 	return true
+}
+
+// TestShowPrintsThePlatformsWordsWhole: an attention or step error whose
+// cause comes late (the platform's "applyPayment 9500 超过可退金额 500" after
+// a long prefix) is printed whole by show, wrapped, and list keeps the code
+// and the start of the message.
+func TestShowPrintsThePlatformsWordsWhole(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	ctx := context.Background()
+	msg := "submit refused by the platform: alibaba_create_refund: platform error code 4003 " +
+		strings.Repeat("(context) ", 12) + "\"applyPayment 9500 超过可退金额 500 (exceeds the refundable amount)\""
+	err := st.Update(ctx, func(tx *casestore.Tx) error {
+		c, err := tx.CreateCase(ctx, casestore.NewCase{Platform: "1688", OrderID: "900", State: "requested"})
+		if err != nil {
+			return err
+		}
+		c.State, c.ParkedState, c.AttentionCode, c.AttentionMessage = "needs_attention", "submitting", "platform_error", msg
+		_, err = tx.UpdateCase(ctx, c)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := e.mustRun("show", "1").stdout
+	if flat := strings.Join(strings.Fields(out), " "); !strings.Contains(flat, "applyPayment 9500 超过可退金额 500 (exceeds the refundable amount)") ||
+		!strings.Contains(flat, "Attention: platform_error: submit refused") {
+		t.Errorf("show lacks the whole attention text:\n%s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if n := len([]rune(line)); n > wrapWidth+20 {
+			t.Errorf("line of %d characters; want it wrapped: %q", n, line)
+		}
+	}
+	list := e.mustRun("list").stdout
+	if !strings.Contains(list, "platform_error: submit refused by the platform") {
+		t.Errorf("list lacks the code and the start of the message:\n%s", list)
+	}
+}
+
+func TestWrapText(t *testing.T) {
+	for _, tt := range []struct {
+		in    string
+		width int
+		want  []string
+	}{
+		{"short", 10, []string{"short"}},
+		{"one two three four", 9, []string{"one two", "three", "four"}},
+		{"超过可退金额超过可退金额", 5, []string{"超过可退金", "额超过可退", "金额"}},
+	} {
+		if got := wrapText(tt.in, tt.width); !slices.Equal(got, tt.want) {
+			t.Errorf("wrapText(%q, %d) = %q; want %q", tt.in, tt.width, got, tt.want)
+		}
+	}
 }
 
 func TestShowCase(t *testing.T) {

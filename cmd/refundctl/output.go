@@ -94,3 +94,47 @@ func rawJSON(doc string) json.RawMessage {
 	b, _ := json.Marshal(doc) // a string always marshals
 	return b
 }
+
+// wrapWidth is the width, in characters, printWrapped fills.
+const wrapWidth = 100
+
+// printWrapped prints label and then text in full, wrapped to wrapWidth
+// characters, continuation lines indented. Text without spaces (Chinese)
+// is broken between characters.
+func printWrapped(w io.Writer, label, text string) {
+	text = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, text)
+	indent := strings.Repeat(" ", 4)
+	first := true
+	for _, line := range wrapText(text, wrapWidth) {
+		if first {
+			fmt.Fprintf(w, "%s %s\n", label, line)
+			first = false
+			continue
+		}
+		fmt.Fprintf(w, "%s%s\n", indent, line)
+	}
+}
+
+// wrapText splits text into lines of at most width runes, at a space when
+// one is in the second half of the line.
+func wrapText(text string, width int) []string {
+	r := []rune(strings.TrimSpace(text))
+	var out []string
+	for len(r) > width {
+		cut := width
+		for i := width; i > width/2; i-- {
+			if r[i] == ' ' {
+				cut = i
+				break
+			}
+		}
+		out = append(out, strings.TrimSpace(string(r[:cut])))
+		r = []rune(strings.TrimSpace(string(r[cut:])))
+	}
+	return append(out, string(r))
+}
