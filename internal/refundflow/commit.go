@@ -334,9 +334,9 @@ func timelineKind(k InputKind) casestore.TimelineKind {
 func (r *stepRecord) summary() string {
 	s := fmt.Sprintf("%s ok", r.step)
 	if r.err != nil {
-		s = fmt.Sprintf("%s failed (%s): %s", r.step, r.err.Code, excerpt.Of(r.err.Message, 300))
+		s = fmt.Sprintf("%s failed (%s): %s", r.step, r.err.Code, excerpt.Of(r.err.Message, MaxAttentionText))
 		if r.err.Transient {
-			s = fmt.Sprintf("%s failed transiently (%s): %s", r.step, r.err.Code, excerpt.Of(r.err.Message, 300))
+			s = fmt.Sprintf("%s failed transiently (%s): %s", r.step, r.err.Code, excerpt.Of(r.err.Message, MaxAttentionText))
 		}
 	}
 	if r.requestID != "" {

@@ -247,7 +247,7 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 // earlier one (a duplicate refusal is what an earlier attempt that landed
 // late would cause).
 func stepError(err error, sideEffect, resume bool) *StepError {
-	se := &StepError{Message: excerpt.Of(err.Error(), 500)}
+	se := &StepError{Message: excerpt.Of(err.Error(), MaxAttentionText)}
 	var ae *apiclient.APIError
 	var he *apiclient.HTTPError
 	var te *apiclient.TransportError
