@@ -326,7 +326,7 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 		tw = newTable(w)
 		fmt.Fprintln(tw, "  AT\tKIND\tSUMMARY")
 		for _, e := range timeline {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", timeHuman(e.At), e.Kind, cell(e.Summary, 120))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", timeHuman(e.At), e.Kind, cell(e.Summary, 0)) // the last column: whole
 		}
 		return tw.Flush()
 	}
