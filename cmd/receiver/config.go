@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,7 +28,7 @@ type config struct {
 	Stream          events.StreamConfig
 	TypeNames       callback.TypeNames
 	Profile         *platform.Profile
-	LogLevel        slog.Level
+	Log             envconfig.LogConfig
 }
 
 // envVars documents every setting; the table drives both -h and loading.
@@ -45,8 +44,7 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("RECEIVER_SHUTDOWN_TIMEOUT", "10s", "on SIGTERM/SIGINT: time allowed for in-flight requests and the NATS drain"),
 }, envconfig.CallbackStreamVars(), []envconfig.Var{
 	envconfig.V("UPSTREAM_PROFILE", "", "TOML file overriding the built-in platform profile; the receiver reads its callback types ([callbacks.taobao] and [callbacks.alibaba]: a type not listed is parked). Give the receiver and the worker the same file"),
-	envconfig.V("LOG_LEVEL", "info", "debug, info, warn or error (successful callbacks log at debug)"),
-})
+}, envconfig.LogVars())
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: receiver [-h]")
@@ -80,7 +78,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	} else {
 		cfg.TypeNames, cfg.Profile = callback.TypeNamesFromProfile(profile), profile
 	}
-	cfg.LogLevel = env.LogLevel("LOG_LEVEL")
+	cfg.Log = env.Log()
 	return cfg, env.Err()
 }
 

@@ -30,6 +30,10 @@ func connectPool(url string, n int, logger *slog.Logger, onConnect func()) (*nat
 		closed := make(chan struct{})
 		opts := append(events.ConnectOptions("refundhub-receiver"),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				if err == nil { // our own drain at shutdown
+					log.Debug("nats connection closed")
+					return
+				}
 				log.Warn("nats disconnected; callbacks get 503 until it is back", "err", err)
 			}),
 			nats.ReconnectHandler(func(nc *nats.Conn) {

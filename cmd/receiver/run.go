@@ -37,7 +37,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logger := cfg.Log.Logger(stderr)
 
 	// NATS: connect (retrying in the background if the server is down),
 	// reconnect forever, and re-ensure the stream after every (re)connect of

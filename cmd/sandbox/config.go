@@ -17,6 +17,7 @@ import (
 
 // config is what run reads from the environment.
 type config struct {
+	log         envconfig.LogConfig
 	addr        string
 	profilePath string // "" = the built-in profile
 	sb          sandbox.Config
@@ -24,7 +25,7 @@ type config struct {
 
 // envVars documents every variable the sandbox reads; the table drives both
 // -h and loading.
-var envVars = []envconfig.Var{
+var envVars = append([]envconfig.Var{
 	envconfig.V("SANDBOX_ADDR", "127.0.0.1:8090", "listen address (host:port; port 0 picks a free one)"),
 	envconfig.V("UPSTREAM_ACCESS_KEY", "", "REQUIRED: the only access-key the sandbox accepts"),
 	envconfig.V("UPSTREAM_ACCESS_SECRET", "", "REQUIRED: the secret requests are signed with (never logged)"),
@@ -49,7 +50,7 @@ var envVars = []envconfig.Var{
 	envconfig.V("SANDBOX_TAOBAO_NUMERIC_STATUS", "true", "TaobaoQuery emits refundStatus as a number (documented v2 drift)"),
 	envconfig.V("SANDBOX_NUMERIC_DEVELOP_ID", "false", "envelopes carry developId as a number instead of a string (documented drift)"),
 	envconfig.V("SANDBOX_SEED", "0", "random seed for faults and ids; 0 = random"),
-}
+}, envconfig.LogVars()...)
 
 func kindList() string {
 	kinds := make([]string, 0, len(sandbox.ErrorKinds()))
@@ -75,7 +76,7 @@ func usage(w io.Writer) {
 // holds the receiver's token) are never quoted.
 func loadConfig(getenv func(string) string) (config, error) {
 	env := envconfig.NewReader(envVars, getenv)
-	c := config{addr: env.String("SANDBOX_ADDR"), profilePath: env.String("UPSTREAM_PROFILE")}
+	c := config{addr: env.String("SANDBOX_ADDR"), profilePath: env.String("UPSTREAM_PROFILE"), log: env.Log()}
 	c.sb.AccessKey = env.String("UPSTREAM_ACCESS_KEY")
 	c.sb.AccessSecret = strings.TrimSpace(getenv("UPSTREAM_ACCESS_SECRET")) // a secret: read directly, never quoted
 	if c.sb.AccessKey == "" || c.sb.AccessSecret == "" {

@@ -58,7 +58,7 @@ func startRun(t *testing.T, env map[string]string) string {
 			t.Errorf("run: %v", err)
 		}
 	})
-	re := regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
+	re := regexp.MustCompile(`"addr":"(127\.0\.0\.1:\d+)"`)
 	deadline := time.NewTimer(15 * time.Second)
 	defer deadline.Stop()
 	poll := time.NewTicker(10 * time.Millisecond)

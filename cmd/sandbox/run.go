@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -34,11 +33,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (configuration comes from the environment; see -h)", fs.Args())
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
+	logger := cfg.log.Logger(stderr)
 	cfg.sb.Logger = logger
 
 	sb, err := sandbox.New(cfg.sb)

@@ -109,7 +109,7 @@ func TestRunServesAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"sandbox"}, envFunc(env), io.Discard, &stderr) }()
 
-	re := regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
+	re := regexp.MustCompile(`"addr":"(127\.0\.0\.1:\d+)"`)
 	var addr string
 	deadline := time.NewTimer(15 * time.Second)
 	defer deadline.Stop()

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -35,7 +34,7 @@ type config struct {
 	// the cases that need them.
 	VoucherDir string
 	Policy     refundflow.Policy
-	LogLevel   slog.Level
+	Log        envconfig.LogConfig
 
 	Work casework.Config
 }
@@ -75,8 +74,7 @@ var envVars = slices.Concat([]envconfig.Var{
 }, envconfig.CallbackStreamVars(), []envconfig.Var{
 	envconfig.V("COMMAND_STREAM", events.DefaultCommandStreamName, "operator command stream (subjects commands.>)"),
 	envconfig.V("DEADLETTER_STREAM", events.DefaultDeadLetterStreamName, "dead-letter stream (subjects deadletters.>)"),
-	envconfig.V("LOG_LEVEL", "info", "debug, info, warn or error"),
-})
+}, envconfig.LogVars())
 
 // usage is the -h text: what the worker does, then every variable with its
 // default (envVars).
@@ -178,6 +176,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if profile != nil {
 		w.TypeNames = callback.TypeNamesFromProfile(profile)
 	}
-	cfg.LogLevel = env.LogLevel("LOG_LEVEL")
+	cfg.Log = env.Log()
 	return cfg, env.Err()
 }

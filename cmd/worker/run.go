@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logger := cfg.Log.Logger(stderr)
 
 	store, err := casestore.Open(ctx, cfg.DBPath, logger)
 	if err != nil {
@@ -116,7 +116,13 @@ func newEngine(cfg config, store *casestore.Store, metrics *casework.Metrics, lo
 // with the connection's losses and returns logged.
 func natsOptions(logger *slog.Logger) []nats.Option {
 	return append(events.ConnectOptions("refundhub-worker"),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { logger.Warn("nats disconnected", "err", err) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil { // our own close at shutdown
+				logger.Debug("nats connection closed")
+				return
+			}
+			logger.Warn("nats disconnected", "err", err)
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
 	)
 }

@@ -103,6 +103,51 @@ func (r *Reader) LogLevel(name string) slog.Level {
 	return slog.LevelInfo
 }
 
+// LogVars are the logging variables every long-running command reads, one
+// set-up for all of them (Logger).
+func LogVars() []Var {
+	return []Var{
+		V("LOG_FORMAT", "json", "json or text (logfmt)"),
+		V("LOG_LEVEL", "info", "debug, info, warn or error"),
+	}
+}
+
+// LogConfig is how a process logs: read once with Reader.Log, turned into
+// the logger with Logger.
+type LogConfig struct {
+	JSON  bool
+	Level slog.Level
+}
+
+// Log reads LOG_FORMAT and LOG_LEVEL (LogVars).
+func (r *Reader) Log() LogConfig {
+	c := LogConfig{Level: r.LogLevel("LOG_LEVEL")}
+	switch strings.ToLower(r.String("LOG_FORMAT")) {
+	case "json":
+		c.JSON = true
+	case "text":
+	default:
+		r.Fail(fmt.Errorf("LOG_FORMAT=%q: want json or text", r.String("LOG_FORMAT")))
+	}
+	return c
+}
+
+// Logger is the one logging set-up of every command: the same handler
+// options everywhere, and durations written as text ("1.5s") in either
+// format, so two processes' logs read alike.
+func (c LogConfig) Logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.Level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			a.Value = slog.StringValue(a.Value.Duration().String())
+		}
+		return a
+	}}
+	if c.JSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
 // Fail records a problem found by the caller's own checks.
 func (r *Reader) Fail(err error) {
 	if err != nil {

@@ -130,3 +130,32 @@ func TestUpstream(t *testing.T) {
 		t.Errorf("Err quotes the secret: %v", err)
 	}
 }
+
+// TestOneLogSetUp: both formats write durations as text, the level is
+// honoured, and a bad format is named.
+func TestOneLogSetUp(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		env := map[string]string{"LOG_FORMAT": format, "LOG_LEVEL": "warn"}
+		r := NewReader(LogVars(), func(k string) string { return env[k] })
+		lc := r.Log()
+		if err := r.Err(); err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		log := lc.Logger(&b)
+		log.Info("hidden")
+		log.Warn("shown", "wait", 1500*time.Millisecond)
+		out := b.String()
+		if strings.Contains(out, "hidden") || !strings.Contains(out, "1.5s") || strings.Contains(out, "1500000000") {
+			t.Errorf("%s: %q; want only the warning, its duration as 1.5s", format, out)
+		}
+		if (format == "json") != strings.HasPrefix(out, "{") {
+			t.Errorf("%s: %q is not in that format", format, out)
+		}
+	}
+	r := NewReader(LogVars(), func(k string) string { return map[string]string{"LOG_FORMAT": "xml"}[k] })
+	r.Log()
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "LOG_FORMAT") {
+		t.Errorf("LOG_FORMAT=xml: %v; want an error naming it", err)
+	}
+}
