@@ -2,7 +2,7 @@
 // durably to NATS JetStream, answering 200 only after the JetStream ack
 // (503 with Retry-After when it cannot store a callback in time).
 //
-// Routes (internal/callback/receiver/routes.go): POST /callbacks/<token>,
+// Routes (internal/callback/intake/routes.go): POST /callbacks/<token>,
 // GET /callbacks/<token> (address-verification probe: 200, stores nothing),
 // GET /healthz, GET /readyz, GET /metrics. Configuration is by environment;
 // run it with -h for every variable and its default. SIGTERM or SIGINT stops

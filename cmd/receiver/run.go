@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/refundhub/refundhub/internal/callback/receiver"
+	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/events"
 )
 
@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return nil
 	}
-	srv, err := receiver.New(receiver.Config{
+	srv, err := intake.New(intake.Config{
 		Token:          cfg.Token,
 		SigningSecrets: cfg.SigningSecrets,
 		MaxBytes:       cfg.MaxBytes,

@@ -6,7 +6,7 @@
 // It starts an embedded nats-server with JetStream (file storage in a temp
 // dir, removed at the end) and two HTTP servers on 127.0.0.1:
 //
-//   - receiver: the real handler stack (package receiver: token, content
+//   - receiver: the real handler stack (package intake: token, content
 //     type, bounded read, envelope validation, content hash, headers,
 //     metrics, synchronous publish with Nats-Msg-Id, 200 after the PubAck);
 //   - baseline: an Echo handler that only reads the body and publishes it
@@ -89,7 +89,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/refundhub/refundhub/internal/callback/receiver"
+	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/events"
 )
 
@@ -165,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	rsrv, err := receiver.New(receiver.Config{Token: token}, pub,
+	rsrv, err := intake.New(intake.Config{Token: token}, pub,
 		func(context.Context) error { return nil }, logger)
 	if err != nil {
 		return err

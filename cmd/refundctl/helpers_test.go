@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/refundhub/refundhub/internal/callback/receiver"
+	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
@@ -92,7 +92,7 @@ func (r *recorder) requests() []recorded {
 	return append([]recorded(nil), r.reqs...)
 }
 
-// startReceiver runs the real receiver handler (internal/callback/receiver)
+// startReceiver runs the real receiver handler (internal/callback/intake)
 // publishing to the embedded JetStream.
 func (e *env) startReceiver(signingSecrets ...string) {
 	e.t.Helper()
@@ -100,10 +100,10 @@ func (e *env) startReceiver(signingSecrets ...string) {
 	if err != nil {
 		e.t.Fatalf("NewPublisher: %v", err)
 	}
-	srv, err := receiver.New(receiver.Config{Token: testToken, SigningSecrets: signingSecrets}, pub,
+	srv, err := intake.New(intake.Config{Token: testToken, SigningSecrets: signingSecrets}, pub,
 		func(context.Context) error { return nil }, slog.New(slog.DiscardHandler))
 	if err != nil {
-		e.t.Fatalf("receiver.New: %v", err)
+		e.t.Fatalf("intake.New: %v", err)
 	}
 	e.recv = &recorder{next: srv.Handler()}
 	hs := httptest.NewServer(e.recv)

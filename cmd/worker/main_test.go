@@ -22,7 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/refundhub/refundhub/internal/callback/receiver"
+	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
@@ -122,7 +122,7 @@ func newStack(t *testing.T, faults sandbox.Faults, seller sandbox.SellerPolicy, 
 		t.Fatal(err)
 	}
 	tp := &triplePublisher{pub: pub, copies: copies}
-	rcv, err := receiver.New(receiver.Config{Token: e2eToken}, tp, func(context.Context) error { return nil },
+	rcv, err := intake.New(intake.Config{Token: e2eToken}, tp, func(context.Context) error { return nil },
 		slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

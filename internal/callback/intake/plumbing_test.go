@@ -1,4 +1,4 @@
-package receiver_test
+package intake_test
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/refundhub/refundhub/internal/callback/receiver"
+	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/events"
 )
 
@@ -26,7 +26,7 @@ import (
 // bounded body read, logging by outcome), driven in process through the
 // real handler stack.
 
-func newInProcess(t *testing.T, cfg receiver.Config, pub receiver.Publisher, ready receiver.ReadyFunc, logger *slog.Logger) http.Handler {
+func newInProcess(t *testing.T, cfg intake.Config, pub intake.Publisher, ready intake.ReadyFunc, logger *slog.Logger) http.Handler {
 	t.Helper()
 	if cfg.Token == "" {
 		cfg.Token = testToken
@@ -37,7 +37,7 @@ func newInProcess(t *testing.T, cfg receiver.Config, pub receiver.Publisher, rea
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	srv, err := receiver.New(cfg, pub, ready, logger)
+	srv, err := intake.New(cfg, pub, ready, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ var generatedRequestID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9]+$`)
 // replaced by one the receiver makes.
 func TestRequestIDKeptOrReplaced(t *testing.T) {
 	pub := &recordingPublisher{}
-	h := newInProcess(t, receiver.Config{}, pub, nil, nil)
+	h := newInProcess(t, intake.Config{}, pub, nil, nil)
 	kept := []string{"a", "z", "A", "Z", "0", "9", "-", "_", ".", "req-1.2_3", strings.Repeat("r", 64)}
 	replaced := []string{"", "`", "{", "@", "[", "/", ":", " ", "a b", "+", "é", "id\x00", strings.Repeat("r", 65)}
 	for _, id := range append(append([]string{}, kept...), replaced...) {
@@ -98,7 +98,7 @@ func TestRequestIDKeptOrReplaced(t *testing.T) {
 // TestContentTypes: application/json and application/<x>+json, any case,
 // any parameters; nothing else.
 func TestContentTypes(t *testing.T) {
-	h := newInProcess(t, receiver.Config{}, &stubPublisher{}, nil, nil)
+	h := newInProcess(t, intake.Config{}, &stubPublisher{}, nil, nil)
 	for _, c := range []struct {
 		ct   string
 		want int
@@ -161,7 +161,7 @@ func TestBodySizeLimit(t *testing.T) {
 				if !withLength {
 					r = chunked{r}
 				}
-				h := newInProcess(t, receiver.Config{MaxBytes: int64(max)}, &stubPublisher{}, nil, nil)
+				h := newInProcess(t, intake.Config{MaxBytes: int64(max)}, &stubPublisher{}, nil, nil)
 				req := httptest.NewRequest(http.MethodPost, "/callbacks/"+testToken, r)
 				req.Header.Set("Content-Type", "application/json")
 				req.ContentLength = int64(n)
@@ -183,7 +183,7 @@ func TestHandlerAllocationBudget(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop buffers at random")
 	}
-	h := newInProcess(t, receiver.Config{}, &stubPublisher{}, nil, nil)
+	h := newInProcess(t, intake.Config{}, &stubPublisher{}, nil, nil)
 	body := bytes.NewReader(goodOrder)
 	req := httptest.NewRequest(http.MethodPost, "/callbacks/"+testToken, body)
 	req.Header.Set("Content-Type", "application/json")
@@ -209,7 +209,7 @@ func TestHandlerAllocationBudget(t *testing.T) {
 // (1-based), never quoted.
 func TestNewNamesTheBadSecret(t *testing.T) {
 	for _, secrets := range [][]string{{secretNew, "plainsecret"}, {secretOld, "whsec_%%%notbase64"}} {
-		_, err := receiver.New(receiver.Config{Token: testToken, SigningSecrets: secrets}, &stubPublisher{},
+		_, err := intake.New(intake.Config{Token: testToken, SigningSecrets: secrets}, &stubPublisher{},
 			func(context.Context) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err == nil || !strings.Contains(err.Error(), "secret #2:") {
 			t.Errorf("New with secrets [good, %q] = %v; want an error naming secret #2", secrets[1], err)
@@ -230,7 +230,7 @@ func TestReadyzGivesTheCheckADeadline(t *testing.T) {
 		left, ctxErr = time.Until(deadline), ctx.Err()
 		return ctxErr
 	}
-	h := newInProcess(t, receiver.Config{}, &stubPublisher{}, ready, nil)
+	h := newInProcess(t, intake.Config{}, &stubPublisher{}, ready, nil)
 	w := serveWithin(t, h, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	if w.Code != http.StatusOK || ctxErr != nil || left <= time.Second || left > 2*time.Second {
 		t.Errorf("/readyz = %d %s; the check had %s left (ctx err %v); want 200 and between 1 s and 2 s", w.Code, w.Body, left, ctxErr)
@@ -303,7 +303,7 @@ func TestLogLevelByOutcome(t *testing.T) {
 		return events.Ack{Sequence: 1}, nil
 	})
 	ready := func(context.Context) error { return errors.New("stream unreachable") }
-	h := newInProcess(t, receiver.Config{}, pub, ready, logger)
+	h := newInProcess(t, intake.Config{}, pub, ready, logger)
 
 	type want struct {
 		level, msg, code string
@@ -316,14 +316,14 @@ func TestLogLevelByOutcome(t *testing.T) {
 		logs   []want // in order; nothing else may be logged
 	}{
 		{"publisher panics", "panic", "/callbacks/" + testToken, 500, []want{
-			{"ERROR", "panic in handler", ""}, {"ERROR", "request failed", receiver.CodeInternal}}},
+			{"ERROR", "panic in handler", ""}, {"ERROR", "request failed", intake.CodeInternal}}},
 		{"nats down", "nats down", "/callbacks/" + testToken, 503, []want{
-			{"WARN", "callback not stored; answering 503", ""}, {"DEBUG", "request rejected", receiver.CodeUnavailable}}},
+			{"WARN", "callback not stored; answering 503", ""}, {"DEBUG", "request rejected", intake.CodeUnavailable}}},
 		{"sender gone during publish", "sender gone", "/callbacks/" + testToken, 503, []want{
-			{"DEBUG", "sender went away during publish", ""}, {"DEBUG", "request rejected", receiver.CodeUnavailable}}},
-		{"wrong token", "", "/callbacks/nope", 401, []want{{"DEBUG", "request rejected", receiver.CodeUnauthorized}}},
+			{"DEBUG", "sender went away during publish", ""}, {"DEBUG", "request rejected", intake.CodeUnavailable}}},
+		{"wrong token", "", "/callbacks/nope", 401, []want{{"DEBUG", "request rejected", intake.CodeUnauthorized}}},
 		{"stored", "", "/callbacks/" + testToken, 200, []want{{"DEBUG", "callback stored", ""}}},
-		{"not ready", "", "/readyz", 503, []want{{"DEBUG", "not ready", ""}, {"DEBUG", "request rejected", receiver.CodeNotReady}}},
+		{"not ready", "", "/readyz", 503, []want{{"DEBUG", "not ready", ""}, {"DEBUG", "request rejected", intake.CodeNotReady}}},
 	} {
 		mode = c.mode
 		method := http.MethodPost
@@ -383,7 +383,7 @@ func TestAnnouncedBodyReadIntoOneBuffer(t *testing.T) {
 
 	// The buffer goes back to the pool, and a body of the same size reuses
 	// it: no allocation for the read at all.
-	h := newInProcess(t, receiver.Config{MaxBytes: 1 << 20}, &stubPublisher{}, nil, nil)
+	h := newInProcess(t, intake.Config{MaxBytes: 1 << 20}, &stubPublisher{}, nil, nil)
 	serveSize := func(size int) func() {
 		body := padded(t, size)
 		return func() {
@@ -408,7 +408,7 @@ func allocsServing(t *testing.T, body []byte) float64 {
 	t.Helper()
 	var bad string
 	allocs := testing.AllocsPerRun(10, func() {
-		srv, err := receiver.New(receiver.Config{Token: testToken, MaxBytes: 1 << 20}, &stubPublisher{},
+		srv, err := intake.New(intake.Config{Token: testToken, MaxBytes: 1 << 20}, &stubPublisher{},
 			func(context.Context) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			bad = err.Error()
@@ -432,7 +432,7 @@ func allocsServing(t *testing.T, body []byte) float64 {
 // cmd/receiver logs it at start-up.
 func TestSigningEnabled(t *testing.T) {
 	for _, secrets := range [][]string{nil, {secretNew}} {
-		srv, err := receiver.New(receiver.Config{Token: testToken, SigningSecrets: secrets}, &stubPublisher{},
+		srv, err := intake.New(intake.Config{Token: testToken, SigningSecrets: secrets}, &stubPublisher{},
 			func(context.Context) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Fatal(err)

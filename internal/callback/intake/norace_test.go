@@ -1,5 +1,5 @@
 //go:build !race
 
-package receiver_test
+package intake_test
 
 const raceEnabled = false

@@ -1,11 +1,11 @@
-package receiver_test
+package intake_test
 
 import (
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/refundhub/refundhub/internal/callback/receiver"
+	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -18,7 +18,7 @@ func TestUnknownBodyFieldsAreCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, receiver.Config{Profile: prof})
+	e := newEnv(t, intake.Config{Profile: prof})
 	const refund = "ORDER_BUYER_VIEW_ORDER_BUYER_REFUND"
 	for i, body := range []string{
 		`{"refundId":"R1","orderId":"1","tid":"T1","buyerNick":"n","refundFee":"1.00"}`, // tid is listed

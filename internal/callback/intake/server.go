@@ -1,10 +1,10 @@
-// Package receiver is the HTTP front door for platform callbacks: it
+// Package intake is the HTTP front door for platform callbacks: it
 // authenticates a push (URL token, optionally Standard Webhooks signatures),
 // reads it within a size limit, validates it with package callback and
 // publishes it to JetStream with package events, answering 200 only after the
 // PubAck. cmd/receiver wires it to configuration; cmd/receiverbench drives
 // the same handler stack under load.
-package receiver
+package intake
 
 import (
 	"context"

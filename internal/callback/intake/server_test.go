@@ -1,4 +1,4 @@
-package receiver_test
+package intake_test
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/refundhub/refundhub/internal/callback"
-	"github.com/refundhub/refundhub/internal/callback/receiver"
+	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
 )
@@ -42,17 +42,17 @@ type env struct {
 	nats   *eventstest.Server
 	nc     *nats.Conn
 	stream jetstream.Stream
-	srv    *receiver.Server
+	srv    *intake.Server
 	http   *httptest.Server
 	url    string // callback URL with the right token
 }
 
-func newEnv(t *testing.T, cfg receiver.Config) *env {
+func newEnv(t *testing.T, cfg intake.Config) *env {
 	t.Helper()
 	return newEnvWait(t, cfg, 2*time.Second)
 }
 
-func newEnvWait(t *testing.T, cfg receiver.Config, publishWait time.Duration) *env {
+func newEnvWait(t *testing.T, cfg intake.Config, publishWait time.Duration) *env {
 	t.Helper()
 	ns := eventstest.Start(t)
 	nc := ns.Conn(events.ConnectOptions("receiver-test")...)
@@ -75,7 +75,7 @@ func newEnvWait(t *testing.T, cfg receiver.Config, publishWait time.Duration) *e
 	if cfg.Token == "" {
 		cfg.Token = testToken
 	}
-	srv, err := receiver.New(cfg, pub, ready, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := intake.New(cfg, pub, ready, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +185,8 @@ type chunked struct{ r io.Reader }
 func (c chunked) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func TestBadRequestsStoreNothing(t *testing.T) {
-	plain := newEnv(t, receiver.Config{MaxBytes: 1024})
-	signed := newEnv(t, receiver.Config{MaxBytes: 1024, SigningSecrets: []string{secretOld, secretNew}})
+	plain := newEnv(t, intake.Config{MaxBytes: 1024})
+	signed := newEnv(t, intake.Config{MaxBytes: 1024, SigningSecrets: []string{secretOld, secretNew}})
 	now := time.Now()
 	big := envelope(callback.TypeOrderPaySuccess, 1, `{"orderId":"1","pad":"`+strings.Repeat("x", 2000)+`"}`, "1")
 
@@ -337,7 +337,7 @@ func TestBadRequestsStoreNothing(t *testing.T) {
 }
 
 func TestAcceptedParkedDuplicate(t *testing.T) {
-	e := newEnv(t, receiver.Config{})
+	e := newEnv(t, intake.Config{})
 
 	// Accepted 1688 order message.
 	r := post(t, e.url, goodOrder, http.Header{"X-Request-Id": {"req-abc"}})
@@ -435,7 +435,7 @@ func TestAcceptedParkedDuplicate(t *testing.T) {
 }
 
 func TestSignedCallbackAccepted(t *testing.T) {
-	e := newEnv(t, receiver.Config{SigningSecrets: []string{secretOld, secretNew}})
+	e := newEnv(t, intake.Config{SigningSecrets: []string{secretOld, secretNew}})
 	for _, secret := range []string{secretOld, secretNew} {
 		body := envelope(callback.TypeOrderCreate, 1, `{"orderId":"`+secret[:10]+`"}`, "1")
 		r := post(t, e.url, body, sign(t, secret, "msg_"+secret[6:10], time.Now(), body))
@@ -449,7 +449,7 @@ func TestSignedCallbackAccepted(t *testing.T) {
 }
 
 func TestNATSOutageGives503AndRecovers(t *testing.T) {
-	e := newEnv(t, receiver.Config{})
+	e := newEnv(t, intake.Config{})
 	if r := post(t, e.url, goodOrder, nil); r.status != 200 {
 		t.Fatalf("POST before outage = %d %s", r.status, r.body)
 	}
@@ -481,7 +481,7 @@ func TestNATSOutageGives503AndRecovers(t *testing.T) {
 // comes. The receiver must give up after its publish wait and answer 503.
 func TestNoAckInTimeGives503(t *testing.T) {
 	const wait = 300 * time.Millisecond
-	e := newEnvWait(t, receiver.Config{}, wait)
+	e := newEnvWait(t, intake.Config{}, wait)
 	js, err := jetstream.New(e.nc)
 	if err != nil {
 		t.Fatal(err)
@@ -509,7 +509,7 @@ func TestNoAckInTimeGives503(t *testing.T) {
 }
 
 func TestHealthAndNotFound(t *testing.T) {
-	e := newEnv(t, receiver.Config{})
+	e := newEnv(t, intake.Config{})
 	// The platform console's address verification: GET with the token.
 	if r := do(t, http.MethodGet, e.url, "", nil, nil); r.status != 200 || e.msgs(t) != 0 {
 		t.Errorf("GET probe = %d, %d msgs stored; want 200, 0", r.status, e.msgs(t))
@@ -523,16 +523,16 @@ func TestHealthAndNotFound(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	pub := struct{ receiver.Publisher }{}
+	pub := struct{ intake.Publisher }{}
 	ready := func(context.Context) error { return nil }
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	for _, cfg := range []receiver.Config{
+	for _, cfg := range []intake.Config{
 		{},
 		{Token: testToken, SigningSecrets: []string{"plainsecret"}},
 		{Token: testToken, SigningSecrets: []string{"whsec_%%%notbase64"}},
 		{Token: testToken, TypeNames: callback.TypeNames{callback.Platform1688: {"BAD.NAME": callback.KindRefund}}},
 	} {
-		_, err := receiver.New(cfg, pub, ready, log)
+		_, err := intake.New(cfg, pub, ready, log)
 		if err == nil {
 			t.Errorf("New(%+v) = nil error; want an error", cfg)
 			continue
@@ -590,7 +590,7 @@ func (p *stubPublisher) Publish(_ context.Context, m *nats.Msg, msgID string) (e
 // (routing, token, content type, body read, envelope, headers, metrics, the
 // 200), without HTTP transport or NATS.
 func BenchmarkHandleCallback(b *testing.B) {
-	srv, err := receiver.New(receiver.Config{Token: testToken}, &stubPublisher{},
+	srv, err := intake.New(intake.Config{Token: testToken}, &stubPublisher{},
 		func(context.Context) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
@@ -636,7 +636,7 @@ func (p *recordingPublisher) Publish(_ context.Context, m *nats.Msg, msgID strin
 // up on the next message.
 func TestPooledHeadersDoNotLeak(t *testing.T) {
 	pub := &recordingPublisher{}
-	srv, err := receiver.New(receiver.Config{Token: testToken, SigningSecrets: []string{secretNew}}, pub,
+	srv, err := intake.New(intake.Config{Token: testToken, SigningSecrets: []string{secretNew}}, pub,
 		func(context.Context) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -681,7 +681,7 @@ func TestPooledHeadersDoNotLeak(t *testing.T) {
 
 	// Unsigned messages on a server without signing carry no signature header.
 	pub2 := &recordingPublisher{}
-	srv2, err := receiver.New(receiver.Config{Token: testToken}, pub2,
+	srv2, err := intake.New(intake.Config{Token: testToken}, pub2,
 		func(context.Context) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -705,7 +705,7 @@ func TestPooledHeadersDoNotLeak(t *testing.T) {
 // The URL token is compared in full: a prefix, an extension, a different
 // last character or another length is refused.
 func TestTokenVariantsRefused(t *testing.T) {
-	srv, err := receiver.New(receiver.Config{Token: testToken}, &stubPublisher{},
+	srv, err := intake.New(intake.Config{Token: testToken}, &stubPublisher{},
 		func(context.Context) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,346 @@
+// The path every call takes: the rate limiter's wait, retries with backoff
+// (safe calls only), one signed attempt, and the decoding of the envelope and
+// its data.
+
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptrace"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/refundhub/refundhub/internal/excerpt"
+	"github.com/refundhub/refundhub/internal/platform"
+)
+
+// envelopeWire decodes the envelope tolerating drift in every scalar.
+type envelopeWire struct {
+	RequestID FlexString      `json:"requestId"`
+	Code      FlexInt         `json:"code"`
+	DevelopID FlexString      `json:"developId"`
+	Msg       FlexString      `json:"msg"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// attemptOutcome is what one attempt learnt; env is set once the envelope decoded.
+type attemptOutcome struct {
+	env        envelopeWire
+	haveEnv    bool
+	httpStatus int
+}
+
+// do runs req with rate limiting, signing, retries (only when req.safe), and
+// envelope decoding, and returns the successful envelope.
+func (c *Client) do(ctx context.Context, req request) (envelopeWire, int, error) {
+	maxTries := uint(1)
+	if req.safe {
+		maxTries = uint(c.retry.MaxAttempts)
+	}
+	attempts := 0
+	var lastErr error
+	eb := &hintedBackOff{max: c.retry.MaxInterval, exp: &backoff.ExponentialBackOff{
+		InitialInterval:     c.retry.InitialInterval,
+		RandomizationFactor: c.retry.RandomizationFactor,
+		Multiplier:          c.retry.Multiplier,
+		MaxInterval:         c.retry.MaxInterval,
+	}}
+	op := func() (envelopeWire, error) {
+		if err := c.wait(ctx, req.endpoint); err != nil {
+			return envelopeWire{}, backoff.Permanent(err)
+		}
+		attempts++
+		env, err := c.attempt(ctx, req, attempts)
+		if err != nil {
+			lastErr = err
+			if !errors.Is(err, ErrRetryable) {
+				return env, backoff.Permanent(err)
+			}
+			var he *HTTPError
+			if errors.As(err, &he) {
+				eb.hint = he.RetryAfter
+			}
+		}
+		return env, err
+	}
+	env, err := backoff.Retry(ctx, op,
+		backoff.WithBackOff(eb),
+		backoff.WithMaxTries(maxTries),
+		backoff.WithMaxElapsedTime(c.retry.MaxElapsedTime),
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			c.log.LogAttrs(ctx, slog.LevelInfo, "apiclient: retrying",
+				slog.String("endpoint", req.endpoint), slog.Int("attempt", attempts),
+				slog.Duration("wait", wait), slog.String("error", err.Error()))
+		}))
+	if err == nil {
+		return env, attempts, nil
+	}
+	// backoff.Retry returns the bare context error when ctx ends during a
+	// wait; keep the last attempt's error too so callers can classify it.
+	if lastErr != nil && !errors.Is(err, lastErr) {
+		err = fmt.Errorf("%s: gave up after %d attempt(s): %w (last attempt: %w)", req.endpoint, attempts, err, lastErr)
+	}
+	switch {
+	case attempts > 1:
+		c.log.LogAttrs(ctx, slog.LevelWarn, "apiclient: call failed after retries",
+			slog.String("endpoint", req.endpoint), slog.Int("attempts", attempts), slog.String("error", err.Error()))
+	case !req.safe && OutcomeUnknown(err):
+		c.log.LogAttrs(ctx, slog.LevelWarn, "apiclient: mutating call failed with unknown outcome; reconcile before repeating",
+			slog.String("endpoint", req.endpoint), slog.String("error", err.Error()))
+	}
+	return env, attempts, err
+}
+
+// hintedBackOff is an exponential backoff with jitter that waits at least
+// as long as the server's Retry-After hint of the last failure (capped at max).
+type hintedBackOff struct {
+	exp  *backoff.ExponentialBackOff
+	hint time.Duration
+	max  time.Duration
+}
+
+// NextBackOff implements backoff.BackOff.
+func (b *hintedBackOff) NextBackOff() time.Duration {
+	d := b.exp.NextBackOff()
+	if h := min(b.hint, b.max); h > d {
+		d = h
+	}
+	b.hint = 0
+	return d
+}
+
+// Reset implements backoff.BackOff.
+func (b *hintedBackOff) Reset() {
+	b.exp.Reset()
+	b.hint = 0
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, 86400)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), 24*time.Hour)
+	}
+	return 0
+}
+
+// wait takes a token from the shared limiter before an attempt.
+func (c *Client) wait(ctx context.Context, endpoint string) error {
+	if err := c.limiter.Wait(ctx); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("%s: wait for rate limiter: %w", endpoint, cerr)
+		}
+		// The limiter refuses at once a wait that would outlast ctx's deadline.
+		return fmt.Errorf("%s: wait for rate limiter: %w (%v)", endpoint, context.DeadlineExceeded, err)
+	}
+	return nil
+}
+
+// attempt makes one signed HTTP exchange.
+func (c *Client) attempt(ctx context.Context, req request, n int) (env envelopeWire, err error) {
+	start := time.Now()
+	var out attemptOutcome
+	defer func() {
+		d := time.Since(start)
+		code := 0
+		switch {
+		case out.haveEnv:
+			code = int(out.env.Code)
+		case out.httpStatus != 0:
+			code = out.httpStatus
+		}
+		if c.observe != nil {
+			c.observe(req.endpoint, code, d, err)
+		}
+		attrs := []slog.Attr{
+			slog.String("endpoint", req.endpoint), slog.Int("attempt", n),
+			slog.Int("http_status", out.httpStatus), slog.Int("code", code),
+			slog.String("request_id", string(out.env.RequestID)), slog.Duration("duration", d),
+		}
+		if err != nil {
+			attrs = append(attrs, slog.String("error", err.Error()))
+		}
+		c.log.LogAttrs(ctx, slog.LevelDebug, "apiclient: attempt", attrs...)
+	}()
+	nonce, err := NewNonce()
+	if err != nil {
+		return env, fmt.Errorf("%s: %w", req.endpoint, err)
+	}
+	ts := c.timestamp()
+	signature := Sign(c.profile.Signature, c.accessKey, ts, nonce, c.secret)
+	scrub := c.scrubber(signature, nonce)
+
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var sent atomic.Bool
+	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				sent.Store(true)
+			}
+		},
+	})
+	u := c.base + req.path
+	if len(req.query) > 0 {
+		u += "?" + req.query.Encode()
+	}
+	var body io.Reader
+	switch {
+	case req.body != nil:
+		body = bytes.NewReader(req.body)
+	case !req.safe:
+		// net/http's Transport silently resends a GET that failed on a reused
+		// connection, which would cancel a refund twice. It documents that it
+		// never resends a request that has a body but no GetBody: give the
+		// mutating GET an empty body of that kind (nothing extra goes on the
+		// wire; the transport probes it and finds it empty).
+		body = emptyBody{}
+	}
+	hreq, err := http.NewRequestWithContext(actx, req.method, u, body)
+	if err != nil {
+		return env, fmt.Errorf("%s: build request: %w", req.endpoint, err)
+	}
+	if req.contentType != "" {
+		hreq.Header.Set("Content-Type", req.contentType)
+	}
+	hreq.Header.Set("Accept", "application/json")
+	hreq.Header.Set(HeaderAccessKey, c.accessKey)
+	hreq.Header.Set(HeaderTimestamp, ts)
+	hreq.Header.Set(HeaderNonce, nonce)
+	hreq.Header.Set(HeaderUserID, c.userID)
+	hreq.Header.Set(HeaderSignature, signature)
+
+	resp, err := c.hc.Do(hreq)
+	if err != nil {
+		return env, &TransportError{Endpoint: req.endpoint, Sent: sent.Load(), Err: scrubErr(err, scrub)}
+	}
+	defer resp.Body.Close()
+	out.httpStatus = resp.StatusCode
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	if err != nil {
+		return env, &TransportError{Endpoint: req.endpoint, Sent: true, Err: scrubErr(err, scrub)}
+	}
+	// A server (or proxy) echoing our headers must not smuggle credentials
+	// into errors and logs: remove them from the body before anything reads it.
+	raw = []byte(scrub(string(raw)))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		he := &HTTPError{Endpoint: req.endpoint, StatusCode: resp.StatusCode, Body: excerpt.Bytes(raw, maxErrorBodyBytes),
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		var e envelopeWire
+		if json.Unmarshal(raw, &e) == nil {
+			he.Code, he.Msg, he.RequestID = int(e.Code), string(e.Msg), string(e.RequestID)
+			he.Class = c.profile.Class(he.Code)
+		}
+		return env, he
+	}
+	if int64(len(raw)) > c.maxBody {
+		return env, &DecodeError{Endpoint: req.endpoint, HTTPStatus: resp.StatusCode,
+			Err: fmt.Errorf("response body exceeds %d bytes", c.maxBody)}
+	}
+	env, err = decodeEnvelope(raw)
+	if err != nil {
+		return env, &DecodeError{Endpoint: req.endpoint, HTTPStatus: resp.StatusCode, Body: excerpt.Bytes(raw, maxErrorBodyBytes), Err: err}
+	}
+	out.env, out.haveEnv = env, true
+	if code := int(env.Code); code != c.profile.Envelope.SuccessCode {
+		return env, &APIError{Endpoint: req.endpoint, HTTPStatus: resp.StatusCode, Code: code,
+			Msg: string(env.Msg), RequestID: string(env.RequestID), Class: c.profile.Class(code),
+			Retryable: c.profile.Retryable(code), NotApplied: c.profile.NotApplied(code)}
+	}
+	return env, nil
+}
+
+// emptyBody is an empty request body http.NewRequest cannot rewind, which
+// makes the request non-replayable for the Transport.
+type emptyBody struct{}
+
+// Read reports the end of the (empty) body.
+func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
+
+// decodeEnvelope parses a response body into the envelope.
+func decodeEnvelope(raw []byte) (envelopeWire, error) {
+	var env envelopeWire
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 {
+		return env, errors.New("empty body")
+	}
+	if trimmed[0] != '{' {
+		return env, errors.New("body is not a JSON object")
+	}
+	if err := json.Unmarshal(trimmed, &env); err != nil {
+		return envelopeWire{}, err
+	}
+	return env, nil
+}
+
+// decodeData parses the envelope's data into T; null or absent data leaves T zero.
+func decodeData[T any](data json.RawMessage, v *T) error {
+	d := bytes.TrimSpace(data)
+	if len(d) == 0 || bytes.Equal(d, []byte("null")) {
+		return nil
+	}
+	return json.Unmarshal(d, v)
+}
+
+// call runs req and decodes the data into T; check, when set, validates or
+// normalises the data (nested failures, status normalisation).
+func call[T any](ctx context.Context, c *Client, req request, check func(*T, json.RawMessage) *APIError) (Result[T], error) {
+	var res Result[T]
+	env, attempts, err := c.do(ctx, req)
+	res.Attempts = attempts
+	res.RequestID, res.DevelopID = string(env.RequestID), string(env.DevelopID)
+	if err != nil {
+		return res, err
+	}
+	data := env.Data
+	if c.profile.AmountUnit(req.taobao) == platform.UnitYuan {
+		if data, err = convertAmounts(data, amountFieldNames(reflect.TypeFor[T]()), yuanToFenNumber); err != nil {
+			return res, &DecodeError{Endpoint: req.endpoint, HTTPStatus: http.StatusOK, RequestID: res.RequestID,
+				Body: excerpt.Bytes(env.Data, maxErrorBodyBytes), Err: fmt.Errorf("data: %w", err)}
+		}
+	}
+	if err := decodeData(data, &res.Data); err != nil {
+		var zero T
+		res.Data = zero
+		return res, &DecodeError{Endpoint: req.endpoint, HTTPStatus: http.StatusOK, RequestID: res.RequestID,
+			Body: excerpt.Bytes(env.Data, maxErrorBodyBytes), Err: fmt.Errorf("data: %w", err)}
+	}
+	if check != nil {
+		if ae := check(&res.Data, data); ae != nil {
+			ae.Endpoint, ae.HTTPStatus, ae.Code = req.endpoint, http.StatusOK, int(env.Code)
+			ae.Msg, ae.RequestID = string(env.Msg), res.RequestID
+			ae.NotApplied = true // processed, and reported not done
+			return res, ae
+		}
+	}
+	return res, nil
+}
+
+// timestamp is the signing timestamp in the profile's unit.
+func (c *Client) timestamp() string {
+	if c.profile.Signature.TimestampUnit == "s" {
+		return strconv.FormatInt(c.now().Unix(), 10)
+	}
+	return strconv.FormatInt(c.now().UnixMilli(), 10)
+}
