@@ -116,6 +116,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	if status >= 500 && code != CodeUnavailable && code != CodeNotReady {
 		s.logger.Error("request failed", "path", c.Path(), "code", code, "err", err)
+	} else if status < 500 && strings.HasPrefix(c.Path(), "/callbacks") {
+		refused := s.refused.Add(1)
+		// A refused push is a lost hint until the platform retries (30
+		// minutes later): say so at warn, at most once per rejectLogEvery,
+		// with the reason. c.Path() is the route pattern, never the token.
+		s.rejectLog.Do(func() {
+			s.logger.Warn("callback refused; the platform retries it in 30 minutes", "code", code, "status", status,
+				"reason", msg, "request_id", c.Response().Header().Get(headerRequestID), "remote", c.RealIP(),
+				"refused_since_start", refused)
+		})
 	} else if s.debug() {
 		// c.Path() is the route pattern ("/callbacks/:token"), never the token.
 		s.logger.Debug("request rejected", "path", c.Path(), "code", code, "status", status, "request_id", c.Response().Header().Get(headerRequestID))

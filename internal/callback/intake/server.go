@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"golang.org/x/time/rate"
 
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/events"
@@ -66,16 +67,20 @@ type ReadyFunc func(ctx context.Context) error
 
 // Server is the receiver's HTTP handler stack.
 type Server struct {
-	echo     *echo.Echo
-	parser   *callback.Parser
-	profile  *platform.Profile
-	pub      Publisher
-	ready    ReadyFunc
-	logger   *slog.Logger
-	metrics  *metrics
-	token    []byte
-	webhooks []*standardwebhooks.Webhook
-	maxBytes int64
+	echo    *echo.Echo
+	parser  *callback.Parser
+	profile *platform.Profile
+	// rejectLog bounds the warnings about refused pushes (a misconfigured
+	// sender would otherwise log every request).
+	rejectLog rate.Sometimes
+	refused   atomic.Int64 // refused pushes, for the warning
+	pub       Publisher
+	ready     ReadyFunc
+	logger    *slog.Logger
+	metrics   *metrics
+	token     []byte
+	webhooks  []*standardwebhooks.Webhook
+	maxBytes  int64
 
 	// subjects[platform][type] is callbacks.<platform>.<type> for every
 	// known type; parkedSubject[platform] is parked.callbacks.<platform>.
@@ -118,14 +123,15 @@ func New(cfg Config, pub Publisher, ready ReadyFunc, logger *slog.Logger) (*Serv
 		prof = platform.Default()
 	}
 	s := &Server{
-		profile:  prof,
-		parser:   parser,
-		pub:      pub,
-		ready:    ready,
-		logger:   logger,
-		metrics:  newMetrics(),
-		token:    []byte(cfg.Token),
-		maxBytes: cfg.MaxBytes,
+		rejectLog: rate.Sometimes{First: 1, Interval: rejectLogEvery},
+		profile:   prof,
+		parser:    parser,
+		pub:       pub,
+		ready:     ready,
+		logger:    logger,
+		metrics:   newMetrics(),
+		token:     []byte(cfg.Token),
+		maxBytes:  cfg.MaxBytes,
 	}
 	if s.maxBytes <= 0 {
 		s.maxBytes = callback.DefaultMaxBytes
@@ -171,6 +177,9 @@ func New(cfg Config, pub Publisher, ready ReadyFunc, logger *slog.Logger) (*Serv
 	s.routes(e)
 	return s, nil
 }
+
+// rejectLogEvery is how often a refused push is logged at warn at most.
+const rejectLogEvery = 10 * time.Second
 
 // Handler returns the HTTP handler (an *echo.Echo).
 func (s *Server) Handler() http.Handler { return s.echo }
