@@ -321,7 +321,8 @@ func TestLogLevelByOutcome(t *testing.T) {
 			{"WARN", "callback not stored; answering 503", ""}, {"DEBUG", "request rejected", intake.CodeUnavailable}}},
 		{"sender gone during publish", "sender gone", "/callbacks/" + testToken, 503, []want{
 			{"DEBUG", "sender went away during publish", ""}, {"DEBUG", "request rejected", intake.CodeUnavailable}}},
-		{"wrong token", "", "/callbacks/nope", 401, []want{{"DEBUG", "request rejected", intake.CodeUnauthorized}}},
+		// A refused push is a lost hint: warned about (at most once per 10 s).
+		{"wrong token", "", "/callbacks/nope", 401, []want{{"WARN", "callback refused; the platform retries it in 30 minutes", intake.CodeUnauthorized}}},
 		{"stored", "", "/callbacks/" + testToken, 200, []want{{"DEBUG", "callback stored", ""}}},
 		{"not ready", "", "/readyz", 503, []want{{"DEBUG", "not ready", ""}, {"DEBUG", "request rejected", intake.CodeNotReady}}},
 	} {
