@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,7 +31,7 @@ var envVars = append([]envconfig.Var{
 	envconfig.V("UPSTREAM_ACCESS_KEY", "", "REQUIRED: the only access-key the sandbox accepts"),
 	envconfig.V("UPSTREAM_ACCESS_SECRET", "", "REQUIRED: the secret requests are signed with (never logged)"),
 	envconfig.V("UPSTREAM_PROFILE", "", "a platform profile file (TOML) overriding the built-in guesses: paths, codes, status names, signing, times, units, list fields, callback names; empty = built-in"),
-	envconfig.V("CALLBACK_URL", "", "where callbacks are POSTed; empty = recorded only (GET /_sandbox/callbacks)"),
+	envconfig.V("CALLBACK_URL", "", "where callbacks are POSTed; $NAME and ${NAME} in it are expanded from the environment (e.g. …/callbacks/$CALLBACK_TOKEN); empty = recorded only (GET /_sandbox/callbacks)"),
 	envconfig.V("SANDBOX_AUTO_CREATE", "true", "create unknown orders/sub-orders on demand (paid, "+strconv.Itoa(sandbox.DefaultOrderAmount)+" fen)"),
 	envconfig.V("SANDBOX_SELLER_DECISION", sandbox.DecisionAgree, "seller policy: agree, refuse, require_return or manual"),
 	envconfig.V("SANDBOX_SELLER_REFUSE_REASON", sandbox.DefaultRefuseReason, "reason the seller gives when refusing"),
@@ -82,7 +83,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.sb.AccessKey == "" || c.sb.AccessSecret == "" {
 		env.Fail(errors.New("UPSTREAM_ACCESS_KEY and UPSTREAM_ACCESS_SECRET are required: export them (any values; clients must sign with the same pair), e.g. UPSTREAM_ACCESS_KEY=dev-key UPSTREAM_ACCESS_SECRET=dev-secret"))
 	}
-	c.sb.CallbackURL = strings.TrimSpace(getenv("CALLBACK_URL")) // holds the receiver's token: quoted only redacted
+	// Holds the receiver's token: quoted only redacted. $NAME and ${NAME} in
+	// it are expanded from the environment, so the documented .env line
+	// CALLBACK_URL=…/callbacks/$CALLBACK_TOKEN works under runners that do
+	// not expand .env values themselves (foreman).
+	c.sb.CallbackURL = os.Expand(strings.TrimSpace(getenv("CALLBACK_URL")), getenv)
 	if u := c.sb.CallbackURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		env.Fail(fmt.Errorf("CALLBACK_URL=%q: want an http:// or https:// URL", redactURL(u)))
 	}

@@ -223,3 +223,22 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Errorf("loadConfig(no variables) = %+v; want the documented defaults", c)
 	}
 }
+
+// TestCallbackURLExpandsTheToken: foreman passes .env values as written, so
+// the documented CALLBACK_URL=…/callbacks/$CALLBACK_TOKEN reached the
+// sandbox literally and every push got 401. The sandbox expands it.
+func TestCallbackURLExpandsTheToken(t *testing.T) {
+	env := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s",
+		"CALLBACK_TOKEN": "tok-0123456789abcdef", "CALLBACK_URL": "http://127.0.0.1:8080/callbacks/$CALLBACK_TOKEN"}
+	cfg, err := loadConfig(envFunc(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "http://127.0.0.1:8080/callbacks/tok-0123456789abcdef"; cfg.sb.CallbackURL != want {
+		t.Errorf("CallbackURL = %q; want %q", cfg.sb.CallbackURL, want)
+	}
+	env["CALLBACK_URL"] = "http://127.0.0.1:8080/callbacks/${CALLBACK_TOKEN}"
+	if cfg, err = loadConfig(envFunc(env)); err != nil || !strings.HasSuffix(cfg.sb.CallbackURL, "/tok-0123456789abcdef") {
+		t.Errorf("${} form: %q, %v", cfg.sb.CallbackURL, err)
+	}
+}
