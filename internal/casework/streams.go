@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/delay"
 	"github.com/refundhub/refundhub/internal/events"
 )
 
@@ -26,16 +27,18 @@ type boundConsumer struct {
 }
 
 // bind makes sure the streams exist and binds the durable consumers on the
-// callback and command streams, trying again every 2 s until NATS answers
-// (the worker may start before NATS or the receiver). It returns ctx's
-// error if ctx ends first.
+// callback and command streams, trying again with backoff (250 ms doubling
+// to 5 s) until NATS answers: the worker may start before NATS or the
+// receiver. While NATS is not up, it says so in those words rather than
+// with the client's error ("outbound buffer limit exceeded"). It returns
+// ctx's error if ctx ends first.
 func (w *Worker) bind(ctx context.Context) ([]boundConsumer, error) {
 	specs := []struct{ source, stream, filter string }{
 		{sourceCallbacks, w.cfg.Stream.Name, events.SubjectAccepted + ".>"},
 		{sourceCommands, w.cfg.WorkStreams.CommandStream, events.SubjectCommands + ".>"},
 	}
 	streamReported := false
-	for {
+	for attempt := 0; ; attempt++ {
 		var bound []boundConsumer
 		err := func() error {
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -59,11 +62,16 @@ func (w *Worker) bind(ctx context.Context) ([]boundConsumer, error) {
 		if err == nil {
 			return bound, nil
 		}
-		w.log.Warn("streams not ready; retrying", "err", err)
+		wait := delay.Doubling(250*time.Millisecond, 5*time.Second, attempt)
+		if nc := w.js.Conn(); nc != nil && !nc.IsConnected() {
+			w.log.Warn("NATS is not up yet; waiting for it", "retry_in", wait)
+		} else {
+			w.log.Warn("streams not ready; retrying", "err", err, "retry_in", wait)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(2 * time.Second):
+		case <-time.After(wait):
 		}
 	}
 }
