@@ -197,7 +197,8 @@
 // SellerPolicy (global via SetSeller or PUT /_sandbox/seller; per order via
 // the order's "seller") decides a refund waiting for the seller after
 // DecideAfter: agree, refuse (RefuseReason), require_return, or manual (only
-// admin actions move it). After a return is shipped the seller confirms
+// admin actions move it). PUT /_sandbox/seller is a partial update: fields
+// absent from its body keep their values. After a return is shipped the seller confirms
 // receipt after ReceiveAfter (not under manual). Decisions run in Run's
 // scheduler (a time-ordered queue and one timer on the real clock); a refund
 // changed in between makes a pending decision stale.
