@@ -246,7 +246,9 @@
 //
 // Orders default to status WAITING_FOR_SENT (paid) and one sub-order of
 // DefaultOrderAmount fen; with AutoCreate, unknown ids get such an order on
-// first use (no push).
+// first use (no push), under the id asked for: a 1688 order id, or for
+// Taobao the seed's order_id or else the sub-order id itself (generated only
+// if another order already has that id).
 //
 // # The sandbox's own guesses (not in the profile)
 //
