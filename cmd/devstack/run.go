@@ -82,7 +82,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 		targets = append(append([]string(nil), present...), "refundctl") // the operator CLI, built beside the stack
 		tools = true
 	}
-	if err := build(ctx, cfg.GoCommand, root, binDir, targets, environ, stdout, stderr); err != nil {
+	bld := builder{goCmd: cfg.GoCommand, root: root, binDir: binDir, environ: environ, stdout: stdout, stderr: stderr}
+	if err := bld.build(ctx, targets); err != nil {
 		return err
 	}
 
@@ -168,25 +169,81 @@ func startNATS(cfg config, storeDir string) (*server.Server, error) {
 	return ns, nil
 }
 
-// build compiles comps into binDir with the environment devstack was given.
-// goCmd without a slash is looked up in the process's PATH (exec.LookPath).
-func build(ctx context.Context, goCmd, root, binDir string, comps []string, environ []string, stdout, stderr out) error {
+// progressEvery is how often a build still running says so. go build is
+// silent while it compiles; on a cold module cache the first build runs for
+// a few minutes, which without a sign of life looks like a hang.
+const progressEvery = 15 * time.Second
+
+// builder compiles the components into binDir with the environment devstack
+// was given. goCmd without a slash is looked up in the process's PATH
+// (exec.LookPath).
+type builder struct {
+	goCmd, root, binDir string
+	environ             []string
+	stdout, stderr      out
+	// newTicker paces the "still building" lines; nil means a real ticker
+	// every progressEvery. Tests give their own channel so they drive the
+	// lines without waiting on the clock.
+	newTicker func() (tick <-chan time.Time, stop func())
+}
+
+// build compiles comps one at a time, saying which it is building, that it
+// is still at it, and when each is done. One go build per binary costs
+// little, since later builds find the shared packages in the build cache,
+// and lets each line name the binary it is about.
+func (b builder) build(ctx context.Context, comps []string) error {
 	if len(comps) == 0 {
 		return nil
 	}
-	pkgs := make([]string, len(comps))
+	fmt.Fprintf(b.stdout, "devstack: building %s into %s (a cold module cache takes a few minutes; later runs are cached)\n",
+		strings.Join(comps, ", "), b.binDir)
 	for i, c := range comps {
-		pkgs[i] = "./cmd/" + c
-	}
-	fmt.Fprintf(stdout, "devstack: building %s (first run compiles NATS and SQLite; later runs are cached)\n", strings.Join(comps, ", "))
-	cmd := exec.CommandContext(ctx, goCmd, append([]string{"build", "-o", binDir + string(os.PathSeparator)}, pkgs...)...)
-	cmd.Dir = root
-	cmd.Env = environ
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("build components: %w", err)
+		fmt.Fprintf(b.stdout, "devstack: building %s (%d/%d)\n", c, i+1, len(comps))
+		start := time.Now()
+		if err := b.buildOne(ctx, c, start); err != nil {
+			return fmt.Errorf("build %s: %w", c, err)
+		}
+		fmt.Fprintf(b.stdout, "devstack: built %s in %s\n", c, time.Since(start).Round(time.Second))
 	}
 	return nil
+}
+
+// buildOne runs go build for one component while a goroutine it owns prints
+// a "still building" line on every tick; the goroutine has ended when
+// buildOne returns.
+func (b builder) buildOne(ctx context.Context, comp string, start time.Time) error {
+	tick, stopTick := b.ticker()
+	defer stopTick()
+	done := make(chan struct{})
+	var progress sync.WaitGroup
+	progress.Add(1)
+	go func() {
+		defer progress.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick:
+				fmt.Fprintf(b.stdout, "devstack: still building %s (%s so far)…\n", comp, time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	defer progress.Wait()
+	defer close(done)
+
+	cmd := exec.CommandContext(ctx, b.goCmd, "build", "-o", filepath.Join(b.binDir, comp), "./cmd/"+comp)
+	cmd.Dir = b.root
+	cmd.Env = b.environ
+	cmd.Stdout, cmd.Stderr = b.stdout, b.stderr
+	return cmd.Run()
+}
+
+func (b builder) ticker() (<-chan time.Time, func()) {
+	if b.newTicker != nil {
+		return b.newTicker()
+	}
+	t := time.NewTicker(progressEvery)
+	return t.C, t.Stop
 }
 
 // supervisor owns the child processes.

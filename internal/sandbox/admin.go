@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
@@ -144,16 +145,49 @@ func (s *Sandbox) adminPutFaults(r *http.Request) (any, *adminError) {
 	return s.Faults(), nil
 }
 
+// sellerPatch is the body of PUT /_sandbox/seller. Each field is a pointer so
+// that an absent (or null) field keeps the current value: setting only the
+// decision must not reset the delays to zero.
+type sellerPatch struct {
+	Decision     *string   `json:"decision"`
+	RefuseReason *string   `json:"refuse_reason"`
+	DecideAfter  *duration `json:"decide_after"`
+	ReceiveAfter *duration `json:"receive_after"`
+}
+
+// apply returns p with the fields the patch names replaced.
+func (sp sellerPatch) apply(p SellerPolicy) SellerPolicy {
+	if sp.Decision != nil {
+		p.Decision = *sp.Decision
+	}
+	if sp.RefuseReason != nil {
+		p.RefuseReason = *sp.RefuseReason
+	}
+	if sp.DecideAfter != nil {
+		p.DecideAfter = time.Duration(*sp.DecideAfter)
+	}
+	if sp.ReceiveAfter != nil {
+		p.ReceiveAfter = time.Duration(*sp.ReceiveAfter)
+	}
+	return p
+}
+
+// adminPutSeller: PUT /_sandbox/seller, a partial SellerPolicy -> the whole
+// policy. The read, patch and write happen under one lock so two concurrent
+// partial updates cannot undo each other.
 func (s *Sandbox) adminPutSeller(r *http.Request) (any, *adminError) {
-	var p SellerPolicy
-	if e := decodeAdmin(r, &p); e != nil {
+	var patch sellerPatch
+	if e := decodeAdmin(r, &patch); e != nil {
 		return nil, e
 	}
-	if _, err := normalizeSeller(p); err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := normalizeSeller(patch.apply(s.seller))
+	if err != nil {
 		return nil, adminErr(http.StatusBadRequest, AdminInvalidArgument, "%v", err)
 	}
-	s.SetSeller(p)
-	return s.Seller(), nil
+	s.seller = p
+	return p, nil
 }
 
 // adminFromErr answers an error of the Go admin API (ErrNotFound,

@@ -158,3 +158,57 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("PUT /refunds: HTTP %d; want 405", r.HTTPStatus)
 	}
 }
+
+// TestAutoCreatedTaobaoOrderCarriesAskedID: an order auto-created for an
+// unknown Taobao sub-order is found under the id asked for. The Taobao API
+// names only the sub-order, so the one-line order takes its id (as a
+// one-item Taobao order's tid equals its oid); a seed that names the order
+// gets that order id.
+func TestAutoCreatedTaobaoOrderCarriesAskedID(t *testing.T) {
+	tests := []struct {
+		name      string
+		create    func(e *testEnv)
+		wantOrder string
+		wantSub   string
+	}{
+		{"refund submission", func(e *testEnv) { e.tbSubmit("5001", 1, 1, 1001, 100) }, "5001", "5001"},
+		{"refund render", func(e *testEnv) {
+			e.mustOK(http.MethodPost, paths.TaobaoRender, renderReq{SubOrderID: "5002", RefundType: 1, GoodsStatus: 1}, nil)
+		}, "5002", "5002"},
+		{"seed naming the sub-order", func(e *testEnv) {
+			e.adminOK(http.MethodPost, "/_sandbox/refunds", RefundSeed{Platform: PlatformTaobao, SubOrderID: "5003", Status: tbWaitAgree}, nil)
+		}, "5003", "5003"},
+		{"seed naming the order", func(e *testEnv) {
+			e.adminOK(http.MethodPost, "/_sandbox/refunds", RefundSeed{Platform: PlatformTaobao, OrderID: "9004", SubOrderID: "5004", Status: tbWaitAgree}, nil)
+		}, "9004", "5004"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			tc.create(e)
+			var o Order
+			status, raw := e.admin(http.MethodGet, "/_sandbox/orders/"+tc.wantOrder, nil)
+			if status != http.StatusOK {
+				t.Fatalf("GET /_sandbox/orders/%s: status %d (%s); want 200", tc.wantOrder, status, raw)
+			}
+			if err := json.Unmarshal(raw, &o); err != nil {
+				t.Fatalf("decode order %s: %v", raw, err)
+			}
+			if o.OrderID != tc.wantOrder || !o.AutoCreated || len(o.SubOrders) != 1 || o.SubOrders[0].SubOrderID != tc.wantSub {
+				t.Errorf("GET /_sandbox/orders/%s = %+v; want auto-created order %s with the one sub-order %s", tc.wantOrder, o, tc.wantOrder, tc.wantSub)
+			}
+		})
+	}
+}
+
+// TestAutoCreatedTaobaoOrderIDTaken: when an existing order already has the
+// sub-order's id as its order id, the auto-created order still gets made
+// (under a generated id) rather than failing the request.
+func TestAutoCreatedTaobaoOrderIDTaken(t *testing.T) {
+	e := newEnv(t, nil)
+	e.adminOK(http.MethodPost, "/_sandbox/orders", `{"platform":"taobao","order_id":"5001","sub_orders":[{"sub_order_id":"S1"}]}`, nil)
+	id := e.tbSubmit("5001", 1, 1, 1001, 100)
+	if r := e.refund(id); r.SubOrderID != "5001" || r.OrderID == "5001" || r.OrderID == "" {
+		t.Errorf("refund on sub-order 5001 whose id is a taken order id: order %q sub-order %q; want a new order holding sub-order 5001", r.OrderID, r.SubOrderID)
+	}
+}

@@ -197,7 +197,8 @@
 // SellerPolicy (global via SetSeller or PUT /_sandbox/seller; per order via
 // the order's "seller") decides a refund waiting for the seller after
 // DecideAfter: agree, refuse (RefuseReason), require_return, or manual (only
-// admin actions move it). After a return is shipped the seller confirms
+// admin actions move it). PUT /_sandbox/seller is a partial update: fields
+// absent from its body keep their values. After a return is shipped the seller confirms
 // receipt after ReceiveAfter (not under manual). Decisions run in Run's
 // scheduler (a time-ordered queue and one timer on the real clock); a refund
 // changed in between makes a pending decision stale.
@@ -245,7 +246,9 @@
 //
 // Orders default to status WAITING_FOR_SENT (paid) and one sub-order of
 // DefaultOrderAmount fen; with AutoCreate, unknown ids get such an order on
-// first use (no push).
+// first use (no push), under the id asked for: a 1688 order id, or for
+// Taobao the seed's order_id or else the sub-order id itself (generated only
+// if another order already has that id).
 //
 // # The sandbox's own guesses (not in the profile)
 //

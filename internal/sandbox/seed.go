@@ -23,7 +23,7 @@ import (
 type RefundSeed struct {
 	Platform   string    `json:"platform"`               // required: "taobao" or "1688"
 	SubOrderID string    `json:"sub_order_id,omitempty"` // Taobao: required, the sub-order refunded
-	OrderID    string    `json:"order_id,omitempty"`     // 1688: required; Taobao: optional, must be the sub-order's order
+	OrderID    string    `json:"order_id,omitempty"`     // 1688: required; Taobao: optional, must be the sub-order's order (an auto-created one gets this id)
 	RefundID   string    `json:"refund_id,omitempty"`    // default generated as the API does; Taobao 1-40 digits, 1688 "TQ" + 1-38 digits
 	Status     string    `json:"status"`                 // required: any status of the platform's state machine, terminal ones included: one of the profile's names for it, or a phase name (closed, success, …)
 	CreatedAt  time.Time `json:"created_at,omitzero"`    // RFC 3339; default now (Config.Now); not after now
@@ -207,7 +207,7 @@ func (s *Sandbox) seedTaobaoFormLocked(ref *Refund, seed RefundSeed, phase platf
 	if seed.SubOrderID == "" {
 		return nil, errors.New("sub_order_id is required for taobao")
 	}
-	o, so, e := s.taobaoSubOrderLocked(seed.SubOrderID)
+	o, so, e := s.taobaoSubOrderInLocked(seed.SubOrderID, seed.OrderID)
 	if e != nil {
 		return nil, seedOrderErr(e)
 	}

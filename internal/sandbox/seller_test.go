@@ -80,3 +80,51 @@ func TestModifyReschedules(t *testing.T) {
 		t.Errorf("modified refund fee %d reason %d; want 200 1002", r.RefundFee, r.ReasonID)
 	}
 }
+
+// TestPutSellerDecisionOnlyKeepsDelays: PUT /_sandbox/seller changes only the
+// fields its body names; the others keep their current values.
+func TestPutSellerDecisionOnlyKeepsDelays(t *testing.T) {
+	start := SellerPolicy{Decision: DecisionAgree, RefuseReason: "库存不足", DecideAfter: 2 * time.Second, ReceiveAfter: 3 * time.Second}
+	tests := []struct {
+		name string
+		body string
+		want SellerPolicy
+	}{
+		{"decision only", `{"decision":"refuse"}`,
+			SellerPolicy{Decision: DecisionRefuse, RefuseReason: "库存不足", DecideAfter: 2 * time.Second, ReceiveAfter: 3 * time.Second}},
+		{"one delay only", `{"decide_after":"5s"}`,
+			SellerPolicy{Decision: DecisionAgree, RefuseReason: "库存不足", DecideAfter: 5 * time.Second, ReceiveAfter: 3 * time.Second}},
+		{"delay set to zero", `{"receive_after":"0s"}`,
+			SellerPolicy{Decision: DecisionAgree, RefuseReason: "库存不足", DecideAfter: 2 * time.Second}},
+		{"null is absent", `{"decision":null,"refuse_reason":"缺货"}`,
+			SellerPolicy{Decision: DecisionAgree, RefuseReason: "缺货", DecideAfter: 2 * time.Second, ReceiveAfter: 3 * time.Second}},
+		{"empty body changes nothing", `{}`, start},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.Seller = start })
+			var got SellerPolicy
+			e.adminOK(http.MethodPut, "/_sandbox/seller", tc.body, &got)
+			if got != tc.want {
+				t.Errorf("PUT /_sandbox/seller %s answered %+v; want %+v", tc.body, got, tc.want)
+			}
+			if stored := e.s.Seller(); stored != tc.want {
+				t.Errorf("PUT /_sandbox/seller %s stored %+v; want %+v", tc.body, stored, tc.want)
+			}
+		})
+	}
+}
+
+// TestPutSellerRejectedKeepsPolicy: an invalid partial update changes nothing.
+func TestPutSellerRejectedKeepsPolicy(t *testing.T) {
+	start := SellerPolicy{Decision: DecisionRefuse, RefuseReason: "库存不足", DecideAfter: 2 * time.Second, ReceiveAfter: 3 * time.Second}
+	e := newEnv(t, func(c *Config) { c.Seller = start })
+	for _, body := range []string{`{"decision":"later"}`, `{"decide_after":"-1s"}`, `{"decision":"agree","colour":"red"}`} {
+		if status, raw := e.admin(http.MethodPut, "/_sandbox/seller", body); status != http.StatusBadRequest {
+			t.Errorf("PUT /_sandbox/seller %s: status %d (%s); want 400", body, status, raw)
+		}
+		if got := e.s.Seller(); got != start {
+			t.Errorf("after rejected PUT %s the policy is %+v; want %+v", body, got, start)
+		}
+	}
+}

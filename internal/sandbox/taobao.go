@@ -154,6 +154,17 @@ func (s *Sandbox) checkTypeAndGoods(refundType, goodsStatus int) *apiError {
 
 // taobaoSubOrderLocked finds a sub-order, creating an order for it when AutoCreate is on.
 func (s *Sandbox) taobaoSubOrderLocked(id string) (*Order, *SubOrder, *apiError) {
+	return s.taobaoSubOrderInLocked(id, "")
+}
+
+// taobaoSubOrderInLocked is taobaoSubOrderLocked for a caller that may name
+// the order (a seed's order_id). An auto-created order carries the id asked
+// for, so GET /_sandbox/orders/{id} finds it: orderID when given, else the
+// sub-order's own id, as the Taobao API names only the sub-order (and a
+// one-item Taobao order's id equals its line's). Only when that id already
+// belongs to another order is one generated, rather than failing a demo
+// request over a clash the caller never asked about.
+func (s *Sandbox) taobaoSubOrderInLocked(id, orderID string) (*Order, *SubOrder, *apiError) {
 	if !validID(id) {
 		return nil, nil, errf(classInvalid, "subOrderId %q 格式错误 (want 1-40 characters of [0-9A-Za-z_-])", excerpt.Of(id, 50))
 	}
@@ -163,7 +174,13 @@ func (s *Sandbox) taobaoSubOrderLocked(id string) (*Order, *SubOrder, *apiError)
 	if !s.cfg.AutoCreate {
 		return nil, nil, errf(classNotFound, "子订单不存在 (sub-order %s not found)", id)
 	}
-	o := &Order{Platform: PlatformTaobao, SubOrders: []*SubOrder{{SubOrderID: id}}, AutoCreated: true}
+	if orderID == "" {
+		orderID = id
+		if _, taken := s.orders[orderKey(PlatformTaobao, orderID)]; taken {
+			orderID = ""
+		}
+	}
+	o := &Order{Platform: PlatformTaobao, OrderID: orderID, SubOrders: []*SubOrder{{SubOrderID: id}}, AutoCreated: true}
 	if err := s.addOrderLocked(o); err != nil {
 		return nil, nil, errf(classInvalid, "%v", err)
 	}
