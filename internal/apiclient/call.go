@@ -221,15 +221,7 @@ func (c *Client) attempt(ctx context.Context, req request, n int) (env envelopeW
 	if err != nil {
 		return env, fmt.Errorf("%s: build request: %w", req.endpoint, err)
 	}
-	if req.contentType != "" {
-		hreq.Header.Set("Content-Type", req.contentType)
-	}
-	hreq.Header.Set("Accept", "application/json")
-	hreq.Header.Set(HeaderAccessKey, c.accessKey)
-	hreq.Header.Set(HeaderTimestamp, ts)
-	hreq.Header.Set(HeaderNonce, nonce)
-	hreq.Header.Set(HeaderUserID, c.userID)
-	hreq.Header.Set(HeaderSignature, signature)
+	c.setHeaders(hreq.Header, req.contentType, ts, nonce, signature)
 
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
@@ -343,4 +335,19 @@ func (c *Client) timestamp() string {
 		return strconv.FormatInt(c.now().Unix(), 10)
 	}
 	return strconv.FormatInt(c.now().UnixMilli(), 10)
+}
+
+// setHeaders sets a request's content type and the platform's system
+// parameters: the credentials and this attempt's timestamp, nonce and
+// signature (reference §2.1).
+func (c *Client) setHeaders(h http.Header, contentType, ts, nonce, signature string) {
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	h.Set("Accept", "application/json")
+	h.Set(HeaderAccessKey, c.accessKey)
+	h.Set(HeaderTimestamp, ts)
+	h.Set(HeaderNonce, nonce)
+	h.Set(HeaderUserID, c.userID)
+	h.Set(HeaderSignature, signature)
 }

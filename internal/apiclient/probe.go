@@ -183,15 +183,7 @@ func (c *Client) exchange(ctx context.Context, r request, res *ProbeResult) {
 		res.Err = fmt.Errorf("%s: build request: %w", r.endpoint, err)
 		return
 	}
-	if r.contentType != "" {
-		hreq.Header.Set("Content-Type", r.contentType)
-	}
-	hreq.Header.Set("Accept", "application/json")
-	hreq.Header.Set(HeaderAccessKey, c.accessKey)
-	hreq.Header.Set(HeaderTimestamp, ts)
-	hreq.Header.Set(HeaderNonce, nonce)
-	hreq.Header.Set(HeaderUserID, c.userID)
-	hreq.Header.Set(HeaderSignature, signature)
+	c.setHeaders(hreq.Header, r.contentType, ts, nonce, signature)
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
 		res.Err = &TransportError{Endpoint: r.endpoint, Sent: true, Err: scrubErr(err, scrub)}
