@@ -1,0 +1,221 @@
+// Settling an intent: a side effect that may have reached the platform is
+// never sent again until the platform's view shows it did not take effect.
+
+package refundflow
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/excerpt"
+)
+
+// settleIntent handles any input while a side effect may have reached the
+// platform: ask the platform, and only if it did not take effect send it
+// again, under the same key.
+//
+// A command that arrives meanwhile is decided after the intent is settled
+// (Decision.Reapply), on the case as the settlement left it; while the
+// platform cannot tell yet, it waits (OutcomeRetry) rather than being lost.
+func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
+	it := *c.Intent
+	if v == nil {
+		return fetch(c, CodeIntentUnsettled, fmt.Sprintf("a %s may have reached the platform: query it before anything else", it.Step))
+	}
+	var dec Decision
+	switch {
+	case it.Step == StepMessage:
+		dec = d.settleMessage(c, it, *v, in.Now)
+	case v.Inconclusive:
+		return d.settleInconclusive(c, it, in)
+	case otherRefund(c, *v):
+		return d.settleOtherRefund(c, it, *v, in)
+	default:
+		took, absent := intentEvidence(c, it.Step, *v)
+		switch {
+		case took:
+			dec = d.settleTook(c, it, *v, in.Now)
+		case !absent:
+			dec = d.settleUnproven(c, it, *v, in.Now)
+		default:
+			var resent bool
+			if dec, resent = d.settleAbsent(c, it, *v, in); !resent {
+				return dec
+			}
+		}
+	}
+	dec.Reapply = isCommand(in.Kind)
+	return dec
+}
+
+// intentEvidence reads what the platform's view proves about a side effect
+// of step on case c. took: the view shows the effect. absent: the view
+// positively shows it did not happen, so it may be sent again. Anything else
+// (a view behind the case, an unknown status, a terminal status, another
+// waybill) proves neither, and the effect is never sent again.
+func intentEvidence(c CaseView, step StepName, v PlatformView) (took, absent bool) {
+	t, attn := State(""), (*Attention)(nil)
+	if v.Found {
+		t, attn = target(c.Platform, v)
+	}
+	switch step {
+	case StepSubmit:
+		return v.Found, !v.Found
+	case StepReturnSubmit:
+		took = v.Found && (t == StateWaitingSellerReceive ||
+			(c.Shipment != nil && sameWaybill(v.ReturnWaybill, c.Shipment.Waybill)))
+		absent = v.Found && t == StateWaitingReturnShipment && attn == nil && strings.TrimSpace(v.ReturnWaybill) == ""
+		return took, absent
+	case StepCancel:
+		took = !v.Found || t == StateClosed
+		absent = v.Found && t != "" && !t.Terminal() // a known open status: the refund is still there
+		return took, absent
+	}
+	return false, false
+}
+
+// otherRefund reports whether the view is of a refund other than the case's:
+// it says nothing about the case's own intent.
+func otherRefund(c CaseView, v PlatformView) bool {
+	return v.Found && c.RefundID != "" && v.RefundID != "" && v.RefundID != c.RefundID
+}
+
+// withoutIntent is the case as it would be with its intent settled.
+func withoutIntent(c CaseView) CaseView {
+	c.Intent = nil
+	return c
+}
+
+// settleMessage closes a message intent: messages cannot be checked on the
+// platform, so at most once means never sent again.
+func (d Decider) settleMessage(c CaseView, it Intent, v PlatformView, now time.Time) Decision {
+	dec := d.fromView(withoutIntent(c), v, now)
+	if dec.Step != nil && dec.Step.Name == StepMessage {
+		dec.Step = nil
+	}
+	dec.Resolve = &Resolution{Key: it.Key, Code: "unverified", Note: "a message may have been posted; not sent again"}
+	return actOn(c, dec)
+}
+
+// settleInconclusive: the platform cannot tell. Within the grace the case
+// waits for evidence (a refund callback); after it, the case parks where
+// only the platform or an operator moves it.
+func (d Decider) settleInconclusive(c CaseView, it Intent, in Input) Decision {
+	if until := it.Since.Add(d.Policy.IntentGrace); d.Policy.IntentGrace > 0 && !it.Since.IsZero() && in.Now.Before(until) {
+		dec := keep(c, CodeInconclusive, fmt.Sprintf("cannot tell yet whether the %s took effect; waiting for evidence", it.Step))
+		dec.Attention = waiting(c, fmt.Sprintf("cannot tell yet whether the %s took effect: waiting for evidence (a refund callback) until %s, then parked (%s)",
+			it.Step, stamp(until), CodeUnverifiable))
+		dec.WakeAt = until
+		if w := d.wake(StateSubmitting, nil, in.Now); !w.IsZero() && w.Before(until) {
+			dec.WakeAt = w
+		}
+		if isCommand(in.Kind) {
+			// The command comes back when the grace ends (the timer and
+			// callbacks look earlier): not every few minutes, using up
+			// its deliveries.
+			dec.Outcome, dec.RetryAt = OutcomeRetry, until
+		}
+		return dec
+	}
+	dec := park(c, CodeUnverifiable, fmt.Sprintf("cannot tell whether the %s took effect; check on the platform", it.Step))
+	dec.Reapply = isCommand(in.Kind) // the command is then decided on the parked case, not swallowed
+	return dec
+}
+
+// settleOtherRefund leaves the intent open (neither settled nor sent again)
+// and looks again later: a view of another refund says nothing about it.
+func (d Decider) settleOtherRefund(c CaseView, it Intent, v PlatformView, in Input) Decision {
+	dec := keep(c, CodeOtherRefund, fmt.Sprintf("view of refund %s, case has %s: cannot settle the %s", excerpt.Of(v.RefundID, 40), c.RefundID, it.Step))
+	dec.WakeAt = d.wake(StateSubmitting, nil, in.Now)
+	if !dec.WakeAt.IsZero() {
+		dec.Attention = waiting(c, fmt.Sprintf("cannot tell yet whether the %s took effect (the platform showed refund %s): asking again at %s",
+			it.Step, excerpt.Of(v.RefundID, 40), stamp(dec.WakeAt)))
+	}
+	if isCommand(in.Kind) {
+		dec.Outcome = OutcomeRetry
+	}
+	return dec
+}
+
+// settleTook: the platform shows the effect. The case follows the view, and
+// never stays parked before the step that took effect.
+func (d Decider) settleTook(c CaseView, it Intent, v PlatformView, now time.Time) Decision {
+	dec := d.fromView(withoutIntent(c), v, now)
+	after := map[StepName]State{StepSubmit: StateWaitingSeller, StepReturnSubmit: StateWaitingSellerReceive, StepCancel: StateCancelled}[it.Step]
+	if dec.State == StateNeedsAttention && !after.Terminal() && stateRank[dec.Parked] < stateRank[after] {
+		// Parked (e.g. an unknown status), but past the step that took
+		// effect: never parked where it would run it again.
+		dec.Parked = after
+	}
+	if dec.Outcome == OutcomeNoOp {
+		// The platform has the effect but its status has not moved yet.
+		dec = d.to(after, &v, now, "intent_confirmed", "the platform has the effect")
+		if c.RefundID == "" && v.RefundID != "" {
+			dec.RefundID = v.RefundID
+		}
+	}
+	dec.Resolve = &Resolution{Key: it.Key, Done: true, Note: "the platform confirmed it took effect"}
+	return dec
+}
+
+// settleUnproven: the view proves neither the effect nor its absence. The
+// intent is closed unconfirmed, and the case follows the view, unless that
+// would run the step again: then it parks for the platform or an operator.
+func (d Decider) settleUnproven(c CaseView, it Intent, v PlatformView, now time.Time) Decision {
+	dec := actOn(c, d.fromView(withoutIntent(c), v, now))
+	res := &Resolution{Key: it.Key, Code: "superseded", Note: fmt.Sprintf("not confirmed; the platform is now %q", v.Status(c.Platform))}
+	next := dec.State
+	if next == StateNeedsAttention {
+		next = dec.Parked
+	}
+	if !next.Terminal() && stepOf(c.Platform, next).SideEffect() {
+		// The case would run the step again (a resume, a reapplied
+		// command) under a new key although nothing shows the first call
+		// failed: park it where only the platform or an operator moves it.
+		dec = park(c, CodeUnverifiable, fmt.Sprintf("cannot tell whether the %s took effect (platform status %q); check on the platform",
+			it.Step, excerpt.Of(v.Status(c.Platform), 40)))
+		res = &Resolution{Key: it.Key, Code: "unverified", Note: fmt.Sprintf("the platform (%q) shows neither the %s nor its absence; not sent again",
+			excerpt.Of(v.Status(c.Platform), 40), it.Step)}
+	}
+	dec.Resolve = res
+	return dec
+}
+
+// settleAbsent: the platform shows no effect. Once the newest attempt can no
+// longer be on its way (it timed out on our side, or its process died
+// mid-call), the step is sent again under the same key (resent); until then
+// the case waits and asks again (resending now could submit twice).
+func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (dec Decision, resent bool) {
+	if until := it.lastAttempt().Add(d.Policy.InFlight); d.Policy.InFlight > 0 && !it.lastAttempt().IsZero() && in.Now.Before(until) {
+		dec := keep(c, CodeInFlight, fmt.Sprintf("the platform shows no %s yet, but the attempt (last at %s) may still reach it; asking again at %s",
+			it.Step, it.lastAttempt().Format(time.RFC3339), until.Format(time.RFC3339)))
+		dec.Attention = waiting(c, fmt.Sprintf("the platform shows no %s yet, but the last attempt may still reach it: asking again at %s, and sending it again then if it still shows none",
+			it.Step, stamp(until)))
+		dec.WakeAt = until
+		if isCommand(in.Kind) {
+			dec.Outcome, dec.RetryAt = OutcomeRetry, until // the command comes back then
+		}
+		return dec, false
+	}
+	var st *Step
+	switch it.Step {
+	case StepSubmit:
+		st = submitStep(c, c.Plan)
+	case StepReturnSubmit:
+		if c.Shipment == nil {
+			return park(c, AttnBadStepResult, "return intent without a recorded shipment"), false
+		}
+		st = returnSubmitStep(c, *c.Shipment)
+	default:
+		st = cancelStep(c)
+	}
+	st.Key, st.Resume = it.Key, true
+	dec = d.to(c.State, &v, in.Now, "intent_absent", fmt.Sprintf("the platform shows no effect of the %s: send it again", it.Step))
+	if c.State == StateNeedsAttention {
+		dec.State, dec.Parked, dec.WakeAt = c.State, c.Parked, time.Time{}
+		dec.Attention = &Attention{Code: c.AttentionCode, Message: c.AttentionMessage}
+	}
+	dec.Step = st
+	return dec, true
+}
