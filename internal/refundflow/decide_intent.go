@@ -118,9 +118,27 @@ func (d Decider) settleInconclusive(c CaseView, it Intent, in Input) Decision {
 		}
 		return dec
 	}
+	if c.State == StateNeedsAttention && c.AttentionCode == CodeUnverifiable {
+		// Parked for this already. A command cannot be decided while the
+		// effect is unknown (a new request could submit twice): refused
+		// with the way out, rather than re-parked and decided again.
+		if isCommand(in.Kind) {
+			return reject(c, CodeUnverifiable, unverifiableAdvice(c, it.Step))
+		}
+		return keep(c, CodeUnverifiable, fmt.Sprintf("still cannot tell whether the %s took effect", it.Step))
+	}
 	dec := park(c, CodeUnverifiable, fmt.Sprintf("cannot tell whether the %s took effect; check on the platform", it.Step))
 	dec.Reapply = isCommand(in.Kind) // the command is then decided on the parked case, not swallowed
 	return dec
+}
+
+// unverifiableAdvice tells the operator of a case parked intent_unverifiable
+// what to do: the platform cannot say whether the step took effect, so only
+// its back office can, and resolve --close is the way out either way.
+func unverifiableAdvice(c CaseView, step StepName) string {
+	return fmt.Sprintf("the platform cannot tell whether case %d's %s took effect: check the refund in the platform's back office; "+
+		"if it is there, its next callback moves the case on; if not, or to stop here, close the case with "+
+		"`refundctl resolve %d --close --note …` (then request again if needed)", c.ID, step, c.ID)
 }
 
 // settleOtherRefund leaves the intent open (neither settled nor sent again)
