@@ -271,3 +271,19 @@ CREATE TABLE command_outcomes (
     recorded_at    INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX command_outcomes_recorded ON command_outcomes (recorded_at);
+
+-- +migration 12: cases an operator closed locally are finished
+-- `refundctl resolve CASE --close --note …` ends a case that needs attention
+-- without touching the platform (state closed_locally; the note stays on
+-- the timeline). Like the other final states it no longer holds the order's
+-- one open case, so the three open-case indexes name it too.
+DROP INDEX cases_one_open;
+CREATE UNIQUE INDEX cases_one_open ON cases (platform, order_id, sub_order_id)
+    WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';
+DROP INDEX cases_one_open_sub_order;
+CREATE UNIQUE INDEX cases_one_open_sub_order ON cases (platform, sub_order_id)
+    WHERE sub_order_id <> '' AND state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';
+DROP INDEX cases_one_open_1688_order;
+CREATE UNIQUE INDEX cases_one_open_1688_order ON cases (order_id)
+    WHERE platform = '1688' AND duplicate_of = 0
+      AND state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';

@@ -64,7 +64,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.BoolVar(&a.cfg.JSON, "json", false, "machine-readable JSON output")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.AddCommand(
-		a.requestCommand(), a.shipCommand(), a.cancelCommand(), a.messageCommand(),
+		a.requestCommand(), a.shipCommand(), a.cancelCommand(), a.messageCommand(), a.resolveCommand(),
 		a.listCommand(), a.showCommand(), a.waitCommand(), a.deadLettersCommand(),
 		a.replayCommand(), a.triggerCommand(), a.parkedCommand(), a.doctorCommand(),
 	)

@@ -57,7 +57,8 @@ var (
 // This is their one definition in Go (refundflow's State.Terminal reads it);
 // SQL cannot refer to it, so the newest migration's open-case indexes spell
 // the same states out, and TestOpenCaseIndexesNameTheTerminalStates pins them.
-var terminalStates = []string{"succeeded", "closed", "cancelled"}
+// closed_locally: an operator closed the case without touching the platform.
+var terminalStates = []string{"succeeded", "closed", "cancelled", "closed_locally"}
 
 // TerminalStates returns the states the schema treats as finished.
 func TerminalStates() []string { return append([]string(nil), terminalStates...) }

@@ -24,7 +24,7 @@ import (
 // existing case.
 type Command struct {
 	ID         string    `json:"id"`
-	Kind       InputKind `json:"kind"` // request_refund, report_shipment, cancel or send_message
+	Kind       InputKind `json:"kind"` // request_refund, report_shipment, cancel, send_message or resolve
 	Platform   Platform  `json:"platform"`
 	OrderID    string    `json:"orderId,omitempty"`
 	SubOrderID string    `json:"subOrderId,omitempty"`
@@ -32,6 +32,7 @@ type Command struct {
 	Request    *Request  `json:"request,omitempty"`  // request_refund
 	Shipment   *Shipment `json:"shipment,omitempty"` // report_shipment
 	Message    string    `json:"message,omitempty"`  // send_message
+	Resolve    *Resolve  `json:"resolve,omitempty"`  // resolve
 	Operator   string    `json:"operator,omitempty"` // who issued it, for the timeline
 	IssuedAt   time.Time `json:"issuedAt"`
 }
@@ -43,7 +44,7 @@ var (
 
 // CommandKinds are the input kinds a Command may carry.
 func CommandKinds() []InputKind {
-	return []InputKind{InputRequestRefund, InputReportShipment, InputCancel, InputSendMessage}
+	return []InputKind{InputRequestRefund, InputReportShipment, InputCancel, InputSendMessage, InputResolve}
 }
 
 // Validate checks a command completely; a command that fails is dead-lettered
@@ -108,8 +109,19 @@ func (c Command) Validate() error {
 		if n := utf8.RuneCountInString(c.Message); n == 0 || n > maxMessage || !utf8.ValidString(c.Message) {
 			errs = append(errs, fmt.Errorf("message: 1 to %d characters of UTF-8", maxMessage))
 		}
+	case InputResolve:
+		if c.CaseID == 0 {
+			// Resolving is about one stopped case the operator has looked
+			// at, not whichever case an order has open.
+			errs = append(errs, errors.New("caseId: required for resolve"))
+		}
+		if c.Resolve == nil {
+			errs = append(errs, errors.New("resolve: required for resolve"))
+		} else if err := c.Resolve.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("resolve: %w", err))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("kind %q: want request_refund, report_shipment, cancel or send_message", excerpt.Of(string(c.Kind), 40)))
+		errs = append(errs, fmt.Errorf("kind %q: want request_refund, report_shipment, cancel, send_message or resolve", excerpt.Of(string(c.Kind), 40)))
 	}
 	return errors.Join(errs...)
 }
@@ -134,7 +146,7 @@ func DecodeCommand(b []byte) (Command, error) {
 
 // Input converts the command into the Decide input.
 func (c Command) Input(now time.Time) Input {
-	return Input{Kind: c.Kind, Now: now, ID: c.ID, Request: c.Request, Shipment: c.Shipment, Message: c.Message}
+	return Input{Kind: c.Kind, Now: now, ID: c.ID, Request: c.Request, Shipment: c.Shipment, Message: c.Message, Resolve: c.Resolve}
 }
 
 // OrderKey names the case a command is for, as far as the command itself

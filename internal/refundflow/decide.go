@@ -34,6 +34,8 @@ const (
 	CodeInvalidRequest  = "invalid_request"  // the stored request is not valid
 	CodeMessageSent     = "message_sent"
 	CodeMessageFailed   = "message_failed"
+	CodeNotParked       = "not_parked"   // a resolve for a case that is not in needs_attention
+	CodeCannotRetry     = "cannot_retry" // a retry that cannot help or could do a side effect twice
 )
 
 // Decider decides the next step of refund cases under a Policy.
@@ -65,6 +67,11 @@ func (d Decider) Decide(c CaseView, v *PlatformView, in Input) Decision {
 			dec.Outcome, dec.Code = OutcomeReject, CodeCaseFinished
 		}
 		return dec
+	}
+	if in.Kind == InputResolve {
+		// Before any open intent: closing touches nothing on the platform,
+		// and a retry is itself the settling of the intent (onResolve).
+		return d.onResolve(c, v, in)
 	}
 	if c.Intent != nil && !(in.Kind == InputStepResult && in.Result != nil && in.Result.Key == c.Intent.Key) {
 		return d.settleIntent(c, v, in)
@@ -112,7 +119,7 @@ func (c CaseView) check() error {
 }
 
 func isCommand(k InputKind) bool {
-	return k == InputRequestRefund || k == InputReportShipment || k == InputCancel || k == InputSendMessage
+	return k == InputRequestRefund || k == InputReportShipment || k == InputCancel || k == InputSendMessage || k == InputResolve
 }
 
 // effective is the state that counts for a needs_attention case.

@@ -55,6 +55,7 @@ var taobaoMatrix = map[State][11]string{
 	StateSucceeded:             terminalRow,
 	StateClosed:                terminalRow,
 	StateCancelled:             terminalRow,
+	StateClosedLocally:         terminalRow,
 }
 
 var alibabaMatrix = map[State][11]string{
@@ -72,6 +73,7 @@ var alibabaMatrix = map[State][11]string{
 	StateSucceeded:             terminalRow,
 	StateClosed:                terminalRow,
 	StateCancelled:             terminalRow,
+	StateClosedLocally:         terminalRow,
 }
 
 // matrixInput builds column col's input for case c.

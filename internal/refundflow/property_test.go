@@ -84,6 +84,8 @@ func allInputs(c CaseView) []Input {
 	for _, col := range columns {
 		ins = append(ins, matrixInput(c, col))
 	}
+	ins = append(ins, Input{Kind: InputResolve, Now: now, ID: "cmd-resolve-retry", Resolve: &Resolve{Action: ResolveRetry}},
+		Input{Kind: InputResolve, Now: now, ID: "cmd-resolve-close", Resolve: &Resolve{Action: ResolveClose, Note: "refunded by phone"}})
 	for _, st := range []StepName{StepRender, StepReasons, StepUploadVouchers, StepSubmit, StepReturnRender, StepReturnSubmit, StepCancel, StepMessage} {
 		r := okResult(st)
 		if c.Intent != nil && c.Intent.Step == st {
@@ -177,9 +179,15 @@ func checkDecision(t *testing.T, where string, c CaseView, v *PlatformView, in I
 			t.Errorf("%s: %s without a refund id", where, s.Name)
 		}
 	}
+	if in.Kind == InputResolve && !c.State.Terminal() {
+		checkResolve(t, where, c, in, got)
+	}
 	if c.Intent != nil && !c.State.Terminal() {
 		resultOfIntent := in.Kind == InputStepResult && in.Result != nil && in.Result.Key == c.Intent.Key
-		if v == nil && !resultOfIntent && got.Outcome != OutcomeFetch {
+		// Closing a parked case touches nothing on the platform, and a
+		// resolve of a case that is not parked is refused: neither asks.
+		asks := !resultOfIntent && !(in.Kind == InputResolve && (in.Resolve.Action == ResolveClose || c.State != StateNeedsAttention))
+		if v == nil && asks && got.Outcome != OutcomeFetch {
 			t.Errorf("%s: open intent without a view: got %s; want fetch", where, got.Outcome)
 		}
 		if !resultOfIntent && got.Step != nil && got.Step.Name == c.Intent.Step && (!got.Step.Resume || got.Step.Key != c.Intent.Key) {
@@ -191,6 +199,30 @@ func checkDecision(t *testing.T, where string, c CaseView, v *PlatformView, in I
 	}
 	if c.Intent == nil && in.Kind == InputCallback && v == nil && !c.State.Terminal() && got.Outcome != OutcomeFetch {
 		t.Errorf("%s: callback without a view: got %s; want fetch", where, got.Outcome)
+	}
+}
+
+// checkResolve: only a parked case is resolved; closing it ends it locally
+// with no step, taking over any open intent unconfirmed; a retry never
+// leaves it closed.
+func checkResolve(t *testing.T, where string, c CaseView, in Input, got Decision) {
+	t.Helper()
+	switch {
+	case c.State != StateNeedsAttention:
+		if got.Outcome != OutcomeReject || got.Code != CodeNotParked {
+			t.Errorf("%s: resolve of a case that is not parked: %s; want reject/%s", where, cell(got), CodeNotParked)
+		}
+	case in.Resolve.Action == ResolveClose:
+		if got.Outcome != OutcomeAct || got.State != StateClosedLocally || got.Step != nil {
+			t.Errorf("%s: close: %s; want act:closed_locally without a step", where, cell(got))
+		}
+		if c.Intent != nil && (got.Resolve == nil || got.Resolve.Key != c.Intent.Key || got.Resolve.Done) {
+			t.Errorf("%s: close with an open intent: resolution %+v; want the intent closed unconfirmed", where, got.Resolve)
+		}
+	default:
+		if got.State == StateClosedLocally || got.Reapply {
+			t.Errorf("%s: retry: %s (reapply %v); want neither closed nor decided again", where, cell(got), got.Reapply)
+		}
 	}
 }
 

@@ -58,6 +58,10 @@ const (
 	StateClosed State = "closed"
 	// StateCancelled: cancelled on our command. Terminal.
 	StateCancelled State = "cancelled"
+	// StateClosedLocally: an operator closed the case with a note
+	// (refundctl resolve --close) without touching the platform, as the way
+	// out of needs_attention when the platform offers none. Terminal.
+	StateClosedLocally State = "closed_locally"
 )
 
 // States lists every state, in rank order.
@@ -65,7 +69,7 @@ func States() []State {
 	return []State{StateRequested, StateRendering, StateUploadingVouchers, StateSubmitting,
 		StateWaitingSeller, StateWaitingReturnShipment, StateReturnRendering, StateReturnSubmitting,
 		StateWaitingSellerReceive, StateCancelling, StateNeedsAttention,
-		StateSucceeded, StateClosed, StateCancelled}
+		StateSucceeded, StateClosed, StateCancelled, StateClosedLocally}
 }
 
 // TerminalStates lists the final states. Which states are final is the
@@ -103,6 +107,7 @@ var stateRank = map[State]int{
 	StateSucceeded:             100,
 	StateClosed:                100,
 	StateCancelled:             100,
+	StateClosedLocally:         100,
 }
 
 // Rank is the phase of a state: a case only ever moves to an equal or higher

@@ -337,6 +337,7 @@ const (
 	InputReportShipment InputKind = "report_shipment" // operator: Input.Shipment
 	InputCancel         InputKind = "cancel"          // operator
 	InputSendMessage    InputKind = "send_message"    // operator: Input.Message
+	InputResolve        InputKind = "resolve"         // operator: Input.Resolve, a way out of needs_attention
 	InputCallback       InputKind = "callback"        // platform push: a hint only
 	InputTimer          InputKind = "timer"           // the case's WakeAt passed
 	InputReconcile      InputKind = "reconcile"       // the reconciler's periodic re-check
@@ -345,7 +346,7 @@ const (
 
 // InputKinds lists every input kind.
 func InputKinds() []InputKind {
-	return []InputKind{InputRequestRefund, InputReportShipment, InputCancel, InputSendMessage,
+	return []InputKind{InputRequestRefund, InputReportShipment, InputCancel, InputSendMessage, InputResolve,
 		InputCallback, InputTimer, InputReconcile, InputStepResult}
 }
 
@@ -360,6 +361,7 @@ type Input struct {
 	Request  *Request
 	Shipment *Shipment
 	Message  string
+	Resolve  *Resolve
 	Result   *StepResult
 }
 

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// resolveCommand is the operator's way out of needs_attention. It names the
+// case by id only: resolving is about a case the operator has looked at,
+// never whichever case an order has open. The worker decides it like any
+// command, and its verdict says what happened (or why not, and what to do).
+func (a *app) resolveCommand() *cobra.Command {
+	var vo verdictOptions
+	var retry, closeIt bool
+	var note, id string
+	cmd := &cobra.Command{
+		Use:   "resolve CASE (--retry | --close --note TEXT)",
+		Short: "Take a case out of needs_attention: retry where it stopped, or close it locally with a note",
+		Long: "resolve acts on a case in needs_attention (refundctl list --attention any).\n\n" +
+			"--retry asks the platform again and, if nothing there moves the case, runs the step\n" +
+			"it stopped at again: always for a read (form, reasons, carriers), and for a submission,\n" +
+			"return or cancel only where the platform shows it did not happen, so nothing is ever\n" +
+			"done twice. The verdict says when a retry cannot help, and why.\n\n" +
+			"--close ends the case as closed_locally with your note, which the timeline keeps.\n" +
+			"Nothing is sent to the platform; the order is free for a new request.\n\n" +
+			"docs/runbook.md lists every attention reason and which of the two fits it.",
+		Example: "  refundctl resolve 12 --retry\n" +
+			"  refundctl resolve 12 --close --note 'the seller refunded by bank transfer'",
+		Args: cobra.ExactArgs(1),
+	}
+	addVerdictFlags(cmd, &vo)
+	f := cmd.Flags()
+	f.BoolVar(&retry, "retry", false, "retry where the case stopped (never repeats a side effect the platform may have)")
+	f.BoolVar(&closeIt, "close", false, "close the case locally, without the platform (needs --note)")
+	f.StringVar(&note, "note", "", fmt.Sprintf("why: kept on the timeline (required with --close; at most %d characters)", refundflow.MaxNote))
+	f.StringVar(&id, "id", "", "command id (default: random); 8-64 of [A-Za-z0-9_.:-]; reuse it to retry a publish safely")
+	cmd.MarkFlagsMutuallyExclusive("retry", "close")
+	cmd.MarkFlagsOneRequired("retry", "close")
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		caseID, err := strconv.ParseInt(args[0], 10, 64)
+		if err != nil || caseID <= 0 {
+			return usagef("CASE %q: want a case id (a positive integer; refundctl list shows them)", args[0])
+		}
+		r := &refundflow.Resolve{Action: refundflow.ResolveRetry, Note: note}
+		if closeIt {
+			r.Action = refundflow.ResolveClose
+		}
+		if err := r.Validate(); err != nil {
+			return usagef("--note: %s", strings.TrimPrefix(errorLine(err), "note: "))
+		}
+		st, err := a.openStore(cmd.Context())
+		if err != nil {
+			return err
+		}
+		c, err := st.GetCase(cmd.Context(), caseID)
+		st.Close()
+		if errors.Is(err, casestore.ErrNotFound) {
+			return fmt.Errorf("case %d: no such case (refundctl list shows the cases)", caseID)
+		}
+		if err != nil {
+			return err
+		}
+		command, err := a.newCommand(target{platform: string(c.Platform), caseID: caseID, id: id}, refundflow.InputResolve)
+		if err != nil {
+			return err
+		}
+		command.Resolve = r
+		return a.publishCommand(cmd.Context(), command, vo)
+	})
+	return cmd
+}
