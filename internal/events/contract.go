@@ -42,7 +42,8 @@
 //
 // # Messages
 //
-// The payload is the raw request body exactly as received. Headers:
+// The payload is the raw request body exactly as received. Headers (the
+// Cb-* ones set through CallbackHeaders):
 //
 //	Nats-Msg-Id      content hash of the envelope (callback.ContentID), 32 hex digits
 //	Cb-Platform      "taobao" | "1688"
