@@ -250,17 +250,16 @@ func (a *app) replay(ctx context.Context, o replayOptions) error {
 			rp.js = js
 		}
 		rp.startBar(int64(len(recs)))
-		now := strconv.FormatInt(a.now().UnixMilli(), 10)
+		now := a.now()
 		for _, rec := range recs {
-			h := nats.Header{}
-			h.Set(events.HeaderPlatform, rec.Event.Platform.String())
-			h.Set(events.HeaderType, rec.Event.Type)
-			h.Set(events.HeaderReceivedAt, now)
-			h.Set(events.HeaderRequestID, "refundctl-replay-line-"+strconv.Itoa(rec.Line))
-			if rec.Event.Parked() {
-				h.Set(events.HeaderParkReason, string(rec.Event.Park))
-				h.Set(events.HeaderParkDetail, rec.Event.ParkDetail)
-			}
+			h := events.CallbackHeaders{
+				Platform:   rec.Event.Platform.String(),
+				Type:       rec.Event.Type,
+				Received:   now,
+				RequestID:  "refundctl-replay-line-" + strconv.Itoa(rec.Line),
+				ParkReason: string(rec.Event.Park),
+				ParkDetail: rec.Event.ParkDetail,
+			}.Header()
 			it := replayItem{Line: rec.Line, Subject: rec.Subject, MsgID: rec.Event.ID, Header: h, Data: rec.Raw}
 			if err := rp.deliver(ctx, it); err != nil {
 				return rp.fail(err)

@@ -42,6 +42,18 @@ type attemptOutcome struct {
 	httpStatus int
 }
 
+// code is the attempt's code for metrics and logs: the platform's code once
+// the envelope decoded, else the HTTP status, else 0 (no response).
+func (o *attemptOutcome) code() int {
+	switch {
+	case o.haveEnv:
+		return int(o.env.Code)
+	case o.httpStatus != 0:
+		return o.httpStatus
+	}
+	return 0
+}
+
 // do runs req with rate limiting, signing, retries (only when req.safe), and
 // envelope decoding, and returns the successful envelope.
 func (c *Client) do(ctx context.Context, req request) (envelopeWire, int, error) {
@@ -157,110 +169,163 @@ func (c *Client) wait(ctx context.Context, endpoint string) error {
 	return nil
 }
 
-// attempt makes one signed HTTP exchange.
-func (c *Client) attempt(ctx context.Context, req request, n int) (env envelopeWire, err error) {
+// attempt makes one signed HTTP exchange and reports it: every attempt,
+// failed or not, reaches the Observe hook and the debug log exactly once.
+func (c *Client) attempt(ctx context.Context, req request, n int) (envelopeWire, error) {
 	start := time.Now()
 	var out attemptOutcome
-	defer func() {
-		d := time.Since(start)
-		code := 0
-		switch {
-		case out.haveEnv:
-			code = int(out.env.Code)
-		case out.httpStatus != 0:
-			code = out.httpStatus
-		}
-		if c.observe != nil {
-			c.observe(req.endpoint, code, d, err)
-		}
-		attrs := []slog.Attr{
-			slog.String("endpoint", req.endpoint), slog.Int("attempt", n),
-			slog.Int("http_status", out.httpStatus), slog.Int("code", code),
-			slog.String("request_id", string(out.env.RequestID)), slog.Duration("duration", d),
-		}
-		if err != nil {
-			attrs = append(attrs, slog.String("error", err.Error()))
-		}
-		c.log.LogAttrs(ctx, slog.LevelDebug, "apiclient: attempt", attrs...)
-	}()
+	err := c.roundTrip(ctx, req, &out)
+	c.report(ctx, req.endpoint, n, &out, time.Since(start), err)
+	return out.env, err
+}
+
+// roundTrip signs req, sends it once and reads the answer, recording in out
+// what it learnt: the HTTP status as soon as there is one, the envelope once
+// it decoded.
+func (c *Client) roundTrip(ctx context.Context, req request, out *attemptOutcome) error {
+	auth, err := c.sign()
+	if err != nil {
+		return fmt.Errorf("%s: %w", req.endpoint, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var sent atomic.Bool
+	hreq, err := c.newRequest(traceSent(ctx, &sent), req, auth)
+	if err != nil {
+		return fmt.Errorf("%s: build request: %w", req.endpoint, err)
+	}
+	resp, err := c.hc.Do(hreq)
+	if err != nil {
+		return &TransportError{Endpoint: req.endpoint, Sent: sent.Load(), Err: scrubErr(err, auth.scrub)}
+	}
+	defer resp.Body.Close()
+	out.httpStatus = resp.StatusCode
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	if err != nil {
+		return &TransportError{Endpoint: req.endpoint, Sent: true, Err: scrubErr(err, auth.scrub)}
+	}
+	// A server (or proxy) echoing our headers must not smuggle credentials
+	// into errors and logs: remove them from the body before anything reads it.
+	raw = []byte(auth.scrub(string(raw)))
+	return c.readAnswer(req.endpoint, resp, raw, out)
+}
+
+// attemptAuth is one attempt's signing material. Every attempt signs anew
+// (fresh nonce and timestamp), and scrub removes this attempt's secrets
+// from whatever the server sends back.
+type attemptAuth struct {
+	ts, nonce, signature string
+	scrub                func(string) string
+}
+
+// sign draws a nonce and a timestamp and signs them.
+func (c *Client) sign() (attemptAuth, error) {
 	nonce, err := NewNonce()
 	if err != nil {
-		return env, fmt.Errorf("%s: %w", req.endpoint, err)
+		return attemptAuth{}, err
 	}
 	ts := c.timestamp()
 	signature := Sign(c.profile.Signature, c.accessKey, ts, nonce, c.secret)
-	scrub := c.scrubber(signature, nonce)
+	return attemptAuth{ts: ts, nonce: nonce, signature: signature, scrub: c.scrubber(signature, nonce)}, nil
+}
 
-	actx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	var sent atomic.Bool
-	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+// traceSent returns ctx with a trace that sets sent once the request was
+// written without error: a TransportError says whether the platform may
+// have seen the request, which decides whether a mutating call's outcome is
+// unknown.
+func traceSent(ctx context.Context, sent *atomic.Bool) context.Context {
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
 			if info.Err == nil {
 				sent.Store(true)
 			}
 		},
 	})
+}
+
+// newRequest builds req's HTTP request, signed with auth.
+func (c *Client) newRequest(ctx context.Context, req request, auth attemptAuth) (*http.Request, error) {
 	u := c.base + req.path
 	if len(req.query) > 0 {
 		u += "?" + req.query.Encode()
 	}
-	var body io.Reader
+	hreq, err := http.NewRequestWithContext(ctx, req.method, u, requestBody(req))
+	if err != nil {
+		return nil, err
+	}
+	c.setHeaders(hreq.Header, req.contentType, auth.ts, auth.nonce, auth.signature)
+	return hreq, nil
+}
+
+// requestBody is req's body for net/http: nil for a safe call without one.
+func requestBody(req request) io.Reader {
 	switch {
 	case req.body != nil:
-		body = bytes.NewReader(req.body)
+		return bytes.NewReader(req.body)
 	case !req.safe:
 		// net/http's Transport silently resends a GET that failed on a reused
 		// connection, which would cancel a refund twice. It documents that it
 		// never resends a request that has a body but no GetBody: give the
 		// mutating GET an empty body of that kind (nothing extra goes on the
 		// wire; the transport probes it and finds it empty).
-		body = emptyBody{}
+		return emptyBody{}
 	}
-	hreq, err := http.NewRequestWithContext(actx, req.method, u, body)
-	if err != nil {
-		return env, fmt.Errorf("%s: build request: %w", req.endpoint, err)
-	}
-	c.setHeaders(hreq.Header, req.contentType, ts, nonce, signature)
+	return nil
+}
 
-	resp, err := c.hc.Do(hreq)
-	if err != nil {
-		return env, &TransportError{Endpoint: req.endpoint, Sent: sent.Load(), Err: scrubErr(err, scrub)}
-	}
-	defer resp.Body.Close()
-	out.httpStatus = resp.StatusCode
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
-	if err != nil {
-		return env, &TransportError{Endpoint: req.endpoint, Sent: true, Err: scrubErr(err, scrub)}
-	}
-	// A server (or proxy) echoing our headers must not smuggle credentials
-	// into errors and logs: remove them from the body before anything reads it.
-	raw = []byte(scrub(string(raw)))
+// readAnswer classifies a response whose (scrubbed) body is raw: an HTTP
+// error, a body too large or not an envelope, an envelope with a failure
+// code, or success. The envelope goes into out as soon as it decoded, so
+// that a failure code is reported with its request id.
+func (c *Client) readAnswer(endpoint string, resp *http.Response, raw []byte, out *attemptOutcome) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		he := &HTTPError{Endpoint: req.endpoint, StatusCode: resp.StatusCode, Body: excerpt.Bytes(raw, maxErrorBodyBytes),
-			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
-		var e envelopeWire
-		if json.Unmarshal(raw, &e) == nil {
-			he.Code, he.Msg, he.RequestID = int(e.Code), string(e.Msg), string(e.RequestID)
-			he.Class = c.profile.Class(he.Code)
-		}
-		return env, he
+		return c.httpError(endpoint, resp, raw)
 	}
 	if int64(len(raw)) > c.maxBody {
-		return env, &DecodeError{Endpoint: req.endpoint, HTTPStatus: resp.StatusCode,
+		return &DecodeError{Endpoint: endpoint, HTTPStatus: resp.StatusCode,
 			Err: fmt.Errorf("response body exceeds %d bytes", c.maxBody)}
 	}
-	env, err = decodeEnvelope(raw)
+	env, err := decodeEnvelope(raw)
 	if err != nil {
-		return env, &DecodeError{Endpoint: req.endpoint, HTTPStatus: resp.StatusCode, Body: excerpt.Bytes(raw, maxErrorBodyBytes), Err: err}
+		return &DecodeError{Endpoint: endpoint, HTTPStatus: resp.StatusCode, Body: excerpt.Bytes(raw, maxErrorBodyBytes), Err: err}
 	}
 	out.env, out.haveEnv = env, true
 	if code := int(env.Code); code != c.profile.Envelope.SuccessCode {
-		return env, &APIError{Endpoint: req.endpoint, HTTPStatus: resp.StatusCode, Code: code,
+		return &APIError{Endpoint: endpoint, HTTPStatus: resp.StatusCode, Code: code,
 			Msg: string(env.Msg), RequestID: string(env.RequestID), Class: c.profile.Class(code),
 			Retryable: c.profile.Retryable(code), NotApplied: c.profile.NotApplied(code)}
 	}
-	return env, nil
+	return nil
+}
+
+// httpError describes a non-2xx response, with the platform's code and
+// message when the body is an envelope anyway, and the server's Retry-After.
+func (c *Client) httpError(endpoint string, resp *http.Response, raw []byte) *HTTPError {
+	he := &HTTPError{Endpoint: endpoint, StatusCode: resp.StatusCode, Body: excerpt.Bytes(raw, maxErrorBodyBytes),
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	var e envelopeWire
+	if json.Unmarshal(raw, &e) == nil {
+		he.Code, he.Msg, he.RequestID = int(e.Code), string(e.Msg), string(e.RequestID)
+		he.Class = c.profile.Class(he.Code)
+	}
+	return he
+}
+
+// report hands a finished attempt to the Observe hook and the debug log.
+func (c *Client) report(ctx context.Context, endpoint string, n int, out *attemptOutcome, d time.Duration, err error) {
+	code := out.code()
+	if c.observe != nil {
+		c.observe(endpoint, code, d, err)
+	}
+	attrs := []slog.Attr{
+		slog.String("endpoint", endpoint), slog.Int("attempt", n),
+		slog.Int("http_status", out.httpStatus), slog.Int("code", code),
+		slog.String("request_id", string(out.env.RequestID)), slog.Duration("duration", d),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	c.log.LogAttrs(ctx, slog.LevelDebug, "apiclient: attempt", attrs...)
 }
 
 // emptyBody is an empty request body http.NewRequest cannot rewind, which

@@ -152,38 +152,28 @@ func (c *Client) probeRequest(req ProbeRequest) (request, error) {
 	return c.jsonRequest(e, true, req.Body)
 }
 
-// exchange makes one signed attempt and fills res. It signs and sends
-// exactly as Client.attempt does, but keeps the raw answer; attempt cannot
-// be reused because it returns only the decoded envelope.
+// exchange makes one signed attempt and fills res. It signs and builds the
+// request as Client.attempt does (sign, newRequest), but keeps the raw
+// answer; attempt cannot be reused because it returns only the decoded
+// envelope.
 func (c *Client) exchange(ctx context.Context, r request, res *ProbeResult) {
 	if err := c.wait(ctx, r.endpoint); err != nil {
 		res.Err = err
 		return
 	}
-	nonce, err := NewNonce()
+	auth, err := c.sign()
 	if err != nil {
 		res.Err = fmt.Errorf("%s: %w", r.endpoint, err)
 		return
 	}
-	ts := c.timestamp()
-	signature := Sign(c.profile.Signature, c.accessKey, ts, nonce, c.secret)
-	scrub := c.scrubber(signature, nonce)
+	scrub := auth.scrub
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	u := c.base + r.path
-	if len(r.query) > 0 {
-		u += "?" + r.query.Encode()
-	}
-	var body io.Reader
-	if r.body != nil {
-		body = bytes.NewReader(r.body)
-	}
-	hreq, err := http.NewRequestWithContext(actx, r.method, u, body)
+	hreq, err := c.newRequest(actx, r, auth)
 	if err != nil {
 		res.Err = fmt.Errorf("%s: build request: %w", r.endpoint, err)
 		return
 	}
-	c.setHeaders(hreq.Header, r.contentType, ts, nonce, signature)
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
 		res.Err = &TransportError{Endpoint: r.endpoint, Sent: true, Err: scrubErr(err, scrub)}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -395,26 +396,34 @@ func jsonKind(c byte) string {
 	}
 }
 
-// short quotes at most 24 bytes of a raw JSON value for an error message.
+// short quotes at most 24 bytes of a raw JSON value for an error message,
+// with excerpt's mark after the closing quote when it cut. It stays a local
+// helper because it quotes: the cut is excerpt's (whole characters only),
+// but invalid bytes keep strconv.Quote's \x escapes rather than Of's U+FFFD,
+// and the mark sits outside the quotes.
 func short(raw []byte) string {
-	const max = 24
-	if len(raw) > max {
-		return strconv.Quote(string(raw[:max])) + "…"
+	prefix, cut := excerpt.Cut(raw, 24)
+	q := strconv.Quote(string(prefix))
+	if cut {
+		q += excerpt.Ellipsis
 	}
-	return strconv.Quote(string(raw))
+	return q
 }
 
 // shortErr renders err for ParkDetail: at most 120 bytes, control
-// characters replaced (the detail travels in a message header).
+// characters replaced (the detail travels in a message header). It stays a
+// local helper because a header needs more than excerpt.Of gives: control
+// characters become spaces, and invalid UTF-8 becomes "?" as it always has
+// (the cut is excerpt's, so it never splits a character).
 func shortErr(err error) string {
-	s := err.Error()
-	if len(s) > 120 {
-		s = s[:120] + "…"
+	prefix, cut := excerpt.Cut(err.Error(), 120)
+	if cut {
+		prefix += excerpt.Ellipsis
 	}
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '
 		}
 		return r
-	}, strings.ToValidUTF8(s, "?"))
+	}, strings.ToValidUTF8(prefix, "?"))
 }

@@ -42,7 +42,8 @@
 //
 // # Messages
 //
-// The payload is the raw request body exactly as received. Headers:
+// The payload is the raw request body exactly as received. Headers (the
+// Cb-* ones set through CallbackHeaders):
 //
 //	Nats-Msg-Id      content hash of the envelope (callback.ContentID), 32 hex digits
 //	Cb-Platform      "taobao" | "1688"
@@ -73,7 +74,13 @@
 //	connmux.go      connMux: the request multiplexer under Publish
 package events
 
-import "github.com/nats-io/nats.go/jetstream"
+import (
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
 
 // Subject prefixes. SubjectAccepted is what the worker filters on
 // ("callbacks.>"); SubjectParked is deliberately outside it.
@@ -94,6 +101,57 @@ const (
 	HeaderSignature   = "Cb-Signature"        // "verified" when Standard Webhooks verification passed
 	SignatureVerified = "verified"
 )
+
+// CallbackHeaders are the Cb-* headers of one stored callback. Everything that
+// stores a callback (the receiver, `refundctl replay --file`) sets them
+// through Fill or Header, so which header carries what, how the receive
+// time is written and when the park and signature headers are present is
+// said here only.
+type CallbackHeaders struct {
+	Platform   string    // callback.Platform.String(): "taobao" | "1688"
+	Type       string    // messageType as sent
+	Received   time.Time // written as Unix milliseconds
+	RequestID  string    // the receiver's request id, or what stands for it
+	ParkReason string    // a callback.ParkReason; "" for an accepted callback
+	ParkDetail string    // parked only: a short human explanation
+	Verified   bool      // Standard Webhooks verification passed
+
+	// vals backs the value slices Fill puts into a header, so that a pooled
+	// CallbackHeaders fills a pooled header without allocating them.
+	vals [7]string
+}
+
+// Fill sets c's headers in h, which holds no Cb-* headers yet; the park
+// headers only for a parked callback, the signature header only when it was
+// verified. The values share c's storage: c must stay unchanged, and must
+// not fill another header, while h is in use. That is what keeps the
+// receiver's pooled messages free of allocations (its allocation tests);
+// other callers want Header.
+func (c *CallbackHeaders) Fill(h nats.Header) {
+	v := &c.vals
+	v[0], v[1], v[2], v[3] = c.Platform, c.Type, strconv.FormatInt(c.Received.UnixMilli(), 10), c.RequestID
+	h[HeaderPlatform] = v[0:1:1]
+	h[HeaderType] = v[1:2:2]
+	h[HeaderReceivedAt] = v[2:3:3]
+	h[HeaderRequestID] = v[3:4:4]
+	if c.ParkReason != "" {
+		v[4], v[5] = c.ParkReason, c.ParkDetail
+		h[HeaderParkReason] = v[4:5:5]
+		h[HeaderParkDetail] = v[5:6:6]
+	}
+	if c.Verified {
+		v[6] = SignatureVerified
+		h[HeaderSignature] = v[6:7:7]
+	}
+}
+
+// Header returns a new header holding c's headers (see Fill), with room for
+// the Nats-Msg-Id the publisher adds.
+func (c CallbackHeaders) Header() nats.Header {
+	h := make(nats.Header, len(c.vals)+1)
+	c.Fill(h)
+	return h
+}
 
 // AcceptedSubject returns callbacks.<platform>.<messageType>. messageType must
 // be a subject token; the receiver guarantees it by only using known types.

@@ -9,20 +9,36 @@ import (
 	"unicode/utf8"
 )
 
+// Ellipsis is the mark Of puts where it cut.
+const Ellipsis = "…"
+
 // Of returns s if it has at most n bytes, else its longest prefix of whole
-// UTF-8 characters within n bytes followed by "…". Invalid UTF-8 is replaced
-// by U+FFFD first, so the result is always valid text. n below 1 counts as 1.
+// UTF-8 characters within n bytes followed by Ellipsis. Invalid UTF-8 is
+// replaced by U+FFFD first, so the result is always valid text. n below 1
+// counts as 1.
 func Of(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	prefix, cut := Cut(strings.ToValidUTF8(s, "\uFFFD"), n)
+	if cut {
+		return prefix + Ellipsis
+	}
+	return prefix
+}
+
+// Cut is the cut Of makes, for a caller that puts its own mark or repairs
+// invalid UTF-8 its own way (quoting it, say): s if it has at most n bytes,
+// else its longest prefix that splits no character within n bytes, and
+// whether it cut. It repairs nothing, and takes a []byte as well as a string
+// so that a caller converts only the prefix it keeps. n below 1 counts as 1.
+func Cut[T string | []byte](s T, n int) (prefix T, cut bool) {
 	n = max(n, 1)
 	if len(s) <= n {
-		return s
+		return s, false
 	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
 	}
-	return s[:cut] + "…"
+	return s[:i], true
 }
 
 // Bytes is Of for a byte slice, with surrounding white space trimmed (a

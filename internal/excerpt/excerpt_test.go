@@ -29,6 +29,29 @@ func TestOf(t *testing.T) {
 	}
 }
 
+func TestCut(t *testing.T) {
+	for _, tt := range []struct {
+		in     string
+		n      int
+		want   string
+		wantOK bool
+	}{
+		{"short", 10, "short", false},
+		{"exactly", 7, "exactly", false},
+		{"too long", 3, "too", true},
+		{"退款单不存在", 7, "退款", true},
+		{"a\xffb\xfe", 3, "a\xffb", true}, // invalid bytes are kept, not repaired
+		{"abc", 0, "a", true},
+	} {
+		if got, cut := Cut(tt.in, tt.n); got != tt.want || cut != tt.wantOK {
+			t.Errorf("Cut(%q, %d) = %q, %v; want %q, %v", tt.in, tt.n, got, cut, tt.want, tt.wantOK)
+		}
+		if got, cut := Cut([]byte(tt.in), tt.n); string(got) != tt.want || cut != tt.wantOK {
+			t.Errorf("Cut([]byte(%q), %d) = %q, %v; want %q, %v", tt.in, tt.n, got, cut, tt.want, tt.wantOK)
+		}
+	}
+}
+
 func FuzzOf(f *testing.F) {
 	f.Add("退款单不存在", 5)
 	f.Add("a\xff\xfe", 1)

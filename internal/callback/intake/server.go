@@ -93,12 +93,12 @@ type Server struct {
 	msgs      sync.Pool // *outMsg
 }
 
-// outMsg is one outgoing message with its header map and header values,
+// outMsg is one outgoing message with its header map and the headers' values,
 // reused across requests.
 type outMsg struct {
-	m    nats.Msg
-	h    nats.Header
-	vals [7]string
+	m  nats.Msg
+	h  nats.Header
+	ch events.CallbackHeaders
 }
 
 // New builds the handler stack. It fails on an empty token, a malformed
@@ -246,29 +246,15 @@ func (s *Server) callback(c echo.Context, reqID string) error {
 	// headers while publishing). Subjects come precomputed from the type names.
 	om := s.msgs.Get().(*outMsg)
 	defer s.putMsg(om)
-	var tsBuf [20]byte
-	vals := &om.vals
-	vals[0] = ev.Platform.String()
-	vals[1] = ev.Type
-	vals[2] = string(strconv.AppendInt(tsBuf[:0], time.Now().UnixMilli(), 10))
-	vals[3] = reqID
+	om.ch = events.CallbackHeaders{Platform: ev.Platform.String(), Type: ev.Type, Received: time.Now(), RequestID: reqID,
+		ParkReason: string(ev.Park), ParkDetail: ev.ParkDetail, Verified: signed}
 	h := om.h
-	h[events.HeaderPlatform] = vals[0:1:1]
-	h[events.HeaderType] = vals[1:2:2]
-	h[events.HeaderReceivedAt] = vals[2:3:3]
-	h[events.HeaderRequestID] = vals[3:4:4]
+	om.ch.Fill(h)
 	var subject string
 	if ev.Parked() {
 		subject = s.parkedSubject[ev.Platform]
-		vals[4], vals[5] = string(ev.Park), ev.ParkDetail
-		h[events.HeaderParkReason] = vals[4:5:5]
-		h[events.HeaderParkDetail] = vals[5:6:6]
 	} else {
 		subject = s.subjects[ev.Platform][ev.Type]
-	}
-	if signed {
-		vals[6] = events.SignatureVerified
-		h[events.HeaderSignature] = vals[6:7:7]
 	}
 	om.m = nats.Msg{Subject: subject, Data: raw, Header: h}
 
@@ -355,7 +341,7 @@ func (s *Server) debug() bool { return s.logger.Enabled(context.Background(), sl
 func (s *Server) putMsg(om *outMsg) {
 	clear(om.h)
 	om.m = nats.Msg{}
-	om.vals = [7]string{}
+	om.ch = events.CallbackHeaders{}
 	s.msgs.Put(om)
 }
 
