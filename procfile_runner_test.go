@@ -153,6 +153,9 @@ func startProcfile(t *testing.T, runner, bin string) *procfileStack {
 	s.cmd.Env = append(os.Environ(),
 		"NATS_URL="+s.natsURL, "SANDBOX_ADDR="+s.sandbox, "RECEIVER_ADDR="+s.receiver,
 		"UPSTREAM_BASE_URL=http://"+s.sandbox, "WORKER_METRICS_ADDR="+s.worker,
+		// The worker's default, made absolute so that refundctl reads the
+		// same file whatever DB_PATH the caller's environment has.
+		"DB_PATH="+filepath.Join(s.dir, "data", "refunds.db"),
 		// Seller decisions in a fraction of a second instead of the demo's 2 s.
 		"SANDBOX_SELLER_DELAY=200ms", "SANDBOX_RECEIVE_DELAY=200ms")
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
