@@ -28,10 +28,7 @@ func TestProcfileWithTheDocumentedEnv(t *testing.T) {
 		t.Skip("builds every binary and runs the Procfile's processes")
 	}
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "bin")+"/", "./cmd/...", "github.com/nats-io/nats-server/v2")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("the documented build: %v\n%s", err, out)
-	}
+	buildDocumented(t, filepath.Join(dir, "bin"))
 	port, sbPort, rcvPort := freePort(t), freePort(t), freePort(t)
 	sbAddr, rcvAddr := fmt.Sprintf("127.0.0.1:%d", sbPort), fmt.Sprintf("127.0.0.1:%d", rcvPort)
 	var env []string
@@ -108,9 +105,18 @@ func TestProcfileWithTheDocumentedEnv(t *testing.T) {
 	}
 }
 
-// documentedEnv reads the .env block of docs/operations.md, values as
-// written (no expansion, as foreman does).
-func documentedEnv(t *testing.T) []string {
+// buildDocumented builds the binaries into dir with the one build command
+// the Procfile and docs/operations.md document.
+func buildDocumented(t *testing.T, dir string) {
+	t.Helper()
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/...", "github.com/nats-io/nats-server/v2")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("the documented build: %v\n%s", err, out)
+	}
+}
+
+// documentedEnvText is the .env block of docs/operations.md, as written.
+func documentedEnvText(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile("docs/operations.md")
 	if err != nil {
@@ -120,14 +126,22 @@ func documentedEnv(t *testing.T) []string {
 	if m == nil {
 		t.Fatal("docs/operations.md has no .env block")
 	}
+	return string(m[1])
+}
+
+// documentedEnv reads the .env block of docs/operations.md, values as
+// written (no expansion, as foreman does).
+func documentedEnv(t *testing.T) []string {
+	t.Helper()
+	text := documentedEnvText(t)
 	var env []string
-	for _, line := range strings.Split(strings.TrimSpace(string(m[1])), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
 		if k, v, ok := strings.Cut(line, "="); ok {
 			env = append(env, k+"="+v)
 		}
 	}
 	if len(env) < 5 {
-		t.Fatalf(".env block %q: want at least the five documented variables", m[1])
+		t.Fatalf(".env block %q: want at least the five documented variables", text)
 	}
 	return env
 }
