@@ -63,10 +63,21 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.DurationVar(&a.cfg.Timeout, "timeout", a.cfg.Timeout, "connect and per-request timeout")
 	pf.BoolVar(&a.cfg.JSON, "json", false, "machine-readable JSON output")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	// One entry per subcommand.
 	root.AddCommand(
-		a.requestCommand(), a.shipCommand(), a.cancelCommand(), a.messageCommand(),
-		a.listCommand(), a.showCommand(), a.waitCommand(), a.deadLettersCommand(),
-		a.replayCommand(), a.triggerCommand(), a.parkedCommand(), a.doctorCommand(),
+		a.requestCommand(),
+		a.shipCommand(),
+		a.cancelCommand(),
+		a.messageCommand(),
+		a.reasonsCommand(),
+		a.listCommand(),
+		a.showCommand(),
+		a.waitCommand(),
+		a.deadLettersCommand(),
+		a.replayCommand(),
+		a.triggerCommand(),
+		a.parkedCommand(),
+		a.doctorCommand(),
 	)
 	return root
 }
