@@ -320,10 +320,12 @@ func (a *app) shipCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ship",
 		Short: "Report the return shipment of a case (logistics company and waybill)",
-		Long: "Report the return shipment of a case waiting for it. Name the case with --case, or with\n" +
-			"--platform and Taobao --sub-order / 1688 --order.",
-		Example: "  refundctl ship --case 12 --company SF --waybill SF1234567890\n" +
-			"  refundctl ship --platform taobao --sub-order 3305075341149134261 --company SF --waybill SF1234567890",
+		Long: "Report the return shipment of a case waiting for it. Name the case with --case N (the\n" +
+			"platform and the order come from the case store), or with --platform and Taobao --sub-order\n" +
+			"(required for Taobao) / 1688 --order.",
+		// Run by TestHelpExamplesDoNotPark once request's 1688 example
+		// waits for the return.
+		Example: "  refundctl ship --platform 1688 --order 3305075341149134262 --company YTO --waybill YT1234567890",
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()

@@ -153,10 +153,12 @@ func shellWords(s string) ([]string, error) {
 	return words, nil
 }
 
-// TestHelpExamplesDoNotPark runs every example of `request --help` and
-// `reasons --help` as written against the embedded stack: each request is
-// applied and its case gets past choosing the reason (the submit) without
-// parking; each reasons example lists reasons.
+// TestHelpExamplesDoNotPark runs every example of `request --help`, `ship
+// --help` and `reasons --help` as written against the embedded stack: each
+// request is applied and its case gets past choosing the reason (the
+// submit) without parking; the shipment is applied; each reasons example
+// lists reasons. (cancel's and message's examples name a case that must be
+// open at the time, so they are not run.)
 func TestHelpExamplesDoNotPark(t *testing.T) {
 	e := newEnv(t)
 	startStack(e)
@@ -183,6 +185,19 @@ func TestHelpExamplesDoNotPark(t *testing.T) {
 		if c.State == string(refundflow.StateNeedsAttention) || c.AttentionCode != "" {
 			t.Errorf("refundctl %s: case %d is %s (%s: %s); want it submitted, not parked",
 				strings.Join(args, " "), c.ID, c.State, c.AttentionCode, c.AttentionMessage)
+		}
+	}
+
+	// ship's example follows request's 1688 example, once the sandbox's
+	// seller has asked for the goods back.
+	st := e.openStoreRO()
+	eventstest.WaitFor(t, 30*time.Second, "the 1688 case waits for the return shipment", func() bool {
+		c, err := st.OpenCase(context.Background(), casestore.Platform1688, "3305075341149134262", "")
+		return err == nil && c.State == string(refundflow.StateWaitingReturnShipment)
+	})
+	for _, args := range helpExamples(t, e, "ship") {
+		if r := e.run(args...); r.err != nil || !strings.Contains(r.stdout, "applied: case") {
+			t.Errorf("refundctl %s: exit %d (%s); want applied:\n%s", strings.Join(args, " "), r.code(), r.line(), r.stdout)
 		}
 	}
 
