@@ -326,7 +326,7 @@ func (a *app) shipCommand() *cobra.Command {
 		// Run by TestHelpExamplesDoNotPark once request's 1688 example
 		// waits for the return.
 		Example: "  refundctl ship --platform 1688 --order 3305075341149134262 --company YTO --waybill YT1234567890",
-		Args: cobra.NoArgs,
+		Args:    cobra.NoArgs,
 	}
 	f := cmd.Flags()
 	addTargetFlags(cmd, &t, rs)

@@ -48,7 +48,7 @@ func (a *app) rootCommand() *cobra.Command {
 		Use:   "refundctl",
 		Short: "Operate refundhub: issue commands, inspect cases, replay and trigger callbacks, check the platform profile",
 		Long: "refundctl drives refundhub by hand: it publishes operator commands to the worker,\n" +
-			"reads the case store, retries and discards dead letters, replays stored callbacks,\n" +
+			"lists the refund reasons the platform offers, reads the case store, retries and discards dead letters, replays stored callbacks,\n" +
 			"synthesises platform callbacks and checks the platform profile against the\n" +
 			"platform (doctor). Flags override the environment.\n\n" + envHelp(),
 		SilenceUsage:  true,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -222,4 +223,64 @@ func (e *env) openStoreRO() *casestore.Store {
 	}
 	e.t.Cleanup(func() { _ = st.Close() })
 	return st
+}
+
+// TestReadmeTaobaoWalkthrough runs the README's Taobao walkthrough as
+// written (its refundctl lines, $id as the request prints it) against the
+// embedded stack: every step exits 0 and the case succeeds.
+func TestReadmeTaobaoWalkthrough(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Taobao walkthrough\n")
+	if !ok {
+		t.Fatal("README.md has no Taobao walkthrough section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var lines []string
+	for i, block := range strings.Split(section, "```sh\n") {
+		if i == 0 {
+			continue
+		}
+		block, _, _ = strings.Cut(block, "```")
+		for line := range strings.SplitSeq(strings.ReplaceAll(block, "\\\n", " "), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				lines = append(lines, line)
+			}
+		}
+	}
+	e := newEnv(t)
+	startStack(e)
+	var id string
+	ran := 0
+	for _, line := range lines {
+		assign := strings.HasPrefix(line, "id=$(")
+		if assign {
+			line = strings.TrimPrefix(line, "id=$(")
+			line, _, _ = strings.Cut(line, " | tee")
+		}
+		if !strings.HasPrefix(line, "refundctl ") {
+			continue // the environment: the stack's is set already
+		}
+		args, err := shellWords(strings.ReplaceAll(line, "$id", id))
+		if err != nil {
+			t.Fatalf("README line %q: %v", line, err)
+		}
+		r := e.run(args[1:]...)
+		if r.err != nil {
+			t.Fatalf("README step %q: exit %d: %s\n%s", line, r.code(), r.line(), r.stdout)
+		}
+		if assign {
+			id, _, _ = strings.Cut(r.stdout, "\n")
+		}
+		ran++
+	}
+	if ran < 5 || id == "" {
+		t.Fatalf("ran %d refundctl steps of the README (id %q); want the whole walkthrough", ran, id)
+	}
+	c, err := e.openStoreRO().CaseOpenedBy(context.Background(), id)
+	if err != nil || c.State != string(refundflow.StateSucceeded) {
+		t.Errorf("the README's Taobao case: %+v, %v; want succeeded", c, err)
+	}
 }
