@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -182,7 +183,8 @@ func reasonsErr(out reasonsJSON) error {
 	return fmt.Errorf("the platform listed no reasons: %s", errs[0])
 }
 
-// listReasons asks the platform once per type and goods status.
+// listReasons asks the platform once per type and goods status, and stops
+// at the first call nothing answered.
 func (a *app) listReasons(ctx context.Context, cl *apiclient.Client, o reasonsOptions) reasonsJSON {
 	out := reasonsJSON{Platform: o.platform, OrderID: o.order, SubOrderID: o.subOrder, Reasons: []reasonJSON{}, Forms: []formJSON{}}
 	goods := goodsStatuses(o.platform)
@@ -199,6 +201,9 @@ func (a *app) listReasons(ctx context.Context, cl *apiclient.Client, o reasonsOp
 				form.Error = err.Error()
 			}
 			out.Forms = append(out.Forms, form)
+			if unanswered(err) {
+				return out
+			}
 			for _, rr := range r.Data.Reasons {
 				need := rr.NeedVoucher
 				out.Reasons = append(out.Reasons, reasonJSON{Type: "any", GoodsStatus: g, ID: int64(rr.ID), Reason: rr.Name,
@@ -229,12 +234,23 @@ func (a *app) listReasons(ctx context.Context, cl *apiclient.Client, o reasonsOp
 				form.MaxFee = &maxFee
 			}
 			out.Forms = append(out.Forms, form)
+			if unanswered(err) {
+				return out
+			}
 			for _, rr := range r.Data.RefundOrderTemplate.RefundReasons {
 				out.Reasons = append(out.Reasons, reasonJSON{Type: typ, GoodsStatus: g, ID: int64(rr.ReasonID), Reason: rr.ReasonDesc, Tip: rr.Tips})
 			}
 		}
 	}
 	return out
+}
+
+// unanswered reports a call the platform did not answer (as opposed to a
+// refusal, which is about that type and goods status): asking the other
+// combinations would only wait out the same timeouts again.
+func unanswered(err error) bool {
+	var apiErr *apiclient.APIError
+	return err != nil && !errors.As(err, &apiErr)
 }
 
 // writeReasons prints the reasons as a table, then the calls that failed

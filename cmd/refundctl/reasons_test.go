@@ -120,9 +120,18 @@ func TestReasonsErrors(t *testing.T) {
 	vars = p.upstreamVars("")
 	vars["UPSTREAM_BASE_URL"] = "http://127.0.0.1:1"
 	vars["UPSTREAM_MAX_ATTEMPTS"] = "1"
-	r = runRefundctl(t, vars, "reasons", "--platform", "1688", "--order", "1", "--goods-status", "refundWaitSellerSend")
-	if r.code() != 1 || !strings.Contains(r.line(), "the platform listed no reasons") {
-		t.Errorf("reasons with nothing listening: exit %d, %q; want exit 1", r.code(), r.line())
+	r = runRefundctl(t, vars, "reasons", "--platform", "1688", "--order", "1", "--json")
+	var out reasonsJSON
+	decodeJSON(t, r.stdout, &out)
+	if r.code() != 1 || !strings.Contains(r.line(), "the platform listed no reasons") || len(out.Forms) != 1 {
+		t.Errorf("reasons with nothing listening: exit %d, %q, %d calls; want exit 1 after the first call", r.code(), r.line(), len(out.Forms))
+	}
+	// A refusal is about one combination: the others are still asked, and
+	// one answer is enough for exit 0. Asked for goods not shipped, the
+	// form refuses a return.
+	r = runRefundctl(t, p.upstreamVars(""), "reasons", "--platform", "taobao", "--sub-order", "3305075341149134261", "--goods-status", "1")
+	if r.err != nil || !strings.Contains(r.stdout, "1004") || !strings.Contains(r.stdout, "return 1: ") {
+		t.Errorf("reasons --goods-status 1: %v; want the refund reasons and the return's refusal:\n%s", r.err, r.stdout)
 	}
 }
 
