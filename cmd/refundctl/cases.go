@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -27,6 +29,7 @@ type caseJSON struct {
 	PlatformStatus      string          `json:"platformStatus,omitempty"`
 	AttentionCode       string          `json:"attentionCode,omitempty"`
 	AttentionMessage    string          `json:"attentionMessage,omitempty"`
+	OpenedBy            string          `json:"openedBy,omitempty"` // the id of the request command that opened the case
 	Request             json.RawMessage `json:"request,omitempty"`
 	Plan                json.RawMessage `json:"plan,omitempty"`
 	Shipment            json.RawMessage `json:"shipment,omitempty"`
@@ -46,7 +49,7 @@ func toCaseJSON(c casestore.Case) caseJSON {
 	return caseJSON{
 		ID: c.ID, Platform: string(c.Platform), OrderID: c.OrderID, SubOrderID: c.SubOrderID, RefundID: c.RefundID,
 		State: c.State, ParkedState: c.ParkedState, Version: c.Version, PlatformStatus: c.PlatformStatus,
-		AttentionCode: c.AttentionCode, AttentionMessage: c.AttentionMessage,
+		AttentionCode: c.AttentionCode, AttentionMessage: c.AttentionMessage, OpenedBy: c.OpenedBy,
 		Request: doc(c.Request), Plan: doc(c.Plan), Shipment: doc(c.Shipment),
 		LastPlatformCheckAt: timeJSON(c.LastPlatformCheckAt), NextWakeAt: timeJSON(c.NextWakeAt),
 		CreatedAt: timeJSON(c.CreatedAt), UpdatedAt: timeJSON(c.UpdatedAt),
@@ -78,8 +81,25 @@ type timelineJSON struct {
 	Detail  json.RawMessage `json:"detail,omitempty"`
 }
 
+// maxListTotal bounds list --limit: more than a screen's worth, read a
+// page (casestore.MaxListLimit) at a time.
+const maxListTotal = 100000
+
+// listCursor is the cursor list prints when more cases match than it
+// printed: the last id printed; --after takes it back.
+func listCursor(id int64) string { return strconv.FormatInt(id, 10) }
+
+// parseListCursor reads --after.
+func parseListCursor(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id < 0 {
+		return 0, usagef("--after %q: not a cursor (list prints one after \"more cases\")", excerpt.Of(s, 40))
+	}
+	return id, nil
+}
+
 func (a *app) listCommand() *cobra.Command {
-	var platform string
+	var platform, after string
 	var states, attention []string
 	var open bool
 	var olderThan time.Duration
@@ -88,8 +108,12 @@ func (a *app) listCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List cases (filter by platform, state, age)",
+		Long: "List cases in id order, at most --limit of them. When more match, the last line says\n" +
+			"so with a cursor (on stderr with --json, so stdout stays one JSON array): repeat the\n" +
+			"command with --after CURSOR for the next ones.",
 		Example: "  refundctl list --open --older-than 2h\n  refundctl list --platform 1688 --state needs_attention --json\n" +
-			"  refundctl list --attention waiting_evidence   # cases whose side effect cannot be confirmed yet",
+			"  refundctl list --attention waiting_evidence   # cases whose side effect cannot be confirmed yet\n" +
+			"  refundctl list --limit 5000 --after 1000",
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
@@ -98,10 +122,11 @@ func (a *app) listCommand() *cobra.Command {
 	f.StringSliceVar(&attention, "attention", nil, "only cases with this attention code (repeatable or comma-separated; 'any' for every flagged case), e.g. waiting_evidence")
 	f.BoolVar(&open, "open", false, "only cases that are not finished")
 	f.DurationVar(&olderThan, "older-than", 0, "only cases not updated for this long (e.g. 2h)")
-	f.IntVar(&limit, "limit", 100, "at most this many cases (1 to 1000)")
-	f.Int64Var(&afterID, "after-id", 0, "paging: only cases with a greater id")
+	f.IntVar(&limit, "limit", 100, fmt.Sprintf("at most this many cases (1 to %d; read %d at a time)", maxListTotal, casestore.MaxListLimit))
+	f.StringVar(&after, "after", "", "the cursor a previous list printed: only the cases after it")
+	f.Int64Var(&afterID, "after-id", 0, "paging: only cases with a greater id (the cursor is that id; prefer --after)")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
-		filter := casestore.CaseFilter{Platform: platform, OpenOnly: open, Limit: limit, AfterID: afterID}
+		filter := casestore.CaseFilter{Platform: platform, OpenOnly: open, AfterID: afterID}
 		if platform != "" && !refundflow.Platform(platform).Valid() {
 			return usagef("--platform %q: want taobao or 1688", platform)
 		}
@@ -127,25 +152,41 @@ func (a *app) listCommand() *cobra.Command {
 		if olderThan > 0 {
 			filter.UpdatedBefore = a.now().Add(-olderThan)
 		}
-		if limit < 1 || limit > 1000 {
-			return usagef("--limit %d: want 1 to 1000", limit)
+		if limit < 1 || limit > maxListTotal {
+			return usagef("--limit %d: want 1 to %d", limit, maxListTotal)
 		}
 		if afterID < 0 {
 			return usagef("--after-id %d: must not be negative", afterID)
+		}
+		if after != "" {
+			if cmd.Flags().Changed("after-id") {
+				return usagef("--after and --after-id: give one (the cursor is the id)")
+			}
+			var err error
+			if filter.AfterID, err = parseListCursor(after); err != nil {
+				return err
+			}
 		}
 		st, err := a.openStore(cmd.Context())
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		cases, err := st.ListCases(cmd.Context(), filter)
+		cases, more, err := listCases(cmd.Context(), st, filter, limit)
 		if err != nil {
 			return err
+		}
+		var next string
+		if more && len(cases) > 0 {
+			next = "more cases: repeat with --after " + listCursor(cases[len(cases)-1].ID)
 		}
 		if a.cfg.JSON {
 			out := make([]caseJSON, len(cases))
 			for i, c := range cases {
 				out[i] = toCaseJSON(c)
+			}
+			if next != "" {
+				fmt.Fprintln(a.stderr, "refundctl: "+next)
 			}
 			return writeJSON(a.stdout, out)
 		}
@@ -153,24 +194,53 @@ func (a *app) listCommand() *cobra.Command {
 			_, err := fmt.Fprintln(a.stdout, "no cases")
 			return err
 		}
-		now := a.now()
-		tw := newTable(a.stdout)
-		fmt.Fprintln(tw, "ID\tPLATFORM\tORDER\tSUB-ORDER\tREFUND\tSTATE\tAGE\tIDLE\tATTENTION")
-		for _, c := range cases {
-			state := c.State
-			if c.ParkedState != "" && c.State == string(refundflow.StateNeedsAttention) {
-				state += " (at " + c.ParkedState + ")"
-			}
-			// The attention column keeps the code and the start of the
-			// platform's message; show prints the message whole.
-			attention := strings.TrimSuffix(c.AttentionCode+": "+c.AttentionMessage, ": ")
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Platform, cell(c.OrderID, 24),
-				cell(c.SubOrderID, 24), cell(c.RefundID, 24), cell(state, 48), ago(now, c.CreatedAt), ago(now, c.UpdatedAt),
-				cell(attention, 80))
+		if err := a.printCases(cases); err != nil {
+			return err
 		}
-		return tw.Flush()
+		if next != "" {
+			_, err = fmt.Fprintln(a.stdout, next)
+		}
+		return err
 	})
 	return cmd
+}
+
+// listCases reads up to limit cases matching f, a page at a time, and
+// whether more match after them.
+func listCases(ctx context.Context, st *casestore.Store, f casestore.CaseFilter, limit int) ([]casestore.Case, bool, error) {
+	var out []casestore.Case
+	for {
+		f.Limit = min(limit-len(out), casestore.MaxListLimit)
+		page, more, err := st.ListCasesPage(ctx, f)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, page...)
+		if !more || len(out) >= limit {
+			return out, more, nil
+		}
+		f.AfterID = page[len(page)-1].ID
+	}
+}
+
+// printCases prints the list table.
+func (a *app) printCases(cases []casestore.Case) error {
+	now := a.now()
+	tw := newTable(a.stdout)
+	fmt.Fprintln(tw, "ID\tPLATFORM\tORDER\tSUB-ORDER\tREFUND\tSTATE\tAGE\tIDLE\tATTENTION")
+	for _, c := range cases {
+		state := c.State
+		if c.ParkedState != "" && c.State == string(refundflow.StateNeedsAttention) {
+			state += " (at " + c.ParkedState + ")"
+		}
+		// The attention column keeps the code and the start of the
+		// platform's message; show prints the message whole.
+		attention := strings.TrimSuffix(c.AttentionCode+": "+c.AttentionMessage, ": ")
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Platform, cell(c.OrderID, 24),
+			cell(c.SubOrderID, 24), cell(c.RefundID, 24), cell(state, 48), ago(now, c.CreatedAt), ago(now, c.UpdatedAt),
+			cell(attention, 80))
+	}
+	return tw.Flush()
 }
 
 func stateNames() []string {

@@ -299,8 +299,10 @@ func TestReadCommandErrors(t *testing.T) {
 		{"bad state", 2, `--state "lost": want one of requested`, []string{"list", "--state", "lost"}},
 		{"bad age", 2, `invalid argument "2 hours" for "--older-than"`, []string{"list", "--older-than", "2 hours"}},
 		{"negative age", 2, "--older-than -1h0m0s: must not be negative", []string{"list", "--older-than", "-1h"}},
-		{"bad limit", 2, "--limit 0: want 1 to 1000", []string{"list", "--limit", "0"}},
-		{"huge limit", 2, "--limit 5000", []string{"list", "--limit", "5000"}},
+		{"bad limit", 2, "--limit 0: want 1 to 100000", []string{"list", "--limit", "0"}},
+		{"huge limit", 2, "--limit 500000: want 1 to 100000", []string{"list", "--limit", "500000"}},
+		{"bad cursor", 2, `--after "x7": not a cursor`, []string{"list", "--after", "x7"}},
+		{"cursor and after-id", 2, "--after and --after-id: give one", []string{"list", "--after", "7", "--after-id", "7"}},
 		{"missing store", 1, "no case store at", []string{"list", "--db", filepath.Join(t.TempDir(), "nope.db")}},
 	}
 	for _, tt := range tests {

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -27,14 +30,13 @@ type target struct {
 	id         string
 }
 
-func addTargetFlags(cmd *cobra.Command, t *target) {
+func addTargetFlags(cmd *cobra.Command, t *target, r rules) {
 	f := cmd.Flags()
-	f.StringVar(&t.platform, "platform", "", "taobao or 1688 (required)")
-	f.StringVar(&t.orderID, "order", "", "order id (1688 cases are one per order)")
-	f.StringVar(&t.subOrderID, "sub-order", "", "sub-order id (Taobao cases are one per sub-order)")
-	f.Int64Var(&t.caseID, "case", 0, "case id, instead of the order, for an existing case")
-	f.StringVar(&t.id, "id", "", "command id (default: random); reuse it to retry a publish safely")
-	_ = cmd.MarkFlagRequired("platform")
+	f.StringVar(&t.platform, "platform", "", "taobao or 1688 (required unless --case names the case)")
+	f.StringVar(&t.orderID, "order", "", "order id; 1688 (one case per order): "+r.alibabaOrder+"; Taobao: request needs it besides --sub-order")
+	f.StringVar(&t.subOrderID, "sub-order", "", "sub-order id; Taobao (one case per sub-order): "+r.taobaoSubOrder+"; never with 1688")
+	f.Int64Var(&t.caseID, "case", 0, "case id of an existing case, instead of --platform/--order/--sub-order (read from the case store)")
+	f.StringVar(&t.id, "id", "", "command id, "+r.id+" (default: random); reuse it to retry a publish safely")
 }
 
 // newCommandID returns a random command id: "cmd-" and 24 hex digits.
@@ -46,7 +48,19 @@ func newCommandID() (string, error) {
 	return "cmd-" + hex.EncodeToString(b[:]), nil
 }
 
+// newCommand builds the command t names, as far as the flags say: with
+// --case alone, publishCommand reads the platform and the order from the
+// case store (caseTarget).
 func (a *app) newCommand(t target, kind refundflow.InputKind) (refundflow.Command, error) {
+	if t.caseID < 0 {
+		return refundflow.Command{}, usagef("--case %d: must be positive", t.caseID)
+	}
+	if t.platform == "" && t.caseID == 0 {
+		return refundflow.Command{}, usagef("--platform: required (taobao or 1688), unless --case names the case")
+	}
+	if t.platform != "" && !refundflow.Platform(t.platform).Valid() {
+		return refundflow.Command{}, usagef("--platform %q: want taobao or 1688", excerpt.Of(t.platform, 40))
+	}
 	id := t.id
 	if id == "" {
 		var err error
@@ -64,6 +78,42 @@ func (a *app) newCommand(t target, kind refundflow.InputKind) (refundflow.Comman
 	}, nil
 }
 
+// caseTarget completes c from the case --case names: its platform, order
+// and (Taobao) sub-order. A flag that contradicts the case is a usage
+// error naming it. A case the store does not hold is an error unless
+// --platform was given: then the command goes to the worker, whose verdict
+// says the case is unknown.
+func (a *app) caseTarget(ctx context.Context, st *casestore.Store, c *refundflow.Command) error {
+	k, err := st.GetCase(ctx, c.CaseID)
+	switch {
+	case errors.Is(err, casestore.ErrNotFound) && c.Platform != "":
+		return nil
+	case errors.Is(err, casestore.ErrNotFound):
+		return fmt.Errorf("--case %d: no such case in %s", c.CaseID, a.cfg.DBPath)
+	case err != nil:
+		return err
+	}
+	sub := k.SubOrderID
+	if k.Platform == casestore.Platform1688 {
+		sub = "" // a case opened before one case per order may carry one: never sent
+	}
+	for _, f := range []struct{ flag, given, is, what string }{
+		{"--platform", string(c.Platform), string(k.Platform), "platform"},
+		{"--order", c.OrderID, k.OrderID, "order"},
+		{"--sub-order", c.SubOrderID, sub, "sub-order"},
+	} {
+		if f.given != "" && f.given != f.is {
+			is := f.is
+			if is == "" {
+				is = "none"
+			}
+			return usagef("%s %s: case %d is for %s %s; leave %s out or fix --case", f.flag, excerpt.Of(f.given, 40), k.ID, f.what, is, f.flag)
+		}
+	}
+	c.Platform, c.OrderID, c.SubOrderID = k.Platform, k.OrderID, sub
+	return nil
+}
+
 // commandResult is the --json output of the command verbs.
 type commandResult struct {
 	ID        string             `json:"id"`
@@ -79,22 +129,41 @@ type commandResult struct {
 // publishCommand validates c, publishes it with Nats-Msg-Id = c.ID, waits
 // for the PubAck and then, unless --no-wait, for the worker's verdict,
 // which decides the exit status (see verdictErr).
+//
+// With --case the case store names the platform and the order (caseTarget);
+// fire-and-forget with --platform given does not read the store (the
+// worker checks the case). Flags are checked before the store is opened
+// whenever the platform is known, so bad input is reported as such.
 func (a *app) publishCommand(ctx context.Context, c refundflow.Command, vo verdictOptions) error {
-	if err := c.Validate(); err != nil {
-		return usagef("invalid %s command: %s", c.Kind, errorLine(err))
+	if !vo.noWait && vo.wait <= 0 {
+		return usagef("--wait %s: must be positive (or --no-wait)", vo.wait)
 	}
-	var st *casestore.Store
-	if !vo.noWait {
-		if vo.wait <= 0 {
-			return usagef("--wait %s: must be positive (or --no-wait)", vo.wait)
+	if c.Platform != "" {
+		if err := c.Validate(); err != nil {
+			return usagef("invalid %s command: %s", c.Kind, flagMessage(err))
 		}
+	}
+	lookup := c.CaseID > 0 && (c.Platform == "" || !vo.noWait)
+	var st *casestore.Store
+	if !vo.noWait || lookup {
 		// Before publishing: a command whose verdict cannot be read is
 		// better not sent than sent blind.
 		var err error
 		if st, err = a.openStore(ctx); err != nil {
+			if vo.noWait {
+				return fmt.Errorf("%w (--case is looked up there; give --platform too to send it unchecked)", err)
+			}
 			return fmt.Errorf("%w (the verdict is read there; --no-wait publishes without it)", err)
 		}
 		defer st.Close()
+	}
+	if lookup {
+		if err := a.caseTarget(ctx, st, &c); err != nil {
+			return err
+		}
+		if err := c.Validate(); err != nil {
+			return usagef("invalid %s command for case %d: %s", c.Kind, c.CaseID, flagMessage(err))
+		}
 	}
 	res, err := a.publish(ctx, c)
 	if err != nil {
@@ -159,31 +228,63 @@ func (a *app) publish(ctx context.Context, c refundflow.Command) (commandResult,
 	return commandResult{ID: c.ID, Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate, Command: c}, nil
 }
 
+// requestExamples are request's --help examples. They work as written
+// against devstack's sandbox (which creates unknown orders on first use):
+// the reasons are ones it offers for that type and goods status, without a
+// voucher, as `refundctl reasons` lists them. TestHelpExamplesDoNotPark
+// runs them against a real stack.
+const requestExamples = `  refundctl request --platform taobao --order 3305075341149134260 --sub-order 3305075341149134261 \
+      --type refund --goods-status 1 --reason-id 1004 --amount max --description 'not shipped in time'
+  refundctl request --platform 1688 --order 3305075341149134262 --type return \
+      --goods-status aftersaleBuyerReceived --reason '七天无理由退货' --amount 9500 --description 'no longer needed'`
+
+// amountMax is --amount's word for Taobao's "the most the rendered form
+// allows" (Request.Amount 0).
+const amountMax = "max"
+
+// parseAmount reads --amount: fen, or max (Taobao only; 0 means the same,
+// kept for scripts written before max).
+func parseAmount(platform, s string) (int64, error) {
+	if s == amountMax {
+		if platform == string(refundflow.Platform1688) {
+			return 0, usagef("--amount max: Taobao only; 1688 needs the amount in fen")
+		}
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, usagef("--amount %q: want fen (a whole number, e.g. 9500 for 95.00) or max", excerpt.Of(s, 40))
+	}
+	return n, nil
+}
+
 func (a *app) requestCommand() *cobra.Command {
 	var t target
 	var vo verdictOptions
-	var typ string
+	var typ, amount string
 	var r refundflow.Request
+	rs := validationRules()
 	cmd := &cobra.Command{
 		Use:   "request",
 		Short: "Start a refund case (refund only, or return and refund)",
-		Example: "  refundctl request --platform taobao --order 3305075341149134260 --sub-order 3305075341149134261 \\\n" +
-			"      --type refund --goods-status 1 --reason-id 5 --amount 0 --description 'not shipped in time'\n" +
-			"  refundctl request --platform 1688 --order 3305075341149134260 --type return \\\n" +
-			"      --goods-status refundBuyerReceived --reason 'quality problem' --amount 9500 --description 'broken on arrival' --voucher crack.jpg",
-		Args: cobra.NoArgs,
+		Long: "Start a refund case: Taobao, one per sub-order (--order and --sub-order required); 1688, one\n" +
+			"per order (--order required, no --sub-order). The reason must be one the platform offers for\n" +
+			"the order, type and goods status: `refundctl reasons` lists them, with their ids and whether a\n" +
+			"voucher is needed. A reason that is not offered parks the case (reason_not_offered).",
+		Example: requestExamples,
+		Args:    cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	addTargetFlags(cmd, &t)
+	addTargetFlags(cmd, &t, rs)
 	addVerdictFlags(cmd, &vo)
 	f.StringVar(&typ, "type", "refund", "refund (refund only) or return (return goods and refund)")
-	f.StringVar(&r.GoodsStatus, "goods-status", "", "Taobao: 1 not shipped, 2 shipped not received, 3 received; 1688: refundWaitSellerSend, refundWaitBuyerReceive, refundBuyerReceived, aftersaleBuyerNotReceived, aftersaleBuyerReceived")
-	f.Int64Var(&r.ReasonID, "reason-id", 0, "platform reason id")
-	f.StringVar(&r.Reason, "reason", "", "reason text (matched against the platform's reasons), instead of --reason-id")
-	f.Int64Var(&r.Amount, "amount", 0, "amount in fen (Taobao: 0 = the most allowed; 1688: required)")
-	f.Int64Var(&r.Carriage, "carriage", 0, "freight to claim back in fen (1688)")
-	f.StringVar(&r.Description, "description", "", "description for the seller")
-	f.StringArrayVar(&r.Vouchers, "voucher", nil, "evidence image (repeatable): 1688, a file name in the worker's WORKER_VOUCHER_DIR, uploaded first; Taobao, an image URL")
+	f.StringVar(&r.GoodsStatus, "goods-status", "", "required; Taobao: 1 not shipped, 2 shipped not received, 3 received; 1688: "+rs.alibabaGoods)
+	f.Int64Var(&r.ReasonID, "reason-id", 0, "platform reason id (refundctl reasons lists them)")
+	f.StringVar(&r.Reason, "reason", "", "reason text, exactly as the platform offers it (case aside), instead of --reason-id")
+	f.StringVar(&amount, "amount", "", "amount in fen, or max; Taobao: max (or 0, as before) = the most the rendered form allows; 1688: "+rs.alibabaAmount)
+	f.Int64Var(&r.Carriage, "carriage", 0, "freight to claim back in fen (1688 only)")
+	f.StringVar(&r.Description, "description", "", "description for the seller; 1688: "+rs.alibabaDescription+"; Taobao: "+rs.taobaoDescription)
+	f.StringArrayVar(&r.Vouchers, "voucher", nil, "evidence image (repeatable), needed by some reasons: 1688, a file name in the worker's WORKER_VOUCHER_DIR, uploaded first; Taobao, an image URL")
 	f.Int64SliceVar(&r.OrderEntryIDs, "order-entry", nil, "1688 sub-order ids concerned (repeatable)")
 	_ = cmd.MarkFlagRequired("goods-status")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
@@ -193,13 +294,18 @@ func (a *app) requestCommand() *cobra.Command {
 		case "return":
 			r.ReturnGoods = true
 		default:
-			return usagef("--type %q: want refund or return", typ)
+			return usagef("--type %q: want refund or return", excerpt.Of(typ, 40))
 		}
 		c, err := a.newCommand(t, refundflow.InputRequestRefund)
 		if err != nil {
 			return err
 		}
 		req := r
+		if amount != "" {
+			if req.Amount, err = parseAmount(string(c.Platform), amount); err != nil {
+				return err
+			}
+		}
 		c.Request = &req
 		return a.publishCommand(cmd.Context(), c, vo)
 	})
@@ -210,19 +316,25 @@ func (a *app) shipCommand() *cobra.Command {
 	var t target
 	var vo verdictOptions
 	var s refundflow.Shipment
+	rs := validationRules()
 	cmd := &cobra.Command{
-		Use:     "ship",
-		Short:   "Report the return shipment of a case (logistics company and waybill)",
-		Example: "  refundctl ship --platform taobao --sub-order 3305075341149134261 --company SF --waybill SF1234567890",
+		Use:   "ship",
+		Short: "Report the return shipment of a case (logistics company and waybill)",
+		Long: "Report the return shipment of a case waiting for it. Name the case with --case N (the\n" +
+			"platform and the order come from the case store), or with --platform and Taobao --sub-order\n" +
+			"(required for Taobao) / 1688 --order.",
+		// Run by TestHelpExamplesDoNotPark once request's 1688 example
+		// waits for the return.
+		Example: "  refundctl ship --platform 1688 --order 3305075341149134262 --company YTO --waybill YT1234567890",
 		Args:    cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	addTargetFlags(cmd, &t)
+	addTargetFlags(cmd, &t, rs)
 	addVerdictFlags(cmd, &vo)
-	f.StringVar(&s.Company, "company", "", "logistics company code (Taobao logisticsCompanyCode, 1688 companyNo)")
-	f.StringVar(&s.Waybill, "waybill", "", "waybill number")
-	f.StringVar(&s.Phone, "phone", "", "sender phone (optional)")
-	f.StringVar(&s.Description, "description", "", "note for the seller (optional)")
+	f.StringVar(&s.Company, "company", "", "logistics company code (Taobao logisticsCompanyCode, 1688 companyNo): "+rs.company)
+	f.StringVar(&s.Waybill, "waybill", "", "waybill number: "+rs.waybill)
+	f.StringVar(&s.Phone, "phone", "", "sender phone (optional): "+rs.phone)
+	f.StringVar(&s.Description, "description", "", "note for the seller (optional): "+rs.shipDescription)
 	_ = cmd.MarkFlagRequired("company")
 	_ = cmd.MarkFlagRequired("waybill")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
@@ -242,11 +354,11 @@ func (a *app) cancelCommand() *cobra.Command {
 	var vo verdictOptions
 	cmd := &cobra.Command{
 		Use:     "cancel",
-		Short:   "Cancel a case's refund",
-		Example: "  refundctl cancel --platform taobao --case 12",
+		Short:   "Cancel a case's refund (Taobao; 1688 has no cancel)",
+		Example: "  refundctl cancel --case 12\n  refundctl cancel --platform taobao --sub-order 3305075341149134261",
 		Args:    cobra.NoArgs,
 	}
-	addTargetFlags(cmd, &t)
+	addTargetFlags(cmd, &t, validationRules())
 	addVerdictFlags(cmd, &vo)
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
 		c, err := a.newCommand(t, refundflow.InputCancel)
@@ -262,15 +374,16 @@ func (a *app) messageCommand() *cobra.Command {
 	var t target
 	var vo verdictOptions
 	var text string
+	rs := validationRules()
 	cmd := &cobra.Command{
 		Use:     "message",
-		Short:   "Send a message to the seller about a case",
-		Example: "  refundctl message --platform 1688 --order 3305075341149134260 --text 'photos attached'",
+		Short:   "Send a message to the seller about a case (Taobao; on 1688, message on the platform)",
+		Example: "  refundctl message --case 12 --text 'photos attached'\n  refundctl message --platform taobao --sub-order 3305075341149134261 --text 'photos attached'",
 		Args:    cobra.NoArgs,
 	}
-	addTargetFlags(cmd, &t)
+	addTargetFlags(cmd, &t, rs)
 	addVerdictFlags(cmd, &vo)
-	cmd.Flags().StringVar(&text, "text", "", "message text")
+	cmd.Flags().StringVar(&text, "text", "", "message text: "+rs.message)
 	_ = cmd.MarkFlagRequired("text")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
 		c, err := a.newCommand(t, refundflow.InputSendMessage)

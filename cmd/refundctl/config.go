@@ -51,16 +51,16 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("USER", "refundctl", "the login name: the operator name when REFUNDCTL_OPERATOR is unset"),
 }, upstreamVars())
 
-// upstreamVars are the platform connection's variables, which doctor reads
-// as the worker does (loadUpstream); parked, replay and trigger read
-// UPSTREAM_PROFILE too.
+// upstreamVars are the platform connection's variables, which doctor and
+// reasons read as the worker does (loadUpstream); parked, replay and
+// trigger read UPSTREAM_PROFILE too.
 func upstreamVars() []envconfig.Var {
 	vars := envconfig.UpstreamVars()
 	for i, v := range vars {
 		if v.Name == "UPSTREAM_PROFILE" {
-			vars[i].Help = "platform profile overrides, as the receiver and worker read them (parked compares with it; replay and trigger parse callbacks with its types; doctor checks it)"
+			vars[i].Help = "platform profile overrides, as the receiver and worker read them (parked compares with it; replay and trigger parse callbacks with its types; doctor checks it; reasons calls with it)"
 		} else {
-			vars[i].Help = "doctor: " + v.Help
+			vars[i].Help = "doctor, reasons: " + v.Help
 		}
 	}
 	return vars
@@ -88,9 +88,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return cfg, env.Err()
 }
 
-// loadUpstream reads the platform connection (doctor's) with the worker's
-// code, from the same table. It is apart from loadConfig so that only
-// doctor needs the credentials.
+// loadUpstream reads the platform connection (doctor's and reasons') with
+// the worker's code, from the same table. It is apart from loadConfig so
+// that only the commands calling the platform need the credentials.
 func loadUpstream(getenv func(string) string) (apiclient.Config, error) {
 	env := envconfig.NewReader(envVars, getenv)
 	cfg := env.Upstream()

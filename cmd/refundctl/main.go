@@ -1,6 +1,7 @@
 // Command refundctl is the operator and developer CLI of refundhub: it issues
-// operator commands to the worker (request, ship, cancel, message), reads the
-// case store (list, show, dead-letters), re-delivers stored callbacks
+// operator commands to the worker (request, ship, cancel, message), lists
+// the refund reasons the platform offers (reasons), reads the case store
+// (list, show, dead-letters), re-delivers stored callbacks
 // (replay), synthesises platform callbacks (trigger), lists the parked ones
 // with the profile lines that would make their types known (parked) and
 // checks the platform profile's guesses against the platform with read-only

@@ -7,7 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
+
+	"github.com/refundhub/refundhub/internal/excerpt"
 )
 
 // writeJSON writes v as indented JSON and a newline.
@@ -63,8 +64,11 @@ func ago(now, t time.Time) string {
 	}
 }
 
-// cell makes a value safe for one table cell: no tabs or newlines, bounded
-// length, "-" when empty.
+// cell makes a value safe for one table cell: no tabs, newlines or other
+// control characters, "-" when empty, and at most max bytes (0: whole) cut
+// by internal/excerpt, the product's one clipper. A byte bound is also a
+// bound on the width: a Chinese character takes three bytes and two
+// columns, so the cut keeps a column within max columns whatever the script.
 func cell(s string, max int) string {
 	if s == "" {
 		return "-"
@@ -75,9 +79,8 @@ func cell(s string, max int) string {
 		}
 		return r
 	}, s)
-	if max > 0 && utf8.RuneCountInString(s) > max {
-		r := []rune(s)
-		s = string(r[:max-1]) + "…"
+	if max > 0 {
+		s = excerpt.Of(s, max)
 	}
 	return s
 }

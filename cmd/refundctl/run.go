@@ -48,7 +48,7 @@ func (a *app) rootCommand() *cobra.Command {
 		Use:   "refundctl",
 		Short: "Operate refundhub: issue commands, inspect cases, replay and trigger callbacks, check the platform profile",
 		Long: "refundctl drives refundhub by hand: it publishes operator commands to the worker,\n" +
-			"reads the case store, retries and discards dead letters, replays stored callbacks,\n" +
+			"lists the refund reasons the platform offers, reads the case store, retries and discards dead letters, replays stored callbacks,\n" +
 			"synthesises platform callbacks and checks the platform profile against the\n" +
 			"platform (doctor). Flags override the environment.\n\n" + envHelp(),
 		SilenceUsage:  true,
@@ -63,10 +63,22 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.DurationVar(&a.cfg.Timeout, "timeout", a.cfg.Timeout, "connect and per-request timeout")
 	pf.BoolVar(&a.cfg.JSON, "json", false, "machine-readable JSON output")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	// One entry per subcommand.
 	root.AddCommand(
-		a.requestCommand(), a.shipCommand(), a.cancelCommand(), a.messageCommand(), a.resolveCommand(),
-		a.listCommand(), a.showCommand(), a.waitCommand(), a.deadLettersCommand(),
-		a.replayCommand(), a.triggerCommand(), a.parkedCommand(), a.doctorCommand(),
+		a.requestCommand(),
+		a.shipCommand(),
+		a.cancelCommand(),
+		a.messageCommand(),
+		a.resolveCommand(),
+		a.reasonsCommand(),
+		a.listCommand(),
+		a.showCommand(),
+		a.waitCommand(),
+		a.deadLettersCommand(),
+		a.replayCommand(),
+		a.triggerCommand(),
+		a.parkedCommand(),
+		a.doctorCommand(),
 	)
 	return root
 }

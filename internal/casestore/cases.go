@@ -397,11 +397,39 @@ type CaseFilter struct {
 	Attention    []string
 	AnyAttention bool
 	AfterID      int64 // paging: ids greater than this
-	Limit        int   // default 100, at most 1000
+	Limit        int   // default 100, at most MaxListLimit
 }
+
+// MaxListLimit is the most cases one ListCases or ListCasesPage call
+// returns: a page, read in one query. Callers that want more page on with
+// CaseFilter.AfterID.
+const MaxListLimit = 1000
 
 // ListCases returns the cases matching f in id order.
 func (s *Store) ListCases(ctx context.Context, f CaseFilter) ([]Case, error) {
+	q, args := listQuery(f)
+	return selectCases(ctx, s.r, "list cases", q, append(args, clampLimit(f.Limit))...)
+}
+
+// ListCasesPage is ListCases that also reports whether more cases match
+// after the last one returned (read as one row beyond the page, in the
+// same query): the caller pages on with AfterID set to the last id.
+func (s *Store) ListCasesPage(ctx context.Context, f CaseFilter) (cases []Case, more bool, err error) {
+	n := clampLimit(f.Limit)
+	q, args := listQuery(f)
+	cases, err = selectCases(ctx, s.r, "list cases", q, append(args, n+1)...)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(cases) > n {
+		return cases[:n], true, nil
+	}
+	return cases, false, nil
+}
+
+// listQuery is the query of ListCases for f, with its arguments but the
+// final LIMIT's.
+func listQuery(f CaseFilter) (string, []any) {
 	var where []string
 	var args []any
 	if f.Platform != "" {
@@ -439,8 +467,7 @@ func (s *Store) ListCases(ctx context.Context, f CaseFilter) ([]Case, error) {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY id LIMIT ?"
-	args = append(args, clampLimit(f.Limit))
-	return selectCases(ctx, s.r, "list cases", q, args...)
+	return q, args
 }
 
 // DueCases returns open cases whose timer is at or before now, earliest first.
@@ -508,12 +535,14 @@ func selectCases(ctx context.Context, q sqlx.QueryerContext, what, query string,
 	return out, nil
 }
 
+// clampLimit is a query's LIMIT for a requested n: 100 when unset, at most
+// MaxListLimit.
 func clampLimit(n int) int {
 	switch {
 	case n <= 0:
 		return 100
-	case n > 1000:
-		return 1000
+	case n > MaxListLimit:
+		return MaxListLimit
 	default:
 		return n
 	}
