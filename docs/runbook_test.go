@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/refundhub/refundhub/internal/refundflow"
@@ -43,5 +44,13 @@ func TestRunbookCoversEveryStateAndReason(t *testing.T) {
 	slices.Sort(reasons)
 	if got := rows("Attention reasons"); !slices.Equal(got, reasons) {
 		t.Errorf("runbook attention reasons %v; the code has %v", got, reasons)
+	}
+	// Every stop has a way out the product offers: a command to run.
+	attention := regexp.MustCompile("(?s)## Attention reasons\n(.*?)(\n## |$)").FindSubmatch(b)[1]
+	for _, r := range regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\|.*\\|(.*)\\|$").FindAllSubmatch(attention, -1) {
+		action := string(r[2])
+		if strings.Contains(action, "no way out") || !strings.ContainsAny(action, "`") {
+			t.Errorf("runbook row %s: %q names no command to run", r[1], strings.TrimSpace(action))
+		}
 	}
 }

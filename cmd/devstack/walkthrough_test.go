@@ -204,6 +204,8 @@ func TestWalkthrough(t *testing.T) {
 			other := append(append([]string{"request"}, sel...), f.request...)
 			other[len(other)-1] = "changed my mind"
 			refused(fmt.Sprintf("rejected (case_open) on case %d", caseID), other...)
+			// Resolve is for a stopped case only; this one waits for the return.
+			refused(fmt.Sprintf("rejected (not_parked) on case %d (waiting_return_shipment)", caseID), "resolve", strconv.FormatInt(caseID, 10), "--retry")
 			if f.platform == "1688" {
 				refused("rejected (not_supported)", append([]string{"cancel"}, sel...)...)
 				refused("rejected (not_supported)", append(append([]string{"message"}, sel...), "--text", "photos attached")...)
@@ -317,8 +319,122 @@ func TestWalkthrough(t *testing.T) {
 		t.Errorf("the same command again: exit %d, stderr %q; want its verdict, rejected (unknown_case)", code, errOut)
 	}
 
+	resolveParkedCase(t, ctl)
+	deadLetterWaysOut(t, ctl)
+
 	// Bad input gets a one-line error and a non-zero exit.
 	if _, errOut, code := ctl.try("show", "999999"); code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Errorf("show of an unknown case: exit %d, stderr %q; want a one-line error and non-zero exit", code, errOut)
+	}
+}
+
+// resolveParkedCase: a Taobao request with a reason the form does not offer
+// stops (reason_not_offered). resolve --retry reads the form again (applied;
+// it stops again), --close without a note is bad input, --close with one
+// ends the case locally (applied, closed_locally, the note on the timeline),
+// a resolve of the finished case is refused, and the sub-order takes a new
+// request as a new case.
+func resolveParkedCase(t *testing.T, ctl *cli) {
+	t.Helper()
+	sel := []string{"--platform", "taobao", "--order", "3296711100591134990", "--sub-order", "1034499579120189990"}
+	request := append(append([]string{"request"}, sel...), "--goods-status", "1", "--reason-id", "5", "--amount", "max", "--description", "不想要了")
+	id, _, _ := strings.Cut(ctl.run(request...), "\n")
+	caseID := caseOf(t, ctl.run("wait", "--command", id, "--state", "needs_attention", "--deadline", "1m"))
+	c := strconv.FormatInt(caseID, 10)
+
+	if _, errOut, code := ctl.try("resolve", c, "--close"); code != 2 || !strings.Contains(errOut, "--note") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("resolve --close without a note: exit %d, stderr %q; want exit 2, one line naming --note", code, errOut)
+	}
+	if out := ctl.run("resolve", c, "--retry"); !strings.Contains(out, "applied: case "+c+" is ") {
+		t.Errorf("resolve --retry printed %q; want it applied to case %s", out, c)
+	}
+	var shown struct {
+		Case struct {
+			State         string `json:"state"`
+			AttentionCode string `json:"attentionCode"`
+		} `json:"case"`
+	}
+	ctl.run("wait", c, "--state", "needs_attention", "--deadline", "1m")
+	if out := ctl.run("resolve", c, "--close", "--note", "filed by phone with the seller"); !strings.Contains(out, "applied: case "+c+" is closed_locally") {
+		t.Errorf("resolve --close printed %q; want applied, closed_locally", out)
+	}
+	if err := json.Unmarshal([]byte(ctl.run("show", c, "--json")), &shown); err != nil || shown.Case.State != "closed_locally" {
+		t.Errorf("show %s --json: %+v, %v; want closed_locally", c, shown, err)
+	}
+	if out := ctl.run("show", c); !strings.Contains(out, "filed by phone with the seller") {
+		t.Errorf("show %s does not print the operator's note:\n%s", c, out)
+	}
+	if _, errOut, code := ctl.try("resolve", c, "--retry"); code != 4 || !strings.Contains(errOut, "rejected (case_finished)") {
+		t.Errorf("resolve of a closed case: exit %d, stderr %q; want exit 4, rejected (case_finished)", code, errOut)
+	}
+	request[len(request)-5] = "1004" // a reason the form offers
+	id, verdict, _ := strings.Cut(ctl.run(request...), "\n")
+	if got := caseOf(t, verdict); got == caseID {
+		t.Errorf("a new request after the close went to case %d; want a new case", got)
+	}
+	ctl.run("wait", "--command", id, "--state", "waiting_seller", "--deadline", "1m")
+}
+
+// deadLetterWaysOut: the dead letter of a command for a case that does not
+// exist is a permanent failure. retry refuses it without --force (exit 4),
+// --force republishes it (and it dies again), and discard keeps the record
+// out of the default list, with the note.
+func deadLetterWaysOut(t *testing.T, ctl *cli) {
+	t.Helper()
+	type deadLetter struct {
+		ID          int64  `json:"id"`
+		Reason      string `json:"reason"`
+		Error       string `json:"error"`
+		RetriedAt   string `json:"retriedAt"`
+		DiscardNote string `json:"discardNote"`
+	}
+	list := func(args ...string) []deadLetter {
+		var dls []deadLetter
+		if err := json.Unmarshal([]byte(ctl.run(append([]string{"dead-letters", "list", "--json"}, args...)...)), &dls); err != nil {
+			t.Fatalf("dead-letters list --json: %v", err)
+		}
+		return dls
+	}
+	pendingPermanent := func() (deadLetter, bool) {
+		for _, d := range list() {
+			if d.Reason == "permanent_error" && d.RetriedAt == "" && strings.Contains(d.Error, "unknown case") {
+				return d, true
+			}
+		}
+		return deadLetter{}, false
+	}
+	first, ok := pendingPermanent()
+	if !ok {
+		t.Fatalf("no pending permanent_error dead letter for the unknown case: %+v", list())
+	}
+	dl := strconv.FormatInt(first.ID, 10)
+	if _, errOut, code := ctl.try("dead-letters", "retry", dl); code != 4 || !strings.Contains(errOut, "--force") {
+		t.Errorf("retry of a permanent failure: exit %d, stderr %q; want exit 4 asking for --force", code, errOut)
+	}
+	ctl.run("dead-letters", "retry", dl, "--force")
+	var again deadLetter
+	deadline := time.Now().Add(time.Minute)
+	for again, ok = pendingPermanent(); !ok || again.ID == first.ID; again, ok = pendingPermanent() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the forced retry did not die again: %+v", list())
+		}
+		<-time.After(100 * time.Millisecond) // polling the worker, which gives no signal to wait on
+	}
+	dl = strconv.FormatInt(again.ID, 10)
+	ctl.run("dead-letters", "discard", dl, "--note", "no such case: typo in --case")
+	for _, d := range list() {
+		if d.ID == again.ID {
+			t.Errorf("dead-letters list still shows discarded %d", d.ID)
+		}
+	}
+	var found bool
+	for _, d := range list("--discarded") {
+		found = found || (d.ID == again.ID && d.DiscardNote == "no such case: typo in --case")
+	}
+	if !found {
+		t.Errorf("dead-letters list --discarded does not show %d with its note: %+v", again.ID, list("--discarded"))
+	}
+	if _, errOut, code := ctl.try("dead-letters", "retry", dl, "--force"); code != 4 || !strings.Contains(errOut, "discarded") {
+		t.Errorf("retry of a discarded dead letter: exit %d, stderr %q; want exit 4, discarded", code, errOut)
 	}
 }

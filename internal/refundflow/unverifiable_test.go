@@ -2,6 +2,7 @@ package refundflow_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,8 +12,9 @@ import (
 
 // unverifiable1688 opens a 1688 case whose create's answer was lost and
 // whose refund callback never comes: parked intent_unverifiable with its
-// intent still open (the platform cannot be asked by order).
-func unverifiable1688(t *testing.T) (*rig, *refundflow.Engine, string) {
+// intent still open (the platform cannot be asked by order). tookEffect:
+// the platform created the refund before the answer was lost.
+func unverifiable1688(t *testing.T, tookEffect bool) (*rig, *refundflow.Engine, string) {
 	r := newRig(t, fast)
 	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1})
 	eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: r.client,
@@ -23,7 +25,7 @@ func unverifiable1688(t *testing.T) (*rig, *refundflow.Engine, string) {
 	o, _ := r.order(sandbox.Platform1688, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "")
 	cmd.Request = alibabaRequest(false, false)
-	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1, ForceErrors: []sandbox.ForcedError{{Endpoint: "alibaba_create_refund", Kind: sandbox.ErrHTTP503, Count: 1, AfterEffect: true}}})
+	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1, ForceErrors: []sandbox.ForcedError{{Endpoint: "alibaba_create_refund", Kind: sandbox.ErrHTTP503, Count: 1, AfterEffect: tookEffect}}})
 	if _, err := eng.HandleCommand(context.Background(), cmd, message(cmd)); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +43,7 @@ func unverifiable1688(t *testing.T) (*rig, *refundflow.Engine, string) {
 // (each round re-parked the case and asked to reapply the command), asking
 // the platform each time, without end.
 func TestCommandOnAnUnverifiableCaseIsDecidedOnce(t *testing.T) {
-	r, eng, o := unverifiable1688(t)
+	r, eng, o := unverifiable1688(t, true)
 	before := calls(r)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -65,4 +67,62 @@ func calls(r *rig) int64 {
 		n += c
 	}
 	return n
+}
+
+// TestResolveTakesAStuck1688CaseOut: the case that had no way out. A retry
+// asks the platform, which still cannot tell, and is refused with the way
+// out; closing it locally ends it without a platform call, with the note on
+// the timeline, and the order takes a new request as a new case.
+func TestResolveTakesAStuck1688CaseOut(t *testing.T) {
+	r, eng, o := unverifiable1688(t, false) // the operator finds no refund in the back office
+	stuck := r.caseOf(refundflow.Platform1688, o, "")
+	ctx := context.Background()
+
+	retry := r.command(refundflow.InputResolve, refundflow.Platform1688, "", "")
+	retry.CaseID, retry.Resolve = stuck.ID, &refundflow.Resolve{Action: refundflow.ResolveRetry}
+	if h, err := eng.HandleCommand(ctx, retry, message(retry)); err != nil || h.Outcome != refundflow.OutcomeReject || h.Code != refundflow.CodeUnverifiable {
+		t.Fatalf("retry: %+v, %v; want reject/%s", h, err, refundflow.CodeUnverifiable)
+	}
+	if o, err := r.store.CommandOutcome(ctx, retry.ID); err != nil || o.Verdict != "rejected" || !strings.Contains(o.Reason, "--close") {
+		t.Fatalf("retry's verdict: %+v, %v; want rejected with the way out", o, err)
+	}
+
+	before := calls(r)
+	closeIt := r.command(refundflow.InputResolve, refundflow.Platform1688, "", "")
+	closeIt.CaseID, closeIt.Resolve = stuck.ID, &refundflow.Resolve{Action: refundflow.ResolveClose, Note: "no refund in the back office"}
+	if h, err := eng.HandleCommand(ctx, closeIt, message(closeIt)); err != nil || h.Outcome != refundflow.OutcomeAct || h.State != refundflow.StateClosedLocally {
+		t.Fatalf("close: %+v, %v; want act, closed_locally", h, err)
+	}
+	if n := calls(r) - before; n != 0 {
+		t.Errorf("closing locally made %d platform calls; want none", n)
+	}
+	tl, err := r.store.Timeline(ctx, stuck.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var noted bool
+	for _, e := range tl {
+		noted = noted || strings.Contains(e.Summary+" "+string(e.Detail), "no refund in the back office")
+	}
+	if !noted {
+		t.Errorf("the timeline does not keep the operator's note")
+	}
+	steps, err := r.store.Steps(ctx, stuck.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range steps {
+		if s.Status == "intent" {
+			t.Errorf("step %s %s still open after the close", s.Step, s.IdempotencyKey)
+		}
+	}
+
+	r.sb.SetFaults(sandbox.Faults{}) // callbacks flow again
+	again := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "")
+	again.Request = alibabaRequest(false, false)
+	h := r.handle(again)
+	if h.CaseID == stuck.ID || h.CaseID == 0 {
+		t.Fatalf("a new request after the close: case %d; want a new case", h.CaseID)
+	}
+	r.waitState(h.CaseID, refundflow.StateSucceeded)
 }
