@@ -152,6 +152,9 @@ func (d decisionRecord) caseRow(now time.Time) (casestore.Case, error) {
 	if d.pv != nil && d.pv.Found {
 		nc.PlatformStatus = d.pv.Status(d.cv.Platform)
 	}
+	if dec.Outcome == OutcomeAct && dec.PlatformStatus != nil {
+		nc.PlatformStatus = *dec.PlatformStatus
+	}
 	return nc, nil
 }
 

@@ -209,7 +209,10 @@ func (d Decider) onResult(c CaseView, in Input) Decision {
 	case StepReturnSubmit:
 		return d.to(StateWaitingSellerReceive, nil, in.Now, "return_submitted", "return submitted; waiting for the seller to receive it")
 	default: // StepCancel
-		return d.to(StateCancelled, nil, in.Now, "cancelled", "refund cancelled on the platform")
+		dec := d.to(StateCancelled, nil, in.Now, "cancelled", "refund cancelled on the platform")
+		status := r.Status
+		dec.PlatformStatus = &status
+		return dec
 	}
 }
 

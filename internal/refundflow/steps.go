@@ -225,7 +225,10 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 		if err != nil {
 			return nil, r.RequestID, err
 		}
-		return map[string]any{"cancelled": true}, r.RequestID, nil
+		if ro := r.Data.RefundOrderAggregate.RefundOrder; ro.RefundID.String() == st.RefundID {
+			res.Status = e.taobaoView(r.Data.RefundOrderAggregate).StatusText
+		}
+		return map[string]any{"cancelled": true, "status": res.Status}, r.RequestID, nil
 	case StepMessage:
 		r, err := cl.TaobaoSubmitMessage(ctx, apiclient.SubmitMessageRequest{RefundID: st.RefundID, RefundMessage: st.Message})
 		if err != nil {

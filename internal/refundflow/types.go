@@ -414,6 +414,9 @@ type StepResult struct {
 	Reasons   []Reason // reasons (1688)
 	Vouchers  []string // upload_vouchers: uploaded references
 	Companies []string // return_render: carrier codes the return may use
+	// Status is the refund's status as the step's answer shows it (Taobao
+	// cancel: the refund after the cancel), "" when it shows none.
+	Status string
 }
 
 // Outcome is the kind of a decision.
@@ -518,6 +521,11 @@ type Decision struct {
 	Attention *Attention
 	// RefundID, when set, is the platform refund id learned now.
 	RefundID string
+	// PlatformStatus, when the decision ends the case on a step's answer
+	// rather than a read of the refund, is the status that answer showed
+	// ("" for none): the case's recorded status must not stay the one read
+	// before the step.
+	PlatformStatus *string
 	// Request, Plan and Shipment, when set, replace the case's documents.
 	Request  *Request
 	Plan     *Plan

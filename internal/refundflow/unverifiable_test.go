@@ -126,3 +126,22 @@ func TestResolveTakesAStuck1688CaseOut(t *testing.T) {
 	}
 	r.waitState(h.CaseID, refundflow.StateSucceeded)
 }
+
+// TestCancelledCaseShowsThePlatformsStatus: a case cancelled on the
+// platform records the status the cancel's answer shows. It used to keep
+// the status of the last read before the cancel (WAIT_SELLER_AGREE on a
+// cancelled case).
+func TestCancelledCaseShowsThePlatformsStatus(t *testing.T) {
+	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	h := r.handle(cmd)
+	r.waitState(h.CaseID, refundflow.StateWaitingSeller)
+	_, _ = r.engine().Wake(context.Background(), h.CaseID, refundflow.InputReconcile) // the case reads the platform's status
+	r.handle(r.command(refundflow.InputCancel, refundflow.PlatformTaobao, "", so))
+	c := r.waitState(h.CaseID, refundflow.StateCancelled)
+	if want := r.platformStatus(c.RefundID); c.PlatformStatus != want {
+		t.Fatalf("cancelled case records platform status %q; the platform shows %q", c.PlatformStatus, want)
+	}
+}
