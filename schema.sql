@@ -287,3 +287,31 @@ DROP INDEX cases_one_open_1688_order;
 CREATE UNIQUE INDEX cases_one_open_1688_order ON cases (order_id)
     WHERE platform = '1688' AND duplicate_of = 0
       AND state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';
+
+-- +migration 13: order events, kept as facts about the order
+-- An order message (status change, price correction) is recorded here once
+-- (msg_id), in the transaction that records its message in the inbox,
+-- whether or not a case is open on the order: a later request reads it. Each
+-- open case of the order gets a timeline entry and an early wake in the
+-- same transaction, and reads the events after order_events_seen before its
+-- next step: a price correction before submission renders the form again,
+-- an ended order ends a request not yet submitted.
+CREATE TABLE order_events (
+    id              INTEGER PRIMARY KEY,
+    platform        TEXT    NOT NULL CHECK (platform = 'taobao' OR platform = '1688'),
+    order_id        TEXT    NOT NULL CHECK (order_id <> ''),
+    msg_id          TEXT    NOT NULL UNIQUE,     -- the inbox key of the message
+    message_type    TEXT    NOT NULL,            -- as the platform sent it
+    kind            TEXT    NOT NULL,            -- platform.Kind: order_status or price_modify
+    order_status    TEXT    NOT NULL DEFAULT '',
+    ended           INTEGER NOT NULL DEFAULT 0,  -- the profile says the status ends the order
+    close_reason    TEXT    NOT NULL DEFAULT '',
+    total_amount    INTEGER NOT NULL DEFAULT 0,  -- fen
+    product_amount  INTEGER NOT NULL DEFAULT 0,  -- fen
+    shipping_fee    INTEGER NOT NULL DEFAULT 0,  -- fen
+    body            TEXT    NOT NULL DEFAULT '{}',
+    received_at     INTEGER NOT NULL
+);
+CREATE INDEX order_events_order ON order_events (platform, order_id, id);
+ALTER TABLE cases ADD COLUMN order_events_seen INTEGER NOT NULL DEFAULT 0;   -- order_events.id the case has decided on
+ALTER TABLE cases ADD COLUMN order_events_latest INTEGER NOT NULL DEFAULT 0; -- the newest order_events.id of its order (no read when equal)

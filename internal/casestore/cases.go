@@ -55,6 +55,13 @@ type Case struct {
 	// FailedInputs counts the inputs of the case in a row that ended in
 	// "retry later" (the retry backoff's exponent); 0 once one gets anywhere.
 	FailedInputs int
+	// OrderEventsSeen is the last order event (OrderEvent.ID) of the case's
+	// order that the case has decided on; later ones are news to it.
+	OrderEventsSeen int64
+	// OrderEventsLatest is the newest order event of the case's order
+	// (read-only: set when a case opens and when an event is kept), so
+	// that a case with nothing new reads no events.
+	OrderEventsLatest int64
 }
 
 // caseRow is the database form of Case.
@@ -82,12 +89,14 @@ type caseRow struct {
 	OpenedBy            string        `db:"opened_by"`
 	DuplicateOf         int64         `db:"duplicate_of"`
 	FailedInputs        int           `db:"failed_inputs"`
+	OrderEventsSeen     int64         `db:"order_events_seen"`
+	OrderEventsLatest   int64         `db:"order_events_latest"`
 }
 
 const caseColumns = `id, platform, order_id, sub_order_id, refund_id, state, parked_state, version,
 	request, plan, shipment, platform_status, last_platform_check_at, next_wake_at,
 	attention_code, attention_message, created_at, updated_at, lease_owner, lease_until, opened_by,
-	duplicate_of, failed_inputs`
+	duplicate_of, failed_inputs, order_events_seen, order_events_latest`
 
 func (r caseRow) toCase() Case {
 	c := Case{
@@ -98,6 +107,7 @@ func (r caseRow) toCase() Case {
 		NextWakeAt: fromMS(r.NextWakeAt), AttentionCode: r.AttentionCode, AttentionMessage: r.AttentionMessage,
 		CreatedAt: time.UnixMilli(r.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(),
 		LeaseOwner: r.LeaseOwner, OpenedBy: r.OpenedBy, DuplicateOf: r.DuplicateOf, FailedInputs: r.FailedInputs,
+		OrderEventsSeen: r.OrderEventsSeen, OrderEventsLatest: r.OrderEventsLatest,
 	}
 	if r.LeaseUntil > 0 {
 		c.LeaseUntil = time.UnixMilli(r.LeaseUntil).UTC()
@@ -156,10 +166,17 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 		}
 		leaseUntil = now + n.LeaseTTL.Milliseconds()
 	}
+	// The order's events kept so far are news to the new case.
+	var latest int64
+	if err := sqlx.GetContext(ctx, tx.tx, &latest, `SELECT COALESCE(MAX(id), 0) FROM order_events WHERE platform = ? AND order_id = ?`,
+		n.Platform, n.OrderID); err != nil {
+		return Case{}, fmt.Errorf("create case %s %s/%s: order events: %w", n.Platform, n.OrderID, n.SubOrderID, err)
+	}
 	res, err := tx.tx.ExecContext(ctx, `INSERT INTO cases
-		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at, opened_by, lease_owner, lease_until)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		n.Platform, n.OrderID, n.SubOrderID, n.State, req, nullMS(n.NextWakeAt), now, now, n.OpenedBy, n.LeaseOwner, leaseUntil)
+		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at, opened_by, lease_owner, lease_until,
+		 order_events_latest)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		n.Platform, n.OrderID, n.SubOrderID, n.State, req, nullMS(n.NextWakeAt), now, now, n.OpenedBy, n.LeaseOwner, leaseUntil, latest)
 	var id int64
 	if err == nil {
 		id, err = res.LastInsertId()
@@ -174,7 +191,7 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 	// schema.sql, at version 1.
 	c := Case{ID: id, Platform: n.Platform, OrderID: n.OrderID, SubOrderID: n.SubOrderID, State: n.State,
 		Request: json.RawMessage(req), NextWakeAt: n.NextWakeAt, CreatedAt: time.UnixMilli(now).UTC(), OpenedBy: n.OpenedBy,
-		LeaseOwner: n.LeaseOwner}
+		LeaseOwner: n.LeaseOwner, OrderEventsLatest: latest}
 	if leaseUntil > 0 {
 		c.LeaseUntil = time.UnixMilli(leaseUntil).UTC()
 	}
@@ -233,6 +250,7 @@ var caseFields = []caseField{
 	{col: "attention_code", val: func(c *Case) any { return c.AttentionCode }},
 	{col: "attention_message", val: func(c *Case) any { return c.AttentionMessage }},
 	{col: "failed_inputs", val: func(c *Case) any { return c.FailedInputs }},
+	{col: "order_events_seen", val: func(c *Case) any { return c.OrderEventsSeen }},
 }
 
 // docText is a document as stored: its text, {} when empty.

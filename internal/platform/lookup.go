@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+	"slices"
 	"strings"
 	"time"
 )
@@ -114,6 +115,16 @@ func (p *Profile) SignatureWindow() time.Duration { return p.window }
 func (p *Profile) CallbackKind(taobao bool, messageType string) (Kind, bool) {
 	k, ok := p.typeKinds[idx(taobao)][messageType]
 	return k, ok
+}
+
+// OrderEnded reports whether an order message's orderStatus means the order
+// is over (callbacks.<platform>.ended_order_statuses).
+func (p *Profile) OrderEnded(taobao bool, orderStatus string) bool {
+	cb := p.Callbacks.Alibaba
+	if taobao {
+		cb = p.Callbacks.Taobao
+	}
+	return slices.Contains(cb.EndedOrderStatuses, orderStatus)
 }
 
 // KnownField reports whether a body field is one the profile lists for the

@@ -190,6 +190,10 @@ type CallbackFacts struct {
 type PlatformCallbacks struct {
 	Types  map[string]Kind   `toml:"types"`
 	Fields map[Kind][]string `toml:"fields"`
+	// EndedOrderStatuses are the orderStatus values of an order message
+	// that mean the order is over (cancelled or closed): a refund not yet
+	// submitted for it ends there, with nothing sent.
+	EndedOrderStatuses []string `toml:"ended_order_statuses"`
 }
 
 // Default returns the built-in profile. It cannot fail: a test pins that the

@@ -366,6 +366,16 @@ func (p *Profile) validateCallbacks() error {
 		if len(p.knownFields[i][KindRefund]) == 0 {
 			return keyErr(cb.key+".fields.refund", "missing")
 		}
+		seen := map[string]bool{}
+		for _, st := range cb.c.EndedOrderStatuses {
+			if st == "" || strings.TrimSpace(st) != st || len(st) > 64 {
+				return keyErr(cb.key+".ended_order_statuses", "%q: want a status as the platform writes it (1-64 characters, no surrounding space)", st)
+			}
+			if seen[st] {
+				return keyErr(cb.key+".ended_order_statuses", "%q listed twice", st)
+			}
+			seen[st] = true
+		}
 	}
 	return nil
 }

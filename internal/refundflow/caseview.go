@@ -22,6 +22,16 @@ func caseView(ctx context.Context, s *casestore.Store, c casestore.Case) (CaseVi
 	case !errors.Is(err, casestore.ErrNotFound):
 		return cv, err
 	}
+	if c.OrderEventsLatest > c.OrderEventsSeen {
+		evs, err := s.OrderEventsAfter(ctx, c.Platform, c.OrderID, c.OrderEventsSeen)
+		if err != nil {
+			return cv, err
+		}
+		for _, e := range evs {
+			cv.OrderEvents = append(cv.OrderEvents, OrderEvent{ID: e.ID, Type: e.MessageType, Kind: e.Kind, Status: e.OrderStatus,
+				Ended: e.Ended, CloseReason: e.CloseReason, TotalAmount: e.TotalAmount})
+		}
+	}
 	return cv, nil
 }
 

@@ -110,7 +110,10 @@ func (d decisionRecord) commandOutcome() (casestore.CommandOutcome, bool) {
 	}
 	o := casestore.CommandOutcome{CommandID: d.in.ID, Verdict: casestore.VerdictApplied, CaseID: d.c.ID,
 		Code: d.dec.Code, Reason: excerpt.Of(d.dec.Reason, maxOutcomeReason)}
-	if d.dec.Outcome == OutcomeReject || (d.dec.Outcome == OutcomeNoOp && d.dec.Code == CodeDuplicate) {
+	if d.dec.Outcome == OutcomeReject || (d.dec.Outcome == OutcomeNoOp && d.dec.Code == CodeDuplicate) ||
+		(d.dec.Outcome == OutcomeAct && d.dec.Code == CodeOrderEnded && d.in.Kind == InputRequestRefund) {
+		// An order that ended ends the request it opened: the case is
+		// finished, but what the operator asked for was not done.
 		o.Verdict = casestore.VerdictRejected
 	}
 	return o, true
@@ -154,6 +157,9 @@ func (d decisionRecord) caseRow(now time.Time) (casestore.Case, error) {
 	}
 	if dec.Outcome == OutcomeAct && dec.PlatformStatus != nil {
 		nc.PlatformStatus = *dec.PlatformStatus
+	}
+	if dec.Outcome == OutcomeAct && dec.OrderEventsSeen > nc.OrderEventsSeen {
+		nc.OrderEventsSeen = dec.OrderEventsSeen
 	}
 	return nc, nil
 }

@@ -34,8 +34,10 @@ const (
 	CodeInvalidRequest  = "invalid_request"  // the stored request is not valid
 	CodeMessageSent     = "message_sent"
 	CodeMessageFailed   = "message_failed"
-	CodeNotParked       = "not_parked"   // a resolve for a case that is not in needs_attention
-	CodeCannotRetry     = "cannot_retry" // a retry that cannot help or could do a side effect twice
+	CodeOrderEnded      = "order_ended"   // the order ended (cancelled, closed) before anything was submitted
+	CodeOrderChanged    = "order_changed" // an order event: noted, the form read again, or the refund re-read
+	CodeNotParked       = "not_parked"    // a resolve for a case that is not in needs_attention
+	CodeCannotRetry     = "cannot_retry"  // a retry that cannot help or could do a side effect twice
 )
 
 // Decider decides the next step of refund cases under a Policy.
@@ -75,6 +77,11 @@ func (d Decider) Decide(c CaseView, v *PlatformView, in Input) Decision {
 	}
 	if c.Intent != nil && !(in.Kind == InputStepResult && in.Result != nil && in.Result.Key == c.Intent.Key) {
 		return d.settleIntent(c, v, in)
+	}
+	if len(c.OrderEvents) > 0 && (in.Kind != InputStepResult || (c.beforeSubmit() && in.Result != nil && !in.Result.Step.SideEffect())) {
+		// News of the order comes before the next step: a read's result
+		// from before a price correction is read again.
+		return d.onOrderEvents(c, v, in)
 	}
 	switch in.Kind {
 	case InputRequestRefund:

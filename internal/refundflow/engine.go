@@ -303,6 +303,9 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 	if dup, err := e.seen(ctx, msg); err != nil || dup {
 		return Handled{Duplicate: dup}, err
 	}
+	if !ev.Parked() && (ev.Kind == callback.KindOrderStatus || ev.Kind == callback.KindPriceModify) && ev.Order != nil {
+		return e.handleOrderEvent(ctx, ev, msg)
+	}
 	if ev.Parked() || ev.Kind != callback.KindRefund || ev.Refund == nil {
 		return Handled{Ignored: true}, e.recordInbox(ctx, msg)
 	}

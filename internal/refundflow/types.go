@@ -288,6 +288,21 @@ type CaseView struct {
 	// Intent is the open intent, if a side effect may have reached the
 	// platform without its result being recorded.
 	Intent *Intent
+	// OrderEvents are the events of the case's order (status changes, price
+	// corrections) the case has not decided on yet, oldest first.
+	OrderEvents []OrderEvent
+}
+
+// OrderEvent is an order message kept as a fact about the order
+// (casestore.OrderEvent), as Decide reads it.
+type OrderEvent struct {
+	ID          int64 // increasing: Decision.OrderEventsSeen acknowledges up to one
+	Type        string
+	Kind        platform.Kind // order_status or price_modify
+	Status      string        // the order's status as the platform wrote it
+	Ended       bool          // the profile says Status ends the order
+	CloseReason string
+	TotalAmount int64 // fen
 }
 
 // PlatformView is the authoritative state fetched from the platform API (the
@@ -526,6 +541,9 @@ type Decision struct {
 	// ("" for none): the case's recorded status must not stay the one read
 	// before the step.
 	PlatformStatus *string
+	// OrderEventsSeen, when above zero, acknowledges the case's order events
+	// up to this id: they were decided on.
+	OrderEventsSeen int64
 	// Request, Plan and Shipment, when set, replace the case's documents.
 	Request  *Request
 	Plan     *Plan

@@ -1,0 +1,123 @@
+package casestore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/refundhub/refundhub/internal/platform"
+)
+
+// OrderEvent is an order message (status change or price correction) kept
+// as a fact about its order: cases of the order decide on the ones after
+// their OrderEventsSeen, and a case opened later reads them all.
+type OrderEvent struct {
+	ID            int64
+	Platform      platform.ID
+	OrderID       string
+	MsgID         string // the message's inbox key: an event is kept once
+	MessageType   string
+	Kind          platform.Kind
+	OrderStatus   string
+	Ended         bool // the profile says OrderStatus ends the order
+	CloseReason   string
+	TotalAmount   int64 // fen
+	ProductAmount int64 // fen
+	ShippingFee   int64 // fen
+	Body          json.RawMessage
+	ReceivedAt    time.Time // zero: the transaction's time
+}
+
+type orderEventRow struct {
+	ID            int64  `db:"id"`
+	Platform      string `db:"platform"`
+	OrderID       string `db:"order_id"`
+	MsgID         string `db:"msg_id"`
+	MessageType   string `db:"message_type"`
+	Kind          string `db:"kind"`
+	OrderStatus   string `db:"order_status"`
+	Ended         bool   `db:"ended"`
+	CloseReason   string `db:"close_reason"`
+	TotalAmount   int64  `db:"total_amount"`
+	ProductAmount int64  `db:"product_amount"`
+	ShippingFee   int64  `db:"shipping_fee"`
+	Body          string `db:"body"`
+	ReceivedAt    int64  `db:"received_at"`
+}
+
+func (r orderEventRow) event() OrderEvent {
+	return OrderEvent{ID: r.ID, Platform: platform.ID(r.Platform), OrderID: r.OrderID, MsgID: r.MsgID,
+		MessageType: r.MessageType, Kind: platform.Kind(r.Kind), OrderStatus: r.OrderStatus, Ended: r.Ended,
+		CloseReason: r.CloseReason, TotalAmount: r.TotalAmount, ProductAmount: r.ProductAmount,
+		ShippingFee: r.ShippingFee, Body: json.RawMessage(r.Body), ReceivedAt: time.UnixMilli(r.ReceivedAt).UTC()}
+}
+
+const orderEventColumns = `id, platform, order_id, msg_id, message_type, kind, order_status, ended, close_reason,
+	total_amount, product_amount, shipping_fee, body, received_at`
+
+// RecordOrderEvent keeps an order event and tells every open case of its
+// order, in the caller's transaction: each gets a timeline entry (summary)
+// and a wake now, with its version bumped, so that a decision made before
+// the event and not yet committed is made again with it. It returns the
+// event's id and the cases told; recorded is false when the event was kept
+// before (its msg_id), and then nothing is written.
+func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, summary string) (id int64, cases []int64, recorded bool, err error) {
+	if !ev.Platform.Valid() || ev.OrderID == "" || ev.MsgID == "" {
+		return 0, nil, false, fmt.Errorf("order event: platform %q, order %q, message %q: all required", ev.Platform, ev.OrderID, ev.MsgID)
+	}
+	body, err := jsonText("order event body", ev.Body)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	at := ev.ReceivedAt
+	if at.IsZero() {
+		at = tx.now
+	}
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO order_events (platform, order_id, msg_id, message_type, kind,
+		order_status, ended, close_reason, total_amount, product_amount, shipping_fee, body, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`,
+		string(ev.Platform), ev.OrderID, ev.MsgID, ev.MessageType, string(ev.Kind), ev.OrderStatus, ev.Ended,
+		ev.CloseReason, ev.TotalAmount, ev.ProductAmount, ev.ShippingFee, body, ms64(at))
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("order event %s: %w", ev.MsgID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return 0, nil, false, err
+	}
+	if id, err = res.LastInsertId(); err != nil {
+		return 0, nil, false, fmt.Errorf("order event %s: %w", ev.MsgID, err)
+	}
+	if err := sqlx.SelectContext(ctx, tx.tx, &cases, `SELECT id FROM cases
+		WHERE platform = ? AND order_id = ? AND `+terminalFilter()+` ORDER BY id`, string(ev.Platform), ev.OrderID); err != nil {
+		return 0, nil, false, fmt.Errorf("open cases of order %s: %w", ev.OrderID, err)
+	}
+	detail, _ := json.Marshal(map[string]any{"orderEvent": id, "type": ev.MessageType, "orderStatus": ev.OrderStatus})
+	for _, c := range cases {
+		if _, err := tx.tx.ExecContext(ctx, `UPDATE cases SET next_wake_at = ?, order_events_latest = ?,
+			version = version + 1, updated_at = ? WHERE id = ?`, ms64(at), id, ms64(tx.now), c); err != nil {
+			return 0, nil, false, fmt.Errorf("wake case %d: %w", c, err)
+		}
+		if err := tx.AppendTimeline(ctx, TimelineEntry{CaseID: c, At: at, Kind: KindCallback, Summary: summary, Detail: detail}); err != nil {
+			return 0, nil, false, err
+		}
+	}
+	return id, cases, true, nil
+}
+
+// OrderEventsAfter returns the events of an order kept after event id
+// after, oldest first.
+func (s *Store) OrderEventsAfter(ctx context.Context, p platform.ID, orderID string, after int64) ([]OrderEvent, error) {
+	var rows []orderEventRow
+	if err := sqlx.SelectContext(ctx, s.r, &rows, `SELECT `+orderEventColumns+` FROM order_events
+		WHERE platform = ? AND order_id = ? AND id > ? ORDER BY id`, string(p), orderID, after); err != nil {
+		return nil, fmt.Errorf("order events of %s %s: %w", p, orderID, err)
+	}
+	out := make([]OrderEvent, len(rows))
+	for i, r := range rows {
+		out[i] = r.event()
+	}
+	return out, nil
+}

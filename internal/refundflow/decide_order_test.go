@@ -1,0 +1,92 @@
+package refundflow
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/refundhub/refundhub/internal/platform"
+)
+
+var (
+	orderCancelled = OrderEvent{ID: 41, Type: "ORDER_CANCEL", Kind: platform.KindOrderStatus, Status: "CANCEL", Ended: true, CloseReason: "buyer_cancel"}
+	priceCorrected = OrderEvent{ID: 42, Type: "ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY", Kind: platform.KindPriceModify, Status: "WAITING_FOR_PAYMENT", TotalAmount: 9800}
+	orderPaid      = OrderEvent{ID: 43, Type: "ORDER_PAY_SUCCESS", Kind: platform.KindOrderStatus, Status: "WAITING_FOR_SENT"}
+)
+
+func withEvents(c CaseView, evs ...OrderEvent) CaseView {
+	c.OrderEvents = evs
+	return c
+}
+
+// TestOrderEventsBeforeSubmission: nothing of the case is on the platform.
+// An ended order ends it; any other change reads the form again, unless the
+// case is parked for a reason the order cannot change.
+func TestOrderEventsBeforeSubmission(t *testing.T) {
+	timer := Input{Kind: InputTimer, Now: now}
+	for _, tc := range []struct {
+		name string
+		c    CaseView
+		in   Input
+		want string
+		seen int64
+	}{
+		{"ended, rendering", withEvents(fixture(PlatformTaobao, StateRendering), orderCancelled), timer, "act:cancelled", 41},
+		{"ended, submitting (every attempt refused)", withEvents(fixture(PlatformTaobao, StateSubmitting), priceCorrected, orderCancelled), timer, "act:cancelled", 41},
+		{"ended, 1688 uploading vouchers", withEvents(fixture(Platform1688, StateUploadingVouchers), orderCancelled), timer, "act:cancelled", 41},
+		{"ended, parked reason_not_offered", withEvents(parkedCase(PlatformTaobao, StateRendering, AttnReasonNotOffered), orderCancelled), timer, "act:cancelled", 41},
+		{"ended, the request that opens the case", withEvents(fixture(PlatformTaobao, StateRequested), orderCancelled),
+			Input{Kind: InputRequestRefund, Now: now, Request: ptrTo(taobaoRequest())}, "act:cancelled", 41},
+		{"price, submitting: read the form again", withEvents(fixture(PlatformTaobao, StateSubmitting), priceCorrected), timer, "act:rendering+render", 42},
+		{"price, 1688 submitting: reasons again", withEvents(fixture(Platform1688, StateSubmitting), priceCorrected), timer, "act:rendering+reasons", 42},
+		{"paid, parked fee_out_of_bounds: read the form again", withEvents(parkedCase(PlatformTaobao, StateRendering, AttnFeeOutOfBounds), orderPaid), timer, "act:rendering+render", 43},
+		{"paid, submission refused: again", withEvents(parkedCase(Platform1688, StateSubmitting, AttnPlatformError), priceCorrected, orderPaid), timer, "act:rendering+reasons", 43},
+		{"price, parked reason_not_offered: noted", withEvents(parkedCase(PlatformTaobao, StateRendering, AttnReasonNotOffered), priceCorrected), timer, "act:needs_attention", 42},
+		{"a render's result from before the price: read again", withEvents(fixture(PlatformTaobao, StateRendering), priceCorrected),
+			Input{Kind: InputStepResult, Now: now, Result: okResult(StepRender)}, "act:rendering+render", 42},
+	} {
+		got := decider.Decide(tc.c, nil, tc.in)
+		if cell(got) != tc.want || got.OrderEventsSeen != tc.seen {
+			t.Errorf("%s: %s seen %d (%s); want %s seen %d", tc.name, cell(got), got.OrderEventsSeen, got.Reason, tc.want, tc.seen)
+		}
+		if got.State == StateCancelled && (got.Code != CodeOrderEnded || !strings.Contains(got.Reason, "buyer_cancel")) {
+			t.Errorf("%s: ended as %s %q; want %s naming the close reason", tc.name, got.Code, got.Reason, CodeOrderEnded)
+		}
+		if got.Step != nil && got.Plan == nil {
+			t.Errorf("%s: the form is read again with the old plan kept", tc.name)
+		}
+		if got.State == StateNeedsAttention && (got.Attention == nil || got.Attention.Code != tc.c.AttentionCode) {
+			t.Errorf("%s: parked case lost its attention: %+v", tc.name, got.Attention)
+		}
+	}
+	// The request of a case whose order only changed reads the form anyway:
+	// noted, then decided again.
+	c := withEvents(fixture(PlatformTaobao, StateRequested), priceCorrected)
+	got := decider.Decide(c, nil, Input{Kind: InputRequestRefund, Now: now, Request: ptrTo(taobaoRequest())})
+	if got.Outcome != OutcomeAct || got.OrderEventsSeen != 42 || !got.Reapply || got.Step != nil {
+		t.Errorf("a request after a price correction: %s seen %d reapply %v; want noted and the request decided again", cell(got), got.OrderEventsSeen, got.Reapply)
+	}
+}
+
+// TestOrderEventsAfterSubmission: a refund is (or may be) on the platform:
+// the events are a hint; the case reads the refund and follows it, and an
+// open side effect is settled first.
+func TestOrderEventsAfterSubmission(t *testing.T) {
+	c := withEvents(fixture(PlatformTaobao, StateWaitingSeller), orderCancelled)
+	mustCell(t, "no view", decider.Decide(c, nil, Input{Kind: InputTimer, Now: now}), "fetch/verify")
+	got := decider.Decide(c, tbView(tbSuccess), Input{Kind: InputTimer, Now: now})
+	if cell(got) != "act:succeeded" || got.OrderEventsSeen != 41 {
+		t.Errorf("refund succeeded: %s seen %d; want act:succeeded, seen 41", cell(got), got.OrderEventsSeen)
+	}
+	got = decider.Decide(c, tbView(tbWaitSellerAgree), Input{Kind: InputTimer, Now: now})
+	if cell(got) != "act:waiting_seller" || got.OrderEventsSeen != 41 {
+		t.Errorf("nothing new on the refund: %s seen %d; want the events noted", cell(got), got.OrderEventsSeen)
+	}
+	withIntent := withEvents(fixture(PlatformTaobao, StateSubmitting), orderCancelled)
+	withIntent.Intent = &Intent{Step: StepSubmit, Key: "case:7:submit:v2"}
+	mustCell(t, "open submit intent", decider.Decide(withIntent, nil, Input{Kind: InputTimer, Now: now}), "fetch/intent_unsettled")
+	if got := decider.Decide(withIntent, nil, Input{Kind: InputStepResult, Now: now, Result: &StepResult{Step: StepSubmit, Key: "case:7:submit:v2", RefundID: "R1"}}); cell(got) != "act:waiting_seller" {
+		t.Errorf("the submit's own result: %s; want it recorded (act:waiting_seller) before the events", cell(got))
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }

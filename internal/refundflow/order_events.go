@@ -1,0 +1,74 @@
+package refundflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/refundhub/refundhub/internal/callback"
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/platform"
+)
+
+// errOrderEventSeen rolls back an order event whose message was applied
+// before (a redelivery).
+var errOrderEventSeen = errors.New("order event already applied")
+
+// handleOrderEvent keeps an order message (status change or price
+// correction) as a fact about its order, in one transaction with its inbox
+// record: every open case of the order gets it on its timeline and a wake,
+// and a case opened later reads it. Then it takes up each case told at
+// once; a case it cannot take up now (busy, an error) is woken by the
+// worker's timer from the stored wake, so nothing depends on this pass.
+func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *Message) (Handled, error) {
+	p := ev.Platform.ID()
+	ob := ev.Order
+	orderID := ob.OrderID.String()
+	if orderID == "" || !p.Valid() {
+		return Handled{Ignored: true}, e.recordInbox(ctx, msg)
+	}
+	oe := casestore.OrderEvent{Platform: p, OrderID: orderID, MsgID: ev.ID, MessageType: ev.Type, Kind: ev.Kind,
+		OrderStatus: ob.OrderStatus, Ended: e.client.Profile().OrderEnded(p == platform.Taobao, ob.OrderStatus),
+		TotalAmount: int64(ob.TotalAmount), ProductAmount: int64(ob.ProductAmount), ShippingFee: int64(ob.ShippingFee),
+		Body: []byte(ev.Body)}
+	if ob.CloseReason != nil {
+		oe.CloseReason = *ob.CloseReason
+	}
+	if msg != nil && msg.ID != "" {
+		oe.MsgID = msg.ID
+	}
+	summary := "order event " + describeOrderEvent(OrderEvent{Type: ev.Type, Kind: ev.Kind, Status: oe.OrderStatus,
+		CloseReason: oe.CloseReason, TotalAmount: oe.TotalAmount})
+	var cases []int64
+	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		if msg != nil && msg.ID != "" {
+			fresh, err := tx.InboxRecord(ctx, inboxEntry(msg))
+			if err != nil {
+				return err
+			}
+			if !fresh {
+				return errOrderEventSeen
+			}
+		}
+		var err error
+		_, cases, _, err = tx.RecordOrderEvent(ctx, oe, summary)
+		return err
+	})
+	switch {
+	case errors.Is(err, errOrderEventSeen):
+		return Handled{Duplicate: true}, nil
+	case err != nil:
+		return Handled{}, fmt.Errorf("order event %s on %s %s: %w", ev.Type, p, orderID, err)
+	}
+	h := Handled{Ignored: len(cases) == 0}
+	for _, id := range cases {
+		ch, err := e.Wake(ctx, id, InputTimer)
+		if err != nil {
+			e.log.Info("order event: case left to its timer", "case", id, "order", orderID, "err", err)
+			continue
+		}
+		h.CaseID, h.State, h.Outcome, h.Code = ch.CaseID, ch.State, ch.Outcome, ch.Code
+		h.Steps += ch.Steps
+	}
+	return h, nil
+}
