@@ -261,7 +261,7 @@ func (s *Sandbox) seedTaobaoFormLocked(ref *Refund, seed RefundSeed, phase platf
 	ref.RefundType, ref.GoodsStatus, ref.ReasonID, ref.ReasonDesc = refundType, goods, rs.id, rs.desc
 	ref.RefundFee, ref.RefundDesc = fee, seed.RefundDesc
 	if seed.RefundDesc != "" {
-		ref.Messages = append(ref.Messages, Message{ID: s.randDigits(12), Owner: "buyer", Content: seed.RefundDesc, CreatedAt: ref.CreatedAt})
+		ref.Messages = append(ref.Messages, Message{ID: s.randDigits(12), Owner: OwnerBuyer, Content: seed.RefundDesc, CreatedAt: ref.CreatedAt})
 	}
 	goodsBack := phase == platform.PhaseWaitSellerReceive || phase == platform.PhaseSuccess && refundType == rt.ReturnAndRefund
 	ref.ReturnRequired = returned || goodsBack
