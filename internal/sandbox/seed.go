@@ -155,6 +155,9 @@ func (s *Sandbox) seedRefundLocked(seed RefundSeed) (*Refund, error) {
 		if ref.RefuseReason == "" {
 			ref.RefuseReason = s.policyLocked(o).RefuseReason
 		}
+		if seed.Platform == PlatformTaobao { // as sellerRefuseLocked writes it: the reason in the conversation
+			ref.Messages = append(ref.Messages, Message{ID: s.randDigits(12), Owner: OwnerSeller, Content: ref.RefuseReason, CreatedAt: modified})
+		}
 	}
 	s.refunds[id] = ref
 	o.RefundIDs = append(o.RefundIDs, id)
