@@ -25,11 +25,11 @@ func (s *Sandbox) taobaoSubmitMessage(r *http.Request, _ *apiCall) (any, *apiErr
 	if _, e := decodeJSON(body, &req, "refundId", "refundMessage"); e != nil {
 		return nil, e
 	}
-	if utf8.RuneCountInString(req.RefundMessage) > 500 {
-		return nil, errf(classInvalid, "refundMessage 超过 500 字 (too long)")
+	if utf8.RuneCountInString(req.RefundMessage) > maxMessageRunes {
+		return nil, errf(classInvalid, "refundMessage 超过 %d 字 (too long)", maxMessageRunes)
 	}
-	if len(req.RefundImages) > 2000 {
-		return nil, errf(classInvalid, "refundImages 过长 (over 2000 bytes)")
+	if len(req.RefundImages) > maxImagesBytes {
+		return nil, errf(classInvalid, "refundImages 过长 (over %d bytes)", maxImagesBytes)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -87,8 +87,9 @@ func tbMessageOf(m Message) tbMessage {
 	return tbMessage{MessageID: m.ID, Owner: m.Owner, Content: m.Content, Images: m.Images, CreateTime: m.CreatedAt.UnixMilli()}
 }
 
-// Limits of an admin-written message: T6's (500 characters, 2000 bytes of
-// images), and a few images, as a chat window would take.
+// Limits of a message (the sandbox's guesses): 500 characters and 2000
+// bytes of images for T6 and the admin endpoint alike, and, for the admin
+// endpoint, a few images, as a chat window would take.
 const (
 	maxMessageRunes  = 500
 	maxMessageImages = 9
