@@ -329,13 +329,13 @@ func getCase(ctx context.Context, q sqlx.QueryerContext, id int64) (Case, error)
 	return r.toCase(), nil
 }
 
-func caseByRefundID(ctx context.Context, q sqlx.QueryerContext, platform, refundID string) (Case, error) {
+func caseByRefundID(ctx context.Context, q sqlx.QueryerContext, plat platform.ID, refundID string) (Case, error) {
 	var r caseRow
 	// The newest case wins if a refund id was ever recorded twice.
 	err := sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases
-		WHERE platform = ? AND refund_id = ? AND refund_id <> '' ORDER BY id DESC LIMIT 1`, platform, refundID)
+		WHERE platform = ? AND refund_id = ? AND refund_id <> '' ORDER BY id DESC LIMIT 1`, string(plat), refundID)
 	if err != nil {
-		return Case{}, fmt.Errorf("case for refund %s %s: %w", platform, refundID, notFound(err))
+		return Case{}, fmt.Errorf("case for refund %s %s: %w", string(plat), refundID, notFound(err))
 	}
 	return r.toCase(), nil
 }
@@ -391,16 +391,16 @@ func (s *Store) DuplicateOpenCases(ctx context.Context) ([]Case, error) {
 func (tx *Tx) GetCase(ctx context.Context, id int64) (Case, error) { return getCase(ctx, tx.tx, id) }
 
 // CaseByRefundID returns the case that recorded the platform refund id.
-func (tx *Tx) CaseByRefundID(ctx context.Context, platform, refundID string) (Case, error) {
-	return caseByRefundID(ctx, tx.tx, platform, refundID)
+func (tx *Tx) CaseByRefundID(ctx context.Context, plat platform.ID, refundID string) (Case, error) {
+	return caseByRefundID(ctx, tx.tx, plat, refundID)
 }
 
 // GetCase returns the case with the given id, or ErrNotFound.
 func (s *Store) GetCase(ctx context.Context, id int64) (Case, error) { return getCase(ctx, s.r, id) }
 
 // CaseByRefundID returns the case that recorded the platform refund id, or ErrNotFound.
-func (s *Store) CaseByRefundID(ctx context.Context, platform, refundID string) (Case, error) {
-	return caseByRefundID(ctx, s.r, platform, refundID)
+func (s *Store) CaseByRefundID(ctx context.Context, plat platform.ID, refundID string) (Case, error) {
+	return caseByRefundID(ctx, s.r, plat, refundID)
 }
 
 // CaseFilter selects cases for ListCases. Zero fields do not filter.
@@ -574,7 +574,7 @@ func (s *Store) RefundOwners(ctx context.Context, plat platform.ID, refundIDs []
 		if id == "" {
 			continue
 		}
-		c, err := caseByRefundID(ctx, s.r, string(plat), id)
+		c, err := caseByRefundID(ctx, s.r, plat, id)
 		switch {
 		case err == nil:
 			out[id] = c.ID

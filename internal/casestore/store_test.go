@@ -293,7 +293,7 @@ func TestOptimisticVersionConflict(t *testing.T) {
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("update of missing case err = %v; want ErrNotFound", err)
 	}
-	if byRefund, err := s.CaseByRefundID(ctx, "1688", "TQ1"); err != nil || byRefund.ID != c.ID {
+	if byRefund, err := s.CaseByRefundID(ctx, Platform1688, "TQ1"); err != nil || byRefund.ID != c.ID {
 		t.Fatalf("CaseByRefundID = %d, %v; want %d", byRefund.ID, err, c.ID)
 	}
 }

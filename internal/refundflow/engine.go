@@ -317,7 +317,7 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 	var c casestore.Case
 	var err error
 	if refundID != "" {
-		c, err = e.store.CaseByRefundID(ctx, string(p), refundID)
+		c, err = e.store.CaseByRefundID(ctx, p, refundID)
 	} else {
 		err = casestore.ErrNotFound
 	}

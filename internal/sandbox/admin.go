@@ -22,6 +22,7 @@ const (
 	AdminIllegalState     = "illegal_state"
 	AdminConflict         = "conflict"
 	AdminMethodNotAllowed = "method_not_allowed"
+	AdminUnsupported      = "unsupported" // the platform has no such thing (a message on a 1688 refund)
 )
 
 type adminError struct {
@@ -36,6 +37,9 @@ func adminErr(status int, code, format string, args ...any) *adminError {
 
 // adminHandler returns a JSON value or an error.
 type adminHandler func(r *http.Request) (any, *adminError)
+
+// created is a value an admin handler answers with HTTP 201 Created.
+type created struct{ v any }
 
 func (s *Sandbox) adminRoutes() http.Handler {
 	mux := http.NewServeMux()
@@ -75,6 +79,7 @@ func (s *Sandbox) adminRoutes() http.Handler {
 	handle("/_sandbox/refunds", map[string]adminHandler{http.MethodPost: s.adminSeedRefund})
 	handle("/_sandbox/refunds/{refundId}", map[string]adminHandler{http.MethodGet: s.adminGetRefund})
 	handle("/_sandbox/refunds/{refundId}/actions", map[string]adminHandler{http.MethodPost: s.adminRefundAction})
+	handle("/_sandbox/refunds/{refundId}/messages", map[string]adminHandler{http.MethodPost: s.adminWriteMessage})
 	handle("/_sandbox/callbacks", map[string]adminHandler{http.MethodGet: func(*http.Request) (any, *adminError) {
 		return map[string]any{"callbacks": s.cb.log()}, nil
 	}})
@@ -99,12 +104,17 @@ func writeAdmin(w http.ResponseWriter, v any, e *adminError) {
 		_, _ = w.Write(b)
 		return
 	}
+	status := http.StatusOK
+	if c, ok := v.(created); ok {
+		status, v = http.StatusCreated, c.v
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte(`{"error":{"code":"internal","message":"encode response"}}`))
 		return
 	}
+	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
 

@@ -108,8 +108,15 @@
 // submit (T4) work only in wait_buyer_return; T4 needs a
 // logisticsCompanyCode from T3's list and a logisticsNo of 6-40
 // letters/digits; a second T4 for the same refund is illegal_state.
-// Messages (T6, T8) are kept per refund, with system and seller messages
-// added on transitions; T6 is refused on closed refunds.
+// Messages (T6, T8) are kept per refund: the buyer's description at submit
+// (or seed) and T6 messages (owner buyer), a note on each transition (owner
+// system), the seller's refusal reason whenever the seller refuses (owner
+// seller: the policy, the refuse action, or a seeded refused refund, at its
+// last change), and what the admin messages endpoint writes (below). T6 is
+// refused on closed refunds. T8 lists them oldest first (ties in the order
+// written) as {total, pageNo, pageSize, list} for pageNo (default 1) and
+// pageSize (1..MaxListPageSize), each item {messageId (12 digits), owner,
+// content, images (comma-separated URLs, "" for none), createTime (ms)}.
 //
 // The refundOrderAggregate is written as SEED-003 documents it (cancel, and
 // the list and T3 whose responses are UNKNOWN): every key present, logistics
@@ -196,8 +203,9 @@
 //
 // SellerPolicy (global via SetSeller or PUT /_sandbox/seller; per order via
 // the order's "seller") decides a refund waiting for the seller after
-// DecideAfter: agree, refuse (RefuseReason), require_return, or manual (only
-// admin actions move it). PUT /_sandbox/seller is a partial update: fields
+// DecideAfter: agree, refuse (RefuseReason; on Taobao the reason is also
+// written as a seller message, always, so there is no switch for it),
+// require_return, or manual (only admin actions move it). PUT /_sandbox/seller is a partial update: fields
 // absent from its body keep their values. After a return is shipped the seller confirms
 // receipt after ReceiveAfter (not under manual). Decisions run in Run's
 // scheduler (a time-ordered queue and one timer on the real clock); a refund
@@ -235,13 +243,27 @@
 //	POST /_sandbox/refunds                   RefundSeed -> Refund (no callback unless push_callback)
 //	GET  /_sandbox/refunds/{refundId}        Refund
 //	POST /_sandbox/refunds/{refundId}/actions RefundAction {"action":"agree"|"refuse"|"require_return"|"receive"|"close","reason":"..."}
+//	POST /_sandbox/refunds/{refundId}/messages MessageRequest {"author":"seller"|"platform","content":"...","images":["https://..."],"push_callback":false} -> 201, the message as T8 lists it
 //	GET  /_sandbox/callbacks                 {"callbacks":[CallbackRecord…]}
 //	POST /_sandbox/callbacks/retry-now       {"queued":N}
 //	POST /_sandbox/reset                     clears orders, refunds, stats, callbacks
 //
 // Admin error codes: malformed_json and invalid_argument (400), not_found
-// (404), illegal_state and conflict (409), method_not_allowed (405). Unknown
-// fields in admin bodies are rejected. SeedRefund's errors wrap ErrNotFound,
+// (404), illegal_state, conflict and unsupported (409), method_not_allowed
+// (405). Unknown fields in admin bodies are rejected.
+//
+// The messages endpoint lets a test or an operator make the seller (author
+// "seller", owner seller) or the platform (author "platform", owner system)
+// write on a Taobao refund at any time, closed ones included: content 1-500
+// characters, up to 9 absolute http(s) URLs in images (no commas; joined
+// with commas, at most 2000 bytes, as T8's images string). It moves nothing
+// else: no status, last-change time, seller decision or Stats counter.
+// Whether the platform pushes a callback for a new seller message is
+// UNKNOWN, so it pushes none unless push_callback, and then the refund
+// message of the refund's current status, as a status change would. A 1688
+// refund is answered 409 unsupported (1688 has no message API, so no
+// conversation to write on), an unknown one 404 not_found, a bad body 400
+// with nothing stored. SeedRefund's errors wrap ErrNotFound,
 // ErrConflict and ErrIllegalState, which the endpoint answers as above.
 //
 // Orders default to status WAITING_FOR_SENT (paid) and one sub-order of
@@ -262,6 +284,8 @@
 //   - reason lists, 19-digit Taobao refund ids, "TQ" + 16-digit 1688 ones;
 //   - 1688 reason ids/names, needVoucher flags and the logistics company list;
 //   - seller behaviour, receiver address, timeouts (last change + 7 days);
+//   - T8's fields and owner values (buyer, seller, system), and images as
+//     one comma-separated string of URLs;
 //   - a cancelled or closed refund cannot be cancelled again (illegal_state,
 //     not an idempotent success);
 //   - order status names beyond WAITING_FOR_PAYMENT, WAITING_FOR_SENT,

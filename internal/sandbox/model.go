@@ -150,11 +150,21 @@ type ReturnShipment struct {
 // Message is a message on a Taobao reverse order.
 type Message struct {
 	ID        string    `json:"id"`
-	Owner     string    `json:"owner"` // buyer, seller, system
+	Owner     string    `json:"owner"` // OwnerBuyer, OwnerSeller, OwnerSystem
 	Content   string    `json:"content"`
-	Images    string    `json:"images,omitempty"`
+	Images    string    `json:"images,omitempty"` // comma-separated URLs (the sandbox's guess at T6/T8's format)
 	CreatedAt time.Time `json:"created_at"`
 }
+
+// Message owners, as T8 writes them (the field and its values are the
+// sandbox's guess: the documentation leaves T8's response UNKNOWN).
+// OwnerSystem is the platform's own voice: its notes on transitions and
+// what an operator writes as author "platform".
+const (
+	OwnerBuyer  = "buyer"
+	OwnerSeller = "seller"
+	OwnerSystem = "system"
+)
 
 func (r *Refund) clone() *Refund {
 	c := *r

@@ -155,6 +155,9 @@ func (s *Sandbox) seedRefundLocked(seed RefundSeed) (*Refund, error) {
 		if ref.RefuseReason == "" {
 			ref.RefuseReason = s.policyLocked(o).RefuseReason
 		}
+		if seed.Platform == PlatformTaobao { // as sellerRefuseLocked writes it: the reason in the conversation
+			ref.Messages = append(ref.Messages, Message{ID: s.randDigits(12), Owner: OwnerSeller, Content: ref.RefuseReason, CreatedAt: modified})
+		}
 	}
 	s.refunds[id] = ref
 	o.RefundIDs = append(o.RefundIDs, id)
@@ -261,7 +264,7 @@ func (s *Sandbox) seedTaobaoFormLocked(ref *Refund, seed RefundSeed, phase platf
 	ref.RefundType, ref.GoodsStatus, ref.ReasonID, ref.ReasonDesc = refundType, goods, rs.id, rs.desc
 	ref.RefundFee, ref.RefundDesc = fee, seed.RefundDesc
 	if seed.RefundDesc != "" {
-		ref.Messages = append(ref.Messages, Message{ID: s.randDigits(12), Owner: "buyer", Content: seed.RefundDesc, CreatedAt: ref.CreatedAt})
+		ref.Messages = append(ref.Messages, Message{ID: s.randDigits(12), Owner: OwnerBuyer, Content: seed.RefundDesc, CreatedAt: ref.CreatedAt})
 	}
 	goodsBack := phase == platform.PhaseWaitSellerReceive || phase == platform.PhaseSuccess && refundType == rt.ReturnAndRefund
 	ref.ReturnRequired = returned || goodsBack

@@ -86,7 +86,7 @@ func (s *Sandbox) enterStatusLocked(r *Refund, ph platform.Phase, note string, a
 	r.seq++
 	o := s.orderOfLocked(r)
 	if note != "" && r.Platform == PlatformTaobao {
-		r.Messages = append(r.Messages, Message{ID: s.randDigits(12), Owner: "system", Content: note, CreatedAt: at})
+		r.Messages = append(r.Messages, Message{ID: s.randDigits(12), Owner: OwnerSystem, Content: note, CreatedAt: at})
 	}
 	if !r.terminal() {
 		return
@@ -160,7 +160,7 @@ func (s *Sandbox) sellerRefuseLocked(r *Refund, reason string) *apiError {
 	r.RefuseReason = reason
 	r.RejectTimes++
 	if r.Platform == PlatformTaobao {
-		r.Messages = append(r.Messages, Message{ID: s.randDigits(12), Owner: "seller", Content: reason, CreatedAt: s.now()})
+		r.Messages = append(r.Messages, Message{ID: s.randDigits(12), Owner: OwnerSeller, Content: reason, CreatedAt: s.now()})
 	}
 	s.setStatusLocked(r, platform.PhaseSellerRefused, "卖家拒绝了退款申请")
 	return nil

@@ -338,7 +338,7 @@ func (s *Sandbox) taobaoSubmit(r *http.Request, _ *apiCall) (any, *apiError) {
 	s.openRefunds[key] = ref.RefundID
 	o.RefundIDs = append(o.RefundIDs, ref.RefundID)
 	if req.RefundDesc != "" {
-		ref.Messages = append(ref.Messages, Message{ID: s.randDigits(12), Owner: "buyer", Content: req.RefundDesc, Images: req.RefundImages, CreatedAt: now})
+		ref.Messages = append(ref.Messages, Message{ID: s.randDigits(12), Owner: OwnerBuyer, Content: req.RefundDesc, Images: req.RefundImages, CreatedAt: now})
 	}
 	s.setStatusLocked(ref, platform.PhaseWaitSellerAgree, "买家发起了退款申请")
 	return tbSubmitOut{Currency: currencyCNY, DistributorID: distributorID, SubmitSuccess: true, RefundID: ref.RefundID}, nil

@@ -248,11 +248,17 @@ type (
 		List     []aggregateResp `json:"list"`
 	}
 	listMessagesResp struct {
-		Total int `json:"total"`
-		List  []struct {
-			Owner   string `json:"owner"`
-			Content string `json:"content"`
-		} `json:"list"`
+		Total    int           `json:"total"`
+		PageNo   int           `json:"pageNo"`
+		PageSize int           `json:"pageSize"`
+		List     []messageResp `json:"list"`
+	}
+	messageResp struct {
+		MessageID  string `json:"messageId"`
+		Owner      string `json:"owner"`
+		Content    string `json:"content"`
+		Images     string `json:"images"`
+		CreateTime int64  `json:"createTime"`
 	}
 	queryRefundResp struct {
 		RefundOrderAggregate aggregateResp `json:"refundOrderAggregate"`
