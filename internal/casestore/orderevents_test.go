@@ -30,13 +30,14 @@ func TestOrderEventKeptOnceAndToldToOpenCases(t *testing.T) {
 	done, _ = s.GetCase(ctx, done.ID)
 	ev := OrderEvent{Platform: platform.Taobao, OrderID: "o1", MsgID: "m1", MessageType: "ORDER_CANCEL", Kind: platform.KindOrderStatus,
 		OrderStatus: "CANCEL", Ended: true, CloseReason: "buyer_cancel", TotalAmount: 10000, Body: []byte(`{"orderId":"o1"}`)}
+	interrupt := true
 	record := func() (int64, []int64, bool) {
 		var id int64
 		var cases []int64
 		var recorded bool
 		if err := s.Update(ctx, func(tx *Tx) error {
 			var err error
-			id, cases, recorded, err = tx.RecordOrderEvent(ctx, ev, "order ORDER_CANCEL: CANCEL")
+			id, cases, recorded, err = tx.RecordOrderEvent(ctx, ev, "order ORDER_CANCEL: CANCEL", interrupt)
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -65,15 +66,23 @@ func TestOrderEventKeptOnceAndToldToOpenCases(t *testing.T) {
 			t.Errorf("case %d (%s, order %s) was touched", c.ID, c.State, c.OrderID)
 		}
 	}
+	// News that need not interrupt a decision leave the version alone.
+	interrupt, ev.MsgID, ev.MessageType, ev.Ended = false, "m2", "ORDER_PAY_SUCCESS", false
+	a, _ = s.GetCase(ctx, a.ID)
+	id2, _, _ := record()
+	if got, _ := s.GetCase(ctx, a.ID); got.Version != a.Version || got.OrderEventsLatest != id2 {
+		t.Errorf("a quiet event: version %d latest %d; want version %d, latest %d", got.Version, got.OrderEventsLatest, a.Version, id2)
+	}
+	ev.MsgID, ev.MessageType, ev.Ended = "m1", "ORDER_CANCEL", true
 	evs, err := s.OrderEventsAfter(ctx, platform.Taobao, "o1", 0)
-	if err != nil || len(evs) != 1 || !evs[0].Ended || evs[0].CloseReason != "buyer_cancel" || evs[0].TotalAmount != 10000 || evs[0].ID != id {
+	if err != nil || len(evs) != 2 || !evs[0].Ended || evs[0].CloseReason != "buyer_cancel" || evs[0].TotalAmount != 10000 || evs[0].ID != id {
 		t.Fatalf("events of o1: %+v, %v; want the one kept", evs, err)
 	}
-	if evs, _ := s.OrderEventsAfter(ctx, platform.Taobao, "o1", id); len(evs) != 0 {
-		t.Errorf("events after %d: %+v; want none", id, evs)
+	if evs, _ := s.OrderEventsAfter(ctx, platform.Taobao, "o1", id); len(evs) != 1 || evs[0].ID != id2 {
+		t.Errorf("events after %d: %+v; want the second only", id, evs)
 	}
-	if later := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s3", State: "requested"}); later.OrderEventsLatest != id || later.OrderEventsSeen != 0 {
-		t.Errorf("a case opened later: latest %d seen %d; want latest %d, seen 0 (it reads the kept event)", later.OrderEventsLatest, later.OrderEventsSeen, id)
+	if later := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s3", State: "requested"}); later.OrderEventsLatest != id2 || later.OrderEventsSeen != 0 {
+		t.Errorf("a case opened later: latest %d seen %d; want latest %d, seen 0 (it reads the kept events)", later.OrderEventsLatest, later.OrderEventsSeen, id2)
 	}
 	if fresh := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o3", SubOrderID: "s9", State: "requested"}); fresh.OrderEventsLatest != 0 {
 		t.Errorf("a case of an order without events: latest %d; want 0", fresh.OrderEventsLatest)

@@ -3,8 +3,8 @@ package platform
 import (
 	"fmt"
 	"math/big"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )

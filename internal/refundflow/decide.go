@@ -70,19 +70,26 @@ func (d Decider) Decide(c CaseView, v *PlatformView, in Input) Decision {
 		}
 		return dec
 	}
-	if in.Kind == InputResolve {
+	if in.Kind == InputResolve && (in.Resolve == nil || in.Resolve.Action != ResolveRetry || c.State != StateNeedsAttention || c.Intent != nil) {
 		// Before any open intent: closing touches nothing on the platform,
-		// and a retry is itself the settling of the intent (onResolve).
+		// a refusal changes nothing, and a retry is itself the settling of
+		// the intent (onResolve). A plain retry waits for the order's news.
 		return d.onResolve(c, v, in)
 	}
 	if c.Intent != nil && !(in.Kind == InputStepResult && in.Result != nil && in.Result.Key == c.Intent.Key) {
 		return d.settleIntent(c, v, in)
 	}
-	if len(c.OrderEvents) > 0 && (in.Kind != InputStepResult || (c.beforeSubmit() && in.Result != nil && !in.Result.Step.SideEffect())) {
-		// News of the order comes before the next step: a read's result
-		// from before a price correction is read again.
+	if len(c.OrderEvents) > 0 && (in.Kind != InputStepResult || (in.Result != nil && !in.Result.Step.SideEffect())) {
+		// News of the order comes before the next step, so before what a
+		// read's result would lead to. (A side effect's result is the
+		// record of a call made: it is never put off.)
 		return d.onOrderEvents(c, v, in)
 	}
+	return d.decideInput(c, v, in)
+}
+
+// decideInput decides the input itself, once nothing comes before it.
+func (d Decider) decideInput(c CaseView, v *PlatformView, in Input) Decision {
 	switch in.Kind {
 	case InputRequestRefund:
 		return d.onRequest(c, in)
@@ -92,6 +99,8 @@ func (d Decider) Decide(c CaseView, v *PlatformView, in Input) Decision {
 		return d.onCancel(c, v, in)
 	case InputSendMessage:
 		return d.onMessage(c, in)
+	case InputResolve:
+		return d.onResolve(c, v, in)
 	case InputStepResult:
 		return d.onResult(c, in)
 	default: // callback, timer, reconcile

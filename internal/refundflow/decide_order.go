@@ -15,10 +15,11 @@ import (
 // the input itself (which is then decided again: Reapply, for a command).
 //
 //   - Nothing of the case on the platform yet: an ended order ends the
-//     request there, nothing submitted; any other event renders the form
-//     again, so the submission uses the order as it is now (a price
-//     correction changes the bounds), except for a case parked for a reason
-//     the order's price cannot change, which only takes note.
+//     request there, nothing submitted. A price correction renders the form
+//     again, so the submission uses the order as it is now (the bounds
+//     change). A case stopped for a reason the order's change may undo (the
+//     form's bounds or verdict, a submission refused whole) reads the form
+//     again on any news of the order; other news is noted.
 //   - A refund on the platform, or one that may be: the events are a hint;
 //     the case reads the refund and follows it, as on a callback.
 func (d Decider) onOrderEvents(c CaseView, v *PlatformView, in Input) Decision {
@@ -29,7 +30,10 @@ func (d Decider) onOrderEvents(c CaseView, v *PlatformView, in Input) Decision {
 		dec.OrderEventsSeen = seen
 		return dec
 	}
-	if !c.beforeSubmit() {
+	if in.Kind == InputCallback && v == nil {
+		return fetch(c, CodeVerify, "a callback: read the refund before going on")
+	}
+	if !c.beforeSubmit() || (v != nil && v.Found) {
 		if v == nil {
 			return fetch(c, CodeVerify, "the order changed: read the refund before going on")
 		}
@@ -47,14 +51,17 @@ func (d Decider) onOrderEvents(c CaseView, v *PlatformView, in Input) Decision {
 	}
 	what := describeOrderEvent(evs[len(evs)-1])
 	switch {
-	case in.Kind == InputRequestRefund:
-		// The request itself reads the form next.
-		dec := done(keep(c, CodeOrderChanged, "the order changed ("+what+") before the request: it reads the form as it is now"))
-		dec.Reapply = true
-		return dec
-	case c.State == StateNeedsAttention && !orderCanUndo(c):
-		dec := done(keep(c, CodeOrderChanged, fmt.Sprintf("the order changed (%s); the case stays stopped (%s)", what, c.AttentionCode)))
-		dec.Reapply = isCommand(in.Kind)
+	case in.Kind == InputRequestRefund || (c.State == StateNeedsAttention && !orderCanUndo(c)) ||
+		(c.State != StateNeedsAttention && !slices.ContainsFunc(evs, func(e OrderEvent) bool { return e.Kind == platform.KindPriceModify })):
+		// Nothing the case depends on: a request reads the form anyway, a
+		// stopped case stays stopped, and a case on its way is concerned
+		// only by a new price (its form's bounds). The input is decided as
+		// usual, the news noted with it.
+		dec := d.decideInput(c, v, in)
+		if dec.Outcome == OutcomeAct || (dec.Outcome == OutcomeNoOp && !isCommand(in.Kind)) {
+			// (A command's no-op is its verdict, a duplicate, and stays one.)
+			dec = done(dec)
+		}
 		return dec
 	}
 	if err := c.Request.Validate(c.Platform); err != nil {

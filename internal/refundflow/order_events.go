@@ -17,9 +17,10 @@ var errOrderEventSeen = errors.New("order event already applied")
 // handleOrderEvent keeps an order message (status change or price
 // correction) as a fact about its order, in one transaction with its inbox
 // record: every open case of the order gets it on its timeline and a wake,
-// and a case opened later reads it. Then it takes up each case told at
-// once; a case it cannot take up now (busy, an error) is woken by the
-// worker's timer from the stored wake, so nothing depends on this pass.
+// and a case opened later reads it. An ended order or a new price then
+// takes up each case told at once; a case it cannot take up now (busy, an
+// error), and every case told of quieter news, is woken by the worker's
+// timer from the stored wake, so nothing depends on this pass.
 func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *Message) (Handled, error) {
 	p := ev.Platform.ID()
 	ob := ev.Order
@@ -39,6 +40,7 @@ func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *M
 	}
 	summary := "order event " + describeOrderEvent(OrderEvent{Type: ev.Type, Kind: ev.Kind, Status: oe.OrderStatus,
 		CloseReason: oe.CloseReason, TotalAmount: oe.TotalAmount})
+	interrupt := oe.Ended || oe.Kind == platform.KindPriceModify
 	var cases []int64
 	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
 		if msg != nil && msg.ID != "" {
@@ -51,7 +53,10 @@ func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *M
 			}
 		}
 		var err error
-		_, cases, _, err = tx.RecordOrderEvent(ctx, oe, summary)
+		// An ended order or a new price must stop a decision made
+		// without it (a submission with the old bounds); other news waits
+		// for the case's next decision.
+		_, cases, _, err = tx.RecordOrderEvent(ctx, oe, summary, interrupt)
 		return err
 	})
 	switch {
@@ -61,6 +66,9 @@ func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *M
 		return Handled{}, fmt.Errorf("order event %s on %s %s: %w", ev.Type, p, orderID, err)
 	}
 	h := Handled{Ignored: len(cases) == 0}
+	if !interrupt {
+		return h, nil // the cases read it when their timer fires: now, as stored
+	}
 	for _, id := range cases {
 		ch, err := e.Wake(ctx, id, InputTimer)
 		if err != nil {

@@ -3,6 +3,7 @@ package refundflow
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -74,6 +75,12 @@ func allCases(p Platform) []CaseView {
 			msgIntent := c
 			msgIntent.Intent = &Intent{Step: StepMessage, Key: "case:7:message:refusal"}
 			cs = append(cs, msgIntent)
+		}
+	}
+	// Every case again with news of its order not yet decided on.
+	for _, c := range slices.Clone(cs) {
+		if !c.State.Terminal() {
+			cs = append(cs, withEvents(c, orderCancelled), withEvents(c, priceCorrected), withEvents(c, orderPaid))
 		}
 	}
 	return cs
@@ -197,6 +204,14 @@ func checkDecision(t *testing.T, where string, c CaseView, v *PlatformView, in I
 			t.Errorf("%s: a message of unknown fate was sent again", where)
 		}
 	}
+	if ended := slices.ContainsFunc(c.OrderEvents, func(e OrderEvent) bool { return e.Ended }); ended && c.beforeSubmit() &&
+		got.Step != nil && got.Step.Name == StepSubmit {
+		t.Errorf("%s: the order ended before submission, yet it submits", where)
+	}
+	if len(c.OrderEvents) > 0 && got.Outcome == OutcomeAct && got.OrderEventsSeen == 0 && !c.State.Terminal() && got.State != StateClosedLocally &&
+		c.Intent == nil && !(in.Kind == InputStepResult && in.Result != nil && in.Result.Step.SideEffect()) {
+		t.Errorf("%s: acted (%s) without noting the order's news", where, cell(got))
+	}
 	if c.Intent == nil && in.Kind == InputCallback && v == nil && !c.State.Terminal() && got.Outcome != OutcomeFetch {
 		t.Errorf("%s: callback without a view: got %s; want fetch", where, got.Outcome)
 	}
@@ -220,7 +235,9 @@ func checkResolve(t *testing.T, where string, c CaseView, in Input, got Decision
 			t.Errorf("%s: close with an open intent: resolution %+v; want the intent closed unconfirmed", where, got.Resolve)
 		}
 	default:
-		if got.State == StateClosedLocally || got.Reapply {
+		// (With the order's news pending, the news is decided first and the
+		// retry after it: Reapply.)
+		if got.State == StateClosedLocally || (got.Reapply && len(c.OrderEvents) == 0) {
 			t.Errorf("%s: retry: %s (reapply %v); want neither closed nor decided again", where, cell(got), got.Reapply)
 		}
 	}
