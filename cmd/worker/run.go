@@ -123,7 +123,7 @@ func natsOptions(logger *slog.Logger) []nats.Option {
 			}
 			logger.Warn("nats disconnected", "err", err)
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", events.RedactURLs(nc.ConnectedUrl())) }),
 	)
 }
 
