@@ -167,7 +167,7 @@ func newStack(t *testing.T, faults sandbox.Faults, seller sandbox.SellerPolicy, 
 		"WORKER_TIMER_INTERVAL": "50ms", "WORKER_RECONCILE_INTERVAL": "300ms", "WORKER_RECONCILE_AGE": "2s",
 		"WORKER_STEP_TIMEOUT": "2s", "WORKER_INTENT_GRACE": "20s", "WORKER_LEASE_TTL": "5s",
 		"WORKER_SHUTDOWN_TIMEOUT": "3s", "WORKER_VOUCHER_DIR": vdir, "WORKER_RECHECK": "1m",
-		"WORKER_REFUSAL_MESSAGE": "请重新考虑: {reason}", "CALLBACK_STREAM_DUPLICATES": "100ms", "LOG_LEVEL": "warn",
+		"WORKER_REFUSAL_MESSAGE": "请重新考虑: {reason}", "CALLBACK_STREAM_DUPLICATES": "100ms", "LOG_LEVEL": "info",
 	}
 	for k, v := range extraEnv {
 		s.env[k] = v
@@ -209,7 +209,9 @@ func (w *workerProc) stop() {
 	})
 }
 
-var metricsLine = regexp.MustCompile(`metrics on http://([0-9.:]+)/metrics`)
+// metricsLine is the worker's "metrics listening" log line, in either
+// format, and its address.
+var metricsLine = regexp.MustCompile(`metrics listening.*?url"?[=:]"?http://([0-9.:]+)/metrics`)
 
 // start runs a worker process (run) and waits until it is ready.
 func (s *stack) start() *workerProc {
@@ -220,7 +222,7 @@ func (s *stack) start() *workerProc {
 	go func() { w.done <- run(ctx, nil, getenv, w.out, w.errs) }()
 	s.workers = append(s.workers, w)
 	waitFor(s.t, 20*time.Second, "worker ready", func() bool {
-		m := metricsLine.FindStringSubmatch(w.out.String())
+		m := metricsLine.FindStringSubmatch(w.errs.String())
 		if m == nil {
 			return false
 		}
@@ -235,7 +237,7 @@ func (s *stack) start() *workerProc {
 }
 
 func (w *workerProc) metricsURL() string {
-	m := metricsLine.FindStringSubmatch(w.out.String())
+	m := metricsLine.FindStringSubmatch(w.errs.String())
 	if m == nil {
 		return ""
 	}
