@@ -24,6 +24,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/envconfig/logtest"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
 	"github.com/refundhub/refundhub/internal/platform"
@@ -183,6 +184,9 @@ func newStack(t *testing.T, faults sandbox.Faults, seller sandbox.SellerPolicy, 
 	t.Cleanup(func() {
 		for _, w := range s.workers {
 			w.stop()
+			// Whatever the test did, every line the worker logged is one
+			// JSON object with distinct keys and durations as text.
+			logtest.Parse(t, w.errs.String())
 		}
 		cancel()
 		wg.Wait()
@@ -621,7 +625,7 @@ func TestKilledMidSubmit(t *testing.T) {
 // Dl-Reason header; valid work goes on.
 func TestDeadLetters(t *testing.T) {
 	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_UNKNOWN_CASE_WAIT": "1s"})
-	s.start()
+	w := s.start()
 	ctx := context.Background()
 	m := nats.NewMsg(events.CommandSubject("taobao", "request_refund"))
 	m.Data = []byte(`{"id":"bad-command-1","kind":"request_refund","platform":"taobao"`)
@@ -679,6 +683,26 @@ func TestDeadLetters(t *testing.T) {
 		if msg.Header.Get(events.HeaderDeadSubject) == "" {
 			t.Errorf("dead-letter copy of %s: headers %v; want %s", id, msg.Header, events.HeaderDeadSubject)
 		}
+	}
+	// Each "dead letter" log line names the message (msg_id) and, for a
+	// command, the command id (command), the keys docs/operations.md lists.
+	seen := map[string]bool{}
+	for _, l := range logtest.Parse(t, w.errs.String()) {
+		if l.Msg() != "dead letter" {
+			continue
+		}
+		id, _ := l["msg_id"].(string)
+		seen[id] = true
+		wantCommand := any(id)
+		if id == "bad-callback-1" {
+			wantCommand = nil
+		}
+		if l["command"] != wantCommand {
+			t.Errorf(`"dead letter" line of %s: command = %v; want %v`, id, l["command"], wantCommand)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf(`"dead letter" lines for %v; want one for each of %v`, seen, want)
 	}
 }
 
