@@ -114,15 +114,26 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// listening finds the receiver's "receiver listening" log line (JSON, the
+// default format) and its url attribute.
+var listening = regexp.MustCompile(`"msg":"receiver listening".*?"url":"(http://[^"]+)"`)
+
+// listenURL is the base URL the receiver logged it listens on, or "".
+func listenURL(logs string) string {
+	if m := listening.FindStringSubmatch(logs); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
 // startRun runs the receiver like main does and returns its base URL and a
 // stop function that cancels it and returns run's error.
 func startRun(t *testing.T, env map[string]string, stderr io.Writer) (string, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout syncBuffer
+	var logs syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, envFunc(env), &stdout, stderr) }()
-	re := regexp.MustCompile(`listening on (http://\S+)`)
+	go func() { done <- run(ctx, nil, envFunc(env), io.Discard, io.MultiWriter(&logs, stderr)) }()
 	var base string
 	eventstest.WaitFor(t, 30*time.Second, "receiver to listen", func() bool {
 		select {
@@ -130,11 +141,8 @@ func startRun(t *testing.T, env map[string]string, stderr io.Writer) (string, fu
 			t.Fatalf("run returned early: %v", err)
 		default:
 		}
-		if m := re.FindStringSubmatch(stdout.String()); m != nil {
-			base = m[1]
-			return true
-		}
-		return false
+		base = listenURL(logs.String())
+		return base != ""
 	})
 	eventstest.WaitFor(t, 30*time.Second, "/readyz 200", func() bool {
 		resp, err := http.Get(base + "/readyz")
@@ -272,14 +280,10 @@ func TestStartsWithoutNATSAndRecovers(t *testing.T) {
 			"RECEIVER_ADDR": "127.0.0.1:0", "NATS_URL": ns.URL(), "CALLBACK_TOKEN": token, "RECEIVER_NATS_CONNS": "2",
 		}), &stdout, &stderr)
 	}()
-	re := regexp.MustCompile(`listening on (http://\S+)`)
 	var base string
 	eventstest.WaitFor(t, 30*time.Second, "receiver to listen", func() bool {
-		if m := re.FindStringSubmatch(stdout.String()); m != nil {
-			base = m[1]
-			return true
-		}
-		return false
+		base = listenURL(stderr.String())
+		return base != ""
 	})
 	status := func(method, path string) int {
 		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body(99)))
@@ -330,7 +334,7 @@ func TestStartsWithoutNATSAndRecovers(t *testing.T) {
 func TestNATSPoolReconnectsAndDrainsEveryConnection(t *testing.T) {
 	ns := eventstest.Start(t)
 	var connects atomic.Int64
-	pool, err := connectPool(ns.URL(), 3, slog.New(slog.DiscardHandler), func() { connects.Add(1) })
+	pool, err := connectPool(ns.URL(), 3, slog.New(slog.DiscardHandler), func() { connects.Add(1) }, func() bool { return false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +371,7 @@ func TestNATSPoolReconnectsAndDrainsEveryConnection(t *testing.T) {
 // closes every connection at once and says so for each.
 func TestNATSPoolDrainWhileNATSIsDown(t *testing.T) {
 	ns := eventstest.Start(t)
-	pool, err := connectPool(ns.URL(), 2, slog.New(slog.DiscardHandler), func() {})
+	pool, err := connectPool(ns.URL(), 2, slog.New(slog.DiscardHandler), func() {}, func() bool { return false })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,8 +22,11 @@ type natsPool struct {
 // connectPool opens n connections to url. onConnect runs after every
 // connect and reconnect of any of them (the receiver re-ensures its stream
 // then). A server that is down is not an error: with RetryOnFailedConnect
-// the connections keep trying in the background.
-func connectPool(url string, n int, logger *slog.Logger, onConnect func()) (*natsPool, error) {
+// the connections keep trying in the background. Once stopping reports
+// true, a lost server is no longer a warning: under a Procfile runner NATS
+// gets the same SIGTERM and may well go first, and a clean stop should not
+// look like an incident.
+func connectPool(url string, n int, logger *slog.Logger, onConnect func(), stopping func() bool) (*natsPool, error) {
 	p := &natsPool{}
 	for i := range n {
 		log := logger.With("nats_conn", i+1)
@@ -34,14 +37,18 @@ func connectPool(url string, n int, logger *slog.Logger, onConnect func()) (*nat
 					log.Debug("nats connection closed")
 					return
 				}
+				if stopping() {
+					log.Info("nats disconnected while stopping", "err", err)
+					return
+				}
 				log.Warn("nats disconnected; callbacks get 503 until it is back", "err", err)
 			}),
 			nats.ReconnectHandler(func(nc *nats.Conn) {
-				log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+				log.Info("nats reconnected", "url", events.RedactURLs(nc.ConnectedUrl()))
 				onConnect()
 			}),
 			nats.ConnectHandler(func(nc *nats.Conn) {
-				log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
+				log.Info("nats connected", "url", events.RedactURLs(nc.ConnectedUrl()))
 				onConnect()
 			}),
 			nats.ClosedHandler(func(*nats.Conn) { close(closed) }),

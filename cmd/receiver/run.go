@@ -49,7 +49,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		default:
 		}
 	}
-	pool, err := connectPool(cfg.NATSURL, cfg.NATSConns, logger, kick)
+	stopping := func() bool { return ctx.Err() != nil }
+	pool, err := connectPool(cfg.NATSURL, cfg.NATSConns, logger, kick, stopping)
 	if err != nil {
 		return err
 	}
@@ -102,10 +103,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("receiver listening", "addr", ln.Addr().String(), "nats", pool.conns[0].ConnectedUrlRedacted(), "nats_conns", len(pool.conns),
-		"stream", cfg.Stream.Name, "max_bytes", cfg.MaxBytes, "publish_timeout", cfg.PublishTimeout.String(),
+	// nats is the configured URL, not the connected one: the receiver
+	// listens before NATS is up, and then no connection has a URL yet.
+	logger.Info("receiver listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String(),
+		"nats", events.RedactURLs(cfg.NATSURL), "nats_conns", len(pool.conns),
+		"stream", cfg.Stream.Name, "max_bytes", cfg.MaxBytes, "publish_timeout", cfg.PublishTimeout,
 		"signing", srv.SigningEnabled(), "signing_secrets", len(cfg.SigningSecrets))
-	fmt.Fprintf(stdout, "receiver listening on http://%s\n", ln.Addr())
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
@@ -119,7 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Shutdown: stop accepting, let in-flight requests finish (their publish
 	// still has a connected NATS), then drain every NATS connection so each
 	// publish buffered in a client reaches the server before it closes.
-	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
@@ -153,12 +156,17 @@ func ensureLoop(ctx context.Context, pub *events.Publisher, cfg events.StreamCon
 			cancel()
 			if err == nil {
 				ok.Store(true)
-				logger.Info("stream ready", "stream", cfg.Name, "max_age", cfg.MaxAge.String(),
-					"replicas", cfg.Replicas, "duplicates", cfg.Duplicates.String(), "max_bytes", cfg.MaxBytes)
+				logger.Info("stream ready", "stream", cfg.Name, "max_age", cfg.MaxAge,
+					"replicas", cfg.Replicas, "duplicates", cfg.Duplicates, "max_bytes", cfg.MaxBytes)
 				break
 			}
-			logger.Warn("ensure stream failed; retrying", "stream", cfg.Name, "attempt", attempt, "err", err)
-			t := time.NewTimer(events.ReconnectDelay(attempt))
+			wait := events.ReconnectDelay(attempt)
+			if events.NotUp(pub.JetStream()) {
+				logger.Warn(events.NotUpMessage, "stream", cfg.Name, "retry_in", wait)
+			} else {
+				logger.Warn("ensure stream failed; retrying", "stream", cfg.Name, "attempt", attempt, "err", err, "retry_in", wait)
+			}
+			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
 				t.Stop()

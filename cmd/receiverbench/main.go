@@ -90,6 +90,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refundhub/refundhub/internal/callback/intake"
+	"github.com/refundhub/refundhub/internal/envconfig"
 	"github.com/refundhub/refundhub/internal/events"
 )
 
@@ -164,7 +165,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// The one logging set-up of the commands (durations as text), in JSON:
+	// the report on stdout is the output; this is only the receiver's log.
+	logger := envconfig.LogConfig{JSON: true, Level: slog.LevelInfo}.Logger(stderr)
 	rsrv, err := intake.New(intake.Config{Token: token}, pub,
 		func(context.Context) error { return nil }, logger)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/refundhub/refundhub/internal/envconfig/logtest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test to share.
@@ -105,9 +107,9 @@ func TestRunServesAndStops(t *testing.T) {
 		"SANDBOX_ADDR": "127.0.0.1:0", "SANDBOX_LATENCY": "0ms-1ms", "SANDBOX_PUSH_RETRIES": "0"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr syncBuffer
+	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"sandbox"}, envFunc(env), io.Discard, &stderr) }()
+	go func() { done <- run(ctx, []string{"sandbox"}, envFunc(env), &stdout, &stderr) }()
 
 	re := regexp.MustCompile(`"addr":"(127\.0\.0\.1:\d+)"`)
 	var addr string
@@ -137,6 +139,12 @@ func TestRunServesAndStops(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"ok"`) {
 		t.Errorf("healthz: HTTP %d %s", resp.StatusCode, body)
 	}
+	// An unsigned call is logged ("auth failed"), once with "msg" twice.
+	resp, err = http.Post("http://"+addr+"/open/order/refund/queryList", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatalf("unsigned call: %v", err)
+	}
+	resp.Body.Close()
 	cancel()
 	select {
 	case err := <-done:
@@ -148,6 +156,18 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "super-secret-value") {
 		t.Error("the secret appeared in the log")
+	}
+	// One log format (JSON by default), nothing on stdout, and a clean stop
+	// says nothing at warn or above.
+	if stdout.String() != "" {
+		t.Errorf("stdout = %q; want nothing (logs go to stderr)", stdout.String())
+	}
+	lines := logtest.Parse(t, stderr.String())
+	logtest.Quiet(t, lines)
+	for _, msg := range []string{"sandbox listening", "sandbox: auth failed", "sandbox stopped"} {
+		if logtest.Find(lines, msg) == nil {
+			t.Errorf("no %q line:\n%s", msg, stderr.String())
+		}
 	}
 }
 

@@ -261,7 +261,7 @@ func benchThousand(t *testing.T, callbacks bool) {
 			t.Fatalf("worker exited: %v\n%s", w.err, w.errs.String())
 		default:
 		}
-		return strings.Contains(w.out.String(), "metrics on http://")
+		return metricsLine.MatchString(w.errs.String())
 	})
 	db, err := sqlx.Open("sqlite3", "file:"+s.dbPath+"?_query_only=1&_busy_timeout=5000")
 	if err != nil {

@@ -64,7 +64,7 @@ func (s *stack) startProcess() *osProc {
 			s.t.Fatalf("worker process exited early: %s", p.errs.String())
 		default:
 		}
-		m := metricsLine.FindStringSubmatch(p.out.String())
+		m := metricsLine.FindStringSubmatch(p.errs.String())
 		if m == nil {
 			return false
 		}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/envconfig/logtest"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
 	"github.com/refundhub/refundhub/internal/platform"
@@ -167,7 +168,7 @@ func newStack(t *testing.T, faults sandbox.Faults, seller sandbox.SellerPolicy, 
 		"WORKER_TIMER_INTERVAL": "50ms", "WORKER_RECONCILE_INTERVAL": "300ms", "WORKER_RECONCILE_AGE": "2s",
 		"WORKER_STEP_TIMEOUT": "2s", "WORKER_INTENT_GRACE": "20s", "WORKER_LEASE_TTL": "5s",
 		"WORKER_SHUTDOWN_TIMEOUT": "3s", "WORKER_VOUCHER_DIR": vdir, "WORKER_RECHECK": "1m",
-		"WORKER_REFUSAL_MESSAGE": "请重新考虑: {reason}", "CALLBACK_STREAM_DUPLICATES": "100ms", "LOG_LEVEL": "warn",
+		"WORKER_REFUSAL_MESSAGE": "请重新考虑: {reason}", "CALLBACK_STREAM_DUPLICATES": "100ms", "LOG_LEVEL": "info",
 	}
 	for k, v := range extraEnv {
 		s.env[k] = v
@@ -183,6 +184,9 @@ func newStack(t *testing.T, faults sandbox.Faults, seller sandbox.SellerPolicy, 
 	t.Cleanup(func() {
 		for _, w := range s.workers {
 			w.stop()
+			// Whatever the test did, every line the worker logged is one
+			// JSON object with distinct keys and durations as text.
+			logtest.Parse(t, w.errs.String())
 		}
 		cancel()
 		wg.Wait()
@@ -209,7 +213,9 @@ func (w *workerProc) stop() {
 	})
 }
 
-var metricsLine = regexp.MustCompile(`metrics on http://([0-9.:]+)/metrics`)
+// metricsLine is the worker's "metrics listening" log line, in either
+// format, and its address.
+var metricsLine = regexp.MustCompile(`metrics listening.*?url"?[=:]"?http://([0-9.:]+)/metrics`)
 
 // start runs a worker process (run) and waits until it is ready.
 func (s *stack) start() *workerProc {
@@ -220,7 +226,7 @@ func (s *stack) start() *workerProc {
 	go func() { w.done <- run(ctx, nil, getenv, w.out, w.errs) }()
 	s.workers = append(s.workers, w)
 	waitFor(s.t, 20*time.Second, "worker ready", func() bool {
-		m := metricsLine.FindStringSubmatch(w.out.String())
+		m := metricsLine.FindStringSubmatch(w.errs.String())
 		if m == nil {
 			return false
 		}
@@ -235,7 +241,7 @@ func (s *stack) start() *workerProc {
 }
 
 func (w *workerProc) metricsURL() string {
-	m := metricsLine.FindStringSubmatch(w.out.String())
+	m := metricsLine.FindStringSubmatch(w.errs.String())
 	if m == nil {
 		return ""
 	}
@@ -619,7 +625,7 @@ func TestKilledMidSubmit(t *testing.T) {
 // Dl-Reason header; valid work goes on.
 func TestDeadLetters(t *testing.T) {
 	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_UNKNOWN_CASE_WAIT": "1s"})
-	s.start()
+	w := s.start()
 	ctx := context.Background()
 	m := nats.NewMsg(events.CommandSubject("taobao", "request_refund"))
 	m.Data = []byte(`{"id":"bad-command-1","kind":"request_refund","platform":"taobao"`)
@@ -677,6 +683,26 @@ func TestDeadLetters(t *testing.T) {
 		if msg.Header.Get(events.HeaderDeadSubject) == "" {
 			t.Errorf("dead-letter copy of %s: headers %v; want %s", id, msg.Header, events.HeaderDeadSubject)
 		}
+	}
+	// Each "dead letter" log line names the message (msg_id) and, for a
+	// command, the command id (command), the keys docs/operations.md lists.
+	seen := map[string]bool{}
+	for _, l := range logtest.Parse(t, w.errs.String()) {
+		if l.Msg() != "dead letter" {
+			continue
+		}
+		id, _ := l["msg_id"].(string)
+		seen[id] = true
+		wantCommand := any(id)
+		if id == "bad-callback-1" {
+			wantCommand = nil
+		}
+		if l["command"] != wantCommand {
+			t.Errorf(`"dead letter" line of %s: command = %v; want %v`, id, l["command"], wantCommand)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf(`"dead letter" lines for %v; want one for each of %v`, seen, want)
 	}
 }
 

@@ -55,7 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(cfg.NATSURL, natsOptions(logger)...)
+	stopping := func() bool { return ctx.Err() != nil }
+	nc, err := nats.Connect(cfg.NATSURL, natsOptions(logger, stopping)...)
 	if err != nil {
 		return fmt.Errorf("nats connect: %w", err)
 	}
@@ -72,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	// Health and metrics first, so that a supervisor sees the process alive
 	// while it waits for NATS.
-	stopServing, err := serve(cfg.MetricsAddr, w.Handler(), stdout, logger)
+	stopServing, err := serve(cfg.MetricsAddr, w.Handler(), logger)
 	if err != nil {
 		return err
 	}
@@ -113,29 +114,37 @@ func newEngine(cfg config, store *casestore.Store, metrics *casework.Metrics, lo
 }
 
 // natsOptions are events.ConnectOptions, which keep reconnecting for ever,
-// with the connection's losses and returns logged.
-func natsOptions(logger *slog.Logger) []nats.Option {
+// with the connection's losses and returns logged. Once stopping reports
+// true, a lost server is no longer a warning: under a Procfile runner NATS
+// gets the same SIGTERM and may go first, and a clean stop should not look
+// like an incident.
+func natsOptions(logger *slog.Logger, stopping func() bool) []nats.Option {
 	return append(events.ConnectOptions("refundhub-worker"),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err == nil { // our own close at shutdown
+			switch {
+			case err == nil: // our own close at shutdown
 				logger.Debug("nats connection closed")
-				return
+			case stopping():
+				logger.Info("nats disconnected while stopping", "err", err)
+			default:
+				logger.Warn("nats disconnected", "err", err)
 			}
-			logger.Warn("nats disconnected", "err", err)
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", events.RedactURLs(nc.ConnectedUrl())) }),
 	)
 }
 
 // serve listens on addr and serves h there until stop is called, which
-// gives requests in progress up to 5 s. The address goes to stdout, where
-// tests and operators read it (addr may end in :0).
-func serve(addr string, h http.Handler, stdout io.Writer, logger *slog.Logger) (stop func(), err error) {
+// gives requests in progress up to 5 s. The address is logged (at info, as
+// "metrics listening" with its url), where tests and operators read it (addr
+// may end in :0).
+func serve(addr string, h http.Handler, logger *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)} // net/http's own complaints, in the one log format
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -143,7 +152,7 @@ func serve(addr string, h http.Handler, stdout io.Writer, logger *slog.Logger) (
 			logger.Error("metrics server", "err", err)
 		}
 	}()
-	fmt.Fprintf(stdout, "worker: metrics on http://%s/metrics\n", ln.Addr())
+	logger.Info("metrics listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/metrics")
 	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

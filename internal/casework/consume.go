@@ -125,7 +125,7 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg) {
 	msg := &refundflow.Message{ID: msgID, Stream: meta.Stream, Seq: meta.Sequence.Stream, Subject: m.Subject(),
 		Source: source, Payload: m.Data()}
 	d := delivery{source: source, m: m, meta: meta, dead: deadLetterOf(source, m, meta, msgID),
-		log: w.log.With("source", source, "msg", msgID, "delivery", meta.NumDelivered)}
+		log: w.log.With(append(msgAttrs(source, msgID, m.Data()), "delivery", meta.NumDelivered)...)}
 
 	stop := w.inProgress(m)
 	h, reason, err := w.apply(ctx, msg)

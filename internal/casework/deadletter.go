@@ -2,7 +2,6 @@ package casework
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,7 +32,7 @@ func (w *Worker) deadLetterMsg(ctx context.Context, m jetstream.Msg, d deadMessa
 		return
 	}
 	if terr := m.TermWithReason(string(reason)); terr != nil {
-		w.log.Warn("term", "msg", d.MsgID, "err", terr)
+		w.log.Warn("term", append(msgAttrs(d.Source, d.MsgID, d.Data), "err", terr)...)
 	}
 }
 
@@ -69,17 +68,17 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 			} else {
 				// The row is the record (refundctl reads it); the stream copy
 				// is for alerting and cannot be written again from here.
-				w.log.Warn("dead letter stored; its stream copy failed", "msg", d.MsgID, "err", perr)
+				w.log.Warn("dead letter stored; its stream copy failed", append(msgAttrs(d.Source, d.MsgID, d.Data), "err", perr)...)
 			}
 		}
 	}
 	if err != nil {
-		w.log.Error("dead letter not stored; retrying later", "source", d.Source, "msg", d.MsgID, "err", err)
+		w.log.Error("dead letter not stored; retrying later", append(msgAttrs(d.Source, d.MsgID, d.Data), "err", err)...)
 		return err
 	}
 	w.metrics.deadLetters.WithLabelValues(d.Source, string(reason)).Inc()
 	w.metrics.messages.WithLabelValues(d.Source, "dead_letter").Inc()
-	w.log.Warn("dead letter", "source", d.Source, "msg", d.MsgID, "reason", reason, "err", d.Error)
+	w.log.Warn("dead letter", append(msgAttrs(d.Source, d.MsgID, d.Data), "reason", reason, "err", d.Error)...)
 	return nil
 }
 
@@ -93,13 +92,7 @@ func (d deadMessage) commandOutcome(deadLetterID int64) (casestore.CommandOutcom
 	if d.Source != sourceCommands {
 		return casestore.CommandOutcome{}, false
 	}
-	var c struct {
-		ID     string `json:"id"`
-		CaseID int64  `json:"caseId"`
-	}
-	if json.Unmarshal(d.Data, &c) != nil || c.ID == "" {
-		c.ID, c.CaseID = d.MsgID, 0
-	}
-	return casestore.CommandOutcome{CommandID: c.ID, Verdict: casestore.VerdictRejected, CaseID: max(c.CaseID, 0),
+	id, caseID := commandOf(d.Data, d.MsgID)
+	return casestore.CommandOutcome{CommandID: id, Verdict: casestore.VerdictRejected, CaseID: caseID,
 		Code: string(d.Reason), Reason: d.Error, DeadLetterID: deadLetterID}, true
 }

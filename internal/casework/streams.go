@@ -63,8 +63,8 @@ func (w *Worker) bind(ctx context.Context) ([]boundConsumer, error) {
 			return bound, nil
 		}
 		wait := delay.Doubling(250*time.Millisecond, 5*time.Second, attempt)
-		if nc := w.js.Conn(); nc != nil && !nc.IsConnected() {
-			w.log.Warn("NATS is not up yet; waiting for it", "retry_in", wait)
+		if events.NotUp(w.js) {
+			w.log.Warn(events.NotUpMessage, "retry_in", wait)
 		} else {
 			w.log.Warn("streams not ready; retrying", "err", err, "retry_in", wait)
 		}

@@ -111,9 +111,9 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		default:
 			d.NotBefore, d.Attempts, d.Reason = time.Now().Add(w.backoff(uint64(d.Attempts)+1)), 1, excerpt.Of(err.Error(), 200)
 			if uerr := w.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error { return tx.Defer(ctx, d) }); uerr != nil {
-				w.log.Warn("deferred input: keep for later", "case", id, "msg", d.MsgID, "err", uerr)
+				w.log.Warn("deferred input: keep for later", append(msgAttrs(d.Source, d.MsgID, d.Payload), "case", id, "err", uerr)...)
 			}
-			w.log.Info("deferred input: retry later", "case", id, "msg", d.MsgID, "err", err)
+			w.log.Info("deferred input: retry later", append(msgAttrs(d.Source, d.MsgID, d.Payload), "case", id, "err", err)...)
 			return
 		}
 		if dlErr != nil {

@@ -88,7 +88,7 @@ func (e *Engine) runStep(ctx context.Context, c casestore.Case, st *Step) (StepR
 	if e.onStep != nil {
 		e.onStep(p, st.Name, outcome, rec.dur)
 	}
-	e.log.Debug("step", "case", c.ID, "step", st.Name, "outcome", outcome, "requestId", rec.requestID, "ms", rec.dur.Milliseconds())
+	e.log.Debug("step", "case", c.ID, "step", st.Name, "outcome", outcome, "platform_request_id", rec.requestID, "took", rec.dur)
 	return res, rec
 }
 

@@ -312,7 +312,7 @@ func (s *Sandbox) process(w http.ResponseWriter, r *http.Request, rt route, path
 		s.mu.Lock()
 		s.stats.AuthFailures++
 		s.mu.Unlock()
-		s.log.Info("sandbox: auth failed", "endpoint", rt.name, "class", e.Class, "msg", e.Msg)
+		s.log.Info("sandbox: auth failed", "endpoint", rt.name, "class", e.Class, "reason", e.Msg)
 		s.writeEnvelope(w, s.errorStatus(), nil, e)
 		return
 	}

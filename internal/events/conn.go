@@ -1,0 +1,50 @@
+package events
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// NotUpMessage is what a process logs, at warn, while it waits for a NATS
+// server it has not reached yet. The receiver and the worker both say it in
+// these words (see NotUp), rather than with the client's error for a
+// connection that has no server ("nats: outbound buffer limit exceeded"),
+// which reads like an overload instead of "start NATS".
+const NotUpMessage = "NATS is not up yet; waiting for it"
+
+// NotUp reports whether a failed JetStream call on js failed because its
+// connection has no server right now (not yet connected, or reconnecting),
+// rather than because of the stream or the request itself. A caller that
+// retries then logs NotUpMessage instead of the error.
+func NotUp(js jetstream.JetStream) bool {
+	nc := js.Conn()
+	return nc != nil && !nc.IsConnected()
+}
+
+// RedactURLs returns a NATS_URL (one URL or several, comma-separated) fit
+// for a log line: each URL without its user info (user, password or token).
+// A URL without a scheme gets nats://, as the client reads it; one that
+// still does not parse shows as <unparsable URL>, since it might hold a
+// secret in a place we cannot tell.
+func RedactURLs(servers string) string {
+	var out []string
+	for s := range strings.SplitSeq(servers, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		u, err := url.Parse(s)
+		if err != nil || u.Host == "" {
+			out = append(out, "<unparsable URL>")
+			continue
+		}
+		u.User = nil
+		out = append(out, u.String())
+	}
+	return strings.Join(out, ",")
+}

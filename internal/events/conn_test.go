@@ -1,0 +1,55 @@
+package events_test
+
+import (
+	"net"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/events/eventstest"
+)
+
+func TestRedactURLs(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://user:secret@nats.example:4222", "nats://nats.example:4222"},
+		{"nats://s3cr3ttoken@a:4222, tls://u:p@b:4223", "nats://a:4222,tls://b:4223"},
+		{"127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://%zz:pw@host", "<unparsable URL>"},
+		{"", ""},
+	} {
+		if got := events.RedactURLs(tc.in); got != tc.want {
+			t.Errorf("RedactURLs(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestNotUp: a connection still trying its first server is "not up"; one
+// connected to a running server is not.
+func TestNotUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	nc, err := nats.Connect("nats://"+addr, events.ConnectOptions("test")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !events.NotUp(js) {
+		t.Errorf("NotUp(connection to %s, where nothing listens) = false; want true", addr)
+	}
+
+	ns := eventstest.Start(t)
+	if events.NotUp(ns.JetStream()) {
+		t.Errorf("NotUp(connected to %s) = true; want false", ns.URL())
+	}
+}
