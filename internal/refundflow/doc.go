@@ -41,23 +41,34 @@
 // The platform may skip states (a seller can refund at once): views move a
 // case straight to the state they imply, if it ranks higher.
 //
+// # Order events
+//
+// Order messages (status changes, price corrections) are kept in the store
+// as facts about the order (casestore.OrderEvent); a case reads the ones it
+// has not decided on (CaseView.OrderEvents) before its next step, and
+// acknowledges them with Decision.OrderEventsSeen. Before submission an
+// ended order ends the request (cancelled, order_ended) and a new price
+// reads the form again; after it, the case reads its refund (decide_order.go).
+//
 // # Needs attention
 //
 // Business errors from the platform, a reason that is not offered, a fee
 // outside the form's bounds, a carrier not on the list, a refusal, an unknown
 // status: the case parks in needs_attention, remembering the state it stopped
 // at (Parked). A new command (a corrected request before submission, a
-// corrected shipment, cancel) or platform progress beyond the parked state
-// takes it out.
+// corrected shipment, cancel), platform progress beyond the parked state, or
+// the operator's resolve (retry where it stopped, or close it locally:
+// closed_locally, decide_resolve.go) takes it out.
 //
 // # Ranking
 //
 // Rank orders the phases: requested 10 < rendering = uploading_vouchers =
 // submitting 20 < waiting_seller 30 < waiting_return_shipment 40 <
 // return_rendering = return_submitting 50 < waiting_seller_receive 60 <
-// cancelling 90 < succeeded = closed = cancelled 100; needs_attention ranks as
-// its parked state. No decision lowers the rank, so a stale or reordered view
-// can never move a case backwards, and terminal states are final.
+// cancelling 90 < succeeded = closed = cancelled = closed_locally 100;
+// needs_attention ranks as its parked state. No decision lowers the rank, so
+// a stale or reordered view can never move a case backwards, and terminal
+// states are final.
 //
 // # At most once
 //
