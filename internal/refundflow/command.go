@@ -23,18 +23,19 @@ import (
 // required). CaseID may be given instead of the order for commands on an
 // existing case.
 type Command struct {
-	ID         string    `json:"id"`
-	Kind       InputKind `json:"kind"` // request_refund, report_shipment, cancel, send_message or resolve
-	Platform   Platform  `json:"platform"`
-	OrderID    string    `json:"orderId,omitempty"`
-	SubOrderID string    `json:"subOrderId,omitempty"`
-	CaseID     int64     `json:"caseId,omitempty"`
-	Request    *Request  `json:"request,omitempty"`  // request_refund
-	Shipment   *Shipment `json:"shipment,omitempty"` // report_shipment
-	Message    string    `json:"message,omitempty"`  // send_message
-	Resolve    *Resolve  `json:"resolve,omitempty"`  // resolve
-	Operator   string    `json:"operator,omitempty"` // who issued it, for the timeline
-	IssuedAt   time.Time `json:"issuedAt"`
+	ID         string        `json:"id"`
+	Kind       InputKind     `json:"kind"` // request_refund, report_shipment, cancel, send_message or resolve
+	Platform   Platform      `json:"platform"`
+	OrderID    string        `json:"orderId,omitempty"`
+	SubOrderID string        `json:"subOrderId,omitempty"`
+	CaseID     int64         `json:"caseId,omitempty"`
+	Request    *Request      `json:"request,omitempty"`  // request_refund
+	Shipment   *Shipment     `json:"shipment,omitempty"` // report_shipment
+	Message    string        `json:"message,omitempty"`  // send_message
+	Resolve    *Resolve      `json:"resolve,omitempty"`  // resolve
+	Modify     *Modification `json:"modify,omitempty"`   // modify_refund
+	Operator   string        `json:"operator,omitempty"` // who issued it, for the timeline
+	IssuedAt   time.Time     `json:"issuedAt"`
 }
 
 var (
@@ -44,7 +45,7 @@ var (
 
 // CommandKinds are the input kinds a Command may carry.
 func CommandKinds() []InputKind {
-	return []InputKind{InputRequestRefund, InputReportShipment, InputCancel, InputSendMessage, InputResolve}
+	return []InputKind{InputRequestRefund, InputReportShipment, InputCancel, InputSendMessage, InputResolve, InputModify}
 }
 
 // Validate checks a command completely; a command that fails is dead-lettered
@@ -120,8 +121,14 @@ func (c Command) Validate() error {
 		} else if err := c.Resolve.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("resolve: %w", err))
 		}
+	case InputModify:
+		if c.Modify == nil {
+			errs = append(errs, errors.New("modify: required for modify_refund"))
+		} else if err := c.Modify.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("modify: %w", err))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("kind %q: want request_refund, report_shipment, cancel, send_message or resolve", excerpt.Of(string(c.Kind), 40)))
+		errs = append(errs, fmt.Errorf("kind %q: want request_refund, report_shipment, cancel, send_message, resolve or modify_refund", excerpt.Of(string(c.Kind), 40)))
 	}
 	return errors.Join(errs...)
 }
@@ -146,7 +153,7 @@ func DecodeCommand(b []byte) (Command, error) {
 
 // Input converts the command into the Decide input.
 func (c Command) Input(now time.Time) Input {
-	return Input{Kind: c.Kind, Now: now, ID: c.ID, Request: c.Request, Shipment: c.Shipment, Message: c.Message, Resolve: c.Resolve}
+	return Input{Kind: c.Kind, Now: now, ID: c.ID, Request: c.Request, Shipment: c.Shipment, Message: c.Message, Resolve: c.Resolve, Modify: c.Modify}
 }
 
 // OrderKey names the case a command is for, as far as the command itself

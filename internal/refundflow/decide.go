@@ -101,6 +101,8 @@ func (d Decider) decideInput(c CaseView, v *PlatformView, in Input) Decision {
 		return d.onMessage(c, in)
 	case InputResolve:
 		return d.onResolve(c, v, in)
+	case InputModify:
+		return d.onModify(c, in)
 	case InputStepResult:
 		return d.onResult(c, in)
 	default: // callback, timer, reconcile
@@ -121,6 +123,9 @@ func (c CaseView) check() error {
 	if c.Platform == Platform1688 && (c.State == StateCancelling || c.Parked == StateCancelling) {
 		return errors.New("1688 has no cancel operation, so no cancelling state")
 	}
+	if c.Platform == Platform1688 && (modifyState(c.State) || modifyState(c.Parked)) {
+		return errors.New("1688 has no modify operation, so no modify states")
+	}
 	if c.State == StateNeedsAttention {
 		if !c.Parked.Valid() || c.Parked.Terminal() || c.Parked == StateNeedsAttention {
 			return fmt.Errorf("needs_attention parked at %q", excerpt.Of(string(c.Parked), 40))
@@ -135,7 +140,8 @@ func (c CaseView) check() error {
 }
 
 func isCommand(k InputKind) bool {
-	return k == InputRequestRefund || k == InputReportShipment || k == InputCancel || k == InputSendMessage || k == InputResolve
+	return k == InputRequestRefund || k == InputReportShipment || k == InputCancel || k == InputSendMessage || k == InputResolve ||
+		k == InputModify
 }
 
 // effective is the state that counts for a needs_attention case.
@@ -272,6 +278,14 @@ func (d Decider) resume(c CaseView, now time.Time) Decision {
 	case StateCancelling:
 		dec := d.to(c.State, nil, now, "resume", "cancel the refund")
 		dec.Step = cancelStep(c)
+		return dec
+	case StateModifyRendering:
+		dec := d.to(c.State, nil, now, "resume", "read the refund form for the modification")
+		dec.Step = renderStep(c)
+		return dec
+	case StateModifying:
+		dec := d.to(c.State, nil, now, "resume", "modify the refund")
+		dec.Step = modifyStep(c, c.Plan)
 		return dec
 	case StateNeedsAttention:
 		return keep(c, CodeAttention, "waiting for an operator")

@@ -178,7 +178,12 @@ func (d Decider) onResult(c CaseView, in Input) Decision {
 	}
 	switch r.Step {
 	case StepRender:
+		if c.State == StateModifyRendering {
+			return d.onModifyForm(c, r.Form, in.Now)
+		}
 		return d.onForm(c, r.Form, in.Now)
+	case StepModify:
+		return d.to(StateWaitingSeller, nil, in.Now, "modified", "refund modified; waiting for the seller again")
 	case StepReasons:
 		return d.onReasons(c, r.Reasons, in.Now)
 	case StepUploadVouchers:
@@ -216,40 +221,56 @@ func (d Decider) onResult(c CaseView, in Input) Decision {
 	}
 }
 
-// onForm chooses the reason and fee from the rendered Taobao form.
+// onForm chooses the reason and fee from the rendered Taobao form and
+// submits the refund.
 func (d Decider) onForm(c CaseView, f *Form, now time.Time) Decision {
+	chosen, stop := choose(c, f)
+	if stop != nil {
+		return *stop
+	}
+	plan := Plan{ReasonID: chosen.ReasonID, ReasonDesc: chosen.ReasonDesc, Fee: chosen.Fee, PriorListed: true, PriorRefunds: slices.Clone(f.Existing)}
+	dec := d.to(StateSubmitting, nil, now, "form_rendered", fmt.Sprintf("submit with reason %d and fee %d", plan.ReasonID, plan.Fee))
+	dec.Plan, dec.Step = &plan, submitStep(c, plan)
+	return dec
+}
+
+// choose picks the request's reason and fee from a rendered Taobao form
+// (the reason, its text and the fee in the Plan), or stops the case when
+// the form does not allow the request.
+func choose(c CaseView, f *Form) (Plan, *Decision) {
+	stop := func(code, msg string) (Plan, *Decision) {
+		dec := park(c, code, msg)
+		return Plan{}, &dec
+	}
 	if f == nil {
-		return park(c, AttnBadStepResult, "render returned no form")
+		return stop(AttnBadStepResult, "render returned no form")
 	}
 	if f.SaleDisabled {
-		return park(c, AttnSaleNotAllowed, "the platform does not allow an after-sale refund for this order")
+		return stop(AttnSaleNotAllowed, "the platform does not allow an after-sale refund for this order")
 	}
 	reason, err := pickReason(f.Reasons, c.Request)
 	if err != nil {
-		return park(c, AttnReasonNotOffered, err.Error())
+		return stop(AttnReasonNotOffered, err.Error())
 	}
 	req := c.Request.Amount
 	var fee int64
 	switch {
 	case !f.CanEditFee:
 		if req != 0 && req != f.DefaultFee {
-			return park(c, AttnFeeNotEditable, fmt.Sprintf("the form fixes the fee at %d; requested %d", f.DefaultFee, req))
+			return stop(AttnFeeNotEditable, fmt.Sprintf("the form fixes the fee at %d; requested %d", f.DefaultFee, req))
 		}
 		fee = f.DefaultFee
 	case req == 0:
 		fee = f.MaxFee
 	case req < f.MinFee || req > f.MaxFee:
-		return park(c, AttnFeeOutOfBounds, fmt.Sprintf("requested %d outside [%d, %d]", req, f.MinFee, f.MaxFee))
+		return stop(AttnFeeOutOfBounds, fmt.Sprintf("requested %d outside [%d, %d]", req, f.MinFee, f.MaxFee))
 	default:
 		fee = req
 	}
 	if fee <= 0 {
-		return park(c, AttnFeeOutOfBounds, fmt.Sprintf("nothing refundable (fee %d)", fee))
+		return stop(AttnFeeOutOfBounds, fmt.Sprintf("nothing refundable (fee %d)", fee))
 	}
-	plan := Plan{ReasonID: reason.ID, ReasonDesc: reason.Desc, Fee: fee, PriorListed: true, PriorRefunds: slices.Clone(f.Existing)}
-	dec := d.to(StateSubmitting, nil, now, "form_rendered", fmt.Sprintf("submit with reason %d and fee %d", reason.ID, fee))
-	dec.Plan, dec.Step = &plan, submitStep(c, plan)
-	return dec
+	return Plan{ReasonID: reason.ID, ReasonDesc: reason.Desc, Fee: fee}, nil
 }
 
 // onReasons chooses the 1688 reason and whether vouchers are needed.

@@ -71,6 +71,12 @@ func intentEvidence(c CaseView, step StepName, v PlatformView) (took, absent boo
 		took = !v.Found || t == StateClosed
 		absent = v.Found && t != "" && !t.Terminal() // a known open status: the refund is still there
 		return took, absent
+	case StepModify:
+		// Only a refused refund is modified, and only the buyer moves it
+		// out of refused (modify, cancel) or the platform closes it.
+		absent = v.Found && attn != nil && attn.Code == AttnSellerRefused
+		took = v.Found && attn == nil && t != "" && !t.Terminal()
+		return took, absent
 	}
 	return false, false
 }
@@ -160,7 +166,8 @@ func (d Decider) settleOtherRefund(c CaseView, it Intent, v PlatformView, in Inp
 // never stays parked before the step that took effect.
 func (d Decider) settleTook(c CaseView, it Intent, v PlatformView, now time.Time) Decision {
 	dec := d.fromView(withoutIntent(c), v, now)
-	after := map[StepName]State{StepSubmit: StateWaitingSeller, StepReturnSubmit: StateWaitingSellerReceive, StepCancel: StateCancelled}[it.Step]
+	after := map[StepName]State{StepSubmit: StateWaitingSeller, StepReturnSubmit: StateWaitingSellerReceive, StepCancel: StateCancelled,
+		StepModify: StateWaitingSeller}[it.Step]
 	if dec.State == StateNeedsAttention && !after.Terminal() && stateRank[dec.Parked] < stateRank[after] {
 		// Parked (e.g. an unknown status), but past the step that took
 		// effect: never parked where it would run it again.
@@ -225,6 +232,8 @@ func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (
 			return park(c, AttnBadStepResult, "return intent without a recorded shipment"), false
 		}
 		st = returnSubmitStep(c, *c.Shipment)
+	case StepModify:
+		st = modifyStep(c, c.Plan)
 	default:
 		st = cancelStep(c)
 	}

@@ -72,6 +72,11 @@ func (d Decider) fromView(c CaseView, v PlatformView, now time.Time) Decision {
 	}
 	cur := Rank(c.State, c.Parked)
 	var dec Decision
+	if attn != nil && attn.Code == AttnSellerRefused && modifyState(c.effective()) {
+		// The refusal is what the modification under way answers.
+		stay.Code, stay.Reason = CodeNoChange, "the refund is refused; the modification is under way"
+		return stay
+	}
 	if attn != nil {
 		parked := t
 		if parked == "" { // unknown status: stop where we are

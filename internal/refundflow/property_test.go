@@ -261,6 +261,8 @@ func confirmsAbsent(c CaseView, v *PlatformView, s StepName) bool {
 		return v.Found && sameRefund && waitReturn && v.ReturnWaybill == ""
 	case StepCancel:
 		return v.Found && sameRefund && open
+	case StepModify:
+		return v.Found && sameRefund && v.Phase == platform.PhaseSellerRefused // still refused: not modified
 	}
 	return false // messages cannot be checked
 }

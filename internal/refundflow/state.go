@@ -36,6 +36,14 @@ const (
 	StateSubmitting State = "submitting"
 	// StateWaitingSeller: the refund exists; the seller has to agree.
 	StateWaitingSeller State = "waiting_seller"
+	// StateModifyRendering: Taobao, after the seller refused: reading the
+	// refund form again for the operator's modified request (reasons and
+	// fee bounds). Read-only; the refund stays as it is on the platform.
+	StateModifyRendering State = "modify_rendering"
+	// StateModifying: Taobao, modifying the refused refund (T9). A side
+	// effect: guarded by an intent row. The refund then waits for the
+	// seller again.
+	StateModifying State = "modifying"
 	// StateWaitingReturnShipment: the seller wants the goods back; waiting for
 	// the operator to report the shipment (company and waybill).
 	StateWaitingReturnShipment State = "waiting_return_shipment"
@@ -67,7 +75,7 @@ const (
 // States lists every state, in rank order.
 func States() []State {
 	return []State{StateRequested, StateRendering, StateUploadingVouchers, StateSubmitting,
-		StateWaitingSeller, StateWaitingReturnShipment, StateReturnRendering, StateReturnSubmitting,
+		StateWaitingSeller, StateModifyRendering, StateModifying, StateWaitingReturnShipment, StateReturnRendering, StateReturnSubmitting,
 		StateWaitingSellerReceive, StateCancelling, StateNeedsAttention,
 		StateSucceeded, StateClosed, StateCancelled, StateClosedLocally}
 }
@@ -99,6 +107,8 @@ var stateRank = map[State]int{
 	StateUploadingVouchers:     20,
 	StateSubmitting:            20,
 	StateWaitingSeller:         30,
+	StateModifyRendering:       30,
+	StateModifying:             30,
 	StateWaitingReturnShipment: 40,
 	StateReturnRendering:       50,
 	StateReturnSubmitting:      50,
@@ -138,6 +148,7 @@ const (
 	StepReturnSubmit   StepName = "return_submit"   // Taobao T4 return-logistics submit, 1688 A5 goods return
 	StepCancel         StepName = "cancel"          // Taobao T5 cancel
 	StepMessage        StepName = "message"         // Taobao T6 message
+	StepModify         StepName = "modify"          // Taobao T9 modify a refused refund
 )
 
 // SideEffect reports whether the step changes the platform: it must be
@@ -145,7 +156,7 @@ const (
 // reconciled against the platform before the step is ever sent again.
 // Voucher upload only stores an image and is safe to repeat.
 func (n StepName) SideEffect() bool {
-	return n == StepSubmit || n == StepReturnSubmit || n == StepCancel || n == StepMessage
+	return n == StepSubmit || n == StepReturnSubmit || n == StepCancel || n == StepMessage || n == StepModify
 }
 
 // stepOf is the step a work-in-progress state runs.
@@ -166,6 +177,10 @@ func stepOf(p Platform, s State) StepName {
 		return StepReturnSubmit
 	case StateCancelling:
 		return StepCancel
+	case StateModifyRendering:
+		return StepRender
+	case StateModifying:
+		return StepModify
 	}
 	return ""
 }

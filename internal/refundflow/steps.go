@@ -229,6 +229,14 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 			res.Status = e.taobaoView(r.Data.RefundOrderAggregate).StatusText
 		}
 		return map[string]any{"cancelled": true, "status": res.Status}, r.RequestID, nil
+	case StepModify:
+		r, err := cl.TaobaoModify(ctx, apiclient.ModifyRefundRequest{RefundID: st.RefundID, RefundType: taobaoRefundType(prof, st.ReturnGoods),
+			GoodsStatus: taobaoGoodsWire(prof, st.GoodsStatus), ReasonID: int(st.ReasonID), RefundFee: apiclient.Amount(st.Fee),
+			RefundDesc: st.Description, RefundImages: strings.Join(st.Vouchers, ",")})
+		if err != nil {
+			return nil, r.RequestID, err
+		}
+		return map[string]any{"modified": true}, r.RequestID, nil
 	case StepMessage:
 		r, err := cl.TaobaoSubmitMessage(ctx, apiclient.SubmitMessageRequest{RefundID: st.RefundID, RefundMessage: st.Message})
 		if err != nil {

@@ -353,6 +353,7 @@ const (
 	InputCancel         InputKind = "cancel"          // operator
 	InputSendMessage    InputKind = "send_message"    // operator: Input.Message
 	InputResolve        InputKind = "resolve"         // operator: Input.Resolve, a way out of needs_attention
+	InputModify         InputKind = "modify_refund"   // operator: Input.Modify, after a Taobao refusal
 	InputCallback       InputKind = "callback"        // platform push: a hint only
 	InputTimer          InputKind = "timer"           // the case's WakeAt passed
 	InputReconcile      InputKind = "reconcile"       // the reconciler's periodic re-check
@@ -361,7 +362,7 @@ const (
 
 // InputKinds lists every input kind.
 func InputKinds() []InputKind {
-	return []InputKind{InputRequestRefund, InputReportShipment, InputCancel, InputSendMessage, InputResolve,
+	return []InputKind{InputRequestRefund, InputReportShipment, InputCancel, InputSendMessage, InputResolve, InputModify,
 		InputCallback, InputTimer, InputReconcile, InputStepResult}
 }
 
@@ -377,6 +378,7 @@ type Input struct {
 	Shipment *Shipment
 	Message  string
 	Resolve  *Resolve
+	Modify   *Modification
 	Result   *StepResult
 }
 
