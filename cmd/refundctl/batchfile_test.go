@@ -42,7 +42,7 @@ func TestParseBatchCSV(t *testing.T) {
 		want []batchRow
 	}{{
 		name: "BOM, CRLF, blank lines and rows of empty cells",
-		in: "\xef\xbb\xbfplatform,order,sub-order\r\n\r\ntaobao,1,2\r\n,,\r\n  , ,\r\n\r\ntaobao,1,3\r\n",
+		in:   "\xef\xbb\xbfplatform,order,sub-order\r\n\r\ntaobao,1,2\r\n,,\r\n  , ,\r\n\r\ntaobao,1,3\r\n",
 		want: []batchRow{
 			{Line: 3, Values: map[string][]string{"platform": {"taobao"}, "order": {"1"}, "sub-order": {"2"}}},
 			{Line: 7, Values: map[string][]string{"platform": {"taobao"}, "order": {"1"}, "sub-order": {"3"}}},
