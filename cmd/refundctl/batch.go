@@ -198,7 +198,7 @@ func readBatchFile(cmd *cobra.Command, o batchOptions) ([]byte, string, error) {
 	if o.file != "-" {
 		fh, err := os.Open(o.file)
 		if err != nil {
-			return nil, "", fmt.Errorf("--file: %w", err)
+			return nil, "", usagef("--file: %w", err)
 		}
 		defer fh.Close()
 		r = fh
