@@ -147,6 +147,28 @@ func TestBatchFilesOnceAgainstStack(t *testing.T) {
 	if cases2, _ := st.ListCases(context.Background(), casestore.CaseFilter{Limit: 1000}); len(cases2) != 197 {
 		t.Errorf("after every run: %d cases; want 197", len(cases2))
 	}
+
+	// A row whose request is already on its open case (filed by a single
+	// request, under another id) is already filed, not a failure; a row
+	// asking something else of an open case is rejected (exit 4).
+	e.mustRun("request", "--platform", "1688", "--order", "3305075349000000001", "--type", "return", "--goods-status",
+		"aftersaleBuyerReceived", "--reason", "七天无理由退货", "--amount", "9500", "--description", "no longer needed")
+	more := writeTemp(t, "more.csv", "platform,order,type,goods-status,reason,amount,description\n"+
+		"1688,3305075349000000001,return,aftersaleBuyerReceived,七天无理由退货,9500,no longer needed\n"+
+		"1688,3305075341000000005,return,aftersaleBuyerReceived,七天无理由退货,9500,changed my mind\n")
+	r = e.run("request", "--file", more, "--wait", "60s")
+	if r.code() != exitRefused {
+		t.Errorf("duplicate and conflicting rows: exit %d (%s); want %d\n%s", r.code(), r.line(), exitRefused, r.stdout)
+	}
+	for _, want := range []string{
+		": already filed: rejected (duplicate) on case ",
+		": filed: rejected (case_open) on case ",
+		"2 rows: 1 filed, 1 already filed, 0 invalid; verdicts: 0 applied, 1 rejected, 0 pending\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("duplicate and conflicting rows: output lacks %q:\n%s", want, r.stdout)
+		}
+	}
 	t.Logf("whole test: %s", time.Since(start))
 }
 
