@@ -83,6 +83,7 @@ type batchRowJSON struct {
 	Verdict   *verdictJSON `json:"verdict,omitempty"`
 
 	command refundflow.Command
+	ownID   bool // the row gave its id (else it is derived from the content)
 }
 
 // batchSummary counts the rows by status and by verdict.
@@ -156,7 +157,7 @@ func (a *app) planBatch(rows []batchRow) []batchRowJSON {
 	cases, ids := map[string]int{}, map[string]int{}
 	for i, row := range rows {
 		res := batchRowJSON{Line: row.Line, Status: rowInvalid}
-		c, err := a.rowCommand(row)
+		c, ownID, err := a.rowCommand(row)
 		switch {
 		case err != nil:
 			res.Error = columnMessage(errorLine(err))
@@ -167,7 +168,7 @@ func (a *app) planBatch(rows []batchRow) []batchRowJSON {
 		case ids[c.ID] > 0:
 			res.ID, res.Error = c.ID, fmt.Sprintf("id %s is on line %d too", c.ID, ids[c.ID])
 		default:
-			res.ID, res.Status, res.command = c.ID, rowValid, c
+			res.ID, res.Status, res.command, res.ownID = c.ID, rowValid, c, ownID
 			cases[caseKey(c)], ids[c.ID] = row.Line, row.Line
 		}
 		out[i] = res
@@ -176,20 +177,19 @@ func (a *app) planBatch(rows []batchRow) []batchRowJSON {
 }
 
 // rowCommand is the command of one row, its id derived unless the row
-// gives one.
-func (a *app) rowCommand(row batchRow) (refundflow.Command, error) {
+// gives one (ownID).
+func (a *app) rowCommand(row batchRow) (c refundflow.Command, ownID bool, err error) {
 	in, err := rowInput(row)
 	if err != nil {
-		return refundflow.Command{}, err
+		return refundflow.Command{}, false, err
 	}
-	c, err := a.buildRequest(in)
-	if err != nil {
-		return refundflow.Command{}, err
+	if c, err = a.buildRequest(in); err != nil {
+		return refundflow.Command{}, false, err
 	}
 	if in.id == "" {
 		c.ID = batchCommandID(c)
 	}
-	return c, nil
+	return c, in.id != "", nil
 }
 
 // readBatchFile reads --file (or stdin for -) and picks its format.
@@ -268,6 +268,9 @@ func (a *app) requestBatch(cmd *cobra.Command, o batchOptions, vo verdictOptions
 	if err := b.skipFiled(ctx); err != nil {
 		return fmt.Errorf("%w; nothing sent", err)
 	}
+	if b.count(); b.out.Summary.Invalid == b.out.Summary.Rows {
+		return b.finish(nothingSentErr(b.out.Summary, "no valid row"))
+	}
 	if err := b.publish(ctx); err != nil {
 		return err
 	}
@@ -308,6 +311,14 @@ func (b *batch) skipFiled(ctx context.Context) error {
 		if r.Status != rowValid {
 			continue
 		}
+		if r.ownID {
+			if err := b.checkOwnID(ctx, r); err != nil {
+				return err
+			}
+			if r.Status == rowInvalid {
+				continue
+			}
+		}
 		o, err := b.st.CommandOutcome(ctx, r.ID)
 		if err == nil {
 			v, err := b.a.describeVerdict(ctx, b.st, r.command, o)
@@ -329,6 +340,33 @@ func (b *batch) skipFiled(ctx context.Context) error {
 		if !errors.Is(err, casestore.ErrNotFound) {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkOwnID makes a row invalid whose own id opened a case with another
+// request: an exported row edited without clearing its id would otherwise
+// be "already filed" and the edit silently dropped. A derived id cannot
+// disagree: it is the content.
+func (b *batch) checkOwnID(ctx context.Context, r *batchRowJSON) error {
+	c, err := b.st.CaseOpenedBy(ctx, r.ID)
+	if errors.Is(err, casestore.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var req refundflow.Request
+	if err := json.Unmarshal(c.Request, &req); err != nil {
+		return nil // nothing to compare: the verdict decides
+	}
+	was := refundflow.Command{Kind: r.command.Kind, Platform: c.Platform, OrderID: c.OrderID, SubOrderID: c.SubOrderID, Request: &req}
+	if c.Platform == casestore.Platform1688 {
+		was.SubOrderID = ""
+	}
+	if batchCommandID(was) != batchCommandID(r.command) {
+		r.Status = rowInvalid
+		r.Error = fmt.Sprintf("id %s opened case %d with another request (as list --export shows it): clear the id to file this row as a new request", r.ID, c.ID)
 	}
 	return nil
 }

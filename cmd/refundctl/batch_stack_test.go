@@ -144,6 +144,14 @@ func TestBatchFilesOnceAgainstStack(t *testing.T) {
 	if n := len(commands.all()) - before; n != 0 {
 		t.Errorf("the export as a batch published %d commands; want none", n)
 	}
+	// An exported row edited without clearing its id is not "already
+	// filed": its id opened a case with another request.
+	edited := strings.Replace(exp, "not shipped, in time", "not shipped, and late", 1)
+	r = e.run("request", "--file", writeTemp(t, "edited.csv", edited), "--no-wait")
+	if r.code() != exitInvalidRows || !strings.Contains(r.stdout, "with another request (as list --export shows it): clear the id") ||
+		!strings.Contains(r.stdout, "197 rows: 0 filed, 196 already filed, 1 invalid") {
+		t.Errorf("an edited export row keeping its id: exit %d (%s); want it invalid:\n%s", r.code(), r.line(), tail(r.stdout))
+	}
 	if cases2, _ := st.ListCases(context.Background(), casestore.CaseFilter{Limit: 1000}); len(cases2) != 197 {
 		t.Errorf("after every run: %d cases; want 197", len(cases2))
 	}
