@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -238,7 +239,7 @@ func (a *app) requestBatch(cmd *cobra.Command, o batchOptions, vo verdictOptions
 	if err != nil {
 		return err
 	}
-	rows, err := parseBatch(strings.NewReader(string(data)), format)
+	rows, err := parseBatch(bytes.NewReader(data), format)
 	if err != nil {
 		return usagef("--file %s: %s; nothing sent", o.file, errorLine(err))
 	}
