@@ -99,7 +99,7 @@ func parseListCursor(s string) (int64, error) {
 }
 
 func (a *app) listCommand() *cobra.Command {
-	var platform, after string
+	var platform, after, export string
 	var states, attention []string
 	var open bool
 	var olderThan time.Duration
@@ -113,7 +113,8 @@ func (a *app) listCommand() *cobra.Command {
 			"command with --after CURSOR for the next ones.",
 		Example: "  refundctl list --open --older-than 2h\n  refundctl list --platform 1688 --state needs_attention --json\n" +
 			"  refundctl list --attention waiting_evidence   # cases whose side effect cannot be confirmed yet\n" +
-			"  refundctl list --limit 5000 --after 1000",
+			"  refundctl list --limit 5000 --after 1000\n" +
+			"  refundctl list --open --export csv > open.csv   # the columns of request --file",
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
@@ -125,6 +126,7 @@ func (a *app) listCommand() *cobra.Command {
 	f.IntVar(&limit, "limit", 100, fmt.Sprintf("at most this many cases (1 to %d; read %d at a time)", maxListTotal, casestore.MaxListLimit))
 	f.StringVar(&after, "after", "", "the cursor a previous list printed: only the cases after it")
 	f.Int64Var(&afterID, "after-id", 0, "paging: only cases with a greater id (the cursor is that id; prefer --after)")
+	f.StringVar(&export, "export", "", "csv: write the cases in request --file's columns (then case-id, state, attention), for spreadsheets")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
 		filter := casestore.CaseFilter{Platform: platform, OpenOnly: open, AfterID: afterID}
 		if platform != "" && !refundflow.Platform(platform).Valid() {
@@ -151,6 +153,9 @@ func (a *app) listCommand() *cobra.Command {
 		}
 		if olderThan > 0 {
 			filter.UpdatedBefore = a.now().Add(-olderThan)
+		}
+		if err := checkExport(export, a.cfg.JSON); err != nil {
+			return err
 		}
 		if limit < 1 || limit > maxListTotal {
 			return usagef("--limit %d: want 1 to %d", limit, maxListTotal)
@@ -179,6 +184,12 @@ func (a *app) listCommand() *cobra.Command {
 		var next string
 		if more && len(cases) > 0 {
 			next = "more cases: repeat with --after " + listCursor(cases[len(cases)-1].ID)
+		}
+		if export != "" {
+			if next != "" {
+				fmt.Fprintln(a.stderr, "refundctl: "+next) // stdout stays one CSV file
+			}
+			return writeCasesCSV(a.stdout, cases)
 		}
 		if a.cfg.JSON {
 			out := make([]caseJSON, len(cases))

@@ -139,8 +139,8 @@ func (a *app) publishCommand(ctx context.Context, c refundflow.Command, vo verdi
 		return usagef("--wait %s: must be positive (or --no-wait)", vo.wait)
 	}
 	if c.Platform != "" {
-		if err := c.Validate(); err != nil {
-			return usagef("invalid %s command: %s", c.Kind, flagMessage(err))
+		if err := validateCommand(c); err != nil {
+			return err
 		}
 	}
 	lookup := c.CaseID > 0 && (c.Platform == "" || !vo.noWait)
@@ -202,17 +202,32 @@ func (a *app) publishCommand(ctx context.Context, c refundflow.Command, vo verdi
 	return verdictErr(v, vo.wait)
 }
 
+// validateCommand is refundflow's validation of c (the worker's own) in
+// terms of the flags: a usage error naming them.
+func validateCommand(c refundflow.Command) error {
+	if err := c.Validate(); err != nil {
+		return usagef("invalid %s command: %s", c.Kind, flagMessage(err))
+	}
+	return nil
+}
+
 // publish publishes c and waits for the PubAck.
 func (a *app) publish(ctx context.Context, c refundflow.Command) (commandResult, error) {
-	data, err := json.Marshal(c)
-	if err != nil {
-		return commandResult{}, fmt.Errorf("encode command: %w", err)
-	}
 	nc, js, err := a.connect()
 	if err != nil {
 		return commandResult{}, err
 	}
 	defer nc.Close()
+	return a.publishOn(ctx, js, c)
+}
+
+// publishOn publishes c on js with Nats-Msg-Id = c.ID and waits for the
+// PubAck; a batch publishes all its rows on one connection.
+func (a *app) publishOn(ctx context.Context, js jetstream.JetStream, c refundflow.Command) (commandResult, error) {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return commandResult{}, fmt.Errorf("encode command: %w", err)
+	}
 	subject := events.CommandSubject(string(c.Platform), string(c.Kind))
 	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	m.Header.Set(events.HeaderCommandKind, string(c.Kind))
@@ -258,55 +273,94 @@ func parseAmount(platform, s string) (int64, error) {
 	return n, nil
 }
 
+// requestInput is a request as the operator gives it: request's flags, or
+// one row of a batch file (whose columns are named like the flags).
+type requestInput struct {
+	target
+	typ     string // refund or return
+	amount  string // fen or max; "" as when --amount is not given
+	request refundflow.Request
+}
+
+// buildRequest turns in into a request_refund command and validates it as
+// the worker will: the one path from flags (or a batch row) to a command.
+// Errors are usage errors naming the flags.
+func (a *app) buildRequest(in requestInput) (refundflow.Command, error) {
+	req := in.request
+	switch strings.ToLower(in.typ) {
+	case "refund", "":
+		req.ReturnGoods = false
+	case "return":
+		req.ReturnGoods = true
+	default:
+		return refundflow.Command{}, usagef("--type %q: want refund or return", excerpt.Of(in.typ, 40))
+	}
+	c, err := a.newCommand(in.target, refundflow.InputRequestRefund)
+	if err != nil {
+		return refundflow.Command{}, err
+	}
+	if in.amount != "" {
+		if req.Amount, err = parseAmount(string(c.Platform), in.amount); err != nil {
+			return refundflow.Command{}, err
+		}
+	}
+	c.Request = &req
+	if c.Platform == "" {
+		return c, nil // --case alone: publishCommand validates once the case names the platform
+	}
+	if err := validateCommand(c); err != nil {
+		return refundflow.Command{}, err
+	}
+	return c, nil
+}
+
 func (a *app) requestCommand() *cobra.Command {
-	var t target
+	var in requestInput
 	var vo verdictOptions
-	var typ, amount string
-	var r refundflow.Request
+	var bo batchOptions
 	rs := validationRules()
 	cmd := &cobra.Command{
 		Use:   "request",
-		Short: "Start a refund case (refund only, or return and refund)",
+		Short: "Start a refund case (refund only, or return and refund), or many from a file",
 		Long: "Start a refund case: Taobao, one per sub-order (--order and --sub-order required); 1688, one\n" +
 			"per order (--order required, no --sub-order). The reason must be one the platform offers for\n" +
 			"the order, type and goods status: `refundctl reasons` lists them, with their ids and whether a\n" +
-			"voucher is needed. A reason that is not offered parks the case (reason_not_offered).",
+			"voucher is needed. A reason that is not offered parks the case (reason_not_offered).\n\n" +
+			"--file starts one case per row of a CSV or JSON Lines file whose columns are named like the\n" +
+			"flags (" + strings.Join(batchColumns, ", ") + "). Every row is checked first;\n" +
+			"the valid rows are filed, each under a command id derived from its content (unless it has an\n" +
+			"id), so running the same file again files nothing twice.",
 		Example: requestExamples,
 		Args:    cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	addTargetFlags(cmd, &t, rs)
+	addTargetFlags(cmd, &in.target, rs)
 	addVerdictFlags(cmd, &vo)
-	f.StringVar(&typ, "type", "refund", "refund (refund only) or return (return goods and refund)")
+	addBatchFlags(cmd, &bo)
+	r := &in.request
+	f.StringVar(&in.typ, "type", "refund", "refund (refund only) or return (return goods and refund)")
 	f.StringVar(&r.GoodsStatus, "goods-status", "", "required; Taobao: 1 not shipped, 2 shipped not received, 3 received; 1688: "+rs.alibabaGoods)
 	f.Int64Var(&r.ReasonID, "reason-id", 0, "platform reason id (refundctl reasons lists them)")
 	f.StringVar(&r.Reason, "reason", "", "reason text, exactly as the platform offers it (case aside), instead of --reason-id")
-	f.StringVar(&amount, "amount", "", "amount in fen, or max; Taobao: max (or 0, as before) = the most the rendered form allows; 1688: "+rs.alibabaAmount)
+	f.StringVar(&in.amount, "amount", "", "amount in fen, or max; Taobao: max (or 0, as before) = the most the rendered form allows; 1688: "+rs.alibabaAmount)
 	f.Int64Var(&r.Carriage, "carriage", 0, "freight to claim back in fen (1688 only)")
 	f.StringVar(&r.Description, "description", "", "description for the seller; 1688: "+rs.alibabaDescription+"; Taobao: "+rs.taobaoDescription)
 	f.StringArrayVar(&r.Vouchers, "voucher", nil, "evidence image (repeatable), needed by some reasons: 1688, a file name in the worker's WORKER_VOUCHER_DIR, uploaded first; Taobao, an image URL")
 	f.Int64SliceVar(&r.OrderEntryIDs, "order-entry", nil, "1688 sub-order ids concerned (repeatable)")
-	_ = cmd.MarkFlagRequired("goods-status")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
-		switch strings.ToLower(typ) {
-		case "refund":
-			r.ReturnGoods = false
-		case "return":
-			r.ReturnGoods = true
-		default:
-			return usagef("--type %q: want refund or return", excerpt.Of(typ, 40))
+		if bo.file != "" {
+			return a.requestBatch(cmd, bo, vo)
 		}
-		c, err := a.newCommand(t, refundflow.InputRequestRefund)
+		if err := bo.withoutFile(cmd); err != nil {
+			return err
+		}
+		if !cmd.Flags().Changed("goods-status") {
+			return usagef(`required flag(s) "goods-status" not set`)
+		}
+		c, err := a.buildRequest(in)
 		if err != nil {
 			return err
 		}
-		req := r
-		if amount != "" {
-			if req.Amount, err = parseAmount(string(c.Platform), amount); err != nil {
-				return err
-			}
-		}
-		c.Request = &req
 		return a.publishCommand(cmd.Context(), c, vo)
 	})
 	return cmd

@@ -137,17 +137,21 @@ func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, 
 // exitCode maps an error from run to the process exit status: 0, 1
 // runtime, 2 usage, 3 doctor found a contradicted guess, 4 refused (nothing
 // changed: a dead-letter action, or a command the worker rejected), 5 a
-// command still pending when the wait ran out.
+// command still pending when the wait ran out, 6 a batch left invalid rows
+// out (and filed the others).
 func exitCode(err error) int {
 	var r *runtimeError
 	var c *contradictedError
 	var ref *refusedError
 	var pend *pendingError
+	var inv *invalidRowsError
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &c):
 		return exitContradicted
+	case errors.As(err, &inv):
+		return exitInvalidRows
 	case errors.As(err, &ref):
 		return exitRefused
 	case errors.As(err, &pend):

@@ -1,0 +1,638 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// batchOptions are request's flags for a batch file.
+type batchOptions struct {
+	file         string
+	format       string
+	dryRun       bool
+	allOrNothing bool
+}
+
+func addBatchFlags(cmd *cobra.Command, o *batchOptions) {
+	f := cmd.Flags()
+	f.StringVar(&o.file, "file", "", "start one case per row of this CSV or JSON Lines file (- for stdin), columns named like the flags; see docs/refundctl.md")
+	f.StringVar(&o.format, "format", "", "with --file: csv or jsonl (default: the file's extension .csv, .jsonl or .ndjson, else its first character)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "with --file: check every row, print the command ids, send nothing (exit 0 all valid, 2 otherwise)")
+	f.BoolVar(&o.allOrNothing, "all-or-nothing", false, "with --file: send nothing when any row is invalid (exit 2)")
+}
+
+// batchOnlyFlags are the flags that mean nothing without --file.
+var batchOnlyFlags = []string{"format", "dry-run", "all-or-nothing"}
+
+// withoutFile refuses the batch flags on a single request.
+func (o batchOptions) withoutFile(cmd *cobra.Command) error {
+	for _, name := range batchOnlyFlags {
+		if cmd.Flags().Changed(name) {
+			return usagef("--%s: only with --file", name)
+		}
+	}
+	return nil
+}
+
+// exitInvalidRows is the exit status of a batch that filed its valid rows
+// and left out invalid ones (invalidRowsError).
+const exitInvalidRows = 6
+
+// invalidRowsError: some rows of a batch were invalid and not sent; the
+// valid ones were filed. Exit status 6.
+type invalidRowsError struct{ err error }
+
+func (e *invalidRowsError) Error() string { return e.err.Error() }
+func (e *invalidRowsError) Unwrap() error { return e.err }
+
+// Row statuses of a batch, in the result lines and in --json.
+const (
+	rowInvalid      = "invalid"       // not sent: Error says why
+	rowValid        = "valid"         // --dry-run: would be sent
+	rowFiled        = "filed"         // published now
+	rowAlreadyFiled = "already_filed" // filed by an earlier run (or the same request is on its case): not sent again
+	rowFailed       = "failed"        // the publish failed
+	rowNotSent      = "not_sent"      // not tried: an earlier publish failed
+)
+
+// batchRowJSON is one row's result.
+type batchRowJSON struct {
+	Line      int          `json:"line"`
+	ID        string       `json:"id,omitempty"`
+	Status    string       `json:"status"`
+	Error     string       `json:"error,omitempty"`
+	Duplicate bool         `json:"duplicate,omitempty"` // JetStream already held the command (an earlier run published it)
+	Verdict   *verdictJSON `json:"verdict,omitempty"`
+
+	command refundflow.Command
+	ownID   bool // the row gave its id (else it is derived from the content)
+}
+
+// batchSummary counts the rows by status and by verdict.
+type batchSummary struct {
+	Rows         int `json:"rows"`
+	Invalid      int `json:"invalid"`
+	Filed        int `json:"filed"`
+	AlreadyFiled int `json:"alreadyFiled"`
+	Failed       int `json:"failed"`
+	NotSent      int `json:"notSent"`
+	Applied      int `json:"applied"`
+	Rejected     int `json:"rejected"` // not counting duplicates: those are already filed
+	Pending      int `json:"pending"`
+}
+
+// batchJSON is the --json output of request --file.
+type batchJSON struct {
+	File    string         `json:"file"`
+	Format  string         `json:"format"`
+	DryRun  bool           `json:"dryRun"`
+	Rows    []batchRowJSON `json:"rows"`
+	Summary batchSummary   `json:"summary"`
+}
+
+// batchCommandID derives a request's command id from what it asks (not
+// from when or by whom), so the same row files the same command whenever
+// it is run: "batch-" and 32 hex digits of a SHA-256 of the platform, the
+// order, the sub-order and the request as the worker receives them.
+func batchCommandID(c refundflow.Command) string {
+	key, _ := json.Marshal(struct {
+		Platform   refundflow.Platform  `json:"platform"`
+		OrderID    string               `json:"orderId"`
+		SubOrderID string               `json:"subOrderId"`
+		Kind       refundflow.InputKind `json:"kind"`
+		Request    *refundflow.Request  `json:"request"`
+	}{c.Platform, c.OrderID, c.SubOrderID, c.Kind, c.Request}) // plain fields: cannot fail
+	sum := sha256.Sum256(key)
+	return "batch-" + hex.EncodeToString(sum[:16])
+}
+
+// flagName matches a flag in a message built for the command line.
+var flagName = regexp.MustCompile(`--([a-z][a-z-]*[a-z])\b`)
+
+// columnMessage rewrites a message naming request's flags (flagMessage's)
+// to name the batch columns: `--sub-order: required` is `sub-order:
+// required` in a file.
+func columnMessage(msg string) string {
+	msg = strings.TrimPrefix(msg, "invalid request_refund command: ")
+	return flagName.ReplaceAllStringFunc(msg, func(m string) string {
+		if name := strings.TrimPrefix(m, "--"); slices.Contains(batchColumns, name) {
+			return name
+		}
+		return m
+	})
+}
+
+// caseKey names the case a request opens: Taobao's are one per sub-order,
+// 1688's one per order.
+func caseKey(c refundflow.Command) string {
+	if c.Platform == refundflow.PlatformTaobao {
+		return string(c.Platform) + " sub-order " + c.SubOrderID
+	}
+	return string(c.Platform) + " order " + c.OrderID
+}
+
+// planBatch turns the rows into commands through request's own path
+// (buildRequest), or says why a row cannot be one. A file has one row per
+// case: a second row for a case is invalid, naming the first.
+func (a *app) planBatch(rows []batchRow) []batchRowJSON {
+	out := make([]batchRowJSON, len(rows))
+	cases, ids := map[string]int{}, map[string]int{}
+	for i, row := range rows {
+		res := batchRowJSON{Line: row.Line, Status: rowInvalid}
+		c, ownID, err := a.rowCommand(row)
+		switch {
+		case err != nil:
+			res.Error = columnMessage(errorLine(err))
+		case cases[caseKey(c)] > 0 && ids[c.ID] == cases[caseKey(c)]:
+			res.ID, res.Error = c.ID, fmt.Sprintf("the same row as line %d", ids[c.ID])
+		case cases[caseKey(c)] > 0:
+			res.ID, res.Error = c.ID, fmt.Sprintf("%s is on line %d too: one row per case", caseKey(c), cases[caseKey(c)])
+		case ids[c.ID] > 0:
+			res.ID, res.Error = c.ID, fmt.Sprintf("id %s is on line %d too", c.ID, ids[c.ID])
+		default:
+			res.ID, res.Status, res.command, res.ownID = c.ID, rowValid, c, ownID
+			cases[caseKey(c)], ids[c.ID] = row.Line, row.Line
+		}
+		out[i] = res
+	}
+	return out
+}
+
+// rowCommand is the command of one row, its id derived unless the row
+// gives one (ownID).
+func (a *app) rowCommand(row batchRow) (c refundflow.Command, ownID bool, err error) {
+	in, err := rowInput(row)
+	if err != nil {
+		return refundflow.Command{}, false, err
+	}
+	if c, err = a.buildRequest(in); err != nil {
+		return refundflow.Command{}, false, err
+	}
+	if in.id == "" {
+		c.ID = batchCommandID(c)
+	}
+	return c, in.id != "", nil
+}
+
+// readBatchFile reads --file (or stdin for -) and picks its format.
+func readBatchFile(cmd *cobra.Command, o batchOptions) ([]byte, string, error) {
+	var r io.Reader = cmd.InOrStdin()
+	if o.file != "-" {
+		fh, err := os.Open(o.file)
+		if err != nil {
+			return nil, "", usagef("--file: %w", err)
+		}
+		defer fh.Close()
+		r = fh
+	}
+	const maxFile = 64 << 20
+	data, err := io.ReadAll(io.LimitReader(r, maxFile+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("--file %s: %w", o.file, err)
+	}
+	if len(data) > maxFile {
+		return nil, "", usagef("--file %s: larger than %d MiB; split it", o.file, maxFile>>20)
+	}
+	format, err := batchFormat(o.format, o.file, data)
+	return data, format, err
+}
+
+// requestBatch files one request per row of --file: every row checked
+// first, the valid ones published (rows an earlier run filed are not sent
+// again), then their verdicts awaited together. Exit status: 0 every row
+// applied; 2 nothing sent (the file unreadable, --dry-run or
+// --all-or-nothing with an invalid row, no valid row); 6 invalid rows left
+// out, the others filed; else 4 a row rejected, 5 a verdict pending, 1 a
+// publish failed (the rows after it are not sent).
+func (a *app) requestBatch(cmd *cobra.Command, o batchOptions, vo verdictOptions) error {
+	for _, name := range batchColumns {
+		if cmd.Flags().Changed(name) {
+			return usagef("--%s: with --file the rows give it (column %s); leave the flag out", name, name)
+		}
+	}
+	if cmd.Flags().Changed("case") {
+		return usagef("--case: with --file each row names its case (platform, order, sub-order)")
+	}
+	if !vo.noWait && vo.wait <= 0 && !o.dryRun {
+		return usagef("--wait %s: must be positive (or --no-wait)", vo.wait)
+	}
+	data, format, err := readBatchFile(cmd, o)
+	if err != nil {
+		return err
+	}
+	rows, err := parseBatch(bytes.NewReader(data), format)
+	if err != nil {
+		return usagef("--file %s: %s; nothing sent", o.file, errorLine(err))
+	}
+	if len(rows) == 0 {
+		return usagef("--file %s: no rows; nothing sent", o.file)
+	}
+	b := &batch{a: a, out: batchJSON{File: o.file, Format: format, DryRun: o.dryRun, Rows: a.planBatch(rows)}, wait: vo.wait}
+	b.count()
+	sum := b.out.Summary
+	switch {
+	case o.dryRun:
+		return b.finish(nothingSentErr(sum, "--dry-run"))
+	case sum.Invalid > 0 && o.allOrNothing:
+		return b.finish(nothingSentErr(sum, "--all-or-nothing"))
+	case sum.Invalid == sum.Rows:
+		return b.finish(nothingSentErr(sum, "no valid row"))
+	}
+	ctx := cmd.Context()
+	// The store is read even with --no-wait: it says which rows an earlier
+	// run filed, so that they are not sent again.
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return fmt.Errorf("%w (a batch reads it to skip rows already filed, and for the verdicts); nothing sent", err)
+	}
+	defer st.Close()
+	b.st = st
+	if err := b.skipFiled(ctx); err != nil {
+		return fmt.Errorf("%w; nothing sent", err)
+	}
+	if b.count(); b.out.Summary.Invalid == b.out.Summary.Rows {
+		return b.finish(nothingSentErr(b.out.Summary, "no valid row"))
+	}
+	if err := b.publish(ctx); err != nil {
+		return err
+	}
+	if !vo.noWait {
+		if err := b.awaitVerdicts(ctx); err != nil {
+			_ = b.finish(nil)
+			return fmt.Errorf("reading the verdicts: %w", err)
+		}
+	}
+	b.count()
+	return b.finish(b.exitErr())
+}
+
+// nothingSentErr is the outcome of a batch stopped after the check.
+func nothingSentErr(sum batchSummary, why string) error {
+	if sum.Invalid == 0 {
+		return nil // --dry-run of a valid file
+	}
+	return usagef("%d of %d rows invalid; nothing sent (%s)", sum.Invalid, sum.Rows, why)
+}
+
+// batch is one run of request --file.
+type batch struct {
+	a    *app
+	st   *casestore.Store
+	out  batchJSON
+	wait time.Duration
+	bar  *progressbar.ProgressBar
+}
+
+// skipFiled marks the rows whose command the worker has a record of: a
+// verdict, or the case it opened (the verdict may have been pruned with
+// the inbox). JetStream's duplicate window covers only a re-run within
+// minutes; this covers the rest.
+func (b *batch) skipFiled(ctx context.Context) error {
+	for i := range b.out.Rows {
+		r := &b.out.Rows[i]
+		if r.Status != rowValid {
+			continue
+		}
+		if r.ownID {
+			if err := b.checkOwnID(ctx, r); err != nil {
+				return err
+			}
+			if r.Status == rowInvalid {
+				continue
+			}
+		}
+		o, err := b.st.CommandOutcome(ctx, r.ID)
+		if err == nil {
+			v, err := b.a.describeVerdict(ctx, b.st, r.command, o)
+			if err != nil {
+				return err
+			}
+			r.Status, r.Verdict = rowAlreadyFiled, &v
+			continue
+		}
+		if !errors.Is(err, casestore.ErrNotFound) {
+			return err
+		}
+		c, err := b.st.CaseOpenedBy(ctx, r.ID)
+		if err == nil {
+			v := verdictJSON{Verdict: casestore.VerdictApplied, CaseID: c.ID, State: c.State}
+			r.Status, r.Verdict = rowAlreadyFiled, &v
+			continue
+		}
+		if !errors.Is(err, casestore.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkOwnID makes a row invalid whose own id opened a case with another
+// request: an exported row edited without clearing its id would otherwise
+// be "already filed" and the edit silently dropped. A derived id cannot
+// disagree: it is the content.
+func (b *batch) checkOwnID(ctx context.Context, r *batchRowJSON) error {
+	c, err := b.st.CaseOpenedBy(ctx, r.ID)
+	if errors.Is(err, casestore.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var req refundflow.Request
+	if err := json.Unmarshal(c.Request, &req); err != nil {
+		return nil // nothing to compare: the verdict decides
+	}
+	was := refundflow.Command{Kind: r.command.Kind, Platform: c.Platform, OrderID: c.OrderID, SubOrderID: c.SubOrderID, Request: &req}
+	if c.Platform == casestore.Platform1688 {
+		was.SubOrderID = ""
+	}
+	if batchCommandID(was) != batchCommandID(r.command) {
+		r.Status = rowInvalid
+		r.Error = fmt.Sprintf("id %s opened case %d with another request (as list --export shows it): clear the id to file this row as a new request", r.ID, c.ID)
+	}
+	return nil
+}
+
+// publish sends the rows still to file on one connection, in file order.
+// A failed publish stops the batch: the rows after it are not sent (NATS
+// down fails them all alike).
+func (b *batch) publish(ctx context.Context) error {
+	var todo []*batchRowJSON
+	for i := range b.out.Rows {
+		if b.out.Rows[i].Status == rowValid {
+			todo = append(todo, &b.out.Rows[i])
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	nc, js, err := b.a.connect()
+	if err != nil {
+		return fmt.Errorf("%w; nothing sent", err)
+	}
+	defer nc.Close()
+	b.startBar(len(todo), "filing")
+	var failed error
+	for _, r := range todo {
+		if failed != nil {
+			r.Status = rowNotSent
+			continue
+		}
+		if failed = b.publishRow(ctx, js, r); failed != nil {
+			r.Status, r.Error = rowFailed, errorLine(failed)
+		}
+		b.step()
+	}
+	b.endBar()
+	return nil
+}
+
+func (b *batch) publishRow(ctx context.Context, js jetstream.JetStream, r *batchRowJSON) error {
+	res, err := b.a.publishOn(ctx, js, r.command)
+	if err != nil {
+		return err
+	}
+	r.Status, r.Duplicate = rowFiled, res.Duplicate
+	if res.Duplicate {
+		r.Status = rowAlreadyFiled // published by an earlier run, its verdict not in yet
+	}
+	return nil
+}
+
+// awaitVerdicts polls the worker's verdicts on every row just published,
+// together, until each has one or --wait (counted from the last publish)
+// runs out: the rows without one are pending.
+func (b *batch) awaitVerdicts(ctx context.Context) error {
+	var pending []*batchRowJSON
+	for i := range b.out.Rows {
+		if r := &b.out.Rows[i]; r.Verdict == nil && (r.Status == rowFiled || r.Status == rowAlreadyFiled) {
+			pending = append(pending, r)
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.wait)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	b.startBar(len(pending), "verdicts")
+	defer b.endBar()
+	for {
+		var err error
+		if pending, err = b.pollVerdicts(ctx, pending); err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err := context.Cause(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				return err
+			}
+			for _, r := range pending {
+				r.Verdict = &verdictJSON{Verdict: verdictPending,
+					Next: "the worker has not decided it yet (is it running?); follow it with: refundctl wait --command " + r.ID}
+			}
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// pollVerdicts reads the verdict of each pending row once and returns the
+// rows still without one.
+func (b *batch) pollVerdicts(ctx context.Context, pending []*batchRowJSON) ([]*batchRowJSON, error) {
+	var still []*batchRowJSON
+	for _, r := range pending {
+		o, err := b.st.CommandOutcome(ctx, r.ID)
+		if err == nil {
+			var v verdictJSON
+			if v, err = b.a.describeVerdict(ctx, b.st, r.command, o); err == nil {
+				if v.Verdict == casestore.VerdictRejected && v.Code == refundflow.CodeDuplicate {
+					r.Status = rowAlreadyFiled // the same request is on its case already
+				}
+				r.Verdict = &v
+				b.step()
+				continue
+			}
+		}
+		if !errors.Is(err, casestore.ErrNotFound) && ctx.Err() == nil {
+			return nil, err
+		}
+		still = append(still, r)
+	}
+	return still, nil
+}
+
+// count fills the summary from the rows.
+func (b *batch) count() {
+	s := batchSummary{Rows: len(b.out.Rows)}
+	for _, r := range b.out.Rows {
+		switch r.Status {
+		case rowInvalid:
+			s.Invalid++
+		case rowFiled:
+			s.Filed++
+		case rowAlreadyFiled:
+			s.AlreadyFiled++
+		case rowFailed:
+			s.Failed++
+		case rowNotSent:
+			s.NotSent++
+		}
+		if r.Verdict == nil {
+			continue
+		}
+		switch {
+		case r.Verdict.Verdict == casestore.VerdictApplied:
+			s.Applied++
+		case r.Verdict.Verdict == verdictPending:
+			s.Pending++
+		case r.Verdict.Code != refundflow.CodeDuplicate:
+			s.Rejected++
+		}
+	}
+	b.out.Summary = s
+}
+
+// exitErr is the batch's summary exit status, the worst row deciding: a
+// failed publish (1), invalid rows left out (6), a rejection (4), a
+// pending verdict (5).
+func (b *batch) exitErr() error {
+	s := b.out.Summary
+	switch {
+	case s.Failed > 0:
+		return fmt.Errorf("publishing failed at line %d; %d rows after it not sent: run the file again once it works (filed rows are not sent twice)", b.firstLine(rowFailed), s.NotSent)
+	case s.Invalid > 0:
+		return &invalidRowsError{err: fmt.Errorf("%d of %d rows invalid, not sent (the first on line %d): fix them and run the file again; the rows filed are not sent twice", s.Invalid, s.Rows, b.firstLine(rowInvalid))}
+	case s.Rejected > 0:
+		return refusedf("%d of %d rows rejected by the worker: see their lines", s.Rejected, s.Rows)
+	case s.Pending > 0:
+		return &pendingError{err: fmt.Errorf("%d of %d rows without a verdict within %s: run the file again to see them (nothing is sent twice)", s.Pending, s.Rows, b.wait)}
+	}
+	return nil
+}
+
+func (b *batch) firstLine(status string) int {
+	for _, r := range b.out.Rows {
+		if r.Status == status {
+			return r.Line
+		}
+	}
+	return 0
+}
+
+// finish prints the rows and the summary and returns err, the exit status.
+func (b *batch) finish(err error) error {
+	w := b.a.stdout
+	if b.a.cfg.JSON {
+		if werr := writeJSON(w, b.out); werr != nil {
+			return werr
+		}
+		return err
+	}
+	for _, r := range b.out.Rows {
+		if _, werr := fmt.Fprintln(w, b.rowLine(r)); werr != nil {
+			return werr
+		}
+	}
+	if _, werr := fmt.Fprintln(w, summaryLine(b.out.Summary, b.out.DryRun)); werr != nil {
+		return werr
+	}
+	return err
+}
+
+// rowLine is one row's result line: its line number, its command id, and
+// its verdict or why it was not filed.
+func (b *batch) rowLine(r batchRowJSON) string {
+	head := fmt.Sprintf("line %d: ", r.Line)
+	if r.ID != "" {
+		head += r.ID + ": "
+	}
+	var what string
+	switch r.Status {
+	case rowInvalid:
+		return head + "invalid: " + r.Error
+	case rowValid:
+		return head + "valid"
+	case rowFailed:
+		return head + "failed: " + r.Error
+	case rowNotSent:
+		return head + "not sent: an earlier row's publish failed"
+	case rowAlreadyFiled:
+		what = "already filed"
+	default:
+		what = "filed"
+	}
+	if r.Verdict == nil {
+		return head + what
+	}
+	v := *r.Verdict
+	if v.Verdict == casestore.VerdictApplied {
+		v.Next = "" // `refundctl wait --command ID` is the way, for any row
+	}
+	return head + what + ": " + verdictLine(v, b.wait)
+}
+
+func summaryLine(s batchSummary, dryRun bool) string {
+	if dryRun {
+		return fmt.Sprintf("%d rows: %d valid, %d invalid; nothing sent (--dry-run)", s.Rows, s.Rows-s.Invalid, s.Invalid)
+	}
+	line := fmt.Sprintf("%d rows: %d filed, %d already filed, %d invalid", s.Rows, s.Filed, s.AlreadyFiled, s.Invalid)
+	if s.Failed+s.NotSent > 0 {
+		line += fmt.Sprintf(", %d failed, %d not sent", s.Failed, s.NotSent)
+	}
+	return line + fmt.Sprintf("; verdicts: %d applied, %d rejected, %d pending", s.Applied, s.Rejected, s.Pending)
+}
+
+// startBar shows a progress bar on stderr while stdout is a terminal (a
+// person is watching) and the output is not --json.
+func (b *batch) startBar(total int, desc string) {
+	b.bar = nil
+	f, ok := b.a.stdout.(*os.File)
+	if b.a.cfg.JSON || !ok || !term.IsTerminal(int(f.Fd())) {
+		return
+	}
+	b.bar = progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(b.a.stderr),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+func (b *batch) step() {
+	if b.bar != nil {
+		_ = b.bar.Add(1)
+	}
+}
+
+func (b *batch) endBar() {
+	if b.bar != nil {
+		_ = b.bar.Finish()
+		b.bar = nil
+	}
+}

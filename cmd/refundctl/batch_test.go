@@ -1,0 +1,70 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeTemp writes a file under the test's temp dir and returns its path.
+func writeTemp(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestBatchWithoutSending: what a batch decides before it sends anything,
+// with no stack running (nothing can be sent): --dry-run, --all-or-nothing,
+// a file with no valid row, a bad file, flags that do not go with --file.
+func TestBatchWithoutSending(t *testing.T) {
+	e := newEnv(t)
+	good := writeTemp(t, "good.csv", "platform,order,sub-order,goods-status,reason-id,amount\n"+
+		"taobao,1001,1002,1,1004,max\ntaobao,1001,1003,1,1004,max\n")
+	mixed := writeTemp(t, "mixed.jsonl", `{"platform":"taobao","order":"1001","sub-order":"1002","goods-status":"1","reason-id":1004}`+"\n"+
+		`{"platform":"taobao","order":"1001","goods-status":"1","reason-id":1004}`+"\n")
+	allBad := writeTemp(t, "bad.csv", "platform,order\ntaobao,1\n1688,2\n")
+
+	r := e.mustRun("request", "--file", good, "--dry-run")
+	if !strings.Contains(r.stdout, "line 2: batch-") || !strings.Contains(r.stdout, ": valid\n") ||
+		!strings.HasSuffix(r.stdout, "2 rows: 2 valid, 0 invalid; nothing sent (--dry-run)\n") {
+		t.Errorf("dry run of a valid file:\n%s", r.stdout)
+	}
+	r = e.wantErr(2, "1 of 2 rows invalid; nothing sent (--dry-run)", "request", "--file", mixed, "--dry-run")
+	if !strings.Contains(r.stdout, "line 2: invalid: sub-order: required for Taobao") {
+		t.Errorf("dry run of a JSON Lines file with a bad row:\n%s", r.stdout)
+	}
+	var out batchJSON
+	r = e.run("request", "--file", mixed, "--dry-run", "--json")
+	decodeJSON(t, r.stdout, &out)
+	if out.Format != formatJSONL || !out.DryRun || len(out.Rows) != 2 || out.Rows[0].Status != rowValid ||
+		out.Rows[1].Status != rowInvalid || out.Rows[1].Line != 2 || out.Summary.Invalid != 1 || out.Summary.Rows != 2 {
+		t.Errorf("--dry-run --json = %+v", out)
+	}
+	e.wantErr(2, "1 of 2 rows invalid; nothing sent (--all-or-nothing)", "request", "--file", mixed, "--all-or-nothing")
+	e.wantErr(2, "2 of 2 rows invalid; nothing sent (no valid row)", "request", "--file", allBad)
+	e.wantErr(2, `header: unknown column "amonut"`, "request", "--file", writeTemp(t, "typo.csv", "platform,amonut\ntaobao,1\n"))
+	e.wantErr(2, "no rows; nothing sent", "request", "--file", writeTemp(t, "empty.csv", "platform,order\n\n"))
+	e.wantErr(2, "--file: open", "request", "--file", filepath.Join(t.TempDir(), "missing.csv"))
+	e.wantErr(2, "--platform: with --file the rows give it", "request", "--file", good, "--platform", "taobao")
+	e.wantErr(2, "--case: with --file each row names its case", "request", "--file", good, "--case", "3")
+	e.wantErr(2, "--dry-run: only with --file", "request", "--platform", "taobao", "--order", "1", "--sub-order", "2",
+		"--goods-status", "1", "--reason-id", "1", "--dry-run")
+	e.wantErr(2, `--format "xlsx": want csv or jsonl`, "request", "--file", good, "--format", "xlsx")
+	e.wantErr(2, `required flag(s) "goods-status" not set`, "request", "--platform", "taobao", "--order", "1", "--sub-order", "2", "--reason-id", "1")
+
+	// Valid rows need the store (it says what was filed before): without
+	// it nothing is sent.
+	e.vars["DB_PATH"] = filepath.Join(t.TempDir(), "none.db")
+	e.wantErr(1, "no case store at", "request", "--file", good)
+	e.wantErr(1, "nothing sent", "request", "--file", good, "--no-wait")
+}
+
+func TestListExportUsage(t *testing.T) {
+	e := newEnv(t)
+	e.wantErr(2, `--export "xlsx": want csv`, "list", "--export", "xlsx")
+	e.wantErr(2, "--export and --json: give one", "list", "--export", "csv", "--json")
+}
