@@ -315,3 +315,26 @@ CREATE TABLE order_events (
 CREATE INDEX order_events_order ON order_events (platform, order_id, id);
 ALTER TABLE cases ADD COLUMN order_events_seen INTEGER NOT NULL DEFAULT 0;   -- order_events.id the case has decided on
 ALTER TABLE cases ADD COLUMN order_events_latest INTEGER NOT NULL DEFAULT 0; -- the newest order_events.id of its order (no read when equal)
+
+-- +migration 14: the seller conversation; an order's cases in order
+-- The messages of a Taobao refund (T8), kept once each per case with the
+-- platform's id: the worker reads the list when it wakes or a callback
+-- arrives, at most once per WORKER_MESSAGES_INTERVAL (messages_checked_at),
+-- and each new one goes on the timeline. New seller messages count in
+-- unread_seller_messages until an operator reads them (refundctl messages).
+-- cases_order finds the earlier case of an order, which a new request's
+-- case names as the one it follows.
+CREATE TABLE case_messages (
+    id           INTEGER PRIMARY KEY,
+    case_id      INTEGER NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+    message_id   TEXT    NOT NULL CHECK (message_id <> ''),
+    author       TEXT    NOT NULL,            -- buyer, seller or system, as the platform says
+    content      TEXT    NOT NULL DEFAULT '',
+    images       TEXT    NOT NULL DEFAULT '', -- as the platform lists them
+    sent_at      INTEGER NOT NULL,            -- the platform's time, ms (0: none given)
+    recorded_at  INTEGER NOT NULL,
+    UNIQUE (case_id, message_id)
+);
+ALTER TABLE cases ADD COLUMN messages_checked_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE cases ADD COLUMN unread_seller_messages INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX cases_order ON cases (platform, order_id, id);

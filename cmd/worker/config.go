@@ -30,6 +30,8 @@ type config struct {
 	RateLimit rate.Limit
 	ClockSkew time.Duration
 	LeaseTTL  time.Duration
+	// MessagesInterval: how often at most a case's seller conversation is read.
+	MessagesInterval time.Duration
 	// VoucherDir holds the voucher images that requests name; empty parks
 	// the cases that need them.
 	VoucherDir string
@@ -49,6 +51,7 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("DB_PATH", "data/refunds.db", "SQLite database file (created with its directory; WAL; shared by the worker processes of one host)"),
 }, envconfig.UpstreamVars(), []envconfig.Var{
 	envconfig.V("UPSTREAM_CLOCK_SKEW", refundflow.DefaultClockSkew.String(), "how far the platform's clock may lag ours: a refund the platform says it created this long before our submission began is someone else's (INFERRED)"),
+	envconfig.V("WORKER_MESSAGES_INTERVAL", refundflow.DefaultMessagesInterval.String(), "a Taobao case's refund messages (the seller conversation) are read when the case wakes or a callback comes, at most once per this interval; new seller messages go on the timeline and count as unread (refundctl messages); 0 = never read them"),
 	envconfig.V("WORKER_CONCURRENCY", "8", "messages and timers handled at once by this process"),
 	envconfig.V("WORKER_MAX_ACK_PENDING", "0", "each consumer's MaxAckPending, shared by all worker processes (server-enforced cap on messages delivered and not yet acknowledged); 0 = 4 × WORKER_CONCURRENCY. Each process holds up to twice its concurrency (handling + prefetched); the headroom lets a restarted process take new messages at once while a killed one's wait for WORKER_ACK_WAIT. With several processes set it to 4 × their total concurrency"),
 	envconfig.V("WORKER_METRICS_ADDR", "127.0.0.1:9090", "address of GET /healthz, /readyz and /metrics"),
@@ -143,6 +146,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	w.AckWait = duration("WORKER_ACK_WAIT", time.Second, time.Hour)
 	w.UnknownCaseWait = duration("WORKER_UNKNOWN_CASE_WAIT", 0, 24*time.Hour)
 	cfg.ClockSkew = duration("UPSTREAM_CLOCK_SKEW", 0, 24*time.Hour)
+	if cfg.MessagesInterval = duration("WORKER_MESSAGES_INTERVAL", 0, 24*time.Hour); cfg.MessagesInterval == 0 {
+		cfg.MessagesInterval = -1 // never (the engine's 0 is its default)
+	}
 	w.MaxDeliver = integer("WORKER_MAX_DELIVER", 1, 1000)
 	w.RetryBase = duration("WORKER_RETRY_BASE", time.Millisecond, time.Hour)
 	w.RetryMax = duration("WORKER_RETRY_MAX", time.Millisecond, 24*time.Hour)

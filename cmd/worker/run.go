@@ -110,7 +110,7 @@ func newEngine(cfg config, store *casestore.Store, metrics *casework.Metrics, lo
 	}
 	return refundflow.NewEngine(refundflow.EngineConfig{Store: store, Client: client, Policy: cfg.Policy, Owner: owner,
 		Logger: logger, LeaseTTL: cfg.LeaseTTL, Vouchers: vouchers, RetryDelay: cfg.Work.RetryBase, RetryMax: cfg.Work.RetryMax,
-		OnStep: metrics.OnStep, ClockSkew: cfg.ClockSkew})
+		OnStep: metrics.OnStep, ClockSkew: cfg.ClockSkew, MessagesInterval: cfg.MessagesInterval, OnSellerMessages: metrics.OnSellerMessages})
 }
 
 // natsOptions are events.ConnectOptions, which keep reconnecting for ever,

@@ -62,6 +62,11 @@ type Case struct {
 	// (read-only: set when a case opens and when an event is kept), so
 	// that a case with nothing new reads no events.
 	OrderEventsLatest int64
+	// MessagesCheckedAt is when the worker last read the refund's messages
+	// (zero: never); UnreadSellerMessages counts the seller's messages no
+	// operator has read yet. Both read-only here (see RecordCaseMessages).
+	MessagesCheckedAt    time.Time
+	UnreadSellerMessages int
 }
 
 // caseRow is the database form of Case.
@@ -91,12 +96,14 @@ type caseRow struct {
 	FailedInputs        int           `db:"failed_inputs"`
 	OrderEventsSeen     int64         `db:"order_events_seen"`
 	OrderEventsLatest   int64         `db:"order_events_latest"`
+	MessagesCheckedAt   int64         `db:"messages_checked_at"`
+	UnreadSeller        int           `db:"unread_seller_messages"`
 }
 
 const caseColumns = `id, platform, order_id, sub_order_id, refund_id, state, parked_state, version,
 	request, plan, shipment, platform_status, last_platform_check_at, next_wake_at,
 	attention_code, attention_message, created_at, updated_at, lease_owner, lease_until, opened_by,
-	duplicate_of, failed_inputs, order_events_seen, order_events_latest`
+	duplicate_of, failed_inputs, order_events_seen, order_events_latest, messages_checked_at, unread_seller_messages`
 
 func (r caseRow) toCase() Case {
 	c := Case{
@@ -107,7 +114,10 @@ func (r caseRow) toCase() Case {
 		NextWakeAt: fromMS(r.NextWakeAt), AttentionCode: r.AttentionCode, AttentionMessage: r.AttentionMessage,
 		CreatedAt: time.UnixMilli(r.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(),
 		LeaseOwner: r.LeaseOwner, OpenedBy: r.OpenedBy, DuplicateOf: r.DuplicateOf, FailedInputs: r.FailedInputs,
-		OrderEventsSeen: r.OrderEventsSeen, OrderEventsLatest: r.OrderEventsLatest,
+		OrderEventsSeen: r.OrderEventsSeen, OrderEventsLatest: r.OrderEventsLatest, UnreadSellerMessages: r.UnreadSeller,
+	}
+	if r.MessagesCheckedAt > 0 {
+		c.MessagesCheckedAt = time.UnixMilli(r.MessagesCheckedAt).UTC()
 	}
 	if r.LeaseUntil > 0 {
 		c.LeaseUntil = time.UnixMilli(r.LeaseUntil).UTC()

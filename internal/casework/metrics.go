@@ -31,6 +31,7 @@ type Metrics struct {
 	reconcileFound prometheus.Counter
 	reconcileMoved prometheus.Counter
 	timerWakes     prometheus.Counter
+	sellerMessages *prometheus.CounterVec
 	callCodes      codeLabels // code label values of platformCalls
 	errCodes       codeLabels // and of platformErrors, kept apart
 	lag            *lagCollector
@@ -75,15 +76,25 @@ func NewMetrics(reg *prometheus.Registry, store *casestore.Store) (*Metrics, err
 			Name: "refundhub_worker_timer_wakes_total",
 			Help: "Case timers fired (platform deadlines, re-checks, stalled steps).",
 		}),
+		sellerMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refundhub_worker_seller_messages_total",
+			Help: "New seller messages read on cases' refunds (each also counts in the case's unread messages until an operator reads them).",
+		}, []string{"platform"}),
 	}
 	m.lag = &lagCollector{consumers: map[string]jetstream.Consumer{}}
 	for _, c := range []prometheus.Collector{m.stepDuration, m.platformCalls, m.platformErrors, m.messages, m.deadLetters,
-		m.reconcileFound, m.reconcileMoved, m.timerWakes, &stateCollector{store: store}, m.lag} {
+		m.reconcileFound, m.reconcileMoved, m.timerWakes, m.sellerMessages, &stateCollector{store: store}, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// OnSellerMessages counts new seller messages; it is
+// refundflow.EngineConfig.OnSellerMessages.
+func (m *Metrics) OnSellerMessages(p refundflow.Platform, n int) {
+	m.sellerMessages.WithLabelValues(string(p)).Add(float64(n))
 }
 
 // Observe counts one platform call attempt by endpoint and result code; it

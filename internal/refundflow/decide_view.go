@@ -28,11 +28,14 @@ func target(p Platform, v PlatformView) (State, *Attention) {
 	case platform.PhaseClosed:
 		return StateClosed, nil
 	case platform.PhaseSellerRefused:
-		verb := "refused"
+		// The reason comes first, whole; then what the platform allows next.
+		msg := excerpt.Of("seller refused: "+v.RefuseReason, MaxAttentionText) +
+			"; next: modify the request (refundctl modify), cancel the refund, wait for the seller, or accept the refusal (refundctl resolve --close)"
 		if p == Platform1688 {
-			verb = "rejected"
+			msg = excerpt.Of("seller rejected: "+v.RefuseReason, MaxAttentionText) +
+				"; 1688 offers no modification: the platform closes the refund in time and a new request then opens a new case; or accept the refusal now (refundctl resolve --close)"
 		}
-		return StateWaitingSeller, &Attention{Code: AttnSellerRefused, Message: excerpt.Of("seller "+verb+": "+v.RefuseReason, MaxAttentionText)}
+		return StateWaitingSeller, &Attention{Code: AttnSellerRefused, Message: msg}
 	}
 	name := "Taobao"
 	if p == Platform1688 {

@@ -85,6 +85,13 @@ type EngineConfig struct {
 	// is committed (see the package doc, "Lookahead"): every decision then
 	// commits before its step. For comparison benchmarks and tests.
 	NoLookahead bool
+	// MessagesInterval is how often at most a Taobao case's refund messages
+	// (the seller conversation) are read: when the case wakes or a callback
+	// arrives and its refund is read, if the last read is older. Default
+	// DefaultMessagesInterval; negative: never.
+	MessagesInterval time.Duration
+	// OnSellerMessages, when set, observes new seller messages (a metric).
+	OnSellerMessages func(p Platform, n int)
 	// ClockSkew is how far the platform's clock may be behind ours: a
 	// refund the platform says it created before an intent began, less this
 	// margin, predates the intent and is not taken as its effect. Default
@@ -96,6 +103,9 @@ type EngineConfig struct {
 // platform documents its times to the second in China time and its request
 // window as ±600 s, nothing about its clock.
 const DefaultClockSkew = 5 * time.Minute
+
+// DefaultMessagesInterval is the default EngineConfig.MessagesInterval.
+const DefaultMessagesInterval = 5 * time.Minute
 
 // Engine carries refund cases forward: it applies one input to one case
 // following the worker contract in the package doc, calling the platform and
@@ -118,6 +128,9 @@ type Engine struct {
 	ahead    bool // lookahead on (EngineConfig.NoLookahead unset)
 	// clockSkew: see EngineConfig.ClockSkew.
 	clockSkew time.Duration
+	// messagesEvery and onSellerMessages: see EngineConfig.
+	messagesEvery    time.Duration
+	onSellerMessages func(p Platform, n int)
 }
 
 // NewEngine validates cfg and returns an Engine.
@@ -128,7 +141,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	e := &Engine{store: cfg.Store, client: cfg.Client, decider: Decider{Policy: cfg.Policy}, log: cfg.Logger,
 		owner: cfg.Owner, leaseTTL: cfg.LeaseTTL, vouchers: cfg.Vouchers, retry: cfg.RetryDelay, retryMax: cfg.RetryMax,
 		onStep: cfg.OnStep, now: cfg.Now, locks: caseLocks{m: map[int64]*caseLock{}}, ahead: !cfg.NoLookahead,
-		clockSkew: cfg.ClockSkew}
+		clockSkew: cfg.ClockSkew, messagesEvery: cfg.MessagesInterval, onSellerMessages: cfg.OnSellerMessages}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -154,6 +167,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	if e.clockSkew <= 0 {
 		e.clockSkew = DefaultClockSkew
+	}
+	if e.messagesEvery == 0 {
+		e.messagesEvery = DefaultMessagesInterval
 	}
 	return e, nil
 }
@@ -245,6 +261,30 @@ func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, 
 	return casestore.Case{}, errNewCase
 }
 
+// linkPrevious names, on both timelines, the earlier case of the same order
+// (and Taobao sub-order) that a new case follows: after a refund the
+// platform closed (a refusal on 1688, where nothing can be modified), the
+// new request is the next round of the same claim.
+func linkPrevious(ctx context.Context, tx *casestore.Tx, c casestore.Case) error {
+	prev, err := tx.PreviousCase(ctx, c)
+	if errors.Is(err, casestore.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	how := prev.State
+	if prev.AttentionCode != "" {
+		how += " (" + prev.AttentionCode + ")"
+	}
+	detail := func(k string, id int64) []byte { b, _ := json.Marshal(map[string]int64{k: id}); return b }
+	return tx.AppendTimeline(ctx,
+		casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindNote, Summary: fmt.Sprintf("follows case %d (%s)", prev.ID, how),
+			Detail: detail("follows", prev.ID)},
+		casestore.TimelineEntry{CaseID: prev.ID, Kind: casestore.KindNote, Summary: fmt.Sprintf("followed by case %d", c.ID),
+			Detail: detail("followedBy", c.ID)})
+}
+
 // errNewCase: the command opens a new case (commandCase's answer).
 var errNewCase = errors.New("new case")
 
@@ -270,6 +310,9 @@ func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, 
 		}
 		if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: created.ID, Kind: casestore.KindCommand,
 			Summary: fmt.Sprintf("case opened by command %s", cmd.ID)}); err != nil {
+			return err
+		}
+		if err := linkPrevious(ctx, tx, created); err != nil {
 			return err
 		}
 		c = created

@@ -145,6 +145,7 @@ func (e *Engine) decide(ctx context.Context, r *run, c casestore.Case) (decision
 			p := failure("fetch_failed", fmt.Errorf("fetch: %w", err))
 			return decisionRecord{}, &p, nil
 		}
+		e.readMessages(ctx, c, pv)
 		dec = e.decider.Decide(cv, pv, r.in)
 	}
 	r.h.Outcome, r.h.Code, r.h.State = dec.Outcome, dec.Code, dec.State

@@ -2,6 +2,7 @@ package refundflow_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +126,16 @@ func TestResolveTakesAStuck1688CaseOut(t *testing.T) {
 		t.Fatalf("a new request after the close: case %d; want a new case", h.CaseID)
 	}
 	r.waitState(h.CaseID, refundflow.StateSucceeded)
+	for id, want := range map[int64]string{h.CaseID: fmt.Sprintf("follows case %d (closed_locally", stuck.ID), stuck.ID: fmt.Sprintf("followed by case %d", h.CaseID)} {
+		tl, _ := r.store.Timeline(ctx, id)
+		var linked bool
+		for _, e := range tl {
+			linked = linked || strings.HasPrefix(e.Summary, want)
+		}
+		if !linked {
+			t.Errorf("case %d's timeline does not say %q", id, want)
+		}
+	}
 }
 
 // TestCancelledCaseShowsThePlatformsStatus: a case cancelled on the

@@ -138,6 +138,7 @@ type Stats struct {
 	RefundSubmissions          map[string]int64 `json:"refund_submissions"`           // key "taobao:<subOrderId>" or "1688:<orderId>"
 	ReturnLogisticsSubmissions map[string]int64 `json:"return_logistics_submissions"` // by refundId
 	Cancels                    map[string]int64 `json:"cancels"`                      // by refundId
+	Modifications              map[string]int64 `json:"modifications"`                // accepted T9 modifications, by refundId
 	DuplicateSubmissions       int64            `json:"duplicate_submissions"`        // refund or return submissions rejected as duplicates
 	Callbacks                  CallbackStats    `json:"callbacks"`
 }
@@ -272,6 +273,7 @@ func (s *Sandbox) resetLocked() {
 		RefundSubmissions:          map[string]int64{},
 		ReturnLogisticsSubmissions: map[string]int64{},
 		Cancels:                    map[string]int64{},
+		Modifications:              map[string]int64{},
 	}
 	s.tasks = nil
 }
@@ -399,6 +401,7 @@ func (s *Sandbox) Stats() Stats {
 		RefundSubmissions:          cloneMap(s.stats.RefundSubmissions),
 		ReturnLogisticsSubmissions: cloneMap(s.stats.ReturnLogisticsSubmissions),
 		Cancels:                    cloneMap(s.stats.Cancels),
+		Modifications:              cloneMap(s.stats.Modifications),
 		DuplicateSubmissions:       s.stats.DuplicateSubmissions,
 	}
 	s.mu.Unlock()

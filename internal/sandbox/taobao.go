@@ -382,6 +382,7 @@ func (s *Sandbox) taobaoModify(r *http.Request, _ *apiCall) (any, *apiError) {
 	ref.RefundType, ref.GoodsStatus, ref.ReasonID, ref.ReasonDesc = req.RefundType, req.GoodsStatus, rs.id, rs.desc
 	ref.RefundFee, ref.RefundDesc, ref.RefundImages = fee, req.RefundDesc, req.RefundImages
 	ref.RefuseReason = ""
+	s.stats.Modifications[ref.RefundID]++
 	s.setStatusLocked(ref, platform.PhaseWaitSellerAgree, "买家修改了退款申请")
 	return tbModifyOut{Currency: currencyCNY, DistributorID: distributorID, ModifySuccess: true}, nil
 }

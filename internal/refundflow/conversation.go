@@ -1,0 +1,72 @@
+package refundflow
+
+import (
+	"context"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/casestore"
+)
+
+// messagesPageSize and messagesMaxPages bound one read of a refund's
+// conversation: 500 messages is far more than a refund has.
+const (
+	messagesPageSize = 50
+	messagesMaxPages = 10
+)
+
+// readMessages reads the seller conversation of a Taobao case's refund when
+// the case has just read its refund (it woke, or a callback came) and the
+// last read is older than the interval, and keeps the new messages: on the
+// timeline once each, the seller's counted as unread. It never stops the
+// input: a failure is logged and the next read tries again.
+func (e *Engine) readMessages(ctx context.Context, c casestore.Case, pv *PlatformView) {
+	refundID := c.RefundID
+	if refundID == "" && pv != nil && pv.Found {
+		refundID = pv.RefundID
+	}
+	now := e.now()
+	if Platform(c.Platform) != PlatformTaobao || refundID == "" || e.messagesEvery < 0 || State(c.State).Terminal() ||
+		(!c.MessagesCheckedAt.IsZero() && now.Sub(c.MessagesCheckedAt) < e.messagesEvery) {
+		return
+	}
+	var msgs []casestore.CaseMessage
+	for page := 1; page <= messagesMaxPages; page++ {
+		r, err := e.client.TaobaoListMessages(ctx, apiclient.ListMessagesRequest{RefundID: refundID, PageNo: page, PageSize: messagesPageSize})
+		if err != nil {
+			e.log.Info("read refund messages", "case", c.ID, "refund", refundID, "err", err)
+			return
+		}
+		for _, m := range r.Data.List {
+			cm := casestore.CaseMessage{MessageID: m.MessageID.String(), Author: m.Owner, Content: m.Content, Images: m.Images}
+			if m.CreateTime > 0 {
+				cm.SentAt = time.UnixMilli(int64(m.CreateTime)).UTC()
+			}
+			msgs = append(msgs, cm)
+		}
+		if len(r.Data.List) < messagesPageSize || page*messagesPageSize >= r.Data.Total {
+			break
+		}
+	}
+	var fresh []casestore.CaseMessage
+	if err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		var err error
+		fresh, err = tx.RecordCaseMessages(ctx, c.ID, msgs, now)
+		return err
+	}); err != nil {
+		e.log.Warn("keep refund messages", "case", c.ID, "err", err)
+		return
+	}
+	seller := 0
+	for _, m := range fresh {
+		if m.Author == casestore.AuthorSeller {
+			seller++
+		}
+	}
+	if seller > 0 {
+		e.log.Info("new seller messages", "case", c.ID, "refund", refundID, "count", seller)
+		if e.onSellerMessages != nil {
+			e.onSellerMessages(Platform(c.Platform), seller)
+		}
+	}
+}
