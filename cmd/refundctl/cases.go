@@ -18,25 +18,28 @@ import (
 
 // caseJSON is the stable JSON form of a case.
 type caseJSON struct {
-	ID                  int64           `json:"id"`
-	Platform            string          `json:"platform"`
-	OrderID             string          `json:"orderId"`
-	SubOrderID          string          `json:"subOrderId,omitempty"`
-	RefundID            string          `json:"refundId,omitempty"`
-	State               string          `json:"state"`
-	ParkedState         string          `json:"parkedState,omitempty"`
-	Version             int64           `json:"version"`
-	PlatformStatus      string          `json:"platformStatus,omitempty"`
-	AttentionCode       string          `json:"attentionCode,omitempty"`
-	AttentionMessage    string          `json:"attentionMessage,omitempty"`
-	OpenedBy            string          `json:"openedBy,omitempty"` // the id of the request command that opened the case
-	Request             json.RawMessage `json:"request,omitempty"`
-	Plan                json.RawMessage `json:"plan,omitempty"`
-	Shipment            json.RawMessage `json:"shipment,omitempty"`
-	LastPlatformCheckAt string          `json:"lastPlatformCheckAt,omitempty"`
-	NextWakeAt          string          `json:"nextWakeAt,omitempty"`
-	CreatedAt           string          `json:"createdAt"`
-	UpdatedAt           string          `json:"updatedAt"`
+	ID               int64  `json:"id"`
+	Platform         string `json:"platform"`
+	OrderID          string `json:"orderId"`
+	SubOrderID       string `json:"subOrderId,omitempty"`
+	RefundID         string `json:"refundId,omitempty"`
+	State            string `json:"state"`
+	ParkedState      string `json:"parkedState,omitempty"`
+	Version          int64  `json:"version"`
+	PlatformStatus   string `json:"platformStatus,omitempty"`
+	AttentionCode    string `json:"attentionCode,omitempty"`
+	AttentionMessage string `json:"attentionMessage,omitempty"`
+	OpenedBy         string `json:"openedBy,omitempty"` // the id of the request command that opened the case
+	// UnreadSellerMessages counts the seller's messages no operator has
+	// read yet (refundctl messages).
+	UnreadSellerMessages int             `json:"unreadSellerMessages,omitempty"`
+	Request              json.RawMessage `json:"request,omitempty"`
+	Plan                 json.RawMessage `json:"plan,omitempty"`
+	Shipment             json.RawMessage `json:"shipment,omitempty"`
+	LastPlatformCheckAt  string          `json:"lastPlatformCheckAt,omitempty"`
+	NextWakeAt           string          `json:"nextWakeAt,omitempty"`
+	CreatedAt            string          `json:"createdAt"`
+	UpdatedAt            string          `json:"updatedAt"`
 }
 
 func toCaseJSON(c casestore.Case) caseJSON {
@@ -50,7 +53,8 @@ func toCaseJSON(c casestore.Case) caseJSON {
 		ID: c.ID, Platform: string(c.Platform), OrderID: c.OrderID, SubOrderID: c.SubOrderID, RefundID: c.RefundID,
 		State: c.State, ParkedState: c.ParkedState, Version: c.Version, PlatformStatus: c.PlatformStatus,
 		AttentionCode: c.AttentionCode, AttentionMessage: c.AttentionMessage, OpenedBy: c.OpenedBy,
-		Request: doc(c.Request), Plan: doc(c.Plan), Shipment: doc(c.Shipment),
+		UnreadSellerMessages: c.UnreadSellerMessages,
+		Request:              doc(c.Request), Plan: doc(c.Plan), Shipment: doc(c.Shipment),
 		LastPlatformCheckAt: timeJSON(c.LastPlatformCheckAt), NextWakeAt: timeJSON(c.NextWakeAt),
 		CreatedAt: timeJSON(c.CreatedAt), UpdatedAt: timeJSON(c.UpdatedAt),
 	}
@@ -247,6 +251,10 @@ func (a *app) printCases(cases []casestore.Case) error {
 		// The attention column keeps the code and the start of the
 		// platform's message; show prints the message whole.
 		attention := strings.TrimSuffix(c.AttentionCode+": "+c.AttentionMessage, ": ")
+		if c.UnreadSellerMessages > 0 {
+			// First, so that no cut hides it: the seller is waiting for us.
+			attention = strings.TrimSuffix(fmt.Sprintf("%d new seller message(s); %s", c.UnreadSellerMessages, attention), "; ")
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Platform, cell(c.OrderID, 24),
 			cell(c.SubOrderID, 24), cell(c.RefundID, 24), cell(state, 48), ago(now, c.CreatedAt), ago(now, c.UpdatedAt),
 			cell(attention, 80))
@@ -374,6 +382,9 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 	// wrapped, never cut before its cause.
 	if c.AttentionCode != "" || c.AttentionMessage != "" {
 		printWrapped(w, "  Attention:", strings.TrimSuffix(c.AttentionCode+": "+c.AttentionMessage, ": "))
+	}
+	if c.UnreadSellerMessages > 0 {
+		fmt.Fprintf(w, "  Seller:    %d new message(s): refundctl messages %d\n", c.UnreadSellerMessages, c.ID)
 	}
 
 	fmt.Fprintf(w, "\nSteps (%d)\n", len(steps))
