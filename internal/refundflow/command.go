@@ -50,6 +50,10 @@ func CommandKinds() []InputKind {
 
 // Validate checks a command completely; a command that fails is dead-lettered
 // by the worker and refused by refundctl before publishing.
+//
+// It is one list of rules on purpose: every error is collected, so the
+// operator sees all that is wrong at once, and refundctl maps each message
+// onto the flag that caused it (cmd/refundctl/flags.go).
 func (c Command) Validate() error {
 	var errs []error
 	if !commandIDPattern.MatchString(c.ID) {

@@ -94,6 +94,11 @@ func (e *Engine) runStep(ctx context.Context, c casestore.Case, st *Step) (StepR
 
 // call makes the platform call of a step and fills res; it returns a summary
 // of the answer and the platform's requestId.
+//
+// It is long on purpose: one short case per step and platform, each mapping
+// a Step onto one apiclient call. Read together they are the whole list of
+// calls the worker makes, which is what a reviewer of the platform contract
+// needs in one place.
 func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Step, res *StepResult) (any, string, error) {
 	cl, prof := e.client, e.client.Profile()
 	switch st.Name {
