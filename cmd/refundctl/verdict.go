@@ -103,6 +103,11 @@ func (a *app) describeVerdict(ctx context.Context, st *casestore.Store, c refund
 // what to do instead of a rejected one.
 func nextStep(c refundflow.Command, v verdictJSON) string {
 	caseRef := fmt.Sprintf("refundctl show %d", v.CaseID)
+	if c.Kind == refundflow.InputModify {
+		if next := modifyNextStep(v, caseRef); next != "" {
+			return next
+		}
+	}
 	if v.Verdict == casestore.VerdictApplied {
 		return "follow it with: refundctl wait --command " + c.ID + " --state STATE, or " + caseRef
 	}
@@ -134,6 +139,26 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 	}
 	if v.CaseID > 0 {
 		return "see the case: " + caseRef
+	}
+	return ""
+}
+
+// modifyNextStep is the advice for a modify_refund verdict where it differs
+// from other commands' ("" where it does not): what follows a modification,
+// and the ways out of a refusal when modify does not fit.
+func modifyNextStep(v verdictJSON, caseRef string) string {
+	follow := fmt.Sprintf("refundctl wait %d --state waiting_seller,needs_attention", v.CaseID)
+	if v.Verdict == casestore.VerdictApplied {
+		return "the form is read again and the change checked against it, then sent; follow it with: " + follow + ", or " + caseRef
+	}
+	switch v.Code {
+	case refundflow.CodeNotSupported:
+		return fmt.Sprintf("on 1688, wait for the platform to close the refund, then refundctl request opens a new case; or accept the refusal now: refundctl resolve %d --close --note TEXT", v.CaseID)
+	case refundflow.CodeNotNow:
+		return fmt.Sprintf("modify fits a Taobao case stopped with seller_refused (refundctl list --attention seller_refused); "+
+			"otherwise wait for the seller, refundctl cancel --case %d, or refundctl resolve %d --close --note TEXT; see %s", v.CaseID, v.CaseID, caseRef)
+	case refundflow.CodeDuplicate:
+		return fmt.Sprintf("case %d is already making this change: nothing to do; follow it with: %s", v.CaseID, follow)
 	}
 	return ""
 }
