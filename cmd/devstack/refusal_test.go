@@ -135,7 +135,7 @@ func refusalPaths(t *testing.T, ctl *cli, sandboxAddr string) {
 	}
 	// A modification of a refund the seller has not refused is refused.
 	if _, errOut, code := ctl.try("modify", c, "--amount", "4000"); code != 4 || !strings.Contains(errOut, "rejected (not_now)") ||
-		!strings.Contains(errOut, "refundctl resolve "+c+" --close --note") {
+		!strings.Contains(errOut, "refundctl cancel --case "+c) {
 		t.Errorf("modify %s while the seller decides: exit %d, stderr %q; want exit 4, not_now with the ways out", c, code, errOut)
 	}
 	sandboxAdmin(t, sandboxAddr, http.MethodPost, "/_sandbox/refunds/"+refund+"/actions", map[string]string{"action": "agree"}, nil)
@@ -153,7 +153,7 @@ func refusalPaths(t *testing.T, ctl *cli, sandboxAddr string) {
 			"--reason-id", "20025", "--amount", "9500", "--description", "七天无理由退货"}, "不支持七天无理由")
 	_, errOut, code := ctl.try("modify", c, "--amount", "5000")
 	if code != 4 || !strings.Contains(errOut, "rejected (not_supported) on case "+c) || !strings.Contains(errOut, "refundctl resolve "+c+" --close --note") ||
-		!strings.Contains(errOut, "new case") {
+		!strings.Contains(errOut, "request again") {
 		t.Errorf("modify %s (1688): exit %d, stderr %q; want exit 4, not_supported, with a new request or resolve --close as the way out", c, code, errOut)
 	}
 	if s := showCase(t, ctl, c); s.Case.State != "needs_attention" || s.Case.AttentionCode != "seller_refused" {

@@ -107,6 +107,8 @@ func TestModifyVerdicts(t *testing.T) {
 		{CommandID: "mod-applied-1", Verdict: casestore.VerdictApplied, CaseID: 1, Code: "modify", Reason: "read the refund form for the modification"},
 		{CommandID: "mod-notnow-1", Verdict: casestore.VerdictRejected, CaseID: 1, Code: refundflow.CodeNotNow,
 			Reason: "only a refund the seller refused can be modified; case 1 is waiting_seller"},
+		{CommandID: "mod-stopped-1", Verdict: casestore.VerdictRejected, CaseID: 2, Code: refundflow.CodeNotNow,
+			Reason: "only a refund the seller refused can be modified"},
 		{CommandID: "mod-dup-1", Verdict: casestore.VerdictRejected, CaseID: 1, Code: refundflow.CodeDuplicate, Reason: "the same modification is under way"},
 		{CommandID: "mod-1688-1", Verdict: casestore.VerdictRejected, CaseID: 2, Code: refundflow.CodeNotSupported,
 			Reason: "1688 offers no way to modify a refund through its API"},
@@ -122,9 +124,10 @@ func TestModifyVerdicts(t *testing.T) {
 	}{
 		{"mod-applied-1", "1", 0, []string{"applied: case 1 is waiting_seller", "the form is read again", "refundctl wait 1 --state waiting_seller,needs_attention"}},
 		{"mod-notnow-1", "1", 4, []string{"rejected (not_now) on case 1 (waiting_seller): only a refund the seller refused can be modified",
-			"refundctl list --attention seller_refused", "refundctl cancel --case 1", "refundctl resolve 1 --close --note"}},
+			"refundctl list --attention seller_refused", "refundctl wait 1 --state", "refundctl cancel --case 1"}},
+		{"mod-stopped-1", "2", 4, []string{"rejected (not_now) on case 2 (needs_attention)", "refundctl show 2 says why", "docs/runbook.md"}},
 		{"mod-dup-1", "1", 4, []string{"rejected (duplicate)", "already making this change", "refundctl wait 1 --state"}},
-		{"mod-1688-1", "2", 4, []string{"rejected (not_supported) on case 2", "refundctl request opens a new case", "refundctl resolve 2 --close --note"}},
+		{"mod-1688-1", "2", 4, []string{"rejected (not_supported) on case 2", "request again", "refundctl resolve 2 --close --note"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {

@@ -153,10 +153,13 @@ func modifyNextStep(v verdictJSON, caseRef string) string {
 	}
 	switch v.Code {
 	case refundflow.CodeNotSupported:
-		return fmt.Sprintf("on 1688, wait for the platform to close the refund, then refundctl request opens a new case; or accept the refusal now: refundctl resolve %d --close --note TEXT", v.CaseID)
+		return fmt.Sprintf("accept the refusal with refundctl resolve %d --close --note TEXT, or wait for the platform to close it and request again", v.CaseID)
 	case refundflow.CodeNotNow:
-		return fmt.Sprintf("modify fits a Taobao case stopped with seller_refused (refundctl list --attention seller_refused); "+
-			"otherwise wait for the seller, refundctl cancel --case %d, or refundctl resolve %d --close --note TEXT; see %s", v.CaseID, v.CaseID, caseRef)
+		if v.State == string(refundflow.StateNeedsAttention) {
+			return fmt.Sprintf("%s says why the case stopped, and docs/runbook.md the way out (modify fits seller_refused only)", caseRef)
+		}
+		return fmt.Sprintf("the case is not stopped: follow it with %s, or withdraw the refund with refundctl cancel --case %d "+
+			"(refundctl list --attention seller_refused lists the refusals to modify)", follow, v.CaseID)
 	case refundflow.CodeDuplicate:
 		return fmt.Sprintf("case %d is already making this change: nothing to do; follow it with: %s", v.CaseID, follow)
 	}
