@@ -126,6 +126,8 @@ func receiverDuplicates(t *testing.T, receiverAddr string) int {
 // platforms: request a return, watch the seller agree, report the return,
 // see the refund succeed, replay its callbacks and see them ignored as
 // duplicates, and check with the sandbox that nothing was submitted twice.
+// Then the ways out of a stopped case (resolveParkedCase) and of a seller's
+// refusal (refusalPaths), and the dead letters'.
 func TestWalkthrough(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs every component; skipped with -short")
@@ -320,6 +322,7 @@ func TestWalkthrough(t *testing.T) {
 	}
 
 	resolveParkedCase(t, ctl)
+	refusalPaths(t, ctl, sandboxAddr)
 	deadLetterWaysOut(t, ctl)
 
 	// Bad input gets a one-line error and a non-zero exit.

@@ -42,12 +42,12 @@ var proseFields = regexp.MustCompile(`\b(?:request\.)?(orderEntryIds|subOrderId|
 // validationLines splits a refundflow validation error into one line per
 // problem, without the "request: " or "shipment: " that prefixes the first
 // problem of a nested document (errors.Join puts the others on their own
-// lines, unprefixed).
+// lines, unprefixed). A modification's fields are named like a request's.
 func validationLines(err error) []string {
 	var out []string
 	for line := range strings.SplitSeq(err.Error(), "\n") {
 		line = strings.TrimSpace(line)
-		for _, doc := range []string{"request: ", "shipment: "} {
+		for _, doc := range []string{"request: ", "shipment: ", "modify: "} {
 			line = strings.TrimPrefix(line, doc)
 		}
 		if line != "" {

@@ -70,6 +70,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.cancelCommand(),
 		a.messageCommand(),
 		a.resolveCommand(),
+		a.modifyCommand(),
 		a.messagesCommand(),
 		a.reasonsCommand(),
 		a.listCommand(),

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -225,17 +228,17 @@ func (e *env) openStoreRO() *casestore.Store {
 	return st
 }
 
-// TestReadmeTaobaoWalkthrough runs the README's Taobao walkthrough as
-// written (its refundctl lines, $id as the request prints it) against the
-// embedded stack: every step exits 0 and the case succeeds.
-func TestReadmeTaobaoWalkthrough(t *testing.T) {
+// readmeLines returns the shell lines of README.md's section titled title,
+// continuation lines joined.
+func readmeLines(t *testing.T, title string) []string {
+	t.Helper()
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(b), "\n## Taobao walkthrough\n")
+	_, section, ok := strings.Cut(string(b), "\n## "+title+"\n")
 	if !ok {
-		t.Fatal("README.md has no Taobao walkthrough section")
+		t.Fatalf("README.md has no %q section", title)
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
 	var lines []string
@@ -250,37 +253,129 @@ func TestReadmeTaobaoWalkthrough(t *testing.T) {
 			}
 		}
 	}
-	e := newEnv(t)
-	startStack(e)
-	var id string
-	ran := 0
+	return lines
+}
+
+// runReadme runs README lines against e's embedded stack as the shell
+// would for what they use: refundctl lines in-process; `id=$(refundctl …
+// | …)` keeps the first line printed, `case=$(refundctl … | cut -d ' ' -f
+// 2)` the second word; $id and $case are substituted; curl calls the
+// sandbox's admin API (devstack's address replaced by the stack's). Other
+// lines (the environment) are skipped: the stack's is set already. It
+// returns the variables and how many refundctl lines ran.
+func runReadme(t *testing.T, e *env, lines []string) (vars map[string]string, ran int) {
+	t.Helper()
+	vars = map[string]string{}
 	for _, line := range lines {
-		assign := strings.HasPrefix(line, "id=$(")
-		if assign {
-			line = strings.TrimPrefix(line, "id=$(")
-			line, _, _ = strings.Cut(line, " | tee")
+		name, cmd, assign := "", line, false
+		for _, v := range []string{"id", "case"} {
+			if rest, ok := strings.CutPrefix(line, v+"=$("); ok {
+				name, cmd, assign = v, rest, true
+				cmd, _, _ = strings.Cut(cmd, " | ")
+			}
 		}
-		if !strings.HasPrefix(line, "refundctl ") {
-			continue // the environment: the stack's is set already
+		for _, v := range []string{"case", "id"} { // $case before $id: neither is a prefix of the other
+			cmd = strings.ReplaceAll(cmd, "$"+v, vars[v])
 		}
-		args, err := shellWords(strings.ReplaceAll(line, "$id", id))
+		args, err := shellWords(cmd)
 		if err != nil {
 			t.Fatalf("README line %q: %v", line, err)
+		}
+		switch {
+		case len(args) > 0 && args[0] == "curl":
+			readmeCurl(t, e, args)
+			continue
+		case len(args) == 0 || args[0] != "refundctl":
+			continue
 		}
 		r := e.run(args[1:]...)
 		if r.err != nil {
 			t.Fatalf("README step %q: exit %d: %s\n%s", line, r.code(), r.line(), r.stdout)
 		}
 		if assign {
-			id, _, _ = strings.Cut(r.stdout, "\n")
+			first, _, _ := strings.Cut(r.stdout, "\n")
+			if name == "case" {
+				if f := strings.Fields(first); len(f) > 1 {
+					first = f[1]
+				}
+			}
+			vars[name] = first
 		}
 		ran++
 	}
-	if ran < 5 || id == "" {
-		t.Fatalf("ran %d refundctl steps of the README (id %q); want the whole walkthrough", ran, id)
+	return vars, ran
+}
+
+// readmeCurl runs a README curl line (curl [-s] [-X METHOD] URL [-d BODY])
+// against the stack's sandbox.
+func readmeCurl(t *testing.T, e *env, args []string) {
+	t.Helper()
+	method, url, body := http.MethodGet, "", ""
+	for i := 1; i < len(args); i++ {
+		switch args[i] {
+		case "-s":
+		case "-X":
+			i++
+			method = args[i]
+		case "-d":
+			i++
+			body = args[i]
+		default:
+			url = strings.Replace(args[i], "http://127.0.0.1:8090", e.vars["UPSTREAM_BASE_URL"], 1)
+		}
 	}
-	c, err := e.openStoreRO().CaseOpenedBy(context.Background(), id)
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("README curl %q: %v", strings.Join(args, " "), err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("README curl %q: %v", strings.Join(args, " "), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("README curl %q: HTTP %d", strings.Join(args, " "), resp.StatusCode)
+	}
+}
+
+// TestReadmeTaobaoWalkthrough runs the README's Taobao walkthrough as
+// written (its refundctl lines, $id as the request prints it) against the
+// embedded stack: every step exits 0 and the case succeeds.
+func TestReadmeTaobaoWalkthrough(t *testing.T) {
+	lines := readmeLines(t, "Taobao walkthrough")
+	e := newEnv(t)
+	startStack(e)
+	vars, ran := runReadme(t, e, lines)
+	if ran < 5 || vars["id"] == "" {
+		t.Fatalf("ran %d refundctl steps of the README (id %q); want the whole walkthrough", ran, vars["id"])
+	}
+	c, err := e.openStoreRO().CaseOpenedBy(context.Background(), vars["id"])
 	if err != nil || c.State != string(refundflow.StateSucceeded) {
 		t.Errorf("the README's Taobao case: %+v, %v; want succeeded", c, err)
+	}
+}
+
+// TestReadmeRefusalPath runs the README's refusal path as written against
+// the embedded stack: the seller refuses, the operator modifies the amount,
+// the seller agrees, and the case succeeds with the modified amount, the
+// refund submitted once.
+func TestReadmeRefusalPath(t *testing.T) {
+	lines := readmeLines(t, "When the seller refuses")
+	e := newEnv(t)
+	startStack(e)
+	vars, ran := runReadme(t, e, lines)
+	if ran < 5 || vars["id"] == "" || vars["case"] == "" {
+		t.Fatalf("ran %d refundctl steps of the README (id %q, case %q); want the whole refusal path", ran, vars["id"], vars["case"])
+	}
+	st := e.openStoreRO()
+	c, err := st.CaseOpenedBy(context.Background(), vars["id"])
+	if err != nil || c.State != string(refundflow.StateSucceeded) || strconv.FormatInt(c.ID, 10) != vars["case"] {
+		t.Fatalf("the README's refused case: %+v, %v; want case %s succeeded", c, err, vars["case"])
+	}
+	var plan struct {
+		Fee int64 `json:"fee"`
+	}
+	if err := json.Unmarshal(c.Plan, &plan); err != nil || plan.Fee != 5000 {
+		t.Errorf("the README's refused case ended with plan %s; want the modified fee 5000", c.Plan)
 	}
 }

@@ -103,6 +103,11 @@ func (a *app) describeVerdict(ctx context.Context, st *casestore.Store, c refund
 // what to do instead of a rejected one.
 func nextStep(c refundflow.Command, v verdictJSON) string {
 	caseRef := fmt.Sprintf("refundctl show %d", v.CaseID)
+	if c.Kind == refundflow.InputModify {
+		if next := modifyNextStep(v, caseRef); next != "" {
+			return next
+		}
+	}
 	if v.Verdict == casestore.VerdictApplied {
 		return "follow it with: refundctl wait --command " + c.ID + " --state STATE, or " + caseRef
 	}
@@ -134,6 +139,29 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 	}
 	if v.CaseID > 0 {
 		return "see the case: " + caseRef
+	}
+	return ""
+}
+
+// modifyNextStep is the advice for a modify_refund verdict where it differs
+// from other commands' ("" where it does not): what follows a modification,
+// and the ways out of a refusal when modify does not fit.
+func modifyNextStep(v verdictJSON, caseRef string) string {
+	follow := fmt.Sprintf("refundctl wait %d --state waiting_seller,needs_attention", v.CaseID)
+	if v.Verdict == casestore.VerdictApplied {
+		return "the form is read again and the change checked against it, then sent; follow it with: " + follow + ", or " + caseRef
+	}
+	switch v.Code {
+	case refundflow.CodeNotSupported:
+		return fmt.Sprintf("accept the refusal with refundctl resolve %d --close --note TEXT, or wait for the platform to close it and request again", v.CaseID)
+	case refundflow.CodeNotNow:
+		if v.State == string(refundflow.StateNeedsAttention) {
+			return fmt.Sprintf("%s says why the case stopped, and docs/runbook.md the way out (modify fits seller_refused only)", caseRef)
+		}
+		return fmt.Sprintf("the case is not stopped: follow it with %s, or withdraw the refund with refundctl cancel --case %d "+
+			"(refundctl list --attention seller_refused lists the refusals to modify)", follow, v.CaseID)
+	case refundflow.CodeDuplicate:
+		return fmt.Sprintf("case %d is already making this change: nothing to do; follow it with: %s", v.CaseID, follow)
 	}
 	return ""
 }
