@@ -24,7 +24,7 @@ import (
 // existing case.
 type Command struct {
 	ID         string        `json:"id"`
-	Kind       InputKind     `json:"kind"` // request_refund, report_shipment, cancel, send_message or resolve
+	Kind       InputKind     `json:"kind"` // request_refund, report_shipment, cancel, send_message, resolve or modify_refund
 	Platform   Platform      `json:"platform"`
 	OrderID    string        `json:"orderId,omitempty"`
 	SubOrderID string        `json:"subOrderId,omitempty"`
@@ -126,6 +126,11 @@ func (c Command) Validate() error {
 			errs = append(errs, fmt.Errorf("resolve: %w", err))
 		}
 	case InputModify:
+		if c.CaseID == 0 {
+			// Like resolve: a modification is about the refused case the
+			// operator looked at.
+			errs = append(errs, errors.New("caseId: required for modify_refund"))
+		}
 		if c.Modify == nil {
 			errs = append(errs, errors.New("modify: required for modify_refund"))
 		} else if err := c.Modify.Validate(); err != nil {

@@ -176,6 +176,11 @@ func TestResolveValidate(t *testing.T) {
 	if err := cmd.Validate(); err == nil || !strings.Contains(err.Error(), "caseId: required for resolve") || !strings.Contains(err.Error(), "resolve: required") {
 		t.Errorf("resolve without a case id or an action: %v", err)
 	}
+	amount := int64(100)
+	if err := (Command{ID: "cmd-modify-1", Kind: InputModify, Platform: PlatformTaobao, SubOrderID: "123", Modify: &Modification{Amount: &amount}}).Validate(); err == nil ||
+		!strings.Contains(err.Error(), "caseId: required for modify_refund") {
+		t.Errorf("modify without a case id: %v", err)
+	}
 	cmd = Command{ID: "cmd-resolve-1", Kind: InputResolve, Platform: Platform1688, CaseID: 4, Resolve: &Resolve{Action: ResolveClose, Note: "done"}}
 	if err := cmd.Validate(); err != nil {
 		t.Errorf("a valid resolve: %v", err)
