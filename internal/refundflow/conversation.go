@@ -17,7 +17,8 @@ const (
 
 // readMessages reads the seller conversation of a Taobao case's refund when
 // the case has just read its refund (it woke, or a callback came) and the
-// last read is older than the interval, and keeps the new messages: on the
+// last read (or the case's opening) is older than the interval, and keeps
+// the new messages: on the
 // timeline once each, the seller's counted as unread. It never stops the
 // input: a failure is logged and the next read tries again.
 func (e *Engine) readMessages(ctx context.Context, c casestore.Case, pv *PlatformView) {
@@ -26,8 +27,15 @@ func (e *Engine) readMessages(ctx context.Context, c casestore.Case, pv *Platfor
 		refundID = pv.RefundID
 	}
 	now := e.now()
+	// A case never read counts from its opening: a refund just filed has
+	// only the platform's own notice, and reading it on the first callback
+	// would put a platform round trip on every new case's path.
+	last := c.MessagesCheckedAt
+	if last.IsZero() {
+		last = c.CreatedAt
+	}
 	if Platform(c.Platform) != PlatformTaobao || refundID == "" || e.messagesEvery < 0 || State(c.State).Terminal() ||
-		(!c.MessagesCheckedAt.IsZero() && now.Sub(c.MessagesCheckedAt) < e.messagesEvery) {
+		now.Sub(last) < e.messagesEvery {
 		return
 	}
 	var msgs []casestore.CaseMessage
