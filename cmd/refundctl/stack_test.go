@@ -161,11 +161,21 @@ func shellWords(s string) ([]string, error) {
 // --help` and `reasons --help` as written against the embedded stack: each
 // request is applied and its case gets past choosing the reason (the
 // submit) without parking; the shipment is applied; each reasons example
-// lists reasons. (cancel's and message's examples name a case that must be
-// open at the time, so they are not run.)
+// lists reasons; message's and cancel's examples that name the Taobao
+// request's sub-order are applied to its case, which the seller leaves open.
+// (The examples that name a case by id, --case 12, cannot be run as
+// written: ids depend on the store's history.)
 func TestHelpExamplesDoNotPark(t *testing.T) {
 	e := newEnv(t)
 	startStack(e)
+	// The Taobao example's order, with a seller who decides nothing, so
+	// that message and cancel find its case open.
+	body := `{"platform":"taobao","order_id":"3305075341149134260","sub_orders":[{"sub_order_id":"3305075341149134261","amount":20000}],"seller":{"decision":"manual"}}`
+	resp, err := http.Post(e.vars["UPSTREAM_BASE_URL"]+"/_sandbox/orders", "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("create the Taobao example's order: %v %v", resp, err)
+	}
+	resp.Body.Close()
 	examples := helpExamples(t, e, "request")
 	if len(examples) < 2 {
 		t.Fatalf("request --help has %d examples; want one per platform", len(examples))
@@ -202,6 +212,22 @@ func TestHelpExamplesDoNotPark(t *testing.T) {
 	for _, args := range helpExamples(t, e, "ship") {
 		if r := e.run(args...); r.err != nil || !strings.Contains(r.stdout, "applied: case") {
 			t.Errorf("refundctl %s: exit %d (%s); want applied:\n%s", strings.Join(args, " "), r.code(), r.line(), r.stdout)
+		}
+	}
+
+	for _, cmd := range []string{"message", "cancel"} {
+		ran := 0
+		for _, args := range helpExamples(t, e, cmd) {
+			if slices.Contains(args, "--case") {
+				continue
+			}
+			ran++
+			if r := e.run(args...); r.err != nil || !strings.Contains(r.stdout, "applied: case") {
+				t.Errorf("refundctl %s: exit %d (%s); want applied:\n%s", strings.Join(args, " "), r.code(), r.line(), r.stdout)
+			}
+		}
+		if ran == 0 {
+			t.Errorf("%s --help has no example that names its case by sub-order", cmd)
 		}
 	}
 
