@@ -292,10 +292,11 @@ CREATE UNIQUE INDEX cases_one_open_1688_order ON cases (order_id)
 -- An order message (status change, price correction) is recorded here once
 -- (msg_id), in the transaction that records its message in the inbox,
 -- whether or not a case is open on the order: a later request reads it. Each
--- open case of the order gets a timeline entry and an early wake in the
--- same transaction, and reads the events after order_events_seen before its
--- next step: a price correction before submission renders the form again,
--- an ended order ends a request not yet submitted.
+-- open case of the order gets a timeline entry in the same transaction
+-- (an ended order or a new price also an early wake), and reads the events
+-- after order_events_seen before its next step: a price correction before
+-- submission renders the form again, an ended order ends a request not yet
+-- submitted.
 CREATE TABLE order_events (
     id              INTEGER PRIMARY KEY,
     platform        TEXT    NOT NULL CHECK (platform = 'taobao' OR platform = '1688'),

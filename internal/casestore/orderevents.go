@@ -60,11 +60,12 @@ const orderEventColumns = `id, platform, order_id, msg_id, message_type, kind, o
 
 // RecordOrderEvent keeps an order event and tells every open case of its
 // order, in the caller's transaction: each gets a timeline entry (summary)
-// and a wake now. With interrupt, each case's version is bumped too, so that
-// a decision made before the event and not yet committed is made again with
-// it (at the cost of repeating a read step that ran meanwhile). It returns
-// the event's id and the cases told; recorded is false when the event was
-// kept before (its msg_id), and then nothing is written.
+// and reads the event at its next decision. With interrupt, each case also
+// wakes now and its version is bumped, so that a decision made before the
+// event and not yet committed is made again with it (at the cost of
+// repeating a read step that ran meanwhile). It returns the event's id and
+// the cases told; recorded is false when the event was kept before (its
+// msg_id), and then nothing is written.
 func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, summary string, interrupt bool) (id int64, cases []int64, recorded bool, err error) {
 	if !ev.Platform.Valid() || ev.OrderID == "" || ev.MsgID == "" {
 		return 0, nil, false, fmt.Errorf("order event: platform %q, order %q, message %q: all required", ev.Platform, ev.OrderID, ev.MsgID)
@@ -97,12 +98,11 @@ func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, summary strin
 	}
 	detail, _ := json.Marshal(map[string]any{"orderEvent": id, "type": ev.MessageType, "orderStatus": ev.OrderStatus})
 	for _, c := range cases {
-		// Without interrupt the version stays: order_events_latest is no
-		// column an update writes, and a decision committing meanwhile
-		// either keeps this wake or sets its own (the case reads the event
-		// at its next decision either way).
-		q := `UPDATE cases SET next_wake_at = ?, order_events_latest = ? WHERE id = ?`
-		args := []any{ms64(at), id, c}
+		// Without interrupt neither the version nor the wake changes:
+		// order_events_latest is no column an update writes, and the case
+		// reads the event at its next decision, before any step.
+		q := `UPDATE cases SET order_events_latest = ? WHERE id = ?`
+		args := []any{id, c}
 		if interrupt {
 			q = `UPDATE cases SET next_wake_at = ?, order_events_latest = ?, version = version + 1, updated_at = ? WHERE id = ?`
 			args = []any{ms64(at), id, ms64(tx.now), c}

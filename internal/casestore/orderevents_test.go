@@ -70,8 +70,9 @@ func TestOrderEventKeptOnceAndToldToOpenCases(t *testing.T) {
 	interrupt, ev.MsgID, ev.MessageType, ev.Ended = false, "m2", "ORDER_PAY_SUCCESS", false
 	a, _ = s.GetCase(ctx, a.ID)
 	id2, _, _ := record()
-	if got, _ := s.GetCase(ctx, a.ID); got.Version != a.Version || got.OrderEventsLatest != id2 {
-		t.Errorf("a quiet event: version %d latest %d; want version %d, latest %d", got.Version, got.OrderEventsLatest, a.Version, id2)
+	if got, _ := s.GetCase(ctx, a.ID); got.Version != a.Version || got.OrderEventsLatest != id2 || !got.NextWakeAt.Equal(a.NextWakeAt) {
+		t.Errorf("a quiet event: version %d latest %d wake %v; want version %d, latest %d, the wake unchanged", got.Version, got.OrderEventsLatest,
+			got.NextWakeAt, a.Version, id2)
 	}
 	ev.MsgID, ev.MessageType, ev.Ended = "m1", "ORDER_CANCEL", true
 	evs, err := s.OrderEventsAfter(ctx, platform.Taobao, "o1", 0)

@@ -16,11 +16,11 @@ var errOrderEventSeen = errors.New("order event already applied")
 
 // handleOrderEvent keeps an order message (status change or price
 // correction) as a fact about its order, in one transaction with its inbox
-// record: every open case of the order gets it on its timeline and a wake,
-// and a case opened later reads it. An ended order or a new price then
-// takes up each case told at once; a case it cannot take up now (busy, an
-// error), and every case told of quieter news, is woken by the worker's
-// timer from the stored wake, so nothing depends on this pass.
+// record: every open case of the order gets it on its timeline and reads it
+// before its next step, and a case opened later reads it. An ended order or
+// a new price also wakes each case (a stored wake, in the same transaction)
+// and takes it up at once; a case this pass cannot take up (busy, an error)
+// is woken by the worker's timer, so nothing depends on this pass.
 func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *Message) (Handled, error) {
 	p := ev.Platform.ID()
 	ob := ev.Order
@@ -67,7 +67,10 @@ func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *M
 	}
 	h := Handled{Ignored: len(cases) == 0}
 	if !interrupt {
-		return h, nil // the cases read it when their timer fires: now, as stored
+		// Quieter news is read at each case's next decision, except by a
+		// case it may take out of its stop (a payment after a submission
+		// the platform refused whole): that one is woken now.
+		cases = e.undoable(ctx, cases)
 	}
 	for _, id := range cases {
 		ch, err := e.Wake(ctx, id, InputTimer)
@@ -79,4 +82,21 @@ func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *M
 		h.Steps += ch.Steps
 	}
 	return h, nil
+}
+
+// undoable returns the cases among ids stopped before submission for a
+// reason a change of their order may undo (orderCanUndo).
+func (e *Engine) undoable(ctx context.Context, ids []int64) []int64 {
+	var out []int64
+	for _, id := range ids {
+		c, err := e.store.GetCase(ctx, id)
+		if err != nil {
+			continue // its timer or next input reads the event anyway
+		}
+		cv, err := caseViewOf(c)
+		if err == nil && cv.State == StateNeedsAttention && cv.beforeSubmit() && orderCanUndo(cv) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
