@@ -189,3 +189,42 @@ func TestResolveValidate(t *testing.T) {
 		t.Errorf("Input carries %+v; want the resolve", in.Resolve)
 	}
 }
+
+// TestMessageKeyIsTheCommands: a message's idempotency key comes from the
+// command's id, so a redelivered send_message finds its intent and never
+// posts twice; without a command id (none in practice) the case version.
+func TestMessageKeyIsTheCommands(t *testing.T) {
+	c := fixture(PlatformTaobao, StateWaitingSeller)
+	got := decider.Decide(c, nil, Input{Kind: InputSendMessage, Now: now, ID: "cmd-msg-1", Message: "hello"})
+	if got.Step == nil || got.Step.Key != "case:7:message:cmd-msg-1" {
+		t.Errorf("message step %+v; want key case:7:message:cmd-msg-1", got.Step)
+	}
+	got = decider.Decide(c, nil, Input{Kind: InputSendMessage, Now: now, Message: "hello"})
+	if got.Step == nil || got.Step.Key != "case:7:message:v3" {
+		t.Errorf("message step without a command id %+v; want key case:7:message:v3", got.Step)
+	}
+}
+
+// TestModifyIntentSettledByTheView: a modification whose answer was lost is
+// confirmed by a view no longer refused, sent again (same key) only while
+// the view still shows the refusal, and neither on a finished refund.
+func TestModifyIntentSettledByTheView(t *testing.T) {
+	c := fixture(PlatformTaobao, StateModifying)
+	c.Intent = &Intent{Step: StepModify, Key: "case:7:modify:v2", Since: now.Add(-time.Hour), LastAttempt: now.Add(-time.Hour)}
+	timer := Input{Kind: InputTimer, Now: now}
+
+	got := decider.Decide(c, tbView(tbWaitSellerAgree), timer)
+	if got.State != StateWaitingSeller || got.Resolve == nil || !got.Resolve.Done || got.Step != nil {
+		t.Errorf("view waiting for the seller: %s resolution %+v; want waiting_seller, the modification confirmed", cell(got), got.Resolve)
+	}
+	got = decider.Decide(c, tbView(tbSellerRefused), timer)
+	if got.Step == nil || got.Step.Name != StepModify || got.Step.Key != c.Intent.Key || !got.Step.Resume {
+		t.Errorf("view still refused: %s step %+v; want the modification sent again under its key", cell(got), got.Step)
+	}
+	for _, st := range []string{tbClosed, tbSuccess} {
+		got = decider.Decide(c, tbView(st), timer)
+		if got.Step != nil && got.Step.Name == StepModify || got.Resolve == nil || got.Resolve.Done {
+			t.Errorf("view %s: %s resolution %+v; want the modification neither confirmed nor sent again", st, cell(got), got.Resolve)
+		}
+	}
+}
