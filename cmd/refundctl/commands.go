@@ -2,22 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/refundhub/refundhub/internal/casestore"
-	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/excerpt"
+	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -39,14 +35,8 @@ func addTargetFlags(cmd *cobra.Command, t *target, r rules) {
 	f.StringVar(&t.id, "id", "", "command id, "+r.id+" (default: random); reuse it to retry a publish safely")
 }
 
-// newCommandID returns a random command id: "cmd-" and 24 hex digits.
-func newCommandID() (string, error) {
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("command id: %w", err)
-	}
-	return "cmd-" + hex.EncodeToString(b[:]), nil
-}
+// newCommandID returns a random command id (opcommands.NewID).
+func newCommandID() (string, error) { return opcommands.NewID() }
 
 // newCommand builds the command t names, as far as the flags say: with
 // --case alone, publishCommand reads the platform and the order from the
@@ -221,26 +211,21 @@ func (a *app) publish(ctx context.Context, c refundflow.Command) (commandResult,
 	return a.publishOn(ctx, js, c)
 }
 
-// publishOn publishes c on js with Nats-Msg-Id = c.ID and waits for the
-// PubAck; a batch publishes all its rows on one connection.
+// publishOn publishes c on js through opcommands.Publish (the one path
+// the console shares) and waits for the PubAck within --timeout; a batch
+// publishes all its rows on one connection.
 func (a *app) publishOn(ctx context.Context, js jetstream.JetStream, c refundflow.Command) (commandResult, error) {
-	data, err := json.Marshal(c)
-	if err != nil {
-		return commandResult{}, fmt.Errorf("encode command: %w", err)
-	}
-	subject := events.CommandSubject(string(c.Platform), string(c.Kind))
-	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-	m.Header.Set(events.HeaderCommandKind, string(c.Kind))
-	if c.Operator != "" {
-		m.Header.Set(events.HeaderCommandIssuer, c.Operator)
-	}
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
 	defer cancel()
-	ack, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(c.ID))
-	if err != nil {
-		return commandResult{}, publishErr(subject, err)
+	ack, err := opcommands.Publish(ctx, js, c)
+	var pe *opcommands.PublishError
+	if errors.As(err, &pe) {
+		return commandResult{}, publishErr(pe.Subject, pe.Err)
 	}
-	return commandResult{ID: c.ID, Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate, Command: c}, nil
+	if err != nil {
+		return commandResult{}, err
+	}
+	return commandResult{ID: c.ID, Subject: ack.Subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate, Command: c}, nil
 }
 
 // requestExamples are request's --help examples. They work as written

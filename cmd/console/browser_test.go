@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/console"
+	"github.com/refundhub/refundhub/internal/events/eventstest"
+	"github.com/refundhub/refundhub/internal/opcommands"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// ciEnv names the variable .ci/run sets: in CI a missing browser fails the
+// test instead of skipping it (as the root package's installed helper does
+// for foreman).
+const ciEnv = "REFUNDHUB_CI"
+
+// installed returns the path of a program the test needs from the
+// machine; missing, the test skips with one line naming it, except under
+// CI, where it fails: .ci/run installs it.
+func installed(t *testing.T, name, install string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv(ciEnv) != "" {
+		t.Fatalf("%s not found on PATH, and %s is set: .ci/run should have installed it (%s)", name, ciEnv, install)
+	}
+	t.Skipf("%s not found on PATH; install it to run this test (%s)", name, install)
+	return ""
+}
+
+// parkTaobaoRequest files a Taobao request with a reason the form does
+// not offer (999999) and returns its case once the worker parked it
+// (reason_not_offered).
+func parkTaobaoRequest(t *testing.T, s *stack, st *casestore.Store, sub string) casestore.Case {
+	t.Helper()
+	id, err := opcommands.NewID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := refundflow.Command{ID: id, Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+		OrderID: "3296711100591134" + sub[:3], SubOrderID: "1034499579120189" + sub,
+		Request:  &refundflow.Request{GoodsStatus: "1", ReasonID: 999999, Description: "browser test"},
+		Operator: "browser-test", IssuedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("request command: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := opcommands.Publish(ctx, s.js, c); err != nil {
+		t.Fatalf("publish request: %v", err)
+	}
+	var k casestore.Case
+	eventstest.WaitFor(t, 30*time.Second, "case of "+id+" parked", func() bool {
+		k, err = st.CaseOpenedBy(context.Background(), id)
+		return err == nil && k.State == string(refundflow.StateNeedsAttention)
+	})
+	if k.AttentionCode != refundflow.AttnReasonNotOffered {
+		t.Fatalf("case %d parked with %q; want %s", k.ID, k.AttentionCode, refundflow.AttnReasonNotOffered)
+	}
+	return k
+}
+
+// TestBrowser drives the console in Debian's chromium against the product
+// in-process: two Taobao requests parked with reason_not_offered; a viewer
+// logs in, sees a case without the resolve form and is refused (403) when
+// posting it anyway; an operator logs in, sees the overview, opens a case
+// with its attention, advice and why-here line, has a form posted without
+// its CSRF token refused, then closes the case with a note and sees the
+// verdict and closed_locally. Every page and API route refuses requests
+// without credentials, and no configured secret appears in any answer.
+// Screenshots of the overview and the case page are logged.
+func TestBrowser(t *testing.T) {
+	chromium := installed(t, "chromium", "apt-get install chromium")
+	s := startStack(t)
+	st, err := casestore.OpenReadOnly(context.Background(), s.dbPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	caseA := parkTaobaoRequest(t, s, st, "901")
+	caseB := parkTaobaoRequest(t, s, st, "902")
+	base, logs := startConsole(t, consoleEnv(s.natsURL, s.dbPath))
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 800))...)
+	defer cancelAlloc()
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	defer cancelCtx()
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelT()
+
+	var bodies []string // every page the browser saw, for the secrets check
+	browse := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		html, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+		if err != nil {
+			t.Fatalf("%s: read the page: %v", what, err)
+		}
+		bodies = append(bodies, html)
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	exists := func(sel string) bool {
+		t.Helper()
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
+		if err != nil {
+			t.Fatalf("count %s: %v", sel, err)
+		}
+		return n > 0
+	}
+	screenshot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+	login := func(token string) {
+		t.Helper()
+		browse("log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("#token")),
+			chromedp.SendKeys(chromedp.ID("#token"), token), chromedp.Submit(chromedp.ID("#token")),
+			chromedp.WaitVisible(chromedp.CSS("nav")))
+	}
+	logout := func() {
+		t.Helper()
+		browse("log out", chromedp.Click(chromedp.CSS("header form button")), chromedp.WaitVisible(chromedp.ID("#token")))
+	}
+	casePath := func(c casestore.Case) string { return fmt.Sprintf("%s/cases/%d", base, c.ID) }
+
+	// A viewer reads a parked case but gets no form, and a post is refused.
+	login(viewerToken)
+	browse("viewer opens case B", chromedp.Navigate(casePath(caseB)), chromedp.WaitVisible(chromedp.ID("#why")))
+	if exists("#resolve") || !exists("#read-only") {
+		t.Errorf("viewer's page of case %d: resolve form %v, read-only note %v; want no form and the note", caseB.ID, exists("#resolve"), exists("#read-only"))
+	}
+	csrf, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`input[name="csrf"]`)))
+	if err != nil {
+		t.Fatalf("viewer's CSRF token: %v", err)
+	}
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base}})
+	cookies := res.Cookies
+	if err != nil || len(cookies) != 1 {
+		t.Fatalf("viewer's cookies = %v, %v; want the session", cookies, err)
+	}
+	if !cookies[0].HTTPOnly || cookies[0].SameSite != network.CookieSameSiteStrict {
+		t.Errorf("session cookie HttpOnly=%v SameSite=%v; want HttpOnly, Strict", cookies[0].HTTPOnly, cookies[0].SameSite)
+	}
+	r := post(t, casePath(caseB)+"/resolve", cookies[0].Name+"="+cookies[0].Value,
+		url.Values{"csrf": {csrf}, "action": {"close"}, "note": {"a viewer tries"}})
+	if r.status != http.StatusForbidden || !strings.Contains(r.body, console.CodeForbidden) {
+		t.Errorf("viewer's resolve post = %d; want 403 forbidden:\n%s", r.status, r.body)
+	}
+	bodies = append(bodies, r.body)
+	logout()
+
+	// The operator: overview, the attention list, the case.
+	login(operatorToken)
+	browse("overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("#open-cases")))
+	if got := text("#attention"); !strings.Contains(got, refundflow.AttnReasonNotOffered) || !strings.Contains(got, "2") {
+		t.Errorf("overview attention table = %q; want reason_not_offered with 2 cases", got)
+	}
+	screenshot("overview.png")
+	browse("attention list", chromedp.Click(chromedp.CSS(`#attention a`)), chromedp.WaitVisible(chromedp.ID("#cases")))
+	if got := text("#cases"); !strings.Contains(got, fmt.Sprint(caseA.ID)) || !strings.Contains(got, fmt.Sprint(caseB.ID)) {
+		t.Errorf("cases filtered by reason_not_offered = %q; want cases %d and %d", got, caseA.ID, caseB.ID)
+	}
+	browse("case A", chromedp.Navigate(casePath(caseA)), chromedp.WaitVisible(chromedp.ID("#resolve")))
+	if got := text("#attention"); !strings.Contains(got, refundflow.AttnReasonNotOffered) {
+		t.Errorf("case page attention = %q; want %s", got, refundflow.AttnReasonNotOffered)
+	}
+	if got := text("#advice"); !strings.Contains(got, "re-request with a reason the form offers") {
+		t.Errorf("case page advice = %q; want the runbook's way out", got)
+	}
+	if got := text("#why"); !strings.Contains(got, "Stopped at") || !strings.Contains(got, "reason_not_offered") {
+		t.Errorf("why line = %q; want where and why it stopped", got)
+	}
+	screenshot("case.png")
+
+	// The form without its CSRF token is refused.
+	browse("post without CSRF", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`document.querySelector('#resolve input[name="csrf"]').remove() === undefined`)(ctx, tg)
+		return err
+	}),
+		chromedp.Click(chromedp.CSS(`#resolve input[value="close"]`)),
+		chromedp.SendKeys(chromedp.ID("#note"), "no token"), chromedp.Submit(chromedp.ID("#note")),
+		chromedp.WaitVisible(chromedp.CSS(`p.error`)))
+	if got := text("p.error"); !strings.Contains(got, "403") || !strings.Contains(got, console.CodeForbidden) {
+		t.Errorf("post without CSRF token: page says %q; want 403 forbidden", got)
+	}
+	if k, _ := st.GetCase(context.Background(), caseA.ID); k.State != string(refundflow.StateNeedsAttention) {
+		t.Errorf("after the refused post case %d is %s; want it unchanged", caseA.ID, k.State)
+	}
+
+	// Close with a note: the verdict, and the case closed_locally.
+	note := "the seller refunded by bank transfer"
+	browse("resolve close", chromedp.Navigate(casePath(caseA)), chromedp.WaitVisible(chromedp.ID("#resolve")),
+		chromedp.Click(chromedp.CSS(`#resolve input[value="close"]`)),
+		chromedp.SendKeys(chromedp.ID("#note"), note), chromedp.Submit(chromedp.ID("#note")),
+		chromedp.WaitVisible(chromedp.ID("#verdict")))
+	if got := text("#verdict"); !strings.Contains(got, casestore.VerdictApplied) {
+		t.Errorf("verdict = %q; want applied", got)
+	}
+	if got := text("#state"); got != string(refundflow.StateClosedLocally) {
+		t.Errorf("state after close = %q; want closed_locally", got)
+	}
+	if exists("#resolve") {
+		t.Errorf("a closed case still offers the resolve form")
+	}
+
+	// Without credentials every page and API route answers 401 or sends
+	// the browser to the login page.
+	for _, path := range []string{"/", "/cases", fmt.Sprintf("/cases/%d", caseA.ID), "/api/v1/cases",
+		fmt.Sprintf("/api/v1/cases/%d", caseA.ID), "/api/v1/dead-letters", "/readyz", "/metrics", "/nothing-here"} {
+		a := get(t, base+path, "")
+		if a.status != http.StatusUnauthorized && a.status != http.StatusSeeOther {
+			t.Errorf("GET %s without credentials = %d; want 401 or 303", path, a.status)
+		}
+		bodies = append(bodies, a.body)
+	}
+	if r := post(t, casePath(caseB)+"/resolve", "", url.Values{"action": {"retry"}}); r.status != http.StatusUnauthorized {
+		t.Errorf("resolve post without credentials = %d; want 401", r.status)
+	}
+	for _, path := range []string{"/api/v1/cases", fmt.Sprintf("/api/v1/cases/%d", caseA.ID), "/api/v1/dead-letters", "/metrics"} {
+		bodies = append(bodies, get(t, base+path, operatorToken).body)
+	}
+
+	// No configured secret in any answer or log line.
+	secrets := []string{operatorToken, viewerToken, sessionKey, console.HashToken(operatorToken), console.HashToken(viewerToken), stackSecret}
+	for _, b := range append(bodies, logs.String()) {
+		for _, secret := range secrets {
+			if strings.Contains(b, secret) {
+				t.Errorf("an answer or the log holds a configured secret (%.10s…)", secret)
+			}
+		}
+	}
+}
+
+// post sends a form with a Cookie header, without following redirects.
+func post(t *testing.T, u, cookie string, form url.Values) answer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return answer{resp.StatusCode, b.String()}
+}

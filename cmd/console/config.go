@@ -1,0 +1,101 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/console"
+	"github.com/refundhub/refundhub/internal/envconfig"
+)
+
+// config is everything the console reads from the environment.
+type config struct {
+	Addr            string
+	DBPath          string
+	NATSURL         string
+	Console         console.Config
+	ShutdownTimeout time.Duration
+	Log             envconfig.LogConfig
+}
+
+// envVars documents every setting; the table drives both -h and loading.
+var envVars = slices.Concat([]envconfig.Var{
+	envconfig.V("CONSOLE_ADDR", "127.0.0.1:8070", "listen address (host:port; port 0 picks a free port)"),
+	envconfig.V("DB_PATH", "data/refunds.db", "the worker's SQLite case store, opened read-only (never created or migrated); the console waits for it at start-up"),
+	envconfig.V("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated: actions are published to the COMMANDS stream there"),
+	envconfig.V("CONSOLE_TOKENS", "", "REQUIRED unless CONSOLE_TOKENS_FILE: API tokens as name:role:sha256-hex-of-token, comma-separated; role viewer or operator"),
+	envconfig.V("CONSOLE_TOKENS_FILE", "", "file of the same entries, one per line (# comments); read instead of CONSOLE_TOKENS"),
+	envconfig.V("CONSOLE_SESSION_KEY", "", "REQUIRED secret signing session cookies and CSRF tokens: at least 32 characters, e.g. $(openssl rand -hex 32); changing it ends every session"),
+	envconfig.V("CONSOLE_SESSION_TTL", "12h", "how long a login lasts (1m to 720h)"),
+	envconfig.V("CONSOLE_COOKIE_SECURE", "false", "true marks the session cookie Secure: set it when the console is reached over HTTPS"),
+	envconfig.V("CONSOLE_VERDICT_WAIT", "5s", "how long an action waits for the worker's verdict before showing it as pending (100ms to 1m)"),
+	envconfig.V("CONSOLE_SHUTDOWN_TIMEOUT", "10s", "on SIGTERM/SIGINT: time allowed for in-flight requests and the NATS drain"),
+}, envconfig.LogVars())
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: console [-h]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Serves the operator console (pages and /api/v1) over the case store, and publishes the")
+	fmt.Fprintln(w, "operator's actions to NATS JetStream. Also serves /healthz, /readyz and /metrics.")
+	fmt.Fprintln(w)
+	envconfig.Usage(w, envVars)
+}
+
+// loadConfig reads the environment through getenv; unset or empty
+// variables take the documented default. Errors never quote secrets.
+func loadConfig(getenv func(string) string) (config, error) {
+	env := envconfig.NewReader(envVars, getenv)
+	cfg := config{
+		Addr:    env.String("CONSOLE_ADDR"),
+		DBPath:  env.String("DB_PATH"),
+		NATSURL: env.String("NATS_URL"),
+	}
+	env.Fail(cfg.readAccounts(getenv("CONSOLE_TOKENS"), getenv("CONSOLE_TOKENS_FILE")))
+	key := getenv("CONSOLE_SESSION_KEY") // a secret: read directly, never quoted
+	switch {
+	case key == "":
+		env.Fail(errors.New("CONSOLE_SESSION_KEY is not set: set it to a long random secret, e.g. CONSOLE_SESSION_KEY=$(openssl rand -hex 32)"))
+	case len(key) < 32:
+		env.Fail(errors.New("CONSOLE_SESSION_KEY must be at least 32 characters, e.g. $(openssl rand -hex 32)"))
+	}
+	cfg.Console.SessionKey = []byte(key)
+	cfg.Console.SessionTTL = env.Duration("CONSOLE_SESSION_TTL", time.Minute, 720*time.Hour)
+	secure, err := strconv.ParseBool(env.String("CONSOLE_COOKIE_SECURE"))
+	if err != nil {
+		env.Fail(fmt.Errorf("CONSOLE_COOKIE_SECURE=%q: want true or false", env.String("CONSOLE_COOKIE_SECURE")))
+	}
+	cfg.Console.SecureCookie = secure
+	cfg.Console.VerdictWait = env.Duration("CONSOLE_VERDICT_WAIT", 100*time.Millisecond, time.Minute)
+	cfg.ShutdownTimeout = env.Duration("CONSOLE_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute)
+	cfg.Log = env.Log()
+	return cfg, env.Err()
+}
+
+// readAccounts reads the accounts from the variable or the file.
+func (cfg *config) readAccounts(spec, file string) error {
+	const how = "set CONSOLE_TOKENS=name:role:$(printf %s \"$TOKEN\" | sha256sum | cut -d' ' -f1) (role viewer or operator) or CONSOLE_TOKENS_FILE"
+	switch {
+	case spec != "" && file != "":
+		return errors.New("CONSOLE_TOKENS and CONSOLE_TOKENS_FILE are both set: use one")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("CONSOLE_TOKENS_FILE: %w", err)
+		}
+		spec = string(b)
+	}
+	accounts, err := console.ParseAccounts(spec)
+	if err != nil {
+		return fmt.Errorf("CONSOLE_TOKENS: %w", err)
+	}
+	if len(accounts) == 0 {
+		return errors.New("no console accounts: " + how)
+	}
+	cfg.Console.Accounts = accounts
+	return nil
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/console"
+	"github.com/refundhub/refundhub/internal/events"
+)
+
+// run is the whole program: configuration, wiring, serving and shutdown.
+// It returns when ctx is cancelled (SIGTERM/SIGINT in main) and the
+// requests in flight are finished, or on a start-up error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("console", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { usage(stdout) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q; configuration is by environment (see -h)", fs.Args())
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	logger := cfg.Log.Logger(stderr)
+
+	store, err := openStore(ctx, cfg.DBPath, logger)
+	if err != nil {
+		return err
+	}
+	if store == nil {
+		return nil // stopped while waiting for the store
+	}
+	defer store.Close()
+
+	// NATS: connect in the background if the server is down, and
+	// reconnect forever; actions fail with "unavailable" meanwhile.
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("console"), nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", events.RedactURLs(cfg.NATSURL), err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	ready := func(ctx context.Context) error {
+		if !nc.IsConnected() {
+			return errors.New("nats not connected")
+		}
+		if _, err := store.SchemaVersions(ctx); err != nil {
+			return fmt.Errorf("case store: %w", err)
+		}
+		return nil
+	}
+	srv, err := console.New(cfg.Console, console.Deps{Store: store, JetStream: js, Ready: ready, Logger: logger})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		// An action waits for its verdict (CONSOLE_VERDICT_WAIT) before it answers.
+		WriteTimeout:   cfg.Console.VerdictWait + 20*time.Second,
+		IdleTimeout:    90 * time.Second,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("console listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String(),
+		"db", cfg.DBPath, "nats", events.RedactURLs(cfg.NATSURL), "accounts", len(cfg.Console.Accounts))
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("serve: %w", err))
+	}
+	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		errs = append(errs, fmt.Errorf("nats drain: %w", err))
+	}
+	logger.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// openStore opens the case store read-only, waiting while the file does
+// not exist yet (the worker creates it: started together, the console may
+// come first). It returns nil, nil when ctx ends first. A schema older
+// than this build is an error: the worker of this version upgrades it.
+func openStore(ctx context.Context, path string, logger *slog.Logger) (*casestore.Store, error) {
+	for waited := false; ; waited = true {
+		st, err := casestore.OpenReadOnly(ctx, path, logger)
+		var se *casestore.SchemaError
+		switch {
+		case err == nil:
+			return st, nil
+		case errors.As(err, &se):
+			return nil, fmt.Errorf("%w: start a worker of this version to upgrade the database", se)
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("open case store %s: %w", path, err)
+		}
+		if !waited {
+			logger.Warn("no case store yet; waiting for the worker to create it", "db", path)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

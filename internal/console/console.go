@@ -1,0 +1,204 @@
+// Package console is the operator console: server-rendered pages and a
+// versioned JSON API (/api/v1) over the case store, read through a
+// read-only connection, and the operator's actions, published as
+// refundflow commands through package opcommands exactly as refundctl
+// publishes them.
+//
+// Every route but /healthz needs credentials: an API token (Authorization:
+// Bearer) on the API, /readyz and /metrics; a session cookie, got on the
+// login page with the same token, on pages. Forms carry a CSRF token bound
+// to the session.
+package console
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+)
+
+// Config is the console's behaviour, read by cmd/console from the
+// environment.
+type Config struct {
+	// Accounts are the API tokens' holders (CONSOLE_TOKENS); at least one.
+	Accounts []Account
+	// SessionKey signs session cookies and CSRF tokens; at least 32 bytes.
+	SessionKey []byte
+	// SessionTTL is how long a login lasts (default 12h).
+	SessionTTL time.Duration
+	// SecureCookie marks the session cookie Secure: set it whenever the
+	// console is reached over HTTPS (a proxy in front of it).
+	SecureCookie bool
+	// VerdictWait is how long an action waits for the worker's verdict
+	// before showing it as pending (default 5s).
+	VerdictWait time.Duration
+}
+
+// Deps are what the console works on.
+type Deps struct {
+	// Store is the case store, opened read-only.
+	Store *casestore.Store
+	// JetStream publishes commands; nil leaves the console read-only
+	// (actions answer unavailable).
+	JetStream jetstream.JetStream
+	// Ready reports whether the console can serve (/readyz).
+	Ready func(context.Context) error
+	// Logger receives the console's logs; never a token or key.
+	Logger *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Server is the console's HTTP handler and what it holds.
+type Server struct {
+	cfg      Config
+	store    *casestore.Store
+	js       jetstream.JetStream
+	ready    func(context.Context) error
+	logger   *slog.Logger
+	now      func() time.Time
+	accounts accounts
+	sessions sessions
+	logins   *loginLimiter
+	metrics  *metrics
+	pages    pages
+	echo     *echo.Echo
+}
+
+// Failed logins per remote address: 5 at once, then one every 12 s.
+const (
+	loginBurst = 5
+	loginEvery = 12 * time.Second
+)
+
+// minSessionKey is the shortest session key accepted: an HMAC key should
+// be as long as its hash.
+const minSessionKey = 32
+
+// New builds the console. It fails without accounts, with a short
+// session key, or without a store, ready func or logger.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if len(cfg.Accounts) == 0 {
+		return nil, errors.New("console: no accounts (CONSOLE_TOKENS)")
+	}
+	if len(cfg.SessionKey) < minSessionKey {
+		return nil, errors.New("console: session key shorter than 32 bytes")
+	}
+	if deps.Store == nil || deps.Ready == nil || deps.Logger == nil {
+		return nil, errors.New("console: store, ready func and logger are required")
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.VerdictWait <= 0 {
+		cfg.VerdictWait = 5 * time.Second
+	}
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	pg, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, store: deps.Store, js: deps.JetStream, ready: deps.Ready, logger: deps.Logger, now: now,
+		accounts: accounts{list: cfg.Accounts},
+		sessions: sessions{key: cfg.SessionKey, ttl: cfg.SessionTTL, secure: cfg.SecureCookie},
+		logins:   newLoginLimiter(rate.Every(loginEvery), loginBurst),
+		metrics:  newMetrics(),
+		pages:    pg,
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	// The address a login is counted against is the TCP peer: a header
+	// such as X-Forwarded-For is the client's to choose.
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.logger.Error("panic in handler", "path", c.Path(), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(s.countRequests, s.authenticate)
+	s.echo = e
+	s.routes(e)
+	return s, nil
+}
+
+// Handler returns the HTTP handler (an *echo.Echo).
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Registry returns the Prometheus registry served on /metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
+
+// identityKey is where authenticate leaves the caller's Account.
+const (
+	identityKey = "console.account"
+	cookieKey   = "console.session"
+)
+
+// who returns the authenticated caller (authenticate ran before).
+func who(c echo.Context) Account {
+	a, _ := c.Get(identityKey).(Account)
+	return a
+}
+
+// public lists the routes served without credentials: liveness, and the
+// login page that hands out sessions.
+var public = map[string]bool{"/healthz": true, "/login": true}
+
+// authenticate lets a request through with a valid bearer token (any
+// route) or session cookie (pages), and answers the rest: 401 on the API,
+// /readyz and /metrics; a redirect to the login page for a page read; 401
+// for a page form.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if public[r.URL.Path] {
+			return next(c)
+		}
+		if tok, ok := bearer(r); ok {
+			a, found := s.accounts.byToken(tok)
+			if !found {
+				return errUnauthorized
+			}
+			c.Set(identityKey, a)
+			return next(c)
+		}
+		if !machinePath(r.URL.Path) {
+			if ck, err := r.Cookie(sessionCookie); err == nil {
+				name, role, err := s.sessions.check(ck.Value, s.now())
+				if a, ok := s.accounts.byName(name); err == nil && ok && a.Role == role {
+					c.Set(identityKey, a)
+					c.Set(cookieKey, ck.Value)
+					return next(c)
+				}
+			}
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				return c.Redirect(http.StatusSeeOther, "/login")
+			}
+		}
+		return errUnauthorized
+	}
+}
+
+// bearer returns the token of an Authorization: Bearer header.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get(echo.HeaderAuthorization)
+	const p = "Bearer "
+	if len(h) > len(p) && (h[:len(p)] == p || h[:len(p)] == "bearer ") {
+		return h[len(p):], true
+	}
+	return "", false
+}

@@ -1,0 +1,464 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// Test credentials: tokens are given to the console only as hashes.
+const (
+	viewerToken   = "viewer-token-7f3a9c1e5b"
+	operatorToken = "operator-token-2d8e6b4f0a"
+	sessionKey    = "session-key-0123456789abcdef0123456789abcdef"
+)
+
+// testServer is a console on a temp case store: the worker's file, seeded
+// through a writing store, read by the console through a read-only one.
+type testServer struct {
+	t     *testing.T
+	srv   *Server
+	http  *httptest.Server
+	cases []casestore.Case
+}
+
+// seedCase is one case to create, and where to move it.
+type seedCase struct {
+	platform, order, sub, state, attention string
+}
+
+func newTestServer(t *testing.T, seeds ...seedCase) *testServer {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "refunds.db")
+	w, err := casestore.Open(ctx, path, nil)
+	if err != nil {
+		t.Fatalf("casestore.Open: %v", err)
+	}
+	ts := &testServer{t: t}
+	for i, sd := range seeds {
+		err := w.Update(ctx, func(tx *casestore.Tx) error {
+			plat := casestore.PlatformTaobao
+			if sd.platform == "1688" {
+				plat = casestore.Platform1688
+			}
+			c, err := tx.CreateCase(ctx, casestore.NewCase{Platform: plat, OrderID: sd.order, SubOrderID: sd.sub,
+				State: string(refundflow.StateRequested), Request: json.RawMessage(`{"reasonId":999999}`), OpenedBy: fmt.Sprintf("cmd-seed-%04d", i)})
+			if err != nil {
+				return err
+			}
+			c.State = sd.state
+			if sd.attention != "" {
+				c.ParkedState, c.AttentionCode, c.AttentionMessage = string(refundflow.StateRendering), sd.attention, "reason 999999 is not on the form"
+			}
+			if c, err = tx.UpdateCase(ctx, c); err != nil {
+				return err
+			}
+			ts.cases = append(ts.cases, c)
+			return tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindDecision, Summary: "seeded for the test"})
+		})
+		if err != nil {
+			t.Fatalf("seed %+v: %v", sd, err)
+		}
+	}
+	w.Close()
+	st, err := casestore.OpenReadOnly(ctx, path, nil)
+	if err != nil {
+		t.Fatalf("OpenReadOnly: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	accounts, err := ParseAccounts("vera:viewer:" + HashToken(viewerToken) + ",otto:operator:" + HashToken(operatorToken))
+	if err != nil {
+		t.Fatalf("ParseAccounts: %v", err)
+	}
+	ts.srv, err = New(Config{Accounts: accounts, SessionKey: []byte(sessionKey), VerdictWait: 200 * time.Millisecond},
+		Deps{Store: st, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ts.http = httptest.NewServer(ts.srv.Handler())
+	t.Cleanup(ts.http.Close)
+	return ts
+}
+
+// reply is one answer, read whole.
+type reply struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends a request without following redirects. auth is a bearer token
+// or a session cookie value ("cookie:" prefix), or "".
+func (ts *testServer) do(method, path, auth string, form url.Values) reply {
+	ts.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, ts.http.URL+path, body)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	switch {
+	case strings.HasPrefix(auth, "cookie:"):
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: strings.TrimPrefix(auth, "cookie:")})
+	case auth != "":
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		ts.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	for _, secret := range []string{viewerToken, operatorToken, sessionKey, HashToken(viewerToken), HashToken(operatorToken)} {
+		if strings.Contains(r.body, secret) {
+			ts.t.Errorf("%s %s: the body holds a configured secret (%.12s…)", method, path, secret)
+		}
+	}
+	return r
+}
+
+// login posts token to the login page and returns the session cookie.
+func (ts *testServer) login(token string) *http.Cookie {
+	ts.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, ts.http.URL+"/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		ts.t.Fatalf("POST /login = %d; want 303", resp.StatusCode)
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie {
+			return c
+		}
+	}
+	ts.t.Fatal("POST /login set no session cookie")
+	return nil
+}
+
+func errorCode(t *testing.T, body string) string {
+	t.Helper()
+	var e errorBody
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		t.Fatalf("error body %q: %v", body, err)
+	}
+	return e.Error.Code
+}
+
+// TestEveryRouteNeedsCredentials: without a token or session, every route
+// but /healthz and the login page answers 401 (API, /readyz, /metrics,
+// forms) or redirects to the login page (page reads), unknown routes too;
+// a wrong token is 401 everywhere.
+func TestEveryRouteNeedsCredentials(t *testing.T) {
+	ts := newTestServer(t, seedCase{order: "100", sub: "101", state: "needs_attention", attention: refundflow.AttnReasonNotOffered})
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/", http.StatusSeeOther},
+		{"GET", "/cases", http.StatusSeeOther},
+		{"GET", "/cases/1", http.StatusSeeOther},
+		{"GET", "/no-such-page", http.StatusSeeOther},
+		{"POST", "/cases/1/resolve", http.StatusUnauthorized},
+		{"POST", "/logout", http.StatusUnauthorized},
+		{"GET", "/api/v1/cases", http.StatusUnauthorized},
+		{"GET", "/api/v1/cases/1", http.StatusUnauthorized},
+		{"GET", "/api/v1/dead-letters", http.StatusUnauthorized},
+		{"GET", "/api/v1/nothing", http.StatusUnauthorized},
+		{"GET", "/readyz", http.StatusUnauthorized},
+		{"GET", "/metrics", http.StatusUnauthorized},
+	} {
+		r := ts.do(tc.method, tc.path, "", url.Values{})
+		if r.status != tc.want {
+			t.Errorf("%s %s without credentials = %d; want %d", tc.method, tc.path, r.status, tc.want)
+		}
+		if tc.want == http.StatusSeeOther && r.header.Get("Location") != "/login" {
+			t.Errorf("%s %s redirects to %q; want /login", tc.method, tc.path, r.header.Get("Location"))
+		}
+		if r := ts.do(tc.method, tc.path, "wrong-token", url.Values{}); r.status != http.StatusUnauthorized {
+			t.Errorf("%s %s with a wrong token = %d; want 401", tc.method, tc.path, r.status)
+		} else if strings.HasPrefix(tc.path, "/api/") && errorCode(t, r.body) != CodeUnauthorized {
+			t.Errorf("%s %s with a wrong token: code %s; want %s", tc.method, tc.path, errorCode(t, r.body), CodeUnauthorized)
+		}
+	}
+	for _, path := range []string{"/healthz", "/login"} {
+		if r := ts.do("GET", path, "", nil); r.status != http.StatusOK {
+			t.Errorf("GET %s without credentials = %d; want 200", path, r.status)
+		}
+	}
+	if r := ts.do("GET", "/metrics", viewerToken, nil); r.status != 200 || !strings.Contains(r.body, "console_requests_total") {
+		t.Errorf("GET /metrics with a token = %d, without console_requests_total", r.status)
+	}
+	if r := ts.do("GET", "/metrics", viewerToken, nil); strings.Contains(r.body, `route="/no-such-page"`) {
+		t.Errorf("/metrics labels an unmatched path by itself:\n%s", r.body)
+	}
+}
+
+// TestAPICases: filters, free text and cursor pagination of GET
+// /api/v1/cases, and its errors.
+func TestAPICases(t *testing.T) {
+	ts := newTestServer(t,
+		seedCase{order: "100", sub: "101", state: "needs_attention", attention: refundflow.AttnReasonNotOffered},
+		seedCase{order: "200", sub: "201", state: "waiting_seller"},
+		seedCase{order: "300", sub: "301", state: "succeeded"},
+		seedCase{platform: "1688", order: "400", state: "waiting_seller"},
+		seedCase{order: "500", sub: "501", state: "needs_attention", attention: refundflow.AttnSellerRefused},
+	)
+	ids := func(path string) ([]int64, string) {
+		t.Helper()
+		r := ts.do("GET", path, viewerToken, nil)
+		if r.status != 200 {
+			t.Fatalf("GET %s = %d %s", path, r.status, r.body)
+		}
+		var out casesJSON
+		if err := json.Unmarshal([]byte(r.body), &out); err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, c := range out.Cases {
+			got = append(got, c.ID)
+		}
+		return got, out.NextCursor
+	}
+	id := func(i int) int64 { return ts.cases[i].ID }
+	for _, tc := range []struct {
+		query string
+		want  []int64
+	}{
+		{"", []int64{id(0), id(1), id(2), id(3), id(4)}},
+		{"state=waiting_seller", []int64{id(1), id(3)}},
+		{"platform=1688", []int64{id(3)}},
+		{"attention=any", []int64{id(0), id(4)}},
+		{"attention=seller_refused", []int64{id(4)}},
+		{"q=301", []int64{id(2)}},
+		{"q=400", []int64{id(3)}},
+		{"q=cmd-seed-0001", []int64{id(1)}},
+		{"q=nothing-like-it", nil},
+	} {
+		got, _ := ids("/api/v1/cases?" + tc.query)
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("GET /api/v1/cases?%s = %v; want %v", tc.query, got, tc.want)
+		}
+	}
+	// Cursor pagination: pages of two, in id order, nothing twice.
+	var all []int64
+	path := "/api/v1/cases?limit=2"
+	for pages := 0; ; pages++ {
+		got, next := ids(path)
+		all = append(all, got...)
+		if next == "" {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+		path = "/api/v1/cases?limit=2&cursor=" + next
+	}
+	if fmt.Sprint(all) != fmt.Sprint([]int64{id(0), id(1), id(2), id(3), id(4)}) {
+		t.Errorf("pages of two = %v; want every case once", all)
+	}
+	for _, bad := range []string{"platform=amazon", "state=lost", "attention=bored", "limit=0", "limit=5000", "cursor=x"} {
+		r := ts.do("GET", "/api/v1/cases?"+bad, viewerToken, nil)
+		if r.status != http.StatusBadRequest || errorCode(t, r.body) != CodeInvalidArgument {
+			t.Errorf("GET /api/v1/cases?%s = %d %s; want 400 invalid_argument", bad, r.status, r.body)
+		}
+	}
+}
+
+// TestAPICase: one case with its advice, steps and timeline; a missing
+// one is not_found.
+func TestAPICase(t *testing.T) {
+	ts := newTestServer(t, seedCase{order: "100", sub: "101", state: "needs_attention", attention: refundflow.AttnReasonNotOffered})
+	r := ts.do("GET", fmt.Sprintf("/api/v1/cases/%d", ts.cases[0].ID), viewerToken, nil)
+	if r.status != 200 {
+		t.Fatalf("GET case = %d %s", r.status, r.body)
+	}
+	var d caseDetailJSON
+	if err := json.Unmarshal([]byte(r.body), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Case.AttentionCode != refundflow.AttnReasonNotOffered || d.Advice != advice[refundflow.AttnReasonNotOffered] {
+		t.Errorf("case attention %q advice %q; want reason_not_offered with its advice", d.Case.AttentionCode, d.Advice)
+	}
+	if len(d.Timeline) != 1 || d.Timeline[0].Summary != "seeded for the test" {
+		t.Errorf("timeline = %+v; want the seeded entry", d.Timeline)
+	}
+	if !strings.HasPrefix(d.Case.Why, "Stopped at rendering (reason_not_offered)") {
+		t.Errorf("why = %q; want it to say where and why the case stopped", d.Case.Why)
+	}
+	for _, path := range []string{"/api/v1/cases/999", "/api/v1/cases/abc"} {
+		if r := ts.do("GET", path, viewerToken, nil); r.status != 404 || errorCode(t, r.body) != CodeNotFound {
+			t.Errorf("GET %s = %d %s; want 404 not_found", path, r.status, r.body)
+		}
+	}
+	if r := ts.do("GET", "/api/v1/dead-letters", viewerToken, nil); r.status != 200 || !strings.Contains(r.body, `"deadLetters":[]`) {
+		t.Errorf("GET /api/v1/dead-letters = %d %s; want an empty list", r.status, r.body)
+	}
+}
+
+// TestSessionsAndForms: the login page's session cookie is HttpOnly and
+// SameSite=Strict and opens the pages; a tampered cookie does not; a
+// viewer gets no form and a 403 when posting one; an operator's form
+// without its CSRF token, or with another session's, is refused.
+func TestSessionsAndForms(t *testing.T) {
+	ts := newTestServer(t, seedCase{order: "100", sub: "101", state: "needs_attention", attention: refundflow.AttnReasonNotOffered})
+	if r := ts.do("POST", "/login", "", url.Values{"token": {"not-a-token"}}); r.status != http.StatusUnauthorized || !strings.Contains(r.body, "not valid") {
+		t.Errorf("POST /login with a wrong token = %d; want 401 and the form again", r.status)
+	}
+	op := ts.login(operatorToken)
+	if !op.HttpOnly || op.SameSite != http.SameSiteStrictMode {
+		t.Errorf("session cookie HttpOnly=%v SameSite=%v; want HttpOnly, Strict", op.HttpOnly, op.SameSite)
+	}
+	casePath := fmt.Sprintf("/cases/%d", ts.cases[0].ID)
+	if r := ts.do("GET", "/", "cookie:"+op.Value, nil); r.status != 200 || !strings.Contains(r.body, `href="/cases?attention=reason_not_offered"`) {
+		t.Errorf("overview = %d; want a link to the reason_not_offered cases:\n%s", r.status, r.body)
+	}
+	if r := ts.do("GET", "/cases?attention=any", "cookie:"+op.Value, nil); r.status != 200 || !strings.Contains(r.body, `href="`+casePath+`"`) {
+		t.Errorf("cases page = %d; want a link to %s:\n%s", r.status, casePath, r.body)
+	}
+	if r := ts.do("GET", "/cases?state=lost", "cookie:"+op.Value, nil); r.status != 400 || !strings.Contains(r.body, CodeInvalidArgument) {
+		t.Errorf("cases page with a bad state = %d; want a 400 page naming invalid_argument", r.status)
+	}
+	page := ts.do("GET", casePath, "cookie:"+op.Value, nil)
+	if page.status != 200 || !strings.Contains(page.body, `id="resolve"`) || !strings.Contains(page.body, "What to do:") {
+		t.Fatalf("operator's case page = %d; want the resolve form and the advice:\n%s", page.status, page.body)
+	}
+	if r := ts.do("GET", casePath, "cookie:"+op.Value+"x", nil); r.status != http.StatusSeeOther {
+		t.Errorf("GET %s with a tampered cookie = %d; want 303 to the login page", casePath, r.status)
+	}
+	viewer := ts.login(viewerToken)
+	vpage := ts.do("GET", casePath, "cookie:"+viewer.Value, nil)
+	if strings.Contains(vpage.body, `id="resolve"`) || !strings.Contains(vpage.body, "needs the operator role") {
+		t.Errorf("viewer's case page offers the resolve form, or does not say why not")
+	}
+	form := url.Values{"action": {"close"}, "note": {"refunded by bank transfer"}}
+	vform := url.Values{"action": {"close"}, "note": {"x"}, "csrf": {ts.srv.sessions.csrf(viewer.Value)}}
+	for _, tc := range []struct {
+		name string
+		auth string
+		form url.Values
+	}{
+		{"viewer with its CSRF token", "cookie:" + viewer.Value, vform},
+		{"operator without a CSRF token", "cookie:" + op.Value, form},
+		{"operator with the viewer's CSRF token", "cookie:" + op.Value, vform},
+		{"operator's bearer token (no session)", operatorToken, form},
+	} {
+		r := ts.do("POST", casePath+"/resolve", tc.auth, tc.form)
+		if r.status != http.StatusForbidden || !strings.Contains(r.body, CodeForbidden) {
+			t.Errorf("resolve by %s = %d; want 403 forbidden:\n%s", tc.name, r.status, r.body)
+		}
+	}
+	// A valid form with an invalid note is shown again with the reason.
+	bad := url.Values{"action": {"close"}, "note": {""}, "csrf": {ts.srv.sessions.csrf(op.Value)}}
+	if r := ts.do("POST", casePath+"/resolve", "cookie:"+op.Value, bad); r.status != http.StatusBadRequest || !strings.Contains(r.body, "role=\"alert\"") {
+		t.Errorf("resolve --close without a note = %d; want 400 with the form's error", r.status)
+	}
+	// Without NATS the action is unavailable, and says so.
+	ok := url.Values{"action": {"close"}, "note": {"done"}, "csrf": {ts.srv.sessions.csrf(op.Value)}}
+	if r := ts.do("POST", casePath+"/resolve", "cookie:"+op.Value, ok); r.status != http.StatusServiceUnavailable {
+		t.Errorf("resolve without NATS = %d; want 503", r.status)
+	}
+	if r := ts.do("POST", "/logout", "cookie:"+op.Value, url.Values{"csrf": {ts.srv.sessions.csrf(op.Value)}}); r.status != http.StatusSeeOther {
+		t.Errorf("POST /logout = %d; want 303", r.status)
+	}
+}
+
+// TestFailedLoginsSlowed: after the burst of failures, an address is
+// refused (429) even with the right token, until the bucket refills.
+func TestFailedLoginsSlowed(t *testing.T) {
+	ts := newTestServer(t)
+	for i := range loginBurst {
+		if r := ts.do("POST", "/login", "", url.Values{"token": {fmt.Sprintf("guess-%d", i)}}); r.status != http.StatusUnauthorized {
+			t.Fatalf("failed login %d = %d; want 401", i+1, r.status)
+		}
+	}
+	if r := ts.do("POST", "/login", "", url.Values{"token": {operatorToken}}); r.status != http.StatusTooManyRequests {
+		t.Errorf("login after %d failures = %d; want 429", loginBurst, r.status)
+	}
+}
+
+func TestParseAccounts(t *testing.T) {
+	h := HashToken("t")
+	for _, tc := range []struct {
+		spec    string
+		want    int
+		wantErr string
+	}{
+		{"a:viewer:" + h, 1, ""},
+		{"# ops\na:viewer:" + h + "\nb:operator:" + HashToken("u") + ",", 2, ""},
+		{"a:admin:" + h, 0, "role"},
+		{"a:viewer:abc", 0, "64 hex"},
+		{"a:viewer", 0, "name:role"},
+		{"a b:viewer:" + h, 0, "name"},
+		{"a:viewer:" + h + ",a:operator:" + HashToken("u"), 0, "twice"},
+		{"a:viewer:" + h + ",b:operator:" + h, 0, "same token"},
+	} {
+		got, err := ParseAccounts(tc.spec)
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("ParseAccounts(%q) error = %v; want one mentioning %q", tc.spec, err, tc.wantErr)
+		case tc.wantErr == "" && (err != nil || len(got) != tc.want):
+			t.Errorf("ParseAccounts(%q) = %d accounts, %v; want %d", tc.spec, len(got), err, tc.want)
+		case err != nil && strings.Contains(err.Error(), h):
+			t.Errorf("ParseAccounts(%q) error quotes the hash: %v", tc.spec, err)
+		}
+	}
+}
+
+// TestAdviceForEveryCode: every attention code the worker can set has
+// advice on the case page.
+func TestAdviceForEveryCode(t *testing.T) {
+	for _, code := range refundflow.AttentionCodes() {
+		if advice[code] == "" {
+			t.Errorf("no advice for attention code %s (docs/runbook.md has its row)", code)
+		}
+	}
+}
+
+func TestWhyNext(t *testing.T) {
+	now := time.Date(2026, 12, 2, 14, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		c    casestore.Case
+		want string
+	}{
+		{casestore.Case{State: "waiting_seller", NextWakeAt: now.Add(70 * time.Minute)},
+			"Waiting for the seller to decide; the worker checks again at 2026-12-02 15:10:00 UTC (in 1h10m0s)."},
+		{casestore.Case{State: "needs_attention", ParkedState: "rendering", AttentionCode: "reason_not_offered"},
+			"Stopped at rendering (reason_not_offered): nothing moves until an operator acts or the platform's next status does; what to do is below."},
+		{casestore.Case{State: "closed_locally"}, "Closed locally by an operator (the platform was not told): the case is finished; a new request opens a new case."},
+		{casestore.Case{State: "submitting", NextWakeAt: now.Add(-time.Second)}, "The worker is submitting the refund, guarded by its recorded intent; the worker's check is due now."},
+	} {
+		if got := whyNext(tc.c, now); got != tc.want {
+			t.Errorf("whyNext(%s) = %q; want %q", tc.c.State, got, tc.want)
+		}
+	}
+	for _, st := range refundflow.States() {
+		if got := whyNext(casestore.Case{State: string(st)}, now); strings.HasPrefix(got, "In state") {
+			t.Errorf("whyNext(%s) = %q: no sentence for this state", st, got)
+		}
+	}
+}

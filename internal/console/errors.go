@@ -1,0 +1,119 @@
+package console
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Error is a failure with a stable machine code, answered as
+// {"error":{"code","message"}} on the API and as an error page on pages.
+type Error struct {
+	Code    string
+	Message string
+}
+
+// Error implements error.
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Error codes of the console, each with its HTTP status in statusOf.
+const (
+	CodeUnauthorized     = "unauthorized"       // 401: no or wrong token or session
+	CodeForbidden        = "forbidden"          // 403: the role may not, or the CSRF token is missing or wrong
+	CodeNotFound         = "not_found"          // 404: no such case or route
+	CodeInvalidArgument  = "invalid_argument"   // 400: a bad filter, cursor or form field
+	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeRateLimited      = "rate_limited"       // 429: too many failed logins from this address
+	CodeNotReady         = "not_ready"          // 503 from /readyz
+	CodeUnavailable      = "unavailable"        // 503: the command could not be published (NATS down)
+	CodeInternal         = "internal"           // 500: a bug, or the store failed
+)
+
+// statusOf is the one table from code to HTTP status.
+var statusOf = map[string]int{
+	CodeUnauthorized:     http.StatusUnauthorized,
+	CodeForbidden:        http.StatusForbidden,
+	CodeNotFound:         http.StatusNotFound,
+	CodeInvalidArgument:  http.StatusBadRequest,
+	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
+	CodeRateLimited:      http.StatusTooManyRequests,
+	CodeNotReady:         http.StatusServiceUnavailable,
+	CodeUnavailable:      http.StatusServiceUnavailable,
+	CodeInternal:         http.StatusInternalServerError,
+}
+
+func invalidArg(msg string) error { return &Error{Code: CodeInvalidArgument, Message: msg} }
+
+var (
+	errUnauthorized = &Error{Code: CodeUnauthorized, Message: "a valid API token (Authorization: Bearer …) or session is required"}
+	errCSRF         = &Error{Code: CodeForbidden, Message: "missing or wrong CSRF token; reload the page and send the form again"}
+	errNotOperator  = &Error{Code: CodeForbidden, Message: "acting on cases needs the operator role"}
+	errRateLimited  = &Error{Code: CodeRateLimited, Message: "too many failed logins from this address; wait a minute"}
+)
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// machinePath reports whether a path is answered for programs (JSON
+// errors) rather than people (error pages).
+func machinePath(p string) bool {
+	return strings.HasPrefix(p, "/api/") || p == "/readyz" || p == "/metrics" || p == "/healthz"
+}
+
+// handleError is the Echo HTTPErrorHandler: every error a handler returns
+// gets its code's status, as JSON on the API and as a page elsewhere.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg, status := CodeInternal, "internal error", http.StatusInternalServerError
+	var cErr *Error
+	var hErr *echo.HTTPError
+	switch {
+	case errors.As(err, &cErr):
+		code, msg = cErr.Code, cErr.Message
+		if st, ok := statusOf[code]; ok {
+			status = st
+		}
+	case errors.As(err, &hErr):
+		switch hErr.Code {
+		case http.StatusNotFound:
+			code, msg, status = CodeNotFound, "no such page", http.StatusNotFound
+		case http.StatusMethodNotAllowed:
+			code, msg, status = CodeMethodNotAllowed, "method not allowed", http.StatusMethodNotAllowed
+		default:
+			code, msg, status = CodeInternal, http.StatusText(hErr.Code), hErr.Code
+		}
+	}
+	if status >= 500 && code != CodeNotReady {
+		// c.Path() is the route pattern; errors never carry secrets.
+		s.logger.Error("request failed", "path", c.Path(), "code", code, "err", err)
+	}
+	if status == http.StatusUnauthorized && machinePath(c.Request().URL.Path) {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="refundhub console"`)
+	}
+	if status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(5))
+	}
+	var werr error
+	switch {
+	case c.Request().Method == http.MethodHead:
+		werr = c.NoContent(status)
+	case machinePath(c.Request().URL.Path):
+		werr = c.JSON(status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+	default:
+		werr = s.render(c, status, "error.html", errorPage{page: s.pageBase(c, "Error"), Status: status, Code: code, Message: msg})
+	}
+	if werr != nil {
+		s.logger.Debug("write error response", "err", werr)
+	}
+}

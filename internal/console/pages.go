@@ -1,0 +1,240 @@
+package console
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/platform"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// pages are the parsed page templates, each with the layout.
+type pages map[string]*template.Template
+
+var pageFuncs = template.FuncMap{
+	"time": fmtTime,
+	// query builds a query string from key, value pairs (empty values
+	// left out); url.Values.Encode escapes it, so it is safe in an href.
+	"query": func(kv ...string) template.URL {
+		v := url.Values{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] != "" {
+				v.Set(kv[i], kv[i+1])
+			}
+		}
+		return template.URL(v.Encode())
+	},
+	"pretty": func(d json.RawMessage) string {
+		var b bytes.Buffer
+		if len(d) == 0 || json.Indent(&b, d, "", "  ") != nil {
+			return string(d)
+		}
+		return b.String()
+	},
+}
+
+func parsePages() (pages, error) {
+	out := pages{}
+	for _, name := range []string{"login.html", "overview.html", "cases.html", "case.html", "error.html"} {
+		t, err := template.New(name).Funcs(pageFuncs).ParseFS(templateFS, "templates/layout.html", "templates/"+name)
+		if err != nil {
+			return nil, fmt.Errorf("console templates: %w", err)
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+// page is what every page shows: who is logged in, and the CSRF token
+// its forms carry.
+type page struct {
+	Title    string
+	Who      Account
+	LoggedIn bool
+	CSRF     string
+}
+
+func (s *Server) pageBase(c echo.Context, title string) page {
+	p := page{Title: title, Who: who(c)}
+	if v, ok := c.Get(cookieKey).(string); ok {
+		p.LoggedIn, p.CSRF = true, s.sessions.csrf(v)
+	}
+	return p
+}
+
+// render writes page name with data, whole or not at all.
+func (s *Server) render(c echo.Context, status int, name string, data any) error {
+	var b bytes.Buffer
+	if err := s.pages[name].ExecuteTemplate(&b, "layout", data); err != nil {
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	h := c.Response().Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+	return c.HTMLBlob(status, b.Bytes())
+}
+
+type errorPage struct {
+	page
+	Status  int
+	Code    string
+	Message string
+}
+
+type loginPage struct {
+	page
+	Failed string
+}
+
+func (s *Server) handleLoginPage(c echo.Context) error {
+	return s.render(c, http.StatusOK, "login.html", loginPage{page: page{Title: "Log in"}})
+}
+
+// handleLogin is POST /login: the token of an account opens a session.
+// Failed attempts are counted per remote address and slowed (loginLimiter).
+func (s *Server) handleLogin(c echo.Context) error {
+	addr := c.RealIP()
+	if s.logins.blocked(addr) {
+		s.metrics.logins.WithLabelValues("rate_limited").Inc()
+		s.logger.Warn("login refused: too many failures", "remote", addr)
+		return errRateLimited
+	}
+	a, ok := s.accounts.byToken(strings.TrimSpace(c.FormValue("token")))
+	if !ok {
+		s.logins.failed(addr)
+		s.metrics.logins.WithLabelValues("wrong_token").Inc()
+		s.logger.Info("login failed", "remote", addr)
+		return s.render(c, http.StatusUnauthorized, "login.html", loginPage{page: page{Title: "Log in"}, Failed: "That token is not valid."})
+	}
+	s.metrics.logins.WithLabelValues("ok").Inc()
+	s.logger.Info("login", "account", a.Name, "role", a.Role, "remote", addr)
+	c.SetCookie(s.sessions.issue(a, s.now()))
+	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+func (s *Server) handleLogout(c echo.Context) error {
+	if err := s.checkCSRF(c); err != nil {
+		return err
+	}
+	c.SetCookie(s.sessions.expired())
+	return c.Redirect(http.StatusSeeOther, "/login")
+}
+
+// checkCSRF refuses a form whose CSRF token is not its session's. A
+// request authenticated by a bearer token has no session and no cookie a
+// browser would send on its own, so forms need a session.
+func (s *Server) checkCSRF(c echo.Context) error {
+	v, ok := c.Get(cookieKey).(string)
+	if !ok || !s.sessions.csrfOK(v, c.FormValue("csrf")) {
+		return errCSRF
+	}
+	return nil
+}
+
+type overviewPage struct {
+	page
+	overview
+	Platforms []platform.ID
+}
+
+func (s *Server) handleOverview(c echo.Context) error {
+	ov, err := s.overviewCounts(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "overview.html", overviewPage{page: s.pageBase(c, "Overview"), overview: ov,
+		Platforms: []platform.ID{casestore.PlatformTaobao, casestore.Platform1688}})
+}
+
+type casesPage struct {
+	page
+	Query      caseQuery
+	Cases      []caseJSON
+	Next       template.URL // the next page's query string (url.Values.Encode); "" for none
+	States     []refundflow.State
+	Attentions []string
+}
+
+func (s *Server) handleCasesPage(c echo.Context) error {
+	q, err := parseCaseQuery(c.QueryParams())
+	if err != nil {
+		return err
+	}
+	cases, next, err := s.listCases(c.Request().Context(), q)
+	if err != nil {
+		return err
+	}
+	p := casesPage{page: s.pageBase(c, "Cases"), Query: q, States: refundflow.States(), Attentions: refundflow.AttentionCodes()}
+	for _, k := range cases {
+		p.Cases = append(p.Cases, s.caseJSON(k))
+	}
+	if next > 0 {
+		p.Next = template.URL(q.values(next).Encode())
+	}
+	return s.render(c, http.StatusOK, "cases.html", p)
+}
+
+type casePage struct {
+	page
+	caseDetailJSON
+	CanResolve bool
+	// Verdict is the verdict of the command named by ?command=, after an
+	// action (nil: none asked for).
+	Verdict *verdictView
+	// FormError is why the resolve form was refused.
+	FormError string
+}
+
+// verdictView is a command's verdict as the case page shows it.
+type verdictView struct {
+	CommandID string
+	Verdict   string // applied, rejected or pending
+	Code      string
+	Reason    string
+}
+
+func (s *Server) handleCasePage(c echo.Context) error {
+	ctx := c.Request().Context()
+	k, err := s.getCase(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return s.renderCase(c, http.StatusOK, k, c.QueryParam("command"), "")
+}
+
+func (s *Server) renderCase(c echo.Context, status int, k casestore.Case, commandID, formErr string) error {
+	ctx := c.Request().Context()
+	d, err := s.caseDetail(ctx, k)
+	if err != nil {
+		return err
+	}
+	p := casePage{page: s.pageBase(c, fmt.Sprintf("Case %d", k.ID)), caseDetailJSON: d, FormError: formErr,
+		CanResolve: who(c).CanAct() && k.State == string(refundflow.StateNeedsAttention)}
+	if commandID != "" && len(commandID) <= 64 {
+		v := &verdictView{CommandID: commandID, Verdict: "pending"}
+		o, err := s.store.CommandOutcome(ctx, commandID)
+		switch {
+		case err == nil:
+			v.Verdict, v.Code, v.Reason = o.Verdict, o.Code, o.Reason
+		case !errors.Is(err, casestore.ErrNotFound):
+			return err
+		}
+		p.Verdict = v
+	}
+	return s.render(c, status, "case.html", p)
+}

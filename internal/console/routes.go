@@ -1,0 +1,28 @@
+package console
+
+import (
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes lists every route of the console in one place. authenticate
+// guards all of them but those in public.
+func (s *Server) routes(e *echo.Echo) {
+	e.GET("/healthz", s.handleHealthz)
+	e.GET("/readyz", s.handleReadyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{Registry: s.metrics.reg})))
+
+	e.GET("/login", s.handleLoginPage)
+	e.POST("/login", s.handleLogin)
+	e.POST("/logout", s.handleLogout)
+
+	e.GET("/", s.handleOverview)
+	e.GET("/cases", s.handleCasesPage)
+	e.GET("/cases/:id", s.handleCasePage)
+	e.POST("/cases/:id/resolve", s.handleResolve)
+
+	api := e.Group("/api/v1")
+	api.GET("/cases", s.handleAPICases)
+	api.GET("/cases/:id", s.handleAPICase)
+	api.GET("/dead-letters", s.handleAPIDeadLetters)
+}

@@ -1,0 +1,110 @@
+// Package opcommands publishes operator commands (refundflow.Command) to
+// the COMMANDS stream and reads their verdicts: the one code path that
+// refundctl and the console share, so a command issued from either reaches
+// the worker in the same form, on the same subject, with the same headers.
+package opcommands
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// NewID returns a random command id: "cmd-" and 24 hex digits, within the
+// command id rule of refundflow.Command.Validate.
+func NewID() (string, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("command id: %w", err)
+	}
+	return "cmd-" + hex.EncodeToString(b[:]), nil
+}
+
+// Ack is what JetStream said about a published command.
+type Ack struct {
+	Subject  string
+	Stream   string
+	Sequence uint64
+	// Duplicate: a command with this id was already stored (within the
+	// stream's duplicate window); nothing new was stored.
+	Duplicate bool
+}
+
+// PublishError is a failed publish, naming the subject; it wraps the
+// client's error. Callers explain it in their own terms (refundctl's exit
+// codes, the console's error page).
+type PublishError struct {
+	Subject string
+	Err     error
+}
+
+// Error implements error.
+func (e *PublishError) Error() string { return fmt.Sprintf("publish to %s: %v", e.Subject, e.Err) }
+
+// Unwrap returns the client's error.
+func (e *PublishError) Unwrap() error { return e.Err }
+
+// Publish publishes c on js under events.CommandSubject with Nats-Msg-Id =
+// c.ID (so a retried publish is stored once) and waits for the PubAck,
+// within ctx. It does not validate c: callers validate first, to say what
+// is wrong in their own terms.
+func Publish(ctx context.Context, js jetstream.JetStream, c refundflow.Command) (Ack, error) {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return Ack{}, fmt.Errorf("encode command: %w", err)
+	}
+	subject := events.CommandSubject(string(c.Platform), string(c.Kind))
+	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	m.Header.Set(events.HeaderCommandKind, string(c.Kind))
+	if c.Operator != "" {
+		m.Header.Set(events.HeaderCommandIssuer, c.Operator)
+	}
+	ack, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(c.ID))
+	if err != nil {
+		return Ack{}, &PublishError{Subject: subject, Err: err}
+	}
+	return Ack{Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// ErrPending is AwaitOutcome's answer when the worker gave no verdict
+// within the wait: the command is stored and will be decided later.
+var ErrPending = errors.New("no verdict yet")
+
+// AwaitOutcome polls st for the verdict of command id every interval until
+// there is one or wait has passed (ErrPending). Other errors of the store,
+// and ctx's, are returned as they come.
+func AwaitOutcome(ctx context.Context, st *casestore.Store, id string, wait, interval time.Duration) (casestore.CommandOutcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		o, err := st.CommandOutcome(ctx, id)
+		switch {
+		case err == nil:
+			return o, nil
+		case ctx.Err() != nil:
+		case !errors.Is(err, casestore.ErrNotFound):
+			return casestore.CommandOutcome{}, err
+		}
+		select {
+		case <-ctx.Done():
+			if err := context.Cause(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				return casestore.CommandOutcome{}, err
+			}
+			return casestore.CommandOutcome{}, ErrPending
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,87 @@
+package opcommands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/events/eventstest"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// TestPublish: a command is stored on its subject with its kind and
+// operator in the headers and its id as Nats-Msg-Id, so publishing it
+// again stores nothing new; with no stream for the subject the error
+// names it.
+func TestPublish(t *testing.T) {
+	ns := eventstest.Start(t)
+	js := ns.JetStream()
+	ctx := context.Background()
+	id, err := NewID()
+	if err != nil || !regexp.MustCompile(`^cmd-[0-9a-f]{24}$`).MatchString(id) {
+		t.Fatalf("NewID = %q, %v; want cmd- and 24 hex digits", id, err)
+	}
+	c := refundflow.Command{ID: id, Kind: refundflow.InputResolve, Platform: refundflow.PlatformTaobao, CaseID: 7,
+		Resolve: &refundflow.Resolve{Action: refundflow.ResolveClose, Note: "done"}, Operator: "olga", IssuedAt: time.Now().UTC()}
+	var pe *PublishError
+	if _, err := Publish(ctx, js, c); !errors.As(err, &pe) || pe.Subject != events.CommandSubject("taobao", "resolve") {
+		t.Fatalf("Publish without a stream = %v; want a *PublishError naming the subject", err)
+	}
+	if err := events.EnsureWorkStreams(ctx, js, events.DefaultWorkStreamsConfig()); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := Publish(ctx, js, c)
+	if err != nil || ack.Duplicate || ack.Subject != events.CommandSubject("taobao", "resolve") {
+		t.Fatalf("Publish = %+v, %v; want stored on the resolve subject", ack, err)
+	}
+	again, err := Publish(ctx, js, c)
+	if err != nil || !again.Duplicate || again.Sequence != ack.Sequence {
+		t.Errorf("Publish again = %+v, %v; want the first message, as a duplicate", again, err)
+	}
+	stream, err := js.Stream(ctx, ack.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h, want := range map[string]string{"Nats-Msg-Id": id, events.HeaderCommandKind: "resolve", events.HeaderCommandIssuer: "olga"} {
+		if got := m.Header.Get(h); got != want {
+			t.Errorf("header %s = %q; want %q", h, got, want)
+		}
+	}
+	var back refundflow.Command
+	if err := json.Unmarshal(m.Data, &back); err != nil || back.ID != id || back.Resolve == nil || back.Resolve.Note != "done" {
+		t.Errorf("stored command = %+v, %v; want the command as published", back, err)
+	}
+}
+
+// TestAwaitOutcome: a command without a verdict is ErrPending after the
+// wait; one with a verdict is returned.
+func TestAwaitOutcome(t *testing.T) {
+	ctx := context.Background()
+	st, err := casestore.Open(ctx, filepath.Join(t.TempDir(), "refunds.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := AwaitOutcome(ctx, st, "cmd-none-yet", 50*time.Millisecond, 10*time.Millisecond); !errors.Is(err, ErrPending) {
+		t.Errorf("AwaitOutcome without a verdict = %v; want ErrPending", err)
+	}
+	if err := st.Update(ctx, func(tx *casestore.Tx) error {
+		return tx.RecordCommandOutcome(ctx, casestore.CommandOutcome{CommandID: "cmd-decided", Verdict: casestore.VerdictApplied, CaseID: 3})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := AwaitOutcome(ctx, st, "cmd-decided", time.Second, 10*time.Millisecond)
+	if err != nil || o.Verdict != casestore.VerdictApplied || o.CaseID != 3 {
+		t.Errorf("AwaitOutcome = %+v, %v; want applied on case 3", o, err)
+	}
+}
