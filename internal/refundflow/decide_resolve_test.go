@@ -228,3 +228,41 @@ func TestModifyIntentSettledByTheView(t *testing.T) {
 		}
 	}
 }
+
+func TestModificationValidate(t *testing.T) {
+	amount, zero, negative, desc := int64(300), int64(0), int64(-1), "new words"
+	for _, tc := range []struct {
+		m    Modification
+		want string // "" valid, else part of the error
+	}{
+		{Modification{ReasonID: 11}, ""},
+		{Modification{Reason: "damaged"}, ""},
+		{Modification{Amount: &amount}, ""},
+		{Modification{Amount: &zero}, ""},
+		{Modification{Description: &desc}, ""},
+		{Modification{Vouchers: []string{"https://img/1.png"}}, ""},
+		{Modification{}, "nothing to change"},
+		{Modification{ReasonID: -2}, "reasonId: must be positive"},
+		{Modification{ReasonID: 11, Reason: "damaged"}, "not both"},
+		{Modification{Amount: &negative}, "amount: must not be negative"},
+		{Modification{Reason: strings.Repeat("x", 2*maxField+1)}, "reason: at most"},
+		{Modification{Reason: strings.Repeat("x", 2*maxField)}, ""},
+		{Modification{Reason: "\xff"}, "reason: at most"},
+	} {
+		err := tc.m.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v; want valid", tc.m, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: %v; want an error with %q", tc.m, err, tc.want)
+		}
+	}
+	r := Request{GoodsStatus: "1", ReasonID: 5, Amount: 900, Description: "old", Vouchers: []string{"a"}}
+	if got := (Modification{Reason: "damaged"}).apply(r); got.ReasonID != 0 || got.Reason != "damaged" || got.Amount != 900 || got.Description != "old" {
+		t.Errorf("a reason by text: %+v; want the text instead of the id, the rest as filed", got)
+	}
+	if got := (Modification{ReasonID: 7, Amount: &zero, Description: &desc, Vouchers: []string{}}).apply(r); got.ReasonID != 7 ||
+		got.Amount != 0 || got.Description != desc || len(got.Vouchers) != 0 {
+		t.Errorf("every field: %+v; want each replaced", got)
+	}
+}
