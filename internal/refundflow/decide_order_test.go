@@ -92,3 +92,11 @@ func TestOrderEventsAfterSubmission(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+func TestYuan(t *testing.T) {
+	for fen, want := range map[int64]string{0: "0.00", 5: "0.05", 9800: "98.00", 12345: "123.45", -250: "-2.50"} {
+		if got := yuan(fen); got != want {
+			t.Errorf("yuan(%d) = %q; want %q", fen, got, want)
+		}
+	}
+}

@@ -118,7 +118,7 @@ func (d Decider) retryParked(c CaseView, v *PlatformView, now time.Time, note st
 		return reject(c, CodeCannotRetry, fmt.Sprintf("the platform cannot tell now where the refund stands; try again later, "+
 			"or close the case with `refundctl resolve %d --close --note …`", c.ID))
 	}
-	if dec := d.fromView(c, *v, now); moved(c, dec) {
+	if dec := d.fromView(c, *v, now); moved(dec) {
 		// The platform has moved on (or shows another reason to stop):
 		// follow it.
 		return d.retried(c, dec, note)
@@ -142,16 +142,10 @@ func unparked(c CaseView) CaseView {
 }
 
 // moved reports whether a decision on the parked case takes it out of
-// needs_attention, or parks it elsewhere or for another reason.
-func moved(c CaseView, dec Decision) bool {
-	if dec.Outcome != OutcomeAct {
-		return false
-	}
-	if dec.State != StateNeedsAttention {
-		return true
-	}
-	return dec.Parked != c.Parked || dec.Attention == nil || dec.Attention.Code != c.AttentionCode
-}
+// needs_attention, or parks it elsewhere or for another reason: fromView
+// acts on a parked case only then (a view that still implies its stop is a
+// no-op, "still needs attention").
+func moved(dec Decision) bool { return dec.Outcome == OutcomeAct }
 
 // retried records the operator's retry on the decision taken for it.
 func (d Decider) retried(c CaseView, dec Decision, note string) Decision {
