@@ -3,6 +3,7 @@ package refundflow
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/refundhub/refundhub/internal/platform"
 )
@@ -98,5 +99,73 @@ func TestYuan(t *testing.T) {
 		if got := yuan(fen); got != want {
 			t.Errorf("yuan(%d) = %q; want %q", fen, got, want)
 		}
+	}
+}
+
+// TestDecisionTexts pins the operator-facing words that carry a fact: the
+// order event's status and new total, the platform's name in a refusal and
+// in an unknown status.
+func TestDecisionTexts(t *testing.T) {
+	if got := describeOrderEvent(priceCorrected); got != "ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY, status WAITING_FOR_PAYMENT, total 98.00" {
+		t.Errorf("price correction described as %q", got)
+	}
+	if got := describeOrderEvent(OrderEvent{Type: "ORDER_CREATE", Kind: platform.KindOrderStatus}); got != "ORDER_CREATE" {
+		t.Errorf("an event without status described as %q", got)
+	}
+	if got := describeOrderEvent(orderCancelled); got != "ORDER_CANCEL, status CANCEL, close reason buyer_cancel" {
+		t.Errorf("cancel described as %q", got)
+	}
+	_, tb := target(PlatformTaobao, *tbView(tbSellerRefused))
+	_, ab := target(Platform1688, *alView(abSellerRefused))
+	if !strings.HasPrefix(tb.Message, "seller refused: ") || !strings.Contains(tb.Message, "refundctl modify") ||
+		!strings.HasPrefix(ab.Message, "seller rejected: ") || !strings.Contains(ab.Message, "1688 offers no modification") {
+		t.Errorf("refusal texts %q, %q; want each platform's way on", tb.Message, ab.Message)
+	}
+	_, tu := target(PlatformTaobao, *tbView("SOMETHING_NEW"))
+	_, au := target(Platform1688, *alView("somethingnew"))
+	if !strings.HasPrefix(tu.Message, "unknown Taobao refund status") || !strings.HasPrefix(au.Message, "unknown 1688 refund status") {
+		t.Errorf("unknown status texts %q, %q; want the platform named", tu.Message, au.Message)
+	}
+}
+
+// TestOrderEndedReappliesOtherCommands: an ended order ends a request not
+// yet submitted; a command other than the request that opened the case is
+// then decided on the finished case (and refused, saying so).
+func TestOrderEndedReappliesOtherCommands(t *testing.T) {
+	c := withEvents(fixture(PlatformTaobao, StateRendering), orderCancelled)
+	if got := decider.Decide(c, nil, Input{Kind: InputCancel, Now: now}); got.State != StateCancelled || !got.Reapply {
+		t.Errorf("cancel on an ended order: %s reapply %v; want cancelled, the cancel decided again", cell(got), got.Reapply)
+	}
+	if got := decider.Decide(c, nil, Input{Kind: InputTimer, Now: now}); got.State != StateCancelled || got.Reapply {
+		t.Errorf("timer on an ended order: %s reapply %v; want cancelled, nothing to decide again", cell(got), got.Reapply)
+	}
+}
+
+// TestRefusalSeenWhileModifyingIsNotAStop: the refusal a modification
+// answers does not park the case again.
+func TestRefusalSeenWhileModifyingIsNotAStop(t *testing.T) {
+	got := decider.Decide(fixture(PlatformTaobao, StateModifyRendering), tbView(tbSellerRefused), Input{Kind: InputTimer, Now: now})
+	if cell(got) != "act:modify_rendering+render" {
+		t.Errorf("refused view while modifying: %s (%s); want the form read on", cell(got), got.Reason)
+	}
+}
+
+// TestWaitingEvidenceFlagsOnlyAMovingCase: a case waiting for evidence of
+// its side effect is flagged; a parked one keeps its own attention.
+func TestWaitingEvidenceFlagsOnlyAMovingCase(t *testing.T) {
+	patient := Decider{Policy: policy}
+	patient.Policy.IntentGrace = time.Hour
+	it := &Intent{Step: StepSubmit, Key: "case:7:submit:v2", Since: now.Add(-time.Minute)}
+	moving := fixture(Platform1688, StateSubmitting)
+	moving.Intent = it
+	got := patient.Decide(moving, &PlatformView{Inconclusive: true}, Input{Kind: InputTimer, Now: now})
+	if got.Attention == nil || got.Attention.Code != AttnWaitingEvidence {
+		t.Errorf("moving case: attention %+v; want waiting_evidence", got.Attention)
+	}
+	parked := parkedCase(Platform1688, StateSubmitting, AttnPlatformError)
+	parked.Intent = it
+	got = patient.Decide(parked, &PlatformView{Inconclusive: true}, Input{Kind: InputTimer, Now: now})
+	if got.Attention != nil && got.Attention.Code == AttnWaitingEvidence {
+		t.Errorf("parked case flagged waiting_evidence: %+v", got.Attention)
 	}
 }
