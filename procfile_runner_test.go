@@ -219,7 +219,7 @@ func (s *procfileStack) stop(t *testing.T, pid int) {
 	// some more for the kernel to tear the last one down.
 	deadline := time.Now().Add(10 * time.Second)
 	for len(s.procs.alive()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+		<-time.After(50 * time.Millisecond) // polling /proc: a process that exits sends no signal to wait on
 	}
 	if left := s.procs.alive(); len(left) > 0 {
 		t.Errorf("%s exited and left these processes running (pid: name): %v", runner, left)
