@@ -245,7 +245,7 @@ func TestModificationValidate(t *testing.T) {
 		{Modification{ReasonID: -2}, "reasonId: must be positive"},
 		{Modification{ReasonID: 11, Reason: "damaged"}, "not both"},
 		{Modification{Amount: &negative}, "amount: must not be negative"},
-		{Modification{Reason: strings.Repeat("x", 2*maxField+1)}, "reason: at most"},
+		{Modification{Reason: strings.Repeat("x", 2*maxField+1)}, "reason: at most 128 characters"},
 		{Modification{Reason: strings.Repeat("x", 2*maxField)}, ""},
 		{Modification{Reason: "\xff"}, "reason: at most"},
 	} {
