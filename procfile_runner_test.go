@@ -15,28 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/refundhub/refundhub/internal/testenv"
 )
-
-// ciEnv names the variable .ci/run sets: in CI, a test whose installed
-// tool is missing fails instead of skipping, so a broken install cannot
-// pass as a green run.
-const ciEnv = "REFUNDHUB_CI"
-
-// installed returns the path of a program the test needs from the machine.
-// Missing, the test skips with one line naming it, except under CI (ciEnv
-// set), where it fails: .ci/run installs it.
-func installed(t *testing.T, name, install string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv(ciEnv) != "" {
-		t.Fatalf("%s not found on PATH, and %s is set: .ci/run should have installed it (%s)", name, ciEnv, install)
-	}
-	t.Skipf("%s not found on PATH; install it to run this test (%s)", name, install)
-	return ""
-}
 
 // TestProcfileUnderARealRunner runs the Procfile under a real Procfile
 // runner, in a directory holding the Procfile, the binaries of the one
@@ -61,7 +42,7 @@ func TestProcfileUnderARealRunner(t *testing.T) {
 		// path finds the runner or skips (see installed).
 		path func(t *testing.T) string
 	}{
-		{"foreman", func(t *testing.T) string { return installed(t, "foreman", "apt-get install ruby-foreman") }},
+		{"foreman", func(t *testing.T) string { return testenv.Installed(t, "foreman", "apt-get install ruby-foreman") }},
 		// Debian bookworm does not package honcho, so .ci/run cannot
 		// install it: it runs where someone installed it.
 		{"honcho", func(t *testing.T) string {

@@ -6,11 +6,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/refundhub/refundhub/internal/testenv"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -21,27 +22,6 @@ import (
 	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
-
-// ciEnv names the variable .ci/run sets: in CI a missing browser fails the
-// test instead of skipping it (as the root package's installed helper does
-// for foreman).
-const ciEnv = "REFUNDHUB_CI"
-
-// installed returns the path of a program the test needs from the
-// machine; missing, the test skips with one line naming it, except under
-// CI, where it fails: .ci/run installs it.
-func installed(t *testing.T, name, install string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv(ciEnv) != "" {
-		t.Fatalf("%s not found on PATH, and %s is set: .ci/run should have installed it (%s)", name, ciEnv, install)
-	}
-	t.Skipf("%s not found on PATH; install it to run this test (%s)", name, install)
-	return ""
-}
 
 // parkTaobaoRequest files a Taobao request with a reason the form does
 // not offer (999999) and returns its case once the worker parked it
@@ -85,7 +65,7 @@ func parkTaobaoRequest(t *testing.T, s *stack, st *casestore.Store, sub string) 
 // without credentials, and no configured secret appears in any answer.
 // Screenshots of the overview and the case page are logged.
 func TestBrowser(t *testing.T) {
-	chromium := installed(t, "chromium", "apt-get install chromium")
+	chromium := testenv.Installed(t, "chromium", "apt-get install chromium")
 	s := startStack(t)
 	st, err := casestore.OpenReadOnly(context.Background(), s.dbPath, nil)
 	if err != nil {
