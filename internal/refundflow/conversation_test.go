@@ -1,11 +1,7 @@
 package refundflow_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,17 +15,8 @@ import (
 // sellerSays makes the sandbox's seller write on a refund.
 func (r *rig) sellerSays(refundID, content string, pushCallback bool) {
 	r.t.Helper()
-	b, _ := json.Marshal(map[string]any{"author": "seller", "content": content, "images": []string{"https://img.example/a.png"},
-		"push_callback": pushCallback})
-	resp, err := http.Post(r.url+"/_sandbox/refunds/"+refundID+"/messages", "application/json", bytes.NewReader(b))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		body, _ := io.ReadAll(resp.Body)
-		r.t.Fatalf("seller message on %s: %d %s", refundID, resp.StatusCode, body)
-	}
+	r.adminPost("/_sandbox/refunds/"+refundID+"/messages", map[string]any{"author": "seller", "content": content,
+		"images": []string{"https://img.example/a.png"}, "push_callback": pushCallback})
 }
 
 // TestSellerMessagesAppearOnceEach: seller messages that arrive with a

@@ -1,10 +1,8 @@
 package refundflow_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,16 +14,7 @@ import (
 // refundAction makes the sandbox's seller act on a refund.
 func (r *rig) refundAction(refundID string, a sandbox.RefundAction) {
 	r.t.Helper()
-	b, _ := json.Marshal(a)
-	resp, err := http.Post(r.url+"/_sandbox/refunds/"+refundID+"/actions", "application/json", bytes.NewReader(b))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		body, _ := io.ReadAll(resp.Body)
-		r.t.Fatalf("action %s on %s: %d %s", a.Action, refundID, resp.StatusCode, body)
-	}
+	r.adminPost("/_sandbox/refunds/"+refundID+"/actions", a)
 }
 
 // refusedTaobaoCase files a Taobao refund the seller then refuses.

@@ -15,19 +15,26 @@ import (
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
 
-// orderEvent posts an order event to the sandbox, which pushes its callback.
-func (r *rig) orderEvent(orderID string, ev sandbox.OrderEvent) {
+// adminPost posts v as JSON to the sandbox's admin API and fails the test
+// unless it succeeds.
+func (r *rig) adminPost(path string, v any) {
 	r.t.Helper()
-	b, _ := json.Marshal(ev)
-	resp, err := http.Post(r.url+"/_sandbox/orders/"+orderID+"/events", "application/json", bytes.NewReader(b))
+	b, _ := json.Marshal(v)
+	resp, err := http.Post(r.url+path, "application/json", bytes.NewReader(b))
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		body, _ := io.ReadAll(resp.Body)
-		r.t.Fatalf("order event %s on %s: %d %s", ev.Type, orderID, resp.StatusCode, body)
+		r.t.Fatalf("POST %s: %d %s", path, resp.StatusCode, body)
 	}
+}
+
+// orderEvent posts an order event to the sandbox, which pushes its callback.
+func (r *rig) orderEvent(orderID string, ev sandbox.OrderEvent) {
+	r.t.Helper()
+	r.adminPost("/_sandbox/orders/"+orderID+"/events", ev)
 }
 
 // keptEvent waits until the store holds an event of the order of the
