@@ -54,7 +54,15 @@ type Decider struct {
 //   - no decision moves a case to a lower Rank;
 //   - a callback without a view yields OutcomeFetch (a callback is a hint);
 //   - with an open intent the decision is "fetch and settle the intent", never
-//     a fresh call, until the platform has answered whether it took effect.
+//     a fresh call, until the platform has answered whether it took effect
+//     (the one exception, an operator closing the case locally, makes no
+//     call at all);
+//   - news of the case's order is decided before the next step, and an
+//     order that ended before submission never leads to one.
+//
+// The order of the checks below is that precedence: the case's validity,
+// a finished case, an operator's resolve, an open intent, the order's news,
+// then the input itself.
 func (d Decider) Decide(c CaseView, v *PlatformView, in Input) Decision {
 	if err := c.check(); err != nil {
 		return reject(c, CodeInvalidCase, err.Error())
