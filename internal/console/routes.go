@@ -25,4 +25,5 @@ func (s *Server) routes(e *echo.Echo) {
 	api.GET("/cases", s.handleAPICases)
 	api.GET("/cases/:id", s.handleAPICase)
 	api.GET("/dead-letters", s.handleAPIDeadLetters)
+	api.GET("/events", s.handleEvents) // eventsPath
 }
