@@ -16,6 +16,7 @@ func (s *Server) routes(e *echo.Echo) {
 	e.POST("/login", s.handleLogin)
 	e.POST("/logout", s.handleLogout)
 
+	e.StaticFS("/static", echo.MustSubFS(staticFS, "static"))
 	e.GET("/", s.handleOverview)
 	e.GET("/cases", s.handleCasesPage)
 	e.GET("/cases/:id", s.handleCasePage)
