@@ -180,3 +180,33 @@ func TestEvents(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestLiveCasePage: the case page loads its live script from the binary,
+// under a CSP that allows it and the stream (and no inline script), and
+// names the case, version and cursor the script follows from.
+func TestLiveCasePage(t *testing.T) {
+	ts := newTestServer(t, seedCase{order: "100", sub: "101", state: "needs_attention", attention: refundflow.AttnReasonNotOffered})
+	k := ts.cases[0]
+	cookie := "cookie:" + ts.login(operatorToken).Value
+	r := ts.do("GET", "/cases/"+itoa(k.ID), cookie, nil)
+	csp := r.header.Get("Content-Security-Policy")
+	directives := map[string]bool{}
+	for _, d := range strings.Split(csp, ";") {
+		directives[strings.TrimSpace(d)] = true
+	}
+	for _, want := range []string{"script-src 'self'", "connect-src 'self'"} {
+		if !directives[want] {
+			t.Errorf("case page CSP %q; want the directive %s (exactly: no inline script)", csp, want)
+		}
+	}
+	for _, want := range []string{`<script src="/static/case.js" defer></script>`, `data-case="` + itoa(k.ID) + `"`,
+		`data-version="` + itoa(k.Version) + `"`, `data-cursor="` + itoa(k.UpdatedAt.UnixMilli()) + `"`} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("case page lacks %s", want)
+		}
+	}
+	js := ts.do("GET", "/static/case.js", cookie, nil)
+	if js.status != http.StatusOK || !strings.Contains(js.header.Get("Content-Type"), "javascript") || !strings.Contains(js.body, "/api/v1/events?case=") {
+		t.Errorf("GET /static/case.js = %d %s; want 200, the script", js.status, js.header.Get("Content-Type"))
+	}
+}
