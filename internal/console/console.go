@@ -6,7 +6,9 @@
 //
 // Every route but /healthz needs credentials: an API token (Authorization:
 // Bearer) on the API, /readyz and /metrics; a session cookie, got on the
-// login page with the same token, on pages. Forms carry a CSRF token bound
+// login page with the same token, on pages and on the event stream
+// (/api/v1/events) the case page follows. A session is checked when a
+// stream opens: an open stream outlives the session's expiry. Forms carry a CSRF token bound
 // to the session.
 package console
 
