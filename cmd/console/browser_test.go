@@ -60,10 +60,12 @@ func parkTaobaoRequest(t *testing.T, s *stack, st *casestore.Store, sub string) 
 // logs in, sees a case without the resolve form and is refused (403) when
 // posting it anyway; an operator logs in, sees the overview, opens a case
 // with its attention, advice and why-here line, has a form posted without
-// its CSRF token refused, then closes the case with a note and sees the
-// verdict and closed_locally. Every page and API route refuses requests
+// its CSRF token refused; with case B open, closes it from a second tab
+// and sees the first tab show closed_locally and the longer timeline
+// without a reload (the event stream); then closes case A with a note and
+// sees the verdict and closed_locally. Every page and API route refuses requests
 // without credentials, and no configured secret appears in any answer.
-// Screenshots of the overview and the case page are logged.
+// Screenshots of the overview and the case pages are logged.
 func TestBrowser(t *testing.T) {
 	chromium := testenv.Installed(t, "chromium", "apt-get install chromium")
 	s := startStack(t)
@@ -199,6 +201,49 @@ func TestBrowser(t *testing.T) {
 	if k, _ := st.GetCase(context.Background(), caseA.ID); k.State != string(refundflow.StateNeedsAttention) {
 		t.Errorf("after the refused post case %d is %s; want it unchanged", caseA.ID, k.State)
 	}
+
+	// Live: case B open in this tab is closed from another tab; this tab
+	// shows the new state, timeline and a note without a reload (Poll
+	// fails on a navigation, and the window keeps a mark set before).
+	browse("operator opens case B", chromedp.Navigate(casePath(caseB)), chromedp.WaitVisible(chromedp.ID("#resolve")))
+	rows := func() int {
+		t.Helper()
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#timeline tbody tr').length`))
+		if err != nil {
+			t.Fatalf("count timeline rows: %v", err)
+		}
+		return n
+	}
+	rowsBefore := rows()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.notReloaded = true`)); err != nil {
+		t.Fatalf("mark the window: %v", err)
+	}
+	other, cancelOther := chromedp.NewContext(ctx)
+	defer cancelOther()
+	if err := chromedp.Do(other, chromedp.Navigate(casePath(caseB)), chromedp.WaitVisible(chromedp.ID("#resolve")),
+		chromedp.Click(chromedp.CSS(`#resolve input[value="close"]`)),
+		chromedp.SendKeys(chromedp.ID("#note"), "closed in another tab"), chromedp.Submit(chromedp.ID("#note")),
+		chromedp.WaitVisible(chromedp.ID("#verdict"))); err != nil {
+		t.Fatalf("close case B in another tab: %v", err)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Poll[string](`window.notReloaded === true &&
+		document.querySelector('#state').textContent === 'closed_locally' &&
+		!document.querySelector('#live-status').hidden && document.querySelector('#live-status').textContent`,
+		chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		t.Fatalf("case B's open page did not show closed_locally without a reload within 20s (state %q): %v", text("#state"), err)
+	}
+	if !strings.Contains(status, string(refundflow.StateClosedLocally)) {
+		t.Errorf("live note = %q; want it to name the new state", status)
+	}
+	if n := rows(); n <= rowsBefore {
+		t.Errorf("timeline of the open page: %d rows after the close; want more than %d", n, rowsBefore)
+	}
+	if exists("#resolve") || exists("#attention") {
+		t.Errorf("the open page of closed case %d still shows the resolve form (%v) or attention (%v)", caseB.ID, exists("#resolve"), exists("#attention"))
+	}
+	screenshot("case-live.png")
+	browse("read case B after the live update", chromedp.WaitVisible(chromedp.ID("#live-status")))
 
 	// Close with a note: the verdict, and the case closed_locally.
 	note := "the seller refunded by bank transfer"

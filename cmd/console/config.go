@@ -34,6 +34,7 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("CONSOLE_SESSION_TTL", "12h", "how long a login lasts (1m to 720h)"),
 	envconfig.V("CONSOLE_COOKIE_SECURE", "false", "true marks the session cookie Secure: set it when the console is reached over HTTPS"),
 	envconfig.V("CONSOLE_VERDICT_WAIT", "5s", "how long an action waits for the worker's verdict before showing it as pending (100ms to 1m)"),
+	envconfig.V("CONSOLE_EVENTS_INTERVAL", "1s", "how often an open event stream (/api/v1/events, the live case page) reads the case store for changes (100ms to 1m)"),
 	envconfig.V("CONSOLE_SHUTDOWN_TIMEOUT", "10s", "on SIGTERM/SIGINT: time allowed for in-flight requests and the NATS drain"),
 }, envconfig.LogVars())
 
@@ -71,6 +72,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	cfg.Console.SecureCookie = secure
 	cfg.Console.VerdictWait = env.Duration("CONSOLE_VERDICT_WAIT", 100*time.Millisecond, time.Minute)
+	cfg.Console.EventsInterval = env.Duration("CONSOLE_EVENTS_INTERVAL", 100*time.Millisecond, time.Minute)
 	cfg.ShutdownTimeout = env.Duration("CONSOLE_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute)
 	cfg.Log = env.Log()
 	return cfg, env.Err()

@@ -85,12 +85,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		// An action waits for its verdict (CONSOLE_VERDICT_WAIT) before it answers.
+		// An action waits for its verdict (CONSOLE_VERDICT_WAIT) before it
+		// answers. Event streams lift this deadline for themselves.
 		WriteTimeout:   cfg.Console.VerdictWait + 20*time.Second,
 		IdleTimeout:    90 * time.Second,
 		MaxHeaderBytes: 16 << 10,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for handlers to return; event streams return only
+	// when told.
+	httpSrv.RegisterOnShutdown(srv.CloseStreams)
 	logger.Info("console listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String(),
 		"db", cfg.DBPath, "nats", events.RedactURLs(cfg.NATSURL), "accounts", len(cfg.Console.Accounts))
 

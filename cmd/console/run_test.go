@@ -61,24 +61,39 @@ var listenLine = regexp.MustCompile(`"url":"(http://[^"]+)"`)
 // returns its base URL once it is ready, and its log.
 func startConsole(t *testing.T, env map[string]string) (string, *syncBuffer) {
 	t.Helper()
+	base, logs, stop := startConsoleStop(t, env)
+	t.Cleanup(func() { stop(30 * time.Second) })
+	return base, logs
+}
+
+// startConsoleStop is startConsole for a test that stops the console
+// itself: stop cancels run's context and fails the test unless run
+// returns cleanly within the time given.
+func startConsoleStop(t *testing.T, env map[string]string) (string, *syncBuffer, func(within time.Duration)) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, envFunc(env), &stdout, &stderr) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run = %v; want a clean stop", err)
+	var once sync.Once
+	stop := func(within time.Duration) {
+		t.Helper()
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run = %v; want a clean stop", err)
+				}
+			case <-time.After(within):
+				t.Errorf("run did not return within %v of cancel", within)
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("run did not return after cancel")
-		}
-		if stdout.String() != "" {
-			t.Errorf("stdout = %q; want nothing (logs go to stderr)", stdout.String())
-		}
-	})
+			if stdout.String() != "" {
+				t.Errorf("stdout = %q; want nothing (logs go to stderr)", stdout.String())
+			}
+		})
+	}
+	t.Cleanup(func() { stop(30 * time.Second) })
 	var base string
 	eventstest.WaitFor(t, 30*time.Second, "console to listen", func() bool {
 		select {
@@ -94,7 +109,7 @@ func startConsole(t *testing.T, env map[string]string) (string, *syncBuffer) {
 	eventstest.WaitFor(t, 30*time.Second, "/readyz 200", func() bool {
 		return get(t, base+"/readyz", viewerToken).status == http.StatusOK
 	})
-	return base, &stderr
+	return base, &stderr, stop
 }
 
 type answer struct {
@@ -161,6 +176,43 @@ func TestRun(t *testing.T) {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("the log holds a secret (%.10s…)", secret)
 		}
+	}
+}
+
+// TestShutdownEndsStreams: SIGTERM (run's context) ends open event
+// streams, so run returns well within CONSOLE_SHUTDOWN_TIMEOUT instead of
+// waiting it out, and the client sees its stream end.
+func TestShutdownEndsStreams(t *testing.T) {
+	ns := eventstest.Start(t)
+	env := consoleEnv(ns.URL(), newStoreFile(t))
+	env["CONSOLE_SHUTDOWN_TIMEOUT"] = "1m"
+	base, _, stop := startConsoleStop(t, env)
+	req, err := http.NewRequest(http.MethodGet, base+"/api/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+viewerToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /api/v1/events: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/v1/events = %d; want 200", resp.StatusCode)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		ended <- err
+	}()
+	stop(10 * time.Second)
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Errorf("event stream ended with %v; want a clean end", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("event stream still open after run returned")
 	}
 }
 

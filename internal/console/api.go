@@ -14,12 +14,15 @@ import (
 
 // caseJSON is a case on the API.
 type caseJSON struct {
-	ID                   int64           `json:"id"`
-	Platform             string          `json:"platform"`
-	OrderID              string          `json:"orderId"`
-	SubOrderID           string          `json:"subOrderId,omitempty"`
-	RefundID             string          `json:"refundId,omitempty"`
-	State                string          `json:"state"`
+	ID         int64  `json:"id"`
+	Platform   string `json:"platform"`
+	OrderID    string `json:"orderId"`
+	SubOrderID string `json:"subOrderId,omitempty"`
+	RefundID   string `json:"refundId,omitempty"`
+	State      string `json:"state"`
+	// Version counts the case's updates: an event of /api/v1/events
+	// with a higher one is news.
+	Version              int64           `json:"version"`
 	ParkedState          string          `json:"parkedState,omitempty"`
 	AttentionCode        string          `json:"attentionCode,omitempty"`
 	AttentionMessage     string          `json:"attentionMessage,omitempty"`
@@ -53,7 +56,7 @@ func rawOrNil(d json.RawMessage) json.RawMessage {
 
 func (s *Server) caseJSON(c casestore.Case) caseJSON {
 	return caseJSON{ID: c.ID, Platform: string(c.Platform), OrderID: c.OrderID, SubOrderID: c.SubOrderID, RefundID: c.RefundID,
-		State: c.State, ParkedState: c.ParkedState, AttentionCode: c.AttentionCode, AttentionMessage: c.AttentionMessage,
+		State: c.State, Version: c.Version, ParkedState: c.ParkedState, AttentionCode: c.AttentionCode, AttentionMessage: c.AttentionMessage,
 		PlatformStatus: c.PlatformStatus, LastPlatformCheckAt: optTime(c.LastPlatformCheckAt), NextWakeAt: optTime(c.NextWakeAt),
 		OpenedBy: c.OpenedBy, UnreadSellerMessages: c.UnreadSellerMessages, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		Request: rawOrNil(c.Request), Shipment: rawOrNil(c.Shipment), Why: whyNext(c, s.now())}

@@ -6,7 +6,9 @@
 //
 // Every route but /healthz needs credentials: an API token (Authorization:
 // Bearer) on the API, /readyz and /metrics; a session cookie, got on the
-// login page with the same token, on pages. Forms carry a CSRF token bound
+// login page with the same token, on pages and on the event stream
+// (/api/v1/events) the case page follows. A session is checked when a
+// stream opens: an open stream outlives the session's expiry. Forms carry a CSRF token bound
 // to the session.
 package console
 
@@ -15,6 +17,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -41,6 +44,9 @@ type Config struct {
 	// VerdictWait is how long an action waits for the worker's verdict
 	// before showing it as pending (default 5s).
 	VerdictWait time.Duration
+	// EventsInterval is how often an event stream (/api/v1/events) reads
+	// the store for changed cases (default 1s).
+	EventsInterval time.Duration
 }
 
 // Deps are what the console works on.
@@ -72,6 +78,9 @@ type Server struct {
 	metrics  *metrics
 	pages    pages
 	echo     *echo.Echo
+	// streamsDone, closed once by CloseStreams, ends the event streams.
+	streamsDone  chan struct{}
+	closeStreams sync.Once
 }
 
 // Failed logins per remote address: 5 at once, then one every 12 s.
@@ -102,6 +111,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.VerdictWait <= 0 {
 		cfg.VerdictWait = 5 * time.Second
 	}
+	if cfg.EventsInterval <= 0 {
+		cfg.EventsInterval = time.Second
+	}
 	now := deps.Now
 	if now == nil {
 		now = time.Now
@@ -112,11 +124,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, store: deps.Store, js: deps.JetStream, ready: deps.Ready, logger: deps.Logger, now: now,
-		accounts: accounts{list: cfg.Accounts},
-		sessions: sessions{key: cfg.SessionKey, ttl: cfg.SessionTTL, secure: cfg.SecureCookie},
-		logins:   newLoginLimiter(rate.Every(loginEvery), loginBurst),
-		metrics:  newMetrics(),
-		pages:    pg,
+		accounts:    accounts{list: cfg.Accounts},
+		sessions:    sessions{key: cfg.SessionKey, ttl: cfg.SessionTTL, secure: cfg.SecureCookie},
+		logins:      newLoginLimiter(rate.Every(loginEvery), loginBurst),
+		metrics:     newMetrics(),
+		pages:       pg,
+		streamsDone: make(chan struct{}),
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -176,7 +189,8 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Set(identityKey, a)
 			return next(c)
 		}
-		if !machinePath(r.URL.Path) {
+		// Sessions open pages, and the event stream the case page reads.
+		if !machinePath(r.URL.Path) || r.URL.Path == eventsPath {
 			if ck, err := r.Cookie(sessionCookie); err == nil {
 				name, role, err := s.sessions.check(ck.Value, s.now())
 				if a, ok := s.accounts.byName(name); err == nil && ok && a.Role == role {
@@ -185,7 +199,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 					return next(c)
 				}
 			}
-			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !machinePath(r.URL.Path) {
 				return c.Redirect(http.StatusSeeOther, "/login")
 			}
 		}

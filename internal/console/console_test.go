@@ -32,6 +32,7 @@ type testServer struct {
 	srv   *Server
 	http  *httptest.Server
 	cases []casestore.Case
+	path  string // the case store's file
 }
 
 // seedCase is one case to create, and where to move it.
@@ -47,7 +48,7 @@ func newTestServer(t *testing.T, seeds ...seedCase) *testServer {
 	if err != nil {
 		t.Fatalf("casestore.Open: %v", err)
 	}
-	ts := &testServer{t: t}
+	ts := &testServer{t: t, path: path}
 	for i, sd := range seeds {
 		err := w.Update(ctx, func(tx *casestore.Tx) error {
 			plat := casestore.PlatformTaobao
@@ -83,7 +84,8 @@ func newTestServer(t *testing.T, seeds ...seedCase) *testServer {
 	if err != nil {
 		t.Fatalf("ParseAccounts: %v", err)
 	}
-	ts.srv, err = New(Config{Accounts: accounts, SessionKey: []byte(sessionKey), VerdictWait: 200 * time.Millisecond},
+	ts.srv, err = New(Config{Accounts: accounts, SessionKey: []byte(sessionKey), VerdictWait: 200 * time.Millisecond,
+		EventsInterval: 20 * time.Millisecond},
 		Deps{Store: st, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -188,6 +190,7 @@ func TestEveryRouteNeedsCredentials(t *testing.T) {
 		{"GET", "/api/v1/cases", http.StatusUnauthorized},
 		{"GET", "/api/v1/cases/1", http.StatusUnauthorized},
 		{"GET", "/api/v1/dead-letters", http.StatusUnauthorized},
+		{"GET", "/api/v1/events", http.StatusUnauthorized},
 		{"GET", "/api/v1/nothing", http.StatusUnauthorized},
 		{"GET", "/readyz", http.StatusUnauthorized},
 		{"GET", "/metrics", http.StatusUnauthorized},

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -21,11 +22,19 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
+// staticFS holds what pages load besides themselves (the case page's
+// script): served from the binary, under the CSP's 'self'.
+//
+//go:embed static
+var staticFS embed.FS
+
 // pages are the parsed page templates, each with the layout.
 type pages map[string]*template.Template
 
 var pageFuncs = template.FuncMap{
 	"time": fmtTime,
+	// ms is a time as Unix milliseconds: the event stream's cursor.
+	"ms": func(t time.Time) int64 { return t.UnixMilli() },
 	// query builds a query string from key, value pairs (empty values
 	// left out); url.Values.Encode escapes it, so it is safe in an href.
 	"query": func(kv ...string) template.URL {
@@ -82,7 +91,7 @@ func (s *Server) render(c echo.Context, status int, name string, data any) error
 		return fmt.Errorf("render %s: %w", name, err)
 	}
 	h := c.Response().Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")

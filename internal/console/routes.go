@@ -16,6 +16,7 @@ func (s *Server) routes(e *echo.Echo) {
 	e.POST("/login", s.handleLogin)
 	e.POST("/logout", s.handleLogout)
 
+	e.StaticFS("/static", echo.MustSubFS(staticFS, "static"))
 	e.GET("/", s.handleOverview)
 	e.GET("/cases", s.handleCasesPage)
 	e.GET("/cases/:id", s.handleCasePage)
@@ -25,4 +26,5 @@ func (s *Server) routes(e *echo.Echo) {
 	api.GET("/cases", s.handleAPICases)
 	api.GET("/cases/:id", s.handleAPICase)
 	api.GET("/dead-letters", s.handleAPIDeadLetters)
+	api.GET("/events", s.handleEvents) // eventsPath
 }
