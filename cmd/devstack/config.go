@@ -21,17 +21,19 @@ type config struct {
 	SandboxAddr  string
 	ReceiverAddr string
 	MetricsAddr  string
+	ConsoleAddr  string
 	GoCommand    string
 	Components   []string
 	ReadyTimeout time.Duration
 }
 
 // allComponents are the product's commands, in start order. A component whose
-// cmd/ directory does not exist yet is skipped with a note.
-var allComponents = []string{"sandbox", "receiver", "worker"}
+// cmd/ directory does not exist yet is skipped with a note. The console comes
+// after the worker: it waits for the case store the worker creates.
+var allComponents = []string{"sandbox", "receiver", "worker", "console"}
 
 // envVars documents every variable devstack reads itself; the table drives
-// both -h and loading. Each has a flag (flagFor) that wins over it. The three
+// both -h and loading. Each has a flag (flagFor) that wins over it. The four
 // addresses are the components' own variables: devstack waits on them and
 // hands the components the same values. Every other variable in devstack's
 // environment reaches the components unread (see childEnv).
@@ -41,6 +43,7 @@ var envVars = []envconfig.Var{
 	envconfig.V("SANDBOX_ADDR", "127.0.0.1:8090", "the sandbox's listen address (host:port), given to the sandbox; the worker's UPSTREAM_BASE_URL points at it"),
 	envconfig.V("RECEIVER_ADDR", "127.0.0.1:8080", "the receiver's listen address (host:port), given to the receiver; the sandbox's CALLBACK_URL and refundctl.env's RECEIVER_URL point at it"),
 	envconfig.V("WORKER_METRICS_ADDR", "127.0.0.1:9090", "the worker's /healthz and /metrics address (host:port), given to the worker"),
+	envconfig.V("CONSOLE_ADDR", "127.0.0.1:8070", "the console's listen address (host:port), given to the console; devstack prints its URL and the development login token"),
 	envconfig.V("GO", "go", "the go command that builds the components and refundctl"),
 }
 
@@ -52,6 +55,7 @@ var flagFor = map[string]string{
 	"SANDBOX_ADDR":        "sandbox-addr",
 	"RECEIVER_ADDR":       "receiver-addr",
 	"WORKER_METRICS_ADDR": "worker-metrics-addr",
+	"CONSOLE_ADDR":        "console-addr",
 	"GO":                  "go",
 }
 
@@ -73,7 +77,7 @@ func parseConfig(args []string, getenv func(string) string, stderr out) (config,
 	fs.StringVar(&ready, "ready-timeout", "120s", "how long to wait for each component to become ready")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: go run ./cmd/devstack [flags]\n\n"+
-			"Runs NATS (embedded, JetStream), the platform sandbox, the receiver and the worker locally.\n"+
+			"Runs NATS (embedded, JetStream), the platform sandbox, the receiver, the worker and the console locally.\n"+
 			"Development secrets are generated once into <data>/devstack.env and reused.\n\nFlags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nA flag wins over its variable. Any other variable set in devstack's environment reaches\n"+
@@ -112,6 +116,7 @@ func parseConfig(args []string, getenv func(string) string, stderr out) (config,
 	c.SandboxAddr = address("SANDBOX_ADDR")
 	c.ReceiverAddr = address("RECEIVER_ADDR")
 	c.MetricsAddr = address("WORKER_METRICS_ADDR")
+	c.ConsoleAddr = address("CONSOLE_ADDR")
 	r, n = from("GO")
 	c.GoCommand = r.String(n)
 

@@ -1,8 +1,9 @@
 // Command devstack runs the whole product on one machine with nothing but Go
 // installed: an embedded NATS server with JetStream, the platform sandbox, the
-// receiver and the worker, wired together with generated development secrets
-// and data under ./data. Ctrl-C stops the parts in dependency order (sandbox,
-// receiver and worker first, NATS last), so no accepted callback is lost.
+// receiver, the worker and the operator console, wired together with
+// generated development secrets and data under ./data. Ctrl-C stops the parts
+// in dependency order (the components first, NATS last), so no accepted
+// callback is lost.
 // Running it again reuses the data and the secrets.
 package main
 

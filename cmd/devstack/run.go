@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -29,7 +30,8 @@ import (
 // environment on; a test gives it exactly the environment the stack sees.
 func run(ctx context.Context, args []string, environ []string, stdout, stderr out) error {
 	stdout, stderr = &syncWriter{w: stdout}, &syncWriter{w: stderr}
-	cfg, err := parseConfig(args, getenvFrom(environ), stderr)
+	getenv := getenvFrom(environ)
+	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
@@ -104,6 +106,16 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 		"WORKER_SHUTDOWN_TIMEOUT": "10s",
 		// 1688 requests name voucher images by file name in this directory.
 		"WORKER_VOUCHER_DIR": filepath.Join(dataDir, "vouchers"),
+		// The console signs its sessions with a key kept in devstack.env, so
+		// a login survives a restart of the stack.
+		"CONSOLE_SESSION_KEY": secrets["CONSOLE_SESSION_KEY"],
+	}
+	// One operator account, "dev", whose token devstack prints at start-up.
+	// The console keeps the token's hash only. A user's own CONSOLE_TOKENS or
+	// CONSOLE_TOKENS_FILE wins (the console refuses both at once).
+	devLogin := getenv("CONSOLE_TOKENS") == "" && getenv("CONSOLE_TOKENS_FILE") == ""
+	if devLogin {
+		wiring["CONSOLE_TOKENS"] = "dev:operator:" + hashToken(secrets["CONSOLE_TOKEN"])
 	}
 	// The addresses devstack waits on are its own settings (flag or
 	// variable): the components always get those.
@@ -111,6 +123,7 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 		"SANDBOX_ADDR":        cfg.SandboxAddr,
 		"RECEIVER_ADDR":       cfg.ReceiverAddr,
 		"WORKER_METRICS_ADDR": cfg.MetricsAddr,
+		"CONSOLE_ADDR":        cfg.ConsoleAddr,
 	}
 	childEnviron := childEnv(environ, wiring, addrs)
 	cliEnv := filepath.Join(dataDir, "refundctl.env")
@@ -124,6 +137,7 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 		"sandbox":  "http://" + cfg.SandboxAddr + "/_sandbox/healthz",
 		"receiver": "http://" + cfg.ReceiverAddr + "/readyz",
 		"worker":   "http://" + cfg.MetricsAddr + "/healthz",
+		"console":  "http://" + cfg.ConsoleAddr + "/healthz",
 	}
 
 	sup := &supervisor{stdout: stdout, stderr: stderr, exited: make(chan string, len(present))}
@@ -138,7 +152,11 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 			return fmt.Errorf("%s did not become ready: %w", c, err)
 		}
 	}
-	printWelcome(stdout, cfg, present, tools, binDir, cliEnv)
+	login := ""
+	if devLogin {
+		login = secrets["CONSOLE_TOKEN"]
+	}
+	printWelcome(stdout, cfg, present, tools, binDir, cliEnv, login)
 
 	select {
 	case <-ctx.Done():
@@ -382,7 +400,8 @@ func loadOrCreateSecrets(path string) (map[string]string, bool, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, false, fmt.Errorf("read secrets: %w", err)
 	}
-	want := map[string]int{"UPSTREAM_ACCESS_KEY": 16, "UPSTREAM_ACCESS_SECRET": 24, "CALLBACK_TOKEN": 24}
+	want := map[string]int{"UPSTREAM_ACCESS_KEY": 16, "UPSTREAM_ACCESS_SECRET": 24, "CALLBACK_TOKEN": 24,
+		"CONSOLE_TOKEN": 24, "CONSOLE_SESSION_KEY": 32}
 	created := false
 	for k, n := range want {
 		if secrets[k] != "" {
@@ -417,7 +436,10 @@ func loadOrCreateSecrets(path string) (map[string]string, bool, error) {
 	return secrets, created, nil
 }
 
-func printWelcome(w out, cfg config, present []string, tools bool, binDir, cliEnv string) {
+// printWelcome is devstack's start-up summary. consoleToken is the
+// development operator token for the console's login, printed here and
+// nowhere else (empty when the user configured the console's accounts).
+func printWelcome(w out, cfg config, present []string, tools bool, binDir, cliEnv, consoleToken string) {
 	fmt.Fprintf(w, "\ndevstack: ready. Ctrl-C stops everything; data stays in %s.\n", cfg.DataDir)
 	fmt.Fprintf(w, "  nats      nats://%s:%d\n", cfg.NATSHost, cfg.NATSPort)
 	for _, c := range present {
@@ -428,6 +450,11 @@ func printWelcome(w out, cfg config, present []string, tools bool, binDir, cliEn
 			fmt.Fprintf(w, "  receiver  http://%s/callbacks/<CALLBACK_TOKEN>  (/readyz, /metrics)\n", cfg.ReceiverAddr)
 		case "worker":
 			fmt.Fprintf(w, "  worker    http://%s/metrics\n", cfg.MetricsAddr)
+		case "console":
+			fmt.Fprintf(w, "  console   http://%s\n", cfg.ConsoleAddr)
+			if consoleToken != "" {
+				fmt.Fprintf(w, "            log in with the development operator token %s (also the API's Bearer token; kept in devstack.env)\n", consoleToken)
+			}
 		}
 	}
 	fmt.Fprintf(w, "\nTry next, in another terminal (docs/walkthrough.md has a five-minute walkthrough):\n")
@@ -438,6 +465,14 @@ func printWelcome(w out, cfg config, present []string, tools bool, binDir, cliEn
 		fmt.Fprintf(w, "  %s list\n", filepath.Join(binDir, "refundctl"))
 	}
 	fmt.Fprintf(w, "  curl -s http://%s/_sandbox/stats\n\n", cfg.SandboxAddr)
+}
+
+// hashToken is a token as CONSOLE_TOKENS lists it: its SHA-256 in hex
+// (internal/console.HashToken owns the format; devstack does not import that
+// package, which would compile SQLite's cgo before devstack says a word).
+func hashToken(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
 }
 
 // writeCLIEnv writes the variables refundctl needs to talk to this stack, as

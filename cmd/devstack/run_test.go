@@ -156,7 +156,9 @@ func TestLoadOrCreateSecretsTightensLooseFileItCompletes(t *testing.T) {
 func TestLoadOrCreateSecretsTightensLooseCompleteFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "devstack.env")
 	content := "CALLBACK_TOKEN=0123456789abcdef0123456789abcdef0123456789abcdef\nUPSTREAM_ACCESS_KEY=0123456789abcdef0123456789abcdef\n" +
-		"UPSTREAM_ACCESS_SECRET=0123456789abcdef0123456789abcdef0123456789abcdef\nUPSTREAM_USER_ID=42\n"
+		"UPSTREAM_ACCESS_SECRET=0123456789abcdef0123456789abcdef0123456789abcdef\nUPSTREAM_USER_ID=42\n" +
+		"CONSOLE_TOKEN=0123456789abcdef0123456789abcdef0123456789abcdef\n" +
+		"CONSOLE_SESSION_KEY=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}

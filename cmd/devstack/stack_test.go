@@ -155,8 +155,10 @@ func TestStackEndToEnd(t *testing.T) {
 	sandboxAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	receiverAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	consoleAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	args := []string{"devstack", "-data", data, "-nats-port", strconv.Itoa(natsPort),
-		"-sandbox-addr", sandboxAddr, "-receiver-addr", receiverAddr, "-worker-metrics-addr", metricsAddr}
+		"-sandbox-addr", sandboxAddr, "-receiver-addr", receiverAddr, "-worker-metrics-addr", metricsAddr,
+		"-console-addr", consoleAddr}
 	natsURL := "nats://127.0.0.1:" + strconv.Itoa(natsPort)
 
 	// A component's variable in devstack's environment reaches it.
@@ -173,10 +175,28 @@ func TestStackEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stored := map[string]string{}
 	for _, line := range strings.Split(string(secrets), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok && strings.Contains(k, "SECRET") && strings.Contains(s.out.String(), v) {
-			t.Errorf("devstack output contains the value of %s", k)
+		if k, v, ok := strings.Cut(line, "="); ok {
+			stored[k] = v
 		}
+	}
+	for _, k := range []string{"UPSTREAM_ACCESS_SECRET", "CONSOLE_SESSION_KEY"} {
+		if v := stored[k]; v == "" || strings.Contains(s.out.String(), v) {
+			t.Errorf("devstack.env %s = %q; want a value, never in devstack's output", k, v)
+		}
+	}
+	// The development login token is printed once, in devstack's summary,
+	// and in no component's log.
+	token := stored["CONSOLE_TOKEN"]
+	if n := strings.Count(s.out.String(), token); token == "" || n != 1 {
+		t.Errorf("devstack output holds the console token %d times; want once (devstack.env CONSOLE_TOKEN = %q)", n, token)
+	}
+	if !strings.Contains(s.out.String(), "console   http://"+consoleAddr) {
+		t.Errorf("devstack output does not print the console's URL http://%s:\n%s", consoleAddr, s.out.String())
+	}
+	if ids := consoleAnswers(t, consoleAddr, token); len(ids) != 0 {
+		t.Errorf("console lists cases %v; want none (none was requested)", ids)
 	}
 
 	// An admin-created order makes the sandbox push ORDER_CREATE to the receiver.
@@ -204,6 +224,7 @@ func TestStackEndToEnd(t *testing.T) {
 		t.Fatalf("CALLBACKS holds %d messages after a delivered push; want >= 1", n)
 	}
 	s.stop(t)
+	first := s.out.String()
 
 	// A second run reuses the data: the stored callback and the secrets are still there.
 	s2 := startStack(t, args)
@@ -211,7 +232,57 @@ func TestStackEndToEnd(t *testing.T) {
 	if strings.Contains(s2.out.String(), "generated development secrets") {
 		t.Error("second run generated new secrets; want the stored ones reused")
 	}
+	// The same login works on the restarted stack.
+	if !strings.Contains(s2.out.String(), token) {
+		t.Errorf("second run does not print the stored console token; first run:\n%s\nsecond:\n%s", first, s2.out.String())
+	}
+	consoleAnswers(t, consoleAddr, token)
 	if n := streamMsgs(t, natsURL); n < 1 {
 		t.Fatalf("after restart CALLBACKS holds %d messages; want the stored callback kept", n)
 	}
+}
+
+// consoleAnswers checks the console devstack started: /healthz without
+// credentials, /api/v1/cases refused without a token and answered with the
+// development token. It returns the ids of the cases listed.
+func consoleAnswers(t *testing.T, addr, token string) []int64 {
+	t.Helper()
+	get := func(path, bearer string) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.Bytes()
+	}
+	if code, _ := get("/healthz", ""); code != http.StatusOK {
+		t.Errorf("console GET /healthz = %d; want 200", code)
+	}
+	if code, _ := get("/api/v1/cases", ""); code != http.StatusUnauthorized {
+		t.Errorf("console GET /api/v1/cases without a token = %d; want 401", code)
+	}
+	code, body := get("/api/v1/cases?limit=1000", token)
+	var list struct {
+		Cases *[]struct {
+			ID int64 `json:"id"`
+		} `json:"cases"`
+	}
+	if code != http.StatusOK || json.Unmarshal(body, &list) != nil || list.Cases == nil {
+		t.Fatalf("console GET /api/v1/cases with the printed token = %d %s; want 200 and a case list", code, body)
+	}
+	var ids []int64
+	for _, c := range *list.Cases {
+		ids = append(ids, c.ID)
+	}
+	return ids
 }

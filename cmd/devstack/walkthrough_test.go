@@ -148,9 +148,10 @@ func TestWalkthrough(t *testing.T) {
 	data := t.TempDir()
 	sandboxAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	receiverAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	consoleAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	s := startStack(t, []string{"devstack", "-data", data, "-nats-port", strconv.Itoa(freePort(t)),
 		"-sandbox-addr", sandboxAddr, "-receiver-addr", receiverAddr,
-		"-worker-metrics-addr", "127.0.0.1:" + strconv.Itoa(freePort(t))},
+		"-worker-metrics-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)), "-console-addr", consoleAddr},
 		"WORKER_UNKNOWN_CASE_WAIT=2s")
 	defer s.stop(t)
 	ctl := newCLI(t, data)
@@ -324,6 +325,16 @@ func TestWalkthrough(t *testing.T) {
 	resolveParkedCase(t, ctl)
 	refusalPaths(t, ctl, sandboxAddr)
 	deadLetterWaysOut(t, ctl)
+
+	// The console devstack started lists the walkthrough's cases to the
+	// development token it printed.
+	secrets, _, err := loadOrCreateSecrets(filepath.Join(data, "devstack.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := consoleAnswers(t, consoleAddr, secrets["CONSOLE_TOKEN"]); len(ids) < len(flows) {
+		t.Errorf("console lists cases %v; want at least the walkthrough's %d", ids, len(flows))
+	}
 
 	// Bad input gets a one-line error and a non-zero exit.
 	if _, errOut, code := ctl.try("show", "999999"); code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
