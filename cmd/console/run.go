@@ -124,9 +124,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // openStore opens the case store read-only, waiting while the file does
-// not exist yet (the worker creates it: started together, the console may
-// come first). It returns nil, nil when ctx ends first. A schema older
-// than this build is an error: the worker of this version upgrades it.
+// not exist yet or its schema is older than this build: the worker creates
+// and upgrades it, and started together (devstack, a Procfile runner, an
+// upgrade), the console may come first. Exiting instead would stop every
+// process under a Procfile runner. It returns nil, nil when ctx ends first.
 func openStore(ctx context.Context, path string, logger *slog.Logger) (*casestore.Store, error) {
 	for waited := false; ; waited = true {
 		st, err := casestore.OpenReadOnly(ctx, path, logger)
@@ -135,12 +136,16 @@ func openStore(ctx context.Context, path string, logger *slog.Logger) (*casestor
 		case err == nil:
 			return st, nil
 		case errors.As(err, &se):
-			return nil, fmt.Errorf("%w: start a worker of this version to upgrade the database", se)
-		case !errors.Is(err, fs.ErrNotExist):
+			if !waited {
+				logger.Warn("case store older than this build; waiting for a worker of this version to create or upgrade it",
+					"db", path, "schema", se.File, "want", se.Build)
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			if !waited {
+				logger.Warn("no case store yet; waiting for the worker to create it", "db", path)
+			}
+		default:
 			return nil, fmt.Errorf("open case store %s: %w", path, err)
-		}
-		if !waited {
-			logger.Warn("no case store yet; waiting for the worker to create it", "db", path)
 		}
 		select {
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -242,5 +243,47 @@ func TestConfigErrors(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "short-secret-key") {
 			t.Errorf("%s: the error quotes the key: %v", tc.name, err)
 		}
+	}
+}
+
+// TestRunWaitsForTheWorkersSchema: started beside a worker that has created
+// the case store but not yet set it up (schema version 0; a Procfile runner
+// starts every process at once), the console waits, saying why, instead of
+// exiting (which would stop every process under the runner), and serves
+// once the worker has migrated the file.
+func TestRunWaitsForTheWorkersSchema(t *testing.T) {
+	ns := eventstest.Start(t)
+	path := filepath.Join(t.TempDir(), "refunds.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil { // what the worker's first open leaves for an instant
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, envFunc(consoleEnv(ns.URL(), path)), &stdout, &stderr) }()
+	eventstest.WaitFor(t, 30*time.Second, "the console to wait for the schema", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned while the store was at schema version 0: %v\n%s", err, stderr.String())
+		default:
+		}
+		return strings.Contains(stderr.String(), "waiting for a worker of this version")
+	})
+	st, err := casestore.Open(ctx, path, nil) // the worker migrates
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	var base string
+	eventstest.WaitFor(t, 30*time.Second, "the console to listen and be ready", func() bool {
+		if m := listenLine.FindStringSubmatch(stderr.String()); m != nil {
+			base = m[1]
+		}
+		return base != "" && get(t, base+"/readyz", viewerToken).status == http.StatusOK
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run = %v; want a clean stop", err)
 	}
 }
