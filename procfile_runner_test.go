@@ -77,9 +77,9 @@ func TestProcfileUnderARealRunner(t *testing.T) {
 
 // procfileStack is the Procfile's processes run by a runner in dir.
 type procfileStack struct {
-	dir                                string
-	natsURL, sandbox, receiver, worker string // addresses
-	token                              string // the .env's CALLBACK_TOKEN
+	dir                                         string
+	natsURL, sandbox, receiver, worker, console string // addresses
+	token                                       string // the .env's CALLBACK_TOKEN
 
 	cmd    *exec.Cmd     // the runner
 	out    *bytes.Buffer // its output; read only after it exited
@@ -96,6 +96,7 @@ func startProcfile(t *testing.T, runner, bin string) *procfileStack {
 		sandbox:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		receiver: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		worker:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		console:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		out:      &bytes.Buffer{},
 		exited:   make(chan error, 1),
 	}
@@ -133,7 +134,7 @@ func startProcfile(t *testing.T, runner, bin string) *procfileStack {
 	s.cmd.Dir = s.dir
 	s.cmd.Env = append(os.Environ(),
 		"NATS_URL="+s.natsURL, "SANDBOX_ADDR="+s.sandbox, "RECEIVER_ADDR="+s.receiver,
-		"UPSTREAM_BASE_URL=http://"+s.sandbox, "WORKER_METRICS_ADDR="+s.worker,
+		"UPSTREAM_BASE_URL=http://"+s.sandbox, "WORKER_METRICS_ADDR="+s.worker, "CONSOLE_ADDR="+s.console,
 		// The worker's default, made absolute so that refundctl reads the
 		// same file whatever DB_PATH the caller's environment has.
 		"DB_PATH="+filepath.Join(s.dir, "data", "refunds.db"),
@@ -161,8 +162,17 @@ func startProcfile(t *testing.T, runner, bin string) *procfileStack {
 	waitFor(t, "the sandbox", func() bool { return ok("http://" + s.sandbox + "/_sandbox/healthz") })
 	waitFor(t, "the receiver's /readyz", func() bool { return ok("http://" + s.receiver + "/readyz") })
 	waitFor(t, "the worker's /readyz", func() bool { return ok("http://" + s.worker + "/readyz") })
+	waitFor(t, "the console's /healthz", func() bool { return ok("http://" + s.console + "/healthz") })
+	// The login token docs/operations.md gives for the documented .env.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+s.console+"/api/v1/cases", nil)
+	req.Header.Set("Authorization", "Bearer dev-console-token-0123456789")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the console with the documented token: %v %v; want 200", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	s.procs = descendants(s.cmd.Process.Pid)
-	for _, name := range []string{"nats-server", "sandbox", "receiver", "worker"} {
+	for _, name := range []string{"nats-server", "sandbox", "receiver", "worker", "console"} {
 		if !s.procs.has(name) {
 			t.Fatalf("processes under %s: %v; want one running %s", runner, s.procs, name)
 		}

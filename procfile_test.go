@@ -122,7 +122,7 @@ func documentedEnvText(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile("(?s)A\n`\\.env` beside the Procfile.*?```sh\n(.*?)```").FindSubmatch(b)
+	m := regexp.MustCompile("(?s)A\\s+`\\.env` beside the Procfile.*?```sh\n(.*?)```").FindSubmatch(b)
 	if m == nil {
 		t.Fatal("docs/operations.md has no .env block")
 	}
