@@ -5,12 +5,14 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
@@ -18,61 +20,220 @@ import (
 // verdictPoll is how often an action reads the store for its verdict.
 const verdictPoll = 100 * time.Millisecond
 
-// handleResolve is POST /cases/{id}/resolve: the resolve command refundctl
-// resolve publishes (retry, or close with a note), issued under the
-// operator's name. It waits up to VerdictWait for the worker's verdict and
-// then shows the case with it (a redirect, so a reload does not send the
-// form again).
-func (s *Server) handleResolve(c echo.Context) error {
-	if !who(c).CanAct() {
-		return errNotOperator
-	}
-	if err := s.checkCSRF(c); err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	k, err := s.getCase(ctx, c.Param("id"))
-	if err != nil {
-		return err
-	}
-	r := &refundflow.Resolve{Action: refundflow.ResolveAction(c.FormValue("action")), Note: c.FormValue("note")}
-	if err := r.Validate(); err != nil {
-		return s.renderCase(c, http.StatusBadRequest, k, "", formMessage(err))
-	}
-	if s.js == nil {
-		return &Error{Code: CodeUnavailable, Message: "this console has no NATS connection; commands cannot be sent"}
-	}
-	id, err := opcommands.NewID()
-	if err != nil {
-		return err
-	}
-	cmd := refundflow.Command{ID: id, Kind: refundflow.InputResolve, Platform: refundflow.Platform(k.Platform),
-		CaseID: k.ID, Resolve: r, Operator: who(c).Name, IssuedAt: s.now().UTC().Truncate(time.Millisecond)}
-	if err := cmd.Validate(); err != nil {
-		return s.renderCase(c, http.StatusBadRequest, k, "", formMessage(err))
-	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_, err = opcommands.Publish(pctx, s.js, cmd)
-	cancel()
-	if err != nil {
-		s.logger.Warn("publish command failed", "command", id, "kind", cmd.Kind, "case", k.ID, "err", err)
-		return &Error{Code: CodeUnavailable, Message: "the command could not be stored (NATS unreachable?); nothing was sent, try again"}
-	}
-	verdict := "pending"
-	o, err := opcommands.AwaitOutcome(ctx, s.store, id, s.cfg.VerdictWait, verdictPoll)
-	switch {
-	case err == nil:
-		verdict = o.Verdict
-	case !errors.Is(err, opcommands.ErrPending):
-		return err
-	}
-	s.metrics.commands.WithLabelValues(string(cmd.Kind), verdict).Inc()
-	s.logger.Info("command issued", "command", id, "kind", cmd.Kind, "action", r.Action, "case", k.ID,
-		"account", who(c).Name, "verdict", verdict)
-	return c.Redirect(http.StatusSeeOther, "/cases/"+strconv.FormatInt(k.ID, 10)+"?"+url.Values{"command": {id}}.Encode())
+// action is one of the case page's forms: the refundflow command it sends,
+// and how the form's fields fill it in. Every action goes through
+// handleAction, so a form is checked, published and followed to its
+// verdict the same way whichever command it sends.
+type action struct {
+	// name is the form's route (/cases/{id}/{name}) and its id on the page.
+	name string
+	kind refundflow.InputKind
+	// fill sets the command's fields for this kind from the form. An error
+	// is a value the form cannot even express (an amount that is not a
+	// number): it is shown like a validation error.
+	fill func(c echo.Context, cmd *refundflow.Command) error
 }
 
-// formMessage is a validation error as one line for the form.
+// actions are the case page's forms, by name.
+var actions = map[string]action{
+	"resolve": {name: "resolve", kind: refundflow.InputResolve, fill: func(c echo.Context, cmd *refundflow.Command) error {
+		cmd.Resolve = &refundflow.Resolve{Action: refundflow.ResolveAction(c.FormValue("action")), Note: c.FormValue("note")}
+		return nil
+	}},
+	"ship": {name: "ship", kind: refundflow.InputReportShipment, fill: func(c echo.Context, cmd *refundflow.Command) error {
+		cmd.Shipment = &refundflow.Shipment{Company: c.FormValue("company"), Waybill: c.FormValue("waybill"),
+			Phone: c.FormValue("phone"), Description: c.FormValue("description")}
+		return nil
+	}},
+	"cancel": {name: "cancel", kind: refundflow.InputCancel, fill: func(echo.Context, *refundflow.Command) error { return nil }},
+	"message": {name: "message", kind: refundflow.InputSendMessage, fill: func(c echo.Context, cmd *refundflow.Command) error {
+		cmd.Message = c.FormValue("text")
+		return nil
+	}},
+	"modify": {name: "modify", kind: refundflow.InputModify, fill: fillModify},
+}
+
+// amountMax is the amount field's word for "the most the form allows"
+// (Modification.Amount 0), as refundctl's --amount max.
+const amountMax = "max"
+
+// fillModify reads the modify form as refundctl modify reads its flags: an
+// empty field changes nothing, a reason is an id or a text (not both), an
+// amount is fen or max.
+func fillModify(c echo.Context, cmd *refundflow.Command) error {
+	m := &refundflow.Modification{Reason: strings.TrimSpace(c.FormValue("reason"))}
+	cmd.Modify = m
+	var errs []error
+	if v := strings.TrimSpace(c.FormValue("reason_id")); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			errs = append(errs, errors.New("reasonId: a positive integer (the platform's reason id)"))
+		}
+		m.ReasonID = n
+	}
+	if v := strings.TrimSpace(c.FormValue("amount")); v != "" {
+		var n int64
+		if v != amountMax {
+			var err error
+			if n, err = strconv.ParseInt(v, 10, 64); err != nil || n < 0 {
+				errs = append(errs, errors.New("amount: fen (a whole number), or max"))
+			}
+		}
+		m.Amount = &n
+	}
+	if v := c.FormValue("description"); v != "" {
+		m.Description = &v
+		// As refundctl's checkChanges: the new description is checked as a
+		// Taobao request checks it, the other fields of the probe being
+		// placeholders that pass. The worker validates the whole modified
+		// request again.
+		probe := refundflow.Request{GoodsStatus: "1", ReasonID: 1, Description: v}
+		if err := probe.Validate(refundflow.PlatformTaobao); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// handleAction is POST /cases/{id}/{action}: the command refundctl
+// publishes for the same verb, built from the form and issued under the
+// operator's name (so the timeline records who). A form refundflow's
+// validation refuses is shown again with the reasons, and nothing is
+// published. Otherwise it waits up to VerdictWait for the worker's verdict
+// and then shows the case with it (a redirect, so a reload does not send
+// the form again). Which forms the page offers is a hint: the worker
+// decides whether the command applies, and its verdict says.
+func (s *Server) handleAction(a action) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !who(c).CanAct() {
+			return errNotOperator
+		}
+		if err := s.checkCSRF(c); err != nil {
+			return err
+		}
+		ctx := c.Request().Context()
+		k, err := s.getCase(ctx, c.Param("id"))
+		if err != nil {
+			return err
+		}
+		id, err := opcommands.NewID()
+		if err != nil {
+			return err
+		}
+		cmd := refundflow.Command{ID: id, Kind: a.kind, Platform: refundflow.Platform(k.Platform),
+			CaseID: k.ID, Operator: who(c).Name, IssuedAt: s.now().UTC().Truncate(time.Millisecond)}
+		if k.Platform == casestore.PlatformTaobao {
+			cmd.OrderID, cmd.SubOrderID = k.OrderID, k.SubOrderID
+		} else {
+			cmd.OrderID = k.OrderID
+		}
+		ferr := a.fill(c, &cmd)
+		if err := errors.Join(ferr, cmd.Validate()); err != nil {
+			return s.renderCase(c, http.StatusBadRequest, k, "", &formError{Form: a.name, Message: formMessage(err)})
+		}
+		if s.js == nil {
+			return &Error{Code: CodeUnavailable, Message: "this console has no NATS connection; commands cannot be sent"}
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = opcommands.Publish(pctx, s.js, cmd)
+		cancel()
+		if err != nil {
+			s.logger.Warn("publish command failed", "command", id, "kind", cmd.Kind, "case", k.ID, "err", err)
+			return &Error{Code: CodeUnavailable, Message: "the command could not be stored (NATS unreachable?); nothing was sent, try again"}
+		}
+		verdict := "pending"
+		o, err := opcommands.AwaitOutcome(ctx, s.store, id, s.cfg.VerdictWait, verdictPoll)
+		switch {
+		case err == nil:
+			verdict = o.Verdict
+		case !errors.Is(err, opcommands.ErrPending):
+			return err
+		}
+		s.metrics.commands.WithLabelValues(string(cmd.Kind), verdict).Inc()
+		s.logger.Info("command issued", "command", id, "kind", cmd.Kind, "case", k.ID,
+			"account", who(c).Name, "verdict", verdict)
+		return c.Redirect(http.StatusSeeOther, "/cases/"+strconv.FormatInt(k.ID, 10)+"?"+url.Values{"command": {id}}.Encode())
+	}
+}
+
+// formError is why a form was refused: shown next to that form.
+type formError struct {
+	Form    string
+	Message string
+}
+
+// fieldLabels are the case page's names for the fields refundflow's
+// validation names as JSON does (for the worker's dead letters): the
+// operator filled in a form, so the console names its fields, as
+// refundctl names its flags.
+var fieldLabels = map[string]string{
+	"action":      "Action",
+	"note":        "Note",
+	"company":     "Carrier",
+	"waybill":     "Waybill",
+	"phone":       "Phone",
+	"description": "Description",
+	"message":     "Message",
+	"reasonId":    "Reason id",
+	"reason":      "Reason text",
+	"amount":      "Amount",
+	"vouchers":    "Vouchers",
+}
+
+// proseFields are the JSON names translated inside a message as well as at
+// its start: only the camelCase ones, which cannot be ordinary words.
+var proseFields = regexp.MustCompile(`\breasonId\b`)
+
+// formMessage is a validation error as one line for the form, each problem
+// naming the form's field: "waybill: 1 to 64 printable characters" becomes
+// "Waybill: 1 to 64 printable characters". The "shipment: " or "modify: "
+// before the first problem of a nested part is dropped.
 func formMessage(err error) string {
-	return strings.ReplaceAll(err.Error(), "\n", "; ")
+	var out []string
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		line = strings.TrimSpace(line)
+		for _, doc := range []string{"resolve: ", "shipment: ", "modify: "} {
+			line = strings.TrimPrefix(line, doc)
+		}
+		if line == "" {
+			continue
+		}
+		field, rest := line, ""
+		if j := strings.IndexAny(line, ": "); j >= 0 {
+			field, rest = line[:j], line[j:]
+		}
+		if label, ok := fieldLabels[field]; ok {
+			line = label + rest
+		}
+		line = proseFields.ReplaceAllStringFunc(line, func(m string) string { return fieldLabels[m] })
+		out = append(out, line)
+	}
+	return strings.Join(out, "; ")
+}
+
+// offers are the forms the case page shows k's reader: those whose command
+// may apply to k in its state (the worker still decides), and only to an
+// operator.
+func offers(a Account, k casestore.Case) map[string]bool {
+	if !a.CanAct() {
+		return nil
+	}
+	state, parked := refundflow.State(k.State), refundflow.State(k.ParkedState)
+	attention := state == refundflow.StateNeedsAttention
+	effective := state
+	if attention {
+		effective = parked
+	}
+	taobao := k.Platform == casestore.PlatformTaobao
+	return map[string]bool{
+		"resolve": attention,
+		"ship": effective == refundflow.StateWaitingReturnShipment ||
+			(attention && (parked == refundflow.StateReturnRendering || parked == refundflow.StateReturnSubmitting)),
+		"cancel":  !state.Terminal() && state != refundflow.StateCancelling,
+		"message": taobao && k.RefundID != "" && !state.Terminal(),
+		"modify": taobao && k.RefundID != "" && attention &&
+			((parked == refundflow.StateWaitingSeller && k.AttentionCode == refundflow.AttnSellerRefused) ||
+				parked == refundflow.StateModifyRendering ||
+				(parked == refundflow.StateModifying && k.AttentionCode == refundflow.AttnPlatformError)),
+	}
 }

@@ -201,12 +201,13 @@ func (s *Server) handleCasesPage(c echo.Context) error {
 type casePage struct {
 	page
 	caseDetailJSON
-	CanResolve bool
+	// Offers are the action forms shown (offers), by name.
+	Offers map[string]bool
 	// Verdict is the verdict of the command named by ?command=, after an
 	// action (nil: none asked for).
 	Verdict *verdictView
-	// FormError is why the resolve form was refused.
-	FormError string
+	// FormError is why a form was refused, shown beside it (nil: none).
+	FormError *formError
 }
 
 // verdictView is a command's verdict as the case page shows it.
@@ -223,17 +224,17 @@ func (s *Server) handleCasePage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.renderCase(c, http.StatusOK, k, c.QueryParam("command"), "")
+	return s.renderCase(c, http.StatusOK, k, c.QueryParam("command"), nil)
 }
 
-func (s *Server) renderCase(c echo.Context, status int, k casestore.Case, commandID, formErr string) error {
+func (s *Server) renderCase(c echo.Context, status int, k casestore.Case, commandID string, formErr *formError) error {
 	ctx := c.Request().Context()
 	d, err := s.caseDetail(ctx, k)
 	if err != nil {
 		return err
 	}
 	p := casePage{page: s.pageBase(c, fmt.Sprintf("Case %d", k.ID)), caseDetailJSON: d, FormError: formErr,
-		CanResolve: who(c).CanAct() && k.State == string(refundflow.StateNeedsAttention)}
+		Offers: offers(who(c), k)}
 	if commandID != "" && len(commandID) <= 64 {
 		v := &verdictView{CommandID: commandID, Verdict: "pending"}
 		o, err := s.store.CommandOutcome(ctx, commandID)

@@ -20,7 +20,11 @@ func (s *Server) routes(e *echo.Echo) {
 	e.GET("/", s.handleOverview)
 	e.GET("/cases", s.handleCasesPage)
 	e.GET("/cases/:id", s.handleCasePage)
-	e.POST("/cases/:id/resolve", s.handleResolve)
+	e.POST("/cases/:id/resolve", s.handleAction(actions["resolve"]))
+	e.POST("/cases/:id/ship", s.handleAction(actions["ship"]))
+	e.POST("/cases/:id/cancel", s.handleAction(actions["cancel"]))
+	e.POST("/cases/:id/message", s.handleAction(actions["message"]))
+	e.POST("/cases/:id/modify", s.handleAction(actions["modify"]))
 
 	api := e.Group("/api/v1")
 	api.GET("/cases", s.handleAPICases)

@@ -10,9 +10,11 @@
   }
   var status = document.getElementById('live-status');
   var seen = Number(live.dataset.version);
-  // Sections replaced whole from the fresh page. The resolve form is kept
-  // while both pages have it, so a note being typed is not lost.
+  // Sections replaced whole from the fresh page. An action form is kept
+  // while both pages have it, so what is being typed is not lost; its box
+  // is replaced when the form appears or goes.
   var sections = ['why', 'attention-box', 'summary', 'steps-box', 'timeline', 'messages-box'];
+  var forms = ['resolve', 'ship', 'cancel', 'message', 'modify'];
   var busy = false, pending = null;
 
   function say(text) {
@@ -43,10 +45,11 @@
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, 'text/html');
         sections.forEach(function (id) { swap(doc, id); });
-        var form = document.getElementById('resolve'), freshForm = doc.getElementById('resolve');
-        if (!(form && freshForm)) {
-          swap(doc, 'resolve-box');
-        }
+        forms.forEach(function (id) {
+          if (!(document.getElementById(id) && doc.getElementById(id))) {
+            swap(doc, id + '-box');
+          }
+        });
         say('Updated at ' + new Date().toLocaleTimeString() + ': the case is now ' + change.state +
           (change.attentionCode ? ' (' + change.attentionCode + ')' : '') + ', version ' + change.version + '.');
       })
