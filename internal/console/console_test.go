@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
@@ -35,12 +37,20 @@ type testServer struct {
 	path  string // the case store's file
 }
 
-// seedCase is one case to create, and where to move it.
+// seedCase is one case to create, and where to move it. A case with an
+// attention stops at parked (rendering when empty).
 type seedCase struct {
 	platform, order, sub, state, attention string
+	parked, refund                         string
 }
 
 func newTestServer(t *testing.T, seeds ...seedCase) *testServer {
+	t.Helper()
+	return newTestServerOn(t, nil, seeds...)
+}
+
+// newTestServerOn is newTestServer with js to publish commands on.
+func newTestServerOn(t *testing.T, js jetstream.JetStream, seeds ...seedCase) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "refunds.db")
@@ -60,9 +70,12 @@ func newTestServer(t *testing.T, seeds ...seedCase) *testServer {
 			if err != nil {
 				return err
 			}
-			c.State = sd.state
+			c.State, c.RefundID = sd.state, sd.refund
 			if sd.attention != "" {
 				c.ParkedState, c.AttentionCode, c.AttentionMessage = string(refundflow.StateRendering), sd.attention, "reason 999999 is not on the form"
+				if sd.parked != "" {
+					c.ParkedState = sd.parked
+				}
 			}
 			if c, err = tx.UpdateCase(ctx, c); err != nil {
 				return err
@@ -86,7 +99,7 @@ func newTestServer(t *testing.T, seeds ...seedCase) *testServer {
 	}
 	ts.srv, err = New(Config{Accounts: accounts, SessionKey: []byte(sessionKey), VerdictWait: 200 * time.Millisecond,
 		EventsInterval: 20 * time.Millisecond},
-		Deps{Store: st, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
+		Deps{Store: st, JetStream: js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -1,0 +1,235 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/events/eventstest"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// commandsStored is how many commands the COMMANDS stream holds.
+func commandsStored(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	st, err := js.Stream(context.Background(), events.DefaultCommandStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// lastCommand is the last command stored on subject.
+func lastCommand(t *testing.T, js jetstream.JetStream, subject string) refundflow.Command {
+	t.Helper()
+	st, err := js.Stream(context.Background(), events.DefaultCommandStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(context.Background(), subject)
+	if err != nil {
+		t.Fatalf("no command on %s: %v", subject, err)
+	}
+	var c refundflow.Command
+	if err := json.Unmarshal(m.Data, &c); err != nil {
+		t.Fatalf("command on %s: %v", subject, err)
+	}
+	if got := m.Header.Get(events.HeaderCommandIssuer); got != c.Operator {
+		t.Errorf("command on %s: issuer header %q; want the operator %q", subject, got, c.Operator)
+	}
+	return c
+}
+
+var commandInLocation = regexp.MustCompile(`\?command=(cmd-[0-9a-f]{24})$`)
+
+// TestActions: each form of the case page, sent by an operator with the
+// session's CSRF token, publishes its command for the case under the
+// operator's name and shows the case with the verdict; a viewer, or a form
+// without the CSRF token, is refused (403); a bad value publishes nothing
+// and is shown beside its form, naming the form's field.
+func TestActions(t *testing.T) {
+	ns := eventstest.Start(t)
+	js := ns.JetStream()
+	if err := events.EnsureWorkStreams(context.Background(), js, events.DefaultWorkStreamsConfig()); err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServerOn(t, js,
+		seedCase{order: "200", sub: "201", state: string(refundflow.StateWaitingReturnShipment), refund: "R201"},
+		seedCase{order: "300", sub: "301", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnSellerRefused,
+			parked: string(refundflow.StateWaitingSeller), refund: "R301"},
+		seedCase{platform: "1688", order: "400", state: string(refundflow.StateCancelled)},
+	)
+	returning, refused, closed := ts.cases[0], ts.cases[1], ts.cases[2]
+	op, viewer := ts.login(operatorToken), ts.login(viewerToken)
+	csrf := ts.srv.sessions.csrf(op.Value)
+	path := func(k casestore.Case) string { return fmt.Sprintf("/cases/%d", k.ID) }
+
+	// Each form is offered where it may apply, to operators only.
+	for _, tc := range []struct {
+		k            casestore.Case
+		offered, not []string
+	}{
+		{returning, []string{"ship", "cancel", "message"}, []string{"modify", "resolve"}},
+		{refused, []string{"modify", "resolve", "cancel", "message"}, []string{"ship"}},
+		{closed, nil, []string{"ship", "cancel", "message", "modify", "resolve"}},
+	} {
+		page := ts.do("GET", path(tc.k), "cookie:"+op.Value, nil)
+		for _, f := range tc.offered {
+			if !strings.Contains(page.body, `id="`+f+`"`) {
+				t.Errorf("case %d (%s): operator's page has no %s form", tc.k.ID, tc.k.State, f)
+			}
+		}
+		for _, f := range tc.not {
+			if strings.Contains(page.body, `id="`+f+`"`) {
+				t.Errorf("case %d (%s): page offers the %s form; want none", tc.k.ID, tc.k.State, f)
+			}
+		}
+		vpage := ts.do("GET", path(tc.k), "cookie:"+viewer.Value, nil)
+		if strings.Contains(vpage.body, `method="post" action="/cases/`) {
+			t.Errorf("case %d: viewer's page offers an action form", tc.k.ID)
+		}
+	}
+
+	amount := int64(5000)
+	desc := "half: the other item arrived fine"
+	for _, tc := range []struct {
+		form  string
+		k     casestore.Case
+		with  url.Values
+		check func(refundflow.Command) bool
+	}{
+		{"ship", returning, url.Values{"company": {"SF"}, "waybill": {"SF1234567890"}, "phone": {"13800000000"}},
+			func(c refundflow.Command) bool {
+				return c.Shipment != nil && *c.Shipment == refundflow.Shipment{Company: "SF", Waybill: "SF1234567890", Phone: "13800000000"}
+			}},
+		{"cancel", returning, url.Values{}, func(c refundflow.Command) bool { return c.Kind == refundflow.InputCancel }},
+		{"message", refused, url.Values{"text": {"please look at the photos again"}},
+			func(c refundflow.Command) bool { return c.Message == "please look at the photos again" }},
+		{"modify", refused, url.Values{"reason_id": {"1004"}, "amount": {"5000"}, "description": {desc}},
+			func(c refundflow.Command) bool {
+				m := c.Modify
+				return m != nil && m.ReasonID == 1004 && m.Amount != nil && *m.Amount == amount && m.Description != nil && *m.Description == desc
+			}},
+		{"modify", refused, url.Values{"reason": {"质量问题"}, "amount": {"max"}},
+			func(c refundflow.Command) bool {
+				m := c.Modify
+				return m != nil && m.Reason == "质量问题" && m.ReasonID == 0 && m.Amount != nil && *m.Amount == 0 && m.Description == nil
+			}},
+	} {
+		name := fmt.Sprintf("%s %v", tc.form, tc.with)
+		action := path(tc.k) + "/" + tc.form
+		before := commandsStored(t, js)
+		for who, auth := range map[string]url.Values{"viewer with its CSRF token": withCSRF(tc.with, ts.srv.sessions.csrf(viewer.Value)),
+			"operator without a CSRF token": tc.with} {
+			cookie := op.Value
+			if strings.HasPrefix(who, "viewer") {
+				cookie = viewer.Value
+			}
+			if r := ts.do("POST", action, "cookie:"+cookie, auth); r.status != http.StatusForbidden || !strings.Contains(r.body, CodeForbidden) {
+				t.Errorf("%s by %s = %d; want 403 forbidden", name, who, r.status)
+			}
+		}
+		if n := commandsStored(t, js); n != before {
+			t.Errorf("%s refused: %d commands stored; want %d (nothing published)", name, n, before)
+		}
+		r := ts.do("POST", action, "cookie:"+op.Value, withCSRF(tc.with, csrf))
+		m := commandInLocation.FindStringSubmatch(r.header.Get("Location"))
+		if r.status != http.StatusSeeOther || m == nil {
+			t.Errorf("%s by the operator = %d, Location %q; want 303 to the case with ?command=", name, r.status, r.header.Get("Location"))
+			continue
+		}
+		kind := actions[tc.form].kind
+		c := lastCommand(t, js, events.CommandSubject(string(tc.k.Platform), string(kind)))
+		if c.ID != m[1] || c.Kind != kind || c.CaseID != tc.k.ID || c.Operator != "otto" || !tc.check(c) {
+			t.Errorf("%s published %+v; want command %s, %s on case %d by otto with the form's values", name, c, m[1], kind, tc.k.ID)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s published an invalid command: %v", name, err)
+		}
+		// The worker's verdict, refused here, is what the page then shows.
+		recordOutcome(t, ts.path, casestore.CommandOutcome{CommandID: c.ID, Verdict: casestore.VerdictRejected, CaseID: tc.k.ID,
+			Code: "not_now", Reason: "a reason from the worker"})
+		page := ts.do("GET", r.header.Get("Location"), "cookie:"+op.Value, nil)
+		if !strings.Contains(page.body, `id="verdict"`) || !strings.Contains(page.body, "rejected") || !strings.Contains(page.body, "a reason from the worker") {
+			t.Errorf("%s: the page after it does not show the rejected verdict and its reason:\n%s", name, page.body)
+		}
+	}
+
+	// Bad values: nothing is published; the error names the form's field,
+	// beside that form.
+	for _, tc := range []struct {
+		form string
+		k    casestore.Case
+		with url.Values
+		want []string
+	}{
+		{"ship", returning, url.Values{"company": {"SF"}, "waybill": {""}}, []string{"Waybill: 1 to 64 printable characters"}},
+		{"ship", returning, url.Values{"company": {" SF"}, "waybill": {"W1"}, "description": {strings.Repeat("x", 201)}},
+			[]string{"Carrier: ", "Description: at most 200"}},
+		{"message", refused, url.Values{"text": {""}}, []string{"Message: 1 to"}},
+		{"modify", refused, url.Values{}, []string{"nothing to change"}},
+		{"modify", refused, url.Values{"amount": {"lots"}}, []string{"Amount: fen"}},
+		{"modify", refused, url.Values{"reason_id": {"1004"}, "reason": {"质量问题"}}, []string{"Reason text: give"}},
+		{"resolve", refused, url.Values{"action": {"close"}}, []string{"Note: required"}},
+	} {
+		name := fmt.Sprintf("%s %v", tc.form, tc.with)
+		before := commandsStored(t, js)
+		r := ts.do("POST", path(tc.k)+"/"+tc.form, "cookie:"+op.Value, withCSRF(tc.with, csrf))
+		if n := commandsStored(t, js); n != before {
+			t.Errorf("%s: %d commands stored; want %d (nothing published)", name, n, before)
+		}
+		form := r.body[strings.Index(r.body, `id="`+tc.form+`"`)+1:]
+		form = form[:strings.Index(form, "</form>")]
+		if r.status != http.StatusBadRequest || !strings.Contains(form, `role="alert"`) {
+			t.Errorf("%s = %d; want 400 with the error in the %s form:\n%s", name, r.status, tc.form, r.body)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(form, w) {
+				t.Errorf("%s: the form's error does not say %q:\n%s", name, w, form)
+			}
+		}
+		for _, field := range []string{"waybill:", "company:", "reasonId", "amount:", "message:"} {
+			if strings.Contains(form, field) {
+				t.Errorf("%s: the form's error names the JSON field %q:\n%s", name, field, form)
+			}
+		}
+	}
+}
+
+// withCSRF is form with the CSRF token csrf.
+func withCSRF(form url.Values, csrf string) url.Values {
+	out := url.Values{"csrf": {csrf}}
+	for k, v := range form {
+		out[k] = v
+	}
+	return out
+}
+
+// recordOutcome records a command's verdict as the worker would, in the
+// store file at path.
+func recordOutcome(t *testing.T, path string, o casestore.CommandOutcome) {
+	t.Helper()
+	ctx := context.Background()
+	w, err := casestore.Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Update(ctx, func(tx *casestore.Tx) error { return tx.RecordCommandOutcome(ctx, o) }); err != nil {
+		t.Fatal(err)
+	}
+}
