@@ -55,6 +55,38 @@ func parkTaobaoRequest(t *testing.T, s *stack, st *casestore.Store, sub string) 
 	return k
 }
 
+// returnRequest1688 files a 1688 return request (the request example of
+// refundctl) and returns its case once the sandbox's seller has asked for
+// the goods back (waiting_return_shipment).
+func returnRequest1688(t *testing.T, s *stack, st *casestore.Store, order string) casestore.Case {
+	t.Helper()
+	id, err := opcommands.NewID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := refundflow.Command{ID: id, Kind: refundflow.InputRequestRefund, Platform: refundflow.Platform1688, OrderID: order,
+		Request: &refundflow.Request{ReturnGoods: true, GoodsStatus: "aftersaleBuyerReceived", Reason: "七天无理由退货",
+			Amount: 9500, Description: "browser test: no longer needed"},
+		Operator: "browser-test", IssuedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("request command: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := opcommands.Publish(ctx, s.js, c); err != nil {
+		t.Fatalf("publish request: %v", err)
+	}
+	var k casestore.Case
+	eventstest.WaitFor(t, 30*time.Second, "case of "+id+" waiting for the return shipment", func() bool {
+		k, err = st.CaseOpenedBy(context.Background(), id)
+		return err == nil && (k.State == string(refundflow.StateWaitingReturnShipment) || k.State == string(refundflow.StateNeedsAttention))
+	})
+	if k.State != string(refundflow.StateWaitingReturnShipment) {
+		t.Fatalf("case %d is %s (%s: %s); want waiting_return_shipment", k.ID, k.State, k.AttentionCode, k.AttentionMessage)
+	}
+	return k
+}
+
 // TestBrowser drives the console in Debian's chromium against the product
 // in-process: two Taobao requests parked with reason_not_offered; a viewer
 // logs in, sees a case without the resolve form and is refused (403) when
@@ -63,7 +95,10 @@ func parkTaobaoRequest(t *testing.T, s *stack, st *casestore.Store, sub string) 
 // its CSRF token refused; with case B open, closes it from a second tab
 // and sees the first tab show closed_locally and the longer timeline
 // without a reload (the event stream); then closes case A with a note and
-// sees the verdict and closed_locally. Every page and API route refuses requests
+// sees the verdict and closed_locally. On a 1688 return request waiting for
+// the return shipment, the operator reports it through the ship form (a
+// bad waybill first, refused beside the form), sees the verdict, and the
+// open page shows the case succeed without a reload. Every page and API route refuses requests
 // without credentials, and no configured secret appears in any answer.
 // Screenshots of the overview and the case pages are logged.
 func TestBrowser(t *testing.T) {
@@ -76,6 +111,7 @@ func TestBrowser(t *testing.T) {
 	defer st.Close()
 	caseA := parkTaobaoRequest(t, s, st, "901")
 	caseB := parkTaobaoRequest(t, s, st, "902")
+	caseR := returnRequest1688(t, s, st, "3305075341149134262")
 	base, logs := startConsole(t, consoleEnv(s.natsURL, s.dbPath))
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
@@ -260,6 +296,44 @@ func TestBrowser(t *testing.T) {
 	if exists("#resolve") {
 		t.Errorf("a closed case still offers the resolve form")
 	}
+
+	// Ship: the 1688 return request waits for the return shipment; a bad
+	// waybill is refused beside the form, naming it; the real one is
+	// applied, and the open page follows the case to succeeded.
+	browse("case R", chromedp.Navigate(casePath(caseR)), chromedp.WaitVisible(chromedp.ID("#ship")))
+	if exists("#resolve") || exists("#modify") {
+		t.Errorf("case %d waiting for the return shipment offers resolve (%v) or modify (%v)", caseR.ID, exists("#resolve"), exists("#modify"))
+	}
+	browse("ship with a bad waybill", chromedp.SendKeys(chromedp.ID("#ship-company"), "YTO"),
+		chromedp.SendKeys(chromedp.ID("#ship-waybill"), " YT1"), chromedp.Submit(chromedp.ID("#ship-waybill")),
+		chromedp.WaitVisible(chromedp.CSS(`#ship p.error`)))
+	if got := text("#ship p.error"); !strings.Contains(got, "Waybill: 1 to 64 printable characters") {
+		t.Errorf("ship with a waybill starting with a space: the form says %q; want the Waybill rule", got)
+	}
+	if k, _ := st.GetCase(context.Background(), caseR.ID); k.State != string(refundflow.StateWaitingReturnShipment) {
+		t.Errorf("after the refused ship form case %d is %s; want it unchanged", caseR.ID, k.State)
+	}
+	browse("ship", chromedp.Navigate(casePath(caseR)), chromedp.WaitVisible(chromedp.ID("#ship")),
+		chromedp.SendKeys(chromedp.ID("#ship-company"), "YTO"), chromedp.SendKeys(chromedp.ID("#ship-waybill"), "YT1234567890"),
+		chromedp.Submit(chromedp.ID("#ship-waybill")), chromedp.WaitVisible(chromedp.ID("#verdict")))
+	if got := text("#verdict"); !strings.Contains(got, casestore.VerdictApplied) {
+		t.Errorf("ship verdict = %q; want applied", got)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.notReloaded = true`)); err != nil {
+		t.Fatalf("mark the window: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.notReloaded === true &&
+		document.querySelector('#state').textContent === 'succeeded'`, chromedp.WithPollingTimeout(45*time.Second))); err != nil {
+		k, _ := st.GetCase(context.Background(), caseR.ID)
+		t.Fatalf("case R's open page did not show succeeded without a reload within 45s (page %q, store %s): %v", text("#state"), k.State, err)
+	}
+	if exists("#ship") || exists("#cancel") {
+		t.Errorf("the open page of succeeded case %d still offers ship (%v) or cancel (%v)", caseR.ID, exists("#ship"), exists("#cancel"))
+	}
+	if tl := text("#timeline"); !strings.Contains(tl, "report_shipment") || !strings.Contains(tl, "by olga") {
+		t.Errorf("timeline of case %d = %q; want the shipment recorded by olga (the logged-in operator)", caseR.ID, tl)
+	}
+	screenshot("case-shipped.png")
 
 	// Without credentials every page and API route answers 401 or sends
 	// the browser to the login page.
