@@ -83,13 +83,15 @@ func fillModify(c echo.Context, cmd *refundflow.Command) error {
 	}
 	if v := c.FormValue("description"); v != "" {
 		m.Description = &v
-		// As refundctl's checkChanges: the new description is checked as a
-		// Taobao request checks it, the other fields of the probe being
-		// placeholders that pass. The worker validates the whole modified
-		// request again.
+		// As refundctl's checkChanges: on Taobao the new description is
+		// checked as a request checks it, the other fields of the probe
+		// being placeholders that pass. The worker validates the whole
+		// modified request again, and rejects any 1688 modification.
 		probe := refundflow.Request{GoodsStatus: "1", ReasonID: 1, Description: v}
-		if err := probe.Validate(refundflow.PlatformTaobao); err != nil {
-			errs = append(errs, err)
+		if cmd.Platform == refundflow.PlatformTaobao {
+			if err := probe.Validate(refundflow.PlatformTaobao); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

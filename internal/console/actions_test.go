@@ -183,6 +183,7 @@ func TestActions(t *testing.T) {
 		{"modify", refused, url.Values{}, []string{"nothing to change"}},
 		{"modify", refused, url.Values{"amount": {"lots"}}, []string{"Amount: fen"}},
 		{"modify", refused, url.Values{"reason_id": {"1004"}, "reason": {"质量问题"}}, []string{"Reason text: give"}},
+		{"modify", refused, url.Values{"description": {strings.Repeat("长", 501)}}, []string{"Description: at most 500"}},
 		{"resolve", refused, url.Values{"action": {"close"}}, []string{"Note: required"}},
 	} {
 		name := fmt.Sprintf("%s %v", tc.form, tc.with)
@@ -191,8 +192,8 @@ func TestActions(t *testing.T) {
 		if n := commandsStored(t, js); n != before {
 			t.Errorf("%s: %d commands stored; want %d (nothing published)", name, n, before)
 		}
-		form := r.body[strings.Index(r.body, `id="`+tc.form+`"`)+1:]
-		form = form[:strings.Index(form, "</form>")]
+		_, form, _ := strings.Cut(r.body, `id="`+tc.form+`"`)
+		form, _, _ = strings.Cut(form, "</form>")
 		if r.status != http.StatusBadRequest || !strings.Contains(form, `role="alert"`) {
 			t.Errorf("%s = %d; want 400 with the error in the %s form:\n%s", name, r.status, tc.form, r.body)
 			continue
