@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -239,21 +238,15 @@ const requestExamples = `  refundctl request --platform taobao --order 330507534
       --goods-status aftersaleBuyerReceived --reason '七天无理由退货' --amount 9500 --description 'no longer needed'`
 
 // amountMax is --amount's word for Taobao's "the most the rendered form
-// allows" (Request.Amount 0).
-const amountMax = "max"
+// allows" (Request.Amount 0): refundflow's.
+const amountMax = refundflow.AmountMax
 
 // parseAmount reads --amount: fen, or max (Taobao only; 0 means the same,
 // kept for scripts written before max).
 func parseAmount(platform, s string) (int64, error) {
-	if s == amountMax {
-		if platform == string(refundflow.Platform1688) {
-			return 0, usagef("--amount max: Taobao only; 1688 needs the amount in fen")
-		}
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, usagef("--amount %q: want fen (a whole number, e.g. 9500 for 95.00) or max", excerpt.Of(s, 40))
+	n, err := refundflow.ParseAmount(refundflow.Platform(platform), s)
+	if err != nil {
+		return 0, usagef("--amount %s", err)
 	}
 	return n, nil
 }

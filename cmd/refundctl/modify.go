@@ -117,11 +117,7 @@ func (a *app) modifyCommand() *cobra.Command {
 // the whole modified request again. 1688 is not checked: the worker
 // rejects any modification there, with what the platform allows instead.
 func checkChanges(m refundflow.Modification) error {
-	probe := refundflow.Request{GoodsStatus: "1", ReasonID: 1, Vouchers: m.Vouchers}
-	if m.Description != nil {
-		probe.Description = *m.Description
-	}
-	if err := probe.Validate(refundflow.PlatformTaobao); err != nil {
+	if err := m.CheckFor(refundflow.PlatformTaobao); err != nil {
 		return usagef("invalid modification: %s", flagMessage(err))
 	}
 	return nil

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -53,10 +54,6 @@ var actions = map[string]action{
 	"modify": {name: "modify", kind: refundflow.InputModify, fill: fillModify},
 }
 
-// amountMax is the amount field's word for "the most the form allows"
-// (Modification.Amount 0), as refundctl's --amount max.
-const amountMax = "max"
-
 // fillModify reads the modify form as refundctl modify reads its flags: an
 // empty field changes nothing, a reason is an id or a text (not both), an
 // amount is fen or max.
@@ -72,26 +69,21 @@ func fillModify(c echo.Context, cmd *refundflow.Command) error {
 		m.ReasonID = n
 	}
 	if v := strings.TrimSpace(c.FormValue("amount")); v != "" {
-		var n int64
-		if v != amountMax {
-			var err error
-			if n, err = strconv.ParseInt(v, 10, 64); err != nil || n < 0 {
-				errs = append(errs, errors.New("amount: fen (a whole number), or max"))
-			}
+		n, err := refundflow.ParseAmount(cmd.Platform, v)
+		switch {
+		case err != nil && v == refundflow.AmountMax:
+			errs = append(errs, fmt.Errorf("amount: %w", err)) // max on 1688
+		case err != nil:
+			errs = append(errs, errors.New("amount: fen (a whole number), or max"))
 		}
 		m.Amount = &n
 	}
 	if v := c.FormValue("description"); v != "" {
 		m.Description = &v
-		// As refundctl's checkChanges: on Taobao the new description is
-		// checked as a request checks it, the other fields of the probe
-		// being placeholders that pass. The worker validates the whole
-		// modified request again, and rejects any 1688 modification.
-		probe := refundflow.Request{GoodsStatus: "1", ReasonID: 1, Description: v}
-		if cmd.Platform == refundflow.PlatformTaobao {
-			if err := probe.Validate(refundflow.PlatformTaobao); err != nil {
-				errs = append(errs, err)
-			}
+		// Checked as refundctl modify checks it (refundflow's rules); the
+		// worker validates the whole modified request again.
+		if err := (refundflow.Modification{Description: &v}).CheckFor(cmd.Platform); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -45,6 +45,24 @@ func (m Modification) Validate() error {
 	return errors.Join(errs...)
 }
 
+// CheckFor checks, before sending, what a modification of a case on
+// platform p can be checked for on its own: the new description and
+// vouchers as a Taobao request checks them (the worker validates the whole
+// modified request again, and refuses any 1688 modification).
+func (m Modification) CheckFor(p Platform) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if p != PlatformTaobao {
+		return nil
+	}
+	probe := Request{GoodsStatus: "1", ReasonID: 1, Vouchers: m.Vouchers} // placeholders that pass
+	if m.Description != nil {
+		probe.Description = *m.Description
+	}
+	return probe.Validate(PlatformTaobao)
+}
+
 // apply is the request with the modification made.
 func (m Modification) apply(r Request) Request {
 	switch {

@@ -266,3 +266,33 @@ func TestModificationValidate(t *testing.T) {
 		t.Errorf("every field: %+v; want each replaced", got)
 	}
 }
+
+// TestOperatorAmountsAndModificationChecks: the one reading of an amount as
+// operators write it, and what a modification is checked for before it is
+// sent, shared by refundctl and the console.
+func TestOperatorAmountsAndModificationChecks(t *testing.T) {
+	for _, tc := range []struct {
+		p    Platform
+		in   string
+		want int64
+		ok   bool
+	}{
+		{PlatformTaobao, "max", 0, true}, {PlatformTaobao, "9500", 9500, true}, {Platform1688, "0", 0, true},
+		{Platform1688, "max", 0, false}, {PlatformTaobao, "-1", 0, false}, {PlatformTaobao, "9.5", 0, false}, {PlatformTaobao, "", 0, false},
+	} {
+		got, err := ParseAmount(tc.p, tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseAmount(%s, %q) = %d, %v; want %d, ok %v", tc.p, tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	long := strings.Repeat("长", maxDescription+1)
+	if err := (Modification{Description: &long}).CheckFor(PlatformTaobao); err == nil {
+		t.Errorf("a Taobao modification with a %d-character description passed", maxDescription+1)
+	}
+	if err := (Modification{Description: &long}).CheckFor(Platform1688); err != nil {
+		t.Errorf("on 1688 the worker refuses the modification itself; CheckFor said %v", err)
+	}
+	if err := (Modification{}).CheckFor(PlatformTaobao); err == nil || !strings.Contains(err.Error(), "nothing to change") {
+		t.Errorf("an empty modification: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ package refundflow
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -231,4 +232,24 @@ func printable(s string, max int) bool {
 		}
 	}
 	return true
+}
+
+// AmountMax is the operator's word for "the most the rendered form allows"
+// (Request.Amount and Modification.Amount 0), Taobao only.
+const AmountMax = "max"
+
+// ParseAmount reads an amount as operators write it, for platform p: fen
+// (a whole number) or AmountMax. Errors name no field: callers say which.
+func ParseAmount(p Platform, s string) (int64, error) {
+	if s == AmountMax {
+		if p == Platform1688 {
+			return 0, errors.New("max: Taobao only; 1688 needs the amount in fen")
+		}
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q: want fen (a whole number, e.g. 9500 for 95.00) or max", excerpt.Of(s, 40))
+	}
+	return n, nil
 }
