@@ -176,25 +176,27 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 		}
 		leaseUntil = now + n.LeaseTTL.Milliseconds()
 	}
+	if err := tx.lockOrder(ctx, string(n.Platform), n.OrderID); err != nil {
+		return Case{}, fmt.Errorf("create case: %w", err)
+	}
 	// The order's events kept so far are news to the new case.
 	var latest int64
 	if err := sqlx.GetContext(ctx, tx.tx, &latest, `SELECT COALESCE(MAX(id), 0) FROM order_events WHERE platform = ? AND order_id = ?`,
 		n.Platform, n.OrderID); err != nil {
 		return Case{}, fmt.Errorf("create case %s %s/%s: order events: %w", n.Platform, n.OrderID, n.SubOrderID, err)
 	}
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO cases
+	// Any unique index refusing the row (an open case of the order, the
+	// opening command's) skips it: ON CONFLICT rather than a failed
+	// statement, which would end a PostgreSQL transaction.
+	id, inserted, err := tx.insert(ctx, `INSERT INTO cases
 		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at, opened_by, lease_owner, lease_until,
 		 order_events_latest)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		n.Platform, n.OrderID, n.SubOrderID, n.State, req, nullMS(n.NextWakeAt), now, now, n.OpenedBy, n.LeaseOwner, leaseUntil, latest)
-	var id int64
-	if err == nil {
-		id, err = res.LastInsertId()
-	}
-	if err != nil {
-		if isUnique(err) {
-			return Case{}, fmt.Errorf("create case %s %s/%s: %w", n.Platform, n.OrderID, n.SubOrderID, ErrOpenCaseExists)
-		}
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		string(n.Platform), n.OrderID, n.SubOrderID, n.State, req, nullMS(n.NextWakeAt), now, now, n.OpenedBy, n.LeaseOwner, leaseUntil, latest)
+	switch {
+	case err != nil && isUnique(err), err == nil && !inserted:
+		return Case{}, fmt.Errorf("create case %s %s/%s: %w", n.Platform, n.OrderID, n.SubOrderID, ErrOpenCaseExists)
+	case err != nil:
 		return Case{}, fmt.Errorf("create case %s %s/%s: %w", n.Platform, n.OrderID, n.SubOrderID, err)
 	}
 	// Built here, not read back (see updateCase): the column defaults of

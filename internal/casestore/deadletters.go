@@ -89,18 +89,15 @@ func (tx *Tx) InsertDeadLetter(ctx context.Context, d DeadLetter) (id int64, ins
 	if at.IsZero() {
 		at = tx.now
 	}
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO dead_letters
+	id, inserted, err = tx.insert(ctx, `INSERT INTO dead_letters
 		(msg_id, subject, headers, payload, reason, error, deliveries, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) WHERE retried_at IS NULL DO NOTHING`,
 		d.MsgID, d.Subject, string(headers), payload, d.Reason, d.Error, d.Deliveries, ms64(at))
 	if err != nil {
 		return 0, false, fmt.Errorf("insert dead letter %q: %w", d.MsgID, err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return 0, false, fmt.Errorf("insert dead letter %q: %w", d.MsgID, err)
-	} else if n == 1 {
-		id, err := res.LastInsertId()
-		return id, true, err
+	if inserted {
+		return id, true, nil
 	}
 	if err := sqlx.GetContext(ctx, tx.tx, &id, `SELECT id FROM dead_letters WHERE msg_id = ? AND retried_at IS NULL`, d.MsgID); err != nil {
 		return 0, false, fmt.Errorf("insert dead letter %q: %w", d.MsgID, err)
@@ -198,7 +195,7 @@ func (tx *Tx) MarkDeadLetterRetried(ctx context.Context, id int64) error {
 // changing nothing.
 func (tx *Tx) DiscardDeadLetter(ctx context.Context, id int64, by, note string) error {
 	var r deadRow
-	if err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+deadColumns+` FROM dead_letters WHERE id = ?`, id); err != nil {
+	if err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+deadColumns+` FROM dead_letters WHERE id = ?`+tx.forUpdate(), id); err != nil {
 		return fmt.Errorf("discard dead letter %d: %w", id, notFound(err))
 	}
 	switch {

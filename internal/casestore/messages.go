@@ -106,7 +106,7 @@ func (s *Store) CaseMessages(ctx context.Context, caseID int64) ([]CaseMessage, 
 // many there were.
 func (tx *Tx) MarkMessagesRead(ctx context.Context, caseID int64) (int, error) {
 	var n int
-	if err := sqlx.GetContext(ctx, tx.tx, &n, `SELECT unread_seller_messages FROM cases WHERE id = ?`, caseID); err != nil {
+	if err := sqlx.GetContext(ctx, tx.tx, &n, `SELECT unread_seller_messages FROM cases WHERE id = ?`+tx.forUpdate(), caseID); err != nil {
 		return 0, fmt.Errorf("case %d: %w", caseID, notFound(err))
 	}
 	if n == 0 {

@@ -39,7 +39,7 @@ type orderEventRow struct {
 	MessageType   string `db:"message_type"`
 	Kind          string `db:"kind"`
 	OrderStatus   string `db:"order_status"`
-	Ended         bool   `db:"ended"`
+	Ended         int64  `db:"ended"` // 0 or 1 (INTEGER on SQLite, BIGINT on PostgreSQL)
 	CloseReason   string `db:"close_reason"`
 	TotalAmount   int64  `db:"total_amount"`
 	ProductAmount int64  `db:"product_amount"`
@@ -50,7 +50,7 @@ type orderEventRow struct {
 
 func (r orderEventRow) event() OrderEvent {
 	return OrderEvent{ID: r.ID, Platform: platform.ID(r.Platform), OrderID: r.OrderID, MsgID: r.MsgID,
-		MessageType: r.MessageType, Kind: platform.Kind(r.Kind), OrderStatus: r.OrderStatus, Ended: r.Ended,
+		MessageType: r.MessageType, Kind: platform.Kind(r.Kind), OrderStatus: r.OrderStatus, Ended: r.Ended != 0,
 		CloseReason: r.CloseReason, TotalAmount: r.TotalAmount, ProductAmount: r.ProductAmount,
 		ShippingFee: r.ShippingFee, Body: json.RawMessage(r.Body), ReceivedAt: time.UnixMilli(r.ReceivedAt).UTC()}
 }
@@ -78,19 +78,23 @@ func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, summary strin
 	if at.IsZero() {
 		at = tx.now
 	}
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO order_events (platform, order_id, msg_id, message_type, kind,
-		order_status, ended, close_reason, total_amount, product_amount, shipping_fee, body, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`,
-		string(ev.Platform), ev.OrderID, ev.MsgID, ev.MessageType, string(ev.Kind), ev.OrderStatus, ev.Ended,
-		ev.CloseReason, ev.TotalAmount, ev.ProductAmount, ev.ShippingFee, body, ms64(at))
-	if err != nil {
-		return 0, nil, false, fmt.Errorf("order event %s: %w", ev.MsgID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
+	if err := tx.lockOrder(ctx, string(ev.Platform), ev.OrderID); err != nil {
 		return 0, nil, false, err
 	}
-	if id, err = res.LastInsertId(); err != nil {
-		return 0, nil, false, fmt.Errorf("order event %s: %w", ev.MsgID, err)
+	ended := 0
+	if ev.Ended {
+		ended = 1
+	}
+	id, inserted, err := tx.insert(ctx, `INSERT INTO order_events (platform, order_id, msg_id, message_type, kind,
+		order_status, ended, close_reason, total_amount, product_amount, shipping_fee, body, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`,
+		string(ev.Platform), ev.OrderID, ev.MsgID, ev.MessageType, string(ev.Kind), ev.OrderStatus, ended,
+		ev.CloseReason, ev.TotalAmount, ev.ProductAmount, ev.ShippingFee, body, ms64(at))
+	if err != nil || !inserted {
+		if err != nil {
+			err = fmt.Errorf("order event %s: %w", ev.MsgID, err)
+		}
+		return 0, nil, false, err
 	}
 	if err := sqlx.SelectContext(ctx, tx.tx, &cases, `SELECT id FROM cases
 		WHERE platform = ? AND order_id = ? AND `+terminalFilter()+` ORDER BY id`, string(ev.Platform), ev.OrderID); err != nil {

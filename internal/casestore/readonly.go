@@ -80,7 +80,20 @@ func OpenAtVersion(ctx context.Context, path string, logger *slog.Logger, versio
 // It never migrates: a file older than this build is a *SchemaError; a
 // newer one opens (see SchemaVersions.Newer; Store.SchemaVersions tells).
 // Every read method works; Update fails with ErrReadOnly.
+//
+// A postgres:// URL opens the database with default_transaction_read_only
+// set on every connection, PostgreSQL's mode=ro.
 func OpenReadOnly(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+	if IsURL(path) {
+		r, err := openPostgresReader(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		s := newStore(r, r, logger)
+		s.batching = true // Update queues, and refuseUpdates answers
+		go s.refuseUpdates()
+		return s, nil
+	}
 	uri, err := existingFileURI(path)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s read-only: %w", path, err)
@@ -103,6 +116,9 @@ func OpenReadOnly(ctx context.Context, path string, logger *slog.Logger) (*Store
 // fs.ErrNotExist; a file older than this build is a *SchemaError (its
 // writes could miss columns or constraints); a newer one opens.
 func OpenExisting(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+	if IsURL(path) {
+		return openPostgresExisting(ctx, path, logger)
+	}
 	uri, err := existingFileURI(path)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -118,7 +134,7 @@ func OpenExisting(ctx context.Context, path string, logger *slog.Logger) (*Store
 		return nil, err
 	}
 	s := newStore(w, r, logger)
-	go s.committer()
+	s.start()
 	return s, nil
 }
 
@@ -157,32 +173,44 @@ const readOnlyParams = "mode=ro&_busy_timeout=5000&_txlock=deferred&_query_only=
 
 // openReadPool opens the read pool and checks that the schema is not older
 // than this build's.
-func openReadPool(ctx context.Context, uri, path string) (*sqlx.DB, error) {
-	r, err := sqlx.Open("sqlite3", uri+"?"+readOnlyParams)
+func openReadPool(ctx context.Context, uri, path string) (*pool, error) {
+	db, err := sqlx.Open("sqlite3", uri+"?"+readOnlyParams)
 	if err != nil {
 		return nil, fmt.Errorf("open store reader: %w", err)
 	}
-	r.SetMaxOpenConns(readerConns)
-	r.SetMaxIdleConns(readerConns)
-	v, err := schemaVersions(ctx, r)
-	if err != nil {
+	db.SetMaxOpenConns(readerConns)
+	db.SetMaxIdleConns(readerConns)
+	r := &pool{DB: db}
+	if err := checkSchema(ctx, r, path); err != nil {
 		_ = r.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	if v.Older() {
-		_ = r.Close()
-		return nil, &SchemaError{Path: path, SchemaVersions: v}
+		return nil, err
 	}
 	return r, nil
 }
 
+// checkSchema fails unless the store's schema is at least this build's; path
+// is the store as the error names it (redacted).
+func checkSchema(ctx context.Context, r *pool, path string) error {
+	v, err := schemaVersions(ctx, r)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
+	if v.Older() {
+		return &SchemaError{Path: path, SchemaVersions: v}
+	}
+	return nil
+}
+
 // schemaVersions reads the file's version without creating anything: a
 // database no worker initialised has version 0.
-func schemaVersions(ctx context.Context, q sqlx.QueryerContext) (SchemaVersions, error) {
+func schemaVersions(ctx context.Context, q *pool) (SchemaVersions, error) {
 	v := SchemaVersions{Build: BuildSchemaVersion()}
 	var tables int
-	if err := sqlx.GetContext(ctx, q, &tables,
-		`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`); err != nil {
+	exists := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
+	if q.pg {
+		exists = `SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'`
+	}
+	if err := sqlx.GetContext(ctx, q, &tables, exists); err != nil {
 		return v, fmt.Errorf("schema version: %w", err)
 	}
 	if tables == 0 {
@@ -194,13 +222,15 @@ func schemaVersions(ctx context.Context, q sqlx.QueryerContext) (SchemaVersions,
 	return v, nil
 }
 
-// newStore assembles a Store on open pools; the caller starts its committer.
-func newStore(w, r *sqlx.DB, logger *slog.Logger) *Store {
+// newStore assembles a Store on open pools; the caller starts it (start, or
+// refuseUpdates). Group commit is SQLite's: see postgres.go for why
+// PostgreSQL does without.
+func newStore(w, r *pool, logger *slog.Logger) *Store {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Store{w: w, r: r, log: logger, now: time.Now, queue: make(chan *pendingUpdate, maxBatch),
-		quit: make(chan struct{}), stopped: make(chan struct{})}
+		quit: make(chan struct{}), stopped: make(chan struct{}), batching: !w.pg}
 }
 
 // refuseUpdates is the committer of a read-only store: it answers every

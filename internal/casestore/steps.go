@@ -92,25 +92,20 @@ func (tx *Tx) BeginStep(ctx context.Context, caseID int64, step, idempotencyKey,
 	// A new key is the usual case: one INSERT, and the row is known without
 	// reading it back. Only a key already present is read and counted.
 	now := ms64(tx.now)
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO step_attempts (case_id, step, idempotency_key, status, request, started_at, last_attempt_at)
+	id, inserted, err := tx.insert(ctx, `INSERT INTO step_attempts (case_id, step, idempotency_key, status, request, started_at, last_attempt_at)
 		VALUES (?, ?, ?, 'intent', ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
 		caseID, step, idempotencyKey, request, now, now)
 	if err != nil {
 		return StepAttempt{}, false, fmt.Errorf("begin step %s for case %d: %w", step, caseID, err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
-	} else if n == 1 {
-		id, err := res.LastInsertId()
-		if err != nil {
-			return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
-		}
+	if inserted {
 		return stepRow{ID: id, CaseID: caseID, Step: step, IdempotencyKey: sql.NullString{String: idempotencyKey, Valid: true},
 			Status: string(StepIntent), Request: request, Begins: 1, StartedAt: now,
 			LastAttemptAt: sql.NullInt64{Int64: now, Valid: true}}.toStep(), false, nil
 	}
 	var r stepRow
-	if err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`, idempotencyKey); err != nil {
+	if err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`+tx.forUpdate(),
+		idempotencyKey); err != nil {
 		return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
 	}
 	if r.CaseID != caseID || r.Step != step {
@@ -163,9 +158,11 @@ func (tx *Tx) FinishStep(ctx context.Context, idempotencyKey string, res StepRes
 	if res.Status != StepDone && res.Status != StepFailed {
 		return fmt.Errorf("finish step %q: status %q: want done or failed", idempotencyKey, res.Status)
 	}
-	r, err := tx.stepByKey(ctx, idempotencyKey)
+	var r stepRow
+	err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`+tx.forUpdate(),
+		idempotencyKey)
 	if err != nil {
-		return fmt.Errorf("finish step %q: %w", idempotencyKey, err)
+		return fmt.Errorf("finish step %q: %w", idempotencyKey, notFound(err))
 	}
 	if StepStatus(r.Status) != StepIntent {
 		if StepStatus(r.Status) == res.Status {
@@ -188,14 +185,14 @@ func (tx *Tx) RecordStep(ctx context.Context, caseID int64, step, request string
 	if res.Status != StepDone && res.Status != StepFailed {
 		return 0, fmt.Errorf("record step %s: status %q: want done or failed", step, res.Status)
 	}
-	out, err := tx.tx.ExecContext(ctx, `INSERT INTO step_attempts (case_id, step, status, request, outcome,
+	id, _, err := tx.insert(ctx, `INSERT INTO step_attempts (case_id, step, status, request, outcome,
 		request_id, error_code, error_message, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		caseID, step, string(res.Status), request, res.Outcome, res.RequestID, res.ErrorCode, res.ErrorMessage,
 		ms64(tx.now), ms64(tx.now))
 	if err != nil {
 		return 0, fmt.Errorf("record step %s for case %d: %w", step, caseID, err)
 	}
-	return out.LastInsertId()
+	return id, nil
 }
 
 // StepByKey returns the attempt with the given idempotency key, or ErrNotFound.

@@ -1,6 +1,8 @@
 // Package casestore is the worker's durable record: refund cases, every step
 // attempt, a timeline per case, the inbox of consumed messages and dead
-// letters, in one SQLite file shared by the worker processes of a host.
+// letters, in one SQLite file shared by the worker processes of a host, or
+// in a PostgreSQL database shared by workers on several hosts (DB_URL; see
+// dialect.go and postgres.go for what differs, and docs/postgres.md).
 //
 // Writes go through Store.Update, which runs a closure in a BEGIN IMMEDIATE
 // transaction on a single writer connection; across processes the write lock
@@ -29,12 +31,12 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/mattn/go-sqlite3"
+	_ "github.com/mattn/go-sqlite3" // the SQLite driver
 
 	"github.com/refundhub/refundhub"
 )
 
-// Schema returns the schema text: schema.sql at the repository root.
+// Schema returns the SQLite schema text: schema.sql at the repository root.
 func Schema() string { return refundhub.Schema }
 
 // Sentinel errors. Callers test them with errors.Is.
@@ -88,10 +90,10 @@ const (
 	readerConns  = 4
 )
 
-// Store is the worker's SQLite store. It is safe for concurrent use.
+// Store is the worker's case store. It is safe for concurrent use.
 type Store struct {
-	w   *sqlx.DB // single writer connection
-	r   *sqlx.DB // read pool
+	w   *pool // writer: one connection on SQLite (see batching)
+	r   *pool // read pool
 	log *slog.Logger
 	now func() time.Time
 	// commits counts committed Update calls, txs the SQLite transactions
@@ -103,6 +105,12 @@ type Store struct {
 	quit    chan struct{}
 	stopped chan struct{}
 	closing sync.Once
+
+	// batching: Update goes through the group committer (one writer, many
+	// updates per transaction). Off (PostgreSQL), each Update is its own
+	// transaction on the writer pool; direct holds off Close while one runs.
+	batching bool
+	direct   sync.RWMutex
 }
 
 // Commits returns how many Update calls this Store committed.
@@ -114,17 +122,19 @@ func (s *Store) Transactions() int64 { return s.txs.Load() }
 // ErrClosed: the store is closed.
 var ErrClosed = errors.New("casestore: closed")
 
-// Open opens (creating if needed) the database at path, creating its parent
-// directory, and applies any schema migrations the file does not have yet.
-func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
-	return open(ctx, path, logger, 0)
+// Open opens the store target names and applies any schema migrations it
+// does not have yet. A postgres:// (or postgresql://) URL names a
+// PostgreSQL database, which must exist; anything else is the path of a
+// SQLite file, created with its parent directory if needed.
+func Open(ctx context.Context, target string, logger *slog.Logger) (*Store, error) {
+	return open(ctx, target, logger, 0)
 }
 
 // open is Open applying migrations up to upTo (0 = all); tests build old
 // databases with it.
 func open(ctx context.Context, path string, logger *slog.Logger, upTo int) (*Store, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if IsURL(path) {
+		return openPostgres(ctx, path, logger, upTo)
 	}
 	if path == "" {
 		return nil, errors.New("open store: empty path")
@@ -144,7 +154,7 @@ func open(ctx context.Context, path string, logger *slog.Logger, upTo int) (*Sto
 		return nil, err
 	}
 	s := newStore(w, nil, logger)
-	go s.committer()
+	s.start()
 	if err := s.migrate(ctx, parseMigrations(refundhub.Schema), upTo); err != nil {
 		s.stop()
 		_ = w.Close()
@@ -158,7 +168,7 @@ func open(ctx context.Context, path string, logger *slog.Logger, upTo int) (*Sto
 	}
 	r.SetMaxOpenConns(readerConns)
 	r.SetMaxIdleConns(readerConns)
-	s.r = r
+	s.r = &pool{DB: r}
 	return s, nil
 }
 
@@ -216,22 +226,34 @@ func checkMigrations(ms []migration) error {
 	return nil
 }
 
+// migrationLock is the PostgreSQL advisory lock key under which migrations
+// run (any fixed number no other part of the database uses).
+const migrationLock = 0x7265_6675_6e64 // "refund"
+
 // migrate applies the migrations newer than the database's version, up to
-// upTo (0 = all), each in its own immediate transaction. Several processes may
-// start at once: the version is re-read inside each transaction.
+// upTo (0 = all), each in its own transaction. Several processes may start at
+// once: each transaction first takes the store's write lock (SQLite's BEGIN
+// IMMEDIATE; on PostgreSQL an advisory lock held until it ends, as nothing
+// else serialises them there), then re-reads the version.
 func (s *Store) migrate(ctx context.Context, ms []migration, upTo int) error {
 	if err := checkMigrations(ms); err != nil {
 		return err
-	}
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '', applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	for _, m := range ms {
 		if upTo > 0 && m.version > upTo {
 			break
 		}
 		err := s.Update(ctx, func(tx *Tx) error {
+			if tx.tx.pg {
+				if _, err := tx.tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(migrationLock)); err != nil {
+					return err
+				}
+			}
+			// applied_at is BIGINT: PostgreSQL's INTEGER has 32 bits.
+			if _, err := tx.tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+				version INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '', applied_at BIGINT NOT NULL)`); err != nil {
+				return fmt.Errorf("create schema_migrations: %w", err)
+			}
 			var have int
 			if err := sqlx.GetContext(ctx, tx.tx, &have, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
 				return err
@@ -271,7 +293,7 @@ type Tx struct {
 	now time.Time // one clock reading per transaction
 }
 
-// batchTx is the group-commit transaction as the updates see it. Every
+// batchTx is the write transaction as the updates see it. Every
 // statement runs with its context's cancellation removed: one caller giving
 // up (a shutdown deadline, a client hanging up) must neither lose a result
 // that already happened on the platform nor interrupt the shared connection
@@ -280,25 +302,43 @@ type Tx struct {
 //
 // The driver keeps each SQL text prepared per connection (_stmt_cache_size),
 // so the hot path does not parse the same statements again for every update
-// (preparing was about a quarter of the committer's time).
+// (preparing was about a quarter of the committer's time); pgx does the
+// same on PostgreSQL. Queries take ? placeholders on both engines (pg:
+// rebound to $n, see dialect.go).
 type batchTx struct {
 	*sqlx.Tx
+	pg bool
+}
+
+func (b batchTx) q(query string, args []any) string {
+	if !b.pg || len(args) == 0 {
+		return query
+	}
+	return rebind(query)
 }
 
 func (b batchTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return b.Tx.ExecContext(context.WithoutCancel(ctx), query, args...)
+	return b.Tx.ExecContext(context.WithoutCancel(ctx), b.q(query, args), args...)
 }
 
 func (b batchTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return b.Tx.QueryContext(context.WithoutCancel(ctx), query, args...)
+	return b.Tx.QueryContext(context.WithoutCancel(ctx), b.q(query, args), args...)
 }
 
 func (b batchTx) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
-	return b.Tx.QueryxContext(context.WithoutCancel(ctx), query, args...)
+	return b.Tx.QueryxContext(context.WithoutCancel(ctx), b.q(query, args), args...)
 }
 
 func (b batchTx) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
-	return b.Tx.QueryRowxContext(context.WithoutCancel(ctx), query, args...)
+	return b.Tx.QueryRowxContext(context.WithoutCancel(ctx), b.q(query, args), args...)
+}
+
+func (b batchTx) GetContext(ctx context.Context, dest any, query string, args ...any) error {
+	return sqlx.GetContext(ctx, b, dest, query, args...)
+}
+
+func (b batchTx) SelectContext(ctx context.Context, dest any, query string, args ...any) error {
+	return sqlx.SelectContext(ctx, b, dest, query, args...)
 }
 
 // Update runs fn in a BEGIN IMMEDIATE transaction on the writer connection and
@@ -311,7 +351,16 @@ func (b batchTx) QueryRowxContext(ctx context.Context, query string, args ...any
 // many updates, which is what lets many cases progress at once on one
 // SQLite writer. Update returns only after the transaction holding fn's
 // changes committed (or failed).
+//
+// On PostgreSQL (batching off) fn runs in a transaction of its own at READ
+// COMMITTED, beside other processes' and this one's: the methods of Tx are
+// written so that this gives the same results (conditional updates,
+// ON CONFLICT, row locks where a read decides a write; see docs/postgres.md).
+// A statement error there ends the transaction: fn must return it.
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	if !s.batching {
+		return s.updateDirect(ctx, fn)
+	}
 	p := &pendingUpdate{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case <-s.quit:
@@ -384,8 +433,52 @@ func (s *Store) failQueued() {
 	}
 }
 
+// updateDirect runs fn in a transaction of its own on the writer pool.
+func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) error {
+	s.direct.RLock()
+	defer s.direct.RUnlock()
+	select {
+	case <-s.quit:
+		return ErrClosed
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	bg := context.WithoutCancel(ctx) // as in batchTx: a result must not be lost to a caller giving up
+	sqlTx, err := s.w.BeginTxx(bg, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(&Tx{tx: batchTx{Tx: sqlTx, pg: s.w.pg}, now: s.now()}); err != nil {
+		_ = sqlTx.Rollback()
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	s.txs.Add(1)
+	s.commits.Add(1)
+	return nil
+}
+
+// start runs what answers Update: the committer when batching, otherwise
+// a goroutine that, once the store closes, waits for the updates under way.
+func (s *Store) start() {
+	if s.batching {
+		go s.committer()
+		return
+	}
+	go func() {
+		<-s.quit
+		s.direct.Lock()
+		close(s.stopped)
+		s.direct.Unlock()
+	}()
+}
+
 // openWriter opens the single-connection writer pool at dsn.
-func openWriter(dsn string) (*sqlx.DB, error) {
+func openWriter(dsn string) (*pool, error) {
 	w, err := sqlx.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store writer: %w", err)
@@ -395,7 +488,7 @@ func openWriter(dsn string) (*sqlx.DB, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
-	return w, nil
+	return &pool{DB: w}, nil
 }
 
 // commitBatch runs the batch in one BEGIN IMMEDIATE transaction, each fn in
@@ -416,7 +509,7 @@ func (s *Store) commitBatch(batch []*pendingUpdate) {
 		fail(fmt.Errorf("begin: %w", err))
 		return
 	}
-	tx := &Tx{tx: batchTx{Tx: sqlTx}, now: s.now()}
+	tx := &Tx{tx: batchTx{Tx: sqlTx, pg: s.w.pg}, now: s.now()}
 
 	ran := 0
 	for i, p := range batch {
@@ -482,12 +575,6 @@ func fromMS(v sql.NullInt64) time.Time {
 	return time.UnixMilli(v.Int64).UTC()
 }
 
-// isUnique reports whether err is a UNIQUE constraint violation.
-func isUnique(err error) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
-}
-
 // notFound maps sql.ErrNoRows to ErrNotFound.
 func notFound(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
@@ -499,8 +586,12 @@ func notFound(err error) error {
 // Checkpoint copies the WAL into the database file and truncates it
 // (PRAGMA wal_checkpoint(TRUNCATE)). SQLite checkpoints on its own as the WAL
 // grows; call this now and then from one process so that readers holding old
-// snapshots cannot let the WAL grow without bound.
+// snapshots cannot let the WAL grow without bound. On PostgreSQL, which
+// checkpoints its own WAL, it does nothing.
 func (s *Store) Checkpoint(ctx context.Context) error {
+	if s.w.pg {
+		return nil
+	}
 	var busy, logFrames, checkpointed int
 	if err := s.w.QueryRowxContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)

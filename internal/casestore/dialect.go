@@ -1,0 +1,157 @@
+package casestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jmoiron/sqlx"
+	"github.com/mattn/go-sqlite3"
+)
+
+// The store runs on SQLite (a file path) or PostgreSQL (a postgres:// URL).
+// What differs between the two is kept here and in postgres.go, so that
+// nothing above casestore knows which store it has: the queries are written
+// once, with ? placeholders, and the pools and transactions below rebind
+// them to PostgreSQL's $n.
+
+// IsURL reports whether target names a PostgreSQL database (a postgres://
+// or postgresql:// URL) rather than a SQLite file.
+func IsURL(target string) bool {
+	return strings.HasPrefix(target, "postgres://") || strings.HasPrefix(target, "postgresql://")
+}
+
+// Redact returns target fit to print: a URL with its password replaced by
+// "xxxxx" (also when it is given as a password= query parameter), a file
+// path as it is. Every message that names a store goes through it: DB_URL
+// may carry a password.
+func Redact(target string) string {
+	if !IsURL(target) {
+		return target
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		// An unparsable URL may still hold a password: show only the scheme.
+		scheme, _, _ := strings.Cut(target, "://")
+		return scheme + "://(unparsable URL)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// pool is a connection pool whose queries take ? placeholders on either
+// engine. It overrides the sqlx methods the package (and its tests) use.
+type pool struct {
+	*sqlx.DB
+	pg bool
+}
+
+func (p *pool) q(query string, args []any) string {
+	if !p.pg || len(args) == 0 {
+		return query
+	}
+	return rebind(query)
+}
+
+func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return p.DB.ExecContext(ctx, p.q(query, args), args...)
+}
+
+func (p *pool) Exec(query string, args ...any) (sql.Result, error) {
+	return p.ExecContext(context.Background(), query, args...)
+}
+
+func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return p.DB.QueryContext(ctx, p.q(query, args), args...)
+}
+
+func (p *pool) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
+	return p.DB.QueryxContext(ctx, p.q(query, args), args...)
+}
+
+func (p *pool) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
+	return p.DB.QueryRowxContext(ctx, p.q(query, args), args...)
+}
+
+func (p *pool) GetContext(ctx context.Context, dest any, query string, args ...any) error {
+	return sqlx.GetContext(ctx, p, dest, query, args...)
+}
+
+func (p *pool) Get(dest any, query string, args ...any) error {
+	return p.GetContext(context.Background(), dest, query, args...)
+}
+
+func (p *pool) SelectContext(ctx context.Context, dest any, query string, args ...any) error {
+	return sqlx.SelectContext(ctx, p, dest, query, args...)
+}
+
+func (p *pool) Select(dest any, query string, args ...any) error {
+	return p.SelectContext(context.Background(), dest, query, args...)
+}
+
+// rebinds caches the $n form of each query text: the texts are few and
+// built once, the calls many.
+var rebinds sync.Map
+
+func rebind(query string) string {
+	if v, ok := rebinds.Load(query); ok {
+		return v.(string)
+	}
+	out := sqlx.Rebind(sqlx.DOLLAR, query)
+	rebinds.Store(query, out)
+	return out
+}
+
+// isUnique reports whether err is a unique constraint violation, on either
+// engine.
+func isUnique(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.ExtendedCode == sqlite3.ErrConstraintUnique
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
+}
+
+// insert runs an INSERT (which may end in ON CONFLICT … DO NOTHING) and
+// returns the new row's id, or inserted == false when a conflict skipped
+// it. PostgreSQL has no last insert id: it reads the id with RETURNING.
+// SQLite keeps LastInsertId, because RETURNING costs it several times the
+// insert (it runs as a trigger filling a temporary table).
+func (tx *Tx) insert(ctx context.Context, query string, args ...any) (id int64, inserted bool, err error) {
+	if tx.tx.pg {
+		err := tx.tx.QueryRowxContext(ctx, query+` RETURNING id`, args...).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, false, nil
+		}
+		return id, err == nil, err
+	}
+	res, err := tx.tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return 0, false, err
+	}
+	id, err = res.LastInsertId()
+	return id, err == nil, err
+}
+
+// forUpdate is the clause that locks the rows a read in a write transaction
+// returns until the transaction ends, where the read decides the write. On
+// SQLite the transaction holds the database's one write lock already; on
+// PostgreSQL other transactions run beside it, and without the row lock two
+// of them could both act on what they read.
+func (tx *Tx) forUpdate() string {
+	if tx.tx.pg {
+		return ` FOR UPDATE`
+	}
+	return ``
+}

@@ -1,0 +1,141 @@
+package casestore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/refundhub/refundhub"
+)
+
+// PostgreSQL (DB_URL=postgres://…). The same tables and queries as on
+// SQLite (schema_postgres.sql mirrors schema.sql migration by migration);
+// what differs:
+//
+//   - No group commit. SQLite has one writer, so the committer runs many
+//     updates per transaction to share its fsync. PostgreSQL runs
+//     transactions side by side and already shares a WAL flush among the
+//     commits waiting for it, so each Update is its own transaction on a
+//     pool of pgWriterConns (docs/benchmarks.md has the comparison).
+//   - Transactions run at READ COMMITTED beside each other, within a
+//     process and across hosts: where SQLite's write lock made a
+//     read-then-write safe, the statements here are conditional (version
+//     and lease checks in the UPDATE), ON CONFLICT, or lock the rows they
+//     read (Tx.forUpdate), and an order's events and cases are serialised
+//     with an advisory lock (Tx.lockOrder).
+//   - Migrations run under an advisory lock (Store.migrate).
+//   - Read-only stores set default_transaction_read_only on every
+//     connection; Checkpoint does nothing.
+const (
+	pgWriterConns = 8
+	pgReaderConns = 4
+)
+
+// pgConfig parses target; readOnly makes every transaction of its
+// connections read-only. Errors name the URL redacted.
+func pgConfig(target string, readOnly bool) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(target)
+	if err != nil {
+		// pgconn's parse errors redact the password themselves; the URL is
+		// named here redacted all the same.
+		return nil, fmt.Errorf("open store %s: %w", Redact(target), err)
+	}
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	if readOnly {
+		cfg.RuntimeParams["default_transaction_read_only"] = "on"
+	}
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = "refundhub"
+	}
+	return cfg, nil
+}
+
+// openPostgresPool opens a pool on target and checks that it answers.
+func openPostgresPool(ctx context.Context, target string, readOnly bool, conns int) (*pool, error) {
+	cfg, err := pgConfig(target, readOnly)
+	if err != nil {
+		return nil, err
+	}
+	db := sqlx.NewDb(stdlib.OpenDB(*cfg), "pgx")
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", Redact(target), err)
+	}
+	return &pool{DB: db, pg: true}, nil
+}
+
+// openPostgres is open for a PostgreSQL URL: it migrates up to upTo.
+func openPostgres(ctx context.Context, target string, logger *slog.Logger, upTo int) (*Store, error) {
+	w, err := openPostgresPool(ctx, target, false, pgWriterConns)
+	if err != nil {
+		return nil, err
+	}
+	s := newStore(w, nil, logger)
+	s.start()
+	if err := s.migrate(ctx, parseMigrations(refundhub.SchemaPostgres), upTo); err != nil {
+		s.stop()
+		_ = w.Close()
+		return nil, err
+	}
+	r, err := openPostgresPool(ctx, target, true, pgReaderConns)
+	if err != nil {
+		s.stop()
+		_ = w.Close()
+		return nil, err
+	}
+	s.r = r
+	return s, nil
+}
+
+// openPostgresReader opens a read-only pool on target, whose schema must not
+// be older than this build's.
+func openPostgresReader(ctx context.Context, target string) (*pool, error) {
+	r, err := openPostgresPool(ctx, target, true, pgReaderConns)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSchema(ctx, r, Redact(target)); err != nil {
+		_ = r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// openPostgresExisting is OpenExisting for a PostgreSQL URL.
+func openPostgresExisting(ctx context.Context, target string, logger *slog.Logger) (*Store, error) {
+	r, err := openPostgresReader(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	w, err := openPostgresPool(ctx, target, false, pgWriterConns)
+	if err != nil {
+		_ = r.Close()
+		return nil, err
+	}
+	s := newStore(w, r, logger)
+	s.start()
+	return s, nil
+}
+
+// lockOrder serialises, on PostgreSQL, the transactions that open a case on
+// an order and those that record the order's events: without it a case
+// opened beside an event's transaction could neither see the event
+// (order_events_latest) nor be told of it. SQLite's write lock does this
+// already.
+func (tx *Tx) lockOrder(ctx context.Context, plat, orderID string) error {
+	if !tx.tx.pg {
+		return nil
+	}
+	if _, err := tx.tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?::text || '/' || ?::text, 0))`, plat, orderID); err != nil {
+		return fmt.Errorf("lock order %s %s: %w", plat, orderID, err)
+	}
+	return nil
+}
