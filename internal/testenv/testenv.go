@@ -23,9 +23,17 @@ func Installed(t testing.TB, name, install string) string {
 	if err == nil {
 		return path
 	}
-	if os.Getenv(CIEnv) != "" {
-		t.Fatalf("%s not found on PATH, and %s is set: .ci/run should have installed it (%s)", name, CIEnv, install)
-	}
-	t.Skipf("%s not found on PATH; install it to run this test (%s)", name, install)
+	Missing(t, name, install)
 	return ""
+}
+
+// Missing ends a test that needs the program name, which the caller did not
+// find (on PATH or where the program's packages put it): it skips with one
+// line naming it, or fails under CI (CIEnv set).
+func Missing(t testing.TB, name, install string) {
+	t.Helper()
+	if os.Getenv(CIEnv) != "" {
+		t.Fatalf("%s not found, and %s is set: .ci/run should have installed it (%s)", name, CIEnv, install)
+	}
+	t.Skipf("%s not found; install it to run this test (%s)", name, install)
 }
