@@ -2,7 +2,6 @@ package casestore
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -11,9 +10,11 @@ import (
 // CaseChanges lists cases after a position in (updated_at, id) order, so
 // that a follower resuming from the last change it saw misses none and
 // repeats none, even when two cases were updated in the same millisecond.
-func TestCaseChanges(t *testing.T) {
+func TestCaseChanges(t *testing.T) { eachBackend(t, testCaseChanges) }
+
+func testCaseChanges(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	s := openTest(t, be.fresh(t))
 	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	at := t0
 	s.now = func() time.Time { return at }

@@ -3,7 +3,6 @@ package casestore
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -40,9 +39,11 @@ func deadIDs(t *testing.T, s *Store, f DeadLetterFilter) []int64 {
 // a second discard, a discard of a retried dead letter and one of a missing
 // id each fail with their own error and change nothing; the filters tell
 // discarded from pending.
-func TestDiscardDeadLetter(t *testing.T) {
+func TestDiscardDeadLetter(t *testing.T) { eachBackend(t, testDiscardDeadLetter) }
+
+func testDiscardDeadLetter(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "dl.db"))
+	s := openTest(t, be.fresh(t))
 	at := time.Date(2026, 5, 20, 8, 0, 0, 0, time.UTC)
 	s.now = func() time.Time { return at }
 	kept := insertDead(t, s, DeadLetter{MsgID: "m1", Subject: "commands.taobao.cancel", Reason: "invalid_command"})

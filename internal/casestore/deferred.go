@@ -79,7 +79,7 @@ func (tx *Tx) Defer(ctx context.Context, d DeferredInput) error {
 		(case_id, msg_id, source, payload, stream, stream_seq, subject, not_before, reason, attempts, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (msg_id) DO UPDATE SET not_before = excluded.not_before, reason = excluded.reason,
-			attempts = attempts + excluded.attempts`,
+			attempts = deferred_inputs.attempts + excluded.attempts`,
 		d.CaseID, d.MsgID, d.Source, payload, d.Stream, int64(d.StreamSeq), d.Subject, ms64(d.NotBefore), d.Reason,
 		d.Attempts, ms64(tx.now))
 	if err != nil {

@@ -3,7 +3,6 @@ package casestore
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -14,7 +13,11 @@ import (
 // first input is not), so they cannot crowd out a case whose only input is
 // due.
 func TestDueDeferredCasesCountsTheOldestInputOnly(t *testing.T) {
-	s := openTest(t, filepath.Join(t.TempDir(), "x.db"))
+	eachBackend(t, testDueDeferredCasesCountsTheOldestInputOnly)
+}
+
+func testDueDeferredCasesCountsTheOldestInputOnly(t *testing.T, be backend) {
+	s := openTest(t, be.fresh(t))
 	ctx := context.Background()
 	now := time.Now()
 	var victim int64

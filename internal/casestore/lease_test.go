@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,8 +11,10 @@ import (
 
 // TestGroupCommitIsolatesFailures: many concurrent updates share
 // transactions, and one that fails rolls back only its own changes.
-func TestGroupCommitIsolatesFailures(t *testing.T) {
-	s := openTest(t, filepath.Join(t.TempDir(), "g.db"))
+func TestGroupCommitIsolatesFailures(t *testing.T) { eachBackend(t, testGroupCommitIsolatesFailures) }
+
+func testGroupCommitIsolatesFailures(t *testing.T, be backend) {
+	s := openTest(t, be.fresh(t))
 	ctx := context.Background()
 	const n = 200
 	commits0, txs0 := s.Commits(), s.Transactions()
@@ -63,8 +64,10 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	}
 }
 
-func TestLease(t *testing.T) {
-	s := openTest(t, filepath.Join(t.TempDir(), "l.db"))
+func TestLease(t *testing.T) { eachBackend(t, testLease) }
+
+func testLease(t *testing.T, be backend) {
+	s := openTest(t, be.fresh(t))
 	ctx := context.Background()
 	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "1", SubOrderID: "2", State: "requested"})
 	if _, err := s.ClaimLease(ctx, c.ID, "a", time.Minute); err != nil {
@@ -106,8 +109,10 @@ func TestLease(t *testing.T) {
 // TestCreateCaseTakesTheLease: a case can be created already leased (the
 // engine opens a case and holds it before any platform call), and another
 // owner cannot take it until the lease ends.
-func TestCreateCaseTakesTheLease(t *testing.T) {
-	s := openTest(t, filepath.Join(t.TempDir(), "lease.db"))
+func TestCreateCaseTakesTheLease(t *testing.T) { eachBackend(t, testCreateCaseTakesTheLease) }
+
+func testCreateCaseTakesTheLease(t *testing.T, be backend) {
+	s := openTest(t, be.fresh(t))
 	ctx := context.Background()
 	var c Case
 	err := s.Update(ctx, func(tx *Tx) error {

@@ -3,14 +3,15 @@ package casestore
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 )
 
 // TestListCasesPage: pages of at most MaxListLimit in id order, each saying
 // whether more cases match after it; AfterID pages on.
-func TestListCasesPage(t *testing.T) {
-	s := openTest(t, filepath.Join(t.TempDir(), "cases.db"))
+func TestListCasesPage(t *testing.T) { eachBackend(t, testListCasesPage) }
+
+func testListCasesPage(t *testing.T, be backend) {
+	s := openTest(t, be.fresh(t))
 	ctx := context.Background()
 	const total = MaxListLimit + 5
 	err := s.Update(ctx, func(tx *Tx) error {

@@ -2,7 +2,6 @@ package casestore
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,9 +10,11 @@ import (
 // TestCaseMessagesKeptOnce: messages are kept once per platform id, each new
 // one on the timeline; the seller's new ones count as unread until read;
 // the check time is recorded without touching the case's version.
-func TestCaseMessagesKeptOnce(t *testing.T) {
+func TestCaseMessagesKeptOnce(t *testing.T) { eachBackend(t, testCaseMessagesKeptOnce) }
+
+func testCaseMessagesKeptOnce(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	s := openTest(t, be.fresh(t))
 	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "waiting_seller"})
 	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 	msgs := []CaseMessage{

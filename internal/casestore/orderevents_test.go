@@ -2,7 +2,6 @@ package casestore
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,8 +13,12 @@ import (
 // a timeline entry and a wake, with its version bumped; finished cases and
 // other orders are left alone; later cases read every event of the order.
 func TestOrderEventKeptOnceAndToldToOpenCases(t *testing.T) {
+	eachBackend(t, testOrderEventKeptOnceAndToldToOpenCases)
+}
+
+func testOrderEventKeptOnceAndToldToOpenCases(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	s := openTest(t, be.fresh(t))
 	a := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "submitting"})
 	b := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s2", State: "waiting_seller"})
 	done := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s3", State: "requested"})

@@ -3,14 +3,15 @@ package casestore
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 )
 
-func TestCommandOutcome(t *testing.T) {
+func TestCommandOutcome(t *testing.T) { eachBackend(t, testCommandOutcome) }
+
+func testCommandOutcome(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "o.db"))
+	s := openTest(t, be.fresh(t))
 	record := func(o CommandOutcome) {
 		t.Helper()
 		if err := s.Update(ctx, func(tx *Tx) error { return tx.RecordCommandOutcome(ctx, o) }); err != nil {

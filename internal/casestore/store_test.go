@@ -54,8 +54,10 @@ func TestMigrationsNumbered(t *testing.T) {
 	}
 }
 
-func TestOpenTwiceIsIdempotent(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "nested", "dir", "refunds.db")
+func TestOpenTwiceIsIdempotent(t *testing.T) { eachBackend(t, testOpenTwiceIsIdempotent) }
+
+func testOpenTwiceIsIdempotent(t *testing.T, be backend) {
+	path := be.fresh(t)
 	s1, err := Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatalf("first Open: %v", err)
@@ -84,9 +86,11 @@ func TestOpenTwiceIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestUpgradeFromV1(t *testing.T) {
+func TestUpgradeFromV1(t *testing.T) { eachBackend(t, testUpgradeFromV1) }
+
+func testUpgradeFromV1(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
+	path := be.fresh(t)
 	old, err := open(ctx, path, nil, 1)
 	if err != nil {
 		t.Fatalf("open v1: %v", err)
@@ -207,9 +211,11 @@ func TestCaseWritesNeedNoTemporaryTables(t *testing.T) {
 	}
 }
 
-func TestOneOpenCasePerOrder(t *testing.T) {
+func TestOneOpenCasePerOrder(t *testing.T) { eachBackend(t, testOneOpenCasePerOrder) }
+
+func testOneOpenCasePerOrder(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	s := openTest(t, be.fresh(t))
 	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "requested"})
 	// Another sub-order of the same order is a different case.
 	newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s2", State: "requested"})
@@ -257,9 +263,11 @@ func TestOneOpenCasePerOrder(t *testing.T) {
 	}
 }
 
-func TestOptimisticVersionConflict(t *testing.T) {
+func TestOptimisticVersionConflict(t *testing.T) { eachBackend(t, testOptimisticVersionConflict) }
+
+func testOptimisticVersionConflict(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	s := openTest(t, be.fresh(t))
 	c := newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "requested", Request: json.RawMessage(`{"amount":100}`)})
 	if c.Version != 1 {
 		t.Fatalf("new case version = %d; want 1", c.Version)
@@ -298,9 +306,11 @@ func TestOptimisticVersionConflict(t *testing.T) {
 	}
 }
 
-func TestUpdateRollsBackOnError(t *testing.T) {
+func TestUpdateRollsBackOnError(t *testing.T) { eachBackend(t, testUpdateRollsBackOnError) }
+
+func testUpdateRollsBackOnError(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	s := openTest(t, be.fresh(t))
 	boom := errors.New("boom")
 	err := s.Update(ctx, func(tx *Tx) error {
 		if _, err := tx.CreateCase(ctx, NewCase{Platform: "1688", OrderID: "o1", State: "requested"}); err != nil {
@@ -316,9 +326,11 @@ func TestUpdateRollsBackOnError(t *testing.T) {
 	}
 }
 
-func TestIntentProtocol(t *testing.T) {
+func TestIntentProtocol(t *testing.T) { eachBackend(t, testIntentProtocol) }
+
+func testIntentProtocol(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	s := openTest(t, be.fresh(t))
 	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "submitting"})
 	other := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o2", SubOrderID: "s2", State: "submitting"})
 
@@ -415,9 +427,11 @@ func TestIntentProtocol(t *testing.T) {
 	}
 }
 
-func TestInboxDedupeAcrossReopen(t *testing.T) {
+func TestInboxDedupeAcrossReopen(t *testing.T) { eachBackend(t, testInboxDedupeAcrossReopen) }
+
+func testInboxDedupeAcrossReopen(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "db")
+	path := be.fresh(t)
 	s := openTest(t, path)
 	rec := func(s *Store, id string) bool {
 		t.Helper()
@@ -466,9 +480,11 @@ func TestInboxDedupeAcrossReopen(t *testing.T) {
 	}
 }
 
-func TestTwoStoresConcurrentWriters(t *testing.T) {
+func TestTwoStoresConcurrentWriters(t *testing.T) { eachBackend(t, testTwoStoresConcurrentWriters) }
+
+func testTwoStoresConcurrentWriters(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "shared.db")
+	path := be.fresh(t)
 	stores := []*Store{openTest(t, path), openTest(t, path)}
 	const perWriter = 40
 	const writersPerStore = 3
@@ -481,19 +497,24 @@ func TestTwoStoresConcurrentWriters(t *testing.T) {
 				defer wg.Done()
 				for i := range perWriter {
 					// A read-modify-write: read the counter case, then write it.
-					err := s.Update(ctx, func(tx *Tx) error {
-						c, err := tx.OpenCase(ctx, "1688", "counter", "")
-						if errors.Is(err, ErrNotFound) {
-							c, err = tx.CreateCase(ctx, NewCase{Platform: "1688", OrderID: "counter", State: "requested"})
-						}
-						if err != nil {
+					// On PostgreSQL the transactions run side by side: one
+					// that lost the race fails with a conflict and is
+					// retried, as the worker retries (on SQLite none fails).
+					err := retryConflicts(func() error {
+						return s.Update(ctx, func(tx *Tx) error {
+							c, err := tx.OpenCase(ctx, "1688", "counter", "")
+							if errors.Is(err, ErrNotFound) {
+								c, err = tx.CreateCase(ctx, NewCase{Platform: "1688", OrderID: "counter", State: "requested"})
+							}
+							if err != nil {
+								return err
+							}
+							if _, err := tx.UpdateCase(ctx, c); err != nil {
+								return err
+							}
+							_, err = tx.InboxRecord(ctx, InboxEntry{MsgID: fmt.Sprintf("s%d-w%d-%d", si, w, i)})
 							return err
-						}
-						if _, err := tx.UpdateCase(ctx, c); err != nil {
-							return err
-						}
-						_, err = tx.InboxRecord(ctx, InboxEntry{MsgID: fmt.Sprintf("s%d-w%d-%d", si, w, i)})
-						return err
+						})
 					})
 					if err != nil {
 						errs <- err
@@ -522,9 +543,11 @@ func TestTwoStoresConcurrentWriters(t *testing.T) {
 	}
 }
 
-func TestQueries(t *testing.T) {
+func TestQueries(t *testing.T) { eachBackend(t, testQueries) }
+
+func testQueries(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	s := openTest(t, be.fresh(t))
 	t0 := time.UnixMilli(1_700_000_000_000).UTC()
 	s.now = func() time.Time { return t0 }
 	a := newCase(t, s, NewCase{Platform: "taobao", OrderID: "a", SubOrderID: "1", State: "waiting_seller", NextWakeAt: t0.Add(time.Hour)})
@@ -601,9 +624,11 @@ func TestQueries(t *testing.T) {
 	}
 }
 
-func TestDeadLetters(t *testing.T) {
+func TestDeadLetters(t *testing.T) { eachBackend(t, testDeadLetters) }
+
+func testDeadLetters(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	s := openTest(t, be.fresh(t))
 	in := DeadLetter{MsgID: "m1", Subject: "refunds.callback.1688", Headers: map[string][]string{"Nats-Msg-Id": {"m1"}},
 		Payload: []byte{0, 1, 2, 0xff}, Reason: "max_deliveries", Error: "platform 5000", Deliveries: 12}
 	insert := func(d DeadLetter) (int64, bool) {
@@ -686,8 +711,12 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestIntentSurvivesReopenAndCheckpoint(t *testing.T) {
+	eachBackend(t, testIntentSurvivesReopenAndCheckpoint)
+}
+
+func testIntentSurvivesReopenAndCheckpoint(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "db")
+	path := be.fresh(t)
 	s := openTest(t, path)
 	c := newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "submitting"})
 	if err := s.Update(ctx, func(tx *Tx) error {
@@ -711,7 +740,11 @@ func TestIntentSurvivesReopenAndCheckpoint(t *testing.T) {
 // its update runs neither loses the update nor fails the batch; a context
 // cancelled before the update runs applies nothing.
 func TestUpdateSurvivesCallerCancellation(t *testing.T) {
-	s := openTest(t, filepath.Join(t.TempDir(), "c.db"))
+	eachBackend(t, testUpdateSurvivesCallerCancellation)
+}
+
+func testUpdateSurvivesCallerCancellation(t *testing.T, be backend) {
+	s := openTest(t, be.fresh(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	var id int64
 	err := s.Update(ctx, func(tx *Tx) error {
@@ -741,8 +774,10 @@ func TestUpdateSurvivesCallerCancellation(t *testing.T) {
 // TestOneOpenCasePerTaobaoSubOrder: a second open case for a sub-order is
 // refused even when it names another order id (sub-order ids are unique on
 // the platform); once the first case is finished a new one may open.
-func TestOneOpenCasePerTaobaoSubOrder(t *testing.T) {
-	s := openTest(t, filepath.Join(t.TempDir(), "c.db"))
+func TestOneOpenCasePerTaobaoSubOrder(t *testing.T) { eachBackend(t, testOneOpenCasePerTaobaoSubOrder) }
+
+func testOneOpenCasePerTaobaoSubOrder(t *testing.T, be backend) {
+	s := openTest(t, be.fresh(t))
 	ctx := context.Background()
 	first := newCase(t, s, NewCase{Platform: "taobao", OrderID: "100", SubOrderID: "555", State: "requested"})
 	err := s.Update(ctx, func(tx *Tx) error {
@@ -770,9 +805,11 @@ func TestOneOpenCasePerTaobaoSubOrder(t *testing.T) {
 // Statements stay prepared (the driver's cache) across batches: results are
 // the same as the first time, and a statement that fails (here: bad SQL)
 // fails every time without poisoning the cache or the batch neighbours.
-func TestStatementCacheReuse(t *testing.T) {
+func TestStatementCacheReuse(t *testing.T) { eachBackend(t, testStatementCacheReuse) }
+
+func testStatementCacheReuse(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	s := openTest(t, be.fresh(t))
 	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "requested"})
 	states := []string{"rendering", "submitting", "waiting_seller"}
 	for round := range 6 {
@@ -808,9 +845,11 @@ func TestStatementCacheReuse(t *testing.T) {
 
 // Entries appended in one call keep their order, including past the rows
 // one INSERT carries.
-func TestAppendTimelineManyInOrder(t *testing.T) {
+func TestAppendTimelineManyInOrder(t *testing.T) { eachBackend(t, testAppendTimelineManyInOrder) }
+
+func testAppendTimelineManyInOrder(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	s := openTest(t, be.fresh(t))
 	a := newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "requested"})
 	b := newCase(t, s, NewCase{Platform: "1688", OrderID: "o2", State: "requested"})
 	var entries []TimelineEntry
@@ -944,15 +983,19 @@ func TestUpgradeRebuildsStepsAndTimeline(t *testing.T) {
 // first start; finished steps are left alone. Migration 5 dates the intents
 // open at the upgrade from the upgrade (an older build may have re-sent them
 // without a record); finished older rows read their start.
-func TestAttemptTimes(t *testing.T) {
+func TestAttemptTimes(t *testing.T) { eachBackend(t, testAttemptTimes) }
+
+func testAttemptTimes(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "db")
+	path := be.fresh(t)
 	old, err := open(ctx, path, nil, 4)
 	if err != nil {
 		t.Fatalf("open v4: %v", err)
 	}
-	if _, err := old.w.Exec(`INSERT INTO cases (id, platform, order_id, state, created_at, updated_at)
-		VALUES (1, '1688', 'o-old', 'submitting', 1, 1)`); err != nil {
+	// Case 1: the first row (no explicit id, which would leave PostgreSQL's
+	// identity behind it).
+	if _, err := old.w.Exec(`INSERT INTO cases (platform, order_id, state, created_at, updated_at)
+		VALUES ('1688', 'o-old', 'submitting', 1, 1)`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := old.w.Exec(`INSERT INTO step_attempts (case_id, step, idempotency_key, status, started_at, finished_at)
@@ -1030,9 +1073,11 @@ func TestAttemptTimes(t *testing.T) {
 }
 
 // TestTimelineTail: the newest n entries, oldest first; all when fewer.
-func TestTimelineTail(t *testing.T) {
+func TestTimelineTail(t *testing.T) { eachBackend(t, testTimelineTail) }
+
+func testTimelineTail(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	s := openTest(t, be.fresh(t))
 	c := newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "requested"})
 	var entries []TimelineEntry
 	for i := range 10 {
@@ -1071,8 +1116,12 @@ func TestTimelineTail(t *testing.T) {
 // as the earlier one's duplicate (and reported), lookups by order find the
 // first, and no further open case can be created for the order.
 func TestUpgradeMarksSecond1688CasesOfAnOrder(t *testing.T) {
+	eachBackend(t, testUpgradeMarksSecond1688CasesOfAnOrder)
+}
+
+func testUpgradeMarksSecond1688CasesOfAnOrder(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
+	path := be.fresh(t)
 	old, err := open(ctx, path, nil, 7)
 	if err != nil {
 		t.Fatalf("open v7: %v", err)
@@ -1117,4 +1166,16 @@ func TestUpgradeMarksSecond1688CasesOfAnOrder(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "a 1688 case has no sub-order") {
 		t.Fatalf("a 1688 case with a sub-order id: %v; want it refused", err)
 	}
+}
+
+// retryConflicts runs fn until it ends in anything but a version or
+// open-case conflict (at most 1000 times).
+func retryConflicts(fn func() error) error {
+	var err error
+	for range 1000 {
+		if err = fn(); !errors.Is(err, ErrVersionConflict) && !errors.Is(err, ErrOpenCaseExists) {
+			return err
+		}
+	}
+	return err
 }

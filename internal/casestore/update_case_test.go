@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -17,9 +16,11 @@ import (
 // field (and changes that change nothing), what they return is exactly the
 // stored row, and UpdateCaseFrom (writing only what differs) leaves the same
 // row as UpdateCase (writing everything) does on a twin case.
-func TestUpdatedCaseIsTheStoredCase(t *testing.T) {
+func TestUpdatedCaseIsTheStoredCase(t *testing.T) { eachBackend(t, testUpdatedCaseIsTheStoredCase) }
+
+func testUpdatedCaseIsTheStoredCase(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"))
+	s := openTest(t, be.fresh(t))
 	rng := rand.New(rand.NewPCG(1, 2))
 	wake := time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.FixedZone("CST", 8*3600)) // sub-millisecond, not UTC
 	create := func(sub string) Case {
