@@ -42,6 +42,10 @@ func migrationsIn(t *testing.T, path string) []int {
 	return vs
 }
 
+// The tests of this file are about SQLite files (their bytes left as they
+// were, mode=ro URIs, missing and empty files); TestPostgresReadOnly is
+// their PostgreSQL counterpart.
+
 // TestOpenOlderFileWithoutMigrating: a file one migration behind this build
 // (an older worker still runs on it) is refused by OpenReadOnly and
 // OpenExisting with both versions, and stays exactly as it was.

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/refundhub/refundhub"
 )
 
 func openTest(t *testing.T, path string) *Store {
@@ -136,13 +138,15 @@ func TestOpenCaseIndexesNameTheTerminalStates(t *testing.T) {
 	if got := terminalFilter(); got != want {
 		t.Fatalf("terminalFilter() gives %q; want %q", got, want)
 	}
-	// The newest definition of each open-case index is the one in force.
-	for _, index := range []string{"cases_one_open ", "cases_one_open_sub_order ", "cases_one_open_1688_order "} {
-		schema := Schema()
-		def := schema[strings.LastIndex(schema, "CREATE UNIQUE INDEX "+index):]
-		def = def[:strings.Index(def, ";")]
-		if !strings.HasSuffix(def, want) {
-			t.Errorf("the newest %sindex ends %q; want the filter %q", index, def[max(0, len(def)-len(want)-20):], want)
+	// The newest definition of each open-case index is the one in force,
+	// in both engines' schemas.
+	for _, schema := range []string{refundhub.Schema, refundhub.SchemaPostgres} {
+		for _, index := range []string{"cases_one_open ", "cases_one_open_sub_order ", "cases_one_open_1688_order "} {
+			def := schema[strings.LastIndex(schema, "CREATE UNIQUE INDEX "+index):]
+			def = def[:strings.Index(def, ";")]
+			if !strings.HasSuffix(def, want) {
+				t.Errorf("the newest %sindex ends %q; want the filter %q", index, def[max(0, len(def)-len(want)-20):], want)
+			}
 		}
 	}
 }
@@ -151,6 +155,7 @@ func TestOpenCaseIndexesNameTheTerminalStates(t *testing.T) {
 // b-tree (an IN list in a partial index's predicate or in a CHECK did, for
 // the old and the new row: several times the cost of the write), and the
 // open-case lookups still use the partial indexes their filter names.
+// SQLite only: it reads SQLite's bytecode and query plans.
 func TestCaseWritesNeedNoTemporaryTables(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, filepath.Join(t.TempDir(), "db"))
@@ -687,6 +692,8 @@ func testDeadLetters(t *testing.T, be backend) {
 	}
 }
 
+// TestOpenErrors: SQLite only (file paths); TestPostgresErrorsHideThePassword
+// covers bad URLs.
 func TestOpenErrors(t *testing.T) {
 	if _, err := Open(context.Background(), "", nil); err == nil {
 		t.Fatalf("Open(\"\") = nil; want an error")
@@ -899,6 +906,8 @@ func testAppendTimelineManyInOrder(t *testing.T, be backend) {
 
 // A text of several statements is never cached (a prepared statement would
 // run only the first): run twice, both statements take effect both times.
+// SQLite only: it is about mattn/go-sqlite3's statement cache (PostgreSQL
+// refuses several statements in one text that has arguments).
 func TestStatementCacheSkipsMultiStatementText(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, filepath.Join(t.TempDir(), "db"))
@@ -924,6 +933,7 @@ func TestStatementCacheSkipsMultiStatementText(t *testing.T) {
 
 // Migration 7 rebuilds step_attempts and timeline (new CHECKs): every row,
 // id and index survives, and the CHECKs still refuse what they refused.
+// SQLite only: on PostgreSQL migration 7 rebuilds nothing.
 func TestUpgradeRebuildsStepsAndTimeline(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "db")
