@@ -16,7 +16,7 @@ import (
 // config is everything the console reads from the environment.
 type config struct {
 	Addr            string
-	DBPath          string
+	DBPath          string // the case store: DB_URL, else DB_PATH (envconfig.Reader.Store)
 	NATSURL         string
 	Console         console.Config
 	ShutdownTimeout time.Duration
@@ -27,6 +27,7 @@ type config struct {
 var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("CONSOLE_ADDR", "127.0.0.1:8070", "listen address (host:port; port 0 picks a free port)"),
 	envconfig.V("DB_PATH", "data/refunds.db", "the worker's SQLite case store, opened read-only (never created or migrated); the console waits for it at start-up"),
+	envconfig.StoreURLVar(),
 	envconfig.V("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated: actions are published to the COMMANDS stream there"),
 	envconfig.V("CONSOLE_TOKENS", "", "REQUIRED unless CONSOLE_TOKENS_FILE: API tokens as name:role:sha256-hex-of-token, comma-separated; role viewer or operator"),
 	envconfig.V("CONSOLE_TOKENS_FILE", "", "file of the same entries, one per line (# comments); read instead of CONSOLE_TOKENS"),
@@ -53,7 +54,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	env := envconfig.NewReader(envVars, getenv)
 	cfg := config{
 		Addr:    env.String("CONSOLE_ADDR"),
-		DBPath:  env.String("DB_PATH"),
+		DBPath:  env.Store(),
 		NATSURL: env.String("NATS_URL"),
 	}
 	env.Fail(cfg.readAccounts(getenv("CONSOLE_TOKENS"), getenv("CONSOLE_TOKENS_FILE")))

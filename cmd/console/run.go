@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// when told.
 	httpSrv.RegisterOnShutdown(srv.CloseStreams)
 	logger.Info("console listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String(),
-		"db", cfg.DBPath, "nats", events.RedactURLs(cfg.NATSURL), "accounts", len(cfg.Console.Accounts))
+		"db", casestore.Redact(cfg.DBPath), "nats", events.RedactURLs(cfg.NATSURL), "accounts", len(cfg.Console.Accounts))
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
@@ -128,9 +128,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // and upgrades it, and started together (devstack, a Procfile runner, an
 // upgrade), the console may come first. Exiting instead would stop every
 // process under a Procfile runner. It returns nil, nil when ctx ends first.
-func openStore(ctx context.Context, path string, logger *slog.Logger) (*casestore.Store, error) {
+func openStore(ctx context.Context, target string, logger *slog.Logger) (*casestore.Store, error) {
+	path := casestore.Redact(target) // as logged
 	for waited := false; ; waited = true {
-		st, err := casestore.OpenReadOnly(ctx, path, logger)
+		st, err := casestore.OpenReadOnly(ctx, target, logger)
 		var se *casestore.SchemaError
 		switch {
 		case err == nil:

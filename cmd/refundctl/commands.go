@@ -78,7 +78,7 @@ func (a *app) caseTarget(ctx context.Context, st *casestore.Store, c *refundflow
 	case errors.Is(err, casestore.ErrNotFound) && c.Platform != "":
 		return nil
 	case errors.Is(err, casestore.ErrNotFound):
-		return fmt.Errorf("--case %d: no such case in %s", c.CaseID, a.cfg.DBPath)
+		return fmt.Errorf("--case %d: no such case in %s", c.CaseID, casestore.Redact(a.cfg.DBPath))
 	case err != nil:
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 // override each field that has one.
 type config struct {
 	NATSURL        string        // NATS_URL, --nats-url
-	DBPath         string        // DB_PATH, --db
+	DBPath         string        // DB_URL, else DB_PATH (envconfig.Reader.Store); --db
 	ReceiverURL    string        // RECEIVER_URL, --receiver-url
 	Token          string        // CALLBACK_TOKEN (never a flag: it would show in ps and shell history)
 	SigningSecrets []string      // CALLBACK_SIGNING_SECRETS: HTTP posts are signed with the first one
@@ -43,6 +43,7 @@ const defaultTimeout = 5 * time.Second
 var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL (commands, dead-letter retry, replay from the stream); --nats-url wins"),
 	envconfig.V("DB_PATH", "data/refunds.db", "the worker's SQLite case store (list, show, wait, dead-letters; never created or migrated); --db wins"),
+	envconfig.StoreURLVar(),
 	envconfig.V("RECEIVER_URL", "http://127.0.0.1:8080", "the receiver's base URL (trigger, replay --to receiver); --receiver-url wins"),
 	envconfig.V("CALLBACK_TOKEN", "", "the receiver's secret URL token (trigger, replay --to receiver); never printed"),
 	envconfig.V("CALLBACK_SIGNING_SECRETS", "", "whsec_… secrets of the receiver; when set, posts are signed (Standard Webhooks) with the first"),
@@ -73,7 +74,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	env := envconfig.NewReader(envVars, getenv)
 	cfg := config{
 		NATSURL:        env.String("NATS_URL"),
-		DBPath:         env.String("DB_PATH"),
+		DBPath:         env.Store(),
 		ReceiverURL:    env.String("RECEIVER_URL"),
 		Token:          strings.TrimSpace(getenv("CALLBACK_TOKEN")), // a secret: read directly, never quoted
 		SigningSecrets: strings.Fields(getenv("CALLBACK_SIGNING_SECRETS")),

@@ -56,7 +56,7 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.cfg.NATSURL, "nats-url", a.cfg.NATSURL, "NATS server URL (env NATS_URL)")
-	pf.StringVar(&a.cfg.DBPath, "db", a.cfg.DBPath, "case store path (env DB_PATH)")
+	pf.StringVar(&a.cfg.DBPath, "db", a.cfg.DBPath, "case store: a SQLite path or a postgres:// URL (env DB_URL, else DB_PATH)")
 	pf.StringVar(&a.cfg.ReceiverURL, "receiver-url", a.cfg.ReceiverURL, "receiver base URL (env RECEIVER_URL)")
 	pf.StringVar(&a.cfg.Stream, "stream", a.cfg.Stream, "callback stream name (env CALLBACK_STREAM)")
 	pf.StringVar(&a.cfg.Operator, "operator", a.cfg.Operator, "operator name recorded with commands and dead-letter discards (env REFUNDCTL_OPERATOR, else USER)")
@@ -225,23 +225,24 @@ func (a *app) openStoreForWrite(ctx context.Context) (*casestore.Store, error) {
 // warning line on stderr.
 func (a *app) openCaseStore(ctx context.Context, open func(context.Context, string, *slog.Logger) (*casestore.Store, error)) (*casestore.Store, error) {
 	st, err := open(ctx, a.cfg.DBPath, nil)
+	shown := casestore.Redact(a.cfg.DBPath) // DB_URL may hold a password
 	var se *casestore.SchemaError
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("no case store at %s (set DB_PATH or --db)", a.cfg.DBPath)
+		return nil, fmt.Errorf("no case store at %s (set DB_PATH, DB_URL or --db)", shown)
 	case errors.As(err, &se):
 		return nil, fmt.Errorf("%w: start a worker of this version to upgrade the database, or use a refundctl matching it", se)
 	case err != nil:
-		return nil, fmt.Errorf("open case store %s: %w", a.cfg.DBPath, err)
+		return nil, fmt.Errorf("open case store %s: %w", shown, err)
 	}
 	v, err := st.SchemaVersions(ctx)
 	if err != nil {
 		_ = st.Close()
-		return nil, fmt.Errorf("case store %s: %w", a.cfg.DBPath, err)
+		return nil, fmt.Errorf("case store %s: %w", shown, err)
 	}
 	if v.Newer() {
 		fmt.Fprintf(a.stderr, "refundctl: warning: case store %s has schema version %d, newer than the %d this refundctl knows; upgrade refundctl to see what is new\n",
-			a.cfg.DBPath, v.File, v.Build)
+			shown, v.File, v.Build)
 	}
 	return st, nil
 }

@@ -23,7 +23,7 @@ import (
 // on: the database, the platform client, the engine and NATS.
 type config struct {
 	NATSURL     string
-	DBPath      string
+	DBPath      string // the case store: DB_URL, else DB_PATH (envconfig.Reader.Store)
 	MetricsAddr string
 
 	Upstream  apiclient.Config
@@ -49,6 +49,7 @@ type config struct {
 var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated"),
 	envconfig.V("DB_PATH", "data/refunds.db", "SQLite database file (created with its directory; WAL; shared by the worker processes of one host)"),
+	envconfig.StoreURLVar(),
 }, envconfig.UpstreamVars(), []envconfig.Var{
 	envconfig.V("UPSTREAM_CLOCK_SKEW", refundflow.DefaultClockSkew.String(), "how far the platform's clock may lag ours: a refund the platform says it created this long before our submission began is someone else's (INFERRED)"),
 	envconfig.V("WORKER_MESSAGES_INTERVAL", refundflow.DefaultMessagesInterval.String(), "a Taobao case's refund messages (the seller conversation) are read when the case wakes or a callback comes, at most once per this interval; new seller messages go on the timeline and count as unread (refundctl messages); 0 = never read them"),
@@ -124,7 +125,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	get, duration, integer := env.String, env.Duration, env.Int
 	cfg := config{
 		NATSURL:     get("NATS_URL"),
-		DBPath:      get("DB_PATH"),
+		DBPath:      env.Store(),
 		MetricsAddr: get("WORKER_METRICS_ADDR"),
 		VoucherDir:  getenv("WORKER_VOUCHER_DIR"),
 		Work: casework.Config{

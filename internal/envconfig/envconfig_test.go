@@ -159,3 +159,28 @@ func TestOneLogSetUp(t *testing.T) {
 		t.Errorf("LOG_FORMAT=xml: %v; want an error naming it", err)
 	}
 }
+
+func TestStore(t *testing.T) {
+	vars := []Var{V("DB_PATH", "data/refunds.db", ""), StoreURLVar()}
+	for _, c := range []struct {
+		env     map[string]string
+		want    string
+		wantErr bool
+	}{
+		{env: nil, want: "data/refunds.db"},
+		{env: map[string]string{"DB_PATH": "/srv/r.db"}, want: "/srv/r.db"},
+		{env: map[string]string{"DB_PATH": "/srv/r.db", "DB_URL": " postgres://u:pw@db/r "}, want: "postgres://u:pw@db/r"},
+		{env: map[string]string{"DB_URL": "postgresql://db/r"}, want: "postgresql://db/r"},
+		{env: map[string]string{"DB_URL": "mysql://u:s3cret@db/r"}, wantErr: true},
+		{env: map[string]string{"DB_URL": "/srv/r.db"}, wantErr: true},
+	} {
+		r := NewReader(vars, func(k string) string { return c.env[k] })
+		got, err := r.Store(), r.Err()
+		if (err != nil) != c.wantErr || got != c.want {
+			t.Errorf("Store() with %v = %q, %v; want %q (error %v)", c.env, got, err, c.want, c.wantErr)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Store() error quotes DB_URL: %v", err)
+		}
+	}
+}
