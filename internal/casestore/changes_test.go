@@ -14,7 +14,7 @@ func TestCaseChanges(t *testing.T) { eachBackend(t, testCaseChanges) }
 
 func testCaseChanges(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	at := t0
 	s.now = func() time.Time { return at }

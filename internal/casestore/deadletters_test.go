@@ -43,7 +43,7 @@ func TestDiscardDeadLetter(t *testing.T) { eachBackend(t, testDiscardDeadLetter)
 
 func testDiscardDeadLetter(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	at := time.Date(2026, 5, 20, 8, 0, 0, 0, time.UTC)
 	s.now = func() time.Time { return at }
 	kept := insertDead(t, s, DeadLetter{MsgID: "m1", Subject: "commands.taobao.cancel", Reason: "invalid_command"})

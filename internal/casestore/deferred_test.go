@@ -17,7 +17,7 @@ func TestDueDeferredCasesCountsTheOldestInputOnly(t *testing.T) {
 }
 
 func testDueDeferredCasesCountsTheOldestInputOnly(t *testing.T, be backend) {
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	ctx := context.Background()
 	now := time.Now()
 	var victim int64

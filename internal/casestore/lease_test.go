@@ -14,7 +14,7 @@ import (
 func TestGroupCommitIsolatesFailures(t *testing.T) { eachBackend(t, testGroupCommitIsolatesFailures) }
 
 func testGroupCommitIsolatesFailures(t *testing.T, be backend) {
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	ctx := context.Background()
 	const n = 200
 	commits0, txs0 := s.Commits(), s.Transactions()
@@ -67,7 +67,7 @@ func testGroupCommitIsolatesFailures(t *testing.T, be backend) {
 func TestLease(t *testing.T) { eachBackend(t, testLease) }
 
 func testLease(t *testing.T, be backend) {
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	ctx := context.Background()
 	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "1", SubOrderID: "2", State: "requested"})
 	if _, err := s.ClaimLease(ctx, c.ID, "a", time.Minute); err != nil {
@@ -112,7 +112,7 @@ func testLease(t *testing.T, be backend) {
 func TestCreateCaseTakesTheLease(t *testing.T) { eachBackend(t, testCreateCaseTakesTheLease) }
 
 func testCreateCaseTakesTheLease(t *testing.T, be backend) {
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	ctx := context.Background()
 	var c Case
 	err := s.Update(ctx, func(tx *Tx) error {

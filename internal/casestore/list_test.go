@@ -11,7 +11,7 @@ import (
 func TestListCasesPage(t *testing.T) { eachBackend(t, testListCasesPage) }
 
 func testListCasesPage(t *testing.T, be backend) {
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	ctx := context.Background()
 	const total = MaxListLimit + 5
 	err := s.Update(ctx, func(tx *Tx) error {

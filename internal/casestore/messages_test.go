@@ -14,7 +14,7 @@ func TestCaseMessagesKeptOnce(t *testing.T) { eachBackend(t, testCaseMessagesKep
 
 func testCaseMessagesKeptOnce(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "waiting_seller"})
 	at := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 	msgs := []CaseMessage{

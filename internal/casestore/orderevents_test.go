@@ -18,7 +18,7 @@ func TestOrderEventKeptOnceAndToldToOpenCases(t *testing.T) {
 
 func testOrderEventKeptOnceAndToldToOpenCases(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	a := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "submitting"})
 	b := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s2", State: "waiting_seller"})
 	done := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s3", State: "requested"})

@@ -11,7 +11,7 @@ func TestCommandOutcome(t *testing.T) { eachBackend(t, testCommandOutcome) }
 
 func testCommandOutcome(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	record := func(o CommandOutcome) {
 		t.Helper()
 		if err := s.Update(ctx, func(tx *Tx) error { return tx.RecordCommandOutcome(ctx, o) }); err != nil {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 
 	"github.com/refundhub/refundhub"
+	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
 	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
 
@@ -48,8 +49,8 @@ func TestSchemasEndAlike(t *testing.T) {
 		}
 	}
 	var cols [2][]string
-	for i, be := range backends {
-		s := openTest(t, be.fresh(t))
+	for i, be := range casestoretest.Backends() {
+		s := openTest(t, be.Fresh(t))
 		cols[i] = columns(t, s)
 	}
 	if !slices.Equal(cols[0], cols[1]) {

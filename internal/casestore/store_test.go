@@ -59,7 +59,7 @@ func TestMigrationsNumbered(t *testing.T) {
 func TestOpenTwiceIsIdempotent(t *testing.T) { eachBackend(t, testOpenTwiceIsIdempotent) }
 
 func testOpenTwiceIsIdempotent(t *testing.T, be backend) {
-	path := be.fresh(t)
+	path := be.Fresh(t)
 	s1, err := Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatalf("first Open: %v", err)
@@ -92,7 +92,7 @@ func TestUpgradeFromV1(t *testing.T) { eachBackend(t, testUpgradeFromV1) }
 
 func testUpgradeFromV1(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := be.fresh(t)
+	path := be.Fresh(t)
 	old, err := open(ctx, path, nil, 1)
 	if err != nil {
 		t.Fatalf("open v1: %v", err)
@@ -220,7 +220,7 @@ func TestOneOpenCasePerOrder(t *testing.T) { eachBackend(t, testOneOpenCasePerOr
 
 func testOneOpenCasePerOrder(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "requested"})
 	// Another sub-order of the same order is a different case.
 	newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s2", State: "requested"})
@@ -272,7 +272,7 @@ func TestOptimisticVersionConflict(t *testing.T) { eachBackend(t, testOptimistic
 
 func testOptimisticVersionConflict(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	c := newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "requested", Request: json.RawMessage(`{"amount":100}`)})
 	if c.Version != 1 {
 		t.Fatalf("new case version = %d; want 1", c.Version)
@@ -315,7 +315,7 @@ func TestUpdateRollsBackOnError(t *testing.T) { eachBackend(t, testUpdateRollsBa
 
 func testUpdateRollsBackOnError(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	boom := errors.New("boom")
 	err := s.Update(ctx, func(tx *Tx) error {
 		if _, err := tx.CreateCase(ctx, NewCase{Platform: "1688", OrderID: "o1", State: "requested"}); err != nil {
@@ -335,7 +335,7 @@ func TestIntentProtocol(t *testing.T) { eachBackend(t, testIntentProtocol) }
 
 func testIntentProtocol(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "submitting"})
 	other := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o2", SubOrderID: "s2", State: "submitting"})
 
@@ -436,7 +436,7 @@ func TestInboxDedupeAcrossReopen(t *testing.T) { eachBackend(t, testInboxDedupeA
 
 func testInboxDedupeAcrossReopen(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := be.fresh(t)
+	path := be.Fresh(t)
 	s := openTest(t, path)
 	rec := func(s *Store, id string) bool {
 		t.Helper()
@@ -489,7 +489,7 @@ func TestTwoStoresConcurrentWriters(t *testing.T) { eachBackend(t, testTwoStores
 
 func testTwoStoresConcurrentWriters(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := be.fresh(t)
+	path := be.Fresh(t)
 	stores := []*Store{openTest(t, path), openTest(t, path)}
 	const perWriter = 40
 	const writersPerStore = 3
@@ -552,7 +552,7 @@ func TestQueries(t *testing.T) { eachBackend(t, testQueries) }
 
 func testQueries(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	t0 := time.UnixMilli(1_700_000_000_000).UTC()
 	s.now = func() time.Time { return t0 }
 	a := newCase(t, s, NewCase{Platform: "taobao", OrderID: "a", SubOrderID: "1", State: "waiting_seller", NextWakeAt: t0.Add(time.Hour)})
@@ -633,7 +633,7 @@ func TestDeadLetters(t *testing.T) { eachBackend(t, testDeadLetters) }
 
 func testDeadLetters(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	in := DeadLetter{MsgID: "m1", Subject: "refunds.callback.1688", Headers: map[string][]string{"Nats-Msg-Id": {"m1"}},
 		Payload: []byte{0, 1, 2, 0xff}, Reason: "max_deliveries", Error: "platform 5000", Deliveries: 12}
 	insert := func(d DeadLetter) (int64, bool) {
@@ -723,7 +723,7 @@ func TestIntentSurvivesReopenAndCheckpoint(t *testing.T) {
 
 func testIntentSurvivesReopenAndCheckpoint(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := be.fresh(t)
+	path := be.Fresh(t)
 	s := openTest(t, path)
 	c := newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "submitting"})
 	if err := s.Update(ctx, func(tx *Tx) error {
@@ -751,7 +751,7 @@ func TestUpdateSurvivesCallerCancellation(t *testing.T) {
 }
 
 func testUpdateSurvivesCallerCancellation(t *testing.T, be backend) {
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	var id int64
 	err := s.Update(ctx, func(tx *Tx) error {
@@ -784,7 +784,7 @@ func testUpdateSurvivesCallerCancellation(t *testing.T, be backend) {
 func TestOneOpenCasePerTaobaoSubOrder(t *testing.T) { eachBackend(t, testOneOpenCasePerTaobaoSubOrder) }
 
 func testOneOpenCasePerTaobaoSubOrder(t *testing.T, be backend) {
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	ctx := context.Background()
 	first := newCase(t, s, NewCase{Platform: "taobao", OrderID: "100", SubOrderID: "555", State: "requested"})
 	err := s.Update(ctx, func(tx *Tx) error {
@@ -816,7 +816,7 @@ func TestStatementCacheReuse(t *testing.T) { eachBackend(t, testStatementCacheRe
 
 func testStatementCacheReuse(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "requested"})
 	states := []string{"rendering", "submitting", "waiting_seller"}
 	for round := range 6 {
@@ -856,7 +856,7 @@ func TestAppendTimelineManyInOrder(t *testing.T) { eachBackend(t, testAppendTime
 
 func testAppendTimelineManyInOrder(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	a := newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "requested"})
 	b := newCase(t, s, NewCase{Platform: "1688", OrderID: "o2", State: "requested"})
 	var entries []TimelineEntry
@@ -997,7 +997,7 @@ func TestAttemptTimes(t *testing.T) { eachBackend(t, testAttemptTimes) }
 
 func testAttemptTimes(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := be.fresh(t)
+	path := be.Fresh(t)
 	old, err := open(ctx, path, nil, 4)
 	if err != nil {
 		t.Fatalf("open v4: %v", err)
@@ -1087,7 +1087,7 @@ func TestTimelineTail(t *testing.T) { eachBackend(t, testTimelineTail) }
 
 func testTimelineTail(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	c := newCase(t, s, NewCase{Platform: "1688", OrderID: "o1", State: "requested"})
 	var entries []TimelineEntry
 	for i := range 10 {
@@ -1131,7 +1131,7 @@ func TestUpgradeMarksSecond1688CasesOfAnOrder(t *testing.T) {
 
 func testUpgradeMarksSecond1688CasesOfAnOrder(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := be.fresh(t)
+	path := be.Fresh(t)
 	old, err := open(ctx, path, nil, 7)
 	if err != nil {
 		t.Fatalf("open v7: %v", err)

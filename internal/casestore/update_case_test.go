@@ -20,7 +20,7 @@ func TestUpdatedCaseIsTheStoredCase(t *testing.T) { eachBackend(t, testUpdatedCa
 
 func testUpdatedCaseIsTheStoredCase(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTest(t, be.fresh(t))
+	s := openTest(t, be.Fresh(t))
 	rng := rand.New(rand.NewPCG(1, 2))
 	wake := time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.FixedZone("CST", 8*3600)) // sub-millisecond, not UTC
 	create := func(sub string) Case {
