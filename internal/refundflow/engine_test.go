@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
 	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
@@ -33,8 +33,9 @@ const (
 var testPolicy = refundflow.Policy{RefusalMessage: "请重新考虑: {reason}", Recheck: time.Hour,
 	StepTimeout: time.Minute, IntentGrace: time.Minute}
 
-// rig is a sandbox over HTTP, a temp SQLite store, an engine, and a pump
-// that feeds the sandbox's callbacks to the engine.
+// rig is a sandbox over HTTP, a fresh store (a temp SQLite file unless
+// made by newRigOn), an engine, and a pump that feeds the sandbox's
+// callbacks to the engine.
 type rig struct {
 	t      *testing.T
 	sb     *sandbox.Sandbox
@@ -54,7 +55,14 @@ func (r *rig) engine() *refundflow.Engine { return r.eng.Load() }
 
 func (r *rig) setEngine(e *refundflow.Engine) { r.eng.Store(e) }
 
+// newRig is newRigOn the SQLite store.
 func newRig(t *testing.T, seller sandbox.SellerPolicy) *rig {
+	t.Helper()
+	return newRigOn(t, casestoretest.Backends()[0], seller)
+}
+
+// newRigOn is a rig whose store is a fresh one of the backend's kind.
+func newRigOn(t *testing.T, be casestoretest.Backend, seller sandbox.SellerPolicy) *rig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &rig{t: t}
@@ -88,7 +96,7 @@ func newRig(t *testing.T, seller sandbox.SellerPolicy) *rig {
 	r.sb, r.url = sb, srv.URL
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = sb.Run(ctx) })
-	r.dbPath = filepath.Join(t.TempDir(), "refunds.db")
+	r.dbPath = be.Fresh(t)
 	r.store, err = casestore.Open(ctx, r.dbPath, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -358,8 +366,10 @@ func (r *rig) noDuplicates() {
 
 var fast = sandbox.SellerPolicy{Decision: sandbox.DecisionAgree, DecideAfter: 20 * time.Millisecond, ReceiveAfter: 20 * time.Millisecond}
 
-func TestEngineTaobaoRefundOnly(t *testing.T) {
-	r := newRig(t, fast)
+func TestEngineTaobaoRefundOnly(t *testing.T) { casestoretest.Each(t, testEngineTaobaoRefundOnly) }
+
+func testEngineTaobaoRefundOnly(t *testing.T, be casestoretest.Backend) {
+	r := newRigOn(t, be, fast)
 	o, so := r.order(sandbox.PlatformTaobao, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 	cmd.Request = taobaoRequest(false)
@@ -391,8 +401,10 @@ func TestEngineTaobaoRefundOnly(t *testing.T) {
 	r.noDuplicates()
 }
 
-func TestEngineTaobaoReturn(t *testing.T) {
-	r := newRig(t, fast)
+func TestEngineTaobaoReturn(t *testing.T) { casestoretest.Each(t, testEngineTaobaoReturn) }
+
+func testEngineTaobaoReturn(t *testing.T, be casestoretest.Backend) {
+	r := newRigOn(t, be, fast)
 	o, so := r.order(sandbox.PlatformTaobao, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 	cmd.Request = taobaoRequest(true)
@@ -409,7 +421,11 @@ func TestEngineTaobaoReturn(t *testing.T) {
 }
 
 func TestEngineTaobaoRefusalPostsMessage(t *testing.T) {
-	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionRefuse, RefuseReason: "不同意", DecideAfter: 20 * time.Millisecond})
+	casestoretest.Each(t, testEngineTaobaoRefusalPostsMessage)
+}
+
+func testEngineTaobaoRefusalPostsMessage(t *testing.T, be casestoretest.Backend) {
+	r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionRefuse, RefuseReason: "不同意", DecideAfter: 20 * time.Millisecond})
 	o, so := r.order(sandbox.PlatformTaobao, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 	cmd.Request = taobaoRequest(false)
@@ -453,8 +469,10 @@ func TestEngineTaobaoRefusalPostsMessage(t *testing.T) {
 	}
 }
 
-func TestEngineTaobaoCancel(t *testing.T) {
-	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+func TestEngineTaobaoCancel(t *testing.T) { casestoretest.Each(t, testEngineTaobaoCancel) }
+
+func testEngineTaobaoCancel(t *testing.T, be casestoretest.Backend) {
+	r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 	o, so := r.order(sandbox.PlatformTaobao, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 	cmd.Request = taobaoRequest(false)
@@ -468,7 +486,11 @@ func TestEngineTaobaoCancel(t *testing.T) {
 }
 
 func TestEngine1688VouchersAndReturn(t *testing.T) {
-	r := newRig(t, fast)
+	casestoretest.Each(t, testEngine1688VouchersAndReturn)
+}
+
+func testEngine1688VouchersAndReturn(t *testing.T, be casestoretest.Backend) {
+	r := newRigOn(t, be, fast)
 	o, _ := r.order(sandbox.Platform1688, &sandbox.SellerPolicy{Decision: sandbox.DecisionRequireReturn, DecideAfter: 20 * time.Millisecond, ReceiveAfter: 20 * time.Millisecond})
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "")
 	req := alibabaRequest(true, true)
@@ -495,8 +517,10 @@ func TestEngine1688VouchersAndReturn(t *testing.T) {
 	r.noDuplicates()
 }
 
-func TestEngine1688Happy(t *testing.T) {
-	r := newRig(t, fast)
+func TestEngine1688Happy(t *testing.T) { casestoretest.Each(t, testEngine1688Happy) }
+
+func testEngine1688Happy(t *testing.T, be casestoretest.Backend) {
+	r := newRigOn(t, be, fast)
 	o, _ := r.order(sandbox.Platform1688, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "")
 	cmd.Request = alibabaRequest(false, false)
@@ -511,7 +535,9 @@ func TestEngine1688Happy(t *testing.T) {
 // TestEngineCrashAfterEffect: the platform applies a side effect and the
 // answer is lost (the worker "dies" between the call and the commit). The
 // redelivered input asks the platform first and never submits again.
-func TestEngineCrashAfterEffect(t *testing.T) {
+func TestEngineCrashAfterEffect(t *testing.T) { casestoretest.Each(t, testEngineCrashAfterEffect) }
+
+func testEngineCrashAfterEffect(t *testing.T, be casestoretest.Backend) {
 	for _, tc := range []struct {
 		name     string
 		platform refundflow.Platform
@@ -530,7 +556,7 @@ func TestEngineCrashAfterEffect(t *testing.T) {
 			if tc.cancel {
 				seller = sandbox.SellerPolicy{Decision: sandbox.DecisionManual}
 			}
-			r := newRig(t, seller)
+			r := newRigOn(t, be, seller)
 			plat := sandbox.PlatformTaobao
 			if tc.platform == refundflow.Platform1688 {
 				plat = sandbox.Platform1688
@@ -609,8 +635,10 @@ func TestEngineCrashAfterEffect(t *testing.T) {
 // TestEngineTwoOwnersOneCase: two engines (as two processes) on one
 // database: the lease lets only one run a case. While another process
 // holds it, a timer wake is handed back and a command waits in the store.
-func TestEngineTwoOwnersOneCase(t *testing.T) {
-	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+func TestEngineTwoOwnersOneCase(t *testing.T) { casestoretest.Each(t, testEngineTwoOwnersOneCase) }
+
+func testEngineTwoOwnersOneCase(t *testing.T, be casestoretest.Backend) {
+	r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 	o, so := r.order(sandbox.PlatformTaobao, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 	cmd.Request = taobaoRequest(false)
@@ -665,7 +693,11 @@ func TestEngineTwoOwnersOneCase(t *testing.T) {
 // TestEngineStaleCallbackCannotMoveBack: callbacks replayed after the case
 // finished (old statuses in their bodies) change nothing.
 func TestEngineStaleCallbackCannotMoveBack(t *testing.T) {
-	r := newRig(t, fast)
+	casestoretest.Each(t, testEngineStaleCallbackCannotMoveBack)
+}
+
+func testEngineStaleCallbackCannotMoveBack(t *testing.T, be casestoretest.Backend) {
+	r := newRigOn(t, be, fast)
 	o, so := r.order(sandbox.PlatformTaobao, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 	cmd.Request = taobaoRequest(false)
@@ -689,7 +721,11 @@ func TestEngineStaleCallbackCannotMoveBack(t *testing.T) {
 // whose refund callback never comes cannot be checked (no lookup by order):
 // the case parks for an operator and nothing is sent again.
 func TestEngine1688CreateUnverifiable(t *testing.T) {
-	r := newRig(t, fast)
+	casestoretest.Each(t, testEngine1688CreateUnverifiable)
+}
+
+func testEngine1688CreateUnverifiable(t *testing.T, be casestoretest.Backend) {
+	r := newRigOn(t, be, fast)
 	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1})
 	eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: r.client,
 		Policy: refundflow.Policy{StepTimeout: time.Minute, Recheck: time.Hour}, Owner: "no-grace"})
@@ -717,8 +753,10 @@ func TestEngine1688CreateUnverifiable(t *testing.T) {
 
 // TestEngineMessageAtMostOnce: a send_message whose answer is lost and that
 // is delivered again is not posted a second time.
-func TestEngineMessageAtMostOnce(t *testing.T) {
-	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+func TestEngineMessageAtMostOnce(t *testing.T) { casestoretest.Each(t, testEngineMessageAtMostOnce) }
+
+func testEngineMessageAtMostOnce(t *testing.T, be casestoretest.Backend) {
+	r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 	o, so := r.order(sandbox.PlatformTaobao, nil)
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 	cmd.Request = taobaoRequest(false)

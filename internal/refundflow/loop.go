@@ -80,11 +80,13 @@ func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
 // turn is one pass of process's loop. done reports that the input got as
 // far as it can now; r.h and err are then process's answer.
 func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
+	c, err := e.store.GetCase(ctx, r.caseID)
 	if r.waited > 0 && ctx.Err() != nil {
-		// Given up while waiting for another process's lease.
+		// Given up while waiting for another process's lease: before this
+		// read (which then fails at once) or during it (a read over the
+		// network, on PostgreSQL, leaves the deadline time to come).
 		return r.end(e.deferBusy(ctx, r, &RetryError{After: time.Second, Err: casestore.ErrLeased}))
 	}
-	c, err := e.store.GetCase(ctx, r.caseID)
 	if err != nil {
 		return true, err
 	}
