@@ -30,5 +30,7 @@ func (s *Server) routes(e *echo.Echo) {
 	api.GET("/cases", s.handleAPICases)
 	api.GET("/cases/:id", s.handleAPICase)
 	api.GET("/dead-letters", s.handleAPIDeadLetters)
+	api.POST("/commands", s.handleAPICommand)
+	api.GET("/commands/:id", s.handleAPICommandVerdict)
 	api.GET("/events", s.handleEvents) // eventsPath
 }
