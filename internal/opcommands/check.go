@@ -149,7 +149,7 @@ func Stored(ctx context.Context, js jetstream.JetStream, ack Ack) (refundflow.Co
 // Same reports whether a and b are the same command but for when they
 // were issued: a retried request carries the time of its retry.
 func Same(a, b refundflow.Command) bool {
-	a.IssuedAt, b.IssuedAt = b.IssuedAt, b.IssuedAt
+	a.IssuedAt = b.IssuedAt
 	ja, err1 := encodeCommand(a)
 	jb, err2 := encodeCommand(b)
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
