@@ -28,10 +28,9 @@ type backend interface {
 	lookupCase(ctx context.Context, sel caseSelector, id int64) (casestore.Case, error)
 	// history is a case's step attempts and timeline.
 	history(ctx context.Context, id int64) ([]casestore.StepAttempt, []casestore.TimelineEntry, error)
-	// send publishes c, first completing a case named by --case alone
-	// (opcommands.CompleteTarget) and checking it (opcommands.Check), and
-	// waits up to wait for the worker's verdict (not at all when 0: the
-	// verdict is then nil).
+	// send publishes c, complete and checked (publishCommand), and waits
+	// up to wait for the worker's verdict (not at all when 0: the verdict
+	// is then nil). The console checks c again before publishing it.
 	send(ctx context.Context, c refundflow.Command, wait time.Duration) (commandResult, *opcommands.Verdict, error)
 	close()
 }
@@ -127,27 +126,14 @@ func (d *direct) history(ctx context.Context, id int64) ([]casestore.StepAttempt
 	return steps, timeline, err
 }
 
-// send reads the store only when it must: to name the case of --case
-// alone, or to read the verdict; a command whose verdict cannot be read
-// is better not sent than sent blind.
+// send reads the store to read the verdict, before publishing: a command
+// whose verdict cannot be read is better not sent than sent blind.
 func (d *direct) send(ctx context.Context, c refundflow.Command, wait time.Duration) (commandResult, *opcommands.Verdict, error) {
-	lookup := c.CaseID > 0 && (c.Platform == "" || wait > 0)
 	var st *casestore.Store
-	if wait > 0 || lookup {
+	if wait > 0 {
 		var err error
 		if st, err = d.store(ctx); err != nil {
-			if wait == 0 {
-				return commandResult{}, nil, fmt.Errorf("%w (--case is looked up there; give --platform too to send it unchecked)", err)
-			}
 			return commandResult{}, nil, fmt.Errorf("%w (the verdict is read there; --no-wait publishes without it)", err)
-		}
-	}
-	if lookup {
-		if err := d.a.caseTarget(ctx, st, &c); err != nil {
-			return commandResult{}, nil, err
-		}
-		if err := opcommands.Check(c); err != nil {
-			return commandResult{}, nil, usagef("invalid %s command for case %d: %s", c.Kind, c.CaseID, flagMessage(err))
 		}
 	}
 	res, err := d.a.publish(ctx, c)

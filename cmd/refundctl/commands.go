@@ -67,14 +67,26 @@ func (a *app) newCommand(t target, kind refundflow.InputKind) (refundflow.Comman
 	}, nil
 }
 
-// caseTarget completes c from the case --case names: its platform, order
-// and (Taobao) sub-order (opcommands.CompleteTarget, which the console's
-// API uses too). A flag that contradicts the case is a usage error naming
-// it. A case the store does not hold is an error unless --platform was
-// given: then the command goes to the worker, whose verdict says the case
-// is unknown.
-func (a *app) caseTarget(ctx context.Context, st *casestore.Store, c *refundflow.Command) error {
-	return a.targetErr(c.CaseID, opcommands.CompleteTarget(ctx, st, c))
+// caseTarget completes c from the case --case names, read through b: its
+// platform, order and (Taobao) sub-order (opcommands.ApplyTarget, which
+// the console's API applies too). A flag that contradicts the case is a
+// usage error naming it. A case that does not exist is an error unless
+// --platform was given: then the command goes to the worker, whose
+// verdict says the case is unknown.
+func (a *app) caseTarget(ctx context.Context, b backend, c *refundflow.Command, noWait bool) error {
+	k, err := b.lookupCase(ctx, caseSelector{}, c.CaseID)
+	var nf *notFoundError
+	switch {
+	case errors.As(err, &nf) && c.Platform != "":
+		return nil
+	case errors.As(err, &nf):
+		return a.targetErr(c.CaseID, fmt.Errorf("case %d: %w", c.CaseID, opcommands.ErrUnknownCase))
+	case err != nil && noWait:
+		return fmt.Errorf("%w (--case is looked up there; give --platform too to send it unchecked)", err)
+	case err != nil:
+		return err
+	}
+	return a.targetErr(c.CaseID, opcommands.ApplyTarget(k, c))
 }
 
 // targetErr explains an error of opcommands.CompleteTarget in terms of the
@@ -128,6 +140,14 @@ func (a *app) publishCommand(ctx context.Context, c refundflow.Command, vo verdi
 		return err
 	}
 	defer b.close()
+	if c.CaseID > 0 && (c.Platform == "" || !vo.noWait) {
+		if err := a.caseTarget(ctx, b, &c, vo.noWait); err != nil {
+			return err
+		}
+		if err := opcommands.Check(c); err != nil {
+			return usagef("invalid %s command for case %d: %s", c.Kind, c.CaseID, flagMessage(err))
+		}
+	}
 	wait := vo.wait
 	if vo.noWait {
 		wait = 0

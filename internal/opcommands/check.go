@@ -72,6 +72,12 @@ func CompleteTarget(ctx context.Context, st *casestore.Store, c *refundflow.Comm
 	case err != nil:
 		return err
 	}
+	return ApplyTarget(k, c)
+}
+
+// ApplyTarget is CompleteTarget once the case k that c.CaseID names has
+// been read (by whichever way the caller reads cases).
+func ApplyTarget(k casestore.Case, c *refundflow.Command) error {
 	sub := k.SubOrderID
 	if k.Platform == casestore.Platform1688 {
 		sub = "" // a case opened before one case per order may carry one: never sent
