@@ -202,6 +202,12 @@ type formError struct {
 // operator filled in a form, so the console names its fields, as
 // refundctl names its flags.
 var fieldLabels = map[string]string{
+	"platform":      "Platform",
+	"orderId":       "Order id",
+	"subOrderId":    "Sub-order id",
+	"goodsStatus":   "Goods status",
+	"carriage":      "Carriage",
+	"orderEntryIds": "Order entries",
 	"action":      "Action",
 	"note":        "Note",
 	"company":     "Carrier",
@@ -217,17 +223,17 @@ var fieldLabels = map[string]string{
 
 // proseFields are the JSON names translated inside a message as well as at
 // its start: only the camelCase ones, which cannot be ordinary words.
-var proseFields = regexp.MustCompile(`\breasonId\b`)
+var proseFields = regexp.MustCompile(`\b(?:request\.)?(reasonId|orderEntryIds|subOrderId|orderId|goodsStatus)\b`)
 
 // formMessage is a validation error as one line for the form, each problem
 // naming the form's field: "waybill: 1 to 64 printable characters" becomes
 // "Waybill: 1 to 64 printable characters". The "shipment: " or "modify: "
-// before the first problem of a nested part is dropped.
+// (or "request: ") before the first problem of a nested part is dropped.
 func formMessage(err error) string {
 	var out []string
 	for line := range strings.SplitSeq(err.Error(), "\n") {
 		line = strings.TrimSpace(line)
-		for _, doc := range []string{"resolve: ", "shipment: ", "modify: "} {
+		for _, doc := range []string{"resolve: ", "shipment: ", "modify: ", "request: "} {
 			line = strings.TrimPrefix(line, doc)
 		}
 		if line == "" {
@@ -240,7 +246,7 @@ func formMessage(err error) string {
 		if label, ok := fieldLabels[field]; ok {
 			line = label + rest
 		}
-		line = proseFields.ReplaceAllStringFunc(line, func(m string) string { return fieldLabels[m] })
+		line = proseFields.ReplaceAllStringFunc(line, func(m string) string { return fieldLabels[strings.TrimPrefix(m, "request.")] })
 		out = append(out, line)
 	}
 	return strings.Join(out, "; ")

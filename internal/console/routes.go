@@ -25,6 +25,7 @@ func (s *Server) routes(e *echo.Echo) {
 	e.POST("/cases/:id/cancel", s.handleAction(actions["cancel"]))
 	e.POST("/cases/:id/message", s.handleAction(actions["message"]))
 	e.POST("/cases/:id/modify", s.handleAction(actions["modify"]))
+	s.requestRoutes(e) // GET /requests/new, POST /requests
 
 	api := e.Group("/api/v1")
 	api.GET("/cases", s.handleAPICases)
