@@ -76,7 +76,12 @@ func classify(e *apiError) error {
 // do sends one request (body as JSON when not nil) within --timeout and
 // decodes a 2xx answer into out; it returns the status.
 func (r *remote) do(ctx context.Context, method, path string, body, out any) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.a.cfg.Timeout)
+	return r.doWithin(ctx, r.a.cfg.Timeout, method, path, body, out)
+}
+
+// doWithin is do within timeout instead of --timeout.
+func (r *remote) doWithin(ctx context.Context, timeout time.Duration, method, path string, body, out any) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rd io.Reader
 	if body != nil {
@@ -352,7 +357,9 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 	deadline := time.Now().Add(wait)
 	var ans commandAnswer
 	path := "/api/v1/commands?" + url.Values{"wait": {wait.String()}}.Encode()
-	if _, err := r.do(ctx, http.MethodPost, path, body, &ans); err != nil {
+	// The console answers once it has the verdict or its own wait is over:
+	// --timeout is for the exchange on top of the wait.
+	if _, err := r.doWithin(ctx, r.a.cfg.Timeout+wait, http.MethodPost, path, body, &ans); err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Code == "not_found" && c.CaseID > 0 {
 			return commandResult{}, nil, fmt.Errorf("--case %d: no such case in %s", c.CaseID, r.a.source())

@@ -156,22 +156,23 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 		return issued{}, &Error{Code: CodeUnavailable, Message: "this console has no NATS connection; commands cannot be sent"}
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	ack, err := opcommands.Publish(pctx, s.js, cmd)
-	if err == nil && ack.Duplicate {
-		var first refundflow.Command
-		if first, err = opcommands.Stored(pctx, s.js, ack); err == nil {
-			if !opcommands.Same(first, cmd) {
-				cancel()
-				s.logger.Warn("command id reused for a different command", "command", cmd.ID, "account", by.Name)
-				return issued{}, errIDReused
-			}
-			cmd = first
-		}
-	}
-	cancel()
 	if err != nil {
 		s.logger.Warn("publish command failed", "command", cmd.ID, "kind", cmd.Kind, "case", cmd.CaseID, "err", err)
 		return issued{}, &Error{Code: CodeUnavailable, Message: "the command could not be stored (NATS unreachable?); nothing was sent, try again"}
+	}
+	if ack.Duplicate {
+		first, err := opcommands.Stored(pctx, s.js, ack)
+		if err != nil {
+			s.logger.Warn("read the stored command of a duplicate", "command", cmd.ID, "err", err)
+			return issued{}, &Error{Code: CodeUnavailable, Message: "a command with this id is already stored, and it could not be read to compare; nothing new was sent, try again"}
+		}
+		if !opcommands.Same(first, cmd) {
+			s.logger.Warn("command id reused for a different command", "command", cmd.ID, "account", by.Name)
+			return issued{}, errIDReused
+		}
+		cmd = first
 	}
 	out := issued{Ack: ack, Command: cmd, Verdict: opcommands.Verdict{Verdict: opcommands.VerdictPending}}
 	if wait > 0 {
