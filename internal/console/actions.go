@@ -203,12 +203,6 @@ type formError struct {
 // operator filled in a form, so the console names its fields, as
 // refundctl names its flags.
 var fieldLabels = map[string]string{
-	"platform":      "Platform",
-	"orderId":       "Order id",
-	"subOrderId":    "Sub-order id",
-	"goodsStatus":   "Goods status",
-	"carriage":      "Carriage",
-	"orderEntryIds": "Order entries",
 	"action":      "Action",
 	"note":        "Note",
 	"company":     "Carrier",
@@ -220,6 +214,14 @@ var fieldLabels = map[string]string{
 	"reason":      "Reason text",
 	"amount":      "Amount",
 	"vouchers":    "Vouchers",
+
+	// The request form's.
+	"platform":      "Platform",
+	"orderId":       "Order id",
+	"subOrderId":    "Sub-order id",
+	"goodsStatus":   "Goods status",
+	"carriage":      "Carriage",
+	"orderEntryIds": "Order entries",
 }
 
 // proseFields are the JSON names translated inside a message as well as at
