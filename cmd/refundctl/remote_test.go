@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"reflect"
 	"net/http/httptest"
 	"regexp"
 	"strings"
@@ -135,6 +136,31 @@ func TestRemoteMode(t *testing.T) {
 		if r := remote("wait", "--command", id, "--state", "succeeded", "--deadline", "45s"); r.err != nil {
 			t.Fatalf("remote wait --command %s succeeded: exit %d (%s)", id, r.code(), r.line())
 		}
+	}
+
+	// A rejected command with --json: the same object either way, but for
+	// what differs by nature (ids, order, operator, time, case).
+	cancelJSON := func(r result, order string) commandResult {
+		t.Helper()
+		if r.code() != exitRefused {
+			t.Errorf("cancel --json on the finished case of %s: exit %d (%s); want 4 (rejected)", order, r.code(), r.line())
+		}
+		var res commandResult
+		decodeJSON(t, r.stdout, &res)
+		if res.Command.OrderID != order || res.Verdict == nil {
+			t.Fatalf("cancel --json for %s printed %+v; want its command and verdict", order, res)
+		}
+		res.ID, res.Sequence, res.Command.ID, res.Command.OrderID, res.Command.CaseID = "", 0, "", "", 0
+		res.Command.Operator, res.Command.IssuedAt = "", time.Time{}
+		res.Verdict.CaseID, res.Verdict.Next = 0, masked(res.Verdict.Next)
+		return res
+	}
+	cancel := func(order string) []string {
+		return []string{"cancel", "--platform", "1688", "--order", order, "--json", "--wait", "20s"}
+	}
+	if d, r := cancelJSON(e.run(cancel("3305075341149134270")...), "3305075341149134270"),
+		cancelJSON(remote(cancel("3305075341149134271")...), "3305075341149134271"); !reflect.DeepEqual(d, r) {
+		t.Errorf("cancel --json through the console = %+v (verdict %+v); want as on the host %+v (verdict %+v)", r, *r.Verdict, d, *d.Verdict)
 	}
 
 	// Reads: the same bytes either way.
