@@ -26,6 +26,10 @@ const (
 	CodeNotFound         = "not_found"          // 404: no such case or route
 	CodeInvalidArgument  = "invalid_argument"   // 400: a bad filter, cursor or form field
 	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeBadJSON          = "bad_json"           // 400: a body that is not one JSON object
+	CodeUnknownField     = "unknown_field"      // 400: a body field the API does not take (operator and issuedAt are the console's)
+	CodeInvalidCommand   = "invalid_command"    // 400: a command its validation refuses; the message names the fields
+	CodeConflict         = "conflict"           // 409: a command id already used for a different command
 	CodeRateLimited      = "rate_limited"       // 429: too many failed logins from this address
 	CodeNotReady         = "not_ready"          // 503 from /readyz
 	CodeUnavailable      = "unavailable"        // 503: the command could not be published (NATS down)
@@ -39,6 +43,10 @@ var statusOf = map[string]int{
 	CodeNotFound:         http.StatusNotFound,
 	CodeInvalidArgument:  http.StatusBadRequest,
 	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
+	CodeBadJSON:          http.StatusBadRequest,
+	CodeUnknownField:     http.StatusBadRequest,
+	CodeInvalidCommand:   http.StatusBadRequest,
+	CodeConflict:         http.StatusConflict,
 	CodeRateLimited:      http.StatusTooManyRequests,
 	CodeNotReady:         http.StatusServiceUnavailable,
 	CodeUnavailable:      http.StatusServiceUnavailable,

@@ -25,10 +25,13 @@ func (s *Server) routes(e *echo.Echo) {
 	e.POST("/cases/:id/cancel", s.handleAction(actions["cancel"]))
 	e.POST("/cases/:id/message", s.handleAction(actions["message"]))
 	e.POST("/cases/:id/modify", s.handleAction(actions["modify"]))
+	s.requestRoutes(e) // GET /requests/new, POST /requests
 
 	api := e.Group("/api/v1")
 	api.GET("/cases", s.handleAPICases)
 	api.GET("/cases/:id", s.handleAPICase)
 	api.GET("/dead-letters", s.handleAPIDeadLetters)
+	api.POST("/commands", s.handleAPICommand)
+	api.GET("/commands/:id", s.handleAPICommandVerdict)
 	api.GET("/events", s.handleEvents) // eventsPath
 }
