@@ -83,6 +83,17 @@ func (e *PublishError) Error() string { return fmt.Sprintf("publish %s: %v", e.S
 // Unwrap returns the publisher's error.
 func (e *PublishError) Unwrap() error { return e.Err }
 
+// NotMarkedError is a retry that was republished but could not be marked
+// retried (another process retried it at the same instant, or the store
+// failed): the operator must know the message went out.
+type NotMarkedError struct{ err error }
+
+// Error implements error.
+func (e *NotMarkedError) Error() string { return e.err.Error() }
+
+// Unwrap returns the store's error.
+func (e *NotMarkedError) Unwrap() error { return e.err }
+
 // Settler retries and discards dead letters in one store. Its retries are
 // serialised: two retries of one dead letter through the same Settler (two
 // console operators clicking at once) publish once, the second refused. A
@@ -236,7 +247,7 @@ func (s *Settler) Retry(ctx context.Context, id int64, o RetryOptions) (Retried,
 	res.Ack = ack
 	err = s.store.Update(ctx, func(tx *casestore.Tx) error { return tx.MarkDeadLetterRetried(ctx, d.ID) })
 	if err != nil {
-		return res, fmt.Errorf("dead letter %d republished (%s seq %d) but not marked retried: %w", d.ID, ack.Stream, ack.Sequence, err)
+		return res, &NotMarkedError{err: fmt.Errorf("dead letter %d republished (%s seq %d) but not marked retried: %w", d.ID, ack.Stream, ack.Sequence, err)}
 	}
 	return res, nil
 }
