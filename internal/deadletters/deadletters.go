@@ -13,6 +13,7 @@ package deadletters
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -245,11 +246,47 @@ func (s *Settler) Retry(ctx context.Context, id int64, o RetryOptions) (Retried,
 		return res, &PublishError{Subject: d.Subject, Err: err}
 	}
 	res.Ack = ack
-	err = s.store.Update(ctx, func(tx *casestore.Tx) error { return tx.MarkDeadLetterRetried(ctx, d.ID) })
+	caseID, err := CaseOf(ctx, s.store, d)
+	if err != nil {
+		caseID = 0 // the note on the case is a courtesy; the mark is what counts
+	}
+	err = s.store.Update(ctx, func(tx *casestore.Tx) error {
+		if err := tx.MarkDeadLetterRetried(ctx, d.ID); err != nil {
+			return err
+		}
+		return noteOnCase(ctx, tx, caseID, d, "retried", o.Operator, "")
+	})
 	if err != nil {
 		return res, &NotMarkedError{err: fmt.Errorf("dead letter %d republished (%s seq %d) but not marked retried: %w", d.ID, ack.Stream, ack.Sequence, err)}
 	}
 	return res, nil
+}
+
+// noteOnCase records a retry or discard on the timeline of the case the
+// dead letter concerns (CaseOf), in the transaction that marks it, with the
+// operator's name: the case page shows who dealt with its dead command and
+// how. A letter naming no case, or a case that does not exist, gets none.
+func noteOnCase(ctx context.Context, tx *casestore.Tx, caseID int64, d casestore.DeadLetter, verb, by, note string) error {
+	if caseID <= 0 {
+		return nil
+	}
+	if _, err := tx.GetCase(ctx, caseID); errors.Is(err, casestore.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if by == "" {
+		by = "an operator"
+	}
+	summary := fmt.Sprintf("dead letter %d (%s) %s by %s", d.ID, events.StoredDeadReason(d.Reason), verb, by)
+	if note != "" {
+		summary += ": " + note
+	}
+	detail, err := json.Marshal(map[string]any{"deadLetter": d.ID, "action": verb, "operator": by})
+	if err != nil {
+		return err
+	}
+	return tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: caseID, Kind: casestore.KindNote, Summary: summary, Detail: detail})
 }
 
 // CheckNote returns a discard note trimmed, or ErrNoteRequired or
@@ -281,7 +318,16 @@ func (s *Settler) Discard(ctx context.Context, id int64, by, note string) (cases
 	if err := RefuseDiscard(d); err != nil {
 		return d, err
 	}
-	err = s.store.Update(ctx, func(tx *casestore.Tx) error { return tx.DiscardDeadLetter(ctx, id, by, note) })
+	caseID, err := CaseOf(ctx, s.store, d)
+	if err != nil {
+		caseID = 0 // the note on the case is a courtesy; the discard is what counts
+	}
+	err = s.store.Update(ctx, func(tx *casestore.Tx) error {
+		if err := tx.DiscardDeadLetter(ctx, id, by, note); err != nil {
+			return err
+		}
+		return noteOnCase(ctx, tx, caseID, d, "discarded", by, note)
+	})
 	if errors.Is(err, casestore.ErrDeadLetterRetried) || errors.Is(err, casestore.ErrDeadLetterDiscarded) {
 		if d, lerr := s.store.DeadLetter(ctx, id); lerr == nil {
 			return d, RefuseDiscard(d)

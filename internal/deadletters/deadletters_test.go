@@ -3,6 +3,7 @@ package deadletters_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -301,5 +302,50 @@ func TestRetryEach(t *testing.T) {
 	}
 	if d := e.load(ids[2]); !deadletters.Pending(d) {
 		t.Errorf("dead letter %d, not confirmed, was acted on: %+v", ids[2], d)
+	}
+}
+
+// TestActionsNoteTheCase: a retry and a discard of dead commands are
+// recorded on their case's timeline with the operator's name (and the
+// note); a letter naming a case that does not exist is marked all the same.
+func TestActionsNoteTheCase(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var k casestore.Case
+	if err := e.st.Update(ctx, func(tx *casestore.Tx) error {
+		var err error
+		k, err = tx.CreateCase(ctx, casestore.NewCase{Platform: casestore.PlatformTaobao, OrderID: "100", SubOrderID: "101",
+			State: "requested", OpenedBy: "cmd-open"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ids := e.seed(deadCommand("cmd-1", k.ID, events.DeadMaxDeliveries, "x", time.Time{}),
+		deadCommand("cmd-2", k.ID, events.DeadMaxDeliveries, "x", time.Time{}),
+		deadCommand("cmd-3", 4242, events.DeadMaxDeliveries, "x", time.Time{}))
+	s := deadletters.New(e.st, e.js, deadletters.Config{})
+	if _, err := s.Retry(ctx, ids[0], deadletters.RetryOptions{Operator: "olga"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Discard(ctx, ids[1], "otto", "sent twice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Retry(ctx, ids[2], deadletters.RetryOptions{Operator: "olga"}); err != nil {
+		t.Errorf("Retry of a letter naming no existing case = %v; want it retried", err)
+	}
+	tl, err := e.st.Timeline(ctx, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	for _, en := range tl {
+		if en.Kind == casestore.KindNote {
+			notes = append(notes, en.Summary)
+		}
+	}
+	want := []string{fmt.Sprintf("dead letter %d (max_deliveries) retried by olga", ids[0]),
+		fmt.Sprintf("dead letter %d (max_deliveries) discarded by otto: sent twice", ids[1])}
+	if !slices.Equal(notes, want) {
+		t.Errorf("case %d timeline notes = %q; want %q", k.ID, notes, want)
 	}
 }
