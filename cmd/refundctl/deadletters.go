@@ -241,7 +241,7 @@ func (a *app) deadLettersRetry() *cobra.Command {
 		Short: "Republish a dead letter to its original subject and mark it retried",
 		Long: "Republishes the stored payload to the original subject with the original headers\n" +
 			"(minus " + events.ServerHeaderPrefix + "*, " + events.DeadHeaderPrefix + "* and " + events.RetryHeaderPrefix + "*), a new Nats-Msg-Id (original id +\n" +
-			"\"-retry-\" + random) and " + events.HeaderRetryOf + "/" + events.HeaderRetryOriginalMsgID + " headers, waits for the\n" +
+			"\"-retry-\" + random) and " + events.HeaderRetryOf + "/" + events.HeaderRetryOriginalMsgID + "/" + events.HeaderRetryBy + " headers, waits for the\n" +
 			"stream's ack, then marks the dead letter retried. The worker's inbox still drops\n" +
 			"what it already applied.\n\n" +
 			"A permanent failure (" + deadletters.PermanentReasons() + ") fails again when it is retried\n" +
@@ -287,8 +287,9 @@ func (a *app) retryDeadLetter(ctx context.Context, id int64, o retryOptions) err
 	if !o.dryRun {
 		// Connect only once the dead letter is known to be retried: a
 		// refusal needs no NATS.
-		pub = &lazyPublisher{a: a}
-		defer pub.(*lazyPublisher).close()
+		lp := &lazyPublisher{a: a}
+		defer lp.close()
+		pub = lp
 	}
 	settler := deadletters.New(st, pub, deadletters.Config{ForceName: "--force", PublishTimeout: a.cfg.Timeout})
 	r, err := settler.Retry(ctx, id, deadletters.RetryOptions{Force: o.force, DryRun: o.dryRun, Operator: a.cfg.Operator})

@@ -279,6 +279,9 @@ type deadLetterPage struct {
 	deadLetterDetail
 	HeaderNames []string
 	CanAct      bool
+	// Callback: the letter is a callback, whose retry replays it from the
+	// store (its stored bytes, to its original subject).
+	Callback bool
 	// Done is what the last form did (after its redirect).
 	Done string
 	// FormError is why a form was refused, beside it.
@@ -307,7 +310,8 @@ func (s *Server) renderDeadLetter(c echo.Context, status int, d casestore.DeadLe
 		return err
 	}
 	p := deadLetterPage{page: s.pageBase(c, fmt.Sprintf("Dead letter %d", d.ID)), deadLetterDetail: det, Done: done, FormError: fe,
-		CanAct: who(c).CanAct() && s.settler != nil && deadletters.Pending(d)}
+		CanAct:   who(c).CanAct() && s.settler != nil && deadletters.Pending(d),
+		Callback: events.SubjectMatches(events.SubjectAccepted+".>", d.Subject)}
 	for k := range d.Headers {
 		p.HeaderNames = append(p.HeaderNames, k)
 	}
