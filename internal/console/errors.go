@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/refundhub/refundhub/internal/deadletters"
 )
 
 // Error is a failure with a stable machine code, answered as
@@ -34,6 +36,13 @@ const (
 	CodeNotReady         = "not_ready"          // 503 from /readyz
 	CodeUnavailable      = "unavailable"        // 503: the command could not be published (NATS down)
 	CodeInternal         = "internal"           // 500: a bug, or the store failed
+
+	// Refusals of a dead-letter action (409): the letter's state forbids
+	// it, and nothing changed. Package deadletters owns the first three.
+	CodeDeadLetterRetried   = string(deadletters.RefusedRetried)   // retried already
+	CodeDeadLetterDiscarded = string(deadletters.RefusedDiscarded) // discarded already
+	CodePermanentFailure    = string(deadletters.RefusedPermanent) // a permanent failure retried without force
+	CodeCountChanged        = "count_changed"                      // a bulk action's filter matches another number than expected
 )
 
 // statusOf is the one table from code to HTTP status.
@@ -51,6 +60,11 @@ var statusOf = map[string]int{
 	CodeNotReady:         http.StatusServiceUnavailable,
 	CodeUnavailable:      http.StatusServiceUnavailable,
 	CodeInternal:         http.StatusInternalServerError,
+
+	CodeDeadLetterRetried:   http.StatusConflict,
+	CodeDeadLetterDiscarded: http.StatusConflict,
+	CodePermanentFailure:    http.StatusConflict,
+	CodeCountChanged:        http.StatusConflict,
 }
 
 func invalidArg(msg string) error { return &Error{Code: CodeInvalidArgument, Message: msg} }
