@@ -55,38 +55,6 @@ func parkTaobaoRequest(t *testing.T, s *stack, st *casestore.Store, sub string) 
 	return k
 }
 
-// returnRequest1688 files a 1688 return request (the request example of
-// refundctl) and returns its case once the sandbox's seller has asked for
-// the goods back (waiting_return_shipment).
-func returnRequest1688(t *testing.T, s *stack, st *casestore.Store, order string) casestore.Case {
-	t.Helper()
-	id, err := opcommands.NewID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := refundflow.Command{ID: id, Kind: refundflow.InputRequestRefund, Platform: refundflow.Platform1688, OrderID: order,
-		Request: &refundflow.Request{ReturnGoods: true, GoodsStatus: "aftersaleBuyerReceived", Reason: "七天无理由退货",
-			Amount: 9500, Description: "browser test: no longer needed"},
-		Operator: "browser-test", IssuedAt: time.Now().UTC().Truncate(time.Millisecond)}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("request command: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := opcommands.Publish(ctx, s.js, c); err != nil {
-		t.Fatalf("publish request: %v", err)
-	}
-	var k casestore.Case
-	eventstest.WaitFor(t, 30*time.Second, "case of "+id+" waiting for the return shipment", func() bool {
-		k, err = st.CaseOpenedBy(context.Background(), id)
-		return err == nil && (k.State == string(refundflow.StateWaitingReturnShipment) || k.State == string(refundflow.StateNeedsAttention))
-	})
-	if k.State != string(refundflow.StateWaitingReturnShipment) {
-		t.Fatalf("case %d is %s (%s: %s); want waiting_return_shipment", k.ID, k.State, k.AttentionCode, k.AttentionMessage)
-	}
-	return k
-}
-
 // TestBrowser drives the console in Debian's chromium against the product
 // in-process: two Taobao requests parked with reason_not_offered; a viewer
 // logs in, sees a case without the resolve form and is refused (403) when
@@ -95,10 +63,13 @@ func returnRequest1688(t *testing.T, s *stack, st *casestore.Store, order string
 // its CSRF token refused; with case B open, closes it from a second tab
 // and sees the first tab show closed_locally and the longer timeline
 // without a reload (the event stream); then closes case A with a note and
-// sees the verdict and closed_locally. On a 1688 return request waiting for
-// the return shipment, the operator reports it through the ship form (a
-// bad waybill first, refused beside the form), sees the verdict, and the
-// open page shows the case succeed without a reload. Every page and API route refuses requests
+// sees the verdict and closed_locally. The operator files a 1688 return
+// request through the request form (a bad one first, refused beside the
+// form), lands on its case with the verdict, and watches the open page
+// move to waiting_return_shipment without a reload as the sandbox's seller
+// agrees; then reports the shipment through the ship form (a bad waybill
+// first, refused beside the form), sees the verdict, and the open page
+// shows the case succeed without a reload. Every page and API route refuses requests
 // without credentials, and no configured secret appears in any answer.
 // Screenshots of the overview and the case pages are logged.
 func TestBrowser(t *testing.T) {
@@ -111,7 +82,6 @@ func TestBrowser(t *testing.T) {
 	defer st.Close()
 	caseA := parkTaobaoRequest(t, s, st, "901")
 	caseB := parkTaobaoRequest(t, s, st, "902")
-	caseR := returnRequest1688(t, s, st, "3305075341149134262")
 	base, logs := startConsole(t, consoleEnv(s.natsURL, s.dbPath))
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
@@ -119,7 +89,7 @@ func TestBrowser(t *testing.T) {
 	defer cancelAlloc()
 	ctx, cancelCtx := chromedp.NewContext(alloc)
 	defer cancelCtx()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelT := context.WithTimeout(ctx, 150*time.Second)
 	defer cancelT()
 
 	var bodies []string // every page the browser saw, for the secrets check
@@ -295,6 +265,55 @@ func TestBrowser(t *testing.T) {
 	}
 	if exists("#resolve") {
 		t.Errorf("a closed case still offers the resolve form")
+	}
+
+	// Request: the 1688 return request (refundctl request's example) is
+	// filed through the form; a bad one first is refused beside the form,
+	// naming the field, and publishes nothing.
+	order := "3305075341149134262"
+	fillRequest := func(goodsStatus string, then ...chromedp.Action[chromedp.Void]) []chromedp.Action[chromedp.Void] {
+		return append([]chromedp.Action[chromedp.Void]{
+			chromedp.Navigate(base + "/"), chromedp.Click(chromedp.CSS(`nav a[href="/requests/new"]`)), chromedp.WaitVisible(chromedp.ID("#request")),
+			chromedp.SetValue(chromedp.ID("#request-platform"), "1688"), chromedp.SendKeys(chromedp.ID("#request-order"), order),
+			chromedp.SetValue(chromedp.ID("#request-type"), "return"), chromedp.SendKeys(chromedp.ID("#request-goods-status"), goodsStatus),
+			chromedp.SetValue(chromedp.ID("#request-reason"), "七天无理由退货"), chromedp.SendKeys(chromedp.ID("#request-amount"), "9500"),
+			chromedp.SendKeys(chromedp.ID("#request-description"), "browser test: no longer needed"),
+		}, then...)
+	}
+	browse("request with a bad goods status", fillRequest("received", chromedp.Submit(chromedp.ID("#request-order")),
+		chromedp.WaitVisible(chromedp.CSS(`#request p.error`)))...)
+	if got := text("#request p.error"); !strings.Contains(got, "Goods status") {
+		t.Errorf("request with goods status %q: the form says %q; want the Goods status rule", "received", got)
+	}
+	if _, err := st.OpenCase(context.Background(), casestore.Platform1688, order, ""); err == nil {
+		t.Errorf("after the refused request form order %s has a case; want none", order)
+	}
+	browse("request", fillRequest("aftersaleBuyerReceived", chromedp.Submit(chromedp.ID("#request-order")),
+		chromedp.WaitVisible(chromedp.ID("#verdict")))...)
+	if got := text("#verdict"); !strings.Contains(got, casestore.VerdictApplied) {
+		t.Fatalf("request verdict = %q; want applied", got)
+	}
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caseR, err := st.CaseOpenedBy(context.Background(), u.Query().Get("command"))
+	if err != nil || u.Path != fmt.Sprintf("/cases/%d", caseR.ID) || caseR.OrderID != order {
+		t.Fatalf("after the request form the browser is at %s (case %+v, %v); want the case the request opened", loc, caseR, err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.notReloaded = true`)); err != nil {
+		t.Fatalf("mark the window: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.notReloaded === true &&
+		document.querySelector('#state').textContent === 'waiting_return_shipment' && document.querySelector('#ship') !== null`,
+		chromedp.WithPollingTimeout(45*time.Second))); err != nil {
+		k, _ := st.GetCase(context.Background(), caseR.ID)
+		t.Fatalf("case R's open page did not show waiting_return_shipment and the ship form without a reload within 45s (page %q, store %s %s): %v",
+			text("#state"), k.State, k.AttentionCode, err)
 	}
 
 	// Ship: the 1688 return request waits for the return shipment; a bad

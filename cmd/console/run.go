@@ -50,6 +50,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil // stopped while waiting for the store
 	}
 	defer store.Close()
+	// The dead-letter write handle (console.Deps.DeadLetters): the file
+	// exists and has this build's schema now (openStore waited for both).
+	dlStore, err := casestore.OpenExisting(ctx, cfg.DBPath, logger)
+	if err != nil {
+		return fmt.Errorf("open case store %s for dead-letter writes: %w", casestore.Redact(cfg.DBPath), err)
+	}
+	defer dlStore.Close()
 
 	// NATS: connect in the background if the server is down, and
 	// reconnect forever; actions fail with "unavailable" meanwhile.
@@ -73,7 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return nil
 	}
-	srv, err := console.New(cfg.Console, console.Deps{Store: store, JetStream: js, Ready: ready, Logger: logger})
+	srv, err := console.New(cfg.Console, console.Deps{Store: store, DeadLetters: dlStore, JetStream: js, Ready: ready, Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -176,12 +176,12 @@ func (a *app) listCommand() *cobra.Command {
 				return err
 			}
 		}
-		st, err := a.openStore(cmd.Context())
+		b, err := a.backend()
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		cases, more, err := listCases(cmd.Context(), st, filter, limit)
+		defer b.close()
+		cases, more, err := b.listCases(cmd.Context(), filter, limit)
 		if err != nil {
 			return err
 		}
@@ -294,21 +294,17 @@ func (a *app) showCommand() *cobra.Command {
 			return err
 		}
 		ctx := cmd.Context()
-		st, err := a.openStore(ctx)
+		b, err := a.backend()
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		c, err := sel.lookup(ctx, st, id)
+		defer b.close()
+		c, err := b.lookupCase(ctx, sel, id)
 		if err != nil {
 			return err
 		}
 		id = c.ID
-		steps, err := st.Steps(ctx, id)
-		if err != nil {
-			return err
-		}
-		timeline, err := st.Timeline(ctx, id)
+		steps, timeline, err := b.history(ctx, id)
 		if err != nil {
 			return err
 		}

@@ -67,40 +67,42 @@ func (a *app) newCommand(t target, kind refundflow.InputKind) (refundflow.Comman
 	}, nil
 }
 
-// caseTarget completes c from the case --case names: its platform, order
-// and (Taobao) sub-order. A flag that contradicts the case is a usage
-// error naming it. A case the store does not hold is an error unless
-// --platform was given: then the command goes to the worker, whose verdict
-// says the case is unknown.
-func (a *app) caseTarget(ctx context.Context, st *casestore.Store, c *refundflow.Command) error {
-	k, err := st.GetCase(ctx, c.CaseID)
+// caseTarget completes c from the case --case names, read through b: its
+// platform, order and (Taobao) sub-order (opcommands.ApplyTarget, which
+// the console's API applies too). A flag that contradicts the case is a
+// usage error naming it. A case that does not exist is an error unless
+// --platform was given: then the command goes to the worker, whose
+// verdict says the case is unknown.
+func (a *app) caseTarget(ctx context.Context, b backend, c *refundflow.Command, noWait bool) error {
+	k, err := b.lookupCase(ctx, caseSelector{}, c.CaseID)
+	var nf *notFoundError
 	switch {
-	case errors.Is(err, casestore.ErrNotFound) && c.Platform != "":
+	case errors.As(err, &nf) && c.Platform != "":
 		return nil
-	case errors.Is(err, casestore.ErrNotFound):
-		return fmt.Errorf("--case %d: no such case in %s", c.CaseID, casestore.Redact(a.cfg.DBPath))
+	case errors.As(err, &nf):
+		return a.targetErr(c.CaseID, fmt.Errorf("case %d: %w", c.CaseID, opcommands.ErrUnknownCase))
+	case err != nil && noWait:
+		return fmt.Errorf("%w (--case is looked up there; give --platform too to send it unchecked)", err)
 	case err != nil:
 		return err
 	}
-	sub := k.SubOrderID
-	if k.Platform == casestore.Platform1688 {
-		sub = "" // a case opened before one case per order may carry one: never sent
+	return a.targetErr(c.CaseID, opcommands.ApplyTarget(k, c))
+}
+
+// targetErr explains an error of opcommands.CompleteTarget in terms of the
+// flags; where names the store (or the console) --case was looked up in.
+func (a *app) targetErr(caseID int64, err error) error {
+	var te *opcommands.TargetError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &te):
+		flag := fieldFlags[te.Field]
+		return usagef("%s %s: case %d is for %s %s; leave %s out or fix --case", flag, excerpt.Of(te.Given, 40), te.CaseID, te.What, te.Is, flag)
+	case errors.Is(err, opcommands.ErrUnknownCase):
+		return fmt.Errorf("--case %d: no such case in %s", caseID, a.source())
 	}
-	for _, f := range []struct{ flag, given, is, what string }{
-		{"--platform", string(c.Platform), string(k.Platform), "platform"},
-		{"--order", c.OrderID, k.OrderID, "order"},
-		{"--sub-order", c.SubOrderID, sub, "sub-order"},
-	} {
-		if f.given != "" && f.given != f.is {
-			is := f.is
-			if is == "" {
-				is = "none"
-			}
-			return usagef("%s %s: case %d is for %s %s; leave %s out or fix --case", f.flag, excerpt.Of(f.given, 40), k.ID, f.what, is, f.flag)
-		}
-	}
-	c.Platform, c.OrderID, c.SubOrderID = k.Platform, k.OrderID, sub
-	return nil
+	return err
 }
 
 // commandResult is the --json output of the command verbs.
@@ -115,13 +117,14 @@ type commandResult struct {
 	Verdict *verdictJSON `json:"verdict,omitempty"`
 }
 
-// publishCommand validates c, publishes it with Nats-Msg-Id = c.ID, waits
-// for the PubAck and then, unless --no-wait, for the worker's verdict,
-// which decides the exit status (see verdictErr).
+// publishCommand validates c, sends it through the backend (with
+// Nats-Msg-Id = c.ID, directly or by the console) and then, unless
+// --no-wait, waits for the worker's verdict, which decides the exit status
+// (see verdictErr).
 //
-// With --case the case store names the platform and the order (caseTarget);
+// With --case the case names the platform and the order (caseTarget);
 // fire-and-forget with --platform given does not read the store (the
-// worker checks the case). Flags are checked before the store is opened
+// worker checks the case). Flags are checked before anything is opened
 // whenever the platform is known, so bad input is reported as such.
 func (a *app) publishCommand(ctx context.Context, c refundflow.Command, vo verdictOptions) error {
 	if !vo.noWait && vo.wait <= 0 {
@@ -132,32 +135,31 @@ func (a *app) publishCommand(ctx context.Context, c refundflow.Command, vo verdi
 			return err
 		}
 	}
-	lookup := c.CaseID > 0 && (c.Platform == "" || !vo.noWait)
-	var st *casestore.Store
-	if !vo.noWait || lookup {
-		// Before publishing: a command whose verdict cannot be read is
-		// better not sent than sent blind.
-		var err error
-		if st, err = a.openStore(ctx); err != nil {
-			if vo.noWait {
-				return fmt.Errorf("%w (--case is looked up there; give --platform too to send it unchecked)", err)
-			}
-			return fmt.Errorf("%w (the verdict is read there; --no-wait publishes without it)", err)
-		}
-		defer st.Close()
-	}
-	if lookup {
-		if err := a.caseTarget(ctx, st, &c); err != nil {
-			return err
-		}
-		if err := c.Validate(); err != nil {
-			return usagef("invalid %s command for case %d: %s", c.Kind, c.CaseID, flagMessage(err))
-		}
-	}
-	res, err := a.publish(ctx, c)
+	b, err := a.backend()
 	if err != nil {
 		return err
 	}
+	defer b.close()
+	if c.CaseID > 0 && (c.Platform == "" || !vo.noWait) {
+		if err := a.caseTarget(ctx, b, &c, vo.noWait); err != nil {
+			return err
+		}
+		if err := opcommands.Check(c); err != nil {
+			return usagef("invalid %s command for case %d: %s", c.Kind, c.CaseID, flagMessage(err))
+		}
+	}
+	wait := vo.wait
+	if vo.noWait {
+		wait = 0
+	}
+	res, verdict, err := b.send(ctx, c, wait)
+	if err != nil {
+		if res.ID != "" {
+			fmt.Fprintln(a.stdout, res.ID) // published: the id to follow it by
+		}
+		return err
+	}
+	c = res.Command
 	if vo.noWait {
 		if a.cfg.JSON {
 			return writeJSON(a.stdout, res)
@@ -169,11 +171,7 @@ func (a *app) publishCommand(ctx context.Context, c refundflow.Command, vo verdi
 		_, err = fmt.Fprintln(a.stdout, c.ID)
 		return err
 	}
-	v, err := a.awaitVerdict(ctx, st, c, vo.wait)
-	if err != nil {
-		fmt.Fprintln(a.stdout, c.ID)
-		return fmt.Errorf("command %s published; reading its verdict: %w", c.ID, err)
-	}
+	v := toVerdictJSON(c, *verdict)
 	res.Verdict = &v
 	if a.cfg.JSON {
 		if err := writeJSON(a.stdout, res); err != nil {
@@ -191,10 +189,11 @@ func (a *app) publishCommand(ctx context.Context, c refundflow.Command, vo verdi
 	return verdictErr(v, vo.wait)
 }
 
-// validateCommand is refundflow's validation of c (the worker's own) in
-// terms of the flags: a usage error naming them.
+// validateCommand is the validation every operator command gets
+// (opcommands.Check: the worker's own, and what a modification can be
+// checked for) in terms of the flags: a usage error naming them.
 func validateCommand(c refundflow.Command) error {
-	if err := c.Validate(); err != nil {
+	if err := opcommands.Check(c); err != nil {
 		return usagef("invalid %s command: %s", c.Kind, flagMessage(err))
 	}
 	return nil
@@ -327,6 +326,9 @@ func (a *app) requestCommand() *cobra.Command {
 	f.Int64SliceVar(&r.OrderEntryIDs, "order-entry", nil, "1688 sub-order ids concerned (repeatable)")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
 		if bo.file != "" {
+			if a.cfg.ConsoleURL != "" {
+				return usagef("request --file is not available through the console (REFUNDHUB_URL is set): run it on the host, with REFUNDHUB_URL unset")
+			}
 			return a.requestBatch(cmd, bo, vo)
 		}
 		if err := bo.withoutFile(cmd); err != nil {

@@ -24,6 +24,8 @@ type config struct {
 	Stream         string        // CALLBACK_STREAM, --stream
 	Operator       string        // REFUNDCTL_OPERATOR, else USER, --operator
 	ProfilePath    string        // UPSTREAM_PROFILE: overrides of the built-in platform profile
+	ConsoleURL     string        // REFUNDHUB_URL, --url: when set, the case and command verbs go through the console's API
+	ConsoleToken   string        // REFUNDHUB_TOKEN (never a flag, like CALLBACK_TOKEN)
 	Timeout        time.Duration // --timeout only: connect and per-request timeout
 	JSON           bool          // --json only
 }
@@ -49,6 +51,8 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("CALLBACK_SIGNING_SECRETS", "", "whsec_… secrets of the receiver; when set, posts are signed (Standard Webhooks) with the first"),
 	envconfig.V("CALLBACK_STREAM", events.DefaultStreamName, "the callback stream replay and parked read; --stream wins"),
 	envconfig.V("REFUNDCTL_OPERATOR", "", "operator name recorded with commands and dead-letter discards; unset: USER; --operator wins"),
+	envconfig.V("REFUNDHUB_URL", "", "the console's base URL: when set, list, show, wait, request, ship, cancel, message, modify and resolve go through its API (no DB_PATH or NATS needed), and the other commands refuse; --url wins"),
+	envconfig.V("REFUNDHUB_TOKEN", "", "the console API token REFUNDHUB_URL is used with (an operator's, to send commands); never printed"),
 	envconfig.V("USER", "refundctl", "the login name: the operator name when REFUNDCTL_OPERATOR is unset"),
 }, upstreamVars())
 
@@ -81,6 +85,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Stream:         env.String("CALLBACK_STREAM"),
 		Operator:       env.String("REFUNDCTL_OPERATOR"),
 		ProfilePath:    env.String("UPSTREAM_PROFILE"),
+		ConsoleURL:     env.String("REFUNDHUB_URL"),
+		ConsoleToken:   strings.TrimSpace(getenv("REFUNDHUB_TOKEN")), // a secret: read directly, never quoted
 		Timeout:        defaultTimeout,
 	}
 	if cfg.Operator == "" {
@@ -121,6 +127,8 @@ func (a *app) applyEnv(flags *pflag.FlagSet, getenv func(string) string) error {
 	unlessFlag("receiver-url", &a.cfg.ReceiverURL, env.ReceiverURL)
 	unlessFlag("stream", &a.cfg.Stream, env.Stream)
 	unlessFlag("operator", &a.cfg.Operator, env.Operator)
+	unlessFlag("url", &a.cfg.ConsoleURL, env.ConsoleURL)
+	a.cfg.ConsoleToken = env.ConsoleToken
 	a.cfg.Token, a.cfg.SigningSecrets, a.cfg.ProfilePath = env.Token, env.SigningSecrets, env.ProfilePath
 	return nil
 }

@@ -9,9 +9,12 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/deadletters"
 	"github.com/refundhub/refundhub/internal/events"
 )
 
@@ -56,51 +59,13 @@ func (a *app) deadLettersCommand() *cobra.Command {
 		Short:   "Inspect, retry and discard messages the worker gave up on",
 		Long: "A dead letter is pending until it is retried (republished to its original subject)\n" +
 			"or discarded (kept for the record, with who discarded it, when and why, and no\n" +
-			"longer listed by default). Retrying a permanent failure (" + permanentReasonList() + ")\n" +
+			"longer listed by default). Retrying a permanent failure (" + deadletters.PermanentReasons() + ")\n" +
 			"needs --force: unchanged, it fails again. A retried or discarded dead letter is\n" +
 			"settled: retrying or discarding it again is refused and changes nothing (exit 4).",
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(a.deadLettersList(), a.deadLettersShow(), a.deadLettersRetry(), a.deadLettersDiscard())
 	return cmd
-}
-
-// permanentReasonList names the reasons whose retry needs --force.
-func permanentReasonList() string {
-	var names []string
-	for _, r := range events.DeadReasons() {
-		if r.Permanent() {
-			names = append(names, string(r))
-		}
-	}
-	return strings.Join(names, ", ")
-}
-
-// refuseRetry refuses to retry a dead letter that was retried or discarded
-// already; nil when it is pending.
-func refuseRetry(d casestore.DeadLetter) error {
-	switch {
-	case !d.DiscardedAt.IsZero():
-		return refusedf("dead letter %d was discarded at %s by %s (%s): a discard is final; nothing changed", d.ID,
-			timeHuman(d.DiscardedAt), cell(d.DiscardedBy, 64), cell(d.DiscardNote, 120))
-	case !d.RetriedAt.IsZero():
-		return refusedf("dead letter %d was already retried at %s; nothing changed", d.ID, timeHuman(d.RetriedAt))
-	}
-	return nil
-}
-
-// refuseDiscard refuses to discard a dead letter that was retried or
-// discarded already; nil when it is pending.
-func refuseDiscard(d casestore.DeadLetter) error {
-	switch {
-	case !d.DiscardedAt.IsZero():
-		return refusedf("dead letter %d was already discarded at %s by %s (%s); nothing changed", d.ID,
-			timeHuman(d.DiscardedAt), cell(d.DiscardedBy, 64), cell(d.DiscardNote, 120))
-	case !d.RetriedAt.IsZero():
-		return refusedf("dead letter %d was retried at %s: its message went out, there is nothing to discard; nothing changed",
-			d.ID, timeHuman(d.RetriedAt))
-	}
-	return nil
 }
 
 // stateHuman says in a table cell whether a dead letter is pending, retried
@@ -188,11 +153,7 @@ func (a *app) deadLettersList() *cobra.Command {
 }
 
 func (a *app) loadDeadLetter(ctx context.Context, st *casestore.Store, id int64) (casestore.DeadLetter, error) {
-	d, err := st.DeadLetter(ctx, id)
-	if errors.Is(err, casestore.ErrNotFound) {
-		return casestore.DeadLetter{}, fmt.Errorf("dead letter %d not found", id)
-	}
-	return d, err
+	return deadletters.Load(ctx, st, id)
 }
 
 func (a *app) deadLettersShow() *cobra.Command {
@@ -236,7 +197,7 @@ func (a *app) deadLettersShow() *cobra.Command {
 			fmt.Fprintf(tw, "  Discarded:\tno\n")
 		} else {
 			fmt.Fprintf(tw, "  Discarded:\t%s by %s\n", timeHuman(d.DiscardedAt), cell(d.DiscardedBy, 200))
-			fmt.Fprintf(tw, "  Note:\t%s\n", cell(d.DiscardNote, maxNote))
+			fmt.Fprintf(tw, "  Note:\t%s\n", cell(d.DiscardNote, deadletters.MaxNote))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -280,10 +241,10 @@ func (a *app) deadLettersRetry() *cobra.Command {
 		Short: "Republish a dead letter to its original subject and mark it retried",
 		Long: "Republishes the stored payload to the original subject with the original headers\n" +
 			"(minus " + events.ServerHeaderPrefix + "*, " + events.DeadHeaderPrefix + "* and " + events.RetryHeaderPrefix + "*), a new Nats-Msg-Id (original id +\n" +
-			"\"-retry-\" + random) and " + events.HeaderRetryOf + "/" + events.HeaderRetryOriginalMsgID + " headers, waits for the\n" +
+			"\"-retry-\" + random) and " + events.HeaderRetryOf + "/" + events.HeaderRetryOriginalMsgID + "/" + events.HeaderRetryBy + " headers, waits for the\n" +
 			"stream's ack, then marks the dead letter retried. The worker's inbox still drops\n" +
 			"what it already applied.\n\n" +
-			"A permanent failure (" + permanentReasonList() + ") fails again when it is retried\n" +
+			"A permanent failure (" + deadletters.PermanentReasons() + ") fails again when it is retried\n" +
 			"unchanged, so it is refused (exit 4) unless --force says the worker changed (a parser\n" +
 			"that reads the new type, a fixed bug). A dead letter already retried or discarded is\n" +
 			"refused (exit 4), --force or not.",
@@ -291,7 +252,7 @@ func (a *app) deadLettersRetry() *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 	}
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "show what would be published; publish nothing")
-	cmd.Flags().BoolVar(&o.force, "force", false, "retry a permanent failure ("+permanentReasonList()+") too")
+	cmd.Flags().BoolVar(&o.force, "force", false, "retry a permanent failure ("+deadletters.PermanentReasons()+") too")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		id, err := parseID("dead letter id", args[0])
 		if err != nil {
@@ -314,51 +275,31 @@ type retried struct {
 	Duplicate bool                `json:"duplicate,omitempty"`
 }
 
-// retryDeadLetter republishes dead letter id (events.RetryMsg) and marks it
-// retried, after checking that it is pending and, without --force, not a
-// permanent failure.
+// retryDeadLetter retries dead letter id through package deadletters (the
+// console's code path too) and reports it.
 func (a *app) retryDeadLetter(ctx context.Context, id int64, o retryOptions) error {
 	st, err := a.openStoreForWrite(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	d, err := a.loadDeadLetter(ctx, st, id)
-	if err != nil {
-		return err
-	}
-	if err := refuseRetry(d); err != nil {
-		return err
-	}
-	if r := events.StoredDeadReason(d.Reason); r.Permanent() && !o.force {
-		return refusedf("dead letter %d is a permanent failure (%s): retried unchanged it fails again; "+
-			"retry with --force once the worker is fixed, or discard it", d.ID, r)
-	}
-	if d.Subject == "" {
-		return fmt.Errorf("dead letter %d has no subject to republish to", d.ID)
-	}
-	m, err := events.RetryMsg(events.StoredDeadLetter{ID: d.ID, MsgID: d.MsgID, Subject: d.Subject, Header: d.Headers, Data: d.Payload})
-	if err != nil {
-		return err
-	}
-	res := retried{ID: d.ID, Subject: d.Subject, MsgID: m.Header.Get(events.HeaderMsgID), Headers: m.Header, DryRun: o.dryRun}
+	var pub deadletters.Publisher
 	if !o.dryRun {
-		nc, js, err := a.connect()
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		pctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
-		defer cancel()
-		ack, err := js.PublishMsg(pctx, m)
-		if err != nil {
-			return publishErr(d.Subject, err)
-		}
-		res.Stream, res.Sequence, res.Duplicate = ack.Stream, ack.Sequence, ack.Duplicate
-		err = st.Update(ctx, func(tx *casestore.Tx) error { return tx.MarkDeadLetterRetried(ctx, d.ID) })
-		if err != nil {
-			return fmt.Errorf("dead letter %d republished (%s seq %d) but not marked retried: %w", d.ID, ack.Stream, ack.Sequence, err)
-		}
+		// Connect only once the dead letter is known to be retried: a
+		// refusal needs no NATS.
+		lp := &lazyPublisher{a: a}
+		defer lp.close()
+		pub = lp
+	}
+	settler := deadletters.New(st, pub, deadletters.Config{ForceName: "--force", PublishTimeout: a.cfg.Timeout})
+	r, err := settler.Retry(ctx, id, deadletters.RetryOptions{Force: o.force, DryRun: o.dryRun, Operator: a.cfg.Operator})
+	if err != nil {
+		return settleErr(err)
+	}
+	d := r.DeadLetter
+	res := retried{ID: d.ID, Subject: d.Subject, MsgID: r.Msg.Header.Get(events.HeaderMsgID), Headers: r.Msg.Header, DryRun: o.dryRun}
+	if r.Ack != nil {
+		res.Stream, res.Sequence, res.Duplicate = r.Ack.Stream, r.Ack.Sequence, r.Ack.Duplicate
 	}
 	if a.cfg.JSON {
 		return writeJSON(a.stdout, res)
@@ -371,9 +312,54 @@ func (a *app) retryDeadLetter(ctx context.Context, id int64, o retryOptions) err
 	return err
 }
 
-// maxNote bounds a discard note: a sentence or two for the record, not a
-// document.
-const maxNote = 500
+// settleErr gives a Settler's error refundctl's exit status: a refusal
+// exits 4, a failed republish says whether a stream takes the subject.
+func settleErr(err error) error {
+	var refused *deadletters.RefusedError
+	var pe *deadletters.PublishError
+	var ce *connectError
+	switch {
+	case errors.As(err, &ce):
+		return ce.err
+	case errors.As(err, &refused):
+		return refusedf("%s", refused.Error())
+	case errors.As(err, &pe):
+		return publishErr(pe.Subject, pe.Err)
+	}
+	return err
+}
+
+// lazyPublisher connects to NATS on its first publish, with refundctl's
+// connection rules (app.connect).
+type lazyPublisher struct {
+	a  *app
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+func (p *lazyPublisher) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if p.js == nil {
+		nc, js, err := p.a.connect()
+		if err != nil {
+			return nil, &connectError{err: err}
+		}
+		p.nc, p.js = nc, js
+	}
+	return p.js.PublishMsg(ctx, m, opts...)
+}
+
+// connectError is a failed connection, reported as app.connect words it
+// rather than as a failed publish.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+func (p *lazyPublisher) close() {
+	if p.nc != nil {
+		p.nc.Close()
+	}
+}
 
 func (a *app) deadLettersDiscard() *cobra.Command {
 	var note string
@@ -388,7 +374,7 @@ func (a *app) deadLettersDiscard() *cobra.Command {
 		Example: "  refundctl dead-letters discard 12 --note 'test command sent to production by mistake'",
 		Args:    cobra.ExactArgs(1),
 	}
-	cmd.Flags().StringVar(&note, "note", "", fmt.Sprintf("why it is discarded (required, 1 to %d characters)", maxNote))
+	cmd.Flags().StringVar(&note, "note", "", fmt.Sprintf("why it is discarded (required, 1 to %d characters)", deadletters.MaxNote))
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		id, err := parseID("dead letter id", args[0])
 		if err != nil {
@@ -398,8 +384,8 @@ func (a *app) deadLettersDiscard() *cobra.Command {
 		if note == "" {
 			return usagef("--note: say why the dead letter is discarded (it is kept with the record)")
 		}
-		if n := utf8.RuneCountInString(note); n > maxNote {
-			return usagef("--note: %d characters; want 1 to %d", n, maxNote)
+		if n := utf8.RuneCountInString(note); n > deadletters.MaxNote {
+			return usagef("--note: %d characters; want 1 to %d", n, deadletters.MaxNote)
 		}
 		return a.discardDeadLetter(cmd.Context(), id, note)
 	})
@@ -407,38 +393,21 @@ func (a *app) deadLettersDiscard() *cobra.Command {
 }
 
 // discardDeadLetter marks dead letter id discarded by the operator, with
-// note. The store re-checks the state in the write transaction, so a retry
-// or discard that got there first is refused too.
+// note, through package deadletters (the console's code path too).
 func (a *app) discardDeadLetter(ctx context.Context, id int64, note string) error {
 	st, err := a.openStoreForWrite(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	d, err := a.loadDeadLetter(ctx, st, id)
+	d, err := deadletters.New(st, nil, deadletters.Config{ForceName: "--force"}).Discard(ctx, id, a.cfg.Operator, note)
 	if err != nil {
-		return err
-	}
-	if err := refuseDiscard(d); err != nil {
-		return err
-	}
-	err = st.Update(ctx, func(tx *casestore.Tx) error { return tx.DiscardDeadLetter(ctx, id, a.cfg.Operator, note) })
-	if errors.Is(err, casestore.ErrDeadLetterRetried) || errors.Is(err, casestore.ErrDeadLetterDiscarded) {
-		if d, lerr := st.DeadLetter(ctx, id); lerr == nil {
-			return refuseDiscard(d)
-		}
-		return refusedf("dead letter %d was retried or discarded meanwhile; not discarded", id)
-	}
-	if err != nil {
-		return err
-	}
-	if d, err = st.DeadLetter(ctx, id); err != nil {
-		return err
+		return settleErr(err)
 	}
 	if a.cfg.JSON {
 		return writeJSON(a.stdout, toDeadLetterJSON(d, false))
 	}
 	_, err = fmt.Fprintf(a.stdout, "discarded dead letter %d (%s, %s) at %s by %s: %s\n", d.ID, cell(d.Reason, 32), cell(d.Subject, 60),
-		timeHuman(d.DiscardedAt), cell(d.DiscardedBy, 64), cell(d.DiscardNote, maxNote))
+		timeHuman(d.DiscardedAt), cell(d.DiscardedBy, 64), cell(d.DiscardNote, deadletters.MaxNote))
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/refundhub/refundhub/internal/callback"
+	"github.com/refundhub/refundhub/internal/events"
 )
 
 const sampleEnvelope = `{"messageType":"ORDER_PAY_SUCCESS","messageBody":"{\"orderId\":\"3305075341149134260\",\"orderStatus\":\"WAITING_FOR_SENT\",\"payStatus\":2}","messagePlatform":1,"timestamp":"1779263269913"}`
@@ -108,7 +109,7 @@ func FuzzParseJSONL(f *testing.F) {
 			if !json.Valid(r.Raw) || len(r.Event.ID) != 32 || r.Subject == "" || bytes.ContainsAny(r.Raw, "\n") {
 				t.Fatalf("bad record %+v", r)
 			}
-			if !validSubjectFilter(r.Subject) || strings.ContainsAny(r.Subject, "*>") {
+			if !events.ValidSubjectFilter(r.Subject) || strings.ContainsAny(r.Subject, "*>") {
 				t.Fatalf("record subject %q is not a publishable subject", r.Subject)
 			}
 		}
@@ -120,8 +121,8 @@ func TestValidSubjectFilter(t *testing.T) {
 		"callbacks.>": true, "callbacks.*.ORDER_CREATE": true, ">": true, "parked.callbacks.taobao": true,
 		"": false, "callbacks.": false, ".x": false, "a..b": false, "a.>.b": false, "a.b*": false, "a b": false, "a.>>": false,
 	} {
-		if got := validSubjectFilter(s); got != want {
-			t.Errorf("validSubjectFilter(%q) = %v; want %v", s, got, want)
+		if got := events.ValidSubjectFilter(s); got != want {
+			t.Errorf("events.ValidSubjectFilter(%q) = %v; want %v", s, got, want)
 		}
 	}
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
-	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -83,22 +80,9 @@ func (a *app) modifyCommand() *cobra.Command {
 		if cmd.Flags().Changed("description") {
 			m.Description = &description
 		}
-		st, err := a.openStore(cmd.Context())
+		c, err := a.caseByID(cmd.Context(), caseID)
 		if err != nil {
 			return err
-		}
-		c, err := st.GetCase(cmd.Context(), caseID)
-		st.Close()
-		if errors.Is(err, casestore.ErrNotFound) {
-			return fmt.Errorf("case %d: no such case (refundctl list shows the cases)", caseID)
-		}
-		if err != nil {
-			return err
-		}
-		if c.Platform == casestore.PlatformTaobao {
-			if err := checkChanges(m); err != nil {
-				return err
-			}
 		}
 		command, err := a.newCommand(target{platform: string(c.Platform), caseID: caseID, id: id}, refundflow.InputModify)
 		if err != nil {
@@ -108,17 +92,4 @@ func (a *app) modifyCommand() *cobra.Command {
 		return a.publishCommand(cmd.Context(), command, vo)
 	})
 	return cmd
-}
-
-// checkChanges validates the values m gives as a Taobao request validates
-// them (the description's length, the vouchers), so that a bad one is a
-// usage error naming its flag rather than the worker's rejection. The
-// probe's other fields are placeholders that pass; the worker validates
-// the whole modified request again. 1688 is not checked: the worker
-// rejects any modification there, with what the platform allows instead.
-func checkChanges(m refundflow.Modification) error {
-	if err := m.CheckFor(refundflow.PlatformTaobao); err != nil {
-		return usagef("invalid modification: %s", flagMessage(err))
-	}
-	return nil
 }

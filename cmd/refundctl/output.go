@@ -69,21 +69,7 @@ func ago(now, t time.Time) string {
 // by internal/excerpt, the product's one clipper. A byte bound is also a
 // bound on the width: a Chinese character takes three bytes and two
 // columns, so the cut keeps a column within max columns whatever the script.
-func cell(s string, max int) string {
-	if s == "" {
-		return "-"
-	}
-	s = strings.Map(func(r rune) rune {
-		if r == '\t' || r == '\n' || r == '\r' || r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if max > 0 {
-		s = excerpt.Of(s, max)
-	}
-	return s
-}
+func cell(s string, max int) string { return excerpt.Line(s, max) }
 
 // rawJSON returns doc as a JSON value for output: the document itself when
 // it is valid JSON, else a JSON string of it; null when empty.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -134,33 +133,12 @@ func (o replayOptions) validate(now time.Time) (replayRange, error) {
 	}
 	r.fromSeq, r.toSeq = o.fromSeq, o.toSeq
 	for _, s := range o.subjects {
-		if !validSubjectFilter(s) {
+		if !events.ValidSubjectFilter(s) {
 			return r, usagef("--subject %q: want a NATS subject filter such as callbacks.1688.> or callbacks.*.ORDER_CREATE", cell(s, 60))
 		}
 		r.subjects = append(r.subjects, s)
 	}
 	return r, nil
-}
-
-// validSubjectFilter checks a NATS subject filter: dot-separated non-empty
-// tokens without whitespace, '*' only as a whole token, '>' only as the last.
-func validSubjectFilter(s string) bool {
-	if s == "" || len(s) > 256 {
-		return false
-	}
-	toks := strings.Split(s, ".")
-	for i, t := range toks {
-		if t == "" || strings.ContainsAny(t, " \t\r\n") {
-			return false
-		}
-		if strings.Contains(t, ">") && (t != ">" || i != len(toks)-1) {
-			return false
-		}
-		if strings.Contains(t, "*") && t != "*" {
-			return false
-		}
-	}
-	return true
 }
 
 func (a *app) replayCommand() *cobra.Command {

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -55,15 +53,7 @@ func (a *app) resolveCommand() *cobra.Command {
 		if err := r.Validate(); err != nil {
 			return usagef("--note: %s", strings.TrimPrefix(errorLine(err), "note: "))
 		}
-		st, err := a.openStore(cmd.Context())
-		if err != nil {
-			return err
-		}
-		c, err := st.GetCase(cmd.Context(), caseID)
-		st.Close()
-		if errors.Is(err, casestore.ErrNotFound) {
-			return fmt.Errorf("case %d: no such case (refundctl list shows the cases)", caseID)
-		}
+		c, err := a.caseByID(cmd.Context(), caseID)
 		if err != nil {
 			return err
 		}

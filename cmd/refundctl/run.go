@@ -36,7 +36,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	a := &app{cfg: defaults, getenv: getenv, stdout: stdout, stderr: stderr, now: time.Now}
 	root := a.rootCommand()
-	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return a.applyEnv(cmd.Flags(), getenv) }
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if err := a.applyEnv(cmd.Flags(), getenv); err != nil {
+			return err
+		}
+		return a.checkRemote(cmd)
+	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -59,6 +64,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.cfg.DBPath, "db", a.cfg.DBPath, "case store: a SQLite path or a postgres:// URL (env DB_URL, else DB_PATH)")
 	pf.StringVar(&a.cfg.ReceiverURL, "receiver-url", a.cfg.ReceiverURL, "receiver base URL (env RECEIVER_URL)")
 	pf.StringVar(&a.cfg.Stream, "stream", a.cfg.Stream, "callback stream name (env CALLBACK_STREAM)")
+	pf.StringVar(&a.cfg.ConsoleURL, "url", a.cfg.ConsoleURL, "the console's base URL: use its API instead of DB_PATH and NATS (env REFUNDHUB_URL; token in REFUNDHUB_TOKEN)")
 	pf.StringVar(&a.cfg.Operator, "operator", a.cfg.Operator, "operator name recorded with commands and dead-letter discards (env REFUNDCTL_OPERATOR, else USER)")
 	pf.DurationVar(&a.cfg.Timeout, "timeout", a.cfg.Timeout, "connect and per-request timeout")
 	pf.BoolVar(&a.cfg.JSON, "json", false, "machine-readable JSON output")

@@ -10,12 +10,13 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
 // Verdicts refundctl reports for a command: the worker's two
 // (casestore.VerdictApplied, VerdictRejected) and its own for no verdict yet.
-const verdictPending = "pending"
+const verdictPending = opcommands.VerdictPending
 
 // exitPending is the exit status of a command the worker gave no verdict on
 // within --wait (pendingError). Rejected commands exit 4 (refusedError):
@@ -52,51 +53,25 @@ type verdictJSON struct {
 	Next         string `json:"next,omitempty"` // what the operator can do
 }
 
-// awaitVerdict polls the worker's record of command id (command_outcomes)
-// until it is there or the wait runs out. The case it names is read as it
-// is then.
-func (a *app) awaitVerdict(ctx context.Context, st *casestore.Store, c refundflow.Command, wait time.Duration) (verdictJSON, error) {
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		o, err := st.CommandOutcome(ctx, c.ID)
-		switch {
-		case err == nil:
-			return a.describeVerdict(ctx, st, c, o)
-		case ctx.Err() != nil:
-		case !errors.Is(err, casestore.ErrNotFound):
-			return verdictJSON{}, err
-		}
-		select {
-		case <-ctx.Done():
-			if err := context.Cause(ctx); !errors.Is(err, context.DeadlineExceeded) {
-				return verdictJSON{}, err
-			}
-			return verdictJSON{Verdict: verdictPending,
-				Next: fmt.Sprintf("the worker has not decided it yet (is it running?); follow it with: refundctl wait --command %s", c.ID)}, nil
-		case <-tick.C:
-		}
-	}
-}
-
 // describeVerdict is the verdict o with the case's state and what to do next.
 func (a *app) describeVerdict(ctx context.Context, st *casestore.Store, c refundflow.Command, o casestore.CommandOutcome) (verdictJSON, error) {
-	v := verdictJSON{Verdict: o.Verdict, CaseID: o.CaseID, Code: o.Code, Reason: o.Reason, DeadLetterID: o.DeadLetterID}
-	if o.CaseID > 0 {
-		cs, err := st.GetCase(ctx, o.CaseID)
-		switch {
-		case err == nil:
-			v.State = cs.State
-		case errors.Is(err, casestore.ErrNotFound):
-			v.CaseID = 0 // a dead command named a case that does not exist
-		default:
-			return verdictJSON{}, err
-		}
+	v, err := opcommands.Describe(ctx, st, o)
+	if err != nil {
+		return verdictJSON{}, err
 	}
-	v.Next = nextStep(c, v)
-	return v, nil
+	return toVerdictJSON(c, v), nil
+}
+
+// toVerdictJSON is v as refundctl prints it, with what to do next (the
+// direct and the remote way read v the same: opcommands.Verdict).
+func toVerdictJSON(c refundflow.Command, v opcommands.Verdict) verdictJSON {
+	out := verdictJSON{Verdict: v.Verdict, CaseID: v.CaseID, State: v.State, Code: v.Code, Reason: v.Reason, DeadLetterID: v.DeadLetterID}
+	if out.Verdict == verdictPending {
+		out.Next = fmt.Sprintf("the worker has not decided it yet (is it running?); follow it with: refundctl wait --command %s", c.ID)
+		return out
+	}
+	out.Next = nextStep(c, out)
+	return out
 }
 
 // nextStep is the advice for a verdict: how to follow an applied command,

@@ -191,16 +191,16 @@ func (a *app) waitCommand() *cobra.Command {
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), deadline)
 		defer cancel()
-		st, err := a.openStore(ctx)
+		b, err := a.backend()
 		if err != nil {
 			return err
 		}
-		defer st.Close()
+		defer b.close()
 		start := a.now()
 		var last casestore.Case
 		seen := false
 		for {
-			c, err := sel.lookup(ctx, st, id)
+			c, err := b.lookupCase(ctx, sel, id)
 			var nf *notFoundError
 			switch {
 			case err == nil:

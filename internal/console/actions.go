@@ -122,32 +122,74 @@ func (s *Server) handleAction(a action) echo.HandlerFunc {
 			cmd.OrderID = k.OrderID
 		}
 		ferr := a.fill(c, &cmd)
-		if err := errors.Join(ferr, cmd.Validate()); err != nil {
+		if err := errors.Join(ferr, opcommands.Check(cmd)); err != nil {
 			return s.renderCase(c, http.StatusBadRequest, k, "", &formError{Form: a.name, Message: formMessage(err)})
 		}
-		if s.js == nil {
-			return &Error{Code: CodeUnavailable, Message: "this console has no NATS connection; commands cannot be sent"}
-		}
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = opcommands.Publish(pctx, s.js, cmd)
-		cancel()
-		if err != nil {
-			s.logger.Warn("publish command failed", "command", id, "kind", cmd.Kind, "case", k.ID, "err", err)
-			return &Error{Code: CodeUnavailable, Message: "the command could not be stored (NATS unreachable?); nothing was sent, try again"}
-		}
-		verdict := "pending"
-		o, err := opcommands.AwaitOutcome(ctx, s.store, id, s.cfg.VerdictWait, verdictPoll)
-		switch {
-		case err == nil:
-			verdict = o.Verdict
-		case !errors.Is(err, opcommands.ErrPending):
+		if _, err := s.issue(ctx, who(c), cmd, s.cfg.VerdictWait); err != nil {
 			return err
 		}
-		s.metrics.commands.WithLabelValues(string(cmd.Kind), verdict).Inc()
-		s.logger.Info("command issued", "command", id, "kind", cmd.Kind, "case", k.ID,
-			"account", who(c).Name, "verdict", verdict)
 		return c.Redirect(http.StatusSeeOther, "/cases/"+strconv.FormatInt(k.ID, 10)+"?"+url.Values{"command": {id}}.Encode())
 	}
+}
+
+// issued is a published command and what became of it.
+type issued struct {
+	Ack     opcommands.Ack
+	Command refundflow.Command // as stored: for a duplicate, the first one published
+	Verdict opcommands.Verdict // VerdictPending when the worker gave none within the wait
+}
+
+// errIDReused answers a command whose id an earlier, different command
+// already has: nothing new is stored, and the caller must pick a new id.
+var errIDReused = &Error{Code: CodeConflict, Message: "id: a different command was already published with this id; nothing was sent (use a new id)"}
+
+// issue is the one way the console sends a command, whether a form, the
+// request page or POST /api/v1/commands asked for it: cmd, already
+// checked (opcommands.Check) and issued under the caller's name, is
+// published through opcommands.Publish (so a retry with the same id is
+// stored once), and followed up to wait for the worker's verdict. A
+// duplicate publish whose stored command differs from cmd (other than in
+// when it was issued) is errIDReused. Every command issued is counted and
+// logged with its account, never with its payload.
+func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, wait time.Duration) (issued, error) {
+	if s.js == nil {
+		return issued{}, &Error{Code: CodeUnavailable, Message: "this console has no NATS connection; commands cannot be sent"}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ack, err := opcommands.Publish(pctx, s.js, cmd)
+	if err != nil {
+		s.logger.Warn("publish command failed", "command", cmd.ID, "kind", cmd.Kind, "case", cmd.CaseID, "err", err)
+		return issued{}, &Error{Code: CodeUnavailable, Message: "the command could not be stored (NATS unreachable?); nothing was sent, try again"}
+	}
+	if ack.Duplicate {
+		first, err := opcommands.Stored(pctx, s.js, ack)
+		if err != nil {
+			s.logger.Warn("read the stored command of a duplicate", "command", cmd.ID, "err", err)
+			return issued{}, &Error{Code: CodeUnavailable, Message: "a command with this id is already stored, and it could not be read to compare; nothing new was sent, try again"}
+		}
+		if !opcommands.Same(first, cmd) {
+			s.logger.Warn("command id reused for a different command", "command", cmd.ID, "account", by.Name)
+			return issued{}, errIDReused
+		}
+		cmd = first
+	}
+	out := issued{Ack: ack, Command: cmd, Verdict: opcommands.Verdict{Verdict: opcommands.VerdictPending}}
+	if wait > 0 {
+		o, err := opcommands.AwaitOutcome(ctx, s.store, cmd.ID, wait, verdictPoll)
+		switch {
+		case err == nil:
+			if out.Verdict, err = opcommands.Describe(ctx, s.store, o); err != nil {
+				return issued{}, err
+			}
+		case !errors.Is(err, opcommands.ErrPending):
+			return issued{}, err
+		}
+	}
+	s.metrics.commands.WithLabelValues(string(cmd.Kind), out.Verdict.Verdict).Inc()
+	s.logger.Info("command issued", "command", cmd.ID, "kind", cmd.Kind, "case", cmd.CaseID,
+		"account", by.Name, "verdict", out.Verdict.Verdict, "duplicate", ack.Duplicate)
+	return out, nil
 }
 
 // formError is why a form was refused: shown next to that form.
@@ -172,21 +214,29 @@ var fieldLabels = map[string]string{
 	"reason":      "Reason text",
 	"amount":      "Amount",
 	"vouchers":    "Vouchers",
+
+	// The request form's.
+	"platform":      "Platform",
+	"orderId":       "Order id",
+	"subOrderId":    "Sub-order id",
+	"goodsStatus":   "Goods status",
+	"carriage":      "Carriage",
+	"orderEntryIds": "Order entries",
 }
 
 // proseFields are the JSON names translated inside a message as well as at
 // its start: only the camelCase ones, which cannot be ordinary words.
-var proseFields = regexp.MustCompile(`\breasonId\b`)
+var proseFields = regexp.MustCompile(`\b(?:request\.)?(reasonId|orderEntryIds|subOrderId|orderId|goodsStatus)\b`)
 
 // formMessage is a validation error as one line for the form, each problem
 // naming the form's field: "waybill: 1 to 64 printable characters" becomes
 // "Waybill: 1 to 64 printable characters". The "shipment: " or "modify: "
-// before the first problem of a nested part is dropped.
+// (or "request: ") before the first problem of a nested part is dropped.
 func formMessage(err error) string {
 	var out []string
 	for line := range strings.SplitSeq(err.Error(), "\n") {
 		line = strings.TrimSpace(line)
-		for _, doc := range []string{"resolve: ", "shipment: ", "modify: "} {
+		for _, doc := range []string{"resolve: ", "shipment: ", "modify: ", "request: "} {
 			line = strings.TrimPrefix(line, doc)
 		}
 		if line == "" {
@@ -199,7 +249,7 @@ func formMessage(err error) string {
 		if label, ok := fieldLabels[field]; ok {
 			line = label + rest
 		}
-		line = proseFields.ReplaceAllStringFunc(line, func(m string) string { return fieldLabels[m] })
+		line = proseFields.ReplaceAllStringFunc(line, func(m string) string { return fieldLabels[strings.TrimPrefix(m, "request.")] })
 		out = append(out, line)
 	}
 	return strings.Join(out, "; ")

@@ -34,7 +34,10 @@ type caseJSON struct {
 	CreatedAt            time.Time       `json:"createdAt"`
 	UpdatedAt            time.Time       `json:"updatedAt"`
 	Request              json.RawMessage `json:"request,omitempty"`
-	Shipment             json.RawMessage `json:"shipment,omitempty"`
+	// Plan is what the worker read off the platform's form for the
+	// request (refundctl show prints it, from the store or from here).
+	Plan     json.RawMessage `json:"plan,omitempty"`
+	Shipment json.RawMessage `json:"shipment,omitempty"`
 	// Why is the "why here, what next" line the case page shows.
 	Why string `json:"why"`
 }
@@ -59,7 +62,7 @@ func (s *Server) caseJSON(c casestore.Case) caseJSON {
 		State: c.State, Version: c.Version, ParkedState: c.ParkedState, AttentionCode: c.AttentionCode, AttentionMessage: c.AttentionMessage,
 		PlatformStatus: c.PlatformStatus, LastPlatformCheckAt: optTime(c.LastPlatformCheckAt), NextWakeAt: optTime(c.NextWakeAt),
 		OpenedBy: c.OpenedBy, UnreadSellerMessages: c.UnreadSellerMessages, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
-		Request: rawOrNil(c.Request), Shipment: rawOrNil(c.Shipment), Why: whyNext(c, s.now())}
+		Request: rawOrNil(c.Request), Plan: rawOrNil(c.Plan), Shipment: rawOrNil(c.Shipment), Why: whyNext(c, s.now())}
 }
 
 // casesJSON is GET /api/v1/cases: a page, and the cursor of the next one.

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/deadletters"
 )
 
 // Config is the console's behaviour, read by cmd/console from the
@@ -53,6 +54,15 @@ type Config struct {
 type Deps struct {
 	// Store is the case store, opened read-only.
 	Store *casestore.Store
+	// DeadLetters is a second handle on the same file, opened for writing
+	// (casestore.OpenExisting: it never creates or migrates) and used for
+	// nothing but marking a dead letter retried or discarded, through
+	// package deadletters as refundctl does. A separate handle keeps every
+	// page and API read on the read-only Store, so no read path can write
+	// by mistake, and the console's only writes are those two, each
+	// re-checked in its transaction. nil leaves dead letters read-only
+	// (their actions answer unavailable).
+	DeadLetters *casestore.Store
 	// JetStream publishes commands; nil leaves the console read-only
 	// (actions answer unavailable).
 	JetStream jetstream.JetStream
@@ -73,6 +83,9 @@ type Server struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	accounts accounts
+	// settler retries and discards dead letters (nil without
+	// Deps.DeadLetters).
+	settler  *deadletters.Settler
 	sessions sessions
 	logins   *loginLimiter
 	metrics  *metrics
@@ -122,6 +135,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := parseDeadLetterPages(pg); err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg: cfg, store: deps.Store, js: deps.JetStream, ready: deps.Ready, logger: deps.Logger, now: now,
 		accounts:    accounts{list: cfg.Accounts},
@@ -130,6 +146,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		metrics:     newMetrics(),
 		pages:       pg,
 		streamsDone: make(chan struct{}),
+	}
+	if deps.DeadLetters != nil {
+		var pub deadletters.Publisher
+		if deps.JetStream != nil {
+			pub = deps.JetStream
+		}
+		s.settler = deadletters.New(deps.DeadLetters, pub, deadletters.Config{ForceName: "the force box"})
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

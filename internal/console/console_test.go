@@ -18,6 +18,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/runbook"
 )
 
 // Test credentials: tokens are given to the console only as hashes.
@@ -446,11 +447,15 @@ func TestParseAccounts(t *testing.T) {
 }
 
 // TestAdviceForEveryCode: every attention code the worker can set has
-// advice on the case page.
+// advice on the case page, and it is the runbook's own "What to do".
 func TestAdviceForEveryCode(t *testing.T) {
+	book := runbook.Embedded()
 	for _, code := range refundflow.AttentionCodes() {
 		if advice[code] == "" {
 			t.Errorf("no advice for attention code %s (docs/runbook.md has its row)", code)
+		}
+		if advice[code] != book.Reasons[code].Do {
+			t.Errorf("advice for %s = %q; want the runbook's %q", code, advice[code], book.Reasons[code].Do)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/refundhub/refundhub/internal/deadletters"
 )
 
 // Error is a failure with a stable machine code, answered as
@@ -26,10 +28,21 @@ const (
 	CodeNotFound         = "not_found"          // 404: no such case or route
 	CodeInvalidArgument  = "invalid_argument"   // 400: a bad filter, cursor or form field
 	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeBadJSON          = "bad_json"           // 400: a body that is not one JSON object
+	CodeUnknownField     = "unknown_field"      // 400: a body field the API does not take (operator and issuedAt are the console's)
+	CodeInvalidCommand   = "invalid_command"    // 400: a command its validation refuses; the message names the fields
+	CodeConflict         = "conflict"           // 409: a command id already used for a different command
 	CodeRateLimited      = "rate_limited"       // 429: too many failed logins from this address
 	CodeNotReady         = "not_ready"          // 503 from /readyz
 	CodeUnavailable      = "unavailable"        // 503: the command could not be published (NATS down)
 	CodeInternal         = "internal"           // 500: a bug, or the store failed
+
+	// Refusals of a dead-letter action (409): the letter's state forbids
+	// it, and nothing changed. Package deadletters owns the first three.
+	CodeDeadLetterRetried   = string(deadletters.RefusedRetried)   // retried already
+	CodeDeadLetterDiscarded = string(deadletters.RefusedDiscarded) // discarded already
+	CodePermanentFailure    = string(deadletters.RefusedPermanent) // a permanent failure retried without force
+	CodeCountChanged        = "count_changed"                      // a bulk action's filter matches another number than expected
 )
 
 // statusOf is the one table from code to HTTP status.
@@ -39,10 +52,19 @@ var statusOf = map[string]int{
 	CodeNotFound:         http.StatusNotFound,
 	CodeInvalidArgument:  http.StatusBadRequest,
 	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
+	CodeBadJSON:          http.StatusBadRequest,
+	CodeUnknownField:     http.StatusBadRequest,
+	CodeInvalidCommand:   http.StatusBadRequest,
+	CodeConflict:         http.StatusConflict,
 	CodeRateLimited:      http.StatusTooManyRequests,
 	CodeNotReady:         http.StatusServiceUnavailable,
 	CodeUnavailable:      http.StatusServiceUnavailable,
 	CodeInternal:         http.StatusInternalServerError,
+
+	CodeDeadLetterRetried:   http.StatusConflict,
+	CodeDeadLetterDiscarded: http.StatusConflict,
+	CodePermanentFailure:    http.StatusConflict,
+	CodeCountChanged:        http.StatusConflict,
 }
 
 func invalidArg(msg string) error { return &Error{Code: CodeInvalidArgument, Message: msg} }

@@ -6,35 +6,22 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/runbook"
 )
 
-// advice is what to do about each attention code, in the words of
-// docs/runbook.md's "Attention reasons" table, shortened for the case
-// page. (The runbook is the fuller text; TestAdviceForEveryCode keeps
-// this table complete, not equal: the page says less.)
-var advice = map[string]string{
-	refundflow.AttnSellerRefused: "Wait: the seller may still agree, and the platform's next status moves the case on (Retry asks now). " +
-		"Taobao: refundctl modify CASE --amount … changes the request and sends it again; cancel withdraws it. " +
-		"To accept the refusal, Close with a note. 1688: the platform closes it in time; to stop sooner, Close with a note.",
-	refundflow.AttnRefundMissing: "Check the refund in the platform's back office. If it is back, Retry follows it; if it is gone, Close with a note.",
-	refundflow.AttnUnknownStatus: "Map the status in the platform profile (refundctl doctor prints the line) and restart the worker; " +
-		"then Retry moves the case on. Or Close with a note.",
-	refundflow.AttnPlatformError: "Fix the cause on the platform, then Retry sends the step again. To change what was asked, " +
-		"re-request (refundctl cancel, then request). Or Close with a note.",
-	refundflow.AttnReasonNotOffered: "The requested reason is not on the platform's form: re-request with a reason the form offers " +
-		"(refundctl reasons lists them; stopped at modify_rendering: refundctl modify with one). " +
-		"Retry reads the form again, if the seller's offer may have changed. Or Close with a note.",
-	refundflow.AttnFeeOutOfBounds: "The amount is outside the bounds the attention text names: re-request within them " +
-		"(Taobao: --amount max takes the most allowed; stopped at modify_rendering: refundctl modify). Retry reads the form again.",
-	refundflow.AttnFeeNotEditable:  "The form fixes the amount: re-request with that amount (or --amount max).",
-	refundflow.AttnSaleNotAllowed:  "Nothing can be filed on this sub-order: refundctl cancel (nothing reached the platform). Retry reads the form again if the platform may have changed its mind.",
-	refundflow.AttnVoucherRequired: "The reason needs evidence images: re-request with --voucher.",
-	refundflow.AttnCompanyRejected: "The carrier is not one the platform accepts: refundctl ship again with one from the list in the attention text; Retry reads the list again.",
-	refundflow.AttnBadStepResult:   "Retry runs the step again (a side effect only where the platform shows it did not happen); if it keeps failing, report it and Close with a note.",
-	refundflow.AttnWaitingEvidence: "A flag, not a stop: the side effect cannot be confirmed yet. Wait; at the deadline the case goes on or stops with intent_unverifiable.",
-	refundflow.CodeUnverifiable: "Check the platform's back office. If the refund is there, its next callback (or Retry) moves the case on. " +
-		"If not, Close with a note, then request again.",
-	refundflow.CodeInvalidRequest: "The stored request is no longer valid: re-request (refundctl cancel, then request), or Close with a note; a retry cannot help.",
+// advice is what to do about each attention code: the "What to do"
+// column of docs/runbook.md's "Attention reasons" table, read from the
+// embedded runbook (package runbook), so the page and the runbook never
+// disagree. The runbook writes refundctl's commands; the case page's
+// Retry and Close buttons are resolve --retry and --close.
+var advice = adviceFromRunbook(runbook.Embedded())
+
+func adviceFromRunbook(b runbook.Book) map[string]string {
+	m := make(map[string]string, len(b.Reasons))
+	for code, r := range b.Reasons {
+		m[code] = r.Do
+	}
+	return m
 }
 
 // doing says what the worker is doing in a state it moves through by itself.

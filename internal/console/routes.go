@@ -25,10 +25,23 @@ func (s *Server) routes(e *echo.Echo) {
 	e.POST("/cases/:id/cancel", s.handleAction(actions["cancel"]))
 	e.POST("/cases/:id/message", s.handleAction(actions["message"]))
 	e.POST("/cases/:id/modify", s.handleAction(actions["modify"]))
+	s.requestRoutes(e) // GET /requests/new, POST /requests
+	e.GET("/dead-letters", s.handleDeadLettersPage)
+	e.GET("/dead-letters/:id", s.handleDeadLetterPage)
+	e.POST("/dead-letters/:id/retry", s.handleDeadLetterForm("retry"))
+	e.POST("/dead-letters/:id/discard", s.handleDeadLetterForm("discard"))
+	e.POST("/dead-letters/bulk", s.handleDeadLettersBulk)
 
 	api := e.Group("/api/v1")
 	api.GET("/cases", s.handleAPICases)
 	api.GET("/cases/:id", s.handleAPICase)
 	api.GET("/dead-letters", s.handleAPIDeadLetters)
+	api.POST("/commands", s.handleAPICommand)
+	api.GET("/commands/:id", s.handleAPICommandVerdict)
+	api.GET("/dead-letters/groups", s.handleAPIDeadLetterGroups)
+	api.GET("/dead-letters/:id", s.handleAPIDeadLetter)
+	api.POST("/dead-letters/:id/retry", s.handleAPIDeadLetterAction("retry"))
+	api.POST("/dead-letters/:id/discard", s.handleAPIDeadLetterAction("discard"))
+	api.POST("/dead-letters/bulk", s.handleAPIDeadLettersBulk)
 	api.GET("/events", s.handleEvents) // eventsPath
 }

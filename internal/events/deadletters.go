@@ -135,13 +135,16 @@ const (
 	HeaderDeadDeliveries = DeadHeaderPrefix + "Deliveries" // deliveries before giving up
 )
 
-// Retry headers, set by `refundctl dead-letters retry` on the republished
-// message. HeaderRetryOf is the dead letter's id; HeaderRetryOriginalMsgID
-// keeps the original Nats-Msg-Id, which the retry replaces so that the
-// stream's duplicate window does not drop it.
+// Retry headers, set by a dead letter's retry (package deadletters, for
+// refundctl and the console) on the republished message. HeaderRetryOf is
+// the dead letter's id; HeaderRetryOriginalMsgID keeps the original
+// Nats-Msg-Id, which the retry replaces so that the stream's duplicate
+// window does not drop it; HeaderRetryBy names the operator who retried
+// it, so that a retry that dies again says who sent it.
 const (
 	HeaderRetryOf            = RetryHeaderPrefix + "Retry-Of"
 	HeaderRetryOriginalMsgID = RetryHeaderPrefix + "Original-Msg-Id"
+	HeaderRetryBy            = RetryHeaderPrefix + "Retried-By"
 )
 
 // DeadLetter is a message the worker gives up on, as it was delivered, and
@@ -191,16 +194,18 @@ type StoredDeadLetter struct {
 	Subject string              // the original subject
 	Header  map[string][]string // the headers stored with it
 	Data    []byte
+	// RetriedBy is the operator retrying it ("" leaves HeaderRetryBy out).
+	RetriedBy string
 }
 
 // RetryMsg rebuilds the original message of a stored dead letter for
 // re-publishing to its original subject: the stored payload and headers
 // without the server's Nats-*, the dead letter's Dl-* and an earlier retry's
-// Rh-* headers, plus this retry's Rh-Retry-Of and Rh-Original-Msg-Id. Its
-// Nats-Msg-Id is new (the original id, "-retry-" and random hex, or
-// "dl-<id>-retry-…" without one), so the stream's duplicate window does not
-// drop it; the worker's inbox keys on the payload's own id and still drops
-// what it already applied.
+// Rh-* headers, plus this retry's Rh-Retry-Of, Rh-Original-Msg-Id and
+// Rh-Retried-By. Its Nats-Msg-Id is new (the original id, "-retry-" and
+// random hex, or "dl-<id>-retry-…" without one), so the stream's duplicate
+// window does not drop it; the worker's inbox keys on the payload's own id
+// and still drops what it already applied.
 func RetryMsg(d StoredDeadLetter) (*nats.Msg, error) {
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -217,6 +222,9 @@ func RetryMsg(d StoredDeadLetter) (*nats.Msg, error) {
 	m.Header.Set(HeaderRetryOf, strconv.FormatInt(d.ID, 10))
 	if d.MsgID != "" {
 		m.Header.Set(HeaderRetryOriginalMsgID, d.MsgID)
+	}
+	if d.RetriedBy != "" {
+		m.Header.Set(HeaderRetryBy, d.RetriedBy)
 	}
 	return m, nil
 }

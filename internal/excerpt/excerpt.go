@@ -46,3 +46,23 @@ func Cut[T string | []byte](s T, n int) (prefix T, cut bool) {
 func Bytes(b []byte, n int) string {
 	return Of(strings.TrimSpace(string(b)), n)
 }
+
+// Line makes a stored value safe inside one line of text (a table cell, a
+// refusal naming who discarded what): control characters become spaces, an
+// empty value is "-" so that a column never looks shifted, and a value longer
+// than n bytes is cut by Of; n below 1 keeps it whole.
+func Line(s string, n int) string {
+	if s == "" {
+		return "-"
+	}
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if n > 0 {
+		s = Of(s, n)
+	}
+	return s
+}

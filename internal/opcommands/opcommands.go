@@ -60,7 +60,7 @@ func (e *PublishError) Unwrap() error { return e.Err }
 // within ctx. It does not validate c: callers validate first, to say what
 // is wrong in their own terms.
 func Publish(ctx context.Context, js jetstream.JetStream, c refundflow.Command) (Ack, error) {
-	data, err := json.Marshal(c)
+	data, err := encodeCommand(c)
 	if err != nil {
 		return Ack{}, fmt.Errorf("encode command: %w", err)
 	}
@@ -108,3 +108,9 @@ func AwaitOutcome(ctx context.Context, st *casestore.Store, id string, wait, int
 		}
 	}
 }
+
+// encodeCommand is a command as it is published.
+func encodeCommand(c refundflow.Command) ([]byte, error) { return json.Marshal(c) }
+
+// decodeCommand reads a published command.
+func decodeCommand(data []byte, c *refundflow.Command) error { return json.Unmarshal(data, c) }

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/opcommands"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// backend is where the case and command verbs (list, show, wait, request,
+// ship, cancel, message, modify, resolve) read cases and send commands:
+// the case store and NATS on the host (direct), or the console's API
+// (remote, REFUNDHUB_URL), so that an operator's laptop needs no database
+// file. Each verb is written once against it, and prints the same either
+// way.
+type backend interface {
+	// listCases reads up to limit cases matching f, in id order, and
+	// whether more match after them.
+	listCases(ctx context.Context, f casestore.CaseFilter, limit int) ([]casestore.Case, bool, error)
+	// lookupCase is the case id names or, when id is 0, the selector's;
+	// a *notFoundError when there is none.
+	lookupCase(ctx context.Context, sel caseSelector, id int64) (casestore.Case, error)
+	// history is a case's step attempts and timeline.
+	history(ctx context.Context, id int64) ([]casestore.StepAttempt, []casestore.TimelineEntry, error)
+	// send publishes c, complete and checked (publishCommand), and waits
+	// up to wait for the worker's verdict (not at all when 0: the verdict
+	// is then nil). The console checks c again before publishing it.
+	send(ctx context.Context, c refundflow.Command, wait time.Duration) (commandResult, *opcommands.Verdict, error)
+	close()
+}
+
+// backend opens the backend the configuration names: the console's API
+// when REFUNDHUB_URL is set, else the store (opened on first use) and NATS.
+func (a *app) backend() (backend, error) {
+	if a.cfg.ConsoleURL != "" {
+		return a.newRemote()
+	}
+	return &direct{a: a}, nil
+}
+
+// remoteVerbs are the commands that work through the console's API.
+// help and completion touch nothing.
+var remoteVerbs = map[string]bool{"list": true, "show": true, "wait": true, "request": true, "ship": true,
+	"cancel": true, "message": true, "modify": true, "resolve": true, "help": true, "completion": true}
+
+// checkRemote refuses, with REFUNDHUB_URL set, the commands that need the
+// host itself (the store file, NATS, the receiver or the platform's
+// credentials): a usage error (exit 2) saying so.
+func (a *app) checkRemote(cmd *cobra.Command) error {
+	if a.cfg.ConsoleURL == "" {
+		return nil
+	}
+	top := cmd
+	for top.HasParent() && top.Parent().HasParent() {
+		top = top.Parent()
+	}
+	if !top.HasParent() || remoteVerbs[top.Name()] {
+		return nil
+	}
+	return usagef("%s is not available through the console (REFUNDHUB_URL is set): run it on the host, with REFUNDHUB_URL unset", top.Name())
+}
+
+// source names where cases are read, for messages.
+func (a *app) source() string {
+	if a.cfg.ConsoleURL != "" {
+		return "the console at " + redactURL(a.cfg.ConsoleURL)
+	}
+	return casestore.Redact(a.cfg.DBPath) // DB_URL may hold a password
+}
+
+// direct is the backend on the host: the case store, read-only, opened
+// on first use, and NATS for commands.
+type direct struct {
+	a  *app
+	st *casestore.Store
+}
+
+func (d *direct) store(ctx context.Context) (*casestore.Store, error) {
+	if d.st == nil {
+		st, err := d.a.openStore(ctx)
+		if err != nil {
+			return nil, err
+		}
+		d.st = st
+	}
+	return d.st, nil
+}
+
+func (d *direct) close() {
+	if d.st != nil {
+		_ = d.st.Close()
+	}
+}
+
+func (d *direct) listCases(ctx context.Context, f casestore.CaseFilter, limit int) ([]casestore.Case, bool, error) {
+	st, err := d.store(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	return listCases(ctx, st, f, limit)
+}
+
+func (d *direct) lookupCase(ctx context.Context, sel caseSelector, id int64) (casestore.Case, error) {
+	st, err := d.store(ctx)
+	if err != nil {
+		return casestore.Case{}, err
+	}
+	return sel.lookup(ctx, st, id)
+}
+
+func (d *direct) history(ctx context.Context, id int64) ([]casestore.StepAttempt, []casestore.TimelineEntry, error) {
+	st, err := d.store(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	steps, err := st.Steps(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	timeline, err := st.Timeline(ctx, id)
+	return steps, timeline, err
+}
+
+// send reads the store to read the verdict, before publishing: a command
+// whose verdict cannot be read is better not sent than sent blind.
+func (d *direct) send(ctx context.Context, c refundflow.Command, wait time.Duration) (commandResult, *opcommands.Verdict, error) {
+	var st *casestore.Store
+	if wait > 0 {
+		var err error
+		if st, err = d.store(ctx); err != nil {
+			return commandResult{}, nil, fmt.Errorf("%w (the verdict is read there; --no-wait publishes without it)", err)
+		}
+	}
+	res, err := d.a.publish(ctx, c)
+	if err != nil || wait == 0 {
+		return res, nil, err
+	}
+	v := opcommands.Verdict{Verdict: opcommands.VerdictPending}
+	o, err := opcommands.AwaitOutcome(ctx, st, c.ID, wait, verdictPoll)
+	switch {
+	case err == nil:
+		v, err = opcommands.Describe(ctx, st, o)
+	case errors.Is(err, opcommands.ErrPending):
+		err = nil
+	}
+	if err != nil {
+		return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", c.ID, err)
+	}
+	return res, &v, nil
+}
+
+// verdictPoll is how often a verdict is asked for.
+const verdictPoll = 100 * time.Millisecond
+
+// caseByID reads case id for a verb that names its case by id only
+// (resolve, modify): a missing case is an error saying so.
+func (a *app) caseByID(ctx context.Context, id int64) (casestore.Case, error) {
+	b, err := a.backend()
+	if err != nil {
+		return casestore.Case{}, err
+	}
+	defer b.close()
+	c, err := b.lookupCase(ctx, caseSelector{}, id)
+	var nf *notFoundError
+	if errors.As(err, &nf) {
+		return casestore.Case{}, fmt.Errorf("case %d: no such case (refundctl list shows the cases)", id)
+	}
+	return c, err
+}

@@ -1,0 +1,409 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/opcommands"
+	"github.com/refundhub/refundhub/internal/platform"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// remote is the backend through the console's JSON API (/api/v1), with
+// an API token. The token goes in the Authorization header only: never
+// in a URL, a message or an error.
+type remote struct {
+	a      *app
+	client *http.Client
+	base   string // scheme://host[:port][/prefix], without user info
+	token  string
+}
+
+// newRemote checks REFUNDHUB_URL and REFUNDHUB_TOKEN.
+func (a *app) newRemote() (*remote, error) {
+	u, err := url.Parse(a.cfg.ConsoleURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usagef("REFUNDHUB_URL %q: want http(s)://host[:port]", cell(redactURL(a.cfg.ConsoleURL), 80))
+	}
+	if a.cfg.ConsoleToken == "" {
+		return nil, usagef("REFUNDHUB_TOKEN is not set: the console's API needs a token (REFUNDHUB_URL is set)")
+	}
+	if a.cfg.Timeout <= 0 {
+		return nil, usagef("--timeout %s: must be positive", a.cfg.Timeout)
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return &remote{a: a, client: &http.Client{}, base: strings.TrimSuffix(u.String(), "/"), token: a.cfg.ConsoleToken}, nil
+}
+
+func (r *remote) close() { r.client.CloseIdleConnections() }
+
+// apiError is an error answer of the console: its machine code, its
+// message and the HTTP status.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("console: %s (%d): %s", e.Code, e.Status, e.Message)
+}
+
+// classify gives an API error refundctl's exit status: bad input is a
+// usage error (2); a refused command (409) is refused (4), nothing was
+// changed; the rest are runtime errors (1).
+func classify(e *apiError) error {
+	switch {
+	case e.Status == http.StatusBadRequest:
+		return usageErr(e)
+	case e.Status == http.StatusConflict:
+		return &refusedError{err: e}
+	}
+	return e
+}
+
+// do sends one request (body as JSON when not nil) within --timeout and
+// decodes a 2xx answer into out; it returns the status.
+func (r *remote) do(ctx context.Context, method, path string, body, out any) (int, error) {
+	return r.doWithin(ctx, r.a.cfg.Timeout, method, path, body, out)
+}
+
+// doWithin is do within timeout instead of --timeout.
+func (r *remote) doWithin(ctx context.Context, timeout time.Duration, method, path string, body, out any) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.base+path, rd)
+	if err != nil {
+		return 0, fmt.Errorf("console request %s: %w", path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is named below, without user info
+		}
+		return 0, fmt.Errorf("console at %s: %w", r.base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("console at %s: read the answer to %s %s: %w", r.base, method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(b, &eb) != nil || eb.Error.Code == "" {
+			return resp.StatusCode, fmt.Errorf("console at %s: %s %s answered %d %s, not the API's JSON (is REFUNDHUB_URL the console?)",
+				r.base, method, path, resp.StatusCode, http.StatusText(resp.StatusCode))
+		}
+		return resp.StatusCode, classify(&apiError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message})
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return resp.StatusCode, fmt.Errorf("console at %s: %s %s: an answer that is not the API's JSON: %w", r.base, method, path, err)
+	}
+	return resp.StatusCode, nil
+}
+
+// apiCase is a case as GET /api/v1/cases and /cases/{id} answer it.
+type apiCase struct {
+	ID                   int64           `json:"id"`
+	Platform             string          `json:"platform"`
+	OrderID              string          `json:"orderId"`
+	SubOrderID           string          `json:"subOrderId"`
+	RefundID             string          `json:"refundId"`
+	State                string          `json:"state"`
+	Version              int64           `json:"version"`
+	ParkedState          string          `json:"parkedState"`
+	AttentionCode        string          `json:"attentionCode"`
+	AttentionMessage     string          `json:"attentionMessage"`
+	PlatformStatus       string          `json:"platformStatus"`
+	LastPlatformCheckAt  time.Time       `json:"lastPlatformCheckAt"`
+	NextWakeAt           time.Time       `json:"nextWakeAt"`
+	OpenedBy             string          `json:"openedBy"`
+	UnreadSellerMessages int             `json:"unreadSellerMessages"`
+	CreatedAt            time.Time       `json:"createdAt"`
+	UpdatedAt            time.Time       `json:"updatedAt"`
+	Request              json.RawMessage `json:"request"`
+	Plan                 json.RawMessage `json:"plan"`
+	Shipment             json.RawMessage `json:"shipment"`
+}
+
+func (c apiCase) toCase() casestore.Case {
+	return casestore.Case{ID: c.ID, Platform: platform.ID(c.Platform), OrderID: c.OrderID, SubOrderID: c.SubOrderID,
+		RefundID: c.RefundID, State: c.State, ParkedState: c.ParkedState, Version: c.Version, Request: c.Request,
+		Plan: c.Plan, Shipment: c.Shipment, PlatformStatus: c.PlatformStatus, LastPlatformCheckAt: c.LastPlatformCheckAt,
+		NextWakeAt: c.NextWakeAt, AttentionCode: c.AttentionCode, AttentionMessage: c.AttentionMessage,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, OpenedBy: c.OpenedBy, UnreadSellerMessages: c.UnreadSellerMessages}
+}
+
+// listCases reads the API's pages in id order and keeps the cases f
+// selects: the API filters by platform, one state and one attention code,
+// and refundctl the rest (several states or codes, --open, --older-than)
+// on what it reads, so that the cursor stays the last id printed.
+func (r *remote) listCases(ctx context.Context, f casestore.CaseFilter, limit int) ([]casestore.Case, bool, error) {
+	q := url.Values{"limit": {strconv.Itoa(casestore.MaxListLimit)}}
+	if f.Platform != "" {
+		q.Set("platform", f.Platform)
+	}
+	if len(f.States) == 1 {
+		q.Set("state", f.States[0])
+	}
+	switch {
+	case f.AnyAttention:
+		q.Set("attention", "any")
+	case len(f.Attention) == 1:
+		q.Set("attention", f.Attention[0])
+	}
+	after := f.AfterID
+	var out []casestore.Case
+	for {
+		if after > 0 {
+			q.Set("cursor", strconv.FormatInt(after, 10))
+		}
+		var page struct {
+			Cases      []apiCase `json:"cases"`
+			NextCursor string    `json:"nextCursor"`
+		}
+		if _, err := r.do(ctx, http.MethodGet, "/api/v1/cases?"+q.Encode(), nil, &page); err != nil {
+			return nil, false, err
+		}
+		for _, ac := range page.Cases {
+			c := ac.toCase()
+			if !selects(f, c) {
+				continue
+			}
+			if len(out) == limit {
+				return out, true, nil
+			}
+			out = append(out, c)
+		}
+		if page.NextCursor == "" {
+			return out, false, nil
+		}
+		n, err := strconv.ParseInt(page.NextCursor, 10, 64)
+		if err != nil || n <= after {
+			return nil, false, fmt.Errorf("console at %s: a cursor that does not move on (%q)", r.base, cell(page.NextCursor, 40))
+		}
+		after = n
+	}
+}
+
+// selects reports whether f, as casestore.CaseFilter means it, keeps c.
+func selects(f casestore.CaseFilter, c casestore.Case) bool {
+	switch {
+	case len(f.States) > 0 && !slices.Contains(f.States, c.State):
+		return false
+	case len(f.Attention) > 0 && !slices.Contains(f.Attention, c.AttentionCode):
+		return false
+	case f.AnyAttention && c.AttentionCode == "":
+		return false
+	case f.OpenOnly && refundflow.State(c.State).Terminal():
+		return false
+	case !f.UpdatedBefore.IsZero() && !c.UpdatedAt.Before(f.UpdatedBefore):
+		return false
+	}
+	return true
+}
+
+// apiCaseDetail is GET /api/v1/cases/{id}.
+type apiCaseDetail struct {
+	Case  apiCase `json:"case"`
+	Steps []struct {
+		ID             int64     `json:"id"`
+		Step           string    `json:"step"`
+		Status         string    `json:"status"`
+		IdempotencyKey string    `json:"idempotencyKey"`
+		RequestID      string    `json:"requestId"`
+		ErrorCode      string    `json:"errorCode"`
+		ErrorMessage   string    `json:"errorMessage"`
+		Request        string    `json:"request"`
+		Outcome        string    `json:"outcome"`
+		Begins         int       `json:"begins"`
+		StartedAt      time.Time `json:"startedAt"`
+		FinishedAt     time.Time `json:"finishedAt"`
+	} `json:"steps"`
+	Timeline []struct {
+		ID      int64           `json:"id"`
+		At      time.Time       `json:"at"`
+		Kind    string          `json:"kind"`
+		Summary string          `json:"summary"`
+		Detail  json.RawMessage `json:"detail"`
+	} `json:"timeline"`
+}
+
+func (r *remote) caseDetail(ctx context.Context, id int64) (apiCaseDetail, error) {
+	var d apiCaseDetail
+	_, err := r.do(ctx, http.MethodGet, "/api/v1/cases/"+strconv.FormatInt(id, 10), nil, &d)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Code == "not_found" {
+		return d, &notFoundError{fmt.Sprintf("case %d not found", id)}
+	}
+	return d, err
+}
+
+func (r *remote) history(ctx context.Context, id int64) ([]casestore.StepAttempt, []casestore.TimelineEntry, error) {
+	d, err := r.caseDetail(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	steps := make([]casestore.StepAttempt, 0, len(d.Steps))
+	for _, s := range d.Steps {
+		steps = append(steps, casestore.StepAttempt{ID: s.ID, CaseID: id, Step: s.Step, Status: casestore.StepStatus(s.Status),
+			IdempotencyKey: s.IdempotencyKey, RequestID: s.RequestID, ErrorCode: s.ErrorCode, ErrorMessage: s.ErrorMessage,
+			Request: s.Request, Outcome: s.Outcome, Begins: s.Begins, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt})
+	}
+	timeline := make([]casestore.TimelineEntry, 0, len(d.Timeline))
+	for _, e := range d.Timeline {
+		timeline = append(timeline, casestore.TimelineEntry{ID: e.ID, CaseID: id, At: e.At, Kind: casestore.TimelineKind(e.Kind),
+			Summary: e.Summary, Detail: e.Detail})
+	}
+	return steps, timeline, nil
+}
+
+// lookupCase finds the case as the direct way does: by id; by command
+// (the console's search resolves a command id to its case); or the newest
+// case of an order or sub-order.
+func (r *remote) lookupCase(ctx context.Context, sel caseSelector, id int64) (casestore.Case, error) {
+	if id > 0 {
+		d, err := r.caseDetail(ctx, id)
+		return d.Case.toCase(), err
+	}
+	q := url.Values{"limit": {strconv.Itoa(casestore.MaxListLimit)}}
+	if sel.platform != "" {
+		q.Set("platform", sel.platform)
+	}
+	want := func(c casestore.Case) bool {
+		return (sel.order == "" || c.OrderID == sel.order) && (sel.subOrder == "" || c.SubOrderID == sel.subOrder)
+	}
+	switch {
+	case sel.command != "":
+		q.Set("q", sel.command)
+		want = func(casestore.Case) bool { return true }
+	case sel.subOrder != "":
+		q.Set("q", sel.subOrder)
+	default:
+		q.Set("q", sel.order)
+	}
+	var best casestore.Case
+	for {
+		var page struct {
+			Cases      []apiCase `json:"cases"`
+			NextCursor string    `json:"nextCursor"`
+		}
+		if _, err := r.do(ctx, http.MethodGet, "/api/v1/cases?"+q.Encode(), nil, &page); err != nil {
+			return casestore.Case{}, err
+		}
+		for _, ac := range page.Cases {
+			if c := ac.toCase(); want(c) && c.ID > best.ID {
+				best = c
+			}
+		}
+		if page.NextCursor == "" || page.NextCursor == q.Get("cursor") {
+			break
+		}
+		q.Set("cursor", page.NextCursor)
+	}
+	if best.ID == 0 {
+		return casestore.Case{}, &notFoundError{"no case for " + sel.String()}
+	}
+	return best, nil
+}
+
+// commandAnswer is the console's answer to a command.
+type commandAnswer struct {
+	ID        string              `json:"id"`
+	Subject   string              `json:"subject"`
+	Stream    string              `json:"stream"`
+	Sequence  uint64              `json:"seq"`
+	Duplicate bool                `json:"duplicate"`
+	Command   *refundflow.Command `json:"command"`
+	Verdict   opcommands.Verdict  `json:"verdict"`
+}
+
+// send POSTs c (its id always given, so that a retried POST is stored
+// once) without the operator and the time, which the console sets: the
+// operator recorded is the token's account. It waits up to wait, asking
+// the console again while the verdict is pending.
+func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Duration) (commandResult, *opcommands.Verdict, error) {
+	body, err := commandBody(c)
+	if err != nil {
+		return commandResult{}, nil, err
+	}
+	deadline := time.Now().Add(wait)
+	var ans commandAnswer
+	path := "/api/v1/commands?" + url.Values{"wait": {wait.String()}}.Encode()
+	// The console answers once it has the verdict or its own wait is over:
+	// --timeout is for the exchange on top of the wait.
+	if _, err := r.doWithin(ctx, r.a.cfg.Timeout+wait, http.MethodPost, path, body, &ans); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Code == "not_found" && c.CaseID > 0 {
+			return commandResult{}, nil, fmt.Errorf("--case %d: no such case in %s", c.CaseID, r.a.source())
+		}
+		return commandResult{}, nil, err
+	}
+	if ans.Command == nil {
+		return commandResult{}, nil, fmt.Errorf("console at %s: the answer to command %s has no command", r.base, c.ID)
+	}
+	res := commandResult{ID: ans.ID, Subject: ans.Subject, Stream: ans.Stream, Sequence: ans.Sequence,
+		Duplicate: ans.Duplicate, Command: *ans.Command}
+	if wait == 0 {
+		return res, nil, nil
+	}
+	v := ans.Verdict
+	tick := time.NewTicker(verdictPoll * 2)
+	defer tick.Stop()
+	for v.Verdict == opcommands.VerdictPending && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", res.ID, ctx.Err())
+		case <-tick.C:
+		}
+		var poll commandAnswer
+		if _, err := r.do(ctx, http.MethodGet, "/api/v1/commands/"+url.PathEscape(res.ID), nil, &poll); err != nil {
+			return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", res.ID, err)
+		}
+		v = poll.Verdict
+	}
+	return res, &v, nil
+}
+
+// commandBody is c as the console takes it: every field but operator and
+// issuedAt.
+func commandBody(c refundflow.Command) (map[string]json.RawMessage, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode command: %w", err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("encode command: %w", err)
+	}
+	delete(m, "operator")
+	delete(m, "issuedAt")
+	return m, nil
+}

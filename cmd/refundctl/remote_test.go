@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"net/http/httptest"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/console"
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// Console API tokens of the remote tests; no output may contain them.
+const (
+	consoleOperatorToken = "console-op-token-SECRET-5d1e"
+	consoleViewerToken   = "console-viewer-token-SECRET-88ab"
+)
+
+// startConsole runs the console over e's store and JetStream on loopback
+// HTTP, with an operator (olga) and a viewer (vera), and returns its URL.
+func startConsole(e *env) string {
+	t := e.t
+	t.Helper()
+	st, err := casestore.OpenReadOnly(context.Background(), e.dbPath, nil)
+	if err != nil {
+		t.Fatalf("OpenReadOnly: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	accounts, err := console.ParseAccounts("olga:operator:" + console.HashToken(consoleOperatorToken) +
+		",vera:viewer:" + console.HashToken(consoleViewerToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := console.New(console.Config{Accounts: accounts, SessionKey: []byte(strings.Repeat("k", 32)), VerdictWait: time.Second},
+		console.Deps{Store: st, JetStream: e.js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("console.New: %v", err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return hs.URL
+}
+
+// remoteRun runs refundctl with REFUNDHUB_URL and token set, and with
+// DB_PATH and NATS_URL pointing nowhere, so that only the console can
+// answer.
+func (e *env) remoteRun(url, token string, args ...string) result {
+	e.t.Helper()
+	saved := maps.Clone(e.vars)
+	defer func() { e.vars = saved }()
+	e.vars = maps.Clone(saved)
+	e.vars["REFUNDHUB_URL"], e.vars["REFUNDHUB_TOKEN"] = url, token
+	e.vars["DB_PATH"], e.vars["NATS_URL"] = e.t.TempDir()+"/none.db", "nats://127.0.0.1:1"
+	r := e.run(args...)
+	for _, s := range []string{r.stdout, r.stderr, r.line()} {
+		if strings.Contains(s, consoleOperatorToken) || strings.Contains(s, consoleViewerToken) {
+			e.t.Fatalf("refundctl %v: output contains the console token", args)
+		}
+	}
+	return r
+}
+
+// masked is refundctl's output with what differs from one case or
+// command to the next (ids, case numbers, states at the verdict's moment,
+// ages, times) replaced, so the two ways can be compared line by line.
+func masked(s string) string {
+	for _, m := range []struct{ re, to string }{
+		{`cmd-[0-9a-f]{24}`, "CMD"},
+		{`case \d+ is [a-z_]+`, "case N is S"},
+		{`show \d+`, "show N"},
+		{`--state [a-z_]+`, "--state S"},
+		{`\b\d{19}\b`, "ORDER"},
+	} {
+		s = regexp.MustCompile(m.re).ReplaceAllString(s, m.to)
+	}
+	return s
+}
+
+// ages masks list's AGE and IDLE columns, which move with the clock.
+var ages = regexp.MustCompile(`\b\d+(s|m|h\d\dm)\b`)
+
+// TestRemoteMode runs refundctl against the console's API over real HTTP,
+// with the console, worker and sandbox in-process and no DB_PATH or NATS
+// of its own: request and ship print as they do on the host (one 1688
+// return filed each way, the second under the console's account), list
+// and show print the very same text and JSON, wait follows a case; bad
+// flags are refused before anything is sent, the console's refusals are
+// shown with their code, a viewer cannot act, and the host-only commands
+// say REFUNDHUB_URL. No token appears in any output.
+func TestRemoteMode(t *testing.T) {
+	e := newEnv(t)
+	startStack(e)
+	url := startConsole(e)
+	remote := func(args ...string) result { return e.remoteRun(url, consoleOperatorToken, args...) }
+
+	request := func(order string) []string {
+		return []string{"request", "--platform", "1688", "--order", order, "--type", "return", "--goods-status", "aftersaleBuyerReceived",
+			"--reason", "七天无理由退货", "--amount", "9500", "--description", "no longer needed", "--wait", "20s"}
+	}
+	direct := e.run(request("3305075341149134270")...)
+	viaConsole := remote(request("3305075341149134271")...)
+	if direct.err != nil || viaConsole.err != nil {
+		t.Fatalf("request: direct exit %d (%s), remote exit %d (%s)", direct.code(), direct.line(), viaConsole.code(), viaConsole.line())
+	}
+	if masked(viaConsole.stdout) != masked(direct.stdout) || !strings.Contains(direct.stdout, "applied: case") {
+		t.Errorf("request through the console printed\n%s\nwant as on the host\n%s", viaConsole.stdout, direct.stdout)
+	}
+	idDirect, _, _ := strings.Cut(direct.stdout, "\n")
+	idRemote, _, _ := strings.Cut(viaConsole.stdout, "\n")
+	m := e.lastMsg(events.DefaultCommandStreamName, "commands.1688.request_refund")
+	if c, err := refundflow.DecodeCommand(m.Data); err != nil || c.ID != idRemote || c.Operator != "olga" {
+		t.Errorf("the request filed through the console = %+v, %v; want command %s by olga (the token's account)", c, err, idRemote)
+	}
+
+	for _, id := range []string{idDirect, idRemote} {
+		if r := remote("wait", "--command", id, "--state", "waiting_return_shipment", "--deadline", "30s"); r.err != nil {
+			t.Fatalf("remote wait --command %s: exit %d (%s)", id, r.code(), r.line())
+		}
+	}
+	ship := func(order string) []string {
+		return []string{"ship", "--platform", "1688", "--order", order, "--company", "YTO", "--waybill", "YT1234567890", "--wait", "20s"}
+	}
+	direct, viaConsole = e.run(ship("3305075341149134270")...), remote(ship("3305075341149134271")...)
+	if direct.err != nil || viaConsole.err != nil || masked(viaConsole.stdout) != masked(direct.stdout) {
+		t.Errorf("ship: direct exit %d %q, remote exit %d %q (%s); want both applied, printed alike",
+			direct.code(), direct.stdout, viaConsole.code(), viaConsole.stdout, viaConsole.line())
+	}
+	for _, id := range []string{idDirect, idRemote} {
+		if r := remote("wait", "--command", id, "--state", "succeeded", "--deadline", "45s"); r.err != nil {
+			t.Fatalf("remote wait --command %s succeeded: exit %d (%s)", id, r.code(), r.line())
+		}
+	}
+
+	// A rejected command with --json: the same object either way, but for
+	// what differs by nature (ids, order, operator, time, case).
+	cancelJSON := func(r result, order string) commandResult {
+		t.Helper()
+		if r.code() != exitRefused {
+			t.Errorf("cancel --json on the finished case of %s: exit %d (%s); want 4 (rejected)", order, r.code(), r.line())
+		}
+		var res commandResult
+		decodeJSON(t, r.stdout, &res)
+		if res.Command.OrderID != order || res.Verdict == nil {
+			t.Fatalf("cancel --json for %s printed %+v; want its command and verdict", order, res)
+		}
+		res.ID, res.Sequence, res.Command.ID, res.Command.OrderID, res.Command.CaseID = "", 0, "", "", 0
+		res.Command.Operator, res.Command.IssuedAt = "", time.Time{}
+		res.Verdict.CaseID, res.Verdict.Next = 0, masked(res.Verdict.Next)
+		return res
+	}
+	cancel := func(order string) []string {
+		return []string{"cancel", "--platform", "1688", "--order", order, "--json", "--wait", "20s"}
+	}
+	if d, r := cancelJSON(e.run(cancel("3305075341149134270")...), "3305075341149134270"),
+		cancelJSON(remote(cancel("3305075341149134271")...), "3305075341149134271"); !reflect.DeepEqual(d, r) {
+		t.Errorf("cancel --json through the console = %+v (verdict %+v); want as on the host %+v (verdict %+v)", r, *r.Verdict, d, *d.Verdict)
+	}
+
+	// Reads: the same bytes either way.
+	for _, args := range [][]string{
+		{"list", "--json"}, {"list"}, {"list", "--limit", "1"}, {"list", "--limit", "1", "--after", "1"},
+		{"list", "--state", "succeeded,closed", "--json"}, {"list", "--open"}, {"list", "--platform", "taobao"},
+		{"show", "1"}, {"show", "2", "--json"}, {"show", "--command", idRemote},
+		{"show", "--platform", "1688", "--order", "3305075341149134270", "--json"},
+	} {
+		d, r := e.run(args...), remote(args...)
+		if d.err != nil || r.err != nil {
+			t.Errorf("refundctl %v: direct exit %d (%s), remote exit %d (%s)", args, d.code(), d.line(), r.code(), r.line())
+			continue
+		}
+		if ages.ReplaceAllString(r.stdout, "AGE") != ages.ReplaceAllString(d.stdout, "AGE") || r.stderr != d.stderr {
+			t.Errorf("refundctl %v through the console printed\n%s%s\nwant as on the host\n%s%s", args, r.stdout, r.stderr, d.stdout, d.stderr)
+		}
+	}
+
+	// Refusals.
+	n := e.streamCount(events.DefaultCommandStreamName)
+	for _, tc := range []struct {
+		token string
+		code  int
+		want  string
+		args  []string
+	}{
+		{consoleOperatorToken, 2, "--waybill: 1 to 64 printable characters", []string{"ship", "--case", "1", "--company", "YTO", "--waybill", " x"}},
+		{consoleOperatorToken, 1, "--case 99: no such case in the console at " + url, []string{"cancel", "--case", "99"}},
+		{consoleOperatorToken, 2, "--platform taobao: case 1 is for platform 1688; leave --platform out or fix --case", []string{"cancel", "--case", "1", "--platform", "taobao"}},
+		{consoleViewerToken, 1, "console: forbidden (403): acting on cases needs the operator role", []string{"cancel", "--case", "1"}},
+		{"wrong-token", 1, "console: unauthorized (401)", []string{"list"}},
+		{"", 2, "REFUNDHUB_TOKEN is not set", []string{"list"}},
+		{consoleOperatorToken, 2, "dead-letters is not available through the console (REFUNDHUB_URL is set)", []string{"dead-letters", "list"}},
+		{consoleOperatorToken, 2, "doctor is not available through the console", []string{"doctor"}},
+		{consoleOperatorToken, 2, "request --file is not available through the console", []string{"request", "--file", "x.csv"}},
+		{consoleOperatorToken, 1, "case 99 not found", []string{"show", "99"}},
+	} {
+		r := e.remoteRun(url, tc.token, tc.args...)
+		if r.code() != tc.code || !strings.Contains(r.line(), tc.want) {
+			t.Errorf("remote refundctl %v = exit %d %q; want exit %d with %q", tc.args, r.code(), r.line(), tc.code, tc.want)
+		}
+	}
+	if got := e.streamCount(events.DefaultCommandStreamName); got != n {
+		t.Errorf("COMMANDS holds %d commands after refused ones; want %d", got, n)
+	}
+
+	// The same --id for a different command: refused, nothing sent.
+	if r := remote("cancel", "--case", "1", "--id", idRemote); r.code() != exitRefused || !strings.Contains(r.line(), "console: conflict (409)") {
+		t.Errorf("remote cancel under the request's id = exit %d %q; want exit 4, conflict", r.code(), r.line())
+	}
+}

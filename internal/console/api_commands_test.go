@@ -1,0 +1,183 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/events/eventstest"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// postJSON sends body to path with a bearer token and returns the answer.
+func (ts *testServer) postJSON(path, token, body string) reply {
+	ts.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, ts.http.URL+path, strings.NewReader(body))
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ts.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+func decodeAnswer(t *testing.T, r reply) commandAnswer {
+	t.Helper()
+	var a commandAnswer
+	if err := json.Unmarshal([]byte(r.body), &a); err != nil {
+		t.Fatalf("command answer %q: %v", r.body, err)
+	}
+	return a
+}
+
+// actAsWorker records a verdict for every command the COMMANDS stream
+// receives, as the worker would once it decided it: applied on the case
+// the command names, until the test ends.
+func actAsWorker(t *testing.T, js jetstream.JetStream, path string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cons, err := js.OrderedConsumer(ctx, events.DefaultCommandStreamName, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			m, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
+			if err != nil {
+				continue
+			}
+			var c refundflow.Command
+			if json.Unmarshal(m.Data(), &c) == nil {
+				recordOutcome(t, path, casestore.CommandOutcome{CommandID: c.ID, Verdict: casestore.VerdictApplied, CaseID: c.CaseID})
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// TestAPICommands: an operator's command is published under the
+// account's name and the server's time, and answered with the worker's
+// verdict; the same id and command again stores nothing and gets the same
+// answer, a different command under it is 409; a command naming its case
+// by id alone is completed from the case; ?wait=0 answers 202 with where
+// to poll, and the poll answers the verdict once there is one.
+func TestAPICommands(t *testing.T) {
+	ns := eventstest.Start(t)
+	js := ns.JetStream()
+	if err := events.EnsureWorkStreams(context.Background(), js, events.DefaultWorkStreamsConfig()); err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServerOn(t, js,
+		seedCase{order: "200", sub: "201", state: string(refundflow.StateWaitingReturnShipment), refund: "R201"},
+		seedCase{order: "300", sub: "301", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnSellerRefused,
+			parked: string(refundflow.StateWaitingSeller), refund: "R301"},
+	)
+	ts.srv.cfg.VerdictWait = 10 * time.Second
+	returning, refused := ts.cases[0], ts.cases[1]
+	actAsWorker(t, js, ts.path)
+
+	resolve := fmt.Sprintf(`{"id":"api-resolve-0001","kind":"resolve","platform":"taobao","caseId":%d,"resolve":{"action":"close","note":"paid by bank"}}`, refused.ID)
+	start := time.Now().UTC().Truncate(time.Millisecond)
+	r := ts.postJSON("/api/v1/commands", operatorToken, resolve)
+	a := decodeAnswer(t, r)
+	if r.status != http.StatusOK || a.ID != "api-resolve-0001" || a.Verdict.Verdict != casestore.VerdictApplied ||
+		a.Verdict.CaseID != refused.ID || a.Verdict.State != refused.State || a.Duplicate || a.Subject != "commands.taobao.resolve" {
+		t.Fatalf("POST resolve = %d %s; want 200, applied on case %d, stored on commands.taobao.resolve", r.status, r.body, refused.ID)
+	}
+	stored := lastCommand(t, js, a.Subject)
+	if stored.Operator != "otto" || stored.IssuedAt.Before(start) || stored.Resolve == nil || stored.Resolve.Note != "paid by bank" {
+		t.Errorf("stored command %+v; want otto's resolve, issued by the server after %s", stored, start)
+	}
+	n := commandsStored(t, js)
+	again := ts.postJSON("/api/v1/commands", operatorToken, resolve)
+	if b := decodeAnswer(t, again); again.status != http.StatusOK || !b.Duplicate || b.Verdict != a.Verdict ||
+		!b.Command.IssuedAt.Equal(stored.IssuedAt) || commandsStored(t, js) != n {
+		t.Errorf("POST the same command again = %d %s; want 200, duplicate, the first verdict and issuedAt, nothing stored", again.status, again.body)
+	}
+	other := strings.Replace(resolve, "paid by bank", "something else", 1)
+	if r := ts.postJSON("/api/v1/commands", operatorToken, other); r.status != http.StatusConflict || errorCode(t, r.body) != CodeConflict {
+		t.Errorf("POST a different command under the same id = %d %s; want 409 conflict", r.status, r.body)
+	}
+	if got := lastCommand(t, js, a.Subject); got.Resolve.Note != "paid by bank" || commandsStored(t, js) != n {
+		t.Errorf("after the conflict the stored resolve says %q (%d stored); want the first, nothing new", got.Resolve.Note, commandsStored(t, js))
+	}
+
+	// By case id alone, without waiting: 202, then the poll.
+	r = ts.postJSON("/api/v1/commands?wait=0", operatorToken, fmt.Sprintf(`{"kind":"cancel","caseId":%d}`, returning.ID))
+	a = decodeAnswer(t, r)
+	if r.status != http.StatusAccepted || a.Verdict.Verdict != "pending" || a.Poll != "/api/v1/commands/"+a.ID ||
+		a.Command == nil || a.Command.Platform != refundflow.PlatformTaobao || a.Command.SubOrderID != "201" || a.Command.OrderID != "200" {
+		t.Fatalf("POST cancel by case id, wait=0 = %d %s; want 202 pending with the poll path and the case's platform and order", r.status, r.body)
+	}
+	eventstest.WaitFor(t, 10*time.Second, "the polled verdict of "+a.ID, func() bool {
+		p := ts.do("GET", a.Poll, operatorToken, nil)
+		return p.status == http.StatusOK && decodeAnswer(t, p).Verdict.Verdict == casestore.VerdictApplied
+	})
+	if p := ts.do("GET", "/api/v1/commands/never-published-1", operatorToken, nil); p.status != http.StatusAccepted {
+		t.Errorf("GET an unknown command = %d %s; want 202 pending", p.status, p.body)
+	}
+}
+
+// TestAPICommandsRefused: a viewer is 403; bad JSON, unknown fields, the
+// console's own fields, invalid commands, a case that contradicts the
+// command or does not exist, and a bad wait are each refused with their
+// code and a message naming the field; nothing is published.
+func TestAPICommandsRefused(t *testing.T) {
+	ns := eventstest.Start(t)
+	js := ns.JetStream()
+	if err := events.EnsureWorkStreams(context.Background(), js, events.DefaultWorkStreamsConfig()); err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServerOn(t, js, seedCase{order: "200", sub: "201", state: string(refundflow.StateWaitingReturnShipment), refund: "R201"})
+	k := ts.cases[0]
+	ship := `{"kind":"report_shipment","platform":"taobao","subOrderId":"201","shipment":{"company":"SF","waybill":"SF1"}}`
+	for _, tc := range []struct {
+		name, path, token, body string
+		status                  int
+		code, says              string
+	}{
+		{"viewer", "/api/v1/commands", viewerToken, ship, http.StatusForbidden, CodeForbidden, "operator role"},
+		{"not JSON", "/api/v1/commands", operatorToken, `{"kind":`, http.StatusBadRequest, CodeBadJSON, "JSON"},
+		{"an array", "/api/v1/commands", operatorToken, `[1]`, http.StatusBadRequest, CodeBadJSON, "JSON object"},
+		{"wrong type", "/api/v1/commands", operatorToken, `{"kind":"cancel","platform":"taobao","caseId":"x"}`, http.StatusBadRequest, CodeBadJSON, "caseId"},
+		{"unknown field", "/api/v1/commands", operatorToken, `{"kind":"cancel","platform":"taobao","caseID":1}`, http.StatusBadRequest, CodeUnknownField, "caseID: not a field"},
+		{"unknown nested field", "/api/v1/commands", operatorToken, strings.Replace(ship, `"waybill"`, `"Waybill"`, 1), http.StatusBadRequest, CodeUnknownField, "shipment.Waybill: not a field"},
+		{"operator", "/api/v1/commands", operatorToken, `{"kind":"cancel","platform":"taobao","subOrderId":"201","operator":"mallory"}`, http.StatusBadRequest, CodeUnknownField, "operator: set by the console"},
+		{"issuedAt", "/api/v1/commands", operatorToken, `{"kind":"cancel","platform":"taobao","subOrderId":"201","issuedAt":"2026-01-01T00:00:00Z"}`, http.StatusBadRequest, CodeUnknownField, "issuedAt"},
+		{"bad waybill", "/api/v1/commands", operatorToken, strings.Replace(ship, `"SF1"`, `" SF1"`, 1), http.StatusBadRequest, CodeInvalidCommand, "waybill: 1 to 64 printable characters"},
+		{"bad kind", "/api/v1/commands", operatorToken, `{"kind":"refund_now","platform":"taobao","subOrderId":"201"}`, http.StatusBadRequest, CodeInvalidCommand, `kind \"refund_now\": want request_refund`},
+		{"bad id", "/api/v1/commands", operatorToken, `{"id":"x","kind":"cancel","platform":"taobao","subOrderId":"201"}`, http.StatusBadRequest, CodeInvalidCommand, "id: 8 to 64"},
+		{"contradicts the case", "/api/v1/commands", operatorToken, fmt.Sprintf(`{"kind":"cancel","platform":"1688","caseId":%d}`, k.ID), http.StatusBadRequest, CodeInvalidCommand, "platform 1688: case"},
+		{"unknown case", "/api/v1/commands", operatorToken, `{"kind":"cancel","caseId":999}`, http.StatusNotFound, CodeNotFound, "caseId 999"},
+		{"long description", "/api/v1/commands", operatorToken, fmt.Sprintf(`{"kind":"modify_refund","caseId":%d,"modify":{"description":%q}}`, k.ID, strings.Repeat("长", 501)), http.StatusBadRequest, CodeInvalidCommand, "description: at most 500"},
+		{"bad wait", "/api/v1/commands?wait=soon", operatorToken, ship, http.StatusBadRequest, CodeInvalidArgument, "wait"},
+	} {
+		r := ts.postJSON(tc.path, tc.token, tc.body)
+		if r.status != tc.status || errorCode(t, r.body) != tc.code || !strings.Contains(r.body, tc.says) {
+			t.Errorf("%s: POST %s = %d %s; want %d %s saying %q", tc.name, tc.body, r.status, r.body, tc.status, tc.code, tc.says)
+		}
+	}
+	if r := ts.do("GET", "/api/v1/commands/x", operatorToken, nil); r.status != http.StatusBadRequest || errorCode(t, r.body) != CodeInvalidArgument {
+		t.Errorf("GET a malformed command id = %d %s; want 400 invalid_argument", r.status, r.body)
+	}
+	if n := commandsStored(t, js); n != 0 {
+		t.Errorf("%d commands stored after refused posts; want 0", n)
+	}
+}

@@ -1,0 +1,162 @@
+package opcommands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/excerpt"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// Check is every check an operator command gets before it is published,
+// whoever issues it (refundctl, the console's forms, its API): the
+// worker's own validation (refundflow.Command.Validate) and, for a Taobao
+// modification, what the new values can be checked for on their own
+// (refundflow.Modification.CheckFor), so that a bad description is refused
+// before sending rather than rejected by the worker. Errors name the
+// command's JSON fields; callers translate them into their own terms
+// (refundctl's flags, the console's form fields).
+func Check(c refundflow.Command) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.Kind == refundflow.InputModify && c.Modify != nil && c.Platform == refundflow.PlatformTaobao {
+		if err := c.Modify.CheckFor(c.Platform); err != nil {
+			return fmt.Errorf("modify: %w", err)
+		}
+	}
+	return nil
+}
+
+// ErrUnknownCase is CompleteTarget's answer when the command names its
+// case by id alone and the store holds no such case.
+var ErrUnknownCase = errors.New("no such case")
+
+// TargetError is a command field that contradicts the case its caseId
+// names. Field is the command's JSON name (platform, orderId, subOrderId).
+type TargetError struct {
+	Field  string
+	Given  string
+	CaseID int64
+	What   string // platform, order or sub-order
+	Is     string // the case's value ("none" when it has none)
+}
+
+// Error names the field first, as refundflow's validation does, so that
+// callers translate it the same way.
+func (e *TargetError) Error() string {
+	return fmt.Sprintf("%s %s: case %d is for %s %s; leave %s out or fix caseId",
+		e.Field, excerpt.Of(e.Given, 40), e.CaseID, e.What, e.Is, e.Field)
+}
+
+// CompleteTarget fills in c's platform, order and (Taobao) sub-order from
+// the case its CaseID names, so that an operator may name a case by id
+// alone. A given field that contradicts the case is a *TargetError. A case
+// the store does not hold is ErrUnknownCase unless c names its platform:
+// then the command goes to the worker, whose verdict says the case is
+// unknown. Without a CaseID it does nothing.
+func CompleteTarget(ctx context.Context, st *casestore.Store, c *refundflow.Command) error {
+	if c.CaseID <= 0 {
+		return nil
+	}
+	k, err := st.GetCase(ctx, c.CaseID)
+	switch {
+	case errors.Is(err, casestore.ErrNotFound) && c.Platform != "":
+		return nil
+	case errors.Is(err, casestore.ErrNotFound):
+		return fmt.Errorf("case %d: %w", c.CaseID, ErrUnknownCase)
+	case err != nil:
+		return err
+	}
+	return ApplyTarget(k, c)
+}
+
+// ApplyTarget is CompleteTarget once the case k that c.CaseID names has
+// been read (by whichever way the caller reads cases).
+func ApplyTarget(k casestore.Case, c *refundflow.Command) error {
+	sub := k.SubOrderID
+	if k.Platform == casestore.Platform1688 {
+		sub = "" // a case opened before one case per order may carry one: never sent
+	}
+	for _, f := range []struct{ field, given, is, what string }{
+		{"platform", string(c.Platform), string(k.Platform), "platform"},
+		{"orderId", c.OrderID, k.OrderID, "order"},
+		{"subOrderId", c.SubOrderID, sub, "sub-order"},
+	} {
+		if f.given != "" && f.given != f.is {
+			is := f.is
+			if is == "" {
+				is = "none"
+			}
+			return &TargetError{Field: f.field, Given: f.given, CaseID: k.ID, What: f.what, Is: is}
+		}
+	}
+	c.Platform, c.OrderID, c.SubOrderID = refundflow.Platform(k.Platform), k.OrderID, sub
+	return nil
+}
+
+// Verdict is the worker's verdict on a command as operators see it: the
+// stored outcome, with the state its case was in when the verdict was
+// read. refundctl prints it and the console's API answers it, so both say
+// the same.
+type Verdict struct {
+	Verdict      string `json:"verdict"` // applied, rejected or pending
+	CaseID       int64  `json:"caseId,omitempty"`
+	State        string `json:"state,omitempty"` // the case's state when the verdict was read
+	Code         string `json:"code,omitempty"`  // the decision's code or the dead-letter reason
+	Reason       string `json:"reason,omitempty"`
+	DeadLetterID int64  `json:"deadLetterId,omitempty"`
+}
+
+// VerdictPending is the verdict of a command the worker has not decided yet.
+const VerdictPending = "pending"
+
+// Describe is the verdict o with its case's current state. A dead command
+// may name a case that does not exist: its CaseID is then 0.
+func Describe(ctx context.Context, st *casestore.Store, o casestore.CommandOutcome) (Verdict, error) {
+	v := Verdict{Verdict: o.Verdict, CaseID: o.CaseID, Code: o.Code, Reason: o.Reason, DeadLetterID: o.DeadLetterID}
+	if o.CaseID > 0 {
+		k, err := st.GetCase(ctx, o.CaseID)
+		switch {
+		case err == nil:
+			v.State = k.State
+		case errors.Is(err, casestore.ErrNotFound):
+			v.CaseID = 0
+		default:
+			return Verdict{}, err
+		}
+	}
+	return v, nil
+}
+
+// Stored returns the command JetStream holds under ack: for a duplicate
+// ack, the one first published with that id, so a caller can tell a
+// retry of the same command from a different command reusing its id.
+func Stored(ctx context.Context, js jetstream.JetStream, ack Ack) (refundflow.Command, error) {
+	s, err := js.Stream(ctx, ack.Stream)
+	if err != nil {
+		return refundflow.Command{}, fmt.Errorf("stream %s: %w", ack.Stream, err)
+	}
+	m, err := s.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		return refundflow.Command{}, fmt.Errorf("stored command %s #%d: %w", ack.Stream, ack.Sequence, err)
+	}
+	var c refundflow.Command
+	if err := decodeCommand(m.Data, &c); err != nil {
+		return refundflow.Command{}, fmt.Errorf("stored command %s #%d: %w", ack.Stream, ack.Sequence, err)
+	}
+	return c, nil
+}
+
+// Same reports whether a and b are the same command but for when they
+// were issued: a retried request carries the time of its retry.
+func Same(a, b refundflow.Command) bool {
+	a.IssuedAt = b.IssuedAt
+	ja, err1 := encodeCommand(a)
+	jb, err2 := encodeCommand(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}

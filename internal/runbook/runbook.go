@@ -1,0 +1,85 @@
+// Package runbook reads the operator's runbook (docs/runbook.md, embedded
+// by the root package) into rows: for every case state and attention
+// reason, what it means and what to do. The runbook is the one owner of
+// that advice; the console shows it from here rather than keeping its own
+// shorter copy, and docs/runbook_test.go keeps the runbook complete.
+package runbook
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/refundhub/refundhub"
+)
+
+// Row is one row of the runbook's States or Attention reasons table, as
+// plain text: inline code marks dropped, links reduced to their text.
+type Row struct {
+	Means string
+	Do    string
+}
+
+// Book is the runbook's two tables, by state and by attention reason.
+type Book struct {
+	States  map[string]Row
+	Reasons map[string]Row
+}
+
+var (
+	sectionRe = regexp.MustCompile(`(?m)^## (.+)$`)
+	rowRe     = regexp.MustCompile("^\\| `([a-z_]+)` \\|(.*)\\|(.*)\\|\\s*$")
+	linkRe    = regexp.MustCompile(`\[([^\]]+)\]\([^)]*\)`)
+)
+
+// Parse reads a runbook in docs/runbook.md's form. It fails when either
+// table is missing or empty, or a row is not "| `name` | means | do |":
+// a runbook the console cannot read is a build error, not a blank page.
+func Parse(md string) (Book, error) {
+	b := Book{States: map[string]Row{}, Reasons: map[string]Row{}}
+	tables := map[string]map[string]Row{"States": b.States, "Attention reasons": b.Reasons}
+	locs := sectionRe.FindAllStringSubmatchIndex(md, -1)
+	for i, loc := range locs {
+		into, ok := tables[md[loc[2]:loc[3]]]
+		if !ok {
+			continue
+		}
+		end := len(md)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		}
+		for n, line := range strings.Split(md[loc[1]:end], "\n") {
+			if !strings.HasPrefix(line, "| `") {
+				continue
+			}
+			m := rowRe.FindStringSubmatch(line)
+			if m == nil {
+				return Book{}, fmt.Errorf("runbook: section %q, line %d: want | `name` | means | what to do |", md[loc[2]:loc[3]], n)
+			}
+			into[m[1]] = Row{Means: Plain(m[2]), Do: Plain(m[3])}
+		}
+	}
+	for name, t := range tables {
+		if len(t) == 0 {
+			return Book{}, fmt.Errorf("runbook: no rows in section %q", name)
+		}
+	}
+	return b, nil
+}
+
+// Plain is a table cell as text: trimmed, inline code marks dropped, a
+// link replaced by its text.
+func Plain(cell string) string {
+	s := linkRe.ReplaceAllString(strings.TrimSpace(cell), "$1")
+	return strings.ReplaceAll(s, "`", "")
+}
+
+// Embedded is the runbook this build carries. It panics if the runbook
+// cannot be read, which TestEmbedded catches before any build ships.
+func Embedded() Book {
+	b, err := Parse(refundhub.Runbook)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -1,0 +1,68 @@
+package runbook
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// TestEmbedded: the embedded runbook parses and has what to do for every
+// attention reason and every state the code can produce, in plain text.
+func TestEmbedded(t *testing.T) {
+	b := Embedded()
+	for _, code := range refundflow.AttentionCodes() {
+		r, ok := b.Reasons[code]
+		if !ok || r.Do == "" || r.Means == "" {
+			t.Errorf("attention reason %s: row %+v; want what it means and what to do", code, r)
+		}
+		if strings.ContainsAny(r.Do, "`|") {
+			t.Errorf("attention reason %s: %q keeps markdown", code, r.Do)
+		}
+	}
+	for _, s := range refundflow.States() {
+		if r := b.States[string(s)]; r.Do == "" {
+			t.Errorf("state %s: no advice", s)
+		}
+	}
+	if got := b.Reasons[refundflow.AttnVoucherRequired].Do; got != "re-request with --voucher" {
+		t.Errorf("voucher_required advice %q; want the runbook's words without code marks", got)
+	}
+}
+
+func TestParse(t *testing.T) {
+	md := "# Runbook\n\n## States\n\n| State | Means | What to do |\n|---|---|---|\n" +
+		"| `a` | the [guide](g.md#x) says | run `x --y` |\n\n## Attention reasons\n\n| R | M | D |\n|---|---|---|\n" +
+		"| `r` | m | d |\n\n## Other\n\n| `z` | not | read |\n"
+	b, err := Parse(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.States["a"]; got != (Row{Means: "the guide says", Do: "run x --y"}) {
+		t.Errorf("state a = %+v", got)
+	}
+	if len(b.Reasons) != 1 || b.Reasons["r"].Do != "d" {
+		t.Errorf("reasons = %+v; want only r", b.Reasons)
+	}
+	for name, bad := range map[string]string{
+		"no reasons":    "## States\n| `a` | m | d |\n",
+		"no states":     "## Attention reasons\n| `a` | m | d |\n",
+		"malformed row": "## States\n| `a` | m |\n## Attention reasons\n| `r` | m | d |\n",
+		"empty":         "",
+	} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("%s: parsed; want an error", name)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("## States\n| `a` | m | d |\n## Attention reasons\n| `r` | m | d |\n")
+	f.Add("## States\n| `a` | m |\n")
+	f.Fuzz(func(t *testing.T, md string) {
+		b, err := Parse(md)
+		if err == nil && (len(b.States) == 0 || len(b.Reasons) == 0) {
+			t.Fatalf("parsed %q without both tables", md)
+		}
+	})
+}
