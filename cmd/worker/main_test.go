@@ -24,6 +24,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/envconfig"
 	"github.com/refundhub/refundhub/internal/envconfig/logtest"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
@@ -177,7 +178,8 @@ func newStack(t *testing.T, faults sandbox.Faults, seller sandbox.SellerPolicy, 
 		// Short, but on: every resend in these tests goes through the wait.
 		s.env["WORKER_INTENT_IN_FLIGHT"] = "1s"
 	}
-	s.store, err = casestore.Open(context.Background(), s.dbPath, nil)
+	// The store the workers will open: DB_URL (extraEnv) or DB_PATH.
+	s.store, err = casestore.Open(context.Background(), envconfig.NewReader(envVars, func(k string) string { return s.env[k] }).Store(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
