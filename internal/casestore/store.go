@@ -96,8 +96,8 @@ type Store struct {
 	r   *pool // read pool
 	log *slog.Logger
 	now func() time.Time
-	// commits counts committed Update calls, txs the SQLite transactions
-	// that carried them (group commit: several calls per transaction).
+	// commits counts committed Update calls, txs the transactions that
+	// carried them (SQLite's group commit: several calls per transaction).
 	commits atomic.Int64
 	txs     atomic.Int64
 
@@ -116,7 +116,7 @@ type Store struct {
 // Commits returns how many Update calls this Store committed.
 func (s *Store) Commits() int64 { return s.commits.Load() }
 
-// Transactions returns how many SQLite transactions carried them.
+// Transactions returns how many transactions carried them.
 func (s *Store) Transactions() int64 { return s.txs.Load() }
 
 // ErrClosed: the store is closed.

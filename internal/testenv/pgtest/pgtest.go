@@ -314,9 +314,7 @@ func (c *Cluster) serve(postgres string, cred *syscall.Credential, o Options) er
 	cmd.Dir = c.dir
 	cmd.Env = []string{"LC_ALL=C"}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// SIGQUIT to the postmaster is PostgreSQL's immediate shutdown: it
-	// ends its backends too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
+	cmd.SysProcAttr = serverAttr(cred)
 	c.cmd = cmd
 	c.exited = make(chan error, 1)
 	started := make(chan error, 1)
