@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -130,5 +131,60 @@ func testCreateCaseTakesTheLease(t *testing.T, be backend) {
 	}
 	if _, err := s.ClaimLease(ctx, c.ID, "someone-else", time.Minute); !errors.Is(err, ErrLeased) {
 		t.Fatalf("another owner claiming the new case: %v; want ErrLeased", err)
+	}
+}
+
+// TestLeaseAndIntentOnceUnderConcurrency: owners on two stores (two
+// processes) claim one case at once, and begin one step's intent at once:
+// one lease is granted, the others see it held; one intent is new, the
+// others find it as prior.
+func TestLeaseAndIntentOnceUnderConcurrency(t *testing.T) {
+	eachBackend(t, testLeaseAndIntentOnceUnderConcurrency)
+}
+
+func testLeaseAndIntentOnceUnderConcurrency(t *testing.T, be backend) {
+	ctx := context.Background()
+	target := be.Fresh(t)
+	stores := []*Store{openTest(t, target), openTest(t, target)}
+	c := newCase(t, stores[0], NewCase{Platform: "1688", OrderID: "o1", State: "submitting"})
+	const n = 16
+	var wg sync.WaitGroup
+	var granted, held, fresh, prior atomic.Int64
+	for i := range n {
+		s := stores[i%2]
+		wg.Go(func() {
+			_, err := s.ClaimLease(ctx, c.ID, fmt.Sprint("owner-", i), time.Minute)
+			switch {
+			case err == nil:
+				granted.Add(1)
+			case errors.Is(err, ErrLeased):
+				held.Add(1)
+			default:
+				t.Errorf("ClaimLease: %v", err)
+			}
+			err = s.Update(ctx, func(tx *Tx) error {
+				_, p, err := tx.BeginStep(ctx, c.ID, "create", "case:1:create", `{}`)
+				if p {
+					prior.Add(1)
+				} else if err == nil {
+					fresh.Add(1)
+				}
+				return err
+			})
+			if err != nil {
+				t.Errorf("BeginStep: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if granted.Load() != 1 || held.Load() != n-1 {
+		t.Errorf("leases granted %d, refused %d; want 1 and %d", granted.Load(), held.Load(), n-1)
+	}
+	if fresh.Load() != 1 || prior.Load() != n-1 {
+		t.Errorf("intents new %d, found prior %d; want 1 and %d", fresh.Load(), prior.Load(), n-1)
+	}
+	it, err := stores[1].OpenIntent(ctx, c.ID)
+	if err != nil || it.Begins != n {
+		t.Errorf("intent = %+v, %v; want begun %d times", it, err, n)
 	}
 }

@@ -208,7 +208,11 @@ func TestPostgresReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("OpenReadOnly on a v%d database: %v", build+1, err)
 	}
-	defer ro.Close()
+	defer func() {
+		if err := ro.Close(); err != nil {
+			t.Errorf("Close read-only: %v", err)
+		}
+	}()
 	if got, err := ro.GetCase(ctx, c.ID); err != nil || got.OrderID != "o1" {
 		t.Errorf("GetCase read-only = %+v, %v; want the case", got, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1188,4 +1189,54 @@ func retryConflicts(fn func() error) error {
 		}
 	}
 	return err
+}
+
+// TestInboxAppliesOnceUnderConcurrency: many updates on two stores (two
+// processes) apply the same message at once, each recording it in the
+// inbox and writing its effect; exactly one keeps its effect. On
+// PostgreSQL the transactions run side by side: the losers wait on the
+// winner's inbox row and then see it taken.
+func TestInboxAppliesOnceUnderConcurrency(t *testing.T) {
+	eachBackend(t, testInboxAppliesOnceUnderConcurrency)
+}
+
+func testInboxAppliesOnceUnderConcurrency(t *testing.T, be backend) {
+	ctx := context.Background()
+	target := be.Fresh(t)
+	stores := []*Store{openTest(t, target), openTest(t, target)}
+	c := newCase(t, stores[0], NewCase{Platform: "1688", OrderID: "o1", State: "waiting_seller"})
+	errDuplicate := errors.New("duplicate")
+	var wg sync.WaitGroup
+	var applied, duplicates atomic.Int64
+	for i := range 16 {
+		s := stores[i%2]
+		wg.Go(func() {
+			err := s.Update(ctx, func(tx *Tx) error {
+				if err := tx.AppendTimeline(ctx, TimelineEntry{CaseID: c.ID, Kind: KindCallback, Summary: "applied"}); err != nil {
+					return err
+				}
+				fresh, err := tx.InboxRecord(ctx, InboxEntry{MsgID: "the-message"})
+				if err == nil && !fresh {
+					return errDuplicate // roll the effect back
+				}
+				return err
+			})
+			switch {
+			case err == nil:
+				applied.Add(1)
+			case errors.Is(err, errDuplicate):
+				duplicates.Add(1)
+			default:
+				t.Errorf("update: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if applied.Load() != 1 || duplicates.Load() != 15 {
+		t.Fatalf("applied %d, duplicates %d; want 1 and 15", applied.Load(), duplicates.Load())
+	}
+	tl, err := stores[1].Timeline(ctx, c.ID)
+	if err != nil || len(tl) != 1 {
+		t.Fatalf("timeline = %d entries, %v; want the one effect", len(tl), err)
+	}
 }
