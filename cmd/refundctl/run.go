@@ -235,7 +235,7 @@ func (a *app) openCaseStore(ctx context.Context, open func(context.Context, stri
 	var se *casestore.SchemaError
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("no case store at %s (set DB_PATH, DB_URL or --db)", shown)
+		return nil, fmt.Errorf("no case store at %s (set DB_PATH or --db)", shown) // a file: a missing PostgreSQL database is another error
 	case errors.As(err, &se):
 		return nil, fmt.Errorf("%w: start a worker of this version to upgrade the database, or use a refundctl matching it", se)
 	case err != nil:
