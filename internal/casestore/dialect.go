@@ -53,12 +53,7 @@ type pool struct {
 	pg bool
 }
 
-func (p *pool) q(query string, args []any) string {
-	if !p.pg || len(args) == 0 {
-		return query
-	}
-	return rebind(query)
-}
+func (p *pool) q(query string, args []any) string { return bind(p.pg, query, args) }
 
 func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	return p.DB.ExecContext(ctx, p.q(query, args), args...)
@@ -94,6 +89,16 @@ func (p *pool) SelectContext(ctx context.Context, dest any, query string, args .
 
 func (p *pool) Select(dest any, query string, args ...any) error {
 	return p.SelectContext(context.Background(), dest, query, args...)
+}
+
+// bind is query as the engine takes it: on PostgreSQL with $n for its ?
+// placeholders. A query without arguments has none (and may be a
+// migration's several statements), so it is left as it is.
+func bind(pg bool, query string, args []any) string {
+	if !pg || len(args) == 0 {
+		return query
+	}
+	return rebind(query)
 }
 
 // rebinds caches the $n form of each query text: the texts are few and

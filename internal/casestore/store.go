@@ -310,12 +310,7 @@ type batchTx struct {
 	pg bool
 }
 
-func (b batchTx) q(query string, args []any) string {
-	if !b.pg || len(args) == 0 {
-		return query
-	}
-	return rebind(query)
-}
+func (b batchTx) q(query string, args []any) string { return bind(b.pg, query, args) }
 
 func (b batchTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	return b.Tx.ExecContext(context.WithoutCancel(ctx), b.q(query, args), args...)
