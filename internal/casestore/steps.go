@@ -103,9 +103,8 @@ func (tx *Tx) BeginStep(ctx context.Context, caseID int64, step, idempotencyKey,
 			Status: string(StepIntent), Request: request, Begins: 1, StartedAt: now,
 			LastAttemptAt: sql.NullInt64{Int64: now, Valid: true}}.toStep(), false, nil
 	}
-	var r stepRow
-	if err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`+tx.forUpdate(),
-		idempotencyKey); err != nil {
+	r, err := tx.lockStep(ctx, idempotencyKey)
+	if err != nil {
 		return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
 	}
 	if r.CaseID != caseID || r.Step != step {
@@ -158,11 +157,9 @@ func (tx *Tx) FinishStep(ctx context.Context, idempotencyKey string, res StepRes
 	if res.Status != StepDone && res.Status != StepFailed {
 		return fmt.Errorf("finish step %q: status %q: want done or failed", idempotencyKey, res.Status)
 	}
-	var r stepRow
-	err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`+tx.forUpdate(),
-		idempotencyKey)
+	r, err := tx.lockStep(ctx, idempotencyKey)
 	if err != nil {
-		return fmt.Errorf("finish step %q: %w", idempotencyKey, notFound(err))
+		return fmt.Errorf("finish step %q: %w", idempotencyKey, err)
 	}
 	if StepStatus(r.Status) != StepIntent {
 		if StepStatus(r.Status) == res.Status {
@@ -207,6 +204,14 @@ func (tx *Tx) StepByKey(ctx context.Context, idempotencyKey string) (StepAttempt
 func (tx *Tx) stepByKey(ctx context.Context, key string) (stepRow, error) {
 	var r stepRow
 	err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`, key)
+	return r, notFound(err)
+}
+
+// lockStep is stepByKey for a read that decides a write of the row: the
+// row stays locked until the transaction ends (Tx.forUpdate).
+func (tx *Tx) lockStep(ctx context.Context, key string) (stepRow, error) {
+	var r stepRow
+	err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`+tx.forUpdate(), key)
 	return r, notFound(err)
 }
 
