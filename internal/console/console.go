@@ -87,8 +87,8 @@ type Server struct {
 	logins        *loginLimiter
 	accountLogins *loginLimiter
 	metrics       *metrics
-	pages    pages
-	echo     *echo.Echo
+	pages         pages
+	echo          *echo.Echo
 	// streamsDone, closed once by CloseStreams, ends the event streams.
 	streamsDone  chan struct{}
 	closeStreams sync.Once
