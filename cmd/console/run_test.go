@@ -51,15 +51,11 @@ func seedAccounts(t *testing.T, path string) {
 		t.Fatalf("OpenExisting: %v", err)
 	}
 	defer st.Close()
-	pw, err := casestore.NewPasswords(bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, a := range []struct {
 		name, password, token string
 		role                  casestore.Role
 	}{{operatorName, operatorPassword, operatorToken, casestore.RoleOperator}, {viewerName, viewerPassword, viewerToken, casestore.RoleViewer}} {
-		h, err := pw.Hash(a.password)
+		h, err := casestore.HashPassword(a.password, bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -101,9 +102,10 @@ const (
 	MaxPasswordLen = 72
 )
 
-// DefaultPasswordCost is the bcrypt cost of production passwords: about a
-// quarter of a second per hash on a current core, the price of each guess
-// beside the console's login limiters. Tests pass bcrypt.MinCost.
+// DefaultPasswordCost is the bcrypt cost of production passwords: a
+// quarter to half a second per hash on this project's hosts, the price of
+// each guess beside the console's login limiters. Tests hash at
+// bcrypt.MinCost.
 const DefaultPasswordCost = 12
 
 // CheckPassword returns why pw cannot be a password, or nil.
@@ -117,57 +119,81 @@ func CheckPassword(pw string) error {
 	return nil
 }
 
-// Passwords hashes and checks account passwords with bcrypt at one cost.
-// Build it with NewPasswords.
-type Passwords struct {
-	cost  int
-	dummy []byte // a hash of nothing anyone knows, for unknown names
-}
-
-// NewPasswords returns the bcrypt hasher at cost (0: DefaultPasswordCost).
-// It computes the dummy hash that a login with an unknown name is compared
-// against, so that such a login costs one comparison like any other and
-// its time does not say whether the name exists.
-func NewPasswords(cost int) (*Passwords, error) {
-	if cost == 0 {
-		cost = DefaultPasswordCost
-	}
-	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
-		return nil, fmt.Errorf("bcrypt cost %d: want %d to %d", cost, bcrypt.MinCost, bcrypt.MaxCost)
-	}
-	pw, err := NewPassword()
-	if err != nil {
-		return nil, err
-	}
-	dummy, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
-	if err != nil {
-		return nil, fmt.Errorf("dummy password hash: %w", err)
-	}
-	return &Passwords{cost: cost, dummy: dummy}, nil
-}
-
-// Hash returns pw's bcrypt hash, after CheckPassword.
-func (p *Passwords) Hash(pw string) ([]byte, error) {
+// HashPassword returns pw's bcrypt hash at cost (0: DefaultPasswordCost),
+// after CheckPassword.
+func HashPassword(pw string, cost int) ([]byte, error) {
 	if err := CheckPassword(pw); err != nil {
 		return nil, fmt.Errorf("password: %w", err)
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), p.cost)
+	if cost == 0 {
+		cost = DefaultPasswordCost
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
 	if err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)
 	}
 	return h, nil
 }
 
+// Passwords checks logins against the store's accounts. A login with an
+// unknown name is compared against a dummy hash at the cost of the
+// newest active account's hash, so that it takes as long as one with a
+// known name whatever cost refundctl hashed with: neither the answer nor
+// its time tells whether a name exists. The dummies are made once per
+// cost (Warm makes the current one ahead of the first login).
+type Passwords struct {
+	mu      sync.Mutex
+	dummies map[int][]byte
+}
+
+// NewPasswords returns a login checker with no dummy made yet.
+func NewPasswords() *Passwords { return &Passwords{dummies: map[int][]byte{}} }
+
+// Warm makes the dummy hash an unknown name would be compared against now,
+// so that the first such login costs no more than others.
+func (p *Passwords) Warm(ctx context.Context, s *Store) error {
+	cost, err := s.passwordCost(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = p.dummy(cost)
+	return err
+}
+
+func (p *Passwords) dummy(cost int) ([]byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d, ok := p.dummies[cost]; ok {
+		return d, nil
+	}
+	pw, err := NewPassword()
+	if err != nil {
+		return nil, err
+	}
+	d, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
+	if err != nil {
+		return nil, fmt.Errorf("dummy password hash: %w", err)
+	}
+	p.dummies[cost] = d
+	return d, nil
+}
+
 // Login returns the active account called name if pw is its password,
 // and ErrWrongPassword otherwise: for an unknown name and for a disabled
-// account too, each after one bcrypt comparison, so neither the answer nor
-// its time tells whether the name exists. Other errors are the store's.
+// account too, each after one bcrypt comparison at the accounts' cost.
+// Other errors are the store's.
 func (p *Passwords) Login(ctx context.Context, s *Store, name, pw string) (Account, error) {
 	a, err := s.AccountByName(ctx, name)
 	hash := a.passwordHash
 	switch {
 	case errors.Is(err, ErrNotFound):
-		hash = p.dummy
+		cost, cerr := s.passwordCost(ctx)
+		if cerr != nil {
+			return Account{}, cerr
+		}
+		if hash, cerr = p.dummy(cost); cerr != nil {
+			return Account{}, cerr
+		}
 	case err != nil:
 		return Account{}, err
 	}
@@ -176,6 +202,24 @@ func (p *Passwords) Login(ctx context.Context, s *Store, name, pw string) (Accou
 		return Account{}, ErrWrongPassword
 	}
 	return a, nil
+}
+
+// passwordCost is the bcrypt cost of the newest active account's hash,
+// DefaultPasswordCost without one.
+func (s *Store) passwordCost(ctx context.Context) (int, error) {
+	var h string
+	err := sqlx.GetContext(ctx, s.r, &h, `SELECT password_hash FROM console_accounts WHERE disabled_at IS NULL ORDER BY id DESC LIMIT 1`)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return DefaultPasswordCost, nil
+	case err != nil:
+		return 0, fmt.Errorf("password cost: %w", err)
+	}
+	cost, err := bcrypt.Cost([]byte(h))
+	if err != nil {
+		return DefaultPasswordCost, nil //nolint:nilerr // a damaged row: compare at the default cost
+	}
+	return cost, nil
 }
 
 // NewPassword returns a generated password: 24 characters from 18 random

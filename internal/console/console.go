@@ -35,11 +35,6 @@ import (
 // Config is the console's behaviour, read by cmd/console from the
 // environment.
 type Config struct {
-	// PasswordCost is the bcrypt cost of the comparison a login with an
-	// unknown name makes, so that it takes as long as one with a known
-	// name (0: casestore.DefaultPasswordCost, refundctl's). Tests lower it
-	// with the accounts they create.
-	PasswordCost int
 	// SessionKey signs session cookies and CSRF tokens; at least 32 bytes.
 	SessionKey []byte
 	// SessionTTL is how long a login lasts (default 12h).
@@ -134,8 +129,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	passwords, err := casestore.NewPasswords(cfg.PasswordCost)
-	if err != nil {
+	passwords := casestore.NewPasswords()
+	if err := passwords.Warm(context.Background(), deps.Store); err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	s := &Server{

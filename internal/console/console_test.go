@@ -48,15 +48,11 @@ func secrets() []string {
 func seedAccounts(t *testing.T, w *casestore.Store) {
 	t.Helper()
 	ctx := context.Background()
-	pw, err := casestore.NewPasswords(bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, a := range []struct {
 		name, password, token string
 		role                  casestore.Role
 	}{{viewerName, viewerPassword, viewerToken, casestore.RoleViewer}, {operatorName, operatorPassword, operatorToken, casestore.RoleOperator}} {
-		h, err := pw.Hash(a.password)
+		h, err := casestore.HashPassword(a.password, bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +148,7 @@ func newTestServerOn(t *testing.T, js jetstream.JetStream, seeds ...seedCase) *t
 		t.Fatalf("OpenReadOnly: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ts.srv, err = New(Config{SessionKey: []byte(sessionKey), PasswordCost: bcrypt.MinCost, VerdictWait: 200 * time.Millisecond,
+	ts.srv, err = New(Config{SessionKey: []byte(sessionKey), VerdictWait: 200 * time.Millisecond,
 		EventsInterval: 20 * time.Millisecond},
 		Deps{Store: st, JetStream: js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
