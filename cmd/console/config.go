@@ -27,6 +27,8 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("CONSOLE_ADDR", "127.0.0.1:8070", "listen address (host:port; port 0 picks a free port)"),
 	envconfig.V("DB_PATH", "data/refunds.db", "the worker's SQLite case store, opened read-only (never created or migrated); the console waits for it at start-up"),
 	envconfig.V("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated: actions are published to the COMMANDS stream there"),
+	envconfig.V("CONSOLE_TOKENS", "", "RETIRED: must be unset; accounts and API tokens live in the case store (refundctl console users, tokens)"),
+	envconfig.V("CONSOLE_TOKENS_FILE", "", "RETIRED: must be unset, as CONSOLE_TOKENS"),
 	envconfig.V("CONSOLE_SESSION_KEY", "", "REQUIRED secret signing session cookies and CSRF tokens: at least 32 characters, e.g. $(openssl rand -hex 32); changing it ends every session"),
 	envconfig.V("CONSOLE_SESSION_TTL", "12h", "how long a login lasts (1m to 720h)"),
 	envconfig.V("CONSOLE_COOKIE_SECURE", "false", "true marks the session cookie Secure: set it when the console is reached over HTTPS"),
