@@ -312,8 +312,8 @@ func TestConfigErrors(t *testing.T) {
 }
 
 // TestRunWithoutAccounts: on a case store with no account yet the console
-// starts, logs how to create one, and refuses every login and token; an
-// account added while it runs logs in at once.
+// starts, logs how to create one, and refuses a token; an account and
+// token added while it runs work at once.
 func TestRunWithoutAccounts(t *testing.T) {
 	ns := eventstest.Start(t)
 	path := newEmptyStoreFile(t)
@@ -342,9 +342,9 @@ func TestRunWithoutAccounts(t *testing.T) {
 		form := url.Values{"name": {operatorName}, "password": {operatorPassword}}
 		return post(t, base+"/login", "", form).status
 	}
-	if got := login(); got != http.StatusUnauthorized {
-		t.Errorf("login before the account exists = %d; want 401", got)
-	}
+	// A login now would be compared at the default bcrypt cost, seconds
+	// under the race detector; internal/console's tests cover unknown
+	// names. The token is looked up by its hash: cheap.
 	if got := get(t, base+"/api/v1/cases", operatorToken).status; got != http.StatusUnauthorized {
 		t.Errorf("GET /api/v1/cases before the token exists = %d; want 401", got)
 	}
