@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -163,14 +165,7 @@ func startProcfile(t *testing.T, runner, bin string) *procfileStack {
 	waitFor(t, "the receiver's /readyz", func() bool { return ok("http://" + s.receiver + "/readyz") })
 	waitFor(t, "the worker's /readyz", func() bool { return ok("http://" + s.worker + "/readyz") })
 	waitFor(t, "the console's /healthz", func() bool { return ok("http://" + s.console + "/healthz") })
-	// The login token docs/operations.md gives for the documented .env.
-	req, _ := http.NewRequest(http.MethodGet, "http://"+s.console+"/api/v1/cases", nil)
-	req.Header.Set("Authorization", "Bearer dev-console-token-0123456789")
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("the console with the documented token: %v %v; want 200", resp, err)
-	} else {
-		resp.Body.Close()
-	}
+	consoleAccountSteps(t, s, bin)
 	s.procs = descendants(s.cmd.Process.Pid)
 	for _, name := range []string{"nats-server", "sandbox", "receiver", "worker", "console"} {
 		if !s.procs.has(name) {
@@ -298,6 +293,47 @@ func walkthrough1688(t *testing.T, s *procfileStack) {
 	getJSON(t, "http://"+s.sandbox+"/_sandbox/stats", &st)
 	if st.DuplicateSubmissions != 0 || st.RefundSubmissions["1688:3305075341149134260"] != 1 {
 		t.Errorf("sandbox stats %+v; want exactly one submission and no duplicates", st)
+	}
+}
+
+// consoleAccountSteps runs docs/operations.md's `bin/refundctl console`
+// lines beside the Procfile, as documented (the store at DB_PATH, which
+// the stack's environment sets as the worker's), then logs in on the
+// console with the password the first printed and reads its API with the
+// token the second printed.
+func consoleAccountSteps(t *testing.T, s *procfileStack, bin string) {
+	t.Helper()
+	b, err := os.ReadFile("docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := regexp.MustCompile(`(?m)^bin/refundctl (console .*)$`).FindAllStringSubmatch(string(b), -1)
+	if len(lines) != 2 {
+		t.Fatalf("docs/operations.md: %d `bin/refundctl console` lines; want the users add and tokens add steps", len(lines))
+	}
+	ctl := refundctl{t: t, bin: filepath.Join(bin, "refundctl"), env: []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "DB_PATH=" + filepath.Join(s.dir, "data", "refunds.db")}}
+	var outs []string
+	for _, l := range lines {
+		outs = append(outs, ctl.run(strings.Fields(l[1])...))
+	}
+	pw := regexp.MustCompile(`(?m)^password: (\S+)$`).FindStringSubmatch(outs[0])
+	tok := regexp.MustCompile(`(?m)^(rhc_\S+)$`).FindStringSubmatch(outs[1])
+	if pw == nil || tok == nil {
+		t.Fatalf("the documented steps printed %q and %q; want a password, then a token", outs[0], outs[1])
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm("http://"+s.console+"/login", url.Values{"name": {"dev"}, "password": {pw[1]}})
+	if err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("console login with the printed password: %v %v; want 303", resp, err)
+	}
+	resp.Body.Close()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+s.console+"/api/v1/cases", nil)
+	req.Header.Set("Authorization", "Bearer "+tok[1])
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the console with the printed token: %v %v; want 200", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 }
 

@@ -339,3 +339,37 @@ CREATE TABLE case_messages (
 ALTER TABLE cases ADD COLUMN messages_checked_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE cases ADD COLUMN unread_seller_messages INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX cases_order ON cases (platform, order_id, id);
+
+-- +migration 15: console accounts and API tokens
+-- Named operator accounts of the console (refundctl console users) and the
+-- API tokens they hold (refundctl console tokens), in the case store so that
+-- disabling an account or revoking a token takes effect at the console's
+-- next request, with no restart and no second list to keep in step. A
+-- password is kept as its bcrypt hash (cost and salt inside); a token, 32
+-- random bytes, as its SHA-256 in hex: high entropy needs no slow hash, and
+-- the console finds a token by its hash through the unique index. Neither
+-- is ever kept in clear. Accounts are disabled, never deleted, so a name is
+-- never reused and the timeline's operator names stay unambiguous.
+CREATE TABLE console_accounts (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT    NOT NULL UNIQUE CHECK (name <> ''),
+    role          TEXT    NOT NULL CHECK (role IN ('viewer', 'operator')),
+    password_hash TEXT    NOT NULL CHECK (password_hash <> ''),
+    created_at    INTEGER NOT NULL,
+    created_by    TEXT    NOT NULL DEFAULT '',
+    disabled_at   INTEGER,                       -- NULL: active
+    disabled_by   TEXT    NOT NULL DEFAULT '',
+    disable_note  TEXT    NOT NULL DEFAULT ''
+);
+CREATE TABLE console_tokens (
+    id            INTEGER PRIMARY KEY,
+    account_id    INTEGER NOT NULL REFERENCES console_accounts (id),
+    label         TEXT    NOT NULL DEFAULT '',
+    token_sha256  TEXT    NOT NULL UNIQUE CHECK (length(token_sha256) = 64),
+    created_at    INTEGER NOT NULL,
+    created_by    TEXT    NOT NULL DEFAULT '',
+    revoked_at    INTEGER,                       -- NULL: valid
+    revoked_by    TEXT    NOT NULL DEFAULT '',
+    revoke_note   TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX console_tokens_account ON console_tokens (account_id, id);

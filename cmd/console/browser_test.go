@@ -132,20 +132,20 @@ func TestBrowser(t *testing.T) {
 		}
 		t.Logf("screenshot: %s", path)
 	}
-	login := func(token string) {
+	login := func(name, password string) {
 		t.Helper()
-		browse("log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("#token")),
-			chromedp.SendKeys(chromedp.ID("#token"), token), chromedp.Submit(chromedp.ID("#token")),
-			chromedp.WaitVisible(chromedp.CSS("nav")))
+		browse("log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("#name")),
+			chromedp.SendKeys(chromedp.ID("#name"), name), chromedp.SendKeys(chromedp.ID("#password"), password),
+			chromedp.Submit(chromedp.ID("#password")), chromedp.WaitVisible(chromedp.CSS("nav")))
 	}
 	logout := func() {
 		t.Helper()
-		browse("log out", chromedp.Click(chromedp.CSS("header form button")), chromedp.WaitVisible(chromedp.ID("#token")))
+		browse("log out", chromedp.Click(chromedp.CSS("header form button")), chromedp.WaitVisible(chromedp.ID("#name")))
 	}
 	casePath := func(c casestore.Case) string { return fmt.Sprintf("%s/cases/%d", base, c.ID) }
 
 	// A viewer reads a parked case but gets no form, and a post is refused.
-	login(viewerToken)
+	login(viewerName, viewerPassword)
 	browse("viewer opens case B", chromedp.Navigate(casePath(caseB)), chromedp.WaitVisible(chromedp.ID("#why")))
 	if exists("#resolve") || !exists("#read-only") {
 		t.Errorf("viewer's page of case %d: resolve form %v, read-only note %v; want no form and the note", caseB.ID, exists("#resolve"), exists("#read-only"))
@@ -171,7 +171,7 @@ func TestBrowser(t *testing.T) {
 	logout()
 
 	// The operator: overview, the attention list, the case.
-	login(operatorToken)
+	login(operatorName, operatorPassword)
 	browse("overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("#open-cases")))
 	if got := text("#attention"); !strings.Contains(got, refundflow.AttnReasonNotOffered) || !strings.Contains(got, "2") {
 		t.Errorf("overview attention table = %q; want reason_not_offered with 2 cases", got)
@@ -372,7 +372,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// No configured secret in any answer or log line.
-	secrets := []string{operatorToken, viewerToken, sessionKey, console.HashToken(operatorToken), console.HashToken(viewerToken), stackSecret}
+	secrets := append(testSecrets(), stackSecret)
 	for _, b := range append(bodies, logs.String()) {
 		for _, secret := range secrets {
 			if strings.Contains(b, secret) {

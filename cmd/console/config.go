@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -29,8 +28,8 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("DB_PATH", "data/refunds.db", "the worker's SQLite case store, opened read-only (never created or migrated); the console waits for it at start-up"),
 	envconfig.StoreURLVar(),
 	envconfig.V("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated: actions are published to the COMMANDS stream there"),
-	envconfig.V("CONSOLE_TOKENS", "", "REQUIRED unless CONSOLE_TOKENS_FILE: API tokens as name:role:sha256-hex-of-token, comma-separated; role viewer or operator"),
-	envconfig.V("CONSOLE_TOKENS_FILE", "", "file of the same entries, one per line (# comments); read instead of CONSOLE_TOKENS"),
+	envconfig.V("CONSOLE_TOKENS", "", "RETIRED: must be unset; accounts and API tokens live in the case store (refundctl console users, tokens)"),
+	envconfig.V("CONSOLE_TOKENS_FILE", "", "RETIRED: must be unset, as CONSOLE_TOKENS"),
 	envconfig.V("CONSOLE_SESSION_KEY", "", "REQUIRED secret signing session cookies and CSRF tokens: at least 32 characters, e.g. $(openssl rand -hex 32); changing it ends every session"),
 	envconfig.V("CONSOLE_SESSION_TTL", "12h", "how long a login lasts (1m to 720h)"),
 	envconfig.V("CONSOLE_COOKIE_SECURE", "false", "true marks the session cookie Secure: set it when the console is reached over HTTPS"),
@@ -57,7 +56,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DBPath:  env.Store(),
 		NATSURL: env.String("NATS_URL"),
 	}
-	env.Fail(cfg.readAccounts(getenv("CONSOLE_TOKENS"), getenv("CONSOLE_TOKENS_FILE")))
+	env.Fail(refuseTokenLists(getenv))
 	key := getenv("CONSOLE_SESSION_KEY") // a secret: read directly, never quoted
 	switch {
 	case key == "":
@@ -79,26 +78,20 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return cfg, env.Err()
 }
 
-// readAccounts reads the accounts from the variable or the file.
-func (cfg *config) readAccounts(spec, file string) error {
-	const how = "set CONSOLE_TOKENS=name:role:$(printf %s \"$TOKEN\" | sha256sum | cut -d' ' -f1) (role viewer or operator) or CONSOLE_TOKENS_FILE"
-	switch {
-	case spec != "" && file != "":
-		return errors.New("CONSOLE_TOKENS and CONSOLE_TOKENS_FILE are both set: use one")
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return fmt.Errorf("CONSOLE_TOKENS_FILE: %w", err)
+// retiredVars were the console's account lists before accounts moved into
+// the case store. One that is still set would be a second, silently
+// ignored list of who may log in, so the console refuses to start.
+var retiredVars = []string{"CONSOLE_TOKENS", "CONSOLE_TOKENS_FILE"}
+
+// refuseTokenLists fails when a retired account list is set, saying what
+// replaced it; the value (hashes) is never quoted.
+func refuseTokenLists(getenv func(string) string) error {
+	for _, k := range retiredVars {
+		if getenv(k) != "" {
+			return fmt.Errorf("%s is no longer read: accounts and API tokens live in the case store; "+
+				"create them with `refundctl console users add NAME --role operator` and `refundctl console tokens add --user NAME --label TEXT`, "+
+				"then unset %s (docs/console.md)", k, k)
 		}
-		spec = string(b)
 	}
-	accounts, err := console.ParseAccounts(spec)
-	if err != nil {
-		return fmt.Errorf("CONSOLE_TOKENS: %w", err)
-	}
-	if len(accounts) == 0 {
-		return errors.New("no console accounts: " + how)
-	}
-	cfg.Console.Accounts = accounts
 	return nil
 }

@@ -78,14 +78,14 @@ func TestBrowserDeadLetters(t *testing.T) {
 		}
 		return n
 	}
-	login := func(token string) {
+	login := func(name, password string) {
 		t.Helper()
-		do("log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("#token")),
-			chromedp.SendKeys(chromedp.ID("#token"), token), chromedp.Submit(chromedp.ID("#token")),
-			chromedp.WaitVisible(chromedp.CSS("nav")))
+		do("log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("#name")),
+			chromedp.SendKeys(chromedp.ID("#name"), name), chromedp.SendKeys(chromedp.ID("#password"), password),
+			chromedp.Submit(chromedp.ID("#password")), chromedp.WaitVisible(chromedp.CSS("nav")))
 	}
 
-	login(viewerToken)
+	login(viewerName, viewerPassword)
 	do("overview to dead letters", chromedp.Click(chromedp.CSS(`#dead-letters a[href="/dead-letters"]`)), chromedp.WaitVisible(chromedp.ID("#dl-groups")))
 	if got := text("#dl-groups .dl-count"); got != "2" || count(".dl-group") != 1 {
 		t.Errorf("grouped page: %d groups, count %q; want one group of 2", count(".dl-group"), got)
@@ -93,9 +93,9 @@ func TestBrowserDeadLetters(t *testing.T) {
 	if n := count(`form.dl-bulk`); n != 0 {
 		t.Errorf("a viewer's grouped page has %d bulk forms; want none", n)
 	}
-	do("log out", chromedp.Click(chromedp.CSS("header form button")), chromedp.WaitVisible(chromedp.ID("#token")))
+	do("log out", chromedp.Click(chromedp.CSS("header form button")), chromedp.WaitVisible(chromedp.ID("#name")))
 
-	login(operatorToken)
+	login(operatorName, operatorPassword)
 	do("grouped page", chromedp.Navigate(base+"/dead-letters"), chromedp.WaitVisible(chromedp.CSS("form.dl-bulk")))
 	do("discard all", chromedp.Click(chromedp.CSS(`form.dl-bulk button[value="discard"]`)), chromedp.WaitVisible(chromedp.ID("#bulk-confirm")))
 	want := fmt.Sprintf("exactly 2 dead letter(s): %d, %d", dead[0].ID, dead[1].ID)

@@ -102,8 +102,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Shutdown waits for handlers to return; event streams return only
 	// when told.
 	httpSrv.RegisterOnShutdown(srv.CloseStreams)
+	accounts, err := store.Accounts(ctx)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("read the console accounts: %w", err)
+	}
+	active := 0
+	for _, a := range accounts {
+		if !a.Disabled() {
+			active++
+		}
+	}
+	if active == 0 {
+		logger.Warn("no active console accounts yet: nobody can log in; create one with `refundctl console users add NAME --role operator` (no restart needed)",
+			"db", casestore.Redact(cfg.DBPath))
+	}
 	logger.Info("console listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String(),
-		"db", casestore.Redact(cfg.DBPath), "nats", events.RedactURLs(cfg.NATSURL), "accounts", len(cfg.Console.Accounts))
+		"db", casestore.Redact(cfg.DBPath), "nats", events.RedactURLs(cfg.NATSURL), "accounts", active)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()

@@ -43,7 +43,7 @@ var envVars = []envconfig.Var{
 	envconfig.V("SANDBOX_ADDR", "127.0.0.1:8090", "the sandbox's listen address (host:port), given to the sandbox; the worker's UPSTREAM_BASE_URL points at it"),
 	envconfig.V("RECEIVER_ADDR", "127.0.0.1:8080", "the receiver's listen address (host:port), given to the receiver; the sandbox's CALLBACK_URL and refundctl.env's RECEIVER_URL point at it"),
 	envconfig.V("WORKER_METRICS_ADDR", "127.0.0.1:9090", "the worker's /healthz and /metrics address (host:port), given to the worker"),
-	envconfig.V("CONSOLE_ADDR", "127.0.0.1:8070", "the console's listen address (host:port), given to the console; devstack prints its URL and the development login token"),
+	envconfig.V("CONSOLE_ADDR", "127.0.0.1:8070", "the console's listen address (host:port), given to the console; devstack prints its URL and the development login (account dev, its password and an API token)"),
 	envconfig.V("GO", "go", "the go command that builds the components and refundctl"),
 }
 

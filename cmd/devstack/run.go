@@ -4,15 +4,16 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -45,11 +46,12 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 	if err := os.MkdirAll(filepath.Join(dataDir, "vouchers"), 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	secrets, created, err := loadOrCreateSecrets(filepath.Join(dataDir, "devstack.env"))
+	secretsPath := filepath.Join(dataDir, "devstack.env")
+	secrets, generated, err := loadOrCreateSecrets(secretsPath)
 	if err != nil {
 		return err
 	}
-	if created {
+	if len(generated) > 0 {
 		fmt.Fprintf(stdout, "devstack: generated development secrets in %s\n", filepath.Join(dataDir, "devstack.env"))
 	}
 
@@ -110,13 +112,6 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 		// a login survives a restart of the stack.
 		"CONSOLE_SESSION_KEY": secrets["CONSOLE_SESSION_KEY"],
 	}
-	// One operator account, "dev", whose token devstack prints at start-up.
-	// The console keeps the token's hash only. A user's own CONSOLE_TOKENS or
-	// CONSOLE_TOKENS_FILE wins (the console refuses both at once).
-	devLogin := getenv("CONSOLE_TOKENS") == "" && getenv("CONSOLE_TOKENS_FILE") == ""
-	if devLogin {
-		wiring["CONSOLE_TOKENS"] = "dev:operator:" + hashToken(secrets["CONSOLE_TOKEN"])
-	}
 	// The addresses devstack waits on are its own settings (flag or
 	// variable): the components always get those.
 	addrs := map[string]string{
@@ -152,9 +147,22 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 			return fmt.Errorf("%s did not become ready: %w", c, err)
 		}
 	}
-	login := ""
-	if devLogin {
-		login = secrets["CONSOLE_TOKEN"]
+	// The development console account and token, once the worker has
+	// migrated the store (it is ready) and the console can check a token.
+	var login consoleLogin
+	if tools && slices.Contains(present, "worker") && slices.Contains(present, "console") {
+		p := consoleProvisioner{refundctl: filepath.Join(binDir, "refundctl"), env: childEnviron,
+			consoleURL: "http://" + cfg.ConsoleAddr, secrets: secrets, passwordNew: slices.Contains(generated, "CONSOLE_PASSWORD")}
+		var tokenNew bool
+		if login, tokenNew, err = p.ensure(ctx); err != nil {
+			return fmt.Errorf("development console account: %w", err)
+		}
+		if tokenNew {
+			secrets["CONSOLE_TOKEN"] = login.Token
+			if err := writeSecrets(secretsPath, secrets); err != nil {
+				return err
+			}
+		}
 	}
 	printWelcome(stdout, cfg, present, tools, binDir, cliEnv, login)
 
@@ -375,15 +383,18 @@ func waitReady(ctx context.Context, url string, timeout time.Duration, exited <-
 }
 
 // loadOrCreateSecrets reads KEY=VALUE lines from path, generating any missing
-// development secret and writing the file back (mode 0600).
-func loadOrCreateSecrets(path string) (map[string]string, bool, error) {
-	secrets := map[string]string{}
+// development secret and writing the file back (mode 0600); generated
+// names those it made. CONSOLE_PASSWORD is the development console
+// account's password; CONSOLE_TOKEN, its API token, is not generated here
+// but made by refundctl and stored afterwards (consoleProvisioner).
+func loadOrCreateSecrets(path string) (secrets map[string]string, generated []string, err error) {
+	secrets = map[string]string{}
 	if b, err := os.ReadFile(path); err == nil {
 		// A file left readable by others (copied, restored, created by an
 		// older devstack) is tightened, not only files devstack rewrites.
 		if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
 			if err := os.Chmod(path, 0o600); err != nil {
-				return nil, false, fmt.Errorf("tighten %s to mode 0600: %w", path, err)
+				return nil, nil, fmt.Errorf("tighten %s to mode 0600: %w", path, err)
 			}
 		}
 		for _, line := range strings.Split(string(b), "\n") {
@@ -393,53 +404,57 @@ func loadOrCreateSecrets(path string) (map[string]string, bool, error) {
 			}
 			k, v, ok := strings.Cut(line, "=")
 			if !ok {
-				return nil, false, fmt.Errorf("%s: malformed line (want KEY=VALUE)", path)
+				return nil, nil, fmt.Errorf("%s: malformed line (want KEY=VALUE)", path)
 			}
 			secrets[strings.TrimSpace(k)] = strings.TrimSpace(v)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, false, fmt.Errorf("read secrets: %w", err)
+		return nil, nil, fmt.Errorf("read secrets: %w", err)
 	}
+	// Random bytes, hex-encoded (a 36-character password is within
+	// bcrypt's 72 bytes).
 	want := map[string]int{"UPSTREAM_ACCESS_KEY": 16, "UPSTREAM_ACCESS_SECRET": 24, "CALLBACK_TOKEN": 24,
-		"CONSOLE_TOKEN": 24, "CONSOLE_SESSION_KEY": 32}
-	created := false
-	for k, n := range want {
+		"CONSOLE_PASSWORD": 18, "CONSOLE_SESSION_KEY": 32}
+	for _, k := range slices.Sorted(maps.Keys(want)) {
 		if secrets[k] != "" {
 			continue
 		}
-		b := make([]byte, n)
+		b := make([]byte, want[k])
 		if _, err := rand.Read(b); err != nil {
-			return nil, false, fmt.Errorf("generate secret: %w", err)
+			return nil, nil, fmt.Errorf("generate secret: %w", err)
 		}
 		secrets[k] = hex.EncodeToString(b)
-		created = true
+		generated = append(generated, k)
 	}
 	if secrets["UPSTREAM_USER_ID"] == "" {
 		secrets["UPSTREAM_USER_ID"] = "2100007341207"
-		created = true
+		generated = append(generated, "UPSTREAM_USER_ID")
 	}
-	if created {
-		keys := make([]string, 0, len(secrets))
-		for k := range secrets {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var b strings.Builder
-		b.WriteString("# Development secrets generated by devstack. Local use only.\n")
-		for _, k := range keys {
-			fmt.Fprintf(&b, "%s=%s\n", k, secrets[k])
-		}
-		if err := writePrivateFile(path, []byte(b.String())); err != nil {
-			return nil, false, fmt.Errorf("write secrets: %w", err)
+	if len(generated) > 0 {
+		if err := writeSecrets(path, secrets); err != nil {
+			return nil, nil, err
 		}
 	}
-	return secrets, created, nil
+	return secrets, generated, nil
 }
 
-// printWelcome is devstack's start-up summary. consoleToken is the
-// development operator token for the console's login, printed here and
-// nowhere else (empty when the user configured the console's accounts).
-func printWelcome(w out, cfg config, present []string, tools bool, binDir, cliEnv, consoleToken string) {
+// writeSecrets writes secrets to path as sorted KEY=VALUE lines, mode 0600.
+func writeSecrets(path string, secrets map[string]string) error {
+	var b strings.Builder
+	b.WriteString("# Development secrets generated by devstack. Local use only.\n")
+	for _, k := range slices.Sorted(maps.Keys(secrets)) {
+		fmt.Fprintf(&b, "%s=%s\n", k, secrets[k])
+	}
+	if err := writePrivateFile(path, []byte(b.String())); err != nil {
+		return fmt.Errorf("write secrets: %w", err)
+	}
+	return nil
+}
+
+// printWelcome is devstack's start-up summary. login is the development
+// console account's name, password and API token, printed here and
+// nowhere else (empty when devstack did not run the console and worker).
+func printWelcome(w out, cfg config, present []string, tools bool, binDir, cliEnv string, login consoleLogin) {
 	fmt.Fprintf(w, "\ndevstack: ready. Ctrl-C stops everything; data stays in %s.\n", cfg.DataDir)
 	fmt.Fprintf(w, "  nats      nats://%s:%d\n", cfg.NATSHost, cfg.NATSPort)
 	for _, c := range present {
@@ -452,8 +467,12 @@ func printWelcome(w out, cfg config, present []string, tools bool, binDir, cliEn
 			fmt.Fprintf(w, "  worker    http://%s/metrics\n", cfg.MetricsAddr)
 		case "console":
 			fmt.Fprintf(w, "  console   http://%s\n", cfg.ConsoleAddr)
-			if consoleToken != "" {
-				fmt.Fprintf(w, "            log in with the development operator token %s (also the API's Bearer token; kept in devstack.env)\n", consoleToken)
+			if login.Name != "" {
+				fmt.Fprintf(w, "            log in as %s (operator) with password %s\n", login.Name, login.Password)
+				fmt.Fprintf(w, "            API token (Authorization: Bearer) %s  (both kept in devstack.env)\n", login.Token)
+			}
+			if login.Warning != "" {
+				fmt.Fprintf(w, "            warning: %s\n", login.Warning)
 			}
 		}
 	}
@@ -465,14 +484,6 @@ func printWelcome(w out, cfg config, present []string, tools bool, binDir, cliEn
 		fmt.Fprintf(w, "  %s list\n", filepath.Join(binDir, "refundctl"))
 	}
 	fmt.Fprintf(w, "  curl -s http://%s/_sandbox/stats\n\n", cfg.SandboxAddr)
-}
-
-// hashToken is a token as CONSOLE_TOKENS lists it: its SHA-256 in hex
-// (internal/console.HashToken owns the format; devstack does not import that
-// package, which would compile SQLite's cgo before devstack says a word).
-func hashToken(token string) string {
-	h := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(h[:])
 }
 
 // writeCLIEnv writes the variables refundctl needs to talk to this stack, as

@@ -15,11 +15,11 @@ import (
 
 func TestLoadOrCreateSecretsReusesFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "devstack.env")
-	first, created, err := loadOrCreateSecrets(path)
-	if err != nil || !created {
+	first, generated, err := loadOrCreateSecrets(path)
+	if created := len(generated) > 0; err != nil || !created {
 		t.Fatalf("first load: created=%v err=%v; want created", created, err)
 	}
-	for _, k := range []string{"UPSTREAM_ACCESS_KEY", "UPSTREAM_ACCESS_SECRET", "CALLBACK_TOKEN", "UPSTREAM_USER_ID"} {
+	for _, k := range []string{"UPSTREAM_ACCESS_KEY", "UPSTREAM_ACCESS_SECRET", "CALLBACK_TOKEN", "UPSTREAM_USER_ID", "CONSOLE_PASSWORD", "CONSOLE_SESSION_KEY"} {
 		if first[k] == "" {
 			t.Errorf("secret %s not generated", k)
 		}
@@ -31,8 +31,8 @@ func TestLoadOrCreateSecretsReusesFile(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("secrets file mode = %v; want 0600", st.Mode().Perm())
 	}
-	second, created, err := loadOrCreateSecrets(path)
-	if err != nil || created {
+	second, generated, err := loadOrCreateSecrets(path)
+	if created := len(generated) > 0; err != nil || created {
 		t.Fatalf("second load: created=%v err=%v; want reuse", created, err)
 	}
 	for k, v := range first {
@@ -143,8 +143,8 @@ func TestLoadOrCreateSecretsTightensLooseFileItCompletes(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	secrets, created, err := loadOrCreateSecrets(path)
-	if err != nil || !created {
+	secrets, generated, err := loadOrCreateSecrets(path)
+	if created := len(generated) > 0; err != nil || !created {
 		t.Fatalf("loadOrCreateSecrets(partial file): created=%v err=%v; want the missing secrets created", created, err)
 	}
 	assertPrivate(t, path, "CALLBACK_TOKEN="+secrets["CALLBACK_TOKEN"]+"\n")
@@ -157,7 +157,7 @@ func TestLoadOrCreateSecretsTightensLooseCompleteFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "devstack.env")
 	content := "CALLBACK_TOKEN=0123456789abcdef0123456789abcdef0123456789abcdef\nUPSTREAM_ACCESS_KEY=0123456789abcdef0123456789abcdef\n" +
 		"UPSTREAM_ACCESS_SECRET=0123456789abcdef0123456789abcdef0123456789abcdef\nUPSTREAM_USER_ID=42\n" +
-		"CONSOLE_TOKEN=0123456789abcdef0123456789abcdef0123456789abcdef\n" +
+		"CONSOLE_PASSWORD=0123456789abcdef0123456789abcdef\n" +
 		"CONSOLE_SESSION_KEY=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
@@ -165,8 +165,8 @@ func TestLoadOrCreateSecretsTightensLooseCompleteFile(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, created, err := loadOrCreateSecrets(path); err != nil || created {
-		t.Fatalf("loadOrCreateSecrets(complete file): created=%v err=%v; want it read as it is", created, err)
+	if _, generated, err := loadOrCreateSecrets(path); err != nil || len(generated) > 0 {
+		t.Fatalf("loadOrCreateSecrets(complete file): generated %v, err=%v; want it read as it is", generated, err)
 	}
 	assertPrivate(t, path, "UPSTREAM_USER_ID=42\n")
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -186,11 +187,21 @@ func TestStackEndToEnd(t *testing.T) {
 			t.Errorf("devstack.env %s = %q; want a value, never in devstack's output", k, v)
 		}
 	}
-	// The development login token is printed once, in devstack's summary,
-	// and in no component's log.
-	token := stored["CONSOLE_TOKEN"]
+	// The development account's password and API token are printed once,
+	// in devstack's summary, and in no component's log; the password opens
+	// a session on the console's login page.
+	token, password := stored["CONSOLE_TOKEN"], stored["CONSOLE_PASSWORD"]
 	if n := strings.Count(s.out.String(), token); token == "" || n != 1 {
 		t.Errorf("devstack output holds the console token %d times; want once (devstack.env CONSOLE_TOKEN = %q)", n, token)
+	}
+	if n := strings.Count(s.out.String(), password); password == "" || n != 1 {
+		t.Errorf("devstack output holds the console password %d times; want once (devstack.env CONSOLE_PASSWORD = %q)", n, password)
+	}
+	if !strings.Contains(s.out.String(), "log in as dev (operator) with password "+password) {
+		t.Errorf("devstack output does not say how to log in:\n%s", s.out.String())
+	}
+	if code := postLogin(t, consoleAddr, "dev", password); code != http.StatusSeeOther {
+		t.Errorf("console login as dev with the printed password = %d; want 303 (a session)", code)
 	}
 	if !strings.Contains(s.out.String(), "console   http://"+consoleAddr) {
 		t.Errorf("devstack output does not print the console's URL http://%s:\n%s", consoleAddr, s.out.String())
@@ -233,13 +244,29 @@ func TestStackEndToEnd(t *testing.T) {
 		t.Error("second run generated new secrets; want the stored ones reused")
 	}
 	// The same login works on the restarted stack.
-	if !strings.Contains(s2.out.String(), token) {
-		t.Errorf("second run does not print the stored console token; first run:\n%s\nsecond:\n%s", first, s2.out.String())
+	if !strings.Contains(s2.out.String(), token) || !strings.Contains(s2.out.String(), password) {
+		t.Errorf("second run does not print the stored console password and token; first run:\n%s\nsecond:\n%s", first, s2.out.String())
 	}
 	consoleAnswers(t, consoleAddr, token)
+	if code := postLogin(t, consoleAddr, "dev", password); code != http.StatusSeeOther {
+		t.Errorf("console login as dev on the second run = %d; want 303", code)
+	}
 	if n := streamMsgs(t, natsURL); n < 1 {
 		t.Fatalf("after restart CALLBACKS holds %d messages; want the stored callback kept", n)
 	}
+}
+
+// postLogin posts name and password to the console's login page and
+// returns the status (303 with a session, 401 refused).
+func postLogin(t *testing.T, addr, name, password string) int {
+	t.Helper()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm("http://"+addr+"/login", url.Values{"name": {name}, "password": {password}})
+	if err != nil {
+		t.Fatalf("POST /login: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // consoleAnswers checks the console devstack started: /healthz without

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/console"
 	"github.com/refundhub/refundhub/internal/events"
@@ -33,12 +35,8 @@ func startConsole(e *env) string {
 		t.Fatalf("OpenReadOnly: %v", err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	accounts, err := console.ParseAccounts("olga:operator:" + console.HashToken(consoleOperatorToken) +
-		",vera:viewer:" + console.HashToken(consoleViewerToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := console.New(console.Config{Accounts: accounts, SessionKey: []byte(strings.Repeat("k", 32)), VerdictWait: time.Second},
+	seedConsoleAccounts(t, e.dbPath)
+	srv, err := console.New(console.Config{SessionKey: []byte(strings.Repeat("k", 32)), VerdictWait: time.Second},
 		console.Deps{Store: st, JetStream: e.js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("console.New: %v", err)
@@ -46,6 +44,38 @@ func startConsole(e *env) string {
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	return hs.URL
+}
+
+// seedConsoleAccounts stores the console accounts olga (operator) and
+// vera (viewer) with their API tokens, as refundctl console users and
+// tokens add would (a password hashed at the lowest cost: tests only).
+func seedConsoleAccounts(t *testing.T, dbPath string) {
+	t.Helper()
+	ctx := context.Background()
+	w, err := casestore.OpenExisting(ctx, dbPath, nil)
+	if err != nil {
+		t.Fatalf("OpenExisting: %v", err)
+	}
+	defer w.Close()
+	for _, a := range []struct {
+		name, token string
+		role        casestore.Role
+	}{{"olga", consoleOperatorToken, casestore.RoleOperator}, {"vera", consoleViewerToken, casestore.RoleViewer}} {
+		h, err := casestore.HashPassword("password-of-"+a.name, bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = w.Update(ctx, func(tx *casestore.Tx) error {
+			if err := tx.AddAccount(ctx, casestore.NewAccount{Name: a.name, Role: a.role, PasswordHash: h, By: "test"}); err != nil {
+				return err
+			}
+			_, err := tx.AddToken(ctx, casestore.NewAPIToken{Account: a.name, Label: "test", Hash: casestore.HashToken(a.token), By: "test"})
+			return err
+		})
+		if err != nil {
+			t.Fatalf("seed console account %s: %v", a.name, err)
+		}
+	}
 }
 
 // remoteRun runs refundctl with REFUNDHUB_URL and token set, and with

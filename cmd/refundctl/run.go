@@ -87,6 +87,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.triggerCommand(),
 		a.parkedCommand(),
 		a.doctorCommand(),
+		a.consoleCommand(),
 	)
 	return root
 }

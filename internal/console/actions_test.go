@@ -73,7 +73,7 @@ func TestActions(t *testing.T) {
 		seedCase{platform: "1688", order: "400", state: string(refundflow.StateCancelled)},
 	)
 	returning, refused, closed := ts.cases[0], ts.cases[1], ts.cases[2]
-	op, viewer := ts.login(operatorToken), ts.login(viewerToken)
+	op, viewer := ts.login(operatorName), ts.login(viewerName)
 	csrf := ts.srv.sessions.csrf(op.Value)
 	path := func(k casestore.Case) string { return fmt.Sprintf("/cases/%d", k.ID) }
 

@@ -5,128 +5,39 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"golang.org/x/time/rate"
+
+	"github.com/refundhub/refundhub/internal/casestore"
 )
 
 // Role is what an account may do: a viewer reads, an operator also acts.
-type Role string
+// The case store owns the list (its accounts table checks it).
+type Role = casestore.Role
 
 // The roles.
 const (
-	RoleViewer   Role = "viewer"
-	RoleOperator Role = "operator"
+	RoleViewer   = casestore.RoleViewer
+	RoleOperator = casestore.RoleOperator
 )
 
-// Account is one API token's holder: a name for the timeline and the logs,
-// a role, and the SHA-256 of the token (the token itself is never kept).
+// Account is the caller of a request: a name for the timeline and the
+// logs, and a role. Accounts live in the case store (refundctl console
+// users); the console reads them on every request and never writes them.
 type Account struct {
 	Name string
 	Role Role
-	hash [sha256.Size]byte
 }
 
 // CanAct reports whether the account may issue commands.
 func (a Account) CanAct() bool { return a.Role == RoleOperator }
-
-var accountName = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
-
-// ParseAccounts reads CONSOLE_TOKENS: entries name:role:sha256-hex-of-token,
-// separated by commas or newlines (a file may have one per line, and lines
-// starting with # are comments). Names and hashes must be unique. Errors
-// name the entry by its position and name, never its hash.
-func ParseAccounts(spec string) ([]Account, error) {
-	var out []Account
-	names, hashes := map[string]bool{}, map[[sha256.Size]byte]bool{}
-	n := 0
-	for _, line := range strings.Split(spec, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "#") {
-			continue
-		}
-		for _, e := range strings.Split(line, ",") {
-			e = strings.TrimSpace(e)
-			if e == "" {
-				continue
-			}
-			n++
-			parts := strings.Split(e, ":")
-			if len(parts) != 3 {
-				return nil, fmt.Errorf("token entry %d: want name:role:sha256-hex", n)
-			}
-			name, role, hexHash := parts[0], Role(parts[1]), strings.ToLower(parts[2])
-			if !accountName.MatchString(name) {
-				return nil, fmt.Errorf("token entry %d: name: 1 to 64 of A-Z a-z 0-9 _ . @ -", n)
-			}
-			if role != RoleViewer && role != RoleOperator {
-				return nil, fmt.Errorf("token entry %d (%s): role %q: want viewer or operator", n, name, parts[1])
-			}
-			b, err := hex.DecodeString(hexHash)
-			if err != nil || len(b) != sha256.Size {
-				return nil, fmt.Errorf("token entry %d (%s): want the token's SHA-256 as 64 hex digits (e.g. printf %%s \"$TOKEN\" | sha256sum)", n, name)
-			}
-			a := Account{Name: name, Role: role}
-			copy(a.hash[:], b)
-			if names[name] {
-				return nil, fmt.Errorf("token entry %d: name %s appears twice", n, name)
-			}
-			if hashes[a.hash] {
-				return nil, fmt.Errorf("token entry %d (%s): the same token as an earlier entry", n, name)
-			}
-			names[name], hashes[a.hash] = true, true
-			out = append(out, a)
-		}
-	}
-	return out, nil
-}
-
-// HashToken is the form CONSOLE_TOKENS stores a token in: its SHA-256, hex.
-func HashToken(token string) string {
-	h := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(h[:])
-}
-
-// accounts looks accounts up by token and by name.
-type accounts struct {
-	list []Account
-}
-
-// byToken returns the account whose token is tok. Every hash is compared,
-// in constant time, whichever matches: the time taken says nothing about
-// which account (if any) the token belongs to.
-func (as accounts) byToken(tok string) (Account, bool) {
-	if tok == "" {
-		return Account{}, false
-	}
-	h := sha256.Sum256([]byte(tok))
-	found, ok := Account{}, false
-	for _, a := range as.list {
-		if subtle.ConstantTimeCompare(h[:], a.hash[:]) == 1 {
-			found, ok = a, true
-		}
-	}
-	return found, ok
-}
-
-// byName returns the configured account called name: a session stays
-// valid only while its account is configured with the same role, so
-// removing a token from CONSOLE_TOKENS (and restarting) ends its sessions.
-func (as accounts) byName(name string) (Account, bool) {
-	for _, a := range as.list {
-		if a.Name == name {
-			return a, true
-		}
-	}
-	return Account{}, false
-}
 
 // sessionCookie is the name of the console's session cookie.
 const sessionCookie = "refundhub_console"
@@ -134,7 +45,10 @@ const sessionCookie = "refundhub_console"
 // sessions signs and checks session cookies and the CSRF tokens bound to
 // them, with HMAC-SHA256 under CONSOLE_SESSION_KEY. A cookie holds the
 // account name, its role and an expiry; nothing is kept on the server, so
-// a restart keeps sessions and a changed key ends them all.
+// a restart keeps sessions and a changed key ends them all. The account
+// behind a valid cookie is read from the case store on every request
+// (Server.sessionAccount), so disabling it or changing its role ends its
+// sessions at once.
 type sessions struct {
 	key    []byte
 	ttl    time.Duration
@@ -201,10 +115,11 @@ func (s sessions) csrfOK(v, given string) bool {
 	return given != "" && subtle.ConstantTimeCompare([]byte(given), []byte(want)) == 1
 }
 
-// loginLimiter slows failed logins per remote address: each failure takes
-// a token from the address's bucket, and an address with an empty bucket
-// is refused (429) before its token is even checked, so guessing runs at
-// the refill rate at best. Successful logins cost nothing.
+// loginLimiter slows failed logins per key (a remote address, or an
+// account name): each failure takes a token from the key's bucket, and a
+// key with an empty bucket is refused (429) before its password is even
+// checked, so guessing runs at the refill rate at best. Successful logins
+// cost nothing.
 type loginLimiter struct {
 	mu    sync.Mutex
 	every rate.Limit
@@ -212,9 +127,9 @@ type loginLimiter struct {
 	by    map[string]*rate.Limiter
 }
 
-// maxLimiters bounds the addresses remembered; beyond it the map starts
-// again (an attacker with that many addresses is not slowed by this
-// anyway).
+// maxLimiters bounds the keys remembered; beyond it the map starts again
+// (an attacker with that many addresses is not slowed by the address
+// limiter anyway, and the account limiter keys only well-formed names).
 const maxLimiters = 10000
 
 func newLoginLimiter(every rate.Limit, burst int) *loginLimiter {
@@ -235,8 +150,50 @@ func (l *loginLimiter) get(addr string) *rate.Limiter {
 	return lim
 }
 
-// blocked reports whether addr has used up its failed attempts for now.
-func (l *loginLimiter) blocked(addr string) bool { return l.get(addr).Tokens() < 1 }
+// blocked reports whether key has used up its failed attempts for now.
+func (l *loginLimiter) blocked(key string) bool { return l.get(key).Tokens() < 1 }
 
-// failed counts a failed attempt of addr.
-func (l *loginLimiter) failed(addr string) { l.get(addr).Allow() }
+// failed counts a failed attempt of key.
+func (l *loginLimiter) failed(key string) { l.get(key).Allow() }
+
+// errAccountRateLimited answers a login for an account whose password has
+// been guessed at too often, from whatever addresses. It says so whether
+// or not the account exists (unknown names are counted alike).
+var errAccountRateLimited = &Error{Code: CodeRateLimited, Message: "too many failed logins for this account; wait a minute"}
+
+// tokenAccount returns the holder of a bearer token: a token not revoked,
+// of an account not disabled, found by its hash in the case store on every
+// request, so that revoking it or disabling its account takes effect at
+// once. errUnauthorized for any other token.
+func (s *Server) tokenAccount(c echo.Context, tok string) (Account, error) {
+	a, _, err := s.store.AccountByToken(c.Request().Context(), tok)
+	switch {
+	case errors.Is(err, casestore.ErrNotFound):
+		return Account{}, errUnauthorized
+	case err != nil:
+		return Account{}, err
+	}
+	return Account{Name: a.Name, Role: a.Role}, nil
+}
+
+// sessionAccount returns the account of a session cookie value: its
+// signature holds, it has not expired, and its account still exists, is
+// not disabled and has the role the session was opened with. ok is false
+// otherwise; err is a store failure.
+func (s *Server) sessionAccount(c echo.Context, v string) (Account, bool, error) {
+	name, role, err := s.sessions.check(v, s.now())
+	if err != nil {
+		return Account{}, false, nil
+	}
+	a, err := s.store.AccountByName(c.Request().Context(), name)
+	switch {
+	case errors.Is(err, casestore.ErrNotFound):
+		return Account{}, false, nil
+	case err != nil:
+		return Account{}, false, err
+	}
+	if a.Disabled() || a.Role != role {
+		return Account{}, false, nil
+	}
+	return Account{Name: a.Name, Role: a.Role}, true, nil
+}

@@ -4,17 +4,20 @@
 // refundflow commands through package opcommands exactly as refundctl
 // publishes them.
 //
-// Every route but /healthz needs credentials: an API token (Authorization:
-// Bearer) on the API, /readyz and /metrics; a session cookie, got on the
-// login page with the same token, on pages and on the event stream
-// (/api/v1/events) the case page follows. A session is checked when a
-// stream opens: an open stream outlives the session's expiry. Forms carry a CSRF token bound
-// to the session.
+// Every route but /healthz and the login page needs credentials: an API
+// token (Authorization: Bearer) on any route; a session cookie, got on the
+// login page with an account's name and password, on pages and on the
+// event stream (/api/v1/events) the case page follows. Accounts and tokens
+// live in the case store (refundctl console users, tokens) and are read on
+// every request, so disabling an account or revoking a token takes effect
+// at once. A session is checked when a stream opens: an open stream
+// outlives the session. Forms carry a CSRF token bound to the session.
 package console
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -33,8 +36,6 @@ import (
 // Config is the console's behaviour, read by cmd/console from the
 // environment.
 type Config struct {
-	// Accounts are the API tokens' holders (CONSOLE_TOKENS); at least one.
-	Accounts []Account
 	// SessionKey signs session cookies and CSRF tokens; at least 32 bytes.
 	SessionKey []byte
 	// SessionTTL is how long a login lasts (default 12h).
@@ -76,42 +77,48 @@ type Deps struct {
 
 // Server is the console's HTTP handler and what it holds.
 type Server struct {
-	cfg      Config
-	store    *casestore.Store
-	js       jetstream.JetStream
-	ready    func(context.Context) error
-	logger   *slog.Logger
-	now      func() time.Time
-	accounts accounts
+	cfg    Config
+	store  *casestore.Store
+	js     jetstream.JetStream
+	ready  func(context.Context) error
+	logger *slog.Logger
+	now    func() time.Time
 	// settler retries and discards dead letters (nil without
 	// Deps.DeadLetters).
 	settler  *deadletters.Settler
 	sessions sessions
-	logins   *loginLimiter
-	metrics  *metrics
-	pages    pages
-	echo     *echo.Echo
+	// passwords checks logins against the store's accounts.
+	passwords *casestore.Passwords
+	// logins slows failed logins per remote address, accountLogins per
+	// account name (guessing one account's password from many
+	// addresses).
+	logins        *loginLimiter
+	accountLogins *loginLimiter
+	metrics       *metrics
+	pages         pages
+	echo          *echo.Echo
 	// streamsDone, closed once by CloseStreams, ends the event streams.
 	streamsDone  chan struct{}
 	closeStreams sync.Once
 }
 
-// Failed logins per remote address: 5 at once, then one every 12 s.
+// Failed logins per remote address: 5 at once, then one every 12 s; per
+// account name: 10 at once, then one every 30 s, whatever the addresses.
 const (
-	loginBurst = 5
-	loginEvery = 12 * time.Second
+	loginBurst        = 5
+	loginEvery        = 12 * time.Second
+	accountLoginBurst = 10
+	accountLoginEvery = 30 * time.Second
 )
 
 // minSessionKey is the shortest session key accepted: an HMAC key should
 // be as long as its hash.
 const minSessionKey = 32
 
-// New builds the console. It fails without accounts, with a short
-// session key, or without a store, ready func or logger.
+// New builds the console. It fails with a short session key, or without
+// a store, ready func or logger. A store without accounts yet is fine:
+// nobody can log in until refundctl adds one.
 func New(cfg Config, deps Deps) (*Server, error) {
-	if len(cfg.Accounts) == 0 {
-		return nil, errors.New("console: no accounts (CONSOLE_TOKENS)")
-	}
 	if len(cfg.SessionKey) < minSessionKey {
 		return nil, errors.New("console: session key shorter than 32 bytes")
 	}
@@ -138,14 +145,19 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := parseDeadLetterPages(pg); err != nil {
 		return nil, err
 	}
+	passwords := casestore.NewPasswords()
+	if err := passwords.Warm(context.Background(), deps.Store); err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
 	s := &Server{
 		cfg: cfg, store: deps.Store, js: deps.JetStream, ready: deps.Ready, logger: deps.Logger, now: now,
-		accounts:    accounts{list: cfg.Accounts},
-		sessions:    sessions{key: cfg.SessionKey, ttl: cfg.SessionTTL, secure: cfg.SecureCookie},
-		logins:      newLoginLimiter(rate.Every(loginEvery), loginBurst),
-		metrics:     newMetrics(),
-		pages:       pg,
-		streamsDone: make(chan struct{}),
+		sessions:      sessions{key: cfg.SessionKey, ttl: cfg.SessionTTL, secure: cfg.SecureCookie},
+		passwords:     passwords,
+		logins:        newLoginLimiter(rate.Every(loginEvery), loginBurst),
+		accountLogins: newLoginLimiter(rate.Every(accountLoginEvery), accountLoginBurst),
+		metrics:       newMetrics(),
+		pages:         pg,
+		streamsDone:   make(chan struct{}),
 	}
 	if deps.DeadLetters != nil {
 		var pub deadletters.Publisher
@@ -195,9 +207,10 @@ func who(c echo.Context) Account {
 var public = map[string]bool{"/healthz": true, "/login": true}
 
 // authenticate lets a request through with a valid bearer token (any
-// route) or session cookie (pages), and answers the rest: 401 on the API,
-// /readyz and /metrics; a redirect to the login page for a page read; 401
-// for a page form.
+// route) or session cookie (pages), each checked against the case store's
+// accounts and tokens on every request, and answers the rest: 401 on the
+// API, /readyz and /metrics; a redirect to the login page for a page read;
+// 401 for a page form.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -205,9 +218,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		if tok, ok := bearer(r); ok {
-			a, found := s.accounts.byToken(tok)
-			if !found {
-				return errUnauthorized
+			a, err := s.tokenAccount(c, tok)
+			if err != nil {
+				return err
 			}
 			c.Set(identityKey, a)
 			return next(c)
@@ -215,8 +228,11 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		// Sessions open pages, and the event stream the case page reads.
 		if !machinePath(r.URL.Path) || r.URL.Path == eventsPath {
 			if ck, err := r.Cookie(sessionCookie); err == nil {
-				name, role, err := s.sessions.check(ck.Value, s.now())
-				if a, ok := s.accounts.byName(name); err == nil && ok && a.Role == role {
+				a, ok, err := s.sessionAccount(c, ck.Value)
+				if err != nil {
+					return err
+				}
+				if ok {
 					c.Set(identityKey, a)
 					c.Set(cookieKey, ck.Value)
 					return next(c)

@@ -15,18 +15,72 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/runbook"
 )
 
-// Test credentials: tokens are given to the console only as hashes.
+// Test credentials: the accounts vera (viewer) and otto (operator), each
+// with a password and an API token, kept in the case store as hashes.
 const (
-	viewerToken   = "viewer-token-7f3a9c1e5b"
-	operatorToken = "operator-token-2d8e6b4f0a"
-	sessionKey    = "session-key-0123456789abcdef0123456789abcdef"
+	viewerName       = "vera"
+	operatorName     = "otto"
+	viewerPassword   = "vera-password-9d1c7e"
+	operatorPassword = "otto-password-4b8a2f"
+	viewerToken      = "viewer-token-7f3a9c1e5b"
+	operatorToken    = "operator-token-2d8e6b4f0a"
+	sessionKey       = "session-key-0123456789abcdef0123456789abcdef"
 )
+
+// passwordsOf are the test accounts' passwords, by name.
+var passwordsOf = map[string]string{viewerName: viewerPassword, operatorName: operatorPassword}
+
+// secrets are every credential the tests configure: no answer may hold
+// one, nor a hash of one.
+func secrets() []string {
+	return []string{viewerToken, operatorToken, viewerPassword, operatorPassword, sessionKey,
+		casestore.HashToken(viewerToken), casestore.HashToken(operatorToken)}
+}
+
+// seedAccounts adds vera and otto, with their passwords (bcrypt at the
+// lowest cost: tests only) and API tokens.
+func seedAccounts(t *testing.T, w *casestore.Store) {
+	t.Helper()
+	ctx := context.Background()
+	for _, a := range []struct {
+		name, password, token string
+		role                  casestore.Role
+	}{{viewerName, viewerPassword, viewerToken, casestore.RoleViewer}, {operatorName, operatorPassword, operatorToken, casestore.RoleOperator}} {
+		h, err := casestore.HashPassword(a.password, bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = w.Update(ctx, func(tx *casestore.Tx) error {
+			if err := tx.AddAccount(ctx, casestore.NewAccount{Name: a.name, Role: a.role, PasswordHash: h, By: "test"}); err != nil {
+				return err
+			}
+			_, err := tx.AddToken(ctx, casestore.NewAPIToken{Account: a.name, Label: "test", Hash: casestore.HashToken(a.token), By: "test"})
+			return err
+		})
+		if err != nil {
+			t.Fatalf("seed account %s: %v", a.name, err)
+		}
+	}
+}
+
+// writer opens the test's case store for writing, as refundctl does,
+// beside the console's read-only connection.
+func (ts *testServer) writer() *casestore.Store {
+	ts.t.Helper()
+	w, err := casestore.OpenExisting(context.Background(), ts.path, nil)
+	if err != nil {
+		ts.t.Fatalf("OpenExisting: %v", err)
+	}
+	ts.t.Cleanup(func() { w.Close() })
+	return w
+}
 
 // testServer is a console on a temp case store: the worker's file, seeded
 // through a writing store, read by the console through a read-only one.
@@ -60,6 +114,7 @@ func newTestServerOn(t *testing.T, js jetstream.JetStream, seeds ...seedCase) *t
 		t.Fatalf("casestore.Open: %v", err)
 	}
 	ts := &testServer{t: t, path: path}
+	seedAccounts(t, w)
 	for i, sd := range seeds {
 		err := w.Update(ctx, func(tx *casestore.Tx) error {
 			plat := casestore.PlatformTaobao
@@ -94,11 +149,7 @@ func newTestServerOn(t *testing.T, js jetstream.JetStream, seeds ...seedCase) *t
 		t.Fatalf("OpenReadOnly: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	accounts, err := ParseAccounts("vera:viewer:" + HashToken(viewerToken) + ",otto:operator:" + HashToken(operatorToken))
-	if err != nil {
-		t.Fatalf("ParseAccounts: %v", err)
-	}
-	ts.srv, err = New(Config{Accounts: accounts, SessionKey: []byte(sessionKey), VerdictWait: 200 * time.Millisecond,
+	ts.srv, err = New(Config{SessionKey: []byte(sessionKey), VerdictWait: 200 * time.Millisecond,
 		EventsInterval: 20 * time.Millisecond},
 		Deps{Store: st, JetStream: js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -145,7 +196,7 @@ func (ts *testServer) do(method, path, auth string, form url.Values) reply {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	r := reply{status: resp.StatusCode, header: resp.Header, body: string(b)}
-	for _, secret := range []string{viewerToken, operatorToken, sessionKey, HashToken(viewerToken), HashToken(operatorToken)} {
+	for _, secret := range secrets() {
 		if strings.Contains(r.body, secret) {
 			ts.t.Errorf("%s %s: the body holds a configured secret (%.12s…)", method, path, secret)
 		}
@@ -153,10 +204,12 @@ func (ts *testServer) do(method, path, auth string, form url.Values) reply {
 	return r
 }
 
-// login posts token to the login page and returns the session cookie.
-func (ts *testServer) login(token string) *http.Cookie {
+// login posts the test account name's name and password to the login
+// page and returns the session cookie.
+func (ts *testServer) login(name string) *http.Cookie {
 	ts.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, ts.http.URL+"/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	form := url.Values{"name": {name}, "password": {passwordsOf[name]}}
+	req, _ := http.NewRequest(http.MethodPost, ts.http.URL+"/login", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Do(req)
@@ -188,7 +241,9 @@ func errorCode(t *testing.T, body string) string {
 // TestEveryRouteNeedsCredentials: without a token or session, every route
 // but /healthz and the login page answers 401 (API, /readyz, /metrics,
 // forms) or redirects to the login page (page reads), unknown routes too;
-// a wrong token is 401 everywhere.
+// a wrong token is 401 everywhere. Every route the server registers is
+// tried too, with no credentials, a wrong token and sessions signed for an
+// unknown account or a role the account does not have.
 func TestEveryRouteNeedsCredentials(t *testing.T) {
 	ts := newTestServer(t, seedCase{order: "100", sub: "101", state: "needs_attention", attention: refundflow.AttnReasonNotOffered})
 	for _, tc := range []struct {
@@ -220,6 +275,23 @@ func TestEveryRouteNeedsCredentials(t *testing.T) {
 			t.Errorf("%s %s with a wrong token = %d; want 401", tc.method, tc.path, r.status)
 		} else if strings.HasPrefix(tc.path, "/api/") && errorCode(t, r.body) != CodeUnauthorized {
 			t.Errorf("%s %s with a wrong token: code %s; want %s", tc.method, tc.path, errorCode(t, r.body), CodeUnauthorized)
+		}
+	}
+	// Every route the console registers, whoever added it: without
+	// credentials, with a wrong token, with a session whose signature holds
+	// but whose role is not the account's, it is refused.
+	forged := ts.srv.sessions.issue(Account{Name: viewerName, Role: RoleOperator}, time.Now()).Value
+	unknown := ts.srv.sessions.issue(Account{Name: "nobody", Role: RoleViewer}, time.Now()).Value
+	for _, rt := range ts.srv.echo.Routes() {
+		if public[rt.Path] || rt.Method == "echo_route_any" {
+			continue
+		}
+		path := strings.NewReplacer(":id", "1", "*", "x").Replace(rt.Path)
+		for _, auth := range []string{"", "wrong-token", "cookie:" + forged, "cookie:" + unknown} {
+			r := ts.do(rt.Method, path, auth, url.Values{})
+			if r.status != http.StatusUnauthorized && r.status != http.StatusSeeOther {
+				t.Errorf("%s %s (route %s) with credentials %.12q = %d; want 401 or 303", rt.Method, path, rt.Path, auth, r.status)
+			}
 		}
 	}
 	for _, path := range []string{"/healthz", "/login"} {
@@ -343,10 +415,17 @@ func TestAPICase(t *testing.T) {
 // without its CSRF token, or with another session's, is refused.
 func TestSessionsAndForms(t *testing.T) {
 	ts := newTestServer(t, seedCase{order: "100", sub: "101", state: "needs_attention", attention: refundflow.AttnReasonNotOffered})
-	if r := ts.do("POST", "/login", "", url.Values{"token": {"not-a-token"}}); r.status != http.StatusUnauthorized || !strings.Contains(r.body, "not valid") {
-		t.Errorf("POST /login with a wrong token = %d; want 401 and the form again", r.status)
+	for _, form := range []url.Values{
+		{"name": {operatorName}, "password": {viewerPassword}},
+		{"name": {"nobody"}, "password": {operatorPassword}},
+		{"password": {operatorPassword}},
+		{"token": {operatorToken}}, // the old form: a token is no password
+	} { // fewer than loginBurst: the address may still log in below
+		if r := ts.do("POST", "/login", "", form); r.status != http.StatusUnauthorized || !strings.Contains(r.body, "Wrong name or password") {
+			t.Errorf("POST /login %v = %d; want 401 and the form again", form, r.status)
+		}
 	}
-	op := ts.login(operatorToken)
+	op := ts.login(operatorName)
 	if !op.HttpOnly || op.SameSite != http.SameSiteStrictMode {
 		t.Errorf("session cookie HttpOnly=%v SameSite=%v; want HttpOnly, Strict", op.HttpOnly, op.SameSite)
 	}
@@ -367,7 +446,7 @@ func TestSessionsAndForms(t *testing.T) {
 	if r := ts.do("GET", casePath, "cookie:"+op.Value+"x", nil); r.status != http.StatusSeeOther {
 		t.Errorf("GET %s with a tampered cookie = %d; want 303 to the login page", casePath, r.status)
 	}
-	viewer := ts.login(viewerToken)
+	viewer := ts.login(viewerName)
 	vpage := ts.do("GET", casePath, "cookie:"+viewer.Value, nil)
 	if strings.Contains(vpage.body, `id="resolve"`) || !strings.Contains(vpage.body, "needs the operator role") {
 		t.Errorf("viewer's case page offers the resolve form, or does not say why not")
@@ -405,44 +484,113 @@ func TestSessionsAndForms(t *testing.T) {
 }
 
 // TestFailedLoginsSlowed: after the burst of failures, an address is
-// refused (429) even with the right token, until the bucket refills.
+// refused (429) even with the right password, until the bucket refills.
 func TestFailedLoginsSlowed(t *testing.T) {
 	ts := newTestServer(t)
 	for i := range loginBurst {
-		if r := ts.do("POST", "/login", "", url.Values{"token": {fmt.Sprintf("guess-%d", i)}}); r.status != http.StatusUnauthorized {
+		if r := ts.do("POST", "/login", "", url.Values{"name": {operatorName}, "password": {fmt.Sprintf("guess-%d-xxxxxxxx", i)}}); r.status != http.StatusUnauthorized {
 			t.Fatalf("failed login %d = %d; want 401", i+1, r.status)
 		}
 	}
-	if r := ts.do("POST", "/login", "", url.Values{"token": {operatorToken}}); r.status != http.StatusTooManyRequests {
-		t.Errorf("login after %d failures = %d; want 429", loginBurst, r.status)
+	r := ts.do("POST", "/login", "", url.Values{"name": {viewerName}, "password": {viewerPassword}})
+	if r.status != http.StatusTooManyRequests || !strings.Contains(r.body, "from this address") {
+		t.Errorf("login after %d failures = %d; want 429 naming the address", loginBurst, r.status)
 	}
 }
 
-func TestParseAccounts(t *testing.T) {
-	h := HashToken("t")
-	for _, tc := range []struct {
-		spec    string
-		want    int
-		wantErr string
-	}{
-		{"a:viewer:" + h, 1, ""},
-		{"# ops\na:viewer:" + h + "\nb:operator:" + HashToken("u") + ",", 2, ""},
-		{"a:admin:" + h, 0, "role"},
-		{"a:viewer:abc", 0, "64 hex"},
-		{"a:viewer", 0, "name:role"},
-		{"a b:viewer:" + h, 0, "name"},
-		{"a:viewer:" + h + ",a:operator:" + HashToken("u"), 0, "twice"},
-		{"a:viewer:" + h + ",b:operator:" + h, 0, "same token"},
-	} {
-		got, err := ParseAccounts(tc.spec)
-		switch {
-		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-			t.Errorf("ParseAccounts(%q) error = %v; want one mentioning %q", tc.spec, err, tc.wantErr)
-		case tc.wantErr == "" && (err != nil || len(got) != tc.want):
-			t.Errorf("ParseAccounts(%q) = %d accounts, %v; want %d", tc.spec, len(got), err, tc.want)
-		case err != nil && strings.Contains(err.Error(), h):
-			t.Errorf("ParseAccounts(%q) error quotes the hash: %v", tc.spec, err)
+// TestFailedLoginsSlowedPerAccount: one account's password guessed from
+// many addresses is slowed too: after the account's burst, its login is
+// refused (429) from a fresh address even with the right password, while
+// another account still logs in from there; an unknown name is slowed
+// alike, so the answer does not say which names exist.
+func TestFailedLoginsSlowedPerAccount(t *testing.T) {
+	ts := newTestServer(t)
+	// Each attempt from its own address: the address limiter never
+	// fills, only the account's does.
+	attempt := func(addr, name, password string) int {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(url.Values{"name": {name}, "password": {password}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = addr + ":40000"
+		rec := httptest.NewRecorder()
+		ts.srv.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for _, name := range []string{operatorName, "nobody"} {
+		for i := range accountLoginBurst {
+			if got := attempt(fmt.Sprintf("10.0.%d.%d", len(name), i+1), name, "wrong-password-xx"); got != http.StatusUnauthorized {
+				t.Fatalf("failed login %d for %s = %d; want 401", i+1, name, got)
+			}
 		}
+		want := map[string]string{operatorName: operatorPassword, "nobody": "any-password-xxx"}[name]
+		if got := attempt("10.1.0.1", name, want); got != http.StatusTooManyRequests {
+			t.Errorf("login for %s after %d failures from other addresses = %d; want 429", name, accountLoginBurst, got)
+		}
+	}
+	if got := attempt("10.1.0.1", viewerName, viewerPassword); got != http.StatusSeeOther {
+		t.Errorf("another account's login from the same address = %d; want 303 (logged in)", got)
+	}
+}
+
+// TestRevocationAndDisablingAtOnce: a token revoked with the console
+// running is refused at its next request, and a disabled account's
+// session (and its other tokens) at theirs; no restart, no cache.
+func TestRevocationAndDisablingAtOnce(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestServer(t)
+	w := ts.writer()
+	var second string
+	err := w.Update(ctx, func(tx *casestore.Tx) error {
+		tok, err := casestore.NewToken()
+		if err != nil {
+			return err
+		}
+		second = tok
+		_, err = tx.AddToken(ctx, casestore.NewAPIToken{Account: operatorName, Label: "second", Hash: casestore.HashToken(tok), By: "test"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := "cookie:" + ts.login(operatorName).Value
+	for _, auth := range []string{operatorToken, second} {
+		if r := ts.do("GET", "/api/v1/cases", auth, nil); r.status != http.StatusOK {
+			t.Fatalf("GET /api/v1/cases with a valid token = %d", r.status)
+		}
+	}
+	toks, err := w.Tokens(ctx, operatorName)
+	if err != nil || len(toks) != 2 {
+		t.Fatalf("Tokens(otto) = %v, %v", toks, err)
+	}
+	if err := w.Update(ctx, func(tx *casestore.Tx) error { return tx.RevokeToken(ctx, toks[0].ID, "test", "leaked") }); err != nil {
+		t.Fatal(err)
+	}
+	if r := ts.do("GET", "/api/v1/cases", operatorToken, nil); r.status != http.StatusUnauthorized || errorCode(t, r.body) != CodeUnauthorized {
+		t.Errorf("GET /api/v1/cases with a revoked token = %d %s; want 401 unauthorized", r.status, r.body)
+	}
+	for _, auth := range []string{second, session} {
+		path := map[bool]string{true: "/", false: "/api/v1/cases"}[strings.HasPrefix(auth, "cookie:")]
+		if r := ts.do("GET", path, auth, nil); r.status != http.StatusOK {
+			t.Errorf("GET %s after revoking another token = %d; want 200", path, r.status)
+		}
+	}
+	if err := w.Update(ctx, func(tx *casestore.Tx) error { return tx.DisableAccount(ctx, operatorName, "test", "left") }); err != nil {
+		t.Fatal(err)
+	}
+	if r := ts.do("GET", "/", session, nil); r.status != http.StatusSeeOther || r.header.Get("Location") != "/login" {
+		t.Errorf("GET / with a disabled account's session = %d; want 303 to /login", r.status)
+	}
+	if r := ts.do("GET", "/api/v1/events", session, nil); r.status != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/events with a disabled account's session = %d; want 401", r.status)
+	}
+	if r := ts.do("GET", "/api/v1/cases", second, nil); r.status != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/cases with a disabled account's token = %d; want 401", r.status)
+	}
+	if r := ts.do("POST", "/login", "", url.Values{"name": {operatorName}, "password": {operatorPassword}}); r.status != http.StatusUnauthorized {
+		t.Errorf("login of a disabled account = %d; want 401", r.status)
+	}
+	if r := ts.do("GET", "/", "cookie:"+ts.login(viewerName).Value, nil); r.status != http.StatusOK {
+		t.Errorf("another account's session = %d; want 200", r.status)
 	}
 }
 

@@ -54,11 +54,8 @@ func newDLServer(t *testing.T) *dlServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dl.Close() })
-	accounts, err := ParseAccounts("vera:viewer:" + HashToken(viewerToken) + ",otto:operator:" + HashToken(operatorToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(Config{Accounts: accounts, SessionKey: []byte(sessionKey)},
+	seedAccounts(t, w)
+	srv, err := New(Config{SessionKey: []byte(sessionKey)},
 		Deps{Store: ro, DeadLetters: dl, JetStream: js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +124,7 @@ func TestDeadLetterPages(t *testing.T) {
 			Reason: string(events.DeadUndecodable), Error: "not an envelope", CreatedAt: t0},
 		casestore.DeadLetter{MsgID: "cb-html", Subject: "callbacks.1688.ORDER_CREATE", Payload: []byte(`<script>alert(1)</script>`),
 			Reason: string(events.DeadUndecodable), Error: "not an envelope", CreatedAt: t0})
-	op, viewer := s.login(operatorToken), s.login(viewerToken)
+	op, viewer := s.login(operatorName), s.login(viewerName)
 
 	page := s.do("GET", "/dead-letters", "cookie:"+viewer.Value, nil)
 	if page.status != 200 {
@@ -213,7 +210,7 @@ func TestDeadLetterForms(t *testing.T) {
 	s := newDLServer(t)
 	ids := s.seed(deadCmd(1, 7, events.DeadMaxDeliveries, busy, t0), deadCmd(2, 8, events.DeadPermanentError, "bad", t0),
 		deadCmd(3, 9, events.DeadUnknownCase, "no case 9", t0))
-	op, viewer := s.login(operatorToken), s.login(viewerToken)
+	op, viewer := s.login(operatorName), s.login(viewerName)
 	csrf := s.srv.sessions.csrf(op.Value)
 	post := func(path, who string, form url.Values) reply { return s.do("POST", path, who, form) }
 	retry := func(id int64) string { return fmt.Sprintf("/dead-letters/%d/retry", id) }
@@ -305,7 +302,7 @@ func TestDeadLetterBulk(t *testing.T) {
 	s := newDLServer(t)
 	ids := s.seed(deadCmd(1, 7, events.DeadMaxDeliveries, busy, t0), deadCmd(2, 8, events.DeadMaxDeliveries, busy, t0),
 		deadCmd(3, 9, events.DeadMaxDeliveries, busy, t0), deadCmd(4, 9, events.DeadMaxDeliveries, "other", t0))
-	op := s.login(operatorToken)
+	op := s.login(operatorName)
 	csrf := s.srv.sessions.csrf(op.Value)
 	form := url.Values{"csrf": {csrf}, "action": {"retry"}, "reason": {"max_deliveries"}, "code": {"4001"}}
 

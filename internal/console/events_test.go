@@ -129,7 +129,7 @@ func TestEvents(t *testing.T) {
 	bearer := http.Header{"Authorization": {"Bearer " + viewerToken}}
 	one := ts.openStream("/api/v1/events?case="+itoa(a.ID), bearer)
 	all := ts.openStream("/api/v1/events", bearer)
-	cookie := ts.login(viewerToken)
+	cookie := ts.login(viewerName)
 	bySession := ts.openStream("/api/v1/events?case="+itoa(a.ID), http.Header{"Cookie": {cookie.String()}})
 
 	move(&b, string(refundflow.StateNeedsAttention), refundflow.AttnReasonNotOffered) // not case a
@@ -187,7 +187,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func TestLiveCasePage(t *testing.T) {
 	ts := newTestServer(t, seedCase{order: "100", sub: "101", state: "needs_attention", attention: refundflow.AttnReasonNotOffered})
 	k := ts.cases[0]
-	cookie := "cookie:" + ts.login(operatorToken).Value
+	cookie := "cookie:" + ts.login(operatorName).Value
 	r := ts.do("GET", "/cases/"+itoa(k.ID), cookie, nil)
 	csp := r.header.Get("Content-Security-Policy")
 	directives := map[string]bool{}

@@ -24,7 +24,7 @@ func newMetrics() *metrics {
 			Name: "console_requests_total", Help: "HTTP requests by route pattern and status.",
 		}, []string{"route", "status"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "console_logins_total", Help: "Login attempts by outcome (ok, wrong_token, rate_limited).",
+			Name: "console_logins_total", Help: "Login attempts by outcome (ok, wrong_password, rate_limited).",
 		}, []string{"outcome"}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "console_commands_total", Help: "Commands published from the console, by kind and verdict (applied, rejected, pending).",

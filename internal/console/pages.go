@@ -107,6 +107,7 @@ type errorPage struct {
 
 type loginPage struct {
 	page
+	Name   string // the name typed, kept in the form after a failure
 	Failed string
 }
 
@@ -114,25 +115,48 @@ func (s *Server) handleLoginPage(c echo.Context) error {
 	return s.render(c, http.StatusOK, "login.html", loginPage{page: page{Title: "Log in"}})
 }
 
-// handleLogin is POST /login: the token of an account opens a session.
-// Failed attempts are counted per remote address and slowed (loginLimiter).
+// handleLogin is POST /login: an account's name and password open a
+// session. Failed attempts are counted per remote address and per account
+// name and slowed (loginLimiter); a login is refused while either is used
+// up, before the password is checked. Failure lines in the log name the
+// address, never the name typed (it may be a password typed in the wrong
+// field).
 func (s *Server) handleLogin(c echo.Context) error {
 	addr := c.RealIP()
-	if s.logins.blocked(addr) {
-		s.metrics.logins.WithLabelValues("rate_limited").Inc()
-		s.logger.Warn("login refused: too many failures", "remote", addr)
-		return errRateLimited
+	name, password := strings.TrimSpace(c.FormValue("name")), c.FormValue("password")
+	// Only names an account could have are keyed, so the map holds no
+	// arbitrary input; any other name fails below.
+	account := ""
+	if casestore.CheckAccountName(name) == nil {
+		account = name
 	}
-	a, ok := s.accounts.byToken(strings.TrimSpace(c.FormValue("token")))
-	if !ok {
+	switch {
+	case s.logins.blocked(addr):
+		s.metrics.logins.WithLabelValues("rate_limited").Inc()
+		s.logger.Warn("login refused: too many failures from this address", "remote", addr)
+		return errRateLimited
+	case account != "" && s.accountLogins.blocked(account):
+		s.metrics.logins.WithLabelValues("rate_limited").Inc()
+		s.logger.Warn("login refused: too many failures for the account named", "remote", addr)
+		return errAccountRateLimited
+	}
+	a, err := s.passwords.Login(c.Request().Context(), s.store, account, password)
+	switch {
+	case errors.Is(err, casestore.ErrWrongPassword):
 		s.logins.failed(addr)
-		s.metrics.logins.WithLabelValues("wrong_token").Inc()
+		if account != "" {
+			s.accountLogins.failed(account)
+		}
+		s.metrics.logins.WithLabelValues("wrong_password").Inc()
 		s.logger.Info("login failed", "remote", addr)
-		return s.render(c, http.StatusUnauthorized, "login.html", loginPage{page: page{Title: "Log in"}, Failed: "That token is not valid."})
+		return s.render(c, http.StatusUnauthorized, "login.html", loginPage{page: page{Title: "Log in"}, Name: name,
+			Failed: "Wrong name or password."})
+	case err != nil:
+		return err
 	}
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	s.logger.Info("login", "account", a.Name, "role", a.Role, "remote", addr)
-	c.SetCookie(s.sessions.issue(a, s.now()))
+	c.SetCookie(s.sessions.issue(Account{Name: a.Name, Role: a.Role}, s.now()))
 	return c.Redirect(http.StatusSeeOther, "/")
 }
 

@@ -33,7 +33,7 @@ func TestRequestForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := newTestServerOn(t, js, seedCase{order: "200", sub: "201", state: string(refundflow.StateWaitingSeller)})
-	op, viewer := ts.login(operatorToken), ts.login(viewerToken)
+	op, viewer := ts.login(operatorName), ts.login(viewerName)
 	csrf := ts.srv.sessions.csrf(op.Value)
 
 	page := ts.do("GET", "/requests/new", "cookie:"+op.Value, nil)
