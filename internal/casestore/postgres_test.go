@@ -32,9 +32,27 @@ func columns(t *testing.T, s *Store) []string {
 	return out
 }
 
+// indexes returns the names of the indexes a migration created (not those
+// the engine makes for a PRIMARY KEY or UNIQUE column).
+func indexes(t *testing.T, s *Store) []string {
+	t.Helper()
+	q := `SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL`
+	if s.r.pg {
+		q = `SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+			JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = current_schema() AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)`
+	}
+	var out []string
+	if err := s.r.Select(&out, q); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // TestSchemasEndAlike: schema.sql and schema_postgres.sql have the same
-// numbered migrations and end in the same tables and columns, so a store's
-// schema version means the same on both engines.
+// numbered migrations and end in the same tables, columns and named
+// indexes, so a store's schema version means the same on both engines.
 func TestSchemasEndAlike(t *testing.T) {
 	lite, pg := parseMigrations(refundhub.Schema), parseMigrations(refundhub.SchemaPostgres)
 	if err := checkMigrations(pg); err != nil {
@@ -48,13 +66,16 @@ func TestSchemasEndAlike(t *testing.T) {
 			t.Errorf("migration %d: %q on SQLite, %q on PostgreSQL; want one name", i+1, lite[i].name, pg[i].name)
 		}
 	}
-	var cols [2][]string
+	var cols, idx [2][]string
 	for i, be := range casestoretest.Backends() {
 		s := openTest(t, be.Fresh(t))
-		cols[i] = columns(t, s)
+		cols[i], idx[i] = columns(t, s), indexes(t, s)
 	}
 	if !slices.Equal(cols[0], cols[1]) {
-		t.Fatalf("columns differ:\nsqlite only:   %v\npostgres only: %v", missingFrom(cols[0], cols[1]), missingFrom(cols[1], cols[0]))
+		t.Errorf("columns differ:\nsqlite only:   %v\npostgres only: %v", missingFrom(cols[0], cols[1]), missingFrom(cols[1], cols[0]))
+	}
+	if len(idx[0]) == 0 || !slices.Equal(idx[0], idx[1]) {
+		t.Errorf("indexes differ:\nsqlite only:   %v\npostgres only: %v", missingFrom(idx[0], idx[1]), missingFrom(idx[1], idx[0]))
 	}
 }
 
