@@ -7,6 +7,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/refundhub/refundhub/internal/tracing"
 )
 
 // logKey is the context key of the logger process sets up for one input.
@@ -14,16 +16,19 @@ type logKey struct{}
 
 // withInputLog returns ctx carrying the engine's logger with the attributes
 // of one input on one case: "case" always and, for an operator command,
-// "command" (its id, the one refundctl printed). Every line logged about the
-// input, however deep, names the case and the command through it
-// (e.logger(ctx)), and carries the trace id when the lines are logged with
-// ctx (the *Context methods) and a span is active (tracing.LogHandler).
+// "command" (its id, the one refundctl printed). Every line the engine logs
+// about the input names the case and the command through it (e.logger(ctx)),
+// and carries the trace id when logged with ctx (the *Context methods) while
+// a span is active (tracing.LogHandler). The same attributes go into ctx
+// for tracing.LogHandler, so that the platform client's lines about the
+// input's calls name the case and command as well.
 func (e *Engine) withInputLog(ctx context.Context, caseID int64, in Input) context.Context {
-	attrs := []any{"case", caseID}
+	attrs := []slog.Attr{slog.Int64("case", caseID)}
 	if isCommand(in.Kind) && in.ID != "" {
-		attrs = append(attrs, "command", in.ID)
+		attrs = append(attrs, slog.String("command", in.ID))
 	}
-	return context.WithValue(ctx, logKey{}, e.log.With(attrs...))
+	ctx = tracing.WithLogAttrs(ctx, attrs...)
+	return context.WithValue(ctx, logKey{}, slog.New(e.log.Handler().WithAttrs(attrs)))
 }
 
 // logger is the logger for ctx: the input's (withInputLog) inside process,

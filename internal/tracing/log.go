@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"log/slog"
+	"slices"
 
 	"go.opentelemetry.io/otel/trace"
 )
@@ -13,22 +14,48 @@ const (
 	LogSpanID  = "span_id"
 )
 
-// LogHandler wraps h so that a record logged with a context holding a
-// recording span (the *Context logging methods) carries the span's trace_id
-// and span_id: a log line found in the logs leads to its trace, and a trace
-// to its log lines. Without a span the record passes through unchanged, at
-// the cost of one context lookup.
-func LogHandler(h slog.Handler) slog.Handler {
-	if _, ok := h.(logHandler); ok {
-		return h
-	}
-	return logHandler{h}
+// attrsKey is the context key of WithLogAttrs' attributes.
+type attrsKey struct{}
+
+// WithLogAttrs returns ctx carrying attrs for every line logged with it
+// through a LogHandler, whichever package logs it: the engine puts the
+// case (and command) of the input it works on here, so that the platform
+// client's lines about the calls it makes for the case name the case too.
+// A key the line or its logger already has is not added again.
+func WithLogAttrs(ctx context.Context, attrs ...slog.Attr) context.Context {
+	prev, _ := ctx.Value(attrsKey{}).([]slog.Attr)
+	return context.WithValue(ctx, attrsKey{}, append(slices.Clip(prev), attrs...))
 }
 
-type logHandler struct{ slog.Handler }
+// LogHandler wraps h so that a record logged with a context (the *Context
+// logging methods) carries the context's WithLogAttrs attributes and, when
+// a span is recording, its trace_id and span_id: a log line leads to its
+// trace, and a trace to its log lines. Without either the record passes
+// through unchanged, at the cost of two context lookups.
+func LogHandler(h slog.Handler) slog.Handler {
+	if _, ok := h.(*logHandler); ok {
+		return h
+	}
+	return &logHandler{Handler: h}
+}
 
-// Handle adds the span's ids to r.
-func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
+type logHandler struct {
+	slog.Handler
+	keys []string // keys of the attributes given to WithAttrs, for the dedupe
+}
+
+// Handle adds the context's attributes and the span's ids to r.
+func (l *logHandler) Handle(ctx context.Context, r slog.Record) error {
+	if extra, ok := ctx.Value(attrsKey{}).([]slog.Attr); ok && len(extra) > 0 {
+		have := slices.Clone(l.keys)
+		r.Attrs(func(a slog.Attr) bool { have = append(have, a.Key); return true })
+		for _, a := range extra {
+			if !slices.Contains(have, a.Key) {
+				r.AddAttrs(a)
+				have = append(have, a.Key)
+			}
+		}
+	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		r.AddAttrs(slog.String(LogTraceID, sc.TraceID().String()), slog.String(LogSpanID, sc.SpanID().String()))
 	}
@@ -36,11 +63,16 @@ func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 // WithAttrs keeps the wrapper around the derived handler.
-func (l logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return logHandler{l.Handler.WithAttrs(attrs)}
+func (l *logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	keys := slices.Clip(l.keys)
+	for _, a := range attrs {
+		keys = append(keys, a.Key)
+	}
+	return &logHandler{Handler: l.Handler.WithAttrs(attrs), keys: keys}
 }
 
-// WithGroup keeps the wrapper around the derived handler.
-func (l logHandler) WithGroup(name string) slog.Handler {
-	return logHandler{l.Handler.WithGroup(name)}
+// WithGroup keeps the wrapper around the derived handler; attributes added
+// later go inside the group.
+func (l *logHandler) WithGroup(name string) slog.Handler {
+	return &logHandler{Handler: l.Handler.WithGroup(name), keys: l.keys}
 }

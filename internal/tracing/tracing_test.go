@@ -1,0 +1,103 @@
+package tracing_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/refundhub/refundhub/internal/tracing"
+)
+
+// TestOffByDefault: the zero config and an explicit none or a disabled
+// SDK build no provider; the tracer is nil, which the receiver takes as
+// "no span work at all".
+func TestOffByDefault(t *testing.T) {
+	for _, c := range []tracing.Config{{}, {Exporter: tracing.ExporterNone},
+		{Exporter: tracing.ExporterOTLP, Disabled: true}} {
+		p, err := tracing.New(context.Background(), c, "test")
+		if err != nil {
+			t.Fatalf("New(%+v): %v", c, err)
+		}
+		if p.On() || p.Tracer("x") != nil {
+			t.Errorf("New(%+v): on=%v tracer=%v; want off and a nil tracer", c, p.On(), p.Tracer("x"))
+		}
+		if err := p.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown of an off provider: %v", err)
+		}
+	}
+}
+
+// TestOTLPStartsWithoutACollector: the OTLP exporter connects lazily, so a
+// process starts while its collector is down.
+func TestOTLPStartsWithoutACollector(t *testing.T) {
+	for _, proto := range []string{tracing.ProtocolHTTP, tracing.ProtocolGRPC} {
+		p, err := tracing.New(context.Background(), tracing.Config{Exporter: tracing.ExporterOTLP, Protocol: proto,
+			Endpoint: "http://127.0.0.1:1"}, "test")
+		if err != nil {
+			t.Fatalf("New(otlp %s): %v", proto, err)
+		}
+		if p.Tracer("x") == nil {
+			t.Errorf("otlp %s: nil tracer; want one", proto)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // nothing to wait for: the collector is not there
+		_ = p.Shutdown(ctx)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	bad := []tracing.Config{{Exporter: "jaeger"}, {Protocol: "http/json"}, {Endpoint: "localhost:4318"},
+		{TracesEndpoint: "ftp://x/v1/traces"}}
+	for _, c := range bad {
+		if err := c.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil; want an error", c)
+		}
+	}
+	good := tracing.Config{Exporter: "otlp", Protocol: "grpc", Endpoint: "http://collector:4317"}
+	if err := good.Validate(); err != nil {
+		t.Errorf("Validate(%+v) = %v; want nil", good, err)
+	}
+}
+
+// TestLogHandler: a line logged with a span's context carries its
+// trace_id and span_id, and WithLogAttrs' attributes unless the line or its
+// logger has the key already; a line without a span is left alone.
+func TestLogHandler(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(&buf, nil)))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))
+	ctx, span := tp.Tracer("t").Start(context.Background(), "s")
+	ctx = tracing.WithLogAttrs(ctx, slog.Int64("case", 7), slog.String("command", "c1"))
+	log.InfoContext(ctx, "traced")
+	log.With("case", 7).InfoContext(ctx, "logger has case")
+	log.InfoContext(ctx, "line has command", "command", "c1")
+	log.Info("untraced")
+	span.End()
+
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("%d lines; want 4:\n%s", len(lines), buf.String())
+	}
+	sc := span.SpanContext()
+	for i, raw := range lines[:3] {
+		if strings.Count(raw, `"case"`) > 1 || strings.Count(raw, `"command"`) > 1 {
+			t.Errorf("line %d repeats a key: %s", i, raw)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["trace_id"] != sc.TraceID().String() || m["span_id"] != sc.SpanID().String() || m["case"] != float64(7) || m["command"] != "c1" {
+			t.Errorf("line %d = %s; want trace_id %s, span_id %s, case 7, command c1", i, raw, sc.TraceID(), sc.SpanID())
+		}
+	}
+	if strings.Contains(lines[3], "trace_id") || strings.Contains(lines[3], "case") {
+		t.Errorf("untraced line = %s; want no trace_id and no case", lines[3])
+	}
+}
