@@ -16,6 +16,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/envconfig/logtest"
+	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
@@ -37,8 +38,14 @@ func TestOneCallbackOneTrace(t *testing.T) {
 		map[string]string{"LOG_LEVEL": "debug", "WORKER_RECONCILE_INTERVAL": "1h", "WORKER_TIMER_INTERVAL": "1s"})
 	w := s.startTraced(exp)
 	o, so := s.order(sandbox.PlatformTaobao, nil)
-	s.publish(refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so,
-		Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Amount: 6000, Description: "不想要了"}})
+	// The request as refundctl sends it, inside a span of its own.
+	cctx, cmdSpan := tp.Tracer("refundctl").Start(context.Background(), "refundctl request")
+	if _, err := opcommands.Publish(cctx, s.js, refundflow.Command{ID: "trace-cmd-1", IssuedAt: time.Now().UTC(),
+		Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so,
+		Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Amount: 6000, Description: "不想要了"}}); err != nil {
+		t.Fatal(err)
+	}
+	cmdSpan.End()
 	id := s.caseFor(refundflow.PlatformTaobao, o, so)
 	c := s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
 
@@ -120,6 +127,15 @@ func TestOneCallbackOneTrace(t *testing.T) {
 	if got := attr(handle, "result"); got != "applied" {
 		t.Errorf("worker span result = %q; want applied", got)
 	}
+	// The command continued refundctl's trace.
+	var cmdHandled bool
+	for _, sp := range spans {
+		cmdHandled = cmdHandled || sp.Name == "handle commands" && sp.Parent.SpanID() == cmdSpan.SpanContext().SpanID() &&
+			sp.SpanContext.TraceID() == cmdSpan.SpanContext().TraceID()
+	}
+	if !cmdHandled {
+		t.Errorf("no worker span for the command beneath refundctl's span %s", cmdSpan.SpanContext().SpanID())
+	}
 
 	series := `refundhub_worker_callback_lag_seconds_count{outcome="applied",platform="taobao"}`
 	if v := metricValue(t, w.metricsURL(), series); v == "" || v == "0" {
@@ -128,14 +144,20 @@ func TestOneCallbackOneTrace(t *testing.T) {
 
 	// Log lines about the case inside that trace carry case and trace_id.
 	w.stop()
-	var correlated bool
+	var correlated, commandLogged bool
 	for _, line := range logtest.Parse(t, w.errs.String()) {
+		if line["trace_id"] == cmdSpan.SpanContext().TraceID().String() && line["case"] == float64(id) {
+			commandLogged = commandLogged || line["command"] == "trace-cmd-1"
+		}
 		if line["trace_id"] == traceID.String() {
 			if line["case"] != float64(id) {
 				t.Errorf("log line %q in the callback's trace: case = %v; want %d", line["msg"], line["case"], id)
 			}
 			correlated = true
 		}
+	}
+	if !commandLogged {
+		t.Errorf("no worker log line in the command's trace names case %d and command trace-cmd-1", id)
 	}
 	if !correlated {
 		t.Errorf("no worker log line carries the callback's trace_id %s", traceID)
