@@ -68,6 +68,7 @@ type stack struct {
 	sb      *sandbox.Sandbox
 	sbURL   string
 	sbProf  *platform.Profile // the platform profile the sandbox speaks
+	rcvURL  string            // the receiver's callback URL (token included)
 	dbPath  string
 	store   *casestore.Store
 	env     map[string]string
@@ -139,6 +140,7 @@ func newStackTraced(t *testing.T, tracer trace.Tracer, faults sandbox.Faults, se
 		t.Fatal(err)
 	}
 	rsrv := httptest.NewServer(rcv.Handler())
+	s.rcvURL = rsrv.URL + "/callbacks/" + e2eToken
 	sbCfg := sandbox.Config{AccessKey: e2eKey, AccessSecret: e2eSecret,
 		CallbackURL: rsrv.URL + "/callbacks/" + e2eToken, PushRetryInterval: 100 * time.Millisecond,
 		Seller: seller, Faults: faults, Seed: 42}
