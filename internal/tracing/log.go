@@ -8,7 +8,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Log attribute keys LogHandler adds (docs/operations.md lists every key).
+// Log attribute keys LogHandler adds (docs/tracing.md).
 const (
 	LogTraceID = "trace_id"
 	LogSpanID  = "span_id"

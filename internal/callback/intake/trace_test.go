@@ -2,6 +2,9 @@ package intake_test
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -51,6 +54,32 @@ func TestTracedCallbackCarriesTraceparent(t *testing.T) {
 			if bytes.Contains([]byte(a.Value.Emit()), []byte(testToken)) {
 				t.Errorf("span %s attribute %s carries the callback token", s.Name(), a.Key)
 			}
+		}
+	}
+}
+
+// BenchmarkHandleCallbackTraced is BenchmarkHandleCallback with tracing on
+// (an SDK provider that records every span and exports none): what the two
+// spans and the traceparent header cost per callback.
+func BenchmarkHandleCallbackTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider()
+	srv, err := intake.New(intake.Config{Token: testToken, Tracer: tp.Tracer("bench")}, &stubPublisher{},
+		func(context.Context) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := srv.Handler()
+	body := bytes.NewReader(goodOrder)
+	req := httptest.NewRequest(http.MethodPost, "/callbacks/"+testToken, body)
+	req.Header.Set("Content-Type", "application/json")
+	b.ReportAllocs()
+	for b.Loop() {
+		body.Reset(goodOrder)
+		req.Body = io.NopCloser(body)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 	}
 }
