@@ -186,7 +186,7 @@ func (w *Worker) ack(ctx context.Context, d delivery, h refundflow.Handled) {
 	if aerr := d.m.DoubleAck(actx); aerr != nil {
 		// The effect (or the wait) is committed with the inbox row or the
 		// deferred input: a redelivery is dropped or joins it.
-		d.log.WarnContext(ctx, "ack", "err", aerr)
+		d.log.WarnContext(ctx, "ack", "case", h.CaseID, "err", aerr)
 	}
 	cancel()
 	result := handledResult(h)

@@ -21,10 +21,14 @@ type attrsKey struct{}
 // through a LogHandler, whichever package logs it: the engine puts the
 // case (and command) of the input it works on here, so that the platform
 // client's lines about the calls it makes for the case name the case too.
-// A key the line or its logger already has is not added again.
+// A key the line or its logger already has is not added again; a key ctx
+// carries already takes the new value.
 func WithLogAttrs(ctx context.Context, attrs ...slog.Attr) context.Context {
 	prev, _ := ctx.Value(attrsKey{}).([]slog.Attr)
-	return context.WithValue(ctx, attrsKey{}, append(slices.Clip(prev), attrs...))
+	kept := slices.DeleteFunc(slices.Clone(prev), func(p slog.Attr) bool {
+		return slices.ContainsFunc(attrs, func(a slog.Attr) bool { return a.Key == p.Key })
+	})
+	return context.WithValue(ctx, attrsKey{}, append(kept, attrs...))
 }
 
 // LogHandler wraps h so that a record logged with a context (the *Context

@@ -73,7 +73,8 @@ func TestLogHandler(t *testing.T) {
 	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(&buf, nil)))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))
 	ctx, span := tp.Tracer("t").Start(context.Background(), "s")
-	ctx = tracing.WithLogAttrs(ctx, slog.Int64("case", 7), slog.String("command", "c1"))
+	ctx = tracing.WithLogAttrs(ctx, slog.Int64("case", 6), slog.String("command", "c1"))
+	ctx = tracing.WithLogAttrs(ctx, slog.Int64("case", 7)) // an inner input: its case wins
 	log.InfoContext(ctx, "traced")
 	log.With("case", 7).InfoContext(ctx, "logger has case")
 	log.InfoContext(ctx, "line has command", "command", "c1")
