@@ -16,6 +16,7 @@ import (
 	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/tracing"
+	"github.com/refundhub/refundhub/internal/tracing/tracer"
 )
 
 // run is the whole program: configuration, wiring, serving and shutdown.
@@ -40,7 +41,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// Lines logged with a traced context carry trace_id and span_id.
 	logger := slog.New(tracing.LogHandler(cfg.Log.Logger(stderr).Handler()))
-	traces, err := tracing.New(ctx, cfg.Tracing, "refundhub-receiver")
+	traces, err := tracer.NewProvider(ctx, cfg.Tracing, "refundhub-receiver")
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/tracing"
+	"github.com/refundhub/refundhub/internal/tracing/tracer"
 )
 
 // run is the whole program: configuration, wiring, running the case work
@@ -49,7 +50,7 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 	if spans != nil {
 		cfg.Tracing.SpanExporter = spans
 	}
-	traces, err := tracing.New(ctx, cfg.Tracing, "refundhub-worker")
+	traces, err := tracer.NewProvider(ctx, cfg.Tracing, "refundhub-worker")
 	if err != nil {
 		return err
 	}
@@ -60,7 +61,7 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 			logger.Warn("tracing shutdown", "err", err)
 		}
 	}()
-	tracer := traces.Tracer("github.com/refundhub/refundhub/worker")
+	tr := traces.Tracer("github.com/refundhub/refundhub/worker") // nil when tracing is off
 
 	store, err := casestore.Open(ctx, cfg.DBPath, logger)
 	if err != nil {
@@ -77,7 +78,7 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	engine, err := newEngine(cfg, store, metrics, logger, tracer)
+	engine, err := newEngine(cfg, store, metrics, logger, tr)
 	if err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	w, err := casework.New(cfg.Work, casework.Deps{Store: store, Engine: engine, JetStream: js,
-		Logger: logger, Metrics: metrics, Tracer: tracer})
+		Logger: logger, Metrics: metrics, Tracer: tr})
 	if err != nil {
 		return err
 	}
@@ -120,9 +121,9 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 // newEngine builds the refund engine and the platform client it calls, both
 // reporting into metrics.
 func newEngine(cfg config, store *casestore.Store, metrics *casework.Metrics, logger *slog.Logger,
-	tracer trace.Tracer) (*refundflow.Engine, error) {
+	tr trace.Tracer) (*refundflow.Engine, error) {
 	up := cfg.Upstream
-	up.Logger, up.Observe, up.Tracer = logger, metrics.Observe, tracer
+	up.Logger, up.Observe, up.Tracer = logger, metrics.Observe, tr
 	client, err := apiclient.New(up)
 	if err != nil {
 		return nil, err
@@ -138,7 +139,7 @@ func newEngine(cfg config, store *casestore.Store, metrics *casework.Metrics, lo
 	return refundflow.NewEngine(refundflow.EngineConfig{Store: store, Client: client, Policy: cfg.Policy, Owner: owner,
 		Logger: logger, LeaseTTL: cfg.LeaseTTL, Vouchers: vouchers, RetryDelay: cfg.Work.RetryBase, RetryMax: cfg.Work.RetryMax,
 		OnStep: metrics.OnStep, ClockSkew: cfg.ClockSkew, MessagesInterval: cfg.MessagesInterval, OnSellerMessages: metrics.OnSellerMessages,
-		Tracer: tracer})
+		Tracer: tr})
 }
 
 // natsOptions are events.ConnectOptions, which keep reconnecting for ever,

@@ -1,29 +1,21 @@
-// Package tracing builds the OpenTelemetry tracer provider the receiver and
-// the worker share, from a plain Config that cmd/ fills from the standard
-// OTEL_* variables (see docs/tracing.md). It is off unless an exporter is
-// named: then there is no provider at all, Tracer returns nil and the hot
-// paths (the receiver's handler) skip every span, so tracing costs nothing
-// when it is not wanted.
+// Package tracing says whether and where the receiver and the worker send
+// OpenTelemetry traces (Config, filled by cmd/ from the standard OTEL_*
+// variables through envconfig; see docs/tracing.md) and correlates log
+// lines with traces (LogHandler, WithLogAttrs). Tracing is off unless an
+// exporter is named.
 //
-// Which headers carry a trace between processes is package events' business
-// (events.InjectTrace, events.ExtractTrace); this package only says where the
-// spans go and correlates log lines with them (LogHandler).
+// The pipeline that exports spans is package tracing/tracer, kept apart so
+// that the commands that only read configuration (refundctl, the console)
+// do not link the OTLP exporters. Which headers carry a trace between
+// processes is package events' business (events.InjectTrace,
+// events.ExtractTrace).
 package tracing
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/url"
-	"strings"
-	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // Exporters (OTEL_TRACES_EXPORTER values).
@@ -89,101 +81,6 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(v); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			return fmt.Errorf("%s: want an http:// or https:// URL with a host", name)
 		}
-	}
-	return nil
-}
-
-// Provider owns the tracer provider of one process, when tracing is on.
-type Provider struct {
-	sdk *sdktrace.TracerProvider // nil when off
-}
-
-// New builds the provider c asks for: none when c is off. service is the
-// default service name (the binary's). The OTLP exporter connects lazily, so
-// a collector that is down costs dropped spans, never a failed start.
-func New(ctx context.Context, c Config, service string) (*Provider, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	if !c.On() {
-		return &Provider{}, nil
-	}
-	name := c.ServiceName
-	if name == "" {
-		name = service
-	}
-	res := resource.NewSchemaless(attribute.String("service.name", name))
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample()))}
-	if c.SpanExporter != nil {
-		opts = append(opts, sdktrace.WithSyncer(c.SpanExporter))
-	} else {
-		exp, err := otlpExporter(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
-	}
-	return &Provider{sdk: sdktrace.NewTracerProvider(opts...)}, nil
-}
-
-// otlpExporter is the OTLP exporter c names. The explicit options take
-// precedence over whatever OTEL_EXPORTER_OTLP_* the exporter would read on
-// its own, so what cmd/ read is what is used.
-func otlpExporter(ctx context.Context, c Config) (sdktrace.SpanExporter, error) {
-	if c.Protocol == ProtocolGRPC {
-		opts := []otlptracegrpc.Option{otlptracegrpc.WithHeaders(c.Headers), otlptracegrpc.WithTimeout(10 * time.Second)}
-		if ep := firstOf(c.TracesEndpoint, c.Endpoint); ep != "" {
-			opts = append(opts, otlptracegrpc.WithEndpointURL(ep))
-		}
-		exp, err := otlptracegrpc.New(ctx, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("otlp grpc exporter: %w", err)
-		}
-		return exp, nil
-	}
-	opts := []otlptracehttp.Option{otlptracehttp.WithHeaders(c.Headers), otlptracehttp.WithTimeout(10 * time.Second)}
-	switch {
-	case c.TracesEndpoint != "":
-		opts = append(opts, otlptracehttp.WithEndpointURL(c.TracesEndpoint))
-	case c.Endpoint != "":
-		// The base URL gets the signal's path, as the specification says.
-		opts = append(opts, otlptracehttp.WithEndpointURL(strings.TrimSuffix(c.Endpoint, "/")+"/v1/traces"))
-	}
-	exp, err := otlptracehttp.New(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("otlp http exporter: %w", err)
-	}
-	return exp, nil
-}
-
-func firstOf(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// On reports whether the provider records spans.
-func (p *Provider) On() bool { return p != nil && p.sdk != nil }
-
-// Tracer returns the named tracer, or nil when tracing is off: a nil tracer
-// tells a component to skip span work altogether (see Or for those that
-// would rather not check).
-func (p *Provider) Tracer(name string) trace.Tracer {
-	if !p.On() {
-		return nil
-	}
-	return p.sdk.Tracer(name)
-}
-
-// Shutdown exports the spans still buffered and stops the exporter.
-func (p *Provider) Shutdown(ctx context.Context) error {
-	if !p.On() {
-		return nil
-	}
-	if err := p.sdk.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("tracing shutdown: %w", err)
 	}
 	return nil
 }
