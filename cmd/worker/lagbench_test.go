@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
@@ -38,6 +41,12 @@ import (
 // hint: the worker verifies it), so the 50 ms latency is a floor of every
 // lag; the test prints the lag and the lag beyond that floor. It asserts
 // nothing about time: the figures go to docs/benchmarks.md.
+//
+// With LAGBENCH_SPANS=1 the receiver and the worker trace every callback
+// into an in-memory exporter (tracing costs time of its own), and the test
+// also prints where the lag went: receive to the worker's span (publish,
+// delivery, a free slot), the decision (the platform read inside it) and
+// the commit.
 func TestBenchCallbackLag(t *testing.T) {
 	if os.Getenv("WORKER_BENCH") == "" {
 		t.Skip("set WORKER_BENCH=1 to run the worker benchmarks")
@@ -47,7 +56,15 @@ func TestBenchCallbackLag(t *testing.T) {
 		perSec  = 500
 		latency = 50 * time.Millisecond
 	)
-	s := newStack(t, sandbox.Faults{}, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, map[string]string{
+	var exp *tracetest.InMemoryExporter
+	var rcvTracer trace.Tracer
+	if os.Getenv("LAGBENCH_SPANS") != "" {
+		exp = tracetest.NewInMemoryExporter()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		rcvTracer = tp.Tracer("receiver")
+	}
+	s := newStackTraced(t, rcvTracer, sandbox.Faults{}, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, map[string]string{
 		"WORKER_CONCURRENCY": "64", "UPSTREAM_RATE_LIMIT": "100000", "UPSTREAM_RATE_BURST": "1000",
 		"UPSTREAM_TIMEOUT": "5s", "WORKER_LEASE_TTL": "1m", "WORKER_ACK_WAIT": "30s", "WORKER_TIMER_INTERVAL": "1s",
 		"WORKER_RECONCILE_INTERVAL": "1h", "WORKER_RECHECK": "6h", "WORKER_STEP_TIMEOUT": "1m",
@@ -127,7 +144,12 @@ func TestBenchCallbackLag(t *testing.T) {
 		t.Fatalf("%d refund callbacks recorded; want %d, one per refund", len(bodies), n)
 	}
 
-	w := s.start()
+	var w *workerProc
+	if exp != nil {
+		w = s.startTraced(exp)
+	} else {
+		w = s.start()
+	}
 	s.sb.SetFaults(sandbox.Faults{LatencyMin: latency, LatencyMax: latency})
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Second}
 	var refused atomic.Int64
@@ -185,5 +207,43 @@ func TestBenchCallbackLag(t *testing.T) {
 		lags[len(lags)-1]-latency)
 	if cnt > 0 {
 		t.Logf("histogram: %s applied, mean %s", count, time.Duration(sum/cnt*float64(time.Second)).Round(time.Millisecond))
+	}
+	if exp != nil {
+		logLagParts(t, exp.GetSpans())
+	}
+}
+
+// logLagParts prints p50/p99 of the parts of each traced callback's lag:
+// from the receiver's span to the worker's (publish, delivery, waiting for
+// a slot), the worker's decision (with its platform read) and its commits.
+func logLagParts(t *testing.T, spans tracetest.SpanStubs) {
+	t.Helper()
+	receive := map[trace.TraceID]time.Time{}
+	for _, sp := range spans {
+		if sp.Name == "receive callback" {
+			receive[sp.SpanContext.TraceID()] = sp.StartTime
+		}
+	}
+	parts := map[string][]time.Duration{}
+	for _, sp := range spans {
+		switch sp.Name {
+		case "handle callbacks":
+			if at, ok := receive[sp.SpanContext.TraceID()]; ok {
+				parts["receive to worker"] = append(parts["receive to worker"], sp.StartTime.Sub(at))
+			}
+		case "decide", "commit", "inbox check":
+			if _, ok := receive[sp.SpanContext.TraceID()]; ok {
+				parts[sp.Name] = append(parts[sp.Name], sp.EndTime.Sub(sp.StartTime))
+			}
+		}
+	}
+	for _, name := range []string{"receive to worker", "inbox check", "decide", "commit"} {
+		d := parts[name]
+		if len(d) == 0 {
+			continue
+		}
+		slices.Sort(d)
+		ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond / 10) }
+		t.Logf("%s (%d spans): p50 %s, p99 %s, max %s", name, len(d), ms(d[len(d)/2]), ms(d[min(len(d)-1, len(d)*99/100)]), ms(d[len(d)-1]))
 	}
 }
