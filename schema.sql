@@ -339,3 +339,29 @@ CREATE TABLE case_messages (
 ALTER TABLE cases ADD COLUMN messages_checked_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE cases ADD COLUMN unread_seller_messages INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX cases_order ON cases (platform, order_id, id);
+
+-- +migration 15: reserved (another branch's migration 15 takes this number)
+-- INTEGRATOR: this placeholder exists only because migrations must be
+-- numbered without gaps; replace it with the real migration 15 when merging.
+SELECT 1;
+
+-- +migration 16: indexes for the console's case lists
+-- The console lists cases filtered and sorted over 100,000 and more rows
+-- (docs/console.md), a page at a time with a keyset cursor: each order
+-- (casestore.CaseSort) needs an index on its keys, so that a page reads its
+-- rows in order and stops at the limit instead of sorting every match.
+-- updated_at and created_at orders: these two (the rowid, the id, ends each
+-- index). The state order is (state, updated_at, id): cases_state already.
+CREATE INDEX cases_updated ON cases (updated_at);
+CREATE INDEX cases_created ON cases (created_at);
+-- Attention filters: few cases carry a code, so a partial index keeps them
+-- all in a few pages, and costs nothing on the writes of other cases.
+CREATE INDEX cases_attention ON cases (attention_code, updated_at) WHERE attention_code <> '';
+-- Free text matches a prefix of the order, sub-order, refund or opening
+-- command id (opened_by has cases_opened_by): one range per column, read
+-- from these indexes and merged (SQLite's OR optimisation).
+CREATE INDEX cases_order_id ON cases (order_id);
+CREATE INDEX cases_sub_order_id ON cases (sub_order_id) WHERE sub_order_id <> '';
+CREATE INDEX cases_refund_id ON cases (refund_id) WHERE refund_id <> '';
+-- The overview's last platform errors, newest first.
+CREATE INDEX step_attempts_errors ON step_attempts (started_at) WHERE error_code <> '';
