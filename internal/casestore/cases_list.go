@@ -214,10 +214,10 @@ func (s *Store) ListQueryPlan(ctx context.Context, f CaseFilter) ([]string, erro
 		return nil, err
 	}
 	var rows []struct {
-		ID     int    `db:"id"`
-		Parent int    `db:"parent"`
-		NotUsed int   `db:"notused"`
-		Detail string `db:"detail"`
+		ID      int    `db:"id"`
+		Parent  int    `db:"parent"`
+		NotUsed int    `db:"notused"`
+		Detail  string `db:"detail"`
 	}
 	if err := sqlx.SelectContext(ctx, s.r, &rows, "EXPLAIN QUERY PLAN "+q, append(args, clampLimit(f.Limit))...); err != nil {
 		return nil, fmt.Errorf("explain list cases: %w", err)
