@@ -9,11 +9,13 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/refundhub/refundhub/internal/casecsv"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
@@ -22,8 +24,8 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-// staticFS holds what pages load besides themselves (the case page's
-// script): served from the binary, under the CSP's 'self'.
+// staticFS holds what pages load besides themselves (the pages' live
+// scripts): served from the binary, under the CSP's 'self'.
 //
 //go:embed static
 var staticFS embed.FS
@@ -159,6 +161,8 @@ type overviewPage struct {
 	page
 	overview
 	Platforms []platform.ID
+	// LiveCursor is where the page's event stream starts (Unix ms).
+	LiveCursor int64
 }
 
 func (s *Server) handleOverview(c echo.Context) error {
@@ -167,20 +171,47 @@ func (s *Server) handleOverview(c echo.Context) error {
 		return err
 	}
 	return s.render(c, http.StatusOK, "overview.html", overviewPage{page: s.pageBase(c, "Overview"), overview: ov,
-		Platforms: []platform.ID{casestore.PlatformTaobao, casestore.Platform1688}})
+		Platforms: []platform.ID{casestore.PlatformTaobao, casestore.Platform1688}, LiveCursor: ov.At.UnixMilli()})
 }
 
 type casesPage struct {
 	page
-	Query      caseQuery
-	Cases      []caseJSON
-	Next       template.URL // the next page's query string (url.Values.Encode); "" for none
+	Query caseQuery
+	Cases []caseJSON
+	// Next is the next page's query string (url.Values.Encode; "" for
+	// none), First the first page's when this is a later one.
+	Next, First template.URL
+	// Export is the query string of this list's CSV export (every page).
+	Export template.URL
+	// Sorts are the sortable columns' links, by sort name.
+	Sorts      map[string]sortLink
 	States     []refundflow.State
 	Attentions []string
+	// FilterError is why the filters were refused, shown beside the form
+	// (nil: none); no cases are listed then.
+	FilterError *Error
+	// LiveCursor is where the page's event stream starts (Unix ms).
+	LiveCursor int64
+}
+
+// sortLink is a column header's link: the list sorted by it, and a mark
+// when it is the current order.
+type sortLink struct {
+	Query template.URL
+	Mark  string // "▲" ascending, "▼" descending, "" not this column
+	Aria  string // aria-sort: ascending, descending or none
 }
 
 func (s *Server) handleCasesPage(c echo.Context) error {
+	p := casesPage{page: s.pageBase(c, "Cases"), States: refundflow.States(), Attentions: refundflow.AttentionCodes(),
+		LiveCursor: s.now().UnixMilli()}
 	q, err := parseCaseQuery(c.QueryParams())
+	p.Query = q
+	var bad *Error
+	if errors.As(err, &bad) {
+		p.FilterError = bad
+		return s.render(c, http.StatusBadRequest, "cases.html", p)
+	}
 	if err != nil {
 		return err
 	}
@@ -188,15 +219,74 @@ func (s *Server) handleCasesPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p := casesPage{page: s.pageBase(c, "Cases"), Query: q, States: refundflow.States(), Attentions: refundflow.AttentionCodes()}
 	for _, k := range cases {
 		p.Cases = append(p.Cases, s.caseJSON(k))
 	}
-	if next > 0 {
+	if next != "" {
 		p.Next = template.URL(q.values(next).Encode())
+	}
+	if q.Cursor != nil {
+		p.First = template.URL(q.values("").Encode())
+	}
+	p.Export = template.URL(q.filterValues().Encode())
+	p.Sorts = map[string]sortLink{}
+	for _, so := range casestore.CaseSorts() {
+		l := sortLink{Query: template.URL(q.sortLink(string(so))), Aria: "none"}
+		if so == q.Sort {
+			l.Mark, l.Aria = "▲", "ascending"
+			if q.Desc {
+				l.Mark, l.Aria = "▼", "descending"
+			}
+		}
+		p.Sorts[string(so)] = l
 	}
 	return s.render(c, http.StatusOK, "cases.html", p)
 }
+
+// handleCasesCSV is GET /cases.csv and /api/v1/cases.csv: every case the
+// list's filters select, in its order (cursor and limit are ignored),
+// streamed a store page at a time in casecsv's columns. A store failure
+// after the first row cannot change the status: the trailer
+// X-Export-Status says "complete" or "failed", and the log says why.
+func (s *Server) handleCasesCSV(c echo.Context) error {
+	q, err := parseCaseQuery(c.QueryParams())
+	if err != nil {
+		return err
+	}
+	q.Cursor = nil
+	ctx := c.Request().Context()
+	f, err := s.caseFilter(ctx, q)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
+	h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="cases-%s.csv"`, s.now().UTC().Format("20060102-150405")))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Trailer", exportStatusTrailer)
+	c.Response().WriteHeader(http.StatusOK)
+	w := casecsv.NewWriter(c.Response())
+	n := 0
+	err = s.store.EachCase(ctx, f, func(k casestore.Case) error {
+		n++
+		return w.Write(k)
+	})
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		s.logger.Error("case export failed", "rows", n, "err", err)
+		h.Set(exportStatusTrailer, "failed after "+strconv.Itoa(n)+" rows")
+		return nil // the status is sent; the trailer tells
+	}
+	h.Set(exportStatusTrailer, "complete "+strconv.Itoa(n)+" rows")
+	return nil
+}
+
+// exportStatusTrailer is the trailer an export ends with: "complete N
+// rows", or "failed after N rows" when the store failed midway.
+const exportStatusTrailer = "X-Export-Status"
 
 type casePage struct {
 	page
