@@ -354,6 +354,17 @@ SELECT 1;
 -- index). The state order is (state, updated_at, id): cases_state already.
 CREATE INDEX cases_updated ON cases (updated_at);
 CREATE INDEX cases_created ON cases (created_at);
+-- A state filter under each order: cases_state serves the update order;
+-- without these, a state holding a few thousand cases would be sorted
+-- whole for one page in the creation or id order. Both change only when a
+-- case's state does.
+CREATE INDEX cases_state_created ON cases (state, created_at);
+CREATE INDEX cases_state_id ON cases (state);
+-- The overview counts open cases by platform and state from this index
+-- alone, in its order (no sort). Its predicate is casestore's
+-- terminalFilter, spelled the same, so that the query matches it.
+CREATE INDEX cases_open_platform_state ON cases (platform, state)
+    WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';
 -- Attention filters: few cases carry a code, so a partial index keeps them
 -- all in a few pages, and costs nothing on the writes of other cases.
 CREATE INDEX cases_attention ON cases (attention_code, updated_at) WHERE attention_code <> '';

@@ -234,8 +234,11 @@ func (s *Store) ListQueryPlan(ctx context.Context, f CaseFilter) ([]string, erro
 func listQuery(f CaseFilter) (string, []any, error) {
 	var where []string
 	var args []any
+	// Two platforms: an index on platform finds half the table, and the
+	// planner (without statistics) would take one (cases_order) and sort
+	// that half. The unary + keeps it to the order's index.
 	if f.Platform != "" {
-		where, args = append(where, "platform = ?"), append(args, f.Platform)
+		where, args = append(where, "+platform = ?"), append(args, f.Platform)
 	}
 	if len(f.States) > 0 {
 		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
@@ -281,15 +284,28 @@ func listQuery(f CaseFilter) (string, []any, error) {
 		w, a := keysetFilter(keys, f.Desc, *f.After)
 		where, args = append(where, w), append(args, a...)
 	}
-	q := `SELECT ` + caseColumns + ` FROM cases`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
 	dir := ""
 	if f.Desc {
 		dir = " DESC"
 	}
-	q += " ORDER BY " + strings.Join(keys, dir+", ") + dir + " LIMIT ?"
+	order := " ORDER BY " + strings.Join(keys, dir+", ") + dir
+	findOrder := order
+	if len(f.Attention) > 0 || f.AnyAttention {
+		// Few cases carry an attention code: find them all through
+		// cases_attention and sort them, rather than walk the order's
+		// index (or the table) past every other case until a page is full
+		// (the unary + keeps the planner off the order's index).
+		findOrder = " ORDER BY +" + strings.Join(keys, dir+", +") + dir
+	}
+	// The page's ids are found first and its rows read after: when the
+	// matches must be sorted (a filter and an order no one index serves,
+	// such as a creation range in update order), the sort holds the keys
+	// alone, not every column of thousands of rows.
+	inner := `SELECT id FROM cases`
+	if len(where) > 0 {
+		inner += " WHERE " + strings.Join(where, " AND ")
+	}
+	q := `SELECT ` + caseColumns + ` FROM cases WHERE id IN (` + inner + findOrder + ` LIMIT ?)` + order
 	return q, args, nil
 }
 

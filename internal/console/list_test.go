@@ -32,33 +32,50 @@ type rawCase struct {
 // worker's file, which the console reads read-only.
 func (ts *testServer) seedRaw(cases []rawCase, extra ...string) {
 	ts.t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+ts.path+"?_busy_timeout=5000&_txlock=immediate")
+	seedRawFile(ts.t, ts.path, cases, extra...)
+}
+
+// seedRawFile writes cases and extra statements into the store file at
+// path in one transaction.
+func seedRawFile(tb testing.TB, path string, cases []rawCase, extra ...string) {
+	tb.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000&_txlock=immediate")
 	if err != nil {
-		ts.t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer db.Close()
 	tx, err := db.Begin()
 	if err != nil {
-		ts.t.Fatal(err)
+		tb.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	ins, err := tx.Prepare(`INSERT INTO cases (id, platform, order_id, sub_order_id, refund_id, state, attention_code, attention_message,
+		opened_by, request, created_at, updated_at, duplicate_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	for _, c := range cases {
 		if c.request == "" {
 			c.request = "{}"
 		}
-		if _, err := tx.Exec(`INSERT INTO cases (id, platform, order_id, sub_order_id, refund_id, state, attention_code, attention_message,
-				opened_by, request, created_at, updated_at, duplicate_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.id, c.platform, c.order, c.sub, c.refund, c.state, c.attn, map[bool]string{true: "the seller refused", false: ""}[c.attn != ""],
+		msg := ""
+		if c.attn != "" {
+			msg = "the seller refused"
+		}
+		// duplicate_of = id keeps the one-open-case-per-1688-order index
+		// out of the way of synthetic orders.
+		if _, err := ins.Exec(c.id, c.platform, c.order, c.sub, c.refund, c.state, c.attn, msg,
 			c.openedBy, c.request, c.created.UnixMilli(), c.updated.UnixMilli(), c.id); err != nil {
-			ts.t.Fatalf("seed case %d: %v", c.id, err)
+			tb.Fatalf("seed case %d: %v", c.id, err)
 		}
 	}
 	for _, q := range extra {
 		if _, err := tx.Exec(q); err != nil {
-			ts.t.Fatalf("seed %q: %v", q, err)
+			tb.Fatalf("seed %q: %v", q, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		ts.t.Fatal(err)
+		tb.Fatal(err)
 	}
 }
 
