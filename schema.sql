@@ -366,8 +366,11 @@ CREATE INDEX cases_state_id ON cases (state);
 CREATE INDEX cases_open_platform_state ON cases (platform, state)
     WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';
 -- Attention filters: few cases carry a code, so a partial index keeps them
--- all in a few pages, and costs nothing on the writes of other cases.
-CREATE INDEX cases_attention ON cases (attention_code, updated_at) WHERE attention_code <> '';
+-- all in a few pages, and costs nothing on the writes of other cases. It
+-- holds every column the lists filter and sort them by, so that finding
+-- and sorting them (and counting the open ones) reads the index alone.
+CREATE INDEX cases_attention ON cases (attention_code, updated_at, created_at, state, platform)
+    WHERE attention_code <> '';
 -- Free text matches a prefix of the order, sub-order, refund or opening
 -- command id (opened_by has cases_opened_by): one range per column, read
 -- from these indexes and merged (SQLite's OR optimisation).

@@ -51,7 +51,8 @@ func TestListQueryPlans(t *testing.T) {
 			"SEARCH cases USING INDEX cases_created (created_at>? AND created_at<?)", true},
 		{"attention code", CaseFilter{Attention: []string{"seller_refused"}, Sort: SortUpdated, Desc: true}, "SEARCH cases USING COVERING INDEX cases_attention (attention_code=?)", true},
 		{"any attention, id", CaseFilter{AnyAttention: true}, "SCAN cases USING COVERING INDEX cases_attention", true},
-		{"any attention, created", CaseFilter{AnyAttention: true, Sort: SortCreated}, "SCAN cases USING INDEX cases_attention", true},
+		{"any attention, created", CaseFilter{AnyAttention: true, Sort: SortCreated}, "SCAN cases USING COVERING INDEX cases_attention", true},
+		{"open with attention, oldest", CaseFilter{AnyAttention: true, OpenOnly: true, Sort: SortUpdated}, "SCAN cases USING COVERING INDEX cases_attention", true},
 		{"text", CaseFilter{Text: "3100", Sort: SortUpdated, Desc: true}, "SEARCH cases USING INDEX cases_opened_by (opened_by>? AND opened_by<?)", true},
 		{"text or case", CaseFilter{Text: "cmd-1", TextCaseID: 7, Sort: SortCreated}, "SEARCH cases USING INDEX cases_sub_order_id (sub_order_id>? AND sub_order_id<?)", true},
 	} {
