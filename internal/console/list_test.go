@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"database/sql"
 	"encoding/csv"
 	"encoding/json"
@@ -13,9 +14,12 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the raw writer of seedRaw
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refundhub/refundhub/internal/casecsv"
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/events/eventstest"
 )
 
 // rawCase is a case row written straight into the store's file.
@@ -398,5 +402,42 @@ func TestOverview(t *testing.T) {
 	errs := r.body[strings.Index(r.body, `id="step-errors"`):]
 	if iNew, iOld := strings.Index(errs, "E_NEW stock changed"), strings.Index(errs, "E_OLD"); iNew < 0 || iOld < iNew || strings.Contains(errs[:strings.Index(errs, "</table>")], `/cases/4"`) {
 		t.Errorf("last platform errors: want E_NEW then E_OLD, not the step without an error:\n%s", errs)
+	}
+}
+
+// TestOverviewConsumerLag: the overview lists every durable consumer's
+// backlog read from JetStream (not ephemeral readers), and says why the
+// lag is unknown when NATS does not answer.
+func TestOverviewConsumerLag(t *testing.T) {
+	ns := eventstest.Start(t)
+	js := ns.JetStream()
+	ctx := context.Background()
+	if err := events.EnsureWorkStreams(ctx, js, events.DefaultWorkStreamsConfig()); err != nil {
+		t.Fatal(err)
+	}
+	stream := events.DefaultWorkStreamsConfig().CommandStream
+	if _, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: "refund-worker", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := js.Publish(ctx, events.CommandSubject("taobao", "cancel"), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts := newTestServerOn(t, js)
+	cookie := "cookie:" + ts.login(viewerToken).Value
+	r := ts.do("GET", "/", cookie, nil)
+	lag := r.body[strings.Index(r.body, `id="lag"`):]
+	lag = lag[:strings.Index(lag, "</table>")]
+	if want := "<tr><td>" + stream + "</td><td>refund-worker</td><td>3</td><td>0</td></tr>"; !strings.Contains(lag, want) || strings.Count(lag, "<tr><td>") != 1 {
+		t.Errorf("consumer lag table:\n%s\nwant the one durable consumer: %s", lag, want)
+	}
+	ns.Stop()
+	r = ts.do("GET", "/", cookie, nil)
+	if r.status != http.StatusOK || !strings.Contains(r.body, `<p id="lag">Unknown: `) {
+		t.Errorf("overview with NATS down = %d; want the page, the lag unknown and why:\n%s", r.status, r.body)
 	}
 }

@@ -322,6 +322,10 @@ type overview struct {
 	// StepErrors are the last step attempts the platform answered with an
 	// error.
 	StepErrors []casestore.StepAttempt
+	// Lags are the durable consumers' backlogs; LagError why they are
+	// unknown (NATS down or not configured), shown in their place.
+	Lags     []consumerLag
+	LagError string
 	At         time.Time
 }
 
@@ -379,6 +383,10 @@ func (s *Server) overviewCounts(ctx context.Context) (overview, error) {
 	ov.DeadLetters, ov.DeadLettersMore = len(dls), len(dls) == maxLimit
 	if ov.StepErrors, err = s.store.RecentStepErrors(ctx, overviewRows); err != nil {
 		return ov, err
+	}
+	if ov.Lags, err = s.consumerLags(ctx); err != nil {
+		ov.LagError = err.Error()
+		s.logger.Debug("consumer lag unknown", "err", err)
 	}
 	return ov, nil
 }
