@@ -441,3 +441,61 @@ func TestOverviewConsumerLag(t *testing.T) {
 		t.Errorf("overview with NATS down = %d; want the page, the lag unknown and why:\n%s", r.status, r.body)
 	}
 }
+
+// TestCasePageTimelinePages: a case page shows the newest timelinePage
+// timeline entries in time order, and Older and Newer links walk the whole
+// timeline, each entry on exactly one page; the API answers it whole.
+func TestCasePageTimelinePages(t *testing.T) {
+	ts := newTestServer(t)
+	const n = 2*timelinePage + 7
+	var extra []string
+	for i := 1; i <= n; i++ {
+		extra = append(extra, fmt.Sprintf(`INSERT INTO timeline (id, case_id, at, kind, summary) VALUES (%d, 1, %d, 'decision', 'entry %04d')`, i, i, i))
+	}
+	ts.seedRaw([]rawCase{{id: 1, platform: "taobao", order: "1", sub: "2", state: "waiting_seller", created: time.Now(), updated: time.Now()}}, extra...)
+	cookie := "cookie:" + ts.login(viewerToken).Value
+	link := func(body, id string) string {
+		i := strings.Index(body, `id="`+id+`"`)
+		if i < 0 {
+			return ""
+		}
+		h := body[strings.LastIndex(body[:i], `href="`)+6 : i-2]
+		return strings.ReplaceAll(h, "&amp;", "&")
+	}
+	entries := func(body string) []string {
+		var out []string
+		for _, part := range strings.Split(body, "<td>entry ")[1:] {
+			out = append(out, part[:4])
+		}
+		return out
+	}
+	var seen []string
+	path := "/cases/1"
+	var sizes []int
+	for pages := 0; path != ""; pages++ {
+		r := ts.do("GET", path, cookie, nil)
+		if r.status != http.StatusOK || pages > 5 {
+			t.Fatalf("GET %s = %d (page %d)", path, r.status, pages)
+		}
+		es := entries(r.body)
+		if !slices.IsSorted(es) {
+			t.Errorf("%s: entries not in time order: %v", path, es)
+		}
+		sizes = append(sizes, len(es))
+		seen = append(es, seen...)
+		if pages > 0 && link(r.body, "timeline-newer") == "" {
+			t.Errorf("%s: no Newer link on an older page", path)
+		}
+		path = link(r.body, "timeline-older")
+	}
+	if fmt.Sprint(sizes) != fmt.Sprint([]int{timelinePage, timelinePage, 7}) || len(seen) != n || seen[0] != "0001" || seen[n-1] != fmt.Sprintf("%04d", n) {
+		t.Errorf("pages of %v entries, %d in all from %s; want %d, %d and 7: every entry once", sizes, len(seen), seen[0], timelinePage, timelinePage)
+	}
+	if r := ts.do("GET", "/cases/1?timeline_before=x", cookie, nil); r.status != http.StatusBadRequest || !strings.Contains(r.body, "timeline_before") {
+		t.Errorf("GET /cases/1?timeline_before=x = %d; want 400 naming timeline_before", r.status)
+	}
+	var d caseDetailJSON
+	if err := json.Unmarshal([]byte(ts.do("GET", "/api/v1/cases/1", viewerToken, nil).body), &d); err != nil || len(d.Timeline) != n {
+		t.Errorf("API case timeline: %d entries, %v; want all %d", len(d.Timeline), err, n)
+	}
+}

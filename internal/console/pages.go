@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -298,6 +299,48 @@ type casePage struct {
 	Verdict *verdictView
 	// FormError is why a form was refused, shown beside it (nil: none).
 	FormError *formError
+	// TimelineTotal counts the case's timeline entries; Timeline holds one
+	// page of them (timelinePage, the newest unless timeline_before
+	// names an entry), and TimelineOlder and TimelineNewer are the links
+	// to the pages around it ("": none).
+	TimelineTotal                int
+	TimelineOlder, TimelineNewer template.URL
+}
+
+// timelinePage is how many timeline entries the case page shows at once:
+// rendering a thousand rows is most of a long case's page time
+// (BenchmarkCaseList); the API answers the whole timeline.
+const timelinePage = 200
+
+// pageTimeline keeps the page of the timeline the case page shows: the
+// timelinePage entries before the entry id before ("": the newest), in
+// time order, with links (to path) to the older and newer pages.
+func (p *casePage) pageTimeline(path, before string) error {
+	all := p.Timeline
+	p.TimelineTotal = len(all)
+	end := len(all)
+	if before != "" {
+		id, err := strconv.ParseInt(before, 10, 64)
+		if err != nil || id <= 0 {
+			return invalidParam("timeline_before", "the id of a timeline entry (use the page's Older link)")
+		}
+		end = sort.Search(len(all), func(i int) bool { return all[i].ID >= id })
+	}
+	start := max(0, end-timelinePage)
+	p.Timeline = all[start:end]
+	link := func(i int) template.URL {
+		if i >= len(all) {
+			return template.URL(path) // the newest page
+		}
+		return template.URL(path + "?" + url.Values{"timeline_before": {strconv.FormatInt(all[i].ID, 10)}}.Encode())
+	}
+	if start > 0 {
+		p.TimelineOlder = link(start)
+	}
+	if end < len(all) {
+		p.TimelineNewer = link(end + timelinePage)
+	}
+	return nil
 }
 
 // verdictView is a command's verdict as the case page shows it.
@@ -325,6 +368,9 @@ func (s *Server) renderCase(c echo.Context, status int, k casestore.Case, comman
 	}
 	p := casePage{page: s.pageBase(c, fmt.Sprintf("Case %d", k.ID)), caseDetailJSON: d, FormError: formErr,
 		Offers: offers(who(c), k)}
+	if err := p.pageTimeline(fmt.Sprintf("/cases/%d", k.ID), c.QueryParam("timeline_before")); err != nil {
+		return err
+	}
 	if commandID != "" && len(commandID) <= 64 {
 		v := &verdictView{CommandID: commandID, Verdict: "pending"}
 		o, err := s.store.CommandOutcome(ctx, commandID)

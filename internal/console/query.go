@@ -326,7 +326,7 @@ type overview struct {
 	// unknown (NATS down or not configured), shown in their place.
 	Lags     []consumerLag
 	LagError string
-	At         time.Time
+	At       time.Time
 }
 
 // overviewRows is how many cases and errors each overview list shows.
