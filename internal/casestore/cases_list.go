@@ -236,9 +236,9 @@ func listQuery(f CaseFilter) (string, []any, error) {
 	var args []any
 	// Two platforms: an index on platform finds half the table, and the
 	// planner (without statistics) would take one (cases_order) and sort
-	// that half. The unary + keeps it to the order's index.
+	// that half. noIndex keeps it to the order's index.
 	if f.Platform != "" {
-		where, args = append(where, "+platform = ?"), append(args, f.Platform)
+		where, args = append(where, noIndex("platform")+" = ?"), append(args, f.Platform)
 	}
 	if len(f.States) > 0 {
 		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
@@ -294,8 +294,12 @@ func listQuery(f CaseFilter) (string, []any, error) {
 		// Few cases carry an attention code: find them all through
 		// cases_attention and sort them, rather than walk the order's
 		// index (or the table) past every other case until a page is full
-		// (the unary + keeps the planner off the order's index).
-		findOrder = " ORDER BY +" + strings.Join(keys, dir+", +") + dir
+		// (noIndex keeps the planner off the order's index).
+		unindexed := make([]string, len(keys))
+		for i, k := range keys {
+			unindexed[i] = noIndex(k)
+		}
+		findOrder = " ORDER BY " + strings.Join(unindexed, dir+", ") + dir
 	}
 	// The page's ids are found first and its rows read after: when the
 	// matches must be sorted (a filter and an order no one index serves,
@@ -307,6 +311,18 @@ func listQuery(f CaseFilter) (string, []any, error) {
 	}
 	q := `SELECT ` + caseColumns + ` FROM cases WHERE id IN (` + inner + findOrder + ` LIMIT ?)` + order
 	return q, args, nil
+}
+
+// noIndex is column col as an expression with the same value, which no
+// index serves: how SQLite is told not to use an index for a term (its
+// documented unary +, spelled so that PostgreSQL reads it too).
+func noIndex(col string) string {
+	switch col {
+	case "platform", "state":
+		return col + " || ''"
+	default:
+		return col + " + 0"
+	}
 }
 
 // keysetFilter is the condition "after cur" in the order of keys: a row
