@@ -359,7 +359,9 @@ var textColumns = []struct {
 
 // textFilter matches text as a prefix of the id columns: a range
 // [text, text with its last character incremented), which an index on each
-// column answers (LIKE would not, being case-insensitive in SQLite).
+// column answers (LIKE would not, being case-insensitive in SQLite). The
+// range compares bytes, as SQLite's BINARY collation does; a PostgreSQL
+// store needs the C collation on these columns for the same matches.
 func textFilter(text string, caseID int64) (string, []any) {
 	hi := prefixEnd(text)
 	var terms []string
