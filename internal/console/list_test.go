@@ -224,7 +224,7 @@ func TestCaseListSortsAndPages(t *testing.T) {
 
 // TestCaseListBadParams: each bad parameter is answered 400
 // invalid_argument naming it (API), or beside the filter form with no
-// list (page).
+// list, and nothing to keep live (page).
 func TestCaseListBadParams(t *testing.T) {
 	ts, _ := listFixture(t)
 	cookie := "cookie:" + ts.login(viewerToken).Value
@@ -245,7 +245,8 @@ func TestCaseListBadParams(t *testing.T) {
 		}
 		r := ts.do("GET", "/cases?"+tc.query, cookie, nil)
 		if r.status != http.StatusBadRequest || !strings.Contains(r.body, `id="filter-error">`+tc.param+": ") ||
-			!strings.Contains(r.body, `<form method="get" action="/cases" id="filters">`) || strings.Contains(r.body, `id="cases"`) {
+			!strings.Contains(r.body, `<form method="get" action="/cases" id="filters">`) || strings.Contains(r.body, `id="cases"`) ||
+			strings.Contains(r.body, `id="live-list"`) {
 			t.Errorf("GET /cases?%s = %d; want 400, the form with the message naming %s, no list:\n%s", tc.query, r.status, tc.param, r.body)
 		}
 	}
