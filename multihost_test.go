@@ -112,11 +112,18 @@ func TestSeveralHosts(t *testing.T) {
 	// The load: requests on both platforms, published as refundctl does.
 	const perPlatform = 40
 	var ids []string
+	// try runs one JetStream call with its own short deadline, so that a
+	// call made while the cluster elects a leader fails and is tried
+	// again rather than hanging the test.
+	try := func(call func(context.Context) error) bool {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		return call(cctx) == nil
+	}
 	publish := func(c refundflow.Command) {
 		t.Helper()
 		eventstest.WaitFor(t, 30*time.Second, "command "+c.ID+" stored", func() bool {
-			_, err := opcommands.Publish(ctx, js, c)
-			return err == nil
+			return try(func(ctx context.Context) error { _, err := opcommands.Publish(ctx, js, c); return err })
 		})
 		ids = append(ids, c.ID)
 	}
@@ -136,6 +143,13 @@ func TestSeveralHosts(t *testing.T) {
 			Operator: "multihost", IssuedAt: now})
 	}
 
+	// A probe stream, R3 like the product's, placed while all three nodes
+	// are up (an R3 stream cannot be placed on two).
+	probe := jetstream.StreamConfig{Name: "MULTIHOST_PROBE", Subjects: []string{"multihost.probe"}, Replicas: 3}
+	eventstest.WaitFor(t, 30*time.Second, "the probe stream", func() bool {
+		return try(func(ctx context.Context) error { _, err := js.CreateOrUpdateStream(ctx, probe); return err })
+	})
+
 	// Mid-run, once a quarter of the refunds are submitted: a worker host
 	// and a NATS node die.
 	eventstest.WaitFor(t, 60*time.Second, "a quarter of the refunds submitted", func() bool {
@@ -146,14 +160,8 @@ func TestSeveralHosts(t *testing.T) {
 	cluster.Stop(0)
 	// NATS recovery: how long until a publish to an R3 stream is
 	// acknowledged again with a node down.
-	probe := jetstream.StreamConfig{Name: "MULTIHOST_PROBE", Subjects: []string{"multihost.probe"}, Replicas: 3}
-	eventstest.WaitFor(t, 30*time.Second, "the probe stream", func() bool {
-		_, err := js.CreateOrUpdateStream(ctx, probe)
-		return err == nil
-	})
 	eventstest.WaitFor(t, 30*time.Second, "a publish acknowledged with a node down", func() bool {
-		_, err := js.Publish(ctx, "multihost.probe", []byte("x"))
-		return err == nil
+		return try(func(ctx context.Context) error { _, err := js.Publish(ctx, "multihost.probe", []byte("x")); return err })
 	})
 	natsRecovery := time.Since(killedAt)
 	restartAt := time.Now()

@@ -373,3 +373,38 @@ CREATE TABLE console_tokens (
     revoke_note   TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX console_tokens_account ON console_tokens (account_id, id);
+
+-- +migration 16: indexes for the console's case lists
+-- The console lists cases filtered and sorted over 100,000 and more rows
+-- (docs/console.md), a page at a time with a keyset cursor: each order
+-- (casestore.CaseSort) needs an index on its keys, so that a page reads its
+-- rows in order and stops at the limit instead of sorting every match.
+-- updated_at and created_at orders: these two (the rowid, the id, ends each
+-- index). The state order is (state, updated_at, id): cases_state already.
+CREATE INDEX cases_updated ON cases (updated_at);
+CREATE INDEX cases_created ON cases (created_at);
+-- A state filter under each order: cases_state serves the update order;
+-- without these, a state holding a few thousand cases would be sorted
+-- whole for one page in the creation or id order. Both change only when a
+-- case's state does.
+CREATE INDEX cases_state_created ON cases (state, created_at);
+CREATE INDEX cases_state_id ON cases (state);
+-- The overview counts open cases by platform and state from this index
+-- alone, in its order (no sort). Its predicate is casestore's
+-- terminalFilter, spelled the same, so that the query matches it.
+CREATE INDEX cases_open_platform_state ON cases (platform, state)
+    WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';
+-- Attention filters: few cases carry a code, so a partial index keeps them
+-- all in a few pages, and costs nothing on the writes of other cases. It
+-- holds every column the lists filter and sort them by, so that finding
+-- and sorting them (and counting the open ones) reads the index alone.
+CREATE INDEX cases_attention ON cases (attention_code, updated_at, created_at, state, platform)
+    WHERE attention_code <> '';
+-- Free text matches a prefix of the order, sub-order, refund or opening
+-- command id (opened_by has cases_opened_by): one range per column, read
+-- from these indexes and merged (SQLite's OR optimisation).
+CREATE INDEX cases_order_id ON cases (order_id);
+CREATE INDEX cases_sub_order_id ON cases (sub_order_id) WHERE sub_order_id <> '';
+CREATE INDEX cases_refund_id ON cases (refund_id) WHERE refund_id <> '';
+-- The overview's last platform errors, newest first.
+CREATE INDEX step_attempts_errors ON step_attempts (started_at) WHERE error_code <> '';

@@ -13,6 +13,7 @@ import (
 	"github.com/refundhub/refundhub/internal/envconfig"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/platform"
+	"github.com/refundhub/refundhub/internal/tracing"
 )
 
 // config is everything the receiver reads from the environment.
@@ -29,6 +30,7 @@ type config struct {
 	TypeNames       callback.TypeNames
 	Profile         *platform.Profile
 	Log             envconfig.LogConfig
+	Tracing         tracing.Config
 }
 
 // envVars documents every setting; the table drives both -h and loading.
@@ -44,7 +46,7 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("RECEIVER_SHUTDOWN_TIMEOUT", "10s", "on SIGTERM/SIGINT: time allowed for in-flight requests and the NATS drain"),
 }, envconfig.CallbackStreamVars(), []envconfig.Var{
 	envconfig.V("UPSTREAM_PROFILE", "", "TOML file overriding the built-in platform profile; the receiver reads its callback types ([callbacks.taobao] and [callbacks.alibaba]: a type not listed is parked). Give the receiver and the worker the same file"),
-}, envconfig.LogVars())
+}, envconfig.LogVars(), envconfig.TracingVars())
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: receiver [-h]")
@@ -79,6 +81,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		cfg.TypeNames, cfg.Profile = callback.TypeNamesFromProfile(profile), profile
 	}
 	cfg.Log = env.Log()
+	cfg.Tracing = env.Tracing()
 	return cfg, env.Err()
 }
 

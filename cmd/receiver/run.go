@@ -15,6 +15,8 @@ import (
 
 	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/tracing"
+	"github.com/refundhub/refundhub/internal/tracing/tracer"
 )
 
 // run is the whole program: configuration, wiring, serving and shutdown.
@@ -37,7 +39,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	logger := cfg.Log.Logger(stderr)
+	// Lines logged with a traced context carry trace_id and span_id.
+	logger := slog.New(tracing.LogHandler(cfg.Log.Logger(stderr).Handler()))
+	traces, err := tracer.NewProvider(ctx, cfg.Tracing, "refundhub-receiver")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := traces.Shutdown(sctx); err != nil {
+			logger.Warn("tracing shutdown", "err", err)
+		}
+	}()
 
 	// NATS: connect (retrying in the background if the server is down),
 	// reconnect forever, and re-ensure the stream after every (re)connect of
@@ -85,6 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxBytes:       cfg.MaxBytes,
 		TypeNames:      cfg.TypeNames,
 		Profile:        cfg.Profile,
+		Tracer:         traces.Tracer("github.com/refundhub/refundhub/receiver"),
 	}, pub, ready, logger)
 	if err != nil {
 		return fmt.Errorf("receiver: %w", err)

@@ -13,26 +13,25 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/refundhub/refundhub/internal/casecsv"
 	"github.com/refundhub/refundhub/internal/excerpt"
 )
 
 // batchColumns are the columns of a `request --file` row, in the order
-// `list --export csv` writes them. Each is named after the request flag
-// that sets the same field (TestBatchColumnsAreFlags), so a row reads like
-// a command line and its errors name the column as the flag's.
-var batchColumns = []string{
-	"platform", "order", "sub-order", "type", "goods-status", "reason-id", "reason",
-	"amount", "carriage", "description", "voucher", "order-entry", "id",
-}
+// `list --export csv` writes them (casecsv owns them). Each is named after
+// the request flag that sets the same field (TestBatchColumnsAreFlags), so
+// a row reads like a command line and its errors name the column as the
+// flag's.
+var batchColumns = casecsv.RequestColumns()
 
-// listColumns hold several values: `;`-separated in a CSV cell, an array
-// in JSON Lines (or one value).
+// listColumns hold several values: casecsv.ListSeparator-separated in a
+// CSV cell, an array in JSON Lines (or one value).
 var listColumns = []string{"voucher", "order-entry"}
 
 // exportColumns are what `list --export csv` writes after the batch
 // columns. A batch file may carry them (an export edited in a
 // spreadsheet); they are read past, never sent.
-var exportColumns = []string{"case-id", "state", "attention"}
+var exportColumns = casecsv.CaseColumns()
 
 // Batch formats for --format.
 const (
@@ -191,7 +190,7 @@ func blankRecord(rec []string) bool {
 func cellValues(col, cell string) []string {
 	parts := []string{cell}
 	if slices.Contains(listColumns, col) {
-		parts = strings.Split(cell, ";")
+		parts = strings.Split(cell, casecsv.ListSeparator)
 	}
 	var out []string
 	for _, p := range parts {

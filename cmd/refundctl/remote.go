@@ -179,11 +179,15 @@ func (r *remote) listCases(ctx context.Context, f casestore.CaseFilter, limit in
 	case len(f.Attention) == 1:
 		q.Set("attention", f.Attention[0])
 	}
+	// The API's default order is the last update, newest first; refundctl
+	// lists and pages in id order, its cursor the last id printed.
+	q.Set("sort", string(casestore.SortID))
+	q.Set("order", "asc")
 	after := f.AfterID
 	var out []casestore.Case
 	for {
 		if after > 0 {
-			q.Set("cursor", strconv.FormatInt(after, 10))
+			q.Set("cursor", casestore.CaseFilter{Sort: casestore.SortID}.CursorAfter(casestore.Case{ID: after}).String())
 		}
 		var page struct {
 			Cases      []apiCase `json:"cases"`
@@ -192,8 +196,10 @@ func (r *remote) listCases(ctx context.Context, f casestore.CaseFilter, limit in
 		if _, err := r.do(ctx, http.MethodGet, "/api/v1/cases?"+q.Encode(), nil, &page); err != nil {
 			return nil, false, err
 		}
+		last := after
 		for _, ac := range page.Cases {
 			c := ac.toCase()
+			last = c.ID
 			if !selects(f, c) {
 				continue
 			}
@@ -205,11 +211,10 @@ func (r *remote) listCases(ctx context.Context, f casestore.CaseFilter, limit in
 		if page.NextCursor == "" {
 			return out, false, nil
 		}
-		n, err := strconv.ParseInt(page.NextCursor, 10, 64)
-		if err != nil || n <= after {
-			return nil, false, fmt.Errorf("console at %s: a cursor that does not move on (%q)", r.base, cell(page.NextCursor, 40))
+		if last <= after {
+			return nil, false, fmt.Errorf("console at %s: a page that does not move on (cursor %q)", r.base, cell(page.NextCursor, 40))
 		}
-		after = n
+		after = last
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/refundhub/refundhub/internal/envconfig"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/tracing"
 )
 
 // config is everything the worker reads from the environment. Work is the
@@ -37,6 +38,7 @@ type config struct {
 	VoucherDir string
 	Policy     refundflow.Policy
 	Log        envconfig.LogConfig
+	Tracing    tracing.Config
 
 	Work casework.Config
 }
@@ -78,7 +80,7 @@ var envVars = slices.Concat([]envconfig.Var{
 }, envconfig.CallbackStreamVars(), []envconfig.Var{
 	envconfig.V("COMMAND_STREAM", events.DefaultCommandStreamName, "operator command stream (subjects commands.>)"),
 	envconfig.V("DEADLETTER_STREAM", events.DefaultDeadLetterStreamName, "dead-letter stream (subjects deadletters.>)"),
-}, envconfig.LogVars())
+}, envconfig.LogVars(), envconfig.TracingVars())
 
 // usage is the -h text: what the worker does, then every variable with its
 // default (envVars).
@@ -185,5 +187,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 		w.TypeNames = callback.TypeNamesFromProfile(profile)
 	}
 	cfg.Log = env.Log()
+	cfg.Tracing = env.Tracing()
 	return cfg, env.Err()
 }

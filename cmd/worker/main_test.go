@@ -21,6 +21,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/casestore"
@@ -67,6 +69,7 @@ type stack struct {
 	sb      *sandbox.Sandbox
 	sbURL   string
 	sbProf  *platform.Profile // the platform profile the sandbox speaks
+	rcvURL  string            // the receiver's callback URL (token included)
 	dbPath  string
 	store   *casestore.Store
 	env     map[string]string
@@ -107,6 +110,14 @@ func (p *triplePublisher) Publish(ctx context.Context, m *nats.Msg, msgID string
 func newStack(t *testing.T, faults sandbox.Faults, seller sandbox.SellerPolicy, copies int, extraEnv map[string]string,
 	sbOpts ...func(*sandbox.Config)) *stack {
 	t.Helper()
+	return newStackTraced(t, nil, faults, seller, copies, extraEnv, sbOpts...)
+}
+
+// newStackTraced is newStack with the receiver tracing its callbacks with
+// tracer (nil: untraced).
+func newStackTraced(t *testing.T, tracer trace.Tracer, faults sandbox.Faults, seller sandbox.SellerPolicy, copies int,
+	extraEnv map[string]string, sbOpts ...func(*sandbox.Config)) *stack {
+	t.Helper()
 	s := &stack{t: t, ns: eventstest.Start(t), copies: copies}
 	s.nc = s.ns.Conn()
 	var err error
@@ -124,12 +135,13 @@ func newStack(t *testing.T, faults sandbox.Faults, seller sandbox.SellerPolicy, 
 		t.Fatal(err)
 	}
 	tp := &triplePublisher{pub: pub, copies: copies}
-	rcv, err := intake.New(intake.Config{Token: e2eToken}, tp, func(context.Context) error { return nil },
+	rcv, err := intake.New(intake.Config{Token: e2eToken, Tracer: tracer}, tp, func(context.Context) error { return nil },
 		slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rsrv := httptest.NewServer(rcv.Handler())
+	s.rcvURL = rsrv.URL + "/callbacks/" + e2eToken
 	sbCfg := sandbox.Config{AccessKey: e2eKey, AccessSecret: e2eSecret,
 		CallbackURL: rsrv.URL + "/callbacks/" + e2eToken, PushRetryInterval: 100 * time.Millisecond,
 		Seller: seller, Faults: faults, Seed: 42}
@@ -222,10 +234,17 @@ var metricsLine = regexp.MustCompile(`metrics listening.*?url"?[=:]"?http://([0-
 // start runs a worker process (run) and waits until it is ready.
 func (s *stack) start() *workerProc {
 	s.t.Helper()
+	return s.startTraced(nil)
+}
+
+// startTraced is start with the worker's spans going to spans (nil: where
+// the stack's OTEL_* variables say, by default nowhere).
+func (s *stack) startTraced(spans sdktrace.SpanExporter) *workerProc {
+	s.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &workerProc{cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}, errs: &syncBuffer{}}
 	getenv := func(k string) string { return s.env[k] }
-	go func() { w.done <- run(ctx, nil, getenv, w.out, w.errs) }()
+	go func() { w.done <- runTraced(ctx, nil, getenv, w.out, w.errs, spans) }()
 	s.workers = append(s.workers, w)
 	waitFor(s.t, 20*time.Second, "worker ready", func() bool {
 		m := metricsLine.FindStringSubmatch(w.errs.String())

@@ -15,12 +15,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/casework"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/tracing"
+	"github.com/refundhub/refundhub/internal/tracing/tracer"
 )
 
 // run is the whole program: configuration, wiring, running the case work
@@ -28,13 +32,36 @@ import (
 // (SIGTERM/SIGINT in main) and in-flight work is finished or abandoned, or
 // on a start-up error.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runTraced(ctx, args, getenv, stdout, stderr, nil)
+}
+
+// runTraced is run with spans going to spans when it is not nil (tests:
+// an in-memory exporter) instead of where OTEL_* says.
+func runTraced(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer,
+	spans sdktrace.SpanExporter) error {
 	cfg, err := configure(args, getenv, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
 		return err
 	}
-	logger := cfg.Log.Logger(stderr)
+	// Lines logged with a traced context carry trace_id and span_id.
+	logger := slog.New(tracing.LogHandler(cfg.Log.Logger(stderr).Handler()))
+	if spans != nil {
+		cfg.Tracing.SpanExporter = spans
+	}
+	traces, err := tracer.NewProvider(ctx, cfg.Tracing, "refundhub-worker")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := traces.Shutdown(sctx); err != nil {
+			logger.Warn("tracing shutdown", "err", err)
+		}
+	}()
+	tr := traces.Tracer("github.com/refundhub/refundhub/worker") // nil when tracing is off
 
 	store, err := casestore.Open(ctx, cfg.DBPath, logger)
 	if err != nil {
@@ -51,7 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	engine, err := newEngine(cfg, store, metrics, logger)
+	engine, err := newEngine(cfg, store, metrics, logger, tr)
 	if err != nil {
 		return err
 	}
@@ -66,7 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	w, err := casework.New(cfg.Work, casework.Deps{Store: store, Engine: engine, JetStream: js,
-		Logger: logger, Metrics: metrics})
+		Logger: logger, Metrics: metrics, Tracer: tr})
 	if err != nil {
 		return err
 	}
@@ -93,9 +120,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // newEngine builds the refund engine and the platform client it calls, both
 // reporting into metrics.
-func newEngine(cfg config, store *casestore.Store, metrics *casework.Metrics, logger *slog.Logger) (*refundflow.Engine, error) {
+func newEngine(cfg config, store *casestore.Store, metrics *casework.Metrics, logger *slog.Logger,
+	tr trace.Tracer) (*refundflow.Engine, error) {
 	up := cfg.Upstream
-	up.Logger, up.Observe = logger, metrics.Observe
+	up.Logger, up.Observe, up.Tracer = logger, metrics.Observe, tr
 	client, err := apiclient.New(up)
 	if err != nil {
 		return nil, err
@@ -110,7 +138,8 @@ func newEngine(cfg config, store *casestore.Store, metrics *casework.Metrics, lo
 	}
 	return refundflow.NewEngine(refundflow.EngineConfig{Store: store, Client: client, Policy: cfg.Policy, Owner: owner,
 		Logger: logger, LeaseTTL: cfg.LeaseTTL, Vouchers: vouchers, RetryDelay: cfg.Work.RetryBase, RetryMax: cfg.Work.RetryMax,
-		OnStep: metrics.OnStep, ClockSkew: cfg.ClockSkew, MessagesInterval: cfg.MessagesInterval, OnSellerMessages: metrics.OnSellerMessages})
+		OnStep: metrics.OnStep, ClockSkew: cfg.ClockSkew, MessagesInterval: cfg.MessagesInterval, OnSellerMessages: metrics.OnSellerMessages,
+		Tracer: tr})
 }
 
 // natsOptions are events.ConnectOptions, which keep reconnecting for ever,

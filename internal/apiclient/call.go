@@ -21,6 +21,9 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
@@ -56,12 +59,14 @@ func (o *attemptOutcome) code() int {
 
 // do runs req with rate limiting, signing, retries (only when req.safe), and
 // envelope decoding, and returns the successful envelope.
-func (c *Client) do(ctx context.Context, req request) (envelopeWire, int, error) {
+func (c *Client) do(ctx context.Context, req request) (env envelopeWire, attempts int, err error) {
+	ctx, span := c.tracer.Start(ctx, req.endpoint, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("platform.endpoint", req.endpoint), attribute.Bool("platform.safe", req.safe)))
+	defer func() { endSpan(span, attempts, env, err) }()
 	maxTries := uint(1)
 	if req.safe {
 		maxTries = uint(c.retry.MaxAttempts)
 	}
-	attempts := 0
 	var lastErr error
 	eb := &hintedBackOff{max: c.retry.MaxInterval, exp: &backoff.ExponentialBackOff{
 		InitialInterval:     c.retry.InitialInterval,
@@ -87,7 +92,7 @@ func (c *Client) do(ctx context.Context, req request) (envelopeWire, int, error)
 		}
 		return env, err
 	}
-	env, err := backoff.Retry(ctx, op,
+	env, err = backoff.Retry(ctx, op,
 		backoff.WithBackOff(eb),
 		backoff.WithMaxTries(maxTries),
 		backoff.WithMaxElapsedTime(c.retry.MaxElapsedTime),
@@ -172,11 +177,62 @@ func (c *Client) wait(ctx context.Context, endpoint string) error {
 // attempt makes one signed HTTP exchange and reports it: every attempt,
 // failed or not, reaches the Observe hook and the debug log exactly once.
 func (c *Client) attempt(ctx context.Context, req request, n int) (envelopeWire, error) {
+	ctx, span := c.tracer.Start(ctx, "HTTP "+req.method, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("http.request.method", req.method), attribute.String("url.path", req.path),
+			attribute.Int("attempt", n)))
 	start := time.Now()
 	var out attemptOutcome
 	err := c.roundTrip(ctx, req, &out)
 	c.report(ctx, req.endpoint, n, &out, time.Since(start), err)
+	if out.httpStatus != 0 {
+		span.SetAttributes(attribute.Int("http.response.status_code", out.httpStatus))
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, errorKind(err))
+	}
+	span.End()
 	return out.env, err
+}
+
+// endSpan ends a call's span with what the call learnt: attempts, the
+// platform's code and requestId, and a short error kind on failure (never
+// the error text, which may quote a response body).
+func endSpan(span trace.Span, attempts int, env envelopeWire, err error) {
+	span.SetAttributes(attribute.Int("platform.attempts", attempts))
+	if env.RequestID != "" {
+		span.SetAttributes(attribute.String("platform.request_id", string(env.RequestID)))
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		span.SetAttributes(attribute.Int("platform.code", ae.Code))
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, errorKind(err))
+	}
+	span.End()
+}
+
+// errorKind names err's class for a span status.
+func errorKind(err error) string {
+	var (
+		ae *APIError
+		he *HTTPError
+		te *TransportError
+		de *DecodeError
+	)
+	switch {
+	case errors.As(err, &ae):
+		return "api error " + strconv.Itoa(ae.Code)
+	case errors.As(err, &he):
+		return "http status " + strconv.Itoa(he.StatusCode)
+	case errors.As(err, &te):
+		return "transport error"
+	case errors.As(err, &de):
+		return "undecodable answer"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "cancelled or timed out"
+	}
+	return "error"
 }
 
 // roundTrip signs req, sends it once and reads the answer, recording in out

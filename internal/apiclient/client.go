@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/time/rate"
 
 	"github.com/refundhub/refundhub/internal/excerpt"
@@ -105,6 +107,11 @@ type Config struct {
 	// when there is no response), the attempt's duration and its error (nil on
 	// success). It must be safe for concurrent use; metrics hook here.
 	Observe func(endpoint string, code int, d time.Duration, err error)
+	// Tracer, when set, traces every call: a span named for the endpoint
+	// (the API method) and a child per HTTP attempt. Spans carry the
+	// endpoint, the platform's code and requestId and the HTTP status,
+	// never a credential, nonce or signature. Nil: no spans.
+	Tracer trace.Tracer
 }
 
 // Result is the decoded answer of a call. RequestID and DevelopID come from
@@ -134,6 +141,7 @@ type Client struct {
 	log        *slog.Logger
 	now        func() time.Time
 	observe    func(string, int, time.Duration, error)
+	tracer     trace.Tracer // a no-op tracer when Config.Tracer is nil
 }
 
 // New validates cfg, applies the defaults and returns a Client.
@@ -199,6 +207,10 @@ func New(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	tracer := cfg.Tracer
+	if tracer == nil {
+		tracer = noop.NewTracerProvider().Tracer("")
+	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -218,6 +230,7 @@ func New(cfg Config) (*Client, error) {
 		log:        log,
 		now:        now,
 		observe:    cfg.Observe,
+		tracer:     tracer,
 	}, nil
 }
 

@@ -5,11 +5,18 @@ package casestore
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // CaseFilter selects cases for ListCases. Zero fields do not filter.
@@ -19,31 +26,153 @@ type CaseFilter struct {
 	OpenOnly      bool      // exclude terminal states
 	UpdatedBefore time.Time // cases untouched since this time (age)
 	CreatedAfter  time.Time
+	CreatedBefore time.Time
 	// Attention: cases carrying one of these attention codes (needs_attention
 	// reasons, or flags such as waiting_evidence); AnyAttention: any code.
 	Attention    []string
 	AnyAttention bool
-	AfterID      int64 // paging: ids greater than this
-	Limit        int   // default 100, at most MaxListLimit
+	// Text keeps the cases whose order, sub-order, refund id or opening
+	// command id starts with it (an exact id is its own prefix): what an
+	// operator pastes. TextCaseID adds the case with that id (the case a
+	// command was applied to, which the command's id names elsewhere).
+	Text       string
+	TextCaseID int64
+	// Sort and Desc order the list (SortID ascending when zero). After
+	// pages on: the cases after that cursor in this order; it must come
+	// from a list with the same Sort and Desc (CaseCursor.Matches).
+	Sort    CaseSort
+	Desc    bool
+	After   *CaseCursor
+	AfterID int64 // paging: ids greater than this (whatever the sort)
+	Limit   int   // default 100, at most MaxListLimit
+}
+
+// CaseSort is an order of a case list. Each is a total order (the case id
+// breaks ties), so that a cursor pages on without skipping or repeating a
+// case, and each is served by an index (migration 16).
+type CaseSort string
+
+// The orders of a case list.
+const (
+	SortID      CaseSort = "id"      // id
+	SortUpdated CaseSort = "updated" // last update, then id
+	SortCreated CaseSort = "created" // creation, then id
+	SortState   CaseSort = "state"   // state name (alphabetical), then last update, then id
+)
+
+var caseSorts = []CaseSort{SortUpdated, SortCreated, SortID, SortState}
+
+// CaseSorts returns the orders of a case list.
+func CaseSorts() []CaseSort { return slices.Clone(caseSorts) }
+
+// Valid reports whether s is an order of a case list.
+func (s CaseSort) Valid() bool { return slices.Contains(caseSorts, s) }
+
+// keys are the columns s orders by, the id last.
+func (s CaseSort) keys() []string {
+	switch s {
+	case SortUpdated:
+		return []string{"updated_at", "id"}
+	case SortCreated:
+		return []string{"created_at", "id"}
+	case SortState:
+		return []string{"state", "updated_at", "id"}
+	default:
+		return []string{"id"}
+	}
+}
+
+// CaseCursor is where a page of a sorted case list ended: the sort keys of
+// its last case. Its text form (String) is opaque to clients.
+type CaseCursor struct {
+	Sort  CaseSort
+	Desc  bool
+	ID    int64
+	At    int64  // updated_at or created_at (Unix ms) for those sorts
+	State string // for SortState
+}
+
+// CursorAfter is the cursor that pages on after c in f's order.
+func (f CaseFilter) CursorAfter(c Case) CaseCursor {
+	cur := CaseCursor{Sort: f.sort(), Desc: f.Desc, ID: c.ID}
+	switch cur.Sort {
+	case SortUpdated:
+		cur.At = ms64(c.UpdatedAt)
+	case SortCreated:
+		cur.At = ms64(c.CreatedAt)
+	case SortState:
+		cur.State, cur.At = c.State, ms64(c.UpdatedAt)
+	}
+	return cur
+}
+
+// Matches reports whether cur was made for f's order.
+func (cur CaseCursor) Matches(f CaseFilter) bool { return cur.Sort == f.sort() && cur.Desc == f.Desc }
+
+// String is the cursor as a client carries it: base64url of
+// "sort.dir.id.at.state".
+func (cur CaseCursor) String() string {
+	dir := "a"
+	if cur.Desc {
+		dir = "d"
+	}
+	raw := fmt.Sprintf("%s.%s.%d.%d.%s", cur.Sort, dir, cur.ID, cur.At, cur.State)
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+// ErrBadCursor is returned by ParseCaseCursor for text no cursor has.
+var ErrBadCursor = errors.New("not a case list cursor")
+
+// ParseCaseCursor reads a cursor's text form (CaseCursor.String).
+func ParseCaseCursor(s string) (CaseCursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(s) > 200 {
+		return CaseCursor{}, ErrBadCursor
+	}
+	parts := strings.SplitN(string(raw), ".", 5)
+	if len(parts) != 5 || (parts[1] != "a" && parts[1] != "d") || !CaseSort(parts[0]).Valid() {
+		return CaseCursor{}, ErrBadCursor
+	}
+	cur := CaseCursor{Sort: CaseSort(parts[0]), Desc: parts[1] == "d", State: parts[4]}
+	if cur.ID, err = strconv.ParseInt(parts[2], 10, 64); err != nil || cur.ID < 0 {
+		return CaseCursor{}, ErrBadCursor
+	}
+	if cur.At, err = strconv.ParseInt(parts[3], 10, 64); err != nil {
+		return CaseCursor{}, ErrBadCursor
+	}
+	return cur, nil
+}
+
+func (f CaseFilter) sort() CaseSort {
+	if f.Sort == "" {
+		return SortID
+	}
+	return f.Sort
 }
 
 // MaxListLimit is the most cases one ListCases or ListCasesPage call
 // returns: a page, read in one query. Callers that want more page on with
-// CaseFilter.AfterID.
+// CaseFilter.After (or AfterID in id order), or read them with EachCase.
 const MaxListLimit = 1000
 
-// ListCases returns the cases matching f in id order.
+// ListCases returns the cases matching f in f's order.
 func (s *Store) ListCases(ctx context.Context, f CaseFilter) ([]Case, error) {
-	q, args := listQuery(f)
+	q, args, err := listQuery(f)
+	if err != nil {
+		return nil, err
+	}
 	return selectCases(ctx, s.r, "list cases", q, append(args, clampLimit(f.Limit))...)
 }
 
 // ListCasesPage is ListCases that also reports whether more cases match
 // after the last one returned (read as one row beyond the page, in the
-// same query): the caller pages on with AfterID set to the last id.
+// same query): the caller pages on with After set to f.CursorAfter(last).
 func (s *Store) ListCasesPage(ctx context.Context, f CaseFilter) (cases []Case, more bool, err error) {
 	n := clampLimit(f.Limit)
-	q, args := listQuery(f)
+	q, args, err := listQuery(f)
+	if err != nil {
+		return nil, false, err
+	}
 	cases, err = selectCases(ctx, s.r, "list cases", q, append(args, n+1)...)
 	if err != nil {
 		return nil, false, err
@@ -54,13 +183,62 @@ func (s *Store) ListCasesPage(ctx context.Context, f CaseFilter) (cases []Case, 
 	return cases, false, nil
 }
 
+// EachCase calls fn with every case matching f, in f's order, from f.After
+// on, reading a page (MaxListLimit) at a time: an export of any size in
+// bounded memory. f.Limit is ignored. It stops at fn's first error.
+func (s *Store) EachCase(ctx context.Context, f CaseFilter, fn func(Case) error) error {
+	f.Limit = MaxListLimit
+	for {
+		page, more, err := s.ListCasesPage(ctx, f)
+		if err != nil {
+			return err
+		}
+		for _, c := range page {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+		if !more {
+			return nil
+		}
+		cur := f.CursorAfter(page[len(page)-1])
+		f.After = &cur
+	}
+}
+
+// ListQueryPlan returns SQLite's EXPLAIN QUERY PLAN of ListCases for f, one
+// line per step: tests pin that the lists use an index.
+func (s *Store) ListQueryPlan(ctx context.Context, f CaseFilter) ([]string, error) {
+	q, args, err := listQuery(f)
+	if err != nil {
+		return nil, err
+	}
+	var rows []struct {
+		ID      int    `db:"id"`
+		Parent  int    `db:"parent"`
+		NotUsed int    `db:"notused"`
+		Detail  string `db:"detail"`
+	}
+	if err := sqlx.SelectContext(ctx, s.r, &rows, "EXPLAIN QUERY PLAN "+q, append(args, clampLimit(f.Limit))...); err != nil {
+		return nil, fmt.Errorf("explain list cases: %w", err)
+	}
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = r.Detail
+	}
+	return out, nil
+}
+
 // listQuery is the query of ListCases for f, with its arguments but the
 // final LIMIT's.
-func listQuery(f CaseFilter) (string, []any) {
+func listQuery(f CaseFilter) (string, []any, error) {
 	var where []string
 	var args []any
+	// Two platforms: an index on platform finds half the table, and the
+	// planner (without statistics) would take one (cases_order) and sort
+	// that half. noIndex keeps it to the order's index.
 	if f.Platform != "" {
-		where, args = append(where, "platform = ?"), append(args, f.Platform)
+		where, args = append(where, noIndex("platform")+" = ?"), append(args, f.Platform)
 	}
 	if len(f.States) > 0 {
 		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
@@ -71,8 +249,10 @@ func listQuery(f CaseFilter) (string, []any) {
 	if f.OpenOnly {
 		where = append(where, terminalFilter())
 	}
+	// attention_code <> '' is spelled out with a code too: it is the
+	// predicate of the partial index cases_attention.
 	if len(f.Attention) > 0 {
-		where = append(where, "attention_code IN (?"+strings.Repeat(", ?", len(f.Attention)-1)+")")
+		where = append(where, "attention_code <> '' AND attention_code IN (?"+strings.Repeat(", ?", len(f.Attention)-1)+")")
 		for _, a := range f.Attention {
 			args = append(args, a)
 		}
@@ -86,15 +266,137 @@ func listQuery(f CaseFilter) (string, []any) {
 	if !f.CreatedAfter.IsZero() {
 		where, args = append(where, "created_at > ?"), append(args, ms64(f.CreatedAfter))
 	}
+	if !f.CreatedBefore.IsZero() {
+		where, args = append(where, "created_at < ?"), append(args, ms64(f.CreatedBefore))
+	}
+	if f.Text != "" {
+		w, a := textFilter(f.Text, f.TextCaseID)
+		where, args = append(where, w), append(args, a...)
+	}
 	if f.AfterID > 0 {
 		where, args = append(where, "id > ?"), append(args, f.AfterID)
 	}
-	q := `SELECT ` + caseColumns + ` FROM cases`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
+	keys := f.sort().keys()
+	if f.After != nil {
+		if !f.After.Matches(f) {
+			return "", nil, fmt.Errorf("list cases: %w: made for another order", ErrBadCursor)
+		}
+		w, a := keysetFilter(keys, f.Desc, *f.After)
+		where, args = append(where, w), append(args, a...)
 	}
-	q += " ORDER BY id LIMIT ?"
-	return q, args
+	dir := ""
+	if f.Desc {
+		dir = " DESC"
+	}
+	order := " ORDER BY " + strings.Join(keys, dir+", ") + dir
+	findOrder := order
+	if len(f.Attention) > 0 || f.AnyAttention {
+		// Few cases carry an attention code: find them all through
+		// cases_attention and sort them, rather than walk the order's
+		// index (or the table) past every other case until a page is full
+		// (noIndex keeps the planner off the order's index).
+		unindexed := make([]string, len(keys))
+		for i, k := range keys {
+			unindexed[i] = noIndex(k)
+		}
+		findOrder = " ORDER BY " + strings.Join(unindexed, dir+", ") + dir
+	}
+	// The page's ids are found first and its rows read after: when the
+	// matches must be sorted (a filter and an order no one index serves,
+	// such as a creation range in update order), the sort holds the keys
+	// alone, not every column of thousands of rows.
+	inner := `SELECT id FROM cases`
+	if len(where) > 0 {
+		inner += " WHERE " + strings.Join(where, " AND ")
+	}
+	q := `SELECT ` + caseColumns + ` FROM cases WHERE id IN (` + inner + findOrder + ` LIMIT ?)` + order
+	return q, args, nil
+}
+
+// noIndex is column col as an expression with the same value, which no
+// index serves: how SQLite is told not to use an index for a term (its
+// documented unary +, spelled so that PostgreSQL reads it too).
+func noIndex(col string) string {
+	switch col {
+	case "platform", "state":
+		return col + " || ''"
+	default:
+		return col + " + 0"
+	}
+}
+
+// keysetFilter is the condition "after cur" in the order of keys: a row
+// value comparison, which SQLite (and PostgreSQL) answer from an index on
+// the keys.
+func keysetFilter(keys []string, desc bool, cur CaseCursor) (string, []any) {
+	op := ">"
+	if desc {
+		op = "<"
+	}
+	var vals []any
+	for _, k := range keys {
+		switch k {
+		case "id":
+			vals = append(vals, cur.ID)
+		case "state":
+			vals = append(vals, cur.State)
+		default:
+			vals = append(vals, cur.At)
+		}
+	}
+	if len(keys) == 1 {
+		return keys[0] + " " + op + " ?", vals
+	}
+	return "(" + strings.Join(keys, ", ") + ") " + op + " (?" + strings.Repeat(", ?", len(keys)-1) + ")", vals
+}
+
+// textColumns are the ids Text matches; each has an index (migrations 3
+// and 16), partial on a non-empty value where named so.
+var textColumns = []struct {
+	col     string
+	partial bool
+}{{"order_id", false}, {"sub_order_id", true}, {"refund_id", true}, {"opened_by", true}}
+
+// textFilter matches text as a prefix of the id columns: a range
+// [text, text with its last character incremented), which an index on each
+// column answers (LIKE would not, being case-insensitive in SQLite). The
+// range compares bytes, as SQLite's BINARY collation does, and as
+// schema_postgres.sql's COLLATE "C" on these columns makes PostgreSQL do.
+func textFilter(text string, caseID int64) (string, []any) {
+	hi := prefixEnd(text)
+	var terms []string
+	var args []any
+	for _, tc := range textColumns {
+		t := tc.col + " >= ? AND " + tc.col + " < ?"
+		if tc.partial {
+			t = tc.col + " <> '' AND " + t
+		}
+		terms, args = append(terms, "("+t+")"), append(args, text, hi)
+	}
+	if caseID > 0 {
+		terms, args = append(terms, "id = ?"), append(args, caseID)
+	}
+	return "(" + strings.Join(terms, " OR ") + ")", args
+}
+
+// prefixEnd is the least string greater than every string starting with
+// p: p with its last character incremented (a last character that cannot
+// be is dropped first). An empty p has no end: text filters need a
+// non-empty one.
+func prefixEnd(p string) string {
+	r := []rune(p)
+	for len(r) > 0 {
+		switch last := r[len(r)-1]; {
+		case last == 0xD7FF: // the next rune, a surrogate, is no character
+			r[len(r)-1] = 0xE000
+			return string(r)
+		case last < utf8.MaxRune:
+			r[len(r)-1] = last + 1
+			return string(r)
+		}
+		r = r[:len(r)-1]
+	}
+	return string(utf8.MaxRune)
 }
 
 // DueCases returns open cases whose timer is at or before now, earliest first.
@@ -131,6 +433,29 @@ func (s *Store) CountByState(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
+// CountOpenByPlatformState returns the number of open cases by platform,
+// then state (the console's overview).
+func (s *Store) CountOpenByPlatformState(ctx context.Context) (map[platform.ID]map[string]int, error) {
+	var rows []struct {
+		Platform string `db:"platform"`
+		State    string `db:"state"`
+		N        int    `db:"n"`
+	}
+	if err := sqlx.SelectContext(ctx, s.r, &rows, `SELECT platform, state, COUNT(*) AS n FROM cases
+		WHERE `+terminalFilter()+` GROUP BY platform, state`); err != nil {
+		return nil, fmt.Errorf("count open cases: %w", err)
+	}
+	out := map[platform.ID]map[string]int{}
+	for _, r := range rows {
+		p := platform.ID(r.Platform)
+		if out[p] == nil {
+			out[p] = map[string]int{}
+		}
+		out[p][r.State] = r.N
+	}
+	return out, nil
+}
+
 // CountOpenByAttention returns the number of open cases carrying each
 // attention code (needs_attention reasons and flags such as
 // waiting_evidence), for metrics.
@@ -146,6 +471,22 @@ func (s *Store) CountOpenByAttention(ctx context.Context) (map[string]int, error
 	out := make(map[string]int, len(rows))
 	for _, r := range rows {
 		out[r.Code] = r.N
+	}
+	return out, nil
+}
+
+// RecentStepErrors returns the newest step attempts that ended with a
+// platform error code, newest first (the console's overview): read from
+// the partial index step_attempts_errors (migration 16).
+func (s *Store) RecentStepErrors(ctx context.Context, limit int) ([]StepAttempt, error) {
+	var rows []stepRow
+	if err := sqlx.SelectContext(ctx, s.r, &rows, `SELECT `+stepColumns+` FROM step_attempts
+		WHERE error_code <> '' ORDER BY started_at DESC, id DESC LIMIT ?`, clampLimit(limit)); err != nil {
+		return nil, fmt.Errorf("recent step errors: %w", err)
+	}
+	out := make([]StepAttempt, len(rows))
+	for i, r := range rows {
+		out[i] = r.toStep()
 	}
 	return out, nil
 }

@@ -9,7 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/delay"
@@ -124,26 +128,55 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg) {
 	}
 	msg := &refundflow.Message{ID: msgID, Stream: meta.Stream, Seq: meta.Sequence.Stream, Subject: m.Subject(),
 		Source: source, Payload: m.Data()}
+	if source == sourceCallbacks {
+		msg.ReceivedAt = receivedAt(m.Headers())
+	}
 	d := delivery{source: source, m: m, meta: meta, dead: deadLetterOf(source, m, meta, msgID),
 		log: w.log.With(append(msgAttrs(source, msgID, m.Data()), "delivery", meta.NumDelivered)...)}
+	ctx, span := w.tracer.Start(events.ExtractTrace(ctx, m.Headers()), "handle "+source,
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attribute.String("messaging.destination.name", m.Subject()),
+			attribute.String("msg_id", msgID), attribute.Int64("delivery", int64(meta.NumDelivered))))
+	defer span.End()
 
 	stop := w.inProgress(m)
 	h, reason, err := w.apply(ctx, msg)
 	stop()
+	result := "retry"
 	switch {
 	case reason != "":
+		result = "dead_letter"
 		w.deadLetterMsg(ctx, m, d.dead, reason, err)
 	case err == nil:
+		result = handledResult(h)
 		w.ack(ctx, d, h)
 	case errors.Is(err, refundflow.ErrPermanent):
+		result = "dead_letter"
 		w.deadLetterMsg(ctx, m, d.dead, events.DeadPermanentError, err)
 	case errors.Is(err, refundflow.ErrNoCase):
 		w.awaitCase(ctx, d, err)
 	case int(meta.NumDelivered) >= w.cfg.MaxDeliver:
+		result = "dead_letter"
 		w.deadLetterMsg(ctx, m, d.dead, events.DeadMaxDeliveries, err)
 	default:
 		w.retryLater(ctx, d, h, err)
 	}
+	span.SetAttributes(attribute.Int64("case", h.CaseID), attribute.String("result", result))
+	if err != nil {
+		span.SetStatus(codes.Error, result)
+	}
+	if result != "retry" && !msg.ReceivedAt.IsZero() {
+		w.metrics.observeLag(m.Headers().Get(events.HeaderPlatform), result, msg)
+	}
+}
+
+// receivedAt is a callback's receive time from its Cb-Received header
+// (events.CallbackHeaders); zero when absent or malformed.
+func receivedAt(h nats.Header) time.Time {
+	ms, err := strconv.ParseInt(h.Get(events.HeaderReceivedAt), 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
 }
 
 // ack acknowledges a message the engine has handled, and waits for the
@@ -153,12 +186,12 @@ func (w *Worker) ack(ctx context.Context, d delivery, h refundflow.Handled) {
 	if aerr := d.m.DoubleAck(actx); aerr != nil {
 		// The effect (or the wait) is committed with the inbox row or the
 		// deferred input: a redelivery is dropped or joins it.
-		d.log.Warn("ack", "err", aerr)
+		d.log.WarnContext(ctx, "ack", "case", h.CaseID, "err", aerr)
 	}
 	cancel()
 	result := handledResult(h)
 	w.metrics.messages.WithLabelValues(d.source, result).Inc()
-	d.log.Debug("handled", "case", h.CaseID, "state", h.State, "code", h.Code, "steps", h.Steps, "result", result, "until", h.Until)
+	d.log.DebugContext(ctx, "handled", "case", h.CaseID, "state", h.State, "code", h.Code, "steps", h.Steps, "result", result, "until", h.Until)
 }
 
 // awaitCase handles a command naming no known case. The request that opens
@@ -174,7 +207,7 @@ func (w *Worker) awaitCase(ctx context.Context, d delivery, err error) {
 	}
 	after := min(w.backoff(d.meta.NumDelivered), w.cfg.UnknownCaseWait-waited+w.cfg.RetryBase)
 	w.nak(d, after)
-	d.log.Info("no case for the command yet; retry later", "after", after, "err", err)
+	d.log.InfoContext(ctx, "no case for the command yet; retry later", "after", after, "err", err)
 }
 
 // retryLater naks a message that failed transiently, with the backoff for
@@ -192,7 +225,7 @@ func (w *Worker) retryLater(ctx context.Context, d delivery, h refundflow.Handle
 		after = 0 // shutting down: let another process take it at once
 	}
 	w.nak(d, after)
-	d.log.Info("retry later", "case", h.CaseID, "after", after, "err", err)
+	d.log.InfoContext(ctx, "retry later", "case", h.CaseID, "after", after, "err", err)
 }
 
 // nak asks for the message again after the delay, and counts a retry.

@@ -78,7 +78,7 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 	}
 	w.metrics.deadLetters.WithLabelValues(d.Source, string(reason)).Inc()
 	w.metrics.messages.WithLabelValues(d.Source, "dead_letter").Inc()
-	w.log.Warn("dead letter", append(msgAttrs(d.Source, d.MsgID, d.Data), "reason", reason, "err", d.Error)...)
+	w.log.WarnContext(ctx, "dead letter", append(msgAttrs(d.Source, d.MsgID, d.Data), "reason", reason, "err", d.Error)...)
 	return nil
 }
 

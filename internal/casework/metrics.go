@@ -32,6 +32,7 @@ type Metrics struct {
 	reconcileMoved prometheus.Counter
 	timerWakes     prometheus.Counter
 	sellerMessages *prometheus.CounterVec
+	callbackLag    *prometheus.HistogramVec
 	callCodes      codeLabels // code label values of platformCalls
 	errCodes       codeLabels // and of platformErrors, kept apart
 	lag            *lagCollector
@@ -80,15 +81,37 @@ func NewMetrics(reg *prometheus.Registry, store *casestore.Store) (*Metrics, err
 			Name: "refundhub_worker_seller_messages_total",
 			Help: "New seller messages read on cases' refunds (each also counts in the case's unread messages until an operator reads them).",
 		}, []string{"platform"}),
+		callbackLag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "refundhub_worker_callback_lag_seconds",
+			Help:    "From the receiver taking a callback in (Cb-Received) to the commit that applied it, by platform and outcome (applied, duplicate, ignored, deferred: kept in the store for its case, dead_letter); the same figure is on the callback's timeline entry (lagMs).",
+			Buckets: []float64{.005, .01, .02, .03, .05, .075, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200},
+		}, []string{"platform", "outcome"}),
 	}
 	m.lag = &lagCollector{consumers: map[string]jetstream.Consumer{}}
 	for _, c := range []prometheus.Collector{m.stepDuration, m.platformCalls, m.platformErrors, m.messages, m.deadLetters,
-		m.reconcileFound, m.reconcileMoved, m.timerWakes, m.sellerMessages, &stateCollector{store: store}, m.lag} {
+		m.reconcileFound, m.reconcileMoved, m.timerWakes, m.sellerMessages, m.callbackLag, &stateCollector{store: store}, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// observeLag observes one callback's lag (refundhub_worker_callback_lag_seconds):
+// the engine's figure (refundflow.Message.Lag) when it committed something
+// for the callback, else the time until now, just after the commit of its
+// inbox row, its wait or its dead letter. platform is the Cb-Platform
+// header; anything but the two platforms counts as "other", so a stray
+// header cannot grow the series.
+func (m *Metrics) observeLag(platform, outcome string, msg *refundflow.Message) {
+	lag := msg.Lag
+	if lag == 0 {
+		lag = max(time.Since(msg.ReceivedAt), 0)
+	}
+	if platform != "taobao" && platform != "1688" {
+		platform = "other"
+	}
+	m.callbackLag.WithLabelValues(platform, outcome).Observe(lag.Seconds())
 }
 
 // OnSellerMessages counts new seller messages; it is

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/excerpt"
@@ -54,14 +58,18 @@ func (w *Worker) onCase(ctx context.Context, id int64, fn func()) bool {
 // onCase).
 func (w *Worker) wake(ctx, work context.Context, id int64, kind refundflow.InputKind, before string) bool {
 	return w.onCase(ctx, id, func() {
-		h, err := w.engine.Wake(work, id, kind)
+		// A timer or reconcile wake starts its own trace.
+		sctx, span := w.tracer.Start(work, "wake "+string(kind), trace.WithAttributes(attribute.Int64("case", id)))
+		defer span.End()
+		h, err := w.engine.Wake(sctx, id, kind)
 		if err != nil {
-			w.log.Info("wake: retry later", "case", id, "kind", kind, "err", err)
+			span.SetStatus(codes.Error, "retry later")
+			w.log.InfoContext(sctx, "wake: retry later", "case", id, "kind", kind, "err", err)
 			return
 		}
 		if kind == refundflow.InputReconcile && before != "" && string(h.State) != before {
 			w.metrics.reconcileMoved.Inc()
-			w.log.Info("reconciler moved a case", "case", id, "from", before, "to", h.State)
+			w.log.InfoContext(sctx, "reconciler moved a case", "case", id, "from", before, "to", h.State)
 		}
 	})
 }

@@ -35,6 +35,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
@@ -123,6 +126,10 @@ type Deps struct {
 	// Metrics is built first (NewMetrics) because the engine and the
 	// platform client report into it too.
 	Metrics *Metrics
+	// Tracer, when set, gives each message a consumer span that continues
+	// the trace its publisher started (events.ExtractTrace); the engine's
+	// spans are its children. Nil: no spans.
+	Tracer trace.Tracer
 }
 
 // Worker is one process's message, timer and reconcile plumbing around the
@@ -136,6 +143,7 @@ type Worker struct {
 	js      jetstream.JetStream
 	metrics *Metrics
 	ready   readiness
+	tracer  trace.Tracer // a no-op tracer when Deps.Tracer is nil
 
 	// sem bounds everything handled at once (messages, timers, reconciles).
 	sem chan struct{}
@@ -169,8 +177,12 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	tracer := deps.Tracer
+	if tracer == nil {
+		tracer = noop.NewTracerProvider().Tracer("")
+	}
 	return &Worker{cfg: cfg, log: log, store: deps.Store, engine: deps.Engine, parser: parser, js: deps.JetStream,
-		metrics: deps.Metrics, ready: readiness{conn: deps.JetStream.Conn(), store: deps.Store},
+		metrics: deps.Metrics, tracer: tracer, ready: readiness{conn: deps.JetStream.Conn(), store: deps.Store},
 		sem: make(chan struct{}, cfg.Concurrency), active: map[int64]bool{}}, nil
 }
 

@@ -65,7 +65,8 @@ func (s *Server) caseJSON(c casestore.Case) caseJSON {
 		Request: rawOrNil(c.Request), Plan: rawOrNil(c.Plan), Shipment: rawOrNil(c.Shipment), Why: whyNext(c, s.now())}
 }
 
-// casesJSON is GET /api/v1/cases: a page, and the cursor of the next one.
+// casesJSON is GET /api/v1/cases: a page, and the cursor of the next one
+// (opaque; valid for the same filters and order).
 type casesJSON struct {
 	Cases      []caseJSON `json:"cases"`
 	NextCursor string     `json:"nextCursor,omitempty"`
@@ -80,12 +81,9 @@ func (s *Server) handleAPICases(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := casesJSON{Cases: make([]caseJSON, 0, len(cases))}
+	out := casesJSON{Cases: make([]caseJSON, 0, len(cases)), NextCursor: next}
 	for _, k := range cases {
 		out.Cases = append(out.Cases, s.caseJSON(k))
-	}
-	if next > 0 {
-		out.NextCursor = strconv.FormatInt(next, 10)
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -16,6 +16,9 @@ import (
 type Error struct {
 	Code    string
 	Message string
+	// Param names the query parameter or form field at fault, for
+	// invalid_argument (answered as "param"; empty: none in particular).
+	Param string
 }
 
 // Error implements error.
@@ -69,6 +72,12 @@ var statusOf = map[string]int{
 
 func invalidArg(msg string) error { return &Error{Code: CodeInvalidArgument, Message: msg} }
 
+// invalidParam is invalid_argument for query parameter param; the message
+// names it too, for people.
+func invalidParam(param, msg string) *Error {
+	return &Error{Code: CodeInvalidArgument, Param: param, Message: param + ": " + msg}
+}
+
 var (
 	errUnauthorized = &Error{Code: CodeUnauthorized, Message: "a valid API token (Authorization: Bearer …) or session is required"}
 	errCSRF         = &Error{Code: CodeForbidden, Message: "missing or wrong CSRF token; reload the page and send the form again"}
@@ -83,6 +92,7 @@ type errorBody struct {
 type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Param   string `json:"param,omitempty"`
 }
 
 // machinePath reports whether a path is answered for programs (JSON
@@ -97,12 +107,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	code, msg, status := CodeInternal, "internal error", http.StatusInternalServerError
+	code, msg, param, status := CodeInternal, "internal error", "", http.StatusInternalServerError
 	var cErr *Error
 	var hErr *echo.HTTPError
 	switch {
 	case errors.As(err, &cErr):
-		code, msg = cErr.Code, cErr.Message
+		code, msg, param = cErr.Code, cErr.Message, cErr.Param
 		if st, ok := statusOf[code]; ok {
 			status = st
 		}
@@ -131,7 +141,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case c.Request().Method == http.MethodHead:
 		werr = c.NoContent(status)
 	case machinePath(c.Request().URL.Path):
-		werr = c.JSON(status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+		werr = c.JSON(status, errorBody{Error: errorDetail{Code: code, Message: msg, Param: param}})
 	default:
 		werr = s.render(c, status, "error.html", errorPage{page: s.pageBase(c, "Error"), Status: status, Code: code, Message: msg})
 	}

@@ -9,11 +9,14 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/refundhub/refundhub/internal/casecsv"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
@@ -22,8 +25,8 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-// staticFS holds what pages load besides themselves (the case page's
-// script): served from the binary, under the CSP's 'self'.
+// staticFS holds what pages load besides themselves (the pages' live
+// scripts): served from the binary, under the CSP's 'self'.
 //
 //go:embed static
 var staticFS embed.FS
@@ -183,6 +186,8 @@ type overviewPage struct {
 	page
 	overview
 	Platforms []platform.ID
+	// LiveCursor is where the page's event stream starts (Unix ms).
+	LiveCursor int64
 }
 
 func (s *Server) handleOverview(c echo.Context) error {
@@ -191,20 +196,47 @@ func (s *Server) handleOverview(c echo.Context) error {
 		return err
 	}
 	return s.render(c, http.StatusOK, "overview.html", overviewPage{page: s.pageBase(c, "Overview"), overview: ov,
-		Platforms: []platform.ID{casestore.PlatformTaobao, casestore.Platform1688}})
+		Platforms: []platform.ID{casestore.PlatformTaobao, casestore.Platform1688}, LiveCursor: ov.At.UnixMilli()})
 }
 
 type casesPage struct {
 	page
-	Query      caseQuery
-	Cases      []caseJSON
-	Next       template.URL // the next page's query string (url.Values.Encode); "" for none
+	Query caseQuery
+	Cases []caseJSON
+	// Next is the next page's query string (url.Values.Encode; "" for
+	// none), First the first page's when this is a later one.
+	Next, First template.URL
+	// Export is the query string of this list's CSV export (every page).
+	Export template.URL
+	// Sorts are the sortable columns' links, by sort name.
+	Sorts      map[string]sortLink
 	States     []refundflow.State
 	Attentions []string
+	// FilterError is why the filters were refused, shown beside the form
+	// (nil: none); no cases are listed then.
+	FilterError *Error
+	// LiveCursor is where the page's event stream starts (Unix ms).
+	LiveCursor int64
+}
+
+// sortLink is a column header's link: the list sorted by it, and a mark
+// when it is the current order.
+type sortLink struct {
+	Query template.URL
+	Mark  string // "▲" ascending, "▼" descending, "" not this column
+	Aria  string // aria-sort: ascending, descending or none
 }
 
 func (s *Server) handleCasesPage(c echo.Context) error {
+	p := casesPage{page: s.pageBase(c, "Cases"), States: refundflow.States(), Attentions: refundflow.AttentionCodes(),
+		LiveCursor: s.now().UnixMilli()}
 	q, err := parseCaseQuery(c.QueryParams())
+	p.Query = q
+	var bad *Error
+	if errors.As(err, &bad) {
+		p.FilterError = bad
+		return s.render(c, http.StatusBadRequest, "cases.html", p)
+	}
 	if err != nil {
 		return err
 	}
@@ -212,15 +244,74 @@ func (s *Server) handleCasesPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p := casesPage{page: s.pageBase(c, "Cases"), Query: q, States: refundflow.States(), Attentions: refundflow.AttentionCodes()}
 	for _, k := range cases {
 		p.Cases = append(p.Cases, s.caseJSON(k))
 	}
-	if next > 0 {
+	if next != "" {
 		p.Next = template.URL(q.values(next).Encode())
+	}
+	if q.Cursor != nil {
+		p.First = template.URL(q.values("").Encode())
+	}
+	p.Export = template.URL(q.filterValues().Encode())
+	p.Sorts = map[string]sortLink{}
+	for _, so := range casestore.CaseSorts() {
+		l := sortLink{Query: template.URL(q.sortLink(string(so))), Aria: "none"}
+		if so == q.Sort {
+			l.Mark, l.Aria = "▲", "ascending"
+			if q.Desc {
+				l.Mark, l.Aria = "▼", "descending"
+			}
+		}
+		p.Sorts[string(so)] = l
 	}
 	return s.render(c, http.StatusOK, "cases.html", p)
 }
+
+// handleCasesCSV is GET /cases.csv and /api/v1/cases.csv: every case the
+// list's filters select, in its order (cursor and limit are ignored),
+// streamed a store page at a time in casecsv's columns. A store failure
+// after the first row cannot change the status: the trailer
+// X-Export-Status says "complete" or "failed", and the log says why.
+func (s *Server) handleCasesCSV(c echo.Context) error {
+	q, err := parseCaseQuery(c.QueryParams())
+	if err != nil {
+		return err
+	}
+	q.Cursor = nil
+	ctx := c.Request().Context()
+	f, err := s.caseFilter(ctx, q)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
+	h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="cases-%s.csv"`, s.now().UTC().Format("20060102-150405")))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Trailer", exportStatusTrailer)
+	c.Response().WriteHeader(http.StatusOK)
+	w := casecsv.NewWriter(c.Response())
+	n := 0
+	err = s.store.EachCase(ctx, f, func(k casestore.Case) error {
+		n++
+		return w.Write(k)
+	})
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		s.logger.Error("case export failed", "rows", n, "err", err)
+		h.Set(exportStatusTrailer, "failed after "+strconv.Itoa(n)+" rows")
+		return nil // the status is sent; the trailer tells
+	}
+	h.Set(exportStatusTrailer, "complete "+strconv.Itoa(n)+" rows")
+	return nil
+}
+
+// exportStatusTrailer is the trailer an export ends with: "complete N
+// rows", or "failed after N rows" when the store failed midway.
+const exportStatusTrailer = "X-Export-Status"
 
 type casePage struct {
 	page
@@ -232,6 +323,48 @@ type casePage struct {
 	Verdict *verdictView
 	// FormError is why a form was refused, shown beside it (nil: none).
 	FormError *formError
+	// TimelineTotal counts the case's timeline entries; Timeline holds one
+	// page of them (timelinePage, the newest unless timeline_before
+	// names an entry), and TimelineOlder and TimelineNewer are the links
+	// to the pages around it ("": none).
+	TimelineTotal                int
+	TimelineOlder, TimelineNewer template.URL
+}
+
+// timelinePage is how many timeline entries the case page shows at once:
+// rendering a thousand rows is most of a long case's page time
+// (BenchmarkCaseList); the API answers the whole timeline.
+const timelinePage = 200
+
+// pageTimeline keeps the page of the timeline the case page shows: the
+// timelinePage entries before the entry id before ("": the newest), in
+// time order, with links (to path) to the older and newer pages.
+func (p *casePage) pageTimeline(path, before string) error {
+	all := p.Timeline
+	p.TimelineTotal = len(all)
+	end := len(all)
+	if before != "" {
+		id, err := strconv.ParseInt(before, 10, 64)
+		if err != nil || id <= 0 {
+			return invalidParam("timeline_before", "the id of a timeline entry (use the page's Older link)")
+		}
+		end = sort.Search(len(all), func(i int) bool { return all[i].ID >= id })
+	}
+	start := max(0, end-timelinePage)
+	p.Timeline = all[start:end]
+	link := func(i int) template.URL {
+		if i >= len(all) {
+			return template.URL(path) // the newest page
+		}
+		return template.URL(path + "?" + url.Values{"timeline_before": {strconv.FormatInt(all[i].ID, 10)}}.Encode())
+	}
+	if start > 0 {
+		p.TimelineOlder = link(start)
+	}
+	if end < len(all) {
+		p.TimelineNewer = link(end + timelinePage)
+	}
+	return nil
 }
 
 // verdictView is a command's verdict as the case page shows it.
@@ -259,6 +392,9 @@ func (s *Server) renderCase(c echo.Context, status int, k casestore.Case, comman
 	}
 	p := casePage{page: s.pageBase(c, fmt.Sprintf("Case %d", k.ID)), caseDetailJSON: d, FormError: formErr,
 		Offers: offers(who(c), k)}
+	if err := p.pageTimeline(fmt.Sprintf("/cases/%d", k.ID), c.QueryParam("timeline_before")); err != nil {
+		return err
+	}
 	if commandID != "" && len(commandID) <= 64 {
 		v := &verdictView{CommandID: commandID, Verdict: "pending"}
 		o, err := s.store.CommandOutcome(ctx, commandID)

@@ -19,6 +19,7 @@ func (s *Server) routes(e *echo.Echo) {
 	e.StaticFS("/static", echo.MustSubFS(staticFS, "static"))
 	e.GET("/", s.handleOverview)
 	e.GET("/cases", s.handleCasesPage)
+	e.GET("/cases.csv", s.handleCasesCSV)
 	e.GET("/cases/:id", s.handleCasePage)
 	e.POST("/cases/:id/resolve", s.handleAction(actions["resolve"]))
 	e.POST("/cases/:id/ship", s.handleAction(actions["ship"]))
@@ -34,6 +35,7 @@ func (s *Server) routes(e *echo.Echo) {
 
 	api := e.Group("/api/v1")
 	api.GET("/cases", s.handleAPICases)
+	api.GET("/cases.csv", s.handleCasesCSV)
 	api.GET("/cases/:id", s.handleAPICase)
 	api.GET("/dead-letters", s.handleAPIDeadLetters)
 	api.POST("/commands", s.handleAPICommand)

@@ -53,6 +53,12 @@
 //	Cb-Park-Reason   parked only: callback.ParkReason
 //	Cb-Park-Detail   parked only: a short human explanation
 //	Cb-Signature     "verified" when Standard Webhooks verification passed
+//	traceparent      W3C Trace Context of the receiver's publish span, only when tracing is on
+//	tracestate       W3C tracestate, with traceparent, when the trace has one
+//
+// The trace headers (HeaderTraceParent, HeaderTraceState in trace.go) are
+// the same on commands (refundctl, the console): the worker's spans for a
+// message continue the trace its publisher started (docs/tracing.md).
 //
 // Header names are short on purpose: the server scans the header block for
 // its own Nats-* headers several times per message, and measured header cost
@@ -69,6 +75,7 @@
 //	stream.go       the callback stream's settings: created, updated, compared
 //	commands.go     the command and dead-letter streams beside it
 //	deadletters.go  the dead-letter protocol: reasons, Dl-*/Rh-* headers, the copy and the retry
+//	trace.go        the trace context headers: InjectTrace, ExtractTrace
 //	publisher.go    Publisher: one publish, a Nats-Msg-Id, a bounded wait for the PubAck
 //	puback.go       the PubAck decoder under Publish
 //	connmux.go      connMux: the request multiplexer under Publish

@@ -70,6 +70,9 @@ func Publish(ctx context.Context, js jetstream.JetStream, c refundflow.Command) 
 	if c.Operator != "" {
 		m.Header.Set(events.HeaderCommandIssuer, c.Operator)
 	}
+	// The caller's span, if ctx has one, goes with the command: the
+	// worker's spans for it continue that trace (docs/tracing.md).
+	events.InjectTrace(ctx, m.Header)
 	ack, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(c.ID))
 	if err != nil {
 		return Ack{}, &PublishError{Subject: subject, Err: err}

@@ -80,7 +80,7 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, d decisionReco
 	if err := settleIntent(ctx, tx, d.dec.Resolve); err != nil {
 		return persisted{}, err
 	}
-	if err := tx.AppendTimeline(ctx, d.entries(timeline, nc)...); err != nil {
+	if err := tx.AppendTimeline(ctx, d.entries(timeline, nc, tx.Now())...); err != nil {
 		return persisted{}, err
 	}
 	prior, err := d.beginIntent(ctx, tx)
@@ -218,12 +218,13 @@ func (d decisionRecord) quiet(nc casestore.Case) bool {
 // entries appends d's timeline entries to timeline (which holds the step's,
 // if one ran): the note, refunds seen that predate the case, and the
 // decision; none for a quiet tick.
-func (d decisionRecord) entries(timeline []casestore.TimelineEntry, nc casestore.Case) []casestore.TimelineEntry {
+func (d decisionRecord) entries(timeline []casestore.TimelineEntry, nc casestore.Case, now time.Time) []casestore.TimelineEntry {
 	if d.quiet(nc) {
 		return timeline
 	}
 	if d.note != "" {
-		timeline = append(timeline, casestore.TimelineEntry{CaseID: d.c.ID, Kind: timelineKind(d.in.Kind), Summary: d.note})
+		timeline = append(timeline, casestore.TimelineEntry{CaseID: d.c.ID, Kind: timelineKind(d.in.Kind), Summary: d.note,
+			Detail: d.lagDetail(now)})
 	}
 	if d.pv != nil && len(d.pv.Foreign) > 0 {
 		timeline = append(timeline, casestore.TimelineEntry{CaseID: d.c.ID, Kind: casestore.KindNote,
@@ -231,6 +232,19 @@ func (d decisionRecord) entries(timeline []casestore.TimelineEntry, nc casestore
 				strings.Join(d.pv.Foreign, ", "))})
 	}
 	return append(timeline, d.decisionEntry())
+}
+
+// lagDetail is the detail of a callback's own timeline entry: lagMs, the
+// time from the receiver taking the callback in to this transaction
+// (Message.Lag, set here; now is the transaction's time); none for other
+// inputs or an unknown receive time.
+func (d decisionRecord) lagDetail(now time.Time) json.RawMessage {
+	if d.in.Kind != InputCallback || d.msg == nil || d.msg.ReceivedAt.IsZero() {
+		return nil
+	}
+	lag := d.msg.applied(now)
+	b, _ := json.Marshal(map[string]int64{"lagMs": lag.Milliseconds()})
+	return b
 }
 
 // decisionEntry is the decision's timeline entry, with what it was decided

@@ -42,7 +42,7 @@ func (e *Engine) readMessages(ctx context.Context, c casestore.Case, pv *Platfor
 	for page := 1; page <= messagesMaxPages; page++ {
 		r, err := e.client.TaobaoListMessages(ctx, apiclient.ListMessagesRequest{RefundID: refundID, PageNo: page, PageSize: messagesPageSize})
 		if err != nil {
-			e.log.Info("read refund messages", "case", c.ID, "refund", refundID, "err", err)
+			e.logger(ctx).InfoContext(ctx, "read refund messages", "refund", refundID, "err", err)
 			return
 		}
 		for _, m := range r.Data.List {
@@ -62,7 +62,7 @@ func (e *Engine) readMessages(ctx context.Context, c casestore.Case, pv *Platfor
 		fresh, err = tx.RecordCaseMessages(ctx, c.ID, msgs, now)
 		return err
 	}); err != nil {
-		e.log.Warn("keep refund messages", "case", c.ID, "err", err)
+		e.logger(ctx).WarnContext(ctx, "keep refund messages", "err", err)
 		return
 	}
 	seller := 0
@@ -72,7 +72,7 @@ func (e *Engine) readMessages(ctx context.Context, c casestore.Case, pv *Platfor
 		}
 	}
 	if seller > 0 {
-		e.log.Info("new seller messages", "case", c.ID, "refund", refundID, "count", seller)
+		e.logger(ctx).InfoContext(ctx, "new seller messages", "refund", refundID, "count", seller)
 		if e.onSellerMessages != nil {
 			e.onSellerMessages(Platform(c.Platform), seller)
 		}

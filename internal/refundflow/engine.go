@@ -10,6 +10,10 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/casestore"
@@ -45,6 +49,27 @@ type Message struct {
 	// Deferred: the message was taken up from the store, where it waited;
 	// its row goes in the transaction that applies it.
 	Deferred bool
+	// ReceivedAt is when the receiver took the callback in (its
+	// Cb-Received header); zero when unknown (a command, a deferred input).
+	ReceivedAt time.Time
+	// Lag is set by the engine when the transaction that applied the
+	// callback (its own decision, or its order event) commits: the time
+	// from ReceivedAt to that transaction. The same figure is on the
+	// callback's timeline entry (lagMs); the worker's
+	// refundhub_worker_callback_lag_seconds observes it. Zero when
+	// ReceivedAt is, or when nothing was committed for the callback but its
+	// inbox row (a duplicate, a callback no case needs).
+	Lag time.Duration
+}
+
+// applied sets m.Lag for a callback applied in a transaction begun at
+// at (see Message.Lag) and returns it; 0 when the receive time is unknown.
+func (m *Message) applied(at time.Time) time.Duration {
+	if m == nil || m.ReceivedAt.IsZero() {
+		return 0
+	}
+	m.Lag = max(at.Sub(m.ReceivedAt), 0)
+	return m.Lag
 }
 
 // VoucherSource opens a voucher reference of a request (Request.Vouchers)
@@ -92,6 +117,11 @@ type EngineConfig struct {
 	MessagesInterval time.Duration
 	// OnSellerMessages, when set, observes new seller messages (a metric).
 	OnSellerMessages func(p Platform, n int)
+	// Tracer, when set, traces each input: spans for the inbox check, each
+	// decision (with the platform reads it needed), each commit and each
+	// step, children of the span in ctx (the worker's span for the
+	// message). Nil: no spans.
+	Tracer trace.Tracer
 	// ClockSkew is how far the platform's clock may be behind ours: a
 	// refund the platform says it created before an intent began, less this
 	// margin, predates the intent and is not taken as its effect. Default
@@ -131,6 +161,7 @@ type Engine struct {
 	// messagesEvery and onSellerMessages: see EngineConfig.
 	messagesEvery    time.Duration
 	onSellerMessages func(p Platform, n int)
+	tracer           trace.Tracer // a no-op tracer when EngineConfig.Tracer is nil
 }
 
 // NewEngine validates cfg and returns an Engine.
@@ -144,6 +175,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		clockSkew: cfg.ClockSkew, messagesEvery: cfg.MessagesInterval, onSellerMessages: cfg.OnSellerMessages}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.tracer = cfg.Tracer; e.tracer == nil {
+		e.tracer = noop.NewTracerProvider().Tracer("")
 	}
 	if e.owner == "" {
 		var b [8]byte
@@ -396,11 +430,14 @@ func (e *Engine) Wake(ctx context.Context, caseID int64, kind InputKind) (Handle
 
 // seen reports whether msg was already applied (its inbox row exists). A
 // copy taken up from the store is then dropped from there too.
-func (e *Engine) seen(ctx context.Context, msg *Message) (bool, error) {
+func (e *Engine) seen(ctx context.Context, msg *Message) (_ bool, err error) {
 	if msg == nil || msg.ID == "" {
 		return false, nil
 	}
+	ctx, span := e.tracer.Start(ctx, "inbox check", trace.WithAttributes(attribute.String("msg_id", msg.ID)))
+	defer func() { endSpan(span, err) }()
 	dup, err := e.store.InboxSeen(ctx, msg.ID)
+	span.SetAttributes(attribute.Bool("duplicate", dup))
 	if err != nil || !dup || !msg.Deferred {
 		return dup, err
 	}

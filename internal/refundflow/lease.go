@@ -75,7 +75,7 @@ func (e *Engine) releaseLease(ctx context.Context, caseID int64) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := e.store.ReleaseLease(rctx, caseID, e.owner); err != nil {
-		e.log.Warn("release lease", "case", caseID, "err", err)
+		e.logger(ctx).WarnContext(ctx, "release lease", "err", err)
 	}
 }
 
@@ -101,7 +101,7 @@ func (e *Engine) renew(ctx context.Context, caseID int64, held *atomic.Bool) (st
 				}
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 				if err := e.store.RenewLease(rctx, caseID, e.owner, e.leaseTTL); err != nil {
-					e.log.Error("renew case lease", "case", caseID, "err", err)
+					e.logger(ctx).ErrorContext(ctx, "renew case lease", "err", err)
 				}
 				cancel()
 			}

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/refundhub/refundhub/internal/casestore"
 )
 
@@ -64,6 +66,7 @@ func (r *run) end(h Handled, err error) (done bool, _ error) {
 // open intent is settled by asking the platform.
 func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
 	r := &run{job: j, h: Handled{CaseID: j.caseID}, in: j.first}
+	ctx = e.withInputLog(ctx, j.caseID, j.first)
 	letGo, err := e.hold(ctx, j.caseID, j.locked, &r.held)
 	if err != nil {
 		return r.h, err
@@ -95,14 +98,19 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 		// fetching a view its in-flight step may change.
 		return e.awaitLease(ctx, r, c.LeaseUntil)
 	}
-	d, p, err := e.decide(ctx, r, c)
+	sctx, span := e.startSpan(ctx, "decide", r.caseID, attribute.String("input", string(r.in.Kind)))
+	d, p, err := e.decide(sctx, r, c)
+	span.SetAttributes(attribute.String("outcome", string(d.dec.Outcome)), attribute.String("code", d.dec.Code))
+	endSpan(span, err)
 	switch {
 	case err != nil:
 		return true, err
 	case p != nil:
 		return r.end(e.retryLater(ctx, r, c, *p))
 	}
-	cm, err := e.commit(ctx, r, d)
+	sctx, span = e.startSpan(ctx, "commit", r.caseID, attribute.String("state", string(d.dec.State)))
+	cm, err := e.commit(sctx, r, d)
+	endSpan(span, err)
 	var le *leasedError
 	switch {
 	case errors.As(err, &le):
@@ -143,7 +151,7 @@ func (e *Engine) decide(ctx context.Context, r *run, c casestore.Case) (decision
 			if ctx.Err() != nil {
 				return decisionRecord{}, nil, &RetryError{After: time.Second, Err: err}
 			}
-			e.log.Warn("fetch platform view", "case", r.caseID, "err", err)
+			e.logger(ctx).WarnContext(ctx, "fetch platform view", "err", err)
 			p := failure("fetch_failed", fmt.Errorf("fetch: %w", err))
 			return decisionRecord{}, &p, nil
 		}
@@ -221,7 +229,7 @@ func (e *Engine) carryOn(ctx context.Context, r *run, c casestore.Case, cm commi
 			// intent is settled (fetch first) by the next input.
 			// The input is as applied as it can be: record it, so that
 			// neither a redelivery nor its waiting row comes back.
-			e.log.Warn("intent already recorded; not calling again", "case", r.caseID, "key", st.Key)
+			e.logger(ctx).WarnContext(ctx, "intent already recorded; not calling again", "key", st.Key)
 			return true, e.recordInbox(ctx, r.msg)
 		}
 		res, rec := e.runStep(ctx, c, st)

@@ -65,6 +65,7 @@ func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *M
 	case err != nil:
 		return Handled{}, fmt.Errorf("order event %s on %s %s: %w", ev.Type, p, orderID, err)
 	}
+	msg.applied(e.now())
 	h := Handled{Ignored: len(cases) == 0}
 	if !interrupt {
 		// Quieter news is read at each case's next decision, except by a
@@ -75,7 +76,7 @@ func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *M
 	for _, id := range cases {
 		ch, err := e.Wake(ctx, id, InputTimer)
 		if err != nil {
-			e.log.Info("order event: case left to its timer", "case", id, "order", orderID, "err", err)
+			e.log.InfoContext(ctx, "order event: case left to its timer", "case", id, "order", orderID, "err", err)
 			continue
 		}
 		h.CaseID, h.State, h.Outcome, h.Code = ch.CaseID, ch.State, ch.Outcome, ch.Code

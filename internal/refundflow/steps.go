@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/excerpt"
@@ -56,6 +58,7 @@ func stepSummary(c casestore.Case, st *Step) string {
 // runStep calls the platform for one step; it never returns an error, only a
 // StepResult with Err set.
 func (e *Engine) runStep(ctx context.Context, c casestore.Case, st *Step) (StepResult, stepRecord) {
+	ctx, span := e.startSpan(ctx, "step "+string(st.Name), c.ID, attribute.String("step", string(st.Name)))
 	p := Platform(c.Platform)
 	res := StepResult{Step: st.Name, Key: st.Key}
 	rec := stepRecord{step: st.Name, key: st.Key, resume: st.Resume, request: stepSummary(c, st)}
@@ -88,7 +91,9 @@ func (e *Engine) runStep(ctx context.Context, c casestore.Case, st *Step) (StepR
 	if e.onStep != nil {
 		e.onStep(p, st.Name, outcome, rec.dur)
 	}
-	e.log.Debug("step", "case", c.ID, "step", st.Name, "outcome", outcome, "platform_request_id", rec.requestID, "took", rec.dur)
+	span.SetAttributes(attribute.String("outcome", outcome))
+	endSpan(span, err)
+	e.logger(ctx).DebugContext(ctx, "step", "step", st.Name, "outcome", outcome, "platform_request_id", rec.requestID, "took", rec.dur)
 	return res, rec
 }
 

@@ -1,0 +1,53 @@
+package events
+
+import (
+	"context"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// Trace context headers (W3C Trace Context), on every message a traced
+// process publishes: callbacks from the receiver, commands from refundctl
+// and the console. The worker continues the trace they name. The names are
+// the W3C ones, lower case as the specification writes them, so any
+// OpenTelemetry tool reading the stream understands them.
+const (
+	HeaderTraceParent = "traceparent"
+	HeaderTraceState  = "tracestate"
+)
+
+// traceContext is the one propagator: W3C traceparent and tracestate.
+var traceContext propagation.TraceContext
+
+// InjectTrace writes the span context of ctx into h (traceparent, and
+// tracestate when there is one). Without a valid span in ctx it writes
+// nothing, so an untraced publisher's messages stay as they were.
+func InjectTrace(ctx context.Context, h nats.Header) {
+	traceContext.Inject(ctx, headerCarrier(h))
+}
+
+// ExtractTrace returns ctx with the remote span context h names (its
+// traceparent), for the consumer's span to continue the publisher's trace;
+// ctx unchanged when h names none or a malformed one.
+func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
+	if h.Get(HeaderTraceParent) == "" {
+		return ctx
+	}
+	return traceContext.Extract(ctx, headerCarrier(h))
+}
+
+// headerCarrier adapts nats.Header (case-sensitive keys) to the propagator.
+type headerCarrier nats.Header
+
+func (c headerCarrier) Get(key string) string { return nats.Header(c).Get(key) }
+
+func (c headerCarrier) Set(key, value string) { c[key] = []string{value} }
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
