@@ -45,13 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := traces.Shutdown(sctx); err != nil {
-			logger.Warn("tracing shutdown", "err", err)
-		}
-	}()
+	defer traces.Close(ctx, logger)
 
 	// NATS: connect (retrying in the background if the server is down),
 	// reconnect forever, and re-ensure the stream after every (re)connect of

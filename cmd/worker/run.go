@@ -54,13 +54,7 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := traces.Shutdown(sctx); err != nil {
-			logger.Warn("tracing shutdown", "err", err)
-		}
-	}()
+	defer traces.Close(ctx, logger)
 	tr := traces.Tracer("github.com/refundhub/refundhub/worker") // nil when tracing is off
 
 	store, err := casestore.Open(ctx, cfg.DBPath, logger)

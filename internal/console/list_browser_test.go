@@ -65,8 +65,9 @@ func TestLiveListsInBrowser(t *testing.T) {
 		}
 	}
 
-	do("log in", chromedp.Navigate(ts.http.URL+"/login"), chromedp.WaitVisible(chromedp.ID("#token")),
-		chromedp.SendKeys(chromedp.ID("#token"), viewerToken), chromedp.Submit(chromedp.ID("#token")),
+	do("log in", chromedp.Navigate(ts.http.URL+"/login"), chromedp.WaitVisible(chromedp.ID("#name")),
+		chromedp.SendKeys(chromedp.ID("#name"), viewerName), chromedp.SendKeys(chromedp.ID("#password"), viewerPassword),
+		chromedp.Submit(chromedp.ID("#password")),
 		chromedp.WaitVisible(chromedp.ID("#open-cases")))
 
 	// The overview: 3 open cases; one finishes.

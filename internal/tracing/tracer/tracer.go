@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -115,4 +116,19 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("tracing shutdown: %w", err)
 	}
 	return nil
+}
+
+// shutdownWait bounds the export of the last spans at a process's exit: a
+// collector that is down must not hold a stopping process.
+const shutdownWait = 5 * time.Second
+
+// Close is Shutdown for a process's deferred clean-up: it runs even when
+// ctx (the process's, cancelled by the stop signal) is done, waits at most
+// shutdownWait, and logs a failure at warn instead of returning it.
+func (p *Provider) Close(ctx context.Context, logger *slog.Logger) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
+	defer cancel()
+	if err := p.Shutdown(sctx); err != nil {
+		logger.Warn("tracing shutdown", "err", err)
+	}
 }
