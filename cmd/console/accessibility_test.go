@@ -257,18 +257,24 @@ func TestBrowserAccessibility(t *testing.T) {
 		t.Fatalf("block the event stream: %v", err)
 	}
 
-	open := func(path, ready string) []chromedp.Action[chromedp.Void] {
-		return []chromedp.Action[chromedp.Void]{chromedp.Navigate(base + path), chromedp.WaitVisible(chromedp.CSS(ready))}
+	// open goes to path and waits for every element in ready: the forms
+	// whose controls the checks must see.
+	open := func(path string, ready ...string) []chromedp.Action[chromedp.Void] {
+		steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(base + path)}
+		for _, sel := range ready {
+			steps = append(steps, chromedp.WaitVisible(chromedp.CSS(sel)))
+		}
+		return steps
 	}
 	login := a11yPage{name: "login", open: open("/login", "#name")}
 	pages := []a11yPage{
-		{name: "overview", open: open("/", "#open-cases")},
-		{name: "cases", open: open("/cases?open=true&platform=taobao&sort=created&order=asc", "#cases")},
-		{name: "case needing attention", open: open(fmt.Sprintf("/cases/%d", parked.ID), "#resolve")},
-		{name: "case waiting for the return shipment", open: open(fmt.Sprintf("/cases/%d", returning.ID), "#ship")},
+		{name: "overview", open: open("/", "#open-cases", "#attention", "#lag")},
+		{name: "cases", open: open("/cases?open=true&platform=taobao&sort=created&order=asc", "#filters", "#cases")},
+		{name: "case needing attention", open: open(fmt.Sprintf("/cases/%d", parked.ID), "#why", "#resolve", "#cancel")},
+		{name: "case waiting for the return shipment", open: open(fmt.Sprintf("/cases/%d", returning.ID), "#why", "#ship", "#message", "#cancel", "#timeline")},
 		{name: "request form", open: open("/requests/new", "#request")},
 		{name: "dead letters", open: open("/dead-letters", "#dl-groups")},
-		{name: "dead letter", open: open(fmt.Sprintf("/dead-letters/%d", dead.ID), "#discard")},
+		{name: "dead letter", open: open(fmt.Sprintf("/dead-letters/%d", dead.ID), "#retry", "#discard")},
 		{name: "bulk confirmation", open: append(open("/dead-letters", "form.dl-bulk"),
 			chromedp.Click(chromedp.CSS(`form.dl-bulk button[value="discard"]`)), chromedp.WaitVisible(chromedp.ID("#bulk-confirm")))},
 		{name: "error", open: open("/cases/987654", "p.error")},
@@ -277,8 +283,11 @@ func TestBrowserAccessibility(t *testing.T) {
 	check := func(p a11yPage) {
 		t.Helper()
 		for _, v := range []viewport{desktop, phone} {
-			if err := chromedp.Do(ctx, append([]chromedp.Action[chromedp.Void]{v.emulate()}, p.open...)...); err != nil {
-				t.Fatalf("%s at %s: open: %v", p.name, v.name, err)
+			octx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			err := chromedp.Do(octx, append([]chromedp.Action[chromedp.Void]{v.emulate()}, p.open...)...)
+			cancel()
+			if err != nil {
+				t.Fatalf("%s at %s: open, and wait for what it must show: %v", p.name, v.name, err)
 			}
 			if v == desktop {
 				checkLabels(ctx, t, p.name)
