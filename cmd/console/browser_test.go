@@ -71,7 +71,9 @@ func parkTaobaoRequest(t *testing.T, s *stack, st *casestore.Store, sub string) 
 // first, refused beside the form), sees the verdict, and the open page
 // shows the case succeed without a reload. Every page and API route refuses requests
 // without credentials, and no configured secret appears in any answer.
-// Screenshots of the overview and the case pages are logged.
+// Screenshots of the overview and the case pages are logged; with
+// REFUNDHUB_SCREENSHOT_DIR set, the finished case at 1280×800 is also
+// written there (docs/images/console-case.png).
 func TestBrowser(t *testing.T) {
 	chromium := testenv.Installed(t, "chromium", "apt-get install chromium")
 	s := startStack(t)
@@ -126,7 +128,7 @@ func TestBrowser(t *testing.T) {
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
 		}
-		path := filepath.Join(t.TempDir(), name)
+		path := filepath.Join(t.ArtifactDir(), name)
 		if err := os.WriteFile(path, png, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -353,6 +355,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("timeline of case %d = %q; want the shipment recorded by olga (the logged-in operator)", caseR.ID, tl)
 	}
 	screenshot("case-shipped.png")
+	saveViewportScreenshot(ctx, t, "console-case.png") // the README's image, when asked for
 
 	// Without credentials every page and API route answers 401 or sends
 	// the browser to the login page.
