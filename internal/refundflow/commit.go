@@ -224,7 +224,7 @@ func (d decisionRecord) entries(timeline []casestore.TimelineEntry, nc casestore
 	}
 	if d.note != "" {
 		timeline = append(timeline, casestore.TimelineEntry{CaseID: d.c.ID, Kind: timelineKind(d.in.Kind), Summary: d.note,
-			Detail: d.lagDetail(now)})
+			Detail: d.callbackDetail(now)})
 	}
 	if d.pv != nil && len(d.pv.Foreign) > 0 {
 		timeline = append(timeline, casestore.TimelineEntry{CaseID: d.c.ID, Kind: casestore.KindNote,
@@ -234,16 +234,30 @@ func (d decisionRecord) entries(timeline []casestore.TimelineEntry, nc casestore
 	return append(timeline, d.decisionEntry())
 }
 
-// lagDetail is the detail of a callback's own timeline entry: lagMs, the
-// time from the receiver taking the callback in to this transaction
-// (Message.Lag, set here; now is the transaction's time); none for other
-// inputs or an unknown receive time.
-func (d decisionRecord) lagDetail(now time.Time) json.RawMessage {
-	if d.in.Kind != InputCallback || d.msg == nil || d.msg.ReceivedAt.IsZero() {
+// callbackDetail is the detail of a callback's own timeline entry: the
+// stream message it came from (stream, seq, msgId: what the console's
+// replay re-delivers, and how a case's callback is found in the stream),
+// and lagMs, the time from the receiver taking the callback in to this
+// transaction (Message.Lag, set here; now is the transaction's time; left
+// out for an unknown receive time). None for other inputs.
+func (d decisionRecord) callbackDetail(now time.Time) json.RawMessage {
+	if d.in.Kind != InputCallback || d.msg == nil {
 		return nil
 	}
-	lag := d.msg.applied(now)
-	b, _ := json.Marshal(map[string]int64{"lagMs": lag.Milliseconds()})
+	detail := map[string]any{}
+	if d.msg.Stream != "" && d.msg.Seq != 0 {
+		detail["stream"], detail["seq"] = d.msg.Stream, d.msg.Seq
+	}
+	if d.msg.ID != "" {
+		detail["msgId"] = d.msg.ID
+	}
+	if !d.msg.ReceivedAt.IsZero() {
+		detail["lagMs"] = d.msg.applied(now).Milliseconds()
+	}
+	if len(detail) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(detail)
 	return b
 }
 
