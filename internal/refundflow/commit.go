@@ -234,27 +234,33 @@ func (d decisionRecord) entries(timeline []casestore.TimelineEntry, nc casestore
 	return append(timeline, d.decisionEntry())
 }
 
-// callbackDetail is the detail of a callback's own timeline entry: the
-// stream message it came from (stream, seq, msgId: what the console's
-// replay re-delivers, and how a case's callback is found in the stream),
-// and lagMs, the time from the receiver taking the callback in to this
-// transaction (Message.Lag, set here; now is the transaction's time; left
-// out for an unknown receive time). None for other inputs.
+// CallbackDetail is the detail of a callback's own timeline entry. Stream,
+// Seq and MsgID name the stream message it came from (what the console's
+// replay re-delivers); LagMs is the time from the receiver taking the
+// callback in to the transaction that applied it (Message.Lag), absent
+// when the receive time is unknown.
+type CallbackDetail struct {
+	Stream string `json:"stream,omitempty"`
+	Seq    uint64 `json:"seq,omitempty"`
+	MsgID  string `json:"msgId,omitempty"` // Nats-Msg-Id (stream:seq for a message without one)
+	LagMs  *int64 `json:"lagMs,omitempty"`
+}
+
+// callbackDetail is d's CallbackDetail (now is the transaction's time, at
+// which Message.Lag is set); none for other inputs.
 func (d decisionRecord) callbackDetail(now time.Time) json.RawMessage {
 	if d.in.Kind != InputCallback || d.msg == nil {
 		return nil
 	}
-	detail := map[string]any{}
+	detail := CallbackDetail{MsgID: d.msg.ID}
 	if d.msg.Stream != "" && d.msg.Seq != 0 {
-		detail["stream"], detail["seq"] = d.msg.Stream, d.msg.Seq
-	}
-	if d.msg.ID != "" {
-		detail["msgId"] = d.msg.ID
+		detail.Stream, detail.Seq = d.msg.Stream, d.msg.Seq
 	}
 	if !d.msg.ReceivedAt.IsZero() {
-		detail["lagMs"] = d.msg.applied(now).Milliseconds()
+		lag := d.msg.applied(now).Milliseconds()
+		detail.LagMs = &lag
 	}
-	if len(detail) == 0 {
+	if detail == (CallbackDetail{}) {
 		return nil
 	}
 	b, _ := json.Marshal(detail)
