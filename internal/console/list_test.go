@@ -227,7 +227,7 @@ func TestCaseListSortsAndPages(t *testing.T) {
 // list, and nothing to keep live (page).
 func TestCaseListBadParams(t *testing.T) {
 	ts, _ := listFixture(t)
-	cookie := "cookie:" + ts.login(viewerToken).Value
+	cookie := "cookie:" + ts.login(viewerName).Value
 	for _, tc := range []struct{ query, param string }{
 		{"platform=amazon", "platform"}, {"state=lost", "state"}, {"attention=bored", "attention"}, {"open=yes", "open"},
 		{"q=" + strings.Repeat("9", 65), "q"}, {"q=a%0Ab", "q"}, {"older_than=soon", "older_than"}, {"older_than=-2h", "older_than"},
@@ -322,7 +322,7 @@ func TestCaseListCSV(t *testing.T) {
 		t.Errorf("export of q=10002: %d records, %v, trailer %q; want the header, 10 rows, complete", len(recs), err, resp.Trailer.Get(exportStatusTrailer))
 	}
 
-	cookie := "cookie:" + ts.login(viewerToken).Value
+	cookie := "cookie:" + ts.login(viewerName).Value
 	page := ts.do("GET", "/cases?state=waiting_seller&sort=created&limit=10", cookie, nil)
 	if !strings.Contains(page.body, `href="/cases.csv?sort=created&amp;state=waiting_seller"`) {
 		t.Errorf("cases page: no export link with its filters and order:\n%s", page.body)
@@ -340,7 +340,7 @@ func TestCaseListCSV(t *testing.T) {
 // page links back to the first.
 func TestCasesPageLinks(t *testing.T) {
 	ts, _ := listFixture(t)
-	cookie := "cookie:" + ts.login(viewerToken).Value
+	cookie := "cookie:" + ts.login(viewerName).Value
 	r := ts.do("GET", "/cases?sort=created&order=asc&limit=5", cookie, nil)
 	for _, want := range []string{
 		`aria-sort="ascending"><a href="/cases?sort=created">Created ▲</a>`,
@@ -374,14 +374,15 @@ func TestCasesPageLinks(t *testing.T) {
 
 // TestOverview: counts by platform and state linked to their lists, the
 // cases needing attention with their reason, the oldest open cases, and
-// the last platform errors, newest first.
+// the last platform errors, newest first; for operators, a link to the
+// request form.
 func TestOverview(t *testing.T) {
 	ts, _ := listFixture(t)
 	ts.seedRaw(nil,
 		`INSERT INTO step_attempts (case_id, step, status, error_code, error_message, request_id, started_at) VALUES (2, 'submit', 'failed', 'E_OLD', 'older failure', 'req-1', 1000)`,
 		`INSERT INTO step_attempts (case_id, step, status, error_code, error_message, request_id, started_at) VALUES (3, 'render', 'failed', 'E_NEW', 'stock changed', 'req-2', 2000)`,
 		`INSERT INTO step_attempts (case_id, step, status, started_at) VALUES (4, 'render', 'done', 3000)`)
-	cookie := "cookie:" + ts.login(viewerToken).Value
+	cookie := "cookie:" + ts.login(viewerName).Value
 	r := ts.do("GET", "/", cookie, nil)
 	for _, want := range []string{
 		`<a href="/cases?open=true">9 open case(s)</a>`,
@@ -394,6 +395,13 @@ func TestOverview(t *testing.T) {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("overview lacks %s", want)
 		}
+	}
+	// Operators find the request form from the overview; viewers cannot file one.
+	if strings.Contains(r.body, `id="new-request"`) {
+		t.Errorf("viewer's overview links to the request form")
+	}
+	if op := ts.do("GET", "/", "cookie:"+ts.login(operatorName).Value, nil); !strings.Contains(op.body, `<p id="new-request"><a href="/requests/new">`) {
+		t.Errorf("operator's overview has no link to the request form")
 	}
 	oldest := r.body[strings.Index(r.body, `id="oldest"`):]
 	oldest = oldest[:strings.Index(oldest, "</table>")]
@@ -429,7 +437,7 @@ func TestOverviewConsumerLag(t *testing.T) {
 		}
 	}
 	ts := newTestServerOn(t, js)
-	cookie := "cookie:" + ts.login(viewerToken).Value
+	cookie := "cookie:" + ts.login(viewerName).Value
 	r := ts.do("GET", "/", cookie, nil)
 	lag := r.body[strings.Index(r.body, `id="lag"`):]
 	lag = lag[:strings.Index(lag, "</table>")]
@@ -455,7 +463,7 @@ func TestCasePageTimelinePages(t *testing.T) {
 		extra = append(extra, fmt.Sprintf(`INSERT INTO timeline (id, case_id, at, kind, summary) VALUES (%d, 1, %d, 'decision', 'entry %04d')`, i, i, i))
 	}
 	ts.seedRaw([]rawCase{{id: 1, platform: "taobao", order: "1", sub: "2", state: "waiting_seller", created: time.Now(), updated: time.Now()}}, extra...)
-	cookie := "cookie:" + ts.login(viewerToken).Value
+	cookie := "cookie:" + ts.login(viewerName).Value
 	link := func(body, id string) string {
 		i := strings.Index(body, `id="`+id+`"`)
 		if i < 0 {
