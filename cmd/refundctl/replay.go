@@ -327,7 +327,7 @@ func (rp *replayer) deliver(ctx context.Context, it replayItem) error {
 		ans, err := replay.ToReceiver(ctx, rp.poster, it.Item)
 		var refused *replay.RefusedError
 		if errors.As(err, &refused) {
-			return fmt.Errorf("%s: receiver answered %s", where, postResult(ans))
+			return fmt.Errorf("%s: receiver answered %s", where, postResult{Status: ans.Status, Body: ans.Body})
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
@@ -422,7 +422,7 @@ func (rp *replayer) finish(source string) error {
 // Post implements replay.Poster: the receiver's answer to body.
 func (p *poster) Post(ctx context.Context, body []byte) (replay.Answer, error) {
 	r, err := p.post(ctx, body)
-	return replay.Answer(r), err
+	return replay.Answer{Status: r.Status, Body: r.Body}, err
 }
 
 // callbackParser parses callbacks with the receiver's type table: the
