@@ -12,7 +12,7 @@ import (
 // WhatItDoes says what a replay can achieve, for the operator who asks
 // for one: the worker's inbox drops a callback it already applied.
 const WhatItDoes = "The worker's inbox drops a callback it has already applied, so a replay re-applies only " +
-	"what was never applied (after a stream consumer was reset, or once a parked callback type became known)."
+	"what was never applied (for example after a stream consumer was reset past it)."
 
 // Verdict says in a few words what the stream did with a replay: stored
 // it again as a new message, or kept the copy it had (inside its duplicate

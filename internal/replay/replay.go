@@ -11,8 +11,9 @@
 // the stream's duplicate window a message republished with its
 // Nats-Msg-Id is not stored again, and the worker's inbox drops a callback
 // it already applied whenever it comes back. A replay therefore re-applies
-// only what was never applied (a consumer reset past it, a parked type the
-// receiver has since learnt).
+// only what was never applied: a consumer reset past it, or (through the
+// receiver only, which parses the bytes again) a parked type the receiver
+// has since learnt.
 package replay
 
 import (
