@@ -10,6 +10,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/console"
 	"github.com/refundhub/refundhub/internal/envconfig"
+	"github.com/refundhub/refundhub/internal/events"
 )
 
 // config is everything the console reads from the environment.
@@ -35,6 +36,7 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("CONSOLE_COOKIE_SECURE", "false", "true marks the session cookie Secure: set it when the console is reached over HTTPS"),
 	envconfig.V("CONSOLE_VERDICT_WAIT", "5s", "how long an action waits for the worker's verdict before showing it as pending (100ms to 1m)"),
 	envconfig.V("CONSOLE_EVENTS_INTERVAL", "1s", "how often an open event stream (/api/v1/events, the live case page) reads the case store for changes (100ms to 1m)"),
+	envconfig.V("CALLBACK_STREAM", events.DefaultStreamName, "the receiver's callback stream: a replay from a case's timeline reads the message there and stores it there again"),
 	envconfig.V("CONSOLE_SHUTDOWN_TIMEOUT", "10s", "on SIGTERM/SIGINT: time allowed for in-flight requests and the NATS drain"),
 }, envconfig.LogVars())
 
@@ -73,6 +75,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	cfg.Console.SecureCookie = secure
 	cfg.Console.VerdictWait = env.Duration("CONSOLE_VERDICT_WAIT", 100*time.Millisecond, time.Minute)
 	cfg.Console.EventsInterval = env.Duration("CONSOLE_EVENTS_INTERVAL", 100*time.Millisecond, time.Minute)
+	cfg.Console.CallbackStream = env.String("CALLBACK_STREAM")
 	cfg.ShutdownTimeout = env.Duration("CONSOLE_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute)
 	cfg.Log = env.Log()
 	return cfg, env.Err()

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -16,6 +16,7 @@ import (
 	"github.com/refundhub/refundhub/internal/callback"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/platform"
+	"github.com/refundhub/refundhub/internal/replay"
 )
 
 // replayOptions are the replay flags.
@@ -39,15 +40,11 @@ type replayRange struct {
 	limit          int
 }
 
-// replayItem is one callback to re-deliver.
+// replayItem is one callback to re-deliver: from the stream (Seq, Time)
+// or a file (Line).
 type replayItem struct {
-	Seq     uint64 // stream sequence (stream source)
-	Line    int    // line number (file source)
-	Subject string
-	MsgID   string
-	Header  nats.Header
-	Data    []byte
-	Time    time.Time // stored time (stream source)
+	replay.Item
+	Line int // line number (file source)
 }
 
 // replayedJSON is one re-delivered callback in --json output.
@@ -238,7 +235,7 @@ func (a *app) replay(ctx context.Context, o replayOptions) error {
 				ParkReason: string(rec.Event.Park),
 				ParkDetail: rec.Event.ParkDetail,
 			}.Header()
-			it := replayItem{Line: rec.Line, Subject: rec.Subject, MsgID: rec.Event.ID, Header: h, Data: rec.Raw}
+			it := replayItem{Line: rec.Line, Item: replay.Item{Subject: rec.Subject, MsgID: rec.Event.ID, Header: h, Data: rec.Raw}}
 			if err := rp.deliver(ctx, it); err != nil {
 				return rp.fail(err)
 			}
@@ -258,19 +255,19 @@ func (a *app) replay(ctx context.Context, o replayOptions) error {
 	return rp.finish("stream " + a.cfg.Stream)
 }
 
-// readStream delivers the range (see app.readStream for how the stream is
-// read): each message stored before --until, up to --limit of them.
+// readStream delivers the range (see replay.Reader.Read for how the stream
+// is read): each message stored before --until, up to --limit of them.
 func (rp *replayer) readStream(ctx context.Context, r replayRange) error {
 	n := 0
-	sr := streamRange{subjects: r.subjects, fromSeq: r.fromSeq, since: r.since, toSeq: r.toSeq}
-	return rp.a.readStream(ctx, rp.js, sr, func(m streamMsg) (bool, error) {
-		seq := m.meta.Sequence.Stream
-		if !r.until.IsZero() && !m.meta.Timestamp.Before(r.until) {
+	rr := replay.Range{Subjects: r.subjects, FromSeq: r.fromSeq, Since: r.since, ToSeq: r.toSeq}
+	return rp.a.reader(rp.js).Read(ctx, rr, func(m replay.Msg) (bool, error) {
+		seq := m.Meta.Sequence.Stream
+		if !r.until.IsZero() && !m.Meta.Timestamp.Before(r.until) {
 			return false, nil
 		}
 		if rp.bar == nil {
-			total := int64(m.meta.NumPending) + 1
-			if span := int64(m.last - seq + 1); span < total {
+			total := int64(m.Meta.NumPending) + 1
+			if span := int64(m.Last - seq + 1); span < total {
 				total = span
 			}
 			if r.limit > 0 && int64(r.limit) < total {
@@ -278,10 +275,7 @@ func (rp *replayer) readStream(ctx context.Context, r replayRange) error {
 			}
 			rp.startBar(total)
 		}
-		h := m.msg.Headers()
-		it := replayItem{Seq: seq, Subject: m.msg.Subject(), MsgID: h.Get(events.HeaderMsgID), Header: h,
-			Data: m.msg.Data(), Time: m.meta.Timestamp}
-		if err := rp.deliver(ctx, it); err != nil {
+		if err := rp.deliver(ctx, replayItem{Item: m.Item()}); err != nil {
 			return false, err
 		}
 		n++
@@ -330,28 +324,24 @@ func (rp *replayer) deliver(ctx context.Context, it replayItem) error {
 	case rp.opts.dryRun:
 		res.Body = string(it.Data)
 	case rp.opts.to == "receiver":
-		pr, err := rp.poster.post(ctx, it.Data)
+		ans, err := replay.ToReceiver(ctx, rp.poster, it.Item)
+		var refused *replay.RefusedError
+		if errors.As(err, &refused) {
+			return fmt.Errorf("%s: receiver answered %s", where, postResult{Status: ans.Status, Body: ans.Body})
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
-		if !pr.ok() {
-			return fmt.Errorf("%s: receiver answered %s", where, pr)
-		}
-		res.Status, res.Response = pr.Status, pr.Body
+		res.Status, res.Response = ans.Status, ans.Body
 	default:
-		h := events.RepublishHeader(it.Header) // the stored id is set again below
-		var opts []jetstream.PublishOpt
-		if it.MsgID != "" {
-			opts = append(opts, jetstream.WithMsgID(it.MsgID))
-		}
 		pctx, cancel := context.WithTimeout(ctx, rp.a.cfg.Timeout)
-		ack, err := rp.js.PublishMsg(pctx, &nats.Msg{Subject: it.Subject, Data: it.Data, Header: h}, opts...)
+		st, err := replay.ToStream(pctx, rp.js, it.Item)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, publishErr(it.Subject, err))
 		}
-		res.StreamSeq, res.Duplicate = ack.Sequence, ack.Duplicate
-		if ack.Duplicate {
+		res.StreamSeq, res.Duplicate = st.Seq, st.Duplicate
+		if st.Duplicate {
 			rp.dups++
 		}
 	}
@@ -427,6 +417,12 @@ func (rp *replayer) finish(source string) error {
 	}
 	_, err := fmt.Fprintln(rp.a.stdout, msg)
 	return err
+}
+
+// Post implements replay.Poster: the receiver's answer to body.
+func (p *poster) Post(ctx context.Context, body []byte) (replay.Answer, error) {
+	r, err := p.post(ctx, body)
+	return replay.Answer{Status: r.Status, Body: r.Body}, err
 }
 
 // callbackParser parses callbacks with the receiver's type table: the

@@ -16,6 +16,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/envconfig/logtest"
+	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
@@ -29,7 +30,8 @@ import (
 // message beneath that, the decision beneath the worker's span, the
 // platform call beneath the decision and its HTTP round trip beneath the
 // call. The worker's log lines about the case carry its trace id, the
-// callback's timeline entry its lag, and the lag histogram counts it.
+// callback's timeline entry its lag and the stream message it came from
+// (stream, seq, msgId), and the lag histogram counts it.
 func TestOneCallbackOneTrace(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
@@ -174,11 +176,31 @@ func TestOneCallbackOneTrace(t *testing.T) {
 			continue // order events are kept by the store with their own detail
 		}
 		var d struct {
-			LagMs *int64 `json:"lagMs"`
+			LagMs  *int64 `json:"lagMs"`
+			Stream string `json:"stream"`
+			Seq    uint64 `json:"seq"`
+			MsgID  string `json:"msgId"`
 		}
 		if err := json.Unmarshal(e.Detail, &d); err != nil || d.LagMs == nil || *d.LagMs < 0 || *d.LagMs > 20000 {
 			t.Errorf("callback timeline entry %q detail %s; want lagMs between 0 and 20000", e.Summary, e.Detail)
 			continue
+		}
+		// It names the stream message it came from: that message is the
+		// callback, with that Nats-Msg-Id.
+		if d.Stream != events.DefaultStreamName || d.Seq == 0 || d.MsgID == "" {
+			t.Errorf("callback timeline entry %q detail %s; want stream %s, seq and msgId", e.Summary, e.Detail, events.DefaultStreamName)
+			continue
+		}
+		st, err := s.js.Stream(context.Background(), d.Stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := st.GetMsg(context.Background(), d.Seq)
+		if err != nil {
+			t.Fatalf("get %s seq %d: %v", d.Stream, d.Seq, err)
+		}
+		if got := m.Header.Get(events.HeaderMsgID); got != d.MsgID || !strings.HasPrefix(m.Subject, events.SubjectAccepted+".taobao.") {
+			t.Errorf("stream message %d: subject %s, Nats-Msg-Id %q; want a taobao callback with %q", d.Seq, m.Subject, got, d.MsgID)
 		}
 		lagged++
 	}

@@ -56,7 +56,7 @@ var actions = map[string]action{
 
 // fillModify reads the modify form as refundctl modify reads its flags: an
 // empty field changes nothing, a reason is an id or a text (not both), an
-// amount is fen or max.
+// amount is fen or max, vouchers one per line.
 func fillModify(c echo.Context, cmd *refundflow.Command) error {
 	m := &refundflow.Modification{Reason: strings.TrimSpace(c.FormValue("reason"))}
 	cmd.Modify = m
@@ -78,6 +78,10 @@ func fillModify(c echo.Context, cmd *refundflow.Command) error {
 		}
 		m.Amount = &n
 	}
+	// Vouchers replace the request's evidence images, as refundctl modify
+	// --voucher does; none leaves them as filed. opcommands.Check checks
+	// them (refundflow.Modification.CheckFor) with the rest.
+	m.Vouchers = formLines(c.FormValue("vouchers"))
 	if v := c.FormValue("description"); v != "" {
 		m.Description = &v
 		// Checked as refundctl modify checks it (refundflow's rules); the
@@ -87,6 +91,19 @@ func fillModify(c echo.Context, cmd *refundflow.Command) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// formLines reads a form's list field, one value per line (a voucher
+// reference each, as the request and modify forms take them): each line
+// trimmed, empty lines left out; nil when there is none.
+func formLines(v string) []string {
+	var out []string
+	for line := range strings.SplitSeq(v, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // handleAction is POST /cases/{id}/{action}: the command refundctl

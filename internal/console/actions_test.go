@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -123,6 +124,12 @@ func TestActions(t *testing.T) {
 				m := c.Modify
 				return m != nil && m.ReasonID == 1004 && m.Amount != nil && *m.Amount == amount && m.Description != nil && *m.Description == desc
 			}},
+		{"modify", refused, url.Values{"vouchers": {"https://img.example/box.jpg\r\n\n  https://img.example/label.jpg \n"}},
+			func(c refundflow.Command) bool {
+				m := c.Modify
+				return m != nil && slices.Equal(m.Vouchers, []string{"https://img.example/box.jpg", "https://img.example/label.jpg"}) &&
+					m.Amount == nil && m.Description == nil && m.ReasonID == 0 && m.Reason == ""
+			}},
 		{"modify", refused, url.Values{"reason": {"质量问题"}, "amount": {"max"}},
 			func(c refundflow.Command) bool {
 				m := c.Modify
@@ -184,6 +191,8 @@ func TestActions(t *testing.T) {
 		{"modify", refused, url.Values{"amount": {"lots"}}, []string{"Amount: fen"}},
 		{"modify", refused, url.Values{"reason_id": {"1004"}, "reason": {"质量问题"}}, []string{"Reason text: give"}},
 		{"modify", refused, url.Values{"description": {strings.Repeat("长", 501)}}, []string{"Description: at most 500"}},
+		{"modify", refused, url.Values{"vouchers": {strings.Repeat("https://img.example/a.jpg\n", 6)}}, []string{"Vouchers: at most 5"}},
+		{"modify", refused, url.Values{"vouchers": {"https://img.example/" + strings.Repeat("a", 1024)}}, []string{"Vouchers: empty or too long"}},
 		{"resolve", refused, url.Values{"action": {"close"}}, []string{"Note: required"}},
 	} {
 		name := fmt.Sprintf("%s %v", tc.form, tc.with)

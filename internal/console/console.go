@@ -31,6 +31,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/deadletters"
+	"github.com/refundhub/refundhub/internal/events"
 )
 
 // Config is the console's behaviour, read by cmd/console from the
@@ -49,6 +50,9 @@ type Config struct {
 	// EventsInterval is how often an event stream (/api/v1/events) reads
 	// the store for changed cases (default 1s).
 	EventsInterval time.Duration
+	// CallbackStream is the callback stream a replay reads and stores
+	// into (default events.DefaultStreamName, the receiver's).
+	CallbackStream string
 }
 
 // Deps are what the console works on.
@@ -58,11 +62,12 @@ type Deps struct {
 	// DeadLetters is a second handle on the same file, opened for writing
 	// (casestore.OpenExisting: it never creates or migrates) and used for
 	// nothing but marking a dead letter retried or discarded, through
-	// package deadletters as refundctl does. A separate handle keeps every
-	// page and API read on the read-only Store, so no read path can write
-	// by mistake, and the console's only writes are those two, each
-	// re-checked in its transaction. nil leaves dead letters read-only
-	// (their actions answer unavailable).
+	// package deadletters as refundctl does, and noting a replayed
+	// callback on its case's timeline (package replay). A separate handle
+	// keeps every page and API read on the read-only Store, so no read
+	// path can write by mistake, and the console's only writes are those,
+	// each in its own transaction. nil leaves dead letters read-only
+	// (their actions answer unavailable) and replays unrecorded.
 	DeadLetters *casestore.Store
 	// JetStream publishes commands; nil leaves the console read-only
 	// (actions answer unavailable).
@@ -85,7 +90,10 @@ type Server struct {
 	now    func() time.Time
 	// settler retries and discards dead letters (nil without
 	// Deps.DeadLetters).
-	settler  *deadletters.Settler
+	settler *deadletters.Settler
+	// notes is Deps.DeadLetters, where a replay is noted on its case's
+	// timeline (nil: not noted).
+	notes    *casestore.Store
 	sessions sessions
 	// passwords checks logins against the store's accounts.
 	passwords *casestore.Passwords
@@ -134,6 +142,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.EventsInterval <= 0 {
 		cfg.EventsInterval = time.Second
 	}
+	if cfg.CallbackStream == "" {
+		cfg.CallbackStream = events.DefaultStreamName
+	}
 	now := deps.Now
 	if now == nil {
 		now = time.Now
@@ -165,6 +176,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			pub = deps.JetStream
 		}
 		s.settler = deadletters.New(deps.DeadLetters, pub, deadletters.Config{ForceName: "the force box"})
+		s.notes = deps.DeadLetters
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

@@ -46,6 +46,10 @@ const (
 	CodeDeadLetterDiscarded = string(deadletters.RefusedDiscarded) // discarded already
 	CodePermanentFailure    = string(deadletters.RefusedPermanent) // a permanent failure retried without force
 	CodeCountChanged        = "count_changed"                      // a bulk action's filter matches another number than expected
+
+	// CodeMessageGone (410): a replay of a stream message the callback
+	// stream no longer holds (aged out after its max age, or deleted).
+	CodeMessageGone = "message_gone"
 )
 
 // statusOf is the one table from code to HTTP status.
@@ -68,6 +72,7 @@ var statusOf = map[string]int{
 	CodeDeadLetterDiscarded: http.StatusConflict,
 	CodePermanentFailure:    http.StatusConflict,
 	CodeCountChanged:        http.StatusConflict,
+	CodeMessageGone:         http.StatusGone,
 }
 
 func invalidArg(msg string) error { return &Error{Code: CodeInvalidArgument, Message: msg} }

@@ -374,7 +374,8 @@ func TestCasesPageLinks(t *testing.T) {
 
 // TestOverview: counts by platform and state linked to their lists, the
 // cases needing attention with their reason, the oldest open cases, and
-// the last platform errors, newest first.
+// the last platform errors, newest first; for operators, a link to the
+// request form.
 func TestOverview(t *testing.T) {
 	ts, _ := listFixture(t)
 	ts.seedRaw(nil,
@@ -394,6 +395,13 @@ func TestOverview(t *testing.T) {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("overview lacks %s", want)
 		}
+	}
+	// Operators find the request form from the overview; viewers cannot file one.
+	if strings.Contains(r.body, `id="new-request"`) {
+		t.Errorf("viewer's overview links to the request form")
+	}
+	if op := ts.do("GET", "/", "cookie:"+ts.login(operatorName).Value, nil); !strings.Contains(op.body, `<p id="new-request"><a href="/requests/new">`) {
+		t.Errorf("operator's overview has no link to the request form")
 	}
 	oldest := r.body[strings.Index(r.body, `id="oldest"`):]
 	oldest = oldest[:strings.Index(oldest, "</table>")]

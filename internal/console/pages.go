@@ -323,6 +323,8 @@ type casePage struct {
 	Verdict *verdictView
 	// FormError is why a form was refused, shown beside it (nil: none).
 	FormError *formError
+	// Replayed is the verdict of a replay, after its redirect (nil: none).
+	Replayed *replayedView
 	// TimelineTotal counts the case's timeline entries; Timeline holds one
 	// page of them (timelinePage, the newest unless timeline_before
 	// names an entry), and TimelineOlder and TimelineNewer are the links
@@ -391,7 +393,7 @@ func (s *Server) renderCase(c echo.Context, status int, k casestore.Case, comman
 		return err
 	}
 	p := casePage{page: s.pageBase(c, fmt.Sprintf("Case %d", k.ID)), caseDetailJSON: d, FormError: formErr,
-		Offers: offers(who(c), k)}
+		Offers: offers(who(c), k), Replayed: replayedOf(c)}
 	if err := p.pageTimeline(fmt.Sprintf("/cases/%d", k.ID), c.QueryParam("timeline_before")); err != nil {
 		return err
 	}

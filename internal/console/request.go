@@ -188,11 +188,7 @@ func fillRequest(f requestForm, cmd *refundflow.Command) error {
 		}
 		r.Amount = n
 	}
-	for line := range strings.SplitSeq(f.Vouchers, "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			r.Vouchers = append(r.Vouchers, line)
-		}
-	}
+	r.Vouchers = formLines(f.Vouchers)
 	for _, e := range strings.FieldsFunc(f.OrderEntries, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' }) {
 		n, err := strconv.ParseInt(e, 10, 64)
 		if err != nil || n <= 0 {

@@ -26,6 +26,7 @@ func (s *Server) routes(e *echo.Echo) {
 	e.POST("/cases/:id/cancel", s.handleAction(actions["cancel"]))
 	e.POST("/cases/:id/message", s.handleAction(actions["message"]))
 	e.POST("/cases/:id/modify", s.handleAction(actions["modify"]))
+	e.POST("/cases/:id/replay", s.handleReplayForm)
 	s.requestRoutes(e) // GET /requests/new, POST /requests
 	e.GET("/dead-letters", s.handleDeadLettersPage)
 	e.GET("/dead-letters/:id", s.handleDeadLetterPage)
@@ -45,5 +46,6 @@ func (s *Server) routes(e *echo.Echo) {
 	api.POST("/dead-letters/:id/retry", s.handleAPIDeadLetterAction("retry"))
 	api.POST("/dead-letters/:id/discard", s.handleAPIDeadLetterAction("discard"))
 	api.POST("/dead-letters/bulk", s.handleAPIDeadLettersBulk)
+	api.POST("/replay", s.handleAPIReplay)
 	api.GET("/events", s.handleEvents) // eventsPath
 }

@@ -224,7 +224,7 @@ func (d decisionRecord) entries(timeline []casestore.TimelineEntry, nc casestore
 	}
 	if d.note != "" {
 		timeline = append(timeline, casestore.TimelineEntry{CaseID: d.c.ID, Kind: timelineKind(d.in.Kind), Summary: d.note,
-			Detail: d.lagDetail(now)})
+			Detail: d.callbackDetail(now)})
 	}
 	if d.pv != nil && len(d.pv.Foreign) > 0 {
 		timeline = append(timeline, casestore.TimelineEntry{CaseID: d.c.ID, Kind: casestore.KindNote,
@@ -234,16 +234,36 @@ func (d decisionRecord) entries(timeline []casestore.TimelineEntry, nc casestore
 	return append(timeline, d.decisionEntry())
 }
 
-// lagDetail is the detail of a callback's own timeline entry: lagMs, the
-// time from the receiver taking the callback in to this transaction
-// (Message.Lag, set here; now is the transaction's time); none for other
-// inputs or an unknown receive time.
-func (d decisionRecord) lagDetail(now time.Time) json.RawMessage {
-	if d.in.Kind != InputCallback || d.msg == nil || d.msg.ReceivedAt.IsZero() {
+// CallbackDetail is the detail of a callback's own timeline entry. Stream,
+// Seq and MsgID name the stream message it came from (what the console's
+// replay re-delivers); LagMs is the time from the receiver taking the
+// callback in to the transaction that applied it (Message.Lag), absent
+// when the receive time is unknown.
+type CallbackDetail struct {
+	Stream string `json:"stream,omitempty"`
+	Seq    uint64 `json:"seq,omitempty"`
+	MsgID  string `json:"msgId,omitempty"` // Nats-Msg-Id (stream:seq for a message without one)
+	LagMs  *int64 `json:"lagMs,omitempty"`
+}
+
+// callbackDetail is d's CallbackDetail (now is the transaction's time, at
+// which Message.Lag is set); none for other inputs.
+func (d decisionRecord) callbackDetail(now time.Time) json.RawMessage {
+	if d.in.Kind != InputCallback || d.msg == nil {
 		return nil
 	}
-	lag := d.msg.applied(now)
-	b, _ := json.Marshal(map[string]int64{"lagMs": lag.Milliseconds()})
+	detail := CallbackDetail{MsgID: d.msg.ID}
+	if d.msg.Stream != "" && d.msg.Seq != 0 {
+		detail.Stream, detail.Seq = d.msg.Stream, d.msg.Seq
+	}
+	if !d.msg.ReceivedAt.IsZero() {
+		lag := d.msg.applied(now).Milliseconds()
+		detail.LagMs = &lag
+	}
+	if detail == (CallbackDetail{}) {
+		return nil
+	}
+	b, _ := json.Marshal(detail)
 	return b
 }
 
