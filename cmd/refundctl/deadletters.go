@@ -417,8 +417,9 @@ func (a *app) deadLettersDiscard() *cobra.Command {
 		Use:   "discard ID --note TEXT",
 		Short: "Mark a dead letter discarded: kept for the record, never retried, no longer listed",
 		Long: "Marks a pending dead letter discarded, with the operator (--operator,\n" +
-			"REFUNDCTL_OPERATOR, else USER), the time and --note saying why. The row and its\n" +
-			"message stay (dead-letters show, list --all or --discarded); nothing is published.\n" +
+			"REFUNDCTL_OPERATOR, else USER; through the console, REFUNDHUB_URL, the token's\n" +
+			"account), the time and --note saying why. The row and its message stay\n" +
+			"(dead-letters show, list --all or --discarded); nothing is published.\n" +
 			"A discard is final: the dead letter cannot be retried afterwards. A dead letter\n" +
 			"already retried or discarded is refused (exit 4) and left as it is.",
 		Example: "  refundctl dead-letters discard 12 --note 'test command sent to production by mistake'",
