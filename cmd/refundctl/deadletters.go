@@ -94,11 +94,12 @@ func (a *app) deadLettersList() *cobra.Command {
 	cmd.Flags().BoolVar(&all, "all", false, "discarded dead letters too")
 	cmd.Flags().BoolVar(&discarded, "discarded", false, "only discarded dead letters")
 	cmd.Flags().StringVar(&reason, "reason", "", "only dead letters with this reason: "+events.DeadReasonList())
-	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many (1 to 1000)")
+	cmd.Flags().IntVar(&limit, "limit", 100, fmt.Sprintf("at most this many (1 to %d)", casestore.MaxListLimit))
 	cmd.Flags().Int64Var(&afterID, "after-id", 0, "paging: only ids greater than this")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
-		if limit < 1 || limit > 1000 {
-			return usagef("--limit %d: want 1 to 1000", limit)
+		// The store's (and the console's) largest page: one read either way.
+		if limit < 1 || limit > casestore.MaxListLimit {
+			return usagef("--limit %d: want 1 to %d", limit, casestore.MaxListLimit)
 		}
 		if afterID < 0 {
 			return usagef("--after-id %d: must not be negative", afterID)

@@ -96,7 +96,7 @@ func (r *remote) deadLetters(ctx context.Context, f deadLetterFilter) ([]casesto
 func (r *remote) deadLetter(ctx context.Context, id int64) (casestore.DeadLetter, error) {
 	var ad apiDeadLetter
 	if _, err := r.do(ctx, http.MethodGet, deadLetterPath(id, ""), nil, &ad); err != nil {
-		return casestore.DeadLetter{}, r.settleErr(ctx, id, err)
+		return casestore.DeadLetter{}, r.deadLetterErr(ctx, id, err)
 	}
 	return r.decodeDeadLetter(ad)
 }
@@ -116,7 +116,7 @@ func (r *remote) retryDeadLetter(ctx context.Context, id int64, o retryOptions) 
 	}
 	body := map[string]bool{"force": o.force, "dryRun": o.dryRun}
 	if _, err := r.do(ctx, http.MethodPost, deadLetterPath(id, "/retry"), body, &ans); err != nil {
-		return casestore.DeadLetter{}, retried{}, r.settleErr(ctx, id, err)
+		return casestore.DeadLetter{}, retried{}, r.deadLetterErr(ctx, id, err)
 	}
 	d, err := r.decodeDeadLetter(ans.apiDeadLetter)
 	if err != nil {
@@ -132,7 +132,7 @@ func (r *remote) retryDeadLetter(ctx context.Context, id int64, o retryOptions) 
 func (r *remote) discardDeadLetter(ctx context.Context, id int64, note string) (casestore.DeadLetter, error) {
 	var ad apiDeadLetter
 	if _, err := r.do(ctx, http.MethodPost, deadLetterPath(id, "/discard"), map[string]string{"note": note}, &ad); err != nil {
-		return casestore.DeadLetter{}, r.settleErr(ctx, id, err)
+		return casestore.DeadLetter{}, r.deadLetterErr(ctx, id, err)
 	}
 	return r.decodeDeadLetter(ad)
 }
@@ -149,12 +149,12 @@ func (r *remote) decodeDeadLetter(ad apiDeadLetter) (casestore.DeadLetter, error
 	return d, nil
 }
 
-// settleErr words the console's answer about dead letter id as refundctl
+// deadLetterErr words the console's answer about dead letter id as refundctl
 // does on the host. A refusal (409) and a missing letter (404) carry
 // package deadletters' words as their message, printed alone; a refusal
 // exits 4. A permanent failure's refusal names the console's force box,
 // so it is worded again, from the letter, with --force.
-func (r *remote) settleErr(ctx context.Context, id int64, err error) error {
+func (r *remote) deadLetterErr(ctx context.Context, id int64, err error) error {
 	var ae *apiError
 	if !errors.As(err, &ae) || ae.Message == "" {
 		return err
