@@ -3,7 +3,6 @@ package console
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -228,15 +227,7 @@ func (s *Server) handleAPIDeadLetterAction(action string) echo.HandlerFunc {
 func (s *Server) apiRetry(c echo.Context, id int64, req actionRequest) error {
 	r, err := s.settler.Retry(c.Request().Context(), id, deadletters.RetryOptions{Force: req.Force, DryRun: req.DryRun, Operator: who(c).Name})
 	if !req.DryRun {
-		verdict := "retried"
-		var refused *deadletters.RefusedError
-		switch {
-		case errors.As(err, &refused):
-			verdict = "refused"
-		case err != nil:
-			verdict = "failed"
-		}
-		s.logger.Info("dead letter retry", "dead_letter", id, "account", who(c).Name, "force", req.Force, "verdict", verdict, "err", err)
+		s.logSettled(c, "retry", id, req.Force, err)
 	}
 	if err != nil {
 		return settleError(err)
