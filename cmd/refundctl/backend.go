@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
@@ -44,10 +45,51 @@ func (a *app) backend() (backend, error) {
 	return &direct{a: a}, nil
 }
 
+// deadLetterBackend is where dead-letters list, show, retry and discard
+// read and settle dead letters: the store, NATS and package deadletters
+// on the host (direct), or the console's dead-letter API (remote,
+// REFUNDHUB_URL), whose answers come from the same package. Each
+// subcommand is written once against it and prints the same either way;
+// refusals are package deadletters' words either way (exit 4).
+type deadLetterBackend interface {
+	// deadLetters lists the dead letters f selects, in id order.
+	deadLetters(ctx context.Context, f deadLetterFilter) ([]casestore.DeadLetter, error)
+	// deadLetter is dead letter id, headers and payload included; an
+	// error saying "dead letter ID not found" when there is none.
+	deadLetter(ctx context.Context, id int64) (casestore.DeadLetter, error)
+	// retryDeadLetter retries dead letter id (with o.dryRun, checks and
+	// builds the message only) under the operator's name (remote: the
+	// token's account), and returns the letter and what was published.
+	retryDeadLetter(ctx context.Context, id int64, o retryOptions) (casestore.DeadLetter, retried, error)
+	// discardDeadLetter marks dead letter id discarded with note under the
+	// operator's name (remote: the token's account), and returns it as it
+	// is now.
+	discardDeadLetter(ctx context.Context, id int64, note string) (casestore.DeadLetter, error)
+	close()
+}
+
+// deadLetterFilter is what dead-letters list selects.
+type deadLetterFilter struct {
+	pendingOnly bool                    // neither retried nor discarded
+	discarded   casestore.DiscardFilter // discarded or not
+	reason      events.DeadReason       // "" for any
+	afterID     int64                   // paging: ids greater than this
+	limit       int                     // 1 to casestore.MaxListLimit
+}
+
+// deadLetterBackend opens the dead-letter backend the configuration names,
+// as backend does for cases.
+func (a *app) deadLetterBackend() (deadLetterBackend, error) {
+	if a.cfg.ConsoleURL != "" {
+		return a.newRemote()
+	}
+	return &direct{a: a}, nil
+}
+
 // remoteVerbs are the commands that work through the console's API.
 // help and completion touch nothing.
 var remoteVerbs = map[string]bool{"list": true, "show": true, "wait": true, "request": true, "ship": true,
-	"cancel": true, "message": true, "modify": true, "resolve": true, "help": true, "completion": true}
+	"cancel": true, "message": true, "modify": true, "resolve": true, "dead-letters": true, "help": true, "completion": true}
 
 // checkRemote refuses, with REFUNDHUB_URL set, the commands that need the
 // host itself (the store file, NATS, the receiver or the platform's

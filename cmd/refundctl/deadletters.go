@@ -94,39 +94,39 @@ func (a *app) deadLettersList() *cobra.Command {
 	cmd.Flags().BoolVar(&all, "all", false, "discarded dead letters too")
 	cmd.Flags().BoolVar(&discarded, "discarded", false, "only discarded dead letters")
 	cmd.Flags().StringVar(&reason, "reason", "", "only dead letters with this reason: "+events.DeadReasonList())
-	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many (1 to 1000)")
+	cmd.Flags().IntVar(&limit, "limit", 100, fmt.Sprintf("at most this many (1 to %d)", casestore.MaxListLimit))
 	cmd.Flags().Int64Var(&afterID, "after-id", 0, "paging: only ids greater than this")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
-		if limit < 1 || limit > 1000 {
-			return usagef("--limit %d: want 1 to 1000", limit)
+		// The store's (and the console's) largest page: one read either way.
+		if limit < 1 || limit > casestore.MaxListLimit {
+			return usagef("--limit %d: want 1 to %d", limit, casestore.MaxListLimit)
 		}
 		if afterID < 0 {
 			return usagef("--after-id %d: must not be negative", afterID)
 		}
-		filter := casestore.DeadLetterFilter{PendingOnly: pending, Discarded: casestore.DiscardedNot, AfterID: afterID, Limit: limit}
+		filter := deadLetterFilter{pendingOnly: pending, discarded: casestore.DiscardedNot, afterID: afterID, limit: limit}
 		switch {
 		case pending && (all || discarded):
 			return usagef("--pending lists dead letters neither retried nor discarded: do not combine it with --all or --discarded")
 		case all && discarded:
 			return usagef("--all lists discarded dead letters with the others, --discarded only those: give one")
 		case all:
-			filter.Discarded = casestore.DiscardedAny
+			filter.discarded = casestore.DiscardedAny
 		case discarded:
-			filter.Discarded = casestore.DiscardedOnly
+			filter.discarded = casestore.DiscardedOnly
 		}
 		if cmd.Flags().Changed("reason") {
-			r := events.DeadReason(reason)
-			if !r.Valid() {
+			filter.reason = events.DeadReason(reason)
+			if !filter.reason.Valid() {
 				return usagef("--reason %q: want one of %s", cell(reason, 40), events.DeadReasonList())
 			}
-			filter.Reasons = r.StoredValues()
 		}
-		st, err := a.openStore(cmd.Context())
+		b, err := a.deadLetterBackend()
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		dls, err := st.DeadLetters(cmd.Context(), filter)
+		defer b.close()
+		dls, err := b.deadLetters(cmd.Context(), filter)
 		if err != nil {
 			return err
 		}
@@ -152,10 +152,6 @@ func (a *app) deadLettersList() *cobra.Command {
 	return cmd
 }
 
-func (a *app) loadDeadLetter(ctx context.Context, st *casestore.Store, id int64) (casestore.DeadLetter, error) {
-	return deadletters.Load(ctx, st, id)
-}
-
 func (a *app) deadLettersShow() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show ID",
@@ -167,12 +163,12 @@ func (a *app) deadLettersShow() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		st, err := a.openStore(cmd.Context())
+		b, err := a.deadLetterBackend()
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		d, err := a.loadDeadLetter(cmd.Context(), st, id)
+		defer b.close()
+		d, err := b.deadLetter(cmd.Context(), id)
 		if err != nil {
 			return err
 		}
@@ -252,7 +248,7 @@ func (a *app) deadLettersRetry() *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 	}
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "show what would be published; publish nothing")
-	cmd.Flags().BoolVar(&o.force, "force", false, "retry a permanent failure ("+deadletters.PermanentReasons()+") too")
+	cmd.Flags().BoolVar(&o.force, forceFlag, false, "retry a permanent failure ("+deadletters.PermanentReasons()+") too")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		id, err := parseID("dead letter id", args[0])
 		if err != nil {
@@ -275,31 +271,21 @@ type retried struct {
 	Duplicate bool                `json:"duplicate,omitempty"`
 }
 
-// retryDeadLetter retries dead letter id through package deadletters (the
-// console's code path too) and reports it.
+// forceFlag is the name of retry's force flag, which package deadletters'
+// refusals name ("--force") whether they come from here or the console.
+const forceFlag = "force"
+
+// retryDeadLetter retries dead letter id through the backend and reports
+// it.
 func (a *app) retryDeadLetter(ctx context.Context, id int64, o retryOptions) error {
-	st, err := a.openStoreForWrite(ctx)
+	b, err := a.deadLetterBackend()
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	var pub deadletters.Publisher
-	if !o.dryRun {
-		// Connect only once the dead letter is known to be retried: a
-		// refusal needs no NATS.
-		lp := &lazyPublisher{a: a}
-		defer lp.close()
-		pub = lp
-	}
-	settler := deadletters.New(st, pub, deadletters.Config{ForceName: "--force", PublishTimeout: a.cfg.Timeout})
-	r, err := settler.Retry(ctx, id, deadletters.RetryOptions{Force: o.force, DryRun: o.dryRun, Operator: a.cfg.Operator})
+	defer b.close()
+	d, res, err := b.retryDeadLetter(ctx, id, o)
 	if err != nil {
-		return settleErr(err)
-	}
-	d := r.DeadLetter
-	res := retried{ID: d.ID, Subject: d.Subject, MsgID: r.Msg.Header.Get(events.HeaderMsgID), Headers: r.Msg.Header, DryRun: o.dryRun}
-	if r.Ack != nil {
-		res.Stream, res.Sequence, res.Duplicate = r.Ack.Stream, r.Ack.Sequence, r.Ack.Duplicate
+		return err
 	}
 	if a.cfg.JSON {
 		return writeJSON(a.stdout, res)
@@ -310,6 +296,71 @@ func (a *app) retryDeadLetter(ctx context.Context, id int64, o retryOptions) err
 	}
 	_, err = fmt.Fprintf(a.stdout, "republished dead letter %d to %s (stream %s seq %d, Nats-Msg-Id %s)\n", d.ID, d.Subject, res.Stream, res.Sequence, res.MsgID)
 	return err
+}
+
+// deadLetters reads the store's dead letters.
+func (d *direct) deadLetters(ctx context.Context, f deadLetterFilter) ([]casestore.DeadLetter, error) {
+	st, err := d.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sf := casestore.DeadLetterFilter{PendingOnly: f.pendingOnly, Discarded: f.discarded, AfterID: f.afterID, Limit: f.limit}
+	if f.reason != "" {
+		sf.Reasons = f.reason.StoredValues()
+	}
+	return st.DeadLetters(ctx, sf)
+}
+
+func (d *direct) deadLetter(ctx context.Context, id int64) (casestore.DeadLetter, error) {
+	st, err := d.store(ctx)
+	if err != nil {
+		return casestore.DeadLetter{}, err
+	}
+	return deadletters.Load(ctx, st, id)
+}
+
+// retryDeadLetter retries through package deadletters (the console's code
+// path too) on the store opened for writing, publishing to NATS.
+func (d *direct) retryDeadLetter(ctx context.Context, id int64, o retryOptions) (casestore.DeadLetter, retried, error) {
+	st, err := d.a.openStoreForWrite(ctx)
+	if err != nil {
+		return casestore.DeadLetter{}, retried{}, err
+	}
+	defer st.Close()
+	var pub deadletters.Publisher
+	if !o.dryRun {
+		// Connect only once the dead letter is known to be retried: a
+		// refusal needs no NATS.
+		lp := &lazyPublisher{a: d.a}
+		defer lp.close()
+		pub = lp
+	}
+	settler := deadletters.New(st, pub, deadletters.Config{ForceName: "--" + forceFlag, PublishTimeout: d.a.cfg.Timeout})
+	r, err := settler.Retry(ctx, id, deadletters.RetryOptions{Force: o.force, DryRun: o.dryRun, Operator: d.a.cfg.Operator})
+	if err != nil {
+		return casestore.DeadLetter{}, retried{}, settleErr(err)
+	}
+	dl := r.DeadLetter
+	res := retried{ID: dl.ID, Subject: dl.Subject, MsgID: r.Msg.Header.Get(events.HeaderMsgID), Headers: r.Msg.Header, DryRun: o.dryRun}
+	if r.Ack != nil {
+		res.Stream, res.Sequence, res.Duplicate = r.Ack.Stream, r.Ack.Sequence, r.Ack.Duplicate
+	}
+	return dl, res, nil
+}
+
+// discardDeadLetter discards through package deadletters (the console's
+// code path too) on the store opened for writing; nothing is published.
+func (d *direct) discardDeadLetter(ctx context.Context, id int64, note string) (casestore.DeadLetter, error) {
+	st, err := d.a.openStoreForWrite(ctx)
+	if err != nil {
+		return casestore.DeadLetter{}, err
+	}
+	defer st.Close()
+	dl, err := deadletters.New(st, nil, deadletters.Config{ForceName: "--" + forceFlag}).Discard(ctx, id, d.a.cfg.Operator, note)
+	if err != nil {
+		return casestore.DeadLetter{}, settleErr(err)
+	}
+	return dl, nil
 }
 
 // settleErr gives a Settler's error refundctl's exit status: a refusal
@@ -367,8 +418,9 @@ func (a *app) deadLettersDiscard() *cobra.Command {
 		Use:   "discard ID --note TEXT",
 		Short: "Mark a dead letter discarded: kept for the record, never retried, no longer listed",
 		Long: "Marks a pending dead letter discarded, with the operator (--operator,\n" +
-			"REFUNDCTL_OPERATOR, else USER), the time and --note saying why. The row and its\n" +
-			"message stay (dead-letters show, list --all or --discarded); nothing is published.\n" +
+			"REFUNDCTL_OPERATOR, else USER; through the console, REFUNDHUB_URL, the token's\n" +
+			"account), the time and --note saying why. The row and its message stay\n" +
+			"(dead-letters show, list --all or --discarded); nothing is published.\n" +
 			"A discard is final: the dead letter cannot be retried afterwards. A dead letter\n" +
 			"already retried or discarded is refused (exit 4) and left as it is.",
 		Example: "  refundctl dead-letters discard 12 --note 'test command sent to production by mistake'",
@@ -393,16 +445,16 @@ func (a *app) deadLettersDiscard() *cobra.Command {
 }
 
 // discardDeadLetter marks dead letter id discarded by the operator, with
-// note, through package deadletters (the console's code path too).
+// note, through the backend, and reports it.
 func (a *app) discardDeadLetter(ctx context.Context, id int64, note string) error {
-	st, err := a.openStoreForWrite(ctx)
+	b, err := a.deadLetterBackend()
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	d, err := deadletters.New(st, nil, deadletters.Config{ForceName: "--force"}).Discard(ctx, id, a.cfg.Operator, note)
+	defer b.close()
+	d, err := b.discardDeadLetter(ctx, id, note)
 	if err != nil {
-		return settleErr(err)
+		return err
 	}
 	if a.cfg.JSON {
 		return writeJSON(a.stdout, toDeadLetterJSON(d, false))

@@ -26,7 +26,8 @@ const (
 )
 
 // startConsole runs the console over e's store and JetStream on loopback
-// HTTP, with an operator (olga) and a viewer (vera), and returns its URL.
+// HTTP, with an operator (olga) and a viewer (vera) and its write handle
+// for dead letters, and returns its URL.
 func startConsole(e *env) string {
 	t := e.t
 	t.Helper()
@@ -36,8 +37,13 @@ func startConsole(e *env) string {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	seedConsoleAccounts(t, e.dbPath)
+	dl, err := casestore.OpenExisting(context.Background(), e.dbPath, nil)
+	if err != nil {
+		t.Fatalf("OpenExisting: %v", err)
+	}
+	t.Cleanup(func() { _ = dl.Close() })
 	srv, err := console.New(console.Config{SessionKey: []byte(strings.Repeat("k", 32)), VerdictWait: time.Second},
-		console.Deps{Store: st, JetStream: e.js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
+		console.Deps{Store: st, DeadLetters: dl, JetStream: e.js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("console.New: %v", err)
 	}
@@ -224,7 +230,7 @@ func TestRemoteMode(t *testing.T) {
 		{consoleViewerToken, 1, "console: forbidden (403): acting on cases needs the operator role", []string{"cancel", "--case", "1"}},
 		{"wrong-token", 1, "console: unauthorized (401)", []string{"list"}},
 		{"", 2, "REFUNDHUB_TOKEN is not set", []string{"list"}},
-		{consoleOperatorToken, 2, "dead-letters is not available through the console (REFUNDHUB_URL is set)", []string{"dead-letters", "list"}},
+		{consoleOperatorToken, 2, "reasons is not available through the console (REFUNDHUB_URL is set)", []string{"reasons"}},
 		{consoleOperatorToken, 2, "doctor is not available through the console", []string{"doctor"}},
 		{consoleOperatorToken, 2, "request --file is not available through the console", []string{"request", "--file", "x.csv"}},
 		{consoleOperatorToken, 1, "case 99 not found", []string{"show", "99"}},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -182,59 +181,6 @@ type deadLetterJSON struct {
 	DiscardedAt *time.Time `json:"discardedAt,omitempty"`
 	DiscardedBy string     `json:"discardedBy,omitempty"`
 	DiscardNote string     `json:"discardNote,omitempty"`
-}
-
-// deadLettersJSON is GET /api/v1/dead-letters.
-type deadLettersJSON struct {
-	DeadLetters []deadLetterJSON `json:"deadLetters"`
-	NextCursor  string           `json:"nextCursor,omitempty"`
-}
-
-// handleAPIDeadLetters lists dead letters in id order; pending=true keeps
-// those neither retried nor discarded. Payloads are left out of the list.
-func (s *Server) handleAPIDeadLetters(c echo.Context) error {
-	f := casestore.DeadLetterFilter{Limit: defaultLimit}
-	switch c.QueryParam("pending") {
-	case "", "false":
-	case "true":
-		f.PendingOnly = true
-	default:
-		return invalidArg("pending: true or false")
-	}
-	if v := c.QueryParam("cursor"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return invalidArg("cursor: use the nextCursor of the previous page")
-		}
-		f.AfterID = n
-	}
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxLimit {
-			return invalidArg("limit: 1 to " + strconv.Itoa(maxLimit))
-		}
-		f.Limit = n
-	}
-	// One row beyond the page says whether there is a next one.
-	want := f.Limit
-	f.Limit++
-	dls, err := s.store.DeadLetters(c.Request().Context(), f)
-	if err != nil {
-		return err
-	}
-	out := deadLettersJSON{DeadLetters: []deadLetterJSON{}}
-	// (The store returns at most maxLimit: a full page of that size may
-	// have a next one, and says so.)
-	if len(dls) > want || len(dls) == maxLimit {
-		dls = dls[:min(want, len(dls))]
-		out.NextCursor = strconv.FormatInt(dls[len(dls)-1].ID, 10)
-	}
-	for _, d := range dls {
-		out.DeadLetters = append(out.DeadLetters, deadLetterJSON{ID: d.ID, MsgID: d.MsgID, Subject: d.Subject, Reason: d.Reason,
-			Error: d.Error, Deliveries: d.Deliveries, CreatedAt: d.CreatedAt, RetriedAt: optTime(d.RetriedAt),
-			DiscardedAt: optTime(d.DiscardedAt), DiscardedBy: d.DiscardedBy, DiscardNote: d.DiscardNote})
-	}
-	return c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) handleHealthz(c echo.Context) error {

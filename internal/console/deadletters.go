@@ -376,6 +376,14 @@ func (s *Server) settleOne(c echo.Context, action string, id int64, force bool, 
 	} else {
 		_, err = s.settler.Discard(ctx, id, who(c).Name, note)
 	}
+	s.logSettled(c, action, id, force, err)
+	return settleError(err)
+}
+
+// logSettled logs an operator's retry or discard of a dead letter with its
+// verdict (retried or discarded, refused, failed): the one log line every
+// form and API path writes for it.
+func (s *Server) logSettled(c echo.Context, action string, id int64, force bool, err error) {
 	verdict := map[string]string{"retry": "retried", "discard": "discarded"}[action]
 	if err != nil {
 		verdict = "refused"
@@ -385,7 +393,6 @@ func (s *Server) settleOne(c echo.Context, action string, id int64, force bool, 
 		}
 	}
 	s.logger.Info("dead letter "+action, "dead_letter", id, "account", who(c).Name, "force", force, "verdict", verdict, "err", err)
-	return settleError(err)
 }
 
 // bulkPage is the confirmation of a bulk action, or its verdicts.

@@ -6,15 +6,96 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/deadletters"
+	"github.com/refundhub/refundhub/internal/events"
 )
 
 // The dead-letter API: the grouped view, one letter, and the same retry,
 // discard and bulk actions as the pages, for programs (bearer tokens, no
 // CSRF: a browser never sends a bearer token on its own).
+
+// deadLettersJSON is GET /api/v1/dead-letters.
+type deadLettersJSON struct {
+	DeadLetters []deadLetterItem `json:"deadLetters"`
+	NextCursor  string           `json:"nextCursor,omitempty"`
+}
+
+// deadLetterItem is a letter in the list: its headers too (small, and
+// what refundctl dead-letters list --json prints), not its payload.
+type deadLetterItem struct {
+	deadLetterJSON
+	Headers map[string][]string `json:"headers,omitempty"`
+}
+
+// handleAPIDeadLetters lists dead letters in id order; pending=true keeps
+// those neither retried nor discarded, discarded=true only the discarded
+// ones and discarded=false the others, reason=R those with reason R (or
+// an older worker's spelling of it): the filters of refundctl
+// dead-letters list, which reads this when REFUNDHUB_URL is set. Payloads
+// are left out of the list.
+func (s *Server) handleAPIDeadLetters(c echo.Context) error {
+	f := casestore.DeadLetterFilter{Limit: defaultLimit}
+	switch c.QueryParam("pending") {
+	case "", "false":
+	case "true":
+		f.PendingOnly = true
+	default:
+		return invalidArg("pending: true or false")
+	}
+	switch c.QueryParam("discarded") {
+	case "":
+	case "true":
+		f.Discarded = casestore.DiscardedOnly
+	case "false":
+		f.Discarded = casestore.DiscardedNot
+	default:
+		return invalidParam("discarded", "true or false (leave it out for both)")
+	}
+	if v := c.QueryParam("reason"); v != "" {
+		r := events.DeadReason(v)
+		if !r.Valid() {
+			return invalidParam("reason", "one of "+events.DeadReasonList())
+		}
+		f.Reasons = r.StoredValues()
+	}
+	if v := c.QueryParam("cursor"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return invalidArg("cursor: use the nextCursor of the previous page")
+		}
+		f.AfterID = n
+	}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLimit {
+			return invalidArg("limit: 1 to " + strconv.Itoa(maxLimit))
+		}
+		f.Limit = n
+	}
+	// One row beyond the page says whether there is a next one.
+	want := f.Limit
+	f.Limit++
+	dls, err := s.store.DeadLetters(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	out := deadLettersJSON{DeadLetters: []deadLetterItem{}}
+	// (The store returns at most maxLimit: a full page of that size may
+	// have a next one, and says so.)
+	if len(dls) > want || len(dls) == maxLimit {
+		dls = dls[:min(want, len(dls))]
+		out.NextCursor = strconv.FormatInt(dls[len(dls)-1].ID, 10)
+	}
+	for _, d := range dls {
+		out.DeadLetters = append(out.DeadLetters, deadLetterItem{deadLetterJSON: toDeadLetterJSON(d), Headers: d.Headers})
+	}
+	return c.JSON(http.StatusOK, out)
+}
 
 // groupsJSON is GET /api/v1/dead-letters/groups.
 type groupsJSON struct {
@@ -85,10 +166,32 @@ func decodeBody(c echo.Context, v any) error {
 type actionRequest struct {
 	Force bool   `json:"force"`
 	Note  string `json:"note"`
+	// DryRun (retry only) checks the retry and builds its message, and
+	// publishes and marks nothing: refundctl dead-letters retry --dry-run.
+	DryRun bool `json:"dryRun"`
+}
+
+// retryAnswer is the answer to a retry: the letter as it is afterwards,
+// and what was published (or, in a dry run, would be), which refundctl
+// prints as it does on the host.
+type retryAnswer struct {
+	deadLetterDetail
+	Retry retryJSON `json:"retry"`
+}
+
+// retryJSON is a retry's message and, unless a dry run, the stream's ack.
+type retryJSON struct {
+	MsgID     string              `json:"msgId"`
+	Headers   map[string][]string `json:"headers"`
+	DryRun    bool                `json:"dryRun"`
+	Stream    string              `json:"stream,omitempty"`
+	Sequence  uint64              `json:"seq,omitempty"`
+	Duplicate bool                `json:"duplicate,omitempty"`
 }
 
 // handleAPIDeadLetterAction is POST /api/v1/dead-letters/{id}/{retry,discard}:
-// the letter as it is afterwards, or the refusal under its code (409).
+// the letter as it is afterwards (with, for a retry, what was published),
+// or the refusal under its code (409).
 func (s *Server) handleAPIDeadLetterAction(action string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !who(c).CanAct() {
@@ -105,11 +208,43 @@ func (s *Server) handleAPIDeadLetterAction(action string) echo.HandlerFunc {
 		if err := decodeBody(c, &req); err != nil {
 			return err
 		}
+		if action == "retry" {
+			return s.apiRetry(c, id, req)
+		}
+		if req.DryRun {
+			return invalidParam("dryRun", "a dry run is for a retry; a discard publishes nothing")
+		}
 		if err := s.settleOne(c, action, id, req.Force, req.Note); err != nil {
 			return err
 		}
 		return s.handleAPIDeadLetter(c)
 	}
+}
+
+// apiRetry retries letter id as the caller (settleOne's retry, keeping
+// what Retry returns, which settleOne drops) and answers the letter with
+// the message. A dry run changes nothing and is not logged.
+func (s *Server) apiRetry(c echo.Context, id int64, req actionRequest) error {
+	r, err := s.settler.Retry(c.Request().Context(), id, deadletters.RetryOptions{Force: req.Force, DryRun: req.DryRun, Operator: who(c).Name})
+	if !req.DryRun {
+		s.logSettled(c, "retry", id, req.Force, err)
+	}
+	if err != nil {
+		return settleError(err)
+	}
+	d, err := s.loadDeadLetter(c)
+	if err != nil {
+		return err
+	}
+	det, err := s.deadLetterDetail(c, d)
+	if err != nil {
+		return err
+	}
+	out := retryAnswer{deadLetterDetail: det, Retry: retryJSON{MsgID: r.Msg.Header.Get(events.HeaderMsgID), Headers: r.Msg.Header, DryRun: req.DryRun}}
+	if r.Ack != nil {
+		out.Retry.Stream, out.Retry.Sequence, out.Retry.Duplicate = r.Ack.Stream, r.Ack.Sequence, r.Ack.Duplicate
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // bulkRequest is the body of POST /api/v1/dead-letters/bulk.

@@ -171,6 +171,19 @@ func RefuseDiscard(d casestore.DeadLetter) error {
 	return nil
 }
 
+// RefusePermanent refuses to retry d unforced when it is a permanent
+// failure (Permanent); nil when it is not. forceName is how the front end
+// names force: refundctl, which reads a console's refusal through its API,
+// words it with its own flag, as on the host.
+func RefusePermanent(d casestore.DeadLetter, forceName string) error {
+	if r := events.StoredDeadReason(d.Reason); r.Permanent() {
+		return &RefusedError{ID: d.ID, Reason: RefusedPermanent, msg: fmt.Sprintf(
+			"dead letter %d is a permanent failure (%s): retried unchanged it fails again; "+
+				"retry with %s once the worker is fixed, or discard it", d.ID, r, forceName)}
+	}
+	return nil
+}
+
 // PermanentReasons names the reasons whose retry needs force, as "a, b".
 func PermanentReasons() string {
 	var names []string
@@ -219,10 +232,10 @@ func (s *Settler) Retry(ctx context.Context, id int64, o RetryOptions) (Retried,
 	if err := RefuseRetry(d); err != nil {
 		return res, err
 	}
-	if r := events.StoredDeadReason(d.Reason); r.Permanent() && !o.Force {
-		return res, &RefusedError{ID: d.ID, Reason: RefusedPermanent, msg: fmt.Sprintf(
-			"dead letter %d is a permanent failure (%s): retried unchanged it fails again; "+
-				"retry with %s once the worker is fixed, or discard it", d.ID, r, s.cfg.ForceName)}
+	if !o.Force {
+		if err := RefusePermanent(d, s.cfg.ForceName); err != nil {
+			return res, err
+		}
 	}
 	if d.Subject == "" {
 		return res, fmt.Errorf("dead letter %d has no subject to republish to", d.ID)
