@@ -160,6 +160,7 @@ func TestMigrateStoreCommandRefusesLeases(t *testing.T) {
 func TestMigrateStoreCommandFlags(t *testing.T) {
 	f := newMigrateFixture(t, 1)
 	secretURL := strings.Replace(f.dst, "postgres://", "postgress://", 1) // a typo'd scheme, password and all
+	wrongPassword := strings.Replace(f.dst, ":"+f.password+"@", ":not-"+f.password+"@", 1)
 	tests := []struct {
 		name string
 		args []string
@@ -175,6 +176,7 @@ func TestMigrateStoreCommandFlags(t *testing.T) {
 		{"db", []string{"--db", f.src}, nil, 2, "--db: migrate-store names its stores with --from"},
 		{"an argument", []string{"now"}, nil, 2, "unknown command"},
 		{"unknown flag", []string{"--force"}, nil, 2, "--force"},
+		{"wrong password", []string{"--to", wrongPassword}, nil, 1, "postgres://postgres:xxxxx@"},
 		{"no source file", []string{"--from", filepath.Join(t.TempDir(), "none.db")}, nil, 1, "no case store at"},
 	}
 	for _, tc := range tests {
