@@ -113,8 +113,10 @@ type table struct {
 // It refuses (a *MigrateRefusal, nothing written) when the source's schema
 // is not this build's, when any case's lease in the source has not expired
 // (workers are running: stop them first), when the target holds any row, or
-// when the two stores' tables or columns differ. The target's schema is
-// created first by Open, which migrates it as a worker would.
+// when the two stores' tables or columns differ. The target is checked in
+// a transaction it rolls back (with this build's migrations applied in it,
+// so that a new database's tables can be compared); only then is its
+// schema created, by Open, which migrates it as a worker would.
 //
 // The source is read in one SQLite transaction: BEGIN IMMEDIATE, so no
 // worker started meanwhile can write a row the copy would miss (its writes
@@ -146,17 +148,6 @@ func MigrateStore(ctx context.Context, from, to string, opt MigrateOptions) (Mig
 	}
 	rep.SchemaVersion = version
 
-	if !opt.DryRun {
-		// Open migrates the target as a worker would (and refuses a newer
-		// schema's misnumbered migrations the same way).
-		st, err := Open(ctx, to, nil)
-		if err != nil {
-			return rep, err
-		}
-		if err := st.Close(); err != nil {
-			return rep, err
-		}
-	}
 	cfg, err := pgConfig(to, false)
 	if err != nil {
 		return rep, err
@@ -166,17 +157,9 @@ func MigrateStore(ctx context.Context, from, to string, opt MigrateOptions) (Mig
 		return rep, fmt.Errorf("open store %s: %w", rep.To, err)
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return rep, fmt.Errorf("migrate store %s: begin: %w", rep.To, err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if opt.DryRun {
-		if err := applyMigrations(ctx, tx); err != nil {
-			return rep, fmt.Errorf("migrate store %s: %w", rep.To, err)
-		}
-	}
-	order, err := targetTables(ctx, tx, tables)
+	// Every check of the target first, in a transaction rolled back, so
+	// that a refusal leaves it as it was, its schema included.
+	order, err := checkTarget(ctx, conn, tables)
 	if err != nil {
 		return rep, err
 	}
@@ -188,14 +171,33 @@ func MigrateStore(ctx context.Context, from, to string, opt MigrateOptions) (Mig
 		rep.Tables = append(rep.Tables, MigrateTable{Table: t.name, Source: n})
 		rep.Rows += n
 	}
+	if opt.DryRun {
+		rep.Elapsed = time.Since(start)
+		return rep, nil
+	}
+
+	// Open migrates the target as a worker would, under the migrations'
+	// lock.
+	st, err := Open(ctx, to, nil)
+	if err != nil {
+		return rep, err
+	}
+	if err := st.Close(); err != nil {
+		return rep, err
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("migrate store %s: begin: %w", rep.To, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// Checked again, now under the tables' lock: another run (or a worker
+	// started too early) may have written since.
+	if _, err := targetTables(ctx, tx, tables); err != nil {
+		return rep, err
+	}
 	if err := checkTargetEmpty(ctx, tx, order); err != nil {
 		return rep, err
 	}
-	if opt.DryRun {
-		rep.Elapsed = time.Since(start)
-		return rep, nil // the deferred Rollback undoes the migrations
-	}
-
 	for i, t := range order {
 		n, err := src.copyTable(ctx, tx, t)
 		if err != nil {
@@ -465,7 +467,8 @@ type pgQuerier interface {
 }
 
 // applyMigrations applies, inside tx, the migrations of this build the
-// target lacks (a dry run rolls them back). A newer target is refused.
+// target lacks (checkTarget rolls them back). A newer target is left as it
+// is: targetTables refuses it.
 func applyMigrations(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '', applied_at BIGINT NOT NULL)`); err != nil {
@@ -488,6 +491,26 @@ func applyMigrations(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	return nil
+}
+
+// checkTarget runs the target's checks in a transaction it rolls back:
+// this build's migrations the target lacks are applied in it (Store.migrate
+// commits each, which a check must not), then its tables are compared with
+// the source's and counted. It returns the tables in copy order.
+func checkTarget(ctx context.Context, conn *pgx.Conn, source []table) ([]table, error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate store: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := applyMigrations(ctx, tx); err != nil {
+		return nil, fmt.Errorf("migrate store: the target's schema: %w", err)
+	}
+	order, err := targetTables(ctx, tx, source)
+	if err != nil {
+		return nil, err
+	}
+	return order, checkTargetEmpty(ctx, tx, order)
 }
 
 // targetTables reads the target's schema version, tables, columns and
