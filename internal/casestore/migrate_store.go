@@ -135,7 +135,7 @@ func MigrateStore(ctx context.Context, from, to string, opt MigrateOptions) (Mig
 		return rep, fmt.Errorf("migrate store: the source must be a SQLite file, not %s", Redact(from))
 	}
 	if !IsURL(to) {
-		return rep, fmt.Errorf("migrate store: the target must be a postgres:// URL, not %s", to)
+		return rep, errors.New("migrate store: the target must be a postgres:// URL") // not quoted: it may hold a password
 	}
 	src, err := openMigrateSource(ctx, from, opt.DryRun)
 	if err != nil {
@@ -185,42 +185,8 @@ func MigrateStore(ctx context.Context, from, to string, opt MigrateOptions) (Mig
 	if err := st.Close(); err != nil {
 		return rep, err
 	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return rep, fmt.Errorf("migrate store %s: begin: %w", rep.To, err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	// Checked again, now under the tables' lock: another run (or a worker
-	// started too early) may have written since.
-	if _, err := targetTables(ctx, tx, tables); err != nil {
+	if err := src.copyInto(ctx, conn, tables, order, rep.Tables); err != nil {
 		return rep, err
-	}
-	if err := checkTargetEmpty(ctx, tx, order); err != nil {
-		return rep, err
-	}
-	for i, t := range order {
-		n, err := src.copyTable(ctx, tx, t)
-		if err != nil {
-			return rep, err
-		}
-		if n != rep.Tables[i].Source {
-			return rep, fmt.Errorf("migrate store: %s: copied %d rows of %d; nothing was committed", t.name, n, rep.Tables[i].Source)
-		}
-		if rep.Tables[i].NextID, err = setIdentity(ctx, tx, t); err != nil {
-			return rep, err
-		}
-	}
-	for _, mt := range rep.Tables {
-		n, err := countPG(ctx, tx, mt.Table)
-		if err != nil {
-			return rep, err
-		}
-		if n != mt.Source {
-			return rep, fmt.Errorf("migrate store: %s: %d rows in the target after the copy, %d in the source; nothing was committed", mt.Table, n, mt.Source)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return rep, fmt.Errorf("migrate store %s: commit: %w", rep.To, err)
 	}
 	// Verified again outside the transaction: what the workers will read.
 	for i, mt := range rep.Tables {
@@ -348,6 +314,50 @@ func (s *migrateSource) count(ctx context.Context, name string) (int64, error) {
 		return 0, fmt.Errorf("migrate store: count %s in the source: %w", name, err)
 	}
 	return n, nil
+}
+
+// copyInto copies every table in order into the target in one transaction,
+// sets each identity past the copied ids (into counts' NextID), and commits
+// only when every table holds as many rows as counts says the source does.
+func (s *migrateSource) copyInto(ctx context.Context, conn *pgx.Conn, source, order []table, counts []MigrateTable) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate store: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// Checked again, now under the tables' lock: another run (or a worker
+	// started too early) may have written since checkTarget.
+	if _, err := targetTables(ctx, tx, source); err != nil {
+		return err
+	}
+	if err := checkTargetEmpty(ctx, tx, order); err != nil {
+		return err
+	}
+	for i, t := range order {
+		n, err := s.copyTable(ctx, tx, t)
+		if err != nil {
+			return err
+		}
+		if n != counts[i].Source {
+			return fmt.Errorf("migrate store: %s: copied %d rows of %d; nothing was committed", t.name, n, counts[i].Source)
+		}
+		if counts[i].NextID, err = setIdentity(ctx, tx, t); err != nil {
+			return err
+		}
+	}
+	for _, c := range counts {
+		n, err := countPG(ctx, tx, c.Table)
+		if err != nil {
+			return err
+		}
+		if n != c.Source {
+			return fmt.Errorf("migrate store: %s: %d rows in the target after the copy, %d in the source; nothing was committed", c.Table, n, c.Source)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("migrate store: commit: %w", err)
+	}
+	return nil
 }
 
 // copyTable streams t's rows into the target with COPY and returns how
