@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -51,6 +52,38 @@ func TestMigrateSourceHoldsTheWriteLock(t *testing.T) {
 		src.close()
 		if err := tryWrite(); err != nil {
 			t.Errorf("dry run %v: a write after the migration ended: %v", dryRun, err)
+		}
+	}
+}
+
+// TestConvertValue: SQLite's column types are affinities, so a value is
+// converted to what the PostgreSQL column takes, and one that cannot be is
+// an error rather than a guess.
+func TestConvertValue(t *testing.T) {
+	tests := []struct {
+		in     any
+		pgType string
+		want   any
+		ok     bool
+	}{
+		{nil, "bigint", nil, true},
+		{int64(7), "bigint", int64(7), true},
+		{float64(7), "bigint", int64(7), true},
+		{"7", "bigint", int64(7), true},
+		{7.5, "bigint", nil, false},
+		{"seven", "bigint", nil, false},
+		{"abc", "text", "abc", true},
+		{[]byte("abc"), "text", "abc", true},
+		{int64(3305075341149134260), "text", "3305075341149134260", true},
+		{"\x00\xff", "bytea", []byte("\x00\xff"), true},
+		{[]byte{0, 1}, "bytea", []byte{0, 1}, true},
+		{int64(1), "bytea", nil, false},
+		{"x", "jsonb", nil, false},
+	}
+	for _, tc := range tests {
+		got, err := convertValue(tc.in, tc.pgType)
+		if (err == nil) != tc.ok || (tc.ok && !reflect.DeepEqual(got, tc.want)) {
+			t.Errorf("convertValue(%#v, %s) = %#v, %v; want %#v (ok %v)", tc.in, tc.pgType, got, err, tc.want, tc.ok)
 		}
 	}
 }
