@@ -478,7 +478,9 @@ type pgQuerier interface {
 
 // applyMigrations applies, inside tx, the migrations of this build the
 // target lacks (checkTarget rolls them back). A newer target is left as it
-// is: targetTables refuses it.
+// is: targetTables refuses it. It is Store.migrate's loop in one
+// transaction: Store.migrate commits each migration, which a check must
+// not do.
 func applyMigrations(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '', applied_at BIGINT NOT NULL)`); err != nil {
