@@ -88,6 +88,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.parkedCommand(),
 		a.doctorCommand(),
 		a.consoleCommand(),
+		a.migrateStoreCommand(),
 	)
 	return root
 }
