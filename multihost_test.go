@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -21,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
 	"github.com/refundhub/refundhub/internal/opcommands"
@@ -32,7 +35,8 @@ import (
 // JetStream cluster (embedded nodes, R3 streams), two receivers behind a
 // round-robin balancer, two worker processes in separate working
 // directories on one case store, and the sandbox pushing its callbacks to
-// the balancer. Under a load of requests on both platforms it kills one
+// the balancer. The store is PostgreSQL (DB_URL), as workers on several
+// hosts need, and SQLite (DB_PATH, both workers on this host) too. Under a load of requests on both platforms it kills one
 // worker with SIGKILL and stops one NATS node, then starts both again.
 //
 // Required: no duplicate submission on the platform; every case terminal
@@ -49,11 +53,22 @@ func TestSeveralHosts(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	casestoretest.Each(t, func(t *testing.T, b casestoretest.Backend) {
+		store := b.Fresh(t)
+		storeEnv := []string{"DB_PATH=" + store}
+		if casestore.IsURL(store) {
+			storeEnv = []string{"DB_URL=" + store}
+		}
+		severalHosts(t, bin, store, storeEnv)
+	})
+}
+
+// severalHosts is TestSeveralHosts on one store: store is where it lives
+// (a file or a URL), storeEnv how the workers are told.
+func severalHosts(t *testing.T, bin, store string, storeEnv []string) {
 	started := time.Now()
 	cluster := eventstest.StartCluster(t, 3)
 	natsURLs := cluster.URLs()
-	dbPath := filepath.Join(t.TempDir(), "refunds.db")
-	storeEnv := []string{"DB_PATH=" + dbPath}
 
 	const (
 		token = "multihost-callback-token-0123456789"
@@ -172,7 +187,7 @@ func TestSeveralHosts(t *testing.T) {
 	workerBack := time.Since(restartAt)
 
 	// Every case terminal, or parked with a reason.
-	st := openStore(t, dbPath)
+	st := openStore(t, store)
 	terminal := map[string]bool{}
 	for _, s := range casestore.TerminalStates() {
 		terminal[s] = true
@@ -235,11 +250,11 @@ func TestSeveralHosts(t *testing.T) {
 		workerBack.Round(time.Millisecond), settled.Round(time.Millisecond))
 }
 
-// openStore opens the case store the workers share, read-only, as
-// refundctl does.
-func openStore(t *testing.T, path string) *casestore.Store {
+// openStore opens the case store the workers share (a file or a URL),
+// read-only, as refundctl does.
+func openStore(t *testing.T, store string) *casestore.Store {
 	t.Helper()
-	st, err := casestore.OpenReadOnly(context.Background(), path, nil)
+	st, err := casestore.OpenReadOnly(context.Background(), store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +263,8 @@ func openStore(t *testing.T, path string) *casestore.Store {
 }
 
 // callbackMsgIDs reads the message id of every callback in the stream
-// (the receiver's content hash), with an ordered consumer.
+// (the receiver's content hash), with an ordered consumer, up to the
+// stream's last sequence when it starts.
 func callbackMsgIDs(ctx context.Context, t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
 	s, err := js.Stream(ctx, events.DefaultStreamName)
@@ -259,36 +275,40 @@ func callbackMsgIDs(ctx context.Context, t *testing.T, js jetstream.JetStream) [
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"callbacks.>"}})
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ids []string
-	for {
-		batch, err := cons.FetchNoWait(500)
+	deadline := time.Now().Add(30 * time.Second)
+	for seq := uint64(0); seq < info.State.LastSeq; {
+		if time.Now().After(deadline) {
+			t.Fatalf("read the callback stream up to seq %d of %d in 30s", seq, info.State.LastSeq)
+		}
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := 0
 		for m := range batch.Messages() {
-			n++
+			md, err := m.Metadata()
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq = md.Sequence.Stream
+			if !strings.HasPrefix(m.Subject(), "callbacks.") {
+				continue // parked.callbacks.>: not applied by design
+			}
 			id := m.Headers().Get(events.HeaderMsgID)
 			if id == "" {
 				t.Fatalf("callback %s without %s", m.Subject(), events.HeaderMsgID)
 			}
 			ids = append(ids, id)
-			md, err := m.Metadata()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if md.Sequence.Stream >= info.State.LastSeq {
-				return ids
-			}
 		}
-		if n == 0 {
-			return ids
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			t.Fatal(err)
 		}
 	}
+	return ids
 }
 
 // createOrder creates an order on the sandbox through its admin API, so
