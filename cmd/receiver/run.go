@@ -169,6 +169,11 @@ func ensureLoop(ctx context.Context, pub *events.Publisher, cfg events.StreamCon
 					"replicas", cfg.Replicas, "duplicates", cfg.Duplicates, "max_bytes", cfg.MaxBytes)
 				break
 			}
+			if ctx.Err() != nil {
+				// Stopping: the attempt was cut short by the stop itself,
+				// which is not a failure to report.
+				return
+			}
 			wait := events.ReconnectDelay(attempt)
 			if events.NotUp(pub.JetStream()) {
 				logger.Warn(events.NotUpMessage, "stream", cfg.Name, "retry_in", wait)
