@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
+	"github.com/refundhub/refundhub/internal/casestore/accountstest"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/envconfig/logtest"
@@ -41,35 +41,12 @@ func testSecrets() []string {
 }
 
 // seedAccounts adds olga and vic to the case store at path, as `refundctl
-// console users add` and `tokens add` would (bcrypt at the lowest cost:
-// tests only).
+// console users add` and `tokens add` would.
 func seedAccounts(t *testing.T, path string) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := casestore.OpenExisting(ctx, path, nil)
-	if err != nil {
-		t.Fatalf("OpenExisting: %v", err)
-	}
-	defer st.Close()
-	for _, a := range []struct {
-		name, password, token string
-		role                  casestore.Role
-	}{{operatorName, operatorPassword, operatorToken, casestore.RoleOperator}, {viewerName, viewerPassword, viewerToken, casestore.RoleViewer}} {
-		h, err := casestore.HashPassword(a.password, bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = st.Update(ctx, func(tx *casestore.Tx) error {
-			if err := tx.AddAccount(ctx, casestore.NewAccount{Name: a.name, Role: a.role, PasswordHash: h, By: "test"}); err != nil {
-				return err
-			}
-			_, err := tx.AddToken(ctx, casestore.NewAPIToken{Account: a.name, Label: "test", Hash: casestore.HashToken(a.token), By: "test"})
-			return err
-		})
-		if err != nil {
-			t.Fatalf("seed account %s: %v", a.name, err)
-		}
-	}
+	accountstest.AddAt(t, path,
+		accountstest.Account{Name: operatorName, Password: operatorPassword, Token: operatorToken, Role: casestore.RoleOperator},
+		accountstest.Account{Name: viewerName, Password: viewerPassword, Token: viewerToken, Role: casestore.RoleViewer})
 }
 
 // syncBuffer is an io.Writer safe for run's writes and the test's reads.

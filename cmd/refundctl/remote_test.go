@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
+	"github.com/refundhub/refundhub/internal/casestore/accountstest"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/console"
@@ -54,34 +54,12 @@ func startConsole(e *env) string {
 
 // seedConsoleAccounts stores the console accounts olga (operator) and
 // vera (viewer) with their API tokens, as refundctl console users and
-// tokens add would (a password hashed at the lowest cost: tests only).
+// tokens add would.
 func seedConsoleAccounts(t *testing.T, dbPath string) {
 	t.Helper()
-	ctx := context.Background()
-	w, err := casestore.OpenExisting(ctx, dbPath, nil)
-	if err != nil {
-		t.Fatalf("OpenExisting: %v", err)
-	}
-	defer w.Close()
-	for _, a := range []struct {
-		name, token string
-		role        casestore.Role
-	}{{"olga", consoleOperatorToken, casestore.RoleOperator}, {"vera", consoleViewerToken, casestore.RoleViewer}} {
-		h, err := casestore.HashPassword("password-of-"+a.name, bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = w.Update(ctx, func(tx *casestore.Tx) error {
-			if err := tx.AddAccount(ctx, casestore.NewAccount{Name: a.name, Role: a.role, PasswordHash: h, By: "test"}); err != nil {
-				return err
-			}
-			_, err := tx.AddToken(ctx, casestore.NewAPIToken{Account: a.name, Label: "test", Hash: casestore.HashToken(a.token), By: "test"})
-			return err
-		})
-		if err != nil {
-			t.Fatalf("seed console account %s: %v", a.name, err)
-		}
-	}
+	accountstest.AddAt(t, dbPath,
+		accountstest.Account{Name: "olga", Password: "password-of-olga", Token: consoleOperatorToken, Role: casestore.RoleOperator},
+		accountstest.Account{Name: "vera", Password: "password-of-vera", Token: consoleViewerToken, Role: casestore.RoleViewer})
 }
 
 // remoteRun runs refundctl with REFUNDHUB_URL and token set, and with

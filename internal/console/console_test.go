@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/casestore/accountstest"
+
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
@@ -44,30 +45,12 @@ func secrets() []string {
 		casestore.HashToken(viewerToken), casestore.HashToken(operatorToken)}
 }
 
-// seedAccounts adds vera and otto, with their passwords (bcrypt at the
-// lowest cost: tests only) and API tokens.
+// seedAccounts adds vera and otto, with their passwords and API tokens.
 func seedAccounts(t testing.TB, w *casestore.Store) {
 	t.Helper()
-	ctx := context.Background()
-	for _, a := range []struct {
-		name, password, token string
-		role                  casestore.Role
-	}{{viewerName, viewerPassword, viewerToken, casestore.RoleViewer}, {operatorName, operatorPassword, operatorToken, casestore.RoleOperator}} {
-		h, err := casestore.HashPassword(a.password, bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = w.Update(ctx, func(tx *casestore.Tx) error {
-			if err := tx.AddAccount(ctx, casestore.NewAccount{Name: a.name, Role: a.role, PasswordHash: h, By: "test"}); err != nil {
-				return err
-			}
-			_, err := tx.AddToken(ctx, casestore.NewAPIToken{Account: a.name, Label: "test", Hash: casestore.HashToken(a.token), By: "test"})
-			return err
-		})
-		if err != nil {
-			t.Fatalf("seed account %s: %v", a.name, err)
-		}
-	}
+	accountstest.Add(t, w,
+		accountstest.Account{Name: viewerName, Password: viewerPassword, Token: viewerToken, Role: casestore.RoleViewer},
+		accountstest.Account{Name: operatorName, Password: operatorPassword, Token: operatorToken, Role: casestore.RoleOperator})
 }
 
 // writer opens the test's case store for writing, as refundctl does,
