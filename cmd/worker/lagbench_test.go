@@ -23,6 +23,7 @@ import (
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
+	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
 
 // TestBenchCallbackLag measures callback lag (Cb-Received to the commit
@@ -41,6 +42,9 @@ import (
 // hint: the worker verifies it), so the 50 ms latency is a floor of every
 // lag; the test prints the lag and the lag beyond that floor. It asserts
 // nothing about time: the figures go to docs/benchmarks.md.
+//
+// With LAGBENCH_STORE=postgres the cases are kept in PostgreSQL (a
+// durable throwaway cluster) instead of SQLite.
 //
 // With LAGBENCH_SPANS=1 the receiver and the worker trace every callback
 // into an in-memory exporter (tracing costs time of its own), and the test
@@ -64,11 +68,23 @@ func TestBenchCallbackLag(t *testing.T) {
 		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 		rcvTracer = tp.Tracer("receiver")
 	}
-	s := newStackTraced(t, rcvTracer, sandbox.Faults{}, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, map[string]string{
+	env := map[string]string{
 		"WORKER_CONCURRENCY": "64", "UPSTREAM_RATE_LIMIT": "100000", "UPSTREAM_RATE_BURST": "1000",
 		"UPSTREAM_TIMEOUT": "5s", "WORKER_LEASE_TTL": "1m", "WORKER_ACK_WAIT": "30s", "WORKER_TIMER_INTERVAL": "1s",
 		"WORKER_RECONCILE_INTERVAL": "1h", "WORKER_RECHECK": "6h", "WORKER_STEP_TIMEOUT": "1m",
-		"WORKER_SHUTDOWN_TIMEOUT": "10s"},
+		"WORKER_SHUTDOWN_TIMEOUT": "10s"}
+	// LAGBENCH_STORE=postgres: the cases in a PostgreSQL database of a
+	// cluster of the test's own, durable as in production (fsync and
+	// synchronous_commit on), instead of the SQLite file.
+	timelineDB := func(s *stack) (*sqlx.DB, error) {
+		return sqlx.Open("sqlite3", "file:"+s.dbPath+"?_query_only=1&_busy_timeout=5000")
+	}
+	if os.Getenv("LAGBENCH_STORE") == "postgres" {
+		url := pgtest.Start(t, pgtest.Options{Durable: true}).NewDatabase(t)
+		env["DB_URL"] = url
+		timelineDB = func(*stack) (*sqlx.DB, error) { return sqlx.Open("pgx", url) }
+	}
+	s := newStackTraced(t, rcvTracer, sandbox.Faults{}, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, env,
 		func(c *sandbox.Config) { c.CallbackURL = "" }) // record the callbacks, push none
 	ctx := context.Background()
 
@@ -173,7 +189,7 @@ func TestBenchCallbackLag(t *testing.T) {
 		t.Fatalf("%d callbacks not answered 200", refused.Load())
 	}
 
-	db, err := sqlx.Open("sqlite3", "file:"+s.dbPath+"?_query_only=1&_busy_timeout=5000")
+	db, err := timelineDB(s)
 	if err != nil {
 		t.Fatal(err)
 	}
