@@ -21,6 +21,7 @@ import (
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
+	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
 
 // TestBenchWorkerRSS measures the worker binary itself (go build of this
@@ -242,11 +243,22 @@ func benchThousand(t *testing.T, callbacks bool) {
 	if callbacks {
 		faults.DropPushRate = 0
 	}
-	s := newStack(t, faults, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1,
-		map[string]string{"WORKER_CONCURRENCY": strconv.Itoa(concurrency), "UPSTREAM_RATE_LIMIT": "100000",
-			"UPSTREAM_RATE_BURST": "1000", "UPSTREAM_TIMEOUT": "5s", "WORKER_LEASE_TTL": "1m", "WORKER_ACK_WAIT": "30s",
-			"WORKER_TIMER_INTERVAL": "1s", "WORKER_RECONCILE_INTERVAL": "1h", "WORKER_STEP_TIMEOUT": "1m",
-			"WORKER_SHUTDOWN_TIMEOUT": "10s"})
+	env := map[string]string{"WORKER_CONCURRENCY": strconv.Itoa(concurrency), "UPSTREAM_RATE_LIMIT": "100000",
+		"UPSTREAM_RATE_BURST": "1000", "UPSTREAM_TIMEOUT": "5s", "WORKER_LEASE_TTL": "1m", "WORKER_ACK_WAIT": "30s",
+		"WORKER_TIMER_INTERVAL": "1s", "WORKER_RECONCILE_INTERVAL": "1h", "WORKER_STEP_TIMEOUT": "1m",
+		"WORKER_SHUTDOWN_TIMEOUT": "10s"}
+	// WORKER_BENCH_STORE=postgres: the cases in a PostgreSQL database of a
+	// durable throwaway cluster (fsync and synchronous_commit on), as in
+	// production, instead of the SQLite file.
+	openCases := func(s *stack) (*sqlx.DB, error) {
+		return sqlx.Open("sqlite3", "file:"+s.dbPath+"?_query_only=1&_busy_timeout=5000")
+	}
+	if os.Getenv("WORKER_BENCH_STORE") == "postgres" {
+		url := pgtest.Start(t, pgtest.Options{Durable: true}).NewDatabase(t)
+		env["DB_URL"] = url
+		openCases = func(*stack) (*sqlx.DB, error) { return sqlx.Open("pgx", url) }
+	}
+	s := newStack(t, faults, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, env)
 	cmds := make([]refundflow.Command, n)
 	for i := range cmds {
 		o, so := s.order(sandbox.PlatformTaobao, nil)
@@ -263,7 +275,7 @@ func benchThousand(t *testing.T, callbacks bool) {
 		}
 		return metricsLine.MatchString(w.errs.String())
 	})
-	db, err := sqlx.Open("sqlite3", "file:"+s.dbPath+"?_query_only=1&_busy_timeout=5000")
+	db, err := openCases(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +300,7 @@ func benchThousand(t *testing.T, callbacks bool) {
 	published := time.Since(start)
 	var waiting int
 	waitFor(t, 2*time.Minute, "every case waiting for the seller", func() bool {
-		if err := db.Get(&waiting, `SELECT count(*) FROM cases WHERE state = ?`, string(refundflow.StateWaitingSeller)); err != nil {
+		if err := db.Get(&waiting, db.Rebind(`SELECT count(*) FROM cases WHERE state = ?`), string(refundflow.StateWaitingSeller)); err != nil {
 			return false
 		}
 		return waiting >= n
