@@ -27,17 +27,25 @@ func TestClusterKeepsAnR3StreamThroughANodeLoss(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// Each call has its own short deadline: one made while the cluster
+	// elects a leader fails and is tried again instead of hanging.
+	try := func(call func(context.Context) error) bool {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		return call(cctx) == nil
+	}
 	var s jetstream.Stream
 	eventstest.WaitFor(t, 30*time.Second, "an R3 stream", func() bool {
-		s, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
-		return err == nil
+		return try(func(ctx context.Context) error {
+			s, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
+			return err
+		})
 	})
 	publish := func(n int) {
 		t.Helper()
 		for i := range n {
 			eventstest.WaitFor(t, 30*time.Second, "publish acknowledged", func() bool {
-				_, err := js.Publish(ctx, "t.x", []byte{byte(i)})
-				return err == nil
+				return try(func(ctx context.Context) error { _, err := js.Publish(ctx, "t.x", []byte{byte(i)}); return err })
 			})
 		}
 	}
@@ -47,7 +55,9 @@ func TestClusterKeepsAnR3StreamThroughANodeLoss(t *testing.T) {
 	c.Restart(0)
 	publish(10)
 	eventstest.WaitFor(t, 30*time.Second, "30 messages in the stream", func() bool {
-		info, err := s.Info(ctx)
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		info, err := s.Info(cctx)
 		if err != nil || info.State.Msgs != 30 || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
 			return false
 		}
