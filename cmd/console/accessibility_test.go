@@ -74,28 +74,9 @@ func saveViewportScreenshot(ctx context.Context, t *testing.T, name string) {
 // return shipment: a case with a refund, offering ship, cancel and message.
 func fileTaobaoReturn(t *testing.T, s *stack, st *casestore.Store, sub string) casestore.Case {
 	t.Helper()
-	id, err := opcommands.NewID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := refundflow.Command{ID: id, Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
-		OrderID: "3296711100591134" + sub[:3], SubOrderID: "1034499579120189" + sub,
-		Request:  &refundflow.Request{ReturnGoods: true, GoodsStatus: "3", ReasonID: 4005, Description: "accessibility test"},
-		Operator: "a11y-test", IssuedAt: time.Now().UTC().Truncate(time.Millisecond)}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("return command: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := opcommands.Publish(ctx, s.js, c); err != nil {
-		t.Fatalf("publish return: %v", err)
-	}
-	var k casestore.Case
-	eventstest.WaitFor(t, 45*time.Second, "case of "+id+" waiting for the return shipment", func() bool {
-		k, err = st.CaseOpenedBy(context.Background(), id)
-		return err == nil && k.State == string(refundflow.StateWaitingReturnShipment)
-	})
-	return k
+	return fileRequest(t, s, st, sub, "a11y-test",
+		refundflow.Request{ReturnGoods: true, GoodsStatus: "3", ReasonID: 4005, Description: "accessibility test"},
+		refundflow.StateWaitingReturnShipment, 45*time.Second)
 }
 
 // deadLetter publishes a cancel for a case that does not exist and

@@ -23,10 +23,11 @@ import (
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
-// parkTaobaoRequest files a Taobao request with a reason the form does
-// not offer (999999) and returns its case once the worker parked it
-// (reason_not_offered).
-func parkTaobaoRequest(t *testing.T, s *stack, st *casestore.Store, sub string) casestore.Case {
+// fileRequest publishes a Taobao request for sub-order 1034499579120189+sub
+// as operator, as refundctl does, and returns its case once the worker
+// has it in state want (within wait).
+func fileRequest(t *testing.T, s *stack, st *casestore.Store, sub, operator string, req refundflow.Request,
+	want refundflow.State, wait time.Duration) casestore.Case {
 	t.Helper()
 	id, err := opcommands.NewID()
 	if err != nil {
@@ -34,8 +35,7 @@ func parkTaobaoRequest(t *testing.T, s *stack, st *casestore.Store, sub string) 
 	}
 	c := refundflow.Command{ID: id, Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
 		OrderID: "3296711100591134" + sub[:3], SubOrderID: "1034499579120189" + sub,
-		Request:  &refundflow.Request{GoodsStatus: "1", ReasonID: 999999, Description: "browser test"},
-		Operator: "browser-test", IssuedAt: time.Now().UTC().Truncate(time.Millisecond)}
+		Request: &req, Operator: operator, IssuedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := c.Validate(); err != nil {
 		t.Fatalf("request command: %v", err)
 	}
@@ -45,10 +45,20 @@ func parkTaobaoRequest(t *testing.T, s *stack, st *casestore.Store, sub string) 
 		t.Fatalf("publish request: %v", err)
 	}
 	var k casestore.Case
-	eventstest.WaitFor(t, 30*time.Second, "case of "+id+" parked", func() bool {
+	eventstest.WaitFor(t, wait, "case of "+id+" in "+string(want), func() bool {
 		k, err = st.CaseOpenedBy(context.Background(), id)
-		return err == nil && k.State == string(refundflow.StateNeedsAttention)
+		return err == nil && k.State == string(want)
 	})
+	return k
+}
+
+// parkTaobaoRequest files a Taobao request with a reason the form does
+// not offer (999999) and returns its case once the worker parked it
+// (reason_not_offered).
+func parkTaobaoRequest(t *testing.T, s *stack, st *casestore.Store, sub string) casestore.Case {
+	t.Helper()
+	k := fileRequest(t, s, st, sub, "browser-test", refundflow.Request{GoodsStatus: "1", ReasonID: 999999, Description: "browser test"},
+		refundflow.StateNeedsAttention, 30*time.Second)
 	if k.AttentionCode != refundflow.AttnReasonNotOffered {
 		t.Fatalf("case %d parked with %q; want %s", k.ID, k.AttentionCode, refundflow.AttnReasonNotOffered)
 	}
