@@ -88,6 +88,30 @@ func (tx *Tx) Defer(ctx context.Context, d DeferredInput) error {
 	return nil
 }
 
+// DeferNew keeps an input for its case unless its message is kept already
+// (the same MsgID), in which case it changes nothing; fresh reports that it
+// was new. The engine keeps a refund callback this way before verifying it
+// (refundflow's recordCallback): a redelivered copy must neither move the
+// row's time nor add a second "callback received" entry to the timeline.
+func (tx *Tx) DeferNew(ctx context.Context, d DeferredInput) (fresh bool, err error) {
+	if d.MsgID == "" || d.CaseID == 0 {
+		return false, fmt.Errorf("defer input: empty message id or case")
+	}
+	payload := d.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	_, fresh, err = tx.insert(ctx, `INSERT INTO deferred_inputs
+		(case_id, msg_id, source, payload, stream, stream_seq, subject, not_before, reason, attempts, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`,
+		d.CaseID, d.MsgID, d.Source, payload, d.Stream, int64(d.StreamSeq), d.Subject, ms64(d.NotBefore), d.Reason,
+		d.Attempts, ms64(tx.now))
+	if err != nil {
+		return false, fmt.Errorf("defer input %q of case %d: %w", d.MsgID, d.CaseID, err)
+	}
+	return fresh, nil
+}
+
 // DeleteDeferred removes a waiting input (no-op if there is none).
 func (tx *Tx) DeleteDeferred(ctx context.Context, msgID string) error {
 	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM deferred_inputs WHERE msg_id = ?`, msgID); err != nil {
@@ -125,13 +149,17 @@ func (s *Store) DeferredInputs(ctx context.Context, caseID int64) ([]DeferredInp
 	return out, nil
 }
 
-// FirstDeferred returns the oldest input waiting for a case, or ErrNotFound:
-// a new command for the case goes behind it, so commands apply in order.
-func (s *Store) FirstDeferred(ctx context.Context, caseID int64) (DeferredInput, error) {
+// FirstDeferredCommand returns the oldest command waiting for a case, or
+// ErrNotFound: a new command for the case goes behind it, so commands apply
+// in the order they came. Callbacks waiting are no reason to queue: they are
+// hints, applied in any order, and a callback kept while it is verified
+// (refundflow's recordCallback) would otherwise send every command that
+// comes meanwhile to the timer.
+func (s *Store) FirstDeferredCommand(ctx context.Context, caseID int64) (DeferredInput, error) {
 	var r deferredRow
 	if err := sqlx.GetContext(ctx, s.r, &r, `SELECT `+deferredColumns+` FROM deferred_inputs
-		WHERE case_id = ? ORDER BY id LIMIT 1`, caseID); err != nil {
-		return DeferredInput{}, fmt.Errorf("first deferred input of case %d: %w", caseID, notFound(err))
+		WHERE case_id = ? AND source = ? ORDER BY id LIMIT 1`, caseID, SourceCommands); err != nil {
+		return DeferredInput{}, fmt.Errorf("first deferred command of case %d: %w", caseID, notFound(err))
 	}
 	return r.toDeferred(), nil
 }

@@ -50,3 +50,52 @@ func testDueDeferredCasesCountsTheOldestInputOnly(t *testing.T, be backend) {
 		t.Errorf("due cases %v; want only case %d (the others' first inputs are due in an hour)", ids, victim)
 	}
 }
+
+// TestDeferNewKeepsTheFirstCopy: DeferNew keeps an input once; a second
+// copy of the same message changes neither its time nor its reason and
+// reports that it was not new. FirstDeferredCommand passes over callbacks.
+func TestDeferNewKeepsTheFirstCopy(t *testing.T) {
+	eachBackend(t, testDeferNewKeepsTheFirstCopy)
+}
+
+func testDeferNewKeepsTheFirstCopy(t *testing.T, be backend) {
+	s := openTest(t, be.Fresh(t))
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Millisecond)
+	var caseID int64
+	var fresh []bool
+	if err := s.Update(ctx, func(tx *Tx) error {
+		c, err := tx.CreateCase(ctx, NewCase{Platform: PlatformTaobao, OrderID: "1", SubOrderID: "2", State: "waiting_seller"})
+		if err != nil {
+			return err
+		}
+		caseID = c.ID
+		for i, d := range []DeferredInput{
+			{CaseID: c.ID, MsgID: "cb", Source: SourceCallbacks, Payload: []byte(`{"a":1}`), NotBefore: now.Add(time.Minute), Reason: "verifying"},
+			{CaseID: c.ID, MsgID: "cb", Source: SourceCallbacks, Payload: []byte(`{"a":2}`), NotBefore: now, Reason: "again"},
+			{CaseID: c.ID, MsgID: "cmd", Source: SourceCommands, Payload: []byte(`{}`), NotBefore: now, Reason: "wait"},
+		} {
+			f, err := tx.DeferNew(ctx, d)
+			if err != nil {
+				return fmt.Errorf("DeferNew %d: %w", i, err)
+			}
+			fresh = append(fresh, f)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fresh[0] != true || fresh[1] != false || fresh[2] != true {
+		t.Errorf("fresh = %v; want true, false, true", fresh)
+	}
+	kept, err := s.DeferredInputs(ctx, caseID)
+	if err != nil || len(kept) != 2 {
+		t.Fatalf("DeferredInputs = %+v, %v; want two", kept, err)
+	}
+	if cb := kept[0]; cb.MsgID != "cb" || !cb.NotBefore.Equal(now.Add(time.Minute)) || cb.Reason != "verifying" || string(cb.Payload) != `{"a":1}` {
+		t.Errorf("kept callback %+v; want the first copy unchanged", cb)
+	}
+	if d, err := s.FirstDeferredCommand(ctx, caseID); err != nil || d.MsgID != "cmd" {
+		t.Errorf("FirstDeferredCommand = %+v, %v; want cmd (the callback before it is no command)", d, err)
+	}
+}

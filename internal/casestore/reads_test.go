@@ -72,8 +72,8 @@ func testReadsTheWorkerAndConsoleUse(t *testing.T, be backend) {
 	if d, err := s.DeferredInputs(ctx, b.ID); err != nil || len(d) != 2 || d[0].MsgID != "m1" || string(d[1].Payload) != "{}" {
 		t.Errorf("DeferredInputs = %+v, %v; want m1, m2", d, err)
 	}
-	if d, err := s.FirstDeferred(ctx, b.ID); err != nil || d.MsgID != "m1" {
-		t.Errorf("FirstDeferred = %+v, %v; want m1", d, err)
+	if d, err := s.FirstDeferredCommand(ctx, b.ID); err != nil || d.MsgID != "m1" {
+		t.Errorf("FirstDeferredCommand = %+v, %v; want m1", d, err)
 	}
 	if owners, err := s.LeaseOwners(ctx); err != nil || len(owners) != 1 || owners[0] != "worker-1" {
 		t.Errorf("LeaseOwners = %v, %v; want worker-1", owners, err)

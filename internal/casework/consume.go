@@ -164,7 +164,7 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg) {
 	if err != nil {
 		span.SetStatus(codes.Error, result)
 	}
-	if result != "retry" && !msg.ReceivedAt.IsZero() {
+	if !msg.ReceivedAt.IsZero() {
 		w.metrics.observeLag(m.Headers().Get(events.HeaderPlatform), result, msg)
 	}
 }

@@ -33,6 +33,7 @@ type Metrics struct {
 	timerWakes     prometheus.Counter
 	sellerMessages *prometheus.CounterVec
 	callbackLag    *prometheus.HistogramVec
+	callbackVerify *prometheus.HistogramVec
 	callCodes      codeLabels // code label values of platformCalls
 	errCodes       codeLabels // and of platformErrors, kept apart
 	lag            *lagCollector
@@ -83,13 +84,18 @@ func NewMetrics(reg *prometheus.Registry, store *casestore.Store) (*Metrics, err
 		}, []string{"platform"}),
 		callbackLag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "refundhub_worker_callback_lag_seconds",
-			Help:    "From the receiver taking a callback in (Cb-Received) to the commit that applied it, by platform and outcome (applied, duplicate, ignored, deferred: kept in the store for its case, dead_letter); the same figure is on the callback's timeline entry (lagMs).",
-			Buckets: []float64{.005, .01, .02, .03, .05, .075, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200},
+			Help:    "From the receiver taking a callback in (Cb-Received) to the commit that applied it (a refund callback: recorded on its case, before its verification), by platform and outcome (applied, duplicate, ignored, deferred: kept in the store for its case, dead_letter, retry: recorded, its verification retried); about the same figure is on the callback's timeline entry (lagMs).",
+			Buckets: lagBuckets,
+		}, []string{"platform", "outcome"}),
+		callbackVerify: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "refundhub_worker_callback_verify_seconds",
+			Help:    "From the receiver taking a refund callback in (Cb-Received) to the commit of the decision made on the platform's view read after it, by platform and outcome; includes that platform read. Not observed for a callback whose verification waited (busy case, failed read).",
+			Buckets: lagBuckets,
 		}, []string{"platform", "outcome"}),
 	}
 	m.lag = &lagCollector{consumers: map[string]jetstream.Consumer{}}
 	for _, c := range []prometheus.Collector{m.stepDuration, m.platformCalls, m.platformErrors, m.messages, m.deadLetters,
-		m.reconcileFound, m.reconcileMoved, m.timerWakes, m.sellerMessages, m.callbackLag, &stateCollector{store: store}, m.lag} {
+		m.reconcileFound, m.reconcileMoved, m.timerWakes, m.sellerMessages, m.callbackLag, m.callbackVerify, &stateCollector{store: store}, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)
 		}
@@ -103,16 +109,31 @@ func NewMetrics(reg *prometheus.Registry, store *casestore.Store) (*Metrics, err
 // inbox row, its wait or its dead letter. platform is the Cb-Platform
 // header; anything but the two platforms counts as "other", so a stray
 // header cannot grow the series.
+//
+// A refund callback recorded before a redelivery of it (msg.Deferred, no
+// Lag) was measured then and is not measured again; its verification, when
+// it committed in this call, is (refundhub_worker_callback_verify_seconds).
 func (m *Metrics) observeLag(platform, outcome string, msg *refundflow.Message) {
-	lag := msg.Lag
-	if lag == 0 {
-		lag = max(time.Since(msg.ReceivedAt), 0)
-	}
 	if platform != "taobao" && platform != "1688" {
 		platform = "other"
 	}
+	if msg.Verified != 0 {
+		m.callbackVerify.WithLabelValues(platform, outcome).Observe(msg.Verified.Seconds())
+	}
+	lag := msg.Lag
+	switch {
+	case lag != 0:
+	case outcome == "retry" || msg.Deferred:
+		return
+	default:
+		lag = max(time.Since(msg.ReceivedAt), 0)
+	}
 	m.callbackLag.WithLabelValues(platform, outcome).Observe(lag.Seconds())
 }
+
+// lagBuckets are the callback lag histograms' buckets (seconds): fine
+// below the 50 ms the target names, coarse up to two hours.
+var lagBuckets = []float64{.005, .01, .02, .03, .05, .075, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200}
 
 // OnSellerMessages counts new seller messages; it is
 // refundflow.EngineConfig.OnSellerMessages.

@@ -237,8 +237,8 @@ func (d decisionRecord) entries(timeline []casestore.TimelineEntry, nc casestore
 // CallbackDetail is the detail of a callback's own timeline entry. Stream,
 // Seq and MsgID name the stream message it came from (what the console's
 // replay re-delivers); LagMs is the time from the receiver taking the
-// callback in to the transaction that applied it (Message.Lag), absent
-// when the receive time is unknown.
+// callback in to the transaction that recorded it (Message.Lag, to the
+// transaction's clock), absent when the receive time is unknown.
 type CallbackDetail struct {
 	Stream string `json:"stream,omitempty"`
 	Seq    uint64 `json:"seq,omitempty"`
@@ -246,18 +246,29 @@ type CallbackDetail struct {
 	LagMs  *int64 `json:"lagMs,omitempty"`
 }
 
-// callbackDetail is d's CallbackDetail (now is the transaction's time, at
-// which Message.Lag is set); none for other inputs.
+// callbackDetail is d's CallbackDetail (see callbackDetail); none for
+// other inputs. A callback whose message has no payload to keep (a test's
+// delivery) is recorded here, with its first decision, not before.
 func (d decisionRecord) callbackDetail(now time.Time) json.RawMessage {
-	if d.in.Kind != InputCallback || d.msg == nil {
+	if d.in.Kind != InputCallback {
 		return nil
 	}
-	detail := CallbackDetail{MsgID: d.msg.ID}
-	if d.msg.Stream != "" && d.msg.Seq != 0 {
-		detail.Stream, detail.Seq = d.msg.Stream, d.msg.Seq
+	return callbackDetail(d.msg, now)
+}
+
+// callbackDetail is the CallbackDetail of msg's timeline entry, recorded
+// in a transaction at now (at which Message.Lag is set); none for no
+// message.
+func callbackDetail(msg *Message, now time.Time) json.RawMessage {
+	if msg == nil {
+		return nil
 	}
-	if !d.msg.ReceivedAt.IsZero() {
-		lag := d.msg.applied(now).Milliseconds()
+	detail := CallbackDetail{MsgID: msg.ID}
+	if msg.Stream != "" && msg.Seq != 0 {
+		detail.Stream, detail.Seq = msg.Stream, msg.Seq
+	}
+	if !msg.ReceivedAt.IsZero() {
+		lag := msg.applied(now).Milliseconds()
 		detail.LagMs = &lag
 	}
 	if detail == (CallbackDetail{}) {

@@ -113,6 +113,10 @@
 //
 // For one input on one case (never two at once for the same case):
 //
+//  0. A refund callback is first recorded: its timeline entry, and its
+//     message kept in deferred_inputs, in one transaction that needs no
+//     lease (recordCallback). It is then applied as a hint; what follows
+//     verifies it, and its last decision drops the kept copy.
 //  1. Load the case and its open intent; Decide with a nil view.
 //  2. OutcomeFetch: fetch the view (by the case's refund id, else the
 //     callback's, else by sub-order on Taobao; Found false only when sure,

@@ -53,23 +53,40 @@ type Message struct {
 	// Cb-Received header); zero when unknown (a command, a deferred input).
 	ReceivedAt time.Time
 	// Lag is set by the engine when the transaction that applied the
-	// callback (its own decision, or its order event) commits: the time
-	// from ReceivedAt to that transaction. The same figure is on the
-	// callback's timeline entry (lagMs); the worker's
+	// callback commits: the time from ReceivedAt to that commit. A refund
+	// callback is applied when it is recorded on its case, before it is
+	// verified (recordCallback); an order event with its order's facts.
+	// About the same figure (to the transaction's own clock, inside it) is
+	// on the callback's timeline entry (lagMs); the worker's
 	// refundhub_worker_callback_lag_seconds observes it. Zero when
 	// ReceivedAt is, or when nothing was committed for the callback but its
 	// inbox row (a duplicate, a callback no case needs).
 	Lag time.Duration
+	// Verified is set by the engine when the decision the callback led to,
+	// made on the platform's view read after it came, commits: the time
+	// from ReceivedAt to that commit (refundhub_worker_callback_verify_seconds).
+	// It includes the platform read, so it is never shorter than one.
+	// Zero when ReceivedAt is, or when no such decision was committed in
+	// this call (the case was busy or the read failed: the callback waits).
+	Verified time.Duration
 }
 
-// applied sets m.Lag for a callback applied in a transaction begun at
-// at (see Message.Lag) and returns it; 0 when the receive time is unknown.
+// applied sets m.Lag for a callback applied at at (see Message.Lag) and
+// returns it; 0 when the receive time is unknown.
 func (m *Message) applied(at time.Time) time.Duration {
 	if m == nil || m.ReceivedAt.IsZero() {
 		return 0
 	}
 	m.Lag = max(at.Sub(m.ReceivedAt), 0)
 	return m.Lag
+}
+
+// verified sets m.Verified (see there) at at, once.
+func (m *Message) verified(at time.Time) {
+	if m == nil || m.ReceivedAt.IsZero() || m.Verified != 0 {
+		return
+	}
+	m.Verified = max(at.Sub(m.ReceivedAt), time.Nanosecond)
 }
 
 // VoucherSource opens a voucher reference of a request (Request.Vouchers)
@@ -420,7 +437,58 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 		}
 	}
 	note := fmt.Sprintf("callback %s refund %s", ev.Type, refundID)
+	switch {
+	case msg != nil && msg.Deferred:
+		note = "" // recorded when it came (recordCallback)
+	case canDefer(msg):
+		if err := e.recordCallback(ctx, c.ID, msg, note); err != nil {
+			return Handled{}, err
+		}
+		note = ""
+	}
 	return e.process(ctx, job{caseID: c.ID, first: Input{Kind: InputCallback, Now: e.now()}, hint: hint, msg: msg, note: note})
+}
+
+// recordCallback records a refund callback on its case before it is
+// verified, in one transaction that takes no lease and changes no case row:
+// its timeline entry (with its lag) and the message itself, kept in
+// deferred_inputs. From that commit on the callback is applied as far as
+// the hint it is goes: an operator sees it at once, even while another
+// input holds the case or the platform answers slowly, and the lag metric
+// stops. The verification (a platform read, then the decision) follows in
+// the same call once the case is free; its last decision writes the inbox
+// row and deletes the kept one (msg.Deferred is set for that). Should this
+// process die first, the message's redelivery verifies it, and failing
+// that the worker's timer takes the kept row up after LeaseTTL: the time
+// another process would wait for this one's lease anyway, and far longer
+// than a verification takes, so the timer does not verify it a second
+// time meanwhile.
+//
+// A copy already kept (a redelivery) changes nothing and is verified
+// again: its earlier verification may have died with its process.
+func (e *Engine) recordCallback(ctx context.Context, caseID int64, msg *Message, note string) (err error) {
+	ctx, span := e.startSpan(ctx, "record callback", caseID)
+	defer func() { endSpan(span, err) }()
+	var fresh bool
+	err = e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		var err error
+		fresh, err = tx.DeferNew(ctx, deferredInput(caseID, msg, tx.Now().Add(e.leaseTTL),
+			"verifying: the callback is being checked against the platform"))
+		if err != nil || !fresh {
+			return err
+		}
+		return tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: caseID, Kind: casestore.KindCallback, Summary: note,
+			Detail: callbackDetail(msg, tx.Now())})
+	})
+	if err != nil {
+		return fmt.Errorf("record callback %s of case %d: %w", msg.ID, caseID, err)
+	}
+	msg.Deferred = true
+	msg.Lag = 0 // a copy kept already was applied (and measured) before
+	if fresh {
+		msg.applied(time.Now()) // just after the commit
+	}
+	return nil
 }
 
 // Wake applies a timer or reconcile input (kind InputTimer or InputReconcile).

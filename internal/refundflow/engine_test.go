@@ -66,7 +66,7 @@ func newRigOn(t *testing.T, be casestoretest.Backend, seller sandbox.SellerPolic
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &rig{t: t}
-	events := make(chan callback.Event, 1000)
+	events := make(chan delivered, 1000)
 	parser, err := callback.NewParser(callback.DefaultTypeNames())
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func newRigOn(t *testing.T, be casestoretest.Backend, seller sandbox.SellerPolic
 			return
 		}
 		select {
-		case events <- ev:
+		case events <- delivered{ev, b}:
 		default:
 			http.Error(w, "full", http.StatusServiceUnavailable)
 			return
@@ -108,8 +108,8 @@ func newRigOn(t *testing.T, be casestoretest.Backend, seller sandbox.SellerPolic
 			select {
 			case <-ctx.Done():
 				return
-			case ev := <-events:
-				r.deliver(ctx, ev)
+			case d := <-events:
+				r.deliver(ctx, d.ev, d.body)
 			}
 		}
 	})
@@ -150,10 +150,20 @@ func (r *rig) newEngine(owner string) *refundflow.Engine {
 	return e
 }
 
-// deliver hands a callback to the engine, retrying while it asks to.
-func (r *rig) deliver(ctx context.Context, ev callback.Event) {
+// delivered is a callback the sandbox pushed: parsed, and as sent.
+type delivered struct {
+	ev   callback.Event
+	body []byte
+}
+
+// deliver hands a callback to the engine as the worker's consumer does
+// (with its body, so that the engine can keep it), retrying while it asks
+// to. A callback whose verification has to wait is kept in the store and
+// taken up by drive (waitState), as the worker's timer would.
+func (r *rig) deliver(ctx context.Context, ev callback.Event, body []byte) {
 	for range 200 {
-		_, err := r.engine().HandleCallback(ctx, ev, &refundflow.Message{ID: ev.ID, Subject: "test"})
+		_, err := r.engine().HandleCallback(ctx, ev, &refundflow.Message{ID: ev.ID, Subject: "test",
+			Source: casestore.SourceCallbacks, Payload: body})
 		var re *refundflow.RetryError
 		if !errors.As(err, &re) {
 			if err != nil && ctx.Err() == nil {

@@ -121,6 +121,9 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 	case err != nil:
 		return true, err
 	}
+	if d.in.Kind == InputCallback && d.pv != nil {
+		r.msg.verified(time.Now())
+	}
 	r.advance(cm)
 	return e.carryOn(ctx, r, c, cm)
 }

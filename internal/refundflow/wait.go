@@ -200,7 +200,7 @@ type retryDetail struct {
 	Deferred bool  `json:"deferred,omitempty"`
 }
 
-// queueBehind defers a command for a case that already has inputs waiting
+// queueBehind defers a command for a case that already has commands waiting
 // in the store, behind them, so that commands apply in the order they came
 // (a cancel deferred while an attempt may be in flight is not overtaken by
 // a later command). The oldest waiting input itself, taken up by the
@@ -209,7 +209,7 @@ func (e *Engine) queueBehind(ctx context.Context, caseID int64, msg *Message) (H
 	if !canDefer(msg) {
 		return Handled{}, false, nil
 	}
-	first, err := e.store.FirstDeferred(ctx, caseID)
+	first, err := e.store.FirstDeferredCommand(ctx, caseID)
 	switch {
 	case errors.Is(err, casestore.ErrNotFound):
 		return Handled{}, false, nil
