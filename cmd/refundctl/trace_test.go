@@ -242,8 +242,8 @@ func TestRemoteCommandContinuesTrace(t *testing.T) {
 	m := e.lastMsg(events.DefaultCommandStreamName, "commands.taobao.request_refund")
 	traceID, spanID := traceParent(t, m.Header.Get(events.HeaderTraceParent))
 	if traceID != ctl.SpanContext.TraceID().String() || spanID != issue.SpanContext.SpanID().String() {
-		t.Errorf("message traceparent %s/%s; want the console's span %s/%s", traceID, spanID,
-			issue.SpanContext.TraceID(), issue.SpanContext.SpanID())
+		t.Errorf("message traceparent %s/%s; want refundctl's trace %s, the console's span %s", traceID, spanID,
+			ctl.SpanContext.TraceID(), issue.SpanContext.SpanID())
 	}
 	noSecretIn(t, spans, consoleOperatorToken, casestore.HashToken(consoleOperatorToken), testToken)
 }
