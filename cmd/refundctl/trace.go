@@ -42,8 +42,7 @@ func (a *app) startTrace(cmd *cobra.Command) error {
 	}
 	// The span's name is the command path only: never an argument or a
 	// flag's value (a description, a note, a waybill).
-	ctx, span := p.Tracer("github.com/refundhub/refundhub/refundctl").Start(cmd.Context(), cmd.CommandPath(),
-		trace.WithSpanKind(trace.SpanKindClient))
+	ctx, span := p.Tracer("github.com/refundhub/refundhub/refundctl").Start(cmd.Context(), cmd.CommandPath())
 	cmd.SetContext(ctx)
 	a.trace = traceRun{provider: p, span: span}
 	return nil
