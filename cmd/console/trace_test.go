@@ -15,13 +15,8 @@ import (
 	"github.com/refundhub/refundhub/internal/envconfig/logtest"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
 	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/tracing/tracingtest"
 )
-
-// keptSpans is an in-memory exporter whose spans outlive the console's
-// provider shutdown (tracetest's forgets them then).
-type keptSpans struct{ *tracetest.InMemoryExporter }
-
-func (keptSpans) Shutdown(context.Context) error { return nil }
 
 // TestAPICommandIsOneTrace: a Taobao request sent to POST
 // /api/v1/commands of the console run as cmd/console runs it (runTraced,
@@ -41,7 +36,7 @@ func TestAPICommandIsOneTrace(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	s := startStackTraced(t, tp.Tracer("worker"))
-	base, logs, stop := startConsoleTraced(t, consoleEnv(s.natsURL, s.dbPath), keptSpans{exp})
+	base, logs, stop := startConsoleTraced(t, consoleEnv(s.natsURL, s.dbPath), tracingtest.Kept{InMemoryExporter: exp})
 	st, err := casestore.OpenReadOnly(context.Background(), s.dbPath, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -50,8 +50,8 @@ func (a *app) startTrace(cmd *cobra.Command) error {
 
 // endTrace ends the run's span, with an error status naming the exit
 // status (exitCode: never the error's text, which may quote input), and
-// exports it before refundctl exits. A failed export is
-// a warning on stderr, not the command's error.
+// exports it before refundctl exits. A failed export is a warning on
+// stderr, not the command's error.
 func (a *app) endTrace(ctx context.Context, err error) {
 	if a.trace.span == nil {
 		return

@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/console"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/tracing/tracingtest"
 )
 
 // traceRequestArgs is a Taobao request published without waiting for the
@@ -42,12 +42,6 @@ func (e *env) runTracedIn(vars map[string]string, exp sdktrace.SpanExporter, arg
 	err := runTraced(ctx, args, func(k string) string { return vars[k] }, &out, &errb, exp)
 	return result{stdout: out.String(), stderr: errb.String(), err: err}
 }
-
-// keptSpans is an in-memory exporter whose spans outlive the provider's
-// shutdown at the end of each run (tracetest's forgets them then).
-type keptSpans struct{ *tracetest.InMemoryExporter }
-
-func (keptSpans) Shutdown(context.Context) error { return nil }
 
 // traceParent splits a W3C traceparent into its trace and span ids.
 func traceParent(t *testing.T, h string) (traceID, spanID string) {
@@ -86,7 +80,7 @@ func TestCommandStartsATrace(t *testing.T) {
 	e := newEnv(t)
 	exp := tracetest.NewInMemoryExporter()
 
-	r := e.runTracedIn(e.vars, keptSpans{exp}, traceRequestArgs("trace-ctl-0001")...)
+	r := e.runTracedIn(e.vars, tracingtest.Kept{InMemoryExporter: exp}, traceRequestArgs("trace-ctl-0001")...)
 	if r.err != nil {
 		t.Fatalf("refundctl request: %v (stderr %q)", r.err, r.stderr)
 	}
@@ -214,7 +208,7 @@ func TestRemoteCommandContinuesTrace(t *testing.T) {
 	vars := maps.Clone(saved)
 	vars["REFUNDHUB_URL"], vars["REFUNDHUB_TOKEN"] = url, consoleOperatorToken
 	vars["DB_PATH"], vars["NATS_URL"] = t.TempDir()+"/none.db", "nats://127.0.0.1:1"
-	r := e.runTracedIn(vars, keptSpans{exp}, traceRequestArgs("trace-ctl-0004")...)
+	r := e.runTracedIn(vars, tracingtest.Kept{InMemoryExporter: exp}, traceRequestArgs("trace-ctl-0004")...)
 	if r.err != nil {
 		t.Fatalf("refundctl request (remote): %v (stderr %q)", r.err, r.stderr)
 	}
