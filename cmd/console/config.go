@@ -11,6 +11,7 @@ import (
 	"github.com/refundhub/refundhub/internal/console"
 	"github.com/refundhub/refundhub/internal/envconfig"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/tracing"
 )
 
 // config is everything the console reads from the environment.
@@ -21,6 +22,7 @@ type config struct {
 	Console         console.Config
 	ShutdownTimeout time.Duration
 	Log             envconfig.LogConfig
+	Tracing         tracing.Config
 }
 
 // envVars documents every setting; the table drives both -h and loading.
@@ -38,7 +40,7 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("CONSOLE_EVENTS_INTERVAL", "1s", "how often an open event stream (/api/v1/events, the live case page) reads the case store for changes (100ms to 1m)"),
 	envconfig.V("CALLBACK_STREAM", events.DefaultStreamName, "the receiver's callback stream: a replay from a case's timeline reads the message there and stores it there again"),
 	envconfig.V("CONSOLE_SHUTDOWN_TIMEOUT", "10s", "on SIGTERM/SIGINT: time allowed for in-flight requests and the NATS drain"),
-}, envconfig.LogVars())
+}, envconfig.LogVars(), envconfig.TracingVars())
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: console [-h]")
@@ -78,6 +80,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	cfg.Console.CallbackStream = env.String("CALLBACK_STREAM")
 	cfg.ShutdownTimeout = env.Duration("CONSOLE_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute)
 	cfg.Log = env.Log()
+	cfg.Tracing = env.Tracing()
 	return cfg, env.Err()
 }
 

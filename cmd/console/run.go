@@ -14,16 +14,26 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/console"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/tracing"
+	"github.com/refundhub/refundhub/internal/tracing/tracer"
 )
 
 // run is the whole program: configuration, wiring, serving and shutdown.
 // It returns when ctx is cancelled (SIGTERM/SIGINT in main) and the
 // requests in flight are finished, or on a start-up error.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runTraced(ctx, args, getenv, stdout, stderr, nil)
+}
+
+// runTraced is run with spans going to spans when it is not nil (tests:
+// an in-memory exporter) instead of where OTEL_* says.
+func runTraced(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer,
+	spans sdktrace.SpanExporter) error {
 	fs := flag.NewFlagSet("console", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { usage(stdout) }
@@ -40,7 +50,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	logger := cfg.Log.Logger(stderr)
+	// Lines logged with a traced context carry trace_id and span_id.
+	logger := slog.New(tracing.LogHandler(cfg.Log.Logger(stderr).Handler()))
+	if spans != nil {
+		cfg.Tracing.SpanExporter = spans
+	}
+	traces, err := tracer.NewProvider(ctx, cfg.Tracing, "refundhub-console")
+	if err != nil {
+		return err
+	}
+	defer traces.Close(ctx, logger)
 
 	store, err := openStore(ctx, cfg.DBPath, logger)
 	if err != nil {
@@ -80,7 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return nil
 	}
-	srv, err := console.New(cfg.Console, console.Deps{Store: store, DeadLetters: dlStore, JetStream: js, Ready: ready, Logger: logger})
+	srv, err := console.New(cfg.Console, console.Deps{Store: store, DeadLetters: dlStore, JetStream: js, Ready: ready, Logger: logger,
+		Tracer: traces.Tracer("github.com/refundhub/refundhub/console")}) // nil when tracing is off
 	if err != nil {
 		return err
 	}

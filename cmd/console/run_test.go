@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/refundhub/refundhub/internal/casestore/accountstest"
 
 	"github.com/refundhub/refundhub/internal/casestore"
@@ -93,10 +95,17 @@ func startConsole(t *testing.T, env map[string]string) (string, *syncBuffer) {
 // returns cleanly within the time given.
 func startConsoleStop(t *testing.T, env map[string]string) (string, *syncBuffer, func(within time.Duration)) {
 	t.Helper()
+	return startConsoleTraced(t, env, nil)
+}
+
+// startConsoleTraced is startConsoleStop through runTraced: the console's
+// spans go to spans (nil: where env's OTEL_* say).
+func startConsoleTraced(t *testing.T, env map[string]string, spans sdktrace.SpanExporter) (string, *syncBuffer, func(within time.Duration)) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, envFunc(env), &stdout, &stderr) }()
+	go func() { done <- runTraced(ctx, nil, envFunc(env), &stdout, &stderr, spans) }()
 	var once sync.Once
 	stop := func(within time.Duration) {
 		t.Helper()

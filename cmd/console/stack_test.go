@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
@@ -40,6 +41,14 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	return startStackTraced(t, nil)
+}
+
+// startStackTraced is startStack with the worker's spans (its messages,
+// decisions, commits, steps and platform calls) going to tr, as
+// cmd/worker wires its tracer; nil: untraced.
+func startStackTraced(t *testing.T, tr trace.Tracer) *stack {
+	t.Helper()
 	ns := eventstest.Start(t)
 	js := ns.JetStream()
 	ctx := context.Background()
@@ -60,7 +69,7 @@ func startStack(t *testing.T) *stack {
 		t.Fatalf("casestore.Open: %v", err)
 	}
 	client, err := apiclient.New(apiclient.Config{BaseURL: sbSrv.URL, AccessKey: stackKey, AccessSecret: stackSecret,
-		UserID: "stack-user", Timeout: 2 * time.Second, RateLimit: 1000, RateBurst: 100})
+		UserID: "stack-user", Timeout: 2 * time.Second, RateLimit: 1000, RateBurst: 100, Tracer: tr})
 	if err != nil {
 		t.Fatalf("apiclient.New: %v", err)
 	}
@@ -69,7 +78,7 @@ func startStack(t *testing.T) *stack {
 		t.Fatalf("NewMetrics: %v", err)
 	}
 	engine, err := refundflow.NewEngine(refundflow.EngineConfig{Store: store, Client: client, Policy: refundflow.DefaultPolicy(),
-		LeaseTTL: 5 * time.Second, RetryDelay: 50 * time.Millisecond, RetryMax: 400 * time.Millisecond, OnStep: metrics.OnStep})
+		LeaseTTL: 5 * time.Second, RetryDelay: 50 * time.Millisecond, RetryMax: 400 * time.Millisecond, OnStep: metrics.OnStep, Tracer: tr})
 	if err != nil {
 		t.Fatalf("NewEngine: %v", err)
 	}
@@ -78,7 +87,7 @@ func startStack(t *testing.T) *stack {
 		TimerInterval: 50 * time.Millisecond, ReconcileInterval: 300 * time.Millisecond, ReconcileAge: 2 * time.Second,
 		InboxRetention: time.Hour, HousekeepingInterval: time.Hour, ShutdownTimeout: 2 * time.Second,
 		Stream: events.DefaultStreamConfig(), WorkStreams: events.DefaultWorkStreamsConfig()},
-		casework.Deps{Store: store, Engine: engine, JetStream: js, Logger: slog.New(slog.DiscardHandler), Metrics: metrics})
+		casework.Deps{Store: store, Engine: engine, JetStream: js, Logger: slog.New(slog.DiscardHandler), Metrics: metrics, Tracer: tr})
 	if err != nil {
 		t.Fatalf("casework.New: %v", err)
 	}

@@ -11,23 +11,25 @@ import (
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/envconfig"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/tracing"
 )
 
 // config is everything refundctl reads from the environment; global flags
 // override each field that has one.
 type config struct {
-	NATSURL        string        // NATS_URL, --nats-url
-	DBPath         string        // DB_URL, else DB_PATH (envconfig.Reader.Store); --db
-	ReceiverURL    string        // RECEIVER_URL, --receiver-url
-	Token          string        // CALLBACK_TOKEN (never a flag: it would show in ps and shell history)
-	SigningSecrets []string      // CALLBACK_SIGNING_SECRETS: HTTP posts are signed with the first one
-	Stream         string        // CALLBACK_STREAM, --stream
-	Operator       string        // REFUNDCTL_OPERATOR, else USER, --operator
-	ProfilePath    string        // UPSTREAM_PROFILE: overrides of the built-in platform profile
-	ConsoleURL     string        // REFUNDHUB_URL, --url: when set, the case and command verbs go through the console's API
-	ConsoleToken   string        // REFUNDHUB_TOKEN (never a flag, like CALLBACK_TOKEN)
-	Timeout        time.Duration // --timeout only: connect and per-request timeout
-	JSON           bool          // --json only
+	NATSURL        string         // NATS_URL, --nats-url
+	DBPath         string         // DB_URL, else DB_PATH (envconfig.Reader.Store); --db
+	ReceiverURL    string         // RECEIVER_URL, --receiver-url
+	Token          string         // CALLBACK_TOKEN (never a flag: it would show in ps and shell history)
+	SigningSecrets []string       // CALLBACK_SIGNING_SECRETS: HTTP posts are signed with the first one
+	Stream         string         // CALLBACK_STREAM, --stream
+	Operator       string         // REFUNDCTL_OPERATOR, else USER, --operator
+	ProfilePath    string         // UPSTREAM_PROFILE: overrides of the built-in platform profile
+	ConsoleURL     string         // REFUNDHUB_URL, --url: when set, the case and command verbs go through the console's API
+	ConsoleToken   string         // REFUNDHUB_TOKEN (never a flag, like CALLBACK_TOKEN)
+	Timeout        time.Duration  // --timeout only: connect and per-request timeout
+	JSON           bool           // --json only
+	Tracing        tracing.Config // OTEL_*: off unless OTEL_TRACES_EXPORTER=otlp
 }
 
 // defaultTimeout is --timeout's default: long enough for a JetStream ack
@@ -54,7 +56,7 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("REFUNDHUB_URL", "", "the console's base URL: when set, list, show, wait, request, ship, cancel, message, modify and resolve go through its API (no DB_PATH or NATS needed), and the other commands refuse; --url wins"),
 	envconfig.V("REFUNDHUB_TOKEN", "", "the console API token REFUNDHUB_URL is used with (an operator's, to send commands); never printed"),
 	envconfig.V("USER", "refundctl", "the login name: the operator name when REFUNDCTL_OPERATOR is unset"),
-}, upstreamVars())
+}, upstreamVars(), envconfig.TracingVars())
 
 // upstreamVars are the platform connection's variables, which doctor and
 // reasons read as the worker does (loadUpstream); parked, replay and
@@ -88,6 +90,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ConsoleURL:     env.String("REFUNDHUB_URL"),
 		ConsoleToken:   strings.TrimSpace(getenv("REFUNDHUB_TOKEN")), // a secret: read directly, never quoted
 		Timeout:        defaultTimeout,
+		Tracing:        env.Tracing(),
 	}
 	if cfg.Operator == "" {
 		cfg.Operator = env.String("USER")
@@ -130,6 +133,10 @@ func (a *app) applyEnv(flags *pflag.FlagSet, getenv func(string) string) error {
 	unlessFlag("url", &a.cfg.ConsoleURL, env.ConsoleURL)
 	a.cfg.ConsoleToken = env.ConsoleToken
 	a.cfg.Token, a.cfg.SigningSecrets, a.cfg.ProfilePath = env.Token, env.SigningSecrets, env.ProfilePath
+	a.cfg.Tracing = env.Tracing
+	if a.spans != nil {
+		a.cfg.Tracing.SpanExporter = a.spans
+	}
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
@@ -97,6 +98,9 @@ func (r *remote) doWithin(ctx context.Context, timeout time.Duration, method, pa
 	}
 	req.Header.Set("Authorization", "Bearer "+r.token)
 	req.Header.Set("Accept", "application/json")
+	// The run's span (tracing on) goes with the request: the console's
+	// span for a command continues it.
+	events.InjectTraceHTTP(ctx, req.Header)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 )
@@ -25,27 +26,43 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 	now    func() time.Time
+	// spans, when set, receives the run's spans instead of what OTEL_*
+	// say (tests: an in-memory exporter).
+	spans sdktrace.SpanExporter
+	trace traceRun // the run's span, when tracing is on
 }
 
 // run parses args, runs the command and returns its error; main prints it
 // as one line and exits with exitCode.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runTraced(ctx, args, getenv, stdout, stderr, nil)
+}
+
+// runTraced is run with spans going to spans when it is not nil (tests:
+// an in-memory exporter) instead of where OTEL_* says.
+func runTraced(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer,
+	spans sdktrace.SpanExporter) error {
 	defaults, err := loadConfig(func(string) string { return "" })
 	if err != nil {
 		return fmt.Errorf("the documented defaults do not load: %w", err)
 	}
-	a := &app{cfg: defaults, getenv: getenv, stdout: stdout, stderr: stderr, now: time.Now}
+	a := &app{cfg: defaults, getenv: getenv, stdout: stdout, stderr: stderr, now: time.Now, spans: spans}
 	root := a.rootCommand()
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if err := a.applyEnv(cmd.Flags(), getenv); err != nil {
 			return err
 		}
-		return a.checkRemote(cmd)
+		if err := a.checkRemote(cmd); err != nil {
+			return err
+		}
+		return a.startTrace(cmd)
 	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	return root.ExecuteContext(ctx)
+	err = root.ExecuteContext(ctx)
+	a.endTrace(ctx, err)
+	return err
 }
 
 func (a *app) rootCommand() *cobra.Command {

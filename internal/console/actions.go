@@ -167,8 +167,11 @@ var errIDReused = &Error{Code: CodeConflict, Message: "id: a different command w
 // stored once), and followed up to wait for the worker's verdict. A
 // duplicate publish whose stored command differs from cmd (other than in
 // when it was issued) is errIDReused. Every command issued is counted and
-// logged with its account, never with its payload.
-func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, wait time.Duration) (issued, error) {
+// logged with its account, never with its payload; with a tracer it has a
+// span of its own (issueSpan), whose trace the worker continues.
+func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, wait time.Duration) (out issued, err error) {
+	ctx, span := s.issueSpan(ctx, cmd)
+	defer func() { endIssueSpan(span, out, err) }()
 	if s.js == nil {
 		return issued{}, &Error{Code: CodeUnavailable, Message: "this console has no NATS connection; commands cannot be sent"}
 	}
@@ -176,22 +179,22 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 	defer cancel()
 	ack, err := opcommands.Publish(pctx, s.js, cmd)
 	if err != nil {
-		s.logger.Warn("publish command failed", "command", cmd.ID, "kind", cmd.Kind, "case", cmd.CaseID, "err", err)
+		s.logger.WarnContext(ctx, "publish command failed", "command", cmd.ID, "kind", cmd.Kind, "case", cmd.CaseID, "err", err)
 		return issued{}, &Error{Code: CodeUnavailable, Message: "the command could not be stored (NATS unreachable?); nothing was sent, try again"}
 	}
 	if ack.Duplicate {
 		first, err := opcommands.Stored(pctx, s.js, ack)
 		if err != nil {
-			s.logger.Warn("read the stored command of a duplicate", "command", cmd.ID, "err", err)
+			s.logger.WarnContext(ctx, "read the stored command of a duplicate", "command", cmd.ID, "err", err)
 			return issued{}, &Error{Code: CodeUnavailable, Message: "a command with this id is already stored, and it could not be read to compare; nothing new was sent, try again"}
 		}
 		if !opcommands.Same(first, cmd) {
-			s.logger.Warn("command id reused for a different command", "command", cmd.ID, "account", by.Name)
+			s.logger.WarnContext(ctx, "command id reused for a different command", "command", cmd.ID, "account", by.Name)
 			return issued{}, errIDReused
 		}
 		cmd = first
 	}
-	out := issued{Ack: ack, Command: cmd, Verdict: opcommands.Verdict{Verdict: opcommands.VerdictPending}}
+	out = issued{Ack: ack, Command: cmd, Verdict: opcommands.Verdict{Verdict: opcommands.VerdictPending}}
 	if wait > 0 {
 		o, err := opcommands.AwaitOutcome(ctx, s.store, cmd.ID, wait, verdictPoll)
 		switch {
@@ -204,7 +207,7 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 		}
 	}
 	s.metrics.commands.WithLabelValues(string(cmd.Kind), out.Verdict.Verdict).Inc()
-	s.logger.Info("command issued", "command", cmd.ID, "kind", cmd.Kind, "case", cmd.CaseID,
+	s.logger.InfoContext(ctx, "command issued", "command", cmd.ID, "kind", cmd.Kind, "case", cmd.CaseID,
 		"account", by.Name, "verdict", out.Verdict.Verdict, "duplicate", ack.Duplicate)
 	return out, nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/refundhub/refundhub/internal/casestore"
@@ -76,6 +77,11 @@ type Deps struct {
 	Ready func(context.Context) error
 	// Logger receives the console's logs; never a token or key.
 	Logger *slog.Logger
+	// Tracer, when set, traces every command the console issues: a span
+	// per command (issue), continuing the caller's traceparent on API
+	// requests, whose context goes with the command to the worker. nil:
+	// no span work at all (tracing off).
+	Tracer trace.Tracer
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -87,6 +93,7 @@ type Server struct {
 	js     jetstream.JetStream
 	ready  func(context.Context) error
 	logger *slog.Logger
+	tracer trace.Tracer // nil when tracing is off
 	now    func() time.Time
 	// settler retries and discards dead letters (nil without
 	// Deps.DeadLetters).
@@ -161,7 +168,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	s := &Server{
-		cfg: cfg, store: deps.Store, js: deps.JetStream, ready: deps.Ready, logger: deps.Logger, now: now,
+		cfg: cfg, store: deps.Store, js: deps.JetStream, ready: deps.Ready, logger: deps.Logger, tracer: deps.Tracer, now: now,
 		sessions:      sessions{key: cfg.SessionKey, ttl: cfg.SessionTTL, secure: cfg.SecureCookie},
 		passwords:     passwords,
 		logins:        newLoginLimiter(rate.Every(loginEvery), loginBurst),

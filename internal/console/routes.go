@@ -34,7 +34,7 @@ func (s *Server) routes(e *echo.Echo) {
 	e.POST("/dead-letters/:id/discard", s.handleDeadLetterForm("discard"))
 	e.POST("/dead-letters/bulk", s.handleDeadLettersBulk)
 
-	api := e.Group("/api/v1")
+	api := e.Group("/api/v1", s.continueTrace)
 	api.GET("/cases", s.handleAPICases)
 	api.GET("/cases.csv", s.handleCasesCSV)
 	api.GET("/cases/:id", s.handleAPICase)

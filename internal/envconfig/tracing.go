@@ -9,15 +9,15 @@ import (
 	"github.com/refundhub/refundhub/internal/tracing"
 )
 
-// TracingVars are the standard OpenTelemetry variables the receiver and the
-// worker read for their traces (docs/tracing.md), with the same meaning as
+// TracingVars are the standard OpenTelemetry variables the receiver, the
+// worker, the console and refundctl read for their traces (docs/tracing.md), with the same meaning as
 // in every OpenTelemetry SDK. Tracing is off unless OTEL_TRACES_EXPORTER is
 // otlp. It returns a new slice each time, for the caller to append to.
 func TracingVars() []Var {
 	return []Var{
 		V("OTEL_TRACES_EXPORTER", tracing.ExporterNone, "none (no tracing, the default) or otlp: send traces to an OpenTelemetry collector (docs/tracing.md)"),
 		V("OTEL_SDK_DISABLED", "false", "true turns tracing off whatever OTEL_TRACES_EXPORTER says"),
-		V("OTEL_SERVICE_NAME", "", "service name on every span; empty: the binary's name (refundhub-receiver, refundhub-worker)"),
+		V("OTEL_SERVICE_NAME", "", "service name on every span; empty: the binary's name (refundhub-receiver, refundhub-worker, refundhub-console, refundctl)"),
 		V("OTEL_EXPORTER_OTLP_ENDPOINT", "", "collector base URL; empty: http://localhost:4318 (http/protobuf, /v1/traces appended) or http://localhost:4317 (grpc)"),
 		V("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "full traces URL, used as it is; wins over OTEL_EXPORTER_OTLP_ENDPOINT"),
 		V("OTEL_EXPORTER_OTLP_PROTOCOL", tracing.ProtocolHTTP, "http/protobuf or grpc"),

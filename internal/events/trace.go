@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/propagation"
@@ -9,7 +10,9 @@ import (
 
 // Trace context headers (W3C Trace Context), on every message a traced
 // process publishes: callbacks from the receiver, commands from refundctl
-// and the console. The worker continues the trace they name. The names are
+// and the console. The worker continues the trace they name. refundctl
+// sends the same headers with its requests to the console's API
+// (InjectTraceHTTP), and the console continues them (ExtractTraceHTTP). The names are
 // the W3C ones, lower case as the specification writes them, so any
 // OpenTelemetry tool reading the stream understands them.
 const (
@@ -35,6 +38,24 @@ func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
 		return ctx
 	}
 	return traceContext.Extract(ctx, headerCarrier(h))
+}
+
+// InjectTraceHTTP writes the span context of ctx into the headers of an
+// HTTP request, under the same W3C names: refundctl's span goes with its
+// request to the console's API, whose command continues it (docs/tracing.md).
+// Without a valid span in ctx it writes nothing.
+func InjectTraceHTTP(ctx context.Context, h http.Header) {
+	traceContext.Inject(ctx, propagation.HeaderCarrier(h))
+}
+
+// ExtractTraceHTTP is ExtractTrace for an incoming HTTP request's headers:
+// ctx with the caller's span context, or unchanged when the request names
+// none or a malformed one.
+func ExtractTraceHTTP(ctx context.Context, h http.Header) context.Context {
+	if h.Get(HeaderTraceParent) == "" {
+		return ctx
+	}
+	return traceContext.Extract(ctx, propagation.HeaderCarrier(h))
 }
 
 // headerCarrier adapts nats.Header (case-sensitive keys) to the propagator.

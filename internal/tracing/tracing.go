@@ -1,12 +1,12 @@
-// Package tracing says whether and where the receiver and the worker send
-// OpenTelemetry traces (Config, filled by cmd/ from the standard OTEL_*
+// Package tracing says whether and where the receiver, the worker, the
+// console and refundctl send OpenTelemetry traces (Config, filled by cmd/ from the standard OTEL_*
 // variables through envconfig; see docs/tracing.md) and correlates log
 // lines with traces (LogHandler, WithLogAttrs). Tracing is off unless an
 // exporter is named.
 //
 // The pipeline that exports spans is package tracing/tracer, kept apart so
-// that the commands that only read configuration (refundctl, the console)
-// do not link the OTLP exporters. Which headers carry a trace between
+// that a package that only reads the configuration does not link the OTLP
+// exporters. Which headers carry a trace between
 // processes is package events' business (events.InjectTrace,
 // events.ExtractTrace).
 package tracing
