@@ -206,7 +206,7 @@ func (m *Metrics) OnStep(p refundflow.Platform, step refundflow.StepName, outcom
 var (
 	casesDesc = prometheus.NewDesc("refundhub_worker_cases", "Cases by state (all worker processes: read from the database).", []string{"state"}, nil)
 	attnDesc  = prometheus.NewDesc("refundhub_worker_cases_attention", "Open cases by attention code: needs_attention reasons, and waiting_evidence for cases whose side effect cannot be confirmed yet (read from the database).", []string{"code"}, nil)
-	deferDesc = prometheus.NewDesc("refundhub_worker_deferred_inputs", "Commands and callbacks waiting in the store for their case (read from the database).", nil, nil)
+	deferDesc = prometheus.NewDesc("refundhub_worker_deferred_inputs", "Commands and callbacks waiting in the store for their case, callbacks being verified included (read from the database).", nil, nil)
 	lagDesc   = prometheus.NewDesc("refundhub_worker_consumer_pending", "Messages not yet delivered to the durable consumer (consumer lag), by source.", []string{"source"}, nil)
 	ackDesc   = prometheus.NewDesc("refundhub_worker_consumer_ack_pending", "Messages delivered and not yet acknowledged, by source.", []string{"source"}, nil)
 )
