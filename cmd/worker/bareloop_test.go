@@ -488,7 +488,7 @@ func TestBenchBareLoop(t *testing.T) {
 			wal := bs.walStats(t)
 			cpu := machineCPU(t)
 			res := bareLoop{requests: 1000, concurrency: v.concurrency}.runOn(t, stores)
-			busy := cpu()
+			busy := cpu(res.txs)
 			for _, st := range stores {
 				if err := st.Close(); err != nil {
 					t.Fatal(err)
@@ -501,13 +501,14 @@ func TestBenchBareLoop(t *testing.T) {
 	}
 }
 
-// machineCPU reads the machine's CPU time (/proc/stat) and this process's
-// (getrusage); the function it returns formats their use since, beside the
-// wall time: what the store's server, this process and anything else
-// running took.
-func machineCPU(t *testing.T) func() string {
+// machineCPU reads the machine's CPU time (/proc/stat), this process's
+// (getrusage) and its child processes' and theirs (the test's PostgreSQL
+// cluster: the postmaster and its backends); the function it returns
+// formats their use since, in cores over the wall time and per
+// transaction.
+func machineCPU(t *testing.T) func(txs int) string {
 	t.Helper()
-	read := func() (busy, all int64, self time.Duration) {
+	read := func() (busy, all int64, self, kids time.Duration) {
 		b, err := os.ReadFile("/proc/stat")
 		if err != nil {
 			t.Fatal(err)
@@ -524,14 +525,42 @@ func machineCPU(t *testing.T) func() string {
 		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 			t.Fatal(err)
 		}
-		return busy, all, time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		return busy, all, time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), descendantsCPU(os.Getpid())
 	}
-	b0, a0, s0 := read()
+	b0, a0, s0, k0 := read()
 	start := time.Now()
-	return func() string {
-		b1, a1, s1 := read()
+	return func(txs int) string {
+		b1, a1, s1, k1 := read()
 		wall := time.Since(start)
-		return fmt.Sprintf("machine CPU busy %.0f%% of its cores, this process %.2f cores",
-			100*float64(b1-b0)/float64(max(a1-a0, 1)), (s1-s0).Seconds()/wall.Seconds())
+		n := float64(txs)
+		return fmt.Sprintf("machine CPU busy %.0f%% of its cores; this process %.2f cores (%.3f ms per transaction), its child processes %.2f cores (%.3f ms per transaction)",
+			100*float64(b1-b0)/float64(max(a1-a0, 1)), (s1-s0).Seconds()/wall.Seconds(), float64((s1-s0).Microseconds())/1000/n,
+			(k1-k0).Seconds()/wall.Seconds(), float64((k1-k0).Microseconds())/1000/n)
 	}
+}
+
+// descendantsCPU sums the CPU time (user and system) of pid's descendant
+// processes that are running now, from /proc.
+func descendantsCPU(pid int) time.Duration {
+	var total time.Duration
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	for _, f := range strings.Fields(string(b)) {
+		kid, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", kid)); err == nil {
+			// Fields after the command name (in parentheses): utime and
+			// stime are the 12th and 13th, in clock ticks (100 per second).
+			if _, rest, ok := strings.Cut(string(stat), ") "); ok {
+				if f := strings.Fields(rest); len(f) > 12 {
+					u, _ := strconv.ParseInt(f[11], 10, 64)
+					s, _ := strconv.ParseInt(f[12], 10, 64)
+					total += time.Duration(u+s) * 10 * time.Millisecond
+				}
+			}
+		}
+		total += descendantsCPU(kid)
+	}
+	return total
 }
