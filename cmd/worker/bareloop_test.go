@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -540,11 +541,17 @@ func machineCPU(t *testing.T) func(txs int) string {
 }
 
 // descendantsCPU sums the CPU time (user and system) of pid's descendant
-// processes that are running now, from /proc.
+// processes that are running now, from /proc. Children are listed by the
+// thread that started them (pgtest starts the server from a locked one).
 func descendantsCPU(pid int) time.Duration {
 	var total time.Duration
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	for _, f := range strings.Fields(string(b)) {
+	var kids []string
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, task := range tasks {
+		b, _ := os.ReadFile(task)
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	for _, f := range kids {
 		kid, err := strconv.Atoi(f)
 		if err != nil {
 			continue
