@@ -490,13 +490,17 @@ func TestBenchBareLoop(t *testing.T) {
 			cpu := machineCPU(t)
 			res := bareLoop{requests: 1000, concurrency: v.concurrency}.runOn(t, stores)
 			busy := cpu(res.txs)
+			var dbTxs int64
+			for _, st := range stores {
+				dbTxs += st.Transactions()
+			}
 			for _, st := range stores {
 				if err := st.Close(); err != nil {
 					t.Fatal(err)
 				}
 			}
-			t.Logf("load average %s; bare %s loop, %s: %d transactions in %s: %.0f tx/s, %.2f ms per transaction per goroutine; %s%s%s",
-				loadAvg(), bs.name(), v.name, res.txs, res.elapsed.Round(time.Millisecond), res.txPerSec(),
+			t.Logf("load average %s; bare %s loop, %s: %d transactions (carried by %d database transactions) in %s: %.0f tx/s, %.2f ms per transaction per goroutine; %s%s%s",
+				loadAvg(), bs.name(), v.name, res.txs, dbTxs, res.elapsed.Round(time.Millisecond), res.txPerSec(),
 				float64(res.elapsed.Microseconds())/1000*float64(v.concurrency)/float64(res.txs), busy, wal(res.txs), res.ops)
 		})
 	}
