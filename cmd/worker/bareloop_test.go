@@ -43,8 +43,9 @@ import (
 //
 // A callback decided on a case is one more: TakeLease, UpdateCaseFrom (the
 // platform check), AppendTimeline (callback, decision), InboxRecord,
-// DropLease. One that no decision needed (not about a refund, no case for
-// it) is a transaction with only its InboxRecord.
+// DropLease. Any other callback (one about no case; an order message,
+// whose order_events row the loop leaves out) is a transaction with only
+// its InboxRecord.
 type bareLoop struct {
 	requests    int // refund requests: three transactions each
 	callbacks   int // callbacks decided on a case: one transaction each
