@@ -247,17 +247,8 @@ func benchThousand(t *testing.T, callbacks bool) {
 		"UPSTREAM_RATE_BURST": "1000", "UPSTREAM_TIMEOUT": "5s", "WORKER_LEASE_TTL": "1m", "WORKER_ACK_WAIT": "30s",
 		"WORKER_TIMER_INTERVAL": "1s", "WORKER_RECONCILE_INTERVAL": "1h", "WORKER_STEP_TIMEOUT": "1m",
 		"WORKER_SHUTDOWN_TIMEOUT": "10s"}
-	// WORKER_BENCH_STORE=postgres: the cases in a PostgreSQL database of a
-	// durable throwaway cluster (fsync and synchronous_commit on), as in
-	// production, instead of the SQLite file.
-	openCases := func(s *stack) (*sqlx.DB, error) {
-		return sqlx.Open("sqlite3", "file:"+s.dbPath+"?_query_only=1&_busy_timeout=5000")
-	}
-	if os.Getenv("WORKER_BENCH_STORE") == "postgres" {
-		url := pgtest.Start(t, pgtest.Options{Durable: true}).NewDatabase(t)
-		env["DB_URL"] = url
-		openCases = func(*stack) (*sqlx.DB, error) { return sqlx.Open("pgx", url) }
-	}
+	bs := newBenchStore(t)
+	bs.setEnv(t, env)
 	s := newStack(t, faults, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, env)
 	cmds := make([]refundflow.Command, n)
 	for i := range cmds {
@@ -275,7 +266,7 @@ func benchThousand(t *testing.T, callbacks bool) {
 		}
 		return metricsLine.MatchString(w.errs.String())
 	})
-	db, err := openCases(s)
+	db, err := bs.openCases(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,6 +307,70 @@ func benchThousand(t *testing.T, callbacks bool) {
 	t.Logf("worker binary through JetStream, callbacks %v: %d cases (2 steps each), concurrency %d, sandbox latency %s: %s (commands published in %s); bound (steps x latency / concurrency) %s: ratio %.2f (target <= 1.25); %d platform calls in all, bound %s: ratio %.2f",
 		callbacks, n, concurrency, latency, elapsed.Round(time.Millisecond), published.Round(time.Millisecond), bound,
 		elapsed.Seconds()/bound.Seconds(), calls, callBound, elapsed.Seconds()/callBound.Seconds())
+	compareBareLoop(t, bs, db, elapsed, concurrency)
+}
+
+// benchStore is where the throughput benchmark keeps its cases: the
+// stack's SQLite file, or with WORKER_BENCH_STORE=postgres a PostgreSQL
+// database of a durable throwaway cluster (fsync and synchronous_commit
+// on), as in production. The bare loop (bareloop_test.go) gets a fresh
+// store of the same kind and settings from it.
+type benchStore struct {
+	pg  *pgtest.Cluster // nil: SQLite
+	url string          // the worker's database on pg
+}
+
+func newBenchStore(t *testing.T) benchStore {
+	t.Helper()
+	if os.Getenv("WORKER_BENCH_STORE") != "postgres" {
+		return benchStore{}
+	}
+	pg := pgtest.Start(t, pgtest.Options{Durable: true})
+	return benchStore{pg: pg, url: pg.NewDatabase(t)}
+}
+
+// name is the store's kind, for the log.
+func (b benchStore) name() string {
+	if b.pg != nil {
+		return "PostgreSQL"
+	}
+	return "SQLite"
+}
+
+// setEnv points the worker at the store (the stack's SQLite file needs
+// nothing).
+func (b benchStore) setEnv(t *testing.T, env map[string]string) {
+	t.Helper()
+	if b.pg != nil {
+		env["DB_URL"] = b.url
+	}
+}
+
+// openCases opens a read handle on the worker's store.
+func (b benchStore) openCases(s *stack) (*sqlx.DB, error) {
+	if b.pg != nil {
+		return b.open(b.url)
+	}
+	return b.open(s.dbPath)
+}
+
+// open opens a read handle on the store at target (a SQLite path or a
+// PostgreSQL URL).
+func (b benchStore) open(target string) (*sqlx.DB, error) {
+	if b.pg != nil {
+		return sqlx.Open("pgx", target)
+	}
+	return sqlx.Open("sqlite3", "file:"+target+"?_query_only=1&_busy_timeout=5000")
+}
+
+// fresh is the target (casestore.Open's argument) of a new, empty store of
+// the same kind and settings as the worker's.
+func (b benchStore) fresh(t *testing.T) string {
+	t.Helper()
+	if b.pg != nil {
+		return b.pg.NewDatabase(t)
+	}
+	return filepath.Join(t.TempDir(), "bare.db")
 }
 
 // totalCalls sums the sandbox's API calls by endpoint.
@@ -325,4 +380,51 @@ func totalCalls(st sandbox.Stats) int64 {
 		n += c
 	}
 	return n
+}
+
+// walStats reads the cluster's WAL statistics (pg_stat_wal, with
+// track_wal_io_timing on) and returns a function that formats their change
+// since, per transaction; on SQLite it returns "". Call that function once
+// the stores are closed: a backend flushes its statistics as it exits.
+func (b benchStore) walStats(t *testing.T) func(txs int) string {
+	t.Helper()
+	if b.pg == nil {
+		return func(int) string { return "" }
+	}
+	db, err := sqlx.Open("pgx", b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	for _, q := range []string{`ALTER SYSTEM SET track_wal_io_timing = on`, `SELECT pg_reload_conf()`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	type wal struct {
+		Records  int64   `db:"wal_records"`
+		Bytes    int64   `db:"wal_bytes"`
+		Writes   int64   `db:"wal_write"`
+		Syncs    int64   `db:"wal_sync"`
+		SyncTime float64 `db:"wal_sync_time"`
+	}
+	read := func() wal {
+		var w wal
+		if err := db.Get(&w, `SELECT wal_records, wal_bytes::bigint AS wal_bytes, wal_write, wal_sync, wal_sync_time FROM pg_stat_wal`); err != nil {
+			t.Fatalf("pg_stat_wal: %v", err)
+		}
+		return w
+	}
+	w0 := read()
+	return func(txs int) string {
+		waitFor(t, 10*time.Second, "the stores' backends gone", func() bool {
+			var n int
+			return db.Get(&n, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refundhub'`) == nil && n == 0
+		})
+		w := read()
+		n := float64(txs)
+		return fmt.Sprintf("; WAL per transaction: %.1f records, %.0f bytes, %.2f writes, %.2f flushes (fsync), flush time %.3f ms per flush",
+			float64(w.Records-w0.Records)/n, float64(w.Bytes-w0.Bytes)/n, float64(w.Writes-w0.Writes)/n, float64(w.Syncs-w0.Syncs)/n,
+			(w.SyncTime-w0.SyncTime)/max(float64(w.Syncs-w0.Syncs), 1))
+	}
 }
