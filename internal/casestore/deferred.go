@@ -112,6 +112,56 @@ func (tx *Tx) DeferNew(ctx context.Context, d DeferredInput) (fresh bool, err er
 	return fresh, nil
 }
 
+// KeepCallback keeps a callback's message for its case (DeferNew) and, when
+// it was not kept already, appends its timeline entry e, committed at once:
+// the record of a callback before its verification, which every refund
+// callback costs. On PostgreSQL it is one statement in one round trip
+// (BEGIN, two INSERTs and COMMIT would be four, and a connection of the
+// writer pool held for all of them); on SQLite one transaction of the
+// group commit. fresh reports that the message was not kept before.
+func (s *Store) KeepCallback(ctx context.Context, d DeferredInput, e TimelineEntry) (fresh bool, err error) {
+	if !s.w.pg {
+		err = s.Update(ctx, func(tx *Tx) error {
+			var err error
+			if fresh, err = tx.DeferNew(ctx, d); err != nil || !fresh {
+				return err
+			}
+			return tx.AppendTimeline(ctx, e)
+		})
+		return fresh, err
+	}
+	if d.MsgID == "" || d.CaseID == 0 || e.CaseID != d.CaseID {
+		return false, fmt.Errorf("keep callback: message %q, case %d, timeline entry of case %d", d.MsgID, d.CaseID, e.CaseID)
+	}
+	detail, err := jsonText("timeline detail", e.Detail)
+	if err != nil {
+		return false, err
+	}
+	now := s.now()
+	at := e.At
+	if at.IsZero() {
+		at = now
+	}
+	payload := d.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	res, err := s.w.ExecContext(ctx, `WITH kept AS (INSERT INTO deferred_inputs
+			(case_id, msg_id, source, payload, stream, stream_seq, subject, not_before, reason, attempts, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING RETURNING case_id)
+		INSERT INTO timeline (case_id, at, kind, summary, detail) SELECT case_id, ?, ?, ?, ? FROM kept`,
+		d.CaseID, d.MsgID, d.Source, payload, d.Stream, int64(d.StreamSeq), d.Subject, ms64(d.NotBefore), d.Reason,
+		d.Attempts, ms64(now), ms64(at), string(e.Kind), e.Summary, detail)
+	if err != nil {
+		return false, fmt.Errorf("keep callback %q of case %d: %w", d.MsgID, d.CaseID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("keep callback %q of case %d: %w", d.MsgID, d.CaseID, err)
+	}
+	return n == 1, nil
+}
+
 // DeleteDeferred removes a waiting input (no-op if there is none).
 func (tx *Tx) DeleteDeferred(ctx context.Context, msgID string) error {
 	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM deferred_inputs WHERE msg_id = ?`, msgID); err != nil {

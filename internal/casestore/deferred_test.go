@@ -99,3 +99,52 @@ func testDeferNewKeepsTheFirstCopy(t *testing.T, be backend) {
 		t.Errorf("FirstDeferredCommand = %+v, %v; want cmd (the callback before it is no command)", d, err)
 	}
 }
+
+// TestKeepCallbackOnce: KeepCallback keeps a callback and appends its
+// timeline entry once; a second copy of the message adds neither, and a
+// bad entry is refused with nothing written.
+func TestKeepCallbackOnce(t *testing.T) {
+	eachBackend(t, testKeepCallbackOnce)
+}
+
+func testKeepCallbackOnce(t *testing.T, be backend) {
+	s := openTest(t, be.Fresh(t))
+	ctx := context.Background()
+	var caseID int64
+	if err := s.Update(ctx, func(tx *Tx) error {
+		c, err := tx.CreateCase(ctx, NewCase{Platform: PlatformTaobao, OrderID: "1", SubOrderID: "2", State: "waiting_seller"})
+		caseID = c.ID
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Truncate(time.Millisecond)
+	d := DeferredInput{CaseID: caseID, MsgID: "cb-1", Source: SourceCallbacks, Payload: []byte(`{"x":1}`), Stream: "CALLBACKS",
+		StreamSeq: 9, Subject: "callbacks.taobao", NotBefore: at.Add(2 * time.Minute), Reason: "verifying"}
+	e := TimelineEntry{CaseID: caseID, At: at, Kind: KindCallback, Summary: "callback X refund 1", Detail: []byte(`{"lagMs":3}`)}
+	for i, want := range []bool{true, false} {
+		fresh, err := s.KeepCallback(ctx, d, e)
+		if err != nil || fresh != want {
+			t.Fatalf("KeepCallback #%d = %v, %v; want %v", i+1, fresh, err, want)
+		}
+	}
+	if _, err := s.KeepCallback(ctx, DeferredInput{CaseID: caseID, MsgID: "cb-2", Source: SourceCallbacks},
+		TimelineEntry{CaseID: caseID, Kind: KindCallback, Summary: "bad", Detail: []byte(`{not json`)}); err == nil {
+		t.Error("KeepCallback with a detail that is no JSON: no error")
+	}
+	kept, err := s.DeferredInputs(ctx, caseID)
+	if err != nil || len(kept) != 1 {
+		t.Fatalf("DeferredInputs = %+v, %v; want the one callback", kept, err)
+	}
+	if k := kept[0]; k.MsgID != "cb-1" || string(k.Payload) != `{"x":1}` || k.Stream != "CALLBACKS" || k.StreamSeq != 9 ||
+		!k.NotBefore.Equal(d.NotBefore) || k.Reason != "verifying" {
+		t.Errorf("kept %+v; want the callback as given", k)
+	}
+	tl, err := s.Timeline(ctx, caseID)
+	if err != nil || len(tl) != 1 {
+		t.Fatalf("Timeline = %+v, %v; want one entry", tl, err)
+	}
+	if got := tl[0]; got.Summary != e.Summary || got.Kind != KindCallback || !got.At.Equal(at) || string(got.Detail) != `{"lagMs":3}` {
+		t.Errorf("timeline entry %+v; want %+v", got, e)
+	}
+}

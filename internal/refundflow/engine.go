@@ -450,9 +450,9 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 }
 
 // recordCallback records a refund callback on its case before it is
-// verified, in one transaction that takes no lease and changes no case row:
-// its timeline entry (with its lag) and the message itself, kept in
-// deferred_inputs. From that commit on the callback is applied as far as
+// verified, committed at once without a lease and without touching the
+// case row (casestore's KeepCallback): its timeline entry (with its lag)
+// and the message itself, kept in deferred_inputs. From that commit on the callback is applied as far as
 // the hint it is goes: an operator sees it at once, even while another
 // input holds the case or the platform answers slowly, and the lag metric
 // stops. The verification (a platform read, then the decision) follows in
@@ -469,17 +469,10 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 func (e *Engine) recordCallback(ctx context.Context, caseID int64, msg *Message, note string) (err error) {
 	ctx, span := e.startSpan(ctx, "record callback", caseID)
 	defer func() { endSpan(span, err) }()
-	var fresh bool
-	err = e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		var err error
-		fresh, err = tx.DeferNew(ctx, deferredInput(caseID, msg, tx.Now().Add(e.leaseTTL),
-			"verifying: the callback is being checked against the platform"))
-		if err != nil || !fresh {
-			return err
-		}
-		return tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: caseID, Kind: casestore.KindCallback, Summary: note,
-			Detail: callbackDetail(msg, tx.Now())})
-	})
+	now := time.Now()
+	fresh, err := e.store.KeepCallback(context.WithoutCancel(ctx),
+		deferredInput(caseID, msg, now.Add(e.leaseTTL), "verifying: the callback is being checked against the platform"),
+		casestore.TimelineEntry{CaseID: caseID, At: now, Kind: casestore.KindCallback, Summary: note, Detail: callbackDetail(msg, now)})
 	if err != nil {
 		return fmt.Errorf("record callback %s of case %d: %w", msg.ID, caseID, err)
 	}
