@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,7 +38,8 @@ import (
 //
 // 2,000 Taobao refunds wait for the seller on the sandbox, each with its
 // open case in SQLite. The sandbox records their refund callbacks without
-// pushing them; once the worker (run, in process, concurrency 64) is up and
+// pushing them; once the worker (run, in process, concurrency 64, or
+// LAGBENCH_CONCURRENCY) is up and
 // the sandbox answers every call after 50 ms, the test posts those recorded
 // callbacks to the real receiver at 500 per second, as the platform would,
 // and reads every callback's lag back from the timeline. Each callback is
@@ -72,8 +74,9 @@ func TestBenchCallbackLag(t *testing.T) {
 		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 		rcvTracer = tp.Tracer("receiver")
 	}
+	concurrency := cmp.Or(os.Getenv("LAGBENCH_CONCURRENCY"), "64") // 32 and 128 measured worse on PostgreSQL
 	env := map[string]string{
-		"WORKER_CONCURRENCY": os.Getenv("LAGBENCH_CONCURRENCY"), "UPSTREAM_RATE_LIMIT": "100000", "UPSTREAM_RATE_BURST": "1000",
+		"WORKER_CONCURRENCY": concurrency, "UPSTREAM_RATE_LIMIT": "100000", "UPSTREAM_RATE_BURST": "1000",
 		"UPSTREAM_TIMEOUT": "5s", "WORKER_LEASE_TTL": "1m", "WORKER_ACK_WAIT": "30s", "WORKER_TIMER_INTERVAL": "1s",
 		"WORKER_RECONCILE_INTERVAL": "1h", "WORKER_RECHECK": "6h", "WORKER_STEP_TIMEOUT": "1m",
 		"WORKER_SHUTDOWN_TIMEOUT": "10s"}
