@@ -117,8 +117,10 @@ func (tx *Tx) DeferNew(ctx context.Context, d DeferredInput) (fresh bool, err er
 // the record of a callback before its verification, which every refund
 // callback costs. On PostgreSQL it is one statement in one round trip
 // (BEGIN, two INSERTs and COMMIT would be four, and a connection of the
-// writer pool held for all of them); on SQLite one transaction of the
-// group commit. fresh reports that the message was not kept before.
+// writer pool held for all of them), on a pool of its own that does not
+// wait for the WAL flush (postgres.go says why that is safe); on SQLite
+// one transaction of the group commit. fresh reports that the message was
+// not kept before.
 func (s *Store) KeepCallback(ctx context.Context, d DeferredInput, e TimelineEntry) (fresh bool, err error) {
 	if !s.w.pg {
 		err = s.Update(ctx, func(tx *Tx) error {
@@ -146,7 +148,11 @@ func (s *Store) KeepCallback(ctx context.Context, d DeferredInput, e TimelineEnt
 	if payload == nil {
 		payload = []byte{}
 	}
-	res, err := s.w.ExecContext(ctx, `WITH kept AS (INSERT INTO deferred_inputs
+	p := s.records
+	if p == nil {
+		p = s.w
+	}
+	res, err := p.ExecContext(ctx, `WITH kept AS (INSERT INTO deferred_inputs
 			(case_id, msg_id, source, payload, stream, stream_seq, subject, not_before, reason, attempts, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING RETURNING case_id)
 		INSERT INTO timeline (case_id, at, kind, summary, detail) SELECT case_id, ?, ?, ?, ? FROM kept`,

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
 )
 
 // TestDueDeferredCasesCountsTheOldestInputOnly: 200 cases each have an
@@ -146,5 +148,34 @@ func testKeepCallbackOnce(t *testing.T, be backend) {
 	}
 	if got := tl[0]; got.Summary != e.Summary || got.Kind != KindCallback || !got.At.Equal(at) || string(got.Detail) != `{"lagMs":3}` {
 		t.Errorf("timeline entry %+v; want %+v", got, e)
+	}
+}
+
+// TestCallbackRecordsSkipTheFlushOnPostgres: on PostgreSQL, KeepCallback's
+// pool commits without waiting for the WAL flush, and only it: the writer
+// pool, which commits decisions, intents and inbox rows, still waits.
+func TestCallbackRecordsSkipTheFlushOnPostgres(t *testing.T) {
+	be := casestoretest.Backends()[1]
+	s := openTest(t, be.Fresh(t))
+	if s.records == nil {
+		t.Fatal("no record pool on PostgreSQL")
+	}
+	// The test clusters run with synchronous_commit off themselves (for
+	// speed), so the value alone proves nothing for the writer: where it
+	// comes from does. The record pool sets it per connection ("client").
+	type setting struct {
+		Value  string `db:"setting"`
+		Source string `db:"source"`
+	}
+	const q = `SELECT setting, source FROM pg_settings WHERE name = 'synchronous_commit'`
+	var rec, w setting
+	if err := s.records.Get(&rec, q); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.w.Get(&w, q); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Value != "off" || rec.Source != "client" || w.Source == "client" {
+		t.Errorf("synchronous_commit: record pool %+v, writer %+v; want the record pool's off by the client, the writer's the server's", rec, w)
 	}
 }

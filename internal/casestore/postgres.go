@@ -30,9 +30,27 @@ import (
 //   - Migrations run under an advisory lock (Store.migrate).
 //   - Read-only stores set default_transaction_read_only on every
 //     connection; Checkpoint does nothing.
+//   - A callback's record (KeepCallback) goes through a pool of its own,
+//     pgRecordConns connections with synchronous_commit off: it does not
+//     wait behind decisions for a writer connection, nor for a WAL flush of
+//     its own. Losing it in a server crash loses nothing: the callback's
+//     message is acknowledged only after a later synchronous commit for it
+//     (its verified decision with the inbox row, or its wait), which
+//     flushes the WAL up to itself and so the record too; until then
+//     JetStream keeps the message and delivers it again.
 const (
 	pgWriterConns = 8
 	pgReaderConns = 4
+	pgRecordConns = 2
+)
+
+// pgMode is what a pool's connections are for.
+type pgMode int
+
+const (
+	pgWrite  pgMode = iota
+	pgRead          // every transaction read-only
+	pgRecord        // synchronous_commit off: KeepCallback only
 )
 
 // pgConfig parses target; readOnly makes every transaction of its
@@ -56,11 +74,15 @@ func pgConfig(target string, readOnly bool) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
-// openPostgresPool opens a pool on target and checks that it answers.
-func openPostgresPool(ctx context.Context, target string, readOnly bool, conns int) (*pool, error) {
-	cfg, err := pgConfig(target, readOnly)
+// openPostgresPool opens a pool on target for mode and checks that it
+// answers.
+func openPostgresPool(ctx context.Context, target string, mode pgMode, conns int) (*pool, error) {
+	cfg, err := pgConfig(target, mode == pgRead)
 	if err != nil {
 		return nil, err
+	}
+	if mode == pgRecord {
+		cfg.RuntimeParams["synchronous_commit"] = "off"
 	}
 	db := sqlx.NewDb(stdlib.OpenDB(*cfg), "pgx")
 	db.SetMaxOpenConns(conns)
@@ -74,7 +96,7 @@ func openPostgresPool(ctx context.Context, target string, readOnly bool, conns i
 
 // openPostgres is open for a PostgreSQL URL: it migrates up to upTo.
 func openPostgres(ctx context.Context, target string, logger *slog.Logger, upTo int) (*Store, error) {
-	w, err := openPostgresPool(ctx, target, false, pgWriterConns)
+	w, err := openPostgresPool(ctx, target, pgWrite, pgWriterConns)
 	if err != nil {
 		return nil, err
 	}
@@ -85,20 +107,26 @@ func openPostgres(ctx context.Context, target string, logger *slog.Logger, upTo 
 		_ = w.Close()
 		return nil, err
 	}
-	r, err := openPostgresPool(ctx, target, true, pgReaderConns)
+	r, err := openPostgresPool(ctx, target, pgRead, pgReaderConns)
 	if err != nil {
 		s.stop()
 		_ = w.Close()
 		return nil, err
 	}
 	s.r = r
+	if s.records, err = openPostgresPool(ctx, target, pgRecord, pgRecordConns); err != nil {
+		s.stop()
+		_ = w.Close()
+		_ = r.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
 // openPostgresReader opens a read-only pool on target, whose schema must not
 // be older than this build's.
 func openPostgresReader(ctx context.Context, target string) (*pool, error) {
-	r, err := openPostgresPool(ctx, target, true, pgReaderConns)
+	r, err := openPostgresPool(ctx, target, pgRead, pgReaderConns)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +143,7 @@ func openPostgresExisting(ctx context.Context, target string, logger *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	w, err := openPostgresPool(ctx, target, false, pgWriterConns)
+	w, err := openPostgresPool(ctx, target, pgWrite, pgWriterConns)
 	if err != nil {
 		_ = r.Close()
 		return nil, err

@@ -94,6 +94,9 @@ const (
 type Store struct {
 	w   *pool // writer: one connection on SQLite (see batching)
 	r   *pool // read pool
+	// records: on PostgreSQL opened by Open (the worker), the pool of
+	// KeepCallback (see postgres.go); nil otherwise (the writer then).
+	records *pool
 	log *slog.Logger
 	now func() time.Time
 	// commits counts committed Update calls, txs the transactions that
@@ -176,7 +179,11 @@ func open(ctx context.Context, path string, logger *slog.Logger, upTo int) (*Sto
 // closes both pools.
 func (s *Store) Close() error {
 	s.stop()
-	return errors.Join(s.r.Close(), s.w.Close())
+	err := errors.Join(s.r.Close(), s.w.Close())
+	if s.records != nil {
+		err = errors.Join(err, s.records.Close())
+	}
+	return err
 }
 
 func (s *Store) stop() {
