@@ -92,13 +92,13 @@ const (
 
 // Store is the worker's case store. It is safe for concurrent use.
 type Store struct {
-	w   *pool // writer: one connection on SQLite (see batching)
-	r   *pool // read pool
+	w *pool // writer: one connection on SQLite (see batching)
+	r *pool // read pool
 	// records: on PostgreSQL opened by Open (the worker), the pool of
 	// KeepCallback (see postgres.go); nil otherwise (the writer then).
 	records *pool
-	log *slog.Logger
-	now func() time.Time
+	log     *slog.Logger
+	now     func() time.Time
 	// commits counts committed Update calls, txs the transactions that
 	// carried them (SQLite's group commit: several calls per transaction).
 	commits atomic.Int64
