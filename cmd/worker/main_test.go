@@ -247,6 +247,12 @@ func (s *stack) startTraced(spans sdktrace.SpanExporter) *workerProc {
 	go func() { w.done <- runTraced(ctx, nil, getenv, w.out, w.errs, spans) }()
 	s.workers = append(s.workers, w)
 	waitFor(s.t, 20*time.Second, "worker ready", func() bool {
+		select {
+		case err := <-w.done: // a bad configuration: say so, not "not ready"
+			w.done <- err
+			s.t.Fatalf("worker exited before it was ready: %v\nstdout: %s\nstderr: %s", err, w.out.String(), w.errs.String())
+		default:
+		}
 		m := metricsLine.FindStringSubmatch(w.errs.String())
 		if m == nil {
 			return false

@@ -58,9 +58,10 @@ func (w *Worker) consume(ctx, work context.Context, source string, cons jetstrea
 			return
 		}
 		go func() {
-			defer func() { <-w.sem; w.wg.Done() }()
+			sl := &slot{w: w}
+			defer func() { sl.release(); w.wg.Done() }()
 			for msg := m; msg != nil; msg = next() {
-				w.handle(work, source, msg)
+				w.handle(work, source, msg, sl)
 			}
 		}()
 	}, jetstream.PullMaxMessages(max(2, w.cfg.Concurrency)), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -102,6 +103,40 @@ func (w *Worker) acquire(ctx context.Context, m jetstream.Msg) bool {
 	}
 }
 
+// slot is the place in w.sem a message is handled in. A refund callback,
+// once recorded (refundflow.Message.Recorded), hands it over to a place
+// in w.verifying for its verification: the platform read that follows
+// does not hold up the recording of the next callbacks, so their lag does
+// not depend on the platform's latency. The hand-over takes the new place
+// before it gives up the old one: when every verification place is taken
+// the callback keeps its message slot and waits, so the consumer is held
+// back as before (never more work at once than both bounds). Nothing that
+// holds a verification place waits for a message slot, so the two cannot
+// deadlock.
+type slot struct {
+	w         *Worker
+	verifying bool
+}
+
+// handOver moves the handling to a verification place (once).
+func (s *slot) handOver() {
+	if s.verifying {
+		return
+	}
+	s.w.verifying <- struct{}{}
+	<-s.w.sem
+	s.verifying = true
+}
+
+// release gives up the place held.
+func (s *slot) release() {
+	if s.verifying {
+		<-s.w.verifying
+		return
+	}
+	<-s.w.sem
+}
+
 // delivery is one stream message being handled, with what settling it
 // needs.
 type delivery struct {
@@ -115,7 +150,7 @@ type delivery struct {
 // handle applies one message: inbox dedupe, decode, engine, then ack after
 // the commit, NakWithDelay on transient failures, dead letter when the
 // message can never succeed or exhausted its deliveries.
-func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg) {
+func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl *slot) {
 	meta, err := m.Metadata()
 	if err != nil {
 		w.log.Error("message without metadata", "source", source, "err", err)
@@ -130,6 +165,7 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg) {
 		Source: source, Payload: m.Data()}
 	if source == sourceCallbacks {
 		msg.ReceivedAt = receivedAt(m.Headers())
+		msg.Recorded = sl.handOver
 	}
 	d := delivery{source: source, m: m, meta: meta, dead: deadLetterOf(source, m, meta, msgID),
 		log: w.log.With(append(msgAttrs(source, msgID, m.Data()), "delivery", meta.NumDelivered)...)}

@@ -147,6 +147,11 @@ type Worker struct {
 
 	// sem bounds everything handled at once (messages, timers, reconciles).
 	sem chan struct{}
+	// verifying bounds the refund callbacks being verified once recorded:
+	// a recorded callback hands its place in sem over to one here (slot),
+	// so the next callbacks are recorded while it waits on its platform
+	// read instead of queueing behind it.
+	verifying chan struct{}
 	// wg counts handlers in flight; goMu and stopping keep wg.Add from
 	// racing with the shutdown's wg.Wait (a Consume callback may still be
 	// running after ConsumeContext.Stop).
@@ -183,7 +188,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	}
 	return &Worker{cfg: cfg, log: log, store: deps.Store, engine: deps.Engine, parser: parser, js: deps.JetStream,
 		metrics: deps.Metrics, tracer: tracer, ready: readiness{conn: deps.JetStream.Conn(), store: deps.Store},
-		sem: make(chan struct{}, cfg.Concurrency), active: map[int64]bool{}}, nil
+		sem: make(chan struct{}, cfg.Concurrency), verifying: make(chan struct{}, cfg.Concurrency), active: map[int64]bool{}}, nil
 }
 
 // Run takes over the leases of this host's dead worker processes, binds to

@@ -62,6 +62,10 @@ type Message struct {
 	// ReceivedAt is, or when nothing was committed for the callback but its
 	// inbox row (a duplicate, a callback no case needs).
 	Lag time.Duration
+	// Recorded, when set, is called once a refund callback is recorded on
+	// its case, before its verification (recordCallback): the worker
+	// moves the message to a verification slot then.
+	Recorded func()
 	// Verified is set by the engine when the decision the callback led to,
 	// made on the platform's view read after it came, commits: the time
 	// from ReceivedAt to that commit (refundhub_worker_callback_verify_seconds).
@@ -480,6 +484,9 @@ func (e *Engine) recordCallback(ctx context.Context, caseID int64, msg *Message,
 	msg.Lag = 0 // a copy kept already was applied (and measured) before
 	if fresh {
 		msg.applied(time.Now()) // just after the commit
+	}
+	if msg.Recorded != nil {
+		msg.Recorded()
 	}
 	return nil
 }

@@ -47,6 +47,9 @@ type rig struct {
 	pumped atomic.Int64
 	parser *callback.Parser
 	dbPath string
+	// stop stops the callback pump and the sandbox's pushes (once); a test
+	// whose store goes away before the rig's own cleanup calls it first.
+	stop func()
 }
 
 // engine is the rig's current engine (a test may replace it, as after a
@@ -113,9 +116,12 @@ func newRigOn(t *testing.T, be casestoretest.Backend, seller sandbox.SellerPolic
 			}
 		}
 	})
-	t.Cleanup(func() {
+	r.stop = sync.OnceFunc(func() {
 		cancel()
 		wg.Wait()
+	})
+	t.Cleanup(func() {
+		r.stop()
 		srv.Close()
 		cbSrv.Close()
 		_ = r.store.Close()

@@ -34,6 +34,9 @@ func TestEngineAfterMigrateStore(t *testing.T) {
 	// The worker stops (its engine is replaced below); the store moves.
 	sqlite := r.store
 	dst := pgtest.NewDatabase(t)
+	// Cleanups run last first: the pump stops before the database is
+	// dropped under a callback it is still applying.
+	t.Cleanup(r.stop)
 	rep, err := casestore.MigrateStore(ctx, r.dbPath, dst, casestore.MigrateOptions{})
 	if err != nil || !rep.Match() {
 		t.Fatalf("MigrateStore: %+v, %v", rep, err)

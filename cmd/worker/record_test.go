@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/sandbox"
+)
+
+// TestCallbacksRecordedWhileOthersAreVerified: with one handling slot and
+// the platform answering refund reads only after 4 s, the seller agrees to
+// two refunds, and their two callbacks reach the worker. Both are on their
+// cases' timelines while the first one's verification still waits for its
+// read: a recorded callback hands its message slot over to a verification
+// slot, so the next one is recorded at once instead of queueing behind a
+// platform call. Both are then verified and their cases succeed.
+func TestCallbacksRecordedWhileOthersAreVerified(t *testing.T) {
+	s := newStack(t, sandbox.Faults{}, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, map[string]string{
+		"WORKER_CONCURRENCY": "1", "UPSTREAM_TIMEOUT": "20s", "WORKER_STEP_TIMEOUT": "30s", "WORKER_LEASE_TTL": "1m", "WORKER_ACK_WAIT": "30s",
+		"WORKER_RECONCILE_INTERVAL": "1h", "WORKER_TIMER_INTERVAL": "1s"})
+	w := s.start()
+	_ = w
+	var ids []int64
+	for range 2 {
+		o, so := s.order(sandbox.PlatformTaobao, nil)
+		s.publish(refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so,
+			Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+		ids = append(ids, s.caseFor(refundflow.PlatformTaobao, o, so))
+	}
+	for _, id := range ids {
+		s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
+	}
+	// The submissions' own callbacks are handled first.
+	callbacks, err := s.js.Consumer(context.Background(), events.DefaultStreamName, s.env["WORKER_CONSUMER"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the submissions' callbacks handled", func() bool {
+		info, err := callbacks.Info(context.Background())
+		n, _ := s.store.CountDeferred(context.Background())
+		return err == nil && s.sb.Stats().Callbacks.Pending == 0 && info.NumPending == 0 && info.NumAckPending == 0 && n == 0
+	})
+	entries := func(id int64, kind, contains string) int {
+		tl, err := s.store.Timeline(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range tl {
+			if string(e.Kind) == kind && strings.Contains(e.Summary+string(e.Detail), contains) {
+				n++
+			}
+		}
+		return n
+	}
+	before := map[int64][2]int{}
+	for _, id := range ids {
+		before[id] = [2]int{entries(id, "callback", "callback "), entries(id, "decision", `"input":"callback"`)}
+	}
+
+	s.sb.SetFaults(sandbox.Faults{LatencyMin: 4 * time.Second, LatencyMax: 4 * time.Second, Endpoints: []string{"taobao_query"}})
+	for _, id := range ids {
+		c, err := s.store.GetCase(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(sandbox.RefundAction{Action: "agree"})
+		resp, err := http.Post(s.sbURL+"/_sandbox/refunds/"+c.RefundID+"/actions", "application/json", bytes.NewReader(b))
+		if err != nil || resp.StatusCode/100 != 2 {
+			t.Fatalf("agree: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	waitFor(t, 20*time.Second, "both callbacks recorded", func() bool {
+		return entries(ids[0], "callback", "callback ") > before[ids[0]][0] && entries(ids[1], "callback", "callback ") > before[ids[1]][0]
+	})
+	verified := 0
+	for _, id := range ids {
+		verified += entries(id, "decision", `"input":"callback"`) - before[id][1]
+	}
+	if verified != 0 {
+		t.Fatalf("%d callback verified by the time both were recorded; want none (each read takes 4 s, and the second was recorded behind the first's read)", verified)
+	}
+	s.sb.SetFaults(sandbox.Faults{})
+	for _, id := range ids {
+		s.waitState(id, refundflow.StateSucceeded, 30*time.Second)
+	}
+	s.noDuplicates()
+}
