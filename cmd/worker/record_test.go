@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
@@ -93,4 +94,39 @@ func TestCallbacksRecordedWhileOthersAreVerified(t *testing.T) {
 		s.waitState(id, refundflow.StateSucceeded, 30*time.Second)
 	}
 	s.noDuplicates()
+}
+
+// TestCommandNotHeldBehindAWaitingCallback: a callback kept for a case
+// that waits an hour (its verification backed off, say after rate limits)
+// does not hold up a command kept for the same case behind it: commands
+// keep their order among themselves only, so the worker's timer takes the
+// due command up and the case is cancelled; the callback keeps waiting.
+func TestCommandNotHeldBehindAWaitingCallback(t *testing.T) {
+	s := newStack(t, sandbox.Faults{}, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, nil)
+	s.start()
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	s.publish(refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so,
+		Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	id := s.caseFor(refundflow.PlatformTaobao, o, so)
+	s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
+
+	cancel := refundflow.Command{ID: "held-cancel-1", Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao,
+		OrderID: o, SubOrderID: so, Operator: "tester", IssuedAt: time.Now().UTC()}
+	payload, _ := json.Marshal(cancel)
+	if err := s.store.Update(context.Background(), func(tx *casestore.Tx) error {
+		if err := tx.Defer(context.Background(), casestore.DeferredInput{CaseID: id, MsgID: "waiting-callback-1",
+			Source: casestore.SourceCallbacks, Payload: []byte(`{}`), NotBefore: time.Now().Add(time.Hour),
+			Reason: "fetch_failed: rate limited", Attempts: 1}); err != nil {
+			return err
+		}
+		return tx.Defer(context.Background(), casestore.DeferredInput{CaseID: id, MsgID: cancel.ID,
+			Source: casestore.SourceCommands, Payload: payload, NotBefore: time.Now(), Reason: "leased: another worker process holds the case"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitState(id, refundflow.StateCancelled, 20*time.Second)
+	kept, err := s.store.DeferredInputs(context.Background(), id)
+	if err != nil || len(kept) != 1 || kept[0].MsgID != "waiting-callback-1" {
+		t.Errorf("kept inputs after the cancel: %+v, %v; want the callback still waiting", kept, err)
+	}
 }

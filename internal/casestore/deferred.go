@@ -18,7 +18,8 @@ const (
 // message could be applied: it waits here, durably, until NotBefore, and
 // the message itself is acknowledged. Waiting thus never holds one of the
 // consumer's MaxAckPending slots, so one case's wait cannot delay another
-// case. The worker takes due inputs up in order (oldest first per case); the
+// case. The worker takes due inputs up in order (oldest first per case,
+// commands behind commands; see DueDeferredCases); the
 // row is deleted in the transaction that records the input in the inbox
 // (Tx.InboxRecord with the message marked as deferred).
 type DeferredInput struct {
@@ -176,16 +177,21 @@ func (tx *Tx) DeleteDeferred(ctx context.Context, msgID string) error {
 	return nil
 }
 
-// DueDeferredCases returns the cases whose oldest waiting input is due at
-// now, the longest-waiting first. Only the oldest counts: the inputs behind
-// it wait for it, whatever their own time (a case whose first input has to
-// wait again must not be picked up, and crowd out other cases, on every
-// tick).
+// DueDeferredCases returns the cases with a waiting input that can be
+// taken up at now, the longest-waiting first: the oldest waiting command,
+// when it is due, or any due callback. Commands keep their order among
+// themselves, so the commands behind the oldest wait for it, whatever
+// their own time (a case whose first command has to wait again must not be
+// picked up, and crowd out other cases, on every tick). Callbacks are hints
+// taken up in any order: one that waits (a read that failed, backing off)
+// holds up neither the commands of its case nor the other callbacks.
 func (s *Store) DueDeferredCases(ctx context.Context, now time.Time, limit int) ([]int64, error) {
 	var ids []int64
 	if err := sqlx.SelectContext(ctx, s.r, &ids, `SELECT d.case_id FROM deferred_inputs d
-		WHERE d.not_before <= ? AND d.id = (SELECT MIN(f.id) FROM deferred_inputs f WHERE f.case_id = d.case_id)
-		ORDER BY d.not_before, d.case_id LIMIT ?`, ms64(now), clampLimit(limit)); err != nil {
+		WHERE d.not_before <= ? AND (d.source = ? OR d.id = (SELECT MIN(f.id) FROM deferred_inputs f
+			WHERE f.case_id = d.case_id AND f.source = ?))
+		GROUP BY d.case_id ORDER BY MIN(d.not_before), d.case_id LIMIT ?`,
+		ms64(now), SourceCallbacks, SourceCommands, clampLimit(limit)); err != nil {
 		return nil, fmt.Errorf("due deferred inputs: %w", err)
 	}
 	return ids, nil

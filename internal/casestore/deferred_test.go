@@ -3,6 +3,7 @@ package casestore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -177,5 +178,50 @@ func TestCallbackRecordsSkipTheFlushOnPostgres(t *testing.T) {
 	}
 	if rec.Value != "off" || rec.Source != "client" || w.Source == "client" {
 		t.Errorf("synchronous_commit: record pool %+v, writer %+v; want the record pool's off by the client, the writer's the server's", rec, w)
+	}
+}
+
+// TestDueDeferredCasesPassesOverWaitingCallbacks: a callback that waits
+// holds up nothing, and a due callback is taken up even behind a command
+// that waits; a command behind a command that waits still waits.
+func TestDueDeferredCasesPassesOverWaitingCallbacks(t *testing.T) {
+	eachBackend(t, testDueDeferredCasesPassesOverWaitingCallbacks)
+}
+
+func testDueDeferredCasesPassesOverWaitingCallbacks(t *testing.T, be backend) {
+	s := openTest(t, be.Fresh(t))
+	ctx := context.Background()
+	now := time.Now()
+	later, due := now.Add(time.Hour), now.Add(-time.Minute)
+	var ids [3]int64
+	if err := s.Update(ctx, func(tx *Tx) error {
+		for i, rows := range [3][2]DeferredInput{
+			{{Source: SourceCallbacks, NotBefore: later}, {Source: SourceCommands, NotBefore: due}}, // due: the command
+			{{Source: SourceCommands, NotBefore: later}, {Source: SourceCallbacks, NotBefore: due}}, // due: the callback
+			{{Source: SourceCommands, NotBefore: later}, {Source: SourceCommands, NotBefore: due}},  // not due
+		} {
+			c, err := tx.CreateCase(ctx, NewCase{Platform: PlatformTaobao, OrderID: "1", SubOrderID: fmt.Sprint(100 + i), State: "waiting_seller"})
+			if err != nil {
+				return err
+			}
+			ids[i] = c.ID
+			for j, d := range rows {
+				d.CaseID, d.MsgID, d.Payload = c.ID, fmt.Sprint("m", i, j), []byte("{}")
+				if err := tx.Defer(ctx, d); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.DueDeferredCases(ctx, now, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, ids[:2]) {
+		t.Errorf("due cases %v; want %d and %d (not %d, whose due command waits behind another)", got, ids[0], ids[1], ids[2])
 	}
 }

@@ -76,19 +76,28 @@ func (w *Worker) wake(ctx, work context.Context, id int64, kind refundflow.Input
 
 // takeUp applies the inputs that waited in the store for a case and are due
 // now, in their order, as they would have been applied when their messages
-// came. It stops at one that has to wait again (the later ones wait behind
-// it). One that cannot be decoded or applied at all, or that failed
-// MaxDeliver times, becomes a dead letter; one that failed otherwise waits
-// again with the usual backoff.
+// came. Commands keep their order: a command that is not due, or has to
+// wait again, holds up the commands behind it. A callback is a hint that
+// holds up nothing: one not due is passed over (see
+// casestore.DueDeferredCases). One that cannot be decoded or applied at
+// all, or that failed MaxDeliver times, becomes a dead letter; one that
+// failed otherwise waits again with the usual backoff, and the case's
+// other inputs wait for the next tick.
 func (w *Worker) takeUp(ctx context.Context, id int64) {
 	waiting, err := w.store.DeferredInputs(ctx, id)
 	if err != nil {
 		w.log.Warn("deferred inputs", "case", id, "err", err)
 		return
 	}
+	commandsWait := false
 	for _, d := range waiting {
-		if d.NotBefore.After(time.Now()) || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return
+		}
+		command := d.Source != casestore.SourceCallbacks
+		if (command && commandsWait) || d.NotBefore.After(time.Now()) {
+			commandsWait = commandsWait || command
+			continue
 		}
 		dm := deadMessage{DeadLetter: events.DeadLetter{Source: d.Source, MsgID: d.MsgID, Subject: d.Subject, Stream: d.Stream,
 			Sequence: d.StreamSeq, Deliveries: uint64(d.Attempts), Data: d.Payload}, deferred: true}
@@ -109,7 +118,8 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 			dlErr = w.deadLetter(ctx, dm, reason, err)
 		case err == nil && h.Deferred:
 			w.metrics.messages.WithLabelValues(d.Source, "deferred").Inc()
-			return
+			commandsWait = commandsWait || command
+			continue
 		case err == nil:
 			w.metrics.messages.WithLabelValues(d.Source, handledResult(h)).Inc()
 		case errors.Is(err, refundflow.ErrPermanent):

@@ -143,8 +143,8 @@
 // fetch, another process's lease) is kept in deferred_inputs with the time
 // it can go on, Handled.Deferred is set, and its message can be settled;
 // the worker takes due inputs up in order and hands them back with
-// Message.Deferred. A command for a case that has inputs waiting goes
-// behind them. Without a message payload to keep, a wait is handed back as
+// Message.Deferred. A command for a case that has commands waiting goes
+// behind them; callbacks, hints, keep no order and hold up nothing. Without a message payload to keep, a wait is handed back as
 // a *RetryError.
 //
 // # Lookahead

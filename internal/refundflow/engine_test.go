@@ -273,9 +273,12 @@ func (r *rig) drive(eng *refundflow.Engine, id int64) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	commandsWait := false // as the worker's takeUp: commands in order, callbacks in any
 	for _, d := range ins {
-		if d.NotBefore.After(time.Now()) {
-			return
+		command := d.Source == casestore.SourceCommands
+		if (command && commandsWait) || d.NotBefore.After(time.Now()) {
+			commandsWait = commandsWait || command
+			continue
 		}
 		msg := &refundflow.Message{ID: d.MsgID, Source: d.Source, Payload: d.Payload, Deferred: true}
 		var h refundflow.Handled
@@ -293,8 +296,11 @@ func (r *rig) drive(eng *refundflow.Engine, id int64) {
 			}
 			h, herr = eng.HandleCallback(ctx, ev, msg)
 		}
-		if herr != nil || h.Deferred {
-			return // it waits again (or failed: the worker would retry it later)
+		if herr != nil {
+			return // failed: the worker would retry it later
+		}
+		if h.Deferred {
+			commandsWait = commandsWait || command // it waits again
 		}
 	}
 }
