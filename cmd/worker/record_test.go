@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
@@ -128,5 +130,55 @@ func TestCommandNotHeldBehindAWaitingCallback(t *testing.T) {
 	kept, err := s.store.DeferredInputs(context.Background(), id)
 	if err != nil || len(kept) != 1 || kept[0].MsgID != "waiting-callback-1" {
 		t.Errorf("kept inputs after the cancel: %+v, %v; want the callback still waiting", kept, err)
+	}
+}
+
+// TestDeadLetteredCallbackTakesItsKeptCopy: a recorded callback whose
+// verification keeps failing (every update of its case fails: a trigger
+// stands in for a store fault) is dead-lettered after WORKER_MAX_DELIVER
+// deliveries, and its kept copy goes with it. Left behind, the copy would
+// be taken up by the timer and the callback applied after all, while an
+// operator sees it dead-lettered.
+func TestDeadLetteredCallbackTakesItsKeptCopy(t *testing.T) {
+	s := newStack(t, sandbox.Faults{}, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1,
+		map[string]string{"WORKER_MAX_DELIVER": "2", "WORKER_RECONCILE_INTERVAL": "1h"})
+	s.start()
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	s.publish(refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so,
+		Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	id := s.caseFor(refundflow.PlatformTaobao, o, so)
+	c := s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
+	waitFor(t, 20*time.Second, "the submission's callbacks handled", func() bool {
+		n, err := s.store.CountDeferred(context.Background())
+		return err == nil && n == 0 && s.sb.Stats().Callbacks.Pending == 0
+	})
+
+	db, err := sqlx.Open("sqlite3", "file:"+s.dbPath+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER fail_case_updates BEFORE UPDATE ON cases BEGIN SELECT RAISE(ABORT, 'injected store fault'); END`); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(sandbox.RefundAction{Action: "agree"})
+	resp, err := http.Post(s.sbURL+"/_sandbox/refunds/"+c.RefundID+"/actions", "application/json", bytes.NewReader(b))
+	if err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("agree: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	var dls []casestore.DeadLetter
+	waitFor(t, 30*time.Second, "the callback dead-lettered", func() bool {
+		dls, err = s.store.DeadLetters(context.Background(), casestore.DeadLetterFilter{})
+		return err == nil && len(dls) > 0
+	})
+	if dls[0].Reason != string(events.DeadMaxDeliveries) || !strings.Contains(dls[0].Error, "injected store fault") {
+		t.Errorf("dead letter %+v; want max_deliveries naming the fault", dls[0])
+	}
+	if kept, err := s.store.DeferredInputs(context.Background(), id); err != nil || len(kept) != 0 {
+		t.Errorf("kept inputs after the dead letter: %+v, %v; want none (the copy goes with the dead letter)", kept, err)
+	}
+	if _, err := db.Exec(`DROP TRIGGER fail_case_updates`); err != nil {
+		t.Fatal(err)
 	}
 }

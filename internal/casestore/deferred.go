@@ -90,8 +90,9 @@ func (tx *Tx) Defer(ctx context.Context, d DeferredInput) error {
 }
 
 // DeferNew keeps an input for its case unless its message is kept already
-// (the same MsgID), in which case it changes nothing; fresh reports that it
-// was new. The engine keeps a refund callback this way before verifying it
+// (the same MsgID) or was applied (it is in the inbox: a copy that came
+// while another was being applied), in which case it changes nothing;
+// fresh reports that it was kept now. The engine keeps a refund callback this way before verifying it
 // (refundflow's recordCallback): a redelivered copy must neither move the
 // row's time nor add a second "callback received" entry to the timeline.
 func (tx *Tx) DeferNew(ctx context.Context, d DeferredInput) (fresh bool, err error) {
@@ -104,9 +105,10 @@ func (tx *Tx) DeferNew(ctx context.Context, d DeferredInput) (fresh bool, err er
 	}
 	_, fresh, err = tx.insert(ctx, `INSERT INTO deferred_inputs
 		(case_id, msg_id, source, payload, stream, stream_seq, subject, not_before, reason, attempts, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`,
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE msg_id = ?)
+		ON CONFLICT (msg_id) DO NOTHING`,
 		d.CaseID, d.MsgID, d.Source, payload, d.Stream, int64(d.StreamSeq), d.Subject, ms64(d.NotBefore), d.Reason,
-		d.Attempts, ms64(tx.now))
+		d.Attempts, ms64(tx.now), d.MsgID)
 	if err != nil {
 		return false, fmt.Errorf("defer input %q of case %d: %w", d.MsgID, d.CaseID, err)
 	}
@@ -114,7 +116,8 @@ func (tx *Tx) DeferNew(ctx context.Context, d DeferredInput) (fresh bool, err er
 }
 
 // KeepCallback keeps a callback's message for its case (DeferNew) and, when
-// it was not kept already, appends its timeline entry e, committed at once:
+// it was neither kept nor applied already, appends its timeline entry e,
+// committed at once:
 // the record of a callback before its verification, which every refund
 // callback costs. On PostgreSQL it is one statement in one round trip
 // (BEGIN, two INSERTs and COMMIT would be four, and a connection of the
@@ -155,10 +158,11 @@ func (s *Store) KeepCallback(ctx context.Context, d DeferredInput, e TimelineEnt
 	}
 	res, err := p.ExecContext(ctx, `WITH kept AS (INSERT INTO deferred_inputs
 			(case_id, msg_id, source, payload, stream, stream_seq, subject, not_before, reason, attempts, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING RETURNING case_id)
+			SELECT ?, ?, ?, ?::bytea, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE msg_id = ?)
+			ON CONFLICT (msg_id) DO NOTHING RETURNING case_id)
 		INSERT INTO timeline (case_id, at, kind, summary, detail) SELECT case_id, ?, ?, ?, ? FROM kept`,
 		d.CaseID, d.MsgID, d.Source, payload, d.Stream, int64(d.StreamSeq), d.Subject, ms64(d.NotBefore), d.Reason,
-		d.Attempts, ms64(now), ms64(at), string(e.Kind), e.Summary, detail)
+		d.Attempts, ms64(now), d.MsgID, ms64(at), string(e.Kind), e.Summary, detail)
 	if err != nil {
 		return false, fmt.Errorf("keep callback %q of case %d: %w", d.MsgID, d.CaseID, err)
 	}

@@ -135,6 +135,15 @@ func testKeepCallbackOnce(t *testing.T, be backend) {
 		TimelineEntry{CaseID: caseID, Kind: KindCallback, Summary: "bad", Detail: []byte(`{not json`)}); err == nil {
 		t.Error("KeepCallback with a detail that is no JSON: no error")
 	}
+	// A copy of a callback applied meanwhile (its inbox row written) is
+	// not kept again.
+	if err := s.Update(ctx, func(tx *Tx) error { _, err := tx.InboxRecord(ctx, InboxEntry{MsgID: "cb-done"}); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if fresh, err := s.KeepCallback(ctx, DeferredInput{CaseID: caseID, MsgID: "cb-done", Source: SourceCallbacks},
+		TimelineEntry{CaseID: caseID, Kind: KindCallback, Summary: "late copy"}); err != nil || fresh {
+		t.Errorf("KeepCallback of an applied callback = %v, %v; want not kept", fresh, err)
+	}
 	kept, err := s.DeferredInputs(ctx, caseID)
 	if err != nil || len(kept) != 1 {
 		t.Fatalf("DeferredInputs = %+v, %v; want the one callback", kept, err)

@@ -177,6 +177,9 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	stop := w.inProgress(m)
 	h, reason, err := w.apply(ctx, msg)
 	stop()
+	if msg.Deferred {
+		d.dead.kept = msg.ID // recorded: a dead letter takes the kept copy with it
+	}
 	result := "retry"
 	switch {
 	case reason != "":

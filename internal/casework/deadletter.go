@@ -16,6 +16,11 @@ import (
 type deadMessage struct {
 	events.DeadLetter      // Reason and Error are set when it dies
 	deferred          bool // its deferred_inputs row goes with the dead letter
+	// kept is the deferred_inputs key of a copy kept of a stream message
+	// (a refund callback recorded before its verification); the copy goes
+	// with the dead letter, or the timer would take up and apply a
+	// callback an operator sees dead-lettered.
+	kept string
 }
 
 func deadLetterOf(source string, m jetstream.Msg, meta *jetstream.MsgMetadata, msgID string) deadMessage {
@@ -56,8 +61,11 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 				return err
 			}
 		}
-		if d.deferred {
+		switch {
+		case d.deferred:
 			return tx.DeleteDeferred(dctx, d.MsgID)
+		case d.kept != "":
+			return tx.DeleteDeferred(dctx, d.kept)
 		}
 		return nil
 	})

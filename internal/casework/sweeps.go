@@ -76,13 +76,13 @@ func (w *Worker) wake(ctx, work context.Context, id int64, kind refundflow.Input
 
 // takeUp applies the inputs that waited in the store for a case and are due
 // now, in their order, as they would have been applied when their messages
-// came. Commands keep their order: a command that is not due, or has to
-// wait again, holds up the commands behind it. A callback is a hint that
-// holds up nothing: one not due is passed over (see
-// casestore.DueDeferredCases). One that cannot be decoded or applied at
-// all, or that failed MaxDeliver times, becomes a dead letter; one that
-// failed otherwise waits again with the usual backoff, and the case's
-// other inputs wait for the next tick.
+// came. Commands keep their order: a command that is not due holds up the
+// commands behind it. A callback is a hint that holds up nothing: one not
+// due is passed over (see casestore.DueDeferredCases). An input that has to
+// wait again ends the pass; the case's due inputs are taken up at the next
+// tick. One that cannot be decoded or applied at all, or that failed
+// MaxDeliver times, becomes a dead letter; one that failed otherwise waits
+// again with the usual backoff.
 func (w *Worker) takeUp(ctx context.Context, id int64) {
 	waiting, err := w.store.DeferredInputs(ctx, id)
 	if err != nil {
@@ -117,9 +117,11 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		case reason != "":
 			dlErr = w.deadLetter(ctx, dm, reason, err)
 		case err == nil && h.Deferred:
+			// It waits again (a lease held elsewhere, a read that
+			// failed): the case's other inputs wait for the next tick
+			// rather than each waiting out the same lease here.
 			w.metrics.messages.WithLabelValues(d.Source, "deferred").Inc()
-			commandsWait = commandsWait || command
-			continue
+			return
 		case err == nil:
 			w.metrics.messages.WithLabelValues(d.Source, handledResult(h)).Inc()
 		case errors.Is(err, refundflow.ErrPermanent):

@@ -3,6 +3,7 @@ package refundflow
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -31,6 +32,10 @@ type decisionRecord struct {
 	leased bool
 }
 
+// errCallbackApplied rolls back a callback's decision whose callback was
+// applied by another verification of it since this one began.
+var errCallbackApplied = errors.New("callback applied meanwhile")
+
 // persisted is what persistTx wrote.
 type persisted struct {
 	prior bool           // the side effect's intent already existed
@@ -58,6 +63,19 @@ func (e *Engine) persist(ctx context.Context, d decisionRecord) (prior bool, err
 func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, d decisionRecord) (persisted, error) {
 	if !d.leased {
 		if err := e.takeLease(ctx, tx, d.c.ID); err != nil {
+			return persisted{}, err
+		}
+	}
+	if d.in.Kind == InputCallback && d.msg != nil && d.msg.ID != "" {
+		// The callback's own decision: if another verification of it (a
+		// redelivered copy, the timer's, in another process) committed
+		// meanwhile, this one is dropped, so a callback is applied once.
+		// After the lease: taking it waits for the case row, which such a
+		// commit holds, so the inbox read here sees that commit.
+		if seen, err := tx.InboxSeen(ctx, d.msg.ID); err != nil || seen {
+			if seen {
+				err = errCallbackApplied
+			}
 			return persisted{}, err
 		}
 	}

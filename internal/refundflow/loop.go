@@ -72,6 +72,16 @@ func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
 		return r.h, err
 	}
 	defer letGo()
+	if j.first.Kind == InputCallback && j.msg != nil && j.msg.Deferred {
+		// A kept callback may have been verified while this input waited
+		// for the case (by the timer, or a redelivered copy): once is
+		// enough. (Across processes the callback's decision checks it
+		// again where it commits: errCallbackApplied.)
+		if dup, err := e.seen(ctx, j.msg); err != nil || dup {
+			r.h.Duplicate = dup
+			return r.h, err
+		}
+	}
 	for range maxLoop {
 		if done, err := e.turn(ctx, r); done {
 			return r.h, err
@@ -113,6 +123,10 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 	endSpan(span, err)
 	var le *leasedError
 	switch {
+	case errors.Is(err, errCallbackApplied):
+		r.held.Store(false)
+		r.h.Duplicate = true
+		return r.end(r.h, nil)
 	case errors.As(err, &le):
 		r.held.Store(false)
 		return e.awaitLease(ctx, r, le.until) // then read and fetch again: the holder may have changed the case

@@ -269,3 +269,78 @@ func TestCallbackVerifiedAfterItsProcessDied(t *testing.T) {
 		})
 	}
 }
+
+// TestCallbackVerifiedOnceWhenItsKeptCopyFallsDue: a callback's
+// verification outlasts its kept copy's wait (a slow platform read, longer
+// than LeaseTTL), so the worker's timer takes the copy up and verifies it
+// meanwhile. When the slow verification then comes to commit, it finds the
+// callback applied and drops its decision: one decision for one callback.
+func TestCallbackVerifiedOnceWhenItsKeptCopyFallsDue(t *testing.T) {
+	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
+		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+		c, o, so, refundID := r.submittedTaobaoCase()
+		decisions := func() int {
+			tl, err := r.store.Timeline(context.Background(), c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, e := range tl {
+				if e.Kind == casestore.KindDecision && strings.Contains(string(e.Detail), `"input":"callback"`) {
+					n++
+				}
+			}
+			return n
+		}
+		before := decisions()
+		g := newGate()
+		const leaseTTL = 300 * time.Millisecond
+		slow := r.gatedEngine("engine-slow", g, leaseTTL)
+		msg, _ := r.refundCallback(o, so, refundID, 43)
+		ev, _ := r.parser.Parse(msg.Payload)
+		type result struct {
+			h   refundflow.Handled
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			h, err := slow.HandleCallback(context.Background(), ev, msg)
+			done <- result{h, err}
+		}()
+		t.Cleanup(func() {
+			select {
+			case <-g.open:
+			default:
+				close(g.open)
+			}
+		})
+		select {
+		case <-g.arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the verification never called the platform")
+		}
+		kept, err := r.store.DeferredInputs(context.Background(), c.ID)
+		if err != nil || len(kept) != 1 {
+			t.Fatalf("kept inputs: %+v, %v; want the callback", kept, err)
+		}
+		r.waitFor("the kept callback due", func() bool { return !time.Now().Before(kept[0].NotBefore) })
+		r.drive(r.newEngine("engine-timer"), c.ID) // the worker's timer takes it up
+		if n := decisions() - before; n != 1 {
+			t.Fatalf("decisions on the callback after the timer's: %d; want 1", n)
+		}
+		close(g.open)
+		res := <-done
+		if res.err != nil || !res.h.Duplicate {
+			t.Errorf("the slow verification: %+v, %v; want it dropped as a duplicate", res.h, res.err)
+		}
+		if n := decisions() - before; n != 1 {
+			t.Errorf("decisions on the callback: %d; want 1 (verified once)", n)
+		}
+		if n := len(r.callbackEntries(c.ID, ev.ID)); n != 1 {
+			t.Errorf("callback entries: %d; want 1", n)
+		}
+		if kept, err := r.store.DeferredInputs(context.Background(), c.ID); err != nil || len(kept) != 0 {
+			t.Errorf("kept inputs after: %+v, %v; want none", kept, err)
+		}
+	})
+}
