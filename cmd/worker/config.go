@@ -55,7 +55,7 @@ var envVars = slices.Concat([]envconfig.Var{
 }, envconfig.UpstreamVars(), []envconfig.Var{
 	envconfig.V("UPSTREAM_CLOCK_SKEW", refundflow.DefaultClockSkew.String(), "how far the platform's clock may lag ours: a refund the platform says it created this long before our submission began is someone else's (INFERRED)"),
 	envconfig.V("WORKER_MESSAGES_INTERVAL", refundflow.DefaultMessagesInterval.String(), "a Taobao case's refund messages (the seller conversation) are read when the case wakes or a callback comes, at most once per this interval; new seller messages go on the timeline and count as unread (refundctl messages); 0 = never read them"),
-	envconfig.V("WORKER_CONCURRENCY", "8", "messages and timers handled at once by this process"),
+	envconfig.V("WORKER_CONCURRENCY", "8", "messages and timers handled at once by this process; as many recorded refund callbacks again may be waiting on their verification reads"),
 	envconfig.V("WORKER_MAX_ACK_PENDING", "0", "each consumer's MaxAckPending, shared by all worker processes (server-enforced cap on messages delivered and not yet acknowledged); 0 = 4 × WORKER_CONCURRENCY. Each process holds up to twice its concurrency (handling + prefetched); the headroom lets a restarted process take new messages at once while a killed one's wait for WORKER_ACK_WAIT. With several processes set it to 4 × their total concurrency"),
 	envconfig.V("WORKER_METRICS_ADDR", "127.0.0.1:9090", "address of GET /healthz, /readyz and /metrics"),
 	envconfig.V("WORKER_CONSUMER", "refund-worker", "durable consumer name, shared by every worker process (on the callback and command streams)"),

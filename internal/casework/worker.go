@@ -52,7 +52,8 @@ type Config struct {
 	// streams, shared by every worker process so they split the messages.
 	Consumer string
 	// Concurrency bounds messages, timers and reconciles handled at once by
-	// this process.
+	// this process, and, apart, recorded refund callbacks being verified
+	// (see slot in consume.go).
 	Concurrency int
 	// MaxAckPending is each consumer's server-side cap on messages delivered
 	// and not yet acknowledged, over all worker processes.
