@@ -28,7 +28,7 @@ func seedCases(t *testing.T, st *casestore.Store) {
 		if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c1.ID, Kind: casestore.KindCommand, Summary: "request_refund by alice"}); err != nil {
 			return err
 		}
-		if _, err := tx.RecordStep(ctx, c1.ID, "render", `{"subOrderId":"101"}`, casestore.StepResult{Status: casestore.StepDone,
+		if err := tx.RecordStep(ctx, c1.ID, "render", `{"subOrderId":"101"}`, casestore.StepResult{Status: casestore.StepDone,
 			Outcome: `{"maxFee":9500}`, RequestID: "req-render-1"}); err != nil {
 			return err
 		}
@@ -38,7 +38,7 @@ func seedCases(t *testing.T, st *casestore.Store) {
 		if err := tx.FinishStep(ctx, "case-1-submit", casestore.StepResult{Status: casestore.StepDone, Outcome: `{"refundId":"R1"}`, RequestID: "req-submit-2"}); err != nil {
 			return err
 		}
-		if _, err := tx.RecordStep(ctx, c1.ID, "query", `{}`, casestore.StepResult{Status: casestore.StepFailed,
+		if err := tx.RecordStep(ctx, c1.ID, "query", `{}`, casestore.StepResult{Status: casestore.StepFailed,
 			ErrorCode: "upstream_5xx", ErrorMessage: "platform answered 502", RequestID: "req-query-3"}); err != nil {
 			return err
 		}

@@ -39,13 +39,13 @@ import (
 //     UpdateCaseFrom, RecordStep (render), AppendTimeline (step, decision),
 //     BeginStep (the submit's intent).
 //  3. the submit's result: TakeLease, UpdateCaseFrom, FinishStep,
-//     AppendTimeline (step, decision), InboxRecord, DropLease.
+//     AppendTimeline (step, decision), InboxAdd, DropLease.
 //
 // A callback decided on a case is one more: TakeLease, UpdateCaseFrom (the
-// platform check), AppendTimeline (callback, decision), InboxRecord,
+// platform check), AppendTimeline (callback, decision), InboxAdd,
 // DropLease. Any other callback (one about no case; an order message,
 // whose order_events row the loop leaves out) is a transaction with only
-// its InboxRecord.
+// its InboxAdd.
 type bareLoop struct {
 	requests    int // refund requests: three transactions each
 	callbacks   int // callbacks decided on a case: one transaction each
@@ -230,7 +230,7 @@ func bareRequest(ctx context.Context, st *casestore.Store, ops *opTimes, i int) 
 		submitting := next
 		submitting.State = string(refundflow.StateSubmitting)
 		submitting.Plan = []byte(`{"refundFee":10000,"reasonId":1001,"goodsStatus":1}`)
-		if _, err := ops.time2("RecordStep", func() (int64, error) {
+		if err := ops.time("RecordStep", func() error {
 			return tx.RecordStep(ctx, c.ID, "taobao_render", `{"subOrderId":"`+sub+`"}`,
 				casestore.StepResult{Status: casestore.StepDone, Outcome: `{"reasons":3,"maxFee":10000}`, RequestID: "req-r-" + cmdID})
 		}); err != nil {
@@ -303,17 +303,10 @@ func bareCallback(ctx context.Context, st *casestore.Store, ops *opTimes, c case
 
 // bareInbox records the i-th callback in the inbox.
 func bareInbox(ctx context.Context, tx *casestore.Tx, ops *opTimes, msgID string, i int) error {
-	return ops.time("InboxRecord", func() error {
-		_, err := tx.InboxRecord(ctx, casestore.InboxEntry{MsgID: msgID, Stream: "CALLBACKS", StreamSeq: uint64(i + 1),
+	return ops.time("InboxAdd", func() error {
+		return tx.InboxAdd(ctx, casestore.InboxEntry{MsgID: msgID, Stream: "CALLBACKS", StreamSeq: uint64(i + 1),
 			Subject: "callbacks.taobao"})
-		return err
 	})
-}
-
-// time2 is time for a call that returns a value.
-func (o *opTimes) time2(name string, f func() (int64, error)) (v int64, err error) {
-	err = o.time(name, func() error { v, err = f(); return err })
-	return v, err
 }
 
 func bareLease(ctx context.Context, tx *casestore.Tx, ops *opTimes, id int64) error {
@@ -363,9 +356,8 @@ func bareNote(s string) []casestore.TimelineEntry {
 
 // bareFinish ends an input: its inbox row, the lease dropped.
 func bareFinish(ctx context.Context, tx *casestore.Tx, ops *opTimes, id int64, msg casestore.InboxEntry) error {
-	if err := ops.time("InboxRecord", func() error {
-		_, err := tx.InboxRecord(ctx, msg)
-		return err
+	if err := ops.time("InboxAdd", func() error {
+		return tx.InboxAdd(ctx, msg)
 	}); err != nil {
 		return err
 	}

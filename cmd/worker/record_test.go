@@ -127,7 +127,20 @@ func TestCommandNotHeldBehindAWaitingCallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.waitState(id, refundflow.StateCancelled, 20*time.Second)
-	kept, err := s.store.DeferredInputs(context.Background(), id)
+	// The cancel makes the platform push a callback, recorded and kept
+	// while it is verified: wait for that to end, then only the waiting
+	// callback is left.
+	var kept []casestore.DeferredInput
+	var err error
+	waitFor(t, 20*time.Second, "the cancel's own callback verified", func() bool {
+		kept, err = s.store.DeferredInputs(context.Background(), id)
+		for _, k := range kept {
+			if k.MsgID != "waiting-callback-1" {
+				return false
+			}
+		}
+		return err == nil
+	})
 	if err != nil || len(kept) != 1 || kept[0].MsgID != "waiting-callback-1" {
 		t.Errorf("kept inputs after the cancel: %+v, %v; want the callback still waiting", kept, err)
 	}

@@ -180,19 +180,11 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 		return Case{}, fmt.Errorf("create case: %w", err)
 	}
 	// The order's events kept so far are news to the new case.
-	var latest int64
-	if err := sqlx.GetContext(ctx, tx.tx, &latest, `SELECT COALESCE(MAX(id), 0) FROM order_events WHERE platform = ? AND order_id = ?`,
-		n.Platform, n.OrderID); err != nil {
-		return Case{}, fmt.Errorf("create case %s %s/%s: order events: %w", n.Platform, n.OrderID, n.SubOrderID, err)
-	}
 	// Any unique index refusing the row (an open case of the order, the
 	// opening command's) skips it: ON CONFLICT rather than a failed
 	// statement, which would end a PostgreSQL transaction.
-	id, inserted, err := tx.insert(ctx, `INSERT INTO cases
-		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at, opened_by, lease_owner, lease_until,
-		 order_events_latest)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		string(n.Platform), n.OrderID, n.SubOrderID, n.State, req, nullMS(n.NextWakeAt), now, now, n.OpenedBy, n.LeaseOwner, leaseUntil, latest)
+	id, latest, inserted, err := tx.insertCase(ctx, string(n.Platform), n.OrderID, n.SubOrderID, n.State, req,
+		nullMS(n.NextWakeAt), now, now, n.OpenedBy, n.LeaseOwner, leaseUntil)
 	switch {
 	case err != nil && isUnique(err), err == nil && !inserted:
 		return Case{}, fmt.Errorf("create case %s %s/%s: %w", n.Platform, n.OrderID, n.SubOrderID, ErrOpenCaseExists)
@@ -208,6 +200,41 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 		c.LeaseUntil = time.UnixMilli(leaseUntil).UTC()
 	}
 	return storedCase(c, now), nil
+}
+
+// caseInsert inserts a case; its last value, the order's newest event, is
+// read by the statement itself.
+const caseInsert = `INSERT INTO cases
+		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at, opened_by, lease_owner, lease_until,
+		 order_events_latest)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM order_events WHERE platform = ? AND order_id = ?))
+		ON CONFLICT DO NOTHING`
+
+// insertCase runs caseInsert with vals (its values up to lease_until) and
+// returns the new case's id and order_events_latest, or inserted == false
+// when a unique index skipped it. PostgreSQL reads both back with
+// RETURNING, in one round trip with what the transaction queued before;
+// SQLite, where RETURNING costs several times the insert, reads the latest
+// event first and takes LastInsertId.
+func (tx *Tx) insertCase(ctx context.Context, vals ...any) (id, latest int64, inserted bool, err error) {
+	plat, orderID := vals[0], vals[1]
+	args := append(vals, plat, orderID)
+	if tx.tx.pg {
+		r, err := getOne[struct {
+			ID     int64 `db:"id"`
+			Latest int64 `db:"order_events_latest"`
+		}](ctx, tx, caseInsert+` RETURNING id, order_events_latest`, args...)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, 0, false, nil
+		}
+		return r.ID, r.Latest, err == nil, err
+	}
+	if err := sqlx.GetContext(ctx, tx.tx, &latest, `SELECT COALESCE(MAX(id), 0) FROM order_events WHERE platform = ? AND order_id = ?`,
+		plat, orderID); err != nil {
+		return 0, 0, false, fmt.Errorf("order events: %w", err)
+	}
+	id, inserted, err = tx.insert(ctx, caseInsert, args...)
+	return id, latest, inserted, err
 }
 
 // UpdateCase writes all of c's mutable fields (refund id, state, parked
@@ -298,22 +325,28 @@ func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case) (Case, erro
 	}
 	now := ms64(tx.now)
 	args = append(args, now, next.ID, next.Version)
-	res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET `+set.String()+`updated_at = ?, version = version + 1
-		WHERE id = ? AND version = ?`, args...)
-	var n int64
-	if err == nil {
-		n, err = res.RowsAffected()
-	}
-	switch {
-	case err != nil && isUnique(err):
-		return Case{}, fmt.Errorf("update case %d: %w", next.ID, ErrOpenCaseExists)
-	case err != nil:
-		return Case{}, fmt.Errorf("update case %d: %w", next.ID, err)
-	case n == 0:
-		if _, err := getCase(ctx, tx.tx, next.ID); err != nil {
-			return Case{}, fmt.Errorf("update case %d: %w", next.ID, err)
-		}
-		return Case{}, fmt.Errorf("update case %d at version %d: %w", next.ID, next.Version, ErrVersionConflict)
+	id, version := next.ID, next.Version
+	err := tx.later(ctx, `UPDATE cases SET `+set.String()+`updated_at = ?, version = version + 1
+		WHERE id = ? AND version = ?`, args,
+		func(n int64, err error) error {
+			switch {
+			case err != nil && isUnique(err):
+				return fmt.Errorf("update case %d: %w", id, ErrOpenCaseExists)
+			case err != nil:
+				return fmt.Errorf("update case %d: %w", id, err)
+			case n == 0:
+				return errRecheck
+			}
+			return nil
+		},
+		func(ctx context.Context, q sqlx.QueryerContext) error {
+			if _, err := getCase(ctx, q, id); err != nil {
+				return fmt.Errorf("update case %d: %w", id, err)
+			}
+			return fmt.Errorf("update case %d at version %d: %w", id, version, ErrVersionConflict)
+		})
+	if err != nil {
+		return Case{}, err
 	}
 	if prev != nil {
 		next.Platform, next.OrderID, next.SubOrderID, next.CreatedAt = prev.Platform, prev.OrderID, prev.SubOrderID, prev.CreatedAt
@@ -400,7 +433,13 @@ func (s *Store) DuplicateOpenCases(ctx context.Context) ([]Case, error) {
 }
 
 // GetCase returns the case with the given id, read inside the transaction.
-func (tx *Tx) GetCase(ctx context.Context, id int64) (Case, error) { return getCase(ctx, tx.tx, id) }
+func (tx *Tx) GetCase(ctx context.Context, id int64) (Case, error) {
+	r, err := getOne[caseRow](ctx, tx, `SELECT `+caseColumns+` FROM cases WHERE id = ?`, id)
+	if err != nil {
+		return Case{}, fmt.Errorf("get case %d: %w", id, notFound(err))
+	}
+	return r.toCase(), nil
+}
 
 // CaseByRefundID returns the case that recorded the platform refund id.
 func (tx *Tx) CaseByRefundID(ctx context.Context, plat platform.ID, refundID string) (Case, error) {

@@ -132,7 +132,7 @@ func isUnique(err error) bool {
 // insert (it runs as a trigger filling a temporary table).
 func (tx *Tx) insert(ctx context.Context, query string, args ...any) (id int64, inserted bool, err error) {
 	if tx.tx.pg {
-		err := tx.tx.QueryRowxContext(ctx, query+` RETURNING id`, args...).Scan(&id)
+		id, err := getOne[int64](ctx, tx, query+` RETURNING id`, args...)
 		if errors.Is(err, sql.ErrNoRows) {
 			return 0, false, nil
 		}

@@ -24,8 +24,14 @@ type InboxEntry struct {
 // InboxSeen reports whether the message was already applied, inside the
 // transaction that would apply it.
 func (tx *Tx) InboxSeen(ctx context.Context, msgID string) (bool, error) {
-	return inboxSeen(ctx, tx.tx, msgID)
+	n, err := getOne[int](ctx, tx, inboxCount, msgID)
+	if err != nil {
+		return false, fmt.Errorf("inbox %q: %w", msgID, err)
+	}
+	return n > 0, nil
 }
+
+const inboxCount = `SELECT COUNT(*) FROM inbox WHERE msg_id = ?`
 
 // InboxSeen reports whether the message was already applied (a cheap check
 // before opening a write transaction; re-check inside it).
@@ -35,7 +41,7 @@ func (s *Store) InboxSeen(ctx context.Context, msgID string) (bool, error) {
 
 func inboxSeen(ctx context.Context, q sqlx.QueryerContext, msgID string) (bool, error) {
 	var n int
-	if err := sqlx.GetContext(ctx, q, &n, `SELECT COUNT(*) FROM inbox WHERE msg_id = ?`, msgID); err != nil {
+	if err := sqlx.GetContext(ctx, q, &n, inboxCount, msgID); err != nil {
 		return false, fmt.Errorf("inbox %q: %w", msgID, err)
 	}
 	return n > 0, nil
@@ -51,8 +57,7 @@ func (tx *Tx) InboxRecord(ctx context.Context, e InboxEntry) (bool, error) {
 	if at.IsZero() {
 		at = tx.now
 	}
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO inbox (msg_id, stream, stream_seq, subject, received_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`,
+	res, err := tx.tx.ExecContext(ctx, inboxInsert,
 		e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at))
 	if err != nil {
 		return false, fmt.Errorf("inbox record %q: %w", e.MsgID, err)
@@ -68,6 +73,34 @@ func (tx *Tx) InboxRecord(ctx context.Context, e InboxEntry) (bool, error) {
 	}
 	return n == 1, nil
 }
+
+// InboxAdd is InboxRecord for a caller that does not ask whether the
+// message was new (a duplicate is refused before its transaction, and again
+// inside it where that matters): on PostgreSQL its statements are queued
+// (pipeline.go).
+func (tx *Tx) InboxAdd(ctx context.Context, e InboxEntry) error {
+	if e.MsgID == "" {
+		return fmt.Errorf("inbox record: empty message id")
+	}
+	at := e.ReceivedAt
+	if at.IsZero() {
+		at = tx.now
+	}
+	err := tx.later(ctx, inboxInsert, []any{e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at)},
+		func(_ int64, err error) error {
+			if err != nil {
+				return fmt.Errorf("inbox record %q: %w", e.MsgID, err)
+			}
+			return nil
+		}, nil)
+	if err != nil || !e.Deferred {
+		return err
+	}
+	return tx.DeleteDeferred(ctx, e.MsgID)
+}
+
+const inboxInsert = `INSERT INTO inbox (msg_id, stream, stream_seq, subject, received_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`
 
 // PruneInbox deletes inbox rows received before the given time and returns
 // how many it deleted. Keep them longer than any redelivery can arrive (days).

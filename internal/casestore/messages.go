@@ -121,10 +121,10 @@ func (tx *Tx) MarkMessagesRead(ctx context.Context, caseID int64) (int, error) {
 // PreviousCase returns the newest case of the same order (and, on Taobao,
 // sub-order) opened before case beforeID, or ErrNotFound.
 func (tx *Tx) PreviousCase(ctx context.Context, c Case) (Case, error) {
-	var r caseRow
-	if err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+caseColumns+` FROM cases
+	r, err := getOne[caseRow](ctx, tx, `SELECT `+caseColumns+` FROM cases
 		WHERE platform = ? AND order_id = ? AND sub_order_id = ? AND id < ? ORDER BY id DESC LIMIT 1`,
-		string(c.Platform), c.OrderID, c.SubOrderID, c.ID); err != nil {
+		string(c.Platform), c.OrderID, c.SubOrderID, c.ID)
+	if err != nil {
 		return Case{}, fmt.Errorf("case before %d: %w", c.ID, notFound(err))
 	}
 	return r.toCase(), nil

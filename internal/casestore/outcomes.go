@@ -43,7 +43,8 @@ type outcomeRow struct {
 // decision or dead letter that gives it. A verdict a decision gave is
 // final: a redelivery decided again later (after a crash before the inbox
 // row) does not replace it. A dead letter's verdict gives way to the next
-// one, since a retried dead letter is decided (or dies) again.
+// one, since a retried dead letter is decided (or dies) again. On
+// PostgreSQL the statement is queued (pipeline.go).
 func (tx *Tx) RecordCommandOutcome(ctx context.Context, o CommandOutcome) error {
 	if o.CommandID == "" {
 		return fmt.Errorf("command outcome: empty command id")
@@ -55,17 +56,19 @@ func (tx *Tx) RecordCommandOutcome(ctx context.Context, o CommandOutcome) error 
 	if at.IsZero() {
 		at = tx.now
 	}
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO command_outcomes
+	return tx.later(ctx, `INSERT INTO command_outcomes
 		(command_id, verdict, case_id, code, reason, dead_letter_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (command_id) DO UPDATE SET verdict = excluded.verdict, case_id = excluded.case_id,
 			code = excluded.code, reason = excluded.reason, dead_letter_id = excluded.dead_letter_id,
 			recorded_at = excluded.recorded_at
 		WHERE command_outcomes.dead_letter_id <> 0`,
-		o.CommandID, o.Verdict, o.CaseID, o.Code, o.Reason, o.DeadLetterID, ms64(at))
-	if err != nil {
-		return fmt.Errorf("command outcome %q: %w", o.CommandID, err)
-	}
-	return nil
+		[]any{o.CommandID, o.Verdict, o.CaseID, o.Code, o.Reason, o.DeadLetterID, ms64(at)},
+		func(_ int64, err error) error {
+			if err != nil {
+				return fmt.Errorf("command outcome %q: %w", o.CommandID, err)
+			}
+			return nil
+		}, nil)
 }
 
 // CommandOutcome returns the verdict recorded for a command, or ErrNotFound

@@ -162,8 +162,13 @@ func (tx *Tx) lockOrder(ctx context.Context, plat, orderID string) error {
 	if !tx.tx.pg {
 		return nil
 	}
-	if _, err := tx.tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?::text || '/' || ?::text, 0))`, plat, orderID); err != nil {
-		return fmt.Errorf("lock order %s %s: %w", plat, orderID, err)
-	}
-	return nil
+	// Queued (pipeline.go): the lock is taken before the statements that
+	// follow it, in the same round trip.
+	return tx.later(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?::text || '/' || ?::text, 0))`, []any{plat, orderID},
+		func(_ int64, err error) error {
+			if err != nil {
+				return fmt.Errorf("lock order %s %s: %w", plat, orderID, err)
+			}
+			return nil
+		}, nil)
 }

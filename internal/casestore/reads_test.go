@@ -28,7 +28,7 @@ func testReadsTheWorkerAndConsoleUse(t *testing.T, be backend) {
 		if _, err := tx.UpdateCase(ctx, b); err != nil {
 			return err
 		}
-		if _, err := tx.RecordStep(ctx, b.ID, "create", `{}`, StepResult{Status: StepFailed, ErrorCode: "E42"}); err != nil {
+		if err := tx.RecordStep(ctx, b.ID, "create", `{}`, StepResult{Status: StepFailed, ErrorCode: "E42"}); err != nil {
 			return err
 		}
 		for i, id := range []string{"m1", "m2"} {

@@ -152,44 +152,58 @@ type StepResult struct {
 
 // FinishStep records the result of the step with the given key. Finishing a
 // step that is already finished with the same status is a no-op (a redelivered
-// result); changing a finished step's status is refused.
+// result); changing a finished step's status is refused. On PostgreSQL the
+// statement is queued (pipeline.go).
 func (tx *Tx) FinishStep(ctx context.Context, idempotencyKey string, res StepResult) error {
 	if res.Status != StepDone && res.Status != StepFailed {
 		return fmt.Errorf("finish step %q: status %q: want done or failed", idempotencyKey, res.Status)
 	}
-	r, err := tx.lockStep(ctx, idempotencyKey)
-	if err != nil {
-		return fmt.Errorf("finish step %q: %w", idempotencyKey, err)
-	}
-	if StepStatus(r.Status) != StepIntent {
-		if StepStatus(r.Status) == res.Status {
+	// Only an intent is finished: the condition is in the UPDATE (which,
+	// on PostgreSQL, checks it again on the row as it is once any other
+	// writer of it is done), and the row is read only when it does not
+	// hold.
+	return tx.later(ctx, `UPDATE step_attempts SET status = ?, outcome = ?, request_id = ?,
+		error_code = ?, error_message = ?, finished_at = ? WHERE idempotency_key = ? AND status = 'intent'`,
+		[]any{string(res.Status), res.Outcome, res.RequestID, res.ErrorCode, res.ErrorMessage, ms64(tx.now), idempotencyKey},
+		func(n int64, err error) error {
+			switch {
+			case err != nil:
+				return fmt.Errorf("finish step %q: %w", idempotencyKey, err)
+			case n == 0:
+				return errRecheck
+			}
 			return nil
-		}
-		return fmt.Errorf("finish step %q: already %s", idempotencyKey, r.Status)
-	}
-	_, err = tx.tx.ExecContext(ctx, `UPDATE step_attempts SET status = ?, outcome = ?, request_id = ?,
-		error_code = ?, error_message = ?, finished_at = ? WHERE id = ?`,
-		string(res.Status), res.Outcome, res.RequestID, res.ErrorCode, res.ErrorMessage, ms64(tx.now), r.ID)
-	if err != nil {
-		return fmt.Errorf("finish step %q: %w", idempotencyKey, err)
-	}
-	return nil
+		},
+		func(ctx context.Context, q sqlx.QueryerContext) error {
+			var r stepRow
+			if err := sqlx.GetContext(ctx, q, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`,
+				idempotencyKey); err != nil {
+				return fmt.Errorf("finish step %q: %w", idempotencyKey, notFound(err))
+			}
+			if StepStatus(r.Status) == res.Status {
+				return nil
+			}
+			return fmt.Errorf("finish step %q: already %s", idempotencyKey, r.Status)
+		})
 }
 
 // RecordStep records a finished read-only step (render, query, list): no
-// idempotency key, started and finished now. It returns the row id.
-func (tx *Tx) RecordStep(ctx context.Context, caseID int64, step, request string, res StepResult) (int64, error) {
+// idempotency key, started and finished now. On PostgreSQL the statement
+// is queued (pipeline.go).
+func (tx *Tx) RecordStep(ctx context.Context, caseID int64, step, request string, res StepResult) error {
 	if res.Status != StepDone && res.Status != StepFailed {
-		return 0, fmt.Errorf("record step %s: status %q: want done or failed", step, res.Status)
+		return fmt.Errorf("record step %s: status %q: want done or failed", step, res.Status)
 	}
-	id, _, err := tx.insert(ctx, `INSERT INTO step_attempts (case_id, step, status, request, outcome,
+	return tx.later(ctx, `INSERT INTO step_attempts (case_id, step, status, request, outcome,
 		request_id, error_code, error_message, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		caseID, step, string(res.Status), request, res.Outcome, res.RequestID, res.ErrorCode, res.ErrorMessage,
-		ms64(tx.now), ms64(tx.now))
-	if err != nil {
-		return 0, fmt.Errorf("record step %s for case %d: %w", step, caseID, err)
-	}
-	return id, nil
+		[]any{caseID, step, string(res.Status), request, res.Outcome, res.RequestID, res.ErrorCode, res.ErrorMessage,
+			ms64(tx.now), ms64(tx.now)},
+		func(_ int64, err error) error {
+			if err != nil {
+				return fmt.Errorf("record step %s for case %d: %w", step, caseID, err)
+			}
+			return nil
+		}, nil)
 }
 
 // StepByKey returns the attempt with the given idempotency key, or ErrNotFound.
@@ -202,16 +216,14 @@ func (tx *Tx) StepByKey(ctx context.Context, idempotencyKey string) (StepAttempt
 }
 
 func (tx *Tx) stepByKey(ctx context.Context, key string) (stepRow, error) {
-	var r stepRow
-	err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`, key)
+	r, err := getOne[stepRow](ctx, tx, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`, key)
 	return r, notFound(err)
 }
 
 // lockStep is stepByKey for a read that decides a write of the row: the
 // row stays locked until the transaction ends (Tx.forUpdate).
 func (tx *Tx) lockStep(ctx context.Context, key string) (stepRow, error) {
-	var r stepRow
-	err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`+tx.forUpdate(), key)
+	r, err := getOne[stepRow](ctx, tx, `SELECT `+stepColumns+` FROM step_attempts WHERE idempotency_key = ?`+tx.forUpdate(), key)
 	return r, notFound(err)
 }
 

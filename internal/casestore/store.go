@@ -103,6 +103,9 @@ type Store struct {
 	// carried them (SQLite's group commit: several calls per transaction).
 	commits atomic.Int64
 	txs     atomic.Int64
+	// trips counts the round trips of PostgreSQL write transactions
+	// (pipeline.go): a batch, a statement run directly, a rollback.
+	trips atomic.Int64
 
 	queue   chan *pendingUpdate
 	quit    chan struct{}
@@ -313,26 +316,68 @@ type Tx struct {
 // same on PostgreSQL. Queries take ? placeholders on both engines (pg:
 // rebound to $n, see dialect.go).
 type batchTx struct {
-	*sqlx.Tx
+	db txQueryer // *sqlx.Tx on SQLite; on PostgreSQL the *sqlx.Conn of a pipelined transaction
 	pg bool
+	// pipe, on PostgreSQL, queues the transaction's writes (pipeline.go):
+	// every statement run here directly goes after what it queued.
+	pipe *pgPipe
+}
+
+// txQueryer is what batchTx runs its statements on.
+type txQueryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error)
+	QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row
 }
 
 func (b batchTx) q(query string, args []any) string { return bind(b.pg, query, args) }
 
+// direct readies the connection for a statement run at once: on
+// PostgreSQL the queued writes go first. Its error is the transaction's.
+func (b batchTx) direct(ctx context.Context) error {
+	if b.pipe == nil {
+		return nil
+	}
+	if err := b.pipe.sync(ctx); err != nil {
+		return err
+	}
+	b.pipe.trips.Add(1)
+	return nil
+}
+
 func (b batchTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return b.Tx.ExecContext(context.WithoutCancel(ctx), b.q(query, args), args...)
+	ctx = context.WithoutCancel(ctx)
+	if err := b.direct(ctx); err != nil {
+		return nil, err
+	}
+	return b.db.ExecContext(ctx, b.q(query, args), args...)
 }
 
 func (b batchTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return b.Tx.QueryContext(context.WithoutCancel(ctx), b.q(query, args), args...)
+	ctx = context.WithoutCancel(ctx)
+	if err := b.direct(ctx); err != nil {
+		return nil, err
+	}
+	return b.db.QueryContext(ctx, b.q(query, args), args...)
 }
 
 func (b batchTx) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
-	return b.Tx.QueryxContext(context.WithoutCancel(ctx), b.q(query, args), args...)
+	ctx = context.WithoutCancel(ctx)
+	if err := b.direct(ctx); err != nil {
+		return nil, err
+	}
+	return b.db.QueryxContext(ctx, b.q(query, args), args...)
 }
 
+// QueryRowxContext cannot return the transaction's earlier failure as the
+// row's error (sqlx.Row has no constructor for one): the query runs all the
+// same, and fails in the aborted transaction or reads a row nobody will
+// commit; Update returns the earlier failure, whatever fn makes of this.
 func (b batchTx) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
-	return b.Tx.QueryRowxContext(context.WithoutCancel(ctx), b.q(query, args), args...)
+	ctx = context.WithoutCancel(ctx)
+	_ = b.direct(ctx)
+	return b.db.QueryRowxContext(ctx, b.q(query, args), args...)
 }
 
 func (b batchTx) GetContext(ctx context.Context, dest any, query string, args ...any) error {
@@ -435,7 +480,8 @@ func (s *Store) failQueued() {
 	}
 }
 
-// updateDirect runs fn in a transaction of its own on the writer pool.
+// updateDirect runs fn in a transaction of its own on the writer pool,
+// pipelined (pipeline.go).
 func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) error {
 	s.direct.RLock()
 	defer s.direct.RUnlock()
@@ -448,16 +494,21 @@ func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) error {
 		return err
 	}
 	bg := context.WithoutCancel(ctx) // as in batchTx: a result must not be lost to a caller giving up
-	sqlTx, err := s.w.BeginTxx(bg, nil)
+	conn, err := s.w.Connx(bg)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(&Tx{tx: batchTx{Tx: sqlTx, pg: s.w.pg}, now: s.now()}); err != nil {
-		_ = sqlTx.Rollback()
-		return err
+	defer func() { _ = conn.Close() }()
+	p := &pgPipe{conn: conn, diag: s.r, trips: &s.trips}
+	err = fn(&Tx{tx: batchTx{db: conn, pg: true, pipe: p}, now: s.now()})
+	if err == nil {
+		err = p.commit(bg)
+	} else if p.err != nil {
+		err = p.err // the first failure, in statement order
 	}
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	if err != nil {
+		p.rollback(bg)
+		return err
 	}
 	s.txs.Add(1)
 	s.commits.Add(1)
@@ -511,7 +562,7 @@ func (s *Store) commitBatch(batch []*pendingUpdate) {
 		fail(fmt.Errorf("begin: %w", err))
 		return
 	}
-	tx := &Tx{tx: batchTx{Tx: sqlTx, pg: s.w.pg}, now: s.now()}
+	tx := &Tx{tx: batchTx{db: sqlTx, pg: s.w.pg}, now: s.now()}
 
 	ran := 0
 	for i, p := range batch {

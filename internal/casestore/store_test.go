@@ -409,11 +409,11 @@ func testIntentProtocol(t *testing.T, be backend) {
 		t.Fatal(err)
 	}
 	err = s.Update(ctx, func(tx *Tx) error {
-		_, err := tx.RecordStep(ctx, c.ID, "query", `{"refundId":"R1"}`, StepResult{Status: StepDone, RequestID: "req-2"})
+		err := tx.RecordStep(ctx, c.ID, "query", `{"refundId":"R1"}`, StepResult{Status: StepDone, RequestID: "req-2"})
 		if err != nil {
 			return err
 		}
-		_, err = tx.RecordStep(ctx, c.ID, "query", `{}`, StepResult{Status: StepDone})
+		err = tx.RecordStep(ctx, c.ID, "query", `{}`, StepResult{Status: StepDone})
 		return err
 	})
 	if err != nil {

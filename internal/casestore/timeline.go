@@ -43,7 +43,8 @@ type timelineRow struct {
 }
 
 // AppendTimeline adds entries to case timelines, in order; a zero At means
-// the transaction's time.
+// the transaction's time. On PostgreSQL the statement is queued
+// (pipeline.go).
 func (tx *Tx) AppendTimeline(ctx context.Context, entries ...TimelineEntry) error {
 	switch len(entries) {
 	case 0:
@@ -70,10 +71,13 @@ func (tx *Tx) AppendTimeline(ctx context.Context, entries ...TimelineEntry) erro
 		}
 		args = append(args, e.CaseID, ms64(at), string(e.Kind), e.Summary, detail)
 	}
-	if _, err := tx.tx.ExecContext(ctx, timelineInsert[len(entries)-1], args...); err != nil {
-		return fmt.Errorf("append timeline of case %d: %w", entries[0].CaseID, err)
-	}
-	return nil
+	caseID := entries[0].CaseID
+	return tx.later(ctx, timelineInsert[len(entries)-1], args, func(_ int64, err error) error {
+		if err != nil {
+			return fmt.Errorf("append timeline of case %d: %w", caseID, err)
+		}
+		return nil
+	}, nil)
 }
 
 // maxTimelineBatch bounds the rows of one timeline INSERT (so the statement

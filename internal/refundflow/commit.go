@@ -335,7 +335,7 @@ func (d decisionRecord) beginIntent(ctx context.Context, tx *casestore.Tx) (prio
 // redelivery is dropped) and the case's lease is dropped.
 func (e *Engine) finish(ctx context.Context, tx *casestore.Tx, caseID int64, msg *Message) error {
 	if msg != nil {
-		if _, err := tx.InboxRecord(ctx, inboxEntry(msg)); err != nil {
+		if err := tx.InboxAdd(ctx, inboxEntry(msg)); err != nil {
 			return err
 		}
 	}
@@ -354,7 +354,7 @@ func (e *Engine) recordStep(ctx context.Context, tx *casestore.Tx, caseID int64,
 	summary := r.summary()
 	switch {
 	case r.key == "":
-		if _, err := tx.RecordStep(ctx, caseID, string(r.step), r.request, res); err != nil {
+		if err := tx.RecordStep(ctx, caseID, string(r.step), r.request, res); err != nil {
 			return casestore.TimelineEntry{}, err
 		}
 	case r.err != nil && (!r.err.NotApplied || r.resume):

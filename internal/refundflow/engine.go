@@ -519,8 +519,7 @@ func (e *Engine) recordInbox(ctx context.Context, msg *Message) error {
 		return nil
 	}
 	return e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		_, err := tx.InboxRecord(ctx, inboxEntry(msg))
-		return err
+		return tx.InboxAdd(ctx, inboxEntry(msg))
 	})
 }
 

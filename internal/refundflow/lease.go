@@ -111,23 +111,13 @@ func (e *Engine) renew(ctx context.Context, caseID int64, held *atomic.Bool) (st
 }
 
 // takeLease takes the case's lease for this process in tx. A lease another
-// process holds is a *leasedError that says when it ends.
+// process holds is a *casestore.LeasedError that says when it ends, out of
+// this call or, on PostgreSQL (where the statement is queued), out of a
+// later one or the transaction's end.
 func (e *Engine) takeLease(ctx context.Context, tx *casestore.Tx, caseID int64) error {
-	u, err := tx.TakeLease(ctx, caseID, e.owner, e.leaseTTL)
-	if errors.Is(err, casestore.ErrLeased) {
-		return &leasedError{until: u, err: err}
-	}
+	_, err := tx.TakeLease(ctx, caseID, e.owner, e.leaseTTL)
 	return err
 }
-
-// leasedError is a persist refused because another process holds the case.
-type leasedError struct {
-	until time.Time
-	err   error
-}
-
-func (e *leasedError) Error() string { return e.err.Error() }
-func (e *leasedError) Unwrap() error { return e.err }
 
 // leaseWait bounds how long one input waits, holding its consumer slot, for
 // another process's lease on its case; after it the input is deferred (kept

@@ -121,7 +121,7 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 	sctx, span = e.startSpan(ctx, "commit", r.caseID, attribute.String("state", string(d.dec.State)))
 	cm, err := e.commit(sctx, r, d)
 	endSpan(span, err)
-	var le *leasedError
+	var le *casestore.LeasedError
 	switch {
 	case errors.Is(err, errCallbackApplied):
 		r.held.Store(false)
@@ -129,7 +129,7 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 		return r.end(r.h, nil)
 	case errors.As(err, &le):
 		r.held.Store(false)
-		return e.awaitLease(ctx, r, le.until) // then read and fetch again: the holder may have changed the case
+		return e.awaitLease(ctx, r, le.Until) // then read and fetch again: the holder may have changed the case
 	case errors.Is(err, casestore.ErrVersionConflict):
 		return false, nil // changed under us: decide again
 	case err != nil:

@@ -170,7 +170,7 @@ func keepInput(ctx context.Context, tx *casestore.Tx, caseID int64, msg *Message
 		}
 		return fmt.Sprintf("waits until %s: ", rt.until.UTC().Format(time.RFC3339)), tx.Defer(ctx, d)
 	case rt.done:
-		_, err := tx.InboxRecord(ctx, inboxEntry(msg))
+		err := tx.InboxAdd(ctx, inboxEntry(msg))
 		return fmt.Sprintf("carries on at %s: ", rt.until.UTC().Format(time.RFC3339)), err
 	}
 	return "retry later: ", nil
