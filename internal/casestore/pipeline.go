@@ -56,7 +56,8 @@ type pgStmt struct {
 	sql  string // with $n placeholders
 	args []any
 	// done maps the statement's outcome (rows affected, error) to the
-	// caller's error; errRecheck hands over to why.
+	// caller's error; errRecheck hands over to why. A done without a why
+	// must fail only on a server error: COMMIT may ride in its batch.
 	done func(n int64, err error) error
 	// why reads what went wrong, in the transaction when it is still
 	// usable, otherwise on the read pool (committed state).
@@ -310,7 +311,7 @@ func (tx *Tx) later(ctx context.Context, query string, args []any, done func(n i
 	if err == nil {
 		n, err = res.RowsAffected()
 	}
-	if err := done(n, err); !errors.Is(err, errRecheck) {
+	if err := done(n, err); !errors.Is(err, errRecheck) || why == nil {
 		return err
 	}
 	return why(ctx, tx.tx)

@@ -222,6 +222,21 @@ func testQueuedFailureIsTheTransactionsError(t *testing.T, be backend) {
 		nothingWritten(t)
 	})
 
+	t.Run("a queued check before the closure's own error", func(t *testing.T) {
+		// fn fails on its own (a detail that is not JSON) after a lease
+		// refused in the queue: the refusal came first, as on SQLite.
+		err := s.Update(ctx, func(tx *Tx) error {
+			if _, err := tx.TakeLease(ctx, c.ID, "me", time.Minute); err != nil {
+				return err
+			}
+			return tx.AppendTimeline(ctx, TimelineEntry{CaseID: c.ID, Kind: KindNote, Summary: "x", Detail: []byte("{not json")})
+		})
+		if !errors.Is(err, ErrLeased) {
+			t.Fatalf("Update: %v; want the lease's refusal", err)
+		}
+		nothingWritten(t)
+	})
+
 	t.Run("a server error", func(t *testing.T) {
 		// A queued statement the server refuses: every later call of the
 		// transaction and Update return its error, named for it.

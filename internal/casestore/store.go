@@ -503,8 +503,15 @@ func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) error {
 	err = fn(&Tx{tx: batchTx{db: conn, pg: true, pipe: p}, now: s.now()})
 	if err == nil {
 		err = p.commit(bg)
-	} else if p.err != nil {
-		err = p.err // the first failure, in statement order
+	} else {
+		if p.err == nil && p.checked {
+			// A queued check comes before fn's own error in statement
+			// order, as on SQLite: ask for its answer.
+			_ = p.flush(bg, nil)
+		}
+		if p.err != nil {
+			err = p.err // the first failure, in statement order
+		}
 	}
 	if err != nil {
 		p.rollback(bg)
