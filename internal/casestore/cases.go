@@ -210,6 +210,11 @@ const caseInsert = `INSERT INTO cases
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM order_events WHERE platform = ? AND order_id = ?))
 		ON CONFLICT DO NOTHING`
 
+// caseInsertSQLite is caseInsert taking the latest event, read just
+// before, as a value: the single writer need not work it out twice.
+var caseInsertSQLite = strings.Replace(caseInsert,
+	`(SELECT COALESCE(MAX(id), 0) FROM order_events WHERE platform = ? AND order_id = ?)`, `?`, 1)
+
 // insertCase runs caseInsert with vals (its values up to lease_until) and
 // returns the new case's id and order_events_latest, or inserted == false
 // when a unique index skipped it. PostgreSQL reads both back with
@@ -233,7 +238,7 @@ func (tx *Tx) insertCase(ctx context.Context, vals ...any) (id, latest int64, in
 		plat, orderID); err != nil {
 		return 0, 0, false, fmt.Errorf("order events: %w", err)
 	}
-	id, inserted, err = tx.insert(ctx, caseInsert, args...)
+	id, inserted, err = tx.insert(ctx, caseInsertSQLite, append(vals, latest)...)
 	return id, latest, inserted, err
 }
 
