@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jmoiron/sqlx"
@@ -51,6 +52,9 @@ func Redact(target string) string {
 type pool struct {
 	*sqlx.DB
 	pg bool
+	// trips counts what the pool has sent PostgreSQL, each one round
+	// trip: a statement, or a batch (pipeline.go). See Store.RoundTrips.
+	trips atomic.Int64
 }
 
 func (p *pool) q(query string, args []any) string { return bind(p.pg, query, args) }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -75,7 +74,6 @@ type pgPipe struct {
 	checked bool  // a pending statement's outcome can fail without a server error
 	err     error // the transaction's first failure; it ends the transaction
 	diag    *pool // the read pool, for why when the transaction is aborted
-	trips   *atomic.Int64
 }
 
 // later queues a write. On SQLite (no pipe) it runs at once: see Tx.later.
@@ -144,7 +142,6 @@ type result struct {
 func (p *pgPipe) send(ctx context.Context, batch []pgStmt, commit bool) (outs []result, aborted bool, err error) {
 	begin := !p.begun
 	p.begun = true
-	p.trips.Add(1)
 	outs = make([]result, len(batch), len(batch)+1)
 	err = p.conn.Raw(func(dc any) error {
 		sc, ok := dc.(*stdlib.Conn)
@@ -277,7 +274,6 @@ func (p *pgPipe) rollback(ctx context.Context) {
 	if !p.begun {
 		return
 	}
-	p.trips.Add(1)
 	_, _ = p.conn.ExecContext(ctx, `ROLLBACK`)
 }
 

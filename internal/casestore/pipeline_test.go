@@ -23,11 +23,11 @@ func TestPipelinedTransactionsTakeFewRoundTrips(t *testing.T) {
 	ctx := context.Background()
 	trips := func(name string, want int64, fn func(tx *Tx) error) {
 		t.Helper()
-		before := s.trips.Load()
+		before := s.RoundTrips()
 		if err := s.Update(ctx, fn); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if got := s.trips.Load() - before; got != want {
+		if got := s.RoundTrips() - before; got != want {
 			t.Errorf("%s: %d round trips; want %d", name, got, want)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -84,6 +85,8 @@ func openPostgresPool(ctx context.Context, target string, mode pgMode, conns int
 	if mode == pgRecord {
 		cfg.RuntimeParams["synchronous_commit"] = "off"
 	}
+	p := &pool{pg: true}
+	cfg.Tracer = roundTrips{&p.trips}
 	db := sqlx.NewDb(stdlib.OpenDB(*cfg), "pgx")
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
@@ -91,8 +94,31 @@ func openPostgresPool(ctx context.Context, target string, mode pgMode, conns int
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", Redact(target), err)
 	}
-	return &pool{DB: db, pg: true}, nil
+	p.DB = db
+	return p, nil
 }
+
+// roundTrips is a pgx tracer that counts a pool's round trips: one per
+// statement, one per batch (however many statements it carries). Counting
+// in the driver sees every path: the pipelined transactions, the reads, the
+// ones a future change adds.
+type roundTrips struct{ n *atomic.Int64 }
+
+func (t roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	t.n.Add(1)
+	return ctx
+}
+
+func (roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (t roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	t.n.Add(1)
+	return ctx
+}
+
+func (roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 // openPostgres is open for a PostgreSQL URL: it migrates up to upTo.
 func openPostgres(ctx context.Context, target string, logger *slog.Logger, upTo int) (*Store, error) {

@@ -103,9 +103,6 @@ type Store struct {
 	// carried them (SQLite's group commit: several calls per transaction).
 	commits atomic.Int64
 	txs     atomic.Int64
-	// trips counts the round trips of PostgreSQL write transactions
-	// (pipeline.go): a batch, a statement run directly, a rollback.
-	trips atomic.Int64
 
 	queue   chan *pendingUpdate
 	quit    chan struct{}
@@ -342,7 +339,6 @@ func (b batchTx) direct(ctx context.Context) error {
 	if err := b.pipe.sync(ctx); err != nil {
 		return err
 	}
-	b.pipe.trips.Add(1)
 	return nil
 }
 
@@ -499,7 +495,7 @@ func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = conn.Close() }()
-	p := &pgPipe{conn: conn, diag: s.r, trips: &s.trips}
+	p := &pgPipe{conn: conn, diag: s.r}
 	err = fn(&Tx{tx: batchTx{db: conn, pg: true, pipe: p}, now: s.now()})
 	if err == nil {
 		err = p.commit(bg)
@@ -641,6 +637,23 @@ func notFound(err error) error {
 		return ErrNotFound
 	}
 	return err
+}
+
+// RoundTrips is how many times the store has waited for PostgreSQL: the
+// statements and batches sent on all its pools since it opened (0 on
+// SQLite). Tests and benchmarks count a transaction's or an input's cost
+// with it: on PostgreSQL the round trips, not the WAL flush, are what the
+// worker's throughput is bound by (docs/benchmarks.md).
+func (s *Store) RoundTrips() int64 {
+	var n int64
+	seen := map[*pool]bool{}
+	for _, p := range []*pool{s.w, s.r, s.records} {
+		if p != nil && !seen[p] {
+			seen[p] = true
+			n += p.trips.Load()
+		}
+	}
+	return n
 }
 
 // Checkpoint copies the WAL into the database file and truncates it
