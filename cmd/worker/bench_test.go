@@ -307,6 +307,7 @@ func benchThousand(t *testing.T, callbacks bool) {
 	t.Logf("worker binary through JetStream, callbacks %v: %d cases (2 steps each), concurrency %d, sandbox latency %s: %s (commands published in %s); bound (steps x latency / concurrency) %s: ratio %.2f (target <= 1.25); %d platform calls in all, bound %s: ratio %.2f",
 		callbacks, n, concurrency, latency, elapsed.Round(time.Millisecond), published.Round(time.Millisecond), bound,
 		elapsed.Seconds()/bound.Seconds(), calls, callBound, elapsed.Seconds()/callBound.Seconds())
+	bs.printStatements(t, db)
 	compareBareLoop(t, bs, db, elapsed, concurrency)
 }
 
@@ -316,8 +317,9 @@ func benchThousand(t *testing.T, callbacks bool) {
 // on), as in production. The bare loop (bareloop_test.go) gets a fresh
 // store of the same kind and settings from it.
 type benchStore struct {
-	pg  *pgtest.Cluster // nil: SQLite
-	url string          // the worker's database on pg
+	pg         *pgtest.Cluster // nil: SQLite
+	url        string          // the worker's database on pg
+	statements bool            // WORKER_BENCH_STATEMENTS: print what the server ran
 }
 
 func newBenchStore(t *testing.T) benchStore {
@@ -325,8 +327,48 @@ func newBenchStore(t *testing.T) benchStore {
 	if os.Getenv("WORKER_BENCH_STORE") != "postgres" {
 		return benchStore{}
 	}
-	pg := pgtest.Start(t, pgtest.Options{Durable: true})
-	return benchStore{pg: pg, url: pg.NewDatabase(t)}
+	statements := os.Getenv("WORKER_BENCH_STATEMENTS") != ""
+	pg := pgtest.Start(t, pgtest.Options{Durable: true, Statements: statements})
+	bs := benchStore{pg: pg, url: pg.NewDatabase(t), statements: statements}
+	if statements {
+		db, err := bs.open(bs.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(`CREATE EXTENSION pg_stat_statements`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bs
+}
+
+// printStatements logs, with WORKER_BENCH_STATEMENTS set, the statements
+// PostgreSQL ran for the worker, most frequent first (pg_stat_statements),
+// and starts the count again: where a run's round trips went.
+func (b benchStore) printStatements(t *testing.T, db *sqlx.DB) {
+	t.Helper()
+	if !b.statements {
+		return
+	}
+	var rows []struct {
+		Calls int64   `db:"calls"`
+		Ms    float64 `db:"ms"`
+		Query string  `db:"query"`
+	}
+	if err := db.Select(&rows, `SELECT calls, total_exec_time AS ms, left(regexp_replace(query, '\s+', ' ', 'g'), 140) AS query
+		FROM pg_stat_statements WHERE calls >= 100 AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+		ORDER BY calls DESC`); err != nil {
+		t.Fatalf("pg_stat_statements: %v", err)
+	}
+	var b2 strings.Builder
+	for _, r := range rows {
+		fmt.Fprintf(&b2, "\n\t%7d %9.1f ms  %s", r.Calls, r.Ms, r.Query)
+	}
+	t.Logf("statements PostgreSQL ran for the worker (100 calls or more): calls, time, statement%s", b2.String())
+	if _, err := db.Exec(`SELECT pg_stat_statements_reset()`); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // name is the store's kind, for the log.

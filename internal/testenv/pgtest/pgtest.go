@@ -53,6 +53,9 @@ type Options struct {
 	// Durable keeps fsync and synchronous_commit on, as in production:
 	// for measurements, not for tests.
 	Durable bool
+	// Statements loads pg_stat_statements, for a benchmark that prints
+	// what the server ran (CREATE EXTENSION in its database first).
+	Statements bool
 }
 
 // Cluster is a running throwaway cluster.
@@ -302,6 +305,9 @@ func (c *Cluster) serve(postgres string, cred *syscall.Credential, o Options) er
 	c.port = port
 	args := []string{"-D", filepath.Join(c.dir, "data"), "-p", strconv.Itoa(port), "-k", c.dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "shared_buffers=32MB"}
+	if o.Statements {
+		args = append(args, "-c", "shared_preload_libraries=pg_stat_statements")
+	}
 	if !o.Durable {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	}
