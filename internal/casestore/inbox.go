@@ -2,6 +2,7 @@ package casestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,14 +22,36 @@ type InboxEntry struct {
 	Deferred bool
 }
 
-// InboxSeen reports whether the message was already applied, inside the
-// transaction that would apply it.
-func (tx *Tx) InboxSeen(ctx context.Context, msgID string) (bool, error) {
-	n, err := getOne[int](ctx, tx, inboxCount, msgID)
-	if err != nil {
-		return false, fmt.Errorf("inbox %q: %w", msgID, err)
+// ErrInInbox is the error of a transaction whose InboxAbsent check found
+// the message applied already.
+var ErrInInbox = errors.New("casestore: message applied already (inbox)")
+
+// InboxAbsent checks, inside the transaction that would apply it, that the
+// message is not applied already; if it is, the transaction fails with
+// ErrInInbox. On PostgreSQL the check is queued with the transaction's
+// writes (pipeline.go): its answer comes out of a later call or Update,
+// and COMMIT waits for it.
+func (tx *Tx) InboxAbsent(ctx context.Context, msgID string) error {
+	if tx.tx.pipe == nil { // SQLite: a read now (Exec's row count is not a SELECT's there)
+		seen, err := inboxSeen(ctx, tx.tx, msgID)
+		if err == nil && seen {
+			err = fmt.Errorf("message %s: %w", msgID, ErrInInbox)
+		}
+		return err
 	}
-	return n > 0, nil
+	return tx.later(ctx, `SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE msg_id = ?)`, []any{msgID},
+		func(n int64, err error) error {
+			switch {
+			case err != nil:
+				return fmt.Errorf("inbox %q: %w", msgID, err)
+			case n == 0:
+				return errRecheck // a why makes the check one COMMIT waits for
+			}
+			return nil
+		},
+		func(context.Context, sqlx.QueryerContext) error {
+			return fmt.Errorf("message %s: %w", msgID, ErrInInbox)
+		})
 }
 
 const inboxCount = `SELECT COUNT(*) FROM inbox WHERE msg_id = ?`

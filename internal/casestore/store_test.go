@@ -442,14 +442,18 @@ func testInboxDedupeAcrossReopen(t *testing.T, be backend) {
 	rec := func(s *Store, id string) bool {
 		t.Helper()
 		var fresh bool
-		if err := s.Update(ctx, func(tx *Tx) error {
-			seen, err := tx.InboxSeen(ctx, id)
-			if err != nil || seen {
+		err := s.Update(ctx, func(tx *Tx) error {
+			if err := tx.InboxAbsent(ctx, id); err != nil {
 				return err
 			}
+			var err error
 			fresh, err = tx.InboxRecord(ctx, InboxEntry{MsgID: id, Stream: "CALLBACKS", StreamSeq: 7, Subject: "cb.1688"})
 			return err
-		}); err != nil {
+		})
+		if errors.Is(err, ErrInInbox) {
+			return false
+		}
+		if err != nil {
 			t.Fatalf("inbox %s: %v", id, err)
 		}
 		return fresh

@@ -3,24 +3,21 @@ package refundflow
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 )
 
-// caseView projects a stored case and its open intent.
-func caseView(ctx context.Context, s *casestore.Store, c casestore.Case) (CaseView, error) {
+// caseView projects a stored case and its open intent (it, nil when the
+// case has none; both read together: Store.CaseAndIntent), with the order
+// events the case has not seen yet.
+func caseView(ctx context.Context, s *casestore.Store, c casestore.Case, it *casestore.StepAttempt) (CaseView, error) {
 	cv, err := caseViewOf(c)
 	if err != nil {
 		return cv, err
 	}
-	it, err := s.OpenIntent(ctx, c.ID)
-	switch {
-	case err == nil:
+	if it != nil {
 		cv.Intent = &Intent{Step: StepName(it.Step), Key: it.IdempotencyKey, Since: it.StartedAt, LastAttempt: it.LastAttemptAt}
-	case !errors.Is(err, casestore.ErrNotFound):
-		return cv, err
 	}
 	if c.OrderEventsLatest > c.OrderEventsSeen {
 		evs, err := s.OrderEventsAfter(ctx, c.Platform, c.OrderID, c.OrderEventsSeen)

@@ -3,7 +3,6 @@ package refundflow
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -31,10 +30,6 @@ type decisionRecord struct {
 	// decision of a lookahead), so persistTx does not take it again.
 	leased bool
 }
-
-// errCallbackApplied rolls back a callback's decision whose callback was
-// applied by another verification of it since this one began.
-var errCallbackApplied = errors.New("callback applied meanwhile")
 
 // persisted is what persistTx wrote.
 type persisted struct {
@@ -72,10 +67,8 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, d decisionReco
 		// meanwhile, this one is dropped, so a callback is applied once.
 		// After the lease: taking it waits for the case row, which such a
 		// commit holds, so the inbox read here sees that commit.
-		if seen, err := tx.InboxSeen(ctx, d.msg.ID); err != nil || seen {
-			if seen {
-				err = errCallbackApplied
-			}
+		// (casestore.ErrInInbox, out of this call or out of Update.)
+		if err := tx.InboxAbsent(ctx, d.msg.ID); err != nil {
 			return persisted{}, err
 		}
 	}

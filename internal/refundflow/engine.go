@@ -391,7 +391,7 @@ func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, 
 		}
 		return Handled{}, err
 	}
-	return e.process(ctx, job{caseID: c.ID, first: in, msg: msg, note: note, locked: unlock})
+	return e.process(ctx, job{caseID: c.ID, first: in, msg: msg, note: note, locked: unlock, created: &c})
 }
 
 // HandleCallback applies a platform callback (a hint: the case is verified
@@ -441,16 +441,18 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 		}
 	}
 	note := fmt.Sprintf("callback %s refund %s", ev.Type, refundID)
+	fresh := false
 	switch {
 	case msg != nil && msg.Deferred:
 		note = "" // recorded when it came (recordCallback)
 	case canDefer(msg):
-		if err := e.recordCallback(ctx, c.ID, msg, note); err != nil {
+		if fresh, err = e.recordCallback(ctx, c.ID, msg, note); err != nil {
 			return Handled{}, err
 		}
 		note = ""
 	}
-	return e.process(ctx, job{caseID: c.ID, first: Input{Kind: InputCallback, Now: e.now()}, hint: hint, msg: msg, note: note})
+	return e.process(ctx, job{caseID: c.ID, first: Input{Kind: InputCallback, Now: e.now()}, hint: hint, msg: msg, note: note,
+		keptNow: fresh})
 }
 
 // recordCallback records a refund callback on its case before it is
@@ -470,15 +472,17 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 //
 // A copy already kept (a redelivery) changes nothing and is verified
 // again: its earlier verification may have died with its process.
-func (e *Engine) recordCallback(ctx context.Context, caseID int64, msg *Message, note string) (err error) {
+//
+// fresh: no copy of the message was kept before this one.
+func (e *Engine) recordCallback(ctx context.Context, caseID int64, msg *Message, note string) (fresh bool, err error) {
 	ctx, span := e.startSpan(ctx, "record callback", caseID)
 	defer func() { endSpan(span, err) }()
 	now := time.Now()
-	fresh, err := e.store.KeepCallback(context.WithoutCancel(ctx),
+	fresh, err = e.store.KeepCallback(context.WithoutCancel(ctx),
 		deferredInput(caseID, msg, now.Add(e.leaseTTL), "verifying: the callback is being checked against the platform"),
 		casestore.TimelineEntry{CaseID: caseID, At: now, Kind: casestore.KindCallback, Summary: note, Detail: callbackDetail(msg, now)})
 	if err != nil {
-		return fmt.Errorf("record callback %s of case %d: %w", msg.ID, caseID, err)
+		return false, fmt.Errorf("record callback %s of case %d: %w", msg.ID, caseID, err)
 	}
 	msg.Deferred = true
 	msg.Lag = 0 // a copy kept already was applied (and measured) before
@@ -488,7 +492,7 @@ func (e *Engine) recordCallback(ctx context.Context, caseID int64, msg *Message,
 	if msg.Recorded != nil {
 		msg.Recorded()
 	}
-	return nil
+	return fresh, nil
 }
 
 // Wake applies a timer or reconcile input (kind InputTimer or InputReconcile).

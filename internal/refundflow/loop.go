@@ -26,6 +26,13 @@ type job struct {
 	// locked, when set, is this process's lock on the case, taken by open
 	// with the case and its lease; otherwise process takes the lock itself.
 	locked func()
+	// created is the case open created, as committed: the first turn
+	// decides on it without reading it back (run.load).
+	created *casestore.Case
+	// keptNow: msg is a callback this call kept (recordCallback), the
+	// first copy of it kept: no other verification of it can have
+	// committed before this one started, so process does not look for one.
+	keptNow bool
 }
 
 // run is how far process has got with its job.
@@ -72,11 +79,14 @@ func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
 		return r.h, err
 	}
 	defer letGo()
-	if j.first.Kind == InputCallback && j.msg != nil && j.msg.Deferred {
-		// A kept callback may have been verified while this input waited
-		// for the case (by the timer, or a redelivered copy): once is
-		// enough. (Across processes the callback's decision checks it
-		// again where it commits: errCallbackApplied.)
+	if j.first.Kind == InputCallback && j.msg != nil && j.msg.Deferred && !j.keptNow {
+		// A kept callback taken up again (by the timer, or as a
+		// redelivered copy) may have been verified since it was kept:
+		// once is enough. A callback kept just now, the first copy, is
+		// not looked up: a copy racing it is caught where its decision
+		// commits (casestore.ErrInInbox, across processes too), at the
+		// cost of a platform read in that rare race rather than a store
+		// read for every callback.
 		if dup, err := e.seen(ctx, j.msg); err != nil || dup {
 			r.h.Duplicate = dup
 			return r.h, err
@@ -93,7 +103,7 @@ func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
 // turn is one pass of process's loop. done reports that the input got as
 // far as it can now; r.h and err are then process's answer.
 func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
-	c, err := e.store.GetCase(ctx, r.caseID)
+	c, it, err := r.load(ctx, e.store)
 	if r.waited > 0 && ctx.Err() != nil {
 		// Given up while waiting for another process's lease: before this
 		// read (which then fails at once) or during it (a read over the
@@ -109,7 +119,7 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 		return e.awaitLease(ctx, r, c.LeaseUntil)
 	}
 	sctx, span := e.startSpan(ctx, "decide", r.caseID, attribute.String("input", string(r.in.Kind)))
-	d, p, err := e.decide(sctx, r, c)
+	d, p, err := e.decide(sctx, r, c, it)
 	span.SetAttributes(attribute.String("outcome", string(d.dec.Outcome)), attribute.String("code", d.dec.Code))
 	endSpan(span, err)
 	switch {
@@ -123,7 +133,7 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 	endSpan(span, err)
 	var le *casestore.LeasedError
 	switch {
-	case errors.Is(err, errCallbackApplied):
+	case errors.Is(err, casestore.ErrInInbox): // the callback's own decision: applied by another verification meanwhile
 		r.held.Store(false)
 		r.h.Duplicate = true
 		return r.end(r.h, nil)
@@ -142,6 +152,18 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 	return e.carryOn(ctx, r, c, cm)
 }
 
+// load reads the case and its open intent for a turn: the case open has
+// just created, on the first turn of its input (it has no intent, and this
+// process has held its lease and lock since the commit that created it),
+// otherwise from the store.
+func (r *run) load(ctx context.Context, s *casestore.Store) (casestore.Case, *casestore.StepAttempt, error) {
+	if c := r.created; c != nil {
+		r.created = nil
+		return *c, nil, nil
+	}
+	return s.CaseAndIntent(ctx, r.caseID)
+}
+
 // awaitLease waits for the lease another process holds on the case until
 // until, for the loop to read the case again; once the input has waited
 // leaseWait in all, it is deferred instead (deferBusy).
@@ -155,8 +177,8 @@ func (e *Engine) awaitLease(ctx context.Context, r *run, until time.Time) (done 
 // decide decides r.in on the case c, fetching the platform view first when
 // the decision asks for it. A pause means the input cannot get further now
 // (the decision asks to retry, or the fetch failed): see retryLater.
-func (e *Engine) decide(ctx context.Context, r *run, c casestore.Case) (decisionRecord, *pause, error) {
-	cv, err := caseView(ctx, e.store, c)
+func (e *Engine) decide(ctx context.Context, r *run, c casestore.Case, it *casestore.StepAttempt) (decisionRecord, *pause, error) {
+	cv, err := caseView(ctx, e.store, c, it)
 	if err != nil {
 		return decisionRecord{}, nil, err
 	}

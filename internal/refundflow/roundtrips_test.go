@@ -1,0 +1,102 @@
+package refundflow_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/callback"
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
+	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/sandbox"
+)
+
+// TestRoundTripsOfARefundOnPostgreSQL pins what a refund request and the
+// callback that follows it cost on PostgreSQL in round trips to the server
+// (Store.RoundTrips), the figure the worker's throughput is bound by there
+// (docs/benchmarks.md): a read added on the hot path fails here, in a count
+// that does not depend on the machine, rather than in a benchmark later.
+// The second request of the test is measured, once pgx's statement cache is
+// warm; the callbacks are captured and handed to the engine by the test, so
+// that nothing else runs meanwhile.
+func TestRoundTripsOfARefundOnPostgreSQL(t *testing.T) {
+	const (
+		requestBudget  = 11 // the request: render and submit, from the command to waiting_seller (14 before CaseAndIntent)
+		callbackBudget = 6  // the refund-created callback: recorded, verified, decided (9 before)
+	)
+	ctx := context.Background()
+	pushed := make(chan []byte, 16)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		pushed <- b
+	}))
+	defer sink.Close()
+	sb, err := sandbox.New(sandbox.Config{AccessKey: testKey, AccessSecret: testSecret, CallbackURL: sink.URL,
+		PushRetryInterval: time.Hour, Seller: sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sb.Handler())
+	defer srv.Close()
+	sbCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = sb.Run(sbCtx) })
+	defer func() { stop(); wg.Wait() }()
+	store, err := casestore.Open(ctx, casestoretest.Backends()[1].Fresh(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	r := &rig{t: t, url: srv.URL, store: store, client: newClient(t, srv.URL)}
+	eng := r.newEngine("engine-a")
+	parser, err := callback.NewParser(callback.DefaultTypeNames())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	refund := func() (request, cb int64) {
+		o, so := r.order(sandbox.PlatformTaobao, nil)
+		cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+		cmd.Request = taobaoRequest(false)
+		before := store.RoundTrips()
+		h, err := eng.HandleCommand(ctx, cmd, message(cmd))
+		request = store.RoundTrips() - before
+		if err != nil || h.Steps != 2 || h.State != refundflow.StateWaitingSeller {
+			t.Fatalf("request: %+v, %v; want 2 steps (render, submit) and waiting_seller", h, err)
+		}
+		var ev callback.Event
+		var body []byte
+		for ev.Kind != callback.KindRefund { // the order's status callback may come first
+			select {
+			case body = <-pushed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no refund callback pushed after the submit")
+			}
+			if ev, err = parser.Parse(body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before = store.RoundTrips()
+		h, err = eng.HandleCallback(ctx, ev, &refundflow.Message{ID: ev.ID, Subject: "test",
+			Source: casestore.SourceCallbacks, Payload: body})
+		cb = store.RoundTrips() - before
+		if err != nil || h.CaseID == 0 || h.Duplicate || h.Ignored || h.State != refundflow.StateWaitingSeller {
+			t.Fatalf("callback: %+v, %v; want applied to the case, waiting_seller", h, err)
+		}
+		return request, cb
+	}
+	refund() // warms pgx's statement cache: a new statement's first run prepares it too
+	request, cb := refund()
+	t.Logf("round trips on PostgreSQL: request %d (budget %d), refund callback %d (budget %d)", request, requestBudget, cb, callbackBudget)
+	if request > requestBudget {
+		t.Errorf("a refund request took %d round trips; budget %d", request, requestBudget)
+	}
+	if cb > callbackBudget {
+		t.Errorf("a refund callback took %d round trips; budget %d", cb, callbackBudget)
+	}
+}
