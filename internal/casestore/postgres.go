@@ -101,7 +101,7 @@ func openPostgresPool(ctx context.Context, target string, mode pgMode, conns int
 // roundTrips is a pgx tracer that counts a pool's round trips: one per
 // statement, one per batch (however many statements it carries). Counting
 // in the driver sees every path: the pipelined transactions, the reads, the
-// ones a future change adds.
+// ones a future change adds (what it leaves out: Store.RoundTrips).
 type roundTrips struct{ n *atomic.Int64 }
 
 func (t roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {

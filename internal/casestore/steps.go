@@ -285,11 +285,14 @@ var caseAndIntent = `SELECT ` + qualified("c.", caseColumns) + `,
 	FROM cases c LEFT JOIN step_attempts i ON i.case_id = c.id AND i.status = 'intent'
 	WHERE c.id = ? ORDER BY i.id DESC LIMIT 1`
 
-// qualified prefixes each column of a comma-separated list.
+// qualified prefixes each column of a comma-separated list, naming the
+// result for the column (SQLite leaves an unaliased result's name
+// unspecified).
 func qualified(prefix, columns string) string {
 	cols := strings.Split(columns, ",")
 	for i, c := range cols {
-		cols[i] = prefix + strings.TrimSpace(c)
+		c = strings.TrimSpace(c)
+		cols[i] = prefix + c + " AS " + c
 	}
 	return strings.Join(cols, ", ")
 }

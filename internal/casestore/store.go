@@ -643,7 +643,11 @@ func notFound(err error) error {
 // statements and batches sent on all its pools since it opened (0 on
 // SQLite). Tests and benchmarks count a transaction's or an input's cost
 // with it: on PostgreSQL the round trips, not the WAL flush, are what the
-// worker's throughput is bound by (docs/benchmarks.md).
+// worker's throughput is bound by (docs/benchmarks.md). Not counted, so
+// that the count is a warm pool's and repeatable: a statement's first run
+// on a connection, which prepares it first (pgx's statement cache saves
+// that round trip from then on), and database/sql's ping of a connection
+// idle for over a second.
 func (s *Store) RoundTrips() int64 {
 	var n int64
 	seen := map[*pool]bool{}

@@ -158,8 +158,14 @@ func (e *Engine) deferBusy(ctx context.Context, r *run, leaseErr error) (Handled
 	}
 	until := e.now().Add(min(re.After, leaseRecheck))
 	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		if err := unappliedCallback(ctx, tx, r); err != nil {
+			return err
+		}
 		return tx.Defer(ctx, deferredInput(r.caseID, r.msg, until, "leased: another worker process holds the case"))
 	})
+	if errors.Is(err, casestore.ErrInInbox) {
+		return e.appliedMeanwhile(ctx, r)
+	}
 	if err != nil {
 		return h, err
 	}

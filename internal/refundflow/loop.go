@@ -83,10 +83,12 @@ func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
 		// A kept callback taken up again (by the timer, or as a
 		// redelivered copy) may have been verified since it was kept:
 		// once is enough. A callback kept just now, the first copy, is
-		// not looked up: a copy racing it is caught where its decision
-		// commits (casestore.ErrInInbox, across processes too), at the
-		// cost of a platform read in that rare race rather than a store
-		// read for every callback.
+		// not looked up: a copy verified meanwhile (a redelivery, here
+		// or in another process) is rare, and every transaction that
+		// could apply or keep this one checks the inbox where it
+		// commits (casestore.ErrInInbox: appliedMeanwhile). That race
+		// costs a platform read; the look-up would cost a store read
+		// for every callback.
 		if dup, err := e.seen(ctx, j.msg); err != nil || dup {
 			r.h.Duplicate = dup
 			return r.h, err
@@ -134,9 +136,7 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 	var le *casestore.LeasedError
 	switch {
 	case errors.Is(err, casestore.ErrInInbox): // the callback's own decision: applied by another verification meanwhile
-		r.held.Store(false)
-		r.h.Duplicate = true
-		return r.end(r.h, nil)
+		return r.end(e.appliedMeanwhile(ctx, r))
 	case errors.As(err, &le):
 		r.held.Store(false)
 		return e.awaitLease(ctx, r, le.Until) // then read and fetch again: the holder may have changed the case

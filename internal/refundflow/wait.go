@@ -81,11 +81,42 @@ func (e *Engine) retryLater(ctx context.Context, r *run, c casestore.Case, p pau
 			h.Deferred, h.Until = rt.deferIt, rt.until
 			return h, nil
 		}
+	case errors.Is(err, casestore.ErrInInbox):
+		return e.appliedMeanwhile(ctx, r)
 	case errors.Is(err, casestore.ErrLeased), errors.Is(err, casestore.ErrVersionConflict):
 	default:
 		return h, err
 	}
 	return h, &RetryError{After: rt.delay, Err: p.cause}
+}
+
+// unappliedCallback checks, in a transaction that would keep or retry a
+// callback not applied yet, that no other verification of it has applied
+// it meanwhile (casestore.ErrInInbox then; see appliedMeanwhile). The
+// callback's own decision checks the same in persistTx.
+func unappliedCallback(ctx context.Context, tx *casestore.Tx, r *run) error {
+	if r.applied || r.first.Kind != InputCallback || r.msg == nil || r.msg.ID == "" {
+		return nil
+	}
+	return tx.InboxAbsent(ctx, r.msg.ID)
+}
+
+// appliedMeanwhile ends a callback input whose transaction found it
+// applied by another verification of it (casestore.ErrInInbox): a
+// duplicate, which changed nothing. A kept copy of it left in the store
+// (KeepCallback can keep one again while that verification commits) is
+// dropped, so it is not taken up a third time. The lease is as it was
+// before the rolled-back transaction: process's letGo lets go of it if
+// held.
+func (e *Engine) appliedMeanwhile(ctx context.Context, r *run) (Handled, error) {
+	h := r.h
+	h.Duplicate = true
+	if r.msg == nil || !r.msg.Deferred {
+		return h, nil
+	}
+	return h, e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		return tx.DeleteDeferred(ctx, r.msg.ID)
+	})
 }
 
 // retryPlan is how retryLater ends an input.
@@ -119,6 +150,9 @@ func (e *Engine) retryTx(ctx context.Context, tx *casestore.Tx, r *run, c casest
 		rt.until = p.notBefore
 	}
 	if _, err := tx.TakeLease(ctx, c.ID, e.owner, e.leaseTTL); err != nil {
+		return err
+	}
+	if err := unappliedCallback(ctx, tx, r); err != nil {
 		return err
 	}
 	if r.ran != nil {
