@@ -331,7 +331,7 @@ func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case) (Case, erro
 	now := ms64(tx.now)
 	args = append(args, now, next.ID, next.Version)
 	id, version := next.ID, next.Version
-	err := tx.later(ctx, `UPDATE cases SET `+set.String()+`updated_at = ?, version = version + 1
+	err := tx.laterChecked(ctx, `UPDATE cases SET `+set.String()+`updated_at = ?, version = version + 1
 		WHERE id = ? AND version = ?`, args,
 		func(n int64, err error) error {
 			switch {

@@ -176,12 +176,7 @@ func (s *Store) KeepCallback(ctx context.Context, d DeferredInput, e TimelineEnt
 // DeleteDeferred removes a waiting input (no-op if there is none). On
 // PostgreSQL the statement is queued (pipeline.go).
 func (tx *Tx) DeleteDeferred(ctx context.Context, msgID string) error {
-	return tx.later(ctx, `DELETE FROM deferred_inputs WHERE msg_id = ?`, []any{msgID}, func(_ int64, err error) error {
-		if err != nil {
-			return fmt.Errorf("delete deferred input %q: %w", msgID, err)
-		}
-		return nil
-	}, nil)
+	return tx.later(ctx, fmt.Sprintf("delete deferred input %q", msgID), `DELETE FROM deferred_inputs WHERE msg_id = ?`, msgID)
 }
 
 // DueDeferredCases returns the cases with a waiting input that can be

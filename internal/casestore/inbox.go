@@ -39,13 +39,13 @@ func (tx *Tx) InboxAbsent(ctx context.Context, msgID string) error {
 		}
 		return err
 	}
-	return tx.later(ctx, `SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE msg_id = ?)`, []any{msgID},
+	return tx.laterChecked(ctx, `SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE msg_id = ?)`, []any{msgID},
 		func(n int64, err error) error {
 			switch {
 			case err != nil:
 				return fmt.Errorf("inbox %q: %w", msgID, err)
 			case n == 0:
-				return errRecheck // a why makes the check one COMMIT waits for
+				return errRecheck
 			}
 			return nil
 		},
@@ -109,13 +109,7 @@ func (tx *Tx) InboxAdd(ctx context.Context, e InboxEntry) error {
 	if at.IsZero() {
 		at = tx.now
 	}
-	err := tx.later(ctx, inboxInsert, []any{e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at)},
-		func(_ int64, err error) error {
-			if err != nil {
-				return fmt.Errorf("inbox record %q: %w", e.MsgID, err)
-			}
-			return nil
-		}, nil)
+	err := tx.later(ctx, fmt.Sprintf("inbox record %q", e.MsgID), inboxInsert, e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at))
 	if err != nil || !e.Deferred {
 		return err
 	}

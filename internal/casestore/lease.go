@@ -101,7 +101,7 @@ func (tx *Tx) TakeLease(ctx context.Context, caseID int64, owner string, ttl tim
 		return time.Time{}, errors.New("take lease: empty owner or non-positive ttl")
 	}
 	now := ms64(tx.now)
-	err = tx.later(ctx, `UPDATE cases SET lease_owner = ?, lease_until = ?
+	err = tx.laterChecked(ctx, `UPDATE cases SET lease_owner = ?, lease_until = ?
 		WHERE id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)`,
 		[]any{owner, now + ttl.Milliseconds(), caseID, owner, now},
 		func(n int64, err error) error {
@@ -146,13 +146,8 @@ func (e *LeasedError) Unwrap() error { return ErrLeased }
 // DropLease ends owner's lease inside an open transaction (no-op if owner
 // does not hold it). On PostgreSQL the statement is queued.
 func (tx *Tx) DropLease(ctx context.Context, caseID int64, owner string) error {
-	return tx.later(ctx, `UPDATE cases SET lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?`,
-		[]any{caseID, owner}, func(_ int64, err error) error {
-			if err != nil {
-				return fmt.Errorf("drop lease on case %d: %w", caseID, err)
-			}
-			return nil
-		}, nil)
+	return tx.later(ctx, fmt.Sprintf("drop lease on case %d", caseID),
+		`UPDATE cases SET lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?`, caseID, owner)
 }
 
 // LeaseUntil returns when the case's current lease ends (zero: free).

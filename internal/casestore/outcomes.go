@@ -56,19 +56,13 @@ func (tx *Tx) RecordCommandOutcome(ctx context.Context, o CommandOutcome) error 
 	if at.IsZero() {
 		at = tx.now
 	}
-	return tx.later(ctx, `INSERT INTO command_outcomes
+	return tx.later(ctx, fmt.Sprintf("command outcome %q", o.CommandID), `INSERT INTO command_outcomes
 		(command_id, verdict, case_id, code, reason, dead_letter_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (command_id) DO UPDATE SET verdict = excluded.verdict, case_id = excluded.case_id,
 			code = excluded.code, reason = excluded.reason, dead_letter_id = excluded.dead_letter_id,
 			recorded_at = excluded.recorded_at
 		WHERE command_outcomes.dead_letter_id <> 0`,
-		[]any{o.CommandID, o.Verdict, o.CaseID, o.Code, o.Reason, o.DeadLetterID, ms64(at)},
-		func(_ int64, err error) error {
-			if err != nil {
-				return fmt.Errorf("command outcome %q: %w", o.CommandID, err)
-			}
-			return nil
-		}, nil)
+		o.CommandID, o.Verdict, o.CaseID, o.Code, o.Reason, o.DeadLetterID, ms64(at))
 }
 
 // CommandOutcome returns the verdict recorded for a command, or ErrNotFound

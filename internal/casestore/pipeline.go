@@ -54,9 +54,12 @@ var errRecheck = errors.New("casestore: recheck")
 type pgStmt struct {
 	sql  string // with $n placeholders
 	args []any
+	// checked: the statement can fail on its row count (laterChecked),
+	// so COMMIT must wait for its answer; otherwise only a server error
+	// fails it, which skips the rest of the batch, COMMIT with it.
+	checked bool
 	// done maps the statement's outcome (rows affected, error) to the
-	// caller's error; errRecheck hands over to why. A done without a why
-	// must fail only on a server error: COMMIT may ride in its batch.
+	// caller's error; errRecheck hands over to why.
 	done func(n int64, err error) error
 	// why reads what went wrong, in the transaction when it is still
 	// usable, otherwise on the read pool (committed state).
@@ -81,7 +84,7 @@ func (p *pgPipe) later(s pgStmt) {
 	if p.err != nil {
 		return
 	}
-	if s.why != nil {
+	if s.checked {
 		p.checked = true
 	}
 	p.pending = append(p.pending, s)
@@ -201,6 +204,9 @@ func (p *pgPipe) outcome(ctx context.Context, s pgStmt, r result, aborted bool) 
 	if !errors.Is(err, errRecheck) {
 		return err
 	}
+	if s.why == nil {
+		return fmt.Errorf("%w without a why (a bug)", err)
+	}
 	if aborted {
 		if p.diag == nil {
 			return fmt.Errorf("recheck without a read pool: %w", r.err)
@@ -285,26 +291,42 @@ func isServerError(err error) bool {
 }
 
 // later runs a write whose result nothing in the transaction reads before
-// it ends: on SQLite at once, on PostgreSQL with the transaction's next
-// round trip (see above). done maps its outcome to the caller's error
-// (nil: the statement's error as it is); when done returns errRecheck, why
-// reads what went wrong. On PostgreSQL it returns nil, or the
-// transaction's earlier failure.
-func (tx *Tx) later(ctx context.Context, query string, args []any, done func(n int64, err error) error,
+// it ends, and whose only failure is a server error (a constraint, a lost
+// connection): on SQLite at once, on PostgreSQL with the transaction's next
+// round trip (see above), where COMMIT may go in the same batch. Its error
+// is named what. On PostgreSQL it returns nil, or the transaction's
+// earlier failure.
+func (tx *Tx) later(ctx context.Context, what, query string, args ...any) error {
+	return tx.queue(ctx, query, args, false, func(_ int64, err error) error {
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}, nil)
+}
+
+// laterChecked is later for a write whose row count decides (a lease, a
+// version, an intent): check maps its outcome (rows affected, error) to
+// the caller's error, and when it returns errRecheck, why reads what went
+// wrong (why is required). On PostgreSQL COMMIT waits for a checked
+// write's answer.
+func (tx *Tx) laterChecked(ctx context.Context, query string, args []any, check func(n int64, err error) error,
 	why func(ctx context.Context, q sqlx.QueryerContext) error) error {
-	if done == nil {
-		done = func(_ int64, err error) error { return err }
-	}
+	return tx.queue(ctx, query, args, true, check, why)
+}
+
+func (tx *Tx) queue(ctx context.Context, query string, args []any, checked bool, done func(n int64, err error) error,
+	why func(ctx context.Context, q sqlx.QueryerContext) error) error {
 	if p := tx.tx.pipe; p != nil {
 		if p.err != nil {
 			return p.err
 		}
-		p.later(pgStmt{sql: bind(true, query, args), args: args, done: done, why: why})
+		p.later(pgStmt{sql: bind(true, query, args), args: args, checked: checked, done: done, why: why})
 		return nil
 	}
 	res, err := tx.tx.ExecContext(ctx, query, args...)
 	var n int64
-	if err == nil {
+	if err == nil && checked {
 		n, err = res.RowsAffected()
 	}
 	if err := done(n, err); !errors.Is(err, errRecheck) || why == nil {

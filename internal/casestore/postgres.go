@@ -190,11 +190,6 @@ func (tx *Tx) lockOrder(ctx context.Context, plat, orderID string) error {
 	}
 	// Queued (pipeline.go): the lock is taken before the statements that
 	// follow it, in the same round trip.
-	return tx.later(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?::text || '/' || ?::text, 0))`, []any{plat, orderID},
-		func(_ int64, err error) error {
-			if err != nil {
-				return fmt.Errorf("lock order %s %s: %w", plat, orderID, err)
-			}
-			return nil
-		}, nil)
+	return tx.later(ctx, fmt.Sprintf("lock order %s %s", plat, orderID),
+		`SELECT pg_advisory_xact_lock(hashtextextended(?::text || '/' || ?::text, 0))`, plat, orderID)
 }

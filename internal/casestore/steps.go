@@ -163,7 +163,7 @@ func (tx *Tx) FinishStep(ctx context.Context, idempotencyKey string, res StepRes
 	// on PostgreSQL, checks it again on the row as it is once any other
 	// writer of it is done), and the row is read only when it does not
 	// hold.
-	return tx.later(ctx, `UPDATE step_attempts SET status = ?, outcome = ?, request_id = ?,
+	return tx.laterChecked(ctx, `UPDATE step_attempts SET status = ?, outcome = ?, request_id = ?,
 		error_code = ?, error_message = ?, finished_at = ? WHERE idempotency_key = ? AND status = 'intent'`,
 		[]any{string(res.Status), res.Outcome, res.RequestID, res.ErrorCode, res.ErrorMessage, ms64(tx.now), idempotencyKey},
 		func(n int64, err error) error {
@@ -195,16 +195,11 @@ func (tx *Tx) RecordStep(ctx context.Context, caseID int64, step, request string
 	if res.Status != StepDone && res.Status != StepFailed {
 		return fmt.Errorf("record step %s: status %q: want done or failed", step, res.Status)
 	}
-	return tx.later(ctx, `INSERT INTO step_attempts (case_id, step, status, request, outcome,
+	return tx.later(ctx, fmt.Sprintf("record step %s for case %d", step, caseID),
+		`INSERT INTO step_attempts (case_id, step, status, request, outcome,
 		request_id, error_code, error_message, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		[]any{caseID, step, string(res.Status), request, res.Outcome, res.RequestID, res.ErrorCode, res.ErrorMessage,
-			ms64(tx.now), ms64(tx.now)},
-		func(_ int64, err error) error {
-			if err != nil {
-				return fmt.Errorf("record step %s for case %d: %w", step, caseID, err)
-			}
-			return nil
-		}, nil)
+		caseID, step, string(res.Status), request, res.Outcome, res.RequestID, res.ErrorCode, res.ErrorMessage,
+		ms64(tx.now), ms64(tx.now))
 }
 
 // StepByKey returns the attempt with the given idempotency key, or ErrNotFound.

@@ -72,12 +72,7 @@ func (tx *Tx) AppendTimeline(ctx context.Context, entries ...TimelineEntry) erro
 		args = append(args, e.CaseID, ms64(at), string(e.Kind), e.Summary, detail)
 	}
 	caseID := entries[0].CaseID
-	return tx.later(ctx, timelineInsert[len(entries)-1], args, func(_ int64, err error) error {
-		if err != nil {
-			return fmt.Errorf("append timeline of case %d: %w", caseID, err)
-		}
-		return nil
-	}, nil)
+	return tx.later(ctx, fmt.Sprintf("append timeline of case %d", caseID), timelineInsert[len(entries)-1], args...)
 }
 
 // maxTimelineBatch bounds the rows of one timeline INSERT (so the statement
