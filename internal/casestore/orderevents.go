@@ -64,9 +64,10 @@ const orderEventColumns = `id, platform, order_id, msg_id, message_type, kind, o
 // wakes now and its version is bumped, so that a decision made before the
 // event and not yet committed is made again with it (at the cost of
 // repeating a read step that ran meanwhile). It returns the event's id and
-// the cases told; recorded is false when the event was kept before (its
-// msg_id), and then nothing is written.
-func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, summary string, interrupt bool) (id int64, cases []int64, recorded bool, err error) {
+// the cases told, as they were before the event (read under the order's
+// lock: the caller need not read them again); recorded is false when the
+// event was kept before (its msg_id), and then nothing is written.
+func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, summary string, interrupt bool) (id int64, cases []Case, recorded bool, err error) {
 	if !ev.Platform.Valid() || ev.OrderID == "" || ev.MsgID == "" {
 		return 0, nil, false, fmt.Errorf("order event: platform %q, order %q, message %q: all required", ev.Platform, ev.OrderID, ev.MsgID)
 	}
@@ -96,12 +97,15 @@ func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, summary strin
 		}
 		return 0, nil, false, err
 	}
-	if err := sqlx.SelectContext(ctx, tx.tx, &cases, `SELECT id FROM cases
+	var rows []caseRow
+	if err := sqlx.SelectContext(ctx, tx.tx, &rows, `SELECT `+caseColumns+` FROM cases
 		WHERE platform = ? AND order_id = ? AND `+terminalFilter()+` ORDER BY id`, string(ev.Platform), ev.OrderID); err != nil {
 		return 0, nil, false, fmt.Errorf("open cases of order %s: %w", ev.OrderID, err)
 	}
 	detail, _ := json.Marshal(map[string]any{"orderEvent": id, "type": ev.MessageType, "orderStatus": ev.OrderStatus})
-	for _, c := range cases {
+	for _, r := range rows {
+		cases = append(cases, r.toCase())
+		c := r.ID
 		// Without interrupt neither the version nor the wake changes:
 		// order_events_latest is no column an update writes, and the case
 		// reads the event at its next decision, before any step.
@@ -111,8 +115,8 @@ func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, summary strin
 			q = `UPDATE cases SET next_wake_at = ?, order_events_latest = ?, version = version + 1, updated_at = ? WHERE id = ?`
 			args = []any{ms64(at), id, ms64(tx.now), c}
 		}
-		if _, err := tx.tx.ExecContext(ctx, q, args...); err != nil {
-			return 0, nil, false, fmt.Errorf("wake case %d: %w", c, err)
+		if err := tx.later(ctx, fmt.Sprintf("wake case %d", c), q, args...); err != nil {
+			return 0, nil, false, err
 		}
 		if err := tx.AppendTimeline(ctx, TimelineEntry{CaseID: c, At: at, Kind: KindCallback, Summary: summary, Detail: detail}); err != nil {
 			return 0, nil, false, err

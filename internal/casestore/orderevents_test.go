@@ -34,9 +34,9 @@ func testOrderEventKeptOnceAndToldToOpenCases(t *testing.T, be backend) {
 	ev := OrderEvent{Platform: platform.Taobao, OrderID: "o1", MsgID: "m1", MessageType: "ORDER_CANCEL", Kind: platform.KindOrderStatus,
 		OrderStatus: "CANCEL", Ended: true, CloseReason: "buyer_cancel", TotalAmount: 10000, Body: []byte(`{"orderId":"o1"}`)}
 	interrupt := true
-	record := func() (int64, []int64, bool) {
+	record := func() (int64, []Case, bool) {
 		var id int64
-		var cases []int64
+		var cases []Case
 		var recorded bool
 		if err := s.Update(ctx, func(tx *Tx) error {
 			var err error
@@ -48,7 +48,7 @@ func testOrderEventKeptOnceAndToldToOpenCases(t *testing.T, be backend) {
 		return id, cases, recorded
 	}
 	id, cases, recorded := record()
-	if !recorded || id == 0 || len(cases) != 2 || cases[0] != a.ID || cases[1] != b.ID {
+	if !recorded || id == 0 || len(cases) != 2 || cases[0].ID != a.ID || cases[1].ID != b.ID {
 		t.Fatalf("first record: id %d cases %v recorded %v; want the two open cases of o1", id, cases, recorded)
 	}
 	if _, cases, recorded := record(); recorded || len(cases) != 0 {

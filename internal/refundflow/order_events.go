@@ -41,22 +41,23 @@ func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *M
 	summary := "order event " + describeOrderEvent(OrderEvent{Type: ev.Type, Kind: ev.Kind, Status: oe.OrderStatus,
 		CloseReason: oe.CloseReason, TotalAmount: oe.TotalAmount})
 	interrupt := oe.Ended || oe.Kind == platform.KindPriceModify
-	var cases []int64
+	var cases []casestore.Case
 	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
 		if msg != nil && msg.ID != "" {
-			fresh, err := tx.InboxRecord(ctx, inboxEntry(msg))
-			if err != nil {
+			if err := tx.InboxAdd(ctx, inboxEntry(msg)); err != nil {
 				return err
 			}
-			if !fresh {
-				return errOrderEventSeen
-			}
 		}
-		var err error
 		// An ended order or a new price must stop a decision made
 		// without it (a submission with the old bounds); other news waits
 		// for the case's next decision.
-		_, cases, _, err = tx.RecordOrderEvent(ctx, oe, summary, interrupt)
+		_, told, recorded, err := tx.RecordOrderEvent(ctx, oe, summary, interrupt)
+		if err == nil && !recorded {
+			// Kept before under the message's id (oe.MsgID): a copy of
+			// a message applied already, or being applied beside this one.
+			err = errOrderEventSeen
+		}
+		cases = told
 		return err
 	})
 	switch {
@@ -67,13 +68,16 @@ func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *M
 	}
 	msg.applied(e.now())
 	h := Handled{Ignored: len(cases) == 0}
-	if !interrupt {
+	ids := make([]int64, 0, len(cases))
+	for _, c := range cases {
 		// Quieter news is read at each case's next decision, except by a
 		// case it may take out of its stop (a payment after a submission
 		// the platform refused whole): that one is woken now.
-		cases = e.undoable(ctx, cases)
+		if interrupt || undoable(c) {
+			ids = append(ids, c.ID)
+		}
 	}
-	for _, id := range cases {
+	for _, id := range ids {
 		ch, err := e.Wake(ctx, id, InputTimer)
 		if err != nil {
 			e.log.InfoContext(ctx, "order event: case left to its timer", "case", id, "order", orderID, "err", err)
@@ -85,19 +89,11 @@ func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *M
 	return h, nil
 }
 
-// undoable returns the cases among ids stopped before submission for a
-// reason a change of their order may undo (orderCanUndo).
-func (e *Engine) undoable(ctx context.Context, ids []int64) []int64 {
-	var out []int64
-	for _, id := range ids {
-		c, err := e.store.GetCase(ctx, id)
-		if err != nil {
-			continue // its timer or next input reads the event anyway
-		}
-		cv, err := caseViewOf(c)
-		if err == nil && cv.State == StateNeedsAttention && cv.beforeSubmit() && orderCanUndo(cv) {
-			out = append(out, id)
-		}
-	}
-	return out
+// undoable reports whether c (as it was when the order event came) is
+// stopped before submission for a reason a change of its order may undo
+// (orderCanUndo). A case it misses (changed since) reads the event at its
+// next decision anyway.
+func undoable(c casestore.Case) bool {
+	cv, err := caseViewOf(c)
+	return err == nil && cv.State == StateNeedsAttention && cv.beforeSubmit() && orderCanUndo(cv)
 }

@@ -27,7 +27,8 @@ import (
 func TestRoundTripsOfARefundOnPostgreSQL(t *testing.T) {
 	const (
 		requestBudget  = 11 // the request: render and submit, from the command to waiting_seller (14 before CaseAndIntent)
-		callbackBudget = 6  // the refund-created callback: recorded, verified, decided (9 before)
+		orderBudget    = 4  // the order's status callback: kept for its case (8 before)
+		callbackBudget = 7  // the refund-created callback: recorded, verified (with the order event before it), decided (10 before)
 	)
 	ctx := context.Background()
 	pushed := make(chan []byte, 16)
@@ -59,7 +60,7 @@ func TestRoundTripsOfARefundOnPostgreSQL(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	refund := func() (request, cb int64) {
+	refund := func() (request, order, cb int64) {
 		o, so := r.order(sandbox.PlatformTaobao, nil)
 		cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 		cmd.Request = taobaoRequest(false)
@@ -69,17 +70,32 @@ func TestRoundTripsOfARefundOnPostgreSQL(t *testing.T) {
 		if err != nil || h.Steps != 2 || h.State != refundflow.StateWaitingSeller {
 			t.Fatalf("request: %+v, %v; want 2 steps (render, submit) and waiting_seller", h, err)
 		}
-		var ev callback.Event
-		var body []byte
-		for ev.Kind != callback.KindRefund { // the order's status callback may come first
+		var ev, orderEv callback.Event
+		var body, orderBody []byte
+		for ev.Kind != callback.KindRefund || orderEv.Kind != callback.KindOrderStatus { // in either order
+			var b []byte
 			select {
-			case body = <-pushed:
+			case b = <-pushed:
 			case <-time.After(10 * time.Second):
-				t.Fatal("no refund callback pushed after the submit")
+				t.Fatal("no refund and order status callbacks pushed after the submit")
 			}
-			if ev, err = parser.Parse(body); err != nil {
+			got, err := parser.Parse(b)
+			if err != nil {
 				t.Fatal(err)
 			}
+			switch got.Kind {
+			case callback.KindRefund:
+				ev, body = got, b
+			case callback.KindOrderStatus:
+				orderEv, orderBody = got, b
+			}
+		}
+		before = store.RoundTrips()
+		h, err = eng.HandleCallback(ctx, orderEv, &refundflow.Message{ID: orderEv.ID, Subject: "test",
+			Source: casestore.SourceCallbacks, Payload: orderBody})
+		order = store.RoundTrips() - before
+		if err != nil || h.Duplicate || h.Ignored {
+			t.Fatalf("order status callback: %+v, %v; want it kept for the case", h, err)
 		}
 		before = store.RoundTrips()
 		h, err = eng.HandleCallback(ctx, ev, &refundflow.Message{ID: ev.ID, Subject: "test",
@@ -88,11 +104,15 @@ func TestRoundTripsOfARefundOnPostgreSQL(t *testing.T) {
 		if err != nil || h.CaseID == 0 || h.Duplicate || h.Ignored || h.State != refundflow.StateWaitingSeller {
 			t.Fatalf("callback: %+v, %v; want applied to the case, waiting_seller", h, err)
 		}
-		return request, cb
+		return request, order, cb
 	}
 	refund() // warms pgx's statement cache: a new statement's first run prepares it too
-	request, cb := refund()
-	t.Logf("round trips on PostgreSQL: request %d (budget %d), refund callback %d (budget %d)", request, requestBudget, cb, callbackBudget)
+	request, order, cb := refund()
+	t.Logf("round trips on PostgreSQL: request %d (budget %d), order status callback %d (budget %d), refund callback %d (budget %d)",
+		request, requestBudget, order, orderBudget, cb, callbackBudget)
+	if order > orderBudget {
+		t.Errorf("an order status callback took %d round trips; budget %d", order, orderBudget)
+	}
 	if request > requestBudget {
 		t.Errorf("a refund request took %d round trips; budget %d", request, requestBudget)
 	}
