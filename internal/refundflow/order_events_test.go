@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
 	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
@@ -158,4 +159,62 @@ func TestPriceCorrectionAndPaymentCarryARefusedRequest(t *testing.T) {
 	if !price || !paid {
 		t.Errorf("timeline has the price correction %v, the payment %v; want both", price, paid)
 	}
+}
+
+// TestOrderEventCopyIsADuplicate: a copy of an order message whose event is
+// kept already (a redelivery racing the first copy past the inbox check) is
+// a duplicate: the event is kept once and its case told once.
+func TestOrderEventCopyIsADuplicate(t *testing.T) {
+	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
+		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+		c, o, _, _ := r.submittedTaobaoCase()
+		ctx := context.Background()
+		body, _ := json.Marshal(map[string]any{"orderId": o, "orderStatus": "PAID"})
+		raw, _ := json.Marshal(map[string]any{"messageType": "ORDER_PAY_SUCCESS", "messageBody": string(body),
+			"messagePlatform": 0, "timestamp": "1764720000000"})
+		ev, err := r.parser.Parse(raw)
+		if err != nil || ev.Order == nil {
+			t.Fatalf("parse: %v (%+v)", err, ev)
+		}
+		msg := func() *refundflow.Message {
+			return &refundflow.Message{ID: ev.ID, Subject: "callbacks.taobao", Source: casestore.SourceCallbacks, Payload: raw}
+		}
+		before, err := r.store.Timeline(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The first copy's transaction has kept the event; its inbox row is
+		// not there yet for the second copy's check to see.
+		if err := r.store.Update(ctx, func(tx *casestore.Tx) error {
+			_, _, _, err := tx.RecordOrderEvent(ctx, casestore.OrderEvent{Platform: platform.Taobao, OrderID: o, MsgID: ev.ID,
+				MessageType: ev.Type, Kind: ev.Kind, OrderStatus: "PAID", Body: []byte(body)}, "order event", false)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		h, err := r.engine().HandleCallback(ctx, ev, msg())
+		if err != nil || !h.Duplicate {
+			t.Fatalf("the copy: %+v, %v; want a duplicate", h, err)
+		}
+		evs, err := r.store.OrderEventsAfter(ctx, platform.Taobao, o, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range evs {
+			if e.MsgID == ev.ID {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("events kept for the message: %d; want 1", n)
+		}
+		after, err := r.store.Timeline(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(after) - len(before); got != 1 {
+			t.Errorf("timeline entries added: %d; want 1 (the first copy's)", got)
+		}
+	})
 }
