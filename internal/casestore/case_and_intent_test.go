@@ -111,3 +111,76 @@ func testCreateCaseReturnsTheStoredRow(t *testing.T, be backend) {
 		}
 	}
 }
+
+// TestRequestCases: the one read a new request makes returns the open case
+// of its platform key and the case the command opened, each only when it
+// exists, on both stores and for both platforms' keys.
+func TestRequestCases(t *testing.T) { eachBackend(t, testRequestCases) }
+
+func testRequestCases(t *testing.T, be backend) {
+	ctx := context.Background()
+	s := openTest(t, be.Fresh(t))
+	create := func(n NewCase) Case {
+		t.Helper()
+		var c Case
+		if err := s.Update(ctx, func(tx *Tx) error {
+			var err error
+			c, err = tx.CreateCase(ctx, n)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ids := func(open, by *Case) (int64, int64) {
+		var o, b int64
+		if open != nil {
+			o = open.ID
+		}
+		if by != nil {
+			b = by.ID
+		}
+		return o, b
+	}
+	// The command cmd-1 opened a Taobao case that finished; cmd-2 opened
+	// the open one of the same sub-order; a 1688 order has one open case.
+	done := create(NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "requested", OpenedBy: "cmd-1"})
+	if err := s.Update(ctx, func(tx *Tx) error {
+		next := done
+		next.State = "succeeded"
+		_, err := tx.UpdateCase(ctx, next)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	open := create(NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "requested", OpenedBy: "cmd-2"})
+	ali := create(NewCase{Platform: "1688", OrderID: "o9", State: "requested", OpenedBy: "cmd-3"})
+	for _, tc := range []struct {
+		plat             platform.ID
+		order, sub, cmd  string
+		wantOpen, wantBy int64
+	}{
+		{"taobao", "o1", "s1", "cmd-1", open.ID, done.ID},
+		{"taobao", "o1", "s1", "cmd-2", open.ID, open.ID},
+		{"taobao", "o1", "s1", "cmd-new", open.ID, 0},
+		{"taobao", "o1", "s2", "cmd-1", 0, done.ID},
+		{"taobao", "o1", "s2", "cmd-new", 0, 0},
+		{"1688", "o9", "", "cmd-3", ali.ID, ali.ID},
+		{"1688", "o8", "", "", 0, 0}, // an empty command id opened nothing
+	} {
+		o, by, err := s.RequestCases(ctx, tc.plat, tc.order, tc.sub, tc.cmd)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc, err)
+		}
+		if gotO, gotB := ids(o, by); gotO != tc.wantOpen || gotB != tc.wantBy {
+			t.Errorf("RequestCases(%s %s/%s, %s) = open %d, opened by the command %d; want %d, %d",
+				tc.plat, tc.order, tc.sub, tc.cmd, gotO, gotB, tc.wantOpen, tc.wantBy)
+		}
+		if o != nil {
+			want, _ := s.GetCase(ctx, o.ID)
+			if !reflect.DeepEqual(*o, want) {
+				t.Errorf("open case\n got %+v\nwant %+v", *o, want)
+			}
+		}
+	}
+}

@@ -404,19 +404,51 @@ func terminalFilter() string {
 // case (DuplicateOf 0) wins.
 func openCase(ctx context.Context, q sqlx.QueryerContext, plat platform.ID, orderID, subOrderID string) (Case, error) {
 	var r caseRow
-	var err error
-	if plat == Platform1688 {
-		err = sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases
-			WHERE platform = ? AND order_id = ? AND `+terminalFilter()+` ORDER BY duplicate_of, id LIMIT 1`, string(plat), orderID)
-	} else {
-		err = sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases
-			WHERE platform = ? AND sub_order_id = ? AND sub_order_id <> '' AND `+terminalFilter()+`
-			ORDER BY id DESC LIMIT 1`, string(plat), subOrderID)
-	}
+	query, args := openCaseQuery(plat, orderID, subOrderID)
+	err := sqlx.GetContext(ctx, q, &r, query, args...)
 	if err != nil {
 		return Case{}, fmt.Errorf("open case for %s %s/%s: %w", string(plat), orderID, subOrderID, notFound(err))
 	}
 	return r.toCase(), nil
+}
+
+// openCaseQuery is the query of openCase and its arguments.
+func openCaseQuery(plat platform.ID, orderID, subOrderID string) (string, []any) {
+	if plat == Platform1688 {
+		return `SELECT ` + caseColumns + ` FROM cases
+			WHERE platform = ? AND order_id = ? AND ` + terminalFilter() + ` ORDER BY duplicate_of, id LIMIT 1`, []any{string(plat), orderID}
+	}
+	return `SELECT ` + caseColumns + ` FROM cases
+			WHERE platform = ? AND sub_order_id = ? AND sub_order_id <> '' AND ` + terminalFilter() + `
+			ORDER BY id DESC LIMIT 1`, []any{string(plat), subOrderID}
+}
+
+// RequestCases returns, in one read, the two cases a request_refund
+// command may be for: the unfinished case of its platform key (OpenCase)
+// and the case the command itself opened (CaseOpenedBy, which may have
+// finished since); nil for either that does not exist. On PostgreSQL each
+// read is a round trip, and every new request asks both.
+func (s *Store) RequestCases(ctx context.Context, plat platform.ID, orderID, subOrderID, commandID string) (open, openedBy *Case, err error) {
+	q, args := openCaseQuery(plat, orderID, subOrderID)
+	var rows []struct {
+		Which string `db:"which"`
+		caseRow
+	}
+	err = sqlx.SelectContext(ctx, s.r, &rows, `SELECT 'open' AS which, o.* FROM (`+q+`) o
+		UNION ALL SELECT 'by' AS which, `+caseColumns+` FROM cases WHERE opened_by = ? AND opened_by <> ''`,
+		append(args, commandID)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cases of request %q for %s %s/%s: %w", commandID, plat, orderID, subOrderID, err)
+	}
+	for _, r := range rows {
+		c := r.toCase()
+		if r.Which == "open" {
+			open = &c
+		} else {
+			openedBy = &c
+		}
+	}
+	return open, openedBy, nil
 }
 
 // OpenCase returns the unfinished case a platform key names (a Taobao

@@ -289,11 +289,11 @@ func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, 
 		}
 		return c, err
 	}
-	c, err := e.store.OpenCase(ctx, cmd.Platform, cmd.OrderID, cmd.SubOrderID)
-	if err == nil || !errors.Is(err, casestore.ErrNotFound) {
-		return c, err
-	}
 	if cmd.Kind != InputRequestRefund {
+		c, err := e.store.OpenCase(ctx, cmd.Platform, cmd.OrderID, cmd.SubOrderID)
+		if err == nil || !errors.Is(err, casestore.ErrNotFound) {
+			return c, err
+		}
 		sub := ""
 		if cmd.Platform == PlatformTaobao {
 			sub = cmd.SubOrderID
@@ -303,10 +303,16 @@ func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, 
 		}
 		return casestore.Case{}, fmt.Errorf("%s order %s sub-order %q: %w", cmd.Platform, cmd.OrderID, cmd.SubOrderID, ErrNoCase)
 	}
-	if opened, err := e.store.CaseOpenedBy(ctx, cmd.ID); err == nil {
+	open, opened, err := e.store.RequestCases(ctx, cmd.Platform, cmd.OrderID, cmd.SubOrderID, cmd.ID)
+	switch {
+	case err != nil:
+		return casestore.Case{}, err
+	case open != nil:
+		return *open, nil
+	case opened != nil:
 		// A redelivery of the command that opened a case that has finished
 		// since: never a second case (it would submit a second refund).
-		return opened, nil
+		return *opened, nil
 	}
 	if cmd.Platform == PlatformTaobao && cmd.OrderID == "" {
 		// The Taobao list (the only lookup by order) needs the order id to

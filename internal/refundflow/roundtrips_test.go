@@ -26,7 +26,7 @@ import (
 // that nothing else runs meanwhile.
 func TestRoundTripsOfARefundOnPostgreSQL(t *testing.T) {
 	const (
-		requestBudget  = 11 // the request: render and submit, from the command to waiting_seller (14 before CaseAndIntent)
+		requestBudget  = 10 // the request: render and submit, from the command to waiting_seller (14 before)
 		orderBudget    = 4  // the order's status callback: kept for its case (8 before)
 		callbackBudget = 7  // the refund-created callback: recorded, verified (with the order event before it), decided (10 before)
 	)
