@@ -309,32 +309,51 @@ func openStore(t *testing.T, store string) *casestore.Store {
 // stream's last sequence when it starts.
 func callbackMsgIDs(ctx context.Context, t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
+	// Just after a NATS node's restart the cluster may still be electing
+	// the stream's leader (or the meta leader): JetStream's API then
+	// answers "no responders" or times out for a moment. Read again until
+	// it answers, as the workers do.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ids, err := readCallbackMsgIDs(ctx, js, deadline)
+		if err == nil {
+			return ids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read the callback stream: %v", err)
+		}
+		t.Logf("read the callback stream: %v; again", err)
+		time.Sleep(200 * time.Millisecond) // a retry's pace, not synchronisation
+	}
+}
+
+// readCallbackMsgIDs is one pass of callbackMsgIDs.
+func readCallbackMsgIDs(ctx context.Context, js jetstream.JetStream, deadline time.Time) ([]string, error) {
 	s, err := js.Stream(ctx, events.DefaultStreamName)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var ids []string
-	deadline := time.Now().Add(30 * time.Second)
 	for seq := uint64(0); seq < info.State.LastSeq; {
 		if time.Now().After(deadline) {
-			t.Fatalf("read the callback stream up to seq %d of %d in 30s", seq, info.State.LastSeq)
+			return nil, fmt.Errorf("read up to seq %d of %d in 30s", seq, info.State.LastSeq)
 		}
 		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		for m := range batch.Messages() {
 			md, err := m.Metadata()
 			if err != nil {
-				t.Fatal(err)
+				return nil, err
 			}
 			seq = md.Sequence.Stream
 			if !strings.HasPrefix(m.Subject(), "callbacks.") {
@@ -342,15 +361,15 @@ func callbackMsgIDs(ctx context.Context, t *testing.T, js jetstream.JetStream) [
 			}
 			id := m.Headers().Get(events.HeaderMsgID)
 			if id == "" {
-				t.Fatalf("callback %s without %s", m.Subject(), events.HeaderMsgID)
+				return nil, fmt.Errorf("callback %s without %s", m.Subject(), events.HeaderMsgID)
 			}
 			ids = append(ids, id)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
-	return ids
+	return ids, nil
 }
 
 // createOrder creates an order on the sandbox through its admin API, so
