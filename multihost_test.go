@@ -314,17 +314,15 @@ func callbackMsgIDs(ctx context.Context, t *testing.T, js jetstream.JetStream) [
 	// answers "no responders" or times out for a moment. Read again until
 	// it answers, as the workers do.
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ids, err := readCallbackMsgIDs(ctx, js, deadline)
-		if err == nil {
-			return ids
+	var ids []string
+	eventstest.WaitFor(t, 30*time.Second, "the callback stream read whole", func() bool {
+		var err error
+		if ids, err = readCallbackMsgIDs(ctx, js, deadline); err != nil {
+			t.Logf("read the callback stream: %v; again", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("read the callback stream: %v", err)
-		}
-		t.Logf("read the callback stream: %v; again", err)
-		time.Sleep(200 * time.Millisecond) // a retry's pace, not synchronisation
-	}
+		return err == nil
+	})
+	return ids
 }
 
 // readCallbackMsgIDs is one pass of callbackMsgIDs.
