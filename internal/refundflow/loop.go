@@ -29,9 +29,10 @@ type job struct {
 	// created is the case open created, as committed: the first turn
 	// decides on it without reading it back (run.load).
 	created *casestore.Case
-	// keptNow: msg is a callback this call kept (recordCallback), the
-	// first copy of it kept: no other verification of it can have
-	// committed before this one started, so process does not look for one.
+	// keptNow: msg is a callback this call kept (recordCallback) as the
+	// first copy kept: process does not look it up in the inbox again (a
+	// verification of another copy meanwhile is rare, and is caught where
+	// this input's transactions commit: see process).
 	keptNow bool
 }
 
