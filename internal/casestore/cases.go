@@ -43,7 +43,8 @@ type Case struct {
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
 	// LeaseOwner and LeaseUntil: the worker process holding the case, if
-	// any, and until when (read-only here: see ClaimLease and Tx.TakeLease).
+	// any, and until when (written by ClaimLease and the like and by
+	// Tx.UpdateCaseLeased, not by UpdateCase).
 	LeaseOwner string
 	LeaseUntil time.Time
 	// OpenedBy is the id of the command that opened the case, if any.
@@ -148,7 +149,7 @@ type NewCase struct {
 	// unique, so a redelivered command cannot open a second case.
 	OpenedBy string
 	// LeaseOwner, when set, holds the new case's lease for LeaseTTL from
-	// the start (as Tx.TakeLease would, without a second statement).
+	// the start (as Tx.UpdateCaseLeased would, without a second statement).
 	LeaseOwner string
 	LeaseTTL   time.Duration
 }
@@ -250,7 +251,7 @@ func (tx *Tx) insertCase(ctx context.Context, vals ...any) (id, latest int64, in
 // ErrVersionConflict and writes nothing. When the case as read is at hand,
 // UpdateCaseFrom writes less.
 func (tx *Tx) UpdateCase(ctx context.Context, c Case) (Case, error) {
-	return tx.updateCase(ctx, nil, c)
+	return tx.updateCase(ctx, nil, c, nil)
 }
 
 // UpdateCaseFrom is UpdateCase writing only the fields in which next differs
@@ -269,7 +270,44 @@ func (tx *Tx) UpdateCaseFrom(ctx context.Context, prev, next Case) (Case, error)
 		return Case{}, fmt.Errorf("update case %d: from case %d", next.ID, prev.ID)
 	}
 	next.Version = prev.Version
-	return tx.updateCase(ctx, &prev, next)
+	return tx.updateCase(ctx, &prev, next, nil)
+}
+
+// UpdateCaseLeased is UpdateCaseFrom for the worker process owner, in one
+// statement with what the decision does to owner's lease on the case: keep
+// > 0 leaves the case leased to owner until now+keep (taken, or extended);
+// keep == 0 ends owner's lease. So a decision is committed only by the
+// process that holds the case (or may take it), and the case row gets one
+// new version per decision, where taking the lease, the update and dropping
+// the lease made three: on PostgreSQL each is a row version written,
+// indexed and vacuumed, and the lease's UPDATE was the costliest statement
+// a decision ran.
+//
+// While another process holds an unexpired lease, nothing is written and
+// the error is a *LeasedError saying when that lease ends. It wins over a
+// version conflict: the holder is usually why the version moved, and the
+// caller must wait for it, not only read again. The result carries the
+// lease as stored.
+func (tx *Tx) UpdateCaseLeased(ctx context.Context, prev, next Case, owner string, keep time.Duration) (Case, error) {
+	if prev.ID != next.ID {
+		return Case{}, fmt.Errorf("update case %d: from case %d", next.ID, prev.ID)
+	}
+	if owner == "" || keep < 0 {
+		return Case{}, fmt.Errorf("update case %d: empty lease owner or negative lease time", next.ID)
+	}
+	lw := leaseWrite{owner: owner}
+	if keep > 0 {
+		lw.until = ms64(tx.now) + keep.Milliseconds()
+	}
+	next.Version = prev.Version
+	return tx.updateCase(ctx, &prev, next, &lw)
+}
+
+// leaseWrite is what UpdateCaseLeased writes to the case's lease: owner's
+// until then (ms), or no lease (until 0).
+type leaseWrite struct {
+	owner string
+	until int64
 }
 
 // caseField is one mutable column of cases and its value in a Case.
@@ -312,8 +350,10 @@ func docText(d json.RawMessage) string {
 // worker's bottleneck. The lease fields of the result are prev's (or next's
 // when prev is nil) as given, not necessarily the stored ones: a lease
 // changes without a new version (TakeLease in the same transaction, another
-// process's claim). Store.LeaseUntil reads the lease.
-func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case) (Case, error) {
+// process's claim), except with lw (UpdateCaseLeased), whose lease the
+// statement writes, on condition that no other process holds the case.
+// Store.LeaseUntil reads the lease.
+func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case, lw *leaseWrite) (Case, error) {
 	var set strings.Builder
 	args := make([]any, 0, len(caseFields)+3)
 	for _, f := range caseFields {
@@ -329,10 +369,19 @@ func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case) (Case, erro
 		args = append(args, v)
 	}
 	now := ms64(tx.now)
+	where := "WHERE id = ? AND version = ?"
+	if lw != nil {
+		set.WriteString("lease_owner = ?, lease_until = ?, ")
+		args = append(args, lw.storedOwner(), lw.until)
+	}
 	args = append(args, now, next.ID, next.Version)
+	if lw != nil {
+		where += " AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)"
+		args = append(args, lw.owner, now)
+	}
 	id, version := next.ID, next.Version
 	err := tx.laterChecked(ctx, `UPDATE cases SET `+set.String()+`updated_at = ?, version = version + 1
-		WHERE id = ? AND version = ?`, args,
+		`+where, args,
 		func(n int64, err error) error {
 			switch {
 			case err != nil && isUnique(err):
@@ -345,8 +394,12 @@ func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case) (Case, erro
 			return nil
 		},
 		func(ctx context.Context, q sqlx.QueryerContext) error {
-			if _, err := getCase(ctx, q, id); err != nil {
+			stored, err := getCase(ctx, q, id)
+			if err != nil {
 				return fmt.Errorf("update case %d: %w", id, err)
+			}
+			if lw != nil && lw.heldElsewhere(stored, now) {
+				return &LeasedError{CaseID: id, Until: stored.LeaseUntil}
 			}
 			return fmt.Errorf("update case %d at version %d: %w", id, version, ErrVersionConflict)
 		})
@@ -357,7 +410,28 @@ func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case) (Case, erro
 		next.Platform, next.OrderID, next.SubOrderID, next.CreatedAt = prev.Platform, prev.OrderID, prev.SubOrderID, prev.CreatedAt
 		next.LeaseOwner, next.LeaseUntil, next.OpenedBy, next.DuplicateOf = prev.LeaseOwner, prev.LeaseUntil, prev.OpenedBy, prev.DuplicateOf
 	}
+	if lw != nil {
+		next.LeaseOwner, next.LeaseUntil = lw.storedOwner(), time.Time{}
+		if lw.until > 0 {
+			next.LeaseUntil = time.UnixMilli(lw.until).UTC()
+		}
+	}
 	return storedCase(next, now), nil
+}
+
+// storedOwner is the lease_owner lw writes: none when the lease ends.
+func (lw *leaseWrite) storedOwner() string {
+	if lw.until == 0 {
+		return ""
+	}
+	return lw.owner
+}
+
+// heldElsewhere reports whether the case as stored is leased, at now (ms),
+// to a process other than lw's: the condition UpdateCaseLeased's statement
+// refuses on.
+func (lw *leaseWrite) heldElsewhere(c Case, now int64) bool {
+	return c.LeaseOwner != "" && c.LeaseOwner != lw.owner && c.LeaseUntil.UnixMilli() >= now
 }
 
 // storedCase returns c as the database holds it after an update at now:

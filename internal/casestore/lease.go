@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // ErrLeased: another worker holds the case's lease; try again after it
@@ -89,66 +87,19 @@ func (s *Store) ReleaseLease(ctx context.Context, caseID int64, owner string) er
 	return nil
 }
 
-// TakeLease is ClaimLease inside an open transaction: the worker takes the
-// lease in the same transaction as the decision it commits, so a decision is
-// only ever committed by the process that holds the case. A lease another
-// process holds is a *LeasedError.
-//
-// On PostgreSQL the statement is queued (pipeline.go): until is then what
-// the lease will be, and the error comes out of a later call or Update.
-func (tx *Tx) TakeLease(ctx context.Context, caseID int64, owner string, ttl time.Duration) (until time.Time, err error) {
-	if owner == "" || ttl <= 0 {
-		return time.Time{}, errors.New("take lease: empty owner or non-positive ttl")
-	}
-	now := ms64(tx.now)
-	err = tx.laterChecked(ctx, `UPDATE cases SET lease_owner = ?, lease_until = ?
-		WHERE id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)`,
-		[]any{owner, now + ttl.Milliseconds(), caseID, owner, now},
-		func(n int64, err error) error {
-			switch {
-			case err != nil:
-				return fmt.Errorf("take lease on case %d: %w", caseID, err)
-			case n != 1:
-				return errRecheck
-			}
-			return nil
-		},
-		func(ctx context.Context, q sqlx.QueryerContext) error {
-			var held int64
-			if err := sqlx.GetContext(ctx, q, &held, `SELECT lease_until FROM cases WHERE id = ?`, caseID); err != nil {
-				return fmt.Errorf("take lease on case %d: %w", caseID, notFound(err))
-			}
-			return &LeasedError{CaseID: caseID, Until: time.UnixMilli(held).UTC()}
-		})
-	if le := (*LeasedError)(nil); errors.As(err, &le) {
-		return le.Until, err
-	}
-	if err != nil {
-		return time.Time{}, err
-	}
-	return time.UnixMilli(now + ttl.Milliseconds()).UTC(), nil
-}
-
-// LeasedError is ErrLeased from TakeLease: another process holds the case
-// until Until.
+// LeasedError is ErrLeased from Tx.UpdateCaseLeased: another process holds
+// the case until Until.
 type LeasedError struct {
 	CaseID int64
 	Until  time.Time
 }
 
 func (e *LeasedError) Error() string {
-	return fmt.Sprintf("take lease on case %d: %v (until %s)", e.CaseID, ErrLeased, e.Until.Format(time.RFC3339Nano))
+	return fmt.Sprintf("update case %d: %v (until %s)", e.CaseID, ErrLeased, e.Until.Format(time.RFC3339Nano))
 }
 
 // Unwrap makes a *LeasedError match ErrLeased.
 func (e *LeasedError) Unwrap() error { return ErrLeased }
-
-// DropLease ends owner's lease inside an open transaction (no-op if owner
-// does not hold it). On PostgreSQL the statement is queued.
-func (tx *Tx) DropLease(ctx context.Context, caseID int64, owner string) error {
-	return tx.later(ctx, fmt.Sprintf("drop lease on case %d", caseID),
-		`UPDATE cases SET lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?`, caseID, owner)
-}
 
 // LeaseUntil returns when the case's current lease ends (zero: free).
 func (s *Store) LeaseUntil(ctx context.Context, caseID int64) (owner string, until time.Time, err error) {

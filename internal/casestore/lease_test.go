@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -186,5 +187,128 @@ func testLeaseAndIntentOnceUnderConcurrency(t *testing.T, be backend) {
 	it, err := stores[1].OpenIntent(ctx, c.ID)
 	if err != nil || it.Begins != n {
 		t.Errorf("intent = %+v, %v; want begun %d times", it, err, n)
+	}
+}
+
+// TestUpdateCaseLeased: a decision's update carries the case's lease in
+// its one statement. The owner takes the lease (or keeps it) and lets it go
+// with one new version each; the case it returns is the stored one, lease
+// included; another process's unexpired lease refuses the update, with
+// when it ends, even when the version is stale too (the holder is what the
+// caller must wait for), and writes nothing; an expired one is taken over;
+// a stale version on a free case is a version conflict.
+func TestUpdateCaseLeased(t *testing.T) { eachBackend(t, testUpdateCaseLeased) }
+
+func testUpdateCaseLeased(t *testing.T, be backend) {
+	s := openTest(t, be.Fresh(t))
+	ctx := context.Background()
+	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "requested"})
+	update := func(prev Case, state, owner string, keep time.Duration) (Case, error) {
+		next := prev
+		next.State = state
+		var got Case
+		err := s.Update(ctx, func(tx *Tx) error {
+			var err error
+			got, err = tx.UpdateCaseLeased(ctx, prev, next, owner, keep)
+			return err
+		})
+		return got, err
+	}
+	stored := func() Case {
+		t.Helper()
+		got, err := s.GetCase(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	sameAsStored := func(what string, got Case) {
+		t.Helper()
+		if st := stored(); !reflect.DeepEqual(got, st) {
+			t.Errorf("%s returned\n%+v\nstored\n%+v", what, got, st)
+		}
+	}
+
+	taken, err := update(c, "rendering", "me", time.Minute)
+	if err != nil {
+		t.Fatalf("take with the update: %v", err)
+	}
+	if taken.LeaseOwner != "me" || time.Until(taken.LeaseUntil) < 50*time.Second || taken.Version != c.Version+1 {
+		t.Errorf("after taking: lease %q until %v, version %d; want me for a minute, version %d",
+			taken.LeaseOwner, taken.LeaseUntil, taken.Version, c.Version+1)
+	}
+	sameAsStored("taking", taken)
+	if _, err := s.ClaimLease(ctx, c.ID, "other", time.Minute); !errors.Is(err, ErrLeased) {
+		t.Errorf("another claim while held: %v; want ErrLeased", err)
+	}
+
+	kept, err := update(taken, "submitting", "me", time.Minute)
+	if err != nil || kept.LeaseOwner != "me" || kept.Version != taken.Version+1 {
+		t.Fatalf("keep with the update: %+v, %v; want held by me, version %d", kept, err, taken.Version+1)
+	}
+	sameAsStored("keeping", kept)
+
+	let, err := update(kept, "submitted", "me", 0)
+	if err != nil || let.LeaseOwner != "" || !let.LeaseUntil.IsZero() || let.Version != kept.Version+1 {
+		t.Fatalf("let go with the update: lease %q until %v, version %d, %v; want free, version %d",
+			let.LeaseOwner, let.LeaseUntil, let.Version, err, kept.Version+1)
+	}
+	sameAsStored("letting go", let)
+
+	held, err := s.ClaimLease(ctx, c.ID, "other", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		prev Case
+	}{{"current version", stored()}, {"stale version", kept}} {
+		_, err := update(tc.prev, "needs_attention", "me", time.Minute)
+		var le *LeasedError
+		if !errors.As(err, &le) || !errors.Is(err, ErrLeased) || le.CaseID != c.ID || !le.Until.Equal(held) {
+			t.Errorf("%s, held by other: %v; want a LeasedError until %v", tc.name, err, held)
+		}
+		if got := stored(); got.State != "submitted" || got.Version != let.Version || got.LeaseOwner != "other" {
+			t.Errorf("%s, held by other: case %q v%d leased to %q; want it untouched", tc.name, got.State, got.Version, got.LeaseOwner)
+		}
+	}
+
+	// A lease that expired (its holder crashed) is taken over.
+	if err := s.ReleaseLease(ctx, c.ID, "other"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimLease(ctx, c.ID, "crashed", time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	cur := stored()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := update(cur, "waiting_seller", "me", time.Minute)
+		if err == nil {
+			if got.LeaseOwner != "me" {
+				t.Errorf("after taking over: lease %q; want me", got.LeaseOwner)
+			}
+			break
+		}
+		if !errors.Is(err, ErrLeased) || time.Now().After(deadline) {
+			t.Fatalf("taking over an expired lease: %v", err)
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+
+	// A free case at a newer version: a version conflict, nothing written.
+	if err := s.ReleaseLease(ctx, c.ID, "me"); err != nil {
+		t.Fatal(err)
+	}
+	before := stored()
+	if _, err := update(cur, "closed", "me", 0); !errors.Is(err, ErrVersionConflict) || errors.Is(err, ErrLeased) {
+		t.Errorf("stale version on a free case: %v; want ErrVersionConflict", err)
+	}
+	if got := stored(); !reflect.DeepEqual(got, before) {
+		t.Errorf("after the conflict: %+v; want unchanged %+v", got, before)
+	}
+
+	if _, err := update(stored(), "closed", "", time.Minute); err == nil {
+		t.Errorf("an update without a lease owner: no error")
 	}
 }

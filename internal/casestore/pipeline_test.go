@@ -52,13 +52,10 @@ func TestPipelinedTransactionsTakeFewRoundTrips(t *testing.T) {
 	// A decision that begins a step: its writes go with BeginStep's
 	// INSERT … RETURNING, then COMMIT.
 	trips("decision with an intent", 2, func(tx *Tx) error {
-		if _, err := tx.TakeLease(ctx, c.ID, "w1", time.Minute); err != nil {
-			return err
-		}
 		next := c
 		next.State = "submitting"
 		var err error
-		if c, err = tx.UpdateCaseFrom(ctx, c, next); err != nil {
+		if c, err = tx.UpdateCaseLeased(ctx, c, next, "w1", time.Minute); err != nil {
 			return err
 		}
 		if err := tx.AppendTimeline(ctx, TimelineEntry{CaseID: c.ID, Kind: KindDecision, Summary: "submit"},
@@ -77,13 +74,10 @@ func TestPipelinedTransactionsTakeFewRoundTrips(t *testing.T) {
 	// The result's decision, the input's last: everything in one batch,
 	// then COMMIT on its own, since the lease and the version decide it.
 	trips("last decision", 2, func(tx *Tx) error {
-		if _, err := tx.TakeLease(ctx, c.ID, "w1", time.Minute); err != nil {
-			return err
-		}
 		next := c
 		next.State = "submitted"
 		var err error
-		if c, err = tx.UpdateCaseFrom(ctx, c, next); err != nil {
+		if c, err = tx.UpdateCaseLeased(ctx, c, next, "w1", 0); err != nil {
 			return err
 		}
 		if err := tx.FinishStep(ctx, "case:1:create", StepResult{Status: StepDone, Outcome: `{}`}); err != nil {
@@ -92,10 +86,7 @@ func TestPipelinedTransactionsTakeFewRoundTrips(t *testing.T) {
 		if err := tx.AppendTimeline(ctx, TimelineEntry{CaseID: c.ID, Kind: KindStep, Summary: "created"}); err != nil {
 			return err
 		}
-		if err := tx.InboxAdd(ctx, InboxEntry{MsgID: "m1", Stream: "COMMANDS", StreamSeq: 1, Subject: "commands.x"}); err != nil {
-			return err
-		}
-		return tx.DropLease(ctx, c.ID, "w1")
+		return tx.InboxAdd(ctx, InboxEntry{MsgID: "m1", Stream: "COMMANDS", StreamSeq: 1, Subject: "commands.x"})
 	})
 	// Writes nothing reads, none of which can fail but on the server:
 	// COMMIT goes with them.
@@ -145,6 +136,8 @@ func testQueuedFailureIsTheTransactionsError(t *testing.T, be backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	submitting := c
+	submitting.State = "submitting"
 	nothingWritten := func(t *testing.T) {
 		t.Helper()
 		got, err := s.GetCase(ctx, c.ID)
@@ -165,7 +158,7 @@ func testQueuedFailureIsTheTransactionsError(t *testing.T, be backend) {
 
 	t.Run("lease held elsewhere", func(t *testing.T) {
 		err := s.Update(ctx, func(tx *Tx) error {
-			if _, err := tx.TakeLease(ctx, c.ID, "me", time.Minute); err != nil {
+			if _, err := tx.UpdateCaseLeased(ctx, c, submitting, "me", time.Minute); err != nil {
 				return err
 			}
 			if err := tx.AppendTimeline(ctx, TimelineEntry{CaseID: c.ID, Kind: KindNote, Summary: "mine"}); err != nil {
@@ -206,7 +199,7 @@ func testQueuedFailureIsTheTransactionsError(t *testing.T, be backend) {
 		// aborts the transaction: the lease's reason is read from the
 		// committed state, and it is the error.
 		err := s.Update(ctx, func(tx *Tx) error {
-			if _, err := tx.TakeLease(ctx, c.ID, "me", time.Minute); err != nil {
+			if _, err := tx.UpdateCaseLeased(ctx, c, submitting, "me", time.Minute); err != nil {
 				return err
 			}
 			if err := tx.AppendTimeline(ctx, TimelineEntry{CaseID: c.ID + 1000, Kind: KindNote, Summary: "nowhere"}); err != nil {
@@ -226,7 +219,7 @@ func testQueuedFailureIsTheTransactionsError(t *testing.T, be backend) {
 		// fn fails on its own (a detail that is not JSON) after a lease
 		// refused in the queue: the refusal came first, as on SQLite.
 		err := s.Update(ctx, func(tx *Tx) error {
-			if _, err := tx.TakeLease(ctx, c.ID, "me", time.Minute); err != nil {
+			if _, err := tx.UpdateCaseLeased(ctx, c, submitting, "me", time.Minute); err != nil {
 				return err
 			}
 			return tx.AppendTimeline(ctx, TimelineEntry{CaseID: c.ID, Kind: KindNote, Summary: "x", Detail: []byte("{not json")})

@@ -4,7 +4,10 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,30 +20,73 @@ import (
 )
 
 // TestCallbackAppliedMeanwhileIsADuplicate: process A keeps a callback's
-// first copy and, before it verifies it, process B verifies a redelivered
-// copy of it to the end. A does not look the callback up again (it kept the
-// first copy), so its own decision must find B's inbox row where it
-// commits: whether A's platform read works (the decision's commit) or fails
-// (the retry's commit), A reports a duplicate, changes nothing on the case
-// and leaves no kept copy behind to be verified a third time.
+// first copy and, before its decision commits, process B verifies a
+// redelivered copy of it to the end. A does not look the callback up again
+// (it kept the first copy), so its own decision must find B's inbox row
+// where it commits. B finishes before A reads the case, and A's platform
+// read works (the decision's commit) or fails (the retry's commit); or B
+// finishes while A reads the platform, and A's commit (of the decision or
+// of the retry) meets B's new version of the case first. In each, A reports
+// a duplicate, changes nothing on the case, leaves no kept copy behind to
+// be verified a third time, and reads the platform once.
 func TestCallbackAppliedMeanwhileIsADuplicate(t *testing.T) {
 	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
-		for _, platformUp := range []bool{true, false} {
-			name := "A's platform read works"
-			if !platformUp {
-				name = "A's platform read fails"
-			}
-			t.Run(name, func(t *testing.T) { testCallbackAppliedMeanwhile(t, be, platformUp) })
+		for _, when := range []bMeanwhile{bBeforeRead, bBeforeFailedRead, bDuringRead, bDuringFailedRead} {
+			t.Run(string(when), func(t *testing.T) { testCallbackAppliedMeanwhile(t, be, when) })
 		}
 	})
 }
 
-func testCallbackAppliedMeanwhile(t *testing.T, be casestoretest.Backend, platformUp bool) {
+// bMeanwhile is when, in TestCallbackAppliedMeanwhileIsADuplicate, B
+// applies the callback.
+type bMeanwhile string
+
+const (
+	bBeforeRead       bMeanwhile = "before A's platform read, which works"
+	bBeforeFailedRead bMeanwhile = "before A's platform read, which fails"
+	bDuringRead       bMeanwhile = "during A's platform read"
+	bDuringFailedRead bMeanwhile = "during A's platform read, which fails"
+)
+
+func testCallbackAppliedMeanwhile(t *testing.T, be casestoretest.Backend, when bMeanwhile) {
 	r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 	c, o, so, refundID := r.submittedTaobaoCase()
 	ctx := context.Background()
-	url := r.url
-	if !platformUp {
+	msg, copyOf := r.refundCallback(o, so, refundID, 51)
+	ev, _ := r.parser.Parse(msg.Payload)
+	b := r.newEngine("engine-B")
+	var bGot refundflow.Handled
+	var bErr error
+	bRuns := func() { bGot, bErr = b.HandleCallback(ctx, ev, copyOf()) }
+
+	// A's platform: the sandbox behind a proxy that counts A's requests
+	// by path (and, during A's read, lets B run first), or nothing at all.
+	var mu sync.Mutex
+	requests := map[string]int{}
+	first := ""
+	var bOnce sync.Once
+	target, _ := neturl.Parse(r.url)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		requests[req.URL.Path]++
+		if first == "" {
+			first = req.URL.Path
+		}
+		mu.Unlock()
+		switch when {
+		case bDuringRead:
+			bOnce.Do(bRuns)
+		case bDuringFailedRead:
+			bOnce.Do(bRuns)
+			http.Error(w, "down", http.StatusNotFound)
+			return
+		}
+		proxy.ServeHTTP(w, req)
+	}))
+	t.Cleanup(front.Close)
+	url := front.URL
+	if when == bBeforeFailedRead {
 		down := httptest.NewServer(http.NotFoundHandler())
 		down.Close()
 		url = down.URL
@@ -55,14 +101,8 @@ func testCallbackAppliedMeanwhile(t *testing.T, be casestoretest.Backend, platfo
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := r.newEngine("engine-B")
-
-	msg, copyOf := r.refundCallback(o, so, refundID, 51)
-	ev, _ := r.parser.Parse(msg.Payload)
-	var bGot refundflow.Handled
-	var bErr error
-	msg.Recorded = func() { // A has kept the first copy: B verifies a redelivered one to the end
-		bGot, bErr = b.HandleCallback(ctx, ev, copyOf())
+	if when == bBeforeRead || when == bBeforeFailedRead {
+		msg.Recorded = bRuns // A has kept the first copy: B verifies a redelivered one to the end
 	}
 	h, err := a.HandleCallback(ctx, ev, msg)
 	if bErr != nil || bGot.Duplicate || bGot.Deferred || bGot.CaseID != c.ID {
@@ -92,5 +132,10 @@ func testCallbackAppliedMeanwhile(t *testing.T, be casestoretest.Backend, platfo
 	}
 	if n := len(r.callbackEntries(c.ID, ev.ID)); n != 1 {
 		t.Errorf("callback entries: %d; want one", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if when != bBeforeFailedRead && requests[first] != 1 {
+		t.Errorf("A's requests: %v; want %s once (A read the platform once)", requests, first)
 	}
 }

@@ -26,9 +26,6 @@ type decisionRecord struct {
 	// the same transaction; msg is not recorded with any other decision.
 	final bool
 	msg   *Message
-	// leased: this transaction took the case's lease already (the second
-	// decision of a lookahead), so persistTx does not take it again.
-	leased bool
 }
 
 // persisted is what persistTx wrote.
@@ -52,33 +49,35 @@ func (e *Engine) persist(ctx context.Context, d decisionRecord) (prior bool, err
 }
 
 // persistTx is persist inside an open transaction. The statements keep
-// this order: lease, case, step, settled intent, timeline (the entries of
-// the step, note and decision in one statement), new intent, inbox, lease
-// dropped.
+// this order: the case with its lease, the callback's inbox check, step,
+// settled intent, timeline (the entries of the step, note and decision in
+// one statement), new intent, inbox.
 func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, d decisionRecord) (persisted, error) {
-	if !d.leased {
-		if err := e.takeLease(ctx, tx, d.c.ID); err != nil {
-			return persisted{}, err
-		}
+	nc, err := d.caseRow(tx.Now())
+	if err != nil {
+		return persisted{}, err
+	}
+	// The case's lease goes with the case row: kept across the step to
+	// come, let go with the input's last decision. Another process's
+	// lease is a *casestore.LeasedError.
+	keep := e.leaseTTL
+	if d.final {
+		keep = 0
+	}
+	updated, err := tx.UpdateCaseLeased(ctx, d.c, nc, e.owner, keep)
+	if err != nil {
+		return persisted{}, err
 	}
 	if d.in.Kind == InputCallback && d.msg != nil && d.msg.ID != "" {
 		// The callback's own decision: if another verification of it (a
 		// redelivered copy, the timer's, in another process) committed
 		// meanwhile, this one is dropped, so a callback is applied once.
-		// After the lease: taking it waits for the case row, which such a
-		// commit holds, so the inbox read here sees that commit.
+		// After the case's update: it waits for the case row, which such
+		// a commit holds, so the inbox read here sees that commit.
 		// (casestore.ErrInInbox, out of this call or out of Update.)
 		if err := tx.InboxAbsent(ctx, d.msg.ID); err != nil {
 			return persisted{}, err
 		}
-	}
-	nc, err := d.caseRow(tx.Now())
-	if err != nil {
-		return persisted{}, err
-	}
-	updated, err := tx.UpdateCaseFrom(ctx, d.c, nc)
-	if err != nil {
-		return persisted{}, err
 	}
 	timeline := make([]casestore.TimelineEntry, 0, 3)
 	if d.ran != nil {
@@ -103,8 +102,10 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, d decisionReco
 			return persisted{}, err
 		}
 	}
-	if d.final {
-		if err := e.finish(ctx, tx, d.c.ID, d.msg); err != nil {
+	if d.final && d.msg != nil {
+		// The input's message goes to the inbox, so that a redelivery is
+		// dropped.
+		if err := tx.InboxAdd(ctx, inboxEntry(d.msg)); err != nil {
 			return persisted{}, err
 		}
 	}
@@ -322,17 +323,6 @@ func (d decisionRecord) beginIntent(ctx context.Context, tx *casestore.Tx) (prio
 		return false, err
 	}
 	return p && !(st.Resume && a.Status == casestore.StepIntent), nil
-}
-
-// finish ends an input in tx: its message goes to the inbox (so that a
-// redelivery is dropped) and the case's lease is dropped.
-func (e *Engine) finish(ctx context.Context, tx *casestore.Tx, caseID int64, msg *Message) error {
-	if msg != nil {
-		if err := tx.InboxAdd(ctx, inboxEntry(msg)); err != nil {
-			return err
-		}
-	}
-	return tx.DropLease(ctx, caseID, e.owner)
 }
 
 // recordStep records a step that ran: FinishStep for side effects (unless

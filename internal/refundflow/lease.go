@@ -110,15 +110,6 @@ func (e *Engine) renew(ctx context.Context, caseID int64, held *atomic.Bool) (st
 	return func() { close(done); wg.Wait() }
 }
 
-// takeLease takes the case's lease for this process in tx. A lease another
-// process holds is a *casestore.LeasedError that says when it ends, out of
-// this call or, on PostgreSQL (where the statement is queued), out of a
-// later one or the transaction's end.
-func (e *Engine) takeLease(ctx context.Context, tx *casestore.Tx, caseID int64) error {
-	_, err := tx.TakeLease(ctx, caseID, e.owner, e.leaseTTL)
-	return err
-}
-
 // leaseWait bounds how long one input waits, holding its consumer slot, for
 // another process's lease on its case; after it the input is deferred (kept
 // in the store) until the lease ends or leaseRecheck has passed, whichever

@@ -67,5 +67,5 @@ func (e *Engine) decideAhead(c casestore.Case, ahead *aheadStep, reapply bool, m
 	}
 	rec := ahead.rec
 	return decisionRecord{c: c, cv: cv, in: in, dec: dec, ran: &rec, final: isFinal(dec, reapply || dec.Reapply),
-		msg: msg, leased: true}, true
+		msg: msg}, true
 }

@@ -63,10 +63,10 @@ func (r *run) end(h Handled, err error) (done bool, _ error) {
 // step's result, until a decision needs no step (turn is one pass).
 //
 // Cross-process safety: every decision is committed together with taking
-// the case's lease (casestore Tx.TakeLease) and with the case's optimistic
-// version check, in one BEGIN IMMEDIATE transaction; the lease is kept
-// (renewed) across the platform call of a step and dropped in the
-// transaction that records the input's last decision. So a process can only
+// the case's lease and with the case's optimistic version check, in the
+// one statement that updates the case (casestore Tx.UpdateCaseLeased); the
+// lease is kept (renewed) across the platform call of a step and dropped
+// in the statement that records the input's last decision. So a process can only
 // commit a decision, and so start a side effect, while no other process is
 // in the middle of one for the case; one whose view was read while another
 // held the case reads and fetches again before deciding. A crashed holder's
@@ -141,8 +141,14 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 	case errors.As(err, &le):
 		r.held.Store(false)
 		return e.awaitLease(ctx, r, le.Until) // then read and fetch again: the holder may have changed the case
-	case errors.Is(err, casestore.ErrVersionConflict):
-		return false, nil // changed under us: decide again
+	case errors.Is(err, casestore.ErrVersionConflict): // changed under us: decide again, unless by applying this callback
+		if dup, err := e.appliedElsewhere(ctx, r); err != nil || dup {
+			if err != nil {
+				return true, err
+			}
+			return r.end(e.appliedMeanwhile(ctx, r))
+		}
+		return false, nil
 	case err != nil:
 		return true, err
 	}

@@ -83,7 +83,14 @@ func (e *Engine) retryLater(ctx context.Context, r *run, c casestore.Case, p pau
 		}
 	case errors.Is(err, casestore.ErrInInbox):
 		return e.appliedMeanwhile(ctx, r)
-	case errors.Is(err, casestore.ErrLeased), errors.Is(err, casestore.ErrVersionConflict):
+	case errors.Is(err, casestore.ErrVersionConflict):
+		if dup, err := e.appliedElsewhere(ctx, r); err != nil || dup {
+			if err != nil {
+				return h, err
+			}
+			return e.appliedMeanwhile(ctx, r)
+		}
+	case errors.Is(err, casestore.ErrLeased):
 	default:
 		return h, err
 	}
@@ -95,10 +102,28 @@ func (e *Engine) retryLater(ctx context.Context, r *run, c casestore.Case, p pau
 // it meanwhile (casestore.ErrInInbox then; see appliedMeanwhile). The
 // callback's own decision checks the same in persistTx.
 func unappliedCallback(ctx context.Context, tx *casestore.Tx, r *run) error {
-	if r.applied || r.first.Kind != InputCallback || r.msg == nil || r.msg.ID == "" {
+	if !r.callbackUnapplied() {
 		return nil
 	}
 	return tx.InboxAbsent(ctx, r.msg.ID)
+}
+
+// callbackUnapplied reports whether r's input is a callback (with a
+// message id) that no decision of r has applied yet.
+func (r *run) callbackUnapplied() bool {
+	return !r.applied && r.first.Kind == InputCallback && r.msg != nil && r.msg.ID != ""
+}
+
+// appliedElsewhere reports, after a version conflict, whether what changed
+// the case was another verification of r's callback applying it: its inbox
+// row says so, and the input is a duplicate without asking the platform
+// again. The conflict hides the inbox check's own answer: the case's
+// update comes before that check (persistTx, retryTx) and fails first.
+func (e *Engine) appliedElsewhere(ctx context.Context, r *run) (bool, error) {
+	if !r.callbackUnapplied() {
+		return false, nil
+	}
+	return e.store.InboxSeen(ctx, r.msg.ID)
 }
 
 // appliedMeanwhile ends a callback input whose transaction found it
@@ -149,7 +174,22 @@ func (e *Engine) retryTx(ctx context.Context, tx *casestore.Tx, r *run, c casest
 	if !rt.failed {
 		rt.until = p.notBefore
 	}
-	if _, err := tx.TakeLease(ctx, c.ID, e.owner, e.leaseTTL); err != nil {
+	nc := c
+	if rt.failed {
+		nc.FailedInputs = rt.attempt + 1
+	}
+	if p.flag != nil {
+		nc.AttentionCode, nc.AttentionMessage = p.flag.Code, p.flag.Message
+	}
+	if rt.done || r.msg == nil {
+		// The case's timer carries on then: it runs the failed step
+		// again (or asks the platform again), neither at once nor only
+		// at a later timer (a step timeout, a re-check hours away).
+		nc.NextWakeAt = rt.until
+	}
+	// The case is let go with its update (another process's lease is a
+	// *casestore.LeasedError), before the inbox check, as in persistTx.
+	if _, err := tx.UpdateCaseLeased(ctx, c, nc, e.owner, 0); err != nil {
 		return err
 	}
 	if err := unappliedCallback(ctx, tx, r); err != nil {
@@ -164,32 +204,13 @@ func (e *Engine) retryTx(ctx context.Context, tx *casestore.Tx, r *run, c casest
 			return err
 		}
 	}
-	nc := c
-	if rt.failed {
-		nc.FailedInputs = rt.attempt + 1
-	}
-	if p.flag != nil {
-		nc.AttentionCode, nc.AttentionMessage = p.flag.Code, p.flag.Message
-	}
-	if rt.done || r.msg == nil {
-		// The case's timer carries on then: it runs the failed step
-		// again (or asks the platform again), neither at once nor only
-		// at a later timer (a step timeout, a re-check hours away).
-		nc.NextWakeAt = rt.until
-	}
-	if _, err := tx.UpdateCaseFrom(ctx, c, nc); err != nil {
-		return err
-	}
 	summary, err := keepInput(ctx, tx, c.ID, r.msg, p, *rt)
 	if err != nil {
 		return err
 	}
 	detail, _ := json.Marshal(retryDetail{Attempt: rt.attempt, AfterMS: rt.delay.Milliseconds(), Deferred: rt.deferIt})
-	if err := tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindDecision,
-		Summary: summary + excerpt.Of(p.cause.Error(), 300), Detail: detail}); err != nil {
-		return err
-	}
-	return tx.DropLease(ctx, c.ID, e.owner)
+	return tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindDecision,
+		Summary: summary + excerpt.Of(p.cause.Error(), 300), Detail: detail})
 }
 
 // keepInput keeps what is left of an input that retries: one not applied
