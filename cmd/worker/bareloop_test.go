@@ -34,16 +34,16 @@ import (
 // so that decision and the next share one transaction):
 //
 //  1. open: CreateCase with its lease, AppendTimeline (opened), PreviousCase.
-//  2. the command's decision and the render's result: TakeLease,
-//     UpdateCaseFrom, AppendTimeline (note, decision), RecordCommandOutcome;
-//     UpdateCaseFrom, RecordStep (render), AppendTimeline (step, decision),
-//     BeginStep (the submit's intent).
-//  3. the submit's result: TakeLease, UpdateCaseFrom, FinishStep,
-//     AppendTimeline (step, decision), InboxAdd, DropLease.
+//  2. the command's decision and the render's result: UpdateCaseLeased
+//     (lease kept), AppendTimeline (note, decision), RecordCommandOutcome;
+//     UpdateCaseLeased, RecordStep (render), AppendTimeline (step,
+//     decision), BeginStep (the submit's intent).
+//  3. the submit's result: UpdateCaseLeased (lease let go), FinishStep,
+//     AppendTimeline (step, decision), InboxAdd.
 //
-// A callback decided on a case is one more: TakeLease, UpdateCaseFrom (the
-// platform check), AppendTimeline (callback, decision), InboxAdd,
-// DropLease. Any other callback (one about no case; an order message,
+// A callback decided on a case is one more: UpdateCaseLeased (the platform
+// check, lease let go), InboxAbsent, AppendTimeline (callback, decision),
+// InboxAdd. Any other callback (one about no case; an order message,
 // whose order_events row the loop leaves out) is a transaction with only
 // its InboxAdd.
 type bareLoop struct {
@@ -212,12 +212,9 @@ func bareRequest(ctx context.Context, st *casestore.Store, ops *opTimes, i int) 
 	}
 	key := "submit-" + cmdID
 	err = bareUpdate(ctx, st, ops, func(tx *casestore.Tx) error {
-		if err := bareLease(ctx, tx, ops, c.ID); err != nil {
-			return err
-		}
 		rendering := c
 		rendering.State, rendering.NextWakeAt = string(refundflow.StateRendering), tx.Now().Add(time.Minute)
-		next, err := bareDecision(ctx, tx, ops, c, rendering, bareStep("", ""), bareNote("command request_refund "+cmdID+" by bench"))
+		next, err := bareDecision(ctx, tx, ops, c, rendering, time.Minute, bareStep("", ""), bareNote("command request_refund "+cmdID+" by bench"))
 		if err != nil {
 			return err
 		}
@@ -236,7 +233,7 @@ func bareRequest(ctx context.Context, st *casestore.Store, ops *opTimes, i int) 
 		}); err != nil {
 			return err
 		}
-		c, err = bareDecision(ctx, tx, ops, next, submitting, bareStep("taobao_render", ""), nil)
+		c, err = bareDecision(ctx, tx, ops, next, submitting, time.Minute, bareStep("taobao_render", ""), nil)
 		if err != nil {
 			return err
 		}
@@ -252,9 +249,6 @@ func bareRequest(ctx context.Context, st *casestore.Store, ops *opTimes, i int) 
 		return c, fmt.Errorf("render: %w", err)
 	}
 	err = bareUpdate(ctx, st, ops, func(tx *casestore.Tx) error {
-		if err := bareLease(ctx, tx, ops, c.ID); err != nil {
-			return err
-		}
 		if err := ops.time("FinishStep", func() error {
 			return tx.FinishStep(ctx, key, casestore.StepResult{Status: casestore.StepDone,
 				Outcome: `{"refundId":"R` + cmdID + `"}`, RequestID: "req-s-" + cmdID})
@@ -265,11 +259,13 @@ func bareRequest(ctx context.Context, st *casestore.Store, ops *opTimes, i int) 
 		waiting.State, waiting.RefundID, waiting.PlatformStatus = string(refundflow.StateWaitingSeller), "R"+cmdID, "WAIT_SELLER_AGREE"
 		waiting.NextWakeAt, waiting.LastPlatformCheckAt = tx.Now().Add(6*time.Hour), tx.Now()
 		var err error
-		if c, err = bareDecision(ctx, tx, ops, c, waiting, bareStep("taobao_submit", key), nil); err != nil {
+		if c, err = bareDecision(ctx, tx, ops, c, waiting, 0, bareStep("taobao_submit", key), nil); err != nil {
 			return err
 		}
-		return bareFinish(ctx, tx, ops, c.ID, casestore.InboxEntry{MsgID: cmdID, Stream: "COMMANDS", StreamSeq: uint64(i + 1),
-			Subject: "commands.request_refund"})
+		return ops.time("InboxAdd", func() error {
+			return tx.InboxAdd(ctx, casestore.InboxEntry{MsgID: cmdID, Stream: "COMMANDS", StreamSeq: uint64(i + 1),
+				Subject: "commands.request_refund"})
+		})
 	})
 	if err != nil {
 		return c, fmt.Errorf("submit: %w", err)
@@ -286,18 +282,16 @@ func bareCallback(ctx context.Context, st *casestore.Store, ops *opTimes, c case
 		return err // the engine reads the case before deciding, outside the transaction
 	}
 	return bareUpdate(ctx, st, ops, func(tx *casestore.Tx) error {
-		if err := bareLease(ctx, tx, ops, c.ID); err != nil {
-			return err
-		}
 		checked := cur
 		checked.LastPlatformCheckAt = tx.Now()
-		if _, err := bareDecision(ctx, tx, ops, cur, checked, nil, bareNote("callback taobao_RefundBuyerModifyAgreement refund "+cur.RefundID)); err != nil {
+		if _, err := bareDecision(ctx, tx, ops, cur, checked, 0, nil,
+			bareNote("callback taobao_RefundBuyerModifyAgreement refund "+cur.RefundID)); err != nil {
 			return err
 		}
-		if err := bareInbox(ctx, tx, ops, msgID, i); err != nil {
+		if err := ops.time("InboxAbsent", func() error { return tx.InboxAbsent(ctx, msgID) }); err != nil {
 			return err
 		}
-		return ops.time("DropLease", func() error { return tx.DropLease(ctx, c.ID, bareOwner) })
+		return bareInbox(ctx, tx, ops, msgID, i)
 	})
 }
 
@@ -309,20 +303,14 @@ func bareInbox(ctx context.Context, tx *casestore.Tx, ops *opTimes, msgID string
 	})
 }
 
-func bareLease(ctx context.Context, tx *casestore.Tx, ops *opTimes, id int64) error {
-	return ops.time("TakeLease", func() error {
-		_, err := tx.TakeLease(ctx, id, bareOwner, time.Minute)
-		return err
-	})
-}
-
-// bareDecision updates the case from prev to next and appends the
-// decision's timeline entries after those given (a step's, a note).
-func bareDecision(ctx context.Context, tx *casestore.Tx, ops *opTimes, prev, next casestore.Case,
+// bareDecision updates the case from prev to next with the loop's lease
+// (kept for keep, or let go when keep is 0) and appends the decision's
+// timeline entries after those given (a step's, a note).
+func bareDecision(ctx context.Context, tx *casestore.Tx, ops *opTimes, prev, next casestore.Case, keep time.Duration,
 	before ...[]casestore.TimelineEntry) (casestore.Case, error) {
 	var updated casestore.Case
-	if err := ops.time("UpdateCaseFrom", func() (err error) {
-		updated, err = tx.UpdateCaseFrom(ctx, prev, next)
+	if err := ops.time("UpdateCaseLeased", func() (err error) {
+		updated, err = tx.UpdateCaseLeased(ctx, prev, next, bareOwner, keep)
 		return err
 	}); err != nil {
 		return updated, err
@@ -352,16 +340,6 @@ func bareStep(name, key string) []casestore.TimelineEntry {
 
 func bareNote(s string) []casestore.TimelineEntry {
 	return []casestore.TimelineEntry{{Kind: casestore.KindCommand, Summary: s}}
-}
-
-// bareFinish ends an input: its inbox row, the lease dropped.
-func bareFinish(ctx context.Context, tx *casestore.Tx, ops *opTimes, id int64, msg casestore.InboxEntry) error {
-	if err := ops.time("InboxAdd", func() error {
-		return tx.InboxAdd(ctx, msg)
-	}); err != nil {
-		return err
-	}
-	return ops.time("DropLease", func() error { return tx.DropLease(ctx, id, bareOwner) })
 }
 
 // storeRows counts the rows of the tables a refund request writes.

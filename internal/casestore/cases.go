@@ -347,12 +347,12 @@ func docText(d json.RawMessage) string {
 // when prev is known) at version next.Version. The result is built here, not
 // read back: RETURNING costs SQLite several times the update itself (it runs
 // as a trigger filling a temporary table), and the committer's time is the
-// worker's bottleneck. The lease fields of the result are prev's (or next's
-// when prev is nil) as given, not necessarily the stored ones: a lease
-// changes without a new version (TakeLease in the same transaction, another
-// process's claim), except with lw (UpdateCaseLeased), whose lease the
-// statement writes, on condition that no other process holds the case.
-// Store.LeaseUntil reads the lease.
+// worker's bottleneck. With lw (UpdateCaseLeased) the statement writes the
+// lease too, on condition that no other process holds the case, and the
+// result carries it. Without, the lease fields of the result are prev's (or
+// next's when prev is nil) as given, not necessarily the stored ones: a
+// lease changes without a new version (ClaimLease, another process's
+// claim). Store.LeaseUntil reads the lease.
 func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case, lw *leaseWrite) (Case, error) {
 	var set strings.Builder
 	args := make([]any, 0, len(caseFields)+3)
