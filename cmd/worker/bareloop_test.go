@@ -464,7 +464,7 @@ func TestBenchBareLoop(t *testing.T) {
 			wal := bs.walStats(t)
 			cpu := machineCPU(t)
 			res := bareLoop{requests: 1000, concurrency: v.concurrency}.runOn(t, stores)
-			busy := cpu(res.txs)
+			busy := cpu(res.txs, "transaction")
 			for _, st := range stores {
 				dbTxs += st.Transactions()
 			}
@@ -482,10 +482,10 @@ func TestBenchBareLoop(t *testing.T) {
 
 // machineCPU reads the machine's CPU time (/proc/stat), this process's
 // (getrusage) and its child processes' and theirs (the test's PostgreSQL
-// cluster: the postmaster and its backends); the function it returns
-// formats their use since, in cores over the wall time and per
-// transaction.
-func machineCPU(t *testing.T) func(txs int) string {
+// cluster: the postmaster and its backends; the worker binary); the
+// function it returns formats their use since, in cores over the wall time
+// and per unit of work (n of them: transactions, requests).
+func machineCPU(t *testing.T) func(n int, unit string) string {
 	t.Helper()
 	read := func() (busy, all int64, self, kids time.Duration) {
 		b, err := os.ReadFile("/proc/stat")
@@ -508,13 +508,16 @@ func machineCPU(t *testing.T) func(txs int) string {
 	}
 	b0, a0, s0, k0 := read()
 	start := time.Now()
-	return func(txs int) string {
+	return func(units int, unit string) string {
 		b1, a1, s1, k1 := read()
 		wall := time.Since(start)
-		n := float64(txs)
-		return fmt.Sprintf("machine CPU busy %.0f%% of its cores; this process %.2f cores (%.3f ms per transaction), its child processes %.2f cores (%.3f ms per transaction)",
-			100*float64(b1-b0)/float64(max(a1-a0, 1)), (s1-s0).Seconds()/wall.Seconds(), float64((s1-s0).Microseconds())/1000/n,
-			(k1-k0).Seconds()/wall.Seconds(), float64((k1-k0).Microseconds())/1000/n)
+		n := float64(units)
+		// /proc/stat counts in clock ticks, 100 per second.
+		busyMS := float64(b1-b0) * 10
+		return fmt.Sprintf("machine CPU busy %.0f%% of its cores (%.2f ms per %s); this process %.2f cores (%.3f ms per %s), its child processes %.2f cores (%.3f ms per %s)",
+			100*float64(b1-b0)/float64(max(a1-a0, 1)), busyMS/n, unit,
+			(s1-s0).Seconds()/wall.Seconds(), float64((s1-s0).Microseconds())/1000/n, unit,
+			(k1-k0).Seconds()/wall.Seconds(), float64((k1-k0).Microseconds())/1000/n, unit)
 	}
 }
 

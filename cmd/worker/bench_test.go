@@ -273,6 +273,7 @@ func benchThousand(t *testing.T, callbacks bool) {
 	defer db.Close()
 	calls0 := totalCalls(s.httpStats())
 
+	cpu := machineCPU(t)
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -297,6 +298,7 @@ func benchThousand(t *testing.T, callbacks bool) {
 		return waiting >= n
 	})
 	elapsed := time.Since(start)
+	busy := cpu(n, "request") // the steadier figure on a machine the run saturates
 	st := s.httpStats()
 	if st.DuplicateSubmissions != 0 || len(st.RefundSubmissions) != n {
 		t.Fatalf("sandbox: %d refunds, %d duplicate submissions; want %d and 0", len(st.RefundSubmissions), st.DuplicateSubmissions, n)
@@ -307,6 +309,7 @@ func benchThousand(t *testing.T, callbacks bool) {
 	t.Logf("worker binary through JetStream, callbacks %v: %d cases (2 steps each), concurrency %d, sandbox latency %s: %s (commands published in %s); bound (steps x latency / concurrency) %s: ratio %.2f (target <= 1.25); %d platform calls in all, bound %s: ratio %.2f",
 		callbacks, n, concurrency, latency, elapsed.Round(time.Millisecond), published.Round(time.Millisecond), bound,
 		elapsed.Seconds()/bound.Seconds(), calls, callBound, elapsed.Seconds()/callBound.Seconds())
+	t.Logf("CPU over that run (callbacks %v): %s", callbacks, busy)
 	bs.printStatements(t, db)
 	compareBareLoop(t, bs, db, elapsed, concurrency)
 }

@@ -73,7 +73,7 @@ func TestBenchPipelinedPostgres(t *testing.T) {
 			}
 			wg.Wait()
 			elapsed := time.Since(start)
-			busy := cpu(3 * n)
+			busy := cpu(3*n, "transaction")
 			pool.Close()
 			t.Logf("load average %s; pipelined PostgreSQL loop, %d connections, concurrency %d: %d transactions in %s: %.0f tx/s; %s%s",
 				loadAvg(), conns, concurrency, 3*n, elapsed.Round(time.Millisecond), 3*n/elapsed.Seconds(), busy, wal(3*n))
