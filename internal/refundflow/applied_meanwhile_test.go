@@ -2,6 +2,8 @@ package refundflow_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -14,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
@@ -138,4 +141,35 @@ func testCallbackAppliedMeanwhile(t *testing.T, be casestoretest.Backend, when b
 	if when != bBeforeFailedRead && requests[first] != 1 {
 		t.Errorf("A's requests: %v; want %s once (A read the platform once)", requests, first)
 	}
+}
+
+// TestRequestAppliedWithoutACaseIsADuplicate: a request_refund whose
+// message is in the inbox, applied before without a case of its own (it
+// was refused), is a duplicate when it comes again: it opens no case and
+// calls nothing. The inbox is looked up by the transaction that would open
+// the case, not by a read before it.
+func TestRequestAppliedWithoutACaseIsADuplicate(t *testing.T) {
+	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
+		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+		ctx := context.Background()
+		o, so := r.order(sandbox.PlatformTaobao, nil)
+		cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+		cmd.Request = taobaoRequest(false)
+		if err := r.store.Update(ctx, func(tx *casestore.Tx) error {
+			return tx.InboxAdd(ctx, casestore.InboxEntry{MsgID: cmd.ID, Stream: "COMMANDS", StreamSeq: 1, Subject: "commands.request_refund"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		calls := fmt.Sprint(r.sb.Stats().APICalls)
+		h, err := r.engine().HandleCommand(ctx, cmd, message(cmd))
+		if err != nil || !h.Duplicate || h.CaseID != 0 {
+			t.Fatalf("the request again: %+v, %v; want a duplicate, on no case", h, err)
+		}
+		if c, err := r.store.CaseOpenedBy(ctx, cmd.ID); !errors.Is(err, casestore.ErrNotFound) {
+			t.Errorf("case opened by the request: %+v, %v; want none", c, err)
+		}
+		if got := fmt.Sprint(r.sb.Stats().APICalls); got != calls {
+			t.Errorf("platform calls: %s after the request, %s before; want none", got, calls)
+		}
+	})
 }

@@ -260,8 +260,15 @@ func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (
 	if err := cmd.Validate(); err != nil {
 		return Handled{}, fmt.Errorf("invalid command: %w: %w", err, ErrPermanent)
 	}
-	if dup, err := e.seen(ctx, msg); err != nil || dup {
-		return Handled{Duplicate: dup}, err
+	// A new refund request (most commands) is looked up in the inbox by
+	// the transaction that opens its case, not by a read of its own first
+	// (a round trip on PostgreSQL): only when no case is there to open
+	// does the command go on before the look-up.
+	opens := cmd.Kind == InputRequestRefund && cmd.CaseID == 0 && (msg == nil || !msg.Deferred)
+	if !opens {
+		if dup, err := e.seen(ctx, msg); err != nil || dup {
+			return Handled{Duplicate: dup}, err
+		}
 	}
 	in := cmd.Input(e.now())
 	note := fmt.Sprintf("command %s %s", cmd.Kind, cmd.ID)
@@ -271,6 +278,11 @@ func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (
 	c, err := e.commandCase(ctx, cmd)
 	if errors.Is(err, errNewCase) {
 		return e.open(ctx, cmd, in, msg, note)
+	}
+	if opens {
+		if dup, err := e.seen(ctx, msg); err != nil || dup {
+			return Handled{Duplicate: dup}, err
+		}
 	}
 	if err != nil {
 		return Handled{}, err
@@ -363,6 +375,15 @@ func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, 
 	var c casestore.Case
 	var unlock func()
 	err = e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
+		if msg != nil && msg.ID != "" {
+			// HandleCommand left the inbox to this transaction: a
+			// redelivered request that was applied without a case (it
+			// was refused) is a duplicate (casestore.ErrInInbox). On
+			// PostgreSQL the check goes with CreateCase's round trip.
+			if err := tx.InboxAbsent(ctx, msg.ID); err != nil {
+				return err
+			}
+		}
 		created, err := tx.CreateCase(ctx, casestore.NewCase{Platform: cmd.Platform, OrderID: cmd.OrderID,
 			SubOrderID: cmd.SubOrderID, State: string(StateRequested), Request: req, OpenedBy: cmd.ID,
 			NextWakeAt: e.decider.wake(StateRequested, nil, tx.Now()), LeaseOwner: e.owner, LeaseTTL: e.leaseTTL})
@@ -381,6 +402,9 @@ func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, 
 		unlock, err = e.locks.lock(context.Background(), created.ID)
 		return err
 	})
+	if errors.Is(err, casestore.ErrInInbox) {
+		return e.duplicate(ctx, Handled{}, msg)
+	}
 	if errors.Is(err, casestore.ErrOpenCaseExists) { // opened just now by another input
 		existing, ferr := e.store.CaseOpenedBy(ctx, cmd.ID)
 		if ferr != nil {

@@ -134,13 +134,19 @@ func (e *Engine) appliedElsewhere(ctx context.Context, r *run) (bool, error) {
 // before the rolled-back transaction: process's letGo lets go of it if
 // held.
 func (e *Engine) appliedMeanwhile(ctx context.Context, r *run) (Handled, error) {
-	h := r.h
+	return e.duplicate(ctx, r.h, r.msg)
+}
+
+// duplicate is h for msg found applied already, when a transaction's
+// inbox check (casestore.ErrInInbox) says so: a kept copy of it is dropped
+// from the store.
+func (e *Engine) duplicate(ctx context.Context, h Handled, msg *Message) (Handled, error) {
 	h.Duplicate = true
-	if r.msg == nil || !r.msg.Deferred {
+	if msg == nil || !msg.Deferred {
 		return h, nil
 	}
 	return h, e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		return tx.DeleteDeferred(ctx, r.msg.ID)
+		return tx.DeleteDeferred(ctx, msg.ID)
 	})
 }
 
