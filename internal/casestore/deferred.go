@@ -2,6 +2,7 @@ package casestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -124,16 +125,24 @@ func (tx *Tx) DeferNew(ctx context.Context, d DeferredInput) (fresh bool, err er
 // writer pool held for all of them), on a pool of its own that does not
 // wait for the WAL flush (postgres.go says why that is safe); on SQLite
 // one transaction of the group commit. fresh reports that the message was
-// not kept before.
+// not kept before. A message applied already (its inbox row exists) is
+// neither kept nor recorded, and the error is ErrInInbox: the statement
+// answers the inbox look-up that would otherwise be a read before it.
 func (s *Store) KeepCallback(ctx context.Context, d DeferredInput, e TimelineEntry) (fresh bool, err error) {
 	if !s.w.pg {
 		err = s.Update(ctx, func(tx *Tx) error {
+			if err := tx.InboxAbsent(ctx, d.MsgID); err != nil {
+				return err
+			}
 			var err error
 			if fresh, err = tx.DeferNew(ctx, d); err != nil || !fresh {
 				return err
 			}
 			return tx.AppendTimeline(ctx, e)
 		})
+		if errors.Is(err, ErrInInbox) {
+			return false, fmt.Errorf("keep callback %q of case %d: %w", d.MsgID, d.CaseID, err)
+		}
 		return fresh, err
 	}
 	if d.MsgID == "" || d.CaseID == 0 || e.CaseID != d.CaseID {
@@ -156,21 +165,28 @@ func (s *Store) KeepCallback(ctx context.Context, d DeferredInput, e TimelineEnt
 	if p == nil {
 		p = s.w
 	}
-	res, err := p.ExecContext(ctx, `WITH kept AS (INSERT INTO deferred_inputs
+	// Every part of a WITH runs once, read or not: the timeline row is
+	// written for a message kept now, and the answer says which it was.
+	var r struct {
+		Applied bool `db:"applied"`
+		Fresh   bool `db:"fresh"`
+	}
+	err = sqlx.GetContext(ctx, p, &r, `WITH applied AS (SELECT 1 FROM inbox WHERE msg_id = ?),
+		kept AS (INSERT INTO deferred_inputs
 			(case_id, msg_id, source, payload, stream, stream_seq, subject, not_before, reason, attempts, created_at)
-			SELECT ?, ?, ?, ?::bytea, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE msg_id = ?)
-			ON CONFLICT (msg_id) DO NOTHING RETURNING case_id)
-		INSERT INTO timeline (case_id, at, kind, summary, detail) SELECT case_id, ?, ?, ?, ? FROM kept`,
-		d.CaseID, d.MsgID, d.Source, payload, d.Stream, int64(d.StreamSeq), d.Subject, ms64(d.NotBefore), d.Reason,
-		d.Attempts, ms64(now), d.MsgID, ms64(at), string(e.Kind), e.Summary, detail)
-	if err != nil {
+			SELECT ?, ?, ?, ?::bytea, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM applied)
+			ON CONFLICT (msg_id) DO NOTHING RETURNING case_id),
+		recorded AS (INSERT INTO timeline (case_id, at, kind, summary, detail) SELECT case_id, ?, ?, ?, ? FROM kept RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM applied) AS applied, EXISTS (SELECT 1 FROM recorded) AS fresh`,
+		d.MsgID, d.CaseID, d.MsgID, d.Source, payload, d.Stream, int64(d.StreamSeq), d.Subject, ms64(d.NotBefore), d.Reason,
+		d.Attempts, ms64(now), ms64(at), string(e.Kind), e.Summary, detail)
+	switch {
+	case err != nil:
 		return false, fmt.Errorf("keep callback %q of case %d: %w", d.MsgID, d.CaseID, err)
+	case r.Applied:
+		return false, fmt.Errorf("keep callback %q of case %d: message %s: %w", d.MsgID, d.CaseID, d.MsgID, ErrInInbox)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("keep callback %q of case %d: %w", d.MsgID, d.CaseID, err)
-	}
-	return n == 1, nil
+	return r.Fresh, nil
 }
 
 // DeleteDeferred removes a waiting input (no-op if there is none). On

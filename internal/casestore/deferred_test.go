@@ -2,6 +2,7 @@ package casestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -136,13 +137,22 @@ func testKeepCallbackOnce(t *testing.T, be backend) {
 		t.Error("KeepCallback with a detail that is no JSON: no error")
 	}
 	// A copy of a callback applied meanwhile (its inbox row written) is
-	// not kept again.
-	if err := s.Update(ctx, func(tx *Tx) error { _, err := tx.InboxRecord(ctx, InboxEntry{MsgID: "cb-done"}); return err }); err != nil {
+	// not kept again, and says so; nor is a copy of one kept before and
+	// applied since.
+	if err := s.Update(ctx, func(tx *Tx) error {
+		if _, err := tx.InboxRecord(ctx, InboxEntry{MsgID: "cb-done"}); err != nil {
+			return err
+		}
+		_, err := tx.InboxRecord(ctx, InboxEntry{MsgID: "cb-1"})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if fresh, err := s.KeepCallback(ctx, DeferredInput{CaseID: caseID, MsgID: "cb-done", Source: SourceCallbacks},
-		TimelineEntry{CaseID: caseID, Kind: KindCallback, Summary: "late copy"}); err != nil || fresh {
-		t.Errorf("KeepCallback of an applied callback = %v, %v; want not kept", fresh, err)
+	for _, id := range []string{"cb-done", "cb-1"} {
+		if fresh, err := s.KeepCallback(ctx, DeferredInput{CaseID: caseID, MsgID: id, Source: SourceCallbacks},
+			TimelineEntry{CaseID: caseID, Kind: KindCallback, Summary: "late copy"}); !errors.Is(err, ErrInInbox) || fresh {
+			t.Errorf("KeepCallback of the applied callback %s = %v, %v; want not kept, ErrInInbox", id, fresh, err)
+		}
 	}
 	kept, err := s.DeferredInputs(ctx, caseID)
 	if err != nil || len(kept) != 1 {

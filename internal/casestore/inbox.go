@@ -97,6 +97,35 @@ func (tx *Tx) InboxRecord(ctx context.Context, e InboxEntry) (bool, error) {
 	return n == 1, nil
 }
 
+// InboxRecord is Tx.InboxRecord committed on its own. On PostgreSQL a
+// message without a kept copy to drop is one statement, committed by
+// itself: one round trip where a transaction takes two or three.
+func (s *Store) InboxRecord(ctx context.Context, e InboxEntry) (fresh bool, err error) {
+	if !s.w.pg || e.Deferred {
+		err = s.Update(ctx, func(tx *Tx) error {
+			fresh, err = tx.InboxRecord(ctx, e)
+			return err
+		})
+		return fresh, err
+	}
+	if e.MsgID == "" {
+		return false, fmt.Errorf("inbox record: empty message id")
+	}
+	at := e.ReceivedAt
+	if at.IsZero() {
+		at = s.now()
+	}
+	res, err := s.w.ExecContext(ctx, inboxInsert, e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at))
+	if err != nil {
+		return false, fmt.Errorf("inbox record %q: %w", e.MsgID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("inbox record %q: %w", e.MsgID, err)
+	}
+	return n == 1, nil
+}
+
 // InboxAdd is InboxRecord for a caller that does not ask whether the
 // message was new (a duplicate is refused before its transaction, and again
 // inside it where that matters): on PostgreSQL its statements are queued

@@ -173,3 +173,48 @@ func TestRequestAppliedWithoutACaseIsADuplicate(t *testing.T) {
 		}
 	})
 }
+
+// TestCallbackCopiesOfAppliedCallbacksAreDuplicates: a copy of a callback
+// applied before (a redelivery after a lost ack) is a duplicate, found by
+// the write that would record it rather than by a read before it: a refund
+// callback for a case (KeepCallback finds its inbox row), and one that
+// concerns no case (its inbox row is there already). Neither copy adds to
+// the case's timeline, keeps anything or calls the platform.
+func TestCallbackCopiesOfAppliedCallbacksAreDuplicates(t *testing.T) {
+	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
+		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+		c, o, so, refundID := r.submittedTaobaoCase()
+		ctx := context.Background()
+		msg, copyOf := r.refundCallback(o, so, refundID, 61)
+		ev, _ := r.parser.Parse(msg.Payload)
+		if h, err := r.engine().HandleCallback(ctx, ev, msg); err != nil || h.Duplicate || h.Deferred || h.CaseID != c.ID {
+			t.Fatalf("the callback: %+v, %v; want it applied on case %d", h, err, c.ID)
+		}
+		stranger, strangerCopy := r.refundCallback("9999999999", "8888888888", "R-unknown", 62)
+		sev, _ := r.parser.Parse(stranger.Payload)
+		if h, err := r.engine().HandleCallback(ctx, sev, stranger); err != nil || !h.Ignored || h.Duplicate {
+			t.Fatalf("a callback about no case: %+v, %v; want it ignored", h, err)
+		}
+		timeline, err := r.store.Timeline(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls := fmt.Sprint(r.sb.Stats().APICalls)
+
+		if h, err := r.engine().HandleCallback(ctx, ev, copyOf()); err != nil || !h.Duplicate || h.Deferred {
+			t.Errorf("a copy of the callback: %+v, %v; want a duplicate", h, err)
+		}
+		if h, err := r.engine().HandleCallback(ctx, sev, strangerCopy()); err != nil || !h.Duplicate || h.Ignored {
+			t.Errorf("a copy of the callback about no case: %+v, %v; want a duplicate", h, err)
+		}
+		if after, err := r.store.Timeline(ctx, c.ID); err != nil || len(after) != len(timeline) {
+			t.Errorf("timeline: %d entries after the copies, %d before (%v); want no new one", len(after), len(timeline), err)
+		}
+		if kept, err := r.store.DeferredInputs(ctx, c.ID); err != nil || len(kept) != 0 {
+			t.Errorf("kept inputs: %+v, %v; want none", kept, err)
+		}
+		if got := fmt.Sprint(r.sb.Stats().APICalls); got != calls {
+			t.Errorf("platform calls: %s after the copies, %s before; want none", got, calls)
+		}
+	})
+}

@@ -428,14 +428,21 @@ func (e *Engine) open(ctx context.Context, cmd Command, in Input, msg *Message, 
 // against the platform before anything happens). Callbacks that are not about
 // a refund, or about a refund no case knows, are recorded and ignored.
 func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Message) (Handled, error) {
-	if dup, err := e.seen(ctx, msg); err != nil || dup {
-		return Handled{Duplicate: dup}, err
+	// A copy already applied is a duplicate. Only a copy taken up from
+	// the store is looked up in the inbox first; any other is found out
+	// by the write that would record it (the order event's, the ignored
+	// callback's inbox row, KeepCallback: casestore.ErrInInbox), which
+	// saves every callback a read (a round trip on PostgreSQL).
+	if msg != nil && msg.Deferred {
+		if dup, err := e.seen(ctx, msg); err != nil || dup {
+			return Handled{Duplicate: dup}, err
+		}
 	}
 	if !ev.Parked() && (ev.Kind == callback.KindOrderStatus || ev.Kind == callback.KindPriceModify) && ev.Order != nil {
 		return e.handleOrderEvent(ctx, ev, msg)
 	}
 	if ev.Parked() || ev.Kind != callback.KindRefund || ev.Refund == nil {
-		return Handled{Ignored: true}, e.recordInbox(ctx, msg)
+		return e.ignore(ctx, msg)
 	}
 	p := PlatformTaobao
 	if ev.Platform == callback.Platform1688 {
@@ -455,7 +462,7 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 		}
 	}
 	if errors.Is(err, casestore.ErrNotFound) {
-		return Handled{Ignored: true}, e.recordInbox(ctx, msg)
+		return e.ignore(ctx, msg)
 	}
 	if err != nil {
 		return Handled{}, err
@@ -476,10 +483,18 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 	case msg != nil && msg.Deferred:
 		note = "" // recorded when it came (recordCallback)
 	case canDefer(msg):
-		if fresh, err = e.recordCallback(ctx, c.ID, msg, note); err != nil {
+		fresh, err = e.recordCallback(ctx, c.ID, msg, note)
+		if errors.Is(err, casestore.ErrInInbox) {
+			return Handled{CaseID: c.ID, Duplicate: true}, nil
+		}
+		if err != nil {
 			return Handled{}, err
 		}
 		note = ""
+	default: // nothing to keep: looked up as it is
+		if dup, err := e.seen(ctx, msg); err != nil || dup {
+			return Handled{Duplicate: dup}, err
+		}
 	}
 	return e.process(ctx, job{caseID: c.ID, first: Input{Kind: InputCallback, Now: e.now()}, hint: hint, msg: msg, note: note,
 		keptNow: fresh})
@@ -548,13 +563,26 @@ func (e *Engine) seen(ctx context.Context, msg *Message) (_ bool, err error) {
 	})
 }
 
+// ignore ends a callback that concerns no case, recording it in the
+// inbox: a duplicate if it was there already.
+func (e *Engine) ignore(ctx context.Context, msg *Message) (Handled, error) {
+	if msg == nil || msg.ID == "" {
+		return Handled{Ignored: true}, nil
+	}
+	fresh, err := e.store.InboxRecord(context.WithoutCancel(ctx), inboxEntry(msg))
+	if err != nil {
+		return Handled{}, err
+	}
+	return Handled{Ignored: fresh, Duplicate: !fresh}, nil
+}
+
+// recordInbox records msg, if any, as applied.
 func (e *Engine) recordInbox(ctx context.Context, msg *Message) error {
 	if msg == nil || msg.ID == "" {
 		return nil
 	}
-	return e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
-		return tx.InboxAdd(ctx, inboxEntry(msg))
-	})
+	_, err := e.store.InboxRecord(context.WithoutCancel(ctx), inboxEntry(msg))
+	return err
 }
 
 func inboxEntry(m *Message) casestore.InboxEntry {

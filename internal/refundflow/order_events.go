@@ -26,7 +26,7 @@ func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *M
 	ob := ev.Order
 	orderID := ob.OrderID.String()
 	if orderID == "" || !p.Valid() {
-		return Handled{Ignored: true}, e.recordInbox(ctx, msg)
+		return e.ignore(ctx, msg)
 	}
 	oe := casestore.OrderEvent{Platform: p, OrderID: orderID, MsgID: ev.ID, MessageType: ev.Type, Kind: ev.Kind,
 		OrderStatus: ob.OrderStatus, Ended: e.client.Profile().OrderEnded(p == platform.Taobao, ob.OrderStatus),
