@@ -20,9 +20,9 @@ import (
 // (docs/benchmarks.md, "where PostgreSQL's time goes": 1.1–1.6 ms of CPU a
 // transaction, halved by sending its statements in one batch). So on
 // PostgreSQL a transaction queues each write whose result nothing in the
-// transaction reads (the lease taken or dropped, the case update, timeline
-// rows, the inbox row, a command's verdict, a step's result) and sends
-// the queue in one pipelined batch together with the next statement whose
+// transaction reads (the case update with its lease, timeline rows, the
+// inbox row, a command's verdict, a step's result) and sends the queue in
+// one pipelined batch together with the next statement whose
 // result is needed (a read, an INSERT … RETURNING), or with COMMIT. BEGIN
 // goes with the first batch. A decision's transaction is then two or three
 // round trips instead of ten.
@@ -42,8 +42,9 @@ import (
 //
 // COMMIT goes in the last batch when no queued statement can fail without
 // a server error (a server error skips the rest of the batch, COMMIT with
-// it); after a statement whose row count decides (the lease, the version)
-// it waits for the batch's answer, a round trip of its own.
+// it); after a statement whose row count decides (the lease and version
+// of a case update, an intent, an inbox check) it waits for the batch's
+// answer, a round trip of its own.
 
 // errRecheck is what a queued statement's done returns when its outcome
 // alone (no row changed) does not say what went wrong: its why reads the

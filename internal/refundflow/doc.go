@@ -172,9 +172,9 @@
 // lookahead.go, retry and backoff in wait.go, the platform's view in
 // fetch.go and the platform calls in steps.go. One case is never processed twice at once: an
 // in-process lock per case, and across processes a lease column taken in
-// the same BEGIN IMMEDIATE transaction as each decision (with the case's
-// optimistic version check), kept and renewed across the platform call,
-// dropped with the input's last decision; a crashed holder's lease expires
+// the same UPDATE that writes each decision (with the case's optimistic
+// version check; casestore's Tx.UpdateCaseLeased), kept and renewed across
+// the platform call, dropped with the input's last decision; a crashed holder's lease expires
 // after EngineConfig.LeaseTTL (the worker releases a dead process's leases
 // of its host at once). An input's message id goes to the inbox with its
 // last decision, so a redelivery after a crash re-applies the input
