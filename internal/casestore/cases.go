@@ -292,8 +292,10 @@ func (tx *Tx) UpdateCaseLeased(ctx context.Context, prev, next Case, owner strin
 	if prev.ID != next.ID {
 		return Case{}, fmt.Errorf("update case %d: from case %d", next.ID, prev.ID)
 	}
-	if owner == "" || keep < 0 {
-		return Case{}, fmt.Errorf("update case %d: empty lease owner or negative lease time", next.ID)
+	if owner == "" || keep < 0 || (keep > 0 && keep < time.Millisecond) {
+		// Under a millisecond (the lease's resolution) a lease would be
+		// stored expired.
+		return Case{}, fmt.Errorf("update case %d: empty lease owner, or a lease time neither 0 nor at least 1ms", next.ID)
 	}
 	lw := leaseWrite{owner: owner}
 	if keep > 0 {

@@ -127,9 +127,9 @@ func (s *Store) InboxRecord(ctx context.Context, e InboxEntry) (fresh bool, err 
 }
 
 // InboxAdd is InboxRecord for a caller that does not ask whether the
-// message was new (a duplicate is refused before its transaction, and again
-// inside it where that matters): on PostgreSQL its statements are queued
-// (pipeline.go).
+// message was new (a duplicate is refused by an earlier write or check:
+// KeepCallback, InboxAbsent, an order event's own row): on PostgreSQL its
+// statements are queued (pipeline.go).
 func (tx *Tx) InboxAdd(ctx context.Context, e InboxEntry) error {
 	if e.MsgID == "" {
 		return fmt.Errorf("inbox record: empty message id")

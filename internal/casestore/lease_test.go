@@ -288,6 +288,7 @@ func testUpdateCaseLeased(t *testing.T, be backend) {
 			if got.LeaseOwner != "me" {
 				t.Errorf("after taking over: lease %q; want me", got.LeaseOwner)
 			}
+			sameAsStored("taking over", got)
 			break
 		}
 		if !errors.Is(err, ErrLeased) || time.Now().After(deadline) {
@@ -308,7 +309,29 @@ func testUpdateCaseLeased(t *testing.T, be backend) {
 		t.Errorf("after the conflict: %+v; want unchanged %+v", got, before)
 	}
 
+	// Stale, and leased to a process whose lease has expired: only the
+	// version refuses it.
+	if _, err := s.ClaimLease(ctx, c.ID, "gone", time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	for { // until that lease has expired, by the store's clock too
+		_, until, err := s.LeaseUntil(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(until.Add(time.Millisecond)) {
+			break
+		}
+		<-time.After(time.Millisecond)
+	}
+	if _, err := update(cur, "closed", "me", 0); !errors.Is(err, ErrVersionConflict) || errors.Is(err, ErrLeased) {
+		t.Errorf("stale version, expired lease of another: %v; want ErrVersionConflict", err)
+	}
+
 	if _, err := update(stored(), "closed", "", time.Minute); err == nil {
 		t.Errorf("an update without a lease owner: no error")
+	}
+	if _, err := update(stored(), "closed", "me", time.Microsecond); err == nil {
+		t.Errorf("a lease shorter than its resolution (1ms): no error")
 	}
 }

@@ -69,12 +69,14 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, d decisionReco
 		return persisted{}, err
 	}
 	if d.in.Kind == InputCallback && d.msg != nil && d.msg.ID != "" {
-		// The callback's own decision: if another verification of it (a
-		// redelivered copy, the timer's, in another process) committed
-		// meanwhile, this one is dropped, so a callback is applied once.
-		// After the case's update: it waits for the case row, which such
-		// a commit holds, so the inbox read here sees that commit.
-		// (casestore.ErrInInbox, out of this call or out of Update.)
+		// The callback's own decision, dropped if another verification of
+		// it (a redelivered copy, the timer's, in another process) has
+		// applied it, so that a callback is applied once. One that
+		// committed before this run read the case is found here
+		// (casestore.ErrInInbox, out of this call or out of Update); one
+		// that committed since changed the case's version, so the update
+		// above fails first, and turn looks the callback up then
+		// (appliedElsewhere).
 		if err := tx.InboxAbsent(ctx, d.msg.ID); err != nil {
 			return persisted{}, err
 		}

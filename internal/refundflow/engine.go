@@ -138,10 +138,11 @@ type EngineConfig struct {
 	MessagesInterval time.Duration
 	// OnSellerMessages, when set, observes new seller messages (a metric).
 	OnSellerMessages func(p Platform, n int)
-	// Tracer, when set, traces each input: spans for the inbox check, each
-	// decision (with the platform reads it needed), each commit and each
-	// step, children of the span in ctx (the worker's span for the
-	// message). Nil: no spans.
+	// Tracer, when set, traces each input: spans for the callback's record,
+	// an inbox check where one is a read of its own (a copy taken up from
+	// the store, a command for a case that exists), each decision (with the
+	// platform reads it needed), each commit and each step, children of the
+	// span in ctx (the worker's span for the message). Nil: no spans.
 	Tracer trace.Tracer
 	// ClockSkew is how far the platform's clock may be behind ours: a
 	// refund the platform says it created before an intent began, less this
@@ -521,7 +522,15 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 // fresh: no copy of the message was kept before this one.
 func (e *Engine) recordCallback(ctx context.Context, caseID int64, msg *Message, note string) (fresh bool, err error) {
 	ctx, span := e.startSpan(ctx, "record callback", caseID)
-	defer func() { endSpan(span, err) }()
+	defer func() {
+		dup := errors.Is(err, casestore.ErrInInbox) // an outcome, not a failure
+		span.SetAttributes(attribute.Bool("duplicate", dup))
+		if dup {
+			endSpan(span, nil)
+			return
+		}
+		endSpan(span, err)
+	}()
 	now := time.Now()
 	fresh, err = e.store.KeepCallback(context.WithoutCancel(ctx),
 		deferredInput(caseID, msg, now.Add(e.leaseTTL), "verifying: the callback is being checked against the platform"),

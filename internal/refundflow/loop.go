@@ -142,10 +142,7 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 		r.held.Store(false)
 		return e.awaitLease(ctx, r, le.Until) // then read and fetch again: the holder may have changed the case
 	case errors.Is(err, casestore.ErrVersionConflict): // changed under us: decide again, unless by applying this callback
-		if dup, err := e.appliedElsewhere(ctx, r); err != nil || dup {
-			if err != nil {
-				return true, err
-			}
+		if e.appliedElsewhere(ctx, r) {
 			return r.end(e.appliedMeanwhile(ctx, r))
 		}
 		return false, nil

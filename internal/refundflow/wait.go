@@ -84,10 +84,7 @@ func (e *Engine) retryLater(ctx context.Context, r *run, c casestore.Case, p pau
 	case errors.Is(err, casestore.ErrInInbox):
 		return e.appliedMeanwhile(ctx, r)
 	case errors.Is(err, casestore.ErrVersionConflict):
-		if dup, err := e.appliedElsewhere(ctx, r); err != nil || dup {
-			if err != nil {
-				return h, err
-			}
+		if e.appliedElsewhere(ctx, r) {
 			return e.appliedMeanwhile(ctx, r)
 		}
 	case errors.Is(err, casestore.ErrLeased):
@@ -118,12 +115,18 @@ func (r *run) callbackUnapplied() bool {
 // the case was another verification of r's callback applying it: its inbox
 // row says so, and the input is a duplicate without asking the platform
 // again. The conflict hides the inbox check's own answer: the case's
-// update comes before that check (persistTx, retryTx) and fails first.
-func (e *Engine) appliedElsewhere(ctx context.Context, r *run) (bool, error) {
+// update comes before that check (persistTx, retryTx) and fails first. A
+// read that fails answers no: the input goes on as after any conflict, and
+// the check where it commits still holds.
+func (e *Engine) appliedElsewhere(ctx context.Context, r *run) bool {
 	if !r.callbackUnapplied() {
-		return false, nil
+		return false
 	}
-	return e.store.InboxSeen(ctx, r.msg.ID)
+	seen, err := e.store.InboxSeen(ctx, r.msg.ID)
+	if err != nil {
+		e.logger(ctx).WarnContext(ctx, "inbox look-up after a version conflict", "err", err)
+	}
+	return seen
 }
 
 // appliedMeanwhile ends a callback input whose transaction found it
