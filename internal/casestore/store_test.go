@@ -381,8 +381,21 @@ func testIntentProtocol(t *testing.T, be backend) {
 	if err := finish("case:1:submit", done); err != nil {
 		t.Fatalf("FinishStep: %v", err)
 	}
-	if err := finish("case:1:submit", done); err != nil {
+	// A redelivered result is a no-op that keeps the first result, and the
+	// rest of its transaction commits (on PostgreSQL the check runs on the
+	// server, where a failed one would abort the transaction).
+	again := done
+	again.RequestID = "req-again"
+	if err := s.Update(ctx, func(tx *Tx) error {
+		if err := tx.FinishStep(ctx, "case:1:submit", again); err != nil {
+			return err
+		}
+		return tx.AppendTimeline(ctx, TimelineEntry{CaseID: c.ID, Kind: KindNote, Summary: "after the redelivered result"})
+	}); err != nil {
 		t.Fatalf("FinishStep again (redelivered result): %v", err)
+	}
+	if tl, err := s.Timeline(ctx, c.ID); err != nil || len(tl) == 0 || tl[len(tl)-1].Summary != "after the redelivered result" {
+		t.Fatalf("timeline after the redelivered result: %+v, %v; want the note committed with it", tl, err)
 	}
 	if err := finish("case:1:submit", StepResult{Status: StepFailed}); err == nil {
 		t.Fatalf("FinishStep flipping done to failed = nil; want an error")
