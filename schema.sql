@@ -408,14 +408,3 @@ CREATE INDEX cases_sub_order_id ON cases (sub_order_id) WHERE sub_order_id <> ''
 CREATE INDEX cases_refund_id ON cases (refund_id) WHERE refund_id <> '';
 -- The overview's last platform errors, newest first.
 CREATE INDEX step_attempts_errors ON step_attempts (started_at) WHERE error_code <> '';
-
--- +migration 17: casestore_expect, the server-side check of a pipelined statement
--- PostgreSQL only: its migration 17 creates the function with which a pipelined
--- transaction's statements check their own outcome on the server
--- (internal/casestore/pipeline.go): a statement whose row count decides
--- its transaction (a case update's version and lease, an inbox check, a
--- step's intent) raises an error when the count is wrong, which aborts the
--- transaction there, so its COMMIT can be sent with it instead of after
--- its answer, a round trip fewer per decision. SQLite runs each statement
--- on its own and checks its count in Go: nothing to create here.
-SELECT 1;

@@ -271,14 +271,3 @@ CREATE INDEX cases_order_id ON cases (order_id);
 CREATE INDEX cases_sub_order_id ON cases (sub_order_id) WHERE sub_order_id <> '';
 CREATE INDEX cases_refund_id ON cases (refund_id) WHERE refund_id <> '';
 CREATE INDEX step_attempts_errors ON step_attempts (started_at) WHERE error_code <> '';
-
--- +migration 17: casestore_expect, the server-side check of a pipelined statement
-CREATE FUNCTION casestore_expect(ok boolean, what text) RETURNS boolean
-    LANGUAGE plpgsql AS $$
-BEGIN
-    IF NOT ok THEN
-        RAISE EXCEPTION USING ERRCODE = 'RH001', MESSAGE = what;
-    END IF;
-    RETURN true;
-END
-$$;

@@ -382,9 +382,8 @@ func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case, lw *leaseWr
 		args = append(args, lw.owner, now)
 	}
 	id, version := next.ID, next.Version
-	update := `UPDATE cases SET ` + set.String() + `updated_at = ?, version = version + 1
-		` + where
-	err := tx.laterChecked(ctx, update, args,
+	err := tx.laterChecked(ctx, `UPDATE cases SET `+set.String()+`updated_at = ?, version = version + 1
+		`+where, args,
 		func(n int64, err error) error {
 			switch {
 			case err != nil && isUnique(err):
@@ -405,9 +404,7 @@ func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case, lw *leaseWr
 				return &LeasedError{CaseID: id, Until: stored.LeaseUntil}
 			}
 			return fmt.Errorf("update case %d at version %d: %w", id, version, ErrVersionConflict)
-		}, &serverCheck{sql: `WITH changed AS (` + update + ` RETURNING 1)
-			SELECT casestore_expect(EXISTS (SELECT 1 FROM changed), ?)`,
-			args: append(args[:len(args):len(args)], fmt.Sprintf("casestore: case %d is past version %d or leased by another worker", id, version))})
+		})
 	if err != nil {
 		return Case{}, err
 	}

@@ -51,8 +51,7 @@ func (tx *Tx) InboxAbsent(ctx context.Context, msgID string) error {
 		},
 		func(context.Context, sqlx.QueryerContext) error {
 			return fmt.Errorf("message %s: %w", msgID, ErrInInbox)
-		}, &serverCheck{sql: `SELECT casestore_expect(NOT EXISTS (SELECT 1 FROM inbox WHERE msg_id = ?), ?)`,
-			args: []any{msgID, "casestore: message " + msgID + " is applied already"}})
+		})
 }
 
 const inboxCount = `SELECT COUNT(*) FROM inbox WHERE msg_id = ?`

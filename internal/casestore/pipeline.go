@@ -42,13 +42,9 @@ import (
 //
 // COMMIT goes in the last batch when no queued statement can fail without
 // a server error (a server error skips the rest of the batch, COMMIT with
-// it). A statement whose row count decides (the lease and version of a
-// case update, an intent, an inbox check) is therefore sent in a form that
-// checks its own count on the server (serverCheck: casestore_expect,
-// migration 17, raises RH001 when the check fails), so that its failure is
-// a server error too and COMMIT rides in its batch; only a checked
-// statement without such a form makes COMMIT wait for the batch's answer,
-// a round trip of its own.
+// it); after a statement whose row count decides (the lease and version
+// of a case update, an intent, an inbox check) it waits for the batch's
+// answer, a round trip of its own.
 
 // errRecheck is what a queued statement's done returns when its outcome
 // alone (no row changed) does not say what went wrong: its why reads the
@@ -63,10 +59,6 @@ type pgStmt struct {
 	// so COMMIT must wait for its answer; otherwise only a server error
 	// fails it, which skips the rest of the batch, COMMIT with it.
 	checked bool
-	// serverChecked: the statement checks its row count on the server
-	// (serverCheck); a failed check is a server error, which aborts the
-	// transaction.
-	serverChecked bool
 	// done maps the statement's outcome (rows affected, error) to the
 	// caller's error; errRecheck hands over to why.
 	done func(n int64, err error) error
@@ -82,14 +74,10 @@ type pgStmt struct {
 type pgPipe struct {
 	conn    *sqlx.Conn
 	pending []pgStmt
-	begun   bool // BEGIN is sent
-	checked bool // a pending statement's outcome can fail without a server error
-	// serverChecks: a pending statement checks its outcome on the server
-	// (its failure is a server error, so COMMIT may ride with it; an
-	// error of fn's own must still come after it: Store.Update).
-	serverChecks bool
-	err          error // the transaction's first failure; it ends the transaction
-	diag         *pool // the read pool, for why when the transaction is aborted
+	begun   bool  // BEGIN is sent
+	checked bool  // a pending statement's outcome can fail without a server error
+	err     error // the transaction's first failure; it ends the transaction
+	diag    *pool // the read pool, for why when the transaction is aborted
 }
 
 // later queues a write. On SQLite (no pipe) it runs at once: see Tx.later.
@@ -99,9 +87,6 @@ func (p *pgPipe) later(s pgStmt) {
 	}
 	if s.checked {
 		p.checked = true
-	}
-	if s.serverChecked {
-		p.serverChecks = true
 	}
 	p.pending = append(p.pending, s)
 }
@@ -114,7 +99,7 @@ func (p *pgPipe) flush(ctx context.Context, read *pgStmt) error {
 		return p.err
 	}
 	batch := p.pending
-	p.pending, p.checked, p.serverChecks = nil, false, false
+	p.pending, p.checked = nil, false
 	if read != nil {
 		batch = append(batch, *read)
 	}
@@ -227,14 +212,7 @@ func (p *pgPipe) outcome(ctx context.Context, s pgStmt, r result, aborted bool) 
 		if p.diag == nil {
 			return fmt.Errorf("recheck without a read pool: %w", r.err)
 		}
-		err := s.why(ctx, p.diag)
-		if err == nil && s.serverChecked {
-			// The check failed on the server, which ended the
-			// transaction, but what it checked reads as passed now:
-			// it changed meanwhile. Read again and decide again.
-			return fmt.Errorf("a check that failed in the transaction passes now: %w", ErrVersionConflict)
-		}
-		return err
+		return s.why(ctx, p.diag)
 	}
 	return s.why(ctx, p.direct())
 }
@@ -259,7 +237,7 @@ func (p *pgPipe) commit(ctx context.Context) error {
 		}
 	}
 	batch := p.pending
-	p.pending, p.serverChecks = nil, false
+	p.pending = nil
 	outs, aborted, err := p.send(ctx, batch, true)
 	if err != nil {
 		p.err = err
@@ -325,7 +303,7 @@ func (tx *Tx) later(ctx context.Context, what, query string, args ...any) error 
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		return nil
-	}, nil, nil)
+	}, nil)
 }
 
 // laterChecked is later for a write whose row count decides (a lease, a
@@ -334,40 +312,15 @@ func (tx *Tx) later(ctx context.Context, what, query string, args ...any) error 
 // wrong (why is required). On PostgreSQL COMMIT waits for a checked
 // write's answer.
 func (tx *Tx) laterChecked(ctx context.Context, query string, args []any, check func(n int64, err error) error,
-	why func(ctx context.Context, q sqlx.QueryerContext) error, sc *serverCheck) error {
-	return tx.queue(ctx, query, args, true, check, why, sc)
+	why func(ctx context.Context, q sqlx.QueryerContext) error) error {
+	return tx.queue(ctx, query, args, true, check, why)
 }
-
-// serverCheck is the form in which a checked statement checks its own
-// outcome on PostgreSQL: sql is the statement wrapped so that it calls
-// casestore_expect(ok, what) with ok true exactly when the statement's row
-// count passes its check (one row or more for an UPDATE, say), and args its
-// arguments. A failed check then reaches the caller as the plain
-// statement's count of 0 would (check, then why), while COMMIT need not
-// wait for the answer.
-type serverCheck struct {
-	sql  string
-	args []any
-}
-
-// expectFailed is the SQLSTATE casestore_expect raises (migration 17).
-const expectFailed = "RH001"
 
 func (tx *Tx) queue(ctx context.Context, query string, args []any, checked bool, done func(n int64, err error) error,
-	why func(ctx context.Context, q sqlx.QueryerContext) error, sc *serverCheck) error {
+	why func(ctx context.Context, q sqlx.QueryerContext) error) error {
 	if p := tx.tx.pipe; p != nil {
 		if p.err != nil {
 			return p.err
-		}
-		if sc != nil {
-			p.later(pgStmt{sql: bind(true, sc.sql, sc.args), args: sc.args, serverChecked: true,
-				done: func(n int64, err error) error {
-					if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == expectFailed {
-						return done(0, nil)
-					}
-					return done(n, err)
-				}, why: why})
-			return nil
 		}
 		p.later(pgStmt{sql: bind(true, query, args), args: args, checked: checked, done: done, why: why})
 		return nil

@@ -71,10 +71,9 @@ func TestPipelinedTransactionsTakeFewRoundTrips(t *testing.T) {
 		}
 		return err
 	})
-	// The result's decision, the input's last: everything in one batch
-	// with COMMIT; the lease, the version and the intent are checked on
-	// the server (casestore_expect), so COMMIT need not wait for them.
-	trips("last decision", 1, func(tx *Tx) error {
+	// The result's decision, the input's last: everything in one batch,
+	// then COMMIT on its own, since the lease and the version decide it.
+	trips("last decision", 2, func(tx *Tx) error {
 		next := c
 		next.State = "submitted"
 		var err error

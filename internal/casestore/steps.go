@@ -163,10 +163,9 @@ func (tx *Tx) FinishStep(ctx context.Context, idempotencyKey string, res StepRes
 	// on PostgreSQL, checks it again on the row as it is once any other
 	// writer of it is done), and the row is read only when it does not
 	// hold.
-	const finish = `UPDATE step_attempts SET status = ?, outcome = ?, request_id = ?,
-		error_code = ?, error_message = ?, finished_at = ? WHERE idempotency_key = ? AND status = 'intent'`
-	args := []any{string(res.Status), res.Outcome, res.RequestID, res.ErrorCode, res.ErrorMessage, ms64(tx.now), idempotencyKey}
-	return tx.laterChecked(ctx, finish, args,
+	return tx.laterChecked(ctx, `UPDATE step_attempts SET status = ?, outcome = ?, request_id = ?,
+		error_code = ?, error_message = ?, finished_at = ? WHERE idempotency_key = ? AND status = 'intent'`,
+		[]any{string(res.Status), res.Outcome, res.RequestID, res.ErrorCode, res.ErrorMessage, ms64(tx.now), idempotencyKey},
 		func(n int64, err error) error {
 			switch {
 			case err != nil:
@@ -186,13 +185,7 @@ func (tx *Tx) FinishStep(ctx context.Context, idempotencyKey string, res StepRes
 				return nil
 			}
 			return fmt.Errorf("finish step %q: already %s", idempotencyKey, r.Status)
-		}, &serverCheck{
-			// Finished now, or before with the same status (the no-op):
-			// the EXISTS reads the row as the statement found it.
-			sql: `WITH finished AS (` + finish + ` RETURNING 1)
-			SELECT casestore_expect(EXISTS (SELECT 1 FROM finished)
-				OR EXISTS (SELECT 1 FROM step_attempts WHERE idempotency_key = ? AND status = ?), ?)`,
-			args: append(args[:len(args):len(args)], idempotencyKey, string(res.Status), "casestore: step "+idempotencyKey+" is not an intent")})
+		})
 }
 
 // RecordStep records a finished read-only step (render, query, list): no

@@ -500,7 +500,7 @@ func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) error {
 	if err == nil {
 		err = p.commit(bg)
 	} else {
-		if p.err == nil && (p.checked || p.serverChecks) {
+		if p.err == nil && p.checked {
 			// A queued check comes before fn's own error in statement
 			// order, as on SQLite: ask for its answer.
 			_ = p.flush(bg, nil)
