@@ -162,8 +162,9 @@ func TestPriceCorrectionAndPaymentCarryARefusedRequest(t *testing.T) {
 }
 
 // TestOrderEventCopyIsADuplicate: a copy of an order message whose event is
-// kept already (a redelivery racing the first copy past the inbox check) is
-// a duplicate: the event is kept once and its case told once.
+// kept already (a redelivery, or a copy racing the first) is a duplicate,
+// found by the transaction that would keep it (no inbox read comes first):
+// the event is kept once and its case told once.
 func TestOrderEventCopyIsADuplicate(t *testing.T) {
 	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
 		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
