@@ -244,3 +244,40 @@ func testDueDeferredCasesPassesOverWaitingCallbacks(t *testing.T, be backend) {
 		t.Errorf("due cases %v; want %d and %d (not %d, whose due command waits behind another)", got, ids[0], ids[1], ids[2])
 	}
 }
+
+// TestStoreInboxRecord: a message recorded on its own is new the first
+// time and not after; a Deferred one drops its kept copy with it (on
+// PostgreSQL in the same statement), whether or not it was new.
+func TestStoreInboxRecord(t *testing.T) { eachBackend(t, testStoreInboxRecord) }
+
+func testStoreInboxRecord(t *testing.T, be backend) {
+	s := openTest(t, be.Fresh(t))
+	ctx := context.Background()
+	c := newCase(t, s, NewCase{Platform: PlatformTaobao, OrderID: "1", SubOrderID: "2", State: "waiting_seller"})
+	for i, want := range []bool{true, false} {
+		if fresh, err := s.InboxRecord(ctx, InboxEntry{MsgID: "m-1", Stream: "CALLBACKS", StreamSeq: 3, Subject: "callbacks.taobao"}); err != nil || fresh != want {
+			t.Fatalf("InboxRecord #%d = %v, %v; want %v", i+1, fresh, err, want)
+		}
+	}
+	if seen, err := s.InboxSeen(ctx, "m-1"); err != nil || !seen {
+		t.Fatalf("InboxSeen(m-1) = %v, %v; want recorded", seen, err)
+	}
+	for _, id := range []string{"kept-new", "m-1"} {
+		if err := s.Update(ctx, func(tx *Tx) error {
+			return tx.Defer(ctx, DeferredInput{CaseID: c.ID, MsgID: id, Source: SourceCallbacks, Payload: []byte(`{}`),
+				NotBefore: time.Now().Add(time.Minute), Reason: "verifying"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := s.InboxRecord(ctx, InboxEntry{MsgID: id, Stream: "CALLBACKS", Deferred: true})
+		if err != nil || fresh != (id == "kept-new") {
+			t.Errorf("InboxRecord(%s, deferred) = %v, %v; want new only for kept-new", id, fresh, err)
+		}
+	}
+	if kept, err := s.DeferredInputs(ctx, c.ID); err != nil || len(kept) != 0 {
+		t.Errorf("kept inputs after recording them: %+v, %v; want none", kept, err)
+	}
+	if _, err := s.InboxRecord(ctx, InboxEntry{}); err == nil {
+		t.Error("InboxRecord without a message id: no error")
+	}
+}

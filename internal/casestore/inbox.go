@@ -97,11 +97,12 @@ func (tx *Tx) InboxRecord(ctx context.Context, e InboxEntry) (bool, error) {
 	return n == 1, nil
 }
 
-// InboxRecord is Tx.InboxRecord committed on its own. On PostgreSQL a
-// message without a kept copy to drop is one statement, committed by
-// itself: one round trip where a transaction takes two or three.
+// InboxRecord is Tx.InboxRecord committed on its own. On PostgreSQL it is
+// one statement (with the kept copy's DELETE, for a Deferred message),
+// committed by itself: one round trip where a transaction takes two or
+// three.
 func (s *Store) InboxRecord(ctx context.Context, e InboxEntry) (fresh bool, err error) {
-	if !s.w.pg || e.Deferred {
+	if !s.w.pg {
 		err = s.Update(ctx, func(tx *Tx) error {
 			fresh, err = tx.InboxRecord(ctx, e)
 			return err
@@ -115,7 +116,12 @@ func (s *Store) InboxRecord(ctx context.Context, e InboxEntry) (fresh bool, err 
 	if at.IsZero() {
 		at = s.now()
 	}
-	res, err := s.w.ExecContext(ctx, inboxInsert, e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at))
+	query, args := inboxInsert, []any{e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at)}
+	if e.Deferred {
+		// Every part of a WITH runs, whatever the INSERT finds.
+		query, args = `WITH dropped AS (DELETE FROM deferred_inputs WHERE msg_id = ?) `+inboxInsert, append([]any{e.MsgID}, args...)
+	}
+	res, err := s.w.ExecContext(ctx, query, args...)
 	if err != nil {
 		return false, fmt.Errorf("inbox record %q: %w", e.MsgID, err)
 	}
