@@ -408,3 +408,14 @@ CREATE INDEX cases_sub_order_id ON cases (sub_order_id) WHERE sub_order_id <> ''
 CREATE INDEX cases_refund_id ON cases (refund_id) WHERE refund_id <> '';
 -- The overview's last platform errors, newest first.
 CREATE INDEX step_attempts_errors ON step_attempts (started_at) WHERE error_code <> '';
+
+-- +migration 17: the free-text search reads the worker's indexes
+-- Migration 16's single-column indexes on order_id, sub_order_id and
+-- refund_id served only the console's free-text search, and every case
+-- update (each of which changes updated_at, so none is a heap-only update
+-- on PostgreSQL) added an entry to each. The search now reads cases_order,
+-- cases_taobao_sub_order and cases_refund, whose keys start with the
+-- platform, once per platform (casestore's textFilter).
+DROP INDEX cases_order_id;
+DROP INDEX cases_sub_order_id;
+DROP INDEX cases_refund_id;

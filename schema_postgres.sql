@@ -271,3 +271,8 @@ CREATE INDEX cases_order_id ON cases (order_id);
 CREATE INDEX cases_sub_order_id ON cases (sub_order_id) WHERE sub_order_id <> '';
 CREATE INDEX cases_refund_id ON cases (refund_id) WHERE refund_id <> '';
 CREATE INDEX step_attempts_errors ON step_attempts (started_at) WHERE error_code <> '';
+
+-- +migration 17: the free-text search reads the worker's indexes
+DROP INDEX cases_order_id;
+DROP INDEX cases_sub_order_id;
+DROP INDEX cases_refund_id;

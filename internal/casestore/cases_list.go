@@ -350,20 +350,28 @@ func keysetFilter(keys []string, desc bool, cur CaseCursor) (string, []any) {
 	return "(" + strings.Join(keys, ", ") + ") " + op + " (?" + strings.Repeat(", ?", len(keys)-1) + ")", vals
 }
 
-// textColumns are the ids Text matches; each has an index (migrations 3
-// and 16), partial on a non-empty value where named so.
+// textColumns are the ids Text matches, each with the index that answers
+// a prefix of it: the worker's own look-ups by platform and id (migrations
+// 3, 14 and the first), searched once per platform, and cases_opened_by.
+// Single-column indexes on the ids (migration 16) served the search alone
+// and cost every case update an entry each; migration 17 dropped them.
+// partial: the index holds non-empty values only, and the term says so,
+// so that the planner can use it.
 var textColumns = []struct {
-	col     string
-	partial bool
-}{{"order_id", false}, {"sub_order_id", true}, {"refund_id", true}, {"opened_by", true}}
+	col              string
+	partial, perPlat bool
+}{{"order_id", false, true}, {"sub_order_id", true, true}, {"refund_id", true, true}, {"opened_by", true, false}}
 
 // textFilter matches text as a prefix of the id columns: a range
 // [text, text with its last character incremented), which an index on each
-// column answers (LIKE would not, being case-insensitive in SQLite). The
-// range compares bytes, as SQLite's BINARY collation does, and as
+// column answers (LIKE would not, being case-insensitive in SQLite); a
+// column indexed after the platform is searched under each platform
+// (platform.IDs, the schema's CHECK), a range per platform. The range
+// compares bytes, as SQLite's BINARY collation does, and as
 // schema_postgres.sql's COLLATE "C" on these columns makes PostgreSQL do.
 func textFilter(text string, caseID int64) (string, []any) {
 	hi := prefixEnd(text)
+	plats := platform.IDs()
 	var terms []string
 	var args []any
 	for _, tc := range textColumns {
@@ -371,7 +379,14 @@ func textFilter(text string, caseID int64) (string, []any) {
 		if tc.partial {
 			t = tc.col + " <> '' AND " + t
 		}
-		terms, args = append(terms, "("+t+")"), append(args, text, hi)
+		var a []any
+		if tc.perPlat {
+			t = "platform IN (?" + strings.Repeat(", ?", len(plats)-1) + ") AND " + t
+			for _, p := range plats {
+				a = append(a, string(p))
+			}
+		}
+		terms, args = append(terms, "("+t+")"), append(append(args, a...), text, hi)
 	}
 	if caseID > 0 {
 		terms, args = append(terms, "id = ?"), append(args, caseID)
