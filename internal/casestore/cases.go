@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -356,9 +357,9 @@ func docText(d json.RawMessage) string {
 // lease changes without a new version (ClaimLease, another process's
 // claim). Store.LeaseUntil reads the lease.
 func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case, lw *leaseWrite) (Case, error) {
-	var set strings.Builder
-	args := make([]any, 0, len(caseFields)+3)
-	for _, f := range caseFields {
+	cw := caseWrite{id: next.ID, version: next.Version, bumps: 1, now: ms64(tx.now), lease: lw,
+		vals: make([]any, len(caseFields))}
+	for i, f := range caseFields {
 		v := f.val(&next)
 		if prev != nil && f.val(prev) == v {
 			continue
@@ -366,48 +367,16 @@ func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case, lw *leaseWr
 		if f.doc && !json.Valid([]byte(v.(string))) {
 			return Case{}, fmt.Errorf("case %s: not valid JSON", f.col)
 		}
-		set.WriteString(f.col)
-		set.WriteString(" = ?, ")
-		args = append(args, v)
+		cw.vals[i] = v
 	}
-	now := ms64(tx.now)
-	where := "WHERE id = ? AND version = ?"
-	if lw != nil {
-		set.WriteString("lease_owner = ?, lease_until = ?, ")
-		args = append(args, lw.storedOwner(), lw.until)
+	if p := tx.tx.pipe; p == nil || !p.mergeCaseWrite(cw) {
+		query, args := cw.statement()
+		done, why := cw.checks()
+		if err := tx.queue(ctx, query, args, true, done, why, &cw); err != nil {
+			return Case{}, err
+		}
 	}
-	args = append(args, now, next.ID, next.Version)
-	if lw != nil {
-		where += " AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)"
-		args = append(args, lw.owner, now)
-	}
-	id, version := next.ID, next.Version
-	err := tx.laterChecked(ctx, `UPDATE cases SET `+set.String()+`updated_at = ?, version = version + 1
-		`+where, args,
-		func(n int64, err error) error {
-			switch {
-			case err != nil && isUnique(err):
-				return fmt.Errorf("update case %d: %w", id, ErrOpenCaseExists)
-			case err != nil:
-				return fmt.Errorf("update case %d: %w", id, err)
-			case n == 0:
-				return errRecheck
-			}
-			return nil
-		},
-		func(ctx context.Context, q sqlx.QueryerContext) error {
-			stored, err := getCase(ctx, q, id)
-			if err != nil {
-				return fmt.Errorf("update case %d: %w", id, err)
-			}
-			if lw != nil && lw.heldElsewhere(stored, now) {
-				return &LeasedError{CaseID: id, Until: stored.LeaseUntil}
-			}
-			return fmt.Errorf("update case %d at version %d: %w", id, version, ErrVersionConflict)
-		})
-	if err != nil {
-		return Case{}, err
-	}
+	now := cw.now
 	if prev != nil {
 		next.Platform, next.OrderID, next.SubOrderID, next.CreatedAt = prev.Platform, prev.OrderID, prev.SubOrderID, prev.CreatedAt
 		next.LeaseOwner, next.LeaseUntil, next.OpenedBy, next.DuplicateOf = prev.LeaseOwner, prev.LeaseUntil, prev.OpenedBy, prev.DuplicateOf
@@ -434,6 +403,102 @@ func (lw *leaseWrite) storedOwner() string {
 // refuses on.
 func (lw *leaseWrite) heldElsewhere(c Case, now int64) bool {
 	return c.LeaseOwner != "" && c.LeaseOwner != lw.owner && c.LeaseUntil.UnixMilli() >= now
+}
+
+// caseWrite is one UPDATE of a case: the columns it sets (vals, by
+// caseFields' order; nil: not written), the version it expects stored and
+// how many versions it moves the case on (bumps), and the lease it writes
+// and requires (lease, nil for neither). A transaction that decides a case
+// twice (refundflow's lookahead: a decision and the one its step's result
+// leads to) writes it twice; on PostgreSQL, while the first UPDATE still
+// waits in the transaction's queue, the second is folded into it
+// (pgPipe.mergeCaseWrite): one row version instead of two, and on a case
+// table whose every update is indexed anew, one set of index entries
+// instead of two. The folded write is exactly the pair: the first's
+// checks decide it (after the first, the row is this transaction's, and
+// the second's version and lease checks hold), the second's values win,
+// and the version moves on by both.
+type caseWrite struct {
+	id, version int64
+	bumps       int64
+	now         int64 // updated_at, ms
+	vals        []any
+	lease       *leaseWrite
+}
+
+// statement is cw's UPDATE and its arguments.
+func (cw *caseWrite) statement() (string, []any) {
+	var set strings.Builder
+	args := make([]any, 0, len(caseFields)+8)
+	for i, f := range caseFields {
+		if cw.vals[i] == nil {
+			continue
+		}
+		set.WriteString(f.col)
+		set.WriteString(" = ?, ")
+		args = append(args, cw.vals[i])
+	}
+	where := "WHERE id = ? AND version = ?"
+	if cw.lease != nil {
+		set.WriteString("lease_owner = ?, lease_until = ?, ")
+		args = append(args, cw.lease.storedOwner(), cw.lease.until)
+	}
+	args = append(args, cw.now, cw.bumps, cw.id, cw.version)
+	if cw.lease != nil {
+		where += " AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)"
+		args = append(args, cw.lease.owner, cw.now)
+	}
+	return `UPDATE cases SET ` + set.String() + `updated_at = ?, version = version + ?
+		` + where, args
+}
+
+// checks are cw's outcome (done) and, when it changed no row, the reason
+// read back (why): another process's lease, else a version conflict.
+func (cw *caseWrite) checks() (done func(int64, error) error, why func(context.Context, sqlx.QueryerContext) error) {
+	id, version, lw, now := cw.id, cw.version, cw.lease, cw.now
+	done = func(n int64, err error) error {
+		switch {
+		case err != nil && isUnique(err):
+			return fmt.Errorf("update case %d: %w", id, ErrOpenCaseExists)
+		case err != nil:
+			return fmt.Errorf("update case %d: %w", id, err)
+		case n == 0:
+			return errRecheck
+		}
+		return nil
+	}
+	why = func(ctx context.Context, q sqlx.QueryerContext) error {
+		stored, err := getCase(ctx, q, id)
+		if err != nil {
+			return fmt.Errorf("update case %d: %w", id, err)
+		}
+		if lw != nil && lw.heldElsewhere(stored, now) {
+			return &LeasedError{CaseID: id, Until: stored.LeaseUntil}
+		}
+		return fmt.Errorf("update case %d at version %d: %w", id, version, ErrVersionConflict)
+	}
+	return done, why
+}
+
+// then is the write that does cw and after it next, the write of the
+// version cw leaves, in one statement; ok is false when they cannot fold:
+// another case, another version, or leases of two owners.
+func (cw caseWrite) then(next caseWrite) (caseWrite, bool) {
+	if next.id != cw.id || next.version != cw.version+cw.bumps || next.now != cw.now ||
+		(cw.lease != nil && next.lease != nil && cw.lease.owner != next.lease.owner) {
+		return caseWrite{}, false
+	}
+	vals := slices.Clone(cw.vals)
+	for i, v := range next.vals {
+		if v != nil {
+			vals[i] = v
+		}
+	}
+	cw.vals, cw.bumps = vals, cw.bumps+next.bumps
+	if next.lease != nil {
+		cw.lease = next.lease
+	}
+	return cw, true
 }
 
 // storedCase returns c as the database holds it after an update at now:

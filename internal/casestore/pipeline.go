@@ -67,6 +67,10 @@ type pgStmt struct {
 	why func(ctx context.Context, q sqlx.QueryerContext) error
 	// scan, for a read, takes its rows.
 	scan func(rows pgx.Rows) error
+	// caseWrite, for a case's UPDATE, is what it writes, so that a second
+	// write of the case in the same transaction can fold into it while it
+	// waits here (mergeCaseWrite).
+	caseWrite *caseWrite
 }
 
 // pgPipe is one pipelined transaction on one connection of the writer
@@ -89,6 +93,34 @@ func (p *pgPipe) later(s pgStmt) {
 		p.checked = true
 	}
 	p.pending = append(p.pending, s)
+}
+
+// mergeCaseWrite folds cw into the queued UPDATE of the same case when
+// that one is still waiting to be sent and cw writes the version it
+// leaves (caseWrite.then), and reports whether it did: cw then needs no
+// statement of its own. Statements queued between the two stay where they
+// are: none reads the case row's columns (a read is not queued, it sends
+// the queue), and the row's key, which their foreign keys check, does not
+// change.
+func (p *pgPipe) mergeCaseWrite(cw caseWrite) bool {
+	if p.err != nil {
+		return false
+	}
+	for i := len(p.pending) - 1; i >= 0; i-- {
+		q := p.pending[i].caseWrite
+		if q == nil || q.id != cw.id {
+			continue
+		}
+		both, ok := q.then(cw)
+		if !ok {
+			return false
+		}
+		query, args := both.statement()
+		done, why := both.checks()
+		p.pending[i] = pgStmt{sql: bind(true, query, args), args: args, checked: true, done: done, why: why, caseWrite: &both}
+		return true
+	}
+	return false
 }
 
 // flush sends what is queued, with read (a statement whose rows are
@@ -303,7 +335,7 @@ func (tx *Tx) later(ctx context.Context, what, query string, args ...any) error 
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		return nil
-	}, nil)
+	}, nil, nil)
 }
 
 // laterChecked is later for a write whose row count decides (a lease, a
@@ -313,16 +345,18 @@ func (tx *Tx) later(ctx context.Context, what, query string, args ...any) error 
 // write's answer.
 func (tx *Tx) laterChecked(ctx context.Context, query string, args []any, check func(n int64, err error) error,
 	why func(ctx context.Context, q sqlx.QueryerContext) error) error {
-	return tx.queue(ctx, query, args, true, check, why)
+	return tx.queue(ctx, query, args, true, check, why, nil)
 }
 
+// queue is later and laterChecked; cw, for a case's UPDATE, is what it
+// writes (pgStmt.caseWrite).
 func (tx *Tx) queue(ctx context.Context, query string, args []any, checked bool, done func(n int64, err error) error,
-	why func(ctx context.Context, q sqlx.QueryerContext) error) error {
+	why func(ctx context.Context, q sqlx.QueryerContext) error, cw *caseWrite) error {
 	if p := tx.tx.pipe; p != nil {
 		if p.err != nil {
 			return p.err
 		}
-		p.later(pgStmt{sql: bind(true, query, args), args: args, checked: checked, done: done, why: why})
+		p.later(pgStmt{sql: bind(true, query, args), args: args, checked: checked, done: done, why: why, caseWrite: cw})
 		return nil
 	}
 	res, err := tx.tx.ExecContext(ctx, query, args...)
