@@ -228,11 +228,17 @@ func (tx *Tx) insertCase(ctx context.Context, vals ...any) (id, latest int64, in
 	args := append(vals, plat, orderID)
 	if tx.tx.pg {
 		r, err := getOne[struct {
-			ID     int64 `db:"id"`
-			Latest int64 `db:"order_events_latest"`
-		}](ctx, tx, caseInsert+` RETURNING id, order_events_latest`, args...)
+			ID       int64 `db:"id"`
+			Latest   int64 `db:"order_events_latest"`
+			Previous int64 `db:"previous"`
+		}](ctx, tx, caseInsert+` RETURNING id, order_events_latest, (SELECT COALESCE(MAX(p.id), 0) FROM cases p
+			WHERE p.platform = cases.platform AND p.order_id = cases.order_id AND p.sub_order_id = cases.sub_order_id
+			AND p.id < cases.id) AS previous`, args...)
 		if errors.Is(err, sql.ErrNoRows) {
 			return 0, 0, false, nil
+		}
+		if err == nil {
+			tx.previous(r.ID, r.Previous)
 		}
 		return r.ID, r.Latest, err == nil, err
 	}

@@ -119,8 +119,13 @@ func (tx *Tx) MarkMessagesRead(ctx context.Context, caseID int64) (int, error) {
 }
 
 // PreviousCase returns the newest case of the same order (and, on Taobao,
-// sub-order) opened before case beforeID, or ErrNotFound.
+// sub-order) opened before case c, or ErrNotFound. For a case CreateCase
+// made in this transaction on PostgreSQL, that none exists is known
+// without a round trip (Tx.previousOf): a new request's usual answer.
 func (tx *Tx) PreviousCase(ctx context.Context, c Case) (Case, error) {
+	if prev, ok := tx.previousOf[c.ID]; ok && prev == 0 {
+		return Case{}, fmt.Errorf("case before %d: %w", c.ID, ErrNotFound)
+	}
 	r, err := getOne[caseRow](ctx, tx, `SELECT `+caseColumns+` FROM cases
 		WHERE platform = ? AND order_id = ? AND sub_order_id = ? AND id < ? ORDER BY id DESC LIMIT 1`,
 		string(c.Platform), c.OrderID, c.SubOrderID, c.ID)

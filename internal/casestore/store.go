@@ -298,6 +298,19 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 type Tx struct {
 	tx  batchTx
 	now time.Time // one clock reading per transaction
+	// previousOf holds, for a case created in this transaction on
+	// PostgreSQL, the id of the newest earlier case of its order (0: none),
+	// read by the INSERT itself, so that PreviousCase need not ask again
+	// for a first case, the usual one.
+	previousOf map[int64]int64
+}
+
+// previous notes that case id, created here, follows case prev (0: none).
+func (tx *Tx) previous(id, prev int64) {
+	if tx.previousOf == nil {
+		tx.previousOf = map[int64]int64{}
+	}
+	tx.previousOf[id] = prev
 }
 
 // batchTx is the write transaction as the updates see it. Every

@@ -26,7 +26,7 @@ import (
 // that nothing else runs meanwhile.
 func TestRoundTripsOfARefundOnPostgreSQL(t *testing.T) {
 	const (
-		requestBudget  = 9 // the request: render and submit, from the command to waiting_seller (14, then 10 before)
+		requestBudget  = 8 // the request: render and submit, from the command to waiting_seller (14, then 10, then 9 before)
 		orderBudget    = 3 // the order's status callback: kept for its case (8, then 4 before)
 		callbackBudget = 6 // the refund-created callback: recorded, verified (with the order event before it), decided (10, then 7 before)
 	)
