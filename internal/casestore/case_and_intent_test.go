@@ -2,7 +2,9 @@ package casestore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -10,13 +12,14 @@ import (
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
-// TestCaseAndIntent: the one read the engine makes before each decision
-// returns what GetCase and OpenIntent return apart, on both stores: the case
-// without an intent, with the newest open one, after it is finished, and
-// ErrNotFound for no case.
-func TestCaseAndIntent(t *testing.T) { eachBackend(t, testCaseAndIntent) }
+// TestCaseToDecide: the one read the engine makes before each decision
+// returns what GetCase, OpenIntent and OrderEventsAfter return apart, on
+// both stores: the case without an intent, with the newest open one (of
+// two), after they are finished, each with and without order events the
+// case has not seen; ErrNotFound for no case.
+func TestCaseToDecide(t *testing.T) { eachBackend(t, testCaseToDecide) }
 
-func testCaseAndIntent(t *testing.T, be backend) {
+func testCaseToDecide(t *testing.T, be backend) {
 	ctx := context.Background()
 	s := openTest(t, be.Fresh(t))
 	var c Case
@@ -30,9 +33,9 @@ func testCaseAndIntent(t *testing.T, be backend) {
 	}
 	check := func(when string, wantIntent *StepAttempt) {
 		t.Helper()
-		got, it, err := s.CaseAndIntent(ctx, c.ID)
+		got, it, evs, err := s.CaseToDecide(ctx, c.ID)
 		if err != nil {
-			t.Fatalf("%s: CaseAndIntent: %v", when, err)
+			t.Fatalf("%s: CaseToDecide: %v", when, err)
 		}
 		want, err := s.GetCase(ctx, c.ID)
 		if err != nil {
@@ -44,8 +47,57 @@ func testCaseAndIntent(t *testing.T, be backend) {
 		if !reflect.DeepEqual(it, wantIntent) {
 			t.Errorf("%s: intent %+v; want %+v", when, it, wantIntent)
 		}
+		var wantEvs []OrderEvent
+		if want.OrderEventsLatest > want.OrderEventsSeen {
+			if wantEvs, err = s.OrderEventsAfter(ctx, want.Platform, want.OrderID, want.OrderEventsSeen); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(evs) != len(wantEvs) || (len(evs) > 0 && !reflect.DeepEqual(evs, wantEvs)) {
+			t.Errorf("%s: order events\n got %+v\nwant %+v", when, evs, wantEvs)
+		}
+	}
+	// event records an order event of the case's order and checks again;
+	// seen then marks every event seen and checks again.
+	events := 0
+	event := func(when string, wantIntent *StepAttempt) {
+		t.Helper()
+		events++
+		if err := s.Update(ctx, func(tx *Tx) error {
+			_, _, _, err := tx.RecordOrderEvent(ctx, OrderEvent{Platform: "taobao", OrderID: "o1", MsgID: fmt.Sprintf("ev-%d", events),
+				MessageType: "ORDER_STATUS", Kind: "order_status", OrderStatus: "paid", Body: json.RawMessage(`{"n":1}`)}, "paid", false)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		check(when+", an unseen order event", wantIntent)
+		if got, _, evs, _ := s.CaseToDecide(ctx, c.ID); len(evs) == 0 || evs[len(evs)-1].ID != got.OrderEventsLatest {
+			t.Errorf("%s: %d unseen events read, the last not the case's latest (%d)", when, len(evs), got.OrderEventsLatest)
+		}
+	}
+	seen := func(when string, wantIntent *StepAttempt) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx *Tx) error {
+			cur, err := tx.GetCase(ctx, c.ID)
+			if err != nil {
+				return err
+			}
+			next := cur
+			next.OrderEventsSeen = cur.OrderEventsLatest
+			_, err = tx.UpdateCaseFrom(ctx, cur, next)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		check(when+", every event seen", wantIntent)
+		if _, _, evs, _ := s.CaseToDecide(ctx, c.ID); len(evs) != 0 {
+			t.Errorf("%s, every event seen: %d events read; want none", when, len(evs))
+		}
 	}
 	check("no step yet", nil)
+	event("no step yet", nil)
+	event("no step yet, two", nil)
+	seen("no step yet", nil)
 	for _, key := range []string{"k:render", "k:submit"} { // the newest open intent is the one
 		if err := s.Update(ctx, func(tx *Tx) error {
 			_, _, err := tx.BeginStep(ctx, c.ID, "submit", key, `{"fee":100}`)
@@ -59,6 +111,9 @@ func testCaseAndIntent(t *testing.T, be backend) {
 		t.Fatalf("OpenIntent = %+v, %v; want k:submit", open, err)
 	}
 	check("two open intents", &open)
+	event("two open intents", &open)
+	event("two open intents, two", &open)
+	seen("two open intents", &open)
 	for _, key := range []string{"k:render", "k:submit"} {
 		if err := s.Update(ctx, func(tx *Tx) error {
 			return tx.FinishStep(ctx, key, StepResult{Status: StepDone, Outcome: `{}`, RequestID: "rq"})
@@ -67,8 +122,9 @@ func testCaseAndIntent(t *testing.T, be backend) {
 		}
 	}
 	check("intents finished", nil)
-	if _, _, err := s.CaseAndIntent(ctx, c.ID+100); !errors.Is(err, ErrNotFound) {
-		t.Errorf("CaseAndIntent(no such case) = %v; want ErrNotFound", err)
+	event("intents finished", nil)
+	if _, _, _, err := s.CaseToDecide(ctx, c.ID+100); !errors.Is(err, ErrNotFound) {
+		t.Errorf("CaseToDecide(no such case) = %v; want ErrNotFound", err)
 	}
 }
 

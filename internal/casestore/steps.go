@@ -244,41 +244,68 @@ func openIntent(ctx context.Context, q sqlx.QueryerContext, caseID int64) (StepA
 	return r.toStep(), nil
 }
 
-// CaseAndIntent returns the case and its open intent (nil when it has
-// none) in one read: what the engine loads before each decision. On
-// PostgreSQL each read is a round trip, and the pair is read at every turn
-// of every input (docs/benchmarks.md).
-func (s *Store) CaseAndIntent(ctx context.Context, id int64) (Case, *StepAttempt, error) {
-	var r struct {
+// CaseToDecide returns, in one read, what the engine decides on: the
+// case, its open intent (nil when it has none) and the events of its order
+// it has not seen (OrderEventsAfter its OrderEventsSeen, when its
+// OrderEventsLatest says there are any; none otherwise). On PostgreSQL
+// each read is a round trip, and this one is made at every turn of every
+// input; the order's events, read apart, were one more at the turn after
+// an order event, which most refunds get (docs/benchmarks.md).
+func (s *Store) CaseToDecide(ctx context.Context, id int64) (Case, *StepAttempt, []OrderEvent, error) {
+	var rows []struct {
 		caseRow
-		Intent stepRow `db:"i"`
+		Intent stepRow       `db:"i"`
+		Event  orderEventRow `db:"e"`
 	}
-	if err := sqlx.GetContext(ctx, s.r, &r, caseAndIntent, id); err != nil {
-		return Case{}, nil, fmt.Errorf("get case %d: %w", id, notFound(err))
+	if err := sqlx.SelectContext(ctx, s.r, &rows, caseToDecide, id); err != nil {
+		return Case{}, nil, nil, fmt.Errorf("get case %d: %w", id, err)
 	}
-	if r.Intent.ID == 0 {
-		return r.toCase(), nil, nil
+	if len(rows) == 0 {
+		return Case{}, nil, nil, fmt.Errorf("get case %d: %w", id, ErrNotFound)
 	}
-	it := r.Intent.toStep()
-	return r.toCase(), &it, nil
+	// One row per open intent and unseen event; the newest intent's rows
+	// come first, one per event in order.
+	first := rows[0]
+	var evs []OrderEvent
+	for _, r := range rows {
+		if r.Intent.ID != first.Intent.ID {
+			break
+		}
+		if r.Event.ID != 0 {
+			evs = append(evs, r.Event.event())
+		}
+	}
+	if first.Intent.ID == 0 {
+		return first.toCase(), nil, evs, nil
+	}
+	it := first.Intent.toStep()
+	return first.toCase(), &it, evs, nil
 }
 
-// caseAndIntent joins the case to its newest open intent (as openIntent
-// picks it; the join is on step_attempts_intent, the partial index of open
-// intents: a MAX(id) subquery in the ON clause made PostgreSQL scan the
-// table, 0.85 ms a read instead of 0.02). The intent's columns are named "i.<column>" for the nested
-// struct, and coalesced where stepRow's field cannot hold a NULL: id 0 is
-// no intent.
-var caseAndIntent = `SELECT ` + qualified("c.", caseColumns) + `,
+// caseToDecide joins the case to its open intents (on step_attempts_intent,
+// the partial index of open intents: a MAX(id) subquery in the ON clause
+// made PostgreSQL scan the table, 0.85 ms a read instead of 0.02) and to
+// its order's unseen events (on order_events_order). The joined columns are
+// named "i.<column>" and "e.<column>" for the nested structs, and
+// coalesced where the struct's field cannot hold a NULL: id 0 is none.
+var caseToDecide = `SELECT ` + qualified("c.", caseColumns) + `,
 	COALESCE(i.id, 0) AS "i.id", COALESCE(i.case_id, 0) AS "i.case_id", COALESCE(i.step, '') AS "i.step",
 	i.idempotency_key AS "i.idempotency_key", COALESCE(i.status, '') AS "i.status",
 	COALESCE(i.request, '') AS "i.request", COALESCE(i.outcome, '') AS "i.outcome",
 	COALESCE(i.request_id, '') AS "i.request_id", COALESCE(i.error_code, '') AS "i.error_code",
 	COALESCE(i.error_message, '') AS "i.error_message", COALESCE(i.begins, 0) AS "i.begins",
 	COALESCE(i.started_at, 0) AS "i.started_at", i.last_attempt_at AS "i.last_attempt_at",
-	i.finished_at AS "i.finished_at"
+	i.finished_at AS "i.finished_at",
+	COALESCE(e.id, 0) AS "e.id", COALESCE(e.platform, '') AS "e.platform", COALESCE(e.order_id, '') AS "e.order_id",
+	COALESCE(e.msg_id, '') AS "e.msg_id", COALESCE(e.message_type, '') AS "e.message_type", COALESCE(e.kind, '') AS "e.kind",
+	COALESCE(e.order_status, '') AS "e.order_status", COALESCE(e.ended, 0) AS "e.ended",
+	COALESCE(e.close_reason, '') AS "e.close_reason", COALESCE(e.total_amount, 0) AS "e.total_amount",
+	COALESCE(e.product_amount, 0) AS "e.product_amount", COALESCE(e.shipping_fee, 0) AS "e.shipping_fee",
+	COALESCE(e.body, '') AS "e.body", COALESCE(e.received_at, 0) AS "e.received_at"
 	FROM cases c LEFT JOIN step_attempts i ON i.case_id = c.id AND i.status = 'intent'
-	WHERE c.id = ? ORDER BY i.id DESC LIMIT 1`
+	LEFT JOIN order_events e ON c.order_events_latest > c.order_events_seen
+		AND e.platform = c.platform AND e.order_id = c.order_id AND e.id > c.order_events_seen
+	WHERE c.id = ? ORDER BY i.id DESC, e.id`
 
 // qualified prefixes each column of a comma-separated list, naming the
 // result for the column (SQLite leaves an unaliased result's name

@@ -8,10 +8,11 @@ import (
 	"github.com/refundhub/refundhub/internal/casestore"
 )
 
-// caseView projects a stored case and its open intent (it, nil when the
-// case has none; both read together: Store.CaseAndIntent), with the order
-// events the case has not seen yet.
-func caseView(ctx context.Context, s *casestore.Store, c casestore.Case, it *casestore.StepAttempt) (CaseView, error) {
+// caseView projects a stored case and its open intent (nil when the case
+// has none), with the order events the case has not seen yet: as loaded
+// with them (Store.CaseToDecide), or read here for a case loaded without.
+func caseView(ctx context.Context, s *casestore.Store, l loaded) (CaseView, error) {
+	c, it := l.c, l.it
 	cv, err := caseViewOf(c)
 	if err != nil {
 		return cv, err
@@ -19,15 +20,15 @@ func caseView(ctx context.Context, s *casestore.Store, c casestore.Case, it *cas
 	if it != nil {
 		cv.Intent = &Intent{Step: StepName(it.Step), Key: it.IdempotencyKey, Since: it.StartedAt, LastAttempt: it.LastAttemptAt}
 	}
-	if c.OrderEventsLatest > c.OrderEventsSeen {
-		evs, err := s.OrderEventsAfter(ctx, c.Platform, c.OrderID, c.OrderEventsSeen)
-		if err != nil {
+	evs := l.events
+	if !l.eventsRead && c.OrderEventsLatest > c.OrderEventsSeen {
+		if evs, err = s.OrderEventsAfter(ctx, c.Platform, c.OrderID, c.OrderEventsSeen); err != nil {
 			return cv, err
 		}
-		for _, e := range evs {
-			cv.OrderEvents = append(cv.OrderEvents, OrderEvent{ID: e.ID, Type: e.MessageType, Kind: e.Kind, Status: e.OrderStatus,
-				Ended: e.Ended, CloseReason: e.CloseReason, TotalAmount: e.TotalAmount})
-		}
+	}
+	for _, e := range evs {
+		cv.OrderEvents = append(cv.OrderEvents, OrderEvent{ID: e.ID, Type: e.MessageType, Kind: e.Kind, Status: e.OrderStatus,
+			Ended: e.Ended, CloseReason: e.CloseReason, TotalAmount: e.TotalAmount})
 	}
 	return cv, nil
 }

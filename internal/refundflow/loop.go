@@ -106,7 +106,8 @@ func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
 // turn is one pass of process's loop. done reports that the input got as
 // far as it can now; r.h and err are then process's answer.
 func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
-	c, it, err := r.load(ctx, e.store)
+	l, err := r.load(ctx, e.store)
+	c := l.c
 	if r.waited > 0 && ctx.Err() != nil {
 		// Given up while waiting for another process's lease: before this
 		// read (which then fails at once) or during it (a read over the
@@ -122,7 +123,7 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 		return e.awaitLease(ctx, r, c.LeaseUntil)
 	}
 	sctx, span := e.startSpan(ctx, "decide", r.caseID, attribute.String("input", string(r.in.Kind)))
-	d, p, err := e.decide(sctx, r, c, it)
+	d, p, err := e.decide(sctx, r, l)
 	span.SetAttributes(attribute.String("outcome", string(d.dec.Outcome)), attribute.String("code", d.dec.Code))
 	endSpan(span, err)
 	switch {
@@ -156,16 +157,28 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 	return e.carryOn(ctx, r, c, cm)
 }
 
-// load reads the case and its open intent for a turn: the case open has
-// just created, on the first turn of its input (it has no intent, and this
+// loaded is what a turn decides on: the case, its open intent, and its
+// order's events it has not seen, when they were read with it (eventsRead;
+// otherwise caseView reads them if there are any).
+type loaded struct {
+	c          casestore.Case
+	it         *casestore.StepAttempt
+	events     []casestore.OrderEvent
+	eventsRead bool
+}
+
+// load reads the case, its open intent and its unseen order events for a
+// turn, in one read (casestore's CaseToDecide): the case open has just
+// created, on the first turn of its input (it has no intent, and this
 // process has held its lease and lock since the commit that created it),
 // otherwise from the store.
-func (r *run) load(ctx context.Context, s *casestore.Store) (casestore.Case, *casestore.StepAttempt, error) {
+func (r *run) load(ctx context.Context, s *casestore.Store) (loaded, error) {
 	if c := r.created; c != nil {
 		r.created = nil
-		return *c, nil, nil
+		return loaded{c: *c}, nil
 	}
-	return s.CaseAndIntent(ctx, r.caseID)
+	c, it, evs, err := s.CaseToDecide(ctx, r.caseID)
+	return loaded{c: c, it: it, events: evs, eventsRead: true}, err
 }
 
 // awaitLease waits for the lease another process holds on the case until
@@ -181,8 +194,9 @@ func (e *Engine) awaitLease(ctx context.Context, r *run, until time.Time) (done 
 // decide decides r.in on the case c, fetching the platform view first when
 // the decision asks for it. A pause means the input cannot get further now
 // (the decision asks to retry, or the fetch failed): see retryLater.
-func (e *Engine) decide(ctx context.Context, r *run, c casestore.Case, it *casestore.StepAttempt) (decisionRecord, *pause, error) {
-	cv, err := caseView(ctx, e.store, c, it)
+func (e *Engine) decide(ctx context.Context, r *run, l loaded) (decisionRecord, *pause, error) {
+	c := l.c
+	cv, err := caseView(ctx, e.store, l)
 	if err != nil {
 		return decisionRecord{}, nil, err
 	}
