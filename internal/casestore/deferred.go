@@ -2,11 +2,15 @@ package casestore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Sources: the streams an input's message can come from (deferred_inputs.source).
@@ -129,28 +133,99 @@ func (tx *Tx) DeferNew(ctx context.Context, d DeferredInput) (fresh bool, err er
 // neither kept nor recorded, and the error is ErrInInbox: the statement
 // answers the inbox look-up that would otherwise be a read before it.
 func (s *Store) KeepCallback(ctx context.Context, d DeferredInput, e TimelineEntry) (fresh bool, err error) {
+	if d.MsgID == "" || d.CaseID == 0 || e.CaseID != d.CaseID {
+		return false, fmt.Errorf("keep callback: message %q, case %d, timeline entry of case %d", d.MsgID, d.CaseID, e.CaseID)
+	}
 	if !s.w.pg {
 		err = s.Update(ctx, func(tx *Tx) error {
-			if err := tx.InboxAbsent(ctx, d.MsgID); err != nil {
-				return err
-			}
 			var err error
-			if fresh, err = tx.DeferNew(ctx, d); err != nil || !fresh {
-				return err
-			}
-			return tx.AppendTimeline(ctx, e)
+			fresh, err = tx.keepCallback(ctx, d, e)
+			return err
 		})
 		if errors.Is(err, ErrInInbox) {
 			return false, fmt.Errorf("keep callback %q of case %d: %w", d.MsgID, d.CaseID, err)
 		}
 		return fresh, err
 	}
-	if d.MsgID == "" || d.CaseID == 0 || e.CaseID != d.CaseID {
-		return false, fmt.Errorf("keep callback: message %q, case %d, timeline entry of case %d", d.MsgID, d.CaseID, e.CaseID)
+	var r struct {
+		Applied bool `db:"applied"`
+		Fresh   bool `db:"fresh"`
 	}
+	err = s.keepCallbackPG(ctx, &r, `SELECT ?::bigint AS id`, []any{d.CaseID}, ``, d, e)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("keep callback %q of case %d: %w", d.MsgID, d.CaseID, err)
+	case r.Applied:
+		return false, fmt.Errorf("keep callback %q of case %d: message %s: %w", d.MsgID, d.CaseID, d.MsgID, ErrInInbox)
+	}
+	return r.Fresh, nil
+}
+
+// KeepRefundCallback is KeepCallback for a callback about refund refundID
+// of platform plat, kept for the case that recorded that refund (the
+// newest, as CaseByRefundID finds it), which it returns: d's and e's case
+// are that case's. On PostgreSQL the look-up is part of the one statement,
+// so that recording the callbacks of a known refund, most of them, costs
+// one round trip instead of two. No such case is ErrNotFound, and nothing
+// is written; a message applied already is ErrInInbox (with the case).
+func (s *Store) KeepRefundCallback(ctx context.Context, plat platform.ID, refundID string, d DeferredInput, e TimelineEntry) (c Case, fresh bool, err error) {
+	if d.MsgID == "" || refundID == "" {
+		return Case{}, false, fmt.Errorf("keep callback: message %q, refund %q", d.MsgID, refundID)
+	}
+	if !s.w.pg {
+		err = s.Update(ctx, func(tx *Tx) error {
+			var err error
+			if c, err = caseByRefundID(ctx, tx.tx, plat, refundID); err != nil {
+				return err
+			}
+			d.CaseID, e.CaseID = c.ID, c.ID
+			fresh, err = tx.keepCallback(ctx, d, e)
+			return err
+		})
+	} else {
+		var r struct {
+			caseRow
+			Applied bool `db:"applied"`
+			Fresh   bool `db:"fresh"`
+		}
+		err = s.keepCallbackPG(ctx, &r, `SELECT `+caseColumns+` FROM cases
+			WHERE platform = ? AND refund_id = ? AND refund_id <> '' ORDER BY id DESC LIMIT 1`,
+			[]any{string(plat), refundID}, `c.*, `, d, e)
+		c, fresh = r.toCase(), r.Fresh
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			err = ErrNotFound
+		case err == nil && r.Applied:
+			err = fmt.Errorf("message %s: %w", d.MsgID, ErrInInbox)
+		}
+	}
+	if err != nil {
+		return c, false, fmt.Errorf("keep callback %q of %s refund %s: %w", d.MsgID, plat, refundID, err)
+	}
+	return c, fresh, nil
+}
+
+// keepCallback is KeepCallback's transaction on SQLite.
+func (tx *Tx) keepCallback(ctx context.Context, d DeferredInput, e TimelineEntry) (fresh bool, err error) {
+	if err := tx.InboxAbsent(ctx, d.MsgID); err != nil {
+		return false, err
+	}
+	if fresh, err = tx.DeferNew(ctx, d); err != nil || !fresh {
+		return false, err
+	}
+	return true, tx.AppendTimeline(ctx, e)
+}
+
+// keepCallbackPG runs KeepCallback's one statement on PostgreSQL into r:
+// the case is the first row of the query caseQuery (its arguments
+// caseArgs, a column id at least; no row keeps nothing, and the answer is
+// sql.ErrNoRows), and the answer is selected columns (ending with ", ")
+// of it, then applied and fresh. It goes on a pool of its own that does
+// not wait for the WAL flush (postgres.go says why that is safe).
+func (s *Store) keepCallbackPG(ctx context.Context, r any, caseQuery string, caseArgs []any, selected string, d DeferredInput, e TimelineEntry) error {
 	detail, err := jsonText("timeline detail", e.Detail)
 	if err != nil {
-		return false, err
+		return err
 	}
 	now := s.now()
 	at := e.At
@@ -167,26 +242,16 @@ func (s *Store) KeepCallback(ctx context.Context, d DeferredInput, e TimelineEnt
 	}
 	// Every part of a WITH runs once, read or not: the timeline row is
 	// written for a message kept now, and the answer says which it was.
-	var r struct {
-		Applied bool `db:"applied"`
-		Fresh   bool `db:"fresh"`
-	}
-	err = sqlx.GetContext(ctx, p, &r, `WITH applied AS (SELECT 1 FROM inbox WHERE msg_id = ?),
+	args := append(slices.Clone(caseArgs), d.MsgID, d.MsgID, d.Source, payload, d.Stream, int64(d.StreamSeq), d.Subject,
+		ms64(d.NotBefore), d.Reason, d.Attempts, ms64(now), ms64(at), string(e.Kind), e.Summary, detail)
+	return sqlx.GetContext(ctx, p, r, `WITH c AS (`+caseQuery+`),
+		applied AS (SELECT 1 FROM inbox WHERE msg_id = ?),
 		kept AS (INSERT INTO deferred_inputs
 			(case_id, msg_id, source, payload, stream, stream_seq, subject, not_before, reason, attempts, created_at)
-			SELECT ?, ?, ?, ?::bytea, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM applied)
+			SELECT c.id, ?, ?, ?::bytea, ?, ?, ?, ?, ?, ?, ? FROM c WHERE NOT EXISTS (SELECT 1 FROM applied)
 			ON CONFLICT (msg_id) DO NOTHING RETURNING case_id),
 		recorded AS (INSERT INTO timeline (case_id, at, kind, summary, detail) SELECT case_id, ?, ?, ?, ? FROM kept RETURNING 1)
-		SELECT EXISTS (SELECT 1 FROM applied) AS applied, EXISTS (SELECT 1 FROM recorded) AS fresh`,
-		d.MsgID, d.CaseID, d.MsgID, d.Source, payload, d.Stream, int64(d.StreamSeq), d.Subject, ms64(d.NotBefore), d.Reason,
-		d.Attempts, ms64(now), ms64(at), string(e.Kind), e.Summary, detail)
-	switch {
-	case err != nil:
-		return false, fmt.Errorf("keep callback %q of case %d: %w", d.MsgID, d.CaseID, err)
-	case r.Applied:
-		return false, fmt.Errorf("keep callback %q of case %d: message %s: %w", d.MsgID, d.CaseID, d.MsgID, ErrInInbox)
-	}
-	return r.Fresh, nil
+		SELECT `+selected+`EXISTS (SELECT 1 FROM applied) AS applied, EXISTS (SELECT 1 FROM recorded) AS fresh FROM c`, args...)
 }
 
 // DeleteDeferred removes a waiting input (no-op if there is none). On

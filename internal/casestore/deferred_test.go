@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // TestDueDeferredCasesCountsTheOldestInputOnly: 200 cases each have an
@@ -280,4 +282,83 @@ func testStoreInboxRecord(t *testing.T, be backend) {
 	if _, err := s.InboxRecord(ctx, InboxEntry{}); err == nil {
 		t.Error("InboxRecord without a message id: no error")
 	}
+}
+
+// TestKeepRefundCallback: KeepRefundCallback finds the case of a refund and
+// keeps the callback for it, as CaseByRefundID and KeepCallback in a row
+// would: the newest case that recorded the refund, the callback kept and
+// recorded once, ErrInInbox for a message applied already; no case of the
+// refund (another platform's, none at all) is ErrNotFound with nothing
+// written.
+func TestKeepRefundCallback(t *testing.T) { eachBackend(t, testKeepRefundCallback) }
+
+func testKeepRefundCallback(t *testing.T, be backend) {
+	s := openTest(t, be.Fresh(t))
+	ctx := context.Background()
+	withRefund := func(order, refund, state string) Case {
+		t.Helper()
+		c := newCase(t, s, NewCase{Platform: PlatformTaobao, OrderID: order, SubOrderID: "s-" + order, State: "requested"})
+		if err := s.Update(ctx, func(tx *Tx) error {
+			next := c
+			next.RefundID, next.State = refund, state
+			var err error
+			c, err = tx.UpdateCaseFrom(ctx, c, next)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	withRefund("o1", "rf-1", "closed") // an older case of the same refund id
+	want := withRefund("o2", "rf-1", "waiting_seller")
+	other := withRefund("o3", "rf-3", "waiting_seller")
+	at := time.Now().Truncate(time.Millisecond)
+	d := DeferredInput{MsgID: "cb-1", Source: SourceCallbacks, Payload: []byte(`{"x":1}`), NotBefore: at.Add(time.Minute), Reason: "verifying"}
+	e := TimelineEntry{At: at, Kind: KindCallback, Summary: "callback refund rf-1", Detail: []byte(`{"lagMs":3}`)}
+	for i, wantFresh := range []bool{true, false} {
+		c, fresh, err := s.KeepRefundCallback(ctx, PlatformTaobao, "rf-1", d, e)
+		if err != nil || fresh != wantFresh || !reflect.DeepEqual(c, mustCase(t, s, want.ID)) {
+			t.Fatalf("KeepRefundCallback #%d = case %d, %v, %v; want case %d as stored, fresh %v", i+1, c.ID, fresh, err, want.ID, wantFresh)
+		}
+	}
+	kept, err := s.DeferredInputs(ctx, want.ID)
+	if err != nil || len(kept) != 1 || kept[0].MsgID != "cb-1" || string(kept[0].Payload) != `{"x":1}` || kept[0].Reason != "verifying" {
+		t.Fatalf("kept for case %d: %+v, %v; want cb-1 as given", want.ID, kept, err)
+	}
+	if tl, err := s.Timeline(ctx, want.ID); err != nil || len(tl) != 1 || tl[0].Summary != e.Summary || !tl[0].At.Equal(at) {
+		t.Errorf("timeline of case %d: %+v, %v; want the callback's entry once", want.ID, tl, err)
+	}
+	for _, tc := range []struct {
+		plat   platform.ID
+		refund string
+	}{{Platform1688, "rf-1"}, {PlatformTaobao, "rf-9"}} {
+		if _, _, err := s.KeepRefundCallback(ctx, tc.plat, tc.refund, DeferredInput{MsgID: "cb-2", Source: SourceCallbacks, Payload: []byte(`{}`)},
+			TimelineEntry{Kind: KindCallback, Summary: "no case"}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("KeepRefundCallback(%s %s) = %v; want ErrNotFound", tc.plat, tc.refund, err)
+		}
+	}
+	if err := s.Update(ctx, func(tx *Tx) error { _, err := tx.InboxRecord(ctx, InboxEntry{MsgID: "cb-done"}); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if c, fresh, err := s.KeepRefundCallback(ctx, PlatformTaobao, "rf-3", DeferredInput{MsgID: "cb-done", Source: SourceCallbacks, Payload: []byte(`{}`)},
+		TimelineEntry{Kind: KindCallback, Summary: "late copy"}); !errors.Is(err, ErrInInbox) || fresh {
+		t.Errorf("KeepRefundCallback of an applied message = case %d, %v, %v; want not kept, ErrInInbox", c.ID, fresh, err)
+	}
+	for _, id := range []int64{other.ID} {
+		if kept, err := s.DeferredInputs(ctx, id); err != nil || len(kept) != 0 {
+			t.Errorf("kept for case %d: %+v, %v; want nothing", id, kept, err)
+		}
+		if tl, err := s.Timeline(ctx, id); err != nil || len(tl) != 0 {
+			t.Errorf("timeline of case %d: %+v, %v; want nothing", id, tl, err)
+		}
+	}
+}
+
+func mustCase(t *testing.T, s *Store, id int64) Case {
+	t.Helper()
+	c, err := s.GetCase(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

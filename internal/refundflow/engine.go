@@ -450,11 +450,26 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 		p = Platform1688
 	}
 	refundID, orderID, subOrderID := ev.Refund.RefundID.String(), ev.Refund.OrderID.String(), ev.Refund.SubOrderID.String()
+	note := fmt.Sprintf("callback %s refund %s", ev.Type, refundID)
 	var c casestore.Case
 	var err error
-	if refundID != "" {
+	switch {
+	case refundID != "" && canDefer(msg) && !msg.Deferred:
+		// A refund a case has recorded, the usual callback: the case is
+		// found and the callback recorded for it in one store call.
+		var fresh bool
+		c, fresh, err = e.recordCallback(ctx, msg, note, func(d casestore.DeferredInput, te casestore.TimelineEntry) (casestore.Case, bool, error) {
+			return e.store.KeepRefundCallback(ctx, p, refundID, d, te)
+		})
+		if errors.Is(err, casestore.ErrInInbox) {
+			return Handled{CaseID: c.ID, Duplicate: true}, nil
+		}
+		if err == nil {
+			return e.process(ctx, job{caseID: c.ID, first: Input{Kind: InputCallback, Now: e.now()}, msg: msg, keptNow: fresh})
+		}
+	case refundID != "":
 		c, err = e.store.CaseByRefundID(ctx, p, refundID)
-	} else {
+	default:
 		err = casestore.ErrNotFound
 	}
 	if errors.Is(err, casestore.ErrNotFound) {
@@ -478,13 +493,17 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 			hint = refundID
 		}
 	}
-	note := fmt.Sprintf("callback %s refund %s", ev.Type, refundID)
 	fresh := false
 	switch {
 	case msg != nil && msg.Deferred:
 		note = "" // recorded when it came (recordCallback)
 	case canDefer(msg):
-		fresh, err = e.recordCallback(ctx, c.ID, msg, note)
+		caseID := c.ID
+		_, fresh, err = e.recordCallback(ctx, msg, note, func(d casestore.DeferredInput, te casestore.TimelineEntry) (casestore.Case, bool, error) {
+			d.CaseID, te.CaseID = caseID, caseID
+			fresh, err := e.store.KeepCallback(ctx, d, te)
+			return casestore.Case{ID: caseID}, fresh, err
+		})
 		if errors.Is(err, casestore.ErrInInbox) {
 			return Handled{CaseID: c.ID, Duplicate: true}, nil
 		}
@@ -503,40 +522,46 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 
 // recordCallback records a refund callback on its case before it is
 // verified, committed at once without a lease and without touching the
-// case row (casestore's KeepCallback): its timeline entry (with its lag)
-// and the message itself, kept in deferred_inputs. From that commit on the callback is applied as far as
-// the hint it is goes: an operator sees it at once, even while another
-// input holds the case or the platform answers slowly, and the lag metric
-// stops. The verification (a platform read, then the decision) follows in
-// the same call once the case is free; its last decision writes the inbox
-// row and deletes the kept one (msg.Deferred is set for that). Should this
-// process die first, the message's redelivery verifies it, and failing
-// that the worker's timer takes the kept row up after LeaseTTL: the time
-// another process would wait for this one's lease anyway, and far longer
-// than a verification takes, so the timer does not verify it a second
-// time meanwhile.
+// case row (casestore's KeepCallback, or KeepRefundCallback, which finds
+// the case by its refund too: keep is the one to call, given the kept
+// message and its timeline entry without their case): its timeline entry
+// (with its lag) and the message itself, kept in deferred_inputs. From that
+// commit on the callback is applied as far as the hint it is goes: an
+// operator sees it at once, even while another input holds the case or the
+// platform answers slowly, and the lag metric stops. The verification (a
+// platform read, then the decision) follows in the same call once the case
+// is free; its last decision writes the inbox row and deletes the kept one
+// (msg.Deferred is set for that). Should this process die first, the
+// message's redelivery verifies it, and failing that the worker's timer
+// takes the kept row up after LeaseTTL: the time another process would
+// wait for this one's lease anyway, and far longer than a verification
+// takes, so the timer does not verify it a second time meanwhile.
 //
 // A copy already kept (a redelivery) changes nothing and is verified
 // again: its earlier verification may have died with its process.
 //
-// fresh: no copy of the message was kept before this one.
-func (e *Engine) recordCallback(ctx context.Context, caseID int64, msg *Message, note string) (fresh bool, err error) {
-	ctx, span := e.startSpan(ctx, "record callback", caseID)
+// c is the case it is recorded on; fresh: no copy of the message was kept
+// before this one. casestore.ErrNotFound (from KeepRefundCallback: no case
+// has the refund) and casestore.ErrInInbox (a message applied already) are
+// outcomes, not failures.
+func (e *Engine) recordCallback(ctx context.Context, msg *Message, note string,
+	keep func(casestore.DeferredInput, casestore.TimelineEntry) (casestore.Case, bool, error)) (c casestore.Case, fresh bool, err error) {
+	ctx, span := e.startSpan(ctx, "record callback", 0)
 	defer func() {
-		dup := errors.Is(err, casestore.ErrInInbox) // an outcome, not a failure
+		span.SetAttributes(attribute.Int64("case", c.ID))
+		dup := errors.Is(err, casestore.ErrInInbox)
 		span.SetAttributes(attribute.Bool("duplicate", dup))
-		if dup {
+		if dup || errors.Is(err, casestore.ErrNotFound) {
 			endSpan(span, nil)
 			return
 		}
 		endSpan(span, err)
 	}()
 	now := time.Now()
-	fresh, err = e.store.KeepCallback(context.WithoutCancel(ctx),
-		deferredInput(caseID, msg, now.Add(e.leaseTTL), "verifying: the callback is being checked against the platform"),
-		casestore.TimelineEntry{CaseID: caseID, At: now, Kind: casestore.KindCallback, Summary: note, Detail: callbackDetail(msg, now)})
+	c, fresh, err = keep(deferredInput(0, msg, now.Add(e.leaseTTL), "verifying: the callback is being checked against the platform"),
+		casestore.TimelineEntry{At: now, Kind: casestore.KindCallback, Summary: note, Detail: callbackDetail(msg, now)})
 	if err != nil {
-		return false, fmt.Errorf("record callback %s of case %d: %w", msg.ID, caseID, err)
+		return c, false, fmt.Errorf("record callback %s: %w", msg.ID, err)
 	}
 	msg.Deferred = true
 	msg.Lag = 0 // a copy kept already was applied (and measured) before
@@ -546,7 +571,7 @@ func (e *Engine) recordCallback(ctx context.Context, caseID int64, msg *Message,
 	if msg.Recorded != nil {
 		msg.Recorded()
 	}
-	return fresh, nil
+	return c, fresh, nil
 }
 
 // Wake applies a timer or reconcile input (kind InputTimer or InputReconcile).

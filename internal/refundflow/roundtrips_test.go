@@ -28,7 +28,7 @@ func TestRoundTripsOfARefundOnPostgreSQL(t *testing.T) {
 	const (
 		requestBudget  = 8 // the request: render and submit, from the command to waiting_seller (14, then 10, then 9 before)
 		orderBudget    = 3 // the order's status callback: kept for its case (8, then 4 before)
-		callbackBudget = 5 // the refund-created callback: recorded, verified (with the order event before it), decided (10, then 7, then 6 before)
+		callbackBudget = 4 // the refund-created callback: found and recorded, verified (with the order event before it), decided (10, 7, 6 before)
 	)
 	ctx := context.Background()
 	pushed := make(chan []byte, 16)
