@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -271,7 +273,8 @@ func benchThousand(t *testing.T, callbacks bool) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	calls0 := totalCalls(s.httpStats())
+	before := s.httpStats()
+	calls0 := totalCalls(before)
 
 	cpu := machineCPU(t)
 	start := time.Now()
@@ -310,6 +313,7 @@ func benchThousand(t *testing.T, callbacks bool) {
 		callbacks, n, concurrency, latency, elapsed.Round(time.Millisecond), published.Round(time.Millisecond), bound,
 		elapsed.Seconds()/bound.Seconds(), calls, callBound, elapsed.Seconds()/callBound.Seconds())
 	t.Logf("CPU over that run (callbacks %v): %s", callbacks, busy)
+	t.Logf("platform calls by endpoint: %s", callsByEndpoint(before, st))
 	bs.printStatements(t, db)
 	compareBareLoop(t, bs, db, elapsed, concurrency)
 }
@@ -419,6 +423,27 @@ func (b benchStore) fresh(t *testing.T) string {
 }
 
 // totalCalls sums the sandbox's API calls by endpoint.
+// callsByEndpoint lists the calls each endpoint took between two reads of
+// the sandbox's statistics, most first: which reads the callbacks cost.
+func callsByEndpoint(before, after sandbox.Stats) string {
+	type ep struct {
+		name string
+		n    int64
+	}
+	var eps []ep
+	for name, n := range after.APICalls {
+		if d := n - before.APICalls[name]; d > 0 {
+			eps = append(eps, ep{name, d})
+		}
+	}
+	slices.SortFunc(eps, func(a, b ep) int { return cmp.Or(cmp.Compare(b.n, a.n), strings.Compare(a.name, b.name)) })
+	parts := make([]string, len(eps))
+	for i, e := range eps {
+		parts[i] = fmt.Sprintf("%s %d", e.name, e.n)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func totalCalls(st sandbox.Stats) int64 {
 	var n int64
 	for _, c := range st.APICalls {
