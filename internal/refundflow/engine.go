@@ -458,7 +458,7 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 		// A refund a case has recorded, the usual callback: the case is
 		// found and the callback recorded for it in one store call.
 		var fresh bool
-		c, fresh, err = e.recordCallback(ctx, msg, note, func(d casestore.DeferredInput, te casestore.TimelineEntry) (casestore.Case, bool, error) {
+		c, fresh, err = e.recordCallback(ctx, msg, note, func(ctx context.Context, d casestore.DeferredInput, te casestore.TimelineEntry) (casestore.Case, bool, error) {
 			return e.store.KeepRefundCallback(ctx, p, refundID, d, te)
 		})
 		if errors.Is(err, casestore.ErrInInbox) {
@@ -499,7 +499,7 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 		note = "" // recorded when it came (recordCallback)
 	case canDefer(msg):
 		caseID := c.ID
-		_, fresh, err = e.recordCallback(ctx, msg, note, func(d casestore.DeferredInput, te casestore.TimelineEntry) (casestore.Case, bool, error) {
+		_, fresh, err = e.recordCallback(ctx, msg, note, func(ctx context.Context, d casestore.DeferredInput, te casestore.TimelineEntry) (casestore.Case, bool, error) {
 			d.CaseID, te.CaseID = caseID, caseID
 			fresh, err := e.store.KeepCallback(ctx, d, te)
 			return casestore.Case{ID: caseID}, fresh, err
@@ -524,7 +524,8 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 // verified, committed at once without a lease and without touching the
 // case row (casestore's KeepCallback, or KeepRefundCallback, which finds
 // the case by its refund too: keep is the one to call, given the kept
-// message and its timeline entry without their case): its timeline entry
+// message and its timeline entry without their case, and a context that
+// the caller's giving up does not cancel): its timeline entry
 // (with its lag) and the message itself, kept in deferred_inputs. From that
 // commit on the callback is applied as far as the hint it is goes: an
 // operator sees it at once, even while another input holds the case or the
@@ -545,7 +546,7 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 // has the refund) and casestore.ErrInInbox (a message applied already) are
 // outcomes, not failures.
 func (e *Engine) recordCallback(ctx context.Context, msg *Message, note string,
-	keep func(casestore.DeferredInput, casestore.TimelineEntry) (casestore.Case, bool, error)) (c casestore.Case, fresh bool, err error) {
+	keep func(context.Context, casestore.DeferredInput, casestore.TimelineEntry) (casestore.Case, bool, error)) (c casestore.Case, fresh bool, err error) {
 	ctx, span := e.startSpan(ctx, "record callback", 0)
 	defer func() {
 		span.SetAttributes(attribute.Int64("case", c.ID))
@@ -558,7 +559,7 @@ func (e *Engine) recordCallback(ctx context.Context, msg *Message, note string,
 		endSpan(span, err)
 	}()
 	now := time.Now()
-	c, fresh, err = keep(deferredInput(0, msg, now.Add(e.leaseTTL), "verifying: the callback is being checked against the platform"),
+	c, fresh, err = keep(context.WithoutCancel(ctx), deferredInput(0, msg, now.Add(e.leaseTTL), "verifying: the callback is being checked against the platform"),
 		casestore.TimelineEntry{At: now, Kind: casestore.KindCallback, Summary: note, Detail: callbackDetail(msg, now)})
 	if err != nil {
 		return c, false, fmt.Errorf("record callback %s: %w", msg.ID, err)

@@ -344,3 +344,28 @@ func TestCallbackVerifiedOnceWhenItsKeptCopyFallsDue(t *testing.T) {
 		}
 	})
 }
+
+// TestCallbackRecordedWhenItsCallerGivesUp: the record of a refund callback
+// (found with its case by the refund, and kept) is one write that the
+// caller's giving up does not cancel half way: with the caller's context
+// ended already, the callback is still kept for its case and on its
+// timeline, to be verified by a redelivered copy or the timer, whatever
+// the call itself answers.
+func TestCallbackRecordedWhenItsCallerGivesUp(t *testing.T) {
+	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
+		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+		c, o, so, refundID := r.submittedTaobaoCase()
+		msg, _ := r.refundCallback(o, so, refundID, 42)
+		ev, _ := r.parser.Parse(msg.Payload)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, _ = r.engine().HandleCallback(ctx, ev, msg)
+		if n := len(r.callbackEntries(c.ID, ev.ID)); n != 1 {
+			t.Errorf("callback entries after the caller gave up: %d; want one", n)
+		}
+		kept, err := r.store.DeferredInputs(context.Background(), c.ID)
+		if err != nil || len(kept) != 1 || kept[0].MsgID != ev.ID {
+			t.Errorf("kept inputs after the caller gave up: %+v, %v; want the callback", kept, err)
+		}
+	})
+}
