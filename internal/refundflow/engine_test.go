@@ -610,7 +610,13 @@ func testEngineCrashAfterEffect(t *testing.T, be casestoretest.Backend) {
 			if err != nil || h.Until.IsZero() {
 				t.Fatalf("command with a lost answer: %+v, %v; want it applied and the case's timer set to carry on", h, err)
 			}
-			c := r.caseOf(tc.platform, o, so)
+			// The case the request opened (by its command: a callback of the
+			// platform, verified meanwhile, may have finished it already, so
+			// it need not be open).
+			c, err := r.store.CaseOpenedBy(context.Background(), cmd.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
 			// The side effect's attempt: its intent may still be open, or a
 			// callback of the platform may already have settled it.
 			steps, err := r.store.Steps(context.Background(), c.ID)
