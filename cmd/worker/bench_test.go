@@ -422,7 +422,6 @@ func (b benchStore) fresh(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "bare.db")
 }
 
-// totalCalls sums the sandbox's API calls by endpoint.
 // callsByEndpoint lists the calls each endpoint took between two reads of
 // the sandbox's statistics, most first: which reads the callbacks cost.
 func callsByEndpoint(before, after sandbox.Stats) string {
@@ -444,6 +443,7 @@ func callsByEndpoint(before, after sandbox.Stats) string {
 	return strings.Join(parts, ", ")
 }
 
+// totalCalls sums the sandbox's API calls by endpoint.
 func totalCalls(st sandbox.Stats) int64 {
 	var n int64
 	for _, c := range st.APICalls {

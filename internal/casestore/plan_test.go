@@ -9,14 +9,6 @@ import (
 	"time"
 )
 
-// TestListQueryPlans pins that every case list query reads the cases
-// through an index (migration 16), never by scanning the table, and that
-// the orders an index serves are read in that order (no sort of the
-// matches: the page stops at its limit). The plans are SQLite's for an
-// empty, unanalysed store, which is what the planner sees in production
-// too (the worker never runs ANALYZE). SQLite only: PostgreSQL's planner
-// weighs its statistics, so its plans on an empty table say nothing of a
-// full one.
 // textPlan is how a free-text search finds its cases: a range of each id
 // column, under each platform where its index starts with the platform
 // (migration 17), merged; no scan of the table or of an order's index.
@@ -26,6 +18,14 @@ const textPlan = "MULTI-INDEX OR\n" +
 	"SEARCH cases USING INDEX cases_refund (platform=? AND refund_id>? AND refund_id<?)\n" +
 	"SEARCH cases USING INDEX cases_opened_by (opened_by>? AND opened_by<?)"
 
+// TestListQueryPlans pins that every case list query reads the cases
+// through an index (migration 16), never by scanning the table, and that
+// the orders an index serves are read in that order (no sort of the
+// matches: the page stops at its limit). The plans are SQLite's for an
+// empty, unanalysed store, which is what the planner sees in production
+// too (the worker never runs ANALYZE). SQLite only: PostgreSQL's planner
+// weighs its statistics, so its plans on an empty table say nothing of a
+// full one.
 func TestListQueryPlans(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "cases.db"))
 	ctx := context.Background()
