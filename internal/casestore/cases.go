@@ -420,10 +420,15 @@ func (lw *leaseWrite) heldElsewhere(c Case, now int64) bool {
 // waits in the transaction's queue, the second is folded into it
 // (pgPipe.mergeCaseWrite): one row version instead of two, and on a case
 // table whose every update is indexed anew, one set of index entries
-// instead of two. The folded write is exactly the pair: the first's
-// checks decide it (after the first, the row is this transaction's, and
-// the second's version and lease checks hold), the second's values win,
-// and the version moves on by both.
+// instead of two. The folded write leaves the row as the pair would: the
+// first's checks decide it (after the first, the row is this transaction's,
+// and the second's version and lease checks hold, so a second write that
+// checks a lease folds only into one that checked the same owner's), the
+// second's values win, and the version moves on by both. Two differences,
+// neither reachable from the engine: a unique index the first write's
+// values alone would break (an open case made and closed again in one
+// transaction) no longer fails the transaction, and a failure of the
+// folded write is reported before one of a check queued between the two.
 type caseWrite struct {
 	id, version int64
 	bumps       int64
@@ -488,10 +493,12 @@ func (cw *caseWrite) checks() (done func(int64, error) error, why func(context.C
 
 // then is the write that does cw and after it next, the write of the
 // version cw leaves, in one statement; ok is false when they cannot fold:
-// another case, another version, or leases of two owners.
+// another case, another version, or a next that checks a lease cw did not
+// check for the same owner (folded, its check would move ahead of cw's
+// write and could fail where cw alone would not).
 func (cw caseWrite) then(next caseWrite) (caseWrite, bool) {
 	if next.id != cw.id || next.version != cw.version+cw.bumps || next.now != cw.now ||
-		(cw.lease != nil && next.lease != nil && cw.lease.owner != next.lease.owner) {
+		(next.lease != nil && (cw.lease == nil || cw.lease.owner != next.lease.owner)) {
 		return caseWrite{}, false
 	}
 	vals := slices.Clone(cw.vals)

@@ -337,12 +337,16 @@ func testKeepRefundCallback(t *testing.T, be backend) {
 			t.Errorf("KeepRefundCallback(%s %s) = %v; want ErrNotFound", tc.plat, tc.refund, err)
 		}
 	}
+	var left int
+	if err := s.r.GetContext(ctx, &left, `SELECT COUNT(*) FROM deferred_inputs WHERE msg_id = ?`, "cb-2"); err != nil || left != 0 {
+		t.Errorf("cb-2 kept %d times after ErrNotFound (%v); want nothing written", left, err)
+	}
 	if err := s.Update(ctx, func(tx *Tx) error { _, err := tx.InboxRecord(ctx, InboxEntry{MsgID: "cb-done"}); return err }); err != nil {
 		t.Fatal(err)
 	}
 	if c, fresh, err := s.KeepRefundCallback(ctx, PlatformTaobao, "rf-3", DeferredInput{MsgID: "cb-done", Source: SourceCallbacks, Payload: []byte(`{}`)},
-		TimelineEntry{Kind: KindCallback, Summary: "late copy"}); !errors.Is(err, ErrInInbox) || fresh {
-		t.Errorf("KeepRefundCallback of an applied message = case %d, %v, %v; want not kept, ErrInInbox", c.ID, fresh, err)
+		TimelineEntry{Kind: KindCallback, Summary: "late copy"}); !errors.Is(err, ErrInInbox) || fresh || c.ID != other.ID {
+		t.Errorf("KeepRefundCallback of an applied message = case %d, %v, %v; want case %d, not kept, ErrInInbox", c.ID, fresh, err, other.ID)
 	}
 	for _, id := range []int64{other.ID} {
 		if kept, err := s.DeferredInputs(ctx, id); err != nil || len(kept) != 0 {

@@ -45,7 +45,17 @@ func testTwoDecisionsOfACase(t *testing.T, be backend) {
 	// (the lease let go, or kept by second); rows is the number of case
 	// updates the transaction made, as PostgreSQL counts them.
 	twice := func(c Case, firstLeased bool, second string) (got Case, rows int64, err error) {
+		const updates = `SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'cases'`
 		err = s.Update(ctx, func(tx *Tx) error {
+			// The counter may hold earlier transactions' updates not yet
+			// reported by this backend: the difference is this one's.
+			var before int64
+			if tx.tx.pg {
+				var err error
+				if before, err = getOne[int64](ctx, tx, updates); err != nil {
+					return err
+				}
+			}
 			a := c
 			a.State, a.Plan = "rendering", json.RawMessage(`{"step":"render"}`)
 			var err error
@@ -70,7 +80,8 @@ func testTwoDecisionsOfACase(t *testing.T, be backend) {
 				return err
 			}
 			if tx.tx.pg {
-				rows, err = getOne[int64](ctx, tx, `SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'cases'`)
+				rows, err = getOne[int64](ctx, tx, updates)
+				rows -= before
 			}
 			return err
 		})
@@ -95,14 +106,34 @@ func testTwoDecisionsOfACase(t *testing.T, be backend) {
 		t.Errorf("PostgreSQL counted %d updates of cases in the transaction; want 1 (the second write folded into the first)", rows)
 	}
 
-	// The first write without a lease, the second with one: the second's
-	// lease is written (and would be checked).
+	// The first write without a lease, the second with one: not folded
+	// (the second's lease check must not move ahead of the first write),
+	// and the second's lease is written.
 	c2 := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o2", SubOrderID: "s2", State: "requested"})
-	if _, _, err := twice(c2, false, "second"); err != nil {
+	_, rows, err = twice(c2, false, "second")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if st := stored(c2.ID); st.LeaseOwner != "second" || st.Version != c2.Version+2 || st.State != "submitting" {
 		t.Errorf("unleased then leased: %q v%d leased to %q; want submitting, v%d, leased to second", st.State, st.Version, st.LeaseOwner, c2.Version+2)
+	}
+	if be.Name == "postgres" && rows != 2 {
+		t.Errorf("unleased then leased: PostgreSQL counted %d updates of cases; want 2 (not folded)", rows)
+	}
+	// A stale version under another process's lease, the first write
+	// unleased: the version conflict the first write meets, not the
+	// lease the second would have checked.
+	c5 := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o5", SubOrderID: "s5", State: "requested"})
+	if _, err := s.ClaimLease(ctx, c5.ID, "other", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	moved5 := c5
+	moved5.State = "needs_attention"
+	if err := s.Update(ctx, func(tx *Tx) error { _, err := tx.UpdateCaseFrom(ctx, c5, moved5); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := twice(c5, false, "me"); !errors.Is(err, ErrVersionConflict) {
+		t.Errorf("stale version, leased elsewhere, first write unleased: %v; want ErrVersionConflict", err)
 	}
 
 	// A stale first version: a version conflict, nothing written.

@@ -10,7 +10,10 @@ import (
 // of the same order and sub-order is found for a case opened in the same
 // transaction (on PostgreSQL from what the INSERT read, Tx.previousOf) as
 // for one read back later; a case of another sub-order or order is not
-// its predecessor, and the first case of an order has none.
+// its predecessor, and the first case of an order has none. (That the
+// first case's answer costs no round trip is pinned by
+// TestPipelinedTransactionsTakeFewRoundTrips; this test keeps the answer
+// right.)
 func TestPreviousCaseOfACaseCreatedInTheTransaction(t *testing.T) {
 	eachBackend(t, testPreviousCaseOfACaseCreated)
 }

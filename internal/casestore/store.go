@@ -301,7 +301,10 @@ type Tx struct {
 	// previousOf holds, for a case created in this transaction on
 	// PostgreSQL, the id of the newest earlier case of its order (0: none),
 	// read by the INSERT itself, so that PreviousCase need not ask again
-	// for a first case, the usual one.
+	// for a first case, the usual one. PostgreSQL only, and it must stay
+	// so: SQLite's group commit runs several callers' closures in one Tx,
+	// rolling a failed one back to its savepoint, and SQLite then hands the
+	// rolled-back case's id to the next case created, of another order.
 	previousOf map[int64]int64
 }
 
