@@ -86,21 +86,33 @@ func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, summary strin
 	if ev.Ended {
 		ended = 1
 	}
-	id, inserted, err := tx.insert(ctx, `INSERT INTO order_events (platform, order_id, msg_id, message_type, kind,
+	insert := `INSERT INTO order_events (platform, order_id, msg_id, message_type, kind,
 		order_status, ended, close_reason, total_amount, product_amount, shipping_fee, body, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`,
-		string(ev.Platform), ev.OrderID, ev.MsgID, ev.MessageType, string(ev.Kind), ev.OrderStatus, ended,
-		ev.CloseReason, ev.TotalAmount, ev.ProductAmount, ev.ShippingFee, body, ms64(at))
-	if err != nil || !inserted {
-		if err != nil {
-			err = fmt.Errorf("order event %s: %w", ev.MsgID, err)
-		}
-		return 0, nil, false, err
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`
+	vals := []any{string(ev.Platform), ev.OrderID, ev.MsgID, ev.MessageType, string(ev.Kind), ev.OrderStatus, ended,
+		ev.CloseReason, ev.TotalAmount, ev.ProductAmount, ev.ShippingFee, body, ms64(at)}
+	var inserted bool
+	if tx.tx.pg {
+		// The event's id comes back with the open cases' read, in the
+		// same round trip (the read is harmless when the event was kept
+		// before, and then unused).
+		err = laterOne(ctx, tx, &id, &inserted, insert+` RETURNING id`, vals...)
+	} else {
+		id, inserted, err = tx.insert(ctx, insert, vals...)
 	}
-	var rows []caseRow
-	if err := sqlx.SelectContext(ctx, tx.tx, &rows, `SELECT `+caseColumns+` FROM cases
-		WHERE platform = ? AND order_id = ? AND `+terminalFilter()+` ORDER BY id`, string(ev.Platform), ev.OrderID); err != nil {
-		return 0, nil, false, fmt.Errorf("open cases of order %s: %w", ev.OrderID, err)
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("order event %s: %w", ev.MsgID, err)
+	}
+	if !tx.tx.pg && !inserted {
+		return 0, nil, false, nil
+	}
+	rows, err := getAll[caseRow](ctx, tx, `SELECT `+caseColumns+` FROM cases
+		WHERE platform = ? AND order_id = ? AND `+terminalFilter()+` ORDER BY id`, string(ev.Platform), ev.OrderID)
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("order event %s, open cases of order %s: %w", ev.MsgID, ev.OrderID, err)
+	}
+	if !inserted {
+		return 0, nil, false, nil
 	}
 	detail, _ := json.Marshal(map[string]any{"orderEvent": id, "type": ev.MessageType, "orderStatus": ev.OrderStatus})
 	for _, r := range rows {

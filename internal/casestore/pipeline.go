@@ -2,6 +2,7 @@ package casestore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"reflect"
@@ -368,6 +369,54 @@ func (tx *Tx) queue(ctx context.Context, query string, args []any, checked bool,
 		return err
 	}
 	return why(ctx, tx.tx)
+}
+
+// getAll reads every row of query into Ts (structs by their db tags, or
+// single values), as sqlx.SelectContext does: on PostgreSQL with the
+// statements queued before it, in one round trip.
+func getAll[T any](ctx context.Context, tx *Tx, query string, args ...any) ([]T, error) {
+	var vs []T
+	p := tx.tx.pipe
+	if p == nil {
+		err := sqlx.SelectContext(ctx, tx.tx, &vs, query, args...)
+		return vs, err
+	}
+	to := rowTo[T]()
+	err := p.flush(context.WithoutCancel(ctx), &pgStmt{sql: bind(true, query, args), args: args, scan: func(rows pgx.Rows) error {
+		var err error
+		vs, err = pgx.CollectRows(rows, to)
+		return err
+	}})
+	return vs, err
+}
+
+// laterOne queues, on PostgreSQL, a statement whose one row (or none) is
+// read into *v when its batch comes back: at the transaction's next read
+// or COMMIT, whose caller must not look at *v before. found reports a row.
+// On SQLite it runs at once.
+func laterOne[T any](ctx context.Context, tx *Tx, v *T, found *bool, query string, args ...any) error {
+	p := tx.tx.pipe
+	if p == nil {
+		err := sqlx.GetContext(ctx, tx.tx, v, query, args...)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		*found = err == nil
+		return err
+	}
+	if p.err != nil {
+		return p.err
+	}
+	to := rowTo[T]()
+	p.later(pgStmt{sql: bind(true, query, args), args: args, scan: func(rows pgx.Rows) error {
+		r, err := pgx.CollectOneRow(rows, to)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		*v, *found = r, err == nil
+		return err
+	}})
+	return nil
 }
 
 // getOne reads the first row of query into a T (a struct by its db tags,

@@ -27,7 +27,7 @@ import (
 func TestRoundTripsOfARefundOnPostgreSQL(t *testing.T) {
 	const (
 		requestBudget  = 8 // the request: render and submit, from the command to waiting_seller (14, then 10, then 9 before)
-		orderBudget    = 3 // the order's status callback: kept for its case (8, then 4 before)
+		orderBudget    = 2 // the order's status callback: kept for its case (8, 4, 3 before)
 		callbackBudget = 4 // the refund-created callback: found and recorded, verified (with the order event before it), decided (10, 7, 6 before)
 	)
 	ctx := context.Background()
