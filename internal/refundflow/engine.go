@@ -451,32 +451,13 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 	}
 	refundID, orderID, subOrderID := ev.Refund.RefundID.String(), ev.Refund.OrderID.String(), ev.Refund.SubOrderID.String()
 	note := fmt.Sprintf("callback %s refund %s", ev.Type, refundID)
-	var c casestore.Case
-	var err error
-	switch {
-	case refundID != "" && canDefer(msg) && !msg.Deferred:
-		// A refund a case has recorded, the usual callback: the case is
-		// found and the callback recorded for it in one store call.
-		var fresh bool
-		c, fresh, err = e.recordCallback(ctx, msg, note, func(ctx context.Context, d casestore.DeferredInput, te casestore.TimelineEntry) (casestore.Case, bool, error) {
-			return e.store.KeepRefundCallback(ctx, p, refundID, d, te)
-		})
-		if errors.Is(err, casestore.ErrInInbox) {
-			return Handled{CaseID: c.ID, Duplicate: true}, nil
-		}
-		if err == nil {
-			return e.process(ctx, job{caseID: c.ID, first: Input{Kind: InputCallback, Now: e.now()}, msg: msg, keptNow: fresh})
-		}
-	case refundID != "":
-		c, err = e.store.CaseByRefundID(ctx, p, refundID)
-	default:
-		err = casestore.ErrNotFound
-	}
-	if errors.Is(err, casestore.ErrNotFound) {
-		if (p == PlatformTaobao && subOrderID != "") || (p == Platform1688 && orderID != "") {
-			c, err = e.store.OpenCase(ctx, p, orderID, subOrderID)
+	fast := refundID != "" && canDefer(msg) && !msg.Deferred
+	if fast {
+		if h, done, err := e.recordForRefund(ctx, p, refundID, msg, note); done {
+			return h, err
 		}
 	}
+	c, err := e.callbackCase(ctx, p, refundID, orderID, subOrderID, !fast)
 	if errors.Is(err, casestore.ErrNotFound) {
 		return e.ignore(ctx, msg)
 	}
@@ -518,6 +499,45 @@ func (e *Engine) HandleCallback(ctx context.Context, ev callback.Event, msg *Mes
 	}
 	return e.process(ctx, job{caseID: c.ID, first: Input{Kind: InputCallback, Now: e.now()}, hint: hint, msg: msg, note: note,
 		keptNow: fresh})
+}
+
+// recordForRefund records msg, a callback about refund refundID, for the
+// case that recorded that refund, found in the same store call
+// (casestore's KeepRefundCallback), and goes on to verify it there: the
+// usual callback, once a case knows its refund. done is false when no case
+// has the refund yet (a callback that overtook its submission's answer, or
+// about someone else's refund): HandleCallback then looks by the order.
+func (e *Engine) recordForRefund(ctx context.Context, p Platform, refundID string, msg *Message, note string) (h Handled, done bool, err error) {
+	c, fresh, err := e.recordCallback(ctx, msg, note, func(ctx context.Context, d casestore.DeferredInput, te casestore.TimelineEntry) (casestore.Case, bool, error) {
+		return e.store.KeepRefundCallback(ctx, p, refundID, d, te)
+	})
+	switch {
+	case errors.Is(err, casestore.ErrNotFound):
+		return Handled{}, false, nil
+	case errors.Is(err, casestore.ErrInInbox):
+		return Handled{CaseID: c.ID, Duplicate: true}, true, nil
+	case err != nil:
+		return Handled{}, true, err
+	}
+	h, err = e.process(ctx, job{caseID: c.ID, first: Input{Kind: InputCallback, Now: e.now()}, msg: msg, keptNow: fresh})
+	return h, true, err
+}
+
+// callbackCase is the case a refund callback is about: the one that
+// recorded its refund (byRefund: not looked up already), else the open
+// case of its Taobao sub-order or 1688 order; casestore.ErrNotFound when
+// there is none.
+func (e *Engine) callbackCase(ctx context.Context, p Platform, refundID, orderID, subOrderID string, byRefund bool) (casestore.Case, error) {
+	if refundID != "" && byRefund {
+		c, err := e.store.CaseByRefundID(ctx, p, refundID)
+		if !errors.Is(err, casestore.ErrNotFound) {
+			return c, err
+		}
+	}
+	if (p == PlatformTaobao && subOrderID != "") || (p == Platform1688 && orderID != "") {
+		return e.store.OpenCase(ctx, p, orderID, subOrderID)
+	}
+	return casestore.Case{}, casestore.ErrNotFound
 }
 
 // recordCallback records a refund callback on its case before it is
