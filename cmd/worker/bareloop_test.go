@@ -484,7 +484,8 @@ func TestBenchBareLoop(t *testing.T) {
 // (getrusage) and its child processes' and theirs (the test's PostgreSQL
 // cluster: the postmaster and its backends; the worker binary); the
 // function it returns formats their use since, in cores over the wall time
-// and per unit of work (n of them: transactions, requests).
+// and per unit of work (n of them: transactions, requests). The interval
+// ends at its first call: later calls divide the same use by other units.
 func machineCPU(t *testing.T) func(n int, unit string) string {
 	t.Helper()
 	read := func() (busy, all int64, self, kids time.Duration) {
@@ -508,9 +509,14 @@ func machineCPU(t *testing.T) func(n int, unit string) string {
 	}
 	b0, a0, s0, k0 := read()
 	start := time.Now()
+	var b1, a1 int64
+	var s1, k1 time.Duration
+	var wall time.Duration
 	return func(units int, unit string) string {
-		b1, a1, s1, k1 := read()
-		wall := time.Since(start)
+		if wall == 0 { // the interval ends at the first call; later ones divide it by other units
+			b1, a1, s1, k1 = read()
+			wall = time.Since(start)
+		}
 		n := float64(units)
 		// /proc/stat counts in clock ticks, 100 per second.
 		busyMS := float64(b1-b0) * 10

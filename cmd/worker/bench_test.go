@@ -313,6 +313,7 @@ func benchThousand(t *testing.T, callbacks bool) {
 		callbacks, n, concurrency, latency, elapsed.Round(time.Millisecond), published.Round(time.Millisecond), bound,
 		elapsed.Seconds()/bound.Seconds(), calls, callBound, elapsed.Seconds()/callBound.Seconds())
 	t.Logf("CPU over that run (callbacks %v): %s", callbacks, busy)
+	t.Logf("the same per platform call (what runs with different callbacks compare by): %s", cpu(int(calls), "platform call"))
 	t.Logf("platform calls by endpoint: %s", callsByEndpoint(before, st))
 	bs.printStatements(t, db)
 	compareBareLoop(t, bs, db, elapsed, concurrency)
