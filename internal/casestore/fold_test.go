@@ -136,6 +136,29 @@ func testTwoDecisionsOfACase(t *testing.T, be backend) {
 		t.Errorf("stale version, leased elsewhere, first write unleased: %v; want ErrVersionConflict", err)
 	}
 
+	// Another write of the case between the two (an order event's wake
+	// bumps the version): the second write meets the row as it leaves it,
+	// a version conflict, as it would unfolded.
+	c6 := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o6", SubOrderID: "s6", State: "requested"})
+	err = s.Update(ctx, func(tx *Tx) error {
+		a := c6
+		a.State = "rendering"
+		a, err := tx.UpdateCaseLeased(ctx, c6, a, "me", time.Minute)
+		if err != nil {
+			return err
+		}
+		if err := tx.later(ctx, "wake", `UPDATE cases SET version = version + 1 WHERE id = ?`, c6.ID); err != nil {
+			return err
+		}
+		b := a
+		b.State = "submitting"
+		_, err = tx.UpdateCaseLeased(ctx, a, b, "me", 0)
+		return err
+	})
+	if !errors.Is(err, ErrVersionConflict) {
+		t.Errorf("a write of the case between the two: %v; want ErrVersionConflict", err)
+	}
+
 	// A stale first version: a version conflict, nothing written.
 	c3 := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o3", SubOrderID: "s3", State: "requested"})
 	moved := c3

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -102,13 +103,18 @@ func (p *pgPipe) later(s pgStmt) {
 // statement of its own. Statements queued between the two stay where they
 // are: none reads the case row's columns (a read is not queued, it sends
 // the queue), and the row's key, which their foreign keys check, does not
-// change.
+// change. Another write of the case table queued between them (one not
+// made by updateCase, such as an order event's wake, which bumps the
+// version) stops the fold: cw must meet the row as that write leaves it.
 func (p *pgPipe) mergeCaseWrite(cw caseWrite) bool {
 	if p.err != nil {
 		return false
 	}
 	for i := len(p.pending) - 1; i >= 0; i-- {
 		q := p.pending[i].caseWrite
+		if q == nil && strings.HasPrefix(p.pending[i].sql, "UPDATE cases ") {
+			return false
+		}
 		if q == nil || q.id != cw.id {
 			continue
 		}
