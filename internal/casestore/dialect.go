@@ -55,6 +55,9 @@ type pool struct {
 	// trips counts what the pool has sent PostgreSQL, each one round
 	// trip: a statement, or a batch (pipeline.go). See Store.RoundTrips.
 	trips atomic.Int64
+	// stmts counts the statements in them, BEGIN and COMMIT included. See
+	// Store.Statements.
+	stmts atomic.Int64
 }
 
 func (p *pool) q(query string, args []any) string { return bind(p.pg, query, args) }

@@ -86,7 +86,7 @@ func openPostgresPool(ctx context.Context, target string, mode pgMode, conns int
 		cfg.RuntimeParams["synchronous_commit"] = "off"
 	}
 	p := &pool{pg: true}
-	cfg.Tracer = roundTrips{&p.trips}
+	cfg.Tracer = roundTrips{n: &p.trips, stmts: &p.stmts}
 	db := sqlx.NewDb(stdlib.OpenDB(*cfg), "pgx")
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
@@ -99,13 +99,15 @@ func openPostgresPool(ctx context.Context, target string, mode pgMode, conns int
 }
 
 // roundTrips is a pgx tracer that counts a pool's round trips: one per
-// statement, one per batch (however many statements it carries). Counting
-// in the driver sees every path: the pipelined transactions, the reads, the
-// ones a future change adds (what it leaves out: Store.RoundTrips).
-type roundTrips struct{ n *atomic.Int64 }
+// statement, one per batch (however many statements it carries); and the
+// statements, those of a batch one by one. Counting in the driver sees
+// every path: the pipelined transactions, the reads, the ones a future
+// change adds (what it leaves out: Store.RoundTrips).
+type roundTrips struct{ n, stmts *atomic.Int64 }
 
 func (t roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	t.n.Add(1)
+	t.stmts.Add(1)
 	return ctx
 }
 
@@ -116,7 +118,7 @@ func (t roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.Trac
 	return ctx
 }
 
-func (roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (t roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) { t.stmts.Add(1) }
 
 func (roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 

@@ -664,13 +664,24 @@ func notFound(err error) error {
 // on a connection, which prepares it first (pgx's statement cache saves
 // that round trip from then on), and database/sql's ping of a connection
 // idle for over a second.
-func (s *Store) RoundTrips() int64 {
+func (s *Store) RoundTrips() int64 { return s.sum(func(p *pool) int64 { return p.trips.Load() }) }
+
+// Statements is how many statements the store has had PostgreSQL run, with
+// what RoundTrips leaves out (0 on SQLite): BEGIN and COMMIT count, and
+// each statement of a batch. Every one costs the server its executor start
+// and, for a write of the case table, an entry in each of its indexes, so
+// that on PostgreSQL, the one part every worker host shares, statements
+// are capacity (docs/benchmarks.md).
+func (s *Store) Statements() int64 { return s.sum(func(p *pool) int64 { return p.stmts.Load() }) }
+
+// sum adds up a count over the store's pools, each once.
+func (s *Store) sum(count func(*pool) int64) int64 {
 	var n int64
 	seen := map[*pool]bool{}
 	for _, p := range []*pool{s.w, s.r, s.records} {
 		if p != nil && !seen[p] {
 			seen[p] = true
-			n += p.trips.Load()
+			n += count(p)
 		}
 	}
 	return n
