@@ -154,6 +154,46 @@ func (tx *Tx) InboxAdd(ctx context.Context, e InboxEntry) error {
 const inboxInsert = `INSERT INTO inbox (msg_id, stream, stream_seq, subject, received_at)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`
 
+// InboxClaim is InboxAbsent and InboxAdd in one statement, for the
+// transaction that both checks a message and applies it (a callback's
+// last decision): it writes the message's inbox row, and a message applied
+// already (its row there) fails the transaction with ErrInInbox, as
+// InboxAbsent would. One that another transaction is applying meanwhile
+// waits for it, and is then refused or written. A kept copy of the message
+// (e.Deferred) goes in the same statement on PostgreSQL: one statement
+// instead of three. On PostgreSQL it is queued (pipeline.go), and COMMIT
+// waits for its answer.
+func (tx *Tx) InboxClaim(ctx context.Context, e InboxEntry) error {
+	if e.MsgID == "" {
+		return fmt.Errorf("inbox claim: empty message id")
+	}
+	at := e.ReceivedAt
+	if at.IsZero() {
+		at = tx.now
+	}
+	query, args := inboxInsert, []any{e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at)}
+	if e.Deferred && tx.tx.pg {
+		query, args = `WITH kept AS (DELETE FROM deferred_inputs WHERE msg_id = ?) `+query, append([]any{e.MsgID}, args...)
+	}
+	err := tx.laterChecked(ctx, query, args,
+		func(n int64, err error) error {
+			switch {
+			case err != nil:
+				return fmt.Errorf("inbox claim %q: %w", e.MsgID, err)
+			case n == 0:
+				return errRecheck
+			}
+			return nil
+		},
+		func(context.Context, sqlx.QueryerContext) error {
+			return fmt.Errorf("message %s: %w", e.MsgID, ErrInInbox)
+		})
+	if err != nil || !e.Deferred || tx.tx.pg {
+		return err
+	}
+	return tx.DeleteDeferred(ctx, e.MsgID)
+}
+
 // PruneInbox deletes inbox rows received before the given time and returns
 // how many it deleted. Keep them longer than any redelivery can arrive (days).
 // Command outcomes recorded before then go too (not counted): a verdict is

@@ -68,6 +68,7 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, d decisionReco
 	if err != nil {
 		return persisted{}, err
 	}
+	claimed := false
 	if d.in.Kind == InputCallback && d.msg != nil && d.msg.ID != "" {
 		// The callback's own decision, dropped if another verification of
 		// it (a redelivered copy, the timer's, in another process) has
@@ -76,8 +77,16 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, d decisionReco
 		// (casestore.ErrInInbox, out of this call or out of Update); one
 		// that committed since changed the case's version, so the update
 		// above fails first, and turn looks the callback up then
-		// (appliedElsewhere).
-		if err := tx.InboxAbsent(ctx, d.msg.ID); err != nil {
+		// (appliedElsewhere). Its last decision writes the inbox row in
+		// the same statement.
+		claimed = d.final
+		var err error
+		if claimed {
+			err = tx.InboxClaim(ctx, inboxEntry(d.msg))
+		} else {
+			err = tx.InboxAbsent(ctx, d.msg.ID)
+		}
+		if err != nil {
 			return persisted{}, err
 		}
 	}
@@ -104,7 +113,7 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, d decisionReco
 			return persisted{}, err
 		}
 	}
-	if d.final && d.msg != nil {
+	if d.final && d.msg != nil && !claimed {
 		// The input's message goes to the inbox, so that a redelivery is
 		// dropped.
 		if err := tx.InboxAdd(ctx, inboxEntry(d.msg)); err != nil {
