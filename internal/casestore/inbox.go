@@ -73,15 +73,11 @@ func inboxSeen(ctx context.Context, q sqlx.QueryerContext, msgID string) (bool, 
 // InboxRecord marks a message applied. It returns false if it already was
 // (the caller should then roll back its effect: it is a duplicate).
 func (tx *Tx) InboxRecord(ctx context.Context, e InboxEntry) (bool, error) {
-	if e.MsgID == "" {
-		return false, fmt.Errorf("inbox record: empty message id")
+	query, args, err := inboxRow(e, tx.now, false)
+	if err != nil {
+		return false, err
 	}
-	at := e.ReceivedAt
-	if at.IsZero() {
-		at = tx.now
-	}
-	res, err := tx.tx.ExecContext(ctx, inboxInsert,
-		e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at))
+	res, err := tx.tx.ExecContext(ctx, query, args...)
 	if err != nil {
 		return false, fmt.Errorf("inbox record %q: %w", e.MsgID, err)
 	}
@@ -109,17 +105,9 @@ func (s *Store) InboxRecord(ctx context.Context, e InboxEntry) (fresh bool, err 
 		})
 		return fresh, err
 	}
-	if e.MsgID == "" {
-		return false, fmt.Errorf("inbox record: empty message id")
-	}
-	at := e.ReceivedAt
-	if at.IsZero() {
-		at = s.now()
-	}
-	query, args := inboxInsert, []any{e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at)}
-	if e.Deferred {
-		// Every part of a WITH runs, whatever the INSERT finds.
-		query, args = `WITH dropped AS (DELETE FROM deferred_inputs WHERE msg_id = ?) `+inboxInsert, append([]any{e.MsgID}, args...)
+	query, args, err := inboxRow(e, s.now(), e.Deferred)
+	if err != nil {
+		return false, err
 	}
 	res, err := s.w.ExecContext(ctx, query, args...)
 	if err != nil {
@@ -137,15 +125,11 @@ func (s *Store) InboxRecord(ctx context.Context, e InboxEntry) (fresh bool, err 
 // KeepCallback, InboxAbsent, an order event's own row): on PostgreSQL its
 // statements are queued (pipeline.go).
 func (tx *Tx) InboxAdd(ctx context.Context, e InboxEntry) error {
-	if e.MsgID == "" {
-		return fmt.Errorf("inbox record: empty message id")
+	query, args, err := inboxRow(e, tx.now, false)
+	if err != nil {
+		return err
 	}
-	at := e.ReceivedAt
-	if at.IsZero() {
-		at = tx.now
-	}
-	err := tx.later(ctx, fmt.Sprintf("inbox record %q", e.MsgID), inboxInsert, e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at))
-	if err != nil || !e.Deferred {
+	if err := tx.later(ctx, fmt.Sprintf("inbox record %q", e.MsgID), query, args...); err != nil || !e.Deferred {
 		return err
 	}
 	return tx.DeleteDeferred(ctx, e.MsgID)
@@ -153,6 +137,25 @@ func (tx *Tx) InboxAdd(ctx context.Context, e InboxEntry) error {
 
 const inboxInsert = `INSERT INTO inbox (msg_id, stream, stream_seq, subject, received_at)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`
+
+// inboxRow is the INSERT of e's inbox row and its arguments, received at
+// now unless e says when. With dropKept (PostgreSQL's WITH, every part of
+// which runs whatever the INSERT finds) the message's kept copy is deleted
+// in the same statement.
+func inboxRow(e InboxEntry, now time.Time, dropKept bool) (query string, args []any, err error) {
+	if e.MsgID == "" {
+		return "", nil, fmt.Errorf("inbox record: empty message id")
+	}
+	at := e.ReceivedAt
+	if at.IsZero() {
+		at = now
+	}
+	query, args = inboxInsert, []any{e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at)}
+	if dropKept {
+		query, args = `WITH dropped AS (DELETE FROM deferred_inputs WHERE msg_id = ?) `+query, append([]any{e.MsgID}, args...)
+	}
+	return query, args, nil
+}
 
 // InboxClaim is InboxAbsent and InboxAdd in one statement, for the
 // transaction that both checks a message and applies it (a callback's
@@ -164,18 +167,11 @@ const inboxInsert = `INSERT INTO inbox (msg_id, stream, stream_seq, subject, rec
 // instead of three. On PostgreSQL it is queued (pipeline.go), and COMMIT
 // waits for its answer.
 func (tx *Tx) InboxClaim(ctx context.Context, e InboxEntry) error {
-	if e.MsgID == "" {
-		return fmt.Errorf("inbox claim: empty message id")
+	query, args, err := inboxRow(e, tx.now, e.Deferred && tx.tx.pg)
+	if err != nil {
+		return err
 	}
-	at := e.ReceivedAt
-	if at.IsZero() {
-		at = tx.now
-	}
-	query, args := inboxInsert, []any{e.MsgID, e.Stream, int64(e.StreamSeq), e.Subject, ms64(at)}
-	if e.Deferred && tx.tx.pg {
-		query, args = `WITH kept AS (DELETE FROM deferred_inputs WHERE msg_id = ?) `+query, append([]any{e.MsgID}, args...)
-	}
-	err := tx.laterChecked(ctx, query, args,
+	err = tx.laterChecked(ctx, query, args,
 		func(n int64, err error) error {
 			switch {
 			case err != nil:
