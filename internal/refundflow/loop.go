@@ -191,7 +191,7 @@ func (e *Engine) awaitLease(ctx context.Context, r *run, until time.Time) (done 
 	return false, nil
 }
 
-// decide decides r.in on the case c, fetching the platform view first when
+// decide decides r.in on the case as loaded, fetching the platform view first when
 // the decision asks for it. A pause means the input cannot get further now
 // (the decision asks to retry, or the fetch failed): see retryLater.
 func (e *Engine) decide(ctx context.Context, r *run, l loaded) (decisionRecord, *pause, error) {
