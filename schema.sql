@@ -419,3 +419,15 @@ CREATE INDEX step_attempts_errors ON step_attempts (started_at) WHERE error_code
 DROP INDEX cases_order_id;
 DROP INDEX cases_sub_order_id;
 DROP INDEX cases_refund_id;
+
+-- +migration 18: order events' order ids compare bytewise
+-- PostgreSQL only: here order_events.order_id already compares as
+-- cases.order_id does (BINARY). On PostgreSQL, order_events.order_id was
+-- created with the database's default collation and cases.order_id with
+-- "C" (migration 1): the read before each decision (casestore's
+-- caseToDecide) joins the two, and with unlike collations its order_id
+-- condition could not use order_events_order, which then matched the
+-- platform and the id only. Each decision of a case with an unseen order
+-- event read every event its platform had received since the case last
+-- looked. The column now compares bytewise, as the other platform ids do.
+SELECT 1;

@@ -276,3 +276,7 @@ CREATE INDEX step_attempts_errors ON step_attempts (started_at) WHERE error_code
 DROP INDEX cases_order_id;
 DROP INDEX cases_sub_order_id;
 DROP INDEX cases_refund_id;
+
+-- +migration 18: order events' order ids compare bytewise
+-- Rewrites order_events and rebuilds its indexes, under the table's lock.
+ALTER TABLE order_events ALTER COLUMN order_id TYPE TEXT COLLATE "C";
