@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,6 +38,8 @@ func batchFile(t *testing.T) (string, map[int]string) {
 			bad[line] = `invalid: goods-status "4": want 1, 2 or 3`
 		case i%5 == 0:
 			fmt.Fprintf(&b, "1688,%s,,return,aftersaleBuyerReceived,,七天无理由退货,9500,no longer needed,\r\n", order)
+		case i%7 == 0: // what a spreadsheet would run: the export escapes it
+			fmt.Fprintf(&b, "taobao,%s,%s1,refund,1,1004,,max,\"=HYPERLINK(\"\"http://e.example\"\",\"\"late\"\")\",\r\n", order, order)
 		default:
 			fmt.Fprintf(&b, "taobao,%s,%s1,refund,1,1004,,max,\"not shipped, in time\",\r\n", order, order)
 		}
@@ -135,6 +138,25 @@ func TestBatchFilesOnceAgainstStack(t *testing.T) {
 	expPath := filepath.Join(t.TempDir(), "export.csv")
 	if err := os.WriteFile(expPath, []byte(exp), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// No cell of it runs in a spreadsheet; the formula-like descriptions
+	// are text (after an apostrophe) and file as they were (below).
+	recs, err := csv.NewReader(strings.NewReader(exp)).ReadAll()
+	if err != nil {
+		t.Fatalf("the export: %v", err)
+	}
+	escaped := 0
+	for _, rec := range recs[1:] {
+		for _, cell := range rec {
+			if cell == `'=HYPERLINK("http://e.example","late")` {
+				escaped++
+			} else if v := strings.TrimLeft(cell, " "); v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+				t.Errorf("export cell %q would run in a spreadsheet", cell)
+			}
+		}
+	}
+	if escaped != 23 {
+		t.Errorf("the export holds %d escaped formulas; want the 23 rows filed with one", escaped)
 	}
 	before := len(commands.all())
 	r = e.run("request", "--file", expPath, "--no-wait")

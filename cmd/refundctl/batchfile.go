@@ -143,7 +143,7 @@ func parseBatchCSV(r io.Reader) ([]batchRow, error) {
 			if col == "" {
 				continue // an export column
 			}
-			row.Values[col] = cellValues(col, rec[i])
+			row.Values[col] = cellValues(col, casecsv.Value(rec[i])) // an export's formula-like cells carry an apostrophe
 		}
 		rows = append(rows, row)
 	}

@@ -73,6 +73,13 @@ func TestParseBatchCSV(t *testing.T) {
 			{Line: 4, Values: map[string][]string{"platform": {"taobao"}, "order": {"1"}}},
 		},
 	}, {
+		name: "an export's formula-like cells read without the apostrophe it added; typed by hand, as they are",
+		in:   "platform,order,description,voucher\ntaobao,1,\"'=HYPERLINK(\"\"x\"\")\",'=a.jpg;@b.jpg\ntaobao,2,=1+1,'plain\n",
+		want: []batchRow{
+			{Line: 2, Values: map[string][]string{"platform": {"taobao"}, "order": {"1"}, "description": {`=HYPERLINK("x")`}, "voucher": {"=a.jpg", "@b.jpg"}}},
+			{Line: 3, Values: map[string][]string{"platform": {"taobao"}, "order": {"2"}, "description": {"=1+1"}, "voucher": {"'plain"}}},
+		},
+	}, {
 		name: "no final line break",
 		in:   "platform,order\ntaobao,1",
 		want: []batchRow{{Line: 2, Values: map[string][]string{"platform": {"taobao"}, "order": {"1"}}}},

