@@ -141,6 +141,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 	cfg.RateLimit = cfg.Upstream.RateLimit
 	profile := cfg.Upstream.Profile
 	w.Concurrency = integer("WORKER_CONCURRENCY", 1, 1024)
+	// As many connections to the platform stay open as calls can run at
+	// once (the inputs' and as many callback verifications beside them):
+	// calls that finish together do not close theirs, to dial again.
+	cfg.Upstream.MaxIdleConns = max(2*w.Concurrency, apiclient.DefaultMaxIdleConns)
 	if w.MaxAckPending = integer("WORKER_MAX_ACK_PENDING", 0, 100000); w.MaxAckPending == 0 {
 		w.MaxAckPending = 4 * w.Concurrency
 	}

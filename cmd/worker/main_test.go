@@ -24,6 +24,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/callback/intake"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/envconfig"
@@ -824,6 +825,23 @@ func TestMaxDeliveries(t *testing.T) {
 	c, err := s.store.GetCase(context.Background(), id)
 	if err != nil || c.State != string(refundflow.StateSubmitting) {
 		t.Fatalf("case = %+v, %v; want it still submitting", c, err)
+	}
+}
+
+// TestConfigKeepsAConnectionPerCall: the platform client keeps as many
+// idle connections as the worker can run calls at once (twice
+// WORKER_CONCURRENCY: the inputs' calls and the callback verifications
+// beside them; at least the client's default), so that calls finishing
+// together do not close theirs and dial again.
+func TestConfigKeepsAConnectionPerCall(t *testing.T) {
+	for conc, want := range map[string]int{"100": 200, "6": apiclient.DefaultMaxIdleConns} {
+		cfg, err := loadConfig(func(k string) string {
+			return map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u",
+				"WORKER_CONCURRENCY": conc}[k]
+		})
+		if err != nil || cfg.Upstream.MaxIdleConns != want {
+			t.Errorf("WORKER_CONCURRENCY=%s: upstream MaxIdleConns %d, %v; want %d", conc, cfg.Upstream.MaxIdleConns, err, want)
+		}
 	}
 }
 

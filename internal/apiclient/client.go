@@ -45,7 +45,7 @@ const (
 	DefaultMaxResponseBytes    = 8 << 20
 	DefaultMaxVoucherBytes     = 10 << 20
 	maxErrorBodyBytes          = 256
-	defaultMaxIdleConnsPerHost = 32
+	DefaultMaxIdleConns        = 32
 	defaultIdleConnTimeout     = 90 * time.Second
 	defaultTLSHandshakeTimeout = 10 * time.Second
 )
@@ -83,6 +83,13 @@ type Config struct {
 	// timeout that does not follow redirects (a redirect would hand the
 	// replayable signature headers to another URL).
 	HTTPClient *http.Client
+	// MaxIdleConns is how many connections to the platform the tuned client
+	// keeps open between calls (ignored with HTTPClient); default 32. Set
+	// it to the number of calls the caller runs at once: when more calls
+	// than this finish together, the extra connections are closed and the
+	// next calls open new ones, each a TCP and TLS handshake (round trips
+	// across the border before the request is even sent).
+	MaxIdleConns int
 	// Timeout bounds each attempt (connect, send, read the whole response);
 	// a shorter deadline on the caller's ctx wins. Default 10s.
 	Timeout time.Duration
@@ -199,9 +206,15 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxVoucherBytes == 0 {
 		cfg.MaxVoucherBytes = DefaultMaxVoucherBytes
 	}
+	if cfg.MaxIdleConns < 0 {
+		return nil, fmt.Errorf("apiclient config: MaxIdleConns %d is negative", cfg.MaxIdleConns)
+	}
+	if cfg.MaxIdleConns == 0 {
+		cfg.MaxIdleConns = DefaultMaxIdleConns
+	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = newHTTPClient()
+		hc = newHTTPClient(cfg.MaxIdleConns)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -286,10 +299,12 @@ func normalizeRetry(p RetryPolicy) (RetryPolicy, error) {
 	return p, nil
 }
 
-func newHTTPClient() *http.Client {
+// newHTTPClient is the tuned client, keeping up to idle connections open
+// (one host: the platform's).
+func newHTTPClient(idle int) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = 100
-	tr.MaxIdleConnsPerHost = defaultMaxIdleConnsPerHost
+	tr.MaxIdleConns = idle
+	tr.MaxIdleConnsPerHost = idle
 	tr.IdleConnTimeout = defaultIdleConnTimeout
 	tr.TLSHandshakeTimeout = defaultTLSHandshakeTimeout
 	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
