@@ -30,6 +30,9 @@ type config struct {
 	Timeout        time.Duration  // --timeout only: connect and per-request timeout
 	JSON           bool           // --json only
 	Tracing        tracing.Config // OTEL_*: off unless OTEL_TRACES_EXPORTER=otlp
+	// TracingOff is why tracing is off although OTEL_* ask for it: a
+	// setting refundctl cannot use (applyEnv warns). nil otherwise.
+	TracingOff error
 }
 
 // defaultTimeout is --timeout's default: long enough for a JetStream ack
@@ -90,10 +93,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ConsoleURL:     env.String("REFUNDHUB_URL"),
 		ConsoleToken:   strings.TrimSpace(getenv("REFUNDHUB_TOKEN")), // a secret: read directly, never quoted
 		Timeout:        defaultTimeout,
-		Tracing:        env.Tracing(),
 	}
 	if cfg.Operator == "" {
 		cfg.Operator = env.String("USER")
+	}
+	// Tracing is a courtesy here, unlike in the daemons, which refuse to
+	// start: an operator's shell may carry OTEL_* set for other tools
+	// (OTEL_TRACES_EXPORTER=console), and that must not stand between them
+	// and a refund. A setting refundctl cannot use turns tracing off.
+	tenv := envconfig.NewReader(envVars, getenv)
+	if cfg.Tracing = tenv.Tracing(); tenv.Err() != nil {
+		cfg.Tracing, cfg.TracingOff = tracing.Config{Disabled: true}, tenv.Err()
 	}
 	return cfg, env.Err()
 }
@@ -134,6 +144,9 @@ func (a *app) applyEnv(flags *pflag.FlagSet, getenv func(string) string) error {
 	a.cfg.ConsoleToken = env.ConsoleToken
 	a.cfg.Token, a.cfg.SigningSecrets, a.cfg.ProfilePath = env.Token, env.SigningSecrets, env.ProfilePath
 	a.cfg.Tracing = env.Tracing
+	if env.TracingOff != nil {
+		fmt.Fprintf(a.stderr, "refundctl: warning: tracing off: %v\n", env.TracingOff)
+	}
 	if a.spans != nil {
 		a.cfg.Tracing.SpanExporter = a.spans
 	}

@@ -262,3 +262,45 @@ func startTracedConsole(e *env, tp *sdktrace.TracerProvider) string {
 	t.Cleanup(hs.Close)
 	return hs.URL
 }
+
+// TestTracingMisconfiguredWarnsAndRuns: a tracing setting refundctl cannot
+// use (an exporter other SDKs know, such as console; a malformed header
+// list) turns its tracing off with one warning on stderr that names the
+// variable (never a header's value), and the command runs as without it.
+// An operator's shell may carry OTEL_* set for other tools: tracing is a
+// courtesy, and must not stand between them and a refund.
+func TestTracingMisconfiguredWarnsAndRuns(t *testing.T) {
+	e := newEnv(t)
+	e.openStore() // an empty store to list
+	plain := e.mustRun("list")
+	for name, vars := range map[string]map[string]string{
+		"exporter":  {"OTEL_TRACES_EXPORTER": "console"},
+		"exporters": {"OTEL_TRACES_EXPORTER": "otlp,console"},
+		"headers":   {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_HEADERS": "api-key-s3cret"},
+		"endpoint":  {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			old := maps.Clone(e.vars)
+			defer func() { e.vars = old }()
+			maps.Copy(e.vars, vars)
+			r := e.run("list")
+			if r.err != nil {
+				t.Fatalf("refundctl list with %v: %v; want it to run", vars, r.err)
+			}
+			if r.stdout != plain.stdout {
+				t.Errorf("stdout %q; want what list prints without it, %q", r.stdout, plain.stdout)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			var named bool
+			for k := range vars {
+				named = named || strings.Contains(r.stderr, k)
+			}
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "refundctl: warning: tracing off: ") || !named {
+				t.Errorf("stderr %q; want one warning that tracing is off, naming the variable", r.stderr)
+			}
+			if strings.Contains(r.stderr, "s3cret") {
+				t.Errorf("stderr %q quotes the header's value", r.stderr)
+			}
+		})
+	}
+}
