@@ -239,7 +239,8 @@ func (a *app) deadLettersRetry() *cobra.Command {
 			"(minus " + events.ServerHeaderPrefix + "*, " + events.DeadHeaderPrefix + "* and " + events.RetryHeaderPrefix + "*), a new Nats-Msg-Id (original id +\n" +
 			"\"-retry-\" + random) and " + events.HeaderRetryOf + "/" + events.HeaderRetryOriginalMsgID + "/" + events.HeaderRetryBy + " headers, waits for the\n" +
 			"stream's ack, then marks the dead letter retried. The worker's inbox still drops\n" +
-			"what it already applied.\n\n" +
+			"what it already applied. With tracing on, the message joins this run's trace; the\n" +
+			"trace it died in moves to " + events.HeaderRetryTraceParent + ", which the worker's span links to.\n\n" +
 			"A permanent failure (" + deadletters.PermanentReasons() + ") fails again when it is retried\n" +
 			"unchanged, so it is refused (exit 4) unless --force says the worker changed (a parser\n" +
 			"that reads the new type, a fixed bug). A dead letter already retried or discarded is\n" +

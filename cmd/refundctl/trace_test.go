@@ -304,3 +304,40 @@ func TestTracingMisconfiguredWarnsAndRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestDeadLetterRetryIsTheRunsTrace: refundctl dead-letters retry, traced,
+// republishes the letter in its own run's trace (the message's
+// traceparent is the run's span), keeping the trace the letter died in as
+// Rh-Traceparent for the worker to link to.
+func TestDeadLetterRetryIsTheRunsTrace(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	const first = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ctx := context.Background()
+	if err := st.Update(ctx, func(tx *casestore.Tx) error {
+		_, _, err := tx.InsertDeadLetter(ctx, casestore.DeadLetter{MsgID: "cmd-trace-dead-1", Subject: "commands.taobao.cancel",
+			Headers: map[string][]string{"Cmd-Kind": {"cancel"}, events.HeaderTraceParent: {first}},
+			Payload: []byte(`{"id":"cmd-trace-dead-1","kind":"cancel","platform":"taobao","caseId":7}`),
+			Reason:  string(events.DeadMaxDeliveries), Error: "platform unreachable", Deliveries: 5})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	exp := tracetest.NewInMemoryExporter()
+	if r := e.runTracedIn(e.vars, tracingtest.Kept{InMemoryExporter: exp}, "dead-letters", "retry", "1"); r.err != nil {
+		t.Fatalf("refundctl dead-letters retry: %v (stderr %q)", r.err, r.stderr)
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 1 || spans[0].Name != "refundctl dead-letters retry" {
+		t.Fatalf("spans = %v; want one, refundctl dead-letters retry", spanNames(spans))
+	}
+	m := e.lastMsg(events.DefaultCommandStreamName, "commands.taobao.cancel")
+	traceID, spanID := traceParent(t, m.Header.Get(events.HeaderTraceParent))
+	if traceID != spans[0].SpanContext.TraceID().String() || spanID != spans[0].SpanContext.SpanID().String() {
+		t.Errorf("retried message traceparent %s/%s; want the run's span %s/%s", traceID, spanID,
+			spans[0].SpanContext.TraceID(), spans[0].SpanContext.SpanID())
+	}
+	if got := m.Header.Get(events.HeaderRetryTraceParent); got != first {
+		t.Errorf("%s = %q; want the trace the letter died in, %q", events.HeaderRetryTraceParent, got, first)
+	}
+}

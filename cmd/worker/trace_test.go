@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/deadletters"
 	"github.com/refundhub/refundhub/internal/envconfig/logtest"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/opcommands"
@@ -217,4 +218,69 @@ func attr(sp tracetest.SpanStub, key string) string {
 		}
 	}
 	return ""
+}
+
+// TestRetriedDeadLetterJoinsTheRetriersTrace: a dead request command,
+// retried by an operator in a span of their own (refundctl dead-letters
+// retry), is handled by the worker in that operator's trace: the worker's
+// span for it is a child of the retrier's span and links to the trace the
+// command first died in (Rh-Traceparent), rather than continuing that
+// trace days later.
+func TestRetriedDeadLetterJoinsTheRetriersTrace(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	s := newStackTraced(t, tp.Tracer("receiver"), sandbox.Faults{}, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1,
+		map[string]string{"WORKER_RECONCILE_INTERVAL": "1h", "WORKER_TIMER_INTERVAL": "1s"})
+	s.startTraced(exp)
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	cmd := refundflow.Command{ID: "trace-dead-1", IssuedAt: time.Now().UTC(), Kind: refundflow.InputRequestRefund,
+		Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so,
+		Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Amount: 6000, Description: "不想要了"}}
+	payload, err := json.Marshal(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command as it died: in the trace of the refundctl run that
+	// first sent it.
+	_, firstSpan := tp.Tracer("refundctl").Start(context.Background(), "refundctl request")
+	firstSpan.End()
+	first := firstSpan.SpanContext()
+	ctx := context.Background()
+	var dlID int64
+	if err := s.store.Update(ctx, func(tx *casestore.Tx) error {
+		dlID, _, err = tx.InsertDeadLetter(ctx, casestore.DeadLetter{MsgID: cmd.ID,
+			Subject: events.CommandSubject(string(cmd.Platform), string(cmd.Kind)), Payload: payload,
+			Headers: map[string][]string{events.HeaderCommandKind: {string(cmd.Kind)},
+				events.HeaderTraceParent: {"00-" + first.TraceID().String() + "-" + first.SpanID().String() + "-01"}},
+			Reason: string(events.DeadMaxDeliveries), Error: "taobao_render: http status 502", Deliveries: 5, CreatedAt: time.Now()})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rctx, retrySpan := tp.Tracer("refundctl").Start(ctx, "refundctl dead-letters retry")
+	if _, err := deadletters.New(s.store, s.js, deadletters.Config{}).Retry(rctx, dlID, deadletters.RetryOptions{Operator: "olga"}); err != nil {
+		t.Fatal(err)
+	}
+	retrySpan.End()
+	s.waitState(s.caseFor(refundflow.PlatformTaobao, o, so), refundflow.StateWaitingSeller, 20*time.Second)
+
+	var handle *tracetest.SpanStub
+	waitFor(t, 10*time.Second, "the worker's span for the retried command", func() bool {
+		for _, sp := range exp.GetSpans() {
+			if sp.Name == "handle commands" && strings.HasPrefix(attr(sp, "msg_id"), cmd.ID+"-retry-") {
+				handle = &sp
+				return true
+			}
+		}
+		return false
+	})
+	if handle.Parent.SpanID() != retrySpan.SpanContext().SpanID() || handle.SpanContext.TraceID() != retrySpan.SpanContext().TraceID() {
+		t.Errorf("handle commands: trace %s parent %s; want the retrier's span %s in its trace %s", handle.SpanContext.TraceID(),
+			handle.Parent.SpanID(), retrySpan.SpanContext().SpanID(), retrySpan.SpanContext().TraceID())
+	}
+	if len(handle.Links) != 1 || handle.Links[0].SpanContext.TraceID() != first.TraceID() ||
+		handle.Links[0].SpanContext.SpanID() != first.SpanID() {
+		t.Errorf("handle commands links %+v; want one, to the trace the command died in (%s)", handle.Links, first.TraceID())
+	}
 }

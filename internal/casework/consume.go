@@ -169,9 +169,14 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	}
 	d := delivery{source: source, m: m, meta: meta, dead: deadLetterOf(source, m, meta, msgID),
 		log: w.log.With(append(msgAttrs(source, msgID, m.Data()), "delivery", meta.NumDelivered)...)}
-	ctx, span := w.tracer.Start(events.ExtractTrace(ctx, m.Headers()), "handle "+source,
-		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attribute.String("messaging.destination.name", m.Subject()),
-			attribute.String("msg_id", msgID), attribute.Int64("delivery", int64(meta.NumDelivered))))
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+		attribute.String("messaging.destination.name", m.Subject()), attribute.String("msg_id", msgID),
+		attribute.Int64("delivery", int64(meta.NumDelivered)))}
+	if first, ok := events.RetriedTrace(m.Headers()); ok { // a retried dead letter: the trace it died in
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: first,
+			Attributes: []attribute.KeyValue{attribute.String("link", "before retry")}}))
+	}
+	ctx, span := w.tracer.Start(events.ExtractTrace(ctx, m.Headers()), "handle "+source, opts...)
 	defer span.End()
 
 	stop := w.inProgress(m)

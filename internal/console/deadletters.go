@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -372,12 +373,42 @@ func (s *Server) settleOne(c echo.Context, action string, id int64, force bool, 
 	ctx := c.Request().Context()
 	var err error
 	if action == "retry" {
-		_, err = s.settler.Retry(ctx, id, deadletters.RetryOptions{Force: force, Operator: who(c).Name})
+		_, err = s.retryOne(ctx, id, deadletters.RetryOptions{Force: force, Operator: who(c).Name})
 	} else {
 		_, err = s.settler.Discard(ctx, id, who(c).Name, note)
 	}
 	s.logSettled(c, action, id, force, err)
 	return settleError(err)
+}
+
+// retryOne is the Settler's Retry in a span of its own (retrySpan); a dry
+// run publishes nothing and gets none.
+func (s *Server) retryOne(ctx context.Context, id int64, o deadletters.RetryOptions) (deadletters.Retried, error) {
+	if o.DryRun {
+		return s.settler.Retry(ctx, id, o)
+	}
+	ctx, span := s.retrySpan(ctx, []int64{id})
+	r, err := s.settler.Retry(ctx, id, o)
+	retried := 0
+	if err == nil {
+		retried = 1
+	}
+	endRetrySpan(span, retried, 1-retried)
+	return r, err
+}
+
+// retryEach is the Settler's RetryEach in one span (retrySpan).
+func (s *Server) retryEach(ctx context.Context, ids []int64, o deadletters.RetryOptions) []deadletters.Verdict {
+	ctx, span := s.retrySpan(ctx, ids)
+	vs := s.settler.RetryEach(ctx, ids, o)
+	retried := 0
+	for _, v := range vs {
+		if v.Outcome == deadletters.OutcomeRetried {
+			retried++
+		}
+	}
+	endRetrySpan(span, retried, len(ids)-retried)
+	return vs
 }
 
 // logSettled logs an operator's retry or discard of a dead letter with its
@@ -511,7 +542,7 @@ func (s *Server) settleEach(c echo.Context, action string, ids []int64, force bo
 	ctx := c.Request().Context()
 	var vs []deadletters.Verdict
 	if action == "retry" {
-		vs = s.settler.RetryEach(ctx, ids, deadletters.RetryOptions{Force: force, Operator: who(c).Name})
+		vs = s.retryEach(ctx, ids, deadletters.RetryOptions{Force: force, Operator: who(c).Name})
 	} else {
 		vs = s.settler.DiscardEach(ctx, ids, who(c).Name, note)
 	}

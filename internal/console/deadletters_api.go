@@ -225,7 +225,7 @@ func (s *Server) handleAPIDeadLetterAction(action string) echo.HandlerFunc {
 // what Retry returns, which settleOne drops) and answers the letter with
 // the message. A dry run changes nothing and is not logged.
 func (s *Server) apiRetry(c echo.Context, id int64, req actionRequest) error {
-	r, err := s.settler.Retry(c.Request().Context(), id, deadletters.RetryOptions{Force: req.Force, DryRun: req.DryRun, Operator: who(c).Name})
+	r, err := s.retryOne(c.Request().Context(), id, deadletters.RetryOptions{Force: req.Force, DryRun: req.DryRun, Operator: who(c).Name})
 	if !req.DryRun {
 		s.logSettled(c, "retry", id, req.Force, err)
 	}

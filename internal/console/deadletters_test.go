@@ -16,6 +16,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
@@ -32,6 +36,12 @@ type dlServer struct {
 }
 
 func newDLServer(t *testing.T) *dlServer {
+	t.Helper()
+	return newDLServerTraced(t, nil)
+}
+
+// newDLServerTraced is newDLServer with tracer (nil: tracing off).
+func newDLServerTraced(t *testing.T, tracer trace.Tracer) *dlServer {
 	t.Helper()
 	ctx := context.Background()
 	js := eventstest.Start(t).JetStream()
@@ -56,7 +66,8 @@ func newDLServer(t *testing.T) *dlServer {
 	t.Cleanup(func() { dl.Close() })
 	seedAccounts(t, w)
 	srv, err := New(Config{SessionKey: []byte(sessionKey)},
-		Deps{Store: ro, DeadLetters: dl, JetStream: js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
+		Deps{Store: ro, DeadLetters: dl, JetStream: js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler),
+			Tracer: tracer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,4 +463,113 @@ func TestDeadLetterAPI(t *testing.T) {
 			t.Errorf("dead letter %d after bulk discard: by %q note %q", id, d.DiscardedBy, d.DiscardNote)
 		}
 	}
+}
+
+// TestDeadLetterRetryStartsATrace: a retry through the console is an
+// operator's command with a trace of its own: one "retry dead letters"
+// span per retry (one letter, or a bulk selection), a root span unless an
+// API caller sent a traceparent, whose context every message it
+// republishes carries (the trace each died in kept as Rh-Traceparent). A
+// refused retry's span says so in its status.
+func TestDeadLetterRetryStartsATrace(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	s := newDLServerTraced(t, tp.Tracer("console"))
+	const first = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	traced := func(n int, caseID int64, reason events.DeadReason) casestore.DeadLetter {
+		d := deadCmd(n, caseID, reason, busy, t0)
+		d.Headers[events.HeaderTraceParent] = []string{first}
+		return d
+	}
+	ids := s.seed(traced(1, 7, events.DeadMaxDeliveries), traced(2, 8, events.DeadMaxDeliveries), traced(3, 9, events.DeadMaxDeliveries),
+		traced(4, 10, events.DeadPermanentError))
+	stream, err := s.js.Stream(context.Background(), events.DefaultCommandStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// lastSpan is the newest retry span; carried, the traceparents of the
+	// messages from stream sequence seq on.
+	lastSpan := func() tracetest.SpanStub {
+		spans := exp.GetSpans()
+		for i := len(spans) - 1; i >= 0; i-- {
+			if spans[i].Name == "retry dead letters" {
+				return spans[i]
+			}
+		}
+		t.Fatalf("no retry dead letters span")
+		return tracetest.SpanStub{}
+	}
+	carried := func(from uint64) (tps []string) {
+		for seq := from; seq <= s.published(); seq++ {
+			m, err := stream.GetMsg(context.Background(), seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tps = append(tps, m.Header.Get(events.HeaderTraceParent))
+			if got := m.Header.Get(events.HeaderRetryTraceParent); got != first {
+				t.Errorf("message %d: %s %q; want the trace it died in", seq, events.HeaderRetryTraceParent, got)
+			}
+		}
+		return tps
+	}
+	tp0 := func(sp tracetest.SpanStub) string {
+		return "00-" + sp.SpanContext.TraceID().String() + "-" + sp.SpanContext.SpanID().String() + "-01"
+	}
+
+	// One letter, no caller trace: a root span, carried by the message.
+	if r := s.apiPost(fmt.Sprintf("/api/v1/dead-letters/%d/retry", ids[0]), operatorToken, ""); r.status != 200 {
+		t.Fatalf("retry = %d %s", r.status, r.body)
+	}
+	sp := lastSpan()
+	if sp.Parent.IsValid() || sp.Status.Code == codes.Error || attrOf(sp, "retried") != "1" || attrOf(sp, "dead_letters") != fmt.Sprintf("[%d]", ids[0]) {
+		t.Errorf("retry span: parent %v, status %v, attributes %v; want a root span, 1 retried, of letter %d", sp.Parent.SpanID(), sp.Status, sp.Attributes, ids[0])
+	}
+	if got := carried(1); len(got) != 1 || got[0] != tp0(sp) {
+		t.Errorf("retried message traceparent %q; want the retry span's %s", got, tp0(sp))
+	}
+
+	// A bulk retry under an API caller's trace: one span, its child.
+	req, err := http.NewRequest("POST", s.http.URL+"/api/v1/dead-letters/bulk",
+		strings.NewReader(`{"action":"retry","filter":{"reason":"max_deliveries","code":"4001"},"expect":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+operatorToken)
+	req.Header.Set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("bulk retry = %d", resp.StatusCode)
+	}
+	sp = lastSpan()
+	if sp.SpanContext.TraceID().String() != "0af7651916cd43dd8448eb211c80319c" || sp.Parent.SpanID().String() != "b7ad6b7169203331" ||
+		attrOf(sp, "retried") != "2" {
+		t.Errorf("bulk retry span: trace %s parent %s, attributes %v; want the caller's trace, 2 retried", sp.SpanContext.TraceID(), sp.Parent.SpanID(), sp.Attributes)
+	}
+	if got := carried(2); len(got) != 2 || got[0] != tp0(sp) || got[1] != tp0(sp) {
+		t.Errorf("bulk retried messages traceparents %q; want the bulk span's %s on both", got, tp0(sp))
+	}
+
+	// Refused (a permanent failure without force): the span says so.
+	if r := s.apiPost(fmt.Sprintf("/api/v1/dead-letters/%d/retry", ids[3]), operatorToken, ""); r.status != 409 {
+		t.Fatalf("retry of a permanent failure = %d %s; want 409", r.status, r.body)
+	}
+	if sp = lastSpan(); sp.Status.Code != codes.Error || attrOf(sp, "retried") != "0" {
+		t.Errorf("refused retry span: status %v, attributes %v; want an error status, 0 retried", sp.Status, sp.Attributes)
+	}
+}
+
+// attrOf is a span attribute's value as text, "" when absent.
+func attrOf(sp tracetest.SpanStub, key string) string {
+	for _, a := range sp.Attributes {
+		if string(a.Key) == key {
+			return a.Value.Emit()
+		}
+	}
+	return ""
 }

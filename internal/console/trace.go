@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
@@ -67,6 +68,34 @@ func endIssueSpan(span trace.Span, out issued, err error) {
 		if out.Verdict.CaseID != 0 { // a request's new case
 			span.SetAttributes(attribute.Int64("case", out.Verdict.CaseID))
 		}
+	}
+	span.End()
+}
+
+// retrySpan starts the span of a retry of dead letters ids (one, or a bulk
+// selection) the console makes for its caller: a retry is an operator's
+// command, so it starts a trace of its own (or, through the API,
+// continues the caller's: continueTrace), which the republished messages
+// carry to the worker (deadletters.Settler.Retry; the worker's spans link
+// to the trace each message died in). Without a tracer it returns ctx and
+// a span that records nothing.
+func (s *Server) retrySpan(ctx context.Context, ids []int64) (context.Context, trace.Span) {
+	if s.tracer == nil {
+		return ctx, trace.SpanFromContext(context.Background()) // the no-op span
+	}
+	return s.tracer.Start(ctx, "retry dead letters", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.Int64Slice("dead_letters", ids)))
+}
+
+// endRetrySpan records how many letters were retried and ends the span,
+// with an error status when any was not (never an error's text).
+func endRetrySpan(span trace.Span, retried, notRetried int) {
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attribute.Int("retried", retried))
+	if notRetried > 0 {
+		span.SetStatus(codes.Error, "not retried: "+strconv.Itoa(notRetried))
 	}
 	span.End()
 }

@@ -217,9 +217,9 @@ type Retried struct {
 	Ack        *jetstream.PubAck    // nil in a dry run
 }
 
-// Retry republishes dead letter id (events.RetryMsg) and marks it retried,
-// after checking that it is pending and, without o.Force, not a permanent
-// failure. The store is read again under the Settler's lock, so a letter
+// Retry republishes dead letter id (events.RetryMsg) in ctx's trace and
+// marks it retried, after checking that it is pending and, without
+// o.Force, not a permanent failure. The store is read again under the Settler's lock, so a letter
 // settled since the caller looked is refused, not retried twice.
 func (s *Settler) Retry(ctx context.Context, id int64, o RetryOptions) (Retried, error) {
 	s.mu.Lock()
@@ -245,6 +245,10 @@ func (s *Settler) Retry(ctx context.Context, id int64, o RetryOptions) (Retried,
 	if err != nil {
 		return res, err
 	}
+	// The retry is the caller's command: the message joins its trace
+	// (refundctl's run, a console API caller's), keeping the first one
+	// for the worker to link to.
+	events.InjectTrace(ctx, m.Header)
 	res.Msg = m
 	if o.DryRun {
 		return res, nil

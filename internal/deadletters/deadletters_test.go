@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/deadletters"
@@ -347,5 +348,48 @@ func TestActionsNoteTheCase(t *testing.T) {
 		fmt.Sprintf("dead letter %d (max_deliveries) discarded by otto: sent twice", ids[1])}
 	if !slices.Equal(notes, want) {
 		t.Errorf("case %d timeline notes = %q; want %q", k.ID, notes, want)
+	}
+}
+
+// TestRetryJoinsTheRetriersTrace: a retried message carries the trace of
+// the retry (the caller's span: refundctl's run, a console API caller's)
+// as its traceparent, and the trace it died in as Rh-Traceparent, for the
+// worker's span to link to; a retry without a span carries no traceparent,
+// so the worker starts a trace, still linked to the first.
+func TestRetryJoinsTheRetriersTrace(t *testing.T) {
+	e := newEnv(t)
+	const first = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	dead := func(id string) casestore.DeadLetter {
+		d := deadCommand(id, 7, events.DeadMaxDeliveries, "refund.query: http status 502", time.Now())
+		d.Headers[events.HeaderTraceParent] = []string{first}
+		return d
+	}
+	ids := e.seed(dead("cmd-t1"), dead("cmd-t2"))
+	s := deadletters.New(e.st, e.js, deadletters.Config{})
+	retrier := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6},
+		TraceFlags: trace.FlagsSampled})
+	stream, err := e.js.Stream(context.Background(), events.DefaultCommandStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ctx := range []context.Context{trace.ContextWithSpanContext(context.Background(), retrier), context.Background()} {
+		r, err := s.Retry(ctx, ids[i], deadletters.RetryOptions{Operator: "olga"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := stream.GetMsg(context.Background(), r.Ack.Sequence)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ""
+		if i == 0 {
+			want = "00-" + retrier.TraceID().String() + "-" + retrier.SpanID().String() + "-01"
+		}
+		if got := raw.Header.Get(events.HeaderTraceParent); got != want {
+			t.Errorf("retry %d: traceparent %q; want %q (the retrier's span, if any)", i+1, got, want)
+		}
+		if got := raw.Header.Get(events.HeaderRetryTraceParent); got != first {
+			t.Errorf("retry %d: %s %q; want the trace it died in, %q", i+1, events.HeaderRetryTraceParent, got, first)
+		}
 	}
 }

@@ -75,7 +75,7 @@
 //	stream.go       the callback stream's settings: created, updated, compared
 //	commands.go     the command and dead-letter streams beside it
 //	deadletters.go  the dead-letter protocol: reasons, Dl-*/Rh-* headers, the copy and the retry
-//	trace.go        the trace context headers: InjectTrace, ExtractTrace
+//	trace.go        the trace context headers: InjectTrace, ExtractTrace, RetriedTrace
 //	publisher.go    Publisher: one publish, a Nats-Msg-Id, a bounded wait for the PubAck
 //	puback.go       the PubAck decoder under Publish
 //	connmux.go      connMux: the request multiplexer under Publish

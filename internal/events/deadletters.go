@@ -147,6 +147,18 @@ const (
 	HeaderRetryBy            = RetryHeaderPrefix + "Retried-By"
 )
 
+// HeaderRetryTraceParent and HeaderRetryTraceState keep the trace a
+// retried message was in before its retry (its traceparent and
+// tracestate). A retry is an operator's command, days after the first
+// delivery perhaps: the message joins the retrier's trace (the retrier
+// writes its own traceparent, when it traces), and the worker's span for
+// it links to the earlier trace (RetriedTrace), rather than growing a
+// trace that began before the message died.
+const (
+	HeaderRetryTraceParent = RetryHeaderPrefix + "Traceparent"
+	HeaderRetryTraceState  = RetryHeaderPrefix + "Tracestate"
+)
+
 // DeadLetter is a message the worker gives up on, as it was delivered, and
 // why: what the dead_letters row and the copy on deadletters.<source> are
 // both made of.
@@ -202,7 +214,8 @@ type StoredDeadLetter struct {
 // re-publishing to its original subject: the stored payload and headers
 // without the server's Nats-*, the dead letter's Dl-* and an earlier retry's
 // Rh-* headers, plus this retry's Rh-Retry-Of, Rh-Original-Msg-Id and
-// Rh-Retried-By. Its Nats-Msg-Id is new (the original id, "-retry-" and
+// Rh-Retried-By. The stored trace headers move to Rh-Traceparent and
+// Rh-Tracestate; the retrier adds its own (InjectTrace). Its Nats-Msg-Id is new (the original id, "-retry-" and
 // random hex, or "dl-<id>-retry-…" without one), so the stream's duplicate
 // window does not drop it; the worker's inbox keys on the payload's own id
 // and still drops what it already applied.
@@ -217,7 +230,12 @@ func RetryMsg(d StoredDeadLetter) (*nats.Msg, error) {
 	}
 	m := nats.NewMsg(d.Subject)
 	m.Data = d.Data
-	m.Header = copyHeader(d.Header, ServerHeaderPrefix, DeadHeaderPrefix, RetryHeaderPrefix)
+	m.Header = copyHeader(d.Header, ServerHeaderPrefix, DeadHeaderPrefix, RetryHeaderPrefix, HeaderTraceParent, HeaderTraceState)
+	for from, to := range map[string]string{HeaderTraceParent: HeaderRetryTraceParent, HeaderTraceState: HeaderRetryTraceState} {
+		if v := getFold(d.Header, from); v != "" {
+			m.Header.Set(to, v)
+		}
+	}
 	m.Header.Set(HeaderMsgID, orig+"-retry-"+hex.EncodeToString(b[:]))
 	m.Header.Set(HeaderRetryOf, strconv.FormatInt(d.ID, 10))
 	if d.MsgID != "" {
@@ -236,6 +254,17 @@ func RetryMsg(d StoredDeadLetter) (*nats.Msg, error) {
 // and a Nats-Expected-* precondition held for the first publish only.
 func RepublishHeader(h nats.Header) nats.Header {
 	return copyHeader(h, ServerHeaderPrefix)
+}
+
+// getFold is h's first value of header name, whose stored name may differ
+// from it in ASCII case; "" without one.
+func getFold(h map[string][]string, name string) string {
+	for k, vs := range h {
+		if len(vs) > 0 && strings.EqualFold(k, name) {
+			return vs[0]
+		}
+	}
+	return ""
 }
 
 // copyHeader deep-copies h without the headers whose names start with one of

@@ -210,3 +210,53 @@ func checkHeader(t *testing.T, what string, got nats.Header, want map[string]str
 		}
 	}
 }
+
+// TestRetryMsgKeepsTheFirstTraceApart: a retried message does not carry
+// the trace it died in as its own (a retry joins its retrier's trace); the
+// stored traceparent and tracestate, whatever the case of their stored
+// names, move to Rh-Traceparent and Rh-Tracestate, which RetriedTrace
+// reads back as the span context to link to. An earlier retry's Rh-* trace
+// gives way to the trace the message was in when it died this time.
+func TestRetryMsgKeepsTheFirstTraceApart(t *testing.T) {
+	const first = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	stored := original()
+	stored["Traceparent"] = []string{first}
+	stored["tracestate"] = []string{"vendor=1"}
+	stored[events.HeaderRetryTraceParent] = []string{"00-11111111111111111111111111111111-2222222222222222-01"}
+	m, err := events.RetryMsg(events.StoredDeadLetter{ID: 7, MsgID: "m-1", Subject: "commands.taobao.cancel", Header: stored, Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range m.Header {
+		if strings.EqualFold(k, events.HeaderTraceParent) || strings.EqualFold(k, events.HeaderTraceState) {
+			t.Errorf("retried message carries %s %q; want the first trace under Rh-* only", k, m.Header[k])
+		}
+	}
+	if got := m.Header.Get(events.HeaderRetryTraceParent); got != first {
+		t.Errorf("%s = %q; want the stored traceparent %q", events.HeaderRetryTraceParent, got, first)
+	}
+	if got := m.Header.Get(events.HeaderRetryTraceState); got != "vendor=1" {
+		t.Errorf("%s = %q; want the stored tracestate", events.HeaderRetryTraceState, got)
+	}
+	sc, ok := events.RetriedTrace(m.Header)
+	if !ok || sc.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || sc.SpanID().String() != "00f067aa0ba902b7" ||
+		sc.TraceState().Get("vendor") != "1" || !sc.IsRemote() {
+		t.Errorf("RetriedTrace = %v, %v; want the first trace's remote span context with its tracestate", sc, ok)
+	}
+
+	for name, h := range map[string]nats.Header{
+		"none":      {},
+		"malformed": {events.HeaderRetryTraceParent: {"00-zz-yy-01"}},
+	} {
+		if sc, ok := events.RetriedTrace(h); ok || sc.IsValid() {
+			t.Errorf("RetriedTrace(%s) = %v, true; want nothing to link to", name, sc)
+		}
+	}
+	noTrace, err := events.RetryMsg(events.StoredDeadLetter{ID: 8, Subject: "commands.taobao.cancel", Header: original(), Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := events.RetriedTrace(noTrace.Header); ok || noTrace.Header.Get(events.HeaderRetryTraceParent) != "" {
+		t.Errorf("a dead letter without a trace: %v; want no Rh-Traceparent", noTrace.Header)
+	}
+}

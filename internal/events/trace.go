@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Trace context headers (W3C Trace Context), on every message a traced
@@ -38,6 +39,22 @@ func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
 		return ctx
 	}
 	return traceContext.Extract(ctx, headerCarrier(h))
+}
+
+// RetriedTrace returns the span context a retried dead letter was in
+// before its retry (HeaderRetryTraceParent, RetryMsg), for the consumer's
+// span to link to; false when h names none or a malformed one.
+func RetriedTrace(h nats.Header) (trace.SpanContext, bool) {
+	tp := h.Get(HeaderRetryTraceParent)
+	if tp == "" {
+		return trace.SpanContext{}, false
+	}
+	c := propagation.MapCarrier{HeaderTraceParent: tp}
+	if ts := h.Get(HeaderRetryTraceState); ts != "" {
+		c[HeaderTraceState] = ts
+	}
+	sc := trace.SpanContextFromContext(traceContext.Extract(context.Background(), c))
+	return sc, sc.IsValid()
 }
 
 // InjectTraceHTTP writes the span context of ctx into the headers of an
