@@ -65,7 +65,7 @@ func testCaseToDecide(t *testing.T, be backend) {
 		events++
 		if err := s.Update(ctx, func(tx *Tx) error {
 			_, _, _, err := tx.RecordOrderEvent(ctx, OrderEvent{Platform: "taobao", OrderID: "o1", MsgID: fmt.Sprintf("ev-%d", events),
-				MessageType: "ORDER_STATUS", Kind: "order_status", OrderStatus: "paid", Body: json.RawMessage(`{"n":1}`)}, "paid", false)
+				MessageType: "ORDER_STATUS", Kind: "order_status", OrderStatus: "paid", Body: json.RawMessage(`{"n":1}`)}, OrderEventEntry{Summary: "paid"}, false)
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -140,7 +140,7 @@ func testCreateCaseReturnsTheStoredRow(t *testing.T, be backend) {
 	s := openTest(t, be.Fresh(t))
 	if err := s.Update(ctx, func(tx *Tx) error { // an event of the order before the case: order_events_latest
 		_, _, _, err := tx.RecordOrderEvent(ctx, OrderEvent{Platform: "1688", OrderID: "o9", MsgID: "m1",
-			MessageType: "ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY", Kind: platform.KindPriceModify, Body: []byte(`{}`)}, "price modified", false)
+			MessageType: "ORDER_BUYER_VIEW_ORDER_PRICE_MODIFY", Kind: platform.KindPriceModify, Body: []byte(`{}`)}, OrderEventEntry{Summary: "price modified"}, false)
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -41,7 +41,7 @@ func testCaseToDecideReadsOnlyItsOrdersEvents(t *testing.T, be backend) {
 			}
 			ev := OrderEvent{Platform: "taobao", OrderID: order, MsgID: fmt.Sprintf("m-%d", i), MessageType: "ORDER_STATUS",
 				Kind: "order_status", OrderStatus: "WAIT_SELLER_SEND_GOODS", ReceivedAt: time.Now()}
-			if _, _, _, err := tx.RecordOrderEvent(ctx, ev, "order status", false); err != nil {
+			if _, _, _, err := tx.RecordOrderEvent(ctx, ev, OrderEventEntry{Summary: "order status"}, false); err != nil {
 				return err
 			}
 		}

@@ -58,8 +58,17 @@ func (r orderEventRow) event() OrderEvent {
 const orderEventColumns = `id, platform, order_id, msg_id, message_type, kind, order_status, ended, close_reason,
 	total_amount, product_amount, shipping_fee, body, received_at`
 
+// OrderEventEntry is the timeline entry RecordOrderEvent gives each open
+// case of the order.
+type OrderEventEntry struct {
+	Summary string
+	// Detail is the entry's detail, given the event's id (known once the
+	// event is kept); nil: none.
+	Detail func(eventID int64) json.RawMessage
+}
+
 // RecordOrderEvent keeps an order event and tells every open case of its
-// order, in the caller's transaction: each gets a timeline entry (summary)
+// order, in the caller's transaction: each gets a timeline entry (entry)
 // and reads the event at its next decision. With interrupt, each case also
 // wakes now and its version is bumped, so that a decision made before the
 // event and not yet committed is made again with it (at the cost of
@@ -67,7 +76,7 @@ const orderEventColumns = `id, platform, order_id, msg_id, message_type, kind, o
 // the cases told, as they were before the event (read under the order's
 // lock: the caller need not read them again); recorded is false when the
 // event was kept before (its msg_id), and then nothing is written.
-func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, summary string, interrupt bool) (id int64, cases []Case, recorded bool, err error) {
+func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, entry OrderEventEntry, interrupt bool) (id int64, cases []Case, recorded bool, err error) {
 	if !ev.Platform.Valid() || ev.OrderID == "" || ev.MsgID == "" {
 		return 0, nil, false, fmt.Errorf("order event: platform %q, order %q, message %q: all required", ev.Platform, ev.OrderID, ev.MsgID)
 	}
@@ -114,7 +123,10 @@ func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, summary strin
 	if !inserted {
 		return 0, nil, false, nil
 	}
-	detail, _ := json.Marshal(map[string]any{"orderEvent": id, "type": ev.MessageType, "orderStatus": ev.OrderStatus})
+	var detail json.RawMessage
+	if entry.Detail != nil {
+		detail = entry.Detail(id)
+	}
 	for _, r := range rows {
 		cases = append(cases, r.toCase())
 		c := r.ID
@@ -130,7 +142,7 @@ func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, summary strin
 		if err := tx.later(ctx, fmt.Sprintf("wake case %d", c), q, args...); err != nil {
 			return 0, nil, false, err
 		}
-		if err := tx.AppendTimeline(ctx, TimelineEntry{CaseID: c, At: at, Kind: KindCallback, Summary: summary, Detail: detail}); err != nil {
+		if err := tx.AppendTimeline(ctx, TimelineEntry{CaseID: c, At: at, Kind: KindCallback, Summary: entry.Summary, Detail: detail}); err != nil {
 			return 0, nil, false, err
 		}
 	}

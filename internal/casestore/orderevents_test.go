@@ -40,7 +40,7 @@ func testOrderEventKeptOnceAndToldToOpenCases(t *testing.T, be backend) {
 		var recorded bool
 		if err := s.Update(ctx, func(tx *Tx) error {
 			var err error
-			id, cases, recorded, err = tx.RecordOrderEvent(ctx, ev, "order ORDER_CANCEL: CANCEL", interrupt)
+			id, cases, recorded, err = tx.RecordOrderEvent(ctx, ev, OrderEventEntry{Summary: "order ORDER_CANCEL: CANCEL"}, interrupt)
 			return err
 		}); err != nil {
 			t.Fatal(err)

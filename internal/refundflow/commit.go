@@ -269,6 +269,17 @@ type CallbackDetail struct {
 	LagMs  *int64 `json:"lagMs,omitempty"`
 }
 
+// OrderEventDetail is the detail of an order callback's entry on each
+// open case of its order: the event kept (its id among the order events,
+// type and status) and, as for any callback, the stream message it came
+// from and its lag.
+type OrderEventDetail struct {
+	OrderEvent  int64  `json:"orderEvent"`
+	Type        string `json:"type"`
+	OrderStatus string `json:"orderStatus,omitempty"`
+	CallbackDetail
+}
+
 // callbackDetail is d's CallbackDetail (see callbackDetail); none for
 // other inputs. A callback whose message has no payload to keep (a test's
 // delivery) is recorded here, with its first decision, not before.
@@ -283,8 +294,19 @@ func (d decisionRecord) callbackDetail(now time.Time) json.RawMessage {
 // in a transaction at now (at which Message.Lag is set); none for no
 // message.
 func callbackDetail(msg *Message, now time.Time) json.RawMessage {
-	if msg == nil {
+	detail := msg.detail(now)
+	if detail == (CallbackDetail{}) {
 		return nil
+	}
+	b, _ := json.Marshal(detail)
+	return b
+}
+
+// detail is the CallbackDetail of msg recorded at now (setting its lag);
+// empty for no message.
+func (msg *Message) detail(now time.Time) CallbackDetail {
+	if msg == nil {
+		return CallbackDetail{}
 	}
 	detail := CallbackDetail{MsgID: msg.ID}
 	if msg.Stream != "" && msg.Seq != 0 {
@@ -294,11 +316,7 @@ func callbackDetail(msg *Message, now time.Time) json.RawMessage {
 		lag := msg.applied(now).Milliseconds()
 		detail.LagMs = &lag
 	}
-	if detail == (CallbackDetail{}) {
-		return nil
-	}
-	b, _ := json.Marshal(detail)
-	return b
+	return detail
 }
 
 // decisionEntry is the decision's timeline entry, with what it was decided

@@ -2,6 +2,7 @@ package refundflow
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -51,7 +52,12 @@ func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *M
 		// An ended order or a new price must stop a decision made
 		// without it (a submission with the old bounds); other news waits
 		// for the case's next decision.
-		_, told, recorded, err := tx.RecordOrderEvent(ctx, oe, summary, interrupt)
+		entry := casestore.OrderEventEntry{Summary: summary, Detail: func(id int64) json.RawMessage {
+			b, _ := json.Marshal(OrderEventDetail{OrderEvent: id, Type: oe.MessageType, OrderStatus: oe.OrderStatus,
+				CallbackDetail: msg.detail(tx.Now())})
+			return b
+		}}
+		_, told, recorded, err := tx.RecordOrderEvent(ctx, oe, entry, interrupt)
 		if err == nil && !recorded {
 			// Kept before under the message's id (oe.MsgID): a copy of
 			// a message applied already, or being applied beside this one.

@@ -188,7 +188,7 @@ func TestOrderEventCopyIsADuplicate(t *testing.T) {
 		// not there yet for the second copy's check to see.
 		if err := r.store.Update(ctx, func(tx *casestore.Tx) error {
 			_, _, _, err := tx.RecordOrderEvent(ctx, casestore.OrderEvent{Platform: platform.Taobao, OrderID: o, MsgID: ev.ID,
-				MessageType: ev.Type, Kind: ev.Kind, OrderStatus: "PAID", Body: []byte(body)}, "order event", false)
+				MessageType: ev.Type, Kind: ev.Kind, OrderStatus: "PAID", Body: []byte(body)}, casestore.OrderEventEntry{Summary: "order event"}, false)
 			return err
 		}); err != nil {
 			t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
+	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
@@ -368,4 +369,39 @@ func TestCallbackRecordedWhenItsCallerGivesUp(t *testing.T) {
 			t.Errorf("kept inputs after the caller gave up: %+v, %v; want the callback", kept, err)
 		}
 	})
+}
+
+// TestOrderEventEntryNamesItsMessage: an order callback's entry on each
+// open case of its order names the stream message it came from (stream,
+// seq, msgId: what the console's Replay button re-delivers) and its lag,
+// as a refund callback's entry does, beside the kept event's id, type and
+// status. Without them an order status callback on a case timeline could
+// not be replayed from there.
+func TestOrderEventEntryNamesItsMessage(t *testing.T) {
+	r := newRigOn(t, casestoretest.Backends()[0], sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	c, o, _, _ := r.submittedTaobaoCase()
+	body, _ := json.Marshal(map[string]any{"orderId": o, "orderStatus": "TRADE_CLOSED_BY_TAOBAO", "closeReason": "buyer_cancel"})
+	raw, _ := json.Marshal(map[string]any{"messageType": "ORDER_CANCEL", "messageBody": string(body),
+		"messagePlatform": 0, "timestamp": strconv.FormatInt(time.Now().UnixMilli(), 10)})
+	ev, err := r.parser.Parse(raw)
+	if err != nil || ev.Order == nil {
+		t.Fatalf("parse the order callback: %v (%+v)", err, ev)
+	}
+	msg := &refundflow.Message{ID: ev.ID, Stream: "CALLBACKS", Seq: 57, Subject: "callbacks.taobao.ORDER_CANCEL",
+		Source: casestore.SourceCallbacks, Payload: raw, ReceivedAt: time.Now()}
+	if _, err := r.engine().HandleCallback(context.Background(), ev, msg); err != nil {
+		t.Fatal(err)
+	}
+	entries := r.callbackEntries(c.ID, ev.ID)
+	if len(entries) != 1 {
+		t.Fatalf("entries naming the order callback %s: %+v; want one", ev.ID, entries)
+	}
+	var d refundflow.OrderEventDetail
+	if err := json.Unmarshal(entries[0].Detail, &d); err != nil || d.Stream != "CALLBACKS" || d.Seq != 57 || d.LagMs == nil || *d.LagMs < 0 {
+		t.Errorf("order event entry detail %s; want its stream, seq and lag", entries[0].Detail)
+	}
+	kept := r.keptEvent(platform.Taobao, o, "ORDER_CANCEL")
+	if d.OrderEvent != kept.ID || d.Type != "ORDER_CANCEL" || d.OrderStatus != "TRADE_CLOSED_BY_TAOBAO" {
+		t.Errorf("order event entry detail %s; want event %d, ORDER_CANCEL, TRADE_CLOSED_BY_TAOBAO", entries[0].Detail, kept.ID)
+	}
 }
