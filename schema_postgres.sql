@@ -278,5 +278,11 @@ DROP INDEX cases_sub_order_id;
 DROP INDEX cases_refund_id;
 
 -- +migration 18: order events' order ids compare bytewise
--- Rewrites order_events and rebuilds its indexes, under the table's lock.
+-- The table is not rewritten, but order_events_order is rebuilt under the
+-- table's exclusive lock (1.1 s for a million events, measured here), and
+-- every worker's order-event and decision reads wait meanwhile. The lock
+-- wait is bounded, so that the ALTER never queues behind a long
+-- transaction with every other reader queued behind it: the worker then
+-- fails to start, saying so, and its supervisor starts it again.
+SET LOCAL lock_timeout = '10s';
 ALTER TABLE order_events ALTER COLUMN order_id TYPE TEXT COLLATE "C";
