@@ -14,13 +14,15 @@
 package casecsv
 
 import (
-	"encoding/csv"
+	"bufio"
 	"encoding/json"
 	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
@@ -49,30 +51,71 @@ func Header() []string { return append(RequestColumns(), caseColumns...) }
 // (voucher, order-entry) in one cell.
 const ListSeparator = ";"
 
-// Writer writes cases as CSV rows, the header first (encoding/csv quotes
-// commas, quotes and line breaks).
+// Writer writes cases as CSV rows, the header first. A field is quoted
+// when it holds a comma, a double quote, a line break or a semicolon, or
+// begins with a space: encoding/csv's rule, plus the semicolon. A
+// spreadsheet set to split on semicolons (the list separator of many
+// locales, and the voucher and order-entry columns' own) would otherwise
+// split a field there and start a cell with what follows, where Cell,
+// which sees only the start of the whole value, cannot stop a formula.
 type Writer struct {
-	cw     *csv.Writer
+	w      *bufio.Writer
 	header bool
+	err    error // the first write's error
 }
 
 // NewWriter returns a Writer on w.
-func NewWriter(w io.Writer) *Writer { return &Writer{cw: csv.NewWriter(w)} }
+func NewWriter(w io.Writer) *Writer { return &Writer{w: bufio.NewWriter(w)} }
 
 // Write writes c's row, after the header if none was written yet.
 func (w *Writer) Write(c casestore.Case) error {
 	if err := w.writeHeader(); err != nil {
 		return err
 	}
-	return w.cw.Write(Row(c))
+	return w.writeRecord(Row(c))
 }
 
 func (w *Writer) writeHeader() error {
 	if w.header {
-		return nil
+		return w.err
 	}
 	w.header = true
-	return w.cw.Write(Header())
+	return w.writeRecord(Header())
+}
+
+// writeRecord writes one record, its fields separated by commas and
+// quoted where quoteField says, ending in a line feed (as encoding/csv
+// writes by default).
+func (w *Writer) writeRecord(rec []string) error {
+	if w.err != nil {
+		return w.err
+	}
+	for i, f := range rec {
+		if i > 0 {
+			w.w.WriteByte(',')
+		}
+		if quoteField(f) {
+			w.w.WriteByte('"')
+			w.w.WriteString(strings.ReplaceAll(f, `"`, `""`))
+			w.w.WriteByte('"')
+		} else {
+			w.w.WriteString(f)
+		}
+	}
+	_, w.err = w.w.WriteString("\n") // a bufio.Writer keeps its first error
+	return w.err
+}
+
+// quoteField reports whether f must be quoted (see Writer).
+func quoteField(f string) bool {
+	if f == "" {
+		return false
+	}
+	if f == `\.` || strings.ContainsAny(f, ",\";\r\n") {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(f)
+	return unicode.IsSpace(r)
 }
 
 // Flush writes what is buffered (the header too, for an empty export) and
@@ -81,8 +124,10 @@ func (w *Writer) Flush() error {
 	if err := w.writeHeader(); err != nil {
 		return err
 	}
-	w.cw.Flush()
-	return w.cw.Error()
+	if err := w.w.Flush(); err != nil {
+		w.err = err
+	}
+	return w.err
 }
 
 // Row is c as an export row, in Header's columns, each cell through Cell.

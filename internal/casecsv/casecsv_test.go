@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 )
@@ -157,6 +158,66 @@ func FuzzCell(f *testing.F) {
 		}
 		if first := strings.TrimLeft(c, " "); first != "" && strings.ContainsRune("=+-@\t\r", rune(first[0])) {
 			t.Fatalf("Cell(%q) = %q begins with a formula", v, c)
+		}
+	})
+}
+
+// TestWriterQuotesSemicolons: a field holding a semicolon is quoted, so a
+// spreadsheet splitting on semicolons keeps it whole instead of starting a
+// cell with the formula after it; the export still reads back as written.
+func TestWriterQuotesSemicolons(t *testing.T) {
+	c := casestore.Case{ID: 3, Platform: casestore.PlatformTaobao, OrderID: "1001", SubOrderID: "1002", State: "requested",
+		Request: json.RawMessage(`{"goodsStatus":"1","reasonId":1004,"description":"late;=HYPERLINK(1)","vouchers":["a.jpg","=b.jpg"]}`)}
+	var b bytes.Buffer
+	w := NewWriter(&b)
+	if err := w.Write(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, quoted := range []string{`,"late;=HYPERLINK(1)",`, `,"a.jpg;=b.jpg",`} {
+		if !strings.Contains(b.String(), quoted) {
+			t.Errorf("export %q does not hold %s", b.String(), quoted)
+		}
+	}
+	recs, err := csv.NewReader(&b).ReadAll()
+	if err != nil || len(recs) != 2 || !slices.Equal(recs[1], Row(c)) {
+		t.Errorf("read back: %q, %v; want the header and %q", recs, err, Row(c))
+	}
+}
+
+// FuzzWriterRoundTrip: whatever a row holds, encoding/csv reads back what
+// the writer wrote (its reader drops a carriage return before a line feed,
+// even in a quoted field), and every field with a semicolon is quoted.
+func FuzzWriterRoundTrip(f *testing.F) {
+	for _, s := range []string{"", "a,b", `"q"`, "x;=1", " lead", "two\nlines", "cr\r\nlf", `\.`, "不想要了"} {
+		f.Add(s, "plain")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if !utf8.ValidString(a) || !utf8.ValidString(b) {
+			t.Skip("encoding/csv reads UTF-8")
+		}
+		var buf bytes.Buffer
+		w := NewWriter(&buf)
+		if err := w.writeRecord([]string{a, b}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		r := csv.NewReader(strings.NewReader(buf.String()))
+		r.FieldsPerRecord = -1
+		recs, err := r.ReadAll()
+		norm := func(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
+		if a == "" && b == "" {
+			return // a line of one empty field each: csv reads it as [""] or skips it
+		}
+		if err != nil || len(recs) != 1 || len(recs[0]) != 2 || recs[0][0] != norm(a) || recs[0][1] != norm(b) {
+			t.Fatalf("wrote %q, %q as %q; read back %q, %v", a, b, buf.String(), recs, err)
+		}
+		if strings.Contains(a, ";") && !strings.HasPrefix(buf.String(), `"`) {
+			t.Fatalf("field %q with a semicolon not quoted: %q", a, buf.String())
 		}
 	})
 }
