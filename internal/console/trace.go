@@ -84,8 +84,14 @@ func (s *Server) retrySpan(ctx context.Context, ids []int64) (context.Context, t
 		return ctx, trace.SpanFromContext(context.Background()) // the no-op span
 	}
 	return s.tracer.Start(ctx, "retry dead letters", trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attribute.Int64Slice("dead_letters", ids)))
+		trace.WithAttributes(attribute.Int("dead_letters.count", len(ids)),
+			attribute.Int64Slice("dead_letters", ids[:min(len(ids), maxSpanIDs)])))
 }
+
+// maxSpanIDs bounds the dead letter ids a span names: a bulk retry may
+// take thousands, and a span is not the place to list them (the log line
+// and each letter's history are).
+const maxSpanIDs = 20
 
 // endRetrySpan records how many letters were retried and ends the span,
 // with an error status when any was not (never an error's text).

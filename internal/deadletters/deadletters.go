@@ -219,8 +219,9 @@ type Retried struct {
 
 // Retry republishes dead letter id (events.RetryMsg) in ctx's trace and
 // marks it retried, after checking that it is pending and, without
-// o.Force, not a permanent failure. The store is read again under the Settler's lock, so a letter
-// settled since the caller looked is refused, not retried twice.
+// o.Force, not a permanent failure. The store is read again under the
+// Settler's lock, so a letter settled since the caller looked is refused,
+// not retried twice.
 func (s *Settler) Retry(ctx context.Context, id int64, o RetryOptions) (Retried, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -245,14 +246,14 @@ func (s *Settler) Retry(ctx context.Context, id int64, o RetryOptions) (Retried,
 	if err != nil {
 		return res, err
 	}
-	// The retry is the caller's command: the message joins its trace
-	// (refundctl's run, a console API caller's), keeping the first one
-	// for the worker to link to.
-	events.InjectTrace(ctx, m.Header)
 	res.Msg = m
 	if o.DryRun {
-		return res, nil
+		return res, nil // without a trace: none is published, and the retry's span is not this one
 	}
+	// The retry is the caller's command: the message joins its trace
+	// (refundctl's run, the console's retry span, an API caller's),
+	// keeping the first one for the worker to link to.
+	events.InjectTrace(ctx, m.Header)
 	if s.pub == nil {
 		return res, &PublishError{Subject: d.Subject, Err: errors.New("no NATS connection")}
 	}

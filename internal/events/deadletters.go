@@ -215,10 +215,12 @@ type StoredDeadLetter struct {
 // without the server's Nats-*, the dead letter's Dl-* and an earlier retry's
 // Rh-* headers, plus this retry's Rh-Retry-Of, Rh-Original-Msg-Id and
 // Rh-Retried-By. The stored trace headers move to Rh-Traceparent and
-// Rh-Tracestate; the retrier adds its own (InjectTrace). Its Nats-Msg-Id is new (the original id, "-retry-" and
-// random hex, or "dl-<id>-retry-…" without one), so the stream's duplicate
-// window does not drop it; the worker's inbox keys on the payload's own id
-// and still drops what it already applied.
+// Rh-Tracestate (an earlier retry's stay when there are none); the
+// retrier adds its own (InjectTrace). Its Nats-Msg-Id is new (the
+// original id, "-retry-" and random hex, or "dl-<id>-retry-…" without
+// one), so the stream's duplicate window does not drop it; the worker's
+// inbox keys on the payload's own id and still drops what it already
+// applied.
 func RetryMsg(d StoredDeadLetter) (*nats.Msg, error) {
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -231,10 +233,17 @@ func RetryMsg(d StoredDeadLetter) (*nats.Msg, error) {
 	m := nats.NewMsg(d.Subject)
 	m.Data = d.Data
 	m.Header = copyHeader(d.Header, ServerHeaderPrefix, DeadHeaderPrefix, RetryHeaderPrefix, HeaderTraceParent, HeaderTraceState)
-	for from, to := range map[string]string{HeaderTraceParent: HeaderRetryTraceParent, HeaderTraceState: HeaderRetryTraceState} {
-		if v := getFold(d.Header, from); v != "" {
-			m.Header.Set(to, v)
-		}
+	// The trace it died in; without one (an untraced retry died again),
+	// the one an earlier retry kept, so that the link is not lost.
+	parent, state := getFold(d.Header, HeaderTraceParent), getFold(d.Header, HeaderTraceState)
+	if parent == "" {
+		parent, state = getFold(d.Header, HeaderRetryTraceParent), getFold(d.Header, HeaderRetryTraceState)
+	}
+	if parent != "" {
+		m.Header.Set(HeaderRetryTraceParent, parent)
+	}
+	if state != "" {
+		m.Header.Set(HeaderRetryTraceState, state)
 	}
 	m.Header.Set(HeaderMsgID, orig+"-retry-"+hex.EncodeToString(b[:]))
 	m.Header.Set(HeaderRetryOf, strconv.FormatInt(d.ID, 10))

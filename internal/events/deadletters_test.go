@@ -216,7 +216,8 @@ func checkHeader(t *testing.T, what string, got nats.Header, want map[string]str
 // stored traceparent and tracestate, whatever the case of their stored
 // names, move to Rh-Traceparent and Rh-Tracestate, which RetriedTrace
 // reads back as the span context to link to. An earlier retry's Rh-* trace
-// gives way to the trace the message was in when it died this time.
+// gives way to the trace the message was in when it died this time, and
+// stays when it died in none (an untraced retry).
 func TestRetryMsgKeepsTheFirstTraceApart(t *testing.T) {
 	const first = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	stored := original()
@@ -251,6 +252,15 @@ func TestRetryMsgKeepsTheFirstTraceApart(t *testing.T) {
 		if sc, ok := events.RetriedTrace(h); ok || sc.IsValid() {
 			t.Errorf("RetriedTrace(%s) = %v, true; want nothing to link to", name, sc)
 		}
+	}
+	// Retried untraced, died again: the stored headers hold only the
+	// Rh-* trace, which the next retry keeps.
+	again, err := events.RetryMsg(events.StoredDeadLetter{ID: 9, Subject: "commands.taobao.cancel", Header: m.Header, Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := again.Header.Get(events.HeaderRetryTraceParent); got != first || again.Header.Get(events.HeaderRetryTraceState) != "vendor=1" {
+		t.Errorf("a second retry of an untraced retry: %s %q; want the first trace kept, %q", events.HeaderRetryTraceParent, got, first)
 	}
 	noTrace, err := events.RetryMsg(events.StoredDeadLetter{ID: 8, Subject: "commands.taobao.cancel", Header: original(), Data: []byte(`{}`)})
 	if err != nil {
