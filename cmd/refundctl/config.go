@@ -145,7 +145,8 @@ func (a *app) applyEnv(flags *pflag.FlagSet, getenv func(string) string) error {
 	a.cfg.Token, a.cfg.SigningSecrets, a.cfg.ProfilePath = env.Token, env.SigningSecrets, env.ProfilePath
 	a.cfg.Tracing = env.Tracing
 	if env.TracingOff != nil {
-		fmt.Fprintf(a.stderr, "refundctl: warning: tracing off: %v\n", env.TracingOff)
+		// One line, however many settings are wrong (errors.Join's lines).
+		fmt.Fprintf(a.stderr, "refundctl: warning: tracing off: %s\n", strings.ReplaceAll(env.TracingOff.Error(), "\n", "; "))
 	}
 	if a.spans != nil {
 		a.cfg.Tracing.SpanExporter = a.spans

@@ -273,13 +273,19 @@ func TestTracingMisconfiguredWarnsAndRuns(t *testing.T) {
 	e := newEnv(t)
 	e.openStore() // an empty store to list
 	plain := e.mustRun("list")
-	for name, vars := range map[string]map[string]string{
-		"exporter":  {"OTEL_TRACES_EXPORTER": "console"},
-		"exporters": {"OTEL_TRACES_EXPORTER": "otlp,console"},
-		"headers":   {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_HEADERS": "api-key-s3cret"},
-		"endpoint":  {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"},
+	for _, tc := range []struct {
+		name  string
+		vars  map[string]string
+		names string // the variable the warning names
+	}{
+		{"exporter", map[string]string{"OTEL_TRACES_EXPORTER": "console"}, "OTEL_TRACES_EXPORTER"},
+		{"exporters", map[string]string{"OTEL_TRACES_EXPORTER": "otlp,console"}, "OTEL_TRACES_EXPORTER"},
+		{"headers", map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_HEADERS": "api-key-s3cret"}, "OTEL_EXPORTER_OTLP_HEADERS"},
+		{"endpoint", map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{"two at once", map[string]string{"OTEL_TRACES_EXPORTER": "console", "OTEL_EXPORTER_OTLP_HEADERS": "api-key-s3cret"}, "OTEL_EXPORTER_OTLP_HEADERS"},
 	} {
-		t.Run(name, func(t *testing.T) {
+		vars := tc.vars
+		t.Run(tc.name, func(t *testing.T) {
 			old := maps.Clone(e.vars)
 			defer func() { e.vars = old }()
 			maps.Copy(e.vars, vars)
@@ -291,12 +297,8 @@ func TestTracingMisconfiguredWarnsAndRuns(t *testing.T) {
 				t.Errorf("stdout %q; want what list prints without it, %q", r.stdout, plain.stdout)
 			}
 			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-			var named bool
-			for k := range vars {
-				named = named || strings.Contains(r.stderr, k)
-			}
-			if len(lines) != 1 || !strings.HasPrefix(lines[0], "refundctl: warning: tracing off: ") || !named {
-				t.Errorf("stderr %q; want one warning that tracing is off, naming the variable", r.stderr)
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "refundctl: warning: tracing off: ") || !strings.Contains(lines[0], tc.names) {
+				t.Errorf("stderr %q; want one warning line that tracing is off, naming %s", r.stderr, tc.names)
 			}
 			if strings.Contains(r.stderr, "s3cret") {
 				t.Errorf("stderr %q quotes the header's value", r.stderr)

@@ -41,6 +41,7 @@ func TestCallsRunningTogetherKeepTheirConnections(t *testing.T) {
 		puts.Add(calls)
 		for range calls {
 			done.Go(func() {
+				var put atomic.Bool // PutIdleConn came: puts counts this call
 				trace := &httptrace.ClientTrace{
 					GotConn: func(info httptrace.GotConnInfo) {
 						mu.Lock()
@@ -59,12 +60,16 @@ func TestCallsRunningTogetherKeepTheirConnections(t *testing.T) {
 						} else {
 							closed = append(closed, err)
 						}
-						puts.Done()
+						if put.CompareAndSwap(false, true) {
+							puts.Done()
+						}
 					},
 				}
 				if _, err := c.TaobaoCancel(httptrace.WithClientTrace(context.Background(), trace), "R1"); err != nil {
 					t.Errorf("%s: call: %v", name, err)
-					puts.Done()
+					if put.CompareAndSwap(false, true) { // no response to put back
+						puts.Done()
+					}
 				}
 			})
 		}

@@ -61,6 +61,7 @@ const orderEventColumns = `id, platform, order_id, msg_id, message_type, kind, o
 // OrderEventEntry is the timeline entry RecordOrderEvent gives each open
 // case of the order.
 type OrderEventEntry struct {
+	// Summary is the entry's one line (the case page's timeline).
 	Summary string
 	// Detail is the entry's detail, given the event's id (known once the
 	// event is kept); nil: none.
@@ -124,10 +125,10 @@ func (tx *Tx) RecordOrderEvent(ctx context.Context, ev OrderEvent, entry OrderEv
 		return 0, nil, false, nil
 	}
 	var detail json.RawMessage
-	if entry.Detail != nil {
-		detail = entry.Detail(id)
-	}
-	for _, r := range rows {
+	for i, r := range rows {
+		if i == 0 && entry.Detail != nil { // only for an entry to write
+			detail = entry.Detail(id)
+		}
 		cases = append(cases, r.toCase())
 		c := r.ID
 		// Without interrupt neither the version nor the wake changes:

@@ -53,8 +53,14 @@ func (e *Engine) handleOrderEvent(ctx context.Context, ev callback.Event, msg *M
 		// without it (a submission with the old bounds); other news waits
 		// for the case's next decision.
 		entry := casestore.OrderEventEntry{Summary: summary, Detail: func(id int64) json.RawMessage {
-			b, _ := json.Marshal(OrderEventDetail{OrderEvent: id, Type: oe.MessageType, OrderStatus: oe.OrderStatus,
-				CallbackDetail: msg.detail(tx.Now())})
+			d := OrderEventDetail{OrderEvent: id, Type: oe.MessageType, OrderStatus: oe.OrderStatus}
+			if msg != nil {
+				// A copy: msg's own lag is set once the event commits
+				// (below), so that a rolled-back attempt records none.
+				m := *msg
+				d.CallbackDetail = m.detail(tx.Now())
+			}
+			b, _ := json.Marshal(d)
 			return b
 		}}
 		_, told, recorded, err := tx.RecordOrderEvent(ctx, oe, entry, interrupt)

@@ -125,7 +125,7 @@ func writeCase(ctx context.Context, tx *casestore.Tx, i int) error {
 		if _, _, _, err := tx.RecordOrderEvent(ctx, casestore.OrderEvent{Platform: plat, OrderID: order, MsgID: fmt.Sprintf("order-%d", i),
 			MessageType: "TRADE_STATUS", Kind: platform.KindOrderStatus, OrderStatus: "WAIT_BUYER_CONFIRM", TotalAmount: 1000 + int64(i),
 			Body: json.RawMessage(`{"status":"WAIT_BUYER_CONFIRM"}`)}, casestore.OrderEventEntry{Summary: "order status WAIT_BUYER_CONFIRM",
-			Detail: func(id int64) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"orderEvent":%d}`, id)) }}, false); err != nil {
+			Detail: func(id int64) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"n":%d}`, id)) }}, false); err != nil {
 			return err
 		}
 	}
