@@ -146,7 +146,8 @@ func (a *app) replayCommand() *cobra.Command {
 		Long: "Re-delivers callbacks either through the receiver's HTTP endpoint (--to receiver,\n" +
 			"the default: POST RECEIVER_URL/callbacks/<CALLBACK_TOKEN> with the stored raw bytes, exactly\n" +
 			"as the platform sends them) or straight into the stream (--to stream: the original subject,\n" +
-			"Nats-Msg-Id and headers). The source is the callback stream, read with an ephemeral ordered\n" +
+			"Nats-Msg-Id and headers, but for the trace: with tracing on it joins this run's, and the one it\n" +
+			"came in moves to " + events.HeaderRetryTraceParent + "). The source is the callback stream, read with an ephemeral ordered\n" +
 			"consumer bounded by the range and by the stream's last sequence when the replay starts, or\n" +
 			"a JSON Lines file (--file) with one platform envelope per line, validated before anything is sent.\n" +
 			"Inside the stream's duplicate window a replay --to stream is stored once; the worker's inbox\n" +

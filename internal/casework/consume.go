@@ -172,9 +172,9 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
 		attribute.String("messaging.destination.name", m.Subject()), attribute.String("msg_id", msgID),
 		attribute.Int64("delivery", int64(meta.NumDelivered)))}
-	if first, ok := events.RetriedTrace(m.Headers()); ok { // a retried dead letter: the trace it died in
+	if first, ok := events.RetriedTrace(m.Headers()); ok { // a retried dead letter, a replay: the trace it was in
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: first,
-			Attributes: []attribute.KeyValue{attribute.String("link", "before retry")}}))
+			Attributes: []attribute.KeyValue{attribute.String("link", "earlier delivery")}}))
 	}
 	ctx, span := w.tracer.Start(events.ExtractTrace(ctx, m.Headers()), "handle "+source, opts...)
 	defer span.End()

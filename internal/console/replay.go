@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
@@ -94,11 +96,16 @@ func (s *Server) replayOne(ctx context.Context, by Account, seq uint64, caseID i
 		s.logger.Warn("replay: read the callback stream", "seq", seq, "err", err)
 		return replayJSON{}, &Error{Code: CodeUnavailable, Message: replayStreamDown}
 	}
-	st, err := replay.ToStream(ctx, s.js, it)
+	pctx, span := s.replaySpan(ctx, seq)
+	st, err := replay.ToStream(pctx, s.js, it)
 	if err != nil {
+		span.SetStatus(codes.Error, CodeUnavailable)
+		span.End()
 		s.logger.Warn("replay: publish", "seq", seq, "subject", it.Subject, "err", err)
 		return replayJSON{}, &Error{Code: CodeUnavailable, Message: replayStreamDown}
 	}
+	span.SetAttributes(attribute.Bool("duplicate", st.Duplicate), attribute.Int64("stored_seq", int64(st.Seq)))
+	span.End()
 	out := replayJSON{Seq: seq, Stream: s.cfg.CallbackStream, Subject: it.Subject, MsgID: it.MsgID, StoredSeq: st.Seq,
 		Duplicate: st.Duplicate, Verdict: st.Verdict(), Note: replay.WhatItDoes}
 	if caseID > 0 && s.notes != nil {

@@ -12,6 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
@@ -31,8 +34,14 @@ type replayServer struct {
 
 func newReplayServer(t *testing.T) *replayServer {
 	t.Helper()
+	return newReplayServerTraced(t, nil)
+}
+
+// newReplayServerTraced is newReplayServer with tracer (nil: tracing off).
+func newReplayServerTraced(t *testing.T, tracer trace.Tracer) *replayServer {
+	t.Helper()
 	ctx := context.Background()
-	s := &replayServer{dlServer: newDLServer(t), got: make(chan *nats.Msg, 16)}
+	s := &replayServer{dlServer: newDLServerTraced(t, tracer), got: make(chan *nats.Msg, 16)}
 	var err error
 	if s.stream, err = events.EnsureStream(ctx, s.js, events.DefaultStreamConfig()); err != nil {
 		t.Fatal(err)
@@ -290,5 +299,46 @@ func TestReplayAPI(t *testing.T) {
 	s.nothingPublished("refused replays")
 	if n := s.stored(); n != before {
 		t.Errorf("stream holds %d after refused replays; want %d", n, before)
+	}
+}
+
+// TestReplayStartsATrace: a replay through the console is an operator's
+// command with a trace of its own, "replay callback", whose context the
+// replayed message carries as its traceparent; the trace the stored
+// callback was in (the receiver's) moves to Rh-Traceparent, for the
+// worker's span to link to.
+func TestReplayStartsATrace(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	s := newReplayServerTraced(t, tp.Tracer("console"))
+	const first = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	hdr := events.CallbackHeaders{Platform: "taobao", Type: "TB_REFUND_STATUS", Received: time.Now(), RequestID: "req-3"}.Header()
+	hdr.Set(events.HeaderTraceParent, first)
+	ack, err := s.js.PublishMsg(context.Background(), &nats.Msg{Subject: "callbacks.taobao.TB_REFUND_STATUS", Data: []byte(`{"n":3}`), Header: hdr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-s.got
+	if r := s.postJSON("/api/v1/replay", operatorToken, fmt.Sprintf(`{"seq":%d}`, ack.Sequence)); r.status != http.StatusOK {
+		t.Fatalf("replay = %d %s", r.status, r.body)
+	}
+	m := s.republished()
+	var span *tracetest.SpanStub
+	for _, sp := range exp.GetSpans() {
+		if sp.Name == "replay callback" {
+			span = &sp
+		}
+	}
+	if span == nil {
+		t.Fatal("no replay callback span")
+	}
+	want := "00-" + span.SpanContext.TraceID().String() + "-" + span.SpanContext.SpanID().String() + "-01"
+	if got := m.Header.Get(events.HeaderTraceParent); got != want || span.Parent.IsValid() || attrOf(*span, "seq") != fmt.Sprint(ack.Sequence) {
+		t.Errorf("replayed traceparent %q, span parent %v, seq %q; want the console's root span %s for seq %d", got, span.Parent.SpanID(),
+			attrOf(*span, "seq"), want, ack.Sequence)
+	}
+	if got := m.Header.Get(events.HeaderRetryTraceParent); got != first {
+		t.Errorf("replayed %s %q; want the stored callback's trace %q", events.HeaderRetryTraceParent, got, first)
 	}
 }

@@ -105,3 +105,17 @@ func endRetrySpan(span trace.Span, retried, notRetried int) {
 	}
 	span.End()
 }
+
+// replaySpan starts the span of a replay of callback seq into the stream
+// that the console makes for its caller (the case page's Replay button,
+// POST /api/v1/replay): like a retry, an operator's command, in a trace of
+// its own or an API caller's, which the replayed message carries to the
+// worker (replay.ToStream). Without a tracer it returns ctx and a span
+// that records nothing.
+func (s *Server) replaySpan(ctx context.Context, seq uint64) (context.Context, trace.Span) {
+	if s.tracer == nil {
+		return ctx, trace.SpanFromContext(context.Background()) // the no-op span
+	}
+	return s.tracer.Start(ctx, "replay callback", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.Int64("seq", int64(seq))))
+}

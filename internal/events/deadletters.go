@@ -148,12 +148,13 @@ const (
 )
 
 // HeaderRetryTraceParent and HeaderRetryTraceState keep the trace a
-// retried message was in before its retry (its traceparent and
-// tracestate). A retry is an operator's command, days after the first
-// delivery perhaps: the message joins the retrier's trace (the retrier
-// writes its own traceparent, when it traces), and the worker's span for
-// it links to the earlier trace (RetriedTrace), rather than growing a
-// trace that began before the message died.
+// message sent again was in before (its traceparent and tracestate): a
+// dead letter's retry (RetryMsg), a replay into the stream (ResendHeader).
+// Either is someone's command, days after the first delivery perhaps: the
+// message joins the sender's trace (the sender writes its own
+// traceparent, when it traces), and the worker's span for it links to the
+// earlier trace (RetriedTrace), rather than growing a trace that began
+// before.
 const (
 	HeaderRetryTraceParent = RetryHeaderPrefix + "Traceparent"
 	HeaderRetryTraceState  = RetryHeaderPrefix + "Tracestate"
@@ -233,18 +234,7 @@ func RetryMsg(d StoredDeadLetter) (*nats.Msg, error) {
 	m := nats.NewMsg(d.Subject)
 	m.Data = d.Data
 	m.Header = copyHeader(d.Header, ServerHeaderPrefix, DeadHeaderPrefix, RetryHeaderPrefix, HeaderTraceParent, HeaderTraceState)
-	// The trace it died in; without one (an untraced retry died again),
-	// the one an earlier retry kept, so that the link is not lost.
-	parent, state := getFold(d.Header, HeaderTraceParent), getFold(d.Header, HeaderTraceState)
-	if parent == "" {
-		parent, state = getFold(d.Header, HeaderRetryTraceParent), getFold(d.Header, HeaderRetryTraceState)
-	}
-	if parent != "" {
-		m.Header.Set(HeaderRetryTraceParent, parent)
-	}
-	if state != "" {
-		m.Header.Set(HeaderRetryTraceState, state)
-	}
+	moveTrace(d.Header, m.Header)
 	m.Header.Set(HeaderMsgID, orig+"-retry-"+hex.EncodeToString(b[:]))
 	m.Header.Set(HeaderRetryOf, strconv.FormatInt(d.ID, 10))
 	if d.MsgID != "" {
@@ -254,6 +244,35 @@ func RetryMsg(d StoredDeadLetter) (*nats.Msg, error) {
 		m.Header.Set(HeaderRetryBy, d.RetriedBy)
 	}
 	return m, nil
+}
+
+// ResendHeader returns a copy of a stored message's headers for sending
+// it again as someone's command (a replay into the stream): as
+// RepublishHeader, but its trace headers moved to HeaderRetryTraceParent
+// and HeaderRetryTraceState (see there); the sender adds its own
+// (InjectTrace).
+func ResendHeader(h nats.Header) nats.Header {
+	out := copyHeader(h, ServerHeaderPrefix, HeaderTraceParent, HeaderTraceState, HeaderRetryTraceParent, HeaderRetryTraceState)
+	moveTrace(h, out)
+	return out
+}
+
+// moveTrace writes into h the trace a stored message was in (its
+// traceparent and tracestate) as HeaderRetryTraceParent and
+// HeaderRetryTraceState; when it was in none (an untraced retry or replay
+// stored it), the earlier trace it kept stays, so that the link is not
+// lost.
+func moveTrace(stored map[string][]string, h nats.Header) {
+	parent, state := getFold(stored, HeaderTraceParent), getFold(stored, HeaderTraceState)
+	if parent == "" {
+		parent, state = getFold(stored, HeaderRetryTraceParent), getFold(stored, HeaderRetryTraceState)
+	}
+	if parent != "" {
+		h.Set(HeaderRetryTraceParent, parent)
+	}
+	if state != "" {
+		h.Set(HeaderRetryTraceState, state)
+	}
 }
 
 // RepublishHeader returns a copy of a stored message's headers for

@@ -41,9 +41,9 @@ func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
 	return traceContext.Extract(ctx, headerCarrier(h))
 }
 
-// RetriedTrace returns the span context a retried dead letter was in
-// before its retry (HeaderRetryTraceParent, RetryMsg), for the consumer's
-// span to link to; false when h names none or a malformed one.
+// RetriedTrace returns the span context a message sent again (a retried
+// dead letter, a replay) was in before (HeaderRetryTraceParent), for the
+// consumer's span to link to; false when h names none or a malformed one.
 func RetriedTrace(h nats.Header) (trace.SpanContext, bool) {
 	tp := h.Get(HeaderRetryTraceParent)
 	if tp == "" {

@@ -208,10 +208,13 @@ type Stored struct {
 }
 
 // ToStream publishes it again with its original subject, headers (those
-// the server sets left out, events.RepublishHeader) and Nats-Msg-Id.
-// The publish error is returned unwrapped, for the caller to explain.
+// the server sets left out, events.ResendHeader) and Nats-Msg-Id, in ctx's
+// trace: the trace it was in moves to Rh-Traceparent, which the worker's
+// span links to. The publish error is returned unwrapped, for the caller
+// to explain.
 func ToStream(ctx context.Context, pub Publisher, it Item) (Stored, error) {
-	h := events.RepublishHeader(it.Header) // the stored id is set again below
+	h := events.ResendHeader(it.Header) // the stored id is set again below
+	events.InjectTrace(ctx, h)
 	var opts []jetstream.PublishOpt
 	if it.MsgID != "" {
 		opts = append(opts, jetstream.WithMsgID(it.MsgID))
