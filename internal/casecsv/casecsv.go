@@ -14,15 +14,13 @@
 package casecsv
 
 import (
-	"bufio"
+	"encoding/csv"
 	"encoding/json"
 	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
@@ -51,71 +49,30 @@ func Header() []string { return append(RequestColumns(), caseColumns...) }
 // (voucher, order-entry) in one cell.
 const ListSeparator = ";"
 
-// Writer writes cases as CSV rows, the header first. A field is quoted
-// when it holds a comma, a double quote, a line break or a semicolon, or
-// begins with a space: encoding/csv's rule, plus the semicolon. A
-// spreadsheet set to split on semicolons (the list separator of many
-// locales, and the voucher and order-entry columns' own) would otherwise
-// split a field there and start a cell with what follows, where Cell,
-// which sees only the start of the whole value, cannot stop a formula.
+// Writer writes cases as CSV rows, the header first (encoding/csv quotes
+// commas, quotes and line breaks).
 type Writer struct {
-	w      *bufio.Writer
+	cw     *csv.Writer
 	header bool
-	err    error // the first write's error
 }
 
 // NewWriter returns a Writer on w.
-func NewWriter(w io.Writer) *Writer { return &Writer{w: bufio.NewWriter(w)} }
+func NewWriter(w io.Writer) *Writer { return &Writer{cw: csv.NewWriter(w)} }
 
 // Write writes c's row, after the header if none was written yet.
 func (w *Writer) Write(c casestore.Case) error {
 	if err := w.writeHeader(); err != nil {
 		return err
 	}
-	return w.writeRecord(Row(c))
+	return w.cw.Write(Row(c))
 }
 
 func (w *Writer) writeHeader() error {
 	if w.header {
-		return w.err
+		return nil
 	}
 	w.header = true
-	return w.writeRecord(Header())
-}
-
-// writeRecord writes one record, its fields separated by commas and
-// quoted where quoteField says, ending in a line feed (as encoding/csv
-// writes by default).
-func (w *Writer) writeRecord(rec []string) error {
-	if w.err != nil {
-		return w.err
-	}
-	for i, f := range rec {
-		if i > 0 {
-			w.w.WriteByte(',')
-		}
-		if quoteField(f) {
-			w.w.WriteByte('"')
-			w.w.WriteString(strings.ReplaceAll(f, `"`, `""`))
-			w.w.WriteByte('"')
-		} else {
-			w.w.WriteString(f)
-		}
-	}
-	_, w.err = w.w.WriteString("\n") // a bufio.Writer keeps its first error
-	return w.err
-}
-
-// quoteField reports whether f must be quoted (see Writer).
-func quoteField(f string) bool {
-	if f == "" {
-		return false
-	}
-	if f == `\.` || strings.ContainsAny(f, ",\";\r\n") {
-		return true
-	}
-	r, _ := utf8.DecodeRuneInString(f)
-	return unicode.IsSpace(r)
+	return w.cw.Write(Header())
 }
 
 // Flush writes what is buffered (the header too, for an empty export) and
@@ -124,10 +81,8 @@ func (w *Writer) Flush() error {
 	if err := w.writeHeader(); err != nil {
 		return err
 	}
-	if err := w.w.Flush(); err != nil {
-		w.err = err
-	}
-	return w.err
+	w.cw.Flush()
+	return w.cw.Error()
 }
 
 // Row is c as an export row, in Header's columns, each cell through Cell.
@@ -144,36 +99,57 @@ func Row(c casestore.Case) []string {
 	return rec
 }
 
-// Cell is value as an export writes it: with a leading apostrophe when a
-// spreadsheet would take the cell for a formula (it begins, after any
-// spaces, with =, +, -, @, a tab or a carriage return), which the
-// spreadsheet then shows as text. Descriptions, reasons, voucher names and
-// order ids come from operators and the platform: opened in a spreadsheet,
-// an export must not run what they hold (CSV injection). A value that
-// begins with an apostrophe before such a character gets one more, so that
-// Value can tell the two apart and every value comes back as it was.
-func Cell(value string) string {
-	if formulaLike(value) {
-		return "'" + value
+// Cell is value as an export writes it: each part of it (the whole value,
+// or each piece between semicolons) that a spreadsheet would take for a
+// formula gets a leading apostrophe, which the spreadsheet shows as text.
+// A part is formula-like when it begins, after any spaces and double
+// quotes, with =, +, -, @, a tab or a carriage return. Descriptions,
+// reasons, voucher names and order ids come from operators and the
+// platform: opened in a spreadsheet, an export must not run what they
+// hold (CSV injection). The semicolon counts because it is the list
+// separator of many locales: a spreadsheet splitting on it starts a cell
+// at every one, wherever it stands in a field. A part that begins with an
+// apostrophe before such a character gets one more, so that Value can
+// tell the two apart and every value comes back as it was.
+func Cell(value string) string { return eachPart(value, cellPart) }
+
+// Value is the value of a cell Cell wrote: without the apostrophes Cell
+// added. A cell Cell did not write (a batch file typed by hand) is its own
+// value, unless a part of it begins with an apostrophe before what a
+// spreadsheet would run, which a spreadsheet shows without the apostrophe
+// too.
+func Value(cell string) string { return eachPart(cell, valuePart) }
+
+// eachPart applies f to each semicolon-separated part of v.
+func eachPart(v string, f func(string) string) string {
+	if !strings.Contains(v, ";") {
+		return f(v)
 	}
-	return value
+	parts := strings.Split(v, ";")
+	for i, p := range parts {
+		parts[i] = f(p)
+	}
+	return strings.Join(parts, ";")
 }
 
-// Value is the value of a cell Cell wrote: without the apostrophe Cell
-// added. A cell Cell did not write (a batch file typed by hand) is its own
-// value, unless it begins with an apostrophe before what a spreadsheet
-// would run, which a spreadsheet shows without the apostrophe too.
-func Value(cell string) string {
-	if rest, ok := strings.CutPrefix(cell, "'"); ok && formulaLike(rest) {
+func cellPart(p string) string {
+	if formulaLike(p) {
+		return "'" + p
+	}
+	return p
+}
+
+func valuePart(p string) string {
+	if rest, ok := strings.CutPrefix(p, "'"); ok && formulaLike(rest) {
 		return rest
 	}
-	return cell
+	return p
 }
 
 // formulaLike reports whether a spreadsheet could run v as a formula, or v
 // is such a value behind apostrophes (Cell's escape, escaped again).
 func formulaLike(v string) bool {
-	v = strings.TrimLeft(v, " ")
+	v = strings.TrimLeft(v, ` "`)
 	if v == "" {
 		return false
 	}
