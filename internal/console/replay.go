@@ -23,8 +23,8 @@ import (
 // Replay of a stored callback: the case page's Replay button on a callback
 // timeline entry, and POST /api/v1/replay. Both read the message from the
 // callback stream and store it again with its original subject, headers
-// and Nats-Msg-Id through package replay, as refundctl replay --to stream
-// does. The console has NATS but no callback token, so it never posts to
+// (in the replay's trace: replaySpan) and Nats-Msg-Id through package
+// replay, as refundctl replay --to stream does. The console has NATS but no callback token, so it never posts to
 // the receiver.
 
 // replayTimeout bounds a replay's stream read and its publish.

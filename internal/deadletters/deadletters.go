@@ -248,7 +248,7 @@ func (s *Settler) Retry(ctx context.Context, id int64, o RetryOptions) (Retried,
 	}
 	res.Msg = m
 	if o.DryRun {
-		return res, nil // without a trace: none is published, and the retry's span is not this one
+		return res, nil // a dry run publishes nothing, so it carries no trace
 	}
 	// The retry is the caller's command: the message joins its trace
 	// (refundctl's run, the console's retry span, an API caller's),

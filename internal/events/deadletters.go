@@ -276,8 +276,8 @@ func moveTrace(stored map[string][]string, h nats.Header) {
 }
 
 // RepublishHeader returns a copy of a stored message's headers for
-// publishing the same message again (a dead letter's copy, a replay into the
-// stream): every header but the server's own Nats-* ones. Those describe one
+// publishing the same message again (a dead letter's copy; a replay uses
+// ResendHeader): every header but the server's own Nats-* ones. Those describe one
 // stored copy, not the message: the publisher sets the Nats-Msg-Id anew,
 // and a Nats-Expected-* precondition held for the first publish only.
 func RepublishHeader(h nats.Header) nats.Header {

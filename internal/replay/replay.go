@@ -3,7 +3,8 @@
 // range by sequence (or time, or subject) with an ordered consumer, and
 // sends each again either to the receiver over HTTP, exactly as the
 // platform sent it, or straight into the stream with its original subject,
-// headers and Nats-Msg-Id. Both front ends read and re-deliver the same
+// headers (its trace headers moved aside: events.ResendHeader) and
+// Nats-Msg-Id. Both front ends read and re-deliver the same
 // way, so a replay stores, deduplicates and refuses alike whichever of
 // them the operator used.
 //
