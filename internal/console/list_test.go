@@ -1,10 +1,12 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -507,5 +509,29 @@ func TestCasePageTimelinePages(t *testing.T) {
 	var d caseDetailJSON
 	if err := json.Unmarshal([]byte(ts.do("GET", "/api/v1/cases/1", viewerToken, nil).body), &d); err != nil || len(d.Timeline) != n {
 		t.Errorf("API case timeline: %d entries, %v; want all %d", len(d.Timeline), err, n)
+	}
+}
+
+// TestExportFlushesTheRowsBeforeAFailure: when the store fails midway
+// through an export, the rows already written still reach the client (the
+// CSV writer's buffer is flushed), and the count the X-Export-Status
+// trailer reports ("failed after N rows") is those rows, the header apart.
+func TestExportFlushesTheRowsBeforeAFailure(t *testing.T) {
+	var out bytes.Buffer
+	broke := errors.New("store gone")
+	n, err := writeExport(&out, func(fn func(casestore.Case) error) error {
+		for i := int64(1); i <= 2; i++ {
+			if err := fn(casestore.Case{ID: i, Platform: casestore.PlatformTaobao, OrderID: fmt.Sprint(1000 + i), State: "requested"}); err != nil {
+				return err
+			}
+		}
+		return broke
+	})
+	if !errors.Is(err, broke) || n != 2 {
+		t.Fatalf("writeExport = %d, %v; want 2 rows and the store's error", n, err)
+	}
+	recs, rerr := csv.NewReader(&out).ReadAll()
+	if rerr != nil || len(recs) != 3 || recs[1][1] != "1001" || recs[2][1] != "1002" {
+		t.Errorf("the client got %q (%v); want the header and both rows", recs, rerr)
 	}
 }

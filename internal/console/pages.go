@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -291,15 +292,7 @@ func (s *Server) handleCasesCSV(c echo.Context) error {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Trailer", exportStatusTrailer)
 	c.Response().WriteHeader(http.StatusOK)
-	w := casecsv.NewWriter(c.Response())
-	n := 0
-	err = s.store.EachCase(ctx, f, func(k casestore.Case) error {
-		n++
-		return w.Write(k)
-	})
-	if err == nil {
-		err = w.Flush()
-	}
+	n, err := writeExport(c.Response(), func(fn func(casestore.Case) error) error { return s.store.EachCase(ctx, f, fn) })
 	if err != nil {
 		s.logger.Error("case export failed", "rows", n, "err", err)
 		h.Set(exportStatusTrailer, "failed after "+strconv.Itoa(n)+" rows")
@@ -307,6 +300,25 @@ func (s *Server) handleCasesCSV(c echo.Context) error {
 	}
 	h.Set(exportStatusTrailer, "complete "+strconv.Itoa(n)+" rows")
 	return nil
+}
+
+// writeExport writes the cases each yields to w as CSV (casecsv) and
+// returns how many rows were written. The rows before a failure are
+// flushed all the same, so that the count the trailer reports is what the
+// client got, not what was left in the writer's buffer.
+func writeExport(w io.Writer, each func(func(casestore.Case) error) error) (n int, err error) {
+	cw := casecsv.NewWriter(w)
+	err = each(func(k casestore.Case) error {
+		if err := cw.Write(k); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	if ferr := cw.Flush(); err == nil {
+		err = ferr
+	}
+	return n, err
 }
 
 // exportStatusTrailer is the trailer an export ends with: "complete N
