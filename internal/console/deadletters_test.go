@@ -472,11 +472,8 @@ func TestDeadLetterAPI(t *testing.T) {
 // republishes carries (the trace each died in kept as Rh-Traceparent). A
 // refused retry's span says so in its status.
 func TestDeadLetterRetryStartsATrace(t *testing.T) {
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	s := newDLServerTraced(t, tp.Tracer("console"))
-	const first = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	exp, tracer := inMemoryTracer(t)
+	s := newDLServerTraced(t, tracer)
 	traced := func(n int, caseID int64, reason events.DeadReason) casestore.DeadLetter {
 		d := deadCmd(n, caseID, reason, busy, t0)
 		d.Headers[events.HeaderTraceParent] = []string{first}
@@ -562,6 +559,19 @@ func TestDeadLetterRetryStartsATrace(t *testing.T) {
 	if sp = lastSpan(); sp.Status.Code != codes.Error || attrOf(sp, "retried") != "0" {
 		t.Errorf("refused retry span: status %v, attributes %v; want an error status, 0 retried", sp.Status, sp.Attributes)
 	}
+}
+
+// first is the trace a stored message came in, in the trace tests.
+const first = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+// inMemoryTracer is a tracer whose spans go to the returned exporter,
+// synchronously.
+func inMemoryTracer(t *testing.T) (*tracetest.InMemoryExporter, trace.Tracer) {
+	t.Helper()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return exp, tp.Tracer("console")
 }
 
 // attrOf is a span attribute's value as text, "" when absent.

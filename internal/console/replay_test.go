@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
@@ -308,11 +307,8 @@ func TestReplayAPI(t *testing.T) {
 // callback was in (the receiver's) moves to Rh-Traceparent, for the
 // worker's span to link to.
 func TestReplayStartsATrace(t *testing.T) {
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	s := newReplayServerTraced(t, tp.Tracer("console"))
-	const first = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	exp, tracer := inMemoryTracer(t)
+	s := newReplayServerTraced(t, tracer)
 	hdr := events.CallbackHeaders{Platform: "taobao", Type: "TB_REFUND_STATUS", Received: time.Now(), RequestID: "req-3"}.Header()
 	hdr.Set(events.HeaderTraceParent, first)
 	ack, err := s.js.PublishMsg(context.Background(), &nats.Msg{Subject: "callbacks.taobao.TB_REFUND_STATUS", Data: []byte(`{"n":3}`), Header: hdr})
