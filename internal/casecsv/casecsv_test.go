@@ -24,16 +24,7 @@ func TestWriter(t *testing.T) {
 			Request: json.RawMessage(`{"goodsStatus":"1","reasonId":1004,"description":"late, \"very\"\nlate","vouchers":["a.jpg","b.jpg"]}`)},
 		{ID: 8, Platform: casestore.Platform1688, OrderID: "2001", SubOrderID: "old", State: "waiting_seller", CreatedAt: at, UpdatedAt: at},
 	}
-	var b bytes.Buffer
-	w := NewWriter(&b)
-	for _, c := range cases {
-		if err := w.Write(c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	b := exportOf(t, cases...)
 	recs, err := csv.NewReader(strings.NewReader(b.String())).ReadAll()
 	if err != nil {
 		t.Fatalf("read back: %v\n%s", err, b.String())
@@ -64,7 +55,7 @@ func TestWriter(t *testing.T) {
 	}
 
 	b.Reset()
-	if err := NewWriter(&b).Flush(); err != nil || b.String() != strings.Join(Header(), ",")+"\n" {
+	if err := NewWriter(b).Flush(); err != nil || b.String() != strings.Join(Header(), ",")+"\n" {
 		t.Errorf("empty export = %q, %v; want the header alone", b.String(), err)
 	}
 }
