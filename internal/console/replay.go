@@ -24,8 +24,8 @@ import (
 // timeline entry, and POST /api/v1/replay. Both read the message from the
 // callback stream and store it again with its original subject, headers
 // (in the replay's trace: replaySpan) and Nats-Msg-Id through package
-// replay, as refundctl replay --to stream does. The console has NATS but no callback token, so it never posts to
-// the receiver.
+// replay, as refundctl replay --to stream does. The console has NATS but
+// no callback token, so it never posts to the receiver.
 
 // replayTimeout bounds a replay's stream read and its publish.
 const replayTimeout = 5 * time.Second

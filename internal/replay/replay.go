@@ -4,9 +4,9 @@
 // sends each again either to the receiver over HTTP, exactly as the
 // platform sent it, or straight into the stream with its original subject,
 // headers (its trace headers moved aside: events.ResendHeader) and
-// Nats-Msg-Id. Both front ends read and re-deliver the same
-// way, so a replay stores, deduplicates and refuses alike whichever of
-// them the operator used.
+// Nats-Msg-Id. Both front ends read and re-deliver the same way, so a
+// replay stores, deduplicates and refuses alike whichever of them the
+// operator used.
 //
 // What a replay achieves is the stream's and the worker's business: inside
 // the stream's duplicate window a message republished with its
