@@ -80,8 +80,9 @@ func (r stepRow) toStep() StepAttempt {
 // BeginStep records the intent to run a side-effecting step before the
 // platform is called, and must be committed before the call. If the key is
 // new it inserts an intent row and returns it with prior == false. If the key
-// exists it returns the existing row unchanged (except its Begins count and
-// LastAttemptAt, now, while it is an intent) with
+// exists it returns the existing row unchanged (except its Begins count,
+// and while it is an intent its LastAttemptAt, now, and the error of the
+// attempt before, cleared) with
 // prior == true: when that row is still an intent, an earlier attempt may have
 // reached the platform, so the caller must reconcile (query the platform)
 // before calling again; when it is done, the step already took effect.
@@ -112,25 +113,34 @@ func (tx *Tx) BeginStep(ctx context.Context, caseID int64, step, idempotencyKey,
 		return StepAttempt{}, false, fmt.Errorf("begin step %s key %q: used by case %d step %s: %w",
 			step, idempotencyKey, r.CaseID, r.Step, ErrKeyConflict)
 	}
+	// An intent begun again starts a new attempt: the error an earlier one
+	// got (MarkAttempt) is no longer the newest answer.
 	if _, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET begins = begins + 1,
-		last_attempt_at = CASE status WHEN 'intent' THEN ? ELSE last_attempt_at END WHERE id = ?`, now, r.ID); err != nil {
+		last_attempt_at = CASE status WHEN 'intent' THEN ? ELSE last_attempt_at END,
+		error_code = CASE status WHEN 'intent' THEN '' ELSE error_code END,
+		error_message = CASE status WHEN 'intent' THEN '' ELSE error_message END WHERE id = ?`, now, r.ID); err != nil {
 		return StepAttempt{}, false, fmt.Errorf("begin step %s: %w", step, err)
 	}
 	r.Begins++
 	if StepStatus(r.Status) == StepIntent {
 		r.LastAttemptAt = sql.NullInt64{Int64: now, Valid: true}
+		r.ErrorCode, r.ErrorMessage = "", ""
 	}
 	return r.toStep(), true, nil
 }
 
 // MarkAttempt records that an attempt under the intent with this key ended
 // now without a result (a timeout, a lost answer, a call abandoned at
-// shutdown): the request may still be on its way to the platform, so the
-// in-flight window counts from now (StepAttempt.LastAttemptAt). A finished
-// step is left as it is; an unknown key is ErrNotFound.
-func (tx *Tx) MarkAttempt(ctx context.Context, idempotencyKey string) error {
-	res, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET last_attempt_at = ?
-		WHERE idempotency_key = ? AND status = 'intent'`, ms64(tx.now), idempotencyKey)
+// shutdown, a resend the platform refused): the request may still be on
+// its way to the platform, so the in-flight window counts from now
+// (StepAttempt.LastAttemptAt). errorCode and errorMessage are what the
+// attempt got, kept on the intent (they stay until its result replaces
+// them): the engine names the platform's last answer when it stops
+// sending the step again, and the console shows why the intent is open. A
+// finished step is left as it is; an unknown key is ErrNotFound.
+func (tx *Tx) MarkAttempt(ctx context.Context, idempotencyKey, errorCode, errorMessage string) error {
+	res, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET last_attempt_at = ?, error_code = ?, error_message = ?
+		WHERE idempotency_key = ? AND status = 'intent'`, ms64(tx.now), errorCode, errorMessage, idempotencyKey)
 	if err != nil {
 		return fmt.Errorf("mark attempt %q: %w", idempotencyKey, err)
 	}

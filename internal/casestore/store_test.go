@@ -1073,29 +1073,30 @@ func testAttemptTimes(t *testing.T, be backend) {
 		return a
 	}
 	begin := func(tx *Tx) error { _, _, err := tx.BeginStep(ctx, c.ID, "submit", "case:1:submit", `{}`); return err }
-	mark := func(tx *Tx) error { return tx.MarkAttempt(ctx, "case:1:submit") }
+	mark := func(tx *Tx) error { return tx.MarkAttempt(ctx, "case:1:submit", "http_503", "http status 503") }
 	if a := step(begin); !a.StartedAt.Equal(t0) || !a.LastAttemptAt.Equal(t0) {
 		t.Fatalf("first begin: started %v last %v; want both %v", a.StartedAt, a.LastAttemptAt, t0)
 	}
 	clock = t0.Add(10 * time.Second) // the call timed out
-	if a := step(mark); !a.StartedAt.Equal(t0) || !a.LastAttemptAt.Equal(clock) {
-		t.Fatalf("after MarkAttempt: started %v last %v; want started %v, last %v", a.StartedAt, a.LastAttemptAt, t0, clock)
+	if a := step(mark); !a.StartedAt.Equal(t0) || !a.LastAttemptAt.Equal(clock) || a.Status != StepIntent ||
+		a.ErrorCode != "http_503" || a.ErrorMessage != "http status 503" {
+		t.Fatalf("after MarkAttempt: %+v; want an intent started %v, last %v, its error http_503 kept", a, t0, clock)
 	}
 	clock = t0.Add(90 * time.Second) // resumed
-	if a := step(begin); !a.StartedAt.Equal(t0) || !a.LastAttemptAt.Equal(clock) || a.Begins != 2 {
-		t.Fatalf("resumed: started %v last %v begins %d; want started %v, last %v, begins 2", a.StartedAt, a.LastAttemptAt, a.Begins, t0, clock)
+	if a := step(begin); !a.StartedAt.Equal(t0) || !a.LastAttemptAt.Equal(clock) || a.Begins != 2 || a.ErrorCode != "" || a.ErrorMessage != "" {
+		t.Fatalf("resumed: %+v; want started %v, last %v, begins 2, the first attempt's error cleared", a, t0, clock)
 	}
 	done := t0.Add(91 * time.Second)
 	clock = done
 	step(func(tx *Tx) error { return tx.FinishStep(ctx, "case:1:submit", StepResult{Status: StepDone}) })
 	clock = t0.Add(2 * time.Hour)
-	if a := step(mark); !a.LastAttemptAt.Equal(t0.Add(90 * time.Second)) {
-		t.Errorf("MarkAttempt on a finished step moved it to %v", a.LastAttemptAt)
+	if a := step(mark); !a.LastAttemptAt.Equal(t0.Add(90*time.Second)) || a.ErrorCode != "" {
+		t.Errorf("MarkAttempt on a finished step: last %v, error %q; want it left as the result set it", a.LastAttemptAt, a.ErrorCode)
 	}
 	if a := step(begin); !a.LastAttemptAt.Equal(t0.Add(90*time.Second)) || a.Status != StepDone {
 		t.Errorf("BeginStep on a finished step: %+v; want it left as it was", a)
 	}
-	if err := s.Update(ctx, func(tx *Tx) error { return tx.MarkAttempt(ctx, "no-such-key") }); !errors.Is(err, ErrNotFound) {
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.MarkAttempt(ctx, "no-such-key", "", "") }); !errors.Is(err, ErrNotFound) {
 		t.Errorf("MarkAttempt of an unknown key: %v; want ErrNotFound", err)
 	}
 }
