@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +71,7 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("WORKER_RECHECK", "6h", "a waiting case re-checks the platform after this when the platform gives no earlier deadline (0: never)"),
 	envconfig.V("WORKER_STEP_TIMEOUT", "5m", "a case whose own step has not finished in this long is resumed by its timer (0: never)"),
 	envconfig.V("WORKER_INTENT_IN_FLIGHT", refundflow.DefaultInFlight.String(), "a side effect whose call timed out or lost its answer is sent again (same key) only if the platform still shows no effect this long after we stopped waiting for it: the request may still arrive later (INFERRED; 0 = trust the platform's view at once)"),
+	envconfig.V("WORKER_INTENT_RESENDS", strconv.Itoa(refundflow.DefaultResendLimit), "how many times such a side effect is sent again (same key, the waits doubling from WORKER_INTENT_IN_FLIGHT) while the platform keeps showing no effect, before the case stops for an operator (intent_resends_failed), who can send it once more (refundctl resolve N --retry); at least 1"),
 	envconfig.V("WORKER_INTENT_GRACE", "1h", "how long an unconfirmable intent (1688 create whose refund id was lost) waits for a refund callback before the case is parked"),
 	envconfig.V("WORKER_REFUSAL_MESSAGE", "", "message posted on a Taobao refund the seller refused ({reason} = the seller's reason); empty posts nothing"),
 	envconfig.V("WORKER_LEASE_TTL", "2m", "case lease: how long a case stays claimed by a process that stopped renewing it (must exceed the longest platform call)"),
@@ -173,6 +175,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		StepTimeout:    duration("WORKER_STEP_TIMEOUT", 0, 24*time.Hour),
 		IntentGrace:    duration("WORKER_INTENT_GRACE", 0, 30*24*time.Hour),
 		InFlight:       duration("WORKER_INTENT_IN_FLIGHT", 0, 24*time.Hour),
+		// At least 1: with no limit a case the platform keeps refusing
+		// never stops, and resolve (the operator's way in) only takes
+		// stopped cases.
+		ResendLimit: integer("WORKER_INTENT_RESENDS", 1, 100),
 	}
 	if cfg.LeaseTTL <= cfg.Upstream.Timeout {
 		env.Fail(fmt.Errorf("WORKER_LEASE_TTL %s must exceed UPSTREAM_TIMEOUT %s", cfg.LeaseTTL, cfg.Upstream.Timeout))

@@ -772,8 +772,18 @@ func TestConfig(t *testing.T) {
 	cfg, err := loadConfig(func(k string) string {
 		return map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u"}[k]
 	})
-	if err != nil || cfg.Policy.InFlight != refundflow.DefaultInFlight {
-		t.Fatalf("default config: in-flight %v, %v; want %v", cfg.Policy.InFlight, err, refundflow.DefaultInFlight)
+	if err != nil || cfg.Policy.InFlight != refundflow.DefaultInFlight || cfg.Policy.ResendLimit != refundflow.DefaultResendLimit {
+		t.Fatalf("default config: in-flight %v, resends %d, %v; want %v and %d", cfg.Policy.InFlight, cfg.Policy.ResendLimit, err,
+			refundflow.DefaultInFlight, refundflow.DefaultResendLimit)
+	}
+	// No limit is refused: a case the platform kept refusing would never
+	// stop, and resolve only takes stopped cases.
+	err = run(context.Background(), nil, func(k string) string {
+		return map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u",
+			"WORKER_INTENT_RESENDS": "0"}[k]
+	}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "WORKER_INTENT_RESENDS") {
+		t.Fatalf("WORKER_INTENT_RESENDS=0: %v; want an error naming it", err)
 	}
 	err = run(context.Background(), nil, func(k string) string {
 		return map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u",

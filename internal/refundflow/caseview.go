@@ -18,7 +18,8 @@ func caseView(ctx context.Context, s *casestore.Store, l loaded) (CaseView, erro
 		return cv, err
 	}
 	if it != nil {
-		cv.Intent = &Intent{Step: StepName(it.Step), Key: it.IdempotencyKey, Since: it.StartedAt, LastAttempt: it.LastAttemptAt}
+		cv.Intent = &Intent{Step: StepName(it.Step), Key: it.IdempotencyKey, Since: it.StartedAt, LastAttempt: it.LastAttemptAt,
+			Sends: it.Begins, LastError: stepErrorText(it.ErrorCode, it.ErrorMessage)}
 	}
 	evs := l.events
 	if !l.eventsRead && c.OrderEventsLatest > c.OrderEventsSeen {
@@ -59,4 +60,16 @@ func decodeDoc(doc json.RawMessage, v any) error {
 		return nil
 	}
 	return json.Unmarshal(doc, v)
+}
+
+// stepErrorText is a step's recorded error as operators read it: its code,
+// then the message (which names the platform's own code and words).
+func stepErrorText(code, message string) string {
+	switch {
+	case code == "":
+		return message
+	case message == "":
+		return code
+	}
+	return code + ": " + message
 }

@@ -4,10 +4,13 @@
 package refundflow
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/delay"
 	"github.com/refundhub/refundhub/internal/excerpt"
 )
 
@@ -131,7 +134,9 @@ func (d Decider) settleInconclusive(c CaseView, it Intent, in Input) Decision {
 		if isCommand(in.Kind) {
 			return reject(c, CodeUnverifiable, unverifiableAdvice(c, it.Step))
 		}
-		return keep(c, CodeUnverifiable, fmt.Sprintf("still cannot tell whether the %s took effect", it.Step))
+		dec := keep(c, CodeUnverifiable, fmt.Sprintf("still cannot tell whether the %s took effect", it.Step))
+		dec.WakeAt = time.Time{} // parked: no timer left to fire every pass (as in resendsFailed)
+		return dec
 	}
 	dec := park(c, CodeUnverifiable, fmt.Sprintf("cannot tell whether the %s took effect; check on the platform", it.Step))
 	dec.Reapply = isCommand(in.Kind) // the command is then decided on the parked case, not swallowed
@@ -211,17 +216,52 @@ func (d Decider) settleUnproven(c CaseView, it Intent, v PlatformView, now time.
 // longer be on its way (it timed out on our side, or its process died
 // mid-call), the step is sent again under the same key (resent); until then
 // the case waits and asks again (resending now could submit twice).
+//
+// A submission the platform shows no refund of, on an order that has ended
+// since (an unseen order event), did not take effect and no longer can: the
+// intent is settled and the request ends (CodeOrderEnded), rather than the
+// submission being sent to a cancelled order for ever while the order's news
+// waits behind the intent.
+//
+// Resends back off: the wait before each doubles from Policy.InFlight. After
+// Policy.ResendLimit resends that the platform still shows no effect of, the
+// case parks (CodeResendsFailed) and nothing more is sent until an operator
+// retries (resolve --retry: sent once more, after the in-flight wait only).
 func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (dec Decision, resent bool) {
-	if until := it.lastAttempt().Add(d.Policy.InFlight); d.Policy.InFlight > 0 && !it.lastAttempt().IsZero() && in.Now.Before(until) {
-		dec := keep(c, CodeInFlight, fmt.Sprintf("the platform shows no %s yet, but the attempt (last at %s) may still reach it; asking again at %s",
-			it.Step, it.lastAttempt().Format(time.RFC3339), until.Format(time.RFC3339)))
-		dec.Attention = waiting(c, fmt.Sprintf("the platform shows no %s yet, but the last attempt may still reach it: asking again at %s, and sending it again then if it still shows none",
-			it.Step, stamp(until)))
-		dec.WakeAt = until
-		if isCommand(in.Kind) {
-			dec.Outcome, dec.RetryAt = OutcomeRetry, until // the command comes back then
+	last, n := it.lastAttempt(), it.resends()
+	operator := in.Kind == InputResolve // resolve --retry: once more, whatever the count
+	stop := !operator && d.Policy.ResendLimit > 0 && n >= d.Policy.ResendLimit
+	// One wait: the in-flight window of the newest attempt, which must
+	// pass before "no effect" is trusted, or longer, the backoff of a
+	// resend still to come.
+	wait := d.Policy.InFlight
+	if !operator && !stop && n > 0 {
+		wait = max(wait, d.resendWait(n))
+	}
+	if until := last.Add(wait); wait > 0 && !last.IsZero() && in.Now.Before(until) {
+		reason := fmt.Sprintf("the platform shows no %s yet, but the attempt (last at %s) may still reach it; asking again at %s%s",
+			it.Step, last.Format(time.RFC3339), until.Format(time.RFC3339), sendsSoFar(it))
+		flag := fmt.Sprintf("the platform shows no %s yet, but the last attempt may still reach it: asking again at %s, and sending it again then if it still shows none%s",
+			it.Step, stamp(until), sendsSoFar(it))
+		switch {
+		case stop:
+			flag = fmt.Sprintf("the platform shows no %s after %d sends under the same key (the last: %s), and the last may still reach it: "+
+				"asking again at %s; if it still shows none, the case stops for an operator", it.Step, it.Sends, lastAnswer(it), stamp(until))
+			reason = flag
+		case n > 0 && !operator:
+			flag = fmt.Sprintf("the platform still shows no %s after %d sends under the same key (the last: %s): asking again at %s, "+
+				"and sending it again then if it still shows none%s", it.Step, it.Sends, lastAnswer(it), stamp(until), d.resendsLeft(n))
+			reason = flag
 		}
-		return dec, false
+		dec := keep(c, CodeInFlight, reason)
+		dec.Attention = waiting(c, flag)
+		return waitUntil(dec, until, in), false
+	}
+	if i := slices.IndexFunc(c.OrderEvents, func(e OrderEvent) bool { return e.Ended }); i >= 0 && it.Step == StepSubmit {
+		return d.submitEndedWithOrder(c, it, v, in, c.OrderEvents[i]), false
+	}
+	if stop {
+		return d.resendsFailed(c, it, in), false
 	}
 	var st *Step
 	switch it.Step {
@@ -245,4 +285,93 @@ func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (
 	}
 	dec.Step = st
 	return dec, true
+}
+
+// waitUntil is dec waiting for until: the case's timer then, and a command
+// back then (not every few minutes, using up its deliveries).
+func waitUntil(dec Decision, until time.Time, in Input) Decision {
+	dec.WakeAt = until
+	if isCommand(in.Kind) {
+		dec.Outcome, dec.RetryAt = OutcomeRetry, until
+	}
+	return dec
+}
+
+// resendWait is how long after the newest attempt the intent's step is
+// sent again once it has been resent n times: Policy.InFlight, doubled for
+// each resend, up to Policy.Recheck (a day when that is 0).
+func (d Decider) resendWait(n int) time.Duration {
+	return delay.Doubling(d.Policy.InFlight, cmp.Or(d.Policy.Recheck, 24*time.Hour), n)
+}
+
+// resendsLeft tells, after n resends, how many Policy.ResendLimit allows
+// before the case parks; nothing when there is no limit.
+func (d Decider) resendsLeft(n int) string {
+	if d.Policy.ResendLimit <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (resend %d of %d, then the case stops for an operator)", n+1, d.Policy.ResendLimit)
+}
+
+// sendsSoFar says, after a resend, how many sends there were and what the
+// last got; nothing before the first resend.
+func sendsSoFar(it Intent) string {
+	if it.resends() == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d sends under the same key so far; the last: %s)", it.Sends, lastAnswer(it))
+}
+
+// lastAnswer is what the intent's newest attempt got, for operators.
+func lastAnswer(it Intent) string {
+	if it.LastError == "" {
+		return "no answer recorded"
+	}
+	return excerpt.Of(it.LastError, MaxAttentionText/2)
+}
+
+// resendsFailed parks a case whose intent's step the platform still shows
+// no effect of after Policy.ResendLimit resends. The intent stays open: a
+// later view showing the effect settles it and moves the case on. A command
+// meanwhile is refused with the ways out; resolve --retry (onResolve)
+// sends the step once more.
+func (d Decider) resendsFailed(c CaseView, it Intent, in Input) Decision {
+	msg := fmt.Sprintf("the platform still shows no %s after %d sends under the same key (the last: %s); not sent again automatically. "+
+		"Check the order in the platform's back office: if the %s took effect there, the case's next check moves it on; "+
+		"to send it once more, `refundctl resolve %d --retry`; to stop, `refundctl resolve %d --close --note …`",
+		it.Step, it.Sends, lastAnswer(it), it.Step, c.ID, c.ID)
+	if c.State == StateNeedsAttention && c.AttentionCode == CodeResendsFailed {
+		if isCommand(in.Kind) {
+			return reject(c, CodeResendsFailed, msg)
+		}
+		dec := keep(c, CodeResendsFailed, fmt.Sprintf("still no %s on the platform after %d sends", it.Step, it.Sends))
+		// No timer: a parked case is the operator's (the reconciler still
+		// looks). One left from before (a retry's backoff, an order's
+		// price change) would fire every timer pass, each time asking the
+		// platform and deciding this again.
+		dec.WakeAt = time.Time{}
+		if msg != c.AttentionMessage {
+			dec.Attention = &Attention{Code: CodeResendsFailed, Message: msg} // the count and last answer as they are now
+		}
+		return dec
+	}
+	dec := park(c, CodeResendsFailed, msg)
+	dec.Reapply = isCommand(in.Kind) // the command is then decided on the parked case, and refused there
+	return dec
+}
+
+// submitEndedWithOrder settles a submission the platform shows no refund
+// of, on an order that ended since (ev): it did not take effect and no
+// longer can, so the request ends there, as it does when the order ends
+// before anything is submitted (onOrderEvents).
+func (d Decider) submitEndedWithOrder(c CaseView, it Intent, v PlatformView, in Input, ev OrderEvent) Decision {
+	dec := d.to(StateCancelled, &v, in.Now, CodeOrderEnded, fmt.Sprintf("the order ended on the platform (%s) and the platform shows no refund "+
+		"from the submission: it did not take effect and no longer can; the request ends here", describeOrderEvent(ev)))
+	dec.Resolve = &Resolution{Key: it.Key, Code: CodeOrderEnded,
+		Note: fmt.Sprintf("no refund on the platform, and the order ended (%s): not sent again", describeOrderEvent(ev))}
+	dec.OrderEventsSeen = c.OrderEvents[len(c.OrderEvents)-1].ID
+	// A request that opened the case has its verdict here; another command
+	// is then refused on the finished case, saying so.
+	dec.Reapply = isCommand(in.Kind) && in.Kind != InputRequestRefund
+	return dec
 }

@@ -22,6 +22,10 @@ import (
 //     again on any news of the order; other news is noted.
 //   - A refund on the platform, or one that may be: the events are a hint;
 //     the case reads the refund and follows it, as on a callback.
+//
+// A case with an open intent does not get here: the intent is settled
+// first (settleIntent), and an ended order settles a submission the
+// platform shows no refund of there (settleAbsent).
 func (d Decider) onOrderEvents(c CaseView, v *PlatformView, in Input) Decision {
 	evs := c.OrderEvents
 	seen := evs[len(evs)-1].ID

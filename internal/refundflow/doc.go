@@ -49,6 +49,9 @@
 // acknowledges them with Decision.OrderEventsSeen. Before submission an
 // ended order ends the request (cancelled, order_ended) and a new price
 // reads the form again; after it, the case reads its refund (decide_order.go).
+// While a submission's outcome is unknown the intent comes first; an ended
+// order then settles it once the platform shows no refund from it
+// (settleAbsent), and the request ends the same way.
 //
 // # Needs attention
 //
@@ -86,7 +89,10 @@
 // (Step.Resume) only if the platform positively shows it did not happen and
 // Policy.InFlight has passed since we stopped waiting for the newest attempt
 // (Intent.LastAttempt: a request that timed out on our side may still
-// arrive; until then the case waits, CodeInFlight),
+// arrive; until then the case waits, CodeInFlight; each resend waits twice
+// as long as the one before, and after Policy.ResendLimit the case parks,
+// CodeResendsFailed, until an operator retries), settled as not taken
+// effect when a submission's order has ended meanwhile (CodeOrderEnded),
 // never re-sent if that cannot be told (messages; inconclusive views after
 // Policy.IntentGrace). "Positively absent" is: submit, no refund found;
 // return submit, the refund waits for the return and holds no waybill;

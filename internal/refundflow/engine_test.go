@@ -145,7 +145,13 @@ func newClient(t *testing.T, url string) *apiclient.Client {
 
 func (r *rig) newEngine(owner string) *refundflow.Engine {
 	r.t.Helper()
-	e, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: r.client, Policy: testPolicy,
+	return r.newEngineWith(owner, testPolicy)
+}
+
+// newEngineWith is newEngine under another policy.
+func (r *rig) newEngineWith(owner string, policy refundflow.Policy) *refundflow.Engine {
+	r.t.Helper()
+	e, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: r.client, Policy: policy,
 		Owner: owner, RetryDelay: 50 * time.Millisecond,
 		Vouchers: func(_ context.Context, ref string) (string, []byte, error) {
 			return ref, []byte("\x89PNG\r\n\x1a\n fake image " + ref), nil

@@ -33,7 +33,20 @@ type Intent struct {
 	// without a result (step_attempts.last_attempt_at): the newest moment a
 	// call of it was on its way to the platform. Zero: Since.
 	LastAttempt time.Time
+	// Sends is how many times an attempt under Key was begun
+	// (step_attempts.begins): the first, then each resend. It is counted
+	// when the attempt is recorded, before its call, so one cut off by a
+	// crash before the call counts too (erring towards stopping sooner).
+	// 0: not known (counted as 1).
+	Sends int
+	// LastError is what the newest attempt that ended without a result got
+	// (step_attempts.error_code and error_message): empty when none is
+	// recorded.
+	LastError string
 }
+
+// resends is how many times the intent's step was sent again under its key.
+func (it Intent) resends() int { return max(it.Sends-1, 0) }
 
 // lastAttempt is LastAttempt, or Since when it is not known.
 func (it Intent) lastAttempt() time.Time {
@@ -280,7 +293,8 @@ const (
 	// AttnWaitingEvidence flags a case (in its own state, not parked) whose
 	// side effect cannot be confirmed yet: it waits for the platform to
 	// show it, until a deadline the message names, and then goes on or
-	// parks (intent_unverifiable).
+	// parks (intent_unverifiable, or intent_resends_failed once the
+	// platform has shown no effect of ResendLimit resends).
 	AttnWaitingEvidence = "waiting_evidence"
 )
 
@@ -289,7 +303,7 @@ const (
 func AttentionCodes() []string {
 	return []string{AttnSellerRefused, AttnRefundMissing, AttnUnknownStatus, AttnPlatformError, AttnReasonNotOffered,
 		AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnVoucherRequired, AttnCompanyRejected,
-		AttnBadStepResult, AttnWaitingEvidence, CodeUnverifiable, CodeInvalidRequest}
+		AttnBadStepResult, AttnWaitingEvidence, CodeUnverifiable, CodeResendsFailed, CodeInvalidRequest}
 }
 
 // viewRaised are attention codes that a later platform view clears by no
@@ -375,16 +389,33 @@ type Policy struct {
 	// (upstream-api.md documents no idempotency key and no server-side
 	// deadline).
 	InFlight time.Duration
+	// ResendLimit is how many times an open intent's side effect is sent
+	// again under its key while the platform keeps showing no effect of
+	// it (each resend refused, or its outcome unknown again). The waits
+	// before the resends double from InFlight. After the last, the case
+	// parks (CodeResendsFailed) with the platform's last answer: sending
+	// it again for ever, every InFlight, would spend the platform's rate
+	// limit and show the case as waiting for an attempt that is not on its
+	// way. An operator's resolve --retry sends it once more. 0: no limit
+	// (the waits still double, up to Recheck).
+	ResendLimit int
 }
 
 // DefaultInFlight is the default Policy.InFlight: six times the default
 // platform call timeout (UPSTREAM_TIMEOUT, 10 s).
 const DefaultInFlight = time.Minute
 
+// DefaultResendLimit is the default Policy.ResendLimit: with the default
+// InFlight, the resends go out 1, 2, 4, 8 and 16 minutes apart, so a
+// platform that refuses or fails them for half an hour stops the case.
+const DefaultResendLimit = 5
+
 // DefaultPolicy returns the defaults: no refusal message, re-check every 6 h,
 // resume stalled steps after 5 min, wait 1 h for evidence of an unconfirmable
 // intent (the platform retries a failed callback 30 min later), trust "no
-// effect" only a minute after the newest attempt began.
+// effect" only a minute after the newest attempt began, and stop a case
+// after five resends the platform shows no effect of.
 func DefaultPolicy() Policy {
-	return Policy{Recheck: 6 * time.Hour, StepTimeout: 5 * time.Minute, IntentGrace: time.Hour, InFlight: DefaultInFlight}
+	return Policy{Recheck: 6 * time.Hour, StepTimeout: 5 * time.Minute, IntentGrace: time.Hour, InFlight: DefaultInFlight,
+		ResendLimit: DefaultResendLimit}
 }

@@ -1,0 +1,221 @@
+package refundflow
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// resendCase is a Taobao case in submitting whose submission intent has been
+// sent sends times, the last attempt ending at last with lastErr.
+func resendCase(sends int, last time.Time, lastErr string) CaseView {
+	c := fixture(PlatformTaobao, StateSubmitting)
+	c.Plan.PriorListed = true
+	c.Intent = &Intent{Step: StepSubmit, Key: "case:7:submit:v3", Since: last.Add(-time.Hour), LastAttempt: last,
+		Sends: sends, LastError: lastErr}
+	return c
+}
+
+// TestResendsBackOffAndStop: each resend of an intent the platform shows no
+// effect of waits twice as long as the one before (from InFlight); after
+// ResendLimit resends the case parks with the platform's last answer and
+// the ways out, and sends nothing more on a timer, a callback or a
+// command; an operator's retry sends it once more, after the in-flight
+// wait only.
+func TestResendsBackOffAndStop(t *testing.T) {
+	d := Decider{Policy: policy}
+	d.Policy.InFlight, d.Policy.ResendLimit = time.Minute, 3
+	absent := &PlatformView{Found: false}
+	last := now.Add(-90 * time.Second)
+	const answer = "4091: taobao_submit: platform error code 4091 \"订单未支付或已取消\""
+
+	// The first send, then none: resent once InFlight has passed.
+	dec := d.Decide(resendCase(1, last, answer), absent, Input{Kind: InputTimer, Now: now})
+	if dec.Step == nil || !dec.Step.Resume {
+		t.Fatalf("first send, %s after it: %s; want it sent again", now.Sub(last), cell(dec))
+	}
+	// One resend so far: the next waits 2 × InFlight, flagged with the
+	// count and the answer.
+	dec = d.Decide(resendCase(2, last, answer), absent, Input{Kind: InputTimer, Now: now})
+	if dec.Step != nil || !dec.WakeAt.Equal(last.Add(2*time.Minute)) || dec.Attention == nil ||
+		!strings.Contains(dec.Attention.Message, "after 2 sends") || !strings.Contains(dec.Attention.Message, "订单未支付或已取消") ||
+		!strings.Contains(dec.Attention.Message, "resend 2 of 3") {
+		t.Fatalf("one resend, 90 s after it: %s wake %v attention %+v; want a wait until %v naming the sends and the answer",
+			cell(dec), dec.WakeAt, dec.Attention, last.Add(2*time.Minute))
+	}
+	// A command waits with it, rather than coming back every few minutes.
+	cmd := Input{Kind: InputCancel, ID: "cmd-cancel-1", Now: now}
+	if dec := d.Decide(resendCase(2, last, answer), absent, cmd); dec.Outcome != OutcomeRetry || !dec.RetryAt.Equal(last.Add(2*time.Minute)) {
+		t.Errorf("a command during the wait: %s retry at %v; want it back at %v", cell(dec), dec.RetryAt, last.Add(2*time.Minute))
+	}
+	if dec := d.Decide(resendCase(3, last, answer), absent, Input{Kind: InputTimer, Now: last.Add(4 * time.Minute)}); dec.Step == nil {
+		t.Errorf("two resends, 4 × InFlight after the last: %s; want it sent again", cell(dec))
+	}
+
+	// The limit: parked, with the last answer and both ways out.
+	c := resendCase(4, last, answer)
+	dec = d.Decide(c, absent, Input{Kind: InputTimer, Now: now.Add(time.Hour)})
+	if dec.State != StateNeedsAttention || dec.Parked != StateSubmitting || dec.Code != CodeResendsFailed || dec.Step != nil {
+		t.Fatalf("three resends: %s; want parked %s at submitting, nothing sent", cell(dec), CodeResendsFailed)
+	}
+	for _, want := range []string{"after 4 sends", answer, "refundctl resolve 7 --retry", "refundctl resolve 7 --close --note"} {
+		if !strings.Contains(dec.Attention.Message, want) {
+			t.Errorf("attention %q; want it to say %q", dec.Attention.Message, want)
+		}
+	}
+	c = apply(c, dec)
+	for _, in := range []Input{{Kind: InputTimer, Now: now.Add(2 * time.Hour)}, {Kind: InputCallback, Now: now.Add(2 * time.Hour)}} {
+		if dec := d.Decide(c, absent, in); dec.Step != nil || dec.State != StateNeedsAttention {
+			t.Errorf("parked, a %s: %s; want nothing sent, still parked", in.Kind, cell(dec))
+		}
+	}
+	cmd.Now = now.Add(2 * time.Hour)
+	if dec := d.Decide(c, absent, cmd); dec.Outcome != OutcomeReject || dec.Code != CodeResendsFailed ||
+		!strings.Contains(dec.Reason, "--retry") {
+		t.Errorf("parked, a cancel: %s %q; want it refused with the ways out", cell(dec), dec.Reason)
+	}
+	// A parked case whose count grew (an operator's retry failed too)
+	// says so.
+	more := c
+	more.Intent = &Intent{Step: StepSubmit, Key: c.Intent.Key, Since: c.Intent.Since, LastAttempt: last, Sends: 5, LastError: "http_503: gone"}
+	if dec := d.Decide(more, absent, Input{Kind: InputTimer, Now: now.Add(2 * time.Hour)}); dec.Attention == nil ||
+		!strings.Contains(dec.Attention.Message, "after 5 sends") || !strings.Contains(dec.Attention.Message, "http_503: gone") {
+		t.Errorf("parked, one more send failed: attention %+v; want the new count and answer", dec.Attention)
+	}
+
+	// The operator's retry: sent once more, under the same key, whatever
+	// the count; not before the in-flight wait.
+	retry := Input{Kind: InputResolve, ID: "cmd-resolve-1", Now: now.Add(2 * time.Hour), Resolve: &Resolve{Action: ResolveRetry}}
+	dec = d.Decide(c, absent, retry)
+	if dec.Step == nil || !dec.Step.Resume || dec.Step.Key != c.Intent.Key {
+		t.Fatalf("resolve --retry: %s; want the submission sent again under its key", cell(dec))
+	}
+	recent := c
+	recent.Intent = &Intent{Step: StepSubmit, Key: c.Intent.Key, Since: c.Intent.Since, LastAttempt: retry.Now.Add(-time.Second), Sends: 4}
+	if dec := d.Decide(recent, absent, retry); dec.Step != nil || dec.Outcome != OutcomeRetry {
+		t.Errorf("resolve --retry a second after a send: %s; want it to wait for the in-flight window", cell(dec))
+	}
+}
+
+// TestResendsWithoutLimitKeepBackingOff: ResendLimit 0 never parks; the
+// waits double up to Recheck.
+func TestResendsWithoutLimitKeepBackingOff(t *testing.T) {
+	d := Decider{Policy: policy} // Recheck 1 h, no limit
+	d.Policy.InFlight = time.Minute
+	last := now.Add(-30 * time.Minute)
+	for _, tt := range []struct {
+		sends int
+		wait  time.Duration
+	}{{2, 2 * time.Minute}, {5, 16 * time.Minute}, {7, time.Hour}, {40, time.Hour}} {
+		dec := d.Decide(resendCase(tt.sends, last, ""), &PlatformView{}, Input{Kind: InputTimer, Now: last.Add(tt.wait - time.Second)})
+		if dec.Step != nil || dec.State == StateNeedsAttention || !dec.WakeAt.Equal(last.Add(tt.wait)) {
+			t.Errorf("%d sends, a second before %s: %s wake %v; want a wait until then", tt.sends, tt.wait, cell(dec), dec.WakeAt)
+		}
+		if dec := d.Decide(resendCase(tt.sends, last, ""), &PlatformView{}, Input{Kind: InputTimer, Now: last.Add(tt.wait)}); dec.Step == nil {
+			t.Errorf("%d sends, %s after the last: %s; want it sent again", tt.sends, tt.wait, cell(dec))
+		}
+	}
+}
+
+// TestEndedOrderSettlesAnAbsentSubmission: a submission the platform shows
+// no refund of, once the in-flight window has passed, on an order that has
+// ended since, is settled (not taken effect) and the request ends; within
+// the window the case still waits, and a refund on the platform still
+// counts.
+func TestEndedOrderSettlesAnAbsentSubmission(t *testing.T) {
+	d := Decider{Policy: policy}
+	d.Policy.InFlight = time.Minute
+	c := resendCase(1, now.Add(-2*time.Minute), "http_503: busy")
+	c.OrderEvents = []OrderEvent{{ID: 41, Type: "ORDER_STATUS_CHANGE", Status: "CANCEL", Ended: true}, {ID: 42, Type: "ORDER_STATUS_CHANGE"}}
+	dec := d.Decide(c, &PlatformView{}, Input{Kind: InputTimer, Now: now})
+	if dec.State != StateCancelled || dec.Code != CodeOrderEnded || dec.Step != nil || dec.Resolve == nil ||
+		dec.Resolve.Done || dec.Resolve.Key != c.Intent.Key || dec.OrderEventsSeen != 42 {
+		t.Fatalf("ended order, no refund: %s resolve %+v seen %d; want cancelled order_ended, the intent settled not done, events seen to 42",
+			cell(dec), dec.Resolve, dec.OrderEventsSeen)
+	}
+	if !strings.Contains(dec.Reason, "status CANCEL") {
+		t.Errorf("reason %q; want it to name the order's event", dec.Reason)
+	}
+	early := c
+	early.Intent = &Intent{Step: StepSubmit, Key: c.Intent.Key, Since: c.Intent.Since, LastAttempt: now.Add(-10 * time.Second), Sends: 1}
+	if dec := d.Decide(early, &PlatformView{}, Input{Kind: InputTimer, Now: now}); dec.Code != CodeInFlight {
+		t.Errorf("ended order, within the in-flight window: %s; want it to wait (the submission may still arrive)", cell(dec))
+	}
+	if dec := d.Decide(c, tbView("WAIT_SELLER_AGREE"), Input{Kind: InputTimer, Now: now}); dec.Resolve == nil || !dec.Resolve.Done {
+		t.Errorf("ended order, the refund on the platform: %s resolve %+v; want the submission confirmed", cell(dec), dec.Resolve)
+	}
+}
+
+// TestResendLimitEdges: at the limit the newest resend still gets its
+// in-flight window (it may arrive), and the flag says the case stops next;
+// a command arriving then parks the case and is refused on it; a parked
+// case keeps no timer (one left from before would fire every pass); an
+// order that ends while it is parked still ends it.
+func TestResendLimitEdges(t *testing.T) {
+	d := Decider{Policy: policy}
+	d.Policy.InFlight, d.Policy.ResendLimit = time.Minute, 2
+	absent := &PlatformView{}
+	last := now.Add(-30 * time.Second)
+	dec := d.Decide(resendCase(3, last, "http_503: busy"), absent, Input{Kind: InputTimer, Now: now})
+	if dec.Step != nil || !dec.WakeAt.Equal(last.Add(time.Minute)) || dec.Attention == nil ||
+		!strings.Contains(dec.Attention.Message, "the case stops for an operator") {
+		t.Errorf("at the limit, within the last resend's window: %s wake %v attention %+v; want a wait until %v saying the case stops next",
+			cell(dec), dec.WakeAt, dec.Attention, last.Add(time.Minute))
+	}
+
+	c := resendCase(3, now.Add(-time.Hour), "http_503: busy")
+	cmd := Input{Kind: InputSendMessage, ID: "cmd-message-1", Now: now, Message: "hello"}
+	dec = d.Decide(c, absent, cmd)
+	if dec.State != StateNeedsAttention || dec.Code != CodeResendsFailed || !dec.Reapply {
+		t.Fatalf("a command at the limit: %s reapply %v; want the case parked and the command decided again", cell(dec), dec.Reapply)
+	}
+	parked := apply(c, dec)
+	if dec := d.Decide(parked, absent, cmd); dec.Outcome != OutcomeReject || dec.Code != CodeResendsFailed {
+		t.Errorf("the command again, on the parked case: %s; want it refused %s", cell(dec), CodeResendsFailed)
+	}
+
+	parked.WakeAt = now.Add(-time.Minute) // a retry's backoff, or an order's price change
+	if dec := d.Decide(parked, absent, Input{Kind: InputTimer, Now: now}); dec.Outcome != OutcomeNoOp || !dec.WakeAt.IsZero() {
+		t.Errorf("parked %s with a timer due: %s wake %v; want no timer left", CodeResendsFailed, cell(dec), dec.WakeAt)
+	}
+	unverifiable := parked
+	unverifiable.AttentionCode = CodeUnverifiable
+	if dec := d.Decide(unverifiable, &PlatformView{Inconclusive: true}, Input{Kind: InputTimer, Now: now}); dec.Code != CodeUnverifiable || !dec.WakeAt.IsZero() {
+		t.Errorf("parked %s with a timer due: %s wake %v; want no timer left", CodeUnverifiable, cell(dec), dec.WakeAt)
+	}
+
+	ended := parked
+	ended.OrderEvents = []OrderEvent{{ID: 9, Type: "ORDER_STATUS_CHANGE", Status: "CANCEL", Ended: true}}
+	if dec := d.Decide(ended, absent, Input{Kind: InputCallback, Now: now}); dec.State != StateCancelled || dec.Code != CodeOrderEnded {
+		t.Errorf("parked %s, then the order ended: %s; want cancelled %s", CodeResendsFailed, cell(dec), CodeOrderEnded)
+	}
+}
+
+// TestEndedOrderLeavesOtherIntentsAlone: only a submission is settled by
+// an ended order; a cancel or a return shipment of unknown outcome is about
+// a refund that exists, and goes on being settled by the refund's view.
+func TestEndedOrderLeavesOtherIntentsAlone(t *testing.T) {
+	d := Decider{Policy: policy}
+	d.Policy.InFlight = time.Minute
+	ended := []OrderEvent{{ID: 9, Type: "ORDER_STATUS_CHANGE", Status: "CANCEL", Ended: true}}
+	last := now.Add(-time.Hour)
+
+	cancel := fixture(PlatformTaobao, StateCancelling)
+	cancel.RefundID = "R1"
+	cancel.Intent = &Intent{Step: StepCancel, Key: "case:7:cancel:v3", Since: last, LastAttempt: last, Sends: 1}
+	cancel.OrderEvents = ended
+	if dec := d.Decide(cancel, tbView("WAIT_SELLER_AGREE"), Input{Kind: InputTimer, Now: now}); dec.Step == nil || !dec.Step.Resume ||
+		dec.Code == CodeOrderEnded {
+		t.Errorf("a cancel of unknown outcome, the refund still open, the order ended: %s; want the cancel sent again", cell(dec))
+	}
+
+	ret := fixture(PlatformTaobao, StateReturnSubmitting)
+	ret.RefundID = "R1"
+	ret.Shipment = &Shipment{Company: "SF", Waybill: "SF100"}
+	ret.Intent = &Intent{Step: StepReturnSubmit, Key: "case:7:return:v3", Since: last, LastAttempt: last, Sends: 1}
+	ret.OrderEvents = ended
+	if dec := d.Decide(ret, tbView("WAIT_BUYER_RETURN_GOODS"), Input{Kind: InputTimer, Now: now}); dec.Code == CodeOrderEnded ||
+		dec.State == StateCancelled {
+		t.Errorf("a return shipment of unknown outcome, the order ended: %s; want it not ended by the order", cell(dec))
+	}
+}

@@ -1,0 +1,119 @@
+package refundflow_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/sandbox"
+)
+
+// TestResendsThatKeepFailingParkTheCase: a Taobao submission whose outcome
+// is unknown (a 503) is sent again under its key each time the platform
+// shows no refund. A platform that fails every resend used to get one every
+// WORKER_INTENT_IN_FLIGHT for ever, the case flagged as waiting for an
+// attempt that "may still reach it", spending the rate limit other cases
+// share. Now the waits double and, after Policy.ResendLimit resends, the
+// case parks (intent_resends_failed) with the platform's last answer and
+// the ways out; nothing more is sent until an operator retries, and that
+// retry goes out under the same key.
+func TestResendsThatKeepFailingParkTheCase(t *testing.T) {
+	r := newRig(t, manual)
+	pol := testPolicy
+	pol.InFlight, pol.ResendLimit = 20*time.Millisecond, 3
+	r.setEngine(r.newEngineWith("engine-a", pol))
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP503, Count: 1000}}})
+	submits := func() int64 { return r.sb.Stats().APICalls["taobao_submit"] }
+
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	h := r.handle(cmd)
+	c := r.waitState(h.CaseID, refundflow.StateNeedsAttention)
+	if c.AttentionCode != refundflow.CodeResendsFailed || c.ParkedState != string(refundflow.StateSubmitting) {
+		t.Fatalf("parked %s at %s; want %s at submitting", c.AttentionCode, c.ParkedState, refundflow.CodeResendsFailed)
+	}
+	for _, want := range []string{"no submit after 4 sends", "http_503", fmt.Sprintf("refundctl resolve %d --retry", c.ID),
+		fmt.Sprintf("refundctl resolve %d --close", c.ID)} {
+		if !strings.Contains(c.AttentionMessage, want) {
+			t.Errorf("attention %q; want it to say %q", c.AttentionMessage, want)
+		}
+	}
+	if n := submits(); n != 4 {
+		t.Errorf("%d submit calls; want 4: the first and %d resends", n, pol.ResendLimit)
+	}
+	steps := r.stepsNamed(c.ID, refundflow.StepSubmit)
+	if len(steps) != 1 || steps[0].Status != casestore.StepIntent || steps[0].Begins != 4 || steps[0].ErrorCode != "http_503" {
+		t.Fatalf("submit steps %+v; want one intent, begun 4 times, its last error http_503", steps)
+	}
+
+	// Parked: neither its timer nor the reconciler sends it again.
+	ctx := context.Background()
+	for _, k := range []refundflow.InputKind{refundflow.InputTimer, refundflow.InputReconcile} {
+		if _, err := r.engine().Wake(ctx, c.ID, k); err != nil {
+			t.Fatalf("wake %s: %v", k, err)
+		}
+	}
+	if n := submits(); n != 4 {
+		t.Errorf("%d submit calls after a timer and a reconcile of the parked case; want still 4", n)
+	}
+
+	// The platform takes submissions again; the operator retries: the
+	// same key, one refund.
+	r.sb.SetFaults(sandbox.Faults{})
+	retry := refundflow.Command{ID: "cmd-resolve-resends", Kind: refundflow.InputResolve, Platform: refundflow.PlatformTaobao,
+		CaseID: c.ID, Resolve: &refundflow.Resolve{Action: refundflow.ResolveRetry}, Operator: "tester", IssuedAt: time.Now()}
+	r.handle(retry)
+	c = r.waitState(c.ID, refundflow.StateWaitingSeller)
+	if c.AttentionCode != "" || c.RefundID == "" {
+		t.Errorf("after the retry: attention %q, refund %q; want none and the refund", c.AttentionCode, c.RefundID)
+	}
+	if steps := r.stepsNamed(c.ID, refundflow.StepSubmit); len(steps) != 1 || steps[0].Status != casestore.StepDone {
+		t.Errorf("submit steps %+v; want the one intent, done", steps)
+	}
+	r.noDuplicates()
+}
+
+// TestOrderCancelledWhileASubmissionIsUnknownEndsTheCase: the first Taobao
+// submission failed with an unknown outcome, and the buyer cancelled the
+// order. The platform shows no refund and refuses every resend (the order is
+// cancelled); the case used to send it again for ever, its order's news
+// never applied because an open intent is settled first. The two facts
+// together settle it: no refund on the platform, and an order that ended
+// can no longer take one. The case ends as order_ended, nothing more sent.
+func TestOrderCancelledWhileASubmissionIsUnknownEndsTheCase(t *testing.T) {
+	r := newRig(t, manual)
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP503, Count: 1}}})
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	h := r.handle(cmd)
+	if steps := r.stepsNamed(h.CaseID, refundflow.StepSubmit); len(steps) != 1 || steps[0].Status != casestore.StepIntent {
+		t.Fatalf("submit steps %+v; want one intent left open by the 503", steps)
+	}
+	r.orderEvent(o, sandbox.OrderEvent{Type: "cancel"})
+
+	c := r.waitState(h.CaseID, refundflow.StateCancelled)
+	steps := r.stepsNamed(c.ID, refundflow.StepSubmit)
+	if len(steps) != 1 || steps[0].Status != casestore.StepFailed || steps[0].ErrorCode != refundflow.CodeOrderEnded {
+		t.Fatalf("submit steps %+v; want the intent closed as %s", steps, refundflow.CodeOrderEnded)
+	}
+	if !r.timelineHas(c.ID, "the order ended on the platform") {
+		t.Error("the timeline does not say the order ended")
+	}
+	sent := r.sb.Stats().APICalls["taobao_submit"]
+	if _, err := r.engine().Wake(context.Background(), c.ID, refundflow.InputReconcile); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.sb.Stats().APICalls["taobao_submit"]; n != sent {
+		t.Errorf("submit calls %d after the case ended, %d before; want none more", n, sent)
+	}
+	if st := r.sb.Stats(); st.RefundSubmissions["taobao:"+so] > 1 {
+		t.Errorf("submissions the sandbox took for %s: %d; want at most the one resend that met the cancelled order",
+			so, st.RefundSubmissions["taobao:"+so])
+	}
+}
