@@ -43,6 +43,7 @@ func TestForcedErrorKinds(t *testing.T) {
 		{ErrHTTP503, http.StatusServiceUnavailable, 0, false},
 		{ErrRateLimit, http.StatusOK, codeRateLimited, false},
 		{ErrInternal, http.StatusOK, codeInternal, false},
+		{ErrRefused, http.StatusOK, codeIllegal, false},
 		{ErrTimeout, http.StatusGatewayTimeout, 0, false},
 		{ErrReset, 0, 0, true},
 		{ErrLate, http.StatusOK, codeOK, false}, // the client waited: the normal answer, late

@@ -284,6 +284,8 @@ func (s *Sandbox) writeFault(w http.ResponseWriter, r *http.Request, kind ErrorK
 		s.writeEnvelope(w, s.errorStatus(), nil, errf(platform.ClassRateLimited, "请求过于频繁 (rate limited)"))
 	case ErrInternal:
 		s.writeEnvelope(w, s.errorStatus(), nil, errf(classInternal, "系统繁忙 (internal error)"))
+	case ErrRefused:
+		s.writeEnvelope(w, s.errorStatus(), nil, errf(classIllegal, "当前状态不允许此操作 (refused: the state does not allow it)"))
 	case ErrReset:
 		hj, ok := w.(http.Hijacker)
 		if !ok {

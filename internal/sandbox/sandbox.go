@@ -84,6 +84,10 @@ const (
 	ErrRateLimit ErrorKind = "ratelimit" // envelope with the profile's rate_limited code
 	ErrInternal  ErrorKind = "internal"  // envelope with the profile's internal code
 	ErrReset     ErrorKind = "reset"     // connection closed without a response
+	// ErrRefused: the call is refused whole with a business error (the
+	// profile's illegal_state code), as the platform refuses an operation
+	// the refund's or the order's state does not allow: nothing applied.
+	ErrRefused ErrorKind = "refused"
 	// ErrLate: the request reaches the platform late, as if held in a proxy
 	// or a queue. It hangs until the client gives up (or Faults.TimeoutAfter)
 	// and takes effect Faults.TimeoutAfter after it arrived, whether or not
@@ -93,7 +97,7 @@ const (
 
 // ErrorKinds lists every ErrorKind.
 func ErrorKinds() []ErrorKind {
-	return []ErrorKind{ErrHTTP500, ErrHTTP503, ErrTimeout, ErrRateLimit, ErrInternal, ErrReset, ErrLate}
+	return []ErrorKind{ErrHTTP500, ErrHTTP503, ErrTimeout, ErrRateLimit, ErrInternal, ErrReset, ErrLate, ErrRefused}
 }
 
 // ForcedError makes the next Count calls of Endpoint fail with Kind.
