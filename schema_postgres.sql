@@ -286,3 +286,7 @@ DROP INDEX cases_refund_id;
 -- fails to start, saying so, and its supervisor starts it again.
 SET LOCAL lock_timeout = '10s';
 ALTER TABLE order_events ALTER COLUMN order_id TYPE TEXT COLLATE "C";
+
+-- +migration 19: refused resends of an intent
+-- See schema.sql. A column with a constant default: no table rewrite.
+ALTER TABLE step_attempts ADD COLUMN refusals BIGINT NOT NULL DEFAULT 0;

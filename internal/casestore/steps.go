@@ -36,7 +36,11 @@ type StepAttempt struct {
 	ErrorCode      string
 	ErrorMessage   string
 	Begins         int // how many times BeginStep saw this key
-	StartedAt      time.Time
+	// Refusals is how many attempts under this key the platform refused
+	// while it was an intent (MarkAttempt with refused): resends, since a
+	// refused first attempt closes its intent.
+	Refusals  int
+	StartedAt time.Time
 	// LastAttemptAt is when an attempt under this key last began (BeginStep)
 	// or last ended without a result (MarkAttempt): the newest moment a call
 	// of it was on its way (StartedAt is when the first began).
@@ -56,13 +60,14 @@ type stepRow struct {
 	ErrorCode      string         `db:"error_code"`
 	ErrorMessage   string         `db:"error_message"`
 	Begins         int            `db:"begins"`
+	Refusals       int            `db:"refusals"`
 	StartedAt      int64          `db:"started_at"`
 	LastAttemptAt  sql.NullInt64  `db:"last_attempt_at"`
 	FinishedAt     sql.NullInt64  `db:"finished_at"`
 }
 
 const stepColumns = `id, case_id, step, idempotency_key, status, request, outcome, request_id,
-	error_code, error_message, begins, started_at, last_attempt_at, finished_at`
+	error_code, error_message, begins, refusals, started_at, last_attempt_at, finished_at`
 
 func (r stepRow) toStep() StepAttempt {
 	last := r.LastAttemptAt
@@ -72,7 +77,7 @@ func (r stepRow) toStep() StepAttempt {
 	return StepAttempt{
 		ID: r.ID, CaseID: r.CaseID, Step: r.Step, IdempotencyKey: r.IdempotencyKey.String,
 		Status: StepStatus(r.Status), Request: r.Request, Outcome: r.Outcome, RequestID: r.RequestID,
-		ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage, Begins: r.Begins,
+		ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage, Begins: r.Begins, Refusals: r.Refusals,
 		StartedAt: time.UnixMilli(r.StartedAt).UTC(), LastAttemptAt: fromMS(last), FinishedAt: fromMS(r.FinishedAt),
 	}
 }
@@ -134,13 +139,19 @@ func (tx *Tx) BeginStep(ctx context.Context, caseID int64, step, idempotencyKey,
 // shutdown, a resend the platform refused): the request may still be on
 // its way to the platform, so the in-flight window counts from now
 // (StepAttempt.LastAttemptAt). errorCode and errorMessage are what the
-// attempt got, kept on the intent (they stay until its result replaces
-// them): the engine names the platform's last answer when it stops
-// sending the step again, and the console shows why the intent is open. A
-// finished step is left as it is; an unknown key is ErrNotFound.
-func (tx *Tx) MarkAttempt(ctx context.Context, idempotencyKey, errorCode, errorMessage string) error {
-	res, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET last_attempt_at = ?, error_code = ?, error_message = ?
-		WHERE idempotency_key = ? AND status = 'intent'`, ms64(tx.now), errorCode, errorMessage, idempotencyKey)
+// attempt got, kept on the intent (until the next attempt or its result):
+// the engine names the platform's last answer when it stops sending the
+// step again, and the console shows why the intent is open. refused: the
+// platform refused this attempt (it certainly did not apply it), counted
+// in StepAttempt.Refusals. A finished step is left as it is; an unknown
+// key is ErrNotFound.
+func (tx *Tx) MarkAttempt(ctx context.Context, idempotencyKey, errorCode, errorMessage string, refused bool) error {
+	n := 0
+	if refused {
+		n = 1
+	}
+	res, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET last_attempt_at = ?, error_code = ?, error_message = ?,
+		refusals = refusals + ? WHERE idempotency_key = ? AND status = 'intent'`, ms64(tx.now), errorCode, errorMessage, n, idempotencyKey)
 	if err != nil {
 		return fmt.Errorf("mark attempt %q: %w", idempotencyKey, err)
 	}
@@ -304,6 +315,7 @@ var caseToDecide = `SELECT ` + qualified("c.", caseColumns) + `,
 	COALESCE(i.request, '') AS "i.request", COALESCE(i.outcome, '') AS "i.outcome",
 	COALESCE(i.request_id, '') AS "i.request_id", COALESCE(i.error_code, '') AS "i.error_code",
 	COALESCE(i.error_message, '') AS "i.error_message", COALESCE(i.begins, 0) AS "i.begins",
+	COALESCE(i.refusals, 0) AS "i.refusals",
 	COALESCE(i.started_at, 0) AS "i.started_at", i.last_attempt_at AS "i.last_attempt_at",
 	i.finished_at AS "i.finished_at",
 	COALESCE(e.id, 0) AS "e.id", COALESCE(e.platform, '') AS "e.platform", COALESCE(e.order_id, '') AS "e.order_id",

@@ -1073,7 +1073,7 @@ func testAttemptTimes(t *testing.T, be backend) {
 		return a
 	}
 	begin := func(tx *Tx) error { _, _, err := tx.BeginStep(ctx, c.ID, "submit", "case:1:submit", `{}`); return err }
-	mark := func(tx *Tx) error { return tx.MarkAttempt(ctx, "case:1:submit", "http_503", "http status 503") }
+	mark := func(tx *Tx) error { return tx.MarkAttempt(ctx, "case:1:submit", "http_503", "http status 503", false) }
 	if a := step(begin); !a.StartedAt.Equal(t0) || !a.LastAttemptAt.Equal(t0) {
 		t.Fatalf("first begin: started %v last %v; want both %v", a.StartedAt, a.LastAttemptAt, t0)
 	}
@@ -1086,6 +1086,18 @@ func testAttemptTimes(t *testing.T, be backend) {
 	if a := step(begin); !a.StartedAt.Equal(t0) || !a.LastAttemptAt.Equal(clock) || a.Begins != 2 || a.ErrorCode != "" || a.ErrorMessage != "" {
 		t.Fatalf("resumed: %+v; want started %v, last %v, begins 2, the first attempt's error cleared", a, t0, clock)
 	}
+	// The resend is refused, then another one too: counted, and kept
+	// across the begin in between.
+	refused := func(tx *Tx) error { return tx.MarkAttempt(ctx, "case:1:submit", "4091", "illegal state", true) }
+	if a := step(refused); a.Refusals != 1 || a.ErrorCode != "4091" {
+		t.Fatalf("a refused resend: %+v; want 1 refusal, its error 4091", a)
+	}
+	if a := step(begin); a.Refusals != 1 || a.Begins != 3 {
+		t.Fatalf("begun again: %+v; want begins 3, the refusal still counted", a)
+	}
+	if a := step(refused); a.Refusals != 2 {
+		t.Fatalf("refused again: %+v; want 2 refusals", a)
+	}
 	done := t0.Add(91 * time.Second)
 	clock = done
 	step(func(tx *Tx) error { return tx.FinishStep(ctx, "case:1:submit", StepResult{Status: StepDone}) })
@@ -1096,7 +1108,7 @@ func testAttemptTimes(t *testing.T, be backend) {
 	if a := step(begin); !a.LastAttemptAt.Equal(t0.Add(90*time.Second)) || a.Status != StepDone {
 		t.Errorf("BeginStep on a finished step: %+v; want it left as it was", a)
 	}
-	if err := s.Update(ctx, func(tx *Tx) error { return tx.MarkAttempt(ctx, "no-such-key", "", "") }); !errors.Is(err, ErrNotFound) {
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.MarkAttempt(ctx, "no-such-key", "", "", false) }); !errors.Is(err, ErrNotFound) {
 		t.Errorf("MarkAttempt of an unknown key: %v; want ErrNotFound", err)
 	}
 }

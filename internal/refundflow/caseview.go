@@ -19,7 +19,7 @@ func caseView(ctx context.Context, s *casestore.Store, l loaded) (CaseView, erro
 	}
 	if it != nil {
 		cv.Intent = &Intent{Step: StepName(it.Step), Key: it.IdempotencyKey, Since: it.StartedAt, LastAttempt: it.LastAttemptAt,
-			Sends: it.Begins, LastError: stepErrorText(it.ErrorCode, it.ErrorMessage)}
+			Sends: it.Begins, LastError: stepErrorText(it.ErrorCode, it.ErrorMessage), Refusals: it.Refusals}
 	}
 	evs := l.events
 	if !l.eventsRead && c.OrderEventsLatest > c.OrderEventsSeen {

@@ -374,7 +374,7 @@ func (e *Engine) recordStep(ctx context.Context, tx *casestore.Tx, caseID int64,
 		// same key when this one was refused): the intent stays open and the
 		// next attempt asks the platform first, trusting "no effect" only
 		// Policy.InFlight after now (the request may still arrive).
-		if err := tx.MarkAttempt(ctx, r.key, r.err.Code, r.err.Message); err != nil {
+		if err := tx.MarkAttempt(ctx, r.key, r.err.Code, r.err.Message, r.err.Refused); err != nil {
 			return casestore.TimelineEntry{}, err
 		}
 		if r.err.NotApplied {

@@ -17,7 +17,7 @@ const (
 	CodeTerminal        = "terminal"         // a non-command input for a terminal case
 	CodeIntentUnsettled = "intent_unsettled" // a side effect may have reached the platform: query first
 	CodeUnverifiable    = "intent_unverifiable"
-	CodeResendsFailed   = "intent_resends_failed" // the platform still shows no effect after Policy.ResendLimit resends
+	CodeResendsFailed   = "intent_resends_failed" // the platform refused Policy.ResendLimit resends and shows no effect
 	CodeStaleView       = "stale_view"            // the view is behind the case
 	CodeOtherRefund     = "other_refund"          // the view is of another refund
 	CodeInconclusive    = "inconclusive"          // the fetcher could not tell

@@ -223,14 +223,17 @@ func (d Decider) settleUnproven(c CaseView, it Intent, v PlatformView, now time.
 // submission being sent to a cancelled order for ever while the order's news
 // waits behind the intent.
 //
-// Resends back off: the wait before each doubles from Policy.InFlight. After
-// Policy.ResendLimit resends that the platform still shows no effect of, the
-// case parks (CodeResendsFailed) and nothing more is sent until an operator
-// retries (resolve --retry: sent once more, after the in-flight wait only).
+// Resends back off: the wait before each doubles from Policy.InFlight. Once
+// the platform has refused Policy.ResendLimit of them (and still shows no
+// effect), the case parks (CodeResendsFailed) and nothing more is sent until
+// an operator retries (resolve --retry: sent once more, after the in-flight
+// wait only). Resends whose outcome is unknown again, or rate limited, do
+// not count: the platform is down or busy, and the case goes on when it is
+// back.
 func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (dec Decision, resent bool) {
 	last, n := it.lastAttempt(), it.resends()
 	operator := in.Kind == InputResolve // resolve --retry: once more, whatever the count
-	stop := !operator && d.Policy.ResendLimit > 0 && n >= d.Policy.ResendLimit
+	stop := !operator && d.Policy.ResendLimit > 0 && it.Refusals >= d.Policy.ResendLimit
 	// One wait: the in-flight window of the newest attempt, which must
 	// pass before "no effect" is trusted, or longer, the backoff of a
 	// resend still to come.
@@ -245,12 +248,13 @@ func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (
 			it.Step, stamp(until), sendsSoFar(it))
 		switch {
 		case stop:
-			flag = fmt.Sprintf("the platform shows no %s after %d sends under the same key (the last: %s), and the last may still reach it: "+
-				"asking again at %s; if it still shows none, the case stops for an operator", it.Step, it.Sends, lastAnswer(it), stamp(until))
+			flag = fmt.Sprintf("the platform refused %d resends of the %s and shows no effect (the last answer: %s): "+
+				"asking again at %s, when the last attempt can no longer arrive; if it still shows none, the case stops for an operator",
+				it.Refusals, it.Step, lastAnswer(it), stamp(until))
 			reason = flag
 		case n > 0 && !operator:
-			flag = fmt.Sprintf("the platform still shows no %s after %d sends under the same key (the last: %s): asking again at %s, "+
-				"and sending it again then if it still shows none%s", it.Step, it.Sends, lastAnswer(it), stamp(until), d.resendsLeft(n))
+			flag = fmt.Sprintf("the platform still shows no %s after %d sends under the same key (the last answer: %s): asking again at %s, "+
+				"and sending it again then if it still shows none%s", it.Step, it.Sends, lastAnswer(it), stamp(until), d.refusalsSoFar(it))
 			reason = flag
 		}
 		dec := keep(c, CodeInFlight, reason)
@@ -299,18 +303,25 @@ func waitUntil(dec Decision, until time.Time, in Input) Decision {
 
 // resendWait is how long after the newest attempt the intent's step is
 // sent again once it has been resent n times: Policy.InFlight, doubled for
-// each resend, up to Policy.Recheck (a day when that is 0).
+// each resend, up to InFlight·2^ResendLimit (the wait before the last
+// refused resend the limit allows: a platform down for hours is asked that
+// often, and the case goes on soon after it is back) and to Policy.Recheck
+// (a day when that is 0).
 func (d Decider) resendWait(n int) time.Duration {
-	return delay.Doubling(d.Policy.InFlight, cmp.Or(d.Policy.Recheck, 24*time.Hour), n)
+	ceiling := cmp.Or(d.Policy.Recheck, 24*time.Hour)
+	if d.Policy.ResendLimit > 0 {
+		ceiling = min(ceiling, delay.Doubling(d.Policy.InFlight, ceiling, d.Policy.ResendLimit))
+	}
+	return delay.Doubling(d.Policy.InFlight, ceiling, n)
 }
 
-// resendsLeft tells, after n resends, how many Policy.ResendLimit allows
-// before the case parks; nothing when there is no limit.
-func (d Decider) resendsLeft(n int) string {
+// refusalsSoFar tells how many resends the platform has refused of the
+// Policy.ResendLimit that stop the case; nothing when there is no limit.
+func (d Decider) refusalsSoFar(it Intent) string {
 	if d.Policy.ResendLimit <= 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (resend %d of %d, then the case stops for an operator)", n+1, d.Policy.ResendLimit)
+	return fmt.Sprintf(" (%d refused so far; the case stops for an operator after %d)", it.Refusals, d.Policy.ResendLimit)
 }
 
 // sendsSoFar says, after a resend, how many sends there were and what the
@@ -331,20 +342,21 @@ func lastAnswer(it Intent) string {
 }
 
 // resendsFailed parks a case whose intent's step the platform still shows
-// no effect of after Policy.ResendLimit resends. The intent stays open: a
+// no effect of after refusing Policy.ResendLimit resends. The intent stays open: a
 // later view showing the effect settles it and moves the case on. A command
 // meanwhile is refused with the ways out; resolve --retry (onResolve)
 // sends the step once more.
 func (d Decider) resendsFailed(c CaseView, it Intent, in Input) Decision {
-	msg := fmt.Sprintf("the platform still shows no %s after %d sends under the same key (the last: %s); not sent again automatically. "+
+	msg := fmt.Sprintf("the platform refused %d resends of the %s and shows no effect of it (%d sends under the same key in all; "+
+		"the last answer: %s); not sent again automatically. "+
 		"Check the order in the platform's back office: if the %s took effect there, the case's next check moves it on; "+
 		"to send it once more, `refundctl resolve %d --retry`; to stop, `refundctl resolve %d --close --note …`",
-		it.Step, it.Sends, lastAnswer(it), it.Step, c.ID, c.ID)
+		it.Refusals, it.Step, it.Sends, lastAnswer(it), it.Step, c.ID, c.ID)
 	if c.State == StateNeedsAttention && c.AttentionCode == CodeResendsFailed {
 		if isCommand(in.Kind) {
 			return reject(c, CodeResendsFailed, msg)
 		}
-		dec := keep(c, CodeResendsFailed, fmt.Sprintf("still no %s on the platform after %d sends", it.Step, it.Sends))
+		dec := keep(c, CodeResendsFailed, fmt.Sprintf("still no %s on the platform after %d refused resends", it.Step, it.Refusals))
 		// No timer: a parked case is the operator's (the reconciler still
 		// looks). One left from before (a retry's backoff, an order's
 		// price change) would fire every timer pass, each time asking the

@@ -7,20 +7,21 @@ import (
 )
 
 // resendCase is a Taobao case in submitting whose submission intent has been
-// sent sends times, the last attempt ending at last with lastErr.
-func resendCase(sends int, last time.Time, lastErr string) CaseView {
+// sent sends times, refusals of the resends refused, the last attempt
+// ending at last with lastErr.
+func resendCase(sends, refusals int, last time.Time, lastErr string) CaseView {
 	c := fixture(PlatformTaobao, StateSubmitting)
 	c.Plan.PriorListed = true
 	c.Intent = &Intent{Step: StepSubmit, Key: "case:7:submit:v3", Since: last.Add(-time.Hour), LastAttempt: last,
-		Sends: sends, LastError: lastErr}
+		Sends: sends, LastError: lastErr, Refusals: refusals}
 	return c
 }
 
 // TestResendsBackOffAndStop: each resend of an intent the platform shows no
-// effect of waits twice as long as the one before (from InFlight); after
-// ResendLimit resends the case parks with the platform's last answer and
-// the ways out, and sends nothing more on a timer, a callback or a
-// command; an operator's retry sends it once more, after the in-flight
+// effect of waits twice as long as the one before (from InFlight); once the
+// platform has refused ResendLimit of them the case parks with its last
+// answer and the ways out, and sends nothing more on a timer, a callback or
+// a command; an operator's retry sends it once more, after the in-flight
 // wait only.
 func TestResendsBackOffAndStop(t *testing.T) {
 	d := Decider{Policy: policy}
@@ -30,35 +31,35 @@ func TestResendsBackOffAndStop(t *testing.T) {
 	const answer = "4091: taobao_submit: platform error code 4091 \"订单未支付或已取消\""
 
 	// The first send, then none: resent once InFlight has passed.
-	dec := d.Decide(resendCase(1, last, answer), absent, Input{Kind: InputTimer, Now: now})
+	dec := d.Decide(resendCase(1, 0, last, "http_503: busy"), absent, Input{Kind: InputTimer, Now: now})
 	if dec.Step == nil || !dec.Step.Resume {
 		t.Fatalf("first send, %s after it: %s; want it sent again", now.Sub(last), cell(dec))
 	}
-	// One resend so far: the next waits 2 × InFlight, flagged with the
-	// count and the answer.
-	dec = d.Decide(resendCase(2, last, answer), absent, Input{Kind: InputTimer, Now: now})
+	// One resend so far, refused: the next waits 2 × InFlight, flagged
+	// with the count and the answer.
+	dec = d.Decide(resendCase(2, 1, last, answer), absent, Input{Kind: InputTimer, Now: now})
 	if dec.Step != nil || !dec.WakeAt.Equal(last.Add(2*time.Minute)) || dec.Attention == nil ||
 		!strings.Contains(dec.Attention.Message, "after 2 sends") || !strings.Contains(dec.Attention.Message, "订单未支付或已取消") ||
-		!strings.Contains(dec.Attention.Message, "resend 2 of 3") {
-		t.Fatalf("one resend, 90 s after it: %s wake %v attention %+v; want a wait until %v naming the sends and the answer",
+		!strings.Contains(dec.Attention.Message, "1 refused so far") {
+		t.Fatalf("one resend, 90 s after it: %s wake %v attention %+v; want a wait until %v naming the sends, refusals and answer",
 			cell(dec), dec.WakeAt, dec.Attention, last.Add(2*time.Minute))
 	}
 	// A command waits with it, rather than coming back every few minutes.
 	cmd := Input{Kind: InputCancel, ID: "cmd-cancel-1", Now: now}
-	if dec := d.Decide(resendCase(2, last, answer), absent, cmd); dec.Outcome != OutcomeRetry || !dec.RetryAt.Equal(last.Add(2*time.Minute)) {
+	if dec := d.Decide(resendCase(2, 1, last, answer), absent, cmd); dec.Outcome != OutcomeRetry || !dec.RetryAt.Equal(last.Add(2*time.Minute)) {
 		t.Errorf("a command during the wait: %s retry at %v; want it back at %v", cell(dec), dec.RetryAt, last.Add(2*time.Minute))
 	}
-	if dec := d.Decide(resendCase(3, last, answer), absent, Input{Kind: InputTimer, Now: last.Add(4 * time.Minute)}); dec.Step == nil {
-		t.Errorf("two resends, 4 × InFlight after the last: %s; want it sent again", cell(dec))
+	if dec := d.Decide(resendCase(3, 2, last, answer), absent, Input{Kind: InputTimer, Now: last.Add(4 * time.Minute)}); dec.Step == nil {
+		t.Errorf("two refused resends, 4 × InFlight after the last: %s; want it sent again", cell(dec))
 	}
 
 	// The limit: parked, with the last answer and both ways out.
-	c := resendCase(4, last, answer)
+	c := resendCase(4, 3, last, answer)
 	dec = d.Decide(c, absent, Input{Kind: InputTimer, Now: now.Add(time.Hour)})
 	if dec.State != StateNeedsAttention || dec.Parked != StateSubmitting || dec.Code != CodeResendsFailed || dec.Step != nil {
-		t.Fatalf("three resends: %s; want parked %s at submitting, nothing sent", cell(dec), CodeResendsFailed)
+		t.Fatalf("three refused resends: %s; want parked %s at submitting, nothing sent", cell(dec), CodeResendsFailed)
 	}
-	for _, want := range []string{"after 4 sends", answer, "refundctl resolve 7 --retry", "refundctl resolve 7 --close --note"} {
+	for _, want := range []string{"refused 3 resends", "4 sends", answer, "refundctl resolve 7 --retry", "refundctl resolve 7 --close --note"} {
 		if !strings.Contains(dec.Attention.Message, want) {
 			t.Errorf("attention %q; want it to say %q", dec.Attention.Message, want)
 		}
@@ -74,13 +75,14 @@ func TestResendsBackOffAndStop(t *testing.T) {
 		!strings.Contains(dec.Reason, "--retry") {
 		t.Errorf("parked, a cancel: %s %q; want it refused with the ways out", cell(dec), dec.Reason)
 	}
-	// A parked case whose count grew (an operator's retry failed too)
-	// says so.
+	// A parked case whose count grew (an operator's retry was refused
+	// too) says so.
 	more := c
-	more.Intent = &Intent{Step: StepSubmit, Key: c.Intent.Key, Since: c.Intent.Since, LastAttempt: last, Sends: 5, LastError: "http_503: gone"}
+	more.Intent = &Intent{Step: StepSubmit, Key: c.Intent.Key, Since: c.Intent.Since, LastAttempt: last, Sends: 5, Refusals: 4,
+		LastError: "4092: taken"}
 	if dec := d.Decide(more, absent, Input{Kind: InputTimer, Now: now.Add(2 * time.Hour)}); dec.Attention == nil ||
-		!strings.Contains(dec.Attention.Message, "after 5 sends") || !strings.Contains(dec.Attention.Message, "http_503: gone") {
-		t.Errorf("parked, one more send failed: attention %+v; want the new count and answer", dec.Attention)
+		!strings.Contains(dec.Attention.Message, "refused 4 resends") || !strings.Contains(dec.Attention.Message, "4092: taken") {
+		t.Errorf("parked, one more resend refused: attention %+v; want the new count and answer", dec.Attention)
 	}
 
 	// The operator's retry: sent once more, under the same key, whatever
@@ -91,28 +93,35 @@ func TestResendsBackOffAndStop(t *testing.T) {
 		t.Fatalf("resolve --retry: %s; want the submission sent again under its key", cell(dec))
 	}
 	recent := c
-	recent.Intent = &Intent{Step: StepSubmit, Key: c.Intent.Key, Since: c.Intent.Since, LastAttempt: retry.Now.Add(-time.Second), Sends: 4}
+	recent.Intent = &Intent{Step: StepSubmit, Key: c.Intent.Key, Since: c.Intent.Since, LastAttempt: retry.Now.Add(-time.Second), Sends: 4, Refusals: 3}
 	if dec := d.Decide(recent, absent, retry); dec.Step != nil || dec.Outcome != OutcomeRetry {
 		t.Errorf("resolve --retry a second after a send: %s; want it to wait for the in-flight window", cell(dec))
 	}
 }
 
-// TestResendsWithoutLimitKeepBackingOff: ResendLimit 0 never parks; the
-// waits double up to Recheck.
-func TestResendsWithoutLimitKeepBackingOff(t *testing.T) {
-	d := Decider{Policy: policy} // Recheck 1 h, no limit
-	d.Policy.InFlight = time.Minute
-	last := now.Add(-30 * time.Minute)
+// TestResendsOfUnknownOutcomeNeverStop: resends whose outcome is unknown
+// again (the platform down) or that were rate limited do not count towards
+// the limit: the case never parks for them, and the waits double up to
+// InFlight·2^ResendLimit, so that it goes on soon after the platform is
+// back. With no limit they double up to Recheck.
+func TestResendsOfUnknownOutcomeNeverStop(t *testing.T) {
+	last := now.Add(-30 * time.Hour)
 	for _, tt := range []struct {
+		limit int
 		sends int
 		wait  time.Duration
-	}{{2, 2 * time.Minute}, {5, 16 * time.Minute}, {7, time.Hour}, {40, time.Hour}} {
-		dec := d.Decide(resendCase(tt.sends, last, ""), &PlatformView{}, Input{Kind: InputTimer, Now: last.Add(tt.wait - time.Second)})
+	}{
+		{3, 2, 2 * time.Minute}, {3, 3, 4 * time.Minute}, {3, 4, 8 * time.Minute}, {3, 5, 8 * time.Minute}, {3, 60, 8 * time.Minute},
+		{0, 5, 16 * time.Minute}, {0, 7, time.Hour}, {0, 40, time.Hour}, // policy's Recheck is an hour
+	} {
+		d := Decider{Policy: policy}
+		d.Policy.InFlight, d.Policy.ResendLimit = time.Minute, tt.limit
+		dec := d.Decide(resendCase(tt.sends, 0, last, "http_503: down"), &PlatformView{}, Input{Kind: InputTimer, Now: last.Add(tt.wait - time.Second)})
 		if dec.Step != nil || dec.State == StateNeedsAttention || !dec.WakeAt.Equal(last.Add(tt.wait)) {
-			t.Errorf("%d sends, a second before %s: %s wake %v; want a wait until then", tt.sends, tt.wait, cell(dec), dec.WakeAt)
+			t.Errorf("limit %d, %d sends none refused, a second before %s: %s wake %v; want a wait until then", tt.limit, tt.sends, tt.wait, cell(dec), dec.WakeAt)
 		}
-		if dec := d.Decide(resendCase(tt.sends, last, ""), &PlatformView{}, Input{Kind: InputTimer, Now: last.Add(tt.wait)}); dec.Step == nil {
-			t.Errorf("%d sends, %s after the last: %s; want it sent again", tt.sends, tt.wait, cell(dec))
+		if dec := d.Decide(resendCase(tt.sends, 0, last, "http_503: down"), &PlatformView{}, Input{Kind: InputTimer, Now: last.Add(tt.wait)}); dec.Step == nil {
+			t.Errorf("limit %d, %d sends none refused, %s after the last: %s; want it sent again", tt.limit, tt.sends, tt.wait, cell(dec))
 		}
 	}
 }
@@ -125,7 +134,7 @@ func TestResendsWithoutLimitKeepBackingOff(t *testing.T) {
 func TestEndedOrderSettlesAnAbsentSubmission(t *testing.T) {
 	d := Decider{Policy: policy}
 	d.Policy.InFlight = time.Minute
-	c := resendCase(1, now.Add(-2*time.Minute), "http_503: busy")
+	c := resendCase(1, 0, now.Add(-2*time.Minute), "http_503: busy")
 	c.OrderEvents = []OrderEvent{{ID: 41, Type: "ORDER_STATUS_CHANGE", Status: "CANCEL", Ended: true}, {ID: 42, Type: "ORDER_STATUS_CHANGE"}}
 	dec := d.Decide(c, &PlatformView{}, Input{Kind: InputTimer, Now: now})
 	if dec.State != StateCancelled || dec.Code != CodeOrderEnded || dec.Step != nil || dec.Resolve == nil ||
@@ -156,14 +165,14 @@ func TestResendLimitEdges(t *testing.T) {
 	d.Policy.InFlight, d.Policy.ResendLimit = time.Minute, 2
 	absent := &PlatformView{}
 	last := now.Add(-30 * time.Second)
-	dec := d.Decide(resendCase(3, last, "http_503: busy"), absent, Input{Kind: InputTimer, Now: now})
+	dec := d.Decide(resendCase(3, 2, last, "4091: refused"), absent, Input{Kind: InputTimer, Now: now})
 	if dec.Step != nil || !dec.WakeAt.Equal(last.Add(time.Minute)) || dec.Attention == nil ||
 		!strings.Contains(dec.Attention.Message, "the case stops for an operator") {
 		t.Errorf("at the limit, within the last resend's window: %s wake %v attention %+v; want a wait until %v saying the case stops next",
 			cell(dec), dec.WakeAt, dec.Attention, last.Add(time.Minute))
 	}
 
-	c := resendCase(3, now.Add(-time.Hour), "http_503: busy")
+	c := resendCase(3, 2, now.Add(-time.Hour), "4091: refused")
 	cmd := Input{Kind: InputSendMessage, ID: "cmd-message-1", Now: now, Message: "hello"}
 	dec = d.Decide(c, absent, cmd)
 	if dec.State != StateNeedsAttention || dec.Code != CodeResendsFailed || !dec.Reapply {

@@ -14,20 +14,21 @@ import (
 
 // TestResendsThatKeepFailingParkTheCase: a Taobao submission whose outcome
 // is unknown (a 503) is sent again under its key each time the platform
-// shows no refund. A platform that fails every resend used to get one every
-// WORKER_INTENT_IN_FLIGHT for ever, the case flagged as waiting for an
-// attempt that "may still reach it", spending the rate limit other cases
-// share. Now the waits double and, after Policy.ResendLimit resends, the
-// case parks (intent_resends_failed) with the platform's last answer and
-// the ways out; nothing more is sent until an operator retries, and that
-// retry goes out under the same key.
+// shows no refund. A platform that refuses every resend used to get one
+// every WORKER_INTENT_IN_FLIGHT for ever, the case flagged as waiting for
+// an attempt that "may still reach it", spending the rate limit other
+// cases share. Now the waits double and, once the platform has refused
+// Policy.ResendLimit resends, the case parks (intent_resends_failed) with
+// the platform's last answer and the ways out; nothing more is sent until
+// an operator retries, and that retry goes out under the same key.
 func TestResendsThatKeepFailingParkTheCase(t *testing.T) {
 	r := newRig(t, manual)
 	pol := testPolicy
 	pol.InFlight, pol.ResendLimit = 20*time.Millisecond, 3
 	r.setEngine(r.newEngineWith("engine-a", pol))
 	o, so := r.order(sandbox.PlatformTaobao, nil)
-	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP503, Count: 1000}}})
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP503, Count: 1},
+		{Endpoint: "taobao_submit", Kind: sandbox.ErrRefused, Count: 1000}}})
 	submits := func() int64 { return r.sb.Stats().APICalls["taobao_submit"] }
 
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
@@ -37,7 +38,7 @@ func TestResendsThatKeepFailingParkTheCase(t *testing.T) {
 	if c.AttentionCode != refundflow.CodeResendsFailed || c.ParkedState != string(refundflow.StateSubmitting) {
 		t.Fatalf("parked %s at %s; want %s at submitting", c.AttentionCode, c.ParkedState, refundflow.CodeResendsFailed)
 	}
-	for _, want := range []string{"no submit after 4 sends", "http_503", fmt.Sprintf("refundctl resolve %d --retry", c.ID),
+	for _, want := range []string{"refused 3 resends", "4 sends", "4091", fmt.Sprintf("refundctl resolve %d --retry", c.ID),
 		fmt.Sprintf("refundctl resolve %d --close", c.ID)} {
 		if !strings.Contains(c.AttentionMessage, want) {
 			t.Errorf("attention %q; want it to say %q", c.AttentionMessage, want)
@@ -47,8 +48,8 @@ func TestResendsThatKeepFailingParkTheCase(t *testing.T) {
 		t.Errorf("%d submit calls; want 4: the first and %d resends", n, pol.ResendLimit)
 	}
 	steps := r.stepsNamed(c.ID, refundflow.StepSubmit)
-	if len(steps) != 1 || steps[0].Status != casestore.StepIntent || steps[0].Begins != 4 || steps[0].ErrorCode != "http_503" {
-		t.Fatalf("submit steps %+v; want one intent, begun 4 times, its last error http_503", steps)
+	if len(steps) != 1 || steps[0].Status != casestore.StepIntent || steps[0].Begins != 4 || steps[0].Refusals != 3 || steps[0].ErrorCode != "4091" {
+		t.Fatalf("submit steps %+v; want one intent, begun 4 times, refused 3, its last error 4091", steps)
 	}
 
 	// Parked: neither its timer nor the reconciler sends it again.
@@ -74,6 +75,40 @@ func TestResendsThatKeepFailingParkTheCase(t *testing.T) {
 	}
 	if steps := r.stepsNamed(c.ID, refundflow.StepSubmit); len(steps) != 1 || steps[0].Status != casestore.StepDone {
 		t.Errorf("submit steps %+v; want the one intent, done", steps)
+	}
+	r.noDuplicates()
+}
+
+// TestResendsDuringAnOutageGoOnWhenThePlatformIsBack: resends whose
+// outcome is unknown again (the platform answering 503) are not refusals:
+// however many there are, the case does not stop for an operator (an
+// outage would otherwise stop every case it caught); it backs off, and
+// goes on when the platform is back, with one refund.
+func TestResendsDuringAnOutageGoOnWhenThePlatformIsBack(t *testing.T) {
+	r := newRig(t, manual)
+	pol := testPolicy
+	pol.InFlight, pol.ResendLimit = 10*time.Millisecond, 2
+	r.setEngine(r.newEngineWith("engine-a", pol))
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP503, Count: 1000}}})
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	h := r.handle(cmd)
+	r.waitFor("five resends", func() bool {
+		r.drive(r.engine(), h.CaseID)
+		return r.sb.Stats().APICalls["taobao_submit"] >= 6
+	})
+	c, err := r.store.GetCase(context.Background(), h.CaseID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State != string(refundflow.StateSubmitting) {
+		t.Fatalf("after five resends answered 503: %s (%s %q); want still submitting", c.State, c.AttentionCode, c.AttentionMessage)
+	}
+	r.sb.SetFaults(sandbox.Faults{})
+	c = r.waitState(c.ID, refundflow.StateWaitingSeller)
+	if steps := r.stepsNamed(c.ID, refundflow.StepSubmit); len(steps) != 1 || steps[0].Status != casestore.StepDone || steps[0].Refusals != 0 {
+		t.Errorf("submit steps %+v; want the one intent, done, none refused", steps)
 	}
 	r.noDuplicates()
 }

@@ -295,6 +295,7 @@ func stepError(err error, sideEffect, resume bool) *StepError {
 		se.Code = "error"
 	}
 	se.NotApplied = apiclient.NotApplied(err)
+	se.Refused = se.NotApplied && !errors.Is(err, apiclient.ErrRetryable)
 	se.Transient = errors.Is(err, apiclient.ErrRetryable) || errors.As(err, &de) || errors.Is(err, errListIncomplete) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || (sideEffect && (!se.NotApplied || resume))
 	return se

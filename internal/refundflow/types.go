@@ -43,6 +43,9 @@ type Intent struct {
 	// (step_attempts.error_code and error_message): empty when none is
 	// recorded.
 	LastError string
+	// Refusals is how many of the resends the platform refused
+	// (StepError.Refused; step_attempts.refusals).
+	Refusals int
 }
 
 // resends is how many times the intent's step was sent again under its key.
@@ -185,6 +188,12 @@ type StepError struct {
 	// unknown: its intent stays open and is settled by asking the platform
 	// first, and the error counts as transient.
 	NotApplied bool
+	// Refused: NotApplied with the platform's verdict on the call itself (a
+	// business or request error), not a refusal that passes with time (a
+	// rate limit, another retryable code). A resend refused so counts
+	// towards Policy.ResendLimit; one rate limited, or whose outcome is
+	// unknown again (the platform down), only backs off.
+	Refused bool
 }
 
 // Reason is a refund reason the platform offers.
@@ -389,15 +398,17 @@ type Policy struct {
 	// (upstream-api.md documents no idempotency key and no server-side
 	// deadline).
 	InFlight time.Duration
-	// ResendLimit is how many times an open intent's side effect is sent
-	// again under its key while the platform keeps showing no effect of
-	// it (each resend refused, or its outcome unknown again). The waits
-	// before the resends double from InFlight. After the last, the case
-	// parks (CodeResendsFailed) with the platform's last answer: sending
-	// it again for ever, every InFlight, would spend the platform's rate
-	// limit and show the case as waiting for an attempt that is not on its
-	// way. An operator's resolve --retry sends it once more. 0: no limit
-	// (the waits still double, up to Recheck).
+	// ResendLimit is how many resends of an open intent's side effect the
+	// platform may refuse (StepError.Refused) while it keeps showing no
+	// effect, before the case parks (CodeResendsFailed) with the
+	// platform's last answer: sending it again for ever would spend the
+	// platform's rate limit and show the case as waiting for an attempt
+	// that is not on its way. Resends whose outcome is unknown again (the
+	// platform down) or that are rate limited do not count: an outage
+	// must not stop every case it caught. The wait before each resend
+	// doubles from InFlight, up to InFlight·2^ResendLimit (and Recheck).
+	// An operator's resolve --retry sends it once more. 0: no limit (the
+	// waits double up to Recheck).
 	ResendLimit int
 }
 
@@ -406,15 +417,15 @@ type Policy struct {
 const DefaultInFlight = time.Minute
 
 // DefaultResendLimit is the default Policy.ResendLimit: with the default
-// InFlight, the resends go out 1, 2, 4, 8 and 16 minutes apart, so a
-// platform that refuses or fails them for half an hour stops the case.
+// InFlight, resends go out 1, 2, 4, 8, 16 and then every 32 minutes, so a
+// platform that refuses them all for half an hour stops the case.
 const DefaultResendLimit = 5
 
 // DefaultPolicy returns the defaults: no refusal message, re-check every 6 h,
 // resume stalled steps after 5 min, wait 1 h for evidence of an unconfirmable
 // intent (the platform retries a failed callback 30 min later), trust "no
 // effect" only a minute after the newest attempt began, and stop a case
-// after five resends the platform shows no effect of.
+// after five refused resends.
 func DefaultPolicy() Policy {
 	return Policy{Recheck: 6 * time.Hour, StepTimeout: 5 * time.Minute, IntentGrace: time.Hour, InFlight: DefaultInFlight,
 		ResendLimit: DefaultResendLimit}
