@@ -72,6 +72,7 @@ type stepJSON struct {
 	Request        json.RawMessage `json:"request,omitempty"`
 	Outcome        json.RawMessage `json:"outcome,omitempty"`
 	Begins         int             `json:"begins"`
+	Refusals       int             `json:"refusals"`
 	StartedAt      string          `json:"startedAt"`
 	FinishedAt     string          `json:"finishedAt,omitempty"`
 }
@@ -318,7 +319,7 @@ func (a *app) showCommand() *cobra.Command {
 				out.Steps = append(out.Steps, stepJSON{ID: s.ID, Step: s.Step, Status: string(s.Status),
 					IdempotencyKey: s.IdempotencyKey, RequestID: s.RequestID, ErrorCode: s.ErrorCode,
 					ErrorMessage: s.ErrorMessage, Request: rawJSON(s.Request), Outcome: rawJSON(s.Outcome),
-					Begins: s.Begins, StartedAt: timeJSON(s.StartedAt), FinishedAt: timeJSON(s.FinishedAt)})
+					Begins: s.Begins, Refusals: s.Refusals, StartedAt: timeJSON(s.StartedAt), FinishedAt: timeJSON(s.FinishedAt)})
 			}
 			for _, e := range timeline {
 				var detail json.RawMessage
@@ -391,7 +392,10 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 			errText := strings.TrimSuffix(s.ErrorCode+": "+s.ErrorMessage, ": ")
 			errText = strings.TrimPrefix(errText, ": ")
 			status := string(s.Status)
-			if s.Begins > 1 {
+			switch {
+			case s.Begins > 1 && s.Refusals > 0:
+				status += fmt.Sprintf(" (begun %dx, refused %dx)", s.Begins, s.Refusals)
+			case s.Begins > 1:
 				status += fmt.Sprintf(" (begun %dx)", s.Begins)
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", timeHuman(s.StartedAt), cell(s.Step, 32), status,

@@ -208,6 +208,39 @@ func TestShowPrintsThePlatformsWordsWhole(t *testing.T) {
 	}
 }
 
+// TestShowCountsAnIntentsRefusals: show names how many times an open
+// side effect was begun and how many of its resends the platform refused,
+// in the table and in --json.
+func TestShowCountsAnIntentsRefusals(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	ctx := context.Background()
+	err := st.Update(ctx, func(tx *casestore.Tx) error {
+		c, err := tx.CreateCase(ctx, casestore.NewCase{Platform: "taobao", OrderID: "900", SubOrderID: "901", State: "submitting"})
+		if err != nil {
+			return err
+		}
+		for i := range 3 {
+			if _, _, err := tx.BeginStep(ctx, c.ID, "submit", "case:1:submit:v1", `{}`); err != nil {
+				return err
+			}
+			if err := tx.MarkAttempt(ctx, "case:1:submit:v1", "4091", "refused: the state does not allow it", i > 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := e.mustRun("show", "1").stdout; !strings.Contains(out, "intent (begun 3x, refused 2x)") {
+		t.Errorf("show lacks the intent's sends and refusals:\n%s", out)
+	}
+	if out := e.mustRun("show", "1", "--json").stdout; !strings.Contains(out, `"begins": 3`) || !strings.Contains(out, `"refusals": 2`) {
+		t.Errorf("show --json lacks begins 3 and refusals 2:\n%s", out)
+	}
+}
+
 func TestWrapText(t *testing.T) {
 	for _, tt := range []struct {
 		in    string

@@ -253,6 +253,7 @@ type apiCaseDetail struct {
 		Request        string    `json:"request"`
 		Outcome        string    `json:"outcome"`
 		Begins         int       `json:"begins"`
+		Refusals       int       `json:"refusals"`
 		StartedAt      time.Time `json:"startedAt"`
 		FinishedAt     time.Time `json:"finishedAt"`
 	} `json:"steps"`
@@ -284,7 +285,7 @@ func (r *remote) history(ctx context.Context, id int64) ([]casestore.StepAttempt
 	for _, s := range d.Steps {
 		steps = append(steps, casestore.StepAttempt{ID: s.ID, CaseID: id, Step: s.Step, Status: casestore.StepStatus(s.Status),
 			IdempotencyKey: s.IdempotencyKey, RequestID: s.RequestID, ErrorCode: s.ErrorCode, ErrorMessage: s.ErrorMessage,
-			Request: s.Request, Outcome: s.Outcome, Begins: s.Begins, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt})
+			Request: s.Request, Outcome: s.Outcome, Begins: s.Begins, Refusals: s.Refusals, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt})
 	}
 	timeline := make([]casestore.TimelineEntry, 0, len(d.Timeline))
 	for _, e := range d.Timeline {

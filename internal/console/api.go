@@ -98,6 +98,7 @@ type stepJSON struct {
 	Request        string     `json:"request,omitempty"`
 	Outcome        string     `json:"outcome,omitempty"`
 	Begins         int        `json:"begins"`
+	Refusals       int        `json:"refusals"`
 	StartedAt      time.Time  `json:"startedAt"`
 	FinishedAt     *time.Time `json:"finishedAt,omitempty"`
 }
@@ -138,7 +139,7 @@ func (s *Server) caseDetail(ctx context.Context, k casestore.Case) (caseDetailJS
 	for _, st := range steps {
 		d.Steps = append(d.Steps, stepJSON{ID: st.ID, Step: st.Step, Status: string(st.Status), IdempotencyKey: st.IdempotencyKey,
 			RequestID: st.RequestID, ErrorCode: st.ErrorCode, ErrorMessage: st.ErrorMessage, Request: st.Request, Outcome: st.Outcome,
-			Begins: st.Begins, StartedAt: st.StartedAt, FinishedAt: optTime(st.FinishedAt)})
+			Begins: st.Begins, Refusals: st.Refusals, StartedAt: st.StartedAt, FinishedAt: optTime(st.FinishedAt)})
 	}
 	tl, err := s.store.Timeline(ctx, k.ID)
 	if err != nil {

@@ -614,3 +614,40 @@ func TestWhyNext(t *testing.T) {
 		}
 	}
 }
+
+// TestCaseShowsAnIntentsRefusals: a side effect sent again under its key
+// and refused shows, in the API and on the case page, how many times it
+// was begun and how many of those the platform refused, with the last
+// answer: what an operator weighs before resolve --retry.
+func TestCaseShowsAnIntentsRefusals(t *testing.T) {
+	ts := newTestServer(t, seedCase{order: "100", sub: "101", state: "needs_attention", attention: refundflow.CodeResendsFailed,
+		parked: string(refundflow.StateSubmitting)})
+	ctx, id := context.Background(), ts.cases[0].ID
+	w := ts.writer()
+	err := w.Update(ctx, func(tx *casestore.Tx) error {
+		for i := range 3 {
+			if _, _, err := tx.BeginStep(ctx, id, "submit", "case:1:submit:v1", `{}`); err != nil {
+				return err
+			}
+			if err := tx.MarkAttempt(ctx, "case:1:submit:v1", "4091", "当前状态不允许此操作", i > 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ts.do("GET", fmt.Sprintf("/api/v1/cases/%d", id), viewerToken, nil)
+	var d caseDetailJSON
+	if err := json.Unmarshal([]byte(r.body), &d); err != nil || r.status != 200 {
+		t.Fatalf("GET case = %d %s (%v)", r.status, r.body, err)
+	}
+	if len(d.Steps) != 1 || d.Steps[0].Begins != 3 || d.Steps[0].Refusals != 2 || d.Steps[0].ErrorCode != "4091" {
+		t.Fatalf("steps %+v; want the intent begun 3 times, refused twice, its last answer 4091", d.Steps)
+	}
+	page := ts.do("GET", fmt.Sprintf("/cases/%d", id), "cookie:"+ts.login(operatorName).Value, nil)
+	if page.status != 200 || !strings.Contains(page.body, "intent (begun 3×, refused 2×)") || !strings.Contains(page.body, "当前状态不允许此操作") {
+		t.Errorf("case page = %d; want the intent's sends, refusals and last answer:\n%s", page.status, page.body)
+	}
+}
