@@ -433,10 +433,10 @@ DROP INDEX cases_refund_id;
 SELECT 1;
 
 -- +migration 19: refused resends of an intent
--- How many times the platform refused an intent's step sent again under
--- its key (casestore's Tx.MarkAttempt, refused). The worker stops resending
--- after WORKER_INTENT_RESENDS refusals; a resend whose outcome is unknown
--- again (a 5xx, a timeout: the platform down) only backs off, so that an
--- outage of the platform does not stop every case it caught, each then
--- waiting for an operator.
+-- How many times in a row the platform refused an intent's step sent
+-- again under its key (casestore's Tx.MarkAttempt, refused). The worker
+-- stops resending after WORKER_INTENT_RESENDS refusals; a resend whose
+-- outcome is unknown again (a 5xx, a timeout: the platform down) only
+-- backs off and starts the count again, so that an outage of the platform
+-- does not stop every case it caught, each then waiting for an operator.
 ALTER TABLE step_attempts ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0;

@@ -288,5 +288,9 @@ SET LOCAL lock_timeout = '10s';
 ALTER TABLE order_events ALTER COLUMN order_id TYPE TEXT COLLATE "C";
 
 -- +migration 19: refused resends of an intent
--- See schema.sql. A column with a constant default: no table rewrite.
+-- See schema.sql. A column with a constant default: no table rewrite, but
+-- the ALTER takes the table's exclusive lock for a moment; its wait is
+-- bounded, as in migration 18, so that it never queues behind a long
+-- transaction with every worker queued behind it.
+SET LOCAL lock_timeout = '10s';
 ALTER TABLE step_attempts ADD COLUMN refusals BIGINT NOT NULL DEFAULT 0;

@@ -140,7 +140,8 @@ func TestMigrateStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer to.Close()
-	for _, id := range []int64{1, 3, 4, 120, 240} {
+	refused := 0 // intents whose resends were refused: their count travels too
+	for _, id := range []int64{1, 3, 4, 5, 11, 120, 240} {
 		c1, err1 := from.GetCase(ctx, id)
 		c2, err2 := to.GetCase(ctx, id)
 		if err1 != nil || err2 != nil || !reflect.DeepEqual(c1, c2) {
@@ -156,6 +157,14 @@ func TestMigrateStore(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(s1, s2) {
 			t.Errorf("case %d steps: SQLite %+v; PostgreSQL %+v (%v)", id, s1, s2, err)
 		}
+		for _, s := range s2 {
+			if s.Refusals > 0 {
+				refused++
+			}
+		}
+	}
+	if refused == 0 {
+		t.Error("no compared step has refused resends; the history should give some")
 	}
 	d1, err1 := from.DeadLetter(ctx, 1)
 	d2, err2 := to.DeadLetter(ctx, 1)

@@ -36,9 +36,10 @@ type StepAttempt struct {
 	ErrorCode      string
 	ErrorMessage   string
 	Begins         int // how many times BeginStep saw this key
-	// Refusals is how many attempts under this key the platform refused
-	// while it was an intent (MarkAttempt with refused): resends, since a
-	// refused first attempt closes its intent.
+	// Refusals is how many attempts in a row under this key the platform
+	// refused while it was an intent (MarkAttempt with refused; one that
+	// ended otherwise starts the count again): resends, since a refused
+	// first attempt closes its intent.
 	Refusals  int
 	StartedAt time.Time
 	// LastAttemptAt is when an attempt under this key last began (BeginStep)
@@ -143,15 +144,17 @@ func (tx *Tx) BeginStep(ctx context.Context, caseID int64, step, idempotencyKey,
 // the engine names the platform's last answer when it stops sending the
 // step again, and the console shows why the intent is open. refused: the
 // platform refused this attempt (it certainly did not apply it), counted
-// in StepAttempt.Refusals. A finished step is left as it is; an unknown
-// key is ErrNotFound.
+// in StepAttempt.Refusals, which an attempt that ended otherwise (no
+// answer, a 5xx) sets back to 0: the count is of refusals in a row. A
+// finished step is left as it is; an unknown key is ErrNotFound.
 func (tx *Tx) MarkAttempt(ctx context.Context, idempotencyKey, errorCode, errorMessage string, refused bool) error {
 	n := 0
 	if refused {
 		n = 1
 	}
 	res, err := tx.tx.ExecContext(ctx, `UPDATE step_attempts SET last_attempt_at = ?, error_code = ?, error_message = ?,
-		refusals = refusals + ? WHERE idempotency_key = ? AND status = 'intent'`, ms64(tx.now), errorCode, errorMessage, n, idempotencyKey)
+		refusals = CASE WHEN ? = 1 THEN refusals + 1 ELSE 0 END WHERE idempotency_key = ? AND status = 'intent'`,
+		ms64(tx.now), errorCode, errorMessage, n, idempotencyKey)
 	if err != nil {
 		return fmt.Errorf("mark attempt %q: %w", idempotencyKey, err)
 	}

@@ -1098,6 +1098,13 @@ func testAttemptTimes(t *testing.T, be backend) {
 	if a := step(refused); a.Refusals != 2 {
 		t.Fatalf("refused again: %+v; want 2 refusals", a)
 	}
+	// An attempt without an answer ends the run of refusals.
+	if a := step(mark); a.Refusals != 0 || a.ErrorCode != "http_503" {
+		t.Fatalf("then a 503: %+v; want the refusals in a row back to 0", a)
+	}
+	if a := step(refused); a.Refusals != 1 {
+		t.Fatalf("refused after the 503: %+v; want 1 refusal", a)
+	}
 	done := t0.Add(91 * time.Second)
 	clock = done
 	step(func(tx *Tx) error { return tx.FinishStep(ctx, "case:1:submit", StepResult{Status: StepDone}) })

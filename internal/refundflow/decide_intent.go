@@ -227,18 +227,23 @@ func (d Decider) settleUnproven(c CaseView, it Intent, v PlatformView, now time.
 // the platform has refused Policy.ResendLimit of them (and still shows no
 // effect), the case parks (CodeResendsFailed) and nothing more is sent until
 // an operator retries (resolve --retry: sent once more, after the in-flight
-// wait only). Resends whose outcome is unknown again, or rate limited, do
-// not count: the platform is down or busy, and the case goes on when it is
-// back.
+// wait only, the case out of needs_attention meanwhile). Resends whose
+// outcome is unknown again, or rate limited, do not count and start the
+// count again: the platform is down or busy, and the case goes on when it
+// is back.
 func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (dec Decision, resent bool) {
 	last, n := it.lastAttempt(), it.resends()
 	operator := in.Kind == InputResolve // resolve --retry: once more, whatever the count
 	stop := !operator && d.Policy.ResendLimit > 0 && it.Refusals >= d.Policy.ResendLimit
+	ended := -1 // an unseen order event that ended the order: it settles a submission
+	if it.Step == StepSubmit {
+		ended = slices.IndexFunc(c.OrderEvents, func(e OrderEvent) bool { return e.Ended })
+	}
 	// One wait: the in-flight window of the newest attempt, which must
 	// pass before "no effect" is trusted, or longer, the backoff of a
 	// resend still to come.
 	wait := d.Policy.InFlight
-	if !operator && !stop && n > 0 {
+	if !operator && !stop && ended < 0 && n > 0 {
 		wait = max(wait, d.resendWait(n))
 	}
 	if until := last.Add(wait); wait > 0 && !last.IsZero() && in.Now.Before(until) {
@@ -247,9 +252,13 @@ func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (
 		flag := fmt.Sprintf("the platform shows no %s yet, but the last attempt may still reach it: asking again at %s, and sending it again then if it still shows none%s",
 			it.Step, stamp(until), sendsSoFar(it))
 		switch {
+		case ended >= 0:
+			flag = fmt.Sprintf("the order ended on the platform (%s) and the platform shows no refund yet, but the last attempt may still reach it: "+
+				"asking again at %s; if it still shows none, the request ends there", describeOrderEvent(c.OrderEvents[ended]), stamp(until))
+			reason = flag
 		case stop:
-			flag = fmt.Sprintf("the platform refused %d resends of the %s and shows no effect (the last answer: %s): "+
-				"asking again at %s, when the last attempt can no longer arrive; if it still shows none, the case stops for an operator",
+			flag = fmt.Sprintf("the platform refused %d resends of the %s in a row and shows no effect (the last answer: %s): "+
+				"asking again at %s; if it still shows none, the case stops for an operator",
 				it.Refusals, it.Step, lastAnswer(it), stamp(until))
 			reason = flag
 		case n > 0 && !operator:
@@ -261,8 +270,8 @@ func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (
 		dec.Attention = waiting(c, flag)
 		return waitUntil(dec, until, in), false
 	}
-	if i := slices.IndexFunc(c.OrderEvents, func(e OrderEvent) bool { return e.Ended }); i >= 0 && it.Step == StepSubmit {
-		return d.submitEndedWithOrder(c, it, v, in, c.OrderEvents[i]), false
+	if ended >= 0 {
+		return d.submitEndedWithOrder(c, it, v, in, c.OrderEvents[ended]), false
 	}
 	if stop {
 		return d.resendsFailed(c, it, in), false
@@ -283,7 +292,13 @@ func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (
 	}
 	st.Key, st.Resume = it.Key, true
 	dec = d.to(c.State, &v, in.Now, "intent_absent", fmt.Sprintf("the platform shows no effect of the %s: send it again", it.Step))
-	if c.State == StateNeedsAttention {
+	switch {
+	case c.State == StateNeedsAttention && c.AttentionCode == CodeResendsFailed:
+		// The operator's retry: the case goes back to where it stopped,
+		// as any case sending its step, so that what follows (a refusal
+		// parks it again; no answer backs off) reads true.
+		dec = d.to(c.Parked, &v, in.Now, "intent_absent", fmt.Sprintf("resolve --retry: the platform shows no effect of the %s: send it again", it.Step))
+	case c.State == StateNeedsAttention:
 		dec.State, dec.Parked, dec.WakeAt = c.State, c.Parked, time.Time{}
 		dec.Attention = &Attention{Code: c.AttentionCode, Message: c.AttentionMessage}
 	}
@@ -303,10 +318,10 @@ func waitUntil(dec Decision, until time.Time, in Input) Decision {
 
 // resendWait is how long after the newest attempt the intent's step is
 // sent again once it has been resent n times: Policy.InFlight, doubled for
-// each resend, up to InFlight·2^ResendLimit (the wait before the last
-// refused resend the limit allows: a platform down for hours is asked that
-// often, and the case goes on soon after it is back) and to Policy.Recheck
-// (a day when that is 0).
+// each resend, up to InFlight·2^ResendLimit (the wait after the
+// ResendLimit-th resend: a platform down for hours is asked that often,
+// and the case goes on soon after it is back) and to Policy.Recheck (a
+// day when that is 0).
 func (d Decider) resendWait(n int) time.Duration {
 	ceiling := cmp.Or(d.Policy.Recheck, 24*time.Hour)
 	if d.Policy.ResendLimit > 0 {
@@ -321,7 +336,7 @@ func (d Decider) refusalsSoFar(it Intent) string {
 	if d.Policy.ResendLimit <= 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (%d refused so far; the case stops for an operator after %d)", it.Refusals, d.Policy.ResendLimit)
+	return fmt.Sprintf(" (%d refused in a row; the case stops for an operator after %d)", it.Refusals, d.Policy.ResendLimit)
 }
 
 // sendsSoFar says, after a resend, how many sends there were and what the
@@ -347,7 +362,7 @@ func lastAnswer(it Intent) string {
 // meanwhile is refused with the ways out; resolve --retry (onResolve)
 // sends the step once more.
 func (d Decider) resendsFailed(c CaseView, it Intent, in Input) Decision {
-	msg := fmt.Sprintf("the platform refused %d resends of the %s and shows no effect of it (%d sends under the same key in all; "+
+	msg := fmt.Sprintf("the platform refused %d resends of the %s in a row and shows no effect of it (%d sends under the same key in all; "+
 		"the last answer: %s); not sent again automatically. "+
 		"Check the order in the platform's back office: if the %s took effect there, the case's next check moves it on; "+
 		"to send it once more, `refundctl resolve %d --retry`; to stop, `refundctl resolve %d --close --note …`",

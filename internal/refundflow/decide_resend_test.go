@@ -1,9 +1,13 @@
 package refundflow
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
 )
 
 // resendCase is a Taobao case in submitting whose submission intent has been
@@ -40,7 +44,7 @@ func TestResendsBackOffAndStop(t *testing.T) {
 	dec = d.Decide(resendCase(2, 1, last, answer), absent, Input{Kind: InputTimer, Now: now})
 	if dec.Step != nil || !dec.WakeAt.Equal(last.Add(2*time.Minute)) || dec.Attention == nil ||
 		!strings.Contains(dec.Attention.Message, "after 2 sends") || !strings.Contains(dec.Attention.Message, "订单未支付或已取消") ||
-		!strings.Contains(dec.Attention.Message, "1 refused so far") {
+		!strings.Contains(dec.Attention.Message, "1 refused in a row") {
 		t.Fatalf("one resend, 90 s after it: %s wake %v attention %+v; want a wait until %v naming the sends, refusals and answer",
 			cell(dec), dec.WakeAt, dec.Attention, last.Add(2*time.Minute))
 	}
@@ -89,8 +93,17 @@ func TestResendsBackOffAndStop(t *testing.T) {
 	// the count; not before the in-flight wait.
 	retry := Input{Kind: InputResolve, ID: "cmd-resolve-1", Now: now.Add(2 * time.Hour), Resolve: &Resolve{Action: ResolveRetry}}
 	dec = d.Decide(c, absent, retry)
-	if dec.Step == nil || !dec.Step.Resume || dec.Step.Key != c.Intent.Key {
-		t.Fatalf("resolve --retry: %s; want the submission sent again under its key", cell(dec))
+	if dec.Step == nil || !dec.Step.Resume || dec.Step.Key != c.Intent.Key || dec.State != StateSubmitting {
+		t.Fatalf("resolve --retry: %s; want the submission sent again under its key, the case back in submitting", cell(dec))
+	}
+	// That resend gets no answer (a 503): the run of refusals is over, and
+	// the case backs off as any other, not parked again.
+	after := apply(c, dec)
+	after.Intent = &Intent{Step: StepSubmit, Key: c.Intent.Key, Since: c.Intent.Since, LastAttempt: retry.Now, Sends: 5, LastError: "http_503: busy"}
+	if dec := d.Decide(after, absent, Input{Kind: InputTimer, Now: retry.Now.Add(2 * time.Minute)}); dec.State != StateSubmitting ||
+		dec.Step != nil || !dec.WakeAt.Equal(retry.Now.Add(8*time.Minute)) {
+		t.Errorf("the retry answered 503, two minutes on: %s wake %v; want it waiting until %v (InFlight·2^ResendLimit), not parked",
+			cell(dec), dec.WakeAt, retry.Now.Add(8*time.Minute))
 	}
 	recent := c
 	recent.Intent = &Intent{Step: StepSubmit, Key: c.Intent.Key, Since: c.Intent.Since, LastAttempt: retry.Now.Add(-time.Second), Sends: 4, Refusals: 3}
@@ -147,8 +160,17 @@ func TestEndedOrderSettlesAnAbsentSubmission(t *testing.T) {
 	}
 	early := c
 	early.Intent = &Intent{Step: StepSubmit, Key: c.Intent.Key, Since: c.Intent.Since, LastAttempt: now.Add(-10 * time.Second), Sends: 1}
-	if dec := d.Decide(early, &PlatformView{}, Input{Kind: InputTimer, Now: now}); dec.Code != CodeInFlight {
-		t.Errorf("ended order, within the in-flight window: %s; want it to wait (the submission may still arrive)", cell(dec))
+	if dec := d.Decide(early, &PlatformView{}, Input{Kind: InputTimer, Now: now}); dec.Code != CodeInFlight ||
+		dec.Attention == nil || !strings.Contains(dec.Attention.Message, "the request ends there") {
+		t.Errorf("ended order, within the in-flight window: %s %+v; want it to wait (the submission may still arrive), saying what comes next",
+			cell(dec), dec.Attention)
+	}
+	// After several resends the ended order still waits only the in-flight
+	// window, not the resends' backoff.
+	resent := c
+	resent.Intent = &Intent{Step: StepSubmit, Key: c.Intent.Key, Since: c.Intent.Since, LastAttempt: now.Add(-2 * time.Minute), Sends: 5}
+	if dec := d.Decide(resent, &PlatformView{}, Input{Kind: InputTimer, Now: now}); dec.State != StateCancelled || dec.Code != CodeOrderEnded {
+		t.Errorf("ended order, four resends, two minutes after the last: %s; want it ended, not waiting out a backoff", cell(dec))
 	}
 	if dec := d.Decide(c, tbView("WAIT_SELLER_AGREE"), Input{Kind: InputTimer, Now: now}); dec.Resolve == nil || !dec.Resolve.Done {
 		t.Errorf("ended order, the refund on the platform: %s resolve %+v; want the submission confirmed", cell(dec), dec.Resolve)
@@ -226,5 +248,37 @@ func TestEndedOrderLeavesOtherIntentsAlone(t *testing.T) {
 	if dec := d.Decide(ret, tbView("WAIT_BUYER_RETURN_GOODS"), Input{Kind: InputTimer, Now: now}); dec.Code == CodeOrderEnded ||
 		dec.State == StateCancelled {
 		t.Errorf("a return shipment of unknown outcome, the order ended: %s; want it not ended by the order", cell(dec))
+	}
+}
+
+// TestOnlyThePlatformsVerdictIsARefusal: a resend counts as refused only
+// when the platform answered refusing it whole; a failure of our own
+// before anything was sent (a shutdown's cancelled context, a rate-limiter
+// wait cut short, a bad argument), a rate limit, a 5xx or a timeout says
+// nothing about what the platform would do.
+func TestOnlyThePlatformsVerdictIsARefusal(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"a business refusal", &apiclient.APIError{Endpoint: "taobao_submit", Code: 4091, NotApplied: true}, true},
+		{"a nested failure", &apiclient.APIError{Endpoint: "alibaba_create_refund", NestedCode: "E1", NotApplied: true}, true},
+		{"an HTTP 400", &apiclient.HTTPError{Endpoint: "taobao_submit", StatusCode: 400}, true},
+		{"a rate limit", &apiclient.APIError{Endpoint: "taobao_submit", Code: 4290, NotApplied: true, Retryable: true}, false},
+		{"an HTTP 429", &apiclient.HTTPError{Endpoint: "taobao_submit", StatusCode: 429}, false},
+		{"an HTTP 503", &apiclient.HTTPError{Endpoint: "taobao_submit", StatusCode: 503}, false},
+		{"an unknown code", &apiclient.APIError{Endpoint: "taobao_submit", Code: 7777}, false},
+		{"a cancelled context", fmt.Errorf("taobao_submit: rate limiter wait: %w", context.Canceled), false},
+		{"a deadline", fmt.Errorf("taobao_submit: %w", context.DeadlineExceeded), false},
+		{"a bad argument", fmt.Errorf("taobao_submit: %w", apiclient.ErrInvalidArgument), false},
+	} {
+		se := stepError(tt.err, true, true)
+		if se.Refused != tt.want {
+			t.Errorf("%s (%v): refused %v; want %v", tt.name, tt.err, se.Refused, tt.want)
+		}
+		if se.Refused && !se.NotApplied {
+			t.Errorf("%s: refused but not 'not applied'", tt.name)
+		}
 	}
 }

@@ -145,14 +145,15 @@ func newClient(t *testing.T, url string) *apiclient.Client {
 
 func (r *rig) newEngine(owner string) *refundflow.Engine {
 	r.t.Helper()
-	return r.newEngineWith(owner, testPolicy)
+	return r.newEngineWith(owner, testPolicy, 0)
 }
 
-// newEngineWith is newEngine under another policy.
-func (r *rig) newEngineWith(owner string, policy refundflow.Policy) *refundflow.Engine {
+// newEngineWith is newEngine under another policy, its retry backoff
+// capped at retryMax (0: the engine's default).
+func (r *rig) newEngineWith(owner string, policy refundflow.Policy, retryMax time.Duration) *refundflow.Engine {
 	r.t.Helper()
 	e, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: r.client, Policy: policy,
-		Owner: owner, RetryDelay: 50 * time.Millisecond,
+		Owner: owner, RetryDelay: 50 * time.Millisecond, RetryMax: retryMax,
 		Vouchers: func(_ context.Context, ref string) (string, []byte, error) {
 			return ref, []byte("\x89PNG\r\n\x1a\n fake image " + ref), nil
 		}})

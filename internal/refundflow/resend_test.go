@@ -25,7 +25,7 @@ func TestResendsThatKeepFailingParkTheCase(t *testing.T) {
 	r := newRig(t, manual)
 	pol := testPolicy
 	pol.InFlight, pol.ResendLimit = 20*time.Millisecond, 3
-	r.setEngine(r.newEngineWith("engine-a", pol))
+	r.setEngine(r.newEngineWith("engine-a", pol, 200*time.Millisecond))
 	o, so := r.order(sandbox.PlatformTaobao, nil)
 	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP503, Count: 1},
 		{Endpoint: "taobao_submit", Kind: sandbox.ErrRefused, Count: 1000}}})
@@ -88,7 +88,7 @@ func TestResendsDuringAnOutageGoOnWhenThePlatformIsBack(t *testing.T) {
 	r := newRig(t, manual)
 	pol := testPolicy
 	pol.InFlight, pol.ResendLimit = 10*time.Millisecond, 2
-	r.setEngine(r.newEngineWith("engine-a", pol))
+	r.setEngine(r.newEngineWith("engine-a", pol, 200*time.Millisecond))
 	o, so := r.order(sandbox.PlatformTaobao, nil)
 	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP503, Count: 1000}}})
 	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)

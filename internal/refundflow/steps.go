@@ -295,8 +295,27 @@ func stepError(err error, sideEffect, resume bool) *StepError {
 		se.Code = "error"
 	}
 	se.NotApplied = apiclient.NotApplied(err)
-	se.Refused = se.NotApplied && !errors.Is(err, apiclient.ErrRetryable)
+	se.Refused = refusedByPlatform(err)
 	se.Transient = errors.Is(err, apiclient.ErrRetryable) || errors.As(err, &de) || errors.Is(err, errListIncomplete) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || (sideEffect && (!se.NotApplied || resume))
 	return se
+}
+
+// refusedByPlatform reports whether err is the platform's verdict refusing
+// the call whole: an answer (an envelope code or nested failure it marks
+// not applied, or an HTTP 4xx), and not one that passes with time (a rate
+// limit, a retryable code). A failure on our side before anything was sent
+// (a cancelled context at shutdown, a rate-limiter wait cut short, a bad
+// argument) is not applied either, but it says nothing about what the
+// platform would do: it never counts towards Policy.ResendLimit.
+func refusedByPlatform(err error) bool {
+	if errors.Is(err, apiclient.ErrRetryable) {
+		return false
+	}
+	var ae *apiclient.APIError
+	if errors.As(err, &ae) {
+		return ae.NotApplied
+	}
+	var he *apiclient.HTTPError
+	return errors.As(err, &he) && he.StatusCode >= 400 && he.StatusCode < 500
 }

@@ -43,8 +43,8 @@ type Intent struct {
 	// (step_attempts.error_code and error_message): empty when none is
 	// recorded.
 	LastError string
-	// Refusals is how many of the resends the platform refused
-	// (StepError.Refused; step_attempts.refusals).
+	// Refusals is how many resends in a row, up to the newest, the
+	// platform refused (StepError.Refused; step_attempts.refusals).
 	Refusals int
 }
 
@@ -398,17 +398,18 @@ type Policy struct {
 	// (upstream-api.md documents no idempotency key and no server-side
 	// deadline).
 	InFlight time.Duration
-	// ResendLimit is how many resends of an open intent's side effect the
-	// platform may refuse (StepError.Refused) while it keeps showing no
-	// effect, before the case parks (CodeResendsFailed) with the
-	// platform's last answer: sending it again for ever would spend the
+	// ResendLimit is how many resends in a row of an open intent's side
+	// effect the platform may refuse (StepError.Refused) while it keeps
+	// showing no effect, before the case parks (CodeResendsFailed) with
+	// the platform's last answer: sending it again for ever would spend the
 	// platform's rate limit and show the case as waiting for an attempt
 	// that is not on its way. Resends whose outcome is unknown again (the
 	// platform down) or that are rate limited do not count: an outage
 	// must not stop every case it caught. The wait before each resend
 	// doubles from InFlight, up to InFlight·2^ResendLimit (and Recheck).
-	// An operator's resolve --retry sends it once more. 0: no limit (the
-	// waits double up to Recheck).
+	// An operator's resolve --retry sends it once more, the case out of
+	// needs_attention meanwhile. 0: no limit (the waits double up to
+	// Recheck).
 	ResendLimit int
 }
 

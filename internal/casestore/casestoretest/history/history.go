@@ -85,6 +85,13 @@ func writeCase(ctx context.Context, tx *casestore.Tx, i int) error {
 		if err := tx.FinishStep(ctx, key, res); err != nil {
 			return err
 		}
+	} else if i%2 == 0 { // and some of those were sent again and refused
+		if _, _, err := tx.BeginStep(ctx, c.ID, "submit", key, `{"order":"`+order+`"}`); err != nil {
+			return err
+		}
+		if err := tx.MarkAttempt(ctx, key, "4091", "当前状态不允许此操作", true); err != nil {
+			return err
+		}
 	}
 	if err := tx.AppendTimeline(ctx,
 		casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindCommand, Summary: "request by tester", Detail: json.RawMessage(`{"command":"` + cmd + `"}`)},
