@@ -22,18 +22,11 @@ import (
 // the platform's last answer and the ways out; nothing more is sent until
 // an operator retries, and that retry goes out under the same key.
 func TestResendsThatKeepFailingParkTheCase(t *testing.T) {
-	r := newRig(t, manual)
-	pol := testPolicy
-	pol.InFlight, pol.ResendLimit = 20*time.Millisecond, 3
-	r.setEngine(r.newEngineWith("engine-a", pol, 200*time.Millisecond))
-	o, so := r.order(sandbox.PlatformTaobao, nil)
-	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP503, Count: 1},
-		{Endpoint: "taobao_submit", Kind: sandbox.ErrRefused, Count: 1000}}})
+	const limit = 3
+	r, h := requestWithSubmitFaults(t, 20*time.Millisecond, limit, sandbox.ForcedError{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP503, Count: 1},
+		sandbox.ForcedError{Endpoint: "taobao_submit", Kind: sandbox.ErrRefused, Count: 1000})
 	submits := func() int64 { return r.sb.Stats().APICalls["taobao_submit"] }
 
-	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
-	cmd.Request = taobaoRequest(false)
-	h := r.handle(cmd)
 	c := r.waitState(h.CaseID, refundflow.StateNeedsAttention)
 	if c.AttentionCode != refundflow.CodeResendsFailed || c.ParkedState != string(refundflow.StateSubmitting) {
 		t.Fatalf("parked %s at %s; want %s at submitting", c.AttentionCode, c.ParkedState, refundflow.CodeResendsFailed)
@@ -45,7 +38,7 @@ func TestResendsThatKeepFailingParkTheCase(t *testing.T) {
 		}
 	}
 	if n := submits(); n != 4 {
-		t.Errorf("%d submit calls; want 4: the first and %d resends", n, pol.ResendLimit)
+		t.Errorf("%d submit calls; want 4: the first and %d resends", n, limit)
 	}
 	steps := r.stepsNamed(c.ID, refundflow.StepSubmit)
 	if len(steps) != 1 || steps[0].Status != casestore.StepIntent || steps[0].Begins != 4 || steps[0].Refusals != 3 || steps[0].ErrorCode != "4091" {
@@ -85,15 +78,7 @@ func TestResendsThatKeepFailingParkTheCase(t *testing.T) {
 // outage would otherwise stop every case it caught); it backs off, and
 // goes on when the platform is back, with one refund.
 func TestResendsDuringAnOutageGoOnWhenThePlatformIsBack(t *testing.T) {
-	r := newRig(t, manual)
-	pol := testPolicy
-	pol.InFlight, pol.ResendLimit = 10*time.Millisecond, 2
-	r.setEngine(r.newEngineWith("engine-a", pol, 200*time.Millisecond))
-	o, so := r.order(sandbox.PlatformTaobao, nil)
-	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP503, Count: 1000}}})
-	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
-	cmd.Request = taobaoRequest(false)
-	h := r.handle(cmd)
+	r, h := requestWithSubmitFaults(t, 10*time.Millisecond, 2, sandbox.ForcedError{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP503, Count: 1000})
 	r.waitFor("five resends", func() bool {
 		r.drive(r.engine(), h.CaseID)
 		return r.sb.Stats().APICalls["taobao_submit"] >= 6
@@ -151,4 +136,22 @@ func TestOrderCancelledWhileASubmissionIsUnknownEndsTheCase(t *testing.T) {
 		t.Errorf("submissions the sandbox took for %s: %d; want at most the one resend that met the cancelled order",
 			so, st.RefundSubmissions["taobao:"+so])
 	}
+}
+
+// requestWithSubmitFaults files a Taobao refund request on a rig whose
+// engine trusts "no effect" inFlight after an attempt and stops after limit
+// refused resends (its retry backoff capped, so that the test's waits
+// hold on a loaded machine), the sandbox failing its submissions with
+// faults: the rig and the request's handling.
+func requestWithSubmitFaults(t *testing.T, inFlight time.Duration, limit int, faults ...sandbox.ForcedError) (*rig, refundflow.Handled) {
+	t.Helper()
+	r := newRig(t, manual)
+	pol := testPolicy
+	pol.InFlight, pol.ResendLimit = inFlight, limit
+	r.setEngine(r.newEngineWith("engine-a", pol, 200*time.Millisecond))
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: faults})
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	return r, r.handle(cmd)
 }
