@@ -440,3 +440,13 @@ SELECT 1;
 -- backs off and starts the count again, so that an outage of the platform
 -- does not stop every case it caught, each then waiting for an operator.
 ALTER TABLE step_attempts ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0;
+
+-- +migration 20: the last platform errors by when they happened
+-- The console's overview lists the newest step errors. An open intent now
+-- keeps the error of its newest attempt (casestore's Tx.MarkAttempt): a
+-- resend refused today, on an intent begun last week, sorted by its
+-- started_at fell to the bottom. The list is ordered by when the error
+-- happened: the step's end, else its newest attempt's, else its start.
+DROP INDEX step_attempts_errors;
+CREATE INDEX step_attempts_error_times ON step_attempts ((COALESCE(finished_at, last_attempt_at, started_at)), id)
+    WHERE error_code <> '';

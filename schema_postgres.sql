@@ -294,3 +294,12 @@ ALTER TABLE order_events ALTER COLUMN order_id TYPE TEXT COLLATE "C";
 -- transaction with every worker queued behind it.
 SET LOCAL lock_timeout = '10s';
 ALTER TABLE step_attempts ADD COLUMN refusals BIGINT NOT NULL DEFAULT 0;
+
+-- +migration 20: the last platform errors by when they happened
+-- See schema.sql. The build holds off writes of step_attempts while it
+-- reads the table (the rows with an error only are kept); its lock wait
+-- is bounded as in migration 18.
+SET LOCAL lock_timeout = '10s';
+DROP INDEX step_attempts_errors;
+CREATE INDEX step_attempts_error_times ON step_attempts ((COALESCE(finished_at, last_attempt_at, started_at)), id)
+    WHERE error_code <> '';

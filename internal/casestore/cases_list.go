@@ -490,13 +490,14 @@ func (s *Store) CountOpenByAttention(ctx context.Context) (map[string]int, error
 	return out, nil
 }
 
-// RecentStepErrors returns the newest step attempts that ended with a
-// platform error code, newest first (the console's overview): read from
-// the partial index step_attempts_errors (migration 16).
+// RecentStepErrors returns the step attempts with a platform error code,
+// newest error first (StepAttempt.ErrorAt; the console's overview), among
+// them open intents whose newest attempt failed: read in order from the
+// partial index step_attempts_error_times (migration 20), whose expression
+// the ORDER BY repeats.
 func (s *Store) RecentStepErrors(ctx context.Context, limit int) ([]StepAttempt, error) {
 	var rows []stepRow
-	if err := sqlx.SelectContext(ctx, s.r, &rows, `SELECT `+stepColumns+` FROM step_attempts
-		WHERE error_code <> '' ORDER BY started_at DESC, id DESC LIMIT ?`, clampLimit(limit)); err != nil {
+	if err := sqlx.SelectContext(ctx, s.r, &rows, recentStepErrors, clampLimit(limit)); err != nil {
 		return nil, fmt.Errorf("recent step errors: %w", err)
 	}
 	out := make([]StepAttempt, len(rows))
@@ -505,6 +506,10 @@ func (s *Store) RecentStepErrors(ctx context.Context, limit int) ([]StepAttempt,
 	}
 	return out, nil
 }
+
+// recentStepErrors is RecentStepErrors' query.
+const recentStepErrors = `SELECT ` + stepColumns + ` FROM step_attempts WHERE error_code <> ''
+	ORDER BY COALESCE(finished_at, last_attempt_at, started_at) DESC, id DESC LIMIT ?`
 
 func selectCases(ctx context.Context, q sqlx.QueryerContext, what, query string, args ...any) ([]Case, error) {
 	var rows []caseRow

@@ -83,6 +83,19 @@ func (r stepRow) toStep() StepAttempt {
 	}
 }
 
+// ErrorAt is when the attempt's recorded error happened: when the step
+// finished, else (an open intent) when its newest attempt ended or began,
+// else when it began. RecentStepErrors orders by it.
+func (a StepAttempt) ErrorAt() time.Time {
+	switch {
+	case !a.FinishedAt.IsZero():
+		return a.FinishedAt
+	case !a.LastAttemptAt.IsZero():
+		return a.LastAttemptAt
+	}
+	return a.StartedAt
+}
+
 // BeginStep records the intent to run a side-effecting step before the
 // platform is called, and must be committed before the call. If the key is
 // new it inserts an intent row and returns it with prior == false. If the key

@@ -992,7 +992,7 @@ func TestUpgradeRebuildsStepsAndTimeline(t *testing.T) {
 	if err := s.r.SelectContext(ctx, &indexes, `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name IN ('step_attempts', 'timeline') AND sql IS NOT NULL ORDER BY name`); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"step_attempts_case", "step_attempts_errors", "step_attempts_intent", "timeline_case"}; !slices.Equal(indexes, want) { // step_attempts_errors: migration 16
+	if want := []string{"step_attempts_case", "step_attempts_error_times", "step_attempts_intent", "timeline_case"}; !slices.Equal(indexes, want) { // step_attempts_error_times: migration 20
 		t.Fatalf("indexes = %v; want %v", indexes, want)
 	}
 	for _, q := range []string{
