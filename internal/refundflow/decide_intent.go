@@ -233,7 +233,15 @@ func (d Decider) settleUnproven(c CaseView, it Intent, v PlatformView, now time.
 // is back.
 func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (dec Decision, resent bool) {
 	last, n := it.lastAttempt(), it.resends()
-	operator := in.Kind == InputResolve // resolve --retry: once more, whatever the count
+	// An operator's new shipment for a return the platform shows absent
+	// replaces the open submission (returnReplaced) rather than waiting
+	// behind it: a carrier or waybill the platform refuses is corrected,
+	// not only retried or given up.
+	replace := it.Step == StepReturnSubmit && in.Kind == InputReportShipment && in.Shipment != nil &&
+		in.Shipment.Validate() == nil && (c.Shipment == nil || *in.Shipment != *c.Shipment)
+	// resolve --retry, or a replacing shipment: once more, whatever the
+	// count, after the in-flight window only.
+	operator := in.Kind == InputResolve || replace
 	stop := !operator && d.Policy.ResendLimit > 0 && it.Refusals >= d.Policy.ResendLimit
 	ended := -1 // an unseen order event that ended the order: it settles a submission
 	if it.Step == StepSubmit {
@@ -252,6 +260,10 @@ func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (
 		flag := fmt.Sprintf("the platform shows no %s yet, but the last attempt may still reach it: asking again at %s, and sending it again then if it still shows none%s",
 			it.Step, stamp(until), sendsSoFar(it))
 		switch {
+		case replace:
+			flag = fmt.Sprintf("the platform shows no return shipment yet, but the last attempt may still reach it: asking again at %s; "+
+				"if it still shows none, the new shipment (%s) replaces it", stamp(until), describeShipment(*in.Shipment))
+			reason = flag
 		case ended >= 0:
 			flag = fmt.Sprintf("the order ended on the platform (%s) and the platform shows no refund yet, but the last attempt may still reach it: "+
 				"asking again at %s; if it still shows none, the request ends there", describeOrderEvent(c.OrderEvents[ended]), stamp(until))
@@ -272,6 +284,9 @@ func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (
 	}
 	if ended >= 0 {
 		return d.submitEndedWithOrder(c, it, v, in, c.OrderEvents[ended]), false
+	}
+	if replace {
+		return d.returnReplaced(c, it, v, in), false
 	}
 	if stop {
 		return d.resendsFailed(c, it, in), false
@@ -365,8 +380,8 @@ func (d Decider) resendsFailed(c CaseView, it Intent, in Input) Decision {
 	msg := fmt.Sprintf("the platform refused %d resends of the %s in a row and shows no effect of it (%d sends under the same key in all; "+
 		"the last answer: %s); not sent again automatically. "+
 		"Check the order in the platform's back office: if the %s took effect there, the case's next check moves it on; "+
-		"to send it once more, `refundctl resolve %d --retry`; to stop, `refundctl resolve %d --close --note …`",
-		it.Refusals, it.Step, it.Sends, lastAnswer(it), it.Step, c.ID, c.ID)
+		"to send it once more, `refundctl resolve %d --retry`%s; to stop, `refundctl resolve %d --close --note …`",
+		it.Refusals, it.Step, it.Sends, lastAnswer(it), it.Step, c.ID, anotherShipment(c, it), c.ID)
 	if c.State == StateNeedsAttention && c.AttentionCode == CodeResendsFailed {
 		if isCommand(in.Kind) {
 			return reject(c, CodeResendsFailed, msg)
@@ -401,4 +416,39 @@ func (d Decider) submitEndedWithOrder(c CaseView, it Intent, v PlatformView, in 
 	// is then refused on the finished case, saying so.
 	dec.Reapply = isCommand(in.Kind) && in.Kind != InputRequestRefund
 	return dec
+}
+
+// returnReplaced settles a return submission the platform shows absent
+// (the refund waits for the return and holds no waybill), past the
+// in-flight window, when the operator reports another shipment: it did not
+// take effect, so the case goes back to waiting for the return and the new
+// shipment is decided there as a first one (Reapply), read and submitted
+// under a new key. As safe as a resend: the platform takes no idempotency
+// key, so a resend is a new request to it too, sent on the same evidence.
+func (d Decider) returnReplaced(c CaseView, it Intent, v PlatformView, in Input) Decision {
+	old := "none recorded"
+	if c.Shipment != nil {
+		old = describeShipment(*c.Shipment)
+	}
+	dec := d.to(StateWaitingReturnShipment, &v, in.Now, "intent_superseded", fmt.Sprintf(
+		"the platform shows no return from the earlier submission (%s): the operator's new shipment (%s) replaces it",
+		old, describeShipment(*in.Shipment)))
+	dec.Resolve = &Resolution{Key: it.Key, Code: "superseded",
+		Note: fmt.Sprintf("the platform showed no return from it; replaced by a new shipment (%s)", describeShipment(*in.Shipment))}
+	dec.Reapply = true
+	return dec
+}
+
+// describeShipment names a shipment for operators: carrier and waybill.
+func describeShipment(sh Shipment) string {
+	return excerpt.Of(sh.Company, 64) + " " + excerpt.Of(sh.Waybill, 64)
+}
+
+// anotherShipment is the other way out of a return submission the platform
+// keeps refusing: reporting a corrected shipment (returnReplaced).
+func anotherShipment(c CaseView, it Intent) string {
+	if it.Step != StepReturnSubmit {
+		return ""
+	}
+	return fmt.Sprintf("; to correct the carrier or waybill, `refundctl ship --case %d --company … --waybill …`", c.ID)
 }

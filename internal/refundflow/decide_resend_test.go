@@ -282,3 +282,65 @@ func TestOnlyThePlatformsVerdictIsARefusal(t *testing.T) {
 		}
 	}
 }
+
+// TestNewShipmentReplacesAnAbsentReturn: a return submission of unknown
+// outcome (or one whose resends the platform keeps refusing, a wrong
+// carrier say) that the platform shows absent is replaced by the
+// operator's new shipment once the in-flight window has passed: the old
+// intent is settled superseded, the case waits for the return again and
+// the new shipment is decided there as a first one, under a new key.
+// Before, the new shipment waited behind the old one's resends, and on a
+// case stopped with intent_resends_failed it was refused: a dead end
+// short of closing a refund that is on the platform.
+func TestNewShipmentReplacesAnAbsentReturn(t *testing.T) {
+	d := Decider{Policy: policy}
+	d.Policy.InFlight, d.Policy.ResendLimit = time.Minute, 3
+	c := fixture(PlatformTaobao, StateNeedsAttention)
+	c.Parked, c.AttentionCode, c.AttentionMessage = StateReturnSubmitting, CodeResendsFailed, "refused"
+	c.RefundID = "R1"
+	c.Shipment = &Shipment{Company: "NOPE", Waybill: "X1"}
+	last := now.Add(-10 * time.Minute)
+	c.Intent = &Intent{Step: StepReturnSubmit, Key: "case:7:return_submit:v2", Since: last.Add(-time.Hour), LastAttempt: last,
+		Sends: 4, Refusals: 3, LastError: "4003: company not allowed"}
+	absent := tbView("WAIT_BUYER_RETURN_GOODS")
+	if dec := d.Decide(c, absent, Input{Kind: InputTimer, Now: now}); dec.Code != CodeResendsFailed ||
+		!strings.Contains(dec.Attention.Message, "refundctl ship --case 7") {
+		t.Fatalf("parked return: %s %+v; want its attention to offer a corrected shipment", cell(dec), dec.Attention)
+	}
+
+	ship := Input{Kind: InputReportShipment, ID: "cmd-ship-2", Now: now, Shipment: &Shipment{Company: "SF", Waybill: "SF200"}}
+	dec := d.Decide(c, absent, ship)
+	if dec.State != StateWaitingReturnShipment || dec.Step != nil || !dec.Reapply || dec.Resolve == nil || dec.Resolve.Done ||
+		dec.Resolve.Code != "superseded" || dec.Resolve.Key != c.Intent.Key {
+		t.Fatalf("a new shipment: %s resolve %+v reapply %v; want the old return settled superseded, back to waiting for the return, the command again",
+			cell(dec), dec.Resolve, dec.Reapply)
+	}
+	c = apply(c, dec)
+	c.Intent = nil
+	dec = d.Decide(c, nil, ship)
+	if dec.State != StateReturnRendering || dec.Shipment == nil || dec.Shipment.Waybill != "SF200" || dec.Step == nil {
+		t.Fatalf("the shipment decided again: %s; want the new shipment read and submitted", cell(dec))
+	}
+
+	// Within the old attempt's window, the shipment waits.
+	recent := fixture(PlatformTaobao, StateReturnSubmitting)
+	recent.RefundID, recent.Shipment = "R1", &Shipment{Company: "NOPE", Waybill: "X1"}
+	recent.Intent = &Intent{Step: StepReturnSubmit, Key: "case:7:return_submit:v2", Since: now.Add(-time.Hour), LastAttempt: now.Add(-10 * time.Second), Sends: 1}
+	if dec := d.Decide(recent, absent, ship); dec.Outcome != OutcomeRetry || dec.Attention == nil ||
+		!strings.Contains(dec.Attention.Message, "the new shipment (SF SF200) replaces it") {
+		t.Errorf("a new shipment within the window: %s %+v; want it to wait, saying what comes next", cell(dec), dec.Attention)
+	}
+	// The platform shows the old waybill: the old submission took effect,
+	// and the new shipment does not replace it.
+	took := tbView("WAIT_SELLER_CONFIRM_GOODS")
+	took.ReturnWaybill = "X1"
+	if dec := d.Decide(recent, took, Input{Kind: InputReportShipment, ID: "cmd-ship-2", Now: now.Add(time.Hour), Shipment: ship.Shipment}); dec.Resolve == nil ||
+		!dec.Resolve.Done {
+		t.Errorf("a new shipment, the old on the platform: %s resolve %+v; want the old confirmed", cell(dec), dec.Resolve)
+	}
+	// The same shipment again is no replacement: the usual resend.
+	same := Input{Kind: InputReportShipment, ID: "cmd-ship-3", Now: now.Add(time.Hour), Shipment: &Shipment{Company: "NOPE", Waybill: "X1"}}
+	if dec := d.Decide(recent, absent, same); dec.Step == nil || !dec.Step.Resume {
+		t.Errorf("the same shipment again: %s; want the open return sent again under its key", cell(dec))
+	}
+}

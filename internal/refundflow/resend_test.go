@@ -155,3 +155,42 @@ func requestWithSubmitFaults(t *testing.T, inFlight time.Duration, limit int, fa
 	cmd.Request = taobaoRequest(false)
 	return r, r.handle(cmd)
 }
+
+// TestANewShipmentReplacesARefusedReturn: a Taobao return submission whose
+// first answer was lost and whose resends the platform refused stops the
+// case (intent_resends_failed); the operator's corrected shipment then
+// replaces it, and the refund gets exactly one return shipment, the new
+// one. Before, the corrected shipment was refused on the stopped case, and
+// the only way out was to close a case whose refund is on the platform.
+func TestANewShipmentReplacesARefusedReturn(t *testing.T) {
+	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionAgree, DecideAfter: 20 * time.Millisecond, ReceiveAfter: time.Hour})
+	pol := testPolicy
+	pol.InFlight, pol.ResendLimit = 20*time.Millisecond, 2
+	r.setEngine(r.newEngineWith("engine-a", pol, 200*time.Millisecond))
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(true)
+	c := r.waitState(r.handle(cmd).CaseID, refundflow.StateWaitingReturnShipment)
+
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_return_logistics_submit", Kind: sandbox.ErrHTTP503, Count: 1},
+		{Endpoint: "taobao_return_logistics_submit", Kind: sandbox.ErrRefused, Count: 1000}}})
+	ship := r.command(refundflow.InputReportShipment, refundflow.PlatformTaobao, o, so)
+	ship.Shipment = &refundflow.Shipment{Company: "SF", Waybill: "SF5550001111"}
+	r.handle(ship)
+	c = r.waitState(c.ID, refundflow.StateNeedsAttention)
+	if c.AttentionCode != refundflow.CodeResendsFailed || !strings.Contains(c.AttentionMessage, fmt.Sprintf("refundctl ship --case %d", c.ID)) {
+		t.Fatalf("attention %s %q; want %s offering a corrected shipment", c.AttentionCode, c.AttentionMessage, refundflow.CodeResendsFailed)
+	}
+
+	r.sb.SetFaults(sandbox.Faults{})
+	corrected := r.command(refundflow.InputReportShipment, refundflow.PlatformTaobao, o, so)
+	corrected.Shipment = &refundflow.Shipment{Company: "SF", Waybill: "SF5550002222"}
+	r.handle(corrected)
+	c = r.waitState(c.ID, refundflow.StateWaitingSellerReceive)
+	steps := r.stepsNamed(c.ID, refundflow.StepReturnSubmit)
+	if len(steps) != 2 || steps[0].Status != casestore.StepFailed || steps[0].ErrorCode != "superseded" || steps[1].Status != casestore.StepDone ||
+		!strings.Contains(steps[1].Request, "SF5550002222") {
+		t.Fatalf("return submissions %+v; want the first superseded, the second (SF5550002222) done", steps)
+	}
+	r.noDuplicates()
+}
