@@ -238,7 +238,8 @@ func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (
 	// behind it: a carrier or waybill the platform refuses is corrected,
 	// not only retried or given up.
 	replace := it.Step == StepReturnSubmit && in.Kind == InputReportShipment && in.Shipment != nil &&
-		in.Shipment.Validate() == nil && (c.Shipment == nil || *in.Shipment != *c.Shipment)
+		in.Shipment.Validate() == nil && otherShipment(c.Shipment, *in.Shipment) &&
+		(c.State == StateReturnSubmitting || (c.State == StateNeedsAttention && c.Parked == StateReturnSubmitting && c.AttentionCode == CodeResendsFailed))
 	// resolve --retry, or a replacing shipment: once more, whatever the
 	// count, after the in-flight window only.
 	operator := in.Kind == InputResolve || replace
@@ -259,11 +260,14 @@ func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (
 			it.Step, last.Format(time.RFC3339), until.Format(time.RFC3339), sendsSoFar(it))
 		flag := fmt.Sprintf("the platform shows no %s yet, but the last attempt may still reach it: asking again at %s, and sending it again then if it still shows none%s",
 			it.Step, stamp(until), sendsSoFar(it))
+		if replace {
+			// Refused, not kept for later: the case's own timer, due at
+			// the same time, would resend the earlier shipment first.
+			return reject(c, CodeNotNow, fmt.Sprintf("the earlier return submission (%s) may still reach the platform until %s: "+
+				"report the new shipment (%s) again after that; if the platform then shows no return, it replaces the earlier one",
+				describeShipmentOf(c.Shipment), stamp(until), describeShipment(*in.Shipment))), false
+		}
 		switch {
-		case replace:
-			flag = fmt.Sprintf("the platform shows no return shipment yet, but the last attempt may still reach it: asking again at %s; "+
-				"if it still shows none, the new shipment (%s) replaces it", stamp(until), describeShipment(*in.Shipment))
-			reason = flag
 		case ended >= 0:
 			flag = fmt.Sprintf("the order ended on the platform (%s) and the platform shows no refund yet, but the last attempt may still reach it: "+
 				"asking again at %s; if it still shows none, the request ends there", describeOrderEvent(c.OrderEvents[ended]), stamp(until))
@@ -421,27 +425,41 @@ func (d Decider) submitEndedWithOrder(c CaseView, it Intent, v PlatformView, in 
 // returnReplaced settles a return submission the platform shows absent
 // (the refund waits for the return and holds no waybill), past the
 // in-flight window, when the operator reports another shipment: it did not
-// take effect, so the case goes back to waiting for the return and the new
-// shipment is decided there as a first one (Reapply), read and submitted
-// under a new key. As safe as a resend: the platform takes no idempotency
-// key, so a resend is a new request to it too, sent on the same evidence.
+// take effect, so the new shipment is taken as a first one (onShipment):
+// the carriers read again, then submitted under a new key. As safe as a
+// resend: the platform takes no idempotency key, so a resend is a new
+// request to it too, sent on the same evidence.
 func (d Decider) returnReplaced(c CaseView, it Intent, v PlatformView, in Input) Decision {
-	old := "none recorded"
-	if c.Shipment != nil {
-		old = describeShipment(*c.Shipment)
-	}
-	dec := d.to(StateWaitingReturnShipment, &v, in.Now, "intent_superseded", fmt.Sprintf(
-		"the platform shows no return from the earlier submission (%s): the operator's new shipment (%s) replaces it",
-		old, describeShipment(*in.Shipment)))
-	dec.Resolve = &Resolution{Key: it.Key, Code: "superseded",
-		Note: fmt.Sprintf("the platform showed no return from it; replaced by a new shipment (%s)", describeShipment(*in.Shipment))}
-	dec.Reapply = true
+	sh := *in.Shipment
+	dec := d.to(StateReturnRendering, &v, in.Now, CodeShipmentReplaced, fmt.Sprintf(
+		"the platform shows no return from the earlier submission (%s): the new shipment (%s) replaces it; read the return carriers",
+		describeShipmentOf(c.Shipment), describeShipment(sh)))
+	dec.Shipment = &sh
+	dec.Step = &Step{Name: StepReturnRender, RefundID: c.RefundID}
+	dec.Resolve = &Resolution{Key: it.Key, Code: CodeShipmentReplaced,
+		Note: fmt.Sprintf("the platform showed no return from it; replaced by a new shipment (%s)", describeShipment(sh))}
 	return dec
+}
+
+// otherShipment reports whether sh names another carrier or waybill than
+// the recorded one (none recorded: another); a phone or a description
+// alone does not make another shipment.
+func otherShipment(recorded *Shipment, sh Shipment) bool {
+	return recorded == nil || !strings.EqualFold(strings.TrimSpace(recorded.Company), strings.TrimSpace(sh.Company)) ||
+		!sameWaybill(sh.Waybill, recorded.Waybill)
 }
 
 // describeShipment names a shipment for operators: carrier and waybill.
 func describeShipment(sh Shipment) string {
 	return excerpt.Of(sh.Company, 64) + " " + excerpt.Of(sh.Waybill, 64)
+}
+
+// describeShipmentOf is describeShipment of a recorded shipment, if any.
+func describeShipmentOf(sh *Shipment) string {
+	if sh == nil {
+		return "none recorded"
+	}
+	return describeShipment(*sh)
 }
 
 // anotherShipment is the other way out of a return submission the platform

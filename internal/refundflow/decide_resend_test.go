@@ -287,8 +287,9 @@ func TestOnlyThePlatformsVerdictIsARefusal(t *testing.T) {
 // outcome (or one whose resends the platform keeps refusing, a wrong
 // carrier say) that the platform shows absent is replaced by the
 // operator's new shipment once the in-flight window has passed: the old
-// intent is settled superseded, the case waits for the return again and
-// the new shipment is decided there as a first one, under a new key.
+// intent is settled superseded and the new shipment taken as a first one
+// (the carriers read, then submitted under a new key), in one decision
+// that is the command's verdict.
 // Before, the new shipment waited behind the old one's resends, and on a
 // case stopped with intent_resends_failed it was refused: a dead end
 // short of closing a refund that is on the platform.
@@ -310,25 +311,29 @@ func TestNewShipmentReplacesAnAbsentReturn(t *testing.T) {
 
 	ship := Input{Kind: InputReportShipment, ID: "cmd-ship-2", Now: now, Shipment: &Shipment{Company: "SF", Waybill: "SF200"}}
 	dec := d.Decide(c, absent, ship)
-	if dec.State != StateWaitingReturnShipment || dec.Step != nil || !dec.Reapply || dec.Resolve == nil || dec.Resolve.Done ||
-		dec.Resolve.Code != "superseded" || dec.Resolve.Key != c.Intent.Key {
-		t.Fatalf("a new shipment: %s resolve %+v reapply %v; want the old return settled superseded, back to waiting for the return, the command again",
+	if dec.Outcome != OutcomeAct || dec.State != StateReturnRendering || dec.Shipment == nil || dec.Shipment.Waybill != "SF200" ||
+		dec.Step == nil || dec.Step.Name != StepReturnRender || dec.Reapply || dec.Resolve == nil || dec.Resolve.Done ||
+		dec.Resolve.Code != CodeShipmentReplaced || dec.Resolve.Key != c.Intent.Key {
+		t.Fatalf("a new shipment: %s resolve %+v reapply %v; want the old return settled superseded and the new one read, in one decision",
 			cell(dec), dec.Resolve, dec.Reapply)
 	}
-	c = apply(c, dec)
-	c.Intent = nil
-	dec = d.Decide(c, nil, ship)
-	if dec.State != StateReturnRendering || dec.Shipment == nil || dec.Shipment.Waybill != "SF200" || dec.Step == nil {
-		t.Fatalf("the shipment decided again: %s; want the new shipment read and submitted", cell(dec))
+	// A phone, or the waybill in other letters, is not another shipment.
+	for _, sh := range []Shipment{{Company: "NOPE", Waybill: "X1", Phone: "13800000000"}, {Company: "nope", Waybill: "x1"}} {
+		in := Input{Kind: InputReportShipment, ID: "cmd-ship-4", Now: now, Shipment: &sh}
+		if dec := d.Decide(c, absent, in); dec.Code == CodeShipmentReplaced {
+			t.Errorf("shipment %+v replaced %+v; want it taken as the same", sh, *c.Shipment)
+		}
 	}
 
-	// Within the old attempt's window, the shipment waits.
+	// Within the old attempt's window, the shipment is refused, saying
+	// when to report it again (kept for then, it would come after the
+	// case's own timer resending the earlier one).
 	recent := fixture(PlatformTaobao, StateReturnSubmitting)
 	recent.RefundID, recent.Shipment = "R1", &Shipment{Company: "NOPE", Waybill: "X1"}
 	recent.Intent = &Intent{Step: StepReturnSubmit, Key: "case:7:return_submit:v2", Since: now.Add(-time.Hour), LastAttempt: now.Add(-10 * time.Second), Sends: 1}
-	if dec := d.Decide(recent, absent, ship); dec.Outcome != OutcomeRetry || dec.Attention == nil ||
-		!strings.Contains(dec.Attention.Message, "the new shipment (SF SF200) replaces it") {
-		t.Errorf("a new shipment within the window: %s %+v; want it to wait, saying what comes next", cell(dec), dec.Attention)
+	if dec := d.Decide(recent, absent, ship); dec.Outcome != OutcomeReject || dec.Code != CodeNotNow ||
+		!strings.Contains(dec.Reason, "report the new shipment (SF SF200) again after") {
+		t.Errorf("a new shipment within the window: %s %q; want it refused, saying when to report it again", cell(dec), dec.Reason)
 	}
 	// The platform shows the old waybill: the old submission took effect,
 	// and the new shipment does not replace it.

@@ -186,9 +186,12 @@ func TestANewShipmentReplacesARefusedReturn(t *testing.T) {
 	corrected := r.command(refundflow.InputReportShipment, refundflow.PlatformTaobao, o, so)
 	corrected.Shipment = &refundflow.Shipment{Company: "SF", Waybill: "SF5550002222"}
 	r.handle(corrected)
+	if o, err := r.store.CommandOutcome(context.Background(), corrected.ID); err != nil || o.Verdict != casestore.VerdictApplied {
+		t.Fatalf("the corrected shipment's verdict: %+v, %v; want applied", o, err)
+	}
 	c = r.waitState(c.ID, refundflow.StateWaitingSellerReceive)
 	steps := r.stepsNamed(c.ID, refundflow.StepReturnSubmit)
-	if len(steps) != 2 || steps[0].Status != casestore.StepFailed || steps[0].ErrorCode != "superseded" || steps[1].Status != casestore.StepDone ||
+	if len(steps) != 2 || steps[0].Status != casestore.StepFailed || steps[0].ErrorCode != refundflow.CodeShipmentReplaced || steps[1].Status != casestore.StepDone ||
 		!strings.Contains(steps[1].Request, "SF5550002222") {
 		t.Fatalf("return submissions %+v; want the first superseded, the second (SF5550002222) done", steps)
 	}
