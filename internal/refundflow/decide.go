@@ -19,31 +19,34 @@ const (
 	CodeUnverifiable    = "intent_unverifiable"
 	CodeResendsFailed   = "intent_resends_failed" // the platform refused Policy.ResendLimit resends and shows no effect
 	// CodeShipmentReplaced settles a return submission the platform shows
-	// absent when the operator reports another shipment: the one intent
-	// settled not done whose step then goes out under a new key, on the
-	// same evidence a resend would.
+	// absent when the operator reports another shipment: with
+	// CodeModificationReplaced, the intents settled not done whose step
+	// then goes out under a new key, on the same evidence a resend would.
 	CodeShipmentReplaced = "shipment_replaced"
-	CodeStaleView        = "stale_view"       // the view is behind the case
-	CodeOtherRefund      = "other_refund"     // the view is of another refund
-	CodeInconclusive     = "inconclusive"     // the fetcher could not tell
-	CodeInFlight         = "intent_in_flight" // no effect yet, but the last attempt may still arrive
-	CodeNoChange         = "no_change"        // the view says what the case already knows
-	CodeNoRefundYet      = "no_refund_yet"    // nothing submitted, nothing on the platform
-	CodeAttention        = "needs_attention"  // parked; waiting for an operator
-	CodeStaleResult      = "stale_result"     // a step result for a step this state does not run
-	CodeTransient        = "transient"        // a transient step failure: retry later
-	CodeDuplicate        = "duplicate"        // the same command again
-	CodeCaseOpen         = "case_open"        // a different request for an open case
-	CodeNotSupported     = "not_supported"    // the platform has no such operation
-	CodeNotNow           = "not_now"          // the command does not fit the case's state
-	CodeVerify           = "verify"           // fetch the platform view before acting
-	CodeInvalidRequest   = "invalid_request"  // the stored request is not valid
-	CodeMessageSent      = "message_sent"
-	CodeMessageFailed    = "message_failed"
-	CodeOrderEnded       = "order_ended"   // the order ended (cancelled, closed) before anything was submitted, or with no refund from a submission of unknown outcome
-	CodeOrderChanged     = "order_changed" // an order event: noted, the form read again, or the refund re-read
-	CodeNotParked        = "not_parked"    // a resolve for a case that is not in needs_attention
-	CodeCannotRetry      = "cannot_retry"  // a retry that cannot help or could do a side effect twice
+	// CodeModificationReplaced is CodeShipmentReplaced for a modification
+	// of a refund the platform still shows refused.
+	CodeModificationReplaced = "modification_replaced"
+	CodeStaleView            = "stale_view"       // the view is behind the case
+	CodeOtherRefund          = "other_refund"     // the view is of another refund
+	CodeInconclusive         = "inconclusive"     // the fetcher could not tell
+	CodeInFlight             = "intent_in_flight" // no effect yet, but the last attempt may still arrive
+	CodeNoChange             = "no_change"        // the view says what the case already knows
+	CodeNoRefundYet          = "no_refund_yet"    // nothing submitted, nothing on the platform
+	CodeAttention            = "needs_attention"  // parked; waiting for an operator
+	CodeStaleResult          = "stale_result"     // a step result for a step this state does not run
+	CodeTransient            = "transient"        // a transient step failure: retry later
+	CodeDuplicate            = "duplicate"        // the same command again
+	CodeCaseOpen             = "case_open"        // a different request for an open case
+	CodeNotSupported         = "not_supported"    // the platform has no such operation
+	CodeNotNow               = "not_now"          // the command does not fit the case's state
+	CodeVerify               = "verify"           // fetch the platform view before acting
+	CodeInvalidRequest       = "invalid_request"  // the stored request is not valid
+	CodeMessageSent          = "message_sent"
+	CodeMessageFailed        = "message_failed"
+	CodeOrderEnded           = "order_ended"   // the order ended (cancelled, closed) before anything was submitted, or with no refund from a submission of unknown outcome
+	CodeOrderChanged         = "order_changed" // an order event: noted, the form read again, or the refund re-read
+	CodeNotParked            = "not_parked"    // a resolve for a case that is not in needs_attention
+	CodeCannotRetry          = "cannot_retry"  // a retry that cannot help or could do a side effect twice
 )
 
 // Decider decides the next step of refund cases under a Policy.

@@ -233,15 +233,12 @@ func (d Decider) settleUnproven(c CaseView, it Intent, v PlatformView, now time.
 // is back.
 func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (dec Decision, resent bool) {
 	last, n := it.lastAttempt(), it.resends()
-	// An operator's new shipment for a return the platform shows absent
-	// replaces the open submission (returnReplaced) rather than waiting
-	// behind it: a carrier or waybill the platform refuses is corrected,
-	// not only retried or given up.
-	replace := it.Step == StepReturnSubmit && in.Kind == InputReportShipment && in.Shipment != nil &&
-		in.Shipment.Validate() == nil && otherShipment(c.Shipment, *in.Shipment) &&
-		(c.State == StateReturnSubmitting || (c.State == StateNeedsAttention && c.Parked == StateReturnSubmitting && c.AttentionCode == CodeResendsFailed))
-	// resolve --retry, or a replacing shipment: once more, whatever the
-	// count, after the in-flight window only.
+	// An operator's corrected shipment or modification replaces the open
+	// one the platform shows absent (decide_replace.go) rather than
+	// waiting behind it.
+	replace := replacing(c, it, in)
+	// resolve --retry, or a replacement: once more, whatever the count,
+	// after the in-flight window only.
 	operator := in.Kind == InputResolve || replace
 	stop := !operator && d.Policy.ResendLimit > 0 && it.Refusals >= d.Policy.ResendLimit
 	ended := -1 // an unseen order event that ended the order: it settles a submission
@@ -261,11 +258,7 @@ func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (
 		flag := fmt.Sprintf("the platform shows no %s yet, but the last attempt may still reach it: asking again at %s, and sending it again then if it still shows none%s",
 			it.Step, stamp(until), sendsSoFar(it))
 		if replace {
-			// Refused, not kept for later: the case's own timer, due at
-			// the same time, would resend the earlier shipment first.
-			return reject(c, CodeNotNow, fmt.Sprintf("the earlier return submission (%s) may still reach the platform until %s: "+
-				"report the new shipment (%s) again after that; if the platform then shows no return, it replaces the earlier one",
-				describeShipmentOf(c.Shipment), stamp(until), describeShipment(*in.Shipment))), false
+			return replaceNotYet(c, it, in, until), false
 		}
 		switch {
 		case ended >= 0:
@@ -290,7 +283,7 @@ func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (
 		return d.submitEndedWithOrder(c, it, v, in, c.OrderEvents[ended]), false
 	}
 	if replace {
-		return d.returnReplaced(c, it, v, in), false
+		return d.replaced(c, it, v, in), false
 	}
 	if stop {
 		return d.resendsFailed(c, it, in), false
@@ -422,51 +415,14 @@ func (d Decider) submitEndedWithOrder(c CaseView, it Intent, v PlatformView, in 
 	return dec
 }
 
-// returnReplaced settles a return submission the platform shows absent
-// (the refund waits for the return and holds no waybill), past the
-// in-flight window, when the operator reports another shipment: it did not
-// take effect, so the new shipment is taken as a first one (onShipment):
-// the carriers read again, then submitted under a new key. As safe as a
-// resend: the platform takes no idempotency key, so a resend is a new
-// request to it too, sent on the same evidence.
-func (d Decider) returnReplaced(c CaseView, it Intent, v PlatformView, in Input) Decision {
-	sh := *in.Shipment
-	dec := d.to(StateReturnRendering, &v, in.Now, CodeShipmentReplaced, fmt.Sprintf(
-		"the platform shows no return from the earlier submission (%s): the new shipment (%s) replaces it; read the return carriers",
-		describeShipmentOf(c.Shipment), describeShipment(sh)))
-	dec.Shipment = &sh
-	dec.Step = &Step{Name: StepReturnRender, RefundID: c.RefundID}
-	dec.Resolve = &Resolution{Key: it.Key, Code: CodeShipmentReplaced,
-		Note: fmt.Sprintf("the platform showed no return from it; replaced by a new shipment (%s)", describeShipment(sh))}
-	return dec
-}
-
-// otherShipment reports whether sh names another carrier or waybill than
-// the recorded one (none recorded: another); a phone or a description
-// alone does not make another shipment.
-func otherShipment(recorded *Shipment, sh Shipment) bool {
-	return recorded == nil || !strings.EqualFold(strings.TrimSpace(recorded.Company), strings.TrimSpace(sh.Company)) ||
-		!sameWaybill(sh.Waybill, recorded.Waybill)
-}
-
-// describeShipment names a shipment for operators: carrier and waybill.
-func describeShipment(sh Shipment) string {
-	return excerpt.Of(sh.Company, 64) + " " + excerpt.Of(sh.Waybill, 64)
-}
-
-// describeShipmentOf is describeShipment of a recorded shipment, if any.
-func describeShipmentOf(sh *Shipment) string {
-	if sh == nil {
-		return "none recorded"
-	}
-	return describeShipment(*sh)
-}
-
-// anotherShipment is the other way out of a return submission the platform
-// keeps refusing: reporting a corrected shipment (returnReplaced).
+// anotherShipment is the other way out of a return submission or a
+// modification the platform keeps refusing: a corrected one (replaced).
 func anotherShipment(c CaseView, it Intent) string {
-	if it.Step != StepReturnSubmit {
-		return ""
+	switch it.Step {
+	case StepReturnSubmit:
+		return fmt.Sprintf("; to correct the carrier or waybill, `refundctl ship --case %d --company … --waybill …`", c.ID)
+	case StepModify:
+		return fmt.Sprintf("; to change the modification, `refundctl modify %d …`", c.ID)
 	}
-	return fmt.Sprintf("; to correct the carrier or waybill, `refundctl ship --case %d --company … --waybill …`", c.ID)
+	return ""
 }

@@ -349,3 +349,45 @@ func TestNewShipmentReplacesAnAbsentReturn(t *testing.T) {
 		t.Errorf("the same shipment again: %s; want the open return sent again under its key", cell(dec))
 	}
 }
+
+// TestNewModificationReplacesAnAbsentOne: a Taobao modification of unknown
+// outcome, or stopped because the platform refused its resends, that the
+// platform shows did not take effect (the refund still refused) is
+// replaced by the operator's next modification past the in-flight window:
+// settled modification_replaced, and the form read for the new one, in one
+// decision. Within the window it is refused, saying when to modify again;
+// the same modification again is no replacement.
+func TestNewModificationReplacesAnAbsentOne(t *testing.T) {
+	d := Decider{Policy: policy}
+	d.Policy.InFlight, d.Policy.ResendLimit = time.Minute, 3
+	c := fixture(PlatformTaobao, StateNeedsAttention)
+	c.Parked, c.AttentionCode, c.AttentionMessage = StateModifying, CodeResendsFailed, "refused"
+	c.RefundID = "R1"
+	last := now.Add(-10 * time.Minute)
+	c.Intent = &Intent{Step: StepModify, Key: "case:7:modify:v2", Since: last.Add(-time.Hour), LastAttempt: last, Sends: 4, Refusals: 3}
+	refused := tbView("SELLER_REFUSE_BUYER")
+	if dec := d.Decide(c, refused, Input{Kind: InputTimer, Now: now}); dec.Code != CodeResendsFailed ||
+		!strings.Contains(dec.Attention.Message, "refundctl modify 7") {
+		t.Fatalf("parked modification: %s %+v; want its attention to offer another modification", cell(dec), dec.Attention)
+	}
+	amount := int64(250)
+	modify := Input{Kind: InputModify, ID: "cmd-modify-2", Now: now, Modify: &Modification{Amount: &amount}}
+	dec := d.Decide(c, refused, modify)
+	if dec.Outcome != OutcomeAct || dec.State != StateModifyRendering || dec.Request == nil || dec.Request.Amount != 250 ||
+		dec.Step == nil || dec.Step.Name != StepRender || dec.Resolve == nil || dec.Resolve.Done ||
+		dec.Resolve.Code != CodeModificationReplaced || dec.Resolve.Key != c.Intent.Key {
+		t.Fatalf("a new modification: %s resolve %+v; want the old settled %s and the form read for the new one",
+			cell(dec), dec.Resolve, CodeModificationReplaced)
+	}
+	same := Input{Kind: InputModify, ID: "cmd-modify-3", Now: now, Modify: &Modification{Amount: &c.Request.Amount}}
+	if dec := d.Decide(c, refused, same); dec.Code == CodeModificationReplaced {
+		t.Errorf("the same request again: %s; want no replacement", cell(dec))
+	}
+	recent := c
+	recent.State, recent.Parked, recent.AttentionCode, recent.AttentionMessage = StateModifying, "", "", ""
+	recent.Intent = &Intent{Step: StepModify, Key: "case:7:modify:v2", Since: last, LastAttempt: now.Add(-10 * time.Second), Sends: 1}
+	if dec := d.Decide(recent, refused, modify); dec.Outcome != OutcomeReject || dec.Code != CodeNotNow ||
+		!strings.Contains(dec.Reason, "modify again after") {
+		t.Errorf("a new modification within the window: %s %q; want it refused, saying when to modify again", cell(dec), dec.Reason)
+	}
+}

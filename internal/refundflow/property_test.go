@@ -94,6 +94,10 @@ func allInputs(c CaseView) []Input {
 	// Another shipment than the case's (one replacing an open return
 	// submission the platform shows absent).
 	ins = append(ins, Input{Kind: InputReportShipment, Now: now, ID: "cmd-ship-other", Shipment: &Shipment{Company: "YTO", Waybill: "YT1000000001"}})
+	// A modification (one replacing an open modification the platform
+	// shows absent, the refund still refused).
+	amount := int64(100)
+	ins = append(ins, Input{Kind: InputModify, Now: now, ID: "cmd-modify", Modify: &Modification{Amount: &amount}})
 	ins = append(ins, Input{Kind: InputResolve, Now: now, ID: "cmd-resolve-retry", Resolve: &Resolve{Action: ResolveRetry}},
 		Input{Kind: InputResolve, Now: now, ID: "cmd-resolve-close", Resolve: &Resolve{Action: ResolveClose, Note: "refunded by phone"}})
 	for _, st := range []StepName{StepRender, StepReasons, StepUploadVouchers, StepSubmit, StepReturnRender, StepReturnSubmit, StepCancel, StepMessage} {
@@ -310,11 +314,12 @@ func checkFollowUps(t *testing.T, d Decider, where string, c CaseView, v *Platfo
 			steps = append(steps, d.Decide(c2, v2, in2))
 		}
 	}
-	if got.Resolve.Code == CodeShipmentReplaced && in.Kind == InputReportShipment && confirmsAbsent(c, v, it.Step) {
-		// The one exception: a return the platform positively shows
-		// absent, past the in-flight window, replaced by the operator's
-		// new shipment; a resend on that evidence would be as new to the
-		// platform, which takes no idempotency key.
+	if ((got.Resolve.Code == CodeShipmentReplaced && in.Kind == InputReportShipment) ||
+		(got.Resolve.Code == CodeModificationReplaced && in.Kind == InputModify)) && confirmsAbsent(c, v, it.Step) {
+		// The one exception: a return or a modification the platform
+		// positively shows absent, past the in-flight window, replaced by
+		// the operator's correction; a resend on that evidence would be
+		// as new to the platform, which takes no idempotency key.
 		return
 	}
 	for _, d2 := range steps {

@@ -197,3 +197,44 @@ func TestANewShipmentReplacesARefusedReturn(t *testing.T) {
 	}
 	r.noDuplicates()
 }
+
+// TestANewModificationReplacesARefusedOne: a Taobao modification whose
+// first answer was lost and whose resends the platform refused stops the
+// case (intent_resends_failed); the operator's next modification then
+// replaces it, and the platform takes exactly one modification, the new
+// amount. Before, the next modification was refused on the stopped case.
+func TestANewModificationReplacesARefusedOne(t *testing.T) {
+	r := newRig(t, fast)
+	pol := testPolicy
+	pol.InFlight, pol.ResendLimit = 20*time.Millisecond, 2
+	r.setEngine(r.newEngineWith("engine-a", pol, 200*time.Millisecond))
+	id, refundID, _, _ := refusedTaobaoCase(t, r)
+
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_modify", Kind: sandbox.ErrHTTP503, Count: 1},
+		{Endpoint: "taobao_modify", Kind: sandbox.ErrRefused, Count: 1000}}})
+	r.handle(modifyCommand(r, id, 4000))
+	var c casestore.Case
+	r.waitFor("the modification's resends refused", func() bool {
+		r.drive(r.engine(), id)
+		c, _ = r.store.GetCase(context.Background(), id)
+		return c.State == string(refundflow.StateNeedsAttention) && c.AttentionCode != refundflow.AttnSellerRefused
+	})
+	if c.AttentionCode != refundflow.CodeResendsFailed || !strings.Contains(c.AttentionMessage, fmt.Sprintf("refundctl modify %d", id)) {
+		t.Fatalf("attention %s %q; want %s offering another modification", c.AttentionCode, c.AttentionMessage, refundflow.CodeResendsFailed)
+	}
+
+	r.sb.SetFaults(sandbox.Faults{})
+	next := modifyCommand(r, id, 3000)
+	r.handle(next)
+	if o, err := r.store.CommandOutcome(context.Background(), next.ID); err != nil || o.Verdict != casestore.VerdictApplied {
+		t.Fatalf("the next modification's verdict: %+v, %v; want applied", o, err)
+	}
+	r.waitState(id, refundflow.StateWaitingSeller)
+	steps := r.stepsNamed(id, refundflow.StepModify)
+	if len(steps) != 2 || steps[0].ErrorCode != refundflow.CodeModificationReplaced || steps[1].Status != casestore.StepDone {
+		t.Fatalf("modifications %+v; want the first replaced, the second done", steps)
+	}
+	if n := r.sb.Stats().Modifications[refundID]; n != 1 {
+		t.Errorf("the platform took %d modifications; want 1", n)
+	}
+}
