@@ -306,10 +306,12 @@ func (d Decider) settleAbsent(c CaseView, it Intent, v PlatformView, in Input) (
 	dec = d.to(c.State, &v, in.Now, "intent_absent", fmt.Sprintf("the platform shows no effect of the %s: send it again", it.Step))
 	switch {
 	case c.State == StateNeedsAttention && c.AttentionCode == CodeResendsFailed:
-		// The operator's retry: the case goes back to where it stopped,
-		// as any case sending its step, so that what follows (a refusal
-		// parks it again; no answer backs off) reads true.
-		dec = d.to(c.Parked, &v, in.Now, "intent_absent", fmt.Sprintf("resolve --retry: the platform shows no effect of the %s: send it again", it.Step))
+		// The operator's retry (or a limit raised since it stopped): the
+		// case goes back to where it stopped, as any case sending its
+		// step, so that what follows (a refusal parks it again; no answer
+		// backs off) reads true.
+		dec = d.to(c.Parked, &v, in.Now, "intent_absent", fmt.Sprintf("the platform shows no effect of the %s: send it again (the case leaves %s)",
+			it.Step, CodeResendsFailed))
 	case c.State == StateNeedsAttention:
 		dec.State, dec.Parked, dec.WakeAt = c.State, c.Parked, time.Time{}
 		dec.Attention = &Attention{Code: c.AttentionCode, Message: c.AttentionMessage}
