@@ -64,19 +64,7 @@ func testCaseToDecideReadsOnlyItsOrdersEvents(t *testing.T, be backend) {
 
 	if !s.r.pg {
 		// SQLite: the plan (the worker never runs ANALYZE there).
-		var rows []struct {
-			ID      int    `db:"id"`
-			Parent  int    `db:"parent"`
-			NotUsed int    `db:"notused"`
-			Detail  string `db:"detail"`
-		}
-		if err := s.r.Select(&rows, "EXPLAIN QUERY PLAN "+caseToDecide, c.ID); err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for _, r := range rows {
-			plan = append(plan, r.Detail)
-		}
+		plan := sqlitePlan(t, s, caseToDecide, c.ID)
 		const want = "SEARCH e USING INDEX order_events_order (platform=? AND order_id=? AND id>?)"
 		if !strings.Contains(strings.Join(plan, "\n"), want) {
 			t.Errorf("CaseToDecide's plan does not read %q:\n%s", want, strings.Join(plan, "\n"))
@@ -122,4 +110,23 @@ type planNode struct {
 	Filtered  float64    `json:"Rows Removed by Filter"`
 	Rechecked float64    `json:"Rows Removed by Index Recheck"`
 	Plans     []planNode `json:"Plans"`
+}
+
+// sqlitePlan is SQLite's EXPLAIN QUERY PLAN of query: one line per step.
+func sqlitePlan(t *testing.T, s *Store, query string, args ...any) []string {
+	t.Helper()
+	var rows []struct {
+		ID      int    `db:"id"`
+		Parent  int    `db:"parent"`
+		NotUsed int    `db:"notused"`
+		Detail  string `db:"detail"`
+	}
+	if err := s.r.Select(&rows, "EXPLAIN QUERY PLAN "+query, args...); err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for _, r := range rows {
+		plan = append(plan, r.Detail)
+	}
+	return plan
 }

@@ -76,18 +76,7 @@ func testRecentStepErrorsByWhenTheyHappened(t *testing.T, be backend) {
 			t.Fatal(err)
 		}
 	} else {
-		var rows []struct {
-			ID      int    `db:"id"`
-			Parent  int    `db:"parent"`
-			NotUsed int    `db:"notused"`
-			Detail  string `db:"detail"`
-		}
-		if err := s.r.Select(&rows, "EXPLAIN QUERY PLAN "+recentStepErrors, 10); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rows {
-			plan = append(plan, r.Detail)
-		}
+		plan = sqlitePlan(t, s, recentStepErrors, 10)
 	}
 	text := strings.Join(plan, "\n")
 	if !strings.Contains(text, "step_attempts_error_times") || strings.Contains(text, "Sort") || strings.Contains(text, "TEMP B-TREE") {
