@@ -43,7 +43,7 @@ const (
 	CodeInvalidRequest       = "invalid_request"  // the stored request is not valid
 	CodeMessageSent          = "message_sent"
 	CodeMessageFailed        = "message_failed"
-	CodeOrderEnded           = "order_ended"   // the order ended (cancelled, closed) before anything was submitted, or with no refund from a submission of unknown outcome
+	CodeOrderEnded           = "order_ended"   // the order ended (cancelled, closed): nothing submitted, or no refund from the submission
 	CodeOrderChanged         = "order_changed" // an order event: noted, the form read again, or the refund re-read
 	CodeNotParked            = "not_parked"    // a resolve for a case that is not in needs_attention
 	CodeCannotRetry          = "cannot_retry"  // a retry that cannot help or could do a side effect twice

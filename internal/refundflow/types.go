@@ -36,7 +36,8 @@ type Intent struct {
 	// Sends is how many times an attempt under Key was begun
 	// (step_attempts.begins): the first, then each resend. It is counted
 	// when the attempt is recorded, before its call, so one cut off by a
-	// crash before the call counts too (erring towards stopping sooner).
+	// crash before the call counts too (its backoff errs towards waiting
+	// longer; only Refusals stop a case).
 	// 0: not known (counted as 1).
 	Sends int
 	// LastError is what the newest attempt that ended without a result got
@@ -303,7 +304,7 @@ const (
 	// side effect cannot be confirmed yet: it waits for the platform to
 	// show it, until a deadline the message names, and then goes on or
 	// parks (intent_unverifiable, or intent_resends_failed once the
-	// platform has shown no effect of ResendLimit resends).
+	// platform has refused ResendLimit resends in a row).
 	AttnWaitingEvidence = "waiting_evidence"
 )
 
