@@ -371,16 +371,17 @@ func lastAnswer(it Intent) string {
 }
 
 // resendsFailed parks a case whose intent's step the platform still shows
-// no effect of after refusing Policy.ResendLimit resends. The intent stays open: a
-// later view showing the effect settles it and moves the case on. A command
-// meanwhile is refused with the ways out; resolve --retry (onResolve)
-// sends the step once more.
+// no effect of after refusing Policy.ResendLimit resends. The intent stays
+// open: a later view showing the effect settles it and moves the case on.
+// A command meanwhile is refused with the ways out; resolve --retry
+// (onResolve) sends the step once more, and a corrected shipment or
+// modification replaces it (decide_replace.go).
 func (d Decider) resendsFailed(c CaseView, it Intent, in Input) Decision {
 	msg := fmt.Sprintf("the platform refused %d resends of the %s in a row and shows no effect of it (%d sends under the same key in all; "+
 		"the last answer: %s); not sent again automatically. "+
 		"Check the order in the platform's back office: if the %s took effect there, the case's next check moves it on; "+
 		"to send it once more, `refundctl resolve %d --retry`%s; to stop, `refundctl resolve %d --close --note …`",
-		it.Refusals, it.Step, it.Sends, lastAnswer(it), it.Step, c.ID, anotherShipment(c, it), c.ID)
+		it.Refusals, it.Step, it.Sends, lastAnswer(it), it.Step, c.ID, correctionWay(c, it), c.ID)
 	if c.State == StateNeedsAttention && c.AttentionCode == CodeResendsFailed {
 		if isCommand(in.Kind) {
 			return reject(c, CodeResendsFailed, msg)
@@ -417,9 +418,9 @@ func (d Decider) submitEndedWithOrder(c CaseView, it Intent, v PlatformView, in 
 	return dec
 }
 
-// anotherShipment is the other way out of a return submission or a
+// correctionWay is the other way out of a return submission or a
 // modification the platform keeps refusing: a corrected one (replaced).
-func anotherShipment(c CaseView, it Intent) string {
+func correctionWay(c CaseView, it Intent) string {
 	switch it.Step {
 	case StepReturnSubmit:
 		return fmt.Sprintf("; to correct the carrier or waybill, `refundctl ship --case %d --company … --waybill …`", c.ID)
