@@ -41,11 +41,16 @@ func (ts *testServer) seedRaw(cases []rawCase, extra ...string) {
 	seedRawFile(ts.t, ts.path, cases, extra...)
 }
 
-// seedRawFile writes cases and extra statements into the store file at
-// path in one transaction.
-func seedRawFile(tb testing.TB, path string, cases []rawCase, extra ...string) {
+// seedRawFile writes cases and extra statements into the store at target
+// (a SQLite file's path or a PostgreSQL URL, migrated already) in one
+// transaction.
+func seedRawFile(tb testing.TB, target string, cases []rawCase, extra ...string) {
 	tb.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000&_txlock=immediate")
+	driver, dsn, marks := "sqlite3", "file:"+target+"?_busy_timeout=5000&_txlock=immediate", "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+	if casestore.IsURL(target) {
+		driver, dsn, marks = "pgx", target, "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13"
+	}
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -56,7 +61,7 @@ func seedRawFile(tb testing.TB, path string, cases []rawCase, extra ...string) {
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	ins, err := tx.Prepare(`INSERT INTO cases (id, platform, order_id, sub_order_id, refund_id, state, attention_code, attention_message,
-		opened_by, request, created_at, updated_at, duplicate_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		opened_by, request, created_at, updated_at, duplicate_of) VALUES (` + marks + `)`)
 	if err != nil {
 		tb.Fatal(err)
 	}
