@@ -2,11 +2,14 @@ package casestore
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
 
 // textPlan is how a free-text search finds its cases: a range of each id
@@ -25,50 +28,11 @@ const textPlan = "MULTI-INDEX OR\n" +
 // empty, unanalysed store, which is what the planner sees in production
 // too (the worker never runs ANALYZE). SQLite only: PostgreSQL's planner
 // weighs its statistics, so its plans on an empty table say nothing of a
-// full one.
+// full one (TestListPlansOnPostgreSQL reads them on a full one).
 func TestListQueryPlans(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "cases.db"))
 	ctx := context.Background()
-	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	cur := &CaseCursor{Sort: SortUpdated, Desc: true, ID: 10, At: 1}
-	for _, tc := range []struct {
-		name string
-		f    CaseFilter
-		// uses is how the page's cases are found (lines of the plan,
-		// each on a line of its own here).
-		uses string
-		// sorted: the matches are sorted, being few by construction
-		// (attention codes, text) or served by no single index.
-		sorted bool
-	}{
-		{"default order", CaseFilter{Sort: SortUpdated, Desc: true}, "SCAN cases USING COVERING INDEX cases_updated", false},
-		{"default order, next page", CaseFilter{Sort: SortUpdated, Desc: true, After: cur}, "SEARCH cases USING COVERING INDEX cases_updated (updated_at<?)", false},
-		{"id", CaseFilter{}, "SCAN cases", false}, // the table is the id order's index
-		{"id desc", CaseFilter{Desc: true}, "SCAN cases", false},
-		{"id, next page", CaseFilter{After: &CaseCursor{Sort: SortID, ID: 5}}, "SEARCH cases USING INTEGER PRIMARY KEY (rowid>?)", false},
-		{"created", CaseFilter{Sort: SortCreated}, "SCAN cases USING COVERING INDEX cases_created", false},
-		{"created desc", CaseFilter{Sort: SortCreated, Desc: true}, "SCAN cases USING COVERING INDEX cases_created", false},
-		{"state", CaseFilter{Sort: SortState}, "SCAN cases USING COVERING INDEX cases_state", false},
-		{"state desc", CaseFilter{Sort: SortState, Desc: true}, "SCAN cases USING COVERING INDEX cases_state", false},
-		{"state filter, updated", CaseFilter{States: []string{"waiting_seller"}, Sort: SortUpdated, Desc: true}, "SEARCH cases USING COVERING INDEX cases_state (state=?)", false},
-		{"state filter, created", CaseFilter{States: []string{"waiting_seller"}, Sort: SortCreated}, "SEARCH cases USING COVERING INDEX cases_state_created (state=?)", false},
-		{"state filter, id", CaseFilter{States: []string{"waiting_seller"}, Desc: true}, "SEARCH cases USING COVERING INDEX cases_state_id (state=?)", false},
-		{"platform and state, state order", CaseFilter{Platform: "1688", States: []string{"waiting_seller"}, Sort: SortState}, "SEARCH cases USING INDEX cases_state (state=?)", false},
-		{"platform, updated", CaseFilter{Platform: "1688", Sort: SortUpdated, Desc: true}, "SCAN cases USING INDEX cases_updated", false},
-		{"open, oldest", CaseFilter{OpenOnly: true, Sort: SortUpdated}, "SCAN cases USING INDEX cases_updated", false},
-		{"not updated since", CaseFilter{UpdatedBefore: at, Sort: SortUpdated, Desc: true}, "SEARCH cases USING COVERING INDEX cases_updated (updated_at<?)", false},
-		{"opened between, created", CaseFilter{CreatedAfter: at, CreatedBefore: at.Add(time.Hour), Sort: SortCreated},
-			"SEARCH cases USING COVERING INDEX cases_created (created_at>? AND created_at<?)", false},
-		{"opened between, updated", CaseFilter{CreatedAfter: at, CreatedBefore: at.Add(time.Hour), Sort: SortUpdated, Desc: true},
-			"SEARCH cases USING INDEX cases_created (created_at>? AND created_at<?)", true},
-		{"attention code", CaseFilter{Attention: []string{"seller_refused"}, Sort: SortUpdated, Desc: true}, "SEARCH cases USING COVERING INDEX cases_attention (attention_code=?)", true},
-		{"any attention, id", CaseFilter{AnyAttention: true}, "SCAN cases USING COVERING INDEX cases_attention", true},
-		{"any attention, created", CaseFilter{AnyAttention: true, Sort: SortCreated}, "SCAN cases USING COVERING INDEX cases_attention", true},
-		{"open with attention, oldest", CaseFilter{AnyAttention: true, OpenOnly: true, Sort: SortUpdated}, "SCAN cases USING COVERING INDEX cases_attention", true},
-		{"text", CaseFilter{Text: "3100", Sort: SortUpdated, Desc: true}, textPlan, true},
-		{"text or case", CaseFilter{Text: "cmd-1", TextCaseID: 7, Sort: SortCreated}, textPlan + "\nSEARCH cases USING INTEGER PRIMARY KEY (rowid=?)", true},
-		{"text and platform", CaseFilter{Text: "3100", Platform: "taobao", Sort: SortUpdated, Desc: true}, textPlan, true},
-	} {
+	for _, tc := range listShapes() {
 		plan, err := s.ListQueryPlan(ctx, tc.f)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
@@ -103,3 +67,136 @@ func TestListQueryPlans(t *testing.T) {
 		}
 	}
 }
+
+// listShape is a case list query and how SQLite's plan finds its page.
+type listShape struct {
+	name string
+	f    CaseFilter
+	// uses is how the page's cases are found (lines of SQLite's plan,
+	// each on a line of its own here).
+	uses string
+	// sorted: the matches are sorted, being few by construction
+	// (attention codes, text) or served by no single index.
+	sorted bool
+}
+
+// listAt is the time the list shapes' time filters are about.
+var listAt = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+// listShapes are the case lists' filters and orders the plan tests read.
+func listShapes() []listShape {
+	at := listAt
+	cur := &CaseCursor{Sort: SortUpdated, Desc: true, ID: 10, At: 1}
+	return []listShape{
+		{"default order", CaseFilter{Sort: SortUpdated, Desc: true}, "SCAN cases USING COVERING INDEX cases_updated", false},
+		{"default order, next page", CaseFilter{Sort: SortUpdated, Desc: true, After: cur}, "SEARCH cases USING COVERING INDEX cases_updated (updated_at<?)", false},
+		{"id", CaseFilter{}, "SCAN cases", false}, // the table is the id order's index
+		{"id desc", CaseFilter{Desc: true}, "SCAN cases", false},
+		{"id, next page", CaseFilter{After: &CaseCursor{Sort: SortID, ID: 5}}, "SEARCH cases USING INTEGER PRIMARY KEY (rowid>?)", false},
+		{"created", CaseFilter{Sort: SortCreated}, "SCAN cases USING COVERING INDEX cases_created", false},
+		{"created desc", CaseFilter{Sort: SortCreated, Desc: true}, "SCAN cases USING COVERING INDEX cases_created", false},
+		{"state", CaseFilter{Sort: SortState}, "SCAN cases USING COVERING INDEX cases_state", false},
+		{"state desc", CaseFilter{Sort: SortState, Desc: true}, "SCAN cases USING COVERING INDEX cases_state", false},
+		{"state filter, updated", CaseFilter{States: []string{"waiting_seller"}, Sort: SortUpdated, Desc: true}, "SEARCH cases USING COVERING INDEX cases_state (state=?)", false},
+		{"state filter, created", CaseFilter{States: []string{"waiting_seller"}, Sort: SortCreated}, "SEARCH cases USING COVERING INDEX cases_state_created (state=?)", false},
+		{"state filter, id", CaseFilter{States: []string{"waiting_seller"}, Desc: true}, "SEARCH cases USING COVERING INDEX cases_state_id (state=?)", false},
+		{"rare state filter, created", CaseFilter{States: []string{"needs_attention"}, Sort: SortCreated}, "SEARCH cases USING COVERING INDEX cases_state_created (state=?)", false},
+		{"rare state filter, id", CaseFilter{States: []string{"needs_attention"}}, "SEARCH cases USING COVERING INDEX cases_state_id (state=?)", false},
+		{"platform and state, state order", CaseFilter{Platform: "1688", States: []string{"waiting_seller"}, Sort: SortState}, "SEARCH cases USING INDEX cases_state (state=?)", false},
+		{"platform and common state, updated", CaseFilter{Platform: "1688", States: []string{"succeeded"}, Sort: SortUpdated, Desc: true}, "SEARCH cases USING INDEX cases_state (state=?)", false},
+		{"platform and common state, state order", CaseFilter{Platform: "1688", States: []string{"succeeded"}, Sort: SortState}, "SEARCH cases USING INDEX cases_state (state=?)", false},
+		{"platform, updated", CaseFilter{Platform: "1688", Sort: SortUpdated, Desc: true}, "SCAN cases USING INDEX cases_updated", false},
+		{"open, oldest", CaseFilter{OpenOnly: true, Sort: SortUpdated}, "SCAN cases USING INDEX cases_updated", false},
+		{"not updated since", CaseFilter{UpdatedBefore: at, Sort: SortUpdated, Desc: true}, "SEARCH cases USING COVERING INDEX cases_updated (updated_at<?)", false},
+		{"opened between, created", CaseFilter{CreatedAfter: at, CreatedBefore: at.Add(time.Hour), Sort: SortCreated},
+			"SEARCH cases USING COVERING INDEX cases_created (created_at>? AND created_at<?)", false},
+		{"opened between, updated", CaseFilter{CreatedAfter: at, CreatedBefore: at.Add(time.Hour), Sort: SortUpdated, Desc: true},
+			"SEARCH cases USING INDEX cases_created (created_at>? AND created_at<?)", true},
+		{"attention code", CaseFilter{Attention: []string{"seller_refused"}, Sort: SortUpdated, Desc: true}, "SEARCH cases USING COVERING INDEX cases_attention (attention_code=?)", true},
+		{"any attention, id", CaseFilter{AnyAttention: true}, "SCAN cases USING COVERING INDEX cases_attention", true},
+		{"any attention, created", CaseFilter{AnyAttention: true, Sort: SortCreated}, "SCAN cases USING COVERING INDEX cases_attention", true},
+		{"open with attention, oldest", CaseFilter{AnyAttention: true, OpenOnly: true, Sort: SortUpdated}, "SCAN cases USING COVERING INDEX cases_attention", true},
+		{"text", CaseFilter{Text: "3100", Sort: SortUpdated, Desc: true}, textPlan, true},
+		{"text or case", CaseFilter{Text: "cmd-1", TextCaseID: 7, Sort: SortCreated}, textPlan + "\nSEARCH cases USING INTEGER PRIMARY KEY (rowid=?)", true},
+		{"text and platform", CaseFilter{Text: "3100", Platform: "taobao", Sort: SortUpdated, Desc: true}, textPlan, true},
+	}
+}
+
+// listPlanCases is how many cases TestListPlansOnPostgreSQL seeds: the
+// console's scale (issue 16).
+const listPlanCases = 100000
+
+// TestListPlansOnPostgreSQL bounds the rows of cases each case list reads
+// on PostgreSQL, with its statistics, at the console's scale: a page never
+// scans the table, and never reads more than a few thousand rows to find
+// its 100. PostgreSQL's planner weighs its statistics, so its plans are
+// not pinned index by index as SQLite's are (TestListQueryPlans): a state
+// filter in id or creation order, for one, walks the order's index and
+// filters while the state is common, and reads cases_state and sorts the
+// matches while it is rare, which is why migration 21 could drop the two
+// indexes SQLite keeps for them.
+func TestListPlansOnPostgreSQL(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, pgtest.NewDatabase(t))
+	// A busy store's spread, as the console's benchmark seeds it: 70%
+	// succeeded, 10% closed, 5% cancelled, 2% needs_attention, the rest
+	// waiting or submitting; 60% Taobao; created over the 180 days before
+	// listAt, in no relation to the id; updated up to 14 days later.
+	const seed = `INSERT INTO cases (id, platform, order_id, sub_order_id, refund_id, state, attention_code, opened_by,
+			created_at, updated_at, duplicate_of)
+		SELECT i, CASE WHEN i % 10 < 4 THEN '1688' ELSE 'taobao' END, (3100000000000000000 + i * 7919)::text,
+			CASE WHEN i % 10 < 4 THEN '' ELSE (4200000000000000000 + i * 104729)::text END,
+			CASE WHEN st = 'submitting' THEN '' ELSE 'RF' || (i * 31)::text END,
+			st, CASE WHEN st = 'needs_attention' THEN 'seller_refused' ELSE '' END, 'req-' || i,
+			created, created + (i * 40503) % 1209600000, i
+		FROM (SELECT i, $1::bigint + 86400000 - (i * 2654435761) % 15552000000 AS created,
+				CASE WHEN h < 70 THEN 'succeeded' WHEN h < 80 THEN 'closed' WHEN h < 85 THEN 'cancelled'
+					WHEN h < 87 THEN 'needs_attention' WHEN h < 93 THEN 'waiting_seller'
+					WHEN h < 96 THEN 'waiting_return_shipment' ELSE 'submitting' END AS st
+			FROM (SELECT i, (i * 2246822519) % 100 AS h FROM generate_series(1, $2::bigint) AS i) AS g) AS c`
+	if _, err := s.w.ExecContext(ctx, seed, listAt.UnixMilli(), listPlanCases); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, "ANALYZE cases"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range listShapes() {
+		q, args, err := listQuery(tc.f)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var out []byte
+		if err := s.r.Get(&out, "EXPLAIN (ANALYZE, FORMAT JSON) "+q, append(args, clampLimit(tc.f.Limit))...); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var plans []struct{ Plan planNode }
+		if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
+			t.Fatalf("%s: EXPLAIN: %v\n%s", tc.name, err, out)
+		}
+		read, scans := 0.0, 0
+		var walk func(n planNode)
+		walk = func(n planNode) {
+			// A bitmap index scan's rows are the heap scan's above it.
+			if (n.Relation == "cases" || strings.HasPrefix(n.Index, "cases")) && n.Type != "Bitmap Index Scan" {
+				read += n.Rows*max(n.Loops, 1) + n.Filtered + n.Rechecked
+			}
+			if n.Type == "Seq Scan" && n.Relation == "cases" {
+				scans++
+			}
+			for _, k := range n.Plans {
+				walk(k)
+			}
+		}
+		walk(plans[0].Plan)
+		t.Logf("%-30s %6.0f rows of cases read", tc.name, read)
+		if scans > 0 || read > listPlanMaxRows {
+			t.Errorf("%s: the page read %.0f rows of cases (%d scans of the table); want at most %d, no scan:\n%s",
+				tc.name, read, scans, listPlanMaxRows, out)
+		}
+	}
+}
+
+// listPlanMaxRows bounds the rows of cases a page of 100 may read: 8% of
+// the table. The most a shape reads at listPlanCases is about 6,100 (all
+// the cases of a state, sorted, under a platform filter).
+const listPlanMaxRows = 8000
