@@ -90,6 +90,7 @@ func listShapes() []listShape {
 	return []listShape{
 		{"default order", CaseFilter{Sort: SortUpdated, Desc: true}, "SCAN cases USING COVERING INDEX cases_updated", false},
 		{"default order, next page", CaseFilter{Sort: SortUpdated, Desc: true, After: cur}, "SEARCH cases USING COVERING INDEX cases_updated (updated_at<?)", false},
+		{"default order, largest page", CaseFilter{Sort: SortUpdated, Desc: true, Limit: MaxListLimit}, "SCAN cases USING COVERING INDEX cases_updated", false},
 		{"id", CaseFilter{}, "SCAN cases", false}, // the table is the id order's index
 		{"id desc", CaseFilter{Desc: true}, "SCAN cases", false},
 		{"id, next page", CaseFilter{After: &CaseCursor{Sort: SortID, ID: 5}}, "SEARCH cases USING INTEGER PRIMARY KEY (rowid>?)", false},
@@ -161,7 +162,7 @@ func TestListPlansOnPostgreSQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range listShapes() {
-		q, args, err := listQuery(tc.f)
+		q, args, err := listQuery(tc.f, true)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -196,7 +197,8 @@ func TestListPlansOnPostgreSQL(t *testing.T) {
 	}
 }
 
-// listPlanMaxRows bounds the rows of cases a page of 100 may read: 8% of
-// the table. The most a shape reads at listPlanCases is about 6,100 (all
-// the cases of a state, sorted, under a platform filter).
+// listPlanMaxRows bounds the rows of cases a page of 100 (or the largest,
+// MaxListLimit) may read: 8% of the table. The most a shape reads at
+// listPlanCases is about 6,100 (all the cases of a state, sorted, under a
+// platform filter).
 const listPlanMaxRows = 8000
