@@ -374,6 +374,25 @@ func (b benchStore) printStatements(t *testing.T, db *sqlx.DB) {
 		fmt.Fprintf(&b2, "\n\t%7d %9.1f ms  %s", r.Calls, r.Ms, r.Query)
 	}
 	t.Logf("statements PostgreSQL ran for the worker (100 calls or more): calls, time, statement%s", b2.String())
+	// Heap-only updates add no index entry: what an update of a column no
+	// index holds costs, when the row's page has room for the new version.
+	var tables []struct {
+		Name    string `db:"relname"`
+		Ins     int64  `db:"n_tup_ins"`
+		Upd     int64  `db:"n_tup_upd"`
+		HOT     int64  `db:"n_tup_hot_upd"`
+		Indexes int64  `db:"indexes"`
+	}
+	if err := db.Select(&tables, `SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd,
+			(SELECT count(*) FROM pg_index i WHERE i.indrelid = t.relid) AS indexes
+		FROM pg_stat_user_tables t WHERE n_tup_ins + n_tup_upd > 0 ORDER BY relname`); err != nil {
+		t.Fatalf("pg_stat_user_tables: %v", err)
+	}
+	b2.Reset()
+	for _, r := range tables {
+		fmt.Fprintf(&b2, "\n\t%-18s %2d indexes  %6d inserts  %6d updates, %6d of them heap-only", r.Name, r.Indexes, r.Ins, r.Upd, r.HOT)
+	}
+	t.Logf("rows PostgreSQL wrote (statistics as the server's backends last reported them):%s", b2.String())
 	if _, err := db.Exec(`SELECT pg_stat_statements_reset()`); err != nil {
 		t.Fatal(err)
 	}
