@@ -357,8 +357,12 @@ func (s *Sandbox) adminGetRefund(r *http.Request) (any, *adminError) {
 
 // RefundAction is the body of POST /_sandbox/refunds/{refundId}/actions.
 type RefundAction struct {
-	Action string `json:"action"` // agree, refuse, require_return, receive, close
+	Action string `json:"action"` // agree, refuse, require_return, receive, close, change_return_waybill
 	Reason string `json:"reason"` // refuse reason
+	// Waybill is change_return_waybill's new return waybill: the buyer
+	// correcting the return's logistics on the platform itself, which
+	// the worker learns only by reading the refund.
+	Waybill string `json:"waybill"`
 }
 
 func (s *Sandbox) adminRefundAction(r *http.Request) (any, *adminError) {
@@ -391,8 +395,17 @@ func (s *Sandbox) adminRefundAction(r *http.Request) (any, *adminError) {
 		e = s.sellerReceiveLocked(ref)
 	case "close":
 		e = s.closeLocked(ref, "退款关闭")
+	case "change_return_waybill":
+		if !validTracking(a.Waybill) {
+			return nil, adminErr(http.StatusBadRequest, AdminInvalidArgument, "waybill %q: want 6-40 letters or digits", excerpt.Of(a.Waybill, 50))
+		}
+		if ref.Return == nil {
+			return nil, adminErr(http.StatusConflict, AdminIllegalState, "refund %s has no return logistics to change", ref.RefundID)
+		}
+		ref.Return.TrackingNo = a.Waybill
 	default:
-		return nil, adminErr(http.StatusBadRequest, AdminInvalidArgument, "action %q: want agree, refuse, require_return, receive or close", excerpt.Of(a.Action, 30))
+		return nil, adminErr(http.StatusBadRequest, AdminInvalidArgument,
+			"action %q: want agree, refuse, require_return, receive, close or change_return_waybill", excerpt.Of(a.Action, 30))
 	}
 	if e != nil {
 		return nil, adminErr(http.StatusConflict, AdminIllegalState, "%s", e.Msg)

@@ -78,6 +78,21 @@ func TestAdminOrders(t *testing.T) {
 	if st != 400 || adminErrCode(t, raw) != AdminInvalidArgument {
 		t.Errorf("bad action: HTTP %d %s", st, raw)
 	}
+	// A return waybill changed on a refund without a return, or to no
+	// waybill: refused, nothing changed.
+	for _, tc := range []struct {
+		body, code string
+		status     int
+	}{
+		{`{"action":"change_return_waybill","waybill":"SF1234567"}`, AdminIllegalState, 409},
+		{`{"action":"change_return_waybill","waybill":"x"}`, AdminInvalidArgument, 400},
+		{`{"action":"change_return_waybill"}`, AdminInvalidArgument, 400},
+	} {
+		st, raw := e.admin(http.MethodPost, "/_sandbox/refunds/"+id+"/actions", tc.body)
+		if st != tc.status || adminErrCode(t, raw) != tc.code {
+			t.Errorf("%s: HTTP %d %s; want %d %s", tc.body, st, raw, tc.status, tc.code)
+		}
+	}
 	// Cancel an order with an open refund: refused.
 	st, raw = e.admin(http.MethodPost, "/_sandbox/orders/T100/events", `{"type":"cancel"}`)
 	if st != 409 {
