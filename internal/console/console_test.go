@@ -603,6 +603,8 @@ func TestWhyNext(t *testing.T) {
 			"Stopped at rendering (reason_not_offered): nothing moves until an operator acts or the platform's next status does; what to do is below."},
 		{casestore.Case{State: "closed_locally"}, "Closed locally by an operator (the platform was not told): the case is finished; a new request opens a new case."},
 		{casestore.Case{State: "submitting", NextWakeAt: now.Add(-time.Second)}, "The worker is submitting the refund, guarded by its recorded intent; the worker's check is due now."},
+		{casestore.Case{State: "waiting_seller_receive", AttentionCode: "return_waybill_differs", AttentionMessage: "the platform holds return waybill …"},
+			"The goods are on their way back; waiting for the seller to confirm receipt; flagged return_waybill_differs, what to do is below."},
 	} {
 		if got := whyNext(tc.c, now); got != tc.want {
 			t.Errorf("whyNext(%s) = %q; want %q", tc.c.State, got, tc.want)

@@ -66,8 +66,12 @@ func whyNext(c casestore.Case, now time.Time) string {
 	default:
 		line = "In state " + c.State
 	}
-	if c.AttentionCode == refundflow.AttnWaitingEvidence {
+	switch {
+	case c.AttentionCode == refundflow.AttnWaitingEvidence:
 		line += "; waiting for evidence: " + c.AttentionMessage
+	case c.AttentionCode != "" && st != refundflow.StateNeedsAttention:
+		// A flag on a case that goes on: what to do is in the attention box.
+		line += "; flagged " + c.AttentionCode + ", what to do is below"
 	}
 	return line + wakeClause(c.NextWakeAt, now) + "."
 }

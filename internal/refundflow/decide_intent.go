@@ -66,8 +66,9 @@ func intentEvidence(c CaseView, step StepName, v PlatformView) (took, absent boo
 	case StepSubmit:
 		return v.Found, !v.Found
 	case StepReturnSubmit:
-		took = v.Found && (t == StateWaitingSellerReceive ||
-			(c.Shipment != nil && sameWaybill(v.ReturnWaybill, c.Shipment.Waybill)))
+		// A return under another waybill is one, but not this
+		// submission's: neither.
+		took = v.Found && (ours(c, v) || (t == StateWaitingSellerReceive && !otherWaybill(c, v)))
 		absent = v.Found && t == StateWaitingReturnShipment && attn == nil && strings.TrimSpace(v.ReturnWaybill) == ""
 		return took, absent
 	case StepCancel:
@@ -195,6 +196,10 @@ func (d Decider) settleTook(c CaseView, it Intent, v PlatformView, now time.Time
 func (d Decider) settleUnproven(c CaseView, it Intent, v PlatformView, now time.Time) Decision {
 	dec := actOn(c, d.fromView(withoutIntent(c), v, now))
 	res := &Resolution{Key: it.Key, Code: "superseded", Note: fmt.Sprintf("not confirmed; the platform is now %q", v.Status(c.Platform))}
+	if it.Step == StepReturnSubmit && otherWaybill(c, v) {
+		res.Note = fmt.Sprintf("not taken: the platform holds return waybill %q, not this submission's %q",
+			excerpt.Of(strings.TrimSpace(v.ReturnWaybill), 64), excerpt.Of(c.Shipment.Waybill, 64))
+	}
 	next := dec.State
 	if next == StateNeedsAttention {
 		next = dec.Parked

@@ -44,8 +44,14 @@ func target(p Platform, v PlatformView) (State, *Attention) {
 	return "", &Attention{Code: AttnUnknownStatus, Message: fmt.Sprintf("unknown %s refund status %q", name, excerpt.Of(v.StatusText, 40))}
 }
 
-// fromView follows the platform view, forwards only.
+// fromView follows the platform view, forwards only, flagging a return the
+// platform holds under another waybill than the case's.
 func (d Decider) fromView(c CaseView, v PlatformView, now time.Time) Decision {
+	return flagWaybill(c, v, d.followView(c, v, now))
+}
+
+// followView follows the platform view, forwards only.
+func (d Decider) followView(c CaseView, v PlatformView, now time.Time) Decision {
 	stay := keep(c, CodeNoChange, "the platform shows nothing new")
 	stay.WakeAt = d.wake(c.State, &v, now)
 	if v.Inconclusive {
@@ -124,6 +130,58 @@ func (d Decider) fromView(c CaseView, v PlatformView, now time.Time) Decision {
 		dec.RefundID = v.RefundID
 	}
 	return dec
+}
+
+// flagWaybill raises the return_waybill_differs flag on dec, a decision
+// from view v that leaves the case waiting for the seller to receive its
+// return, while the platform shows another return waybill than the case's,
+// and drops it once the platform shows the case's. A view without a
+// waybill (Taobao's query may leave it out) changes neither. A decision
+// that already carries an attention (a stop) is left as it is.
+func flagWaybill(c CaseView, v PlatformView, dec Decision) Decision {
+	if dec.State != StateWaitingSellerReceive || dec.Attention != nil || c.Shipment == nil || strings.TrimSpace(v.ReturnWaybill) == "" {
+		return dec
+	}
+	flagged := c.State == StateWaitingSellerReceive && c.AttentionCode == AttnReturnWaybillDiffers
+	if !otherWaybill(c, v) {
+		if flagged && dec.Outcome == OutcomeNoOp {
+			dec.Outcome, dec.Code, dec.Reason = OutcomeAct, "return_waybill_agrees",
+				fmt.Sprintf("the platform now holds the case's return waybill %q", excerpt.Of(c.Shipment.Waybill, 64))
+		}
+		return dec
+	}
+	msg := waybillMessage(c, v)
+	if dec.Outcome == OutcomeNoOp {
+		if flagged && c.AttentionMessage == msg {
+			return dec
+		}
+		dec.Outcome, dec.Code, dec.Reason = OutcomeAct, AttnReturnWaybillDiffers, msg
+	}
+	dec.Attention = &Attention{Code: AttnReturnWaybillDiffers, Message: msg}
+	return dec
+}
+
+// waybillMessage is the return_waybill_differs text: both waybills, and
+// what an operator can do while the case follows the refund.
+func waybillMessage(c CaseView, v PlatformView) string {
+	theirs, mine := excerpt.Of(strings.TrimSpace(v.ReturnWaybill), 64), excerpt.Of(c.Shipment.Waybill, 64)
+	msg := fmt.Sprintf("the platform holds return waybill %q, not this case's %q (%s): the seller looks for the parcel under the platform's. ",
+		theirs, mine, excerpt.Of(c.Shipment.Company, 64))
+	if c.Platform == PlatformTaobao {
+		return msg + fmt.Sprintf("If the parcel travels under %q, tell the seller (refundctl message --case %d --text …); the case goes on following the refund", mine, c.ID)
+	}
+	return msg + fmt.Sprintf("If the parcel travels under %q, tell the seller in the platform's back office (1688 takes no message here); the case goes on following the refund", mine)
+}
+
+// ours reports whether the platform holds the case's return waybill.
+func ours(c CaseView, v PlatformView) bool {
+	return c.Shipment != nil && sameWaybill(v.ReturnWaybill, c.Shipment.Waybill)
+}
+
+// otherWaybill reports whether the platform holds a return waybill, and not
+// the case's.
+func otherWaybill(c CaseView, v PlatformView) bool {
+	return c.Shipment != nil && strings.TrimSpace(v.ReturnWaybill) != "" && !ours(c, v)
 }
 
 // waiting is the waiting_evidence flag for a case that waits for its open

@@ -306,14 +306,23 @@ const (
 	// parks (intent_unverifiable, or intent_resends_failed once the
 	// platform has refused ResendLimit resends in a row).
 	AttnWaitingEvidence = "waiting_evidence"
+	// AttnReturnWaybillDiffers flags a case (waiting for the seller to
+	// receive the return, not parked) whose return the platform holds
+	// under another waybill than the case's: a replaced submission that
+	// reached it late, or logistics changed on the platform itself. The
+	// seller looks for the parcel under the platform's; the case goes on
+	// following the refund, and the flag goes when the waybills agree or
+	// the case moves on.
+	AttnReturnWaybillDiffers = "return_waybill_differs"
 )
 
 // AttentionCodes lists every code a case's attention can carry: the
-// needs_attention reasons and the waiting_evidence flag.
+// needs_attention reasons and the flags (waiting_evidence,
+// return_waybill_differs).
 func AttentionCodes() []string {
 	return []string{AttnSellerRefused, AttnRefundMissing, AttnUnknownStatus, AttnPlatformError, AttnReasonNotOffered,
 		AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnVoucherRequired, AttnCompanyRejected,
-		AttnBadStepResult, AttnWaitingEvidence, CodeUnverifiable, CodeResendsFailed, CodeInvalidRequest}
+		AttnBadStepResult, AttnWaitingEvidence, AttnReturnWaybillDiffers, CodeUnverifiable, CodeResendsFailed, CodeInvalidRequest}
 }
 
 // viewRaised are attention codes that a later platform view clears by no
