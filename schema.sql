@@ -450,18 +450,3 @@ ALTER TABLE step_attempts ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0;
 DROP INDEX step_attempts_errors;
 CREATE INDEX step_attempts_error_times ON step_attempts ((COALESCE(finished_at, last_attempt_at, started_at)), id)
     WHERE error_code <> '';
-
--- +migration 21: PostgreSQL drops two console indexes its planner does without
--- PostgreSQL only: here cases_state_id and cases_state_created stay. SQLite
--- updates an index only when one of its columns changes, so these two cost
--- a write only when a case's state does; PostgreSQL adds an entry to every
--- index of the table at each case update that changes an indexed column
--- (all of the worker's do: updated_at), so there each index costs every
--- write of a case, on the one server every worker host shares. Measured at
--- 100,000 cases (docs/benchmarks.md), PostgreSQL's planner answers a state
--- filter in id or creation order as fast without them: it walks the
--- order's index (the primary key, cases_created) and filters while the
--- state is common, and reads cases_state and sorts the few matches while
--- it is rare (casestore's TestListPlansOnPostgreSQL bounds the rows every
--- list shape reads).
-SELECT 1;

@@ -303,10 +303,3 @@ SET LOCAL lock_timeout = '10s';
 DROP INDEX step_attempts_errors;
 CREATE INDEX step_attempts_error_times ON step_attempts ((COALESCE(finished_at, last_attempt_at, started_at)), id)
     WHERE error_code <> '';
-
--- +migration 21: PostgreSQL drops two console indexes its planner does without
--- See schema.sql. DROP INDEX takes the table's exclusive lock for a moment;
--- its wait is bounded as in migration 18.
-SET LOCAL lock_timeout = '10s';
-DROP INDEX cases_state_id;
-DROP INDEX cases_state_created;
