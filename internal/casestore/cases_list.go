@@ -240,6 +240,7 @@ func listQuery(f CaseFilter, pg bool) (string, []any, error) {
 	if f.Platform != "" {
 		where, args = append(where, noIndex("platform")+" = ?"), append(args, f.Platform)
 	}
+	stateTerm, stateArg := len(where), len(args)
 	if len(f.States) > 0 {
 		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
 		for _, st := range f.States {
@@ -290,16 +291,51 @@ func listQuery(f CaseFilter, pg bool) (string, []any, error) {
 	}
 	order := " ORDER BY " + strings.Join(keys, dir+", ") + dir
 	findOrder := order
-	if len(f.Attention) > 0 || f.AnyAttention {
-		// Few cases carry an attention code: find them all through
-		// cases_attention and sort them, rather than walk the order's
-		// index (or the table) past every other case until a page is full
-		// (noIndex keeps the planner off the order's index).
+	switch {
+	case len(f.Attention) > 0 || f.AnyAttention || (f.OpenOnly && len(f.States) == 0):
+		// Few cases carry an attention code, and few are open beside the
+		// history: find them all through cases_attention (or
+		// cases_open_platform_state) and sort them, rather than walk the
+		// order's index (or the table) past every other case until a
+		// page is full (noIndex keeps the planner off the order's index).
+		// Open cases are the newest, and finished ones are updated last:
+		// walking the update order from either end reads the history.
 		unindexed := make([]string, len(keys))
 		for i, k := range keys {
 			unindexed[i] = noIndex(k)
 		}
 		findOrder = " ORDER BY " + strings.Join(unindexed, dir+", ") + dir
+	case pg && len(f.States) == 1 && f.sort() == SortID:
+		// One state in id order on PostgreSQL: its planner, taking the
+		// state for spread evenly over the ids, walks the primary key from
+		// the oldest end and filters, and open states sit among the newest
+		// cases: a page read nearly the whole history (refundctl list
+		// --state). Ordering by the state first would change nothing, but
+		// the planner drops a key an equality fixes; held by a range of
+		// one value instead, the state stays a key, and only cases_state_id
+		// gives the order.
+		// A page after a cursor starts at it in the index: (state, id)
+		// past (the state, the cursor's id), up to the state's last.
+		st := f.States[0]
+		var from int64
+		if f.After != nil {
+			from = f.After.ID
+		}
+		if !f.Desc {
+			from = max(from, f.AfterID)
+		}
+		switch {
+		case from > 0 && f.Desc:
+			where[stateTerm] = "(state, id) < (?, ?) AND state >= ?"
+			args = slices.Replace(args, stateArg, stateArg+1, any(st), any(from), any(st))
+		case from > 0:
+			where[stateTerm] = "(state, id) > (?, ?) AND state <= ?"
+			args = slices.Replace(args, stateArg, stateArg+1, any(st), any(from), any(st))
+		default:
+			where[stateTerm] = "state >= ? AND state <= ?"
+			args = slices.Replace(args, stateArg, stateArg+1, any(st), any(st))
+		}
+		findOrder = " ORDER BY state" + dir + ", id" + dir
 	}
 	// The page's ids are found first and its rows read after: when the
 	// matches must be sorted (a filter and an order no one index serves,

@@ -137,6 +137,30 @@ func testListCasesSortedPages(t *testing.T, be backend) {
 			}
 		}
 	}
+	// refundctl pages a state's cases by the last id listed (AfterID),
+	// in either order; PostgreSQL seeks it in (state, id) (listQuery).
+	stuck := CaseFilter{States: []string{"needs_attention"}, Limit: MaxListLimit}
+	all, err := s.ListCases(ctx, stuck)
+	if err != nil || len(all) < 3 {
+		t.Fatalf("ListCases(%+v) = %d, %v", stuck, len(all), err)
+	}
+	mid := all[len(all)/2].ID
+	for _, desc := range []bool{false, true} {
+		f := stuck
+		f.AfterID, f.Desc = mid, desc
+		got, err := s.ListCases(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := slices.Clone(all[len(all)/2+1:])
+		if desc {
+			slices.Reverse(want)
+		}
+		if fmt.Sprint(caseIDs(got)) != fmt.Sprint(caseIDs(want)) {
+			t.Errorf("state filter after id %d, desc %v: %v; want %v", mid, desc, caseIDs(got), caseIDs(want))
+		}
+	}
+
 	// A cursor from another order is refused, not misread.
 	cur := CaseFilter{Sort: SortUpdated}.CursorAfter(all1(t, s))
 	if _, err := s.ListCases(ctx, CaseFilter{Sort: SortCreated, After: &cur}); err == nil {

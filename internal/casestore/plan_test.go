@@ -86,7 +86,8 @@ var listAt = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 // listShapes are the case lists' filters and orders the plan tests read.
 func listShapes() []listShape {
 	at := listAt
-	cur := &CaseCursor{Sort: SortUpdated, Desc: true, ID: 10, At: 1}
+	cur := &CaseCursor{Sort: SortUpdated, Desc: true, ID: 50000, At: at.Add(-90 * 24 * time.Hour).UnixMilli()}
+	deep := &CaseCursor{Sort: SortID, ID: 95000}
 	return []listShape{
 		{"default order", CaseFilter{Sort: SortUpdated, Desc: true}, "SCAN cases USING COVERING INDEX cases_updated", false},
 		{"default order, next page", CaseFilter{Sort: SortUpdated, Desc: true, After: cur}, "SEARCH cases USING COVERING INDEX cases_updated (updated_at<?)", false},
@@ -103,11 +104,16 @@ func listShapes() []listShape {
 		{"state filter, id", CaseFilter{States: []string{"waiting_seller"}, Desc: true}, "SEARCH cases USING COVERING INDEX cases_state_id (state=?)", false},
 		{"rare state filter, created", CaseFilter{States: []string{"needs_attention"}, Sort: SortCreated}, "SEARCH cases USING COVERING INDEX cases_state_created (state=?)", false},
 		{"rare state filter, id", CaseFilter{States: []string{"needs_attention"}}, "SEARCH cases USING COVERING INDEX cases_state_id (state=?)", false},
+		// refundctl list --state: id order, oldest first, a page at a time.
+		{"state filter, id, oldest first", CaseFilter{States: []string{"waiting_seller"}}, "SEARCH cases USING COVERING INDEX cases_state_id (state=?)", false},
+		{"state filter, id, a page deep", CaseFilter{States: []string{"waiting_seller"}, After: deep}, "SEARCH cases USING COVERING INDEX cases_state_id (state=? AND rowid>?)", false},
+		{"state filter, id, largest page", CaseFilter{States: []string{"waiting_seller"}, Limit: MaxListLimit}, "SEARCH cases USING COVERING INDEX cases_state_id (state=?)", false},
+		{"state filter, created, oldest first", CaseFilter{States: []string{"waiting_return_shipment"}, Sort: SortCreated}, "SEARCH cases USING COVERING INDEX cases_state_created (state=?)", false},
 		{"platform and state, state order", CaseFilter{Platform: "1688", States: []string{"waiting_seller"}, Sort: SortState}, "SEARCH cases USING INDEX cases_state (state=?)", false},
 		{"platform and common state, updated", CaseFilter{Platform: "1688", States: []string{"succeeded"}, Sort: SortUpdated, Desc: true}, "SEARCH cases USING INDEX cases_state (state=?)", false},
 		{"platform and common state, state order", CaseFilter{Platform: "1688", States: []string{"succeeded"}, Sort: SortState}, "SEARCH cases USING INDEX cases_state (state=?)", false},
 		{"platform, updated", CaseFilter{Platform: "1688", Sort: SortUpdated, Desc: true}, "SCAN cases USING INDEX cases_updated", false},
-		{"open, oldest", CaseFilter{OpenOnly: true, Sort: SortUpdated}, "SCAN cases USING INDEX cases_updated", false},
+		{"open, oldest", CaseFilter{OpenOnly: true, Sort: SortUpdated}, "SCAN cases USING INDEX cases_open_platform_state", true},
 		{"not updated since", CaseFilter{UpdatedBefore: at, Sort: SortUpdated, Desc: true}, "SEARCH cases USING COVERING INDEX cases_updated (updated_at<?)", false},
 		{"opened between, created", CaseFilter{CreatedAfter: at, CreatedBefore: at.Add(time.Hour), Sort: SortCreated},
 			"SEARCH cases USING COVERING INDEX cases_created (created_at>? AND created_at<?)", false},
@@ -128,21 +134,29 @@ func listShapes() []listShape {
 const listPlanCases = 100000
 
 // TestListPlansOnPostgreSQL bounds the rows of cases each case list reads
-// on PostgreSQL, with its statistics, at the console's scale: a page never
-// scans the table, and never reads more than a few thousand rows to find
-// its 100. PostgreSQL's planner weighs its statistics, so its plans are
-// not pinned index by index as SQLite's are (TestListQueryPlans): a state
-// filter in id or creation order, for one, walks the order's index and
-// filters while the state is common, and reads cases_state and sorts the
-// matches while it is rare, which is why migration 21 could drop the two
-// indexes SQLite keeps for them.
+// on PostgreSQL, with its statistics (VACUUM ANALYZE, as autovacuum keeps
+// them), at the console's scale, in a history where open cases are the
+// newest: a page never scans the table, and never reads more than a few
+// thousand rows to find its 100, or, for the open cases (found whole and
+// sorted), more than there are. PostgreSQL's planner weighs its
+// statistics, so its plans are not pinned index by index as SQLite's are
+// (TestListQueryPlans). Its statistics take a state for spread evenly
+// over the table: a state filter in id order walked the primary key from
+// the oldest end through nearly the whole history (listQuery now holds it
+// to cases_state_id), and every page of 1,000 scanned the table (listQuery
+// now reads the page's ids as an array).
 func TestListPlansOnPostgreSQL(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, pgtest.NewDatabase(t))
-	// A busy store's spread, as the console's benchmark seeds it: 70%
-	// succeeded, 10% closed, 5% cancelled, 2% needs_attention, the rest
-	// waiting or submitting; 60% Taobao; created over the 180 days before
-	// listAt, in no relation to the id; updated up to 14 days later.
+	// A busy store's history: ids and creation times rise together (an
+	// hour's jitter) over the 180 days to a day after listAt; the oldest
+	// 85% of the cases are mostly finished (82% succeeded, 12% closed, 5%
+	// cancelled, 1% stopped), the newest 15% mostly open (40% waiting for
+	// the seller, 20% for the return, 20% submitting, 10% stopped): a
+	// backlog in which a state is common enough for the planner to expect
+	// a page of it soon along any order's index; 60% Taobao. Open states sit among the newest ids: a plan that walks an
+	// order's index from the oldest end and filters by state reads nearly
+	// all the history first, which a seed without that correlation hides.
 	const seed = `INSERT INTO cases (id, platform, order_id, sub_order_id, refund_id, state, attention_code, opened_by,
 			created_at, updated_at, duplicate_of)
 		SELECT i, CASE WHEN i % 10 < 4 THEN '1688' ELSE 'taobao' END, (3100000000000000000 + i * 7919)::text,
@@ -150,15 +164,22 @@ func TestListPlansOnPostgreSQL(t *testing.T) {
 			CASE WHEN st = 'submitting' THEN '' ELSE 'RF' || (i * 31)::text END,
 			st, CASE WHEN st = 'needs_attention' THEN 'seller_refused' ELSE '' END, 'req-' || i,
 			created, created + (i * 40503) % 1209600000, i
-		FROM (SELECT i, $1::bigint + 86400000 - (i * 2654435761) % 15552000000 AS created,
-				CASE WHEN h < 70 THEN 'succeeded' WHEN h < 80 THEN 'closed' WHEN h < 85 THEN 'cancelled'
-					WHEN h < 87 THEN 'needs_attention' WHEN h < 93 THEN 'waiting_seller'
-					WHEN h < 96 THEN 'waiting_return_shipment' ELSE 'submitting' END AS st
-			FROM (SELECT i, (i * 2246822519) % 100 AS h FROM generate_series(1, $2::bigint) AS i) AS g) AS c`
+		FROM (SELECT i, $1::bigint + 86400000 - ($2::bigint - i) * (15552000000 / $2::bigint) - h * 36000 AS created,
+				CASE WHEN i <= $2::bigint * 85 / 100 THEN
+					CASE WHEN h < 82 THEN 'succeeded' WHEN h < 94 THEN 'closed' WHEN h < 99 THEN 'cancelled' ELSE 'needs_attention' END
+				ELSE
+					CASE WHEN h < 40 THEN 'waiting_seller' WHEN h < 60 THEN 'waiting_return_shipment' WHEN h < 80 THEN 'submitting'
+						WHEN h < 90 THEN 'needs_attention' ELSE 'succeeded' END
+				END AS st
+			FROM (SELECT i, (i * 2654435761) % 4294967291 % 100 AS h FROM generate_series(1, $2::bigint) AS i) AS g) AS c`
 	if _, err := s.w.ExecContext(ctx, seed, listAt.UnixMilli(), listPlanCases); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.w.ExecContext(ctx, "ANALYZE cases"); err != nil {
+	if _, err := s.w.ExecContext(ctx, "VACUUM ANALYZE cases"); err != nil {
+		t.Fatal(err)
+	}
+	var open int
+	if err := s.r.Get(&open, `SELECT count(*) FROM cases WHERE `+terminalFilter()); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range listShapes() {
@@ -167,7 +188,8 @@ func TestListPlansOnPostgreSQL(t *testing.T) {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		var out []byte
-		if err := s.r.Get(&out, "EXPLAIN (ANALYZE, FORMAT JSON) "+q, append(args, clampLimit(tc.f.Limit))...); err != nil {
+		// ListCasesPage's limit: the page and one row more.
+		if err := s.r.Get(&out, "EXPLAIN (ANALYZE, FORMAT JSON) "+q, append(args, clampLimit(tc.f.Limit)+1)...); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		var plans []struct{ Plan planNode }
@@ -189,10 +211,16 @@ func TestListPlansOnPostgreSQL(t *testing.T) {
 			}
 		}
 		walk(plans[0].Plan)
+		bound := float64(listPlanMaxRows)
+		if tc.f.OpenOnly && len(tc.f.States) == 0 && len(tc.f.Attention) == 0 && !tc.f.AnyAttention {
+			// The open cases are found whole and sorted, by design
+			// (listQuery): as many as there are, never the history.
+			bound = float64(open) * 1.02
+		}
 		t.Logf("%-30s %6.0f rows of cases read", tc.name, read)
-		if scans > 0 || read > listPlanMaxRows {
-			t.Errorf("%s: the page read %.0f rows of cases (%d scans of the table); want at most %d, no scan:\n%s",
-				tc.name, read, scans, listPlanMaxRows, out)
+		if scans > 0 || read > bound {
+			t.Errorf("%s: the page read %.0f rows of cases (%d scans of the table); want at most %.0f, no scan:\n%s",
+				tc.name, read, scans, bound, out)
 		}
 	}
 }
