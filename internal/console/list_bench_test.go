@@ -40,10 +40,14 @@ type benchConsole struct {
 	now                time.Time
 }
 
-// newBenchConsole seeds benchCases cases spread over 180 days, most of
-// them finished, as a busy store looks: 70% succeeded, 10% closed, 5%
-// cancelled, the rest open (2% needs_attention with a reason, some
-// waiting_evidence flags); 60% Taobao. store is "sqlite" or "postgres"
+// newBenchConsole seeds benchCases cases over 180 days as a busy store
+// holds them: ids and creation times rise together; the oldest 95% mostly
+// finished (81% succeeded, 12% closed, 6% cancelled, 1% stopped with a
+// reason), the newest 5% mostly open (40% waiting for the seller, 20% for
+// the return, 20% submitting, a quarter of those flagged
+// waiting_evidence, 10% stopped); 60% Taobao. Open cases sit among the
+// newest: a list that walks an order's index from the oldest end past
+// finished cases shows here as it would in production. store is "sqlite" or "postgres"
 // (a database on the test binary's throwaway cluster).
 func newBenchConsole(b *testing.B, store string) *benchConsole {
 	b.Helper()
@@ -60,8 +64,10 @@ func newBenchConsole(b *testing.B, store string) *benchConsole {
 	now := time.Now().UTC().Truncate(time.Second)
 	rng := rand.New(rand.NewPCG(1, 16))
 	cases := make([]rawCase, 0, benchCases)
+	span := 180 * 24 * time.Hour
 	for i := int64(1); i <= benchCases; i++ {
-		created := now.Add(-time.Duration(rng.Int64N(int64(180 * 24 * time.Hour))))
+		// Ids and creation times rise together, as the store assigns them.
+		created := now.Add(-span + time.Duration(i)*(span/benchCases) - time.Duration(rng.Int64N(int64(time.Hour))))
 		updated := created.Add(time.Duration(rng.Int64N(int64(14 * 24 * time.Hour))))
 		if updated.After(now) {
 			updated = now
@@ -72,24 +78,30 @@ func newBenchConsole(b *testing.B, store string) *benchConsole {
 		} else {
 			c.sub = fmt.Sprintf("%019d", 4200000000000000000+i*104729)
 		}
-		switch p := rng.IntN(100); {
-		case p < 70:
-			c.state = "succeeded"
-		case p < 80:
-			c.state = "closed"
-		case p < 85:
-			c.state = "cancelled"
-		case p < 87:
-			c.state, c.attn = "needs_attention", []string{"seller_refused", "reason_not_offered", "platform_error"}[rng.IntN(3)]
-		case p < 93:
+		attn := []string{"seller_refused", "reason_not_offered", "platform_error"}[rng.IntN(3)]
+		p := rng.IntN(100)
+		switch {
+		case i <= benchCases*95/100: // the history: finished, a few stuck
+			c.state = map[bool]string{true: "succeeded", false: "closed"}[p < 81]
+			switch {
+			case p >= 93 && p < 99:
+				c.state = "cancelled"
+			case p >= 99:
+				c.state, c.attn = "needs_attention", attn
+			}
+		case p < 40:
 			c.state = "waiting_seller"
-		case p < 96:
+		case p < 60:
 			c.state = "waiting_return_shipment"
-		default:
+		case p < 80:
 			c.state = "submitting"
 			if rng.IntN(4) == 0 {
 				c.attn = "waiting_evidence"
 			}
+		case p < 90:
+			c.state, c.attn = "needs_attention", attn
+		default:
+			c.state = "succeeded"
 		}
 		if c.state != "submitting" {
 			c.refund = fmt.Sprintf("RF%012d", i*31)
@@ -194,6 +206,7 @@ func benchCaseList(b *testing.B, bc *benchConsole) {
 		{"state_rare_created_asc", "/api/v1/cases?state=needs_attention&sort=created&order=asc"},
 		{"state_created", "/api/v1/cases?state=waiting_seller&sort=created"},
 		{"state_sort_id", "/api/v1/cases?state=waiting_seller&sort=id"},
+		{"state_sort_id_asc", "/api/v1/cases?state=waiting_seller&sort=id&order=asc"},
 		{"state_rare_sort_id_asc", "/api/v1/cases?state=needs_attention&sort=id&order=asc"},
 		{"platform_state_sort_state", "/api/v1/cases?platform=1688&state=waiting_return_shipment&sort=state"},
 		{"platform", "/api/v1/cases?platform=1688"},
