@@ -49,7 +49,8 @@ type CaseFilter struct {
 
 // CaseSort is an order of a case list. Each is a total order (the case id
 // breaks ties), so that a cursor pages on without skipping or repeating a
-// case, and each is served by an index (migration 16).
+// case, and each is served by an index (migration 16), but for the few
+// cases an attention or the open filter picks, which are sorted (listQuery).
 type CaseSort string
 
 // The orders of a case list.
