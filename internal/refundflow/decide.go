@@ -26,27 +26,32 @@ const (
 	// CodeModificationReplaced is CodeShipmentReplaced for a modification
 	// of a refund the platform still shows refused.
 	CodeModificationReplaced = "modification_replaced"
-	CodeStaleView            = "stale_view"       // the view is behind the case
-	CodeOtherRefund          = "other_refund"     // the view is of another refund
-	CodeInconclusive         = "inconclusive"     // the fetcher could not tell
-	CodeInFlight             = "intent_in_flight" // no effect yet, but the last attempt may still arrive
-	CodeNoChange             = "no_change"        // the view says what the case already knows
-	CodeNoRefundYet          = "no_refund_yet"    // nothing submitted, nothing on the platform
-	CodeAttention            = "needs_attention"  // parked; waiting for an operator
-	CodeStaleResult          = "stale_result"     // a step result for a step this state does not run
-	CodeTransient            = "transient"        // a transient step failure: retry later
-	CodeDuplicate            = "duplicate"        // the same command again
-	CodeCaseOpen             = "case_open"        // a different request for an open case
-	CodeNotSupported         = "not_supported"    // the platform has no such operation
-	CodeNotNow               = "not_now"          // the command does not fit the case's state
-	CodeVerify               = "verify"           // fetch the platform view before acting
-	CodeInvalidRequest       = "invalid_request"  // the stored request is not valid
-	CodeMessageSent          = "message_sent"
-	CodeMessageFailed        = "message_failed"
-	CodeOrderEnded           = "order_ended"   // the order ended (cancelled, closed): nothing submitted, or no refund from the submission
-	CodeOrderChanged         = "order_changed" // an order event: noted, the form read again, or the refund re-read
-	CodeNotParked            = "not_parked"    // a resolve for a case that is not in needs_attention
-	CodeCannotRetry          = "cannot_retry"  // a retry that cannot help or could do a side effect twice
+	// CodeOtherWaybill settles a return submission while the platform
+	// holds a return under another waybill: a return, not shown to be
+	// this one; never sent again (the case is flagged
+	// AttnReturnWaybillDiffers).
+	CodeOtherWaybill   = "other_waybill"
+	CodeStaleView      = "stale_view"       // the view is behind the case
+	CodeOtherRefund    = "other_refund"     // the view is of another refund
+	CodeInconclusive   = "inconclusive"     // the fetcher could not tell
+	CodeInFlight       = "intent_in_flight" // no effect yet, but the last attempt may still arrive
+	CodeNoChange       = "no_change"        // the view says what the case already knows
+	CodeNoRefundYet    = "no_refund_yet"    // nothing submitted, nothing on the platform
+	CodeAttention      = "needs_attention"  // parked; waiting for an operator
+	CodeStaleResult    = "stale_result"     // a step result for a step this state does not run
+	CodeTransient      = "transient"        // a transient step failure: retry later
+	CodeDuplicate      = "duplicate"        // the same command again
+	CodeCaseOpen       = "case_open"        // a different request for an open case
+	CodeNotSupported   = "not_supported"    // the platform has no such operation
+	CodeNotNow         = "not_now"          // the command does not fit the case's state
+	CodeVerify         = "verify"           // fetch the platform view before acting
+	CodeInvalidRequest = "invalid_request"  // the stored request is not valid
+	CodeMessageSent    = "message_sent"
+	CodeMessageFailed  = "message_failed"
+	CodeOrderEnded     = "order_ended"   // the order ended (cancelled, closed): nothing submitted, or no refund from the submission
+	CodeOrderChanged   = "order_changed" // an order event: noted, the form read again, or the refund re-read
+	CodeNotParked      = "not_parked"    // a resolve for a case that is not in needs_attention
+	CodeCannotRetry    = "cannot_retry"  // a retry that cannot help or could do a side effect twice
 )
 
 // Decider decides the next step of refund cases under a Policy.
@@ -73,6 +78,24 @@ type Decider struct {
 // a finished case, an operator's resolve, an open intent, the order's news,
 // then the input itself.
 func (d Decider) Decide(c CaseView, v *PlatformView, in Input) Decision {
+	return keepWaybillFlag(c, d.decide(c, v, in))
+}
+
+// keepWaybillFlag carries a case's return_waybill_differs flag over a
+// decision that leaves it waiting for the seller to receive and says
+// nothing of it: a message to the seller, an order's news, a view without
+// a waybill. A decision's attention replaces the case's (caseRow), so
+// without this any of them would drop the flag; only a view showing the
+// waybills agree (flagWaybill), or another state, ends it.
+func keepWaybillFlag(c CaseView, dec Decision) Decision {
+	if c.AttentionCode == AttnReturnWaybillDiffers && c.State == StateWaitingSellerReceive && dec.State == StateWaitingSellerReceive &&
+		dec.Attention == nil && dec.Code != codeWaybillAgrees && (dec.Outcome == OutcomeAct || dec.Outcome == OutcomeNoOp) {
+		dec.Attention = &Attention{Code: c.AttentionCode, Message: c.AttentionMessage}
+	}
+	return dec
+}
+
+func (d Decider) decide(c CaseView, v *PlatformView, in Input) Decision {
 	if err := c.check(); err != nil {
 		return reject(c, CodeInvalidCase, err.Error())
 	}

@@ -197,7 +197,10 @@ func (d Decider) settleUnproven(c CaseView, it Intent, v PlatformView, now time.
 	dec := actOn(c, d.fromView(withoutIntent(c), v, now))
 	res := &Resolution{Key: it.Key, Code: "superseded", Note: fmt.Sprintf("not confirmed; the platform is now %q", v.Status(c.Platform))}
 	if it.Step == StepReturnSubmit && otherWaybill(c, v) {
-		res.Note = fmt.Sprintf("not taken: the platform holds return waybill %q, not this submission's %q",
+		// A return, but not shown to be this one: it may have been
+		// replaced late, or changed on the platform after it took effect.
+		res.Code = CodeOtherWaybill
+		res.Note = fmt.Sprintf("cannot tell: the platform holds return waybill %q, not this submission's %q; not sent again",
 			excerpt.Of(strings.TrimSpace(v.ReturnWaybill), 64), excerpt.Of(c.Shipment.Waybill, 64))
 	}
 	next := dec.State

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/platform"
@@ -134,32 +135,36 @@ func (d Decider) followView(c CaseView, v PlatformView, now time.Time) Decision 
 
 // flagWaybill raises the return_waybill_differs flag on dec, a decision
 // from view v that leaves the case waiting for the seller to receive its
-// return, while the platform shows another return waybill than the case's,
-// and drops it once the platform shows the case's. A view without a
-// waybill (Taobao's query may leave it out) changes neither. A decision
-// that already carries an attention (a stop) is left as it is.
+// return, while the platform shows that return, of the case's refund, under
+// another waybill than the case's, and drops it once the platform shows
+// the case's. A view without a waybill (Taobao's query may leave it out),
+// of another refund or of another phase changes neither (keepWaybillFlag
+// keeps it). A decision that already carries an attention (a stop) is left
+// as it is.
 func flagWaybill(c CaseView, v PlatformView, dec Decision) Decision {
-	if dec.State != StateWaitingSellerReceive || dec.Attention != nil || c.Shipment == nil || strings.TrimSpace(v.ReturnWaybill) == "" {
+	if dec.State != StateWaitingSellerReceive || dec.Attention != nil || c.Shipment == nil || strings.TrimSpace(v.ReturnWaybill) == "" ||
+		otherRefund(c, v) || v.Phase != platform.PhaseWaitSellerReceive {
 		return dec
 	}
 	flagged := c.State == StateWaitingSellerReceive && c.AttentionCode == AttnReturnWaybillDiffers
 	if !otherWaybill(c, v) {
 		if flagged && dec.Outcome == OutcomeNoOp {
-			dec.Outcome, dec.Code, dec.Reason = OutcomeAct, "return_waybill_agrees",
+			dec.Outcome, dec.Code, dec.Reason = OutcomeAct, codeWaybillAgrees,
 				fmt.Sprintf("the platform now holds the case's return waybill %q", excerpt.Of(c.Shipment.Waybill, 64))
 		}
 		return dec
 	}
 	msg := waybillMessage(c, v)
-	if dec.Outcome == OutcomeNoOp {
-		if flagged && c.AttentionMessage == msg {
-			return dec
-		}
+	if dec.Outcome == OutcomeNoOp && !(flagged && c.AttentionMessage == msg) {
 		dec.Outcome, dec.Code, dec.Reason = OutcomeAct, AttnReturnWaybillDiffers, msg
 	}
 	dec.Attention = &Attention{Code: AttnReturnWaybillDiffers, Message: msg}
 	return dec
 }
+
+// codeWaybillAgrees is the decision that drops the return_waybill_differs
+// flag: the platform holds the case's waybill again.
+const codeWaybillAgrees = "return_waybill_agrees"
 
 // waybillMessage is the return_waybill_differs text: both waybills, and
 // what an operator can do while the case follows the refund.
@@ -181,7 +186,7 @@ func ours(c CaseView, v PlatformView) bool {
 // otherWaybill reports whether the platform holds a return waybill, and not
 // the case's.
 func otherWaybill(c CaseView, v PlatformView) bool {
-	return c.Shipment != nil && strings.TrimSpace(v.ReturnWaybill) != "" && !ours(c, v)
+	return c.Shipment != nil && waybillKey(v.ReturnWaybill) != "" && !ours(c, v)
 }
 
 // waiting is the waiting_evidence flag for a case that waits for its open
@@ -196,11 +201,27 @@ func waiting(c CaseView, msg string) *Attention {
 // stamp formats a deadline for operators.
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// sameWaybill reports whether the platform's waybill is ours, ignoring case
-// and surrounding space.
+// sameWaybill reports whether the platform's waybill is ours, comparing
+// their letters and digits only, full-width ones as ASCII, in any case: a
+// platform that stores a waybill without its spaces or hyphens, or folds
+// its width, still holds ours.
 func sameWaybill(platform, ours string) bool {
-	p := strings.TrimSpace(platform)
-	return p != "" && strings.EqualFold(p, strings.TrimSpace(ours))
+	p := waybillKey(platform)
+	return p != "" && strings.EqualFold(p, waybillKey(ours))
+}
+
+// waybillKey is a waybill's letters and digits, full-width forms as ASCII.
+func waybillKey(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 0xFF01 && r <= 0xFF5E { // full-width ASCII
+			r -= 0xFEE0
+		}
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // actOn turns a no-op into an act (to record an intent's resolution) that

@@ -27,7 +27,8 @@ func allViews(p Platform) []*PlatformView {
 		withDeadline.Deadline = now.Add(10 * time.Minute)
 		shipped := tbView(tbWaitBuyerReturn)
 		shipped.ReturnWaybill = shipment.Waybill
-		return append(vs, other, withDeadline, shipped)
+		return append(vs, other, withDeadline, shipped, received(tbView(tbWaitSellerReceive), "OT9000000001"),
+			received(tbView(tbWaitSellerReceive), "w-1"))
 	}
 	for _, st := range []string{abWaitSellerAgree, abSellerRefused,
 		abWaitBuyerReturn, abWaitSellerReceive, abSuccess,
@@ -36,7 +37,14 @@ func allViews(p Platform) []*PlatformView {
 	}
 	other := alView(abClosed)
 	other.RefundID = "R-other"
-	return append(vs, other)
+	return append(vs, other, received(alView(abWaitSellerReceive), "OT9000000001"), received(alView(abWaitSellerReceive), "w-1"))
+}
+
+// received is v holding the return under waybill w: another than the
+// fixtures' (W1), or theirs spelled otherwise.
+func received(v *PlatformView, w string) *PlatformView {
+	v.ReturnWaybill = w
+	return v
 }
 
 // allCases is every state of the platform, needs_attention parked at every
@@ -77,6 +85,11 @@ func allCases(p Platform) []CaseView {
 			cs = append(cs, msgIntent)
 		}
 	}
+	// A case flagged because the platform holds its return under another
+	// waybill.
+	flagged := fixture(p, StateWaitingSellerReceive)
+	flagged.AttentionCode, flagged.AttentionMessage = AttnReturnWaybillDiffers, "the platform holds return waybill \"OT9000000001\""
+	cs = append(cs, flagged)
 	// Every case again with news of its order not yet decided on.
 	for _, c := range slices.Clone(cs) {
 		if !c.State.Terminal() {
@@ -125,6 +138,10 @@ func TestDecideProperties(t *testing.T) {
 						got := d.Decide(c, v, in)
 						where := fmt.Sprintf("%s %s/%s intent=%v × view %+v × %s (grace %v)", p, c.State, c.Parked, c.Intent != nil, v, in.Kind, d.Policy.IntentGrace)
 						checkDecision(t, where, c, v, in, got)
+						if c.AttentionCode == AttnReturnWaybillDiffers && c.State == StateWaitingSellerReceive && got.State == StateWaitingSellerReceive &&
+							(got.Outcome == OutcomeAct || got.Outcome == OutcomeNoOp) && got.Code != codeWaybillAgrees && got.Attention == nil {
+							t.Errorf("%s: %s drops the return_waybill_differs flag without the waybills agreeing", where, cell(got))
+						}
 						checkFollowUps(t, d, where, c, v, in, got)
 						if again := d.Decide(c, v, in); !reflect.DeepEqual(again, got) {
 							t.Errorf("%s: not deterministic: %+v then %+v", where, got, again)

@@ -29,7 +29,7 @@ func TestAReturnUnderAnotherWaybillIsNotOurs(t *testing.T) {
 
 	dec := d.Decide(c, other, Input{Kind: InputTimer, Now: now})
 	if dec.Outcome != OutcomeAct || dec.State != StateWaitingSellerReceive || dec.Resolve == nil || dec.Resolve.Done ||
-		!strings.Contains(dec.Resolve.Note, "X100001") {
+		dec.Resolve.Code != CodeOtherWaybill || !strings.Contains(dec.Resolve.Note, "X100001") {
 		t.Fatalf("another waybill on the platform: %s resolve %+v; want the submission settled not taken, the case following the refund",
 			cell(dec), dec.Resolve)
 	}
@@ -39,9 +39,12 @@ func TestAReturnUnderAnotherWaybillIsNotOurs(t *testing.T) {
 		t.Fatalf("another waybill on the platform: attention %+v; want the flag naming both waybills and the way to tell the seller", dec.Attention)
 	}
 
-	// Once there, each look at the platform keeps the flag, without a
-	// write while nothing changed, and drops it when the platform holds
-	// the case's waybill.
+	// Once there, each look at the platform keeps the flag (without a
+	// new timeline entry while nothing changed), and so does any decision
+	// that says nothing of it: a view without a waybill (Taobao's query
+	// may leave it out), of another refund, a message to the seller (what
+	// the flag asks for). It goes when the platform holds the case's
+	// waybill, in any spelling.
 	at := fixture(PlatformTaobao, StateWaitingSellerReceive)
 	at.RefundID, at.Shipment = "R1", &Shipment{Company: "SF", Waybill: "SF200"}
 	raise := d.Decide(at, other, Input{Kind: InputTimer, Now: now})
@@ -49,27 +52,47 @@ func TestAReturnUnderAnotherWaybillIsNotOurs(t *testing.T) {
 		raise.Attention.Code != AttnReturnWaybillDiffers || raise.Code != AttnReturnWaybillDiffers {
 		t.Fatalf("waiting for the seller, another waybill: %s %+v; want the flag raised", cell(raise), raise.Attention)
 	}
-	at.AttentionCode, at.AttentionMessage = raise.Attention.Code, raise.Attention.Message
-	if dec := d.Decide(at, other, Input{Kind: InputTimer, Now: now}); dec.Outcome != OutcomeNoOp {
-		t.Errorf("flagged, the same view again: %s; want no write", cell(dec))
-	}
-	ours := tbView("WAIT_SELLER_CONFIRM_GOODS")
-	ours.ReturnWaybill = " sf200 "
-	if dec := d.Decide(at, ours, Input{Kind: InputTimer, Now: now}); dec.Outcome != OutcomeAct || dec.Attention != nil ||
-		dec.State != StateWaitingSellerReceive {
-		t.Errorf("flagged, the platform now holding the case's waybill: %s %+v; want the flag dropped", cell(dec), dec.Attention)
-	}
-	// A view that shows no waybill (Taobao's query may not) says nothing
-	// either way: the flag stays, and a case without one gets none.
+	flagged := apply(at, raise)
 	blank := tbView("WAIT_SELLER_CONFIRM_GOODS")
-	if dec := d.Decide(at, blank, Input{Kind: InputTimer, Now: now}); dec.Outcome != OutcomeNoOp {
-		t.Errorf("flagged, a view without a waybill: %s; want the case left as it is", cell(dec))
+	otherRefund := tbView("WAIT_SELLER_CONFIRM_GOODS")
+	otherRefund.RefundID, otherRefund.ReturnWaybill = "R-other", "Z900000"
+	for _, tc := range []struct {
+		name string
+		v    *PlatformView
+		in   Input
+		noOp bool
+	}{
+		{"the same view again", other, Input{Kind: InputTimer, Now: now}, true},
+		{"the same view, reconciling", other, Input{Kind: InputReconcile, Now: now}, true},
+		{"a view without a waybill", blank, Input{Kind: InputTimer, Now: now}, true},
+		{"a view of another refund", otherRefund, Input{Kind: InputTimer, Now: now}, true},
+		{"a message to the seller", nil, Input{Kind: InputSendMessage, ID: "cmd-msg-1", Now: now, Message: "the parcel is SF200"}, false},
+	} {
+		dec := d.Decide(flagged, tc.v, tc.in)
+		if (dec.Outcome == OutcomeNoOp) != tc.noOp || dec.State != StateWaitingSellerReceive || dec.Attention == nil ||
+			dec.Attention.Code != AttnReturnWaybillDiffers || dec.Attention.Message != flagged.AttentionMessage {
+			t.Errorf("flagged, %s: %s %+v; want the flag kept", tc.name, cell(dec), dec.Attention)
+		}
+		if again := apply(flagged, dec); again.AttentionCode != AttnReturnWaybillDiffers {
+			t.Errorf("flagged, %s: applied, attention %q; want the flag kept", tc.name, again.AttentionCode)
+		}
+	}
+	for _, spelled := range []string{" sf200 ", "SF-200", "ＳＦ２００"} {
+		ours := tbView("WAIT_SELLER_CONFIRM_GOODS")
+		ours.ReturnWaybill = spelled
+		if dec := d.Decide(flagged, ours, Input{Kind: InputTimer, Now: now}); dec.Outcome != OutcomeAct || dec.Attention != nil ||
+			dec.State != StateWaitingSellerReceive {
+			t.Errorf("flagged, the platform holding %q: %s %+v; want the flag dropped", spelled, cell(dec), dec.Attention)
+		}
+		if dec := d.Decide(at, ours, Input{Kind: InputTimer, Now: now}); dec.Attention != nil {
+			t.Errorf("unflagged, the platform holding %q: %s %+v; want no flag", spelled, cell(dec), dec.Attention)
+		}
 	}
 	if dec := d.Decide(c, blank, Input{Kind: InputTimer, Now: now}); dec.Resolve == nil || !dec.Resolve.Done || dec.Attention != nil {
 		t.Errorf("a return, no waybill shown: %s resolve %+v; want the submission confirmed by the status", cell(dec), dec.Resolve)
 	}
 	// The refund done, the flag goes with the state.
-	if dec := d.Decide(at, tbView("SUCCESS"), Input{Kind: InputTimer, Now: now}); dec.State != StateSucceeded || dec.Attention != nil {
+	if dec := d.Decide(flagged, tbView("SUCCESS"), Input{Kind: InputTimer, Now: now}); dec.State != StateSucceeded || dec.Attention != nil {
 		t.Errorf("flagged, the refund done: %s %+v; want succeeded, unflagged", cell(dec), dec.Attention)
 	}
 	// 1688 too (freightBill).

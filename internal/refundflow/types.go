@@ -325,6 +325,10 @@ func AttentionCodes() []string {
 		AttnBadStepResult, AttnWaitingEvidence, AttnReturnWaybillDiffers, CodeUnverifiable, CodeResendsFailed, CodeInvalidRequest}
 }
 
+// FlagCodes are the attention codes that flag a case which goes on (not a
+// stop): waiting_evidence and return_waybill_differs.
+func FlagCodes() []string { return []string{AttnWaitingEvidence, AttnReturnWaybillDiffers} }
+
 // viewRaised are attention codes that a later platform view clears by no
 // longer implying them.
 var viewRaised = []string{AttnSellerRefused, AttnRefundMissing, AttnUnknownStatus}
@@ -341,8 +345,9 @@ type Decision struct {
 	// further (the case waits for it); zero: retry with the usual backoff.
 	RetryAt time.Time
 	Step    *Step
-	// Attention is set when State is needs_attention; otherwise the case's
-	// attention fields are cleared.
+	// Attention is set when State is needs_attention, or to flag a case
+	// that goes on (waiting_evidence, return_waybill_differs); otherwise
+	// the case's attention fields are cleared.
 	Attention *Attention
 	// RefundID, when set, is the platform refund id learned now.
 	RefundID string
