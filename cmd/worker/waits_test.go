@@ -158,6 +158,10 @@ func TestWaitingCasesHoldNoConsumerSlot(t *testing.T) {
 	if v := metricValue(t, w.metricsURL(), `refundhub_worker_cases_attention{code="waiting_evidence"}`); v != "8" {
 		t.Errorf("waiting_evidence gauge = %q; want 8", v)
 	}
+	// Every flag has its series, at 0 when no case carries it.
+	if v := metricValue(t, w.metricsURL(), `refundhub_worker_cases_attention{code="return_waybill_differs"}`); v != "0" {
+		t.Errorf("return_waybill_differs gauge = %q; want 0", v)
+	}
 	if v := metricValue(t, w.metricsURL(), "refundhub_worker_deferred_inputs"); v != "8" {
 		t.Errorf("deferred inputs gauge = %q; want 8", v)
 	}

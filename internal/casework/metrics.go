@@ -205,7 +205,7 @@ func (m *Metrics) OnStep(p refundflow.Platform, step refundflow.StepName, outcom
 
 var (
 	casesDesc = prometheus.NewDesc("refundhub_worker_cases", "Cases by state (all worker processes: read from the database).", []string{"state"}, nil)
-	attnDesc  = prometheus.NewDesc("refundhub_worker_cases_attention", "Open cases by attention code: needs_attention reasons, and waiting_evidence for cases whose side effect cannot be confirmed yet (read from the database).", []string{"code"}, nil)
+	attnDesc  = prometheus.NewDesc("refundhub_worker_cases_attention", "Open cases by attention code: needs_attention reasons, and the flags of cases that go on (waiting_evidence: a side effect not confirmed yet; return_waybill_differs: the platform holds the return under another waybill), read from the database.", []string{"code"}, nil)
 	deferDesc = prometheus.NewDesc("refundhub_worker_deferred_inputs", "Commands and callbacks waiting in the store for their case, callbacks being verified included (read from the database).", nil, nil)
 	lagDesc   = prometheus.NewDesc("refundhub_worker_consumer_pending", "Messages not yet delivered to the durable consumer (consumer lag), by source.", []string{"source"}, nil)
 	ackDesc   = prometheus.NewDesc("refundhub_worker_consumer_ack_pending", "Messages delivered and not yet acknowledged, by source.", []string{"source"}, nil)
@@ -240,8 +240,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		// Codes are the engine's own constants (bounded), never platform text.
 		ch <- prometheus.MustNewConstMetric(attnDesc, prometheus.GaugeValue, float64(n), code)
 	}
-	if _, ok := flags[refundflow.AttnWaitingEvidence]; !ok {
-		ch <- prometheus.MustNewConstMetric(attnDesc, prometheus.GaugeValue, 0, refundflow.AttnWaitingEvidence)
+	for _, code := range refundflow.FlagCodes() {
+		// A flag's series exists at 0 too, so that an alert on it needs
+		// no absent().
+		if _, ok := flags[code]; !ok {
+			ch <- prometheus.MustNewConstMetric(attnDesc, prometheus.GaugeValue, 0, code)
+		}
 	}
 	waiting, err := c.store.CountDeferred(ctx)
 	if err != nil {
