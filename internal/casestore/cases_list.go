@@ -279,11 +279,24 @@ func listQuery(f CaseFilter, pg bool) (string, []any, error) {
 		where, args = append(where, "id > ?"), append(args, f.AfterID)
 	}
 	keys := f.sort().keys()
+	// Few cases carry an attention code, and few are open beside the
+	// history: those lists find them all (through cases_attention or
+	// cases_open_platform_state) and sort them, rather than walk the
+	// order's index (or the table) past every other case until a page is
+	// full. Open cases are the newest, and finished ones are updated last:
+	// walking the update order from either end reads the history. noIndex
+	// keeps the planner off the order's index, for the order and for a
+	// cursor's range.
+	sortAll := len(f.Attention) > 0 || f.AnyAttention || (f.OpenOnly && len(f.States) == 0)
 	if f.After != nil {
 		if !f.After.Matches(f) {
 			return "", nil, fmt.Errorf("list cases: %w: made for another order", ErrBadCursor)
 		}
-		w, a := keysetFilter(keys, f.Desc, *f.After)
+		col := func(k string) string { return k }
+		if sortAll {
+			col = noIndex
+		}
+		w, a := keysetFilter(keys, f.Desc, *f.After, col)
 		where, args = append(where, w), append(args, a...)
 	}
 	dir := ""
@@ -293,14 +306,7 @@ func listQuery(f CaseFilter, pg bool) (string, []any, error) {
 	order := " ORDER BY " + strings.Join(keys, dir+", ") + dir
 	findOrder := order
 	switch {
-	case len(f.Attention) > 0 || f.AnyAttention || (f.OpenOnly && len(f.States) == 0):
-		// Few cases carry an attention code, and few are open beside the
-		// history: find them all through cases_attention (or
-		// cases_open_platform_state) and sort them, rather than walk the
-		// order's index (or the table) past every other case until a
-		// page is full (noIndex keeps the planner off the order's index).
-		// Open cases are the newest, and finished ones are updated last:
-		// walking the update order from either end reads the history.
+	case sortAll:
 		unindexed := make([]string, len(keys))
 		for i, k := range keys {
 			unindexed[i] = noIndex(k)
@@ -371,14 +377,17 @@ func noIndex(col string) string {
 
 // keysetFilter is the condition "after cur" in the order of keys: a row
 // value comparison, which SQLite (and PostgreSQL) answer from an index on
-// the keys.
-func keysetFilter(keys []string, desc bool, cur CaseCursor) (string, []any) {
+// the keys. col spells each key in the condition (noIndex, to keep the
+// planner off the order's index).
+func keysetFilter(keys []string, desc bool, cur CaseCursor, col func(string) string) (string, []any) {
 	op := ">"
 	if desc {
 		op = "<"
 	}
 	var vals []any
-	for _, k := range keys {
+	cols := make([]string, len(keys))
+	for i, k := range keys {
+		cols[i] = col(k)
 		switch k {
 		case "id":
 			vals = append(vals, cur.ID)
@@ -389,9 +398,9 @@ func keysetFilter(keys []string, desc bool, cur CaseCursor) (string, []any) {
 		}
 	}
 	if len(keys) == 1 {
-		return keys[0] + " " + op + " ?", vals
+		return cols[0] + " " + op + " ?", vals
 	}
-	return "(" + strings.Join(keys, ", ") + ") " + op + " (?" + strings.Repeat(", ?", len(keys)-1) + ")", vals
+	return "(" + strings.Join(cols, ", ") + ") " + op + " (?" + strings.Repeat(", ?", len(keys)-1) + ")", vals
 }
 
 // textColumns are the ids Text matches, each with the index that answers
