@@ -223,6 +223,17 @@ func testListCasesFilters(t *testing.T, be backend) {
 		{"text and platform", CaseFilter{Text: "ord-1", Platform: "taobao"}, want(func(i int) bool {
 			return i%2 == 0 && (i == 1 || (i >= 10 && i < 20))
 		})},
+		// One state with other filters ahead of and after it in the query
+		// (PostgreSQL reads one state in id order through a range).
+		{"platform and state", CaseFilter{Platform: "taobao", States: []string{"succeeded"}}, want(func(i int) bool { return i%2 == 0 && i%3 == 1 })},
+		{"platform, state, text and an id", CaseFilter{Platform: "1688", States: []string{"waiting_seller"}, Text: "ord-", AfterID: 20},
+			want(func(i int) bool { return i%2 == 1 && i%3 == 0 && i > 20 })},
+		{"state, newest first", CaseFilter{States: []string{"needs_attention"}, Desc: true, UpdatedBefore: base.Add(3 * time.Minute)},
+			func() []int64 {
+				w := want(func(i int) bool { return i%3 == 2 && i%5 < 3 })
+				slices.Reverse(w)
+				return w
+			}()},
 	} {
 		got, err := s.ListCases(ctx, tc.f)
 		if err != nil {
