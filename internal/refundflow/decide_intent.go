@@ -112,6 +112,12 @@ func (d Decider) settleMessage(c CaseView, it Intent, v PlatformView, now time.T
 // waits for evidence (a refund callback); after it, the case parks where
 // only the platform or an operator moves it.
 func (d Decider) settleInconclusive(c CaseView, it Intent, in Input) Decision {
+	if c.State == StateNeedsAttention && c.AttentionCode == CodeResendsFailed {
+		// Stopped on the platform's refusals: a view that cannot tell
+		// changes nothing of that. Parked again as unverifiable, the case
+		// would flip back at the next view showing no effect.
+		return d.resendsFailed(c, it, in)
+	}
 	if until := it.Since.Add(d.Policy.IntentGrace); d.Policy.IntentGrace > 0 && !it.Since.IsZero() && in.Now.Before(until) {
 		dec := keep(c, CodeInconclusive, fmt.Sprintf("cannot tell yet whether the %s took effect; waiting for evidence", it.Step))
 		dec.Attention = waiting(c, fmt.Sprintf("cannot tell yet whether the %s took effect: waiting for evidence (a refund callback) until %s, then parked (%s)",

@@ -391,3 +391,31 @@ func TestNewModificationReplacesAnAbsentOne(t *testing.T) {
 		t.Errorf("a new modification within the window: %s %q; want it refused, saying when to modify again", cell(dec), dec.Reason)
 	}
 }
+
+// TestAStoppedResendKeepsItsCodeWhenThePlatformCannotTell: a case stopped
+// with intent_resends_failed whose next look finds the platform unable to
+// tell (a 1688 read that proves nothing, say) stays stopped as it was.
+// Before, it was parked again as intent_unverifiable, and the next view
+// showing no effect parked it back as intent_resends_failed: with views
+// alternating, the code, its advice and a timeline entry changed at every
+// look.
+func TestAStoppedResendKeepsItsCodeWhenThePlatformCannotTell(t *testing.T) {
+	d := Decider{Policy: policy}
+	d.Policy.InFlight, d.Policy.ResendLimit = time.Minute, 2
+	c := resendCase(3, 2, now.Add(-time.Hour), "4091: refused")
+	stopped := apply(c, d.Decide(c, &PlatformView{}, Input{Kind: InputTimer, Now: now}))
+	if stopped.State != StateNeedsAttention || stopped.AttentionCode != CodeResendsFailed {
+		t.Fatalf("at the limit: %s %s; want stopped %s", stopped.State, stopped.AttentionCode, CodeResendsFailed)
+	}
+	cannotTell := &PlatformView{Inconclusive: true}
+	for i, v := range []*PlatformView{cannotTell, {}, cannotTell} {
+		dec := d.Decide(stopped, v, Input{Kind: InputReconcile, Now: now.Add(time.Duration(i+1) * time.Hour)})
+		if dec.Outcome != OutcomeNoOp || dec.State != StateNeedsAttention || dec.Code != CodeResendsFailed || dec.Step != nil {
+			t.Errorf("look %d (inconclusive %v): %s; want the case left stopped %s", i+1, v.Inconclusive, cell(dec), CodeResendsFailed)
+		}
+	}
+	cmd := Input{Kind: InputSendMessage, ID: "cmd-message-2", Now: now, Message: "hello"}
+	if dec := d.Decide(stopped, cannotTell, cmd); dec.Outcome != OutcomeReject || dec.Code != CodeResendsFailed {
+		t.Errorf("a command, the platform unable to tell: %s; want it refused with %s's ways out", cell(dec), CodeResendsFailed)
+	}
+}
