@@ -116,6 +116,12 @@ func (d Decider) settleInconclusive(c CaseView, it Intent, in Input) Decision {
 		// Stopped on the platform's refusals: a view that cannot tell
 		// changes nothing of that. Parked again as unverifiable, the case
 		// would flip back at the next view showing no effect.
+		if in.Kind == InputResolve {
+			// A retry needs the platform to show no effect first.
+			return reject(c, CodeInconclusive, fmt.Sprintf("the platform cannot tell now whether case %d's %s took effect, and it is sent "+
+				"again only once the platform shows it did not: `refundctl resolve %d --retry` again later; meanwhile check the order "+
+				"in the platform's back office; to stop, `refundctl resolve %d --close --note …`", c.ID, it.Step, c.ID, c.ID))
+		}
 		return d.resendsFailed(c, it, in)
 	}
 	if until := it.Since.Add(d.Policy.IntentGrace); d.Policy.IntentGrace > 0 && !it.Since.IsZero() && in.Now.Before(until) {

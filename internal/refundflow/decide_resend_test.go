@@ -418,4 +418,14 @@ func TestAStoppedResendKeepsItsCodeWhenThePlatformCannotTell(t *testing.T) {
 	if dec := d.Decide(stopped, cannotTell, cmd); dec.Outcome != OutcomeReject || dec.Code != CodeResendsFailed {
 		t.Errorf("a command, the platform unable to tell: %s; want it refused with %s's ways out", cell(dec), CodeResendsFailed)
 	}
+	// The operator's retry needs the platform to show no effect: refused
+	// while it cannot tell, saying to retry later, and taken once it can.
+	retry := Input{Kind: InputResolve, ID: "cmd-retry", Now: now, Resolve: &Resolve{Action: ResolveRetry}}
+	if dec := d.Decide(stopped, cannotTell, retry); dec.Outcome != OutcomeReject || dec.Code != CodeInconclusive ||
+		!strings.Contains(dec.Reason, "--retry` again later") {
+		t.Errorf("a retry, the platform unable to tell: %s %q; want it refused, saying to retry later", cell(dec), dec.Reason)
+	}
+	if dec := d.Decide(stopped, &PlatformView{}, retry); dec.Step == nil || !dec.Step.Resume {
+		t.Errorf("a retry, the platform showing no effect: %s; want the step sent again under its key", cell(dec))
+	}
 }
