@@ -84,10 +84,13 @@ func (d Decider) replaced(c CaseView, it Intent, v PlatformView, in Input) Decis
 
 // otherShipment reports whether sh names another carrier or waybill than
 // the recorded one (none recorded: another); a phone or a description
-// alone does not make another shipment.
+// alone does not make another shipment, nor does a letter's case. Unlike
+// sameWaybill (the platform's waybill against ours) the operator's two
+// waybills compare as typed: a full-width or hyphenated waybill the
+// platform refused, typed again in ASCII, is the correction it looks like.
 func otherShipment(recorded *Shipment, sh Shipment) bool {
 	return recorded == nil || !strings.EqualFold(strings.TrimSpace(recorded.Company), strings.TrimSpace(sh.Company)) ||
-		!sameWaybill(sh.Waybill, recorded.Waybill)
+		!strings.EqualFold(strings.TrimSpace(sh.Waybill), strings.TrimSpace(recorded.Waybill))
 }
 
 // describeShipment names a shipment for operators: carrier and waybill.

@@ -324,6 +324,14 @@ func TestNewShipmentReplacesAnAbsentReturn(t *testing.T) {
 			t.Errorf("shipment %+v replaced %+v; want it taken as the same", sh, *c.Shipment)
 		}
 	}
+	// A full-width waybill (a Chinese input method's) the platform
+	// refused, typed again in ASCII, is a correction.
+	wide := c
+	wide.Shipment = &Shipment{Company: "SF", Waybill: "ＳＦ５５５０００１"}
+	in := Input{Kind: InputReportShipment, ID: "cmd-ship-5", Now: now, Shipment: &Shipment{Company: "SF", Waybill: "SF5550001"}}
+	if dec := d.Decide(wide, absent, in); dec.Code != CodeShipmentReplaced {
+		t.Errorf("a full-width waybill corrected to ASCII: %s; want it replaced", cell(dec))
+	}
 
 	// Within the old attempt's window, the shipment is refused, saying
 	// when to report it again (kept for then, it would come after the
