@@ -87,8 +87,10 @@ func testListCasesSortedPages(t *testing.T, be backend) {
 		}
 		return int(a.ID - b.ID)
 	}
-	for _, filter := range []CaseFilter{{}, {Platform: "taobao"}, {States: []string{"needs_attention"}}, {AnyAttention: true}} {
-		all, err := s.ListCases(ctx, CaseFilter{Platform: filter.Platform, States: filter.States, AnyAttention: filter.AnyAttention, Limit: MaxListLimit})
+	for _, filter := range []CaseFilter{{}, {Platform: "taobao"}, {States: []string{"needs_attention"}}, {AnyAttention: true},
+		{OpenOnly: true}, {Attention: []string{"seller_refused"}}} {
+		all, err := s.ListCases(ctx, CaseFilter{Platform: filter.Platform, States: filter.States, AnyAttention: filter.AnyAttention,
+			OpenOnly: filter.OpenOnly, Attention: filter.Attention, Limit: MaxListLimit})
 		if err != nil || len(all) == 0 {
 			t.Fatalf("ListCases(%+v) = %d, %v", filter, len(all), err)
 		}

@@ -122,7 +122,11 @@ func (d Decider) settleInconclusive(c CaseView, it Intent, in Input) Decision {
 				"again only once the platform shows it did not: `refundctl resolve %d --retry` again later; meanwhile check the order "+
 				"in the platform's back office; to stop, `refundctl resolve %d --close --note …`", c.ID, it.Step, c.ID, c.ID))
 		}
-		return d.resendsFailed(c, it, in)
+		dec := d.resendsFailed(c, it, in)
+		if dec.Outcome == OutcomeNoOp {
+			dec.Reason = fmt.Sprintf("the platform cannot tell whether the %s took effect; still stopped on its %d refused resends", it.Step, it.Refusals)
+		}
+		return dec
 	}
 	if until := it.Since.Add(d.Policy.IntentGrace); d.Policy.IntentGrace > 0 && !it.Since.IsZero() && in.Now.Before(until) {
 		dec := keep(c, CodeInconclusive, fmt.Sprintf("cannot tell yet whether the %s took effect; waiting for evidence", it.Step))

@@ -142,7 +142,7 @@ func (d Decider) followView(c CaseView, v PlatformView, now time.Time) Decision 
 // keeps it). A decision that already carries an attention (a stop) is left
 // as it is.
 func flagWaybill(c CaseView, v PlatformView, dec Decision) Decision {
-	if dec.State != StateWaitingSellerReceive || dec.Attention != nil || c.Shipment == nil || strings.TrimSpace(v.ReturnWaybill) == "" ||
+	if dec.State != StateWaitingSellerReceive || dec.Attention != nil || c.Shipment == nil || waybillKey(v.ReturnWaybill) == "" ||
 		otherRefund(c, v) || v.Phase != platform.PhaseWaitSellerReceive {
 		return dec
 	}

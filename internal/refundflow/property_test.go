@@ -138,6 +138,14 @@ func TestDecideProperties(t *testing.T) {
 						got := d.Decide(c, v, in)
 						where := fmt.Sprintf("%s %s/%s intent=%v × view %+v × %s (grace %v)", p, c.State, c.Parked, c.Intent != nil, v, in.Kind, d.Policy.IntentGrace)
 						checkDecision(t, where, c, v, in, got)
+						// The flag is only ever on a case waiting for the seller to
+						// receive, and never raised while the platform holds the
+						// case's waybill (a flag kept over a decision that did not
+						// read the view is keepWaybillFlag's, checked below).
+						if got.Attention != nil && got.Attention.Code == AttnReturnWaybillDiffers && (got.State != StateWaitingSellerReceive ||
+							(c.AttentionCode != AttnReturnWaybillDiffers && v != nil && sameWaybill(v.ReturnWaybill, shipment.Waybill))) {
+							t.Errorf("%s: %s flags return_waybill_differs outside waiting_seller_receive, or with the platform holding the case's waybill", where, cell(got))
+						}
 						if c.AttentionCode == AttnReturnWaybillDiffers && c.State == StateWaitingSellerReceive && got.State == StateWaitingSellerReceive &&
 							(got.Outcome == OutcomeAct || got.Outcome == OutcomeNoOp) && got.Code != codeWaybillAgrees && got.Attention == nil {
 							t.Errorf("%s: %s drops the return_waybill_differs flag without the waybills agreeing", where, cell(got))
