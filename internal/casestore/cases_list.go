@@ -321,6 +321,7 @@ func listQuery(f CaseFilter, pg bool) (string, []any, error) {
 		// the planner drops a key an equality fixes; held by a range of
 		// one value instead, the state stays a key, and only cases_state_id
 		// gives the order.
+		//
 		// A page after a cursor starts at it in the index: (state, id)
 		// past (the state, the cursor's id), up to the state's last.
 		st := f.States[0]
