@@ -320,9 +320,10 @@ const (
 // needs_attention reasons and the flags (waiting_evidence,
 // return_waybill_differs).
 func AttentionCodes() []string {
-	return []string{AttnSellerRefused, AttnRefundMissing, AttnUnknownStatus, AttnPlatformError, AttnReasonNotOffered,
-		AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnVoucherRequired, AttnCompanyRejected,
-		AttnBadStepResult, AttnWaitingEvidence, AttnReturnWaybillDiffers, CodeUnverifiable, CodeResendsFailed, CodeInvalidRequest}
+	codes := []string{AttnSellerRefused, AttnRefundMissing, AttnUnknownStatus, AttnPlatformError, AttnReasonNotOffered,
+		AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnVoucherRequired, AttnCompanyRejected, AttnBadStepResult}
+	codes = append(codes, FlagCodes()...) // the flags have one list
+	return append(codes, CodeUnverifiable, CodeResendsFailed, CodeInvalidRequest)
 }
 
 // FlagCodes are the attention codes that flag a case which goes on (not a
