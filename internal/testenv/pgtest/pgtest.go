@@ -66,6 +66,9 @@ type Cluster struct {
 	cmd      *exec.Cmd
 	exited   chan error
 	logPath  string // the server's output
+	postgres string // the server binary, its user and options: Restart runs it again
+	cred     *syscall.Credential
+	opts     Options
 	admin    *sql.DB
 	dbs      atomic.Int64
 	stopOnce sync.Once
@@ -190,6 +193,32 @@ func (c *Cluster) Stop() error {
 	return err
 }
 
+// Crash stops the server the way a crash does: an immediate shutdown
+// (SIGQUIT), which ends every backend at once, with no checkpoint, so that
+// the next start recovers from the WAL. Open connections break; new ones are
+// refused until Restart. Only commits the server acknowledged survive, and
+// then only with synchronous_commit on (Options.Durable), as in production.
+func (c *Cluster) Crash(t testing.TB) {
+	t.Helper()
+	_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case err := <-c.exited:
+		c.exited <- err // for Stop
+	case <-time.After(30 * time.Second):
+		c.kill()
+		t.Fatalf("pgtest: postgres did not exit within 30s of SIGQUIT; killed")
+	}
+}
+
+// Restart starts the server again after Crash, on the same port and data,
+// and waits until it accepts connections (crash recovery done).
+func (c *Cluster) Restart(t testing.TB) {
+	t.Helper()
+	if err := c.serve(c.port); err != nil {
+		t.Fatalf("pgtest: restart: %v", err)
+	}
+}
+
 // binaries finds initdb and postgres: on PATH, else in the newest
 // /usr/lib/postgresql/*/bin (Debian's packages put them only there).
 func binaries() (initdb, postgres string, err error) {
@@ -234,12 +263,13 @@ func start(o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{dir: dir, password: randomHex(16), exited: make(chan error, 1), logPath: filepath.Join(dir, "postgres.log")}
 	cred, err := credential(dir)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
+	c := &Cluster{dir: dir, password: randomHex(16), exited: make(chan error, 1), logPath: filepath.Join(dir, "postgres.log"),
+		postgres: postgres, cred: cred, opts: o}
 	if err := c.initdb(initdb, cred); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -247,7 +277,12 @@ func start(o Options) (*Cluster, error) {
 	// A free port can be taken between our check and the server's bind:
 	// try a few.
 	for range 3 {
-		if err = c.serve(postgres, cred, o); err == nil {
+		port, perr := freePort()
+		if perr != nil {
+			_ = os.RemoveAll(dir)
+			return nil, perr
+		}
+		if err = c.serve(port); err == nil {
 			return c, nil
 		}
 	}
@@ -295,14 +330,10 @@ func (c *Cluster) initdb(initdb string, cred *syscall.Credential) error {
 	return os.Remove(pwfile)
 }
 
-// serve starts the server on a free port and waits until it accepts
-// connections.
-func (c *Cluster) serve(postgres string, cred *syscall.Credential, o Options) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
+// serve starts the server on port and waits until it accepts connections.
+func (c *Cluster) serve(port int) error {
 	c.port = port
+	postgres, cred, o := c.postgres, c.cred, c.opts
 	args := []string{"-D", filepath.Join(c.dir, "data"), "-p", strconv.Itoa(port), "-k", c.dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "shared_buffers=32MB"}
 	if o.Statements {
@@ -311,7 +342,7 @@ func (c *Cluster) serve(postgres string, cred *syscall.Credential, o Options) er
 	if !o.Durable {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	}
-	logFile, err := os.Create(c.logPath)
+	logFile, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -339,10 +370,13 @@ func (c *Cluster) serve(postgres string, cred *syscall.Credential, o Options) er
 	if err := <-started; err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
-	admin, err := sql.Open("pgx", c.url("postgres"))
-	if err != nil {
-		c.kill()
-		return err
+	admin := c.admin
+	if admin == nil {
+		admin, err = sql.Open("pgx", c.url("postgres"))
+		if err != nil {
+			c.kill()
+			return err
+		}
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -358,11 +392,13 @@ func (c *Cluster) serve(postgres string, cred *syscall.Credential, o Options) er
 		select {
 		case werr := <-c.exited:
 			_ = admin.Close()
+			c.admin = nil
 			return fmt.Errorf("postgres exited (%v) before accepting connections:\n%s", werr, c.serverLog())
 		case <-tick.C:
 		}
 		if time.Now().After(deadline) {
 			_ = admin.Close()
+			c.admin = nil
 			c.kill()
 			return fmt.Errorf("postgres not ready within 30s: %v\n%s", err, c.serverLog())
 		}

@@ -1,0 +1,64 @@
+package casestore
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Unavailable reports whether err looks like the store could not be
+// reached, or went away while it was being used: PostgreSQL down,
+// restarting, recovering after a crash, failed over, out of connections or
+// disk, or the network between cut. Such a failure says nothing about the
+// work that met it, which succeeds unchanged once the store answers again:
+// a caller holds that work and tries it again then, rather than count the
+// failure against it. Every error about the work itself is false:
+// constraint violations, ErrVersionConflict, ErrNotFound, a cancelled
+// context.
+//
+// It is a first look at the error alone, and a broken connection looks the
+// same whoever's it was: an error that wraps a platform call's network
+// failure is true too. A caller confirms with Ping, which fails only when
+// the store itself does not answer.
+//
+// On SQLite, a file on the worker's own host, a store error is never true:
+// the errors that file gives (disk I/O, a full disk) are not told apart
+// from the others yet.
+func Unavailable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"): // connection exception
+			return true
+		case strings.HasPrefix(pgErr.Code, "53"): // insufficient resources: disk full, out of memory, too many connections
+			return true
+		}
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now (starting, recovering)
+			return true
+		case "25006": // read_only_sql_transaction: a standby answers for the primary (a failover under way)
+			return true
+		}
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr *net.OpError
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
+}
+
+// Ping checks that the store answers on the connections its writes use;
+// after an outage (Unavailable) it is how a caller learns that the store is
+// back. Broken connections left from before are dropped on the way (the
+// driver checks a pooled connection idle over a second before reuse).
+func (s *Store) Ping(ctx context.Context) error {
+	return s.w.PingContext(ctx)
+}
