@@ -242,16 +242,29 @@ func (s *stack) start() *workerProc {
 // the stack's OTEL_* variables say, by default nowhere).
 func (s *stack) startTraced(spans sdktrace.SpanExporter) *workerProc {
 	s.t.Helper()
+	w := s.launch(spans)
+	w.waitReady(s.t)
+	return w
+}
+
+// launch runs a worker process (runTraced) without waiting for it.
+func (s *stack) launch(spans sdktrace.SpanExporter) *workerProc {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &workerProc{cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}, errs: &syncBuffer{}}
 	getenv := func(k string) string { return s.env[k] }
 	go func() { w.done <- runTraced(ctx, nil, getenv, w.out, w.errs, spans) }()
 	s.workers = append(s.workers, w)
-	waitFor(s.t, 20*time.Second, "worker ready", func() bool {
+	return w
+}
+
+// waitReady waits until the worker's /readyz answers 200.
+func (w *workerProc) waitReady(t *testing.T) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "worker ready", func() bool {
 		select {
 		case err := <-w.done: // a bad configuration: say so, not "not ready"
 			w.done <- err
-			s.t.Fatalf("worker exited before it was ready: %v\nstdout: %s\nstderr: %s", err, w.out.String(), w.errs.String())
+			t.Fatalf("worker exited before it was ready: %v\nstdout: %s\nstderr: %s", err, w.out.String(), w.errs.String())
 		default:
 		}
 		m := metricsLine.FindStringSubmatch(w.errs.String())
@@ -265,7 +278,6 @@ func (s *stack) startTraced(spans sdktrace.SpanExporter) *workerProc {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return w
 }
 
 func (w *workerProc) metricsURL() string {

@@ -1,12 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/platform"
+	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
@@ -29,4 +37,160 @@ func TestEndToEndOnPostgres(t *testing.T) {
 	if _, err := os.Stat(s.dbPath); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("DB_PATH %s: %v; want no SQLite file (DB_URL wins)", s.dbPath, err)
 	}
+}
+
+// TestWorkerRidesOutAPostgreSQLCrash: the database crashes mid-run (an
+// immediate shutdown, as a crash or a failover does) and comes back. Each
+// delivery a store outage fails used to count toward WORKER_MAX_DELIVER, so
+// an outage longer than the messages' backoff dead-lettered them (or, with
+// the store still down for the dead letter, left them past the consumer's
+// MaxDeliver, never delivered again). Now the worker holds what it has,
+// takes nothing new, says once that the store is unreachable and once that
+// it is back, and then finishes every case: none dead-lettered, nothing
+// submitted twice, the process never restarted.
+func TestWorkerRidesOutAPostgreSQLCrash(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{Durable: true}) // synchronous commits: a crash keeps what the server acknowledged
+	const n = 40
+	s := newStack(t, sandbox.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 20 * time.Millisecond},
+		sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, map[string]string{
+			"DB_URL": pg.NewDatabase(t), "WORKER_CONCURRENCY": "8",
+			// Three deliveries 50 ms apart: an outage of a second would
+			// use them up if it counted.
+			"WORKER_MAX_DELIVER": "3", "WORKER_RETRY_BASE": "50ms", "WORKER_RETRY_MAX": "100ms"})
+	w := s.start()
+	cmds := make([]refundflow.Command, n)
+	for i := range cmds {
+		o, so := s.order(sandbox.PlatformTaobao, nil)
+		cmds[i] = refundflow.Command{ID: fmt.Sprintf("pg-crash-%02d", i), Kind: refundflow.InputRequestRefund,
+			Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so, Operator: "t",
+			Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}}
+	}
+	for _, c := range cmds[:n/2] {
+		s.publish(c)
+	}
+	waitFor(t, 30*time.Second, "a few refunds submitted", func() bool { return len(s.sb.Stats().RefundSubmissions) >= 5 })
+	pg.Crash(t)
+	for _, c := range cmds[n/2:] { // more work arrives while the store is down
+		s.publish(c)
+	}
+	waitFor(t, 30*time.Second, "the worker to say the store is unreachable", func() bool {
+		return strings.Contains(w.errs.String(), "case store unreachable")
+	})
+	if code := readyz(t, w); code != http.StatusServiceUnavailable {
+		t.Errorf("readyz with the store down: %d; want 503", code)
+	}
+	if m := scrape(t, w.metricsURL()); !strings.Contains(m, "\nrefundhub_worker_store_up 0\n") || !strings.Contains(m, "refundhub_worker_consumer_pending{") {
+		t.Errorf("metrics with the store down: want store_up 0 and the consumers' lag still there:\n%s", m)
+	}
+	// The outage itself (the scenario, not a wait for anything): 40 times
+	// the whole backoff of a message's three deliveries.
+	<-time.After(2 * time.Second)
+	pg.Restart(t)
+	waitFor(t, 30*time.Second, "the worker to say the store is back", func() bool {
+		return strings.Contains(w.errs.String(), "case store reachable again")
+	})
+
+	// Every request ends waiting for the seller, with the refund the
+	// platform holds.
+	ctx := context.Background()
+	pending := func() []string {
+		var out []string
+		for _, cmd := range cmds {
+			c, err := s.store.CaseOpenedBy(ctx, cmd.ID)
+			switch {
+			case err != nil:
+				out = append(out, fmt.Sprintf("%s: %v", cmd.ID, err))
+			case c.State != string(refundflow.StateWaitingSeller) || c.RefundID == "":
+				out = append(out, fmt.Sprintf("%s: case %d %s %s", cmd.ID, c.ID, c.State, c.AttentionMessage))
+			}
+		}
+		return out
+	}
+	for deadline := time.Now().Add(60 * time.Second); len(pending()) > 0; <-time.After(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			dl, _ := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{})
+			for _, d := range dl {
+				t.Logf("dead letter %s after %d deliveries: %s", d.Reason, d.Deliveries, d.Error)
+			}
+			t.Fatalf("after 60 s, %d requests not waiting for the seller:\n%s", len(pending()), strings.Join(pending(), "\n"))
+		}
+	}
+	for _, cmd := range cmds {
+		c, _ := s.store.CaseOpenedBy(ctx, cmd.ID)
+		if got := s.sandboxStatus(c.RefundID); got != s.sbProf.TaobaoName(platform.PhaseWaitSellerAgree) {
+			t.Errorf("case %d's refund %s is %q on the platform; want it waiting for the seller", c.ID, c.RefundID, got)
+		}
+	}
+	s.noDuplicates()
+	dl, err := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dl {
+		t.Errorf("dead letter %s after %d deliveries: %s", d.Reason, d.Deliveries, d.Error)
+	}
+	select {
+	case err := <-w.done:
+		t.Fatalf("the worker exited: %v", err)
+	default:
+	}
+	if code := readyz(t, w); code != http.StatusOK {
+		t.Errorf("readyz with the store back: %d; want 200", code)
+	}
+	if m := scrape(t, w.metricsURL()); !strings.Contains(m, "\nrefundhub_worker_store_up 1\n") {
+		t.Errorf("metrics with the store back: want store_up 1:\n%s", m)
+	}
+	if got := strings.Count(w.errs.String(), "case store unreachable"); got != 1 {
+		t.Errorf("%d 'case store unreachable' lines; want 1 for the one outage\n%s", got, w.errs.String())
+	}
+}
+
+// readyz is the worker's /readyz status code.
+func readyz(t *testing.T, w *workerProc) int {
+	t.Helper()
+	u := strings.TrimSuffix(w.metricsURL(), "/metrics") + "/readyz"
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatalf("readyz: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestWorkerWaitsForPostgreSQLAtStart: a worker started while its database
+// does not answer (every host rebooted at once, a failover under way) used
+// to exit with the connection error, to be restarted by its supervisor
+// until the database was there. It now says once that it waits, waits, and
+// starts when the database answers.
+func TestWorkerWaitsForPostgreSQLAtStart(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{})
+	s := newStack(t, sandbox.Faults{}, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1,
+		map[string]string{"DB_URL": pg.NewDatabase(t)})
+	pg.Crash(t)
+	w := s.launch(nil)
+	waitFor(t, 20*time.Second, "the worker to say it waits for the store", func() bool {
+		select {
+		case err := <-w.done:
+			w.done <- err
+			t.Fatalf("the worker exited with the store down: %v\n%s", err, w.errs.String())
+		default:
+		}
+		return strings.Contains(w.errs.String(), "case store not reachable yet")
+	})
+	pg.Restart(t)
+	w.waitReady(t)
+	if got := strings.Count(w.errs.String(), "case store not reachable yet"); got != 1 {
+		t.Errorf("%d 'not reachable yet' lines; want 1\n%s", got, w.errs.String())
+	}
+	u, err := url.Parse(s.env["DB_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pw, _ := u.User.Password(); pw == "" || strings.Contains(w.errs.String(), pw) {
+		t.Errorf("the log shows the database password (or the URL has none):\n%s", w.errs.String())
+	}
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	s.publish(refundflow.Command{ID: "after-the-wait", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+		OrderID: o, SubOrderID: so, Operator: "t", Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	s.waitState(s.caseFor(refundflow.PlatformTaobao, o, so), refundflow.StateWaitingSeller, 20*time.Second)
 }

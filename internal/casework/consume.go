@@ -180,9 +180,20 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	defer span.End()
 
 	stop := w.inProgress(m)
+	first := *msg
 	h, reason, err := w.apply(ctx, msg)
+	kept := msg.Deferred
+	// The store did not answer: the message waits, in progress, for it to
+	// come back and is applied again in this delivery, as a fresh copy
+	// (what a redelivery would bring); the outage counts for nothing.
+	for reason == "" && casestore.Unavailable(err) && w.gate.hold(ctx, err) {
+		again := first
+		msg = &again
+		h, reason, err = w.apply(ctx, msg)
+		kept = kept || msg.Deferred
+	}
 	stop()
-	if msg.Deferred {
+	if kept {
 		d.dead.kept = msg.ID // recorded: a dead letter takes the kept copy with it
 	}
 	result := "retry"
@@ -198,6 +209,9 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 		w.deadLetterMsg(ctx, m, d.dead, events.DeadPermanentError, err)
 	case errors.Is(err, refundflow.ErrNoCase):
 		w.awaitCase(ctx, d, err)
+	case casestore.Unavailable(err) && w.gate.closed():
+		// Stopping during an outage: back later, never a dead letter for it.
+		w.retryLater(ctx, d, h, err)
 	case int(meta.NumDelivered) >= w.cfg.MaxDeliver:
 		result = "dead_letter"
 		w.deadLetterMsg(ctx, m, d.dead, events.DeadMaxDeliveries, err)

@@ -32,7 +32,11 @@ func deadLetterOf(source string, m jetstream.Msg, meta *jetstream.MsgMetadata, m
 // letter could not be stored the message is Nak'ed to try again (both writes
 // are idempotent).
 func (w *Worker) deadLetterMsg(ctx context.Context, m jetstream.Msg, d deadMessage, reason events.DeadReason, cause error) {
-	if err := w.deadLetter(ctx, d, reason, cause); err != nil {
+	err := w.deadLetter(ctx, d, reason, cause)
+	for casestore.Unavailable(err) && w.gate.hold(ctx, err) {
+		err = w.deadLetter(ctx, d, reason, cause)
+	}
+	if err != nil {
 		_ = m.NakWithDelay(w.cfg.RetryBase)
 		return
 	}

@@ -206,6 +206,7 @@ func (m *Metrics) OnStep(p refundflow.Platform, step refundflow.StepName, outcom
 var (
 	casesDesc = prometheus.NewDesc("refundhub_worker_cases", "Cases by state (all worker processes: read from the database).", []string{"state"}, nil)
 	attnDesc  = prometheus.NewDesc("refundhub_worker_cases_attention", "Open cases by attention code: needs_attention reasons, and the flags of cases that go on (waiting_evidence: a side effect not confirmed yet; return_waybill_differs: the platform holds the return under another waybill), read from the database.", []string{"code"}, nil)
+	storeDesc = prometheus.NewDesc("refundhub_worker_store_up", "1 when the case store answered this scrape's reads, 0 when it did not (the database down, restarting or cut off: the worker holds its messages meanwhile, and the figures read from the database are missing from the scrape).", nil, nil)
 	deferDesc = prometheus.NewDesc("refundhub_worker_deferred_inputs", "Commands and callbacks waiting in the store for their case, callbacks being verified included (read from the database).", nil, nil)
 	lagDesc   = prometheus.NewDesc("refundhub_worker_consumer_pending", "Messages not yet delivered to the durable consumer (consumer lag), by source.", []string{"source"}, nil)
 	ackDesc   = prometheus.NewDesc("refundhub_worker_consumer_ack_pending", "Messages delivered and not yet acknowledged, by source.", []string{"source"}, nil)
@@ -215,6 +216,7 @@ var (
 type stateCollector struct{ store *casestore.Store }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- storeDesc
 	ch <- casesDesc
 	ch <- attnDesc
 	ch <- deferDesc
@@ -225,9 +227,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	counts, err := c.store.CountByState(ctx)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(casesDesc, err)
+		// Said by store_up, so that the rest of the scrape (the consumers'
+		// lag above all) is still served while the store is down.
+		ch <- prometheus.MustNewConstMetric(storeDesc, prometheus.GaugeValue, 0)
 		return
 	}
+	ch <- prometheus.MustNewConstMetric(storeDesc, prometheus.GaugeValue, 1)
 	for _, s := range refundflow.States() {
 		ch <- prometheus.MustNewConstMetric(casesDesc, prometheus.GaugeValue, float64(counts[string(s)]), string(s))
 	}

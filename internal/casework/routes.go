@@ -21,7 +21,11 @@ func (w *Worker) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", handleHealth)
 	mux.Handle("GET /readyz", handleReady(&w.ready, w.log))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(w.metrics.reg, promhttp.HandlerOpts{Registry: w.metrics.reg}))
+	// A collector that cannot read (NATS down for the consumers' lag) leaves
+	// its series out, logged; the rest is served: an outage is when the
+	// other figures matter most.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(w.metrics.reg, promhttp.HandlerOpts{Registry: w.metrics.reg,
+		ErrorHandling: promhttp.ContinueOnError, ErrorLog: slog.NewLogLogger(w.log.Handler(), slog.LevelDebug)}))
 	return mux
 }
 

@@ -64,6 +64,9 @@ func (w *Worker) wake(ctx, work context.Context, id int64, kind refundflow.Input
 		h, err := w.engine.Wake(sctx, id, kind)
 		if err != nil {
 			span.SetStatus(codes.Error, "retry later")
+			if w.gate.trip(sctx, err) {
+				return // said once by the gate; the case's timer is still due when the store is back
+			}
 			w.log.InfoContext(sctx, "wake: retry later", "case", id, "kind", kind, "err", err)
 			return
 		}
@@ -86,7 +89,9 @@ func (w *Worker) wake(ctx, work context.Context, id int64, kind refundflow.Input
 func (w *Worker) takeUp(ctx context.Context, id int64) {
 	waiting, err := w.store.DeferredInputs(ctx, id)
 	if err != nil {
-		w.log.Warn("deferred inputs", "case", id, "err", err)
+		if !w.gate.trip(ctx, err) {
+			w.log.Warn("deferred inputs", "case", id, "err", err)
+		}
 		return
 	}
 	commandsWait := false
@@ -114,6 +119,8 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		h, reason, err := w.apply(ctx, msg)
 		var dlErr error
 		switch {
+		case reason == "" && w.gate.trip(ctx, err):
+			return // the row stays as it was: taken up when the store is back
 		case reason != "":
 			dlErr = w.deadLetter(ctx, dm, reason, err)
 		case err == nil && h.Deferred:
@@ -153,9 +160,12 @@ func (w *Worker) timers(ctx, work context.Context) {
 			return
 		case <-t.C:
 		}
+		if w.gate.closed() {
+			continue
+		}
 		due, err := w.store.DueCases(ctx, time.Now(), 200)
 		if err != nil {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !w.gate.trip(ctx, err) {
 				w.log.Warn("due cases", "err", err)
 			}
 			continue
@@ -167,7 +177,7 @@ func (w *Worker) timers(ctx, work context.Context) {
 		}
 		waiting, err := w.store.DueDeferredCases(ctx, time.Now(), 200)
 		if err != nil {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !w.gate.trip(ctx, err) {
 				w.log.Warn("due deferred inputs", "err", err)
 			}
 			continue
@@ -190,9 +200,12 @@ func (w *Worker) reconciler(ctx, work context.Context) {
 			return
 		case <-t.C:
 		}
+		if w.gate.closed() {
+			continue
+		}
 		stale, err := w.store.StaleOpenCases(ctx, time.Now().Add(-w.cfg.ReconcileAge), 500)
 		if err != nil {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !w.gate.trip(ctx, err) {
 				w.log.Warn("stale cases", "err", err)
 			}
 			continue
@@ -216,6 +229,9 @@ func (w *Worker) housekeeping(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if w.gate.closed() {
+			continue
 		}
 		n, err := w.store.PruneInbox(ctx, time.Now().Add(-w.cfg.InboxRetention))
 		if err != nil && ctx.Err() == nil {

@@ -164,6 +164,11 @@ type Worker struct {
 	active map[int64]bool // cases a timer or reconcile input is running for
 
 	order keyOrder // commands of one case, in the order they came
+
+	// gate holds messages and sweeps while the store does not answer
+	// (storegate.go); quit, closed when Run returns, ends its probe.
+	gate *storeGate
+	quit chan struct{}
 }
 
 // New returns a Worker for cfg on deps. It starts nothing: the health
@@ -187,9 +192,11 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if tracer == nil {
 		tracer = noop.NewTracerProvider().Tracer("")
 	}
+	quit := make(chan struct{})
 	return &Worker{cfg: cfg, log: log, store: deps.Store, engine: deps.Engine, parser: parser, js: deps.JetStream,
 		metrics: deps.Metrics, tracer: tracer, ready: readiness{conn: deps.JetStream.Conn(), store: deps.Store},
-		sem: make(chan struct{}, cfg.Concurrency), verifying: make(chan struct{}, cfg.Concurrency), active: map[int64]bool{}}, nil
+		sem: make(chan struct{}, cfg.Concurrency), verifying: make(chan struct{}, cfg.Concurrency), active: map[int64]bool{},
+		gate: newStoreGate(deps.Store.Ping, log, cfg.RetryBase, quit), quit: quit}, nil
 }
 
 // Run takes over the leases of this host's dead worker processes, binds to
@@ -202,6 +209,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 // caller drains the NATS connection afterwards so that the last acks and
 // naks reach the server.
 func (w *Worker) Run(ctx context.Context) error {
+	defer close(w.quit)
 	w.startUp(ctx)
 	consumers, err := w.bind(ctx)
 	if err != nil {

@@ -1,0 +1,133 @@
+package casework
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/delay"
+)
+
+// storeProbeMax caps the wait between two looks at an unreachable store:
+// a database back after an hour is found within this, whatever the retry
+// backoff's cap.
+const storeProbeMax = 10 * time.Second
+
+// storeGate holds the worker's work while the case store does not answer:
+// a database restarting, recovering from a crash, failing over, or cut off
+// by the network. Such a failure says nothing about the message at hand,
+// so it must not count toward that message's deliveries: counted, an
+// outage longer than the retry backoff dead-lettered every message in hand,
+// or, with the dead letter unstorable too, left them past the consumer's
+// MaxDeliver, never delivered again.
+//
+// A handler whose work failed with an error casestore.Unavailable
+// recognises asks the gate (hold). The gate pings the store: if it answers,
+// the error was something else (a platform call's broken connection looks
+// the same) and the handler goes on as with any failure. If not, the gate
+// closes: it says so once, one probe looks again with backoff, and every
+// handler that meets the outage waits, its message kept in progress, until
+// the probe gets an answer; then each tries its work again, in the same
+// delivery. The sweeps skip their ticks while it is closed (closed), and
+// /readyz says the database does not answer (readiness checks it too).
+type storeGate struct {
+	ping      func(context.Context) error
+	log       *slog.Logger
+	base, max time.Duration // the probe's backoff
+	quit      <-chan struct{}
+
+	mu    sync.Mutex
+	back  chan struct{} // non-nil while closed; closed when the store answers
+	since time.Time
+}
+
+func newStoreGate(ping func(context.Context) error, log *slog.Logger, base time.Duration, quit <-chan struct{}) *storeGate {
+	return &storeGate{ping: ping, log: log, base: base, max: max(base, storeProbeMax), quit: quit}
+}
+
+// hold is asked after work failed with err, which casestore.Unavailable
+// recognises. It returns true once the store answers again after an
+// outage: the caller tries its work again. False when the store answers
+// now (err was not the store's), or when ctx ends first: the caller goes on
+// as after any failure.
+func (g *storeGate) hold(ctx context.Context, err error) bool {
+	back := g.close(ctx, err)
+	if back == nil {
+		return false
+	}
+	select {
+	case <-back:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// trip closes the gate if err is the store's and the store does not
+// answer, without waiting: a sweep that met the outage stops until the
+// gate opens, and the gate opens (its probe runs) even with no message in
+// hand. It reports whether the gate is closed.
+func (g *storeGate) trip(ctx context.Context, err error) bool {
+	return casestore.Unavailable(err) && g.close(ctx, err) != nil
+}
+
+// closed reports whether the store is known not to answer now.
+func (g *storeGate) closed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.back != nil
+}
+
+// close returns the channel closed when the store answers again, closing
+// the gate if it is open and the store does not answer; nil when the store
+// answers now.
+func (g *storeGate) close(ctx context.Context, err error) chan struct{} {
+	g.mu.Lock()
+	if back := g.back; back != nil {
+		g.mu.Unlock()
+		return back
+	}
+	g.mu.Unlock()
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	perr := g.ping(pctx)
+	cancel()
+	if perr == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.back == nil {
+		g.back, g.since = make(chan struct{}), time.Now()
+		g.log.Warn("case store unreachable: holding messages and sweeps until it answers; no delivery is counted meanwhile",
+			"err", err, "ping", perr)
+		go g.probe(g.back)
+	}
+	return g.back
+}
+
+// probe pings the store with backoff until it answers, then opens the gate.
+func (g *storeGate) probe(back chan struct{}) {
+	for n := 0; ; n++ {
+		t := time.NewTimer(delay.Doubling(g.base, g.max, n))
+		select {
+		case <-g.quit:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := g.ping(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+	}
+	g.mu.Lock()
+	g.back = nil
+	since := g.since
+	g.mu.Unlock()
+	close(back)
+	g.log.Info("case store reachable again: resuming", "after", time.Since(since).Round(time.Millisecond))
+}
