@@ -21,6 +21,7 @@ import (
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/casework"
+	"github.com/refundhub/refundhub/internal/delay"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/tracing"
@@ -57,8 +58,11 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 	defer traces.Close(ctx, logger)
 	tr := traces.Tracer("github.com/refundhub/refundhub/worker") // nil when tracing is off
 
-	store, err := casestore.Open(ctx, cfg.DBPath, logger)
+	store, err := openStore(ctx, cfg.DBPath, logger)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil // stopped while waiting for the store: nothing started
+		}
 		return err
 	}
 	defer func() {
@@ -110,6 +114,39 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	logger.Info("worker stopped")
 	return nil
+}
+
+// openStore opens the case store, waiting while it does not answer
+// (casestore.Unavailable): on several hosts a worker may start before its
+// database, after a reboot of everything or during a failover, and should
+// then start when the database does rather than exit into its supervisor's
+// restart loop. One line says it waits, one that the store answered; any
+// other error (a bad URL or password, a failed migration) ends the start.
+func openStore(ctx context.Context, target string, logger *slog.Logger) (*casestore.Store, error) {
+	var since time.Time
+	for n := 0; ; n++ {
+		store, err := casestore.Open(ctx, target, logger)
+		if err == nil {
+			if !since.IsZero() {
+				logger.Info("case store reachable: starting", "after", time.Since(since).Round(time.Millisecond))
+			}
+			return store, nil
+		}
+		if !casestore.Unavailable(err) {
+			return nil, err
+		}
+		if since.IsZero() {
+			since = time.Now()
+			logger.Warn("case store not reachable yet: waiting for it", "err", err)
+		}
+		t := time.NewTimer(delay.Doubling(100*time.Millisecond, 5*time.Second, n))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // newEngine builds the refund engine and the platform client it calls, both
