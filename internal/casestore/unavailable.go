@@ -55,10 +55,26 @@ func Unavailable(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
 }
 
-// Ping checks that the store answers on the connections its writes use;
-// after an outage (Unavailable) it is how a caller learns that the store is
-// back. Broken connections left from before are dropped on the way (the
-// driver checks a pooled connection idle over a second before reuse).
+// errStandby: Ping reached a PostgreSQL server in recovery, a standby,
+// which takes no writes: after a failover, the old address until it
+// follows the new primary.
+var errStandby = errors.New("the database is a standby (in recovery): it takes no writes")
+
+// Ping checks that the store answers on the connections its writes use,
+// and on PostgreSQL that it takes writes (not a standby); after an outage
+// (Unavailable) it is how a caller learns that the store is back. Broken
+// connections left from before are dropped on the way (the driver checks
+// a pooled connection idle over a second before reuse).
 func (s *Store) Ping(ctx context.Context) error {
-	return s.w.PingContext(ctx)
+	if !s.w.pg {
+		return s.w.PingContext(ctx)
+	}
+	var standby bool
+	if err := s.w.QueryRowxContext(ctx, `SELECT pg_is_in_recovery()`).Scan(&standby); err != nil {
+		return err
+	}
+	if standby {
+		return errStandby
+	}
+	return nil
 }
