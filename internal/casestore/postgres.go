@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
 
@@ -68,6 +70,14 @@ func pgConfig(target string, readOnly bool) (*pgx.ConnConfig, error) {
 	}
 	if readOnly {
 		cfg.RuntimeParams["default_transaction_read_only"] = "on"
+		if cfg.ValidateConnect != nil && reflect.ValueOf(cfg.ValidateConnect).Pointer() ==
+			reflect.ValueOf(pgconn.ValidateConnectTargetSessionAttrsReadWrite).Pointer() {
+			// target_session_attrs=read-write (a URL naming a primary and
+			// its standbys) asks for the server that takes writes; a
+			// read-only session there calls itself read-only, so these
+			// connections ask for the same server as the primary instead.
+			cfg.ValidateConnect = pgconn.ValidateConnectTargetSessionAttrsPrimary
+		}
 	}
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "refundhub"

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"testing"
+	"time"
 
 	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
@@ -67,4 +69,86 @@ func TestAPostgreSQLCrashIsUnavailableUntilTheServerIsBack(t *testing.T) {
 	if c, err := s.GetCase(ctx, id); err != nil || c.OrderID != "o1" {
 		t.Errorf("the case committed before the crash: %+v, %v", c, err)
 	}
+}
+
+// TestAFailoverIsWaitedOutAndTheStoreGoesOnOnThePromotedStandby: the store
+// is opened on a URL naming the primary and its standby
+// (target_session_attrs=read-write, as docs/production.md advises). The
+// primary crashes: until the standby is promoted the store is unavailable
+// (the standby takes no writes) and Ping says so; once it is promoted the
+// same Store writes there, and a case the primary committed before the
+// crash (replicated) is there.
+func TestAFailoverIsWaitedOutAndTheStoreGoesOnOnThePromotedStandby(t *testing.T) {
+	primary := pgtest.Start(t, pgtest.Options{Durable: true})
+	dbURL := primary.NewDatabase(t)
+	ctx := context.Background()
+	first, err := Open(ctx, dbURL, nil) // migrated on the primary, before the standby copies it
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Close()
+	standby := primary.StartStandby(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := *u
+	both.Host = primary.Addr() + "," + standby.Addr()
+	q := both.Query()
+	q.Set("target_session_attrs", "read-write")
+	both.RawQuery = q.Encode()
+	s, err := Open(ctx, both.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	create := func(order string) (int64, error) {
+		var id int64
+		err := s.Update(ctx, func(tx *Tx) error {
+			c, err := tx.CreateCase(ctx, NewCase{Platform: "taobao", OrderID: order, SubOrderID: order + "-1", State: "requested"})
+			id = c.ID
+			return err
+		})
+		return id, err
+	}
+	id, err := create("before")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onStandby := *u
+	onStandby.Host = standby.Addr()
+	replica, err := OpenReadOnly(ctx, onStandby.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; <-time.After(20 * time.Millisecond) {
+		if _, err := replica.GetCase(ctx, id); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("case %d not on the standby after 30 s: %v", id, err)
+		}
+	}
+
+	primary.Crash(t)
+	if _, err := create("during"); !Unavailable(err) {
+		t.Errorf("a write with the primary down and the standby not promoted: %v; want an error Unavailable recognises", err)
+	}
+	if err := s.Ping(ctx); err == nil {
+		t.Error("Ping with the primary down and the standby not promoted: nil; want an error")
+	}
+	standby.Promote(t)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping with the standby promoted: %v", err)
+	}
+	if _, err := create("after"); err != nil {
+		t.Errorf("a write on the promoted standby: %v", err)
+	}
+	if c, err := s.GetCase(ctx, id); err != nil || c.OrderID != "before" {
+		t.Errorf("the case the primary committed before the crash: %+v, %v", c, err)
+	}
+	// The old primary back, for the database's cleanup: a server nobody's
+	// URL reaches first any more would be split-brain in production.
+	_ = s.Close()
+	primary.Restart(t)
 }

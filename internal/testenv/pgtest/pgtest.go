@@ -219,6 +219,61 @@ func (c *Cluster) Restart(t testing.TB) {
 	}
 }
 
+// StartStandby starts a hot standby of c, a copy streaming c's WAL
+// (pg_basebackup -R), on a port of its own, stopped when t ends: with
+// Crash on c and Promote on it, a failover. It takes no writes until
+// promoted.
+func (c *Cluster) StartStandby(t testing.TB) *Cluster {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "refundhub-pg-standby-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := credential(dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	s := &Cluster{dir: dir, password: c.password, exited: make(chan error, 1), logPath: filepath.Join(dir, "postgres.log"),
+		postgres: c.postgres, cred: cred, opts: c.opts}
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password=%s", c.port, c.password)
+	cmd := exec.Command(filepath.Join(filepath.Dir(c.postgres), "pg_basebackup"), "-D", filepath.Join(dir, "data"),
+		"-d", conninfo, "-R", "-X", "stream", "--checkpoint=fast", "--no-sync")
+	cmd.Dir = dir
+	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/bin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		_ = os.RemoveAll(dir)
+		t.Fatalf("pgtest: pg_basebackup: %v\n%s", err, out)
+	}
+	port, err := freePort()
+	if err == nil {
+		err = s.serve(port)
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		t.Fatalf("pgtest: standby: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("pgtest: stop standby: %v", err)
+		}
+	})
+	return s
+}
+
+// Promote makes a standby a primary (pg_promote, which waits for it).
+func (c *Cluster) Promote(t testing.TB) {
+	t.Helper()
+	var ok bool
+	if err := c.admin.QueryRow(`SELECT pg_promote()`).Scan(&ok); err != nil || !ok {
+		t.Fatalf("pgtest: promote: %v (promoted: %v)\n%s", err, ok, c.serverLog())
+	}
+}
+
+// Addr is the server's host:port.
+func (c *Cluster) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port)) }
+
 // binaries finds initdb and postgres: on PATH, else in the newest
 // /usr/lib/postgresql/*/bin (Debian's packages put them only there).
 func binaries() (initdb, postgres string, err error) {
