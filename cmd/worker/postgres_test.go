@@ -163,7 +163,7 @@ func readyz(t *testing.T, w *workerProc) int {
 // until the database was there. It now says once that it waits, waits, and
 // starts when the database answers.
 func TestWorkerWaitsForPostgreSQLAtStart(t *testing.T) {
-	pg := pgtest.Start(t, pgtest.Options{})
+	pg := pgtest.Start(t, pgtest.Options{Durable: true})
 	s := newStack(t, sandbox.Faults{}, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1,
 		map[string]string{"DB_URL": pg.NewDatabase(t)})
 	pg.Crash(t)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/deadletters"
 )
 
@@ -38,6 +39,7 @@ const (
 	CodeRateLimited      = "rate_limited"       // 429: too many failed logins from this address
 	CodeNotReady         = "not_ready"          // 503 from /readyz
 	CodeUnavailable      = "unavailable"        // 503: the command could not be published (NATS down)
+	CodeStoreUnavailable = "store_unavailable"  // 503: the case database does not answer (down, restarting, failing over)
 	CodeInternal         = "internal"           // 500: a bug, or the store failed
 
 	// Refusals of a dead-letter action (409): the letter's state forbids
@@ -66,6 +68,7 @@ var statusOf = map[string]int{
 	CodeRateLimited:      http.StatusTooManyRequests,
 	CodeNotReady:         http.StatusServiceUnavailable,
 	CodeUnavailable:      http.StatusServiceUnavailable,
+	CodeStoreUnavailable: http.StatusServiceUnavailable,
 	CodeInternal:         http.StatusInternalServerError,
 
 	CodeDeadLetterRetried:   http.StatusConflict,
@@ -82,6 +85,10 @@ func invalidArg(msg string) error { return &Error{Code: CodeInvalidArgument, Mes
 func invalidParam(param, msg string) *Error {
 	return &Error{Code: CodeInvalidArgument, Param: param, Message: param + ": " + msg}
 }
+
+// errStoreUnavailable is the message of store_unavailable: what the
+// operator sees instead of "internal error" while the database is away.
+const errStoreUnavailable = "the case database does not answer (restarting, failing over or unreachable); nothing was changed: try again in a moment"
 
 var (
 	errUnauthorized = &Error{Code: CodeUnauthorized, Message: "a valid API token (Authorization: Bearer …) or session is required"}
@@ -121,6 +128,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 		if st, ok := statusOf[code]; ok {
 			status = st
 		}
+	case casestore.Unavailable(err):
+		code, msg, status = CodeStoreUnavailable, errStoreUnavailable, http.StatusServiceUnavailable
 	case errors.As(err, &hErr):
 		switch hErr.Code {
 		case http.StatusNotFound:
