@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
@@ -55,8 +59,9 @@ func TestWorkerRidesOutAPostgreSQLCrash(t *testing.T) {
 		sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, map[string]string{
 			"DB_URL": pg.NewDatabase(t), "WORKER_CONCURRENCY": "8",
 			// Three deliveries 50 ms apart: an outage of a second would
-			// use them up if it counted.
-			"WORKER_MAX_DELIVER": "3", "WORKER_RETRY_BASE": "50ms", "WORKER_RETRY_MAX": "100ms"})
+			// use them up if it counted. An ack wait of a second: a held
+			// message not kept in progress would be redelivered, counted.
+			"WORKER_MAX_DELIVER": "3", "WORKER_RETRY_BASE": "50ms", "WORKER_RETRY_MAX": "100ms", "WORKER_ACK_WAIT": "1s"})
 	w := s.start()
 	cmds := make([]refundflow.Command, n)
 	for i := range cmds {
@@ -73,6 +78,13 @@ func TestWorkerRidesOutAPostgreSQLCrash(t *testing.T) {
 	for _, c := range cmds[n/2:] { // more work arrives while the store is down
 		s.publish(c)
 	}
+	// And a command that can only be a dead letter: written once, when the
+	// store is back, as an invalid command (not as one out of deliveries).
+	bad := nats.NewMsg(events.CommandSubject("taobao", "request_refund"))
+	bad.Data = []byte(`{"id":"pg-crash-bad","kind":"request_refund","platform":"taobao"`)
+	if _, err := s.js.PublishMsg(context.Background(), bad, jetstream.WithMsgID("pg-crash-bad")); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 30*time.Second, "the worker to say the store is unreachable", func() bool {
 		return strings.Contains(w.errs.String(), "case store unreachable")
 	})
@@ -82,9 +94,9 @@ func TestWorkerRidesOutAPostgreSQLCrash(t *testing.T) {
 	if m := scrape(t, w.metricsURL()); !strings.Contains(m, "\nrefundhub_worker_store_up 0\n") || !strings.Contains(m, "refundhub_worker_consumer_pending{") {
 		t.Errorf("metrics with the store down: want store_up 0 and the consumers' lag still there:\n%s", m)
 	}
-	// The outage itself (the scenario, not a wait for anything): 40 times
-	// the whole backoff of a message's three deliveries.
-	<-time.After(2 * time.Second)
+	// The outage itself (the scenario, not a wait for anything): 80 times
+	// the whole backoff of a message's three deliveries, 4 ack waits.
+	<-time.After(4 * time.Second)
 	pg.Restart(t)
 	waitFor(t, 30*time.Second, "the worker to say the store is back", func() bool {
 		return strings.Contains(w.errs.String(), "case store reachable again")
@@ -126,8 +138,11 @@ func TestWorkerRidesOutAPostgreSQLCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range dl {
-		t.Errorf("dead letter %s after %d deliveries: %s", d.Reason, d.Deliveries, d.Error)
+	if len(dl) != 1 || dl[0].MsgID != "pg-crash-bad" || dl[0].Reason != string(events.DeadInvalidCommand) || dl[0].Deliveries != 1 {
+		for _, d := range dl {
+			t.Errorf("dead letter %s: %s after %d deliveries: %s", d.MsgID, d.Reason, d.Deliveries, d.Error)
+		}
+		t.Errorf("want one dead letter: pg-crash-bad, %s, after 1 delivery", events.DeadInvalidCommand)
 	}
 	select {
 	case err := <-w.done:

@@ -120,10 +120,13 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 // (casestore.Unavailable): on several hosts a worker may start before its
 // database, after a reboot of everything or during a failover, and should
 // then start when the database does rather than exit into its supervisor's
-// restart loop. One line says it waits, one that the store answered; any
-// other error (a bad URL or password, a failed migration) ends the start.
+// restart loop. One line says it waits (again every minute), one that the
+// store answered; any other error (a bad host name, password or
+// certificate, a failed migration) ends the start. Health and metrics are
+// served only once it is open: a supervisor sees the process alive by its
+// log meanwhile.
 func openStore(ctx context.Context, target string, logger *slog.Logger) (*casestore.Store, error) {
-	var since time.Time
+	var since, said time.Time // the first failure; the last line about it
 	for n := 0; ; n++ {
 		store, err := casestore.Open(ctx, target, logger)
 		if err == nil {
@@ -135,9 +138,13 @@ func openStore(ctx context.Context, target string, logger *slog.Logger) (*casest
 		if !casestore.Unavailable(err) {
 			return nil, err
 		}
-		if since.IsZero() {
-			since = time.Now()
+		switch {
+		case since.IsZero():
+			since, said = time.Now(), time.Now()
 			logger.Warn("case store not reachable yet: waiting for it", "err", err)
+		case time.Since(said) >= time.Minute:
+			said = time.Now()
+			logger.Warn("case store still not reachable: waiting for it", "for", time.Since(since).Round(time.Second), "err", err)
 		}
 		t := time.NewTimer(delay.Doubling(100*time.Millisecond, 5*time.Second, n))
 		select {

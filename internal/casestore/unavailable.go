@@ -2,6 +2,8 @@ package casestore
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql/driver"
 	"errors"
 	"io"
@@ -19,7 +21,8 @@ import (
 // a caller holds that work and tries it again then, rather than count the
 // failure against it. Every error about the work itself is false:
 // constraint violations, ErrVersionConflict, ErrNotFound, a cancelled
-// context.
+// context; and so is a connection refused for a reason waiting does not
+// cure (an unknown host name, a certificate that does not verify).
 //
 // It is a first look at the error alone, and a broken connection looks the
 // same whoever's it was: an error that wraps a platform call's network
@@ -30,7 +33,7 @@ import (
 // the errors that file gives (disk I/O, a full disk) are not told apart
 // from the others yet.
 func Unavailable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || errors.Is(err, context.Canceled) || misconfigured(err) {
 		return false
 	}
 	var pgErr *pgconn.PgError
@@ -53,6 +56,22 @@ func Unavailable(err error) bool {
 	var netErr *net.OpError
 	return errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
+}
+
+// misconfigured reports whether a connection failed for a reason waiting
+// does not cure: a host name that does not exist, a certificate that does
+// not verify, a server that refuses TLS. (A wrong password is a PgError of
+// class 28, false above.) A connection that timed out is not among them: a
+// host that drops packets, mid-failover or cut off, is an outage.
+func misconfigured(err error) bool {
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var badHost x509.HostnameError
+	var badCert x509.CertificateInvalidError
+	return (errors.As(err, &dnsErr) && dnsErr.IsNotFound) || errors.As(err, &certErr) || errors.As(err, &unknownCA) ||
+		errors.As(err, &badHost) || errors.As(err, &badCert) ||
+		strings.Contains(err.Error(), "server refused TLS connection") // pgconn's own words, no type of its own
 }
 
 // errStandby: Ping reached a PostgreSQL server in recovery, a standby,

@@ -2,9 +2,12 @@ package casestore
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,10 +44,25 @@ func TestAPostgreSQLCrashIsUnavailableUntilTheServerIsBack(t *testing.T) {
 	if _, err := create("o1"); err == nil || Unavailable(err) {
 		t.Errorf("a second open case of the order: %v; want a constraint error, not Unavailable", err)
 	}
-	for _, err := range []error{nil, context.Canceled, fmt.Errorf("update: %w", ErrVersionConflict), ErrNotFound,
-		errors.New("connection refused, said a platform")} {
+	dial := func(err error) error { return &net.OpError{Op: "dial", Net: "tcp", Err: err} }
+	for _, err := range []error{nil, context.Canceled, context.DeadlineExceeded, fmt.Errorf("update: %w", ErrVersionConflict), ErrNotFound,
+		errors.New("connection refused, in words only"),
+		// Waiting cures none of these: a host name that does not exist,
+		// a certificate that does not verify.
+		fmt.Errorf("open store: %w", dial(&net.DNSError{Err: "no such host", Name: "db.invalid", IsNotFound: true})),
+		fmt.Errorf("open store: %w", x509.UnknownAuthorityError{}),
+		fmt.Errorf("open store: %w", errors.New("server refused TLS connection"))} {
 		if Unavailable(err) {
 			t.Errorf("Unavailable(%v) = true; want false", err)
+		}
+	}
+	// A connection that timed out (a host dropping packets, mid-failover)
+	// is an outage. So, at a first look, is a platform call's broken
+	// connection: the worker's gate tells them apart by pinging the store.
+	for _, err := range []error{fmt.Errorf("ping: %w", dial(timeoutError{})),
+		&url.Error{Op: "Post", URL: "https://platform.example/api", Err: dial(syscall.ECONNREFUSED)}} {
+		if !Unavailable(err) {
+			t.Errorf("Unavailable(%v) = false; want true", err)
 		}
 	}
 
@@ -152,3 +170,10 @@ func TestAFailoverIsWaitedOutAndTheStoreGoesOnOnThePromotedStandby(t *testing.T)
 	_ = s.Close()
 	primary.Restart(t)
 }
+
+// timeoutError is a network timeout, as net reports one.
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }

@@ -137,6 +137,10 @@ func (s *slot) release() {
 	<-s.w.sem
 }
 
+// maxHeldOutages bounds how many store outages one delivery of a message
+// is held through (handle) before the failure counts as the message's.
+const maxHeldOutages = 3
+
 // delivery is one stream message being handled, with what settling it
 // needs.
 type delivery struct {
@@ -182,15 +186,22 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	stop := w.inProgress(m)
 	first := *msg
 	h, reason, err := w.apply(ctx, msg)
-	kept := msg.Deferred
+	kept, lag := msg.Deferred, msg.Lag
 	// The store did not answer: the message waits, in progress, for it to
 	// come back and is applied again in this delivery, as a fresh copy
-	// (what a redelivery would bring); the outage counts for nothing.
-	for reason == "" && casestore.Unavailable(err) && w.gate.hold(ctx, err) {
+	// (what a redelivery would bring); the outage counts for nothing. Up to
+	// maxHeldOutages times: a message whose own statement brings the
+	// database down (a server bug, an out-of-memory kill) must run out of
+	// deliveries rather than crash it for ever.
+	for held := 0; held < maxHeldOutages && reason == "" && casestore.Unavailable(err) && w.gate.hold(ctx, err); held++ {
 		again := first
 		msg = &again
 		h, reason, err = w.apply(ctx, msg)
 		kept = kept || msg.Deferred
+		if msg.Lag == 0 {
+			msg.Lag = lag // the callback's record, committed by an earlier try
+		}
+		lag = msg.Lag
 	}
 	stop()
 	if kept {

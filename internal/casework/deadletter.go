@@ -33,8 +33,15 @@ func deadLetterOf(source string, m jetstream.Msg, meta *jetstream.MsgMetadata, m
 // are idempotent).
 func (w *Worker) deadLetterMsg(ctx context.Context, m jetstream.Msg, d deadMessage, reason events.DeadReason, cause error) {
 	err := w.deadLetter(ctx, d, reason, cause)
-	for casestore.Unavailable(err) && w.gate.hold(ctx, err) {
-		err = w.deadLetter(ctx, d, reason, cause)
+	if casestore.Unavailable(err) {
+		// Held in progress while the store is away, as handle holds a
+		// message: redelivered meanwhile, a copy would be applied beside
+		// the dead letter.
+		stop := w.inProgress(m)
+		for held := 0; held < maxHeldOutages && casestore.Unavailable(err) && w.gate.hold(ctx, err); held++ {
+			err = w.deadLetter(ctx, d, reason, cause)
+		}
+		stop()
 	}
 	if err != nil {
 		_ = m.NakWithDelay(w.cfg.RetryBase)

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,6 +38,7 @@ type Metrics struct {
 	callCodes      codeLabels // code label values of platformCalls
 	errCodes       codeLabels // and of platformErrors, kept apart
 	lag            *lagCollector
+	state          *stateCollector
 }
 
 // NewMetrics registers the worker's metrics on reg, counting cases in store
@@ -94,8 +96,9 @@ func NewMetrics(reg *prometheus.Registry, store *casestore.Store) (*Metrics, err
 		}, []string{"platform", "outcome"}),
 	}
 	m.lag = &lagCollector{consumers: map[string]jetstream.Consumer{}}
+	m.state = &stateCollector{store: store}
 	for _, c := range []prometheus.Collector{m.stepDuration, m.platformCalls, m.platformErrors, m.messages, m.deadLetters,
-		m.reconcileFound, m.reconcileMoved, m.timerWakes, m.sellerMessages, m.callbackLag, m.callbackVerify, &stateCollector{store: store}, m.lag} {
+		m.reconcileFound, m.reconcileMoved, m.timerWakes, m.sellerMessages, m.callbackLag, m.callbackVerify, m.state, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)
 		}
@@ -206,14 +209,18 @@ func (m *Metrics) OnStep(p refundflow.Platform, step refundflow.StepName, outcom
 var (
 	casesDesc = prometheus.NewDesc("refundhub_worker_cases", "Cases by state (all worker processes: read from the database).", []string{"state"}, nil)
 	attnDesc  = prometheus.NewDesc("refundhub_worker_cases_attention", "Open cases by attention code: needs_attention reasons, and the flags of cases that go on (waiting_evidence: a side effect not confirmed yet; return_waybill_differs: the platform holds the return under another waybill), read from the database.", []string{"code"}, nil)
-	storeDesc = prometheus.NewDesc("refundhub_worker_store_up", "1 when the case store answered this scrape's reads, 0 when it did not (the database down, restarting or cut off: the worker holds its messages meanwhile, and the figures read from the database are missing from the scrape).", nil, nil)
+	storeDesc = prometheus.NewDesc("refundhub_worker_store_up", "0 while the worker holds its work because the case store does not answer (the database down, restarting, failing over or cut off; the figures read from the database are then missing from the scrape), 1 otherwise.", nil, nil)
 	deferDesc = prometheus.NewDesc("refundhub_worker_deferred_inputs", "Commands and callbacks waiting in the store for their case, callbacks being verified included (read from the database).", nil, nil)
 	lagDesc   = prometheus.NewDesc("refundhub_worker_consumer_pending", "Messages not yet delivered to the durable consumer (consumer lag), by source.", []string{"source"}, nil)
 	ackDesc   = prometheus.NewDesc("refundhub_worker_consumer_ack_pending", "Messages delivered and not yet acknowledged, by source.", []string{"source"}, nil)
 )
 
-// stateCollector counts cases by state at scrape time.
-type stateCollector struct{ store *casestore.Store }
+// stateCollector counts cases by state at scrape time, and says whether
+// the store answers (storeUp: the worker's gate, once New set it).
+type stateCollector struct {
+	store   *casestore.Store
+	storeUp atomic.Pointer[func() bool]
+}
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- storeDesc
@@ -225,14 +232,19 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if up := c.storeUp.Load(); up != nil {
+		v := 0.0
+		if (*up)() {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(storeDesc, prometheus.GaugeValue, v)
+	}
 	counts, err := c.store.CountByState(ctx)
 	if err != nil {
-		// Said by store_up, so that the rest of the scrape (the consumers'
-		// lag above all) is still served while the store is down.
-		ch <- prometheus.MustNewConstMetric(storeDesc, prometheus.GaugeValue, 0)
+		// Left out of the scrape (logged); the rest is served.
+		ch <- prometheus.NewInvalidMetric(casesDesc, err)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(storeDesc, prometheus.GaugeValue, 1)
 	for _, s := range refundflow.States() {
 		ch <- prometheus.MustNewConstMetric(casesDesc, prometheus.GaugeValue, float64(counts[string(s)]), string(s))
 	}

@@ -32,28 +32,35 @@ const storeProbeMax = 10 * time.Second
 // the probe gets an answer; then each tries its work again, in the same
 // delivery. The sweeps skip their ticks while it is closed (closed), and
 // /readyz says the database does not answer (readiness checks it too).
+//
+// Holding ends when the worker starts to stop (stopping): a held message
+// has nothing in flight, and going back to JetStream at once beats waiting
+// out the shutdown timeout, which a supervisor may not grant.
 type storeGate struct {
 	ping      func(context.Context) error
 	log       *slog.Logger
 	base, max time.Duration // the probe's backoff
-	quit      <-chan struct{}
+	stopping  context.Context
 
 	mu    sync.Mutex
 	back  chan struct{} // non-nil while closed; closed when the store answers
 	since time.Time
 }
 
-func newStoreGate(ping func(context.Context) error, log *slog.Logger, base time.Duration, quit <-chan struct{}) *storeGate {
-	return &storeGate{ping: ping, log: log, base: base, max: max(base, storeProbeMax), quit: quit}
+// newStoreGate is a gate on ping, probing first after base (at least
+// 10 ms, at most storeProbeMax); it holds nothing once stopping is done.
+func newStoreGate(ping func(context.Context) error, log *slog.Logger, base time.Duration, stopping context.Context) *storeGate {
+	return &storeGate{ping: ping, log: log, base: min(max(base, 10*time.Millisecond), storeProbeMax), max: storeProbeMax,
+		stopping: stopping}
 }
 
 // hold is asked after work failed with err, which casestore.Unavailable
 // recognises. It returns true once the store answers again after an
 // outage: the caller tries its work again. False when the store answers
-// now (err was not the store's), or when ctx ends first: the caller goes on
-// as after any failure.
+// now (err was not the store's), or when ctx ends or the worker starts to
+// stop first: the caller goes on as after any failure.
 func (g *storeGate) hold(ctx context.Context, err error) bool {
-	back := g.close(ctx, err)
+	back := g.close(err)
 	if back == nil {
 		return false
 	}
@@ -62,6 +69,8 @@ func (g *storeGate) hold(ctx context.Context, err error) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	case <-g.stopping.Done():
+		return false
 	}
 }
 
@@ -69,8 +78,8 @@ func (g *storeGate) hold(ctx context.Context, err error) bool {
 // answer, without waiting: a sweep that met the outage stops until the
 // gate opens, and the gate opens (its probe runs) even with no message in
 // hand. It reports whether the gate is closed.
-func (g *storeGate) trip(ctx context.Context, err error) bool {
-	return casestore.Unavailable(err) && g.close(ctx, err) != nil
+func (g *storeGate) trip(err error) bool {
+	return casestore.Unavailable(err) && g.close(err) != nil
 }
 
 // closed reports whether the store is known not to answer now.
@@ -83,14 +92,17 @@ func (g *storeGate) closed() bool {
 // close returns the channel closed when the store answers again, closing
 // the gate if it is open and the store does not answer; nil when the store
 // answers now.
-func (g *storeGate) close(ctx context.Context, err error) chan struct{} {
+func (g *storeGate) close(err error) chan struct{} {
+	if g.stopping.Err() != nil {
+		return nil // stopping: nothing is held, and a ping could not tell
+	}
 	g.mu.Lock()
 	if back := g.back; back != nil {
 		g.mu.Unlock()
 		return back
 	}
 	g.mu.Unlock()
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	pctx, cancel := context.WithTimeout(g.stopping, 5*time.Second)
 	perr := g.ping(pctx)
 	cancel()
 	if perr == nil {
@@ -112,12 +124,12 @@ func (g *storeGate) probe(back chan struct{}) {
 	for n := 0; ; n++ {
 		t := time.NewTimer(delay.Doubling(g.base, g.max, n))
 		select {
-		case <-g.quit:
+		case <-g.stopping.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(g.stopping, 5*time.Second)
 		err := g.ping(ctx)
 		cancel()
 		if err == nil {

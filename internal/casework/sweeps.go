@@ -64,7 +64,7 @@ func (w *Worker) wake(ctx, work context.Context, id int64, kind refundflow.Input
 		h, err := w.engine.Wake(sctx, id, kind)
 		if err != nil {
 			span.SetStatus(codes.Error, "retry later")
-			if w.gate.trip(sctx, err) {
+			if w.gate.trip(err) {
 				return // said once by the gate; the case's timer is still due when the store is back
 			}
 			w.log.InfoContext(sctx, "wake: retry later", "case", id, "kind", kind, "err", err)
@@ -89,7 +89,7 @@ func (w *Worker) wake(ctx, work context.Context, id int64, kind refundflow.Input
 func (w *Worker) takeUp(ctx context.Context, id int64) {
 	waiting, err := w.store.DeferredInputs(ctx, id)
 	if err != nil {
-		if !w.gate.trip(ctx, err) {
+		if !w.gate.trip(err) {
 			w.log.Warn("deferred inputs", "case", id, "err", err)
 		}
 		return
@@ -119,7 +119,7 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		h, reason, err := w.apply(ctx, msg)
 		var dlErr error
 		switch {
-		case reason == "" && w.gate.trip(ctx, err):
+		case reason == "" && w.gate.trip(err):
 			return // the row stays as it was: taken up when the store is back
 		case reason != "":
 			dlErr = w.deadLetter(ctx, dm, reason, err)
@@ -165,19 +165,22 @@ func (w *Worker) timers(ctx, work context.Context) {
 		}
 		due, err := w.store.DueCases(ctx, time.Now(), 200)
 		if err != nil {
-			if ctx.Err() == nil && !w.gate.trip(ctx, err) {
+			if ctx.Err() == nil && !w.gate.trip(err) {
 				w.log.Warn("due cases", "err", err)
 			}
 			continue
 		}
 		for _, c := range due {
+			if w.gate.closed() {
+				break
+			}
 			if w.wake(ctx, work, c.ID, refundflow.InputTimer, "") {
 				w.metrics.timerWakes.Inc()
 			}
 		}
 		waiting, err := w.store.DueDeferredCases(ctx, time.Now(), 200)
 		if err != nil {
-			if ctx.Err() == nil && !w.gate.trip(ctx, err) {
+			if ctx.Err() == nil && !w.gate.trip(err) {
 				w.log.Warn("due deferred inputs", "err", err)
 			}
 			continue
@@ -205,12 +208,15 @@ func (w *Worker) reconciler(ctx, work context.Context) {
 		}
 		stale, err := w.store.StaleOpenCases(ctx, time.Now().Add(-w.cfg.ReconcileAge), 500)
 		if err != nil {
-			if ctx.Err() == nil && !w.gate.trip(ctx, err) {
+			if ctx.Err() == nil && !w.gate.trip(err) {
 				w.log.Warn("stale cases", "err", err)
 			}
 			continue
 		}
 		for _, c := range stale {
+			if w.gate.closed() {
+				break
+			}
 			if w.wake(ctx, work, c.ID, refundflow.InputReconcile, c.State) {
 				w.metrics.reconcileFound.Inc()
 			}

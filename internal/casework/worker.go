@@ -166,9 +166,10 @@ type Worker struct {
 	order keyOrder // commands of one case, in the order they came
 
 	// gate holds messages and sweeps while the store does not answer
-	// (storegate.go); quit, closed when Run returns, ends its probe.
+	// (storegate.go); stop, called as Run starts to shut down, ends its
+	// holding and its probe.
 	gate *storeGate
-	quit chan struct{}
+	stop context.CancelFunc
 }
 
 // New returns a Worker for cfg on deps. It starts nothing: the health
@@ -192,11 +193,14 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if tracer == nil {
 		tracer = noop.NewTracerProvider().Tracer("")
 	}
-	quit := make(chan struct{})
-	return &Worker{cfg: cfg, log: log, store: deps.Store, engine: deps.Engine, parser: parser, js: deps.JetStream,
+	stopping, stop := context.WithCancel(context.Background())
+	w := &Worker{cfg: cfg, log: log, store: deps.Store, engine: deps.Engine, parser: parser, js: deps.JetStream,
 		metrics: deps.Metrics, tracer: tracer, ready: readiness{conn: deps.JetStream.Conn(), store: deps.Store},
 		sem: make(chan struct{}, cfg.Concurrency), verifying: make(chan struct{}, cfg.Concurrency), active: map[int64]bool{},
-		gate: newStoreGate(deps.Store.Ping, log, cfg.RetryBase, quit), quit: quit}, nil
+		gate: newStoreGate(deps.Store.Ping, log, cfg.RetryBase, stopping), stop: stop}
+	up := func() bool { return !w.gate.closed() }
+	deps.Metrics.state.storeUp.Store(&up)
+	return w, nil
 }
 
 // Run takes over the leases of this host's dead worker processes, binds to
@@ -209,7 +213,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 // caller drains the NATS connection afterwards so that the last acks and
 // naks reach the server.
 func (w *Worker) Run(ctx context.Context) error {
-	defer close(w.quit)
+	defer w.stop()
 	w.startUp(ctx)
 	consumers, err := w.bind(ctx)
 	if err != nil {
@@ -237,6 +241,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker started", "consumer", w.cfg.Consumer, "concurrency", w.cfg.Concurrency, "owner", w.engine.Owner())
 
 	<-ctx.Done()
+	w.stop() // messages held for the store go back to JetStream now
 	w.log.Info("stopping: no new messages; waiting for in-flight steps", "timeout", w.cfg.ShutdownTimeout)
 	w.ready.consuming.Store(false)
 	for _, cc := range ccs {

@@ -141,6 +141,9 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 		t.Fatalf("pgtest: create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
+		if c.admin == nil { // a Restart that failed, and said so
+			return
+		}
 		// FORCE: connections a failed test left open must not keep it.
 		if _, err := c.admin.ExecContext(ctx, `DROP DATABASE "`+name+`" WITH (FORCE)`); err != nil {
 			t.Errorf("pgtest: drop database %s: %v", name, err)
@@ -179,7 +182,9 @@ func dbName(s string) string {
 func (c *Cluster) Stop() error {
 	var err error
 	c.stopOnce.Do(func() {
-		_ = c.admin.Close()
+		if c.admin != nil {
+			_ = c.admin.Close()
+		}
 		_ = c.cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-c.exited:
