@@ -29,6 +29,7 @@ import (
 	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
+	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
 
 // TestSeveralHosts runs the product as it runs across hosts: a 3-node
@@ -36,8 +37,10 @@ import (
 // round-robin balancer, two worker processes in separate working
 // directories on one case store, and the sandbox pushing its callbacks to
 // the balancer. The store is PostgreSQL (DB_URL), as workers on several
-// hosts need, and SQLite (DB_PATH, both workers on this host) too. Under a load of requests on both platforms it kills one
-// worker with SIGKILL and stops one NATS node, then starts both again.
+// hosts need, and SQLite (DB_PATH, both workers on this host) too. Under a
+// load of requests on both platforms it kills one worker with SIGKILL and
+// stops one NATS node, then starts both again; on PostgreSQL the database
+// then crashes (an immediate shutdown) and restarts 2 s later.
 //
 // Required: no duplicate submission on the platform; every case terminal
 // or parked with a reason; every callback the receivers answered 200 for
@@ -54,18 +57,23 @@ func TestSeveralHosts(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	casestoretest.Each(t, func(t *testing.T, b casestoretest.Backend) {
-		store := b.Fresh(t)
-		storeEnv := []string{"DB_PATH=" + store}
-		if casestore.IsURL(store) {
-			storeEnv = []string{"DB_URL=" + store}
+		if b.Name == "postgres" {
+			// A cluster of its own, durable as in production: the run
+			// crashes and restarts it.
+			db := pgtest.Start(t, pgtest.Options{Durable: true})
+			store := db.NewDatabase(t)
+			severalHosts(t, bin, store, []string{"DB_URL=" + store}, db)
+			return
 		}
-		severalHosts(t, bin, store, storeEnv)
+		store := b.Fresh(t)
+		severalHosts(t, bin, store, []string{"DB_PATH=" + store}, nil)
 	})
 }
 
 // severalHosts is TestSeveralHosts on one store: store is where it lives
-// (a file or a URL), storeEnv how the workers are told.
-func severalHosts(t *testing.T, bin, store string, storeEnv []string) {
+// (a file or a URL), storeEnv how the workers are told, db its PostgreSQL
+// server (nil: SQLite), which the run crashes too.
+func severalHosts(t *testing.T, bin, store string, storeEnv []string, db *pgtest.Cluster) {
 	started := time.Now()
 	cluster := eventstest.StartCluster(t, 3)
 	natsURLs := cluster.URLs()
@@ -189,6 +197,17 @@ func severalHosts(t *testing.T, bin, store string, storeEnv []string) {
 	restartAt = time.Now()
 	workers[0] = startWorker(0)
 	workerBack := time.Since(restartAt)
+	// Then the database crashes, with cases still in flight, and is back
+	// 2 s later (the outage, not a wait): the workers hold what they have.
+	var dbDown, dbBack time.Duration
+	if db != nil {
+		crashedAt := time.Now()
+		db.Crash(t)
+		<-time.After(2 * time.Second)
+		restartAt = time.Now()
+		db.Restart(t)
+		dbDown, dbBack = time.Since(crashedAt), time.Since(restartAt)
+	}
 
 	// Every case terminal, or parked with a reason.
 	st := openStore(t, store)
@@ -283,6 +302,10 @@ func severalHosts(t *testing.T, bin, store string, storeEnv []string) {
 	t.Logf("wall time %s; after the kills: a publish acknowledged again in %s, the node back in %s, the worker back in %s, every case settled %s after the kills",
 		time.Since(started).Round(time.Millisecond), natsRecovery.Round(time.Millisecond), nodeBack.Round(time.Millisecond),
 		workerBack.Round(time.Millisecond), settled.Round(time.Millisecond))
+	if db != nil {
+		t.Logf("the database crashed after that, down %s, accepting connections again %s after its restart",
+			dbDown.Round(time.Millisecond), dbBack.Round(time.Millisecond))
+	}
 }
 
 // caseIDOf reads the case id back from an unsettled line ("case N …").
