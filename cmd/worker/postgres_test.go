@@ -209,3 +209,49 @@ func TestWorkerWaitsForPostgreSQLAtStart(t *testing.T) {
 		OrderID: o, SubOrderID: so, Operator: "t", Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
 	s.waitState(s.caseFor(refundflow.PlatformTaobao, o, so), refundflow.StateWaitingSeller, 20*time.Second)
 }
+
+// TestAWorkerStoppedDuringAnOutageHandsItsMessagesBack: told to stop while
+// it holds messages for the store, the worker hands them back at once
+// (nothing of theirs is in flight) instead of holding them until its
+// shutdown timeout abandons them; the worker started after the database
+// is back finishes every request, none dead-lettered, none submitted twice.
+func TestAWorkerStoppedDuringAnOutageHandsItsMessagesBack(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{Durable: true})
+	const n = 12
+	s := newStack(t, sandbox.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 20 * time.Millisecond},
+		sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, map[string]string{
+			"DB_URL": pg.NewDatabase(t), "WORKER_CONCURRENCY": "4",
+			"WORKER_MAX_DELIVER": "3", "WORKER_RETRY_BASE": "50ms", "WORKER_RETRY_MAX": "100ms", "WORKER_ACK_WAIT": "1s"})
+	w := s.start()
+	cmds := make([]refundflow.Command, n)
+	for i := range cmds {
+		o, so := s.order(sandbox.PlatformTaobao, nil)
+		cmds[i] = refundflow.Command{ID: fmt.Sprintf("pg-stop-%02d", i), Kind: refundflow.InputRequestRefund,
+			Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so, Operator: "t",
+			Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}}
+		s.publish(cmds[i])
+	}
+	waitFor(t, 30*time.Second, "a refund submitted", func() bool { return len(s.sb.Stats().RefundSubmissions) >= 1 })
+	pg.Crash(t)
+	waitFor(t, 30*time.Second, "the worker to hold messages for the store", func() bool {
+		return strings.Contains(w.errs.String(), "case store unreachable")
+	})
+	w.stop()
+	if logs := w.errs.String(); !strings.Contains(logs, "handed back") || strings.Contains(logs, "shutdown timeout") {
+		t.Errorf("stopped during the outage: want its held messages handed back, not abandoned at the shutdown timeout:\n%s", logs)
+	}
+
+	pg.Restart(t)
+	s.start()
+	ctx := context.Background()
+	for _, cmd := range cmds {
+		waitFor(t, 60*time.Second, "request "+cmd.ID+" waiting for the seller", func() bool {
+			c, err := s.store.CaseOpenedBy(ctx, cmd.ID)
+			return err == nil && c.State == string(refundflow.StateWaitingSeller)
+		})
+	}
+	s.noDuplicates()
+	if dl, err := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{}); err != nil || len(dl) != 0 {
+		t.Errorf("dead letters %+v, %v; want none", dl, err)
+	}
+}

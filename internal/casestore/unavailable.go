@@ -60,18 +60,31 @@ func Unavailable(err error) bool {
 
 // misconfigured reports whether a connection failed for a reason waiting
 // does not cure: a host name that does not exist, a certificate that does
-// not verify, a server that refuses TLS. (A wrong password is a PgError of
-// class 28, false above.) A connection that timed out is not among them: a
-// host that drops packets, mid-failover or cut off, is an outage.
+// not verify. (A wrong password is a PgError of class 28, false above.) A
+// connection that timed out is not among them: a host that drops packets,
+// mid-failover or cut off, is an outage. The driver joins the errors of
+// every address it tried: all must be misconfigured, since one host of a
+// failover pair that no longer resolves says nothing of the other, which
+// may be recovering.
 func misconfigured(err error) bool {
-	var dnsErr *net.DNSError
-	var certErr *tls.CertificateVerificationError
-	var unknownCA x509.UnknownAuthorityError
-	var badHost x509.HostnameError
-	var badCert x509.CertificateInvalidError
-	return (errors.As(err, &dnsErr) && dnsErr.IsNotFound) || errors.As(err, &certErr) || errors.As(err, &unknownCA) ||
-		errors.As(err, &badHost) || errors.As(err, &badCert) ||
-		strings.Contains(err.Error(), "server refused TLS connection") // pgconn's own words, no type of its own
+	switch e := err.(type) {
+	case interface{ Unwrap() []error }:
+		errs := e.Unwrap()
+		for _, one := range errs {
+			if !misconfigured(one) {
+				return false
+			}
+		}
+		return len(errs) > 0
+	case *net.DNSError:
+		return e.IsNotFound
+	case *tls.CertificateVerificationError, x509.UnknownAuthorityError, x509.HostnameError, x509.CertificateInvalidError:
+		return true
+	}
+	if next := errors.Unwrap(err); next != nil {
+		return misconfigured(next)
+	}
+	return false
 }
 
 // errStandby: Ping reached a PostgreSQL server in recovery, a standby,

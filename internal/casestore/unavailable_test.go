@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -45,13 +46,14 @@ func TestAPostgreSQLCrashIsUnavailableUntilTheServerIsBack(t *testing.T) {
 		t.Errorf("a second open case of the order: %v; want a constraint error, not Unavailable", err)
 	}
 	dial := func(err error) error { return &net.OpError{Op: "dial", Net: "tcp", Err: err} }
+	noSuchHost := &net.DNSError{Err: "no such host", Name: "db.invalid", IsNotFound: true}
 	for _, err := range []error{nil, context.Canceled, context.DeadlineExceeded, fmt.Errorf("update: %w", ErrVersionConflict), ErrNotFound,
 		errors.New("connection refused, in words only"),
 		// Waiting cures none of these: a host name that does not exist,
 		// a certificate that does not verify.
-		fmt.Errorf("open store: %w", dial(&net.DNSError{Err: "no such host", Name: "db.invalid", IsNotFound: true})),
+		fmt.Errorf("open store: %w", dial(noSuchHost)),
 		fmt.Errorf("open store: %w", x509.UnknownAuthorityError{}),
-		fmt.Errorf("open store: %w", errors.New("server refused TLS connection"))} {
+		fmt.Errorf("open store: %w", errors.Join(dial(noSuchHost), dial(noSuchHost)))} {
 		if Unavailable(err) {
 			t.Errorf("Unavailable(%v) = true; want false", err)
 		}
@@ -60,6 +62,9 @@ func TestAPostgreSQLCrashIsUnavailableUntilTheServerIsBack(t *testing.T) {
 	// is an outage. So, at a first look, is a platform call's broken
 	// connection: the worker's gate tells them apart by pinging the store.
 	for _, err := range []error{fmt.Errorf("ping: %w", dial(timeoutError{})),
+		// A failover pair: one host no longer resolves, the other refuses
+		// while it recovers.
+		fmt.Errorf("open store: %w", errors.Join(dial(noSuchHost), dial(syscall.ECONNREFUSED))),
 		&url.Error{Op: "Post", URL: "https://platform.example/api", Err: dial(syscall.ECONNREFUSED)}} {
 		if !Unavailable(err) {
 			t.Errorf("Unavailable(%v) = false; want true", err)
@@ -148,6 +153,9 @@ func TestAFailoverIsWaitedOutAndTheStoreGoesOnOnThePromotedStandby(t *testing.T)
 		}
 	}
 
+	if err := replica.Ping(ctx); err == nil || !strings.Contains(err.Error(), "standby") {
+		t.Errorf("Ping of a store on the standby: %v; want it to say it is a standby (it takes no writes)", err)
+	}
 	primary.Crash(t)
 	if _, err := create("during"); !Unavailable(err) {
 		t.Errorf("a write with the primary down and the standby not promoted: %v; want an error Unavailable recognises", err)
@@ -161,6 +169,9 @@ func TestAFailoverIsWaitedOutAndTheStoreGoesOnOnThePromotedStandby(t *testing.T)
 	}
 	if _, err := create("after"); err != nil {
 		t.Errorf("a write on the promoted standby: %v", err)
+	}
+	if err := replica.Ping(ctx); err != nil {
+		t.Errorf("Ping of the store on the promoted standby: %v", err)
 	}
 	if c, err := s.GetCase(ctx, id); err != nil || c.OrderID != "before" {
 		t.Errorf("the case the primary committed before the crash: %+v, %v", c, err)

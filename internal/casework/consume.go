@@ -186,14 +186,15 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	stop := w.inProgress(m)
 	first := *msg
 	h, reason, err := w.apply(ctx, msg)
-	kept, lag := msg.Deferred, msg.Lag
+	kept, lag, verified := msg.Deferred, msg.Lag, msg.Verified
 	// The store did not answer: the message waits, in progress, for it to
 	// come back and is applied again in this delivery, as a fresh copy
 	// (what a redelivery would bring); the outage counts for nothing. Up to
 	// maxHeldOutages times: a message whose own statement brings the
 	// database down (a server bug, an out-of-memory kill) must run out of
 	// deliveries rather than crash it for ever.
-	for held := 0; held < maxHeldOutages && reason == "" && casestore.Unavailable(err) && w.gate.hold(ctx, err); held++ {
+	held := 0
+	for ; held < maxHeldOutages && reason == "" && casestore.Unavailable(err) && w.gate.hold(ctx, err); held++ {
 		again := first
 		msg = &again
 		h, reason, err = w.apply(ctx, msg)
@@ -201,7 +202,10 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 		if msg.Lag == 0 {
 			msg.Lag = lag // the callback's record, committed by an earlier try
 		}
-		lag = msg.Lag
+		if msg.Verified == 0 {
+			msg.Verified = verified // and its verified decision
+		}
+		lag, verified = msg.Lag, msg.Verified
 	}
 	stop()
 	if kept {
@@ -220,9 +224,13 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 		w.deadLetterMsg(ctx, m, d.dead, events.DeadPermanentError, err)
 	case errors.Is(err, refundflow.ErrNoCase):
 		w.awaitCase(ctx, d, err)
-	case casestore.Unavailable(err) && w.gate.closed():
-		// Stopping during an outage: back later, never a dead letter for it.
-		w.retryLater(ctx, d, h, err)
+	case held < maxHeldOutages && casestore.Unavailable(err) && w.gate.stopping() &&
+		int(meta.NumDelivered) < w.cfg.MaxDeliver+2:
+		// Stopping during an outage: the message goes back at once, not
+		// as a dead letter (it never failed on its own), while the
+		// consumer's margin over MaxDeliver lasts.
+		w.nak(d, 0)
+		d.log.InfoContext(ctx, "stopping while the case store does not answer: handed back", "case", h.CaseID, "err", err)
 	case int(meta.NumDelivered) >= w.cfg.MaxDeliver:
 		result = "dead_letter"
 		w.deadLetterMsg(ctx, m, d.dead, events.DeadMaxDeliveries, err)

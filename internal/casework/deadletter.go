@@ -32,17 +32,15 @@ func deadLetterOf(source string, m jetstream.Msg, meta *jetstream.MsgMetadata, m
 // letter could not be stored the message is Nak'ed to try again (both writes
 // are idempotent).
 func (w *Worker) deadLetterMsg(ctx context.Context, m jetstream.Msg, d deadMessage, reason events.DeadReason, cause error) {
+	// In progress until settled, as handle keeps a message: redelivered
+	// while the dead letter is being written (a slow store, one away and
+	// waited for), a copy would be applied beside it.
+	stop := w.inProgress(m)
 	err := w.deadLetter(ctx, d, reason, cause)
-	if casestore.Unavailable(err) {
-		// Held in progress while the store is away, as handle holds a
-		// message: redelivered meanwhile, a copy would be applied beside
-		// the dead letter.
-		stop := w.inProgress(m)
-		for held := 0; held < maxHeldOutages && casestore.Unavailable(err) && w.gate.hold(ctx, err); held++ {
-			err = w.deadLetter(ctx, d, reason, cause)
-		}
-		stop()
+	for held := 0; held < maxHeldOutages && casestore.Unavailable(err) && w.gate.hold(ctx, err); held++ {
+		err = w.deadLetter(ctx, d, reason, cause)
 	}
+	stop()
 	if err != nil {
 		_ = m.NakWithDelay(w.cfg.RetryBase)
 		return

@@ -15,6 +15,7 @@ import (
 var (
 	errNotConsuming = errors.New("not consuming: starting, waiting for NATS, or stopping")
 	errNATSDown     = errors.New("nats not connected")
+	errStoreHeld    = errors.New("holding work: the case store does not answer (or takes no writes)")
 )
 
 // readiness is what GET /readyz answers: whether this process takes work
@@ -27,6 +28,7 @@ type readiness struct {
 	consuming atomic.Bool
 	conn      *nats.Conn
 	store     *casestore.Store
+	gate      *storeGate // closed: the store's reads may answer (a standby) while no write can
 }
 
 // check returns nil when the process is ready: consuming, connected to
@@ -38,6 +40,9 @@ func (r *readiness) check(ctx context.Context) error {
 	}
 	if !r.conn.IsConnected() {
 		return errNATSDown
+	}
+	if r.gate != nil && r.gate.closed() {
+		return errStoreHeld
 	}
 	if _, err := r.store.SchemaVersion(ctx); err != nil {
 		return fmt.Errorf("database: %w", err)

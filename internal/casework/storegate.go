@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
@@ -39,8 +40,9 @@ const storeProbeMax = 10 * time.Second
 type storeGate struct {
 	ping      func(context.Context) error
 	log       *slog.Logger
-	base, max time.Duration // the probe's backoff
-	stopping  context.Context
+	base, max time.Duration   // the probe's backoff
+	stop      context.Context // done once the worker begins to stop
+	waiting   atomic.Int64    // holds waiting for the store now
 
 	mu    sync.Mutex
 	back  chan struct{} // non-nil while closed; closed when the store answers
@@ -51,7 +53,7 @@ type storeGate struct {
 // 10 ms, at most storeProbeMax); it holds nothing once stopping is done.
 func newStoreGate(ping func(context.Context) error, log *slog.Logger, base time.Duration, stopping context.Context) *storeGate {
 	return &storeGate{ping: ping, log: log, base: min(max(base, 10*time.Millisecond), storeProbeMax), max: storeProbeMax,
-		stopping: stopping}
+		stop: stopping}
 }
 
 // hold is asked after work failed with err, which casestore.Unavailable
@@ -64,12 +66,14 @@ func (g *storeGate) hold(ctx context.Context, err error) bool {
 	if back == nil {
 		return false
 	}
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
 	select {
 	case <-back:
 		return true
 	case <-ctx.Done():
 		return false
-	case <-g.stopping.Done():
+	case <-g.stop.Done():
 		return false
 	}
 }
@@ -82,6 +86,10 @@ func (g *storeGate) trip(err error) bool {
 	return casestore.Unavailable(err) && g.close(err) != nil
 }
 
+// stopping reports whether the worker has begun to stop: hold no longer
+// holds.
+func (g *storeGate) stopping() bool { return g.stop.Err() != nil }
+
 // closed reports whether the store is known not to answer now.
 func (g *storeGate) closed() bool {
 	g.mu.Lock()
@@ -93,7 +101,7 @@ func (g *storeGate) closed() bool {
 // the gate if it is open and the store does not answer; nil when the store
 // answers now.
 func (g *storeGate) close(err error) chan struct{} {
-	if g.stopping.Err() != nil {
+	if g.stopping() {
 		return nil // stopping: nothing is held, and a ping could not tell
 	}
 	g.mu.Lock()
@@ -102,7 +110,7 @@ func (g *storeGate) close(err error) chan struct{} {
 		return back
 	}
 	g.mu.Unlock()
-	pctx, cancel := context.WithTimeout(g.stopping, 5*time.Second)
+	pctx, cancel := context.WithTimeout(g.stop, 5*time.Second)
 	perr := g.ping(pctx)
 	cancel()
 	if perr == nil {
@@ -124,12 +132,12 @@ func (g *storeGate) probe(back chan struct{}) {
 	for n := 0; ; n++ {
 		t := time.NewTimer(delay.Doubling(g.base, g.max, n))
 		select {
-		case <-g.stopping.Done():
+		case <-g.stop.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(g.stopping, 5*time.Second)
+		ctx, cancel := context.WithTimeout(g.stop, 5*time.Second)
 		err := g.ping(ctx)
 		cancel()
 		if err == nil {

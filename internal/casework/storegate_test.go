@@ -101,7 +101,7 @@ func TestTheGateHoldsEveryHandlerUntilTheStoreAnswers(t *testing.T) {
 	for range handlers {
 		go func() { results <- g.hold(context.Background(), errRefused) }()
 	}
-	eventually(t, "the gate to close", g.closed)
+	eventually(t, "every handler held", func() bool { return g.waiting.Load() == handlers })
 	eventually(t, "the probe to ping again", func() bool { return f.pings.Load() > handlers })
 	select {
 	case r := <-results:
@@ -141,7 +141,7 @@ func TestTheGateLetsGoWhenTheWorkerStops(t *testing.T) {
 	f.down.Store(true)
 	result := make(chan bool, 1)
 	go func() { result <- g.hold(context.Background(), errRefused) }()
-	eventually(t, "the gate to close", g.closed)
+	eventually(t, "the handler held", func() bool { return g.waiting.Load() == 1 })
 	stop()
 	select {
 	case r := <-result:

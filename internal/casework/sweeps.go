@@ -186,6 +186,9 @@ func (w *Worker) timers(ctx, work context.Context) {
 			continue
 		}
 		for _, id := range waiting {
+			if w.gate.closed() {
+				break
+			}
 			w.onCase(ctx, id, func() { w.takeUp(work, id) })
 		}
 	}

@@ -198,6 +198,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		metrics: deps.Metrics, tracer: tracer, ready: readiness{conn: deps.JetStream.Conn(), store: deps.Store},
 		sem: make(chan struct{}, cfg.Concurrency), verifying: make(chan struct{}, cfg.Concurrency), active: map[int64]bool{},
 		gate: newStoreGate(deps.Store.Ping, log, cfg.RetryBase, stopping), stop: stop}
+	w.ready.gate = w.gate
 	up := func() bool { return !w.gate.closed() }
 	deps.Metrics.state.storeUp.Store(&up)
 	return w, nil

@@ -251,9 +251,13 @@ func (c *Cluster) StartStandby(t testing.TB) *Cluster {
 		_ = os.RemoveAll(dir)
 		t.Fatalf("pgtest: pg_basebackup: %v\n%s", err, out)
 	}
-	port, err := freePort()
-	if err == nil {
-		err = s.serve(port)
+	for range 3 { // a free port can be taken before the server binds it
+		var port int
+		if port, err = freePort(); err == nil {
+			if err = s.serve(port); err == nil {
+				break
+			}
+		}
 	}
 	if err != nil {
 		_ = os.RemoveAll(dir)
@@ -451,6 +455,7 @@ func (c *Cluster) serve(port int) error {
 		}
 		select {
 		case werr := <-c.exited:
+			c.exited <- werr // for Stop
 			_ = admin.Close()
 			c.admin = nil
 			return fmt.Errorf("postgres exited (%v) before accepting connections:\n%s", werr, c.serverLog())
@@ -472,7 +477,8 @@ func (c *Cluster) serverLog() string {
 
 func (c *Cluster) kill() {
 	_ = c.cmd.Process.Kill()
-	<-c.exited
+	err := <-c.exited
+	c.exited <- err // for Stop
 }
 
 func freePort() (int, error) {
