@@ -229,10 +229,15 @@ func TestAWorkerStoppedDuringAnOutageHandsItsMessagesBack(t *testing.T) {
 		cmds[i] = refundflow.Command{ID: fmt.Sprintf("pg-stop-%02d", i), Kind: refundflow.InputRequestRefund,
 			Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so, Operator: "t",
 			Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}}
-		s.publish(cmds[i])
+	}
+	for _, c := range cmds[:n/2] {
+		s.publish(c)
 	}
 	waitFor(t, 30*time.Second, "a refund submitted", func() bool { return len(s.sb.Stats().RefundSubmissions) >= 1 })
 	pg.Crash(t)
+	for _, c := range cmds[n/2:] { // these meet the outage whatever the first half did
+		s.publish(c)
+	}
 	waitFor(t, 30*time.Second, "the worker to hold messages for the store", func() bool {
 		return strings.Contains(w.errs.String(), "case store unreachable")
 	})

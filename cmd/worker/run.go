@@ -135,7 +135,7 @@ func openStore(ctx context.Context, target string, logger *slog.Logger) (*casest
 			}
 			return store, nil
 		}
-		if !casestore.Unavailable(err) {
+		if !casestore.Unavailable(err) || casestore.Misconfigured(err) {
 			return nil, err
 		}
 		switch {

@@ -15,14 +15,14 @@ import (
 
 // Unavailable reports whether err looks like the store could not be
 // reached, or went away while it was being used: PostgreSQL down,
-// restarting, recovering after a crash, failed over, out of connections or
-// disk, or the network between cut. Such a failure says nothing about the
+// restarting, recovering after a crash, failed over, out of connections,
+// or the network between cut. Such a failure says nothing about the
 // work that met it, which succeeds unchanged once the store answers again:
 // a caller holds that work and tries it again then, rather than count the
 // failure against it. Every error about the work itself is false:
 // constraint violations, ErrVersionConflict, ErrNotFound, a cancelled
-// context; and so is a connection refused for a reason waiting does not
-// cure (an unknown host name, a certificate that does not verify).
+// context. (At a start, Misconfigured tells the connection errors that
+// waiting is unlikely to cure.)
 //
 // It is a first look at the error alone, and a broken connection looks the
 // same whoever's it was: an error that wraps a platform call's network
@@ -33,7 +33,7 @@ import (
 // the errors that file gives (disk I/O, a full disk) are not told apart
 // from the others yet.
 func Unavailable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || misconfigured(err) {
+	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var pgErr *pgconn.PgError
@@ -41,7 +41,9 @@ func Unavailable(err error) bool {
 		switch {
 		case strings.HasPrefix(pgErr.Code, "08"): // connection exception
 			return true
-		case strings.HasPrefix(pgErr.Code, "53"): // insufficient resources: disk full, out of memory, too many connections
+		case strings.HasPrefix(pgErr.Code, "53"): // insufficient resources: too many connections, out of memory, disk full
+			// (A full disk leaves the server answering Ping: the gate
+			// does not hold for it, and the work counts it.)
 			return true
 		}
 		switch pgErr.Code {
@@ -58,14 +60,20 @@ func Unavailable(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
 }
 
-// misconfigured reports whether a connection failed for a reason waiting
-// does not cure: a host name that does not exist, a certificate that does
-// not verify. (A wrong password is a PgError of class 28, false above.) A
-// connection that timed out is not among them: a host that drops packets,
-// mid-failover or cut off, is an outage. The driver joins the errors of
-// every address it tried: all must be misconfigured, since one host of a
-// failover pair that no longer resolves says nothing of the other, which
-// may be recovering.
+// Misconfigured reports whether a connection failed, at a process's
+// start, for a reason waiting is unlikely to cure: a host name that does
+// not exist, a certificate that does not verify. (A wrong password is a
+// PgError of class 28, which Unavailable is false for.) A connection that
+// timed out is not among them: a host that drops packets, mid-failover or
+// cut off, is an outage. The driver joins the errors of every address it
+// tried: all must be misconfigured, since one host of a failover pair that
+// no longer resolves says nothing of the other, which may be recovering.
+//
+// Only for a start: once running, a host name that stops resolving (a
+// restarting pod's, a service with no healthy node during a failover) is
+// an outage like any other, which Unavailable and Ping see.
+func Misconfigured(err error) bool { return misconfigured(err) }
+
 func misconfigured(err error) bool {
 	switch e := err.(type) {
 	case interface{ Unwrap() []error }:

@@ -48,20 +48,32 @@ func TestAPostgreSQLCrashIsUnavailableUntilTheServerIsBack(t *testing.T) {
 	dial := func(err error) error { return &net.OpError{Op: "dial", Net: "tcp", Err: err} }
 	noSuchHost := &net.DNSError{Err: "no such host", Name: "db.invalid", IsNotFound: true}
 	for _, err := range []error{nil, context.Canceled, context.DeadlineExceeded, fmt.Errorf("update: %w", ErrVersionConflict), ErrNotFound,
-		errors.New("connection refused, in words only"),
-		// Waiting cures none of these: a host name that does not exist,
-		// a certificate that does not verify.
-		fmt.Errorf("open store: %w", dial(noSuchHost)),
-		fmt.Errorf("open store: %w", x509.UnknownAuthorityError{}),
-		fmt.Errorf("open store: %w", errors.Join(dial(noSuchHost), dial(noSuchHost)))} {
+		errors.New("connection refused, in words only")} {
 		if Unavailable(err) {
 			t.Errorf("Unavailable(%v) = true; want false", err)
+		}
+	}
+	// At a start, waiting is unlikely to cure a host name that does not
+	// exist or a certificate that does not verify; one host of a failover
+	// pair that does not resolve, beside one that refuses, is an outage.
+	for err, want := range map[error]bool{
+		fmt.Errorf("open store: %w", dial(noSuchHost)):                                          true,
+		fmt.Errorf("open store: %w", x509.UnknownAuthorityError{}):                              true,
+		fmt.Errorf("open store: %w", errors.Join(dial(noSuchHost), dial(noSuchHost))):           true,
+		fmt.Errorf("open store: %w", errors.Join(dial(noSuchHost), dial(syscall.ECONNREFUSED))): false,
+		fmt.Errorf("ping: %w", dial(timeoutError{})):                                            false,
+	} {
+		if got := Misconfigured(err); got != want {
+			t.Errorf("Misconfigured(%v) = %v; want %v", err, got, want)
 		}
 	}
 	// A connection that timed out (a host dropping packets, mid-failover)
 	// is an outage. So, at a first look, is a platform call's broken
 	// connection: the worker's gate tells them apart by pinging the store.
 	for _, err := range []error{fmt.Errorf("ping: %w", dial(timeoutError{})),
+		// Once running, a host name that stops resolving is an outage (a
+		// restarting pod's, a service with no healthy node mid-failover).
+		fmt.Errorf("ping: %w", dial(noSuchHost)),
 		// A failover pair: one host no longer resolves, the other refuses
 		// while it recovers.
 		fmt.Errorf("open store: %w", errors.Join(dial(noSuchHost), dial(syscall.ECONNREFUSED))),

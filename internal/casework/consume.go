@@ -79,6 +79,9 @@ func (w *Worker) consume(ctx, work context.Context, source string, cons jetstrea
 // before it was ever tried) nor hands a second copy to another process.
 // False if ctx ended first.
 func (w *Worker) acquire(ctx context.Context, m jetstream.Msg) bool {
+	if ctx.Err() != nil {
+		return false // stopping: a free slot must not win the select below
+	}
 	select {
 	case w.sem <- struct{}{}:
 		return true
@@ -199,10 +202,10 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 		msg = &again
 		h, reason, err = w.apply(ctx, msg)
 		kept = kept || msg.Deferred
-		if msg.Lag == 0 {
+		if lag != 0 {
 			msg.Lag = lag // the callback's record, committed by an earlier try
 		}
-		if msg.Verified == 0 {
+		if verified != 0 {
 			msg.Verified = verified // and its verified decision
 		}
 		lag, verified = msg.Lag, msg.Verified
@@ -224,13 +227,13 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 		w.deadLetterMsg(ctx, m, d.dead, events.DeadPermanentError, err)
 	case errors.Is(err, refundflow.ErrNoCase):
 		w.awaitCase(ctx, d, err)
-	case held < maxHeldOutages && casestore.Unavailable(err) && w.gate.stopping() &&
+	case held < maxHeldOutages && casestore.Unavailable(err) && w.gate.stopping() && w.gate.closed() &&
 		int(meta.NumDelivered) < w.cfg.MaxDeliver+2:
-		// Stopping during an outage: the message goes back at once, not
-		// as a dead letter (it never failed on its own), while the
-		// consumer's margin over MaxDeliver lasts.
+		// Stopping during an outage the gate confirmed: the message goes
+		// back at once, not as a dead letter (it never failed on its
+		// own), while the consumer's margin over MaxDeliver lasts.
 		w.nak(d, 0)
-		d.log.InfoContext(ctx, "stopping while the case store does not answer: handed back", "case", h.CaseID, "err", err)
+		d.log.InfoContext(ctx, "stopping while the case store does not answer: handed back", "err", err)
 	case int(meta.NumDelivered) >= w.cfg.MaxDeliver:
 		result = "dead_letter"
 		w.deadLetterMsg(ctx, m, d.dead, events.DeadMaxDeliveries, err)

@@ -42,7 +42,7 @@ type storeGate struct {
 	log       *slog.Logger
 	base, max time.Duration   // the probe's backoff
 	stop      context.Context // done once the worker begins to stop
-	waiting   atomic.Int64    // holds waiting for the store now
+	waiting   atomic.Int64    // holds waiting for the store now (read by tests)
 
 	mu    sync.Mutex
 	back  chan struct{} // non-nil while closed; closed when the store answers
@@ -113,8 +113,8 @@ func (g *storeGate) close(err error) chan struct{} {
 	pctx, cancel := context.WithTimeout(g.stop, 5*time.Second)
 	perr := g.ping(pctx)
 	cancel()
-	if perr == nil {
-		return nil
+	if perr == nil || g.stopping() {
+		return nil // the store answers; or stopping cut the ping short
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()

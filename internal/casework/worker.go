@@ -242,12 +242,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker started", "consumer", w.cfg.Consumer, "concurrency", w.cfg.Concurrency, "owner", w.engine.Owner())
 
 	<-ctx.Done()
-	w.stop() // messages held for the store go back to JetStream now
 	w.log.Info("stopping: no new messages; waiting for in-flight steps", "timeout", w.cfg.ShutdownTimeout)
 	w.ready.consuming.Store(false)
 	for _, cc := range ccs {
 		cc.Stop()
 	}
+	// Then the messages held for the store go back to JetStream, once no
+	// new pull can bring them back here.
+	w.stop()
 	loops.Wait()
 	done := w.drain()
 	select {
