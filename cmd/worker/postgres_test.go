@@ -260,3 +260,48 @@ func TestAWorkerStoppedDuringAnOutageHandsItsMessagesBack(t *testing.T) {
 		t.Errorf("dead letters %+v, %v; want none", dl, err)
 	}
 }
+
+// TestWorkerStartedOnAStandbyWaitsForItsPromotion: a worker whose DB_URL
+// reaches a standby (a failover under way, the address not yet moved) cannot
+// migrate or write there: it waits, saying so, and starts once the standby
+// is promoted, rather than exiting.
+func TestWorkerStartedOnAStandbyWaitsForItsPromotion(t *testing.T) {
+	primary := pgtest.Start(t, pgtest.Options{Durable: true})
+	dbURL := primary.NewDatabase(t)
+	standby := primary.StartStandby(t) // the migrations the stack runs on the primary reach it; its own attempt is refused (25006)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = standby.Addr()
+	s := newStack(t, sandbox.Faults{}, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1,
+		map[string]string{"DB_URL": dbURL})
+	s.env["DB_URL"] = u.String() // the workers reach the standby; the stack's own store stays on the primary
+	w := s.launch(nil)
+	waitFor(t, 20*time.Second, "the worker to say it waits for the store", func() bool {
+		select {
+		case err := <-w.done:
+			w.done <- err
+			t.Fatalf("the worker exited on a standby: %v\n%s", err, w.errs.String())
+		default:
+		}
+		return strings.Contains(w.errs.String(), "case store not reachable yet")
+	})
+	primary.Crash(t)
+	standby.Promote(t)
+	w.waitReady(t)
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	s.publish(refundflow.Command{ID: "after-the-promotion", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+		OrderID: o, SubOrderID: so, Operator: "t", Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	promoted, err := casestore.OpenReadOnly(context.Background(), u.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer promoted.Close()
+	waitFor(t, 30*time.Second, "the request's case waiting for the seller on the promoted standby", func() bool {
+		c, err := promoted.CaseOpenedBy(context.Background(), "after-the-promotion")
+		return err == nil && c.State == string(refundflow.StateWaitingSeller)
+	})
+	_ = promoted.Close()
+	primary.Restart(t) // for the database's cleanup (split-brain in production; thrown away here)
+}
