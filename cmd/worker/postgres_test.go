@@ -63,13 +63,7 @@ func TestWorkerRidesOutAPostgreSQLCrash(t *testing.T) {
 			// message not kept in progress would be redelivered, counted.
 			"WORKER_MAX_DELIVER": "3", "WORKER_RETRY_BASE": "50ms", "WORKER_RETRY_MAX": "100ms", "WORKER_ACK_WAIT": "1s"})
 	w := s.start()
-	cmds := make([]refundflow.Command, n)
-	for i := range cmds {
-		o, so := s.order(sandbox.PlatformTaobao, nil)
-		cmds[i] = refundflow.Command{ID: fmt.Sprintf("pg-crash-%02d", i), Kind: refundflow.InputRequestRefund,
-			Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so, Operator: "t",
-			Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}}
-	}
+	cmds := taobaoRequests(s, "pg-crash", n)
 	for _, c := range cmds[:n/2] {
 		s.publish(c)
 	}
@@ -160,6 +154,19 @@ func TestWorkerRidesOutAPostgreSQLCrash(t *testing.T) {
 	}
 }
 
+// taobaoRequests creates n Taobao orders on the sandbox and returns a
+// refund request for each, with ids prefix-00, prefix-01, ….
+func taobaoRequests(s *stack, prefix string, n int) []refundflow.Command {
+	cmds := make([]refundflow.Command, n)
+	for i := range cmds {
+		o, so := s.order(sandbox.PlatformTaobao, nil)
+		cmds[i] = refundflow.Command{ID: fmt.Sprintf("%s-%02d", prefix, i), Kind: refundflow.InputRequestRefund,
+			Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so, Operator: "t",
+			Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}}
+	}
+	return cmds
+}
+
 // readyz is the worker's /readyz status code.
 func readyz(t *testing.T, w *workerProc) int {
 	t.Helper()
@@ -223,13 +230,7 @@ func TestAWorkerStoppedDuringAnOutageHandsItsMessagesBack(t *testing.T) {
 			"DB_URL": pg.NewDatabase(t), "WORKER_CONCURRENCY": "4",
 			"WORKER_MAX_DELIVER": "3", "WORKER_RETRY_BASE": "50ms", "WORKER_RETRY_MAX": "100ms", "WORKER_ACK_WAIT": "1s"})
 	w := s.start()
-	cmds := make([]refundflow.Command, n)
-	for i := range cmds {
-		o, so := s.order(sandbox.PlatformTaobao, nil)
-		cmds[i] = refundflow.Command{ID: fmt.Sprintf("pg-stop-%02d", i), Kind: refundflow.InputRequestRefund,
-			Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so, Operator: "t",
-			Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}}
-	}
+	cmds := taobaoRequests(s, "pg-stop", n)
 	for _, c := range cmds[:n/2] {
 		s.publish(c)
 	}

@@ -29,15 +29,7 @@ func TestAPostgreSQLCrashIsUnavailableUntilTheServerIsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	create := func(order string) (int64, error) {
-		var id int64
-		err := s.Update(ctx, func(tx *Tx) error {
-			c, err := tx.CreateCase(ctx, NewCase{Platform: "taobao", OrderID: order, SubOrderID: order + "-1", State: "requested"})
-			id = c.ID
-			return err
-		})
-		return id, err
-	}
+	create := func(order string) (int64, error) { return createCase(ctx, s, order) }
 	id, err := create("o1")
 	if err != nil {
 		t.Fatal(err)
@@ -137,15 +129,7 @@ func TestAFailoverIsWaitedOutAndTheStoreGoesOnOnThePromotedStandby(t *testing.T)
 		t.Fatal(err)
 	}
 	defer s.Close()
-	create := func(order string) (int64, error) {
-		var id int64
-		err := s.Update(ctx, func(tx *Tx) error {
-			c, err := tx.CreateCase(ctx, NewCase{Platform: "taobao", OrderID: order, SubOrderID: order + "-1", State: "requested"})
-			id = c.ID
-			return err
-		})
-		return id, err
-	}
+	create := func(order string) (int64, error) { return createCase(ctx, s, order) }
 	id, err := create("before")
 	if err != nil {
 		t.Fatal(err)
@@ -200,3 +184,14 @@ type timeoutError struct{}
 func (timeoutError) Error() string   { return "i/o timeout" }
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
+
+// createCase opens a Taobao case for order in a transaction of its own.
+func createCase(ctx context.Context, s *Store, order string) (int64, error) {
+	var id int64
+	err := s.Update(ctx, func(tx *Tx) error {
+		c, err := tx.CreateCase(ctx, NewCase{Platform: "taobao", OrderID: order, SubOrderID: order + "-1", State: "requested"})
+		id = c.ID
+		return err
+	})
+	return id, err
+}
