@@ -450,3 +450,15 @@ ALTER TABLE step_attempts ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0;
 DROP INDEX step_attempts_errors;
 CREATE INDEX step_attempts_error_times ON step_attempts ((COALESCE(finished_at, last_attempt_at, started_at)), id)
     WHERE error_code <> '';
+
+-- +migration 21: a row the worker writes to learn that the store takes writes
+-- After a write failed for want of the store (casestore.Unavailable), the
+-- worker holds its messages until the store answers again (casestore's
+-- Ping). A full disk leaves the store answering reads: Ping must commit a
+-- write to tell, and this is the one row it writes, over and over. pad is
+-- random bytes, so that the write needs pages of its own on PostgreSQL too.
+CREATE TABLE store_probe (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    at  INTEGER NOT NULL,
+    pad BLOB    NOT NULL
+);

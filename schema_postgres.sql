@@ -303,3 +303,14 @@ SET LOCAL lock_timeout = '10s';
 DROP INDEX step_attempts_errors;
 CREATE INDEX step_attempts_error_times ON step_attempts ((COALESCE(finished_at, last_attempt_at, started_at)), id)
     WHERE error_code <> '';
+
+-- +migration 21: a row the worker writes to learn that the store takes writes
+-- See schema.sql. pad is stored out of line and uncompressed (EXTERNAL):
+-- each write of it needs fresh TOAST pages, as the worker's inserts need
+-- fresh pages of their tables.
+CREATE TABLE store_probe (
+    id  BIGINT PRIMARY KEY CHECK (id = 1),
+    at  BIGINT NOT NULL,
+    pad BYTEA  NOT NULL
+);
+ALTER TABLE store_probe ALTER COLUMN pad SET STORAGE EXTERNAL;

@@ -5,19 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/refundhub/refundhub/internal/casestore"
-	"github.com/refundhub/refundhub/internal/events"
-	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 	"github.com/refundhub/refundhub/internal/testenv/pgtest"
@@ -51,106 +45,15 @@ func TestEndToEndOnPostgres(t *testing.T) {
 // MaxDeliver, never delivered again). Now the worker holds what it has,
 // takes nothing new, says once that the store is unreachable and once that
 // it is back, and then finishes every case: none dead-lettered, nothing
-// submitted twice, the process never restarted.
+// submitted twice, the process never restarted (rideOutAStoreOutage).
 func TestWorkerRidesOutAPostgreSQLCrash(t *testing.T) {
 	pg := pgtest.Start(t, pgtest.Options{Durable: true}) // synchronous commits: a crash keeps what the server acknowledged
-	const n = 40
 	s := newStack(t, sandbox.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 20 * time.Millisecond},
-		sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, map[string]string{
-			"DB_URL": pg.NewDatabase(t), "WORKER_CONCURRENCY": "8",
-			// Three deliveries 50 ms apart: an outage of a second would
-			// use them up if it counted. An ack wait of a second: a held
-			// message not kept in progress would be redelivered, counted.
-			"WORKER_MAX_DELIVER": "3", "WORKER_RETRY_BASE": "50ms", "WORKER_RETRY_MAX": "100ms", "WORKER_ACK_WAIT": "1s"})
+		sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, outageEnv(map[string]string{"DB_URL": pg.NewDatabase(t)}))
 	w := s.start()
-	cmds := taobaoRequests(s, "pg-crash", n)
-	for _, c := range cmds[:n/2] {
-		s.publish(c)
-	}
-	waitFor(t, 30*time.Second, "a few refunds submitted", func() bool { return len(s.sb.Stats().RefundSubmissions) >= 5 })
-	pg.Crash(t)
-	for _, c := range cmds[n/2:] { // more work arrives while the store is down
-		s.publish(c)
-	}
-	// And a command that can only be a dead letter: written once, when the
-	// store is back, as an invalid command (not as one out of deliveries).
-	bad := nats.NewMsg(events.CommandSubject("taobao", "request_refund"))
-	bad.Data = []byte(`{"id":"pg-crash-bad","kind":"request_refund","platform":"taobao"`)
-	if _, err := s.js.PublishMsg(context.Background(), bad, jetstream.WithMsgID("pg-crash-bad")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 30*time.Second, "the worker to say the store is unreachable", func() bool {
-		return strings.Contains(w.errs.String(), "case store unreachable")
-	})
-	if code := readyz(t, w); code != http.StatusServiceUnavailable {
-		t.Errorf("readyz with the store down: %d; want 503", code)
-	}
-	if m := scrape(t, w.metricsURL()); !strings.Contains(m, "\nrefundhub_worker_store_up 0\n") || !strings.Contains(m, "refundhub_worker_consumer_pending{") {
-		t.Errorf("metrics with the store down: want store_up 0 and the consumers' lag still there:\n%s", m)
-	}
-	// The outage itself (the scenario, not a wait for anything): 80 times
-	// the whole backoff of a message's three deliveries, 4 ack waits.
-	<-time.After(4 * time.Second)
-	pg.Restart(t)
-	waitFor(t, 30*time.Second, "the worker to say the store is back", func() bool {
-		return strings.Contains(w.errs.String(), "case store reachable again")
-	})
-
-	// Every request ends waiting for the seller, with the refund the
-	// platform holds.
-	ctx := context.Background()
-	pending := func() []string {
-		var out []string
-		for _, cmd := range cmds {
-			c, err := s.store.CaseOpenedBy(ctx, cmd.ID)
-			switch {
-			case err != nil:
-				out = append(out, fmt.Sprintf("%s: %v", cmd.ID, err))
-			case c.State != string(refundflow.StateWaitingSeller) || c.RefundID == "":
-				out = append(out, fmt.Sprintf("%s: case %d %s %s", cmd.ID, c.ID, c.State, c.AttentionMessage))
-			}
-		}
-		return out
-	}
-	for deadline := time.Now().Add(60 * time.Second); len(pending()) > 0; <-time.After(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			dl, _ := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{})
-			for _, d := range dl {
-				t.Logf("dead letter %s after %d deliveries: %s", d.Reason, d.Deliveries, d.Error)
-			}
-			t.Fatalf("after 60 s, %d requests not waiting for the seller:\n%s", len(pending()), strings.Join(pending(), "\n"))
-		}
-	}
-	for _, cmd := range cmds {
-		c, _ := s.store.CaseOpenedBy(ctx, cmd.ID)
-		if got := s.sandboxStatus(c.RefundID); got != s.sbProf.TaobaoName(platform.PhaseWaitSellerAgree) {
-			t.Errorf("case %d's refund %s is %q on the platform; want it waiting for the seller", c.ID, c.RefundID, got)
-		}
-	}
-	s.noDuplicates()
-	dl, err := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dl) != 1 || dl[0].MsgID != "pg-crash-bad" || dl[0].Reason != string(events.DeadInvalidCommand) || dl[0].Deliveries != 1 {
-		for _, d := range dl {
-			t.Errorf("dead letter %s: %s after %d deliveries: %s", d.MsgID, d.Reason, d.Deliveries, d.Error)
-		}
-		t.Errorf("want one dead letter: pg-crash-bad, %s, after 1 delivery", events.DeadInvalidCommand)
-	}
-	select {
-	case err := <-w.done:
-		t.Fatalf("the worker exited: %v", err)
-	default:
-	}
-	if code := readyz(t, w); code != http.StatusOK {
-		t.Errorf("readyz with the store back: %d; want 200", code)
-	}
-	if m := scrape(t, w.metricsURL()); !strings.Contains(m, "\nrefundhub_worker_store_up 1\n") {
-		t.Errorf("metrics with the store back: want store_up 1:\n%s", m)
-	}
-	if got := strings.Count(w.errs.String(), "case store unreachable"); got != 1 {
-		t.Errorf("%d 'case store unreachable' lines; want 1 for the one outage\n%s", got, w.errs.String())
+	rideOutAStoreOutage(t, s, w, "pg-crash", func() { pg.Crash(t) }, func() { pg.Restart(t) })
+	if got := strings.Count(w.logs(), "case store unreachable"); got != 1 {
+		t.Errorf("%d 'case store unreachable' lines; want 1 for the one outage\n%s", got, w.logs())
 	}
 }
 
@@ -165,18 +68,6 @@ func taobaoRequests(s *stack, prefix string, n int) []refundflow.Command {
 			Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}}
 	}
 	return cmds
-}
-
-// readyz is the worker's /readyz status code.
-func readyz(t *testing.T, w *workerProc) int {
-	t.Helper()
-	u := strings.TrimSuffix(w.metricsURL(), "/metrics") + "/readyz"
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatalf("readyz: %v", err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 // TestWorkerWaitsForPostgreSQLAtStart: a worker started while its database

@@ -90,7 +90,7 @@ func OpenReadOnly(ctx context.Context, path string, logger *slog.Logger) (*Store
 			return nil, err
 		}
 		s := newStore(r, r, logger)
-		s.batching = true // Update queues, and refuseUpdates answers
+		s.batching, s.readOnly = true, true // Update queues, and refuseUpdates answers
 		go s.refuseUpdates()
 		return s, nil
 	}
@@ -106,6 +106,7 @@ func OpenReadOnly(ctx context.Context, path string, logger *slog.Logger) (*Store
 	// which database/sql allows), so a statement that bypasses Update fails
 	// in SQLite, and Update is answered by refuseUpdates.
 	s := newStore(r, r, logger)
+	s.readOnly = true
 	go s.refuseUpdates()
 	return s, nil
 }

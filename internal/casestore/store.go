@@ -31,7 +31,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/mattn/go-sqlite3" // the SQLite driver
+	"github.com/mattn/go-sqlite3" // the SQLite driver
 
 	"github.com/refundhub/refundhub"
 )
@@ -113,6 +113,8 @@ type Store struct {
 	// updates per transaction). Off (PostgreSQL), each Update is its own
 	// transaction on the writer pool; direct holds off Close while one runs.
 	batching bool
+	// readOnly: opened by OpenReadOnly; Ping does not write.
+	readOnly bool
 	direct   sync.RWMutex
 }
 
@@ -598,7 +600,7 @@ func (s *Store) commitBatch(batch []*pendingUpdate) {
 			results[i] = err
 			if _, rerr := tx.tx.ExecContext(ctx, `ROLLBACK TO upd`); rerr != nil {
 				_ = sqlTx.Rollback()
-				fail(fmt.Errorf("rollback to savepoint: %w", rerr))
+				fail(batchLost(err, rerr))
 				return
 			}
 		} else {
@@ -622,6 +624,22 @@ func (s *Store) commitBatch(batch []*pendingUpdate) {
 	for i, p := range batch {
 		p.done <- results[i]
 	}
+}
+
+// batchLost is the error of the updates a batch loses when one update's
+// failure (err) took the whole transaction with it, so that its savepoint
+// could not be rolled back to (rerr): SQLite abandons the transaction itself
+// after a full disk or an I/O error. Their cause is err's: "no such
+// savepoint" alone would hide it, from the reader and from Unavailable,
+// which must see the full disk in every update it failed. Only SQLite's own
+// error is wrapped: another update's ErrVersionConflict, say, is not this
+// one's.
+func batchLost(err, rerr error) error {
+	var liteErr sqlite3.Error
+	if errors.As(err, &liteErr) {
+		return fmt.Errorf("the transaction was lost with another update in it: %w (rollback to savepoint: %v)", liteErr, rerr)
+	}
+	return fmt.Errorf("rollback to savepoint: %w (after another update's error: %v)", rerr, err)
 }
 
 // Now is the clock reading taken when the transaction began; rows written in

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mattn/go-sqlite3"
 
 	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
@@ -194,4 +197,76 @@ func createCase(ctx context.Context, s *Store, order string) (int64, error) {
 		return err
 	})
 	return id, err
+}
+
+// TestAFullSQLiteFileIsUnavailable: SQLite's "database or disk is full"
+// (here the file held to its size with max_page_count on the writer's
+// connection) says nothing about the work that met it, which used to count
+// it: Unavailable now recognises it, beside a constraint error it does not;
+// Ping, whose write needs pages too, fails while the file cannot grow, and
+// once it can, Ping commits and the same Store writes again.
+func TestAFullSQLiteFileIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "full.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := createCase(ctx, s, "o0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := createCase(ctx, s, "o0"); err == nil || Unavailable(err) {
+		t.Errorf("a second open case of the order: %v; want a constraint error, not Unavailable", err)
+	}
+	var pages int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.w.QueryRowContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, pages)).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	var full error
+	for i := 1; full == nil && i < 1000; i++ {
+		_, full = createCase(ctx, s, fmt.Sprintf("o%d", i))
+	}
+	if !Unavailable(full) || !strings.Contains(full.Error(), "full") {
+		t.Fatalf("a write with the file full: %v; want the full disk, recognised by Unavailable", full)
+	}
+	if err := s.Ping(ctx); err == nil {
+		t.Error("Ping with the file full: nil; want its write to fail")
+	}
+	if err := s.w.QueryRowContext(ctx, `PRAGMA max_page_count = 1073741823`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().UnixMilli()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping with room again: %v", err)
+	}
+	var at int64
+	var pad []byte
+	if err := s.r.QueryRowContext(ctx, `SELECT at, pad FROM store_probe WHERE id = 1`).Scan(&at, &pad); err != nil || at < before || len(pad) != probePad {
+		t.Errorf("store_probe after Ping: at %d (Ping began at %d), %d bytes, %v; want its write committed", at, before, len(pad), err)
+	}
+	if _, err := createCase(ctx, s, "after"); err != nil {
+		t.Errorf("a write with room again: %v", err)
+	}
+}
+
+// TestABatchLostToAFullDiskSaysWhy: SQLite abandons the whole transaction
+// after a full disk or an I/O error, so the group commit cannot roll back
+// to the failed update's savepoint; the other updates of the batch used
+// to fail with "no such savepoint" alone, which neither named the full disk
+// nor let Unavailable see it, so the worker counted it against their
+// messages. Another update's error about its own work is not passed on as
+// theirs.
+func TestABatchLostToAFullDiskSaysWhy(t *testing.T) {
+	noSavepoint := errors.New("no such savepoint: upd")
+	full := fmt.Errorf("append timeline of case 14: %w", sqlite3.Error{Code: sqlite3.ErrFull})
+	if err := batchLost(full, noSavepoint); !Unavailable(err) || !strings.Contains(err.Error(), "full") {
+		t.Errorf("batchLost after a full disk: %v; want the full disk, recognised by Unavailable", err)
+	}
+	conflict := fmt.Errorf("update case 3: %w", ErrVersionConflict)
+	if err := batchLost(conflict, noSavepoint); errors.Is(err, ErrVersionConflict) || Unavailable(err) || !strings.Contains(err.Error(), "case 3") {
+		t.Errorf("batchLost after another update's version conflict: %v; want neither its conflict nor an outage, but its text", err)
+	}
 }

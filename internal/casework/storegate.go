@@ -16,9 +16,9 @@ import (
 // backoff's cap.
 const storeProbeMax = 10 * time.Second
 
-// storeGate holds the worker's work while the case store does not answer:
-// a database restarting, recovering from a crash, failing over, or cut off
-// by the network. Such a failure says nothing about the message at hand,
+// storeGate holds the worker's work while the case store does not answer
+// or cannot write: a database restarting, recovering from a crash, failing
+// over, or cut off by the network; a full disk. Such a failure says nothing about the message at hand,
 // so it must not count toward that message's deliveries: counted, an
 // outage longer than the retry backoff dead-lettered every message in hand,
 // or, with the dead letter unstorable too, left them past the consumer's
@@ -120,7 +120,7 @@ func (g *storeGate) close(err error) chan struct{} {
 	defer g.mu.Unlock()
 	if g.back == nil {
 		g.back, g.since = make(chan struct{}), time.Now()
-		g.log.Warn("case store unreachable: holding messages and sweeps until it answers; no delivery is counted meanwhile",
+		g.log.Warn("case store unreachable or not writable: holding messages and sweeps until it takes a write; no delivery is counted meanwhile",
 			"err", err, "ping", perr)
 		go g.probe(g.back)
 	}

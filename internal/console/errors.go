@@ -39,7 +39,7 @@ const (
 	CodeRateLimited      = "rate_limited"       // 429: too many failed logins from this address
 	CodeNotReady         = "not_ready"          // 503 from /readyz
 	CodeUnavailable      = "unavailable"        // 503: the command could not be published (NATS down)
-	CodeStoreUnavailable = "store_unavailable"  // 503: the case database does not answer (down, restarting, failing over)
+	CodeStoreUnavailable = "store_unavailable"  // 503: the case database does not answer or cannot write (down, restarting, failing over, disk full)
 	CodeInternal         = "internal"           // 500: a bug, or the store failed
 
 	// Refusals of a dead-letter action (409): the letter's state forbids
@@ -88,7 +88,7 @@ func invalidParam(param, msg string) *Error {
 
 // errStoreUnavailable is the message of store_unavailable: what the
 // operator sees instead of "internal error" while the database is away.
-const errStoreUnavailable = "the case database does not answer (restarting, failing over or unreachable); nothing was changed: try again in a moment"
+const errStoreUnavailable = "the case database does not answer or cannot write (restarting, failing over, unreachable, or its disk full); nothing was changed: try again in a moment"
 
 var (
 	errUnauthorized = &Error{Code: CodeUnauthorized, Message: "a valid API token (Authorization: Bearer …) or session is required"}

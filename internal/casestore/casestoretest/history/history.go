@@ -30,12 +30,15 @@ var states = []string{"requested", "submitted", "needs_attention", "succeeded", 
 // cases. Every case has a step, two timeline entries and an inbox message;
 // some have a dead letter, an order event, a deferred input or seller
 // messages. One console account (Account, Password) with one token is
-// added too.
+// added too, and the row the worker's probe of the store writes.
 func Write(t testing.TB, st *casestore.Store, n int) {
 	t.Helper()
 	ctx := context.Background()
 	hash, err := casestore.HashPassword(Password, 4) // bcrypt's least cost: tests need not be slow
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Ping(ctx); err != nil { // the worker's probe row (store_probe), as after an outage
 		t.Fatal(err)
 	}
 	if err := st.Update(ctx, func(tx *casestore.Tx) error {
