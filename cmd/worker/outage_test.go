@@ -5,20 +5,17 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sys/unix"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
-	"github.com/refundhub/refundhub/internal/sandbox"
 )
 
 // outageEnv is the worker's environment for the store-outage tests, with
@@ -181,36 +178,4 @@ func readyz(t *testing.T, w outageWorker) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// TestWorkerRidesOutAFullDisk: the disk under the SQLite store fills up
-// mid-run (the worker's files can no longer grow: its RLIMIT_FSIZE is
-// lowered to the database file's size, so writes past it fail as they
-// would on a full file system), and space is freed 4 s later. SQLite's
-// "disk I/O error" and "database or disk is full" were not told apart
-// from errors about the work: each delivery they failed counted, the dead
-// letter could not be written either, and the messages ended past the
-// consumer's MaxDeliver, never delivered again. Now the worker holds them
-// as through a database outage (rideOutAStoreOutage) and finishes every
-// case once its writes go through again.
-func TestWorkerRidesOutAFullDisk(t *testing.T) {
-	s := newStack(t, sandbox.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 20 * time.Millisecond},
-		sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, outageEnv(nil))
-	p := s.startProcess() // a process of its own: the limit must not reach this one's NATS store
-	limit := func(size uint64) {
-		t.Helper()
-		if err := unix.Prlimit(p.cmd.Process.Pid, unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: size, Max: unix.RLIM_INFINITY}, nil); err != nil {
-			t.Fatalf("prlimit: %v", err)
-		}
-	}
-	rideOutAStoreOutage(t, s, p, "disk-full", func() {
-		fi, err := os.Stat(s.dbPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		limit(uint64(fi.Size()))
-	}, func() { limit(unix.RLIM_INFINITY) })
-	if logs := p.logs(); !strings.Contains(logs, "disk I/O error") && !strings.Contains(logs, "disk is full") {
-		t.Errorf("the worker's log does not say what the store's error was:\n%s", logs)
-	}
 }

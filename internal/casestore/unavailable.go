@@ -32,19 +32,20 @@ import (
 // It is a first look at the error alone, and a broken connection looks the
 // same whoever's it was: an error that wraps a platform call's network
 // failure is true too. A caller confirms with Ping, which fails only when
-// the store itself does not answer or take a write.
+// the store itself does not answer, unless WriteRefused says the store
+// refused the write itself (a full disk passes Ping).
 func Unavailable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var liteErr sqlite3.Error
 	if errors.As(err, &liteErr) {
-		// SQLite gives up the whole transaction after either, and the
-		// same write goes through once there is room or the device
-		// writes again. A locked database (SQLITE_BUSY) is not here: the
-		// store's busy timeout waits for the lock, and past it the
-		// failure is the work's, as any other contention is.
-		return liteErr.Code == sqlite3.ErrFull || liteErr.Code == sqlite3.ErrIoErr
+		// A full disk or an I/O error (WriteRefused): the same write goes
+		// through once there is room or the device writes again. A locked
+		// database (SQLITE_BUSY) is not here: the store's busy timeout
+		// waits for the lock, and past it the failure is the work's, as
+		// any other contention is.
+		return WriteRefused(err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -70,7 +71,8 @@ func Unavailable(err error) bool {
 
 // Misconfigured reports whether a connection failed, at a process's
 // start, for a reason waiting is unlikely to cure: a host name that does
-// not exist, a certificate that does not verify. (A wrong password is a
+// not exist, a certificate that does not verify, SQLite's file giving an
+// I/O error. (A wrong password is a
 // PgError of class 28, which Unavailable is false for.) A connection that
 // timed out is not among them: a host that drops packets, mid-failover or
 // cut off, is an outage. The driver joins the errors of every address it
@@ -96,6 +98,11 @@ func misconfigured(err error) bool {
 		return e.IsNotFound
 	case *tls.CertificateVerificationError, x509.UnknownAuthorityError, x509.HostnameError, x509.CertificateInvalidError:
 		return true
+	case sqlite3.Error:
+		// An I/O error opening SQLite's file: a file system it cannot use
+		// (locks or shared memory on a network mount) or a failing device.
+		// A full disk (ErrFull) is waited for.
+		return e.Code == sqlite3.ErrIoErr
 	}
 	if next := errors.Unwrap(err); next != nil {
 		return misconfigured(next)
@@ -109,32 +116,44 @@ func misconfigured(err error) bool {
 var errStandby = errors.New("the database is a standby (in recovery): it takes no writes")
 
 // Ping checks that the store answers on the connections its writes use,
-// takes writes (on PostgreSQL: is not a standby) and can commit one: after
-// an outage (Unavailable) it is how a caller learns that the store is back.
-// A full disk leaves the store answering reads, so Ping commits a write of
-// its own row (store_probe) with probePad random bytes: on SQLite each
-// commit appends to the WAL, which the worker's checkpoints truncate, so it
-// fails while the file system has no room; on PostgreSQL the bytes need
-// fresh TOAST pages unless vacuum freed some, as the worker's inserts need
-// fresh pages of their tables (a full data directory can still pass, when
-// the probe's table has room another lacks). Broken connections left from
-// before are dropped on the way (the driver checks a pooled connection idle
-// over a second before reuse). A store opened read-only is only asked to
-// answer.
+// and on PostgreSQL that it takes writes (not a standby): the cheap first
+// look after an error Unavailable recognises, which tells the store's
+// outage from a platform call's broken connection. Broken connections left
+// from before are dropped on the way (the driver checks a pooled connection
+// idle over a second before reuse).
 func (s *Store) Ping(ctx context.Context) error {
-	if s.w.pg {
-		var standby bool
-		if err := s.w.QueryRowxContext(ctx, `SELECT pg_is_in_recovery()`).Scan(&standby); err != nil {
-			return err
-		}
-		if standby {
-			return errStandby
-		}
-	}
-	if s.readOnly {
+	if !s.w.pg {
 		return s.w.PingContext(ctx)
 	}
-	pad := make([]byte, probePad)
+	var standby bool
+	if err := s.w.QueryRowxContext(ctx, `SELECT pg_is_in_recovery()`).Scan(&standby); err != nil {
+		return err
+	}
+	if standby {
+		return errStandby
+	}
+	return nil
+}
+
+// PingWrite is Ping, then a committed write: after an outage it is how a
+// caller learns that the store takes its work again. A full disk leaves the
+// store answering Ping, so PingWrite writes its own row (store_probe) with
+// ProbeBytes random bytes, more than a transaction of the worker writes:
+//   - on SQLite each commit appends to the WAL; while the file system has
+//     no room the append fails, and a WAL reused from its start after a
+//     checkpoint has room for the probe only where it has room for work;
+//   - on PostgreSQL the bytes need fresh TOAST pages unless vacuum freed
+//     some in the probe's table: a data directory full for the large
+//     tables while that table has room passes.
+//
+// Not on a store opened read-only, which is only asked to answer. Each call
+// costs a commit of ProbeBytes: callers probe while an outage lasts, not
+// after every error.
+func (s *Store) PingWrite(ctx context.Context) error {
+	if err := s.Ping(ctx); err != nil || s.readOnly {
+		return err
+	}
+	pad := make([]byte, ProbeBytes)
 	_, _ = rand.Read(pad)
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO store_probe (id, at, pad) VALUES (1, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET at = excluded.at, pad = excluded.pad`, ms64(s.now()), pad); err != nil {
@@ -143,6 +162,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// probePad is how many random bytes Ping writes: a few of PostgreSQL's
-// pages, about what one of the worker's transactions writes.
-const probePad = 16 << 10
+// ProbeBytes is how many random bytes PingWrite writes: a group commit of
+// the worker's on SQLite writes a few hundred KiB at most.
+const ProbeBytes = 1 << 20
+
+// WriteRefused reports whether err is the store refusing a write for want
+// of room or of a device that writes: SQLite's "database or disk is full"
+// and "disk I/O error", PostgreSQL's disk_full. Such an error can only be
+// the store's own (never a platform call's), and no message's statement
+// causes it: a caller holds its work until PingWrite goes through, however
+// many times, without confirming with Ping first (which a full disk
+// passes) and without counting it as the message's.
+func WriteRefused(err error) bool {
+	var liteErr sqlite3.Error
+	if errors.As(err, &liteErr) {
+		return liteErr.Code == sqlite3.ErrFull || liteErr.Code == sqlite3.ErrIoErr
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "53100" // disk_full
+}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/refundhub/refundhub/internal/testenv/pgtest"
@@ -202,9 +203,10 @@ func createCase(ctx context.Context, s *Store, order string) (int64, error) {
 // TestAFullSQLiteFileIsUnavailable: SQLite's "database or disk is full"
 // (here the file held to its size with max_page_count on the writer's
 // connection) says nothing about the work that met it, which used to count
-// it: Unavailable now recognises it, beside a constraint error it does not;
-// Ping, whose write needs pages too, fails while the file cannot grow, and
-// once it can, Ping commits and the same Store writes again.
+// it: Unavailable and WriteRefused now recognise it, beside a constraint
+// error they do not. Ping still answers, as a full disk does; PingWrite,
+// whose write needs pages too, fails while the file cannot grow, and once
+// it can, PingWrite commits and the same Store writes again.
 func TestAFullSQLiteFileIsUnavailable(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, filepath.Join(t.TempDir(), "full.db"), nil)
@@ -229,23 +231,26 @@ func TestAFullSQLiteFileIsUnavailable(t *testing.T) {
 	for i := 1; full == nil && i < 1000; i++ {
 		_, full = createCase(ctx, s, fmt.Sprintf("o%d", i))
 	}
-	if !Unavailable(full) || !strings.Contains(full.Error(), "full") {
-		t.Fatalf("a write with the file full: %v; want the full disk, recognised by Unavailable", full)
+	if !Unavailable(full) || !WriteRefused(full) || !strings.Contains(full.Error(), "full") {
+		t.Fatalf("a write with the file full: %v; want the full disk, recognised by Unavailable and WriteRefused", full)
 	}
-	if err := s.Ping(ctx); err == nil {
-		t.Error("Ping with the file full: nil; want its write to fail")
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping with the file full: %v; want nil (the store answers: why a refused write needs PingWrite)", err)
+	}
+	if err := s.PingWrite(ctx); err == nil {
+		t.Error("PingWrite with the file full: nil; want its write to fail")
 	}
 	if err := s.w.QueryRowContext(ctx, `PRAGMA max_page_count = 1073741823`).Scan(&pages); err != nil {
 		t.Fatal(err)
 	}
 	before := time.Now().UnixMilli()
-	if err := s.Ping(ctx); err != nil {
-		t.Fatalf("Ping with room again: %v", err)
+	if err := s.PingWrite(ctx); err != nil {
+		t.Fatalf("PingWrite with room again: %v", err)
 	}
 	var at int64
 	var pad []byte
-	if err := s.r.QueryRowContext(ctx, `SELECT at, pad FROM store_probe WHERE id = 1`).Scan(&at, &pad); err != nil || at < before || len(pad) != probePad {
-		t.Errorf("store_probe after Ping: at %d (Ping began at %d), %d bytes, %v; want its write committed", at, before, len(pad), err)
+	if err := s.r.QueryRowContext(ctx, `SELECT at, pad FROM store_probe WHERE id = 1`).Scan(&at, &pad); err != nil || at < before || len(pad) != ProbeBytes {
+		t.Errorf("store_probe after PingWrite: at %d (it began at %d), %d bytes, %v; want its write committed", at, before, len(pad), err)
 	}
 	if _, err := createCase(ctx, s, "after"); err != nil {
 		t.Errorf("a write with room again: %v", err)
@@ -268,5 +273,30 @@ func TestABatchLostToAFullDiskSaysWhy(t *testing.T) {
 	conflict := fmt.Errorf("update case 3: %w", ErrVersionConflict)
 	if err := batchLost(conflict, noSavepoint); errors.Is(err, ErrVersionConflict) || Unavailable(err) || !strings.Contains(err.Error(), "case 3") {
 		t.Errorf("batchLost after another update's version conflict: %v; want neither its conflict nor an outage, but its text", err)
+	}
+}
+
+// TestWriteRefusedIsTheStoresOwnRefusal: only a write the store itself
+// refused for want of room or of a working device is held without a ping
+// and without a count; a store gone away (which Ping sees) and a platform
+// call's broken connection are not.
+func TestWriteRefusedIsTheStoresOwnRefusal(t *testing.T) {
+	for err, want := range map[error]bool{
+		fmt.Errorf("commit: %w", sqlite3.Error{Code: sqlite3.ErrFull}):                                 true,
+		fmt.Errorf("commit: %w", sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: 778}):             true,
+		fmt.Errorf("insert: %w", &pgconn.PgError{Code: "53100", Message: "could not extend file"}):     true,
+		fmt.Errorf("insert: %w", &pgconn.PgError{Code: "53300", Message: "too many connections"}):      false,
+		fmt.Errorf("insert: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection"}):    false,
+		fmt.Errorf("insert: %w", sqlite3.Error{Code: sqlite3.ErrConstraint}):                           false,
+		fmt.Errorf("insert: %w", sqlite3.Error{Code: sqlite3.ErrBusy}):                                 false,
+		&url.Error{Op: "Post", URL: "https://platform.example/api", Err: errors.New("disk I/O error")}: false,
+		nil: false,
+	} {
+		if got := WriteRefused(err); got != want {
+			t.Errorf("WriteRefused(%v) = %v; want %v", err, got, want)
+		}
+		if want && !Unavailable(err) {
+			t.Errorf("Unavailable(%v) = false; want true for a refused write", err)
+		}
 	}
 }

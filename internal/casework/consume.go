@@ -141,8 +141,27 @@ func (s *slot) release() {
 }
 
 // maxHeldOutages bounds how many store outages one delivery of a message
-// is held through (handle) before the failure counts as the message's.
+// is held through (handle) before the failure counts as the message's. A
+// write the store refused (casestore.WriteRefused: a full disk, a device
+// that fails to write) is held through without a count: no message's
+// statement fills a disk, and counted, a disk with room for some batches
+// and not others would run messages out of deliveries.
 const maxHeldOutages = 3
+
+// holdStore holds a handler whose work failed with err, already held
+// through held outages that count, until the store is back
+// (storeGate.hold); it reports whether to try the work again, and the
+// outages that count now.
+func (w *Worker) holdStore(ctx context.Context, err error, held int) (bool, int) {
+	refused := casestore.WriteRefused(err)
+	if !casestore.Unavailable(err) || (held >= maxHeldOutages && !refused) || !w.gate.hold(ctx, err) {
+		return false, held
+	}
+	if !refused {
+		held++
+	}
+	return true, held
+}
 
 // delivery is one stream message being handled, with what settling it
 // needs.
@@ -195,9 +214,14 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	// (what a redelivery would bring); the outage counts for nothing. Up to
 	// maxHeldOutages times: a message whose own statement brings the
 	// database down (a server bug, an out-of-memory kill) must run out of
-	// deliveries rather than crash it for ever.
+	// deliveries rather than crash it for ever. A refused write (a full
+	// disk) is held however often it comes back.
 	held := 0
-	for ; held < maxHeldOutages && reason == "" && casestore.Unavailable(err) && w.gate.hold(ctx, err); held++ {
+	for reason == "" {
+		var retry bool
+		if retry, held = w.holdStore(ctx, err, held); !retry {
+			break
+		}
 		again := first
 		msg = &again
 		h, reason, err = w.apply(ctx, msg)

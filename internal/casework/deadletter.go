@@ -37,7 +37,7 @@ func (w *Worker) deadLetterMsg(ctx context.Context, m jetstream.Msg, d deadMessa
 	// waited for), a copy would be applied beside it.
 	stop := w.inProgress(m)
 	err := w.deadLetter(ctx, d, reason, cause)
-	for held := 0; held < maxHeldOutages && casestore.Unavailable(err) && w.gate.hold(ctx, err); held++ {
+	for again, held := w.holdStore(ctx, err, 0); again; again, held = w.holdStore(ctx, err, held) {
 		err = w.deadLetter(ctx, d, reason, cause)
 	}
 	stop()

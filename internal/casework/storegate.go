@@ -25,35 +25,47 @@ const storeProbeMax = 10 * time.Second
 // MaxDeliver, never delivered again.
 //
 // A handler whose work failed with an error casestore.Unavailable
-// recognises asks the gate (hold). The gate pings the store: if it answers,
-// the error was something else (a platform call's broken connection looks
-// the same) and the handler goes on as with any failure. If not, the gate
-// closes: it says so once, one probe looks again with backoff, and every
-// handler that meets the outage waits, its message kept in progress, until
-// the probe gets an answer; then each tries its work again, in the same
-// delivery. The sweeps skip their ticks while it is closed (closed), and
-// /readyz says the database does not answer (readiness checks it too).
+// recognises asks the gate (hold). The gate pings the store (ping, cheap):
+// if it answers, the error was something else (a platform call's broken
+// connection looks the same) and the handler goes on as with any failure.
+// A write the store itself refused (casestore.WriteRefused: a full disk,
+// which a ping passes) needs no such look. Otherwise the gate closes: it
+// says so once, one probe looks again with backoff, committing a write
+// (pingWrite), and every handler that meets the outage waits, its message
+// kept in progress, until the probe's write goes through; then each tries
+// its work again, in the same delivery. The sweeps skip their ticks while
+// it is closed (closed), and /readyz says the database does not answer
+// (readiness checks it too).
+//
+// A gate that closes again soon after it opened (a disk with room for the
+// probe but not for every batch) probes from where the last outage's
+// backoff ended, so that a store that flaps is tried ever less often, as
+// are the held messages' platform calls each retry may make.
 //
 // Holding ends when the worker starts to stop (stopping): a held message
 // has nothing in flight, and going back to JetStream at once beats waiting
 // out the shutdown timeout, which a supervisor may not grant.
 type storeGate struct {
-	ping      func(context.Context) error
+	ping      func(context.Context) error // does the store answer
+	pingWrite func(context.Context) error // does it take a write
 	log       *slog.Logger
 	base, max time.Duration   // the probe's backoff
 	stop      context.Context // done once the worker begins to stop
 	waiting   atomic.Int64    // holds waiting for the store now (read by tests)
 
-	mu    sync.Mutex
-	back  chan struct{} // non-nil while closed; closed when the store answers
-	since time.Time
+	mu     sync.Mutex
+	back   chan struct{} // non-nil while closed; closed when the store answers
+	since  time.Time
+	opened time.Time // when the last outage ended
+	step   int       // the backoff step a probe starting now takes, if soon after opened
 }
 
-// newStoreGate is a gate on ping, probing first after base (at least
-// 10 ms, at most storeProbeMax); it holds nothing once stopping is done.
-func newStoreGate(ping func(context.Context) error, log *slog.Logger, base time.Duration, stopping context.Context) *storeGate {
-	return &storeGate{ping: ping, log: log, base: min(max(base, 10*time.Millisecond), storeProbeMax), max: storeProbeMax,
-		stop: stopping}
+// newStoreGate is a gate on ping and pingWrite, probing first after base
+// (at least 10 ms, at most storeProbeMax); it holds nothing once stopping
+// is done.
+func newStoreGate(ping, pingWrite func(context.Context) error, log *slog.Logger, base time.Duration, stopping context.Context) *storeGate {
+	return &storeGate{ping: ping, pingWrite: pingWrite, log: log, base: min(max(base, 10*time.Millisecond), storeProbeMax),
+		max: storeProbeMax, stop: stopping}
 }
 
 // hold is asked after work failed with err, which casestore.Unavailable
@@ -97,9 +109,9 @@ func (g *storeGate) closed() bool {
 	return g.back != nil
 }
 
-// close returns the channel closed when the store answers again, closing
-// the gate if it is open and the store does not answer; nil when the store
-// answers now.
+// close returns the channel closed when the store takes writes again,
+// closing the gate if it is open and the store does not answer or refused
+// the write itself; nil when the store answers now.
 func (g *storeGate) close(err error) chan struct{} {
 	if g.stopping() {
 		return nil // stopping: nothing is held, and a ping could not tell
@@ -110,26 +122,39 @@ func (g *storeGate) close(err error) chan struct{} {
 		return back
 	}
 	g.mu.Unlock()
-	pctx, cancel := context.WithTimeout(g.stop, 5*time.Second)
-	perr := g.ping(pctx)
-	cancel()
-	if perr == nil || g.stopping() {
-		return nil // the store answers; or stopping cut the ping short
+	var perr error
+	if !casestore.WriteRefused(err) {
+		pctx, cancel := context.WithTimeout(g.stop, 5*time.Second)
+		perr = g.ping(pctx)
+		cancel()
+		if perr == nil || g.stopping() {
+			return nil // the store answers; or stopping cut the ping short
+		}
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.back == nil {
+		step := 0
+		if time.Since(g.opened) < g.max {
+			step = g.step // flapping: go on from the last outage's backoff
+		}
 		g.back, g.since = make(chan struct{}), time.Now()
+		attrs := []any{"err", err}
+		if perr != nil {
+			attrs = append(attrs, "ping", perr)
+		}
 		g.log.Warn("case store unreachable or not writable: holding messages and sweeps until it takes a write; no delivery is counted meanwhile",
-			"err", err, "ping", perr)
-		go g.probe(g.back)
+			attrs...)
+		go g.probe(g.back, step)
 	}
 	return g.back
 }
 
-// probe pings the store with backoff until it answers, then opens the gate.
-func (g *storeGate) probe(back chan struct{}) {
-	for n := 0; ; n++ {
+// probe tries a write with backoff, from step on, until one goes through,
+// then opens the gate.
+func (g *storeGate) probe(back chan struct{}, step int) {
+	n := step
+	for ; ; n++ {
 		t := time.NewTimer(delay.Doubling(g.base, g.max, n))
 		select {
 		case <-g.stop.Done():
@@ -138,7 +163,7 @@ func (g *storeGate) probe(back chan struct{}) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(g.stop, 5*time.Second)
-		err := g.ping(ctx)
+		err := g.pingWrite(ctx)
 		cancel()
 		if err == nil {
 			break
@@ -147,6 +172,7 @@ func (g *storeGate) probe(back chan struct{}) {
 	g.mu.Lock()
 	g.back = nil
 	since := g.since
+	g.opened, g.step = time.Now(), n+1
 	g.mu.Unlock()
 	close(back)
 	g.log.Info("case store reachable again: resuming", "after", time.Since(since).Round(time.Millisecond))

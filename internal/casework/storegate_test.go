@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -12,13 +13,30 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mattn/go-sqlite3"
 )
 
-// fakeStore is a store that answers a ping, or not, as the test says, and
-// counts the pings.
+// fakeStore is a store that answers a ping, or not, and takes a write, or
+// not, as the test says, and counts the pings and the writes tried.
 type fakeStore struct {
-	down  atomic.Bool
-	pings atomic.Int64
+	down   atomic.Bool // answers nothing
+	full   atomic.Bool // answers, takes no write
+	pings  atomic.Int64
+	writes atomic.Int64
+}
+
+func (f *fakeStore) pingWrite(ctx context.Context) error {
+	f.writes.Add(1)
+	if err := f.ping(ctx); err != nil {
+		f.pings.Add(-1) // one look, counted as a write
+		return err
+	}
+	f.pings.Add(-1)
+	if f.full.Load() {
+		return errFull
+	}
+	return nil
 }
 
 func (f *fakeStore) ping(ctx context.Context) error {
@@ -34,6 +52,10 @@ func (f *fakeStore) ping(ctx context.Context) error {
 
 // errRefused is a store error casestore.Unavailable recognises.
 var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+
+// errFull is a write the store refused, casestore.WriteRefused: a full
+// disk, which the store's ping passes.
+var errFull = fmt.Errorf("append timeline: %w", sqlite3.Error{Code: sqlite3.ErrFull})
 
 // lockedBuffer is a log sink the gate's goroutines can share.
 type lockedBuffer struct {
@@ -59,7 +81,7 @@ func newTestGate(t *testing.T) (*storeGate, *fakeStore, *lockedBuffer, context.C
 	var logs lockedBuffer
 	stopping, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
-	return newStoreGate(f.ping, slog.New(slog.NewTextHandler(&logs, nil)), 10*time.Millisecond, stopping), f, &logs, stop
+	return newStoreGate(f.ping, f.pingWrite, slog.New(slog.NewTextHandler(&logs, nil)), 10*time.Millisecond, stopping), f, &logs, stop
 }
 
 // eventually polls cond until it holds, for up to 10 s.
@@ -102,7 +124,7 @@ func TestTheGateHoldsEveryHandlerUntilTheStoreAnswers(t *testing.T) {
 		go func() { results <- g.hold(context.Background(), errRefused) }()
 	}
 	eventually(t, "every handler held", func() bool { return g.waiting.Load() == handlers })
-	eventually(t, "the probe to ping again", func() bool { return f.pings.Load() > handlers })
+	eventually(t, "the probe to try a write", func() bool { return f.writes.Load() > 0 })
 	select {
 	case r := <-results:
 		t.Fatalf("a handler was let go (%v) with the store still down", r)
@@ -153,5 +175,82 @@ func TestTheGateLetsGoWhenTheWorkerStops(t *testing.T) {
 	}
 	if g.hold(context.Background(), errRefused) {
 		t.Error("a new hold while stopping: true; want false at once")
+	}
+}
+
+// TestTheGateHoldsAWriteTheStoreRefusedThoughItAnswers: a full disk leaves
+// the store answering its ping, which used to let the failure through,
+// counted against the message. A write the store itself refused is held
+// without that ping, until the probe's own write goes through.
+func TestTheGateHoldsAWriteTheStoreRefusedThoughItAnswers(t *testing.T) {
+	g, f, logs, _ := newTestGate(t)
+	f.full.Store(true)
+	result := make(chan bool, 1)
+	go func() { result <- g.hold(context.Background(), errFull) }()
+	eventually(t, "the handler held", func() bool { return g.waiting.Load() == 1 })
+	eventually(t, "the probe to try a write twice", func() bool { return f.writes.Load() >= 2 })
+	select {
+	case r := <-result:
+		t.Fatalf("the handler was let go (%v) with the disk still full", r)
+	default:
+	}
+	if f.pings.Load() != 0 {
+		t.Errorf("%d pings that only ask whether the store answers; want none (a full disk passes them)", f.pings.Load())
+	}
+	f.full.Store(false)
+	select {
+	case r := <-result:
+		if !r {
+			t.Error("hold once the store took a write: false; want true (try the work again)")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler still held 30 s after the store took a write")
+	}
+	if !strings.Contains(logs.String(), "database or disk is full") {
+		t.Errorf("the log does not name the refused write:\n%s", logs.String())
+	}
+}
+
+// TestAGateThatFlapsProbesLessOften: a store with room for the probe's
+// write but not for every batch lets the gate open and close again at
+// once. Each outage that follows another within storeProbeMax goes on from
+// the last one's backoff, so that held messages (each retry may call the
+// platform) are tried ever less often, not at the first step's pace.
+func TestAGateThatFlapsProbesLessOften(t *testing.T) {
+	g, _, _, _ := newTestGate(t) // base 10 ms
+	for i := range 4 {
+		closedAt := time.Now()
+		if !g.hold(context.Background(), errFull) {
+			t.Fatal("hold of a refused write: false; want true once the probe's write goes through")
+		}
+		// Timers never fire early: the outage lasted at least the backoff
+		// of its first probe, 10 ms doubled once per outage before it.
+		if min := (10 * time.Millisecond) << i; time.Since(closedAt) < min {
+			t.Errorf("outage %d, right after the last: over in %s; want its first probe after %s at least", i+1, time.Since(closedAt), min)
+		}
+	}
+}
+
+// TestARefusedWriteIsHeldWithoutACount: a message is held through at most
+// maxHeldOutages outages of a store that went away (one whose statement
+// crashes the database must run out of deliveries), but a write the store
+// refused (a full disk) is held however often it comes back, uncounted.
+func TestARefusedWriteIsHeldWithoutACount(t *testing.T) {
+	g, f, _, _ := newTestGate(t)
+	w := &Worker{gate: g}
+	if again, held := w.holdStore(context.Background(), errFull, maxHeldOutages); !again || held != maxHeldOutages {
+		t.Errorf("a refused write after %d outages: again %v, held %d; want held again, uncounted", maxHeldOutages, again, held)
+	}
+	if again, held := w.holdStore(context.Background(), errRefused, 0); again || held != 0 {
+		t.Errorf("a broken connection with the store answering: again %v, held %d; want it to go on as any failure", again, held)
+	}
+	f.down.Store(true)
+	pings := f.pings.Load()
+	if again, held := w.holdStore(context.Background(), errRefused, maxHeldOutages); again || held != maxHeldOutages || g.closed() || f.pings.Load() != pings {
+		t.Errorf("a store gone away a fourth time: again %v, held %d, gate closed %v after %d pings; want the failure counted, not held",
+			again, held, g.closed(), f.pings.Load()-pings)
+	}
+	if again, _ := w.holdStore(context.Background(), errors.New("constraint failed"), 0); again {
+		t.Error("an error about the work: held; want it to go on as any failure")
 	}
 }

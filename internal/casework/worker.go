@@ -197,7 +197,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: log, store: deps.Store, engine: deps.Engine, parser: parser, js: deps.JetStream,
 		metrics: deps.Metrics, tracer: tracer, ready: readiness{conn: deps.JetStream.Conn(), store: deps.Store},
 		sem: make(chan struct{}, cfg.Concurrency), verifying: make(chan struct{}, cfg.Concurrency), active: map[int64]bool{},
-		gate: newStoreGate(deps.Store.Ping, log, cfg.RetryBase, stopping), stop: stop}
+		gate: newStoreGate(deps.Store.Ping, deps.Store.PingWrite, log, cfg.RetryBase, stopping), stop: stop}
 	w.ready.gate = w.gate
 	up := func() bool { return !w.gate.closed() }
 	deps.Metrics.state.storeUp.Store(&up)

@@ -38,7 +38,7 @@ func Write(t testing.TB, st *casestore.Store, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Ping(ctx); err != nil { // the worker's probe row (store_probe), as after an outage
+	if err := st.PingWrite(ctx); err != nil { // the worker's probe row (store_probe), as after an outage
 		t.Fatal(err)
 	}
 	if err := st.Update(ctx, func(tx *casestore.Tx) error {
