@@ -40,11 +40,13 @@ func Unavailable(err error) bool {
 	}
 	var liteErr sqlite3.Error
 	if errors.As(err, &liteErr) {
-		// A full disk or an I/O error (WriteRefused): the same write goes
-		// through once there is room or the device writes again. A locked
-		// database (SQLITE_BUSY) is not here: the store's busy timeout
-		// waits for the lock, and past it the failure is the work's, as
-		// any other contention is.
+		// A full disk or a write that failed (WriteRefused): the same
+		// write goes through once there is room or the device writes
+		// again. Not a read that failed (a bad sector under some case's
+		// pages: the work's, as a corrupt row would be), nor a locked
+		// database (SQLITE_BUSY: the store's busy timeout waits for the
+		// lock, and past it the failure is the work's, as any other
+		// contention is).
 		return WriteRefused(err)
 	}
 	var pgErr *pgconn.PgError
@@ -72,7 +74,7 @@ func Unavailable(err error) bool {
 // Misconfigured reports whether a connection failed, at a process's
 // start, for a reason waiting is unlikely to cure: a host name that does
 // not exist, a certificate that does not verify, SQLite's file giving an
-// I/O error. (A wrong password is a
+// I/O error other than a refused write. (A wrong password is a
 // PgError of class 28, which Unavailable is false for.) A connection that
 // timed out is not among them: a host that drops packets, mid-failover or
 // cut off, is an outage. The driver joins the errors of every address it
@@ -99,10 +101,11 @@ func misconfigured(err error) bool {
 	case *tls.CertificateVerificationError, x509.UnknownAuthorityError, x509.HostnameError, x509.CertificateInvalidError:
 		return true
 	case sqlite3.Error:
-		// An I/O error opening SQLite's file: a file system it cannot use
-		// (locks or shared memory on a network mount) or a failing device.
-		// A full disk (ErrFull) is waited for.
-		return e.Code == sqlite3.ErrIoErr
+		// An I/O error opening SQLite's file other than a write refused:
+		// a file system it cannot use (locks or shared memory on a network
+		// mount) or a device failing reads. A full disk, a write that
+		// failed (WriteRefused) is waited for.
+		return e.Code == sqlite3.ErrIoErr && !WriteRefused(e)
 	}
 	if next := errors.Unwrap(err); next != nil {
 		return misconfigured(next)
@@ -138,22 +141,28 @@ func (s *Store) Ping(ctx context.Context) error {
 // PingWrite is Ping, then a committed write: after an outage it is how a
 // caller learns that the store takes its work again. A full disk leaves the
 // store answering Ping, so PingWrite writes its own row (store_probe) with
-// ProbeBytes random bytes, more than a transaction of the worker writes:
-//   - on SQLite each commit appends to the WAL; while the file system has
-//     no room the append fails, and a WAL reused from its start after a
-//     checkpoint has room for the probe only where it has room for work;
-//   - on PostgreSQL the bytes need fresh TOAST pages unless vacuum freed
-//     some in the probe's table: a data directory full for the large
-//     tables while that table has room passes.
+// random bytes:
+//   - on SQLite 1 MiB, more than a group commit of the worker's writes:
+//     each commit appends to the WAL, and while the file system has no room
+//     the append fails; a WAL reused from its start after a checkpoint has
+//     room for the probe where it has room for the next batches, about;
+//   - on PostgreSQL 64 KiB, which need fresh TOAST pages unless vacuum
+//     freed some in the probe's table: once it has, a data directory full
+//     for the large tables passes, and the refused writes are tried again
+//     at the probe's pace.
 //
 // Not on a store opened read-only, which is only asked to answer. Each call
-// costs a commit of ProbeBytes: callers probe while an outage lasts, not
+// costs a commit of those bytes: callers probe while an outage lasts, not
 // after every error.
 func (s *Store) PingWrite(ctx context.Context) error {
 	if err := s.Ping(ctx); err != nil || s.readOnly {
 		return err
 	}
-	pad := make([]byte, ProbeBytes)
+	n := probeBytesSQLite
+	if s.w.pg {
+		n = probeBytesPostgres
+	}
+	pad := make([]byte, n)
 	_, _ = rand.Read(pad)
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO store_probe (id, at, pad) VALUES (1, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET at = excluded.at, pad = excluded.pad`, ms64(s.now()), pad); err != nil {
@@ -162,21 +171,32 @@ func (s *Store) PingWrite(ctx context.Context) error {
 	return nil
 }
 
-// ProbeBytes is how many random bytes PingWrite writes: a group commit of
-// the worker's on SQLite writes a few hundred KiB at most.
-const ProbeBytes = 1 << 20
+// How many random bytes PingWrite writes (see there).
+const (
+	probeBytesSQLite   = 1 << 20
+	probeBytesPostgres = 64 << 10
+)
 
 // WriteRefused reports whether err is the store refusing a write for want
 // of room or of a device that writes: SQLite's "database or disk is full"
-// and "disk I/O error", PostgreSQL's disk_full. Such an error can only be
-// the store's own (never a platform call's), and no message's statement
-// causes it: a caller holds its work until PingWrite goes through, however
-// many times, without confirming with Ping first (which a full disk
-// passes) and without counting it as the message's.
+// and its "disk I/O error" from a write, a sync or a file's growth (not
+// from a read, not about locks), PostgreSQL's disk_full. Such an error can
+// only be the store's own (never a platform call's), and no message's
+// statement causes it: a caller holds its work until PingWrite goes
+// through, however many times, without confirming with Ping first (which
+// a full disk passes) and without counting it as the message's.
 func WriteRefused(err error) bool {
 	var liteErr sqlite3.Error
 	if errors.As(err, &liteErr) {
-		return liteErr.Code == sqlite3.ErrFull || liteErr.Code == sqlite3.ErrIoErr
+		if liteErr.Code == sqlite3.ErrFull {
+			return true
+		}
+		switch liteErr.ExtendedCode {
+		case sqlite3.ErrNoExtended(sqlite3.ErrIoErr), sqlite3.ErrIoErrWrite, sqlite3.ErrIoErrFsync, sqlite3.ErrIoErrDirFsync,
+			sqlite3.ErrIoErrTruncate, sqlite3.ErrIoErrSHMSize:
+			return liteErr.Code == sqlite3.ErrIoErr
+		}
+		return false
 	}
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "53100" // disk_full

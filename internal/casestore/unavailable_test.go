@@ -249,7 +249,7 @@ func TestAFullSQLiteFileIsUnavailable(t *testing.T) {
 	}
 	var at int64
 	var pad []byte
-	if err := s.r.QueryRowContext(ctx, `SELECT at, pad FROM store_probe WHERE id = 1`).Scan(&at, &pad); err != nil || at < before || len(pad) != ProbeBytes {
+	if err := s.r.QueryRowContext(ctx, `SELECT at, pad FROM store_probe WHERE id = 1`).Scan(&at, &pad); err != nil || at < before || len(pad) != probeBytesSQLite {
 		t.Errorf("store_probe after PingWrite: at %d (it began at %d), %d bytes, %v; want its write committed", at, before, len(pad), err)
 	}
 	if _, err := createCase(ctx, s, "after"); err != nil {
@@ -282,14 +282,20 @@ func TestABatchLostToAFullDiskSaysWhy(t *testing.T) {
 // call's broken connection are not.
 func TestWriteRefusedIsTheStoresOwnRefusal(t *testing.T) {
 	for err, want := range map[error]bool{
-		fmt.Errorf("commit: %w", sqlite3.Error{Code: sqlite3.ErrFull}):                                 true,
-		fmt.Errorf("commit: %w", sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: 778}):             true,
-		fmt.Errorf("insert: %w", &pgconn.PgError{Code: "53100", Message: "could not extend file"}):     true,
-		fmt.Errorf("insert: %w", &pgconn.PgError{Code: "53300", Message: "too many connections"}):      false,
-		fmt.Errorf("insert: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection"}):    false,
-		fmt.Errorf("insert: %w", sqlite3.Error{Code: sqlite3.ErrConstraint}):                           false,
-		fmt.Errorf("insert: %w", sqlite3.Error{Code: sqlite3.ErrBusy}):                                 false,
-		&url.Error{Op: "Post", URL: "https://platform.example/api", Err: errors.New("disk I/O error")}: false,
+		fmt.Errorf("commit: %w", sqlite3.Error{Code: sqlite3.ErrFull}):                                       true,
+		fmt.Errorf("commit: %w", sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrWrite}): true,
+		fmt.Errorf("commit: %w", sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrFsync}): true,
+		// A read that failed (a bad sector under one case's pages) is the
+		// work's: a probe's write would pass, and the message be held for
+		// ever. So are lock errors (a network mount without locks).
+		fmt.Errorf("select: %w", sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrRead}): false,
+		fmt.Errorf("begin: %w", sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrLock}):  false,
+		fmt.Errorf("insert: %w", &pgconn.PgError{Code: "53100", Message: "could not extend file"}):          true,
+		fmt.Errorf("insert: %w", &pgconn.PgError{Code: "53300", Message: "too many connections"}):           false,
+		fmt.Errorf("insert: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection"}):         false,
+		fmt.Errorf("insert: %w", sqlite3.Error{Code: sqlite3.ErrConstraint}):                                false,
+		fmt.Errorf("insert: %w", sqlite3.Error{Code: sqlite3.ErrBusy}):                                      false,
+		&url.Error{Op: "Post", URL: "https://platform.example/api", Err: errors.New("disk I/O error")}:      false,
 		nil: false,
 	} {
 		if got := WriteRefused(err); got != want {
@@ -297,6 +303,19 @@ func TestWriteRefusedIsTheStoresOwnRefusal(t *testing.T) {
 		}
 		if want && !Unavailable(err) {
 			t.Errorf("Unavailable(%v) = false; want true for a refused write", err)
+		}
+	}
+	// At a start: a full disk or a write that failed is waited for; an I/O
+	// error of another kind (no locks on a network mount, a device failing
+	// reads) ends the start, as waiting is unlikely to cure it.
+	for err, want := range map[error]bool{
+		fmt.Errorf("open: %w", sqlite3.Error{Code: sqlite3.ErrFull}):                                        false,
+		fmt.Errorf("open: %w", sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrWrite}):  false,
+		fmt.Errorf("open: %w", sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrSHMMap}): true,
+		fmt.Errorf("open: %w", sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrRead}):   true,
+	} {
+		if got := Misconfigured(err); got != want {
+			t.Errorf("Misconfigured(%v) = %v; want %v", err, got, want)
 		}
 	}
 }

@@ -148,13 +148,13 @@ func (s *slot) release() {
 // and not others would run messages out of deliveries.
 const maxHeldOutages = 3
 
-// holdStore holds a handler whose work failed with err, already held
-// through held outages that count, until the store is back
-// (storeGate.hold); it reports whether to try the work again, and the
-// outages that count now.
-func (w *Worker) holdStore(ctx context.Context, err error, held int) (bool, int) {
+// holdStore holds a handler whose work, begun in the gate's generation
+// seen, failed with err, already held through held outages that count,
+// until the store is back (storeGate.hold); it reports whether to try the
+// work again, and the outages that count now.
+func (w *Worker) holdStore(ctx context.Context, err error, held int, seen uint64) (bool, int) {
 	refused := casestore.WriteRefused(err)
-	if !casestore.Unavailable(err) || (held >= maxHeldOutages && !refused) || !w.gate.hold(ctx, err) {
+	if !casestore.Unavailable(err) || (held >= maxHeldOutages && !refused) || !w.gate.hold(ctx, err, seen) {
 		return false, held
 	}
 	if !refused {
@@ -207,6 +207,7 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 
 	stop := w.inProgress(m)
 	first := *msg
+	seen := w.gate.generation()
 	h, reason, err := w.apply(ctx, msg)
 	kept, lag, verified := msg.Deferred, msg.Lag, msg.Verified
 	// The store did not answer: the message waits, in progress, for it to
@@ -219,11 +220,12 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	held := 0
 	for reason == "" {
 		var retry bool
-		if retry, held = w.holdStore(ctx, err, held); !retry {
+		if retry, held = w.holdStore(ctx, err, held, seen); !retry {
 			break
 		}
 		again := first
 		msg = &again
+		seen = w.gate.generation()
 		h, reason, err = w.apply(ctx, msg)
 		kept = kept || msg.Deferred
 		if lag != 0 {
@@ -251,7 +253,7 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 		w.deadLetterMsg(ctx, m, d.dead, events.DeadPermanentError, err)
 	case errors.Is(err, refundflow.ErrNoCase):
 		w.awaitCase(ctx, d, err)
-	case held < maxHeldOutages && casestore.Unavailable(err) && w.gate.stopping() && w.gate.closed() &&
+	case (held < maxHeldOutages || casestore.WriteRefused(err)) && casestore.Unavailable(err) && w.gate.stopping() && w.gate.closed() &&
 		int(meta.NumDelivered) < w.cfg.MaxDeliver+2:
 		// Stopping during an outage the gate confirmed: the message goes
 		// back at once, not as a dead letter (it never failed on its

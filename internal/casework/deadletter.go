@@ -36,8 +36,10 @@ func (w *Worker) deadLetterMsg(ctx context.Context, m jetstream.Msg, d deadMessa
 	// while the dead letter is being written (a slow store, one away and
 	// waited for), a copy would be applied beside it.
 	stop := w.inProgress(m)
+	seen := w.gate.generation()
 	err := w.deadLetter(ctx, d, reason, cause)
-	for again, held := w.holdStore(ctx, err, 0); again; again, held = w.holdStore(ctx, err, held) {
+	for again, held := w.holdStore(ctx, err, 0, seen); again; again, held = w.holdStore(ctx, err, held, seen) {
+		seen = w.gate.generation()
 		err = w.deadLetter(ctx, d, reason, cause)
 	}
 	stop()

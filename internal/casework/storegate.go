@@ -53,6 +53,10 @@ type storeGate struct {
 	stop      context.Context // done once the worker begins to stop
 	waiting   atomic.Int64    // holds waiting for the store now (read by tests)
 
+	// gen counts the outages ended: a refused write from work begun
+	// before the gate last opened says nothing of the store now (stale).
+	gen atomic.Uint64
+
 	mu     sync.Mutex
 	back   chan struct{} // non-nil while closed; closed when the store answers
 	since  time.Time
@@ -68,12 +72,28 @@ func newStoreGate(ping, pingWrite func(context.Context) error, log *slog.Logger,
 		max: storeProbeMax, stop: stopping}
 }
 
-// hold is asked after work failed with err, which casestore.Unavailable
-// recognises. It returns true once the store answers again after an
-// outage: the caller tries its work again. False when the store answers
-// now (err was not the store's), or when ctx ends or the worker starts to
-// stop first: the caller goes on as after any failure.
-func (g *storeGate) hold(ctx context.Context, err error) bool {
+// generation is read before work that may meet the store's outage, and
+// given to hold or trip with its error.
+func (g *storeGate) generation() uint64 { return g.gen.Load() }
+
+// stale reports whether err is a write the store refused to work begun in
+// generation seen, before the gate last opened: the store has taken a
+// write since, so err does not close the gate again (a slow handler of a
+// batch that failed would make everyone wait out another probe).
+func (g *storeGate) stale(err error, seen uint64) bool {
+	return casestore.WriteRefused(err) && g.gen.Load() != seen
+}
+
+// hold is asked after work begun in generation seen failed with err, which
+// casestore.Unavailable recognises. It returns true once the store takes
+// writes again after an outage, or at once when err is stale: the caller
+// reads the generation again and tries its work again. False when the
+// store answers now (err was not the store's), or when ctx ends or the
+// worker starts to stop first: the caller goes on as after any failure.
+func (g *storeGate) hold(ctx context.Context, err error, seen uint64) bool {
+	if g.stale(err, seen) && !g.stopping() {
+		return true // once per generation: a retry that fails again is not stale
+	}
 	back := g.close(err)
 	if back == nil {
 		return false
@@ -90,12 +110,13 @@ func (g *storeGate) hold(ctx context.Context, err error) bool {
 	}
 }
 
-// trip closes the gate if err is the store's and the store does not
-// answer, without waiting: a sweep that met the outage stops until the
-// gate opens, and the gate opens (its probe runs) even with no message in
-// hand. It reports whether the gate is closed.
-func (g *storeGate) trip(err error) bool {
-	return casestore.Unavailable(err) && g.close(err) != nil
+// trip closes the gate if err, met by work begun in generation seen, is the
+// store's and the store does not answer or refused the write (not stale),
+// without waiting: a sweep that met the outage stops until the gate opens,
+// and the gate opens (its probe runs) even with no message in hand. It
+// reports whether the gate is closed.
+func (g *storeGate) trip(err error, seen uint64) bool {
+	return casestore.Unavailable(err) && !g.stale(err, seen) && g.close(err) != nil
 }
 
 // stopping reports whether the worker has begun to stop: hold no longer
@@ -162,7 +183,7 @@ func (g *storeGate) probe(back chan struct{}, step int) {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(g.stop, 5*time.Second)
+		ctx, cancel := context.WithTimeout(g.stop, 30*time.Second) // a write, on a slow link or disk
 		err := g.pingWrite(ctx)
 		cancel()
 		if err == nil {
@@ -173,6 +194,7 @@ func (g *storeGate) probe(back chan struct{}, step int) {
 	g.back = nil
 	since := g.since
 	g.opened, g.step = time.Now(), n+1
+	g.gen.Add(1)
 	g.mu.Unlock()
 	close(back)
 	g.log.Info("case store reachable again: resuming", "after", time.Since(since).Round(time.Millisecond))

@@ -28,11 +28,9 @@ type fakeStore struct {
 
 func (f *fakeStore) pingWrite(ctx context.Context) error {
 	f.writes.Add(1)
-	if err := f.ping(ctx); err != nil {
-		f.pings.Add(-1) // one look, counted as a write
+	if err := f.answer(ctx); err != nil {
 		return err
 	}
-	f.pings.Add(-1)
 	if f.full.Load() {
 		return errFull
 	}
@@ -41,6 +39,11 @@ func (f *fakeStore) pingWrite(ctx context.Context) error {
 
 func (f *fakeStore) ping(ctx context.Context) error {
 	f.pings.Add(1)
+	return f.answer(ctx)
+}
+
+// answer is whether the store answers, uncounted.
+func (f *fakeStore) answer(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -100,13 +103,13 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // An error that is no outage at all is not even pinged for.
 func TestTheGateLetsAnErrorThroughWhenTheStoreAnswers(t *testing.T) {
 	g, f, logs, _ := newTestGate(t)
-	if g.hold(context.Background(), errRefused) {
+	if g.hold(context.Background(), errRefused, g.generation()) {
 		t.Error("hold with the store answering: true; want false (not the store's error)")
 	}
 	if g.closed() || f.pings.Load() != 1 || logs.String() != "" {
 		t.Errorf("closed %v, %d pings, logs %q; want open, one ping, nothing logged", g.closed(), f.pings.Load(), logs.String())
 	}
-	if g.trip(errors.New("constraint failed")) || f.pings.Load() != 1 {
+	if g.trip(errors.New("constraint failed"), g.generation()) || f.pings.Load() != 1 {
 		t.Errorf("trip on an error about the work: closed %v after %d pings; want open, no ping", g.closed(), f.pings.Load())
 	}
 }
@@ -121,7 +124,7 @@ func TestTheGateHoldsEveryHandlerUntilTheStoreAnswers(t *testing.T) {
 	const handlers = 5
 	results := make(chan bool, handlers)
 	for range handlers {
-		go func() { results <- g.hold(context.Background(), errRefused) }()
+		go func() { results <- g.hold(context.Background(), errRefused, g.generation()) }()
 	}
 	eventually(t, "every handler held", func() bool { return g.waiting.Load() == handlers })
 	eventually(t, "the probe to try a write", func() bool { return f.writes.Load() > 0 })
@@ -130,7 +133,7 @@ func TestTheGateHoldsEveryHandlerUntilTheStoreAnswers(t *testing.T) {
 		t.Fatalf("a handler was let go (%v) with the store still down", r)
 	default:
 	}
-	if g.trip(errRefused) != true {
+	if g.trip(errRefused, g.generation()) != true {
 		t.Error("trip while closed: false; want true (the sweeps skip their tick)")
 	}
 	f.down.Store(false)
@@ -162,7 +165,7 @@ func TestTheGateLetsGoWhenTheWorkerStops(t *testing.T) {
 	g, f, _, stop := newTestGate(t)
 	f.down.Store(true)
 	result := make(chan bool, 1)
-	go func() { result <- g.hold(context.Background(), errRefused) }()
+	go func() { result <- g.hold(context.Background(), errRefused, g.generation()) }()
 	eventually(t, "the handler held", func() bool { return g.waiting.Load() == 1 })
 	stop()
 	select {
@@ -173,7 +176,7 @@ func TestTheGateLetsGoWhenTheWorkerStops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("hold did not return 10 s after the worker began to stop")
 	}
-	if g.hold(context.Background(), errRefused) {
+	if g.hold(context.Background(), errRefused, g.generation()) {
 		t.Error("a new hold while stopping: true; want false at once")
 	}
 }
@@ -186,7 +189,7 @@ func TestTheGateHoldsAWriteTheStoreRefusedThoughItAnswers(t *testing.T) {
 	g, f, logs, _ := newTestGate(t)
 	f.full.Store(true)
 	result := make(chan bool, 1)
-	go func() { result <- g.hold(context.Background(), errFull) }()
+	go func() { result <- g.hold(context.Background(), errFull, g.generation()) }()
 	eventually(t, "the handler held", func() bool { return g.waiting.Load() == 1 })
 	eventually(t, "the probe to try a write twice", func() bool { return f.writes.Load() >= 2 })
 	select {
@@ -220,7 +223,7 @@ func TestAGateThatFlapsProbesLessOften(t *testing.T) {
 	g, _, _, _ := newTestGate(t) // base 10 ms
 	for i := range 4 {
 		closedAt := time.Now()
-		if !g.hold(context.Background(), errFull) {
+		if !g.hold(context.Background(), errFull, g.generation()) {
 			t.Fatal("hold of a refused write: false; want true once the probe's write goes through")
 		}
 		// Timers never fire early: the outage lasted at least the backoff
@@ -238,19 +241,50 @@ func TestAGateThatFlapsProbesLessOften(t *testing.T) {
 func TestARefusedWriteIsHeldWithoutACount(t *testing.T) {
 	g, f, _, _ := newTestGate(t)
 	w := &Worker{gate: g}
-	if again, held := w.holdStore(context.Background(), errFull, maxHeldOutages); !again || held != maxHeldOutages {
+	if again, held := w.holdStore(context.Background(), errFull, maxHeldOutages, g.generation()); !again || held != maxHeldOutages {
 		t.Errorf("a refused write after %d outages: again %v, held %d; want held again, uncounted", maxHeldOutages, again, held)
 	}
-	if again, held := w.holdStore(context.Background(), errRefused, 0); again || held != 0 {
+	if again, held := w.holdStore(context.Background(), errRefused, 0, g.generation()); again || held != 0 {
 		t.Errorf("a broken connection with the store answering: again %v, held %d; want it to go on as any failure", again, held)
 	}
 	f.down.Store(true)
 	pings := f.pings.Load()
-	if again, held := w.holdStore(context.Background(), errRefused, maxHeldOutages); again || held != maxHeldOutages || g.closed() || f.pings.Load() != pings {
+	if again, held := w.holdStore(context.Background(), errRefused, maxHeldOutages, g.generation()); again || held != maxHeldOutages || g.closed() || f.pings.Load() != pings {
 		t.Errorf("a store gone away a fourth time: again %v, held %d, gate closed %v after %d pings; want the failure counted, not held",
 			again, held, g.closed(), f.pings.Load()-pings)
 	}
-	if again, _ := w.holdStore(context.Background(), errors.New("constraint failed"), 0); again {
+	if again, _ := w.holdStore(context.Background(), errors.New("constraint failed"), 0, g.generation()); again {
 		t.Error("an error about the work: held; want it to go on as any failure")
+	}
+}
+
+// TestARefusedWriteFromBeforeTheStoreCameBackIsTriedAgainAtOnce: work of a
+// batch that failed on a full disk, but slow to report it, used to close
+// the gate again after the probe's write had gone through, and everyone
+// waited out another probe with the store taking writes. Such a stale
+// refusal is tried again at once, without closing the gate; a refusal of
+// work begun since closes it as before.
+func TestARefusedWriteFromBeforeTheStoreCameBackIsTriedAgainAtOnce(t *testing.T) {
+	g, f, _, _ := newTestGate(t)
+	f.full.Store(true)
+	before := g.generation()
+	done := make(chan bool, 1)
+	go func() { done <- g.hold(context.Background(), errFull, before) }()
+	eventually(t, "the probe to try a write", func() bool { return f.writes.Load() > 0 })
+	f.full.Store(false)
+	if !<-done {
+		t.Fatal("hold once the store took a write: false; want true")
+	}
+	writes := f.writes.Load()
+	if !g.hold(context.Background(), errFull, before) || g.closed() || f.writes.Load() != writes {
+		t.Errorf("a refusal of work begun before the store came back: gate closed %v, %d more probes; want a retry at once, the gate open",
+			g.closed(), f.writes.Load()-writes)
+	}
+	if g.trip(errFull, before) || g.closed() {
+		t.Error("a sweep's refusal from before the store came back closed the gate")
+	}
+	f.full.Store(true)
+	if !g.trip(errFull, g.generation()) {
+		t.Error("a refusal of work begun since: the gate stayed open; want it closed")
 	}
 }

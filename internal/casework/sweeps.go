@@ -61,10 +61,11 @@ func (w *Worker) wake(ctx, work context.Context, id int64, kind refundflow.Input
 		// A timer or reconcile wake starts its own trace.
 		sctx, span := w.tracer.Start(work, "wake "+string(kind), trace.WithAttributes(attribute.Int64("case", id)))
 		defer span.End()
+		seen := w.gate.generation()
 		h, err := w.engine.Wake(sctx, id, kind)
 		if err != nil {
 			span.SetStatus(codes.Error, "retry later")
-			if w.gate.trip(err) {
+			if w.gate.trip(err, seen) {
 				return // said once by the gate; the case's timer is still due when the store is back
 			}
 			w.log.InfoContext(sctx, "wake: retry later", "case", id, "kind", kind, "err", err)
@@ -87,9 +88,10 @@ func (w *Worker) wake(ctx, work context.Context, id int64, kind refundflow.Input
 // MaxDeliver times, becomes a dead letter; one that failed otherwise waits
 // again with the usual backoff.
 func (w *Worker) takeUp(ctx context.Context, id int64) {
+	seen := w.gate.generation()
 	waiting, err := w.store.DeferredInputs(ctx, id)
 	if err != nil {
-		if !w.gate.trip(err) {
+		if !w.gate.trip(err, seen) {
 			w.log.Warn("deferred inputs", "case", id, "err", err)
 		}
 		return
@@ -116,10 +118,11 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		}
 		msg := &refundflow.Message{ID: d.MsgID, Stream: d.Stream, Seq: d.StreamSeq, Subject: d.Subject,
 			Source: d.Source, Payload: d.Payload, Deferred: true}
+		seen = w.gate.generation()
 		h, reason, err := w.apply(ctx, msg)
 		var dlErr error
 		switch {
-		case reason == "" && w.gate.trip(err):
+		case reason == "" && w.gate.trip(err, seen):
 			return // the row stays as it was: taken up when the store is back
 		case reason != "":
 			dlErr = w.deadLetter(ctx, dm, reason, err)
@@ -163,9 +166,10 @@ func (w *Worker) timers(ctx, work context.Context) {
 		if w.gate.closed() {
 			continue
 		}
+		seen := w.gate.generation()
 		due, err := w.store.DueCases(ctx, time.Now(), 200)
 		if err != nil {
-			if ctx.Err() == nil && !w.gate.trip(err) {
+			if ctx.Err() == nil && !w.gate.trip(err, seen) {
 				w.log.Warn("due cases", "err", err)
 			}
 			continue
@@ -178,9 +182,10 @@ func (w *Worker) timers(ctx, work context.Context) {
 				w.metrics.timerWakes.Inc()
 			}
 		}
+		seen = w.gate.generation()
 		waiting, err := w.store.DueDeferredCases(ctx, time.Now(), 200)
 		if err != nil {
-			if ctx.Err() == nil && !w.gate.trip(err) {
+			if ctx.Err() == nil && !w.gate.trip(err, seen) {
 				w.log.Warn("due deferred inputs", "err", err)
 			}
 			continue
@@ -209,9 +214,10 @@ func (w *Worker) reconciler(ctx, work context.Context) {
 		if w.gate.closed() {
 			continue
 		}
+		seen := w.gate.generation()
 		stale, err := w.store.StaleOpenCases(ctx, time.Now().Add(-w.cfg.ReconcileAge), 500)
 		if err != nil {
-			if ctx.Err() == nil && !w.gate.trip(err) {
+			if ctx.Err() == nil && !w.gate.trip(err, seen) {
 				w.log.Warn("stale cases", "err", err)
 			}
 			continue
