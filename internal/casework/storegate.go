@@ -196,6 +196,8 @@ func (g *storeGate) probe(back chan struct{}, step int) {
 	g.opened, g.step = time.Now(), n+1
 	g.gen.Add(1)
 	g.mu.Unlock()
-	close(back)
+	// Said before the held handlers go on, so that the line comes before
+	// anything they log.
 	g.log.Info("case store reachable again: resuming", "after", time.Since(since).Round(time.Millisecond))
+	close(back)
 }
