@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -196,4 +200,147 @@ func TestWorkerStartedOnAStandbyWaitsForItsPromotion(t *testing.T) {
 	})
 	_ = promoted.Close()
 	primary.Restart(t) // for the database's cleanup (split-brain in production; thrown away here)
+}
+
+// TestAWorkerWhoseDatabaseAddressMovesToAStandbyWaitsForItsPromotion: the
+// database fails over under load behind one address (a virtual IP or a
+// proxy, which production.md offers beside multi-host URLs): the primary
+// crashes and the address moves to its standby, dropping every connection,
+// before the standby is promoted (an answer to Ping that does not say
+// "standby" would let every write's "read-only transaction" count). The worker's new connections then reach
+// a server that takes no writes: it holds its messages (/readyz 503, one
+// line each way) rather than failing them on "read-only transaction", and
+// finishes every case on the promoted standby, with synchronous
+// replication (as production.md asks) nothing submitted twice
+// (rideOutAStoreOutage).
+func TestAWorkerWhoseDatabaseAddressMovesToAStandbyWaitsForItsPromotion(t *testing.T) {
+	primary := pgtest.Start(t, pgtest.Options{Durable: true})
+	direct, err := url.Parse(primary.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	address := newMovingAddress(t, primary.Addr())
+	viaAddress := *direct
+	viaAddress.Host = address.addr()
+	s := newStack(t, sandbox.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 20 * time.Millisecond},
+		sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, outageEnv(map[string]string{"DB_URL": viaAddress.String()}))
+	standby := primary.StartStandby(t) // a copy of the migrated database
+	synchronousReplication(t, direct.String())
+	t.Cleanup(func() { // the old primary back for the database's cleanup, alone
+		primary.Restart(t)
+		synchronousReplicationOff(t, direct.String())
+	})
+	w := s.start()
+	rideOutAStoreOutage(t, s, w, "pg-move", func() {
+		// The address first: the worker's first look after its
+		// connections drop finds a server that answers, and only its
+		// being a standby tells the outage.
+		address.move(standby.Addr())
+		primary.Crash(t)
+	}, func() { standby.Promote(t) })
+}
+
+// synchronousReplication makes the primary at dbURL wait for its standby
+// to have each commit before acknowledging it, and waits until it does.
+func synchronousReplication(t *testing.T, dbURL string) {
+	t.Helper()
+	db, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	for _, q := range []string{`ALTER SYSTEM SET synchronous_standby_names = '*'`, `SELECT pg_reload_conf()`} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	waitFor(t, 30*time.Second, "the standby to replicate synchronously", func() bool {
+		var n int
+		err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'`).Scan(&n)
+		return err == nil && n == 1
+	})
+}
+
+// synchronousReplicationOff undoes synchronousReplication on a primary
+// left without its standby, whose commits would wait for ever.
+func synchronousReplicationOff(t *testing.T, dbURL string) {
+	t.Helper()
+	db, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{`ALTER SYSTEM RESET synchronous_standby_names`, `SELECT pg_reload_conf()`} {
+		if _, err := db.ExecContext(context.Background(), q); err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+}
+
+// movingAddress is one address in front of a database server, as a
+// virtual IP or a proxy is: it forwards each connection to the server it
+// points at, and moving it drops the connections it carries, as a virtual
+// IP moving to another host does.
+type movingAddress struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	target string
+	conns  map[net.Conn]struct{}
+}
+
+func newMovingAddress(t *testing.T, target string) *movingAddress {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &movingAddress{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	go a.serve()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		a.drop()
+	})
+	return a
+}
+
+func (a *movingAddress) addr() string { return a.ln.Addr().String() }
+
+// move points the address at target and drops every connection it carries.
+func (a *movingAddress) move(target string) {
+	a.mu.Lock()
+	a.target = target
+	a.mu.Unlock()
+	a.drop()
+}
+
+func (a *movingAddress) drop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for c := range a.conns {
+		_ = c.Close()
+		delete(a.conns, c)
+	}
+}
+
+func (a *movingAddress) serve() {
+	for {
+		in, err := a.ln.Accept()
+		if err != nil {
+			return
+		}
+		a.mu.Lock()
+		target := a.target
+		a.mu.Unlock()
+		out, err := net.Dial("tcp", target)
+		if err != nil {
+			_ = in.Close()
+			continue
+		}
+		a.mu.Lock()
+		a.conns[in], a.conns[out] = struct{}{}, struct{}{}
+		a.mu.Unlock()
+		go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
+		go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
+	}
 }
