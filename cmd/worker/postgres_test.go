@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 	"github.com/refundhub/refundhub/internal/testenv/pgtest"
@@ -342,5 +343,70 @@ func (a *movingAddress) serve() {
 		a.mu.Unlock()
 		go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
 		go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
+	}
+}
+
+// TestACommandWhoseStatementCrashesTheDatabaseRunsOutOfDeliveries: a
+// message whose own statement brings the database down (here a trigger that
+// kills its server process, after which PostgreSQL ends every session and
+// recovers, as after a server bug or an out-of-memory kill) must not be
+// held through outages for ever, crashing it again at each try: it is held
+// through an outage the gate sees, counted once the store answers its
+// ping or after three outages in one delivery (maxHeldOutages), and once
+// out of deliveries it is a dead letter, which the database takes. The
+// worker goes on with the next request. (Which of the two counts it is a
+// race here: the ping after a try often reaches the server before its
+// postmaster has noticed the kill; TestARefusedWriteIsHeldWithoutACount
+// holds the bound itself.)
+func TestACommandWhoseStatementCrashesTheDatabaseRunsOutOfDeliveries(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{Durable: true})
+	dbURL := pg.NewDatabase(t)
+	s := newStack(t, sandbox.Faults{}, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1,
+		outageEnv(map[string]string{"DB_URL": dbURL, "WORKER_MAX_DELIVER": "2"}))
+	db, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// The poison: a case for this order kills the server process that
+	// inserts it (a shell's kill, as the server's own user, through COPY
+	// TO PROGRAM: superuser only, this test's).
+	poison, poisonSub := s.order(sandbox.PlatformTaobao, nil)
+	if _, err := db.Exec(`CREATE FUNCTION crash_the_server() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', 'kill -9 ' || pg_backend_pid());
+			RETURN NEW;
+		END $$`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(fmt.Sprintf(`CREATE TRIGGER poison BEFORE INSERT ON cases FOR EACH ROW WHEN (NEW.order_id = '%s')
+		EXECUTE FUNCTION crash_the_server()`, poison)); err != nil { // digits: the sandbox's order id
+		t.Fatal(err)
+	}
+	w := s.start()
+	s.publish(refundflow.Command{ID: "poison-request", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+		OrderID: poison, SubOrderID: poisonSub, Operator: "t",
+		Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	ctx := context.Background()
+	var dl []casestore.DeadLetter
+	waitFor(t, 120*time.Second, "the poison command dead-lettered", func() bool {
+		dl, err = s.store.DeadLetters(ctx, casestore.DeadLetterFilter{})
+		return err == nil && len(dl) > 0
+	})
+	if len(dl) != 1 || dl[0].MsgID != "poison-request" || dl[0].Reason != string(events.DeadMaxDeliveries) || dl[0].Deliveries != 2 {
+		for _, d := range dl {
+			t.Errorf("dead letter %s: %s after %d deliveries: %s", d.MsgID, d.Reason, d.Deliveries, d.Error)
+		}
+		t.Errorf("want one dead letter: poison-request, %s, after 2 deliveries", events.DeadMaxDeliveries)
+	}
+	if !strings.Contains(w.logs(), "case store unreachable") {
+		t.Errorf("no outage held: the database's crashes were not seen as outages\n%s", w.logs())
+	}
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	s.publish(refundflow.Command{ID: "after-the-poison", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+		OrderID: o, SubOrderID: so, Operator: "t", Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	s.waitState(s.caseFor(refundflow.PlatformTaobao, o, so), refundflow.StateWaitingSeller, 30*time.Second)
+	if err, gone := w.exited(); gone {
+		t.Fatalf("the worker exited: %v", err)
 	}
 }
