@@ -27,6 +27,7 @@ func TestWorkerSubprocess(t *testing.T) {
 	// Never outlive a parent that died before killing us.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	limitFiles(t)
 	if err := run(ctx, nil, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		t.Fatal(err)
 	}
@@ -45,10 +46,22 @@ type osProc struct {
 // ready. The child is killed at the end of the test if it is still alive.
 func (s *stack) startProcess() *osProc {
 	s.t.Helper()
+	p := s.launchProcess(nil)
+	p.waitReady(s.t)
+	return p
+}
+
+// launchProcess runs a worker as a child process, as startProcess does,
+// with extra in its environment beside the stack's, and does not wait.
+func (s *stack) launchProcess(extra map[string]string) *osProc {
+	s.t.Helper()
 	p := &osProc{out: &syncBuffer{}, errs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], "-test.run=^TestWorkerSubprocess$", "-test.count=1", "-test.timeout=3m")
 	env := append(os.Environ(), subprocessEnv+"=1")
 	for k, v := range s.env {
+		env = append(env, k+"="+v)
+	}
+	for k, v := range extra {
 		env = append(env, k+"="+v)
 	}
 	p.cmd.Env = env
@@ -58,10 +71,16 @@ func (s *stack) startProcess() *osProc {
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	s.t.Cleanup(p.kill)
-	waitFor(s.t, 30*time.Second, "worker process ready", func() bool {
+	return p
+}
+
+// waitReady waits until the child's /readyz answers 200.
+func (p *osProc) waitReady(t *testing.T) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "worker process ready", func() bool {
 		select {
 		case <-p.done:
-			s.t.Fatalf("worker process exited early: %s", p.errs.String())
+			t.Fatalf("worker process exited early: %s", p.errs.String())
 		default:
 		}
 		m := metricsLine.FindStringSubmatch(p.errs.String())
@@ -75,7 +94,6 @@ func (s *stack) startProcess() *osProc {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return p
 }
 
 // kill sends SIGKILL and waits for the process to be gone.

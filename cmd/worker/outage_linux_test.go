@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
 
@@ -26,20 +32,84 @@ func TestWorkerRidesOutAFullDisk(t *testing.T) {
 	s := newStack(t, sandbox.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 20 * time.Millisecond},
 		sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, outageEnv(nil))
 	p := s.startProcess() // a process of its own: the limit must not reach this one's NATS store
+	// 32 bytes: every write of the database and its WAL fails, whatever
+	// their sizes and wherever the WAL writes next.
+	var was uint64
+	rideOutAStoreOutage(t, s, p, "disk-full", func() { was = setFileLimit(t, p, 32) }, func() { setFileLimit(t, p, was) })
+	if logs := p.logs(); !strings.Contains(logs, "disk I/O error") && !strings.Contains(logs, "disk is full") {
+		t.Errorf("the worker's log does not say what the store's error was:\n%s", logs)
+	}
+}
+
+// fileLimitEnv, set for a worker child process (launchProcess), is the
+// RLIMIT_FSIZE it starts under, in bytes: every write of its files past it
+// fails, as on a disk that takes none.
+const fileLimitEnv = "REFUNDHUB_TEST_FILE_LIMIT"
+
+// limitFiles sets the child's RLIMIT_FSIZE from fileLimitEnv, if set.
+func limitFiles(t *testing.T) {
+	v := os.Getenv(fileLimitEnv)
+	if v == "" {
+		return
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		t.Fatalf("%s: %v", fileLimitEnv, err)
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	lim.Cur = n
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setFileLimit sets a running child's RLIMIT_FSIZE to size, keeping its
+// hard limit; it returns the limit it had.
+func setFileLimit(t *testing.T, p *osProc, size uint64) uint64 {
+	t.Helper()
 	var was unix.Rlimit
 	if err := unix.Prlimit(p.cmd.Process.Pid, unix.RLIMIT_FSIZE, nil, &was); err != nil {
 		t.Fatalf("prlimit: %v", err)
 	}
-	limit := func(size uint64) {
-		t.Helper()
-		if err := unix.Prlimit(p.cmd.Process.Pid, unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: size, Max: was.Max}, nil); err != nil {
-			t.Fatalf("prlimit: %v", err)
+	if err := unix.Prlimit(p.cmd.Process.Pid, unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: size, Max: was.Max}, nil); err != nil {
+		t.Fatalf("prlimit: %v", err)
+	}
+	return was.Cur
+}
+
+// TestWorkerWaitsForItsDiskAtStart: a worker started on a disk that takes
+// no write (full, or failing to write) while it must write to start (a
+// new database, or migrations to apply) waits for it, saying so, rather
+// than exiting into its supervisor's restart loop, and starts once its
+// writes go through: the same as a database that does not answer yet.
+func TestWorkerWaitsForItsDiskAtStart(t *testing.T) {
+	s := newStack(t, sandbox.Faults{}, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, nil)
+	dbPath := filepath.Join(t.TempDir(), "refunds.db") // a database the worker creates
+	p := s.launchProcess(map[string]string{fileLimitEnv: "32", "DB_PATH": dbPath})
+	waitFor(t, 30*time.Second, "the worker to say it waits for the store", func() bool {
+		if err, gone := p.exited(); gone {
+			t.Fatalf("the worker exited with its disk taking no write: %v\n%s", err, p.logs())
 		}
+		return strings.Contains(p.logs(), "case store not reachable yet")
+	})
+	setFileLimit(t, p, unix.RLIM_INFINITY)
+	p.waitReady(t)
+	if !strings.Contains(p.logs(), "case store reachable: starting") {
+		t.Errorf("the worker did not say it found its store:\n%s", p.logs())
 	}
-	// 32 bytes: every write of the database and its WAL fails, whatever
-	// their sizes and wherever the WAL writes next.
-	rideOutAStoreOutage(t, s, p, "disk-full", func() { limit(32) }, func() { limit(was.Cur) })
-	if logs := p.logs(); !strings.Contains(logs, "disk I/O error") && !strings.Contains(logs, "disk is full") {
-		t.Errorf("the worker's log does not say what the store's error was:\n%s", logs)
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	s.publish(refundflow.Command{ID: "after-the-disk", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+		OrderID: o, SubOrderID: so, Operator: "t", Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	store, err := casestore.OpenReadOnly(context.Background(), dbPath, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer store.Close()
+	waitFor(t, 20*time.Second, "the request's case waiting for the seller", func() bool {
+		c, err := store.CaseOpenedBy(context.Background(), "after-the-disk")
+		return err == nil && c.State == string(refundflow.StateWaitingSeller)
+	})
 }

@@ -141,10 +141,10 @@ func openStore(ctx context.Context, target string, logger *slog.Logger) (*casest
 		switch {
 		case since.IsZero():
 			since, said = time.Now(), time.Now()
-			logger.Warn("case store not reachable yet: waiting for it", "err", err)
+			logger.Warn("case store not reachable yet, or not writable: waiting for it", "err", err)
 		case time.Since(said) >= time.Minute:
 			said = time.Now()
-			logger.Warn("case store still not reachable: waiting for it", "for", time.Since(since).Round(time.Second), "err", err)
+			logger.Warn("case store still not reachable, or not writable: waiting for it", "for", time.Since(since).Round(time.Second), "err", err)
 		}
 		t := time.NewTimer(delay.Doubling(100*time.Millisecond, 5*time.Second, n))
 		select {
