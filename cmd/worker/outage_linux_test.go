@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,8 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/refundhub/refundhub/internal/casestore"
-	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
 
@@ -100,16 +97,5 @@ func TestWorkerWaitsForItsDiskAtStart(t *testing.T) {
 	if !strings.Contains(p.logs(), "case store reachable: starting") {
 		t.Errorf("the worker did not say it found its store:\n%s", p.logs())
 	}
-	o, so := s.order(sandbox.PlatformTaobao, nil)
-	s.publish(refundflow.Command{ID: "after-the-disk", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
-		OrderID: o, SubOrderID: so, Operator: "t", Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
-	store, err := casestore.OpenReadOnly(context.Background(), dbPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	waitFor(t, 20*time.Second, "the request's case waiting for the seller", func() bool {
-		c, err := store.CaseOpenedBy(context.Background(), "after-the-disk")
-		return err == nil && c.State == string(refundflow.StateWaitingSeller)
-	})
+	aRequestWaitsForTheSeller(t, s, "after-the-disk", dbPath)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/sandbox"
 )
 
 // outageEnv is the worker's environment for the store-outage tests, with
@@ -178,4 +179,23 @@ func readyz(t *testing.T, w outageWorker) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// aRequestWaitsForTheSeller publishes a Taobao refund request with id and
+// waits until the store at target (a DB_PATH or DB_URL a worker writes,
+// other than the stack's) shows its case waiting for the seller.
+func aRequestWaitsForTheSeller(t *testing.T, s *stack, id, target string) {
+	t.Helper()
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	s.publish(refundflow.Command{ID: id, Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+		OrderID: o, SubOrderID: so, Operator: "t", Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	store, err := casestore.OpenReadOnly(context.Background(), target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	waitFor(t, 30*time.Second, "request "+id+"'s case waiting for the seller", func() bool {
+		c, err := store.CaseOpenedBy(context.Background(), id)
+		return err == nil && c.State == string(refundflow.StateWaitingSeller)
+	})
 }

@@ -187,19 +187,7 @@ func TestWorkerStartedOnAStandbyWaitsForItsPromotion(t *testing.T) {
 	primary.Crash(t)
 	standby.Promote(t)
 	w.waitReady(t)
-	o, so := s.order(sandbox.PlatformTaobao, nil)
-	s.publish(refundflow.Command{ID: "after-the-promotion", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
-		OrderID: o, SubOrderID: so, Operator: "t", Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
-	promoted, err := casestore.OpenReadOnly(context.Background(), u.String(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer promoted.Close()
-	waitFor(t, 30*time.Second, "the request's case waiting for the seller on the promoted standby", func() bool {
-		c, err := promoted.CaseOpenedBy(context.Background(), "after-the-promotion")
-		return err == nil && c.State == string(refundflow.StateWaitingSeller)
-	})
-	_ = promoted.Close()
+	aRequestWaitsForTheSeller(t, s, "after-the-promotion", u.String())
 	primary.Restart(t) // for the database's cleanup (split-brain in production; thrown away here)
 }
 
@@ -226,10 +214,10 @@ func TestAWorkerWhoseDatabaseAddressMovesToAStandbyWaitsForItsPromotion(t *testi
 	s := newStack(t, sandbox.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 20 * time.Millisecond},
 		sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, outageEnv(map[string]string{"DB_URL": viaAddress.String()}))
 	standby := primary.StartStandby(t) // a copy of the migrated database
-	synchronousReplication(t, direct.String())
+	synchronousReplication(t, direct.String(), true)
 	t.Cleanup(func() { // the old primary back for the database's cleanup, alone
 		primary.Restart(t)
-		synchronousReplicationOff(t, direct.String())
+		synchronousReplication(t, direct.String(), false)
 	})
 	w := s.start()
 	rideOutAStoreOutage(t, s, w, "pg-move", func() {
@@ -242,8 +230,10 @@ func TestAWorkerWhoseDatabaseAddressMovesToAStandbyWaitsForItsPromotion(t *testi
 }
 
 // synchronousReplication makes the primary at dbURL wait for its standby
-// to have each commit before acknowledging it, and waits until it does.
-func synchronousReplication(t *testing.T, dbURL string) {
+// to have each commit before acknowledging it (on), or not (off: a primary
+// left without its standby, whose commits would wait for ever), and waits
+// until it does.
+func synchronousReplication(t *testing.T, dbURL string, on bool) {
 	t.Helper()
 	db, err := sql.Open("pgx", dbURL)
 	if err != nil {
@@ -251,31 +241,21 @@ func synchronousReplication(t *testing.T, dbURL string) {
 	}
 	defer db.Close()
 	ctx := context.Background()
-	for _, q := range []string{`ALTER SYSTEM SET synchronous_standby_names = '*'`, `SELECT pg_reload_conf()`} {
+	set := `ALTER SYSTEM RESET synchronous_standby_names`
+	if on {
+		set = `ALTER SYSTEM SET synchronous_standby_names = '*'`
+	}
+	for _, q := range []string{set, `SELECT pg_reload_conf()`} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	waitFor(t, 30*time.Second, "the standby to replicate synchronously", func() bool {
-		var n int
-		err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'`).Scan(&n)
-		return err == nil && n == 1
-	})
-}
-
-// synchronousReplicationOff undoes synchronousReplication on a primary
-// left without its standby, whose commits would wait for ever.
-func synchronousReplicationOff(t *testing.T, dbURL string) {
-	t.Helper()
-	db, err := sql.Open("pgx", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range []string{`ALTER SYSTEM RESET synchronous_standby_names`, `SELECT pg_reload_conf()`} {
-		if _, err := db.ExecContext(context.Background(), q); err != nil {
-			t.Errorf("%s: %v", q, err)
-		}
+	if on {
+		waitFor(t, 30*time.Second, "the standby to replicate synchronously", func() bool {
+			var n int
+			err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'`).Scan(&n)
+			return err == nil && n == 1
+		})
 	}
 }
 
