@@ -90,7 +90,7 @@ func TestWorkerWaitsForItsDiskAtStart(t *testing.T) {
 		if err, gone := p.exited(); gone {
 			t.Fatalf("the worker exited with its disk taking no write: %v\n%s", err, p.logs())
 		}
-		return strings.Contains(p.logs(), "case store not reachable yet")
+		return strings.Contains(p.logs(), "case store not reachable yet, or not writable: waiting for it")
 	})
 	setFileLimit(t, p, unix.RLIM_INFINITY)
 	p.waitReady(t)

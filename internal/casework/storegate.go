@@ -72,6 +72,10 @@ func newStoreGate(ping, pingWrite func(context.Context) error, log *slog.Logger,
 		max: storeProbeMax, stop: stopping}
 }
 
+// reopened is what close returns for a stale refusal: closed, the store
+// having taken a write since the work began.
+var reopened = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // generation is read before work that may meet the store's outage, and
 // given to hold or trip with its error.
 func (g *storeGate) generation() uint64 { return g.gen.Load() }
@@ -91,10 +95,7 @@ func (g *storeGate) stale(err error, seen uint64) bool {
 // store answers now (err was not the store's), or when ctx ends or the
 // worker starts to stop first: the caller goes on as after any failure.
 func (g *storeGate) hold(ctx context.Context, err error, seen uint64) bool {
-	if g.stale(err, seen) && !g.stopping() {
-		return true // once per generation: a retry that fails again is not stale
-	}
-	back := g.close(err)
+	back := g.close(err, seen)
 	if back == nil {
 		return false
 	}
@@ -116,7 +117,7 @@ func (g *storeGate) hold(ctx context.Context, err error, seen uint64) bool {
 // and the gate opens (its probe runs) even with no message in hand. It
 // reports whether the gate is closed.
 func (g *storeGate) trip(err error, seen uint64) bool {
-	return casestore.Unavailable(err) && !g.stale(err, seen) && g.close(err) != nil
+	return casestore.Unavailable(err) && !g.stale(err, seen) && g.close(err, seen) != nil
 }
 
 // stopping reports whether the worker has begun to stop: hold no longer
@@ -132,8 +133,11 @@ func (g *storeGate) closed() bool {
 
 // close returns the channel closed when the store takes writes again,
 // closing the gate if it is open and the store does not answer or refused
-// the write itself; nil when the store answers now.
-func (g *storeGate) close(err error) chan struct{} {
+// the write itself to work begun in generation seen; nil when the store
+// answers now; one closed already when the refusal is stale (the caller
+// tries again at once: once per generation, as a retry that fails again is
+// not stale).
+func (g *storeGate) close(err error, seen uint64) chan struct{} {
 	if g.stopping() {
 		return nil // stopping: nothing is held, and a ping could not tell
 	}
@@ -141,6 +145,10 @@ func (g *storeGate) close(err error) chan struct{} {
 	if back := g.back; back != nil {
 		g.mu.Unlock()
 		return back
+	}
+	if g.stale(err, seen) {
+		g.mu.Unlock()
+		return reopened
 	}
 	g.mu.Unlock()
 	var perr error
@@ -154,6 +162,9 @@ func (g *storeGate) close(err error) chan struct{} {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.stale(err, seen) { // the probe went through meanwhile
+		return reopened
+	}
 	if g.back == nil {
 		step := 0
 		if time.Since(g.opened) < g.max {

@@ -124,6 +124,8 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		switch {
 		case reason == "" && w.gate.trip(err, seen):
 			return // the row stays as it was: taken up when the store is back
+		case reason == "" && w.gate.stale(err, seen):
+			return // refused before the store came back: the row stays, taken up at the next tick, uncounted
 		case reason != "":
 			dlErr = w.deadLetter(ctx, dm, reason, err)
 		case err == nil && h.Deferred:
