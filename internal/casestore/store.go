@@ -113,7 +113,7 @@ type Store struct {
 	// updates per transaction). Off (PostgreSQL), each Update is its own
 	// transaction on the writer pool; direct holds off Close while one runs.
 	batching bool
-	// readOnly: opened by OpenReadOnly; Ping does not write.
+	// readOnly: opened by OpenReadOnly; PingWrite does not write.
 	readOnly bool
 	direct   sync.RWMutex
 }

@@ -21,8 +21,8 @@ import (
 // down, restarting, recovering after a crash, failed over, out of
 // connections or disk, or the network between cut; SQLite's file on a full
 // disk ("database or disk is full") or one that fails to write ("disk I/O
-// error"). Such a failure says nothing about the
-// work that met it, which succeeds unchanged once the store answers again:
+// error", WriteRefused). Such a failure says nothing about the work that
+// met it, which succeeds unchanged once the store answers again:
 // a caller holds that work and tries it again then, rather than count the
 // failure against it. Every error about the work itself is false:
 // constraint violations, ErrVersionConflict, ErrNotFound, a cancelled

@@ -18,11 +18,11 @@ const storeProbeMax = 10 * time.Second
 
 // storeGate holds the worker's work while the case store does not answer
 // or cannot write: a database restarting, recovering from a crash, failing
-// over, or cut off by the network; a full disk. Such a failure says nothing about the message at hand,
-// so it must not count toward that message's deliveries: counted, an
-// outage longer than the retry backoff dead-lettered every message in hand,
-// or, with the dead letter unstorable too, left them past the consumer's
-// MaxDeliver, never delivered again.
+// over, or cut off by the network; a full disk. Such a failure says
+// nothing about the message at hand, so it must not count toward that
+// message's deliveries: counted, an outage longer than the retry backoff
+// dead-lettered every message in hand, or, with the dead letter unstorable
+// too, left them past the consumer's MaxDeliver, never delivered again.
 //
 // A handler whose work failed with an error casestore.Unavailable
 // recognises asks the gate (hold). The gate pings the store (ping, cheap):
