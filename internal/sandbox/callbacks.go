@@ -278,7 +278,12 @@ func (c *callbacks) takeDue() ([]delivery, time.Duration) {
 func (s *Sandbox) runPusher(ctx context.Context) {
 	work := make(chan delivery)
 	var wg sync.WaitGroup
-	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	// Every pusher keeps its connection: with the default two idle
+	// connections per host, each burst closed the rest and dialled again.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = max(s.cfg.PushConcurrency, tr.MaxIdleConnsPerHost)
+	tr.MaxIdleConns = max(s.cfg.PushConcurrency, tr.MaxIdleConns)
+	client := &http.Client{Transport: tr}
 	defer client.CloseIdleConnections()
 	for range s.cfg.PushConcurrency {
 		wg.Go(func() {

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -412,5 +414,36 @@ func TestResetForgetsPushesInFlight(t *testing.T) {
 	}
 	if log := e.s.cb.log(); len(log) != 1 || log[0].Platform != Platform1688 {
 		t.Errorf("callback log after reset = %+v; want only the 1688 order's push", log)
+	}
+}
+
+// TestPushesKeepTheirConnectionsToTheReceiver: the pushers reuse their
+// connections. With Go's default of two idle connections per host, every
+// burst of the default four pushers closed two and dialled two again: in the
+// worker's benchmark about one new TCP connection per callback, on both the
+// sandbox's and the receiver's side.
+func TestPushesKeepTheirConnectionsToTheReceiver(t *testing.T) {
+	const orders = 60
+	release := make(chan struct{})
+	var dialled atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-release // the first pushes wait for the rest to queue: every pusher busy at once
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dialled.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	e := newEnv(t, func(c *Config) { c.CallbackURL = srv.URL; c.PushTimeout = 10 * time.Second })
+	for range orders {
+		e.adminOK(http.MethodPost, "/_sandbox/orders", CreateOrderRequest{Platform: PlatformTaobao}, nil)
+	}
+	close(release)
+	waitFor(t, "every push delivered", func() bool { return e.s.Stats().Callbacks.Delivered == orders })
+	if n := dialled.Load(); n > DefaultPushConcurrency {
+		t.Errorf("the receiver accepted %d connections for %d pushes; want at most one per pusher (%d)", n, orders, DefaultPushConcurrency)
 	}
 }
