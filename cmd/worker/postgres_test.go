@@ -62,6 +62,23 @@ func TestWorkerRidesOutAPostgreSQLCrash(t *testing.T) {
 	}
 }
 
+// TestWorkerOnPostgreSQLRidesOutAFullDisk: the disk under the database's
+// tables fills up mid-run (a tmpfs tablespace of 32 MiB, every byte taken)
+// and has room again 4 s later; the server answers throughout, and its WAL
+// has room. Every write that must grow a table fails with disk_full: the
+// worker holds its messages uncounted, as through an outage, until its
+// probe can grow a table again (rideOutAStoreOutage), and says why.
+func TestWorkerOnPostgreSQLRidesOutAFullDisk(t *testing.T) {
+	dbURL, disk := pgtest.NewDatabaseOnSmallDisk(t, 32<<20)
+	s := newStack(t, sandbox.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 20 * time.Millisecond},
+		sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, outageEnv(map[string]string{"DB_URL": dbURL}))
+	w := s.start()
+	rideOutAStoreOutage(t, s, w, "pg-disk-full", func() { disk.Fill(t) }, func() { disk.Free(t) })
+	if logs := w.logs(); !strings.Contains(logs, "No space left on device") {
+		t.Errorf("the worker's log does not say what the store's error was:\n%s", logs)
+	}
+}
+
 // taobaoRequests creates n Taobao orders on the sandbox and returns a
 // refund request for each, with ids prefix-00, prefix-01, ….
 func taobaoRequests(s *stack, prefix string, n int) []refundflow.Command {

@@ -146,10 +146,11 @@ func (s *Store) Ping(ctx context.Context) error {
 //     each commit appends to the WAL, and while the file system has no room
 //     the append fails; a WAL reused from its start after a checkpoint has
 //     room for the probe where it has room for the next batches, about;
-//   - on PostgreSQL 64 KiB, which need fresh TOAST pages unless vacuum
-//     freed some in the probe's table: once it has, a data directory full
-//     for the large tables passes, and the refused writes are tried again
-//     at the probe's pace.
+//   - on PostgreSQL 64 KiB, into the table emptied first (TRUNCATE gives
+//     it new, empty files): the insert must grow them, as the worker's
+//     inserts grow their tables, and fails with disk_full while the disk
+//     has no room for 64 KiB. An upsert into the pages the table had
+//     passed on a full disk once vacuum had freed some.
 //
 // Not on a store opened read-only, which is only asked to answer. Each call
 // costs a commit of those bytes: callers probe while an outage lasts, not
@@ -164,9 +165,34 @@ func (s *Store) PingWrite(ctx context.Context) error {
 	}
 	pad := make([]byte, n)
 	_, _ = rand.Read(pad)
+	if s.w.pg {
+		return s.probePostgres(ctx, pad)
+	}
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO store_probe (id, at, pad) VALUES (1, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET at = excluded.at, pad = excluded.pad`, ms64(s.now()), pad); err != nil {
 		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// probePostgres is PingWrite's write on PostgreSQL: in one transaction,
+// store_probe emptied into new files, then pad inserted into them. The
+// TRUNCATE's lock queues other workers' probes behind this one, a moment
+// each; nothing else reads the table.
+func (s *Store) probePostgres(ctx context.Context, pad []byte) error {
+	tx, err := s.w.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `TRUNCATE store_probe`); err != nil {
+		return fmt.Errorf("write: empty store_probe: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO store_probe (id, at, pad) VALUES (1, $1, $2)`, ms64(s.now()), pad); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("write: commit: %w", err)
 	}
 	return nil
 }

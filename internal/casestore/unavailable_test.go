@@ -257,6 +257,60 @@ func TestAFullSQLiteFileIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestAFullPostgreSQLDiskIsUnavailable: the disk under a PostgreSQL
+// database's tables fills up (a tmpfs tablespace, pgtest.SmallDisk). A
+// write that must grow a table fails with disk_full, which Unavailable and
+// WriteRefused see; the server answers Ping; PingWrite fails until there is
+// room again. It used to pass as soon as vacuum had freed pages in its own
+// table: its upsert reused them, and the held work was tried again at the
+// probe's pace for as long as the disk stayed full.
+func TestAFullPostgreSQLDiskIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	url, disk := pgtest.NewDatabaseOnSmallDisk(t, 32<<20)
+	s, err := Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Pages the probe's table has free: a probe done, its row rewritten,
+	// and vacuum run, as after an earlier outage.
+	for range 2 {
+		if err := s.PingWrite(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.w.ExecContext(ctx, `VACUUM store_probe`); err != nil {
+		t.Fatal(err)
+	}
+	disk.Fill(t)
+	var full error
+	for i := 0; full == nil && i < 10000; i++ {
+		_, full = createCase(ctx, s, fmt.Sprintf("o%d", i))
+	}
+	if !Unavailable(full) || !WriteRefused(full) || !strings.Contains(full.Error(), "No space left on device") {
+		t.Fatalf("a write with the disk full: %v; want the full disk, recognised by Unavailable and WriteRefused", full)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping with the disk full: %v; want nil (the server answers: why a refused write needs PingWrite)", err)
+	}
+	if err := s.PingWrite(ctx); !WriteRefused(err) {
+		t.Errorf("PingWrite with the disk full: %v; want its write refused for want of room", err)
+	}
+	disk.Free(t)
+	before := time.Now().UnixMilli()
+	if err := s.PingWrite(ctx); err != nil {
+		t.Fatalf("PingWrite with room again: %v", err)
+	}
+	var at int64
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT at, length(pad) FROM store_probe WHERE id = 1`).Scan(&at, &n); err != nil || at < before || n != probeBytesPostgres {
+		t.Errorf("store_probe after PingWrite: at %d (it began at %d), %d bytes, %v; want its write committed", at, before, n, err)
+	}
+	if _, err := createCase(ctx, s, "after"); err != nil {
+		t.Errorf("a write with room again: %v", err)
+	}
+}
+
 // TestABatchLostToAFullDiskSaysWhy: SQLite abandons the whole transaction
 // after a full disk or an I/O error, so the group commit cannot roll back
 // to the failed update's savepoint; the other updates of the batch used
