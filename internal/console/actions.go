@@ -196,20 +196,37 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 	}
 	out = issued{Ack: ack, Command: cmd, Verdict: opcommands.Verdict{Verdict: opcommands.VerdictPending}}
 	if wait > 0 {
-		o, err := opcommands.AwaitOutcome(ctx, s.store, cmd.ID, wait, verdictPoll)
+		// Published, the command is stored and will be applied: a verdict
+		// that cannot be read now (the database went away during the wait)
+		// leaves it pending, never an error, which would tell the operator
+		// that nothing was sent and have them send it again.
+		v, err := s.awaitVerdict(ctx, cmd.ID, wait)
 		switch {
 		case err == nil:
-			if out.Verdict, err = opcommands.Describe(ctx, s.store, o); err != nil {
-				return issued{}, err
-			}
+			out.Verdict = v
 		case !errors.Is(err, opcommands.ErrPending):
-			return issued{}, err
+			s.logger.WarnContext(ctx, "command published; its verdict could not be read", "command", cmd.ID, "err", err)
+			out.Verdict.Reason = verdictUnread
 		}
 	}
 	s.metrics.commands.WithLabelValues(string(cmd.Kind), out.Verdict.Verdict).Inc()
 	s.logger.InfoContext(ctx, "command issued", "command", cmd.ID, "kind", cmd.Kind, "case", cmd.CaseID,
 		"account", by.Name, "verdict", out.Verdict.Verdict, "duplicate", ack.Duplicate)
 	return out, nil
+}
+
+// verdictUnread is the reason a pending verdict gives when the console
+// could not read it: the command was sent all the same.
+const verdictUnread = "sent; the case database did not answer while the console waited for the worker's verdict: do not send it again, look for its verdict in a moment"
+
+// awaitVerdict waits up to wait for the worker's verdict on command id
+// and describes it (opcommands.ErrPending when it gave none).
+func (s *Server) awaitVerdict(ctx context.Context, id string, wait time.Duration) (opcommands.Verdict, error) {
+	o, err := opcommands.AwaitOutcome(ctx, s.store, id, wait, verdictPoll)
+	if err != nil {
+		return opcommands.Verdict{}, err
+	}
+	return opcommands.Describe(ctx, s.store, o)
 }
 
 // formError is why a form was refused: shown next to that form.

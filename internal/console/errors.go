@@ -88,7 +88,26 @@ func invalidParam(param, msg string) *Error {
 
 // errStoreUnavailable is the message of store_unavailable: what the
 // operator sees instead of "internal error" while the database is away.
-const errStoreUnavailable = "the case database does not answer or cannot write (restarting, failing over, unreachable, or its disk full); nothing was changed: try again in a moment"
+// A read changed nothing; a write that failed at its commit may have been
+// saved all the same, so a form sent is looked for before it is sent again.
+const (
+	errStoreUnavailable      = "the case database does not answer or cannot write (restarting, failing over, unreachable, or its disk full); nothing was changed: try again in a moment"
+	errStoreUnavailableWrite = "the case database does not answer or cannot write (restarting, failing over, unreachable, or its disk full); what you sent may not have been saved: in a moment, look before sending it again"
+)
+
+// storeUnavailable is store_unavailable's message for request r. A page
+// named with ?command= follows a command that was sent (a form redirects
+// there): the message says so, lest the operator send it again.
+func storeUnavailable(r *http.Request) string {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return errStoreUnavailableWrite
+	}
+	if id := r.URL.Query().Get("command"); commandIDSyntax.MatchString(id) {
+		return "command " + id + " was sent, and the worker applies it once the case database answers; do not send it again. " +
+			"The database does not answer or cannot write (restarting, failing over, unreachable, or its disk full): reload in a moment for its verdict"
+	}
+	return errStoreUnavailable
+}
 
 var (
 	errUnauthorized = &Error{Code: CodeUnauthorized, Message: "a valid API token (Authorization: Bearer …) or session is required"}
@@ -129,7 +148,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 			status = st
 		}
 	case casestore.Unavailable(err):
-		code, msg, status = CodeStoreUnavailable, errStoreUnavailable, http.StatusServiceUnavailable
+		code, msg, status = CodeStoreUnavailable, storeUnavailable(c.Request()), http.StatusServiceUnavailable
 	case errors.As(err, &hErr):
 		switch hErr.Code {
 		case http.StatusNotFound:

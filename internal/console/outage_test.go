@@ -5,11 +5,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/events/eventstest"
 	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
 
@@ -64,4 +67,90 @@ func TestTheConsoleSaysTheDatabaseDoesNotAnswer(t *testing.T) {
 	if r := ts.do(http.MethodGet, "/api/v1/cases", operatorToken, nil); r.status != http.StatusOK {
 		t.Errorf("cases with the database back: %d %s", r.status, r.body)
 	}
+}
+
+// TestACommandSentAsTheDatabaseGoesIsNotReportedUnsent: the database goes
+// away while the console waits for the worker's verdict on a command it has
+// already published. The console answered 503 store_unavailable, "nothing
+// was changed: try again", and an operator who did would have sent the
+// command twice (a second message to the seller, a second request). Now
+// the API answers 202 pending, saying the command was sent; a form goes on
+// to its verdict's page, whose 503 says the command was sent and not to
+// send it again; and a form posted while the database is away is told it
+// may not have been saved, not that nothing changed.
+func TestACommandSentAsTheDatabaseGoesIsNotReportedUnsent(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{Durable: true}) // the accounts survive the crash
+	dbURL := pg.NewDatabase(t)
+	ctx := context.Background()
+	w, err := casestore.Open(ctx, dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedAccounts(t, w)
+	w.Close()
+	st, err := casestore.OpenReadOnly(ctx, dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	js := eventstest.Start(t).JetStream()
+	if err := events.EnsureWorkStreams(ctx, js, events.DefaultWorkStreamsConfig()); err != nil {
+		t.Fatal(err)
+	}
+	// No worker: the verdict never comes, and the wait is long enough for
+	// the database to go away during it.
+	srv, err := New(Config{SessionKey: []byte(sessionKey), VerdictWait: time.Minute},
+		Deps{Store: st, JetStream: js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{t: t, srv: srv}
+	ts.http = httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.http.Close)
+	session := ts.login(operatorName).Value
+	cookie, csrf := "cookie:"+session, ts.srv.sessions.csrf(session)
+
+	// sentThenDown runs post, takes the database away once the command is
+	// stored, and returns post's answer.
+	sentThenDown := func(post func() reply) reply {
+		stored := commandsStored(t, js)
+		answer := make(chan reply, 1)
+		go func() { answer <- post() }()
+		eventstest.WaitFor(t, 10*time.Second, "the command stored", func() bool { return commandsStored(t, js) > stored })
+		pg.Crash(t)
+		return <-answer
+	}
+
+	api := sentThenDown(func() reply {
+		return ts.postJSON("/api/v1/commands", operatorToken, `{"id":"down-request-0001","kind":"request_refund","platform":"taobao",`+
+			`"orderId":"100","subOrderId":"101","request":{"goodsStatus":"1","reasonId":1004}}`)
+	})
+	if a := decodeAnswer(t, api); api.status != http.StatusAccepted || a.Verdict.Verdict != "pending" ||
+		!strings.Contains(a.Verdict.Reason, "do not send it again") || a.Poll != "/api/v1/commands/down-request-0001" {
+		t.Errorf("API command with the database gone during the wait = %d %s; want 202 pending, saying it was sent, with the poll path", api.status, api.body)
+	}
+
+	pg.Restart(t)
+	form := withCSRF(url.Values{"platform": {"taobao"}, "order": {"200"}, "sub_order": {"201"}, "goods_status": {"1"},
+		"reason_id": {"1004"}}, csrf)
+	page := sentThenDown(func() reply { return ts.do(http.MethodPost, "/requests", cookie, form) })
+	loc := page.header.Get("Location")
+	if page.status != http.StatusSeeOther || !strings.HasPrefix(loc, "/requests/new?command=") {
+		t.Fatalf("request form with the database gone during the wait = %d (Location %q); want 303 to the verdict's page:\n%s", page.status, loc, page.body)
+	}
+	id := strings.TrimPrefix(loc, "/requests/new?command=")
+	verdict := ts.do(http.MethodGet, loc, cookie, nil)
+	if verdict.status != http.StatusServiceUnavailable || !strings.Contains(verdict.body, "command "+id+" was sent") ||
+		!strings.Contains(verdict.body, "do not send it again") || strings.Contains(verdict.body, "nothing was changed") {
+		t.Errorf("the verdict's page with the database away = %d; want 503 saying command %s was sent, not to send it again:\n%s", verdict.status, id, verdict.body)
+	}
+
+	stored := commandsStored(t, js)
+	again := ts.do(http.MethodPost, "/requests", cookie, form)
+	if again.status != http.StatusServiceUnavailable || !strings.Contains(again.body, "may not have been saved") ||
+		strings.Contains(again.body, "nothing was changed") || commandsStored(t, js) != stored {
+		t.Errorf("a form posted with the database away = %d (%d commands stored, %d before); want 503 saying it may not have been saved, nothing published:\n%s",
+			again.status, commandsStored(t, js), stored, again.body)
+	}
+	pg.Restart(t) // for the database's cleanup
 }
