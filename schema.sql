@@ -456,7 +456,8 @@ CREATE INDEX step_attempts_error_times ON step_attempts ((COALESCE(finished_at, 
 -- worker holds its messages until the store answers again (casestore's
 -- Ping). A full disk leaves the store answering reads: Ping must commit a
 -- write to tell, and this is the one row it writes, over and over. pad is
--- random bytes, so that the write needs pages of its own on PostgreSQL too.
+-- random bytes, so that the write needs pages of its own (on PostgreSQL
+-- the probe grows a table of its own instead: see casestore's PingWrite).
 CREATE TABLE store_probe (
     id  INTEGER PRIMARY KEY CHECK (id = 1),
     at  INTEGER NOT NULL,

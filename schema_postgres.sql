@@ -305,9 +305,10 @@ CREATE INDEX step_attempts_error_times ON step_attempts ((COALESCE(finished_at, 
     WHERE error_code <> '';
 
 -- +migration 21: a row the worker writes to learn that the store takes writes
--- See schema.sql. pad is stored out of line and uncompressed (EXTERNAL):
--- each write of it needs fresh TOAST pages, as the worker's inserts need
--- fresh pages of their tables.
+-- See schema.sql. PostgreSQL's probe no longer writes pad (left empty):
+-- a write into pages the table has passes on a full disk, so the probe
+-- grows a table of its own instead (casestore's PingWrite). EXTERNAL is
+-- left as it was.
 CREATE TABLE store_probe (
     id  BIGINT PRIMARY KEY CHECK (id = 1),
     at  BIGINT NOT NULL,

@@ -297,8 +297,7 @@ func benchThousand(t *testing.T, callbacks bool) {
 	waitFor(t, 2*time.Minute, "every case waiting for the seller", func() bool {
 		// The sandbox's count first, in this process: a count of the
 		// cases every 20 ms is a statement the measured store runs
-		// (0.4 ms each on PostgreSQL), so only the run's last moments
-		// ask it.
+		// (docs/benchmarks.md), so only the run's last moments ask it.
 		if len(s.sb.Stats().RefundSubmissions) < n {
 			return false
 		}

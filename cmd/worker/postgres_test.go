@@ -73,6 +73,9 @@ func TestWorkerOnPostgreSQLRidesOutAFullDisk(t *testing.T) {
 	s := newStack(t, sandbox.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 20 * time.Millisecond},
 		sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, outageEnv(map[string]string{"DB_URL": dbURL}))
 	w := s.start()
+	// Writes fail once the disk is full: the 20 requests that come then
+	// write about as much as the 20 before, more than the pages those
+	// left partly empty can hold (timeline rows, case versions).
 	rideOutAStoreOutage(t, s, w, "pg-disk-full", func() { disk.Fill(t) }, func() { disk.Free(t) })
 	if logs := w.logs(); !strings.Contains(logs, "No space left on device") {
 		t.Errorf("the worker's log does not say what the store's error was:\n%s", logs)

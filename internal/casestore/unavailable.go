@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql/driver"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -146,11 +147,11 @@ func (s *Store) Ping(ctx context.Context) error {
 //     each commit appends to the WAL, and while the file system has no room
 //     the append fails; a WAL reused from its start after a checkpoint has
 //     room for the probe where it has room for the next batches, about;
-//   - on PostgreSQL 64 KiB, into the table emptied first (TRUNCATE gives
-//     it new, empty files): the insert must grow them, as the worker's
-//     inserts grow their tables, and fails with disk_full while the disk
-//     has no room for 64 KiB. An upsert into the pages the table had
-//     passed on a full disk once vacuum had freed some.
+//   - on PostgreSQL, about 72 KiB of rows into a table created for it,
+//     whose file they must grow, as the worker's inserts grow their
+//     tables: it fails with disk_full while the disk has no room for them
+//     (probePostgres). A write into the pages a table has passes on a full
+//     disk: the probe's row alone did once vacuum had freed some.
 //
 // Not on a store opened read-only, which is only asked to answer. Each call
 // costs a commit of those bytes: callers probe while an outage lasts, not
@@ -159,15 +160,11 @@ func (s *Store) PingWrite(ctx context.Context) error {
 	if err := s.Ping(ctx); err != nil || s.readOnly {
 		return err
 	}
-	n := probeBytesSQLite
 	if s.w.pg {
-		n = probeBytesPostgres
+		return s.probePostgres(ctx)
 	}
-	pad := make([]byte, n)
+	pad := make([]byte, probeBytesSQLite)
 	_, _ = rand.Read(pad)
-	if s.w.pg {
-		return s.probePostgres(ctx, pad)
-	}
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO store_probe (id, at, pad) VALUES (1, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET at = excluded.at, pad = excluded.pad`, ms64(s.now()), pad); err != nil {
 		return fmt.Errorf("write: %w", err)
@@ -175,32 +172,37 @@ func (s *Store) PingWrite(ctx context.Context) error {
 	return nil
 }
 
-// probePostgres is PingWrite's write on PostgreSQL: in one transaction,
-// store_probe emptied into new files, then pad inserted into them. The
-// TRUNCATE's lock queues other workers' probes behind this one, a moment
-// each; nothing else reads the table.
-func (s *Store) probePostgres(ctx context.Context, pad []byte) error {
-	tx, err := s.w.BeginTxx(ctx, nil)
-	if err != nil {
+// probePostgres is PingWrite's write on PostgreSQL, in one statement
+// string (one round trip, one implicit transaction): a table of its own
+// created, filled with probeRowsPostgres rows, and dropped, then the time
+// in store_probe. Created and dropped in one transaction, the table is
+// never seen by another session (a pg_dump, a standby's reader), and its
+// locks are on nothing else: probes of several workers run side by side.
+// A worker that goes away meanwhile leaves no transaction open: the server
+// runs the string to its end.
+func (s *Store) probePostgres(ctx context.Context) error {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	table := "store_probe_" + hex.EncodeToString(b[:])
+	// No arguments: pgx sends the string with the simple protocol, which
+	// runs several statements.
+	q := fmt.Sprintf(`CREATE TABLE %[1]s (n integer);
+INSERT INTO %[1]s SELECT generate_series(1, %[2]d);
+DROP TABLE %[1]s;
+INSERT INTO store_probe (id, at, pad) VALUES (1, %[3]d, '')
+	ON CONFLICT (id) DO UPDATE SET at = excluded.at, pad = excluded.pad`, table, probeRowsPostgres, ms64(s.now()))
+	if _, err := s.w.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("write: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `TRUNCATE store_probe`); err != nil {
-		return fmt.Errorf("write: empty store_probe: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO store_probe (id, at, pad) VALUES (1, $1, $2)`, ms64(s.now()), pad); err != nil {
-		return fmt.Errorf("write: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("write: commit: %w", err)
 	}
 	return nil
 }
 
-// How many random bytes PingWrite writes (see there).
+// What PingWrite writes (see there): random bytes on SQLite, rows of an
+// integer (36 bytes each with their headers, about 9 pages of 8 KiB) on
+// PostgreSQL.
 const (
-	probeBytesSQLite   = 1 << 20
-	probeBytesPostgres = 64 << 10
+	probeBytesSQLite  = 1 << 20
+	probeRowsPostgres = 2000
 )
 
 // WriteRefused reports whether err is the store refusing a write for want

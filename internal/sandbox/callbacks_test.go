@@ -437,11 +437,14 @@ func TestPushesKeepTheirConnectionsToTheReceiver(t *testing.T) {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
+	// Released however the test ends: Close waits for the handlers.
+	stop := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(stop)
 	e := newEnv(t, func(c *Config) { c.CallbackURL = srv.URL; c.PushTimeout = 10 * time.Second })
 	for range orders {
 		e.adminOK(http.MethodPost, "/_sandbox/orders", CreateOrderRequest{Platform: PlatformTaobao}, nil)
 	}
-	close(release)
+	stop()
 	waitFor(t, "every push delivered", func() bool { return e.s.Stats().Callbacks.Delivered == orders })
 	if n := dialled.Load(); n > DefaultPushConcurrency {
 		t.Errorf("the receiver accepted %d connections for %d pushes; want at most one per pusher (%d)", n, orders, DefaultPushConcurrency)

@@ -1,12 +1,15 @@
 package pgtest
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -24,12 +27,14 @@ type SmallDisk struct {
 }
 
 // NewDatabaseOnSmallDisk is NewDatabase on the test binary's cluster, with
-// the database's tables on a SmallDisk of size bytes. Mounting needs root:
-// without it the test skips, saying so, except under CI, where it fails.
+// the database's tables on a SmallDisk of size bytes. Mounting needs root,
+// or sudo without a password: without either the test skips, saying so,
+// except under CI, where it fails.
 func NewDatabaseOnSmallDisk(t testing.TB, size int64) (string, *SmallDisk) {
 	t.Helper()
+	d := mountSmallDisk(t, size)
 	NewDatabase(t) // starts the shared cluster, or skips without PostgreSQL
-	return shared.NewDatabaseOnSmallDisk(t, size)
+	return shared.newDatabaseOn(t, d)
 }
 
 // NewDatabaseOnSmallDisk creates a database on c whose tables live on a
@@ -37,31 +42,87 @@ func NewDatabaseOnSmallDisk(t testing.TB, size int64) (string, *SmallDisk) {
 // its tablespace and the mount go when t ends.
 func (c *Cluster) NewDatabaseOnSmallDisk(t testing.TB, size int64) (string, *SmallDisk) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv(testenv.CIEnv) != "" {
-			t.Fatalf("a small disk needs root to mount a tmpfs, and %s is set: .ci/run runs as root", testenv.CIEnv)
-		}
-		t.Skip("a small disk needs root to mount a tmpfs; run as root to run this test")
-	}
-	// Not under t.TempDir, whose parent only root may enter: the server
-	// runs as another user (credential).
-	dir, err := os.MkdirTemp("", "pgtest-disk-")
+	return c.newDatabaseOn(t, mountSmallDisk(t, size))
+}
+
+// diskPrefix names the mount points, with the test binary's pid: a mount
+// left by a binary that died (a timeout, a kill) is unmounted by the next.
+const diskPrefix = "pgtest-disk-"
+
+// mountSmallDisk mounts a tmpfs of size bytes that anyone may write (the
+// server runs as another user when this process is root: credential), and
+// unmounts it when t ends.
+func mountSmallDisk(t testing.TB, size int64) *SmallDisk {
+	t.Helper()
+	unmountStale()
+	// Not under t.TempDir, whose parent only its owner may enter.
+	dir, err := os.MkdirTemp("", diskPrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &SmallDisk{dir: dir}
-	if err := unix.Mount("tmpfs", d.dir, "tmpfs", 0, "mode=0755,size="+strconv.FormatInt(size, 10)); err != nil {
+	if err := asRoot("mount", "-t", "tmpfs", "-o", "mode=1777,size="+strconv.FormatInt(size, 10), "tmpfs", dir); err != nil {
 		_ = os.Remove(dir)
-		t.Fatalf("pgtest: mount a tmpfs of %d bytes on %s: %v", size, d.dir, err)
+		if os.Getenv(testenv.CIEnv) != "" {
+			t.Fatalf("pgtest: mount a tmpfs of %d bytes, and %s is set: CI must be able to (root, or sudo without a password): %v", size, testenv.CIEnv, err)
+		}
+		t.Skipf("a small disk needs to mount a tmpfs (root, or sudo without a password): %v", err)
 	}
 	t.Cleanup(func() {
-		// Detached: the server may hold the tablespace's files a moment
+		// Lazily: the server may hold the tablespace's files a moment
 		// longer when the test failed.
-		if err := unix.Unmount(d.dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("pgtest: unmount %s: %v", d.dir, err)
+		if err := asRoot("umount", "-l", dir); err != nil {
+			t.Errorf("pgtest: unmount %s: %v", dir, err)
 		}
-		_ = os.Remove(d.dir)
+		_ = os.Remove(dir)
 	})
+	return &SmallDisk{dir: dir, filler: filepath.Join(dir, "filler")}
+}
+
+// asRoot runs a command as root: directly when this process is, else
+// through sudo, which must not ask for a password.
+func asRoot(name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	if os.Geteuid() != 0 {
+		cmd = exec.Command("sudo", append([]string{"-n", name}, args...)...)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(cmd.Args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// unmountStale unmounts the small disks of test binaries that are gone.
+func unmountStale() {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := fields[4]
+		rest, ok := strings.CutPrefix(filepath.Base(mp), diskPrefix)
+		if !ok || filepath.Dir(mp) != filepath.Clean(os.TempDir()) {
+			continue
+		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid == os.Getpid() || !errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
+			continue
+		}
+		if asRoot("umount", "-l", mp) == nil {
+			_ = os.Remove(mp)
+		}
+	}
+}
+
+// newDatabaseOn creates a tablespace on d and a database in it.
+func (c *Cluster) newDatabaseOn(t testing.TB, d *SmallDisk) (string, *SmallDisk) {
+	t.Helper()
 	ts := filepath.Join(d.dir, "tablespace")
 	if err := os.Mkdir(ts, 0o700); err != nil {
 		t.Fatal(err)
@@ -95,13 +156,12 @@ func (c *Cluster) NewDatabaseOnSmallDisk(t testing.TB, size int64) (string, *Sma
 			t.Errorf("pgtest: drop database %s: %v", name, err)
 		}
 	})
-	d.filler = filepath.Join(d.dir, "filler")
 	return c.url(name), d
 }
 
 // Fill takes every byte the disk has left: from then on, a table or index
-// that must grow fails with PostgreSQL's disk_full (53100), while rows fit
-// in the pages the tables have.
+// that must grow fails with PostgreSQL's disk_full (53100), while rows that
+// fit in the pages a table has still go in.
 func (d *SmallDisk) Fill(t testing.TB) {
 	t.Helper()
 	f, err := os.OpenFile(d.filler, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

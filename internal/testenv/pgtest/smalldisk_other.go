@@ -15,6 +15,15 @@ type SmallDisk struct{}
 
 // NewDatabaseOnSmallDisk skips: a small disk is mounted on Linux only.
 func NewDatabaseOnSmallDisk(t testing.TB, size int64) (string, *SmallDisk) {
+	return skipSmallDisk(t)
+}
+
+// NewDatabaseOnSmallDisk skips: a small disk is mounted on Linux only.
+func (c *Cluster) NewDatabaseOnSmallDisk(t testing.TB, size int64) (string, *SmallDisk) {
+	return skipSmallDisk(t)
+}
+
+func skipSmallDisk(t testing.TB) (string, *SmallDisk) {
 	t.Helper()
 	if os.Getenv(testenv.CIEnv) != "" {
 		t.Fatal("a small disk is mounted on Linux only, and CI runs there")
