@@ -191,6 +191,14 @@ func (d *direct) send(ctx context.Context, c refundflow.Command, wait time.Durat
 	case errors.Is(err, opcommands.ErrPending):
 		err = nil
 	}
+	if casestore.Unavailable(err) {
+		// The database went away during the wait: the command is sent
+		// all the same; pending, saying so, rather than a failure that
+		// reads as something to send again.
+		v = opcommands.Verdict{Verdict: opcommands.VerdictPending,
+			Reason: "sent; the case database does not answer, so its verdict cannot be read: do not send it again, look for it in a moment"}
+		err = nil
+	}
 	if err != nil {
 		return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", c.ID, err)
 	}

@@ -6,8 +6,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/events/eventstest"
 	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
 
@@ -68,5 +71,59 @@ func TestStoreOnPostgres(t *testing.T) {
 	noPassword(r, "list")
 	if r.err == nil || !strings.Contains(r.line(), "DB_URL must be a postgres://") {
 		t.Fatalf("refundctl list with a mysql URL: %q; want DB_URL refused", r.line())
+	}
+}
+
+// TestACommandSentAsTheDatabaseGoesIsPending: the database goes away while
+// refundctl waits for the worker's verdict on a command it has published.
+// refundctl exited 1, "reading its verdict: …", which reads as a command
+// that failed, to be sent again (under a new id: twice). It now ends as
+// pending (exit 5), saying the command was sent and not to send it again.
+func TestACommandSentAsTheDatabaseGoesIsPending(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	pg := pgtest.Start(t, pgtest.Options{Durable: true}) // crashed and restarted
+	dbURL := pg.NewDatabase(t)
+	st, err := casestore.Open(ctx, dbURL, nil) // the worker creates the tables; no worker runs: no verdict comes
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	down := false
+	t.Cleanup(func() {
+		if down {
+			pg.Restart(t) // for the database's cleanup
+		}
+	})
+	e.vars["DB_URL"] = dbURL
+	commands, err := e.js.Stream(ctx, events.DefaultCommandStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := func() uint64 {
+		info, err := commands.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	before := stored()
+	done := make(chan result, 1)
+	go func() {
+		done <- e.run("request", "--platform", "taobao", "--order", "100", "--sub-order", "101", "--goods-status", "1",
+			"--reason-id", "1004", "--amount", "max", "--wait", "30s")
+	}()
+	eventstest.WaitFor(t, 10*time.Second, "the command stored", func() bool { return stored() > before })
+	pg.Crash(t)
+	down = true
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("refundctl did not return")
+	}
+	if exitCode(r.err) != exitPending || !strings.Contains(r.stdout+r.line(), "do not send it again") {
+		t.Errorf("refundctl request with the database gone during the wait: exit %d, %q, stdout %q; want exit %d (pending), saying it was sent",
+			exitCode(r.err), r.line(), r.stdout, exitPending)
 	}
 }

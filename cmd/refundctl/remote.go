@@ -395,6 +395,14 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 		}
 		var poll commandAnswer
 		if _, err := r.do(ctx, http.MethodGet, "/api/v1/commands/"+url.PathEscape(res.ID), nil, &poll); err != nil {
+			// The console's database away: the command is sent all the
+			// same; it stays pending, saying so, rather than read as
+			// failed and be sent again under a new id.
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Code == "store_unavailable" {
+				v.Reason = "sent; the console's case database does not answer, so its verdict cannot be read: do not send it again, look for it in a moment"
+				continue
+			}
 			return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", res.ID, err)
 		}
 		v = poll.Verdict

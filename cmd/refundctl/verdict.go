@@ -157,6 +157,9 @@ func verdictLine(v verdictJSON, wait time.Duration) string {
 		}
 	default:
 		s = fmt.Sprintf("pending: no verdict within %s", wait)
+		if v.Reason != "" {
+			s += " (" + cell(v.Reason, 0) + ")"
+		}
 	}
 	if v.Next != "" {
 		s += "; " + v.Next

@@ -353,7 +353,10 @@ func (s *Server) handleDeadLetterForm(action string) echo.HandlerFunc {
 		if errors.As(err, &ce) && ce.Code != CodeNotFound && ce.Code != CodeUnavailable {
 			d, lerr := deadletters.Load(c.Request().Context(), s.store, id)
 			if lerr != nil {
-				return settleError(lerr)
+				// The action's own error says what happened (a retry
+				// republished and not marked says so): the reload's
+				// would read as nothing done.
+				return ce
 			}
 			return s.renderDeadLetter(c, statusOf[ce.Code], d, "", &formError{Form: action, Message: ce.Message})
 		}

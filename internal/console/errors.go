@@ -95,16 +95,24 @@ const (
 	errStoreUnavailableWrite = "the case database does not answer or cannot write (restarting, failing over, unreachable, or its disk full); what you sent may not have been saved: in a moment, look before sending it again"
 )
 
-// storeUnavailable is store_unavailable's message for request r. A page
-// named with ?command= follows a command that was sent (a form redirects
-// there): the message says so, lest the operator send it again.
+// storeUnavailable is store_unavailable's message for request r. The
+// pages a form redirects to once it acted (?command=, ?replayed=, ?done=)
+// say what was done, lest the operator do it again. Logging in and out
+// write nothing an operator must look for.
 func storeUnavailable(r *http.Request) string {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	const away = "The case database does not answer or cannot write (restarting, failing over, unreachable, or its disk full): reload in a moment"
+	q := r.URL.Query()
+	switch {
+	case r.Method != http.MethodGet && r.Method != http.MethodHead && r.URL.Path != "/login" && r.URL.Path != "/logout":
 		return errStoreUnavailableWrite
-	}
-	if id := r.URL.Query().Get("command"); commandIDSyntax.MatchString(id) {
-		return "command " + id + " was sent, and the worker applies it once the case database answers; do not send it again. " +
-			"The database does not answer or cannot write (restarting, failing over, unreachable, or its disk full): reload in a moment for its verdict"
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		return errStoreUnavailable
+	case commandIDSyntax.MatchString(q.Get("command")):
+		return "command " + q.Get("command") + " was sent, and the worker applies it once the case database answers; do not send it again. " + away + " for its verdict"
+	case q.Get("replayed") != "":
+		return "the callback was replayed into the stream; do not replay it again. " + away
+	case q.Get("done") == "retried" || q.Get("done") == "discarded":
+		return "the dead letter was " + q.Get("done") + "; do not do it again. " + away
 	}
 	return errStoreUnavailable
 }

@@ -109,6 +109,12 @@ func TestACommandSentAsTheDatabaseGoesIsNotReportedUnsent(t *testing.T) {
 	t.Cleanup(ts.http.Close)
 	session := ts.login(operatorName).Value
 	cookie, csrf := "cookie:"+session, ts.srv.sessions.csrf(session)
+	down := false
+	t.Cleanup(func() { // the database back for its cleanup, however the test ended
+		if down {
+			pg.Restart(t)
+		}
+	})
 
 	// sentThenDown runs post, takes the database away once the command is
 	// stored, and returns post's answer.
@@ -118,7 +124,14 @@ func TestACommandSentAsTheDatabaseGoesIsNotReportedUnsent(t *testing.T) {
 		go func() { answer <- post() }()
 		eventstest.WaitFor(t, 10*time.Second, "the command stored", func() bool { return commandsStored(t, js) > stored })
 		pg.Crash(t)
-		return <-answer
+		down = true
+		select {
+		case r := <-answer:
+			return r
+		case <-time.After(2 * time.Minute): // post failed the test in its goroutine
+			t.Fatal("no answer to the command's request")
+			return reply{}
+		}
 	}
 
 	api := sentThenDown(func() reply {
@@ -131,6 +144,7 @@ func TestACommandSentAsTheDatabaseGoesIsNotReportedUnsent(t *testing.T) {
 	}
 
 	pg.Restart(t)
+	down = false
 	form := withCSRF(url.Values{"platform": {"taobao"}, "order": {"200"}, "sub_order": {"201"}, "goods_status": {"1"},
 		"reason_id": {"1004"}}, csrf)
 	page := sentThenDown(func() reply { return ts.do(http.MethodPost, "/requests", cookie, form) })
@@ -152,5 +166,4 @@ func TestACommandSentAsTheDatabaseGoesIsNotReportedUnsent(t *testing.T) {
 		t.Errorf("a form posted with the database away = %d (%d commands stored, %d before); want 503 saying it may not have been saved, nothing published:\n%s",
 			again.status, commandsStored(t, js), stored, again.body)
 	}
-	pg.Restart(t) // for the database's cleanup
 }
