@@ -58,6 +58,22 @@ type pool struct {
 	// stmts counts the statements in them, BEGIN and COMMIT included. See
 	// Store.Statements.
 	stmts atomic.Int64
+	// idle is how many idle connections the pool keeps (PostgreSQL):
+	// dropIdle closes them and keeps as many again from then on.
+	idle int
+}
+
+// dropIdle closes the pool's idle connections. After a PostgreSQL server
+// restarted (a crash ends every session), an idle connection is to the
+// server that went: the first statement on each would fail, with "unexpected
+// EOF", as if the store were away again, unless idle for over a second,
+// which the driver checks before reusing one.
+func (p *pool) dropIdle() {
+	if p == nil || !p.pg {
+		return
+	}
+	p.SetMaxIdleConns(0)
+	p.SetMaxIdleConns(p.idle)
 }
 
 func (p *pool) q(query string, args []any) string { return bind(p.pg, query, args) }

@@ -155,13 +155,21 @@ func (s *Store) Ping(ctx context.Context) error {
 //
 // Not on a store opened read-only, which is only asked to answer. Each call
 // costs a commit of those bytes: callers probe while an outage lasts, not
-// after every error.
+// after every error. Once a PostgreSQL probe goes through, the pools'
+// idle connections are closed: the server may have restarted under them,
+// and the work that resumes must not meet them (pool.dropIdle).
 func (s *Store) PingWrite(ctx context.Context) error {
 	if err := s.Ping(ctx); err != nil || s.readOnly {
 		return err
 	}
 	if s.w.pg {
-		return s.probePostgres(ctx)
+		if err := s.probePostgres(ctx); err != nil {
+			return err
+		}
+		for _, p := range []*pool{s.w, s.r, s.records} {
+			p.dropIdle()
+		}
+		return nil
 	}
 	pad := make([]byte, probeBytesSQLite)
 	_, _ = rand.Read(pad)
