@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
@@ -23,28 +25,7 @@ import (
 // changed, with Retry-After, as JSON on the API and as a page for people;
 // once the database is back, the same requests answer again.
 func TestTheConsoleSaysTheDatabaseDoesNotAnswer(t *testing.T) {
-	pg := pgtest.Start(t, pgtest.Options{Durable: true}) // the accounts survive the crash
-	dbURL := pg.NewDatabase(t)
-	ctx := context.Background()
-	w, err := casestore.Open(ctx, dbURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seedAccounts(t, w)
-	w.Close()
-	st, err := casestore.OpenReadOnly(ctx, dbURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	srv, err := New(Config{SessionKey: []byte(sessionKey), VerdictWait: 200 * time.Millisecond},
-		Deps{Store: st, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{t: t, srv: srv}
-	ts.http = httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.http.Close)
+	pg, ts := consoleOnPostgres(t, nil, 200*time.Millisecond)
 	cookie := "cookie:" + ts.login(operatorName).Value
 	if r := ts.do(http.MethodGet, "/api/v1/cases", operatorToken, nil); r.status != http.StatusOK {
 		t.Fatalf("cases with the database up: %d %s", r.status, r.body)
@@ -79,34 +60,13 @@ func TestTheConsoleSaysTheDatabaseDoesNotAnswer(t *testing.T) {
 // send it again; and a form posted while the database is away is told it
 // may not have been saved, not that nothing changed.
 func TestACommandSentAsTheDatabaseGoesIsNotReportedUnsent(t *testing.T) {
-	pg := pgtest.Start(t, pgtest.Options{Durable: true}) // the accounts survive the crash
-	dbURL := pg.NewDatabase(t)
-	ctx := context.Background()
-	w, err := casestore.Open(ctx, dbURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seedAccounts(t, w)
-	w.Close()
-	st, err := casestore.OpenReadOnly(ctx, dbURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	js := eventstest.Start(t).JetStream()
-	if err := events.EnsureWorkStreams(ctx, js, events.DefaultWorkStreamsConfig()); err != nil {
+	if err := events.EnsureWorkStreams(context.Background(), js, events.DefaultWorkStreamsConfig()); err != nil {
 		t.Fatal(err)
 	}
 	// No worker: the verdict never comes, and the wait is long enough for
 	// the database to go away during it.
-	srv, err := New(Config{SessionKey: []byte(sessionKey), VerdictWait: time.Minute},
-		Deps{Store: st, JetStream: js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{t: t, srv: srv}
-	ts.http = httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.http.Close)
+	pg, ts := consoleOnPostgres(t, js, time.Minute)
 	session := ts.login(operatorName).Value
 	cookie, csrf := "cookie:"+session, ts.srv.sessions.csrf(session)
 	down := false
@@ -166,4 +126,34 @@ func TestACommandSentAsTheDatabaseGoesIsNotReportedUnsent(t *testing.T) {
 		t.Errorf("a form posted with the database away = %d (%d commands stored, %d before); want 503 saying it may not have been saved, nothing published:\n%s",
 			again.status, commandsStored(t, js), stored, again.body)
 	}
+}
+
+// consoleOnPostgres serves a console on a database of a cluster of its own,
+// which the test may crash (durable: the accounts survive it), publishing
+// on js (nil: none) and waiting up to verdictWait for verdicts.
+func consoleOnPostgres(t *testing.T, js jetstream.JetStream, verdictWait time.Duration) (*pgtest.Cluster, *testServer) {
+	t.Helper()
+	pg := pgtest.Start(t, pgtest.Options{Durable: true})
+	dbURL := pg.NewDatabase(t)
+	ctx := context.Background()
+	w, err := casestore.Open(ctx, dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedAccounts(t, w)
+	w.Close()
+	st, err := casestore.OpenReadOnly(ctx, dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := New(Config{SessionKey: []byte(sessionKey), VerdictWait: verdictWait},
+		Deps{Store: st, JetStream: js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{t: t, srv: srv}
+	ts.http = httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.http.Close)
+	return pg, ts
 }
