@@ -183,27 +183,50 @@ func (d *direct) send(ctx context.Context, c refundflow.Command, wait time.Durat
 	if err != nil || wait == 0 {
 		return res, nil, err
 	}
-	v := opcommands.Verdict{Verdict: opcommands.VerdictPending}
-	o, err := opcommands.AwaitOutcome(ctx, st, c.ID, wait, verdictPoll)
-	switch {
-	case err == nil:
-		v, err = opcommands.Describe(ctx, st, o)
-	case errors.Is(err, opcommands.ErrPending):
-		err = nil
-	}
-	if casestore.Unavailable(err) {
-		// The database went away during the wait: the command is sent
-		// all the same; pending, saying so, rather than a failure that
-		// reads as something to send again.
-		v = opcommands.Verdict{Verdict: opcommands.VerdictPending,
-			Reason: "sent; the case database does not answer, so its verdict cannot be read: do not send it again, look for it in a moment"}
-		err = nil
-	}
+	v, err := awaitVerdict(ctx, st, c.ID, wait)
 	if err != nil {
 		return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", c.ID, err)
 	}
 	return res, &v, nil
 }
+
+// awaitVerdict waits up to wait for the worker's verdict on command id,
+// published: pending when it gives none. The database going away meanwhile
+// is waited out too, and if it is still away at the end the verdict is
+// pending, saying why: the command is sent all the same, and an error
+// would read as something to send again.
+func awaitVerdict(ctx context.Context, st *casestore.Store, id string, wait time.Duration) (opcommands.Verdict, error) {
+	pending := opcommands.Verdict{Verdict: opcommands.VerdictPending}
+	deadline := time.Now().Add(wait)
+	for {
+		o, err := opcommands.AwaitOutcome(ctx, st, id, time.Until(deadline), verdictPoll)
+		if err == nil {
+			o, err := opcommands.Describe(ctx, st, o)
+			if !casestore.Unavailable(err) {
+				return o, err
+			}
+		}
+		switch {
+		case errors.Is(err, opcommands.ErrPending):
+			return pending, nil
+		case !casestore.Unavailable(err):
+			return opcommands.Verdict{}, err
+		}
+		pending.Reason = verdictUnread
+		if !time.Now().Add(verdictPoll).Before(deadline) {
+			return pending, nil
+		}
+		select {
+		case <-ctx.Done():
+			return pending, nil
+		case <-time.After(verdictPoll):
+		}
+	}
+}
+
+// verdictUnread is a pending verdict's reason when the database did not
+// answer the last time it was asked.
+const verdictUnread = "sent; the case database does not answer, so its verdict cannot be read: do not send it again, look for it in a moment"
 
 // verdictPoll is how often a verdict is asked for.
 const verdictPoll = 100 * time.Millisecond

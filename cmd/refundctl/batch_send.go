@@ -154,9 +154,14 @@ func (b *batch) awaitVerdicts(ctx context.Context) error {
 	defer tick.Stop()
 	b.startBar(len(pending), "verdicts")
 	defer b.endBar()
+	unread := false // the database did not answer the last poll
 	for {
 		var err error
-		if pending, err = b.pollVerdicts(ctx, pending); err != nil {
+		pending, err = b.pollVerdicts(ctx, pending)
+		// The rows are published: the database going away leaves their
+		// verdicts pending, never an error that reads as a batch to send
+		// again (pollVerdicts keeps every row not read).
+		if unread = casestore.Unavailable(err); err != nil && !unread {
 			return err
 		}
 		if len(pending) == 0 {
@@ -170,6 +175,9 @@ func (b *batch) awaitVerdicts(ctx context.Context) error {
 			for _, r := range pending {
 				r.Verdict = &verdictJSON{Verdict: verdictPending,
 					Next: "the worker has not decided it yet (is it running?); follow it with: refundctl wait --command " + r.ID}
+				if unread {
+					r.Verdict.Reason, r.Verdict.Next = verdictUnread, "follow it with: refundctl wait --command "+r.ID
+				}
 			}
 			return nil
 		case <-tick.C:
@@ -181,7 +189,7 @@ func (b *batch) awaitVerdicts(ctx context.Context) error {
 // rows still without one.
 func (b *batch) pollVerdicts(ctx context.Context, pending []*batchRowJSON) ([]*batchRowJSON, error) {
 	var still []*batchRowJSON
-	for _, r := range pending {
+	for i, r := range pending {
 		o, err := b.st.CommandOutcome(ctx, r.ID)
 		if err == nil {
 			var v verdictJSON
@@ -193,6 +201,10 @@ func (b *batch) pollVerdicts(ctx context.Context, pending []*batchRowJSON) ([]*b
 				b.step()
 				continue
 			}
+		}
+		if casestore.Unavailable(err) {
+			// This row and the rest stay pending; the next poll asks again.
+			return append(still, pending[i:]...), err
 		}
 		if !errors.Is(err, casestore.ErrNotFound) && ctx.Err() == nil {
 			return nil, err

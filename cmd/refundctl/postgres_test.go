@@ -111,7 +111,7 @@ func TestACommandSentAsTheDatabaseGoesIsPending(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		done <- e.run("request", "--platform", "taobao", "--order", "100", "--sub-order", "101", "--goods-status", "1",
-			"--reason-id", "1004", "--amount", "max", "--wait", "30s")
+			"--reason-id", "1004", "--amount", "max", "--wait", "3s")
 	}()
 	eventstest.WaitFor(t, 10*time.Second, "the command stored", func() bool { return stored() > before })
 	pg.Crash(t)

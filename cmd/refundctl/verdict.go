@@ -68,6 +68,9 @@ func toVerdictJSON(c refundflow.Command, v opcommands.Verdict) verdictJSON {
 	out := verdictJSON{Verdict: v.Verdict, CaseID: v.CaseID, State: v.State, Code: v.Code, Reason: v.Reason, DeadLetterID: v.DeadLetterID}
 	if out.Verdict == verdictPending {
 		out.Next = fmt.Sprintf("the worker has not decided it yet (is it running?); follow it with: refundctl wait --command %s", c.ID)
+		if out.Reason != "" { // why it could not be read: the worker is not in question
+			out.Next = "follow it with: refundctl wait --command " + c.ID
+		}
 		return out
 	}
 	out.Next = nextStep(c, out)
@@ -158,7 +161,7 @@ func verdictLine(v verdictJSON, wait time.Duration) string {
 	default:
 		s = fmt.Sprintf("pending: no verdict within %s", wait)
 		if v.Reason != "" {
-			s += " (" + cell(v.Reason, 0) + ")"
+			s = "pending: " + cell(v.Reason, 0)
 		}
 	}
 	if v.Next != "" {

@@ -302,9 +302,25 @@ type movingAddress struct {
 	mu     sync.Mutex
 	target string
 	conns  map[net.Conn]struct{}
-	// refuse, when set, is asked at each new connection: true closes it
-	// at once, as a server not taking connections yet does.
+	// refuse, when set (setRefuse), is asked at each new connection and
+	// before each write towards the server: true closes the connection,
+	// as a server not taking connections yet, or gone, does.
 	refuse func() bool
+}
+
+// setRefuse sets the address's refuse.
+func (a *movingAddress) setRefuse(f func() bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refuse = f
+}
+
+// refusing reports whether the address carries nothing now.
+func (a *movingAddress) refusing() bool {
+	a.mu.Lock()
+	f := a.refuse
+	a.mu.Unlock()
+	return f != nil && f()
 }
 
 func newMovingAddress(t *testing.T, target string) *movingAddress {
@@ -348,9 +364,9 @@ func (a *movingAddress) serve() {
 			return
 		}
 		a.mu.Lock()
-		target, refuse := a.target, a.refuse
+		target := a.target
 		a.mu.Unlock()
-		if refuse != nil && refuse() {
+		if a.refusing() {
 			_ = in.Close()
 			continue
 		}
@@ -362,9 +378,24 @@ func (a *movingAddress) serve() {
 		a.mu.Lock()
 		a.conns[in], a.conns[out] = struct{}{}, struct{}{}
 		a.mu.Unlock()
-		go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
+		go func() { _, _ = io.Copy(out, refusingReader{in, a}); _ = out.Close(); _ = in.Close() }()
 		go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
 	}
+}
+
+// refusingReader reads from a client's connection while its address
+// carries it: a connection already open then fails as a new one would.
+type refusingReader struct {
+	r io.Reader
+	a *movingAddress
+}
+
+func (f refusingReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if f.a.refusing() {
+		return 0, io.EOF
+	}
+	return n, err
 }
 
 // TestACommandWhoseStatementCrashesTheDatabaseRunsOutOfDeliveries: a
@@ -375,10 +406,11 @@ func (a *movingAddress) serve() {
 // through at most three outages in one delivery (maxHeldOutages), then
 // counted, and once out of deliveries it is a dead letter, which the
 // database takes. The worker goes on with the next request. The worker
-// reaches the database through an address that takes no connection for
-// half a second after the trigger fired (a flag file the trigger touches before
-// the kill): the gate's confirming ping after each crash fails, whatever
-// the postmaster's pace in noticing the kill, so that every crash is an
+// reaches the database through an address that carries nothing for 0.7 s
+// after the trigger fired (a flag file the trigger touches before the
+// kill): the gate's confirming ping after each crash fails, on a new
+// connection or a pooled one, whatever the postmaster's pace in noticing
+// the kill, so that every crash is an
 // outage the gate holds, and only the bound ends them. Without it, the
 // message is held for ever, and the test times out. It also found that
 // the retry after the gate reopened met the pools' idle connections to
@@ -398,10 +430,10 @@ func TestACommandWhoseStatementCrashesTheDatabaseRunsOutOfDeliveries(t *testing.
 	}
 	flag := filepath.Join(flagDir, "crashed")
 	address := newMovingAddress(t, pg.Addr())
-	address.refuse = func() bool {
+	address.setRefuse(func() bool {
 		fi, err := os.Stat(flag)
-		return err == nil && time.Since(fi.ModTime()) < 500*time.Millisecond
-	}
+		return err == nil && time.Since(fi.ModTime()) < 700*time.Millisecond
+	})
 	viaAddress, err := url.Parse(dbURL)
 	if err != nil {
 		t.Fatal(err)

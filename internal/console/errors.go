@@ -109,9 +109,9 @@ func storeUnavailable(r *http.Request) string {
 		return errStoreUnavailable
 	case commandIDSyntax.MatchString(q.Get("command")):
 		return "command " + q.Get("command") + " was sent, and the worker applies it once the case database answers; do not send it again. " + away + " for its verdict"
-	case q.Get("replayed") != "":
+	case q.Get("replayed") != "" && strings.HasPrefix(r.URL.Path, "/cases/"):
 		return "the callback was replayed into the stream; do not replay it again. " + away
-	case q.Get("done") == "retried" || q.Get("done") == "discarded":
+	case (q.Get("done") == "retried" || q.Get("done") == "discarded") && strings.HasPrefix(r.URL.Path, "/dead-letters/"):
 		return "the dead letter was " + q.Get("done") + "; do not do it again. " + away
 	}
 	return errStoreUnavailable
