@@ -30,6 +30,7 @@ import (
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 	"github.com/refundhub/refundhub/internal/testenv/pgtest"
+	"github.com/refundhub/refundhub/internal/testenv/syncbuf"
 )
 
 // TestSeveralHosts runs the product as it runs across hosts: a 3-node
@@ -480,22 +481,8 @@ type proc struct {
 	done chan struct{}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is a log and output sink the test reads while it is written.
+type lockedBuffer = syncbuf.Buffer
 
 func startProc(t *testing.T, name, path, dir string, env ...string) *proc {
 	t.Helper()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/refundhub/refundhub/internal/casestore/accountstest"
+	"github.com/refundhub/refundhub/internal/testenv/syncbuf"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/envconfig/logtest"
@@ -51,23 +51,8 @@ func seedAccounts(t *testing.T, path string) {
 		accountstest.Account{Name: viewerName, Password: viewerPassword, Token: viewerToken, Role: casestore.RoleViewer})
 }
 
-// syncBuffer is an io.Writer safe for run's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log and output sink the test reads while it is written.
+type syncBuffer = syncbuf.Buffer
 
 func envFunc(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 

@@ -21,27 +21,13 @@ import (
 
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
+	"github.com/refundhub/refundhub/internal/testenv/syncbuf"
 )
 
 const token = "e2e-token-0123456789abcdef"
 
-// syncBuffer is an io.Writer safe for the concurrent writes of run and reads of the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log and output sink the test reads while it is written.
+type syncBuffer = syncbuf.Buffer
 
 func envFunc(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }

@@ -9,30 +9,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/envconfig/logtest"
+	"github.com/refundhub/refundhub/internal/testenv/syncbuf"
 )
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log and output sink the test reads while it is written.
+type syncBuffer = syncbuf.Buffer
 
 func envFunc(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 

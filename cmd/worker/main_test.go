@@ -34,6 +34,7 @@ import (
 	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
+	"github.com/refundhub/refundhub/internal/testenv/syncbuf"
 )
 
 const (
@@ -42,23 +43,8 @@ const (
 	e2eToken  = "e2e-callback-token-0123456789"
 )
 
-// syncBuffer is a goroutine-safe writer for a worker's stdout/stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log and output sink the test reads while it is written.
+type syncBuffer = syncbuf.Buffer
 
 // stack is NATS + sandbox + the real receiver handler + worker processes
 // (run) on one SQLite file.

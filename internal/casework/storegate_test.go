@@ -1,20 +1,20 @@
 package casework
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/refundhub/refundhub/internal/testenv/syncbuf"
 )
 
 // fakeStore is a store that answers a ping, or not, and takes a write, or
@@ -60,23 +60,8 @@ var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 // disk, which the store's ping passes.
 var errFull = fmt.Errorf("append timeline: %w", sqlite3.Error{Code: sqlite3.ErrFull})
 
-// lockedBuffer is a log sink the gate's goroutines can share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is a log and output sink the test reads while it is written.
+type lockedBuffer = syncbuf.Buffer
 
 func newTestGate(t *testing.T) (*storeGate, *fakeStore, *lockedBuffer, context.CancelFunc) {
 	t.Helper()
