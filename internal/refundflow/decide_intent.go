@@ -31,7 +31,7 @@ func (d Decider) settleIntent(c CaseView, v *PlatformView, in Input) Decision {
 	case it.Step == StepMessage:
 		dec = d.settleMessage(c, it, *v, in.Now)
 	case v.Inconclusive:
-		return d.settleInconclusive(c, it, in)
+		return d.settleInconclusive(c, it, *v, in)
 	case otherRefund(c, *v):
 		return d.settleOtherRefund(c, it, *v, in)
 	default:
@@ -110,13 +110,18 @@ func (d Decider) settleMessage(c CaseView, it Intent, v PlatformView, now time.T
 
 // settleInconclusive: the platform cannot tell. Within the grace the case
 // waits for evidence (a refund callback); after it, the case parks where
-// only the platform or an operator moves it.
-func (d Decider) settleInconclusive(c CaseView, it Intent, in Input) Decision {
+// only the platform or an operator moves it. A refund no case can ever
+// own (PlatformView.Unattributed) parks it at once, saying why and that
+// only closing it helps.
+func (d Decider) settleInconclusive(c CaseView, it Intent, v PlatformView, in Input) Decision {
 	if c.State == StateNeedsAttention && c.AttentionCode == CodeResendsFailed {
 		// Stopped on the platform's refusals: a view that cannot tell
 		// changes nothing of that. Parked again as unverifiable, the case
 		// would flip back at the next view showing no effect.
 		if in.Kind == InputResolve {
+			if len(v.Unattributed) > 0 {
+				return reject(c, CodeInconclusive, unattributedAdvice(c, it.Step, v.Unattributed))
+			}
 			// A retry needs the platform to show no effect first.
 			return reject(c, CodeInconclusive, fmt.Sprintf("the platform cannot tell now whether case %d's %s took effect, and it is sent "+
 				"again only once the platform shows it did not: `refundctl resolve %d --retry` again later; meanwhile check the order "+
@@ -128,7 +133,9 @@ func (d Decider) settleInconclusive(c CaseView, it Intent, in Input) Decision {
 		}
 		return dec
 	}
-	if until := it.Since.Add(d.Policy.IntentGrace); d.Policy.IntentGrace > 0 && !it.Since.IsZero() && in.Now.Before(until) {
+	// A refund no case will ever own: no evidence will come, so no grace.
+	unattributed := len(v.Unattributed) > 0
+	if until := it.Since.Add(d.Policy.IntentGrace); !unattributed && d.Policy.IntentGrace > 0 && !it.Since.IsZero() && in.Now.Before(until) {
 		dec := keep(c, CodeInconclusive, fmt.Sprintf("cannot tell yet whether the %s took effect; waiting for evidence", it.Step))
 		dec.Attention = waiting(c, fmt.Sprintf("cannot tell yet whether the %s took effect: waiting for evidence (a refund callback) until %s, then parked (%s)",
 			it.Step, stamp(until), CodeUnverifiable))
@@ -149,13 +156,23 @@ func (d Decider) settleInconclusive(c CaseView, it Intent, in Input) Decision {
 		// effect is unknown (a new request could submit twice): refused
 		// with the way out, rather than re-parked and decided again.
 		if isCommand(in.Kind) {
+			if unattributed {
+				return reject(c, CodeUnverifiable, unattributedAdvice(c, it.Step, v.Unattributed))
+			}
 			return reject(c, CodeUnverifiable, unverifiableAdvice(c, it.Step))
 		}
 		dec := keep(c, CodeUnverifiable, fmt.Sprintf("still cannot tell whether the %s took effect", it.Step))
 		dec.WakeAt = time.Time{} // parked: no timer left to fire every pass (as in resendsFailed)
+		if advice := unattributedAdvice(c, it.Step, v.Unattributed); unattributed && c.AttentionMessage != advice {
+			dec.Attention = &Attention{Code: CodeUnverifiable, Message: advice} // parked before the reason was known
+		}
 		return dec
 	}
-	dec := park(c, CodeUnverifiable, fmt.Sprintf("cannot tell whether the %s took effect; check on the platform", it.Step))
+	msg := fmt.Sprintf("cannot tell whether the %s took effect; check on the platform", it.Step)
+	if unattributed {
+		msg = unattributedAdvice(c, it.Step, v.Unattributed)
+	}
+	dec := park(c, CodeUnverifiable, msg)
 	dec.Reapply = isCommand(in.Kind) // the command is then decided on the parked case, not swallowed
 	return dec
 }
@@ -167,6 +184,22 @@ func unverifiableAdvice(c CaseView, step StepName) string {
 	return fmt.Sprintf("the platform cannot tell whether case %d's %s took effect: check the refund in the platform's back office; "+
 		"if it is there, its next callback moves the case on; if not, or to stop here, close the case with "+
 		"`refundctl resolve %d --close --note …` (then request again if needed)", c.ID, step, c.ID)
+}
+
+// unattributedAdvice tells the operator of a case whose intent the
+// platform can never settle (PlatformView.Unattributed) why, and the one
+// way out: waiting, a retry or a callback cannot help, because no case
+// will ever own the refunds listed.
+func unattributedAdvice(c CaseView, step StepName, refunds []string) string {
+	ids := make([]string, 0, min(len(refunds), 3))
+	for _, id := range refunds[:min(len(refunds), 3)] {
+		ids = append(ids, excerpt.Of(id, 40))
+	}
+	return fmt.Sprintf("the platform lists refund %s on case %d's sub-order, which no case owns, and case %d was opened by an older build "+
+		"that did not record the sub-order's refunds before its first %s: whether it is this case's cannot be told, now or later, so "+
+		"the %s is not sent again and a retry cannot help. Check the refund in the platform's back office (it goes on there "+
+		"whatever the case does), then close the case with `refundctl resolve %d --close --note …`",
+		strings.Join(ids, ", "), c.ID, c.ID, step, step, c.ID)
 }
 
 // settleOtherRefund leaves the intent open (neither settled nor sent again)

@@ -147,7 +147,13 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView) 
 	})
 	switch {
 	case len(mine) > 0 && !cv.Plan.PriorListed:
-		return &PlatformView{Inconclusive: true, Foreign: foreign}, nil
+		unattributed := make([]string, 0, len(mine))
+		for _, a := range mine {
+			if id := a.RefundOrder.RefundID.String(); owners[id] != c.ID {
+				unattributed = append(unattributed, id)
+			}
+		}
+		return &PlatformView{Inconclusive: true, Foreign: foreign, Unattributed: unattributed}, nil
 	case len(mine) == 0 && !complete:
 		return &PlatformView{Inconclusive: true, Foreign: foreign}, nil
 	case len(mine) == 0:

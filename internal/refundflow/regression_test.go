@@ -507,3 +507,54 @@ func TestResendRefusedAsDuplicateKeepsTheIntentOpen(t *testing.T) {
 		}
 	}
 }
+
+// A Taobao case opened by an older build (its plan has no record of the
+// sub-order's refunds before its first submission) with its submission's
+// outcome open, and a refund on that sub-order no case owns: the list can
+// never tell whether it is the case's. The case parks at once, naming the
+// refund and the one way out (TestARefundNoCaseCanOwnParksWithTheOneWayOut
+// has the decisions).
+func TestAnOlderBuildsCaseWithARefundNoCaseOwnsParksSayingSo(t *testing.T) {
+	r := newRig(t, manual)
+	ctx := context.Background()
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	seeded, err := r.sb.SeedRefund(sandbox.RefundSeed{Platform: sandbox.PlatformTaobao, OrderID: o, SubOrderID: so, Status: "wait_seller_agree"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := json.Marshal(taobaoRequest(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	if err := r.store.Update(ctx, func(tx *casestore.Tx) error {
+		c, err := tx.CreateCase(ctx, casestore.NewCase{Platform: casestore.PlatformTaobao, OrderID: o, SubOrderID: so,
+			State: string(refundflow.StateSubmitting), Request: req, NextWakeAt: time.Now()})
+		if err != nil {
+			return err
+		}
+		id = c.ID
+		c.Plan = json.RawMessage(`{"reasonId":1001,"fee":10000}`) // as an older build wrote it: no priorListed
+		if _, err := tx.UpdateCase(ctx, c); err != nil {
+			return err
+		}
+		_, _, err = tx.BeginStep(ctx, c.ID, string(refundflow.StepSubmit), fmt.Sprintf("case:%d:submit:v1", c.ID), "{}")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.engine().Wake(ctx, id, refundflow.InputTimer); err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.store.GetCase(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State != string(refundflow.StateNeedsAttention) || c.AttentionCode != refundflow.CodeUnverifiable ||
+		!strings.Contains(c.AttentionMessage, seeded.RefundID) || !strings.Contains(c.AttentionMessage, "older build") ||
+		!strings.Contains(c.AttentionMessage, "--close") {
+		t.Errorf("the older build's case: %s %s %q; want parked %s naming refund %s, the older build and --close",
+			c.State, c.AttentionCode, c.AttentionMessage, refundflow.CodeUnverifiable, seeded.RefundID)
+	}
+	r.noDuplicates()
+}

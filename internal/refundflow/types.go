@@ -130,6 +130,13 @@ type PlatformView struct {
 	// order and set aside because they predate the case's submission
 	// (someone else's), for the timeline.
 	Foreign []string
+	// Unattributed lists refunds of the case's Taobao sub-order that no
+	// case owns and that cannot be told the case's or someone else's
+	// (Inconclusive): the case was opened by a build that did not record
+	// the sub-order's refunds before its first submission
+	// (Plan.PriorListed). While one is listed the platform never tells,
+	// so waiting or retrying cannot settle the intent: only an operator.
+	Unattributed []string
 }
 
 // Status returns the platform status as text, for recording.

@@ -1,0 +1,74 @@
+package refundflow
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestARefundNoCaseCanOwnParksWithTheOneWayOut: a Taobao case opened by an
+// older build has no record of its sub-order's refunds before its first
+// submission, so a refund the platform lists on the sub-order, owned by no
+// case, can never be told its own or someone else's. The case waited out
+// the grace for evidence that could not come, and its advice (a retry
+// "again later", a callback that "moves the case on") led nowhere: only
+// closing it does. It now parks at once, naming the refund and the way
+// out, and says the same to a command, a retry and a parked case's next
+// look.
+func TestARefundNoCaseCanOwnParksWithTheOneWayOut(t *testing.T) {
+	d := Decider{Policy: policy}
+	d.Policy.IntentGrace, d.Policy.ResendLimit = time.Hour, 3
+	old := fixture(PlatformTaobao, StateSubmitting) // Plan.PriorListed false: an older build's
+	old.Intent = &Intent{Step: StepSubmit, Key: "case:7:submit:v3", Since: now.Add(-time.Minute), LastAttempt: now.Add(-time.Minute), Sends: 1}
+	view := &PlatformView{Inconclusive: true, Unattributed: []string{"R900"}}
+	says := func(what, text string) {
+		t.Helper()
+		for _, want := range []string{"R900", "older build", "cannot help", "refundctl resolve 7 --close --note"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s: %q; want it to say %q", what, text, want)
+			}
+		}
+		if strings.Contains(text, "--retry") || strings.Contains(text, "moves the case on") {
+			t.Errorf("%s: %q; want no way out that cannot work", what, text)
+		}
+	}
+
+	dec := d.Decide(old, view, Input{Kind: InputTimer, Now: now})
+	if dec.State != StateNeedsAttention || dec.Code != CodeUnverifiable || dec.Step != nil || dec.Attention == nil {
+		t.Fatalf("within the grace: %s; want parked %s at once, nothing sent", cell(dec), CodeUnverifiable)
+	}
+	says("the parked case's attention", dec.Attention.Message)
+	parked := apply(old, dec)
+	if dec := d.Decide(parked, view, Input{Kind: InputCancel, ID: "cmd-cancel-1", Now: now}); dec.Outcome != OutcomeReject {
+		t.Errorf("a cancel on the parked case: %s; want it refused", cell(dec))
+	} else {
+		says("the cancel's refusal", dec.Reason)
+	}
+
+	// Parked before the reason was known: its next look says it.
+	before := parked
+	before.AttentionMessage = "cannot tell whether the submit took effect; check on the platform"
+	if dec := d.Decide(before, view, Input{Kind: InputReconcile, Now: now}); dec.Attention == nil {
+		t.Errorf("a case parked with the old advice, reconciled: %s; want its advice replaced", cell(dec))
+	} else {
+		says("the replaced advice", dec.Attention.Message)
+	}
+
+	// Stopped on refused resends: the operator's retry is refused, and
+	// says why it cannot help.
+	stopped := fixture(PlatformTaobao, StateSubmitting)
+	stopped.State, stopped.Parked, stopped.AttentionCode = StateNeedsAttention, StateSubmitting, CodeResendsFailed
+	stopped.Intent = &Intent{Step: StepSubmit, Key: "case:7:submit:v3", Since: now.Add(-time.Hour), LastAttempt: now.Add(-time.Hour), Sends: 4, Refusals: 3}
+	retry := Input{Kind: InputResolve, ID: "cmd-resolve-1", Now: now, Resolve: &Resolve{Action: ResolveRetry}}
+	if dec := d.Decide(stopped, view, retry); dec.Outcome != OutcomeReject || dec.Step != nil {
+		t.Errorf("resolve --retry: %s; want it refused, nothing sent", cell(dec))
+	} else {
+		says("the retry's refusal", dec.Reason)
+	}
+
+	// A view that cannot tell for another reason (a list not read whole)
+	// still waits out the grace.
+	if dec := d.Decide(old, &PlatformView{Inconclusive: true}, Input{Kind: InputTimer, Now: now}); dec.State == StateNeedsAttention {
+		t.Errorf("inconclusive for another reason, within the grace: %s; want it waiting", cell(dec))
+	}
+}
