@@ -118,10 +118,21 @@ func (d Decider) settleInconclusive(c CaseView, it Intent, v PlatformView, in In
 		// Stopped on the platform's refusals: a view that cannot tell
 		// changes nothing of that. Parked again as unverifiable, the case
 		// would flip back at the next view showing no effect.
-		if in.Kind == InputResolve {
-			if len(v.Unattributed) > 0 {
-				return reject(c, CodeInconclusive, unattributedAdvice(c, it.Step, v.Unattributed))
+		if len(v.Unattributed) > 0 {
+			// A refund no case can own: the resends' advice (a retry)
+			// no longer holds, whatever comes.
+			advice := unattributedAdvice(c, it.Step, v.Unattributed)
+			if isCommand(in.Kind) {
+				return reject(c, CodeResendsFailed, advice)
 			}
+			dec := keep(c, CodeResendsFailed, "the platform lists a refund no case owns: only an operator ends this case")
+			dec.WakeAt = time.Time{} // parked: no timer (as in resendsFailed)
+			if advice != c.AttentionMessage {
+				dec.Attention = &Attention{Code: CodeResendsFailed, Message: advice}
+			}
+			return dec
+		}
+		if in.Kind == InputResolve {
 			// A retry needs the platform to show no effect first.
 			return reject(c, CodeInconclusive, fmt.Sprintf("the platform cannot tell now whether case %d's %s took effect, and it is sent "+
 				"again only once the platform shows it did not: `refundctl resolve %d --retry` again later; meanwhile check the order "+
@@ -134,6 +145,10 @@ func (d Decider) settleInconclusive(c CaseView, it Intent, v PlatformView, in In
 		return dec
 	}
 	// A refund no case will ever own: no evidence will come, so no grace.
+	// (A refund callback for it reaches this case, by its sub-order, only
+	// as a hint, which the Taobao fetch does not use: it lists again, and
+	// the list cannot tell. Were listTaobao to take the hint as the case's
+	// refund, this early park would be wrong.)
 	unattributed := len(v.Unattributed) > 0
 	if until := it.Since.Add(d.Policy.IntentGrace); !unattributed && d.Policy.IntentGrace > 0 && !it.Since.IsZero() && in.Now.Before(until) {
 		dec := keep(c, CodeInconclusive, fmt.Sprintf("cannot tell yet whether the %s took effect; waiting for evidence", it.Step))
@@ -191,15 +206,20 @@ func unverifiableAdvice(c CaseView, step StepName) string {
 // way out: waiting, a retry or a callback cannot help, because no case
 // will ever own the refunds listed.
 func unattributedAdvice(c CaseView, step StepName, refunds []string) string {
-	ids := make([]string, 0, min(len(refunds), 3))
-	for _, id := range refunds[:min(len(refunds), 3)] {
+	sorted := slices.Sorted(slices.Values(refunds)) // the same text whatever order the list gave
+	ids := make([]string, 0, min(len(sorted), 3))
+	for _, id := range sorted[:min(len(sorted), 3)] {
 		ids = append(ids, excerpt.Of(id, 40))
 	}
+	named := strings.Join(ids, ", ")
+	if more := len(sorted) - len(ids); more > 0 {
+		named += fmt.Sprintf(" and %d more", more)
+	}
 	return fmt.Sprintf("the platform lists refund %s on case %d's sub-order, which no case owns, and case %d was opened by an older build "+
-		"that did not record the sub-order's refunds before its first %s: whether it is this case's cannot be told, now or later, so "+
+		"that did not record the sub-order's refunds before its first %s: the platform's list cannot tell whether it is this case's, so "+
 		"the %s is not sent again and a retry cannot help. Check the refund in the platform's back office (it goes on there "+
 		"whatever the case does), then close the case with `refundctl resolve %d --close --note …`",
-		strings.Join(ids, ", "), c.ID, c.ID, step, step, c.ID)
+		named, c.ID, c.ID, step, step, c.ID)
 }
 
 // settleOtherRefund leaves the intent open (neither settled nor sent again)

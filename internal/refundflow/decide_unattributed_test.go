@@ -54,16 +54,37 @@ func TestARefundNoCaseCanOwnParksWithTheOneWayOut(t *testing.T) {
 		says("the replaced advice", dec.Attention.Message)
 	}
 
-	// Stopped on refused resends: the operator's retry is refused, and
-	// says why it cannot help.
+	// Carrying the advice already, its next look writes nothing.
+	if dec := d.Decide(parked, view, Input{Kind: InputReconcile, Now: now}); dec.Attention != nil || dec.Outcome != OutcomeNoOp {
+		t.Errorf("a case carrying the advice, reconciled: %s attention %+v; want nothing written", cell(dec), dec.Attention)
+	}
+
+	// Stopped on refused resends: the operator's retry, and any other
+	// command, are refused saying why a retry cannot help, and the
+	// case's next look replaces the resends' advice.
 	stopped := fixture(PlatformTaobao, StateSubmitting)
 	stopped.State, stopped.Parked, stopped.AttentionCode = StateNeedsAttention, StateSubmitting, CodeResendsFailed
+	stopped.AttentionMessage = "the platform refused 3 resends … `refundctl resolve 7 --retry` …"
 	stopped.Intent = &Intent{Step: StepSubmit, Key: "case:7:submit:v3", Since: now.Add(-time.Hour), LastAttempt: now.Add(-time.Hour), Sends: 4, Refusals: 3}
 	retry := Input{Kind: InputResolve, ID: "cmd-resolve-1", Now: now, Resolve: &Resolve{Action: ResolveRetry}}
-	if dec := d.Decide(stopped, view, retry); dec.Outcome != OutcomeReject || dec.Step != nil {
-		t.Errorf("resolve --retry: %s; want it refused, nothing sent", cell(dec))
+	for _, in := range []Input{retry, {Kind: InputCancel, ID: "cmd-cancel-2", Now: now}} {
+		if dec := d.Decide(stopped, view, in); dec.Outcome != OutcomeReject || dec.Step != nil {
+			t.Errorf("a %s on the stopped case: %s; want it refused, nothing sent", in.Kind, cell(dec))
+		} else {
+			says("the refusal of a "+string(in.Kind), dec.Reason)
+		}
+	}
+	if dec := d.Decide(stopped, view, Input{Kind: InputReconcile, Now: now}); dec.Attention == nil || dec.Step != nil {
+		t.Errorf("the stopped case, reconciled: %s; want its advice replaced, nothing sent", cell(dec))
 	} else {
-		says("the retry's refusal", dec.Reason)
+		says("the stopped case's replaced advice", dec.Attention.Message)
+	}
+
+	// Refunds named in a stable order, the rest counted.
+	many := &PlatformView{Inconclusive: true, Unattributed: []string{"R905", "R901", "R904", "R902"}}
+	if dec := d.Decide(old, many, Input{Kind: InputTimer, Now: now}); dec.Attention == nil ||
+		!strings.Contains(dec.Attention.Message, "R901, R902, R904 and 1 more") {
+		t.Errorf("four unowned refunds: %s attention %+v; want the first three by id and 1 more", cell(dec), dec.Attention)
 	}
 
 	// A view that cannot tell for another reason (a list not read whole)

@@ -115,8 +115,10 @@ func (e *Engine) alibabaCreated(info apiclient.RefundInfo) time.Time {
 // one, else the newest finished one. Refunds that predate the submission are
 // reported as Foreign. Without a record of what was listed before (a case
 // from an older build), a refund cannot be told from someone else's: the
-// view is Inconclusive. So is a list the walk cannot prove complete; only a
-// complete list that holds none of the case's refunds is Found false.
+// view is Inconclusive, with those refunds as Unattributed (the case parks
+// at once: no later list can tell either). So is a list the walk cannot
+// prove complete; only a complete list that holds none of the case's
+// refunds is Found false.
 func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView) (*PlatformView, error) {
 	if c.OrderID == "" {
 		return &PlatformView{Inconclusive: true}, nil
@@ -147,11 +149,11 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView) 
 	})
 	switch {
 	case len(mine) > 0 && !cv.Plan.PriorListed:
+		// Every one is unowned: the case owns none (listTaobao runs for a
+		// case without a refund id), and those of other cases are gone.
 		unattributed := make([]string, 0, len(mine))
 		for _, a := range mine {
-			if id := a.RefundOrder.RefundID.String(); owners[id] != c.ID {
-				unattributed = append(unattributed, id)
-			}
+			unattributed = append(unattributed, a.RefundOrder.RefundID.String())
 		}
 		return &PlatformView{Inconclusive: true, Foreign: foreign, Unattributed: unattributed}, nil
 	case len(mine) == 0 && !complete:

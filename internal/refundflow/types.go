@@ -408,7 +408,8 @@ type Policy struct {
 	// IntentGrace is how long an intent the platform cannot confirm either
 	// way (PlatformView.Inconclusive, e.g. a 1688 create whose refund id was
 	// lost in a crash) waits for evidence, such as a refund callback carrying
-	// the refund id, before the case is parked for an operator. 0 parks at once.
+	// the refund id, before the case is parked for an operator. 0 parks at once;
+	// so does a view whose refunds no case can own (PlatformView.Unattributed).
 	IntentGrace time.Duration
 	// InFlight is how long after we stopped waiting for a side effect's call
 	// (Intent.LastAttempt: it timed out, lost its answer or was abandoned;
