@@ -212,7 +212,7 @@ func awaitVerdict(ctx context.Context, st *casestore.Store, id string, wait time
 		case !casestore.Unavailable(err):
 			return opcommands.Verdict{}, err
 		}
-		pending.Reason = verdictUnread
+		pending.Reason = opcommands.ReasonUnread
 		if !time.Now().Add(verdictPoll).Before(deadline) {
 			return pending, nil
 		}
@@ -223,10 +223,6 @@ func awaitVerdict(ctx context.Context, st *casestore.Store, id string, wait time
 		}
 	}
 }
-
-// verdictUnread is a pending verdict's reason when the database did not
-// answer the last time it was asked.
-const verdictUnread = "sent; the case database does not answer, so its verdict cannot be read: do not send it again, look for it in a moment"
 
 // verdictPoll is how often a verdict is asked for.
 const verdictPoll = 100 * time.Millisecond

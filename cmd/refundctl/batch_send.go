@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -176,7 +177,7 @@ func (b *batch) awaitVerdicts(ctx context.Context) error {
 				r.Verdict = &verdictJSON{Verdict: verdictPending,
 					Next: "the worker has not decided it yet (is it running?); follow it with: refundctl wait --command " + r.ID}
 				if unread {
-					r.Verdict.Reason, r.Verdict.Next = verdictUnread, "follow it with: refundctl wait --command "+r.ID
+					r.Verdict.Reason, r.Verdict.Next = opcommands.ReasonUnread, "follow it with: refundctl wait --command "+r.ID
 				}
 			}
 			return nil

@@ -208,7 +208,7 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 			s.logger.WarnContext(ctx, "command published; its verdict could not be read", "command", cmd.ID, "err", err)
 			out.Verdict.Reason = verdictUnreadOther
 			if casestore.Unavailable(err) {
-				out.Verdict.Reason = verdictUnread
+				out.Verdict.Reason = opcommands.ReasonUnread
 			}
 		}
 	}
@@ -218,13 +218,10 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 	return out, nil
 }
 
-// verdictUnread and verdictUnreadOther are the reason a pending verdict
-// gives when the console could not read it: the command was sent all the
-// same.
-const (
-	verdictUnread      = "sent; the case database did not answer while the console waited for the worker's verdict: do not send it again, look for its verdict in a moment"
-	verdictUnreadOther = "sent; the console could not read the worker's verdict: do not send it again, look for its verdict in a moment"
-)
+// verdictUnreadOther is a pending verdict's reason when the console could
+// not read it for another reason than the database (opcommands.ReasonUnread):
+// the command was sent all the same.
+const verdictUnreadOther = "sent; the console could not read the worker's verdict: do not send it again, look for it in a moment"
 
 // awaitVerdict waits up to wait for the worker's verdict on command id
 // and describes it (opcommands.ErrPending when it gave none).

@@ -115,6 +115,11 @@ type Verdict struct {
 // VerdictPending is the verdict of a command the worker has not decided yet.
 const VerdictPending = "pending"
 
+// ReasonUnread is a pending verdict's reason when the case database stopped
+// answering after the command was published: it was sent all the same,
+// and sent again it would be a second command.
+const ReasonUnread = "sent; the case database does not answer, so its verdict cannot be read: do not send it again, look for it in a moment"
+
 // Describe is the verdict o with its case's current state. A dead command
 // may name a case that does not exist: its CaseID is then 0.
 func Describe(ctx context.Context, st *casestore.Store, o casestore.CommandOutcome) (Verdict, error) {
