@@ -201,9 +201,9 @@ func awaitVerdict(ctx context.Context, st *casestore.Store, id string, wait time
 	for {
 		o, err := opcommands.AwaitOutcome(ctx, st, id, time.Until(deadline), verdictPoll)
 		if err == nil {
-			o, err := opcommands.Describe(ctx, st, o)
-			if !casestore.Unavailable(err) {
-				return o, err
+			var v opcommands.Verdict
+			if v, err = opcommands.Describe(ctx, st, o); err == nil {
+				return v, nil
 			}
 		}
 		switch {
