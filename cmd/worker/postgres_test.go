@@ -107,15 +107,7 @@ func TestWorkerWaitsForPostgreSQLAtStart(t *testing.T) {
 		map[string]string{"DB_URL": pg.NewDatabase(t)})
 	pg.Crash(t)
 	w := s.launch(nil)
-	waitFor(t, 20*time.Second, "the worker to say it waits for the store", func() bool {
-		select {
-		case err := <-w.done:
-			w.done <- err
-			t.Fatalf("the worker exited with the store down: %v\n%s", err, w.errs.String())
-		default:
-		}
-		return strings.Contains(w.errs.String(), "case store not reachable yet")
-	})
+	awaitsItsStore(t, w, "with the store down")
 	pg.Restart(t)
 	w.waitReady(t)
 	if got := strings.Count(w.errs.String(), "case store not reachable yet"); got != 1 {
@@ -196,15 +188,7 @@ func TestWorkerStartedOnAStandbyWaitsForItsPromotion(t *testing.T) {
 		map[string]string{"DB_URL": dbURL})
 	s.env["DB_URL"] = u.String() // the workers reach the standby; the stack's own store stays on the primary
 	w := s.launch(nil)
-	waitFor(t, 20*time.Second, "the worker to say it waits for the store", func() bool {
-		select {
-		case err := <-w.done:
-			w.done <- err
-			t.Fatalf("the worker exited on a standby: %v\n%s", err, w.errs.String())
-		default:
-		}
-		return strings.Contains(w.errs.String(), "case store not reachable yet")
-	})
+	awaitsItsStore(t, w, "on a standby")
 	primary.Crash(t)
 	standby.Promote(t)
 	w.waitReady(t)
@@ -493,4 +477,19 @@ func TestACommandWhoseStatementCrashesTheDatabaseRunsOutOfDeliveries(t *testing.
 	if err, gone := w.exited(); gone {
 		t.Fatalf("the worker exited: %v", err)
 	}
+}
+
+// awaitsItsStore waits until worker w, started where its store cannot take
+// its work (where), says it waits for it; exiting instead fails the test.
+func awaitsItsStore(t *testing.T, w *workerProc, where string) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "the worker to say it waits for the store", func() bool {
+		select {
+		case err := <-w.done:
+			w.done <- err
+			t.Fatalf("the worker exited %s: %v\n%s", where, err, w.errs.String())
+		default:
+		}
+		return strings.Contains(w.errs.String(), "case store not reachable yet")
+	})
 }
