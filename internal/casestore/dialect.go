@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -61,6 +63,53 @@ type pool struct {
 	// idle is how many idle connections the pool keeps (PostgreSQL):
 	// dropIdle closes them and keeps as many again from then on.
 	idle int
+	// rerunsReads: every session of the pool is read-only (PostgreSQL's
+	// read pool), so a statement that met a session the server had ended
+	// can run again on a new connection (rerun).
+	rerunsReads bool
+}
+
+// rerun is the pool's answer to a statement whose error err says that the
+// server had ended the connection's session (sessionEnded): a restart, an
+// administrator's pg_terminate_backend, a pooler or a failover cutting
+// connections. The driver checks an idle connection before reuse only
+// once it has been idle for a second, so every idle connection of the pool
+// would fail its next statement the same way, each read as if the
+// database were away (the console answering 503 once per connection): the
+// idle ones are closed. On a read pool it reports true: the statement ran
+// in a read-only session, which changed nothing, and runs again, once, on
+// a new connection. A write's error goes back to its caller, who cannot
+// know whether it committed, as for any lost connection.
+func (p *pool) rerun(ctx context.Context, err error) bool {
+	if !p.pg || !sessionEnded(err) {
+		return false
+	}
+	p.dropIdle()
+	return p.rerunsReads && ctx.Err() == nil
+}
+
+// sessionEnded reports whether err says that the connection the statement
+// ran on was to a session the server had ended, or that it ended while
+// the statement ran; not that a new connection failed (the server is away,
+// and a second try now fails the same).
+func sessionEnded(err error) bool {
+	if err == nil {
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P05": // admin_shutdown, crash_shutdown, idle_session_timeout
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection exception
+	}
+	var netErr *net.OpError
+	return errors.Is(err, io.ErrUnexpectedEOF) || (errors.As(err, &netErr) && netErr.Op != "dial")
 }
 
 // dropIdle closes the pool's idle connections. After a PostgreSQL server
@@ -79,7 +128,11 @@ func (p *pool) dropIdle() {
 func (p *pool) q(query string, args []any) string { return bind(p.pg, query, args) }
 
 func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return p.DB.ExecContext(ctx, p.q(query, args), args...)
+	res, err := p.DB.ExecContext(ctx, p.q(query, args), args...)
+	if err != nil && p.rerun(ctx, err) {
+		res, err = p.DB.ExecContext(ctx, p.q(query, args), args...)
+	}
+	return res, err
 }
 
 func (p *pool) Exec(query string, args ...any) (sql.Result, error) {
@@ -87,15 +140,29 @@ func (p *pool) Exec(query string, args ...any) (sql.Result, error) {
 }
 
 func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return p.DB.QueryContext(ctx, p.q(query, args), args...)
+	rows, err := p.DB.QueryContext(ctx, p.q(query, args), args...)
+	if err != nil && p.rerun(ctx, err) {
+		rows, err = p.DB.QueryContext(ctx, p.q(query, args), args...)
+	}
+	return rows, err
 }
 
 func (p *pool) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
-	return p.DB.QueryxContext(ctx, p.q(query, args), args...)
+	rows, err := p.DB.QueryxContext(ctx, p.q(query, args), args...)
+	if err != nil && p.rerun(ctx, err) {
+		rows, err = p.DB.QueryxContext(ctx, p.q(query, args), args...)
+	}
+	return rows, err
 }
 
+// QueryRowxContext: the driver reads a statement's first row before it
+// returns, so an ended session's error is the row's Err already.
 func (p *pool) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
-	return p.DB.QueryRowxContext(ctx, p.q(query, args), args...)
+	row := p.DB.QueryRowxContext(ctx, p.q(query, args), args...)
+	if err := row.Err(); err != nil && p.rerun(ctx, err) {
+		row = p.DB.QueryRowxContext(ctx, p.q(query, args), args...)
+	}
+	return row
 }
 
 func (p *pool) GetContext(ctx context.Context, dest any, query string, args ...any) error {

@@ -95,7 +95,7 @@ func openPostgresPool(ctx context.Context, target string, mode pgMode, conns int
 	if mode == pgRecord {
 		cfg.RuntimeParams["synchronous_commit"] = "off"
 	}
-	p := &pool{pg: true, idle: conns}
+	p := &pool{pg: true, idle: conns, rerunsReads: mode == pgRead}
 	cfg.Tracer = roundTrips{n: &p.trips, stmts: &p.stmts}
 	db := sqlx.NewDb(stdlib.OpenDB(*cfg), "pgx")
 	db.SetMaxOpenConns(conns)

@@ -59,7 +59,7 @@ func Unavailable(err error) bool {
 			return true
 		}
 		switch pgErr.Code {
-		case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now (starting, recovering)
+		case "57P01", "57P02", "57P03", "57P05": // admin_shutdown, crash_shutdown, cannot_connect_now (starting, recovering), idle_session_timeout
 			return true
 		case "25006": // read_only_sql_transaction: a standby answers for the primary (a failover under way)
 			return true

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -386,6 +387,73 @@ func TestWriteRefusedIsTheStoresOwnRefusal(t *testing.T) {
 	} {
 		if got := Misconfigured(err); got != want {
 			t.Errorf("Misconfigured(%v) = %v; want %v", err, got, want)
+		}
+	}
+}
+
+// TestReadsAnswerAtOnceAfterTheServerEndedThePoolsSessions: the server ends
+// every session (a restart, an administrator's pg_terminate_backend, a
+// pooler or failover cutting connections) while the store's read
+// connections sit idle. The driver checks an idle connection before reuse
+// only once it has been idle for a second, so each read within that second
+// met a dead session and failed as if the database were away: the console
+// answered an operator 503 once per pooled connection after a database
+// restart. A read-only session's statement can be run again safely, so a
+// read that meets a session the server ended now runs once more on a new
+// connection, and the idle ones go with it.
+func TestReadsAnswerAtOnceAfterTheServerEndedThePoolsSessions(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{})
+	ctx := context.Background()
+	target := pg.NewDatabase(t)
+	s, err := Open(ctx, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	id, err := createCase(ctx, s, "o1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []struct {
+		name string
+		open func() *Store
+	}{{"a worker's store", func() *Store { return s }}, {"a read-only store (the console's, refundctl's)", func() *Store {
+		ro, err := OpenReadOnly(ctx, target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ro.Close() })
+		return ro
+	}}} {
+		st := struct {
+			name string
+			s    *Store
+		}{st.name, st.open()}
+		// Every read connection busy at once, twice, so that the pool keeps
+		// them all idle afterwards, each reused within the last second (the
+		// driver pings one before its first reuse).
+		for range 2 {
+			var wg sync.WaitGroup
+			for range pgReaderConns {
+				wg.Go(func() {
+					var slept string
+					if err := st.s.r.GetContext(ctx, &slept, `SELECT pg_sleep(0.05)::text`); err != nil {
+						t.Errorf("%s: a read before the server ended its sessions: %v", st.name, err)
+					}
+				})
+			}
+			wg.Wait()
+		}
+		if ended := pg.EndSessions(t); ended < pgReaderConns {
+			t.Fatalf("%s: %d sessions ended; want at least the %d idle read connections", st.name, ended, pgReaderConns)
+		}
+		for i := range pgReaderConns + 1 {
+			if c, err := st.s.GetCase(ctx, id); err != nil || c.OrderID != "o1" {
+				t.Errorf("%s: read %d after the server ended its sessions: %+v, %v; want the case", st.name, i+1, c.OrderID, err)
+			}
+		}
+		if _, err := st.s.ListCases(ctx, CaseFilter{}); err != nil {
+			t.Errorf("%s: a list after them: %v", st.name, err)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,41 @@ func TestTheConsoleSaysTheDatabaseDoesNotAnswer(t *testing.T) {
 	pg.Restart(t)
 	if r := ts.do(http.MethodGet, "/api/v1/cases", operatorToken, nil); r.status != http.StatusOK {
 		t.Errorf("cases with the database back: %d %s", r.status, r.body)
+	}
+}
+
+// TestTheConsoleAnswersAtOnceWhenTheDatabaseEndedItsSessions: the
+// database ends every session (a restart, an administrator, a pooler)
+// while the console's connections sit idle. Each page or API call within
+// the next second met one of them and answered 503 "the database does not
+// answer", once per pooled connection, with the database up. They now
+// answer at once.
+func TestTheConsoleAnswersAtOnceWhenTheDatabaseEndedItsSessions(t *testing.T) {
+	pg, ts := consoleOnPostgres(t, nil, 200*time.Millisecond)
+	cookie := "cookie:" + ts.login(operatorName).Value
+	// Several calls at once, twice: the pool keeps several connections,
+	// each reused within the last second.
+	for range 2 {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if r := ts.do(http.MethodGet, "/api/v1/cases", operatorToken, nil); r.status != http.StatusOK {
+					t.Errorf("cases before the sessions ended: %d %s", r.status, r.body)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if n := pg.EndSessions(t); n == 0 {
+		t.Fatal("no session of the console's to end")
+	}
+	for i := range 3 {
+		if r := ts.do(http.MethodGet, "/api/v1/cases", operatorToken, nil); r.status != http.StatusOK {
+			t.Errorf("API call %d after the database ended its sessions: %d %s; want 200", i+1, r.status, r.body)
+		}
+		if r := ts.do(http.MethodGet, "/cases", cookie, nil); r.status != http.StatusOK {
+			t.Errorf("page %d after the database ended its sessions: %d; want 200", i+1, r.status)
+		}
 	}
 }
 
