@@ -64,34 +64,52 @@ type pool struct {
 	// dropIdle closes them and keeps as many again from then on.
 	idle int
 	// rerunsReads: every session of the pool is read-only (PostgreSQL's
-	// read pool), so a statement that met a session the server had ended
-	// can run again on a new connection (rerun).
+	// read pool), so a read that met a session the server had ended runs
+	// again on another connection (rerun).
 	rerunsReads bool
 }
 
-// rerun is the pool's answer to a statement whose error err says that the
-// server had ended the connection's session (sessionEnded): a restart, an
-// administrator's pg_terminate_backend, a pooler or a failover cutting
-// connections. The driver checks an idle connection before reuse only
-// once it has been idle for a second, so every idle connection of the pool
-// would fail its next statement the same way, each read as if the
-// database were away (the console answering 503 once per connection): the
-// idle ones are closed. On a read pool it reports true: the statement ran
-// in a read-only session, which changed nothing, and runs again, once, on
-// a new connection. A write's error goes back to its caller, who cannot
-// know whether it committed, as for any lost connection.
-func (p *pool) rerun(ctx context.Context, err error) bool {
+// ended is the pool's look at a statement's error err: when it says that
+// the server had ended the connection's session (sessionEnded: a restart,
+// an administrator's pg_terminate_backend, a pooler or a failover cutting
+// connections, idle_session_timeout), the pool's idle connections went
+// with it. The driver checks a connection before reuse only when over a
+// second has passed since it was last taken from the pool, so each would
+// fail its next statement the same way, read as the database being away
+// (the console answered 503 once per pooled connection): they are closed.
+func (p *pool) ended(err error) bool {
 	if !p.pg || !sessionEnded(err) {
 		return false
 	}
 	p.dropIdle()
-	return p.rerunsReads && ctx.Err() == nil
+	return true
 }
 
-// sessionEnded reports whether err says that the connection the statement
-// ran on was to a session the server had ended, or that it ended while
-// the statement ran; not that a new connection failed (the server is away,
-// and a second try now fails the same).
+// rerun reports whether a read that failed with err runs again: on a read
+// pool, whose every session is read-only, after ended. The statement
+// changed nothing, and runs on another connection, as many times as the
+// pool has connections and one more: a connection another caller was
+// using when the server ended its session comes back to the pool after
+// dropIdle, and fails the next statement once too. A statement ended
+// while it ran (an administrator ending a runaway query) runs again as
+// well; a second end is its caller's error. Writes are never run again:
+// their caller cannot know whether they committed, as for any lost
+// connection (Exec only drops the idle connections).
+func (p *pool) rerun(ctx context.Context, err error, tries *int) bool {
+	if !p.rerunsReads || *tries > p.idle || ctx.Err() != nil || !p.ended(err) {
+		return false
+	}
+	*tries++
+	return true
+}
+
+// sessionEnded reports whether err says that the connection's session had
+// ended, or ended while the statement ran: a FATAL (or PANIC) error from
+// the server, which ends the session it is sent on, or the connection
+// found closed. Not an ERROR-level one, which leaves the session as it
+// was, nor a new connection that failed (a ConnectError: the server is
+// away, and a second try now fails the same; dial errors come wrapped in
+// one).
 func sessionEnded(err error) bool {
 	if err == nil {
 		return false
@@ -102,21 +120,19 @@ func sessionEnded(err error) bool {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "57P01", "57P02", "57P05": // admin_shutdown, crash_shutdown, idle_session_timeout
-			return true
-		}
-		return strings.HasPrefix(pgErr.Code, "08") // connection exception
+		return pgErr.SeverityUnlocalized == "FATAL" || pgErr.SeverityUnlocalized == "PANIC" ||
+			(pgErr.SeverityUnlocalized == "" && (pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC"))
 	}
 	var netErr *net.OpError
-	return errors.Is(err, io.ErrUnexpectedEOF) || (errors.As(err, &netErr) && netErr.Op != "dial")
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &netErr)
 }
 
 // dropIdle closes the pool's idle connections. After a PostgreSQL server
-// restarted (a crash ends every session), an idle connection is to the
-// server that went: the first statement on each would fail, with "unexpected
-// EOF", as if the store were away again, unless idle for over a second,
-// which the driver checks before reusing one.
+// restarted or ended its sessions, an idle connection is to a session that
+// went: the first statement on each would fail (FATAL 57P01 or 57P02,
+// "unexpected EOF") as if the store were away again, unless over a second
+// has passed since it was last taken from the pool, when the driver pings
+// it first.
 func (p *pool) dropIdle() {
 	if p == nil || !p.pg {
 		return
@@ -129,8 +145,8 @@ func (p *pool) q(query string, args []any) string { return bind(p.pg, query, arg
 
 func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	res, err := p.DB.ExecContext(ctx, p.q(query, args), args...)
-	if err != nil && p.rerun(ctx, err) {
-		res, err = p.DB.ExecContext(ctx, p.q(query, args), args...)
+	if err != nil {
+		p.ended(err)
 	}
 	return res, err
 }
@@ -141,7 +157,7 @@ func (p *pool) Exec(query string, args ...any) (sql.Result, error) {
 
 func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	rows, err := p.DB.QueryContext(ctx, p.q(query, args), args...)
-	if err != nil && p.rerun(ctx, err) {
+	for tries := 0; err != nil && p.rerun(ctx, err, &tries); {
 		rows, err = p.DB.QueryContext(ctx, p.q(query, args), args...)
 	}
 	return rows, err
@@ -149,7 +165,7 @@ func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sq
 
 func (p *pool) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
 	rows, err := p.DB.QueryxContext(ctx, p.q(query, args), args...)
-	if err != nil && p.rerun(ctx, err) {
+	for tries := 0; err != nil && p.rerun(ctx, err, &tries); {
 		rows, err = p.DB.QueryxContext(ctx, p.q(query, args), args...)
 	}
 	return rows, err
@@ -159,7 +175,7 @@ func (p *pool) QueryxContext(ctx context.Context, query string, args ...any) (*s
 // returns, so an ended session's error is the row's Err already.
 func (p *pool) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
 	row := p.DB.QueryRowxContext(ctx, p.q(query, args), args...)
-	if err := row.Err(); err != nil && p.rerun(ctx, err) {
+	for tries := 0; row.Err() != nil && p.rerun(ctx, row.Err(), &tries); {
 		row = p.DB.QueryRowxContext(ctx, p.q(query, args), args...)
 	}
 	return row

@@ -529,6 +529,7 @@ func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	if err != nil {
 		p.rollback(bg)
+		s.w.ended(err) // the pool's other idle connections went with this one's session
 		return err
 	}
 	s.txs.Add(1)

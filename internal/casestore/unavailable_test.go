@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -393,14 +394,16 @@ func TestWriteRefusedIsTheStoresOwnRefusal(t *testing.T) {
 
 // TestReadsAnswerAtOnceAfterTheServerEndedThePoolsSessions: the server ends
 // every session (a restart, an administrator's pg_terminate_backend, a
-// pooler or failover cutting connections) while the store's read
-// connections sit idle. The driver checks an idle connection before reuse
-// only once it has been idle for a second, so each read within that second
-// met a dead session and failed as if the database were away: the console
-// answered an operator 503 once per pooled connection after a database
-// restart. A read-only session's statement can be run again safely, so a
-// read that meets a session the server ended now runs once more on a new
-// connection, and the idle ones go with it.
+// pooler or failover cutting connections) while the store's connections
+// sit idle. The driver pings a connection before reuse only when over a
+// second has passed since it was last taken from the pool, so each read
+// within that second met a dead session and failed as if the database
+// were away: the console answered an operator 503 once per pooled
+// connection after a database restart. A read-only session's statement
+// changed nothing, so a read that meets a session the server ended now
+// runs again on another connection, and the idle ones are closed. A write
+// is not run again: it fails as any write on a lost connection does,
+// saying the store was away, and did nothing.
 func TestReadsAnswerAtOnceAfterTheServerEndedThePoolsSessions(t *testing.T) {
 	pg := pgtest.Start(t, pgtest.Options{})
 	ctx := context.Background()
@@ -414,46 +417,99 @@ func TestReadsAnswerAtOnceAfterTheServerEndedThePoolsSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, st := range []struct {
-		name string
-		open func() *Store
-	}{{"a worker's store", func() *Store { return s }}, {"a read-only store (the console's, refundctl's)", func() *Store {
-		ro, err := OpenReadOnly(ctx, target, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ro.Close() })
-		return ro
-	}}} {
-		st := struct {
-			name string
-			s    *Store
-		}{st.name, st.open()}
-		// Every read connection busy at once, twice, so that the pool keeps
-		// them all idle afterwards, each reused within the last second (the
-		// driver pings one before its first reuse).
+	ro, err := OpenReadOnly(ctx, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+
+	// busyReads has every read connection of st busy at once, twice, so
+	// that the pool keeps them all idle, each taken within the last second
+	// (the driver pings one before its first reuse).
+	busyReads := func(name string, st *Store) {
 		for range 2 {
 			var wg sync.WaitGroup
 			for range pgReaderConns {
 				wg.Go(func() {
 					var slept string
-					if err := st.s.r.GetContext(ctx, &slept, `SELECT pg_sleep(0.05)::text`); err != nil {
-						t.Errorf("%s: a read before the server ended its sessions: %v", st.name, err)
+					if err := st.r.GetContext(ctx, &slept, `SELECT pg_sleep(0.05)::text`); err != nil {
+						t.Errorf("%s: a read before the server ended its sessions: %v", name, err)
 					}
 				})
 			}
 			wg.Wait()
 		}
-		if ended := pg.EndSessions(t); ended < pgReaderConns {
-			t.Fatalf("%s: %d sessions ended; want at least the %d idle read connections", st.name, ended, pgReaderConns)
-		}
+	}
+	// readsAtOnce reads the case from as many callers as the pool has
+	// connections and one more, at once.
+	readsAtOnce := func(name string, st *Store) {
+		var wg sync.WaitGroup
 		for i := range pgReaderConns + 1 {
-			if c, err := st.s.GetCase(ctx, id); err != nil || c.OrderID != "o1" {
-				t.Errorf("%s: read %d after the server ended its sessions: %+v, %v; want the case", st.name, i+1, c.OrderID, err)
-			}
+			wg.Go(func() {
+				if c, err := st.GetCase(ctx, id); err != nil || c.OrderID != "o1" {
+					t.Errorf("%s: read %d after the server ended its sessions: %q, %v; want the case", name, i+1, c.OrderID, err)
+				}
+			})
 		}
-		if _, err := st.s.ListCases(ctx, CaseFilter{}); err != nil {
-			t.Errorf("%s: a list after them: %v", st.name, err)
+		wg.Wait()
+		if cases, err := st.ListCases(ctx, CaseFilter{}); err != nil || len(cases) == 0 {
+			t.Errorf("%s: a list after them: %d cases, %v", name, len(cases), err)
+		}
+	}
+
+	busyReads("a worker's store", s)
+	busyReads("a read-only store", ro)
+	if _, err := createCase(ctx, s, "o2"); err != nil { // the writer's connection taken just now too
+		t.Fatal(err)
+	}
+	if ended := pg.EndSessions(t); ended < 2*pgReaderConns+1 {
+		t.Fatalf("%d sessions ended; want at least the %d idle read connections and the writer's", ended, 2*pgReaderConns+1)
+	}
+	readsAtOnce("a worker's store", s)
+	readsAtOnce("the console's and refundctl's read-only store", ro)
+
+	// The writer's connection met the ended session too (unless over a
+	// second passed, when the driver pinged it first): the write fails,
+	// saying the store was away, and is not run again.
+	before, err := s.ListCases(ctx, CaseFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := createCase(ctx, s, "o3"); err != nil && !Unavailable(err) {
+		t.Errorf("a write after the server ended its sessions: %v; want it through, or an error Unavailable recognises", err)
+	}
+	after, err := s.ListCases(ctx, CaseFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) > len(before)+1 {
+		t.Errorf("one write after the server ended its sessions left %d cases more; want at most one", len(after)-len(before))
+	}
+	if _, err := createCase(ctx, s, "o4"); err != nil {
+		t.Errorf("the next write: %v", err)
+	}
+}
+
+// TestSessionEndedIsTheServersEndOfASession: what runs a read again is an
+// error that ended the connection's session, a FATAL one or a connection
+// found closed; not an ERROR-level one (08P01 comes at ERROR for a
+// malformed message too), not a new connection that failed (the server is
+// away), not a cancelled statement.
+func TestSessionEndedIsTheServersEndOfASession(t *testing.T) {
+	for err, want := range map[error]bool{
+		fmt.Errorf("get case: %w", &pgconn.PgError{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "57P01"}): true,
+		&pgconn.PgError{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "57P05"}:                             true,
+		&pgconn.PgError{Severity: "PANIC", Code: "XX000"}:                                                           true,
+		&pgconn.PgError{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "08P01"}:                             false,
+		&pgconn.PgError{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "57014"}:                             false,
+		fmt.Errorf("list: %w", io.ErrUnexpectedEOF):                                                                 true,
+		&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}:                                               true,
+		context.Canceled:         false,
+		context.DeadlineExceeded: false,
+		nil:                      false,
+	} {
+		if got := sessionEnded(err); got != want {
+			t.Errorf("sessionEnded(%v) = %v; want %v", err, got, want)
 		}
 	}
 }

@@ -152,18 +152,18 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 	return c.url(name)
 }
 
-// EndSessions ends every session on c but its own admin connection, as a
-// restart, an administrator's pg_terminate_backend or a pooler cutting
-// connections does, waiting until each has ended, and returns how many.
-// The server stays up: clients find their connections dead on their next
-// statement.
+// EndSessions ends every session on c's databases (not the admin's, on
+// "postgres"), as a restart, an administrator's pg_terminate_backend or a
+// pooler cutting connections does, waiting until each has ended, and
+// returns how many. The server stays up: clients find their connections
+// dead on their next statement.
 func (c *Cluster) EndSessions(t testing.TB) int {
 	t.Helper()
 	var n int
 	// The subquery keeps the planner from running pg_terminate_backend
-	// before the test of pg_backend_pid (it orders conditions by cost).
+	// before the other conditions (it orders them by cost).
 	if err := c.admin.QueryRowContext(context.Background(), `SELECT count(*) FROM (SELECT pid FROM pg_stat_activity
-		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() OFFSET 0) others
+		WHERE backend_type = 'client backend' AND datname <> 'postgres' OFFSET 0) others
 		WHERE pg_terminate_backend(pid, 10000)`).Scan(&n); err != nil {
 		t.Fatalf("pgtest: end sessions: %v", err)
 	}
