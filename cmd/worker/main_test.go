@@ -651,6 +651,45 @@ func TestKilledMidSubmit(t *testing.T) {
 	}
 }
 
+// TestAStopThatCutsALastDeliverysCallHandsItBack: a command on its last
+// delivery (WORKER_MAX_DELIVER) is submitting when the worker stops and
+// its shutdown grace cuts the call, which the platform may have applied.
+// The cut call's error is the worker's stopping, not the command's own
+// failure, yet it was counted as one: the command became a dead letter
+// (max_deliveries) with a "rejected" verdict while its refund stood on
+// the platform (a refund callback cut the same way went too). Both are
+// now handed back; the next worker settles the intent from the platform,
+// and the command's verdict stays "applied".
+func TestAStopThatCutsALastDeliverysCallHandsItBack(t *testing.T) {
+	faults := sandbox.Faults{TimeoutAfter: 20 * time.Second,
+		ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrTimeout, Count: 1, AfterEffect: true}}}
+	s := newStack(t, faults, quickSeller, 1, map[string]string{"WORKER_SHUTDOWN_TIMEOUT": "0s", "WORKER_MAX_DELIVER": "1",
+		"UPSTREAM_TIMEOUT": "10s", "WORKER_LEASE_TTL": "15s"})
+	w := s.start()
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	s.publish(refundflow.Command{ID: "cut-at-stop-1", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+		OrderID: o, SubOrderID: so, Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	waitFor(t, 20*time.Second, "the submission on the platform", func() bool {
+		return s.sb.Stats().RefundSubmissions["taobao:"+so] == 1
+	})
+	w.stop() // the call in flight is cut
+	ctx := context.Background()
+	if dls, err := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{}); err != nil || len(dls) != 0 {
+		t.Fatalf("dead letters after the stop: %+v, %v; want none (the stop cut the call, the command did not fail)", dls, err)
+	}
+	if o, err := s.store.CommandOutcome(ctx, "cut-at-stop-1"); err != nil || o.Verdict != casestore.VerdictApplied {
+		t.Fatalf("the command's verdict after the stop: %+v, %v; want applied (the case opened), not rejected", o, err)
+	}
+	s.start()
+	id := s.caseFor(refundflow.PlatformTaobao, o, so)
+	c := s.waitState(id, refundflow.StateSucceeded, 40*time.Second)
+	s.agrees(c)
+	s.noDuplicates()
+	if dls, err := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{}); err != nil || len(dls) != 0 {
+		t.Errorf("dead letters at the end: %d, %v; want none", len(dls), err)
+	}
+}
+
 // TestDeadLetters: an unreadable callback, an invalid command and a command
 // for an unknown case go to the dead-letter table and subject, each with the
 // shared reason code (events.DeadReason) in the row and in the copy's

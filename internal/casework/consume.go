@@ -260,6 +260,14 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 		// own), while the consumer's margin over MaxDeliver lasts.
 		w.nak(d, 0)
 		d.log.InfoContext(ctx, "stopping while the case store does not answer: handed back", "err", err)
+	case ctx.Err() != nil && int(meta.NumDelivered) < w.cfg.MaxDeliver+2:
+		// Stopping, and the shutdown grace cut the handling (a platform
+		// call in flight, a read): the failure is the worker's, not the
+		// message's. Handed back at once, as while the store is away, and
+		// never a dead letter for it: a cut call may have reached the
+		// platform, and the next worker settles its intent from there.
+		w.nak(d, 0)
+		d.log.InfoContext(ctx, "stopping: cut by the shutdown timeout, handed back", "case", h.CaseID, "err", err)
 	case int(meta.NumDelivered) >= w.cfg.MaxDeliver:
 		result = "dead_letter"
 		w.deadLetterMsg(ctx, m, d.dead, events.DeadMaxDeliveries, err)

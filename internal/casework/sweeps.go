@@ -140,6 +140,8 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 			dlErr = w.deadLetter(ctx, dm, events.DeadPermanentError, err)
 		case errors.Is(err, refundflow.ErrNoCase):
 			dlErr = w.deadLetter(ctx, dm, events.DeadUnknownCase, err)
+		case ctx.Err() != nil:
+			return // stopping cut it: the row stays as it was, uncounted, for the next worker
 		default:
 			d.NotBefore, d.Attempts, d.Reason = time.Now().Add(w.backoff(uint64(d.Attempts)+1)), 1, excerpt.Of(err.Error(), 200)
 			if uerr := w.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error { return tx.Defer(ctx, d) }); uerr != nil {
