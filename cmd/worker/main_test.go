@@ -690,6 +690,52 @@ func TestAStopThatCutsALastDeliverysCallHandsItBack(t *testing.T) {
 	}
 }
 
+// TestARedeliveredMessageThatIsDeadAlreadyIsNotApplied: a message whose
+// dead letter an earlier delivery stored, but whose Term never reached the
+// server (the worker killed after the commit, or the dead letter's stream
+// copy not published and the message Nak'ed), comes back. It was applied
+// again: a cancel an operator had been told was rejected went on to the
+// platform, beside a pending dead letter. A redelivery with a dead letter
+// is now terminated as that delivery would have done, and nothing reaches
+// the platform. (The row stored before the first delivery stands for the
+// earlier delivery's; the first delivery finds no case, and the message
+// comes back after the request that opens its case.)
+func TestARedeliveredMessageThatIsDeadAlreadyIsNotApplied(t *testing.T) {
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_RETRY_BASE": "100ms", "WORKER_UNKNOWN_CASE_WAIT": "1h"})
+	ctx := context.Background()
+	const id = "dead-already-1"
+	if err := s.store.Update(ctx, func(tx *casestore.Tx) error {
+		_, _, err := tx.InsertDeadLetter(ctx, casestore.DeadLetter{MsgID: id, Subject: "commands.taobao.cancel",
+			Reason: string(events.DeadMaxDeliveries), Error: "taobao_list: 503", Deliveries: 12})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	o, so := s.order(sandbox.PlatformTaobao, &sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	s.publish(refundflow.Command{ID: id, Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao, SubOrderID: so})
+	waitFor(t, 20*time.Second, "the cancel's first delivery", func() bool {
+		info, err := cons(s).Info(ctx)
+		return err == nil && info.Delivered.Consumer >= 1
+	})
+	s.publish(refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+		OrderID: o, SubOrderID: so, Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	c := s.waitState(s.caseFor(refundflow.PlatformTaobao, o, so), refundflow.StateWaitingSeller, 20*time.Second)
+	waitFor(t, 20*time.Second, "both commands settled", func() bool {
+		info, err := cons(s).Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	})
+	if n := s.sb.Stats().Cancels[c.RefundID]; n != 0 {
+		t.Errorf("cancels of the refund on the platform: %d; want none (the cancel was dead already)", n)
+	}
+	if o, err := s.store.CommandOutcome(ctx, id); err != nil || o.Verdict != casestore.VerdictRejected || o.Code != string(events.DeadMaxDeliveries) {
+		t.Errorf("the cancel's verdict: %+v, %v; want rejected, max_deliveries (its dead letter's)", o, err)
+	}
+	if dls, err := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{}); err != nil || len(dls) != 1 {
+		t.Errorf("dead letters: %d, %v; want the one", len(dls), err)
+	}
+}
+
 // TestDeadLetters: an unreadable callback, an invalid command and a command
 // for an unknown case go to the dead-letter table and subject, each with the
 // shared reason code (events.DeadReason) in the row and in the copy's

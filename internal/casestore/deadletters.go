@@ -169,6 +169,19 @@ func (s *Store) DeadLetter(ctx context.Context, id int64) (DeadLetter, error) {
 	return r.toDeadLetter()
 }
 
+// PendingDeadLetter returns the dead letter of message msgID not yet
+// retried (discarded or not), or ErrNotFound: a redelivered message that
+// has one was dead-lettered by an earlier delivery whose Term did not
+// reach the server (a crash after the commit, a copy that could not be
+// published), and must not be applied now.
+func (s *Store) PendingDeadLetter(ctx context.Context, msgID string) (DeadLetter, error) {
+	var r deadRow
+	if err := sqlx.GetContext(ctx, s.r, &r, `SELECT `+deadColumns+` FROM dead_letters WHERE msg_id = ? AND retried_at IS NULL`, msgID); err != nil {
+		return DeadLetter{}, fmt.Errorf("dead letter of message %s: %w", msgID, notFound(err))
+	}
+	return r.toDeadLetter()
+}
+
 // MarkDeadLetterRetried records that the dead letter was re-published. It
 // returns ErrNotFound if there is no such dead letter or it was already
 // retried. It marks a dead letter discarded since the caller read it too:

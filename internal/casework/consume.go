@@ -205,6 +205,9 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	ctx, span := w.tracer.Start(events.ExtractTrace(ctx, m.Headers()), "handle "+source, opts...)
 	defer span.End()
 
+	if meta.NumDelivered > 1 && w.deadAlready(ctx, d) {
+		return
+	}
 	stop := w.inProgress(m)
 	first := *msg
 	seen := w.gate.generation()
@@ -281,6 +284,25 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	if !msg.ReceivedAt.IsZero() {
 		w.metrics.observeLag(m.Headers().Get(events.HeaderPlatform), result, msg)
 	}
+}
+
+// deadAlready finishes the dead letter an earlier delivery of d's message
+// stored without its Term reaching the server (a crash after the commit;
+// a copy that could not be published, Nak'ed to try again): its stream
+// copy is published again (deduplicated by its id) and the message
+// termed, as that delivery would have, instead of applying it now beside
+// a dead letter an operator sees and a verdict refundctl reported. It
+// reports whether it did; a store that does not answer says nothing, and
+// the message is applied as usual (and meets the outage there). Only a
+// redelivery asks: a first delivery cannot have a dead letter.
+func (w *Worker) deadAlready(ctx context.Context, d delivery) bool {
+	dl, err := w.store.PendingDeadLetter(ctx, d.dead.MsgID)
+	if err != nil {
+		return false
+	}
+	d.log.InfoContext(ctx, "dead-lettered by an earlier delivery: terminated", "dead_letter", dl.ID, "reason", dl.Reason)
+	w.deadLetterMsg(ctx, d.m, d.dead, events.DeadReason(dl.Reason), errors.New(dl.Error))
+	return true
 }
 
 // receivedAt is a callback's receive time from its Cb-Received header

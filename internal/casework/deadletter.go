@@ -61,12 +61,14 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	d.Reason, d.Error = reason, excerpt.Of(cause.Error(), 500)
+	var stored bool // a new row (not the one an earlier delivery stored: deadAlready)
 	err := w.store.Update(dctx, func(tx *casestore.Tx) error {
-		id, _, err := tx.InsertDeadLetter(dctx, casestore.DeadLetter{MsgID: d.MsgID, Subject: d.Subject, Headers: d.Header,
+		id, inserted, err := tx.InsertDeadLetter(dctx, casestore.DeadLetter{MsgID: d.MsgID, Subject: d.Subject, Headers: d.Header,
 			Payload: d.Data, Reason: string(reason), Error: d.Error, Deliveries: int(d.Deliveries)})
 		if err != nil {
 			return err
 		}
+		stored = inserted
 		if o, ok := d.commandOutcome(id); ok {
 			if err := tx.RecordCommandOutcome(dctx, o); err != nil {
 				return err
@@ -95,7 +97,9 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 		w.log.Error("dead letter not stored; retrying later", append(msgAttrs(d.Source, d.MsgID, d.Data), "err", err)...)
 		return err
 	}
-	w.metrics.deadLetters.WithLabelValues(d.Source, string(reason)).Inc()
+	if stored {
+		w.metrics.deadLetters.WithLabelValues(d.Source, string(reason)).Inc()
+	}
 	w.metrics.messages.WithLabelValues(d.Source, "dead_letter").Inc()
 	w.log.WarnContext(ctx, "dead letter", append(msgAttrs(d.Source, d.MsgID, d.Data), "reason", reason, "err", d.Error)...)
 	return nil
