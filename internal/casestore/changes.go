@@ -30,22 +30,15 @@ type ChangesFilter struct {
 
 // CaseChanges returns the cases updated after f's position, oldest update
 // first (ties by id), so that a follower can resume from the last one it
-// saw. updated_at has no index of its own: each call reads the table (the
-// console polls it, about once a second per open stream).
+// saw. The console polls it about once a second per open stream: the
+// position is a range of cases_updated (updated_at, id) where the index
+// holds it, not a filter over the history.
 func (s *Store) CaseChanges(ctx context.Context, f ChangesFilter) ([]CaseChange, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
 	f.Limit = min(f.Limit, MaxListLimit)
-	q := `SELECT id, state, attention_code, version, updated_at FROM cases
-		WHERE (updated_at > ? OR (updated_at = ? AND id > ?))`
-	args := []any{f.AfterMS, f.AfterMS, f.AfterID}
-	if f.CaseID > 0 {
-		q += ` AND id = ?`
-		args = append(args, f.CaseID)
-	}
-	q += ` ORDER BY updated_at, id LIMIT ?`
-	args = append(args, f.Limit)
+	q, args := changesQuery(f)
 	var rows []struct {
 		ID            int64  `db:"id"`
 		State         string `db:"state"`
@@ -62,4 +55,16 @@ func (s *Store) CaseChanges(ctx context.Context, f ChangesFilter) ([]CaseChange,
 			UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC()}
 	}
 	return out, nil
+}
+
+// changesQuery is CaseChanges' query for f, with its arguments.
+func changesQuery(f ChangesFilter) (string, []any) {
+	q := `SELECT id, state, attention_code, version, updated_at FROM cases
+		WHERE updated_at >= ? AND (updated_at > ? OR id > ?)`
+	args := []any{f.AfterMS, f.AfterMS, f.AfterID}
+	if f.CaseID > 0 {
+		q += ` AND id = ?`
+		args = append(args, f.CaseID)
+	}
+	return q + ` ORDER BY updated_at, id LIMIT ?`, append(args, f.Limit)
 }

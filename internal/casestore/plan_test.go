@@ -3,6 +3,7 @@ package casestore
 import (
 	"context"
 	"encoding/json"
+	"github.com/jmoiron/sqlx"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -139,6 +140,40 @@ func listShapes() []listShape {
 // console's scale (issue 16).
 const listPlanCases = 100000
 
+// TestCaseChangesReadARangeOfTheIndex: the console's event streams poll
+// the changes after a position near the newest update about once a second
+// each. The position was a condition SQLite could not seek with
+// (updated_at > ? OR (updated_at = ? AND id > ?)), so each poll walked
+// cases_updated from the oldest update: the whole history, every second,
+// per open stream. It is now a range of the index, and one case's changes
+// are read by its id.
+func TestCaseChangesReadARangeOfTheIndex(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "cases.db"))
+	for _, tc := range []struct {
+		f    ChangesFilter
+		uses string
+	}{
+		{ChangesFilter{AfterMS: 1, AfterID: -1, Limit: 100}, "SEARCH cases USING INDEX cases_updated (updated_at>?)"},
+		{ChangesFilter{AfterMS: 1, AfterID: -1, CaseID: 7, Limit: 100}, "SEARCH cases USING INTEGER PRIMARY KEY (rowid=?)"},
+	} {
+		q, args := changesQuery(tc.f)
+		var rows []struct {
+			ID, Parent, NotUsed int
+			Detail              string
+		}
+		if err := sqlx.SelectContext(context.Background(), s.r, &rows, "EXPLAIN QUERY PLAN "+q, args...); err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for _, r := range rows {
+			plan = append(plan, r.Detail)
+		}
+		if !slices.Contains(plan, tc.uses) {
+			t.Errorf("changes %+v: plan %q; want it to read %q", tc.f, plan, tc.uses)
+		}
+	}
+}
+
 // TestListPlansOnPostgreSQL bounds the rows of cases each case list reads
 // on PostgreSQL, with its statistics (VACUUM ANALYZE, as autovacuum keeps
 // them), at the console's scale, in a history where open cases are the
@@ -199,30 +234,8 @@ func TestListPlansOnPostgreSQL(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		var out []byte
 		// ListCasesPage's limit: the page and one row more.
-		if err := s.r.Get(&out, "EXPLAIN (ANALYZE, FORMAT JSON) "+q, append(args, clampLimit(tc.f.Limit)+1)...); err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		var plans []struct{ Plan planNode }
-		if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
-			t.Fatalf("%s: EXPLAIN: %v\n%s", tc.name, err, out)
-		}
-		read, scans := 0.0, 0
-		var walk func(n planNode)
-		walk = func(n planNode) {
-			// A bitmap index scan's rows are the heap scan's above it.
-			if (n.Relation == "cases" || strings.HasPrefix(n.Index, "cases")) && n.Type != "Bitmap Index Scan" {
-				read += n.Rows*max(n.Loops, 1) + n.Filtered + n.Rechecked
-			}
-			if n.Type == "Seq Scan" && n.Relation == "cases" {
-				scans++
-			}
-			for _, k := range n.Plans {
-				walk(k)
-			}
-		}
-		walk(plans[0].Plan)
+		read, scans, out := pgRowsRead(t, s, q, append(args, clampLimit(tc.f.Limit)+1))
 		bound := float64(listPlanMaxRows)
 		if tc.f.OpenOnly && len(tc.f.States) == 0 && len(tc.f.Attention) == 0 && !tc.f.AnyAttention {
 			// The open cases are found whole and sorted, by design
@@ -235,6 +248,49 @@ func TestListPlansOnPostgreSQL(t *testing.T) {
 				tc.name, read, scans, bound, out)
 		}
 	}
+	// The console's event streams poll the changes behind the newest
+	// update about once a second each: a range of cases_updated, not the
+	// history up to it.
+	var newest int64
+	if err := s.r.Get(&newest, `SELECT max(updated_at) FROM cases`); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []ChangesFilter{{AfterMS: newest - 5000, AfterID: -1, Limit: 100}, {AfterMS: newest - 5000, AfterID: -1, CaseID: 7, Limit: 100}} {
+		q, args := changesQuery(f)
+		read, scans, out := pgRowsRead(t, s, q, args)
+		t.Logf("changes %+v: %.0f rows of cases read", f, read)
+		if scans > 0 || read > 100 {
+			t.Errorf("changes %+v read %.0f rows of cases (%d scans of the table); want at most 100:\n%s", f, read, scans, out)
+		}
+	}
+}
+
+// pgRowsRead runs EXPLAIN ANALYZE of q on PostgreSQL and returns the rows
+// of cases its plan read, its sequential scans of cases, and the plan.
+func pgRowsRead(t *testing.T, s *Store, q string, args []any) (read float64, scans int, out []byte) {
+	t.Helper()
+	if err := s.r.Get(&out, "EXPLAIN (ANALYZE, FORMAT JSON) "+q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	var plans []struct{ Plan planNode }
+	if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
+		t.Fatalf("EXPLAIN: %v\n%s", err, out)
+	}
+	var walk func(n planNode)
+	walk = func(n planNode) {
+		// A bitmap index scan's rows are the heap scan's above it.
+		if (n.Relation == "cases" || strings.HasPrefix(n.Index, "cases")) && n.Type != "Bitmap Index Scan" {
+			read += n.Rows*max(n.Loops, 1) + n.Filtered + n.Rechecked
+		}
+		if n.Type == "Seq Scan" && n.Relation == "cases" {
+			scans++
+		}
+		for _, k := range n.Plans {
+			walk(k)
+		}
+	}
+	walk(plans[0].Plan)
+	return read, scans, out
 }
 
 // listPlanMaxRows bounds the rows of cases a page of 100 (or the largest,
