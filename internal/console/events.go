@@ -32,47 +32,63 @@ type caseEventJSON struct {
 
 // changeFollower follows the store's case changes from a millisecond on.
 //
-// The cursor is an updated_at in Unix milliseconds. The worker's store has
-// one writer, which stamps updated_at in commit order, so a poll from the
-// last millisecond seen misses nothing committed since; it reads that
-// millisecond again, because a case may be updated twice within one, and
-// skips what it already sent (sent: case id to version, for the cursor's
-// millisecond). A client resuming from an event id gets that
-// millisecond's changes again: delivery is at least once, and a change's
-// version tells a repeat.
+// The cursor (ms) is the newest updated_at, in Unix milliseconds, the
+// follower has sent. A transaction stamps updated_at when it starts, so
+// commits do not land in stamp order: on PostgreSQL several writers (and
+// hosts, whose clocks differ) commit side by side, and one that started
+// first can commit after a later stamp was sent; on either store a case
+// can be updated twice within a millisecond. Each poll therefore reads
+// again the last changeSettle behind the cursor, and sends what it has not
+// sent yet: a case whose version is newer than the one sent (sent, kept
+// for the changes inside that window). A client resuming from an event id
+// gets the window's changes again: delivery is at least once, and a
+// change's version tells a repeat.
 type changeFollower struct {
 	store  *casestore.Store
 	caseID int64
 	ms     int64
-	sent   map[int64]int64
+	sent   map[int64]sentChange
 }
+
+// sentChange is the version of a case a follower sent, and its stamp.
+type sentChange struct{ version, ms int64 }
+
+// changeSettle is how far behind its stamp a commit can land and still be
+// sent: a transaction's length, lock waits included, and the clock skew
+// between hosts (NTP keeps it to milliseconds). Each poll reads this much
+// of the history again, through cases_updated.
+const changeSettle = 5 * time.Second
 
 // poll returns the changes since the last poll, oldest first.
 func (f *changeFollower) poll(r *http.Request) ([]casestore.CaseChange, error) {
 	var out []casestore.CaseChange
-	q := casestore.ChangesFilter{AfterMS: f.ms, AfterID: -1, CaseID: f.caseID, Limit: maxLimit}
+	q := casestore.ChangesFilter{AfterMS: f.ms - changeSettle.Milliseconds(), AfterID: -1, CaseID: f.caseID, Limit: maxLimit}
 	for {
 		page, err := f.store.CaseChanges(r.Context(), q)
 		if err != nil {
 			return out, err
 		}
 		for _, c := range page {
-			ms := c.UpdatedAt.UnixMilli()
-			if ms == f.ms && f.sent[c.ID] >= c.Version {
+			if f.sent[c.ID].version >= c.Version {
 				continue
 			}
-			if ms > f.ms {
-				f.ms, f.sent = ms, map[int64]int64{}
-			}
-			f.sent[c.ID] = c.Version
+			ms := c.UpdatedAt.UnixMilli()
+			f.sent[c.ID] = sentChange{version: c.Version, ms: ms}
+			f.ms = max(f.ms, ms)
 			out = append(out, c)
 		}
 		if len(page) < q.Limit {
-			return out, nil
+			break
 		}
 		last := page[len(page)-1]
 		q.AfterMS, q.AfterID = last.UpdatedAt.UnixMilli(), last.ID
 	}
+	for id, c := range f.sent {
+		if c.ms < f.ms-changeSettle.Milliseconds() {
+			delete(f.sent, id)
+		}
+	}
+	return out, nil
 }
 
 // handleEvents is GET /api/v1/events: a text/event-stream of case
@@ -81,7 +97,7 @@ func (f *changeFollower) poll(r *http.Request) ([]casestore.CaseChange, error) {
 // ?cursor=); ?case= follows one case. Without a cursor the stream starts
 // now. It ends when the client goes or CloseStreams is called.
 func (s *Server) handleEvents(c echo.Context) error {
-	f := &changeFollower{store: s.store, ms: s.now().UnixMilli(), sent: map[int64]int64{}}
+	f := &changeFollower{store: s.store, ms: s.now().UnixMilli(), sent: map[int64]sentChange{}}
 	if v := c.QueryParam("case"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
@@ -99,6 +115,12 @@ func (s *Server) handleEvents(c echo.Context) error {
 			return invalidArg("cursor: the id of an event of this stream")
 		}
 		f.ms = n
+	} else {
+		// A stream from now on: what the window behind now holds is what
+		// the page that opened it shows, not news. Read, not sent.
+		if _, err := f.poll(c.Request()); err != nil {
+			return err
+		}
 	}
 
 	w := c.Response()

@@ -3,8 +3,11 @@ package console
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -208,5 +211,83 @@ func TestLiveCasePage(t *testing.T) {
 	js := ts.do("GET", "/static/case.js", cookie, nil)
 	if js.status != http.StatusOK || !strings.Contains(js.header.Get("Content-Type"), "javascript") || !strings.Contains(js.body, "/api/v1/events?case=") {
 		t.Errorf("GET /static/case.js = %d %s; want 200, the script", js.status, js.header.Get("Content-Type"))
+	}
+}
+
+// TestAChangeCommittedBehindItsStampIsStillSent: a transaction stamps
+// updated_at when it starts. On PostgreSQL several writers, on several
+// hosts, commit side by side, so one that started first can commit after
+// another's later stamp was sent: the stream moved its cursor past it and
+// never sent that change (the case page kept showing the case as it was
+// until it changed again). The follower now reads again the last
+// changeSettle behind its cursor and sends what it has not sent, by
+// version. Here the late commit is written into the store's file as
+// PostgreSQL would leave it: a newer version under an older stamp.
+func TestAChangeCommittedBehindItsStampIsStillSent(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "refunds.db")
+	st, err := casestore.Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var ids []int64
+	for _, order := range []string{"o1", "o2"} {
+		if err := st.Update(ctx, func(tx *casestore.Tx) error {
+			c, err := tx.CreateCase(ctx, casestore.NewCase{Platform: "taobao", OrderID: order, SubOrderID: order + "-1", State: "requested"})
+			ids = append(ids, c.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// commit writes version of case id stamped at ms, as a transaction that
+	// committed then would leave it.
+	commit := func(id, version, ms int64) {
+		if _, err := db.ExecContext(ctx, `UPDATE cases SET version = ?, updated_at = ? WHERE id = ?`, version, ms, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UnixMilli()
+	for _, tc := range []struct {
+		name   string
+		caseID int64
+	}{{"one case's stream", ids[0]}, {"every case's stream", 0}} {
+		f := &changeFollower{store: st, caseID: tc.caseID, ms: now, sent: map[int64]sentChange{}}
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		commit(ids[0], 10, now+1000)
+		if got, err := f.poll(req); err != nil || len(got) != 1 || got[0].Version != 10 {
+			t.Fatalf("%s: first poll %+v, %v; want case %d version 10", tc.name, got, err, ids[0])
+		}
+		commit(ids[0], 11, now+900) // started before version 10's transaction, committed after it
+		if tc.caseID == 0 {
+			commit(ids[1], 10, now+800)
+		}
+		got, err := f.poll(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var versions []string
+		for _, c := range got {
+			versions = append(versions, strconv.FormatInt(c.ID, 10)+"@"+strconv.FormatInt(c.Version, 10))
+		}
+		want := []string{strconv.FormatInt(ids[0], 10) + "@11"}
+		if tc.caseID == 0 {
+			want = []string{strconv.FormatInt(ids[1], 10) + "@10", strconv.FormatInt(ids[0], 10) + "@11"}
+		}
+		if strings.Join(versions, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: poll after commits behind the cursor = %v; want %v", tc.name, versions, want)
+		}
+		if got, err := f.poll(req); err != nil || len(got) != 0 {
+			t.Errorf("%s: a third poll = %+v, %v; want nothing (all sent)", tc.name, got, err)
+		}
+		commit(ids[0], 1, now) // the next case stream starts again
+		commit(ids[1], 1, now)
+		now += 10_000
 	}
 }
