@@ -128,11 +128,15 @@ func (s *Store) LeaseOwners(ctx context.Context) ([]string, error) {
 
 // ReleaseLeasesOf ends every lease held by owner, a process known to be
 // gone (its open intents are settled by asking the platform, as after any
-// crash), and returns how many cases it held.
+// crash), and returns how many cases it held. On PostgreSQL the cases are
+// locked in id order, as an order event's transaction locks its order's
+// cases: in the order the UPDATE met them in the table, which updates
+// rearrange, the two could each wait for the other (deadlock detected).
 func (s *Store) ReleaseLeasesOf(ctx context.Context, owner string) (int64, error) {
 	var n int64
 	err := s.Update(ctx, func(tx *Tx) error {
-		res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET lease_owner = '', lease_until = 0 WHERE lease_owner = ?`, owner)
+		res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET lease_owner = '', lease_until = 0
+			WHERE id IN (SELECT id FROM cases WHERE lease_owner = ? ORDER BY id`+tx.forUpdate()+`)`, owner)
 		if err != nil {
 			return err
 		}

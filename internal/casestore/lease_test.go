@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
 
 // TestGroupCommitIsolatesFailures: many concurrent updates share
@@ -333,5 +335,70 @@ func testUpdateCaseLeased(t *testing.T, be backend) {
 	}
 	if _, err := update(stored(), "closed", "me", time.Microsecond); err == nil {
 		t.Errorf("a lease shorter than its resolution (1ms): no error")
+	}
+}
+
+// TestReleasingADeadProcesssLeasesDoesNotDeadlockWithAnOrdersEvent: on
+// PostgreSQL, ReleaseLeasesOf locked a dead process's cases in the order
+// its UPDATE met them in the table, which updates rearrange, while an
+// order event's transaction locks its order's open cases in id order: with
+// two cases of one order met in the other order, each waited for the
+// other and PostgreSQL aborted one (deadlock detected). It now locks them
+// in id order too.
+func TestReleasingADeadProcesssLeasesDoesNotDeadlockWithAnOrdersEvent(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, pgtest.NewDatabase(t))
+	c1 := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "o1-1", State: "waiting_seller"})
+	c2 := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "o1-2", State: "waiting_seller"})
+	for _, id := range []int64{c1.ID, c2.ID, c1.ID} { // c1's newest version last in the table: met after c2's
+		if _, err := s.w.ExecContext(ctx, `UPDATE cases SET lease_owner = 'gone', lease_until = ? WHERE id = ?`,
+			time.Now().Add(time.Hour).UnixMilli(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An order event's transaction, holding the first case.
+	conn, err := s.w.DB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM cases WHERE id = $1 FOR UPDATE`, c1.ID); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan error, 1)
+	go func() {
+		_, err := s.ReleaseLeasesOf(ctx, "gone")
+		released <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var n int
+		err := s.r.Get(&n, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%lease_owner%' AND datname = current_database()`)
+		if err == nil && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the release is not waiting for the first case: %d waiting, %v", n, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the server's view, not synchronising on time
+	}
+	// The event's transaction goes on to the second case.
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM cases WHERE id = $1 FOR UPDATE`, c2.ID); err != nil {
+		t.Errorf("the order event's lock of the second case: %v", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Errorf("the order event's commit: %v", err)
+	}
+	if err := <-released; err != nil {
+		t.Errorf("ReleaseLeasesOf: %v; want the leases released once the event's transaction ended", err)
+	}
+	for _, id := range []int64{c1.ID, c2.ID} {
+		if owner, _, err := s.LeaseUntil(ctx, id); err != nil || owner != "" {
+			t.Errorf("case %d after the release: lease owner %q, %v; want none", id, owner, err)
+		}
 	}
 }
