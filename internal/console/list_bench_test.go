@@ -38,6 +38,7 @@ type benchConsole struct {
 	openedBy, refundID string
 	cursor             string // a cursor deep into the default order
 	now                time.Time
+	store              *casestore.Store
 }
 
 // newBenchConsole seeds benchCases cases over 180 days as a busy store
@@ -157,7 +158,7 @@ func newBenchConsole(b *testing.B, store string) *benchConsole {
 	pick := cases[77777-1]
 	deep := casestore.CaseFilter{Sort: defaultSort, Desc: defaultDesc}.CursorAfter(casestore.Case{ID: pick.id, UpdatedAt: pick.updated})
 	return &benchConsole{h: srv.Handler(), auth: "Bearer " + viewerToken, order: pick.order, orderPrefix: pick.order[:14],
-		openedBy: cases[55555-1].openedBy, refundID: cases[33333-1].refund, cursor: deep.String(), now: now}
+		openedBy: cases[55555-1].openedBy, refundID: cases[33333-1].refund, cursor: deep.String(), now: now, store: st}
 }
 
 // serve answers one GET in the handler and returns how long it took, on
@@ -178,6 +179,25 @@ func (bc *benchConsole) serve(b *testing.B, path string) (wall, cpu time.Duratio
 		b.Fatalf("GET %s = %d %s", path, rec.Code, rec.Body.String())
 	}
 	return wall, cpu
+}
+
+// poll returns a measure of one poll of an event stream of caseID (0:
+// every case) followed from later than the seed's newest update by more
+// than the window it reads again (changeSettle).
+func (bc *benchConsole) poll(caseID int64) func(b *testing.B) (wall, cpu time.Duration) {
+	f := &changeFollower{store: bc.store, caseID: caseID, ms: bc.now.Add(2 * changeSettle).UnixMilli(), sent: map[int64]sentChange{}}
+	req := httptest.NewRequest("GET", eventsPath, nil)
+	return func(b *testing.B) (wall, cpu time.Duration) {
+		cpu0 := processCPU(b)
+		start := time.Now()
+		got, err := f.poll(req)
+		wall = time.Since(start)
+		cpu = processCPU(b) - cpu0
+		if err != nil || len(got) != 0 {
+			b.Fatalf("poll: %d changes, %v; want none", len(got), err)
+		}
+		return wall, cpu
+	}
 }
 
 // processCPU is the CPU time the process has used (getrusage).
@@ -235,11 +255,27 @@ func benchCaseList(b *testing.B, bc *benchConsole) {
 		{"case_page_html_1000_timeline", fmt.Sprintf("/cases/%d", benchBusyCase)},
 		{"case_api_1000_timeline", fmt.Sprintf("/api/v1/cases/%d", benchBusyCase)},
 	}
+	// An event stream's poll (about once a second per open stream) with
+	// nothing new: every case and one case, followed from now on.
+	type served func(b *testing.B) (wall, cpu time.Duration)
+	runs := []struct {
+		name  string
+		serve served
+	}{
+		{"events_poll_idle", bc.poll(0)},
+		{"events_poll_idle_one_case", bc.poll(benchBusyCase)},
+	}
 	for _, sh := range shapes {
+		runs = append(runs, struct {
+			name  string
+			serve served
+		}{sh.name, func(b *testing.B) (time.Duration, time.Duration) { return bc.serve(b, sh.path) }})
+	}
+	for _, sh := range runs {
 		b.Run(sh.name, func(b *testing.B) {
 			walls, cpus := make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)
 			for b.Loop() {
-				wall, cpu := bc.serve(b, sh.path)
+				wall, cpu := sh.serve(b)
 				walls, cpus = append(walls, wall), append(cpus, cpu)
 			}
 			for _, m := range []struct {
