@@ -696,43 +696,59 @@ func TestAStopThatCutsALastDeliverysCallHandsItBack(t *testing.T) {
 // copy not published and the message Nak'ed), comes back. It was applied
 // again: a cancel an operator had been told was rejected went on to the
 // platform, beside a pending dead letter. A redelivery with a dead letter
-// is now terminated as that delivery would have done, and nothing reaches
-// the platform. (The row stored before the first delivery stands for the
-// earlier delivery's; the first delivery finds no case, and the message
-// comes back after the request that opens its case.)
+// written since the copy was stored is now terminated as that delivery
+// would have done, and nothing reaches the platform; a new copy under an
+// old dead letter's id (a replay, a command id used again) is applied.
+// (The dead letter is written while the first delivery finds no case, as
+// an earlier delivery would have; the message comes back after the
+// request that opens its case.)
 func TestARedeliveredMessageThatIsDeadAlreadyIsNotApplied(t *testing.T) {
 	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_RETRY_BASE": "100ms", "WORKER_UNKNOWN_CASE_WAIT": "1h"})
 	ctx := context.Background()
-	const id = "dead-already-1"
-	if err := s.store.Update(ctx, func(tx *casestore.Tx) error {
-		_, _, err := tx.InsertDeadLetter(ctx, casestore.DeadLetter{MsgID: id, Subject: "commands.taobao.cancel",
-			Reason: string(events.DeadMaxDeliveries), Error: "taobao_list: 503", Deliveries: 12})
-		return err
-	}); err != nil {
-		t.Fatal(err)
+	deadLetter := func(id string, at time.Time) {
+		t.Helper()
+		if err := s.store.Update(ctx, func(tx *casestore.Tx) error {
+			_, _, err := tx.InsertDeadLetter(ctx, casestore.DeadLetter{MsgID: id, Subject: "commands.taobao.cancel",
+				Reason: string(events.DeadMaxDeliveries), Error: "taobao_list: 503", Deliveries: 12, CreatedAt: at})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.start()
-	o, so := s.order(sandbox.PlatformTaobao, &sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
-	s.publish(refundflow.Command{ID: id, Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao, SubOrderID: so})
-	waitFor(t, 20*time.Second, "the cancel's first delivery", func() bool {
+	manual := &sandbox.SellerPolicy{Decision: sandbox.DecisionManual}
+	o1, so1 := s.order(sandbox.PlatformTaobao, manual)
+	o2, so2 := s.order(sandbox.PlatformTaobao, manual)
+	// The first cancel's dead letter is written after it was stored (an
+	// earlier delivery's); the second's long before (an old one of the id).
+	deadLetter("replayed-1", time.Now().Add(-time.Hour))
+	s.publish(refundflow.Command{ID: "dead-already-1", Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao, SubOrderID: so1})
+	s.publish(refundflow.Command{ID: "replayed-1", Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao, SubOrderID: so2})
+	deadLetter("dead-already-1", time.Time{})
+	waitFor(t, 20*time.Second, "both cancels' first deliveries", func() bool {
 		info, err := cons(s).Info(ctx)
-		return err == nil && info.Delivered.Consumer >= 1
+		return err == nil && info.Delivered.Consumer >= 2
 	})
-	s.publish(refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
-		OrderID: o, SubOrderID: so, Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
-	c := s.waitState(s.caseFor(refundflow.PlatformTaobao, o, so), refundflow.StateWaitingSeller, 20*time.Second)
-	waitFor(t, 20*time.Second, "both commands settled", func() bool {
+	var cases []casestore.Case
+	for _, o := range [][2]string{{o1, so1}, {o2, so2}} {
+		s.publish(refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+			OrderID: o[0], SubOrderID: o[1], Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+		cases = append(cases, s.waitState(s.caseFor(refundflow.PlatformTaobao, o[0], o[1]), refundflow.StateWaitingSeller, 20*time.Second))
+	}
+	waitFor(t, 20*time.Second, "every command settled", func() bool {
 		info, err := cons(s).Info(ctx)
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
 	})
-	if n := s.sb.Stats().Cancels[c.RefundID]; n != 0 {
-		t.Errorf("cancels of the refund on the platform: %d; want none (the cancel was dead already)", n)
+	if n := s.sb.Stats().Cancels[cases[0].RefundID]; n != 0 {
+		t.Errorf("cancels of the first refund on the platform: %d; want none (the cancel was dead already)", n)
 	}
-	if o, err := s.store.CommandOutcome(ctx, id); err != nil || o.Verdict != casestore.VerdictRejected || o.Code != string(events.DeadMaxDeliveries) {
-		t.Errorf("the cancel's verdict: %+v, %v; want rejected, max_deliveries (its dead letter's)", o, err)
+	if o, err := s.store.CommandOutcome(ctx, "dead-already-1"); err != nil || o.Verdict != casestore.VerdictRejected || o.Code != string(events.DeadMaxDeliveries) {
+		t.Errorf("the first cancel's verdict: %+v, %v; want rejected, max_deliveries (its dead letter's)", o, err)
 	}
-	if dls, err := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{}); err != nil || len(dls) != 1 {
-		t.Errorf("dead letters: %d, %v; want the one", len(dls), err)
+	if o, err := s.store.CommandOutcome(ctx, "replayed-1"); err != nil || o.Verdict != casestore.VerdictApplied ||
+		s.sb.Stats().Cancels[cases[1].RefundID] != 1 {
+		t.Errorf("the second cancel's verdict: %+v, %v, %d cancels on the platform; want applied, once (a new copy under an old dead letter's id)",
+			o, err, s.sb.Stats().Cancels[cases[1].RefundID])
 	}
 }
 

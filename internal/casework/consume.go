@@ -205,13 +205,10 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	ctx, span := w.tracer.Start(events.ExtractTrace(ctx, m.Headers()), "handle "+source, opts...)
 	defer span.End()
 
-	if meta.NumDelivered > 1 && w.deadAlready(ctx, d) {
-		return
-	}
 	stop := w.inProgress(m)
 	first := *msg
 	seen := w.gate.generation()
-	h, reason, err := w.apply(ctx, msg)
+	h, reason, dead, err := w.applyLive(ctx, d, msg)
 	kept, lag, verified := msg.Deferred, msg.Lag, msg.Verified
 	// The store did not answer: the message waits, in progress, for it to
 	// come back and is applied again in this delivery, as a fresh copy
@@ -229,7 +226,7 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 		again := first
 		msg = &again
 		seen = w.gate.generation()
-		h, reason, err = w.apply(ctx, msg)
+		h, reason, dead, err = w.applyLive(ctx, d, msg)
 		kept = kept || msg.Deferred
 		if lag != 0 {
 			msg.Lag = lag // the callback's record, committed by an earlier try
@@ -240,6 +237,14 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 		lag, verified = msg.Lag, msg.Verified
 	}
 	stop()
+	if dead != nil {
+		// Dead-lettered by an earlier delivery of this copy whose Term did
+		// not reach the server: finished as it said (its stream copy
+		// published again, deduplicated by its id), not applied.
+		d.log.InfoContext(ctx, "dead-lettered by an earlier delivery: terminated", "dead_letter", dead.ID, "reason", dead.Reason)
+		w.deadLetterMsg(ctx, m, d.dead, events.DeadReason(dead.Reason), errors.New(dead.Error))
+		return
+	}
 	if kept {
 		d.dead.kept = msg.ID // recorded: a dead letter takes the kept copy with it
 	}
@@ -286,24 +291,35 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	}
 }
 
-// deadAlready finishes the dead letter an earlier delivery of d's message
-// stored without its Term reaching the server (a crash after the commit;
-// a copy that could not be published, Nak'ed to try again): its stream
-// copy is published again (deduplicated by its id) and the message
-// termed, as that delivery would have, instead of applying it now beside
-// a dead letter an operator sees and a verdict refundctl reported. It
-// reports whether it did; a store that does not answer says nothing, and
-// the message is applied as usual (and meets the outage there). Only a
-// redelivery asks: a first delivery cannot have a dead letter.
-func (w *Worker) deadAlready(ctx context.Context, d delivery) bool {
-	dl, err := w.store.PendingDeadLetter(ctx, d.dead.MsgID)
-	if err != nil {
-		return false
+// applyLive is apply for a message that has no dead letter of its own
+// yet. A redelivered copy may have one: an earlier delivery stored it and
+// its Term did not reach the server (a crash after the commit; a copy that
+// could not be published, Nak'ed to try again). Applied now, it would act
+// beside a dead letter an operator sees and a verdict refundctl reported:
+// dead is that dead letter instead, and nothing is applied. The store's
+// error in asking is apply's error, held through an outage and asked
+// again like it. Only a redelivery asks (a first delivery has no dead
+// letter of its own), and only a dead letter written after this copy was
+// stored counts (deadLetterSlack): a replay, a callback pushed again, a
+// command id used again are new copies under an old id, and are applied.
+func (w *Worker) applyLive(ctx context.Context, d delivery, msg *refundflow.Message) (refundflow.Handled, events.DeadReason, *casestore.DeadLetter, error) {
+	if d.meta.NumDelivered > 1 {
+		dl, err := w.store.PendingDeadLetter(ctx, d.dead.MsgID)
+		switch {
+		case err == nil && !dl.CreatedAt.Before(d.meta.Timestamp.Add(-deadLetterSlack)):
+			return refundflow.Handled{}, "", &dl, nil
+		case err != nil && !errors.Is(err, casestore.ErrNotFound):
+			return refundflow.Handled{}, "", nil, err
+		}
 	}
-	d.log.InfoContext(ctx, "dead-lettered by an earlier delivery: terminated", "dead_letter", dl.ID, "reason", dl.Reason)
-	w.deadLetterMsg(ctx, d.m, d.dead, events.DeadReason(dl.Reason), errors.New(dl.Error))
-	return true
+	h, reason, err := w.apply(ctx, msg)
+	return h, reason, nil, err
 }
+
+// deadLetterSlack is how far a dead letter's time (the worker's clock) may
+// fall before the time its message was stored (the NATS server's) and
+// still be that copy's: the clocks' skew, which NTP keeps to milliseconds.
+const deadLetterSlack = time.Minute
 
 // receivedAt is a callback's receive time from its Cb-Received header
 // (events.CallbackHeaders); zero when absent or malformed.

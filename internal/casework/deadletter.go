@@ -61,7 +61,7 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	d.Reason, d.Error = reason, excerpt.Of(cause.Error(), 500)
-	var stored bool // a new row (not the one an earlier delivery stored: deadAlready)
+	var stored bool // a new row (not the one an earlier delivery stored: applyLive)
 	err := w.store.Update(dctx, func(tx *casestore.Tx) error {
 		id, inserted, err := tx.InsertDeadLetter(dctx, casestore.DeadLetter{MsgID: d.MsgID, Subject: d.Subject, Headers: d.Header,
 			Payload: d.Data, Reason: string(reason), Error: d.Error, Deliveries: int(d.Deliveries)})
@@ -82,6 +82,11 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 		}
 		return nil
 	})
+	if err == nil && stored {
+		// Counted once, when the row is new: a copy that fails to publish
+		// is tried again with the row there already.
+		w.metrics.deadLetters.WithLabelValues(d.Source, string(reason)).Inc()
+	}
 	if err == nil {
 		if _, perr := w.js.PublishMsg(dctx, d.Msg()); perr != nil {
 			if !d.deferred {
@@ -96,9 +101,6 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 	if err != nil {
 		w.log.Error("dead letter not stored; retrying later", append(msgAttrs(d.Source, d.MsgID, d.Data), "err", err)...)
 		return err
-	}
-	if stored {
-		w.metrics.deadLetters.WithLabelValues(d.Source, string(reason)).Inc()
 	}
 	w.metrics.messages.WithLabelValues(d.Source, "dead_letter").Inc()
 	w.log.WarnContext(ctx, "dead letter", append(msgAttrs(d.Source, d.MsgID, d.Data), "reason", reason, "err", d.Error)...)

@@ -311,8 +311,12 @@ func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, 
 		if cmd.Platform == PlatformTaobao {
 			sub = cmd.SubOrderID
 		}
-		if last, err := e.store.LatestCase(ctx, cmd.Platform, cmd.OrderID, sub); err == nil {
+		last, err := e.store.LatestCase(ctx, cmd.Platform, cmd.OrderID, sub)
+		switch {
+		case err == nil:
 			return last, nil // finished: the decision refuses the command
+		case !errors.Is(err, casestore.ErrNotFound):
+			return casestore.Case{}, err // the store's failure (an outage, a cancelled read), not a missing case
 		}
 		return casestore.Case{}, fmt.Errorf("%s order %s sub-order %q: %w", cmd.Platform, cmd.OrderID, cmd.SubOrderID, ErrNoCase)
 	}
