@@ -10,8 +10,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
 	"github.com/mattn/go-sqlite3"
 )
@@ -67,40 +69,52 @@ type pool struct {
 	// read pool), so a read that met a session the server had ended runs
 	// again on another connection (rerun).
 	rerunsReads bool
+	// endedAt is when the pool last saw a session the server had ended
+	// (Unix nanoseconds; 0: never): see ended and shouldPing.
+	endedAt atomic.Int64
 }
 
 // ended is the pool's look at a statement's error err: when it says that
 // the server had ended the connection's session (sessionEnded: a restart,
 // an administrator's pg_terminate_backend, a pooler or a failover cutting
-// connections, idle_session_timeout), the pool's idle connections went
-// with it. The driver checks a connection before reuse only when over a
-// second has passed since it was last taken from the pool, so each would
-// fail its next statement the same way, read as the database being away
-// (the console answered 503 once per pooled connection): they are closed.
+// connections, idle_session_timeout), the pool's other connections may
+// have gone with it. The driver pings a connection before reuse only when
+// over a second has passed since it was last taken from the pool, so each
+// would fail its next statement the same way, read as the database being
+// away (the console answered 503 once per pooled connection): the idle
+// ones are closed, and from now on any connection last taken before this
+// moment is pinged before its reuse (shouldPing), such as one in use now
+// that comes back to the pool later.
 func (p *pool) ended(err error) bool {
 	if !p.pg || !sessionEnded(err) {
 		return false
 	}
+	p.endedAt.Store(time.Now().UnixNano())
 	p.dropIdle()
 	return true
 }
 
+// shouldPing is the driver's question before it reuses a connection idle
+// for idle: ping it first when idle over a second (the driver's own rule),
+// or when it was last taken from the pool before the pool last saw a
+// session the server ended (ended).
+func (p *pool) shouldPing(_ context.Context, sp stdlib.ShouldPingParams) bool {
+	if sp.IdleDuration > time.Second {
+		return true
+	}
+	at := p.endedAt.Load()
+	return at != 0 && time.Now().Add(-sp.IdleDuration).UnixNano() <= at
+}
+
 // rerun reports whether a read that failed with err runs again: on a read
 // pool, whose every session is read-only, after ended. The statement
-// changed nothing, and runs on another connection, as many times as the
-// pool has connections and one more: a connection another caller was
-// using when the server ended its session comes back to the pool after
-// dropIdle, and fails the next statement once too. A statement ended
-// while it ran (an administrator ending a runaway query) runs again as
-// well; a second end is its caller's error. Writes are never run again:
-// their caller cannot know whether they committed, as for any lost
-// connection (Exec only drops the idle connections).
-func (p *pool) rerun(ctx context.Context, err error, tries *int) bool {
-	if !p.rerunsReads || *tries > p.idle || ctx.Err() != nil || !p.ended(err) {
-		return false
-	}
-	*tries++
-	return true
+// changed nothing, and runs once more, on a connection that is new or
+// pinged (shouldPing): one end of a session is the pool's, a second the
+// caller's (an administrator ending a runaway query ends its second run
+// too). Writes are never run again: their caller cannot know whether they
+// committed, as for any lost connection (Exec only marks the pool).
+func (p *pool) rerun(ctx context.Context, err error) bool {
+	return p.rerunsReads && ctx.Err() == nil && p.ended(err)
 }
 
 // sessionEnded reports whether err says that the connection's session had
@@ -157,7 +171,7 @@ func (p *pool) Exec(query string, args ...any) (sql.Result, error) {
 
 func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	rows, err := p.DB.QueryContext(ctx, p.q(query, args), args...)
-	for tries := 0; err != nil && p.rerun(ctx, err, &tries); {
+	if err != nil && p.rerun(ctx, err) {
 		rows, err = p.DB.QueryContext(ctx, p.q(query, args), args...)
 	}
 	return rows, err
@@ -165,7 +179,7 @@ func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sq
 
 func (p *pool) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
 	rows, err := p.DB.QueryxContext(ctx, p.q(query, args), args...)
-	for tries := 0; err != nil && p.rerun(ctx, err, &tries); {
+	if err != nil && p.rerun(ctx, err) {
 		rows, err = p.DB.QueryxContext(ctx, p.q(query, args), args...)
 	}
 	return rows, err
@@ -175,7 +189,7 @@ func (p *pool) QueryxContext(ctx context.Context, query string, args ...any) (*s
 // returns, so an ended session's error is the row's Err already.
 func (p *pool) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
 	row := p.DB.QueryRowxContext(ctx, p.q(query, args), args...)
-	for tries := 0; row.Err() != nil && p.rerun(ctx, row.Err(), &tries); {
+	if err := row.Err(); err != nil && p.rerun(ctx, err) {
 		row = p.DB.QueryRowxContext(ctx, p.q(query, args), args...)
 	}
 	return row

@@ -97,7 +97,7 @@ func openPostgresPool(ctx context.Context, target string, mode pgMode, conns int
 	}
 	p := &pool{pg: true, idle: conns, rerunsReads: mode == pgRead}
 	cfg.Tracer = roundTrips{n: &p.trips, stmts: &p.stmts}
-	db := sqlx.NewDb(stdlib.OpenDB(*cfg), "pgx")
+	db := sqlx.NewDb(stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(p.shouldPing)), "pgx")
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
 	if err := db.PingContext(ctx); err != nil {

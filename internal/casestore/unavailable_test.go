@@ -513,3 +513,64 @@ func TestSessionEndedIsTheServersEndOfASession(t *testing.T) {
 		}
 	}
 }
+
+// TestAReadTheServerEndsTwiceIsTheCallersError: a read the server ends
+// while it runs (an administrator ending a runaway query) runs once more,
+// as a read on a session that had ended does; ended again, it is the
+// caller's error, not run until the administrator gives up.
+func TestAReadTheServerEndsTwiceIsTheCallersError(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{})
+	ctx := context.Background()
+	ro, err := OpenReadOnly(ctx, func() string {
+		target := pg.NewDatabase(t)
+		s, err := Open(ctx, target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		return target
+	}(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	read := make(chan error, 1)
+	go func() {
+		var slept string
+		read <- ro.r.GetContext(ctx, &slept, `SELECT pg_sleep(30)::text`)
+	}()
+	for run := 1; run <= 2; run++ {
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			var n int
+			err := ro.r.GetContext(ctx, &n, `SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(30)%'`)
+			if err == nil && n == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d of the read is not under way: %d, %v", run, n, err)
+			}
+			time.Sleep(10 * time.Millisecond) // polling the server's view
+		}
+		// Only the read's session: the poll above keeps another.
+		var ended bool
+		if err := ro.r.GetContext(ctx, &ended, `SELECT bool_and(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity
+			WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(30)%'`); err != nil || !ended {
+			t.Fatalf("ending run %d: %v, %v", run, ended, err)
+		}
+		if run == 1 {
+			select {
+			case err := <-read:
+				t.Fatalf("the read after one end: %v; want it run again", err)
+			default:
+			}
+		}
+	}
+	select {
+	case err := <-read:
+		if !sessionEnded(err) {
+			t.Errorf("the read after two ends: %v; want the server's end of its session", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the read runs on after two ends")
+	}
+}
