@@ -115,12 +115,13 @@ func (s *Server) handleEvents(c echo.Context) error {
 			return invalidArg("cursor: the id of an event of this stream")
 		}
 		f.ms = n
-	} else {
+	} else if _, err := f.poll(c.Request()); err != nil && c.Request().Context().Err() == nil {
 		// A stream from now on: what the window behind now holds is what
-		// the page that opened it shows, not news. Read, not sent.
-		if _, err := f.poll(c.Request()); err != nil {
-			return err
-		}
+		// the client has seen, not news, and is read, not sent. Unread (the
+		// store away), the stream opens all the same, and its first poll
+		// sends the window: an EventSource answered with an error would
+		// not connect again.
+		s.logger.Warn("event stream: read case changes", "err", err)
 	}
 
 	w := c.Response()

@@ -53,8 +53,17 @@
       });
   }
 
+  // versions: the newest version of each case the stream sent. It sends
+  // again what a reconnect's cursor, and the few seconds it reads again
+  // behind it, cover (at least once): a version seen is not a change.
+  var versions = {};
   var events = new EventSource('/api/v1/events?cursor=' + encodeURIComponent(live.dataset.cursor));
-  events.addEventListener('case', function () {
+  events.addEventListener('case', function (ev) {
+    var change = JSON.parse(ev.data);
+    if (versions[change.id] >= change.version) {
+      return;
+    }
+    versions[change.id] = change.version;
     changed++;
     if (!timer) {
       timer = setTimeout(refresh, 1000);
