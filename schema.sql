@@ -463,3 +463,15 @@ CREATE TABLE store_probe (
     at  INTEGER NOT NULL,
     pad BLOB    NOT NULL
 );
+
+-- +migration 22: which stream copy a dead letter is of
+-- A message redelivered after its dead letter was written (its Term lost
+-- to a crash after the commit, or its stream copy not published) must be
+-- terminated as the dead letter said, not applied beside it; a new copy
+-- under the same id (a replay, a callback pushed again, a command id used
+-- again) must be applied. The stream and sequence of the copy that died
+-- tell them apart (casestore's PendingDeadLetter); a copy that dies while
+-- an older one's dead letter is pending takes that row over. Rows from
+-- before keep '' and 0, which no copy matches.
+ALTER TABLE dead_letters ADD COLUMN stream TEXT NOT NULL DEFAULT '';
+ALTER TABLE dead_letters ADD COLUMN stream_seq INTEGER NOT NULL DEFAULT 0;

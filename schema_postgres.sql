@@ -315,3 +315,8 @@ CREATE TABLE store_probe (
     pad BYTEA  NOT NULL
 );
 ALTER TABLE store_probe ALTER COLUMN pad SET STORAGE EXTERNAL;
+
+-- +migration 22: which stream copy a dead letter is of
+-- See schema.sql.
+ALTER TABLE dead_letters ADD COLUMN stream TEXT NOT NULL DEFAULT '';
+ALTER TABLE dead_letters ADD COLUMN stream_seq BIGINT NOT NULL DEFAULT 0;

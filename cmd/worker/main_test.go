@@ -695,36 +695,49 @@ func TestAStopThatCutsALastDeliverysCallHandsItBack(t *testing.T) {
 // server (the worker killed after the commit, or the dead letter's stream
 // copy not published and the message Nak'ed), comes back. It was applied
 // again: a cancel an operator had been told was rejected went on to the
-// platform, beside a pending dead letter. A redelivery with a dead letter
-// written since the copy was stored is now terminated as that delivery
-// would have done, and nothing reaches the platform; a new copy under an
-// old dead letter's id (a replay, a command id used again) is applied.
-// (The dead letter is written while the first delivery finds no case, as
-// an earlier delivery would have; the message comes back after the
-// request that opens its case.)
+// platform, beside a pending dead letter. A redelivery of the copy a
+// dead letter is of is now terminated as that delivery would have done,
+// and nothing reaches the platform; a new copy under an old dead letter's
+// id (a replay, a command id used again) is applied. (The dead letter is
+// written while the first delivery finds no case, as an earlier delivery
+// would have; the message comes back after the request that opens its
+// case.)
 func TestARedeliveredMessageThatIsDeadAlreadyIsNotApplied(t *testing.T) {
 	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_RETRY_BASE": "100ms", "WORKER_UNKNOWN_CASE_WAIT": "1h"})
 	ctx := context.Background()
-	deadLetter := func(id string, at time.Time) {
+	deadLetter := func(id, stream string, seq uint64) {
 		t.Helper()
 		if err := s.store.Update(ctx, func(tx *casestore.Tx) error {
 			_, _, err := tx.InsertDeadLetter(ctx, casestore.DeadLetter{MsgID: id, Subject: "commands.taobao.cancel",
-				Reason: string(events.DeadMaxDeliveries), Error: "taobao_list: 503", Deliveries: 12, CreatedAt: at})
+				Reason: string(events.DeadMaxDeliveries), Error: "taobao_list: 503", Deliveries: 12, Stream: stream, StreamSeq: seq})
 			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	cancel := func(id, subOrder string) *jetstream.PubAck {
+		t.Helper()
+		b, err := json.Marshal(refundflow.Command{ID: id, Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao,
+			SubOrderID: subOrder, IssuedAt: time.Now().UTC()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := nats.NewMsg(events.CommandSubject(string(refundflow.PlatformTaobao), string(refundflow.InputCancel)))
+		m.Data = b
+		ack, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack
+	}
 	s.start()
 	manual := &sandbox.SellerPolicy{Decision: sandbox.DecisionManual}
 	o1, so1 := s.order(sandbox.PlatformTaobao, manual)
 	o2, so2 := s.order(sandbox.PlatformTaobao, manual)
-	// The first cancel's dead letter is written after it was stored (an
-	// earlier delivery's); the second's long before (an old one of the id).
-	deadLetter("replayed-1", time.Now().Add(-time.Hour))
-	s.publish(refundflow.Command{ID: "dead-already-1", Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao, SubOrderID: so1})
-	s.publish(refundflow.Command{ID: "replayed-1", Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao, SubOrderID: so2})
-	deadLetter("dead-already-1", time.Time{})
+	ack := cancel("dead-already-1", so1)
+	deadLetter("dead-already-1", ack.Stream, ack.Sequence) // this copy's, as its first delivery would have written
+	deadLetter("replayed-1", ack.Stream, 999999)           // another copy's, long ago
+	cancel("replayed-1", so2)
 	waitFor(t, 20*time.Second, "both cancels' first deliveries", func() bool {
 		info, err := cons(s).Info(ctx)
 		return err == nil && info.Delivered.Consumer >= 2
@@ -749,6 +762,65 @@ func TestARedeliveredMessageThatIsDeadAlreadyIsNotApplied(t *testing.T) {
 		s.sb.Stats().Cancels[cases[1].RefundID] != 1 {
 		t.Errorf("the second cancel's verdict: %+v, %v, %d cancels on the platform; want applied, once (a new copy under an old dead letter's id)",
 			o, err, s.sb.Stats().Cancels[cases[1].RefundID])
+	}
+	if dls, err := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{}); err != nil || len(dls) != 2 {
+		t.Errorf("dead letters: %d, %v; want the two written here, no other", len(dls), err)
+	}
+}
+
+// TestAWorkerBugOnOneInputFailsThatInputAlone: the worker panics on one
+// input (here a bug put after the platform's answer to a render). The
+// process ended, with every input in flight, and again at each
+// redelivery of the same input until the consumer gave up on it, with no
+// record of why: one bad input stopped every case. Now that input alone
+// fails: it is dead-lettered worker_failed, saying what failed, the log
+// has the stack, refundhub_worker_panics_total counts it, and the worker
+// goes on with the next input; the case it left is taken up by its timer.
+func TestAWorkerBugOnOneInputFailsThatInputAlone(t *testing.T) {
+	var renders atomic.Int64
+	engineHook = func(c *refundflow.EngineConfig) {
+		observe := c.OnStep
+		c.OnStep = func(p refundflow.Platform, step refundflow.StepName, outcome string, took time.Duration) {
+			if step == refundflow.StepRender && renders.Add(1) == 1 {
+				panic("an injected bug")
+			}
+			observe(p, step, outcome, took)
+		}
+	}
+	t.Cleanup(func() { engineHook = nil })
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, nil)
+	w := s.start()
+	ctx := context.Background()
+	o1, so1 := s.order(sandbox.PlatformTaobao, nil)
+	s.publish(refundflow.Command{ID: "meets-a-bug-1", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+		OrderID: o1, SubOrderID: so1, Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	var dls []casestore.DeadLetter
+	waitFor(t, 20*time.Second, "the dead letter", func() bool {
+		var err error
+		dls, err = s.store.DeadLetters(ctx, casestore.DeadLetterFilter{})
+		return err == nil && len(dls) == 1
+	})
+	if d := dls[0]; d.MsgID != "meets-a-bug-1" || d.Reason != string(events.DeadWorkerFailed) || !strings.Contains(d.Error, "an injected bug") {
+		t.Errorf("dead letter %+v; want meets-a-bug-1, worker_failed, naming the panic", d)
+	}
+	select {
+	case err := <-w.done:
+		t.Fatalf("the worker ended: %v", err)
+	default:
+	}
+	o2, so2 := s.order(sandbox.PlatformTaobao, nil)
+	s.publish(refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+		OrderID: o2, SubOrderID: so2, Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	for _, o := range [][2]string{{o2, so2}, {o1, so1}} { // the first case too, by its timer
+		c := s.waitState(s.caseFor(refundflow.PlatformTaobao, o[0], o[1]), refundflow.StateSucceeded, 40*time.Second)
+		s.agrees(c)
+	}
+	s.noDuplicates()
+	if body := scrape(t, w.metricsURL()); !strings.Contains(body, `refundhub_worker_panics_total{where="message"} 1`) {
+		t.Errorf("metrics: no refundhub_worker_panics_total{where=\"message\"} 1")
+	}
+	if logs := w.errs.String(); !strings.Contains(logs, "the worker failed on an input") || !strings.Contains(logs, "goroutine") {
+		t.Errorf("the log does not say the worker failed on an input, with its stack")
 	}
 }
 

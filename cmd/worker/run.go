@@ -174,11 +174,20 @@ func newEngine(cfg config, store *casestore.Store, metrics *casework.Metrics, lo
 	if err != nil {
 		return nil, err
 	}
-	return refundflow.NewEngine(refundflow.EngineConfig{Store: store, Client: client, Policy: cfg.Policy, Owner: owner,
+	ecfg := refundflow.EngineConfig{Store: store, Client: client, Policy: cfg.Policy, Owner: owner,
 		Logger: logger, LeaseTTL: cfg.LeaseTTL, Vouchers: vouchers, RetryDelay: cfg.Work.RetryBase, RetryMax: cfg.Work.RetryMax,
 		OnStep: metrics.OnStep, ClockSkew: cfg.ClockSkew, MessagesInterval: cfg.MessagesInterval, OnSellerMessages: metrics.OnSellerMessages,
-		Tracer: tr})
+		Tracer: tr}
+	if engineHook != nil {
+		engineHook(&ecfg)
+	}
+	return refundflow.NewEngine(ecfg)
 }
+
+// engineHook, set by a test only, changes the engine's configuration
+// before it is built: how a test puts a bug where the worker must survive
+// one (TestAWorkerBugOnOneInputFailsThatInputAlone).
+var engineHook func(*refundflow.EngineConfig)
 
 // natsOptions are events.ConnectOptions, which keep reconnecting for ever,
 // with the connection's losses and returns logged. Once stopping reports

@@ -28,6 +28,10 @@ type DeadLetter struct {
 	DiscardedAt time.Time // zero unless discarded
 	DiscardedBy string    // the operator who discarded it
 	DiscardNote string    // why
+	// Stream and StreamSeq: the stream copy that died (empty for a dead
+	// letter stored before migration 22). See PendingDeadLetter.
+	Stream    string
+	StreamSeq uint64
 }
 
 // Errors of DiscardDeadLetter: the dead letter was dealt with already.
@@ -50,15 +54,18 @@ type deadRow struct {
 	DiscardedAt sql.NullInt64 `db:"discarded_at"`
 	DiscardedBy string        `db:"discarded_by"`
 	DiscardNote string        `db:"discard_note"`
+	Stream      string        `db:"stream"`
+	StreamSeq   int64         `db:"stream_seq"`
 }
 
 const deadColumns = `id, msg_id, subject, headers, payload, reason, error, deliveries, created_at, retried_at,
-	discarded_at, discarded_by, discard_note`
+	discarded_at, discarded_by, discard_note, stream, stream_seq`
 
 func (r deadRow) toDeadLetter() (DeadLetter, error) {
 	d := DeadLetter{ID: r.ID, MsgID: r.MsgID, Subject: r.Subject, Payload: r.Payload, Reason: r.Reason,
 		Error: r.Error, Deliveries: r.Deliveries, CreatedAt: time.UnixMilli(r.CreatedAt).UTC(), RetriedAt: fromMS(r.RetriedAt),
-		DiscardedAt: fromMS(r.DiscardedAt), DiscardedBy: r.DiscardedBy, DiscardNote: r.DiscardNote}
+		DiscardedAt: fromMS(r.DiscardedAt), DiscardedBy: r.DiscardedBy, DiscardNote: r.DiscardNote,
+		Stream: r.Stream, StreamSeq: uint64(r.StreamSeq)}
 	if d.Payload == nil {
 		d.Payload = []byte{}
 	}
@@ -74,6 +81,8 @@ func (r deadRow) toDeadLetter() (DeadLetter, error) {
 // already dead and not yet retried is not stored twice: the existing id is
 // returned with inserted == false. That holds for a discarded one too (see
 // migration 10): the operator's discard covers the same message dying again.
+// The existing row then takes d's stream copy (Stream, StreamSeq): the one
+// that died last, whose redelivery PendingDeadLetter must find.
 func (tx *Tx) InsertDeadLetter(ctx context.Context, d DeadLetter) (id int64, inserted bool, err error) {
 	headers := []byte("{}")
 	if len(d.Headers) > 0 {
@@ -90,9 +99,9 @@ func (tx *Tx) InsertDeadLetter(ctx context.Context, d DeadLetter) (id int64, ins
 		at = tx.now
 	}
 	id, inserted, err = tx.insert(ctx, `INSERT INTO dead_letters
-		(msg_id, subject, headers, payload, reason, error, deliveries, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) WHERE retried_at IS NULL DO NOTHING`,
-		d.MsgID, d.Subject, string(headers), payload, d.Reason, d.Error, d.Deliveries, ms64(at))
+		(msg_id, subject, headers, payload, reason, error, deliveries, created_at, stream, stream_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) WHERE retried_at IS NULL DO NOTHING`,
+		d.MsgID, d.Subject, string(headers), payload, d.Reason, d.Error, d.Deliveries, ms64(at), d.Stream, int64(d.StreamSeq))
 	if err != nil {
 		return 0, false, fmt.Errorf("insert dead letter %q: %w", d.MsgID, err)
 	}
@@ -101,6 +110,12 @@ func (tx *Tx) InsertDeadLetter(ctx context.Context, d DeadLetter) (id int64, ins
 	}
 	if err := sqlx.GetContext(ctx, tx.tx, &id, `SELECT id FROM dead_letters WHERE msg_id = ? AND retried_at IS NULL`, d.MsgID); err != nil {
 		return 0, false, fmt.Errorf("insert dead letter %q: %w", d.MsgID, err)
+	}
+	if d.Stream != "" {
+		if _, err := tx.tx.ExecContext(ctx, `UPDATE dead_letters SET stream = ?, stream_seq = ?
+			WHERE id = ? AND (stream <> ? OR stream_seq <> ?)`, d.Stream, int64(d.StreamSeq), id, d.Stream, int64(d.StreamSeq)); err != nil {
+			return 0, false, fmt.Errorf("insert dead letter %q: %w", d.MsgID, err)
+		}
 	}
 	return id, false, nil
 }
@@ -169,15 +184,18 @@ func (s *Store) DeadLetter(ctx context.Context, id int64) (DeadLetter, error) {
 	return r.toDeadLetter()
 }
 
-// PendingDeadLetter returns the dead letter of message msgID not yet
-// retried (discarded or not), or ErrNotFound: a redelivered message that
-// has one was dead-lettered by an earlier delivery whose Term did not
-// reach the server (a crash after the commit, a copy that could not be
-// published), and must not be applied now.
-func (s *Store) PendingDeadLetter(ctx context.Context, msgID string) (DeadLetter, error) {
+// PendingDeadLetter returns the dead letter, not yet retried (discarded or
+// not), of the stream copy seq of stream of message msgID, or ErrNotFound:
+// a redelivered copy that has one was dead-lettered by an earlier delivery
+// whose Term did not reach the server (a crash after the commit, a copy
+// that could not be published), and must not be applied now. Another copy
+// under the same id (a replay, a callback pushed again, a command id used
+// again) is not that copy, and has none.
+func (s *Store) PendingDeadLetter(ctx context.Context, msgID, stream string, seq uint64) (DeadLetter, error) {
 	var r deadRow
-	if err := sqlx.GetContext(ctx, s.r, &r, `SELECT `+deadColumns+` FROM dead_letters WHERE msg_id = ? AND retried_at IS NULL`, msgID); err != nil {
-		return DeadLetter{}, fmt.Errorf("dead letter of message %s: %w", msgID, notFound(err))
+	if err := sqlx.GetContext(ctx, s.r, &r, `SELECT `+deadColumns+` FROM dead_letters
+		WHERE msg_id = ? AND retried_at IS NULL AND stream = ? AND stream_seq = ?`, msgID, stream, int64(seq)); err != nil {
+		return DeadLetter{}, fmt.Errorf("dead letter of message %s (%s #%d): %w", msgID, stream, seq, notFound(err))
 	}
 	return r.toDeadLetter()
 }

@@ -120,3 +120,46 @@ func testDiscardDeadLetter(t *testing.T, be backend) {
 		t.Errorf("InsertDeadLetter(m2) after its discard = %d, inserted %v, %v; want %d, not inserted", again, inserted, err, gone)
 	}
 }
+
+// TestAPendingDeadLetterIsOfTheCopyThatDied: PendingDeadLetter finds a
+// dead letter by the stream copy that died, not by the message id alone:
+// another copy under the id (a replay, a callback pushed again) has none.
+// A copy that dies while an older copy's dead letter is pending takes the
+// row over: its redelivery finds it, the older copy's does not. Rows from
+// before migration 22 (no copy) match no copy.
+func TestAPendingDeadLetterIsOfTheCopyThatDied(t *testing.T) {
+	eachBackend(t, testAPendingDeadLetterIsOfTheCopyThatDied)
+}
+
+func testAPendingDeadLetterIsOfTheCopyThatDied(t *testing.T, be backend) {
+	s := openTest(t, be.Fresh(t))
+	ctx := context.Background()
+	pending := func(msgID string, seq uint64) int64 {
+		t.Helper()
+		d, err := s.PendingDeadLetter(ctx, msgID, "COMMANDS", seq)
+		if errors.Is(err, ErrNotFound) {
+			return 0
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.ID
+	}
+	id := insertDead(t, s, DeadLetter{MsgID: "m1", Subject: "commands.taobao.cancel", Reason: "max_deliveries", Stream: "COMMANDS", StreamSeq: 7})
+	if got := pending("m1", 7); got != id {
+		t.Errorf("the copy that died (#7): dead letter %d; want %d", got, id)
+	}
+	if got := pending("m1", 8); got != 0 {
+		t.Errorf("another copy (#8): dead letter %d; want none", got)
+	}
+	if again := insertDead(t, s, DeadLetter{MsgID: "m1", Subject: "commands.taobao.cancel", Reason: "max_deliveries", Stream: "COMMANDS", StreamSeq: 8}); again != id {
+		t.Errorf("copy #8 dying too: dead letter %d; want the pending one, %d", again, id)
+	}
+	if a, b := pending("m1", 7), pending("m1", 8); a != 0 || b != id {
+		t.Errorf("after copy #8 died: #7 has %d, #8 has %d; want none and %d", a, b, id)
+	}
+	insertDead(t, s, DeadLetter{MsgID: "m2", Subject: "commands.taobao.cancel", Reason: "max_deliveries"})
+	if got := pending("m2", 0); got != 0 {
+		t.Errorf("a dead letter of no copy: found as copy #0's (%d); want none", got)
+	}
+}

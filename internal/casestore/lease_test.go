@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -400,5 +401,55 @@ func TestReleasingADeadProcesssLeasesDoesNotDeadlockWithAnOrdersEvent(t *testing
 		if owner, _, err := s.LeaseUntil(ctx, id); err != nil || owner != "" {
 			t.Errorf("case %d after the release: lease owner %q, %v; want none", id, owner, err)
 		}
+	}
+}
+
+// TestAnUpdateThatPanicsFailsAlone: an Update's function that panics (a
+// bug of the caller's build) ended the process from SQLite's group
+// committer, with every update of its batch and every input in flight.
+// It is now that update's error, ErrUpdatePanicked, its writes undone;
+// the updates beside it commit and the store goes on.
+func TestAnUpdateThatPanicsFailsAlone(t *testing.T) { eachBackend(t, testAnUpdateThatPanicsFailsAlone) }
+
+func testAnUpdateThatPanicsFailsAlone(t *testing.T, be backend) {
+	s := openTest(t, be.Fresh(t))
+	ctx := context.Background()
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.Update(ctx, func(tx *Tx) error {
+				if _, err := tx.CreateCase(ctx, NewCase{Platform: "1688", OrderID: fmt.Sprint(1000 + i), State: "requested"}); err != nil {
+					return err
+				}
+				if i%5 == 0 {
+					var m map[string]int
+					m["a bug"]++ // after a write: it must be undone
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	want := 0
+	for i, err := range errs {
+		if i%5 == 0 {
+			if !errors.Is(err, ErrUpdatePanicked) || !strings.Contains(err.Error(), "nil map") {
+				t.Errorf("update %d: %v; want ErrUpdatePanicked saying what", i, err)
+			}
+			continue
+		}
+		want++
+		if err != nil {
+			t.Errorf("update %d: %v", i, err)
+		}
+	}
+	counts, err := s.CountByState(ctx)
+	if err != nil || counts["requested"] != want {
+		t.Fatalf("cases = %v, %v; want %d requested (the panicking updates' undone)", counts, err, want)
+	}
+	if _, err := createCase(ctx, s, "after"); err != nil {
+		t.Errorf("an update after them: %v", err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ import (
 	"github.com/mattn/go-sqlite3" // the SQLite driver
 
 	"github.com/refundhub/refundhub"
+	"github.com/refundhub/refundhub/internal/excerpt"
 )
 
 // Schema returns the SQLite schema text: schema.sql at the repository root.
@@ -126,6 +128,24 @@ func (s *Store) Transactions() int64 { return s.txs.Load() }
 
 // ErrClosed: the store is closed.
 var ErrClosed = errors.New("casestore: closed")
+
+// ErrUpdatePanicked: an Update's function panicked (a bug of the caller's
+// build). Its transaction is rolled back, on SQLite to its savepoint, so
+// that the group committer, and every other update of its batch, goes on;
+// the panic's value and stack are logged, and the error says what it was.
+var ErrUpdatePanicked = errors.New("casestore: the update's function panicked")
+
+// runFn runs an Update's function in tx, turning a panic in it into
+// ErrUpdatePanicked.
+func (s *Store) runFn(fn func(tx *Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%w: %s", ErrUpdatePanicked, excerpt.Of(fmt.Sprint(v), 300))
+			s.log.Error("an update's function panicked; rolled back", "err", err, "stack", string(debug.Stack()))
+		}
+	}()
+	return fn(tx)
+}
 
 // Open opens the store target names and applies any schema migrations it
 // does not have yet. A postgres:// (or postgresql://) URL names a
@@ -514,7 +534,7 @@ func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	defer func() { _ = conn.Close() }()
 	p := &pgPipe{conn: conn, diag: s.r}
-	err = fn(&Tx{tx: batchTx{db: conn, pg: true, pipe: p}, now: s.now()})
+	err = s.runFn(fn, &Tx{tx: batchTx{db: conn, pg: true, pipe: p}, now: s.now()})
 	if err == nil {
 		err = p.commit(bg)
 	} else {
@@ -597,7 +617,7 @@ func (s *Store) commitBatch(batch []*pendingUpdate) {
 			fail(fmt.Errorf("savepoint: %w", err))
 			return
 		}
-		if err := p.fn(tx); err != nil {
+		if err := s.runFn(p.fn, tx); err != nil {
 			results[i] = err
 			if _, rerr := tx.tx.ExecContext(ctx, `ROLLBACK TO upd`); rerr != nil {
 				_ = sqlTx.Rollback()

@@ -299,21 +299,35 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 // dead is that dead letter instead, and nothing is applied. The store's
 // error in asking is apply's error, held through an outage and asked
 // again like it. Only a redelivery asks (a first delivery has no dead
-// letter of its own), and only a dead letter written after this copy was
-// stored counts (deadLetterSlack): a replay, a callback pushed again, a
-// command id used again are new copies under an old id, and are applied.
+// letter of its own), and only of its own stream copy: a replay, a
+// callback pushed again, a command id used again are new copies under an
+// old id, and are applied (casestore.PendingDeadLetter).
 func (w *Worker) applyLive(ctx context.Context, d delivery, msg *refundflow.Message) (refundflow.Handled, events.DeadReason, *casestore.DeadLetter, error) {
 	if d.meta.NumDelivered > 1 {
-		dl, err := w.store.PendingDeadLetter(ctx, d.dead.MsgID)
+		dl, err := w.store.PendingDeadLetter(ctx, d.dead.MsgID, d.dead.Stream, d.dead.Sequence)
 		switch {
-		case err == nil && !dl.CreatedAt.Before(d.meta.Timestamp.Add(-deadLetterSlack)):
+		case err == nil:
 			return refundflow.Handled{}, "", &dl, nil
-		case err != nil && !errors.Is(err, casestore.ErrNotFound):
+		case !errors.Is(err, casestore.ErrNotFound):
 			return refundflow.Handled{}, "", nil, err
 		}
 	}
-	h, reason, err := w.apply(ctx, msg)
+	h, reason, err := w.applyGuarded(ctx, "message", msg)
 	return h, reason, nil, err
+}
+
+// applyGuarded is apply under guard: an input the worker fails on (a
+// panic; in SQLite's group committer, casestore.ErrUpdatePanicked) returns
+// the dead-letter reason DeadWorkerFailed with the failure.
+func (w *Worker) applyGuarded(ctx context.Context, where string, msg *refundflow.Message) (h refundflow.Handled, reason events.DeadReason, err error) {
+	if perr := w.guard(ctx, where, func() { h, reason, err = w.apply(ctx, msg) }); perr != nil {
+		return refundflow.Handled{}, events.DeadWorkerFailed, perr
+	}
+	if errors.Is(err, casestore.ErrUpdatePanicked) {
+		w.metrics.panics.WithLabelValues(where).Inc()
+		return h, events.DeadWorkerFailed, err
+	}
+	return h, reason, err
 }
 
 // deadLetterSlack is how far a dead letter's time (the worker's clock) may

@@ -29,6 +29,7 @@ type Metrics struct {
 	platformErrors *prometheus.CounterVec
 	messages       *prometheus.CounterVec
 	deadLetters    *prometheus.CounterVec
+	panics         *prometheus.CounterVec
 	reconcileFound prometheus.Counter
 	reconcileMoved prometheus.Counter
 	timerWakes     prometheus.Counter
@@ -68,6 +69,10 @@ func NewMetrics(reg *prometheus.Registry, store *casestore.Store) (*Metrics, err
 			Name: "refundhub_worker_dead_letters_total",
 			Help: "Messages dead-lettered, by source and reason.",
 		}, []string{"source", "reason"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refundhub_worker_panics_total",
+			Help: "Inputs the worker itself failed on (a panic: a bug of this build), by where: message (dead-lettered worker_failed), deferred (the same), wake (the case is not woken again for WORKER_RETRY_MAX). The log has each one's stack.",
+		}, []string{"where"}),
 		reconcileFound: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "refundhub_worker_reconcile_found_total",
 			Help: "Open cases the reconciler found not checked on the platform for WORKER_RECONCILE_AGE.",
@@ -97,7 +102,7 @@ func NewMetrics(reg *prometheus.Registry, store *casestore.Store) (*Metrics, err
 	}
 	m.lag = &lagCollector{consumers: map[string]jetstream.Consumer{}}
 	m.state = &stateCollector{store: store}
-	for _, c := range []prometheus.Collector{m.stepDuration, m.platformCalls, m.platformErrors, m.messages, m.deadLetters,
+	for _, c := range []prometheus.Collector{m.stepDuration, m.platformCalls, m.platformErrors, m.messages, m.deadLetters, m.panics,
 		m.reconcileFound, m.reconcileMoved, m.timerWakes, m.sellerMessages, m.callbackLag, m.callbackVerify, m.state, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)

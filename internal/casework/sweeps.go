@@ -57,12 +57,35 @@ func (w *Worker) onCase(ctx context.Context, id int64, fn func()) bool {
 // wake runs a timer or reconcile input for a case in the background (see
 // onCase).
 func (w *Worker) wake(ctx, work context.Context, id int64, kind refundflow.InputKind, before string) bool {
+	w.mu.Lock()
+	until, broken := w.broken[id]
+	if broken && time.Now().After(until) {
+		delete(w.broken, id)
+		broken = false
+	}
+	w.mu.Unlock()
+	if broken {
+		return false // its last wake met a bug of this build (guard)
+	}
 	return w.onCase(ctx, id, func() {
 		// A timer or reconcile wake starts its own trace.
 		sctx, span := w.tracer.Start(work, "wake "+string(kind), trace.WithAttributes(attribute.Int64("case", id)))
 		defer span.End()
 		seen := w.gate.generation()
-		h, err := w.engine.Wake(sctx, id, kind)
+		var h refundflow.Handled
+		var err error
+		if perr := w.guard(sctx, "wake", func() { h, err = w.engine.Wake(sctx, id, kind) }); perr != nil || errors.Is(err, casestore.ErrUpdatePanicked) {
+			if perr == nil {
+				w.metrics.panics.WithLabelValues("wake").Inc()
+			}
+			span.SetStatus(codes.Error, "worker failed")
+			w.mu.Lock()
+			w.broken[id] = time.Now().Add(w.brokenWake())
+			w.mu.Unlock()
+			w.log.ErrorContext(sctx, "wake: the worker failed on the case; not woken again for a while", "case", id, "kind", kind,
+				"for", w.brokenWake(), "err", errors.Join(perr, err))
+			return
+		}
 		if err != nil {
 			span.SetStatus(codes.Error, "retry later")
 			if w.gate.trip(err, seen) {
@@ -119,7 +142,7 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		msg := &refundflow.Message{ID: d.MsgID, Stream: d.Stream, Seq: d.StreamSeq, Subject: d.Subject,
 			Source: d.Source, Payload: d.Payload, Deferred: true}
 		seen = w.gate.generation()
-		h, reason, err := w.apply(ctx, msg)
+		h, reason, err := w.applyGuarded(ctx, "deferred", msg)
 		var dlErr error
 		switch {
 		case reason == "" && w.gate.trip(err, seen):

@@ -162,6 +162,9 @@ type Worker struct {
 
 	mu     sync.Mutex
 	active map[int64]bool // cases a timer or reconcile input is running for
+	// broken: cases whose last wake the worker failed on (guard), and
+	// until when the sweeps leave them alone.
+	broken map[int64]time.Time
 
 	order keyOrder // commands of one case, in the order they came
 
@@ -196,7 +199,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	stopping, stop := context.WithCancel(context.Background())
 	w := &Worker{cfg: cfg, log: log, store: deps.Store, engine: deps.Engine, parser: parser, js: deps.JetStream,
 		metrics: deps.Metrics, tracer: tracer, ready: readiness{conn: deps.JetStream.Conn(), store: deps.Store},
-		sem: make(chan struct{}, cfg.Concurrency), verifying: make(chan struct{}, cfg.Concurrency), active: map[int64]bool{},
+		sem: make(chan struct{}, cfg.Concurrency), verifying: make(chan struct{}, cfg.Concurrency), active: map[int64]bool{}, broken: map[int64]time.Time{},
 		gate: newStoreGate(deps.Store.Ping, deps.Store.PingWrite, log, cfg.RetryBase, stopping), stop: stop}
 	w.ready.gate = w.gate
 	up := func() bool { return !w.gate.closed() }

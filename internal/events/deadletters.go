@@ -49,10 +49,16 @@ const (
 	// rate limited, lease held) until it had been delivered
 	// WORKER_MAX_DELIVER times. Usually worth a retry once the cause is fixed.
 	DeadMaxDeliveries DeadReason = "max_deliveries"
+	// DeadWorkerFailed: the worker itself failed on the input (a panic: a
+	// bug of the build that ran it), and dead-lettered it rather than
+	// crash and fail every input in flight with it, again at each
+	// redelivery. The same build fails again: retry it once a fixed one
+	// runs.
+	DeadWorkerFailed DeadReason = "worker_failed"
 )
 
 // deadReasons lists every reason, in the order operators see them documented.
-var deadReasons = []DeadReason{DeadUndecodable, DeadInvalidCommand, DeadPermanentError, DeadUnknownCase, DeadMaxDeliveries}
+var deadReasons = []DeadReason{DeadUndecodable, DeadInvalidCommand, DeadPermanentError, DeadUnknownCase, DeadMaxDeliveries, DeadWorkerFailed}
 
 // DeadReasons returns every dead-letter reason; a CLI validates a filter
 // against it and lists it in the error.
@@ -66,8 +72,9 @@ func (r DeadReason) Valid() bool { return slices.Contains(deadReasons, r) }
 // (DeadUndecodable), the same command does not validate (DeadInvalidCommand),
 // or the engine refuses the same input for good (DeadPermanentError, which
 // includes a command naming a case id that does not exist: a case created
-// later under that id would be another case). Only a changed worker (a parser
-// that reads the new type, a fixed bug) can make such a retry succeed, so
+// later under that id would be another case), or the worker failed on it
+// (DeadWorkerFailed). Only a changed worker (a parser that reads the new
+// type, a fixed bug) can make such a retry succeed, so
 // refundctl asks for --force before it retries one. DeadUnknownCase and
 // DeadMaxDeliveries depend on the world (the case appeared, the platform is
 // back) and are worth a retry. A reason this build does not know (a newer
@@ -75,7 +82,7 @@ func (r DeadReason) Valid() bool { return slices.Contains(deadReasons, r) }
 // most another dead letter.
 func (r DeadReason) Permanent() bool {
 	switch r {
-	case DeadUndecodable, DeadInvalidCommand, DeadPermanentError:
+	case DeadUndecodable, DeadInvalidCommand, DeadPermanentError, DeadWorkerFailed:
 		return true
 	}
 	return false

@@ -177,6 +177,7 @@ func TestDeadReasonPermanent(t *testing.T) {
 		events.DeadPermanentError: true,
 		events.DeadUnknownCase:    false,
 		events.DeadMaxDeliveries:  false,
+		events.DeadWorkerFailed:   true,
 		"from_a_newer_worker":     false,
 	}
 	for _, r := range events.DeadReasons() {
