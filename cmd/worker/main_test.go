@@ -769,31 +769,33 @@ func TestARedeliveredMessageThatIsDeadAlreadyIsNotApplied(t *testing.T) {
 }
 
 // TestAWorkerBugOnOneInputFailsThatInputAlone: the worker panics on one
-// input (here a bug put after the platform's answer to a render). The
-// process ended, with every input in flight, and again at each
-// redelivery of the same input until the consumer gave up on it, with no
-// record of why: one bad input stopped every case. Now that input alone
-// fails: it is dead-lettered worker_failed, saying what failed, the log
-// has the stack, refundhub_worker_panics_total counts it, and the worker
-// goes on with the next input; the case it left is taken up by its timer.
+// input (here a bug put after the platform's answer to a 1688 case's
+// first two steps). The process ended, with every input in flight, and
+// again at each redelivery of the same input until the consumer gave up
+// on it, with no record of why: one bad input stopped every case. Now that
+// input alone fails: a command is dead-lettered worker_failed, its verdict
+// naming the case it opened; the log has the stack and
+// refundhub_worker_panics_total counts it; the worker goes on with the
+// next input. A timer wake the worker fails on rests the case (a note on
+// its timeline, its timer moved WORKER_RETRY_MAX on), and it goes on after.
 func TestAWorkerBugOnOneInputFailsThatInputAlone(t *testing.T) {
-	var renders atomic.Int64
+	var steps1688 atomic.Int64
 	engineHook = func(c *refundflow.EngineConfig) {
 		observe := c.OnStep
 		c.OnStep = func(p refundflow.Platform, step refundflow.StepName, outcome string, took time.Duration) {
-			if step == refundflow.StepRender && renders.Add(1) == 1 {
+			if p == refundflow.Platform1688 && steps1688.Add(1) <= 2 {
 				panic("an injected bug")
 			}
 			observe(p, step, outcome, took)
 		}
 	}
 	t.Cleanup(func() { engineHook = nil })
-	s := newStack(t, sandbox.Faults{}, quickSeller, 1, nil)
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_RETRY_BASE": "200ms", "WORKER_RETRY_MAX": "1s"})
 	w := s.start()
 	ctx := context.Background()
-	o1, so1 := s.order(sandbox.PlatformTaobao, nil)
-	s.publish(refundflow.Command{ID: "meets-a-bug-1", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
-		OrderID: o1, SubOrderID: so1, Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	o1, _ := s.order(sandbox.Platform1688, nil)
+	s.publish(refundflow.Command{ID: "meets-a-bug-1", Kind: refundflow.InputRequestRefund, Platform: refundflow.Platform1688,
+		OrderID: o1, Request: &refundflow.Request{GoodsStatus: "refundWaitSellerSend", ReasonID: 20001, Amount: 3000, Description: "不想要了"}})
 	var dls []casestore.DeadLetter
 	waitFor(t, 20*time.Second, "the dead letter", func() bool {
 		var err error
@@ -811,13 +813,35 @@ func TestAWorkerBugOnOneInputFailsThatInputAlone(t *testing.T) {
 	o2, so2 := s.order(sandbox.PlatformTaobao, nil)
 	s.publish(refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
 		OrderID: o2, SubOrderID: so2, Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
-	for _, o := range [][2]string{{o2, so2}, {o1, so1}} { // the first case too, by its timer
-		c := s.waitState(s.caseFor(refundflow.PlatformTaobao, o[0], o[1]), refundflow.StateSucceeded, 40*time.Second)
-		s.agrees(c)
-	}
+	c2 := s.waitState(s.caseFor(refundflow.PlatformTaobao, o2, so2), refundflow.StateSucceeded, 40*time.Second)
+	s.agrees(c2)
+	first := s.caseFor(refundflow.Platform1688, o1, "")
+	c1 := s.waitState(first, refundflow.StateSucceeded, 40*time.Second) // by its timer, after its rest
+	s.agrees(c1)
 	s.noDuplicates()
-	if body := scrape(t, w.metricsURL()); !strings.Contains(body, `refundhub_worker_panics_total{where="message"} 1`) {
-		t.Errorf("metrics: no refundhub_worker_panics_total{where=\"message\"} 1")
+	// Its verdict names the case it opened, which went on: look at it
+	// before sending the command again.
+	if o, err := s.store.CommandOutcome(ctx, "meets-a-bug-1"); err != nil || o.Verdict != casestore.VerdictRejected ||
+		o.Code != string(events.DeadWorkerFailed) || o.CaseID != first || !strings.Contains(o.Reason, fmt.Sprintf("Case %d may have changed", first)) {
+		t.Errorf("the verdict of the command the worker failed on: %+v, %v; want rejected, worker_failed, naming case %d", o, err, first)
+	}
+	tl, err := s.store.Timeline(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rested := false
+	for _, e := range tl {
+		rested = rested || (e.Kind == casestore.KindNote && strings.Contains(e.Summary, "the worker failed on this case's") &&
+			strings.Contains(e.Summary, "an injected bug"))
+	}
+	if !rested {
+		t.Errorf("case %d's timeline has no note that the worker failed on its wake", first)
+	}
+	body := scrape(t, w.metricsURL())
+	for _, want := range []string{`refundhub_worker_panics_total{where="message"} 1`, `refundhub_worker_panics_total{where="wake"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics: no %s", want)
+		}
 	}
 	if logs := w.errs.String(); !strings.Contains(logs, "the worker failed on an input") || !strings.Contains(logs, "goroutine") {
 		t.Errorf("the log does not say the worker failed on an input, with its stack")

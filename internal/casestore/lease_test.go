@@ -452,4 +452,21 @@ func testAnUpdateThatPanicsFailsAlone(t *testing.T, be backend) {
 	if _, err := createCase(ctx, s, "after"); err != nil {
 		t.Errorf("an update after them: %v", err)
 	}
+	// A panic after a write whose check fails (on PostgreSQL queued, its
+	// answer not yet read): the panic is the error, not the check's.
+	c := newCase(t, s, NewCase{Platform: "1688", OrderID: "stale", State: "requested"})
+	moved := c
+	moved.State = "submitting"
+	if err := s.Update(ctx, func(tx *Tx) error { _, err := tx.UpdateCaseFrom(ctx, c, moved); return err }); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		_, _ = tx.UpdateCaseFrom(ctx, c, moved) // c is stale now
+		var m map[string]int
+		m["a bug"]++
+		return nil
+	})
+	if !errors.Is(err, ErrUpdatePanicked) {
+		t.Errorf("a panic after a stale write: %v; want ErrUpdatePanicked", err)
+	}
 }

@@ -537,7 +537,7 @@ func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) error {
 	err = s.runFn(fn, &Tx{tx: batchTx{db: conn, pg: true, pipe: p}, now: s.now()})
 	if err == nil {
 		err = p.commit(bg)
-	} else {
+	} else if !errors.Is(err, ErrUpdatePanicked) { // a panic is the error, whatever was queued
 		if p.err == nil && p.checked {
 			// A queued check comes before fn's own error in statement
 			// order, as on SQLite: ask for its answer.

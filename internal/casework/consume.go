@@ -330,11 +330,6 @@ func (w *Worker) applyGuarded(ctx context.Context, where string, msg *refundflow
 	return h, reason, err
 }
 
-// deadLetterSlack is how far a dead letter's time (the worker's clock) may
-// fall before the time its message was stored (the NATS server's) and
-// still be that copy's: the clocks' skew, which NTP keeps to milliseconds.
-const deadLetterSlack = time.Minute
-
 // receivedAt is a callback's receive time from its Cb-Received header
 // (events.CallbackHeaders); zero when absent or malformed.
 func receivedAt(h nats.Header) time.Time {

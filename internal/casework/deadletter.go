@@ -2,6 +2,7 @@ package casework
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -9,6 +10,8 @@ import (
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/excerpt"
+	"github.com/refundhub/refundhub/internal/platform"
+	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
 // deadMessage is what a dead letter keeps of a message: from the stream,
@@ -21,6 +24,9 @@ type deadMessage struct {
 	// with the dead letter, or the timer would take up and apply a
 	// callback an operator sees dead-lettered.
 	kept string
+	// touched is the case a command the worker failed on may have changed
+	// (touchedCase), named in its verdict; 0: none known.
+	touched int64
 }
 
 func deadLetterOf(source string, m jetstream.Msg, meta *jetstream.MsgMetadata, msgID string) deadMessage {
@@ -61,6 +67,9 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	d.Reason, d.Error = reason, excerpt.Of(cause.Error(), 500)
+	if reason == events.DeadWorkerFailed && d.Source == sourceCommands {
+		d.touched = w.touchedCase(dctx, d.Data)
+	}
 	var stored bool // a new row (not the one an earlier delivery stored: applyLive)
 	err := w.store.Update(dctx, func(tx *casestore.Tx) error {
 		id, inserted, err := tx.InsertDeadLetter(dctx, casestore.DeadLetter{MsgID: d.MsgID, Subject: d.Subject, Headers: d.Header,
@@ -118,6 +127,41 @@ func (d deadMessage) commandOutcome(deadLetterID int64) (casestore.CommandOutcom
 		return casestore.CommandOutcome{}, false
 	}
 	id, caseID := commandOf(d.Data, d.MsgID)
+	reason := d.Error
+	if d.touched != 0 {
+		caseID = d.touched
+		reason = fmt.Sprintf("%s. Case %d may have changed before it failed, as after a crash: look at the case (its timeline shows what was done; its timer takes up what was left)", d.Error, d.touched)
+	}
 	return casestore.CommandOutcome{CommandID: id, Verdict: casestore.VerdictRejected, CaseID: caseID,
-		Code: string(d.Reason), Reason: d.Error, DeadLetterID: deadLetterID}, true
+		Code: string(d.Reason), Reason: reason, DeadLetterID: deadLetterID}, true
+}
+
+// touchedCase is the case a command the worker failed on (worker_failed)
+// may have changed before it failed: the case it names, the one it opened
+// (a request), or its order's latest. Its verdict names it, so that an
+// operator told "rejected" looks at the case rather than send the command
+// again: the failure may have come after a platform call. 0 when none is
+// found (or the store does not answer: the verdict then names none).
+func (w *Worker) touchedCase(ctx context.Context, payload []byte) int64 {
+	cmd, err := refundflow.DecodeCommand(payload)
+	if err != nil {
+		return 0
+	}
+	var c casestore.Case
+	switch {
+	case cmd.CaseID > 0:
+		return cmd.CaseID
+	case cmd.Kind == refundflow.InputRequestRefund:
+		c, err = w.store.CaseOpenedBy(ctx, cmd.ID)
+	default:
+		sub := ""
+		if cmd.Platform == refundflow.PlatformTaobao {
+			sub = cmd.SubOrderID
+		}
+		c, err = w.store.LatestCase(ctx, platform.ID(cmd.Platform), cmd.OrderID, sub)
+	}
+	if err != nil {
+		return 0
+	}
+	return c.ID
 }

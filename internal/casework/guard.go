@@ -18,7 +18,8 @@ import (
 // input alone fails, said once in the log with its stack, and counted in
 // refundhub_worker_panics_total. What fn left half done is what a crash
 // leaves: an intent recorded before a platform call is settled from the
-// platform at the case's next wake, and a lease runs out.
+// platform at the case's next wake (the engine's deferred letGo releases
+// the case's lease and lock on the way out).
 //
 // A panic in a goroutine fn started is not caught (it ends the process as
 // before), nor one in SQLite's group committer, which turns it into its

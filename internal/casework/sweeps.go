@@ -79,11 +79,14 @@ func (w *Worker) wake(ctx, work context.Context, id int64, kind refundflow.Input
 				w.metrics.panics.WithLabelValues("wake").Inc()
 			}
 			span.SetStatus(codes.Error, "worker failed")
+			until := time.Now().Add(w.brokenWake())
 			w.mu.Lock()
-			w.broken[id] = time.Now().Add(w.brokenWake())
+			w.broken[id] = until
 			w.mu.Unlock()
+			failed := errors.Join(perr, err)
 			w.log.ErrorContext(sctx, "wake: the worker failed on the case; not woken again for a while", "case", id, "kind", kind,
-				"for", w.brokenWake(), "err", errors.Join(perr, err))
+				"for", w.brokenWake(), "err", failed)
+			w.rest(work, id, kind, until, failed)
 			return
 		}
 		if err != nil {
@@ -284,5 +287,36 @@ func (w *Worker) housekeeping(ctx context.Context) {
 		if err := w.store.Checkpoint(ctx); err != nil && !errors.Is(err, casestore.ErrCheckpointBusy) && ctx.Err() == nil {
 			w.log.Warn("checkpoint", "err", err)
 		}
+	}
+}
+
+// rest records on case id that the worker failed on its wake of kind
+// (failed: a panic, a bug of this build), on its timeline, and moves its
+// timer to until: a case left due would head every sweep's list of due
+// cases, and enough of them would keep the timers of all the others from
+// firing. The reconcile sweep skips it until then too (w.broken, in this
+// process). A case that moved on meanwhile, or whose timer is later, keeps
+// its timer; the note is written all the same. Best effort: an error is
+// logged.
+func (w *Worker) rest(ctx context.Context, id int64, kind refundflow.InputKind, until time.Time, failed error) {
+	ctx = context.WithoutCancel(ctx)
+	err := w.store.Update(ctx, func(tx *casestore.Tx) error {
+		c, err := tx.GetCase(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !c.NextWakeAt.IsZero() && c.NextWakeAt.Before(until) && !refundflow.State(c.State).Terminal() {
+			next := c
+			next.NextWakeAt = until
+			if _, err := tx.UpdateCaseFrom(ctx, c, next); err != nil {
+				return err
+			}
+		}
+		return tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: id, Kind: casestore.KindNote,
+			Summary: excerpt.Of(fmt.Sprintf("the worker failed on this case's %s wake (a bug of this build; the worker's log has its stack); not woken again until %s: %v",
+				kind, until.UTC().Format(time.RFC3339), failed), 500)})
+	})
+	if err != nil {
+		w.log.Warn("wake: could not rest the case the worker failed on", "case", id, "err", err)
 	}
 }
