@@ -11,6 +11,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
 // seedDeadLetters stores a dead command (id 1) and a dead callback (id 2).
@@ -405,4 +406,24 @@ func TestDeadLetterDiscard(t *testing.T) {
 	e.wantErr(2, "--pending lists dead letters neither retried nor discarded", "dead-letters", "list", "--pending", "--all")
 	e.wantErr(2, "--pending lists dead letters neither retried nor discarded", "dead-letters", "list", "--pending", "--discarded")
 	e.wantErr(2, "give one", "dead-letters", "list", "--all", "--discarded")
+}
+
+// TestAWorkerFailedVerdictSaysToLookAtTheCase: a command the worker failed
+// on (worker_failed: a bug of its build) may have changed its case before
+// it failed. Its verdict's advice said to retry the dead letter, which
+// could send the command twice; it now says to look at the case it names
+// first, and to retry (--force) only what the case still needs.
+func TestAWorkerFailedVerdictSaysToLookAtTheCase(t *testing.T) {
+	cmd := refundflow.Command{ID: "c1", Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao, SubOrderID: "9"}
+	for _, tc := range []struct {
+		caseID int64
+		want   string
+	}{{7, "refundctl show 7 shows what it did"}, {0, "find its case with refundctl list"}} {
+		next := nextStep(cmd, verdictJSON{Verdict: "rejected", Code: string(events.DeadWorkerFailed), DeadLetterID: 3, CaseID: tc.caseID})
+		for _, want := range []string{tc.want, "a bug of its build", "refundctl dead-letters show 3", "refundctl dead-letters retry 3 --force) only if the case still needs it"} {
+			if !strings.Contains(next, want) {
+				t.Errorf("case %d: advice %q; want it to say %q", tc.caseID, next, want)
+			}
+		}
+	}
 }

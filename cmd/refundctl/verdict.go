@@ -20,7 +20,7 @@ const verdictPending = opcommands.VerdictPending
 
 // exitPending is the exit status of a command the worker gave no verdict on
 // within --wait (pendingError). Rejected commands exit 4 (refusedError):
-// nothing changed.
+// nothing changed (but after worker_failed: see its advice).
 const exitPending = 5
 
 // pendingError: the command was published but the worker gave no verdict
@@ -96,6 +96,13 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 			return "no case matches --case, --order or --sub-order: check them with refundctl list, or request a refund first; the command is kept as a dead letter (" + dl + ")"
 		case events.DeadInvalidCommand, events.DeadPermanentError:
 			return "the worker will not take this command as it is: correct it and send a new one; see " + dl
+		case events.DeadWorkerFailed:
+			look := "find its case with refundctl list"
+			if v.CaseID > 0 {
+				look = caseRef + " shows what it did"
+			}
+			return "the worker failed on it (a bug of its build: report it with " + dl + "); it may have changed the case: " + look +
+				". Once a fixed build runs, retry the dead letter (refundctl dead-letters retry " + fmt.Sprint(v.DeadLetterID) + " --force) only if the case still needs it"
 		}
 		return "see " + dl + "; retry it with refundctl dead-letters retry " + fmt.Sprint(v.DeadLetterID)
 	}

@@ -11,7 +11,9 @@ const (
 	// VerdictApplied: the worker applied the command to its case.
 	VerdictApplied = "applied"
 	// VerdictRejected: the worker refused the command (its decision, or a
-	// dead letter); nothing changed.
+	// dead letter); nothing changed, except after worker_failed (the worker
+	// failed on it, a bug), whose verdict names the case it may have
+	// changed.
 	VerdictRejected = "rejected"
 )
 

@@ -550,6 +550,9 @@ func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) error {
 	if err != nil {
 		p.rollback(bg)
 		s.w.ended(err) // the pool's other idle connections went with this one's session
+		if p.err != nil {
+			s.w.ended(p.err) // the same, seen by a queued statement under a panic's error
+		}
 		return err
 	}
 	s.txs.Add(1)

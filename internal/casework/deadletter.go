@@ -10,7 +10,6 @@ import (
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/excerpt"
-	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -137,8 +136,8 @@ func (d deadMessage) commandOutcome(deadLetterID int64) (casestore.CommandOutcom
 }
 
 // touchedCase is the case a command the worker failed on (worker_failed)
-// may have changed before it failed: the case it names, the one it opened
-// (a request), or its order's latest. Its verdict names it, so that an
+// may have changed before it failed, found as applying the command finds
+// it (refundflow.Engine.CommandCase). Its verdict names it, so that an
 // operator told "rejected" looks at the case rather than send the command
 // again: the failure may have come after a platform call. 0 when none is
 // found (or the store does not answer: the verdict then names none).
@@ -147,21 +146,5 @@ func (w *Worker) touchedCase(ctx context.Context, payload []byte) int64 {
 	if err != nil {
 		return 0
 	}
-	var c casestore.Case
-	switch {
-	case cmd.CaseID > 0:
-		return cmd.CaseID
-	case cmd.Kind == refundflow.InputRequestRefund:
-		c, err = w.store.CaseOpenedBy(ctx, cmd.ID)
-	default:
-		sub := ""
-		if cmd.Platform == refundflow.PlatformTaobao {
-			sub = cmd.SubOrderID
-		}
-		c, err = w.store.LatestCase(ctx, platform.ID(cmd.Platform), cmd.OrderID, sub)
-	}
-	if err != nil {
-		return 0
-	}
-	return c.ID
+	return w.engine.CommandCase(ctx, cmd)
 }

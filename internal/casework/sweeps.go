@@ -292,30 +292,38 @@ func (w *Worker) housekeeping(ctx context.Context) {
 
 // rest records on case id that the worker failed on its wake of kind
 // (failed: a panic, a bug of this build), on its timeline, and moves its
-// timer to until: a case left due would head every sweep's list of due
-// cases, and enough of them would keep the timers of all the others from
-// firing. The reconcile sweep skips it until then too (w.broken, in this
-// process). A case that moved on meanwhile, or whose timer is later, keeps
-// its timer; the note is written all the same. Best effort: an error is
-// logged.
+// timer, if due, to until: a case left due would head every sweep's list
+// of due cases, and enough of them would keep the timers of all the others
+// from firing. The reconcile sweep skips it until then too (w.broken, in
+// this process). A timer not due (a decision since set it), a case another
+// process holds, or a finished one keeps its timer; the note is written
+// all the same, in a transaction of its own if the timer's lost a race.
+// Best effort, within 10 s: an error is logged.
 func (w *Worker) rest(ctx context.Context, id int64, kind refundflow.InputKind, until time.Time, failed error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	note := casestore.TimelineEntry{CaseID: id, Kind: casestore.KindNote,
+		Summary: excerpt.Of(fmt.Sprintf("the worker failed on this case's %s wake (a bug of this build; the worker's log has its stack); not woken again until %s: %v",
+			kind, until.UTC().Format(time.RFC3339), failed), 500)}
 	err := w.store.Update(ctx, func(tx *casestore.Tx) error {
 		c, err := tx.GetCase(ctx, id)
 		if err != nil {
 			return err
 		}
-		if !c.NextWakeAt.IsZero() && c.NextWakeAt.Before(until) && !refundflow.State(c.State).Terminal() {
+		now := time.Now()
+		if !c.NextWakeAt.IsZero() && !c.NextWakeAt.After(now) && !refundflow.State(c.State).Terminal() &&
+			(c.LeaseOwner == "" || c.LeaseUntil.Before(now)) {
 			next := c
 			next.NextWakeAt = until
 			if _, err := tx.UpdateCaseFrom(ctx, c, next); err != nil {
 				return err
 			}
 		}
-		return tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: id, Kind: casestore.KindNote,
-			Summary: excerpt.Of(fmt.Sprintf("the worker failed on this case's %s wake (a bug of this build; the worker's log has its stack); not woken again until %s: %v",
-				kind, until.UTC().Format(time.RFC3339), failed), 500)})
+		return tx.AppendTimeline(ctx, note)
 	})
+	if errors.Is(err, casestore.ErrVersionConflict) {
+		err = w.store.Update(ctx, func(tx *casestore.Tx) error { return tx.AppendTimeline(ctx, note) })
+	}
 	if err != nil {
 		w.log.Warn("wake: could not rest the case the worker failed on", "case", id, "err", err)
 	}

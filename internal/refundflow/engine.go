@@ -294,6 +294,17 @@ func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (
 	return e.process(ctx, job{caseID: c.ID, first: in, msg: msg, note: note})
 }
 
+// CommandCase returns the id of the case cmd concerns, found as applying
+// it finds it (0: none yet, or the store's error): what an operator told
+// the worker failed on cmd must look at (casework's dead letters).
+func (e *Engine) CommandCase(ctx context.Context, cmd Command) int64 {
+	c, err := e.commandCase(ctx, cmd)
+	if err != nil {
+		return 0
+	}
+	return c.ID
+}
+
 func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, error) {
 	if cmd.CaseID > 0 {
 		c, err := e.store.GetCase(ctx, cmd.CaseID)
