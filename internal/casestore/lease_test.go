@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/events/eventstest"
 	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
 
@@ -376,17 +377,11 @@ func TestReleasingADeadProcesssLeasesDoesNotDeadlockWithAnOrdersEvent(t *testing
 		_, err := s.ReleaseLeasesOf(ctx, "gone")
 		released <- err
 	}()
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	eventstest.WaitFor(t, 10*time.Second, "the release waiting for the first case", func() bool {
 		var n int
 		err := s.r.Get(&n, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%lease_owner%' AND datname = current_database()`)
-		if err == nil && n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the release is not waiting for the first case: %d waiting, %v", n, err)
-		}
-		time.Sleep(10 * time.Millisecond) // polling the server's view, not synchronising on time
-	}
+		return err == nil && n == 1
+	})
 	// The event's transaction goes on to the second case.
 	if _, err := tx.ExecContext(ctx, `SELECT id FROM cases WHERE id = $1 FOR UPDATE`, c2.ID); err != nil {
 		t.Errorf("the order event's lock of the second case: %v", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/mattn/go-sqlite3"
 
+	"github.com/refundhub/refundhub/internal/events/eventstest"
 	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
 
@@ -540,17 +541,11 @@ func TestAReadTheServerEndsTwiceIsTheCallersError(t *testing.T) {
 		read <- ro.r.GetContext(ctx, &slept, `SELECT pg_sleep(30)::text`)
 	}()
 	for run := 1; run <= 2; run++ {
-		for deadline := time.Now().Add(10 * time.Second); ; {
+		eventstest.WaitFor(t, 10*time.Second, fmt.Sprintf("run %d of the read under way", run), func() bool {
 			var n int
 			err := ro.r.GetContext(ctx, &n, `SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(30)%'`)
-			if err == nil && n == 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("run %d of the read is not under way: %d, %v", run, n, err)
-			}
-			time.Sleep(10 * time.Millisecond) // polling the server's view
-		}
+			return err == nil && n == 1
+		})
 		// Only the read's session: the poll above keeps another.
 		var ended bool
 		if err := ro.r.GetContext(ctx, &ended, `SELECT bool_and(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity
