@@ -69,9 +69,11 @@ type pool struct {
 	// read pool), so a read that met a session the server had ended runs
 	// again on another connection (rerun).
 	rerunsReads bool
-	// endedAt is when the pool last saw a session the server had ended
-	// (Unix nanoseconds; 0: never): see ended and shouldPing.
+	// endedAt is when the pool last saw a session the server had ended, as
+	// the time since born (monotonic: a wall clock stepped back must not
+	// skip a ping); 0: never. See ended and shouldPing.
 	endedAt atomic.Int64
+	born    time.Time
 }
 
 // ended is the pool's look at a statement's error err: when it says that
@@ -89,7 +91,7 @@ func (p *pool) ended(err error) bool {
 	if !p.pg || !sessionEnded(err) {
 		return false
 	}
-	p.endedAt.Store(time.Now().UnixNano())
+	p.endedAt.Store(int64(time.Since(p.born)) + 1)
 	p.dropIdle()
 	return true
 }
@@ -103,7 +105,7 @@ func (p *pool) shouldPing(_ context.Context, sp stdlib.ShouldPingParams) bool {
 		return true
 	}
 	at := p.endedAt.Load()
-	return at != 0 && time.Now().Add(-sp.IdleDuration).UnixNano() <= at
+	return at != 0 && int64(time.Since(p.born)-sp.IdleDuration) <= at
 }
 
 // rerun reports whether a read that failed with err runs again: on a read
