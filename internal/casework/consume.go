@@ -205,6 +205,17 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	ctx, span := w.tracer.Start(events.ExtractTrace(ctx, m.Headers()), "handle "+source, opts...)
 	defer span.End()
 
+	if int(meta.NumDelivered) > w.cfg.MaxDeliver+2 {
+		// Delivered this often with no verdict: each delivery ended with
+		// the process (killed, out of memory, a crash guard cannot catch)
+		// or was handed back, and the dead letter at WORKER_MAX_DELIVER
+		// could not be written. Not applied again (it may be what ends the
+		// process): a dead letter, written when the store takes it.
+		w.deadLetterMsg(ctx, m, d.dead, events.DeadMaxDeliveries, fmt.Errorf(
+			"delivered %d times without a verdict: the worker stopped or died while handling it each time (a kill, out of memory, a crash), or could not store its dead letter; not applied again",
+			meta.NumDelivered))
+		return
+	}
 	stop := w.inProgress(m)
 	first := *msg
 	seen := w.gate.generation()
@@ -238,20 +249,10 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	}
 	stop()
 	if dead != nil {
-		// Not applied: dead-lettered by an earlier delivery of this copy
-		// whose Term did not reach the server, finished as it said (its
-		// stream copy published again, deduplicated by its id); or
-		// delivered too often without a verdict (noVerdict).
-		if dead.ID != 0 {
-			d.log.InfoContext(ctx, "dead-lettered by an earlier delivery: terminated", "dead_letter", dead.ID, "reason", dead.Reason)
-		} else {
-			d.dead.noVerdict = true
-		}
-		if source == sourceCallbacks {
-			if ev, err := w.parser.Parse(m.Data()); err == nil {
-				d.dead.kept = ev.ID // a recorded copy goes with the dead letter, if there is one
-			}
-		}
+		// Dead-lettered by an earlier delivery of this copy whose Term did
+		// not reach the server: finished as it said (its stream copy
+		// published again, deduplicated by its id), not applied.
+		d.log.InfoContext(ctx, "dead-lettered by an earlier delivery: terminated", "dead_letter", dead.ID, "reason", dead.Reason)
 		w.deadLetterMsg(ctx, m, d.dead, events.DeadReason(dead.Reason), errors.New(dead.Error))
 		return
 	}
@@ -275,8 +276,7 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 		int(meta.NumDelivered) < w.cfg.MaxDeliver+2:
 		// Stopping during an outage the gate confirmed: the message goes
 		// back at once, not as a dead letter (it never failed on its
-		// own), up to WORKER_MAX_DELIVER + 2 deliveries (then applyLive
-		// dead-letters it).
+		// own), while the consumer's margin over MaxDeliver lasts.
 		w.nak(d, 0)
 		d.log.InfoContext(ctx, "stopping while the case store does not answer: handed back", "err", err)
 	case ctx.Err() != nil && int(meta.NumDelivered) < w.cfg.MaxDeliver+2:
@@ -303,8 +303,7 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 }
 
 // applyLive is apply for a message that has no dead letter of its own
-// yet, and has not been delivered past WORKER_MAX_DELIVER + 2 times (dead
-// is then a dead letter to write, with no id). A redelivered copy may have one: an earlier delivery stored it and
+// yet. A redelivered copy may have one: an earlier delivery stored it and
 // its Term did not reach the server (a crash after the commit; a copy that
 // could not be published, Nak'ed to try again). Applied now, it would act
 // beside a dead letter an operator sees and a verdict refundctl reported:
@@ -323,17 +322,6 @@ func (w *Worker) applyLive(ctx context.Context, d delivery, msg *refundflow.Mess
 		case !errors.Is(err, casestore.ErrNotFound):
 			return refundflow.Handled{}, "", nil, err
 		}
-	}
-	if n := d.meta.NumDelivered; int(n) > w.cfg.MaxDeliver+2 {
-		// Delivered this often with no verdict: each delivery ended with
-		// the process (killed, out of memory, a crash guard cannot catch)
-		// or was handed back, and the dead letter at WORKER_MAX_DELIVER
-		// could not be written. Not applied again (it may be what ends the
-		// process): a dead letter, written when the store takes it. The
-		// consumer itself has no limit (consumerConfig), which would stop
-		// delivering it with no record.
-		return refundflow.Handled{}, "", &casestore.DeadLetter{Reason: string(events.DeadMaxDeliveries), Error: fmt.Sprintf(
-			"delivered %d times without a verdict: the worker stopped or died while handling it each time (a kill, out of memory, a crash), or could not store its dead letter; not applied again", n)}, nil
 	}
 	h, reason, err := w.applyGuarded(ctx, "message", msg)
 	return h, reason, nil, err

@@ -26,9 +26,6 @@ type deadMessage struct {
 	// touched is the case a command the worker failed on may have changed
 	// (touchedCase), named in its verdict; 0: none known.
 	touched int64
-	// noVerdict: dead-lettered unapplied after too many deliveries with no
-	// verdict (applyLive); its case is named in the verdict too.
-	noVerdict bool
 }
 
 func deadLetterOf(source string, m jetstream.Msg, meta *jetstream.MsgMetadata, msgID string) deadMessage {
@@ -38,9 +35,7 @@ func deadLetterOf(source string, m jetstream.Msg, meta *jetstream.MsgMetadata, m
 
 // deadLetterMsg dead-letters a stream message and terminates it; if the dead
 // letter could not be stored the message is Nak'ed to try again (both writes
-// are idempotent), with the backoff of its delivery: the consumer has no
-// delivery limit, so a dead letter that keeps failing is tried ever less
-// often, up to every WORKER_RETRY_MAX, never dropped.
+// are idempotent).
 func (w *Worker) deadLetterMsg(ctx context.Context, m jetstream.Msg, d deadMessage, reason events.DeadReason, cause error) {
 	// In progress until settled, as handle keeps a message: redelivered
 	// while the dead letter is being written (a slow store, one away and
@@ -54,17 +49,13 @@ func (w *Worker) deadLetterMsg(ctx context.Context, m jetstream.Msg, d deadMessa
 	}
 	stop()
 	if err != nil {
-		_ = m.NakWithDelay(w.backoff(d.Deliveries))
+		_ = m.NakWithDelay(w.cfg.RetryBase)
 		return
 	}
 	if terr := m.TermWithReason(string(reason)); terr != nil {
 		w.log.Warn("term", append(msgAttrs(d.Source, d.MsgID, d.Data), "err", terr)...)
 	}
 }
-
-// copyTries is how many deliveries past WORKER_MAX_DELIVER a stream
-// message's dead letter, stored, waits for its stream copy to be published.
-const copyTries = 5
 
 // deadLetter records a message in dead_letters (with, for one that waited
 // in the store, the removal of its deferred_inputs row), then publishes its
@@ -75,7 +66,7 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	d.Reason, d.Error = reason, excerpt.Of(cause.Error(), 500)
-	if (reason == events.DeadWorkerFailed || d.noVerdict) && d.Source == sourceCommands {
+	if reason == events.DeadWorkerFailed && d.Source == sourceCommands {
 		d.touched = w.touchedCase(dctx, d.Data)
 	}
 	var stored bool // a new row (not the one an earlier delivery stored: applyLive)
@@ -106,16 +97,12 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 	}
 	if err == nil {
 		if _, perr := w.js.PublishMsg(dctx, d.Msg()); perr != nil {
-			if !d.deferred && int(d.Deliveries) <= w.cfg.MaxDeliver+copyTries {
+			if !d.deferred {
 				err = perr
 			} else {
-				// The row is the record (refundctl reads it, the metric
-				// counted it); the stream copy is for alerting. A deferred
-				// input's cannot be written again from here; a stream
-				// message's is given up after copyTries more deliveries (a
-				// copy its stream refuses, too large for it, would
-				// otherwise come back for ever).
-				w.log.Error("dead letter stored; its stream copy failed and is given up", append(msgAttrs(d.Source, d.MsgID, d.Data), "err", perr)...)
+				// The row is the record (refundctl reads it); the stream copy
+				// is for alerting and cannot be written again from here.
+				w.log.Warn("dead letter stored; its stream copy failed", append(msgAttrs(d.Source, d.MsgID, d.Data), "err", perr)...)
 			}
 		}
 	}

@@ -63,8 +63,8 @@ type Config struct {
 	// every third of it.
 	AckWait time.Duration
 	// MaxDeliver is the delivery (or take-up) after which a failing message
-	// is dead-lettered by the handler; past MaxDeliver + 2 deliveries with
-	// no verdict it is dead-lettered unapplied (the consumer has no limit).
+	// is dead-lettered by the handler; the consumer's own MaxDeliver is a
+	// safety net 3 above it.
 	MaxDeliver int
 	// UnknownCaseWait is how long after it was issued a command naming no
 	// known case is tried again, before it is dead-lettered as unknown_case.
