@@ -62,7 +62,7 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("WORKER_CONSUMER", "refund-worker", "durable consumer name, shared by every worker process (on the callback and command streams)"),
 	envconfig.V("WORKER_ACK_WAIT", "10s", "JetStream AckWait: a killed process's messages come back after it; in-progress acks every third of it keep a message that is being handled. No BackOff is set (it would override AckWait)"),
 	envconfig.V("WORKER_UNKNOWN_CASE_WAIT", "2m", "a command naming an order or sub-order that has no case yet is tried again for this long after it was issued (the request that opens the case may still be on its way), then dead-lettered as unknown_case"),
-	envconfig.V("WORKER_MAX_DELIVER", "12", "deliveries after which the handler dead-letters a message; past this + 2 without a verdict (the process died each time) it is dead-lettered without being applied again (the consumer itself has no limit)"),
+	envconfig.V("WORKER_MAX_DELIVER", "12", "deliveries after which the handler dead-letters a message (the consumer's MaxDeliver is this + 3, a safety net)"),
 	envconfig.V("WORKER_RETRY_BASE", "2s", "first NakWithDelay after a transient failure, doubling with each delivery; also the first delay before a case whose timer or reconcile wake failed is woken again, doubling with each failed input of the case in a row (reset when one gets anywhere)"),
 	envconfig.V("WORKER_RETRY_MAX", "5m", "cap of both backoffs (NakWithDelay and a failed case's next wake)"),
 	envconfig.V("WORKER_TIMER_INTERVAL", "1s", "how often due case timers (platform deadlines, re-checks, stalled steps) are swept"),

@@ -205,17 +205,6 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	ctx, span := w.tracer.Start(events.ExtractTrace(ctx, m.Headers()), "handle "+source, opts...)
 	defer span.End()
 
-	if int(meta.NumDelivered) > w.cfg.MaxDeliver+2 {
-		// Delivered this often with no verdict: each delivery ended with
-		// the process (killed, out of memory, a crash guard cannot catch)
-		// or was handed back, and the dead letter at WORKER_MAX_DELIVER
-		// could not be written. Not applied again (it may be what ends the
-		// process): a dead letter, written when the store takes it.
-		w.deadLetterMsg(ctx, m, d.dead, events.DeadMaxDeliveries, fmt.Errorf(
-			"delivered %d times without a verdict: the worker stopped or died while handling it each time (a kill, out of memory, a crash), or could not store its dead letter; not applied again",
-			meta.NumDelivered))
-		return
-	}
 	stop := w.inProgress(m)
 	first := *msg
 	seen := w.gate.generation()

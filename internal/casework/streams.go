@@ -78,10 +78,7 @@ func (w *Worker) bind(ctx context.Context) ([]boundConsumer, error) {
 
 // consumerConfig is the durable pull consumer every worker process binds to.
 // No BackOff: it would override AckWait (its first entry becomes AckWait);
-// redelivery delays after failures come from NakWithDelay instead. No
-// MaxDeliver: the handler gives every message a verdict or a dead letter
-// (handle, past WORKER_MAX_DELIVER + 2 deliveries without one), where the
-// server, at its own limit, would stop delivering it with no record.
+// redelivery delays after failures come from NakWithDelay instead.
 func (w *Worker) consumerConfig(filter string) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       w.cfg.Consumer,
@@ -90,7 +87,7 @@ func (w *Worker) consumerConfig(filter string) jetstream.ConsumerConfig {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       w.cfg.AckWait,
-		MaxDeliver:    -1,
+		MaxDeliver:    w.cfg.MaxDeliver + 3,
 		MaxAckPending: w.cfg.MaxAckPending,
 	}
 }
