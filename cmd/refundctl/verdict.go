@@ -96,10 +96,15 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 			return "no case matches --case, --order or --sub-order: check them with refundctl list, or request a refund first; the command is kept as a dead letter (" + dl + ")"
 		case events.DeadInvalidCommand, events.DeadPermanentError:
 			return "the worker will not take this command as it is: correct it and send a new one; see " + dl
-		case events.DeadWorkerFailed:
+		case events.DeadWorkerFailed, events.DeadDeliveryLimit:
 			look := "find its case with refundctl list"
 			if v.CaseID > 0 {
 				look = caseRef + " shows what it did"
+			}
+			if events.DeadReason(v.Code) == events.DeadDeliveryLimit {
+				return "no worker finished it: the worker processes ended while handling it, each time (out of memory, killed; see their logs and exits), " +
+					"or it waited past the delivery limit. It may have changed the case: " + look + ". Once the cause is found, retry the dead letter (refundctl dead-letters retry " +
+					fmt.Sprint(v.DeadLetterID) + " --force) only if the case still needs it; see " + dl
 			}
 			return "the worker failed on it (a bug of its build: report it with " + dl + "); it may have changed the case: " + look +
 				". Once a fixed build runs, retry the dead letter (refundctl dead-letters retry " + fmt.Sprint(v.DeadLetterID) + " --force) only if the case still needs it"

@@ -82,6 +82,7 @@ var envVars = slices.Concat([]envconfig.Var{
 }, envconfig.CallbackStreamVars(), []envconfig.Var{
 	envconfig.V("COMMAND_STREAM", events.DefaultCommandStreamName, "operator command stream (subjects commands.>)"),
 	envconfig.V("DEADLETTER_STREAM", events.DefaultDeadLetterStreamName, "dead-letter stream (subjects deadletters.>)"),
+	envconfig.V("DELIVERY_LIMIT_STREAM", events.DefaultLimitStreamName, "keeps the server's advisories that the worker's consumers stopped delivering a message; each becomes a delivery_limit dead letter"),
 }, envconfig.LogVars(), envconfig.TracingVars())
 
 // usage is the -h text: what the worker does, then every variable with its
@@ -188,6 +189,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	w.Stream, _ = env.CallbackStream()
 	w.WorkStreams.CommandStream = get("COMMAND_STREAM")
 	w.WorkStreams.DeadLetterStream = get("DEADLETTER_STREAM")
+	w.WorkStreams.LimitStream = get("DELIVERY_LIMIT_STREAM")
 	w.WorkStreams.Replicas = w.Stream.Replicas
 	if err := w.WorkStreams.Validate(); err != nil {
 		env.Fail(err)

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
@@ -172,4 +175,65 @@ func TestCrashHoldingLease(t *testing.T) {
 	if len(submits) != 1 || submits[0].Status != casestore.StepDone || submits[0].Begins != 1 {
 		t.Errorf("submit attempts %+v; want one, done, begun once", submits)
 	}
+}
+
+// TestAMessageTheWorkerDiesOnEachTimeBecomesADeadLetter: the worker process
+// dies (SIGKILL here; an out-of-memory kill, a crash the worker cannot
+// catch) while it handles one message, every time. The consumer stopped
+// delivering it after WORKER_MAX_DELIVER + 3 deliveries and nothing
+// recorded it: a command lost without a trace, its operator left with
+// "pending" for ever. The server's advisory of that limit is now kept in
+// a stream, and the next worker makes it a dead letter (delivery_limit)
+// and the command's verdict, naming the case it may have changed.
+func TestAMessageTheWorkerDiesOnEachTimeBecomesADeadLetter(t *testing.T) {
+	faults := sandbox.Faults{TimeoutAfter: 30 * time.Second,
+		ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_render", Kind: sandbox.ErrTimeout, Count: 1000}}}
+	s := newStack(t, faults, quickSeller, 1, map[string]string{"WORKER_MAX_DELIVER": "1", "WORKER_ACK_WAIT": "1s",
+		"UPSTREAM_TIMEOUT": "20s", "WORKER_LEASE_TTL": "30s", "WORKER_STEP_TIMEOUT": "1m"})
+	ctx := context.Background()
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	var dls []casestore.DeadLetter
+	dead := func() bool {
+		var err error
+		dls, err = s.store.DeadLetters(ctx, casestore.DeadLetterFilter{})
+		return err == nil && len(dls) == 1
+	}
+	// Each delivery dies with the process in the middle of the render:
+	// the fourth (WORKER_MAX_DELIVER + 3) is the consumer's last.
+	for delivery := 1; delivery <= 4; delivery++ {
+		p := s.startProcess()
+		if delivery == 1 { // the first process made the command stream
+			s.publish(refundflow.Command{ID: "kills-the-worker-1", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+				OrderID: o, SubOrderID: so, Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+		}
+		waitFor(t, 20*time.Second, fmt.Sprintf("delivery %d in the render", delivery), func() bool {
+			info, err := cons(s).Info(ctx)
+			return err == nil && info.Delivered.Consumer >= uint64(delivery) && s.httpStats().APICalls["taobao_render"] >= int64(delivery)
+		})
+		if dead() {
+			t.Fatalf("a dead letter before the consumer's last delivery: %+v", dls[0])
+		}
+		p.kill()
+	}
+	p := s.startProcess()
+	defer p.kill()
+	waitFor(t, 15*time.Second, "the dead letter of the message the consumer stopped delivering", dead)
+	if d := dls[0]; d.MsgID != "kills-the-worker-1" || d.Reason != string(events.DeadDeliveryLimit) || d.Deliveries != 4 ||
+		!strings.Contains(d.Error, "after 4 deliveries, none of which reached a verdict") || d.Stream != "COMMANDS" || d.StreamSeq != 1 {
+		t.Errorf("dead letter %s %s at delivery %d of %s #%d: %s; want kills-the-worker-1, delivery_limit at delivery 4 of COMMANDS #1, saying no delivery reached a verdict",
+			d.MsgID, d.Reason, d.Deliveries, d.Stream, d.StreamSeq, d.Error)
+	}
+	c, err := s.store.CaseOpenedBy(ctx, "kills-the-worker-1")
+	if err != nil {
+		t.Fatalf("the case the command opened: %v", err)
+	}
+	if o, err := s.store.CommandOutcome(ctx, "kills-the-worker-1"); err != nil || o.Verdict != casestore.VerdictRejected ||
+		o.Code != string(events.DeadDeliveryLimit) || o.CaseID != c.ID || o.DeadLetterID != dls[0].ID || !strings.Contains(o.Reason, "may have changed") {
+		t.Errorf("the command's verdict: %+v, %v; want rejected, delivery_limit, its dead letter %d, naming case %d as changed", o, err, dls[0].ID, c.ID)
+	}
+	// Its copy on the dead-letter stream, for alerting, like any.
+	waitFor(t, 10*time.Second, "the dead letter's stream copy", func() bool {
+		st, err := s.js.Stream(ctx, events.DefaultDeadLetterStreamName)
+		return err == nil && st.CachedInfo().State.Msgs == 1
+	})
 }

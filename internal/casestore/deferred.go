@@ -317,3 +317,14 @@ func (s *Store) CountDeferred(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// DeferredKept reports whether an input is kept under msgID: waiting for
+// its case, or a refund callback recorded and not yet verified. The
+// sweeps take it up, whatever became of the stream copy it came in.
+func (s *Store) DeferredKept(ctx context.Context, msgID string) (bool, error) {
+	var n int
+	if err := sqlx.GetContext(ctx, s.r, &n, `SELECT COUNT(*) FROM deferred_inputs WHERE msg_id = ?`, msgID); err != nil {
+		return false, fmt.Errorf("deferred input %q: %w", msgID, err)
+	}
+	return n > 0, nil
+}

@@ -256,6 +256,9 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	case err == nil:
 		result = handledResult(h)
 		w.ack(ctx, d, h)
+		if w.mayBeDead(d) {
+			w.discardLimit(ctx, d.dead, result)
+		}
 	case errors.Is(err, refundflow.ErrPermanent):
 		result = "dead_letter"
 		w.deadLetterMsg(ctx, m, d.dead, events.DeadPermanentError, err)
@@ -298,14 +301,19 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 // beside a dead letter an operator sees and a verdict refundctl reported:
 // dead is that dead letter instead, and nothing is applied. The store's
 // error in asking is apply's error, held through an outage and asked
-// again like it. Only a redelivery asks (a first delivery has no dead
-// letter of its own), and only of its own stream copy: a replay, a
+// again like it. Only a copy that may have one asks (mayBeDead), and only
+// of its own stream copy: a replay, a
 // callback pushed again, a command id used again are new copies under an
 // old id, and are applied (casestore.PendingDeadLetter).
 func (w *Worker) applyLive(ctx context.Context, d delivery, msg *refundflow.Message) (refundflow.Handled, events.DeadReason, *casestore.DeadLetter, error) {
-	if d.meta.NumDelivered > 1 {
+	if w.mayBeDead(d) {
 		dl, err := w.store.PendingDeadLetter(ctx, d.dead.MsgID, d.dead.Stream, d.dead.Sequence)
 		switch {
+		case err == nil && events.DeadReason(dl.Reason) == events.DeadDeliveryLimit:
+			// The server stopped delivering it, and this copy was fetched
+			// before: applied like any, its dead letter discarded once it
+			// is settled (handle). Had it ended the process, this copy
+			// would not be here.
 		case err == nil:
 			return refundflow.Handled{}, "", &dl, nil
 		case !errors.Is(err, casestore.ErrNotFound):
@@ -314,6 +322,15 @@ func (w *Worker) applyLive(ctx context.Context, d delivery, msg *refundflow.Mess
 	}
 	h, reason, err := w.applyGuarded(ctx, "message", msg)
 	return h, reason, nil, err
+}
+
+// mayBeDead reports whether d's stream copy may have a dead letter already:
+// a redelivery (an earlier delivery stored it, its Term lost), or a copy
+// older than AckWait, which the server may have delivered again meanwhile
+// until it stopped (a delivery_limit dead letter, limits.go). A copy
+// handled as soon as it came has none, and asks nothing.
+func (w *Worker) mayBeDead(d delivery) bool {
+	return d.meta.NumDelivered > 1 || time.Since(d.meta.Timestamp) > w.cfg.AckWait
 }
 
 // applyGuarded is apply under guard: an input the worker fails on (a

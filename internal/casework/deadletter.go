@@ -66,7 +66,7 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	d.Reason, d.Error = reason, excerpt.Of(cause.Error(), 500)
-	if reason == events.DeadWorkerFailed && d.Source == sourceCommands {
+	if (reason == events.DeadWorkerFailed || reason == events.DeadDeliveryLimit) && d.Source == sourceCommands {
 		d.touched = w.touchedCase(dctx, d.Data)
 	}
 	var stored bool // a new row (not the one an earlier delivery stored: applyLive)
@@ -136,7 +136,7 @@ func (d deadMessage) commandOutcome(deadLetterID int64) (casestore.CommandOutcom
 }
 
 // touchedCase is the case a command the worker failed on (worker_failed)
-// may have changed before it failed, found as applying the command finds
+// or ended on (delivery_limit) may have changed before it failed, found as applying the command finds
 // it (refundflow.Engine.CommandCase). Its verdict names it, so that an
 // operator told "rejected" looks at the case rather than send the command
 // again: the failure may have come after a platform call. 0 when none is

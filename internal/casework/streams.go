@@ -27,7 +27,7 @@ type boundConsumer struct {
 }
 
 // bind makes sure the streams exist and binds the durable consumers on the
-// callback and command streams, trying again with backoff (250 ms doubling
+// callback, command and limit streams (limits.go), trying again with backoff (250 ms doubling
 // to 5 s) until NATS answers: the worker may start before NATS or the
 // receiver. While NATS is not up, it says so in those words rather than
 // with the client's error ("outbound buffer limit exceeded"). It returns
@@ -49,6 +49,16 @@ func (w *Worker) bind(ctx context.Context) ([]boundConsumer, error) {
 			if err := events.EnsureWorkStreams(sctx, w.js, w.cfg.WorkStreams); err != nil {
 				return err
 			}
+			// Before the consumers whose advisories it keeps: a limit
+			// reached while it did not exist would leave no trace.
+			if err := events.EnsureLimitStream(sctx, w.js, w.cfg.WorkStreams, w.cfg.Consumer, w.cfg.Stream.Name, w.cfg.WorkStreams.CommandStream); err != nil {
+				return err
+			}
+			lc, err := w.js.CreateOrUpdateConsumer(sctx, w.cfg.WorkStreams.LimitStream, w.limitConsumerConfig())
+			if err != nil {
+				return fmt.Errorf("consumer %s on %s: %w", w.cfg.Consumer, w.cfg.WorkStreams.LimitStream, err)
+			}
+			bound = append(bound, boundConsumer{source: sourceLimits, consumer: lc})
 			for _, sp := range specs {
 				cons, err := w.js.CreateOrUpdateConsumer(sctx, sp.stream, w.consumerConfig(sp.filter))
 				if err != nil {

@@ -18,6 +18,7 @@
 //	consume.go    one message: a slot, the engine, then ack, nak or dead letter
 //	order.go      commands for one case run in the order they came
 //	deadletter.go how a message is given up: the row, the stream copy, the Term
+//	limits.go     messages the consumers stopped delivering become dead letters
 //	sweeps.go     timers, deferred inputs, the reconciler and housekeeping
 //	routes.go     GET /healthz, /readyz and /metrics; readiness.go behind /readyz
 //	metrics.go    the worker's Prometheus metrics
@@ -228,7 +229,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cancelWork()
 	var ccs []jetstream.ConsumeContext
 	for _, c := range consumers {
-		cc, err := w.consume(ctx, work, c.source, c.consumer)
+		consume := w.consume
+		if c.source == sourceLimits {
+			consume = func(ctx, work context.Context, _ string, cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
+				return w.consumeLimits(ctx, work, cons)
+			}
+		}
+		cc, err := consume(ctx, work, c.source, c.consumer)
 		if err != nil {
 			for _, c := range ccs {
 				c.Stop()

@@ -58,6 +58,9 @@ func DeadLetterSubject(source string) string {
 type WorkStreamsConfig struct {
 	CommandStream    string
 	DeadLetterStream string
+	// LimitStream keeps the server's delivery limit advisories for the
+	// worker's consumers (limits.go).
+	LimitStream      string
 	CommandMaxAge    time.Duration
 	DeadLetterMaxAge time.Duration
 	Replicas         int
@@ -68,6 +71,7 @@ func DefaultWorkStreamsConfig() WorkStreamsConfig {
 	return WorkStreamsConfig{
 		CommandStream:    DefaultCommandStreamName,
 		DeadLetterStream: DefaultDeadLetterStreamName,
+		LimitStream:      DefaultLimitStreamName,
 		CommandMaxAge:    DefaultCommandMaxAge,
 		DeadLetterMaxAge: DefaultDeadLetterMaxAge,
 		Replicas:         DefaultReplicas,
@@ -76,13 +80,13 @@ func DefaultWorkStreamsConfig() WorkStreamsConfig {
 
 // Validate checks names and limits.
 func (c WorkStreamsConfig) Validate() error {
-	for _, n := range []string{c.CommandStream, c.DeadLetterStream} {
+	for _, n := range []string{c.CommandStream, c.DeadLetterStream, c.LimitStream} {
 		if err := (StreamConfig{Name: n, MaxAge: time.Hour, Duplicates: time.Minute, MaxBytes: 1, MaxMsgSize: 1, Replicas: 1}).Validate(); err != nil {
 			return err
 		}
 	}
-	if c.CommandStream == c.DeadLetterStream {
-		return errors.New("command and dead-letter streams must differ")
+	if c.CommandStream == c.DeadLetterStream || c.LimitStream == c.CommandStream || c.LimitStream == c.DeadLetterStream {
+		return errors.New("command, dead-letter and limit streams must differ")
 	}
 	if c.CommandMaxAge < DefaultCommandDuplicates || c.DeadLetterMaxAge <= 0 {
 		return fmt.Errorf("stream max ages %s / %s: must be at least %s / positive", c.CommandMaxAge, c.DeadLetterMaxAge, DefaultCommandDuplicates)

@@ -55,10 +55,20 @@ const (
 	// redelivery. The same build fails again: retry it once a fixed one
 	// runs.
 	DeadWorkerFailed DeadReason = "worker_failed"
+	// DeadDeliveryLimit: the consumer stopped delivering the message after
+	// its limit (WORKER_MAX_DELIVER + 3) with no verdict from any handler:
+	// a worker process ended while it handled the message each time (a
+	// kill, out of memory, a crash no recover catches), or the message
+	// waited past the limit. The server says so only in an advisory,
+	// which the worker keeps in a stream (DeliveryLimit) and turns into
+	// this dead letter. Retried as it is, a message that ends the process
+	// ends it again, and with it every input in flight: find the cause
+	// first.
+	DeadDeliveryLimit DeadReason = "delivery_limit"
 )
 
 // deadReasons lists every reason, in the order operators see them documented.
-var deadReasons = []DeadReason{DeadUndecodable, DeadInvalidCommand, DeadPermanentError, DeadUnknownCase, DeadMaxDeliveries, DeadWorkerFailed}
+var deadReasons = []DeadReason{DeadUndecodable, DeadInvalidCommand, DeadPermanentError, DeadUnknownCase, DeadMaxDeliveries, DeadWorkerFailed, DeadDeliveryLimit}
 
 // DeadReasons returns every dead-letter reason; a CLI validates a filter
 // against it and lists it in the error.
@@ -73,8 +83,10 @@ func (r DeadReason) Valid() bool { return slices.Contains(deadReasons, r) }
 // or the engine refuses the same input for good (DeadPermanentError, which
 // includes a command naming a case id that does not exist: a case created
 // later under that id would be another case), or the worker failed on it
-// (DeadWorkerFailed). Only a changed worker (a parser that reads the new
-// type, a fixed bug) can make such a retry succeed, so
+// (DeadWorkerFailed), or ended on it (DeadDeliveryLimit: a retry that ends
+// the process again ends every input in flight with it). Only a changed
+// worker (a parser that reads the new type, a fixed bug, more memory) can
+// make such a retry succeed, so
 // refundctl asks for --force before it retries one. DeadUnknownCase and
 // DeadMaxDeliveries depend on the world (the case appeared, the platform is
 // back) and are worth a retry. A reason this build does not know (a newer
@@ -82,7 +94,7 @@ func (r DeadReason) Valid() bool { return slices.Contains(deadReasons, r) }
 // most another dead letter.
 func (r DeadReason) Permanent() bool {
 	switch r {
-	case DeadUndecodable, DeadInvalidCommand, DeadPermanentError, DeadWorkerFailed:
+	case DeadUndecodable, DeadInvalidCommand, DeadPermanentError, DeadWorkerFailed, DeadDeliveryLimit:
 		return true
 	}
 	return false

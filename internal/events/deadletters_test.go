@@ -178,6 +178,7 @@ func TestDeadReasonPermanent(t *testing.T) {
 		events.DeadUnknownCase:    false,
 		events.DeadMaxDeliveries:  false,
 		events.DeadWorkerFailed:   true,
+		events.DeadDeliveryLimit:  true,
 		"from_a_newer_worker":     false,
 	}
 	for _, r := range events.DeadReasons() {

@@ -1,0 +1,233 @@
+package casework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// The consumers' own delivery limit (MaxDeliver, WORKER_MAX_DELIVER + 3) is
+// reached only by a message that got no verdict from its handler that many
+// times: the handler dead-letters a failing one before (handle). So either
+// a worker process ended while it handled the message, each time (a kill,
+// out of memory, a crash no recover catches), or the message waited that
+// long in a process's buffer. The server then stops delivering it, and
+// says so only in an advisory that the limit stream keeps
+// (events.EnsureLimitStream). The worker turns each into a dead letter,
+// delivery_limit, unless the message was settled after all: without it an
+// operator's command would stay pending for ever, and a callback would be
+// gone with no trace.
+
+// sourceLimits names the limit stream's consumer among the bound ones.
+const sourceLimits = "limits"
+
+// limitConsumerConfig is the durable consumer on the limit stream. No
+// delivery limit of its own: an advisory is the only record of its
+// message, and one that cannot be settled now (the store away) is tried
+// again with backoff for as long as it takes.
+func (w *Worker) limitConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       w.cfg.Consumer,
+		Description:   "refundhub worker: messages its consumers stopped delivering",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       w.cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 16,
+	}
+}
+
+// consumeLimits hands the limit stream's advisories to handleLimit, one at
+// a time: they are rare, and each is a few reads and a write.
+func (w *Worker) consumeLimits(ctx, work context.Context, cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
+	return cons.Consume(func(m jetstream.Msg) {
+		if ctx.Err() != nil || !w.track() {
+			return // stopping: not acked, so delivered again later
+		}
+		defer w.wg.Done()
+		w.handleLimit(work, m)
+	}, jetstream.PullMaxMessages(2), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			w.log.Debug("consume", "source", sourceLimits, "err", err)
+		}
+	}))
+}
+
+// handleLimit settles one advisory, held through store outages like a
+// message; acked once settled, else delivered again after a backoff.
+func (w *Worker) handleLimit(ctx context.Context, m jetstream.Msg) {
+	a, err := events.ParseDeliveryLimit(m.Data())
+	if err != nil {
+		// Only the server publishes on the stream's subjects.
+		w.log.Error("delivery limit advisory unreadable: dropped", "subject", m.Subject(), "err", err)
+		_ = m.TermWithReason("unreadable advisory")
+		return
+	}
+	source := ""
+	switch a.Stream {
+	case w.cfg.Stream.Name:
+		source = sourceCallbacks
+	case w.cfg.WorkStreams.CommandStream:
+		source = sourceCommands
+	}
+	if source == "" || a.Consumer != w.cfg.Consumer {
+		// Kept before a rename of the consumer or a stream: that consumer's
+		// messages are not this worker's to settle.
+		w.log.Warn("delivery limit advisory of another consumer: left alone", "stream", a.Stream, "consumer", a.Consumer, "seq", a.StreamSeq)
+		_ = m.Ack()
+		return
+	}
+	stop := w.inProgress(m)
+	seen := w.gate.generation()
+	err = w.settleLimit(ctx, source, a)
+	for again, held := w.holdStore(ctx, err, 0, seen); again; again, held = w.holdStore(ctx, err, held, seen) {
+		seen = w.gate.generation()
+		err = w.settleLimit(ctx, source, a)
+	}
+	stop()
+	if err != nil {
+		n := uint64(1)
+		if meta, merr := m.Metadata(); merr == nil {
+			n = meta.NumDelivered
+		}
+		w.log.Error("delivery limit not settled; retrying later", "source", source, "stream", a.Stream, "seq", a.StreamSeq, "err", err)
+		_ = m.NakWithDelay(w.backoff(n))
+		return
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := m.DoubleAck(actx); err != nil {
+		w.log.Warn("ack delivery limit advisory", "stream", a.Stream, "seq", a.StreamSeq, "err", err)
+	}
+}
+
+// settleLimit makes the message an advisory names a dead letter, unless
+// it was settled after all (settledAs). A dead letter its handler stored,
+// whose Term did not reach the server, is published again as a
+// redelivery of it would be.
+func (w *Worker) settleLimit(ctx context.Context, source string, a events.DeliveryLimit) error {
+	raw, err := w.streamMsg(ctx, a.Stream, a.StreamSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		// Its stream's max age or a purge removed it: nothing is left to
+		// keep or retry, and the log is its only record.
+		w.log.Error("a message the consumer stopped delivering is no longer in its stream: nothing to dead-letter",
+			"source", source, "stream", a.Stream, "seq", a.StreamSeq, "deliveries", a.Deliveries)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	msgID := raw.Header.Get(events.HeaderMsgID)
+	if msgID == "" {
+		msgID = a.Stream + ":" + strconv.FormatUint(a.StreamSeq, 10)
+	}
+	d := deadMessage{DeadLetter: events.DeadLetter{Source: source, MsgID: msgID, Subject: raw.Subject, Stream: a.Stream,
+		Sequence: a.StreamSeq, Deliveries: a.Deliveries, Header: raw.Header, Data: raw.Data}}
+	attrs := append(msgAttrs(source, msgID, raw.Data), "seq", a.StreamSeq, "deliveries", a.Deliveries)
+	dl, err := w.store.PendingDeadLetter(ctx, msgID, a.Stream, a.StreamSeq)
+	switch {
+	case err == nil && !dl.DiscardedAt.IsZero():
+		return nil // settled after all (discardLimit), or by an operator
+	case err == nil:
+		return w.deadLetter(ctx, d, events.DeadReason(dl.Reason), errors.New(dl.Error))
+	case !errors.Is(err, casestore.ErrNotFound):
+		return err
+	}
+	if how, err := w.settledAs(ctx, d); err != nil || how != "" {
+		if how != "" {
+			w.log.Info("the consumer stopped delivering a message that was settled: no dead letter", append(attrs, "settled", how)...)
+		}
+		return err
+	}
+	err = w.deadLetter(ctx, d, events.DeadDeliveryLimit, fmt.Errorf("the consumer stopped delivering it after %d deliveries, "+
+		"none of which reached a verdict: a worker process ended while it handled the message each time (killed, out of memory, "+
+		"a crash), or the message waited past the limit; see the workers' logs and exits at that time", a.Deliveries))
+	if err != nil {
+		return err
+	}
+	// A copy fetched before the limit may have been applied while the dead
+	// letter was being written: the one who commits last discards it
+	// (here, or discardLimit after the apply).
+	if how, err := w.settledAs(ctx, d); err == nil && how != "" {
+		w.discardLimit(ctx, d, how)
+	}
+	return nil
+}
+
+// settledAs says how the message of d was settled without a verdict its
+// consumer saw, or "" if it was not: applied (its inbox row: a process
+// ended after the commit, before the ack), kept in deferred_inputs for its
+// case's timer, or, a command, given its verdict. The inbox key is the
+// one apply uses: a callback's own id, a command's.
+func (w *Worker) settledAs(ctx context.Context, d deadMessage) (string, error) {
+	key := d.MsgID
+	switch d.Source {
+	case sourceCallbacks:
+		if ev, err := w.parser.Parse(d.Data); err == nil {
+			key = ev.ID
+		}
+	case sourceCommands:
+		if cmd, err := refundflow.DecodeCommand(d.Data); err == nil {
+			key = cmd.ID
+			o, err := w.store.CommandOutcome(ctx, cmd.ID)
+			switch {
+			case err == nil && o.DeadLetterID == 0:
+				return "its verdict is recorded (" + o.Verdict + ")", nil
+			case err != nil && !errors.Is(err, casestore.ErrNotFound):
+				return "", err
+			}
+		}
+	}
+	if seen, err := w.store.InboxSeen(ctx, key); err != nil || seen {
+		return "applied", err
+	}
+	if kept, err := w.store.DeferredKept(ctx, key); err != nil || kept {
+		return "kept for its case's timer", err
+	}
+	return "", nil
+}
+
+// discardLimit discards the delivery_limit dead letter of d's stream copy,
+// applied after all (how): by a copy a process had fetched before the
+// server stopped delivering it, or just before the dead letter was
+// written. Best effort: a dead letter left is one an operator discards.
+func (w *Worker) discardLimit(ctx context.Context, d deadMessage, how string) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	dl, err := w.store.PendingDeadLetter(dctx, d.MsgID, d.Stream, d.Sequence)
+	if err != nil || events.DeadReason(dl.Reason) != events.DeadDeliveryLimit || !dl.DiscardedAt.IsZero() {
+		return
+	}
+	err = w.store.Update(dctx, func(tx *casestore.Tx) error {
+		return tx.DiscardDeadLetter(dctx, dl.ID, "worker", "settled after all ("+how+"): a copy fetched before the consumer stopped delivering it")
+	})
+	attrs := append(msgAttrs(d.Source, d.MsgID, d.Data), "dead_letter", dl.ID)
+	if err != nil && !errors.Is(err, casestore.ErrDeadLetterDiscarded) && !errors.Is(err, casestore.ErrDeadLetterRetried) {
+		w.log.Warn("delivery_limit dead letter of a message settled after all: not discarded", append(attrs, "err", err)...)
+		return
+	}
+	w.log.Info("delivery_limit dead letter discarded: the message was settled after all", append(attrs, "settled", how)...)
+}
+
+// streamMsg reads one message of a stream by its sequence.
+func (w *Worker) streamMsg(ctx context.Context, stream string, seq uint64) (*jetstream.RawStreamMsg, error) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := w.js.Stream(sctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	m, err := s.GetMsg(sctx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s message %d: %w", stream, seq, err)
+	}
+	return m, nil
+}
