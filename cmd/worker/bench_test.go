@@ -315,9 +315,17 @@ func benchThousand(t *testing.T, callbacks bool) {
 	calls := totalCalls(st) - calls0
 	bound := time.Duration(2*n/concurrency) * latency
 	callBound := time.Duration(float64(calls)/concurrency) * latency
-	t.Logf("worker binary through JetStream, callbacks %v: %d cases (2 steps each), concurrency %d, sandbox latency %s: %s (commands published in %s); bound (steps x latency / concurrency) %s: ratio %.2f (target <= 1.25); %d platform calls in all, bound %s: ratio %.2f",
-		callbacks, n, concurrency, latency, elapsed.Round(time.Millisecond), published.Round(time.Millisecond), bound,
-		elapsed.Seconds()/bound.Seconds(), calls, callBound, elapsed.Seconds()/callBound.Seconds())
+	// Issue 17's target is against the platform calls' bound (every call,
+	// the list and the queries too, is on a case's critical path), within
+	// 1.10 on SQLite and 1.25 on PostgreSQL; the steps' bound is the older
+	// figure, printed for comparison with earlier sections.
+	target := 1.10
+	if bs.pg != nil {
+		target = 1.25
+	}
+	t.Logf("worker binary through JetStream, callbacks %v: %d cases (2 steps each), concurrency %d, sandbox latency %s: %s (commands published in %s); %d platform calls, bound (calls x latency / concurrency) %s: ratio %.2f (target <= %.2f); bound of the 2 steps alone %s: ratio %.2f",
+		callbacks, n, concurrency, latency, elapsed.Round(time.Millisecond), published.Round(time.Millisecond),
+		calls, callBound, elapsed.Seconds()/callBound.Seconds(), target, bound, elapsed.Seconds()/bound.Seconds())
 	t.Logf("CPU over that run (callbacks %v): %s", callbacks, busy)
 	t.Logf("the same per platform call (what runs with different callbacks compare by): %s", cpu(int(calls), "platform call"))
 	t.Logf("platform calls by endpoint: %s", callsByEndpoint(before, st))
