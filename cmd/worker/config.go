@@ -194,6 +194,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if err := w.WorkStreams.Validate(); err != nil {
 		env.Fail(err)
 	}
+	// The worker rewrites its own streams' settings on every start: one
+	// named like the receiver's callback stream would rewrite that.
+	for name, v := range map[string]string{"COMMAND_STREAM": w.WorkStreams.CommandStream, "DEADLETTER_STREAM": w.WorkStreams.DeadLetterStream,
+		"DELIVERY_LIMIT_STREAM": w.WorkStreams.LimitStream} {
+		if v == w.Stream.Name {
+			env.Fail(fmt.Errorf("%s=%q: the callback stream's name; want another", name, v))
+		}
+	}
 
 	if profile != nil {
 		w.TypeNames = callback.TypeNamesFromProfile(profile)

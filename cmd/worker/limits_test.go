@@ -98,41 +98,17 @@ func TestADeliveryLimitOfASettledMessageLeavesNoDeadLetter(t *testing.T) {
 
 // TestACopyAppliedAfterItsDeliveryLimitDiscardsItsDeadLetter: a process
 // that fetched a copy before the server stopped delivering the message
-// (it waited for a slot here) applies it after the limit's dead letter was
-// written. The command's verdict is the decision's, and the dead letter is
-// discarded by the worker, saying why, rather than left for an operator
-// to retry a command that took effect.
+// applies it after the limit's dead letter was written. The command's
+// verdict is the decision's, and the dead letter is discarded by the
+// worker, saying why, rather than left for an operator to retry a command
+// that took effect. (The server gives up on copies that waited in a
+// process's pull buffer, not kept in progress; here the copy waits for the
+// only slot, kept in progress, and the test publishes the advisory: the
+// worker's side is the same.)
 func TestACopyAppliedAfterItsDeliveryLimitDiscardsItsDeadLetter(t *testing.T) {
-	faults := sandbox.Faults{TimeoutAfter: 30 * time.Second,
-		ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_render", Kind: sandbox.ErrTimeout, Count: 1}}}
-	s := newStack(t, faults, quickSeller, 1, map[string]string{"WORKER_CONCURRENCY": "1", "WORKER_ACK_WAIT": "1s",
-		"UPSTREAM_TIMEOUT": "4s", "WORKER_STEP_TIMEOUT": "5s"})
-	w := s.start()
-	defer w.stop()
+	s, dl := waitingCopyWithDeadLetter(t)
 	ctx := context.Background()
-	// The only slot waits on a render that does not answer.
-	s.request(refundflow.PlatformTaobao)
-	waitFor(t, 10*time.Second, "the render holding the slot", func() bool { return s.httpStats().APICalls["taobao_render"] >= 1 })
-	o, _ := s.order(sandbox.Platform1688, nil)
-	s.publish(refundflow.Command{ID: "waited-1", Kind: refundflow.InputRequestRefund, Platform: refundflow.Platform1688, OrderID: o,
-		Request: &refundflow.Request{GoodsStatus: "refundWaitSellerSend", ReasonID: 20001, Amount: 3000, Description: "不想要了"}})
-	s.advise(events.DefaultCommandStreamName, s.env["WORKER_CONSUMER"], 2, 63)
-	var dl casestore.DeadLetter
-	waitFor(t, 3*time.Second, "the delivery limit's dead letter, while the copy waits", func() bool {
-		dls, err := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{})
-		if err != nil || len(dls) != 1 {
-			return false
-		}
-		dl = dls[0]
-		return true
-	})
-	if dl.MsgID != "waited-1" || dl.Reason != string(events.DeadDeliveryLimit) || !dl.DiscardedAt.IsZero() {
-		t.Fatalf("dead letter %+v; want waited-1's, delivery_limit, pending", dl)
-	}
-	if o, err := s.store.CommandOutcome(ctx, "waited-1"); err != nil || o.Verdict != casestore.VerdictRejected {
-		t.Fatalf("verdict while the copy waits: %+v, %v; want the dead letter's", o, err)
-	}
-	waitFor(t, 20*time.Second, "the waiting copy applied and the dead letter discarded", func() bool {
+	waitFor(t, 30*time.Second, "the waiting copy applied and the dead letter discarded", func() bool {
 		d, err := s.store.DeadLetter(ctx, dl.ID)
 		return err == nil && !d.DiscardedAt.IsZero()
 	})
@@ -147,4 +123,65 @@ func TestACopyAppliedAfterItsDeliveryLimitDiscardsItsDeadLetter(t *testing.T) {
 	if o, err := s.store.CommandOutcome(ctx, "waited-1"); err != nil || o.Verdict != casestore.VerdictApplied || o.CaseID != c.ID || o.DeadLetterID != 0 {
 		t.Errorf("verdict %+v, %v; want applied to case %d", o, err, c.ID)
 	}
+}
+
+// TestACopyWhoseDeliveryLimitAnOperatorDiscardedIsNotApplied: an operator
+// who discarded the delivery_limit dead letter decided the command is not
+// to be done; a copy a process still held is terminated, not applied.
+func TestACopyWhoseDeliveryLimitAnOperatorDiscardedIsNotApplied(t *testing.T) {
+	s, dl := waitingCopyWithDeadLetter(t)
+	ctx := context.Background()
+	if err := s.store.Update(ctx, func(tx *casestore.Tx) error { return tx.DiscardDeadLetter(ctx, dl.ID, "ops", "not wanted any more") }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the waiting copy settled", func() bool {
+		info, err := cons(s).Info(ctx)
+		return err == nil && info.AckFloor.Stream >= 2 && info.NumAckPending == 0
+	})
+	if c, err := s.store.CaseOpenedBy(ctx, "waited-1"); err == nil {
+		t.Errorf("case %d opened by a command whose dead letter an operator discarded", c.ID)
+	}
+	if o, err := s.store.CommandOutcome(ctx, "waited-1"); err != nil || o.Verdict != casestore.VerdictRejected || o.DeadLetterID != dl.ID {
+		t.Errorf("verdict %+v, %v; want the dead letter's (rejected)", o, err)
+	}
+	if d, err := s.store.DeadLetter(ctx, dl.ID); err != nil || d.DiscardedBy != "ops" {
+		t.Errorf("dead letter %+v, %v; want it as the operator discarded it", d, err)
+	}
+}
+
+// waitingCopyWithDeadLetter is a worker holding a copy of a 1688 request,
+// waited-1 (command stream #2), behind the only slot, taken for 10 s by
+// a Taobao render that does not answer, and the pending delivery_limit
+// dead letter the server's advisory (published by the test) made of it.
+func waitingCopyWithDeadLetter(t *testing.T) (*stack, casestore.DeadLetter) {
+	t.Helper()
+	faults := sandbox.Faults{TimeoutAfter: 30 * time.Second,
+		ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_render", Kind: sandbox.ErrTimeout, Count: 1}}}
+	s := newStack(t, faults, quickSeller, 1, map[string]string{"WORKER_CONCURRENCY": "1", "WORKER_ACK_WAIT": "1s",
+		"UPSTREAM_TIMEOUT": "10s", "WORKER_STEP_TIMEOUT": "11s", "WORKER_LEASE_TTL": "15s"})
+	s.start()
+	ctx := context.Background()
+	s.request(refundflow.PlatformTaobao)
+	waitFor(t, 10*time.Second, "the render holding the slot", func() bool { return s.httpStats().APICalls["taobao_render"] >= 1 })
+	o, _ := s.order(sandbox.Platform1688, nil)
+	s.publish(refundflow.Command{ID: "waited-1", Kind: refundflow.InputRequestRefund, Platform: refundflow.Platform1688, OrderID: o,
+		Request: &refundflow.Request{GoodsStatus: "refundWaitSellerSend", ReasonID: 20001, Amount: 3000, Description: "不想要了"}})
+	s.advise(events.DefaultCommandStreamName, s.env["WORKER_CONSUMER"], 2, 63)
+	var dl casestore.DeadLetter
+	// Written in milliseconds; the slot stays taken for the render's 10 s.
+	waitFor(t, 8*time.Second, "the delivery limit's dead letter, while the copy waits", func() bool {
+		dls, err := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{})
+		if err != nil || len(dls) != 1 {
+			return false
+		}
+		dl = dls[0]
+		return true
+	})
+	if dl.MsgID != "waited-1" || dl.Reason != string(events.DeadDeliveryLimit) || !dl.DiscardedAt.IsZero() {
+		t.Fatalf("dead letter %+v; want waited-1's, delivery_limit, pending", dl)
+	}
+	if o, err := s.store.CommandOutcome(ctx, "waited-1"); err != nil || o.Verdict != casestore.VerdictRejected {
+		t.Fatalf("verdict while the copy waits: %+v, %v; want the dead letter's", o, err)
+	}
+	return s, dl
 }

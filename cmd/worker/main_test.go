@@ -1078,3 +1078,17 @@ func TestConfigMaxAckPending(t *testing.T) {
 		t.Fatalf("negative WORKER_MAX_ACK_PENDING: %v; want an error naming it", err)
 	}
 }
+
+// TestConfigRefusesAWorkStreamNamedLikeTheCallbackStream: the worker
+// rewrites its own streams' settings (subjects, limits) on every start,
+// so a command, dead-letter or limit stream named like the receiver's
+// callback stream would rewrite that one. Each is refused, named.
+func TestConfigRefusesAWorkStreamNamedLikeTheCallbackStream(t *testing.T) {
+	for _, name := range []string{"COMMAND_STREAM", "DEADLETTER_STREAM", "DELIVERY_LIMIT_STREAM"} {
+		env := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u", name: events.DefaultStreamName}
+		_, err := loadConfig(func(k string) string { return env[k] })
+		if err == nil || !strings.Contains(err.Error(), name+`="CALLBACKS": the callback stream's name`) {
+			t.Errorf("%s=CALLBACKS: %v; want an error naming it", name, err)
+		}
+	}
+}

@@ -237,6 +237,16 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 		lag, verified = msg.Lag, msg.Verified
 	}
 	stop()
+	if dead != nil && !dead.DiscardedAt.IsZero() {
+		// Discarded: by an operator, who decided it is not to be done, or
+		// by the worker, settled after all. Finished, and not announced
+		// on the dead-letter stream again.
+		d.log.InfoContext(ctx, "its dead letter was discarded: terminated", "dead_letter", dead.ID, "reason", dead.Reason)
+		if terr := m.TermWithReason(dead.Reason); terr != nil {
+			d.log.Warn("term", "err", terr)
+		}
+		return
+	}
 	if dead != nil {
 		// Dead-lettered by an earlier delivery of this copy whose Term did
 		// not reach the server: finished as it said (its stream copy
@@ -256,9 +266,6 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	case err == nil:
 		result = handledResult(h)
 		w.ack(ctx, d, h)
-		if w.mayBeDead(d) {
-			w.discardLimit(ctx, d.dead, result)
-		}
 	case errors.Is(err, refundflow.ErrPermanent):
 		result = "dead_letter"
 		w.deadLetterMsg(ctx, m, d.dead, events.DeadPermanentError, err)
@@ -285,6 +292,18 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	default:
 		w.retryLater(ctx, d, h, err)
 	}
+	settled := result != "dead_letter" && (err == nil || (kept && !errors.Is(err, refundflow.ErrNoCase)))
+	if settled && w.mayBeDead(d) {
+		// Settled (applied, or kept for its case's timer) after the server
+		// may have stopped delivering it: a delivery_limit dead letter
+		// written meanwhile goes (limits.go). A failure is logged there;
+		// the advisory's own look after its write covers most of it.
+		how := "kept for its case's timer"
+		if err == nil {
+			how = result
+		}
+		_ = w.discardLimit(ctx, d.dead, how)
+	}
 	span.SetAttributes(attribute.Int64("case", h.CaseID), attribute.String("result", result))
 	if err != nil {
 		span.SetStatus(codes.Error, result)
@@ -309,11 +328,12 @@ func (w *Worker) applyLive(ctx context.Context, d delivery, msg *refundflow.Mess
 	if w.mayBeDead(d) {
 		dl, err := w.store.PendingDeadLetter(ctx, d.dead.MsgID, d.dead.Stream, d.dead.Sequence)
 		switch {
-		case err == nil && events.DeadReason(dl.Reason) == events.DeadDeliveryLimit:
+		case err == nil && events.DeadReason(dl.Reason) == events.DeadDeliveryLimit && dl.DiscardedAt.IsZero():
 			// The server stopped delivering it, and this copy was fetched
 			// before: applied like any, its dead letter discarded once it
 			// is settled (handle). Had it ended the process, this copy
-			// would not be here.
+			// would not be here. One an operator (or the worker, settled)
+			// discarded stops it below.
 		case err == nil:
 			return refundflow.Handled{}, "", &dl, nil
 		case !errors.Is(err, casestore.ErrNotFound):

@@ -29,19 +29,52 @@ import (
 // sourceLimits names the limit stream's consumer among the bound ones.
 const sourceLimits = "limits"
 
-// limitConsumerConfig is the durable consumer on the limit stream. No
-// delivery limit of its own: an advisory is the only record of its
-// message, and one that cannot be settled now (the store away) is tried
-// again with backoff for as long as it takes.
-func (w *Worker) limitConsumerConfig() jetstream.ConsumerConfig {
+// bindLimits makes sure the limit stream exists and binds the worker's
+// consumer on it, reading only its own consumers' advisories (another
+// fleet's, under another WORKER_CONSUMER, may share the stream). A server
+// that refuses the stream (its subjects overlap a stream that captures
+// the advisories already, such as a monitoring stream on $JS.EVENT.>)
+// does not keep the worker from its work: it runs without, said at error
+// with what to do, and a nil consumer. An error is NATS not answering.
+func (w *Worker) bindLimits(ctx context.Context) (jetstream.Consumer, error) {
+	streams := []string{w.cfg.Stream.Name, w.cfg.WorkStreams.CommandStream}
+	err := events.EnsureLimitStream(ctx, w.js, w.cfg.WorkStreams, streams...)
+	var cons jetstream.Consumer
+	if err == nil {
+		cons, err = w.js.CreateOrUpdateConsumer(ctx, w.cfg.WorkStreams.LimitStream, w.limitConsumerConfig(streams))
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		w.log.Error("running without the delivery limit stream: a message the consumers stop delivering (a process ended on it each time) "+
+			"will leave no dead letter; remove the overlap the server names, or set DELIVERY_LIMIT_STREAM to a stream that can be made",
+			"stream", w.cfg.WorkStreams.LimitStream, "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("delivery limit stream %s: %w", w.cfg.WorkStreams.LimitStream, err)
+	}
+	return cons, nil
+}
+
+// limitConsumerConfig is the durable consumer on the limit stream, for
+// the advisories of this worker's consumers on streams. No delivery limit
+// of its own: an advisory is the only record of its message, and one that
+// cannot be settled now (the store away) is tried again with backoff for
+// as long as it takes.
+func (w *Worker) limitConsumerConfig(streams []string) jetstream.ConsumerConfig {
+	var filters []string
+	for _, s := range streams {
+		filters = append(filters, events.MaxDeliveriesSubject(s, w.cfg.Consumer))
+	}
 	return jetstream.ConsumerConfig{
-		Durable:       w.cfg.Consumer,
-		Description:   "refundhub worker: messages its consumers stopped delivering",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       w.cfg.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: 16,
+		Durable:        w.cfg.Consumer,
+		Description:    "refundhub worker: messages its consumers stopped delivering",
+		FilterSubjects: filters,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckWait:        w.cfg.AckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  16,
 	}
 }
 
@@ -137,29 +170,41 @@ func (w *Worker) settleLimit(ctx context.Context, source string, a events.Delive
 	case err == nil && !dl.DiscardedAt.IsZero():
 		return nil // settled after all (discardLimit), or by an operator
 	case err == nil:
-		return w.deadLetter(ctx, d, events.DeadReason(dl.Reason), errors.New(dl.Error))
+		// Stored by its handler or by an earlier try of this advisory:
+		// published again (deduplicated by its id), as a redelivery would.
+		if err := w.deadLetter(ctx, d, events.DeadReason(dl.Reason), errors.New(dl.Error)); err != nil {
+			return err
+		}
+		if events.DeadReason(dl.Reason) != events.DeadDeliveryLimit {
+			return nil
+		}
 	case !errors.Is(err, casestore.ErrNotFound):
 		return err
-	}
-	if how, err := w.settledAs(ctx, d); err != nil || how != "" {
+	default:
+		how, err := w.settledAs(ctx, d)
+		if err != nil {
+			return err
+		}
 		if how != "" {
 			w.log.Info("the consumer stopped delivering a message that was settled: no dead letter", append(attrs, "settled", how)...)
+			return nil
 		}
-		return err
-	}
-	err = w.deadLetter(ctx, d, events.DeadDeliveryLimit, fmt.Errorf("the consumer stopped delivering it after %d deliveries, "+
-		"none of which reached a verdict: a worker process ended while it handled the message each time (killed, out of memory, "+
-		"a crash), or the message waited past the limit; see the workers' logs and exits at that time", a.Deliveries))
-	if err != nil {
-		return err
+		err = w.deadLetter(ctx, d, events.DeadDeliveryLimit, fmt.Errorf("the consumer stopped delivering it after %d deliveries, "+
+			"none of which reached a verdict: a worker process ended while it handled the message each time (killed, out of memory, "+
+			"a crash), or the message waited in a process past the limit; see the workers' logs and exits at that time", a.Deliveries))
+		if err != nil {
+			return err
+		}
 	}
 	// A copy fetched before the limit may have been applied while the dead
-	// letter was being written: the one who commits last discards it
-	// (here, or discardLimit after the apply).
-	if how, err := w.settledAs(ctx, d); err == nil && how != "" {
-		w.discardLimit(ctx, d, how)
+	// letter was being written: each side looks for the other's commit
+	// after its own (here, and the handler's discardLimit), so one of them
+	// sees it. A failure here is the advisory's: it is tried again.
+	how, err := w.settledAs(ctx, d)
+	if err != nil || how == "" {
+		return err
 	}
-	return nil
+	return w.discardLimit(ctx, d, how)
 }
 
 // settledAs says how the message of d was settled without a verdict its
@@ -196,25 +241,36 @@ func (w *Worker) settledAs(ctx context.Context, d deadMessage) (string, error) {
 }
 
 // discardLimit discards the delivery_limit dead letter of d's stream copy,
-// applied after all (how): by a copy a process had fetched before the
-// server stopped delivering it, or just before the dead letter was
-// written. Best effort: a dead letter left is one an operator discards.
-func (w *Worker) discardLimit(ctx context.Context, d deadMessage, how string) {
+// if it has one pending: its message was settled after all (how), by a
+// copy a process had fetched before the server stopped delivering it, or
+// just before the dead letter was written. Its error is the store's.
+func (w *Worker) discardLimit(ctx context.Context, d deadMessage, how string) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	attrs := msgAttrs(d.Source, d.MsgID, d.Data)
 	dl, err := w.store.PendingDeadLetter(dctx, d.MsgID, d.Stream, d.Sequence)
-	if err != nil || events.DeadReason(dl.Reason) != events.DeadDeliveryLimit || !dl.DiscardedAt.IsZero() {
-		return
+	switch {
+	case errors.Is(err, casestore.ErrNotFound):
+		return nil
+	case err != nil:
+		w.log.Warn("delivery_limit dead letter of a message settled after all: not looked up", append(attrs, "err", err)...)
+		return err
+	case events.DeadReason(dl.Reason) != events.DeadDeliveryLimit || !dl.DiscardedAt.IsZero():
+		return nil
 	}
 	err = w.store.Update(dctx, func(tx *casestore.Tx) error {
 		return tx.DiscardDeadLetter(dctx, dl.ID, "worker", "settled after all ("+how+"): a copy fetched before the consumer stopped delivering it")
 	})
-	attrs := append(msgAttrs(d.Source, d.MsgID, d.Data), "dead_letter", dl.ID)
-	if err != nil && !errors.Is(err, casestore.ErrDeadLetterDiscarded) && !errors.Is(err, casestore.ErrDeadLetterRetried) {
+	attrs = append(attrs, "dead_letter", dl.ID)
+	switch {
+	case errors.Is(err, casestore.ErrDeadLetterDiscarded), errors.Is(err, casestore.ErrDeadLetterRetried):
+		return nil
+	case err != nil:
 		w.log.Warn("delivery_limit dead letter of a message settled after all: not discarded", append(attrs, "err", err)...)
-		return
+		return err
 	}
 	w.log.Info("delivery_limit dead letter discarded: the message was settled after all", append(attrs, "settled", how)...)
+	return nil
 }
 
 // streamMsg reads one message of a stream by its sequence.

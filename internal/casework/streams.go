@@ -51,14 +51,13 @@ func (w *Worker) bind(ctx context.Context) ([]boundConsumer, error) {
 			}
 			// Before the consumers whose advisories it keeps: a limit
 			// reached while it did not exist would leave no trace.
-			if err := events.EnsureLimitStream(sctx, w.js, w.cfg.WorkStreams, w.cfg.Consumer, w.cfg.Stream.Name, w.cfg.WorkStreams.CommandStream); err != nil {
+			lc, err := w.bindLimits(sctx)
+			if err != nil {
 				return err
 			}
-			lc, err := w.js.CreateOrUpdateConsumer(sctx, w.cfg.WorkStreams.LimitStream, w.limitConsumerConfig())
-			if err != nil {
-				return fmt.Errorf("consumer %s on %s: %w", w.cfg.Consumer, w.cfg.WorkStreams.LimitStream, err)
+			if lc != nil {
+				bound = append(bound, boundConsumer{source: sourceLimits, consumer: lc})
 			}
-			bound = append(bound, boundConsumer{source: sourceLimits, consumer: lc})
 			for _, sp := range specs {
 				cons, err := w.js.CreateOrUpdateConsumer(sctx, sp.stream, w.consumerConfig(sp.filter))
 				if err != nil {

@@ -66,16 +66,19 @@ func ParseDeliveryLimit(b []byte) (DeliveryLimit, error) {
 }
 
 // EnsureLimitStream creates or updates the limit stream, listening for the
-// delivery limit advisories of consumer on each of streams. Limits
-// retention for as long as dead letters are kept: a worker down for days
-// still finds them. Running it again changes nothing.
-func EnsureLimitStream(ctx context.Context, js jetstream.JetStream, c WorkStreamsConfig, consumer string, streams ...string) error {
+// delivery limit advisories of every consumer on each of streams: workers
+// under different consumer names (two fleets, a rename) share it without
+// rewriting each other's subjects, each reading its own (a consumer
+// filtered on MaxDeliveriesSubject). Limits retention for as long as dead
+// letters are kept: a worker down for days still finds them. Running it
+// again changes nothing.
+func EnsureLimitStream(ctx context.Context, js jetstream.JetStream, c WorkStreamsConfig, streams ...string) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("ensure limit stream: %w", err)
 	}
 	subjects := make([]string, 0, len(streams))
 	for _, s := range streams {
-		subjects = append(subjects, MaxDeliveriesSubject(s, consumer))
+		subjects = append(subjects, MaxDeliveriesSubject(s, "*"))
 	}
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        c.LimitStream,

@@ -59,7 +59,7 @@ func TestTheLimitStreamKeepsTheServersAdvisory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		if err := events.EnsureLimitStream(ctx, js, cfg, "w", cfg.CommandStream); err != nil {
+		if err := events.EnsureLimitStream(ctx, js, cfg, cfg.CommandStream); err != nil {
 			t.Fatalf("EnsureLimitStream #%d: %v", i+1, err)
 		}
 	}
@@ -75,8 +75,9 @@ func TestTheLimitStreamKeepsTheServersAdvisory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Fetched and never acked: delivered twice, then given up at the next
-	// pull after the second AckWait.
+	// Fetched and never acked: delivered twice, then given up once the
+	// second AckWait is over (the server's check of its pending messages,
+	// or the next pull).
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := cons.FetchNoWait(1); err != nil {
