@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
@@ -184,4 +186,28 @@ func waitingCopyWithDeadLetter(t *testing.T) (*stack, casestore.DeadLetter) {
 		t.Fatalf("verdict while the copy waits: %+v, %v; want the dead letter's", o, err)
 	}
 	return s, dl
+}
+
+// TestAWorkerStartsBesideAStreamThatKeepsTheAdvisoriesAlready: a server
+// with a stream on $JS.EVENT.> (monitoring) refuses the limit stream, its
+// subjects overlapping. The worker said "streams not ready" and retried
+// for ever, consuming nothing; it now works without, saying so at error.
+func TestAWorkerStartsBesideAStreamThatKeepsTheAdvisoriesAlready(t *testing.T) {
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, nil)
+	ctx := context.Background()
+	if _, err := s.js.CreateStream(ctx, jetstream.StreamConfig{Name: "MONITOR", Subjects: []string{"$JS.EVENT.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	w := s.start()
+	defer w.stop()
+	o, _ := s.order(sandbox.Platform1688, nil)
+	s.publish(refundflow.Command{ID: "beside-monitor-1", Kind: refundflow.InputRequestRefund, Platform: refundflow.Platform1688, OrderID: o,
+		Request: &refundflow.Request{GoodsStatus: "refundWaitSellerSend", ReasonID: 20001, Amount: 3000, Description: "不想要了"}})
+	waitFor(t, 20*time.Second, "the command applied", func() bool {
+		o, err := s.store.CommandOutcome(ctx, "beside-monitor-1")
+		return err == nil && o.Verdict == casestore.VerdictApplied
+	})
+	if logs := w.errs.String(); !strings.Contains(logs, "running without the delivery limit stream") || !strings.Contains(logs, `"level":"ERROR"`) {
+		t.Errorf("the worker's log does not say at error that it runs without the limit stream:\n%s", logs)
+	}
 }
