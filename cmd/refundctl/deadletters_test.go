@@ -436,7 +436,7 @@ func TestADeliveryLimitVerdictSaysWhyAndToLookAtTheCase(t *testing.T) {
 	cmd := refundflow.Command{ID: "c1", Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao, SubOrderID: "9"}
 	next := nextStep(cmd, verdictJSON{Verdict: "rejected", Code: string(events.DeadDeliveryLimit), DeadLetterID: 4, CaseID: 7})
 	for _, want := range []string{"worker processes ended while handling it", "see their logs and exits", "refundctl show 7 shows what it did",
-		"a copy a worker still holds may yet apply it: refundctl wait --command c1 tells",
+		"a copy a worker still held may apply it yet: its verdict then becomes applied",
 		"refundctl dead-letters retry 4 --force) only if the case still needs it", "refundctl dead-letters show 4"} {
 		if !strings.Contains(next, want) {
 			t.Errorf("advice %q; want it to say %q", next, want)

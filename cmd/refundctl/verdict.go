@@ -103,8 +103,8 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 			}
 			if events.DeadReason(v.Code) == events.DeadDeliveryLimit {
 				return "no worker finished it: the worker processes ended while handling it, each time (out of memory, killed; see their logs and exits), " +
-					"or it waited past the delivery limit, and then a copy a worker still holds may yet apply it: refundctl wait --command " + c.ID +
-					" tells. It may have changed the case: " + look + ". Once the cause is found, retry the dead letter (refundctl dead-letters retry " +
+					"or it waited past the delivery limit (a copy a worker still held may apply it yet: its verdict then becomes applied, and the dead letter is discarded). " +
+					"It may have changed the case: " + look + ". Once the cause is found, retry the dead letter (refundctl dead-letters retry " +
 					fmt.Sprint(v.DeadLetterID) + " --force) only if the case still needs it; see " + dl
 			}
 			return "the worker failed on it (a bug of its build: report it with " + dl + "); it may have changed the case: " + look +

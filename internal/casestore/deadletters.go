@@ -32,6 +32,11 @@ type DeadLetter struct {
 	// letter stored before migration 22). See PendingDeadLetter.
 	Stream    string
 	StreamSeq uint64
+	// Supersedes, on insert only, is a reason whose pending row for the
+	// message (not discarded by an operator) gives way to this dead letter
+	// (InsertDeadLetter): a guess made without the handler, replaced by
+	// the handler's own verdict.
+	Supersedes string
 }
 
 // Errors of DiscardDeadLetter: the dead letter was dealt with already.
@@ -82,7 +87,10 @@ func (r deadRow) toDeadLetter() (DeadLetter, error) {
 // returned with inserted == false. That holds for a discarded one too (see
 // migration 10): the operator's discard covers the same message dying again.
 // The existing row then takes d's stream copy (Stream, StreamSeq): the one
-// that died last, whose redelivery PendingDeadLetter must find.
+// that died last, whose redelivery PendingDeadLetter must find. An
+// existing row of reason d.Supersedes, pending or discarded by the worker
+// ("worker"), becomes d instead (reason, error, deliveries; pending
+// again), and counts as inserted: its reason is new.
 func (tx *Tx) InsertDeadLetter(ctx context.Context, d DeadLetter) (id int64, inserted bool, err error) {
 	headers := []byte("{}")
 	if len(d.Headers) > 0 {
@@ -117,8 +125,27 @@ func (tx *Tx) InsertDeadLetter(ctx context.Context, d DeadLetter) (id int64, ins
 			return 0, false, fmt.Errorf("insert dead letter %q: %w", d.MsgID, err)
 		}
 	}
+	if d.Supersedes != "" && d.Supersedes != d.Reason {
+		res, err := tx.tx.ExecContext(ctx, `UPDATE dead_letters SET reason = ?, error = ?, deliveries = ?,
+			discarded_at = NULL, discarded_by = '', discard_note = ''
+			WHERE id = ? AND reason = ? AND (discarded_at IS NULL OR discarded_by = ?)`,
+			d.Reason, d.Error, d.Deliveries, id, d.Supersedes, WorkerDiscards)
+		if err != nil {
+			return 0, false, fmt.Errorf("insert dead letter %q: %w", d.MsgID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return 0, false, fmt.Errorf("insert dead letter %q: %w", d.MsgID, err)
+		} else if n == 1 {
+			return id, true, nil
+		}
+	}
 	return id, false, nil
 }
+
+// WorkerDiscards is who a dead letter the worker discarded itself says
+// discarded it (DiscardDeadLetter's by): one whose message was settled
+// after all.
+const WorkerDiscards = "worker"
 
 // DeadLetterFilter selects dead letters. Zero fields do not filter.
 type DeadLetterFilter struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -161,5 +162,80 @@ func testAPendingDeadLetterIsOfTheCopyThatDied(t *testing.T, be backend) {
 	insertDead(t, s, DeadLetter{MsgID: "m2", Subject: "commands.taobao.cancel", Reason: "max_deliveries"})
 	if got := pending("m2", 0); got != 0 {
 		t.Errorf("a dead letter of no copy: found as copy #0's (%d); want none", got)
+	}
+}
+
+// TestAHandlersDeadLetterSupersedesADeliveryLimitGuess: a delivery_limit
+// dead letter is written without the handler (the server stopped
+// delivering the message); a handler still holding a copy that then
+// dead-letters it for its own reason made the row keep the guess while
+// the command's verdict said the handler's reason. The row now becomes
+// the handler's, pending again if the worker had discarded it; one an
+// operator discarded stays as the operator left it.
+func TestAHandlersDeadLetterSupersedesADeliveryLimitGuess(t *testing.T) {
+	eachBackend(t, testAHandlersDeadLetterSupersedesADeliveryLimitGuess)
+}
+
+func testAHandlersDeadLetterSupersedesADeliveryLimitGuess(t *testing.T, be backend) {
+	s := openTest(t, be.Fresh(t))
+	ctx := context.Background()
+	insert := func(d DeadLetter) (int64, bool) {
+		t.Helper()
+		var id int64
+		var inserted bool
+		if err := s.Update(ctx, func(tx *Tx) error {
+			var err error
+			id, inserted, err = tx.InsertDeadLetter(ctx, d)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return id, inserted
+	}
+	discard := func(id int64, by string) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx *Tx) error { return tx.DiscardDeadLetter(ctx, id, by, "settled after all") }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handlers := func(msgID string) DeadLetter {
+		return DeadLetter{MsgID: msgID, Subject: "commands.taobao.cancel", Reason: "permanent_error", Error: "no such case",
+			Deliveries: 2, Stream: "COMMANDS", StreamSeq: 3, Supersedes: "delivery_limit"}
+	}
+	guess := func(msgID string) DeadLetter {
+		return DeadLetter{MsgID: msgID, Subject: "commands.taobao.cancel", Reason: "delivery_limit", Error: "no verdict", Deliveries: 15,
+			Stream: "COMMANDS", StreamSeq: 3}
+	}
+	for _, tc := range []struct {
+		name, discardedBy string
+		superseded        bool
+	}{{"pending", "", true}, {"discarded by the worker", WorkerDiscards, true}, {"discarded by an operator", "ops", false}} {
+		msgID := "m-" + strings.ReplaceAll(tc.name, " ", "-")
+		id, _ := insert(guess(msgID))
+		if tc.discardedBy != "" {
+			discard(id, tc.discardedBy)
+		}
+		again, inserted := insert(handlers(msgID))
+		d, err := s.DeadLetter(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.superseded {
+			if again != id || !inserted || d.Reason != "permanent_error" || d.Error != "no such case" || d.Deliveries != 2 || !d.DiscardedAt.IsZero() {
+				t.Errorf("%s: row %d (%v) %+v; want row %d become the handler's permanent_error, pending, counted as new", tc.name, again, inserted, d, id)
+			}
+			continue
+		}
+		if again != id || inserted || d.Reason != "delivery_limit" || d.DiscardedBy != "ops" {
+			t.Errorf("%s: row %d (%v) %+v; want row %d as the operator discarded it", tc.name, again, inserted, d, id)
+		}
+	}
+	// Another reason is never superseded: the first verdict stands.
+	id, _ := insert(DeadLetter{MsgID: "m-other", Subject: "commands.taobao.cancel", Reason: "unknown_case", Stream: "COMMANDS", StreamSeq: 4})
+	if again, inserted := insert(handlers("m-other")); again != id || inserted {
+		t.Errorf("an unknown_case row: %d (%v); want %d kept", again, inserted, id)
+	}
+	if d, _ := s.DeadLetter(ctx, id); d.Reason != "unknown_case" {
+		t.Errorf("an unknown_case row became %s", d.Reason)
 	}
 }

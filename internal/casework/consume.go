@@ -245,6 +245,8 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 		if terr := m.TermWithReason(dead.Reason); terr != nil {
 			d.log.Warn("term", "err", terr)
 		}
+		w.metrics.messages.WithLabelValues(source, "dead_letter").Inc()
+		span.SetAttributes(attribute.String("result", "dead_letter"))
 		return
 	}
 	if dead != nil {
@@ -292,17 +294,13 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 	default:
 		w.retryLater(ctx, d, h, err)
 	}
-	settled := result != "dead_letter" && (err == nil || (kept && !errors.Is(err, refundflow.ErrNoCase)))
-	if settled && w.mayBeDead(d) {
-		// Settled (applied, or kept for its case's timer) after the server
-		// may have stopped delivering it: a delivery_limit dead letter
-		// written meanwhile goes (limits.go). A failure is logged there;
-		// the advisory's own look after its write covers most of it.
-		how := "kept for its case's timer"
-		if err == nil {
-			how = result
-		}
-		_ = w.discardLimit(ctx, d.dead, how)
+	if err == nil && !h.Deferred && w.mayBeDead(d) {
+		// Applied after the server may have stopped delivering it: a
+		// delivery_limit dead letter written meanwhile goes (limits.go).
+		// A failure is logged there; the advisory's own look after its
+		// write covers the rest, unless both fail. One kept for its
+		// case's timer is not finished: its take-up discards it.
+		_ = w.discardLimit(ctx, d.dead, result)
 	}
 	span.SetAttributes(attribute.Int64("case", h.CaseID), attribute.String("result", result))
 	if err != nil {

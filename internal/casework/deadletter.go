@@ -71,8 +71,11 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 	}
 	var stored bool // a new row (not the one an earlier delivery stored: applyLive)
 	err := w.store.Update(dctx, func(tx *casestore.Tx) error {
+		// A handler's own reason replaces a delivery_limit row written for a
+		// copy it was still holding (limits.go).
 		id, inserted, err := tx.InsertDeadLetter(dctx, casestore.DeadLetter{MsgID: d.MsgID, Subject: d.Subject, Headers: d.Header,
-			Payload: d.Data, Reason: string(reason), Error: d.Error, Deliveries: int(d.Deliveries), Stream: d.Stream, StreamSeq: d.Sequence})
+			Payload: d.Data, Reason: string(reason), Error: d.Error, Deliveries: int(d.Deliveries), Stream: d.Stream, StreamSeq: d.Sequence,
+			Supersedes: string(events.DeadDeliveryLimit)})
 		if err != nil {
 			return err
 		}

@@ -29,6 +29,16 @@ import (
 // sourceLimits names the limit stream's consumer among the bound ones.
 const sourceLimits = "limits"
 
+// errSubjectsOverlap is the server's error code (JSStreamSubjectOverlapErr)
+// for a stream whose subjects another stream has: the one refusal that
+// lasts. Others (no leader yet, resources) pass, and bind tries again.
+const errSubjectsOverlap jetstream.ErrorCode = 10065
+
+// keptHow is settledAs's answer for a message kept for its case's timer:
+// not finished (the timer may still dead-letter it), so no dead letter is
+// written for it, and none is discarded for it either.
+const keptHow = "kept for its case's timer"
+
 // bindLimits makes sure the limit stream exists and binds the worker's
 // consumer on it, reading only its own consumers' advisories (another
 // fleet's, under another WORKER_CONSUMER, may share the stream). A server
@@ -44,9 +54,9 @@ func (w *Worker) bindLimits(ctx context.Context) (jetstream.Consumer, error) {
 		cons, err = w.js.CreateOrUpdateConsumer(ctx, w.cfg.WorkStreams.LimitStream, w.limitConsumerConfig(streams))
 	}
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errSubjectsOverlap {
 		w.log.Error("running without the delivery limit stream: a message the consumers stop delivering (a process ended on it each time) "+
-			"will leave no dead letter; remove the overlap the server names, or set DELIVERY_LIMIT_STREAM to a stream that can be made",
+			"will leave no dead letter; narrow or remove the stream whose subjects overlap $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES, then restart the worker",
 			"stream", w.cfg.WorkStreams.LimitStream, "err", err)
 		return nil, nil
 	}
@@ -201,8 +211,8 @@ func (w *Worker) settleLimit(ctx context.Context, source string, a events.Delive
 	// after its own (here, and the handler's discardLimit), so one of them
 	// sees it. A failure here is the advisory's: it is tried again.
 	how, err := w.settledAs(ctx, d)
-	if err != nil || how == "" {
-		return err
+	if err != nil || how == "" || how == keptHow {
+		return err // a kept one is discarded once its take-up applies it (takeUp)
 	}
 	return w.discardLimit(ctx, d, how)
 }
@@ -235,15 +245,16 @@ func (w *Worker) settledAs(ctx context.Context, d deadMessage) (string, error) {
 		return "applied", err
 	}
 	if kept, err := w.store.DeferredKept(ctx, key); err != nil || kept {
-		return "kept for its case's timer", err
+		return keptHow, err
 	}
 	return "", nil
 }
 
 // discardLimit discards the delivery_limit dead letter of d's stream copy,
-// if it has one pending: its message was settled after all (how), by a
+// if it has one pending: its message was applied after all (how), by a
 // copy a process had fetched before the server stopped delivering it, or
-// just before the dead letter was written. Its error is the store's.
+// just before the dead letter was written, or by its take-up after it was
+// kept. Its error is the store's.
 func (w *Worker) discardLimit(ctx context.Context, d deadMessage, how string) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -259,7 +270,7 @@ func (w *Worker) discardLimit(ctx context.Context, d deadMessage, how string) er
 		return nil
 	}
 	err = w.store.Update(dctx, func(tx *casestore.Tx) error {
-		return tx.DiscardDeadLetter(dctx, dl.ID, "worker", "settled after all ("+how+"): a copy fetched before the consumer stopped delivering it")
+		return tx.DiscardDeadLetter(dctx, dl.ID, casestore.WorkerDiscards, "settled after all ("+how+"): a copy fetched before the consumer stopped delivering it")
 	})
 	attrs = append(attrs, "dead_letter", dl.ID)
 	switch {

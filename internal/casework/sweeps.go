@@ -162,6 +162,11 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 			return
 		case err == nil:
 			w.metrics.messages.WithLabelValues(d.Source, handledResult(h)).Inc()
+			if d.Stream != "" {
+				// The message it was kept from may have a delivery_limit
+				// dead letter, written while it waited here (limits.go).
+				_ = w.discardLimit(ctx, dm, handledResult(h))
+			}
 		case errors.Is(err, refundflow.ErrPermanent):
 			dlErr = w.deadLetter(ctx, dm, events.DeadPermanentError, err)
 		case errors.Is(err, refundflow.ErrNoCase):

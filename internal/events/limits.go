@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -66,19 +67,28 @@ func ParseDeliveryLimit(b []byte) (DeliveryLimit, error) {
 }
 
 // EnsureLimitStream creates or updates the limit stream, listening for the
-// delivery limit advisories of every consumer on each of streams: workers
-// under different consumer names (two fleets, a rename) share it without
-// rewriting each other's subjects, each reading its own (a consumer
-// filtered on MaxDeliveriesSubject). Limits retention for as long as dead
+// delivery limit advisories of every consumer on each of streams, beside
+// the subjects it has already: workers under different consumer or stream
+// names (two fleets, a rename) share it without rewriting each other's
+// subjects, each reading its own (a consumer filtered on
+// MaxDeliveriesSubject). Limits retention for as long as dead
 // letters are kept: a worker down for days still finds them. Running it
 // again changes nothing.
 func EnsureLimitStream(ctx context.Context, js jetstream.JetStream, c WorkStreamsConfig, streams ...string) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("ensure limit stream: %w", err)
 	}
-	subjects := make([]string, 0, len(streams))
+	var subjects []string
+	// Kept: a fleet with other stream names shares it too.
+	if s, err := js.Stream(ctx, c.LimitStream); err == nil {
+		subjects = slices.Clone(s.CachedInfo().Config.Subjects)
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("ensure stream %s: %w", c.LimitStream, err)
+	}
 	for _, s := range streams {
-		subjects = append(subjects, MaxDeliveriesSubject(s, "*"))
+		if sub := MaxDeliveriesSubject(s, "*"); !slices.Contains(subjects, sub) {
+			subjects = append(subjects, sub)
+		}
 	}
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        c.LimitStream,

@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,30 @@ func TestTheLimitStreamKeepsTheServersAdvisory(t *testing.T) {
 	}
 	if m.Subject != events.MaxDeliveriesSubject(cfg.CommandStream, "w") {
 		t.Errorf("kept under %s; want %s", m.Subject, events.MaxDeliveriesSubject(cfg.CommandStream, "w"))
+	}
+}
+
+// TestTheLimitStreamKeepsEveryFleetsSubjects: a worker fleet with other
+// stream names shares the limit stream; each start adds its subjects and
+// keeps the others' (rewriting them, two fleets took turns losing each
+// other's advisories).
+func TestTheLimitStreamKeepsEveryFleetsSubjects(t *testing.T) {
+	ns := eventstest.Start(t)
+	js := ns.JetStream()
+	ctx := context.Background()
+	cfg := events.DefaultWorkStreamsConfig()
+	for _, streams := range [][]string{{"CALLBACKS", "COMMANDS"}, {"CALLBACKS_B", "COMMANDS_B"}, {"CALLBACKS", "COMMANDS"}} {
+		if err := events.EnsureLimitStream(ctx, js, cfg, streams...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := js.Stream(ctx, cfg.LimitStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{events.MaxDeliveriesSubject("CALLBACKS", "*"), events.MaxDeliveriesSubject("COMMANDS", "*"),
+		events.MaxDeliveriesSubject("CALLBACKS_B", "*"), events.MaxDeliveriesSubject("COMMANDS_B", "*")}
+	if got := s.CachedInfo().Config.Subjects; !slices.Equal(got, want) {
+		t.Errorf("limit stream subjects %v; want %v", got, want)
 	}
 }
