@@ -475,3 +475,12 @@ CREATE TABLE store_probe (
 -- before keep '' and 0, which no copy matches.
 ALTER TABLE dead_letters ADD COLUMN stream TEXT NOT NULL DEFAULT '';
 ALTER TABLE dead_letters ADD COLUMN stream_seq INTEGER NOT NULL DEFAULT 0;
+
+-- +migration 23: dead letters found by their stream copy
+-- A copy of a message applied after the server stopped delivering it
+-- discards the delivery_limit dead letter of that copy (casework's
+-- discardLimit), found by the copy alone (casestore's
+-- PendingDeadLetterOfCopy): the id a take-up knows the message by (the
+-- callback's own, the command's) may not be the one the dead letter was
+-- written under (its Nats-Msg-Id). Old copies (stream '') are not indexed.
+CREATE INDEX dead_letters_copy ON dead_letters (stream, stream_seq) WHERE retried_at IS NULL AND stream <> '';

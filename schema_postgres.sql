@@ -320,3 +320,7 @@ ALTER TABLE store_probe ALTER COLUMN pad SET STORAGE EXTERNAL;
 -- See schema.sql.
 ALTER TABLE dead_letters ADD COLUMN stream TEXT NOT NULL DEFAULT '';
 ALTER TABLE dead_letters ADD COLUMN stream_seq BIGINT NOT NULL DEFAULT 0;
+
+-- +migration 23: dead letters found by their stream copy
+-- See schema.sql.
+CREATE INDEX dead_letters_copy ON dead_letters (stream, stream_seq) WHERE retried_at IS NULL AND stream <> '';

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -236,4 +237,90 @@ func TestAMessageTheWorkerDiesOnEachTimeBecomesADeadLetter(t *testing.T) {
 		st, err := s.js.Stream(ctx, events.DefaultDeadLetterStreamName)
 		return err == nil && st.CachedInfo().State.Msgs == 1
 	})
+}
+
+// TestAWaitingInputTheWorkerDiesOnEachTimeBecomesADeadLetter: an input
+// kept in the store for its case (deferred_inputs) whose take-up ends the
+// worker process each time (SIGKILL here; out of memory, a crash) was
+// taken up again at every start for ever: a take-up counted only once it
+// returned with a failure. It now counts before it runs, so after
+// WORKER_MAX_DELIVER take-ups it is dead-lettered instead of run again.
+// (The input is a refund callback pushed again, kept for its case; its
+// verification reads the refund, which hangs until the process is killed.)
+func TestAWaitingInputTheWorkerDiesOnEachTimeBecomesADeadLetter(t *testing.T) {
+	waiting := sandbox.SellerPolicy{Decision: sandbox.DecisionAgree, DecideAfter: time.Hour}
+	s := newStack(t, sandbox.Faults{}, waiting, 1, map[string]string{"WORKER_MAX_DELIVER": "3", "WORKER_RETRY_BASE": "2s",
+		"WORKER_RETRY_MAX": "2s", "UPSTREAM_TIMEOUT": "20s", "WORKER_LEASE_TTL": "30s", "WORKER_STEP_TIMEOUT": "1h",
+		"WORKER_RECONCILE_AGE": "1h", "WORKER_RECHECK": "1h"})
+	ctx := context.Background()
+	p := s.startProcess()
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	s.publish(refundflow.Command{ID: "request-3", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+		OrderID: o, SubOrderID: so, Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "x"}})
+	id := s.caseFor(refundflow.PlatformTaobao, o, so)
+	c := s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
+	// The refund's callback, as the platform pushed it, once applied.
+	var pushed []byte
+	waitFor(t, 20*time.Second, "the refund's callback applied", func() bool {
+		st, err := s.js.Stream(ctx, events.DefaultStreamName)
+		if err != nil {
+			return false
+		}
+		for seq := uint64(1); seq <= st.CachedInfo().State.LastSeq && pushed == nil; seq++ {
+			if m, err := st.GetMsg(ctx, seq); err == nil && strings.Contains(string(m.Data), c.RefundID) {
+				pushed = m.Data
+			}
+		}
+		kept, err := s.store.CountDeferred(ctx)
+		return pushed != nil && err == nil && kept == 0
+	})
+	// Pushed again later (another timestamp: another callback), and kept
+	// for the case; from now on every read of the refund hangs.
+	again := regexp.MustCompile(`"timestamp":"[0-9]+"`).ReplaceAll(pushed, []byte(`"timestamp":"1"`))
+	if string(again) == string(pushed) {
+		t.Fatalf("no timestamp to change in the callback %s", pushed)
+	}
+	s.sb.SetFaults(sandbox.Faults{TimeoutAfter: 30 * time.Second, ForceErrors: []sandbox.ForcedError{
+		{Endpoint: "taobao_query", Kind: sandbox.ErrTimeout, Count: 1000}, {Endpoint: "taobao_list", Kind: sandbox.ErrTimeout, Count: 1000}}})
+	reads := func() int64 { st := s.httpStats(); return st.APICalls["taobao_query"] + st.APICalls["taobao_list"] }
+	hung := reads()
+	if err := s.store.Update(ctx, func(tx *casestore.Tx) error {
+		return tx.Defer(ctx, casestore.DeferredInput{CaseID: id, MsgID: "pushed-again-1", Source: casestore.SourceCallbacks, Payload: again,
+			NotBefore: time.Now(), Reason: "kept"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var dls []casestore.DeadLetter
+	dead := func() bool {
+		var err error
+		dls, err = s.store.DeadLetters(ctx, casestore.DeadLetterFilter{})
+		return err == nil && len(dls) == 1
+	}
+	kills := 0
+	for ; kills < 6; kills++ {
+		waitFor(t, 20*time.Second, fmt.Sprintf("take-up %d in the read, or the dead letter", kills+1), func() bool {
+			return dead() || reads() > hung
+		})
+		if dead() {
+			break
+		}
+		hung = reads()
+		p.kill()
+		p = s.startProcess()
+	}
+	defer p.kill()
+	if !dead() {
+		t.Fatalf("no dead letter after %d take-ups the worker died in", kills)
+	}
+	if kills != 3 {
+		t.Errorf("the worker died in %d take-ups; want 3 (WORKER_MAX_DELIVER) before the dead letter", kills)
+	}
+	if d := dls[0]; d.MsgID != "pushed-again-1" || d.Reason != string(events.DeadMaxDeliveries) || d.Deliveries != 3 ||
+		!strings.Contains(d.Error, "or a worker process ended while taking it up") {
+		t.Errorf("dead letter %s %s after %d: %s; want pushed-again-1, max_deliveries after 3, saying a process may have ended on it",
+			d.MsgID, d.Reason, d.Deliveries, d.Error)
+	}
+	if n, err := s.store.CountDeferred(ctx); err != nil || n != 0 {
+		t.Errorf("inputs kept after the dead letter: %d, %v; want none", n, err)
+	}
 }

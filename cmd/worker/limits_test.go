@@ -70,15 +70,25 @@ func TestADeliveryLimitOfASettledMessageLeavesNoDeadLetter(t *testing.T) {
 		o, _ := s.order(sandbox.Platform1688, nil)
 		return o
 	}(), Request: &refundflow.Request{GoodsStatus: "refundWaitSellerSend", ReasonID: 20001, Amount: 3000, Description: "不想要了"}})
-	var c casestore.Case
-	waitFor(t, 20*time.Second, "the case applied and its callbacks", func() bool {
-		var err error
-		c, err = s.store.CaseOpenedBy(ctx, "settled-1")
+	waitFor(t, 20*time.Second, "the case applied and every callback settled", func() bool {
+		c, err := s.store.CaseOpenedBy(ctx, "settled-1")
 		if err != nil || refundflow.State(c.State) != refundflow.StateSucceeded {
 			return false
 		}
 		st, err := s.js.Stream(ctx, events.DefaultStreamName)
-		return err == nil && st.CachedInfo().State.Msgs > 0
+		if err != nil || st.CachedInfo().State.Msgs == 0 {
+			return false
+		}
+		cb, err := s.js.Consumer(ctx, events.DefaultStreamName, s.env["WORKER_CONSUMER"])
+		if err != nil {
+			return false
+		}
+		info, err := cb.Info(ctx)
+		if err != nil || info.AckFloor.Stream < st.CachedInfo().State.LastSeq || info.NumAckPending != 0 {
+			return false
+		}
+		kept, err := s.store.CountDeferred(ctx)
+		return err == nil && kept == 0
 	})
 	consumer := s.env["WORKER_CONSUMER"]
 	s.advise(events.DefaultCommandStreamName, consumer, 1, 63)

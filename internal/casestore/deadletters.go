@@ -227,6 +227,31 @@ func (s *Store) PendingDeadLetter(ctx context.Context, msgID, stream string, seq
 	return r.toDeadLetter()
 }
 
+// PendingDeadLetterOfCopy returns the dead letter, not yet retried
+// (discarded or not), of the stream copy seq of stream, whatever message
+// id it was written under, or ErrNotFound. A stream copy is one message:
+// the id a take-up knows it by (the callback's own, the command's) may
+// differ from the Nats-Msg-Id its dead letter was written under.
+func (s *Store) PendingDeadLetterOfCopy(ctx context.Context, stream string, seq uint64) (DeadLetter, error) {
+	var r deadRow
+	if err := sqlx.GetContext(ctx, s.r, &r, `SELECT `+deadColumns+` FROM dead_letters
+		WHERE stream = ? AND stream_seq = ? AND retried_at IS NULL AND stream <> '' ORDER BY id DESC LIMIT 1`, stream, int64(seq)); err != nil {
+		return DeadLetter{}, fmt.Errorf("dead letter of %s #%d: %w", stream, seq, notFound(err))
+	}
+	return r.toDeadLetter()
+}
+
+// DeadLetter reads a dead letter in the transaction: the row a message
+// that died again shares (InsertDeadLetter), whose reason its verdict
+// must give.
+func (tx *Tx) DeadLetter(ctx context.Context, id int64) (DeadLetter, error) {
+	var r deadRow
+	if err := sqlx.GetContext(ctx, tx.tx, &r, `SELECT `+deadColumns+` FROM dead_letters WHERE id = ?`, id); err != nil {
+		return DeadLetter{}, fmt.Errorf("dead letter %d: %w", id, notFound(err))
+	}
+	return r.toDeadLetter()
+}
+
 // MarkDeadLetterRetried records that the dead letter was re-published. It
 // returns ErrNotFound if there is no such dead letter or it was already
 // retried. It marks a dead letter discarded since the caller read it too:

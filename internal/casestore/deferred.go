@@ -328,3 +328,45 @@ func (s *Store) DeferredKept(ctx context.Context, msgID string) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// StartTakeUp counts a take-up of the input kept under msgID before it
+// runs, and moves its time to until: a take-up that ends the worker
+// process (a kill, out of memory) counts like a failure, so an input that
+// ends the process each time is given up after as many as any other
+// failures (casework's takeUp), instead of being taken up again at every
+// start for ever; and meanwhile no other take-up (this process's next
+// tick, another process) starts it again before until. It takes the input
+// only as it was read (notBefore): false if another take-up took it
+// first, or it changed.
+func (s *Store) StartTakeUp(ctx context.Context, msgID string, notBefore, until time.Time) (bool, error) {
+	var taken bool
+	err := s.Update(ctx, func(tx *Tx) error {
+		res, err := tx.tx.ExecContext(ctx, `UPDATE deferred_inputs SET attempts = attempts + 1, not_before = ?
+			WHERE msg_id = ? AND not_before = ?`, ms64(until), msgID, ms64(notBefore))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		taken = n == 1
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("take up deferred input %q: %w", msgID, err)
+	}
+	return taken, nil
+}
+
+// EndTakeUp gives back the count StartTakeUp took, once the take-up
+// returned (the process did not end): what it came to counts as it says
+// (Defer adds a failure; a wait adds nothing; an applied input has no row
+// left).
+func (s *Store) EndTakeUp(ctx context.Context, msgID string) error {
+	err := s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.tx.ExecContext(ctx, `UPDATE deferred_inputs SET attempts = attempts - 1 WHERE msg_id = ? AND attempts > 0`, msgID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("end take-up of deferred input %q: %w", msgID, err)
+	}
+	return nil
+}

@@ -366,3 +366,69 @@ func mustCase(t *testing.T, s *Store, id int64) Case {
 	}
 	return c
 }
+
+// TestATakeUpCountsBeforeItRuns: StartTakeUp counts a take-up and moves
+// the input's time on, only as the input was read (a second take-up of
+// the same read, another process's, takes nothing); EndTakeUp gives the
+// count back, so a take-up that returned counts as its outcome says (a
+// failure's Defer adds one) and one whose process ended keeps it.
+func TestATakeUpCountsBeforeItRuns(t *testing.T) { eachBackend(t, testATakeUpCountsBeforeItRuns) }
+
+func testATakeUpCountsBeforeItRuns(t *testing.T, be backend) {
+	s := openTest(t, be.Fresh(t))
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Millisecond)
+	c := newCase(t, s, NewCase{Platform: PlatformTaobao, OrderID: "1", SubOrderID: "2", State: "waiting_seller"})
+	input := DeferredInput{CaseID: c.ID, MsgID: "cb", Source: SourceCallbacks, Payload: []byte(`{}`), NotBefore: now, Reason: "kept"}
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.Defer(ctx, input) }); err != nil {
+		t.Fatal(err)
+	}
+	read := func() DeferredInput {
+		t.Helper()
+		kept, err := s.DeferredInputs(ctx, c.ID)
+		if err != nil || len(kept) != 1 {
+			t.Fatalf("DeferredInputs = %+v, %v; want one", kept, err)
+		}
+		return kept[0]
+	}
+	d := read()
+	until := now.Add(time.Minute)
+	if taken, err := s.StartTakeUp(ctx, "cb", d.NotBefore, until); err != nil || !taken {
+		t.Fatalf("StartTakeUp = %v, %v; want taken", taken, err)
+	}
+	if taken, err := s.StartTakeUp(ctx, "cb", d.NotBefore, until); err != nil || taken {
+		t.Errorf("a second StartTakeUp of the same read = %v, %v; want nothing taken", taken, err)
+	}
+	if got := read(); got.Attempts != 1 || !got.NotBefore.Equal(until) {
+		t.Errorf("after the take-up started: %d attempts, due %s; want 1 (a process that ends keeps it), due %s", got.Attempts, got.NotBefore, until)
+	}
+	// It failed: Defer adds one, and the take-up gives its count back.
+	failed := input
+	failed.Attempts, failed.NotBefore = 1, now.Add(time.Second)
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.Defer(ctx, failed) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndTakeUp(ctx, "cb"); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got.Attempts != 1 {
+		t.Errorf("after a failed take-up: %d attempts; want 1", got.Attempts)
+	}
+	// One that waits adds nothing: the count it took goes back.
+	if taken, err := s.StartTakeUp(ctx, "cb", read().NotBefore, until); err != nil || !taken {
+		t.Fatalf("StartTakeUp = %v, %v; want taken", taken, err)
+	}
+	if err := s.EndTakeUp(ctx, "cb"); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got.Attempts != 1 {
+		t.Errorf("after a take-up that returned with no failure: %d attempts; want 1", got.Attempts)
+	}
+	// Applied: no row, and nothing to give back.
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.DeleteDeferred(ctx, "cb") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndTakeUp(ctx, "gone"); err != nil {
+		t.Errorf("EndTakeUp of an input applied: %v; want nothing done", err)
+	}
+}

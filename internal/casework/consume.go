@@ -245,8 +245,12 @@ func (w *Worker) handle(ctx context.Context, source string, m jetstream.Msg, sl 
 		if terr := m.TermWithReason(dead.Reason); terr != nil {
 			d.log.Warn("term", "err", terr)
 		}
-		w.metrics.messages.WithLabelValues(source, "dead_letter").Inc()
-		span.SetAttributes(attribute.String("result", "dead_letter"))
+		result := "dead_letter"
+		if dead.DiscardedBy == casestore.WorkerDiscards {
+			result = "duplicate" // settled after all, by another copy
+		}
+		w.metrics.messages.WithLabelValues(source, result).Inc()
+		span.SetAttributes(attribute.String("result", result))
 		return
 	}
 	if dead != nil {

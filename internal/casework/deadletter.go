@@ -65,21 +65,32 @@ func (w *Worker) deadLetterMsg(ctx context.Context, m jetstream.Msg, d deadMessa
 func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.DeadReason, cause error) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	d.Reason, d.Error = reason, excerpt.Of(cause.Error(), 500)
+	errText := excerpt.Of(cause.Error(), 500)
 	if (reason == events.DeadWorkerFailed || reason == events.DeadDeliveryLimit) && d.Source == sourceCommands {
 		d.touched = w.touchedCase(dctx, d.Data)
 	}
 	var stored bool // a new row (not the one an earlier delivery stored: applyLive)
 	err := w.store.Update(dctx, func(tx *casestore.Tx) error {
+		d.Reason, d.Error = reason, errText
 		// A handler's own reason replaces a delivery_limit row written for a
 		// copy it was still holding (limits.go).
 		id, inserted, err := tx.InsertDeadLetter(dctx, casestore.DeadLetter{MsgID: d.MsgID, Subject: d.Subject, Headers: d.Header,
-			Payload: d.Data, Reason: string(reason), Error: d.Error, Deliveries: int(d.Deliveries), Stream: d.Stream, StreamSeq: d.Sequence,
+			Payload: d.Data, Reason: string(reason), Error: errText, Deliveries: int(d.Deliveries), Stream: d.Stream, StreamSeq: d.Sequence,
 			Supersedes: string(events.DeadDeliveryLimit)})
 		if err != nil {
 			return err
 		}
 		stored = inserted
+		if !inserted {
+			// The message's row was there (an earlier delivery's, or the
+			// handler's while a delivery limit was being settled): its
+			// verdict, copy and log say what the row says.
+			row, err := tx.DeadLetter(dctx, id)
+			if err != nil {
+				return err
+			}
+			d.Reason, d.Error = events.StoredDeadReason(row.Reason), row.Error
+		}
 		if o, ok := d.commandOutcome(id); ok {
 			if err := tx.RecordCommandOutcome(dctx, o); err != nil {
 				return err
@@ -114,7 +125,7 @@ func (w *Worker) deadLetter(ctx context.Context, d deadMessage, reason events.De
 		return err
 	}
 	w.metrics.messages.WithLabelValues(d.Source, "dead_letter").Inc()
-	w.log.WarnContext(ctx, "dead letter", append(msgAttrs(d.Source, d.MsgID, d.Data), "reason", reason, "err", d.Error)...)
+	w.log.WarnContext(ctx, "dead letter", append(msgAttrs(d.Source, d.MsgID, d.Data), "reason", d.Reason, "err", d.Error)...)
 	return nil
 }
 

@@ -128,6 +128,10 @@ func (w *Worker) handleLimit(ctx context.Context, m jetstream.Msg) {
 		_ = m.Ack()
 		return
 	}
+	if wait := w.limitSettleWait(m); wait > 0 {
+		_ = m.NakWithDelay(wait)
+		return
+	}
 	stop := w.inProgress(m)
 	seen := w.gate.generation()
 	err = w.settleLimit(ctx, source, a)
@@ -150,6 +154,24 @@ func (w *Worker) handleLimit(ctx context.Context, m jetstream.Msg) {
 	if err := m.DoubleAck(actx); err != nil {
 		w.log.Warn("ack delivery limit advisory", "stream", a.Stream, "seq", a.StreamSeq, "err", err)
 	}
+}
+
+// limitSettleWait is how long an advisory waits before it is settled: until
+// AckWait has passed since the server gave the message up, and since the
+// store last came back. A copy a process fetched before the limit is
+// handled within that, as a rule (held through an outage, it is handled as
+// soon as the store answers), and settles the message without a dead
+// letter written and then discarded.
+func (w *Worker) limitSettleWait(m jetstream.Msg) time.Duration {
+	meta, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	from := meta.Timestamp
+	if opened := w.gate.lastOpened(); opened.After(from) {
+		from = opened
+	}
+	return time.Until(from.Add(w.cfg.AckWait))
 }
 
 // settleLimit makes the message an advisory names a dead letter, unless
@@ -259,7 +281,7 @@ func (w *Worker) discardLimit(ctx context.Context, d deadMessage, how string) er
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	attrs := msgAttrs(d.Source, d.MsgID, d.Data)
-	dl, err := w.store.PendingDeadLetter(dctx, d.MsgID, d.Stream, d.Sequence)
+	dl, err := w.store.PendingDeadLetterOfCopy(dctx, d.Stream, d.Sequence)
 	switch {
 	case errors.Is(err, casestore.ErrNotFound):
 		return nil

@@ -124,6 +124,13 @@ func (g *storeGate) trip(err error, seen uint64) bool {
 // holds.
 func (g *storeGate) stopping() bool { return g.stop.Err() != nil }
 
+// lastOpened is when the last outage ended (zero: none yet).
+func (g *storeGate) lastOpened() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.opened
+}
+
 // closed reports whether the store is known not to answer now.
 func (g *storeGate) closed() bool {
 	g.mu.Lock()

@@ -137,15 +137,33 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		// A dead letter that could not be stored keeps its row and stops the
 		// case's queue: the inputs behind it must not overtake it.
 		if d.Attempts >= w.cfg.MaxDeliver {
-			if w.deadLetter(ctx, dm, events.DeadMaxDeliveries, fmt.Errorf("taken up %d times and failed each time (last: %s)", d.Attempts, d.Reason)) != nil {
+			if w.deadLetter(ctx, dm, events.DeadMaxDeliveries, fmt.Errorf("taken up %d times without getting further: each failed, "+
+				"or a worker process ended while taking it up (last failure: %s)", d.Attempts, d.Reason)) != nil {
 				return
 			}
 			continue
 		}
 		msg := &refundflow.Message{ID: d.MsgID, Stream: d.Stream, Seq: d.StreamSeq, Subject: d.Subject,
 			Source: d.Source, Payload: d.Payload, Deferred: true}
+		// Counted before it runs, given back once it returns (the
+		// process did not end): see casestore's StartTakeUp. A count not
+		// given back (the store away when it returned) is given back
+		// first.
 		seen = w.gate.generation()
+		if w.unended(d.MsgID, false) && w.endTakeUp(ctx, d) != nil {
+			return
+		}
+		taken, err := w.store.StartTakeUp(ctx, d.MsgID, d.NotBefore, time.Now().Add(w.backoff(uint64(d.Attempts)+1)))
+		if err != nil || !taken {
+			if err != nil && !w.gate.trip(err, seen) {
+				w.log.Warn("deferred input: take up", append(msgAttrs(d.Source, d.MsgID, d.Payload), "case", id, "err", err)...)
+			}
+			return // another take-up has it, or it changed: the next tick reads it again
+		}
 		h, reason, err := w.applyGuarded(ctx, "deferred", msg)
+		if w.endTakeUp(ctx, d) != nil {
+			w.unended(d.MsgID, true)
+		}
 		var dlErr error
 		switch {
 		case reason == "" && w.gate.trip(err, seen):
@@ -185,6 +203,34 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 			return
 		}
 	}
+}
+
+// endTakeUp gives back a take-up's count (casestore's EndTakeUp).
+func (w *Worker) endTakeUp(ctx context.Context, d casestore.DeferredInput) error {
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := w.store.EndTakeUp(ectx, d.MsgID)
+	if err != nil {
+		w.log.Warn("deferred input: end take-up", append(msgAttrs(d.Source, d.MsgID, d.Payload), "err", err)...)
+		return err
+	}
+	w.mu.Lock()
+	delete(w.notEnded, d.MsgID)
+	w.mu.Unlock()
+	return nil
+}
+
+// unended reports whether a take-up of msgID in this process has not
+// given its count back, and with set, marks it so (until endTakeUp
+// succeeds). Per process: a count a process that ended did not give back
+// is what StartTakeUp means to keep.
+func (w *Worker) unended(msgID string, set bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if set {
+		w.notEnded[msgID] = true
+	}
+	return w.notEnded[msgID]
 }
 
 // timers fires due case timers, and takes up due deferred inputs, every
