@@ -180,7 +180,8 @@ func waitingCopyWithDeadLetter(t *testing.T) (*stack, casestore.DeadLetter) {
 		Request: &refundflow.Request{GoodsStatus: "refundWaitSellerSend", ReasonID: 20001, Amount: 3000, Description: "不想要了"}})
 	s.advise(events.DefaultCommandStreamName, s.env["WORKER_CONSUMER"], 2, 63)
 	var dl casestore.DeadLetter
-	// Written in milliseconds; the slot stays taken for the render's 10 s.
+	// Written once the advisory is WORKER_ACK_WAIT (1 s) old; the slot
+	// stays taken for the render's 10 s.
 	waitFor(t, 8*time.Second, "the delivery limit's dead letter, while the copy waits", func() bool {
 		dls, err := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{})
 		if err != nil || len(dls) != 1 {

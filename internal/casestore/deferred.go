@@ -39,8 +39,9 @@ type DeferredInput struct {
 	NotBefore time.Time // when it can get further
 	Reason    string    // why it waits: a decision code, for operators
 	// Attempts counts the times it was taken up and failed (a platform call
-	// or the store, not a wait for a known time): past a bound the worker
-	// gives it up as a dead letter. Defer adds the given value.
+	// or the store, not a wait for a known time), or did not return (the
+	// process ended: StartTakeUp): past a bound the worker gives it up as a
+	// dead letter. Defer adds the given value.
 	Attempts  int
 	CreatedAt time.Time
 }
@@ -329,44 +330,58 @@ func (s *Store) DeferredKept(ctx context.Context, msgID string) (bool, error) {
 	return n > 0, nil
 }
 
-// StartTakeUp counts a take-up of the input kept under msgID before it
+// StartTakeUp counts a take-up of the kept input (its row id) before it
 // runs, and moves its time to until: a take-up that ends the worker
 // process (a kill, out of memory) counts like a failure, so an input that
 // ends the process each time is given up after as many as any other
 // failures (casework's takeUp), instead of being taken up again at every
 // start for ever; and meanwhile no other take-up (this process's next
-// tick, another process) starts it again before until. It takes the input
-// only as it was read (notBefore): false if another take-up took it
-// first, or it changed.
-func (s *Store) StartTakeUp(ctx context.Context, msgID string, notBefore, until time.Time) (bool, error) {
-	var taken bool
+// tick, another process) starts it again before until (HoldTakeUp keeps it
+// ahead while the take-up runs). It takes the input only as it was read
+// (notBefore): false if another take-up took it first, or it changed.
+func (s *Store) StartTakeUp(ctx context.Context, id int64, notBefore, until time.Time) (bool, error) {
+	return s.moveTakeUp(ctx, "take up", `UPDATE deferred_inputs SET attempts = attempts + 1, not_before = ?
+		WHERE id = ? AND not_before = ?`, ms64(until), id, ms64(notBefore))
+}
+
+// HoldTakeUp moves a running take-up's time from until (as StartTakeUp
+// or the last hold left it) to next; false once the row is not as it left
+// it (the take-up deferred it again, or it is gone).
+func (s *Store) HoldTakeUp(ctx context.Context, id int64, until, next time.Time) (bool, error) {
+	return s.moveTakeUp(ctx, "hold take-up", `UPDATE deferred_inputs SET not_before = ? WHERE id = ? AND not_before = ?`,
+		ms64(next), id, ms64(until))
+}
+
+func (s *Store) moveTakeUp(ctx context.Context, what, query string, args ...any) (bool, error) {
+	var moved bool
 	err := s.Update(ctx, func(tx *Tx) error {
-		res, err := tx.tx.ExecContext(ctx, `UPDATE deferred_inputs SET attempts = attempts + 1, not_before = ?
-			WHERE msg_id = ? AND not_before = ?`, ms64(until), msgID, ms64(notBefore))
+		res, err := tx.tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
 		n, err := res.RowsAffected()
-		taken = n == 1
+		moved = n == 1
 		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("take up deferred input %q: %w", msgID, err)
+		return false, fmt.Errorf("%s of deferred input %d: %w", what, args[1], err)
 	}
-	return taken, nil
+	return moved, nil
 }
 
 // EndTakeUp gives back the count StartTakeUp took, once the take-up
 // returned (the process did not end): what it came to counts as it says
 // (Defer adds a failure; a wait adds nothing; an applied input has no row
-// left).
-func (s *Store) EndTakeUp(ctx context.Context, msgID string) error {
+// left). The row is the one taken up (its id and when it was kept):
+// SQLite gives a row kept again after the last one went the same id.
+func (s *Store) EndTakeUp(ctx context.Context, id int64, keptAt time.Time) error {
 	err := s.Update(ctx, func(tx *Tx) error {
-		_, err := tx.tx.ExecContext(ctx, `UPDATE deferred_inputs SET attempts = attempts - 1 WHERE msg_id = ? AND attempts > 0`, msgID)
+		_, err := tx.tx.ExecContext(ctx, `UPDATE deferred_inputs SET attempts = attempts - 1
+			WHERE id = ? AND created_at = ? AND attempts > 0`, id, ms64(keptAt))
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("end take-up of deferred input %q: %w", msgID, err)
+		return fmt.Errorf("end take-up of deferred input %d: %w", id, err)
 	}
 	return nil
 }

@@ -393,12 +393,22 @@ func testATakeUpCountsBeforeItRuns(t *testing.T, be backend) {
 	}
 	d := read()
 	until := now.Add(time.Minute)
-	if taken, err := s.StartTakeUp(ctx, "cb", d.NotBefore, until); err != nil || !taken {
+	if taken, err := s.StartTakeUp(ctx, d.ID, d.NotBefore, until); err != nil || !taken {
 		t.Fatalf("StartTakeUp = %v, %v; want taken", taken, err)
 	}
-	if taken, err := s.StartTakeUp(ctx, "cb", d.NotBefore, until); err != nil || taken {
+	if taken, err := s.StartTakeUp(ctx, d.ID, d.NotBefore, until); err != nil || taken {
 		t.Errorf("a second StartTakeUp of the same read = %v, %v; want nothing taken", taken, err)
 	}
+	// While it runs, its time is held ahead; a hold from a time it no
+	// longer has moves nothing.
+	next := until.Add(time.Minute)
+	if held, err := s.HoldTakeUp(ctx, d.ID, until, next); err != nil || !held {
+		t.Fatalf("HoldTakeUp = %v, %v; want held", held, err)
+	}
+	if held, err := s.HoldTakeUp(ctx, d.ID, until, next.Add(time.Minute)); err != nil || held {
+		t.Errorf("HoldTakeUp from a time the row no longer has = %v, %v; want nothing moved", held, err)
+	}
+	until = next
 	if got := read(); got.Attempts != 1 || !got.NotBefore.Equal(until) {
 		t.Errorf("after the take-up started: %d attempts, due %s; want 1 (a process that ends keeps it), due %s", got.Attempts, got.NotBefore, until)
 	}
@@ -408,27 +418,39 @@ func testATakeUpCountsBeforeItRuns(t *testing.T, be backend) {
 	if err := s.Update(ctx, func(tx *Tx) error { return tx.Defer(ctx, failed) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EndTakeUp(ctx, "cb"); err != nil {
+	if err := s.EndTakeUp(ctx, d.ID, d.CreatedAt); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(); got.Attempts != 1 {
 		t.Errorf("after a failed take-up: %d attempts; want 1", got.Attempts)
 	}
 	// One that waits adds nothing: the count it took goes back.
-	if taken, err := s.StartTakeUp(ctx, "cb", read().NotBefore, until); err != nil || !taken {
+	if taken, err := s.StartTakeUp(ctx, d.ID, read().NotBefore, until); err != nil || !taken {
 		t.Fatalf("StartTakeUp = %v, %v; want taken", taken, err)
 	}
-	if err := s.EndTakeUp(ctx, "cb"); err != nil {
+	if err := s.EndTakeUp(ctx, d.ID, d.CreatedAt); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(); got.Attempts != 1 {
 		t.Errorf("after a take-up that returned with no failure: %d attempts; want 1", got.Attempts)
 	}
-	// Applied: no row, and nothing to give back.
-	if err := s.Update(ctx, func(tx *Tx) error { return tx.DeleteDeferred(ctx, "cb") }); err != nil {
+	// Applied, and kept again under the same id: the new row is not the
+	// one the take-up counted on, and gives nothing back.
+	<-time.After(2 * time.Millisecond) // kept again at a later millisecond than the first row, as in any later transaction
+	if err := s.Update(ctx, func(tx *Tx) error {
+		if err := tx.DeleteDeferred(ctx, "cb"); err != nil {
+			return err
+		}
+		again := input
+		again.Attempts = 1
+		return tx.Defer(ctx, again)
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EndTakeUp(ctx, "gone"); err != nil {
+	if err := s.EndTakeUp(ctx, d.ID, d.CreatedAt); err != nil {
 		t.Errorf("EndTakeUp of an input applied: %v; want nothing done", err)
+	}
+	if got := read(); got.Attempts != 1 {
+		t.Errorf("the input kept again (row %d, kept at %s): %d attempts; want its own 1", got.ID, got.CreatedAt, got.Attempts)
 	}
 }

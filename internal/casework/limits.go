@@ -128,14 +128,20 @@ func (w *Worker) handleLimit(ctx context.Context, m jetstream.Msg) {
 		_ = m.Ack()
 		return
 	}
-	if wait := w.limitSettleWait(m); wait > 0 {
-		_ = m.NakWithDelay(wait)
+	if wait := w.limitSettleWait(m); wait > 0 || w.gate.closed() {
+		_ = m.NakWithDelay(max(wait, w.cfg.AckWait/3))
 		return
 	}
 	stop := w.inProgress(m)
 	seen := w.gate.generation()
 	err = w.settleLimit(ctx, source, a)
 	for again, held := w.holdStore(ctx, err, 0, seen); again; again, held = w.holdStore(ctx, err, held, seen) {
+		if wait := w.limitSettleWait(m); wait > 0 {
+			// Back from an outage: the copies held through it go first.
+			stop()
+			_ = m.NakWithDelay(wait)
+			return
+		}
 		seen = w.gate.generation()
 		err = w.settleLimit(ctx, source, a)
 	}

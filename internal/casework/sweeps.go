@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -132,6 +133,15 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 			commandsWait = commandsWait || command
 			continue
 		}
+		// A count a take-up here took and could not give back (the store
+		// away when it returned) is given back first: it counts for
+		// nothing.
+		if w.unended(d.ID, false) {
+			if w.endTakeUp(ctx, d) != nil {
+				return
+			}
+			d.Attempts = max(d.Attempts-1, 0)
+		}
 		dm := deadMessage{DeadLetter: events.DeadLetter{Source: d.Source, MsgID: d.MsgID, Subject: d.Subject, Stream: d.Stream,
 			Sequence: d.StreamSeq, Deliveries: uint64(d.Attempts), Data: d.Payload}, deferred: true}
 		// A dead letter that could not be stored keeps its row and stops the
@@ -146,30 +156,30 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		msg := &refundflow.Message{ID: d.MsgID, Stream: d.Stream, Seq: d.StreamSeq, Subject: d.Subject,
 			Source: d.Source, Payload: d.Payload, Deferred: true}
 		// Counted before it runs, given back once it returns (the
-		// process did not end): see casestore's StartTakeUp. A count not
-		// given back (the store away when it returned) is given back
-		// first.
+		// process did not end): see casestore's StartTakeUp. Its time
+		// is kept ahead while it runs (holdTakeUp): no other take-up
+		// starts it, or counts it, meanwhile.
 		seen = w.gate.generation()
-		if w.unended(d.MsgID, false) && w.endTakeUp(ctx, d) != nil {
-			return
-		}
-		taken, err := w.store.StartTakeUp(ctx, d.MsgID, d.NotBefore, time.Now().Add(w.backoff(uint64(d.Attempts)+1)))
+		until := time.Now().Add(max(w.backoff(uint64(d.Attempts)+1), w.cfg.AckWait))
+		taken, err := w.store.StartTakeUp(ctx, d.ID, d.NotBefore, until)
 		if err != nil || !taken {
 			if err != nil && !w.gate.trip(err, seen) {
 				w.log.Warn("deferred input: take up", append(msgAttrs(d.Source, d.MsgID, d.Payload), "case", id, "err", err)...)
 			}
 			return // another take-up has it, or it changed: the next tick reads it again
 		}
+		release := w.holdTakeUp(ctx, d.ID, until)
 		h, reason, err := w.applyGuarded(ctx, "deferred", msg)
+		release()
 		if w.endTakeUp(ctx, d) != nil {
-			w.unended(d.MsgID, true)
+			w.unended(d.ID, true)
 		}
 		var dlErr error
 		switch {
 		case reason == "" && w.gate.trip(err, seen):
-			return // the row stays as it was: taken up when the store is back
+			return // the row stays, uncounted: taken up when the store is back and its time has come
 		case reason == "" && w.gate.stale(err, seen):
-			return // refused before the store came back: the row stays, taken up at the next tick, uncounted
+			return // refused before the store came back: the row stays, uncounted, taken up when its time has come
 		case reason != "":
 			dlErr = w.deadLetter(ctx, dm, reason, err)
 		case err == nil && h.Deferred:
@@ -190,7 +200,7 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		case errors.Is(err, refundflow.ErrNoCase):
 			dlErr = w.deadLetter(ctx, dm, events.DeadUnknownCase, err)
 		case ctx.Err() != nil:
-			return // stopping cut it: the row stays as it was, uncounted, for the next worker
+			return // stopping cut it: the row stays, uncounted, for the next worker when its time has come
 		default:
 			d.NotBefore, d.Attempts, d.Reason = time.Now().Add(w.backoff(uint64(d.Attempts)+1)), 1, excerpt.Of(err.Error(), 200)
 			if uerr := w.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error { return tx.Defer(ctx, d) }); uerr != nil {
@@ -205,32 +215,68 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 	}
 }
 
+// holdTakeUp keeps a running take-up's time (from until) a WORKER_ACK_WAIT
+// ahead, every third of it, until release: a take-up longer than its hold
+// (a slow platform call, a lease waited for) is not started again, or
+// counted, by another process. It stops once the row is no longer as it
+// left it (the take-up deferred it again, or it is gone).
+func (w *Worker) holdTakeUp(ctx context.Context, rowID int64, until time.Time) (release func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(w.cfg.AckWait/3, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			next := time.Now().Add(w.cfg.AckWait)
+			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			held, err := w.store.HoldTakeUp(hctx, rowID, until, next)
+			cancel()
+			switch {
+			case err != nil:
+				w.log.Debug("deferred input: hold take-up", "input", rowID, "err", err)
+			case !held:
+				return
+			default:
+				until = next
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
 // endTakeUp gives back a take-up's count (casestore's EndTakeUp).
 func (w *Worker) endTakeUp(ctx context.Context, d casestore.DeferredInput) error {
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	err := w.store.EndTakeUp(ectx, d.MsgID)
+	err := w.store.EndTakeUp(ectx, d.ID, d.CreatedAt)
 	if err != nil {
 		w.log.Warn("deferred input: end take-up", append(msgAttrs(d.Source, d.MsgID, d.Payload), "err", err)...)
 		return err
 	}
 	w.mu.Lock()
-	delete(w.notEnded, d.MsgID)
+	delete(w.notEnded, d.ID)
 	w.mu.Unlock()
 	return nil
 }
 
-// unended reports whether a take-up of msgID in this process has not
-// given its count back, and with set, marks it so (until endTakeUp
-// succeeds). Per process: a count a process that ended did not give back
-// is what StartTakeUp means to keep.
-func (w *Worker) unended(msgID string, set bool) bool {
+// unended reports whether a take-up of the input (its row id) in this
+// process has not given its count back, and with set, marks it so (until
+// endTakeUp succeeds). Per process: a count a process that ended did not
+// give back is what StartTakeUp means to keep. An entry whose row went
+// another way (applied elsewhere) stays until this process stops: one
+// per outage met mid-take-up.
+func (w *Worker) unended(rowID int64, set bool) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if set {
-		w.notEnded[msgID] = true
+		w.notEnded[rowID] = true
 	}
-	return w.notEnded[msgID]
+	return w.notEnded[rowID]
 }
 
 // timers fires due case timers, and takes up due deferred inputs, every
