@@ -372,12 +372,12 @@ func (s *Store) moveTakeUp(ctx context.Context, what, query string, args ...any)
 // EndTakeUp gives back the count StartTakeUp took, once the take-up
 // returned (the process did not end): what it came to counts as it says
 // (Defer adds a failure; a wait adds nothing; an applied input has no row
-// left). The row is the one taken up (its id and when it was kept):
-// SQLite gives a row kept again after the last one went the same id.
-func (s *Store) EndTakeUp(ctx context.Context, id int64, keptAt time.Time) error {
+// left). The row is the one taken up (its id, message and when it was
+// kept): SQLite gives a row kept after the last one went the same id.
+func (s *Store) EndTakeUp(ctx context.Context, id int64, msgID string, keptAt time.Time) error {
 	err := s.Update(ctx, func(tx *Tx) error {
 		_, err := tx.tx.ExecContext(ctx, `UPDATE deferred_inputs SET attempts = attempts - 1
-			WHERE id = ? AND created_at = ? AND attempts > 0`, id, ms64(keptAt))
+			WHERE id = ? AND msg_id = ? AND created_at = ? AND attempts > 0`, id, msgID, ms64(keptAt))
 		return err
 	})
 	if err != nil {

@@ -418,7 +418,7 @@ func testATakeUpCountsBeforeItRuns(t *testing.T, be backend) {
 	if err := s.Update(ctx, func(tx *Tx) error { return tx.Defer(ctx, failed) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EndTakeUp(ctx, d.ID, d.CreatedAt); err != nil {
+	if err := s.EndTakeUp(ctx, d.ID, "cb", d.CreatedAt); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(); got.Attempts != 1 {
@@ -428,7 +428,7 @@ func testATakeUpCountsBeforeItRuns(t *testing.T, be backend) {
 	if taken, err := s.StartTakeUp(ctx, d.ID, read().NotBefore, until); err != nil || !taken {
 		t.Fatalf("StartTakeUp = %v, %v; want taken", taken, err)
 	}
-	if err := s.EndTakeUp(ctx, d.ID, d.CreatedAt); err != nil {
+	if err := s.EndTakeUp(ctx, d.ID, "cb", d.CreatedAt); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(); got.Attempts != 1 {
@@ -447,7 +447,7 @@ func testATakeUpCountsBeforeItRuns(t *testing.T, be backend) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EndTakeUp(ctx, d.ID, d.CreatedAt); err != nil {
+	if err := s.EndTakeUp(ctx, d.ID, "cb", d.CreatedAt); err != nil {
 		t.Errorf("EndTakeUp of an input applied: %v; want nothing done", err)
 	}
 	if got := read(); got.Attempts != 1 {

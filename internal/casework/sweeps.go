@@ -136,7 +136,7 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		// A count a take-up here took and could not give back (the store
 		// away when it returned) is given back first: it counts for
 		// nothing.
-		if w.unended(d.ID, false) {
+		if w.unended(d) {
 			if w.endTakeUp(ctx, d) != nil {
 				return
 			}
@@ -147,6 +147,10 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		// A dead letter that could not be stored keeps its row and stops the
 		// case's queue: the inputs behind it must not overtake it.
 		if d.Attempts >= w.cfg.MaxDeliver {
+			// Only as read: another process's take-up may have it now.
+			if taken, err := w.store.StartTakeUp(ctx, d.ID, d.NotBefore, time.Now().Add(w.cfg.AckWait)); err != nil || !taken {
+				return
+			}
 			if w.deadLetter(ctx, dm, events.DeadMaxDeliveries, fmt.Errorf("taken up %d times without getting further: each failed, "+
 				"or a worker process ended while taking it up (last failure: %s)", d.Attempts, d.Reason)) != nil {
 				return
@@ -172,7 +176,7 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 		h, reason, err := w.applyGuarded(ctx, "deferred", msg)
 		release()
 		if w.endTakeUp(ctx, d) != nil {
-			w.unended(d.ID, true)
+			w.markUnended(d)
 		}
 		var dlErr error
 		switch {
@@ -232,6 +236,9 @@ func (w *Worker) holdTakeUp(ctx context.Context, rowID int64, until time.Time) (
 				return
 			case <-t.C:
 			}
+			if time.Until(until) > w.cfg.AckWait*2/3 {
+				continue // ahead still (the backoff's hold): kept as it is
+			}
 			next := time.Now().Add(w.cfg.AckWait)
 			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			held, err := w.store.HoldTakeUp(hctx, rowID, until, next)
@@ -253,7 +260,7 @@ func (w *Worker) holdTakeUp(ctx context.Context, rowID int64, until time.Time) (
 func (w *Worker) endTakeUp(ctx context.Context, d casestore.DeferredInput) error {
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	err := w.store.EndTakeUp(ectx, d.ID, d.CreatedAt)
+	err := w.store.EndTakeUp(ectx, d.ID, d.MsgID, d.CreatedAt)
 	if err != nil {
 		w.log.Warn("deferred input: end take-up", append(msgAttrs(d.Source, d.MsgID, d.Payload), "err", err)...)
 		return err
@@ -264,19 +271,29 @@ func (w *Worker) endTakeUp(ctx context.Context, d casestore.DeferredInput) error
 	return nil
 }
 
-// unended reports whether a take-up of the input (its row id) in this
-// process has not given its count back, and with set, marks it so (until
-// endTakeUp succeeds). Per process: a count a process that ended did not
-// give back is what StartTakeUp means to keep. An entry whose row went
-// another way (applied elsewhere) stays until this process stops: one
-// per outage met mid-take-up.
-func (w *Worker) unended(rowID int64, set bool) bool {
+// unended reports whether a take-up of d in this process has not given
+// its count back (markUnended), until endTakeUp succeeds. An entry for
+// another row (the one it was for went, and SQLite gave its id to d) is
+// dropped. Per process: a count a process that ended did not give back is
+// what StartTakeUp means to keep. An entry whose row went another way
+// (applied elsewhere) stays until this process stops: one per outage met
+// mid-take-up.
+func (w *Worker) unended(d casestore.DeferredInput) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if set {
-		w.notEnded[rowID] = true
+	kept, ok := w.notEnded[d.ID]
+	if ok && !kept.Equal(d.CreatedAt) {
+		delete(w.notEnded, d.ID)
+		return false
 	}
-	return w.notEnded[rowID]
+	return ok
+}
+
+// markUnended marks d's take-up as not having given its count back.
+func (w *Worker) markUnended(d casestore.DeferredInput) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.notEnded[d.ID] = d.CreatedAt
 }
 
 // timers fires due case timers, and takes up due deferred inputs, every

@@ -169,7 +169,7 @@ type Worker struct {
 	// notEnded: deferred inputs whose take-up here returned without
 	// giving its count back (the store away then): given back before
 	// their next take-up (sweeps.go).
-	notEnded map[int64]bool
+	notEnded map[int64]time.Time // by row id: when the row was kept
 
 	order keyOrder // commands of one case, in the order they came
 
@@ -204,7 +204,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	stopping, stop := context.WithCancel(context.Background())
 	w := &Worker{cfg: cfg, log: log, store: deps.Store, engine: deps.Engine, parser: parser, js: deps.JetStream,
 		metrics: deps.Metrics, tracer: tracer, ready: readiness{conn: deps.JetStream.Conn(), store: deps.Store},
-		sem: make(chan struct{}, cfg.Concurrency), verifying: make(chan struct{}, cfg.Concurrency), active: map[int64]bool{}, broken: map[int64]time.Time{}, notEnded: map[int64]bool{},
+		sem: make(chan struct{}, cfg.Concurrency), verifying: make(chan struct{}, cfg.Concurrency), active: map[int64]bool{}, broken: map[int64]time.Time{}, notEnded: map[int64]time.Time{},
 		gate: newStoreGate(deps.Store.Ping, deps.Store.PingWrite, log, cfg.RetryBase, stopping), stop: stop}
 	w.ready.gate = w.gate
 	up := func() bool { return !w.gate.closed() }
