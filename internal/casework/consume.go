@@ -444,6 +444,16 @@ func (w *Worker) backoff(n uint64) time.Duration {
 // inProgress tells JetStream the message is still being worked on, every
 // third of AckWait, until stop is called.
 func (w *Worker) inProgress(m jetstream.Msg) (stop func()) {
+	return w.everyThirdOfAckWait(func() bool {
+		_ = m.InProgress()
+		return true
+	})
+}
+
+// everyThirdOfAckWait runs fn every third of AckWait, until stop is called
+// or fn returns false: what keeps work the worker still does from looking
+// abandoned (a message's in-progress reports, a take-up's hold).
+func (w *Worker) everyThirdOfAckWait(fn func() bool) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -454,7 +464,9 @@ func (w *Worker) inProgress(m jetstream.Msg) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				_ = m.InProgress()
+				if !fn() {
+					return
+				}
 			}
 		}
 	})

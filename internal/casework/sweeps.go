@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -225,35 +224,24 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 // counted, by another process. It stops once the row is no longer as it
 // left it (the take-up deferred it again, or it is gone).
 func (w *Worker) holdTakeUp(ctx context.Context, rowID int64, until time.Time) (release func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(max(w.cfg.AckWait/3, 10*time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-			if time.Until(until) > w.cfg.AckWait*2/3 {
-				continue // ahead still (the backoff's hold): kept as it is
-			}
-			next := time.Now().Add(w.cfg.AckWait)
-			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			held, err := w.store.HoldTakeUp(hctx, rowID, until, next)
-			cancel()
-			switch {
-			case err != nil:
-				w.log.Debug("deferred input: hold take-up", "input", rowID, "err", err)
-			case !held:
-				return
-			default:
-				until = next
-			}
+	return w.everyThirdOfAckWait(func() bool {
+		if time.Until(until) > w.cfg.AckWait*2/3 {
+			return true // ahead still (the backoff's hold): kept as it is
 		}
+		next := time.Now().Add(w.cfg.AckWait)
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		held, err := w.store.HoldTakeUp(hctx, rowID, until, next)
+		cancel()
+		switch {
+		case err != nil:
+			w.log.Debug("deferred input: hold take-up", "input", rowID, "err", err)
+		case !held:
+			return false
+		default:
+			until = next
+		}
+		return true
 	})
-	return func() { close(done); wg.Wait() }
 }
 
 // endTakeUp gives back a take-up's count (casestore's EndTakeUp).
