@@ -484,3 +484,15 @@ ALTER TABLE dead_letters ADD COLUMN stream_seq INTEGER NOT NULL DEFAULT 0;
 -- callback's own, the command's) may not be the one the dead letter was
 -- written under (its Nats-Msg-Id). Old copies (stream '') are not indexed.
 CREATE INDEX dead_letters_copy ON dead_letters (stream, stream_seq) WHERE retried_at IS NULL AND stream <> '';
+
+-- +migration 24: worker processes that ended holding a case
+-- leases_abandoned counts, in a row, the worker processes that ended
+-- (killed, out of memory, a crash no recover catches) while they held the
+-- case's lease: a lease another process took over from a holder that
+-- never let it go (ReleaseLeasesOf for a dead process of this host, or
+-- an expired lease taken by a statement that takes leases). A holder that
+-- lets go of the lease itself sets it back to 0. A case that keeps ending
+-- the process would otherwise be woken after every restart, for ever, and
+-- take every input in flight down with it; refundflow holds it for an
+-- operator (worker_ended) once the count reaches WORKER_ENDED_LIMIT.
+ALTER TABLE cases ADD COLUMN leases_abandoned INTEGER NOT NULL DEFAULT 0;

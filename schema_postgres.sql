@@ -324,3 +324,10 @@ ALTER TABLE dead_letters ADD COLUMN stream_seq BIGINT NOT NULL DEFAULT 0;
 -- +migration 23: dead letters found by their stream copy
 -- See schema.sql.
 CREATE INDEX dead_letters_copy ON dead_letters (stream, stream_seq) WHERE retried_at IS NULL AND stream <> '';
+
+-- +migration 24: worker processes that ended holding a case
+-- See schema.sql. A column with a constant default: no table rewrite, but
+-- the ALTER takes the table's exclusive lock for a moment; its wait is
+-- bounded, as in migration 18.
+SET LOCAL lock_timeout = '10s';
+ALTER TABLE cases ADD COLUMN leases_abandoned BIGINT NOT NULL DEFAULT 0;

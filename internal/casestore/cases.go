@@ -69,6 +69,11 @@ type Case struct {
 	// operator has read yet. Both read-only here (see RecordCaseMessages).
 	MessagesCheckedAt    time.Time
 	UnreadSellerMessages int
+	// LeasesAbandoned counts, in a row, the worker processes that ended
+	// while they held the case's lease (read-only: counted where a lease
+	// is taken over from such a holder, set back to 0 where a holder lets
+	// go of it; see migration 24).
+	LeasesAbandoned int
 }
 
 // caseRow is the database form of Case.
@@ -100,12 +105,14 @@ type caseRow struct {
 	OrderEventsLatest   int64         `db:"order_events_latest"`
 	MessagesCheckedAt   int64         `db:"messages_checked_at"`
 	UnreadSeller        int           `db:"unread_seller_messages"`
+	LeasesAbandoned     int           `db:"leases_abandoned"`
 }
 
 const caseColumns = `id, platform, order_id, sub_order_id, refund_id, state, parked_state, version,
 	request, plan, shipment, platform_status, last_platform_check_at, next_wake_at,
 	attention_code, attention_message, created_at, updated_at, lease_owner, lease_until, opened_by,
-	duplicate_of, failed_inputs, order_events_seen, order_events_latest, messages_checked_at, unread_seller_messages`
+	duplicate_of, failed_inputs, order_events_seen, order_events_latest, messages_checked_at, unread_seller_messages,
+	leases_abandoned`
 
 func (r caseRow) toCase() Case {
 	c := Case{
@@ -117,6 +124,7 @@ func (r caseRow) toCase() Case {
 		CreatedAt: time.UnixMilli(r.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(),
 		LeaseOwner: r.LeaseOwner, OpenedBy: r.OpenedBy, DuplicateOf: r.DuplicateOf, FailedInputs: r.FailedInputs,
 		OrderEventsSeen: r.OrderEventsSeen, OrderEventsLatest: r.OrderEventsLatest, UnreadSellerMessages: r.UnreadSeller,
+		LeasesAbandoned: r.LeasesAbandoned,
 	}
 	if r.MessagesCheckedAt > 0 {
 		c.MessagesCheckedAt = time.UnixMilli(r.MessagesCheckedAt).UTC()
@@ -386,11 +394,20 @@ func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case, lw *leaseWr
 	if prev != nil {
 		next.Platform, next.OrderID, next.SubOrderID, next.CreatedAt = prev.Platform, prev.OrderID, prev.SubOrderID, prev.CreatedAt
 		next.LeaseOwner, next.LeaseUntil, next.OpenedBy, next.DuplicateOf = prev.LeaseOwner, prev.LeaseUntil, prev.OpenedBy, prev.DuplicateOf
+		next.LeasesAbandoned = prev.LeasesAbandoned
 	}
 	if lw != nil {
 		next.LeaseOwner, next.LeaseUntil = lw.storedOwner(), time.Time{}
 		if lw.until > 0 {
 			next.LeaseUntil = time.UnixMilli(lw.until).UTC()
+			if prev != nil && prev.LeaseOwner != "" && prev.LeaseOwner != lw.owner {
+				// Taken over, as far as prev knows: a lease moves
+				// without a new version, so only the statement knows
+				// (the engine reads the count, never this).
+				next.LeasesAbandoned++
+			}
+		} else {
+			next.LeasesAbandoned = 0
 		}
 	}
 	return storedCase(next, now), nil
@@ -451,6 +468,14 @@ func (cw *caseWrite) statement() (string, []any) {
 	}
 	where := "WHERE id = ? AND version = ?"
 	if cw.lease != nil {
+		// Before lease_owner in SET: every expression reads the row as it
+		// was before the statement.
+		if cw.lease.until == 0 {
+			set.WriteString(leaseLetGo + ", ")
+		} else {
+			set.WriteString(leaseTakenOver + ", ")
+			args = append(args, cw.lease.owner)
+		}
 		set.WriteString("lease_owner = ?, lease_until = ?, ")
 		args = append(args, cw.lease.storedOwner(), cw.lease.until)
 	}

@@ -478,12 +478,24 @@ func (s *Store) DueCases(ctx context.Context, now time.Time, limit int) ([]Case,
 // StaleOpenCases returns open cases whose last platform check is before
 // olderThan (or that were never checked and were created before it), the
 // stalest first: the reconciler re-queries them so that callbacks the
-// platform never delivered cannot strand a case.
-func (s *Store) StaleOpenCases(ctx context.Context, olderThan time.Time, limit int) ([]Case, error) {
+// platform never delivered cannot strand a case. Cases whose attention
+// code is held (refundflow's worker_ended: no platform call until an
+// operator acts) are left out: they would head the list for ever, since
+// nothing checks them.
+func (s *Store) StaleOpenCases(ctx context.Context, olderThan time.Time, limit int, held ...string) ([]Case, error) {
+	args := []any{ms64(olderThan)}
+	skip := ""
+	if len(held) > 0 {
+		skip = " AND attention_code NOT IN (?" + strings.Repeat(", ?", len(held)-1) + ")"
+		for _, h := range held {
+			args = append(args, h)
+		}
+	}
+	args = append(args, clampLimit(limit))
 	return selectCases(ctx, s.r, "stale cases", `SELECT `+caseColumns+` FROM cases
 		WHERE `+terminalFilter()+`
-		AND COALESCE(last_platform_check_at, created_at) < ?
-		ORDER BY COALESCE(last_platform_check_at, created_at), id LIMIT ?`, ms64(olderThan), clampLimit(limit))
+		AND COALESCE(last_platform_check_at, created_at) < ?`+skip+`
+		ORDER BY COALESCE(last_platform_check_at, created_at), id LIMIT ?`, args...)
 }
 
 // CountByState returns the number of cases in each state (for metrics).

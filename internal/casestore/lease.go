@@ -11,10 +11,22 @@ import (
 // ends (or expires).
 var ErrLeased = errors.New("casestore: case leased by another worker")
 
+// The SET terms that keep cases.leases_abandoned (migration 24), for a
+// statement that gives the lease to an owner (its one argument) and for
+// one whose holder lets it go. A lease taken while another owner's is on
+// the row (the statements' conditions let it be taken only once expired)
+// was left by a holder that ended without letting go: one more in a row.
+// A holder that lets go itself ended the case's work normally.
+const (
+	leaseTakenOver = `leases_abandoned = CASE WHEN lease_owner <> '' AND lease_owner <> ? THEN leases_abandoned + 1 ELSE leases_abandoned END`
+	leaseLetGo     = `leases_abandoned = 0`
+)
+
 // ClaimLease gives owner the case's lease until now+ttl, in its own BEGIN
 // IMMEDIATE transaction. It succeeds when the case is free, already held by
-// owner, or held by someone whose lease expired; otherwise it returns
-// ErrLeased and the time the current lease ends.
+// owner, or held by someone whose lease expired (counted in
+// Case.LeasesAbandoned: that holder ended without letting go); otherwise it
+// returns ErrLeased and the time the current lease ends.
 //
 // The lease is what keeps two worker processes on one database from running
 // the same case at once: a holder keeps it across its platform calls
@@ -25,9 +37,9 @@ func (s *Store) ClaimLease(ctx context.Context, caseID int64, owner string, ttl 
 	}
 	err = s.Update(ctx, func(tx *Tx) error {
 		now := ms64(tx.now)
-		res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET lease_owner = ?, lease_until = ?
+		res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET `+leaseTakenOver+`, lease_owner = ?, lease_until = ?
 			WHERE id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)`,
-			owner, now+ttl.Milliseconds(), caseID, owner, now)
+			owner, owner, now+ttl.Milliseconds(), caseID, owner, now)
 		if err != nil {
 			return err
 		}
@@ -74,10 +86,11 @@ func (s *Store) RenewLease(ctx context.Context, caseID int64, owner string, ttl 
 	return nil
 }
 
-// ReleaseLease ends owner's lease (no-op if owner does not hold it).
+// ReleaseLease ends owner's lease (no-op if owner does not hold it): the
+// holder let go, so the case's count of abandoned leases starts again.
 func (s *Store) ReleaseLease(ctx context.Context, caseID int64, owner string) error {
 	err := s.Update(ctx, func(tx *Tx) error {
-		_, err := tx.tx.ExecContext(ctx, `UPDATE cases SET lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?`,
+		_, err := tx.tx.ExecContext(ctx, `UPDATE cases SET `+leaseLetGo+`, lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?`,
 			caseID, owner)
 		return err
 	})
@@ -128,14 +141,15 @@ func (s *Store) LeaseOwners(ctx context.Context) ([]string, error) {
 
 // ReleaseLeasesOf ends every lease held by owner, a process known to be
 // gone (its open intents are settled by asking the platform, as after any
-// crash), and returns how many cases it held. On PostgreSQL the cases are
+// crash), counting it on each case (Case.LeasesAbandoned), and returns how
+// many cases it held. On PostgreSQL the cases are
 // locked in id order, as an order event's transaction locks its order's
 // cases: in the order the UPDATE met them in the table, which updates
 // rearrange, the two could each wait for the other (deadlock detected).
 func (s *Store) ReleaseLeasesOf(ctx context.Context, owner string) (int64, error) {
 	var n int64
 	err := s.Update(ctx, func(tx *Tx) error {
-		res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET lease_owner = '', lease_until = 0
+		res, err := tx.tx.ExecContext(ctx, `UPDATE cases SET leases_abandoned = leases_abandoned + 1, lease_owner = '', lease_until = 0
 			WHERE id IN (SELECT id FROM cases WHERE lease_owner = ? ORDER BY id`+tx.forUpdate()+`)`, owner)
 		if err != nil {
 			return err

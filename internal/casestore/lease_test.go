@@ -465,3 +465,107 @@ func testAnUpdateThatPanicsFailsAlone(t *testing.T, be backend) {
 		t.Errorf("a panic after a stale write: %v; want ErrUpdatePanicked", err)
 	}
 }
+
+// TestALeaseLeftByAProcessThatEndedIsCounted: every way a lease is taken
+// over from a holder that never let go of it (a process of this host known
+// dead; an expired lease taken by ClaimLease or by a case update that takes
+// the lease) counts one more in Case.LeasesAbandoned, and every way a
+// holder lets go itself starts the count again, so that refundflow can
+// tell a case that keeps ending the worker process (migration 24).
+func TestALeaseLeftByAProcessThatEndedIsCounted(t *testing.T) {
+	eachBackend(t, testALeaseLeftByAProcessThatEndedIsCounted)
+}
+
+func testALeaseLeftByAProcessThatEndedIsCounted(t *testing.T, be backend) {
+	s := openTest(t, be.Fresh(t))
+	ctx := context.Background()
+	c := newCase(t, s, NewCase{Platform: "taobao", OrderID: "1", SubOrderID: "2", State: "requested"})
+	step := 0
+	want := func(what string, n int) {
+		t.Helper()
+		step++
+		got, err := s.GetCase(ctx, c.ID)
+		if err != nil || got.LeasesAbandoned != n {
+			t.Fatalf("%d. %s: leases abandoned %d, %v; want %d", step, what, got.LeasesAbandoned, err, n)
+		}
+	}
+	// left is a lease of owner that expired without being let go.
+	left := func(owner string) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx *Tx) error {
+			_, err := tx.tx.ExecContext(ctx, `UPDATE cases SET lease_owner = ?, lease_until = 1 WHERE id = ?`, owner, c.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim := func(owner string) {
+		t.Helper()
+		if _, err := s.ClaimLease(ctx, c.ID, owner, time.Minute); err != nil {
+			t.Fatalf("claim by %s: %v", owner, err)
+		}
+	}
+	// update writes the case with owner's lease (keep 0: let go), twice in
+	// one transaction when twice is set (PostgreSQL folds the pair into
+	// one statement), and returns the case as the update says it is.
+	update := func(owner string, keep time.Duration, twice bool) Case {
+		t.Helper()
+		var out Case
+		err := s.Update(ctx, func(tx *Tx) error {
+			prev, err := tx.GetCase(ctx, c.ID)
+			if err != nil {
+				return err
+			}
+			next := prev
+			next.PlatformStatus += "x"
+			if out, err = tx.UpdateCaseLeased(ctx, prev, next, owner, keep); err != nil || !twice {
+				return err
+			}
+			again := out
+			again.PlatformStatus += "y"
+			out, err = tx.UpdateCaseLeased(ctx, out, again, owner, keep)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("update with %s's lease: %v", owner, err)
+		}
+		return out
+	}
+
+	claim("a")
+	if err := s.ReleaseLease(ctx, c.ID, "a"); err != nil {
+		t.Fatal(err)
+	}
+	want("a holder that let go", 0)
+	claim("a")
+	if n, err := s.ReleaseLeasesOf(ctx, "a"); err != nil || n != 1 {
+		t.Fatalf("release the leases of a: %d, %v; want 1", n, err)
+	}
+	want("the lease of a process known dead, released", 1)
+	left("dead-1")
+	claim("b")
+	want("an expired lease claimed", 2)
+	claim("b")
+	want("claimed again by its holder", 2)
+	left("dead-2")
+	update("c", time.Minute, false)
+	want("an expired lease taken by a case update", 3)
+	update("c", time.Minute, false)
+	want("a case update by the holder", 3)
+	if got := update("c", 0, false); got.LeasesAbandoned != 0 {
+		t.Errorf("the case a letting-go update returns says %d leases abandoned; want 0", got.LeasesAbandoned)
+	}
+	want("a case update that lets go", 0)
+	left("dead-3")
+	update("d", time.Minute, true)
+	want("an expired lease taken by the first of two updates in one transaction", 1)
+	left("dead-4")
+	update("e", 0, true)
+	want("an expired lease taken and let go by two updates in one transaction", 0)
+	left("dead-5")
+	claim("f")
+	if err := s.ReleaseLease(ctx, c.ID, "f"); err != nil {
+		t.Fatal(err)
+	}
+	want("an expired lease claimed, then let go", 0)
+}

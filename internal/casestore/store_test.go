@@ -606,6 +606,31 @@ func testQueries(t *testing.T, be backend) {
 	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); !slices.Equal(got, []int64{a.ID}) {
 		t.Fatalf("StaleOpenCases = %v; want [%d]", got, a.ID)
 	}
+	// A case held under one of the given attention codes is left out.
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10, "worker_ended", "held_too")); !slices.Equal(got, []int64{a.ID}) {
+		t.Fatalf("StaleOpenCases, none held = %v; want [%d]", got, a.ID)
+	}
+	setA := func(state, parked, code string) {
+		t.Helper()
+		err := s.Update(ctx, func(tx *Tx) error {
+			next := a
+			next.State, next.ParkedState, next.AttentionCode = state, parked, code
+			var err error
+			a, err = tx.UpdateCase(ctx, next)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	setA("needs_attention", "waiting_seller", "worker_ended")
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10, "held_too", "worker_ended")); len(got) != 0 {
+		t.Fatalf("StaleOpenCases, a held = %v; want none", got)
+	}
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); !slices.Equal(got, []int64{a.ID}) {
+		t.Fatalf("StaleOpenCases, a held, no code left out = %v; want [%d]", got, a.ID)
+	}
+	setA("waiting_seller", "", "")
 	if got := ids(s.ListCases(ctx, CaseFilter{Platform: "1688"})); !slices.Equal(got, []int64{b.ID, d.ID}) {
 		t.Fatalf("ListCases(1688) = %v", got)
 	}
