@@ -189,8 +189,13 @@ func TestCrashHoldingLease(t *testing.T) {
 func TestAMessageTheWorkerDiesOnEachTimeBecomesADeadLetter(t *testing.T) {
 	faults := sandbox.Faults{TimeoutAfter: 30 * time.Second,
 		ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_render", Kind: sandbox.ErrTimeout, Count: 1000}}}
+	// The message's own deliveries alone: no reconcile wake (which would
+	// take the case's lease and hang in the render too), and no case held
+	// for the processes that ended holding it (see
+	// TestACaseWhoseWakeTheWorkerDiesOnIsHeld).
 	s := newStack(t, faults, quickSeller, 1, map[string]string{"WORKER_MAX_DELIVER": "1", "WORKER_ACK_WAIT": "1s",
-		"UPSTREAM_TIMEOUT": "20s", "WORKER_LEASE_TTL": "30s", "WORKER_STEP_TIMEOUT": "1m"})
+		"UPSTREAM_TIMEOUT": "20s", "WORKER_LEASE_TTL": "30s", "WORKER_STEP_TIMEOUT": "1m", "WORKER_RECONCILE_AGE": "1h",
+		"WORKER_ENDED_LIMIT": "0"})
 	ctx := context.Background()
 	o, so := s.order(sandbox.PlatformTaobao, nil)
 	var dls []casestore.DeadLetter
@@ -322,5 +327,99 @@ func TestAWaitingInputTheWorkerDiesOnEachTimeBecomesADeadLetter(t *testing.T) {
 	}
 	if n, err := s.store.CountDeferred(ctx); err != nil || n != 0 {
 		t.Errorf("inputs kept after the dead letter: %d, %v; want none", n, err)
+	}
+}
+
+// TestACaseWhoseWakeTheWorkerDiesOnIsHeld: the worker process ends
+// (SIGKILL here; out of memory, a crash no recover catches) every time it
+// checks one case on the platform, in the reconciler's wake. A wake has no
+// message whose deliveries are counted, and its platform read ran before
+// the case's lease was taken: each restart woke the case again and died
+// again, for ever, with every other input in flight. A wake now takes the
+// case's lease first; the next process counts the lease the dead one left,
+// and after WORKER_ENDED_LIMIT (3) the case is held for an operator
+// (worker_ended), with no platform call. resolve --retry takes it out.
+func TestACaseWhoseWakeTheWorkerDiesOnIsHeld(t *testing.T) {
+	waiting := sandbox.SellerPolicy{Decision: sandbox.DecisionAgree, DecideAfter: time.Hour}
+	s := newStack(t, sandbox.Faults{}, waiting, 1, map[string]string{"UPSTREAM_TIMEOUT": "20s", "WORKER_LEASE_TTL": "30s",
+		"WORKER_STEP_TIMEOUT": "1h", "WORKER_RECHECK": "1h", "WORKER_RECONCILE_AGE": "1s"})
+	ctx := context.Background()
+	p := s.startProcess()
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	s.publish(refundflow.Command{ID: "request-held", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+		OrderID: o, SubOrderID: so, Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "x"}})
+	id := s.caseFor(refundflow.PlatformTaobao, o, so)
+	c := s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
+	waitFor(t, 20*time.Second, "the refund's callback applied", func() bool {
+		st, err := s.js.Stream(ctx, events.DefaultStreamName)
+		if err != nil {
+			return false
+		}
+		pushed := false
+		for seq := uint64(1); seq <= st.CachedInfo().State.LastSeq && !pushed; seq++ {
+			m, err := st.GetMsg(ctx, seq)
+			pushed = err == nil && strings.Contains(string(m.Data), c.RefundID)
+		}
+		kept, err := s.store.CountDeferred(ctx)
+		info, cerr := cons(s).Info(ctx)
+		return pushed && err == nil && kept == 0 && cerr == nil && info.NumAckPending == 0 && info.NumPending == 0
+	})
+	// From now on every read of the refund hangs: the reconciler's next
+	// check of the case is where the process ends.
+	s.sb.SetFaults(sandbox.Faults{TimeoutAfter: 30 * time.Second, ForceErrors: []sandbox.ForcedError{
+		{Endpoint: "taobao_query", Kind: sandbox.ErrTimeout, Count: 1000}, {Endpoint: "taobao_list", Kind: sandbox.ErrTimeout, Count: 1000}}})
+	reads := func() int64 { st := s.httpStats(); return st.APICalls["taobao_query"] + st.APICalls["taobao_list"] }
+	held := func() bool {
+		got, err := s.store.GetCase(ctx, id)
+		return err == nil && got.AttentionCode == refundflow.CodeWorkerEnded
+	}
+	hung := reads()
+	kills := 0
+	for ; kills < 6; kills++ {
+		waitFor(t, 20*time.Second, fmt.Sprintf("check %d in the read, or the case held", kills+1), func() bool {
+			return held() || reads() > hung
+		})
+		if held() {
+			break
+		}
+		hung = reads()
+		p.kill()
+		p = s.startProcess()
+	}
+	defer p.kill()
+	if !held() {
+		t.Fatalf("the case is not held after the worker died %d times checking it", kills)
+	}
+	if kills != 3 {
+		t.Errorf("the worker died %d times checking the case; want 3 (WORKER_ENDED_LIMIT) before it was held", kills)
+	}
+	got, err := s.store.GetCase(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != string(refundflow.StateNeedsAttention) || got.ParkedState != string(refundflow.StateWaitingSeller) ||
+		!got.NextWakeAt.IsZero() || got.LeaseOwner != "" || got.LeasesAbandoned != 0 ||
+		!strings.Contains(got.AttentionMessage, "3 worker processes in a row ended") ||
+		!strings.Contains(got.AttentionMessage, fmt.Sprintf("refundctl resolve %d --retry", id)) {
+		t.Errorf("held case: %s parked at %s, timer %v, lease %q, count %d, %q; want needs_attention at waiting_seller, "+
+			"no timer, no lease, the count started again, saying what happened and how to retry",
+			got.State, got.ParkedState, got.NextWakeAt, got.LeaseOwner, got.LeasesAbandoned, got.AttentionMessage)
+	}
+	if n := reads(); n != hung {
+		t.Errorf("%d platform reads after the third death; want none: the held case is not checked", n-hung)
+	}
+	if stale, err := s.store.StaleOpenCases(ctx, time.Now(), 10, refundflow.CodeWorkerEnded); err != nil || len(stale) != 0 {
+		t.Errorf("cases the reconciler would check: %d, %v; want none (the held case is left out)", len(stale), err)
+	}
+	// The operator's way out, once the cause is gone.
+	s.sb.SetFaults(sandbox.Faults{})
+	s.publish(refundflow.Command{ID: "resolve-held", Kind: refundflow.InputResolve, Platform: refundflow.PlatformTaobao, CaseID: id,
+		Resolve: &refundflow.Resolve{Action: refundflow.ResolveRetry, Note: "the worker's memory limit was raised"}})
+	s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
+	if o, err := s.store.CommandOutcome(ctx, "resolve-held"); err != nil || o.Verdict != casestore.VerdictApplied {
+		t.Errorf("the resolve's verdict: %+v, %v; want applied", o, err)
+	}
+	if n := reads(); n <= hung {
+		t.Errorf("no platform read after the retry; want the case checked again")
 	}
 }

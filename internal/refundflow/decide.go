@@ -18,6 +18,9 @@ const (
 	CodeIntentUnsettled = "intent_unsettled" // a side effect may have reached the platform: query first
 	CodeUnverifiable    = "intent_unverifiable"
 	CodeResendsFailed   = "intent_resends_failed" // the platform refused Policy.ResendLimit resends and shows no effect
+	// CodeWorkerEnded holds a case for an operator: Policy.EndedLimit
+	// worker processes in a row ended while they held it (see heldCase).
+	CodeWorkerEnded = "worker_ended"
 	// CodeShipmentReplaced settles a return submission the platform shows
 	// absent when the operator reports another shipment: with
 	// CodeModificationReplaced, the intents settled not done whose step
@@ -75,8 +78,9 @@ type Decider struct {
 //     order that ended before submission never leads to one.
 //
 // The order of the checks below is that precedence: the case's validity,
-// a finished case, an operator's resolve, an open intent, the order's news,
-// then the input itself.
+// a finished case, a case the worker process keeps ending on (heldCase),
+// an operator's resolve, an open intent, the order's news, then the input
+// itself.
 func (d Decider) Decide(c CaseView, v *PlatformView, in Input) Decision {
 	return keepWaybillFlag(c, d.decide(c, v, in))
 }
@@ -108,6 +112,9 @@ func (d Decider) decide(c CaseView, v *PlatformView, in Input) Decision {
 		if isCommand(in.Kind) {
 			dec.Outcome, dec.Code = OutcomeReject, CodeCaseFinished
 		}
+		return dec
+	}
+	if dec, ok := d.heldCase(c, in); ok {
 		return dec
 	}
 	if in.Kind == InputResolve && (in.Resolve == nil || in.Resolve.Action != ResolveRetry || c.State != StateNeedsAttention || c.Intent != nil) {

@@ -611,8 +611,30 @@ func (e *Engine) recordCallback(ctx context.Context, msg *Message, note string,
 }
 
 // Wake applies a timer or reconcile input (kind InputTimer or InputReconcile).
+//
+// It takes the case's lease first, before the read of the case and the
+// platform read a wake makes, so that a process that ends during either
+// leaves the lease behind for the next one to count (Policy.EndedLimit).
+// Without it, a case whose own check ends the process would be woken
+// after every restart, for ever, uncounted: a wake has no message whose
+// deliveries are counted. A case another process holds is left to it: a
+// *RetryError wrapping casestore.ErrLeased, for when that lease ends (its
+// holder's decision moves the case's timer on meanwhile).
 func (e *Engine) Wake(ctx context.Context, caseID int64, kind InputKind) (Handled, error) {
-	return e.process(ctx, job{caseID: caseID, first: Input{Kind: kind, Now: e.now()}, note: string(kind)})
+	h := Handled{CaseID: caseID}
+	unlock, err := e.locks.lock(ctx, caseID)
+	if err != nil {
+		return h, &RetryError{After: time.Second, Err: err}
+	}
+	until, err := e.store.ClaimLease(ctx, caseID, e.owner, e.leaseTTL)
+	if err != nil {
+		unlock()
+		if errors.Is(err, casestore.ErrLeased) {
+			return h, &RetryError{After: max(time.Until(until), 100*time.Millisecond), Err: err}
+		}
+		return h, err
+	}
+	return e.process(ctx, job{caseID: caseID, first: Input{Kind: kind, Now: e.now()}, note: string(kind), locked: unlock})
 }
 
 // seen reports whether msg was already applied (its inbox row exists). A

@@ -10,7 +10,7 @@ import (
 var (
 	now     = time.Date(2026, 5, 20, 8, 0, 0, 0, time.UTC)
 	oldWake = now.Add(-time.Minute)
-	policy  = Policy{RefusalMessage: "Please reconsider: {reason}", Recheck: time.Hour, StepTimeout: 5 * time.Minute}
+	policy  = Policy{RefusalMessage: "Please reconsider: {reason}", Recheck: time.Hour, StepTimeout: 5 * time.Minute, EndedLimit: 3}
 	decider = Decider{Policy: policy}
 )
 

@@ -79,6 +79,22 @@ func allCases(p Platform) []CaseView {
 			withIntent.Intent = &Intent{Step: st, Key: fmt.Sprintf("case:7:%s:v2", st), Since: now.Add(-time.Minute)}
 			cs = append(cs, withIntent)
 		}
+		// Worker processes ended on it: as many as the limit (held by the
+		// next input), and held (worker_ended), with and without an
+		// open intent; and a parked case they ended on.
+		ended := c
+		ended.LeasesAbandoned = policy.EndedLimit
+		held := c
+		held.State, held.Parked, held.AttentionCode = StateNeedsAttention, s, CodeWorkerEnded
+		parkedEnded := held
+		parkedEnded.AttentionCode, parkedEnded.LeasesAbandoned = AttnPlatformError, policy.EndedLimit+1
+		cs = append(cs, ended, held, parkedEnded)
+		if st := stepOf(p, s); st.SideEffect() {
+			for _, e := range []CaseView{ended, held} {
+				e.Intent = &Intent{Step: st, Key: fmt.Sprintf("case:7:%s:v3", st), Since: now.Add(-time.Minute)}
+				cs = append(cs, e)
+			}
+		}
 		if p == PlatformTaobao && s.waiting() {
 			msgIntent := c
 			msgIntent.Intent = &Intent{Step: StepMessage, Key: "case:7:message:refusal"}
@@ -217,6 +233,29 @@ func checkDecision(t *testing.T, where string, c CaseView, v *PlatformView, in I
 		if (s.Name == StepReturnSubmit || s.Name == StepCancel || s.Name == StepMessage) && s.RefundID == "" {
 			t.Errorf("%s: %s without a refund id", where, s.Name)
 		}
+	}
+	// A case held because worker processes ended on it makes no platform
+	// call but for an operator's resolve; one they ended on as many times
+	// as the limit is held by any input but a step's result.
+	held := c.State == StateNeedsAttention && c.AttentionCode == CodeWorkerEnded && in.Kind != InputResolve && in.Kind != InputStepResult
+	holds := !c.State.Terminal() && !held && c.LeasesAbandoned >= policy.EndedLimit && in.Kind != InputStepResult
+	switch {
+	case c.State.Terminal():
+	case held:
+		if want := map[bool]Outcome{true: OutcomeReject, false: OutcomeNoOp}[isCommand(in.Kind)]; got.Outcome != want ||
+			got.Code != CodeWorkerEnded || got.Step != nil || !got.WakeAt.IsZero() {
+			t.Errorf("%s: held case got %s (wake %v); want %s/%s, no step, no timer", where, cell(got), got.WakeAt, want, CodeWorkerEnded)
+		}
+	case holds:
+		if got.Outcome != OutcomeAct || got.State != StateNeedsAttention || got.Parked != c.effective() || got.Attention == nil ||
+			got.Attention.Code != CodeWorkerEnded || !got.Reapply || got.Step != nil || got.Resolve != nil || !got.WakeAt.IsZero() {
+			t.Errorf("%s: %d processes ended on the case: got %s parked %s reapply %v; want it held at %s, decided again",
+				where, c.LeasesAbandoned, cell(got), got.Parked, got.Reapply, c.effective())
+		}
+		return
+	}
+	if held {
+		return
 	}
 	if in.Kind == InputResolve && !c.State.Terminal() {
 		checkResolve(t, where, c, in, got)

@@ -83,6 +83,9 @@ type CaseView struct {
 	// OrderEvents are the events of the case's order (status changes, price
 	// corrections) the case has not decided on yet, oldest first.
 	OrderEvents []OrderEvent
+	// LeasesAbandoned counts the worker processes in a row that ended
+	// while they held the case (Policy.EndedLimit).
+	LeasesAbandoned int
 }
 
 // OrderEvent is an order message kept as a fact about the order
@@ -330,7 +333,7 @@ func AttentionCodes() []string {
 	codes := []string{AttnSellerRefused, AttnRefundMissing, AttnUnknownStatus, AttnPlatformError, AttnReasonNotOffered,
 		AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnVoucherRequired, AttnCompanyRejected, AttnBadStepResult}
 	codes = append(codes, FlagCodes()...) // the flags have one list
-	return append(codes, CodeUnverifiable, CodeResendsFailed, CodeInvalidRequest)
+	return append(codes, CodeUnverifiable, CodeResendsFailed, CodeInvalidRequest, CodeWorkerEnded)
 }
 
 // FlagCodes are the attention codes that flag a case which goes on (not a
@@ -435,6 +438,17 @@ type Policy struct {
 	// needs_attention meanwhile. 0: no limit (the waits double up to
 	// Recheck).
 	ResendLimit int
+	// EndedLimit is how many worker processes in a row may end (killed,
+	// out of memory, a crash no recover catches) while they hold the
+	// case, before the case is held for an operator (CodeWorkerEnded):
+	// parked, with no platform call and no timer until an operator
+	// resolves it. A case whose own step or platform read ends the
+	// process would otherwise be woken after every restart, for ever,
+	// taking every input in flight down with it. The processes are
+	// counted where another process takes over a lease its holder never
+	// let go of (CaseView.LeasesAbandoned); a holder that lets go starts
+	// the count again. 0: never held.
+	EndedLimit int
 }
 
 // DefaultInFlight is the default Policy.InFlight: six times the default
@@ -446,12 +460,19 @@ const DefaultInFlight = time.Minute
 // platform that refuses them all for half an hour stops the case.
 const DefaultResendLimit = 5
 
+// DefaultEndedLimit is the default Policy.EndedLimit: a process that ends
+// for a reason of its own (a deploy's SIGKILL, the host going down) now
+// and then rarely catches one case in flight three times in a row, while a
+// case that ends the process is held after three restarts.
+const DefaultEndedLimit = 3
+
 // DefaultPolicy returns the defaults: no refusal message, re-check every 6 h,
 // resume stalled steps after 5 min, wait 1 h for evidence of an unconfirmable
 // intent (the platform retries a failed callback 30 min later), trust "no
-// effect" only a minute after the newest attempt began, and stop a case
-// after five refused resends.
+// effect" only a minute after the newest attempt began, stop a case
+// after five refused resends, and hold one after three worker processes
+// ended on it.
 func DefaultPolicy() Policy {
 	return Policy{Recheck: 6 * time.Hour, StepTimeout: 5 * time.Minute, IntentGrace: time.Hour, InFlight: DefaultInFlight,
-		ResendLimit: DefaultResendLimit}
+		ResendLimit: DefaultResendLimit, EndedLimit: DefaultEndedLimit}
 }
