@@ -18,7 +18,9 @@ import (
 // wake, a refund callback and an operator's command make no platform call
 // (the command is refused, saying how to resolve the case), until the
 // operator's resolve --retry takes it back to waiting for the seller.
-func TestAHeldCaseMakesNoPlatformCall(t *testing.T) { casestoretest.Each(t, testAHeldCaseMakesNoPlatformCall) }
+func TestAHeldCaseMakesNoPlatformCall(t *testing.T) {
+	casestoretest.Each(t, testAHeldCaseMakesNoPlatformCall)
+}
 
 func testAHeldCaseMakesNoPlatformCall(t *testing.T, be casestoretest.Backend) {
 	r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
