@@ -443,3 +443,17 @@ func TestADeliveryLimitVerdictSaysWhyAndToLookAtTheCase(t *testing.T) {
 		}
 	}
 }
+
+// TestAHeldCaseVerdictSaysHowToResolveIt: a command refused because its
+// case is held (worker processes kept ending on it) says where to look and
+// the way out, not only "see the case".
+func TestAHeldCaseVerdictSaysHowToResolveIt(t *testing.T) {
+	cmd := refundflow.Command{ID: "c1", Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao, SubOrderID: "9"}
+	next := nextStep(cmd, verdictJSON{Verdict: "rejected", Code: refundflow.CodeWorkerEnded, CaseID: 7, State: "needs_attention"})
+	for _, want := range []string{"held because worker processes kept ending", "refundctl show 7", "logs say why",
+		"refundctl resolve 7 --retry", "send this command again"} {
+		if !strings.Contains(next, want) {
+			t.Errorf("advice %q; want it to say %q", next, want)
+		}
+	}
+}

@@ -127,6 +127,10 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 		return fmt.Sprintf("case %d is finished; to refund again, start a new case with refundctl request", v.CaseID)
 	case refundflow.CodeNotSupported:
 		return "do it on the platform itself"
+	case refundflow.CodeWorkerEnded:
+		return fmt.Sprintf("case %d is held because worker processes kept ending while they worked on it (%s says how many times; "+
+			"the worker's and the system's logs say why). Once the cause is fixed, or if another case was it: refundctl resolve %d --retry "+
+			"(or --close --note TEXT), then send this command again", v.CaseID, caseRef, v.CaseID)
 	}
 	if v.CaseID > 0 {
 		return "see the case: " + caseRef
