@@ -496,3 +496,8 @@ CREATE INDEX dead_letters_copy ON dead_letters (stream, stream_seq) WHERE retrie
 -- take every input in flight down with it; refundflow holds it for an
 -- operator (worker_ended) once the count reaches WORKER_ENDED_LIMIT.
 ALTER TABLE cases ADD COLUMN leases_abandoned INTEGER NOT NULL DEFAULT 0;
+-- A case so held keeps the attention it had (a parked case's reason, a
+-- flag) in held_code and held_message, for the operator's retry to give it
+-- back: the hold is taken off and the case is as it was.
+ALTER TABLE cases ADD COLUMN held_code TEXT NOT NULL DEFAULT '';
+ALTER TABLE cases ADD COLUMN held_message TEXT NOT NULL DEFAULT '';

@@ -331,3 +331,5 @@ CREATE INDEX dead_letters_copy ON dead_letters (stream, stream_seq) WHERE retrie
 -- bounded, as in migration 18.
 SET LOCAL lock_timeout = '10s';
 ALTER TABLE cases ADD COLUMN leases_abandoned BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE cases ADD COLUMN held_code TEXT NOT NULL DEFAULT '';
+ALTER TABLE cases ADD COLUMN held_message TEXT NOT NULL DEFAULT '';

@@ -74,6 +74,12 @@ type Case struct {
 	// is taken over from such a holder, set back to 0 where a holder lets
 	// go of it; see migration 24).
 	LeasesAbandoned int
+	// HeldCode and HeldMessage are, for a case held because worker
+	// processes kept ending on it, the attention it had before (a parked
+	// case's reason, a flag; empty for none), given back when the hold is
+	// taken off.
+	HeldCode    string
+	HeldMessage string
 }
 
 // caseRow is the database form of Case.
@@ -106,13 +112,15 @@ type caseRow struct {
 	MessagesCheckedAt   int64         `db:"messages_checked_at"`
 	UnreadSeller        int           `db:"unread_seller_messages"`
 	LeasesAbandoned     int           `db:"leases_abandoned"`
+	HeldCode            string        `db:"held_code"`
+	HeldMessage         string        `db:"held_message"`
 }
 
 const caseColumns = `id, platform, order_id, sub_order_id, refund_id, state, parked_state, version,
 	request, plan, shipment, platform_status, last_platform_check_at, next_wake_at,
 	attention_code, attention_message, created_at, updated_at, lease_owner, lease_until, opened_by,
 	duplicate_of, failed_inputs, order_events_seen, order_events_latest, messages_checked_at, unread_seller_messages,
-	leases_abandoned`
+	leases_abandoned, held_code, held_message`
 
 func (r caseRow) toCase() Case {
 	c := Case{
@@ -124,7 +132,7 @@ func (r caseRow) toCase() Case {
 		CreatedAt: time.UnixMilli(r.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(r.UpdatedAt).UTC(),
 		LeaseOwner: r.LeaseOwner, OpenedBy: r.OpenedBy, DuplicateOf: r.DuplicateOf, FailedInputs: r.FailedInputs,
 		OrderEventsSeen: r.OrderEventsSeen, OrderEventsLatest: r.OrderEventsLatest, UnreadSellerMessages: r.UnreadSeller,
-		LeasesAbandoned: r.LeasesAbandoned,
+		LeasesAbandoned: r.LeasesAbandoned, HeldCode: r.HeldCode, HeldMessage: r.HeldMessage,
 	}
 	if r.MessagesCheckedAt > 0 {
 		c.MessagesCheckedAt = time.UnixMilli(r.MessagesCheckedAt).UTC()
@@ -350,6 +358,8 @@ var caseFields = []caseField{
 	{col: "attention_message", val: func(c *Case) any { return c.AttentionMessage }},
 	{col: "failed_inputs", val: func(c *Case) any { return c.FailedInputs }},
 	{col: "order_events_seen", val: func(c *Case) any { return c.OrderEventsSeen }},
+	{col: "held_code", val: func(c *Case) any { return c.HeldCode }},
+	{col: "held_message", val: func(c *Case) any { return c.HeldMessage }},
 }
 
 // docText is a document as stored: its text, {} when empty.

@@ -468,11 +468,15 @@ func prefixEnd(p string) string {
 	return string(utf8.MaxRune)
 }
 
-// DueCases returns open cases whose timer is at or before now, earliest first.
+// DueCases returns open cases whose timer is at or before now, earliest
+// first. A case a process holds the lease of until after now is left out:
+// that process's decision moves its timer, and a wake would only find it
+// leased (and, asked again every tick, write a claim each time).
 func (s *Store) DueCases(ctx context.Context, now time.Time, limit int) ([]Case, error) {
 	return selectCases(ctx, s.r, "due cases", `SELECT `+caseColumns+` FROM cases
 		WHERE next_wake_at IS NOT NULL AND next_wake_at <= ? AND `+terminalFilter()+`
-		ORDER BY next_wake_at, id LIMIT ?`, ms64(now), clampLimit(limit))
+		AND (lease_owner = '' OR lease_until < ?)
+		ORDER BY next_wake_at, id LIMIT ?`, ms64(now), ms64(now), clampLimit(limit))
 }
 
 // StaleOpenCases returns open cases whose last platform check is before
@@ -483,7 +487,7 @@ func (s *Store) DueCases(ctx context.Context, now time.Time, limit int) ([]Case,
 // operator acts) are left out: they would head the list for ever, since
 // nothing checks them.
 func (s *Store) StaleOpenCases(ctx context.Context, olderThan time.Time, limit int, held ...string) ([]Case, error) {
-	args := []any{ms64(olderThan)}
+	args := []any{ms64(olderThan), ms64(s.now())}
 	skip := ""
 	if len(held) > 0 {
 		skip = " AND attention_code NOT IN (?" + strings.Repeat(", ?", len(held)-1) + ")"
@@ -494,7 +498,8 @@ func (s *Store) StaleOpenCases(ctx context.Context, olderThan time.Time, limit i
 	args = append(args, clampLimit(limit))
 	return selectCases(ctx, s.r, "stale cases", `SELECT `+caseColumns+` FROM cases
 		WHERE `+terminalFilter()+`
-		AND COALESCE(last_platform_check_at, created_at) < ?`+skip+`
+		AND COALESCE(last_platform_check_at, created_at) < ?
+		AND (lease_owner = '' OR lease_until < ?)`+skip+`
 		ORDER BY COALESCE(last_platform_check_at, created_at), id LIMIT ?`, args...)
 }
 

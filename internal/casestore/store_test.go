@@ -606,6 +606,28 @@ func testQueries(t *testing.T, be backend) {
 	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); !slices.Equal(got, []int64{a.ID}) {
 		t.Fatalf("StaleOpenCases = %v; want [%d]", got, a.ID)
 	}
+	// A case another process holds now is not due, nor stale; once its
+	// lease has expired, it is again.
+	if _, err := s.ClaimLease(ctx, b.ID, "other", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimLease(ctx, a.ID, "other", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(s.DueCases(ctx, t0.Add(2*time.Hour), 10)); len(got) != 0 {
+		t.Fatalf("DueCases(+2h), both leased = %v; want none", got)
+	}
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); len(got) != 0 {
+		t.Fatalf("StaleOpenCases, a leased = %v; want none", got)
+	}
+	if got := ids(s.DueCases(ctx, t0.Add(3*time.Hour), 10)); !slices.Equal(got, []int64{b.ID, a.ID}) {
+		t.Fatalf("DueCases(+3h), the leases expired = %v; want [%d %d]", got, b.ID, a.ID)
+	}
+	for _, id := range []int64{a.ID, b.ID} {
+		if err := s.ReleaseLease(ctx, id, "other"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A case held under one of the given attention codes is left out.
 	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10, "worker_ended", "held_too")); !slices.Equal(got, []int64{a.ID}) {
 		t.Fatalf("StaleOpenCases, none held = %v; want [%d]", got, a.ID)

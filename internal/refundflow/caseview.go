@@ -39,6 +39,9 @@ func caseViewOf(c casestore.Case) (CaseView, error) {
 	cv := CaseView{ID: c.ID, Platform: Platform(c.Platform), State: State(c.State), Parked: State(c.ParkedState),
 		Version: c.Version, RefundID: c.RefundID, AttentionCode: c.AttentionCode,
 		AttentionMessage: c.AttentionMessage, WakeAt: c.NextWakeAt, LeasesAbandoned: c.LeasesAbandoned}
+	if c.HeldCode != "" {
+		cv.Held = &Attention{Code: c.HeldCode, Message: c.HeldMessage}
+	}
 	if err := decodeDoc(c.Request, &cv.Request); err != nil {
 		return cv, fmt.Errorf("case %d request: %w", c.ID, err)
 	}

@@ -158,6 +158,12 @@ func (d decisionRecord) caseRow(now time.Time) (casestore.Case, error) {
 			nc.AttentionCode, nc.AttentionMessage = "", ""
 		}
 	}
+	switch {
+	case nc.AttentionCode != CodeWorkerEnded:
+		nc.HeldCode, nc.HeldMessage = "", ""
+	case dec.Held != nil:
+		nc.HeldCode, nc.HeldMessage = dec.Held.Code, dec.Held.Message
+	}
 	if d.final || (d.ran != nil && (d.ran.err == nil || !d.ran.err.Transient)) {
 		nc.FailedInputs = 0 // the case got somewhere: the retry backoff starts over
 	}

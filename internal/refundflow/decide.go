@@ -74,6 +74,9 @@ type Decider struct {
 //     a fresh call, until the platform has answered whether it took effect
 //     (the one exception, an operator closing the case locally, makes no
 //     call at all);
+//   - except that a case worker processes keep ending on is held first, and
+//     a held case makes no platform call at all (heldCase): its callbacks
+//     and its open intent wait until an operator takes the hold off;
 //   - news of the case's order is decided before the next step, and an
 //     order that ended before submission never leads to one.
 //

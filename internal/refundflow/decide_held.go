@@ -4,6 +4,8 @@ package refundflow
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,24 +18,32 @@ import (
 // down with it each time. So:
 //
 //   - once Policy.EndedLimit processes in a row ended holding the case
-//     (CaseView.LeasesAbandoned), an input other than a step's result
-//     parks it (CodeWorkerEnded) with no timer, and is decided again on
-//     the parked case (Reapply). A step's result is never parked on: the
-//     process that ran the step is alive, and lets go of the case when the
-//     input ends, which starts the count again;
-//   - a case so parked makes no platform call for any input but an
-//     operator's resolve, which takes it out as it does any parked case
-//     (retry, close). A timer, a reconcile or a callback changes nothing
-//     (a callback is a hint: the retry reads the platform), and any other
-//     command is refused with what to do.
+//     (CaseView.LeasesAbandoned), its next input holds it (CodeWorkerEnded):
+//     needs_attention at the state it works at, with no timer, keeping the
+//     attention it had (Decision.Held), and the input is decided again on
+//     the held case (Reapply). Neither a step's result (the process that
+//     ran the step is alive, and lets go of the case when the input ends,
+//     which starts the count again) nor an operator's resolve (the operator
+//     acts on the case as it is) holds it;
+//   - a held case makes no platform call for any input: a timer or a
+//     callback changes nothing but the record of it (a callback is a hint:
+//     the platform is read once the hold is off; the reconciler leaves held
+//     cases out), a command other than resolve is refused with what to do,
+//     and resolve --retry takes the hold off (release) while --close closes
+//     it as any parked case.
 //
-// An open intent stays open: the operator's retry settles it by asking the
-// platform first, as after any park.
+// An open intent stays open: once the hold is off, the case's timer
+// settles it by asking the platform first, as after any crash.
 func (d Decider) heldCase(c CaseView, in Input) (Decision, bool) {
 	held := c.State == StateNeedsAttention && c.AttentionCode == CodeWorkerEnded
 	switch {
-	case in.Kind == InputStepResult || (held && in.Kind == InputResolve):
+	case in.Kind == InputStepResult:
 		return Decision{}, false
+	case held && in.Kind == InputResolve:
+		if in.Resolve == nil || in.Resolve.Action != ResolveRetry || in.Resolve.Validate() != nil {
+			return Decision{}, false // closed, or refused, as any parked case
+		}
+		return d.release(c, in), true
 	case held:
 		dec := keep(c, CodeWorkerEnded, "held because worker processes ended on it: no platform call until an operator resolves it")
 		if isCommand(in.Kind) {
@@ -43,24 +53,56 @@ func (d Decider) heldCase(c CaseView, in Input) (Decision, bool) {
 		}
 		dec.WakeAt = time.Time{}
 		return dec, true
-	case d.Policy.EndedLimit > 0 && c.LeasesAbandoned >= d.Policy.EndedLimit:
+	case in.Kind != InputResolve && d.Policy.EndedLimit > 0 && c.LeasesAbandoned >= d.Policy.EndedLimit:
 		dec := park(c, CodeWorkerEnded, endedMessage(c))
+		dec.Held = &Attention{}
+		if c.AttentionCode != "" {
+			dec.Held = &Attention{Code: c.AttentionCode, Message: c.AttentionMessage}
+		}
 		dec.Reapply = true
 		return dec, true
 	}
 	return Decision{}, false
 }
 
+// release takes the hold off a held case at the operator's retry: the case
+// is as it was before. A parked case is parked again for its own reason
+// (the reconciler checks it again, and the operator resolves it as
+// before); any other goes back to its state, with its flag if it had one,
+// its timer due now, so that the worker takes it up where it stopped (an
+// open intent settled by asking the platform first, a step resumed, a wait
+// checked). Nothing is sent to the platform by the retry itself.
+func (d Decider) release(c CaseView, in Input) Decision {
+	why := "the hold was taken off by the operator"
+	if note := strings.TrimSpace(in.Resolve.Note); note != "" {
+		why += ": " + note
+	}
+	if h := c.Held; h != nil && h.Code != "" && !slices.Contains(FlagCodes(), h.Code) {
+		dec := parkAt(c.Parked, h.Code, h.Message)
+		dec.Code, dec.Reason = "retried", fmt.Sprintf("%s; the case stops at %s again (%s)", why, c.Parked, h.Code)
+		return dec
+	}
+	dec := Decision{Outcome: OutcomeAct, State: c.Parked, WakeAt: in.Now, Code: "retried",
+		Reason: fmt.Sprintf("%s; back at %s, taken up again now", why, c.Parked)}
+	if h := c.Held; h != nil && h.Code != "" {
+		dec.Attention = &Attention{Code: h.Code, Message: h.Message}
+	}
+	return dec
+}
+
 // endedMessage is the worker_ended text: what happened, what holding the
 // case means, and what an operator does about it.
 func endedMessage(c CaseView) string {
 	msg := fmt.Sprintf("%d worker processes in a row ended while they held this case (killed, out of memory, or a crash the worker "+
-		"cannot catch), each with the case's step or a platform read in flight. The case is held so that it cannot end the worker "+
-		"again: no platform call and no timer, its callbacks recorded only. ", c.LeasesAbandoned)
+		"cannot catch) with its work in flight: this case may be why, or it was in flight beside the one that is. "+
+		"It is held so that it cannot end the worker again: no platform call and no timer, its callbacks recorded only. ", c.LeasesAbandoned)
+	if c.State == StateNeedsAttention && c.AttentionCode != "" {
+		msg += fmt.Sprintf("It was stopped for %s before; it stops for it again once the hold is off. ", c.AttentionCode)
+	}
 	if c.Intent != nil {
-		msg += fmt.Sprintf("Its %s may have reached the platform: a retry asks the platform first. ", c.Intent.Step)
+		msg += fmt.Sprintf("Its %s may have reached the platform: the platform is asked first once the hold is off. ", c.Intent.Step)
 	}
 	return msg + fmt.Sprintf("Look in the worker's log and the system's (an out-of-memory kill is in the kernel's) for why the process ended; "+
-		"once that is fixed, or if another case was the cause, `refundctl resolve %d --retry`, or close it: `refundctl resolve %d --close --note …`",
-		c.ID, c.ID)
+		"once that is fixed, or if another case was the cause, `refundctl resolve %d --retry` takes the hold off, "+
+		"or close the case: `refundctl resolve %d --close --note …`", c.ID, c.ID)
 }

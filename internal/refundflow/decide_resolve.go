@@ -123,15 +123,6 @@ func (d Decider) retryParked(c CaseView, v *PlatformView, now time.Time, note st
 		// follow it.
 		return d.retried(c, dec, note)
 	}
-	if step == "" && c.AttentionCode == CodeWorkerEnded {
-		// Nothing on the platform stopped a waiting case held because
-		// processes ended on it: it waits again, following the platform.
-		dec := d.fromView(unparked(c), *v, now)
-		if dec.Outcome != OutcomeAct {
-			dec = d.to(c.Parked, v, now, "resumed", fmt.Sprintf("back at %s, following the platform", c.Parked))
-		}
-		return d.retried(c, dec, note)
-	}
 	if step == "" || c.AttentionCode == AttnRefundMissing {
 		return reject(c, CodeCannotRetry, stillParkedAdvice(c, *v))
 	}

@@ -177,7 +177,8 @@ type Engine struct {
 	onStep   StepObserver
 	now      func() time.Time
 	locks    caseLocks
-	ahead    bool // lookahead on (EngineConfig.NoLookahead unset)
+	lastTry  chan struct{} // one case at a time on its last chance (see lastChance)
+	ahead    bool          // lookahead on (EngineConfig.NoLookahead unset)
 	// clockSkew: see EngineConfig.ClockSkew.
 	clockSkew time.Duration
 	// messagesEvery and onSellerMessages: see EngineConfig.
@@ -193,7 +194,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	e := &Engine{store: cfg.Store, client: cfg.Client, decider: Decider{Policy: cfg.Policy}, log: cfg.Logger,
 		owner: cfg.Owner, leaseTTL: cfg.LeaseTTL, vouchers: cfg.Vouchers, retry: cfg.RetryDelay, retryMax: cfg.RetryMax,
-		onStep: cfg.OnStep, now: cfg.Now, locks: caseLocks{m: map[int64]*caseLock{}}, ahead: !cfg.NoLookahead,
+		onStep: cfg.OnStep, now: cfg.Now, locks: caseLocks{m: map[int64]*caseLock{}}, lastTry: make(chan struct{}, 1), ahead: !cfg.NoLookahead,
 		clockSkew: cfg.ClockSkew, messagesEvery: cfg.MessagesInterval, onSellerMessages: cfg.OnSellerMessages}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -626,15 +627,71 @@ func (e *Engine) Wake(ctx context.Context, caseID int64, kind InputKind) (Handle
 	if err != nil {
 		return h, &RetryError{After: time.Second, Err: err}
 	}
+	var alone func()
+	if e.lastChances() {
+		// Before the lease: a wait for the turn must not hold it.
+		c, err := e.store.GetCase(ctx, caseID)
+		if err == nil {
+			alone, err = e.lastChance(ctx, c, false)
+		}
+		if err != nil {
+			unlock()
+			return h, err
+		}
+	}
 	until, err := e.store.ClaimLease(ctx, caseID, e.owner, e.leaseTTL)
 	if err != nil {
 		unlock()
+		if alone != nil {
+			alone()
+		}
 		if errors.Is(err, casestore.ErrLeased) {
 			return h, &RetryError{After: max(time.Until(until), 100*time.Millisecond), Err: err}
 		}
 		return h, err
 	}
-	return e.process(ctx, job{caseID: caseID, first: Input{Kind: kind, Now: e.now()}, note: string(kind), locked: unlock})
+	return e.process(ctx, job{caseID: caseID, first: Input{Kind: kind, Now: e.now()}, note: string(kind), locked: unlock, alone: alone})
+}
+
+// lastChances reports whether some cases run their last chance alone
+// (lastChance): with Policy.EndedLimit 2 or more. At 1 a single end of the
+// process holds every case it had in flight, and nothing can tell them
+// apart.
+func (e *Engine) lastChances() bool { return e.decider.Policy.EndedLimit >= 2 }
+
+// lastChance takes, when case c is one worker process end away from being
+// held (Policy.EndedLimit), this process's one turn for such cases, and
+// returns what ends it (nil for any other case). A process that ends takes
+// every case it holds with it, and each is counted: in a loop of restarts
+// the cases in flight beside the one that ends the process would reach the
+// limit with it. Run alone for their last chance, the one that ends the
+// process is counted alone and held, and the others finish and start
+// their count again. With wait, it waits for the turn (an input that has
+// a message: handing it back would spend one of its deliveries); without,
+// a turn taken already is a *RetryError (a wake: its timer stays due, and
+// it holds no worker slot meanwhile).
+func (e *Engine) lastChance(ctx context.Context, c casestore.Case, wait bool) (release func(), err error) {
+	if !e.lastChances() || c.LeasesAbandoned < e.decider.Policy.EndedLimit-1 ||
+		(c.State == string(StateNeedsAttention) && c.AttentionCode == CodeWorkerEnded) {
+		return nil, nil
+	}
+	taken := func(err error) error {
+		return &RetryError{After: time.Second, Err: fmt.Errorf("case %d waits for its last chance alone: %w", c.ID, err)}
+	}
+	if !wait {
+		select {
+		case e.lastTry <- struct{}{}:
+			return func() { <-e.lastTry }, nil
+		default:
+			return nil, taken(errors.New("another case has the turn"))
+		}
+	}
+	select {
+	case e.lastTry <- struct{}{}:
+		return func() { <-e.lastTry }, nil
+	case <-ctx.Done():
+		return nil, taken(ctx.Err())
+	}
 }
 
 // seen reports whether msg was already applied (its inbox row exists). A

@@ -2,9 +2,18 @@ package refundflow_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
@@ -17,7 +26,8 @@ import (
 // its next input (worker_ended), here the reconciler's wake; from then on a
 // wake, a refund callback and an operator's command make no platform call
 // (the command is refused, saying how to resolve the case), until the
-// operator's resolve --retry takes it back to waiting for the seller.
+// operator's resolve --retry takes the hold off: the case waits for the
+// seller again, its timer due, and the timer reads the refund.
 func TestAHeldCaseMakesNoPlatformCall(t *testing.T) {
 	casestoretest.Each(t, testAHeldCaseMakesNoPlatformCall)
 }
@@ -90,10 +100,166 @@ func testAHeldCaseMakesNoPlatformCall(t *testing.T, be casestoretest.Backend) {
 	if err != nil || h.Outcome != refundflow.OutcomeAct || h.State != refundflow.StateWaitingSeller {
 		t.Fatalf("resolve --retry of the held case: %+v, %v; want it back at waiting_seller", h, err)
 	}
-	if got, err := r.store.GetCase(ctx, c.ID); err != nil || got.AttentionCode != "" || got.NextWakeAt.IsZero() {
-		t.Errorf("after the retry: attention %q, timer %v, %v; want none, and its timer set again", got.AttentionCode, got.NextWakeAt, err)
+	got, err = r.store.GetCase(ctx, c.ID)
+	if err != nil || got.AttentionCode != "" || got.HeldCode != "" || got.NextWakeAt.IsZero() || got.NextWakeAt.After(time.Now()) {
+		t.Errorf("after the retry: attention %q (kept %q), timer %v, %v; want none, and its timer due now", got.AttentionCode, got.HeldCode, got.NextWakeAt, err)
+	}
+	if n := calls(); n != before {
+		t.Errorf("%d platform calls for the retry itself; want none", n-before)
+	}
+	if _, err := eng.Wake(ctx, c.ID, refundflow.InputTimer); err != nil {
+		t.Fatalf("the timer after the retry: %v", err)
 	}
 	if n := calls(); n == before {
-		t.Errorf("no platform call for the retry; want the refund read")
+		t.Errorf("no platform call when the timer took the case up again; want the refund read")
+	}
+}
+
+// countingGate is a gate that counts the platform calls that reached it.
+type countingGate struct {
+	*gate
+	calls atomic.Int64
+}
+
+func (g *countingGate) RoundTrip(req *http.Request) (*http.Response, error) {
+	g.calls.Add(1)
+	return g.gate.RoundTrip(req)
+}
+
+// TestACaseOnItsLastChanceRunsAlone: a case one process end away from
+// being held runs its input alone among such cases in its process, so that
+// the process that ends on one of them takes no other with it to the
+// limit. While one is in flight another waits for its turn without its
+// lease (so an end meanwhile does not count against it), and a case
+// further from the limit is not held up.
+func TestACaseOnItsLastChanceRunsAlone(t *testing.T) {
+	casestoretest.Each(t, testACaseOnItsLastChanceRunsAlone)
+}
+
+func testACaseOnItsLastChanceRunsAlone(t *testing.T, be casestoretest.Backend) {
+	r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	ctx := context.Background()
+	ended := func(c casestore.Case, n int) {
+		t.Helper()
+		for i := range n {
+			dead := fmt.Sprintf("worker@host/ns/%d/dead-%d", 200+i, c.ID)
+			if _, err := r.store.ClaimLease(ctx, c.ID, dead, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.store.ReleaseLeasesOf(ctx, dead); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a, _, _, _ := r.submittedTaobaoCase()
+	b, _, _, _ := r.submittedTaobaoCase()
+	c, _, _, _ := r.submittedTaobaoCase()
+	ended(a, 2)
+	ended(b, 2)
+	ended(c, 1)
+	g := &countingGate{gate: newGate()}
+	client, err := apiclient.New(apiclient.Config{BaseURL: r.url, AccessKey: testKey, AccessSecret: testSecret, UserID: "u1",
+		HTTPClient: &http.Client{Transport: g}, RateLimit: rate.Inf, Timeout: 30 * time.Second, Retry: apiclient.RetryPolicy{MaxAttempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := testPolicy
+	policy.EndedLimit = 3
+	eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: client, Policy: policy, Owner: "engine-alone",
+		RetryDelay: 50 * time.Millisecond, LeaseTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var aErr error
+	wg.Go(func() { _, aErr = eng.Wake(ctx, a.ID, refundflow.InputReconcile) })
+	<-g.arrived // a's check is in flight, on its last chance
+
+	bctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = eng.Wake(bctx, b.ID, refundflow.InputReconcile)
+	cancel()
+	var re *refundflow.RetryError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "waits for its last chance alone") {
+		t.Fatalf("b's wake while a runs its last chance: %v; want it to wait for its turn", err)
+	}
+	if owner, _, err := r.store.LeaseUntil(ctx, b.ID); err != nil || owner != "" {
+		t.Errorf("b's lease while it waits: %q, %v; want none (a process end meanwhile must not count against it)", owner, err)
+	}
+	wg.Go(func() {
+		if _, err := eng.Wake(ctx, c.ID, refundflow.InputReconcile); err != nil {
+			t.Errorf("c's wake: %v", err)
+		}
+	})
+	r.waitFor("c's check in flight beside a's", func() bool { return g.calls.Load() >= 2 })
+
+	close(g.open)
+	wg.Wait()
+	if aErr != nil {
+		t.Fatalf("a's wake: %v", aErr)
+	}
+	if _, err := eng.Wake(ctx, b.ID, refundflow.InputReconcile); err != nil {
+		t.Fatalf("b's wake once a is done: %v", err)
+	}
+	for _, id := range []int64{a.ID, b.ID, c.ID} {
+		got, err := r.store.GetCase(ctx, id)
+		if err != nil || got.State != string(refundflow.StateWaitingSeller) || got.LeasesAbandoned != 0 {
+			t.Errorf("case %d after its check: %s, count %d, %v; want waiting_seller, the count started again", id, got.State, got.LeasesAbandoned, err)
+		}
+	}
+}
+
+// TestAParkedCaseHeldStopsForItsOwnReasonAgain: holding a case that had
+// stopped already keeps its reason, and the operator's retry gives it back
+// (the case stops for it again, to be resolved as before), rather than
+// losing it under worker_ended.
+func TestAParkedCaseHeldStopsForItsOwnReasonAgain(t *testing.T) {
+	casestoretest.Each(t, testAParkedCaseHeldStopsForItsOwnReasonAgain)
+}
+
+func testAParkedCaseHeldStopsForItsOwnReasonAgain(t *testing.T, be casestoretest.Backend) {
+	r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	ctx := context.Background()
+	c, o, so, _ := r.submittedTaobaoCase()
+	const why = "the seller refused: wrong size"
+	if err := r.store.Update(ctx, func(tx *casestore.Tx) error {
+		next := c
+		next.State, next.ParkedState, next.AttentionCode, next.AttentionMessage, next.NextWakeAt =
+			string(refundflow.StateNeedsAttention), string(refundflow.StateWaitingSeller), refundflow.AttnSellerRefused, why, time.Time{}
+		_, err := tx.UpdateCase(ctx, next)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		dead := fmt.Sprintf("worker@host/ns/%d/dead", 300+i)
+		if _, err := r.store.ClaimLease(ctx, c.ID, dead, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.store.ReleaseLeasesOf(ctx, dead); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policy := testPolicy
+	policy.EndedLimit = 3
+	eng := r.newEngineWith("engine-held", policy, 0)
+	if _, err := eng.Wake(ctx, c.ID, refundflow.InputReconcile); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.store.GetCase(ctx, c.ID)
+	if err != nil || got.AttentionCode != refundflow.CodeWorkerEnded || got.HeldCode != refundflow.AttnSellerRefused ||
+		got.HeldMessage != why || !strings.Contains(got.AttentionMessage, "It was stopped for seller_refused before") {
+		t.Fatalf("held: %s (kept %s %q): %q, %v; want worker_ended, keeping seller_refused and saying so",
+			got.AttentionCode, got.HeldCode, got.HeldMessage, got.AttentionMessage, err)
+	}
+	resolve := r.command(refundflow.InputResolve, refundflow.PlatformTaobao, o, so)
+	resolve.CaseID, resolve.Resolve = c.ID, &refundflow.Resolve{Action: refundflow.ResolveRetry}
+	if h, err := eng.HandleCommand(ctx, resolve, message(resolve)); err != nil || h.Outcome != refundflow.OutcomeAct {
+		t.Fatalf("resolve --retry: %+v, %v; want the hold taken off", h, err)
+	}
+	got, err = r.store.GetCase(ctx, c.ID)
+	if err != nil || got.State != string(refundflow.StateNeedsAttention) || got.ParkedState != string(refundflow.StateWaitingSeller) ||
+		got.AttentionCode != refundflow.AttnSellerRefused || got.AttentionMessage != why || got.HeldCode != "" || got.HeldMessage != "" {
+		t.Errorf("after the retry: %s at %s, %s %q (kept %q %q), %v; want stopped at waiting_seller for seller_refused again, nothing kept",
+			got.State, got.ParkedState, got.AttentionCode, got.AttentionMessage, got.HeldCode, got.HeldMessage, err)
 	}
 }

@@ -47,9 +47,9 @@ func (l *caseLocks) lock(ctx context.Context, id int64) (func(), error) {
 	}
 }
 
-// hold takes this process's lock on the case, unless open took it already
-// (locked) together with the case's lease, and renews the case's lease
-// while held is set. letGo stops renewing, releases a lease still held and
+// hold takes this process's lock on the case, unless open or Wake took it
+// already (locked) together with the case's lease, and renews the case's
+// lease while held is set. letGo stops renewing, releases a lease still held and
 // unlocks.
 func (e *Engine) hold(ctx context.Context, caseID int64, locked func(), held *atomic.Bool) (letGo func(), err error) {
 	unlock := locked
@@ -58,7 +58,7 @@ func (e *Engine) hold(ctx context.Context, caseID int64, locked func(), held *at
 			return nil, &RetryError{After: time.Second, Err: err}
 		}
 	}
-	held.Store(locked != nil) // open took the lease with the case
+	held.Store(locked != nil) // open or Wake took the lease with the lock
 	stopRenew := e.renew(ctx, caseID, held)
 	return func() {
 		stopRenew()

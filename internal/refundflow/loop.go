@@ -23,8 +23,9 @@ type job struct {
 	hint   string   // a refund id a callback named that no case owns yet, for the fetch
 	msg    *Message // the message the input came from; nil for a timer or reconcile input
 	note   string   // what the input is, for the timeline with its first decision
-	// locked, when set, is this process's lock on the case, taken by open
-	// with the case and its lease; otherwise process takes the lock itself.
+	// locked, when set, is this process's lock on the case, taken with the
+	// case's lease (by open with the case, by Wake before its reads);
+	// otherwise process takes the lock itself.
 	locked func()
 	// created is the case open created, as committed: the first turn
 	// decides on it without reading it back (run.load).
@@ -34,6 +35,10 @@ type job struct {
 	// verification of another copy meanwhile is rare, and is caught where
 	// this input's transactions commit: see process).
 	keptNow bool
+	// alone, when set, ends the case's last chance alone (Engine.lastChance),
+	// taken by Wake before the lease; otherwise the loop takes it if the
+	// case it reads needs it.
+	alone func()
 }
 
 // run is how far process has got with its job.
@@ -74,6 +79,11 @@ func (r *run) end(h Handled, err error) (done bool, _ error) {
 // open intent is settled by asking the platform.
 func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
 	r := &run{job: j, h: Handled{CaseID: j.caseID}, in: j.first}
+	defer func() { // after letGo: the lease is let go first
+		if r.alone != nil {
+			r.alone()
+		}
+	}()
 	ctx = e.withInputLog(ctx, j.caseID, j.first)
 	letGo, err := e.hold(ctx, j.caseID, j.locked, &r.held)
 	if err != nil {
@@ -116,6 +126,11 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 	}
 	if err != nil {
 		return true, err
+	}
+	if r.alone == nil {
+		if r.alone, err = e.lastChance(ctx, c, true); err != nil {
+			return true, err
+		}
 	}
 	if !r.held.Load() && e.leasedElsewhere(c) {
 		// Another process is on the case: wait for it rather than

@@ -88,7 +88,10 @@ func allCases(p Platform) []CaseView {
 		held.State, held.Parked, held.AttentionCode = StateNeedsAttention, s, CodeWorkerEnded
 		parkedEnded := held
 		parkedEnded.AttentionCode, parkedEnded.LeasesAbandoned = AttnPlatformError, policy.EndedLimit+1
-		cs = append(cs, ended, held, parkedEnded)
+		heldParked, heldFlagged := held, held
+		heldParked.Held = &Attention{Code: AttnSellerRefused, Message: "the seller refused"}
+		heldFlagged.Held = &Attention{Code: AttnWaitingEvidence, Message: "until noon"}
+		cs = append(cs, ended, held, parkedEnded, heldParked, heldFlagged)
 		if st := stepOf(p, s); st.SideEffect() {
 			for _, e := range []CaseView{ended, held} {
 				e.Intent = &Intent{Step: st, Key: fmt.Sprintf("case:7:%s:v3", st), Since: now.Add(-time.Minute)}
@@ -237,18 +240,38 @@ func checkDecision(t *testing.T, where string, c CaseView, v *PlatformView, in I
 	// A case held because worker processes ended on it makes no platform
 	// call but for an operator's resolve; one they ended on as many times
 	// as the limit is held by any input but a step's result.
-	held := c.State == StateNeedsAttention && c.AttentionCode == CodeWorkerEnded && in.Kind != InputResolve && in.Kind != InputStepResult
-	holds := !c.State.Terminal() && !held && c.LeasesAbandoned >= policy.EndedLimit && in.Kind != InputStepResult
+	isHeld := c.State == StateNeedsAttention && c.AttentionCode == CodeWorkerEnded
+	released := isHeld && in.Kind == InputResolve && in.Resolve.Action == ResolveRetry
+	held := isHeld && in.Kind != InputResolve && in.Kind != InputStepResult
+	holds := !c.State.Terminal() && !isHeld && c.LeasesAbandoned >= policy.EndedLimit && in.Kind != InputStepResult && in.Kind != InputResolve
 	switch {
 	case c.State.Terminal():
+	case released:
+		// The hold comes off, and nothing is sent: a parked case stops
+		// again for its own reason, any other is taken up now.
+		wasParked := c.Held != nil && c.Held.Code != "" && !slices.Contains(FlagCodes(), c.Held.Code)
+		ok := got.Outcome == OutcomeAct && got.Step == nil && got.Resolve == nil && !got.Reapply && got.Code == "retried"
+		if wasParked {
+			ok = ok && got.State == StateNeedsAttention && got.Parked == c.Parked && got.Attention != nil && *got.Attention == *c.Held
+		} else {
+			ok = ok && got.State == c.Parked && got.WakeAt.Equal(in.Now) &&
+				((c.Held == nil && got.Attention == nil) || (c.Held != nil && got.Attention != nil && *got.Attention == *c.Held))
+		}
+		if !ok {
+			t.Errorf("%s: retry of a held case (held from %+v): %s at %s/%s attention %+v wake %v; want the hold off, the case as it was",
+				where, c.Held, cell(got), got.State, got.Parked, got.Attention, got.WakeAt)
+		}
+		return
 	case held:
 		if want := map[bool]Outcome{true: OutcomeReject, false: OutcomeNoOp}[isCommand(in.Kind)]; got.Outcome != want ||
 			got.Code != CodeWorkerEnded || got.Step != nil || !got.WakeAt.IsZero() {
 			t.Errorf("%s: held case got %s (wake %v); want %s/%s, no step, no timer", where, cell(got), got.WakeAt, want, CodeWorkerEnded)
 		}
 	case holds:
+		keeps := Attention{Code: c.AttentionCode, Message: c.AttentionMessage}
 		if got.Outcome != OutcomeAct || got.State != StateNeedsAttention || got.Parked != c.effective() || got.Attention == nil ||
-			got.Attention.Code != CodeWorkerEnded || !got.Reapply || got.Step != nil || got.Resolve != nil || !got.WakeAt.IsZero() {
+			got.Attention.Code != CodeWorkerEnded || !got.Reapply || got.Step != nil || got.Resolve != nil || !got.WakeAt.IsZero() ||
+			got.Held == nil || *got.Held != keeps {
 			t.Errorf("%s: %d processes ended on the case: got %s parked %s reapply %v; want it held at %s, decided again",
 				where, c.LeasesAbandoned, cell(got), got.Parked, got.Reapply, c.effective())
 		}

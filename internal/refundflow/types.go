@@ -86,6 +86,10 @@ type CaseView struct {
 	// LeasesAbandoned counts the worker processes in a row that ended
 	// while they held the case (Policy.EndedLimit).
 	LeasesAbandoned int
+	// Held is, for a case held (CodeWorkerEnded), the attention it had
+	// before: a parked case's reason or a flag (nil: none). The
+	// operator's retry gives it back (Decider.release).
+	Held *Attention
 }
 
 // OrderEvent is an order message kept as a fact about the order
@@ -381,6 +385,11 @@ type Decision struct {
 	// Reapply: the input itself is not handled yet (an intent had to be
 	// settled first): carry out this decision, then Decide the same input again.
 	Reapply bool
+	// Held, on a decision that holds the case (CodeWorkerEnded), is the
+	// attention the case had (empty Code: none), kept for the operator's
+	// retry to give back. A case's kept attention goes once it is no
+	// longer held.
+	Held *Attention
 	// Code is a stable machine code for the decision (reject and no-op
 	// reasons, attention codes); Reason is for humans (the timeline).
 	Code   string
