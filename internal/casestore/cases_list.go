@@ -469,9 +469,11 @@ func prefixEnd(p string) string {
 }
 
 // DueCases returns open cases whose timer is at or before now, earliest
-// first. A case a process holds the lease of until after now is left out:
-// that process's decision moves its timer, and a wake would only find it
-// leased (and, asked again every tick, write a claim each time).
+// first. A case a process (this one included) holds the lease of until
+// after now is left out: that process's decision moves its timer, and a
+// wake would only find it leased (and, asked again every tick, write a
+// claim each time). A lease its holder failed to let go of keeps the case
+// out until it expires.
 func (s *Store) DueCases(ctx context.Context, now time.Time, limit int) ([]Case, error) {
 	return selectCases(ctx, s.r, "due cases", `SELECT `+caseColumns+` FROM cases
 		WHERE next_wake_at IS NOT NULL AND next_wake_at <= ? AND `+terminalFilter()+`

@@ -67,11 +67,11 @@ func (d Decider) heldCase(c CaseView, in Input) (Decision, bool) {
 
 // release takes the hold off a held case at the operator's retry: the case
 // is as it was before. A parked case is parked again for its own reason
-// (the reconciler checks it again, and the operator resolves it as
-// before); any other goes back to its state, with its flag if it had one,
-// its timer due now, so that the worker takes it up where it stopped (an
-// open intent settled by asking the platform first, a step resumed, a wait
-// checked). Nothing is sent to the platform by the retry itself.
+// (the operator resolves it as before); any other goes back to its state,
+// with its flag if it had one. Either way its timer is due now, so that the
+// worker takes it up where it stopped (an open intent settled by asking
+// the platform first, a step resumed, a wait checked, a timer the hold
+// dropped made good). Nothing is sent to the platform by the retry itself.
 func (d Decider) release(c CaseView, in Input) Decision {
 	why := "the hold was taken off by the operator"
 	if note := strings.TrimSpace(in.Resolve.Note); note != "" {
@@ -80,6 +80,9 @@ func (d Decider) release(c CaseView, in Input) Decision {
 	if h := c.Held; h != nil && h.Code != "" && !slices.Contains(FlagCodes(), h.Code) {
 		dec := parkAt(c.Parked, h.Code, h.Message)
 		dec.Code, dec.Reason = "retried", fmt.Sprintf("%s; the case stops at %s again (%s)", why, c.Parked, h.Code)
+		// Due now: whatever its timer was for (a step's backoff, the
+		// order's news) was dropped by the hold.
+		dec.WakeAt = in.Now
 		return dec
 	}
 	dec := Decision{Outcome: OutcomeAct, State: c.Parked, WakeAt: in.Now, Code: "retried",

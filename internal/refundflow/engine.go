@@ -613,14 +613,15 @@ func (e *Engine) recordCallback(ctx context.Context, msg *Message, note string,
 
 // Wake applies a timer or reconcile input (kind InputTimer or InputReconcile).
 //
-// It takes the case's lease first, before the read of the case and the
-// platform read a wake makes, so that a process that ends during either
-// leaves the lease behind for the next one to count (Policy.EndedLimit).
-// Without it, a case whose own check ends the process would be woken
-// after every restart, for ever, uncounted: a wake has no message whose
-// deliveries are counted. A case another process holds is left to it: a
-// *RetryError wrapping casestore.ErrLeased, for when that lease ends (its
-// holder's decision moves the case's timer on meanwhile).
+// It takes the case's lease before the platform read a wake makes (after
+// one read of the case, for its last chance: see lastChance), so that a
+// process that ends during that read leaves the lease behind for the next
+// one to count (Policy.EndedLimit). Without it, a case whose own check
+// ends the process would be woken after every restart, for ever,
+// uncounted: a wake has no message whose deliveries are counted. A case
+// another process holds is left to it: a *RetryError wrapping
+// casestore.ErrLeased, for when that lease ends (its holder's decision
+// moves the case's timer on meanwhile).
 func (e *Engine) Wake(ctx context.Context, caseID int64, kind InputKind) (Handled, error) {
 	h := Handled{CaseID: caseID}
 	unlock, err := e.locks.lock(ctx, caseID)
@@ -628,28 +629,33 @@ func (e *Engine) Wake(ctx context.Context, caseID int64, kind InputKind) (Handle
 		return h, &RetryError{After: time.Second, Err: err}
 	}
 	var alone func()
+	handed := false
+	defer func() { // also on a panic, which the worker recovers from
+		if !handed {
+			unlock()
+			if alone != nil {
+				alone()
+			}
+		}
+	}()
 	if e.lastChances() {
-		// Before the lease: a wait for the turn must not hold it.
+		// Before the lease: a case waiting for its turn must not hold it.
 		c, err := e.store.GetCase(ctx, caseID)
 		if err == nil {
-			alone, err = e.lastChance(ctx, c, false)
+			alone, err = e.lastChance(ctx, c, 0)
 		}
 		if err != nil {
-			unlock()
 			return h, err
 		}
 	}
 	until, err := e.store.ClaimLease(ctx, caseID, e.owner, e.leaseTTL)
+	if errors.Is(err, casestore.ErrLeased) {
+		return h, &RetryError{After: max(time.Until(until), 100*time.Millisecond), Err: err}
+	}
 	if err != nil {
-		unlock()
-		if alone != nil {
-			alone()
-		}
-		if errors.Is(err, casestore.ErrLeased) {
-			return h, &RetryError{After: max(time.Until(until), 100*time.Millisecond), Err: err}
-		}
 		return h, err
 	}
+	handed = true
 	return e.process(ctx, job{caseID: caseID, first: Input{Kind: kind, Now: e.now()}, note: string(kind), locked: unlock, alone: alone})
 }
 
@@ -659,36 +665,50 @@ func (e *Engine) Wake(ctx context.Context, caseID int64, kind InputKind) (Handle
 // apart.
 func (e *Engine) lastChances() bool { return e.decider.Policy.EndedLimit >= 2 }
 
-// lastChance takes, when case c is one worker process end away from being
-// held (Policy.EndedLimit), this process's one turn for such cases, and
-// returns what ends it (nil for any other case). A process that ends takes
-// every case it holds with it, and each is counted: in a loop of restarts
-// the cases in flight beside the one that ends the process would reach the
-// limit with it. Run alone for their last chance, the one that ends the
-// process is counted alone and held, and the others finish and start
-// their count again. With wait, it waits for the turn (an input that has
-// a message: handing it back would spend one of its deliveries); without,
-// a turn taken already is a *RetryError (a wake: its timer stays due, and
-// it holds no worker slot meanwhile).
-func (e *Engine) lastChance(ctx context.Context, c casestore.Case, wait bool) (release func(), err error) {
-	if !e.lastChances() || c.LeasesAbandoned < e.decider.Policy.EndedLimit-1 ||
+// lastChance takes, when case c is on its last chance (one worker process
+// end away from being held, Policy.EndedLimit), this process's one turn
+// for such cases, and returns what ends it (nil for any other case). A
+// process that ends takes every case it holds with it, and each is
+// counted: in a loop of restarts the cases in flight beside the one that
+// ends the process would reach the limit with it. Run alone for their last
+// chance, the one that ends the process is held on its own, and the others
+// finish and start their count again (those further from the limit still
+// run beside it, and are counted, but not held).
+//
+// c is the case as read, before this process takes its lease: a lease
+// another process left behind and that has expired is counted when it is
+// taken over, so it counts here already. A case the next decision holds
+// anyway (at the limit as read, or held already) makes no platform call
+// and needs no turn. It waits up to wait for the turn (0: not at all), and
+// then returns a *RetryError.
+func (e *Engine) lastChance(ctx context.Context, c casestore.Case, wait time.Duration) (release func(), err error) {
+	limit := e.decider.Policy.EndedLimit
+	n := c.LeasesAbandoned
+	if c.LeaseOwner != "" && c.LeaseOwner != e.owner && c.LeaseUntil.Before(e.now()) {
+		n++ // the takeover to come
+	}
+	if !e.lastChances() || n < limit-1 || c.LeasesAbandoned >= limit ||
 		(c.State == string(StateNeedsAttention) && c.AttentionCode == CodeWorkerEnded) {
 		return nil, nil
 	}
 	taken := func(err error) error {
 		return &RetryError{After: time.Second, Err: fmt.Errorf("case %d waits for its last chance alone: %w", c.ID, err)}
 	}
-	if !wait {
-		select {
-		case e.lastTry <- struct{}{}:
-			return func() { <-e.lastTry }, nil
-		default:
-			return nil, taken(errors.New("another case has the turn"))
-		}
-	}
 	select {
 	case e.lastTry <- struct{}{}:
 		return func() { <-e.lastTry }, nil
+	default:
+	}
+	if wait <= 0 {
+		return nil, taken(errors.New("another case has the turn"))
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case e.lastTry <- struct{}{}:
+		return func() { <-e.lastTry }, nil
+	case <-t.C:
+		return nil, taken(fmt.Errorf("another case had the turn for %s", wait))
 	case <-ctx.Done():
 		return nil, taken(ctx.Err())
 	}

@@ -130,8 +130,9 @@ func (g *countingGate) RoundTrip(req *http.Request) (*http.Response, error) {
 // being held runs its input alone among such cases in its process, so that
 // the process that ends on one of them takes no other with it to the
 // limit. While one is in flight another waits for its turn without its
-// lease (so an end meanwhile does not count against it), and a case
-// further from the limit is not held up.
+// lease (so an end meanwhile does not count against it), counting the
+// expired lease another process left on it, which its takeover would
+// count; and a case further from the limit is not held up.
 func TestACaseOnItsLastChanceRunsAlone(t *testing.T) {
 	casestoretest.Each(t, testACaseOnItsLastChanceRunsAlone)
 }
@@ -155,8 +156,18 @@ func testACaseOnItsLastChanceRunsAlone(t *testing.T, be casestoretest.Backend) {
 	b, _, _, _ := r.submittedTaobaoCase()
 	c, _, _, _ := r.submittedTaobaoCase()
 	ended(a, 2)
-	ended(b, 2)
 	ended(c, 1)
+	// b: one end counted, and a lease another host's process left, expired:
+	// its takeover will count the second.
+	ended(b, 1)
+	const gone = "worker@other-host/ns/1/gone"
+	if _, err := r.store.ClaimLease(ctx, b.ID, gone, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("b's lease expired", func() bool {
+		_, until, err := r.store.LeaseUntil(ctx, b.ID)
+		return err == nil && time.Now().After(until.Add(time.Millisecond))
+	})
 	g := &countingGate{gate: newGate()}
 	client, err := apiclient.New(apiclient.Config{BaseURL: r.url, AccessKey: testKey, AccessSecret: testSecret, UserID: "u1",
 		HTTPClient: &http.Client{Transport: g}, RateLimit: rate.Inf, Timeout: 30 * time.Second, Retry: apiclient.RetryPolicy{MaxAttempts: 1}})
@@ -182,8 +193,8 @@ func testACaseOnItsLastChanceRunsAlone(t *testing.T, be casestoretest.Backend) {
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), "waits for its last chance alone") {
 		t.Fatalf("b's wake while a runs its last chance: %v; want it to wait for its turn", err)
 	}
-	if owner, _, err := r.store.LeaseUntil(ctx, b.ID); err != nil || owner != "" {
-		t.Errorf("b's lease while it waits: %q, %v; want none (a process end meanwhile must not count against it)", owner, err)
+	if owner, _, err := r.store.LeaseUntil(ctx, b.ID); err != nil || owner != gone {
+		t.Errorf("b's lease while it waits: %q, %v; want the gone process's, not taken over (a process end meanwhile must not count against it)", owner, err)
 	}
 	wg.Go(func() {
 		if _, err := eng.Wake(ctx, c.ID, refundflow.InputReconcile); err != nil {

@@ -142,6 +142,12 @@ func (e *Engine) waitLease(ctx context.Context, until time.Time, waited *time.Du
 // input's consumer slot is freed. An input already applied, or one without a
 // payload to keep, is handed back with the lease error as before.
 func (e *Engine) deferBusy(ctx context.Context, r *run, leaseErr error) (Handled, error) {
+	return e.deferWaiting(ctx, r, leaseErr, "leased: another worker process holds the case")
+}
+
+// deferWaiting keeps an input that waited long enough (waitErr, a
+// *RetryError saying until when) in the store, for reason: see deferBusy.
+func (e *Engine) deferWaiting(ctx context.Context, r *run, leaseErr error, reason string) (Handled, error) {
 	h := r.h
 	var re *RetryError
 	if r.applied || !canDefer(r.msg) || ctx.Err() != nil || !errors.As(leaseErr, &re) {
@@ -152,7 +158,7 @@ func (e *Engine) deferBusy(ctx context.Context, r *run, leaseErr error) (Handled
 		if err := unappliedCallback(ctx, tx, r); err != nil {
 			return err
 		}
-		return tx.Defer(ctx, deferredInput(r.caseID, r.msg, until, "leased: another worker process holds the case"))
+		return tx.Defer(ctx, deferredInput(r.caseID, r.msg, until, reason))
 	})
 	if errors.Is(err, casestore.ErrInInbox) {
 		return e.appliedMeanwhile(ctx, r)

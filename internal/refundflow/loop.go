@@ -24,7 +24,7 @@ type job struct {
 	msg    *Message // the message the input came from; nil for a timer or reconcile input
 	note   string   // what the input is, for the timeline with its first decision
 	// locked, when set, is this process's lock on the case, taken with the
-	// case's lease (by open with the case, by Wake before its reads);
+	// case's lease (by open with the case, by Wake before its platform read);
 	// otherwise process takes the lock itself.
 	locked func()
 	// created is the case open created, as committed: the first turn
@@ -127,15 +127,15 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 	if err != nil {
 		return true, err
 	}
-	if r.alone == nil {
-		if r.alone, err = e.lastChance(ctx, c, true); err != nil {
-			return true, err
-		}
-	}
 	if !r.held.Load() && e.leasedElsewhere(c) {
 		// Another process is on the case: wait for it rather than
 		// fetching a view its in-flight step may change.
 		return e.awaitLease(ctx, r, c.LeaseUntil)
+	}
+	if r.alone == nil {
+		if done, err := e.takeLastChance(ctx, r, c); done {
+			return true, err
+		}
 	}
 	sctx, span := e.startSpan(ctx, "decide", r.caseID, attribute.String("input", string(r.in.Kind)))
 	d, p, err := e.decide(sctx, r, l)
@@ -170,6 +170,29 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 	}
 	r.advance(cm)
 	return e.carryOn(ctx, r, c, cm)
+}
+
+// takeLastChance takes the last-chance turn for r's case if it needs one
+// (Engine.lastChance), waiting for it up to leaseWait; after that the
+// input is kept in the store, freeing its slot (as for another process's
+// lease), and done is true. An input that holds the case's lease already
+// does not wait: waiting would hold the lease, and an end of the process
+// meanwhile would count against the case; it goes on without the turn (a
+// lease taken over between the read of the case and its claim: rare).
+func (e *Engine) takeLastChance(ctx context.Context, r *run, c casestore.Case) (done bool, err error) {
+	wait := leaseWait
+	if r.held.Load() {
+		wait = 0
+	}
+	alone, err := e.lastChance(ctx, c, wait)
+	switch {
+	case err == nil:
+		r.alone = alone
+		return false, nil
+	case r.held.Load():
+		return false, nil
+	}
+	return r.end(e.deferWaiting(ctx, r, err, "waits for its last chance alone: another case the worker process ended on runs now"))
 }
 
 // loaded is what a turn decides on: the case, its open intent, and its

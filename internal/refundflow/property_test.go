@@ -251,10 +251,11 @@ func checkDecision(t *testing.T, where string, c CaseView, v *PlatformView, in I
 		// again for its own reason, any other is taken up now.
 		wasParked := c.Held != nil && c.Held.Code != "" && !slices.Contains(FlagCodes(), c.Held.Code)
 		ok := got.Outcome == OutcomeAct && got.Step == nil && got.Resolve == nil && !got.Reapply && got.Code == "retried"
+		ok = ok && got.WakeAt.Equal(in.Now)
 		if wasParked {
 			ok = ok && got.State == StateNeedsAttention && got.Parked == c.Parked && got.Attention != nil && *got.Attention == *c.Held
 		} else {
-			ok = ok && got.State == c.Parked && got.WakeAt.Equal(in.Now) &&
+			ok = ok && got.State == c.Parked &&
 				((c.Held == nil && got.Attention == nil) || (c.Held != nil && got.Attention != nil && *got.Attention == *c.Held))
 		}
 		if !ok {
