@@ -642,7 +642,7 @@ func (e *Engine) Wake(ctx context.Context, caseID int64, kind InputKind) (Handle
 		// Before the lease: a case waiting for its turn must not hold it.
 		c, err := e.store.GetCase(ctx, caseID)
 		if err == nil {
-			alone, err = e.lastChance(ctx, c, 0)
+			alone, _, err = e.lastChance(ctx, c, kind, 0)
 		}
 		if err != nil {
 			return h, err
@@ -675,43 +675,52 @@ func (e *Engine) lastChances() bool { return e.decider.Policy.EndedLimit >= 2 }
 // finish and start their count again (those further from the limit still
 // run beside it, and are counted, but not held).
 //
-// c is the case as read, before this process takes its lease: a lease
-// another process left behind and that has expired is counted when it is
-// taken over, so it counts here already. A case the next decision holds
-// anyway (at the limit as read, or held already) makes no platform call
-// and needs no turn. It waits up to wait for the turn (0: not at all), and
+// c is the case as read, before this process takes its lease: an expired
+// lease another process left on it counts already (takenOver), as the
+// decision counts it. A case the decision of an input of kind holds, or
+// has held already, makes no platform call and needs no turn. It waits up
+// to wait for the turn (0: not at all; blocked says whether it did), and
 // then returns a *RetryError.
-func (e *Engine) lastChance(ctx context.Context, c casestore.Case, wait time.Duration) (release func(), err error) {
+func (e *Engine) lastChance(ctx context.Context, c casestore.Case, kind InputKind, wait time.Duration) (release func(), blocked bool, err error) {
 	limit := e.decider.Policy.EndedLimit
 	n := c.LeasesAbandoned
-	if c.LeaseOwner != "" && c.LeaseOwner != e.owner && c.LeaseUntil.Before(e.now()) {
-		n++ // the takeover to come
+	if e.takenOver(c) {
+		n++
 	}
-	if !e.lastChances() || n < limit-1 || c.LeasesAbandoned >= limit ||
-		(c.State == string(StateNeedsAttention) && c.AttentionCode == CodeWorkerEnded) {
-		return nil, nil
+	held := c.State == string(StateNeedsAttention) && c.AttentionCode == CodeWorkerEnded
+	holds := n >= limit && kind != InputResolve && kind != InputStepResult
+	if !e.lastChances() || n < limit-1 || held || holds {
+		return nil, false, nil
 	}
 	taken := func(err error) error {
-		return &RetryError{After: time.Second, Err: fmt.Errorf("case %d waits for its last chance alone: %w", c.ID, err)}
+		return &RetryError{After: leaseRecheck, Err: fmt.Errorf("case %d waits for its last chance alone: %w", c.ID, err)}
 	}
 	select {
 	case e.lastTry <- struct{}{}:
-		return func() { <-e.lastTry }, nil
+		return func() { <-e.lastTry }, false, nil
 	default:
 	}
 	if wait <= 0 {
-		return nil, taken(errors.New("another case has the turn"))
+		return nil, false, taken(errors.New("another case has the turn"))
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case e.lastTry <- struct{}{}:
-		return func() { <-e.lastTry }, nil
+		return func() { <-e.lastTry }, true, nil
 	case <-t.C:
-		return nil, taken(fmt.Errorf("another case had the turn for %s", wait))
+		return nil, true, taken(fmt.Errorf("another case had the turn for %s", wait))
 	case <-ctx.Done():
-		return nil, taken(ctx.Err())
+		return nil, true, taken(ctx.Err())
 	}
+}
+
+// takenOver reports whether taking case c's lease, as read, takes over an
+// expired lease another process left: the store counts that end when it
+// does (Case.LeasesAbandoned), so what decides before the takeover counts
+// it too.
+func (e *Engine) takenOver(c casestore.Case) bool {
+	return c.LeaseOwner != "" && c.LeaseOwner != e.owner && c.LeaseUntil.Before(e.now())
 }
 
 // seen reports whether msg was already applied (its inbox row exists). A

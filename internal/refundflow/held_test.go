@@ -274,3 +274,57 @@ func testAParkedCaseHeldStopsForItsOwnReasonAgain(t *testing.T, be casestoretest
 			got.State, got.ParkedState, got.AttentionCode, got.AttentionMessage, got.HeldCode, got.HeldMessage, err)
 	}
 }
+
+// TestAMessageCountsTheExpiredLeaseItTakesOver: an input from a message
+// decides before its commit takes the case's lease over; an expired lease
+// another process left on the case counts already, as it does for a wake
+// (which claims the lease first), so both hold the case at the same count.
+func TestAMessageCountsTheExpiredLeaseItTakesOver(t *testing.T) {
+	casestoretest.Each(t, testAMessageCountsTheExpiredLeaseItTakesOver)
+}
+
+func testAMessageCountsTheExpiredLeaseItTakesOver(t *testing.T, be casestoretest.Backend) {
+	r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	ctx := context.Background()
+	c, o, so, refundID := r.submittedTaobaoCase()
+	for i := range 2 {
+		dead := fmt.Sprintf("worker@host/ns/%d/dead", 400+i)
+		if _, err := r.store.ClaimLease(ctx, c.ID, dead, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.store.ReleaseLeasesOf(ctx, dead); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.store.ClaimLease(ctx, c.ID, "worker@other-host/ns/1/gone", time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the lease expired", func() bool {
+		_, until, err := r.store.LeaseUntil(ctx, c.ID)
+		return err == nil && time.Now().After(until.Add(time.Millisecond))
+	})
+	policy := testPolicy
+	policy.EndedLimit = 3
+	eng := r.newEngineWith("engine-held", policy, 0)
+	calls := func() (n int64) {
+		for _, k := range r.sb.Stats().APICalls {
+			n += k
+		}
+		return n
+	}
+	before := calls()
+	msg, _ := r.refundCallback(o, so, refundID, 91)
+	ev, err := r.parser.Parse(msg.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.HandleCallback(ctx, ev, msg); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.store.GetCase(ctx, c.ID); err != nil || got.AttentionCode != refundflow.CodeWorkerEnded {
+		t.Errorf("after the callback: %s %s, %v; want the case held (two ends counted, the third taken over with the lease)", got.State, got.AttentionCode, err)
+	}
+	if n := calls(); n != before {
+		t.Errorf("%d platform calls; want none", n-before)
+	}
+}

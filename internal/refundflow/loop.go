@@ -133,8 +133,12 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 		return e.awaitLease(ctx, r, c.LeaseUntil)
 	}
 	if r.alone == nil {
-		if done, err := e.takeLastChance(ctx, r, c); done {
+		done, blocked, err := e.takeLastChance(ctx, r, c)
+		if done {
 			return true, err
+		}
+		if blocked {
+			return false, nil // read the case again: it may have moved meanwhile
 		}
 	}
 	sctx, span := e.startSpan(ctx, "decide", r.caseID, attribute.String("input", string(r.in.Kind)))
@@ -156,6 +160,10 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 		return r.end(e.appliedMeanwhile(ctx, r))
 	case errors.As(err, &le):
 		r.held.Store(false)
+		if r.alone != nil { // no use while another process has the case
+			r.alone()
+			r.alone = nil
+		}
 		return e.awaitLease(ctx, r, le.Until) // then read and fetch again: the holder may have changed the case
 	case errors.Is(err, casestore.ErrVersionConflict): // changed under us: decide again, unless by applying this callback
 		if e.appliedElsewhere(ctx, r) {
@@ -175,24 +183,30 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 // takeLastChance takes the last-chance turn for r's case if it needs one
 // (Engine.lastChance), waiting for it up to leaseWait; after that the
 // input is kept in the store, freeing its slot (as for another process's
-// lease), and done is true. An input that holds the case's lease already
-// does not wait: waiting would hold the lease, and an end of the process
-// meanwhile would count against the case; it goes on without the turn (a
-// lease taken over between the read of the case and its claim: rare).
-func (e *Engine) takeLastChance(ctx context.Context, r *run, c casestore.Case) (done bool, err error) {
+// lease: one already applied, or without its body, is handed back with a
+// *RetryError), and done is true. blocked says it waited: the case is to
+// be read again. It does not wait for an input that holds the case's lease
+// already (waiting would hold the lease, and an end of the process
+// meanwhile would count against the case): that goes on without the turn
+// (a lease taken over between the read of the case and its claim: rare);
+// nor for a kept input taken up again, which holds a worker slot the
+// case's other inputs may need: it is kept again.
+func (e *Engine) takeLastChance(ctx context.Context, r *run, c casestore.Case) (done, blocked bool, err error) {
 	wait := leaseWait
-	if r.held.Load() {
+	if r.held.Load() || (r.msg != nil && r.msg.Deferred) {
 		wait = 0
 	}
-	alone, err := e.lastChance(ctx, c, wait)
+	alone, blocked, err := e.lastChance(ctx, c, r.in.Kind, wait)
 	switch {
 	case err == nil:
 		r.alone = alone
-		return false, nil
+		return false, blocked, nil
 	case r.held.Load():
-		return false, nil
+		return false, false, nil
 	}
-	return r.end(e.deferWaiting(ctx, r, err, "waits for its last chance alone: another case the worker process ended on runs now"))
+	h, err := e.deferWaiting(ctx, r, err, "waits for its last chance alone: another case the worker process ended on runs now")
+	r.h = h
+	return true, blocked, err
 }
 
 // loaded is what a turn decides on: the case, its open intent, and its
@@ -237,6 +251,9 @@ func (e *Engine) decide(ctx context.Context, r *run, l loaded) (decisionRecord, 
 	cv, err := caseView(ctx, e.store, l)
 	if err != nil {
 		return decisionRecord{}, nil, err
+	}
+	if !r.held.Load() && e.takenOver(c) {
+		cv.LeasesAbandoned++ // the commit will take the lease over: see takenOver
 	}
 	r.in.Now = e.now()
 	dec := e.decider.Decide(cv, nil, r.in)
