@@ -338,7 +338,12 @@ func (d Decider) resume(c CaseView, now time.Time) Decision {
 		dec.Step = modifyStep(c, c.Plan)
 		return dec
 	case StateNeedsAttention:
-		return keep(c, CodeAttention, "waiting for an operator")
+		// No timer: a stopped case waits for an operator (or the
+		// reconciler), and a timer kept from before would stay due,
+		// waking it every tick for nothing.
+		dec := keep(c, CodeAttention, "waiting for an operator")
+		dec.WakeAt = time.Time{}
+		return dec
 	default: // waiting states
 		dec := keep(c, CodeNoChange, "waiting")
 		dec.WakeAt = d.wake(c.State, nil, now)

@@ -80,13 +80,10 @@ func (d Decider) release(c CaseView, in Input) Decision {
 	if h := c.Held; h != nil && h.Code != "" && !slices.Contains(FlagCodes(), h.Code) {
 		dec := parkAt(c.Parked, h.Code, h.Message)
 		dec.Code, dec.Reason = "retried", fmt.Sprintf("%s; the case stops at %s again (%s)", why, c.Parked, h.Code)
-		if c.Intent != nil || !c.beforeSubmit() {
-			// Due now: whatever its timer was for (an open side
-			// effect, a step's backoff, the order's news) was dropped
-			// by the hold. Before submission a stopped case has none,
-			// and a timer would stay due (its wake keeps it).
-			dec.WakeAt = in.Now
-		}
+		// Due now: whatever its timer was for (an open side effect, a
+		// step's backoff, the order's news) was dropped by the hold; a
+		// wake that finds nothing to do leaves a stopped case no timer.
+		dec.WakeAt = in.Now
 		return dec
 	}
 	dec := Decision{Outcome: OutcomeAct, State: c.Parked, WakeAt: in.Now, Code: "retried",

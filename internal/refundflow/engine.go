@@ -720,7 +720,7 @@ func (e *Engine) lastChance(ctx context.Context, c casestore.Case, kind InputKin
 // does (Case.LeasesAbandoned), so what decides before the takeover counts
 // it too.
 func (e *Engine) takenOver(c casestore.Case) bool {
-	return c.LeaseOwner != "" && c.LeaseOwner != e.owner && c.LeaseUntil.Before(e.now())
+	return c.LeaseOwner != "" && c.LeaseOwner != e.owner && !c.LeaseUntil.After(e.now())
 }
 
 // seen reports whether msg was already applied (its inbox row exists). A

@@ -220,6 +220,9 @@ func checkDecision(t *testing.T, where string, c CaseView, v *PlatformView, in I
 	if got.Outcome != OutcomeAct && (got.State != c.State || got.Parked != c.Parked || got.Step != nil || got.Resolve != nil) {
 		t.Errorf("%s: %s must change nothing, got state %s/%s step %v", where, got.Outcome, got.State, got.Parked, got.Step)
 	}
+	if in.Kind == InputTimer && c.State == StateNeedsAttention && got.Outcome == OutcomeNoOp && !got.WakeAt.IsZero() && !got.WakeAt.After(in.Now) {
+		t.Errorf("%s: a stopped case's timer changed nothing and left its timer due (%v): it would wake every tick", where, got.WakeAt)
+	}
 	if got.State == StateNeedsAttention {
 		if got.Attention == nil || got.Attention.Code == "" || !got.Parked.Valid() || got.Parked.Terminal() || got.Parked == StateNeedsAttention {
 			if got.Outcome == OutcomeAct {
@@ -251,11 +254,7 @@ func checkDecision(t *testing.T, where string, c CaseView, v *PlatformView, in I
 		// again for its own reason, any other is taken up now.
 		wasParked := c.Held != nil && c.Held.Code != "" && !slices.Contains(FlagCodes(), c.Held.Code)
 		ok := got.Outcome == OutcomeAct && got.Step == nil && got.Resolve == nil && !got.Reapply && got.Code == "retried"
-		if wasParked && c.Intent == nil && c.beforeSubmit() {
-			ok = ok && got.WakeAt.IsZero() // nothing to take up; a due timer would stay due
-		} else {
-			ok = ok && got.WakeAt.Equal(in.Now)
-		}
+		ok = ok && got.WakeAt.Equal(in.Now)
 		if wasParked {
 			ok = ok && got.State == StateNeedsAttention && got.Parked == c.Parked && got.Attention != nil && *got.Attention == *c.Held
 		} else {
