@@ -328,3 +328,27 @@ func testAMessageCountsTheExpiredLeaseItTakesOver(t *testing.T, be casestoretest
 		t.Errorf("%d platform calls; want none", n-before)
 	}
 }
+
+// TestACommandWaitingForAnotherProcessesLeaseIsKeptAfterTheLeaseWait: a
+// command for a case another process holds waits for that lease up to the
+// lease wait (5 s), re-reading the case every 100 ms, and is then kept in
+// the store for its case, freeing its slot. Each re-read counted as one of
+// the 24 decisions an input may lead to, so after 2.4 s the command was
+// handed back as a spinning input ("more than 24 decisions") instead.
+func TestACommandWaitingForAnotherProcessesLeaseIsKeptAfterTheLeaseWait(t *testing.T) {
+	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	ctx := context.Background()
+	c, o, so, _ := r.submittedTaobaoCase()
+	if _, err := r.store.ClaimLease(ctx, c.ID, "another-process", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	cmd := r.command(refundflow.InputSendMessage, refundflow.PlatformTaobao, o, so)
+	cmd.Message = "any news?"
+	h, err := r.engine().HandleCommand(ctx, cmd, message(cmd))
+	if err != nil || !h.Deferred {
+		t.Fatalf("the command while another process holds its case: %+v, %v; want it kept in the store", h, err)
+	}
+	if n, err := r.store.CountDeferred(ctx); err != nil || n != 1 {
+		t.Errorf("inputs kept: %d, %v; want the command", n, err)
+	}
+}

@@ -54,6 +54,7 @@ type run struct {
 	// (the steps it led to) can go on from the case's state alone.
 	reapply, applied bool
 	waited           time.Duration // spent waiting for other processes' leases, in all (waitLease)
+	reread           bool          // the last turn waited and made no decision: it does not count against maxLoop
 	held             atomic.Bool   // this process holds the case's lease (renewed meanwhile)
 }
 
@@ -105,10 +106,18 @@ func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
 			return r.h, err
 		}
 	}
-	for range maxLoop {
+	for n := 0; n < maxLoop; {
 		if done, err := e.turn(ctx, r); done {
 			return r.h, err
 		}
+		if r.reread {
+			// A wait (another process's lease, bounded by leaseWait;
+			// the last-chance turn, once) read the case again without
+			// a decision: not one of the decisions maxLoop bounds.
+			r.reread = false
+			continue
+		}
+		n++
 	}
 	return r.h, &RetryError{After: e.retry, Err: fmt.Errorf("case %d: more than %d decisions for one input", r.caseID, maxLoop)}
 }
@@ -138,6 +147,7 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 			return true, err
 		}
 		if blocked {
+			r.reread = true
 			return false, nil // read the case again: it may have moved meanwhile
 		}
 	}
@@ -240,6 +250,7 @@ func (e *Engine) awaitLease(ctx context.Context, r *run, until time.Time) (done 
 	if err := e.waitLease(ctx, until, &r.waited); err != nil {
 		return r.end(e.deferBusy(ctx, r, err))
 	}
+	r.reread = true
 	return false, nil
 }
 
