@@ -36,24 +36,11 @@ func testAHeldCaseMakesNoPlatformCall(t *testing.T, be casestoretest.Backend) {
 	r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 	ctx := context.Background()
 	c, o, so, refundID := r.submittedTaobaoCase()
-	for i := range 3 {
-		dead := fmt.Sprintf("worker@host/ns/%d/dead", 100+i)
-		if _, err := r.store.ClaimLease(ctx, c.ID, dead, refundflow.DefaultInFlight); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.store.ReleaseLeasesOf(ctx, dead); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r.processesEnded(c, 3)
 	policy := testPolicy
 	policy.EndedLimit = 3
 	eng := r.newEngineWith("engine-held", policy, 0)
-	calls := func() (n int64) {
-		for _, k := range r.sb.Stats().APICalls {
-			n += k
-		}
-		return n
-	}
+	calls := r.apiCalls
 	before := calls()
 
 	h, err := eng.Wake(ctx, c.ID, refundflow.InputReconcile)
@@ -140,26 +127,14 @@ func TestACaseOnItsLastChanceRunsAlone(t *testing.T) {
 func testACaseOnItsLastChanceRunsAlone(t *testing.T, be casestoretest.Backend) {
 	r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 	ctx := context.Background()
-	ended := func(c casestore.Case, n int) {
-		t.Helper()
-		for i := range n {
-			dead := fmt.Sprintf("worker@host/ns/%d/dead-%d", 200+i, c.ID)
-			if _, err := r.store.ClaimLease(ctx, c.ID, dead, time.Minute); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := r.store.ReleaseLeasesOf(ctx, dead); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	a, _, _, _ := r.submittedTaobaoCase()
 	b, _, _, _ := r.submittedTaobaoCase()
 	c, _, _, _ := r.submittedTaobaoCase()
-	ended(a, 2)
-	ended(c, 1)
+	r.processesEnded(a, 2)
+	r.processesEnded(c, 1)
 	// b: one end counted, and a lease another host's process left, expired:
 	// its takeover will count the second.
-	ended(b, 1)
+	r.processesEnded(b, 1)
 	const gone = "worker@other-host/ns/1/gone"
 	if _, err := r.store.ClaimLease(ctx, b.ID, gone, time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -241,15 +216,7 @@ func testAParkedCaseHeldStopsForItsOwnReasonAgain(t *testing.T, be casestoretest
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 3 {
-		dead := fmt.Sprintf("worker@host/ns/%d/dead", 300+i)
-		if _, err := r.store.ClaimLease(ctx, c.ID, dead, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.store.ReleaseLeasesOf(ctx, dead); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r.processesEnded(c, 3)
 	policy := testPolicy
 	policy.EndedLimit = 3
 	eng := r.newEngineWith("engine-held", policy, 0)
@@ -287,15 +254,7 @@ func testAMessageCountsTheExpiredLeaseItTakesOver(t *testing.T, be casestoretest
 	r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 	ctx := context.Background()
 	c, o, so, refundID := r.submittedTaobaoCase()
-	for i := range 2 {
-		dead := fmt.Sprintf("worker@host/ns/%d/dead", 400+i)
-		if _, err := r.store.ClaimLease(ctx, c.ID, dead, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.store.ReleaseLeasesOf(ctx, dead); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r.processesEnded(c, 2)
 	if _, err := r.store.ClaimLease(ctx, c.ID, "worker@other-host/ns/1/gone", time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -306,12 +265,7 @@ func testAMessageCountsTheExpiredLeaseItTakesOver(t *testing.T, be casestoretest
 	policy := testPolicy
 	policy.EndedLimit = 3
 	eng := r.newEngineWith("engine-held", policy, 0)
-	calls := func() (n int64) {
-		for _, k := range r.sb.Stats().APICalls {
-			n += k
-		}
-		return n
-	}
+	calls := r.apiCalls
 	before := calls()
 	msg, _ := r.refundCallback(o, so, refundID, 91)
 	ev, err := r.parser.Parse(msg.Payload)
@@ -351,4 +305,29 @@ func TestACommandWaitingForAnotherProcessesLeaseIsKeptAfterTheLeaseWait(t *testi
 	if n, err := r.store.CountDeferred(ctx); err != nil || n != 1 {
 		t.Errorf("inputs kept: %d, %v; want the command", n, err)
 	}
+}
+
+// processesEnded records n worker processes that ended holding case c
+// (each leaves its lease, which a starting worker takes over), as the
+// store counts them: c.LeasesAbandoned goes up by n.
+func (r *rig) processesEnded(c casestore.Case, n int) {
+	r.t.Helper()
+	ctx := context.Background()
+	for i := range n {
+		dead := fmt.Sprintf("worker@host/ns/%d/dead-%d", i+1, c.ID)
+		if _, err := r.store.ClaimLease(ctx, c.ID, dead, time.Minute); err != nil {
+			r.t.Fatal(err)
+		}
+		if _, err := r.store.ReleaseLeasesOf(ctx, dead); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// apiCalls is how many platform calls the sandbox has answered.
+func (r *rig) apiCalls() (n int64) {
+	for _, k := range r.sb.Stats().APICalls {
+		n += k
+	}
+	return n
 }
