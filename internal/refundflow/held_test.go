@@ -37,9 +37,7 @@ func testAHeldCaseMakesNoPlatformCall(t *testing.T, be casestoretest.Backend) {
 	ctx := context.Background()
 	c, o, so, refundID := r.submittedTaobaoCase()
 	r.processesEnded(c, 3)
-	policy := testPolicy
-	policy.EndedLimit = 3
-	eng := r.newEngineWith("engine-held", policy, 0)
+	eng := r.newEngineWith("engine-held", endedPolicy(), 0)
 	calls := r.apiCalls
 	before := calls()
 
@@ -136,22 +134,14 @@ func testACaseOnItsLastChanceRunsAlone(t *testing.T, be casestoretest.Backend) {
 	// its takeover will count the second.
 	r.processesEnded(b, 1)
 	const gone = "worker@other-host/ns/1/gone"
-	if _, err := r.store.ClaimLease(ctx, b.ID, gone, time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	r.waitFor("b's lease expired", func() bool {
-		_, until, err := r.store.LeaseUntil(ctx, b.ID)
-		return err == nil && time.Now().After(until.Add(time.Millisecond))
-	})
+	r.leftExpired(b, gone)
 	g := &countingGate{gate: newGate()}
 	client, err := apiclient.New(apiclient.Config{BaseURL: r.url, AccessKey: testKey, AccessSecret: testSecret, UserID: "u1",
 		HTTPClient: &http.Client{Transport: g}, RateLimit: rate.Inf, Timeout: 30 * time.Second, Retry: apiclient.RetryPolicy{MaxAttempts: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy := testPolicy
-	policy.EndedLimit = 3
-	eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: client, Policy: policy, Owner: "engine-alone",
+	eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: client, Policy: endedPolicy(), Owner: "engine-alone",
 		RetryDelay: 50 * time.Millisecond, LeaseTTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -217,9 +207,7 @@ func testAParkedCaseHeldStopsForItsOwnReasonAgain(t *testing.T, be casestoretest
 		t.Fatal(err)
 	}
 	r.processesEnded(c, 3)
-	policy := testPolicy
-	policy.EndedLimit = 3
-	eng := r.newEngineWith("engine-held", policy, 0)
+	eng := r.newEngineWith("engine-held", endedPolicy(), 0)
 	if _, err := eng.Wake(ctx, c.ID, refundflow.InputReconcile); err != nil {
 		t.Fatal(err)
 	}
@@ -255,16 +243,8 @@ func testAMessageCountsTheExpiredLeaseItTakesOver(t *testing.T, be casestoretest
 	ctx := context.Background()
 	c, o, so, refundID := r.submittedTaobaoCase()
 	r.processesEnded(c, 2)
-	if _, err := r.store.ClaimLease(ctx, c.ID, "worker@other-host/ns/1/gone", time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	r.waitFor("the lease expired", func() bool {
-		_, until, err := r.store.LeaseUntil(ctx, c.ID)
-		return err == nil && time.Now().After(until.Add(time.Millisecond))
-	})
-	policy := testPolicy
-	policy.EndedLimit = 3
-	eng := r.newEngineWith("engine-held", policy, 0)
+	r.leftExpired(c, "worker@other-host/ns/1/gone")
+	eng := r.newEngineWith("engine-held", endedPolicy(), 0)
 	calls := r.apiCalls
 	before := calls()
 	msg, _ := r.refundCallback(o, so, refundID, 91)
@@ -330,4 +310,26 @@ func (r *rig) apiCalls() (n int64) {
 		n += k
 	}
 	return n
+}
+
+// endedPolicy is testPolicy holding a case after three worker processes
+// ended on it.
+func endedPolicy() refundflow.Policy {
+	p := testPolicy
+	p.EndedLimit = 3
+	return p
+}
+
+// leftExpired leaves on case c an expired lease of owner, another process
+// that ended without letting go (found after its lease ran out).
+func (r *rig) leftExpired(c casestore.Case, owner string) {
+	r.t.Helper()
+	ctx := context.Background()
+	if _, err := r.store.ClaimLease(ctx, c.ID, owner, time.Millisecond); err != nil {
+		r.t.Fatal(err)
+	}
+	r.waitFor("the lease expired", func() bool {
+		_, until, err := r.store.LeaseUntil(ctx, c.ID)
+		return err == nil && time.Now().After(until.Add(time.Millisecond))
+	})
 }
