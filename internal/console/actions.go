@@ -298,13 +298,17 @@ func formMessage(err error) string {
 
 // offers are the forms the case page shows k's reader: those whose command
 // may apply to k in its state (the worker still decides), and only to an
-// operator.
+// operator. A case held because worker processes ended on it takes resolve
+// alone: the worker refuses every other command for it.
 func offers(a Account, k casestore.Case) map[string]bool {
 	if !a.CanAct() {
 		return nil
 	}
 	state, parked := refundflow.State(k.State), refundflow.State(k.ParkedState)
 	attention := state == refundflow.StateNeedsAttention
+	if attention && k.AttentionCode == refundflow.CodeWorkerEnded {
+		return map[string]bool{"resolve": true}
+	}
 	effective := state
 	if attention {
 		effective = parked

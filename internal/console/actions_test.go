@@ -72,8 +72,10 @@ func TestActions(t *testing.T) {
 		seedCase{order: "300", sub: "301", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnSellerRefused,
 			parked: string(refundflow.StateWaitingSeller), refund: "R301"},
 		seedCase{platform: "1688", order: "400", state: string(refundflow.StateCancelled)},
+		seedCase{order: "500", sub: "501", state: string(refundflow.StateNeedsAttention), attention: refundflow.CodeWorkerEnded,
+			parked: string(refundflow.StateWaitingReturnShipment), refund: "R501"},
 	)
-	returning, refused, closed := ts.cases[0], ts.cases[1], ts.cases[2]
+	returning, refused, closed, held := ts.cases[0], ts.cases[1], ts.cases[2], ts.cases[3]
 	op, viewer := ts.login(operatorName), ts.login(viewerName)
 	csrf := ts.srv.sessions.csrf(op.Value)
 	path := func(k casestore.Case) string { return fmt.Sprintf("/cases/%d", k.ID) }
@@ -86,6 +88,9 @@ func TestActions(t *testing.T) {
 		{returning, []string{"ship", "cancel", "message"}, []string{"modify", "resolve"}},
 		{refused, []string{"modify", "resolve", "cancel", "message"}, []string{"ship"}},
 		{closed, nil, []string{"ship", "cancel", "message", "modify", "resolve"}},
+		// Held because worker processes ended on it: the worker refuses
+		// anything but resolve, so nothing else is offered.
+		{held, []string{"resolve"}, []string{"ship", "cancel", "message", "modify"}},
 	} {
 		page := ts.do("GET", path(tc.k), "cookie:"+op.Value, nil)
 		for _, f := range tc.offered {
