@@ -171,14 +171,18 @@ type Engine struct {
 	log      *slog.Logger
 	owner    string
 	leaseTTL time.Duration
-	vouchers VoucherSource
-	retry    time.Duration
-	retryMax time.Duration
-	onStep   StepObserver
-	now      func() time.Time
-	locks    caseLocks
-	lastTry  chan struct{} // one case at a time on its last chance (see lastChance)
-	ahead    bool          // lookahead on (EngineConfig.NoLookahead unset)
+	// leaseWait bounds an input's wait for another process's lease or
+	// for the last-chance turn (the constant leaseWait; tests shorten or
+	// lengthen it to put two waits in a known order).
+	leaseWait time.Duration
+	vouchers  VoucherSource
+	retry     time.Duration
+	retryMax  time.Duration
+	onStep    StepObserver
+	now       func() time.Time
+	locks     caseLocks
+	lastTry   chan struct{} // one case at a time on its last chance (see lastChance)
+	ahead     bool          // lookahead on (EngineConfig.NoLookahead unset)
 	// clockSkew: see EngineConfig.ClockSkew.
 	clockSkew time.Duration
 	// messagesEvery and onSellerMessages: see EngineConfig.
@@ -193,7 +197,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		return nil, errors.New("engine: Store and Client are required")
 	}
 	e := &Engine{store: cfg.Store, client: cfg.Client, decider: Decider{Policy: cfg.Policy}, log: cfg.Logger,
-		owner: cfg.Owner, leaseTTL: cfg.LeaseTTL, vouchers: cfg.Vouchers, retry: cfg.RetryDelay, retryMax: cfg.RetryMax,
+		owner: cfg.Owner, leaseTTL: cfg.LeaseTTL, leaseWait: leaseWait, vouchers: cfg.Vouchers, retry: cfg.RetryDelay, retryMax: cfg.RetryMax,
 		onStep: cfg.OnStep, now: cfg.Now, locks: caseLocks{m: map[int64]*caseLock{}}, lastTry: make(chan struct{}, 1), ahead: !cfg.NoLookahead,
 		clockSkew: cfg.ClockSkew, messagesEvery: cfg.MessagesInterval, onSellerMessages: cfg.OnSellerMessages}
 	if e.log == nil {
@@ -289,10 +293,7 @@ func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (
 	if err != nil {
 		return Handled{}, err
 	}
-	if h, queued, err := e.queueBehind(ctx, c.ID, msg); queued || err != nil {
-		return h, err
-	}
-	return e.process(ctx, job{caseID: c.ID, first: in, msg: msg, note: note})
+	return e.process(ctx, job{caseID: c.ID, first: in, msg: msg, note: note, behindKept: true})
 }
 
 // CommandCase returns the id of the case cmd concerns, found as applying

@@ -125,7 +125,7 @@ const (
 func (e *Engine) waitLease(ctx context.Context, until time.Time, waited *time.Duration) error {
 	left := time.Until(until)
 	step := max(min(left, 100*time.Millisecond), 5*time.Millisecond)
-	if *waited+step > leaseWait {
+	if *waited+step > e.leaseWait {
 		return &RetryError{After: max(left, 100*time.Millisecond), Err: casestore.ErrLeased}
 	}
 	*waited += step

@@ -39,6 +39,12 @@ type job struct {
 	// taken by Wake before the lease; otherwise the loop takes it if the
 	// case it reads needs it.
 	alone func()
+	// behindKept: msg is a command of a case that exists, which must not
+	// overtake a command of the case kept in the store (queueBehind). It
+	// looks for one under the case's lock, before its first decision and
+	// again after any wait: a command that held the lock while it waited
+	// may have been kept meanwhile.
+	behindKept bool
 }
 
 // run is how far process has got with its job.
@@ -55,6 +61,7 @@ type run struct {
 	reapply, applied bool
 	waited           time.Duration // spent waiting for other processes' leases, in all (waitLease)
 	reread           bool          // the last turn waited and made no decision: it does not count against maxLoop
+	lookBehind       bool          // behindKept, and not looked for since the input took the lock or last waited
 	held             atomic.Bool   // this process holds the case's lease (renewed meanwhile)
 }
 
@@ -79,7 +86,7 @@ func (r *run) end(h Handled, err error) (done bool, _ error) {
 // lease expires after LeaseTTL (far longer than any platform call), and its
 // open intent is settled by asking the platform.
 func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
-	r := &run{job: j, h: Handled{CaseID: j.caseID}, in: j.first}
+	r := &run{job: j, h: Handled{CaseID: j.caseID}, in: j.first, lookBehind: j.behindKept}
 	defer func() { // after letGo: the lease is let go first
 		if r.alone != nil {
 			r.alone()
@@ -147,8 +154,14 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 			return true, err
 		}
 		if blocked {
-			r.reread = true
+			r.rereadAfterWait()
 			return false, nil // read the case again: it may have moved meanwhile
+		}
+	}
+	if r.lookBehind && !r.applied {
+		r.lookBehind = false
+		if h, queued, err := e.queueBehind(ctx, r.caseID, r.msg); queued || err != nil {
+			return r.end(h, err)
 		}
 	}
 	sctx, span := e.startSpan(ctx, "decide", r.caseID, attribute.String("input", string(r.in.Kind)))
@@ -202,7 +215,7 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 // nor for a kept input taken up again, which holds a worker slot the
 // case's other inputs may need: it is kept again.
 func (e *Engine) takeLastChance(ctx context.Context, r *run, c casestore.Case) (done, blocked bool, err error) {
-	wait := leaseWait
+	wait := e.leaseWait
 	if r.held.Load() || (r.msg != nil && r.msg.Deferred) {
 		wait = 0
 	}
@@ -250,8 +263,15 @@ func (e *Engine) awaitLease(ctx context.Context, r *run, until time.Time) (done 
 	if err := e.waitLease(ctx, until, &r.waited); err != nil {
 		return r.end(e.deferBusy(ctx, r, err))
 	}
-	r.reread = true
+	r.rereadAfterWait()
 	return false, nil
+}
+
+// rereadAfterWait has the loop read the case again after a wait, and a
+// command look again for commands of its case kept meanwhile.
+func (r *run) rereadAfterWait() {
+	r.reread = true
+	r.lookBehind = r.behindKept
 }
 
 // decide decides r.in on the case as loaded, fetching the platform view first when

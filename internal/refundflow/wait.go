@@ -268,7 +268,10 @@ type retryDetail struct {
 // in the store, behind them, so that commands apply in the order they came
 // (a cancel deferred while an attempt may be in flight is not overtaken by
 // a later command). The oldest waiting input itself, taken up by the
-// worker's timer, goes ahead.
+// worker's timer, goes ahead. The loop calls it under the case's lock, and
+// again after each wait (job.behindKept): a command that held the lock
+// while it waited may have been kept meanwhile, and the one waiting for
+// the lock must then go behind it.
 func (e *Engine) queueBehind(ctx context.Context, caseID int64, msg *Message) (Handled, bool, error) {
 	if !canDefer(msg) {
 		return Handled{}, false, nil
