@@ -409,6 +409,12 @@ func TestACaseWhoseWakeTheWorkerDiesOnIsHeld(t *testing.T) {
 	if n := reads(); n != hung {
 		t.Errorf("%d platform reads after the third death; want none: the held case is not checked", n-hung)
 	}
+	// The reconciler's wake held it: that is not a state the platform
+	// moved the case to (a callback that never came).
+	if found, moved := metricValue(t, p.metricsURL(), "refundhub_worker_reconcile_found_total"),
+		metricValue(t, p.metricsURL(), "refundhub_worker_reconcile_moved_total"); found == "0" || found == "" || moved != "0" {
+		t.Errorf("the reconciler of the process that held the case: found %q, moved %q; want the case found, none moved", found, moved)
+	}
 	if stale, err := s.store.StaleOpenCases(ctx, time.Now(), 10, refundflow.CodeWorkerEnded); err != nil || len(stale) != 0 {
 		t.Errorf("cases the reconciler would check: %d, %v; want none (the held case is left out)", len(stale), err)
 	}

@@ -97,7 +97,9 @@ func (w *Worker) wake(ctx, work context.Context, id int64, kind refundflow.Input
 			w.log.InfoContext(sctx, "wake: retry later", "case", id, "kind", kind, "err", err)
 			return
 		}
-		if kind == refundflow.InputReconcile && before != "" && string(h.State) != before {
+		// A case held because worker processes ended on it was not moved
+		// by the platform: its hold made no call.
+		if kind == refundflow.InputReconcile && before != "" && string(h.State) != before && h.Code != refundflow.CodeWorkerEnded {
 			w.metrics.reconcileMoved.Inc()
 			w.log.InfoContext(sctx, "reconciler moved a case", "case", id, "from", before, "to", h.State)
 		}
