@@ -66,6 +66,33 @@ func TestACommandWaitingForAnotherProcessesLeaseDoesNotOvertakeOneKeptMeanwhile(
 	})
 }
 
+// TestACommandBehindAKeptOneIsKeptAtOnceWhileAnotherProcessHoldsTheCase: a
+// command for a case with a command kept in the store goes behind it
+// without first waiting for another process's lease on the case: it frees
+// its consumer slot at once. Its engine here would wait an hour for the
+// lease, and the command is given 10 s.
+func TestACommandBehindAKeptOneIsKeptAtOnceWhileAnotherProcessHoldsTheCase(t *testing.T) {
+	o := newOrderRig(t, casestoretest.Backends()[0])
+	eng := o.r.newEngine("engine-one")
+	refundflow.SetLeaseWait(eng, 100*time.Millisecond)
+	first, firstDone := o.send(eng, "first")
+	if h := <-firstDone; !h.Deferred {
+		t.Fatalf("the first command after the lease wait: %+v; want it kept in the store", h)
+	}
+	refundflow.SetLeaseWait(eng, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	second := o.r.command(refundflow.InputSendMessage, refundflow.PlatformTaobao, o.order, o.sub)
+	second.Message = "second"
+	if h, err := eng.HandleCommand(ctx, second, message(second)); err != nil || !h.Deferred {
+		t.Fatalf("the second command: %+v, %v; want it kept behind the first at once", h, err)
+	}
+	if err := o.r.store.ReleaseLease(context.Background(), o.c.ID, otherProcess); err != nil {
+		t.Fatal(err)
+	}
+	o.takenUpInOrder(eng, first, second)
+}
+
 // orderRig is a submitted Taobao case whose lease another worker process
 // holds, and commands sent to it.
 type orderRig struct {

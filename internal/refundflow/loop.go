@@ -143,7 +143,18 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 	if err != nil {
 		return true, err
 	}
-	if !r.held.Load() && e.leasedElsewhere(c) {
+	waiting := !r.held.Load() && e.leasedElsewhere(c)
+	// A command looks for commands of its case kept in the store before it
+	// waits for anything (kept behind one, it frees its slot at once), and
+	// again once a wait is over (job.behindKept); not with a step's
+	// result still to record.
+	if r.lookBehind && !r.applied && r.ran == nil && (!waiting || r.waited == 0) {
+		r.lookBehind = false
+		if done, err := e.keepBehind(ctx, r); done {
+			return true, err
+		}
+	}
+	if waiting {
 		// Another process is on the case: wait for it rather than
 		// fetching a view its in-flight step may change.
 		return e.awaitLease(ctx, r, c.LeaseUntil)
@@ -156,12 +167,6 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 		if blocked {
 			r.rereadAfterWait()
 			return false, nil // read the case again: it may have moved meanwhile
-		}
-	}
-	if r.lookBehind && !r.applied {
-		r.lookBehind = false
-		if h, queued, err := e.queueBehind(ctx, r.caseID, r.msg); queued || err != nil {
-			return r.end(h, err)
 		}
 	}
 	sctx, span := e.startSpan(ctx, "decide", r.caseID, attribute.String("input", string(r.in.Kind)))
@@ -265,6 +270,20 @@ func (e *Engine) awaitLease(ctx context.Context, r *run, until time.Time) (done 
 	}
 	r.rereadAfterWait()
 	return false, nil
+}
+
+// keepBehind keeps r's command in the store behind a command of its case
+// kept there, if there is one (queueBehind): done is then true, and r.h
+// says so.
+func (e *Engine) keepBehind(ctx context.Context, r *run) (done bool, err error) {
+	h, queued, err := e.queueBehind(ctx, r.caseID, r.msg)
+	if err != nil {
+		return true, err
+	}
+	if queued {
+		r.h.Deferred, r.h.Until = true, h.Until
+	}
+	return queued, nil
 }
 
 // rereadAfterWait has the loop read the case again after a wait, and a
