@@ -370,9 +370,9 @@ func TestACaseWhoseWakeTheWorkerDiesOnIsHeld(t *testing.T) {
 	s.sb.SetFaults(sandbox.Faults{TimeoutAfter: 30 * time.Second, ForceErrors: []sandbox.ForcedError{
 		{Endpoint: "taobao_query", Kind: sandbox.ErrTimeout, Count: 1000}, {Endpoint: "taobao_list", Kind: sandbox.ErrTimeout, Count: 1000}}})
 	reads := func() int64 { st := s.httpStats(); return st.APICalls["taobao_query"] + st.APICalls["taobao_list"] }
-	held := func() bool {
+	held := func() bool { // and let go: the hold is two decisions, the lease dropped with the second
 		got, err := s.store.GetCase(ctx, id)
-		return err == nil && got.AttentionCode == refundflow.CodeWorkerEnded
+		return err == nil && got.AttentionCode == refundflow.CodeWorkerEnded && got.LeaseOwner == ""
 	}
 	hung := reads()
 	kills := 0
