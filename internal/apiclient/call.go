@@ -334,7 +334,7 @@ func requestBody(req request) io.Reader {
 // code, or success. The envelope goes into out as soon as it decoded, so
 // that a failure code is reported with its request id.
 func (c *Client) readAnswer(endpoint string, resp *http.Response, raw []byte, out *attemptOutcome) error {
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if (resp.StatusCode < 200 || resp.StatusCode > 299) && !c.platformFailure(resp.StatusCode, raw) {
 		return c.httpError(endpoint, resp, raw)
 	}
 	if int64(len(raw)) > c.maxBody {
@@ -352,6 +352,22 @@ func (c *Client) readAnswer(endpoint string, resp *http.Response, raw []byte, ou
 			Retryable: c.profile.Retryable(code), NotApplied: c.profile.NotApplied(code)}
 	}
 	return nil
+}
+
+// platformFailure reports whether a non-2xx answer is the platform's own
+// failure envelope: at the status the profile says its failures come with
+// (envelope.error_http_status, UNKNOWN: 200 by default), an envelope with a
+// code, other than success. It is then read by its code, as at 200: the
+// code, not the status, says whether the call may be retried and whether
+// it proves nothing was done (a 400 carrying an internal error must not
+// read as a refusal). Any other status is a gateway's or the server's
+// (a wrong path's 404, a proxy's 502 or 429), read by its status.
+func (c *Client) platformFailure(status int, raw []byte) bool {
+	if status != c.profile.Envelope.ErrorHTTPStatus || int64(len(raw)) > c.maxBody {
+		return false
+	}
+	env, err := decodeEnvelope(raw)
+	return err == nil && int(env.Code) != 0 && int(env.Code) != c.profile.Envelope.SuccessCode
 }
 
 // httpError describes a non-2xx response, with the platform's code and

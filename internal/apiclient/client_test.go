@@ -1205,3 +1205,76 @@ func TestNotAppliedCodesConfigured(t *testing.T) {
 		}
 	}
 }
+
+// TestFailuresAtTheProfilesErrorStatusAreReadByTheirCode: where the profile
+// says the platform answers its failures with another HTTP status than 200
+// (envelope.error_http_status, UNKNOWN, which refundctl doctor tells an
+// operator to set), a failure envelope at that status is the platform's
+// own answer and is read by its code, as at 200: a rate limit is retried, an
+// internal error leaves a submission's outcome open (it used to be read as
+// a 4xx refusal, proof that nothing was done, and a side effect could then
+// be sent again without asking), a refusal is a refusal, a not-found is one.
+// Another status, or an answer that is not an envelope, is still read by
+// its status: a gateway's, not the platform's.
+func TestFailuresAtTheProfilesErrorStatusAreReadByTheirCode(t *testing.T) {
+	prof, err := platform.Parse([]byte("[envelope]\nerror_http_status = 400\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := platform.Default()
+	for _, tt := range []struct {
+		name          string
+		status        int
+		body          string
+		wantAPI       bool // read as the platform's envelope failure (*APIError)
+		wantClass     platform.ErrorClass
+		wantRetryable bool
+		wantUnknown   bool // OutcomeUnknown
+		wantCalls     int  // the submission is not retried by the client; the query is, MaxAttempts 3
+	}{
+		{"rate limited at the error status", 400, fmt.Sprintf(`{"requestId":"r1","code":%d,"msg":"slow down"}`, def.Code(platform.ClassRateLimited)),
+			true, platform.ClassRateLimited, true, false, 1},
+		{"internal error at the error status", 400, fmt.Sprintf(`{"requestId":"r2","code":%d,"msg":"oops"}`, def.Code(platform.ClassInternal)),
+			true, platform.ClassInternal, true, true, 1},
+		{"illegal state at the error status", 400, fmt.Sprintf(`{"requestId":"r3","code":%d,"msg":"no"}`, def.Code(platform.ClassIllegalState)),
+			true, platform.ClassIllegalState, false, false, 1},
+		{"a code the profile does not list", 400, `{"requestId":"r4","code":4999,"msg":"?"}`,
+			true, platform.ClassUnknown, false, true, 1},
+		{"another 4xx is a gateway's", 404, fmt.Sprintf(`{"requestId":"r5","code":%d,"msg":"oops"}`, def.Code(platform.ClassInternal)),
+			false, platform.ClassInternal, false, false, 1},
+		{"not an envelope at the error status", 400, `<html>bad request</html>`,
+			false, platform.ClassUnknown, false, false, 1},
+		{"JSON without a code at the error status", 400, `{"error":"bad request"}`,
+			false, platform.ClassUnknown, false, false, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := newFakeServer(t, func(w http.ResponseWriter, r *http.Request, n int) { writeBody(w, tt.status, tt.body) })
+			cfg := testConfig(fs.URL)
+			cfg.Profile = prof
+			c := newTestClient(t, cfg)
+			_, err := c.TaobaoSubmit(context.Background(), SubmitRefundRequest{SubOrderID: "S1", RefundType: 1, GoodsStatus: 1, ReasonID: 1, RefundFee: 100})
+			var ae *APIError
+			if got := errors.As(err, &ae); got != tt.wantAPI {
+				t.Fatalf("error %v (%T): read as the platform's failure envelope %v; want %v", err, err, got, tt.wantAPI)
+			}
+			if ae != nil && (ae.HTTPStatus != tt.status || ae.RequestID == "") {
+				t.Errorf("APIError = %+v; want HTTP %d and the request id", ae, tt.status)
+			}
+			if got := ErrorClass(err); got != tt.wantClass {
+				t.Errorf("class %q; want %q", got, tt.wantClass)
+			}
+			if got := errors.Is(err, ErrRetryable); got != tt.wantRetryable {
+				t.Errorf("retryable %v; want %v", got, tt.wantRetryable)
+			}
+			if got := OutcomeUnknown(err); got != tt.wantUnknown {
+				t.Errorf("outcome unknown %v; want %v", got, tt.wantUnknown)
+			}
+			if got := NotApplied(err); got == tt.wantUnknown {
+				t.Errorf("not applied %v; want %v", got, !tt.wantUnknown)
+			}
+			if fs.count() != tt.wantCalls {
+				t.Errorf("calls %d; want %d", fs.count(), tt.wantCalls)
+			}
+		})
+	}
+}

@@ -67,6 +67,13 @@ func newRig(t *testing.T, seller sandbox.SellerPolicy) *rig {
 // newRigOn is a rig whose store is a fresh one of the backend's kind.
 func newRigOn(t *testing.T, be casestoretest.Backend, seller sandbox.SellerPolicy) *rig {
 	t.Helper()
+	return newRigProfiled(t, be, seller, nil)
+}
+
+// newRigProfiled is newRigOn with the sandbox and the client on a platform
+// profile other than the default (nil: the default).
+func newRigProfiled(t *testing.T, be casestoretest.Backend, seller sandbox.SellerPolicy, prof *platform.Profile) *rig {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &rig{t: t}
 	events := make(chan delivered, 1000)
@@ -91,7 +98,7 @@ func newRigOn(t *testing.T, be casestoretest.Backend, seller sandbox.SellerPolic
 		w.WriteHeader(http.StatusOK)
 	}))
 	sb, err := sandbox.New(sandbox.Config{AccessKey: testKey, AccessSecret: testSecret, CallbackURL: cbSrv.URL,
-		PushRetryInterval: 50 * time.Millisecond, Seller: seller, Seed: 1})
+		PushRetryInterval: 50 * time.Millisecond, Seller: seller, Seed: 1, Profile: prof})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +111,7 @@ func newRigOn(t *testing.T, be casestoretest.Backend, seller sandbox.SellerPolic
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.client = newClient(t, srv.URL)
+	r.client = newProfiledClient(t, srv.URL, prof)
 	r.setEngine(r.newEngine("engine-a"))
 	wg.Go(func() {
 		for {
@@ -131,11 +138,17 @@ func newRigOn(t *testing.T, be casestoretest.Backend, seller sandbox.SellerPolic
 
 func newClient(t *testing.T, url string) *apiclient.Client {
 	t.Helper()
+	return newProfiledClient(t, url, nil)
+}
+
+// newProfiledClient is newClient on a platform profile (nil: the default).
+func newProfiledClient(t *testing.T, url string, prof *platform.Profile) *apiclient.Client {
+	t.Helper()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 256, 256
 	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	c, err := apiclient.New(apiclient.Config{BaseURL: url, AccessKey: testKey, AccessSecret: testSecret, UserID: "u1", HTTPClient: hc,
-		RateLimit: rate.Inf, Timeout: 2 * time.Second,
+		RateLimit: rate.Inf, Timeout: 2 * time.Second, Profile: prof,
 		Retry: apiclient.RetryPolicy{MaxAttempts: 3, InitialInterval: 5 * time.Millisecond, MaxInterval: 20 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
