@@ -82,7 +82,7 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("console"), nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
 	if err != nil {
-		return fmt.Errorf("nats %s: %w", events.RedactURLs(cfg.NATSURL), err)
+		return events.ConnectError(cfg.NATSURL, err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

@@ -56,7 +56,7 @@ func connectPool(url string, n int, logger *slog.Logger, onConnect func(), stopp
 		nc, err := nats.Connect(url, opts...)
 		if err != nil {
 			p.close()
-			return nil, fmt.Errorf("nats connect: %w", err)
+			return nil, events.ConnectError(url, err)
 		}
 		p.conns = append(p.conns, nc)
 		p.closed = append(p.closed, closed)

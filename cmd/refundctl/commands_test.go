@@ -185,6 +185,20 @@ func TestCommandNATSFailures(t *testing.T) {
 	if strings.Contains(r.line(), "hunter2") {
 		t.Errorf("error shows the NATS password: %s", r.line())
 	}
+	// Every node of a cluster listed (docs/production.md), and passwords
+	// that do not parse as a URL's: no password is shown.
+	for _, urls := range []string{
+		"nats://user:hunter2@127.0.0.1:1,nats://user:hunter3@127.0.0.1:2",
+		"nats://user:hun/ter2@127.0.0.1:1",
+		"nats://user:hunter2#x@127.0.0.1:1",
+		"nats://user:hunter2%zz@127.0.0.1:1",
+	} {
+		e.vars["NATS_URL"] = urls
+		r := e.wantErr(1, "connect to NATS at ", "cancel", "--platform", "taobao", "--case", "1", "--no-wait", "--timeout", "2s")
+		if strings.Contains(r.line(), "hunter") || strings.Contains(r.stderr, "hunter") {
+			t.Errorf("NATS_URL %s: the error shows a password: %s", urls, r.line())
+		}
+	}
 
 	// A server without the COMMANDS stream: nothing takes the subject.
 	e2 := newEnv(t)
@@ -192,6 +206,27 @@ func TestCommandNATSFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	e2.wantErr(1, "no JetStream stream takes this subject", "cancel", "--platform", "taobao", "--case", "1", "--no-wait", "--timeout", "2s")
+}
+
+// TestURLsThatDoNotParseAreNotShownWithTheirPassword: a console or receiver
+// URL whose password holds "/" or "#" does not parse; the usage error names
+// what is wrong without the password (it showed the URL as given).
+func TestURLsThatDoNotParseAreNotShownWithTheirPassword(t *testing.T) {
+	e := newEnv(t)
+	for _, bad := range []string{"http://olga:pa/ss@console.example:8080", "http://olga:pa#ss@console.example:8080"} {
+		e.vars["REFUNDHUB_URL"], e.vars["REFUNDHUB_TOKEN"] = bad, "t0ken"
+		r := e.wantErr(2, "REFUNDHUB_URL", "list")
+		if strings.Contains(r.line(), "pa/ss") || strings.Contains(r.line(), "pa#ss") || strings.Contains(r.line(), "olga") ||
+			!strings.Contains(r.line(), "console.example:8080") {
+			t.Errorf("REFUNDHUB_URL %s: %s; want the host named, not the user or the password", bad, r.line())
+		}
+		delete(e.vars, "REFUNDHUB_URL")
+		e.vars["RECEIVER_URL"] = bad
+		r = e.wantErr(2, "receiver URL", "trigger", "create", "--platform", "1688", "--order", "1")
+		if strings.Contains(r.line(), "pa/ss") || strings.Contains(r.line(), "pa#ss") || strings.Contains(r.line(), "olga") {
+			t.Errorf("RECEIVER_URL %s: %s; want no user or password", bad, r.line())
+		}
+	}
 }
 
 func TestConfigPrecedence(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
 )
 
 // app is the state shared by the commands of one run.
@@ -202,14 +203,31 @@ func errorLine(err error) string {
 	return strings.Join(parts, "; ")
 }
 
-// redactURL drops user info from a URL for messages.
+// redactURL drops the user info from a URL (or from each of a
+// comma-separated list) for messages. A URL with an "@" that does not
+// parse keeps only what follows its last "@": its password may hold any
+// character ("/", "#", "%" break the parse), so where it ends cannot be
+// told otherwise.
 func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		if !strings.Contains(p, "@") {
+			continue // no user info
+		}
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.Host != "" {
+			u.User = nil
+			parts[i] = u.String()
+			continue
+		}
+		scheme, _, found := strings.Cut(p, "://")
+		if !found {
+			scheme = ""
+		} else {
+			scheme += "://"
+		}
+		parts[i] = scheme + "…@" + p[strings.LastIndex(p, "@")+1:]
 	}
-	u.User = nil
-	return u.String()
+	return strings.Join(parts, ",")
 }
 
 // connect opens a NATS connection that fails fast: no retries, no reconnects.
@@ -219,7 +237,7 @@ func (a *app) connect() (*nats.Conn, jetstream.JetStream, error) {
 	}
 	nc, err := nats.Connect(a.cfg.NATSURL, nats.Name("refundctl"), nats.Timeout(a.cfg.Timeout), nats.NoReconnect())
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(a.cfg.NATSURL), err)
+		return nil, nil, events.ConnectError(a.cfg.NATSURL, err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

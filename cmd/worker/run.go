@@ -83,7 +83,7 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 	stopping := func() bool { return ctx.Err() != nil }
 	nc, err := nats.Connect(cfg.NATSURL, natsOptions(logger, stopping)...)
 	if err != nil {
-		return fmt.Errorf("nats connect: %w", err)
+		return events.ConnectError(cfg.NATSURL, err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

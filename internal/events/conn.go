@@ -1,6 +1,8 @@
 package events
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 
@@ -47,4 +49,18 @@ func RedactURLs(servers string) string {
 		out = append(out, u.String())
 	}
 	return strings.Join(out, ",")
+}
+
+// ConnectError is err, a failure of nats.Connect on servers (a NATS_URL),
+// fit for a message or a log line: it names the servers redacted
+// (RedactURLs). A URL that does not parse is not quoted: the client's
+// parse error quotes the URL up to where it failed, password included (a
+// generated password often holds "/", "#" or "%"), so only the fact is
+// kept.
+func ConnectError(servers string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("connect to NATS at %s: a URL does not parse (not shown: it may hold a password)", RedactURLs(servers))
+	}
+	return fmt.Errorf("connect to NATS at %s: %w", RedactURLs(servers), err)
 }

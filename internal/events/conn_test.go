@@ -1,8 +1,11 @@
 package events_test
 
 import (
+	"errors"
 	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -51,5 +54,31 @@ func TestNotUp(t *testing.T) {
 	ns := eventstest.Start(t)
 	if events.NotUp(ns.JetStream()) {
 		t.Errorf("NotUp(connected to %s) = true; want false", ns.URL())
+	}
+}
+
+// TestConnectErrorShowsNoPassword: nats.Connect's own error for a URL that
+// does not parse quotes the URL, password included; ConnectError keeps the
+// fact and the servers redacted, and still wraps every other error.
+func TestConnectErrorShowsNoPassword(t *testing.T) {
+	for _, urls := range []string{
+		"nats://user:hunter2@127.0.0.1:1,nats://user:hunter3@127.0.0.1:2",
+		"nats://user:hun/ter2@127.0.0.1:1",
+		"nats://user:hunter2#x@127.0.0.1:1",
+		"nats://user:hunter2%zz@127.0.0.1:1",
+	} {
+		_, err := nats.Connect(urls, nats.Timeout(time.Second), nats.NoReconnect())
+		if err == nil {
+			t.Fatalf("%s: connected", urls)
+		}
+		got := events.ConnectError(urls, err)
+		if strings.Contains(got.Error(), "hunter") || !strings.HasPrefix(got.Error(), "connect to NATS at ") {
+			t.Errorf("%s: %v; want the servers named without a password", urls, got)
+		}
+	}
+	_, err := nats.Connect("nats://user:hunter2@127.0.0.1:1", nats.Timeout(time.Second), nats.NoReconnect())
+	if got := events.ConnectError("nats://user:hunter2@127.0.0.1:1", err); !errors.Is(got, nats.ErrNoServers) ||
+		got.Error() != "connect to NATS at nats://127.0.0.1:1: "+nats.ErrNoServers.Error() {
+		t.Errorf("no server: %v; want the client's error wrapped, the URL without its password", got)
 	}
 }
