@@ -625,9 +625,9 @@ func (e *Engine) recordCallback(ctx context.Context, msg *Message, note string,
 // moves the case's timer on meanwhile).
 func (e *Engine) Wake(ctx context.Context, caseID int64, kind InputKind) (Handled, error) {
 	h := Handled{CaseID: caseID}
-	unlock, err := e.locks.lock(ctx, caseID)
+	unlock, err := e.lockCase(ctx, caseID, true)
 	if err != nil {
-		return h, &RetryError{After: time.Second, Err: err}
+		return h, err
 	}
 	var alone func()
 	handed := false

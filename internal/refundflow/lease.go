@@ -3,6 +3,7 @@ package refundflow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,12 +51,13 @@ func (l *caseLocks) lock(ctx context.Context, id int64) (func(), error) {
 // hold takes this process's lock on the case, unless open or Wake took it
 // already (locked) together with the case's lease, and renews the case's
 // lease while held is set. letGo stops renewing, releases a lease still held and
-// unlocks.
-func (e *Engine) hold(ctx context.Context, caseID int64, locked func(), held *atomic.Bool) (letGo func(), err error) {
+// unlocks. A command waits for the lock as long as it takes; any other input
+// no longer than lockCase allows.
+func (e *Engine) hold(ctx context.Context, caseID int64, locked func(), held *atomic.Bool, command bool) (letGo func(), err error) {
 	unlock := locked
 	if unlock == nil {
-		if unlock, err = e.locks.lock(ctx, caseID); err != nil {
-			return nil, &RetryError{After: time.Second, Err: err}
+		if unlock, err = e.lockCase(ctx, caseID, !command); err != nil {
+			return nil, err
 		}
 	}
 	held.Store(locked != nil) // open or Wake took the lease with the lock
@@ -67,6 +69,43 @@ func (e *Engine) hold(ctx context.Context, caseID int64, locked func(), held *at
 		}
 		unlock()
 	}, nil
+}
+
+// errCaseBusy is why an input stopped waiting for this process's lock on
+// its case: another input has held it for leaseWait (a slow platform).
+var errCaseBusy = errors.New("another input of the case has been handled in this worker process for longer than the lease wait")
+
+// lockCase takes this process's lock on the case. Bounded, it waits for
+// it no longer than for another process's lease (leaseWait): then a
+// *RetryError wrapping errCaseBusy, and the input is kept in the store for
+// its case (process, deferWaiting) or, a wake, tried again at the case's
+// next tick. Waiting longer would hold a worker slot for as long as the
+// other input's platform calls take, and a slow platform could fill every
+// slot with the callbacks of one case and hold up all the others.
+//
+// A command's wait is not bounded: the consumer hands over one command of
+// a case at a time (casework's keyOrder), so a command waits behind a
+// callback, a wake or a kept input taken up, never in a crowd; and a
+// command kept after a bounded wait could go ahead of one that held the
+// lock and is kept after it (a wait for another process's lease).
+func (e *Engine) lockCase(ctx context.Context, caseID int64, bounded bool) (func(), error) {
+	if !bounded {
+		unlock, err := e.locks.lock(ctx, caseID)
+		if err != nil {
+			return nil, &RetryError{After: time.Second, Err: err}
+		}
+		return unlock, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, e.leaseWait)
+	defer cancel()
+	unlock, err := e.locks.lock(lctx, caseID)
+	switch {
+	case err == nil:
+		return unlock, nil
+	case ctx.Err() != nil:
+		return nil, &RetryError{After: time.Second, Err: ctx.Err()}
+	}
+	return nil, &RetryError{After: leaseRecheck, Err: fmt.Errorf("case %d: %w", caseID, errCaseBusy)}
 }
 
 // releaseLease lets go of the case's lease when an input stops before its

@@ -93,7 +93,10 @@ func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
 		}
 	}()
 	ctx = e.withInputLog(ctx, j.caseID, j.first)
-	letGo, err := e.hold(ctx, j.caseID, j.locked, &r.held)
+	letGo, err := e.hold(ctx, j.caseID, j.locked, &r.held, isCommand(j.first.Kind))
+	if errors.Is(err, errCaseBusy) {
+		return e.deferWaiting(ctx, r, err, "busy: another input of the case is handled in this worker process")
+	}
 	if err != nil {
 		return r.h, err
 	}
