@@ -312,13 +312,48 @@ func (r *remote) lookupCase(ctx context.Context, sel caseSelector, id int64) (ca
 	}
 	switch {
 	case sel.command != "":
-		q.Set("q", sel.command)
-		want = func(casestore.Case) bool { return true }
+		return r.commandCase(ctx, sel.command)
 	case sel.subOrder != "":
 		q.Set("q", sel.subOrder)
 	default:
 		q.Set("q", sel.order)
 	}
+	best, err := r.newest(ctx, q, want)
+	if err != nil {
+		return casestore.Case{}, err
+	}
+	if best.ID == 0 {
+		return casestore.Case{}, &notFoundError{"no case for " + sel.String()}
+	}
+	return best, nil
+}
+
+// commandCase is the case of command id as commandCase finds it on the
+// host: the one it opened (the console's search matches a case's opening
+// command id) or the one its verdict leads to (verdictCase); a rejection
+// is a refusal.
+func (r *remote) commandCase(ctx context.Context, id string) (casestore.Case, error) {
+	q := url.Values{"limit": {strconv.Itoa(casestore.MaxListLimit)}, "q": {id}}
+	opened, err := r.newest(ctx, q, func(c casestore.Case) bool { return c.OpenedBy == id })
+	if err != nil || opened.ID > 0 {
+		return opened, err
+	}
+	var ans commandAnswer
+	if _, err := r.do(ctx, http.MethodGet, "/api/v1/commands/"+url.PathEscape(id), nil, &ans); err != nil {
+		return casestore.Case{}, err
+	}
+	v := ans.Verdict
+	caseID, err := verdictCase(id, v.Verdict, v.CaseID, v.Code, v.Reason)
+	if err != nil {
+		return casestore.Case{}, err
+	}
+	d, err := r.caseDetail(ctx, caseID)
+	return d.Case.toCase(), err
+}
+
+// newest is the newest case of the console's list for q that want keeps
+// (none: a zero case), over every page.
+func (r *remote) newest(ctx context.Context, q url.Values, want func(casestore.Case) bool) (casestore.Case, error) {
 	var best casestore.Case
 	for {
 		var page struct {
@@ -337,9 +372,6 @@ func (r *remote) lookupCase(ctx context.Context, sel caseSelector, id int64) (ca
 			break
 		}
 		q.Set("cursor", page.NextCursor)
-	}
-	if best.ID == 0 {
-		return casestore.Case{}, &notFoundError{"no case for " + sel.String()}
 	}
 	return best, nil
 }

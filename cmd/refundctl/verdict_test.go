@@ -64,6 +64,30 @@ func TestCommandVerdicts(t *testing.T) {
 	}
 	e.wantErr(4, "command cmd-open-1 was rejected (case_open)", "wait", "--command", "cmd-open-1")
 
+	// The same through the console (REFUNDHUB_URL): a rejection is a
+	// refusal there too, not the case it was refused on; a command the
+	// worker has not decided has no case yet. (Through the console both
+	// printed case 1 and exited 0.)
+	console := startConsole(e)
+	remote := func(args ...string) result { return e.remoteRun(console, consoleOperatorToken, args...) }
+	if r := remote("wait", "--command", "cmd-dup-1"); r.err != nil || !strings.HasPrefix(r.stdout, "case 1 is waiting_seller") {
+		t.Errorf("remote wait --command of a duplicate: exit %d %q (%s); want case 1", r.code(), r.stdout, r.line())
+	}
+	if r := remote("wait", "--command", "cmd-applied-1", "--state", "waiting_seller"); r.err != nil || !strings.HasPrefix(r.stdout, "case 1 is waiting_seller") {
+		t.Errorf("remote wait --command of an applied command: exit %d %q (%s); want case 1", r.code(), r.stdout, r.line())
+	}
+	for _, args := range [][]string{{"wait", "--command", "cmd-open-1"}, {"show", "--command", "cmd-open-1"}} {
+		if r := remote(args...); r.code() != 4 || !strings.Contains(r.line(), "command cmd-open-1 was rejected (case_open)") {
+			t.Errorf("remote %s: exit %d %q (%s); want exit 4, the rejection", strings.Join(args, " "), r.code(), r.stdout, r.line())
+		}
+	}
+	if r := remote("wait", "--command", "cmd-dead-1", "--deadline", "1s"); r.code() != 4 || !strings.Contains(r.line(), "command cmd-dead-1 was rejected (unknown_case)") {
+		t.Errorf("remote wait --command of a dead letter: exit %d (%s); want exit 4 at once, the rejection", r.code(), r.line())
+	}
+	if r := remote("show", "--command", "cmd-never-1"); r.err == nil || !strings.Contains(r.line(), "no case for command cmd-never-1") {
+		t.Errorf("remote show --command of a command without a verdict: exit %d (%s); want no case yet", r.code(), r.line())
+	}
+
 	// Without a readable store nothing is sent unless --no-wait.
 	e.vars["DB_PATH"] = e.dbPath + ".missing"
 	before := e.streamCount("COMMANDS")

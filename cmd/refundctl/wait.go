@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -148,13 +149,29 @@ func commandCase(ctx context.Context, st *casestore.Store, id string) (casestore
 	o, err := st.CommandOutcome(ctx, id)
 	switch {
 	case errors.Is(err, casestore.ErrNotFound):
-		return casestore.Case{}, &notFoundError{"no case for command " + id + " (no verdict from the worker yet)"}
+		o.Verdict = opcommands.VerdictPending
 	case err != nil:
 		return casestore.Case{}, err
-	case o.CaseID > 0 && (o.Verdict == casestore.VerdictApplied || o.Code == refundflow.CodeDuplicate):
-		return st.GetCase(ctx, o.CaseID)
 	}
-	return casestore.Case{}, refusedf("command %s was rejected (%s): %s", id, o.Code, cell(o.Reason, 0))
+	caseID, err := verdictCase(id, o.Verdict, o.CaseID, o.Code, o.Reason)
+	if err != nil {
+		return casestore.Case{}, err
+	}
+	return st.GetCase(ctx, caseID)
+}
+
+// verdictCase is the case a command's verdict leads wait and show to, on
+// the host and through the console alike: the case it was applied to, or
+// the one it duplicates. Any other rejection is a refusal, not something to
+// wait out; while there is no verdict (pending) there is no case yet.
+func verdictCase(id, verdict string, caseID int64, code, reason string) (int64, error) {
+	switch {
+	case verdict == opcommands.VerdictPending:
+		return 0, &notFoundError{"no case for command " + id + " (no verdict from the worker yet)"}
+	case caseID > 0 && (verdict == casestore.VerdictApplied || code == refundflow.CodeDuplicate):
+		return caseID, nil
+	}
+	return 0, refusedf("command %s was rejected (%s): %s", id, code, cell(reason, 0))
 }
 
 func (a *app) waitCommand() *cobra.Command {
