@@ -189,6 +189,22 @@ func (a *app) publishCommand(ctx context.Context, c refundflow.Command, vo verdi
 	return verdictErr(v, vo.wait)
 }
 
+// unconfirmedError is a command sent whose storing was not confirmed (no
+// PubAck in time, the console's answer lost): it may be stored, or not. The
+// operator needs its id: sent again under the same id it is stored once,
+// under a new one it could be applied twice.
+type unconfirmedError struct {
+	id  string
+	err error
+}
+
+func (e *unconfirmedError) Error() string {
+	return fmt.Sprintf("%v; command %s may have been stored: send it again with --id %s (an id is stored once), or follow it with: refundctl wait --command %s",
+		e.err, e.id, e.id, e.id)
+}
+
+func (e *unconfirmedError) Unwrap() error { return e.err }
+
 // validateCommand is the validation every operator command gets
 // (opcommands.Check: the worker's own, and what a modification can be
 // checked for) in terms of the flags: a usage error naming them.
@@ -218,7 +234,11 @@ func (a *app) publishOn(ctx context.Context, js jetstream.JetStream, c refundflo
 	ack, err := opcommands.Publish(ctx, js, c)
 	var pe *opcommands.PublishError
 	if errors.As(err, &pe) {
-		return commandResult{}, publishErr(pe.Subject, pe.Err)
+		if noStream(pe.Err) {
+			return commandResult{}, publishErr(pe.Subject, pe.Err)
+		}
+		// Sent, and not confirmed: JetStream may have stored it.
+		return commandResult{}, &unconfirmedError{id: c.ID, err: publishErr(pe.Subject, pe.Err)}
 	}
 	if err != nil {
 		return commandResult{}, err

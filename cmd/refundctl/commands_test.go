@@ -1,10 +1,15 @@
 package main
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
@@ -226,6 +231,63 @@ func TestURLsThatDoNotParseAreNotShownWithTheirPassword(t *testing.T) {
 		if strings.Contains(r.line(), "pa/ss") || strings.Contains(r.line(), "pa#ss") || strings.Contains(r.line(), "olga") {
 			t.Errorf("RECEIVER_URL %s: %s; want no user or password", bad, r.line())
 		}
+	}
+}
+
+// TestACommandWhosePublishIsNotConfirmedIsNamed: the publish of a command
+// gets no answer in time (something takes the subject, JetStream does not
+// confirm): the command may be stored. The error names its id and says to
+// send it again under that id (stored once) or to follow it; before, the
+// operator had exit 1 and no id, and a second try under a new id could
+// apply it twice. Through the console, an answer lost after the command
+// was sent says the same.
+func TestACommandWhosePublishIsNotConfirmedIsNamed(t *testing.T) {
+	e := newEnv(t)
+	if err := e.js.DeleteStream(t.Context(), events.DefaultCommandStreamName); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := e.nc.Subscribe("commands.>", func(*nats.Msg) {}) // takes it, never confirms
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r := e.wantErr(1, "command cmd-unconfirmed-1 may have been stored", "cancel", "--platform", "taobao", "--case", "1", "--no-wait",
+		"--timeout", "300ms", "--id", "cmd-unconfirmed-1")
+	if !strings.Contains(r.line(), "--id cmd-unconfirmed-1") || !strings.Contains(r.line(), "refundctl wait --command cmd-unconfirmed-1") {
+		t.Errorf("unconfirmed publish: %s; want how to send it again and how to follow it", r.line())
+	}
+	// A command with no stream for it is certainly not stored: no id.
+	e2 := newEnv(t)
+	if err := e2.js.DeleteStream(t.Context(), events.DefaultCommandStreamName); err != nil {
+		t.Fatal(err)
+	}
+	r = e2.wantErr(1, "no JetStream stream takes this subject", "cancel", "--platform", "taobao", "--case", "1", "--no-wait",
+		"--timeout", "2s", "--id", "cmd-unstored-1")
+	if strings.Contains(r.line(), "may have been stored") {
+		t.Errorf("a publish no stream took: %s; want it not called possibly stored", r.line())
+	}
+
+	// Through the console: the POST is read, and the connection closed
+	// before any answer.
+	lost := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.ReadAll(req.Body)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+	}))
+	defer lost.Close()
+	r = e.remoteRun(lost.URL, consoleOperatorToken, "cancel", "--case", "1", "--platform", "taobao", "--no-wait", "--id", "cmd-unconfirmed-2")
+	if r.code() != 1 || !strings.Contains(r.line(), "command cmd-unconfirmed-2 may have been stored") {
+		t.Errorf("console answer lost: exit %d (%s); want exit 1 naming the command as possibly stored", r.code(), r.line())
+	}
+	// A console that cannot be reached was sent nothing.
+	r = e.remoteRun("http://127.0.0.1:1", consoleOperatorToken, "cancel", "--case", "1", "--platform", "taobao", "--no-wait", "--id", "cmd-unsent-3")
+	if r.code() != 1 || strings.Contains(r.line(), "may have been stored") {
+		t.Errorf("console unreachable: exit %d (%s); want exit 1, not called possibly stored", r.code(), r.line())
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -403,10 +404,18 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 	// --timeout is for the exchange on top of the wait.
 	if _, err := r.doWithin(ctx, r.a.cfg.Timeout+wait, http.MethodPost, path, body, &ans); err != nil {
 		var ae *apiError
-		if errors.As(err, &ae) && ae.Code == "not_found" && c.CaseID > 0 {
+		var oe *net.OpError
+		switch {
+		case errors.As(err, &ae) && ae.Code == "not_found" && c.CaseID > 0:
 			return commandResult{}, nil, fmt.Errorf("--case %d: no such case in %s", c.CaseID, r.a.source())
+		case errors.As(err, &ae), errors.As(err, &oe) && oe.Op == "dial":
+			// The console's own answer, or no connection to it: the
+			// command was not stored by this request.
+			return commandResult{}, nil, err
 		}
-		return commandResult{}, nil, err
+		// The request went out and its answer did not come back: the
+		// console may have published it.
+		return commandResult{}, nil, &unconfirmedError{id: c.ID, err: err}
 	}
 	if ans.Command == nil {
 		return commandResult{}, nil, fmt.Errorf("console at %s: the answer to command %s has no command", r.base, c.ID)
