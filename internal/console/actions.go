@@ -314,15 +314,22 @@ func offers(a Account, k casestore.Case) map[string]bool {
 		effective = parked
 	}
 	taobao := k.Platform == casestore.PlatformTaobao
+	// Stopped on an open side effect the platform cannot confirm, or kept
+	// refusing: the worker refuses other commands until it is settled,
+	// but for the correction that replaces a refused return or
+	// modification (runbook: intent_unverifiable, intent_resends_failed).
+	unsettled := attention && (k.AttentionCode == refundflow.CodeUnverifiable || k.AttentionCode == refundflow.CodeResendsFailed)
+	resendsFailed := attention && k.AttentionCode == refundflow.CodeResendsFailed
 	return map[string]bool{
 		"resolve": attention,
-		"ship": effective == refundflow.StateWaitingReturnShipment ||
-			(attention && (parked == refundflow.StateReturnRendering || parked == refundflow.StateReturnSubmitting)),
-		"cancel":  !state.Terminal() && state != refundflow.StateCancelling,
-		"message": taobao && k.RefundID != "" && !state.Terminal(),
+		"ship": (effective == refundflow.StateWaitingReturnShipment && !unsettled) ||
+			(attention && parked == refundflow.StateReturnRendering && !unsettled) ||
+			(attention && parked == refundflow.StateReturnSubmitting && (!unsettled || resendsFailed)),
+		"cancel":  !state.Terminal() && state != refundflow.StateCancelling && !unsettled,
+		"message": taobao && k.RefundID != "" && !state.Terminal() && !unsettled,
 		"modify": taobao && k.RefundID != "" && attention &&
 			((parked == refundflow.StateWaitingSeller && k.AttentionCode == refundflow.AttnSellerRefused) ||
 				parked == refundflow.StateModifyRendering ||
-				(parked == refundflow.StateModifying && k.AttentionCode == refundflow.AttnPlatformError)),
+				(parked == refundflow.StateModifying && (k.AttentionCode == refundflow.AttnPlatformError || resendsFailed))),
 	}
 }

@@ -74,8 +74,15 @@ func TestActions(t *testing.T) {
 		seedCase{platform: "1688", order: "400", state: string(refundflow.StateCancelled)},
 		seedCase{order: "500", sub: "501", state: string(refundflow.StateNeedsAttention), attention: refundflow.CodeWorkerEnded,
 			parked: string(refundflow.StateWaitingReturnShipment), refund: "R501"},
+		seedCase{order: "600", sub: "601", state: string(refundflow.StateNeedsAttention), attention: refundflow.CodeResendsFailed,
+			parked: string(refundflow.StateModifying), refund: "R601"},
+		seedCase{order: "700", sub: "701", state: string(refundflow.StateNeedsAttention), attention: refundflow.CodeResendsFailed,
+			parked: string(refundflow.StateReturnSubmitting), refund: "R701"},
+		seedCase{platform: "1688", order: "800", state: string(refundflow.StateNeedsAttention), attention: refundflow.CodeUnverifiable,
+			parked: string(refundflow.StateSubmitting)},
 	)
 	returning, refused, closed, held := ts.cases[0], ts.cases[1], ts.cases[2], ts.cases[3]
+	modifyRefused, returnRefused, unverifiable := ts.cases[4], ts.cases[5], ts.cases[6]
 	op, viewer := ts.login(operatorName), ts.login(viewerName)
 	csrf := ts.srv.sessions.csrf(op.Value)
 	path := func(k casestore.Case) string { return fmt.Sprintf("/cases/%d", k.ID) }
@@ -91,6 +98,13 @@ func TestActions(t *testing.T) {
 		// Held because worker processes ended on it: the worker refuses
 		// anything but resolve, so nothing else is offered.
 		{held, []string{"resolve"}, []string{"ship", "cancel", "message", "modify"}},
+		// Stopped on an open side effect the platform cannot confirm or
+		// kept refusing: the worker refuses other commands until it is
+		// settled, but for the correction that replaces the refused
+		// modification or return (the runbook's advice).
+		{modifyRefused, []string{"resolve", "modify"}, []string{"ship", "cancel", "message"}},
+		{returnRefused, []string{"resolve", "ship"}, []string{"modify", "cancel", "message"}},
+		{unverifiable, []string{"resolve"}, []string{"ship", "cancel", "message", "modify"}},
 	} {
 		page := ts.do("GET", path(tc.k), "cookie:"+op.Value, nil)
 		for _, f := range tc.offered {
