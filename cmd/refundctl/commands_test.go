@@ -218,17 +218,20 @@ func TestCommandNATSFailures(t *testing.T) {
 // what is wrong without the password (it showed the URL as given).
 func TestURLsThatDoNotParseAreNotShownWithTheirPassword(t *testing.T) {
 	e := newEnv(t)
-	for _, bad := range []string{"http://olga:pa/ss@console.example:8080", "http://olga:pa#ss@console.example:8080"} {
+	for _, bad := range []string{"http://olga:pa/ss@console.example:8080", "http://olga:pa#ss@console.example:8080",
+		// These parse, wrongly: the "@" and the secret land in the path.
+		"http://olga:/pass@console.example:8080", "http://AbC+dE/pa/ss@console.example:8080"} {
 		e.vars["REFUNDHUB_URL"], e.vars["REFUNDHUB_TOKEN"] = bad, "t0ken"
 		r := e.wantErr(2, "REFUNDHUB_URL", "list")
 		if strings.Contains(r.line(), "pa/ss") || strings.Contains(r.line(), "pa#ss") || strings.Contains(r.line(), "olga") ||
-			!strings.Contains(r.line(), "console.example:8080") {
+			strings.Contains(r.line(), "/pass") || strings.Contains(r.line(), "AbC") || !strings.Contains(r.line(), "console.example:8080") {
 			t.Errorf("REFUNDHUB_URL %s: %s; want the host named, not the user or the password", bad, r.line())
 		}
 		delete(e.vars, "REFUNDHUB_URL")
 		e.vars["RECEIVER_URL"] = bad
 		r = e.wantErr(2, "receiver URL", "trigger", "create", "--platform", "1688", "--order", "1")
-		if strings.Contains(r.line(), "pa/ss") || strings.Contains(r.line(), "pa#ss") || strings.Contains(r.line(), "olga") {
+		if strings.Contains(r.line(), "pa/ss") || strings.Contains(r.line(), "pa#ss") || strings.Contains(r.line(), "olga") ||
+			strings.Contains(r.line(), "/pass") || strings.Contains(r.line(), "AbC") {
 			t.Errorf("RECEIVER_URL %s: %s; want no user or password", bad, r.line())
 		}
 	}

@@ -31,8 +31,8 @@ type poster struct {
 // newPoster checks the receiver settings. Errors never contain the token.
 func (a *app) newPoster() (*poster, error) {
 	u, err := url.Parse(a.cfg.ReceiverURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usagef("receiver URL %q: want http(s)://host[:port]", cell(redactURL(a.cfg.ReceiverURL), 80))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || atOutsideUserInfo(u) {
+		return nil, usagef("receiver URL %q: want http(s)://host[:port]%s", cell(redactURL(a.cfg.ReceiverURL), 80), encodeHint(a.cfg.ReceiverURL))
 	}
 	if a.cfg.Token == "" {
 		return nil, errors.New("CALLBACK_TOKEN is not set: the receiver's callback URL needs it")

@@ -35,8 +35,8 @@ type remote struct {
 // newRemote checks REFUNDHUB_URL and REFUNDHUB_TOKEN.
 func (a *app) newRemote() (*remote, error) {
 	u, err := url.Parse(a.cfg.ConsoleURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usagef("REFUNDHUB_URL %q: want http(s)://host[:port]", cell(redactURL(a.cfg.ConsoleURL), 80))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || atOutsideUserInfo(u) {
+		return nil, usagef("REFUNDHUB_URL %q: want http(s)://host[:port]%s", cell(redactURL(a.cfg.ConsoleURL), 80), encodeHint(a.cfg.ConsoleURL))
 	}
 	if a.cfg.ConsoleToken == "" {
 		return nil, usagef("REFUNDHUB_TOKEN is not set: the console's API needs a token (REFUNDHUB_URL is set)")

@@ -203,31 +203,34 @@ func errorLine(err error) string {
 	return strings.Join(parts, "; ")
 }
 
-// redactURL drops the user info from a URL (or from each of a
-// comma-separated list) for messages. A URL with an "@" that does not
-// parse keeps only what follows its last "@": its password may hold any
-// character ("/", "#", "%" break the parse), so where it ends cannot be
-// told otherwise.
+// redactURL is a URL (or a comma-separated list) for messages: as given
+// where it holds no "@" (no user info: a malformed one is shown as typed),
+// otherwise each URL without its user info (events.RedactURL).
 func redactURL(raw string) string {
 	parts := strings.Split(raw, ",")
 	for i, p := range parts {
-		if !strings.Contains(p, "@") {
-			continue // no user info
+		if strings.Contains(p, "@") {
+			parts[i] = events.RedactURL(p)
 		}
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.Host != "" {
-			u.User = nil
-			parts[i] = u.String()
-			continue
-		}
-		scheme, _, found := strings.Cut(p, "://")
-		if !found {
-			scheme = ""
-		} else {
-			scheme += "://"
-		}
-		parts[i] = scheme + "…@" + p[strings.LastIndex(p, "@")+1:]
 	}
 	return strings.Join(parts, ",")
+}
+
+// atOutsideUserInfo reports whether u, as parsed, has an "@" past its user
+// info: a password or token holding "/", "?" or "#" ended the authority
+// early, and what the URL names is not what was meant (nor is its secret
+// where a message would leave it out).
+func atOutsideUserInfo(u *url.URL) bool {
+	return strings.Contains(u.Host+u.Path+u.RawQuery+u.Fragment, "@")
+}
+
+// encodeHint is what a usage error about a URL holding an "@" adds: how to
+// write a password that does not parse.
+func encodeHint(raw string) string {
+	if !strings.Contains(raw, "@") {
+		return ""
+	}
+	return ` (a user name or password holding "/", "?", "#", "%" or "@" must be percent-encoded)`
 }
 
 // connect opens a NATS connection that fails fast: no retries, no reconnects.

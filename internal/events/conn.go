@@ -26,10 +26,8 @@ func NotUp(js jetstream.JetStream) bool {
 }
 
 // RedactURLs returns a NATS_URL (one URL or several, comma-separated) fit
-// for a log line: each URL without its user info (user, password or token).
-// A URL without a scheme gets nats://, as the client reads it; one that
-// still does not parse shows as <unparsable URL>, since it might hold a
-// secret in a place we cannot tell.
+// for a log line: each URL without its user info (user, password or token;
+// RedactURL). A URL without a scheme gets nats://, as the client reads it.
 func RedactURLs(servers string) string {
 	var out []string
 	for s := range strings.SplitSeq(servers, ",") {
@@ -40,15 +38,36 @@ func RedactURLs(servers string) string {
 		if !strings.Contains(s, "://") {
 			s = "nats://" + s
 		}
-		u, err := url.Parse(s)
-		if err != nil || u.Host == "" {
-			out = append(out, "<unparsable URL>")
-			continue
-		}
-		u.User = nil
-		out = append(out, u.String())
+		out = append(out, RedactURL(s))
 	}
 	return strings.Join(out, ",")
+}
+
+// RedactURL returns one URL fit for a message or a log line: without its
+// user info. A URL with an "@" that does not parse, or parses with the "@"
+// outside its user info (a token or password holding "/", "?" or "#" ends
+// the authority early, and the secret lands in the path, query or
+// fragment), keeps only what follows its last "@": where the secret ends
+// cannot be told otherwise. One without an "@" that does not parse shows as
+// <unparsable URL>.
+func RedactURL(raw string) string {
+	s := strings.TrimSpace(raw)
+	u, err := url.Parse(s)
+	if at := strings.LastIndex(s, "@"); at >= 0 {
+		if err == nil && u.User != nil && !strings.Contains(u.Host+u.Path+u.RawQuery+u.Fragment, "@") {
+			u.User = nil
+			return u.String()
+		}
+		prefix := ""
+		if scheme, _, ok := strings.Cut(s, "://"); ok {
+			prefix = scheme + "://"
+		}
+		return prefix + "…@" + s[at+1:]
+	}
+	if err != nil || u.Host == "" {
+		return "<unparsable URL>"
+	}
+	return u.String()
 }
 
 // ConnectError is err, a failure of nats.Connect on servers (a NATS_URL),

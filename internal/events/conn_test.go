@@ -20,7 +20,14 @@ func TestRedactURLs(t *testing.T) {
 		{"nats://user:secret@nats.example:4222", "nats://nats.example:4222"},
 		{"nats://s3cr3ttoken@a:4222, tls://u:p@b:4223", "nats://a:4222,tls://b:4223"},
 		{"127.0.0.1:4222", "nats://127.0.0.1:4222"},
-		{"nats://%zz:pw@host", "<unparsable URL>"},
+		{"nats://%zz:pw@host", "nats://…@host"},
+		{"nats://%zz", "<unparsable URL>"},
+		// A token or password with "/", "?" or "#" parses, wrongly: the
+		// "@" lands in the path, query or fragment, with the secret.
+		{"nats://AbC+dE/fG==@h:4222", "nats://…@h:4222"},
+		{"nats://user:/x@h:4222", "nats://…@h:4222"},
+		{"nats://user:12?x@h:4222", "nats://…@h:4222"},
+		{"nats://tok#en@h:4222,nats://u:p@g:4222", "nats://…@h:4222,nats://g:4222"},
 		{"", ""},
 	} {
 		if got := events.RedactURLs(tc.in); got != tc.want {
