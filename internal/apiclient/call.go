@@ -354,20 +354,25 @@ func (c *Client) readAnswer(endpoint string, resp *http.Response, raw []byte, ou
 	return nil
 }
 
-// platformFailure reports whether a non-2xx answer is the platform's own
-// failure envelope: at the status the profile says its failures come with
-// (envelope.error_http_status, UNKNOWN: 200 by default), an envelope with a
-// code, other than success. It is then read by its code, as at 200: the
-// code, not the status, says whether the call may be retried and whether
-// it proves nothing was done (a 400 carrying an internal error must not
-// read as a refusal). Any other status is a gateway's or the server's
-// (a wrong path's 404, a proxy's 502 or 429), read by its status.
+// platformFailure reports whether a non-2xx answer is to be read as the
+// platform's own failure envelope: at the status the profile says its
+// failures come with (envelope.error_http_status, UNKNOWN: 200 by default),
+// a JSON object that is not a success envelope. It is then read as at 200:
+// by its code, which, not the status, says whether the call may be retried
+// and whether it proves nothing was done (a 400 carrying an internal error
+// must not read as a refusal); one that does not decode, or is too large,
+// is a DecodeError (outcome unknown). Any other status, or a body that is
+// not JSON, is a gateway's or the server's (a wrong path's 404, a proxy's
+// 502 or 429), read by its status.
 func (c *Client) platformFailure(status int, raw []byte) bool {
-	if status != c.profile.Envelope.ErrorHTTPStatus || int64(len(raw)) > c.maxBody {
+	if status != c.profile.Envelope.ErrorHTTPStatus {
+		return false
+	}
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
 		return false
 	}
 	env, err := decodeEnvelope(raw)
-	return err == nil && int(env.Code) != 0 && int(env.Code) != c.profile.Envelope.SuccessCode
+	return err != nil || int(env.Code) != c.profile.Envelope.SuccessCode
 }
 
 // httpError describes a non-2xx response, with the platform's code and

@@ -28,7 +28,7 @@ var ErrInvalidArgument = errors.New("invalid argument")
 // modifySuccess) that is false.
 type APIError struct {
 	Endpoint   string // endpoint name (a platform.Endpoint)
-	HTTPStatus int    // HTTP status of the response (2xx)
+	HTTPStatus int    // HTTP status of the response: 2xx, or the profile's envelope.error_http_status
 	Code       int    // envelope code; CodeSuccess for nested failures
 	Msg        string // envelope msg
 	RequestID  string // envelope requestId, for the platform's logs

@@ -192,7 +192,9 @@ func (c *Client) exchange(ctx context.Context, r request, res *ProbeResult) {
 		res.Envelope = &ProbeEnvelope{RequestID: string(env.RequestID), Code: int(env.Code),
 			DevelopID: string(env.DevelopID), Msg: string(env.Msg), Data: env.Data}
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	// As the client reads an answer (readAnswer): a failure envelope at the
+	// profile's error status is read by its code.
+	if (resp.StatusCode < 200 || resp.StatusCode > 299) && !c.platformFailure(resp.StatusCode, res.Body) {
 		he := &HTTPError{Endpoint: r.endpoint, StatusCode: resp.StatusCode, Body: excerpt.Bytes(res.Body, maxErrorBodyBytes)}
 		if res.Envelope != nil {
 			he.Code, he.Msg, he.RequestID = res.Envelope.Code, res.Envelope.Msg, res.Envelope.RequestID

@@ -372,3 +372,28 @@ func TestListFields(t *testing.T) {
 		})
 	}
 }
+
+// TestACodeAtTheProfilesErrorStatusIsReadAsTheClientReadsIt: the profile
+// says failures come with HTTP 400 (envelope.error_http_status), and the
+// made-up refund id is answered at 400 with a code no class lists. The
+// doctor reads it as the client does, by its code: the status is
+// confirmed, and whether the code means "not found" is left to the
+// operator (it was read as a gateway's HTTP error, and said nothing).
+func TestACodeAtTheProfilesErrorStatusIsReadAsTheClientReadsIt(t *testing.T) {
+	prof, err := platform.Parse([]byte("[envelope]\nerror_http_status = 400\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFake(t, map[string]func(*http.Request) (int, string){infoPath: fixed(400, fail(4999, "no such refund"))})
+	rep, err := Run(context.Background(), apiclient.Config{BaseURL: f.URL, AccessKey: "k", AccessSecret: "doctor-unit-secret",
+		UserID: "u", RateLimit: rate.Inf, Profile: prof}, Options{Platform: Alibaba})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := check(t, rep, "envelope.error_http_status"); c.Status != Confirmed {
+		t.Errorf("error_http_status %s %q; want confirmed (400, as the profile says)", c.Status, c.Seen)
+	}
+	if d, ok := decision(rep, "error_codes.not_found"); !ok || !strings.Contains(d.Suggestion, "4999") {
+		t.Errorf("decisions %+v; want whether 4999 means not found left to the operator", rep.Decisions)
+	}
+}

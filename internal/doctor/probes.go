@@ -350,7 +350,9 @@ func (r *run) classify(res apiclient.ProbeResult, hasID bool) outcome {
 			return outPathNotFound
 		}
 		return outIDNotFound
-	case res.HTTPStatus < 200 || res.HTTPStatus > 299:
+	case (res.HTTPStatus < 200 || res.HTTPStatus > 299) && res.HTTPStatus != r.prof.Envelope.ErrorHTTPStatus:
+		// At the profile's error status a failure envelope is read by
+		// its code, as the client reads it (apiclient readAnswer).
 		if r.sameAsUnknownPath(res) {
 			return outPathNotFound
 		}
