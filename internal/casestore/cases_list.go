@@ -487,9 +487,13 @@ func (s *Store) DueCases(ctx context.Context, now time.Time, limit int) ([]Case,
 // platform never delivered cannot strand a case. Cases whose attention
 // code is held (refundflow's worker_ended: no platform call until an
 // operator acts) are left out: they would head the list for ever, since
-// nothing checks them.
+// nothing checks them. So are cases whose last inputs failed and whose
+// timer (the retry's backoff) is still ahead: a platform read that keeps
+// failing does not move last_platform_check_at, and such cases would head
+// the list at every pass, read again each time whatever their backoff,
+// and crowd out the others; their timer reads them again.
 func (s *Store) StaleOpenCases(ctx context.Context, olderThan time.Time, limit int, held ...string) ([]Case, error) {
-	args := []any{ms64(olderThan), ms64(s.now())}
+	args := []any{ms64(olderThan), ms64(s.now()), ms64(s.now())}
 	skip := ""
 	if len(held) > 0 {
 		skip = " AND attention_code NOT IN (?" + strings.Repeat(", ?", len(held)-1) + ")"
@@ -501,7 +505,8 @@ func (s *Store) StaleOpenCases(ctx context.Context, olderThan time.Time, limit i
 	return selectCases(ctx, s.r, "stale cases", `SELECT `+caseColumns+` FROM cases
 		WHERE `+terminalFilter()+`
 		AND COALESCE(last_platform_check_at, created_at) < ?
-		AND (lease_owner = '' OR lease_until < ?)`+skip+`
+		AND (lease_owner = '' OR lease_until < ?)
+		AND (failed_inputs = 0 OR next_wake_at IS NULL OR next_wake_at <= ?)`+skip+`
 		ORDER BY COALESCE(last_platform_check_at, created_at), id LIMIT ?`, args...)
 }
 

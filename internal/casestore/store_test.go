@@ -653,6 +653,37 @@ func testQueries(t *testing.T, be backend) {
 		t.Fatalf("StaleOpenCases, a held, no code left out = %v; want [%d]", got, a.ID)
 	}
 	setA("waiting_seller", "", "")
+	// A case whose last inputs failed (a platform read that keeps
+	// failing) waits for its own timer, at its retry's backoff: the
+	// reconciler leaves it to that timer, rather than read it again at
+	// every pass and crowd out the other stale cases. A case with a timer
+	// ahead and no failure is stale as before.
+	setWake := func(failed int, wake time.Time) {
+		t.Helper()
+		err := s.Update(ctx, func(tx *Tx) error {
+			next := a
+			next.FailedInputs, next.NextWakeAt = failed, wake
+			var err error
+			a, err = tx.UpdateCase(ctx, next)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	setWake(3, t0.Add(3*time.Hour))
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); len(got) != 0 {
+		t.Fatalf("StaleOpenCases, a backing off = %v; want none", got)
+	}
+	setWake(3, t0.Add(time.Hour))
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); !slices.Equal(got, []int64{a.ID}) {
+		t.Fatalf("StaleOpenCases, a's retry due = %v; want [%d]", got, a.ID)
+	}
+	setWake(0, t0.Add(3*time.Hour))
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); !slices.Equal(got, []int64{a.ID}) {
+		t.Fatalf("StaleOpenCases, a's timer ahead, no failure = %v; want [%d]", got, a.ID)
+	}
+	setWake(0, t0.Add(time.Hour))
 	if got := ids(s.ListCases(ctx, CaseFilter{Platform: "1688"})); !slices.Equal(got, []int64{b.ID, d.ID}) {
 		t.Fatalf("ListCases(1688) = %v", got)
 	}
