@@ -328,11 +328,17 @@ const (
 	// following the refund, and the flag goes when the waybills agree or
 	// the case moves on.
 	AttnReturnWaybillDiffers = "return_waybill_differs"
+	// AttnInputsFailing flags a case (in its own state, not parked) whose
+	// last Policy.FailingFlag inputs in a row failed (a platform read or a
+	// step that keeps failing: an answer the worker cannot read, a refund
+	// the platform will not show): it is tried again at the retry backoff,
+	// and the flag goes with the first input that gets through. Without
+	// it, such a case retried for ever, every RetryMax, unseen.
+	AttnInputsFailing = "inputs_failing"
 )
 
 // AttentionCodes lists every code a case's attention can carry: the
-// needs_attention reasons and the flags (waiting_evidence,
-// return_waybill_differs).
+// needs_attention reasons and the flags (FlagCodes).
 func AttentionCodes() []string {
 	codes := []string{AttnSellerRefused, AttnRefundMissing, AttnUnknownStatus, AttnPlatformError, AttnReasonNotOffered,
 		AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnVoucherRequired, AttnCompanyRejected, AttnBadStepResult}
@@ -341,8 +347,10 @@ func AttentionCodes() []string {
 }
 
 // FlagCodes are the attention codes that flag a case which goes on (not a
-// stop): waiting_evidence and return_waybill_differs.
-func FlagCodes() []string { return []string{AttnWaitingEvidence, AttnReturnWaybillDiffers} }
+// stop): waiting_evidence, return_waybill_differs and inputs_failing.
+func FlagCodes() []string {
+	return []string{AttnWaitingEvidence, AttnReturnWaybillDiffers, AttnInputsFailing}
+}
 
 // viewRaised are attention codes that a later platform view clears by no
 // longer implying them.
@@ -458,6 +466,11 @@ type Policy struct {
 	// let go of (CaseView.LeasesAbandoned); a holder that lets go starts
 	// the count again. 0: never held.
 	EndedLimit int
+	// FailingFlag is how many inputs of a case in a row may fail (each
+	// retried at the backoff, CaseView's failed inputs) before the case
+	// is flagged AttnInputsFailing for an operator to look at; it goes
+	// on retrying. 0: never flagged.
+	FailingFlag int
 }
 
 // DefaultInFlight is the default Policy.InFlight: six times the default
@@ -469,6 +482,14 @@ const DefaultInFlight = time.Minute
 // platform that refuses them all for half an hour stops the case.
 const DefaultResendLimit = 5
 
+// DefaultFailingFlag is the default Policy.FailingFlag: with the worker's
+// default retry backoff (WORKER_RETRY_BASE 2 s doubling, at most
+// WORKER_RETRY_MAX 5 min) the eighth failure in a row comes about 8
+// minutes after the first. A hiccup of the platform flags nothing; an
+// outage that long flags every case it caught, which an operator wants to
+// see.
+const DefaultFailingFlag = 8
+
 // DefaultEndedLimit is the default Policy.EndedLimit: a process that ends
 // for a reason of its own (a deploy's SIGKILL, the host going down) now
 // and then rarely catches one case in flight three times in a row, while a
@@ -479,9 +500,9 @@ const DefaultEndedLimit = 3
 // resume stalled steps after 5 min, wait 1 h for evidence of an unconfirmable
 // intent (the platform retries a failed callback 30 min later), trust "no
 // effect" only a minute after the newest attempt began, stop a case
-// after five refused resends, and hold one after three worker processes
-// ended on it.
+// after five refused resends, hold one after three worker processes
+// ended on it, and flag one whose last eight inputs failed.
 func DefaultPolicy() Policy {
 	return Policy{Recheck: 6 * time.Hour, StepTimeout: 5 * time.Minute, IntentGrace: time.Hour, InFlight: DefaultInFlight,
-		ResendLimit: DefaultResendLimit, EndedLimit: DefaultEndedLimit}
+		ResendLimit: DefaultResendLimit, EndedLimit: DefaultEndedLimit, FailingFlag: DefaultFailingFlag}
 }

@@ -189,6 +189,8 @@ func (e *Engine) retryTx(ctx context.Context, tx *casestore.Tx, r *run, c casest
 	}
 	if p.flag != nil {
 		nc.AttentionCode, nc.AttentionMessage = p.flag.Code, p.flag.Message
+	} else if e.failing(nc, rt) {
+		nc.AttentionCode, nc.AttentionMessage = AttnInputsFailing, failingMessage(c, p, *rt)
 	}
 	if rt.done || r.msg == nil {
 		// The case's timer carries on then: it runs the failed step
@@ -220,6 +222,26 @@ func (e *Engine) retryTx(ctx context.Context, tx *casestore.Tx, r *run, c casest
 	detail, _ := json.Marshal(retryDetail{Attempt: rt.attempt, AfterMS: rt.delay.Milliseconds(), Deferred: rt.deferIt})
 	return tx.AppendTimeline(ctx, casestore.TimelineEntry{CaseID: c.ID, Kind: casestore.KindDecision,
 		Summary: summary + excerpt.Of(p.cause.Error(), 300), Detail: detail})
+}
+
+// failing reports whether a failure leaves case nc (as it will be written,
+// its failed inputs counted) flagged AttnInputsFailing: Policy.FailingFlag
+// failures in a row, on a case that goes on (a stopped one is the
+// operator's already) and carries no other attention.
+func (e *Engine) failing(nc casestore.Case, rt *retryPlan) bool {
+	limit := e.decider.Policy.FailingFlag
+	return rt.failed && limit > 0 && nc.FailedInputs >= limit && nc.State != string(StateNeedsAttention) &&
+		(nc.AttentionCode == "" || nc.AttentionCode == AttnInputsFailing)
+}
+
+// failingMessage is the inputs_failing text: how many failed, the last
+// failure, when the case is tried again, and where to look.
+func failingMessage(c casestore.Case, p pause, rt retryPlan) string {
+	return fmt.Sprintf("the case's last %d inputs failed, the last one (%s) with: %s. The worker tries again at %s and then at the "+
+		"retry backoff; this flag goes with the first that gets through. If it keeps failing, the cause is likely on the "+
+		"platform's side (an answer the worker cannot read, a refund it does not show): check the refund in the platform's "+
+		"back office; `refundctl show %d` has each failure on the timeline",
+		rt.attempt+1, p.code, excerpt.Of(p.cause.Error(), 300), rt.until.UTC().Format(time.RFC3339), c.ID)
 }
 
 // keepInput keeps what is left of an input that retries: one not applied

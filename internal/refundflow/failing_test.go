@@ -1,0 +1,59 @@
+package refundflow_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
+	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/sandbox"
+)
+
+// TestACaseWhoseInputsKeepFailingIsFlagged: the platform's answers to a
+// waiting case's checks keep failing. From the Policy.FailingFlag-th
+// failure in a row the case carries the inputs_failing flag, naming the
+// failure and where to look; it stays in its state and goes on retrying,
+// and the flag goes with the first check that gets through. (Such a case
+// retried for ever, every RetryMax, with no attention code: no list or
+// metric showed it.)
+func TestACaseWhoseInputsKeepFailingIsFlagged(t *testing.T) {
+	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
+		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+		c, _, _, _ := r.submittedTaobaoCase()
+		policy := testPolicy
+		policy.FailingFlag = 3
+		eng := r.newEngineWith("engine-failing", policy, 0)
+		ctx := context.Background()
+		r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{
+			{Endpoint: "taobao_query", Kind: sandbox.ErrHTTP500, Count: 1000},
+			{Endpoint: "taobao_list", Kind: sandbox.ErrHTTP500, Count: 1000}}})
+		for i := 1; i <= 3; i++ {
+			if _, err := eng.Wake(ctx, c.ID, refundflow.InputTimer); err == nil {
+				t.Fatalf("check %d while the platform fails: no error", i)
+			}
+			got, err := r.store.GetCase(ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			flagged := got.AttentionCode == refundflow.AttnInputsFailing
+			if flagged != (i == 3) || got.State != string(refundflow.StateWaitingSeller) || got.FailedInputs != i {
+				t.Fatalf("after %d failed checks: %s, flag %q, %d failed; want waiting_seller, flagged from the third, %d failed",
+					i, got.State, got.AttentionCode, got.FailedInputs, i)
+			}
+			if flagged && (!strings.Contains(got.AttentionMessage, "last 3 inputs failed") || !strings.Contains(got.AttentionMessage, "500") ||
+				!strings.Contains(got.AttentionMessage, "refundctl show")) {
+				t.Errorf("flag text %q; want the count, the last failure and where to look", got.AttentionMessage)
+			}
+		}
+		r.sb.SetFaults(sandbox.Faults{})
+		if _, err := eng.Wake(ctx, c.ID, refundflow.InputTimer); err != nil {
+			t.Fatalf("check once the platform answers: %v", err)
+		}
+		got, err := r.store.GetCase(ctx, c.ID)
+		if err != nil || got.AttentionCode != "" || got.FailedInputs != 0 || got.State != string(refundflow.StateWaitingSeller) {
+			t.Fatalf("after a check that got through: %s, flag %q, %d failed, %v; want waiting_seller, no flag, none failed",
+				got.State, got.AttentionCode, got.FailedInputs, err)
+		}
+	})
+}
