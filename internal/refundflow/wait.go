@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/delay"
 	"github.com/refundhub/refundhub/internal/excerpt"
@@ -244,6 +245,15 @@ func failingMessage(c casestore.Case, p pause, rt retryPlan) string {
 		rt.attempt+1, p.code, excerpt.Of(p.cause.Error(), 300), rt.until.UTC().Format(time.RFC3339), c.ID)
 }
 
+// platformAway reports whether err is the platform pausing us, not an
+// answer about the input: a rate limit, a 5xx, a timeout or a lost
+// connection (apiclient.ErrRetryable). A kept input that fails so is not
+// counted towards its dead letter (WORKER_MAX_DELIVER): an hour-long rate
+// limit or outage would otherwise dead-letter every callback and command
+// waiting through it. The case's own failures still count, and flag it
+// (inputs_failing).
+func platformAway(err error) bool { return errors.Is(err, apiclient.ErrRetryable) }
+
 // keepInput keeps what is left of an input that retries: one not applied
 // waits in the store until rt.until, one applied goes to the inbox. It
 // returns how its timeline entry begins.
@@ -251,7 +261,7 @@ func keepInput(ctx context.Context, tx *casestore.Tx, caseID int64, msg *Message
 	switch {
 	case rt.deferIt:
 		d := deferredInput(caseID, msg, rt.until, p.code+": "+excerpt.Of(p.cause.Error(), 300))
-		if rt.failed {
+		if rt.failed && !platformAway(p.cause) {
 			d.Attempts = 1
 		}
 		return fmt.Sprintf("waits until %s: ", rt.until.UTC().Format(time.RFC3339)), tx.Defer(ctx, d)
