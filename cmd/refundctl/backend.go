@@ -208,6 +208,11 @@ func awaitVerdict(ctx context.Context, st *casestore.Store, id string, wait time
 		}
 		switch {
 		case errors.Is(err, opcommands.ErrPending):
+			// Kept by the worker for its case, it says where; a read
+			// that fails leaves it plain pending.
+			if kept, kerr := opcommands.Pending(ctx, st, id); kerr == nil {
+				return kept, nil
+			}
 			return pending, nil
 		case !casestore.Unavailable(err):
 			return opcommands.Verdict{}, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 )
@@ -47,6 +48,22 @@ func TestCommandVerdicts(t *testing.T) {
 					tt.id, r.code(), r.stdout, r.line(), tt.code, tt.out, tt.errIn)
 			}
 		})
+	}
+
+	// A command the worker keeps in the store for its case (here waiting
+	// for a side effect to be confirmed) is pending with where it waits,
+	// not "is it running?".
+	until := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := st.Update(ctx, func(tx *casestore.Tx) error {
+		return tx.Defer(ctx, casestore.DeferredInput{CaseID: 1, MsgID: "cmd-kept-1", Source: casestore.SourceCommands, Payload: []byte(`{}`),
+			NotBefore: until, Reason: "intent_unsettled: a side effect may have reached the platform: query first"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	kept := e.run("cancel", "--platform", "taobao", "--sub-order", "101", "--id", "cmd-kept-1", "--wait", "300ms")
+	if want := "pending: kept by the worker for case 1 until 2030-01-02 03:04:05 UTC (intent_unsettled: a side effect may have reached the platform: query first); " +
+		"it is decided then; follow it with: refundctl wait --command cmd-kept-1"; kept.code() != 5 || !strings.Contains(kept.line(), want) {
+		t.Errorf("a command the worker keeps: exit %d, %q; want exit 5 and %q", kept.code(), kept.line(), want)
 	}
 
 	var res commandResult

@@ -330,6 +330,16 @@ func (s *Store) DeferredKept(ctx context.Context, msgID string) (bool, error) {
 	return n > 0, nil
 }
 
+// KeptInput returns the input kept under msgID (ErrNotFound: none): what
+// an operator is told of a command the worker keeps for its case.
+func (s *Store) KeptInput(ctx context.Context, msgID string) (DeferredInput, error) {
+	var r deferredRow
+	if err := sqlx.GetContext(ctx, s.r, &r, `SELECT `+deferredColumns+` FROM deferred_inputs WHERE msg_id = ?`, msgID); err != nil {
+		return DeferredInput{}, fmt.Errorf("kept input %q: %w", msgID, notFound(err))
+	}
+	return r.toDeferred(), nil
+}
+
 // StartTakeUp counts a take-up of the kept input (its row id) before it
 // runs, and moves its time to until: a take-up that ends the worker
 // process (a kill, out of memory) counts like a failure, so an input that

@@ -204,7 +204,12 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 		switch {
 		case err == nil:
 			out.Verdict = v
-		case !errors.Is(err, opcommands.ErrPending):
+		case errors.Is(err, opcommands.ErrPending):
+			// Kept by the worker for its case, it says where.
+			if kept, kerr := opcommands.Pending(ctx, s.store, cmd.ID); kerr == nil {
+				out.Verdict = kept
+			}
+		default:
 			s.logger.WarnContext(ctx, "command published; its verdict could not be read", "command", cmd.ID, "err", err)
 			out.Verdict.Reason = verdictUnreadOther
 			if casestore.Unavailable(err) {

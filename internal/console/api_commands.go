@@ -132,14 +132,15 @@ func (s *Server) handleAPICommandVerdict(c echo.Context) error {
 		return invalidArg("id: 8 to 64 characters of A-Z a-z 0-9 _ . : -")
 	}
 	ctx := c.Request().Context()
-	v := opcommands.Verdict{Verdict: opcommands.VerdictPending}
+	var v opcommands.Verdict
 	o, err := s.store.CommandOutcome(ctx, id)
 	switch {
 	case err == nil:
-		if v, err = opcommands.Describe(ctx, s.store, o); err != nil {
-			return err
-		}
-	case !errors.Is(err, casestore.ErrNotFound):
+		v, err = opcommands.Describe(ctx, s.store, o)
+	case errors.Is(err, casestore.ErrNotFound):
+		v, err = opcommands.Pending(ctx, s.store, id) // kept by the worker for its case: where
+	}
+	if err != nil {
 		return err
 	}
 	return s.answerCommand(c, id, nil, opcommands.Ack{}, v)

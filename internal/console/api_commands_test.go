@@ -133,6 +133,30 @@ func TestAPICommands(t *testing.T) {
 	if p := ts.do("GET", "/api/v1/commands/never-published-1", operatorToken, nil); p.status != http.StatusAccepted {
 		t.Errorf("GET an unknown command = %d %s; want 202 pending", p.status, p.body)
 	}
+	// A command the worker keeps for its case is pending, saying where.
+	ctx := context.Background()
+	w, err := casestore.OpenExisting(ctx, ts.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	until := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := w.Update(ctx, func(tx *casestore.Tx) error {
+		return tx.Defer(ctx, casestore.DeferredInput{CaseID: returning.ID, MsgID: "kept-command-1", Source: casestore.SourceCommands,
+			Payload: []byte(`{}`), NotBefore: until, Reason: "behind_earlier_input: an earlier input of the case waits"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p := ts.do("GET", "/api/v1/commands/kept-command-1", operatorToken, nil)
+	if v := decodeAnswer(t, p).Verdict; p.status != http.StatusAccepted || v.Verdict != "pending" || v.CaseID != returning.ID ||
+		!strings.Contains(v.Reason, "kept by the worker for case") || !strings.Contains(v.Reason, "2030-01-02 03:04:05 UTC") ||
+		!strings.Contains(v.Reason, "behind_earlier_input") {
+		t.Errorf("GET a kept command = %d %s; want 202 pending, kept for case %d until then, and why", p.status, p.body, returning.ID)
+	}
+	page := ts.do("GET", fmt.Sprintf("/cases/%d?command=kept-command-1", returning.ID), "cookie:"+ts.login(operatorName).Value, nil)
+	if !strings.Contains(page.body, "kept by the worker for case") || strings.Contains(page.body, "has not decided it yet") {
+		t.Errorf("case page with a kept command's verdict: want where it is kept, not \"not decided yet\":\n%s", page.body)
+	}
 }
 
 // TestAPICommandsRefused: a viewer is 403; bad JSON, unknown fields, the

@@ -19,6 +19,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casecsv"
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
@@ -415,7 +416,12 @@ func (s *Server) renderCase(c echo.Context, status int, k casestore.Case, comman
 		switch {
 		case err == nil:
 			v.Verdict, v.Code, v.Reason = o.Verdict, o.Code, o.Reason
-		case !errors.Is(err, casestore.ErrNotFound):
+		case errors.Is(err, casestore.ErrNotFound):
+			// Kept by the worker for its case, it says where and why.
+			if kept, kerr := opcommands.Pending(ctx, s.store, commandID); kerr == nil && kept.CaseID == k.ID {
+				v.Reason = kept.Reason
+			}
+		default:
 			return err
 		}
 		p.Verdict = v

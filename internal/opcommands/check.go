@@ -120,6 +120,27 @@ const VerdictPending = "pending"
 // and sent again it would be a second command.
 const ReasonUnread = "sent; the case database does not answer, so its verdict cannot be read: do not send it again, look for it in a moment"
 
+// Pending is the verdict of command id while the worker has given none. A
+// command the worker keeps in the store for its case (waiting for a side
+// effect to be confirmed, behind an earlier command, for another process
+// to let go of the case) is pending too, and says for which case, until
+// when and why: an operator must not take the wait for a worker that is
+// down, or send the command again.
+func Pending(ctx context.Context, st *casestore.Store, id string) (Verdict, error) {
+	v := Verdict{Verdict: VerdictPending}
+	d, err := st.KeptInput(ctx, id)
+	switch {
+	case errors.Is(err, casestore.ErrNotFound):
+		return v, nil
+	case err != nil:
+		return v, err
+	}
+	v.CaseID = d.CaseID
+	v.Reason = fmt.Sprintf("kept by the worker for case %d until %s (%s); it is decided then",
+		d.CaseID, d.NotBefore.UTC().Format("2006-01-02 15:04:05 UTC"), excerpt.Of(d.Reason, 300))
+	return v, nil
+}
+
 // Describe is the verdict o with its case's current state. A dead command
 // may name a case that does not exist: its CaseID is then 0.
 func Describe(ctx context.Context, st *casestore.Store, o casestore.CommandOutcome) (Verdict, error) {
