@@ -14,6 +14,7 @@ import (
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/runbook"
 )
 
 // caseJSON is the stable JSON form of a case.
@@ -379,6 +380,10 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 	// wrapped, never cut before its cause.
 	if c.AttentionCode != "" || c.AttentionMessage != "" {
 		printWrapped(w, "  Attention:", strings.TrimSuffix(c.AttentionCode+": "+c.AttentionMessage, ": "))
+		// What to do next: the runbook's advice, as the console shows it.
+		if r, ok := runbook.Embedded().Reasons[c.AttentionCode]; ok && r.Do != "" {
+			printWrapped(w, "  To do:", r.Do)
+		}
 	}
 	if c.UnreadSellerMessages > 0 {
 		fmt.Fprintf(w, "  Seller:    %d new message(s): refundctl messages %d\n", c.UnreadSellerMessages, c.ID)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/runbook"
 )
 
 // seedCases writes three cases through casestore's API, as the worker would:
@@ -196,6 +197,10 @@ func TestShowPrintsThePlatformsWordsWhole(t *testing.T) {
 	if flat := strings.Join(strings.Fields(out), " "); !strings.Contains(flat, "applyPayment 9500 超过可退金额 500 (exceeds the refundable amount)") ||
 		!strings.Contains(flat, "Attention: platform_error: submit refused") {
 		t.Errorf("show lacks the whole attention text:\n%s", out)
+	}
+	// What to do next, from the runbook, as the console shows it.
+	if flat := strings.Join(strings.Fields(out), " "); !strings.Contains(flat, "To do: "+runbook.Embedded().Reasons["platform_error"].Do) {
+		t.Errorf("show lacks the runbook's advice for platform_error (%q):\n%s", runbook.Embedded().Reasons["platform_error"].Do, out)
 	}
 	for _, line := range strings.Split(out, "\n") {
 		if n := len([]rune(line)); n > wrapWidth+20 {
