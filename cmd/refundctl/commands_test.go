@@ -287,6 +287,18 @@ func TestACommandWhosePublishIsNotConfirmedIsNamed(t *testing.T) {
 	if r.code() != 1 || !strings.Contains(r.line(), "command cmd-unconfirmed-2 may have been stored") {
 		t.Errorf("console answer lost: exit %d (%s); want exit 1 naming the command as possibly stored", r.code(), r.line())
 	}
+	// The console answers that JetStream did not confirm it.
+	unconfirmed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.ReadAll(req.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusGatewayTimeout)
+		_, _ = io.WriteString(w, `{"error":{"code":"unconfirmed","message":"command cmd-unconfirmed-4 was sent and its storing was not confirmed in time"}}`)
+	}))
+	defer unconfirmed.Close()
+	r = e.remoteRun(unconfirmed.URL, consoleOperatorToken, "cancel", "--case", "1", "--platform", "taobao", "--no-wait", "--id", "cmd-unconfirmed-4")
+	if r.code() != 1 || !strings.Contains(r.line(), "command cmd-unconfirmed-4 may have been stored: send it again with --id cmd-unconfirmed-4") {
+		t.Errorf("console unconfirmed: exit %d (%s); want exit 1 naming the command as possibly stored", r.code(), r.line())
+	}
 	// A console that cannot be reached was sent nothing.
 	r = e.remoteRun("http://127.0.0.1:1", consoleOperatorToken, "cancel", "--case", "1", "--platform", "taobao", "--no-wait", "--id", "cmd-unsent-3")
 	if r.code() != 1 || strings.Contains(r.line(), "may have been stored") {

@@ -408,6 +408,9 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 		switch {
 		case errors.As(err, &ae) && ae.Code == "not_found" && c.CaseID > 0:
 			return commandResult{}, nil, fmt.Errorf("--case %d: no such case in %s", c.CaseID, r.a.source())
+		case errors.As(err, &ae) && ae.Code == "unconfirmed":
+			// The console sent it and JetStream did not confirm it.
+			return commandResult{}, nil, &unconfirmedError{id: c.ID, err: err}
 		case errors.As(err, &ae), errors.As(err, &oe) && oe.Op == "dial":
 			// The console's own answer, or no connection to it: the
 			// command was not stored by this request.

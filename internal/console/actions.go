@@ -175,12 +175,19 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 	if s.js == nil {
 		return issued{}, &Error{Code: CodeUnavailable, Message: "this console has no NATS connection; commands cannot be sent"}
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishWait)
 	defer cancel()
 	ack, err := opcommands.Publish(pctx, s.js, cmd)
 	if err != nil {
 		s.logger.WarnContext(ctx, "publish command failed", "command", cmd.ID, "kind", cmd.Kind, "case", cmd.CaseID, "err", err)
-		return issued{}, &Error{Code: CodeUnavailable, Message: "the command could not be stored (NATS unreachable?); nothing was sent, try again"}
+		if opcommands.NotStored(err) {
+			return issued{}, &Error{Code: CodeUnavailable, Message: "the command could not be stored (NATS unreachable?); nothing was sent, try again"}
+		}
+		// Sent, not confirmed: sent again under a new id it could be
+		// applied twice.
+		return issued{}, &Error{Code: CodeUnconfirmed, Message: fmt.Sprintf("command %s was sent and its storing was not confirmed "+
+			"in time: it may have been stored. Send it again with the same id (%s; an id is stored once), or look for its verdict "+
+			"in a moment", cmd.ID, cmd.ID)}
 	}
 	if ack.Duplicate {
 		first, err := opcommands.Stored(pctx, s.js, ack)

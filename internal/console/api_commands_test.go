@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refundhub/refundhub/internal/casestore"
@@ -156,6 +157,37 @@ func TestAPICommands(t *testing.T) {
 	page := ts.do("GET", fmt.Sprintf("/cases/%d?command=kept-command-1", returning.ID), "cookie:"+ts.login(operatorName).Value, nil)
 	if !strings.Contains(page.body, "kept by the worker for case") || strings.Contains(page.body, "has not decided it yet") {
 		t.Errorf("case page with a kept command's verdict: want where it is kept, not \"not decided yet\":\n%s", page.body)
+	}
+}
+
+// TestACommandJetStreamDoesNotConfirmIsNamed: something takes the
+// commands' subject and never confirms (JetStream does not answer in
+// time): the command may be stored. The console answers 504 unconfirmed
+// naming its id, to be sent again under it; refundctl through the console
+// says the same. (It answered 503 "nothing was sent, try again", and a
+// second try under a new id could apply it twice.) Where nothing takes
+// the subject, nothing was stored: 503 unavailable, as before.
+func TestACommandJetStreamDoesNotConfirmIsNamed(t *testing.T) {
+	ns := eventstest.Start(t)
+	js := ns.JetStream()
+	ts := newTestServerOn(t, js, seedCase{order: "200", sub: "201", state: string(refundflow.StateWaitingSeller), refund: "R201"})
+	cancel := fmt.Sprintf(`{"id":"unconfirmed-cmd-1","kind":"cancel","caseId":%d}`, ts.cases[0].ID)
+	if r := ts.postJSON("/api/v1/commands", operatorToken, cancel); r.status != http.StatusServiceUnavailable ||
+		errorCode(t, r.body) != CodeUnavailable || !strings.Contains(r.body, "nothing was sent") {
+		t.Errorf("POST with no stream for commands = %d %s; want 503 unavailable, nothing sent", r.status, r.body)
+	}
+	sub, err := ns.Conn().Subscribe("commands.>", func(*nats.Msg) {}) // takes it, never confirms
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := ns.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r := ts.postJSON("/api/v1/commands", operatorToken, cancel)
+	if r.status != http.StatusGatewayTimeout || errorCode(t, r.body) != CodeUnconfirmed ||
+		!strings.Contains(r.body, "unconfirmed-cmd-1") || !strings.Contains(r.body, "may have been stored") {
+		t.Errorf("POST not confirmed = %d %s; want 504 unconfirmed naming the id", r.status, r.body)
 	}
 }
 

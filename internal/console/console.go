@@ -48,6 +48,10 @@ type Config struct {
 	// VerdictWait is how long an action waits for the worker's verdict
 	// before showing it as pending (default 5s).
 	VerdictWait time.Duration
+	// PublishWait bounds the wait for JetStream's acknowledgement of a
+	// command (default 5s). Past it the command may be stored or not: the
+	// console says so, naming its id (CodeUnconfirmed).
+	PublishWait time.Duration
 	// EventsInterval is how often an event stream (/api/v1/events) reads
 	// the store for changed cases (default 1s).
 	EventsInterval time.Duration
@@ -142,6 +146,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.PublishWait <= 0 {
+		cfg.PublishWait = 5 * time.Second
 	}
 	if cfg.VerdictWait <= 0 {
 		cfg.VerdictWait = 5 * time.Second

@@ -132,7 +132,7 @@ func newTestServerOn(t *testing.T, js jetstream.JetStream, seeds ...seedCase) *t
 		t.Fatalf("OpenReadOnly: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ts.srv, err = New(Config{SessionKey: []byte(sessionKey), VerdictWait: 200 * time.Millisecond,
+	ts.srv, err = New(Config{SessionKey: []byte(sessionKey), VerdictWait: 200 * time.Millisecond, PublishWait: 2 * time.Second,
 		EventsInterval: 20 * time.Millisecond},
 		Deps{Store: st, JetStream: js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

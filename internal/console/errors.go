@@ -38,7 +38,8 @@ const (
 	CodeConflict         = "conflict"           // 409: a command id already used for a different command
 	CodeRateLimited      = "rate_limited"       // 429: too many failed logins from this address
 	CodeNotReady         = "not_ready"          // 503 from /readyz
-	CodeUnavailable      = "unavailable"        // 503: the command could not be published (NATS down)
+	CodeUnavailable      = "unavailable"        // 503: the command could not be published (NATS down); nothing was stored
+	CodeUnconfirmed      = "unconfirmed"        // 504: the command was sent and its storing not confirmed in time: it may be stored; the message names its id
 	CodeStoreUnavailable = "store_unavailable"  // 503: the case database does not answer or cannot write (down, restarting, failing over, disk full)
 	CodeInternal         = "internal"           // 500: a bug, or the store failed
 
@@ -68,6 +69,7 @@ var statusOf = map[string]int{
 	CodeRateLimited:      http.StatusTooManyRequests,
 	CodeNotReady:         http.StatusServiceUnavailable,
 	CodeUnavailable:      http.StatusServiceUnavailable,
+	CodeUnconfirmed:      http.StatusGatewayTimeout,
 	CodeStoreUnavailable: http.StatusServiceUnavailable,
 	CodeInternal:         http.StatusInternalServerError,
 

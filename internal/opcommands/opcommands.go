@@ -80,6 +80,18 @@ func Publish(ctx context.Context, js jetstream.JetStream, c refundflow.Command) 
 	return Ack{Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 
+// NotStored reports whether Publish's error proves the command was not
+// stored: nothing takes its subject, or the server refused it (a
+// JetStream API error: a full stream, a size limit), or the client would
+// not send it. Any other failure (no acknowledgement in time, a
+// connection lost while waiting) leaves it open: the command may be
+// stored, and sent again it must keep its id.
+func NotStored(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) || errors.As(err, &apiErr) ||
+		errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject)
+}
+
 // ErrPending is AwaitOutcome's answer when the worker gave no verdict
 // within the wait: the command is stored and will be decided later.
 var ErrPending = errors.New("no verdict yet")
