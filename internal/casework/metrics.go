@@ -213,7 +213,7 @@ func (m *Metrics) OnStep(p refundflow.Platform, step refundflow.StepName, outcom
 
 var (
 	casesDesc = prometheus.NewDesc("refundhub_worker_cases", "Cases by state (all worker processes: read from the database).", []string{"state"}, nil)
-	attnDesc  = prometheus.NewDesc("refundhub_worker_cases_attention", "Open cases by attention code: needs_attention reasons, and the flags of cases that go on (waiting_evidence: a side effect not confirmed yet; return_waybill_differs: the platform holds the return under another waybill), read from the database.", []string{"code"}, nil)
+	attnDesc  = prometheus.NewDesc("refundhub_worker_cases_attention", "Open cases by attention code: needs_attention reasons, and the flags of cases that go on (waiting_evidence: a side effect not confirmed yet; return_waybill_differs: the platform holds the return under another waybill; inputs_failing: the case's last WORKER_FAILING_FLAG inputs failed), read from the database.", []string{"code"}, nil)
 	storeDesc = prometheus.NewDesc("refundhub_worker_store_up", "0 while the worker holds its work because the case store does not answer or cannot write (the database down, restarting, failing over or cut off; its disk full; the figures read from the database are then missing from the scrape), 1 otherwise.", nil, nil)
 	deferDesc = prometheus.NewDesc("refundhub_worker_deferred_inputs", "Commands and callbacks waiting in the store for their case, callbacks being verified included (read from the database).", nil, nil)
 	lagDesc   = prometheus.NewDesc("refundhub_worker_consumer_pending", "Messages not yet delivered to the durable consumer (consumer lag), by source.", []string{"source"}, nil)

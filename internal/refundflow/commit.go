@@ -166,6 +166,9 @@ func (d decisionRecord) caseRow(now time.Time) (casestore.Case, error) {
 	}
 	if d.final || (d.ran != nil && (d.ran.err == nil || !d.ran.err.Transient)) {
 		nc.FailedInputs = 0 // the case got somewhere: the retry backoff starts over
+		if nc.AttentionCode == AttnInputsFailing && dec.Attention == nil {
+			nc.AttentionCode, nc.AttentionMessage = "", "" // its count with it (a refusal is no act or no-op)
+		}
 	}
 	if dec.Outcome == OutcomeAct {
 		if dec.RefundID != "" {

@@ -88,7 +88,7 @@ func (d Decider) release(c CaseView, in Input) Decision {
 	}
 	dec := Decision{Outcome: OutcomeAct, State: c.Parked, WakeAt: in.Now, Code: "retried",
 		Reason: fmt.Sprintf("%s; back at %s, taken up again now", why, c.Parked)}
-	if h := c.Held; h != nil && h.Code != "" {
+	if h := c.Held; h != nil && h.Code != "" && h.Code != AttnInputsFailing { // that one's count and text are out of date
 		dec.Attention = &Attention{Code: h.Code, Message: h.Message}
 	}
 	return dec

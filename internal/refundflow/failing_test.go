@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
@@ -20,7 +21,7 @@ import (
 func TestACaseWhoseInputsKeepFailingIsFlagged(t *testing.T) {
 	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
 		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
-		c, _, _, _ := r.submittedTaobaoCase()
+		c, o, so, _ := r.submittedTaobaoCase()
 		policy := testPolicy
 		policy.FailingFlag = 3
 		eng := r.newEngineWith("engine-failing", policy, 0)
@@ -45,6 +46,37 @@ func TestACaseWhoseInputsKeepFailingIsFlagged(t *testing.T) {
 				!strings.Contains(got.AttentionMessage, "refundctl show")) {
 				t.Errorf("flag text %q; want the count, the last failure and where to look", got.AttentionMessage)
 			}
+		}
+		// A command the case refuses ends its input: the count starts
+		// over, and the flag goes with it (it used to stay, its count 0).
+		again := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+		again.Request = taobaoRequest(true)
+		if h, err := eng.HandleCommand(ctx, again, message(again)); err != nil || h.Outcome != refundflow.OutcomeReject {
+			t.Fatalf("another request for the open case: %+v, %v; want it refused", h, err)
+		}
+		if got, err := r.store.GetCase(ctx, c.ID); err != nil || got.AttentionCode != "" || got.FailedInputs != 0 {
+			t.Fatalf("after a refused command: flag %q, %d failed, %v; want neither", got.AttentionCode, got.FailedInputs, err)
+		}
+		// It takes the place of another flag, which waits for the same
+		// reads.
+		if err := r.store.Update(ctx, func(tx *casestore.Tx) error {
+			k, err := tx.GetCase(ctx, c.ID)
+			if err != nil {
+				return err
+			}
+			k.AttentionCode, k.AttentionMessage = refundflow.AttnReturnWaybillDiffers, "the platform holds the return under SF2"
+			_, err = tx.UpdateCase(ctx, k)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := eng.Wake(ctx, c.ID, refundflow.InputTimer); err == nil {
+				t.Fatal("a check while the platform fails: no error")
+			}
+		}
+		if got, err := r.store.GetCase(ctx, c.ID); err != nil || got.AttentionCode != refundflow.AttnInputsFailing {
+			t.Fatalf("a flagged case after 3 failed checks: flag %q, %v; want inputs_failing", got.AttentionCode, err)
 		}
 		r.sb.SetFaults(sandbox.Faults{})
 		if _, err := eng.Wake(ctx, c.ID, refundflow.InputTimer); err != nil {

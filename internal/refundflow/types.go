@@ -483,11 +483,11 @@ const DefaultInFlight = time.Minute
 const DefaultResendLimit = 5
 
 // DefaultFailingFlag is the default Policy.FailingFlag: with the worker's
-// default retry backoff (WORKER_RETRY_BASE 2 s doubling, at most
-// WORKER_RETRY_MAX 5 min) the eighth failure in a row comes about 8
-// minutes after the first. A hiccup of the platform flags nothing; an
-// outage that long flags every case it caught, which an operator wants to
-// see.
+// default retry backoff (WORKER_RETRY_BASE 2 s doubling) the eighth
+// failure in a row of a case's timer comes about four minutes after the
+// first (sooner when kept callbacks and commands of the case fail too:
+// every input counts). A failure or two flags nothing; an outage of
+// minutes flags every case it caught, which an operator wants to see.
 const DefaultFailingFlag = 8
 
 // DefaultEndedLimit is the default Policy.EndedLimit: a process that ends
