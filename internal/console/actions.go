@@ -326,12 +326,14 @@ func offers(a Account, k casestore.Case) map[string]bool {
 		effective = parked
 	}
 	taobao := k.Platform == casestore.PlatformTaobao
-	// Stopped on an open side effect the platform cannot confirm, or kept
-	// refusing: the worker refuses other commands until it is settled,
-	// but for the correction that replaces a refused return or
-	// modification (runbook: intent_unverifiable, intent_resends_failed).
-	unsettled := attention && (k.AttentionCode == refundflow.CodeUnverifiable || k.AttentionCode == refundflow.CodeResendsFailed)
+	// Stopped on an open side effect the platform kept refusing: the
+	// worker refuses other commands until it is settled, but for the
+	// correction that replaces a refused return or modification (runbook:
+	// intent_resends_failed). A case stopped intent_unverifiable may have
+	// its intent settled already (unverified), and then takes a cancel or
+	// a message: those stay offered; the worker decides.
 	resendsFailed := attention && k.AttentionCode == refundflow.CodeResendsFailed
+	unsettled := resendsFailed
 	return map[string]bool{
 		"resolve": attention,
 		"ship": (effective == refundflow.StateWaitingReturnShipment && !unsettled) ||
