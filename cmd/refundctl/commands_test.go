@@ -348,3 +348,19 @@ func TestHelpAndNoArgs(t *testing.T) {
 		t.Errorf("request --help = %q", r.stdout)
 	}
 }
+
+// TestRedactURLKeepsNoPartOfAPassword: a console or receiver URL is one
+// URL; a comma in its password does not split it (the part before the
+// comma, user and password start, was shown).
+func TestRedactURLKeepsNoPartOfAPassword(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://ops:se,cret@console.example:8443": "https://console.example:8443",
+		"https://ops:se,c/ret@console.example":     "https://…@console.example",
+		"http://127.0.0.1:8080":                    "http://127.0.0.1:8080",
+		"localhost:8080":                           "localhost:8080", // no user info: as typed
+	} {
+		if got := redactURL(raw); got != want {
+			t.Errorf("redactURL(%q) = %q; want %q", raw, got, want)
+		}
+	}
+}

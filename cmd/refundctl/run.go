@@ -203,17 +203,16 @@ func errorLine(err error) string {
 	return strings.Join(parts, "; ")
 }
 
-// redactURL is a URL (or a comma-separated list) for messages: as given
-// where it holds no "@" (no user info: a malformed one is shown as typed),
-// otherwise each URL without its user info (events.RedactURL).
+// redactURL is a console or receiver URL (one URL: a comma in a password
+// does not split it) for messages: as given where it holds no "@" (no user
+// info: a malformed one is shown as typed), otherwise without its user
+// info (events.RedactURL). NATS_URL, a list, goes through
+// events.RedactURLs.
 func redactURL(raw string) string {
-	parts := strings.Split(raw, ",")
-	for i, p := range parts {
-		if strings.Contains(p, "@") {
-			parts[i] = events.RedactURL(p)
-		}
+	if !strings.Contains(raw, "@") {
+		return raw
 	}
-	return strings.Join(parts, ",")
+	return events.RedactURL(raw)
 }
 
 // atOutsideUserInfo reports whether u, as parsed, has an "@" past its user
