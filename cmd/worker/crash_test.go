@@ -415,7 +415,7 @@ func TestACaseWhoseWakeTheWorkerDiesOnIsHeld(t *testing.T) {
 		metricValue(t, p.metricsURL(), "refundhub_worker_reconcile_moved_total"); found == "0" || found == "" || moved != "0" {
 		t.Errorf("the reconciler of the process that held the case: found %q, moved %q; want the case found, none moved", found, moved)
 	}
-	if stale, err := s.store.StaleOpenCases(ctx, time.Now(), 10, refundflow.CodeWorkerEnded); err != nil || len(stale) != 0 {
+	if stale, err := s.store.StaleOpenCases(ctx, time.Now(), time.Hour, 10, refundflow.CodeWorkerEnded); err != nil || len(stale) != 0 {
 		t.Errorf("cases the reconciler would check: %d, %v; want none (the held case is left out)", len(stale), err)
 	}
 	// The operator's way out, once the cause is gone.

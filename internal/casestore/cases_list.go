@@ -488,12 +488,15 @@ func (s *Store) DueCases(ctx context.Context, now time.Time, limit int) ([]Case,
 // code is held (refundflow's worker_ended: no platform call until an
 // operator acts) are left out: they would head the list for ever, since
 // nothing checks them. So are cases whose last inputs failed and whose
-// timer (the retry's backoff) is still ahead: a platform read that keeps
-// failing does not move last_platform_check_at, and such cases would head
-// the list at every pass, read again each time whatever their backoff,
-// and crowd out the others; their timer reads them again.
-func (s *Store) StaleOpenCases(ctx context.Context, olderThan time.Time, limit int, held ...string) ([]Case, error) {
-	args := []any{ms64(olderThan), ms64(s.now()), ms64(s.now())}
+// timer is the retry's backoff, still ahead (no further than backoffMax,
+// the longest backoff): a platform read that keeps failing does not move
+// last_platform_check_at, and such cases would head the list at every
+// pass, read again each time whatever their backoff, and crowd out the
+// others; their timer reads them again. A timer further ahead is not a
+// backoff (the state's own re-check, hours away): not waited for.
+func (s *Store) StaleOpenCases(ctx context.Context, olderThan time.Time, backoffMax time.Duration, limit int, held ...string) ([]Case, error) {
+	now := s.now()
+	args := []any{ms64(olderThan), ms64(now), ms64(now), ms64(now.Add(backoffMax))}
 	skip := ""
 	if len(held) > 0 {
 		skip = " AND attention_code NOT IN (?" + strings.Repeat(", ?", len(held)-1) + ")"
@@ -506,7 +509,7 @@ func (s *Store) StaleOpenCases(ctx context.Context, olderThan time.Time, limit i
 		WHERE `+terminalFilter()+`
 		AND COALESCE(last_platform_check_at, created_at) < ?
 		AND (lease_owner = '' OR lease_until < ?)
-		AND (failed_inputs = 0 OR next_wake_at IS NULL OR next_wake_at <= ?)`+skip+`
+		AND (failed_inputs = 0 OR next_wake_at IS NULL OR next_wake_at <= ? OR next_wake_at > ?)`+skip+`
 		ORDER BY COALESCE(last_platform_check_at, created_at), id LIMIT ?`, args...)
 }
 

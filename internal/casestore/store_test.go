@@ -603,7 +603,7 @@ func testQueries(t *testing.T, be backend) {
 	if got := ids(s.DueCases(ctx, t0.Add(2*time.Hour), 10)); !slices.Equal(got, []int64{b.ID, a.ID}) {
 		t.Fatalf("DueCases(+2h) = %v; want [%d %d] (terminal %d excluded)", got, b.ID, a.ID, d.ID)
 	}
-	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); !slices.Equal(got, []int64{a.ID}) {
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), time.Hour, 10)); !slices.Equal(got, []int64{a.ID}) {
 		t.Fatalf("StaleOpenCases = %v; want [%d]", got, a.ID)
 	}
 	// A case another process holds now is not due, nor stale; once its
@@ -617,7 +617,7 @@ func testQueries(t *testing.T, be backend) {
 	if got := ids(s.DueCases(ctx, t0.Add(2*time.Hour), 10)); len(got) != 0 {
 		t.Fatalf("DueCases(+2h), both leased = %v; want none", got)
 	}
-	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); len(got) != 0 {
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), time.Hour, 10)); len(got) != 0 {
 		t.Fatalf("StaleOpenCases, a leased = %v; want none", got)
 	}
 	if got := ids(s.DueCases(ctx, t0.Add(3*time.Hour), 10)); !slices.Equal(got, []int64{b.ID, a.ID}) {
@@ -629,7 +629,7 @@ func testQueries(t *testing.T, be backend) {
 		}
 	}
 	// A case held under one of the given attention codes is left out.
-	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10, "worker_ended", "held_too")); !slices.Equal(got, []int64{a.ID}) {
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), time.Hour, 10, "worker_ended", "held_too")); !slices.Equal(got, []int64{a.ID}) {
 		t.Fatalf("StaleOpenCases, none held = %v; want [%d]", got, a.ID)
 	}
 	setA := func(state, parked, code string) {
@@ -646,10 +646,10 @@ func testQueries(t *testing.T, be backend) {
 		}
 	}
 	setA("needs_attention", "waiting_seller", "worker_ended")
-	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10, "held_too", "worker_ended")); len(got) != 0 {
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), time.Hour, 10, "held_too", "worker_ended")); len(got) != 0 {
 		t.Fatalf("StaleOpenCases, a held = %v; want none", got)
 	}
-	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); !slices.Equal(got, []int64{a.ID}) {
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), time.Hour, 10)); !slices.Equal(got, []int64{a.ID}) {
 		t.Fatalf("StaleOpenCases, a held, no code left out = %v; want [%d]", got, a.ID)
 	}
 	setA("waiting_seller", "", "")
@@ -672,15 +672,22 @@ func testQueries(t *testing.T, be backend) {
 		}
 	}
 	setWake(3, t0.Add(3*time.Hour))
-	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); len(got) != 0 {
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), time.Hour, 10)); len(got) != 0 {
 		t.Fatalf("StaleOpenCases, a backing off = %v; want none", got)
 	}
 	setWake(3, t0.Add(time.Hour))
-	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); !slices.Equal(got, []int64{a.ID}) {
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), time.Hour, 10)); !slices.Equal(got, []int64{a.ID}) {
 		t.Fatalf("StaleOpenCases, a's retry due = %v; want [%d]", got, a.ID)
 	}
+	// A timer further ahead than a retry's longest backoff is not one
+	// (the state's own re-check, hours away, with a kept input failing):
+	// the reconciler does not wait for it.
+	setWake(3, t0.Add(5*time.Hour))
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), time.Hour, 10)); !slices.Equal(got, []int64{a.ID}) {
+		t.Fatalf("StaleOpenCases, a failing with its timer beyond the backoff = %v; want [%d]", got, a.ID)
+	}
 	setWake(0, t0.Add(3*time.Hour))
-	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), 10)); !slices.Equal(got, []int64{a.ID}) {
+	if got := ids(s.StaleOpenCases(ctx, t0.Add(time.Hour), time.Hour, 10)); !slices.Equal(got, []int64{a.ID}) {
 		t.Fatalf("StaleOpenCases, a's timer ahead, no failure = %v; want [%d]", got, a.ID)
 	}
 	setWake(0, t0.Add(time.Hour))

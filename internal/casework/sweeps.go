@@ -349,7 +349,7 @@ func (w *Worker) reconciler(ctx, work context.Context) {
 			continue
 		}
 		seen := w.gate.generation()
-		stale, err := w.store.StaleOpenCases(ctx, time.Now().Add(-w.cfg.ReconcileAge), 500, refundflow.CodeWorkerEnded)
+		stale, err := w.store.StaleOpenCases(ctx, time.Now().Add(-w.cfg.ReconcileAge), w.cfg.RetryMax, 500, refundflow.CodeWorkerEnded)
 		if err != nil {
 			if ctx.Err() == nil && !w.gate.trip(err, seen) {
 				w.log.Warn("stale cases", "err", err)
