@@ -65,6 +65,18 @@ func TestCommandVerdicts(t *testing.T) {
 		"it is decided then; follow it with: refundctl wait --command cmd-kept-1"; kept.code() != 5 || !strings.Contains(kept.line(), want) {
 		t.Errorf("a command the worker keeps: exit %d, %q; want exit 5 and %q", kept.code(), kept.line(), want)
 	}
+	// Kept until a time long past and not taken up: the worker is in
+	// question again.
+	if err := st.Update(ctx, func(tx *casestore.Tx) error {
+		return tx.Defer(ctx, casestore.DeferredInput{CaseID: 1, MsgID: "cmd-kept-2", Source: casestore.SourceCommands, Payload: []byte(`{}`),
+			NotBefore: time.Now().Add(-time.Hour), Reason: "behind_earlier_input: an earlier input of the case waits"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	overdue := e.run("cancel", "--platform", "taobao", "--sub-order", "101", "--id", "cmd-kept-2", "--wait", "300ms")
+	if overdue.code() != 5 || !strings.Contains(overdue.line(), "and not taken up since: is the worker running?") {
+		t.Errorf("a kept command long overdue: exit %d, %q; want exit 5 asking whether the worker runs", overdue.code(), overdue.line())
+	}
 
 	var res commandResult
 	r := e.run("cancel", "--platform", "taobao", "--sub-order", "101", "--id", "cmd-open-1", "--json")

@@ -334,11 +334,14 @@ func offers(a Account, k casestore.Case) map[string]bool {
 	// a message: those stay offered; the worker decides.
 	resendsFailed := attention && k.AttentionCode == refundflow.CodeResendsFailed
 	unsettled := resendsFailed
+	// A return submission that may have reached the platform takes no
+	// other shipment, settled or not (a second return).
+	unverifiedReturn := attention && parked == refundflow.StateReturnSubmitting && k.AttentionCode == refundflow.CodeUnverifiable
 	return map[string]bool{
 		"resolve": attention,
 		"ship": (effective == refundflow.StateWaitingReturnShipment && !unsettled) ||
 			(attention && parked == refundflow.StateReturnRendering && !unsettled) ||
-			(attention && parked == refundflow.StateReturnSubmitting && (!unsettled || resendsFailed)),
+			(attention && parked == refundflow.StateReturnSubmitting && (!unsettled || resendsFailed) && !unverifiedReturn),
 		"cancel":  !state.Terminal() && state != refundflow.StateCancelling && !unsettled,
 		"message": taobao && k.RefundID != "" && !state.Terminal() && !unsettled,
 		"modify": taobao && k.RefundID != "" && attention &&

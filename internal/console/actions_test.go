@@ -80,9 +80,11 @@ func TestActions(t *testing.T) {
 			parked: string(refundflow.StateReturnSubmitting), refund: "R701"},
 		seedCase{platform: "1688", order: "800", state: string(refundflow.StateNeedsAttention), attention: refundflow.CodeUnverifiable,
 			parked: string(refundflow.StateSubmitting)},
+		seedCase{order: "900", sub: "901", state: string(refundflow.StateNeedsAttention), attention: refundflow.CodeUnverifiable,
+			parked: string(refundflow.StateReturnSubmitting), refund: "R901"},
 	)
 	returning, refused, closed, held := ts.cases[0], ts.cases[1], ts.cases[2], ts.cases[3]
-	modifyRefused, returnRefused, unverifiable := ts.cases[4], ts.cases[5], ts.cases[6]
+	modifyRefused, returnRefused, unverifiable, unverifiedReturn := ts.cases[4], ts.cases[5], ts.cases[6], ts.cases[7]
 	op, viewer := ts.login(operatorName), ts.login(viewerName)
 	csrf := ts.srv.sessions.csrf(op.Value)
 	path := func(k casestore.Case) string { return fmt.Sprintf("/cases/%d", k.ID) }
@@ -107,6 +109,8 @@ func TestActions(t *testing.T) {
 		// Unverifiable: the intent may be settled already (unverified),
 		// and a cancel then goes through.
 		{unverifiable, []string{"resolve", "cancel"}, []string{"ship", "message", "modify"}},
+		// A return submission that may be on the platform: no second one.
+		{unverifiedReturn, []string{"resolve", "cancel", "message"}, []string{"ship", "modify"}},
 	} {
 		page := ts.do("GET", path(tc.k), "cookie:"+op.Value, nil)
 		for _, f := range tc.offered {

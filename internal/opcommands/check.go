@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -136,10 +137,21 @@ func Pending(ctx context.Context, st *casestore.Store, id string) (Verdict, erro
 		return v, err
 	}
 	v.CaseID = d.CaseID
-	v.Reason = fmt.Sprintf("kept by the worker for case %d until %s (%s); it is decided then",
-		d.CaseID, d.NotBefore.UTC().Format("2006-01-02 15:04:05 UTC"), excerpt.Of(d.Reason, 300))
+	at := d.NotBefore.UTC().Format("2006-01-02 15:04:05 UTC")
+	v.Reason = fmt.Sprintf("kept by the worker for case %d until %s (%s); it is decided then", d.CaseID, at, excerpt.Of(d.Reason, 300))
+	if time.Since(d.NotBefore) > overdue {
+		// Its time has passed and no worker took it up: the wait no
+		// longer explains the missing verdict.
+		v.Reason = fmt.Sprintf("kept by the worker for case %d until %s (%s), and not taken up since: is the worker running?",
+			d.CaseID, at, excerpt.Of(d.Reason, 300))
+	}
 	return v, nil
 }
+
+// overdue is how long past its time a kept command may wait for the
+// worker's timer (a tick a second, a take-up's own platform read) before
+// its wait is no longer the reason it has no verdict.
+const overdue = time.Minute
 
 // Describe is the verdict o with its case's current state. A dead command
 // may name a case that does not exist: its CaseID is then 0.

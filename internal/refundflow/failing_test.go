@@ -57,26 +57,32 @@ func TestACaseWhoseInputsKeepFailingIsFlagged(t *testing.T) {
 		if got, err := r.store.GetCase(ctx, c.ID); err != nil || got.AttentionCode != "" || got.FailedInputs != 0 {
 			t.Fatalf("after a refused command: flag %q, %d failed, %v; want neither", got.AttentionCode, got.FailedInputs, err)
 		}
-		// It takes the place of another flag, which waits for the same
-		// reads.
-		if err := r.store.Update(ctx, func(tx *casestore.Tx) error {
-			k, err := tx.GetCase(ctx, c.ID)
-			if err != nil {
+		// It takes the place of waiting_evidence, whose deadline waits for
+		// the same reads; not of return_waybill_differs, whose advice
+		// stands and only a view raises again.
+		for _, tc := range []struct{ flag, want string }{
+			{refundflow.AttnWaitingEvidence, refundflow.AttnInputsFailing},
+			{refundflow.AttnReturnWaybillDiffers, refundflow.AttnReturnWaybillDiffers},
+		} {
+			if err := r.store.Update(ctx, func(tx *casestore.Tx) error {
+				k, err := tx.GetCase(ctx, c.ID)
+				if err != nil {
+					return err
+				}
+				k.AttentionCode, k.AttentionMessage, k.FailedInputs = tc.flag, "set by the test", 0
+				_, err = tx.UpdateCase(ctx, k)
 				return err
+			}); err != nil {
+				t.Fatal(err)
 			}
-			k.AttentionCode, k.AttentionMessage = refundflow.AttnReturnWaybillDiffers, "the platform holds the return under SF2"
-			_, err = tx.UpdateCase(ctx, k)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		for range 3 {
-			if _, err := eng.Wake(ctx, c.ID, refundflow.InputTimer); err == nil {
-				t.Fatal("a check while the platform fails: no error")
+			for range 3 {
+				if _, err := eng.Wake(ctx, c.ID, refundflow.InputTimer); err == nil {
+					t.Fatal("a check while the platform fails: no error")
+				}
 			}
-		}
-		if got, err := r.store.GetCase(ctx, c.ID); err != nil || got.AttentionCode != refundflow.AttnInputsFailing {
-			t.Fatalf("a flagged case after 3 failed checks: flag %q, %v; want inputs_failing", got.AttentionCode, err)
+			if got, err := r.store.GetCase(ctx, c.ID); err != nil || got.AttentionCode != tc.want {
+				t.Fatalf("a case flagged %s after 3 failed checks: flag %q, %v; want %s", tc.flag, got.AttentionCode, err, tc.want)
+			}
 		}
 		r.sb.SetFaults(sandbox.Faults{})
 		if _, err := eng.Wake(ctx, c.ID, refundflow.InputTimer); err != nil {

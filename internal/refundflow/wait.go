@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
@@ -229,14 +228,15 @@ func (e *Engine) retryTx(ctx context.Context, tx *casestore.Tx, r *run, c casest
 // failing reports whether a failure leaves case nc (as it will be written,
 // its failed inputs counted) flagged AttnInputsFailing: Policy.FailingFlag
 // failures in a row, on a case that goes on (a stopped one is the
-// operator's already). It takes the place of another flag
-// (waiting_evidence, return_waybill_differs): whatever that flag says
-// waits for a read that keeps failing, and the decision after the first
-// that gets through raises it again.
+// operator's already). It takes the place of waiting_evidence, whose
+// deadline waits for a read that keeps failing (the decision after the
+// first that gets through raises it again), not of
+// return_waybill_differs, whose advice to tell the seller stands and
+// which only a view of the platform raises again.
 func (e *Engine) failing(nc casestore.Case, rt *retryPlan) bool {
 	limit := e.decider.Policy.FailingFlag
 	return rt.failed && limit > 0 && nc.FailedInputs >= limit && nc.State != string(StateNeedsAttention) &&
-		(nc.AttentionCode == "" || slices.Contains(FlagCodes(), nc.AttentionCode))
+		(nc.AttentionCode == "" || nc.AttentionCode == AttnInputsFailing || nc.AttentionCode == AttnWaitingEvidence)
 }
 
 // failingMessage is the inputs_failing text: how many failed, the last
