@@ -159,7 +159,7 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 			continue
 		}
 		msg := &refundflow.Message{ID: d.MsgID, Stream: d.Stream, Seq: d.StreamSeq, Subject: d.Subject,
-			Source: d.Source, Payload: d.Payload, Deferred: true}
+			Source: d.Source, Payload: d.Payload, Deferred: true, KeptSince: d.CreatedAt}
 		// Counted before it runs, given back once it returns (the
 		// process did not end): see casestore's StartTakeUp. Its time
 		// is kept ahead while it runs (holdTakeUp): no other take-up

@@ -49,6 +49,10 @@ type Message struct {
 	// Deferred: the message was taken up from the store, where it waited;
 	// its row goes in the transaction that applies it.
 	Deferred bool
+	// KeptSince, for a message taken up from the store, is when it was
+	// first kept there: past PlatformAwayLimit, failures while the
+	// platform pauses count towards its dead letter again (keepInput).
+	KeptSince time.Time
 	// ReceivedAt is when the receiver took the callback in (its
 	// Cb-Received header); zero when unknown (a command, a deferred input).
 	ReceivedAt time.Time

@@ -258,6 +258,19 @@ func failingMessage(c casestore.Case, p pause, rt retryPlan) string {
 // (inputs_failing).
 func platformAway(err error) bool { return errors.Is(err, apiclient.ErrRetryable) }
 
+// PlatformAwayLimit bounds how long failures while the platform pauses
+// (platformAway) go uncounted for a kept input: past it (a day, far beyond
+// a rate limit or an outage), they count again, so an input the platform
+// never answers (a refund id it fails on each time) still becomes a dead
+// letter at WORKER_MAX_DELIVER rather than being read for ever.
+const PlatformAwayLimit = 24 * time.Hour
+
+// keptLong reports whether msg has waited in the store longer than
+// PlatformAwayLimit by now.
+func keptLong(msg *Message, now time.Time) bool {
+	return msg != nil && !msg.KeptSince.IsZero() && now.Sub(msg.KeptSince) > PlatformAwayLimit
+}
+
 // keepInput keeps what is left of an input that retries: one not applied
 // waits in the store until rt.until, one applied goes to the inbox. It
 // returns how its timeline entry begins.
@@ -265,7 +278,7 @@ func keepInput(ctx context.Context, tx *casestore.Tx, caseID int64, msg *Message
 	switch {
 	case rt.deferIt:
 		d := deferredInput(caseID, msg, rt.until, p.code+": "+excerpt.Of(p.cause.Error(), 300))
-		if rt.failed && !platformAway(p.cause) {
+		if rt.failed && (!platformAway(p.cause) || keptLong(msg, tx.Now())) {
 			d.Attempts = 1
 		}
 		return fmt.Sprintf("waits until %s: ", rt.until.UTC().Format(time.RFC3339)), tx.Defer(ctx, d)

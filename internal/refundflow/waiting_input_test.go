@@ -3,8 +3,10 @@ package refundflow_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
+	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
 
@@ -49,13 +51,23 @@ func TestAnInputKeptWhileThePlatformIsAwayIsNotCountedTowardsItsDeadLetter(t *te
 			t.Fatalf("after %d failed verifications (%s): %d attempts counted; want none (the platform's pause)", i+1, kind, n)
 		}
 	}
-	away(sandbox.ErrRefused)
+	// Kept for longer than PlatformAwayLimit, it counts again: an input
+	// the platform never answers still reaches its dead letter.
 	m := copyOf()
+	m.Deferred, m.KeptSince = true, time.Now().Add(-refundflow.PlatformAwayLimit-time.Hour)
+	if h, err := eng.HandleCallback(ctx, ev, m); err != nil || !h.Deferred {
+		t.Fatalf("callback kept for over a day while the platform is away: %+v, %v; want it kept", h, err)
+	}
+	if n := attempts(); n != 1 {
+		t.Fatalf("after a failure past the limit: %d attempts counted; want 1", n)
+	}
+	away(sandbox.ErrRefused)
+	m = copyOf()
 	m.Deferred = true
 	if h, err := eng.HandleCallback(ctx, ev, m); err != nil || !h.Deferred {
 		t.Fatalf("callback while the platform refuses the read: %+v, %v; want it kept", h, err)
 	}
-	if n := attempts(); n != 1 {
-		t.Fatalf("after a refused read: %d attempts counted; want 1", n)
+	if n := attempts(); n != 2 {
+		t.Fatalf("after a refused read: %d attempts counted; want 2", n)
 	}
 }
