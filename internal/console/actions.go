@@ -142,12 +142,31 @@ func (s *Server) handleAction(a action) echo.HandlerFunc {
 		if err := errors.Join(ferr, opcommands.Check(cmd)); err != nil {
 			return s.renderCase(c, http.StatusBadRequest, k, "", &formError{Form: a.name, Message: formMessage(err)})
 		}
+		q := url.Values{"command": {id}}
 		if _, err := s.issue(ctx, who(c), cmd, s.cfg.VerdictWait); err != nil {
-			return err
+			if !unconfirmed(err) {
+				return err
+			}
+			// Sent and not confirmed: the case page follows it by its id
+			// and says so; the form sent again would be a new command.
+			q.Set("unconfirmed", "1")
 		}
-		return c.Redirect(http.StatusSeeOther, "/cases/"+strconv.FormatInt(k.ID, 10)+"?"+url.Values{"command": {id}}.Encode())
+		return c.Redirect(http.StatusSeeOther, "/cases/"+strconv.FormatInt(k.ID, 10)+"?"+q.Encode())
 	}
 }
+
+// unconfirmed reports whether err is issue's CodeUnconfirmed: the command
+// was sent, and may be stored.
+func unconfirmed(err error) bool {
+	var ce *Error
+	return errors.As(err, &ce) && ce.Code == CodeUnconfirmed
+}
+
+// unconfirmedReason is a pending verdict's reason on a page a form went to
+// after its command was sent and not confirmed.
+const unconfirmedReason = "sent, and NATS did not confirm storing it in time: it may be stored. Do not send the form again (that " +
+	"would be a new command); reload: its verdict appears here if it was stored. If none has appeared a minute later while the " +
+	"worker runs, it was not stored, and sending it again is safe"
 
 // issued is a published command and what became of it.
 type issued struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,21 @@ func TestACommandJetStreamDoesNotConfirmIsNamed(t *testing.T) {
 	if r.status != http.StatusGatewayTimeout || errorCode(t, r.body) != CodeUnconfirmed ||
 		!strings.Contains(r.body, "unconfirmed-cmd-1") || !strings.Contains(r.body, "may have been stored") {
 		t.Errorf("POST not confirmed = %d %s; want 504 unconfirmed naming the id", r.status, r.body)
+	}
+	// A form has no id to send again under: the console follows the
+	// command on the case page, saying it may be stored and not to send
+	// the form again.
+	op := ts.login(operatorName)
+	form := url.Values{"csrf": {ts.srv.sessions.csrf(op.Value)}}
+	casePath := fmt.Sprintf("/cases/%d", ts.cases[0].ID)
+	post := ts.do("POST", casePath+"/cancel", "cookie:"+op.Value, form)
+	loc := post.header.Get("Location")
+	if post.status != http.StatusSeeOther || !strings.HasPrefix(loc, casePath+"?") || !strings.Contains(loc, "unconfirmed=1") {
+		t.Fatalf("cancel form not confirmed = %d, Location %q; want 303 to the case page following the command", post.status, loc)
+	}
+	page := ts.do("GET", loc, "cookie:"+op.Value, nil)
+	if !strings.Contains(page.body, "it may be stored. Do not send the form again") {
+		t.Errorf("case page after an unconfirmed form: want it to say the command may be stored and not to send it again:\n%s", page.body)
 	}
 }
 

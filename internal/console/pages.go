@@ -417,9 +417,12 @@ func (s *Server) renderCase(c echo.Context, status int, k casestore.Case, comman
 		case err == nil:
 			v.Verdict, v.Code, v.Reason = o.Verdict, o.Code, o.Reason
 		case errors.Is(err, casestore.ErrNotFound):
-			// Kept by the worker for its case, it says where and why.
+			// Kept by the worker for its case, it says where and why;
+			// sent by a form and not confirmed, it says that.
 			if kept, kerr := opcommands.Pending(ctx, s.store, commandID); kerr == nil && kept.CaseID == k.ID {
 				v.Reason = kept.Reason
+			} else if c.QueryParam("unconfirmed") == "1" {
+				v.Reason = unconfirmedReason
 			}
 		default:
 			return err

@@ -94,6 +94,8 @@ func (s *Server) handleRequestPage(c echo.Context) error {
 			vv.Verdict, vv.Code, vv.Reason = o.Verdict, o.Code, o.Reason
 		case !errors.Is(err, casestore.ErrNotFound):
 			return err
+		case c.QueryParam("unconfirmed") == "1":
+			vv.Reason = unconfirmedReason
 		}
 		v.Verdict = vv
 	}
@@ -140,10 +142,14 @@ func (s *Server) handleRequest(c echo.Context) error {
 			Form: f, Error: formMessage(err), Rules: readRequestRules()})
 	}
 	res, err := s.issue(c.Request().Context(), who(c), cmd, s.cfg.VerdictWait)
-	if err != nil {
+	extra := ""
+	switch {
+	case unconfirmed(err):
+		extra = "&unconfirmed=1" // followed by its id: see handleAction
+	case err != nil:
 		return err
 	}
-	q := url.Values{"command": {id}}.Encode()
+	q := url.Values{"command": {id}}.Encode() + extra
 	if res.Verdict.CaseID > 0 {
 		return c.Redirect(http.StatusSeeOther, "/cases/"+strconv.FormatInt(res.Verdict.CaseID, 10)+"?"+q)
 	}
