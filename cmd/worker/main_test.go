@@ -995,16 +995,18 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-// TestMaxDeliveries: a command that keeps failing transiently is
-// dead-lettered by the handler once it has been delivered
-// WORKER_MAX_DELIVER times, with the reason recorded.
+// TestMaxDeliveries: a command that keeps failing is dead-lettered by the
+// handler once it has been delivered WORKER_MAX_DELIVER times, with the
+// reason recorded.
 func TestMaxDeliveries(t *testing.T) {
 	// A request whose submit times out (outcome unknown) leaves an open
 	// intent, so every later command must first ask the platform; the
-	// platform's refund lookup then fails for good. The cancel waits in the
-	// store, is taken up again and again, and after WORKER_MAX_DELIVER
-	// failed attempts becomes a dead letter naming the failing lookup. The
-	// case stays visible where it stopped.
+	// platform then refuses the refund lookup for good (a refusal, not a
+	// pause: a rate limit or a 5xx is not counted during the input's first
+	// day, see refundflow's TestAnInputKeptWhileThePlatformIsAway...). The
+	// cancel waits in the store, is taken up again and again, and after
+	// WORKER_MAX_DELIVER failed attempts becomes a dead letter naming the
+	// failing lookup. The case stays visible where it stopped.
 	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_MAX_DELIVER": "3", "UPSTREAM_MAX_ATTEMPTS": "1",
 		"WORKER_INTENT_IN_FLIGHT": "1h"})
 	s.start()
@@ -1018,7 +1020,7 @@ func TestMaxDeliveries(t *testing.T) {
 		_, err := s.store.OpenIntent(context.Background(), id)
 		return err == nil
 	})
-	s.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_list", Kind: sandbox.ErrHTTP503, Count: 100000}}})
+	s.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_list", Kind: sandbox.ErrRefused, Count: 100000}}})
 	s.publish(refundflow.Command{ID: "always-failing-1", Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao, SubOrderID: so})
 	var dls []casestore.DeadLetter
 	waitFor(t, 30*time.Second, "the dead letter", func() bool {
