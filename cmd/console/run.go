@@ -78,7 +78,9 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 	defer dlStore.Close()
 
 	// NATS: connect in the background if the server is down, and
-	// reconnect forever; actions fail with "unavailable" meanwhile.
+	// reconnect forever. Meanwhile a command is held in the client's
+	// reconnect buffer and its publish times out: the action answers
+	// "unconfirmed" naming its id (it is stored once NATS is back).
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("console"), nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
 	if err != nil {

@@ -159,6 +159,13 @@ func TestAPICommands(t *testing.T) {
 	if !strings.Contains(page.body, "kept by the worker for case") || strings.Contains(page.body, "has not decided it yet") {
 		t.Errorf("case page with a kept command's verdict: want where it is kept, not \"not decided yet\":\n%s", page.body)
 	}
+	// Another case's command named on a case page (a link edited by hand)
+	// is not shown as this case's verdict.
+	foreign := ts.do("GET", fmt.Sprintf("/cases/%d?command=%s", refused.ID, a.ID), "cookie:"+ts.login(operatorName).Value, nil)
+	if want := fmt.Sprintf("is for case %d, not this one", returning.ID); !strings.Contains(foreign.body, want) ||
+		strings.Contains(foreign.body, "<strong>applied</strong>") {
+		t.Errorf("case %d's page with case %d's command: want %q, not its verdict:\n%s", refused.ID, returning.ID, want, foreign.body)
+	}
 }
 
 // TestACommandJetStreamDoesNotConfirmIsNamed: something takes the

@@ -414,6 +414,10 @@ func (s *Server) renderCase(c echo.Context, status int, k casestore.Case, comman
 		v := &verdictView{CommandID: commandID, Verdict: "pending"}
 		o, err := s.store.CommandOutcome(ctx, commandID)
 		switch {
+		case err == nil && o.CaseID > 0 && o.CaseID != k.ID:
+			// Another case's command (a link edited by hand): its verdict
+			// is not this case's.
+			v.Verdict, v.Reason = "", fmt.Sprintf("is for case %d, not this one", o.CaseID)
 		case err == nil:
 			v.Verdict, v.Code, v.Reason = o.Verdict, o.Code, o.Reason
 		case errors.Is(err, casestore.ErrNotFound):
