@@ -86,8 +86,12 @@ func (c *Client) do(ctx context.Context, req request) (env envelopeWire, attempt
 				return env, backoff.Permanent(err)
 			}
 			var he *HTTPError
-			if errors.As(err, &he) {
+			var ae *APIError
+			switch {
+			case errors.As(err, &he):
 				eb.hint = he.RetryAfter
+			case errors.As(err, &ae):
+				eb.hint = ae.RetryAfter
 			}
 		}
 		return env, err
@@ -349,7 +353,8 @@ func (c *Client) readAnswer(endpoint string, resp *http.Response, raw []byte, ou
 	if code := int(env.Code); code != c.profile.Envelope.SuccessCode {
 		return &APIError{Endpoint: endpoint, HTTPStatus: resp.StatusCode, Code: code,
 			Msg: string(env.Msg), RequestID: string(env.RequestID), Class: c.profile.Class(code),
-			Retryable: c.profile.Retryable(code), NotApplied: c.profile.NotApplied(code)}
+			Retryable: c.profile.Retryable(code), NotApplied: c.profile.NotApplied(code),
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	return nil
 }

@@ -1282,3 +1282,40 @@ func TestFailuresAtTheProfilesErrorStatusAreReadByTheirCode(t *testing.T) {
 		})
 	}
 }
+
+// TestARateLimitEnvelopeHonoursRetryAfter: a rate limit the platform
+// answers with its envelope (at its error status, or at 200) and a
+// Retry-After header is retried no sooner than the header says, as a 429
+// is: the hint was read from HTTP errors only.
+func TestARateLimitEnvelopeHonoursRetryAfter(t *testing.T) {
+	prof, err := platform.Parse([]byte("[envelope]\nerror_http_status = 400\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, status := range []int{400, 200} {
+		var mu sync.Mutex
+		var at []time.Time
+		fs := newFakeServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			mu.Lock()
+			at = append(at, time.Now())
+			mu.Unlock()
+			if n == 1 {
+				w.Header().Set("Retry-After", "1")
+				writeBody(w, status, fmt.Sprintf(`{"requestId":"r1","code":%d,"msg":"slow down"}`, platform.Default().Code(platform.ClassRateLimited)))
+				return
+			}
+			writeBody(w, 200, env(`{"refundId":"R1","status":"WAIT_SELLER_AGREE"}`))
+		})
+		cfg := testConfig(fs.URL)
+		cfg.Profile = prof
+		cfg.Retry.MaxInterval = 2 * time.Second
+		if _, err := newTestClient(t, cfg).TaobaoQuery(context.Background(), "R1"); err != nil {
+			t.Fatalf("HTTP %d: query after the rate limit: %v", status, err)
+		}
+		mu.Lock()
+		if len(at) != 2 || at[1].Sub(at[0]) < 900*time.Millisecond {
+			t.Errorf("HTTP %d: %d requests, the retry %v after the first; want it after the 1 s Retry-After", status, len(at), at[len(at)-1].Sub(at[0]))
+		}
+		mu.Unlock()
+	}
+}

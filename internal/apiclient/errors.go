@@ -45,6 +45,10 @@ type APIError struct {
 	// nested (the platform processed the call and reported it not done).
 	// NotApplied(err) uses it.
 	NotApplied bool
+	// RetryAfter is the answer's Retry-After hint (0 if none): a rate
+	// limit the platform answers with its envelope waits for it as an
+	// HTTP 429 does (HTTPError.RetryAfter).
+	RetryAfter time.Duration
 }
 
 // Error describes the failure without any credential.
