@@ -65,6 +65,12 @@ func TestCommandVerdicts(t *testing.T) {
 		"it is decided then; follow it with: refundctl wait --command cmd-kept-1"; kept.code() != 5 || !strings.Contains(kept.line(), want) {
 		t.Errorf("a command the worker keeps: exit %d, %q; want exit 5 and %q", kept.code(), kept.line(), want)
 	}
+	// wait --command on it says where it waits when it gives up (it said
+	// only "no verdict from the worker yet"); so does the console's way.
+	if r := e.run("wait", "--command", "cmd-kept-1", "--deadline", "300ms"); r.code() != 1 ||
+		!strings.Contains(r.line(), "no case for command cmd-kept-1 yet: kept by the worker for case 1 until 2030-01-02 03:04:05 UTC") {
+		t.Errorf("wait --command on a kept command: exit %d, %q; want it to time out saying where the command is kept", r.code(), r.line())
+	}
 	// Kept until a time long past and not taken up: the worker is in
 	// question again.
 	if err := st.Update(ctx, func(tx *casestore.Tx) error {

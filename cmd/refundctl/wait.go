@@ -150,6 +150,9 @@ func commandCase(ctx context.Context, st *casestore.Store, id string) (casestore
 	switch {
 	case errors.Is(err, casestore.ErrNotFound):
 		o.Verdict = opcommands.VerdictPending
+		if v, err := opcommands.Pending(ctx, st, id); err == nil {
+			o.Reason = v.Reason // kept by the worker for its case: where and why
+		}
 	case err != nil:
 		return casestore.Case{}, err
 	}
@@ -163,9 +166,13 @@ func commandCase(ctx context.Context, st *casestore.Store, id string) (casestore
 // verdictCase is the case a command's verdict leads wait and show to, on
 // the host and through the console alike: the case it was applied to, or
 // the one it duplicates. Any other rejection is a refusal, not something to
-// wait out; while there is no verdict (pending) there is no case yet.
+// wait out; while there is no verdict (pending) there is no case yet, and
+// the reason a pending verdict carries (kept by the worker: where, until
+// when) says why.
 func verdictCase(id, verdict string, caseID int64, code, reason string) (int64, error) {
 	switch {
+	case verdict == opcommands.VerdictPending && reason != "":
+		return 0, &notFoundError{"no case for command " + id + " yet: " + reason}
 	case verdict == opcommands.VerdictPending:
 		return 0, &notFoundError{"no case for command " + id + " (no verdict from the worker yet)"}
 	case caseID > 0 && (verdict == casestore.VerdictApplied || code == refundflow.CodeDuplicate):
@@ -216,6 +223,7 @@ func (a *app) waitCommand() *cobra.Command {
 		start := a.now()
 		var last casestore.Case
 		seen := false
+		var why *notFoundError // the last look's reason there is no case (a kept command says where it waits)
 		for {
 			c, err := b.lookupCase(ctx, sel, id)
 			var nf *notFoundError
@@ -234,6 +242,7 @@ func (a *app) waitCommand() *cobra.Command {
 				}
 			case ctx.Err() != nil:
 			case errors.As(err, &nf):
+				why = nf
 			default:
 				return err
 			}
@@ -243,6 +252,9 @@ func (a *app) waitCommand() *cobra.Command {
 					return cmd.Context().Err()
 				}
 				if !seen {
+					if why != nil {
+						return fmt.Errorf("timed out after %s: %s", deadline, why.msg)
+					}
 					what := sel.String()
 					if id > 0 {
 						what = fmt.Sprintf("case %d", id)
