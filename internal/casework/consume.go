@@ -21,21 +21,13 @@ import (
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
-// consume starts a Consume loop for source. The handler never blocks: it
-// puts each message in a wait room (room), which reports every message in
-// it in progress, and a dispatcher takes them out in the order they came,
-// each onto a handling slot (w.sem) once one is free. Blocking in the
-// handler instead left the messages the client had prefetched behind it
-// unreported: while every slot was busy for longer than AckWait they were
-// redelivered, each time counting towards MaxDeliver. The room holds at
-// most the consumer's MaxAckPending (the server sends no more unacked).
-// Commands for one case run in the order they came (keyOrder): one that
-// arrives while another for its case is handled waits for it.
+// consume starts a Consume loop that hands each message to a goroutine
+// bounded by sem. Commands for one case run in the order they came
+// (keyOrder): one that arrives while another for its case is handled waits
+// for it.
 // ctx stops taking new messages; work is the context of the handling itself,
 // which outlives ctx by the shutdown timeout.
 func (w *Worker) consume(ctx, work context.Context, source string, cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
-	r := newRoom(w)
-	go w.dispatch(ctx, work, source, r)
 	return cons.Consume(func(m jetstream.Msg) {
 		key := ""
 		if source == sourceCommands {
@@ -44,46 +36,25 @@ func (w *Worker) consume(ctx, work context.Context, source string, cons jetstrea
 		if key != "" && w.order.join(key, m, w.inProgress) {
 			return // runs after the command before it, on its slot
 		}
-		r.add(m, key)
-	}, jetstream.PullMaxMessages(max(2, w.cfg.Concurrency)), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			w.log.Debug("consume", "source", source, "err", err)
-		}
-	}))
-}
-
-// dispatch takes the room's messages in the order they came, each onto a
-// handling slot once one is free, until ctx ends: then the messages still
-// in the room, and the commands waiting behind them, are left unacked, to
-// be redelivered after AckWait to this or another process.
-func (w *Worker) dispatch(ctx, work context.Context, source string, r *room) {
-	defer r.close()
-	for {
-		m, key, ok := r.next(ctx)
-		if !ok {
-			return
-		}
 		next := func() jetstream.Msg {
 			if key == "" {
 				return nil
 			}
 			return w.order.next(key)
 		}
+		// Not handled (stopping): not acked, so redelivered after AckWait to
+		// this or another process; so are the commands that waited behind it.
 		giveUp := func() {
 			for q := next(); q != nil; q = next() {
 			}
 		}
-		if !w.acquire(ctx) {
-			r.done(m)
+		if !w.acquire(ctx, m) {
 			giveUp()
-			r.giveUpAll(w)
 			return
 		}
-		r.done(m)
 		if !w.track() {
 			<-w.sem
 			giveUp()
-			r.giveUpAll(w)
 			return
 		}
 		go func() {
@@ -93,105 +64,21 @@ func (w *Worker) dispatch(ctx, work context.Context, source string, r *room) {
 				w.handle(work, source, msg, sl)
 			}
 		}()
-	}
-}
-
-// room is a consumer's wait room: the messages delivered and not yet on a
-// handling slot, in the order they came, each reported in progress every
-// third of AckWait (one ticker for all).
-type room struct {
-	mu      sync.Mutex
-	waiting []roomMsg
-	ready   chan struct{} // a token while waiting is not empty
-	stop    func()
-}
-
-type roomMsg struct {
-	m   jetstream.Msg
-	key string
-}
-
-func newRoom(w *Worker) *room {
-	r := &room{ready: make(chan struct{}, 1)}
-	r.stop = w.everyThirdOfAckWait(func() bool {
-		r.mu.Lock()
-		ms := make([]jetstream.Msg, len(r.waiting))
-		for i, rm := range r.waiting {
-			ms[i] = rm.m
+	}, jetstream.PullMaxMessages(max(2, w.cfg.Concurrency)), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			w.log.Debug("consume", "source", source, "err", err)
 		}
-		r.mu.Unlock()
-		for _, m := range ms {
-			if err := m.InProgress(); err != nil {
-				w.log.Debug("in progress while waiting for a slot", "err", err)
-			}
-		}
-		return true
-	})
-	return r
+	}))
 }
 
-// add puts m (of command key, "" for none) in the room.
-func (r *room) add(m jetstream.Msg, key string) {
-	r.mu.Lock()
-	r.waiting = append(r.waiting, roomMsg{m: m, key: key})
-	r.mu.Unlock()
-	select {
-	case r.ready <- struct{}{}:
-	default:
-	}
-}
-
-// next returns the oldest message in the room, waiting for one; false once
-// ctx ended. It stays in the room (reported in progress) until done.
-func (r *room) next(ctx context.Context) (jetstream.Msg, string, bool) {
-	for {
-		r.mu.Lock()
-		if len(r.waiting) > 0 {
-			rm := r.waiting[0]
-			r.mu.Unlock()
-			return rm.m, rm.key, true
-		}
-		r.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return nil, "", false
-		case <-r.ready:
-		}
-	}
-}
-
-// done takes m, the oldest message, out of the room: it is on a slot, or
-// given up.
-func (r *room) done(m jetstream.Msg) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.waiting) > 0 && r.waiting[0].m == m {
-		r.waiting = r.waiting[1:]
-	}
-}
-
-// giveUpAll leaves every message still in the room, and the commands
-// waiting behind each, unacked (stopping): redelivered after AckWait.
-func (r *room) giveUpAll(w *Worker) {
-	r.mu.Lock()
-	left := r.waiting
-	r.waiting = nil
-	r.mu.Unlock()
-	for _, rm := range left {
-		if rm.key != "" {
-			for q := w.order.next(rm.key); q != nil; q = w.order.next(rm.key) {
-			}
-		}
-	}
-}
-
-// close stops the room's in-progress reports.
-func (r *room) close() { r.stop() }
-
-// acquire takes a handling slot, blocking while every slot is busy (the
-// message waiting for it is reported in progress by its room). False if
-// ctx ended first.
-func (w *Worker) acquire(ctx context.Context) bool {
+// acquire takes a handling slot for m, blocking while every slot is busy.
+// While it waits, m is reported in progress every third of AckWait, so a
+// message queued behind slow steps, timers or reconciles is never
+// redelivered meanwhile: waiting neither counts towards MaxDeliver (which
+// could otherwise exhaust the message's deliveries, with no dead letter,
+// before it was ever tried) nor hands a second copy to another process.
+// False if ctx ended first.
+func (w *Worker) acquire(ctx context.Context, m jetstream.Msg) bool {
 	if ctx.Err() != nil {
 		return false // stopping: a free slot must not win the select below
 	}
@@ -200,6 +87,22 @@ func (w *Worker) acquire(ctx context.Context) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	default:
+	}
+	_ = m.InProgress()
+	t := time.NewTicker(max(w.cfg.AckWait/3, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case w.sem <- struct{}{}:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			if err := m.InProgress(); err != nil {
+				w.log.Debug("in progress while waiting for a slot", "err", err)
+			}
+		}
 	}
 }
 
