@@ -18,6 +18,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/opcommands"
 )
 
 // app is the state shared by the commands of one run.
@@ -293,14 +294,8 @@ func (a *app) openCaseStore(ctx context.Context, open func(context.Context, stri
 }
 
 // publishErr explains the common publish failures.
-// noStream reports whether a publish failed because nothing takes its
-// subject: the message is certainly not stored.
-func noStream(err error) bool {
-	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
-}
-
 func publishErr(subject string, err error) error {
-	if noStream(err) {
+	if opcommands.NoStream(err) {
 		return fmt.Errorf("publish %s: no JetStream stream takes this subject (is the stack running?)", subject)
 	}
 	return fmt.Errorf("publish %s: %w", subject, err)

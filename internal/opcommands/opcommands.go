@@ -88,8 +88,13 @@ func Publish(ctx context.Context, js jetstream.JetStream, c refundflow.Command) 
 // stored, and sent again it must keep its id.
 func NotStored(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) || errors.As(err, &apiErr) ||
-		errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject)
+	return NoStream(err) || errors.As(err, &apiErr) || errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject)
+}
+
+// NoStream reports whether Publish failed because nothing takes the
+// command's subject (no stream: is the stack running?).
+func NoStream(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
 }
 
 // ErrPending is AwaitOutcome's answer when the worker gave no verdict
