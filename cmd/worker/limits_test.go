@@ -113,10 +113,10 @@ func TestADeliveryLimitOfASettledMessageLeavesNoDeadLetter(t *testing.T) {
 // applies it after the limit's dead letter was written. The command's
 // verdict is the decision's, and the dead letter is discarded by the
 // worker, saying why, rather than left for an operator to retry a command
-// that took effect. (The server gives up on copies that waited in a
-// process's pull buffer, not kept in progress; here the copy waits for the
-// only slot, kept in progress, and the test publishes the advisory: the
-// worker's side is the same.)
+// that took effect. (The worker keeps every copy it holds in progress and
+// pulls none it has no slot for, so here the test publishes the advisory
+// while the command waits behind the only slot: the worker's side is the
+// same as for a copy the server gave up on after a process ended with it.)
 func TestACopyAppliedAfterItsDeliveryLimitDiscardsItsDeadLetter(t *testing.T) {
 	s, dl := waitingCopyWithDeadLetter(t)
 	ctx := context.Background()
@@ -161,8 +161,8 @@ func TestACopyWhoseDeliveryLimitAnOperatorDiscardedIsNotApplied(t *testing.T) {
 	}
 }
 
-// waitingCopyWithDeadLetter is a worker holding a copy of a 1688 request,
-// waited-1 (command stream #2), behind the only slot, taken for 10 s by
+// waitingCopyWithDeadLetter is a 1688 request, waited-1 (command stream
+// #2), waiting behind a worker's only slot, taken for 10 s by
 // a Taobao render that does not answer, and the pending delivery_limit
 // dead letter the server's advisory (published by the test) made of it.
 func waitingCopyWithDeadLetter(t *testing.T) (*stack, casestore.DeadLetter) {

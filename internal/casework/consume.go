@@ -21,37 +21,156 @@ import (
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
-// consume starts a Consume loop that hands each message to a goroutine
-// bounded by sem. Commands for one case run in the order they came
-// (keyOrder): one that arrives while another for its case is handled waits
-// for it.
+// pollWait is how long a feed's pull waits on the server for its
+// messages: short enough that a pull lost with a NATS server (no
+// heartbeat below 10 s) is soon replaced, long enough that an idle worker
+// sends a pull every few seconds, not a stream of them.
+const pollWait = 5 * time.Second
+
+// feed is one source's pull loop (consume); Stop ends it and waits for it,
+// so no message is taken after Stop returns.
+type feed struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Stop ends the loop and waits for it to return.
+func (f *feed) Stop() {
+	f.cancel()
+	<-f.done
+}
+
+// stopper ends a consumer's loop (a feed, or Consume's context).
+type stopper interface{ Stop() }
+
+// consume starts source's pull loop (feed). It asks JetStream for no more
+// messages than this process has free slots, and every message it holds
+// is in sight: handled, waiting for a slot (acquire, reported in
+// progress), or queued behind the command before it for its case
+// (keyOrder, reported in progress). A pull buffer (Consume) held
+// prefetched messages behind one waiting for a slot, unreported, so after
+// AckWait JetStream handed them out again, counted towards MaxDeliver
+// (TestWaitForSlotNotRedelivered).
 // ctx stops taking new messages; work is the context of the handling itself,
 // which outlives ctx by the shutdown timeout.
-func (w *Worker) consume(ctx, work context.Context, source string, cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
-	return cons.Consume(func(m jetstream.Msg) {
-		key := ""
-		if source == sourceCommands {
-			key = refundflow.OrderKey(m.Data())
-		}
-		if key != "" && w.order.join(key, m, w.inProgress) {
-			return // runs after the command before it, on its slot
-		}
-		next := func() jetstream.Msg {
-			if key == "" {
-				return nil
-			}
-			return w.order.next(key)
-		}
-		// Not handled (stopping): not acked, so redelivered after AckWait to
-		// this or another process; so are the commands that waited behind it.
-		giveUp := func() {
-			for q := next(); q != nil; q = next() {
-			}
-		}
-		if !w.acquire(ctx, m) {
-			giveUp()
+func (w *Worker) consume(ctx, work context.Context, source string, cons jetstream.Consumer) (stopper, error) {
+	fctx, cancel := context.WithCancel(ctx)
+	f := &feed{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		w.feed(fctx, work, source, cons)
+	}()
+	return f, nil
+}
+
+// feed takes source's messages until ctx ends, in rounds: it waits until
+// a slot is free (in line behind the messages already waiting for one),
+// then pulls as many messages as slots are free, handing each on as it
+// comes. Holding no slot while it pulls, an idle source takes none from
+// the other source or the sweeps; a message that comes when the slots were
+// taken meanwhile waits for one in progress.
+func (w *Worker) feed(ctx, work context.Context, source string, cons jetstream.Consumer) {
+	failed := 0
+	for {
+		n := w.freeSlots(ctx)
+		if n == 0 {
 			return
 		}
+		err := w.pull(ctx, work, source, cons, n)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			failed = 0
+			continue
+		}
+		failed++
+		wait := delay.Doubling(100*time.Millisecond, 5*time.Second, failed-1)
+		if failed%10 == 0 && !events.NotUp(w.js) {
+			w.log.Warn("taking messages keeps failing; retrying", "source", source, "failures", failed, "err", err, "retry_in", wait)
+		} else {
+			w.log.Debug("taking messages", "source", source, "err", err, "retry_in", wait)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// freeSlots waits until a handling slot is free and returns how many are
+// free then, or 0 if ctx ended first. It takes them only to count them.
+// A channel's waiting senders go first: the wait is behind every message
+// already waiting for a slot.
+func (w *Worker) freeSlots(ctx context.Context) int {
+	if ctx.Err() != nil {
+		return 0 // stopping: a free slot must not win the select below
+	}
+	select {
+	case w.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for full := false; !full && n < cap(w.sem); {
+		select {
+		case w.sem <- struct{}{}:
+			n++
+		default:
+			full = true
+		}
+	}
+	for range n {
+		<-w.sem
+	}
+	return n
+}
+
+// pull asks for up to n messages, waiting up to pollWait for them, and
+// hands each on as it comes.
+func (w *Worker) pull(ctx, work context.Context, source string, cons jetstream.Consumer, n int) error {
+	pctx, cancel := context.WithTimeout(ctx, pollWait)
+	defer cancel()
+	batch, err := cons.Fetch(n, jetstream.FetchContext(pctx))
+	if err != nil {
+		return err
+	}
+	for m := range batch.Messages() {
+		w.dispatch(ctx, work, source, m)
+	}
+	if err := batch.Error(); err != nil && pctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// dispatch starts handling m on a goroutine once it has a slot; while it
+// waits for one it is reported in progress (acquire). Commands for one
+// case run in the order they came (keyOrder): one that arrives while
+// another for its case is handled or waiting waits behind it.
+func (w *Worker) dispatch(ctx, work context.Context, source string, m jetstream.Msg) {
+	key := ""
+	if source == sourceCommands {
+		key = refundflow.OrderKey(m.Data())
+	}
+	if key != "" && w.order.join(key, m, w.inProgress) {
+		return // runs after the command before it, on its slot
+	}
+	next := func() jetstream.Msg {
+		if key == "" {
+			return nil
+		}
+		return w.order.next(key)
+	}
+	// Not handled (stopping): not acked, so redelivered after AckWait to
+	// this or another process; so are the commands that waited behind it.
+	giveUp := func() {
+		for q := next(); q != nil; q = next() {
+		}
+	}
+	// start runs with a slot taken.
+	start := func() {
 		if !w.track() {
 			<-w.sem
 			giveUp()
@@ -64,11 +183,25 @@ func (w *Worker) consume(ctx, work context.Context, source string, cons jetstrea
 				w.handle(work, source, msg, sl)
 			}
 		}()
-	}, jetstream.PullMaxMessages(max(2, w.cfg.Concurrency)), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			w.log.Debug("consume", "source", source, "err", err)
-		}
-	}))
+	}
+	if ctx.Err() != nil {
+		giveUp()
+		return
+	}
+	select {
+	case w.sem <- struct{}{}:
+		start()
+	default:
+		// Waiting here would leave the rest of the pull unread; each
+		// message waits on its own instead.
+		go func() {
+			if !w.acquire(ctx, m) {
+				giveUp()
+				return
+			}
+			start()
+		}()
+	}
 }
 
 // acquire takes a handling slot for m, blocking while every slot is busy.

@@ -231,11 +231,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	// work outlives ctx by the shutdown timeout: in-flight steps may finish.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	var ccs []jetstream.ConsumeContext
+	var ccs []stopper
 	for _, c := range consumers {
 		consume := w.consume
 		if c.source == sourceLimits {
-			consume = func(ctx, work context.Context, _ string, cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
+			consume = func(ctx, work context.Context, _ string, cons jetstream.Consumer) (stopper, error) {
 				return w.consumeLimits(ctx, work, cons)
 			}
 		}
