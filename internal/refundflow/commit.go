@@ -164,10 +164,13 @@ func (d decisionRecord) caseRow(now time.Time) (casestore.Case, error) {
 	case dec.Held != nil:
 		nc.HeldCode, nc.HeldMessage = dec.Held.Code, dec.Held.Message
 	}
-	if d.final || (d.ran != nil && (d.ran.err == nil || !d.ran.err.Transient)) {
-		nc.FailedInputs = 0 // the case got somewhere: the retry backoff starts over
+	// The case got somewhere: the retry backoff starts over, and the flag
+	// goes with its count. Not with a refusal, which changes nothing: the
+	// failures it came between go on, at their backoff.
+	if (d.final && dec.Outcome != OutcomeReject) || (d.ran != nil && (d.ran.err == nil || !d.ran.err.Transient)) {
+		nc.FailedInputs = 0
 		if nc.AttentionCode == AttnInputsFailing && dec.Attention == nil {
-			nc.AttentionCode, nc.AttentionMessage = "", "" // its count with it (a refusal is no act or no-op)
+			nc.AttentionCode, nc.AttentionMessage = "", ""
 		}
 	}
 	if dec.Outcome == OutcomeAct {

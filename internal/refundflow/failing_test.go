@@ -21,7 +21,7 @@ import (
 func TestACaseWhoseInputsKeepFailingIsFlagged(t *testing.T) {
 	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
 		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
-		c, o, so, _ := r.submittedTaobaoCase()
+		c, _, _, _ := r.submittedTaobaoCase()
 		policy := testPolicy
 		policy.FailingFlag = 3
 		eng := r.newEngineWith("engine-failing", policy, 0)
@@ -46,16 +46,6 @@ func TestACaseWhoseInputsKeepFailingIsFlagged(t *testing.T) {
 				!strings.Contains(got.AttentionMessage, "refundctl show")) {
 				t.Errorf("flag text %q; want the count, the last failure and where to look", got.AttentionMessage)
 			}
-		}
-		// A command the case refuses ends its input: the count starts
-		// over, and the flag goes with it (it used to stay, its count 0).
-		again := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
-		again.Request = taobaoRequest(true)
-		if h, err := eng.HandleCommand(ctx, again, message(again)); err != nil || h.Outcome != refundflow.OutcomeReject {
-			t.Fatalf("another request for the open case: %+v, %v; want it refused", h, err)
-		}
-		if got, err := r.store.GetCase(ctx, c.ID); err != nil || got.AttentionCode != "" || got.FailedInputs != 0 {
-			t.Fatalf("after a refused command: flag %q, %d failed, %v; want neither", got.AttentionCode, got.FailedInputs, err)
 		}
 		// It takes the place of waiting_evidence, whose deadline waits for
 		// the same reads; not of return_waybill_differs, whose advice
@@ -92,6 +82,51 @@ func TestACaseWhoseInputsKeepFailingIsFlagged(t *testing.T) {
 		if err != nil || got.AttentionCode != "" || got.FailedInputs != 0 || got.State != string(refundflow.StateWaitingSeller) {
 			t.Fatalf("after a check that got through: %s, flag %q, %d failed, %v; want waiting_seller, no flag, none failed",
 				got.State, got.AttentionCode, got.FailedInputs, err)
+		}
+	})
+}
+
+// TestARefusedCommandLeavesACasesFailingInputsAlone: a command the case
+// refuses changes nothing, and reaches no platform: the case's count of
+// failed inputs, which times its next retry, and its inputs_failing flag
+// stay as they were. (A refusal counted as the case getting somewhere:
+// it cleared the flag while the platform still failed, and set the retry
+// backoff back to its first step.)
+func TestARefusedCommandLeavesACasesFailingInputsAlone(t *testing.T) {
+	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
+		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+		c, o, so, _ := r.submittedTaobaoCase()
+		policy := testPolicy
+		policy.FailingFlag = 3
+		eng := r.newEngineWith("engine-refused", policy, 0)
+		ctx := context.Background()
+		r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{
+			{Endpoint: "taobao_query", Kind: sandbox.ErrHTTP500, Count: 1000},
+			{Endpoint: "taobao_list", Kind: sandbox.ErrHTTP500, Count: 1000}}})
+		for i := 1; i <= 3; i++ {
+			if _, err := eng.Wake(ctx, c.ID, refundflow.InputTimer); err == nil {
+				t.Fatalf("check %d while the platform fails: no error", i)
+			}
+		}
+		before, err := r.store.GetCase(ctx, c.ID)
+		if err != nil || before.AttentionCode != refundflow.AttnInputsFailing || before.FailedInputs != 3 {
+			t.Fatalf("after 3 failed checks: flag %q, %d failed, %v; want inputs_failing, 3", before.AttentionCode, before.FailedInputs, err)
+		}
+		again := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+		again.Request = taobaoRequest(true)
+		if h, err := eng.HandleCommand(ctx, again, message(again)); err != nil || h.Outcome != refundflow.OutcomeReject {
+			t.Fatalf("another request for the open case: %+v, %v; want it refused", h, err)
+		}
+		got, err := r.store.GetCase(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.AttentionCode != refundflow.AttnInputsFailing || got.AttentionMessage != before.AttentionMessage || got.FailedInputs != 3 {
+			t.Errorf("after a refused command: flag %q, %d failed; want the flag and the count as they were (inputs_failing, 3)",
+				got.AttentionCode, got.FailedInputs)
+		}
+		if !got.NextWakeAt.Equal(before.NextWakeAt) {
+			t.Errorf("after a refused command the case wakes at %v; want its retry's time, %v", got.NextWakeAt, before.NextWakeAt)
 		}
 	})
 }
