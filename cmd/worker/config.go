@@ -73,6 +73,7 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("WORKER_INTENT_IN_FLIGHT", refundflow.DefaultInFlight.String(), "a side effect whose call timed out or lost its answer is sent again (same key) only if the platform still shows no effect this long after we stopped waiting for it: the request may still arrive later (INFERRED; 0 = trust the platform's view at once)"),
 	envconfig.V("WORKER_INTENT_RESENDS", strconv.Itoa(refundflow.DefaultResendLimit), "how many resends in a row (same key, the waits doubling from WORKER_INTENT_IN_FLIGHT) of such a side effect the platform may refuse while it shows no effect, before the case stops for an operator (intent_resends_failed), who can send it once more (refundctl resolve N --retry); resends answered 5xx, timed out or rate limited do not count; at least 1"),
 	envconfig.V("WORKER_ENDED_LIMIT", strconv.Itoa(refundflow.DefaultEndedLimit), "how many worker processes in a row may end (killed, out of memory, a crash) while they hold a case, before the case is held for an operator (worker_ended: no platform call until refundctl resolve N --retry or --close); a case whose own step or platform read ends the process would otherwise be woken after every restart; 0: never held"),
+	envconfig.V("WORKER_PLATFORM_AWAY_LIMIT", refundflow.DefaultPlatformAwayLimit.String(), "how long, from when a callback or command was first kept for its case, failures of its platform read while the platform pauses us (a rate limit, a 5xx, a timeout) do not count towards WORKER_MAX_DELIVER: an outage does not dead-letter what waits through it, while an input the platform never answers still becomes a dead letter after it; 0: such failures always count"),
 	envconfig.V("WORKER_FAILING_FLAG", strconv.Itoa(refundflow.DefaultFailingFlag), "how many inputs of a case in a row may fail (a platform read or step that keeps failing, retried at the WORKER_RETRY_BASE/MAX backoff) before the case is flagged inputs_failing for an operator; it goes on retrying, and the flag goes with the first input that gets through; 0: never flagged"),
 	envconfig.V("WORKER_INTENT_GRACE", "1h", "how long an unconfirmable intent (1688 create whose refund id was lost) waits for a refund callback before the case is parked"),
 	envconfig.V("WORKER_REFUSAL_MESSAGE", "", "message posted on a Taobao refund the seller refused ({reason} = the seller's reason); empty posts nothing"),
@@ -184,6 +185,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ResendLimit: integer("WORKER_INTENT_RESENDS", 1, 100),
 		EndedLimit:  integer("WORKER_ENDED_LIMIT", 0, 100),
 		FailingFlag: integer("WORKER_FAILING_FLAG", 0, 1000),
+		// Up to a month, as the other case-time settings.
+		PlatformAwayLimit: duration("WORKER_PLATFORM_AWAY_LIMIT", 0, 30*24*time.Hour),
 	}
 	if cfg.LeaseTTL <= cfg.Upstream.Timeout {
 		env.Fail(fmt.Errorf("WORKER_LEASE_TTL %s must exceed UPSTREAM_TIMEOUT %s", cfg.LeaseTTL, cfg.Upstream.Timeout))

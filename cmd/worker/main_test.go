@@ -993,6 +993,29 @@ func TestConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "WORKER_INTENT_IN_FLIGHT") {
 		t.Fatalf("negative in-flight wait: %v; want an error naming WORKER_INTENT_IN_FLIGHT", err)
 	}
+	// How long the platform's pauses go uncounted is the operator's: a
+	// day unless set, 0 to count them always.
+	if cfg.Policy.PlatformAwayLimit != refundflow.DefaultPlatformAwayLimit {
+		t.Errorf("default platform away limit %v; want %v", cfg.Policy.PlatformAwayLimit, refundflow.DefaultPlatformAwayLimit)
+	}
+	for v, want := range map[string]time.Duration{"0": 0, "72h": 72 * time.Hour} {
+		cfg, err := loadConfig(func(k string) string {
+			return map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u",
+				"WORKER_PLATFORM_AWAY_LIMIT": v}[k]
+		})
+		if err != nil || cfg.Policy.PlatformAwayLimit != want {
+			t.Errorf("WORKER_PLATFORM_AWAY_LIMIT=%s: %v, %v; want %v", v, cfg.Policy.PlatformAwayLimit, err, want)
+		}
+	}
+	for _, v := range []string{"a day", "-1h", "1000h"} {
+		_, err := loadConfig(func(k string) string {
+			return map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u",
+				"WORKER_PLATFORM_AWAY_LIMIT": v}[k]
+		})
+		if err == nil || !strings.Contains(err.Error(), "WORKER_PLATFORM_AWAY_LIMIT") {
+			t.Errorf("WORKER_PLATFORM_AWAY_LIMIT=%q: %v; want an error naming it", v, err)
+		}
+	}
 }
 
 // TestMaxDeliveries: a command that keeps failing is dead-lettered by the

@@ -50,7 +50,7 @@ type Message struct {
 	// its row goes in the transaction that applies it.
 	Deferred bool
 	// KeptSince, for a message taken up from the store, is when it was
-	// first kept there: past PlatformAwayLimit, failures while the
+	// first kept there: past Policy.PlatformAwayLimit, failures while the
 	// platform pauses count towards its dead letter again (keepInput).
 	KeptSince time.Time
 	// ReceivedAt is when the receiver took the callback in (its

@@ -471,6 +471,15 @@ type Policy struct {
 	// is flagged AttnInputsFailing for an operator to look at; it goes
 	// on retrying. 0: never flagged.
 	FailingFlag int
+	// PlatformAwayLimit is how long failures while the platform pauses
+	// us (a rate limit, a 5xx, a timeout) go uncounted towards a kept
+	// input's dead letter, from when the input was first kept: long
+	// enough to wait through any rate limit or outage, short enough that
+	// an input the platform never answers (a refund id it fails on each
+	// time) still becomes a dead letter rather than being read for ever.
+	// How long the platform's outages last is not documented, so it is
+	// the operator's to set. 0: such failures always count.
+	PlatformAwayLimit time.Duration
 }
 
 // DefaultInFlight is the default Policy.InFlight: six times the default
@@ -490,6 +499,10 @@ const DefaultResendLimit = 5
 // minutes flags every case it caught, which an operator wants to see.
 const DefaultFailingFlag = 8
 
+// DefaultPlatformAwayLimit is the default Policy.PlatformAwayLimit: a
+// day, far beyond a rate limit's window or an outage of hours.
+const DefaultPlatformAwayLimit = 24 * time.Hour
+
 // DefaultEndedLimit is the default Policy.EndedLimit: a process that ends
 // for a reason of its own (a deploy's SIGKILL, the host going down) now
 // and then rarely catches one case in flight three times in a row, while a
@@ -501,8 +514,10 @@ const DefaultEndedLimit = 3
 // intent (the platform retries a failed callback 30 min later), trust "no
 // effect" only a minute after the newest attempt began, stop a case
 // after five refused resends, hold one after three worker processes
-// ended on it, and flag one whose last eight inputs failed.
+// ended on it, flag one whose last eight inputs failed, and count the
+// platform's pauses towards a kept input's dead letter after a day.
 func DefaultPolicy() Policy {
 	return Policy{Recheck: 6 * time.Hour, StepTimeout: 5 * time.Minute, IntentGrace: time.Hour, InFlight: DefaultInFlight,
-		ResendLimit: DefaultResendLimit, EndedLimit: DefaultEndedLimit, FailingFlag: DefaultFailingFlag}
+		ResendLimit: DefaultResendLimit, EndedLimit: DefaultEndedLimit, FailingFlag: DefaultFailingFlag,
+		PlatformAwayLimit: DefaultPlatformAwayLimit}
 }

@@ -216,7 +216,7 @@ func (e *Engine) retryTx(ctx context.Context, tx *casestore.Tx, r *run, c casest
 			return err
 		}
 	}
-	summary, err := keepInput(ctx, tx, c.ID, r.msg, p, *rt)
+	summary, err := keepInput(ctx, tx, c.ID, r.msg, p, *rt, e.decider.Policy.PlatformAwayLimit)
 	if err != nil {
 		return err
 	}
@@ -258,27 +258,23 @@ func failingMessage(c casestore.Case, p pause, rt retryPlan) string {
 // (inputs_failing).
 func platformAway(err error) bool { return errors.Is(err, apiclient.ErrRetryable) }
 
-// PlatformAwayLimit bounds how long failures while the platform pauses
-// (platformAway) go uncounted for a kept input: past it (a day, far beyond
-// a rate limit or an outage), they count again, so an input the platform
-// never answers (a refund id it fails on each time) still becomes a dead
-// letter at WORKER_MAX_DELIVER rather than being read for ever.
-const PlatformAwayLimit = 24 * time.Hour
-
-// keptLong reports whether msg has waited in the store longer than
-// PlatformAwayLimit by now.
-func keptLong(msg *Message, now time.Time) bool {
-	return msg != nil && !msg.KeptSince.IsZero() && now.Sub(msg.KeptSince) > PlatformAwayLimit
+// keptLong reports whether msg has waited in the store longer than limit
+// (Policy.PlatformAwayLimit; 0: always) by now: past it, failures while
+// the platform pauses count towards its dead letter again.
+func keptLong(msg *Message, now time.Time, limit time.Duration) bool {
+	return limit == 0 || (msg != nil && !msg.KeptSince.IsZero() && now.Sub(msg.KeptSince) > limit)
 }
 
 // keepInput keeps what is left of an input that retries: one not applied
-// waits in the store until rt.until, one applied goes to the inbox. It
+// waits in the store until rt.until, one applied goes to the inbox. A
+// failure counts towards the kept input's dead letter unless it is the
+// platform pausing us, within awayLimit of the input's first keeping. It
 // returns how its timeline entry begins.
-func keepInput(ctx context.Context, tx *casestore.Tx, caseID int64, msg *Message, p pause, rt retryPlan) (string, error) {
+func keepInput(ctx context.Context, tx *casestore.Tx, caseID int64, msg *Message, p pause, rt retryPlan, awayLimit time.Duration) (string, error) {
 	switch {
 	case rt.deferIt:
 		d := deferredInput(caseID, msg, rt.until, p.code+": "+excerpt.Of(p.cause.Error(), 300))
-		if rt.failed && (!platformAway(p.cause) || keptLong(msg, tx.Now())) {
+		if rt.failed && (!platformAway(p.cause) || keptLong(msg, tx.Now(), awayLimit)) {
 			d.Attempts = 1
 		}
 		return fmt.Sprintf("waits until %s: ", rt.until.UTC().Format(time.RFC3339)), tx.Defer(ctx, d)

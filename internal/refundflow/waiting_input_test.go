@@ -21,7 +21,9 @@ import (
 func TestAnInputKeptWhileThePlatformIsAwayIsNotCountedTowardsItsDeadLetter(t *testing.T) {
 	r := newRigOn(t, casestoretest.Backends()[0], sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 	c, o, so, refundID := r.submittedTaobaoCase()
-	eng := r.newEngine("engine-away")
+	policy := testPolicy
+	policy.PlatformAwayLimit = refundflow.DefaultPlatformAwayLimit
+	eng := r.newEngineWith("engine-away", policy, 0)
 	ctx := context.Background()
 	away := func(kind sandbox.ErrorKind) {
 		r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{
@@ -51,10 +53,10 @@ func TestAnInputKeptWhileThePlatformIsAwayIsNotCountedTowardsItsDeadLetter(t *te
 			t.Fatalf("after %d failed verifications (%s): %d attempts counted; want none (the platform's pause)", i+1, kind, n)
 		}
 	}
-	// Kept for longer than PlatformAwayLimit, it counts again: an input
-	// the platform never answers still reaches its dead letter.
+	// Kept for longer than Policy.PlatformAwayLimit, it counts again: an
+	// input the platform never answers still reaches its dead letter.
 	m := copyOf()
-	m.Deferred, m.KeptSince = true, time.Now().Add(-refundflow.PlatformAwayLimit-time.Hour)
+	m.Deferred, m.KeptSince = true, time.Now().Add(-policy.PlatformAwayLimit-time.Hour)
 	if h, err := eng.HandleCallback(ctx, ev, m); err != nil || !h.Deferred {
 		t.Fatalf("callback kept for over a day while the platform is away: %+v, %v; want it kept", h, err)
 	}
