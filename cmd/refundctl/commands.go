@@ -234,7 +234,7 @@ func (a *app) publishOn(ctx context.Context, js jetstream.JetStream, c refundflo
 	ack, err := opcommands.Publish(ctx, js, c)
 	var pe *opcommands.PublishError
 	if errors.As(err, &pe) {
-		if opcommands.NotStored(pe.Err) {
+		if opcommands.NotStored(err) {
 			return commandResult{}, publishErr(pe.Subject, pe.Err)
 		}
 		// Sent, and not confirmed: JetStream may have stored it.

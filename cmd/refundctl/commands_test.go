@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -303,6 +304,16 @@ func TestACommandWhosePublishIsNotConfirmedIsNamed(t *testing.T) {
 	r = e.remoteRun("http://127.0.0.1:1", consoleOperatorToken, "cancel", "--case", "1", "--platform", "taobao", "--no-wait", "--id", "cmd-unsent-3")
 	if r.code() != 1 || strings.Contains(r.line(), "may have been stored") {
 		t.Errorf("console unreachable: exit %d (%s); want exit 1, not called possibly stored", r.code(), r.line())
+	}
+	// Nor one whose TLS handshake fails (a certificate refundctl does not
+	// trust): the request never left. (It was called possibly stored.)
+	var reached atomic.Bool
+	untrusted := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached.Store(true) }))
+	defer untrusted.Close()
+	r = e.remoteRun(untrusted.URL, consoleOperatorToken, "cancel", "--case", "1", "--platform", "taobao", "--no-wait", "--id", "cmd-unsent-5")
+	if r.code() != 1 || strings.Contains(r.line(), "may have been stored") || !strings.Contains(r.line(), "certificate") || reached.Load() {
+		t.Errorf("console's TLS handshake failed: exit %d (%s), reached %v; want exit 1 naming the certificate, not called possibly stored",
+			r.code(), r.line(), reached.Load())
 	}
 }
 

@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
@@ -89,13 +90,22 @@ func (r *remote) doWithin(ctx context.Context, timeout time.Duration, method, pa
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return 0, fmt.Errorf("encode request: %w", err)
+			return 0, &notSentError{fmt.Errorf("encode request: %w", err)}
 		}
 		rd = bytes.NewReader(b)
 	}
+	// Whether the request was written decides what a failure means for a
+	// command: not written (no connection, a TLS handshake that failed),
+	// the console did nothing with it; written, it may have.
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			wrote.Store(true)
+		}
+	}})
 	req, err := http.NewRequestWithContext(ctx, method, r.base+path, rd)
 	if err != nil {
-		return 0, fmt.Errorf("console request %s: %w", path, err)
+		return 0, &notSentError{fmt.Errorf("console request %s: %w", path, err)}
 	}
 	req.Header.Set("Authorization", "Bearer "+r.token)
 	req.Header.Set("Accept", "application/json")
@@ -111,7 +121,11 @@ func (r *remote) doWithin(ctx context.Context, timeout time.Duration, method, pa
 		if errors.As(err, &ue) {
 			err = ue.Err // the URL is named below, without user info
 		}
-		return 0, fmt.Errorf("console at %s: %w", r.base, err)
+		err = fmt.Errorf("console at %s: %w", r.base, err)
+		if !wrote.Load() {
+			return 0, &notSentError{err}
+		}
+		return 0, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -133,6 +147,15 @@ func (r *remote) doWithin(ctx context.Context, timeout time.Duration, method, pa
 	}
 	return resp.StatusCode, nil
 }
+
+// notSentError is a request that never left this host: no connection to
+// the console, a TLS handshake that failed, a body that would not encode.
+// The console did nothing with it.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return e.err.Error() }
+
+func (e *notSentError) Unwrap() error { return e.err }
 
 // apiCase is a case as GET /api/v1/cases and /cases/{id} answer it.
 type apiCase struct {
@@ -404,16 +427,16 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 	// --timeout is for the exchange on top of the wait.
 	if _, err := r.doWithin(ctx, r.a.cfg.Timeout+wait, http.MethodPost, path, body, &ans); err != nil {
 		var ae *apiError
-		var oe *net.OpError
+		var ns *notSentError
 		switch {
 		case errors.As(err, &ae) && ae.Code == "not_found" && c.CaseID > 0:
 			return commandResult{}, nil, fmt.Errorf("--case %d: no such case in %s", c.CaseID, r.a.source())
 		case errors.As(err, &ae) && ae.Code == "unconfirmed":
 			// The console sent it and JetStream did not confirm it.
 			return commandResult{}, nil, &unconfirmedError{id: c.ID, err: err}
-		case errors.As(err, &ae), errors.As(err, &oe) && oe.Op == "dial":
-			// The console's own answer, or no connection to it: the
-			// command was not stored by this request.
+		case errors.As(err, &ae), errors.As(err, &ns):
+			// The console's own answer, or a request that never left:
+			// the command was not stored by this request.
 			return commandResult{}, nil, err
 		}
 		// The request went out and its answer did not come back: the

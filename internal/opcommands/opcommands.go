@@ -81,14 +81,21 @@ func Publish(ctx context.Context, js jetstream.JetStream, c refundflow.Command) 
 }
 
 // NotStored reports whether Publish's error proves the command was not
-// stored: nothing takes its subject, or the server refused it (a
+// stored: it failed before publishing (not a *PublishError: the command
+// would not encode), nothing takes its subject, the server refused it (a
 // JetStream API error: a full stream, a size limit), or the client would
-// not send it. Any other failure (no acknowledgement in time, a
-// connection lost while waiting) leaves it open: the command may be
+// not send it (too large, a bad subject, a connection draining, a
+// reconnect buffer full). Any other failure (no acknowledgement in time,
+// a connection closed while waiting) leaves it open: the command may be
 // stored, and sent again it must keep its id.
 func NotStored(err error) bool {
+	var pe *PublishError
+	if !errors.As(err, &pe) {
+		return err != nil
+	}
 	var apiErr *jetstream.APIError
-	return NoStream(err) || errors.As(err, &apiErr) || errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject)
+	return NoStream(err) || errors.As(err, &apiErr) || errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) ||
+		errors.Is(err, nats.ErrConnectionDraining) || errors.Is(err, nats.ErrReconnectBufExceeded)
 }
 
 // NoStream reports whether Publish failed because nothing takes the

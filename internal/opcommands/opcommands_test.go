@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
@@ -83,5 +87,31 @@ func TestAwaitOutcome(t *testing.T) {
 	o, err := AwaitOutcome(ctx, st, "cmd-decided", time.Second, 10*time.Millisecond)
 	if err != nil || o.Verdict != casestore.VerdictApplied || o.CaseID != 3 {
 		t.Errorf("AwaitOutcome = %+v, %v; want applied on case 3", o, err)
+	}
+}
+
+// TestNotStored: what a failed Publish proves. A command that failed
+// before it was published (it would not encode) or that the client would
+// not send is certainly not stored; one sent and not confirmed may be.
+// (A failure before publishing was called possibly stored.)
+func TestNotStored(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"would not encode", fmt.Errorf("encode command: %w", &json.UnsupportedValueError{Str: "NaN"}), true},
+		{"no stream", &PublishError{Err: jetstream.ErrNoStreamResponse}, true},
+		{"refused by JetStream", &PublishError{Err: &jetstream.APIError{Code: 503, ErrorCode: 10077}}, true},
+		{"too large", &PublishError{Err: nats.ErrMaxPayload}, true},
+		{"connection draining", &PublishError{Err: nats.ErrConnectionDraining}, true},
+		{"reconnect buffer full", &PublishError{Err: nats.ErrReconnectBufExceeded}, true},
+		{"no acknowledgement in time", &PublishError{Err: context.DeadlineExceeded}, false},
+		{"connection closed while waiting", &PublishError{Err: nats.ErrConnectionClosed}, false},
+		{"no error", nil, false},
+	} {
+		if got := NotStored(tc.err); got != tc.want {
+			t.Errorf("%s: NotStored(%v) = %v; want %v", tc.name, tc.err, got, tc.want)
+		}
 	}
 }
