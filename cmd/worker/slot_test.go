@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,10 +23,11 @@ import (
 // call) is kept in progress while it waits: JetStream never redelivers it,
 // so waiting never counts towards MaxDeliver.
 //
-// Five commands, not two: the consumer also prefetches messages (as many as
-// the concurrency) that wait in the client's buffer while the one before
-// them waits for the slot; they were not reported in progress, and one was
-// redelivered after AckWait (delivered 6 for 5 commands).
+// Five commands, not two: the worker consumed with a pull buffer (nats.go's
+// Consume) that prefetched messages (as many as the concurrency) into the
+// client while the one before them waited for the slot; they were not
+// reported in progress, and one was redelivered after AckWait (delivered 6
+// for 5 commands). It now pulls only as many as it has free slots.
 func TestWaitForSlotNotRedelivered(t *testing.T) {
 	const commands = 5
 	faults := sandbox.Faults{LatencyMin: 2500 * time.Millisecond, Endpoints: []string{"taobao_render"}}
@@ -95,4 +98,70 @@ func scrape(t *testing.T, url string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestCommandsQueuedBehindTheirCaseAreNotAllPulled: commands for one case
+// wait behind the one being handled, in the order they came, and take no
+// slot meanwhile; the worker pulls no more of them than its concurrency,
+// leaving the rest in the stream for whichever process has room. (It
+// pulled the whole backlog into the one process, up to the consumer's
+// MaxAckPending.) They still all reach the platform, in order, each
+// delivered once.
+func TestCommandsQueuedBehindTheirCaseAreNotAllPulled(t *testing.T) {
+	const concurrency, messages = 2, 8
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_CONCURRENCY": strconv.Itoa(concurrency),
+		"WORKER_MAX_ACK_PENDING": "40", "UPSTREAM_TIMEOUT": "8s", "WORKER_LEASE_TTL": "10s", "WORKER_STEP_TIMEOUT": "1m"})
+	s.sb.SetSeller(sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	s.start()
+	o, so := s.request(refundflow.PlatformTaobao)
+	id := s.caseFor(refundflow.PlatformTaobao, o, so)
+	c := s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
+	s.sb.SetFaults(sandbox.Faults{LatencyMin: 2 * time.Second, Endpoints: []string{"taobao_submit_message"}})
+	before, err := cons(s).Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := 1; i <= messages; i++ {
+		text := fmt.Sprintf("queued message %d", i)
+		want = append(want, text)
+		s.publish(refundflow.Command{Kind: refundflow.InputSendMessage, Platform: refundflow.PlatformTaobao, SubOrderID: so, Message: text})
+	}
+	// While the first post takes its 2 s, the others wait behind it.
+	waitFor(t, 10*time.Second, "the first post under way", func() bool { return s.httpStats().APICalls["taobao_submit_message"] >= 1 })
+	queued := func() []string {
+		var out []string
+		for _, m := range s.sandboxMessages(c.RefundID) {
+			if strings.HasPrefix(m, "queued message ") {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	most := 0
+	waitFor(t, 20*time.Second, "the first queued message on the platform", func() bool {
+		if info, err := cons(s).Info(context.Background()); err == nil {
+			most = max(most, info.NumAckPending)
+		}
+		return len(queued()) > 0
+	})
+	// The one handled, and at most the concurrency queued behind it.
+	if most > 1+concurrency {
+		t.Errorf("the worker held %d commands at once while one was handled; want at most %d", most, 1+concurrency)
+	}
+	var got []string
+	waitFor(t, 60*time.Second, "every message on the platform", func() bool {
+		got = queued()
+		return len(got) == messages
+	})
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("messages on the platform in the order %q; want %q", got, want)
+	}
+	waitFor(t, 20*time.Second, "every command acked", func() bool {
+		info, err := cons(s).Info(context.Background())
+		return err == nil && info.NumAckPending == 0 && info.AckFloor.Consumer >= before.Delivered.Consumer+messages
+	})
+	if info, err := cons(s).Info(context.Background()); err != nil || info.Delivered.Consumer != before.Delivered.Consumer+messages {
+		t.Errorf("commands consumer delivered %d messages, %v; want %d (each once)", info.Delivered.Consumer, err, before.Delivered.Consumer+messages)
+	}
 }

@@ -68,13 +68,39 @@ func (w *Worker) consume(ctx, work context.Context, source string, cons jetstrea
 // then pulls as many messages as slots are free, handing each on as it
 // comes. Holding no slot while it pulls, an idle source takes none from
 // the other source or the sweeps; a message that comes when the slots were
-// taken meanwhile waits for one in progress.
+// taken meanwhile waits for one in progress. Commands queued behind an
+// earlier one for their case take no slot, so they are bounded apart: at
+// most the concurrency of them at once (a batch of commands for a few
+// cases would otherwise all be pulled into this process).
 func (w *Worker) feed(ctx, work context.Context, source string, cons jetstream.Consumer) {
 	failed := 0
 	for {
 		n := w.freeSlots(ctx)
 		if n == 0 {
 			return
+		}
+		if source == sourceCommands {
+			queued, left := w.order.waiting()
+			if room := cap(w.sem) - queued; room <= 0 {
+				select {
+				case <-left:
+					continue
+				case <-ctx.Done():
+					return
+				}
+			} else {
+				n = min(n, room)
+			}
+		}
+		if events.NotUp(w.js) {
+			// NATS away (a pull would fail at once: no reconnect buffer):
+			// pull again soon after it is back, with no backoff to wait out.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		}
 		err := w.pull(ctx, work, source, cons, n)
 		if ctx.Err() != nil {
@@ -86,7 +112,7 @@ func (w *Worker) feed(ctx, work context.Context, source string, cons jetstream.C
 		}
 		failed++
 		wait := delay.Doubling(100*time.Millisecond, 5*time.Second, failed-1)
-		if failed%10 == 0 && !events.NotUp(w.js) {
+		if failed%10 == 0 {
 			w.log.Warn("taking messages keeps failing; retrying", "source", source, "failures", failed, "err", err, "retry_in", wait)
 		} else {
 			w.log.Debug("taking messages", "source", source, "err", err, "retry_in", wait)
@@ -101,8 +127,10 @@ func (w *Worker) feed(ctx, work context.Context, source string, cons jetstream.C
 
 // freeSlots waits until a handling slot is free and returns how many are
 // free then, or 0 if ctx ended first. It takes them only to count them.
-// A channel's waiting senders go first: the wait is behind every message
-// already waiting for a slot.
+// A channel's blocked senders are served in turn, and a message waiting
+// for a slot stays blocked in one place (acquire): the wait is behind
+// every message already waiting, so a feed pulls again only once the
+// messages it pulled before have their slots.
 func (w *Worker) freeSlots(ctx context.Context) int {
 	if ctx.Err() != nil {
 		return 0 // stopping: a free slot must not win the select below
@@ -163,10 +191,13 @@ func (w *Worker) dispatch(ctx, work context.Context, source string, m jetstream.
 		}
 		return w.order.next(key)
 	}
-	// Not handled (stopping): not acked, so redelivered after AckWait to
-	// this or another process; so are the commands that waited behind it.
+	// Not handled (stopping): handed back at once (Nak) for another
+	// process or the next start, with the commands that waited behind it;
+	// each keeps the delivery it had.
 	giveUp := func() {
+		w.handBack(m)
 		for q := next(); q != nil; q = next() {
+			w.handBack(q)
 		}
 	}
 	// start runs with a slot taken.
@@ -194,7 +225,9 @@ func (w *Worker) dispatch(ctx, work context.Context, source string, m jetstream.
 	default:
 		// Waiting here would leave the rest of the pull unread; each
 		// message waits on its own instead.
+		w.waiters.Add(1)
 		go func() {
+			defer w.waiters.Done()
 			if !w.acquire(ctx, m) {
 				giveUp()
 				return
@@ -204,13 +237,24 @@ func (w *Worker) dispatch(ctx, work context.Context, source string, m jetstream.
 	}
 }
 
+// handBack gives m back to JetStream unhandled, for redelivery at once.
+func (w *Worker) handBack(m jetstream.Msg) {
+	if err := m.Nak(); err != nil {
+		w.log.Debug("hand back a message not handled", "err", err)
+	}
+}
+
 // acquire takes a handling slot for m, blocking while every slot is busy.
 // While it waits, m is reported in progress every third of AckWait, so a
 // message queued behind slow steps, timers or reconciles is never
 // redelivered meanwhile: waiting neither counts towards MaxDeliver (which
 // could otherwise exhaust the message's deliveries, with no dead letter,
 // before it was ever tried) nor hands a second copy to another process.
-// False if ctx ended first.
+// The reports come from a goroutine of their own, ended before acquire
+// returns (none follows the message's ack), so that the wait is one
+// blocked send that keeps its place in line: waking it for each report
+// put it behind the feeds and the sweeps every time, and the feeds pulled
+// more while it waited. False if ctx ended first.
 func (w *Worker) acquire(ctx context.Context, m jetstream.Msg) bool {
 	if ctx.Err() != nil {
 		return false // stopping: a free slot must not win the select below
@@ -218,24 +262,20 @@ func (w *Worker) acquire(ctx context.Context, m jetstream.Msg) bool {
 	select {
 	case w.sem <- struct{}{}:
 		return true
-	case <-ctx.Done():
-		return false
 	default:
 	}
 	_ = m.InProgress()
-	t := time.NewTicker(max(w.cfg.AckWait/3, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case w.sem <- struct{}{}:
-			return true
-		case <-ctx.Done():
+	stop := w.inProgress(m)
+	defer stop()
+	select {
+	case w.sem <- struct{}{}:
+		if ctx.Err() != nil { // both were ready
+			<-w.sem
 			return false
-		case <-t.C:
-			if err := m.InProgress(); err != nil {
-				w.log.Debug("in progress while waiting for a slot", "err", err)
-			}
 		}
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

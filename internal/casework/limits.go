@@ -17,9 +17,10 @@ import (
 // The consumers' own delivery limit (MaxDeliver, WORKER_MAX_DELIVER + 3) is
 // reached only by a message that got no verdict from its handler that many
 // times: the handler dead-letters a failing one before (handle). So either
-// a worker process ended while it handled the message, each time (a kill,
-// out of memory, a crash no recover catches), or the message waited that
-// long in a process's buffer. The server then stops delivering it, and
+// a worker process ended (a kill, out of memory, a crash no recover
+// catches) or lost its NATS connection while it held the message, each
+// time: one that waits in a process is reported in progress (consume). The
+// server then stops delivering it, and
 // says so only in an advisory that the limit stream keeps
 // (events.EnsureLimitStream). The worker turns each into a dead letter,
 // delivery_limit, unless the message was settled after all: without it an
@@ -228,8 +229,8 @@ func (w *Worker) settleLimit(ctx context.Context, source string, a events.Delive
 			return nil
 		}
 		err = w.deadLetter(ctx, d, events.DeadDeliveryLimit, fmt.Errorf("the consumer stopped delivering it after %d deliveries, "+
-			"none of which reached a verdict: a worker process ended while it handled the message each time (killed, out of memory, "+
-			"a crash), or the message waited in a process past the limit; see the workers' logs and exits at that time", a.Deliveries))
+			"none of which reached a verdict: a worker process ended (killed, out of memory, a crash) or lost its NATS connection "+
+			"while it held the message, each time; see the workers' logs and exits at that time", a.Deliveries))
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,19 @@ import (
 type keyOrder struct {
 	mu     sync.Mutex
 	queues map[string][]waitingMsg // a key is present while one of its commands is handled
+	queued int                     // commands waiting in the queues
+	left   chan struct{}           // closed when one leaves its queue (waiting)
+}
+
+// waiting returns how many commands wait in the queues, and a channel
+// closed when one of them leaves its queue to run.
+func (k *keyOrder) waiting() (int, <-chan struct{}) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.left == nil {
+		k.left = make(chan struct{})
+	}
+	return k.queued, k.left
 }
 
 type waitingMsg struct {
@@ -38,6 +51,7 @@ func (k *keyOrder) join(key string, m jetstream.Msg, inProgress func(jetstream.M
 	}
 	_ = m.InProgress()
 	k.queues[key] = append(q, waitingMsg{m: m, stop: inProgress(m)})
+	k.queued++
 	return true
 }
 
@@ -52,6 +66,11 @@ func (k *keyOrder) next(key string) jetstream.Msg {
 		return nil
 	}
 	k.queues[key] = q[1:]
+	k.queued--
+	if k.left != nil {
+		close(k.left)
+		k.left = nil
+	}
 	q[0].stop()
 	return q[0].m
 }

@@ -155,11 +155,15 @@ type Worker struct {
 	// read instead of queueing behind it.
 	verifying chan struct{}
 	// wg counts handlers in flight; goMu and stopping keep wg.Add from
-	// racing with the shutdown's wg.Wait (a Consume callback may still be
-	// running after ConsumeContext.Stop).
+	// racing with the shutdown's wg.Wait (a message that waited for a slot,
+	// or the limit stream's Consume callback, may start one as Run stops).
 	wg       sync.WaitGroup
 	goMu     sync.Mutex
 	stopping bool
+	// waiters counts the messages waiting for a slot (dispatch), each on
+	// a goroutine of its own: Run lets them hand their messages back
+	// before it returns and the connection is drained.
+	waiters sync.WaitGroup
 
 	mu     sync.Mutex
 	active map[int64]bool // cases a timer or reconcile input is running for
@@ -261,6 +265,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	for _, cc := range ccs {
 		cc.Stop()
 	}
+	// No feed pulls any more; the messages waiting for a slot see ctx
+	// ended and hand themselves back.
+	w.waiters.Wait()
 	// Then the messages held for the store go back to JetStream, once no
 	// new pull can bring them back here.
 	w.stop()
