@@ -70,8 +70,12 @@ func (w *Worker) consume(ctx, work context.Context, source string, cons jetstrea
 // the other source or the sweeps; a message that comes when the slots were
 // taken meanwhile waits for one in progress. Commands queued behind an
 // earlier one for their case take no slot, so they are bounded apart: at
-// most the concurrency of them at once (a batch of commands for a few
-// cases would otherwise all be pulled into this process).
+// most twice the concurrency of them at once (a batch of commands for a
+// few cases would otherwise all be pulled into this process, up to the
+// consumer's MaxAckPending). A longer burst for one case holds back the
+// commands behind it in the stream, in this process, until it is down to
+// that; it is twice, not once, so that a few messages posted to one case
+// do not.
 func (w *Worker) feed(ctx, work context.Context, source string, cons jetstream.Consumer) {
 	failed := 0
 	for {
@@ -81,7 +85,7 @@ func (w *Worker) feed(ctx, work context.Context, source string, cons jetstream.C
 		}
 		if source == sourceCommands {
 			queued, left := w.order.waiting()
-			if room := cap(w.sem) - queued; room <= 0 {
+			if room := 2*cap(w.sem) - queued; room <= 0 {
 				select {
 				case <-left:
 					continue
@@ -129,8 +133,9 @@ func (w *Worker) feed(ctx, work context.Context, source string, cons jetstream.C
 // free then, or 0 if ctx ended first. It takes them only to count them.
 // A channel's blocked senders are served in turn, and a message waiting
 // for a slot stays blocked in one place (acquire): the wait is behind
-// every message already waiting, so a feed pulls again only once the
-// messages it pulled before have their slots.
+// the messages already waiting, so a feed pulls again once those it
+// pulled before have their slots (all but the odd one just starting its
+// wait).
 func (w *Worker) freeSlots(ctx context.Context) int {
 	if ctx.Err() != nil {
 		return 0 // stopping: a free slot must not win the select below
@@ -192,8 +197,8 @@ func (w *Worker) dispatch(ctx, work context.Context, source string, m jetstream.
 		return w.order.next(key)
 	}
 	// Not handled (stopping): handed back at once (Nak) for another
-	// process or the next start, with the commands that waited behind it;
-	// each keeps the delivery it had.
+	// process or the next start, with the commands that waited behind it
+	// (which may then come back in another order: see guarantees.md).
 	giveUp := func() {
 		w.handBack(m)
 		for q := next(); q != nil; q = next() {
@@ -210,6 +215,9 @@ func (w *Worker) dispatch(ctx, work context.Context, source string, m jetstream.
 		go func() {
 			sl := &slot{w: w}
 			defer func() { sl.release(); w.wg.Done() }()
+			// At a stop the commands queued behind run too, in the
+			// grace (work): handed back, JetStream could deliver them
+			// out of order (its redelivery queue does not keep it).
 			for msg := m; msg != nil; msg = next() {
 				w.handle(work, source, msg, sl)
 			}
@@ -264,7 +272,8 @@ func (w *Worker) acquire(ctx context.Context, m jetstream.Msg) bool {
 		return true
 	default:
 	}
-	_ = m.InProgress()
+	// No report now: m was just delivered (its AckWait starts there), and
+	// the sooner it is in line the better.
 	stop := w.inProgress(m)
 	defer stop()
 	select {

@@ -18,8 +18,9 @@ import (
 // reached only by a message that got no verdict from its handler that many
 // times: the handler dead-letters a failing one before (handle). So either
 // a worker process ended (a kill, out of memory, a crash no recover
-// catches) or lost its NATS connection while it held the message, each
-// time: one that waits in a process is reported in progress (consume). The
+// catches), lost its NATS connection or stopped while it held the message,
+// each time: one that waits in a process is reported in progress
+// (consume), and one a stopping process hands back counts once. The
 // server then stops delivering it, and
 // says so only in an advisory that the limit stream keeps
 // (events.EnsureLimitStream). The worker turns each into a dead letter,
@@ -229,8 +230,8 @@ func (w *Worker) settleLimit(ctx context.Context, source string, a events.Delive
 			return nil
 		}
 		err = w.deadLetter(ctx, d, events.DeadDeliveryLimit, fmt.Errorf("the consumer stopped delivering it after %d deliveries, "+
-			"none of which reached a verdict: a worker process ended (killed, out of memory, a crash) or lost its NATS connection "+
-			"while it held the message, each time; see the workers' logs and exits at that time", a.Deliveries))
+			"none of which reached a verdict: a worker process ended (killed, out of memory, a crash), lost its NATS connection "+
+			"or stopped while it held the message, each time; see the workers' logs and exits at that time", a.Deliveries))
 		if err != nil {
 			return err
 		}

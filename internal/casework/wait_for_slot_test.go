@@ -59,11 +59,19 @@ func TestAMessageWaitingForASlotKeepsItsPlaceInLine(t *testing.T) {
 	m, _ := oneMessage(t, 30*time.Millisecond) // reports every 10 ms
 	w := &Worker{cfg: Config{AckWait: 30 * time.Millisecond}, sem: make(chan struct{}, 1), log: slog.New(slog.DiscardHandler)}
 	w.sem <- struct{}{} // the only slot, busy
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // a failed test leaves no waiter behind
 	got := make(chan bool, 1)
-	go func() { got <- w.acquire(context.Background(), m) }()
+	go func() { got <- w.acquire(ctx, m) }()
 	eventstest.WaitFor(t, 5*time.Second, "the message reported in progress while it waits", func() bool { return m.reports.Load() >= 2 })
 	later := make(chan struct{})
-	go func() { w.sem <- struct{}{}; close(later) }() // a feed counting free slots, a sweep
+	go func() { // a feed counting free slots, a sweep
+		select {
+		case w.sem <- struct{}{}:
+			close(later)
+		case <-ctx.Done():
+		}
+	}()
 	seen := m.reports.Load()
 	eventstest.WaitFor(t, 5*time.Second, "more reports while both wait", func() bool { return m.reports.Load() >= seen+3 })
 	<-w.sem // the slot comes free
@@ -92,8 +100,8 @@ func TestAMessageWaitingForASlotAtShutdownIsHandedBack(t *testing.T) {
 	w := &Worker{cfg: Config{AckWait: time.Minute}, sem: make(chan struct{}, 1), log: slog.New(slog.DiscardHandler)}
 	w.sem <- struct{}{}
 	ctx, stop := context.WithCancel(context.Background())
-	w.dispatch(ctx, ctx, sourceCallbacks, m)
-	eventstest.WaitFor(t, 5*time.Second, "the message waiting for a slot", func() bool { return m.reports.Load() >= 1 })
+	defer stop()
+	w.dispatch(ctx, ctx, sourceCallbacks, m) // waits: the slot is taken
 	stop()
 	w.waiters.Wait()
 	again, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
