@@ -26,6 +26,8 @@ type decisionRecord struct {
 	// the same transaction; msg is not recorded with any other decision.
 	final bool
 	msg   *Message
+	// viewed: a platform read of the input got through (run.viewed).
+	viewed bool
 }
 
 // persisted is what persistTx wrote.
@@ -165,9 +167,11 @@ func (d decisionRecord) caseRow(now time.Time) (casestore.Case, error) {
 		nc.HeldCode, nc.HeldMessage = dec.Held.Code, dec.Held.Message
 	}
 	// The case got somewhere: the retry backoff starts over, and the flag
-	// goes with its count. Not with a refusal, which changes nothing: the
-	// failures it came between go on, at their backoff.
-	if (d.final && dec.Outcome != OutcomeReject) || (d.ran != nil && (d.ran.err == nil || !d.ran.err.Transient)) {
+	// goes with its count. Not with a refusal that read nothing, which
+	// changes nothing: the failures it came between go on, at their
+	// backoff. One whose read got through (an intent settled first, the
+	// refund looked up) shows the platform answers again.
+	if (d.final && (dec.Outcome != OutcomeReject || d.viewed)) || (d.ran != nil && (d.ran.err == nil || !d.ran.err.Transient)) {
 		nc.FailedInputs = 0
 		if nc.AttentionCode == AttnInputsFailing && dec.Attention == nil {
 			nc.AttentionCode, nc.AttentionMessage = "", ""

@@ -130,3 +130,59 @@ func TestARefusedCommandLeavesACasesFailingInputsAlone(t *testing.T) {
 		}
 	})
 }
+
+// TestARefusedCommandAfterAReadThatGotThroughEndsTheFailingCount: a
+// command that reads the platform (the read gets through: here it settles
+// the case's open submission) and is then refused shows the platform
+// answers again: the case's failed-input count starts over and its
+// inputs_failing flag goes, as with any input that gets through. (Once
+// refusals no longer reset the count, this one, which is no mere refusal,
+// kept the flag and a retry backoff at its top.)
+func TestARefusedCommandAfterAReadThatGotThroughEndsTheFailingCount(t *testing.T) {
+	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
+		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+		policy := testPolicy
+		policy.FailingFlag = 3
+		eng := r.newEngineWith("engine-viewed", policy, 0)
+		ctx := context.Background()
+		o, so := r.order(sandbox.PlatformTaobao, nil)
+		// The submission takes effect and its answer is lost: an open
+		// intent, which only a read can settle.
+		r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP500, Count: 1, AfterEffect: true}}})
+		req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+		req.Request = taobaoRequest(true)
+		h, _ := eng.HandleCommand(ctx, req, message(req))
+		r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{
+			{Endpoint: "taobao_query", Kind: sandbox.ErrHTTP500, Count: 1000},
+			{Endpoint: "taobao_list", Kind: sandbox.ErrHTTP500, Count: 1000}}})
+		id := h.CaseID
+		if id == 0 {
+			id = r.caseOf(refundflow.PlatformTaobao, o, so).ID
+		}
+		for range 3 {
+			_, _ = eng.Wake(ctx, id, refundflow.InputTimer)
+		}
+		before, err := r.store.GetCase(ctx, id)
+		if err != nil || before.AttentionCode != refundflow.AttnInputsFailing {
+			t.Fatalf("after 3 failed reads: %s, flag %q, %d failed, %v; want inputs_failing", before.State, before.AttentionCode, before.FailedInputs, err)
+		}
+		r.sb.SetFaults(sandbox.Faults{})
+		// A shipment, which the case refuses (no return was asked for),
+		// after its read settles the submission.
+		ship := r.command(refundflow.InputReportShipment, refundflow.PlatformTaobao, o, so)
+		ship.Shipment = &refundflow.Shipment{Company: "SF", Waybill: "SF9876543210"}
+		if h, err := eng.HandleCommand(ctx, ship, message(ship)); err != nil || h.Outcome != refundflow.OutcomeReject {
+			t.Fatalf("a shipment for a refund with no return: %+v, %v; want it refused", h, err)
+		}
+		got, err := r.store.GetCase(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != string(refundflow.StateWaitingSeller) {
+			t.Errorf("case %s; want waiting_seller (the submission settled as taken)", got.State)
+		}
+		if got.FailedInputs != 0 || got.AttentionCode != "" {
+			t.Errorf("after a refused command whose read got through: %d failed, flag %q; want neither", got.FailedInputs, got.AttentionCode)
+		}
+	})
+}

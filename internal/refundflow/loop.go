@@ -59,10 +59,14 @@ type run struct {
 	// first). applied: first's own decision is committed, so what is left
 	// (the steps it led to) can go on from the case's state alone.
 	reapply, applied bool
-	waited           time.Duration // spent waiting for other processes' leases, in all (waitLease)
-	reread           bool          // the last turn waited and made no decision: it does not count against maxLoop
-	lookBehind       bool          // behindKept, and not looked for since the input took the lock or last waited
-	held             atomic.Bool   // this process holds the case's lease (renewed meanwhile)
+	// viewed: a platform read for this input got through and told
+	// something (not inconclusive): the case got somewhere, even if the
+	// input is then refused (caseRow).
+	viewed     bool
+	waited     time.Duration // spent waiting for other processes' leases, in all (waitLease)
+	reread     bool          // the last turn waited and made no decision: it does not count against maxLoop
+	lookBehind bool          // behindKept, and not looked for since the input took the lock or last waited
+	held       atomic.Bool   // this process holds the case's lease (renewed meanwhile)
 }
 
 // end ends the loop with process's answer.
@@ -321,6 +325,7 @@ func (e *Engine) decide(ctx context.Context, r *run, l loaded) (decisionRecord, 
 			return decisionRecord{}, &p, nil
 		}
 		e.readMessages(ctx, c, pv)
+		r.viewed = r.viewed || !pv.Inconclusive
 		dec = e.decider.Decide(cv, pv, r.in)
 	}
 	r.h.Outcome, r.h.Code, r.h.State = dec.Outcome, dec.Code, dec.State
@@ -334,7 +339,7 @@ func (e *Engine) decide(ctx context.Context, r *run, l loaded) (decisionRecord, 
 		return decisionRecord{}, &p, nil
 	}
 	return decisionRecord{c: c, cv: cv, in: r.in, pv: pv, dec: dec, ran: r.ran, note: r.note,
-		final: isFinal(dec, r.reapply), msg: r.msg}, nil, nil
+		final: isFinal(dec, r.reapply), msg: r.msg, viewed: r.viewed}, nil, nil
 }
 
 // isFinal reports whether dec is its input's last decision: it runs no
