@@ -62,7 +62,7 @@ func (e *PublishError) Unwrap() error { return e.Err }
 func Publish(ctx context.Context, js jetstream.JetStream, c refundflow.Command) (Ack, error) {
 	data, err := encodeCommand(c)
 	if err != nil {
-		return Ack{}, fmt.Errorf("encode command: %w", err)
+		return Ack{}, fmt.Errorf("%w: %w", ErrNotEncoded, err)
 	}
 	subject := events.CommandSubject(string(c.Platform), string(c.Kind))
 	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
@@ -80,18 +80,26 @@ func Publish(ctx context.Context, js jetstream.JetStream, c refundflow.Command) 
 	return Ack{Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 
+// ErrNotEncoded is Publish's error for a command that would not encode:
+// nothing was sent.
+var ErrNotEncoded = errors.New("encode command")
+
 // NotStored reports whether Publish's error proves the command was not
-// stored: it failed before publishing (not a *PublishError: the command
-// would not encode), nothing takes its subject, the server refused it (a
+// stored: it would not encode (ErrNotEncoded), nothing takes its subject,
+// the server refused it (a
 // JetStream API error: a full stream, a size limit), or the client would
 // not send it (too large, a bad subject, a connection draining, a
 // reconnect buffer full). Any other failure (no acknowledgement in time,
-// a connection closed while waiting) leaves it open: the command may be
-// stored, and sent again it must keep its id.
+// a connection closed while waiting), or an error Publish did not return,
+// leaves it open: the command may be stored, and sent again it must keep
+// its id.
 func NotStored(err error) bool {
+	if errors.Is(err, ErrNotEncoded) {
+		return true
+	}
 	var pe *PublishError
 	if !errors.As(err, &pe) {
-		return err != nil
+		return false
 	}
 	var apiErr *jetstream.APIError
 	return NoStream(err) || errors.As(err, &apiErr) || errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) ||

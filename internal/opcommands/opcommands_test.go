@@ -100,7 +100,8 @@ func TestNotStored(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{"would not encode", fmt.Errorf("encode command: %w", &json.UnsupportedValueError{Str: "NaN"}), true},
+		{"would not encode", fmt.Errorf("%w: %w", ErrNotEncoded, &json.UnsupportedValueError{Str: "NaN"}), true},
+		{"not Publish's", errors.New("something else"), false},
 		{"no stream", &PublishError{Err: jetstream.ErrNoStreamResponse}, true},
 		{"refused by JetStream", &PublishError{Err: &jetstream.APIError{Code: 503, ErrorCode: 10077}}, true},
 		{"too large", &PublishError{Err: nats.ErrMaxPayload}, true},
