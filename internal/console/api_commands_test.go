@@ -260,3 +260,25 @@ func TestAPICommandsRefused(t *testing.T) {
 		t.Errorf("%d commands stored after refused posts; want 0", n)
 	}
 }
+
+// TestACommandNotStoredSaysWhy: a command certainly not stored is answered
+// 503 with its cause in the operator's terms: no stream takes commands, or
+// JetStream refused it with its own reason. (Every such answer asked
+// "NATS unreachable?", whatever the cause.)
+func TestACommandNotStoredSaysWhy(t *testing.T) {
+	ns := eventstest.Start(t)
+	js := ns.JetStream()
+	ts := newTestServerOn(t, js, seedCase{order: "300", sub: "301", state: string(refundflow.StateWaitingSeller), refund: "R301"})
+	cancel := fmt.Sprintf(`{"id":"unstored-cmd-1","kind":"cancel","caseId":%d}`, ts.cases[0].ID)
+	r := ts.postJSON("/api/v1/commands", operatorToken, cancel)
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "no JetStream stream takes") || strings.Contains(r.body, "NATS unreachable") {
+		t.Errorf("POST with no stream for commands = %d %s; want 503 saying no stream takes it", r.status, r.body)
+	}
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "TINY", Subjects: []string{"commands.>"}, MaxMsgSize: 16}); err != nil {
+		t.Fatal(err)
+	}
+	r = ts.postJSON("/api/v1/commands", operatorToken, cancel)
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "JetStream refused it") || !strings.Contains(r.body, "maximum") {
+		t.Errorf("POST refused by the stream = %d %s; want 503 naming JetStream's reason", r.status, r.body)
+	}
+}

@@ -106,6 +106,28 @@ func NotStored(err error) bool {
 		errors.Is(err, nats.ErrConnectionDraining) || errors.Is(err, nats.ErrReconnectBufExceeded)
 }
 
+// NotStoredWhy says, in an operator's terms, why a command NotStored
+// reports as not stored was not.
+func NotStoredWhy(err error) string {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, ErrNotEncoded):
+		return "the command could not be encoded"
+	case NoStream(err):
+		return "no JetStream stream takes commands (is the command stream there?)"
+	case errors.As(err, &apiErr):
+		return "JetStream refused it: " + apiErr.Description
+	case errors.Is(err, nats.ErrMaxPayload):
+		return "it is larger than NATS takes"
+	case errors.Is(err, nats.ErrBadSubject):
+		return "its subject is not valid"
+	case errors.Is(err, nats.ErrConnectionDraining):
+		return "the connection to NATS is closing"
+	default:
+		return "NATS is unreachable"
+	}
+}
+
 // NoStream reports whether Publish failed because nothing takes the
 // command's subject (no stream: is the stack running?).
 func NoStream(err error) bool {
