@@ -209,3 +209,35 @@ func TestCommandsQueuedBehindACaseRunInOrderAtAStop(t *testing.T) {
 		t.Errorf("commands consumer delivered %d messages, %v; want %d (none handed back)", info.Delivered.Consumer, err, before.Delivered.Consumer+messages)
 	}
 }
+
+// TestCommandsQueuedPastAStopsGraceAreHandedBackUntried: when the stop's
+// grace runs out while a command is handled, that one is cut and handed
+// back; the commands queued behind it, never started, are handed back as
+// they are, not run against the ended grace and logged as cut (nor, on a
+// last delivery, dead-lettered for it).
+func TestCommandsQueuedPastAStopsGraceAreHandedBackUntried(t *testing.T) {
+	const messages = 4
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_CONCURRENCY": "2",
+		"UPSTREAM_TIMEOUT": "8s", "WORKER_LEASE_TTL": "10s", "WORKER_STEP_TIMEOUT": "1m", "WORKER_SHUTDOWN_TIMEOUT": "1s"})
+	s.sb.SetSeller(sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	w := s.start()
+	o, so := s.request(refundflow.PlatformTaobao)
+	id := s.caseFor(refundflow.PlatformTaobao, o, so)
+	s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
+	s.sb.SetFaults(sandbox.Faults{LatencyMin: 5 * time.Second, Endpoints: []string{"taobao_submit_message"}})
+	for i := 1; i <= messages; i++ {
+		s.publish(refundflow.Command{Kind: refundflow.InputSendMessage, Platform: refundflow.PlatformTaobao, SubOrderID: so,
+			Message: fmt.Sprintf("cut message %d", i)})
+	}
+	waitFor(t, 10*time.Second, "the first post under way and the rest queued", func() bool {
+		info, err := cons(s).Info(context.Background())
+		return s.httpStats().APICalls["taobao_submit_message"] >= 1 && err == nil && info.NumAckPending == messages
+	})
+	w.stop()
+	if n := strings.Count(w.errs.String(), "cut by the shutdown timeout"); n != 1 {
+		t.Errorf("%d commands logged as cut by the shutdown timeout; want 1, the one in flight:\n%s", n, w.errs.String())
+	}
+	if calls := s.httpStats().APICalls["taobao_submit_message"]; calls != 1 {
+		t.Errorf("%d posts tried; want 1", calls)
+	}
+}

@@ -217,8 +217,15 @@ func (w *Worker) dispatch(ctx, work context.Context, source string, m jetstream.
 			defer func() { sl.release(); w.wg.Done() }()
 			// At a stop the commands queued behind run too, in the
 			// grace (work): handed back, JetStream could deliver them
-			// out of order (its redelivery queue does not keep it).
+			// out of order (its redelivery queue does not keep it). Not
+			// once the grace is over, or while the store does not
+			// answer (each would only fail, or hang, and be handed back):
+			// those go back at once.
 			for msg := m; msg != nil; msg = next() {
+				if msg != m && (work.Err() != nil || (w.gate.stopping() && w.gate.closed())) {
+					w.handBack(msg)
+					continue
+				}
 				w.handle(work, source, msg, sl)
 			}
 		}()
