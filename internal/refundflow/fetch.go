@@ -32,7 +32,7 @@ func (e *Engine) fetch(ctx context.Context, c casestore.Case, cv CaseView, hint 
 	if c.RefundID == "" && cv.beforeSubmit() {
 		// Nothing was ever sent (or every attempt was refused): whatever
 		// refund the platform holds for the order is someone else's.
-		return &PlatformView{Found: false}, nil
+		return &PlatformView{Found: false, unread: true}, nil
 	}
 	if Platform(c.Platform) == Platform1688 {
 		return e.alibabaView(ctx, c, cv, hint)

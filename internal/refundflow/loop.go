@@ -298,6 +298,7 @@ func (e *Engine) keepBehind(ctx context.Context, r *run) (done bool, err error) 
 func (r *run) rereadAfterWait() {
 	r.reread = true
 	r.lookBehind = r.behindKept
+	r.viewed = false // what the case is now is read again
 }
 
 // decide decides r.in on the case as loaded, fetching the platform view first when
@@ -325,7 +326,7 @@ func (e *Engine) decide(ctx context.Context, r *run, l loaded) (decisionRecord, 
 			return decisionRecord{}, &p, nil
 		}
 		e.readMessages(ctx, c, pv)
-		r.viewed = r.viewed || !pv.Inconclusive
+		r.viewed = r.viewed || (!pv.Inconclusive && !pv.unread)
 		dec = e.decider.Decide(cv, pv, r.in)
 	}
 	r.h.Outcome, r.h.Code, r.h.State = dec.Outcome, dec.Code, dec.State

@@ -144,6 +144,10 @@ type PlatformView struct {
 	// (Plan.PriorListed). While one is listed the platform never tells,
 	// so waiting or retrying cannot settle the intent: only an operator.
 	Unattributed []string
+	// unread: no platform call made the view (a case that never sent
+	// anything has no refund); it tells the platform answers no more
+	// than before.
+	unread bool
 }
 
 // Status returns the platform status as text, for recording.
