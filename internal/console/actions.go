@@ -200,7 +200,7 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 	if err != nil {
 		s.logger.WarnContext(ctx, "publish command failed", "command", cmd.ID, "kind", cmd.Kind, "case", cmd.CaseID, "err", err)
 		if opcommands.NotStored(err) {
-			return issued{}, &Error{Code: CodeUnavailable, Message: "the command was not stored: " + opcommands.NotStoredWhy(err) + "; nothing was sent"}
+			return issued{}, &Error{Code: CodeUnavailable, Message: "the command was not stored: " + opcommands.NotStoredWhy(err)}
 		}
 		// Sent, not confirmed: sent again under a new id it could be
 		// applied twice.

@@ -181,8 +181,8 @@ func TestACommandJetStreamDoesNotConfirmIsNamed(t *testing.T) {
 	ts := newTestServerOn(t, js, seedCase{order: "200", sub: "201", state: string(refundflow.StateWaitingSeller), refund: "R201"})
 	cancel := fmt.Sprintf(`{"id":"unconfirmed-cmd-1","kind":"cancel","caseId":%d}`, ts.cases[0].ID)
 	if r := ts.postJSON("/api/v1/commands", operatorToken, cancel); r.status != http.StatusServiceUnavailable ||
-		errorCode(t, r.body) != CodeUnavailable || !strings.Contains(r.body, "nothing was sent") {
-		t.Errorf("POST with no stream for commands = %d %s; want 503 unavailable, nothing sent", r.status, r.body)
+		errorCode(t, r.body) != CodeUnavailable || !strings.Contains(r.body, "was not stored") {
+		t.Errorf("POST with no stream for commands = %d %s; want 503 unavailable, not stored", r.status, r.body)
 	}
 	sub, err := ns.Conn().Subscribe("commands.>", func(*nats.Msg) {}) // takes it, never confirms
 	if err != nil {

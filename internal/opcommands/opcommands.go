@@ -18,6 +18,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -80,6 +81,12 @@ func Publish(ctx context.Context, js jetstream.JetStream, c refundflow.Command) 
 	return Ack{Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 
+// errDuplicateInProcess is JetStream's code (clustered streams) for a
+// publish whose Nats-Msg-Id is being stored by an earlier publish: a
+// refusal that does not mean "not stored" (nats-server's
+// JSStreamDuplicateMessageConflict).
+const errDuplicateInProcess jetstream.ErrorCode = 10158
+
 // ErrNotEncoded is Publish's error for a command that would not encode:
 // nothing was sent.
 var ErrNotEncoded = errors.New("encode command")
@@ -102,6 +109,9 @@ func NotStored(err error) bool {
 		return false
 	}
 	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errDuplicateInProcess {
+		return false // the first publish of the id is being stored
+	}
 	return NoStream(err) || errors.As(err, &apiErr) || errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) ||
 		errors.Is(err, nats.ErrConnectionDraining) || errors.Is(err, nats.ErrReconnectBufExceeded)
 }
@@ -116,7 +126,7 @@ func NotStoredWhy(err error) string {
 	case NoStream(err):
 		return "no JetStream stream takes commands (is the command stream there?)"
 	case errors.As(err, &apiErr):
-		return "JetStream refused it: " + apiErr.Description
+		return "JetStream refused it: " + excerpt.Of(apiErr.Description, 200)
 	case errors.Is(err, nats.ErrMaxPayload):
 		return "it is larger than NATS takes"
 	case errors.Is(err, nats.ErrBadSubject):

@@ -108,6 +108,8 @@ func TestNotStored(t *testing.T) {
 		{"connection draining", &PublishError{Err: nats.ErrConnectionDraining}, true},
 		{"reconnect buffer full", &PublishError{Err: nats.ErrReconnectBufExceeded}, true},
 		{"no acknowledgement in time", &PublishError{Err: context.DeadlineExceeded}, false},
+		{"its id being stored by an earlier publish", &PublishError{Err: &jetstream.APIError{Code: 409, ErrorCode: 10158,
+			Description: "duplicate message id is in process"}}, false},
 		{"connection closed while waiting", &PublishError{Err: nats.ErrConnectionClosed}, false},
 		{"no error", nil, false},
 	} {
