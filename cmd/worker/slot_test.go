@@ -173,41 +173,61 @@ func TestCommandsQueuedBehindTheirCaseAreNotAllPulled(t *testing.T) {
 // handed them back had them posted 1, 3, 4, 2 by the next worker).
 func TestCommandsQueuedBehindACaseRunInOrderAtAStop(t *testing.T) {
 	const messages = 4
-	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_CONCURRENCY": "2",
-		"UPSTREAM_TIMEOUT": "8s", "WORKER_LEASE_TTL": "10s", "WORKER_STEP_TIMEOUT": "1m", "WORKER_SHUTDOWN_TIMEOUT": "30s"})
-	s.sb.SetSeller(sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
-	w := s.start()
-	o, so := s.request(refundflow.PlatformTaobao)
-	id := s.caseFor(refundflow.PlatformTaobao, o, so)
-	c := s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
-	s.sb.SetFaults(sandbox.Faults{LatencyMin: time.Second, Endpoints: []string{"taobao_submit_message"}})
-	before, err := cons(s).Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for i := 1; i <= messages; i++ {
-		text := fmt.Sprintf("stopped message %d", i)
-		want = append(want, text)
-		s.publish(refundflow.Command{Kind: refundflow.InputSendMessage, Platform: refundflow.PlatformTaobao, SubOrderID: so, Message: text})
-	}
-	waitFor(t, 10*time.Second, "the first post under way and the rest queued", func() bool {
-		info, err := cons(s).Info(context.Background())
-		return s.httpStats().APICalls["taobao_submit_message"] >= 1 && err == nil && info.NumAckPending == messages
-	})
-	w.stop()
+	q := queueMessages(t, "30s", time.Second, messages, "stopped message")
+	q.w.stop()
 	var got []string
-	for _, m := range s.sandboxMessages(c.RefundID) {
+	for _, m := range q.s.sandboxMessages(q.c.RefundID) {
 		if strings.HasPrefix(m, "stopped message ") {
 			got = append(got, m)
 		}
 	}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Fatalf("messages posted by the stopping worker, in the order %q; want %q", got, want)
+	if strings.Join(got, "|") != strings.Join(q.want, "|") {
+		t.Fatalf("messages posted by the stopping worker, in the order %q; want %q", got, q.want)
 	}
-	if info, err := cons(s).Info(context.Background()); err != nil || info.Delivered.Consumer != before.Delivered.Consumer+messages {
-		t.Errorf("commands consumer delivered %d messages, %v; want %d (none handed back)", info.Delivered.Consumer, err, before.Delivered.Consumer+messages)
+	if info, err := cons(q.s).Info(context.Background()); err != nil || info.Delivered.Consumer != q.delivered+messages {
+		t.Errorf("commands consumer delivered %d messages, %v; want %d (none handed back)", info.Delivered.Consumer, err, q.delivered+messages)
 	}
+}
+
+// queued is a worker posting the first of some messages to one case's
+// refund, the others queued behind it.
+type queued struct {
+	s         *stack
+	w         *workerProc
+	c         casestore.Case
+	want      []string // the messages, in the order published
+	delivered uint64   // the command consumer's deliveries before them
+}
+
+// queueMessages starts a worker (WORKER_CONCURRENCY 2, the shutdown grace
+// given) on a Taobao case at the seller and publishes n messages for it,
+// "prefix 1" to "prefix n", each post taking latency; it returns once the
+// first is being posted and the others wait behind it.
+func queueMessages(t *testing.T, grace string, latency time.Duration, n int, prefix string) queued {
+	t.Helper()
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_CONCURRENCY": "2",
+		"UPSTREAM_TIMEOUT": "8s", "WORKER_LEASE_TTL": "10s", "WORKER_STEP_TIMEOUT": "1m", "WORKER_SHUTDOWN_TIMEOUT": grace})
+	s.sb.SetSeller(sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	q := queued{s: s, w: s.start()}
+	o, so := s.request(refundflow.PlatformTaobao)
+	id := s.caseFor(refundflow.PlatformTaobao, o, so)
+	q.c = s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
+	s.sb.SetFaults(sandbox.Faults{LatencyMin: latency, Endpoints: []string{"taobao_submit_message"}})
+	before, err := cons(s).Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.delivered = before.Delivered.Consumer
+	for i := 1; i <= n; i++ {
+		text := fmt.Sprintf("%s %d", prefix, i)
+		q.want = append(q.want, text)
+		s.publish(refundflow.Command{Kind: refundflow.InputSendMessage, Platform: refundflow.PlatformTaobao, SubOrderID: so, Message: text})
+	}
+	waitFor(t, 10*time.Second, "the first post under way and the rest queued", func() bool {
+		info, err := cons(s).Info(context.Background())
+		return s.httpStats().APICalls["taobao_submit_message"] >= 1 && err == nil && info.NumAckPending == n
+	})
+	return q
 }
 
 // TestCommandsQueuedPastAStopsGraceAreHandedBackUntried: when the stop's
@@ -216,28 +236,12 @@ func TestCommandsQueuedBehindACaseRunInOrderAtAStop(t *testing.T) {
 // they are, not run against the ended grace and logged as cut (nor, on a
 // last delivery, dead-lettered for it).
 func TestCommandsQueuedPastAStopsGraceAreHandedBackUntried(t *testing.T) {
-	const messages = 4
-	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_CONCURRENCY": "2",
-		"UPSTREAM_TIMEOUT": "8s", "WORKER_LEASE_TTL": "10s", "WORKER_STEP_TIMEOUT": "1m", "WORKER_SHUTDOWN_TIMEOUT": "1s"})
-	s.sb.SetSeller(sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
-	w := s.start()
-	o, so := s.request(refundflow.PlatformTaobao)
-	id := s.caseFor(refundflow.PlatformTaobao, o, so)
-	s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
-	s.sb.SetFaults(sandbox.Faults{LatencyMin: 5 * time.Second, Endpoints: []string{"taobao_submit_message"}})
-	for i := 1; i <= messages; i++ {
-		s.publish(refundflow.Command{Kind: refundflow.InputSendMessage, Platform: refundflow.PlatformTaobao, SubOrderID: so,
-			Message: fmt.Sprintf("cut message %d", i)})
+	q := queueMessages(t, "1s", 5*time.Second, 4, "cut message")
+	q.w.stop()
+	if n := strings.Count(q.w.errs.String(), "cut by the shutdown timeout"); n != 1 {
+		t.Errorf("%d commands logged as cut by the shutdown timeout; want 1, the one in flight:\n%s", n, q.w.errs.String())
 	}
-	waitFor(t, 10*time.Second, "the first post under way and the rest queued", func() bool {
-		info, err := cons(s).Info(context.Background())
-		return s.httpStats().APICalls["taobao_submit_message"] >= 1 && err == nil && info.NumAckPending == messages
-	})
-	w.stop()
-	if n := strings.Count(w.errs.String(), "cut by the shutdown timeout"); n != 1 {
-		t.Errorf("%d commands logged as cut by the shutdown timeout; want 1, the one in flight:\n%s", n, w.errs.String())
-	}
-	if calls := s.httpStats().APICalls["taobao_submit_message"]; calls != 1 {
+	if calls := q.s.httpStats().APICalls["taobao_submit_message"]; calls != 1 {
 		t.Errorf("%d posts tried; want 1", calls)
 	}
 }

@@ -22,13 +22,9 @@ func TestACaseWhoseInputsKeepFailingIsFlagged(t *testing.T) {
 	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
 		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 		c, _, _, _ := r.submittedTaobaoCase()
-		policy := testPolicy
-		policy.FailingFlag = 3
-		eng := r.newEngineWith("engine-failing", policy, 0)
+		eng := r.flaggingEngine("engine-failing")
 		ctx := context.Background()
-		r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{
-			{Endpoint: "taobao_query", Kind: sandbox.ErrHTTP500, Count: 1000},
-			{Endpoint: "taobao_list", Kind: sandbox.ErrHTTP500, Count: 1000}}})
+		r.readsFail()
 		for i := 1; i <= 3; i++ {
 			if _, err := eng.Wake(ctx, c.ID, refundflow.InputTimer); err == nil {
 				t.Fatalf("check %d while the platform fails: no error", i)
@@ -96,13 +92,9 @@ func TestARefusedCommandLeavesACasesFailingInputsAlone(t *testing.T) {
 	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
 		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 		c, o, so, _ := r.submittedTaobaoCase()
-		policy := testPolicy
-		policy.FailingFlag = 3
-		eng := r.newEngineWith("engine-refused", policy, 0)
+		eng := r.flaggingEngine("engine-refused")
 		ctx := context.Background()
-		r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{
-			{Endpoint: "taobao_query", Kind: sandbox.ErrHTTP500, Count: 1000},
-			{Endpoint: "taobao_list", Kind: sandbox.ErrHTTP500, Count: 1000}}})
+		r.readsFail()
 		for i := 1; i <= 3; i++ {
 			if _, err := eng.Wake(ctx, c.ID, refundflow.InputTimer); err == nil {
 				t.Fatalf("check %d while the platform fails: no error", i)
@@ -141,9 +133,7 @@ func TestARefusedCommandLeavesACasesFailingInputsAlone(t *testing.T) {
 func TestARefusedCommandAfterAReadThatGotThroughEndsTheFailingCount(t *testing.T) {
 	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
 		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
-		policy := testPolicy
-		policy.FailingFlag = 3
-		eng := r.newEngineWith("engine-viewed", policy, 0)
+		eng := r.flaggingEngine("engine-viewed")
 		ctx := context.Background()
 		o, so := r.order(sandbox.PlatformTaobao, nil)
 		// The submission takes effect and its answer is lost: an open
@@ -152,9 +142,7 @@ func TestARefusedCommandAfterAReadThatGotThroughEndsTheFailingCount(t *testing.T
 		req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
 		req.Request = taobaoRequest(true)
 		h, _ := eng.HandleCommand(ctx, req, message(req))
-		r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{
-			{Endpoint: "taobao_query", Kind: sandbox.ErrHTTP500, Count: 1000},
-			{Endpoint: "taobao_list", Kind: sandbox.ErrHTTP500, Count: 1000}}})
+		r.readsFail()
 		id := h.CaseID
 		if id == 0 {
 			id = r.caseOf(refundflow.PlatformTaobao, o, so).ID
@@ -185,4 +173,20 @@ func TestARefusedCommandAfterAReadThatGotThroughEndsTheFailingCount(t *testing.T
 			t.Errorf("after a refused command whose read got through: %d failed, flag %q; want neither", got.FailedInputs, got.AttentionCode)
 		}
 	})
+}
+
+// readsFail makes every Taobao refund read fail (HTTP 500) until the
+// faults are set again.
+func (r *rig) readsFail() {
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{
+		{Endpoint: "taobao_query", Kind: sandbox.ErrHTTP500, Count: 1000},
+		{Endpoint: "taobao_list", Kind: sandbox.ErrHTTP500, Count: 1000}}})
+}
+
+// flaggingEngine is an engine that flags a case inputs_failing at its
+// third failed input in a row.
+func (r *rig) flaggingEngine(owner string) *refundflow.Engine {
+	policy := testPolicy
+	policy.FailingFlag = 3
+	return r.newEngineWith(owner, policy, 0)
 }
