@@ -94,13 +94,16 @@ func TestCommandsPublish(t *testing.T) {
 			if !idRE.MatchString(id) {
 				t.Fatalf("stdout = %q; want a command id", r.stdout)
 			}
-			m := e.lastMsg(events.DefaultCommandStreamName, tt.subject)
+			m := e.lastMsg(events.DefaultCommandStreamName, tt.subject+".>")
 			if got := m.Header.Get(events.HeaderMsgID); got != id {
 				t.Errorf("Nats-Msg-Id = %q; want %q", got, id)
 			}
 			c, err := refundflow.DecodeCommand(m.Data)
 			if err != nil {
 				t.Fatalf("stored payload does not decode: %v\n%s", err, m.Data)
+			}
+			if want := events.CommandSubject(string(c.Platform), string(c.Kind), refundflow.OrderKey(m.Data)); m.Subject != want {
+				t.Errorf("stored on %s; want %s (its case's token last)", m.Subject, want)
 			}
 			if c.ID != id || string(c.Kind) != m.Header.Get(events.HeaderCommandKind) || c.IssuedAt.IsZero() {
 				t.Errorf("command id %q kind %q (header %q) issuedAt %v", c.ID, c.Kind, m.Header.Get(events.HeaderCommandKind), c.IssuedAt)
@@ -118,7 +121,7 @@ func TestCommandJSONAndDuplicateID(t *testing.T) {
 	args := []string{"cancel", "--platform", "taobao", "--sub-order", "5", "--id", "op-retry-0001", "--no-wait", "--json"}
 	var first commandResult
 	decodeJSON(t, e.mustRun(args...).stdout, &first)
-	if first.ID != "op-retry-0001" || first.Subject != "commands.taobao.cancel" || first.Stream != events.DefaultCommandStreamName ||
+	if first.ID != "op-retry-0001" || first.Subject != "commands.taobao.cancel.taobao_5" || first.Stream != events.DefaultCommandStreamName ||
 		first.Sequence != 1 || first.Duplicate || first.Command.Kind != refundflow.InputCancel || first.Command.SubOrderID != "5" {
 		t.Errorf("first publish = %+v", first)
 	}

@@ -120,11 +120,11 @@ func TestCaseImpliesTarget(t *testing.T) {
 	}
 	res := publish("cancel", "--case", "1")
 	if c := res.Command; c.Platform != refundflow.PlatformTaobao || c.OrderID != "100" || c.SubOrderID != "101" || c.CaseID != 1 ||
-		res.Subject != "commands.taobao.cancel" {
-		t.Errorf("cancel --case 1: published %+v on %s; want taobao 100/101 case 1 on commands.taobao.cancel", c, res.Subject)
+		res.Subject != "commands.taobao.cancel.case_1" {
+		t.Errorf("cancel --case 1: published %+v on %s; want taobao 100/101 case 1 on commands.taobao.cancel.case_1", c, res.Subject)
 	}
 	res = publish("ship", "--case", "2", "--company", "SF", "--waybill", "SF1")
-	if c := res.Command; c.Platform != refundflow.Platform1688 || c.OrderID != "200" || c.SubOrderID != "" || res.Subject != "commands.1688.report_shipment" {
+	if c := res.Command; c.Platform != refundflow.Platform1688 || c.OrderID != "200" || c.SubOrderID != "" || res.Subject != "commands.1688.report_shipment.case_2" {
 		t.Errorf("ship --case 2: published %+v on %s; want 1688 order 200", c, res.Subject)
 	}
 	// Agreeing flags are fine; waiting for the verdict, the case is read

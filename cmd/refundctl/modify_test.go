@@ -37,7 +37,7 @@ func TestModifyPublishes(t *testing.T) {
 			var res commandResult
 			decodeJSON(t, e.mustRun(append([]string{"modify", "1", "--no-wait", "--json"}, tt.args...)...).stdout, &res)
 			c := res.Command
-			if res.Subject != "commands.taobao.modify_refund" || c.Kind != refundflow.InputModify || c.CaseID != 1 ||
+			if res.Subject != "commands.taobao.modify_refund.case_1" || c.Kind != refundflow.InputModify || c.CaseID != 1 ||
 				c.Platform != refundflow.PlatformTaobao {
 				t.Errorf("modify 1 %v: published %+v on %s; want modify_refund for taobao case 1", tt.args, c, res.Subject)
 			}
@@ -54,7 +54,7 @@ func TestModifyPublishes(t *testing.T) {
 	// what the platform allows instead).
 	var res commandResult
 	decodeJSON(t, e.mustRun("modify", "2", "--amount", "5000", "--no-wait", "--json").stdout, &res)
-	if res.Subject != "commands.1688.modify_refund" || res.Command.CaseID != 2 {
+	if res.Subject != "commands.1688.modify_refund.case_2" || res.Command.CaseID != 2 {
 		t.Errorf("modify 2 (1688): published %+v on %s; want it sent for case 2", res.Command, res.Subject)
 	}
 }

@@ -128,7 +128,7 @@ func TestRemoteMode(t *testing.T) {
 	}
 	idDirect, _, _ := strings.Cut(direct.stdout, "\n")
 	idRemote, _, _ := strings.Cut(viaConsole.stdout, "\n")
-	m := e.lastMsg(events.DefaultCommandStreamName, "commands.1688.request_refund")
+	m := e.lastMsg(events.DefaultCommandStreamName, "commands.1688.request_refund.>")
 	if c, err := refundflow.DecodeCommand(m.Data); err != nil || c.ID != idRemote || c.Operator != "olga" {
 		t.Errorf("the request filed through the console = %+v, %v; want command %s by olga (the token's account)", c, err, idRemote)
 	}
@@ -164,7 +164,10 @@ func TestRemoteMode(t *testing.T) {
 		if res.Command.OrderID != order || res.Verdict == nil {
 			t.Fatalf("cancel --json for %s printed %+v; want its command and verdict", order, res)
 		}
-		res.ID, res.Sequence, res.Command.ID, res.Command.OrderID, res.Command.CaseID = "", 0, "", "", 0
+		if want := events.CommandSubject("1688", "cancel", "1688:"+order); res.Subject != want {
+			t.Errorf("cancel --json for %s: stored on %s; want %s", order, res.Subject, want)
+		}
+		res.ID, res.Sequence, res.Command.ID, res.Command.OrderID, res.Command.CaseID, res.Subject = "", 0, "", "", 0, ""
 		res.Command.Operator, res.Command.IssuedAt = "", time.Time{}
 		res.Verdict.CaseID, res.Verdict.Next = 0, masked(res.Verdict.Next)
 		return res

@@ -95,7 +95,7 @@ func TestCommandStartsATrace(t *testing.T) {
 	if !sp.EndTime.After(sp.StartTime) {
 		t.Errorf("span not ended (start %v, end %v)", sp.StartTime, sp.EndTime)
 	}
-	m := e.lastMsg(events.DefaultCommandStreamName, "commands.taobao.request_refund")
+	m := e.lastMsg(events.DefaultCommandStreamName, "commands.taobao.request_refund.>")
 	if got := m.Header.Get(events.HeaderMsgID); got != "trace-ctl-0001" {
 		t.Fatalf("last request command is %q; want trace-ctl-0001", got)
 	}
@@ -112,7 +112,7 @@ func TestCommandStartsATrace(t *testing.T) {
 	if off.err != nil {
 		t.Fatalf("refundctl request untraced: %v", off.err)
 	}
-	m = e.lastMsg(events.DefaultCommandStreamName, "commands.taobao.request_refund")
+	m = e.lastMsg(events.DefaultCommandStreamName, "commands.taobao.request_refund.>")
 	if got := m.Header.Get(events.HeaderMsgID); got != "trace-ctl-0002" {
 		t.Fatalf("last request command is %q; want trace-ctl-0002", got)
 	}
@@ -170,7 +170,7 @@ func TestCommandTraceExportedBeforeExit(t *testing.T) {
 	if r.err != nil || r.stderr != "" {
 		t.Fatalf("refundctl request: %v (stderr %q)", r.err, r.stderr)
 	}
-	m := e.lastMsg(events.DefaultCommandStreamName, "commands.taobao.request_refund")
+	m := e.lastMsg(events.DefaultCommandStreamName, "commands.taobao.request_refund.>")
 	traceID, _ := traceParent(t, m.Header.Get(events.HeaderTraceParent))
 	raw, err := hex.DecodeString(traceID)
 	if err != nil {
@@ -233,7 +233,7 @@ func TestRemoteCommandContinuesTrace(t *testing.T) {
 		t.Errorf("issue command in trace %s under %s; want trace %s under refundctl's span %s", issue.SpanContext.TraceID(),
 			issue.Parent.SpanID(), ctl.SpanContext.TraceID(), ctl.SpanContext.SpanID())
 	}
-	m := e.lastMsg(events.DefaultCommandStreamName, "commands.taobao.request_refund")
+	m := e.lastMsg(events.DefaultCommandStreamName, "commands.taobao.request_refund.>")
 	traceID, spanID := traceParent(t, m.Header.Get(events.HeaderTraceParent))
 	if traceID != ctl.SpanContext.TraceID().String() || spanID != issue.SpanContext.SpanID().String() {
 		t.Errorf("message traceparent %s/%s; want refundctl's trace %s, the console's span %s", traceID, spanID,

@@ -324,7 +324,7 @@ func (s *stack) publish(cmd refundflow.Command) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	m := nats.NewMsg(events.CommandSubject(string(cmd.Platform), string(cmd.Kind)))
+	m := nats.NewMsg(events.CommandSubject(string(cmd.Platform), string(cmd.Kind), refundflow.OrderKey(b)))
 	m.Data = b
 	if _, err := s.js.PublishMsg(context.Background(), m, jetstream.WithMsgID(cmd.ID)); err != nil {
 		s.t.Fatalf("publish command: %v", err)
@@ -722,7 +722,7 @@ func TestARedeliveredMessageThatIsDeadAlreadyIsNotApplied(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := nats.NewMsg(events.CommandSubject(string(refundflow.PlatformTaobao), string(refundflow.InputCancel)))
+		m := nats.NewMsg(events.CommandSubject(string(refundflow.PlatformTaobao), string(refundflow.InputCancel), refundflow.OrderKey(b)))
 		m.Data = b
 		ack, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(id))
 		if err != nil {
@@ -856,7 +856,7 @@ func TestDeadLetters(t *testing.T) {
 	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_UNKNOWN_CASE_WAIT": "1s"})
 	w := s.start()
 	ctx := context.Background()
-	m := nats.NewMsg(events.CommandSubject("taobao", "request_refund"))
+	m := nats.NewMsg(events.CommandSubject("taobao", "request_refund", ""))
 	m.Data = []byte(`{"id":"bad-command-1","kind":"request_refund","platform":"taobao"`)
 	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID("bad-command-1")); err != nil {
 		t.Fatal(err)

@@ -93,7 +93,7 @@ func rideOutAStoreOutage(t *testing.T, s *stack, w outageWorker, prefix string, 
 	// And a command that can only be a dead letter: written once, when the
 	// store is back, as an invalid command (not as one out of deliveries).
 	badID := prefix + "-bad"
-	bad := nats.NewMsg(events.CommandSubject("taobao", "request_refund"))
+	bad := nats.NewMsg(events.CommandSubject("taobao", "request_refund", ""))
 	bad.Data = []byte(`{"id":"` + badID + `","kind":"request_refund","platform":"taobao"`)
 	if _, err := s.js.PublishMsg(context.Background(), bad, jetstream.WithMsgID(badID)); err != nil {
 		t.Fatal(err)

@@ -250,7 +250,7 @@ func TestRetriedDeadLetterJoinsTheRetriersTrace(t *testing.T) {
 	var dlID int64
 	if err := s.store.Update(ctx, func(tx *casestore.Tx) error {
 		dlID, _, err = tx.InsertDeadLetter(ctx, casestore.DeadLetter{MsgID: cmd.ID,
-			Subject: events.CommandSubject(string(cmd.Platform), string(cmd.Kind)), Payload: payload,
+			Subject: events.CommandSubject(string(cmd.Platform), string(cmd.Kind), refundflow.OrderKey(payload)), Payload: payload,
 			Headers: map[string][]string{events.HeaderCommandKind: {string(cmd.Kind)},
 				events.HeaderTraceParent: {"00-" + first.TraceID().String() + "-" + first.SpanID().String() + "-01"}},
 			Reason: string(events.DeadMaxDeliveries), Error: "taobao_render: http status 502", Deliveries: 5, CreatedAt: time.Now()})

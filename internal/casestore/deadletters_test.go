@@ -165,6 +165,47 @@ func testAPendingDeadLetterIsOfTheCopyThatDied(t *testing.T, be backend) {
 	}
 }
 
+// TestDeadLettered: a message is dead-lettered by a pending dead letter of
+// its id (whichever copy died) or of its stream copy (under another id);
+// one whose dead letter was retried, or of another copy under another id,
+// is not.
+func TestDeadLettered(t *testing.T) { eachBackend(t, testDeadLettered) }
+
+func testDeadLettered(t *testing.T, be backend) {
+	s := openTest(t, be.Fresh(t))
+	ctx := context.Background()
+	dead := func(msgID string, seq uint64) bool {
+		t.Helper()
+		ok, err := s.DeadLettered(ctx, msgID, "COMMANDS", seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	insertDead(t, s, DeadLetter{MsgID: "m1", Subject: "commands.taobao.cancel", Reason: "max_deliveries", Stream: "COMMANDS", StreamSeq: 7})
+	insertDead(t, s, DeadLetter{MsgID: "COMMANDS:9", Subject: "commands.taobao.cancel", Reason: "invalid_command", Stream: "COMMANDS", StreamSeq: 9})
+	retried := insertDead(t, s, DeadLetter{MsgID: "m3", Subject: "commands.taobao.cancel", Reason: "max_deliveries", Stream: "COMMANDS", StreamSeq: 11})
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.MarkDeadLetterRetried(ctx, retried) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		msgID string
+		seq   uint64
+		want  bool
+	}{
+		{"m1", 7, true},    // its copy died
+		{"m1", 8, true},    // another copy of a message given up
+		{"cmd-9", 9, true}, // its copy died under its header's id
+		{"m2", 8, false},   // nothing died
+		{"m3", 11, false},  // retried since
+		{"COMMANDS:9", 10, true},
+	} {
+		if got := dead(c.msgID, c.seq); got != c.want {
+			t.Errorf("DeadLettered(%s, #%d) = %v; want %v", c.msgID, c.seq, got, c.want)
+		}
+	}
+}
+
 // TestAHandlersDeadLetterSupersedesADeliveryLimitGuess: a delivery_limit
 // dead letter is written without the handler (the server stopped
 // delivering the message); a handler still holding a copy that then

@@ -682,6 +682,9 @@ func (w *Worker) apply(ctx context.Context, msg *refundflow.Message) (refundflow
 		return refundflow.Handled{}, events.DeadInvalidCommand, err
 	}
 	msg.ID = cmd.ID // the command's own id, whatever header it came with
+	if err := w.applyEarlier(ctx, msg, cmd); err != nil {
+		return refundflow.Handled{}, "", err
+	}
 	h, err := w.engine.HandleCommand(ctx, cmd, msg)
 	return h, "", err
 }

@@ -33,6 +33,7 @@ type Metrics struct {
 	reconcileFound prometheus.Counter
 	reconcileMoved prometheus.Counter
 	timerWakes     prometheus.Counter
+	earlier        prometheus.Counter
 	sellerMessages *prometheus.CounterVec
 	callbackLag    *prometheus.HistogramVec
 	callbackVerify *prometheus.HistogramVec
@@ -85,6 +86,10 @@ func NewMetrics(reg *prometheus.Registry, store *casestore.Store) (*Metrics, err
 			Name: "refundhub_worker_timer_wakes_total",
 			Help: "Case timers fired (platform deadlines, re-checks, stalled steps).",
 		}),
+		earlier: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "refundhub_worker_commands_applied_first_total",
+			Help: "Commands applied before a later one for their case because JetStream had not delivered them yet (delivered again, rotated; see earlier.go).",
+		}),
 		sellerMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refundhub_worker_seller_messages_total",
 			Help: "New seller messages read on cases' refunds (each also counts in the case's unread messages until an operator reads them).",
@@ -103,7 +108,7 @@ func NewMetrics(reg *prometheus.Registry, store *casestore.Store) (*Metrics, err
 	m.lag = &lagCollector{consumers: map[string]jetstream.Consumer{}}
 	m.state = &stateCollector{store: store}
 	for _, c := range []prometheus.Collector{m.stepDuration, m.platformCalls, m.platformErrors, m.messages, m.deadLetters, m.panics,
-		m.reconcileFound, m.reconcileMoved, m.timerWakes, m.sellerMessages, m.callbackLag, m.callbackVerify, m.state, m.lag} {
+		m.reconcileFound, m.reconcileMoved, m.timerWakes, m.earlier, m.sellerMessages, m.callbackLag, m.callbackVerify, m.state, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)
 		}

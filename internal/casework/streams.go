@@ -24,6 +24,9 @@ const (
 type boundConsumer struct {
 	source   string
 	consumer jetstream.Consumer
+	// stream is the command stream, for the command consumer: where the
+	// commands issued before one are looked up (earlier.go).
+	stream jetstream.Stream
 }
 
 // bind makes sure the streams exist and binds the durable consumers on the
@@ -64,7 +67,13 @@ func (w *Worker) bind(ctx context.Context) ([]boundConsumer, error) {
 					return fmt.Errorf("consumer %s on %s: %w", w.cfg.Consumer, sp.stream, err)
 				}
 				w.metrics.lag.add(sp.source, cons)
-				bound = append(bound, boundConsumer{source: sp.source, consumer: cons})
+				bc := boundConsumer{source: sp.source, consumer: cons}
+				if sp.source == sourceCommands {
+					if bc.stream, err = w.js.Stream(sctx, sp.stream); err != nil {
+						return fmt.Errorf("stream %s: %w", sp.stream, err)
+					}
+				}
+				bound = append(bound, bc)
 			}
 			return nil
 		}()

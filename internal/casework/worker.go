@@ -176,6 +176,9 @@ type Worker struct {
 	notEnded map[int64]time.Time // by row id: when the row was kept
 
 	order keyOrder // commands of one case, in the order they came
+	// commandLog is where the commands issued before one are looked up
+	// (earlier.go); set by Run once the consumers are bound.
+	commandLog *commandLog
 
 	// gate holds messages and sweeps while the store does not answer
 	// (storegate.go); stop, called as Run starts to shut down, ends its
@@ -231,6 +234,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	consumers, err := w.bind(ctx)
 	if err != nil {
 		return err
+	}
+	for _, c := range consumers {
+		if c.source == sourceCommands {
+			w.commandLog = &commandLog{stream: c.stream, consumer: c.consumer}
+		}
 	}
 	// work outlives ctx by the shutdown timeout: in-flight steps may finish.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))

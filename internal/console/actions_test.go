@@ -184,7 +184,7 @@ func TestActions(t *testing.T) {
 			continue
 		}
 		kind := actions[tc.form].kind
-		c := lastCommand(t, js, events.CommandSubject(string(tc.k.Platform), string(kind)))
+		c := lastCommand(t, js, events.CommandSubject(string(tc.k.Platform), string(kind), fmt.Sprintf("case:%d", tc.k.ID)))
 		if c.ID != m[1] || c.Kind != kind || c.CaseID != tc.k.ID || c.Operator != "otto" || !tc.check(c) {
 			t.Errorf("%s published %+v; want command %s, %s on case %d by otto with the form's values", name, c, m[1], kind, tc.k.ID)
 		}

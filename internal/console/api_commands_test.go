@@ -100,7 +100,7 @@ func TestAPICommands(t *testing.T) {
 	r := ts.postJSON("/api/v1/commands", operatorToken, resolve)
 	a := decodeAnswer(t, r)
 	if r.status != http.StatusOK || a.ID != "api-resolve-0001" || a.Verdict.Verdict != casestore.VerdictApplied ||
-		a.Verdict.CaseID != refused.ID || a.Verdict.State != refused.State || a.Duplicate || a.Subject != "commands.taobao.resolve" {
+		a.Verdict.CaseID != refused.ID || a.Verdict.State != refused.State || a.Duplicate || a.Subject != events.CommandSubject("taobao", "resolve", fmt.Sprintf("case:%d", refused.ID)) {
 		t.Fatalf("POST resolve = %d %s; want 200, applied on case %d, stored on commands.taobao.resolve", r.status, r.body, refused.ID)
 	}
 	stored := lastCommand(t, js, a.Subject)

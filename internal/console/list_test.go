@@ -446,7 +446,7 @@ func TestOverviewConsumerLag(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if _, err := js.Publish(ctx, events.CommandSubject("taobao", "cancel"), []byte(fmt.Sprint(i))); err != nil {
+		if _, err := js.Publish(ctx, events.CommandSubject("taobao", "cancel", ""), []byte(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -105,7 +105,7 @@ func TestRequestForm(t *testing.T) {
 	if r.status != http.StatusSeeOther || m == nil {
 		t.Fatalf("good request = %d, Location %q; want 303 back to the page with ?command= (no verdict within the wait)", r.status, loc)
 	}
-	c := lastCommand(t, js, events.CommandSubject("1688", string(refundflow.InputRequestRefund)))
+	c := lastCommand(t, js, events.CommandSubject("1688", string(refundflow.InputRequestRefund), "1688:3305075341149134262"))
 	want := refundflow.Request{ReturnGoods: true, GoodsStatus: "aftersaleBuyerReceived", Reason: "七天无理由退货", Amount: 9500,
 		Description: "no longer needed", Vouchers: []string{"a.jpg", "b.jpg"}, OrderEntryIDs: []int64{11, 12}}
 	if c.ID != m[1] || c.Operator != "otto" || c.OrderID != "3305075341149134262" || c.Request == nil ||

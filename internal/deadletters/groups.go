@@ -54,7 +54,7 @@ func (f Filter) Check() (Filter, error) {
 		return f, fmt.Errorf("code: at most 64 characters")
 	}
 	if f.Subject != "" && !events.ValidSubjectFilter(f.Subject) {
-		return f, fmt.Errorf("subject: a NATS subject filter such as callbacks.1688.> or commands.*.cancel")
+		return f, fmt.Errorf("subject: a NATS subject filter such as callbacks.1688.> or commands.*.cancel.>")
 	}
 	return f, nil
 }

@@ -12,11 +12,16 @@ import (
 // Operator commands and dead letters live in two streams beside the callback
 // stream:
 //
-//	commands.<platform>.<kind>          COMMANDS: refundctl -> worker (refundflow.Command JSON)
+//	commands.<platform>.<kind>.<case>   COMMANDS: refundctl -> worker (refundflow.Command JSON)
 //	deadletters.<source>                DEADLETTERS: messages the worker gave up on, with Dl-* headers (deadletters.go)
 //
 // <kind> is the refundflow.InputKind (request_refund, report_shipment, cancel,
-// send_message); <source> is "callbacks" or "commands". The Nats-Msg-Id of a
+// send_message); <case> is the case as the command names it
+// (refundflow.OrderKey, made a subject token by CaseToken), so that the
+// worker can find the commands issued for a case before one it is about to
+// apply with one look-up by subject (CommandCaseFilter); <source> is
+// "callbacks" or "commands". Commands published before the <case> token
+// existed have three tokens and are still consumed. The Nats-Msg-Id of a
 // command is its refundflow.Command.ID, so a CLI retry is stored once.
 const (
 	SubjectCommands    = "commands"
@@ -43,9 +48,41 @@ const (
 )
 
 // CommandSubject is the subject of a command for a platform ("taobao", "1688")
-// and kind.
-func CommandSubject(platform, kind string) string {
-	return SubjectCommands + "." + platform + "." + kind
+// and kind, on the case caseKey names (refundflow.OrderKey); a command
+// naming no case ("") gets no case token.
+func CommandSubject(platform, kind, caseKey string) string {
+	s := SubjectCommands + "." + platform + "." + kind
+	if caseKey != "" {
+		s += "." + CaseToken(caseKey)
+	}
+	return s
+}
+
+// maxCaseToken bounds a case token: longer than any platform's order ids.
+const maxCaseToken = 64
+
+// CommandCaseFilter is the subject filter of every command published on
+// the case caseKey names, whatever its platform and kind.
+func CommandCaseFilter(caseKey string) string {
+	return SubjectCommands + ".*.*." + CaseToken(caseKey)
+}
+
+// CaseToken makes a case key a single subject token: every byte other than
+// an ASCII letter, digit, '-' or '_' becomes '_' ("taobao:123" is
+// "taobao_123"), and only the first maxCaseToken bytes count, so that a
+// subject stays short whatever a command holds. Two keys may share a
+// token; whoever looks commands up by it checks each one's own key.
+func CaseToken(caseKey string) string {
+	b := []byte(caseKey[:min(len(caseKey), maxCaseToken)])
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
 }
 
 // DeadLetterSubject is the dead-letter subject for a source stream's messages

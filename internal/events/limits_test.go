@@ -64,7 +64,7 @@ func TestTheLimitStreamKeepsTheServersAdvisory(t *testing.T) {
 			t.Fatalf("EnsureLimitStream #%d: %v", i+1, err)
 		}
 	}
-	if _, err := js.Publish(ctx, events.CommandSubject("taobao", "cancel"), []byte(`{}`)); err != nil {
+	if _, err := js.Publish(ctx, events.CommandSubject("taobao", "cancel", ""), []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.CommandStream, jetstream.ConsumerConfig{Durable: "w",

@@ -65,7 +65,7 @@ func Publish(ctx context.Context, js jetstream.JetStream, c refundflow.Command) 
 	if err != nil {
 		return Ack{}, fmt.Errorf("%w: %w", ErrNotEncoded, err)
 	}
-	subject := events.CommandSubject(string(c.Platform), string(c.Kind))
+	subject := events.CommandSubject(string(c.Platform), string(c.Kind), refundflow.OrderKey(data))
 	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	m.Header.Set(events.HeaderCommandKind, string(c.Kind))
 	if c.Operator != "" {

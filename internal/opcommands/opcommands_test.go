@@ -34,14 +34,14 @@ func TestPublish(t *testing.T) {
 	c := refundflow.Command{ID: id, Kind: refundflow.InputResolve, Platform: refundflow.PlatformTaobao, CaseID: 7,
 		Resolve: &refundflow.Resolve{Action: refundflow.ResolveClose, Note: "done"}, Operator: "olga", IssuedAt: time.Now().UTC()}
 	var pe *PublishError
-	if _, err := Publish(ctx, js, c); !errors.As(err, &pe) || pe.Subject != events.CommandSubject("taobao", "resolve") {
+	if _, err := Publish(ctx, js, c); !errors.As(err, &pe) || pe.Subject != events.CommandSubject("taobao", "resolve", "case:7") {
 		t.Fatalf("Publish without a stream = %v; want a *PublishError naming the subject", err)
 	}
 	if err := events.EnsureWorkStreams(ctx, js, events.DefaultWorkStreamsConfig()); err != nil {
 		t.Fatal(err)
 	}
 	ack, err := Publish(ctx, js, c)
-	if err != nil || ack.Duplicate || ack.Subject != events.CommandSubject("taobao", "resolve") {
+	if err != nil || ack.Duplicate || ack.Subject != events.CommandSubject("taobao", "resolve", "case:7") {
 		t.Fatalf("Publish = %+v, %v; want stored on the resolve subject", ack, err)
 	}
 	again, err := Publish(ctx, js, c)

@@ -179,13 +179,19 @@ func OrderKey(payload []byte) string {
 	if json.Unmarshal(payload, &c) != nil {
 		return ""
 	}
+	return orderKey(c.Platform, c.OrderID, c.SubOrderID, c.CaseID)
+}
+
+// orderKey is OrderKey of a command naming the case by caseID (> 0), or
+// else by its order and sub-order.
+func orderKey(plat Platform, orderID, subOrderID string, caseID int64) string {
 	switch {
-	case c.CaseID > 0:
-		return "case:" + strconv.FormatInt(c.CaseID, 10)
-	case c.Platform == PlatformTaobao && c.SubOrderID != "":
-		return "taobao:" + c.SubOrderID
-	case c.Platform == Platform1688 && c.OrderID != "":
-		return "1688:" + c.OrderID
+	case caseID > 0:
+		return "case:" + strconv.FormatInt(caseID, 10)
+	case plat == PlatformTaobao && subOrderID != "":
+		return "taobao:" + subOrderID
+	case plat == Platform1688 && orderID != "":
+		return "1688:" + orderID
 	}
 	return ""
 }

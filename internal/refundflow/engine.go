@@ -311,6 +311,36 @@ func (e *Engine) CommandCase(ctx context.Context, cmd Command) int64 {
 	return c.ID
 }
 
+// CommandKeys returns every OrderKey a command for cmd's case can carry:
+// its own, and, when it names a case that is there, the case's other name
+// (by id for one naming the order, by order for one naming the id). The
+// worker looks up the commands issued before cmd under each
+// (casework's earlier.go). A request_refund naming no case id gets its own
+// key only, with no store read: a case's id exists only once its case is
+// opened, so no command issued before the one that opens it names it.
+// The store's error is returned (the keys would be incomplete); a case
+// not found, or a command that can never apply, has its own key only.
+func (e *Engine) CommandKeys(ctx context.Context, cmd Command) ([]string, error) {
+	own := orderKey(cmd.Platform, cmd.OrderID, cmd.SubOrderID, cmd.CaseID)
+	if own == "" || (cmd.Kind == InputRequestRefund && cmd.CaseID == 0) {
+		return []string{own}, nil
+	}
+	c, err := e.commandCase(ctx, cmd)
+	switch {
+	case errors.Is(err, ErrNoCase), errors.Is(err, ErrUnknownCase), errors.Is(err, ErrPermanent), errors.Is(err, errNewCase):
+		return []string{own}, nil
+	case err != nil:
+		return nil, err
+	}
+	keys := []string{own}
+	for _, k := range []string{orderKey(c.Platform, "", "", c.ID), orderKey(c.Platform, c.OrderID, c.SubOrderID, 0)} {
+		if k != "" && k != own {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
+
 func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, error) {
 	if cmd.CaseID > 0 {
 		c, err := e.store.GetCase(ctx, cmd.CaseID)

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/sandbox"
+)
+
+// earlierHeld is a case at the seller with two messages published for its
+// refund while no worker ran: the first taken by another consumer of the
+// worker's durable consumer (a process that then ended), the second left
+// for the worker.
+type earlierHeld struct {
+	s      *stack
+	w      *workerProc
+	refund string
+	held   jetstream.Msg // the first message, held by the ended process
+	want   []string
+}
+
+// holdEarlier sets up earlierHeld: the first message is delivered (and
+// held) before the worker starts again, so the worker is given the second
+// first, as JetStream does after the first comes back rotated behind it.
+// The second names the case by its id when byID is set, the first always by
+// its sub-order.
+func holdEarlier(t *testing.T, prefix string, byID bool) earlierHeld {
+	t.Helper()
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_ACK_WAIT": "30s"})
+	s.sb.SetSeller(sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	w := s.start()
+	o, so := s.request(refundflow.PlatformTaobao)
+	id := s.caseFor(refundflow.PlatformTaobao, o, so)
+	c := s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
+	w.stop()
+	e := earlierHeld{s: s, refund: c.RefundID}
+	for i := 1; i <= 2; i++ {
+		text := fmt.Sprintf("%s %d", prefix, i)
+		e.want = append(e.want, text)
+		cmd := refundflow.Command{Kind: refundflow.InputSendMessage, Platform: refundflow.PlatformTaobao, SubOrderID: so, Message: text}
+		if byID && i == 2 {
+			cmd.SubOrderID, cmd.CaseID = "", id
+		}
+		s.publish(cmd)
+	}
+	batch, err := cons(s).Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		e.held = m
+	}
+	if e.held == nil || !strings.Contains(string(e.held.Data()), e.want[0]) {
+		t.Fatalf("the ended process was given %v; want the first message", e.held)
+	}
+	e.w = s.start()
+	return e
+}
+
+// posted returns the messages with the prefix on the case's refund, in the
+// order the platform has them.
+func (e earlierHeld) posted(prefix string) []string {
+	var got []string
+	for _, m := range e.s.sandboxMessages(e.refund) {
+		if strings.HasPrefix(m, prefix+" ") {
+			got = append(got, m)
+		}
+	}
+	return got
+}
+
+// TestACommandDeliveredAgainAfterALaterOneIsAppliedFirst: two messages for
+// one refund, the first held by a worker process that then ended. The
+// worker is given the second first; the first comes back only after it
+// (JetStream's redelivery queue rotates). The platform still gets them in
+// the order issued, each once: the worker applies the unsettled earlier
+// command first, and its own delivery, when it comes, is a duplicate;
+// also when the second names the case by its id and the first by its
+// sub-order. Before, the second was posted first.
+func TestACommandDeliveredAgainAfterALaterOneIsAppliedFirst(t *testing.T) {
+	for _, byID := range []bool{false, true} {
+		t.Run(fmt.Sprintf("second by id %v", byID), func(t *testing.T) { appliedFirst(t, byID) })
+	}
+}
+
+func appliedFirst(t *testing.T, byID bool) {
+	const prefix = "reordered message"
+	e := holdEarlier(t, prefix, byID)
+	waitFor(t, 20*time.Second, "the second message handled", func() bool {
+		info, err := cons(e.s).Info(context.Background())
+		return len(e.posted(prefix)) >= 1 && err == nil && info.NumAckPending == 1 // the held one
+	})
+	if err := e.held.Nak(); err != nil { // the ended process's message comes back now
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "every command settled", func() bool {
+		info, err := cons(e.s).Info(context.Background())
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
+	})
+	if got := e.posted(prefix); strings.Join(got, "|") != strings.Join(e.want, "|") {
+		t.Fatalf("messages on the platform in the order %q; want %q, each once", got, e.want)
+	}
+	if m := scrape(t, e.w.metricsURL()); !strings.Contains(m, "refundhub_worker_commands_applied_first_total 1\n") {
+		t.Errorf("metrics do not count one command applied first:\n%s", grepLines(m, "applied_first"))
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.Lines(s) {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "")
+}
