@@ -501,3 +501,10 @@ ALTER TABLE cases ADD COLUMN leases_abandoned INTEGER NOT NULL DEFAULT 0;
 -- back: the hold is taken off and the case is as it was.
 ALTER TABLE cases ADD COLUMN held_code TEXT NOT NULL DEFAULT '';
 ALTER TABLE cases ADD COLUMN held_message TEXT NOT NULL DEFAULT '';
+
+-- +migration 25: dead letters by stream copy, retried or not
+-- A command issued before another for its case is applied ahead of it
+-- (casework's earlier.go) unless it is settled; a stream copy with a dead
+-- letter, pending or retried, is: a retried one lives on as a new copy,
+-- with its own place in the stream. Old copies (stream '') are not indexed.
+CREATE INDEX dead_letters_any_copy ON dead_letters (stream, stream_seq) WHERE stream <> '';

@@ -333,3 +333,9 @@ SET LOCAL lock_timeout = '10s';
 ALTER TABLE cases ADD COLUMN leases_abandoned BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE cases ADD COLUMN held_code TEXT NOT NULL DEFAULT '';
 ALTER TABLE cases ADD COLUMN held_message TEXT NOT NULL DEFAULT '';
+
+-- +migration 25: dead letters by stream copy, retried or not
+-- See schema.sql. dead_letters is small: the index is built at once, its
+-- wait for the table's lock bounded as in migration 18.
+SET LOCAL lock_timeout = '10s';
+CREATE INDEX dead_letters_any_copy ON dead_letters (stream, stream_seq) WHERE stream <> '';

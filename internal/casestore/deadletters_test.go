@@ -166,9 +166,9 @@ func testAPendingDeadLetterIsOfTheCopyThatDied(t *testing.T, be backend) {
 }
 
 // TestDeadLettered: a message is dead-lettered by a pending dead letter of
-// its id (whichever copy died) or of its stream copy (under another id);
-// one whose dead letter was retried, or of another copy under another id,
-// is not.
+// its id (whichever copy died) or by a dead letter of its stream copy
+// (under another id; retried or not: the retry is another copy); a new
+// copy of a message whose dead letter was retried is not.
 func TestDeadLettered(t *testing.T) { eachBackend(t, testDeadLettered) }
 
 func testDeadLettered(t *testing.T, be backend) {
@@ -197,7 +197,8 @@ func testDeadLettered(t *testing.T, be backend) {
 		{"m1", 8, true},    // another copy of a message given up
 		{"cmd-9", 9, true}, // its copy died under its header's id
 		{"m2", 8, false},   // nothing died
-		{"m3", 11, false},  // retried since
+		{"m3", 11, true},   // its copy died, retried since
+		{"m3", 12, false},  // the retried copy
 		{"COMMANDS:9", 10, true},
 	} {
 		if got := dead(c.msgID, c.seq); got != c.want {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
@@ -32,9 +33,11 @@ import (
 // (events.CommandCaseFilter), under each name of the case
 // (refundflow.Engine.CommandKeys). Each one not applied, kept or
 // dead-lettered yet is applied first, here. Its own delivery, whenever it
-// comes, then finds it in the inbox and is dropped. One that another
-// process is applying at that moment is serialised by the case's lease
-// and the inbox, as any second delivery is.
+// comes, then finds it in the inbox and is dropped. One that its own
+// delivery is applying at that moment, here or in another process, is
+// applied once: the engine looks a command up in the inbox on its case as
+// read under the case's lock and after every wait for the case (the
+// version check of its decision covers what commits after that read).
 
 // floorMaxAge is how old the consumer's ack floor may be before it is read
 // again. An older floor is lower, never wrong: the look-up only starts
@@ -48,7 +51,8 @@ const maxEarlier = 1000
 
 // ackFloor is the command consumer's ack floor (a stream sequence), read
 // at most once per floorMaxAge by whoever finds it old; the others go on
-// with the older value meanwhile.
+// with the older value meanwhile, except before the first read, which
+// they wait for (floor 0 would look at every command of the case).
 type ackFloor struct {
 	seq     atomic.Uint64
 	readAt  atomic.Int64 // unix nanoseconds; 0: never read
@@ -59,8 +63,20 @@ type ackFloor struct {
 // nobody else is reading it. A failed read keeps the old floor (0 before
 // the first: everything is looked at).
 func (f *ackFloor) get(ctx context.Context, cons jetstream.Consumer) uint64 {
-	if time.Since(time.Unix(0, f.readAt.Load())) < floorMaxAge || !f.reading.TryLock() {
+	at := f.readAt.Load()
+	if time.Since(time.Unix(0, at)) < floorMaxAge {
 		return f.seq.Load()
+	}
+	if at != 0 {
+		if !f.reading.TryLock() {
+			return f.seq.Load()
+		}
+	} else {
+		f.reading.Lock()
+		if f.readAt.Load() != 0 { // read while this one waited
+			f.reading.Unlock()
+			return f.seq.Load()
+		}
 	}
 	defer f.reading.Unlock()
 	if info, err := cons.Info(ctx); err == nil {
@@ -76,6 +92,41 @@ type commandLog struct {
 	stream   jetstream.Stream
 	consumer jetstream.Consumer
 	floor    ackFloor
+
+	// settled remembers, by case key, a stream sequence up to which every
+	// command of the key was found settled (applied, kept, dead-lettered):
+	// a later look-up starts after it, so a backlog of one case's commands
+	// is looked at once, not once per command behind it. Settled stays
+	// settled. Keys at or under the ack floor are forgotten.
+	mu      sync.Mutex
+	settled map[string]uint64
+	pruned  uint64 // the floor the map was last pruned at
+}
+
+// from returns where the look-up of key's commands starts, the floor
+// given: after what is known settled.
+func (cl *commandLog) from(key string, floor uint64) uint64 {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if floor > cl.pruned+maxEarlier { // now and then, not on every look-up
+		for k, q := range cl.settled {
+			if q <= floor {
+				delete(cl.settled, k)
+			}
+		}
+		cl.pruned = floor
+	}
+	return max(floor, cl.settled[key]) + 1
+}
+
+// settle records that key's commands up to seq are settled.
+func (cl *commandLog) settle(key string, seq uint64) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.settled == nil {
+		cl.settled = map[string]uint64{}
+	}
+	cl.settled[key] = max(cl.settled[key], seq)
 }
 
 // applyEarlier applies, before cmd (msg), the commands for its case issued
@@ -96,22 +147,40 @@ func (w *Worker) applyEarlier(ctx context.Context, msg *refundflow.Message, cmd 
 	if err != nil {
 		return fmt.Errorf("commands issued before it for its case: %w", err)
 	}
-	var earlier []*jetstream.RawStreamMsg
+	type found struct {
+		key string
+		m   *jetstream.RawStreamMsg
+	}
+	var earlier []found
+	open := map[string]bool{} // keys none of whose commands was found unsettled yet
 	for _, key := range keys {
-		if key == "" {
+		if key == "" || open[key] {
 			continue
 		}
-		found, err := cl.before(ctx, key, floor+1, msg.Seq)
+		open[key] = true
+		ms, err := cl.before(ctx, key, cl.from(key, floor), msg.Seq)
 		if err != nil {
 			return fmt.Errorf("commands issued before it for its case: %w", err)
 		}
-		earlier = append(earlier, found...)
+		for _, m := range ms {
+			earlier = append(earlier, found{key, m})
+		}
 	}
-	slices.SortFunc(earlier, func(a, b *jetstream.RawStreamMsg) int { return cmp.Compare(a.Sequence, b.Sequence) })
-	earlier = slices.CompactFunc(earlier, func(a, b *jetstream.RawStreamMsg) bool { return a.Sequence == b.Sequence })
+	slices.SortFunc(earlier, func(a, b found) int { return cmp.Compare(a.m.Sequence, b.m.Sequence) })
 	for _, e := range earlier {
-		if err := w.applyFirst(ctx, msg, e); err != nil {
+		settled, err := w.applyFirst(ctx, msg, e.m)
+		if err != nil {
 			return err
+		}
+		if !settled {
+			open[e.key] = false
+		} else if open[e.key] {
+			cl.settle(e.key, e.m.Sequence)
+		}
+	}
+	for key, ok := range open {
+		if ok {
+			cl.settle(key, msg.Seq-1) // its commands before msg, all settled
 		}
 	}
 	return nil
@@ -119,7 +188,7 @@ func (w *Worker) applyEarlier(ctx context.Context, msg *refundflow.Message, cmd 
 
 // before returns the commands published under key's case token with a
 // stream sequence from from to before it, whose own payload names key (a
-// token can stand for more than one key).
+// token can stand for more than one key), at most maxEarlier of them.
 func (cl *commandLog) before(ctx context.Context, key string, from, before uint64) ([]*jetstream.RawStreamMsg, error) {
 	filter := events.CommandCaseFilter(key)
 	var out []*jetstream.RawStreamMsg
@@ -144,45 +213,59 @@ func (cl *commandLog) before(ctx context.Context, key string, from, before uint6
 
 // applyFirst applies e, a command issued before later for the same case,
 // unless it is settled: applied (in the inbox), kept for its case (the
-// engine puts later behind it), dead-lettered (a dead letter of its id or
-// of its stream copy, not retried), or one that can never apply (its own
-// delivery dead-letters it, or waits for its case). A command
-// older than half the inbox's retention is left to its own delivery: its
+// engine puts later behind it), or dead-lettered (DeadLettered). It
+// reports whether e is settled now. One that can never apply (it does not
+// decode, the engine refuses it as permanent, the worker fails on it) or
+// names an order with no case yet is left to its own delivery, which
+// dead-letters it or waits for its case: not settled, and no error of
+// later's. So is a command older than half the inbox's retention: its
 // inbox row may be gone, and it would be applied twice.
-func (w *Worker) applyFirst(ctx context.Context, later *refundflow.Message, e *jetstream.RawStreamMsg) error {
+func (w *Worker) applyFirst(ctx context.Context, later *refundflow.Message, e *jetstream.RawStreamMsg) (settled bool, err error) {
 	cmd, err := refundflow.DecodeCommand(e.Data)
 	if err != nil {
-		return nil
-	}
-	log := w.log.With("command", later.ID, "earlier", cmd.ID, "earlier_seq", e.Sequence)
-	if w.cfg.InboxRetention > 0 && time.Since(e.Time) > w.cfg.InboxRetention/2 {
-		log.WarnContext(ctx, "an unsettled command issued before this one for its case is older than half WORKER_INBOX_RETENTION: left to its own delivery")
-		return nil
+		return false, nil
 	}
 	// The cheap look first: an earlier command is most often applied.
 	stream := w.cfg.WorkStreams.CommandStream
 	if seen, err := w.store.InboxSeen(ctx, cmd.ID); err != nil || seen {
-		return err
+		return seen, err
 	}
 	if kept, err := w.store.DeferredKept(ctx, cmd.ID); err != nil || kept {
-		return err
+		return kept, err
 	}
 	if dead, err := w.store.DeadLettered(ctx, cmd.ID, stream, e.Sequence); err != nil || dead {
-		return err
+		return dead, err
+	}
+	log := w.log.With("command", later.ID, "earlier", cmd.ID, "earlier_seq", e.Sequence)
+	if w.cfg.InboxRetention > 0 && time.Since(e.Time) > w.cfg.InboxRetention/2 {
+		log.WarnContext(ctx, "a command issued before this one for its case, not applied, is older than half WORKER_INBOX_RETENTION: left to its own delivery")
+		return false, nil
 	}
 	m := &refundflow.Message{ID: cmd.ID, Stream: stream, Seq: e.Sequence, Subject: e.Subject,
 		Source: sourceCommands, Payload: e.Data}
-	h, err := w.engine.HandleCommand(ctx, cmd, m)
+	var h refundflow.Handled
+	if perr := w.guard(ctx, "earlier", func() { h, err = w.engine.HandleCommand(ctx, cmd, m) }); perr != nil {
+		return false, nil // logged and counted by guard; its own delivery dead-letters it
+	}
 	switch {
+	case errors.Is(err, casestore.ErrUpdatePanicked):
+		w.metrics.panics.WithLabelValues("earlier").Inc()
+		log.ErrorContext(ctx, "the worker failed on a command issued before this one for its case: left to its own delivery", "err", err)
+		return false, nil
 	case err == nil && h.Duplicate:
+		return true, nil
+	case err == nil && h.Deferred:
+		log.InfoContext(ctx, "kept for its case a command issued before this one, which JetStream had not delivered yet: this one goes behind it",
+			"case", h.CaseID, "code", h.Code)
+		return true, nil
 	case err == nil:
 		w.metrics.earlier.Inc()
 		log.InfoContext(ctx, "applied first a command issued before this one for its case, which JetStream had not delivered yet",
-			"case", h.CaseID, "state", h.State, "code", h.Code, "deferred", h.Deferred)
+			"case", h.CaseID, "state", h.State, "code", h.Code)
+		return true, nil
 	case errors.Is(err, refundflow.ErrPermanent), errors.Is(err, refundflow.ErrNoCase):
-		log.InfoContext(ctx, "a command issued before this one for its case cannot apply: left to its own delivery", "err", err)
-	default:
-		return fmt.Errorf("command %s, issued before it for its case: %w", cmd.ID, err)
+		log.InfoContext(ctx, "a command issued before this one for its case cannot apply now: left to its own delivery", "err", err)
+		return false, nil
 	}
-	return nil
+	return false, fmt.Errorf("command %s, issued before it for its case: %w", cmd.ID, err)
 }

@@ -89,7 +89,11 @@ func (e *env) load(id int64) casestore.DeadLetter {
 
 func deadCommand(msgID string, caseID int64, reason events.DeadReason, errText string, at time.Time) casestore.DeadLetter {
 	payload := `{"id":"` + msgID + `","kind":"cancel","platform":"taobao","caseId":` + itoa(caseID) + `}`
-	return casestore.DeadLetter{MsgID: msgID, Subject: "commands.taobao.cancel", Payload: []byte(payload),
+	key := ""
+	if caseID > 0 {
+		key = "case:" + itoa(caseID)
+	}
+	return casestore.DeadLetter{MsgID: msgID, Subject: events.CommandSubject("taobao", "cancel", key), Payload: []byte(payload),
 		Headers: map[string][]string{"Cmd-Kind": {"cancel"}}, Reason: string(reason), Error: errText, Deliveries: 5, CreatedAt: at}
 }
 
@@ -188,8 +192,9 @@ func TestDiscard(t *testing.T) {
 
 // TestGroups: letters group by reason and the platform's code in their
 // error, each group with its count, first and last seen, the cases its
-// commands name (in the payload or in their verdict) and its ids; filters
-// by state, code and subject select exactly their letters.
+// commands name (in the payload or in their verdict), its subjects (a
+// command's case token as '*') and its ids; filters by state, code and
+// subject select exactly their letters.
 func TestGroups(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -224,11 +229,12 @@ func TestGroups(t *testing.T) {
 		count       int
 		first, last time.Time
 		cases, ids  []int64
+		subjects    []string
 	}
 	want := []row{
-		{events.DeadUndecodable, "", 1, t0.Add(3 * time.Hour), t0.Add(3 * time.Hour), nil, []int64{ids[4]}},
-		{events.DeadMaxDeliveries, "4001", 3, t0, t0.Add(2 * time.Hour), []int64{7, 9}, []int64{ids[0], ids[1], ids[3]}},
-		{events.DeadMaxDeliveries, "http 502", 1, t0.Add(time.Hour), t0.Add(time.Hour), []int64{11}, []int64{ids[2]}},
+		{events.DeadUndecodable, "", 1, t0.Add(3 * time.Hour), t0.Add(3 * time.Hour), nil, []int64{ids[4]}, []string{"callbacks.1688.ORDER_CREATE"}},
+		{events.DeadMaxDeliveries, "4001", 3, t0, t0.Add(2 * time.Hour), []int64{7, 9}, []int64{ids[0], ids[1], ids[3]}, []string{"commands.taobao.cancel.*"}},
+		{events.DeadMaxDeliveries, "http 502", 1, t0.Add(time.Hour), t0.Add(time.Hour), []int64{11}, []int64{ids[2]}, []string{"commands.taobao.cancel"}},
 	}
 	if len(gs) != len(want) {
 		t.Fatalf("Groups = %+v; want %d groups", gs, len(want))
@@ -236,7 +242,7 @@ func TestGroups(t *testing.T) {
 	for i, w := range want {
 		g := gs[i]
 		if g.Reason != w.reason || g.Code != w.code || g.Count != w.count || !g.FirstSeen.Equal(w.first) || !g.LastSeen.Equal(w.last) ||
-			!slices.Equal(g.Cases, w.cases) || !slices.Equal(g.IDs, w.ids) {
+			!slices.Equal(g.Cases, w.cases) || !slices.Equal(g.IDs, w.ids) || !slices.Equal(g.Subjects, w.subjects) {
 			t.Errorf("group %d = %+v; want %+v", i, g, w)
 		}
 	}
@@ -254,6 +260,7 @@ func TestGroups(t *testing.T) {
 		{deadletters.Filter{Code: deadletters.NoCode}, []int64{ids[4]}},
 		{deadletters.Filter{Subject: "callbacks.>"}, []int64{ids[4]}},
 		{deadletters.Filter{Reason: events.DeadMaxDeliveries, Subject: "commands.*.cancel", Code: "http 502"}, []int64{ids[2]}},
+		{deadletters.Filter{Subject: "commands.*.cancel.>"}, []int64{ids[0], ids[1]}}, // the cases' commands
 	} {
 		f, err := tc.f.Check()
 		if err != nil {

@@ -123,7 +123,7 @@ type Group struct {
 	Permanent bool
 	IDs       []int64  // ascending
 	Cases     []int64  // the cases the letters' commands name, ascending
-	Subjects  []string // distinct, sorted
+	Subjects  []string // distinct, sorted; a command's case token made '*' (events.CommandSubjectOfAnyCase)
 	Error     string   // the newest letter's error, as an example
 }
 
@@ -156,8 +156,9 @@ func Groups(ctx context.Context, st *casestore.Store, f Filter) ([]Group, bool, 
 		if !d.CreatedAt.Before(g.LastSeen) {
 			g.LastSeen, g.Error = d.CreatedAt, d.Error
 		}
-		if !slices.Contains(g.Subjects, d.Subject) {
-			g.Subjects = append(g.Subjects, d.Subject)
+		// A command's subject names its case: one line per kind, not per case.
+		if subj := events.CommandSubjectOfAnyCase(d.Subject); !slices.Contains(g.Subjects, subj) {
+			g.Subjects = append(g.Subjects, subj)
 		}
 		c, err := CaseOf(ctx, st, d)
 		if err != nil {

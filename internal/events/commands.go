@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -56,6 +57,19 @@ func CommandSubject(platform, kind, caseKey string) string {
 		s += "." + CaseToken(caseKey)
 	}
 	return s
+}
+
+// CommandSubjectOfAnyCase is a command subject with its case token, if it
+// has one, made a wildcard ("commands.taobao.cancel.case_12" is
+// "commands.taobao.cancel.*"): the subject filter of its platform and kind
+// on every case, for lists that group messages by subject. Other subjects
+// are returned as they are.
+func CommandSubjectOfAnyCase(subject string) string {
+	toks := strings.Split(subject, ".")
+	if len(toks) != 4 || toks[0] != SubjectCommands {
+		return subject
+	}
+	return strings.Join(toks[:3], ".") + ".*"
 }
 
 // maxCaseToken bounds a case token: longer than any platform's order ids.

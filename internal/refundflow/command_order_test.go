@@ -178,3 +178,37 @@ func (o *orderRig) takenUpInOrder(eng *refundflow.Engine, first, second refundfl
 		t.Errorf("kept inputs left: %+v, %v; want none", kept, err)
 	}
 }
+
+// TestACommandAppliedElsewhereWhileItWaitedIsADuplicate: a command waits
+// for another process's lease on its case, past its own inbox look-up;
+// meanwhile that process applies the same command (its own delivery,
+// while this process applies it ahead of a later command of the case, or
+// the other way round: casework's earlier.go) and lets the case go. The
+// command is then a duplicate: nothing is sent again. (It used to be
+// looked up once, before the wait, and was decided again: a second
+// platform call for a command whose step can be tried again.)
+func TestACommandAppliedElsewhereWhileItWaitedIsADuplicate(t *testing.T) {
+	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
+		o := newOrderRig(t, be)
+		eng := o.r.newEngine("engine-one")
+		refundflow.SetLeaseWait(eng, time.Minute)
+		cmd, done := o.send(eng, "sent once")
+		o.r.waitFor("the command waiting for the other process's lease", func() bool {
+			held, _ := refundflow.CaseLockState(eng, o.c.ID)
+			return held
+		})
+		ctx := context.Background()
+		if _, err := o.r.store.InboxRecord(ctx, casestore.InboxEntry{MsgID: cmd.ID, Stream: "COMMANDS", StreamSeq: 7}); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.r.store.ReleaseLease(ctx, o.c.ID, otherProcess); err != nil {
+			t.Fatal(err)
+		}
+		if h := <-done; !h.Duplicate {
+			t.Errorf("the command applied meanwhile by the other process: %+v; want a duplicate", h)
+		}
+		if sent := o.r.stepsNamed(o.c.ID, refundflow.StepMessage); len(sent) != 0 {
+			t.Errorf("messages sent: %+v; want none (the other process sent it)", sent)
+		}
+	})
+}

@@ -270,16 +270,10 @@ func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (
 	if err := cmd.Validate(); err != nil {
 		return Handled{}, fmt.Errorf("invalid command: %w: %w", err, ErrPermanent)
 	}
-	// A new refund request (most commands) is looked up in the inbox by
-	// the transaction that opens its case, not by a read of its own first
-	// (a round trip on PostgreSQL): only when no case is there to open
-	// does the command go on before the look-up.
-	opens := cmd.Kind == InputRequestRefund && cmd.CaseID == 0 && (msg == nil || !msg.Deferred)
-	if !opens {
-		if dup, err := e.seen(ctx, msg); err != nil || dup {
-			return Handled{Duplicate: dup}, err
-		}
-	}
+	// A command is looked up in the inbox on its case as read under the
+	// case's lock (process, run.inboxCheck), not before: another process
+	// may apply it until then. A new refund request (most commands) is
+	// looked up by the transaction that opens its case.
 	in := cmd.Input(e.now())
 	note := fmt.Sprintf("command %s %s", cmd.Kind, cmd.ID)
 	if cmd.Operator != "" {
@@ -288,11 +282,6 @@ func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (
 	c, err := e.commandCase(ctx, cmd)
 	if errors.Is(err, errNewCase) {
 		return e.open(ctx, cmd, in, msg, note)
-	}
-	if opens {
-		if dup, err := e.seen(ctx, msg); err != nil || dup {
-			return Handled{Duplicate: dup}, err
-		}
 	}
 	if err != nil {
 		return Handled{}, err
@@ -313,21 +302,28 @@ func (e *Engine) CommandCase(ctx context.Context, cmd Command) int64 {
 
 // CommandKeys returns every OrderKey a command for cmd's case can carry:
 // its own, and, when it names a case that is there, the case's other name
-// (by id for one naming the order, by order for one naming the id). The
-// worker looks up the commands issued before cmd under each
-// (casework's earlier.go). A request_refund naming no case id gets its own
-// key only, with no store read: a case's id exists only once its case is
-// opened, so no command issued before the one that opens it names it.
-// The store's error is returned (the keys would be incomplete); a case
-// not found, or a command that can never apply, has its own key only.
+// (by id for one naming the order, by order for one naming the id). A
+// request_refund naming no case id is for the order's open case if it has
+// one (it is decided on that case), else for a new one, which no command
+// issued before it can name by id. The worker looks up the commands issued
+// before cmd under each (casework's earlier.go). The store's error is
+// returned (the keys would be incomplete); a case not found, or a command
+// that can never apply, has its own key only.
 func (e *Engine) CommandKeys(ctx context.Context, cmd Command) ([]string, error) {
 	own := orderKey(cmd.Platform, cmd.OrderID, cmd.SubOrderID, cmd.CaseID)
-	if own == "" || (cmd.Kind == InputRequestRefund && cmd.CaseID == 0) {
+	if own == "" {
 		return []string{own}, nil
 	}
-	c, err := e.commandCase(ctx, cmd)
+	var c casestore.Case
+	var err error
+	if cmd.Kind == InputRequestRefund && cmd.CaseID == 0 {
+		c, err = e.store.OpenCase(ctx, cmd.Platform, cmd.OrderID, cmd.SubOrderID)
+	} else {
+		c, err = e.commandCase(ctx, cmd)
+	}
 	switch {
-	case errors.Is(err, ErrNoCase), errors.Is(err, ErrUnknownCase), errors.Is(err, ErrPermanent), errors.Is(err, errNewCase):
+	case errors.Is(err, casestore.ErrNotFound), errors.Is(err, ErrNoCase), errors.Is(err, ErrUnknownCase),
+		errors.Is(err, ErrPermanent), errors.Is(err, errNewCase):
 		return []string{own}, nil
 	case err != nil:
 		return nil, err

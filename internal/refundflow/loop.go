@@ -66,7 +66,16 @@ type run struct {
 	waited     time.Duration // spent waiting for other processes' leases, in all (waitLease)
 	reread     bool          // the last turn waited and made no decision: it does not count against maxLoop
 	lookBehind bool          // behindKept, and not looked for since the input took the lock or last waited
-	held       atomic.Bool   // this process holds the case's lease (renewed meanwhile)
+	// inboxCheck: a command's message is to be looked up in the inbox on
+	// the case as read next. A command is applied by the process its
+	// message was delivered to and, ahead of a later command of its case,
+	// by the one handling that (casework's earlier.go): one of the two
+	// may commit it while the other waits for the case's lock or lease,
+	// or between the other's look-up and its read of the case. Looked up
+	// after that read, a commit since makes the decision's version check
+	// fail and the case is read (and the inbox looked up) again.
+	inboxCheck bool
+	held       atomic.Bool // this process holds the case's lease (renewed meanwhile)
 }
 
 // end ends the loop with process's answer.
@@ -90,7 +99,8 @@ func (r *run) end(h Handled, err error) (done bool, _ error) {
 // lease expires after LeaseTTL (far longer than any platform call), and its
 // open intent is settled by asking the platform.
 func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
-	r := &run{job: j, h: Handled{CaseID: j.caseID}, in: j.first, lookBehind: j.behindKept}
+	r := &run{job: j, h: Handled{CaseID: j.caseID}, in: j.first, lookBehind: j.behindKept,
+		inboxCheck: isCommand(j.first.Kind) && j.locked == nil && j.msg != nil && j.msg.ID != ""}
 	defer func() { // after letGo: the lease is let go first
 		if r.alone != nil {
 			r.alone()
@@ -150,6 +160,13 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 	if err != nil {
 		return true, err
 	}
+	if r.inboxCheck && !r.applied {
+		r.inboxCheck = false
+		if dup, err := e.seen(ctx, r.msg); err != nil || dup {
+			r.h.Duplicate = dup
+			return true, err
+		}
+	}
 	waiting := !r.held.Load() && e.leasedElsewhere(c)
 	// A command looks for commands of its case kept in the store before it
 	// waits for anything (kept behind one, it frees its slot at once), and
@@ -204,6 +221,7 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 		if e.appliedElsewhere(ctx, r) {
 			return r.end(e.appliedMeanwhile(ctx, r))
 		}
+		r.inboxCheck = isCommand(r.first.Kind) && r.msg != nil && r.msg.ID != "" // or this command
 		return false, nil
 	case err != nil:
 		return true, err
@@ -298,6 +316,7 @@ func (e *Engine) keepBehind(ctx context.Context, r *run) (done bool, err error) 
 func (r *run) rereadAfterWait() {
 	r.reread = true
 	r.lookBehind = r.behindKept
+	r.inboxCheck = isCommand(r.first.Kind) && r.msg != nil && r.msg.ID != ""
 	r.viewed = false // what the case is now is read again
 }
 
