@@ -176,7 +176,7 @@ func testDeadLettered(t *testing.T, be backend) {
 	ctx := context.Background()
 	dead := func(msgID string, seq uint64) bool {
 		t.Helper()
-		ok, err := s.DeadLettered(ctx, msgID, "COMMANDS", seq)
+		ok, err := s.DeadLettered(ctx, msgID, "COMMANDS", seq, "delivery_limit")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,6 +184,7 @@ func testDeadLettered(t *testing.T, be backend) {
 	}
 	insertDead(t, s, DeadLetter{MsgID: "m1", Subject: "commands.taobao.cancel", Reason: "max_deliveries", Stream: "COMMANDS", StreamSeq: 7})
 	insertDead(t, s, DeadLetter{MsgID: "COMMANDS:9", Subject: "commands.taobao.cancel", Reason: "invalid_command", Stream: "COMMANDS", StreamSeq: 9})
+	insertDead(t, s, DeadLetter{MsgID: "m4", Subject: "commands.taobao.cancel", Reason: "delivery_limit", Stream: "COMMANDS", StreamSeq: 13})
 	retried := insertDead(t, s, DeadLetter{MsgID: "m3", Subject: "commands.taobao.cancel", Reason: "max_deliveries", Stream: "COMMANDS", StreamSeq: 11})
 	if err := s.Update(ctx, func(tx *Tx) error { return tx.MarkDeadLetterRetried(ctx, retried) }); err != nil {
 		t.Fatal(err)
@@ -199,6 +200,8 @@ func testDeadLettered(t *testing.T, be backend) {
 		{"m2", 8, false},   // nothing died
 		{"m3", 11, true},   // its copy died, retried since
 		{"m3", 12, false},  // the retried copy
+		{"m4", 13, true},   // its copy was given up by the server
+		{"m4", 14, false},  // another copy, which a process may hold
 		{"COMMANDS:9", 10, true},
 	} {
 		if got := dead(c.msgID, c.seq); got != c.want {

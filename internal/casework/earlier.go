@@ -101,6 +101,27 @@ type commandLog struct {
 	mu      sync.Mutex
 	settled map[string]uint64
 	pruned  uint64 // the floor the map was last pruned at
+	// failed: commands the worker failed on (a panic) when it applied
+	// them first: left to their own deliveries from then on, not run
+	// again, in this process, ahead of each later command of their case.
+	failed map[uint64]bool
+}
+
+// fail records that the worker failed on the command at seq.
+func (cl *commandLog) fail(seq uint64) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.failed == nil {
+		cl.failed = map[uint64]bool{}
+	}
+	cl.failed[seq] = true
+}
+
+// failedOn reports whether the worker failed on the command at seq.
+func (cl *commandLog) failedOn(seq uint64) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.failed[seq]
 }
 
 // from returns where the look-up of key's commands starts, the floor
@@ -112,6 +133,11 @@ func (cl *commandLog) from(key string, floor uint64) uint64 {
 		for k, q := range cl.settled {
 			if q <= floor {
 				delete(cl.settled, k)
+			}
+		}
+		for q := range cl.failed {
+			if q <= floor {
+				delete(cl.failed, q)
 			}
 		}
 		cl.pruned = floor
@@ -152,16 +178,17 @@ func (w *Worker) applyEarlier(ctx context.Context, msg *refundflow.Message, cmd 
 		m   *jetstream.RawStreamMsg
 	}
 	var earlier []found
-	open := map[string]bool{} // keys none of whose commands was found unsettled yet
+	open := map[string]bool{}     // keys none of whose commands was found unsettled yet
+	looked := map[string]uint64{} // and up to where they were looked at
 	for _, key := range keys {
-		if key == "" || open[key] {
+		if _, dup := open[key]; key == "" || dup {
 			continue
 		}
-		open[key] = true
-		ms, err := cl.before(ctx, key, cl.from(key, floor), msg.Seq)
+		ms, upTo, err := cl.before(ctx, key, cl.from(key, floor), msg.Seq)
 		if err != nil {
 			return fmt.Errorf("commands issued before it for its case: %w", err)
 		}
+		open[key], looked[key] = true, upTo
 		for _, m := range ms {
 			earlier = append(earlier, found{key, m})
 		}
@@ -170,6 +197,11 @@ func (w *Worker) applyEarlier(ctx context.Context, msg *refundflow.Message, cmd 
 	for _, e := range earlier {
 		settled, err := w.applyFirst(ctx, msg, e.m)
 		if err != nil {
+			// An earlier command failing holds back a later one, not a
+			// copy of one applied already: that one is a duplicate.
+			if seen, serr := w.store.InboxSeen(ctx, cmd.ID); serr == nil && seen {
+				return nil
+			}
 			return err
 		}
 		if !settled {
@@ -180,7 +212,7 @@ func (w *Worker) applyEarlier(ctx context.Context, msg *refundflow.Message, cmd 
 	}
 	for key, ok := range open {
 		if ok {
-			cl.settle(key, msg.Seq-1) // its commands before msg, all settled
+			cl.settle(key, looked[key]) // its commands up to there, all settled
 		}
 	}
 	return nil
@@ -188,17 +220,22 @@ func (w *Worker) applyEarlier(ctx context.Context, msg *refundflow.Message, cmd 
 
 // before returns the commands published under key's case token with a
 // stream sequence from from to before it, whose own payload names key (a
-// token can stand for more than one key), at most maxEarlier of them.
-func (cl *commandLog) before(ctx context.Context, key string, from, before uint64) ([]*jetstream.RawStreamMsg, error) {
+// token can stand for more than one key), and the sequence up to which it
+// looked: before-1, unless it stopped after maxEarlier messages.
+func (cl *commandLog) before(ctx context.Context, key string, from, before uint64) ([]*jetstream.RawStreamMsg, uint64, error) {
 	filter := events.CommandCaseFilter(key)
 	var out []*jetstream.RawStreamMsg
-	for seq, n := from, 0; seq < before && n < maxEarlier; n++ {
+	seq := from
+	for n := 0; seq < before; n++ {
+		if n == maxEarlier {
+			return out, seq - 1, nil
+		}
 		m, err := cl.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if m.Sequence >= before {
 			break
@@ -208,7 +245,7 @@ func (cl *commandLog) before(ctx context.Context, key string, from, before uint6
 		}
 		seq = m.Sequence + 1
 	}
-	return out, nil
+	return out, before - 1, nil
 }
 
 // applyFirst applies e, a command issued before later for the same case,
@@ -233,7 +270,7 @@ func (w *Worker) applyFirst(ctx context.Context, later *refundflow.Message, e *j
 	if kept, err := w.store.DeferredKept(ctx, cmd.ID); err != nil || kept {
 		return kept, err
 	}
-	if dead, err := w.store.DeadLettered(ctx, cmd.ID, stream, e.Sequence); err != nil || dead {
+	if dead, err := w.store.DeadLettered(ctx, cmd.ID, stream, e.Sequence, string(events.DeadDeliveryLimit)); err != nil || dead {
 		return dead, err
 	}
 	log := w.log.With("command", later.ID, "earlier", cmd.ID, "earlier_seq", e.Sequence)
@@ -243,12 +280,17 @@ func (w *Worker) applyFirst(ctx context.Context, later *refundflow.Message, e *j
 	}
 	m := &refundflow.Message{ID: cmd.ID, Stream: stream, Seq: e.Sequence, Subject: e.Subject,
 		Source: sourceCommands, Payload: e.Data}
+	if w.commandLog.failedOn(e.Sequence) {
+		return false, nil
+	}
 	var h refundflow.Handled
 	if perr := w.guard(ctx, "earlier", func() { h, err = w.engine.HandleCommand(ctx, cmd, m) }); perr != nil {
-		return false, nil // logged and counted by guard; its own delivery dead-letters it
+		w.commandLog.fail(e.Sequence) // logged and counted by guard; its own delivery dead-letters it
+		return false, nil
 	}
 	switch {
 	case errors.Is(err, casestore.ErrUpdatePanicked):
+		w.commandLog.fail(e.Sequence)
 		w.metrics.panics.WithLabelValues("earlier").Inc()
 		log.ErrorContext(ctx, "the worker failed on a command issued before this one for its case: left to its own delivery", "err", err)
 		return false, nil

@@ -2,6 +2,8 @@ package refundflow_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -186,7 +188,10 @@ func (o *orderRig) takenUpInOrder(eng *refundflow.Engine, first, second refundfl
 // the other way round: casework's earlier.go) and lets the case go. The
 // command is then a duplicate: nothing is sent again. (It used to be
 // looked up once, before the wait, and was decided again: a second
-// platform call for a command whose step can be tried again.)
+// platform call for a command whose step can be tried again.) The inbox
+// row is written once the command holds the case's lock, by then nearly
+// always past its first look-up on the case: with the look-up after the
+// wait removed, the test failed 20 times in 20.
 func TestACommandAppliedElsewhereWhileItWaitedIsADuplicate(t *testing.T) {
 	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
 		o := newOrderRig(t, be)
@@ -209,6 +214,42 @@ func TestACommandAppliedElsewhereWhileItWaitedIsADuplicate(t *testing.T) {
 		}
 		if sent := o.r.stepsNamed(o.c.ID, refundflow.StepMessage); len(sent) != 0 {
 			t.Errorf("messages sent: %+v; want none (the other process sent it)", sent)
+		}
+	})
+}
+
+// TestCommandKeysNameEveryNameOfTheCase: the keys under which the worker
+// looks for the commands issued before one (casework's earlier.go) are
+// the command's own and, for a case that is there, its other name: by id
+// for a command naming the order (a request naming no case id included:
+// it is decided on the order's open case), by order for one naming the
+// id. A request for an order with no case, or a command naming a case
+// that is not there, has its own key only.
+func TestCommandKeysNameEveryNameOfTheCase(t *testing.T) {
+	casestoretest.Each(t, func(t *testing.T, be casestoretest.Backend) {
+		r := newRigOn(t, be, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+		c, o, so, _ := r.submittedTaobaoCase()
+		byID, byOrder := fmt.Sprintf("case:%d", c.ID), "taobao:"+so
+		newO, newSO := r.order(sandbox.PlatformTaobao, nil)
+		unknown := r.command(refundflow.InputCancel, refundflow.PlatformTaobao, "", "")
+		unknown.CaseID = c.ID + 100
+		byIDCmd := r.command(refundflow.InputSendMessage, refundflow.PlatformTaobao, "", "")
+		byIDCmd.CaseID = c.ID
+		for _, tc := range []struct {
+			name string
+			cmd  refundflow.Command
+			want []string
+		}{
+			{"a request on the open case", r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so), []string{byOrder, byID}},
+			{"a message naming the order", r.command(refundflow.InputSendMessage, refundflow.PlatformTaobao, o, so), []string{byOrder, byID}},
+			{"a message naming the case", byIDCmd, []string{byID, byOrder}},
+			{"a request with no case yet", r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, newO, newSO), []string{"taobao:" + newSO}},
+			{"a case that is not there", unknown, []string{fmt.Sprintf("case:%d", c.ID+100)}},
+		} {
+			got, err := r.engine().CommandKeys(context.Background(), tc.cmd)
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Errorf("%s: CommandKeys = %q, %v; want %q", tc.name, got, err, tc.want)
+			}
 		}
 	})
 }

@@ -270,10 +270,19 @@ func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (
 	if err := cmd.Validate(); err != nil {
 		return Handled{}, fmt.Errorf("invalid command: %w: %w", err, ErrPermanent)
 	}
-	// A command is looked up in the inbox on its case as read under the
-	// case's lock (process, run.inboxCheck), not before: another process
-	// may apply it until then. A new refund request (most commands) is
-	// looked up by the transaction that opens its case.
+	// A copy applied already is dropped at once, before its case is
+	// looked for and locked. That it is not applied yet holds only until
+	// then: another process may apply it meanwhile (casework's earlier.go
+	// applies commands ahead of later ones), so it is looked up again on
+	// its case as read under the case's lock (run.inboxCheck). A new
+	// refund request (most commands) is looked up by the transaction that
+	// opens its case, not by a read of its own first (a round trip on
+	// PostgreSQL).
+	if opens := cmd.Kind == InputRequestRefund && cmd.CaseID == 0 && (msg == nil || !msg.Deferred); !opens {
+		if dup, err := e.seen(ctx, msg); err != nil || dup {
+			return Handled{Duplicate: dup}, err
+		}
+	}
 	in := cmd.Input(e.now())
 	note := fmt.Sprintf("command %s %s", cmd.Kind, cmd.ID)
 	if cmd.Operator != "" {
