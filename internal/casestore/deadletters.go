@@ -228,19 +228,18 @@ func (s *Store) PendingDeadLetter(ctx context.Context, msgID, stream string, seq
 }
 
 // DeadLettered reports whether message msgID has a dead letter not yet
-// retried (discarded or not; whichever copy of it died last) for another
-// reason than guess (casework's delivery_limit: a process still holding
-// another copy applies that one), or the stream copy seq of stream, under
+// retried (discarded or not; whichever copy of it died last), or the
+// stream copy seq of stream, under
 // whatever id, has one, retried or not (a retried letter lives on as a new
 // copy): given up, and not to be applied in passing (casework's earlier.go
 // applies the unsettled commands issued before one). Both look-ups are on
 // partial indexes.
-func (s *Store) DeadLettered(ctx context.Context, msgID, stream string, seq uint64, guess string) (bool, error) {
+func (s *Store) DeadLettered(ctx context.Context, msgID, stream string, seq uint64) (bool, error) {
 	var n int
 	if err := sqlx.GetContext(ctx, s.r, &n, `SELECT
-		(SELECT COUNT(*) FROM dead_letters WHERE msg_id = ? AND retried_at IS NULL AND reason <> ?) +
+		(SELECT COUNT(*) FROM dead_letters WHERE msg_id = ? AND retried_at IS NULL) +
 		(SELECT COUNT(*) FROM dead_letters WHERE stream = ? AND stream_seq = ? AND stream <> '')`,
-		msgID, guess, stream, int64(seq)); err != nil {
+		msgID, stream, int64(seq)); err != nil {
 		return false, fmt.Errorf("dead letter of message %s (%s #%d): %w", msgID, stream, seq, err)
 	}
 	return n > 0, nil

@@ -200,6 +200,8 @@ func (w *Worker) applyEarlier(ctx context.Context, msg *refundflow.Message, cmd 
 			// An earlier command failing holds back a later one, not a
 			// copy of one applied already: that one is a duplicate.
 			if seen, serr := w.store.InboxSeen(ctx, cmd.ID); serr == nil && seen {
+				w.log.InfoContext(ctx, "a command issued before this one for its case failed; this one was applied already",
+					"command", cmd.ID, "earlier_seq", e.m.Sequence, "err", err)
 				return nil
 			}
 			return err
@@ -235,7 +237,7 @@ func (cl *commandLog) before(ctx context.Context, key string, from, before uint6
 			break
 		}
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("commands on %s from #%d: %w", filter, seq, err)
 		}
 		if m.Sequence >= before {
 			break
@@ -262,6 +264,9 @@ func (w *Worker) applyFirst(ctx context.Context, later *refundflow.Message, e *j
 	if err != nil {
 		return false, nil
 	}
+	if w.commandLog.failedOn(e.Sequence) {
+		return false, nil
+	}
 	// The cheap look first: an earlier command is most often applied.
 	stream := w.cfg.WorkStreams.CommandStream
 	if seen, err := w.store.InboxSeen(ctx, cmd.ID); err != nil || seen {
@@ -270,7 +275,7 @@ func (w *Worker) applyFirst(ctx context.Context, later *refundflow.Message, e *j
 	if kept, err := w.store.DeferredKept(ctx, cmd.ID); err != nil || kept {
 		return kept, err
 	}
-	if dead, err := w.store.DeadLettered(ctx, cmd.ID, stream, e.Sequence, string(events.DeadDeliveryLimit)); err != nil || dead {
+	if dead, err := w.store.DeadLettered(ctx, cmd.ID, stream, e.Sequence); err != nil || dead {
 		return dead, err
 	}
 	log := w.log.With("command", later.ID, "earlier", cmd.ID, "earlier_seq", e.Sequence)
@@ -280,12 +285,10 @@ func (w *Worker) applyFirst(ctx context.Context, later *refundflow.Message, e *j
 	}
 	m := &refundflow.Message{ID: cmd.ID, Stream: stream, Seq: e.Sequence, Subject: e.Subject,
 		Source: sourceCommands, Payload: e.Data}
-	if w.commandLog.failedOn(e.Sequence) {
-		return false, nil
-	}
 	var h refundflow.Handled
 	if perr := w.guard(ctx, "earlier", func() { h, err = w.engine.HandleCommand(ctx, cmd, m) }); perr != nil {
-		w.commandLog.fail(e.Sequence) // logged and counted by guard; its own delivery dead-letters it
+		w.commandLog.fail(e.Sequence) // counted by guard; its own delivery dead-letters it
+		log.ErrorContext(ctx, "the worker failed on a command issued before this one for its case: left to its own delivery", "err", perr)
 		return false, nil
 	}
 	switch {

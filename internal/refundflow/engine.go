@@ -271,14 +271,16 @@ func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (
 		return Handled{}, fmt.Errorf("invalid command: %w: %w", err, ErrPermanent)
 	}
 	// A copy applied already is dropped at once, before its case is
-	// looked for and locked. That it is not applied yet holds only until
-	// then: another process may apply it meanwhile (casework's earlier.go
-	// applies commands ahead of later ones), so it is looked up again on
-	// its case as read under the case's lock (run.inboxCheck). A new
-	// refund request (most commands) is looked up by the transaction that
-	// opens its case, not by a read of its own first (a round trip on
-	// PostgreSQL).
-	if opens := cmd.Kind == InputRequestRefund && cmd.CaseID == 0 && (msg == nil || !msg.Deferred); !opens {
+	// looked for and locked (casework has looked for the commands issued
+	// before it by then, and may have applied them). That it is not
+	// applied yet holds only until then: another process may apply it
+	// meanwhile (casework's earlier.go applies commands ahead of later
+	// ones), so it is looked up again on its case as read under the
+	// case's lock (run.inboxCheck). A new refund request (most commands)
+	// is looked up by the transaction that opens its case, not by a read
+	// of its own first (a round trip on PostgreSQL).
+	opens := cmd.Kind == InputRequestRefund && cmd.CaseID == 0 && (msg == nil || !msg.Deferred)
+	if !opens {
 		if dup, err := e.seen(ctx, msg); err != nil || dup {
 			return Handled{Duplicate: dup}, err
 		}
@@ -291,6 +293,11 @@ func (e *Engine) HandleCommand(ctx context.Context, cmd Command, msg *Message) (
 	c, err := e.commandCase(ctx, cmd)
 	if errors.Is(err, errNewCase) {
 		return e.open(ctx, cmd, in, msg, note)
+	}
+	if opens && err == nil { // a request on the order's open case
+		if dup, err := e.seen(ctx, msg); err != nil || dup {
+			return Handled{Duplicate: dup}, err
+		}
 	}
 	if err != nil {
 		return Handled{}, err
