@@ -44,9 +44,10 @@ import (
 // further back.
 const floorMaxAge = time.Second
 
-// maxEarlier bounds the commands looked at under one name of a case: more
-// unsettled commands than this for one case is a backlog, not a
-// reordering, and its own deliveries apply them.
+// maxEarlier bounds the messages one look-up reads under one name of a
+// case (settled ones, and other cases' sharing the token, included): a
+// backlog that long is read on by the next command's look-up, from where
+// this one stopped (commandLog.settled).
 const maxEarlier = 1000
 
 // ackFloor is the command consumer's ack floor (a stream sequence), read

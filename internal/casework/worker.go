@@ -17,6 +17,7 @@
 //	streams.go    the streams and durable consumers Run binds to
 //	consume.go    one message: a slot, the engine, then ack, nak or dead letter
 //	order.go      commands for one case run in the order they came
+//	earlier.go    and after the commands issued before them, however delivered
 //	deadletter.go how a message is given up: the row, the stream copy, the Term
 //	limits.go     messages the consumers stopped delivering become dead letters
 //	sweeps.go     timers, deferred inputs, the reconciler and housekeeping
