@@ -78,6 +78,10 @@ type run struct {
 	held       atomic.Bool // this process holds the case's lease (renewed meanwhile)
 }
 
+// commandMessage reports whether the job is a command with a message id,
+// which the inbox knows once applied (run.inboxCheck).
+func (j job) commandMessage() bool { return isCommand(j.first.Kind) && j.msg != nil && j.msg.ID != "" }
+
 // end ends the loop with process's answer.
 func (r *run) end(h Handled, err error) (done bool, _ error) {
 	r.h = h
@@ -100,7 +104,7 @@ func (r *run) end(h Handled, err error) (done bool, _ error) {
 // open intent is settled by asking the platform.
 func (e *Engine) process(ctx context.Context, j job) (Handled, error) {
 	r := &run{job: j, h: Handled{CaseID: j.caseID}, in: j.first, lookBehind: j.behindKept,
-		inboxCheck: isCommand(j.first.Kind) && j.locked == nil && j.msg != nil && j.msg.ID != ""}
+		inboxCheck: j.commandMessage() && j.locked == nil}
 	defer func() { // after letGo: the lease is let go first
 		if r.alone != nil {
 			r.alone()
@@ -221,7 +225,7 @@ func (e *Engine) turn(ctx context.Context, r *run) (done bool, err error) {
 		if e.appliedElsewhere(ctx, r) {
 			return r.end(e.appliedMeanwhile(ctx, r))
 		}
-		r.inboxCheck = isCommand(r.first.Kind) && r.msg != nil && r.msg.ID != "" // or this command
+		r.inboxCheck = r.commandMessage() // or this command
 		return false, nil
 	case err != nil:
 		return true, err
@@ -316,7 +320,7 @@ func (e *Engine) keepBehind(ctx context.Context, r *run) (done bool, err error) 
 func (r *run) rereadAfterWait() {
 	r.reread = true
 	r.lookBehind = r.behindKept
-	r.inboxCheck = isCommand(r.first.Kind) && r.msg != nil && r.msg.ID != ""
+	r.inboxCheck = r.commandMessage()
 	r.viewed = false // what the case is now is read again
 }
 
