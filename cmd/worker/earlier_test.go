@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
@@ -26,8 +28,9 @@ type earlierHeld struct {
 }
 
 // holdEarlier sets up earlierHeld: the first message is delivered (and
-// held) before the worker starts again, so the worker is given the second
-// first, as JetStream does after the first comes back rotated behind it.
+// held) before the worker starts again (start), so the worker is given the
+// second first, as JetStream does after the first comes back rotated
+// behind it.
 // The second names the case by its id when byID is set, the first always by
 // its sub-order.
 func holdEarlier(t *testing.T, prefix string, byID bool) earlierHeld {
@@ -59,8 +62,28 @@ func holdEarlier(t *testing.T, prefix string, byID bool) earlierHeld {
 	if e.held == nil || !strings.Contains(string(e.held.Data()), e.want[0]) {
 		t.Fatalf("the ended process was given %v; want the first message", e.held)
 	}
-	e.w = s.start()
 	return e
+}
+
+// start starts the worker again.
+func (e *earlierHeld) start() { e.w = e.s.start() }
+
+// settle waits until the worker has handled the second message, hands the
+// first back (the ended process's copy comes back now), and waits until
+// every command is settled.
+func (e earlierHeld) settle(t *testing.T, prefix string) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "the second message handled", func() bool {
+		info, err := cons(e.s).Info(context.Background())
+		return len(e.posted(prefix)) >= 1 && err == nil && info.NumAckPending == 1 // the held one
+	})
+	if err := e.held.Nak(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "every command settled", func() bool {
+		info, err := cons(e.s).Info(context.Background())
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
+	})
 }
 
 // posted returns the messages with the prefix on the case's refund, in the
@@ -92,17 +115,8 @@ func TestACommandDeliveredAgainAfterALaterOneIsAppliedFirst(t *testing.T) {
 func appliedFirst(t *testing.T, byID bool) {
 	const prefix = "reordered message"
 	e := holdEarlier(t, prefix, byID)
-	waitFor(t, 20*time.Second, "the second message handled", func() bool {
-		info, err := cons(e.s).Info(context.Background())
-		return len(e.posted(prefix)) >= 1 && err == nil && info.NumAckPending == 1 // the held one
-	})
-	if err := e.held.Nak(); err != nil { // the ended process's message comes back now
-		t.Fatal(err)
-	}
-	waitFor(t, 20*time.Second, "every command settled", func() bool {
-		info, err := cons(e.s).Info(context.Background())
-		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
-	})
+	e.start()
+	e.settle(t, prefix)
 	if got := e.posted(prefix); strings.Join(got, "|") != strings.Join(e.want, "|") {
 		t.Fatalf("messages on the platform in the order %q; want %q, each once", got, e.want)
 	}
@@ -120,4 +134,36 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "")
+}
+
+// TestAnEarlierCommandGivenUpIsNotAppliedFirst: the first of two messages
+// for one refund was given up (its copy has a dead letter) by the process
+// that held it, which ended before its Term reached the server. The
+// second does not apply it first: only the second reaches the platform,
+// and the first's copy, when it comes back, is terminated as its dead
+// letter says.
+func TestAnEarlierCommandGivenUpIsNotAppliedFirst(t *testing.T) {
+	const prefix = "given up"
+	e := holdEarlier(t, prefix, false)
+	meta, err := e.held.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := e.s.store.Update(ctx, func(tx *casestore.Tx) error {
+		_, _, err := tx.InsertDeadLetter(ctx, casestore.DeadLetter{MsgID: e.held.Headers().Get(events.HeaderMsgID), Subject: e.held.Subject(),
+			Payload: e.held.Data(), Reason: string(events.DeadMaxDeliveries), Error: "platform unreachable", Deliveries: 5,
+			Stream: meta.Stream, StreamSeq: meta.Sequence.Stream, CreatedAt: time.Now()})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	e.settle(t, prefix)
+	if got := e.posted(prefix); strings.Join(got, "|") != e.want[1] {
+		t.Fatalf("messages on the platform: %q; want only %q (the first was given up)", got, e.want[1])
+	}
+	if m := scrape(t, e.w.metricsURL()); !strings.Contains(m, "refundhub_worker_commands_applied_first_total 0\n") {
+		t.Errorf("metrics count a command applied first:\n%s", grepLines(m, "applied_first"))
+	}
 }
