@@ -35,7 +35,7 @@ type earlierHeld struct {
 // its sub-order.
 func holdEarlier(t *testing.T, prefix string, byID bool) earlierHeld {
 	t.Helper()
-	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_ACK_WAIT": "30s"})
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_ACK_WAIT": "2m"})
 	s.sb.SetSeller(sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
 	w := s.start()
 	o, so := s.request(refundflow.PlatformTaobao)
@@ -165,5 +165,43 @@ func TestAnEarlierCommandGivenUpIsNotAppliedFirst(t *testing.T) {
 	}
 	if m := scrape(t, e.w.metricsURL()); !strings.Contains(m, "refundhub_worker_commands_applied_first_total 0\n") {
 		t.Errorf("metrics count a command applied first:\n%s", grepLines(m, "applied_first"))
+	}
+}
+
+// TestAnEarlierCommandThatCouldNotApplyYetIsAppliedAheadOfTheNext: a
+// message for a sub-order is issued before the request that opens its
+// case, and held by a process that ended. The request, looking behind it,
+// finds the message, which cannot apply yet (no case): it is left to its
+// own delivery, and not remembered as settled. A message issued after the
+// case is at the seller still finds it, and applies it first: the
+// platform gets the two in the order issued.
+func TestAnEarlierCommandThatCouldNotApplyYetIsAppliedAheadOfTheNext(t *testing.T) {
+	const prefix = "no case yet"
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_ACK_WAIT": "2m"})
+	s.sb.SetSeller(sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	s.start().stop() // the worker's durable consumer is there
+	o, so := s.order(sandbox.PlatformTaobao, nil)
+	first := prefix + " 1"
+	s.publish(refundflow.Command{Kind: refundflow.InputSendMessage, Platform: refundflow.PlatformTaobao, SubOrderID: so, Message: first})
+	s.publish(refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so,
+		Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
+	batch, err := cons(s).Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := earlierHeld{s: s, want: []string{first, prefix + " 2"}}
+	for m := range batch.Messages() {
+		e.held = m
+	}
+	if e.held == nil || !strings.Contains(string(e.held.Data()), first) {
+		t.Fatalf("the ended process was given %v; want the first message", e.held)
+	}
+	e.start()
+	c := s.waitState(s.caseFor(refundflow.PlatformTaobao, o, so), refundflow.StateWaitingSeller, 20*time.Second)
+	e.refund = c.RefundID
+	s.publish(refundflow.Command{Kind: refundflow.InputSendMessage, Platform: refundflow.PlatformTaobao, SubOrderID: so, Message: e.want[1]})
+	e.settle(t, prefix)
+	if got := e.posted(prefix); strings.Join(got, "|") != strings.Join(e.want, "|") {
+		t.Fatalf("messages on the platform in the order %q; want %q, each once", got, e.want)
 	}
 }

@@ -229,11 +229,10 @@ func (s *Store) PendingDeadLetter(ctx context.Context, msgID, stream string, seq
 
 // DeadLettered reports whether message msgID has a dead letter not yet
 // retried (discarded or not; whichever copy of it died last), or the
-// stream copy seq of stream, under
-// whatever id, has one, retried or not (a retried letter lives on as a new
-// copy): given up, and not to be applied in passing (casework's earlier.go
-// applies the unsettled commands issued before one). Both look-ups are on
-// partial indexes.
+// stream copy seq of stream, under whatever id, has one, retried or not
+// (a retried letter lives on as a new copy): given up, and not to be
+// applied in passing (casework's earlier.go applies the unsettled
+// commands issued before one). Both look-ups are on partial indexes.
 func (s *Store) DeadLettered(ctx context.Context, msgID, stream string, seq uint64) (bool, error) {
 	var n int
 	if err := sqlx.GetContext(ctx, s.r, &n, `SELECT

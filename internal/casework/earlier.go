@@ -270,14 +270,20 @@ func (w *Worker) applyFirst(ctx context.Context, later *refundflow.Message, e *j
 	}
 	// The cheap look first: an earlier command is most often applied.
 	stream := w.cfg.WorkStreams.CommandStream
+	wrap := func(err error) error { // nil stays nil
+		if err == nil {
+			return nil
+		}
+		return fmt.Errorf("command %s, issued before it for its case: %w", cmd.ID, err)
+	}
 	if seen, err := w.store.InboxSeen(ctx, cmd.ID); err != nil || seen {
-		return seen, err
+		return seen, wrap(err)
 	}
 	if kept, err := w.store.DeferredKept(ctx, cmd.ID); err != nil || kept {
-		return kept, err
+		return kept, wrap(err)
 	}
 	if dead, err := w.store.DeadLettered(ctx, cmd.ID, stream, e.Sequence); err != nil || dead {
-		return dead, err
+		return dead, wrap(err)
 	}
 	log := w.log.With("command", later.ID, "earlier", cmd.ID, "earlier_seq", e.Sequence)
 	if w.cfg.InboxRetention > 0 && time.Since(e.Time) > w.cfg.InboxRetention/2 {
@@ -301,17 +307,17 @@ func (w *Worker) applyFirst(ctx context.Context, later *refundflow.Message, e *j
 	case err == nil && h.Duplicate:
 		return true, nil
 	case err == nil && h.Deferred:
-		log.InfoContext(ctx, "kept for its case a command issued before this one, which JetStream had not delivered yet: this one goes behind it",
+		log.InfoContext(ctx, "kept for its case a command issued before this one and not settled yet: this one goes behind it",
 			"case", h.CaseID, "code", h.Code)
 		return true, nil
 	case err == nil:
 		w.metrics.earlier.Inc()
-		log.InfoContext(ctx, "applied first a command issued before this one for its case, which JetStream had not delivered yet",
+		log.InfoContext(ctx, "applied first a command issued before this one for its case and not settled yet (delivered again behind it, or held by another process)",
 			"case", h.CaseID, "state", h.State, "code", h.Code)
 		return true, nil
 	case errors.Is(err, refundflow.ErrPermanent), errors.Is(err, refundflow.ErrNoCase):
 		log.InfoContext(ctx, "a command issued before this one for its case cannot apply now: left to its own delivery", "err", err)
 		return false, nil
 	}
-	return false, fmt.Errorf("command %s, issued before it for its case: %w", cmd.ID, err)
+	return false, wrap(err)
 }

@@ -72,7 +72,7 @@ func NewMetrics(reg *prometheus.Registry, store *casestore.Store) (*Metrics, err
 		}, []string{"source", "reason"}),
 		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refundhub_worker_panics_total",
-			Help: "Inputs the worker itself failed on (a panic: a bug of this build), by where: message (dead-lettered worker_failed), deferred (the same), wake (the case is not woken again for WORKER_RETRY_MAX). The log has each one's stack.",
+			Help: "Inputs the worker itself failed on (a panic: a bug of this build), by where: message (dead-lettered worker_failed), deferred (the same), wake (the case is not woken again for WORKER_RETRY_MAX), earlier (a command applied ahead of a later one of its case: left to its own delivery, which counts it again as message). The log has each one's stack.",
 		}, []string{"where"}),
 		reconcileFound: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "refundhub_worker_reconcile_found_total",
@@ -88,7 +88,7 @@ func NewMetrics(reg *prometheus.Registry, store *casestore.Store) (*Metrics, err
 		}),
 		earlier: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "refundhub_worker_commands_applied_first_total",
-			Help: "Commands applied before a later one for their case because JetStream had not delivered them yet (delivered again, rotated; see earlier.go).",
+			Help: "Commands applied ahead of a later command of their case, issued after them, because they were not settled yet (delivered again behind it, or held by another worker process).",
 		}),
 		sellerMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refundhub_worker_seller_messages_total",

@@ -18,6 +18,7 @@ import (
 	"github.com/refundhub/refundhub/internal/deadletters"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
+	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
 // env is a case store in a temp dir and a JetStream server with the
@@ -89,11 +90,7 @@ func (e *env) load(id int64) casestore.DeadLetter {
 
 func deadCommand(msgID string, caseID int64, reason events.DeadReason, errText string, at time.Time) casestore.DeadLetter {
 	payload := `{"id":"` + msgID + `","kind":"cancel","platform":"taobao","caseId":` + itoa(caseID) + `}`
-	key := ""
-	if caseID > 0 {
-		key = "case:" + itoa(caseID)
-	}
-	return casestore.DeadLetter{MsgID: msgID, Subject: events.CommandSubject("taobao", "cancel", key), Payload: []byte(payload),
+	return casestore.DeadLetter{MsgID: msgID, Subject: events.CommandSubject("taobao", "cancel", refundflow.OrderKey([]byte(payload))), Payload: []byte(payload),
 		Headers: map[string][]string{"Cmd-Kind": {"cancel"}}, Reason: string(reason), Error: errText, Deliveries: 5, CreatedAt: at}
 }
 

@@ -167,8 +167,9 @@ func (c Command) Input(now time.Time) Input {
 
 // OrderKey names the case a command is for, as far as the command itself
 // says (no store read): its case id, or the Taobao sub-order, or the 1688
-// order. Commands with the same key are applied in the order they were
-// delivered. "" for a payload that does not decode (nothing to order).
+// order: the token in its subject (events.CommandSubject), under which the
+// worker finds the commands issued before it (casework's earlier.go). ""
+// for a payload that does not decode, or names no case.
 func OrderKey(payload []byte) string {
 	var c struct {
 		Platform   Platform `json:"platform"`

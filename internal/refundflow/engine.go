@@ -328,7 +328,7 @@ func (e *Engine) CommandCase(ctx context.Context, cmd Command) int64 {
 func (e *Engine) CommandKeys(ctx context.Context, cmd Command) ([]string, error) {
 	own := orderKey(cmd.Platform, cmd.OrderID, cmd.SubOrderID, cmd.CaseID)
 	if own == "" {
-		return []string{own}, nil
+		return nil, nil // names no case: nothing to look up
 	}
 	var c casestore.Case
 	var err error
