@@ -13,6 +13,7 @@ import (
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
+	"github.com/refundhub/refundhub/internal/testenv/pgtest"
 )
 
 // earlierHeld is a case at the seller with two messages published for its
@@ -203,5 +204,45 @@ func TestAnEarlierCommandThatCouldNotApplyYetIsAppliedAheadOfTheNext(t *testing.
 	e.settle(t, prefix)
 	if got := e.posted(prefix); strings.Join(got, "|") != strings.Join(e.want, "|") {
 		t.Fatalf("messages on the platform in the order %q; want %q, each once", got, e.want)
+	}
+}
+
+// TestCommandsForOneCaseApplyInTheOrderIssuedAcrossTwoWorkers: two worker
+// processes share the consumer (and a PostgreSQL store), so the messages
+// for one refund, published one after another, are split between them.
+// Each process keeps the order only of what it holds; a later message in
+// one process applies the earlier ones the other holds first. The
+// platform gets them in the order issued, each once. (Before, the lease
+// serialised the two processes by commit: a process posted the message
+// queued behind its own before the other's earlier one.)
+func TestCommandsForOneCaseApplyInTheOrderIssuedAcrossTwoWorkers(t *testing.T) {
+	const prefix, messages = "two workers", 12
+	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"DB_URL": pgtest.NewDatabase(t), "WORKER_CONCURRENCY": "4"})
+	s.sb.SetSeller(sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	one := s.start()
+	o, so := s.request(refundflow.PlatformTaobao)
+	c := s.waitState(s.caseFor(refundflow.PlatformTaobao, o, so), refundflow.StateWaitingSeller, 20*time.Second)
+	two := s.start()
+	s.sb.SetFaults(sandbox.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 60 * time.Millisecond, Endpoints: []string{"taobao_submit_message"}})
+	e := earlierHeld{s: s, refund: c.RefundID}
+	for i := 1; i <= messages; i++ {
+		text := fmt.Sprintf("%s %d", prefix, i)
+		e.want = append(e.want, text)
+		s.publish(refundflow.Command{Kind: refundflow.InputSendMessage, Platform: refundflow.PlatformTaobao, SubOrderID: so, Message: text})
+	}
+	waitFor(t, 60*time.Second, "every message handled", func() bool {
+		info, err := cons(s).Info(context.Background())
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && len(e.posted(prefix)) >= messages
+	})
+	if got := e.posted(prefix); strings.Join(got, "|") != strings.Join(e.want, "|") {
+		t.Fatalf("messages on the platform in the order %q; want %q, each once", got, e.want)
+	}
+	// Both took part: each was delivered some of the messages.
+	for i, w := range []*workerProc{one, two} {
+		if got := grepLines(scrape(t, w.metricsURL()), `source="commands"`); !strings.Contains(got, "refundhub_worker_messages_total") {
+			t.Errorf("worker %d handled no command:\n%s", i+1, got)
+		} else {
+			t.Logf("worker %d:\n%s", i+1, got)
+		}
 	}
 }
