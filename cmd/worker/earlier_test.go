@@ -53,17 +53,27 @@ func holdEarlier(t *testing.T, prefix string, byID bool) earlierHeld {
 		}
 		s.publish(cmd)
 	}
+	e.held = holdFirst(t, s, e.want[0])
+	return e
+}
+
+// holdFirst takes the next command off the worker's durable consumer, as
+// a worker process that then ends does, and checks it is the message with
+// text; it returns it unacknowledged.
+func holdFirst(t *testing.T, s *stack, text string) jetstream.Msg {
+	t.Helper()
 	batch, err := cons(s).Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var held jetstream.Msg
 	for m := range batch.Messages() {
-		e.held = m
+		held = m
 	}
-	if e.held == nil || !strings.Contains(string(e.held.Data()), e.want[0]) {
-		t.Fatalf("the ended process was given %v; want the first message", e.held)
+	if held == nil || !strings.Contains(string(held.Data()), text) {
+		t.Fatalf("the ended process was given %v; want the first message", held)
 	}
-	return e
+	return held
 }
 
 // start starts the worker again.
@@ -186,17 +196,7 @@ func TestAnEarlierCommandThatCouldNotApplyYetIsAppliedAheadOfTheNext(t *testing.
 	s.publish(refundflow.Command{Kind: refundflow.InputSendMessage, Platform: refundflow.PlatformTaobao, SubOrderID: so, Message: first})
 	s.publish(refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao, OrderID: o, SubOrderID: so,
 		Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "不想要了"}})
-	batch, err := cons(s).Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := earlierHeld{s: s, want: []string{first, prefix + " 2"}}
-	for m := range batch.Messages() {
-		e.held = m
-	}
-	if e.held == nil || !strings.Contains(string(e.held.Data()), first) {
-		t.Fatalf("the ended process was given %v; want the first message", e.held)
-	}
+	e := earlierHeld{s: s, want: []string{first, prefix + " 2"}, held: holdFirst(t, s, first)}
 	e.start()
 	c := s.waitState(s.caseFor(refundflow.PlatformTaobao, o, so), refundflow.StateWaitingSeller, 20*time.Second)
 	e.refund = c.RefundID
