@@ -122,10 +122,7 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 	}
 	childEnviron := childEnv(environ, wiring, addrs)
 	cliEnv := filepath.Join(dataDir, "refundctl.env")
-	if err := writeCLIEnv(cliEnv, map[string]string{
-		"NATS_URL": natsURL, "DB_PATH": wiring["DB_PATH"], "RECEIVER_URL": "http://" + cfg.ReceiverAddr,
-		"CALLBACK_TOKEN": secrets["CALLBACK_TOKEN"],
-	}); err != nil {
+	if err := writeCLIEnv(cliEnv, cliVars(childEnviron, "http://"+cfg.ReceiverAddr)); err != nil {
 		return err
 	}
 	readyURL := map[string]string{
@@ -478,7 +475,7 @@ func printWelcome(w out, cfg config, present []string, tools bool, binDir, cliEn
 	}
 	fmt.Fprintf(w, "\nTry next, in another terminal (docs/walkthrough.md has a five-minute walkthrough):\n")
 	if tools {
-		fmt.Fprintf(w, "  set -a; . %s; set +a      # NATS_URL, DB_PATH, RECEIVER_URL, CALLBACK_TOKEN\n", cliEnv)
+		fmt.Fprintf(w, "  set -a; . %s; set +a      # NATS_URL, DB_PATH, RECEIVER_URL, CALLBACK_TOKEN, UPSTREAM_*\n", cliEnv)
 		fmt.Fprintf(w, "  %s request --platform 1688 --order 3305075341149134260 --type return \\\n"+
 			"      --goods-status aftersaleBuyerReceived --reason-id 20025 --amount 9500 --description '七天无理由退货'\n", filepath.Join(binDir, "refundctl"))
 		fmt.Fprintf(w, "  %s list\n", filepath.Join(binDir, "refundctl"))
@@ -488,6 +485,27 @@ func printWelcome(w out, cfg config, present []string, tools bool, binDir, cliEn
 
 // writeCLIEnv writes the variables refundctl needs to talk to this stack, as
 // KEY=VALUE lines a shell can source (mode 0600: it holds the callback token).
+// cliShared are the variables refundctl reads that the stack's parts are
+// given too. refundctl.env passes them on as the parts got them (devstack's
+// own environment included): `reasons` and `doctor` ask the sandbox the
+// worker asks, signed as it signs, and every other command reaches the
+// same NATS and database.
+var cliShared = []string{"NATS_URL", "DB_PATH", "CALLBACK_TOKEN",
+	"UPSTREAM_BASE_URL", "UPSTREAM_ACCESS_KEY", "UPSTREAM_ACCESS_SECRET", "UPSTREAM_USER_ID", "UPSTREAM_PROFILE"}
+
+// cliVars is refundctl.env's content: cliShared as childEnviron has them
+// (those set), and the receiver's URL, which only refundctl reads.
+func cliVars(childEnviron []string, receiverURL string) map[string]string {
+	getenv := getenvFrom(childEnviron)
+	vars := map[string]string{"RECEIVER_URL": receiverURL}
+	for _, k := range cliShared {
+		if v := getenv(k); v != "" {
+			vars[k] = v
+		}
+	}
+	return vars
+}
+
 func writeCLIEnv(path string, vars map[string]string) error {
 	keys := make([]string, 0, len(vars))
 	for k := range vars {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -113,6 +114,24 @@ func TestChildEnv(t *testing.T) {
 	want := []string{"PATH=/bin", "SANDBOX_PUSH_RETRY_INTERVAL=1m", "LOG_LEVEL=debug", "NATS_URL=nats://x", "SANDBOX_ADDR=127.0.0.1:2222"}
 	if !slices.Equal(got, want) {
 		t.Errorf("childEnv(%q, ...) = %q; want %q", environ, got, want)
+	}
+}
+
+// refundctl.env carries what the parts were given, a variable of
+// devstack's own environment included: refundctl reasons asks the sandbox
+// the worker asks, with the same credentials. Variables refundctl does not
+// read stay out.
+func TestRefundctlEnvHasWhatThePartsGot(t *testing.T) {
+	child := childEnv([]string{"PATH=/bin", "UPSTREAM_BASE_URL=http://127.0.0.1:9999"},
+		map[string]string{"UPSTREAM_BASE_URL": "http://127.0.0.1:8090", "UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s",
+			"UPSTREAM_USER_ID": "42", "NATS_URL": "nats://127.0.0.1:4222", "DB_PATH": "data/refunds.db", "CALLBACK_TOKEN": "t",
+			"WORKER_SHUTDOWN_TIMEOUT": "10s"}, nil)
+	got := cliVars(child, "http://127.0.0.1:8080")
+	want := map[string]string{"UPSTREAM_BASE_URL": "http://127.0.0.1:9999", "UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s",
+		"UPSTREAM_USER_ID": "42", "NATS_URL": "nats://127.0.0.1:4222", "DB_PATH": "data/refunds.db", "CALLBACK_TOKEN": "t",
+		"RECEIVER_URL": "http://127.0.0.1:8080"}
+	if !maps.Equal(got, want) {
+		t.Errorf("cliVars = %v;\nwant %v", got, want)
 	}
 }
 

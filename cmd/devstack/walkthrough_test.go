@@ -160,24 +160,34 @@ func TestWalkthrough(t *testing.T) {
 		platform, orderFlag, order, refundKey string
 		request                               []string
 		company                               string
+		reasons                               []string // the reasons call the README makes first
+		reasonID                              string   // one the seller's form offers
 	}{
 		{
 			platform: "1688", orderFlag: "--order", order: "3305075341149134260", refundKey: "1688:3305075341149134260",
 			request: []string{"--type", "return", "--goods-status", "aftersaleBuyerReceived", "--reason-id", "20025",
 				"--amount", "9500", "--description", "七天无理由退货"},
 			company: "YTO",
+			reasons: []string{"--order", "3305075341149134260", "--goods-status", "aftersaleBuyerReceived"}, reasonID: "20025",
 		},
 		{
 			platform: "taobao", orderFlag: "--sub-order", order: "1034499579120189839", refundKey: "taobao:1034499579120189839",
 			request: []string{"--order", "3296711100591134260", "--type", "return", "--goods-status", "3",
 				"--reason-id", "4005", "--amount", "0", "--description", "尺码不合适"},
 			company: "SF",
+			reasons: []string{"--sub-order", "1034499579120189839", "--type", "return", "--goods-status", "3"}, reasonID: "4005",
 		},
 	}
 	for _, f := range flows {
 		t.Run(f.platform, func(t *testing.T) {
 			ctl.t = t
 			sel := []string{"--platform", f.platform, f.orderFlag, f.order}
+
+			// 0. Which reasons the seller's form offers: refundctl asks the
+			// sandbox itself, with what refundctl.env gives it.
+			if out := ctl.run(append([]string{"reasons", "--platform", f.platform}, f.reasons...)...); !strings.Contains(out, f.reasonID) {
+				t.Errorf("reasons printed %q; want reason %s among them", out, f.reasonID)
+			}
 
 			// 1. Request a return and refund: the command id, then the worker's verdict.
 			request := append(append([]string{"request"}, sel...), f.request...)
