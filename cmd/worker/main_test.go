@@ -959,7 +959,7 @@ func TestConfig(t *testing.T) {
 		}
 		return ""
 	}, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "UPSTREAM_USER_ID is not set") || strings.Contains(err.Error(), "s3cr3t-value") {
+	if err == nil || !strings.Contains(err.Error(), "UPSTREAM_ACCESS_KEY and UPSTREAM_USER_ID are not set") || strings.Contains(err.Error(), "s3cr3t-value") {
 		t.Fatalf("without credentials: %v; want a clear error naming UPSTREAM_USER_ID without the secret", err)
 	}
 	err = run(context.Background(), nil, func(k string) string {

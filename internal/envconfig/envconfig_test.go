@@ -121,10 +121,14 @@ func TestUpstream(t *testing.T) {
 	r = NewReader(UpstreamVars(), func(k string) string { return env[k] })
 	r.Upstream()
 	err := r.Err()
-	for _, want := range []string{"UPSTREAM_ACCESS_KEY is not set", "UPSTREAM_USER_ID is not set", "UPSTREAM_PROFILE", "UPSTREAM_TIMEOUT"} {
+	for _, want := range []string{"UPSTREAM_ACCESS_KEY and UPSTREAM_USER_ID are not set", "UPSTREAM_PROFILE", "UPSTREAM_TIMEOUT"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Err = %v; want it to mention %q", err, want)
 		}
+	}
+	// The credentials' explanation once, however many are missing.
+	if n := strings.Count(errText(err), "every platform call is signed"); n != 1 {
+		t.Errorf("Err = %v; want the credentials explained once, not %d times", err, n)
 	}
 	if err != nil && strings.Contains(err.Error(), "s3cr3t") {
 		t.Errorf("Err quotes the secret: %v", err)
@@ -183,4 +187,12 @@ func TestStore(t *testing.T) {
 			t.Errorf("Store() error quotes DB_URL: %v", err)
 		}
 	}
+}
+
+// errText is err's text, "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -36,10 +36,19 @@ func UpstreamVars() []Var {
 // loaded and validated. Credentials are read through getenv directly and
 // never quoted in an error.
 func (r *Reader) Upstream() apiclient.Config {
+	var missing []string
 	for _, name := range []string{"UPSTREAM_ACCESS_KEY", "UPSTREAM_ACCESS_SECRET", "UPSTREAM_USER_ID"} {
 		if strings.TrimSpace(r.getenv(name)) == "" {
-			r.Fail(fmt.Errorf("%s is not set: every platform call is signed with UPSTREAM_ACCESS_KEY, UPSTREAM_ACCESS_SECRET and UPSTREAM_USER_ID (the account's OpenAPI credentials)", name))
+			missing = append(missing, name)
 		}
+	}
+	if len(missing) > 0 { // one error, so the explanation is read once
+		verb := "is"
+		if len(missing) > 1 {
+			verb = "are"
+		}
+		r.Fail(fmt.Errorf("%s %s not set: every platform call is signed with UPSTREAM_ACCESS_KEY, UPSTREAM_ACCESS_SECRET and UPSTREAM_USER_ID (the account's OpenAPI credentials)",
+			andList(missing), verb))
 	}
 	profile, err := platform.Load(r.getenv("UPSTREAM_PROFILE"))
 	if err != nil {
@@ -60,4 +69,12 @@ func (r *Reader) Upstream() apiclient.Config {
 		RateBurst:    r.Int("UPSTREAM_RATE_BURST", 1, 10000),
 		Retry:        apiclient.RetryPolicy{MaxAttempts: r.Int("UPSTREAM_MAX_ATTEMPTS", 1, 20)},
 	}
+}
+
+// andList joins names as prose: "A", "A and B", "A, B and C".
+func andList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
