@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,6 +66,24 @@ func (a *app) newCommand(t target, kind refundflow.InputKind) (refundflow.Comman
 		OrderID: t.orderID, SubOrderID: t.subOrderID, CaseID: t.caseID,
 		Operator: a.cfg.Operator, IssuedAt: a.now().UTC().Truncate(time.Millisecond),
 	}, nil
+}
+
+// caseArg takes the case named as the command's argument (`refundctl
+// cancel 12`, as modify, resolve, show and wait take it) into t: the same
+// as --case 12, which it must not contradict.
+func caseArg(cmd *cobra.Command, args []string, t *target) error {
+	if len(args) == 0 {
+		return nil
+	}
+	id, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil || id <= 0 {
+		return usagef("CASE %q: want a case id (a positive integer; refundctl list shows them)", excerpt.Of(args[0], 40))
+	}
+	if cmd.Flags().Changed("case") && t.caseID != id {
+		return usagef("CASE %d and --case %d name different cases: give one", id, t.caseID)
+	}
+	t.caseID = id
+	return nil
 }
 
 // caseTarget completes c from the case --case names, read through b: its
@@ -372,15 +391,16 @@ func (a *app) shipCommand() *cobra.Command {
 	var s refundflow.Shipment
 	rs := validationRules()
 	cmd := &cobra.Command{
-		Use:   "ship",
+		Use:   "ship [CASE]",
 		Short: "Report the return shipment of a case (logistics company and waybill)",
-		Long: "Report the return shipment of a case waiting for it. Name the case with --case N (the\n" +
-			"platform and the order come from the case store), or with --platform and Taobao --sub-order\n" +
-			"(required for Taobao) / 1688 --order.",
+		Long: "Report the return shipment of a case waiting for it. Name the case by its id (CASE, or\n" +
+			"--case N: the platform and the order come from the case store), or with --platform and\n" +
+			"Taobao --sub-order (required for Taobao) / 1688 --order.",
 		// Run by TestHelpExamplesDoNotPark once request's 1688 example
 		// waits for the return.
-		Example: "  refundctl ship --platform 1688 --order 3305075341149134262 --company YTO --waybill YT1234567890",
-		Args:    cobra.NoArgs,
+		Example: "  refundctl ship --platform 1688 --order 3305075341149134262 --company YTO --waybill YT1234567890\n" +
+			"  refundctl ship 12 --company SF --waybill SF1234567890",
+		Args: cobra.MaximumNArgs(1),
 	}
 	f := cmd.Flags()
 	addTargetFlags(cmd, &t, rs)
@@ -391,7 +411,10 @@ func (a *app) shipCommand() *cobra.Command {
 	f.StringVar(&s.Description, "description", "", "note for the seller (optional): "+rs.shipDescription)
 	_ = cmd.MarkFlagRequired("company")
 	_ = cmd.MarkFlagRequired("waybill")
-	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if err := caseArg(cmd, args, &t); err != nil {
+			return err
+		}
 		c, err := a.newCommand(t, refundflow.InputReportShipment)
 		if err != nil {
 			return err
@@ -407,14 +430,17 @@ func (a *app) cancelCommand() *cobra.Command {
 	var t target
 	var vo verdictOptions
 	cmd := &cobra.Command{
-		Use:     "cancel",
+		Use:     "cancel [CASE]",
 		Short:   "Cancel a case's refund (Taobao; 1688 has no cancel)",
-		Example: "  refundctl cancel --case 12\n  refundctl cancel --platform taobao --sub-order 3305075341149134261",
-		Args:    cobra.NoArgs,
+		Example: "  refundctl cancel 12\n  refundctl cancel --platform taobao --sub-order 3305075341149134261",
+		Args:    cobra.MaximumNArgs(1),
 	}
 	addTargetFlags(cmd, &t, validationRules())
 	addVerdictFlags(cmd, &vo)
-	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if err := caseArg(cmd, args, &t); err != nil {
+			return err
+		}
 		c, err := a.newCommand(t, refundflow.InputCancel)
 		if err != nil {
 			return err
@@ -430,16 +456,19 @@ func (a *app) messageCommand() *cobra.Command {
 	var text string
 	rs := validationRules()
 	cmd := &cobra.Command{
-		Use:     "message",
+		Use:     "message [CASE]",
 		Short:   "Send a message to the seller about a case (Taobao; on 1688, message on the platform)",
-		Example: "  refundctl message --case 12 --text 'photos attached'\n  refundctl message --platform taobao --sub-order 3305075341149134261 --text 'photos attached'",
-		Args:    cobra.NoArgs,
+		Example: "  refundctl message 12 --text 'photos attached'\n  refundctl message --platform taobao --sub-order 3305075341149134261 --text 'photos attached'",
+		Args:    cobra.MaximumNArgs(1),
 	}
 	addTargetFlags(cmd, &t, rs)
 	addVerdictFlags(cmd, &vo)
 	cmd.Flags().StringVar(&text, "text", "", "message text: "+rs.message)
 	_ = cmd.MarkFlagRequired("text")
-	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if err := caseArg(cmd, args, &t); err != nil {
+			return err
+		}
 		c, err := a.newCommand(t, refundflow.InputSendMessage)
 		if err != nil {
 			return err

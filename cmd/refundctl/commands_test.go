@@ -166,7 +166,7 @@ func TestCommandErrors(t *testing.T) {
 		{"ship blank company", 2, "--company: 1 to 64 printable", []string{"ship", "--platform", "taobao", "--case", "1", "--company", " ", "--waybill", "1"}},
 		{"empty message", 2, "--text: 1 to 500", []string{"message", "--platform", "taobao", "--case", "1", "--text", ""}},
 		{"unknown flag", 2, "unknown flag: --colour", []string{"cancel", "--platform", "taobao", "--case", "1", "--colour"}},
-		{"stray argument", 2, `unknown command "now" for "refundctl cancel"`, []string{"cancel", "now", "--platform", "taobao", "--case", "1"}},
+		{"stray argument", 2, `CASE "now": want a case id`, []string{"cancel", "now", "--platform", "taobao", "--case", "1"}},
 		{"unknown command", 2, `unknown command "refnd"`, []string{"refnd"}},
 		{"amount max on 1688", 2, "--amount max: Taobao only", []string{"request", "--platform", "1688", "--order", "1", "--goods-status", "refundWaitSellerSend", "--reason-id", "1", "--amount", "max", "--description", "ok"}},
 		{"negative amount", 2, `--amount "-5": want fen`, []string{"request", "--platform", "taobao", "--order", "1", "--sub-order", "1", "--goods-status", "1", "--reason-id", "1", "--amount", "-5"}},

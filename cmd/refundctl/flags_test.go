@@ -146,6 +146,28 @@ func TestCaseImpliesTarget(t *testing.T) {
 		t.Errorf("COMMANDS went from %d to %d messages on bad input; want no change", before, n)
 	}
 
+	// The case as an argument, as modify, resolve, show and wait take it.
+	res = publish("cancel", "1")
+	if c := res.Command; c.CaseID != 1 || c.SubOrderID != "101" || res.Subject != "commands.taobao.cancel.case_1" {
+		t.Errorf("cancel 1: published %+v on %s; want what cancel --case 1 publishes", c, res.Subject)
+	}
+	res = publish("ship", "2", "--company", "SF", "--waybill", "SF1")
+	if c := res.Command; c.CaseID != 2 || c.OrderID != "200" || c.Kind != refundflow.InputReportShipment {
+		t.Errorf("ship 2: published %+v; want a report_shipment for case 2, order 200", c)
+	}
+	res = publish("message", "1", "--case", "1", "--text", "hi")
+	if c := res.Command; c.CaseID != 1 || c.Message != "hi" {
+		t.Errorf("message 1 --case 1: published %+v; want a message for case 1", c)
+	}
+	before = e.streamCount(events.DefaultCommandStreamName)
+	e.wantErr(2, `CASE "x": want a case id`, "cancel", "x")
+	e.wantErr(2, `CASE "0": want a case id`, "ship", "0", "--company", "SF", "--waybill", "SF1")
+	e.wantErr(2, "CASE 1 and --case 2 name different cases", "message", "1", "--case", "2", "--text", "hi")
+	e.wantErr(2, "accepts at most 1 arg(s), received 2", "cancel", "1", "2")
+	if n := e.streamCount(events.DefaultCommandStreamName); n != before {
+		t.Errorf("COMMANDS went from %d to %d messages on bad input; want no change", before, n)
+	}
+
 	res = publish("request", "--platform", "taobao", "--order", "5", "--sub-order", "6", "--goods-status", "1", "--reason-id", "1004", "--amount", "max")
 	if res.Command.Request == nil || res.Command.Request.Amount != 0 {
 		t.Errorf("--amount max: request %+v; want amount 0 (the most the form allows)", res.Command.Request)

@@ -30,7 +30,7 @@ func (a *app) messagesCommand() *cobra.Command {
 			"worker last read them from the platform (Taobao; it reads them when the case wakes or a\n" +
 			"callback comes, at most every WORKER_MESSAGES_INTERVAL). New seller messages count as\n" +
 			"unread on the case (list and show say so) until this command prints them; --keep-unread\n" +
-			"leaves them so. Reply with refundctl message --case N --text ….",
+			"leaves them so. Reply with refundctl message N --text ….",
 		Example: "  refundctl messages 12\n  refundctl messages 12 --json --keep-unread",
 		Args:    cobra.ExactArgs(1),
 	}

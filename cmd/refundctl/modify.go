@@ -35,7 +35,7 @@ func (a *app) modifyCommand() *cobra.Command {
 			"sent twice, and the case waits for the seller again (waiting_seller). A change the form does\n" +
 			"not allow stops the case with the reason (reason_not_offered, fee_out_of_bounds): modify again.\n\n" +
 			"Instead of modifying: wait (a seller may still agree; the platform's next status moves the\n" +
-			"case on), withdraw the refund with `refundctl cancel --case N`, or accept the refusal and\n" +
+			"case on), withdraw the refund with `refundctl cancel N`, or accept the refusal and\n" +
 			"close the case with `refundctl resolve N --close --note TEXT`.\n\n" +
 			"1688 cannot modify a refund through its API: the command is rejected (not_supported), and\n" +
 			"the verdict says what the platform allows instead.",
