@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,6 +13,7 @@ import (
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/runbook"
 )
 
 // Verdicts refundctl reports for a command: the worker's two
@@ -50,7 +52,10 @@ type verdictJSON struct {
 	Code         string `json:"code,omitempty"`  // the decision's code or the dead-letter reason
 	Reason       string `json:"reason,omitempty"`
 	DeadLetterID int64  `json:"deadLetterId,omitempty"`
-	Next         string `json:"next,omitempty"` // what the operator can do
+	// The case's attention reason and text when the verdict was read.
+	Attention        string `json:"attention,omitempty"`
+	AttentionMessage string `json:"attentionMessage,omitempty"`
+	Next             string `json:"next,omitempty"` // what the operator can do
 }
 
 // describeVerdict is the verdict o with the case's state and what to do next.
@@ -65,7 +70,8 @@ func (a *app) describeVerdict(ctx context.Context, st *casestore.Store, c refund
 // toVerdictJSON is v as refundctl prints it, with what to do next (the
 // direct and the remote way read v the same: opcommands.Verdict).
 func toVerdictJSON(c refundflow.Command, v opcommands.Verdict) verdictJSON {
-	out := verdictJSON{Verdict: v.Verdict, CaseID: v.CaseID, State: v.State, Code: v.Code, Reason: v.Reason, DeadLetterID: v.DeadLetterID}
+	out := verdictJSON{Verdict: v.Verdict, CaseID: v.CaseID, State: v.State, Code: v.Code, Reason: v.Reason, DeadLetterID: v.DeadLetterID,
+		Attention: v.Attention, AttentionMessage: v.AttentionMessage}
 	if out.Verdict == verdictPending {
 		out.Next = fmt.Sprintf("the worker has not decided it yet (is it running?); follow it with: refundctl wait --command %s", c.ID)
 		if out.Reason != "" { // why it could not be read: the worker is not in question
@@ -85,6 +91,10 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 		if next := modifyNextStep(v, caseRef); next != "" {
 			return next
 		}
+	}
+	if v.Verdict == casestore.VerdictApplied && v.State == string(refundflow.StateNeedsAttention) {
+		// Stopped: following it would wait for the operator.
+		return stoppedNextStep(v.Attention, v.CaseID)
 	}
 	if v.Verdict == casestore.VerdictApplied {
 		return "follow it with: refundctl wait --command " + c.ID + " --state STATE, or " + caseRef
@@ -119,7 +129,7 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 		if c.Platform == refundflow.Platform1688 {
 			return fmt.Sprintf("case %d is open with another request: let it finish (%s) before requesting again", v.CaseID, caseRef)
 		}
-		return fmt.Sprintf("case %d is open with another request: cancel it first (refundctl cancel --platform taobao --case %d) or let it finish (%s)", v.CaseID, v.CaseID, caseRef)
+		return fmt.Sprintf("case %d is open with another request: cancel it first (refundctl cancel %d) or let it finish (%s)", v.CaseID, v.CaseID, caseRef)
 	case refundflow.CodeCaseFinished:
 		if c.Kind == refundflow.InputRequestRefund {
 			return caseRef + " shows how it ended"
@@ -138,6 +148,24 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 	return ""
 }
 
+// stoppedNextStep is what to do about case id, stopped with the attention
+// reason code: the runbook's advice, as show and the console give it.
+func stoppedNextStep(code string, id int64) string {
+	if r, ok := runbook.Embedded().Reasons[code]; ok && r.Do != "" {
+		return "to do: " + r.Do
+	}
+	return fmt.Sprintf("refundctl show %d says why the case stopped, and docs/runbook.md the way out", id)
+}
+
+// withAttention is "STATE (code: message)" for a case with an attention
+// reason, STATE otherwise: the message whole, never cut before its cause.
+func withAttention(state, code, msg string) string {
+	if code == "" && msg == "" {
+		return state
+	}
+	return state + " (" + strings.TrimSuffix(code+": "+msg, ": ") + ")"
+}
+
 // modifyNextStep is the advice for a modify_refund verdict where it differs
 // from other commands' ("" where it does not): what follows a modification,
 // and the ways out of a refusal when modify does not fit.
@@ -153,7 +181,7 @@ func modifyNextStep(v verdictJSON, caseRef string) string {
 		if v.State == string(refundflow.StateNeedsAttention) {
 			return fmt.Sprintf("%s says why the case stopped, and docs/runbook.md the way out (modify fits seller_refused only)", caseRef)
 		}
-		return fmt.Sprintf("the case is not stopped: follow it with %s, or withdraw the refund with refundctl cancel --case %d "+
+		return fmt.Sprintf("the case is not stopped: follow it with %s, or withdraw the refund with refundctl cancel %d "+
 			"(refundctl list --attention seller_refused lists the refusals to modify)", follow, v.CaseID)
 	case refundflow.CodeDuplicate:
 		return fmt.Sprintf("case %d is already making this change: nothing to do; follow it with: %s", v.CaseID, follow)
@@ -166,7 +194,7 @@ func verdictLine(v verdictJSON, wait time.Duration) string {
 	var s string
 	switch v.Verdict {
 	case casestore.VerdictApplied:
-		s = fmt.Sprintf("applied: case %d is %s", v.CaseID, v.State)
+		s = fmt.Sprintf("applied: case %d is %s", v.CaseID, withAttention(v.State, v.Attention, v.AttentionMessage))
 	case casestore.VerdictRejected:
 		s = fmt.Sprintf("rejected (%s)", v.Code)
 		if v.CaseID > 0 {

@@ -223,6 +223,7 @@ func (a *app) waitCommand() *cobra.Command {
 		start := a.now()
 		var last casestore.Case
 		seen := false
+		noted := false // the case was seen stopped, and the operator told
 		var why *notFoundError // the last look's reason there is no case (a kept command says where it waits)
 		for {
 			c, err := b.lookupCase(ctx, sel, id)
@@ -234,11 +235,29 @@ func (a *app) waitCommand() *cobra.Command {
 					if a.cfg.JSON {
 						return writeJSON(a.stdout, toCaseJSON(c))
 					}
-					_, err := fmt.Fprintf(a.stdout, "case %d is %s (after %s)\n", c.ID, c.State, a.now().Sub(start).Round(time.Millisecond))
+					line := fmt.Sprintf("case %d is %s (after %s)", c.ID, c.State, a.now().Sub(start).Round(time.Millisecond))
+					if c.AttentionCode != "" || c.AttentionMessage != "" {
+						// On the same line: scripts take the case id from its second word.
+						line += ": " + strings.TrimSuffix(c.AttentionCode+": "+c.AttentionMessage, ": ")
+						if c.State == string(refundflow.StateNeedsAttention) {
+							line += "; " + stoppedNextStep(c.AttentionCode, c.ID)
+						}
+					}
+					_, err := fmt.Fprintln(a.stdout, line)
 					return err
 				}
 				if refundflow.State(c.State).Terminal() {
 					return fmt.Errorf("case %d finished as %s, not %s", c.ID, c.State, strings.Join(states, " or "))
+				}
+				if c.State == string(refundflow.StateNeedsAttention) && !noted {
+					// It may still move on (a seller who agrees after all),
+					// but most often it waits for the operator: say so now,
+					// not at the deadline.
+					noted = true
+					dl, _ := ctx.Deadline()
+					fmt.Fprintf(a.stderr, "refundctl: case %d stopped: %s; %s. Waiting on for %s until %s\n", c.ID,
+						withAttention(c.State, c.AttentionCode, c.AttentionMessage), stoppedNextStep(c.AttentionCode, c.ID),
+						strings.Join(states, " or "), dl.UTC().Format("15:04:05 UTC"))
 				}
 			case ctx.Err() != nil:
 			case errors.As(err, &nf):
@@ -261,7 +280,12 @@ func (a *app) waitCommand() *cobra.Command {
 					}
 					return fmt.Errorf("timed out after %s: no case for %s", deadline, what)
 				}
-				return fmt.Errorf("timed out after %s: case %d is %s, not %s", deadline, last.ID, last.State, strings.Join(states, " or "))
+				err := fmt.Errorf("timed out after %s: case %d is %s, not %s", deadline, last.ID,
+					withAttention(last.State, last.AttentionCode, last.AttentionMessage), strings.Join(states, " or "))
+				if last.State == string(refundflow.StateNeedsAttention) {
+					err = fmt.Errorf("%w; %s", err, stoppedNextStep(last.AttentionCode, last.ID))
+				}
+				return err
 			case <-time.After(interval):
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/runbook"
 )
 
 func TestShowByOrder(t *testing.T) {
@@ -43,6 +44,18 @@ func TestWait(t *testing.T) {
 	}
 	e.wantErr(1, "case 3 finished as succeeded, not closed", "wait", "3", "--state", "closed")
 	e.wantErr(1, "timed out after 300ms: case 1 is waiting_seller, not succeeded", "wait", "1", "--state", "succeeded", "--deadline", "300ms")
+	// A stopped case says why and what to do, when it is what was waited
+	// for and when it is not.
+	todo := "to do: " + runbook.Embedded().Reasons["seller_refused"].Do
+	if out := e.mustRun("wait", "2", "--state", "needs_attention").stdout; !strings.HasPrefix(out, "case 2 is needs_attention (after ") ||
+		!strings.Contains(out, "seller_refused: seller refused: used item; "+todo) || strings.Count(out, "\n") != 1 {
+		t.Errorf("wait 2 --state needs_attention = %q; want the case, its attention and what to do, on one line", out)
+	}
+	r := e.wantErr(1, "timed out after 300ms: case 2 is needs_attention (seller_refused: seller refused: used item), not succeeded; "+todo,
+		"wait", "2", "--state", "succeeded", "--deadline", "300ms")
+	if want := "refundctl: case 2 stopped: needs_attention (seller_refused: seller refused: used item); " + todo + ". Waiting on for succeeded until "; strings.Count(r.stderr, want) != 1 {
+		t.Errorf("wait 2 --state succeeded: stderr %q; want one note, when it first saw the case stopped: %q", r.stderr, want)
+	}
 	e.wantErr(1, "timed out after 300ms: no case for 1688 order 4242", "wait", "--platform", "1688", "--order", "4242", "--deadline", "300ms")
 	e.wantErr(2, `--state "done"`, "wait", "1", "--state", "done")
 	e.wantErr(2, "--deadline and --interval must be positive", "wait", "1", "--deadline", "0s")

@@ -111,6 +111,11 @@ type Verdict struct {
 	Code         string `json:"code,omitempty"`  // the decision's code or the dead-letter reason
 	Reason       string `json:"reason,omitempty"`
 	DeadLetterID int64  `json:"deadLetterId,omitempty"`
+	// Attention and AttentionMessage are the case's attention reason and
+	// its text (whole: often the platform's own words) when the verdict
+	// was read: a command applied to a case that then stopped says why.
+	Attention        string `json:"attention,omitempty"`
+	AttentionMessage string `json:"attentionMessage,omitempty"`
 }
 
 // VerdictPending is the verdict of a command the worker has not decided yet.
@@ -161,7 +166,7 @@ func Describe(ctx context.Context, st *casestore.Store, o casestore.CommandOutco
 		k, err := st.GetCase(ctx, o.CaseID)
 		switch {
 		case err == nil:
-			v.State = k.State
+			v.State, v.Attention, v.AttentionMessage = k.State, k.AttentionCode, k.AttentionMessage
 		case errors.Is(err, casestore.ErrNotFound):
 			v.CaseID = 0
 		default:

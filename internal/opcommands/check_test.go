@@ -73,6 +73,23 @@ func TestCompleteTarget(t *testing.T) {
 	if err != nil || v.State != string(refundflow.StateWaitingSeller) || v.CaseID != k.ID {
 		t.Errorf("Describe = %+v, %v; want the case's state", v, err)
 	}
+	if v.Attention != "" || v.AttentionMessage != "" {
+		t.Errorf("Describe = %+v; want no attention on a case without one", v)
+	}
+	err = st.Update(ctx, func(tx *casestore.Tx) error {
+		k.State, k.ParkedState = string(refundflow.StateNeedsAttention), k.State
+		k.AttentionCode, k.AttentionMessage = "reason_not_offered", "requested reason not offered (offered: 1001 拍错)"
+		k, err = tx.UpdateCase(ctx, k)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err = Describe(ctx, st, casestore.CommandOutcome{Verdict: casestore.VerdictApplied, CaseID: k.ID})
+	if err != nil || v.State != string(refundflow.StateNeedsAttention) || v.Attention != "reason_not_offered" ||
+		v.AttentionMessage != "requested reason not offered (offered: 1001 拍错)" {
+		t.Errorf("Describe = %+v, %v; want the case's state and its attention, whole", v, err)
+	}
 	if v, err := Describe(ctx, st, casestore.CommandOutcome{Verdict: casestore.VerdictRejected, CaseID: 99}); err != nil || v.CaseID != 0 {
 		t.Errorf("Describe on a missing case = %+v, %v; want caseId 0", v, err)
 	}
