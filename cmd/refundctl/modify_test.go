@@ -124,7 +124,7 @@ func TestModifyVerdicts(t *testing.T) {
 	}{
 		{"mod-applied-1", "1", 0, []string{"applied: case 1 is waiting_seller", "the form is read again", "refundctl wait 1 --state waiting_seller,needs_attention"}},
 		{"mod-notnow-1", "1", 4, []string{"rejected (not_now) on case 1 (waiting_seller): only a refund the seller refused can be modified",
-			"refundctl list --attention seller_refused", "refundctl wait 1 --state", "refundctl cancel --case 1"}},
+			"refundctl list --attention seller_refused", "refundctl wait 1 --state", "withdraw the refund with refundctl cancel 1 "}},
 		{"mod-stopped-1", "2", 4, []string{"rejected (not_now) on case 2 (needs_attention)", "refundctl show 2 says why", "docs/runbook.md"}},
 		{"mod-dup-1", "1", 4, []string{"rejected (duplicate)", "already making this change", "refundctl wait 1 --state"}},
 		{"mod-1688-1", "2", 4, []string{"rejected (not_supported) on case 2", "request again", "refundctl resolve 2 --close --note"}},
