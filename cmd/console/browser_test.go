@@ -73,7 +73,10 @@ func parkTaobaoRequest(t *testing.T, s *stack, st *casestore.Store, sub string) 
 // its CSRF token refused; with case B open, closes it from a second tab
 // and sees the first tab show closed_locally and the longer timeline
 // without a reload (the event stream); then closes case A with a note and
-// sees the verdict and closed_locally. The operator files a 1688 return
+// sees the verdict and closed_locally. From a third parked case, the
+// operator follows "Request again" to the request form filled in with the
+// case's request, corrects the reason, and the same case is submitted.
+// The operator files a 1688 return
 // request through the request form (a bad one first, refused beside the
 // form), lands on its case with the verdict, and watches the open page
 // move to waiting_return_shipment without a reload as the sandbox's seller
@@ -94,6 +97,7 @@ func TestBrowser(t *testing.T) {
 	defer st.Close()
 	caseA := parkTaobaoRequest(t, s, st, "901")
 	caseB := parkTaobaoRequest(t, s, st, "902")
+	caseC := parkTaobaoRequest(t, s, st, "903")
 	base, logs := startConsole(t, consoleEnv(s.natsURL, s.dbPath))
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
@@ -185,8 +189,8 @@ func TestBrowser(t *testing.T) {
 	// The operator: overview, the attention list, the case.
 	login(operatorName, operatorPassword)
 	browse("overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("#open-cases")))
-	if got := text("#attention"); !strings.Contains(got, refundflow.AttnReasonNotOffered) || !strings.Contains(got, "2") {
-		t.Errorf("overview attention table = %q; want reason_not_offered with 2 cases", got)
+	if got := text("#attention"); !strings.Contains(got, refundflow.AttnReasonNotOffered+"\t3") {
+		t.Errorf("overview attention table = %q; want reason_not_offered with 3 cases", got)
 	}
 	screenshot("overview.png")
 	browse("attention list", chromedp.Click(chromedp.CSS(`#attention a`)), chromedp.WaitVisible(chromedp.ID("#cases")))
@@ -278,6 +282,28 @@ func TestBrowser(t *testing.T) {
 	if exists("#resolve") {
 		t.Errorf("a closed case still offers the resolve form")
 	}
+
+	// Request again: case C stopped before anything reached the platform;
+	// its page links to the request form filled in with its request, which
+	// filed with a reason the form offers starts case C again (the same
+	// case, not a new one) and its refund is submitted.
+	browse("case C", chromedp.Navigate(casePath(caseC)), chromedp.WaitVisible(chromedp.ID("#request-again")),
+		chromedp.Click(chromedp.ID("#request-again-link")), chromedp.WaitVisible(chromedp.ID("#again")))
+	if got, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("#request-reason-id"))); err != nil || got != "999999" {
+		t.Errorf("request form for case %d: reason id %q (%v); want the case's 999999", caseC.ID, got, err)
+	}
+	browse("request again", chromedp.SetValue(chromedp.ID("#request-reason-id"), "1004"), chromedp.Submit(chromedp.ID("#request-order")),
+		chromedp.WaitVisible(chromedp.ID("#verdict")))
+	if got := text("#verdict"); !strings.Contains(got, casestore.VerdictApplied) {
+		t.Errorf("request again: verdict %q; want applied", got)
+	}
+	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || !strings.Contains(loc, casePath(caseC)+"?") {
+		t.Errorf("after request again the browser is at %s (%v); want case %d's page", loc, err, caseC.ID)
+	}
+	eventstest.WaitFor(t, 30*time.Second, fmt.Sprintf("case %d submitted with reason 1004", caseC.ID), func() bool {
+		k, err := st.GetCase(context.Background(), caseC.ID)
+		return err == nil && k.RefundID != "" && strings.Contains(string(k.Request), `"reasonId":1004`)
+	})
 
 	// Request: the 1688 return request (refundctl request's example) is
 	// filed through the form; a bad one first is refused beside the form,

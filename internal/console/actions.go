@@ -358,6 +358,12 @@ func offers(a Account, k casestore.Case) map[string]bool {
 	unverifiedReturn := attention && parked == refundflow.StateReturnSubmitting && k.AttentionCode == refundflow.CodeUnverifiable
 	return map[string]bool{
 		"resolve": attention,
+		// Stopped before its refund reached the platform: a corrected
+		// request replaces the one it stopped with (the request form,
+		// filled in from the case). Not while a submission may be on the
+		// platform, unverified: the worker would wait for its evidence.
+		"request": attention && refundflow.RequestReplaces(state, parked, k.RefundID) && !unsettled &&
+			k.AttentionCode != refundflow.CodeUnverifiable,
 		"ship": (effective == refundflow.StateWaitingReturnShipment && !unsettled) ||
 			(attention && parked == refundflow.StateReturnRendering && !unsettled) ||
 			(attention && parked == refundflow.StateReturnSubmitting && (!unsettled || resendsFailed) && !unverifiedReturn),

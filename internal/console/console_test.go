@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -80,6 +81,7 @@ type testServer struct {
 type seedCase struct {
 	platform, order, sub, state, attention string
 	parked, refund                         string
+	request                                string // the request as filed (JSON); default {"reasonId":999999}
 }
 
 func newTestServer(t *testing.T, seeds ...seedCase) *testServer {
@@ -104,8 +106,9 @@ func newTestServerOn(t *testing.T, js jetstream.JetStream, seeds ...seedCase) *t
 			if sd.platform == "1688" {
 				plat = casestore.Platform1688
 			}
+			req := cmp.Or(sd.request, `{"reasonId":999999}`)
 			c, err := tx.CreateCase(ctx, casestore.NewCase{Platform: plat, OrderID: sd.order, SubOrderID: sd.sub,
-				State: string(refundflow.StateRequested), Request: json.RawMessage(`{"reasonId":999999}`), OpenedBy: fmt.Sprintf("cmd-seed-%04d", i)})
+				State: string(refundflow.StateRequested), Request: json.RawMessage(req), OpenedBy: fmt.Sprintf("cmd-seed-%04d", i)})
 			if err != nil {
 				return err
 			}

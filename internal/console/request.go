@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -53,6 +54,53 @@ type requestView struct {
 	Verdict *verdictView
 	// Rules are what the form's values must be, as refundflow checks them.
 	Rules requestRules
+	// Again is the case named by ?case=, whose request the form holds to
+	// be corrected and filed again (the case page's "Request again").
+	Again *againView
+}
+
+// againView is the case a request is filed again for.
+type againView struct {
+	CaseID                                  int64
+	State, Parked, Attention, AttentionText string
+	// Replaces: a request for its order replaces the one it stopped with
+	// (refundflow.RequestReplaces); otherwise the worker would refuse it
+	// as case_open.
+	Replaces bool
+}
+
+// formOf is the request form holding k's request as filed: what the
+// operator corrects to file it again. A Taobao amount of 0 is the form's
+// most (max), as it was asked for.
+func formOf(k casestore.Case) requestForm {
+	f := requestForm{Platform: string(k.Platform), OrderID: k.OrderID, SubOrderID: k.SubOrderID, Type: "refund"}
+	var r refundflow.Request
+	if err := json.Unmarshal(k.Request, &r); err != nil {
+		return f // the ids at least; the worker wrote it, so this is not expected
+	}
+	if r.ReturnGoods {
+		f.Type = "return"
+	}
+	f.GoodsStatus, f.Reason, f.Description = r.GoodsStatus, r.Reason, r.Description
+	if r.ReasonID > 0 {
+		f.ReasonID = strconv.FormatInt(r.ReasonID, 10)
+	}
+	switch {
+	case r.Amount > 0:
+		f.Amount = strconv.FormatInt(r.Amount, 10)
+	case k.Platform == casestore.PlatformTaobao:
+		f.Amount = refundflow.AmountMax
+	}
+	if r.Carriage > 0 {
+		f.Carriage = strconv.FormatInt(r.Carriage, 10)
+	}
+	f.Vouchers = strings.Join(r.Vouchers, "\n")
+	entries := make([]string, len(r.OrderEntryIDs))
+	for i, e := range r.OrderEntryIDs {
+		entries[i] = strconv.FormatInt(e, 10)
+	}
+	f.OrderEntries = strings.Join(entries, ", ")
+	return f
 }
 
 // requestRules are the limits the page states, each read from the
@@ -86,6 +134,16 @@ func readRequestRules() requestRules {
 // ?command= when a request was just filed and opened no case.
 func (s *Server) handleRequestPage(c echo.Context) error {
 	v := requestView{page: s.pageBase(c, "File a refund or return request"), Form: requestForm{Type: "refund"}, Rules: readRequestRules()}
+	if raw := c.QueryParam("case"); raw != "" {
+		k, err := s.getCase(c.Request().Context(), raw)
+		if err != nil {
+			return err
+		}
+		v.Form = formOf(k)
+		v.Again = &againView{CaseID: k.ID, State: k.State, Parked: k.ParkedState, Attention: k.AttentionCode,
+			AttentionText: k.AttentionMessage,
+			Replaces:      refundflow.RequestReplaces(refundflow.State(k.State), refundflow.State(k.ParkedState), k.RefundID)}
+	}
 	if id := c.QueryParam("command"); id != "" && commandIDSyntax.MatchString(id) {
 		vv := &verdictView{CommandID: id, Verdict: opcommands.VerdictPending}
 		o, err := s.store.CommandOutcome(c.Request().Context(), id)

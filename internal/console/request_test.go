@@ -2,8 +2,11 @@ package console
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,6 +15,7 @@ import (
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
+	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -119,5 +123,116 @@ func TestRequestForm(t *testing.T) {
 	recordOutcome(t, ts.path, casestore.CommandOutcome{CommandID: c.ID, Verdict: casestore.VerdictRejected, Code: "case_open", Reason: "case 1 is open"})
 	if p := ts.do("GET", loc, "cookie:"+op.Value, nil); !strings.Contains(p.body, "rejected") || !strings.Contains(p.body, "case 1 is open") {
 		t.Errorf("the page does not show the rejected verdict and its reason:\n%s", p.body)
+	}
+}
+
+// TestRequestAgain: a case stopped before its refund reached the platform
+// offers an operator "Request again", a link to the request form filled in
+// with the case's request as filed; filed with one field corrected, it
+// publishes that request with every other field as it was. A case whose
+// refund is on the platform, or whose submission may be, offers none, and
+// its form says a request would be refused.
+func TestRequestAgain(t *testing.T) {
+	ns := eventstest.Start(t)
+	js := ns.JetStream()
+	if err := events.EnsureWorkStreams(context.Background(), js, events.DefaultWorkStreamsConfig()); err != nil {
+		t.Fatal(err)
+	}
+	parked := string(refundflow.StateNeedsAttention)
+	ts := newTestServerOn(t, js,
+		seedCase{order: "100", sub: "101", state: parked, attention: refundflow.AttnReasonNotOffered,
+			request: `{"returnGoods":true,"goodsStatus":"3","reasonId":999999,"amount":0,"description":"尺码 <不合适>","vouchers":["https://img.example/a.jpg"]}`},
+		seedCase{order: "200", sub: "201", state: parked, attention: refundflow.AttnSellerRefused, parked: string(refundflow.StateWaitingSeller), refund: "R1"},
+		seedCase{platform: "1688", order: "300", state: parked, attention: refundflow.AttnFeeOutOfBounds,
+			request: `{"goodsStatus":"refundWaitSellerSend","reason":"七天无理由","amount":9500,"carriage":500,"description":"d","orderEntryIds":[11,12]}`},
+		seedCase{order: "400", sub: "401", state: parked, attention: refundflow.CodeUnverifiable, parked: string(refundflow.StateSubmitting)})
+	op, viewer := ts.login(operatorName), ts.login(viewerName)
+	a, refused, alibaba, unverified := ts.cases[0], ts.cases[1], ts.cases[2], ts.cases[3]
+	link := fmt.Sprintf(`href="/requests/new?case=%d"`, a.ID)
+
+	page := func(path, cookie string) string {
+		t.Helper()
+		r := ts.do("GET", path, "cookie:"+cookie, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("GET %s = %d:\n%s", path, r.status, r.body)
+		}
+		return r.body
+	}
+	if body := page(fmt.Sprintf("/cases/%d", a.ID), op.Value); !strings.Contains(body, `id="request-again"`) || !strings.Contains(body, link) {
+		t.Errorf("case %d (reason_not_offered at rendering) offers no request again to an operator", a.ID)
+	}
+	if body := page(fmt.Sprintf("/cases/%d", a.ID), viewer.Value); strings.Contains(body, `id="request-again"`) {
+		t.Errorf("case %d offers request again to a viewer", a.ID)
+	}
+	for _, k := range []casestore.Case{refused, unverified} {
+		if body := page(fmt.Sprintf("/cases/%d", k.ID), op.Value); strings.Contains(body, `id="request-again"`) {
+			t.Errorf("case %d (%s at %s, refund %q) offers request again", k.ID, k.AttentionCode, k.ParkedState, k.RefundID)
+		}
+	}
+
+	form := page(fmt.Sprintf("/requests/new?case=%d", a.ID), op.Value)
+	for _, want := range []string{`id="again"`, fmt.Sprintf("Filing again for <a href=\"/cases/%d\">case %d</a>, stopped at rendering with reason_not_offered", a.ID, a.ID),
+		`<option value="taobao" selected>`, `name="order" size="26" inputmode="numeric" value="100"`, `value="101"`,
+		`<option value="return" selected>`, `name="goods_status" size="26" value="3"`, `name="reason_id" size="10" inputmode="numeric" value="999999"`,
+		`name="amount" size="12" value="max"`, "尺码 &lt;不合适&gt;</textarea>", "https://img.example/a.jpg</textarea>"} {
+		if !strings.Contains(form, want) {
+			t.Errorf("request form for case %d lacks %q", a.ID, want)
+		}
+	}
+	form = page(fmt.Sprintf("/requests/new?case=%d", alibaba.ID), op.Value)
+	for _, want := range []string{`<option value="1688" selected>`, `value="300"`, `value="refundWaitSellerSend"`, `value="七天无理由"`,
+		`name="amount" size="12" value="9500"`, `value="500"`, `value="11, 12"`, "with fee_out_of_bounds"} {
+		if !strings.Contains(form, want) {
+			t.Errorf("request form for 1688 case %d lacks %q", alibaba.ID, want)
+		}
+	}
+	if form := page(fmt.Sprintf("/requests/new?case=%d", refused.ID), op.Value); !strings.Contains(form, "would be refused (case_open)") {
+		t.Errorf("request form for case %d (its refund on the platform) does not say a request would be refused", refused.ID)
+	}
+	for _, bad := range []string{"999", "x", "-1"} {
+		if r := ts.do("GET", "/requests/new?case="+bad, "cookie:"+op.Value, nil); r.status != http.StatusNotFound {
+			t.Errorf("GET /requests/new?case=%s = %d; want 404", bad, r.status)
+		}
+	}
+
+	// Filed with the reason corrected: everything else as the case had it.
+	values := url.Values{"csrf": {ts.srv.sessions.csrf(op.Value)}, "platform": {"taobao"}, "order": {"100"}, "sub_order": {"101"},
+		"type": {"return"}, "goods_status": {"3"}, "reason_id": {"4005"}, "amount": {"max"}, "description": {"尺码 <不合适>"},
+		"vouchers": {"https://img.example/a.jpg"}}
+	if r := ts.do("POST", "/requests", "cookie:"+op.Value, values); r.status != http.StatusSeeOther {
+		t.Fatalf("POST /requests = %d:\n%s", r.status, r.body)
+	}
+	got := lastCommand(t, js, events.CommandSubject("taobao", string(refundflow.InputRequestRefund), "taobao:101"))
+	want := refundflow.Request{ReturnGoods: true, GoodsStatus: "3", ReasonID: 4005, Description: "尺码 <不合适>", Vouchers: []string{"https://img.example/a.jpg"}}
+	if got.Request == nil || !reflect.DeepEqual(*got.Request, want) {
+		t.Errorf("filed again: %+v; want %+v", got.Request, want)
+	}
+}
+
+// TestFormOfFilesTheSameRequest: the form filled in from a case, filed
+// unchanged, is the request the case was filed with, on both platforms.
+func TestFormOfFilesTheSameRequest(t *testing.T) {
+	for _, tc := range []struct {
+		platform string
+		req      refundflow.Request
+	}{
+		{"taobao", refundflow.Request{ReturnGoods: true, GoodsStatus: "3", ReasonID: 4005, Description: "尺码不合适", Vouchers: []string{"https://a/1.jpg", "https://a/2.jpg"}}},
+		{"taobao", refundflow.Request{GoodsStatus: "1", Reason: "未按时发货", Amount: 5000, Description: "d"}},
+		{"1688", refundflow.Request{ReturnGoods: true, GoodsStatus: "aftersaleBuyerReceived", ReasonID: 20025, Amount: 9500, Carriage: 800,
+			Description: "七天无理由退货", Vouchers: []string{"box.jpg"}, OrderEntryIDs: []int64{11, 12}}},
+	} {
+		raw, err := json.Marshal(tc.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := casestore.Case{Platform: platform.ID(tc.platform), OrderID: "1", SubOrderID: "2", Request: raw}
+		f := formOf(k)
+		cmd := refundflow.Command{Platform: refundflow.Platform(tc.platform)}
+		if err := fillRequest(f, &cmd); err != nil {
+			t.Fatalf("fillRequest(formOf(%+v)) = %v", tc.req, err)
+		}
+		if !reflect.DeepEqual(*cmd.Request, tc.req) {
+			t.Errorf("formOf, then filed: %+v;\nwant the case's %+v", *cmd.Request, tc.req)
+		}
 	}
 }

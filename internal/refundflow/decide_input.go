@@ -22,8 +22,7 @@ func (d Decider) onRequest(c CaseView, in Input) Decision {
 	}
 	req := *in.Request
 	restart := c.State == StateRequested ||
-		(c.State == StateNeedsAttention && c.RefundID == "" && Rank(c.State, c.Parked) <= stateRank[StateSubmitting] &&
-			!sameRequest(req, c.Request))
+		(RequestReplaces(c.State, c.Parked, c.RefundID) && !sameRequest(req, c.Request))
 	if !restart {
 		if sameRequest(req, c.Request) {
 			if c.State == StateRendering || c.State == StateUploadingVouchers {

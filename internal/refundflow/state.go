@@ -129,6 +129,19 @@ func Rank(s, parked State) int {
 	return stateRank[s]
 }
 
+// RequestReplaces reports whether a request for a case in state s (parked
+// at parked), with the platform's refund refundID, replaces the request the
+// case has: the case stopped before its refund reached the platform (no
+// refund id, stopped no later than submitting: a reason the form does not
+// offer, an amount out of its bounds, a voucher it refused), so a corrected
+// request starts it again instead of being refused as case_open. One
+// still in requested is replaced too. The decider (onRequest) and the
+// console's offer of "request again" both ask this.
+func RequestReplaces(s, parked State, refundID string) bool {
+	return s == StateRequested ||
+		(s == StateNeedsAttention && refundID == "" && Rank(s, parked) <= stateRank[StateSubmitting])
+}
+
 // waiting reports whether the state waits on the seller or the platform.
 func (s State) waiting() bool {
 	return s == StateWaitingSeller || s == StateWaitingReturnShipment || s == StateWaitingSellerReceive

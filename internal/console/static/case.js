@@ -14,7 +14,7 @@
   // while both pages have it, so what is being typed is not lost; its box
   // is replaced when the form appears or goes.
   var sections = ['why', 'attention-box', 'summary', 'steps-box', 'timeline', 'messages-box'];
-  var forms = ['resolve', 'ship', 'cancel', 'message', 'modify'];
+  var forms = ['resolve', 'request-again', 'ship', 'cancel', 'message', 'modify'];
   var busy = false, pending = null;
 
   function say(text) {
