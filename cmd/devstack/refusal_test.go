@@ -135,7 +135,7 @@ func refusalPaths(t *testing.T, ctl *cli, sandboxAddr string) {
 	}
 	// A modification of a refund the seller has not refused is refused.
 	if _, errOut, code := ctl.try("modify", c, "--amount", "4000"); code != 4 || !strings.Contains(errOut, "rejected (not_now)") ||
-		!strings.Contains(errOut, "refundctl cancel --case "+c) {
+		!strings.Contains(errOut, "refundctl cancel "+c+" ") {
 		t.Errorf("modify %s while the seller decides: exit %d, stderr %q; want exit 4, not_now with the ways out", c, code, errOut)
 	}
 	sandboxAdmin(t, sandboxAddr, http.MethodPost, "/_sandbox/refunds/"+refund+"/actions", map[string]string{"action": "agree"}, nil)

@@ -483,14 +483,13 @@ func printWelcome(w out, cfg config, present []string, tools bool, binDir, cliEn
 	fmt.Fprintf(w, "  curl -s http://%s/_sandbox/stats\n\n", cfg.SandboxAddr)
 }
 
-// writeCLIEnv writes the variables refundctl needs to talk to this stack, as
-// KEY=VALUE lines a shell can source (mode 0600: it holds the callback token).
 // cliShared are the variables refundctl reads that the stack's parts are
 // given too. refundctl.env passes them on as the parts got them (devstack's
 // own environment included): `reasons` and `doctor` ask the sandbox the
-// worker asks, signed as it signs, and every other command reaches the
-// same NATS and database.
-var cliShared = []string{"NATS_URL", "DB_PATH", "CALLBACK_TOKEN",
+// worker asks, signed as it signs; every other command reaches the same
+// NATS and case store (DB_URL when the worker runs on PostgreSQL); trigger
+// and replay sign what they post as the receiver expects.
+var cliShared = []string{"NATS_URL", "DB_PATH", "DB_URL", "CALLBACK_TOKEN", "CALLBACK_SIGNING_SECRETS", "CALLBACK_STREAM",
 	"UPSTREAM_BASE_URL", "UPSTREAM_ACCESS_KEY", "UPSTREAM_ACCESS_SECRET", "UPSTREAM_USER_ID", "UPSTREAM_PROFILE"}
 
 // cliVars is refundctl.env's content: cliShared as childEnviron has them
@@ -506,6 +505,11 @@ func cliVars(childEnviron []string, receiverURL string) map[string]string {
 	return vars
 }
 
+// writeCLIEnv writes the variables refundctl needs to talk to this stack, as
+// KEY='VALUE' lines a shell can source (set -a; . refundctl.env), each value
+// single-quoted so that what a user gave devstack (a URL with & and ?, a
+// secret with a quote or a dollar) is read back as it was. Mode 0600: it
+// holds the callback token and the platform credentials.
 func writeCLIEnv(path string, vars map[string]string) error {
 	keys := make([]string, 0, len(vars))
 	for k := range vars {
@@ -515,9 +519,15 @@ func writeCLIEnv(path string, vars map[string]string) error {
 	var b strings.Builder
 	b.WriteString("# Written by devstack on every start: the environment refundctl needs for this stack.\n")
 	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%s\n", k, vars[k])
+		fmt.Fprintf(&b, "%s=%s\n", k, shellQuote(vars[k]))
 	}
 	return writePrivateFile(path, []byte(b.String()))
+}
+
+// shellQuote is v as one single-quoted shell word: nothing in it is
+// expanded; a quote in it closes the quoting, is escaped, and reopens it.
+func shellQuote(v string) string {
+	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }
 
 // writePrivateFile replaces path with data, readable by its owner only. It

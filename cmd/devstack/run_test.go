@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -122,16 +123,41 @@ func TestChildEnv(t *testing.T) {
 // the worker asks, with the same credentials. Variables refundctl does not
 // read stay out.
 func TestRefundctlEnvHasWhatThePartsGot(t *testing.T) {
-	child := childEnv([]string{"PATH=/bin", "UPSTREAM_BASE_URL=http://127.0.0.1:9999"},
+	child := childEnv([]string{"PATH=/bin", "UPSTREAM_BASE_URL=http://127.0.0.1:9999", "DB_URL=postgres://u@h/db?sslmode=disable",
+		"CALLBACK_SIGNING_SECRETS=whsec_abc", "EDITOR=vi"},
 		map[string]string{"UPSTREAM_BASE_URL": "http://127.0.0.1:8090", "UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s",
 			"UPSTREAM_USER_ID": "42", "NATS_URL": "nats://127.0.0.1:4222", "DB_PATH": "data/refunds.db", "CALLBACK_TOKEN": "t",
 			"WORKER_SHUTDOWN_TIMEOUT": "10s"}, nil)
 	got := cliVars(child, "http://127.0.0.1:8080")
 	want := map[string]string{"UPSTREAM_BASE_URL": "http://127.0.0.1:9999", "UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s",
 		"UPSTREAM_USER_ID": "42", "NATS_URL": "nats://127.0.0.1:4222", "DB_PATH": "data/refunds.db", "CALLBACK_TOKEN": "t",
-		"RECEIVER_URL": "http://127.0.0.1:8080"}
+		"RECEIVER_URL": "http://127.0.0.1:8080", "DB_URL": "postgres://u@h/db?sslmode=disable", "CALLBACK_SIGNING_SECRETS": "whsec_abc"}
 	if !maps.Equal(got, want) {
 		t.Errorf("cliVars = %v;\nwant %v", got, want)
+	}
+}
+
+// refundctl.env is sourced by a shell (set -a; . data/refundctl.env): a
+// value a user gave devstack (a PostgreSQL URL with & and ?, a secret with
+// a quote, a dollar or a space) comes out of it as it went in.
+func TestWriteCLIEnvQuotesForTheShell(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh to source the file with")
+	}
+	path := filepath.Join(t.TempDir(), "refundctl.env")
+	vars := map[string]string{"DB_URL": "postgres://u:p@h/db?sslmode=disable&application_name=x", "UPSTREAM_ACCESS_SECRET": `it's $HOME; echo owned`,
+		"UPSTREAM_PROFILE": "/tmp/my profile.toml", "CALLBACK_TOKEN": "plain"}
+	if err := writeCLIEnv(path, vars); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(sh, "-c", `set -a; . "$0"; set +a; printf '%s\n' "$DB_URL" "$UPSTREAM_ACCESS_SECRET" "$UPSTREAM_PROFILE" "$CALLBACK_TOKEN"`, path).Output()
+	if err != nil {
+		t.Fatalf("sourcing %s: %v", path, err)
+	}
+	want := vars["DB_URL"] + "\n" + vars["UPSTREAM_ACCESS_SECRET"] + "\n" + vars["UPSTREAM_PROFILE"] + "\n" + vars["CALLBACK_TOKEN"] + "\n"
+	if string(out) != want {
+		t.Errorf("sourced refundctl.env gives %q; want %q", out, want)
 	}
 }
 
@@ -149,7 +175,7 @@ func TestWriteCLIEnvTightensExistingLooseFile(t *testing.T) {
 	if err := writeCLIEnv(path, map[string]string{"CALLBACK_TOKEN": "new-token"}); err != nil {
 		t.Fatalf("writeCLIEnv: %v", err)
 	}
-	assertPrivate(t, path, "CALLBACK_TOKEN=new-token\n")
+	assertPrivate(t, path, "CALLBACK_TOKEN='new-token'\n")
 }
 
 // A devstack.env that exists but lacks a secret is rewritten with the

@@ -39,7 +39,10 @@ func newCLI(t *testing.T, data string) *cli {
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line != "" && !strings.HasPrefix(line, "#") {
-			env = append(env, line)
+			// KEY='VALUE', as a shell reads it (devstack's values have
+			// no quote of their own).
+			k, v, _ := strings.Cut(line, "=")
+			env = append(env, k+"="+strings.TrimSuffix(strings.TrimPrefix(v, "'"), "'"))
 		}
 	}
 	return &cli{t: t, bin: filepath.Join(data, "bin", "refundctl"), env: env}

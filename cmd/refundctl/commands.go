@@ -71,7 +71,7 @@ func (a *app) newCommand(t target, kind refundflow.InputKind) (refundflow.Comman
 // caseArg takes the case named as the command's argument (`refundctl
 // cancel 12`, as modify, resolve, show and wait take it) into t: the same
 // as --case 12, which it must not contradict.
-func caseArg(cmd *cobra.Command, args []string, t *target) error {
+func (a *app) caseArg(cmd *cobra.Command, args []string, t *target) error {
 	if len(args) == 0 {
 		return nil
 	}
@@ -82,7 +82,7 @@ func caseArg(cmd *cobra.Command, args []string, t *target) error {
 	if cmd.Flags().Changed("case") && t.caseID != id {
 		return usagef("CASE %d and --case %d name different cases: give one", id, t.caseID)
 	}
-	t.caseID = id
+	t.caseID, a.caseNamed = id, "CASE"
 	return nil
 }
 
@@ -101,7 +101,7 @@ func (a *app) caseTarget(ctx context.Context, b backend, c *refundflow.Command, 
 	case errors.As(err, &nf):
 		return a.targetErr(c.CaseID, fmt.Errorf("case %d: %w", c.CaseID, opcommands.ErrUnknownCase))
 	case err != nil && noWait:
-		return fmt.Errorf("%w (--case is looked up there; give --platform too to send it unchecked)", err)
+		return fmt.Errorf("%w (%s is looked up there; give --platform too to send it unchecked)", err, a.caseName())
 	case err != nil:
 		return err
 	}
@@ -117,9 +117,9 @@ func (a *app) targetErr(caseID int64, err error) error {
 		return nil
 	case errors.As(err, &te):
 		flag := fieldFlags[te.Field]
-		return usagef("%s %s: case %d is for %s %s; leave %s out or fix --case", flag, excerpt.Of(te.Given, 40), te.CaseID, te.What, te.Is, flag)
+		return usagef("%s %s: case %d is for %s %s; leave %s out or fix %s", flag, excerpt.Of(te.Given, 40), te.CaseID, te.What, te.Is, flag, a.caseName())
 	case errors.Is(err, opcommands.ErrUnknownCase):
-		return fmt.Errorf("--case %d: no such case in %s", caseID, a.source())
+		return fmt.Errorf("%s %d: no such case in %s", a.caseName(), caseID, a.source())
 	}
 	return err
 }
@@ -412,7 +412,7 @@ func (a *app) shipCommand() *cobra.Command {
 	_ = cmd.MarkFlagRequired("company")
 	_ = cmd.MarkFlagRequired("waybill")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := caseArg(cmd, args, &t); err != nil {
+		if err := a.caseArg(cmd, args, &t); err != nil {
 			return err
 		}
 		c, err := a.newCommand(t, refundflow.InputReportShipment)
@@ -438,7 +438,7 @@ func (a *app) cancelCommand() *cobra.Command {
 	addTargetFlags(cmd, &t, validationRules())
 	addVerdictFlags(cmd, &vo)
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := caseArg(cmd, args, &t); err != nil {
+		if err := a.caseArg(cmd, args, &t); err != nil {
 			return err
 		}
 		c, err := a.newCommand(t, refundflow.InputCancel)
@@ -466,7 +466,7 @@ func (a *app) messageCommand() *cobra.Command {
 	cmd.Flags().StringVar(&text, "text", "", "message text: "+rs.message)
 	_ = cmd.MarkFlagRequired("text")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		if err := caseArg(cmd, args, &t); err != nil {
+		if err := a.caseArg(cmd, args, &t); err != nil {
 			return err
 		}
 		c, err := a.newCommand(t, refundflow.InputSendMessage)

@@ -164,6 +164,8 @@ func TestCaseImpliesTarget(t *testing.T) {
 	e.wantErr(2, `CASE "0": want a case id`, "ship", "0", "--company", "SF", "--waybill", "SF1")
 	e.wantErr(2, "CASE 1 and --case 2 name different cases", "message", "1", "--case", "2", "--text", "hi")
 	e.wantErr(2, "accepts at most 1 arg(s), received 2", "cancel", "1", "2")
+	e.wantErr(1, "CASE 99: no such case in", "cancel", "99")
+	e.wantErr(2, "--order 7: case 2 is for order 200; leave --order out or fix CASE", "message", "2", "--order", "7", "--text", "hi")
 	if n := e.streamCount(events.DefaultCommandStreamName); n != before {
 		t.Errorf("COMMANDS went from %d to %d messages on bad input; want no change", before, n)
 	}

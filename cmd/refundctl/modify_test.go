@@ -109,6 +109,7 @@ func TestModifyVerdicts(t *testing.T) {
 			Reason: "only a refund the seller refused can be modified; case 1 is waiting_seller"},
 		{CommandID: "mod-stopped-1", Verdict: casestore.VerdictRejected, CaseID: 2, Code: refundflow.CodeNotNow,
 			Reason: "only a refund the seller refused can be modified"},
+		{CommandID: "mod-parked-1", Verdict: casestore.VerdictApplied, CaseID: 2, Code: "modify", Reason: "read the refund form for the modification"},
 		{CommandID: "mod-dup-1", Verdict: casestore.VerdictRejected, CaseID: 1, Code: refundflow.CodeDuplicate, Reason: "the same modification is under way"},
 		{CommandID: "mod-1688-1", Verdict: casestore.VerdictRejected, CaseID: 2, Code: refundflow.CodeNotSupported,
 			Reason: "1688 offers no way to modify a refund through its API"},
@@ -126,6 +127,9 @@ func TestModifyVerdicts(t *testing.T) {
 		{"mod-notnow-1", "1", 4, []string{"rejected (not_now) on case 1 (waiting_seller): only a refund the seller refused can be modified",
 			"refundctl list --attention seller_refused", "refundctl wait 1 --state", "withdraw the refund with refundctl cancel 1 "}},
 		{"mod-stopped-1", "2", 4, []string{"rejected (not_now) on case 2 (needs_attention)", "refundctl show 2 says why", "docs/runbook.md"}},
+		// Applied, and the case stopped again at once: why and what to
+		// do, not how to follow a modification under way.
+		{"mod-parked-1", "2", 0, []string{"applied: case 2 is needs_attention (seller_refused: seller refused: used item); to do: wait: a seller may still agree"}},
 		{"mod-dup-1", "1", 4, []string{"rejected (duplicate)", "already making this change", "refundctl wait 1 --state"}},
 		{"mod-1688-1", "2", 4, []string{"rejected (not_supported) on case 2", "request again", "refundctl resolve 2 --close --note"}},
 	}
@@ -137,6 +141,9 @@ func TestModifyVerdicts(t *testing.T) {
 				if r.code() != tt.code || !strings.Contains(out, w) {
 					t.Errorf("modify %s --id %s: exit %d, output %q; want exit %d and %q", tt.caseID, tt.id, r.code(), out, tt.code, w)
 				}
+			}
+			if tt.id == "mod-parked-1" && strings.Contains(out, "follow it with") {
+				t.Errorf("modify %s --id %s: %q; want no advice to follow a stopped case", tt.caseID, tt.id, out)
 			}
 			if strings.Contains(out, "do it on the platform itself") {
 				t.Errorf("modify %s --id %s: %q advises the platform; want the ways out refundctl offers", tt.caseID, tt.id, out)

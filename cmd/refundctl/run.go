@@ -32,6 +32,17 @@ type app struct {
 	// say (tests: an in-memory exporter).
 	spans sdktrace.SpanExporter
 	trace traceRun // the run's span, when tracing is on
+	// caseNamed is how the command named its case by id, for its errors:
+	// "--case" (the default) or "CASE", its argument (caseArg).
+	caseNamed string
+}
+
+// caseName is how the command named its case by id (caseNamed).
+func (a *app) caseName() string {
+	if a.caseNamed == "" {
+		return "--case"
+	}
+	return a.caseNamed
 }
 
 // run parses args, runs the command and returns its error; main prints it

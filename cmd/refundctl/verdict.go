@@ -87,14 +87,15 @@ func toVerdictJSON(c refundflow.Command, v opcommands.Verdict) verdictJSON {
 // what to do instead of a rejected one.
 func nextStep(c refundflow.Command, v verdictJSON) string {
 	caseRef := fmt.Sprintf("refundctl show %d", v.CaseID)
+	if v.Verdict == casestore.VerdictApplied && v.State == string(refundflow.StateNeedsAttention) {
+		// Stopped (a modification too, stopped again at once): following
+		// it would wait for the operator.
+		return stoppedNextStep(v.Attention, v.CaseID)
+	}
 	if c.Kind == refundflow.InputModify {
 		if next := modifyNextStep(v, caseRef); next != "" {
 			return next
 		}
-	}
-	if v.Verdict == casestore.VerdictApplied && v.State == string(refundflow.StateNeedsAttention) {
-		// Stopped: following it would wait for the operator.
-		return stoppedNextStep(v.Attention, v.CaseID)
 	}
 	if v.Verdict == casestore.VerdictApplied {
 		return "follow it with: refundctl wait --command " + c.ID + " --state STATE, or " + caseRef
@@ -158,12 +159,19 @@ func stoppedNextStep(code string, id int64) string {
 }
 
 // withAttention is "STATE (code: message)" for a case with an attention
-// reason, STATE otherwise: the message whole, never cut before its cause.
+// reason, STATE otherwise (attentionText).
 func withAttention(state, code, msg string) string {
 	if code == "" && msg == "" {
 		return state
 	}
-	return state + " (" + strings.TrimSuffix(code+": "+msg, ": ") + ")"
+	return state + " (" + attentionText(code, msg) + ")"
+}
+
+// attentionText is "code: message" made safe for one line: the message is
+// often the seller's own words, so its control characters (a newline, a
+// terminal escape) become spaces; it is whole, never cut before its cause.
+func attentionText(code, msg string) string {
+	return cell(strings.TrimSuffix(code+": "+msg, ": "), 0)
 }
 
 // modifyNextStep is the advice for a modify_refund verdict where it differs

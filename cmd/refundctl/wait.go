@@ -223,7 +223,7 @@ func (a *app) waitCommand() *cobra.Command {
 		start := a.now()
 		var last casestore.Case
 		seen := false
-		noted := false // the case was seen stopped, and the operator told
+		noted := false         // the case was seen stopped, and the operator told
 		var why *notFoundError // the last look's reason there is no case (a kept command says where it waits)
 		for {
 			c, err := b.lookupCase(ctx, sel, id)
@@ -238,7 +238,7 @@ func (a *app) waitCommand() *cobra.Command {
 					line := fmt.Sprintf("case %d is %s (after %s)", c.ID, c.State, a.now().Sub(start).Round(time.Millisecond))
 					if c.AttentionCode != "" || c.AttentionMessage != "" {
 						// On the same line: scripts take the case id from its second word.
-						line += ": " + strings.TrimSuffix(c.AttentionCode+": "+c.AttentionMessage, ": ")
+						line += ": " + attentionText(c.AttentionCode, c.AttentionMessage)
 						if c.State == string(refundflow.StateNeedsAttention) {
 							line += "; " + stoppedNextStep(c.AttentionCode, c.ID)
 						}

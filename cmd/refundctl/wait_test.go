@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -101,4 +102,38 @@ func TestWait(t *testing.T) {
 	e.wantErr(1, "no case for command cmd-ffffffffffffffffffffffff (no verdict from the worker yet)", "show", "--command", "cmd-ffffffffffffffffffffffff")
 	e.wantErr(2, `--command "x y": not a command id`, "show", "--command", "x y")
 	e.wantErr(2, "--command selects the case by itself", "show", "--command", "cmd-ffffffffffffffffffffffff", "--platform", "taobao")
+
+	// The attention text is the seller's own: whatever it holds, the line
+	// stays one line, with no terminal control codes.
+	ctx0 := context.Background()
+	var rude casestore.Case
+	if err := st.Update(ctx0, func(tx *casestore.Tx) error {
+		c, err := tx.CreateCase(ctx0, casestore.NewCase{Platform: "taobao", OrderID: "500", SubOrderID: "501", State: "requested"})
+		if err != nil {
+			return err
+		}
+		c.State, c.ParkedState, c.AttentionCode = "needs_attention", "waiting_seller", "seller_refused"
+		c.AttentionMessage = "seller refused: line one\nline two \x1b[31mred"
+		rude, err = tx.UpdateCase(ctx0, c)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	id := strconv.FormatInt(rude.ID, 10)
+	if out := e.mustRun("wait", id, "--state", "needs_attention").stdout; strings.Count(out, "\n") != 1 || strings.ContainsRune(out, 0x1b) ||
+		!strings.Contains(out, "seller refused: line one line two  [31mred;") {
+		t.Errorf("wait %s = %q; want one line, control characters as spaces", id, out)
+	}
+	r = e.wantErr(1, "seller refused: line one line two  [31mred), not succeeded", "wait", id, "--state", "succeeded", "--deadline", "200ms")
+	if strings.Count(r.stderr, "\n") != 1 || strings.ContainsRune(r.stderr, 0x1b) {
+		t.Errorf("wait %s --state succeeded: stderr %q; want the note on one line, without control characters", id, r.stderr)
+	}
+	if err := st.Update(ctx0, func(tx *casestore.Tx) error {
+		return tx.RecordCommandOutcome(ctx0, casestore.CommandOutcome{CommandID: "cmd-rude-1", Verdict: casestore.VerdictApplied, CaseID: rude.ID})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run("cancel", "--case", id, "--id", "cmd-rude-1", "--wait", "2s"); strings.Count(r.stdout, "\n") != 2 || strings.ContainsRune(r.stdout, 0x1b) {
+		t.Errorf("cancel's verdict on case %s: %q; want the id and one verdict line, without control characters", id, r.stdout)
+	}
 }

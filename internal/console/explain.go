@@ -37,7 +37,7 @@ var doing = map[refundflow.State]string{
 	refundflow.StateCancelling:        "The worker is withdrawing the refund",
 	refundflow.StateWaitingSeller:     "Waiting for the seller to decide",
 	refundflow.StateWaitingReturnShipment: "The seller wants the goods back: ship them, then report the waybill " +
-		"(refundctl ship --case N --company C --waybill W)",
+		"(refundctl ship N --company C --waybill W)",
 	refundflow.StateWaitingSellerReceive: "The goods are on their way back; waiting for the seller to confirm receipt",
 }
 
