@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/refundhub/refundhub/internal/reasons"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
@@ -20,7 +21,7 @@ func TestReasons(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("reasons taobao: %v", r.err)
 	}
-	var tb reasonsJSON
+	var tb reasons.Result
 	decodeJSON(t, r.stdout, &tb)
 	// refund × 1, 2, 3 and return × 2, 3: a return of goods never shipped is not asked.
 	if len(tb.Forms) != 5 {
@@ -31,7 +32,7 @@ func TestReasons(t *testing.T) {
 			t.Errorf("taobao form %+v: want an answer with a requestId and a max fee", f)
 		}
 	}
-	i := slices.IndexFunc(tb.Reasons, func(r reasonJSON) bool { return r.Type == "refund" && r.GoodsStatus == "1" && r.ID == 1004 })
+	i := slices.IndexFunc(tb.Reasons, func(r reasons.Reason) bool { return r.Type == "refund" && r.GoodsStatus == "1" && r.ID == 1004 })
 	if i < 0 || tb.Reasons[i].Reason != "未按约定时间发货" || tb.Reasons[i].NeedVoucher != nil {
 		t.Errorf("taobao reasons lack refund/1 1004 未按约定时间发货 with needVoucher null: %+v", tb.Reasons)
 	}
@@ -53,7 +54,7 @@ func TestReasons(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("reasons 1688: %v", r.err)
 	}
-	var ab reasonsJSON
+	var ab reasons.Result
 	decodeJSON(t, r.stdout, &ab)
 	if len(ab.Forms) != len(goodsStatuses("1688")) {
 		t.Errorf("1688 forms = %+v; want one per goods status", ab.Forms)
@@ -121,7 +122,7 @@ func TestReasonsErrors(t *testing.T) {
 	vars["UPSTREAM_BASE_URL"] = "http://127.0.0.1:1"
 	vars["UPSTREAM_MAX_ATTEMPTS"] = "1"
 	r = runRefundctl(t, vars, "reasons", "--platform", "1688", "--order", "1", "--json")
-	var out reasonsJSON
+	var out reasons.Result
 	decodeJSON(t, r.stdout, &out)
 	if r.code() != 1 || !strings.Contains(r.line(), "the platform listed no reasons") || len(out.Forms) != 1 {
 		t.Errorf("reasons with nothing listening: exit %d, %q, %d calls; want exit 1 after the first call", r.code(), r.line(), len(out.Forms))
