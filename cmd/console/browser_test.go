@@ -75,7 +75,8 @@ func parkTaobaoRequest(t *testing.T, s *stack, st *casestore.Store, sub string) 
 // without a reload (the event stream); then closes case A with a note and
 // sees the verdict and closed_locally. From a third parked case, the
 // operator follows "Request again" to the request form filled in with the
-// case's request, corrects the reason, and the same case is submitted.
+// case's request, looks up the reasons the platform offers, picks one, and
+// the same case is submitted.
 // The operator files a 1688 return
 // request through the request form (a bad one first, refused beside the
 // form), lands on its case with the verdict, and watches the open page
@@ -98,7 +99,7 @@ func TestBrowser(t *testing.T) {
 	caseA := parkTaobaoRequest(t, s, st, "901")
 	caseB := parkTaobaoRequest(t, s, st, "902")
 	caseC := parkTaobaoRequest(t, s, st, "903")
-	base, logs := startConsole(t, consoleEnv(s.natsURL, s.dbPath))
+	base, logs := startConsole(t, s.upstreamEnv(consoleEnv(s.natsURL, s.dbPath)))
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 800))...)
@@ -292,8 +293,20 @@ func TestBrowser(t *testing.T) {
 	if got, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("#request-reason-id"))); err != nil || got != "999999" {
 		t.Errorf("request form for case %d: reason id %q (%v); want the case's 999999", caseC.ID, got, err)
 	}
-	browse("request again", chromedp.SetValue(chromedp.ID("#request-reason-id"), "1004"), chromedp.Submit(chromedp.ID("#request-order")),
-		chromedp.WaitVisible(chromedp.ID("#verdict")))
+	// The reasons the platform offers, looked up from the form; one is
+	// picked from the list.
+	browse("look up the reasons", chromedp.Click(chromedp.ID("#lookup")), chromedp.WaitVisible(chromedp.ID("#reasons-table")))
+	if got := text("#reasons-table"); !strings.Contains(got, "1004") || strings.Contains(got, "999999") {
+		t.Errorf("reasons offered for case %d's sub-order: %q; want 1004 among them, and not 999999", caseC.ID, got)
+	}
+	browse("use reason 1004", chromedp.Click(chromedp.CSS(`a.use-reason[data-reason="1004"]`)), chromedp.WaitVisible(chromedp.ID("#request")))
+	if got, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("#request-reason-id"))); err != nil || got != "1004" {
+		t.Errorf("after picking reason 1004 the form's reason id is %q (%v)", got, err)
+	}
+	if got, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("#request-sub-order"))); err != nil || got != caseC.SubOrderID {
+		t.Errorf("after picking a reason the form's sub-order is %q (%v); want case %d's %s", got, err, caseC.ID, caseC.SubOrderID)
+	}
+	browse("request again", chromedp.Submit(chromedp.ID("#request-order")), chromedp.WaitVisible(chromedp.ID("#verdict")))
 	if got := text("#verdict"); !strings.Contains(got, casestore.VerdictApplied) {
 		t.Errorf("request again: verdict %q; want applied", got)
 	}

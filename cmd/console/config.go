@@ -6,8 +6,10 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/console"
 	"github.com/refundhub/refundhub/internal/envconfig"
 	"github.com/refundhub/refundhub/internal/events"
@@ -23,6 +25,9 @@ type config struct {
 	ShutdownTimeout time.Duration
 	Log             envconfig.LogConfig
 	Tracing         tracing.Config
+	// Upstream is the platform connection for the request form's reasons
+	// look-up; nil when no credential is set (the look-up is off).
+	Upstream *apiclient.Config
 }
 
 // envVars documents every setting; the table drives both -h and loading.
@@ -40,7 +45,21 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("CONSOLE_EVENTS_INTERVAL", "1s", "how often an open event stream (/api/v1/events, the live case page) reads the case store for changes (100ms to 1m)"),
 	envconfig.V("CALLBACK_STREAM", events.DefaultStreamName, "the receiver's callback stream: a replay from a case's timeline reads the message there and stores it there again"),
 	envconfig.V("CONSOLE_SHUTDOWN_TIMEOUT", "10s", "on SIGTERM/SIGINT: time allowed for in-flight requests and the NATS drain"),
-}, envconfig.LogVars(), envconfig.TracingVars())
+}, upstreamVars(), envconfig.LogVars(), envconfig.TracingVars())
+
+// upstreamVars are the platform connection's variables, as the worker
+// reads them. The console asks the platform for one thing, read-only: the
+// reasons it offers, for the request form's look-up. Without credentials
+// the look-up is off; with any of them set, all are checked as the
+// worker checks them.
+func upstreamVars() []envconfig.Var {
+	vars := envconfig.UpstreamVars()
+	for i, v := range vars {
+		vars[i].Help = "optional, the request form's reasons look-up (off unless UPSTREAM_ACCESS_KEY, UPSTREAM_ACCESS_SECRET and UPSTREAM_USER_ID are set): " +
+			strings.TrimPrefix(v.Help, "REQUIRED ")
+	}
+	return vars
+}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: console [-h]")
@@ -81,6 +100,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 	cfg.ShutdownTimeout = env.Duration("CONSOLE_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute)
 	cfg.Log = env.Log()
 	cfg.Tracing = env.Tracing()
+	// Read with a reader of its own: without any credential the
+	// connection is unused, and its settings are not the console's errors.
+	uenv := envconfig.NewReader(envVars, getenv)
+	up := uenv.Upstream()
+	if getenv("UPSTREAM_ACCESS_KEY") != "" || getenv("UPSTREAM_ACCESS_SECRET") != "" || getenv("UPSTREAM_USER_ID") != "" {
+		env.Fail(uenv.Err())
+		cfg.Upstream = &up
+	}
 	return cfg, env.Err()
 }
 

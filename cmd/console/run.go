@@ -16,9 +16,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/console"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/reasons"
 	"github.com/refundhub/refundhub/internal/tracing"
 	"github.com/refundhub/refundhub/internal/tracing/tracer"
 )
@@ -101,8 +103,20 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		return nil
 	}
+	var lookup func(context.Context, reasons.Query) reasons.Result
+	if cfg.Upstream != nil {
+		// The console's own client: its own rate limit (UPSTREAM_RATE_LIMIT),
+		// beside the worker's.
+		client, err := apiclient.New(*cfg.Upstream)
+		if err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+		lookup = func(ctx context.Context, q reasons.Query) reasons.Result { return reasons.Lookup(ctx, client, q) }
+		logger.Info("the request form can look up the platform's reasons", "platform", cfg.Upstream.BaseURL)
+	}
 	srv, err := console.New(cfg.Console, console.Deps{Store: store, DeadLetters: dlStore, JetStream: js, Ready: ready, Logger: logger,
-		Tracer: traces.Tracer("github.com/refundhub/refundhub/console")}) // nil when tracing is off
+		Tracer:  traces.Tracer("github.com/refundhub/refundhub/console"), // nil when tracing is off
+		Reasons: lookup})
 	if err != nil {
 		return err
 	}

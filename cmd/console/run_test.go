@@ -257,6 +257,10 @@ func TestConfigErrors(t *testing.T) {
 		{"short key", map[string]string{"CONSOLE_SESSION_KEY": "short-secret-key"}, "at least 32"},
 		{"token list", map[string]string{"CONSOLE_TOKENS": list}, "CONSOLE_TOKENS is no longer read"},
 		{"token file", map[string]string{"CONSOLE_TOKENS_FILE": "/etc/console-tokens"}, "CONSOLE_TOKENS_FILE is no longer read"},
+		// Platform credentials are optional (the reasons look-up), but
+		// half of them is a mistake, said without the secret.
+		{"half the platform credentials", map[string]string{"UPSTREAM_ACCESS_SECRET": "upstream-s3cret"},
+			"UPSTREAM_ACCESS_KEY and UPSTREAM_USER_ID are not set"},
 	} {
 		env := consoleEnv("nats://127.0.0.1:1", "/nonexistent.db")
 		for k, v := range tc.set {
@@ -274,11 +278,28 @@ func TestConfigErrors(t *testing.T) {
 		if strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: the error spans lines: %q", tc.name, err)
 		}
-		for _, secret := range []string{"short-secret-key", list, "5e7b1084a4a4"} {
+		for _, secret := range []string{"short-secret-key", list, "5e7b1084a4a4", "upstream-s3cret"} {
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("%s: the error quotes a secret: %v", tc.name, err)
 			}
 		}
+	}
+}
+
+// TestConfigUpstream: the console's platform connection (the request
+// form's reasons look-up) is off without credentials and read as the
+// worker reads it with them.
+func TestConfigUpstream(t *testing.T) {
+	env := consoleEnv("nats://127.0.0.1:1", "/nonexistent.db")
+	cfg, err := loadConfig(envFunc(env))
+	if err != nil || cfg.Upstream != nil {
+		t.Fatalf("without credentials: %+v, %v; want no platform connection", cfg.Upstream, err)
+	}
+	env["UPSTREAM_ACCESS_KEY"], env["UPSTREAM_ACCESS_SECRET"], env["UPSTREAM_USER_ID"] = "k", "s", "42"
+	env["UPSTREAM_BASE_URL"] = "http://127.0.0.1:9"
+	cfg, err = loadConfig(envFunc(env))
+	if err != nil || cfg.Upstream == nil || cfg.Upstream.BaseURL != "http://127.0.0.1:9" || cfg.Upstream.AccessKey != "k" || cfg.Upstream.Profile == nil {
+		t.Fatalf("with credentials: %+v, %v; want the platform connection read as the worker reads it", cfg.Upstream, err)
 	}
 }
 

@@ -34,9 +34,18 @@ const (
 // loopback HTTP, and a worker wired as cmd/worker wires it (as
 // cmd/refundctl's startStack does).
 type stack struct {
-	natsURL string
-	dbPath  string
-	js      jetstream.JetStream
+	natsURL     string
+	dbPath      string
+	js          jetstream.JetStream
+	platformURL string // the sandbox's
+}
+
+// upstreamEnv adds to env the platform credentials the stack's worker
+// uses: the console's reasons look-up asks the same sandbox.
+func (s *stack) upstreamEnv(env map[string]string) map[string]string {
+	env["UPSTREAM_BASE_URL"], env["UPSTREAM_ACCESS_KEY"], env["UPSTREAM_ACCESS_SECRET"], env["UPSTREAM_USER_ID"] =
+		s.platformURL, stackKey, stackSecret, "stack-user"
+	return env
 }
 
 func startStack(t *testing.T) *stack {
@@ -105,5 +114,5 @@ func startStackTraced(t *testing.T, tr trace.Tracer) *stack {
 		sbSrv.Close()
 		_ = store.Close()
 	})
-	return &stack{natsURL: ns.URL(), dbPath: dbPath, js: js}
+	return &stack{natsURL: ns.URL(), dbPath: dbPath, js: js, platformURL: sbSrv.URL}
 }

@@ -294,6 +294,7 @@ var fieldLabels = map[string]string{
 	"goodsStatus":   "Goods status",
 	"carriage":      "Carriage",
 	"orderEntryIds": "Order entries",
+	"type":          "Type",
 }
 
 // proseFields are the JSON names translated inside a message as well as at

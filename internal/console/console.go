@@ -33,6 +33,7 @@ import (
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/deadletters"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/reasons"
 )
 
 // Config is the console's behaviour, read by cmd/console from the
@@ -88,6 +89,11 @@ type Deps struct {
 	Tracer trace.Tracer
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Reasons asks the platform which refund reasons it offers
+	// (reasons.Lookup over the console's own platform client): the
+	// request form's "Look up the reasons". nil: the console has no
+	// platform credentials, and the form points to refundctl reasons.
+	Reasons func(context.Context, reasons.Query) reasons.Result
 }
 
 // Server is the console's HTTP handler and what it holds.
@@ -116,6 +122,8 @@ type Server struct {
 	metrics       *metrics
 	pages         pages
 	echo          *echo.Echo
+	// reasons is Deps.Reasons (nil: no look-up).
+	reasons func(context.Context, reasons.Query) reasons.Result
 	// streamsDone, closed once by CloseStreams, ends the event streams.
 	streamsDone  chan struct{}
 	closeStreams sync.Once
@@ -183,6 +191,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		metrics:       newMetrics(),
 		pages:         pg,
 		streamsDone:   make(chan struct{}),
+		reasons:       deps.Reasons,
 	}
 	if deps.DeadLetters != nil {
 		var pub deadletters.Publisher

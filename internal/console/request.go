@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/opcommands"
+	"github.com/refundhub/refundhub/internal/reasons"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -34,6 +36,7 @@ func (s *Server) requestRoutes(e *echo.Echo) {
 	}
 	e.GET("/requests/new", s.handleRequestPage)
 	e.POST("/requests", s.handleRequest)
+	e.POST("/requests/reasons", s.handleRequestReasons)
 }
 
 // requestForm is the request form's values, kept when it is shown again
@@ -57,6 +60,26 @@ type requestView struct {
 	// Again is the case named by ?case=, whose request the form holds to
 	// be corrected and filed again (the case page's "Request again").
 	Again *againView
+	// Lookup: the console can ask the platform for its reasons
+	// (Deps.Reasons), and the form offers it.
+	Lookup bool
+	// Reasons is the look-up's answer, shown under the form.
+	Reasons *reasonsView
+}
+
+// reasonsView is what the platform offered for the form's order, type and
+// goods status, each reason with a link that fills the form in with it.
+type reasonsView struct {
+	Error string // why nothing was asked, or nothing answered
+	Rows  []reasonRow
+	Notes []string // per call: a refusal, or the most a Taobao form allows
+}
+
+// reasonRow is one reason offered.
+type reasonRow struct {
+	Type, GoodsStatus, Voucher, Text string
+	ID                               int64
+	Use                              string // the request form with this reason (and its type and goods status)
 }
 
 // againView is the case a request is filed again for.
@@ -133,7 +156,12 @@ func readRequestRules() requestRules {
 // handleRequestPage is GET /requests/new: the form, and the verdict of
 // ?command= when a request was just filed and opened no case.
 func (s *Server) handleRequestPage(c echo.Context) error {
-	v := requestView{page: s.pageBase(c, "File a refund or return request"), Form: requestForm{Type: "refund"}, Rules: readRequestRules()}
+	v := s.requestView(c, requestForm{Type: "refund"})
+	if c.QueryParam("platform") != "" {
+		// A reason picked from the look-up (reasonRow.Use): the form as
+		// it was, with that reason.
+		v.Form = readRequestForm(c.QueryParam)
+	}
 	if raw := c.QueryParam("case"); raw != "" {
 		k, err := s.getCase(c.Request().Context(), raw)
 		if err != nil {
@@ -181,13 +209,7 @@ func (s *Server) handleRequest(c echo.Context) error {
 	if err := s.checkCSRF(c); err != nil {
 		return err
 	}
-	f := requestForm{}
-	for dst, name := range map[*string]string{&f.Platform: "platform", &f.OrderID: "order", &f.SubOrderID: "sub_order",
-		&f.Type: "type", &f.GoodsStatus: "goods_status", &f.ReasonID: "reason_id", &f.Reason: "reason", &f.Amount: "amount",
-		&f.Carriage: "carriage", &f.Vouchers: "vouchers", &f.OrderEntries: "order_entries"} {
-		*dst = strings.TrimSpace(c.FormValue(name))
-	}
-	f.Description = c.FormValue("description")
+	f := readRequestForm(c.FormValue)
 	id, err := opcommands.NewID()
 	if err != nil {
 		return err
@@ -196,8 +218,9 @@ func (s *Server) handleRequest(c echo.Context) error {
 		OrderID: f.OrderID, SubOrderID: f.SubOrderID, Operator: who(c).Name, IssuedAt: s.now().UTC().Truncate(time.Millisecond)}
 	ferr := fillRequest(f, &cmd)
 	if err := errors.Join(ferr, opcommands.Check(cmd)); err != nil {
-		return s.renderRequest(c, http.StatusBadRequest, requestView{page: s.pageBase(c, "File a refund or return request"),
-			Form: f, Error: formMessage(err), Rules: readRequestRules()})
+		v := s.requestView(c, f)
+		v.Error = formMessage(err)
+		return s.renderRequest(c, http.StatusBadRequest, v)
 	}
 	res, err := s.issue(c.Request().Context(), who(c), cmd, s.cfg.VerdictWait)
 	extra := ""
@@ -212,6 +235,118 @@ func (s *Server) handleRequest(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, "/cases/"+strconv.FormatInt(res.Verdict.CaseID, 10)+"?"+q)
 	}
 	return c.Redirect(http.StatusSeeOther, "/requests/new?"+q)
+}
+
+// requestView is the request page holding f.
+func (s *Server) requestView(c echo.Context, f requestForm) requestView {
+	return requestView{page: s.pageBase(c, "File a refund or return request"), Form: f, Rules: readRequestRules(),
+		Lookup: s.reasons != nil && who(c).CanAct()}
+}
+
+// requestFields are the request form's field names, by the value each
+// fills.
+func requestFields(f *requestForm) map[*string]string {
+	return map[*string]string{&f.Platform: "platform", &f.OrderID: "order", &f.SubOrderID: "sub_order",
+		&f.Type: "type", &f.GoodsStatus: "goods_status", &f.ReasonID: "reason_id", &f.Reason: "reason", &f.Amount: "amount",
+		&f.Carriage: "carriage", &f.Vouchers: "vouchers", &f.OrderEntries: "order_entries", &f.Description: "description"}
+}
+
+// readRequestForm reads the request form's fields through get (a posted
+// form, or a link's query): every one trimmed but the description, the
+// seller's text as typed.
+func readRequestForm(get func(string) string) requestForm {
+	var f requestForm
+	for dst, name := range requestFields(&f) {
+		*dst = strings.TrimSpace(get(name))
+	}
+	f.Description = get("description")
+	return f
+}
+
+// query is f as a link's query: the request page filled in with it.
+func (f requestForm) query() string {
+	q := url.Values{}
+	for v, name := range requestFields(&f) {
+		if *v != "" {
+			q.Set(name, *v)
+		}
+	}
+	return q.Encode()
+}
+
+// lookupTimeout bounds a reasons look-up (Taobao asks up to five forms,
+// each with the platform client's own timeout and retries), well inside
+// the console's write timeout (its verdict wait plus 20 s): a slow
+// platform gets a page saying so, not a cut connection.
+const lookupTimeout = 15 * time.Second
+
+// handleRequestReasons is POST /requests/reasons, the request form's "Look
+// up the reasons": the page again, with the form as it was and, under it,
+// the reasons the platform offers for its order, type and goods status
+// (package reasons, as refundctl reasons asks), each with a link that
+// fills the form in with it. A post, not a link: the form carries its
+// CSRF token, which a URL would put in logs. Nothing is published.
+func (s *Server) handleRequestReasons(c echo.Context) error {
+	if !who(c).CanAct() {
+		return errNotOperator
+	}
+	if err := s.checkCSRF(c); err != nil {
+		return err
+	}
+	v := s.requestView(c, readRequestForm(c.FormValue))
+	v.Reasons = s.lookupReasons(c.Request().Context(), v.Form)
+	return s.renderRequest(c, http.StatusOK, v)
+}
+
+// lookupReasons asks the platform for the reasons it offers for f.
+func (s *Server) lookupReasons(ctx context.Context, f requestForm) *reasonsView {
+	if s.reasons == nil {
+		return &reasonsView{Error: "This console has no platform credentials (UPSTREAM_* in its environment): refundctl reasons lists the reasons."}
+	}
+	q := reasons.Query{Platform: f.Platform, OrderID: f.OrderID, SubOrderID: f.SubOrderID, GoodsStatus: f.GoodsStatus}
+	if f.Platform == string(refundflow.PlatformTaobao) {
+		q.Type = f.Type // the form's type is the one to be filed; 1688 offers the same reasons for both
+	}
+	if err := q.Check(); err != nil {
+		return &reasonsView{Error: "Not asked: " + formMessage(err)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	res := s.reasons(ctx, q)
+	out := &reasonsView{}
+	if err := res.Err(); err != nil {
+		out.Error = err.Error()
+	}
+	for _, r := range res.Reasons {
+		voucher := "not said"
+		if r.NeedVoucher != nil {
+			voucher = map[bool]string{true: "needed", false: "no"}[*r.NeedVoucher]
+		}
+		if r.NoCarriage {
+			voucher += " (no freight)"
+		}
+		text := r.Reason
+		if r.Tip != "" {
+			text += " (" + r.Tip + ")"
+		}
+		use := f
+		use.ReasonID, use.Reason, use.GoodsStatus = strconv.FormatInt(r.ID, 10), "", r.GoodsStatus
+		if r.Type != "any" {
+			use.Type = r.Type
+		}
+		out.Rows = append(out.Rows, reasonRow{Type: r.Type, GoodsStatus: r.GoodsStatus, Voucher: voucher, Text: text, ID: r.ID,
+			Use: "/requests/new?" + use.query()})
+	}
+	for _, fm := range res.Forms {
+		switch {
+		case fm.Error != "":
+			out.Notes = append(out.Notes, fmt.Sprintf("%s, goods status %s: %s", fm.Type, fm.GoodsStatus, fm.Error))
+		case fm.MaxFee != nil:
+			out.Notes = append(out.Notes, fmt.Sprintf("%s, goods status %s: the form allows up to %d fen (Amount: max asks for that)",
+				fm.Type, fm.GoodsStatus, *fm.MaxFee))
+		}
+	}
+	return out
 }
 
 // fillRequest reads the form's values into cmd.Request as refundctl

@@ -4,19 +4,26 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
 	"github.com/refundhub/refundhub/internal/platform"
+	"github.com/refundhub/refundhub/internal/reasons"
 	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/sandbox"
 )
 
 var (
@@ -234,5 +241,126 @@ func TestFormOfFilesTheSameRequest(t *testing.T) {
 		if !reflect.DeepEqual(*cmd.Request, tc.req) {
 			t.Errorf("formOf, then filed: %+v;\nwant the case's %+v", *cmd.Request, tc.req)
 		}
+	}
+}
+
+// TestRequestFormLooksUpReasons: with platform credentials the request
+// form's "Look up the reasons" asks the platform (the sandbox over real
+// HTTP) for the reasons it offers for the form's order, type and goods
+// status, keeps the form as it was, and lists each reason with a link that
+// fills the form in with it; bad input is refused beside the form without
+// a call; a platform that does not answer is said so. Without credentials
+// the form offers no look-up and points to refundctl reasons. Viewers and
+// posts without the CSRF token are refused.
+func TestRequestFormLooksUpReasons(t *testing.T) {
+	sb, err := sandbox.New(sandbox.Config{AccessKey: "lookup-key-0001", AccessSecret: "lookup-secret-DO-NOT-PRINT", AutoCreate: true, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		sb.Handler().ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	client, err := apiclient.New(apiclient.Config{BaseURL: srv.URL, AccessKey: "lookup-key-0001", AccessSecret: "lookup-secret-DO-NOT-PRINT",
+		UserID: "u1", Timeout: 2 * time.Second, RateLimit: 1000, RateBurst: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t)
+	op, viewer := ts.login(operatorName), ts.login(viewerName)
+	csrf := ts.srv.sessions.csrf(op.Value)
+	form := url.Values{"csrf": {csrf}, "platform": {"taobao"}, "order": {"3305075341149134260"}, "sub_order": {"3305075341149134261"},
+		"type": {"return"}, "goods_status": {"3"}, "amount": {"max"}, "description": {"尺码 & 颜色"}}
+
+	if page := ts.do("GET", "/requests/new", "cookie:"+op.Value, nil); strings.Contains(page.body, `id="lookup"`) ||
+		!strings.Contains(page.body, "<code>refundctl reasons</code> lists them") {
+		t.Errorf("without platform credentials the request form offers a look-up, or does not point to refundctl reasons")
+	}
+	if r := ts.do("POST", "/requests/reasons", "cookie:"+op.Value, form); r.status != http.StatusOK || !strings.Contains(r.body, "no platform credentials") {
+		t.Errorf("look-up without credentials = %d; want the page saying the console has none:\n%s", r.status, r.body)
+	}
+	if calls.Load() != 0 {
+		t.Fatalf("the platform was called %d times without credentials", calls.Load())
+	}
+
+	ts.srv.reasons = func(ctx context.Context, q reasons.Query) reasons.Result { return reasons.Lookup(ctx, client, q) }
+	if page := ts.do("GET", "/requests/new", "cookie:"+op.Value, nil); !strings.Contains(page.body, `id="lookup"`) {
+		t.Errorf("with platform credentials the request form offers no look-up")
+	}
+	for who, r := range map[string]reply{
+		"viewer":       ts.do("POST", "/requests/reasons", "cookie:"+viewer.Value, withCSRF(form, ts.srv.sessions.csrf(viewer.Value))),
+		"without CSRF": ts.do("POST", "/requests/reasons", "cookie:"+op.Value, url.Values{"platform": {"taobao"}, "sub_order": {"3305075341149134261"}}),
+	} {
+		if r.status != http.StatusForbidden {
+			t.Errorf("look-up posted by %s = %d; want 403", who, r.status)
+		}
+	}
+	if calls.Load() != 0 {
+		t.Fatalf("refused look-ups called the platform %d times", calls.Load())
+	}
+
+	r := ts.do("POST", "/requests/reasons", "cookie:"+op.Value, form)
+	if r.status != http.StatusOK {
+		t.Fatalf("look-up = %d:\n%s", r.status, r.body)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("a look-up for one type and goods status made %d platform calls; want 1 (return, 3)", n)
+	}
+	for _, want := range []string{`id="reasons-table"`, "<td>4005</td>", "尺码/颜色不合适", "the form allows up to",
+		`value="3305075341149134261"`, "尺码 &amp; 颜色</textarea>"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("look-up page lacks %q", want)
+		}
+	}
+	if strings.Contains(r.body, "lookup-secret") {
+		t.Errorf("the look-up page shows the platform secret")
+	}
+	use := regexp.MustCompile(`href="([^"]+)" class="use-reason" data-reason="4005"`).FindStringSubmatch(r.body)
+	if use == nil {
+		t.Fatalf("no link to use reason 4005 in:\n%s", r.body)
+	}
+	link := html.UnescapeString(use[1])
+	u, err := url.Parse(link)
+	if err != nil || u.Path != "/requests/new" || u.Query().Get("reason_id") != "4005" || u.Query().Get("goods_status") != "3" ||
+		u.Query().Get("type") != "return" || u.Query().Get("description") != "尺码 & 颜色" || u.Query().Has("csrf") {
+		t.Errorf("use link %q: want the request form with reason 4005, the form's values and no CSRF token", link)
+	}
+	filled := ts.do("GET", link, "cookie:"+op.Value, nil)
+	for _, want := range []string{`name="reason_id" size="10" inputmode="numeric" value="4005"`, `value="3305075341149134261"`,
+		`<option value="return" selected>`, `name="amount" size="12" value="max"`, "尺码 &amp; 颜色</textarea>"} {
+		if !strings.Contains(filled.body, want) {
+			t.Errorf("the request form from the use link lacks %q", want)
+		}
+	}
+
+	before := calls.Load()
+	for _, tc := range []struct {
+		form url.Values
+		want string
+	}{
+		{url.Values{"csrf": {csrf}, "platform": {"1688"}, "order": {"3305075341149134262"}, "sub_order": {"1"}}, "Not asked: Sub-order id: 1688 reasons are per order"},
+		{url.Values{"csrf": {csrf}, "platform": {"taobao"}, "order": {"1"}}, "Not asked: Sub-order id: required for taobao"},
+		{url.Values{"csrf": {csrf}, "platform": {"taobao"}, "sub_order": {"1"}, "goods_status": {"9"}}, `Not asked: Goods status &#34;9&#34;: want one of 1, 2, 3`},
+	} {
+		if r := ts.do("POST", "/requests/reasons", "cookie:"+op.Value, tc.form); r.status != http.StatusOK || !strings.Contains(r.body, tc.want) {
+			t.Errorf("look-up with %v = %d; want %q beside the form:\n%s", tc.form, r.status, tc.want, r.body)
+		}
+	}
+	if n := calls.Load() - before; n != 0 {
+		t.Errorf("refused look-ups made %d platform calls", n)
+	}
+	// 1688: the reasons do not depend on the type, which the form always has.
+	r = ts.do("POST", "/requests/reasons", "cookie:"+op.Value, url.Values{"csrf": {csrf}, "platform": {"1688"},
+		"order": {"3305075341149134262"}, "type": {"return"}, "goods_status": {"aftersaleBuyerReceived"}})
+	if !strings.Contains(r.body, `id="reasons-table"`) || !strings.Contains(r.body, "<td>any</td>") {
+		t.Errorf("1688 look-up: no reasons listed:\n%s", r.body)
+	}
+
+	srv.Close() // the platform away
+	r = ts.do("POST", "/requests/reasons", "cookie:"+op.Value, form)
+	if r.status != http.StatusOK || !strings.Contains(r.body, "the platform listed no reasons") {
+		t.Errorf("look-up with the platform away = %d; want the page saying it listed none:\n%s", r.status, r.body)
 	}
 }
