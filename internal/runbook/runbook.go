@@ -67,11 +67,11 @@ func Parse(md string) (Book, error) {
 	return b, nil
 }
 
-// Plain is a table cell as text: trimmed, inline code marks dropped, a
-// link replaced by its text.
+// Plain is a table cell as text: trimmed, inline code and bold marks
+// dropped, a link replaced by its text.
 func Plain(cell string) string {
 	s := linkRe.ReplaceAllString(strings.TrimSpace(cell), "$1")
-	return strings.ReplaceAll(s, "`", "")
+	return strings.NewReplacer("`", "", "**", "").Replace(s)
 }
 
 // Embedded is the runbook this build carries. It panics if the runbook

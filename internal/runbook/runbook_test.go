@@ -16,7 +16,7 @@ func TestEmbedded(t *testing.T) {
 		if !ok || r.Do == "" || r.Means == "" {
 			t.Errorf("attention reason %s: row %+v; want what it means and what to do", code, r)
 		}
-		if strings.ContainsAny(r.Do, "`|") {
+		if strings.ContainsAny(r.Do, "`|") || strings.Contains(r.Do, "**") {
 			t.Errorf("attention reason %s: %q keeps markdown", code, r.Do)
 		}
 	}
@@ -25,20 +25,20 @@ func TestEmbedded(t *testing.T) {
 			t.Errorf("state %s: no advice", s)
 		}
 	}
-	if got := b.Reasons[refundflow.AttnVoucherRequired].Do; got != "re-request with --voucher" {
+	if got := b.Reasons[refundflow.AttnVoucherRequired].Do; got != "re-request with --voucher (the console's Request again: Vouchers)" {
 		t.Errorf("voucher_required advice %q; want the runbook's words without code marks", got)
 	}
 }
 
 func TestParse(t *testing.T) {
 	md := "# Runbook\n\n## States\n\n| State | Means | What to do |\n|---|---|---|\n" +
-		"| `a` | the [guide](g.md#x) says | run `x --y` |\n\n## Attention reasons\n\n| R | M | D |\n|---|---|---|\n" +
+		"| `a` | the [guide](g.md#x) says | run `x --y` in the **console** |\n\n## Attention reasons\n\n| R | M | D |\n|---|---|---|\n" +
 		"| `r` | m | d |\n\n## Other\n\n| `z` | not | read |\n"
 	b, err := Parse(md)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := b.States["a"]; got != (Row{Means: "the guide says", Do: "run x --y"}) {
+	if got := b.States["a"]; got != (Row{Means: "the guide says", Do: "run x --y in the console"}) {
 		t.Errorf("state a = %+v", got)
 	}
 	if len(b.Reasons) != 1 || b.Reasons["r"].Do != "d" {
