@@ -92,6 +92,18 @@ type againView struct {
 	Replaces bool
 }
 
+// againFor reads the case a request is filed again for (?case=, or the
+// form's hidden case field).
+func (s *Server) againFor(c echo.Context, raw string) (casestore.Case, error) {
+	return s.getCase(c.Request().Context(), raw)
+}
+
+// againOf is the page's note on k, the case a request is filed again for.
+func againOf(k casestore.Case) *againView {
+	return &againView{CaseID: k.ID, State: k.State, Parked: k.ParkedState, Attention: k.AttentionCode, AttentionText: k.AttentionMessage,
+		Replaces: refundflow.RequestReplaces(refundflow.State(k.State), refundflow.State(k.ParkedState), k.RefundID)}
+}
+
 // formOf is the request form holding k's request as filed: what the
 // operator corrects to file it again. A Taobao amount of 0 is the form's
 // most (max), as it was asked for.
@@ -163,14 +175,14 @@ func (s *Server) handleRequestPage(c echo.Context) error {
 		v.Form = readRequestForm(c.QueryParam)
 	}
 	if raw := c.QueryParam("case"); raw != "" {
-		k, err := s.getCase(c.Request().Context(), raw)
+		k, err := s.againFor(c, raw)
 		if err != nil {
 			return err
 		}
-		v.Form = formOf(k)
-		v.Again = &againView{CaseID: k.ID, State: k.State, Parked: k.ParkedState, Attention: k.AttentionCode,
-			AttentionText: k.AttentionMessage,
-			Replaces:      refundflow.RequestReplaces(refundflow.State(k.State), refundflow.State(k.ParkedState), k.RefundID)}
+		if c.QueryParam("platform") == "" {
+			v.Form = formOf(k) // else a reason picked: the form as it was
+		}
+		v.Again = againOf(k)
 	}
 	if id := c.QueryParam("command"); id != "" && commandIDSyntax.MatchString(id) {
 		vv := &verdictView{CommandID: id, Verdict: opcommands.VerdictPending}
@@ -220,6 +232,11 @@ func (s *Server) handleRequest(c echo.Context) error {
 	if err := errors.Join(ferr, opcommands.Check(cmd)); err != nil {
 		v := s.requestView(c, f)
 		v.Error = formMessage(err)
+		if raw := c.FormValue("case"); raw != "" { // filing again for a case: its note stays
+			if k, err := s.againFor(c, raw); err == nil {
+				v.Again = againOf(k)
+			}
+		}
 		return s.renderRequest(c, http.StatusBadRequest, v)
 	}
 	res, err := s.issue(c.Request().Context(), who(c), cmd, s.cfg.VerdictWait)
@@ -294,12 +311,24 @@ func (s *Server) handleRequestReasons(c echo.Context) error {
 		return err
 	}
 	v := s.requestView(c, readRequestForm(c.FormValue))
-	v.Reasons = s.lookupReasons(c.Request().Context(), v.Form)
+	if raw := c.FormValue("case"); raw != "" { // filing again for a case: its note stays
+		k, err := s.againFor(c, raw)
+		if err != nil {
+			return err
+		}
+		v.Again = againOf(k)
+	}
+	var again int64
+	if v.Again != nil {
+		again = v.Again.CaseID
+	}
+	v.Reasons = s.lookupReasons(c.Request().Context(), v.Form, again)
 	return s.renderRequest(c, http.StatusOK, v)
 }
 
-// lookupReasons asks the platform for the reasons it offers for f.
-func (s *Server) lookupReasons(ctx context.Context, f requestForm) *reasonsView {
+// lookupReasons asks the platform for the reasons it offers for f; each
+// reason's link keeps again, the case filed again for (0: none).
+func (s *Server) lookupReasons(ctx context.Context, f requestForm, again int64) *reasonsView {
 	if s.reasons == nil {
 		return &reasonsView{Error: "This console has no platform credentials (UPSTREAM_* in its environment): refundctl reasons lists the reasons."}
 	}
@@ -334,8 +363,11 @@ func (s *Server) lookupReasons(ctx context.Context, f requestForm) *reasonsView 
 		if r.Type != "any" {
 			use.Type = r.Type
 		}
-		out.Rows = append(out.Rows, reasonRow{Type: r.Type, GoodsStatus: r.GoodsStatus, Voucher: voucher, Text: text, ID: r.ID,
-			Use: "/requests/new?" + use.query()})
+		link := "/requests/new?" + use.query()
+		if again > 0 {
+			link += "&case=" + strconv.FormatInt(again, 10)
+		}
+		out.Rows = append(out.Rows, reasonRow{Type: r.Type, GoodsStatus: r.GoodsStatus, Voucher: voucher, Text: text, ID: r.ID, Use: link})
 	}
 	for _, fm := range res.Forms {
 		switch {

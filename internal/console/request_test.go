@@ -202,8 +202,27 @@ func TestRequestAgain(t *testing.T) {
 		}
 	}
 
+	// Looked up from the form filled in for case A: the note on case A
+	// stays, and a reason's link keeps it while filling in that reason
+	// over the case's.
+	lookup, _, _ := sandboxReasons(t)
+	ts.srv.reasons = lookup
+	csrf := ts.srv.sessions.csrf(op.Value)
+	looked := ts.do("POST", "/requests/reasons", "cookie:"+op.Value, url.Values{"csrf": {csrf}, "case": {fmt.Sprint(a.ID)},
+		"platform": {"taobao"}, "order": {"100"}, "sub_order": {"101"}, "type": {"return"}, "goods_status": {"3"}, "reason_id": {"999999"}})
+	use := regexp.MustCompile(`href="([^"]+)" class="use-reason" data-reason="4005"`).FindStringSubmatch(looked.body)
+	if !strings.Contains(looked.body, `id="again"`) || use == nil || !strings.Contains(use[1], fmt.Sprintf("case=%d", a.ID)) {
+		t.Fatalf("look-up for case %d: note %v, link %v; want the note kept and a link to use 4005 that keeps the case", a.ID,
+			strings.Contains(looked.body, `id="again"`), use)
+	}
+	picked := page(html.UnescapeString(use[1]), op.Value)
+	if !strings.Contains(picked, `id="again"`) || !strings.Contains(picked, `name="reason_id" size="10" inputmode="numeric" value="4005"`) {
+		t.Errorf("the form from the link: note %v, reason 4005 %v; want both", strings.Contains(picked, `id="again"`),
+			strings.Contains(picked, `value="4005"`))
+	}
+
 	// Filed with the reason corrected: everything else as the case had it.
-	values := url.Values{"csrf": {ts.srv.sessions.csrf(op.Value)}, "platform": {"taobao"}, "order": {"100"}, "sub_order": {"101"},
+	values := url.Values{"csrf": {csrf}, "case": {fmt.Sprint(a.ID)}, "platform": {"taobao"}, "order": {"100"}, "sub_order": {"101"},
 		"type": {"return"}, "goods_status": {"3"}, "reason_id": {"4005"}, "amount": {"max"}, "description": {"尺码 <不合适>"},
 		"vouchers": {"https://img.example/a.jpg"}}
 	if r := ts.do("POST", "/requests", "cookie:"+op.Value, values); r.status != http.StatusSeeOther {
@@ -253,21 +272,7 @@ func TestFormOfFilesTheSameRequest(t *testing.T) {
 // the form offers no look-up and points to refundctl reasons. Viewers and
 // posts without the CSRF token are refused.
 func TestRequestFormLooksUpReasons(t *testing.T) {
-	sb, err := sandbox.New(sandbox.Config{AccessKey: "lookup-key-0001", AccessSecret: "lookup-secret-DO-NOT-PRINT", AutoCreate: true, Seed: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var calls atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		sb.Handler().ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	client, err := apiclient.New(apiclient.Config{BaseURL: srv.URL, AccessKey: "lookup-key-0001", AccessSecret: "lookup-secret-DO-NOT-PRINT",
-		UserID: "u1", Timeout: 2 * time.Second, RateLimit: 1000, RateBurst: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lookup, calls, srv := sandboxReasons(t)
 	ts := newTestServer(t)
 	op, viewer := ts.login(operatorName), ts.login(viewerName)
 	csrf := ts.srv.sessions.csrf(op.Value)
@@ -285,7 +290,7 @@ func TestRequestFormLooksUpReasons(t *testing.T) {
 		t.Fatalf("the platform was called %d times without credentials", calls.Load())
 	}
 
-	ts.srv.reasons = func(ctx context.Context, q reasons.Query) reasons.Result { return reasons.Lookup(ctx, client, q) }
+	ts.srv.reasons = lookup
 	if page := ts.do("GET", "/requests/new", "cookie:"+op.Value, nil); !strings.Contains(page.body, `id="lookup"`) {
 		t.Errorf("with platform credentials the request form offers no look-up")
 	}
@@ -363,4 +368,27 @@ func TestRequestFormLooksUpReasons(t *testing.T) {
 	if r.status != http.StatusOK || !strings.Contains(r.body, "the platform listed no reasons") {
 		t.Errorf("look-up with the platform away = %d; want the page saying it listed none:\n%s", r.status, r.body)
 	}
+}
+
+// sandboxReasons is a reasons look-up against the sandbox over real HTTP,
+// the count of its platform calls, and its server (closed at the test's
+// end, or sooner to take the platform away).
+func sandboxReasons(t *testing.T) (func(context.Context, reasons.Query) reasons.Result, *atomic.Int64, *httptest.Server) {
+	t.Helper()
+	sb, err := sandbox.New(sandbox.Config{AccessKey: "lookup-key-0001", AccessSecret: "lookup-secret-DO-NOT-PRINT", AutoCreate: true, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := new(atomic.Int64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		sb.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	client, err := apiclient.New(apiclient.Config{BaseURL: srv.URL, AccessKey: "lookup-key-0001", AccessSecret: "lookup-secret-DO-NOT-PRINT",
+		UserID: "u1", Timeout: 2 * time.Second, RateLimit: 1000, RateBurst: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(ctx context.Context, q reasons.Query) reasons.Result { return reasons.Lookup(ctx, client, q) }, calls, srv
 }
