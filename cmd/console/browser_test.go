@@ -299,7 +299,8 @@ func TestBrowser(t *testing.T) {
 	if got := text("#reasons-table"); !strings.Contains(got, "1004") || strings.Contains(got, "999999") {
 		t.Errorf("reasons offered for case %d's sub-order: %q; want 1004 among them, and not 999999", caseC.ID, got)
 	}
-	browse("use reason 1004", chromedp.Click(chromedp.CSS(`a.use-reason[data-reason="1004"]`)), chromedp.WaitVisible(chromedp.ID("#request")))
+	browse("use reason 1004", chromedp.Click(chromedp.CSS(`button.use-reason[data-reason="1004"]`)),
+		chromedp.WaitNotPresent(chromedp.ID("#reasons-table")), chromedp.WaitVisible(chromedp.ID("#request")))
 	if got, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("#request-reason-id"))); err != nil || got != "1004" {
 		t.Errorf("after picking reason 1004 the form's reason id is %q (%v)", got, err)
 	}

@@ -332,6 +332,20 @@ func formMessage(err error) string {
 // may apply to k in its state (the worker still decides), and only to an
 // operator. A case held because worker processes ended on it takes resolve
 // alone: the worker refuses every other command for it.
+// canRequestAgain reports whether a corrected request replaces the one k
+// stopped with (the case page's "Request again", the request page's note):
+// it stopped before its refund reached the platform
+// (refundflow.RequestReplaces), and not on a submission that may be on the
+// platform (intent_unverifiable) or that the platform kept refusing
+// (intent_resends_failed): the worker settles those first, and refuses a
+// request meanwhile.
+func canRequestAgain(k casestore.Case) bool {
+	state := refundflow.State(k.State)
+	return state == refundflow.StateNeedsAttention &&
+		refundflow.RequestReplaces(state, refundflow.State(k.ParkedState), k.RefundID) &&
+		k.AttentionCode != refundflow.CodeUnverifiable && k.AttentionCode != refundflow.CodeResendsFailed
+}
+
 func offers(a Account, k casestore.Case) map[string]bool {
 	if !a.CanAct() {
 		return nil
@@ -363,8 +377,7 @@ func offers(a Account, k casestore.Case) map[string]bool {
 		// request replaces the one it stopped with (the request form,
 		// filled in from the case). Not while a submission may be on the
 		// platform, unverified: the worker would wait for its evidence.
-		"request": attention && refundflow.RequestReplaces(state, parked, k.RefundID) && !unsettled &&
-			k.AttentionCode != refundflow.CodeUnverifiable,
+		"request": canRequestAgain(k),
 		"ship": (effective == refundflow.StateWaitingReturnShipment && !unsettled) ||
 			(attention && parked == refundflow.StateReturnRendering && !unsettled) ||
 			(attention && parked == refundflow.StateReturnSubmitting && (!unsettled || resendsFailed) && !unverifiedReturn),

@@ -79,7 +79,7 @@ type reasonsView struct {
 type reasonRow struct {
 	Type, GoodsStatus, Voucher, Text string
 	ID                               int64
-	Use                              string // the request form with this reason (and its type and goods status)
+	Pick                             string // its "Use" button's value (pickValue)
 }
 
 // againView is the case a request is filed again for.
@@ -92,16 +92,25 @@ type againView struct {
 	Replaces bool
 }
 
-// againFor reads the case a request is filed again for (?case=, or the
-// form's hidden case field).
-func (s *Server) againFor(c echo.Context, raw string) (casestore.Case, error) {
-	return s.getCase(c.Request().Context(), raw)
-}
-
 // againOf is the page's note on k, the case a request is filed again for.
 func againOf(k casestore.Case) *againView {
 	return &againView{CaseID: k.ID, State: k.State, Parked: k.ParkedState, Attention: k.AttentionCode, AttentionText: k.AttentionMessage,
-		Replaces: refundflow.RequestReplaces(refundflow.State(k.State), refundflow.State(k.ParkedState), k.RefundID)}
+		Replaces: canRequestAgain(k)}
+}
+
+// againPosted is the note on the case a posted form is filed again for
+// (its hidden case field), nil when there is none or the form no longer
+// names that case's order: the note would then speak of another case.
+func (s *Server) againPosted(c echo.Context, f requestForm) *againView {
+	raw := c.FormValue("case")
+	if raw == "" {
+		return nil
+	}
+	k, err := s.getCase(c.Request().Context(), raw)
+	if err != nil || string(k.Platform) != f.Platform || k.OrderID != f.OrderID || k.SubOrderID != f.SubOrderID {
+		return nil
+	}
+	return againOf(k)
 }
 
 // formOf is the request form holding k's request as filed: what the
@@ -169,20 +178,12 @@ func readRequestRules() requestRules {
 // ?command= when a request was just filed and opened no case.
 func (s *Server) handleRequestPage(c echo.Context) error {
 	v := s.requestView(c, requestForm{Type: "refund"})
-	if c.QueryParam("platform") != "" {
-		// A reason picked from the look-up (reasonRow.Use): the form as
-		// it was, with that reason.
-		v.Form = readRequestForm(c.QueryParam)
-	}
 	if raw := c.QueryParam("case"); raw != "" {
-		k, err := s.againFor(c, raw)
+		k, err := s.getCase(c.Request().Context(), raw)
 		if err != nil {
 			return err
 		}
-		if c.QueryParam("platform") == "" {
-			v.Form = formOf(k) // else a reason picked: the form as it was
-		}
-		v.Again = againOf(k)
+		v.Form, v.Again = formOf(k), againOf(k)
 	}
 	if id := c.QueryParam("command"); id != "" && commandIDSyntax.MatchString(id) {
 		vv := &verdictView{CommandID: id, Verdict: opcommands.VerdictPending}
@@ -232,11 +233,7 @@ func (s *Server) handleRequest(c echo.Context) error {
 	if err := errors.Join(ferr, opcommands.Check(cmd)); err != nil {
 		v := s.requestView(c, f)
 		v.Error = formMessage(err)
-		if raw := c.FormValue("case"); raw != "" { // filing again for a case: its note stays
-			if k, err := s.againFor(c, raw); err == nil {
-				v.Again = againOf(k)
-			}
-		}
+		v.Again = s.againPosted(c, f) // filing again for a case: its note stays
 		return s.renderRequest(c, http.StatusBadRequest, v)
 	}
 	res, err := s.issue(c.Request().Context(), who(c), cmd, s.cfg.VerdictWait)
@@ -268,27 +265,19 @@ func requestFields(f *requestForm) map[*string]string {
 		&f.Carriage: "carriage", &f.Vouchers: "vouchers", &f.OrderEntries: "order_entries", &f.Description: "description"}
 }
 
-// readRequestForm reads the request form's fields through get (a posted
-// form, or a link's query): every one trimmed but the description, the
-// seller's text as typed.
+// readRequestForm reads the posted request form's fields through get:
+// every one trimmed but the description, the seller's text as typed. A
+// browser posts a textarea's line breaks as CRLF; they are read as the
+// LF refundctl files (a description filed again unchanged is the same
+// request, and on 1688 a CR would count against its length).
 func readRequestForm(get func(string) string) requestForm {
 	var f requestForm
 	for dst, name := range requestFields(&f) {
 		*dst = strings.TrimSpace(get(name))
 	}
 	f.Description = get("description")
+	f.Description, f.Vouchers = strings.ReplaceAll(f.Description, "\r\n", "\n"), strings.ReplaceAll(f.Vouchers, "\r\n", "\n")
 	return f
-}
-
-// query is f as a link's query: the request page filled in with it.
-func (f requestForm) query() string {
-	q := url.Values{}
-	for v, name := range requestFields(&f) {
-		if *v != "" {
-			q.Set(name, *v)
-		}
-	}
-	return q.Encode()
 }
 
 // lookupTimeout bounds a reasons look-up (Taobao asks up to five forms,
@@ -298,11 +287,14 @@ func (f requestForm) query() string {
 const lookupTimeout = 15 * time.Second
 
 // handleRequestReasons is POST /requests/reasons, the request form's "Look
-// up the reasons": the page again, with the form as it was and, under it,
-// the reasons the platform offers for its order, type and goods status
-// (package reasons, as refundctl reasons asks), each with a link that
-// fills the form in with it. A post, not a link: the form carries its
-// CSRF token, which a URL would put in logs. Nothing is published.
+// up the reasons" and its "Use reason" buttons: the page again, with the
+// form as posted (what the operator typed meanwhile included). A look-up
+// lists, under the reason's fields, the reasons the platform offers for
+// the form's order, type and goods status (package reasons, as refundctl
+// reasons asks); a pick (pick=ID|type|goods status) puts that reason, and
+// its type and goods status, in the form, without asking the platform
+// again. A post, not a link: the form carries its CSRF token and the
+// seller's text, neither of which belongs in a URL. Nothing is published.
 func (s *Server) handleRequestReasons(c echo.Context) error {
 	if !who(c).CanAct() {
 		return errNotOperator
@@ -310,25 +302,43 @@ func (s *Server) handleRequestReasons(c echo.Context) error {
 	if err := s.checkCSRF(c); err != nil {
 		return err
 	}
-	v := s.requestView(c, readRequestForm(c.FormValue))
-	if raw := c.FormValue("case"); raw != "" { // filing again for a case: its note stays
-		k, err := s.againFor(c, raw)
-		if err != nil {
-			return err
-		}
-		v.Again = againOf(k)
+	f := readRequestForm(c.FormValue)
+	if pick := c.FormValue("pick"); pick != "" {
+		f = picked(f, pick)
 	}
-	var again int64
-	if v.Again != nil {
-		again = v.Again.CaseID
+	v := s.requestView(c, f)
+	v.Again = s.againPosted(c, f) // filing again for a case: its note stays
+	if c.FormValue("pick") == "" {
+		v.Reasons = s.lookupReasons(c.Request().Context(), f)
 	}
-	v.Reasons = s.lookupReasons(c.Request().Context(), v.Form, again)
 	return s.renderRequest(c, http.StatusOK, v)
 }
 
-// lookupReasons asks the platform for the reasons it offers for f; each
-// reason's link keeps again, the case filed again for (0: none).
-func (s *Server) lookupReasons(ctx context.Context, f requestForm, again int64) *reasonsView {
+// pickValue is a reason's "Use" button value: what picked puts in the form.
+func pickValue(r reasons.Reason) string {
+	return fmt.Sprintf("%d|%s|%s", r.ID, r.Type, r.GoodsStatus)
+}
+
+// picked is f with the reason of a "Use" button (pickValue): its id in
+// place of any reason, and its type (Taobao; 1688's reasons are for any)
+// and goods status. A value that is not one leaves f as it was.
+func picked(f requestForm, pick string) requestForm {
+	parts := strings.Split(pick, "|")
+	if len(parts) != 3 {
+		return f
+	}
+	if _, err := strconv.ParseInt(parts[0], 10, 64); err != nil {
+		return f
+	}
+	f.ReasonID, f.Reason, f.GoodsStatus = parts[0], "", parts[2]
+	if parts[1] == "refund" || parts[1] == "return" {
+		f.Type = parts[1]
+	}
+	return f
+}
+
+// lookupReasons asks the platform for the reasons it offers for f.
+func (s *Server) lookupReasons(ctx context.Context, f requestForm) *reasonsView {
 	if s.reasons == nil {
 		return &reasonsView{Error: "This console has no platform credentials (UPSTREAM_* in its environment): refundctl reasons lists the reasons."}
 	}
@@ -358,16 +368,7 @@ func (s *Server) lookupReasons(ctx context.Context, f requestForm, again int64) 
 		if r.Tip != "" {
 			text += " (" + r.Tip + ")"
 		}
-		use := f
-		use.ReasonID, use.Reason, use.GoodsStatus = strconv.FormatInt(r.ID, 10), "", r.GoodsStatus
-		if r.Type != "any" {
-			use.Type = r.Type
-		}
-		link := "/requests/new?" + use.query()
-		if again > 0 {
-			link += "&case=" + strconv.FormatInt(again, 10)
-		}
-		out.Rows = append(out.Rows, reasonRow{Type: r.Type, GoodsStatus: r.GoodsStatus, Voucher: voucher, Text: text, ID: r.ID, Use: link})
+		out.Rows = append(out.Rows, reasonRow{Type: r.Type, GoodsStatus: r.GoodsStatus, Voucher: voucher, Text: text, ID: r.ID, Pick: pickValue(r)})
 	}
 	for _, fm := range res.Forms {
 		switch {

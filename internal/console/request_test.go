@@ -27,8 +27,10 @@ import (
 )
 
 var (
-	inputTag = regexp.MustCompile(`<(input|select|textarea)\b[^>]*>`)
-	idAttr   = regexp.MustCompile(`\bid="([^"]+)"`)
+	// pickButton is a reason's Use button: its value and reason id.
+	pickButton = regexp.MustCompile(`name="pick" value="([^"]+)" class="use-reason" data-reason="([0-9]+)"`)
+	inputTag   = regexp.MustCompile(`<(input|select|textarea)\b[^>]*>`)
+	idAttr     = regexp.MustCompile(`\bid="([^"]+)"`)
 )
 
 // TestRequestForm: the request page offers an operator a form whose every
@@ -193,7 +195,7 @@ func TestRequestAgain(t *testing.T) {
 			t.Errorf("request form for 1688 case %d lacks %q", alibaba.ID, want)
 		}
 	}
-	if form := page(fmt.Sprintf("/requests/new?case=%d", refused.ID), op.Value); !strings.Contains(form, "would be refused (case_open)") {
+	if form := page(fmt.Sprintf("/requests/new?case=%d", refused.ID), op.Value); !strings.Contains(form, "would be refused while the case is open") {
 		t.Errorf("request form for case %d (its refund on the platform) does not say a request would be refused", refused.ID)
 	}
 	for _, bad := range []string{"999", "x", "-1"} {
@@ -203,22 +205,29 @@ func TestRequestAgain(t *testing.T) {
 	}
 
 	// Looked up from the form filled in for case A: the note on case A
-	// stays, and a reason's link keeps it while filling in that reason
-	// over the case's.
+	// stays, through the look-up and a pick; a form changed to name another
+	// order drops it.
 	lookup, _, _ := sandboxReasons(t)
 	ts.srv.reasons = lookup
 	csrf := ts.srv.sessions.csrf(op.Value)
-	looked := ts.do("POST", "/requests/reasons", "cookie:"+op.Value, url.Values{"csrf": {csrf}, "case": {fmt.Sprint(a.ID)},
-		"platform": {"taobao"}, "order": {"100"}, "sub_order": {"101"}, "type": {"return"}, "goods_status": {"3"}, "reason_id": {"999999"}})
-	use := regexp.MustCompile(`href="([^"]+)" class="use-reason" data-reason="4005"`).FindStringSubmatch(looked.body)
-	if !strings.Contains(looked.body, `id="again"`) || use == nil || !strings.Contains(use[1], fmt.Sprintf("case=%d", a.ID)) {
-		t.Fatalf("look-up for case %d: note %v, link %v; want the note kept and a link to use 4005 that keeps the case", a.ID,
-			strings.Contains(looked.body, `id="again"`), use)
+	posted := url.Values{"csrf": {csrf}, "case": {fmt.Sprint(a.ID)}, "platform": {"taobao"}, "order": {"100"}, "sub_order": {"101"},
+		"type": {"return"}, "goods_status": {"3"}, "reason_id": {"999999"}}
+	looked := ts.do("POST", "/requests/reasons", "cookie:"+op.Value, posted)
+	if !strings.Contains(looked.body, `id="again"`) || !pickButton.MatchString(looked.body) || !strings.Contains(looked.body, fmt.Sprintf(`name="case" value="%d"`, a.ID)) {
+		t.Fatalf("look-up for case %d: want the note, the case field and the reasons kept:\n%s", a.ID, looked.body)
 	}
-	picked := page(html.UnescapeString(use[1]), op.Value)
-	if !strings.Contains(picked, `id="again"`) || !strings.Contains(picked, `name="reason_id" size="10" inputmode="numeric" value="4005"`) {
-		t.Errorf("the form from the link: note %v, reason 4005 %v; want both", strings.Contains(picked, `id="again"`),
-			strings.Contains(picked, `value="4005"`))
+	posted.Set("pick", "4005|return|3")
+	if picked := ts.do("POST", "/requests/reasons", "cookie:"+op.Value, posted); !strings.Contains(picked.body, `id="again"`) ||
+		!strings.Contains(picked.body, `name="reason_id" size="10" inputmode="numeric" value="4005"`) {
+		t.Errorf("after a pick for case %d: want the note kept and reason 4005 in the form", a.ID)
+	}
+	posted.Set("sub_order", "999")
+	if other := ts.do("POST", "/requests/reasons", "cookie:"+op.Value, posted); strings.Contains(other.body, `id="again"`) {
+		t.Errorf("a form changed to sub-order 999 still says it files case %d again", a.ID)
+	}
+	if form := page(fmt.Sprintf("/requests/new?case=%d", unverified.ID), op.Value); !strings.Contains(form, "would be refused while the case is open") ||
+		strings.Contains(form, "Filing again for") {
+		t.Errorf("request form for case %d (a submission that may be on the platform) does not say a request would be refused", unverified.ID)
 	}
 
 	// Filed with the reason corrected: everything else as the case had it.
@@ -322,25 +331,38 @@ func TestRequestFormLooksUpReasons(t *testing.T) {
 	if strings.Contains(r.body, "lookup-secret") {
 		t.Errorf("the look-up page shows the platform secret")
 	}
-	use := regexp.MustCompile(`href="([^"]+)" class="use-reason" data-reason="4005"`).FindStringSubmatch(r.body)
-	if use == nil {
-		t.Fatalf("no link to use reason 4005 in:\n%s", r.body)
-	}
-	link := html.UnescapeString(use[1])
-	u, err := url.Parse(link)
-	if err != nil || u.Path != "/requests/new" || u.Query().Get("reason_id") != "4005" || u.Query().Get("goods_status") != "3" ||
-		u.Query().Get("type") != "return" || u.Query().Get("description") != "尺码 & 颜色" || u.Query().Has("csrf") {
-		t.Errorf("use link %q: want the request form with reason 4005, the form's values and no CSRF token", link)
-	}
-	filled := ts.do("GET", link, "cookie:"+op.Value, nil)
-	for _, want := range []string{`name="reason_id" size="10" inputmode="numeric" value="4005"`, `value="3305075341149134261"`,
-		`<option value="return" selected>`, `name="amount" size="12" value="max"`, "尺码 &amp; 颜色</textarea>"} {
-		if !strings.Contains(filled.body, want) {
-			t.Errorf("the request form from the use link lacks %q", want)
+	pick := pickButton.FindAllStringSubmatch(r.body, -1)
+	var pick4005 string
+	for _, m := range pick {
+		if m[2] == "4005" {
+			pick4005 = html.UnescapeString(m[1])
 		}
 	}
-
+	if pick4005 != "4005|return|3" {
+		t.Fatalf("the button to use reason 4005 has value %q (buttons %q); want 4005|return|3", pick4005, pick)
+	}
+	// Picked after typing more: the form as posted, with that reason in
+	// place of the text, and no platform call.
 	before := calls.Load()
+	edited := url.Values{}
+	for k, v := range form {
+		edited[k] = v
+	}
+	edited.Set("reason", "七天无理由")
+	edited.Set("description", "line one\r\nline two")
+	edited.Set("pick", pick4005)
+	filled := ts.do("POST", "/requests/reasons", "cookie:"+op.Value, edited)
+	for _, want := range []string{`name="reason_id" size="10" inputmode="numeric" value="4005"`, `name="reason" size="40" value=""`,
+		`value="3305075341149134261"`, `<option value="return" selected>`, `name="amount" size="12" value="max"`, ">\nline one\nline two</textarea>"} {
+		if !strings.Contains(filled.body, want) {
+			t.Errorf("the request form after picking 4005 lacks %q", want)
+		}
+	}
+	if strings.Contains(filled.body, `id="reasons-table"`) || calls.Load() != before {
+		t.Errorf("picking a reason looked the reasons up again (%d calls)", calls.Load()-before)
+	}
+
+	before = calls.Load()
 	for _, tc := range []struct {
 		form url.Values
 		want string
