@@ -203,7 +203,7 @@ func awaitVerdict(ctx context.Context, st *casestore.Store, id string, wait time
 		if err == nil {
 			var v opcommands.Verdict
 			if v, err = opcommands.Describe(ctx, st, o); err == nil {
-				return v, nil
+				return describeResting(ctx, st, o, v, deadline), nil
 			}
 		}
 		switch {
@@ -227,6 +227,29 @@ func awaitVerdict(ctx context.Context, st *casestore.Store, id string, wait time
 		case <-time.After(verdictPoll):
 		}
 	}
+}
+
+// describeResting is v, an applied command's verdict, once its case
+// rests (refundflow.State.Resting): the steps the command started (a form
+// read, a submission) take a platform round trip or two, and their end is
+// what the operator wants to know (waiting for the seller, or stopped and
+// why). At the deadline, or if the case cannot be read meanwhile, it is v
+// as last read: the command was applied all the same.
+func describeResting(ctx context.Context, st *casestore.Store, o casestore.CommandOutcome, v opcommands.Verdict, deadline time.Time) opcommands.Verdict {
+	for v.Verdict == casestore.VerdictApplied && v.CaseID > 0 && !refundflow.State(v.State).Resting() &&
+		time.Now().Add(verdictPoll).Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return v
+		case <-time.After(verdictPoll):
+		}
+		next, err := opcommands.Describe(ctx, st, o)
+		if err != nil {
+			return v
+		}
+		v = next
+	}
+	return v
 }
 
 // verdictPoll is how often a verdict is asked for.

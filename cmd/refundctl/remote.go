@@ -454,7 +454,11 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 	v := ans.Verdict
 	tick := time.NewTicker(verdictPoll * 2)
 	defer tick.Stop()
-	for v.Verdict == opcommands.VerdictPending && time.Now().Before(deadline) {
+	// Pending, or applied to a case still in the steps the command
+	// started: asked again until it rests (describeResting).
+	for (v.Verdict == opcommands.VerdictPending ||
+		(v.Verdict == casestore.VerdictApplied && v.CaseID > 0 && !refundflow.State(v.State).Resting())) &&
+		time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", res.ID, ctx.Err())

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,7 +31,11 @@ const (
 // startConsole runs the console over e's store and JetStream on loopback
 // HTTP, with an operator (olga) and a viewer (vera) and its write handle
 // for dead letters, and returns its URL.
-func startConsole(e *env) string {
+func startConsole(e *env) string { return startConsoleWrapped(e, nil) }
+
+// startConsoleWrapped is startConsole with its handler wrapped by wrap
+// (nil: not wrapped), to act when a request comes.
+func startConsoleWrapped(e *env, wrap func(http.Handler) http.Handler) string {
 	t := e.t
 	t.Helper()
 	st, err := casestore.OpenReadOnly(context.Background(), e.dbPath, nil)
@@ -47,7 +54,11 @@ func startConsole(e *env) string {
 	if err != nil {
 		t.Fatalf("console.New: %v", err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	h := srv.Handler()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
 	return hs.URL
 }
@@ -228,5 +239,48 @@ func TestRemoteMode(t *testing.T) {
 	// The same --id for a different command: refused, nothing sent.
 	if r := remote("cancel", "--case", "1", "--id", idRemote); r.code() != exitRefused || !strings.Contains(r.line(), "console: conflict (409)") {
 		t.Errorf("remote cancel under the request's id = exit %d %q; want exit 4, conflict", r.code(), r.line())
+	}
+}
+
+// TestRemoteVerdictOnceTheCaseRests: through the console, an applied
+// command's verdict is asked for again until its case rests, as on the
+// host (describeResting): here the case stops when refundctl first asks
+// again, and the verdict says so and why.
+func TestRemoteVerdictOnceTheCaseRests(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	ctx := context.Background()
+	var k casestore.Case
+	if err := st.Update(ctx, func(tx *casestore.Tx) error {
+		var err error
+		if k, err = tx.CreateCase(ctx, casestore.NewCase{Platform: "taobao", OrderID: "700", SubOrderID: "701", State: "rendering"}); err != nil {
+			return err
+		}
+		return tx.RecordCommandOutcome(ctx, casestore.CommandOutcome{CommandID: "cmd-rests-2", Verdict: casestore.VerdictApplied, CaseID: k.ID})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int32
+	url := startConsoleWrapped(e, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Path == "/api/v1/commands/cmd-rests-2" && asked.Add(1) == 1 {
+				// The form read: the reason is not offered.
+				if err := st.Update(r.Context(), func(tx *casestore.Tx) error {
+					k.State, k.ParkedState, k.AttentionCode, k.AttentionMessage = "needs_attention", "rendering", "reason_not_offered", "not offered"
+					_, err := tx.UpdateCase(r.Context(), k)
+					return err
+				}); err != nil {
+					t.Errorf("stop the case: %v", err)
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	r := e.remoteRun(url, consoleOperatorToken, "cancel", fmt.Sprint(k.ID), "--id", "cmd-rests-2", "--wait", "10s")
+	if r.err != nil || !strings.Contains(r.stdout, fmt.Sprintf("applied: case %d is needs_attention (reason_not_offered: not offered); to do: ", k.ID)) {
+		t.Errorf("cancel through the console: exit %d (%s), stdout %q; want the verdict on the stopped case, with what to do", r.code(), r.line(), r.stdout)
+	}
+	if asked.Load() == 0 {
+		t.Errorf("refundctl did not ask for the verdict again while the case was rendering")
 	}
 }

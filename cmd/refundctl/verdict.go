@@ -40,7 +40,7 @@ type verdictOptions struct {
 
 func addVerdictFlags(cmd *cobra.Command, o *verdictOptions) {
 	f := cmd.Flags()
-	f.DurationVar(&o.wait, "wait", 10*time.Second, "how long to wait for the worker's verdict (applied: exit 0, rejected: exit 4, none yet: exit 5)")
+	f.DurationVar(&o.wait, "wait", 10*time.Second, "how long to wait for the worker's verdict (applied: exit 0, rejected: exit 4, none yet: exit 5) and, once applied, for the steps it started (the verdict then names the state they led to)")
 	f.BoolVar(&o.noWait, "no-wait", false, "publish and exit without waiting for the verdict (prints the command id only)")
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/runbook"
 )
 
@@ -136,5 +137,57 @@ func TestCommandVerdicts(t *testing.T) {
 	e.wantErr(2, "--wait 0s: must be positive", "cancel", "--platform", "taobao", "--sub-order", "101", "--wait", "0s")
 	if n := e.streamCount("COMMANDS"); n != before {
 		t.Errorf("COMMANDS grew from %d to %d; want nothing published", before, n)
+	}
+}
+
+// TestVerdictOnceTheCaseRests: an applied command's verdict is read once
+// its case is out of the steps the command started: the case read again
+// after the verdict, not as it was when the verdict came. Until the
+// deadline: a case that does not rest by then is reported as it is.
+func TestVerdictOnceTheCaseRests(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	ctx := context.Background()
+	var k casestore.Case
+	if err := st.Update(ctx, func(tx *casestore.Tx) error {
+		var err error
+		k, err = tx.CreateCase(ctx, casestore.NewCase{Platform: "taobao", OrderID: "700", SubOrderID: "701", State: "rendering"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	o := casestore.CommandOutcome{CommandID: "cmd-rests-1", Verdict: casestore.VerdictApplied, CaseID: k.ID, Code: "requested"}
+	first := opcommands.Verdict{Verdict: casestore.VerdictApplied, CaseID: k.ID, State: "rendering"}
+
+	// Stopped after the form was read, once the verdict was in hand.
+	if err := st.Update(ctx, func(tx *casestore.Tx) error {
+		k.State, k.ParkedState, k.AttentionCode, k.AttentionMessage = "needs_attention", "rendering", "reason_not_offered", "requested reason not offered"
+		_, err := tx.UpdateCase(ctx, k)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v := describeResting(ctx, st, o, first, time.Now().Add(5*time.Second))
+	if v.State != "needs_attention" || v.Attention != "reason_not_offered" {
+		t.Errorf("verdict of a case that stopped after it = %+v; want needs_attention (reason_not_offered)", v)
+	}
+	// A case that never rests: as it is at the deadline.
+	if err := st.Update(ctx, func(tx *casestore.Tx) error {
+		k, _ = tx.GetCase(ctx, k.ID)
+		k.State, k.ParkedState, k.AttentionCode, k.AttentionMessage = "submitting", "", "", ""
+		_, err := tx.UpdateCase(ctx, k)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	first.State = "requested"
+	if v := describeResting(ctx, st, o, first, time.Now().Add(350*time.Millisecond)); v.State != "submitting" {
+		t.Errorf("verdict of a case still submitting at the deadline = %+v; want submitting, as read last", v)
+	}
+	// Rejected and pending verdicts are not waited on.
+	for _, v := range []opcommands.Verdict{{Verdict: casestore.VerdictRejected, CaseID: k.ID, State: "requested"}, {Verdict: opcommands.VerdictPending}} {
+		if got := describeResting(ctx, st, o, v, time.Now().Add(5*time.Second)); got != v {
+			t.Errorf("describeResting(%+v) = %+v; want it as it was", v, got)
+		}
 	}
 }

@@ -142,6 +142,15 @@ func RequestReplaces(s, parked State, refundID string) bool {
 		(s == StateNeedsAttention && refundID == "" && Rank(s, parked) <= stateRank[StateSubmitting])
 }
 
+// Resting reports whether a case in state s is out of the steps its last
+// decision started: it waits on the seller, the buyer's shipment or the
+// operator, or it has ended. A command's verdict is read once its case
+// rests (refundctl): "applied: case 12 is needs_attention (why)" rather
+// than "is rendering".
+func (s State) Resting() bool {
+	return s.waiting() || s == StateNeedsAttention || s.Terminal()
+}
+
 // waiting reports whether the state waits on the seller or the platform.
 func (s State) waiting() bool {
 	return s == StateWaitingSeller || s == StateWaitingReturnShipment || s == StateWaitingSellerReceive
