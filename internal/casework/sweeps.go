@@ -174,6 +174,9 @@ func (w *Worker) takeUp(ctx context.Context, id int64) {
 			return // another take-up has it, or it changed: the next tick reads it again
 		}
 		release := w.holdTakeUp(ctx, d.ID, until)
+		// Logged before it runs: a take-up the process ends in leaves
+		// this line as its only trace.
+		w.log.Debug("deferred input: taken up", append(msgAttrs(d.Source, d.MsgID, d.Payload), "case", id, "take_up", d.Attempts+1)...)
 		h, reason, err := w.applyGuarded(ctx, "deferred", msg)
 		release()
 		if w.endTakeUp(ctx, d) != nil {
