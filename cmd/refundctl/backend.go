@@ -183,7 +183,7 @@ func (d *direct) send(ctx context.Context, c refundflow.Command, wait time.Durat
 	if err != nil || wait == 0 {
 		return res, nil, err
 	}
-	v, err := awaitVerdict(ctx, st, c.ID, wait)
+	v, err := awaitVerdict(ctx, st, c, wait)
 	if err != nil {
 		return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", c.ID, err)
 	}
@@ -195,7 +195,8 @@ func (d *direct) send(ctx context.Context, c refundflow.Command, wait time.Durat
 // is waited out too, and if it is still away at the end the verdict is
 // pending, saying why: the command is sent all the same, and an error
 // would read as something to send again.
-func awaitVerdict(ctx context.Context, st *casestore.Store, id string, wait time.Duration) (opcommands.Verdict, error) {
+func awaitVerdict(ctx context.Context, st *casestore.Store, c refundflow.Command, wait time.Duration) (opcommands.Verdict, error) {
+	id := c.ID
 	pending := opcommands.Verdict{Verdict: opcommands.VerdictPending}
 	deadline := time.Now().Add(wait)
 	for {
@@ -203,7 +204,7 @@ func awaitVerdict(ctx context.Context, st *casestore.Store, id string, wait time
 		if err == nil {
 			var v opcommands.Verdict
 			if v, err = opcommands.Describe(ctx, st, o); err == nil {
-				return describeResting(ctx, st, o, v, deadline), nil
+				return describeSettled(ctx, st, c.Kind, o, v, deadline), nil
 			}
 		}
 		switch {
@@ -229,19 +230,34 @@ func awaitVerdict(ctx context.Context, st *casestore.Store, id string, wait time
 	}
 }
 
-// describeResting is v, an applied command's verdict, once its case
-// rests (refundflow.State.Resting): the steps the command started (a form
-// read, a submission) take a platform round trip or two, and their end is
-// what the operator wants to know (waiting for the seller, or stopped and
-// why). At the deadline, or if the case cannot be read meanwhile, it is v
-// as last read: the command was applied all the same.
-func describeResting(ctx context.Context, st *casestore.Store, o casestore.CommandOutcome, v opcommands.Verdict, deadline time.Time) opcommands.Verdict {
-	for v.Verdict == casestore.VerdictApplied && v.CaseID > 0 && !refundflow.State(v.State).Resting() &&
-		time.Now().Add(verdictPoll).Before(deadline) {
+// settled reports whether v, the verdict of a command of kind, is the one
+// to report: not an applied command whose case is still in the steps the
+// command started (a form read, a submission: a platform round trip or
+// two), whose end is what the operator wants to know (waiting for the
+// seller, or stopped and why). A case that rests (refundflow.State.Resting)
+// is settled, and so is one with a flag: it waits for evidence or after
+// failures, minutes or hours, and the verdict names the flag. A message
+// starts no state of its own: its case's state says nothing about it.
+func settled(kind refundflow.InputKind, v opcommands.Verdict) bool {
+	return v.Verdict != casestore.VerdictApplied || v.CaseID == 0 || kind == refundflow.InputSendMessage ||
+		refundflow.State(v.State).Resting() || v.Attention != ""
+}
+
+// settleBackoff is how often a verdict's case is read again while it
+// settles: soon at first, then once a second.
+func settleBackoff(interval time.Duration) time.Duration { return min(2*interval, time.Second) }
+
+// describeSettled is v, an applied command's verdict, once it is settled
+// (settled), read again within the deadline. At the deadline, or if the
+// case cannot be read meanwhile, it is v as last read: the command was
+// applied all the same.
+func describeSettled(ctx context.Context, st *casestore.Store, kind refundflow.InputKind, o casestore.CommandOutcome,
+	v opcommands.Verdict, deadline time.Time) opcommands.Verdict {
+	for interval := verdictPoll; !settled(kind, v) && time.Now().Add(interval).Before(deadline); interval = settleBackoff(interval) {
 		select {
 		case <-ctx.Done():
 			return v
-		case <-time.After(verdictPoll):
+		case <-time.After(interval):
 		}
 		next, err := opcommands.Describe(ctx, st, o)
 		if err != nil {

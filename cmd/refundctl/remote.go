@@ -454,11 +454,7 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 	v := ans.Verdict
 	tick := time.NewTicker(verdictPoll * 2)
 	defer tick.Stop()
-	// Pending, or applied to a case still in the steps the command
-	// started: asked again until it rests (describeResting).
-	for (v.Verdict == opcommands.VerdictPending ||
-		(v.Verdict == casestore.VerdictApplied && v.CaseID > 0 && !refundflow.State(v.State).Resting())) &&
-		time.Now().Before(deadline) {
+	for v.Verdict == opcommands.VerdictPending && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", res.ID, ctx.Err())
@@ -475,6 +471,24 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 				continue
 			}
 			return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", res.ID, err)
+		}
+		v = poll.Verdict
+	}
+	// Applied to a case still in the steps the command started: asked
+	// again until it is settled (describeSettled), within the deadline. A
+	// read that fails, or a stop, leaves the verdict as read: the command
+	// was applied all the same, and an error would read as one to send
+	// again.
+	for interval := verdictPoll * 2; !settled(c.Kind, v) && time.Now().Add(interval).Before(deadline); interval = settleBackoff(interval) {
+		select {
+		case <-ctx.Done():
+			return res, &v, nil
+		case <-time.After(interval):
+		}
+		var poll commandAnswer
+		if _, err := r.do(ctx, http.MethodGet, "/api/v1/commands/"+url.PathEscape(res.ID), nil, &poll); err != nil ||
+			poll.Verdict.Verdict != casestore.VerdictApplied {
+			return res, &v, nil
 		}
 		v = poll.Verdict
 	}

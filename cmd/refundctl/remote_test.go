@@ -243,26 +243,37 @@ func TestRemoteMode(t *testing.T) {
 }
 
 // TestRemoteVerdictOnceTheCaseRests: through the console, an applied
-// command's verdict is asked for again until its case rests, as on the
-// host (describeResting): here the case stops when refundctl first asks
-// again, and the verdict says so and why.
+// command's verdict is asked for again until its case settles, as on the
+// host (describeSettled): here the case stops when refundctl first asks
+// again, and the verdict says so and why. A verdict that cannot be read
+// again is reported as first read, exit 0: the command was applied.
 func TestRemoteVerdictOnceTheCaseRests(t *testing.T) {
 	e := newEnv(t)
 	st := e.openStore()
 	ctx := context.Background()
-	var k casestore.Case
+	var k, k2 casestore.Case
 	if err := st.Update(ctx, func(tx *casestore.Tx) error {
 		var err error
 		if k, err = tx.CreateCase(ctx, casestore.NewCase{Platform: "taobao", OrderID: "700", SubOrderID: "701", State: "rendering"}); err != nil {
 			return err
 		}
-		return tx.RecordCommandOutcome(ctx, casestore.CommandOutcome{CommandID: "cmd-rests-2", Verdict: casestore.VerdictApplied, CaseID: k.ID})
+		if err := tx.RecordCommandOutcome(ctx, casestore.CommandOutcome{CommandID: "cmd-rests-2", Verdict: casestore.VerdictApplied, CaseID: k.ID}); err != nil {
+			return err
+		}
+		if k2, err = tx.CreateCase(ctx, casestore.NewCase{Platform: "taobao", OrderID: "800", SubOrderID: "801", State: "rendering"}); err != nil {
+			return err
+		}
+		return tx.RecordCommandOutcome(ctx, casestore.CommandOutcome{CommandID: "cmd-rests-3", Verdict: casestore.VerdictApplied, CaseID: k2.ID})
 	}); err != nil {
 		t.Fatal(err)
 	}
 	var asked atomic.Int32
 	url := startConsoleWrapped(e, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Path == "/api/v1/commands/cmd-rests-3" {
+				http.Error(w, "bad gateway", http.StatusBadGateway) // a proxy in the way
+				return
+			}
 			if r.Method == http.MethodGet && r.URL.Path == "/api/v1/commands/cmd-rests-2" && asked.Add(1) == 1 {
 				// The form read: the reason is not offered.
 				if err := st.Update(r.Context(), func(tx *casestore.Tx) error {
@@ -282,5 +293,11 @@ func TestRemoteVerdictOnceTheCaseRests(t *testing.T) {
 	}
 	if asked.Load() == 0 {
 		t.Errorf("refundctl did not ask for the verdict again while the case was rendering")
+	}
+	// Asked again and not answered: the command was applied all the same.
+	r = e.remoteRun(url, consoleOperatorToken, "cancel", fmt.Sprint(k2.ID), "--id", "cmd-rests-3", "--wait", "10s")
+	if r.err != nil || !strings.Contains(r.stdout, fmt.Sprintf("applied: case %d is rendering", k2.ID)) {
+		t.Errorf("cancel through the console, its verdict not read again: exit %d (%s), stdout %q; want exit 0, applied as first read",
+			r.code(), r.line(), r.stdout)
 	}
 }

@@ -48,11 +48,11 @@ func addVerdictFlags(cmd *cobra.Command, o *verdictOptions) {
 type verdictJSON struct {
 	Verdict      string `json:"verdict"` // applied, rejected or pending
 	CaseID       int64  `json:"caseId,omitempty"`
-	State        string `json:"state,omitempty"` // the case's state when the verdict was read
+	State        string `json:"state,omitempty"` // the case's state once the verdict settled (settled), or at --wait
 	Code         string `json:"code,omitempty"`  // the decision's code or the dead-letter reason
 	Reason       string `json:"reason,omitempty"`
 	DeadLetterID int64  `json:"deadLetterId,omitempty"`
-	// The case's attention reason and text when the verdict was read.
+	// The case's attention reason and text, read with State.
 	Attention        string `json:"attention,omitempty"`
 	AttentionMessage string `json:"attentionMessage,omitempty"`
 	Next             string `json:"next,omitempty"` // what the operator can do

@@ -8,6 +8,7 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/opcommands"
+	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/runbook"
 )
 
@@ -140,11 +141,13 @@ func TestCommandVerdicts(t *testing.T) {
 	}
 }
 
-// TestVerdictOnceTheCaseRests: an applied command's verdict is read once
+// TestVerdictOnceTheCaseSettles: an applied command's verdict is read once
 // its case is out of the steps the command started: the case read again
 // after the verdict, not as it was when the verdict came. Until the
-// deadline: a case that does not rest by then is reported as it is.
-func TestVerdictOnceTheCaseRests(t *testing.T) {
+// deadline: a case that does not rest by then is reported as it is. A
+// flagged case (waiting for evidence, failing) and a message's case are
+// reported at once: their wait is not the command's.
+func TestVerdictOnceTheCaseSettles(t *testing.T) {
 	e := newEnv(t)
 	st := e.openStore()
 	ctx := context.Background()
@@ -167,7 +170,7 @@ func TestVerdictOnceTheCaseRests(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	v := describeResting(ctx, st, o, first, time.Now().Add(5*time.Second))
+	v := describeSettled(ctx, st, refundflow.InputRequestRefund, o, first, time.Now().Add(5*time.Second))
 	if v.State != "needs_attention" || v.Attention != "reason_not_offered" {
 		t.Errorf("verdict of a case that stopped after it = %+v; want needs_attention (reason_not_offered)", v)
 	}
@@ -181,13 +184,22 @@ func TestVerdictOnceTheCaseRests(t *testing.T) {
 		t.Fatal(err)
 	}
 	first.State = "requested"
-	if v := describeResting(ctx, st, o, first, time.Now().Add(350*time.Millisecond)); v.State != "submitting" {
+	if v := describeSettled(ctx, st, refundflow.InputRequestRefund, o, first, time.Now().Add(350*time.Millisecond)); v.State != "submitting" {
 		t.Errorf("verdict of a case still submitting at the deadline = %+v; want submitting, as read last", v)
+	}
+	// A flag, or a message: reported as it came (read again, it would be
+	// the case as it is now: submitting, no flag).
+	flagged := opcommands.Verdict{Verdict: casestore.VerdictApplied, CaseID: k.ID, State: "requested", Attention: "waiting_evidence"}
+	if got := describeSettled(ctx, st, refundflow.InputRequestRefund, o, flagged, time.Now().Add(2*time.Second)); got != flagged {
+		t.Errorf("describeSettled(flagged) = %+v; want it as it was", got)
+	}
+	if got := describeSettled(ctx, st, refundflow.InputSendMessage, o, first, time.Now().Add(2*time.Second)); got != first {
+		t.Errorf("describeSettled(a message's verdict) = %+v; want it as it was", got)
 	}
 	// Rejected and pending verdicts are not waited on.
 	for _, v := range []opcommands.Verdict{{Verdict: casestore.VerdictRejected, CaseID: k.ID, State: "requested"}, {Verdict: opcommands.VerdictPending}} {
-		if got := describeResting(ctx, st, o, v, time.Now().Add(5*time.Second)); got != v {
-			t.Errorf("describeResting(%+v) = %+v; want it as it was", v, got)
+		if got := describeSettled(ctx, st, refundflow.InputRequestRefund, o, v, time.Now().Add(5*time.Second)); got != v {
+			t.Errorf("describeSettled(%+v) = %+v; want it as it was", v, got)
 		}
 	}
 }

@@ -144,9 +144,9 @@ func RequestReplaces(s, parked State, refundID string) bool {
 
 // Resting reports whether a case in state s is out of the steps its last
 // decision started: it waits on the seller, the buyer's shipment or the
-// operator, or it has ended. A command's verdict is read once its case
-// rests (refundctl): "applied: case 12 is needs_attention (why)" rather
-// than "is rendering".
+// operator, or it has ended. refundctl reports a command's verdict once
+// its case rests (or carries a flag): "applied: case 12 is
+// needs_attention (why)" rather than "is rendering".
 func (s State) Resting() bool {
 	return s.waiting() || s == StateNeedsAttention || s.Terminal()
 }
