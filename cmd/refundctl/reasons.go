@@ -101,18 +101,7 @@ func writeReasons(a *app, out reasons.Result) error {
 		// per character, which tabwriter does not know.
 		fmt.Fprintln(tw, "TYPE\tGOODS-STATUS\tID\tVOUCHER\tREASON (TIP)")
 		for _, r := range out.Reasons {
-			voucher := "?"
-			if r.NeedVoucher != nil {
-				voucher = map[bool]string{true: "needed", false: "no"}[*r.NeedVoucher]
-			}
-			if r.NoCarriage {
-				voucher += " (no freight)"
-			}
-			text := r.Reason
-			if r.Tip != "" {
-				text += " (" + r.Tip + ")"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", r.Type, r.GoodsStatus, r.ID, voucher, cell(text, 0))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", r.Type, r.GoodsStatus, r.ID, r.VoucherNeed("?"), cell(r.WithTip(), 0))
 		}
 		_ = tw.Flush()
 	} else {

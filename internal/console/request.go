@@ -357,18 +357,8 @@ func (s *Server) lookupReasons(ctx context.Context, f requestForm) *reasonsView 
 		out.Error = err.Error()
 	}
 	for _, r := range res.Reasons {
-		voucher := "not said"
-		if r.NeedVoucher != nil {
-			voucher = map[bool]string{true: "needed", false: "no"}[*r.NeedVoucher]
-		}
-		if r.NoCarriage {
-			voucher += " (no freight)"
-		}
-		text := r.Reason
-		if r.Tip != "" {
-			text += " (" + r.Tip + ")"
-		}
-		out.Rows = append(out.Rows, reasonRow{Type: r.Type, GoodsStatus: r.GoodsStatus, Voucher: voucher, Text: text, ID: r.ID, Pick: pickValue(r)})
+		out.Rows = append(out.Rows, reasonRow{Type: r.Type, GoodsStatus: r.GoodsStatus, Voucher: r.VoucherNeed("not said"), Text: r.WithTip(),
+			ID: r.ID, Pick: pickValue(r)})
 	}
 	for _, fm := range res.Forms {
 		switch {

@@ -114,6 +114,28 @@ type Reason struct {
 	Tip         string `json:"tip,omitempty"`
 }
 
+// VoucherNeed is whether the reason needs a voucher, in words: "needed",
+// "no", or unknown where the platform does not say (Taobao's form), with
+// " (no freight)" when 1688 refunds no freight with it.
+func (r Reason) VoucherNeed(unknown string) string {
+	need := unknown
+	if r.NeedVoucher != nil {
+		need = map[bool]string{true: "needed", false: "no"}[*r.NeedVoucher]
+	}
+	if r.NoCarriage {
+		need += " (no freight)"
+	}
+	return need
+}
+
+// WithTip is the reason's text with its tip, if any, in brackets.
+func (r Reason) WithTip() string {
+	if r.Tip == "" {
+		return r.Reason
+	}
+	return r.Reason + " (" + r.Tip + ")"
+}
+
 // Form is one call's answer: the reasons for one type and goods status
 // were listed, or Error says why the platform gave none.
 type Form struct {
