@@ -253,11 +253,11 @@ func settleBackoff(interval time.Duration) time.Duration { return min(2*interval
 // applied all the same.
 func describeSettled(ctx context.Context, st *casestore.Store, kind refundflow.InputKind, o casestore.CommandOutcome,
 	v opcommands.Verdict, deadline time.Time) opcommands.Verdict {
-	for interval := verdictPoll; !settled(kind, v) && time.Now().Add(interval).Before(deadline); interval = settleBackoff(interval) {
+	for interval := verdictPoll; !settled(kind, v) && time.Now().Add(verdictPoll).Before(deadline); interval = settleBackoff(interval) {
 		select {
 		case <-ctx.Done():
 			return v
-		case <-time.After(interval):
+		case <-time.After(min(interval, time.Until(deadline)-verdictPoll)):
 		}
 		next, err := opcommands.Describe(ctx, st, o)
 		if err != nil {

@@ -123,7 +123,7 @@ func TestModifyVerdicts(t *testing.T) {
 		code       int
 		want       []string
 	}{
-		{"mod-applied-1", "1", 0, []string{"applied: case 1 is waiting_seller", "the form is read again", "refundctl wait 1 --state waiting_seller,needs_attention"}},
+		{"mod-applied-1", "1", 0, []string{"applied: case 1 is waiting_seller", "the change was checked against the form read again and sent; the seller decides again: refundctl show 1"}},
 		{"mod-notnow-1", "1", 4, []string{"rejected (not_now) on case 1 (waiting_seller): only a refund the seller refused can be modified",
 			"refundctl list --attention seller_refused", "refundctl wait 1 --state", "withdraw the refund with refundctl cancel 1 "}},
 		{"mod-stopped-1", "2", 4, []string{"rejected (not_now) on case 2 (needs_attention)", "refundctl show 2 says why", "docs/runbook.md"}},

@@ -476,18 +476,18 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 	}
 	// Applied to a case still in the steps the command started: asked
 	// again until it is settled (describeSettled), within the deadline. A
-	// read that fails, or a stop, leaves the verdict as read: the command
-	// was applied all the same, and an error would read as one to send
-	// again.
-	for interval := verdictPoll * 2; !settled(c.Kind, v) && time.Now().Add(interval).Before(deadline); interval = settleBackoff(interval) {
+	// read that fails, or a stop, leaves the verdict as last read: the
+	// command was applied all the same, and an error would read as one to
+	// send again.
+	for interval := verdictPoll * 2; !settled(c.Kind, v) && time.Now().Add(verdictPoll).Before(deadline); interval = settleBackoff(interval) {
 		select {
 		case <-ctx.Done():
 			return res, &v, nil
-		case <-time.After(interval):
+		case <-time.After(min(interval, time.Until(deadline)-verdictPoll)):
 		}
 		var poll commandAnswer
-		if _, err := r.do(ctx, http.MethodGet, "/api/v1/commands/"+url.PathEscape(res.ID), nil, &poll); err != nil ||
-			poll.Verdict.Verdict != casestore.VerdictApplied {
+		if _, err := r.doWithin(ctx, min(r.a.cfg.Timeout, max(time.Until(deadline), verdictPoll)), http.MethodGet,
+			"/api/v1/commands/"+url.PathEscape(res.ID), nil, &poll); err != nil || poll.Verdict.Verdict != casestore.VerdictApplied {
 			return res, &v, nil
 		}
 		v = poll.Verdict

@@ -267,10 +267,11 @@ func TestRemoteVerdictOnceTheCaseRests(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	var asked atomic.Int32
+	var asked, askedUnread atomic.Int32
 	url := startConsoleWrapped(e, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodGet && r.URL.Path == "/api/v1/commands/cmd-rests-3" {
+				askedUnread.Add(1)
 				http.Error(w, "bad gateway", http.StatusBadGateway) // a proxy in the way
 				return
 			}
@@ -299,5 +300,8 @@ func TestRemoteVerdictOnceTheCaseRests(t *testing.T) {
 	if r.err != nil || !strings.Contains(r.stdout, fmt.Sprintf("applied: case %d is rendering", k2.ID)) {
 		t.Errorf("cancel through the console, its verdict not read again: exit %d (%s), stdout %q; want exit 0, applied as first read",
 			r.code(), r.line(), r.stdout)
+	}
+	if n := askedUnread.Load(); n != 1 {
+		t.Errorf("refundctl asked %d times for a verdict the console could not give; want once, then the verdict as read", n)
 	}
 }

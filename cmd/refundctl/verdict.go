@@ -48,7 +48,7 @@ func addVerdictFlags(cmd *cobra.Command, o *verdictOptions) {
 type verdictJSON struct {
 	Verdict      string `json:"verdict"` // applied, rejected or pending
 	CaseID       int64  `json:"caseId,omitempty"`
-	State        string `json:"state,omitempty"` // the case's state once the verdict settled (settled), or at --wait
+	State        string `json:"state,omitempty"` // the case's state: once the verdict settled (settled) or at --wait; a batch row's as read with its verdict
 	Code         string `json:"code,omitempty"`  // the decision's code or the dead-letter reason
 	Reason       string `json:"reason,omitempty"`
 	DeadLetterID int64  `json:"deadLetterId,omitempty"`
@@ -179,6 +179,11 @@ func attentionText(code, msg string) string {
 // and the ways out of a refusal when modify does not fit.
 func modifyNextStep(v verdictJSON, caseRef string) string {
 	follow := fmt.Sprintf("refundctl wait %d --state waiting_seller,needs_attention", v.CaseID)
+	if v.Verdict == casestore.VerdictApplied && refundflow.State(v.State).Resting() {
+		// Settled: sent, and the seller decides again (a stop is
+		// nextStep's).
+		return fmt.Sprintf("the change was checked against the form read again and sent; the seller decides again: %s, or refundctl wait %d --state STATE", caseRef, v.CaseID)
+	}
 	if v.Verdict == casestore.VerdictApplied {
 		return "the form is read again and the change checked against it, then sent; follow it with: " + follow + ", or " + caseRef
 	}
