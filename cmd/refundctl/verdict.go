@@ -135,7 +135,7 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 		if c.Kind == refundflow.InputRequestRefund {
 			return caseRef + " shows how it ended"
 		}
-		return fmt.Sprintf("case %d is finished; to refund again, start a new case with refundctl request", v.CaseID)
+		return "to refund again, start a new case with refundctl request" // the reason says it is finished
 	case refundflow.CodeNotSupported:
 		return "do it on the platform itself"
 	case refundflow.CodeWorkerEnded:

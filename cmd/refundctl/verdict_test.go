@@ -203,3 +203,14 @@ func TestVerdictOnceTheCaseSettles(t *testing.T) {
 		}
 	}
 }
+
+// TestVerdictAdviceDoesNotRepeatTheReason: the advice after a rejection
+// adds what to do; it does not say again what the reason said.
+func TestVerdictAdviceDoesNotRepeatTheReason(t *testing.T) {
+	ship := refundflow.Command{ID: "cmd-finished-1", Kind: refundflow.InputReportShipment, Platform: refundflow.PlatformTaobao}
+	v := toVerdictJSON(ship, opcommands.Verdict{Verdict: casestore.VerdictRejected, CaseID: 1, State: "succeeded",
+		Code: refundflow.CodeCaseFinished, Reason: "case is finished"})
+	if line := verdictLine(v, time.Second); strings.Count(line, "finished") != 2 || !strings.Contains(line, "to refund again, start a new case with refundctl request") {
+		t.Errorf("verdict line %q; want the code and the reason to say finished, and the advice only what to do", line)
+	}
+}
