@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/refundhub/refundhub/internal/testenv"
 )
 
 func TestLoadOrCreateSecretsReusesFile(t *testing.T) {
@@ -141,10 +143,7 @@ func TestRefundctlEnvHasWhatThePartsGot(t *testing.T) {
 // value a user gave devstack (a PostgreSQL URL with & and ?, a secret with
 // a quote, a dollar or a space) comes out of it as it went in.
 func TestWriteCLIEnvQuotesForTheShell(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh to source the file with")
-	}
+	sh := testenv.Installed(t, "sh", "apt-get install dash") // the shell that sources it
 	path := filepath.Join(t.TempDir(), "refundctl.env")
 	vars := map[string]string{"DB_URL": "postgres://u:p@h/db?sslmode=disable&application_name=x", "UPSTREAM_ACCESS_SECRET": `it's $HOME; echo owned`,
 		"UPSTREAM_PROFILE": "/tmp/my profile.toml", "CALLBACK_TOKEN": "plain"}
