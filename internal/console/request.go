@@ -87,15 +87,16 @@ type againView struct {
 	CaseID                                  int64
 	State, Parked, Attention, AttentionText string
 	// Replaces: a request for its order replaces the one it stopped with
-	// (refundflow.RequestReplaces); otherwise the worker would refuse it
-	// as case_open.
-	Replaces bool
+	// (canRequestAgain). Ended: the case is over, and a request for its
+	// order opens a new case, which follows it. Otherwise the worker
+	// refuses a request while the case is open.
+	Replaces, Ended bool
 }
 
 // againOf is the page's note on k, the case a request is filed again for.
 func againOf(k casestore.Case) *againView {
 	return &againView{CaseID: k.ID, State: k.State, Parked: k.ParkedState, Attention: k.AttentionCode, AttentionText: k.AttentionMessage,
-		Replaces: canRequestAgain(k)}
+		Replaces: canRequestAgain(k), Ended: refundflow.State(k.State).Terminal()}
 }
 
 // againPosted is the note on the case a posted form is filed again for

@@ -198,6 +198,13 @@ func TestRequestAgain(t *testing.T) {
 	if form := page(fmt.Sprintf("/requests/new?case=%d", refused.ID), op.Value); !strings.Contains(form, "would be refused while the case is open") {
 		t.Errorf("request form for case %d (its refund on the platform) does not say a request would be refused", refused.ID)
 	}
+	// A case that is over: a request opens a new case, which follows it.
+	ended := newTestServer(t, seedCase{order: "900", sub: "901", state: string(refundflow.StateSucceeded)})
+	eop := ended.login(operatorName)
+	if r := ended.do("GET", fmt.Sprintf("/requests/new?case=%d", ended.cases[0].ID), "cookie:"+eop.Value, nil); !strings.Contains(r.body,
+		"a request filed now opens a new case for its order") || strings.Contains(r.body, "would be refused") {
+		t.Errorf("request form for a succeeded case: want it to say a request opens a new case:\n%s", r.body)
+	}
 	for _, bad := range []string{"999", "x", "-1"} {
 		if r := ts.do("GET", "/requests/new?case="+bad, "cookie:"+op.Value, nil); r.status != http.StatusNotFound {
 			t.Errorf("GET /requests/new?case=%s = %d; want 404", bad, r.status)
