@@ -62,9 +62,6 @@ type pool struct {
 	// stmts counts the statements in them, BEGIN and COMMIT included. See
 	// Store.Statements.
 	stmts atomic.Int64
-	// idle is how many idle connections the pool keeps (PostgreSQL):
-	// dropIdle closes them and keeps as many again from then on.
-	idle int
 	// rerunsReads: every session of the pool is read-only (PostgreSQL's
 	// read pool), so a read that met a session the server had ended runs
 	// again on another connection (rerun).
@@ -83,15 +80,14 @@ type pool struct {
 // have gone with it. The driver pings a connection before reuse only when
 // over a second has passed since it was last taken from the pool, so each
 // would fail its next statement the same way, read as the database being
-// away (the console answered 503 once per pooled connection): the idle
-// ones are closed, and from now on any connection last taken before this
-// moment is pinged before its reuse (shouldPing), such as one in use now
-// that comes back to the pool later.
+// away (the console answered 503 once per pooled connection): from now on
+// any connection last taken before this moment is pinged before its reuse
+// (dropIdle, shouldPing), the idle ones and those in use now that come
+// back to the pool later.
 func (p *pool) ended(err error) bool {
 	if !p.pg || !sessionEnded(err) {
 		return false
 	}
-	p.endedAt.Store(int64(time.Since(p.born)) + 1)
 	p.dropIdle()
 	return true
 }
@@ -143,18 +139,25 @@ func sessionEnded(err error) bool {
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &netErr)
 }
 
-// dropIdle closes the pool's idle connections. After a PostgreSQL server
+// dropIdle gives up the pool's idle connections. After a PostgreSQL server
 // restarted or ended its sessions, an idle connection is to a session that
 // went: the first statement on each would fail (FATAL 57P01 or 57P02,
-// "unexpected EOF") as if the store were away again, unless over a second
-// has passed since it was last taken from the pool, when the driver pings
-// it first.
+// "unexpected EOF") as if the store were away again. So every connection
+// last taken from the pool before now is pinged before its reuse
+// (shouldPing): one whose session went fails the ping, and database/sql
+// drops it and takes another, or a new one, with no error to the caller.
+//
+// It used to close them with SetMaxIdleConns(0): database/sql (Go 1.26)
+// closes the connections it took off the idle list after letting go of the
+// pool's lock, reading them from an array that a connection coming back
+// meanwhile is appended into. The race detector caught it in CI
+// (TestWorkerRidesOutAPostgreSQLCrash), and the connection closed could be
+// one that had just come back, while the one taken off stayed open.
 func (p *pool) dropIdle() {
 	if p == nil || !p.pg {
 		return
 	}
-	p.SetMaxIdleConns(0)
-	p.SetMaxIdleConns(p.idle)
+	p.endedAt.Store(int64(time.Since(p.born)) + 1)
 }
 
 func (p *pool) q(query string, args []any) string { return bind(p.pg, query, args) }

@@ -96,7 +96,7 @@ func openPostgresPool(ctx context.Context, target string, mode pgMode, conns int
 	if mode == pgRecord {
 		cfg.RuntimeParams["synchronous_commit"] = "off"
 	}
-	p := &pool{pg: true, idle: conns, rerunsReads: mode == pgRead, born: time.Now()}
+	p := &pool{pg: true, rerunsReads: mode == pgRead, born: time.Now()}
 	cfg.Tracer = roundTrips{n: &p.trips, stmts: &p.stmts}
 	db := sqlx.NewDb(stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(p.shouldPing)), "pgx")
 	db.SetMaxOpenConns(conns)

@@ -549,7 +549,7 @@ func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	if err != nil {
 		p.rollback(bg)
-		s.w.ended(err) // the pool's other idle connections went with this one's session
+		s.w.ended(err) // the pool's idle connections may have gone with this one's session: pinged before reuse
 		if p.err != nil {
 			s.w.ended(p.err) // the same, seen by a queued statement under a panic's error
 		}

@@ -156,8 +156,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // Not on a store opened read-only, which is only asked to answer. Each call
 // costs a commit of those bytes: callers probe while an outage lasts, not
 // after every error. Once a PostgreSQL probe goes through, the pools'
-// idle connections are closed: the server may have restarted under them,
-// and the work that resumes must not meet them (pool.dropIdle).
+// idle connections are given up: the server may have restarted under them,
+// and the work that resumes must not meet them (pool.dropIdle: each is
+// pinged before its reuse).
 func (s *Store) PingWrite(ctx context.Context) error {
 	if err := s.Ping(ctx); err != nil || s.readOnly {
 		return err

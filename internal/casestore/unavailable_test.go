@@ -569,3 +569,40 @@ func TestAReadTheServerEndsTwiceIsTheCallersError(t *testing.T) {
 		t.Fatal("the read runs on after two ends")
 	}
 }
+
+// TestDroppingIdleConnectionsWhileOthersComeBack: the pools' idle
+// connections are given up (after a probe goes through, or a session the
+// server ended) while other goroutines take connections and bring them
+// back: every read goes through. database/sql's SetMaxIdleConns, which gave
+// them up before, closes the connections it took off the idle list after
+// letting go of the pool's lock, from an array that a connection coming
+// back is appended into (Go 1.26): the race detector caught it once in CI
+// (TestWorkerRidesOutAPostgreSQLCrash, 2026-12-05). This test runs that
+// path under -race, as CI does; it did not reproduce the race here in
+// three runs of the old code, its window being a connection's close.
+func TestDroppingIdleConnectionsWhileOthersComeBack(t *testing.T) {
+	s := openTest(t, pgtest.NewDatabase(t))
+	ctx := context.Background()
+	read := func() {
+		if _, err := s.CountDeferred(ctx); err != nil {
+			t.Errorf("a read while the idle connections go: %v", err)
+		}
+	}
+	for range 300 {
+		// Connections in use, then idle: what there is to drop.
+		var fill sync.WaitGroup
+		for range 6 {
+			fill.Go(read)
+		}
+		fill.Wait()
+		// Dropped while others are taken and come back.
+		var wg sync.WaitGroup
+		for range 6 {
+			wg.Go(read)
+		}
+		for _, p := range []*pool{s.w, s.r, s.records} {
+			p.dropIdle()
+		}
+		wg.Wait()
+	}
+}
