@@ -399,8 +399,8 @@ func (f refusingReader) Read(p []byte) (int, error) {
 // message is held for ever, and the test times out. It also found that
 // the retry after the gate reopened met the pools' idle connections to
 // the server that had crashed, "unexpected EOF", which the ping (on a new
-// connection) then counted as the message's own failure: the probe now
-// closes them (casestore's PingWrite).
+// connection) then counted as the message's own failure: since the probe,
+// they are pinged before their reuse (casestore's PingWrite, dropIdle).
 func TestACommandWhoseStatementCrashesTheDatabaseRunsOutOfDeliveries(t *testing.T) {
 	pg := pgtest.Start(t, pgtest.Options{Durable: true})
 	dbURL := pg.NewDatabase(t)

@@ -147,17 +147,22 @@ func sessionEnded(err error) bool {
 // (shouldPing): one whose session went fails the ping, and database/sql
 // drops it and takes another, or a new one, with no error to the caller.
 //
-// It used to close them with SetMaxIdleConns(0): database/sql (Go 1.26)
+// It used to close them with SetMaxIdleConns(0) and back: database/sql
 // closes the connections it took off the idle list after letting go of the
 // pool's lock, reading them from an array that a connection coming back
-// meanwhile is appended into. The race detector caught it in CI
-// (TestWorkerRidesOutAPostgreSQLCrash), and the connection closed could be
-// one that had just come back, while the one taken off stayed open.
+// meanwhile is appended into once another call raised the limit again (two
+// statements meeting the ended session at once). The race detector caught
+// it in CI (TestWorkerRidesOutAPostgreSQLCrash), and the connection closed
+// could be one that had just come back, while the one taken off stayed
+// open, holding a slot of the pool for good.
 func (p *pool) dropIdle() {
 	if p == nil || !p.pg {
 		return
 	}
-	p.endedAt.Store(int64(time.Since(p.born)) + 1)
+	now := int64(time.Since(p.born)) + 1
+	for at := p.endedAt.Load(); at < now && !p.endedAt.CompareAndSwap(at, now); at = p.endedAt.Load() {
+		// another drop stored its moment meanwhile: keep the later one
+	}
 }
 
 func (p *pool) q(query string, args []any) string { return bind(p.pg, query, args) }

@@ -402,7 +402,8 @@ func TestWriteRefusedIsTheStoresOwnRefusal(t *testing.T) {
 // were away: the console answered an operator 503 once per pooled
 // connection after a database restart. A read-only session's statement
 // changed nothing, so a read that meets a session the server ended now
-// runs again on another connection, and the idle ones are closed. A write
+// runs again on another connection, and the idle ones are pinged before
+// their reuse. A write
 // is not run again: it fails as any write on a lost connection does,
 // saying the store was away, and did nothing.
 func TestReadsAnswerAtOnceAfterTheServerEndedThePoolsSessions(t *testing.T) {
@@ -572,14 +573,15 @@ func TestAReadTheServerEndsTwiceIsTheCallersError(t *testing.T) {
 
 // TestDroppingIdleConnectionsWhileOthersComeBack: the pools' idle
 // connections are given up (after a probe goes through, or a session the
-// server ended) while other goroutines take connections and bring them
-// back: every read goes through. database/sql's SetMaxIdleConns, which gave
-// them up before, closes the connections it took off the idle list after
-// letting go of the pool's lock, from an array that a connection coming
-// back is appended into (Go 1.26): the race detector caught it once in CI
+// server ended), twice at once, while other goroutines take connections
+// and bring them back: every read goes through. database/sql's
+// SetMaxIdleConns, which gave them up before, closes the connections it
+// took off the idle list after letting go of the pool's lock, from an
+// array that a connection coming back is appended into once a second call
+// has raised the idle limit again: the race detector caught it once in CI
 // (TestWorkerRidesOutAPostgreSQLCrash, 2026-12-05). This test runs that
-// path under -race, as CI does; it did not reproduce the race here in
-// three runs of the old code, its window being a connection's close.
+// path under -race, as CI does; it did not reproduce the race here in six
+// runs of the old code, its window being one connection's close.
 func TestDroppingIdleConnectionsWhileOthersComeBack(t *testing.T) {
 	s := openTest(t, pgtest.NewDatabase(t))
 	ctx := context.Background()
@@ -595,13 +597,19 @@ func TestDroppingIdleConnectionsWhileOthersComeBack(t *testing.T) {
 			fill.Go(read)
 		}
 		fill.Wait()
-		// Dropped while others are taken and come back.
+		// Dropped twice at once (two statements meeting the ended
+		// session, or a probe beside one) while others are taken and
+		// come back.
 		var wg sync.WaitGroup
 		for range 6 {
 			wg.Go(read)
 		}
-		for _, p := range []*pool{s.w, s.r, s.records} {
-			p.dropIdle()
+		for range 2 {
+			wg.Go(func() {
+				for _, p := range []*pool{s.w, s.r, s.records} {
+					p.dropIdle()
+				}
+			})
 		}
 		wg.Wait()
 	}
