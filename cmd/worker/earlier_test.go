@@ -43,6 +43,13 @@ func holdEarlier(t *testing.T, prefix string, byID bool) earlierHeld {
 	id := s.caseFor(refundflow.PlatformTaobao, o, so)
 	c := s.waitState(id, refundflow.StateWaitingSeller, 20*time.Second)
 	w.stop()
+	// Until the server has let go of the stopped worker's last pull, a
+	// command published now may be handed to it (and lost with it until
+	// AckWait) instead of to holdFirst's: that failed once in CI.
+	waitFor(t, 20*time.Second, "the stopped worker's pulls gone", func() bool {
+		info, err := cons(s).Info(context.Background())
+		return err == nil && info.NumWaiting == 0
+	})
 	e := earlierHeld{s: s, refund: c.RefundID}
 	for i := 1; i <= 2; i++ {
 		text := fmt.Sprintf("%s %d", prefix, i)
