@@ -430,7 +430,7 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 		var ns *notSentError
 		switch {
 		case errors.As(err, &ae) && ae.Code == "not_found" && c.CaseID > 0:
-			return commandResult{}, nil, fmt.Errorf("--case %d: no such case in %s", c.CaseID, r.a.source())
+			return commandResult{}, nil, fmt.Errorf("%s %d: no such case in %s", r.a.caseName(), c.CaseID, r.a.source())
 		case errors.As(err, &ae) && ae.Code == "unconfirmed":
 			// The console sent it and JetStream did not confirm it.
 			return commandResult{}, nil, &unconfirmedError{id: c.ID, err: err}

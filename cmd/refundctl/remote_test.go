@@ -218,6 +218,7 @@ func TestRemoteMode(t *testing.T) {
 	}{
 		{consoleOperatorToken, 2, "--waybill: 1 to 64 printable characters", []string{"ship", "--case", "1", "--company", "YTO", "--waybill", " x"}},
 		{consoleOperatorToken, 1, "--case 99: no such case in the console at " + url, []string{"cancel", "--case", "99"}},
+		{consoleOperatorToken, 1, "CASE 99: no such case in the console at " + url, []string{"cancel", "99"}},
 		{consoleOperatorToken, 2, "--platform taobao: case 1 is for platform 1688; leave --platform out or fix --case", []string{"cancel", "--case", "1", "--platform", "taobao"}},
 		{consoleViewerToken, 1, "console: forbidden (403): acting on cases needs the operator role", []string{"cancel", "--case", "1"}},
 		{"wrong-token", 1, "console: unauthorized (401)", []string{"list"}},

@@ -58,6 +58,28 @@ func TestCommandVerdicts(t *testing.T) {
 		})
 	}
 
+	// 1688 has neither cancel nor message: the refusal says where to do
+	// it and what the case does then, once (it said "cancel on the
+	// platform; do it on the platform itself").
+	record(casestore.CommandOutcome{CommandID: "cmd-1688-cancel", Verdict: casestore.VerdictRejected, CaseID: 2, Code: refundflow.CodeNotSupported,
+		Reason: "1688's API has no cancel"})
+	record(casestore.CommandOutcome{CommandID: "cmd-1688-message", Verdict: casestore.VerdictRejected, CaseID: 2, Code: refundflow.CodeNotSupported,
+		Reason: "1688's API has no message"})
+	for _, tc := range []struct {
+		verb, id, want string
+	}{
+		{"cancel", "cmd-1688-cancel", "1688's API has no cancel; withdraw the refund on 1688 itself: case 2 follows the platform and ends closed once 1688 shows the refund closed (refundctl wait 2 --state closed)"},
+		{"message", "cmd-1688-message", "1688's API has no message; write to the seller on 1688 itself: case 2 goes on following the refund"},
+	} {
+		args := []string{tc.verb, "2", "--id", tc.id, "--wait", "300ms"}
+		if tc.verb == "message" {
+			args = append(args, "--text", "hello")
+		}
+		if r := e.run(args...); r.code() != 4 || !strings.Contains(r.line(), tc.want) {
+			t.Errorf("%s on a 1688 case: exit %d, %q; want exit 4 and %q", tc.verb, r.code(), r.line(), tc.want)
+		}
+	}
+
 	// A command the worker keeps in the store for its case (here waiting
 	// for a side effect to be confirmed) is pending with where it waits,
 	// not "is it running?".

@@ -371,6 +371,7 @@ func offers(a Account, k casestore.Case) map[string]bool {
 	// A return submission that may have reached the platform takes no
 	// other shipment, settled or not (a second return).
 	unverifiedReturn := attention && parked == refundflow.StateReturnSubmitting && k.AttentionCode == refundflow.CodeUnverifiable
+	cancellable := !state.Terminal() && state != refundflow.StateCancelling && !unsettled
 	return map[string]bool{
 		"resolve": attention,
 		// Stopped before its refund reached the platform: a corrected
@@ -381,8 +382,12 @@ func offers(a Account, k casestore.Case) map[string]bool {
 		"ship": (effective == refundflow.StateWaitingReturnShipment && !unsettled) ||
 			(attention && parked == refundflow.StateReturnRendering && !unsettled) ||
 			(attention && parked == refundflow.StateReturnSubmitting && (!unsettled || resendsFailed) && !unverifiedReturn),
-		"cancel":  !state.Terminal() && state != refundflow.StateCancelling && !unsettled,
-		"message": taobao && k.RefundID != "" && !state.Terminal() && !unsettled,
+		// 1688's API has no cancel: a case with a refund there is
+		// withdrawn on 1688 itself (cancel-elsewhere), and the worker
+		// refuses the command; before the refund, a cancel ends the case.
+		"cancel":           cancellable && (taobao || k.RefundID == ""),
+		"cancel-elsewhere": cancellable && !taobao && k.RefundID != "",
+		"message":          taobao && k.RefundID != "" && !state.Terminal() && !unsettled,
 		"modify": taobao && k.RefundID != "" && attention &&
 			((parked == refundflow.StateWaitingSeller && k.AttentionCode == refundflow.AttnSellerRefused) ||
 				parked == refundflow.StateModifyRendering ||

@@ -82,9 +82,11 @@ func TestActions(t *testing.T) {
 			parked: string(refundflow.StateSubmitting)},
 		seedCase{order: "900", sub: "901", state: string(refundflow.StateNeedsAttention), attention: refundflow.CodeUnverifiable,
 			parked: string(refundflow.StateReturnSubmitting), refund: "R901"},
+		seedCase{platform: "1688", order: "1000", state: string(refundflow.StateWaitingSeller), refund: "A1000"},
 	)
 	returning, refused, closed, held := ts.cases[0], ts.cases[1], ts.cases[2], ts.cases[3]
 	modifyRefused, returnRefused, unverifiable, unverifiedReturn := ts.cases[4], ts.cases[5], ts.cases[6], ts.cases[7]
+	alibabaRefund := ts.cases[8]
 	op, viewer := ts.login(operatorName), ts.login(viewerName)
 	csrf := ts.srv.sessions.csrf(op.Value)
 	path := func(k casestore.Case) string { return fmt.Sprintf("/cases/%d", k.ID) }
@@ -111,6 +113,10 @@ func TestActions(t *testing.T) {
 		{unverifiable, []string{"resolve", "cancel"}, []string{"ship", "message", "modify"}},
 		// A return submission that may be on the platform: no second one.
 		{unverifiedReturn, []string{"resolve", "cancel", "message"}, []string{"ship", "modify"}},
+		// A refund on 1688: its API has no cancel, and the worker refuses
+		// one; the page says where to withdraw it instead of a form that
+		// ends in a refusal.
+		{alibabaRefund, []string{"cancel-elsewhere"}, []string{"cancel", "message", "modify", "ship", "resolve"}},
 	} {
 		page := ts.do("GET", path(tc.k), "cookie:"+op.Value, nil)
 		for _, f := range tc.offered {
@@ -122,6 +128,9 @@ func TestActions(t *testing.T) {
 			if strings.Contains(page.body, `id="`+f+`"`) {
 				t.Errorf("case %d (%s): page offers the %s form; want none", tc.k.ID, tc.k.State, f)
 			}
+		}
+		if tc.k.ID == alibabaRefund.ID && !strings.Contains(page.body, "withdraw refund A1000 on 1688 itself") {
+			t.Errorf("case %d (1688 refund): the page does not say where to withdraw it", tc.k.ID)
 		}
 		vpage := ts.do("GET", path(tc.k), "cookie:"+viewer.Value, nil)
 		if strings.Contains(vpage.body, `method="post" action="/cases/`) {

@@ -101,7 +101,7 @@ func (d Decider) onCancel(c CaseView, v *PlatformView, in Input) Decision {
 		refundID = v.RefundID
 	}
 	if c.Platform == Platform1688 {
-		return reject(c, CodeNotSupported, "1688 has no cancel operation; cancel on the platform")
+		return reject(c, CodeNotSupported, "1688's API has no cancel")
 	}
 	dec := d.to(StateCancelling, v, in.Now, "cancel", "cancel the refund")
 	if c.RefundID == "" {
@@ -118,7 +118,7 @@ func (d Decider) onMessage(c CaseView, in Input) Decision {
 		return reject(c, CodeInvalidInput, fmt.Sprintf("message: 1 to %d characters of text", maxMessage))
 	}
 	if c.Platform == Platform1688 {
-		return reject(c, CodeNotSupported, "1688 has no message operation")
+		return reject(c, CodeNotSupported, "1688's API has no message")
 	}
 	if c.RefundID == "" {
 		return reject(c, CodeNotNow, "no refund on the platform yet")
