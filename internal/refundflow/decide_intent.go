@@ -500,7 +500,7 @@ func (d Decider) submitEndedWithOrder(c CaseView, it Intent, v PlatformView, in 
 func correctionWay(c CaseView, it Intent) string {
 	switch it.Step {
 	case StepReturnSubmit:
-		return fmt.Sprintf("; to correct the carrier or waybill, `refundctl ship --case %d --company … --waybill …`", c.ID)
+		return fmt.Sprintf("; to correct the carrier or waybill, `refundctl ship %d --company … --waybill …`", c.ID)
 	case StepModify:
 		return fmt.Sprintf("; to change the modification, `refundctl modify %d …`", c.ID)
 	}

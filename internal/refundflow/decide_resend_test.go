@@ -305,7 +305,7 @@ func TestNewShipmentReplacesAnAbsentReturn(t *testing.T) {
 		Sends: 4, Refusals: 3, LastError: "4003: company not allowed"}
 	absent := tbView("WAIT_BUYER_RETURN_GOODS")
 	if dec := d.Decide(c, absent, Input{Kind: InputTimer, Now: now}); dec.Code != CodeResendsFailed ||
-		!strings.Contains(dec.Attention.Message, "refundctl ship --case 7") {
+		!strings.Contains(dec.Attention.Message, "refundctl ship 7 --company") {
 		t.Fatalf("parked return: %s %+v; want its attention to offer a corrected shipment", cell(dec), dec.Attention)
 	}
 

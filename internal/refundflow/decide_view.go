@@ -173,7 +173,7 @@ func waybillMessage(c CaseView, v PlatformView) string {
 	msg := fmt.Sprintf("the platform holds return waybill %q, not this case's %q (%s): the seller looks for the parcel under the platform's. ",
 		theirs, mine, excerpt.Of(c.Shipment.Company, 64))
 	if c.Platform == PlatformTaobao {
-		return msg + fmt.Sprintf("If the parcel travels under %q, tell the seller (refundctl message --case %d --text …); the case goes on following the refund", mine, c.ID)
+		return msg + fmt.Sprintf("If the parcel travels under %q, tell the seller (refundctl message %d --text …); the case goes on following the refund", mine, c.ID)
 	}
 	return msg + fmt.Sprintf("If the parcel travels under %q, tell the seller in the platform's back office (1688 takes no message here); the case goes on following the refund", mine)
 }

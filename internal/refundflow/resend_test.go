@@ -178,7 +178,7 @@ func TestANewShipmentReplacesARefusedReturn(t *testing.T) {
 	ship.Shipment = &refundflow.Shipment{Company: "SF", Waybill: "SF5550001111"}
 	r.handle(ship)
 	c = r.waitState(c.ID, refundflow.StateNeedsAttention)
-	if c.AttentionCode != refundflow.CodeResendsFailed || !strings.Contains(c.AttentionMessage, fmt.Sprintf("refundctl ship --case %d", c.ID)) {
+	if c.AttentionCode != refundflow.CodeResendsFailed || !strings.Contains(c.AttentionMessage, fmt.Sprintf("refundctl ship %d --company", c.ID)) {
 		t.Fatalf("attention %s %q; want %s offering a corrected shipment", c.AttentionCode, c.AttentionMessage, refundflow.CodeResendsFailed)
 	}
 

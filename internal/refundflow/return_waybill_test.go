@@ -35,7 +35,7 @@ func TestAReturnUnderAnotherWaybillIsNotOurs(t *testing.T) {
 	}
 	if dec.Attention == nil || dec.Attention.Code != AttnReturnWaybillDiffers ||
 		!strings.Contains(dec.Attention.Message, `"X100001"`) || !strings.Contains(dec.Attention.Message, `"SF200"`) ||
-		!strings.Contains(dec.Attention.Message, "refundctl message --case 7") {
+		!strings.Contains(dec.Attention.Message, "refundctl message 7 --text") {
 		t.Fatalf("another waybill on the platform: attention %+v; want the flag naming both waybills and the way to tell the seller", dec.Attention)
 	}
 
