@@ -365,10 +365,18 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 	if !c.NextWakeAt.IsZero() {
 		row("Next wake:", timeHuman(c.NextWakeAt))
 	}
+	// The request as filed, in words (a Taobao "amount": 0 is the most
+	// the form allows); whole: the description is the operator's own.
+	if fields := refundflow.DescribeRequest(refundflow.Platform(c.Platform), c.Request); len(fields) > 0 {
+		fmt.Fprintln(tw, "  Request:\t")
+		for _, f := range fields {
+			fmt.Fprintf(tw, "    %s:\t%s\n", f.Name, cell(f.Value, 0))
+		}
+	}
 	for _, d := range []struct {
 		k   string
 		doc json.RawMessage
-	}{{"Request:", c.Request}, {"Plan:", c.Plan}, {"Shipment:", c.Shipment}} {
+	}{{"Plan:", c.Plan}, {"Shipment:", c.Shipment}} {
 		if s := strings.TrimSpace(string(d.doc)); s != "" && s != "{}" && s != "null" {
 			row(d.k, s)
 		}

@@ -269,7 +269,8 @@ func TestShowCase(t *testing.T) {
 	r := e.mustRun("show", "1")
 	for _, want := range []string{
 		"Case 1", "Platform:", "taobao", "Sub-order:", "101", "Refund:", "R1", "State:", "waiting_seller",
-		"Platform status:", "WAIT_SELLER_AGREE", `"goodsStatus":"1"`,
+		"Platform status:", "WAIT_SELLER_AGREE", "Request:", "Type:", "refund only", "Goods status:", "1 (not shipped)",
+		"Amount:", "the most the refund form allows (max)", "Description:", "late",
 		"Steps (3)", "render", "req-render-1", "submit", "req-submit-2", "case-1-submit", `{"refundId":"R1"}`,
 		"query", "failed", "req-query-3", "upstream_5xx: platform answered 502",
 		"Timeline (3)", "command", "request_refund by alice", "callback", "ORDER_BUYER_VIEW_ORDER_BUYER_REFUND R1",
@@ -278,6 +279,9 @@ func TestShowCase(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("show 1 lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	if strings.Contains(r.stdout, `"amount":0`) {
+		t.Errorf("show 1 prints the request's amount as stored (0), not in words:\n%s", r.stdout)
 	}
 	r = e.mustRun("show", "2")
 	if !strings.Contains(r.stdout, "needs_attention (stopped at waiting_seller)") || !strings.Contains(r.stdout, "seller_refused: seller refused: used item") ||

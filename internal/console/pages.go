@@ -51,6 +51,10 @@ var pageFuncs = template.FuncMap{
 		}
 		return template.URL(v.Encode())
 	},
+	// request is a case's request as filed, in the operator's words.
+	"request": func(p string, d json.RawMessage) []refundflow.RequestField {
+		return refundflow.DescribeRequest(refundflow.Platform(p), d)
+	},
 	"pretty": func(d json.RawMessage) string {
 		var b bytes.Buffer
 		if len(d) == 0 || json.Indent(&b, d, "", "  ") != nil {

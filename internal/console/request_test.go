@@ -170,7 +170,20 @@ func TestRequestAgain(t *testing.T) {
 	if body := page(fmt.Sprintf("/cases/%d", a.ID), op.Value); !strings.Contains(body, `id="request-again"`) || !strings.Contains(body, link) {
 		t.Errorf("case %d (reason_not_offered at rendering) offers no request again to an operator", a.ID)
 	}
-	if body := page(fmt.Sprintf("/cases/%d", a.ID), viewer.Value); strings.Contains(body, `id="request-again"`) {
+	// The request as filed reads in words: the Taobao amount 0 is the
+	// most the form allows (the page showed "amount": 0).
+	body := page(fmt.Sprintf("/cases/%d", a.ID), viewer.Value)
+	for _, want := range []string{`<th scope="row">Type</th><td>return and refund</td>`, `<td>3 (received)</td>`,
+		`<th scope="row">Amount</th><td>the most the refund form allows (max)</td>`, `<td>尺码 &lt;不合适&gt;</td>`, `<td>https://img.example/a.jpg</td>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("case %d's page shows the request without %q", a.ID, want)
+		}
+	}
+	if body := page(fmt.Sprintf("/cases/%d", alibaba.ID), viewer.Value); !strings.Contains(body, `<th scope="row">Amount</th><td>9500 fen (95.00 yuan)</td>`) ||
+		!strings.Contains(body, `<th scope="row">Order entries</th><td>11, 12</td>`) {
+		t.Errorf("1688 case %d's page shows the request without its amount in fen and yuan or its order entries", alibaba.ID)
+	}
+	if strings.Contains(body, `id="request-again"`) {
 		t.Errorf("case %d offers request again to a viewer", a.ID)
 	}
 	for _, k := range []casestore.Case{refused, unverified} {

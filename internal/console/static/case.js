@@ -13,7 +13,7 @@
   // Sections replaced whole from the fresh page. An action form is kept
   // while both pages have it, so what is being typed is not lost; its box
   // is replaced when the form appears or goes.
-  var sections = ['why', 'attention-box', 'summary', 'steps-box', 'timeline', 'messages-box'];
+  var sections = ['why', 'attention-box', 'summary', 'request-box', 'steps-box', 'timeline', 'messages-box'];
   var forms = ['resolve', 'request-again', 'ship', 'cancel', 'message', 'modify'];
   var busy = false, pending = null;
 

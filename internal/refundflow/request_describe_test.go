@@ -1,0 +1,43 @@
+package refundflow_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// TestDescribeRequest: a request as filed reads in the operator's words; a
+// Taobao amount 0 is the most the form allows, not zero (the stored JSON
+// said "amount": 0).
+func TestDescribeRequest(t *testing.T) {
+	type f = refundflow.RequestField
+	tests := []struct {
+		name string
+		p    refundflow.Platform
+		doc  string
+		want []f
+	}{
+		{"taobao max", refundflow.PlatformTaobao, `{"returnGoods":false,"goodsStatus":"1","reasonId":5,"amount":0,"description":"late"}`,
+			[]f{{"Type", "refund only"}, {"Goods status", "1 (not shipped)"}, {"Reason", "5"}, {"Amount", "the most the refund form allows (max)"}, {"Description", "late"}}},
+		{"taobao amount and vouchers", refundflow.PlatformTaobao,
+			`{"returnGoods":true,"goodsStatus":"3","reason":"质量问题","amount":9505,"description":"broken","vouchers":["https://x/1.jpg","https://x/2.jpg"]}`,
+			[]f{{"Type", "return and refund"}, {"Goods status", "3 (received)"}, {"Reason", "质量问题"}, {"Amount", "9505 fen (95.05 yuan)"},
+				{"Description", "broken"}, {"Vouchers", "https://x/1.jpg https://x/2.jpg"}}},
+		{"1688", refundflow.Platform1688,
+			`{"returnGoods":false,"goodsStatus":"refundWaitSellerSend","reasonId":20001,"reason":"不想买了","amount":1200,"carriage":500,"description":"no longer needed","orderEntryIds":[11,12]}`,
+			[]f{{"Type", "refund only"}, {"Goods status", "refundWaitSellerSend"}, {"Reason", "20001 (不想买了)"}, {"Amount", "1200 fen (12.00 yuan)"},
+				{"Carriage", "500 fen (5.00 yuan)"}, {"Description", "no longer needed"}, {"Order entries", "11, 12"}}},
+		{"empty", refundflow.PlatformTaobao, `{}`, nil},
+		{"none", refundflow.PlatformTaobao, ``, nil},
+		{"not a request", refundflow.PlatformTaobao, `{"amount":"x"}`, []f{{"As stored", `{"amount":"x"}`}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := refundflow.DescribeRequest(tt.p, json.RawMessage(tt.doc)); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("DescribeRequest(%s, %s) =\n%q\nwant\n%q", tt.p, tt.doc, got, tt.want)
+			}
+		})
+	}
+}
