@@ -238,7 +238,8 @@ func TestBrowser(t *testing.T) {
 		return n
 	}
 	rowsBefore := rows()
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.notReloaded = true`)); err != nil {
+	// The reader opened the stored request's fold: it stays open.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.notReloaded = true; document.querySelector('#request-json-fold').open = true`)); err != nil {
 		t.Fatalf("mark the window: %v", err)
 	}
 	other, cancelOther := chromedp.NewContext(ctx)
@@ -264,6 +265,9 @@ func TestBrowser(t *testing.T) {
 	}
 	if exists("#resolve") || exists("#attention") {
 		t.Errorf("the open page of closed case %d still shows the resolve form (%v) or attention (%v)", caseB.ID, exists("#resolve"), exists("#attention"))
+	}
+	if open, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('#request-json-fold').open`)); err != nil || !open {
+		t.Errorf("the stored request's fold the reader opened is closed after the live update (%v)", err)
 	}
 	screenshot("case-live.png")
 	browse("read case B after the live update", chromedp.WaitVisible(chromedp.ID("#live-status")))

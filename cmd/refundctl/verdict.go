@@ -137,14 +137,13 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 		}
 		return "to refund again, start a new case with refundctl request" // the reason says it is finished
 	case refundflow.CodeNotSupported:
-		switch c.Kind {
-		case refundflow.InputCancel:
-			return fmt.Sprintf("withdraw the refund on %s itself: case %d follows the platform and ends closed once %s shows the refund closed (refundctl wait %d --state closed)",
-				c.Platform, v.CaseID, c.Platform, v.CaseID)
-		case refundflow.InputSendMessage:
-			return fmt.Sprintf("write to the seller on %s itself: case %d goes on following the refund", c.Platform, v.CaseID)
+		// The reason says where to do it instead (the console shows it
+		// alone); this, what the case does then.
+		if c.Kind == refundflow.InputCancel {
+			return fmt.Sprintf("case %d follows the platform and ends closed once %s shows the refund closed (refundctl wait %d --state closed)",
+				v.CaseID, c.Platform, v.CaseID)
 		}
-		return "do it on the platform itself"
+		return fmt.Sprintf("case %d goes on following the refund", v.CaseID)
 	case refundflow.CodeWorkerEnded:
 		return fmt.Sprintf("case %d is held because worker processes kept ending while they worked on it (%s says how many times; "+
 			"the worker's and the system's logs say why). Once the cause is fixed, or if another case was it: refundctl resolve %d --retry "+

@@ -62,14 +62,14 @@ func TestCommandVerdicts(t *testing.T) {
 	// it and what the case does then, once (it said "cancel on the
 	// platform; do it on the platform itself").
 	record(casestore.CommandOutcome{CommandID: "cmd-1688-cancel", Verdict: casestore.VerdictRejected, CaseID: 2, Code: refundflow.CodeNotSupported,
-		Reason: "1688's API has no cancel"})
+		Reason: "1688's API has no cancel: withdraw the refund on 1688 itself"})
 	record(casestore.CommandOutcome{CommandID: "cmd-1688-message", Verdict: casestore.VerdictRejected, CaseID: 2, Code: refundflow.CodeNotSupported,
-		Reason: "1688's API has no message"})
+		Reason: "1688's API has no message: write to the seller on 1688 itself"})
 	for _, tc := range []struct {
 		verb, id, want string
 	}{
-		{"cancel", "cmd-1688-cancel", "1688's API has no cancel; withdraw the refund on 1688 itself: case 2 follows the platform and ends closed once 1688 shows the refund closed (refundctl wait 2 --state closed)"},
-		{"message", "cmd-1688-message", "1688's API has no message; write to the seller on 1688 itself: case 2 goes on following the refund"},
+		{"cancel", "cmd-1688-cancel", "1688's API has no cancel: withdraw the refund on 1688 itself; case 2 follows the platform and ends closed once 1688 shows the refund closed (refundctl wait 2 --state closed)"},
+		{"message", "cmd-1688-message", "1688's API has no message: write to the seller on 1688 itself; case 2 goes on following the refund"},
 	} {
 		args := []string{tc.verb, "2", "--id", tc.id, "--wait", "300ms"}
 		if tc.verb == "message" {

@@ -328,24 +328,21 @@ func formMessage(err error) string {
 	return strings.Join(out, "; ")
 }
 
+// canRequestAgain reports whether a corrected request replaces the one k
+// stopped with (the case page's "Request again", the request page's note):
+// it stopped before its refund reached the platform, and not on a
+// submission that may be on the platform or that the platform kept
+// refusing (refundflow.RequestReplaces): the worker refuses a request then.
+func canRequestAgain(k casestore.Case) bool {
+	state := refundflow.State(k.State)
+	return state == refundflow.StateNeedsAttention &&
+		refundflow.RequestReplaces(state, refundflow.State(k.ParkedState), k.RefundID, k.AttentionCode)
+}
+
 // offers are the forms the case page shows k's reader: those whose command
 // may apply to k in its state (the worker still decides), and only to an
 // operator. A case held because worker processes ended on it takes resolve
 // alone: the worker refuses every other command for it.
-// canRequestAgain reports whether a corrected request replaces the one k
-// stopped with (the case page's "Request again", the request page's note):
-// it stopped before its refund reached the platform
-// (refundflow.RequestReplaces), and not on a submission that may be on the
-// platform (intent_unverifiable) or that the platform kept refusing
-// (intent_resends_failed): the worker settles those first, and refuses a
-// request meanwhile.
-func canRequestAgain(k casestore.Case) bool {
-	state := refundflow.State(k.State)
-	return state == refundflow.StateNeedsAttention &&
-		refundflow.RequestReplaces(state, refundflow.State(k.ParkedState), k.RefundID) &&
-		k.AttentionCode != refundflow.CodeUnverifiable && k.AttentionCode != refundflow.CodeResendsFailed
-}
-
 func offers(a Account, k casestore.Case) map[string]bool {
 	if !a.CanAct() {
 		return nil
@@ -383,10 +380,12 @@ func offers(a Account, k casestore.Case) map[string]bool {
 			(attention && parked == refundflow.StateReturnRendering && !unsettled) ||
 			(attention && parked == refundflow.StateReturnSubmitting && (!unsettled || resendsFailed) && !unverifiedReturn),
 		// 1688's API has no cancel: a case with a refund there is
-		// withdrawn on 1688 itself (cancel-elsewhere), and the worker
-		// refuses the command; before the refund, a cancel ends the case.
+		// withdrawn on 1688 itself (cancel-elsewhere), which the case
+		// follows to closed, and the worker refuses the command; before
+		// the refund, a cancel ends the case. A refund gone from 1688
+		// (refund_missing) has nothing to withdraw: resolve is the way.
 		"cancel":           cancellable && (taobao || k.RefundID == ""),
-		"cancel-elsewhere": cancellable && !taobao && k.RefundID != "",
+		"cancel-elsewhere": !taobao && k.RefundID != "" && !state.Terminal() && k.AttentionCode != refundflow.AttnRefundMissing,
 		"message":          taobao && k.RefundID != "" && !state.Terminal() && !unsettled,
 		"modify": taobao && k.RefundID != "" && attention &&
 			((parked == refundflow.StateWaitingSeller && k.AttentionCode == refundflow.AttnSellerRefused) ||

@@ -83,10 +83,12 @@ func TestActions(t *testing.T) {
 		seedCase{order: "900", sub: "901", state: string(refundflow.StateNeedsAttention), attention: refundflow.CodeUnverifiable,
 			parked: string(refundflow.StateReturnSubmitting), refund: "R901"},
 		seedCase{platform: "1688", order: "1000", state: string(refundflow.StateWaitingSeller), refund: "A1000"},
+		seedCase{platform: "1688", order: "1100", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnRefundMissing,
+			parked: string(refundflow.StateWaitingSeller), refund: "A1100"},
 	)
 	returning, refused, closed, held := ts.cases[0], ts.cases[1], ts.cases[2], ts.cases[3]
 	modifyRefused, returnRefused, unverifiable, unverifiedReturn := ts.cases[4], ts.cases[5], ts.cases[6], ts.cases[7]
-	alibabaRefund := ts.cases[8]
+	alibabaRefund, alibabaMissing := ts.cases[8], ts.cases[9]
 	op, viewer := ts.login(operatorName), ts.login(viewerName)
 	csrf := ts.srv.sessions.csrf(op.Value)
 	path := func(k casestore.Case) string { return fmt.Sprintf("/cases/%d", k.ID) }
@@ -117,6 +119,9 @@ func TestActions(t *testing.T) {
 		// one; the page says where to withdraw it instead of a form that
 		// ends in a refusal.
 		{alibabaRefund, []string{"cancel-elsewhere"}, []string{"cancel", "message", "modify", "ship", "resolve"}},
+		// Gone from 1688: there is nothing to withdraw, and the case does
+		// not follow it to closed; resolve is the way out.
+		{alibabaMissing, []string{"resolve"}, []string{"cancel", "cancel-elsewhere", "message", "modify", "ship"}},
 	} {
 		page := ts.do("GET", path(tc.k), "cookie:"+op.Value, nil)
 		for _, f := range tc.offered {

@@ -173,7 +173,7 @@ func TestRequestAgain(t *testing.T) {
 	// The request as filed reads in words: the Taobao amount 0 is the
 	// most the form allows (the page showed "amount": 0).
 	body := page(fmt.Sprintf("/cases/%d", a.ID), viewer.Value)
-	for _, want := range []string{`<th scope="row">Type</th><td>return and refund</td>`, `<td>3 (received)</td>`,
+	for _, want := range []string{`<th scope="row">Type</th><td>return goods and refund</td>`, `<td>3 (received)</td>`,
 		`<th scope="row">Amount</th><td>the most the refund form allows (max)</td>`, `<td>尺码 &lt;不合适&gt;</td>`, `<td>https://img.example/a.jpg</td>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("case %d's page shows the request without %q", a.ID, want)

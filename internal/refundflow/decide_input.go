@@ -22,7 +22,7 @@ func (d Decider) onRequest(c CaseView, in Input) Decision {
 	}
 	req := *in.Request
 	restart := c.State == StateRequested ||
-		(RequestReplaces(c.State, c.Parked, c.RefundID) && !sameRequest(req, c.Request))
+		(RequestReplaces(c.State, c.Parked, c.RefundID, c.AttentionCode) && !sameRequest(req, c.Request))
 	if !restart {
 		if sameRequest(req, c.Request) {
 			if c.State == StateRendering || c.State == StateUploadingVouchers {
@@ -30,6 +30,11 @@ func (d Decider) onRequest(c CaseView, in Input) Decision {
 				return d.resume(c, in.Now)
 			}
 			return keep(c, CodeDuplicate, "the same request again")
+		}
+		if c.State == StateNeedsAttention && c.AttentionCode == CodeUnverifiable {
+			// The submission may be on the platform, its intent settled
+			// unverified: the way out is the operator's, not a second one.
+			return reject(c, CodeUnverifiable, unverifiableAdvice(c, StepSubmit))
 		}
 		return reject(c, CodeCaseOpen, "the case is already open with another request; cancel it first")
 	}
@@ -101,7 +106,7 @@ func (d Decider) onCancel(c CaseView, v *PlatformView, in Input) Decision {
 		refundID = v.RefundID
 	}
 	if c.Platform == Platform1688 {
-		return reject(c, CodeNotSupported, "1688's API has no cancel")
+		return reject(c, CodeNotSupported, "1688's API has no cancel: withdraw the refund on 1688 itself")
 	}
 	dec := d.to(StateCancelling, v, in.Now, "cancel", "cancel the refund")
 	if c.RefundID == "" {
@@ -118,7 +123,7 @@ func (d Decider) onMessage(c CaseView, in Input) Decision {
 		return reject(c, CodeInvalidInput, fmt.Sprintf("message: 1 to %d characters of text", maxMessage))
 	}
 	if c.Platform == Platform1688 {
-		return reject(c, CodeNotSupported, "1688's API has no message")
+		return reject(c, CodeNotSupported, "1688's API has no message: write to the seller on 1688 itself")
 	}
 	if c.RefundID == "" {
 		return reject(c, CodeNotNow, "no refund on the platform yet")

@@ -2,6 +2,7 @@ package refundflow_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/refundhub/refundhub/internal/casestore"
@@ -76,6 +77,10 @@ func TestCommandOutcomes(t *testing.T) {
 	acancel := r.command(refundflow.InputCancel, refundflow.Platform1688, ao, "")
 	r.handle(acancel)
 	check("cancel on 1688", acancel, casestore.VerdictRejected, ah.CaseID, refundflow.CodeNotSupported)
+	// The reason says where to do it: the console shows it alone.
+	if o := outcome(acancel); !strings.Contains(o.Reason, "withdraw the refund on 1688 itself") {
+		t.Errorf("cancel on 1688: reason %q; want it to say where to withdraw the refund", o.Reason)
+	}
 	amsg := r.command(refundflow.InputSendMessage, refundflow.Platform1688, ao, "")
 	amsg.Message = "hello"
 	r.handle(amsg)

@@ -20,7 +20,8 @@ var taobaoGoodsWords = map[string]string{"1": "not shipped", "2": "shipped, not 
 // operator's words, for the pages that show a case: the type, goods status,
 // reason, amount, description and the rest, each whole. The stored JSON is
 // exact but misleading to read: a Taobao "amount": 0 is the most the form
-// allows, not nothing. A document that is not a request comes back as one
+// allows, not nothing. A field left empty is left out; a document that is
+// not a request (not one, or none of its fields set) comes back as one
 // field holding it as stored.
 func DescribeRequest(p Platform, doc json.RawMessage) []RequestField {
 	s := strings.TrimSpace(string(doc))
@@ -28,48 +29,58 @@ func DescribeRequest(p Platform, doc json.RawMessage) []RequestField {
 		return nil
 	}
 	var r Request
-	if err := json.Unmarshal(doc, &r); err != nil {
+	if err := json.Unmarshal(doc, &r); err != nil || r.isZero() {
 		return []RequestField{{"As stored", s}}
 	}
 	return r.describe(p)
 }
 
+// isZero reports whether no field of the request is set.
+func (r Request) isZero() bool {
+	return !r.ReturnGoods && r.GoodsStatus == "" && r.ReasonID == 0 && r.Reason == "" && r.Amount == 0 && r.Carriage == 0 &&
+		r.Description == "" && len(r.Vouchers) == 0 && len(r.OrderEntryIDs) == 0
+}
+
 func (r Request) describe(p Platform) []RequestField {
-	out := []RequestField{{"Type", "refund only"}}
+	var out []RequestField
+	add := func(name, value string) {
+		if value != "" {
+			out = append(out, RequestField{name, value})
+		}
+	}
+	add("Type", "refund only")
 	if r.ReturnGoods {
-		out[0].Value = "return and refund"
+		out[0].Value = "return goods and refund" // the request form's words
 	}
 	goods := r.GoodsStatus
 	if w, ok := taobaoGoodsWords[goods]; ok && p == PlatformTaobao {
 		goods += " (" + w + ")"
 	}
-	out = append(out, RequestField{"Goods status", goods})
+	add("Goods status", goods)
 	switch {
 	case r.ReasonID > 0 && r.Reason != "":
-		out = append(out, RequestField{"Reason", fmt.Sprintf("%d (%s)", r.ReasonID, r.Reason)})
+		add("Reason", fmt.Sprintf("%d (%s)", r.ReasonID, r.Reason))
 	case r.ReasonID > 0:
-		out = append(out, RequestField{"Reason", strconv.FormatInt(r.ReasonID, 10)})
+		add("Reason", strconv.FormatInt(r.ReasonID, 10))
 	default:
-		out = append(out, RequestField{"Reason", r.Reason})
+		add("Reason", r.Reason)
 	}
 	amount := fen(r.Amount)
 	if r.Amount == 0 && p == PlatformTaobao {
 		amount = "the most the refund form allows (max)"
 	}
-	out = append(out, RequestField{"Amount", amount})
+	add("Amount", amount)
 	if r.Carriage > 0 {
-		out = append(out, RequestField{"Carriage", fen(r.Carriage)})
+		add("Carriage", fen(r.Carriage))
 	}
-	out = append(out, RequestField{"Description", r.Description})
-	if len(r.Vouchers) > 0 {
-		out = append(out, RequestField{"Vouchers", strings.Join(r.Vouchers, " ")})
-	}
+	add("Description", r.Description)
+	add("Vouchers", strings.Join(r.Vouchers, " "))
 	if len(r.OrderEntryIDs) > 0 {
 		ids := make([]string, len(r.OrderEntryIDs))
 		for i, id := range r.OrderEntryIDs {
 			ids[i] = strconv.FormatInt(id, 10)
 		}
-		out = append(out, RequestField{"Order entries", strings.Join(ids, ", ")})
+		add("Order entries", strings.Join(ids, ", "))
 	}
 	return out
 }

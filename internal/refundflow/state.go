@@ -135,11 +135,16 @@ func Rank(s, parked State) int {
 // refund id, stopped no later than submitting: a reason the form does not
 // offer, an amount out of its bounds, a voucher it refused), so a corrected
 // request starts it again instead of being refused as case_open. One
-// still in requested is replaced too. The decider (onRequest) and the
-// console's offer of "request again" both ask this.
-func RequestReplaces(s, parked State, refundID string) bool {
+// still in requested is replaced too. Not a case stopped with attention
+// on a submission that may be on the platform (CodeUnverifiable: its
+// intent may be settled "unverified", leaving no refund id and no open
+// intent) or that the platform kept refusing (CodeResendsFailed): a
+// second submission could be a second refund. The decider (onRequest) and
+// the console's offer of "request again" both ask this.
+func RequestReplaces(s, parked State, refundID, attention string) bool {
 	return s == StateRequested ||
-		(s == StateNeedsAttention && refundID == "" && Rank(s, parked) <= stateRank[StateSubmitting])
+		(s == StateNeedsAttention && refundID == "" && Rank(s, parked) <= stateRank[StateSubmitting] &&
+			attention != CodeUnverifiable && attention != CodeResendsFailed)
 }
 
 // Resting reports whether a case in state s is out of the steps its last

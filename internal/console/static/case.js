@@ -25,6 +25,13 @@
   function swap(doc, id) {
     var now = document.getElementById(id), fresh = doc.getElementById(id);
     if (now && fresh) {
+      // A fold the reader opened stays open.
+      now.querySelectorAll('details[open][id]').forEach(function (d) {
+        var f = fresh.querySelector('#' + CSS.escape(d.id));
+        if (f) {
+          f.open = true;
+        }
+      });
       now.replaceWith(document.adoptNode(fresh));
     }
   }
