@@ -102,6 +102,10 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 		"CALLBACK_TOKEN":         secrets["CALLBACK_TOKEN"],
 		"CALLBACK_URL":           "http://" + cfg.ReceiverAddr + "/callbacks/" + secrets["CALLBACK_TOKEN"],
 		"DB_PATH":                filepath.Join(dataDir, "refunds.db"),
+		// The sandbox keeps its orders and refunds across a restart of the
+		// stack, as the worker keeps its cases: a case open when the stack
+		// stopped finds its refund again.
+		"SANDBOX_STATE_FILE": filepath.Join(dataDir, "sandbox-state.json"),
 		// Local runs retry undelivered pushes in seconds, not the platform's 30 minutes.
 		"SANDBOX_PUSH_RETRY_INTERVAL": "10s",
 		// In-flight steps get 10 s on Ctrl-C, well inside devstack's stop grace.

@@ -240,6 +240,16 @@ func TestStackEndToEnd(t *testing.T) {
 	if n := streamMsgs(t, natsURL); n < 1 {
 		t.Fatalf("after restart CALLBACKS holds %d messages; want the stored callback kept", n)
 	}
+	// So does the sandbox's order (it forgot its orders and refunds, and
+	// a case open across the restart parked refund_missing).
+	r, err := http.Get("http://" + sandboxAddr + "/_sandbox/orders/3305075341149134260?platform=1688")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		t.Errorf("after restart the sandbox answers GET of the order created before it with HTTP %d; want 200 (kept in data/sandbox-state.json)", r.StatusCode)
+	}
 }
 
 // postLogin posts name and password to the console's login page and

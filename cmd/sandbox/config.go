@@ -51,6 +51,7 @@ var envVars = append([]envconfig.Var{
 	envconfig.V("SANDBOX_TAOBAO_NUMERIC_STATUS", "true", "TaobaoQuery emits refundStatus as a number (documented v2 drift)"),
 	envconfig.V("SANDBOX_NUMERIC_DEVELOP_ID", "false", "envelopes carry developId as a number instead of a string (documented drift)"),
 	envconfig.V("SANDBOX_SEED", "0", "random seed for faults and ids; 0 = random"),
+	envconfig.V("SANDBOX_STATE_FILE", "", "keep the orders, refunds and counters in this file across restarts (written shortly after each change and on exit; not the push log, faults or seller policy); empty = memory only"),
 }, envconfig.LogVars()...)
 
 func kindList() string {
@@ -124,6 +125,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.sb.TaobaoNumericStatus = readBool(env, "SANDBOX_TAOBAO_NUMERIC_STATUS")
 	c.sb.NumericDevelopID = readBool(env, "SANDBOX_NUMERIC_DEVELOP_ID")
 	c.sb.Seed = env.Int64("SANDBOX_SEED", math.MinInt64, math.MaxInt64)
+	c.sb.StateFile = env.String("SANDBOX_STATE_FILE")
 	profile, err := platform.Load(c.profilePath)
 	if err != nil {
 		env.Fail(fmt.Errorf("UPSTREAM_PROFILE: %w", err))

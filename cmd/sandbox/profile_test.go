@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,31 +46,15 @@ first_page = 0
 // with the test.
 func startRun(t *testing.T, env map[string]string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"sandbox"}, envFunc(env), io.Discard, &stderr) }()
+	var stdout, stderr syncBuffer
+	addr, cancel, done := runSandbox(t, env, &stdout, &stderr)
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
 		}
 	})
-	re := regexp.MustCompile(`"addr":"(127\.0\.0\.1:\d+)"`)
-	deadline := time.NewTimer(15 * time.Second)
-	defer deadline.Stop()
-	poll := time.NewTicker(10 * time.Millisecond)
-	defer poll.Stop()
-	for {
-		if m := re.FindStringSubmatch(stderr.String()); m != nil {
-			return "http://" + m[1]
-		}
-		select {
-		case <-deadline.C:
-			t.Fatalf("no listening address logged:\n%s", stderr.String())
-		case <-poll.C:
-		}
-	}
+	return "http://" + addr
 }
 
 // signedCall makes an API call signed by the documented rule

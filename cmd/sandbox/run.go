@@ -54,8 +54,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)} // net/http's own complaints, in the one log format
+	// Run (the seller, the pusher, the state file's saver) ends after the
+	// server has finished its last requests: its last save holds them.
+	runCtx, endRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer endRun()
 	runDone := make(chan error, 1)
-	go func() { runDone <- sb.Run(ctx) }()
+	go func() { runDone <- sb.Run(runCtx) }()
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
 	logger.Info("sandbox listening", "addr", ln.Addr().String(), "callback_url", redactURL(cfg.sb.CallbackURL),
@@ -74,6 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = srv.Close()
 	}
 	stop()
+	endRun()
 	if err := <-runDone; err != nil {
 		return fmt.Errorf("sandbox run: %w", err)
 	}

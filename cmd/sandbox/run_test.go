@@ -87,34 +87,76 @@ func TestBadValues(t *testing.T) {
 	}
 }
 
-func TestRunServesAndStops(t *testing.T) {
-	env := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "super-secret-value",
-		"SANDBOX_ADDR": "127.0.0.1:0", "SANDBOX_LATENCY": "0ms-1ms", "SANDBOX_PUSH_RETRIES": "0"}
+// runSandbox runs the sandbox with env until the returned cancel (or the
+// test's end), and returns the address it logged it listens on.
+func runSandbox(t *testing.T, env map[string]string, stdout, stderr *syncBuffer) (addr string, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"sandbox"}, envFunc(env), &stdout, &stderr) }()
+	t.Cleanup(cancel)
+	ran := make(chan error, 1)
+	go func() { ran <- run(ctx, []string{"sandbox"}, envFunc(env), stdout, stderr) }()
 
 	re := regexp.MustCompile(`"addr":"(127\.0\.0\.1:\d+)"`)
-	var addr string
 	deadline := time.NewTimer(15 * time.Second)
 	defer deadline.Stop()
 	poll := time.NewTicker(10 * time.Millisecond)
 	defer poll.Stop()
-	for addr == "" {
+	for {
 		if m := re.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-			break
+			return m[1], cancel, ran
 		}
 		select {
-		case err := <-done:
+		case err := <-ran:
 			t.Fatalf("run exited early: %v\n%s", err, stderr.String())
 		case <-deadline.C:
 			t.Fatalf("no listening address logged:\n%s", stderr.String())
 		case <-poll.C:
 		}
 	}
+}
+
+// TestRunKeepsItsStateAcrossARestart: with SANDBOX_STATE_FILE, an order
+// created before a stop is there after the next start (devstack sets it).
+func TestRunKeepsItsStateAcrossARestart(t *testing.T) {
+	env := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "SANDBOX_ADDR": "127.0.0.1:0",
+		"SANDBOX_STATE_FILE": filepath.Join(t.TempDir(), "sandbox-state.json")}
+	var stdout, stderr syncBuffer
+	addr, cancel, done := runSandbox(t, env, &stdout, &stderr)
+	resp, err := http.Post("http://"+addr+"/_sandbox/orders", "application/json", strings.NewReader(`{"platform":"1688","order_id":"42","amount":500}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create order: HTTP %d", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	var stdout2, stderr2 syncBuffer
+	addr, cancel, done = runSandbox(t, env, &stdout2, &stderr2)
+	resp, err = http.Get("http://" + addr + "/_sandbox/orders/42?platform=1688")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET the order created before the restart: HTTP %d; want 200", resp.StatusCode)
+	}
+	if line := logtest.Find(logtest.Parse(t, stderr2.String()), "sandbox: state restored"); line == nil {
+		t.Errorf("no \"sandbox: state restored\" line at the second start:\n%s", stderr2.String())
+	}
+	cancel()
+	<-done
+}
+
+func TestRunServesAndStops(t *testing.T) {
+	env := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "super-secret-value",
+		"SANDBOX_ADDR": "127.0.0.1:0", "SANDBOX_LATENCY": "0ms-1ms", "SANDBOX_PUSH_RETRIES": "0"}
+	var stdout, stderr syncBuffer
+	addr, cancel, done := runSandbox(t, env, &stdout, &stderr)
 	resp, err := http.Get("http://" + addr + "/_sandbox/healthz")
 	if err != nil {
 		t.Fatalf("healthz: %v", err)

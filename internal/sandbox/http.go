@@ -123,9 +123,14 @@ func (s *Sandbox) Handler() http.Handler {
 	admin := s.adminRoutes()
 	return s.recoverer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/_sandbox/") {
+			if r.Method != http.MethodGet {
+				defer s.markChanged()
+			}
 			admin.ServeHTTP(w, r)
 			return
 		}
+		// Every API call counts (Stats), and most change a refund.
+		defer s.markChanged()
 		escaped := r.URL.EscapedPath()
 		var fallback *route // path matches, method does not: answered with 405
 		var fallbackID string

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/platform"
@@ -60,9 +61,13 @@ type Config struct {
 	Faults              Faults        // initial faults
 	TaobaoNumericStatus bool          // emit refundStatus as the profile's number in TaobaoQuery (documented v2 drift)
 	NumericDevelopID    bool          // emit the envelope's developId as a number (documented drift; default string as in the examples)
-	Logger              *slog.Logger  // nil -> discard
-	Now                 func() time.Time
-	Seed                int64 // 0 -> random
+	// StateFile, when set, keeps the orders, refunds and counters across
+	// restarts (persist.go): read by New, written after changes while Run
+	// runs. "" -> memory only.
+	StateFile string
+	Logger    *slog.Logger // nil -> discard
+	Now       func() time.Time
+	Seed      int64 // 0 -> random
 }
 
 // SellerPolicy is how the simulated seller answers refund requests.
@@ -171,6 +176,8 @@ type Sandbox struct {
 	startRun sync.Once
 	wake     chan struct{} // nudges the scheduler
 	pushWake chan struct{} // nudges the pusher
+	saveWake chan struct{} // nudges the state saver (Config.StateFile)
+	changed  atomic.Bool   // the state changed since it was last saved
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -255,6 +262,7 @@ func New(cfg Config) (*Sandbox, error) {
 		cbTypes:  pushTypes(cfg.Profile),
 		wake:     make(chan struct{}, 1),
 		pushWake: make(chan struct{}, 1),
+		saveWake: make(chan struct{}, 1),
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		faults:   cloneFaults(cfg.Faults),
 		seller:   seller,
@@ -262,6 +270,15 @@ func New(cfg Config) (*Sandbox, error) {
 	s.resetLocked()
 	s.cb.init()
 	s.routes = s.buildRoutes()
+	if cfg.StateFile != "" {
+		loaded, err := s.loadState()
+		if err != nil {
+			return nil, err
+		}
+		if loaded {
+			s.log.Info("sandbox: state restored", "file", cfg.StateFile, "orders", len(s.orders), "refunds", len(s.refunds))
+		}
+	}
 	return s, nil
 }
 
@@ -428,6 +445,7 @@ func (s *Sandbox) Reset() {
 	s.resetLocked()
 	s.mu.Unlock()
 	s.cb.reset()
+	s.markChanged()
 }
 
 // Run drives the seller's scheduled decisions and the callback pusher until ctx
@@ -441,6 +459,7 @@ func (s *Sandbox) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.runScheduler(ctx) })
 	wg.Go(func() { s.runPusher(ctx) })
+	wg.Go(func() { s.runSaver(ctx) })
 	wg.Wait()
 	return nil
 }

@@ -70,6 +70,7 @@ func (s *Sandbox) runDueTasks() time.Duration {
 				_ = s.sellerReceiveLocked(r)
 			}
 		}
+		s.markChanged()
 	}
 	return 0
 }
