@@ -89,7 +89,8 @@ func (a *app) deadLetterBackend() (deadLetterBackend, error) {
 // remoteVerbs are the commands that work through the console's API.
 // help and completion touch nothing.
 var remoteVerbs = map[string]bool{"list": true, "show": true, "wait": true, "request": true, "ship": true,
-	"cancel": true, "message": true, "modify": true, "resolve": true, "dead-letters": true, "help": true, "completion": true}
+	"cancel": true, "message": true, "modify": true, "resolve": true, "dead-letters": true, "reasons": true,
+	"help": true, "completion": true}
 
 // checkRemote refuses, with REFUNDHUB_URL set, the commands that need the
 // host itself (the store file, NATS, the receiver or the platform's

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -52,9 +53,11 @@ func (a *app) reasonsCommand() *cobra.Command {
 			"type and goods status, 1688 looks the reasons up by order for each goods status. Without\n" +
 			"--goods-status (and on Taobao --type) every combination is asked. Use an id with\n" +
 			"`request --reason-id`, or the text with `request --reason`. Taobao's form does not say\n" +
-			"whether a reason needs a voucher (VOUCHER ?); its tip may.\n\n" +
-			"Exit status: 0 listed; 1 the platform refused or did not answer every call, or the\n" +
-			"configuration is wrong; 2 usage.",
+			"whether a reason needs a voucher (VOUCHER ?); its tip may. With REFUNDHUB_URL set the\n" +
+			"console asks, with its own platform credentials (an operator's token).\n\n" +
+			"Exit status: 0 listed; 1 the platform refused or did not answer every call, the console\n" +
+			"refused (a viewer's token, no platform credentials there), or the configuration is\n" +
+			"wrong; 2 usage.",
 		Example: "  refundctl reasons --platform taobao --order 3305075341149134260 --sub-order 3305075341149134261 --goods-status 1\n" +
 			"  refundctl reasons --platform 1688 --order 3305075341149134262 --json",
 		Args: cobra.NoArgs,
@@ -70,15 +73,10 @@ func (a *app) reasonsCommand() *cobra.Command {
 		if err := o.validate(); err != nil {
 			return err
 		}
-		cfg, err := loadUpstream(a.getenv)
+		out, err := a.lookupReasons(cmd.Context(), o.query())
 		if err != nil {
 			return err
 		}
-		client, err := apiclient.New(cfg)
-		if err != nil {
-			return fmt.Errorf("configuration: %w", err)
-		}
-		out := reasons.Lookup(cmd.Context(), client, o.query())
 		if a.cfg.JSON {
 			if err := writeJSON(a.stdout, out); err != nil {
 				return err
@@ -89,6 +87,29 @@ func (a *app) reasonsCommand() *cobra.Command {
 		return out.Err()
 	})
 	return cmd
+}
+
+// lookupReasons asks the platform configured by UPSTREAM_*, or with
+// REFUNDHUB_URL set the console, which asks its own (GET /api/v1/reasons):
+// an operator away from the host has no platform credentials.
+func (a *app) lookupReasons(ctx context.Context, q reasons.Query) (reasons.Result, error) {
+	if a.cfg.ConsoleURL != "" {
+		r, err := a.newRemote()
+		if err != nil {
+			return reasons.Result{}, err
+		}
+		defer r.close()
+		return r.reasons(ctx, q)
+	}
+	cfg, err := loadUpstream(a.getenv)
+	if err != nil {
+		return reasons.Result{}, err
+	}
+	client, err := apiclient.New(cfg)
+	if err != nil {
+		return reasons.Result{}, fmt.Errorf("configuration: %w", err)
+	}
+	return reasons.Lookup(ctx, client, q), nil
 }
 
 // writeReasons prints the reasons as a table, then the calls that failed

@@ -20,6 +20,7 @@ import (
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/platform"
+	"github.com/refundhub/refundhub/internal/reasons"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -146,6 +147,27 @@ func (r *remote) doWithin(ctx context.Context, timeout time.Duration, method, pa
 		return resp.StatusCode, fmt.Errorf("console at %s: %s %s: an answer that is not the API's JSON: %w", r.base, method, path, err)
 	}
 	return resp.StatusCode, nil
+}
+
+// reasonsWait is how long a reasons look-up may take at the console, on
+// top of --timeout: the console bounds its own at 15 s (Taobao asks up to
+// five forms).
+const reasonsWait = 20 * time.Second
+
+// reasons asks the console for the reasons the platform offers (GET
+// /api/v1/reasons, operators only); the console asks with its own
+// platform credentials.
+func (r *remote) reasons(ctx context.Context, q reasons.Query) (reasons.Result, error) {
+	v := url.Values{}
+	for k, val := range map[string]string{"platform": q.Platform, "order": q.OrderID, "sub_order": q.SubOrderID,
+		"goods_status": q.GoodsStatus, "type": q.Type} {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	var out reasons.Result
+	_, err := r.doWithin(ctx, r.a.cfg.Timeout+reasonsWait, http.MethodGet, "/api/v1/reasons?"+v.Encode(), nil, &out)
+	return out, err
 }
 
 // notSentError is a request that never left this host: no connection to

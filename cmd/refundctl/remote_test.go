@@ -16,10 +16,13 @@ import (
 
 	"github.com/refundhub/refundhub/internal/casestore/accountstest"
 
+	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/console"
 	"github.com/refundhub/refundhub/internal/events"
+	"github.com/refundhub/refundhub/internal/reasons"
 	"github.com/refundhub/refundhub/internal/refundflow"
+	"github.com/refundhub/refundhub/internal/sandbox"
 )
 
 // Console API tokens of the remote tests; no output may contain them.
@@ -31,11 +34,17 @@ const (
 // startConsole runs the console over e's store and JetStream on loopback
 // HTTP, with an operator (olga) and a viewer (vera) and its write handle
 // for dead letters, and returns its URL.
-func startConsole(e *env) string { return startConsoleWrapped(e, nil) }
+func startConsole(e *env) string { return startConsoleWith(e, nil, nil) }
 
 // startConsoleWrapped is startConsole with its handler wrapped by wrap
 // (nil: not wrapped), to act when a request comes.
 func startConsoleWrapped(e *env, wrap func(http.Handler) http.Handler) string {
+	return startConsoleWith(e, wrap, nil)
+}
+
+// startConsoleWith is startConsoleWrapped with the console's reasons
+// look-up (nil: a console without platform credentials).
+func startConsoleWith(e *env, wrap func(http.Handler) http.Handler, lookup func(context.Context, reasons.Query) reasons.Result) string {
 	t := e.t
 	t.Helper()
 	st, err := casestore.OpenReadOnly(context.Background(), e.dbPath, nil)
@@ -50,7 +59,8 @@ func startConsoleWrapped(e *env, wrap func(http.Handler) http.Handler) string {
 	}
 	t.Cleanup(func() { _ = dl.Close() })
 	srv, err := console.New(console.Config{SessionKey: []byte(strings.Repeat("k", 32)), VerdictWait: time.Second},
-		console.Deps{Store: st, DeadLetters: dl, JetStream: e.js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler)})
+		console.Deps{Store: st, DeadLetters: dl, JetStream: e.js, Ready: func(context.Context) error { return nil }, Logger: slog.New(slog.DiscardHandler),
+			Reasons: lookup})
 	if err != nil {
 		t.Fatalf("console.New: %v", err)
 	}
@@ -223,7 +233,6 @@ func TestRemoteMode(t *testing.T) {
 		{consoleViewerToken, 1, "console: forbidden (403): acting on cases needs the operator role", []string{"cancel", "--case", "1"}},
 		{"wrong-token", 1, "console: unauthorized (401)", []string{"list"}},
 		{"", 2, "REFUNDHUB_TOKEN is not set", []string{"list"}},
-		{consoleOperatorToken, 2, "reasons is not available through the console (REFUNDHUB_URL is set)", []string{"reasons"}},
 		{consoleOperatorToken, 2, "doctor is not available through the console", []string{"doctor"}},
 		{consoleOperatorToken, 2, "request --file is not available through the console", []string{"request", "--file", "x.csv"}},
 		{consoleOperatorToken, 1, "case 99 not found", []string{"show", "99"}},
@@ -304,5 +313,51 @@ func TestRemoteVerdictOnceTheCaseRests(t *testing.T) {
 	}
 	if n := askedUnread.Load(); n != 1 {
 		t.Errorf("refundctl asked %d times for a verdict the console could not give; want once, then the verdict as read", n)
+	}
+}
+
+// TestRemoteReasons: with REFUNDHUB_URL set, reasons asks the console,
+// which asks the platform with its own credentials (the operator's host
+// has none), and prints what it prints on the host; a console without
+// credentials, or a viewer's token, is a clear refusal. (It was refused:
+// "reasons is not available through the console".)
+func TestRemoteReasons(t *testing.T) {
+	e := newEnv(t)
+	e.openStore() // the console reads a store the worker made
+	p := startPlatform(t, sandbox.Config{})
+	vars := p.upstreamVars("")
+	cfg, err := loadUpstream(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := apiclient.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := startConsoleWith(e, nil, func(ctx context.Context, q reasons.Query) reasons.Result { return reasons.Lookup(ctx, client, q) })
+	args := []string{"reasons", "--platform", "taobao", "--order", "3305075341149134260", "--sub-order", "3305075341149134261", "--goods-status", "1"}
+
+	host := runRefundctl(t, vars, args...)
+	remote := e.remoteRun(url, consoleOperatorToken, args...)
+	ids := regexp.MustCompile(`requestId [0-9a-f]+`) // the platform's, one per call
+	if remote.err != nil || host.err != nil || ids.ReplaceAllString(remote.stdout, "ID") != ids.ReplaceAllString(host.stdout, "ID") ||
+		!strings.Contains(remote.stdout, "1004") {
+		t.Errorf("reasons through the console: exit %d %q\n%s\nwant as on the host (exit %d):\n%s", remote.code(), remote.line(), remote.stdout, host.code(), host.stdout)
+	}
+	if r := e.remoteRun(url, consoleOperatorToken, append(args, "--json")...); r.err != nil || !strings.Contains(r.stdout, `"id": 1004`) && !strings.Contains(r.stdout, `"id":1004`) {
+		t.Errorf("reasons --json through the console: exit %d %q\n%s", r.code(), r.line(), r.stdout)
+	}
+	if r := e.remoteRun(url, consoleViewerToken, args...); r.code() != 1 || !strings.Contains(r.line(), "forbidden (403)") {
+		t.Errorf("reasons through the console with a viewer's token: exit %d %q; want exit 1, forbidden", r.code(), r.line())
+	}
+	e2 := newEnv(t)
+	e2.openStore()
+	bare := startConsole(e2)
+	if r := e2.remoteRun(bare, consoleOperatorToken, args...); r.code() != 1 || !strings.Contains(r.line(), "not_configured (501)") ||
+		!strings.Contains(r.line(), "no platform credentials") {
+		t.Errorf("reasons through a console without platform credentials: exit %d %q; want exit 1 saying it has none", r.code(), r.line())
+	}
+	if r := e.remoteRun(url, consoleOperatorToken, "reasons", "--platform", "taobao", "--order", "1"); r.code() != 2 || !strings.Contains(r.line(), "--sub-order") {
+		t.Errorf("reasons through the console without --sub-order: exit %d %q; want exit 2 naming the flag", r.code(), r.line())
 	}
 }

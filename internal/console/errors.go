@@ -41,6 +41,7 @@ const (
 	CodeUnavailable      = "unavailable"        // 503: the command could not be published (NATS down); nothing was stored
 	CodeUnconfirmed      = "unconfirmed"        // 504: the command was sent and its storing not confirmed in time: it may be stored; the message names its id
 	CodeStoreUnavailable = "store_unavailable"  // 503: the case database does not answer or cannot write (down, restarting, failing over, disk full)
+	CodeNotConfigured    = "not_configured"     // 501: this console lacks what the route needs (platform credentials for reasons)
 	CodeInternal         = "internal"           // 500: a bug, or the store failed
 
 	// Refusals of a dead-letter action (409): the letter's state forbids
@@ -71,6 +72,7 @@ var statusOf = map[string]int{
 	CodeUnavailable:      http.StatusServiceUnavailable,
 	CodeUnconfirmed:      http.StatusGatewayTimeout,
 	CodeStoreUnavailable: http.StatusServiceUnavailable,
+	CodeNotConfigured:    http.StatusNotImplemented,
 	CodeInternal:         http.StatusInternalServerError,
 
 	CodeDeadLetterRetried:   http.StatusConflict,

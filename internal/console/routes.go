@@ -47,5 +47,6 @@ func (s *Server) routes(e *echo.Echo) {
 	api.POST("/dead-letters/:id/discard", s.handleAPIDeadLetterAction("discard"))
 	api.POST("/dead-letters/bulk", s.handleAPIDeadLettersBulk)
 	api.POST("/replay", s.handleAPIReplay)
+	api.GET("/reasons", s.handleAPIReasons)
 	api.GET("/events", s.handleEvents) // eventsPath
 }
