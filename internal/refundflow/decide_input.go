@@ -22,7 +22,7 @@ func (d Decider) onRequest(c CaseView, in Input) Decision {
 	}
 	req := *in.Request
 	restart := c.State == StateRequested ||
-		(RequestReplaces(c.State, c.Parked, c.RefundID, c.AttentionCode) && !sameRequest(req, c.Request))
+		(RequestReplaces(c.State, c.Parked, c.RefundID, c.AttentionCode) && c.Intent == nil && !sameRequest(req, c.Request))
 	if !restart {
 		if sameRequest(req, c.Request) {
 			if c.State == StateRendering || c.State == StateUploadingVouchers {
@@ -31,7 +31,7 @@ func (d Decider) onRequest(c CaseView, in Input) Decision {
 			}
 			return keep(c, CodeDuplicate, "the same request again")
 		}
-		if c.State == StateNeedsAttention && c.AttentionCode == CodeUnverifiable {
+		if c.State == StateNeedsAttention && c.AttentionCode == CodeUnverifiable && c.Parked == StateSubmitting && c.RefundID == "" {
 			// The submission may be on the platform, its intent settled
 			// unverified: the way out is the operator's, not a second one.
 			return reject(c, CodeUnverifiable, unverifiableAdvice(c, StepSubmit))

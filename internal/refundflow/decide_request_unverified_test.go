@@ -25,6 +25,16 @@ func TestARequestOnASubmissionSettledUnverifiedIsRefused(t *testing.T) {
 		t.Fatalf("a corrected request on a submission settled unverified: %s step %+v; want it refused, nothing sent", cell(dec), dec.Step)
 	}
 
+	// Stopped on a return submission that may be on the platform, the
+	// refund there: a request is refused as on any open case, not with
+	// advice about a submission in doubt.
+	ret := fixture(PlatformTaobao, StateNeedsAttention)
+	ret.Parked, ret.AttentionCode = StateReturnSubmitting, CodeUnverifiable
+	if dec := d.Decide(ret, nil, Input{Kind: InputRequestRefund, ID: "cmd-req-4", Now: now, Request: &req}); dec.Outcome != OutcomeReject ||
+		dec.Code != CodeCaseOpen {
+		t.Errorf("a request on a case stopped %s at %s: %s; want %s", CodeUnverifiable, StateReturnSubmitting, cell(dec), CodeCaseOpen)
+	}
+
 	// Stopped at submitting for a reason that proves nothing reached the
 	// platform (the fee out of bounds), the request replaces.
 	c.AttentionCode = AttnFeeOutOfBounds
