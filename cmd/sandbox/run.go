@@ -55,7 +55,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)} // net/http's own complaints, in the one log format
 	// Run (the seller, the pusher, the state file's saver) ends after the
-	// server has finished its last requests: its last save holds them.
+	// server has stopped: its last save holds what the requests answered
+	// by then changed. (A request the faults hold past the 5 s shutdown
+	// grace, ErrLate or ErrTimeout, may change a refund after it.)
 	runCtx, endRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer endRun()
 	runDone := make(chan error, 1)

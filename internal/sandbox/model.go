@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -200,7 +201,8 @@ var (
 	ErrIllegalState = errors.New("illegal state") // the order's state does not allow the refund (unpaid, cancelled)
 )
 
-// addOrderLocked validates and stores o, filling defaults. Callers hold s.mu.
+// addOrderLocked fills o's defaults, validates it (checkOrder) and stores
+// it. Callers hold s.mu.
 func (s *Sandbox) addOrderLocked(o *Order) error {
 	switch o.Platform {
 	case PlatformTaobao, Platform1688:
@@ -208,34 +210,15 @@ func (s *Sandbox) addOrderLocked(o *Order) error {
 		return fmt.Errorf("platform %q: want taobao or 1688", o.Platform)
 	}
 	if o.OrderID == "" {
+		// Not one taken: a fixed SANDBOX_SEED draws the same ids again
+		// after a restart that kept the orders (Config.StateFile).
 		o.OrderID = s.randDigits(19)
-	}
-	if !validID(o.OrderID) {
-		return fmt.Errorf("order_id %q: want 1-40 characters of [0-9A-Za-z_-]", o.OrderID)
-	}
-	if o.Platform == Platform1688 {
-		if n, err := strconv.ParseInt(o.OrderID, 10, 64); err != nil || n <= 0 {
-			return fmt.Errorf("order_id %q: 1688 order ids are positive integers", o.OrderID)
+		for s.orders[orderKey(o.Platform, o.OrderID)] != nil {
+			o.OrderID = s.randDigits(19)
 		}
-	}
-	if _, ok := s.orders[orderKey(o.Platform, o.OrderID)]; ok {
-		return fmt.Errorf("%w: order %s %s already exists", ErrConflict, o.Platform, o.OrderID)
 	}
 	if o.Status == "" {
 		o.Status = OrderWaitingForSent
-	}
-	valid := false
-	for _, st := range orderStatuses {
-		valid = valid || st == o.Status
-	}
-	if !valid {
-		return fmt.Errorf("status %q: want one of %v", o.Status, orderStatuses)
-	}
-	if o.Amount < 0 || o.Carriage < 0 || o.Amount > 1e12 || o.Carriage > 1e12 {
-		return fmt.Errorf("amount and carriage must be between 0 and 1e12 fen")
-	}
-	if len(o.SubOrders) > 100 {
-		return fmt.Errorf("at most 100 sub_orders")
 	}
 	if o.Seller != nil {
 		p, err := normalizeSeller(*o.Seller)
@@ -252,7 +235,6 @@ func (s *Sandbox) addOrderLocked(o *Order) error {
 		o.SubOrders = []*SubOrder{{SubOrderID: s.newSubOrderID(o.Platform), Amount: amount}}
 	}
 	var sum int64
-	seen := map[string]bool{}
 	for i, so := range o.SubOrders {
 		if so == nil {
 			return fmt.Errorf("sub_orders[%d] is null", i)
@@ -260,49 +242,36 @@ func (s *Sandbox) addOrderLocked(o *Order) error {
 		if so.SubOrderID == "" {
 			so.SubOrderID = s.newSubOrderID(o.Platform)
 		}
-		if !validID(so.SubOrderID) {
-			return fmt.Errorf("sub_orders[%d].sub_order_id %q: want 1-40 characters of [0-9A-Za-z_-]", i, so.SubOrderID)
-		}
-		if o.Platform == Platform1688 {
-			if n, err := strconv.ParseInt(so.SubOrderID, 10, 64); err != nil || n <= 0 {
-				return fmt.Errorf("sub_orders[%d].sub_order_id %q: 1688 ids are positive integers", i, so.SubOrderID)
-			}
-		}
-		if seen[so.SubOrderID] {
-			return fmt.Errorf("sub_orders[%d].sub_order_id %q is repeated", i, so.SubOrderID)
-		}
-		seen[so.SubOrderID] = true
-		if o.Platform == PlatformTaobao {
-			if _, ok := s.subOrders[so.SubOrderID]; ok {
-				return fmt.Errorf("%w: sub_orders[%d].sub_order_id %q belongs to another order", ErrConflict, i, so.SubOrderID)
-			}
-		}
 		if so.Amount == 0 {
 			so.Amount = DefaultOrderAmount
-		}
-		if so.Amount < 0 || so.PostFee < 0 || so.Amount > 1e12 || so.PostFee > 1e12 {
-			return fmt.Errorf("sub_orders[%d]: amount and post_fee must be between 0 and 1e12 fen", i)
 		}
 		if so.Quantity == 0 {
 			so.Quantity = 1
 		}
-		if so.Quantity < 0 || so.Quantity > 1e6 {
-			return fmt.Errorf("sub_orders[%d].quantity %d out of range", i, so.Quantity)
-		}
 		if so.Title == "" {
 			so.Title = "沙箱商品 " + so.SubOrderID
 		}
-		if len(so.Title) > 500 {
-			return fmt.Errorf("sub_orders[%d].title longer than 500 bytes", i)
-		}
 		so.Refunded = 0
 		sum += so.Amount
+	}
+	if err := checkOrder(o); err != nil {
+		return err
+	}
+	if _, ok := s.orders[orderKey(o.Platform, o.OrderID)]; ok {
+		return fmt.Errorf("%w: order %s %s already exists", ErrConflict, o.Platform, o.OrderID)
+	}
+	if o.Platform == PlatformTaobao {
+		for i, so := range o.SubOrders {
+			if _, ok := s.subOrders[so.SubOrderID]; ok {
+				return fmt.Errorf("%w: sub_orders[%d].sub_order_id %q belongs to another order", ErrConflict, i, so.SubOrderID)
+			}
+		}
 	}
 	if o.Amount == 0 {
 		o.Amount = sum
 	}
 	if o.OrderNo == "" {
-		o.OrderNo = "PO" + s.now().In(s.prof.Zone()).Format("20060102") + s.randDigits(6)
+		o.OrderNo = s.newOrderNoLocked()
 	}
 	o.Refunded, o.RefundedFee, o.RefundIDs = 0, 0, nil
 	o.CreatedAt = s.now()
@@ -317,6 +286,86 @@ func (s *Sandbox) addOrderLocked(o *Order) error {
 		}
 	}
 	return nil
+}
+
+// checkOrder checks an order as the sandbox keeps it, its defaults filled:
+// a new one (addOrderLocked) and one read back from the state file
+// (restore), on which every handler then relies.
+func checkOrder(o *Order) error {
+	switch o.Platform {
+	case PlatformTaobao, Platform1688:
+	default:
+		return fmt.Errorf("platform %q: want taobao or 1688", o.Platform)
+	}
+	if !validID(o.OrderID) {
+		return fmt.Errorf("order_id %q: want 1-40 characters of [0-9A-Za-z_-]", o.OrderID)
+	}
+	if o.Platform == Platform1688 {
+		if n, err := strconv.ParseInt(o.OrderID, 10, 64); err != nil || n <= 0 {
+			return fmt.Errorf("order_id %q: 1688 order ids are positive integers", o.OrderID)
+		}
+	}
+	if !slices.Contains(orderStatuses, o.Status) {
+		return fmt.Errorf("status %q: want one of %v", o.Status, orderStatuses)
+	}
+	if o.Amount < 0 || o.Carriage < 0 || o.Amount > 1e12 || o.Carriage > 1e12 {
+		return fmt.Errorf("amount and carriage must be between 0 and 1e12 fen")
+	}
+	if len(o.SubOrders) > 100 {
+		return fmt.Errorf("at most 100 sub_orders")
+	}
+	if len(o.SubOrders) == 0 {
+		return fmt.Errorf("no sub_orders")
+	}
+	seen := map[string]bool{}
+	for i, so := range o.SubOrders {
+		if so == nil {
+			return fmt.Errorf("sub_orders[%d] is null", i)
+		}
+		if !validID(so.SubOrderID) {
+			return fmt.Errorf("sub_orders[%d].sub_order_id %q: want 1-40 characters of [0-9A-Za-z_-]", i, so.SubOrderID)
+		}
+		if o.Platform == Platform1688 {
+			if n, err := strconv.ParseInt(so.SubOrderID, 10, 64); err != nil || n <= 0 {
+				return fmt.Errorf("sub_orders[%d].sub_order_id %q: 1688 ids are positive integers", i, so.SubOrderID)
+			}
+		}
+		if seen[so.SubOrderID] {
+			return fmt.Errorf("sub_orders[%d].sub_order_id %q is repeated", i, so.SubOrderID)
+		}
+		seen[so.SubOrderID] = true
+		if so.Amount < 0 || so.PostFee < 0 || so.Amount > 1e12 || so.PostFee > 1e12 || so.Refunded < 0 || so.Refunded > 1e12 {
+			return fmt.Errorf("sub_orders[%d]: amount and post_fee must be between 0 and 1e12 fen", i)
+		}
+		if so.Quantity < 0 || so.Quantity > 1e6 {
+			return fmt.Errorf("sub_orders[%d].quantity %d out of range", i, so.Quantity)
+		}
+		if len(so.Title) > 500 {
+			return fmt.Errorf("sub_orders[%d].title longer than 500 bytes", i)
+		}
+	}
+	if o.Refunded < 0 || o.RefundedFee < 0 || o.Refunded > 1e12 || o.RefundedFee > 1e12 {
+		return fmt.Errorf("refunded amounts must be between 0 and 1e12 fen")
+	}
+	return nil
+}
+
+// newOrderNoLocked is an order number no order has: PO, the day in the
+// platform's zone, six digits.
+func (s *Sandbox) newOrderNoLocked() string {
+	for {
+		no := "PO" + s.now().In(s.prof.Zone()).Format("20060102") + s.randDigits(6)
+		taken := false
+		for _, o := range s.orders {
+			if o.OrderNo == no {
+				taken = true
+				break
+			}
+		}
+		if !taken {
+			return no
+		}
+	}
 }
 
 func (s *Sandbox) newSubOrderID(platform string) string {

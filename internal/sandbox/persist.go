@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/platform"
@@ -200,15 +201,12 @@ func (s *Sandbox) restore(b []byte) error {
 		if o == nil {
 			return fmt.Errorf("orders[%d] is null", i)
 		}
-		if o.Platform != PlatformTaobao && o.Platform != Platform1688 {
-			return fmt.Errorf("orders[%d]: platform %q", i, o.Platform)
+		if err := checkOrder(o); err != nil {
+			return fmt.Errorf("orders[%d]: %w", i, err)
 		}
 		key := orderKey(o.Platform, o.OrderID)
-		if !validID(o.OrderID) || orders[key] != nil {
-			return fmt.Errorf("orders[%d]: order id %q invalid or repeated", i, o.OrderID)
-		}
-		if !slices.Contains(orderStatuses, o.Status) {
-			return fmt.Errorf("orders[%d]: status %q", i, o.Status)
+		if orders[key] != nil {
+			return fmt.Errorf("orders[%d]: order %s %s is repeated", i, o.Platform, o.OrderID)
 		}
 		if o.Seller != nil {
 			p, err := normalizeSeller(*o.Seller)
@@ -217,10 +215,7 @@ func (s *Sandbox) restore(b []byte) error {
 			}
 			o.Seller = &p
 		}
-		for j, so := range o.SubOrders {
-			if so == nil || !validID(so.SubOrderID) {
-				return fmt.Errorf("orders[%d].sub_orders[%d]: null or invalid id", i, j)
-			}
+		for _, so := range o.SubOrders {
 			if o.Platform == PlatformTaobao {
 				if subOrders[so.SubOrderID] != nil {
 					return fmt.Errorf("orders[%d]: sub-order %q belongs to another order", i, so.SubOrderID)
@@ -238,8 +233,12 @@ func (s *Sandbox) restore(b []byte) error {
 		if !validID(r.RefundID) || refunds[r.RefundID] != nil {
 			return fmt.Errorf("refunds[%d]: refund id %q invalid or repeated", i, r.RefundID)
 		}
-		if orders[orderKey(r.Platform, r.OrderID)] == nil {
+		o := orders[orderKey(r.Platform, r.OrderID)]
+		if o == nil {
 			return fmt.Errorf("refunds[%d]: refund %s: no %s order %q", i, r.RefundID, r.Platform, r.OrderID)
+		}
+		if r.Platform == PlatformTaobao && o.subOrder(r.SubOrderID) == nil {
+			return fmt.Errorf("refunds[%d]: refund %s: sub-order %q is not one of order %s", i, r.RefundID, r.SubOrderID, r.OrderID)
 		}
 		if !slices.Contains(platform.Phases(), r.Phase) {
 			return fmt.Errorf("refunds[%d]: refund %s: phase %q", i, r.RefundID, r.Phase)
@@ -252,6 +251,23 @@ func (s *Sandbox) restore(b []byte) error {
 			open[r.openKey()] = r.RefundID
 		}
 		refunds[r.RefundID] = r
+	}
+	// Each order lists its refunds in the order they were made, as the
+	// handlers keep it (T1's list by order, an order event's check for an
+	// open refund): rebuilt from the refunds, not trusted as stored.
+	byAge := slices.Clone(doc.Refunds)
+	slices.SortStableFunc(byAge, func(a, b *Refund) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.RefundID, b.RefundID)
+	})
+	for _, o := range orders {
+		o.RefundIDs = nil
+	}
+	for _, r := range byAge {
+		o := orders[orderKey(r.Platform, r.OrderID)]
+		o.RefundIDs = append(o.RefundIDs, r.RefundID)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

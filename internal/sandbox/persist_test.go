@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,7 +125,12 @@ func TestAStateFileThatCannotBeReadIsRefused(t *testing.T) {
 		{"not JSON", `{"version":1,`, "not a sandbox state document"},
 		{"another version", `{"version":2}`, "version 2: this sandbox reads version 1"},
 		{"unknown phase", `{"version":1,"orders":[{"platform":"taobao","order_id":"O1","status":"WAITING_FOR_SENT","sub_orders":[{"sub_order_id":"S1"}]}],
-			"refunds":[{"platform":"taobao","refund_id":"R1","order_id":"O1","phase":"nonsense"}]}`, `phase "nonsense"`},
+			"refunds":[{"platform":"taobao","refund_id":"R1","order_id":"O1","sub_order_id":"S1","phase":"nonsense"}]}`, `phase "nonsense"`},
+		{"a refund on another order's sub-order", `{"version":1,"orders":[{"platform":"taobao","order_id":"O1","status":"WAITING_FOR_SENT","sub_orders":[{"sub_order_id":"S1"}]}],
+			"refunds":[{"platform":"taobao","refund_id":"R1","order_id":"O1","sub_order_id":"S2","phase":"success"}]}`, `sub-order "S2" is not one of order O1`},
+		{"a 1688 order id that is not a number", `{"version":1,"orders":[{"platform":"1688","order_id":"A1","status":"WAITING_FOR_SENT","sub_orders":[{"sub_order_id":"1"}]}]}`,
+			"1688 order ids are positive integers"},
+		{"an order without sub-orders", `{"version":1,"orders":[{"platform":"taobao","order_id":"O1","status":"WAITING_FOR_SENT"}]}`, "no sub_orders"},
 		{"refund without its order", `{"version":1,"refunds":[{"platform":"taobao","refund_id":"R1","order_id":"O9","phase":"success"}]}`, `no taobao order "O9"`},
 		{"two open refunds on a sub-order", `{"version":1,"orders":[{"platform":"taobao","order_id":"O1","status":"WAITING_FOR_SENT","sub_orders":[{"sub_order_id":"S1"}]}],
 			"refunds":[` + strings.Replace(open, "%d", "1", 1) + `,` + strings.Replace(open, "%d", "2", 1) + `]}`, "both open on taobao:S1"},
@@ -223,4 +229,35 @@ func FuzzRestore(f *testing.F) {
 			t.Fatalf("a restored state, saved, does not restore: %v\n%s", err, again)
 		}
 	})
+}
+
+// TestTheLastSaveHoldsTheSellersLastMove: when Run ends, the state file
+// holds the state as Run left it, the seller's moves made meanwhile
+// included (the saver's last save could run before the scheduler's last
+// move). Refunds decided at once keep the scheduler busy as Run ends.
+func TestTheLastSaveHoldsTheSellersLastMove(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state.json")
+	e, stop := startWith(t, persistConfig(file, SellerPolicy{Decision: DecisionAgree, DecideAfter: time.Millisecond, ReceiveAfter: time.Millisecond}))
+	prof := e.s.prof
+	for i := range 20 {
+		e.tbSubmit("77"+strconv.Itoa(i), prof.Taobao.RefundType.RefundOnly, prof.Taobao.GoodsStatus.NotShipped, 1001, 100)
+	}
+	stop()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved stateDoc
+	if err := json.Unmarshal(b, &saved); err != nil {
+		t.Fatal(err)
+	}
+	e.s.mu.Lock()
+	now := e.s.stateLocked()
+	e.s.mu.Unlock()
+	saved.SavedAt, now.SavedAt = time.Time{}, time.Time{}
+	want, _ := json.Marshal(now)
+	got, _ := json.Marshal(saved)
+	if !bytes.Equal(got, want) {
+		t.Errorf("the state file after Run ended differs from the state Run left:\n%s\nwant\n%s", got, want)
+	}
 }

@@ -456,11 +456,19 @@ func (s *Sandbox) Run(ctx context.Context) error {
 	if !started {
 		return errors.New("sandbox: Run called twice")
 	}
+	// The state file's last save comes after the seller's last move.
+	saving, stopSaving := context.WithCancel(context.WithoutCancel(ctx))
+	saved := make(chan struct{})
+	go func() {
+		defer close(saved)
+		s.runSaver(saving)
+	}()
 	var wg sync.WaitGroup
 	wg.Go(func() { s.runScheduler(ctx) })
 	wg.Go(func() { s.runPusher(ctx) })
-	wg.Go(func() { s.runSaver(ctx) })
 	wg.Wait()
+	stopSaving()
+	<-saved
 	return nil
 }
 

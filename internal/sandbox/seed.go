@@ -77,6 +77,7 @@ type RefundSeed struct {
 func (s *Sandbox) SeedRefund(seed RefundSeed) (*Refund, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.markChanged()
 	ref, err := s.seedRefundLocked(seed)
 	if err != nil {
 		return nil, fmt.Errorf("seed refund: %w", err)
