@@ -365,20 +365,23 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 	if !c.NextWakeAt.IsZero() {
 		row("Next wake:", timeHuman(c.NextWakeAt))
 	}
-	// The request as filed, in words (a Taobao "amount": 0 is the most
-	// the form allows); whole: the description is the operator's own.
-	if fields := refundflow.DescribeRequest(refundflow.Platform(c.Platform), c.Request); len(fields) > 0 {
-		fmt.Fprintln(tw, "  Request:\t")
-		for _, f := range fields {
-			fmt.Fprintf(tw, "    %s:\t%s\n", f.Name, cell(f.Value, 0))
-		}
-	}
+	// The request as filed, what the worker sent for it and the return
+	// shipment, in words (a Taobao "amount": 0 is the most the form
+	// allows, and the plan says how much that was); whole: the
+	// description is the operator's own.
 	for _, d := range []struct {
-		k   string
-		doc json.RawMessage
-	}{{"Plan:", c.Plan}, {"Shipment:", c.Shipment}} {
-		if s := strings.TrimSpace(string(d.doc)); s != "" && s != "{}" && s != "null" {
-			row(d.k, s)
+		k      string
+		fields []refundflow.Field
+	}{
+		{"Request:", refundflow.DescribeRequest(refundflow.Platform(c.Platform), c.Request)},
+		{"Sent:", refundflow.DescribePlan(c.Plan)},
+		{"Shipment:", refundflow.DescribeShipment(c.Shipment)},
+	} {
+		if len(d.fields) > 0 {
+			fmt.Fprintf(tw, "  %s\t\n", d.k)
+			for _, f := range d.fields {
+				fmt.Fprintf(tw, "    %s:\t%s\n", f.Name, cell(f.Value, 0))
+			}
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -59,6 +60,7 @@ func seedCases(t *testing.T, st *casestore.Store) {
 			return err
 		}
 		c2.State, c2.ParkedState, c2.AttentionCode, c2.AttentionMessage = "needs_attention", "waiting_seller", "seller_refused", "seller refused: used item"
+		c2.Plan, c2.Shipment = json.RawMessage(`{"reasonId":20021,"reasonDesc":"质量问题","fee":500,"carriage":300}`), json.RawMessage(`{"company":"YTO","waybill":"YT1"}`)
 		if _, err := tx.UpdateCase(ctx, c2); err != nil {
 			return err
 		}
@@ -285,7 +287,8 @@ func TestShowCase(t *testing.T) {
 	}
 	r = e.mustRun("show", "2")
 	if !strings.Contains(r.stdout, "needs_attention (stopped at waiting_seller)") || !strings.Contains(r.stdout, "seller_refused: seller refused: used item") ||
-		!strings.Contains(r.stdout, "Steps (0)") {
+		!strings.Contains(r.stdout, "Steps (0)") || !regexp.MustCompile(`Sent:\s*\n\s+Reason:\s+20021 \(质量问题\)\n\s+Amount:\s+500 fen \(5.00 yuan\)\n\s+Carriage:\s+300 fen`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`Shipment:\s*\n\s+Carrier:\s+YTO\n\s+Waybill:\s+YT1\n`).MatchString(r.stdout) {
 		t.Errorf("show 2:\n%s", r.stdout)
 	}
 

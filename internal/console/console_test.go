@@ -82,6 +82,7 @@ type seedCase struct {
 	platform, order, sub, state, attention string
 	parked, refund                         string
 	request                                string // the request as filed (JSON); default {"reasonId":999999}
+	plan, shipment                         string // the case's plan and return shipment (JSON); default none
 }
 
 func newTestServer(t *testing.T, seeds ...seedCase) *testServer {
@@ -113,6 +114,12 @@ func newTestServerOn(t *testing.T, js jetstream.JetStream, seeds ...seedCase) *t
 				return err
 			}
 			c.State, c.RefundID = sd.state, sd.refund
+			if sd.plan != "" {
+				c.Plan = json.RawMessage(sd.plan)
+			}
+			if sd.shipment != "" {
+				c.Shipment = json.RawMessage(sd.shipment)
+			}
 			if sd.attention != "" {
 				c.ParkedState, c.AttentionCode, c.AttentionMessage = string(refundflow.StateRendering), sd.attention, "reason 999999 is not on the form"
 				if sd.parked != "" {

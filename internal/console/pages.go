@@ -52,9 +52,13 @@ var pageFuncs = template.FuncMap{
 		return template.URL(v.Encode())
 	},
 	// request is a case's request as filed, in the operator's words.
-	"request": func(p string, d json.RawMessage) []refundflow.RequestField {
+	"request": func(p string, d json.RawMessage) []refundflow.Field {
 		return refundflow.DescribeRequest(refundflow.Platform(p), d)
 	},
+	// plan is what the worker sent for the request; shipment, the case's
+	// return shipment: each in the operator's words.
+	"plan":     refundflow.DescribePlan,
+	"shipment": refundflow.DescribeShipment,
 	"pretty": func(d json.RawMessage) string {
 		var b bytes.Buffer
 		if len(d) == 0 || json.Indent(&b, d, "", "  ") != nil {

@@ -12,7 +12,7 @@ import (
 // Taobao amount 0 is the most the form allows, not zero (the stored JSON
 // said "amount": 0).
 func TestDescribeRequest(t *testing.T) {
-	type f = refundflow.RequestField
+	type f = refundflow.Field
 	tests := []struct {
 		name string
 		p    refundflow.Platform
@@ -42,5 +42,30 @@ func TestDescribeRequest(t *testing.T) {
 				t.Errorf("DescribeRequest(%s, %s) =\n%q\nwant\n%q", tt.p, tt.doc, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDescribePlanAndShipment: what the worker sent (the reason the form
+// offered, the amount "max" became) and the return shipment read in words;
+// the plan's bookkeeping of earlier refunds is left out.
+func TestDescribePlanAndShipment(t *testing.T) {
+	type f = refundflow.Field
+	plan := `{"reasonId":1004,"reasonDesc":"未按约定时间发货","fee":10000,"priorListed":true,"priorRefunds":["R9"]}`
+	if got, want := refundflow.DescribePlan(json.RawMessage(plan)), []f{{"Reason", "1004 (未按约定时间发货)"}, {"Amount", "10000 fen (100.00 yuan)"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("DescribePlan(%s) = %q; want %q", plan, got, want)
+	}
+	plan = `{"reasonId":20021,"needVoucher":true,"fee":500,"carriage":300}`
+	if got, want := refundflow.DescribePlan(json.RawMessage(plan)), []f{{"Reason", "20021"}, {"Amount", "500 fen (5.00 yuan)"},
+		{"Carriage", "300 fen (3.00 yuan)"}, {"Vouchers", "needed by the reason; uploaded: none yet"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("DescribePlan(%s) = %q; want %q", plan, got, want)
+	}
+	for _, empty := range []string{`{}`, ``, `{"priorListed":true}`} {
+		if got := refundflow.DescribePlan(json.RawMessage(empty)); len(got) > 1 || (len(got) == 1 && got[0].Name != "As stored") {
+			t.Errorf("DescribePlan(%s) = %q; want nothing or the document as stored", empty, got)
+		}
+	}
+	sh := `{"company":"YTO","waybill":"YT1234567890","phone":"13800000000"}`
+	if got, want := refundflow.DescribeShipment(json.RawMessage(sh)), []f{{"Carrier", "YTO"}, {"Waybill", "YT1234567890"}, {"Phone", "13800000000"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("DescribeShipment(%s) = %q; want %q", sh, got, want)
 	}
 }
