@@ -55,8 +55,17 @@ var envVars = slices.Concat([]envconfig.Var{
 func upstreamVars() []envconfig.Var {
 	vars := envconfig.UpstreamVars()
 	for i, v := range vars {
-		vars[i].Help = "optional, the request form's reasons look-up (off unless UPSTREAM_ACCESS_KEY, UPSTREAM_ACCESS_SECRET and UPSTREAM_USER_ID are set): " +
+		vars[i].Help = "optional, the reasons look-up (request form and GET /api/v1/reasons; off unless UPSTREAM_ACCESS_KEY, UPSTREAM_ACCESS_SECRET and UPSTREAM_USER_ID are set): " +
 			strings.TrimPrefix(v.Help, "REQUIRED ")
+		// The console's calls add to the worker's against the account's
+		// quota: a small share by default, one Taobao look-up (five
+		// forms) at once.
+		switch v.Name {
+		case "UPSTREAM_RATE_LIMIT":
+			vars[i].Default = "2"
+		case "UPSTREAM_RATE_BURST":
+			vars[i].Default = "5"
+		}
 	}
 	return vars
 }

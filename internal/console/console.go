@@ -122,8 +122,10 @@ type Server struct {
 	metrics       *metrics
 	pages         pages
 	echo          *echo.Echo
-	// reasons is Deps.Reasons (nil: no look-up).
+	// reasons is Deps.Reasons (nil: no look-up); lookups paces each
+	// account's look-ups.
 	reasons func(context.Context, reasons.Query) reasons.Result
+	lookups lookupLimiter
 	// streamsDone, closed once by CloseStreams, ends the event streams.
 	streamsDone  chan struct{}
 	closeStreams sync.Once

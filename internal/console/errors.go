@@ -171,7 +171,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 			code, msg, status = CodeInternal, http.StatusText(hErr.Code), hErr.Code
 		}
 	}
-	if status >= 500 && code != CodeNotReady {
+	if status >= 500 && code != CodeNotReady && code != CodeNotConfigured {
 		// c.Path() is the route pattern; errors never carry secrets.
 		s.logger.Error("request failed", "path", c.Path(), "code", code, "err", err)
 	}

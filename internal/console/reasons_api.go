@@ -3,10 +3,15 @@ package console
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/reasons"
@@ -16,6 +21,55 @@ import (
 // form's field names, by the field a reasons.FieldError names.
 var reasonParams = map[string]string{"platform": "platform", "orderId": "order", "subOrderId": "sub_order",
 	"goodsStatus": "goods_status", "type": "type"}
+
+// errLookupNotOperator refuses a viewer's look-up.
+var errLookupNotOperator = &Error{Code: CodeForbidden, Message: "looking up the platform's reasons needs the operator role (it is for filing a request)"}
+
+// Each account may look the platform's reasons up lookupBurst times at
+// once, then once every lookupEvery: a look-up makes up to five platform
+// calls, against the account's quota the worker shares, and a script
+// looping over refundctl reasons must not starve the worker or the other
+// operators' look-ups.
+const (
+	lookupEvery = time.Second
+	lookupBurst = 3
+)
+
+// lookupLimiter paces look-ups per console account (the zero value is
+// ready). Accounts are few, so their limiters are kept.
+type lookupLimiter struct {
+	mu sync.Mutex
+	by map[string]*rate.Limiter
+}
+
+// allow takes a look-up for account now, or says how long to wait.
+func (l *lookupLimiter) allow(account string) (ok bool, wait time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.by == nil {
+		l.by = map[string]*rate.Limiter{}
+	}
+	lim := l.by[account]
+	if lim == nil {
+		lim = rate.NewLimiter(rate.Every(lookupEvery), lookupBurst)
+		l.by[account] = lim
+	}
+	r := lim.Reserve()
+	if d := r.Delay(); d > 0 {
+		r.Cancel()
+		return false, d
+	}
+	return true, 0
+}
+
+// lookupRefused is the rate_limited error of a look-up refused for wait,
+// its Retry-After set on c's answer.
+func lookupRefused(c echo.Context, wait time.Duration) error {
+	secs := int(math.Ceil(wait.Seconds()))
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+	return &Error{Code: CodeRateLimited, Message: fmt.Sprintf("too many reasons look-ups by this account: wait %ds "+
+		"(each asks the platform, against the account's quota the worker shares)", secs)}
+}
 
 // errNoPlatform answers a look-up on a console without platform
 // credentials.
@@ -31,7 +85,7 @@ var errNoPlatform = &Error{Code: CodeNotConfigured,
 // answer is 200 whenever the platform was asked.
 func (s *Server) handleAPIReasons(c echo.Context) error {
 	if !who(c).CanAct() {
-		return errNotOperator
+		return errLookupNotOperator
 	}
 	if s.reasons == nil {
 		return errNoPlatform
@@ -59,6 +113,10 @@ func (s *Server) handleAPIReasons(c echo.Context) error {
 		}
 		return invalidArg(err.Error())
 	}
+	if ok, wait := s.lookups.allow(who(c).Name); !ok {
+		return lookupRefused(c, wait)
+	}
+	s.logger.Info("reasons look-up", "account", who(c).Name, "platform", q.Platform, "order", q.OrderID, "sub_order", q.SubOrderID)
 	ctx, cancel := context.WithTimeout(c.Request().Context(), lookupTimeout)
 	defer cancel()
 	return c.JSON(http.StatusOK, s.reasons(ctx, q))

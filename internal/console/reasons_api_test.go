@@ -43,7 +43,7 @@ func TestAPIReasons(t *testing.T) {
 		code, param, inMsg string
 	}{
 		{"no token", path, "", http.StatusUnauthorized, CodeUnauthorized, "", ""},
-		{"viewer", path, viewerToken, http.StatusForbidden, CodeForbidden, "", "operator"},
+		{"viewer", path, viewerToken, http.StatusForbidden, CodeForbidden, "", "looking up the platform's reasons needs the operator role"},
 		{"no sub-order", "/api/v1/reasons?platform=taobao&order=1", operatorToken, http.StatusBadRequest, CodeInvalidArgument, "sub_order", ""},
 		{"bad goods status", "/api/v1/reasons?platform=1688&order=3305075341149134260&goods_status=9", operatorToken, http.StatusBadRequest, CodeInvalidArgument, "goods_status", `goods_status \"9\": want one of`},
 		{"bad platform", "/api/v1/reasons?platform=jd&order=1", operatorToken, http.StatusBadRequest, CodeInvalidArgument, "platform", ""},
@@ -74,5 +74,24 @@ func TestAPIReasons(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("a look-up for one type and goods status made %d platform calls; want 1", n)
+	}
+
+	// A script looping over look-ups is paced: after the burst, 429 with
+	// Retry-After, and the platform is not asked.
+	var refused reply
+	asked := 1
+	for range 2 * lookupBurst {
+		r := ts.do("GET", path, operatorToken, nil)
+		if r.status == http.StatusTooManyRequests {
+			refused = r
+			break
+		}
+		asked++
+	}
+	if code, _ := errorOf(refused); refused.status != http.StatusTooManyRequests || code != CodeRateLimited || refused.header.Get("Retry-After") == "" {
+		t.Fatalf("look-ups in a loop: no 429 %s with Retry-After after %d (%d %s)", CodeRateLimited, asked, refused.status, refused.body)
+	}
+	if n := calls.Load(); n != int64(asked) {
+		t.Errorf("%d look-ups answered made %d platform calls; want one each, none for the refused one", asked, n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -310,7 +311,7 @@ func (s *Server) handleRequestReasons(c echo.Context) error {
 	v := s.requestView(c, f)
 	v.Again = s.againPosted(c, f) // filing again for a case: its note stays
 	if c.FormValue("pick") == "" {
-		v.Reasons = s.lookupReasons(c.Request().Context(), f)
+		v.Reasons = s.lookupReasons(c.Request().Context(), who(c).Name, f)
 	}
 	return s.renderRequest(c, http.StatusOK, v)
 }
@@ -338,8 +339,9 @@ func picked(f requestForm, pick string) requestForm {
 	return f
 }
 
-// lookupReasons asks the platform for the reasons it offers for f.
-func (s *Server) lookupReasons(ctx context.Context, f requestForm) *reasonsView {
+// lookupReasons asks the platform for the reasons it offers for f, for
+// account (paced as the API's look-ups are).
+func (s *Server) lookupReasons(ctx context.Context, account string, f requestForm) *reasonsView {
 	if s.reasons == nil {
 		return &reasonsView{Error: "This console has no platform credentials (UPSTREAM_* in its environment): refundctl reasons lists the reasons."}
 	}
@@ -350,6 +352,11 @@ func (s *Server) lookupReasons(ctx context.Context, f requestForm) *reasonsView 
 	if err := q.Check(); err != nil {
 		return &reasonsView{Error: "Not asked: " + formMessage(err)}
 	}
+	if ok, wait := s.lookups.allow(account); !ok {
+		return &reasonsView{Error: fmt.Sprintf("Not asked: too many look-ups from your account; look up again in %ds (each asks the platform, against the account's quota the worker shares).",
+			int(math.Ceil(wait.Seconds())))}
+	}
+	s.logger.Info("reasons look-up", "account", account, "platform", q.Platform, "order", q.OrderID, "sub_order", q.SubOrderID)
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	res := s.reasons(ctx, q)

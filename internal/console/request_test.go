@@ -151,7 +151,8 @@ func TestRequestAgain(t *testing.T) {
 	ts := newTestServerOn(t, js,
 		seedCase{order: "100", sub: "101", state: parked, attention: refundflow.AttnReasonNotOffered,
 			request: `{"returnGoods":true,"goodsStatus":"3","reasonId":999999,"amount":0,"description":"尺码 <不合适>","vouchers":["https://img.example/a.jpg"]}`},
-		seedCase{order: "200", sub: "201", state: parked, attention: refundflow.AttnSellerRefused, parked: string(refundflow.StateWaitingSeller), refund: "R1"},
+		seedCase{order: "200", sub: "201", state: parked, attention: refundflow.AttnSellerRefused, parked: string(refundflow.StateWaitingSeller), refund: "R1",
+			plan: `{"reasonId":1004,"reasonDesc":"未按约定时间发货","fee":10000,"priorListed":true}`, shipment: `{"company":"YTO","waybill":"YT1234567890"}`},
 		seedCase{platform: "1688", order: "300", state: parked, attention: refundflow.AttnFeeOutOfBounds,
 			request: `{"goodsStatus":"refundWaitSellerSend","reason":"七天无理由","amount":9500,"carriage":500,"description":"d","orderEntryIds":[11,12]}`},
 		seedCase{order: "400", sub: "401", state: parked, attention: refundflow.CodeUnverifiable, parked: string(refundflow.StateSubmitting)})
@@ -182,6 +183,12 @@ func TestRequestAgain(t *testing.T) {
 	if body := page(fmt.Sprintf("/cases/%d", alibaba.ID), viewer.Value); !strings.Contains(body, `<th scope="row">Amount</th><td>9500 fen (95.00 yuan)</td>`) ||
 		!strings.Contains(body, `<th scope="row">Order entries</th><td>11, 12</td>`) {
 		t.Errorf("1688 case %d's page shows the request without its amount in fen and yuan or its order entries", alibaba.ID)
+	}
+	// What the worker sent, and the return shipment, read in words too.
+	if body := page(fmt.Sprintf("/cases/%d", refused.ID), viewer.Value); !strings.Contains(body, `<h3>Sent to the platform</h3>`) ||
+		!strings.Contains(body, `<th scope="row">Amount</th><td>10000 fen (100.00 yuan)</td>`) || !strings.Contains(body, `<td>1004 (未按约定时间发货)</td>`) ||
+		!strings.Contains(body, `<th scope="row">Waybill</th><td>YT1234567890</td>`) || strings.Contains(body, "priorListed") {
+		t.Errorf("case %d's page shows what was sent or the shipment not in words", refused.ID)
 	}
 	if strings.Contains(body, `id="request-again"`) {
 		t.Errorf("case %d offers request again to a viewer", a.ID)
@@ -409,6 +416,19 @@ func TestRequestFormLooksUpReasons(t *testing.T) {
 	r = ts.do("POST", "/requests/reasons", "cookie:"+op.Value, form)
 	if r.status != http.StatusOK || !strings.Contains(r.body, "the platform listed no reasons") {
 		t.Errorf("look-up with the platform away = %d; want the page saying it listed none:\n%s", r.status, r.body)
+	}
+
+	// The account's look-ups spent (3 at once, then one a second, as on
+	// the API), the form says when to look up again, and asks nothing.
+	for {
+		if ok, _ := ts.srv.lookups.allow(operatorName); !ok {
+			break
+		}
+	}
+	before = calls.Load()
+	r = ts.do("POST", "/requests/reasons", "cookie:"+op.Value, form)
+	if r.status != http.StatusOK || !strings.Contains(r.body, "too many look-ups from your account; look up again in 1s") || calls.Load() != before {
+		t.Errorf("look-up with the account's look-ups spent = %d; want the page saying when to look up again, the platform not asked:\n%s", r.status, r.body)
 	}
 }
 

@@ -21,6 +21,9 @@ func (d Decider) onRequest(c CaseView, in Input) Decision {
 		return reject(c, CodeInvalidInput, "invalid request: "+err.Error())
 	}
 	req := *in.Request
+	// RequestReplaces is the rule the console shows too; no open intent
+	// is the decider's own guard (decide settles one before a request
+	// comes here, so it does not bind today).
 	restart := c.State == StateRequested ||
 		(RequestReplaces(c.State, c.Parked, c.RefundID, c.AttentionCode) && c.Intent == nil && !sameRequest(req, c.Request))
 	if !restart {

@@ -217,6 +217,13 @@ func (s *Sandbox) addOrderLocked(o *Order) error {
 			o.OrderID = s.randDigits(19)
 		}
 	}
+	// A clash, or too many lines, before any default is drawn.
+	if _, ok := s.orders[orderKey(o.Platform, o.OrderID)]; ok {
+		return fmt.Errorf("%w: order %s %s already exists", ErrConflict, o.Platform, o.OrderID)
+	}
+	if len(o.SubOrders) > 100 {
+		return fmt.Errorf("at most 100 sub_orders")
+	}
 	if o.Status == "" {
 		o.Status = OrderWaitingForSent
 	}
@@ -256,9 +263,6 @@ func (s *Sandbox) addOrderLocked(o *Order) error {
 	}
 	if err := checkOrder(o); err != nil {
 		return err
-	}
-	if _, ok := s.orders[orderKey(o.Platform, o.OrderID)]; ok {
-		return fmt.Errorf("%w: order %s %s already exists", ErrConflict, o.Platform, o.OrderID)
 	}
 	if o.Platform == PlatformTaobao {
 		for i, so := range o.SubOrders {
