@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/refundhub/refundhub/internal/platform"
+	"github.com/refundhub/refundhub/internal/runbook"
 )
 
 var (
@@ -115,11 +116,22 @@ func TestDecisionTexts(t *testing.T) {
 	if got := describeOrderEvent(orderCancelled); got != "ORDER_CANCEL, status CANCEL, close reason buyer_cancel" {
 		t.Errorf("cancel described as %q", got)
 	}
-	_, tb := target(PlatformTaobao, *tbView(tbSellerRefused))
-	_, ab := target(Platform1688, *alView(abSellerRefused))
-	if !strings.HasPrefix(tb.Message, "seller refused: ") || !strings.Contains(tb.Message, "refundctl modify") ||
-		!strings.HasPrefix(ab.Message, "seller rejected: ") || !strings.Contains(ab.Message, "1688 offers no modification") {
-		t.Errorf("refusal texts %q, %q; want each platform's way on", tb.Message, ab.Message)
+	tv, av := *tbView(tbSellerRefused), *alView(abSellerRefused)
+	tv.RefuseReason, av.RefuseReason = "用过了", "已使用"
+	_, tb := target(PlatformTaobao, tv)
+	_, ab := target(Platform1688, av)
+	// The seller's words alone: what to do is the runbook's (refundctl's
+	// "to do", the console's "What to do"), which names each platform's
+	// way on; both here, it was said twice, the refusal cut in lists.
+	if tb.Message != "seller refused: 用过了" || ab.Message != "seller rejected: 已使用" {
+		t.Errorf("refusal texts %q, %q; want the seller's words alone", tb.Message, ab.Message)
+	}
+	if do := runbook.Embedded().Reasons[AttnSellerRefused].Do; !strings.Contains(do, "refundctl modify") || !strings.Contains(do, "1688 (waitbuyermodify): the platform closes it in time") {
+		t.Errorf("the runbook's advice for %s = %q; want each platform's way on", AttnSellerRefused, do)
+	}
+	tv.RefuseReason = " "
+	if _, a := target(PlatformTaobao, tv); a.Message != "seller refused (no reason given)" {
+		t.Errorf("a refusal without a reason reads %q", a.Message)
 	}
 	_, tu := target(PlatformTaobao, *tbView("SOMETHING_NEW"))
 	_, au := target(Platform1688, *alView("somethingnew"))

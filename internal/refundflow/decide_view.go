@@ -29,12 +29,17 @@ func target(p Platform, v PlatformView) (State, *Attention) {
 	case platform.PhaseClosed:
 		return StateClosed, nil
 	case platform.PhaseSellerRefused:
-		// The reason comes first, whole; then what the platform allows next.
-		msg := excerpt.Of("seller refused: "+v.RefuseReason, MaxAttentionText) +
-			"; next: modify the request (refundctl modify), cancel the refund, wait for the seller, or accept the refusal (refundctl resolve --close)"
+		// The seller's words, whole. What to do is the runbook's (each
+		// platform's way on), shown beside them by refundctl and the
+		// console: said here too, it was said twice, and cut the
+		// refusal off in lists.
+		verb := "seller refused"
 		if p == Platform1688 {
-			msg = excerpt.Of("seller rejected: "+v.RefuseReason, MaxAttentionText) +
-				"; 1688 offers no modification: the platform closes the refund in time and a new request then opens a new case; or accept the refusal now (refundctl resolve --close)"
+			verb = "seller rejected"
+		}
+		msg := verb + " (no reason given)"
+		if reason := strings.TrimSpace(v.RefuseReason); reason != "" {
+			msg = excerpt.Of(verb+": "+reason, MaxAttentionText)
 		}
 		return StateWaitingSeller, &Attention{Code: AttnSellerRefused, Message: msg}
 	}
