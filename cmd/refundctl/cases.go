@@ -393,7 +393,7 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 		printWrapped(w, "  Attention:", strings.TrimSuffix(c.AttentionCode+": "+c.AttentionMessage, ": "))
 		// What to do next: the runbook's advice, as the console shows it.
 		if r, ok := runbook.Embedded().Reasons[c.AttentionCode]; ok && r.Do != "" {
-			printWrapped(w, "  To do:", r.Do)
+			printWrapped(w, "  To do:", runbook.ForCase(r.Do, c.ID))
 		}
 	}
 	if c.UnreadSellerMessages > 0 {

@@ -159,7 +159,7 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 // reason code: the runbook's advice, as show and the console give it.
 func stoppedNextStep(code string, id int64) string {
 	if r, ok := runbook.Embedded().Reasons[code]; ok && r.Do != "" {
-		return "to do: " + r.Do
+		return "to do: " + runbook.ForCase(r.Do, id)
 	}
 	return fmt.Sprintf("refundctl show %d says why the case stopped, and docs/runbook.md the way out", id)
 }

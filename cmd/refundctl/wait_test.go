@@ -47,7 +47,10 @@ func TestWait(t *testing.T) {
 	e.wantErr(1, "timed out after 300ms: case 1 is waiting_seller, not succeeded", "wait", "1", "--state", "succeeded", "--deadline", "300ms")
 	// A stopped case says why and what to do, when it is what was waited
 	// for and when it is not.
-	todo := "to do: " + runbook.Embedded().Reasons["seller_refused"].Do
+	todo := "to do: " + runbook.ForCase(runbook.Embedded().Reasons["seller_refused"].Do, 2)
+	if !strings.Contains(todo, "refundctl modify 2 --amount") {
+		t.Fatalf("the advice %q does not name case 2 (it said refundctl modify CASE)", todo)
+	}
 	if out := e.mustRun("wait", "2", "--state", "needs_attention").stdout; !strings.HasPrefix(out, "case 2 is needs_attention (after ") ||
 		!strings.Contains(out, "seller_refused: seller refused: used item; "+todo) || strings.Count(out, "\n") != 1 {
 		t.Errorf("wait 2 --state needs_attention = %q; want the case, its attention and what to do, on one line", out)

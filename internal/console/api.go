@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/runbook"
 )
 
 // caseJSON is a case on the API.
@@ -130,7 +131,7 @@ type caseDetailJSON struct {
 
 // caseDetail reads everything the case page and its API answer show.
 func (s *Server) caseDetail(ctx context.Context, k casestore.Case) (caseDetailJSON, error) {
-	d := caseDetailJSON{Case: s.caseJSON(k), Advice: advice[k.AttentionCode],
+	d := caseDetailJSON{Case: s.caseJSON(k), Advice: runbook.ForCase(advice[k.AttentionCode], k.ID),
 		Steps: []stepJSON{}, Timeline: []timelineJSON{}, Messages: []messageJSON{}}
 	steps, err := s.store.Steps(ctx, k.ID)
 	if err != nil {

@@ -374,7 +374,19 @@ func TestAPICases(t *testing.T) {
 // TestAPICase: one case with its advice, steps and timeline; a missing
 // one is not_found.
 func TestAPICase(t *testing.T) {
-	ts := newTestServer(t, seedCase{order: "100", sub: "101", state: "needs_attention", attention: refundflow.AttnReasonNotOffered})
+	ts := newTestServer(t, seedCase{order: "100", sub: "101", state: "needs_attention", attention: refundflow.AttnReasonNotOffered},
+		seedCase{order: "200", sub: "201", state: "needs_attention", attention: refundflow.AttnSellerRefused, parked: "waiting_seller", refund: "R2"})
+	// The runbook's commands name the case (it said "refundctl modify
+	// CASE"), on the API and the page.
+	refused := ts.cases[1]
+	want := fmt.Sprintf("refundctl modify %d --amount", refused.ID)
+	var rd caseDetailJSON
+	if r := ts.do("GET", fmt.Sprintf("/api/v1/cases/%d", refused.ID), viewerToken, nil); json.Unmarshal([]byte(r.body), &rd) != nil || !strings.Contains(rd.Advice, want) {
+		t.Errorf("advice of a refused case = %q; want %q", rd.Advice, want)
+	}
+	if page := ts.do("GET", fmt.Sprintf("/cases/%d", refused.ID), "cookie:"+ts.login(viewerName).Value, nil); !strings.Contains(page.body, want) {
+		t.Errorf("the refused case's page does not say %q", want)
+	}
 	r := ts.do("GET", fmt.Sprintf("/api/v1/cases/%d", ts.cases[0].ID), viewerToken, nil)
 	if r.status != 200 {
 		t.Fatalf("GET case = %d %s", r.status, r.body)

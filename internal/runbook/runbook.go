@@ -8,6 +8,7 @@ package runbook
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/refundhub/refundhub"
@@ -72,6 +73,20 @@ func Parse(md string) (Book, error) {
 func Plain(cell string) string {
 	s := linkRe.ReplaceAllString(strings.TrimSpace(cell), "$1")
 	return strings.NewReplacer("`", "", "**", "").Replace(s)
+}
+
+// caseArg is a refundctl command the runbook writes for any case: its
+// CASE or N placeholder.
+var caseArg = regexp.MustCompile(`\b(refundctl [a-z-]+) (?:CASE|N)\b`)
+
+// ForCase is advice the runbook writes for any case, said of case id:
+// "refundctl modify CASE --amount …" becomes "refundctl modify 12
+// --amount …", a command the operator can run as it stands.
+func ForCase(advice string, id int64) string {
+	if id <= 0 {
+		return advice
+	}
+	return caseArg.ReplaceAllString(advice, "${1} "+strconv.FormatInt(id, 10))
 }
 
 // Embedded is the runbook this build carries. It panics if the runbook

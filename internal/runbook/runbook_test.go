@@ -1,6 +1,7 @@
 package runbook
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -65,4 +66,28 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parsed %q without both tables", md)
 		}
 	})
+}
+
+// TestForCase: the runbook's commands for any case name the case, so the
+// operator can run them as printed; other capitals stay.
+func TestForCase(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"Taobao: refundctl modify CASE --amount … changes it; refundctl show CASE prints it", "Taobao: refundctl modify 12 --amount … changes it; refundctl show 12 prints it"},
+		{"tell the seller: Taobao refundctl message N --text …", "tell the seller: Taobao refundctl message 12 --text …"},
+		{"resolve --close --note …, then request N CASE", "resolve --close --note …, then request N CASE"},
+		{"refundctl ship NO --company C", "refundctl ship NO --company C"},
+	} {
+		if got := ForCase(tc.in, 12); got != tc.want {
+			t.Errorf("ForCase(%q, 12) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := ForCase("refundctl show CASE", 0); got != "refundctl show CASE" {
+		t.Errorf("ForCase without a case = %q; want the advice as written", got)
+	}
+	// Every placeholder the embedded runbook writes is one ForCase fills.
+	for code, r := range Embedded().Reasons {
+		if out := ForCase(r.Do, 7); regexp.MustCompile(`refundctl [a-z-]+ (CASE|N)\b`).MatchString(out) {
+			t.Errorf("%s: %q keeps a placeholder", code, out)
+		}
+	}
 }
