@@ -365,7 +365,8 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 	if !c.NextWakeAt.IsZero() {
 		row("Next wake:", timeHuman(c.NextWakeAt))
 	}
-	// The request as filed, what the worker sent for it and the return
+	// The request as filed, what the worker chose for it from the
+	// platform's form (sent with the submission, or to be) and the return
 	// shipment, in words (a Taobao "amount": 0 is the most the form
 	// allows, and the plan says how much that was); whole: the
 	// description is the operator's own.
@@ -374,7 +375,7 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 		fields []refundflow.Field
 	}{
 		{"Request:", refundflow.DescribeRequest(refundflow.Platform(c.Platform), c.Request)},
-		{"Sent:", refundflow.DescribePlan(c.Plan)},
+		{"Planned:", refundflow.DescribePlan(c.Plan)},
 		{"Shipment:", refundflow.DescribeShipment(c.Shipment)},
 	} {
 		if len(d.fields) > 0 {

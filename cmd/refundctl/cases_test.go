@@ -287,7 +287,7 @@ func TestShowCase(t *testing.T) {
 	}
 	r = e.mustRun("show", "2")
 	if !strings.Contains(r.stdout, "needs_attention (stopped at waiting_seller)") || !strings.Contains(r.stdout, "seller_refused: seller refused: used item") ||
-		!strings.Contains(r.stdout, "Steps (0)") || !regexp.MustCompile(`Sent:\s*\n\s+Reason:\s+20021 \(质量问题\)\n\s+Amount:\s+500 fen \(5.00 yuan\)\n\s+Carriage:\s+300 fen`).MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, "Steps (0)") || !regexp.MustCompile(`Planned:\s*\n\s+Reason:\s+20021 \(质量问题\)\n\s+Amount:\s+500 fen \(5.00 yuan\)\n\s+Carriage:\s+300 fen`).MatchString(r.stdout) ||
 		!regexp.MustCompile(`Shipment:\s*\n\s+Carrier:\s+YTO\n\s+Waybill:\s+YT1\n`).MatchString(r.stdout) {
 		t.Errorf("show 2:\n%s", r.stdout)
 	}

@@ -627,6 +627,9 @@ func TestWhyNext(t *testing.T) {
 		{casestore.Case{State: "submitting", NextWakeAt: now.Add(-time.Second)}, "The worker is submitting the refund, guarded by its recorded intent; the worker's check is due now."},
 		{casestore.Case{State: "waiting_seller_receive", AttentionCode: "return_waybill_differs", AttentionMessage: "the platform holds return waybill …"},
 			"The goods are on their way back; waiting for the seller to confirm receipt; flagged return_waybill_differs, what to do is below."},
+		// The command names the case (it said "refundctl ship N").
+		{casestore.Case{ID: 12, State: "waiting_return_shipment"},
+			"The seller wants the goods back: ship them, then report the waybill (refundctl ship 12 --company C --waybill W)."},
 	} {
 		if got := whyNext(tc.c, now); got != tc.want {
 			t.Errorf("whyNext(%s) = %q; want %q", tc.c.State, got, tc.want)

@@ -73,7 +73,7 @@ func whyNext(c casestore.Case, now time.Time) string {
 		// A flag on a case that goes on: what to do is in the attention box.
 		line += "; flagged " + c.AttentionCode + ", what to do is below"
 	}
-	return line + wakeClause(c.NextWakeAt, now) + "."
+	return runbook.ForCase(line, c.ID) + wakeClause(c.NextWakeAt, now) + "."
 }
 
 // wakeClause says when the worker looks at the case again.

@@ -185,7 +185,7 @@ func TestRequestAgain(t *testing.T) {
 		t.Errorf("1688 case %d's page shows the request without its amount in fen and yuan or its order entries", alibaba.ID)
 	}
 	// What the worker sent, and the return shipment, read in words too.
-	if body := page(fmt.Sprintf("/cases/%d", refused.ID), viewer.Value); !strings.Contains(body, `<h3>Sent to the platform</h3>`) ||
+	if body := page(fmt.Sprintf("/cases/%d", refused.ID), viewer.Value); !strings.Contains(body, `<h3>Chosen from the platform's form</h3>`) ||
 		!strings.Contains(body, `<th scope="row">Amount</th><td>10000 fen (100.00 yuan)</td>`) || !strings.Contains(body, `<td>1004 (未按约定时间发货)</td>`) ||
 		!strings.Contains(body, `<th scope="row">Waybill</th><td>YT1234567890</td>`) || strings.Contains(body, "priorListed") {
 		t.Errorf("case %d's page shows what was sent or the shipment not in words", refused.ID)

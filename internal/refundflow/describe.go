@@ -53,10 +53,12 @@ func DescribeRequest(p Platform, doc json.RawMessage) []Field {
 	return describeDoc(doc, Request.isZero, func(r Request) []Field { return r.describe(p) })
 }
 
-// DescribePlan is what the worker sent for a case's request (its stored
-// plan: the reason the form offered, the amount asked, the vouchers
-// uploaded), in the operator's words: "max" in the request is the amount
-// here. The bookkeeping of earlier refunds is left out.
+// DescribePlan is what the worker chose for a case's request from the
+// platform's form (its stored plan: the reason the form offered, the
+// amount, the vouchers uploaded), in the operator's words: "max" in the
+// request is the amount here. It is chosen when the form is read, so it is
+// what a submission sends, or would send: not proof that one reached the
+// platform. The bookkeeping of earlier refunds is left out.
 func DescribePlan(doc json.RawMessage) []Field {
 	return describeDoc(doc, func(p Plan) bool {
 		return p.ReasonID == 0 && p.ReasonDesc == "" && p.Fee == 0 && p.Carriage == 0 && len(p.Vouchers) == 0
