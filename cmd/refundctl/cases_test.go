@@ -201,7 +201,7 @@ func TestShowPrintsThePlatformsWordsWhole(t *testing.T) {
 		t.Errorf("show lacks the whole attention text:\n%s", out)
 	}
 	// What to do next, from the runbook, as the console shows it.
-	if flat := strings.Join(strings.Fields(out), " "); !strings.Contains(flat, "To do: "+runbook.Embedded().Reasons["platform_error"].Do) {
+	if flat := strings.Join(strings.Fields(out), " "); !strings.Contains(flat, "To do: "+runbook.ForCase(runbook.Embedded().Reasons["platform_error"].Do, 1)) {
 		t.Errorf("show lacks the runbook's advice for platform_error (%q):\n%s", runbook.Embedded().Reasons["platform_error"].Do, out)
 	}
 	for _, line := range strings.Split(out, "\n") {

@@ -395,7 +395,7 @@ func TestAPICase(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.body), &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.Case.AttentionCode != refundflow.AttnReasonNotOffered || d.Advice != advice[refundflow.AttnReasonNotOffered] {
+	if d.Case.AttentionCode != refundflow.AttnReasonNotOffered || d.Advice != runbook.ForCase(advice[refundflow.AttnReasonNotOffered], ts.cases[0].ID) {
 		t.Errorf("case attention %q advice %q; want reason_not_offered with its advice", d.Case.AttentionCode, d.Advice)
 	}
 	if len(d.Timeline) != 1 || d.Timeline[0].Summary != "seeded for the test" {
