@@ -1030,11 +1030,16 @@ func TestMaxDeliveries(t *testing.T) {
 	// cancel waits in the store, is taken up again and again, and after
 	// WORKER_MAX_DELIVER failed attempts becomes a dead letter naming the
 	// failing lookup. The case stays visible where it stopped.
+	//
+	// The client's timeout is long enough that the refused look-ups are
+	// answered as refusals on a loaded machine: one cut off by it counts
+	// as the platform away, not towards the limit (CI at 1065f08^ waited
+	// 30 s for the dead letter while other tests loaded both cores).
 	s := newStack(t, sandbox.Faults{}, quickSeller, 1, map[string]string{"WORKER_MAX_DELIVER": "3", "UPSTREAM_MAX_ATTEMPTS": "1",
-		"WORKER_INTENT_IN_FLIGHT": "1h"})
+		"WORKER_INTENT_IN_FLIGHT": "1h", "UPSTREAM_TIMEOUT": "3s", "WORKER_STEP_TIMEOUT": "4s"})
 	s.start()
 	o, so := s.order(sandbox.PlatformTaobao, nil)
-	s.sb.SetFaults(sandbox.Faults{TimeoutAfter: 1500 * time.Millisecond, ForceErrors: []sandbox.ForcedError{
+	s.sb.SetFaults(sandbox.Faults{TimeoutAfter: 5 * time.Second, ForceErrors: []sandbox.ForcedError{
 		{Endpoint: "taobao_submit", Kind: sandbox.ErrTimeout, Count: 1}}})
 	s.publish(refundflow.Command{ID: "request-lost-1", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
 		OrderID: o, SubOrderID: so, Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Description: "x"}})
@@ -1046,7 +1051,7 @@ func TestMaxDeliveries(t *testing.T) {
 	s.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_list", Kind: sandbox.ErrRefused, Count: 100000}}})
 	s.publish(refundflow.Command{ID: "always-failing-1", Kind: refundflow.InputCancel, Platform: refundflow.PlatformTaobao, SubOrderID: so})
 	var dls []casestore.DeadLetter
-	waitFor(t, 30*time.Second, "the dead letter", func() bool {
+	waitFor(t, 60*time.Second, "the dead letter", func() bool {
 		var err error
 		dls, err = s.store.DeadLetters(context.Background(), casestore.DeadLetterFilter{})
 		return err == nil && len(dls) == 1
