@@ -36,6 +36,14 @@ func newEnv(t *testing.T, mod func(*Config)) *testEnv {
 	if mod != nil {
 		mod(&cfg)
 	}
+	e, _ := startWith(t, cfg)
+	return e
+}
+
+// startWith serves a sandbox made from cfg with Run going; stop ends Run
+// (which writes the state file one last time) and the server.
+func startWith(t *testing.T, cfg Config) (e *testEnv, stop func()) {
+	t.Helper()
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -49,12 +57,17 @@ func newEnv(t *testing.T, mod func(*Config)) *testEnv {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-	})
-	return &testEnv{t: t, s: s, srv: srv, paths: pathsOf(s.prof)}
+	var stopped bool
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+			srv.Close()
+		}
+	}
+	t.Cleanup(stop)
+	return &testEnv{t: t, s: s, srv: srv, paths: pathsOf(s.prof)}, stop
 }
 
 // apiResp is a decoded envelope.

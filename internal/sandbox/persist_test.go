@@ -2,11 +2,9 @@ package sandbox
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,36 +15,6 @@ import (
 
 	"github.com/refundhub/refundhub/internal/platform"
 )
-
-// startWith serves a sandbox made from cfg with Run going; stop ends Run
-// (which writes the state file one last time) and the server.
-func startWith(t *testing.T, cfg Config) (e *testEnv, stop func()) {
-	t.Helper()
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	srv := httptest.NewServer(s.Handler())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := s.Run(ctx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	var stopped bool
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-			srv.Close()
-		}
-	}
-	t.Cleanup(stop)
-	return &testEnv{t: t, s: s, srv: srv, paths: pathsOf(s.prof)}, stop
-}
 
 func persistConfig(file string, seller SellerPolicy) Config {
 	return Config{AccessKey: testKey, AccessSecret: testSecret, AutoCreate: true, Seller: seller, Seed: 42, StateFile: file}
