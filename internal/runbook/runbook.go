@@ -30,7 +30,7 @@ type Book struct {
 var (
 	sectionRe = regexp.MustCompile(`(?m)^## (.+)$`)
 	rowRe     = regexp.MustCompile("^\\| `([a-z_]+)` \\|(.*)\\|(.*)\\|\\s*$")
-	linkRe    = regexp.MustCompile(`\[([^\]]+)\]\([^)]*\)`)
+	linkRe    = regexp.MustCompile(`\[([^\]]+)\]\(([^)#]*)[^)]*\)`)
 )
 
 // Parse reads a runbook in docs/runbook.md's form. It fails when either
@@ -69,9 +69,18 @@ func Parse(md string) (Book, error) {
 }
 
 // Plain is a table cell as text: trimmed, inline code and bold marks
-// dropped, a link replaced by its text.
+// dropped, a link replaced by its text. A link that only names another
+// page of docs/ ("[platform](platform.md)") becomes that page's path,
+// docs/platform.md: printed by refundctl, its name alone ("(refundctl)")
+// told the reader nothing.
 func Plain(cell string) string {
-	s := linkRe.ReplaceAllString(strings.TrimSpace(cell), "$1")
+	s := linkRe.ReplaceAllStringFunc(strings.TrimSpace(cell), func(m string) string {
+		sub := linkRe.FindStringSubmatch(m)
+		if text, file := sub[1], sub[2]; file == text+".md" {
+			return "docs/" + file
+		}
+		return sub[1]
+	})
 	return strings.NewReplacer("`", "", "**", "").Replace(s)
 }
 

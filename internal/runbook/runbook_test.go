@@ -33,13 +33,13 @@ func TestEmbedded(t *testing.T) {
 
 func TestParse(t *testing.T) {
 	md := "# Runbook\n\n## States\n\n| State | Means | What to do |\n|---|---|---|\n" +
-		"| `a` | the [guide](g.md#x) says | run `x --y` in the **console** |\n\n## Attention reasons\n\n| R | M | D |\n|---|---|---|\n" +
+		"| `a` | the [guide](g.md#x) says | run `x --y` in the **console** ([console](console.md#forms)) |\n\n## Attention reasons\n\n| R | M | D |\n|---|---|---|\n" +
 		"| `r` | m | d |\n\n## Other\n\n| `z` | not | read |\n"
 	b, err := Parse(md)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := b.States["a"]; got != (Row{Means: "the guide says", Do: "run x --y in the console"}) {
+	if got := b.States["a"]; got != (Row{Means: "the guide says", Do: "run x --y in the console (docs/console.md)"}) {
 		t.Errorf("state a = %+v", got)
 	}
 	if len(b.Reasons) != 1 || b.Reasons["r"].Do != "d" {
