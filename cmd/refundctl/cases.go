@@ -14,7 +14,6 @@ import (
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/refundflow"
-	"github.com/refundhub/refundhub/internal/runbook"
 )
 
 // caseJSON is the stable JSON form of a case.
@@ -393,8 +392,8 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 	if c.AttentionCode != "" || c.AttentionMessage != "" {
 		printWrapped(w, "  Attention:", strings.TrimSuffix(c.AttentionCode+": "+c.AttentionMessage, ": "))
 		// What to do next: the runbook's advice, as the console shows it.
-		if r, ok := runbook.Embedded().Reasons[c.AttentionCode]; ok && r.Do != "" {
-			printWrapped(w, "  To do:", runbook.ForCase(r.Do, c.ID))
+		if do := runbookAdvice(c.AttentionCode, c.ID, string(c.Platform), c.ParkedState); do != "" {
+			printWrapped(w, "  To do:", do)
 		}
 	}
 	if c.UnreadSellerMessages > 0 {

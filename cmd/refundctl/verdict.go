@@ -90,7 +90,7 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 	if v.Verdict == casestore.VerdictApplied && v.State == string(refundflow.StateNeedsAttention) {
 		// Stopped (a modification too, stopped again at once): following
 		// it would wait for the operator.
-		return stoppedNextStep(v.Attention, v.CaseID)
+		return stoppedNextStep(v.Attention, v.CaseID, string(c.Platform), "")
 	}
 	if c.Kind == refundflow.InputModify {
 		if next := modifyNextStep(v, caseRef); next != "" {
@@ -155,11 +155,12 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 	return ""
 }
 
-// stoppedNextStep is what to do about case id, stopped with the attention
-// reason code: the runbook's advice, as show and the console give it.
-func stoppedNextStep(code string, id int64) string {
-	if r, ok := runbook.Embedded().Reasons[code]; ok && r.Do != "" {
-		return "to do: " + runbook.ForCase(r.Do, id)
+// stoppedNextStep is what to do about case id on platform, stopped at
+// parked ("" when not known) with the attention reason code: the
+// runbook's advice, as show and the console give it (runbookAdvice).
+func stoppedNextStep(code string, id int64, platform, parked string) string {
+	if do := runbookAdvice(code, id, platform, parked); do != "" {
+		return "to do: " + do
 	}
 	return fmt.Sprintf("refundctl show %d says why the case stopped, and docs/runbook.md the way out", id)
 }
@@ -244,4 +245,16 @@ func verdictErr(v verdictJSON, wait time.Duration) error {
 		return &refusedError{err: errors.New(verdictLine(v, wait))}
 	}
 	return &pendingError{err: errors.New(verdictLine(v, wait))}
+}
+
+// runbookAdvice is the runbook's advice for attention code, for case id
+// on platform stopped at parked: its sentences for other platforms or
+// stops left out (runbook.Tailor), its commands naming the case
+// (runbook.ForCase). "" for a code the runbook does not list.
+func runbookAdvice(code string, id int64, platform, parked string) string {
+	r, ok := runbook.Embedded().Reasons[code]
+	if !ok || r.Do == "" {
+		return ""
+	}
+	return runbook.ForCase(runbook.Tailor(r.Do, platform, parked), id)
 }

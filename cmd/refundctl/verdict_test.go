@@ -9,7 +9,6 @@ import (
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
-	"github.com/refundhub/refundhub/internal/runbook"
 )
 
 // TestCommandVerdicts: the command verbs report the verdict the worker
@@ -43,7 +42,7 @@ func TestCommandVerdicts(t *testing.T) {
 		// Applied, and the case stopped: why, and what to do instead of
 		// following it.
 		{"applied, stopped", "cmd-parked-1", 0, "cmd-parked-1\napplied: case 2 is needs_attention (seller_refused: seller refused: used item); to do: " +
-			runbook.ForCase(runbook.Embedded().Reasons["seller_refused"].Do, 2) + "\n", ""},
+			runbookAdvice("seller_refused", 2, "taobao", "") + "\n", ""},
 		{"rejected", "cmd-open-1", 4, "cmd-open-1\n", "rejected (case_open) on case 1 (waiting_seller): the case is already open with another request; cancel it first; case 1 is open"},
 		{"dead letter", "cmd-dead-1", 4, "cmd-dead-1\n", "rejected (unknown_case): no case appeared within 2m0s of the command; no case matches"},
 		{"pending", "cmd-pending-1", 5, "cmd-pending-1\n", "pending: no verdict within 300ms; the worker has not decided it yet (is it running?); follow it with: refundctl wait --command cmd-pending-1"},

@@ -240,7 +240,7 @@ func (a *app) waitCommand() *cobra.Command {
 						// On the same line: scripts take the case id from its second word.
 						line += ": " + attentionText(c.AttentionCode, c.AttentionMessage)
 						if c.State == string(refundflow.StateNeedsAttention) {
-							line += "; " + stoppedNextStep(c.AttentionCode, c.ID)
+							line += "; " + stoppedNextStep(c.AttentionCode, c.ID, string(c.Platform), c.ParkedState)
 						}
 					}
 					_, err := fmt.Fprintln(a.stdout, line)
@@ -256,7 +256,7 @@ func (a *app) waitCommand() *cobra.Command {
 					noted = true
 					dl, _ := ctx.Deadline()
 					fmt.Fprintf(a.stderr, "refundctl: case %d stopped: %s; %s. Waiting on for %s until %s\n", c.ID,
-						withAttention(c.State, c.AttentionCode, c.AttentionMessage), stoppedNextStep(c.AttentionCode, c.ID),
+						withAttention(c.State, c.AttentionCode, c.AttentionMessage), stoppedNextStep(c.AttentionCode, c.ID, string(c.Platform), c.ParkedState),
 						strings.Join(states, " or "), dl.UTC().Format("15:04:05 UTC"))
 				}
 			case ctx.Err() != nil:
@@ -283,7 +283,7 @@ func (a *app) waitCommand() *cobra.Command {
 				err := fmt.Errorf("timed out after %s: case %d is %s, not %s", deadline, last.ID,
 					withAttention(last.State, last.AttentionCode, last.AttentionMessage), strings.Join(states, " or "))
 				if last.State == string(refundflow.StateNeedsAttention) {
-					err = fmt.Errorf("%w; %s", err, stoppedNextStep(last.AttentionCode, last.ID))
+					err = fmt.Errorf("%w; %s", err, stoppedNextStep(last.AttentionCode, last.ID, string(last.Platform), last.ParkedState))
 				}
 				return err
 			case <-time.After(interval):

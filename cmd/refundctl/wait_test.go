@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/refundhub/refundhub/internal/casestore"
-	"github.com/refundhub/refundhub/internal/runbook"
 )
 
 func TestShowByOrder(t *testing.T) {
@@ -47,9 +46,12 @@ func TestWait(t *testing.T) {
 	e.wantErr(1, "timed out after 300ms: case 1 is waiting_seller, not succeeded", "wait", "1", "--state", "succeeded", "--deadline", "300ms")
 	// A stopped case says why and what to do, when it is what was waited
 	// for and when it is not.
-	todo := "to do: " + runbook.ForCase(runbook.Embedded().Reasons["seller_refused"].Do, 2)
-	if !strings.Contains(todo, "refundctl modify 2 --amount") {
-		t.Fatalf("the advice %q does not name case 2 (it said refundctl modify CASE)", todo)
+	// Case 2 is a 1688 case: the advice is 1688's, its commands name the
+	// case (it said "refundctl modify CASE", which 1688 refuses).
+	todo := "to do: " + runbookAdvice("seller_refused", 2, "1688", "waiting_seller")
+	if strings.Contains(todo, "refundctl modify") || !strings.Contains(todo, "1688 (waitbuyermodify) has no modification") ||
+		!strings.Contains(todo, "refundctl resolve 2 --close") {
+		t.Fatalf("the advice for 1688 case 2 = %q; want 1688's way, naming the case", todo)
 	}
 	if out := e.mustRun("wait", "2", "--state", "needs_attention").stdout; !strings.HasPrefix(out, "case 2 is needs_attention (after ") ||
 		!strings.Contains(out, "seller_refused: seller refused: used item; "+todo) || strings.Count(out, "\n") != 1 {

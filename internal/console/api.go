@@ -131,7 +131,7 @@ type caseDetailJSON struct {
 
 // caseDetail reads everything the case page and its API answer show.
 func (s *Server) caseDetail(ctx context.Context, k casestore.Case) (caseDetailJSON, error) {
-	d := caseDetailJSON{Case: s.caseJSON(k), Advice: runbook.ForCase(advice[k.AttentionCode], k.ID),
+	d := caseDetailJSON{Case: s.caseJSON(k), Advice: runbook.ForCase(runbook.Tailor(advice[k.AttentionCode], string(k.Platform), k.ParkedState), k.ID),
 		Steps: []stepJSON{}, Timeline: []timelineJSON{}, Messages: []messageJSON{}}
 	steps, err := s.store.Steps(ctx, k.ID)
 	if err != nil {

@@ -395,7 +395,8 @@ func TestAPICase(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.body), &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.Case.AttentionCode != refundflow.AttnReasonNotOffered || d.Advice != runbook.ForCase(advice[refundflow.AttnReasonNotOffered], ts.cases[0].ID) {
+	if d.Case.AttentionCode != refundflow.AttnReasonNotOffered || d.Advice != runbook.ForCase(runbook.Tailor(advice[refundflow.AttnReasonNotOffered], "taobao", "rendering"), ts.cases[0].ID) ||
+		strings.Contains(d.Advice, "modify_rendering") {
 		t.Errorf("case attention %q advice %q; want reason_not_offered with its advice", d.Case.AttentionCode, d.Advice)
 	}
 	if len(d.Timeline) != 1 || d.Timeline[0].Summary != "seeded for the test" {

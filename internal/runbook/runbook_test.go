@@ -91,3 +91,41 @@ func TestForCase(t *testing.T) {
 		}
 	}
 }
+
+// TestTailor: the runbook's advice for a code, left with what applies to
+// the case's platform and where it stopped.
+func TestTailor(t *testing.T) {
+	b := Embedded()
+	refused := b.Reasons["seller_refused"].Do
+	tb, ab := Tailor(refused, "taobao", "waiting_seller"), Tailor(refused, "1688", "waiting_seller")
+	if !strings.Contains(tb, "refundctl modify CASE") || strings.Contains(tb, "1688") || !strings.HasPrefix(tb, "wait: a seller may still agree") {
+		t.Errorf("seller_refused for Taobao = %q; want the wait and Taobao's ways, not 1688's", tb)
+	}
+	if strings.Contains(ab, "modify CASE") || !strings.Contains(ab, "1688 (waitbuyermodify) has no modification") {
+		t.Errorf("seller_refused for 1688 = %q; want 1688's way, not Taobao's", ab)
+	}
+	offered := b.Reasons["reason_not_offered"].Do
+	if got := Tailor(offered, "taobao", "rendering"); strings.Contains(got, "modify_rendering") || !strings.Contains(got, "refundctl resolve CASE --retry") {
+		t.Errorf("reason_not_offered stopped at rendering = %q; want no advice for a modification, the retry kept", got)
+	}
+	if got := Tailor(offered, "taobao", "modify_rendering"); !strings.Contains(got, "Stopped at modify_rendering (a modification): modify again") {
+		t.Errorf("reason_not_offered stopped at modify_rendering = %q; want the modification's advice", got)
+	}
+	if got := Tailor(offered, "", ""); got != offered {
+		t.Errorf("Tailor with nothing known = %q; want the advice whole", got)
+	}
+	if got := Tailor("Taobao: only this.", "1688", ""); got != "Taobao: only this." {
+		t.Errorf("Tailor leaving nothing = %q; want the advice whole", got)
+	}
+}
+
+// TestRunbookWritesNoAbbreviations: Tailor splits the runbook's advice
+// into sentences at a full stop and a space; an abbreviation there would
+// cut a sentence in two.
+func TestRunbookWritesNoAbbreviations(t *testing.T) {
+	for code, r := range Embedded().Reasons {
+		if m := regexp.MustCompile(`\b(e\.g|i\.e|etc|vs|cf|approx)\. `).FindString(r.Do); m != "" {
+			t.Errorf("%s: %q in its advice; write it out", code, m)
+		}
+	}
+}
