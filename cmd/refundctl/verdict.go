@@ -48,8 +48,9 @@ func addVerdictFlags(cmd *cobra.Command, o *verdictOptions) {
 type verdictJSON struct {
 	Verdict      string `json:"verdict"` // applied, rejected or pending
 	CaseID       int64  `json:"caseId,omitempty"`
-	State        string `json:"state,omitempty"` // the case's state: once the verdict settled (settled) or at --wait; a batch row's as read with its verdict
-	Code         string `json:"code,omitempty"`  // the decision's code or the dead-letter reason
+	State        string `json:"state,omitempty"`       // the case's state: once the verdict settled (settled) or at --wait; a batch row's as read with its verdict
+	ParkedState  string `json:"parkedState,omitempty"` // where it stopped, when State is needs_attention
+	Code         string `json:"code,omitempty"`        // the decision's code or the dead-letter reason
 	Reason       string `json:"reason,omitempty"`
 	DeadLetterID int64  `json:"deadLetterId,omitempty"`
 	// The case's attention reason and text, read with State.
@@ -70,8 +71,8 @@ func (a *app) describeVerdict(ctx context.Context, st *casestore.Store, c refund
 // toVerdictJSON is v as refundctl prints it, with what to do next (the
 // direct and the remote way read v the same: opcommands.Verdict).
 func toVerdictJSON(c refundflow.Command, v opcommands.Verdict) verdictJSON {
-	out := verdictJSON{Verdict: v.Verdict, CaseID: v.CaseID, State: v.State, Code: v.Code, Reason: v.Reason, DeadLetterID: v.DeadLetterID,
-		Attention: v.Attention, AttentionMessage: v.AttentionMessage}
+	out := verdictJSON{Verdict: v.Verdict, CaseID: v.CaseID, State: v.State, ParkedState: v.ParkedState, Code: v.Code, Reason: v.Reason,
+		DeadLetterID: v.DeadLetterID, Attention: v.Attention, AttentionMessage: v.AttentionMessage}
 	if out.Verdict == verdictPending {
 		out.Next = fmt.Sprintf("the worker has not decided it yet (is it running?); follow it with: refundctl wait --command %s", c.ID)
 		if out.Reason != "" { // why it could not be read: the worker is not in question
@@ -90,7 +91,7 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 	if v.Verdict == casestore.VerdictApplied && v.State == string(refundflow.StateNeedsAttention) {
 		// Stopped (a modification too, stopped again at once): following
 		// it would wait for the operator.
-		return stoppedNextStep(v.Attention, v.CaseID, string(c.Platform), "")
+		return stoppedNextStep(v.Attention, v.CaseID, string(c.Platform), v.ParkedState)
 	}
 	if c.Kind == refundflow.InputModify {
 		if next := modifyNextStep(v, caseRef); next != "" {

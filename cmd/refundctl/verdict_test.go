@@ -192,8 +192,14 @@ func TestVerdictOnceTheCaseSettles(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := describeSettled(ctx, st, refundflow.InputRequestRefund, o, first, time.Now().Add(5*time.Second))
-	if v.State != "needs_attention" || v.Attention != "reason_not_offered" {
-		t.Errorf("verdict of a case that stopped after it = %+v; want needs_attention (reason_not_offered)", v)
+	if v.State != "needs_attention" || v.Attention != "reason_not_offered" || v.ParkedState != "rendering" {
+		t.Errorf("verdict of a case that stopped after it = %+v; want needs_attention (reason_not_offered) at rendering", v)
+	}
+	// What to do is for a request stopped at rendering: not how to modify
+	// again (the advice for a modification stopped at modify_rendering).
+	req := refundflow.Command{ID: "cmd-rests-1", Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao}
+	if next := toVerdictJSON(req, v).Next; !strings.Contains(next, "re-request with a reason the form offers") || strings.Contains(next, "modify") {
+		t.Errorf("what to do after a request stopped at rendering = %q; want the re-request, not a modification", next)
 	}
 	// A case that never rests: as it is at the deadline.
 	if err := st.Update(ctx, func(tx *casestore.Tx) error {

@@ -49,7 +49,7 @@ func TestWait(t *testing.T) {
 	// Case 2 is a 1688 case: the advice is 1688's, its commands name the
 	// case (it said "refundctl modify CASE", which 1688 refuses).
 	todo := "to do: " + runbookAdvice("seller_refused", 2, "1688", "waiting_seller")
-	if strings.Contains(todo, "refundctl modify") || !strings.Contains(todo, "1688 (waitbuyermodify) has no modification") ||
+	if strings.Contains(todo, "refundctl modify") || !strings.Contains(todo, "1688: no modification (waitbuyermodify; modify is refused)") ||
 		!strings.Contains(todo, "refundctl resolve 2 --close") {
 		t.Fatalf("the advice for 1688 case 2 = %q; want 1688's way, naming the case", todo)
 	}

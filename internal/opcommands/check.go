@@ -105,10 +105,13 @@ func ApplyTarget(k casestore.Case, c *refundflow.Command) error {
 // read. refundctl prints it and the console's API answers it, so both say
 // the same.
 type Verdict struct {
-	Verdict      string `json:"verdict"` // applied, rejected or pending
-	CaseID       int64  `json:"caseId,omitempty"`
-	State        string `json:"state,omitempty"` // the case's state when the verdict was read
-	Code         string `json:"code,omitempty"`  // the decision's code or the dead-letter reason
+	Verdict string `json:"verdict"` // applied, rejected or pending
+	CaseID  int64  `json:"caseId,omitempty"`
+	State   string `json:"state,omitempty"` // the case's state when the verdict was read
+	// ParkedState is where the case stopped, when State is
+	// needs_attention: what to do depends on it (runbook.Tailor).
+	ParkedState  string `json:"parkedState,omitempty"`
+	Code         string `json:"code,omitempty"` // the decision's code or the dead-letter reason
 	Reason       string `json:"reason,omitempty"`
 	DeadLetterID int64  `json:"deadLetterId,omitempty"`
 	// Attention and AttentionMessage are the case's attention reason and
@@ -166,7 +169,7 @@ func Describe(ctx context.Context, st *casestore.Store, o casestore.CommandOutco
 		k, err := st.GetCase(ctx, o.CaseID)
 		switch {
 		case err == nil:
-			v.State, v.Attention, v.AttentionMessage = k.State, k.AttentionCode, k.AttentionMessage
+			v.State, v.ParkedState, v.Attention, v.AttentionMessage = k.State, k.ParkedState, k.AttentionCode, k.AttentionMessage
 		case errors.Is(err, casestore.ErrNotFound):
 			v.CaseID = 0
 		default:

@@ -126,7 +126,7 @@ func TestDecisionTexts(t *testing.T) {
 	if tb.Message != "seller refused: 用过了" || ab.Message != "seller rejected: 已使用" {
 		t.Errorf("refusal texts %q, %q; want the seller's words alone", tb.Message, ab.Message)
 	}
-	if do := runbook.Embedded().Reasons[AttnSellerRefused].Do; !strings.Contains(do, "refundctl modify") || !strings.Contains(do, "1688 (waitbuyermodify) has no modification") {
+	if do := runbook.Embedded().Reasons[AttnSellerRefused].Do; !strings.Contains(do, "refundctl modify") || !strings.Contains(do, "1688: no modification (waitbuyermodify; modify is refused)") {
 		t.Errorf("the runbook's advice for %s = %q; want each platform's way on", AttnSellerRefused, do)
 	}
 	tv.RefuseReason = " "

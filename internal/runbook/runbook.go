@@ -99,17 +99,19 @@ func ForCase(advice string, id int64) string {
 }
 
 // sentenceEnd is where one of the runbook's sentences ends and the next
-// begins: a full stop, a space, and a letter, digit or code mark (a
-// sentence may open with a command: "refundctl resolve …"). The runbook
-// writes no abbreviations with a full stop.
-var sentenceEnd = regexp.MustCompile("\\. ([A-Za-z0-9`])")
+// begins, in its plain text (Plain): a full stop, a space, and a letter
+// or digit (a sentence may open with a command: "refundctl resolve …").
+// The runbook writes no abbreviations with a full stop
+// (TestRunbookWritesNoAbbreviations).
+var sentenceEnd = regexp.MustCompile(`\. ([A-Za-z0-9])`)
 
 // Tailor is advice the runbook writes for every case of an attention
 // code, left with the sentences that apply to a case on platform (taobao
 // or 1688; "" for any) stopped at parked ("" when not known): a sentence
 // that opens with "Taobao:" is for Taobao alone, one that opens with
-// "1688" for 1688 alone, one that opens with "Stopped at STATE" for a case
-// stopped there. What it cannot place stays.
+// "1688:" for 1688 alone, one that opens with "Stopped at STATE" for a case
+// stopped there (the runbook's introduction says so to its writers). What
+// it cannot place stays.
 func Tailor(advice, platform, parked string) string {
 	idx := sentenceEnd.FindAllStringSubmatchIndex(advice, -1)
 	var kept []string
@@ -117,10 +119,10 @@ func Tailor(advice, platform, parked string) string {
 	keep := func(s string) {
 		switch {
 		case platform == "1688" && strings.HasPrefix(s, "Taobao:"),
-			platform == "taobao" && strings.HasPrefix(s, "1688"):
+			platform == "taobao" && strings.HasPrefix(s, "1688:"):
 			return
 		case parked != "" && strings.HasPrefix(s, "Stopped at "):
-			if at := strings.Fields(strings.TrimPrefix(s, "Stopped at "))[0]; strings.Trim(at, "`:,") != parked {
+			if at := strings.Fields(strings.TrimPrefix(s, "Stopped at ")); len(at) > 0 && strings.Trim(at[0], ":,") != parked {
 				return
 			}
 		}

@@ -101,7 +101,7 @@ func TestTailor(t *testing.T) {
 	if !strings.Contains(tb, "refundctl modify CASE") || strings.Contains(tb, "1688") || !strings.HasPrefix(tb, "wait: a seller may still agree") {
 		t.Errorf("seller_refused for Taobao = %q; want the wait and Taobao's ways, not 1688's", tb)
 	}
-	if strings.Contains(ab, "modify CASE") || !strings.Contains(ab, "1688 (waitbuyermodify) has no modification") {
+	if strings.Contains(ab, "modify CASE") || !strings.Contains(ab, "1688: no modification (waitbuyermodify; modify is refused)") {
 		t.Errorf("seller_refused for 1688 = %q; want 1688's way, not Taobao's", ab)
 	}
 	offered := b.Reasons["reason_not_offered"].Do
@@ -116,6 +116,9 @@ func TestTailor(t *testing.T) {
 	}
 	if got := Tailor("Taobao: only this.", "1688", ""); got != "Taobao: only this." {
 		t.Errorf("Tailor leaving nothing = %q; want the advice whole", got)
+	}
+	if got := Tailor("do this. 1688 and Taobao both take it. Stopped at", "taobao", "rendering"); got != "do this. 1688 and Taobao both take it. Stopped at" {
+		t.Errorf("Tailor of sentences it cannot place = %q; want them kept", got)
 	}
 }
 
