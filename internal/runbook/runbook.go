@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/refundhub/refundhub"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // Row is one row of the runbook's States or Attention reasons table, as
@@ -106,20 +107,20 @@ func ForCase(advice string, id int64) string {
 var sentenceEnd = regexp.MustCompile(`\. ([A-Za-z0-9])`)
 
 // Tailor is advice the runbook writes for every case of an attention
-// code, left with the sentences that apply to a case on platform (taobao
-// or 1688; "" for any) stopped at parked ("" when not known): a sentence
+// code, left with the sentences that apply to a case on platform plat
+// (platform.Taobao or platform.Alibaba1688; "" for any) stopped at parked ("" when not known): a sentence
 // that opens with "Taobao:" is for Taobao alone, one that opens with
 // "1688:" for 1688 alone, one that opens with "Stopped at STATE" for a case
 // stopped there (the runbook's introduction says so to its writers). What
 // it cannot place stays.
-func Tailor(advice, platform, parked string) string {
+func Tailor(advice, plat, parked string) string {
 	idx := sentenceEnd.FindAllStringSubmatchIndex(advice, -1)
 	var kept []string
 	start := 0
 	keep := func(s string) {
 		switch {
-		case platform == "1688" && strings.HasPrefix(s, "Taobao:"),
-			platform == "taobao" && strings.HasPrefix(s, "1688:"):
+		case plat == string(platform.Alibaba1688) && strings.HasPrefix(s, "Taobao:"),
+			plat == string(platform.Taobao) && strings.HasPrefix(s, "1688:"):
 			return
 		case parked != "" && strings.HasPrefix(s, "Stopped at "):
 			if at := strings.Fields(strings.TrimPrefix(s, "Stopped at ")); len(at) > 0 && strings.Trim(at[0], ":,") != parked {
