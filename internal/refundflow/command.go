@@ -67,13 +67,17 @@ func (c Command) Validate() error {
 	}
 	if c.CaseID == 0 {
 		switch c.Platform {
+		// A missing id is said here, a malformed one below: one fault, one
+		// message.
 		case PlatformTaobao:
-			if !digits.MatchString(c.SubOrderID) {
+			if c.SubOrderID == "" {
 				errs = append(errs, errors.New("subOrderId: required for Taobao, digits only"))
 			}
 		case Platform1688:
-			if _, err := strconv.ParseInt(c.OrderID, 10, 64); err != nil || !digits.MatchString(c.OrderID) || strings.HasPrefix(c.OrderID, "0") {
+			if c.OrderID == "" {
 				errs = append(errs, errors.New("orderId: required for 1688, a positive integer"))
+			} else if _, err := strconv.ParseInt(c.OrderID, 10, 64); digits.MatchString(c.OrderID) && (err != nil || strings.HasPrefix(c.OrderID, "0")) {
+				errs = append(errs, errors.New("orderId: a positive integer for 1688 (no leading zero, at most 19 digits)"))
 			}
 		}
 	}

@@ -84,3 +84,33 @@ func TestOrderKey(t *testing.T) {
 		}
 	}
 }
+
+// TestABadIDIsReportedOnce: a Taobao sub-order or a 1688 order that is not
+// digits broke two rules, the platform's "required, digits only" and the
+// general "digits only"; an operator's batch report printed both for one
+// cell ("sub-order: required for Taobao, digits only; sub-order: digits
+// only"). One fault is one message.
+func TestABadIDIsReportedOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		c     Command
+		field string
+	}{
+		{"taobao sub-order", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: PlatformTaobao, SubOrderID: "abc"}, "subOrderId"},
+		{"1688 order", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "abc"}, "orderId"},
+		{"taobao order", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: PlatformTaobao, OrderID: "abc", SubOrderID: "1"}, "orderId"},
+		{"1688 order with a leading zero", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "0123"}, "orderId"},
+		{"1688 order past int64", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "99999999999999999999"}, "orderId"},
+		{"1688 order of 25 digits", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: strings.Repeat("9", 25)}, "orderId"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.c.Validate()
+			if err == nil {
+				t.Fatal("Validate accepted a non-digit id")
+			}
+			if n := strings.Count(err.Error(), tc.field+":"); n != 1 {
+				t.Errorf("Validate names %s %d times: %q; want once", tc.field, n, err)
+			}
+		})
+	}
+}
