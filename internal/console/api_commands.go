@@ -16,7 +16,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
@@ -123,23 +122,16 @@ func (s *Server) answerCommand(c echo.Context, id string, cmd *refundflow.Comman
 var commandIDSyntax = regexp.MustCompile(`^[A-Za-z0-9_.:-]{8,64}$`)
 
 // handleAPICommandVerdict is GET /api/v1/commands/{id}: the worker's
-// verdict on a command, 200, or 202 with verdict pending while there is
-// none (also for an id never published: the console cannot tell the two
-// apart once a command has left its hands).
+// verdict on a command (opcommands.Lookup: applied on the case a request
+// opened, once the verdict itself is pruned), 200, or 202 with verdict
+// pending while there is none (also for an id never published: the
+// console cannot tell the two apart once a command has left its hands).
 func (s *Server) handleAPICommandVerdict(c echo.Context) error {
 	id := c.Param("id")
 	if !commandIDSyntax.MatchString(id) {
 		return invalidArg("id: 8 to 64 characters of A-Z a-z 0-9 _ . : -")
 	}
-	ctx := c.Request().Context()
-	var v opcommands.Verdict
-	o, err := s.store.CommandOutcome(ctx, id)
-	switch {
-	case err == nil:
-		v, err = opcommands.Describe(ctx, s.store, o)
-	case errors.Is(err, casestore.ErrNotFound):
-		v, err = opcommands.Pending(ctx, s.store, id) // kept by the worker for its case: where
-	}
+	v, err := opcommands.Lookup(c.Request().Context(), s.store, id)
 	if err != nil {
 		return err
 	}

@@ -282,3 +282,26 @@ func TestACommandNotStoredSaysWhy(t *testing.T) {
 		t.Errorf("POST refused by the stream = %d %s; want 503 naming JetStream's reason", r.status, r.body)
 	}
 }
+
+// TestAVerdictPrunedWithTheInboxIsTheCaseItOpened: the worker prunes its
+// verdicts with the inbox (WORKER_INBOX_RETENTION), but the case a request
+// opened keeps the request's id. GET /api/v1/commands/{id} answered
+// "pending: the worker has not decided it yet" for such a request, filed
+// months ago; a script (or refundctl's batch through the console) would
+// then wait for a verdict that never comes, or file the row again. It is
+// applied, on the case it opened, with that case's state.
+func TestAVerdictPrunedWithTheInboxIsTheCaseItOpened(t *testing.T) {
+	ts := newTestServer(t, seedCase{order: "200", sub: "201", state: string(refundflow.StateNeedsAttention),
+		attention: refundflow.AttnSellerRefused, parked: string(refundflow.StateWaitingSeller), refund: "R201"})
+	opened := ts.cases[0]
+	p := ts.do("GET", "/api/v1/commands/"+opened.OpenedBy, operatorToken, nil)
+	v := decodeAnswer(t, p).Verdict
+	if p.status != http.StatusOK || v.Verdict != casestore.VerdictApplied || v.CaseID != opened.ID || v.State != opened.State ||
+		v.ParkedState != string(refundflow.StateWaitingSeller) || v.Attention != refundflow.AttnSellerRefused {
+		t.Errorf("GET the verdict of %s, which opened case %d and whose outcome was pruned = %d %s; want 200 applied on case %d, "+
+			"needs_attention (seller_refused) stopped at waiting_seller", opened.OpenedBy, opened.ID, p.status, p.body, opened.ID)
+	}
+	if p := ts.do("GET", "/api/v1/commands/never-published-1", operatorToken, nil); p.status != http.StatusAccepted {
+		t.Errorf("GET an unknown command = %d %s; want 202 pending", p.status, p.body)
+	}
+}

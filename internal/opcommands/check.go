@@ -179,6 +179,31 @@ func Describe(ctx context.Context, st *casestore.Store, o casestore.CommandOutco
 	return v, nil
 }
 
+// Lookup is the worker's verdict on command id as the store knows it: the
+// outcome it recorded (Describe); once that is pruned with the inbox
+// (WORKER_INBOX_RETENTION), applied on the case the command opened, which
+// keeps its id for good; else pending (Pending). Whoever asks after a
+// command by id (the console's API, a batch run again) asks here, so that
+// a request filed months ago is not taken for one still undecided.
+func Lookup(ctx context.Context, st *casestore.Store, id string) (Verdict, error) {
+	o, err := st.CommandOutcome(ctx, id)
+	if err == nil {
+		return Describe(ctx, st, o)
+	}
+	if !errors.Is(err, casestore.ErrNotFound) {
+		return Verdict{}, err
+	}
+	k, err := st.CaseOpenedBy(ctx, id)
+	switch {
+	case err == nil:
+		return Verdict{Verdict: casestore.VerdictApplied, CaseID: k.ID, State: k.State, ParkedState: k.ParkedState,
+			Attention: k.AttentionCode, AttentionMessage: k.AttentionMessage}, nil
+	case !errors.Is(err, casestore.ErrNotFound):
+		return Verdict{}, err
+	}
+	return Pending(ctx, st, id)
+}
+
 // Stored returns the command JetStream holds under ack: for a duplicate
 // ack, the one first published with that id, so a caller can tell a
 // retry of the same command from a different command reusing its id.
