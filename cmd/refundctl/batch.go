@@ -16,7 +16,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -254,14 +253,14 @@ func (a *app) requestBatch(cmd *cobra.Command, o batchOptions, vo verdictOptions
 		return b.finish(nothingSentErr(sum, "no valid row"))
 	}
 	ctx := cmd.Context()
-	// The store is read even with --no-wait: it says which rows an earlier
-	// run filed, so that they are not sent again.
-	st, err := a.openStore(ctx)
+	// The store (or the console) is read even with --no-wait: it says
+	// which rows an earlier run filed, so that they are not sent again.
+	send, err := a.batchSender(ctx)
 	if err != nil {
-		return fmt.Errorf("%w (a batch reads it to skip rows already filed, and for the verdicts); nothing sent", err)
+		return fmt.Errorf("%w; nothing sent", err)
 	}
-	defer st.Close()
-	b.st = st
+	defer send.close()
+	b.send = send
 	if err := b.skipFiled(ctx); err != nil {
 		return fmt.Errorf("%w; nothing sent", err)
 	}
@@ -292,7 +291,7 @@ func nothingSentErr(sum batchSummary, why string) error {
 // batch is one run of request --file.
 type batch struct {
 	a    *app
-	st   *casestore.Store
+	send batchSender
 	out  batchJSON
 	wait time.Duration
 	bar  *progressbar.ProgressBar

@@ -11,7 +11,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
@@ -38,26 +37,13 @@ func (b *batch) skipFiled(ctx context.Context) error {
 				continue
 			}
 		}
-		o, err := b.st.CommandOutcome(ctx, r.ID)
-		if err == nil {
-			v, err := b.a.describeVerdict(ctx, b.st, r.command, o)
-			if err != nil {
-				return err
-			}
-			r.Status, r.Verdict = rowAlreadyFiled, &v
-			continue
-		}
-		if !errors.Is(err, casestore.ErrNotFound) {
+		v, err := b.send.filed(ctx, r.ID)
+		if err != nil {
 			return err
 		}
-		c, err := b.st.CaseOpenedBy(ctx, r.ID)
-		if err == nil {
-			v := verdictJSON{Verdict: casestore.VerdictApplied, CaseID: c.ID, State: c.State}
-			r.Status, r.Verdict = rowAlreadyFiled, &v
-			continue
-		}
-		if !errors.Is(err, casestore.ErrNotFound) {
-			return err
+		if v.Verdict != opcommands.VerdictPending {
+			vj := toVerdictJSON(r.command, v)
+			r.Status, r.Verdict = rowAlreadyFiled, &vj
 		}
 	}
 	return nil
@@ -68,7 +54,7 @@ func (b *batch) skipFiled(ctx context.Context) error {
 // be "already filed" and the edit silently dropped. A derived id cannot
 // disagree: it is the content.
 func (b *batch) checkOwnID(ctx context.Context, r *batchRowJSON) error {
-	c, err := b.st.CaseOpenedBy(ctx, r.ID)
+	c, err := b.send.openedCase(ctx, r.ID)
 	if errors.Is(err, casestore.ErrNotFound) {
 		return nil
 	}
@@ -103,11 +89,9 @@ func (b *batch) publish(ctx context.Context) error {
 	if len(todo) == 0 {
 		return nil
 	}
-	nc, js, err := b.a.connect()
-	if err != nil {
+	if err := b.send.ready(); err != nil {
 		return fmt.Errorf("%w; nothing sent", err)
 	}
-	defer nc.Close()
 	b.startBar(len(todo), "filing")
 	var failed error
 	for _, r := range todo {
@@ -115,7 +99,7 @@ func (b *batch) publish(ctx context.Context) error {
 			r.Status = rowNotSent
 			continue
 		}
-		if failed = b.publishRow(ctx, js, r); failed != nil {
+		if failed = b.publishRow(ctx, r); failed != nil {
 			r.Status, r.Error = rowFailed, errorLine(failed)
 		}
 		b.step()
@@ -124,13 +108,13 @@ func (b *batch) publish(ctx context.Context) error {
 	return nil
 }
 
-func (b *batch) publishRow(ctx context.Context, js jetstream.JetStream, r *batchRowJSON) error {
-	res, err := b.a.publishOn(ctx, js, r.command)
+func (b *batch) publishRow(ctx context.Context, r *batchRowJSON) error {
+	dup, err := b.send.file(ctx, r.command)
 	if err != nil {
 		return err
 	}
-	r.Status, r.Duplicate = rowFiled, res.Duplicate
-	if res.Duplicate {
+	r.Status, r.Duplicate = rowFiled, dup
+	if dup {
 		r.Status = rowAlreadyFiled // published by an earlier run, its verdict not in yet
 	}
 	return nil
@@ -155,15 +139,18 @@ func (b *batch) awaitVerdicts(ctx context.Context) error {
 	defer tick.Stop()
 	b.startBar(len(pending), "verdicts")
 	defer b.endBar()
-	unread := false // the database did not answer the last poll
+	unread := "" // why the last poll could not read the verdicts
 	for {
 		var err error
 		pending, err = b.pollVerdicts(ctx, pending)
-		// The rows are published: the database going away leaves their
-		// verdicts pending, never an error that reads as a batch to send
-		// again (pollVerdicts keeps every row not read).
-		if unread = casestore.Unavailable(err); err != nil && !unread {
-			return err
+		// The rows are published: the database (or the console) going
+		// away leaves their verdicts pending, never an error that reads
+		// as a batch to send again (pollVerdicts keeps every row not
+		// read).
+		if unread = ""; err != nil {
+			if unread = b.send.unread(err); unread == "" {
+				return err
+			}
 		}
 		if len(pending) == 0 {
 			return nil
@@ -176,8 +163,8 @@ func (b *batch) awaitVerdicts(ctx context.Context) error {
 			for _, r := range pending {
 				r.Verdict = &verdictJSON{Verdict: verdictPending,
 					Next: "the worker has not decided it yet (is it running?); follow it with: refundctl wait --command " + r.ID}
-				if unread {
-					r.Verdict.Reason, r.Verdict.Next = opcommands.ReasonUnread, "follow it with: refundctl wait --command "+r.ID
+				if unread != "" {
+					r.Verdict.Reason, r.Verdict.Next = unread, "follow it with: refundctl wait --command "+r.ID
 				}
 			}
 			return nil
@@ -191,26 +178,27 @@ func (b *batch) awaitVerdicts(ctx context.Context) error {
 func (b *batch) pollVerdicts(ctx context.Context, pending []*batchRowJSON) ([]*batchRowJSON, error) {
 	var still []*batchRowJSON
 	for i, r := range pending {
-		o, err := b.st.CommandOutcome(ctx, r.ID)
-		if err == nil {
-			var v verdictJSON
-			if v, err = b.a.describeVerdict(ctx, b.st, r.command, o); err == nil {
-				if v.Verdict == casestore.VerdictRejected && v.Code == refundflow.CodeDuplicate {
-					r.Status = rowAlreadyFiled // the same request is on its case already
-				}
-				r.Verdict = &v
-				b.step()
-				continue
-			}
-		}
-		if casestore.Unavailable(err) {
+		v, decided, err := b.send.verdict(ctx, r.ID)
+		switch {
+		case ctx.Err() != nil:
+			// The wait is over (or the run stopped): this row and the
+			// rest are pending, whatever the read in flight said.
+			return append(still, pending[i:]...), nil
+		case err != nil && b.send.unread(err) != "":
 			// This row and the rest stay pending; the next poll asks again.
 			return append(still, pending[i:]...), err
-		}
-		if !errors.Is(err, casestore.ErrNotFound) && ctx.Err() == nil {
+		case err != nil:
 			return nil, err
+		case !decided:
+			still = append(still, r)
+			continue
 		}
-		still = append(still, r)
+		vj := toVerdictJSON(r.command, v)
+		if vj.Verdict == casestore.VerdictRejected && vj.Code == refundflow.CodeDuplicate {
+			r.Status = rowAlreadyFiled // the same request is on its case already
+		}
+		r.Verdict = &vj
+		b.step()
 	}
 	return still, nil
 }

@@ -58,15 +58,29 @@ func batchFile(t *testing.T) (string, map[int]string) {
 // a third after the verdicts were pruned (days later, past JetStream's
 // duplicate window), publish nothing and report every row already filed
 // with its verdict; list --export csv read back as a batch files nothing
-// either.
+// either. All of it on the host and through the console (REFUNDHUB_URL:
+// an operator's laptop, which said "not available through the console").
 func TestBatchFilesOnceAgainstStack(t *testing.T) {
+	for _, way := range []string{"on the host", "through the console"} {
+		t.Run(way, func(t *testing.T) {
+			e := newEnv(t)
+			startStack(e)
+			run := e.run
+			if way == "through the console" {
+				url := startConsole(e)
+				run = func(args ...string) result { return e.remoteRun(url, consoleOperatorToken, args...) }
+			}
+			batchFilesOnce(t, e, run)
+		})
+	}
+}
+
+func batchFilesOnce(t *testing.T, e *env, run func(args ...string) result) {
 	start := time.Now()
-	e := newEnv(t)
-	startStack(e)
 	path, bad := batchFile(t)
 	commands := e.capture(events.SubjectCommands + ".>")
 
-	r := e.run("request", "--file", path, "--wait", "60s")
+	r := run("request", "--file", path, "--wait", "60s")
 	if r.code() != exitInvalidRows {
 		t.Fatalf("first run: exit %d (%s); want %d\n%s", r.code(), r.line(), exitInvalidRows, r.stdout)
 	}
@@ -101,7 +115,7 @@ func TestBatchFilesOnceAgainstStack(t *testing.T) {
 	again := func(name string) {
 		t.Helper()
 		before := len(commands.all())
-		r := e.run("request", "--file", path, "--wait", "60s")
+		r := run("request", "--file", path, "--wait", "60s")
 		if r.code() != exitInvalidRows {
 			t.Fatalf("%s: exit %d (%s); want %d\n%s", name, r.code(), r.line(), exitInvalidRows, r.stdout)
 		}
@@ -134,7 +148,7 @@ func TestBatchFilesOnceAgainstStack(t *testing.T) {
 	again("run after the verdicts were pruned")
 
 	// The export, read back as a batch, is the same commands: nothing new.
-	exp := e.mustRun("list", "--export", "csv", "--limit", "1000").stdout
+	exp := mustRunWith(t, run, "list", "--export", "csv", "--limit", "1000").stdout
 	expPath := filepath.Join(t.TempDir(), "export.csv")
 	if err := os.WriteFile(expPath, []byte(exp), 0o600); err != nil {
 		t.Fatal(err)
@@ -159,7 +173,7 @@ func TestBatchFilesOnceAgainstStack(t *testing.T) {
 		t.Errorf("the export holds %d escaped formulas; want the 23 rows filed with one", escaped)
 	}
 	before := len(commands.all())
-	r = e.run("request", "--file", expPath, "--no-wait")
+	r = run("request", "--file", expPath, "--no-wait")
 	if r.err != nil || !strings.Contains(r.stdout, "197 rows: 0 filed, 197 already filed, 0 invalid") {
 		t.Errorf("the export as a batch: exit %d (%s); want 197 already filed:\n%s", r.code(), r.line(), tail(r.stdout))
 	}
@@ -169,7 +183,7 @@ func TestBatchFilesOnceAgainstStack(t *testing.T) {
 	// An exported row edited without clearing its id is not "already
 	// filed": its id opened a case with another request.
 	edited := strings.Replace(exp, "not shipped, in time", "not shipped, and late", 1)
-	r = e.run("request", "--file", writeTemp(t, "edited.csv", edited), "--no-wait")
+	r = run("request", "--file", writeTemp(t, "edited.csv", edited), "--no-wait")
 	if r.code() != exitInvalidRows || !strings.Contains(r.stdout, "with another request (as list --export shows it): clear the id") ||
 		!strings.Contains(r.stdout, "197 rows: 0 filed, 196 already filed, 1 invalid") {
 		t.Errorf("an edited export row keeping its id: exit %d (%s); want it invalid:\n%s", r.code(), r.line(), tail(r.stdout))
@@ -181,12 +195,12 @@ func TestBatchFilesOnceAgainstStack(t *testing.T) {
 	// A row whose request is already on its open case (filed by a single
 	// request, under another id) is already filed, not a failure; a row
 	// asking something else of an open case is rejected (exit 4).
-	e.mustRun("request", "--platform", "1688", "--order", "3305075349000000001", "--type", "return", "--goods-status",
+	mustRunWith(t, run, "request", "--platform", "1688", "--order", "3305075349000000001", "--type", "return", "--goods-status",
 		"aftersaleBuyerReceived", "--reason", "七天无理由退货", "--amount", "9500", "--description", "no longer needed")
 	more := writeTemp(t, "more.csv", "platform,order,type,goods-status,reason,amount,description\n"+
 		"1688,3305075349000000001,return,aftersaleBuyerReceived,七天无理由退货,9500,no longer needed\n"+
 		"1688,3305075341000000005,return,aftersaleBuyerReceived,七天无理由退货,9500,changed my mind\n")
-	r = e.run("request", "--file", more, "--wait", "60s")
+	r = run("request", "--file", more, "--wait", "60s")
 	if r.code() != exitRefused {
 		t.Errorf("duplicate and conflicting rows: exit %d (%s); want %d\n%s", r.code(), r.line(), exitRefused, r.stdout)
 	}
@@ -200,6 +214,16 @@ func TestBatchFilesOnceAgainstStack(t *testing.T) {
 		}
 	}
 	t.Logf("whole test: %s", time.Since(start))
+}
+
+// mustRunWith is run's result, failing the test on an error.
+func mustRunWith(t *testing.T, run func(args ...string) result, args ...string) result {
+	t.Helper()
+	r := run(args...)
+	if r.err != nil {
+		t.Fatalf("refundctl %s: exit %d: %s", strings.Join(args, " "), r.code(), r.line())
+	}
+	return r
 }
 
 // checkBatchOutput checks a batch's output: one line per row (the bad

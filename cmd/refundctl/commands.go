@@ -365,9 +365,6 @@ func (a *app) requestCommand() *cobra.Command {
 	f.Int64SliceVar(&r.OrderEntryIDs, "order-entry", nil, "1688 sub-order ids concerned (repeatable)")
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
 		if bo.file != "" {
-			if a.cfg.ConsoleURL != "" {
-				return usagef("request --file is not available through the console (REFUNDHUB_URL is set): run it on the host, with REFUNDHUB_URL unset")
-			}
 			return a.requestBatch(cmd, bo, vo)
 		}
 		if err := bo.withoutFile(cmd); err != nil {

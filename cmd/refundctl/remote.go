@@ -379,9 +379,8 @@ func (r *remote) lookupCase(ctx context.Context, sel caseSelector, id int64) (ca
 // command id) or the one its verdict leads to (verdictCase); a rejection
 // is a refusal.
 func (r *remote) commandCase(ctx context.Context, id string) (casestore.Case, error) {
-	q := url.Values{"limit": {strconv.Itoa(casestore.MaxListLimit)}, "q": {id}}
-	opened, err := r.newest(ctx, q, func(c casestore.Case) bool { return c.OpenedBy == id })
-	if err != nil || opened.ID > 0 {
+	opened, err := r.openedCase(ctx, id)
+	if !errors.Is(err, casestore.ErrNotFound) {
 		return opened, err
 	}
 	var ans commandAnswer

@@ -220,6 +220,8 @@ func TestRemoteMode(t *testing.T) {
 
 	// Refusals.
 	n := e.streamCount(events.DefaultCommandStreamName)
+	batch := writeTemp(t, "one.csv", "platform,order,type,goods-status,reason,amount,description\n"+
+		"1688,3305075341149134279,return,aftersaleBuyerReceived,七天无理由退货,9500,no longer needed\n")
 	for _, tc := range []struct {
 		token string
 		code  int
@@ -234,8 +236,8 @@ func TestRemoteMode(t *testing.T) {
 		{"wrong-token", 1, "console: unauthorized (401)", []string{"list"}},
 		{"", 2, "REFUNDHUB_TOKEN is not set", []string{"list"}},
 		{consoleOperatorToken, 2, "doctor is not available through the console", []string{"doctor"}},
-		{consoleOperatorToken, 2, "request --file is not available through the console", []string{"request", "--file", "x.csv"}},
 		{consoleOperatorToken, 1, "case 99 not found", []string{"show", "99"}},
+		{consoleViewerToken, 1, "publishing failed at line 2", []string{"request", "--file", batch}},
 	} {
 		r := e.remoteRun(url, tc.token, tc.args...)
 		if r.code() != tc.code || !strings.Contains(r.line(), tc.want) {
@@ -244,6 +246,16 @@ func TestRemoteMode(t *testing.T) {
 	}
 	if got := e.streamCount(events.DefaultCommandStreamName); got != n {
 		t.Errorf("COMMANDS holds %d commands after refused ones; want %d", got, n)
+	}
+	// A viewer's batch says why on its row; a console that does not
+	// answer sends nothing.
+	if r := e.remoteRun(url, consoleViewerToken, "request", "--file", batch); !strings.Contains(r.stdout,
+		"line 2: batch-") || !strings.Contains(r.stdout, "failed: console: forbidden (403): acting on cases needs the operator role") {
+		t.Errorf("a viewer's batch through the console printed %q; want its row failed, forbidden", r.stdout)
+	}
+	if r := e.remoteRun("http://127.0.0.1:1", consoleOperatorToken, "request", "--file", batch); r.code() != 1 ||
+		!strings.Contains(r.line(), "console at http://127.0.0.1:1") || !strings.HasSuffix(r.line(), "; nothing sent") {
+		t.Errorf("a batch through a console that does not answer = exit %d %q; want exit 1, naming it, nothing sent", r.code(), r.line())
 	}
 
 	// The same --id for a different command: refused, nothing sent.

@@ -1,0 +1,177 @@
+// Where a batch files its rows: the case store and NATS on the host, or
+// the console's API (REFUNDHUB_URL), so that an operator's laptop files a
+// spreadsheet as the host would.
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/opcommands"
+	"github.com/refundhub/refundhub/internal/refundflow"
+)
+
+// batchSender is where a batch reads what an earlier run filed, files its
+// rows and reads their verdicts. The batch is written once against it
+// (batch_send.go) and prints the same either way.
+type batchSender interface {
+	// filed is the worker's verdict on command id as far as it is known
+	// (opcommands.Lookup: the case a request opened outlives its
+	// verdict); pending when it has none.
+	filed(ctx context.Context, id string) (opcommands.Verdict, error)
+	// openedCase is the case command id opened, with the request it was
+	// opened with; casestore.ErrNotFound when there is none.
+	openedCase(ctx context.Context, id string) (casestore.Case, error)
+	// ready is called once before the first row is filed: the host
+	// connects to NATS (a batch whose rows were all filed before needs
+	// none).
+	ready() error
+	// file publishes c; duplicate when it was stored before under its id
+	// (an earlier run's, its verdict not in yet).
+	file(ctx context.Context, c refundflow.Command) (duplicate bool, err error)
+	// verdict reads the verdict of a row just filed; decided is false
+	// while there is none.
+	verdict(ctx context.Context, id string) (v opcommands.Verdict, decided bool, err error)
+	// unread is why a verdict could not be read when err means the case
+	// database (or the console) does not answer, "" for other errors: the
+	// rows are sent and stay pending, never read as rows to send again.
+	unread(err error) string
+	close()
+}
+
+// batchSender opens the sender the configuration names: the console's API
+// when REFUNDHUB_URL is set, else the case store (NATS on first use).
+func (a *app) batchSender(ctx context.Context) (batchSender, error) {
+	if a.cfg.ConsoleURL != "" {
+		return a.newRemote()
+	}
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w (a batch reads it to skip rows already filed, and for the verdicts)", err)
+	}
+	return &directBatch{a: a, st: st}, nil
+}
+
+// directBatch files a batch on the host: the case store and NATS.
+type directBatch struct {
+	a  *app
+	st *casestore.Store
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+func (d *directBatch) filed(ctx context.Context, id string) (opcommands.Verdict, error) {
+	return opcommands.Lookup(ctx, d.st, id)
+}
+
+func (d *directBatch) openedCase(ctx context.Context, id string) (casestore.Case, error) {
+	return d.st.CaseOpenedBy(ctx, id)
+}
+
+func (d *directBatch) ready() error {
+	var err error
+	d.nc, d.js, err = d.a.connect()
+	return err
+}
+
+func (d *directBatch) file(ctx context.Context, c refundflow.Command) (bool, error) {
+	res, err := d.a.publishOn(ctx, d.js, c)
+	return res.Duplicate, err
+}
+
+// verdict reads the outcome alone: it is polled for every pending row
+// until each has one, and a just-filed row has no case of its own yet.
+func (d *directBatch) verdict(ctx context.Context, id string) (opcommands.Verdict, bool, error) {
+	o, err := d.st.CommandOutcome(ctx, id)
+	if errors.Is(err, casestore.ErrNotFound) {
+		return opcommands.Verdict{Verdict: opcommands.VerdictPending}, false, nil
+	}
+	if err != nil {
+		return opcommands.Verdict{}, false, err
+	}
+	v, err := opcommands.Describe(ctx, d.st, o)
+	return v, err == nil, err
+}
+
+func (d *directBatch) unread(err error) string {
+	if casestore.Unavailable(err) {
+		return opcommands.ReasonUnread
+	}
+	return ""
+}
+
+func (d *directBatch) close() {
+	if d.nc != nil {
+		d.nc.Close()
+	}
+	_ = d.st.Close()
+}
+
+// The console's side of a batch: the same answers through /api/v1.
+
+func (r *remote) filed(ctx context.Context, id string) (opcommands.Verdict, error) {
+	var ans commandAnswer
+	_, err := r.do(ctx, http.MethodGet, "/api/v1/commands/"+url.PathEscape(id), nil, &ans)
+	return ans.Verdict, err
+}
+
+// openedCase finds the case id opened through the console's search, which
+// matches a case's opening command id.
+func (r *remote) openedCase(ctx context.Context, id string) (casestore.Case, error) {
+	q := url.Values{"limit": {strconv.Itoa(casestore.MaxListLimit)}, "q": {id}}
+	c, err := r.newest(ctx, q, func(c casestore.Case) bool { return c.OpenedBy == id })
+	if err == nil && c.ID == 0 {
+		return c, casestore.ErrNotFound
+	}
+	return c, err
+}
+
+func (r *remote) ready() error { return nil }
+
+// file POSTs c under its id without waiting for the verdict: the batch
+// awaits them all together. A POST whose answer was lost may have been
+// published (the row's error says so; the file run again sends it under
+// the same id, stored once).
+func (r *remote) file(ctx context.Context, c refundflow.Command) (bool, error) {
+	body, err := commandBody(c)
+	if err != nil {
+		return false, err
+	}
+	var ans commandAnswer
+	if _, err := r.do(ctx, http.MethodPost, "/api/v1/commands?wait=0", body, &ans); err != nil {
+		var ae *apiError
+		var ns *notSentError
+		if errors.As(err, &ae) && ae.Code != "unconfirmed" || errors.As(err, &ns) {
+			return false, err
+		}
+		return false, &unconfirmedError{id: c.ID, err: err}
+	}
+	return ans.Duplicate, nil
+}
+
+func (r *remote) verdict(ctx context.Context, id string) (opcommands.Verdict, bool, error) {
+	v, err := r.filed(ctx, id)
+	return v, err == nil && v.Verdict != opcommands.VerdictPending, err
+}
+
+// unread: the console's case database away (store_unavailable), or the
+// console itself not answering.
+func (r *remote) unread(err error) string {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae) && ae.Code == "store_unavailable":
+		return opcommands.ReasonUnread
+	case errors.As(err, &ae):
+		return ""
+	}
+	return "sent; the console at " + r.base + " does not answer, so its verdict cannot be read: do not send it again, look for it in a moment"
+}
