@@ -77,7 +77,7 @@ func (c Command) Validate() error {
 			if c.OrderID == "" {
 				errs = append(errs, errors.New("orderId: required for 1688, a positive integer"))
 			} else if _, err := strconv.ParseInt(c.OrderID, 10, 64); digits.MatchString(c.OrderID) && (err != nil || strings.HasPrefix(c.OrderID, "0")) {
-				errs = append(errs, errors.New("orderId: a positive integer for 1688 (no leading zero, at most 19 digits)"))
+				errs = append(errs, errors.New("orderId: a positive integer for 1688 (no leading zero, at most 9223372036854775807)"))
 			}
 		}
 	}

@@ -101,6 +101,7 @@ func TestABadIDIsReportedOnce(t *testing.T) {
 		{"taobao order", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: PlatformTaobao, OrderID: "abc", SubOrderID: "1"}, "orderId"},
 		{"1688 order with a leading zero", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "0123"}, "orderId"},
 		{"1688 order past int64", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "99999999999999999999"}, "orderId"},
+		{"1688 order of 19 digits past int64", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "9999999999999999999"}, "orderId"},
 		{"1688 order of 25 digits", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: strings.Repeat("9", 25)}, "orderId"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
