@@ -212,7 +212,7 @@ func awaitVerdict(ctx context.Context, st *casestore.Store, c refundflow.Command
 		case errors.Is(err, opcommands.ErrPending):
 			// Kept by the worker for its case, it says where; a read
 			// that fails leaves it plain pending.
-			if kept, kerr := opcommands.Pending(ctx, st, id); kerr == nil {
+			if kept, kerr := opcommands.PendingFor(ctx, st, c); kerr == nil {
 				return kept, nil
 			}
 			return pending, nil

@@ -113,6 +113,21 @@ func TestCommandVerdicts(t *testing.T) {
 		t.Errorf("a kept command long overdue: exit %d, %q; want exit 5 asking whether the worker runs", overdue.code(), overdue.line())
 	}
 
+	// A command naming a sub-order without a case: the worker tries it
+	// again for a while (the request opening the case may be on its
+	// way), then rejects it. Pending says so (it said "is it running?").
+	noCase := "no case for taobao sub-order 999999999 yet: the worker tries the command again for a while (WORKER_UNKNOWN_CASE_WAIT) " +
+		"in case the request that opens the case is on its way, then rejects it (unknown_case)"
+	if r := e.run("cancel", "--platform", "taobao", "--sub-order", "999999999", "--wait", "300ms"); r.code() != 5 ||
+		!strings.Contains(r.line(), noCase) || strings.Contains(r.line(), "is it running") {
+		t.Errorf("cancel for a sub-order without a case: exit %d, %q; want exit 5 and %q", r.code(), r.line(), noCase)
+	}
+	var pend commandResult
+	decodeJSON(t, e.run("cancel", "--platform", "1688", "--order", "999999999", "--wait", "300ms", "--json").stdout, &pend)
+	if v := pend.Verdict; v == nil || v.Verdict != "pending" || v.Code != opcommands.CodeNoCaseYet || !strings.HasPrefix(v.Reason, "no case for 1688 order 999999999 yet") {
+		t.Errorf("--json cancel for a 1688 order without a case: verdict %+v; want pending, code %s, naming the order", v, opcommands.CodeNoCaseYet)
+	}
+
 	var res commandResult
 	r := e.run("cancel", "--platform", "taobao", "--sub-order", "101", "--id", "cmd-open-1", "--json")
 	decodeJSON(t, r.stdout, &res)
@@ -150,6 +165,12 @@ func TestCommandVerdicts(t *testing.T) {
 	}
 	if r := remote("show", "--command", "cmd-never-1"); r.err == nil || !strings.Contains(r.line(), "no case for command cmd-never-1") {
 		t.Errorf("remote show --command of a command without a verdict: exit %d (%s); want no case yet", r.code(), r.line())
+	}
+	// Waited for longer than the console waits (here 1 s), the pending
+	// verdict keeps what the console said of it.
+	if r := remote("cancel", "--platform", "taobao", "--sub-order", "999999999", "--wait", "1500ms"); r.code() != 5 ||
+		!strings.Contains(r.line(), noCase) {
+		t.Errorf("remote cancel for a sub-order without a case: exit %d, %q; want exit 5 and %q", r.code(), r.line(), noCase)
 	}
 
 	// Without a readable store nothing is sent unless --no-wait.

@@ -231,8 +231,9 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 		case err == nil:
 			out.Verdict = v
 		case errors.Is(err, opcommands.ErrPending):
-			// Kept by the worker for its case, it says where.
-			if kept, kerr := opcommands.Pending(ctx, s.store, cmd.ID); kerr == nil {
+			// Kept by the worker for its case, it says where; no case
+			// for it yet, it says that.
+			if kept, kerr := opcommands.PendingFor(ctx, s.store, cmd); kerr == nil {
 				out.Verdict = kept
 			}
 		default:

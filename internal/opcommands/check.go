@@ -156,6 +156,36 @@ func Pending(ctx context.Context, st *casestore.Store, id string) (Verdict, erro
 	return v, nil
 }
 
+// CodeNoCaseYet is a pending verdict's code for a command naming an order
+// or sub-order that has no case (PendingFor).
+const CodeNoCaseYet = "no_case_yet"
+
+// PendingFor is Pending for command c, which the caller holds: a command
+// that names its order or sub-order (not a case id) where the store has
+// no case is not waiting for a worker that is down. The worker tries it
+// again for a while in case the request that opens the case is on its
+// way, then rejects it as unknown_case; the verdict says so, so that the
+// operator checks the ids rather than the worker.
+func PendingFor(ctx context.Context, st *casestore.Store, c refundflow.Command) (Verdict, error) {
+	v, err := Pending(ctx, st, c.ID)
+	if err != nil || v.Reason != "" || c.CaseID > 0 || c.Kind == refundflow.InputRequestRefund {
+		return v, err
+	}
+	name, sub := fmt.Sprintf("%s order %s", c.Platform, c.OrderID), ""
+	if c.Platform == refundflow.PlatformTaobao {
+		name, sub = fmt.Sprintf("%s sub-order %s", c.Platform, c.SubOrderID), c.SubOrderID
+	}
+	_, err = st.LatestCase(ctx, c.Platform, c.OrderID, sub)
+	switch {
+	case errors.Is(err, casestore.ErrNotFound):
+		v.Code, v.Reason = CodeNoCaseYet, "no case for "+name+" yet: the worker tries the command again for a while (WORKER_UNKNOWN_CASE_WAIT) "+
+			"in case the request that opens the case is on its way, then rejects it (unknown_case); if none is, check the ids"
+	case err != nil:
+		return v, err
+	}
+	return v, nil
+}
+
 // overdue is how long past its time a kept command may wait for the
 // worker's timer (a tick a second, a take-up's own platform read) before
 // its wait is no longer the reason it has no verdict.
@@ -185,6 +215,10 @@ func Describe(ctx context.Context, st *casestore.Store, o casestore.CommandOutco
 // keeps its id for good; else pending (Pending). Whoever asks after a
 // command by id (the console's API, a batch run again) asks here, so that
 // a request filed months ago is not taken for one still undecided.
+//
+// A case still in its first state (requested) is not evidence: the worker
+// creates it before it decides the request, whose outcome (applied, or a
+// dead letter) is recorded with the decision that moves the case on.
 func Lookup(ctx context.Context, st *casestore.Store, id string) (Verdict, error) {
 	o, err := st.CommandOutcome(ctx, id)
 	if err == nil {
@@ -195,10 +229,10 @@ func Lookup(ctx context.Context, st *casestore.Store, id string) (Verdict, error
 	}
 	k, err := st.CaseOpenedBy(ctx, id)
 	switch {
-	case err == nil:
+	case err == nil && k.State != string(refundflow.StateRequested):
 		return Verdict{Verdict: casestore.VerdictApplied, CaseID: k.ID, State: k.State, ParkedState: k.ParkedState,
 			Attention: k.AttentionCode, AttentionMessage: k.AttentionMessage}, nil
-	case !errors.Is(err, casestore.ErrNotFound):
+	case err != nil && !errors.Is(err, casestore.ErrNotFound):
 		return Verdict{}, err
 	}
 	return Pending(ctx, st, id)
@@ -223,10 +257,13 @@ func Stored(ctx context.Context, js jetstream.JetStream, ack Ack) (refundflow.Co
 	return c, nil
 }
 
-// Same reports whether a and b are the same command but for when they
-// were issued: a retried request carries the time of its retry.
+// Same reports whether a and b ask the same, whenever and by whomever
+// they were issued: a retried request carries the time of its retry, and
+// a batch run again by another operator (or through the console, which
+// names the token's account) carries the same ids, derived from its rows.
+// The first one stored keeps its operator.
 func Same(a, b refundflow.Command) bool {
-	a.IssuedAt = b.IssuedAt
+	a.IssuedAt, a.Operator = b.IssuedAt, b.Operator
 	ja, err1 := encodeCommand(a)
 	jb, err2 := encodeCommand(b)
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
