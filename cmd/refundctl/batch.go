@@ -260,7 +260,10 @@ func (a *app) requestBatch(cmd *cobra.Command, o batchOptions, vo verdictOptions
 		return fmt.Errorf("%w; nothing sent", err)
 	}
 	defer send.close()
-	b.send = send
+	b.send, b.poll = send, 100*time.Millisecond
+	if a.cfg.ConsoleURL != "" {
+		b.poll = time.Second // one request per pending row each time: the console serves operators too
+	}
 	if err := b.skipFiled(ctx); err != nil {
 		return fmt.Errorf("%w; nothing sent", err)
 	}
@@ -272,6 +275,7 @@ func (a *app) requestBatch(cmd *cobra.Command, o batchOptions, vo verdictOptions
 	}
 	if !vo.noWait {
 		if err := b.awaitVerdicts(ctx); err != nil {
+			b.count() // the rows filed, not the plan
 			_ = b.finish(nil)
 			return fmt.Errorf("reading the verdicts: %w", err)
 		}
@@ -294,5 +298,6 @@ type batch struct {
 	send batchSender
 	out  batchJSON
 	wait time.Duration
+	poll time.Duration // how often the pending verdicts are read
 	bar  *progressbar.ProgressBar
 }

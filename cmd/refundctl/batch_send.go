@@ -135,7 +135,7 @@ func (b *batch) awaitVerdicts(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.wait)
 	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(b.poll)
 	defer tick.Stop()
 	b.startBar(len(pending), "verdicts")
 	defer b.endBar()
@@ -147,10 +147,14 @@ func (b *batch) awaitVerdicts(ctx context.Context) error {
 		// away leaves their verdicts pending, never an error that reads
 		// as a batch to send again (pollVerdicts keeps every row not
 		// read).
-		if unread = ""; err != nil {
-			if unread = b.send.unread(err); unread == "" {
-				return err
-			}
+		var ue *unreadError
+		switch {
+		case errors.As(err, &ue):
+			unread = ue.reason
+		case err != nil:
+			return err
+		case ctx.Err() == nil:
+			unread = "" // read: a poll the wait's end cut short keeps what the last one said
 		}
 		if len(pending) == 0 {
 			return nil
@@ -184,7 +188,7 @@ func (b *batch) pollVerdicts(ctx context.Context, pending []*batchRowJSON) ([]*b
 			// The wait is over (or the run stopped): this row and the
 			// rest are pending, whatever the read in flight said.
 			return append(still, pending[i:]...), nil
-		case err != nil && b.send.unread(err) != "":
+		case errors.As(err, new(*unreadError)):
 			// This row and the rest stay pending; the next poll asks again.
 			return append(still, pending[i:]...), err
 		case err != nil:
@@ -241,7 +245,8 @@ func (b *batch) exitErr() error {
 	s := b.out.Summary
 	switch {
 	case s.Failed > 0:
-		return fmt.Errorf("publishing failed at line %d; %d rows after it not sent: run the file again once it works (filed rows are not sent twice)", b.firstLine(rowFailed), s.NotSent)
+		return fmt.Errorf("publishing failed at line %d (%s); %d rows after it not sent: run the file again once it works (filed rows are not sent twice)",
+			b.firstLine(rowFailed), b.firstError(rowFailed), s.NotSent)
 	case s.Invalid > 0:
 		return &invalidRowsError{err: fmt.Errorf("%d of %d rows invalid, not sent (the first on line %d): fix them and run the file again; the rows filed are not sent twice", s.Invalid, s.Rows, b.firstLine(rowInvalid))}
 	case s.Rejected > 0:
@@ -250,6 +255,16 @@ func (b *batch) exitErr() error {
 		return &pendingError{err: fmt.Errorf("%d of %d rows without a verdict within %s: run the file again to see them (nothing is sent twice)", s.Pending, s.Rows, b.wait)}
 	}
 	return nil
+}
+
+// firstError is the error of the first row with status.
+func (b *batch) firstError(status string) string {
+	for _, r := range b.out.Rows {
+		if r.Status == status {
+			return r.Error
+		}
+	}
+	return ""
 }
 
 func (b *batch) firstLine(status string) int {

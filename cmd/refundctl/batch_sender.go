@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,14 +38,23 @@ type batchSender interface {
 	// (an earlier run's, its verdict not in yet).
 	file(ctx context.Context, c refundflow.Command) (duplicate bool, err error)
 	// verdict reads the verdict of a row just filed; decided is false
-	// while there is none.
+	// while there is none. An *unreadError is a verdict that cannot be
+	// read for now: the row is sent and stays pending, never read as a
+	// row to send again.
 	verdict(ctx context.Context, id string) (v opcommands.Verdict, decided bool, err error)
-	// unread is why a verdict could not be read when err means the case
-	// database (or the console) does not answer, "" for other errors: the
-	// rows are sent and stay pending, never read as rows to send again.
-	unread(err error) string
+	// close lets go of the store, NATS or the console's connections.
 	close()
 }
+
+// unreadError is a verdict that could not be read (the case database or
+// the console does not answer): reason says so on the pending row.
+type unreadError struct {
+	reason string
+	err    error
+}
+
+func (e *unreadError) Error() string { return e.err.Error() }
+func (e *unreadError) Unwrap() error { return e.err }
 
 // batchSender opens the sender the configuration names: the console's API
 // when REFUNDHUB_URL is set, else the case store (NATS on first use).
@@ -88,25 +96,22 @@ func (d *directBatch) file(ctx context.Context, c refundflow.Command) (bool, err
 	return res.Duplicate, err
 }
 
-// verdict reads the outcome alone: it is polled for every pending row
-// until each has one, and a just-filed row has no case of its own yet.
+// verdict reads the outcome alone, the worker's decision: a just-filed
+// request's case exists before it is decided (Lookup's fallback is for
+// verdicts pruned long after), and it is polled for every pending row.
 func (d *directBatch) verdict(ctx context.Context, id string) (opcommands.Verdict, bool, error) {
 	o, err := d.st.CommandOutcome(ctx, id)
 	if errors.Is(err, casestore.ErrNotFound) {
 		return opcommands.Verdict{Verdict: opcommands.VerdictPending}, false, nil
 	}
-	if err != nil {
-		return opcommands.Verdict{}, false, err
+	var v opcommands.Verdict
+	if err == nil {
+		v, err = opcommands.Describe(ctx, d.st, o)
 	}
-	v, err := opcommands.Describe(ctx, d.st, o)
-	return v, err == nil, err
-}
-
-func (d *directBatch) unread(err error) string {
 	if casestore.Unavailable(err) {
-		return opcommands.ReasonUnread
+		return opcommands.Verdict{}, false, &unreadError{reason: opcommands.ReasonUnread, err: err}
 	}
-	return ""
+	return v, err == nil, err
 }
 
 func (d *directBatch) close() {
@@ -127,8 +132,7 @@ func (r *remote) filed(ctx context.Context, id string) (opcommands.Verdict, erro
 // openedCase finds the case id opened through the console's search, which
 // matches a case's opening command id.
 func (r *remote) openedCase(ctx context.Context, id string) (casestore.Case, error) {
-	q := url.Values{"limit": {strconv.Itoa(casestore.MaxListLimit)}, "q": {id}}
-	c, err := r.newest(ctx, q, func(c casestore.Case) bool { return c.OpenedBy == id })
+	c, err := r.newest(ctx, url.Values{"q": {id}}, func(c casestore.Case) bool { return c.OpenedBy == id })
 	if err == nil && c.ID == 0 {
 		return c, casestore.ErrNotFound
 	}
@@ -158,20 +162,18 @@ func (r *remote) file(ctx context.Context, c refundflow.Command) (bool, error) {
 	return ans.Duplicate, nil
 }
 
+// verdict asks the console (opcommands.Lookup there). Any failure to
+// read it leaves the row pending: it was sent, and the console's own
+// error (its database away, a token revoked meanwhile, the console
+// down) is said on the row rather than read as a batch that failed.
 func (r *remote) verdict(ctx context.Context, id string) (opcommands.Verdict, bool, error) {
 	v, err := r.filed(ctx, id)
-	return v, err == nil && v.Verdict != opcommands.VerdictPending, err
-}
-
-// unread: the console's case database away (store_unavailable), or the
-// console itself not answering.
-func (r *remote) unread(err error) string {
 	var ae *apiError
 	switch {
+	case err == nil:
+		return v, v.Verdict != opcommands.VerdictPending, nil
 	case errors.As(err, &ae) && ae.Code == "store_unavailable":
-		return opcommands.ReasonUnread
-	case errors.As(err, &ae):
-		return ""
+		return v, false, &unreadError{reason: opcommands.ReasonUnread, err: err}
 	}
-	return "sent; the console at " + r.base + " does not answer, so its verdict cannot be read: do not send it again, look for it in a moment"
+	return v, false, &unreadError{reason: "sent; its verdict could not be read (" + errorLine(err) + "): do not send it again, look for it in a moment", err: err}
 }

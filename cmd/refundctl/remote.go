@@ -349,7 +349,7 @@ func (r *remote) lookupCase(ctx context.Context, sel caseSelector, id int64) (ca
 		d, err := r.caseDetail(ctx, id)
 		return d.Case.toCase(), err
 	}
-	q := url.Values{"limit": {strconv.Itoa(casestore.MaxListLimit)}}
+	q := url.Values{}
 	if sel.platform != "" {
 		q.Set("platform", sel.platform)
 	}
@@ -397,9 +397,13 @@ func (r *remote) commandCase(ctx context.Context, id string) (casestore.Case, er
 }
 
 // newest is the newest case of the console's list for q that want keeps
-// (none: a zero case), over every page.
+// (none: a zero case). The list is read newest id first, so the first
+// case kept is the one, and no case updated while the pages are read
+// slips behind the cursor (the default order is the last update).
 func (r *remote) newest(ctx context.Context, q url.Values, want func(casestore.Case) bool) (casestore.Case, error) {
-	var best casestore.Case
+	q.Set("limit", strconv.Itoa(casestore.MaxListLimit))
+	q.Set("sort", string(casestore.SortID))
+	q.Set("order", "desc")
 	for {
 		var page struct {
 			Cases      []apiCase `json:"cases"`
@@ -409,16 +413,15 @@ func (r *remote) newest(ctx context.Context, q url.Values, want func(casestore.C
 			return casestore.Case{}, err
 		}
 		for _, ac := range page.Cases {
-			if c := ac.toCase(); want(c) && c.ID > best.ID {
-				best = c
+			if c := ac.toCase(); want(c) {
+				return c, nil
 			}
 		}
 		if page.NextCursor == "" || page.NextCursor == q.Get("cursor") {
-			break
+			return casestore.Case{}, nil
 		}
 		q.Set("cursor", page.NextCursor)
 	}
-	return best, nil
 }
 
 // commandAnswer is the console's answer to a command.
@@ -493,7 +496,7 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 			}
 			return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", res.ID, err)
 		}
-		v = poll.Verdict
+		v = keepReason(ans.Verdict, poll.Verdict)
 	}
 	// Applied to a case still in the steps the command started: asked
 	// again until it is settled (describeSettled), within the deadline. A
@@ -514,6 +517,17 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 		v = poll.Verdict
 	}
 	return res, &v, nil
+}
+
+// keepReason is next, a verdict polled by id, with what the console said
+// when it answered the POST (said: no case for the command yet) while
+// next is plainly pending: the console knew the command then, the poll,
+// by id alone, does not.
+func keepReason(said, next opcommands.Verdict) opcommands.Verdict {
+	if next.Verdict == opcommands.VerdictPending && next.Reason == "" && said.Code == opcommands.CodeNoCaseYet {
+		next.Code, next.Reason = said.Code, said.Reason
+	}
+	return next
 }
 
 // commandBody is c as the console takes it: every field but operator and

@@ -373,3 +373,70 @@ func TestRemoteReasons(t *testing.T) {
 		t.Errorf("reasons through the console without --sub-order: exit %d %q; want exit 2 naming the flag", r.code(), r.line())
 	}
 }
+
+// TestABatchRunAgainByAnotherOperatorIsAlreadyFiled: a file filed on the
+// host is run again through the console by another operator before the
+// worker decided it (within JetStream's duplicate window). Its rows are
+// the same commands (their ids derived from the rows): already filed,
+// nothing stored again. The console answered 409 conflict (another
+// operator) and the batch stopped at its first row, advising a new id,
+// which would file the request twice.
+func TestABatchRunAgainByAnotherOperatorIsAlreadyFiled(t *testing.T) {
+	e := newEnv(t)
+	e.openStore() // no worker: the verdicts stay pending
+	url := startConsole(e)
+	file := writeTemp(t, "two.csv", "platform,order,sub-order,type,goods-status,reason-id,amount,description\n"+
+		"taobao,3305075341149134300,3305075341149134301,refund,1,1004,max,not shipped in time\n"+
+		"1688,3305075341149134302,,return,aftersaleBuyerReceived,20025,9500,no longer needed\n")
+	e.vars["REFUNDCTL_OPERATOR"] = "hannah"
+	if r := e.run("request", "--file", file, "--no-wait"); r.err != nil || !strings.Contains(r.stdout, "2 rows: 2 filed, 0 already filed") {
+		t.Fatalf("the batch on the host: exit %d (%s):\n%s", r.code(), r.line(), r.stdout)
+	}
+	n := e.streamCount(events.DefaultCommandStreamName)
+	r := e.remoteRun(url, consoleOperatorToken, "request", "--file", file, "--no-wait")
+	if r.err != nil || !strings.Contains(r.stdout, "2 rows: 0 filed, 2 already filed, 0 invalid") {
+		t.Errorf("the same batch through the console by olga: exit %d (%s):\n%s\nwant both rows already filed", r.code(), r.line(), r.stdout)
+	}
+	if got := e.streamCount(events.DefaultCommandStreamName); got != n {
+		t.Errorf("COMMANDS holds %d commands after the second run; want %d", got, n)
+	}
+}
+
+// TestABatchWhoseVerdictsCannotBeReadThroughTheConsoleIsPending: the
+// console files the rows, then fails every read of a verdict (here 500).
+// The rows were sent: each is pending, saying why (exit 5), and the
+// summary counts them filed. The run exited 1 ("reading the verdicts")
+// with a summary of "0 filed", which reads as a batch to send again.
+func TestABatchWhoseVerdictsCannotBeReadThroughTheConsoleIsPending(t *testing.T) {
+	e := newEnv(t)
+	e.openStore()
+	var posted atomic.Bool
+	url := startConsoleWrapped(e, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost {
+				posted.Store(true)
+			}
+			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/v1/commands/") && posted.Load() {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = w.Write([]byte(`{"error":{"code":"internal","message":"the verdict broke"}}`))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	file := writeTemp(t, "one.csv", "platform,order,sub-order,type,goods-status,reason-id,amount,description\n"+
+		"taobao,3305075341149134310,3305075341149134311,refund,1,1004,max,not shipped in time\n")
+	r := e.remoteRun(url, consoleOperatorToken, "request", "--file", file, "--wait", "1s")
+	for _, want := range []string{
+		"filed: pending: sent; its verdict could not be read (console: internal (500): the verdict broke): do not send it again",
+		"1 rows: 1 filed, 0 already filed, 0 invalid; verdicts: 0 applied, 0 rejected, 1 pending",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r.code() != exitPending {
+		t.Errorf("exit %d (%s); want %d, pending", r.code(), r.line(), exitPending)
+	}
+}
