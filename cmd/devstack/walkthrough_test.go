@@ -324,9 +324,9 @@ func TestWalkthrough(t *testing.T) {
 		t.Errorf("ship to case 999999: exit %d, stderr %q; want exit 4, rejected (permanent_error): unknown case", code, errOut)
 	}
 	lost := []string{"ship", "--platform", "taobao", "--sub-order", "999999999", "--company", "SF", "--waybill", "SF1", "--id", "ship-nowhere-1"}
-	if _, errOut, code := ctl.try(append(lost, "--wait", "500ms")...); code != 5 || !strings.Contains(errOut, "pending: no verdict within 500ms") ||
+	if _, errOut, code := ctl.try(append(lost, "--wait", "500ms")...); code != 5 || !strings.Contains(errOut, "pending: no case for taobao sub-order 999999999 yet") ||
 		!strings.Contains(errOut, "refundctl wait --command ship-nowhere-1") {
-		t.Errorf("ship to an unknown sub-order, --wait 500ms: exit %d, stderr %q; want exit 5, pending, and how to follow it", code, errOut)
+		t.Errorf("ship to an unknown sub-order, --wait 500ms: exit %d, stderr %q; want exit 5, pending as no case yet, and how to follow it", code, errOut)
 	}
 	if _, errOut, code := ctl.try("wait", "--command", "ship-nowhere-1", "--deadline", "1m"); code != 4 || !strings.Contains(errOut, "rejected (unknown_case)") {
 		t.Errorf("wait --command ship-nowhere-1: exit %d, stderr %q; want exit 4, rejected (unknown_case)", code, errOut)

@@ -48,6 +48,27 @@ func CommandKinds() []InputKind {
 	return []InputKind{InputRequestRefund, InputReportShipment, InputCancel, InputSendMessage, InputResolve, InputModify}
 }
 
+// CaseKeys are the order and sub-order the store finds the command's case
+// by when it gives no case id (casestore's LatestCase): a Taobao case by
+// its sub-order, a 1688 case by its order.
+func (c Command) CaseKeys() (orderID, subOrderID string) {
+	if c.Platform == PlatformTaobao {
+		return c.OrderID, c.SubOrderID
+	}
+	return c.OrderID, ""
+}
+
+// CaseName names what names the command's case when it gives no case id:
+// "taobao sub-order N" (a Taobao case is one per sub-order, its order
+// aside) or "1688 order N" (one per order). Errors, verdicts and batch
+// reports name it so.
+func (c Command) CaseName() string {
+	if c.Platform == PlatformTaobao {
+		return string(c.Platform) + " sub-order " + c.SubOrderID
+	}
+	return string(c.Platform) + " order " + c.OrderID
+}
+
 // Validate checks a command completely; a command that fails is dead-lettered
 // by the worker and refused by refundctl before publishing.
 //
@@ -87,10 +108,10 @@ func (c Command) Validate() error {
 		errs = append(errs, errors.New("subOrderId: a 1688 case is one per order; leave it out (request.orderEntryIds names the sub-orders a refund concerns)"))
 	}
 	if c.OrderID != "" && !digits.MatchString(c.OrderID) {
-		errs = append(errs, errors.New("orderId: digits only"))
+		errs = append(errs, errors.New("orderId: digits only, at most 24"))
 	}
 	if c.SubOrderID != "" && !digits.MatchString(c.SubOrderID) {
-		errs = append(errs, errors.New("subOrderId: digits only"))
+		errs = append(errs, errors.New("subOrderId: digits only, at most 24"))
 	}
 	if utf8.RuneCountInString(c.Operator) > maxField || !utf8.ValidString(c.Operator) {
 		errs = append(errs, errors.New("operator: at most 64 characters of UTF-8"))

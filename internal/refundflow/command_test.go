@@ -95,14 +95,15 @@ func TestABadIDIsReportedOnce(t *testing.T) {
 		name  string
 		c     Command
 		field string
+		says  string
 	}{
-		{"taobao sub-order", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: PlatformTaobao, SubOrderID: "abc"}, "subOrderId"},
-		{"1688 order", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "abc"}, "orderId"},
-		{"taobao order", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: PlatformTaobao, OrderID: "abc", SubOrderID: "1"}, "orderId"},
-		{"1688 order with a leading zero", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "0123"}, "orderId"},
-		{"1688 order past int64", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "99999999999999999999"}, "orderId"},
-		{"1688 order of 19 digits past int64", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "9999999999999999999"}, "orderId"},
-		{"1688 order of 25 digits", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: strings.Repeat("9", 25)}, "orderId"},
+		{"taobao sub-order", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: PlatformTaobao, SubOrderID: "abc"}, "subOrderId", "digits only"},
+		{"1688 order", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "abc"}, "orderId", "digits only"},
+		{"taobao order", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: PlatformTaobao, OrderID: "abc", SubOrderID: "1"}, "orderId", "digits only"},
+		{"1688 order with a leading zero", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "0123"}, "orderId", "no leading zero"},
+		{"1688 order past int64", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "99999999999999999999"}, "orderId", "at most 9223372036854775807"},
+		{"1688 order of 19 digits past int64", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: "9999999999999999999"}, "orderId", "at most 9223372036854775807"},
+		{"1688 order of 25 digits", Command{ID: "cmd-00000001", Kind: InputCancel, Platform: Platform1688, OrderID: strings.Repeat("9", 25)}, "orderId", "at most 24"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.c.Validate()
@@ -111,6 +112,9 @@ func TestABadIDIsReportedOnce(t *testing.T) {
 			}
 			if n := strings.Count(err.Error(), tc.field+":"); n != 1 {
 				t.Errorf("Validate names %s %d times: %q; want once", tc.field, n, err)
+			}
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("Validate = %q; want it to say %q", err, tc.says)
 			}
 		})
 	}

@@ -366,18 +366,15 @@ func (e *Engine) commandCase(ctx context.Context, cmd Command) (casestore.Case, 
 		if err == nil || !errors.Is(err, casestore.ErrNotFound) {
 			return c, err
 		}
-		sub := ""
-		if cmd.Platform == PlatformTaobao {
-			sub = cmd.SubOrderID
-		}
-		last, err := e.store.LatestCase(ctx, cmd.Platform, cmd.OrderID, sub)
+		order, sub := cmd.CaseKeys()
+		last, err := e.store.LatestCase(ctx, cmd.Platform, order, sub)
 		switch {
 		case err == nil:
 			return last, nil // finished: the decision refuses the command
 		case !errors.Is(err, casestore.ErrNotFound):
 			return casestore.Case{}, err // the store's failure (an outage, a cancelled read), not a missing case
 		}
-		return casestore.Case{}, fmt.Errorf("%s order %s sub-order %q: %w", cmd.Platform, cmd.OrderID, cmd.SubOrderID, ErrNoCase)
+		return casestore.Case{}, fmt.Errorf("%s: %w", cmd.CaseName(), ErrNoCase)
 	}
 	open, opened, err := e.store.RequestCases(ctx, cmd.Platform, cmd.OrderID, cmd.SubOrderID, cmd.ID)
 	switch {

@@ -833,3 +833,24 @@ func testEngineMessageAtMostOnce(t *testing.T, be casestoretest.Backend) {
 		t.Fatalf("message posted %d times; want 1 (%s)", n, raw)
 	}
 }
+
+// TestACommandWithoutACaseNamesItsOrder: a command for an order or
+// sub-order without a case is tried again and then dead-lettered with
+// this error. It read `taobao order  sub-order "999"` (the order not
+// given) and `1688 order 123 sub-order ""`; it names what names the case.
+func TestACommandWithoutACaseNamesItsOrder(t *testing.T) {
+	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	for _, tc := range []struct {
+		cmd  refundflow.Command
+		want string
+	}{
+		{r.command(refundflow.InputCancel, refundflow.PlatformTaobao, "", "999"), "taobao sub-order 999: no case for the command yet"},
+		{r.command(refundflow.InputCancel, refundflow.PlatformTaobao, "998", "999"), "taobao sub-order 999: no case for the command yet"},
+		{r.command(refundflow.InputCancel, refundflow.Platform1688, "123", ""), "1688 order 123: no case for the command yet"},
+	} {
+		_, err := r.engine().HandleCommand(context.Background(), tc.cmd, message(tc.cmd))
+		if !errors.Is(err, refundflow.ErrNoCase) || err.Error() != tc.want {
+			t.Errorf("HandleCommand(%s %s %s/%s) = %v; want %q", tc.cmd.Kind, tc.cmd.Platform, tc.cmd.OrderID, tc.cmd.SubOrderID, err, tc.want)
+		}
+	}
+}
