@@ -136,15 +136,6 @@ func columnMessage(msg string) string {
 	})
 }
 
-// caseKey names the case a request opens: Taobao's are one per sub-order,
-// 1688's one per order.
-func caseKey(c refundflow.Command) string {
-	if c.Platform == refundflow.PlatformTaobao {
-		return string(c.Platform) + " sub-order " + c.SubOrderID
-	}
-	return string(c.Platform) + " order " + c.OrderID
-}
-
 // planBatch turns the rows into commands through request's own path
 // (buildRequest), or says why a row cannot be one. A file has one row per
 // case: a second row for a case is invalid, naming the first.
@@ -157,15 +148,15 @@ func (a *app) planBatch(rows []batchRow) []batchRowJSON {
 		switch {
 		case err != nil:
 			res.Error = columnMessage(errorLine(err))
-		case cases[caseKey(c)] > 0 && ids[c.ID] == cases[caseKey(c)]:
+		case cases[c.CaseName()] > 0 && ids[c.ID] == cases[c.CaseName()]:
 			res.ID, res.Error = c.ID, fmt.Sprintf("the same row as line %d", ids[c.ID])
-		case cases[caseKey(c)] > 0:
-			res.ID, res.Error = c.ID, fmt.Sprintf("%s is on line %d too: one row per case", caseKey(c), cases[caseKey(c)])
+		case cases[c.CaseName()] > 0:
+			res.ID, res.Error = c.ID, fmt.Sprintf("%s is on line %d too: one row per case", c.CaseName(), cases[c.CaseName()])
 		case ids[c.ID] > 0:
 			res.ID, res.Error = c.ID, fmt.Sprintf("id %s is on line %d too", c.ID, ids[c.ID])
 		default:
 			res.ID, res.Status, res.command, res.ownID = c.ID, rowValid, c, ownID
-			cases[caseKey(c)], ids[c.ID] = row.Line, row.Line
+			cases[c.CaseName()], ids[c.ID] = row.Line, row.Line
 		}
 		out[i] = res
 	}
@@ -260,10 +251,7 @@ func (a *app) requestBatch(cmd *cobra.Command, o batchOptions, vo verdictOptions
 		return fmt.Errorf("%w; nothing sent", err)
 	}
 	defer send.close()
-	b.send, b.poll = send, 100*time.Millisecond
-	if a.cfg.ConsoleURL != "" {
-		b.poll = time.Second // one request per pending row each time: the console serves operators too
-	}
+	b.send = send
 	if err := b.skipFiled(ctx); err != nil {
 		return fmt.Errorf("%w; nothing sent", err)
 	}
@@ -298,6 +286,5 @@ type batch struct {
 	send batchSender
 	out  batchJSON
 	wait time.Duration
-	poll time.Duration // how often the pending verdicts are read
 	bar  *progressbar.ProgressBar
 }

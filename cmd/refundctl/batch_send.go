@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
 
@@ -100,12 +101,28 @@ func (b *batch) publish(ctx context.Context) error {
 			continue
 		}
 		if failed = b.publishRow(ctx, r); failed != nil {
-			r.Status, r.Error = rowFailed, errorLine(failed)
+			r.Status, r.Error = rowFailed, rowPublishError(failed, r.ownID)
 		}
 		b.step()
 	}
 	b.endBar()
 	return nil
+}
+
+// rowPublishError is what a row whose publish failed says, in a batch's
+// terms: a single command's advice (send it again with --id, use a new id)
+// would contradict "run the file again", which sends each row under its
+// id again.
+func rowPublishError(err error, ownID bool) string {
+	var ue *unconfirmedError
+	var ae *apiError
+	switch {
+	case errors.As(err, &ue):
+		return errorLine(ue.err) + "; it may have been stored: the file run again sends it under the same id, stored once"
+	case errors.As(err, &ae) && ae.Status == http.StatusConflict && ownID:
+		return errorLine(err) + ": the row's id was used for another command; clear its id column (or give a new one) to file it"
+	}
+	return errorLine(err)
 }
 
 func (b *batch) publishRow(ctx context.Context, r *batchRowJSON) error {
@@ -135,7 +152,7 @@ func (b *batch) awaitVerdicts(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.wait)
 	defer cancel()
-	tick := time.NewTicker(b.poll)
+	tick := time.NewTicker(b.send.pollEvery())
 	defer tick.Stop()
 	b.startBar(len(pending), "verdicts")
 	defer b.endBar()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,6 +43,9 @@ type batchSender interface {
 	// read for now: the row is sent and stays pending, never read as a
 	// row to send again.
 	verdict(ctx context.Context, id string) (v opcommands.Verdict, decided bool, err error)
+	// pollEvery is how often the pending verdicts are read: each read is
+	// one query (the host) or one request (the console) per pending row.
+	pollEvery() time.Duration
 	// close lets go of the store, NATS or the console's connections.
 	close()
 }
@@ -114,6 +118,8 @@ func (d *directBatch) verdict(ctx context.Context, id string) (opcommands.Verdic
 	return v, err == nil, err
 }
 
+func (d *directBatch) pollEvery() time.Duration { return verdictPoll }
+
 func (d *directBatch) close() {
 	if d.nc != nil {
 		d.nc.Close()
@@ -140,6 +146,9 @@ func (r *remote) openedCase(ctx context.Context, id string) (casestore.Case, err
 }
 
 func (r *remote) ready() error { return nil }
+
+// pollEvery: the console serves the operators' pages and API too.
+func (r *remote) pollEvery() time.Duration { return time.Second }
 
 // file POSTs c under its id without waiting for the verdict: the batch
 // awaits them all together. A POST whose answer was lost may have been
@@ -170,8 +179,12 @@ func (r *remote) verdict(ctx context.Context, id string) (opcommands.Verdict, bo
 	v, err := r.filed(ctx, id)
 	var ae *apiError
 	switch {
+	case err == nil && v.Verdict == opcommands.VerdictPending:
+		return v, false, nil
+	case err == nil && (v.Verdict == casestore.VerdictApplied || v.Verdict == casestore.VerdictRejected):
+		return v, true, nil
 	case err == nil:
-		return v, v.Verdict != opcommands.VerdictPending, nil
+		err = fmt.Errorf("console at %s: an answer without a verdict for command %s", r.base, id)
 	case errors.As(err, &ae) && ae.Code == "store_unavailable":
 		return v, false, &unreadError{reason: opcommands.ReasonUnread, err: err}
 	}

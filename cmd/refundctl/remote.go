@@ -491,7 +491,7 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 			// failed and be sent again under a new id.
 			var ae *apiError
 			if errors.As(err, &ae) && ae.Code == "store_unavailable" {
-				v.Reason = opcommands.ReasonUnread
+				v.Code, v.Reason = "", opcommands.ReasonUnread
 				continue
 			}
 			return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", res.ID, err)

@@ -427,7 +427,7 @@ func TestABatchWhoseVerdictsCannotBeReadThroughTheConsoleIsPending(t *testing.T)
 	})
 	file := writeTemp(t, "one.csv", "platform,order,sub-order,type,goods-status,reason-id,amount,description\n"+
 		"taobao,3305075341149134310,3305075341149134311,refund,1,1004,max,not shipped in time\n")
-	r := e.remoteRun(url, consoleOperatorToken, "request", "--file", file, "--wait", "1s")
+	r := e.remoteRun(url, consoleOperatorToken, "request", "--file", file, "--wait", "2500ms")
 	for _, want := range []string{
 		"filed: pending: sent; its verdict could not be read (console: internal (500): the verdict broke): do not send it again",
 		"1 rows: 1 filed, 0 already filed, 0 invalid; verdicts: 0 applied, 0 rejected, 1 pending",

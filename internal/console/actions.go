@@ -184,8 +184,8 @@ var errIDReused = &Error{Code: CodeConflict, Message: "id: a different command w
 // checked (opcommands.Check) and issued under the caller's name, is
 // published through opcommands.Publish (so a retry with the same id is
 // stored once), and followed up to wait for the worker's verdict. A
-// duplicate publish whose stored command differs from cmd (other than in
-// when it was issued) is errIDReused. Every command issued is counted and
+// duplicate publish whose stored command asks something else than cmd
+// (opcommands.Same: when and by whom it was issued aside) is errIDReused. Every command issued is counted and
 // logged with its account, never with its payload; with a tracer it has a
 // span of its own (issueSpan), whose trace the worker continues.
 func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, wait time.Duration) (out issued, err error) {

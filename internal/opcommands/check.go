@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/excerpt"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
@@ -171,15 +172,12 @@ func PendingFor(ctx context.Context, st *casestore.Store, c refundflow.Command) 
 	if err != nil || v.Reason != "" || c.CaseID > 0 || c.Kind == refundflow.InputRequestRefund {
 		return v, err
 	}
-	name, sub := fmt.Sprintf("%s order %s", c.Platform, c.OrderID), ""
-	if c.Platform == refundflow.PlatformTaobao {
-		name, sub = fmt.Sprintf("%s sub-order %s", c.Platform, c.SubOrderID), c.SubOrderID
-	}
-	_, err = st.LatestCase(ctx, c.Platform, c.OrderID, sub)
+	order, sub := c.CaseKeys() // as the worker looks for it
+	_, err = st.LatestCase(ctx, c.Platform, order, sub)
 	switch {
 	case errors.Is(err, casestore.ErrNotFound):
-		v.Code, v.Reason = CodeNoCaseYet, "no case for "+name+" yet: the worker tries the command again for a while (WORKER_UNKNOWN_CASE_WAIT) "+
-			"in case the request that opens the case is on its way, then rejects it (unknown_case); if none is, check the ids"
+		v.Code, v.Reason = CodeNoCaseYet, "no case for "+c.CaseName()+" yet: the worker tries the command again for a while (WORKER_UNKNOWN_CASE_WAIT) "+
+			"in case the request that opens the case is on its way, then rejects it ("+string(events.DeadUnknownCase)+"); if none is, check the ids"
 	case err != nil:
 		return v, err
 	}
