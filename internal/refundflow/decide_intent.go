@@ -114,6 +114,21 @@ func (d Decider) settleMessage(c CaseView, it Intent, v PlatformView, now time.T
 // own (PlatformView.Unattributed) parks it at once, saying why and that
 // only closing it helps.
 func (d Decider) settleInconclusive(c CaseView, it Intent, v PlatformView, in Input) Decision {
+	dec := d.inconclusive(c, it, v, in)
+	if v.OrderElsewhere != nil && c.Plan.OrderElsewhere == nil && dec.Outcome != OutcomeReject {
+		// Kept with the case: later reads, without the callback that
+		// showed it, would list the case's order and take its silence
+		// for proof that the submission did not take effect.
+		plan := c.Plan
+		plan.OrderElsewhere = v.OrderElsewhere
+		dec.Plan = &plan
+	}
+	return dec
+}
+
+// inconclusive is settleInconclusive's decision, but for what it keeps
+// in the plan.
+func (d Decider) inconclusive(c CaseView, it Intent, v PlatformView, in Input) Decision {
 	if c.State == StateNeedsAttention && c.AttentionCode == CodeResendsFailed {
 		// Stopped on the platform's refusals: a view that cannot tell
 		// changes nothing of that. Parked again as unverifiable, the case
@@ -121,7 +136,7 @@ func (d Decider) settleInconclusive(c CaseView, it Intent, v PlatformView, in In
 		if len(v.Unattributed) > 0 {
 			// A refund no case can own: the resends' advice (a retry)
 			// no longer holds, whatever comes.
-			advice := unattributedAdvice(c, it.Step, v.Unattributed)
+			advice := unattributedAdvice(c, it.Step, v)
 			if isCommand(in.Kind) {
 				return reject(c, CodeResendsFailed, advice)
 			}
@@ -146,9 +161,10 @@ func (d Decider) settleInconclusive(c CaseView, it Intent, v PlatformView, in In
 	}
 	// A refund no case will ever own: no evidence will come, so no grace.
 	// (A refund callback for it reaches this case, by its sub-order, only
-	// as a hint, which the Taobao fetch does not use: it lists again, and
-	// the list cannot tell. Were listTaobao to take the hint as the case's
-	// refund, this early park would be wrong.)
+	// as a hint, which the Taobao fetch never takes for the case's refund:
+	// it lists again, and the list cannot tell; it only keeps the hint
+	// from being read as absent (hintedTaobao). Were listTaobao to take
+	// the hint as the case's refund, this early park would be wrong.)
 	unattributed := len(v.Unattributed) > 0
 	if until := it.Since.Add(d.Policy.IntentGrace); !unattributed && d.Policy.IntentGrace > 0 && !it.Since.IsZero() && in.Now.Before(until) {
 		dec := keep(c, CodeInconclusive, fmt.Sprintf("cannot tell yet whether the %s took effect; waiting for evidence", it.Step))
@@ -172,20 +188,20 @@ func (d Decider) settleInconclusive(c CaseView, it Intent, v PlatformView, in In
 		// with the way out, rather than re-parked and decided again.
 		if isCommand(in.Kind) {
 			if unattributed {
-				return reject(c, CodeUnverifiable, unattributedAdvice(c, it.Step, v.Unattributed))
+				return reject(c, CodeUnverifiable, unattributedAdvice(c, it.Step, v))
 			}
 			return reject(c, CodeUnverifiable, unverifiableAdvice(c, it.Step))
 		}
 		dec := keep(c, CodeUnverifiable, fmt.Sprintf("still cannot tell whether the %s took effect", it.Step))
 		dec.WakeAt = time.Time{} // parked: no timer left to fire every pass (as in resendsFailed)
-		if advice := unattributedAdvice(c, it.Step, v.Unattributed); unattributed && c.AttentionMessage != advice {
+		if advice := unattributedAdvice(c, it.Step, v); unattributed && c.AttentionMessage != advice {
 			dec.Attention = &Attention{Code: CodeUnverifiable, Message: advice} // parked before the reason was known
 		}
 		return dec
 	}
 	msg := fmt.Sprintf("cannot tell whether the %s took effect; check on the platform", it.Step)
 	if unattributed {
-		msg = unattributedAdvice(c, it.Step, v.Unattributed)
+		msg = unattributedAdvice(c, it.Step, v)
 	}
 	dec := park(c, CodeUnverifiable, msg)
 	dec.Reapply = isCommand(in.Kind) // the command is then decided on the parked case, not swallowed
@@ -204,9 +220,18 @@ func unverifiableAdvice(c CaseView, step StepName) string {
 // unattributedAdvice tells the operator of a case whose intent the
 // platform can never settle (PlatformView.Unattributed) why, and the one
 // way out: waiting, a retry or a callback cannot help, because no case
-// will ever own the refunds listed.
-func unattributedAdvice(c CaseView, step StepName, refunds []string) string {
-	sorted := slices.Sorted(slices.Values(refunds)) // the same text whatever order the list gave
+// will ever own the refunds listed, or (OrderElsewhere) the case's order
+// is not the one the platform files its sub-order under.
+func unattributedAdvice(c CaseView, step StepName, v PlatformView) string {
+	if o := v.OrderElsewhere; o != nil {
+		return fmt.Sprintf("the platform files case %d's sub-order %s under order %s, not the case's order %s, so the case cannot "+
+			"list the sub-order's refunds: refund %s on it (a callback named it) may be this %s's, and the %s is not sent again. "+
+			"Check the refund in the platform's back office (it goes on there whatever the case does), then close the case with "+
+			"`refundctl resolve %d --close --note …`",
+			c.ID, excerpt.Of(o.SubOrderID, 40), excerpt.Of(o.Platform, 40), excerpt.Of(o.CaseOrder, 40),
+			excerpt.Of(strings.Join(v.Unattributed, ", "), 80), step, step, c.ID)
+	}
+	sorted := slices.Sorted(slices.Values(v.Unattributed)) // the same text whatever order the list gave
 	ids := make([]string, 0, min(len(sorted), 3))
 	for _, id := range sorted[:min(len(sorted), 3)] {
 		ids = append(ids, excerpt.Of(id, 40))

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -852,5 +854,45 @@ func TestACommandWithoutACaseNamesItsOrder(t *testing.T) {
 		if !errors.Is(err, refundflow.ErrNoCase) || err.Error() != tc.want {
 			t.Errorf("HandleCommand(%s %s %s/%s) = %v; want %q", tc.cmd.Kind, tc.cmd.Platform, tc.cmd.OrderID, tc.cmd.SubOrderID, err, tc.want)
 		}
+	}
+}
+
+// TestALostSubmitUnderAnotherOrderIsNotSentAgain: the operator's order is
+// not the one the platform files the sub-order under (a typo; or, in the
+// sandbox, an order made for the sub-order on first use). The submission
+// takes effect and its answer is lost. Listing the case's order cannot
+// show the refund, so the worker sent it again after the in-flight wait:
+// a second submission for the sub-order. The refund callback names the
+// refund; the platform puts it on the case's sub-order under another
+// order: the case stops at once, saying so, and nothing is sent again.
+func TestALostSubmitUnderAnotherOrderIsNotSentAgain(t *testing.T) {
+	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	ctx := context.Background()
+	platformOrder, so := r.order(sandbox.PlatformTaobao, nil)
+	const typed = "7100000000000000001"
+	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP500, Count: 1, AfterEffect: true}}})
+	req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, typed, so)
+	req.Request = taobaoRequest(false)
+	if _, err := r.engine().HandleCommand(ctx, req, message(req)); err != nil {
+		t.Fatalf("request with a lost answer: %v", err)
+	}
+	opened, err := r.store.CaseOpenedBy(ctx, req.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sandbox pushes the new refund's callback; the pump delivers it.
+	c := r.waitState(opened.ID, refundflow.StateNeedsAttention)
+	if c.AttentionCode != refundflow.CodeUnverifiable || !strings.Contains(c.AttentionMessage, "under order "+platformOrder+", not the case's order "+typed) ||
+		!strings.Contains(c.AttentionMessage, "resolve "+strconv.FormatInt(c.ID, 10)+" --close") {
+		t.Errorf("case stopped with %s: %q; want %s naming both orders and the way out", c.AttentionCode, c.AttentionMessage, refundflow.CodeUnverifiable)
+	}
+	for range 3 {
+		if _, err := r.engine().Wake(ctx, c.ID, refundflow.InputTimer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.noDuplicates()
+	if n := r.sb.Stats().RefundSubmissions["taobao:"+so]; n != 1 {
+		t.Errorf("%d submissions for sub-order %s; want 1", n, so)
 	}
 }

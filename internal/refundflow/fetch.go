@@ -38,7 +38,7 @@ func (e *Engine) fetch(ctx context.Context, c casestore.Case, cv CaseView, hint 
 		return e.alibabaView(ctx, c, cv, hint)
 	}
 	if c.RefundID == "" {
-		return e.listTaobao(ctx, c, cv)
+		return e.listTaobao(ctx, c, cv, hint)
 	}
 	res, err := e.client.TaobaoQuery(ctx, c.RefundID)
 	if isNotFound(err) {
@@ -118,10 +118,16 @@ func (e *Engine) alibabaCreated(info apiclient.RefundInfo) time.Time {
 // view is Inconclusive, with those refunds as Unattributed (the case parks
 // at once: no later list can tell either). So is a list the walk cannot
 // prove complete; only a complete list that holds none of the case's
-// refunds is Found false.
-func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView) (*PlatformView, error) {
+// refunds is Found false, and only if the refund a callback named for the
+// sub-order (hint, owned by no case) is not on it (hintedTaobao).
+func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView, hint string) (*PlatformView, error) {
 	if c.OrderID == "" {
 		return &PlatformView{Inconclusive: true}, nil
+	}
+	if o := cv.Plan.OrderElsewhere; o != nil {
+		// The list of the case's order proves nothing of the sub-order
+		// (hintedTaobao found it elsewhere before).
+		return &PlatformView{Inconclusive: true, Unattributed: []string{o.RefundID}, OrderElsewhere: o}, nil
 	}
 	mine, complete, err := e.listSubOrder(ctx, c.OrderID, c.SubOrderID)
 	if err != nil {
@@ -156,6 +162,16 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView) 
 			unattributed = append(unattributed, a.RefundOrder.RefundID.String())
 		}
 		return &PlatformView{Inconclusive: true, Foreign: foreign, Unattributed: unattributed}, nil
+	case len(mine) == 0 && hint != "" && !slices.Contains(cv.Plan.PriorRefunds, hint):
+		v, err := e.hintedTaobao(ctx, c, hint)
+		if v != nil || err != nil {
+			if v != nil {
+				v.Foreign = foreign
+			}
+			return v, err
+		}
+	}
+	switch {
 	case len(mine) == 0 && !complete:
 		return &PlatformView{Inconclusive: true, Foreign: foreign}, nil
 	case len(mine) == 0:
@@ -170,6 +186,34 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView) 
 	}
 	v := e.taobaoView(pick)
 	v.Foreign = foreign
+	return v, nil
+}
+
+// hintedTaobao reads the refund a callback named for the case's sub-order
+// while the list of the case's order shows none of the case's: if the
+// platform holds it on that sub-order, absence is not proven (the view is
+// Inconclusive), and if it files the sub-order under another order than
+// the case's, the list can never prove anything (OrderElsewhere: the case
+// parks at once). nil when the hint says nothing of the case: no such
+// refund, or another sub-order's.
+func (e *Engine) hintedTaobao(ctx context.Context, c casestore.Case, hint string) (*PlatformView, error) {
+	res, err := e.client.TaobaoQuery(ctx, hint)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	line := res.Data.RefundOrderAggregate.PurchaseOrderLine
+	if sub := line.PurchaseOrderLineID.String(); sub != "" && sub != c.SubOrderID {
+		return nil, nil
+	}
+	// The sub-order as the callback named it (the answer may not say).
+	v := &PlatformView{Inconclusive: true}
+	if po := line.PurchaseOrderID.String(); po != "" && po != c.OrderID {
+		v.Unattributed = []string{hint}
+		v.OrderElsewhere = &OrderElsewhere{SubOrderID: c.SubOrderID, CaseOrder: c.OrderID, Platform: po, RefundID: hint}
+	}
 	return v, nil
 }
 

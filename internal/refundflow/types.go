@@ -22,6 +22,10 @@ type Plan struct {
 	// platform's web page, a case lost with a restored backup).
 	PriorListed  bool     `json:"priorListed,omitempty"`
 	PriorRefunds []string `json:"priorRefunds,omitempty"`
+	// OrderElsewhere, once a refund showed it (PlatformView.OrderElsewhere),
+	// keeps the case from taking the list of its order for proof again:
+	// the refund that showed it comes with a callback, not with every read.
+	OrderElsewhere *OrderElsewhere `json:"orderElsewhere,omitempty"`
 }
 
 // Intent is a side-effecting step recorded as an intent with no result yet.
@@ -144,10 +148,26 @@ type PlatformView struct {
 	// (Plan.PriorListed). While one is listed the platform never tells,
 	// so waiting or retrying cannot settle the intent: only an operator.
 	Unattributed []string
+	// OrderElsewhere: the platform files the case's Taobao sub-order under
+	// another order than the case's (Unattributed then holds the refund
+	// that showed it). The list of the case's order cannot show the
+	// sub-order's refunds, so it proves neither that a submission took
+	// effect nor that it did not. nil otherwise.
+	OrderElsewhere *OrderElsewhere
 	// unread: no platform call made the view (a case that never sent
 	// anything has no refund); it tells the platform answers no more
 	// than before.
 	unread bool
+}
+
+// OrderElsewhere is a Taobao sub-order the platform files under another
+// order than the one its case was requested with, as a refund on it showed
+// (PlatformView, Plan).
+type OrderElsewhere struct {
+	SubOrderID string `json:"subOrderId"`
+	CaseOrder  string `json:"caseOrder"`     // the order the case was requested with
+	Platform   string `json:"platformOrder"` // the order the platform files the sub-order under
+	RefundID   string `json:"refundId"`      // the refund on the sub-order that showed it
 }
 
 // Status returns the platform status as text, for recording.
