@@ -115,13 +115,28 @@ func (d Decider) settleMessage(c CaseView, it Intent, v PlatformView, now time.T
 // only closing it helps.
 func (d Decider) settleInconclusive(c CaseView, it Intent, v PlatformView, in Input) Decision {
 	dec := d.inconclusive(c, it, v, in)
-	if v.OrderElsewhere != nil && c.Plan.OrderElsewhere == nil && dec.Outcome != OutcomeReject {
+	// Only a callback's run reads a refund the plan does not hold yet, and
+	// its decision acts or changes nothing (a command's waits or is
+	// refused, and is stored as neither).
+	if (dec.Outcome == OutcomeAct || dec.Outcome == OutcomeNoOp) && ((v.CallbackRefund != "" && v.CallbackRefund != c.Plan.CallbackRefund) ||
+		(v.OrderElsewhere != nil && c.Plan.OrderElsewhere == nil)) {
 		// Kept with the case: later reads, without the callback that
-		// showed it, would list the case's order and take its silence
-		// for proof that the submission did not take effect.
+		// named the refund, would list the case's order and take its
+		// silence for proof that the submission did not take effect.
 		plan := c.Plan
-		plan.OrderElsewhere = v.OrderElsewhere
+		plan.CallbackRefund = cmp.Or(v.CallbackRefund, plan.CallbackRefund)
+		if v.OrderElsewhere != nil {
+			plan.OrderElsewhere = v.OrderElsewhere
+		}
 		dec.Plan = &plan
+		if dec.Outcome == OutcomeNoOp {
+			// Only an act stores documents. The attention stays dec's, or
+			// the stopped case's own.
+			dec.Outcome = OutcomeAct
+			if dec.Attention == nil && dec.State == StateNeedsAttention {
+				dec.Attention = &Attention{Code: c.AttentionCode, Message: c.AttentionMessage}
+			}
+		}
 	}
 	return dec
 }
@@ -140,7 +155,11 @@ func (d Decider) inconclusive(c CaseView, it Intent, v PlatformView, in Input) D
 			if isCommand(in.Kind) {
 				return reject(c, CodeResendsFailed, advice)
 			}
-			dec := keep(c, CodeResendsFailed, "the platform lists a refund no case owns: only an operator ends this case")
+			why := "the platform lists a refund no case owns: only an operator ends this case"
+			if v.OrderElsewhere != nil {
+				why = "the platform files the sub-order under another order: only an operator ends this case"
+			}
+			dec := keep(c, CodeResendsFailed, why)
 			dec.WakeAt = time.Time{} // parked: no timer (as in resendsFailed)
 			if advice != c.AttentionMessage {
 				dec.Attention = &Attention{Code: CodeResendsFailed, Message: advice}
@@ -227,9 +246,9 @@ func unattributedAdvice(c CaseView, step StepName, v PlatformView) string {
 		return fmt.Sprintf("the platform files case %d's sub-order %s under order %s, not the case's order %s, so the case cannot "+
 			"list the sub-order's refunds: refund %s on it (a callback named it) may be this %s's, and the %s is not sent again. "+
 			"Check the refund in the platform's back office (it goes on there whatever the case does), then close the case with "+
-			"`refundctl resolve %d --close --note …`",
-			c.ID, excerpt.Of(o.SubOrderID, 40), excerpt.Of(o.Platform, 40), excerpt.Of(o.CaseOrder, 40),
-			excerpt.Of(strings.Join(v.Unattributed, ", "), 80), step, step, c.ID)
+			"`refundctl resolve %d --close --note …`; a new request for the sub-order names order %s",
+			c.ID, excerpt.Of(o.SubOrderID, 40), excerpt.Of(o.PlatformOrder, 40), excerpt.Of(o.CaseOrder, 40),
+			excerpt.Of(o.RefundID, 40), step, step, c.ID, excerpt.Of(o.PlatformOrder, 40))
 	}
 	sorted := slices.Sorted(slices.Values(v.Unattributed)) // the same text whatever order the list gave
 	ids := make([]string, 0, min(len(sorted), 3))

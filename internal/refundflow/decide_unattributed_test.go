@@ -93,3 +93,38 @@ func TestARefundNoCaseCanOwnParksWithTheOneWayOut(t *testing.T) {
 		t.Errorf("inconclusive for another reason, within the grace: %s; want it waiting", cell(dec))
 	}
 }
+
+// TestACaseStoppedBeforeItsOrderShowedElsewhereKeepsIt: a refund callback
+// shows the case's sub-order filed under another order only after the
+// case stopped (intent_unverifiable, or intent_resends_failed after the
+// platform refused its resends). The decision must store that in the plan,
+// which only an act does (a no-op's documents are not written): else the
+// next read, without the callback, lists the case's order again, sees
+// nothing, and the advice goes back to a retry that resends the submit.
+func TestACaseStoppedBeforeItsOrderShowedElsewhereKeepsIt(t *testing.T) {
+	d := Decider{Policy: policy}
+	d.Policy.IntentGrace, d.Policy.ResendLimit = time.Hour, 3
+	elsewhere := &OrderElsewhere{SubOrderID: "201", CaseOrder: "200", PlatformOrder: "300", RefundID: "R900"}
+	view := &PlatformView{Inconclusive: true, Unattributed: []string{"R900"}, OrderElsewhere: elsewhere, CallbackRefund: "R900"}
+	for _, code := range []string{CodeUnverifiable, CodeResendsFailed} {
+		c := fixture(PlatformTaobao, StateSubmitting)
+		c.Plan.PriorListed = true
+		c.State, c.Parked, c.AttentionCode, c.AttentionMessage = StateNeedsAttention, StateSubmitting, code, "stopped before"
+		c.Intent = &Intent{Step: StepSubmit, Key: "case:7:submit:v3", Since: now.Add(-2 * time.Hour), LastAttempt: now.Add(-time.Hour), Sends: 4, Refusals: 3}
+		dec := d.Decide(c, view, Input{Kind: InputCallback, Now: now})
+		if dec.Outcome != OutcomeAct || dec.Plan == nil || dec.Plan.OrderElsewhere == nil || dec.Plan.CallbackRefund != "R900" || dec.Step != nil {
+			t.Errorf("%s, the callback showing the order elsewhere: %s, plan %+v; want an act storing it, nothing sent", code, cell(dec), dec.Plan)
+			continue
+		}
+		if dec.Attention == nil || !strings.Contains(dec.Attention.Message, "under order 300, not the case's order 200") ||
+			!strings.Contains(dec.Attention.Message, "names order 300") || strings.Contains(dec.Attention.Message, "--retry") {
+			t.Errorf("%s: attention %+v; want the order elsewhere, the platform's order for a new request, no retry", code, dec.Attention)
+		}
+		// Stored, the next read (from the plan) changes nothing more.
+		stored := c
+		stored.Plan, stored.AttentionMessage = *dec.Plan, dec.Attention.Message
+		if again := d.Decide(stored, view, Input{Kind: InputReconcile, Now: now}); again.Outcome != OutcomeNoOp || again.Plan != nil || again.Step != nil {
+			t.Errorf("%s, stored, reconciled: %s; want nothing written, nothing sent", code, cell(again))
+		}
+	}
+}

@@ -83,6 +83,11 @@ func DescribePlan(doc json.RawMessage) []Field {
 		} else {
 			out.add("Vouchers", strings.Join(p.Vouchers, " "))
 		}
+		if o := p.OrderElsewhere; o != nil {
+			out.add("Platform's order", fmt.Sprintf("%s, not the case's %s (refund %s on the sub-order showed it)", o.PlatformOrder, o.CaseOrder, o.RefundID))
+		} else if p.CallbackRefund != "" {
+			out.add("Callback's refund", p.CallbackRefund+" (named by a callback for the sub-order; read with every look until the case knows its refund)")
+		}
 		return out
 	})
 }

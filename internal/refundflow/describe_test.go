@@ -59,6 +59,12 @@ func TestDescribePlanAndShipment(t *testing.T) {
 		{"Carriage", "300 fen (3.00 yuan)"}, {"Vouchers", "needed by the reason; uploaded: none yet"}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("DescribePlan(%s) = %q; want %q", plan, got, want)
 	}
+	plan = `{"reasonId":1004,"fee":10000,"priorListed":true,"callbackRefund":"R7",` +
+		`"orderElsewhere":{"subOrderId":"201","caseOrder":"200","platformOrder":"300","refundId":"R7"}}`
+	if got, want := refundflow.DescribePlan(json.RawMessage(plan)), []f{{"Reason", "1004"}, {"Amount", "10000 fen (100.00 yuan)"},
+		{"Platform's order", "300, not the case's 200 (refund R7 on the sub-order showed it)"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("DescribePlan(%s) = %q; want %q", plan, got, want)
+	}
 	for _, empty := range []string{`{}`, ``, `{"priorListed":true}`} {
 		if got := refundflow.DescribePlan(json.RawMessage(empty)); len(got) > 1 || (len(got) == 1 && got[0].Name != "As stored") {
 			t.Errorf("DescribePlan(%s) = %q; want nothing or the document as stored", empty, got)

@@ -867,6 +867,11 @@ func TestACommandWithoutACaseNamesItsOrder(t *testing.T) {
 // order: the case stops at once, saying so, and nothing is sent again.
 func TestALostSubmitUnderAnotherOrderIsNotSentAgain(t *testing.T) {
 	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	// The worker's in-flight wait: the submit is not sent again before it
+	// is over, whichever comes first of the callback and the retry.
+	pol := testPolicy
+	pol.InFlight = time.Minute
+	r.setEngine(r.newEngineWith("engine-in-flight", pol, 0))
 	ctx := context.Background()
 	platformOrder, so := r.order(sandbox.PlatformTaobao, nil)
 	const typed = "7100000000000000001"
@@ -886,13 +891,26 @@ func TestALostSubmitUnderAnotherOrderIsNotSentAgain(t *testing.T) {
 		!strings.Contains(c.AttentionMessage, "resolve "+strconv.FormatInt(c.ID, 10)+" --close") {
 		t.Errorf("case stopped with %s: %q; want %s naming both orders and the way out", c.AttentionCode, c.AttentionMessage, refundflow.CodeUnverifiable)
 	}
-	for range 3 {
-		if _, err := r.engine().Wake(ctx, c.ID, refundflow.InputTimer); err != nil {
+	// Past the in-flight wait, reads without the callback (timers, a
+	// reconcile, after a restart) and the operator's retry send nothing:
+	// the plan keeps what the callback showed.
+	later := r.newEngineWith("engine-later", testPolicy, 0)
+	for _, kind := range []refundflow.InputKind{refundflow.InputTimer, refundflow.InputReconcile, refundflow.InputTimer} {
+		if _, err := later.Wake(ctx, c.ID, kind); err != nil {
 			t.Fatal(err)
 		}
+	}
+	retry := r.command(refundflow.InputResolve, refundflow.PlatformTaobao, typed, so)
+	retry.CaseID, retry.Resolve = c.ID, &refundflow.Resolve{Action: refundflow.ResolveRetry}
+	if h, err := later.HandleCommand(ctx, retry, message(retry)); err != nil || h.Outcome != refundflow.OutcomeReject {
+		t.Errorf("resolve --retry: %+v, %v; want it refused", h, err)
 	}
 	r.noDuplicates()
 	if n := r.sb.Stats().RefundSubmissions["taobao:"+so]; n != 1 {
 		t.Errorf("%d submissions for sub-order %s; want 1", n, so)
+	}
+	if got, err := r.store.GetCase(ctx, c.ID); err != nil || got.State != string(refundflow.StateNeedsAttention) ||
+		!strings.Contains(got.AttentionMessage, "under order "+platformOrder) || !strings.Contains(string(got.Plan), `"orderElsewhere"`) {
+		t.Errorf("after the later reads: %s %q, plan %s, %v; want still stopped, saying so, the plan keeping it", got.State, got.AttentionMessage, got.Plan, err)
 	}
 }

@@ -1,6 +1,7 @@
 package refundflow
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -127,8 +128,9 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView, 
 	if o := cv.Plan.OrderElsewhere; o != nil {
 		// The list of the case's order proves nothing of the sub-order
 		// (hintedTaobao found it elsewhere before).
-		return &PlatformView{Inconclusive: true, Unattributed: []string{o.RefundID}, OrderElsewhere: o}, nil
+		return &PlatformView{Inconclusive: true, Unattributed: []string{o.RefundID}, OrderElsewhere: o, CallbackRefund: o.RefundID}, nil
 	}
+	hint = cmp.Or(hint, cv.Plan.CallbackRefund)
 	mine, complete, err := e.listSubOrder(ctx, c.OrderID, c.SubOrderID)
 	if err != nil {
 		return nil, err
@@ -153,16 +155,7 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView, 
 		owner, ok := owners[a.RefundOrder.RefundID.String()]
 		return ok && owner != c.ID
 	})
-	switch {
-	case len(mine) > 0 && !cv.Plan.PriorListed:
-		// Every one is unowned: the case owns none (listTaobao runs for a
-		// case without a refund id), and those of other cases are gone.
-		unattributed := make([]string, 0, len(mine))
-		for _, a := range mine {
-			unattributed = append(unattributed, a.RefundOrder.RefundID.String())
-		}
-		return &PlatformView{Inconclusive: true, Foreign: foreign, Unattributed: unattributed}, nil
-	case len(mine) == 0 && hint != "" && !slices.Contains(cv.Plan.PriorRefunds, hint):
+	if len(mine) == 0 && hint != "" && !slices.Contains(cv.Plan.PriorRefunds, hint) {
 		v, err := e.hintedTaobao(ctx, c, hint)
 		if v != nil || err != nil {
 			if v != nil {
@@ -172,6 +165,14 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView, 
 		}
 	}
 	switch {
+	case len(mine) > 0 && !cv.Plan.PriorListed:
+		// Every one is unowned: the case owns none (listTaobao runs for a
+		// case without a refund id), and those of other cases are gone.
+		unattributed := make([]string, 0, len(mine))
+		for _, a := range mine {
+			unattributed = append(unattributed, a.RefundOrder.RefundID.String())
+		}
+		return &PlatformView{Inconclusive: true, Foreign: foreign, Unattributed: unattributed}, nil
 	case len(mine) == 0 && !complete:
 		return &PlatformView{Inconclusive: true, Foreign: foreign}, nil
 	case len(mine) == 0:
@@ -209,12 +210,18 @@ func (e *Engine) hintedTaobao(ctx context.Context, c casestore.Case, hint string
 		return nil, nil
 	}
 	// The sub-order as the callback named it (the answer may not say).
-	v := &PlatformView{Inconclusive: true}
-	if po := line.PurchaseOrderID.String(); po != "" && po != c.OrderID {
+	v := &PlatformView{Inconclusive: true, CallbackRefund: hint}
+	if po := line.PurchaseOrderID.String(); po != "" && !sameID(po, c.OrderID) {
 		v.Unattributed = []string{hint}
-		v.OrderElsewhere = &OrderElsewhere{SubOrderID: c.SubOrderID, CaseOrder: c.OrderID, Platform: po, RefundID: hint}
+		v.OrderElsewhere = &OrderElsewhere{SubOrderID: c.SubOrderID, CaseOrder: c.OrderID, PlatformOrder: po, RefundID: hint}
 	}
 	return v, nil
+}
+
+// sameID reports whether two platform ids are the same number: an order
+// typed with leading zeros is the order the platform writes without them.
+func sameID(a, b string) bool {
+	return strings.TrimLeft(a, "0") == strings.TrimLeft(b, "0")
 }
 
 // errListIncomplete: the Taobao list walk could not prove it saw every

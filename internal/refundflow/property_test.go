@@ -27,8 +27,14 @@ func allViews(p Platform) []*PlatformView {
 		withDeadline.Deadline = now.Add(10 * time.Minute)
 		shipped := tbView(tbWaitBuyerReturn)
 		shipped.ReturnWaybill = shipment.Waybill
+		// A refund no case owns; one a callback named that the list did
+		// not show, on the case's order or filed under another.
+		unattributed := &PlatformView{Inconclusive: true, Unattributed: []string{"R-unowned"}}
+		hinted := &PlatformView{Inconclusive: true, CallbackRefund: "R-hinted"}
+		elsewhere := &PlatformView{Inconclusive: true, Unattributed: []string{"R-hinted"}, CallbackRefund: "R-hinted",
+			OrderElsewhere: &OrderElsewhere{SubOrderID: "201", CaseOrder: "200", PlatformOrder: "300", RefundID: "R-hinted"}}
 		return append(vs, other, withDeadline, shipped, received(tbView(tbWaitSellerReceive), "OT9000000001"),
-			received(tbView(tbWaitSellerReceive), "w-1"))
+			received(tbView(tbWaitSellerReceive), "w-1"), unattributed, hinted, elsewhere)
 	}
 	for _, st := range []string{abWaitSellerAgree, abSellerRefused,
 		abWaitBuyerReturn, abWaitSellerReceive, abSuccess,
@@ -219,6 +225,11 @@ func checkDecision(t *testing.T, where string, c CaseView, v *PlatformView, in I
 	}
 	if got.Outcome != OutcomeAct && (got.State != c.State || got.Parked != c.Parked || got.Step != nil || got.Resolve != nil) {
 		t.Errorf("%s: %s must change nothing, got state %s/%s step %v", where, got.Outcome, got.State, got.Parked, got.Step)
+	}
+	// Only an act's documents and refund id are stored (commit's caseRow):
+	// one carried by another outcome would be lost without a word.
+	if got.Outcome != OutcomeAct && (got.Plan != nil || got.Request != nil || got.Shipment != nil || got.RefundID != "") {
+		t.Errorf("%s: %s carries documents or a refund id, which are not stored: %+v", where, got.Outcome, got)
 	}
 	if in.Kind == InputTimer && c.State == StateNeedsAttention && got.Outcome == OutcomeNoOp && !got.WakeAt.IsZero() && !got.WakeAt.After(in.Now) {
 		t.Errorf("%s: a stopped case's timer changed nothing and left its timer due (%v): it would wake every tick", where, got.WakeAt)

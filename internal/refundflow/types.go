@@ -22,9 +22,14 @@ type Plan struct {
 	// platform's web page, a case lost with a restored backup).
 	PriorListed  bool     `json:"priorListed,omitempty"`
 	PriorRefunds []string `json:"priorRefunds,omitempty"`
-	// OrderElsewhere, once a refund showed it (PlatformView.OrderElsewhere),
-	// keeps the case from taking the list of its order for proof again:
-	// the refund that showed it comes with a callback, not with every read.
+	// CallbackRefund is a refund a callback named for the case's Taobao
+	// sub-order that the list of the case's order did not show
+	// (PlatformView.CallbackRefund): every later read asks the platform
+	// about it as well, since the callback that named it does not come
+	// with every read, and the list alone would read as "no refund".
+	CallbackRefund string `json:"callbackRefund,omitempty"`
+	// OrderElsewhere, once that refund showed it, keeps the case from
+	// taking the list of its order for proof of anything.
 	OrderElsewhere *OrderElsewhere `json:"orderElsewhere,omitempty"`
 }
 
@@ -154,6 +159,10 @@ type PlatformView struct {
 	// sub-order's refunds, so it proves neither that a submission took
 	// effect nor that it did not. nil otherwise.
 	OrderElsewhere *OrderElsewhere
+	// CallbackRefund is the refund a callback named (or the plan kept)
+	// that made a Taobao list's silence inconclusive (hintedTaobao); the
+	// decider keeps it in the plan (Plan.CallbackRefund).
+	CallbackRefund string
 	// unread: no platform call made the view (a case that never sent
 	// anything has no refund); it tells the platform answers no more
 	// than before.
@@ -164,10 +173,10 @@ type PlatformView struct {
 // order than the one its case was requested with, as a refund on it showed
 // (PlatformView, Plan).
 type OrderElsewhere struct {
-	SubOrderID string `json:"subOrderId"`
-	CaseOrder  string `json:"caseOrder"`     // the order the case was requested with
-	Platform   string `json:"platformOrder"` // the order the platform files the sub-order under
-	RefundID   string `json:"refundId"`      // the refund on the sub-order that showed it
+	SubOrderID    string `json:"subOrderId"`
+	CaseOrder     string `json:"caseOrder"`     // the order the case was requested with
+	PlatformOrder string `json:"platformOrder"` // the order the platform files the sub-order under
+	RefundID      string `json:"refundId"`      // the refund on the sub-order that showed it
 }
 
 // Status returns the platform status as text, for recording.
