@@ -115,16 +115,15 @@ func (d Decider) settleMessage(c CaseView, it Intent, v PlatformView, now time.T
 // only closing it helps.
 func (d Decider) settleInconclusive(c CaseView, it Intent, v PlatformView, in Input) Decision {
 	dec := d.inconclusive(c, it, v, in)
-	// Only a callback's run reads a refund the plan does not hold yet, and
-	// its decision acts or changes nothing (a command's waits or is
-	// refused, and is stored as neither).
-	if (dec.Outcome == OutcomeAct || dec.Outcome == OutcomeNoOp) && ((v.CallbackRefund != "" && v.CallbackRefund != c.Plan.CallbackRefund) ||
-		(v.OrderElsewhere != nil && c.Plan.OrderElsewhere == nil)) {
-		// Kept with the case: later reads, without the callback that
-		// named the refund, would list the case's order and take its
-		// silence for proof that the submission did not take effect.
+	// Kept with the case: later reads, without the callback that named
+	// the refund, would list the case's order and take its silence for
+	// proof that the submission did not take effect. Only an act or a
+	// no-op (made an act) is stored; a command that waits or is refused
+	// leaves it to the next look, which reads the same.
+	learned := (v.CallbackRefund != "" && c.Plan.CallbackRefund == "") || (v.OrderElsewhere != nil && c.Plan.OrderElsewhere == nil)
+	if learned && (dec.Outcome == OutcomeAct || dec.Outcome == OutcomeNoOp) {
 		plan := c.Plan
-		plan.CallbackRefund = cmp.Or(v.CallbackRefund, plan.CallbackRefund)
+		plan.CallbackRefund = cmp.Or(plan.CallbackRefund, v.CallbackRefund) // the first kept: later looks read it and this run's
 		if v.OrderElsewhere != nil {
 			plan.OrderElsewhere = v.OrderElsewhere
 		}

@@ -86,7 +86,8 @@ func DescribePlan(doc json.RawMessage) []Field {
 		if o := p.OrderElsewhere; o != nil {
 			out.add("Platform's order", fmt.Sprintf("%s, not the case's %s (refund %s on the sub-order showed it)", o.PlatformOrder, o.CaseOrder, o.RefundID))
 		} else if p.CallbackRefund != "" {
-			out.add("Callback's refund", p.CallbackRefund+" (named by a callback for the sub-order; read with every look until the case knows its refund)")
+			out.add("Callback's refund", p.CallbackRefund+" (a callback named it for the sub-order while the case had no refund of its own; "+
+				"the order's list did not show it)")
 		}
 		return out
 	})

@@ -914,3 +914,49 @@ func TestALostSubmitUnderAnotherOrderIsNotSentAgain(t *testing.T) {
 		t.Errorf("after the later reads: %s %q, plan %s, %v; want still stopped, saying so, the plan keeping it", got.State, got.AttentionMessage, got.Plan, err)
 	}
 }
+
+// TestACallbacksRefundThePlatformCannotFindYetIsNotAbsence: the case's
+// order is mistyped, the submission's answer is lost, the sandbox's own
+// push is lost too, and a callback names a refund for the sub-order that
+// the platform's query does not find (yet: its query may lag the refund's
+// creation). That proved nothing, and once the in-flight wait was over the
+// list's silence sent the submission again. The refund is kept in the plan
+// and read with every later look: nothing is sent again.
+func TestACallbacksRefundThePlatformCannotFindYetIsNotAbsence(t *testing.T) {
+	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	pol := testPolicy
+	pol.InFlight = time.Minute
+	r.setEngine(r.newEngineWith("engine-in-flight", pol, 0))
+	ctx := context.Background()
+	_, so := r.order(sandbox.PlatformTaobao, nil)
+	const typed = "7100000000000000002"
+	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1,
+		ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP500, Count: 1, AfterEffect: true}}})
+	req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, typed, so)
+	req.Request = taobaoRequest(false)
+	if _, err := r.engine().HandleCommand(ctx, req, message(req)); err != nil {
+		t.Fatalf("request with a lost answer: %v", err)
+	}
+	c, err := r.store.CaseOpenedBy(ctx, req.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := r.refundCallback(typed, so, "9999999999999999999", 71)
+	ev, _ := r.parser.Parse(msg.Payload)
+	if _, err := r.engine().HandleCallback(ctx, ev, msg); err != nil {
+		t.Fatalf("the callback: %v", err)
+	}
+	later := r.newEngineWith("engine-later", testPolicy, 0) // no in-flight wait left
+	for range 3 {
+		if _, err := later.Wake(ctx, c.ID, refundflow.InputTimer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.sb.Stats().RefundSubmissions["taobao:"+so]; n != 1 {
+		t.Errorf("%d submissions for sub-order %s; want 1", n, so)
+	}
+	r.noDuplicates()
+	if got, err := r.store.GetCase(ctx, c.ID); err != nil || !strings.Contains(string(got.Plan), `"callbackRefund":"9999999999999999999"`) {
+		t.Errorf("case %s, plan %s, %v; want the callback's refund kept in the plan", got.State, got.Plan, err)
+	}
+}

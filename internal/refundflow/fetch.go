@@ -25,10 +25,11 @@ const listMaxRefunds = 1000
 // refund id; else, when nothing of the case can be on the platform yet, a
 // view of "none"; else by the hinted refund id (a callback's, not owned by
 // another case) on 1688, or by listing the order's refunds for the
-// sub-order on Taobao. A refund the case has not recorded counts as its own
-// only on positive evidence that it came from the case's submission (see
-// listTaobao and alibabaView); 1688 has no lookup by order, so without a
-// refund id the view is Inconclusive.
+// sub-order on Taobao, where the hint (and the one the plan kept) only
+// keeps the list's silence from proving absence. A refund the case has not
+// recorded counts as its own only on positive evidence that it came from
+// the case's submission (see listTaobao and alibabaView); 1688 has no
+// lookup by order, so without a refund id the view is Inconclusive.
 func (e *Engine) fetch(ctx context.Context, c casestore.Case, cv CaseView, hint string) (*PlatformView, error) {
 	if c.RefundID == "" && cv.beforeSubmit() {
 		// Nothing was ever sent (or every attempt was refused): whatever
@@ -130,7 +131,6 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView, 
 		// (hintedTaobao found it elsewhere before).
 		return &PlatformView{Inconclusive: true, Unattributed: []string{o.RefundID}, OrderElsewhere: o, CallbackRefund: o.RefundID}, nil
 	}
-	hint = cmp.Or(hint, cv.Plan.CallbackRefund)
 	mine, complete, err := e.listSubOrder(ctx, c.OrderID, c.SubOrderID)
 	if err != nil {
 		return nil, err
@@ -155,13 +155,14 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView, 
 		owner, ok := owners[a.RefundOrder.RefundID.String()]
 		return ok && owner != c.ID
 	})
-	if len(mine) == 0 && hint != "" && !slices.Contains(cv.Plan.PriorRefunds, hint) {
-		v, err := e.hintedTaobao(ctx, c, hint)
-		if v != nil || err != nil {
-			if v != nil {
-				v.Foreign = foreign
-			}
-			return v, err
+	if len(mine) == 0 {
+		v, err := e.hintedTaobao(ctx, c, cv.Plan, hint)
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			v.Foreign = foreign
+			return v, nil
 		}
 	}
 	switch {
@@ -190,32 +191,42 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView, 
 	return v, nil
 }
 
-// hintedTaobao reads the refund a callback named for the case's sub-order
-// while the list of the case's order shows none of the case's: if the
-// platform holds it on that sub-order, absence is not proven (the view is
-// Inconclusive), and if it files the sub-order under another order than
-// the case's, the list can never prove anything (OrderElsewhere: the case
-// parks at once). nil when the hint says nothing of the case: no such
-// refund, or another sub-order's.
-func (e *Engine) hintedTaobao(ctx context.Context, c casestore.Case, hint string) (*PlatformView, error) {
-	res, err := e.client.TaobaoQuery(ctx, hint)
-	if isNotFound(err) {
-		return nil, nil
+// hintedTaobao reads the refunds callbacks named for the case's sub-order
+// (hint, this run's, and the one the plan kept) while the list of the
+// case's order shows none of the case's. One the platform holds on that
+// sub-order, or cannot find yet (its query may lag its creation, as 1688's
+// does), leaves absence unproven: the view is Inconclusive, and the plan
+// keeps the refund (CallbackRefund) for every later look. If the platform
+// files the sub-order under another order than the case's, the list can
+// never prove anything (OrderElsewhere: the case parks at once). nil when
+// no hint says anything of the case: none, one the case listed before its
+// first submission (someone else's), or another sub-order's.
+func (e *Engine) hintedTaobao(ctx context.Context, c casestore.Case, plan Plan, hint string) (*PlatformView, error) {
+	var found *PlatformView
+	for _, id := range slices.Compact([]string{plan.CallbackRefund, hint}) {
+		if id == "" || slices.Contains(plan.PriorRefunds, id) {
+			continue
+		}
+		res, err := e.client.TaobaoQuery(ctx, id)
+		switch {
+		case isNotFound(err):
+			found = cmp.Or(found, &PlatformView{Inconclusive: true, CallbackRefund: id})
+			continue
+		case err != nil:
+			return nil, err
+		}
+		line := res.Data.RefundOrderAggregate.PurchaseOrderLine
+		if sub := line.PurchaseOrderLineID.String(); sub != "" && sub != c.SubOrderID {
+			continue // another sub-order's: nothing learned
+		}
+		// The sub-order as the callback named it (the answer may not say).
+		if po := line.PurchaseOrderID.String(); po != "" && !sameID(po, c.OrderID) {
+			return &PlatformView{Inconclusive: true, CallbackRefund: id, Unattributed: []string{id},
+				OrderElsewhere: &OrderElsewhere{SubOrderID: c.SubOrderID, CaseOrder: c.OrderID, PlatformOrder: po, RefundID: id}}, nil
+		}
+		found = cmp.Or(found, &PlatformView{Inconclusive: true, CallbackRefund: id})
 	}
-	if err != nil {
-		return nil, err
-	}
-	line := res.Data.RefundOrderAggregate.PurchaseOrderLine
-	if sub := line.PurchaseOrderLineID.String(); sub != "" && sub != c.SubOrderID {
-		return nil, nil
-	}
-	// The sub-order as the callback named it (the answer may not say).
-	v := &PlatformView{Inconclusive: true, CallbackRefund: hint}
-	if po := line.PurchaseOrderID.String(); po != "" && !sameID(po, c.OrderID) {
-		v.Unattributed = []string{hint}
-		v.OrderElsewhere = &OrderElsewhere{SubOrderID: c.SubOrderID, CaseOrder: c.OrderID, PlatformOrder: po, RefundID: hint}
-	}
-	return v, nil
+	return found, nil
 }
 
 // sameID reports whether two platform ids are the same number: an order

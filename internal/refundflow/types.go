@@ -22,11 +22,12 @@ type Plan struct {
 	// platform's web page, a case lost with a restored backup).
 	PriorListed  bool     `json:"priorListed,omitempty"`
 	PriorRefunds []string `json:"priorRefunds,omitempty"`
-	// CallbackRefund is a refund a callback named for the case's Taobao
-	// sub-order that the list of the case's order did not show
-	// (PlatformView.CallbackRefund): every later read asks the platform
-	// about it as well, since the callback that named it does not come
-	// with every read, and the list alone would read as "no refund".
+	// CallbackRefund is the first refund a callback named for the case's
+	// Taobao sub-order that the list of the case's order did not show
+	// (PlatformView.CallbackRefund): every later look without a refund id
+	// asks the platform about it as well (hintedTaobao), since the
+	// callback that named it does not come with every look, and the list
+	// alone would read as "no refund".
 	CallbackRefund string `json:"callbackRefund,omitempty"`
 	// OrderElsewhere, once that refund showed it, keeps the case from
 	// taking the list of its order for proof of anything.
