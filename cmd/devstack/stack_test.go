@@ -196,6 +196,14 @@ func TestStackEndToEnd(t *testing.T) {
 		t.Errorf("console lists cases %v; want none (none was requested)", ids)
 	}
 
+	// The documentation's Taobao example orders hold their sub-orders on
+	// the sandbox: made on first use from a sub-order alone, the order took
+	// the sub-order's id, and the walkthrough's case named another.
+	for _, o := range exampleOrders {
+		if !holds(context.Background(), http.DefaultClient, "http://"+sandboxAddr, o) {
+			t.Errorf("the sandbox's Taobao order %s does not hold the examples' sub-order %s", o.order, o.subOrder)
+		}
+	}
 	// An admin-created order makes the sandbox push ORDER_CREATE to the receiver.
 	resp, err := http.Post("http://"+sandboxAddr+"/_sandbox/orders", "application/json",
 		strings.NewReader(`{"platform":"1688","order_id":"3305075341149134260","amount":10000}`))
