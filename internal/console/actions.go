@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -340,6 +341,13 @@ func canRequestAgain(k casestore.Case) bool {
 		refundflow.RequestReplaces(state, refundflow.State(k.ParkedState), k.RefundID, k.AttentionCode)
 }
 
+// orderElsewhere reports whether k's plan holds that the platform files
+// its sub-order under another order (refundflow.Plan.OrderElsewhere).
+func orderElsewhere(k casestore.Case) bool {
+	var p refundflow.Plan
+	return len(k.Plan) > 0 && json.Unmarshal(k.Plan, &p) == nil && p.OrderElsewhere != nil
+}
+
 // offers are the forms the case page shows k's reader: those whose command
 // may apply to k in its state (the worker still decides), and only to an
 // operator. A case held because worker processes ended on it takes resolve
@@ -369,9 +377,15 @@ func offers(a Account, k casestore.Case) map[string]bool {
 	// A return submission that may have reached the platform takes no
 	// other shipment, settled or not (a second return).
 	unverifiedReturn := attention && parked == refundflow.StateReturnSubmitting && k.AttentionCode == refundflow.CodeUnverifiable
-	cancellable := !state.Terminal() && state != refundflow.StateCancelling && !unsettled
+	// Submitted under another order than the one the platform files the
+	// sub-order under: the platform can never tell whether it took
+	// effect, and the worker refuses a retry and a cancel; closing is the
+	// way out (the runbook's intent_unverifiable).
+	elsewhere := attention && orderElsewhere(k)
+	cancellable := !state.Terminal() && state != refundflow.StateCancelling && !unsettled && !elsewhere
 	return map[string]bool{
 		"resolve": attention,
+		"retry":   attention && !elsewhere,
 		// Stopped before its refund reached the platform: a corrected
 		// request replaces the one it stopped with (the request form,
 		// filled in from the case). Not while a submission may be on the

@@ -85,10 +85,13 @@ func TestActions(t *testing.T) {
 		seedCase{platform: "1688", order: "1000", state: string(refundflow.StateWaitingSeller), refund: "A1000"},
 		seedCase{platform: "1688", order: "1100", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnRefundMissing,
 			parked: string(refundflow.StateWaitingSeller), refund: "A1100"},
+		seedCase{order: "1200", sub: "1201", state: string(refundflow.StateNeedsAttention), attention: refundflow.CodeUnverifiable,
+			parked: string(refundflow.StateSubmitting), plan: `{"reasonId":1004,"fee":100,"priorListed":true,"callbackRefund":"R1300",` +
+				`"orderElsewhere":{"subOrderId":"1201","caseOrder":"1200","platformOrder":"1300","refundId":"R1300"}}`},
 	)
 	returning, refused, closed, held := ts.cases[0], ts.cases[1], ts.cases[2], ts.cases[3]
 	modifyRefused, returnRefused, unverifiable, unverifiedReturn := ts.cases[4], ts.cases[5], ts.cases[6], ts.cases[7]
-	alibabaRefund, alibabaMissing := ts.cases[8], ts.cases[9]
+	alibabaRefund, alibabaMissing, elsewhere := ts.cases[8], ts.cases[9], ts.cases[10]
 	op, viewer := ts.login(operatorName), ts.login(viewerName)
 	csrf := ts.srv.sessions.csrf(op.Value)
 	path := func(k casestore.Case) string { return fmt.Sprintf("/cases/%d", k.ID) }
@@ -99,7 +102,7 @@ func TestActions(t *testing.T) {
 		offered, not []string
 	}{
 		{returning, []string{"ship", "cancel", "message"}, []string{"modify", "resolve"}},
-		{refused, []string{"modify", "resolve", "cancel", "message"}, []string{"ship"}},
+		{refused, []string{"modify", "resolve", "resolve-retry", "resolve-close", "cancel", "message"}, []string{"ship"}},
 		{closed, nil, []string{"ship", "cancel", "message", "modify", "resolve"}},
 		// Held because worker processes ended on it: the worker refuses
 		// anything but resolve, so nothing else is offered.
@@ -122,6 +125,10 @@ func TestActions(t *testing.T) {
 		// Gone from 1688: there is nothing to withdraw, and the case does
 		// not follow it to closed; resolve is the way out.
 		{alibabaMissing, []string{"resolve"}, []string{"cancel", "cancel-elsewhere", "message", "modify", "ship"}},
+		// A submission filed under another order than the case's: the
+		// worker refuses a retry and a cancel (the platform cannot tell
+		// whether it took effect, and never will): closing is the way.
+		{elsewhere, []string{"resolve", "resolve-close"}, []string{"resolve-retry", "cancel", "message", "modify", "ship"}},
 	} {
 		page := ts.do("GET", path(tc.k), "cookie:"+op.Value, nil)
 		for _, f := range tc.offered {
