@@ -359,7 +359,7 @@ func offers(a Account, k casestore.Case) map[string]bool {
 	state, parked := refundflow.State(k.State), refundflow.State(k.ParkedState)
 	attention := state == refundflow.StateNeedsAttention
 	if attention && k.AttentionCode == refundflow.CodeWorkerEnded {
-		return map[string]bool{"resolve": true}
+		return map[string]bool{"resolve": true, "retry": true} // a retry takes the hold off
 	}
 	effective := state
 	if attention {

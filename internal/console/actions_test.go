@@ -106,7 +106,7 @@ func TestActions(t *testing.T) {
 		{closed, nil, []string{"ship", "cancel", "message", "modify", "resolve"}},
 		// Held because worker processes ended on it: the worker refuses
 		// anything but resolve, so nothing else is offered.
-		{held, []string{"resolve"}, []string{"ship", "cancel", "message", "modify"}},
+		{held, []string{"resolve", "resolve-retry", "resolve-close"}, []string{"ship", "cancel", "message", "modify"}},
 		// Stopped on an open side effect the platform kept refusing: the
 		// worker refuses other commands until it is settled, but for the
 		// correction that replaces the refused modification or return
