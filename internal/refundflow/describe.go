@@ -86,8 +86,8 @@ func DescribePlan(doc json.RawMessage) []Field {
 		if o := p.OrderElsewhere; o != nil {
 			out.add("Platform's order", fmt.Sprintf("%s, not the case's %s (refund %s on the sub-order showed it)", o.PlatformOrder, o.CaseOrder, o.RefundID))
 		} else if p.CallbackRefund != "" {
-			out.add("Callback's refund", p.CallbackRefund+" (a callback named it for the sub-order while the case had no refund of its own; "+
-				"the order's list did not show it)")
+			out.add("Callback's refund", p.CallbackRefund+" (a callback named it for the sub-order, which the order's list did not show, "+
+				"while the case had no refund of its own: read with every look until it has)")
 		}
 		return out
 	})

@@ -194,9 +194,10 @@ func (e *Engine) listTaobao(ctx context.Context, c casestore.Case, cv CaseView, 
 // hintedTaobao reads the refunds callbacks named for the case's sub-order
 // (hint, this run's, and the one the plan kept) while the list of the
 // case's order shows none of the case's. One the platform holds on that
-// sub-order, or cannot find yet (its query may lag its creation, as 1688's
-// does), leaves absence unproven: the view is Inconclusive, and the plan
-// keeps the refund (CallbackRefund) for every later look. If the platform
+// sub-order leaves absence unproven: the view is Inconclusive, and the
+// plan keeps the refund (CallbackRefund) for every later look. One it
+// cannot find (yet: its query may lag the refund's creation, as 1688's
+// may) makes this look inconclusive only. If the platform
 // files the sub-order under another order than the case's, the list can
 // never prove anything (OrderElsewhere: the case parks at once). nil when
 // no hint says anything of the case: none, one the case listed before its
@@ -210,7 +211,10 @@ func (e *Engine) hintedTaobao(ctx context.Context, c casestore.Case, plan Plan, 
 		res, err := e.client.TaobaoQuery(ctx, id)
 		switch {
 		case isNotFound(err):
-			found = cmp.Or(found, &PlatformView{Inconclusive: true, CallbackRefund: id})
+			// Not (yet) on the platform: this look proves nothing, but
+			// the id is not kept, so that a callback naming a refund
+			// that never comes cannot hold the case for good.
+			found = cmp.Or(found, &PlatformView{Inconclusive: true})
 			continue
 		case err != nil:
 			return nil, err
