@@ -36,6 +36,9 @@ var exampleOrders = []exampleOrder{
 func seedExampleOrders(ctx context.Context, w io.Writer, sandboxURL string) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, o := range exampleOrders {
+		if ctx.Err() != nil {
+			return // stopping: nothing to warn about
+		}
 		body, _ := json.Marshal(map[string]any{"platform": "taobao", "order_id": o.order,
 			"sub_orders": []map[string]any{{"sub_order_id": o.subOrder, "amount": 10000}}})
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, sandboxURL+"/_sandbox/orders", bytes.NewReader(body))
@@ -55,9 +58,9 @@ func seedExampleOrders(ctx context.Context, w io.Writer, sandboxURL string) {
 		case resp.StatusCode/100 == 2:
 		case resp.StatusCode == http.StatusConflict && holds(ctx, client, sandboxURL, o):
 		case resp.StatusCode == http.StatusConflict:
-			fmt.Fprintf(w, "devstack: warning: the sandbox files example sub-order %s under another order than %s (made on first use "+
-				"by an earlier run): the examples' cases will name an order it does not; POST /_sandbox/reset or remove "+
-				"sandbox-state.json in the data directory to start over\n", o.subOrder, o.order)
+			fmt.Fprintf(w, "devstack: warning: the sandbox does not file example sub-order %s under order %s (an earlier run made "+
+				"one of them on first use): the examples' cases will name an order it does not; to start the platform afresh, "+
+				"stop the stack, remove sandbox-state.json from the data directory and start it again\n", o.subOrder, o.order)
 		default:
 			fmt.Fprintf(w, "devstack: warning: example order %s (sub-order %s) not created: HTTP %d %s\n",
 				o.order, o.subOrder, resp.StatusCode, bytes.TrimSpace(msg))

@@ -147,9 +147,11 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 		if err := waitReady(ctx, readyURL[c], cfg.ReadyTimeout, sup.exited); err != nil {
 			return fmt.Errorf("%s did not become ready: %w", c, err)
 		}
-		if c == "sandbox" {
-			seedExampleOrders(ctx, stdout, "http://"+cfg.SandboxAddr)
-		}
+	}
+	if slices.Contains(present, "sandbox") {
+		// With the receiver up, their ORDER_CREATE pushes are delivered
+		// at once rather than retried.
+		seedExampleOrders(ctx, stdout, "http://"+cfg.SandboxAddr)
 	}
 	// The development console account and token, once the worker has
 	// migrated the store (it is ready) and the console can check a token.
