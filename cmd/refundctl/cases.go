@@ -283,7 +283,7 @@ func parseID(what, s string) (int64, error) {
 func (a *app) showCommand() *cobra.Command {
 	var sel caseSelector
 	cmd := &cobra.Command{
-		Use:     "show CASE_ID",
+		Use:     "show CASE",
 		Short:   "Show a case with its full history: step attempts, callbacks, commands, decisions",
 		Example: "  refundctl show 12\n  refundctl show 12 --json\n  refundctl show --platform taobao --sub-order 3305075341149134261",
 		Args:    cobra.MaximumNArgs(1),

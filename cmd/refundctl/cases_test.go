@@ -333,7 +333,7 @@ func TestReadCommandErrors(t *testing.T) {
 		{"unknown case", 1, "case 99 not found", []string{"show", "99"}},
 		{"malformed case id", 2, `case id "abc": want a positive integer`, []string{"show", "abc"}},
 		{"zero case id", 2, `case id "0"`, []string{"show", "0"}},
-		{"no case id", 2, "give CASE_ID, --command, or --platform with --order or --sub-order", []string{"show"}},
+		{"no case id", 2, "give CASE, --command, or --platform with --order or --sub-order", []string{"show"}},
 		{"two case ids", 2, "accepts at most 1 arg(s), received 2", []string{"show", "1", "2"}},
 		{"id and order", 2, "not both", []string{"show", "1", "--platform", "taobao", "--order", "100"}},
 		{"order without platform", 2, "--platform is required with --order/--sub-order", []string{"show", "--order", "100"}},

@@ -28,8 +28,8 @@ type caseSelector struct {
 func addSelectorFlags(cmd *cobra.Command, s *caseSelector) {
 	f := cmd.Flags()
 	f.StringVar(&s.platform, "platform", "", "with --order/--sub-order: the case's platform (taobao or 1688)")
-	f.StringVar(&s.order, "order", "", "select the newest case of this order instead of giving CASE_ID")
-	f.StringVar(&s.subOrder, "sub-order", "", "select the newest case of this sub-order instead of giving CASE_ID")
+	f.StringVar(&s.order, "order", "", "select the newest case of this order instead of giving CASE")
+	f.StringVar(&s.subOrder, "sub-order", "", "select the newest case of this sub-order instead of giving CASE")
 	f.StringVar(&s.command, "command", "", "select the case opened by this request command id (as printed by refundctl request)")
 }
 
@@ -38,16 +38,16 @@ func (s caseSelector) set() bool {
 	return s.platform != "" || s.order != "" || s.subOrder != "" || s.command != ""
 }
 
-// resolve checks the case designation: exactly one of a CASE_ID argument
+// resolve checks the case designation: exactly one of a CASE argument
 // or a selector. It returns the id (0 when the selector is used).
 func (s caseSelector) resolve(args []string) (int64, error) {
 	switch {
 	case len(args) == 1 && s.set():
-		return 0, usagef("give CASE_ID or a selector (--command, --platform with --order/--sub-order), not both")
+		return 0, usagef("give CASE or a selector (--command, --platform with --order/--sub-order), not both")
 	case len(args) == 1:
 		return parseID("case id", args[0])
 	case !s.set():
-		return 0, usagef("give CASE_ID, --command, or --platform with --order or --sub-order")
+		return 0, usagef("give CASE, --command, or --platform with --order or --sub-order")
 	case s.command != "":
 		if s.platform != "" || s.order != "" || s.subOrder != "" {
 			return 0, usagef("--command selects the case by itself: drop --platform, --order and --sub-order")
@@ -186,7 +186,7 @@ func (a *app) waitCommand() *cobra.Command {
 	var states []string
 	var deadline, interval time.Duration
 	cmd := &cobra.Command{
-		Use:   "wait [CASE_ID]",
+		Use:   "wait [CASE]",
 		Short: "Wait until a case exists or reaches a state (for scripts and walkthroughs)",
 		Long: "Polls the case store until the case (by id, or the newest case of an order) exists and,\n" +
 			"with --state, is in one of the given states. Fails when the deadline passes or the case\n" +
