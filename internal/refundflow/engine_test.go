@@ -857,6 +857,33 @@ func TestACommandWithoutACaseNamesItsOrder(t *testing.T) {
 	}
 }
 
+// lostSubmitOnTypedOrder makes a Taobao order on the sandbox and requests
+// a refund of its sub-order under typed, another order, with the
+// submission taking effect and its answer lost (faults, plus the lost
+// answer). The engine waits a minute in flight, so the submit is not sent
+// again before then, whichever comes first of a callback and the retry.
+// It returns the sandbox's order, the sub-order and the case.
+func (r *rig) lostSubmitOnTypedOrder(typed string, faults sandbox.Faults) (platformOrder, subOrder string, c casestore.Case) {
+	r.t.Helper()
+	pol := testPolicy
+	pol.InFlight = time.Minute
+	r.setEngine(r.newEngineWith("engine-in-flight", pol, 0))
+	ctx := context.Background()
+	platformOrder, subOrder = r.order(sandbox.PlatformTaobao, nil)
+	faults.ForceErrors = []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP500, Count: 1, AfterEffect: true}}
+	r.sb.SetFaults(faults)
+	req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, typed, subOrder)
+	req.Request = taobaoRequest(false)
+	if _, err := r.engine().HandleCommand(ctx, req, message(req)); err != nil {
+		r.t.Fatalf("request with a lost answer: %v", err)
+	}
+	c, err := r.store.CaseOpenedBy(ctx, req.ID)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return platformOrder, subOrder, c
+}
+
 // TestALostSubmitUnderAnotherOrderIsNotSentAgain: the operator's order is
 // not the one the platform files the sub-order under (a typo; or, in the
 // sandbox, an order made for the sub-order on first use). The submission
@@ -867,24 +894,9 @@ func TestACommandWithoutACaseNamesItsOrder(t *testing.T) {
 // order: the case stops at once, saying so, and nothing is sent again.
 func TestALostSubmitUnderAnotherOrderIsNotSentAgain(t *testing.T) {
 	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
-	// The worker's in-flight wait: the submit is not sent again before it
-	// is over, whichever comes first of the callback and the retry.
-	pol := testPolicy
-	pol.InFlight = time.Minute
-	r.setEngine(r.newEngineWith("engine-in-flight", pol, 0))
 	ctx := context.Background()
-	platformOrder, so := r.order(sandbox.PlatformTaobao, nil)
 	const typed = "7100000000000000001"
-	r.sb.SetFaults(sandbox.Faults{ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP500, Count: 1, AfterEffect: true}}})
-	req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, typed, so)
-	req.Request = taobaoRequest(false)
-	if _, err := r.engine().HandleCommand(ctx, req, message(req)); err != nil {
-		t.Fatalf("request with a lost answer: %v", err)
-	}
-	opened, err := r.store.CaseOpenedBy(ctx, req.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	platformOrder, so, opened := r.lostSubmitOnTypedOrder(typed, sandbox.Faults{})
 	// The sandbox pushes the new refund's callback; the pump delivers it.
 	c := r.waitState(opened.ID, refundflow.StateNeedsAttention)
 	if c.AttentionCode != refundflow.CodeUnverifiable || !strings.Contains(c.AttentionMessage, "under order "+platformOrder+", not the case's order "+typed) ||
@@ -925,23 +937,9 @@ func TestALostSubmitUnderAnotherOrderIsNotSentAgain(t *testing.T) {
 // the case parked, its retry refused).
 func TestACallbackRefundThePlatformDoesNotFindIsNotKept(t *testing.T) {
 	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
-	pol := testPolicy
-	pol.InFlight = time.Minute
-	r.setEngine(r.newEngineWith("engine-in-flight", pol, 0))
 	ctx := context.Background()
-	_, so := r.order(sandbox.PlatformTaobao, nil)
 	const typed = "7100000000000000002"
-	r.sb.SetFaults(sandbox.Faults{DropPushRate: 1,
-		ForceErrors: []sandbox.ForcedError{{Endpoint: "taobao_submit", Kind: sandbox.ErrHTTP500, Count: 1, AfterEffect: true}}})
-	req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, typed, so)
-	req.Request = taobaoRequest(false)
-	if _, err := r.engine().HandleCommand(ctx, req, message(req)); err != nil {
-		t.Fatalf("request with a lost answer: %v", err)
-	}
-	c, err := r.store.CaseOpenedBy(ctx, req.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, so, c := r.lostSubmitOnTypedOrder(typed, sandbox.Faults{DropPushRate: 1})
 	msg, _ := r.refundCallback(typed, so, "9999999999999999999", 71)
 	ev, _ := r.parser.Parse(msg.Payload)
 	if _, err := r.engine().HandleCallback(ctx, ev, msg); err != nil {
