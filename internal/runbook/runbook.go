@@ -31,7 +31,7 @@ type Book struct {
 var (
 	sectionRe = regexp.MustCompile(`(?m)^## (.+)$`)
 	rowRe     = regexp.MustCompile("^\\| `([a-z_]+)` \\|(.*)\\|(.*)\\|\\s*$")
-	linkRe    = regexp.MustCompile(`\[([^\]]+)\]\(([^)#]*)[^)]*\)`)
+	linkRe    = regexp.MustCompile(`\[([^\]]+)\]\(([^)#]*)(#[^)]*)?\)`)
 )
 
 // Parse reads a runbook in docs/runbook.md's form. It fails when either
@@ -71,14 +71,14 @@ func Parse(md string) (Book, error) {
 
 // Plain is a table cell as text: trimmed, inline code and bold marks
 // dropped, a link replaced by its text. A link that only names another
-// page of docs/ ("[platform](platform.md)") becomes that page's path,
-// docs/platform.md: printed by refundctl, its name alone ("(refundctl)")
-// told the reader nothing.
+// page of docs/ ("[platform](platform.md#profile)") becomes that page's
+// path with its section, docs/platform.md#profile: printed by refundctl,
+// its name alone ("(refundctl)") told the reader nothing.
 func Plain(cell string) string {
 	s := linkRe.ReplaceAllStringFunc(strings.TrimSpace(cell), func(m string) string {
 		sub := linkRe.FindStringSubmatch(m)
-		if text, file := sub[1], sub[2]; file == text+".md" {
-			return "docs/" + file
+		if text, file, section := sub[1], sub[2], sub[3]; file == text+".md" {
+			return "docs/" + file + section
 		}
 		return sub[1]
 	})

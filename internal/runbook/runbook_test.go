@@ -39,7 +39,9 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := b.States["a"]; got != (Row{Means: "the guide says", Do: "run x --y in the console (docs/console.md)"}) {
+	// A link to a docs page keeps its section: the reader goes to it
+	// (it printed "docs/console.md", the section lost).
+	if got := b.States["a"]; got != (Row{Means: "the guide says", Do: "run x --y in the console (docs/console.md#forms)"}) {
 		t.Errorf("state a = %+v", got)
 	}
 	if len(b.Reasons) != 1 || b.Reasons["r"].Do != "d" {
