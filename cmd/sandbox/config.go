@@ -48,6 +48,8 @@ var envVars = append([]envconfig.Var{
 	envconfig.V("SANDBOX_DROP_PUSH_RATE", "0", "probability in [0,1] that a callback is never sent"),
 	envconfig.V("SANDBOX_TAOBAO_LIST_OMIT_TOTAL", "false", "the Taobao refund list leaves the \"total\" key out of its answer"),
 	envconfig.V("SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE", "0", "the Taobao refund list returns at most this many items per page whatever pageSize asked, and pages with it; 0 = no cap, at most "+strconv.Itoa(sandbox.MaxListPageSize)),
+	envconfig.V("SANDBOX_RATE_QUOTA", "0", "the account's quota of API calls per second: a call past it is answered with the profile's rate_limited code (counted in /_sandbox/stats quota_refused); 0 = no quota"),
+	envconfig.V("SANDBOX_RATE_QUOTA_BURST", "0", "calls the quota lets through at once; 0 = one second's worth"),
 	envconfig.V("SANDBOX_TAOBAO_NUMERIC_STATUS", "true", "TaobaoQuery emits refundStatus as a number (documented v2 drift)"),
 	envconfig.V("SANDBOX_NUMERIC_DEVELOP_ID", "false", "envelopes carry developId as a number instead of a string (documented drift)"),
 	envconfig.V("SANDBOX_SEED", "0", "random seed for faults and ids; 0 = random"),
@@ -121,6 +123,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	f.DropPushRate = readProbability(env, "SANDBOX_DROP_PUSH_RATE")
 	f.TaobaoListOmitTotal = readBool(env, "SANDBOX_TAOBAO_LIST_OMIT_TOTAL")
 	f.TaobaoListMaxPageSize = env.Int("SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE", 0, sandbox.MaxListPageSize)
+	f.RateQuota = env.Float("SANDBOX_RATE_QUOTA", 0, 100000, "calls per second")
+	f.RateQuotaBurst = env.Int("SANDBOX_RATE_QUOTA_BURST", 0, 100000)
 
 	c.sb.TaobaoNumericStatus = readBool(env, "SANDBOX_TAOBAO_NUMERIC_STATUS")
 	c.sb.NumericDevelopID = readBool(env, "SANDBOX_NUMERIC_DEVELOP_ID")

@@ -69,6 +69,10 @@ func TestBadValues(t *testing.T) {
 		"page cap":   {"SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE", "-1"},
 		"page cap 2": {"SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE", "101"},
 		"page cap 3": {"SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE", "ten"},
+		"quota":      {"SANDBOX_RATE_QUOTA", "-1"},
+		"quota NaN":  {"SANDBOX_RATE_QUOTA", "NaN"},
+		"quota 2":    {"SANDBOX_RATE_QUOTA", "ten"},
+		"burst":      {"SANDBOX_RATE_QUOTA_BURST", "-1"},
 	} {
 		env := map[string]string{}
 		for k, v := range base {
@@ -220,16 +224,20 @@ func TestListPagingFaultsFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatalf("loadConfig: %v", err)
 	}
-	if c.sb.Faults.TaobaoListOmitTotal || c.sb.Faults.TaobaoListMaxPageSize != 0 {
-		t.Errorf("defaults: omit total %v, max page size %d; want false, 0", c.sb.Faults.TaobaoListOmitTotal, c.sb.Faults.TaobaoListMaxPageSize)
+	if c.sb.Faults.TaobaoListOmitTotal || c.sb.Faults.TaobaoListMaxPageSize != 0 || c.sb.Faults.RateQuota != 0 {
+		t.Errorf("defaults: omit total %v, max page size %d, quota %v; want false, 0, 0", c.sb.Faults.TaobaoListOmitTotal,
+			c.sb.Faults.TaobaoListMaxPageSize, c.sb.Faults.RateQuota)
 	}
 	base["SANDBOX_TAOBAO_LIST_OMIT_TOTAL"] = "true"
 	base["SANDBOX_TAOBAO_LIST_MAX_PAGE_SIZE"] = "20"
+	base["SANDBOX_RATE_QUOTA"] = "2.5"
+	base["SANDBOX_RATE_QUOTA_BURST"] = "4"
 	if c, err = loadConfig(envFunc(base)); err != nil {
 		t.Fatalf("loadConfig: %v", err)
 	}
-	if !c.sb.Faults.TaobaoListOmitTotal || c.sb.Faults.TaobaoListMaxPageSize != 20 {
-		t.Errorf("set: omit total %v, max page size %d; want true, 20", c.sb.Faults.TaobaoListOmitTotal, c.sb.Faults.TaobaoListMaxPageSize)
+	if !c.sb.Faults.TaobaoListOmitTotal || c.sb.Faults.TaobaoListMaxPageSize != 20 || c.sb.Faults.RateQuota != 2.5 || c.sb.Faults.RateQuotaBurst != 4 {
+		t.Errorf("set: omit total %v, max page size %d, quota %v burst %d; want true, 20, 2.5, 4", c.sb.Faults.TaobaoListOmitTotal,
+			c.sb.Faults.TaobaoListMaxPageSize, c.sb.Faults.RateQuota, c.sb.Faults.RateQuotaBurst)
 	}
 }
 

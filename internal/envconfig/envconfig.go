@@ -69,6 +69,16 @@ func (r *Reader) Duration(name string, lo, hi time.Duration) time.Duration {
 	return d
 }
 
+// Float parses a decimal number within [lo, hi], in unit (as "calls per
+// second") for the error.
+func (r *Reader) Float(name string, lo, hi float64, unit string) float64 {
+	f, err := strconv.ParseFloat(r.String(name), 64)
+	if err != nil || !(f >= lo && f <= hi) { // NaN fails too
+		r.Fail(fmt.Errorf("%s=%q: want %s from %g to %g", name, r.String(name), unit, lo, hi))
+	}
+	return f
+}
+
 // Int parses a decimal integer within [lo, hi].
 func (r *Reader) Int(name string, lo, hi int) int {
 	n, err := strconv.Atoi(r.String(name))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -316,5 +317,52 @@ func TestLatencyMinOnOneEndpoint(t *testing.T) {
 	status, raw, err := e.rawCall(http.MethodGet, paths.AlibabaLogisticsCompanies, nil, 30*time.Second)
 	if err != nil || status != http.StatusOK || checkEnvelope(t, raw).Code != codeOK {
 		t.Errorf("untargeted endpoint under a TaobaoRender latency: HTTP %d err %v %s", status, err, raw)
+	}
+}
+
+// TestRateQuotaRefusesCallsPastTheBucket: the account's quota lets its burst
+// through and answers every further call rate_limited, counting only those,
+// until the bucket refills; a new quota starts full, and none lets all pass.
+func TestRateQuotaRefusesCallsPastTheBucket(t *testing.T) {
+	e := newEnv(t, nil)
+	// One call per 1000 s: nothing refills within the test.
+	e.adminOK(http.MethodPut, "/_sandbox/faults", Faults{RateQuota: 0.001, RateQuotaBurst: 3}, nil)
+	var codes []int
+	for range 6 {
+		codes = append(codes, e.call(http.MethodGet, paths.AlibabaLogisticsCompanies, nil).Code)
+	}
+	want := []int{codeOK, codeOK, codeOK, codeRateLimited, codeRateLimited, codeRateLimited}
+	if !slices.Equal(codes, want) {
+		t.Fatalf("codes %v; want %v", codes, want)
+	}
+	st := e.s.Stats()
+	if st.QuotaRefused != 3 || st.APICalls["alibaba_logistics_companies"] != 6 {
+		t.Fatalf("quota_refused %d, calls %d; want 3 refused of 6", st.QuotaRefused, st.APICalls["alibaba_logistics_companies"])
+	}
+
+	// Another burst is another quota: full again.
+	e.adminOK(http.MethodPut, "/_sandbox/faults", Faults{RateQuota: 0.001, RateQuotaBurst: 1}, nil)
+	if c := e.call(http.MethodGet, paths.AlibabaLogisticsCompanies, nil).Code; c != codeOK {
+		t.Fatalf("first call under a new quota: code %d; want %d", c, codeOK)
+	}
+	if c := e.call(http.MethodGet, paths.AlibabaLogisticsCompanies, nil).Code; c != codeRateLimited {
+		t.Fatalf("second call under a quota of burst 1: code %d; want %d", c, codeRateLimited)
+	}
+
+	e.adminOK(http.MethodPut, "/_sandbox/faults", Faults{}, nil)
+	for range 5 {
+		if c := e.call(http.MethodGet, paths.AlibabaLogisticsCompanies, nil).Code; c != codeOK {
+			t.Fatalf("without a quota: code %d", c)
+		}
+	}
+	if got := e.s.Stats().QuotaRefused; got != 4 {
+		t.Fatalf("quota_refused %d after the quota was lifted; want 4", got)
+	}
+
+	for _, bad := range []string{`{"rate_quota":-1}`, `{"rate_quota":1e9}`, `{"rate_quota_burst":-2}`} {
+		status, raw := e.admin(http.MethodPut, "/_sandbox/faults", json.RawMessage(bad))
+		if status != http.StatusBadRequest || adminErrCode(t, raw) != "invalid_argument" {
+			t.Errorf("PUT faults %s: HTTP %d %s; want 400 invalid_argument", bad, status, raw)
+		}
 	}
 }

@@ -176,6 +176,12 @@ func (s *Sandbox) recoverer(next http.Handler) http.Handler {
 func (s *Sandbox) serveAPI(w http.ResponseWriter, r *http.Request, rt route, pathID string) {
 	s.mu.Lock()
 	s.stats.APICalls[rt.name]++
+	if s.quota != nil && !s.quota.Allow() {
+		s.stats.QuotaRefused++
+		s.mu.Unlock()
+		s.writeFault(w, r, ErrRateLimit, 0)
+		return
+	}
 	kind, after, latency, timeoutAfter := s.pickFaultLocked(rt.name)
 	s.mu.Unlock()
 

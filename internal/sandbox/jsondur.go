@@ -81,6 +81,8 @@ type faultsJSON struct {
 	DropPushRate      float64       `json:"drop_push_rate"`
 	ListOmitTotal     bool          `json:"taobao_list_omit_total"`
 	ListMaxPageSize   int           `json:"taobao_list_max_page_size"`
+	RateQuota         float64       `json:"rate_quota"`
+	RateQuotaBurst    int           `json:"rate_quota_burst"`
 }
 
 // MarshalJSON writes durations as Go duration strings.
@@ -90,6 +92,7 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		ErrorKinds: f.ErrorKinds, TimeoutAfter: duration(f.TimeoutAfter), Endpoints: f.Endpoints,
 		ForceErrors: f.ForceErrors, DuplicatePushRate: f.DuplicatePushRate, ReorderPushRate: f.ReorderPushRate,
 		DropPushRate: f.DropPushRate, ListOmitTotal: f.TaobaoListOmitTotal, ListMaxPageSize: f.TaobaoListMaxPageSize,
+		RateQuota: f.RateQuota, RateQuotaBurst: f.RateQuotaBurst,
 	})
 }
 
@@ -104,6 +107,7 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		ErrorKinds: j.ErrorKinds, TimeoutAfter: time.Duration(j.TimeoutAfter), Endpoints: j.Endpoints,
 		ForceErrors: j.ForceErrors, DuplicatePushRate: j.DuplicatePushRate, ReorderPushRate: j.ReorderPushRate,
 		DropPushRate: j.DropPushRate, TaobaoListOmitTotal: j.ListOmitTotal, TaobaoListMaxPageSize: j.ListMaxPageSize,
+		RateQuota: j.RateQuota, RateQuotaBurst: j.RateQuotaBurst,
 	}
 	return nil
 }

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/refundhub/refundhub/internal/platform"
 )
@@ -138,6 +141,15 @@ type Faults struct {
 	// 0 means no cap, at most MaxListPageSize.
 	TaobaoListOmitTotal   bool `json:"taobao_list_omit_total"`
 	TaobaoListMaxPageSize int  `json:"taobao_list_max_page_size"`
+
+	// RateQuota is the account's quota of API calls per second, a token
+	// bucket of RateQuotaBurst calls (0: one second's worth): a call past
+	// it is answered with the profile's rate_limited code, whatever else
+	// the faults say, and counted in Stats.QuotaRefused. The platform's
+	// real quota is not documented; this is how a client's behaviour
+	// against one is measured. 0: no quota.
+	RateQuota      float64 `json:"rate_quota"`
+	RateQuotaBurst int     `json:"rate_quota_burst"`
 }
 
 // Stats are counters an integration test asserts on.
@@ -149,6 +161,7 @@ type Stats struct {
 	Cancels                    map[string]int64 `json:"cancels"`                      // by refundId
 	Modifications              map[string]int64 `json:"modifications"`                // accepted T9 modifications, by refundId
 	DuplicateSubmissions       int64            `json:"duplicate_submissions"`        // refund or return submissions rejected as duplicates
+	QuotaRefused               int64            `json:"quota_refused"`                // API calls answered rate_limited for Faults.RateQuota (not the error_rate's)
 	Callbacks                  CallbackStats    `json:"callbacks"`
 }
 
@@ -184,6 +197,7 @@ type Sandbox struct {
 
 	mu          sync.Mutex // guards everything below
 	faults      Faults
+	quota       *rate.Limiter // Faults.RateQuota's bucket; nil without one
 	seller      SellerPolicy
 	orders      map[string]*Order   // by platform+":"+orderId
 	subOrders   map[string]*Order   // Taobao sub-order id -> order
@@ -265,6 +279,7 @@ func New(cfg Config) (*Sandbox, error) {
 		saveWake: make(chan struct{}, 1),
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		faults:   cloneFaults(cfg.Faults),
+		quota:    quotaBucket(cfg.Faults),
 		seller:   seller,
 	}
 	s.resetLocked()
@@ -338,6 +353,10 @@ func validateFaults(f Faults) error {
 	if f.LatencyMax != 0 && f.LatencyMax < f.LatencyMin {
 		return fmt.Errorf("latency_max %s is below latency_min %s", f.LatencyMax, f.LatencyMin)
 	}
+	if !(f.RateQuota >= 0 && f.RateQuota <= 100000) || f.RateQuotaBurst < 0 || f.RateQuotaBurst > 100000 {
+		return fmt.Errorf("rate_quota %v and rate_quota_burst %d: want calls per second from 0 (no quota) to 100000, and a burst from 0 (one second's worth) to 100000",
+			f.RateQuota, f.RateQuotaBurst)
+	}
 	if f.TaobaoListMaxPageSize < 0 || f.TaobaoListMaxPageSize > MaxListPageSize {
 		return fmt.Errorf("taobao_list_max_page_size %d: want 0 (no cap) to %d", f.TaobaoListMaxPageSize, MaxListPageSize)
 	}
@@ -383,8 +402,23 @@ func (s *Sandbox) SetFaults(f Faults) {
 		return
 	}
 	s.mu.Lock()
+	if f.RateQuota != s.faults.RateQuota || f.RateQuotaBurst != s.faults.RateQuotaBurst {
+		s.quota = quotaBucket(f) // a new quota starts with a full bucket
+	}
 	s.faults = cloneFaults(f)
 	s.mu.Unlock()
+}
+
+// quotaBucket is the token bucket of f's RateQuota, nil without one.
+func quotaBucket(f Faults) *rate.Limiter {
+	if f.RateQuota <= 0 {
+		return nil
+	}
+	burst := f.RateQuotaBurst
+	if burst == 0 {
+		burst = max(1, int(math.Ceil(f.RateQuota)))
+	}
+	return rate.NewLimiter(rate.Limit(f.RateQuota), burst)
 }
 
 // Faults returns the faults in force (ForceErrors counts decrease as they fire).
@@ -424,6 +458,7 @@ func (s *Sandbox) Stats() Stats {
 		Cancels:                    cloneMap(s.stats.Cancels),
 		Modifications:              cloneMap(s.stats.Modifications),
 		DuplicateSubmissions:       s.stats.DuplicateSubmissions,
+		QuotaRefused:               s.stats.QuotaRefused,
 	}
 	s.mu.Unlock()
 	st.Callbacks = s.cb.statsSnapshot()
