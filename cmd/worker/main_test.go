@@ -531,7 +531,8 @@ func TestEndToEnd(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{"refundhub_worker_cases{state=\"succeeded\"}", "refundhub_worker_step_duration_seconds_bucket",
-		"refundhub_worker_consumer_pending{source=\"callbacks\"}", "refundhub_worker_platform_calls_total"} {
+		"refundhub_worker_consumer_pending{source=\"callbacks\"}", "refundhub_worker_platform_calls_total",
+		"\nrefundhub_worker_platform_rate 2000\n"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)
 		}

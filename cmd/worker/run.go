@@ -166,6 +166,9 @@ func newEngine(cfg config, store *casestore.Store, metrics *casework.Metrics, lo
 	if err != nil {
 		return nil, err
 	}
+	if err := metrics.WatchPlatformRate(client.Rate); err != nil {
+		return nil, err
+	}
 	var vouchers refundflow.VoucherSource
 	if cfg.VoucherDir != "" {
 		vouchers = dirVouchers(cfg.VoucherDir)

@@ -75,24 +75,26 @@ func (c *Client) do(ctx context.Context, req request) (env envelopeWire, attempt
 		MaxInterval:         c.retry.MaxInterval,
 	}}
 	op := func() (envelopeWire, error) {
-		if err := c.wait(ctx, req.endpoint); err != nil {
+		sent, err := c.wait(ctx, req.endpoint)
+		if err != nil {
 			return envelopeWire{}, backoff.Permanent(err)
 		}
 		attempts++
 		env, err := c.attempt(ctx, req, attempts)
+		if err == nil {
+			c.pace.answered()
+		}
 		if err != nil {
 			lastErr = err
+			if rateLimited(err) {
+				c.pace.throttled(sent, retryAfter(err))
+			} else if answered(err) {
+				c.pace.answered()
+			}
 			if !errors.Is(err, ErrRetryable) {
 				return env, backoff.Permanent(err)
 			}
-			var he *HTTPError
-			var ae *APIError
-			switch {
-			case errors.As(err, &he):
-				eb.hint = he.RetryAfter
-			case errors.As(err, &ae):
-				eb.hint = ae.RetryAfter
-			}
+			eb.hint = retryAfter(err)
 		}
 		return env, err
 	}
@@ -166,16 +168,34 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// wait takes a token from the shared limiter before an attempt.
-func (c *Client) wait(ctx context.Context, endpoint string) error {
-	if err := c.limiter.Wait(ctx); err != nil {
+// wait takes a token from the shared pace before an attempt, and returns
+// when the attempt asked for it (pace.wait).
+func (c *Client) wait(ctx context.Context, endpoint string) (time.Time, error) {
+	sent, err := c.pace.wait(ctx)
+	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
-			return fmt.Errorf("%s: wait for rate limiter: %w", endpoint, cerr)
+			return sent, fmt.Errorf("%s: wait for rate limiter: %w", endpoint, cerr)
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return sent, fmt.Errorf("%s: wait for rate limiter: %w", endpoint, err)
 		}
 		// The limiter refuses at once a wait that would outlast ctx's deadline.
-		return fmt.Errorf("%s: wait for rate limiter: %w (%v)", endpoint, context.DeadlineExceeded, err)
+		return sent, fmt.Errorf("%s: wait for rate limiter: %w (%v)", endpoint, context.DeadlineExceeded, err)
 	}
-	return nil
+	return sent, nil
+}
+
+// retryAfter is err's Retry-After hint, 0 without one.
+func retryAfter(err error) time.Duration {
+	var he *HTTPError
+	var ae *APIError
+	switch {
+	case errors.As(err, &he):
+		return he.RetryAfter
+	case errors.As(err, &ae):
+		return ae.RetryAfter
+	}
+	return 0
 }
 
 // attempt makes one signed HTTP exchange and reports it: every attempt,

@@ -96,8 +96,16 @@ type Config struct {
 	// RateLimit and RateBurst configure the one token bucket shared by every
 	// goroutine using the Client; every attempt, retries included, takes a
 	// token. Defaults 20/s and 10; rate.Inf disables limiting.
-	RateLimit rate.Limit
-	RateBurst int
+	//
+	// RateLimit is a ceiling: while the platform rate-limits the account,
+	// the rate halves at each rate-limited answer, down to RateFloor
+	// (default 1/s, at most RateLimit; RateLimit itself keeps the rate
+	// fixed), and climbs back by RateLimit every RateRecovery (default 1m)
+	// once none comes (pace).
+	RateLimit    rate.Limit
+	RateBurst    int
+	RateFloor    rate.Limit
+	RateRecovery time.Duration
 	// Retry bounds retries of the calls that are safe to repeat.
 	Retry RetryPolicy
 	// MaxResponseBytes caps how much of a response body is read; default 8 MiB.
@@ -141,7 +149,7 @@ type Client struct {
 	profile    *platform.Profile
 	hc         *http.Client
 	timeout    time.Duration
-	limiter    *rate.Limiter
+	pace       *pace
 	retry      RetryPolicy
 	maxBody    int64
 	maxVoucher int64
@@ -193,6 +201,15 @@ func New(cfg Config) (*Client, error) {
 	if cfg.RateBurst == 0 {
 		cfg.RateBurst = DefaultRateBurst
 	}
+	if cfg.RateFloor < 0 || cfg.RateRecovery < 0 {
+		return nil, fmt.Errorf("apiclient config: RateFloor %v or RateRecovery %v is negative", cfg.RateFloor, cfg.RateRecovery)
+	}
+	if cfg.RateFloor == 0 {
+		cfg.RateFloor = DefaultRateFloor
+	}
+	if cfg.RateRecovery == 0 {
+		cfg.RateRecovery = DefaultRateRecovery
+	}
 	rp, err := normalizeRetry(cfg.Retry)
 	if err != nil {
 		return nil, err
@@ -236,7 +253,7 @@ func New(cfg Config) (*Client, error) {
 		profile:    profile,
 		hc:         hc,
 		timeout:    cfg.Timeout,
-		limiter:    rate.NewLimiter(cfg.RateLimit, cfg.RateBurst),
+		pace:       newPace(cfg.RateLimit, cfg.RateFloor, cfg.RateBurst, cfg.RateRecovery, time.Now, log), // not Now: a signing clock set back must not stop the climb
 		retry:      rp,
 		maxBody:    cfg.MaxResponseBytes,
 		maxVoucher: cfg.MaxVoucherBytes,
@@ -316,9 +333,10 @@ func newHTTPClient(idle int) *http.Client {
 	}
 }
 
-// Limiter returns the Client's shared rate limiter, e.g. for metrics on
-// available tokens. Changing its limit affects every caller.
-func (c *Client) Limiter() *rate.Limiter { return c.limiter }
+// Rate is the platform calls per second the Client allows itself now:
+// Config.RateLimit, or less while the platform rate-limits the account
+// (Config.RateFloor). For a gauge.
+func (c *Client) Rate() float64 { return float64(c.pace.Rate()) }
 
 // Profile returns the platform profile the Client uses.
 func (c *Client) Profile() *platform.Profile { return c.profile }

@@ -123,6 +123,8 @@ func TestNewValidation(t *testing.T) {
 		{"neg timeout", func(c *Config) { c.Timeout = -1 }, "Timeout"},
 		{"neg rate", func(c *Config) { c.RateLimit = -1 }, "RateLimit"},
 		{"neg burst", func(c *Config) { c.RateBurst = -1 }, "RateBurst"},
+		{"neg floor", func(c *Config) { c.RateFloor = -1 }, "RateFloor"},
+		{"neg recovery", func(c *Config) { c.RateRecovery = -time.Second }, "RateRecovery"},
 		{"neg attempts", func(c *Config) { c.Retry.MaxAttempts = -1 }, "Retry"},
 		{"jitter > 1", func(c *Config) { c.Retry.RandomizationFactor = 2 }, "RandomizationFactor"},
 		{"multiplier < 1", func(c *Config) { c.Retry.Multiplier = 0.5 }, "Multiplier"},
@@ -149,8 +151,10 @@ func TestNewValidation(t *testing.T) {
 	if c.base != "https://www.xportcn.com/api" {
 		t.Errorf("base = %q; want trailing slash trimmed", c.base)
 	}
-	if c.timeout != DefaultTimeout || c.limiter.Limit() != DefaultRateLimit || c.limiter.Burst() != DefaultRateBurst {
-		t.Errorf("defaults: timeout %v limit %v burst %d", c.timeout, c.limiter.Limit(), c.limiter.Burst())
+	if c.timeout != DefaultTimeout || c.pace.lim.Limit() != DefaultRateLimit || c.pace.lim.Burst() != DefaultRateBurst ||
+		c.pace.floor != DefaultRateFloor || c.pace.recovery != DefaultRateRecovery {
+		t.Errorf("defaults: timeout %v limit %v burst %d floor %v recovery %v", c.timeout, c.pace.lim.Limit(), c.pace.lim.Burst(),
+			c.pace.floor, c.pace.recovery)
 	}
 	want := RetryPolicy{MaxAttempts: 4, InitialInterval: 200 * time.Millisecond, MaxInterval: 5 * time.Second,
 		MaxElapsedTime: 30 * time.Second, Multiplier: 2, RandomizationFactor: 0.5}

@@ -157,7 +157,7 @@ func (c *Client) probeRequest(req ProbeRequest) (request, error) {
 // answer; attempt cannot be reused because it returns only the decoded
 // envelope.
 func (c *Client) exchange(ctx context.Context, r request, res *ProbeResult) {
-	if err := c.wait(ctx, r.endpoint); err != nil {
+	if _, err := c.wait(ctx, r.endpoint); err != nil {
 		res.Err = err
 		return
 	}

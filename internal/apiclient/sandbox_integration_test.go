@@ -11,14 +11,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/envconfig/logtest"
 	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/sandbox"
+	"github.com/refundhub/refundhub/internal/testenv/syncbuf"
 )
 
 const (
@@ -530,5 +534,68 @@ func TestSandboxNumericStatusDrift(t *testing.T) {
 	q, err = c.TaobaoQuery(ctx, id)
 	if err != nil || q.Data.RefundOrderAggregate.RefundOrder.Phase != platform.PhaseSellerRefused {
 		t.Fatalf("after refuse: %+v, %v; want SELLER_REFUSE_BUYER", q.Data.RefundOrderAggregate.RefundOrder, err)
+	}
+}
+
+// TestAClientAboveThePlatformsQuotaSlowsDownInsteadOfBeingRefused: the
+// platform's quota is not documented, so the configured rate may be above
+// it. Calls from many goroutines at ten times the sandbox's quota must
+// learn the quota from the rate-limited answers: refused for a while, as
+// it learns, not nine calls in ten for as long as they run.
+func TestAClientAboveThePlatformsQuotaSlowsDownInsteadOfBeingRefused(t *testing.T) {
+	sb, srv := startSandbox(t, func(c *sandbox.Config) { c.Faults = sandbox.Faults{RateQuota: 100, RateQuotaBurst: 5} })
+	var logs syncbuf.Buffer
+	c := newClient(t, srv, func(cfg *apiclient.Config) {
+		cfg.RateLimit, cfg.RateBurst, cfg.Retry.MaxAttempts = 1000, 10, 1
+		cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	const want = 200
+	var done, refused atomic.Int64
+	var wg sync.WaitGroup
+	// As many goroutines as a worker's slots: each waits for its token, so
+	// many were given theirs at the rate before a cut.
+	for range 32 {
+		wg.Go(func() {
+			for done.Load() < want {
+				_, err := c.AlibabaLogisticsCompanies(context.Background())
+				switch {
+				case err == nil:
+					done.Add(1)
+				case apiclient.ErrorClass(err) == platform.ClassRateLimited:
+					refused.Add(1)
+				default:
+					t.Errorf("call: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := sb.Stats()
+	t.Logf("%d calls answered, %d refused for the quota; the client's rate is now %.0f/s", done.Load(), st.QuotaRefused, c.Rate())
+	if st.QuotaRefused != refused.Load() {
+		t.Fatalf("the sandbox refused %d calls for its quota, the client saw %d rate-limited", st.QuotaRefused, refused.Load())
+	}
+	if refused.Load() > want { // nearly nine in ten before the rate adapted
+		t.Fatalf("%d calls refused for %d answered: the client went on at its configured rate, ten times the quota", refused.Load(), done.Load())
+	}
+	if r := c.Rate(); r >= 1000 || r < 1 {
+		t.Fatalf("rate now %.1f/s; want it cut below the configured 1000/s, not below the floor of 1/s", r)
+	}
+	// Each cut leaves 0.7 of the rate or of what the platform took: calls
+	// in flight together, or paced together, cut the rate once, so it does
+	// not sink far below the quota.
+	cuts := 0
+	for _, l := range logtest.Parse(t, logs.String()) {
+		if !strings.HasPrefix(l.Msg(), "apiclient: the platform rate-limits") {
+			continue
+		}
+		cuts++
+		if to, _ := l["to_calls_per_second"].(float64); to < 100*0.7*0.7*0.7 {
+			t.Errorf("a cut to %.1f/s against a quota of 100/s: answers paced at one rate cut it again and again", to)
+		}
+	}
+	if cuts == 0 {
+		t.Error("no cut was logged")
 	}
 }

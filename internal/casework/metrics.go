@@ -116,6 +116,21 @@ func NewMetrics(reg *prometheus.Registry, store *casestore.Store) (*Metrics, err
 	return m, nil
 }
 
+// WatchPlatformRate serves rate, the platform calls per second the
+// worker's client allows itself now (apiclient.Client.Rate), as
+// refundhub_worker_platform_rate: UPSTREAM_RATE_LIMIT, lower while the
+// platform rate-limits the account.
+func (m *Metrics) WatchPlatformRate(rate func() float64) error {
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "refundhub_worker_platform_rate",
+		Help: "Platform calls per second this process allows itself now: UPSTREAM_RATE_LIMIT, lower while the platform rate-limits the account (UPSTREAM_RATE_MIN, UPSTREAM_RATE_RECOVERY).",
+	}, rate)
+	if err := m.reg.Register(g); err != nil {
+		return fmt.Errorf("register worker metrics: %w", err)
+	}
+	return nil
+}
+
 // observeLag observes one callback's lag (refundhub_worker_callback_lag_seconds):
 // the engine's figure (refundflow.Message.Lag) when it committed something
 // for the callback, else the time until now, just after the commit of its

@@ -113,8 +113,34 @@ func TestUpstream(t *testing.T) {
 		t.Fatalf("Err = %v", err)
 	}
 	if cfg.BaseURL != "http://127.0.0.1:8090" || cfg.AccessSecret != "s3cr3t" || cfg.RateLimit != 5 || cfg.RateBurst != 10 ||
+		cfg.RateFloor != 1 || cfg.RateRecovery != time.Minute ||
 		cfg.Timeout != 10*time.Second || cfg.Retry.MaxAttempts != 4 || cfg.Profile == nil || cfg.Profile.Envelope.SuccessMsg != "OK" {
 		t.Errorf("Upstream = %+v; want the defaults, the trimmed secret, rate 5 and the profile's success msg OK", cfg)
+	}
+
+	// The rate's floor: at most the ceiling, its default too.
+	for _, tc := range []struct {
+		limit, floor string
+		want         float64
+		bad          bool
+	}{
+		{"0.5", "", 0.5, false},
+		{"10", "2.5", 2.5, false},
+		{"10", "10", 10, false},
+		{"10", "11", 0, true},
+		{"10", "0", 0, true},
+		{"10", "few", 0, true},
+	} {
+		env := map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u",
+			"UPSTREAM_RATE_LIMIT": tc.limit, "UPSTREAM_RATE_MIN": tc.floor}
+		r := NewReader(UpstreamVars(), func(k string) string { return env[k] })
+		cfg := r.Upstream()
+		switch err := r.Err(); {
+		case tc.bad && (err == nil || !strings.Contains(err.Error(), "UPSTREAM_RATE_MIN")):
+			t.Errorf("UPSTREAM_RATE_LIMIT=%s UPSTREAM_RATE_MIN=%s: err %v; want one naming UPSTREAM_RATE_MIN", tc.limit, tc.floor, err)
+		case !tc.bad && (err != nil || float64(cfg.RateFloor) != tc.want):
+			t.Errorf("UPSTREAM_RATE_LIMIT=%s UPSTREAM_RATE_MIN=%s: floor %v, err %v; want %v", tc.limit, tc.floor, cfg.RateFloor, err, tc.want)
+		}
 	}
 
 	env = map[string]string{"UPSTREAM_ACCESS_SECRET": "s3cr3t", "UPSTREAM_PROFILE": dir + "/missing.toml", "UPSTREAM_TIMEOUT": "1h"}

@@ -25,8 +25,10 @@ func UpstreamVars() []Var {
 		V("UPSTREAM_ACCESS_SECRET", "", "REQUIRED platform access secret (only used to sign; never logged)"),
 		V("UPSTREAM_USER_ID", "", "REQUIRED platform user id (user-id header)"),
 		V("UPSTREAM_PROFILE", "", "TOML file overriding the built-in platform profile (endpoint paths, error-code classes, status names, time and amount formats, callback types): every guess about the platform; see docs/platform.md and `refundctl doctor`"),
-		V("UPSTREAM_RATE_LIMIT", "20", "platform calls per second for this process, shared by all its goroutines (retries included)"),
+		V("UPSTREAM_RATE_LIMIT", "20", "platform calls per second for this process, shared by all its goroutines (retries included); a ceiling: while the platform answers rate-limited, every call slows down (UPSTREAM_RATE_MIN)"),
 		V("UPSTREAM_RATE_BURST", "10", "rate limiter burst"),
+		V("UPSTREAM_RATE_MIN", "1", "the calls per second a rate-limited process slows down to at most: each rate-limited answer cuts the rate to 0.7 of what the platform took lately, not below this; equal to UPSTREAM_RATE_LIMIT keeps the rate fixed"),
+		V("UPSTREAM_RATE_RECOVERY", "1m", "how fast the rate climbs back after a rate-limited answer: by UPSTREAM_RATE_LIMIT in this time, while no call is rate-limited"),
 		V("UPSTREAM_TIMEOUT", "10s", "timeout of one platform call attempt"),
 		V("UPSTREAM_MAX_ATTEMPTS", "4", "attempts of a read-only platform call within one step (side effects are never repeated by the client)"),
 	}
@@ -58,6 +60,13 @@ func (r *Reader) Upstream() apiclient.Config {
 	if err != nil || rl <= 0 || rl > 100000 {
 		r.Fail(fmt.Errorf("UPSTREAM_RATE_LIMIT=%q: want calls per second, > 0", r.String("UPSTREAM_RATE_LIMIT")))
 	}
+	floor := r.Float("UPSTREAM_RATE_MIN", 0.01, 100000, "calls per second")
+	if strings.TrimSpace(r.getenv("UPSTREAM_RATE_MIN")) == "" {
+		floor = min(floor, rl) // the default, under a ceiling below it
+	} else if floor > rl && rl > 0 {
+		r.Fail(fmt.Errorf("UPSTREAM_RATE_MIN=%q is above UPSTREAM_RATE_LIMIT=%q: the rate a rate-limited process slows down to is at most its ceiling",
+			r.String("UPSTREAM_RATE_MIN"), r.String("UPSTREAM_RATE_LIMIT")))
+	}
 	return apiclient.Config{
 		BaseURL:      r.String("UPSTREAM_BASE_URL"),
 		AccessKey:    strings.TrimSpace(r.getenv("UPSTREAM_ACCESS_KEY")),
@@ -67,6 +76,8 @@ func (r *Reader) Upstream() apiclient.Config {
 		Timeout:      r.Duration("UPSTREAM_TIMEOUT", 100*time.Millisecond, 5*time.Minute),
 		RateLimit:    rate.Limit(rl),
 		RateBurst:    r.Int("UPSTREAM_RATE_BURST", 1, 10000),
+		RateFloor:    rate.Limit(floor),
+		RateRecovery: r.Duration("UPSTREAM_RATE_RECOVERY", time.Second, 24*time.Hour),
 		Retry:        apiclient.RetryPolicy{MaxAttempts: r.Int("UPSTREAM_MAX_ATTEMPTS", 1, 20)},
 	}
 }
