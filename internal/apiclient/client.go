@@ -98,9 +98,11 @@ type Config struct {
 	// token. Defaults 20/s and 10; rate.Inf disables limiting.
 	//
 	// RateLimit is a ceiling: while the platform rate-limits the account,
-	// the rate halves at each rate-limited answer, down to RateFloor
-	// (default 1/s, at most RateLimit; RateLimit itself keeps the rate
-	// fixed), and climbs back by RateLimit every RateRecovery (default 1m)
+	// each rate-limited answer cuts the rate to 0.7 of what the platform
+	// took lately (half while that is unknown), down to RateFloor (default
+	// 1/s, at most RateLimit; RateLimit itself keeps the rate fixed), a
+	// Retry-After on it holds every call (at most Retry.MaxInterval), and
+	// the rate climbs back by RateLimit every RateRecovery (default 1m)
 	// once none comes (pace).
 	RateLimit    rate.Limit
 	RateBurst    int
@@ -246,14 +248,15 @@ func New(cfg Config) (*Client, error) {
 		now = time.Now
 	}
 	return &Client{
-		base:       base,
-		accessKey:  cfg.AccessKey,
-		secret:     cfg.AccessSecret,
-		userID:     cfg.UserID,
-		profile:    profile,
-		hc:         hc,
-		timeout:    cfg.Timeout,
-		pace:       newPace(cfg.RateLimit, cfg.RateFloor, cfg.RateBurst, cfg.RateRecovery, time.Now, log), // not Now: a signing clock set back must not stop the climb
+		base:      base,
+		accessKey: cfg.AccessKey,
+		secret:    cfg.AccessSecret,
+		userID:    cfg.UserID,
+		profile:   profile,
+		hc:        hc,
+		timeout:   cfg.Timeout,
+		pace: newPace(cfg.RateLimit, cfg.RateFloor, cfg.RateBurst, cfg.RateRecovery, rp.MaxInterval,
+			time.Now, log), // not Now: a signing clock set back must not stop the climb
 		retry:      rp,
 		maxBody:    cfg.MaxResponseBytes,
 		maxVoucher: cfg.MaxVoucherBytes,

@@ -32,14 +32,18 @@ const (
 //     to an attempt paced after the last cut (one that asked for its token
 //     after it) cuts the rate to 0.7 of what
 //     the platform took lately (the answers other than rate-limited ones,
-//     per second, a moving average over half-seconds, or the first
-//     half-second so far once 100 ms of it passed), or of the rate itself
+//     per second, a moving average over the half-seconds that had any, or
+//     the first half-second so far once 100 ms of it passed: a quiet spell
+//     says nothing of the quota), or of the rate itself
 //     when that is lower; half the rate while nothing is known yet; down to
 //     the floor; and
 //     it spends the tokens the bucket had saved. Answers to attempts paced
 //     before the cut, in flight or given their tokens at the old rate, say
 //     nothing of the rate it left: calls paced together cut it once;
-//   - a Retry-After hint on such an answer holds every attempt until then;
+//   - a Retry-After hint on such an answer holds every attempt until then,
+//     at most maxHold (the retry policy's MaxInterval: the cap one call's
+//     retry already put on the hint), so that a platform asking for a day
+//     does not stop every case of the process for one;
 //   - with no cut, the rate climbs back linearly to the ceiling, by the
 //     ceiling every recovery period.
 //
@@ -49,6 +53,7 @@ type pace struct {
 	ceiling  rate.Limit
 	floor    rate.Limit
 	recovery time.Duration
+	maxHold  time.Duration
 	now      func() time.Time
 	log      *slog.Logger
 
@@ -71,9 +76,12 @@ const (
 	paceSmooth   = 0.8                    // the last bucket's weight in the average
 )
 
-func newPace(ceiling, floor rate.Limit, burst int, recovery time.Duration, now func() time.Time, log *slog.Logger) *pace {
+func newPace(ceiling, floor rate.Limit, burst int, recovery, maxHold time.Duration, now func() time.Time, log *slog.Logger) *pace {
+	if recovery <= 0 {
+		recovery = DefaultRateRecovery
+	}
 	return &pace{lim: rate.NewLimiter(ceiling, burst), ceiling: ceiling, floor: min(floor, ceiling),
-		recovery: recovery, now: now, log: log}
+		recovery: recovery, maxHold: maxHold, now: now, log: log}
 }
 
 // adapts reports whether the rate moves at all.
@@ -113,24 +121,37 @@ func (p *pace) wait(ctx context.Context) (time.Time, error) {
 		}
 		p.lim.SetLimitAt(now, r)
 	}
-	hold := p.until.Sub(now)
 	p.mu.Unlock()
-	if hold > 0 {
-		if dl, ok := ctx.Deadline(); ok && dl.Before(now.Add(hold)) {
-			return time.Time{}, fmt.Errorf("%w (the platform asked for a pause of %s)", context.DeadlineExceeded, hold.Round(time.Millisecond))
+	if err := p.holdOff(ctx); err != nil {
+		return time.Time{}, err
+	}
+	if err := p.lim.Wait(ctx); err != nil {
+		return time.Time{}, err
+	}
+	return asked, nil
+}
+
+// holdOff waits out the platform's Retry-After hold, and any longer one
+// that comes meanwhile.
+func (p *pace) holdOff(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		hold := p.until.Sub(p.now())
+		p.mu.Unlock()
+		if hold <= 0 {
+			return nil
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < hold {
+			return fmt.Errorf("%w: waiting out the platform's Retry-After (%s left)", context.DeadlineExceeded, hold.Round(time.Millisecond))
 		}
 		t := time.NewTimer(hold)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return time.Time{}, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	if err := p.lim.Wait(ctx); err != nil {
-		return time.Time{}, err
-	}
-	return asked, nil
 }
 
 // answered counts an answer of the platform that is not rate-limited: a
@@ -168,9 +189,11 @@ func (p *pace) measure(now time.Time) {
 	}
 	for now.Sub(p.bucket) >= paceBucket {
 		rate := float64(p.inBucket) / paceBucket.Seconds()
-		if p.taken == 0 {
+		switch {
+		case p.inBucket == 0: // a quiet half-second: nothing about the quota
+		case p.taken == 0:
 			p.taken = rate
-		} else {
+		default:
 			p.taken = paceSmooth*rate + (1-paceSmooth)*p.taken
 		}
 		p.inBucket = 0
@@ -186,11 +209,18 @@ func (p *pace) measure(now time.Time) {
 func (p *pace) throttled(sent time.Time, hint time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !p.adapts() {
+		return
+	}
 	now := p.now()
-	if hint > 0 && now.Add(hint).After(p.until) {
+	if hint = min(hint, p.maxHold); hint > 0 && now.Add(hint).After(p.until) {
+		if !p.until.After(now) { // said once per pause, not for every answer that lengthens it
+			p.log.Warn("apiclient: the platform asked for a pause: every platform call of this process waits for it",
+				"retry_after", hint.String())
+		}
 		p.until = now.Add(hint)
 	}
-	if !p.adapts() || (!p.cutAt.IsZero() && !sent.After(p.cutAt)) {
+	if !p.cutAt.IsZero() && !sent.After(p.cutAt) {
 		return
 	}
 	p.measure(now)
@@ -202,7 +232,7 @@ func (p *pace) throttled(sent time.Time, hint time.Duration) {
 	p.base, p.cutAt = max(p.floor, took*share), now
 	p.lim.SetLimitAt(now, p.base)
 	if saved := int(p.lim.TokensAt(now)); saved > 0 {
-		p.lim.AllowN(now, saved) // the burst saved at the old rate is not sent into the quota
+		p.lim.ReserveN(now, saved) // the burst saved at the old rate is not sent into the quota (a token taken meanwhile only delays the next)
 	}
 	if p.base < from {
 		p.log.Warn("apiclient: the platform rate-limits this account: every platform call of this process slows down, and climbs back while none is refused",

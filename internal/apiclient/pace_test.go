@@ -24,7 +24,7 @@ func near(a, b rate.Limit) bool { return math.Abs(float64(a-b)) < 1e-6 }
 
 func TestPaceCutsOnRateLimitsAndClimbsBack(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}
-	p := newPace(20, 1, 10, time.Minute, clk.now, slog.New(slog.DiscardHandler))
+	p := newPace(20, 1, 10, time.Minute, 5*time.Second, clk.now, slog.New(slog.DiscardHandler))
 	if r := p.Rate(); r != 20 {
 		t.Fatalf("rate before any answer %v; want the ceiling 20", r)
 	}
@@ -85,6 +85,20 @@ func TestPaceCutsOnRateLimitsAndClimbsBack(t *testing.T) {
 		t.Fatalf("rate long after the cut %v (cut at %v); want back at 20", r, p.cutAt)
 	}
 
+	// A quiet spell says nothing of the quota: after 2 s without a call,
+	// the take is still what it was, and a cut leaves 0.7 of it.
+	for range 2 {
+		for range 5 {
+			p.answered()
+		}
+		clk.add(paceBucket)
+	}
+	clk.add(2 * time.Second)
+	p.throttled(clk.t, 0)
+	if r := p.Rate(); r < 0.7*9 {
+		t.Fatalf("rate after a cut following 2 s without a call %v; want about 0.7 of the 10/s taken before", r)
+	}
+
 	// Never below the floor.
 	for range 20 {
 		p.throttled(clk.add(time.Millisecond), 0)
@@ -96,30 +110,45 @@ func TestPaceCutsOnRateLimitsAndClimbsBack(t *testing.T) {
 
 func TestPaceHoldsEveryAttemptForRetryAfter(t *testing.T) {
 	clk := &fakeClock{t: time.Now()} // the wait compares the hold with ctx's deadline, on the wall clock
-	p := newPace(20, 1, 10, time.Minute, clk.now, slog.New(slog.DiscardHandler))
-	p.throttled(clk.t, 30*time.Second)
+	p := newPace(20, 1, 10, time.Minute, 5*time.Second, clk.now, slog.New(slog.DiscardHandler))
+	p.throttled(clk.t, 3*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err := p.wait(ctx)
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "pause of 30s") {
-		t.Fatalf("wait within a 30 s Retry-After, with 1 s to go: %v; want the deadline, naming the pause", err)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "Retry-After (3s left)") {
+		t.Fatalf("wait within a 3 s Retry-After, with 1 s to go: %v; want the deadline, naming what is left of the pause", err)
 	}
-	clk.add(30 * time.Second)
+	clk.add(3 * time.Second)
 	if _, err := p.wait(ctx); err != nil {
 		t.Fatalf("wait once the pause is over: %v", err)
+	}
+
+	// A day asked for is held for the retry policy's longest wait, 5 s.
+	p.throttled(clk.t, 24*time.Hour)
+	if _, err := p.wait(ctx); err == nil || !strings.Contains(err.Error(), "(5s left)") {
+		t.Fatalf("wait within a Retry-After of a day: %v; want 5s left of a pause capped at 5 s", err)
+	}
+	clk.add(5 * time.Second)
+	if _, err := p.wait(ctx); err != nil {
+		t.Fatalf("wait 5 s after a Retry-After of a day: %v", err)
 	}
 }
 
 func TestPaceIsFixedWithoutRoomToMove(t *testing.T) {
 	for name, p := range map[string]*pace{
-		"floor at the ceiling": newPace(20, 20, 10, time.Minute, time.Now, slog.New(slog.DiscardHandler)),
-		"no limit":             newPace(rate.Inf, 1, 10, time.Minute, time.Now, slog.New(slog.DiscardHandler)),
+		"floor at the ceiling": newPace(20, 20, 10, time.Minute, 5*time.Second, time.Now, slog.New(slog.DiscardHandler)),
+		"no limit":             newPace(rate.Inf, 1, 10, time.Minute, 5*time.Second, time.Now, slog.New(slog.DiscardHandler)),
 	} {
 		before := p.Rate()
-		p.throttled(time.Now(), 0)
+		p.throttled(time.Now(), time.Minute)
 		if r := p.Rate(); r != before {
 			t.Errorf("%s: rate %v after a rate-limited answer; want it unchanged at %v", name, r, before)
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if _, err := p.wait(ctx); err != nil {
+			t.Errorf("%s: wait after a Retry-After: %v; want no pause, as before the rate adapted", name, err)
+		}
+		cancel()
 	}
 }
 

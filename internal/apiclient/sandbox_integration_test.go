@@ -591,7 +591,10 @@ func TestAClientAboveThePlatformsQuotaSlowsDownInsteadOfBeingRefused(t *testing.
 			continue
 		}
 		cuts++
-		if to, _ := l["to_calls_per_second"].(float64); to < 100*0.7*0.7*0.7 {
+		// Answers paced at one rate cutting it again and again took it to
+		// the floor within a second; a client starved of CPU may cut
+		// below the quota, as its own take is low, but not that far.
+		if to, _ := l["to_calls_per_second"].(float64); to < 10 {
 			t.Errorf("a cut to %.1f/s against a quota of 100/s: answers paced at one rate cut it again and again", to)
 		}
 	}

@@ -60,7 +60,7 @@ func (r *Reader) Upstream() apiclient.Config {
 	if err != nil || rl <= 0 || rl > 100000 {
 		r.Fail(fmt.Errorf("UPSTREAM_RATE_LIMIT=%q: want calls per second, > 0", r.String("UPSTREAM_RATE_LIMIT")))
 	}
-	floor := r.Float("UPSTREAM_RATE_MIN", 0.01, 100000, "calls per second")
+	floor := r.Float("UPSTREAM_RATE_MIN", min(0.01, max(rl, 1e-6)), 100000, "calls per second")
 	if strings.TrimSpace(r.getenv("UPSTREAM_RATE_MIN")) == "" {
 		floor = min(floor, rl) // the default, under a ceiling below it
 	} else if floor > rl && rl > 0 {
