@@ -125,7 +125,7 @@ func writeReasons(a *app, out reasons.Result) error {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", r.Type, r.GoodsStatus, r.ID, r.VoucherNeed("?"), cell(r.WithTip(), 0))
 		}
 		_ = tw.Flush()
-	} else {
+	} else if out.Answered() {
 		ew.printf("no reasons offered\n")
 	}
 	for _, f := range out.Forms {

@@ -124,7 +124,7 @@ func TestReasonsErrors(t *testing.T) {
 	r = runRefundctl(t, vars, "reasons", "--platform", "1688", "--order", "1", "--json")
 	var out reasons.Result
 	decodeJSON(t, r.stdout, &out)
-	if r.code() != 1 || !strings.Contains(r.line(), "the platform listed no reasons") || len(out.Forms) != 1 {
+	if r.code() != 1 || !strings.Contains(r.line(), "no reasons read: the platform answered no look-up") || len(out.Forms) != 1 {
 		t.Errorf("reasons with nothing listening: exit %d, %q, %d calls; want exit 1 after the first call", r.code(), r.line(), len(out.Forms))
 	}
 	// A refusal is about one combination: the others are still asked, and
@@ -148,5 +148,30 @@ func TestGoodsStatusesAreRequests(t *testing.T) {
 	}
 	if got, want := "one of "+strings.Join(goodsStatuses("1688"), ", "), validationRules().alibabaGoods; got != want {
 		t.Errorf("1688 goods statuses %q; refundflow says %q", got, want)
+	}
+}
+
+// TestReasonsThePlatformRateLimitedAreNotReadNotAbsent: a look-up the
+// platform answered rate-limited read no reasons; it must not say that the
+// form offers none, and it says why and what to do.
+func TestReasonsThePlatformRateLimitedAreNotReadNotAbsent(t *testing.T) {
+	p := startPlatform(t, sandbox.Config{Faults: sandbox.Faults{RateQuota: 0.001, RateQuotaBurst: 1}})
+	vars := p.upstreamVars("")
+	vars["UPSTREAM_MAX_ATTEMPTS"] = "1"
+	args := []string{"reasons", "--platform", "1688", "--order", "3305075341149134262", "--goods-status", "aftersaleBuyerReceived"}
+	if r := runRefundctl(t, vars, args...); r.err != nil { // the quota's one call
+		t.Fatalf("first look-up: %v", r.err)
+	}
+	r := runRefundctl(t, vars, args...)
+	if r.code() != 1 || strings.Contains(r.stdout, "no reasons offered") || !strings.Contains(r.line(), "rate-limits the account") ||
+		!strings.Contains(r.line(), "look up again") {
+		t.Errorf("look-up the platform rate-limited: exit %d, stdout %q, %q; want exit 1, no \"no reasons offered\", the rate limit named with what to do",
+			r.code(), r.stdout, r.line())
+	}
+	r = runRefundctl(t, vars, append(args, "--json")...)
+	var out reasons.Result
+	decodeJSON(t, r.stdout, &out)
+	if len(out.Forms) != 1 || !out.Forms[0].RateLimited {
+		t.Errorf("--json forms %+v; want one, rate-limited", out.Forms)
 	}
 }

@@ -86,7 +86,7 @@ func (c *Client) do(ctx context.Context, req request) (env envelopeWire, attempt
 		}
 		if err != nil {
 			lastErr = err
-			if rateLimited(err) {
+			if RateLimited(err) {
 				c.pace.throttled(sent, retryAfter(err))
 			} else if answered(err) {
 				c.pace.answered()

@@ -249,9 +249,10 @@ func answered(err error) bool {
 	return errors.As(err, &ae) || errors.As(err, &he)
 }
 
-// rateLimited reports whether err is the platform saying that the account
-// calls too often: the profile's rate_limited class, or HTTP 429.
-func rateLimited(err error) bool {
+// RateLimited reports whether err is the platform saying that the account
+// calls too often: the profile's rate_limited class, or HTTP 429. The
+// account's quota is shared by every process calling with its key.
+func RateLimited(err error) bool {
 	if ErrorClass(err) == platform.ClassRateLimited {
 		return true
 	}

@@ -164,8 +164,8 @@ func TestRateLimitedAndAnswered(t *testing.T) {
 		{"http 500", &HTTPError{StatusCode: 500}, false, true},
 		{"transport", &TransportError{Err: errors.New("reset")}, false, false},
 	} {
-		if got := rateLimited(tc.err); got != tc.limited {
-			t.Errorf("%s: rateLimited %v; want %v", tc.name, got, tc.limited)
+		if got := RateLimited(tc.err); got != tc.limited {
+			t.Errorf("%s: RateLimited %v; want %v", tc.name, got, tc.limited)
 		}
 		if got := answered(tc.err); got != tc.answer {
 			t.Errorf("%s: answered %v; want %v", tc.name, got, tc.answer)

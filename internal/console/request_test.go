@@ -414,8 +414,8 @@ func TestRequestFormLooksUpReasons(t *testing.T) {
 
 	srv.Close() // the platform away
 	r = ts.do("POST", "/requests/reasons", "cookie:"+op.Value, form)
-	if r.status != http.StatusOK || !strings.Contains(r.body, "the platform listed no reasons") {
-		t.Errorf("look-up with the platform away = %d; want the page saying it listed none:\n%s", r.status, r.body)
+	if r.status != http.StatusOK || !strings.Contains(r.body, "no reasons read: the platform answered no look-up") {
+		t.Errorf("look-up with the platform away = %d; want the page saying no reason was read:\n%s", r.status, r.body)
 	}
 
 	// The account's look-ups spent (3 at once, then one a second, as on

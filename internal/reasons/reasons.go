@@ -144,6 +144,10 @@ type Form struct {
 	RequestID   string `json:"requestId,omitempty"`
 	MaxFee      *int64 `json:"maxFee,omitempty"` // Taobao: what an amount of max asks for, fen
 	Error       string `json:"error,omitempty"`
+	// RateLimited: the platform did not answer the look-up for the
+	// account's quota (apiclient.RateLimited), which the worker's calls
+	// share; asked again later, it is answered.
+	RateLimited bool `json:"rateLimited,omitempty"`
 }
 
 // Result is what the platform offered for a Query.
@@ -155,20 +159,23 @@ type Result struct {
 	Forms      []Form   `json:"forms"`
 }
 
+// Answered reports whether any call was answered with the reasons of its
+// form (none, perhaps).
+func (r Result) Answered() bool {
+	return slices.ContainsFunc(r.Forms, func(f Form) bool { return f.Error == "" })
+}
+
 // Err is nil when at least one call was answered, else why none was (the
-// first call's error).
+// first call's error): no reason was read, which says nothing of what the
+// forms offer.
 func (r Result) Err() error {
-	var errs []string
-	for _, f := range r.Forms {
-		if f.Error == "" {
-			return nil
-		}
-		errs = append(errs, f.Error)
-	}
-	if len(errs) == 0 {
+	if len(r.Forms) == 0 || r.Answered() {
 		return nil
 	}
-	return fmt.Errorf("the platform listed no reasons: %s", errs[0])
+	if f := r.Forms[0]; f.RateLimited {
+		return fmt.Errorf("no reasons read: the platform rate-limits the account (the worker's calls count against the same quota): look up again in a minute (%s)", f.Error)
+	}
+	return fmt.Errorf("no reasons read: the platform answered no look-up: %s", r.Forms[0].Error)
 }
 
 // Lookup asks the platform through cl once per type and goods status that
@@ -190,7 +197,7 @@ func Lookup(ctx context.Context, cl *apiclient.Client, q Query) Result {
 			r, err := cl.AlibabaRefundReasons(ctx, apiclient.RefundReasonsRequest{OrderID: orderID, GoodsStatus: alibabaGoodsWire(prof, g)})
 			form := Form{Type: "any", GoodsStatus: g, RequestID: r.RequestID}
 			if err != nil {
-				form.Error = err.Error()
+				form.Error, form.RateLimited = err.Error(), apiclient.RateLimited(err)
 			}
 			out.Forms = append(out.Forms, form)
 			if unanswered(err) {
@@ -220,7 +227,7 @@ func Lookup(ctx context.Context, cl *apiclient.Client, q Query) Result {
 			r, err := cl.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: q.SubOrderID, RefundType: rt, GoodsStatus: taobaoGoodsWire(prof, g)})
 			form := Form{Type: typ, GoodsStatus: g, RequestID: r.RequestID}
 			if err != nil {
-				form.Error = err.Error()
+				form.Error, form.RateLimited = err.Error(), apiclient.RateLimited(err)
 			} else {
 				maxFee := int64(r.Data.RefundOrderTemplate.MaxRefundFee.MaxRefundFee)
 				form.MaxFee = &maxFee
