@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -117,7 +118,7 @@ func (p *pace) wait(ctx context.Context) (time.Time, error) {
 		r := p.rateAt(now)
 		if r == p.ceiling && !p.cutAt.IsZero() {
 			p.cutAt = time.Time{}
-			p.log.Info("apiclient: platform calls back at their configured rate", "calls_per_second", float64(r))
+			p.log.Info("apiclient: platform calls back at their configured rate", "calls_per_second", round2(r))
 		}
 		p.lim.SetLimitAt(now, r)
 	}
@@ -224,6 +225,7 @@ func (p *pace) throttled(sent time.Time, hint time.Duration) {
 		return
 	}
 	p.measure(now)
+	first := p.cutAt.IsZero() // the first cut since the rate was last at its ceiling
 	from := p.rateAt(now)
 	took, share := from, rate.Limit(paceBlindCut)
 	if taken := p.takenNow(now); taken > 0 {
@@ -235,11 +237,20 @@ func (p *pace) throttled(sent time.Time, hint time.Duration) {
 		p.lim.ReserveN(now, saved) // the burst saved at the old rate is not sent into the quota (a token taken meanwhile only delays the next)
 	}
 	if p.base < from {
-		p.log.Warn("apiclient: the platform rate-limits this account: every platform call of this process slows down, and climbs back while none is refused",
-			"from_calls_per_second", float64(from), "to_calls_per_second", float64(p.base), "floor", float64(p.floor),
+		// A warning once, when the platform starts to rate-limit; the
+		// cuts after it while the rate climbs back are its course.
+		level := slog.LevelInfo
+		if first {
+			level = slog.LevelWarn
+		}
+		p.log.Log(context.Background(), level, "apiclient: the platform rate-limits this account: every platform call of this process slows down, and climbs back while none is refused",
+			"from_calls_per_second", round2(from), "to_calls_per_second", round2(p.base), "floor", round2(p.floor),
 			"back_at_full_rate_in", time.Duration(float64(p.recovery)*float64((p.ceiling-p.base)/p.ceiling)).Round(time.Second).String())
 	}
 }
+
+// round2 is r to two decimals, for the log.
+func round2(r rate.Limit) float64 { return math.Round(float64(r)*100) / 100 }
 
 // answered reports whether err is an answer of the platform's (an
 // envelope or an HTTP status), not a failure to reach it.

@@ -1,16 +1,19 @@
 package apiclient
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/refundhub/refundhub/internal/envconfig/logtest"
 	"github.com/refundhub/refundhub/internal/platform"
 )
 
@@ -24,7 +27,8 @@ func near(a, b rate.Limit) bool { return math.Abs(float64(a-b)) < 1e-6 }
 
 func TestPaceCutsOnRateLimitsAndClimbsBack(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}
-	p := newPace(20, 1, 10, time.Minute, 5*time.Second, clk.now, slog.New(slog.DiscardHandler))
+	var logs bytes.Buffer
+	p := newPace(20, 1, 10, time.Minute, 5*time.Second, clk.now, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if r := p.Rate(); r != 20 {
 		t.Fatalf("rate before any answer %v; want the ceiling 20", r)
 	}
@@ -83,6 +87,15 @@ func TestPaceCutsOnRateLimitsAndClimbsBack(t *testing.T) {
 	}
 	if r := p.Rate(); r != 20 || !p.cutAt.IsZero() {
 		t.Fatalf("rate long after the cut %v (cut at %v); want back at 20", r, p.cutAt)
+	}
+	// A warning when the platform starts to rate-limit, the cuts after it
+	// told at info, and the rate back at its ceiling said.
+	var levels []string
+	for _, l := range logtest.Parse(t, logs.String()) {
+		levels = append(levels, l.Level()+" "+strings.Fields(l.Msg())[2])
+	}
+	if want := []string{"WARN platform", "INFO platform", "INFO platform", "INFO calls"}; !slices.Equal(levels, want) {
+		t.Errorf("log levels and messages %q; want %q", levels, want)
 	}
 
 	// A quiet spell says nothing of the quota: after 2 s without a call,
