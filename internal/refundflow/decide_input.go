@@ -181,6 +181,9 @@ func (d Decider) onResult(c CaseView, in Input) Decision {
 			dec.Outcome = OutcomeRetry
 			return dec
 		}
+		if r.Step == StepSubmit && r.Err.OpenRefundExists {
+			return refundExists(c, r.Err)
+		}
 		return park(c, AttnPlatformError, excerpt.Of(fmt.Sprintf("%s failed: code %s: %s", r.Step, excerpt.Of(r.Err.Code, 40), r.Err.Message), MaxAttentionText))
 	}
 	switch r.Step {
@@ -235,7 +238,17 @@ func (d Decider) onForm(c CaseView, f *Form, now time.Time) Decision {
 	if stop != nil {
 		return *stop
 	}
-	plan := Plan{ReasonID: chosen.ReasonID, ReasonDesc: chosen.ReasonDesc, Fee: chosen.Fee, PriorListed: true, PriorRefunds: slices.Clone(f.Existing)}
+	plan := Plan{ReasonID: chosen.ReasonID, ReasonDesc: chosen.ReasonDesc, Fee: chosen.Fee, PriorListed: true, PriorRefunds: slices.Clone(f.Existing),
+		PriorOpen: slices.Clone(f.ExistingOpen)}
+	if c.Plan.RefusedForOpen && len(f.ExistingOpen) > 0 {
+		// The platform refused this case's submission for an open refund
+		// on the sub-order, and lists one open still: sent now, it would be
+		// refused again.
+		plan.RefusedForOpen = true
+		dec := park(c, AttnRefundExists, refundExistsText(c, plan.PriorOpen, "", true))
+		dec.Plan = &plan
+		return dec
+	}
 	dec := d.to(StateSubmitting, nil, now, "form_rendered", fmt.Sprintf("submit with reason %d and fee %d", plan.ReasonID, plan.Fee))
 	dec.Plan, dec.Step = &plan, submitStep(c, plan)
 	return dec

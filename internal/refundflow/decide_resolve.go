@@ -106,6 +106,13 @@ func (d Decider) retryParked(c CaseView, v *PlatformView, now time.Time, note st
 		return reject(c, CodeCannotRetry, fmt.Sprintf("retrying cannot help: the stored request is not valid (%s); "+
 			"request again with a valid one, or close the case with `refundctl resolve %d --close --note …`", c.AttentionMessage, c.ID))
 	}
+	if c.AttentionCode == AttnRefundExists {
+		// Read the form again, and the sub-order's refunds with it: sent
+		// only if none is open (onForm).
+		again := unparked(c)
+		again.State = StateRendering
+		return d.retried(c, d.resume(again, now), note)
+	}
 	step := stepOf(c.Platform, c.Parked)
 	if step != "" && !step.SideEffect() && c.AttentionCode != AttnRefundMissing {
 		// A read (form, reasons, carriers, voucher upload): run it again.

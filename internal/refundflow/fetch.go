@@ -329,21 +329,26 @@ func (e *Engine) taobaoView(a apiclient.RefundOrderAggregate) *PlatformView {
 }
 
 // existingRefunds lists every refund the platform holds for a Taobao
-// sub-order, for Plan.PriorRefunds: it fails (errListIncomplete) rather than
-// return a list it cannot prove complete.
-func (e *Engine) existingRefunds(ctx context.Context, orderID, subOrderID string) ([]string, error) {
+// sub-order, for Plan.PriorRefunds, and those not finished, for
+// Plan.PriorOpen: it fails (errListIncomplete) rather than return a list it
+// cannot prove complete.
+func (e *Engine) existingRefunds(ctx context.Context, orderID, subOrderID string) (ids, open []string, err error) {
 	mine, complete, err := e.listSubOrder(ctx, orderID, subOrderID)
 	if err != nil {
-		return nil, fmt.Errorf("list the sub-order's refunds: %w", err)
+		return nil, nil, fmt.Errorf("list the sub-order's refunds: %w", err)
 	}
 	if !complete {
-		return nil, fmt.Errorf("list the sub-order's refunds: %w", errListIncomplete)
+		return nil, nil, fmt.Errorf("list the sub-order's refunds: %w", errListIncomplete)
 	}
-	ids := make([]string, 0, len(mine))
+	ids = make([]string, 0, len(mine))
 	for _, a := range mine {
-		ids = append(ids, a.RefundOrder.RefundID.String())
+		id := a.RefundOrder.RefundID.String()
+		ids = append(ids, id)
+		if !a.RefundOrder.Phase.Terminal() {
+			open = append(open, id)
+		}
 	}
-	return ids, nil
+	return ids, open, nil
 }
 
 // parsePlatformTime reads a platform time in the profile's layouts and

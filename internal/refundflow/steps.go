@@ -15,6 +15,7 @@ import (
 	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/excerpt"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 // stepRecord is what is recorded about a step that ran.
@@ -113,13 +114,13 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 		// beside the render (both are reads), so the step takes one round
 		// trip, not two.
 		type listed struct {
-			ids []string
-			err error
+			ids, open []string
+			err       error
 		}
 		existing := make(chan listed, 1)
 		go func() {
-			ids, err := e.existingRefunds(ctx, c.OrderID, c.SubOrderID)
-			existing <- listed{ids, err}
+			ids, open, err := e.existingRefunds(ctx, c.OrderID, c.SubOrderID)
+			existing <- listed{ids, open, err}
 		}()
 		r, err := cl.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: c.SubOrderID,
 			RefundType: taobaoRefundType(prof, st.ReturnGoods), GoodsStatus: taobaoGoodsWire(prof, st.GoodsStatus)})
@@ -137,10 +138,10 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 		if prior.err != nil {
 			return nil, r.RequestID, prior.err
 		}
-		f.Existing = prior.ids
+		f.Existing, f.ExistingOpen = prior.ids, prior.open
 		res.Form = f
 		return map[string]any{"reasons": len(f.Reasons), "minFee": f.MinFee, "maxFee": f.MaxFee, "canEditFee": f.CanEditFee,
-			"existingRefunds": f.Existing}, r.RequestID, nil
+			"existingRefunds": f.Existing, "existingOpen": f.ExistingOpen}, r.RequestID, nil
 	case StepReasons:
 		orderID, err := strconv.ParseInt(c.OrderID, 10, 64)
 		if err != nil {
@@ -296,6 +297,7 @@ func stepError(err error, sideEffect, resume bool) *StepError {
 	}
 	se.NotApplied = apiclient.NotApplied(err)
 	se.Refused = refusedByPlatform(err)
+	se.OpenRefundExists = apiclient.ErrorClass(err) == platform.ClassDuplicateRefund
 	se.Transient = errors.Is(err, apiclient.ErrRetryable) || errors.As(err, &de) || errors.Is(err, errListIncomplete) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || (sideEffect && (!se.NotApplied || resume))
 	return se

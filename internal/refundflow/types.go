@@ -22,6 +22,13 @@ type Plan struct {
 	// platform's web page, a case lost with a restored backup).
 	PriorListed  bool     `json:"priorListed,omitempty"`
 	PriorRefunds []string `json:"priorRefunds,omitempty"`
+	// PriorOpen are those of PriorRefunds that were not finished: what a
+	// refusal for an open refund (AttnRefundExists) names.
+	PriorOpen []string `json:"priorOpen,omitempty"`
+	// RefusedForOpen: the platform refused the case's submission for an
+	// open refund on the sub-order (AttnRefundExists); the form read again
+	// on a retry sends nothing while one is listed open.
+	RefusedForOpen bool `json:"refusedForOpen,omitempty"`
 	// CallbackRefund is the first refund a callback named for the case's
 	// Taobao sub-order that the list of the case's order did not show
 	// (PlatformView.CallbackRefund): every later look without a refund id
@@ -237,6 +244,10 @@ type StepError struct {
 	// unknown: its intent stays open and is settled by asking the platform
 	// first, and the error counts as transient.
 	NotApplied bool
+	// OpenRefundExists: the platform refused the call because the sub-order
+	// (1688: the order) has an open refund already (the profile's
+	// duplicate_refund class).
+	OpenRefundExists bool
 	// Refused: NotApplied with the platform's verdict on the call itself (a
 	// business or request error), not a refusal that passes with time (a
 	// rate limit, another retryable code). A resend refused so counts
@@ -262,8 +273,10 @@ type Form struct {
 	CanEditFee   bool
 	SaleDisabled bool // v2 saleFlag false: after-sale not allowed
 	// Existing are the refunds the platform listed for the sub-order when
-	// the form was read (Plan.PriorRefunds).
-	Existing []string
+	// the form was read (Plan.PriorRefunds); ExistingOpen those of them
+	// not finished (Plan.PriorOpen).
+	Existing     []string
+	ExistingOpen []string
 }
 
 // StepResult is what a step returned.
@@ -348,6 +361,11 @@ const (
 	AttnVoucherRequired  = "voucher_required"   // the reason needs vouchers and none were given
 	AttnCompanyRejected  = "company_not_allowed"
 	AttnBadStepResult    = "bad_step_result" // a step succeeded but returned nothing usable
+	// AttnRefundExists: the platform refused the case's submission because
+	// the sub-order (1688: the order) has an open refund already, one the
+	// case did not file: the buyer's on the platform's site, another
+	// tool's. Nothing is sent while it is open (onForm).
+	AttnRefundExists = "refund_exists"
 	// AttnWaitingEvidence flags a case (in its own state, not parked) whose
 	// side effect cannot be confirmed yet: it waits for the platform to
 	// show it, until a deadline the message names, and then goes on or
@@ -375,7 +393,8 @@ const (
 // needs_attention reasons and the flags (FlagCodes).
 func AttentionCodes() []string {
 	codes := []string{AttnSellerRefused, AttnRefundMissing, AttnUnknownStatus, AttnPlatformError, AttnReasonNotOffered,
-		AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnVoucherRequired, AttnCompanyRejected, AttnBadStepResult}
+		AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnVoucherRequired, AttnCompanyRejected, AttnBadStepResult,
+		AttnRefundExists}
 	codes = append(codes, FlagCodes()...) // the flags have one list
 	return append(codes, CodeUnverifiable, CodeResendsFailed, CodeInvalidRequest, CodeWorkerEnded)
 }

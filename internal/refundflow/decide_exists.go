@@ -1,0 +1,68 @@
+// A refund the case did not file blocks its own: the buyer filed one for
+// the sub-order on the platform's site (or another tool did), and the
+// platform takes one open refund at a time.
+
+package refundflow
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/refundhub/refundhub/internal/excerpt"
+)
+
+// refundExists stops a case whose submission the platform refused for an
+// open refund on the sub-order (the order on 1688): AttnRefundExists. The
+// plan keeps the refusal, so that a retry, which reads the form again
+// first, sends nothing while the platform lists one open (onForm). Sent
+// again as it was, it was refused again: the platform_error it used to
+// stop with offered a retry that did just that.
+func refundExists(c CaseView, e *StepError) Decision {
+	plan := c.Plan
+	plan.RefusedForOpen = true
+	said := excerpt.Of(stepErrorText(e.Code, e.Message), 300)
+	dec := park(c, AttnRefundExists, refundExistsText(c, plan.PriorOpen, said, false))
+	dec.Plan = &plan
+	return dec
+}
+
+// refundExistsText is AttnRefundExists's text: which refund, what it means,
+// and the ways out. open are the refunds the platform listed open for the
+// Taobao sub-order when the form was read (none on 1688, whose refunds
+// cannot be listed by order); said is the platform's answer; still: the
+// form read again on a retry listed them open still.
+func refundExistsText(c CaseView, open []string, said string, still bool) string {
+	var b strings.Builder
+	what := "the sub-order"
+	if c.Platform == Platform1688 {
+		what = "the order"
+	}
+	if still {
+		fmt.Fprintf(&b, "%s has a refund this case did not file still open: ", what)
+	} else {
+		fmt.Fprintf(&b, "the platform refused the submission: %s has an open refund already, one this case did not file (the buyer's on the platform's site, or another tool's): ", what)
+	}
+	switch {
+	case len(open) > 0:
+		ids := make([]string, 0, len(open))
+		for _, id := range open {
+			ids = append(ids, "open refund "+excerpt.Of(id, 40))
+		}
+		fmt.Fprintf(&b, "%s, listed when the form was read%s. ", strings.Join(ids, ", "), map[bool]string{true: " again"}[still])
+	case c.Platform == Platform1688:
+		b.WriteString("1688 does not list an order's refunds; its answer names it. ")
+	default:
+		b.WriteString("it was not listed when the form was read. ")
+	}
+	b.WriteString("Nothing more is sent while it is open. ")
+	if c.Platform == Platform1688 {
+		fmt.Fprintf(&b, "Withdraw it on 1688, then `refundctl resolve %d --retry` files this request (refused again while it is open)", c.ID)
+	} else {
+		fmt.Fprintf(&b, "Withdraw it where it was filed, then `refundctl resolve %d --retry` reads the form again and files this request", c.ID)
+	}
+	fmt.Fprintf(&b, "; or close this case, leaving that refund to go on without it: `refundctl resolve %d --close --note …`.", c.ID)
+	if said != "" {
+		fmt.Fprintf(&b, " The platform said: %s", said)
+	}
+	return excerpt.Of(b.String(), MaxAttentionText)
+}
