@@ -20,45 +20,67 @@ import (
 func refundExists(c CaseView, e *StepError) Decision {
 	plan := c.Plan
 	plan.RefusedForOpen = true
-	said := excerpt.Of(stepErrorText(e.Code, e.Message), 300)
-	dec := park(c, AttnRefundExists, refundExistsText(c, plan.PriorOpen, said, false))
+	said := excerpt.Of(stepErrorText(e.Code, e.Message), 600)
+	dec := park(c, AttnRefundExists, refundExistsText(c, plan.PriorOpen, said, blockedRefused))
 	dec.Plan = &plan
 	return dec
 }
 
+// blocked is what shows that another refund blocks the case's.
+type blocked int
+
+const (
+	blockedRefused blocked = iota // the platform refused the submission
+	blockedStill                  // the form read again lists it open still
+	blockedForm                   // the form allows no after-sale, and lists it open
+)
+
+// maxNamed bounds the refunds the text names, so that the ways out stay
+// within MaxAttentionText.
+const maxNamed = 3
+
 // refundExistsText is AttnRefundExists's text: which refund, what it means,
 // and the ways out. open are the refunds the platform listed open for the
 // Taobao sub-order when the form was read (none on 1688, whose refunds
-// cannot be listed by order); said is the platform's answer; still: the
-// form read again on a retry listed them open still.
-func refundExistsText(c CaseView, open []string, said string, still bool) string {
+// cannot be listed by order); said is the platform's answer, if any.
+func refundExistsText(c CaseView, open []string, said string, why blocked) string {
 	var b strings.Builder
 	what := "the sub-order"
 	if c.Platform == Platform1688 {
 		what = "the order"
 	}
-	if still {
+	switch why {
+	case blockedStill:
 		fmt.Fprintf(&b, "%s has a refund this case did not file still open: ", what)
-	} else {
-		fmt.Fprintf(&b, "the platform refused the submission: %s has an open refund already, one this case did not file (the buyer's on the platform's site, or another tool's): ", what)
+	case blockedForm:
+		fmt.Fprintf(&b, "the platform's form allows no refund while %s has an open refund this case did not file (the buyer account's on the platform's site, or another tool's): ", what)
+	default:
+		fmt.Fprintf(&b, "the platform refused the submission: %s has an open refund already, one this case did not file (the buyer account's on the platform's site, or another tool's): ", what)
 	}
 	switch {
 	case len(open) > 0:
-		ids := make([]string, 0, len(open))
-		for _, id := range open {
+		ids := make([]string, 0, maxNamed)
+		for _, id := range open[:min(len(open), maxNamed)] {
 			ids = append(ids, "open refund "+excerpt.Of(id, 40))
 		}
-		fmt.Fprintf(&b, "%s, listed when the form was read%s. ", strings.Join(ids, ", "), map[bool]string{true: " again"}[still])
+		if len(open) > maxNamed {
+			ids = append(ids, fmt.Sprintf("%d more", len(open)-maxNamed))
+		}
+		again := ""
+		if why != blockedRefused {
+			again = " again"
+		}
+		fmt.Fprintf(&b, "%s, listed when the form was read%s. ", strings.Join(ids, ", "), again)
 	case c.Platform == Platform1688:
-		b.WriteString("1688 does not list an order's refunds; its answer names it. ")
+		b.WriteString("1688 does not list an order's refunds; its answer below names it. ")
 	default:
 		b.WriteString("it was not listed when the form was read. ")
 	}
 	b.WriteString("Nothing more is sent while it is open. ")
 	if c.Platform == Platform1688 {
-		fmt.Fprintf(&b, "Withdraw it on 1688, then `refundctl resolve %d --retry` files this request (refused again while it is open)", c.ID)
+		fmt.Fprintf(&b, "Once it ends (withdrawn on 1688, or decided by the seller), `refundctl resolve %d --retry` files this request (refused again while it is open)", c.ID)
 	} else {
-		fmt.Fprintf(&b, "Withdraw it where it was filed, then `refundctl resolve %d --retry` reads the form again and files this request", c.ID)
+		fmt.Fprintf(&b, "Once it ends (withdrawn on the platform's site, or decided by the seller), `refundctl resolve %d --retry` reads the form again and files this request", c.ID)
 	}
 	fmt.Fprintf(&b, "; or close this case, leaving that refund to go on without it: `refundctl resolve %d --close --note …`.", c.ID)
 	if said != "" {

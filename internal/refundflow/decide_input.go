@@ -43,7 +43,9 @@ func (d Decider) onRequest(c CaseView, in Input) Decision {
 	}
 	c.Request = req
 	dec := d.to(StateRendering, nil, in.Now, "requested", "read the refund form")
-	dec.Request, dec.Plan = &req, &Plan{}
+	// A request in place of one the platform refused for an open refund
+	// on the sub-order is refused as well while one is open (onForm).
+	dec.Request, dec.Plan = &req, &Plan{RefusedForOpen: c.Plan.RefusedForOpen}
 	dec.Step = renderStep(c)
 	return dec
 }
@@ -234,21 +236,28 @@ func (d Decider) onResult(c CaseView, in Input) Decision {
 // onForm chooses the reason and fee from the rendered Taobao form and
 // submits the refund.
 func (d Decider) onForm(c CaseView, f *Form, now time.Time) Decision {
+	if f != nil && len(f.ExistingOpen) > 0 && (c.Plan.RefusedForOpen || f.SaleDisabled) {
+		// The platform refused this case's submission for an open refund
+		// on the sub-order, and lists one open still: sent now, it would be
+		// refused again. Or the form allows no after-sale while the list
+		// shows one open: that refund is the way out to name, not "nothing
+		// can be filed".
+		why := blockedStill
+		if !c.Plan.RefusedForOpen {
+			why = blockedForm
+		}
+		plan := c.Plan
+		plan.RefusedForOpen, plan.PriorOpen = true, slices.Clone(f.ExistingOpen)
+		dec := park(c, AttnRefundExists, refundExistsText(c, plan.PriorOpen, "", why))
+		dec.Plan = &plan
+		return dec
+	}
 	chosen, stop := choose(c, f)
 	if stop != nil {
 		return *stop
 	}
 	plan := Plan{ReasonID: chosen.ReasonID, ReasonDesc: chosen.ReasonDesc, Fee: chosen.Fee, PriorListed: true, PriorRefunds: slices.Clone(f.Existing),
 		PriorOpen: slices.Clone(f.ExistingOpen)}
-	if c.Plan.RefusedForOpen && len(f.ExistingOpen) > 0 {
-		// The platform refused this case's submission for an open refund
-		// on the sub-order, and lists one open still: sent now, it would be
-		// refused again.
-		plan.RefusedForOpen = true
-		dec := park(c, AttnRefundExists, refundExistsText(c, plan.PriorOpen, "", true))
-		dec.Plan = &plan
-		return dec
-	}
 	dec := d.to(StateSubmitting, nil, now, "form_rendered", fmt.Sprintf("submit with reason %d and fee %d", plan.ReasonID, plan.Fee))
 	dec.Plan, dec.Step = &plan, submitStep(c, plan)
 	return dec

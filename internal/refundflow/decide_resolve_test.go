@@ -50,6 +50,8 @@ func TestResolveEveryAttentionReason(t *testing.T) {
 		{"refund back", parkedCase(PlatformTaobao, StateWaitingSeller, AttnRefundMissing), tbView(tbWaitSellerReceive), "act:waiting_seller_receive", ""},
 		{"status now known", parkedCase(Platform1688, StateWaitingSeller, AttnUnknownStatus), alView(abSuccess), "act:succeeded", ""},
 		{"status still unknown", parkedCase(Platform1688, StateWaitingSeller, AttnUnknownStatus), alView("somethingnew"), "reject/cannot_retry", "somethingnew"},
+		{"another refund open: read the form again", parkedCase(PlatformTaobao, StateSubmitting, AttnRefundExists), nil, "act:rendering+render", "refund_exists"},
+		{"1688: another refund open: read the reasons again", parkedCase(Platform1688, StateSubmitting, AttnRefundExists), nil, "act:rendering+reasons", "refund_exists"},
 	} {
 		got := decider.Decide(tc.c, tc.v, resolveInput(ResolveRetry, "seller called"))
 		if cell(got) != tc.want {

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
+	"github.com/refundhub/refundhub/internal/platform"
 )
 
 func mustCell(t *testing.T, what string, got Decision, want string) {
@@ -329,5 +332,60 @@ func TestWakeTimes(t *testing.T) {
 	dec = decider.Decide(fixture(PlatformTaobao, StateWaitingSeller), nil, Input{Kind: InputCancel, Now: now})
 	if !dec.WakeAt.Equal(now.Add(policy.StepTimeout)) {
 		t.Fatalf("cancelling: wake %v; want now+step timeout", dec.WakeAt)
+	}
+}
+
+// TestAnOpenRefundTheCaseDidNotFileBlocksItsSubmission: the platform
+// refused a first submission for an open refund (a resend refused so stays
+// with its intent: stepError makes it transient); the form read again while
+// one is listed open sends nothing, nor does a new request's; a form that
+// allows no after-sale while it lists one open names that refund.
+func TestAnOpenRefundTheCaseDidNotFileBlocksItsSubmission(t *testing.T) {
+	dup := &apiclient.APIError{Endpoint: "taobao_submit", Code: 4092, Class: platform.ClassDuplicateRefund, NotApplied: true}
+	if se := stepError(dup, true, false); se.Transient || !se.OpenRefundExists {
+		t.Fatalf("first submission refused for an open refund: %+v; want not transient, OpenRefundExists", se)
+	}
+	if se := stepError(dup, true, true); !se.Transient {
+		t.Fatalf("a resend refused for an open refund: %+v; want transient (it stays with its intent: it may be the case's own)", se)
+	}
+
+	reasons := []Reason{{ID: 11, Desc: "Damaged"}}
+	c := fixture(PlatformTaobao, StateSubmitting)
+	c.Plan.PriorOpen = []string{"R9"}
+	dec := decider.Decide(c, nil, Input{Kind: InputStepResult, Now: now, Result: &StepResult{Step: StepSubmit, Key: "k",
+		Err: stepError(dup, true, false)}})
+	if dec.Attention == nil || dec.Attention.Code != AttnRefundExists || !strings.Contains(dec.Attention.Message, "open refund R9") ||
+		dec.Plan == nil || !dec.Plan.RefusedForOpen || dec.Parked != StateSubmitting {
+		t.Fatalf("the refusal: %s %+v plan %+v; want parked at submitting %s naming R9, the plan keeping it", cell(dec), dec.Attention, dec.Plan, AttnRefundExists)
+	}
+
+	refused := fixture(PlatformTaobao, StateRendering)
+	refused.Plan.RefusedForOpen = true
+	form := Form{Reasons: reasons, MinFee: 1, MaxFee: 1000, CanEditFee: true, Existing: []string{"R8", "R9"}, ExistingOpen: []string{"R9"}}
+	_, dec = finish(refused, &StepResult{Step: StepRender, Form: &form})
+	if dec.Attention == nil || dec.Attention.Code != AttnRefundExists || !strings.Contains(dec.Attention.Message, "still open") || dec.Step != nil {
+		t.Errorf("the form read again, R9 open: %s %+v; want stopped %s, nothing sent", cell(dec), dec.Attention, AttnRefundExists)
+	}
+	closed := form
+	closed.ExistingOpen = nil
+	if _, dec = finish(refused, &StepResult{Step: StepRender, Form: &closed}); cell(dec) != "act:submitting+submit" || dec.Plan.RefusedForOpen {
+		t.Errorf("the form read again, none open: %s plan %+v; want the submission, the refusal forgotten", cell(dec), dec.Plan)
+	}
+
+	// A new request in place of the refused one waits the same way.
+	parked := parkedCase(PlatformTaobao, StateSubmitting, AttnRefundExists)
+	parked.Plan.RefusedForOpen = true
+	other := parked.Request
+	other.Amount = 300
+	dec = decider.Decide(parked, nil, Input{Kind: InputRequestRefund, Now: now, Request: &other})
+	if cell(dec) != "act:rendering+render" || dec.Plan == nil || !dec.Plan.RefusedForOpen {
+		t.Fatalf("a new request: %s plan %+v; want the form read again, the refusal kept", cell(dec), dec.Plan)
+	}
+
+	plain := fixture(PlatformTaobao, StateRendering)
+	disabled := Form{Reasons: reasons, MaxFee: 1000, CanEditFee: true, SaleDisabled: true, ExistingOpen: []string{"R7"}}
+	if _, dec = finish(plain, &StepResult{Step: StepRender, Form: &disabled}); dec.Attention == nil || dec.Attention.Code != AttnRefundExists ||
+		!strings.Contains(dec.Attention.Message, "allows no refund") || !strings.Contains(dec.Attention.Message, "open refund R7") {
+		t.Errorf("a form allowing no after-sale with R7 open: %s %+v; want %s naming R7", cell(dec), dec.Attention, AttnRefundExists)
 	}
 }
