@@ -124,7 +124,7 @@ func TestReasonsErrors(t *testing.T) {
 	r = runRefundctl(t, vars, "reasons", "--platform", "1688", "--order", "1", "--json")
 	var out reasons.Result
 	decodeJSON(t, r.stdout, &out)
-	if r.code() != 1 || !strings.Contains(r.line(), "no reasons read: the platform answered no look-up") || len(out.Forms) != 1 {
+	if r.code() != 1 || !strings.Contains(r.line(), "no reasons read: every look-up failed") || len(out.Forms) != 1 {
 		t.Errorf("reasons with nothing listening: exit %d, %q, %d calls; want exit 1 after the first call", r.code(), r.line(), len(out.Forms))
 	}
 	// A refusal is about one combination: the others are still asked, and

@@ -414,7 +414,7 @@ func TestRequestFormLooksUpReasons(t *testing.T) {
 
 	srv.Close() // the platform away
 	r = ts.do("POST", "/requests/reasons", "cookie:"+op.Value, form)
-	if r.status != http.StatusOK || !strings.Contains(r.body, "no reasons read: the platform answered no look-up") {
+	if r.status != http.StatusOK || !strings.Contains(r.body, "no reasons read: every look-up failed") {
 		t.Errorf("look-up with the platform away = %d; want the page saying no reason was read:\n%s", r.status, r.body)
 	}
 

@@ -172,10 +172,10 @@ func (r Result) Err() error {
 	if len(r.Forms) == 0 || r.Answered() {
 		return nil
 	}
-	if f := r.Forms[0]; f.RateLimited {
-		return fmt.Errorf("no reasons read: the platform rate-limits the account (the worker's calls count against the same quota): look up again in a minute (%s)", f.Error)
+	if i := slices.IndexFunc(r.Forms, func(f Form) bool { return f.RateLimited }); i >= 0 {
+		return fmt.Errorf("no reasons read: the platform rate-limits the account (the worker's calls count against the same quota): look up again in a minute (%s)", r.Forms[i].Error)
 	}
-	return fmt.Errorf("no reasons read: the platform answered no look-up: %s", r.Forms[0].Error)
+	return fmt.Errorf("no reasons read: every look-up failed: %s", r.Forms[0].Error)
 }
 
 // Lookup asks the platform through cl once per type and goods status that
