@@ -127,11 +127,11 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 	switch v.Code {
 	case refundflow.CodeDuplicate:
 		return fmt.Sprintf("case %d already has it: nothing to do; follow the case with refundctl wait --command %s --state STATE, or %s", v.CaseID, c.ID, caseRef)
-	case refundflow.CodeCaseOpen:
+	case refundflow.CodeCaseOpen: // the reason says what to do; these, the commands
 		if c.Platform == refundflow.Platform1688 {
-			return fmt.Sprintf("case %d is open with another request: let it finish (%s) before requesting again", v.CaseID, caseRef)
+			return "follow it with " + caseRef
 		}
-		return fmt.Sprintf("case %d is open with another request: cancel it first (refundctl cancel %d) or let it finish (%s)", v.CaseID, v.CaseID, caseRef)
+		return fmt.Sprintf("refundctl cancel %d, or follow it with %s", v.CaseID, caseRef)
 	case refundflow.CodeCaseFinished:
 		if c.Kind == refundflow.InputRequestRefund {
 			return caseRef + " shows how it ended"

@@ -28,7 +28,7 @@ func TestCommandVerdicts(t *testing.T) {
 	}
 	record(casestore.CommandOutcome{CommandID: "cmd-applied-1", Verdict: casestore.VerdictApplied, CaseID: 1, Code: "cancel", Reason: "cancel the refund"})
 	record(casestore.CommandOutcome{CommandID: "cmd-open-1", Verdict: casestore.VerdictRejected, CaseID: 1, Code: "case_open",
-		Reason: "the case is already open with another request; cancel it first"})
+		Reason: "the case is already open with another request: cancel it first, or let it finish"})
 	record(casestore.CommandOutcome{CommandID: "cmd-parked-1", Verdict: casestore.VerdictApplied, CaseID: 2, Code: "requested", Reason: "read the refund form"})
 	record(casestore.CommandOutcome{CommandID: "cmd-dead-1", Verdict: casestore.VerdictRejected, Code: "unknown_case",
 		Reason: "no case appeared within 2m0s of the command", DeadLetterID: 7})
@@ -43,7 +43,7 @@ func TestCommandVerdicts(t *testing.T) {
 		// following it.
 		{"applied, stopped", "cmd-parked-1", 0, "cmd-parked-1\napplied: case 2 is needs_attention (seller_refused: seller refused: used item); to do: " +
 			runbookAdvice("seller_refused", 2, "taobao", "") + "\n", ""},
-		{"rejected", "cmd-open-1", 4, "cmd-open-1\n", "rejected (case_open) on case 1 (waiting_seller): the case is already open with another request; cancel it first; case 1 is open"},
+		{"rejected", "cmd-open-1", 4, "cmd-open-1\n", "rejected (case_open) on case 1 (waiting_seller): the case is already open with another request: cancel it first, or let it finish; refundctl cancel 1, or follow it with refundctl show 1"},
 		{"dead letter", "cmd-dead-1", 4, "cmd-dead-1\n", "rejected (unknown_case): no case appeared within 2m0s of the command; no case matches"},
 		{"pending", "cmd-pending-1", 5, "cmd-pending-1\n", "pending: no verdict within 300ms; the worker has not decided it yet (is it running?); follow it with: refundctl wait --command cmd-pending-1"},
 	}

@@ -39,7 +39,10 @@ func (d Decider) onRequest(c CaseView, in Input) Decision {
 			// unverified: the way out is the operator's, not a second one.
 			return reject(c, CodeUnverifiable, unverifiableAdvice(c, StepSubmit))
 		}
-		return reject(c, CodeCaseOpen, "the case is already open with another request; cancel it first")
+		if c.Platform == Platform1688 {
+			return reject(c, CodeCaseOpen, "the case is already open with another request: let it finish, or withdraw it on 1688 itself (1688 has no cancel here), then request again")
+		}
+		return reject(c, CodeCaseOpen, "the case is already open with another request: cancel it first, or let it finish")
 	}
 	c.Request = req
 	dec := d.to(StateRendering, nil, in.Now, "requested", "read the refund form")

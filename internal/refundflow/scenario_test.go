@@ -389,3 +389,24 @@ func TestAnOpenRefundTheCaseDidNotFileBlocksItsSubmission(t *testing.T) {
 		t.Errorf("a form allowing no after-sale with R7 open: %s %+v; want %s naming R7", cell(dec), dec.Attention, AttnRefundExists)
 	}
 }
+
+// TestAnotherRequestForAnOpenCaseSaysTheWayOutOfItsPlatform: 1688 has no
+// cancel, so its refusal must not advise one (the console shows the
+// reason as it is).
+func TestAnotherRequestForAnOpenCaseSaysTheWayOutOfItsPlatform(t *testing.T) {
+	for _, tc := range []struct {
+		p         Platform
+		want, not string
+	}{
+		{PlatformTaobao, "cancel it first", "1688"},
+		{Platform1688, "withdraw it on 1688", "cancel it first"},
+	} {
+		c := fixture(tc.p, StateWaitingSeller)
+		other := c.Request
+		other.Amount++
+		dec := decider.Decide(c, nil, Input{Kind: InputRequestRefund, Now: now, Request: &other})
+		if dec.Code != CodeCaseOpen || !strings.Contains(dec.Reason, tc.want) || strings.Contains(dec.Reason, tc.not) {
+			t.Errorf("%s: %s %q; want %s saying %q, not %q", tc.p, dec.Code, dec.Reason, CodeCaseOpen, tc.want, tc.not)
+		}
+	}
+}
