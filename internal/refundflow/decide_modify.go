@@ -117,7 +117,14 @@ func (d Decider) onModify(c CaseView, in Input) Decision {
 		return reject(c, CodeNotSupported, fmt.Sprintf("1688 offers no way to modify a refund through its API: a refused refund (waitbuyermodify) "+
 			"is closed by the platform in time, and a new request then opens a new case; to stop now, `refundctl resolve %d --close --note …`", c.ID))
 	}
-	req := in.Modify.apply(c.Request)
+	// What the modification applies to: the request as filed. The case's
+	// request is that, unless a modification is under way or stopped
+	// before it reached the platform; the plan then keeps the filed one.
+	base := c.Request
+	if (modifyState(c.State) || modifyState(c.Parked)) && c.Plan.Filed != nil {
+		base = *c.Plan.Filed
+	}
+	req := in.Modify.apply(base)
 	if modifyState(c.State) {
 		if sameRequest(req, c.Request) {
 			return keep(c, CodeDuplicate, "the same modification is under way")
@@ -131,8 +138,10 @@ func (d Decider) onModify(c CaseView, in Input) Decision {
 		return reject(c, CodeInvalidInput, "the modified request is not valid: "+err.Error())
 	}
 	c.Request = req
+	plan := c.Plan
+	plan.Filed = &base
 	dec := d.to(StateModifyRendering, nil, in.Now, "modify", "read the refund form for the modification")
-	dec.Request, dec.Step = &req, renderStep(c)
+	dec.Request, dec.Plan, dec.Step = &req, &plan, renderStep(c)
 	return dec
 }
 

@@ -89,6 +89,13 @@ func DescribePlan(doc json.RawMessage) []Field {
 			out.add("Callback's refund", p.CallbackRefund+" (a callback named it for the sub-order, which the order's list did not show, "+
 				"while the case had no refund of its own: read with every look until it has)")
 		}
+		if f := p.Filed; f != nil { // Taobao only: 1688 refunds are not modified
+			var parts []string
+			for _, fl := range f.describe(PlatformTaobao) {
+				parts = append(parts, fl.Name+": "+fl.Value)
+			}
+			out.add("Before the last modification", strings.Join(parts, "; "))
+		}
 		return out
 	})
 }

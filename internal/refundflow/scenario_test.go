@@ -1,7 +1,9 @@
 package refundflow
 
 import (
+	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -408,5 +410,49 @@ func TestAnotherRequestForAnOpenCaseSaysTheWayOutOfItsPlatform(t *testing.T) {
 		if dec.Code != CodeCaseOpen || !strings.Contains(dec.Reason, tc.want) || strings.Contains(dec.Reason, tc.not) {
 			t.Errorf("%s: %s %q; want %s saying %q, not %q", tc.p, dec.Code, dec.Reason, CodeCaseOpen, tc.want, tc.not)
 		}
+	}
+}
+
+// TestAModificationThatNeverReachedThePlatformIsNotTheBaseOfTheNext: an
+// operator modifies a refused refund with a reason the form does not offer
+// (stopped at modify_rendering), then modifies only the amount: what is
+// left out stays as the platform holds it, the reason filed, not the
+// reason of the modification that never went out.
+func TestAModificationThatNeverReachedThePlatformIsNotTheBaseOfTheNext(t *testing.T) {
+	c := fixture(PlatformTaobao, StateNeedsAttention) // refused by the seller
+	filed := c.Request
+	modify := func(m Modification) Decision {
+		return decider.Decide(c, nil, Input{Kind: InputModify, ID: "cmd-modify", Now: now, Modify: &m})
+	}
+	dec := modify(Modification{ReasonID: 9999})
+	mustCell(t, "modify with reason 9999", dec, "act:modify_rendering+render")
+	c = apply(c, dec)
+	form := Form{Reasons: []Reason{{ID: filed.ReasonID, Desc: "filed"}}, MinFee: 1, MaxFee: 1000, CanEditFee: true}
+	c, dec = finish(c, &StepResult{Step: StepRender, Form: &form})
+	if dec.Attention == nil || dec.Attention.Code != AttnReasonNotOffered || c.Parked != StateModifyRendering {
+		t.Fatalf("the form without 9999: %s %+v; want parked at modify_rendering, %s", cell(dec), dec.Attention, AttnReasonNotOffered)
+	}
+
+	amount := int64(300)
+	dec = modify(Modification{Amount: &amount})
+	mustCell(t, "modify the amount only", dec, "act:modify_rendering+render")
+	if dec.Request == nil || dec.Request.ReasonID != filed.ReasonID || dec.Request.Amount != 300 {
+		t.Fatalf("the second modification's request %+v; want the filed reason %d with amount 300", dec.Request, filed.ReasonID)
+	}
+	c = apply(c, dec)
+	// The same modification again while it is under way is a duplicate.
+	if dec := modify(Modification{Amount: &amount}); dec.Code != CodeDuplicate {
+		t.Errorf("the same modification under way: %s; want %s", cell(dec), CodeDuplicate)
+	}
+	b, _ := json.Marshal(c.Plan)
+	if fs := DescribePlan(b); !slices.ContainsFunc(fs, func(f Field) bool {
+		return f.Name == "Before the last modification" && strings.Contains(f.Value, strconv.FormatInt(filed.ReasonID, 10))
+	}) {
+		t.Errorf("the plan described %+v; want the request before the modification, reason %d", fs, filed.ReasonID)
+	}
+	_, dec = finish(c, &StepResult{Step: StepRender, Form: &form})
+	mustCell(t, "the second modification's form", dec, "act:modifying+modify")
+	if dec.Step.ReasonID != filed.ReasonID || dec.Step.Fee != 300 {
+		t.Errorf("modification sent with reason %d fee %d; want %d and 300", dec.Step.ReasonID, dec.Step.Fee, filed.ReasonID)
 	}
 }

@@ -29,6 +29,11 @@ type Plan struct {
 	// open refund on the sub-order (AttnRefundExists); the form read again
 	// on a retry sends nothing while one is listed open.
 	RefusedForOpen bool `json:"refusedForOpen,omitempty"`
+	// Filed is the request as the platform holds it, kept when a
+	// modification starts (onModify): a modification that stops before it
+	// reaches the platform (its form refused it, or the platform refused it
+	// whole) is not the base of the next one, which applies to this.
+	Filed *Request `json:"filed,omitempty"`
 	// CallbackRefund is the first refund a callback named for the case's
 	// Taobao sub-order that the list of the case's order did not show
 	// (PlatformView.CallbackRefund): every later look without a refund id
