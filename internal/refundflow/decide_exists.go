@@ -53,9 +53,9 @@ func refundExistsText(c CaseView, open []string, said string, why blocked) strin
 	case blockedStill:
 		fmt.Fprintf(&b, "%s has a refund this case did not file still open: ", what)
 	case blockedForm:
-		fmt.Fprintf(&b, "the platform's form allows no refund while %s has an open refund this case did not file (the buyer account's on the platform's site, or another tool's): ", what)
+		fmt.Fprintf(&b, "the platform's form allows no refund now, and %s has an open refund this case did not file, which may be why (the buyer account's on the platform's site, another tool's, or one an earlier case left open): ", what)
 	default:
-		fmt.Fprintf(&b, "the platform refused the submission: %s has an open refund already, one this case did not file (the buyer account's on the platform's site, or another tool's): ", what)
+		fmt.Fprintf(&b, "the platform refused the submission: %s has an open refund already, one this case did not file (the buyer account's on the platform's site, another tool's, or one an earlier case left open): ", what)
 	}
 	switch {
 	case len(open) > 0:
@@ -76,7 +76,11 @@ func refundExistsText(c CaseView, open []string, said string, why blocked) strin
 	default:
 		b.WriteString("it was not listed when the form was read. ")
 	}
-	b.WriteString("Nothing more is sent while it is open. ")
+	if why == blockedForm {
+		b.WriteString("Nothing is sent while the form allows none. ")
+	} else {
+		b.WriteString("Nothing more is sent while it is open. ")
+	}
 	if c.Platform == Platform1688 {
 		fmt.Fprintf(&b, "Once it ends (withdrawn on 1688, or decided by the seller), `refundctl resolve %d --retry` files this request (refused again while it is open)", c.ID)
 	} else {

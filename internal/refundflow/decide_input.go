@@ -39,8 +39,8 @@ func (d Decider) onRequest(c CaseView, in Input) Decision {
 			// unverified: the way out is the operator's, not a second one.
 			return reject(c, CodeUnverifiable, unverifiableAdvice(c, StepSubmit))
 		}
-		if c.Platform == Platform1688 {
-			return reject(c, CodeCaseOpen, "the case is already open with another request: let it finish, or withdraw it on 1688 itself (1688 has no cancel here), then request again")
+		if c.Platform == Platform1688 && !(c.RefundID == "" && c.beforeSubmit()) {
+			return reject(c, CodeCaseOpen, "the case is already open with another request: let it finish, or withdraw its refund on 1688 itself (1688 has no cancel here), then request again")
 		}
 		return reject(c, CodeCaseOpen, "the case is already open with another request: cancel it first, or let it finish")
 	}
@@ -247,10 +247,10 @@ func (d Decider) onForm(c CaseView, f *Form, now time.Time) Decision {
 		// can be filed".
 		why := blockedStill
 		if !c.Plan.RefusedForOpen {
-			why = blockedForm
+			why = blockedForm // nothing refused: the rule holds while the form does
 		}
 		plan := c.Plan
-		plan.RefusedForOpen, plan.PriorOpen = true, slices.Clone(f.ExistingOpen)
+		plan.PriorOpen = slices.Clone(f.ExistingOpen)
 		dec := park(c, AttnRefundExists, refundExistsText(c, plan.PriorOpen, "", why))
 		dec.Plan = &plan
 		return dec

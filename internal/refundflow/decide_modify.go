@@ -83,6 +83,19 @@ func (m Modification) apply(r Request) Request {
 	return r
 }
 
+// modifyBase is what a modification applies to: the request as the
+// platform holds it. The case's request is that, unless a modification is
+// under way, or stopped, or replaced, before it reached the platform (the
+// case in, or stopped at, a modification's state): the plan keeps the
+// filed one then (Plan.Filed; a case stopped so by an older build has
+// none, and its request is taken).
+func modifyBase(c CaseView) Request {
+	if (modifyState(c.State) || modifyState(c.Parked)) && c.Plan.Filed != nil {
+		return *c.Plan.Filed
+	}
+	return c.Request
+}
+
 // modifyState reports whether s is one of the modification's states.
 func modifyState(s State) bool { return s == StateModifyRendering || s == StateModifying }
 
@@ -117,13 +130,7 @@ func (d Decider) onModify(c CaseView, in Input) Decision {
 		return reject(c, CodeNotSupported, fmt.Sprintf("1688 offers no way to modify a refund through its API: a refused refund (waitbuyermodify) "+
 			"is closed by the platform in time, and a new request then opens a new case; to stop now, `refundctl resolve %d --close --note …`", c.ID))
 	}
-	// What the modification applies to: the request as filed. The case's
-	// request is that, unless a modification is under way or stopped
-	// before it reached the platform; the plan then keeps the filed one.
-	base := c.Request
-	if (modifyState(c.State) || modifyState(c.Parked)) && c.Plan.Filed != nil {
-		base = *c.Plan.Filed
-	}
+	base := modifyBase(c)
 	req := in.Modify.apply(base)
 	if modifyState(c.State) {
 		if sameRequest(req, c.Request) {

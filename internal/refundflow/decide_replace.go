@@ -28,7 +28,7 @@ func replacing(c CaseView, it Intent, in Input) bool {
 		if in.Modify == nil || in.Modify.Validate() != nil || c.Platform != PlatformTaobao {
 			return false
 		}
-		req := in.Modify.apply(c.Request)
+		req := in.Modify.apply(modifyBase(c))
 		return !sameRequest(req, c.Request) && req.Validate(c.Platform) == nil && stoppedOrAt(c, StateModifying)
 	}
 	return false
@@ -62,7 +62,7 @@ func replaceNotYet(c CaseView, it Intent, in Input, until time.Time) Decision {
 // is a new request to it too, sent on the same evidence.
 func (d Decider) replaced(c CaseView, it Intent, v PlatformView, in Input) Decision {
 	if it.Step == StepModify {
-		req := in.Modify.apply(c.Request)
+		req := in.Modify.apply(modifyBase(c)) // the earlier one did not take effect: not its base either
 		c.Request = req
 		dec := d.to(StateModifyRendering, &v, in.Now, CodeModificationReplaced,
 			"the refund is still refused on the platform, so the earlier modification did not take effect: the new one replaces it; read the refund form")

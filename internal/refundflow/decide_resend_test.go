@@ -391,6 +391,18 @@ func TestNewModificationReplacesAnAbsentOne(t *testing.T) {
 	if dec := d.Decide(c, refused, same); dec.Code == CodeModificationReplaced {
 		t.Errorf("the same request again: %s; want no replacement", cell(dec))
 	}
+
+	// The replaced modification never took effect, so it is not the base
+	// of the new one either: what the new one leaves out is as filed.
+	filed := c.Request
+	withFiled := c
+	withFiled.Plan.Filed = &filed
+	withFiled.Request.Description = "the earlier modification's words"
+	if dec := d.Decide(withFiled, refused, modify); dec.Code != CodeModificationReplaced || dec.Request == nil ||
+		dec.Request.Description != filed.Description || dec.Request.Amount != 250 {
+		t.Errorf("a new modification replacing one that changed the description: %s request %+v; want the filed description %q, amount 250",
+			cell(dec), dec.Request, filed.Description)
+	}
 	recent := c
 	recent.State, recent.Parked, recent.AttentionCode, recent.AttentionMessage = StateModifying, "", "", ""
 	recent.Intent = &Intent{Step: StepModify, Key: "case:7:modify:v2", Since: last, LastAttempt: now.Add(-10 * time.Second), Sends: 1}

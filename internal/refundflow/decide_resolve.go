@@ -106,9 +106,11 @@ func (d Decider) retryParked(c CaseView, v *PlatformView, now time.Time, note st
 		return reject(c, CodeCannotRetry, fmt.Sprintf("retrying cannot help: the stored request is not valid (%s); "+
 			"request again with a valid one, or close the case with `refundctl resolve %d --close --note …`", c.AttentionMessage, c.ID))
 	}
-	if c.AttentionCode == AttnRefundExists {
+	if c.AttentionCode == AttnRefundExists && c.RefundID == "" && stateRank[c.Parked] <= stateRank[StateSubmitting] {
 		// Read the form again, and the sub-order's refunds with it: sent
-		// only if none is open (onForm).
+		// only if none is open (onForm). (It stops only before a refund of
+		// its own: anywhere else the code is not this build's, and the
+		// retry is the usual one.)
 		again := unparked(c)
 		again.State = StateRendering
 		return d.retried(c, d.resume(again, now), note)

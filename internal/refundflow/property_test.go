@@ -67,9 +67,17 @@ func allCases(p Platform) []CaseView {
 		if s.Terminal() || s == StateNeedsAttention {
 			continue
 		}
-		for _, code := range []string{AttnSellerRefused, AttnPlatformError, AttnRefundMissing} {
+		for _, code := range []string{AttnSellerRefused, AttnPlatformError, AttnRefundMissing, AttnRefundExists} {
 			na := c
 			na.State, na.Parked, na.AttentionCode = StateNeedsAttention, s, code
+			if code == AttnRefundExists {
+				na.Plan.RefusedForOpen, na.Plan.PriorOpen = true, []string{"R0"}
+			}
+			if modifyState(s) { // a modification under way or stopped: its filed request kept
+				filed := c.Request
+				filed.Description = "as filed"
+				na.Plan.Filed = &filed
+			}
 			cs = append(cs, na)
 			if st := stepOf(p, s); st.SideEffect() {
 				na.Intent = &Intent{Step: st, Key: fmt.Sprintf("case:7:%s:v1", st), Since: now.Add(-time.Minute)}

@@ -387,8 +387,9 @@ func TestAnOpenRefundTheCaseDidNotFileBlocksItsSubmission(t *testing.T) {
 	plain := fixture(PlatformTaobao, StateRendering)
 	disabled := Form{Reasons: reasons, MaxFee: 1000, CanEditFee: true, SaleDisabled: true, ExistingOpen: []string{"R7"}}
 	if _, dec = finish(plain, &StepResult{Step: StepRender, Form: &disabled}); dec.Attention == nil || dec.Attention.Code != AttnRefundExists ||
-		!strings.Contains(dec.Attention.Message, "allows no refund") || !strings.Contains(dec.Attention.Message, "open refund R7") {
-		t.Errorf("a form allowing no after-sale with R7 open: %s %+v; want %s naming R7", cell(dec), dec.Attention, AttnRefundExists)
+		!strings.Contains(dec.Attention.Message, "allows no refund") || !strings.Contains(dec.Attention.Message, "open refund R7") ||
+		dec.Plan == nil || dec.Plan.RefusedForOpen {
+		t.Errorf("a form allowing no after-sale with R7 open: %s %+v plan %+v; want %s naming R7, nothing refused kept", cell(dec), dec.Attention, dec.Plan, AttnRefundExists)
 	}
 }
 
@@ -401,7 +402,7 @@ func TestAnotherRequestForAnOpenCaseSaysTheWayOutOfItsPlatform(t *testing.T) {
 		want, not string
 	}{
 		{PlatformTaobao, "cancel it first", "1688"},
-		{Platform1688, "withdraw it on 1688", "cancel it first"},
+		{Platform1688, "withdraw its refund on 1688", "cancel it first"},
 	} {
 		c := fixture(tc.p, StateWaitingSeller)
 		other := c.Request
@@ -410,6 +411,15 @@ func TestAnotherRequestForAnOpenCaseSaysTheWayOutOfItsPlatform(t *testing.T) {
 		if dec.Code != CodeCaseOpen || !strings.Contains(dec.Reason, tc.want) || strings.Contains(dec.Reason, tc.not) {
 			t.Errorf("%s: %s %q; want %s saying %q, not %q", tc.p, dec.Code, dec.Reason, CodeCaseOpen, tc.want, tc.not)
 		}
+	}
+	// Before anything reached 1688, the case can be cancelled.
+	c := fixture(Platform1688, StateRendering)
+	other := c.Request
+	other.Amount++
+	c.State, c.Parked, c.AttentionCode = StateNeedsAttention, StateRendering, AttnVoucherRequired
+	if dec := decider.Decide(c, nil, Input{Kind: InputRequestRefund, Now: now, Request: &other}); dec.Code == CodeCaseOpen &&
+		!strings.Contains(dec.Reason, "cancel it first") {
+		t.Errorf("1688 before submission: %q; want it to offer the cancel", dec.Reason)
 	}
 }
 

@@ -29,10 +29,12 @@ type Plan struct {
 	// open refund on the sub-order (AttnRefundExists); the form read again
 	// on a retry sends nothing while one is listed open.
 	RefusedForOpen bool `json:"refusedForOpen,omitempty"`
-	// Filed is the request as the platform holds it, kept when a
-	// modification starts (onModify): a modification that stops before it
-	// reaches the platform (its form refused it, or the platform refused it
-	// whole) is not the base of the next one, which applies to this.
+	// Filed is the request a modification was made from, kept when it
+	// starts (onModify): the one the platform holds while the modification
+	// is under way, or stopped, or replaced, before it reached the platform
+	// (its form refused it, or the platform refused it whole), so that the
+	// next one applies to it (modifyBase). Read only then: once a
+	// modification took effect, the case's request is the filed one.
 	Filed *Request `json:"filed,omitempty"`
 	// CallbackRefund is the first refund a callback named for the case's
 	// Taobao sub-order that the list of the case's order did not show
