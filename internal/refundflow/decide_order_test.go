@@ -181,3 +181,16 @@ func TestWaitingEvidenceFlagsOnlyAMovingCase(t *testing.T) {
 		t.Errorf("parked case flagged waiting_evidence: %+v", got.Attention)
 	}
 }
+
+// TestAPriceChangeKeepsARefusalForAnOpenRefund: a case the platform refused
+// for an open refund on the sub-order, retried and reading its form again,
+// meets a price change: the form is read again, and the refusal is kept, so
+// that nothing is sent while that refund is listed open.
+func TestAPriceChangeKeepsARefusalForAnOpenRefund(t *testing.T) {
+	c := fixture(PlatformTaobao, StateRendering)
+	c.Plan.RefusedForOpen = true
+	got := decider.Decide(withEvents(c, priceCorrected), nil, Input{Kind: InputTimer, Now: now})
+	if cell(got) != "act:rendering+render" || got.Plan == nil || !got.Plan.RefusedForOpen {
+		t.Errorf("price change: %s plan %+v; want the form read again, the refusal kept", cell(got), got.Plan)
+	}
+}
