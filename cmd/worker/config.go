@@ -32,6 +32,9 @@ type config struct {
 	RateLimit rate.Limit
 	ClockSkew time.Duration
 	LeaseTTL  time.Duration
+	// StoreTimeout bounds each write on PostgreSQL (casestore
+	// SetUpdateTimeout); 0: unbounded.
+	StoreTimeout time.Duration
 	// MessagesInterval: how often at most a case's seller conversation is read.
 	MessagesInterval time.Duration
 	// VoucherDir holds the voucher images that requests name; empty parks
@@ -77,6 +80,7 @@ var envVars = slices.Concat([]envconfig.Var{
 	envconfig.V("WORKER_FAILING_FLAG", strconv.Itoa(refundflow.DefaultFailingFlag), "how many inputs of a case in a row may fail (a platform read or step that keeps failing, retried at the WORKER_RETRY_BASE/MAX backoff) before the case is flagged inputs_failing for an operator; it goes on retrying, and the flag goes with the first input that gets through; 0: never flagged"),
 	envconfig.V("WORKER_INTENT_GRACE", "1h", "how long an unconfirmable intent (a 1688 create whose refund id was lost; a Taobao submission whose callback's refund the order's list does not show) waits for evidence before the case is parked"),
 	envconfig.V("WORKER_REFUSAL_MESSAGE", "", "message posted on a Taobao refund the seller refused ({reason} = the seller's reason); empty posts nothing"),
+	envconfig.V("WORKER_STORE_TIMEOUT", "30s", "PostgreSQL (DB_URL): the longest one write of the worker may take, from taking a connection to its commit; past it the database counts as not answering (a network dropping packets, a hung server) and the work is held until it answers, instead of waiting for TCP to give up (about 15 minutes); 0: no bound. Not SQLite"),
 	envconfig.V("WORKER_LEASE_TTL", "2m", "case lease: how long a case stays claimed by a process that stopped renewing it (must exceed the longest platform call)"),
 	envconfig.V("WORKER_INBOX_RETENTION", "336h", "consumed message ids are kept this long: redeliveries and platform re-pushes (5 retries 30 min apart) within it are dropped"),
 	envconfig.V("WORKER_HOUSEKEEPING_INTERVAL", "1h", "how often old inbox rows are pruned and the SQLite WAL is checkpointed"),
@@ -170,6 +174,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	w.ReconcileInterval = duration("WORKER_RECONCILE_INTERVAL", 10*time.Millisecond, 24*time.Hour)
 	w.ReconcileAge = duration("WORKER_RECONCILE_AGE", 0, 30*24*time.Hour)
 	cfg.LeaseTTL = duration("WORKER_LEASE_TTL", time.Second, time.Hour)
+	cfg.StoreTimeout = duration("WORKER_STORE_TIMEOUT", 0, time.Hour)
 	w.ShutdownTimeout = duration("WORKER_SHUTDOWN_TIMEOUT", 0, time.Hour)
 	w.InboxRetention = duration("WORKER_INBOX_RETENTION", time.Hour, 10*365*24*time.Hour)
 	w.HousekeepingInterval = duration("WORKER_HOUSEKEEPING_INTERVAL", time.Second, 24*time.Hour)

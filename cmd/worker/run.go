@@ -65,6 +65,7 @@ func runTraced(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		return err
 	}
+	store.SetUpdateTimeout(cfg.StoreTimeout)
 	defer func() {
 		if err := store.Close(); err != nil {
 			logger.Warn("close database", "err", err)

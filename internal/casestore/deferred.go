@@ -223,7 +223,7 @@ func (tx *Tx) keepCallback(ctx context.Context, d DeferredInput, e TimelineEntry
 // sql.ErrNoRows), and the answer is selected columns (ending with ", ")
 // of it, then applied and fresh. It goes on a pool of its own that does
 // not wait for the WAL flush (postgres.go says why that is safe).
-func (s *Store) keepCallbackPG(ctx context.Context, r any, caseQuery string, caseArgs []any, selected string, d DeferredInput, e TimelineEntry) error {
+func (s *Store) keepCallbackPG(ctx context.Context, r any, caseQuery string, caseArgs []any, selected string, d DeferredInput, e TimelineEntry) (err error) {
 	detail, err := jsonText("timeline detail", e.Detail)
 	if err != nil {
 		return err
@@ -241,6 +241,8 @@ func (s *Store) keepCallbackPG(ctx context.Context, r any, caseQuery string, cas
 	if p == nil {
 		p = s.w
 	}
+	ctx, bounded := s.bound(ctx)
+	defer func() { err = bounded(err) }()
 	// Every part of a WITH runs once, read or not: the timeline row is
 	// written for a message kept now, and the answer says which it was.
 	args := append(slices.Clone(caseArgs), d.MsgID, d.MsgID, d.Source, payload, d.Stream, int64(d.StreamSeq), d.Subject,

@@ -84,6 +84,10 @@ type pgPipe struct {
 	checked bool  // a pending statement's outcome can fail without a server error
 	err     error // the transaction's first failure; it ends the transaction
 	diag    *pool // the read pool, for why when the transaction is aborted
+	// ctx, when set, is what every round trip runs under, whatever the
+	// statement was given: the Update's, bounded by the store's
+	// SetUpdateTimeout and free of its caller's cancellation.
+	ctx context.Context
 }
 
 // later queues a write. On SQLite (no pipe) it runs at once: see Tx.later.
@@ -183,6 +187,9 @@ type result struct {
 // the transaction can only be rolled back. err: the batch itself failed
 // (the connection).
 func (p *pgPipe) send(ctx context.Context, batch []pgStmt, commit bool) (outs []result, aborted bool, err error) {
+	if p.ctx != nil {
+		ctx = p.ctx
+	}
 	begin := !p.begun
 	p.begun = true
 	outs = make([]result, len(batch), len(batch)+1)

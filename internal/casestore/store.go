@@ -118,7 +118,44 @@ type Store struct {
 	// readOnly: opened by OpenReadOnly; PingWrite does not write.
 	readOnly bool
 	direct   sync.RWMutex
+	// updateTimeout bounds each PostgreSQL Update (SetUpdateTimeout); 0:
+	// unbounded.
+	updateTimeout atomic.Int64
 }
+
+// ErrStoreTimeout: a PostgreSQL Update did not finish within the store's
+// bound (SetUpdateTimeout): the server stopped answering (a network that
+// drops packets, a hung server), or is far too slow. Whether it committed
+// is not known, as for any connection lost during a commit; Unavailable
+// is true for it.
+var ErrStoreTimeout = errors.New("casestore: the database did not answer in time")
+
+// bound is ctx bounded by the store's SetUpdateTimeout, and done, to call
+// once with the operation's error: it releases the bound and marks a
+// failure the bound caused with ErrStoreTimeout.
+func (s *Store) bound(ctx context.Context) (bounded context.Context, done func(error) error) {
+	d := time.Duration(s.updateTimeout.Load())
+	if d <= 0 {
+		return ctx, func(err error) error { return err }
+	}
+	bounded, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("%w (within %s)", ErrStoreTimeout, d))
+	return bounded, func(err error) error {
+		defer cancel()
+		if cause := context.Cause(bounded); err != nil && !errors.Is(err, ErrStoreTimeout) && errors.Is(cause, ErrStoreTimeout) {
+			return fmt.Errorf("%w: %w", cause, err)
+		}
+		return err
+	}
+}
+
+// SetUpdateTimeout bounds each Update on PostgreSQL, from taking a
+// connection to its commit (d <= 0: no bound, the default). Without it, a
+// server that stops answering holds the update, and the work waiting on
+// it, for as long as TCP takes to give up on the connection: about a
+// quarter of an hour with a write outstanding (tcp_retries2), more to
+// connect. KeepCallback's write is bounded the same way. Set it once,
+// after Open. SQLite's updates, on a local file, are not bounded.
+func (s *Store) SetUpdateTimeout(d time.Duration) { s.updateTimeout.Store(int64(max(d, 0))) }
 
 // Commits returns how many Update calls this Store committed.
 func (s *Store) Commits() int64 { return s.commits.Load() }
@@ -381,7 +418,7 @@ func (b batchTx) direct(ctx context.Context) error {
 }
 
 func (b batchTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx = b.stmtCtx(ctx)
 	if err := b.direct(ctx); err != nil {
 		return nil, err
 	}
@@ -389,7 +426,7 @@ func (b batchTx) ExecContext(ctx context.Context, query string, args ...any) (sq
 }
 
 func (b batchTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx = b.stmtCtx(ctx)
 	if err := b.direct(ctx); err != nil {
 		return nil, err
 	}
@@ -397,7 +434,7 @@ func (b batchTx) QueryContext(ctx context.Context, query string, args ...any) (*
 }
 
 func (b batchTx) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx = b.stmtCtx(ctx)
 	if err := b.direct(ctx); err != nil {
 		return nil, err
 	}
@@ -409,9 +446,19 @@ func (b batchTx) QueryxContext(ctx context.Context, query string, args ...any) (
 // same, and fails in the aborted transaction or reads a row nobody will
 // commit; Update returns the earlier failure, whatever fn makes of this.
 func (b batchTx) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
-	ctx = context.WithoutCancel(ctx)
+	ctx = b.stmtCtx(ctx)
 	_ = b.direct(ctx)
 	return b.db.QueryRowxContext(ctx, b.q(query, args), args...)
+}
+
+// stmtCtx is what a statement given ctx runs under: the pipe's context on
+// PostgreSQL (pgPipe.ctx: bounded, never the caller's cancellation), else
+// ctx without its cancellation.
+func (b batchTx) stmtCtx(ctx context.Context) context.Context {
+	if b.pipe != nil && b.pipe.ctx != nil {
+		return b.pipe.ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 func (b batchTx) GetContext(ctx context.Context, dest any, query string, args ...any) error {
@@ -516,7 +563,7 @@ func (s *Store) failQueued() {
 
 // updateDirect runs fn in a transaction of its own on the writer pool,
 // pipelined (pipeline.go).
-func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) error {
+func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	s.direct.RLock()
 	defer s.direct.RUnlock()
 	select {
@@ -527,13 +574,16 @@ func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	bg := context.WithoutCancel(ctx) // as in batchTx: a result must not be lost to a caller giving up
+	// As in batchTx, a result must not be lost to a caller giving up; the
+	// database not answering is another matter (ErrStoreTimeout).
+	bg, bounded := s.bound(context.WithoutCancel(ctx))
+	defer func() { err = bounded(err) }()
 	conn, err := s.w.Connx(bg)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = conn.Close() }()
-	p := &pgPipe{conn: conn, diag: s.r}
+	p := &pgPipe{conn: conn, diag: s.r, ctx: bg}
 	err = s.runFn(fn, &Tx{tx: batchTx{db: conn, pg: true, pipe: p}, now: s.now()})
 	if err == nil {
 		err = p.commit(bg)

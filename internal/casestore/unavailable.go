@@ -39,6 +39,9 @@ func Unavailable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
+	if errors.Is(err, ErrStoreTimeout) {
+		return true // the database did not answer within the store's bound
+	}
 	var liteErr sqlite3.Error
 	if errors.As(err, &liteErr) {
 		// A full disk or a write that failed (WriteRefused): the same
