@@ -174,7 +174,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	w.ReconcileInterval = duration("WORKER_RECONCILE_INTERVAL", 10*time.Millisecond, 24*time.Hour)
 	w.ReconcileAge = duration("WORKER_RECONCILE_AGE", 0, 30*24*time.Hour)
 	cfg.LeaseTTL = duration("WORKER_LEASE_TTL", time.Second, time.Hour)
-	cfg.StoreTimeout = duration("WORKER_STORE_TIMEOUT", 0, time.Hour)
+	if cfg.StoreTimeout = duration("WORKER_STORE_TIMEOUT", 0, time.Hour); cfg.StoreTimeout > 0 && cfg.StoreTimeout < time.Second {
+		env.Fail(fmt.Errorf("WORKER_STORE_TIMEOUT=%s: want 0 (no bound) or from 1s (a write also connects and commits)", cfg.StoreTimeout))
+	}
 	w.ShutdownTimeout = duration("WORKER_SHUTDOWN_TIMEOUT", 0, time.Hour)
 	w.InboxRetention = duration("WORKER_INBOX_RETENTION", time.Hour, 10*365*24*time.Hour)
 	w.HousekeepingInterval = duration("WORKER_HOUSEKEEPING_INTERVAL", time.Second, 24*time.Hour)

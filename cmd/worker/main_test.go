@@ -978,6 +978,20 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("default config: in-flight %v, resends %d, %v; want %v and %d", cfg.Policy.InFlight, cfg.Policy.ResendLimit, err,
 			refundflow.DefaultInFlight, refundflow.DefaultResendLimit)
 	}
+	// PostgreSQL writes are bounded by default; a bound too short to
+	// connect is refused, 0 is none.
+	if cfg.StoreTimeout != 30*time.Second {
+		t.Errorf("default WORKER_STORE_TIMEOUT %v; want 30s", cfg.StoreTimeout)
+	}
+	for v, bad := range map[string]bool{"1ms": true, "-1s": true, "0": false, "2m": false} {
+		_, err := loadConfig(func(k string) string {
+			return map[string]string{"UPSTREAM_ACCESS_KEY": "k", "UPSTREAM_ACCESS_SECRET": "s", "UPSTREAM_USER_ID": "u",
+				"WORKER_STORE_TIMEOUT": v}[k]
+		})
+		if got := err != nil && strings.Contains(err.Error(), "WORKER_STORE_TIMEOUT"); got != bad {
+			t.Errorf("WORKER_STORE_TIMEOUT=%s: %v; want refused %v", v, err, bad)
+		}
+	}
 	// No limit is refused: a case the platform kept refusing would never
 	// stop, and resolve only takes stopped cases.
 	err = run(context.Background(), nil, func(k string) string {

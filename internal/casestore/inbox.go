@@ -196,7 +196,9 @@ func (tx *Tx) InboxClaim(ctx context.Context, e InboxEntry) error {
 // read within seconds of its command, and for days at most.
 func (s *Store) PruneInbox(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
-	err := s.Update(ctx, func(tx *Tx) error {
+	// Not bounded by SetUpdateTimeout: after a backlog one DELETE may take
+	// longer, and cut, it would never catch up.
+	err := s.Update(unbounded(ctx), func(tx *Tx) error {
 		res, err := tx.tx.ExecContext(ctx, `DELETE FROM inbox WHERE received_at < ?`, ms64(before))
 		if err != nil {
 			return err

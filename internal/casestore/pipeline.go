@@ -138,6 +138,9 @@ func (p *pgPipe) mergeCaseWrite(cw caseWrite) bool {
 // needed now) last if it is given, in one round trip, and returns the
 // transaction's error if a statement failed; otherwise read's own error.
 func (p *pgPipe) flush(ctx context.Context, read *pgStmt) error {
+	if p.ctx != nil {
+		ctx = p.ctx // the why of a failure too (outcome)
+	}
 	if p.err != nil {
 		return p.err
 	}
@@ -271,6 +274,9 @@ func (p *pgPipe) direct() batchTx { return batchTx{db: p.conn, pg: true} }
 // commit sends what is queued and COMMIT: in one round trip when nothing
 // queued can fail without a server error, else after the queue's answer.
 func (p *pgPipe) commit(ctx context.Context) error {
+	if p.ctx != nil {
+		ctx = p.ctx
+	}
 	if p.err != nil {
 		return p.err
 	}

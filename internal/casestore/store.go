@@ -18,6 +18,7 @@ package casestore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -130,12 +131,21 @@ type Store struct {
 // is true for it.
 var ErrStoreTimeout = errors.New("casestore: the database did not answer in time")
 
+// unbounded marks an Update's context as not bounded by SetUpdateTimeout:
+// housekeeping whose one statement may take long after a backlog (pruning
+// the inbox), which nothing waits on.
+type unboundedKey struct{}
+
+func unbounded(ctx context.Context) context.Context {
+	return context.WithValue(ctx, unboundedKey{}, true)
+}
+
 // bound is ctx bounded by the store's SetUpdateTimeout, and done, to call
 // once with the operation's error: it releases the bound and marks a
 // failure the bound caused with ErrStoreTimeout.
 func (s *Store) bound(ctx context.Context) (bounded context.Context, done func(error) error) {
 	d := time.Duration(s.updateTimeout.Load())
-	if d <= 0 {
+	if d <= 0 || ctx.Value(unboundedKey{}) != nil {
 		return ctx, func(err error) error { return err }
 	}
 	bounded, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("%w (within %s)", ErrStoreTimeout, d))
@@ -598,7 +608,14 @@ func (s *Store) updateDirect(ctx context.Context, fn func(tx *Tx) error) (err er
 		}
 	}
 	if err != nil {
-		p.rollback(bg)
+		if bg.Err() != nil {
+			// Past the bound the ROLLBACK cannot be sent under it: give the
+			// connection up (its session, if the server still holds it,
+			// ends with it) rather than return it to the pool mid-transaction.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		} else {
+			p.rollback(bg)
+		}
 		s.w.ended(err) // the pool's idle connections may have gone with this one's session: pinged before reuse
 		if p.err != nil {
 			s.w.ended(p.err) // the same, seen by a queued statement under a panic's error
