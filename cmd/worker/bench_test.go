@@ -213,6 +213,53 @@ func (s *stack) startBinary() *binProc {
 	return w
 }
 
+// benchRequests are n Taobao refund requests, each for an order of its
+// own the sandbox holds, as the benchmarks file them.
+func (s *stack) benchRequests(n int) []refundflow.Command {
+	cmds := make([]refundflow.Command, n)
+	for i := range cmds {
+		o, so := s.order(sandbox.PlatformTaobao, nil)
+		cmds[i] = refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
+			OrderID: o, SubOrderID: so, Operator: "bench",
+			Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Amount: 0, Description: "不想要了"}}
+	}
+	return cmds
+}
+
+// startBinaryReady is startBinary, returning once the worker serves its
+// metrics (it is up: consumers made, store open).
+func (s *stack) startBinaryReady() *binProc {
+	s.t.Helper()
+	w := s.startBinary()
+	waitFor(s.t, 30*time.Second, "worker ready", func() bool {
+		select {
+		case <-w.done:
+			s.t.Fatalf("worker exited: %v\n%s", w.err, w.errs.String())
+		default:
+		}
+		return metricsLine.MatchString(w.errs.String())
+	})
+	return w
+}
+
+// publishAll publishes cmds from goroutines publishers at once.
+func (s *stack) publishAll(cmds []refundflow.Command, publishers int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(cmds) {
+					return
+				}
+				s.publish(cmds[i])
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // TestBenchWorkerThousandCases runs 1,000 Taobao refund requests through
 // the whole product path (commands stream, worker binary, SQLite, sandbox
 // with 100 ms latency on every call):
@@ -252,22 +299,8 @@ func benchThousand(t *testing.T, callbacks bool) {
 	bs := newBenchStore(t)
 	bs.setEnv(t, env)
 	s := newStack(t, faults, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, env)
-	cmds := make([]refundflow.Command, n)
-	for i := range cmds {
-		o, so := s.order(sandbox.PlatformTaobao, nil)
-		cmds[i] = refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
-			OrderID: o, SubOrderID: so, Operator: "bench",
-			Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Amount: 0, Description: "不想要了"}}
-	}
-	w := s.startBinary()
-	waitFor(t, 30*time.Second, "worker ready", func() bool {
-		select {
-		case <-w.done:
-			t.Fatalf("worker exited: %v\n%s", w.err, w.errs.String())
-		default:
-		}
-		return metricsLine.MatchString(w.errs.String())
-	})
+	cmds := s.benchRequests(n)
+	s.startBinaryReady()
 	db, err := bs.openCases(s)
 	if err != nil {
 		t.Fatal(err)
@@ -278,20 +311,7 @@ func benchThousand(t *testing.T, callbacks bool) {
 
 	cpu := machineCPU(t)
 	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				s.publish(cmds[i])
-			}
-		})
-	}
-	wg.Wait()
+	s.publishAll(cmds, 16)
 	published := time.Since(start)
 	var waiting int
 	waitFor(t, 2*time.Minute, "every case waiting for the seller", func() bool {

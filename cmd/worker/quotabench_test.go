@@ -5,8 +5,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,38 +62,11 @@ func benchQuota(t *testing.T, adaptive bool) quotaRun {
 			"WORKER_TIMER_INTERVAL": "100ms", "WORKER_RECONCILE_INTERVAL": "1h", "WORKER_STEP_TIMEOUT": "1m",
 			"WORKER_SHUTDOWN_TIMEOUT": "10s", "WORKER_MAX_DELIVER": "1000"}
 		s := newStack(t, faults, sandbox.SellerPolicy{Decision: sandbox.DecisionManual}, 1, env)
-		cmds := make([]refundflow.Command, n)
-		for i := range cmds {
-			o, so := s.order(sandbox.PlatformTaobao, nil)
-			cmds[i] = refundflow.Command{Kind: refundflow.InputRequestRefund, Platform: refundflow.PlatformTaobao,
-				OrderID: o, SubOrderID: so, Operator: "bench",
-				Request: &refundflow.Request{GoodsStatus: "1", ReasonID: 1001, Amount: 0, Description: "不想要了"}}
-		}
-		w := s.startBinary()
-		waitFor(t, 30*time.Second, "worker ready", func() bool {
-			select {
-			case <-w.done:
-				t.Fatalf("worker exited: %v\n%s", w.err, w.errs.String())
-			default:
-			}
-			return metricsLine.MatchString(w.errs.String())
-		})
+		cmds := s.benchRequests(n)
+		w := s.startBinaryReady()
 		before := s.httpStats()
 		start := time.Now()
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Go(func() {
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= n {
-						return
-					}
-					s.publish(cmds[i])
-				}
-			})
-		}
-		wg.Wait()
+		s.publishAll(cmds, 8)
 		waitFor(t, 5*time.Minute, "every case waiting for the seller", func() bool {
 			if len(s.sb.Stats().RefundSubmissions) < n {
 				return false
