@@ -46,9 +46,7 @@ func (d Decider) onRequest(c CaseView, in Input) Decision {
 	}
 	c.Request = req
 	dec := d.to(StateRendering, nil, in.Now, "requested", "read the refund form")
-	// A request in place of one the platform refused for an open refund
-	// on the sub-order is refused as well while one is open (onForm).
-	dec.Request, dec.Plan = &req, &Plan{RefusedForOpen: c.Plan.RefusedForOpen}
+	dec.Request, dec.Plan = &req, c.Plan.restart()
 	dec.Step = renderStep(c)
 	return dec
 }

@@ -72,7 +72,7 @@ func (d Decider) onOrderEvents(c CaseView, v *PlatformView, in Input) Decision {
 		return done(park(c, CodeInvalidRequest, "the stored request is not valid: "+err.Error()))
 	}
 	dec := d.to(StateRendering, nil, in.Now, CodeOrderChanged, fmt.Sprintf("the order changed (%s): read the refund form again", what))
-	dec.Plan, dec.Step = &Plan{RefusedForOpen: c.Plan.RefusedForOpen}, renderStep(c) // refused for an open refund: still waits for it (onForm)
+	dec.Plan, dec.Step = c.Plan.restart(), renderStep(c)
 	dec = done(dec)
 	dec.Reapply = isCommand(in.Kind)
 	return dec

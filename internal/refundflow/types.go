@@ -48,6 +48,13 @@ type Plan struct {
 	OrderElsewhere *OrderElsewhere `json:"orderElsewhere,omitempty"`
 }
 
+// restart is the plan of a case that reads its form again from the start
+// (a new request in place of the stopped one, a change of the order): what
+// was chosen from the old form goes, and what the platform said of the
+// sub-order stays: a refusal for an open refund, so that nothing is sent
+// while one is listed open (onForm).
+func (p Plan) restart() *Plan { return &Plan{RefusedForOpen: p.RefusedForOpen} }
+
 // Intent is a side-effecting step recorded as an intent with no result yet.
 type Intent struct {
 	Step  StepName
