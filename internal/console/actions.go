@@ -39,7 +39,11 @@ type action struct {
 // actions are the case page's forms, by name.
 var actions = map[string]action{
 	"resolve": {name: "resolve", kind: refundflow.InputResolve, fill: func(c echo.Context, cmd *refundflow.Command) error {
-		cmd.Resolve = &refundflow.Resolve{Action: refundflow.ResolveAction(c.FormValue("action")), Note: c.FormValue("note")}
+		r := &refundflow.Resolve{Action: refundflow.ResolveAction(c.FormValue("action")), Note: c.FormValue("note")}
+		if r.Action == refundflow.ResolveAdopt { // the refund field stays on the page whichever way is chosen
+			r.Refund = strings.TrimSpace(c.FormValue("refund"))
+		}
+		cmd.Resolve = r
 		return nil
 	}},
 	"ship": {name: "ship", kind: refundflow.InputReportShipment, fill: func(c echo.Context, cmd *refundflow.Command) error {
@@ -279,6 +283,7 @@ type formError struct {
 var fieldLabels = map[string]string{
 	"action":      "Action",
 	"note":        "Note",
+	"refund":      "Refund to adopt",
 	"company":     "Carrier",
 	"waybill":     "Waybill",
 	"phone":       "Phone",
@@ -341,12 +346,19 @@ func canRequestAgain(k casestore.Case) bool {
 		refundflow.RequestReplaces(state, refundflow.State(k.ParkedState), k.RefundID, k.AttentionCode)
 }
 
+// planOf is k's plan (refundflow.Plan); the zero plan when it has none, or
+// one this build cannot read.
+func planOf(k casestore.Case) refundflow.Plan {
+	var p refundflow.Plan
+	if len(k.Plan) > 0 && json.Unmarshal(k.Plan, &p) != nil {
+		return refundflow.Plan{}
+	}
+	return p
+}
+
 // orderElsewhere reports whether k's plan holds that the platform files
 // its sub-order under another order (refundflow.Plan.OrderElsewhere).
-func orderElsewhere(k casestore.Case) bool {
-	var p refundflow.Plan
-	return len(k.Plan) > 0 && json.Unmarshal(k.Plan, &p) == nil && p.OrderElsewhere != nil
-}
+func orderElsewhere(k casestore.Case) bool { return planOf(k).OrderElsewhere != nil }
 
 // offers are the forms the case page shows k's reader: those whose command
 // may apply to k in its state (the worker still decides), and only to an
@@ -382,10 +394,16 @@ func offers(a Account, k casestore.Case) map[string]bool {
 	// effect, and the worker refuses a retry and a cancel; closing is the
 	// way out (the runbook's intent_unverifiable).
 	elsewhere := attention && orderElsewhere(k)
+	// Stopped for an open refund it did not file, before one of its own:
+	// that refund may be adopted. An adopted one is not modified from
+	// here (the worker refuses: what it asks for is the platform's).
+	blocked := attention && k.AttentionCode == refundflow.AttnRefundExists && k.RefundID == ""
+	adopted := planOf(k).Adopted != ""
 	cancellable := !state.Terminal() && state != refundflow.StateCancelling && !unsettled && !elsewhere
 	return map[string]bool{
 		"resolve": attention,
 		"retry":   attention && !elsewhere,
+		"adopt":   blocked,
 		// Stopped before its refund reached the platform: a corrected
 		// request replaces the one it stopped with (the request form,
 		// filled in from the case). Not while a submission may be on the
@@ -402,7 +420,7 @@ func offers(a Account, k casestore.Case) map[string]bool {
 		"cancel":           cancellable && (taobao || k.RefundID == ""),
 		"cancel-elsewhere": !taobao && k.RefundID != "" && !state.Terminal() && k.AttentionCode != refundflow.AttnRefundMissing,
 		"message":          taobao && k.RefundID != "" && !state.Terminal() && !unsettled,
-		"modify": taobao && k.RefundID != "" && attention &&
+		"modify": taobao && k.RefundID != "" && attention && !adopted &&
 			((parked == refundflow.StateWaitingSeller && k.AttentionCode == refundflow.AttnSellerRefused) ||
 				parked == refundflow.StateModifyRendering ||
 				(parked == refundflow.StateModifying && (k.AttentionCode == refundflow.AttnPlatformError || resendsFailed))),

@@ -88,10 +88,16 @@ func TestActions(t *testing.T) {
 		seedCase{order: "1200", sub: "1201", state: string(refundflow.StateNeedsAttention), attention: refundflow.CodeUnverifiable,
 			parked: string(refundflow.StateSubmitting), plan: `{"reasonId":1004,"fee":100,"priorListed":true,"callbackRefund":"R1300",` +
 				`"orderElsewhere":{"subOrderId":"1201","caseOrder":"1200","platformOrder":"1300","refundId":"R1300"}}`},
+		seedCase{order: "1400", sub: "1401", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnRefundExists,
+			parked: string(refundflow.StateSubmitting), plan: `{"reasonId":1004,"fee":100,"priorListed":true,"priorRefunds":["R1400","R1401"],` +
+				`"priorOpen":["R1401"],"refusedForOpen":true}`},
+		seedCase{order: "1500", sub: "1501", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnSellerRefused,
+			parked: string(refundflow.StateWaitingSeller), refund: "R1500", plan: `{"adopted":"R1500"}`},
 	)
 	returning, refused, closed, held := ts.cases[0], ts.cases[1], ts.cases[2], ts.cases[3]
 	modifyRefused, returnRefused, unverifiable, unverifiedReturn := ts.cases[4], ts.cases[5], ts.cases[6], ts.cases[7]
 	alibabaRefund, alibabaMissing, elsewhere := ts.cases[8], ts.cases[9], ts.cases[10]
+	blocked, adopted := ts.cases[11], ts.cases[12]
 	op, viewer := ts.login(operatorName), ts.login(viewerName)
 	csrf := ts.srv.sessions.csrf(op.Value)
 	path := func(k casestore.Case) string { return fmt.Sprintf("/cases/%d", k.ID) }
@@ -102,7 +108,7 @@ func TestActions(t *testing.T) {
 		offered, not []string
 	}{
 		{returning, []string{"ship", "cancel", "message"}, []string{"modify", "resolve"}},
-		{refused, []string{"modify", "resolve", "resolve-retry", "resolve-close", "cancel", "message"}, []string{"ship"}},
+		{refused, []string{"modify", "resolve", "resolve-retry", "resolve-close", "cancel", "message"}, []string{"ship", "resolve-adopt"}},
 		{closed, nil, []string{"ship", "cancel", "message", "modify", "resolve"}},
 		// Held because worker processes ended on it: the worker refuses
 		// anything but resolve, so nothing else is offered.
@@ -129,6 +135,12 @@ func TestActions(t *testing.T) {
 		// worker refuses a retry and a cancel (the platform cannot tell
 		// whether it took effect, and never will): closing is the way.
 		{elsewhere, []string{"resolve", "resolve-close"}, []string{"resolve-retry", "cancel", "message", "modify", "ship"}},
+		// Stopped for an open refund it did not file: the buyer's may be
+		// adopted; the refund the form listed open is filled in.
+		{blocked, []string{"resolve", "resolve-retry", "resolve-adopt", "adopt-refund", "resolve-close", "request"}, []string{"ship", "message", "modify"}},
+		// An adopted refund the seller refused: not modified from here
+		// (the worker refuses), and nothing more to adopt.
+		{adopted, []string{"resolve", "resolve-retry", "cancel", "message"}, []string{"modify", "resolve-adopt"}},
 	} {
 		page := ts.do("GET", path(tc.k), "cookie:"+op.Value, nil)
 		for _, f := range tc.offered {
@@ -140,6 +152,9 @@ func TestActions(t *testing.T) {
 			if strings.Contains(page.body, `id="`+f+`"`) {
 				t.Errorf("case %d (%s): page offers the %s form; want none", tc.k.ID, tc.k.State, f)
 			}
+		}
+		if tc.k.ID == blocked.ID && !strings.Contains(page.body, `name="refund" size="30" list="open-refunds" value="R1401"`) {
+			t.Errorf("case %d (refund_exists): the adopt field is not filled in with the open refund R1401", tc.k.ID)
 		}
 		if tc.k.ID == alibabaRefund.ID && !strings.Contains(page.body, "withdraw refund A1000 on 1688 itself") {
 			t.Errorf("case %d (1688 refund): the page does not say where to withdraw it", tc.k.ID)
@@ -175,6 +190,16 @@ func TestActions(t *testing.T) {
 				m := c.Modify
 				return m != nil && slices.Equal(m.Vouchers, []string{"https://img.example/box.jpg", "https://img.example/label.jpg"}) &&
 					m.Amount == nil && m.Description == nil && m.ReasonID == 0 && m.Reason == ""
+			}},
+		{"resolve", blocked, url.Values{"action": {"adopt"}, "refund": {" R1401 "}, "note": {"the buyer filed it"}},
+			func(c refundflow.Command) bool {
+				r := c.Resolve
+				return r != nil && r.Action == refundflow.ResolveAdopt && r.Refund == "R1401" && r.Note == "the buyer filed it"
+			}},
+		// The refund field stays filled in when another way is chosen.
+		{"resolve", blocked, url.Values{"action": {"retry"}, "refund": {"R1401"}},
+			func(c refundflow.Command) bool {
+				return c.Resolve != nil && c.Resolve.Action == refundflow.ResolveRetry && c.Resolve.Refund == ""
 			}},
 		{"modify", refused, url.Values{"reason": {"质量问题"}, "amount": {"max"}},
 			func(c refundflow.Command) bool {
@@ -240,6 +265,8 @@ func TestActions(t *testing.T) {
 		{"modify", refused, url.Values{"vouchers": {strings.Repeat("https://img.example/a.jpg\n", 6)}}, []string{"Vouchers: at most 5"}},
 		{"modify", refused, url.Values{"vouchers": {"https://img.example/" + strings.Repeat("a", 1024)}}, []string{"Vouchers: empty or too long"}},
 		{"resolve", refused, url.Values{"action": {"close"}}, []string{"Note: required"}},
+		{"resolve", blocked, url.Values{"action": {"adopt"}, "refund": {"R 1401"}}, []string{`Refund to adopt: &#34;R 1401&#34;: letters, digits`}},
+		{"resolve", blocked, url.Values{"action": {"adopt"}}, []string{"Refund to adopt: required to adopt"}},
 	} {
 		name := fmt.Sprintf("%s %v", tc.form, tc.with)
 		before := commandsStored(t, js)

@@ -120,10 +120,12 @@ func (d Decider) decide(c CaseView, v *PlatformView, in Input) Decision {
 	if dec, ok := d.heldCase(c, in); ok {
 		return dec
 	}
-	if in.Kind == InputResolve && (in.Resolve == nil || in.Resolve.Action != ResolveRetry || c.State != StateNeedsAttention || c.Intent != nil) {
+	if in.Kind == InputResolve && (in.Resolve == nil || (in.Resolve.Action != ResolveRetry && in.Resolve.Action != ResolveAdopt) ||
+		c.State != StateNeedsAttention || c.Intent != nil) {
 		// Before any open intent: closing touches nothing on the platform,
-		// a refusal changes nothing, and a retry is itself the settling of
-		// the intent (onResolve). A plain retry waits for the order's news.
+		// a refusal changes nothing, a retry is itself the settling of the
+		// intent (onResolve), and an adoption is refused. A plain retry,
+		// or an adoption, waits for the order's news.
 		return d.onResolve(c, v, in)
 	}
 	if c.Intent != nil && !(in.Kind == InputStepResult && in.Result != nil && in.Result.Key == c.Intent.Key) {

@@ -40,7 +40,8 @@ const (
 const maxNamed = 3
 
 // refundExistsText is AttnRefundExists's text: which refund, what it means,
-// and the ways out. open are the refunds the platform listed open for the
+// and the ways out: wait for it to end and retry, adopt it (adopt), or
+// close the case. open are the refunds the platform listed open for the
 // Taobao sub-order when the form was read (none on 1688, whose refunds
 // cannot be listed by order); said is the platform's answer, if any.
 func refundExistsText(c CaseView, open []string, said string, why blocked) string {
@@ -86,6 +87,16 @@ func refundExistsText(c CaseView, open []string, said string, why blocked) strin
 	} else {
 		fmt.Fprintf(&b, "Once it ends (withdrawn on the platform's site, or decided by the seller), `refundctl resolve %d --retry` reads the form again and files this request", c.ID)
 	}
+	adopt := "REFUND"
+	switch {
+	case len(open) == 1:
+		adopt = excerpt.Of(open[0], 40)
+	case len(open) > 1:
+		adopt = "REFUND (one of them)"
+	case c.Platform == Platform1688:
+		adopt = "REFUND (the id 1688's answer names)"
+	}
+	fmt.Fprintf(&b, "; or have this case follow that refund as its own, if it asks for what this case would: `refundctl resolve %d --adopt %s`", c.ID, adopt)
 	fmt.Fprintf(&b, "; or close this case, leaving that refund to go on without it: `refundctl resolve %d --close --note …`.", c.ID)
 	if said != "" {
 		fmt.Fprintf(&b, " The platform said: %s", said)

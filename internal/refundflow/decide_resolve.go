@@ -26,7 +26,19 @@ const (
 	// ResolveClose ends the case as closed_locally with the operator's note.
 	// Nothing is sent to the platform; the order is free for a new request.
 	ResolveClose ResolveAction = "close"
+	// ResolveAdopt makes a refund the case did not file its own: one the
+	// buyer filed on the platform's site for the case's sub-order (the
+	// order on 1688), which blocks the case's (AttnRefundExists). The case
+	// then follows that refund to its end, as if it had filed it. Nothing
+	// is sent to take it: the platform is asked that the refund exists, is
+	// for the case's sub-order or order and has not ended, and the store
+	// that no case of ours follows it.
+	ResolveAdopt ResolveAction = "adopt"
 )
+
+// MaxRefundID bounds a refund id an operator names: the platforms' are
+// a few dozen digits at most.
+const MaxRefundID = 64
 
 // MaxNote bounds an operator's note: a sentence or two for the timeline.
 const MaxNote = 500
@@ -37,13 +49,25 @@ const MaxNote = 500
 type Resolve struct {
 	Action ResolveAction `json:"action"`
 	Note   string        `json:"note,omitempty"`
+	// Refund is the platform's id of the refund to adopt (ResolveAdopt
+	// only).
+	Refund string `json:"refund,omitempty"`
 }
 
 // Validate checks the action and the note.
 func (r Resolve) Validate() error {
 	var errs []error
-	if r.Action != ResolveRetry && r.Action != ResolveClose {
-		errs = append(errs, fmt.Errorf("action %q: want retry or close", excerpt.Of(string(r.Action), 40)))
+	switch r.Action {
+	case ResolveRetry, ResolveClose:
+		if r.Refund != "" {
+			errs = append(errs, fmt.Errorf("refund: only to adopt a refund, not to %s", r.Action))
+		}
+	case ResolveAdopt:
+		if err := checkRefundID(r.Refund); err != nil {
+			errs = append(errs, fmt.Errorf("refund: %w", err))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("action %q: want retry, close or adopt", excerpt.Of(string(r.Action), 40)))
 	}
 	note := strings.TrimSpace(r.Note)
 	switch {
@@ -69,8 +93,11 @@ func (d Decider) onResolve(c CaseView, v *PlatformView, in Input) Decision {
 		return reject(c, CodeNotParked, notParkedAdvice(c))
 	}
 	note := strings.TrimSpace(in.Resolve.Note)
-	if in.Resolve.Action == ResolveClose {
+	switch in.Resolve.Action {
+	case ResolveClose:
 		return closeLocally(c, note)
+	case ResolveAdopt:
+		return d.adopt(c, v, in.Now, in.Resolve.Refund, note)
 	}
 	if c.Intent != nil {
 		// A side effect of the parked case may be on the platform: retrying

@@ -164,7 +164,7 @@ func TestResolveValidate(t *testing.T) {
 		{Resolve{Action: ResolveClose, Note: "   "}, "note: required to close"},
 		{Resolve{Action: ResolveClose, Note: strings.Repeat("x", MaxNote+1)}, "at most 500"},
 		{Resolve{Action: ResolveRetry, Note: "a\x1b[2Jb"}, "note: at most"},
-		{Resolve{Action: "reopen"}, `action "reopen": want retry or close`},
+		{Resolve{Action: "reopen"}, `action "reopen": want retry, close or adopt`},
 	} {
 		err := tc.r.Validate()
 		switch {

@@ -61,9 +61,13 @@ func DescribeRequest(p Platform, doc json.RawMessage) []Field {
 // platform. The bookkeeping of earlier refunds is left out.
 func DescribePlan(doc json.RawMessage) []Field {
 	return describeDoc(doc, func(p Plan) bool {
-		return p.ReasonID == 0 && p.ReasonDesc == "" && p.Fee == 0 && p.Carriage == 0 && len(p.Vouchers) == 0
+		return p.ReasonID == 0 && p.ReasonDesc == "" && p.Fee == 0 && p.Carriage == 0 && len(p.Vouchers) == 0 && p.Adopted == ""
 	}, func(p Plan) []Field {
 		var out fields
+		if p.Adopted != "" {
+			out.add("Adopted", fmt.Sprintf("refund %s, filed outside this case (on the platform's site, or by another tool) and adopted by an operator: "+
+				"the case follows it; the request and the choices below were never sent", p.Adopted))
+		}
 		switch {
 		case p.ReasonID > 0 && p.ReasonDesc != "":
 			out.add("Reason", fmt.Sprintf("%d (%s)", p.ReasonID, p.ReasonDesc))

@@ -90,13 +90,72 @@ func (e *Engine) alibabaView(ctx context.Context, c casestore.Case, cv CaseView,
 			return &PlatformView{Inconclusive: true, Foreign: []string{info.RefundID}}, nil
 		}
 	}
+	return e.alibabaRefundView(info), nil
+}
+
+// alibabaRefundView is the view of a 1688 refund as the platform answered.
+func (e *Engine) alibabaRefundView(info apiclient.RefundInfo) *PlatformView {
 	text := string(info.Status)
 	if info.Phase != "" {
 		text = e.client.Profile().AlibabaName(info.Phase)
 	}
 	return &PlatformView{Found: true, RefundID: info.RefundID, Phase: info.Phase, StatusText: text,
 		ReturnRequired: info.RefundGoods, RefuseReason: info.RejectReason,
-		Deadline: e.parsePlatformTime(info.GmtTimeOut), ReturnWaybill: info.FreightBill}, nil
+		Deadline: e.parsePlatformTime(info.GmtTimeOut), ReturnWaybill: info.FreightBill}
+}
+
+// adoptView reads the refund an operator asks case c to adopt, by its id,
+// and what shows whether it may (PlatformView.Adopting): what the platform
+// files it under, and which case of ours follows it, if any. The decider
+// judges (adopt).
+func (e *Engine) adoptView(ctx context.Context, c casestore.Case, cv CaseView, refund string) (*PlatformView, error) {
+	var v *PlatformView
+	facts := &AdoptFacts{}
+	if Platform(c.Platform) == Platform1688 {
+		res, err := e.client.AlibabaRefundInfo(ctx, refund)
+		if isNotFound(err) {
+			return &PlatformView{Found: false, Adopting: facts}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		v = e.alibabaRefundView(res.Data)
+		if res.Data.OrderID != 0 {
+			facts.Under = strconv.FormatInt(int64(res.Data.OrderID), 10)
+		}
+		facts.ForCase = facts.Under == c.OrderID
+	} else {
+		res, err := e.client.TaobaoQuery(ctx, refund)
+		if isNotFound(err) {
+			return &PlatformView{Found: false, Adopting: facts}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		a := res.Data.RefundOrderAggregate
+		v = e.taobaoView(a)
+		facts.Under = a.PurchaseOrderLine.PurchaseOrderLineID.String()
+		facts.ForCase = facts.Under == c.SubOrderID || (facts.Under == "" && slices.Contains(cv.Plan.PriorRefunds, refund))
+	}
+	v.RefundID = refund // asked by it: the platform's answer may leave it out
+	owner, err := e.store.CaseByRefundID(ctx, c.Platform, refund)
+	switch {
+	case err == nil:
+		facts.Owner, facts.OwnerState = owner.ID, State(owner.State)
+	case !errors.Is(err, casestore.ErrNotFound):
+		return nil, err
+	}
+	v.Adopting = facts
+	return v, nil
+}
+
+// adopting is the refund an input asks its case to adopt, "" when it is
+// not an adoption.
+func adopting(in Input) string {
+	if in.Kind != InputResolve || in.Resolve == nil || in.Resolve.Action != ResolveAdopt {
+		return ""
+	}
+	return in.Resolve.Refund
 }
 
 // alibabaCreated is when the platform says a 1688 refund was applied for

@@ -340,7 +340,12 @@ func (e *Engine) decide(ctx context.Context, r *run, l loaded) (decisionRecord, 
 	dec := e.decider.Decide(cv, nil, r.in)
 	var pv *PlatformView
 	if dec.Outcome == OutcomeFetch {
-		if pv, err = e.fetch(ctx, c, cv, r.hint); err != nil {
+		if refund := adopting(r.in); refund != "" && dec.Code == CodeReadToAdopt {
+			pv, err = e.adoptView(ctx, c, cv, refund)
+		} else {
+			pv, err = e.fetch(ctx, c, cv, r.hint)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return decisionRecord{}, nil, &RetryError{After: time.Second, Err: err}
 			}

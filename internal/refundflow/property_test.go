@@ -33,8 +33,12 @@ func allViews(p Platform) []*PlatformView {
 		hinted := &PlatformView{Inconclusive: true, CallbackRefund: "R-hinted"}
 		elsewhere := &PlatformView{Inconclusive: true, Unattributed: []string{"R-hinted"}, CallbackRefund: "R-hinted",
 			OrderElsewhere: &OrderElsewhere{SubOrderID: "201", CaseOrder: "200", PlatformOrder: "300", RefundID: "R-hinted"}}
+		// Refunds read for an adoption: the case's sub-order's, open, and
+		// another sub-order's.
+		adoptOpen := adoptable(p, "R1", tbWaitSellerAgree, AdoptFacts{ForCase: true, Under: "201"})
+		adoptElsewhere := adoptable(p, "R1", tbWaitSellerAgree, AdoptFacts{Under: "777"})
 		return append(vs, other, withDeadline, shipped, received(tbView(tbWaitSellerReceive), "OT9000000001"),
-			received(tbView(tbWaitSellerReceive), "w-1"), unattributed, hinted, elsewhere)
+			received(tbView(tbWaitSellerReceive), "w-1"), unattributed, hinted, elsewhere, adoptOpen, adoptElsewhere)
 	}
 	for _, st := range []string{abWaitSellerAgree, abSellerRefused,
 		abWaitBuyerReturn, abWaitSellerReceive, abSuccess,
@@ -43,7 +47,8 @@ func allViews(p Platform) []*PlatformView {
 	}
 	other := alView(abClosed)
 	other.RefundID = "R-other"
-	return append(vs, other, received(alView(abWaitSellerReceive), "OT9000000001"), received(alView(abWaitSellerReceive), "w-1"))
+	return append(vs, other, received(alView(abWaitSellerReceive), "OT9000000001"), received(alView(abWaitSellerReceive), "w-1"),
+		adoptable(p, "R1", abWaitSellerAgree, AdoptFacts{ForCase: true, Under: "200"}))
 }
 
 // received is v holding the return under waybill w: another than the
@@ -145,7 +150,8 @@ func allInputs(c CaseView) []Input {
 	amount := int64(100)
 	ins = append(ins, Input{Kind: InputModify, Now: now, ID: "cmd-modify", Modify: &Modification{Amount: &amount}})
 	ins = append(ins, Input{Kind: InputResolve, Now: now, ID: "cmd-resolve-retry", Resolve: &Resolve{Action: ResolveRetry}},
-		Input{Kind: InputResolve, Now: now, ID: "cmd-resolve-close", Resolve: &Resolve{Action: ResolveClose, Note: "refunded by phone"}})
+		Input{Kind: InputResolve, Now: now, ID: "cmd-resolve-close", Resolve: &Resolve{Action: ResolveClose, Note: "refunded by phone"}},
+		Input{Kind: InputResolve, Now: now, ID: "cmd-resolve-adopt", Resolve: &Resolve{Action: ResolveAdopt, Refund: "R1"}})
 	for _, st := range []StepName{StepRender, StepReasons, StepUploadVouchers, StepSubmit, StepReturnRender, StepReturnSubmit, StepCancel, StepMessage} {
 		r := okResult(st)
 		if c.Intent != nil && c.Intent.Step == st {
@@ -309,8 +315,10 @@ func checkDecision(t *testing.T, where string, c CaseView, v *PlatformView, in I
 	if c.Intent != nil && !c.State.Terminal() {
 		resultOfIntent := in.Kind == InputStepResult && in.Result != nil && in.Result.Key == c.Intent.Key
 		// Closing a parked case touches nothing on the platform, and a
-		// resolve of a case that is not parked is refused: neither asks.
-		asks := !resultOfIntent && !(in.Kind == InputResolve && (in.Resolve.Action == ResolveClose || c.State != StateNeedsAttention))
+		// resolve of a case that is not parked is refused, as is an
+		// adoption with a side effect in question: none asks.
+		asks := !resultOfIntent && !(in.Kind == InputResolve && (in.Resolve.Action == ResolveClose || in.Resolve.Action == ResolveAdopt ||
+			c.State != StateNeedsAttention))
 		if v == nil && asks && got.Outcome != OutcomeFetch {
 			t.Errorf("%s: open intent without a view: got %s; want fetch", where, got.Outcome)
 		}
@@ -350,6 +358,17 @@ func checkResolve(t *testing.T, where string, c CaseView, in Input, got Decision
 		}
 		if c.Intent != nil && (got.Resolve == nil || got.Resolve.Key != c.Intent.Key || got.Resolve.Done) {
 			t.Errorf("%s: close with an open intent: resolution %+v; want the intent closed unconfirmed", where, got.Resolve)
+		}
+	case in.Resolve.Action == ResolveAdopt:
+		if got.Outcome != OutcomeAct || (c.Intent == nil && len(c.OrderEvents) > 0) { // the order's news first
+			return
+		}
+		if c.AttentionCode != AttnRefundExists || c.RefundID != "" || c.Intent != nil {
+			t.Errorf("%s: adopt of a case not blocked by another refund, or with its own: %s; want it refused", where, cell(got))
+		}
+		if got.RefundID != in.Resolve.Refund || got.Code != CodeAdopted || got.Plan == nil || got.Plan.Adopted != in.Resolve.Refund ||
+			got.State == StateClosedLocally || got.Reapply || (got.Step != nil && got.Step.Name != StepMessage) {
+			t.Errorf("%s: adopt: %s %s refund %q plan %+v; want the refund taken, followed, nothing of the case's sent", where, cell(got), got.Code, got.RefundID, got.Plan)
 		}
 	default:
 		// (With the order's news pending, the news is decided first and the

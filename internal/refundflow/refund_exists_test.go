@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
@@ -94,4 +95,149 @@ func TestA1688RefundFiledOutsideTheCaseStopsItSayingSo(t *testing.T) {
 		!strings.Contains(c.AttentionMessage, "1688 does not list") || !strings.Contains(c.AttentionMessage, "The platform said: ") {
 		t.Fatalf("case stopped %s: %q; want %s saying 1688's answer names the refund", c.AttentionCode, c.AttentionMessage, refundflow.AttnRefundExists)
 	}
+}
+
+// adopt has the rig's engine decide an operator's adoption of refund on
+// case id: the command's verdict.
+func (r *rig) adopt(p refundflow.Platform, id int64, refund string) casestore.CommandOutcome {
+	r.t.Helper()
+	cmd := r.command(refundflow.InputResolve, p, "", "")
+	cmd.CaseID, cmd.Resolve = id, &refundflow.Resolve{Action: refundflow.ResolveAdopt, Refund: refund, Note: "the buyer filed it on the site"}
+	r.handle(cmd)
+	out, err := r.store.CommandOutcome(context.Background(), cmd.ID)
+	if err != nil {
+		r.t.Fatalf("the adoption's verdict: %v", err)
+	}
+	return out
+}
+
+// TestARefundFiledOutsideTheCaseCanBeAdoptedAndIsFollowedToItsEnd: the
+// buyer's refund, filed on the platform's site, blocks the case's. The
+// operator adopts it: the platform is asked what it is, nothing is sent,
+// and the case follows it to its end as its own. Another sub-order's
+// refund, or one the platform does not have, is refused, changing nothing.
+func TestARefundFiledOutsideTheCaseCanBeAdoptedAndIsFollowedToItsEnd(t *testing.T) {
+	r := newRig(t, manual)
+	ctx := context.Background()
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	seeded, err := r.sb.SeedRefund(sandbox.RefundSeed{Platform: sandbox.PlatformTaobao, OrderID: o, SubOrderID: so,
+		Status: "wait_seller_agree", CreatedAt: time.Now().Add(-3 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o2, so2 := r.order(sandbox.PlatformTaobao, nil)
+	elsewhere, err := r.sb.SeedRefund(sandbox.RefundSeed{Platform: sandbox.PlatformTaobao, OrderID: o2, SubOrderID: so2,
+		Status: "wait_seller_agree", CreatedAt: time.Now().Add(-3 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	req.Request = taobaoRequest(false)
+	r.handle(req)
+	c := r.waitState(r.caseOf(refundflow.PlatformTaobao, o, so).ID, refundflow.StateNeedsAttention)
+	if c.AttentionCode != refundflow.AttnRefundExists {
+		t.Fatalf("case stopped %s: %q; want %s", c.AttentionCode, c.AttentionMessage, refundflow.AttnRefundExists)
+	}
+
+	for _, bad := range []struct{ refund, says string }{
+		{elsewhere.RefundID, "under sub-order " + so2 + ", not this case's"},
+		{"4000000000000000001", "has no refund 4000000000000000001"},
+	} {
+		h := r.adopt(refundflow.PlatformTaobao, c.ID, bad.refund)
+		got, err := r.store.GetCase(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Verdict != casestore.VerdictRejected || h.Code != refundflow.CodeCannotAdopt || !strings.Contains(h.Reason, bad.says) {
+			t.Errorf("adopt %s: %s %s %q; want rejected %s saying %q", bad.refund, h.Verdict, h.Code, h.Reason, refundflow.CodeCannotAdopt, bad.says)
+		}
+		if got.State != c.State || got.RefundID != "" || got.AttentionCode != refundflow.AttnRefundExists || string(got.Plan) != string(c.Plan) {
+			t.Errorf("adopt %s refused: case %s refund %q %s plan %s; want it unchanged", bad.refund, got.State, got.RefundID, got.AttentionCode, got.Plan)
+		}
+	}
+
+	h := r.adopt(refundflow.PlatformTaobao, c.ID, seeded.RefundID)
+	if h.Verdict != casestore.VerdictApplied || h.Code != refundflow.CodeAdopted {
+		t.Fatalf("adopt %s: %s %s %q; want it adopted", seeded.RefundID, h.Verdict, h.Code, h.Reason)
+	}
+	got := r.waitState(c.ID, refundflow.StateWaitingSeller)
+	if got.RefundID != seeded.RefundID {
+		t.Fatalf("after the adoption: refund %q; want %s", got.RefundID, seeded.RefundID)
+	}
+	if !strings.Contains(string(got.Plan), `"adopted":"`+seeded.RefundID+`"`) {
+		t.Errorf("plan %s; want it to say the refund was adopted", got.Plan)
+	}
+	if !r.timelineHas(c.ID, "refund "+seeded.RefundID+" adopted by the operator (was refund_exists at submitting): the buyer filed it on the site") {
+		t.Errorf("the timeline does not say who adopted what")
+	}
+	if n := r.sb.Stats().RefundSubmissions["taobao:"+so]; n != 1 {
+		t.Errorf("%d submissions for sub-order %s; want the one refused: adopting sends nothing", n, so)
+	}
+
+	r.refundAction(seeded.RefundID, sandbox.RefundAction{Action: "agree"})
+	r.waitState(c.ID, refundflow.StateSucceeded)
+}
+
+// TestARefundAnEarlierCaseLeftOpenCanBeAdoptedByTheNext: an operator
+// closed a case locally while the seller's refusal of its refund stood,
+// leaving that refund open; the next case for the sub-order is refused
+// for it, and adopts it from the closed case. The refund's callbacks then
+// move the new case (the refund closed by the platform: closed).
+func TestARefundAnEarlierCaseLeftOpenCanBeAdoptedByTheNext(t *testing.T) {
+	r := newRig(t, manual)
+	first, refund, o, so := refusedTaobaoCase(t, r)
+	closeIt := r.command(refundflow.InputResolve, refundflow.PlatformTaobao, "", "")
+	closeIt.CaseID, closeIt.Resolve = first, &refundflow.Resolve{Action: refundflow.ResolveClose, Note: "handled by phone"}
+	r.handle(closeIt)
+	r.waitState(first, refundflow.StateClosedLocally)
+
+	req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	req.Request = taobaoRequest(false)
+	h := r.handle(req)
+	c := r.waitState(h.CaseID, refundflow.StateNeedsAttention)
+	if c.ID == first || c.AttentionCode != refundflow.AttnRefundExists || !strings.Contains(c.AttentionMessage, "open refund "+refund) {
+		t.Fatalf("the next case %d stopped %s: %q; want %s naming %s", c.ID, c.AttentionCode, c.AttentionMessage, refundflow.AttnRefundExists, refund)
+	}
+	if a := r.adopt(refundflow.PlatformTaobao, c.ID, refund); a.Code != refundflow.CodeAdopted ||
+		!strings.Contains(a.Reason, "from case "+strconv.FormatInt(first, 10)+" (closed_locally)") {
+		t.Fatalf("adopt %s: %s %s %q; want it adopted from case %d", refund, a.Verdict, a.Code, a.Reason, first)
+	}
+	got := r.waitState(c.ID, refundflow.StateNeedsAttention)
+	if got.RefundID != refund || got.AttentionCode != refundflow.AttnSellerRefused {
+		t.Fatalf("after the adoption: refund %q %s; want %s, stopped %s as the platform shows it", got.RefundID, got.AttentionCode, refund, refundflow.AttnSellerRefused)
+	}
+	r.refundAction(refund, sandbox.RefundAction{Action: "close"})
+	r.waitState(c.ID, refundflow.StateClosed)
+	if old, err := r.store.GetCase(context.Background(), first); err != nil || old.State != string(refundflow.StateClosedLocally) {
+		t.Errorf("the earlier case: %s %v; want it left closed_locally", old.State, err)
+	}
+}
+
+// TestA1688RefundFiledOutsideTheCaseCanBeAdopted: 1688 cannot list an
+// order's refunds; the operator names the refund its answer named, and the
+// platform's refund info says it is for the case's order.
+func TestA1688RefundFiledOutsideTheCaseCanBeAdopted(t *testing.T) {
+	r := newRig(t, manual)
+	o, _ := r.order(sandbox.Platform1688, nil)
+	seeded, err := r.sb.SeedRefund(sandbox.RefundSeed{Platform: sandbox.Platform1688, OrderID: o, Status: "waitselleragree",
+		CreatedAt: time.Now().Add(-3 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := r.command(refundflow.InputRequestRefund, refundflow.Platform1688, o, "")
+	req.Request = alibabaRequest(false, false)
+	r.handle(req)
+	c := r.waitState(r.caseOf(refundflow.Platform1688, o, "").ID, refundflow.StateNeedsAttention)
+	if c.AttentionCode != refundflow.AttnRefundExists {
+		t.Fatalf("case stopped %s: %q; want %s", c.AttentionCode, c.AttentionMessage, refundflow.AttnRefundExists)
+	}
+	if h := r.adopt(refundflow.Platform1688, c.ID, seeded.RefundID); h.Code != refundflow.CodeAdopted {
+		t.Fatalf("adopt %s: %s %s %q; want it adopted", seeded.RefundID, h.Verdict, h.Code, h.Reason)
+	}
+	got := r.waitState(c.ID, refundflow.StateWaitingSeller)
+	if got.RefundID != seeded.RefundID {
+		t.Fatalf("after the adoption: refund %q; want %s", got.RefundID, seeded.RefundID)
+	}
+	r.refundAction(seeded.RefundID, sandbox.RefundAction{Action: "agree"})
+	r.waitState(c.ID, refundflow.StateSucceeded)
 }

@@ -29,6 +29,11 @@ type Plan struct {
 	// open refund on the sub-order (AttnRefundExists); the form read again
 	// on a retry sends nothing while one is listed open.
 	RefusedForOpen bool `json:"refusedForOpen,omitempty"`
+	// Adopted is the refund the case follows though it did not file it:
+	// the operator adopted it (ResolveAdopt). The case's request and the
+	// choices above were never sent; what the refund asks for is the
+	// platform's (so it is not modified from here: onModify).
+	Adopted string `json:"adopted,omitempty"`
 	// Filed is the request a modification was made from, kept when it
 	// starts (onModify): the one the platform holds while the modification
 	// is under way, or stopped, or replaced, before it reached the platform
@@ -185,6 +190,10 @@ type PlatformView struct {
 	// that made a Taobao list's silence inconclusive (hintedTaobao); the
 	// decider keeps it in the plan (Plan.CallbackRefund).
 	CallbackRefund string
+	// Adopting is, for a view read by the id of a refund an operator asks
+	// the case to adopt (ResolveAdopt), what shows whether it may; nil for
+	// every other view.
+	Adopting *AdoptFacts
 	// unread: no platform call made the view (a case that never sent
 	// anything has no refund); it tells the platform answers no more
 	// than before.

@@ -1,0 +1,122 @@
+// Adopting a refund the case did not file: the operator's third way out of
+// AttnRefundExists, besides waiting for that refund to end and closing the
+// case. The case takes the refund as its own and follows it to its end.
+
+package refundflow
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/excerpt"
+	"github.com/refundhub/refundhub/internal/platform"
+)
+
+// CodeCannotAdopt refuses an adoption: the case is not one that can take
+// the refund, or the refund is not one it can take. The reason says which,
+// and the way on.
+const CodeCannotAdopt = "cannot_adopt"
+
+// CodeAdopted is the decision that made the refund the case's.
+const CodeAdopted = "adopted"
+
+// CodeReadToAdopt asks for the view of the refund to adopt, by its id
+// (Engine.adoptView), not the case's own: only the adoption's fetch has
+// it, so no other decision on the input (its order's news first) is ever
+// made on another refund's view.
+const CodeReadToAdopt = "read_to_adopt"
+
+// AdoptFacts is what the platform and the store show of a refund an
+// operator asks a case to adopt (PlatformView.Adopting), beyond the view of
+// the refund itself. The engine reads them; the decider judges.
+type AdoptFacts struct {
+	// ForCase: the platform files the refund under the case's Taobao
+	// sub-order (or its 1688 order), or, where its answer does not say,
+	// the case's form read listed it for the sub-order (Plan.PriorRefunds).
+	ForCase bool
+	// Under is the sub-order (Taobao) or order (1688) the platform files
+	// the refund under, "" when its answer does not say.
+	Under string
+	// Owner is the case of ours that recorded the refund (0: none), and
+	// OwnerState its state.
+	Owner      int64
+	OwnerState State
+}
+
+// checkRefundID checks a refund id an operator typed: the platforms' ids
+// are digits (Taobao) or letters and digits (1688); what is allowed here
+// is wider, and the platform is asked whether the refund exists.
+func checkRefundID(id string) error {
+	if id == "" {
+		return errors.New("required to adopt: the platform's id of the refund the case is to follow")
+	}
+	if len(id) > MaxRefundID {
+		return fmt.Errorf("at most %d characters", MaxRefundID)
+	}
+	for _, r := range id {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' || r == '_') {
+			return fmt.Errorf("%q: letters, digits, - and _ only", excerpt.Of(id, 40))
+		}
+	}
+	return nil
+}
+
+// adopt decides an operator's adoption of refund on a parked case: only a
+// case stopped for an open refund it did not file (AttnRefundExists), with
+// no refund and no side effect of its own in question, can take one. The
+// view (read by the refund's id, PlatformView.Adopting) must show the
+// refund, for the case's sub-order or order, not ended closed, and followed
+// by no other open case. The case then goes where the refund is, as if
+// it had filed it: waiting for the seller, a return, or its end.
+func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note string) Decision {
+	switch {
+	case c.RefundID != "":
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("case %d follows refund %s already, its own: it cannot take another", c.ID, c.RefundID))
+	case c.AttentionCode != AttnRefundExists || c.Intent != nil:
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("adopting is for a case stopped because another refund is open (%s); case %d is %s: "+
+			"refundctl show %d says the way out", AttnRefundExists, c.ID, describeState(c), c.ID))
+	case v == nil:
+		return fetch(c, CodeReadToAdopt, "read the refund to adopt")
+	case v.Adopting == nil || v.Inconclusive:
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("the platform could not say now what refund %s is; try again later", refund))
+	case !v.Found:
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("the platform has no refund %s; check the id (refundctl show %d names the open refunds it listed)", refund, c.ID))
+	}
+	a := v.Adopting
+	what := "sub-order"
+	if c.Platform == Platform1688 {
+		what = "order"
+	}
+	switch {
+	case !a.ForCase && a.Under != "":
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("the platform files refund %s under %s %s, not this case's: it is not the one that blocks it",
+			refund, what, excerpt.Of(a.Under, 40)))
+	case !a.ForCase:
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("the platform's answer for refund %s does not say which %s it is for, and it was not listed for this case's "+
+			"when the form was read: `refundctl resolve %d --retry` reads the form again, and lists the open ones", refund, what, c.ID))
+	case a.Owner != 0 && a.Owner != c.ID && !a.OwnerState.Terminal():
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("case %d follows refund %s (%s): one case follows a refund", a.Owner, refund, a.OwnerState))
+	case v.Phase == platform.PhaseClosed:
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("refund %s has ended (%s), so it no longer blocks this case: `refundctl resolve %d --retry` files this case's request",
+			refund, excerpt.Of(v.Status(c.Platform), 40), c.ID))
+	}
+	plan := c.Plan
+	plan.Adopted, plan.RefusedForOpen = refund, false
+	taken := unparked(c)
+	taken.Plan = plan
+	dec := d.fromView(taken, *v, now)
+	if !moved(dec) { // the view's refund is the case's from now: cannot happen
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("nothing to follow in refund %s (%s)", refund, dec.Reason))
+	}
+	dec.RefundID, dec.Plan = refund, &plan
+	why := fmt.Sprintf("refund %s adopted by the operator (was %s at %s)", refund, c.AttentionCode, c.Parked)
+	if a.Owner != 0 && a.Owner != c.ID {
+		why += fmt.Sprintf(", from case %d (%s)", a.Owner, a.OwnerState)
+	}
+	if note != "" {
+		why += ": " + note
+	}
+	dec.Code, dec.Reason = CodeAdopted, why+"; "+dec.Reason
+	return dec
+}
