@@ -113,6 +113,8 @@ func TestModifyVerdicts(t *testing.T) {
 		{CommandID: "mod-dup-1", Verdict: casestore.VerdictRejected, CaseID: 1, Code: refundflow.CodeDuplicate, Reason: "the same modification is under way"},
 		{CommandID: "mod-1688-1", Verdict: casestore.VerdictRejected, CaseID: 2, Code: refundflow.CodeNotSupported,
 			Reason: "1688 offers no way to modify a refund through its API"},
+		{CommandID: "mod-adopted-1", Verdict: casestore.VerdictRejected, CaseID: 1, Code: refundflow.CodeNotSupported,
+			Reason: "case 1 follows refund R1, which it did not file but adopted: … modify it on the platform's site"},
 	} {
 		if err := st.Update(ctx, func(tx *casestore.Tx) error { return tx.RecordCommandOutcome(ctx, o) }); err != nil {
 			t.Fatal(err)
@@ -132,6 +134,9 @@ func TestModifyVerdicts(t *testing.T) {
 		{"mod-parked-1", "2", 0, []string{"applied: case 2 is needs_attention (seller_refused: seller refused: used item); to do: wait: a seller may still agree"}},
 		{"mod-dup-1", "1", 4, []string{"rejected (duplicate)", "already making this change", "refundctl wait 1 --state"}},
 		{"mod-1688-1", "2", 4, []string{"rejected (not_supported) on case 2", "request again", "refundctl resolve 2 --close --note"}},
+		// A Taobao refund the case adopted: changed on the platform's
+		// site; the case follows it, or the refund is withdrawn.
+		{"mod-adopted-1", "1", 4, []string{"rejected (not_supported) on case 1", "follow the case with refundctl show 1, or withdraw the refund with refundctl cancel 1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {

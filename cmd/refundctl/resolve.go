@@ -60,11 +60,9 @@ func (a *app) resolveCommand() *cobra.Command {
 			r.Action, r.Refund = refundflow.ResolveAdopt, strings.TrimSpace(adopt)
 		}
 		if err := r.Validate(); err != nil {
-			line := errorLine(err)
-			if rest, ok := strings.CutPrefix(line, "refund: "); ok {
-				return usagef("--adopt: %s", rest)
-			}
-			return usagef("--note: %s", strings.TrimPrefix(line, "note: "))
+			// Each problem names its flag: refund is --adopt's, note --note's.
+			line := strings.NewReplacer("refund: ", "--adopt: ", "note: ", "--note: ").Replace(errorLine(err))
+			return usagef("%s", line)
 		}
 		c, err := a.caseByID(cmd.Context(), caseID)
 		if err != nil {

@@ -94,7 +94,7 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 		return stoppedNextStep(v.Attention, v.CaseID, string(c.Platform), v.ParkedState)
 	}
 	if c.Kind == refundflow.InputModify {
-		if next := modifyNextStep(v, caseRef); next != "" {
+		if next := modifyNextStep(c, v, caseRef); next != "" {
 			return next
 		}
 	}
@@ -185,7 +185,7 @@ func attentionText(code, msg string) string {
 // modifyNextStep is the advice for a modify_refund verdict where it differs
 // from other commands' ("" where it does not): what follows a modification,
 // and the ways out of a refusal when modify does not fit.
-func modifyNextStep(v verdictJSON, caseRef string) string {
+func modifyNextStep(c refundflow.Command, v verdictJSON, caseRef string) string {
 	follow := fmt.Sprintf("refundctl wait %d --state waiting_seller,needs_attention", v.CaseID)
 	if v.Verdict == casestore.VerdictApplied && refundflow.State(v.State).Resting() {
 		// Settled: sent, and the seller decides again (a stop is
@@ -197,6 +197,9 @@ func modifyNextStep(v verdictJSON, caseRef string) string {
 	}
 	switch v.Code {
 	case refundflow.CodeNotSupported:
+		if c.Platform == refundflow.PlatformTaobao { // a refund the case adopted: the reason says where to change it
+			return fmt.Sprintf("follow the case with %s, or withdraw the refund with refundctl cancel %d", caseRef, v.CaseID)
+		}
 		return fmt.Sprintf("accept the refusal with refundctl resolve %d --close --note TEXT, or wait for the platform to close it and request again", v.CaseID)
 	case refundflow.CodeNotNow:
 		if v.State == string(refundflow.StateNeedsAttention) {

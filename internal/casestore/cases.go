@@ -570,9 +570,12 @@ func getCase(ctx context.Context, q sqlx.QueryerContext, id int64) (Case, error)
 
 func caseByRefundID(ctx context.Context, q sqlx.QueryerContext, plat platform.ID, refundID string) (Case, error) {
 	var r caseRow
-	// The newest case wins if a refund id was ever recorded twice.
+	// If a refund id was recorded twice (a case adopted the refund an
+	// earlier one left open when it was closed locally), the case that
+	// follows it wins, and of those the newest.
 	err := sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases
-		WHERE platform = ? AND refund_id = ? AND refund_id <> '' ORDER BY id DESC LIMIT 1`, string(plat), refundID)
+		WHERE platform = ? AND refund_id = ? AND refund_id <> ''
+		ORDER BY CASE WHEN `+terminalFilter()+` THEN 0 ELSE 1 END, id DESC LIMIT 1`, string(plat), refundID)
 	if err != nil {
 		return Case{}, fmt.Errorf("case for refund %s %s: %w", string(plat), refundID, notFound(err))
 	}
@@ -670,6 +673,23 @@ func (tx *Tx) GetCase(ctx context.Context, id int64) (Case, error) {
 // CaseByRefundID returns the case that recorded the platform refund id.
 func (tx *Tx) CaseByRefundID(ctx context.Context, plat platform.ID, refundID string) (Case, error) {
 	return caseByRefundID(ctx, tx.tx, plat, refundID)
+}
+
+// OpenCaseFollowing returns the id of an unfinished case other than except
+// that recorded the platform refund id, 0 when there is none: a case about
+// to take a refund as its own checks, in its commit, that no other case
+// follows it.
+func (tx *Tx) OpenCaseFollowing(ctx context.Context, plat platform.ID, refundID string, except int64) (int64, error) {
+	var id int64
+	err := tx.tx.GetContext(ctx, &id, `SELECT id FROM cases WHERE platform = ? AND refund_id = ? AND refund_id <> '' AND id <> ? AND `+
+		terminalFilter()+` ORDER BY id LIMIT 1`, string(plat), refundID, except)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("open case following refund %s %s: %w", string(plat), refundID, err)
+	}
+	return id, nil
 }
 
 // GetCase returns the case with the given id, or ErrNotFound.

@@ -85,3 +85,48 @@ func testReadsTheWorkerAndConsoleUse(t *testing.T, be backend) {
 		t.Errorf("LeaseOwners after release = %v, %v; want none", owners, err)
 	}
 }
+
+// TestARefundTwoCasesRecordedGoesToTheOneThatFollowsIt: a case closed
+// locally left its refund open, and a later case of the sub-order adopted
+// it. The refund's callbacks go to the case that follows it, whichever
+// case is newer, and a case about to adopt it learns which open case
+// follows it (OpenCaseFollowing), on both stores.
+func TestARefundTwoCasesRecordedGoesToTheOneThatFollowsIt(t *testing.T) {
+	eachBackend(t, testARefundTwoCasesRecordedGoesToTheOneThatFollowsIt)
+}
+
+func testARefundTwoCasesRecordedGoesToTheOneThatFollowsIt(t *testing.T, be backend) {
+	ctx := context.Background()
+	s := openTest(t, be.Fresh(t))
+	following := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1", State: "waiting_seller"})
+	left := newCase(t, s, NewCase{Platform: "taobao", OrderID: "o1", SubOrderID: "s1-dup", State: "closed_locally"})
+	err := s.Update(ctx, func(tx *Tx) error {
+		for _, c := range []*Case{&following, &left} {
+			c.RefundID = "rf-9"
+			if _, err := tx.UpdateCase(ctx, *c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.CaseByRefundID(ctx, PlatformTaobao, "rf-9"); err != nil || c.ID != following.ID {
+		t.Errorf("CaseByRefundID(rf-9) = %d, %v; want %d, the open case, not the newer one closed locally (%d)", c.ID, err, following.ID, left.ID)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		for _, tc := range []struct{ except, want int64 }{{left.ID, following.ID}, {following.ID, 0}} {
+			if got, err := tx.OpenCaseFollowing(ctx, PlatformTaobao, "rf-9", tc.except); err != nil || got != tc.want {
+				t.Errorf("OpenCaseFollowing(rf-9, except %d) = %d, %v; want %d", tc.except, got, err, tc.want)
+			}
+		}
+		if got, err := tx.OpenCaseFollowing(ctx, Platform1688, "rf-9", 0); err != nil || got != 0 {
+			t.Errorf("OpenCaseFollowing(1688 rf-9) = %d, %v; want 0: another platform's refund", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

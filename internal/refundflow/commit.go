@@ -70,6 +70,17 @@ func (e *Engine) persistTx(ctx context.Context, tx *casestore.Tx, d decisionReco
 	if err != nil {
 		return persisted{}, err
 	}
+	if d.dec.Outcome == OutcomeAct && d.dec.Code == CodeAdopted {
+		// Another case may have taken the refund since it was read: the
+		// adoption is then decided again, and refused naming it.
+		other, err := tx.OpenCaseFollowing(ctx, d.c.Platform, d.dec.RefundID, d.c.ID)
+		if err != nil {
+			return persisted{}, err
+		}
+		if other != 0 {
+			return persisted{}, fmt.Errorf("adopt refund %s: case %d follows it now: %w", d.dec.RefundID, other, casestore.ErrVersionConflict)
+		}
+	}
 	claimed := false
 	if d.in.Kind == InputCallback && d.msg != nil && d.msg.ID != "" {
 		// The callback's own decision, dropped if another verification of
@@ -188,10 +199,12 @@ func (d decisionRecord) caseRow(now time.Time) (casestore.Case, error) {
 	// A reconcile input counts as a check even when the decision needed no
 	// view (a case before submission): the reconciler moves on to staler
 	// cases.
-	if d.in.Kind == InputReconcile || d.pv != nil {
+	// A view read for an adoption is the case's only if it was adopted.
+	own := d.pv != nil && (d.pv.Adopting == nil || (dec.Outcome == OutcomeAct && dec.Code == CodeAdopted))
+	if d.in.Kind == InputReconcile || own {
 		nc.LastPlatformCheckAt = now
 	}
-	if d.pv != nil && d.pv.Found {
+	if own && d.pv.Found {
 		nc.PlatformStatus = d.pv.Status(d.cv.Platform)
 	}
 	if dec.Outcome == OutcomeAct && dec.PlatformStatus != nil {

@@ -33,7 +33,8 @@ const CodeReadToAdopt = "read_to_adopt"
 type AdoptFacts struct {
 	// ForCase: the platform files the refund under the case's Taobao
 	// sub-order (or its 1688 order), or, where its answer does not say,
-	// the case's form read listed it for the sub-order (Plan.PriorRefunds).
+	// the case's form read listed it for the sub-order (Plan.PriorRefunds,
+	// Plan.PriorOpen).
 	ForCase bool
 	// Under is the sub-order (Taobao) or order (1688) the platform files
 	// the refund under, "" when its answer does not say.
@@ -66,9 +67,10 @@ func checkRefundID(id string) error {
 // case stopped for an open refund it did not file (AttnRefundExists), with
 // no refund and no side effect of its own in question, can take one. The
 // view (read by the refund's id, PlatformView.Adopting) must show the
-// refund, for the case's sub-order or order, not ended closed, and followed
-// by no other open case. The case then goes where the refund is, as if
-// it had filed it: waiting for the seller, a return, or its end.
+// refund, for the case's sub-order or order, not ended, and followed
+// by another case (but one closed locally, which left it to go on). The
+// case then goes where the refund is, as if it had filed it: waiting for
+// the seller or a return, or stopped by the seller's refusal.
 func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note string) Decision {
 	switch {
 	case c.RefundID != "":
@@ -92,14 +94,24 @@ func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note 
 	case !a.ForCase && a.Under != "":
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("the platform files refund %s under %s %s, not this case's: it is not the one that blocks it",
 			refund, what, excerpt.Of(a.Under, 40)))
+	case !a.ForCase && c.Platform == Platform1688:
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("1688's answer for refund %s does not say which order it is for, so it cannot be told this case's; "+
+			"check it in 1688's back office, then wait for it to end and `refundctl resolve %d --retry`, or close the case with `refundctl resolve %d --close --note …`",
+			refund, c.ID, c.ID))
 	case !a.ForCase:
-		return reject(c, CodeCannotAdopt, fmt.Sprintf("the platform's answer for refund %s does not say which %s it is for, and it was not listed for this case's "+
-			"when the form was read: `refundctl resolve %d --retry` reads the form again, and lists the open ones", refund, what, c.ID))
-	case a.Owner != 0 && a.Owner != c.ID && !a.OwnerState.Terminal():
-		return reject(c, CodeCannotAdopt, fmt.Sprintf("case %d follows refund %s (%s): one case follows a refund", a.Owner, refund, a.OwnerState))
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("the platform's answer for refund %s does not say which sub-order it is for, and it was not listed for this case's "+
+			"when the form was read: `refundctl resolve %d --retry` reads the form again, and lists the open ones", refund, c.ID))
+	case a.Owner != 0 && a.Owner != c.ID && a.OwnerState != StateClosedLocally:
+		// Only a case closed locally leaves its refund to go on without
+		// it; any other followed it, or follows it still.
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("case %d follows refund %s (%s): a refund is one case's", a.Owner, refund, a.OwnerState))
 	case v.Phase == platform.PhaseClosed:
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("refund %s has ended (%s), so it no longer blocks this case: `refundctl resolve %d --retry` files this case's request",
 			refund, excerpt.Of(v.Status(c.Platform), 40), c.ID))
+	case v.Phase == platform.PhaseSuccess:
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("refund %s has ended (%s), so it does not block this case (refundctl show %d names the open refunds listed): "+
+			"if it refunded what this case asks for, close the case with `refundctl resolve %d --close --note …`; otherwise `refundctl resolve %d --retry` files this case's request",
+			refund, excerpt.Of(v.Status(c.Platform), 40), c.ID, c.ID, c.ID))
 	}
 	plan := c.Plan
 	plan.Adopted, plan.RefusedForOpen = refund, false
@@ -109,6 +121,10 @@ func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note 
 	if !moved(dec) { // the view's refund is the case's from now: cannot happen
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("nothing to follow in refund %s (%s)", refund, dec.Reason))
 	}
+	// The seller's refusal, if that is where the refund is, came before
+	// the case took it: the policy's message answers refusals as they come,
+	// and nothing is sent to take a refund.
+	dec.Step = nil
 	dec.RefundID, dec.Plan = refund, &plan
 	why := fmt.Sprintf("refund %s adopted by the operator (was %s at %s)", refund, c.AttentionCode, c.Parked)
 	if a.Owner != 0 && a.Owner != c.ID {

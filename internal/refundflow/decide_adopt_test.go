@@ -42,8 +42,9 @@ func TestAdoptingTheRefundThatBlocksACase(t *testing.T) {
 		{"Taobao, waiting for the seller", PlatformTaobao, tbWaitSellerAgree, "act:waiting_seller", AdoptFacts{ForCase: true, Under: "201"}},
 		{"Taobao, the seller wants the goods back", PlatformTaobao, tbWaitBuyerReturn, "act:waiting_return_shipment", AdoptFacts{ForCase: true, Under: "201"}},
 		{"Taobao, listed for the sub-order, the answer silent on it", PlatformTaobao, tbWaitSellerAgree, "act:waiting_seller", AdoptFacts{ForCase: true}},
-		{"Taobao, refunded already", PlatformTaobao, tbSuccess, "act:succeeded", AdoptFacts{ForCase: true, Under: "201"}},
-		{"Taobao, refused by the seller (the policy's message to the seller)", PlatformTaobao, tbSellerRefused, "act:needs_attention+message", AdoptFacts{ForCase: true, Under: "201"}},
+		// The refusal came before the adoption: the policy's message,
+		// which answers refusals as they come, is not sent.
+		{"Taobao, refused by the seller", PlatformTaobao, tbSellerRefused, "act:needs_attention", AdoptFacts{ForCase: true, Under: "201"}},
 		{"Taobao, left open by an earlier case closed locally", PlatformTaobao, tbWaitSellerAgree, "act:waiting_seller",
 			AdoptFacts{ForCase: true, Under: "201", Owner: 3, OwnerState: StateClosedLocally}},
 		{"1688, waiting for the seller", Platform1688, abWaitSellerAgree, "act:waiting_seller", AdoptFacts{ForCase: true, Under: "200"}},
@@ -62,8 +63,8 @@ func TestAdoptingTheRefundThatBlocksACase(t *testing.T) {
 		if got.Plan == nil || got.Plan.Adopted != "R9" || got.Plan.RefusedForOpen {
 			t.Errorf("%s: plan %+v; want it to say R9 was adopted, the refusal gone", tc.name, got.Plan)
 		}
-		if got.Step != nil && got.Step.Name != StepMessage {
-			t.Errorf("%s: step %s; adopting sends nothing of the case's own", tc.name, got.Step.Name)
+		if got.Step != nil {
+			t.Errorf("%s: step %s; adopting sends nothing", tc.name, got.Step.Name)
 		}
 		if !strings.Contains(got.Reason, "refund R9 adopted by the operator (was refund_exists at submitting)") || !strings.Contains(got.Reason, "the buyer filed it") {
 			t.Errorf("%s: reason %q; want who adopted what, from where, and the note", tc.name, got.Reason)
@@ -102,6 +103,10 @@ func TestAdoptingIsRefusedWhereTheRefundIsNotTheOneThatBlocks(t *testing.T) {
 		{"an open case follows it", blocked, adoptable(PlatformTaobao, "R9", tbWaitSellerAgree, AdoptFacts{ForCase: true, Under: "201", Owner: 4, OwnerState: StateWaitingSeller}),
 			CodeCannotAdopt, "case 4 follows refund R9"},
 		{"it has ended closed", blocked, adoptable(PlatformTaobao, "R9", tbClosed, open), CodeCannotAdopt, "no longer blocks this case: `refundctl resolve 7 --retry`"},
+		{"it has ended refunded", blocked, adoptable(PlatformTaobao, "R9", tbSuccess, open), CodeCannotAdopt, "does not block this case"},
+		{"an earlier case followed it to its end", blocked, adoptable(PlatformTaobao, "R9", tbWaitSellerAgree,
+			AdoptFacts{ForCase: true, Under: "201", Owner: 3, OwnerState: StateSucceeded}), CodeCannotAdopt, "case 3 follows refund R9 (succeeded)"},
+		{"1688: the answer does not say the order", blockedCase(Platform1688), adoptable(Platform1688, "R9", abWaitSellerAgree, AdoptFacts{}), CodeCannotAdopt, "1688's back office"},
 		{"the case has a refund of its own", own, adoptable(PlatformTaobao, "R9", tbWaitSellerAgree, open), CodeCannotAdopt, "follows refund R1 already"},
 		{"the case stopped for another reason", refused, adoptable(PlatformTaobao, "R9", tbWaitSellerAgree, open), CodeCannotAdopt, "seller_refused"},
 		{"the case has a submission in question", withIntent, adoptable(PlatformTaobao, "R9", tbWaitSellerAgree, open), CodeCannotAdopt, "refund_exists"},
@@ -153,5 +158,37 @@ func TestResolveValidatesTheRefundToAdopt(t *testing.T) {
 		case tc.in != "" && (err == nil || !strings.Contains(err.Error(), tc.in)):
 			t.Errorf("%+v: %v; want an error saying %q", tc.r, err, tc.in)
 		}
+	}
+}
+
+// TestAdoptingWithTheOrdersNewsPending: news of the order the case has not
+// seen comes first, as for a retry, and never takes the view of the refund
+// to adopt for the case's own: an ended order ends the case (the adoption
+// then refused on the finished case); other news is noted with the
+// adoption, which is judged as without it.
+func TestAdoptingWithTheOrdersNewsPending(t *testing.T) {
+	news := func(ended bool) CaseView {
+		c := blockedCase(PlatformTaobao)
+		c.OrderEvents = []OrderEvent{{ID: 41, Type: "ORDER_STATUS", Kind: "order_status", Status: "WAIT_SELLER_SEND", Ended: ended}}
+		return c
+	}
+	open := AdoptFacts{ForCase: true, Under: "201"}
+	got := decider.Decide(news(false), adoptable(PlatformTaobao, "R9", tbWaitSellerAgree, open), adoptInput("R9"))
+	if cell(got) != "act:waiting_seller" || got.Code != CodeAdopted || got.RefundID != "R9" || got.OrderEventsSeen != 41 {
+		t.Errorf("adopt with news pending: %s %s refund %q seen %d (%s); want adopted, the news noted (41)", cell(got), got.Code, got.RefundID, got.OrderEventsSeen, got.Reason)
+	}
+	// Another sub-order's refund: refused, with news pending or not (its
+	// view never taken for the case's refund).
+	got = decider.Decide(news(false), adoptable(PlatformTaobao, "R9", tbWaitSellerAgree, AdoptFacts{Under: "777"}), adoptInput("R9"))
+	if got.Outcome != OutcomeReject || got.Code != CodeCannotAdopt || got.RefundID != "" {
+		t.Errorf("adopt another sub-order's refund with news pending: %s %s refund %q; want reject/%s", cell(got), got.Code, got.RefundID, CodeCannotAdopt)
+	}
+	got = decider.Decide(news(false), adoptable(PlatformTaobao, "R9", tbClosed, open), adoptInput("R9"))
+	if got.Outcome != OutcomeReject || got.State == StateClosed {
+		t.Errorf("adopt a closed refund with news pending: %s; want reject, the case not closed by the other refund", cell(got))
+	}
+	got = decider.Decide(news(true), adoptable(PlatformTaobao, "R9", tbWaitSellerAgree, open), adoptInput("R9"))
+	if cell(got) != "act:cancelled" || got.RefundID != "" || !got.Reapply {
+		t.Errorf("adopt on an ended order: %s refund %q reapply %v; want cancelled (order_ended), no refund, the adoption decided again", cell(got), got.RefundID, got.Reapply)
 	}
 }

@@ -87,16 +87,16 @@ func refundExistsText(c CaseView, open []string, said string, why blocked) strin
 	} else {
 		fmt.Fprintf(&b, "Once it ends (withdrawn on the platform's site, or decided by the seller), `refundctl resolve %d --retry` reads the form again and files this request", c.ID)
 	}
-	adopt := "REFUND"
+	adopt, which := "REFUND", ""
 	switch {
 	case len(open) == 1:
 		adopt = excerpt.Of(open[0], 40)
 	case len(open) > 1:
-		adopt = "REFUND (one of them)"
+		which = ", with one of them"
 	case c.Platform == Platform1688:
-		adopt = "REFUND (the id 1688's answer names)"
+		which = ", with the id 1688's answer names"
 	}
-	fmt.Fprintf(&b, "; or have this case follow that refund as its own, if it asks for what this case would: `refundctl resolve %d --adopt %s`", c.ID, adopt)
+	fmt.Fprintf(&b, "; or have this case follow that refund as its own, if it asks for what this case would: `refundctl resolve %d --adopt %s`%s", c.ID, adopt, which)
 	fmt.Fprintf(&b, "; or close this case, leaving that refund to go on without it: `refundctl resolve %d --close --note …`.", c.ID)
 	if said != "" {
 		fmt.Fprintf(&b, " The platform said: %s", said)

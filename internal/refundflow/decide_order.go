@@ -37,11 +37,18 @@ func (d Decider) onOrderEvents(c CaseView, v *PlatformView, in Input) Decision {
 	if in.Kind == InputCallback && v == nil {
 		return fetch(c, CodeVerify, "a callback: read the refund before going on")
 	}
-	if !c.beforeSubmit() || (v != nil && v.Found) {
-		if v == nil {
+	// A view read for an adoption is of the refund the operator named, not
+	// the case's: the news is decided as without one, and the adoption
+	// (decideInput) judges it.
+	own := v
+	if v != nil && v.Adopting != nil {
+		own = nil
+	}
+	if !c.beforeSubmit() || (own != nil && own.Found) {
+		if own == nil {
 			return fetch(c, CodeVerify, "the order changed: read the refund before going on")
 		}
-		dec := done(d.onWake(c, v, Input{Kind: InputCallback, Now: in.Now}))
+		dec := done(d.onWake(c, own, Input{Kind: InputCallback, Now: in.Now}))
 		dec.Reapply = isCommand(in.Kind)
 		return dec
 	}

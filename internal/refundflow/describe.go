@@ -66,7 +66,7 @@ func DescribePlan(doc json.RawMessage) []Field {
 		var out fields
 		if p.Adopted != "" {
 			out.add("Adopted", fmt.Sprintf("refund %s, filed outside this case (on the platform's site, or by another tool) and adopted by an operator: "+
-				"the case follows it; the request and the choices below were never sent", p.Adopted))
+				"the case follows it. This case's request and the choices below were never filed: what the refund asks for is the platform's", p.Adopted))
 		}
 		switch {
 		case p.ReasonID > 0 && p.ReasonDesc != "":

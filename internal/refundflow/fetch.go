@@ -135,7 +135,8 @@ func (e *Engine) adoptView(ctx context.Context, c casestore.Case, cv CaseView, r
 		a := res.Data.RefundOrderAggregate
 		v = e.taobaoView(a)
 		facts.Under = a.PurchaseOrderLine.PurchaseOrderLineID.String()
-		facts.ForCase = facts.Under == c.SubOrderID || (facts.Under == "" && slices.Contains(cv.Plan.PriorRefunds, refund))
+		facts.ForCase = facts.Under == c.SubOrderID ||
+			(facts.Under == "" && (slices.Contains(cv.Plan.PriorRefunds, refund) || slices.Contains(cv.Plan.PriorOpen, refund)))
 	}
 	v.RefundID = refund // asked by it: the platform's answer may leave it out
 	owner, err := e.store.CaseByRefundID(ctx, c.Platform, refund)

@@ -353,7 +353,9 @@ func (e *Engine) decide(ctx context.Context, r *run, l loaded) (decisionRecord, 
 			p := failure("fetch_failed", fmt.Errorf("fetch: %w", err))
 			return decisionRecord{}, &p, nil
 		}
-		e.readMessages(ctx, c, pv)
+		if pv.Adopting == nil { // a refund to adopt is the case's only once adopted
+			e.readMessages(ctx, c, pv)
+		}
 		r.viewed = r.viewed || (!pv.Inconclusive && !pv.unread)
 		dec = e.decider.Decide(cv, pv, r.in)
 	}

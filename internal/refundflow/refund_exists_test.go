@@ -115,10 +115,18 @@ func (r *rig) adopt(p refundflow.Platform, id int64, refund string) casestore.Co
 // buyer's refund, filed on the platform's site, blocks the case's. The
 // operator adopts it: the platform is asked what it is, nothing is sent,
 // and the case follows it to its end as its own. Another sub-order's
-// refund, or one the platform does not have, is refused, changing nothing.
+// refund, or one the platform does not have, is refused, changing nothing:
+// not the case's platform status, not its conversation (the other
+// refund's seller messages are not the case's).
 func TestARefundFiledOutsideTheCaseCanBeAdoptedAndIsFollowedToItsEnd(t *testing.T) {
 	r := newRig(t, manual)
 	ctx := context.Background()
+	eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: r.client, Policy: testPolicy, Owner: "adopting",
+		RetryDelay: 50 * time.Millisecond, MessagesInterval: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.setEngine(eng)
 	o, so := r.order(sandbox.PlatformTaobao, nil)
 	seeded, err := r.sb.SeedRefund(sandbox.RefundSeed{Platform: sandbox.PlatformTaobao, OrderID: o, SubOrderID: so,
 		Status: "wait_seller_agree", CreatedAt: time.Now().Add(-3 * 24 * time.Hour)})
@@ -138,6 +146,7 @@ func TestARefundFiledOutsideTheCaseCanBeAdoptedAndIsFollowedToItsEnd(t *testing.
 	if c.AttentionCode != refundflow.AttnRefundExists {
 		t.Fatalf("case stopped %s: %q; want %s", c.AttentionCode, c.AttentionMessage, refundflow.AttnRefundExists)
 	}
+	r.sellerSays(elsewhere.RefundID, "about another sub-order", false)
 
 	for _, bad := range []struct{ refund, says string }{
 		{elsewhere.RefundID, "under sub-order " + so2 + ", not this case's"},
@@ -151,8 +160,13 @@ func TestARefundFiledOutsideTheCaseCanBeAdoptedAndIsFollowedToItsEnd(t *testing.
 		if h.Verdict != casestore.VerdictRejected || h.Code != refundflow.CodeCannotAdopt || !strings.Contains(h.Reason, bad.says) {
 			t.Errorf("adopt %s: %s %s %q; want rejected %s saying %q", bad.refund, h.Verdict, h.Code, h.Reason, refundflow.CodeCannotAdopt, bad.says)
 		}
-		if got.State != c.State || got.RefundID != "" || got.AttentionCode != refundflow.AttnRefundExists || string(got.Plan) != string(c.Plan) {
-			t.Errorf("adopt %s refused: case %s refund %q %s plan %s; want it unchanged", bad.refund, got.State, got.RefundID, got.AttentionCode, got.Plan)
+		if got.State != c.State || got.RefundID != "" || got.AttentionCode != refundflow.AttnRefundExists || string(got.Plan) != string(c.Plan) ||
+			got.PlatformStatus != c.PlatformStatus {
+			t.Errorf("adopt %s refused: case %s refund %q %s platform status %q plan %s; want it unchanged", bad.refund, got.State, got.RefundID,
+				got.AttentionCode, got.PlatformStatus, got.Plan)
+		}
+		if msgs, err := r.store.CaseMessages(ctx, c.ID); err != nil || len(msgs) != 0 {
+			t.Errorf("adopt %s refused: the case's conversation holds %d messages (%v); want none of the other refund's", bad.refund, len(msgs), err)
 		}
 	}
 
@@ -182,10 +196,14 @@ func TestARefundFiledOutsideTheCaseCanBeAdoptedAndIsFollowedToItsEnd(t *testing.
 // closed a case locally while the seller's refusal of its refund stood,
 // leaving that refund open; the next case for the sub-order is refused
 // for it, and adopts it from the closed case. The refund's callbacks then
-// move the new case (the refund closed by the platform: closed).
+// move the new case (the refund closed by the platform: closed). The
+// seller's refusal came before the adoption: the policy's message to the
+// seller, sent by the first case, is not sent again.
 func TestARefundAnEarlierCaseLeftOpenCanBeAdoptedByTheNext(t *testing.T) {
-	r := newRig(t, manual)
+	r := newRig(t, manual) // testPolicy has a refusal message
 	first, refund, o, so := refusedTaobaoCase(t, r)
+	messages := func() int64 { return r.sb.Stats().APICalls["taobao_submit_message"] }
+	r.waitFor("the first case's message on the refusal", func() bool { return messages() == 1 })
 	closeIt := r.command(refundflow.InputResolve, refundflow.PlatformTaobao, "", "")
 	closeIt.CaseID, closeIt.Resolve = first, &refundflow.Resolve{Action: refundflow.ResolveClose, Note: "handled by phone"}
 	r.handle(closeIt)
@@ -205,6 +223,9 @@ func TestARefundAnEarlierCaseLeftOpenCanBeAdoptedByTheNext(t *testing.T) {
 	got := r.waitState(c.ID, refundflow.StateNeedsAttention)
 	if got.RefundID != refund || got.AttentionCode != refundflow.AttnSellerRefused {
 		t.Fatalf("after the adoption: refund %q %s; want %s, stopped %s as the platform shows it", got.RefundID, got.AttentionCode, refund, refundflow.AttnSellerRefused)
+	}
+	if n := messages(); n != 1 {
+		t.Errorf("%d messages sent on the refusal; want the first case's one: adopting sends nothing", n)
 	}
 	r.refundAction(refund, sandbox.RefundAction{Action: "close"})
 	r.waitState(c.ID, refundflow.StateClosed)
