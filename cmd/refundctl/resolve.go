@@ -61,8 +61,15 @@ func (a *app) resolveCommand() *cobra.Command {
 		}
 		if err := r.Validate(); err != nil {
 			// Each problem names its flag: refund is --adopt's, note --note's.
-			line := strings.NewReplacer("refund: ", "--adopt: ", "note: ", "--note: ").Replace(errorLine(err))
-			return usagef("%s", line)
+			parts := strings.Split(errorLine(err), "; ")
+			for i, p := range parts {
+				for field, flag := range map[string]string{"refund: ": "--adopt: ", "note: ": "--note: "} {
+					if rest, ok := strings.CutPrefix(p, field); ok {
+						parts[i] = flag + rest
+					}
+				}
+			}
+			return usagef("%s", strings.Join(parts, "; "))
 		}
 		c, err := a.caseByID(cmd.Context(), caseID)
 		if err != nil {

@@ -25,6 +25,7 @@ func TestResolveAdoptPublishesTheRefundToFollow(t *testing.T) {
 	e.wantErr(2, "--adopt: required to adopt", "resolve", "1", "--adopt", "")
 	e.wantErr(2, `--adopt: "R 9": letters, digits, - and _ only; --note: at most 500 characters`, "resolve", "1", "--adopt", "R 9", "--note", strings.Repeat("n", 501))
 	e.wantErr(2, "--note: required to close a case", "resolve", "1", "--close")
+	e.wantErr(2, `--adopt: "note: 1": letters`, "resolve", "1", "--adopt", "note: 1")
 	e.wantErr(2, "none of the others can be", "resolve", "1", "--adopt", "4102938475610293847", "--retry")
 	e.wantErr(2, "at least one of the flags in the group [retry close adopt] is required", "resolve", "1")
 	if n := e.streamCount(events.DefaultCommandStreamName); n != before {

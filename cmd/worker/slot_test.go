@@ -238,7 +238,16 @@ func queueMessages(t *testing.T, grace string, latency time.Duration, n int, pre
 func TestCommandsQueuedPastAStopsGraceAreHandedBackUntried(t *testing.T) {
 	q := queueMessages(t, "1s", 5*time.Second, 4, "cut message")
 	q.w.stop()
-	if n := strings.Count(q.w.errs.String(), "cut by the shutdown timeout"); n != 1 {
+	// Commands only: a callback of the submission still waiting for the
+	// case (its lease held by the post) is cut and handed back too, as it
+	// should be, when the platform's push came late.
+	n := 0
+	for line := range strings.SplitSeq(q.w.errs.String(), "\n") {
+		if strings.Contains(line, "cut by the shutdown timeout") && strings.Contains(line, `"source":"commands"`) {
+			n++
+		}
+	}
+	if n != 1 {
 		t.Errorf("%d commands logged as cut by the shutdown timeout; want 1, the one in flight:\n%s", n, q.w.errs.String())
 	}
 	if calls := q.s.httpStats().APICalls["taobao_submit_message"]; calls != 1 {

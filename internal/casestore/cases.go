@@ -570,16 +570,21 @@ func getCase(ctx context.Context, q sqlx.QueryerContext, id int64) (Case, error)
 
 func caseByRefundID(ctx context.Context, q sqlx.QueryerContext, plat platform.ID, refundID string) (Case, error) {
 	var r caseRow
-	// If a refund id was recorded twice (a case adopted the refund an
-	// earlier one left open when it was closed locally), the case that
-	// follows it wins, and of those the newest.
-	err := sqlx.GetContext(ctx, q, &r, `SELECT `+caseColumns+` FROM cases
-		WHERE platform = ? AND refund_id = ? AND refund_id <> ''
-		ORDER BY CASE WHEN `+terminalFilter()+` THEN 0 ELSE 1 END, id DESC LIMIT 1`, string(plat), refundID)
+	err := sqlx.GetContext(ctx, q, &r, caseByRefundQuery(), string(plat), refundID)
 	if err != nil {
 		return Case{}, fmt.Errorf("case for refund %s %s: %w", string(plat), refundID, notFound(err))
 	}
 	return r.toCase(), nil
+}
+
+// caseByRefundQuery selects the case of a platform's refund (arguments:
+// platform, refund id), for every look-up by refund, so that they agree. If
+// a refund id was recorded twice (a case adopted the refund an earlier one
+// left open when it was closed locally), the case that follows it wins,
+// and of those the newest.
+func caseByRefundQuery() string {
+	return `SELECT ` + caseColumns + ` FROM cases WHERE platform = ? AND refund_id = ? AND refund_id <> ''
+		ORDER BY CASE WHEN ` + terminalFilter() + ` THEN 0 ELSE 1 END, id DESC LIMIT 1`
 }
 
 // terminalFilter is the SQL condition "the case is not finished", written as
@@ -678,8 +683,17 @@ func (tx *Tx) CaseByRefundID(ctx context.Context, plat platform.ID, refundID str
 // OpenCaseFollowing returns the id of an unfinished case other than except
 // that recorded the platform refund id, 0 when there is none: a case about
 // to take a refund as its own checks, in its commit, that no other case
-// follows it.
+// follows it. On PostgreSQL it first takes a transaction lock on the
+// refund, so that two such commits check one after the other (each sees
+// the other's case only once committed); SQLite's write lock does this
+// already.
 func (tx *Tx) OpenCaseFollowing(ctx context.Context, plat platform.ID, refundID string, except int64) (int64, error) {
+	if tx.tx.pg {
+		if err := tx.later(ctx, fmt.Sprintf("lock refund %s %s", plat, refundID),
+			`SELECT pg_advisory_xact_lock(hashtextextended('refund/' || ?::text || '/' || ?::text, 0))`, string(plat), refundID); err != nil {
+			return 0, err
+		}
+	}
 	var id int64
 	err := tx.tx.GetContext(ctx, &id, `SELECT id FROM cases WHERE platform = ? AND refund_id = ? AND refund_id <> '' AND id <> ? AND `+
 		terminalFilter()+` ORDER BY id LIMIT 1`, string(plat), refundID, except)

@@ -163,8 +163,8 @@ func (s *Store) KeepCallback(ctx context.Context, d DeferredInput, e TimelineEnt
 }
 
 // KeepRefundCallback is KeepCallback for a callback about refund refundID
-// of platform plat, kept for the case that recorded that refund (the
-// newest, as CaseByRefundID finds it), which it returns: d's and e's case
+// of platform plat, kept for the case that recorded that refund (the one
+// that follows it, as CaseByRefundID finds it), which it returns: d's and e's case
 // are that case's. On PostgreSQL the look-up is part of the one statement,
 // so that recording the callbacks of a known refund, most of them, costs
 // one round trip instead of two. No such case is ErrNotFound, and nothing
@@ -189,9 +189,7 @@ func (s *Store) KeepRefundCallback(ctx context.Context, plat platform.ID, refund
 			Applied bool `db:"applied"`
 			Fresh   bool `db:"fresh"`
 		}
-		err = s.keepCallbackPG(ctx, &r, `SELECT `+caseColumns+` FROM cases
-			WHERE platform = ? AND refund_id = ? AND refund_id <> '' ORDER BY id DESC LIMIT 1`,
-			[]any{string(plat), refundID}, `c.*, `, d, e)
+		err = s.keepCallbackPG(ctx, &r, caseByRefundQuery(), []any{string(plat), refundID}, `c.*, `, d, e)
 		c, fresh = r.toCase(), r.Fresh
 		switch {
 		case errors.Is(err, sql.ErrNoRows):

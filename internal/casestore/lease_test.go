@@ -569,3 +569,68 @@ func testALeaseLeftByAProcessThatEndedIsCounted(t *testing.T, be backend) {
 	}
 	want("an expired lease claimed, then let go", 0)
 }
+
+// TestTwoCasesTakingOneRefundAtOnceAreCheckedOneAfterTheOther: on
+// PostgreSQL (read committed), two commits that each record refund rf-7
+// for their case and check that no other open case follows it ran their
+// checks side by side, neither seeing the other's uncommitted case, and
+// both committed. OpenCaseFollowing now takes a lock on the refund first:
+// the second waits for the first's commit, and then sees its case.
+func TestTwoCasesTakingOneRefundAtOnceAreCheckedOneAfterTheOther(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, pgtest.NewDatabase(t))
+	c1 := newCase(t, s, NewCase{Platform: "1688", OrderID: "o7", State: "needs_attention"})
+	c2 := newCase(t, s, NewCase{Platform: "1688", OrderID: "o8", State: "needs_attention"})
+	take := func(c Case) (other int64, err error) {
+		err = s.Update(ctx, func(tx *Tx) error {
+			c.RefundID = "rf-7"
+			if _, err := tx.UpdateCase(ctx, c); err != nil {
+				return err
+			}
+			other, err = tx.OpenCaseFollowing(ctx, Platform1688, "rf-7", c.ID)
+			return err
+		})
+		return other, err
+	}
+	checked, release := make(chan int64, 1), make(chan struct{})
+	var once sync.Once
+	let := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(let) // a failed wait lets the first commit, before the store closes
+	first := make(chan error, 1)
+	go func() {
+		first <- s.Update(ctx, func(tx *Tx) error {
+			c := c1
+			c.RefundID = "rf-7"
+			if _, err := tx.UpdateCase(ctx, c); err != nil {
+				return err
+			}
+			other, err := tx.OpenCaseFollowing(ctx, Platform1688, "rf-7", c.ID)
+			checked <- other
+			<-release // committed only once the second has begun its check
+			return err
+		})
+	}()
+	if other := <-checked; other != 0 {
+		t.Fatalf("the first check found case %d; want none", other)
+	}
+	second := make(chan int64, 1)
+	go func() {
+		other, err := take(c2)
+		if err != nil {
+			t.Errorf("the second take: %v", err)
+		}
+		second <- other
+	}()
+	eventstest.WaitFor(t, 10*time.Second, "the second check waiting for the first's commit", func() bool {
+		var n int
+		err := s.r.Get(&n, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' AND datname = current_database()`)
+		return err == nil && n == 1
+	})
+	let()
+	if err := <-first; err != nil {
+		t.Fatalf("the first take: %v", err)
+	}
+	if other := <-second; other != c1.ID {
+		t.Errorf("the second check found case %d; want %d, which took the refund first", other, c1.ID)
+	}
+}

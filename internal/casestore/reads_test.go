@@ -115,6 +115,11 @@ func testARefundTwoCasesRecordedGoesToTheOneThatFollowsIt(t *testing.T, be backe
 	if c, err := s.CaseByRefundID(ctx, PlatformTaobao, "rf-9"); err != nil || c.ID != following.ID {
 		t.Errorf("CaseByRefundID(rf-9) = %d, %v; want %d, the open case, not the newer one closed locally (%d)", c.ID, err, following.ID, left.ID)
 	}
+	// The callback's own path (one statement on PostgreSQL) agrees.
+	if c, _, err := s.KeepRefundCallback(ctx, PlatformTaobao, "rf-9", DeferredInput{MsgID: "cb-rf-9", Source: SourceCallbacks, Payload: []byte(`{}`)},
+		TimelineEntry{Kind: KindCallback, Summary: "callback refund rf-9"}); err != nil || c.ID != following.ID {
+		t.Errorf("KeepRefundCallback(rf-9) = case %d, %v; want %d, the open case", c.ID, err, following.ID)
+	}
 	err = s.Update(ctx, func(tx *Tx) error {
 		for _, tc := range []struct{ except, want int64 }{{left.ID, following.ID}, {following.ID, 0}} {
 			if got, err := tx.OpenCaseFollowing(ctx, PlatformTaobao, "rf-9", tc.except); err != nil || got != tc.want {

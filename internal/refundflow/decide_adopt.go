@@ -67,8 +67,9 @@ func checkRefundID(id string) error {
 // case stopped for an open refund it did not file (AttnRefundExists), with
 // no refund and no side effect of its own in question, can take one. The
 // view (read by the refund's id, PlatformView.Adopting) must show the
-// refund, for the case's sub-order or order, not ended, and followed
-// by another case (but one closed locally, which left it to go on). The
+// refund, for the case's sub-order or order, in a status the profile
+// names, not ended, and followed by no other case (but one closed
+// locally, which left it to go on). The
 // case then goes where the refund is, as if it had filed it: waiting for
 // the seller or a return, or stopped by the seller's refusal.
 func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note string) Decision {
@@ -108,6 +109,13 @@ func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note 
 	case v.Phase == platform.PhaseClosed:
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("refund %s has ended (%s), so it no longer blocks this case: `refundctl resolve %d --retry` files this case's request",
 			refund, excerpt.Of(v.Status(c.Platform), 40), c.ID))
+	case v.Phase == "":
+		// Parked unknown_status where the case stopped, before its
+		// submission, a retry would read the form and file the case's
+		// request beside the refund it follows.
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("refund %s is in a status this build does not know (%q): map it in the profile "+
+			"(refundctl doctor prints the line; docs/platform.md) and restart the worker, then adopt it again",
+			refund, excerpt.Of(v.StatusText, 40)))
 	case v.Phase == platform.PhaseSuccess:
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("refund %s has ended (%s), so it does not block this case (refundctl show %d names the open refunds listed): "+
 			"if it refunded what this case asks for, close the case with `refundctl resolve %d --close --note …`; otherwise `refundctl resolve %d --retry` files this case's request",

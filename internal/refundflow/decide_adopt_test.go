@@ -103,6 +103,7 @@ func TestAdoptingIsRefusedWhereTheRefundIsNotTheOneThatBlocks(t *testing.T) {
 		{"an open case follows it", blocked, adoptable(PlatformTaobao, "R9", tbWaitSellerAgree, AdoptFacts{ForCase: true, Under: "201", Owner: 4, OwnerState: StateWaitingSeller}),
 			CodeCannotAdopt, "case 4 follows refund R9"},
 		{"it has ended closed", blocked, adoptable(PlatformTaobao, "R9", tbClosed, open), CodeCannotAdopt, "no longer blocks this case: `refundctl resolve 7 --retry`"},
+		{"its status is not known", blocked, adoptable(PlatformTaobao, "R9", "SOMETHING_NEW", open), CodeCannotAdopt, `status this build does not know ("SOMETHING_NEW")`},
 		{"it has ended refunded", blocked, adoptable(PlatformTaobao, "R9", tbSuccess, open), CodeCannotAdopt, "does not block this case"},
 		{"an earlier case followed it to its end", blocked, adoptable(PlatformTaobao, "R9", tbWaitSellerAgree,
 			AdoptFacts{ForCase: true, Under: "201", Owner: 3, OwnerState: StateSucceeded}), CodeCannotAdopt, "case 3 follows refund R9 (succeeded)"},

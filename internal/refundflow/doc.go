@@ -127,7 +127,9 @@
 //  2. OutcomeFetch: fetch the view (by the case's refund id, else the
 //     callback's, else by sub-order on Taobao; Found false only when sure,
 //     Inconclusive when it cannot tell), record last_platform_check_at and the
-//     status, and Decide again with the view.
+//     status, and Decide again with the view. An operator's adoption
+//     (CodeReadToAdopt) reads the refund it names instead, which becomes
+//     the case's, status and all, only if it is adopted.
 //  3. OutcomeAct: in one transaction write State, Parked, WakeAt, Attention
 //     (or clear it), RefundID/Request/Plan/Shipment when set, the Resolve
 //     (FinishStep), the timeline, the inbox row, and, for a side-effecting

@@ -353,11 +353,11 @@ func (e *Engine) decide(ctx context.Context, r *run, l loaded) (decisionRecord, 
 			p := failure("fetch_failed", fmt.Errorf("fetch: %w", err))
 			return decisionRecord{}, &p, nil
 		}
-		if pv.Adopting == nil { // a refund to adopt is the case's only once adopted
-			e.readMessages(ctx, c, pv)
-		}
 		r.viewed = r.viewed || (!pv.Inconclusive && !pv.unread)
 		dec = e.decider.Decide(cv, pv, r.in)
+		if pv.Adopting == nil || dec.Code == CodeAdopted { // a refund to adopt is the case's only once adopted
+			e.readMessages(ctx, c, pv)
+		}
 	}
 	r.h.Outcome, r.h.Code, r.h.State = dec.Outcome, dec.Code, dec.State
 	r.reapply = r.reapply || dec.Reapply
