@@ -93,6 +93,9 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 		// it would wait for the operator.
 		return stoppedNextStep(v.Attention, v.CaseID, string(c.Platform), v.ParkedState)
 	}
+	if v.Verdict == casestore.VerdictApplied && refundflow.State(v.State).Terminal() {
+		return "it has ended: " + caseRef + " shows how"
+	}
 	if c.Kind == refundflow.InputModify {
 		if next := modifyNextStep(c, v, caseRef); next != "" {
 			return next

@@ -57,6 +57,15 @@ func TestCommandVerdicts(t *testing.T) {
 		})
 	}
 
+	// Applied, and the case has ended meanwhile (a cancel, an adoption of
+	// a refund that ended): there is nothing to follow; it said "follow
+	// it with: refundctl wait --command … --state STATE".
+	record(casestore.CommandOutcome{CommandID: "cmd-ended-1", Verdict: casestore.VerdictApplied, CaseID: 3, Code: "cancel", Reason: "cancel the refund"})
+	if r := e.run("cancel", "3", "--id", "cmd-ended-1", "--wait", "300ms"); r.code() != 0 ||
+		!strings.Contains(r.stdout, "applied: case 3 is succeeded; it has ended: refundctl show 3 shows how") || strings.Contains(r.stdout, "--state STATE") {
+		t.Errorf("cancel 3 --id cmd-ended-1: exit %d, stdout %q; want applied, saying the case has ended and where to see how", r.code(), r.stdout)
+	}
+
 	// 1688 has neither cancel nor message: the refusal says where to do
 	// it and what the case does then, once (it said "cancel on the
 	// platform; do it on the platform itself").
