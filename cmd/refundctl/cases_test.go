@@ -200,9 +200,12 @@ func TestShowPrintsThePlatformsWordsWhole(t *testing.T) {
 		!strings.Contains(flat, "Attention: platform_error: submit refused") {
 		t.Errorf("show lacks the whole attention text:\n%s", out)
 	}
-	// What to do next, from the runbook, as the console shows it.
-	if flat := strings.Join(strings.Fields(out), " "); !strings.Contains(flat, "To do: "+runbook.ForCase(runbook.Embedded().Reasons["platform_error"].Do, 1)) {
-		t.Errorf("show lacks the runbook's advice for platform_error (%q):\n%s", runbook.Embedded().Reasons["platform_error"].Do, out)
+	// What to do next, from the runbook, as the console shows it: for a
+	// 1688 case stopped at submitting.
+	want := runbook.ForCase(runbook.Tailor(runbook.Embedded().Reasons["platform_error"].Do, "1688", "submitting"), 1)
+	if flat := strings.Join(strings.Fields(out), " "); !strings.Contains(flat, "To do: "+want) || !strings.Contains(want, "refundctl request again for the order") ||
+		strings.Contains(want, "ship CASE") {
+		t.Errorf("show lacks the runbook's advice for platform_error at submitting (%q):\n%s", want, out)
 	}
 	for _, line := range strings.Split(out, "\n") {
 		if n := len([]rune(line)); n > wrapWidth+20 {

@@ -190,3 +190,17 @@ func TestResumeParksAnInvalidStoredRequest(t *testing.T) {
 		t.Errorf("resume with goodsStatus 9: %s parked at %q; want parked %s at requested, no step", cell(dec), dec.Parked, CodeInvalidRequest)
 	}
 }
+
+// TestAShipmentBeforeTheSellerAgreedSaysWhenItIsTaken: a return requested
+// and stopped before the platform took it (a submission refused whole) is
+// no place for the shipment; the refusal said "no return requested" of a
+// return requested.
+func TestAShipmentBeforeTheSellerAgreedSaysWhenItIsTaken(t *testing.T) {
+	c := parkedCase(PlatformTaobao, StateSubmitting, AttnPlatformError)
+	c.Request.ReturnGoods = true
+	got := decider.Decide(c, nil, Input{Kind: InputReportShipment, Now: now, ID: "cmd-ship-early", Shipment: &Shipment{Company: "SF", Waybill: "SF1"}})
+	if got.Outcome != OutcomeReject || got.Code != CodeNotNow || strings.Contains(got.Reason, "no return requested") ||
+		!strings.Contains(got.Reason, "once the seller has agreed to take the goods back (waiting_return_shipment); case 7 is stopped at submitting (platform_error)") {
+		t.Errorf("ship before the seller agreed: %s %s %q; want reject/%s saying when a shipment is taken and where the case is", cell(got), got.Code, got.Reason, CodeNotNow)
+	}
+}

@@ -84,7 +84,10 @@ func (d Decider) onShipment(c CaseView, in Input) Decision {
 	case e == StateReturnRendering || e == StateReturnSubmitting || e == StateWaitingSellerReceive:
 		return reject(c, CodeNotNow, "a shipment was already reported")
 	default:
-		return reject(c, CodeNotNow, fmt.Sprintf("no return requested (case is %s)", e))
+		// (It said "no return requested" of a return requested and not
+		// yet agreed to.)
+		return reject(c, CodeNotNow, fmt.Sprintf("a return shipment is reported once the seller has agreed to take the goods back (%s); case %d is %s",
+			StateWaitingReturnShipment, c.ID, describeState(c)))
 	}
 }
 

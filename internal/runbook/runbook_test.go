@@ -113,6 +113,17 @@ func TestTailor(t *testing.T) {
 	if got := Tailor(offered, "taobao", "modify_rendering"); !strings.Contains(got, "Stopped at modify_rendering (a modification): modify again") {
 		t.Errorf("reason_not_offered stopped at modify_rendering = %q; want the modification's advice", got)
 	}
+	// A submission refused whole: nothing reached the platform, and a
+	// corrected request replaces the stopped one (it said "cancel, then
+	// request", which ended the case for nothing).
+	failed := b.Reasons["platform_error"].Do
+	if got := Tailor(failed, "taobao", "submitting"); !strings.Contains(got, "refundctl request again for the order with the correction") ||
+		strings.Contains(got, "ship CASE") || strings.Contains(got, "modify CASE") {
+		t.Errorf("platform_error stopped at submitting = %q; want a corrected request, not a shipment's or a modification's advice", got)
+	}
+	if got := Tailor(failed, "taobao", "return_submitting"); !strings.Contains(got, "refundctl ship CASE again") || strings.Contains(got, "request again for the order") {
+		t.Errorf("platform_error stopped at return_submitting = %q; want ship again, not a new request", got)
+	}
 	if got := Tailor(offered, "", ""); got != offered {
 		t.Errorf("Tailor with nothing known = %q; want the advice whole", got)
 	}
