@@ -204,7 +204,7 @@ func TestShowPrintsThePlatformsWordsWhole(t *testing.T) {
 	// 1688 case stopped at submitting.
 	want := runbook.ForCase(runbook.Tailor(runbook.Embedded().Reasons["platform_error"].Do, "1688", "submitting"), 1)
 	if flat := strings.Join(strings.Fields(out), " "); !strings.Contains(flat, "To do: "+want) || !strings.Contains(want, "refundctl request again for the order") ||
-		strings.Contains(want, "ship CASE") {
+		strings.Contains(want, "refundctl ship") {
 		t.Errorf("show lacks the runbook's advice for platform_error at submitting (%q):\n%s", want, out)
 	}
 	for _, line := range strings.Split(out, "\n") {

@@ -57,8 +57,8 @@ func TestCommandVerdicts(t *testing.T) {
 		})
 	}
 
-	// Applied, and the case has ended meanwhile (a cancel, an adoption of
-	// a refund that ended): there is nothing to follow; it said "follow
+	// Applied, and the case has ended meanwhile (a cancel, a refund the
+	// seller then refunded): there is nothing to follow; it said "follow
 	// it with: refundctl wait --command … --state STATE".
 	record(casestore.CommandOutcome{CommandID: "cmd-ended-1", Verdict: casestore.VerdictApplied, CaseID: 3, Code: "cancel", Reason: "cancel the refund"})
 	if r := e.run("cancel", "3", "--id", "cmd-ended-1", "--wait", "300ms"); r.code() != 0 ||

@@ -255,8 +255,8 @@ func (a *app) waitCommand() *cobra.Command {
 					// not at the deadline.
 					noted = true
 					dl, _ := ctx.Deadline()
-					fmt.Fprintf(a.stderr, "refundctl: case %d stopped: %s; %s. Still waiting for %s, in case it moves on, until %s (--deadline)\n", c.ID,
-						withAttention(c.State, c.AttentionCode, c.AttentionMessage), stoppedNextStep(c.AttentionCode, c.ID, string(c.Platform), c.ParkedState),
+					fmt.Fprintf(a.stderr, "refundctl: case %d stopped: %s; %s; still waiting for %s, in case it moves on, until %s (--deadline)\n", c.ID,
+						withAttention(c.State, c.AttentionCode, c.AttentionMessage), strings.TrimSuffix(stoppedNextStep(c.AttentionCode, c.ID, string(c.Platform), c.ParkedState), "."),
 						strings.Join(states, " or "), dl.UTC().Format("15:04:05 UTC"))
 				}
 			case ctx.Err() != nil:

@@ -59,7 +59,7 @@ func TestWait(t *testing.T) {
 	}
 	r := e.wantErr(1, "timed out after 300ms: case 2 is needs_attention (seller_refused: seller refused: used item), not succeeded; "+todo,
 		"wait", "2", "--state", "succeeded", "--deadline", "300ms")
-	if want := "refundctl: case 2 stopped: needs_attention (seller_refused: seller refused: used item); " + todo + ". Still waiting for succeeded, in case it moves on, until "; strings.Count(r.stderr, want) != 1 {
+	if want := "refundctl: case 2 stopped: needs_attention (seller_refused: seller refused: used item); " + todo + "; still waiting for succeeded, in case it moves on, until "; strings.Count(r.stderr, want) != 1 {
 		t.Errorf("wait 2 --state succeeded: stderr %q; want one note, when it first saw the case stopped: %q", r.stderr, want)
 	}
 	e.wantErr(1, "timed out after 300ms: no case for 1688 order 4242", "wait", "--platform", "1688", "--order", "4242", "--deadline", "300ms")

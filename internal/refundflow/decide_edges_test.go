@@ -203,4 +203,9 @@ func TestAShipmentBeforeTheSellerAgreedSaysWhenItIsTaken(t *testing.T) {
 		!strings.Contains(got.Reason, "once the seller has agreed to take the goods back (waiting_return_shipment); case 7 is stopped at submitting (platform_error)") {
 		t.Errorf("ship before the seller agreed: %s %s %q; want reject/%s saying when a shipment is taken and where the case is", cell(got), got.Code, got.Reason, CodeNotNow)
 	}
+	c.Request.ReturnGoods = false
+	got = decider.Decide(c, nil, Input{Kind: InputReportShipment, Now: now, ID: "cmd-ship-none", Shipment: &Shipment{Company: "SF", Waybill: "SF1"}})
+	if got.Outcome != OutcomeReject || !strings.Contains(got.Reason, "no return was requested (a refund only); case 7 is stopped at submitting") {
+		t.Errorf("ship for a refund only: %s %q; want it refused saying no return was requested", cell(got), got.Reason)
+	}
 }

@@ -84,6 +84,9 @@ func (d Decider) onShipment(c CaseView, in Input) Decision {
 	case e == StateReturnRendering || e == StateReturnSubmitting || e == StateWaitingSellerReceive:
 		return reject(c, CodeNotNow, "a shipment was already reported")
 	default:
+		if !c.Request.ReturnGoods && c.Plan.Adopted == "" { // (an adopted refund's request is not the case's)
+			return reject(c, CodeNotNow, fmt.Sprintf("no return was requested (a refund only); case %d is %s", c.ID, describeState(c)))
+		}
 		// (It said "no return requested" of a return requested and not
 		// yet agreed to.)
 		return reject(c, CodeNotNow, fmt.Sprintf("a return shipment is reported once the seller has agreed to take the goods back (%s); case %d is %s",

@@ -8,6 +8,7 @@ package runbook
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -110,9 +111,10 @@ var sentenceEnd = regexp.MustCompile(`\. ([A-Za-z0-9])`)
 // code, left with the sentences that apply to a case on platform plat
 // (platform.Taobao or platform.Alibaba1688; "" for any) stopped at parked ("" when not known): a sentence
 // that opens with "Taobao:" is for Taobao alone, one that opens with
-// "1688:" for 1688 alone, one that opens with "Stopped at STATE" for a case
-// stopped there (the runbook's introduction says so to its writers). What
-// it cannot place stays.
+// "1688:" for 1688 alone, one that opens with "Stopped at STATE" (or
+// "Stopped at STATE, STATE or STATE") for a case stopped there (the
+// runbook's introduction says so to its writers). What it cannot place
+// stays.
 func Tailor(advice, plat, parked string) string {
 	idx := sentenceEnd.FindAllStringSubmatchIndex(advice, -1)
 	var kept []string
@@ -123,7 +125,7 @@ func Tailor(advice, plat, parked string) string {
 			plat == string(platform.Taobao) && strings.HasPrefix(s, "1688:"):
 			return
 		case parked != "" && strings.HasPrefix(s, "Stopped at "):
-			if at := strings.Fields(strings.TrimPrefix(s, "Stopped at ")); len(at) > 0 && strings.Trim(at[0], ":,") != parked {
+			if at := stops(s); len(at) > 0 && !slices.Contains(at, parked) {
 				return
 			}
 		}
@@ -138,6 +140,22 @@ func Tailor(advice, plat, parked string) string {
 		return advice
 	}
 	return strings.Join(kept, " ")
+}
+
+// stops are the states a "Stopped at …" sentence names: before its colon
+// or its parenthesis, separated by commas and "or".
+func stops(sentence string) []string {
+	rest := strings.TrimPrefix(sentence, "Stopped at ")
+	if i := strings.IndexAny(rest, ":("); i >= 0 {
+		rest = rest[:i]
+	}
+	var out []string
+	for _, part := range strings.Split(strings.ReplaceAll(rest, " or ", ","), ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // Embedded is the runbook this build carries. It panics if the runbook

@@ -2,6 +2,7 @@ package runbook
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,8 +122,22 @@ func TestTailor(t *testing.T) {
 		strings.Contains(got, "ship CASE") || strings.Contains(got, "modify CASE") {
 		t.Errorf("platform_error stopped at submitting = %q; want a corrected request, not a shipment's or a modification's advice", got)
 	}
-	if got := Tailor(failed, "taobao", "return_submitting"); !strings.Contains(got, "refundctl ship CASE again") || strings.Contains(got, "request again for the order") {
-		t.Errorf("platform_error stopped at return_submitting = %q; want ship again, not a new request", got)
+	for _, at := range []string{"rendering", "uploading_vouchers"} {
+		if got := Tailor(failed, "1688", at); !strings.Contains(got, "refundctl request again for the order with the correction") {
+			t.Errorf("platform_error stopped at %s (1688) = %q; want a corrected request: nothing reached the platform", at, got)
+		}
+	}
+	for at, want := range map[string]string{"return_rendering": "refundctl ship CASE again", "return_submitting": "refundctl ship CASE again",
+		"modify_rendering": "refundctl modify CASE again", "modifying": "refundctl modify CASE again", "cancelling": "refundctl cancel CASE again"} {
+		if got := Tailor(failed, "taobao", at); !strings.Contains(got, want) || strings.Contains(got, "request again for the order") {
+			t.Errorf("platform_error stopped at %s = %q; want %q, not a new request", at, got, want)
+		}
+	}
+	if got := stops("Stopped at rendering, uploading_vouchers or submitting: do it."); !slices.Equal(got, []string{"rendering", "uploading_vouchers", "submitting"}) {
+		t.Errorf("stops of a list = %q; want the three states", got)
+	}
+	if got := stops("Stopped at modify_rendering (a modification): do it."); !slices.Equal(got, []string{"modify_rendering"}) {
+		t.Errorf("stops with a parenthesis = %q; want modify_rendering", got)
 	}
 	if got := Tailor(offered, "", ""); got != offered {
 		t.Errorf("Tailor with nothing known = %q; want the advice whole", got)
