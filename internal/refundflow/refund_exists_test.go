@@ -23,16 +23,7 @@ import (
 func TestARefundFiledOutsideTheCaseStopsItSayingSoAndIsNotSentAgain(t *testing.T) {
 	r := newRig(t, manual)
 	ctx := context.Background()
-	o, so := r.order(sandbox.PlatformTaobao, nil)
-	seeded, err := r.sb.SeedRefund(sandbox.RefundSeed{Platform: sandbox.PlatformTaobao, OrderID: o, SubOrderID: so,
-		Status: "wait_seller_agree", CreatedAt: time.Now().Add(-30 * 24 * time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
-	req.Request = taobaoRequest(false)
-	r.handle(req)
-	c := r.waitState(r.caseOf(refundflow.PlatformTaobao, o, so).ID, refundflow.StateNeedsAttention)
+	c, seeded, o, so := r.blockedByOutsideRefund(30 * 24 * time.Hour)
 	id := strconv.FormatInt(c.ID, 10)
 	if c.AttentionCode != refundflow.AttnRefundExists || !strings.Contains(c.AttentionMessage, "open refund "+seeded.RefundID) ||
 		!strings.Contains(c.AttentionMessage, "resolve "+id+" --retry") || !strings.Contains(c.AttentionMessage, "resolve "+id+" --close") {
@@ -75,6 +66,24 @@ func TestARefundFiledOutsideTheCaseStopsItSayingSoAndIsNotSentAgain(t *testing.T
 	if n := r.sb.Stats().RefundSubmissions["taobao:"+so]; n != 2 {
 		t.Errorf("%d submissions for sub-order %s; want 2: the one refused, the one filed", n, so)
 	}
+}
+
+// blockedByOutsideRefund is a Taobao sub-order with an open refund the
+// buyer filed age ago on the platform's site, and the case an operator
+// then requested for it, stopped where the platform refused its
+// submission: the case, that refund, the order and the sub-order.
+func (r *rig) blockedByOutsideRefund(age time.Duration) (casestore.Case, *sandbox.Refund, string, string) {
+	r.t.Helper()
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	seeded, err := r.sb.SeedRefund(sandbox.RefundSeed{Platform: sandbox.PlatformTaobao, OrderID: o, SubOrderID: so,
+		Status: "wait_seller_agree", CreatedAt: time.Now().Add(-age)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	req.Request = taobaoRequest(false)
+	r.handle(req)
+	return r.waitState(r.caseOf(refundflow.PlatformTaobao, o, so).ID, refundflow.StateNeedsAttention), seeded, o, so
 }
 
 // TestA1688RefundFiledOutsideTheCaseStopsItSayingSo: 1688 refuses the
@@ -127,22 +136,13 @@ func TestARefundFiledOutsideTheCaseCanBeAdoptedAndIsFollowedToItsEnd(t *testing.
 		t.Fatal(err)
 	}
 	r.setEngine(eng)
-	o, so := r.order(sandbox.PlatformTaobao, nil)
-	seeded, err := r.sb.SeedRefund(sandbox.RefundSeed{Platform: sandbox.PlatformTaobao, OrderID: o, SubOrderID: so,
-		Status: "wait_seller_agree", CreatedAt: time.Now().Add(-3 * 24 * time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, seeded, _, so := r.blockedByOutsideRefund(3 * 24 * time.Hour)
 	o2, so2 := r.order(sandbox.PlatformTaobao, nil)
 	elsewhere, err := r.sb.SeedRefund(sandbox.RefundSeed{Platform: sandbox.PlatformTaobao, OrderID: o2, SubOrderID: so2,
 		Status: "wait_seller_agree", CreatedAt: time.Now().Add(-3 * 24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
-	req.Request = taobaoRequest(false)
-	r.handle(req)
-	c := r.waitState(r.caseOf(refundflow.PlatformTaobao, o, so).ID, refundflow.StateNeedsAttention)
 	if c.AttentionCode != refundflow.AttnRefundExists {
 		t.Fatalf("case stopped %s: %q; want %s", c.AttentionCode, c.AttentionMessage, refundflow.AttnRefundExists)
 	}
