@@ -121,9 +121,10 @@ func TestActions(t *testing.T) {
 		{returnRefused, []string{"resolve", "ship"}, []string{"modify", "cancel", "message"}},
 		// Unverifiable: the intent may be settled already (unverified),
 		// and a cancel then goes through.
-		{unverifiable, []string{"resolve", "cancel"}, []string{"ship", "message", "modify"}},
+		// The refund found in the platform's back office may be adopted.
+		{unverifiable, []string{"resolve", "cancel", "resolve-adopt"}, []string{"ship", "message", "modify"}},
 		// A return submission that may be on the platform: no second one.
-		{unverifiedReturn, []string{"resolve", "cancel", "message"}, []string{"ship", "modify"}},
+		{unverifiedReturn, []string{"resolve", "cancel", "message"}, []string{"ship", "modify", "resolve-adopt"}},
 		// A refund on 1688: its API has no cancel, and the worker refuses
 		// one; the page says where to withdraw it instead of a form that
 		// ends in a refusal.
@@ -134,7 +135,7 @@ func TestActions(t *testing.T) {
 		// A submission filed under another order than the case's: the
 		// worker refuses a retry and a cancel (the platform cannot tell
 		// whether it took effect, and never will): closing is the way.
-		{elsewhere, []string{"resolve", "resolve-close"}, []string{"resolve-retry", "cancel", "message", "modify", "ship"}},
+		{elsewhere, []string{"resolve", "resolve-close", "resolve-adopt"}, []string{"resolve-retry", "cancel", "message", "modify", "ship"}},
 		// Stopped for an open refund it did not file: the buyer's may be
 		// adopted; the refund the form listed open is filled in.
 		{blocked, []string{"resolve", "resolve-retry", "resolve-adopt", "adopt-refund", "resolve-close", "request"}, []string{"ship", "message", "modify"}},

@@ -45,6 +45,16 @@ type AdoptFacts struct {
 	OwnerState State
 }
 
+// submissionUnverified reports whether c stopped because the platform
+// cannot confirm whether its submission took effect (CodeUnverifiable at
+// submitting, before a refund of its own), its intent open or settled
+// unverified: the refund the operator finds on the platform may be
+// adopted as the case's.
+func submissionUnverified(c CaseView) bool {
+	return c.AttentionCode == CodeUnverifiable && c.Parked == StateSubmitting && c.RefundID == "" &&
+		(c.Intent == nil || c.Intent.Step == StepSubmit)
+}
+
 // checkRefundID checks a refund id an operator typed: the platforms' ids
 // are digits (Taobao) or letters and digits (1688); what is allowed here
 // is wider, and the platform is asked whether the refund exists.
@@ -65,7 +75,9 @@ func checkRefundID(id string) error {
 
 // adopt decides an operator's adoption of refund on a parked case: only a
 // case stopped for an open refund it did not file (AttnRefundExists), with
-// no refund and no side effect of its own in question, can take one. The
+// no refund and no side effect of its own in question, can take one; or
+// one whose submission the platform cannot confirm (submissionUnverified),
+// whose submit intent the adoption closes, unconfirmed. The
 // view (read by the refund's id, PlatformView.Adopting) must show the
 // refund, for the case's sub-order or order, in a status the profile
 // names, not ended, and followed by no other case (but one closed
@@ -73,12 +85,13 @@ func checkRefundID(id string) error {
 // case then goes where the refund is, as if it had filed it: waiting for
 // the seller or a return, or stopped by the seller's refusal.
 func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note string) Decision {
+	blocked := c.AttentionCode == AttnRefundExists && c.Intent == nil
 	switch {
 	case c.RefundID != "":
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("case %d follows refund %s already, its own: it cannot take another", c.ID, c.RefundID))
-	case c.AttentionCode != AttnRefundExists || c.Intent != nil:
-		return reject(c, CodeCannotAdopt, fmt.Sprintf("adopting is for a case stopped because another refund is open (%s); case %d is %s: "+
-			"refundctl show %d says the way out", AttnRefundExists, c.ID, describeState(c), c.ID))
+	case !blocked && !submissionUnverified(c):
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("adopting is for a case stopped because another refund is open (%s), or whose submission "+
+			"the platform cannot confirm (%s); case %d is %s: refundctl show %d says the way out", AttnRefundExists, CodeUnverifiable, c.ID, describeState(c), c.ID))
 	case v == nil:
 		return fetch(c, CodeReadToAdopt, "read the refund to adopt")
 	case v.Adopting == nil || v.Inconclusive:
@@ -123,7 +136,7 @@ func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note 
 	}
 	plan := c.Plan
 	plan.Adopted, plan.RefusedForOpen = refund, false
-	taken := unparked(c)
+	taken := withoutIntent(unparked(c))
 	taken.Plan = plan
 	dec := d.fromView(taken, *v, now)
 	if !moved(dec) { // the view's refund is the case's from now: cannot happen
@@ -134,6 +147,13 @@ func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note 
 	// and nothing is sent to take a refund.
 	dec.Step = nil
 	dec.RefundID, dec.Plan = refund, &plan
+	if it := c.Intent; it != nil {
+		// The submission the platform could not confirm is closed with the
+		// adoption, never sent again: the operator's word, not the
+		// platform's, says what became of it.
+		dec.Resolve = &Resolution{Key: it.Key, Code: CodeAdopted,
+			Note: fmt.Sprintf("the operator adopted refund %s; whether the %s took effect, as that refund or not, was never confirmed by the platform", refund, it.Step)}
+	}
 	why := fmt.Sprintf("refund %s adopted by the operator (was %s at %s)", refund, c.AttentionCode, c.Parked)
 	if a.Owner != 0 && a.Owner != c.ID {
 		why += fmt.Sprintf(", from case %d (%s)", a.Owner, a.OwnerState)

@@ -3,6 +3,7 @@ package refundflow
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // blockedCase is a case stopped because the platform refused its
@@ -191,5 +192,45 @@ func TestAdoptingWithTheOrdersNewsPending(t *testing.T) {
 	got = decider.Decide(news(true), adoptable(PlatformTaobao, "R9", tbWaitSellerAgree, open), adoptInput("R9"))
 	if cell(got) != "act:cancelled" || got.RefundID != "" || !got.Reapply {
 		t.Errorf("adopt on an ended order: %s refund %q reapply %v; want cancelled (order_ended), no refund, the adoption decided again", cell(got), got.RefundID, got.Reapply)
+	}
+}
+
+// TestAdoptingTheRefundOfASubmissionThePlatformCannotConfirm: a case whose
+// submission the platform cannot confirm (an older build's case beside a
+// refund no case owns, a 1688 create whose answer was lost) had only
+// --close; the refund the operator finds there may now be adopted. The
+// open submit intent is closed with it, unconfirmed and not sent again.
+func TestAdoptingTheRefundOfASubmissionThePlatformCannotConfirm(t *testing.T) {
+	for _, p := range []Platform{PlatformTaobao, Platform1688} {
+		c := parkedCase(p, StateSubmitting, CodeUnverifiable)
+		c.Intent = &Intent{Step: StepSubmit, Key: "case:7:submit:v2", Since: now.Add(-time.Hour)}
+		st, under := tbWaitSellerAgree, "201"
+		if p == Platform1688 {
+			st, under = abWaitSellerAgree, "200"
+		}
+		if got := decider.Decide(c, nil, adoptInput("R9")); cell(got) != "fetch/"+CodeReadToAdopt {
+			t.Errorf("%s: adopt without a view: %s; want the refund read first", p, cell(got))
+		}
+		got := decider.Decide(c, adoptable(p, "R9", st, AdoptFacts{ForCase: true, Under: under}), adoptInput("R9"))
+		if cell(got) != "act:waiting_seller" || got.RefundID != "R9" || got.Code != CodeAdopted || got.Step != nil {
+			t.Fatalf("%s: adopt: %s %s refund %q (%s); want waiting_seller following R9, nothing sent", p, cell(got), got.Code, got.RefundID, got.Reason)
+		}
+		if r := got.Resolve; r == nil || r.Key != c.Intent.Key || r.Done || r.Code != CodeAdopted || !strings.Contains(r.Note, "never confirmed") {
+			t.Errorf("%s: adopt: intent resolution %+v; want %s closed unconfirmed, by the adoption", p, r, c.Intent.Key)
+		}
+		// Settled unverified already: taken, nothing to close.
+		c.Intent = nil
+		got = decider.Decide(c, adoptable(p, "R9", st, AdoptFacts{ForCase: true, Under: under}), adoptInput("R9"))
+		if got.Code != CodeAdopted || got.Resolve != nil || got.RefundID != "R9" {
+			t.Errorf("%s: adopt after the intent was settled: %s %s resolve %+v; want adopted, nothing to close", p, cell(got), got.Code, got.Resolve)
+		}
+	}
+	// A return submission the platform cannot confirm: the case has its
+	// refund; there is nothing to adopt.
+	ret := parkedCase(PlatformTaobao, StateReturnSubmitting, CodeUnverifiable)
+	ret.Intent = &Intent{Step: StepReturnSubmit, Key: "case:7:return_submit:v5", Since: now.Add(-time.Hour)}
+	if got := decider.Decide(ret, adoptable(PlatformTaobao, "R9", tbWaitSellerAgree, AdoptFacts{ForCase: true, Under: "201"}), adoptInput("R9")); got.Outcome != OutcomeReject ||
+		got.Code != CodeCannotAdopt || got.Resolve != nil {
+		t.Errorf("adopt on an unconfirmed return: %s %s; want reject/%s, the intent left alone", cell(got), got.Code, CodeCannotAdopt)
 	}
 }

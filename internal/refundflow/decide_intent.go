@@ -230,9 +230,13 @@ func (d Decider) inconclusive(c CaseView, it Intent, v PlatformView, in Input) D
 // what to do: the platform cannot say whether the step took effect, so only
 // its back office can, and resolve --close is the way out either way.
 func unverifiableAdvice(c CaseView, step StepName) string {
+	adopt := ""
+	if step == StepSubmit {
+		adopt = fmt.Sprintf(" (or have the case follow it now: `refundctl resolve %d --adopt REFUND`, with its id)", c.ID)
+	}
 	return fmt.Sprintf("the platform cannot tell whether case %d's %s took effect: check the refund in the platform's back office; "+
-		"if it is there, its next callback moves the case on; if not, or to stop here, close the case with "+
-		"`refundctl resolve %d --close --note …` (then request again if needed)", c.ID, step, c.ID)
+		"if it is there, its next callback moves the case on%s; if not, or to stop here, close the case with "+
+		"`refundctl resolve %d --close --note …` (then request again if needed)", c.ID, step, adopt, c.ID)
 }
 
 // unattributedAdvice tells the operator of a case whose intent the
@@ -244,10 +248,11 @@ func unattributedAdvice(c CaseView, step StepName, v PlatformView) string {
 	if o := v.OrderElsewhere; o != nil {
 		return fmt.Sprintf("the platform files case %d's sub-order %s under order %s, not the case's order %s, so the case cannot "+
 			"list the sub-order's refunds: refund %s on it (a callback named it) may be this %s's, and the %s is not sent again. "+
-			"Check the refund in the platform's back office (it goes on there whatever the case does), then close the case with "+
+			"Check the refund in the platform's back office (it goes on there whatever the case does): if it is this case's, "+
+			"have the case follow it with `refundctl resolve %d --adopt %s`; otherwise close the case with "+
 			"`refundctl resolve %d --close --note …`; a new request for the sub-order names order %s",
 			c.ID, excerpt.Of(o.SubOrderID, 40), excerpt.Of(o.PlatformOrder, 40), excerpt.Of(o.CaseOrder, 40),
-			excerpt.Of(o.RefundID, 40), step, step, c.ID, excerpt.Of(o.PlatformOrder, 40))
+			excerpt.Of(o.RefundID, 40), step, step, c.ID, excerpt.Of(o.RefundID, 40), c.ID, excerpt.Of(o.PlatformOrder, 40))
 	}
 	sorted := slices.Sorted(slices.Values(v.Unattributed)) // the same text whatever order the list gave
 	ids := make([]string, 0, min(len(sorted), 3))
@@ -261,8 +266,18 @@ func unattributedAdvice(c CaseView, step StepName, v PlatformView) string {
 	return fmt.Sprintf("the platform lists refund %s on case %d's sub-order, which no case owns, and case %d was opened by an older build "+
 		"that did not record the sub-order's refunds before its first %s: the platform's list cannot tell whether it is this case's, so "+
 		"the %s is not sent again and a retry cannot help. Check the refund in the platform's back office (it goes on there "+
-		"whatever the case does), then close the case with `refundctl resolve %d --close --note …`",
-		named, c.ID, c.ID, step, step, c.ID)
+		"whatever the case does): if it is this case's, have the case follow it with `refundctl resolve %d --adopt %s`; "+
+		"otherwise close the case with `refundctl resolve %d --close --note …`",
+		named, c.ID, c.ID, step, step, c.ID, adoptArg(sorted), c.ID)
+}
+
+// adoptArg is the refund an adopt command in advice names: the one listed,
+// or REFUND when there are several to choose from.
+func adoptArg(refunds []string) string {
+	if len(refunds) == 1 {
+		return excerpt.Of(refunds[0], 40)
+	}
+	return "REFUND"
 }
 
 // settleOtherRefund leaves the intent open (neither settled nor sent again)

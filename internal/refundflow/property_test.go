@@ -93,6 +93,15 @@ func allCases(p Platform) []CaseView {
 				cs = append(cs, na)
 			}
 		}
+		if s == StateSubmitting {
+			// A submission the platform cannot confirm, its intent open or
+			// settled unverified (the refund found there may be adopted).
+			na := c
+			na.State, na.Parked, na.AttentionCode = StateNeedsAttention, s, CodeUnverifiable
+			cs = append(cs, na)
+			na.Intent = &Intent{Step: StepSubmit, Key: "case:7:submit:v1", Since: now.Add(-time.Hour)}
+			cs = append(cs, na)
+		}
 		if st := stepOf(p, s); st.SideEffect() {
 			withIntent := c
 			withIntent.Intent = &Intent{Step: st, Key: fmt.Sprintf("case:7:%s:v2", st), Since: now.Add(-time.Minute)}
@@ -366,8 +375,11 @@ func checkResolve(t *testing.T, where string, c CaseView, v *PlatformView, in In
 		if got.Outcome != OutcomeAct || got.Code != CodeAdopted { // the order's news first, or refused
 			return
 		}
-		if c.AttentionCode != AttnRefundExists || c.RefundID != "" || c.Intent != nil {
-			t.Errorf("%s: adopt of a case not blocked by another refund, or with its own: %s; want it refused", where, cell(got))
+		if !(c.AttentionCode == AttnRefundExists && c.Intent == nil) && !submissionUnverified(c) || c.RefundID != "" {
+			t.Errorf("%s: adopt of a case not blocked by another refund nor unconfirmed at its submission, or with its own: %s; want it refused", where, cell(got))
+		}
+		if c.Intent != nil && (got.Resolve == nil || got.Resolve.Key != c.Intent.Key || got.Resolve.Done) {
+			t.Errorf("%s: adopt with an open intent: resolution %+v; want the intent closed unconfirmed", where, got.Resolve)
 		}
 		if got.RefundID != in.Resolve.Refund || got.Code != CodeAdopted || got.Plan == nil || got.Plan.Adopted != in.Resolve.Refund ||
 			got.State == StateClosedLocally || got.Reapply || got.Step != nil {

@@ -156,3 +156,60 @@ func TestCancelledCaseShowsThePlatformsStatus(t *testing.T) {
 		t.Fatalf("cancelled case records platform status %q; the platform shows %q", c.PlatformStatus, want)
 	}
 }
+
+// TestAStuck1688CaseAdoptsTheRefundFoundInTheBackOffice: the operator
+// finds the refund the lost create made (or the buyer's) in 1688's back
+// office and adopts it: the case follows it, its create is closed
+// unconfirmed, and nothing is sent again; another order's refund is
+// refused, changing nothing.
+func TestAStuck1688CaseAdoptsTheRefundFoundInTheBackOffice(t *testing.T) {
+	r, eng, o := unverifiable1688(t, false)
+	stuck := r.caseOf(refundflow.Platform1688, o, "")
+	ctx := context.Background()
+	found, err := r.sb.SeedRefund(sandbox.RefundSeed{Platform: sandbox.Platform1688, OrderID: o, Status: "waitselleragree", CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o2, _ := r.order(sandbox.Platform1688, nil)
+	other, err := r.sb.SeedRefund(sandbox.RefundSeed{Platform: sandbox.Platform1688, OrderID: o2, Status: "waitselleragree", CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creates := func() int64 { return r.sb.Stats().APICalls["alibaba_create_refund"] }
+	before := creates()
+	adopt := func(refund string) (refundflow.Handled, string) {
+		cmd := r.command(refundflow.InputResolve, refundflow.Platform1688, "", "")
+		cmd.CaseID, cmd.Resolve = stuck.ID, &refundflow.Resolve{Action: refundflow.ResolveAdopt, Refund: refund, Note: "found in the back office"}
+		h, err := eng.HandleCommand(ctx, cmd, message(cmd))
+		if err != nil {
+			t.Fatalf("adopt %s: %v", refund, err)
+		}
+		out, err := r.store.CommandOutcome(ctx, cmd.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h, out.Reason
+	}
+	if h, why := adopt(other.RefundID); h.Outcome != refundflow.OutcomeReject || h.Code != refundflow.CodeCannotAdopt || !strings.Contains(why, "under order "+o2) {
+		t.Errorf("adopt another order's refund: %s/%s %q; want reject/%s naming its order", h.Outcome, h.Code, why, refundflow.CodeCannotAdopt)
+	}
+	if h, why := adopt(found.RefundID); h.Outcome != refundflow.OutcomeAct || h.Code != refundflow.CodeAdopted || h.State != refundflow.StateWaitingSeller {
+		t.Fatalf("adopt %s: %s/%s %s %q; want adopted, waiting_seller", found.RefundID, h.Outcome, h.Code, h.State, why)
+	}
+	got, err := r.store.GetCase(ctx, stuck.ID)
+	if err != nil || got.RefundID != found.RefundID || got.AttentionCode != "" {
+		t.Fatalf("after the adoption: refund %q attention %q, %v; want %s, no attention", got.RefundID, got.AttentionCode, err, found.RefundID)
+	}
+	steps, err := r.store.Steps(ctx, stuck.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range steps {
+		if s.Status == "intent" {
+			t.Errorf("step %s %s still open after the adoption", s.Step, s.IdempotencyKey)
+		}
+	}
+	if n := creates() - before; n != 0 {
+		t.Errorf("%d creates sent after the adoption; want none: the create is closed, never sent again", n)
+	}
+}
