@@ -30,8 +30,10 @@ func (a *app) resolveCommand() *cobra.Command {
 			"Nothing is sent to the platform; the order is free for a new request.\n\n" +
 			"--adopt REFUND, for a case stopped refund_exists, makes the open refund that blocks it\n" +
 			"(the buyer's, filed on the platform's site) the case's own: the case follows it to its end.\n" +
+			"For a case stopped intent_unverifiable or intent_resends_failed at submitting, it takes the\n" +
+			"refund found in the platform's back office for the submission's, which is closed unconfirmed.\n" +
 			"Nothing is sent; the platform is asked that the refund is the case's sub-order's (order's\n" +
-			"on 1688) and has not ended, and the verdict says why not if it is not.\n\n" +
+			"on 1688), and the verdict says why not if it is not.\n\n" +
 			"docs/runbook.md lists every attention reason and which way out fits it.",
 		Example: "  refundctl resolve 12 --retry\n" +
 			"  refundctl resolve 12 --close --note 'the seller refunded by bank transfer'\n" +
@@ -42,7 +44,7 @@ func (a *app) resolveCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVar(&retry, "retry", false, "retry where the case stopped (never repeats a side effect the platform may have)")
 	f.BoolVar(&closeIt, "close", false, "close the case locally, without the platform (needs --note)")
-	f.StringVar(&adopt, "adopt", "", "the platform's id of the open refund that blocks the case (refund_exists), for the case to follow as its own")
+	f.StringVar(&adopt, "adopt", "", "the platform's id of the refund for the case to follow as its own (refund_exists; intent_unverifiable at submitting)")
 	f.StringVar(&note, "note", "", fmt.Sprintf("why: kept on the timeline (required with --close; at most %d characters)", refundflow.MaxNote))
 	f.StringVar(&id, "id", "", "command id (default: random); 8-64 of [A-Za-z0-9_.:-]; reuse it to retry a publish safely")
 	cmd.MarkFlagsMutuallyExclusive("retry", "close", "adopt")

@@ -393,13 +393,13 @@ func offers(a Account, k casestore.Case) map[string]bool {
 	// sub-order under: the platform can never tell whether it took
 	// effect, and the worker refuses a retry and a cancel; closing is the
 	// way out (the runbook's intent_unverifiable).
-	elsewhere := attention && orderElsewhere(k)
+	elsewhere := attention && k.RefundID == "" && orderElsewhere(k) // (a refund adopted since is followed by its id)
 	// Stopped for an open refund it did not file, or on a submission the
 	// platform cannot confirm, before a refund of its own: the refund on
 	// the platform may be adopted. An adopted one is not modified from
 	// here (the worker refuses: what it asks for is the platform's).
 	blocked := attention && k.RefundID == "" && (k.AttentionCode == refundflow.AttnRefundExists ||
-		(k.AttentionCode == refundflow.CodeUnverifiable && parked == refundflow.StateSubmitting))
+		((k.AttentionCode == refundflow.CodeUnverifiable || k.AttentionCode == refundflow.CodeResendsFailed) && parked == refundflow.StateSubmitting))
 	adopted := planOf(k).Adopted != ""
 	cancellable := !state.Terminal() && state != refundflow.StateCancelling && !unsettled && !elsewhere
 	return map[string]bool{

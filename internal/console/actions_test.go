@@ -93,11 +93,14 @@ func TestActions(t *testing.T) {
 				`"priorOpen":["R1401"],"refusedForOpen":true}`},
 		seedCase{order: "1500", sub: "1501", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnSellerRefused,
 			parked: string(refundflow.StateWaitingSeller), refund: "R1500", plan: `{"adopted":"R1500"}`},
+		seedCase{order: "1600", sub: "1601", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnSellerRefused,
+			parked: string(refundflow.StateWaitingSeller), refund: "R1601", plan: `{"adopted":"R1601","adoptedUnconfirmed":true,` +
+				`"orderElsewhere":{"subOrderId":"1601","caseOrder":"1600","platformOrder":"1700","refundId":"R1601"}}`},
 	)
 	returning, refused, closed, held := ts.cases[0], ts.cases[1], ts.cases[2], ts.cases[3]
 	modifyRefused, returnRefused, unverifiable, unverifiedReturn := ts.cases[4], ts.cases[5], ts.cases[6], ts.cases[7]
 	alibabaRefund, alibabaMissing, elsewhere := ts.cases[8], ts.cases[9], ts.cases[10]
-	blocked, adopted := ts.cases[11], ts.cases[12]
+	blocked, adopted, adoptedElsewhere := ts.cases[11], ts.cases[12], ts.cases[13]
 	op, viewer := ts.login(operatorName), ts.login(viewerName)
 	csrf := ts.srv.sessions.csrf(op.Value)
 	path := func(k casestore.Case) string { return fmt.Sprintf("/cases/%d", k.ID) }
@@ -142,6 +145,9 @@ func TestActions(t *testing.T) {
 		// An adopted refund the seller refused: not modified from here
 		// (the worker refuses), and nothing more to adopt.
 		{adopted, []string{"resolve", "resolve-retry", "cancel", "message"}, []string{"modify", "resolve-adopt"}},
+		// Filed under another order, then its refund adopted: followed by
+		// the refund's id, it takes a retry and a cancel again.
+		{adoptedElsewhere, []string{"resolve", "resolve-retry", "cancel", "message"}, []string{"modify", "resolve-adopt"}},
 	} {
 		page := ts.do("GET", path(tc.k), "cookie:"+op.Value, nil)
 		for _, f := range tc.offered {

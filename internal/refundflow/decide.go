@@ -124,8 +124,9 @@ func (d Decider) decide(c CaseView, v *PlatformView, in Input) Decision {
 		c.State != StateNeedsAttention || c.Intent != nil) {
 		// Before any open intent: closing touches nothing on the platform,
 		// a refusal changes nothing, a retry is itself the settling of the
-		// intent (onResolve), and an adoption is refused. A plain retry,
-		// or an adoption, waits for the order's news.
+		// intent (onResolve), and so is an adoption (of the refund the
+		// operator found for an unconfirmed submission). A plain retry, or
+		// an adoption, waits for the order's news.
 		return d.onResolve(c, v, in)
 	}
 	if c.Intent != nil && !(in.Kind == InputStepResult && in.Result != nil && in.Result.Key == c.Intent.Key) {

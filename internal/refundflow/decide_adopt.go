@@ -1,6 +1,9 @@
-// Adopting a refund the case did not file: the operator's third way out of
-// AttnRefundExists, besides waiting for that refund to end and closing the
-// case. The case takes the refund as its own and follows it to its end.
+// Adopting a refund on the platform: the operator's way out of
+// AttnRefundExists (a refund the case did not file blocks it), besides
+// waiting for that refund to end and closing the case, and of a submission
+// the platform cannot confirm (CodeUnverifiable, CodeResendsFailed), besides
+// closing it. The case takes the refund as its own and follows it to its
+// end.
 
 package refundflow
 
@@ -46,12 +49,13 @@ type AdoptFacts struct {
 }
 
 // submissionUnverified reports whether c stopped because the platform
-// cannot confirm whether its submission took effect (CodeUnverifiable at
-// submitting, before a refund of its own), its intent open or settled
+// cannot confirm whether its submission took effect (CodeUnverifiable, or
+// CodeResendsFailed, at submitting, before a refund of its own), its
+// intent open or settled
 // unverified: the refund the operator finds on the platform may be
 // adopted as the case's.
 func submissionUnverified(c CaseView) bool {
-	return c.AttentionCode == CodeUnverifiable && c.Parked == StateSubmitting && c.RefundID == "" &&
+	return (c.AttentionCode == CodeUnverifiable || c.AttentionCode == CodeResendsFailed) && c.Parked == StateSubmitting && c.RefundID == "" &&
 		(c.Intent == nil || c.Intent.Step == StepSubmit)
 }
 
@@ -86,12 +90,26 @@ func checkRefundID(id string) error {
 // the seller or a return, or stopped by the seller's refusal.
 func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note string) Decision {
 	blocked := c.AttentionCode == AttnRefundExists && c.Intent == nil
+	unverified := submissionUnverified(c)
+	// Where the refusals below send the operator: a retry files the case's
+	// request once the other refund is gone; a submission nobody can
+	// confirm has only its back office and a close.
+	again := fmt.Sprintf("`refundctl resolve %d --retry` files this case's request", c.ID)
+	if unverified {
+		again = fmt.Sprintf("if no refund there is this case's, close it with `refundctl resolve %d --close --note …`", c.ID)
+	}
 	switch {
 	case c.RefundID != "":
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("case %d follows refund %s already, its own: it cannot take another", c.ID, c.RefundID))
-	case !blocked && !submissionUnverified(c):
+	case !blocked && !unverified:
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("adopting is for a case stopped because another refund is open (%s), or whose submission "+
-			"the platform cannot confirm (%s); case %d is %s: refundctl show %d says the way out", AttnRefundExists, CodeUnverifiable, c.ID, describeState(c), c.ID))
+			"the platform cannot confirm (%s, %s); case %d is %s: refundctl show %d says the way out", AttnRefundExists, CodeUnverifiable, CodeResendsFailed,
+			c.ID, describeState(c), c.ID))
+	case unverified && c.Intent != nil && now.Before(c.Intent.lastAttempt().Add(d.Policy.InFlight)):
+		// The last attempt may still reach the platform and make a refund
+		// of its own beside the one adopted.
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("the last attempt of the %s may still reach the platform until %s: adopt after that",
+			c.Intent.Step, stamp(c.Intent.lastAttempt().Add(d.Policy.InFlight))))
 	case v == nil:
 		return fetch(c, CodeReadToAdopt, "read the refund to adopt")
 	case v.Adopting == nil || v.Inconclusive:
@@ -106,12 +124,13 @@ func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note 
 	}
 	switch {
 	case !a.ForCase && a.Under != "":
-		return reject(c, CodeCannotAdopt, fmt.Sprintf("the platform files refund %s under %s %s, not this case's: it is not the one that blocks it",
-			refund, what, excerpt.Of(a.Under, 40)))
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("the platform files refund %s under %s %s, not this case's", refund, what, excerpt.Of(a.Under, 40)))
 	case !a.ForCase && c.Platform == Platform1688:
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("1688's answer for refund %s does not say which order it is for, so it cannot be told this case's; "+
-			"check it in 1688's back office, then wait for it to end and `refundctl resolve %d --retry`, or close the case with `refundctl resolve %d --close --note …`",
-			refund, c.ID, c.ID))
+			"check it in 1688's back office; or close the case with `refundctl resolve %d --close --note …`", refund, c.ID))
+	case !a.ForCase && unverified:
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("the platform's answer for refund %s does not say which sub-order it is for, so it cannot be told this case's; "+
+			"check its id in the platform's back office; %s", refund, again))
 	case !a.ForCase:
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("the platform's answer for refund %s does not say which sub-order it is for, and it was not listed for this case's "+
 			"when the form was read: `refundctl resolve %d --retry` reads the form again, and lists the open ones", refund, c.ID))
@@ -119,9 +138,11 @@ func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note 
 		// Only a case closed locally leaves its refund to go on without
 		// it; any other followed it, or follows it still.
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("case %d follows refund %s (%s): a refund is one case's", a.Owner, refund, a.OwnerState))
-	case v.Phase == platform.PhaseClosed:
-		return reject(c, CodeCannotAdopt, fmt.Sprintf("refund %s has ended (%s), so it no longer blocks this case: `refundctl resolve %d --retry` files this case's request",
-			refund, excerpt.Of(v.Status(c.Platform), 40), c.ID))
+	case v.Phase == platform.PhaseClosed && !unverified:
+		// (A submission nobody could confirm may have made it: its end is
+		// then the case's.)
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("refund %s has ended (%s), so it no longer blocks this case: %s",
+			refund, excerpt.Of(v.Status(c.Platform), 40), again))
 	case v.Phase == "":
 		// Parked unknown_status where the case stopped, before its
 		// submission, a retry would read the form and file the case's
@@ -129,13 +150,13 @@ func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note 
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("refund %s is in a status this build does not know (%q): map it in the profile "+
 			"(refundctl doctor prints the line; docs/platform.md) and restart the worker, then adopt it again",
 			refund, excerpt.Of(v.StatusText, 40)))
-	case v.Phase == platform.PhaseSuccess:
+	case v.Phase == platform.PhaseSuccess && !unverified:
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("refund %s has ended (%s), so it does not block this case (refundctl show %d names the open refunds listed): "+
-			"if it refunded what this case asks for, close the case with `refundctl resolve %d --close --note …`; otherwise `refundctl resolve %d --retry` files this case's request",
-			refund, excerpt.Of(v.Status(c.Platform), 40), c.ID, c.ID, c.ID))
+			"if it refunded what this case asks for, close the case with `refundctl resolve %d --close --note …`; otherwise %s",
+			refund, excerpt.Of(v.Status(c.Platform), 40), c.ID, c.ID, again))
 	}
 	plan := c.Plan
-	plan.Adopted, plan.RefusedForOpen = refund, false
+	plan.Adopted, plan.AdoptedUnconfirmed, plan.RefusedForOpen = refund, unverified, false
 	taken := withoutIntent(unparked(c))
 	taken.Plan = plan
 	dec := d.fromView(taken, *v, now)

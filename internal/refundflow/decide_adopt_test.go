@@ -225,6 +225,30 @@ func TestAdoptingTheRefundOfASubmissionThePlatformCannotConfirm(t *testing.T) {
 			t.Errorf("%s: adopt after the intent was settled: %s %s resolve %+v; want adopted, nothing to close", p, cell(got), got.Code, got.Resolve)
 		}
 	}
+	// Stopped on the platform's refusals of its resends (the older build's
+	// case beside a refund no case owns says to adopt it too): taken.
+	resent := parkedCase(PlatformTaobao, StateSubmitting, CodeResendsFailed)
+	resent.Intent = &Intent{Step: StepSubmit, Key: "case:7:submit:v2", Since: now.Add(-time.Hour)}
+	if got := decider.Decide(resent, adoptable(PlatformTaobao, "R9", tbWaitSellerAgree, AdoptFacts{ForCase: true, Under: "201"}), adoptInput("R9")); got.Code != CodeAdopted ||
+		got.Resolve == nil || got.Resolve.Key != resent.Intent.Key {
+		t.Errorf("adopt on intent_resends_failed: %s %s resolve %+v; want adopted, the intent closed", cell(got), got.Code, got.Resolve)
+	}
+	// The submission may have made the refund, which has ended since: the
+	// case ends with it (for a refund that blocks a case, refused).
+	unconfirmed := parkedCase(PlatformTaobao, StateSubmitting, CodeUnverifiable)
+	if got := decider.Decide(unconfirmed, adoptable(PlatformTaobao, "R9", tbClosed, AdoptFacts{ForCase: true, Under: "201"}), adoptInput("R9")); cell(got) != "act:closed" ||
+		got.RefundID != "R9" || got.Plan == nil || !got.Plan.AdoptedUnconfirmed {
+		t.Errorf("adopt an ended refund for an unconfirmed submission: %s refund %q plan %+v; want closed with it, marked unconfirmed", cell(got), got.RefundID, got.Plan)
+	}
+	// The last attempt may still reach the platform: not yet.
+	inFlight := parkedCase(PlatformTaobao, StateSubmitting, CodeUnverifiable)
+	inFlight.Intent = &Intent{Step: StepSubmit, Key: "case:7:submit:v2", Since: now.Add(-time.Hour), LastAttempt: now.Add(-time.Second)}
+	wary := Decider{Policy: policy}
+	wary.Policy.InFlight = time.Minute
+	if got := wary.Decide(inFlight, adoptable(PlatformTaobao, "R9", tbWaitSellerAgree, AdoptFacts{ForCase: true, Under: "201"}), adoptInput("R9")); got.Outcome != OutcomeReject ||
+		got.Code != CodeCannotAdopt || !strings.Contains(got.Reason, "may still reach the platform") || got.Resolve != nil {
+		t.Errorf("adopt while the last attempt may be in flight: %s %s %q; want refused until it cannot arrive", cell(got), got.Code, got.Reason)
+	}
 	// A return submission the platform cannot confirm: the case has its
 	// refund; there is nothing to adopt.
 	ret := parkedCase(PlatformTaobao, StateReturnSubmitting, CodeUnverifiable)

@@ -139,7 +139,7 @@ func (d Decider) onModify(c CaseView, in Input) Decision {
 		return reject(c, CodeNotNow, "a modification is under way: wait for its outcome, then modify again if the seller refuses")
 	}
 	if c.Plan.Adopted != "" {
-		return reject(c, CodeNotSupported, fmt.Sprintf("case %d follows refund %s, which it did not file but adopted: what that refund asks for "+
+		return reject(c, CodeNotSupported, fmt.Sprintf("case %d follows refund %s, which an operator adopted: what that refund asks for "+
 			"is the platform's, not this case's request, so a change made from here would send parts of a request that was never filed; "+
 			"modify it on the platform's site (the case follows what the seller does then), or accept the refusal with `refundctl resolve %d --close --note …`",
 			c.ID, c.Plan.Adopted, c.ID))

@@ -26,9 +26,11 @@ const (
 	// ResolveClose ends the case as closed_locally with the operator's note.
 	// Nothing is sent to the platform; the order is free for a new request.
 	ResolveClose ResolveAction = "close"
-	// ResolveAdopt makes a refund the case did not file its own: one the
+	// ResolveAdopt makes a refund on the platform the case's own: one the
 	// buyer filed on the platform's site for the case's sub-order (the
-	// order on 1688), which blocks the case's (AttnRefundExists). The case
+	// order on 1688), which blocks the case's (AttnRefundExists), or the
+	// one the operator finds for a submission the platform cannot confirm
+	// (CodeUnverifiable, CodeResendsFailed; its intent is closed). The case
 	// then follows that refund to its end, as if it had filed it. Nothing
 	// is sent to take it: the platform is asked that the refund exists, is
 	// for the case's sub-order or order and has not ended, and the store

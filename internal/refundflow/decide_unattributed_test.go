@@ -23,7 +23,7 @@ func TestARefundNoCaseCanOwnParksWithTheOneWayOut(t *testing.T) {
 	view := &PlatformView{Inconclusive: true, Unattributed: []string{"R900"}}
 	says := func(what, text string) {
 		t.Helper()
-		for _, want := range []string{"R900", "older build", "cannot help", "refundctl resolve 7 --close --note"} {
+		for _, want := range []string{"R900", "older build", "cannot help", "refundctl resolve 7 --close --note", "refundctl resolve 7 --adopt R900"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("%s: %q; want it to say %q", what, text, want)
 			}

@@ -64,7 +64,11 @@ func DescribePlan(doc json.RawMessage) []Field {
 		return p.ReasonID == 0 && p.ReasonDesc == "" && p.Fee == 0 && p.Carriage == 0 && len(p.Vouchers) == 0 && p.Adopted == ""
 	}, func(p Plan) []Field {
 		var out fields
-		if p.Adopted != "" {
+		switch {
+		case p.Adopted != "" && p.AdoptedUnconfirmed:
+			out.add("Adopted", fmt.Sprintf("refund %s, taken by an operator for this case's submission, which the platform never confirmed: "+
+				"the case follows it; what the refund asks for is the platform's", p.Adopted))
+		case p.Adopted != "":
 			out.add("Adopted", fmt.Sprintf("refund %s, filed outside this case (on the platform's site, or by another tool) and adopted by an operator: "+
 				"the case follows it. This case's request and the choices below were never filed: what the refund asks for is the platform's", p.Adopted))
 		}

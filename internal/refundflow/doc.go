@@ -101,7 +101,9 @@
 // intent is settled "unverified" and, if the case would otherwise run the
 // same step again (a resume under a new key), it parks in needs_attention
 // (intent_unverifiable), where only the platform's progress, a cancel or an
-// operator on the platform moves it (another shipment is refused). A view of
+// operator moves it (another shipment is refused): on the platform, or, for
+// a submission, by adopting the refund found there (ResolveAdopt), which
+// closes the intent unconfirmed. A view of
 // another refund leaves the intent open. A confirmed effect never leaves the
 // case parked at the step that had it. While the case waits for evidence it
 // carries the waiting_evidence attention flag with its deadline.

@@ -29,11 +29,14 @@ type Plan struct {
 	// open refund on the sub-order (AttnRefundExists); the form read again
 	// on a retry sends nothing while one is listed open.
 	RefusedForOpen bool `json:"refusedForOpen,omitempty"`
-	// Adopted is the refund the case follows though it did not file it:
-	// the operator adopted it (ResolveAdopt). The case's request and the
-	// choices above were never sent; what the refund asks for is the
-	// platform's (so it is not modified from here: onModify).
-	Adopted string `json:"adopted,omitempty"`
+	// Adopted is the refund the case follows because the operator adopted
+	// it (ResolveAdopt): one it did not file (AttnRefundExists), or, with
+	// AdoptedUnconfirmed, one the operator took for its submission's, which
+	// the platform never confirmed. What the refund asks for is the
+	// platform's, not the case's request (so it is not modified from here:
+	// onModify).
+	Adopted            string `json:"adopted,omitempty"`
+	AdoptedUnconfirmed bool   `json:"adoptedUnconfirmed,omitempty"`
 	// Filed is the request a modification was made from, kept when it
 	// starts (onModify): the one the platform holds while the modification
 	// is under way, or stopped, or replaced, before it reached the platform
