@@ -398,8 +398,7 @@ func offers(a Account, k casestore.Case) map[string]bool {
 	// platform cannot confirm, before a refund of its own: the refund on
 	// the platform may be adopted. An adopted one is not modified from
 	// here (the worker refuses: what it asks for is the platform's).
-	blocked := attention && k.RefundID == "" && (k.AttentionCode == refundflow.AttnRefundExists ||
-		((k.AttentionCode == refundflow.CodeUnverifiable || k.AttentionCode == refundflow.CodeResendsFailed) && parked == refundflow.StateSubmitting))
+	blocked := attention && refundflow.AdoptsHere(parked, k.RefundID, k.AttentionCode)
 	adopted := planOf(k).Adopted != ""
 	cancellable := !state.Terminal() && state != refundflow.StateCancelling && !unsettled && !elsewhere
 	return map[string]bool{

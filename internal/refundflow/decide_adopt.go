@@ -55,8 +55,27 @@ type AdoptFacts struct {
 // unverified: the refund the operator finds on the platform may be
 // adopted as the case's.
 func submissionUnverified(c CaseView) bool {
-	return (c.AttentionCode == CodeUnverifiable || c.AttentionCode == CodeResendsFailed) && c.Parked == StateSubmitting && c.RefundID == "" &&
+	return AdoptsHere(c.Parked, c.RefundID, c.AttentionCode) && c.AttentionCode != AttnRefundExists &&
 		(c.Intent == nil || c.Intent.Step == StepSubmit)
+}
+
+// AdoptsHere reports whether a case stopped at parked for attention, with
+// refund id refundID, is one whose refund on the platform an operator may
+// adopt (ResolveAdopt): stopped for an open refund it did not file, or on a
+// submission the platform cannot confirm, before a refund of its own. The
+// decider checks the rest (the intent, the refund); the console offers
+// Adopt where this holds.
+func AdoptsHere(parked State, refundID, attention string) bool {
+	if refundID != "" {
+		return false
+	}
+	switch attention {
+	case AttnRefundExists:
+		return true
+	case CodeUnverifiable, CodeResendsFailed:
+		return parked == StateSubmitting
+	}
+	return false
 }
 
 // checkRefundID checks a refund id an operator typed: the platforms' ids
