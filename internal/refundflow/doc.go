@@ -171,8 +171,12 @@
 // decision needs a view or a retry, the first commits alone and the result
 // is fed in as usual; on a version conflict or a lease held elsewhere
 // nothing commits and the input is decided again (the read runs again). A
-// crash before the commit loses only the read. EngineConfig.NoLookahead
-// turns it off (benchmarks compare both).
+// crash before the commit loses only the read. An operator's command is
+// the exception where its read is slow: its decision records the verdict
+// the operator waits for, so a read not back within a second (a platform
+// throttling or slow) no longer holds that commit, which then goes alone
+// (lookaheadForVerdict). EngineConfig.NoLookahead turns lookahead off
+// (benchmarks compare both).
 //
 // # Engine
 //

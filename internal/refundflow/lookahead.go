@@ -2,6 +2,7 @@ package refundflow
 
 import (
 	"context"
+	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
 )
@@ -27,9 +28,58 @@ type aheadStep struct {
 // decision needs a view or a retry, d commits alone and committed.ahead
 // hands the step's result to the loop, to be decided as usual.
 func (e *Engine) lookahead(ctx context.Context, r *run, d decisionRecord) (committed, error) {
+	if isCommand(d.in.Kind) {
+		return e.lookaheadForVerdict(ctx, r, d)
+	}
 	res, rec := e.runStep(ctx, d.c, d.dec.Step)
 	r.h.Steps++
-	ahead := &aheadStep{res: res, rec: rec}
+	return e.commitAhead(ctx, r, d, &aheadStep{res: res, rec: rec})
+}
+
+// verdictDue is how long a command's read run ahead may hold its
+// decision's commit, which records the command's verdict
+// (decisionRecord.commandOutcome) for the operator waiting on it.
+const verdictDue = time.Second
+
+// lookaheadForVerdict is lookahead for an operator's command, whose
+// operator waits for the verdict the decision's commit records. A read
+// that has not come back within verdictDue (a platform that throttles:
+// the client's retries under a rate limit took 19 s in devstack; one that
+// is slow or down) no longer holds it up: the decision commits alone, as
+// without lookahead, taking the case's lease for the read still under way,
+// and the read's result is decided when it comes (committed.ahead). A read
+// that comes back in time commits with the next decision as lookahead
+// does: a platform answering as usual costs no commit more.
+func (e *Engine) lookaheadForVerdict(ctx context.Context, r *run, d decisionRecord) (committed, error) {
+	came := make(chan aheadStep, 1)
+	go func() {
+		res, rec := e.runStep(ctx, d.c, d.dec.Step)
+		came <- aheadStep{res: res, rec: rec}
+	}()
+	due := time.NewTimer(verdictDue)
+	defer due.Stop()
+	select {
+	case a := <-came:
+		r.h.Steps++
+		return e.commitAhead(ctx, r, d, &a)
+	case <-due.C:
+	}
+	prior, err := e.persist(ctx, d)
+	if err == nil {
+		r.held.Store(true) // renewed while the read goes on (advance keeps it)
+	}
+	a := <-came // the read ends with ctx at the latest
+	r.h.Steps++
+	if err != nil {
+		// Nothing committed: the loop decides the input again (a version
+		// conflict, another process's lease), and the read runs again.
+		return committed{}, err
+	}
+	return committed{dec: d.dec, final: d.final, reapply: r.reapply, prior: prior, ahead: &a}, nil
+}
+
+// commitAhead commits d with the read run ahead (lookahead).
+func (e *Engine) commitAhead(ctx context.Context, r *run, d decisionRecord, ahead *aheadStep) (committed, error) {
 	var out committed
 	err := e.store.Update(context.WithoutCancel(ctx), func(tx *casestore.Tx) error {
 		out = committed{dec: d.dec, final: d.final, reapply: r.reapply, ahead: ahead}
