@@ -188,7 +188,29 @@ func (d *direct) send(ctx context.Context, c refundflow.Command, wait time.Durat
 	if err != nil {
 		return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", c.ID, err)
 	}
+	if v.Verdict == opcommands.VerdictPending && v.Reason == "" {
+		v.Reason = d.a.whereabouts(ctx, res)
+	}
 	return res, &v, nil
+}
+
+// whereabouts is where command res is for want of a verdict, as
+// JetStream's consumers see it (opcommands.Whereabouts): taken by a
+// worker, or waiting for one. "" when NATS cannot say: the verdict then
+// stays plain pending.
+func (a *app) whereabouts(ctx context.Context, res commandResult) string {
+	nc, js, err := a.connect()
+	if err != nil {
+		return ""
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
+	defer cancel()
+	where, err := opcommands.Whereabouts(ctx, js, opcommands.Ack{Subject: res.Subject, Stream: res.Stream, Sequence: res.Sequence})
+	if err != nil {
+		return ""
+	}
+	return where
 }
 
 // awaitVerdict waits up to wait for the worker's verdict on command id,

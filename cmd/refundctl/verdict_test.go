@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
@@ -45,7 +48,12 @@ func TestCommandVerdicts(t *testing.T) {
 			runbookAdvice("seller_refused", 2, "taobao", "") + "\n", ""},
 		{"rejected", "cmd-open-1", 4, "cmd-open-1\n", "rejected (case_open) on case 1 (waiting_seller): the case is already open with another request: cancel it first, or let it finish; refundctl cancel 1, or follow it with refundctl show 1"},
 		{"dead letter", "cmd-dead-1", 4, "cmd-dead-1\n", "rejected (unknown_case): no case appeared within 2m0s of the command; no case matches"},
-		{"pending", "cmd-pending-1", 5, "cmd-pending-1\n", "pending: no verdict within 300ms; the worker has not decided it yet (is it running?); follow it with: refundctl wait --command cmd-pending-1"},
+		// No verdict: where the command is, as JetStream sees it (it
+		// said "the worker has not decided it yet (is it running?)"
+		// whatever the worker was doing; opcommands' whereabouts test
+		// has a worker holding it).
+		{"pending, no worker ever", "cmd-pending-1", 5, "cmd-pending-1\n", "pending: sent; no worker takes commands: no consumer on stream COMMANDS takes " +
+			"commands.taobao.cancel.taobao_101 (has a worker ever run against this NATS?); follow it with: refundctl wait --command cmd-pending-1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +63,18 @@ func TestCommandVerdicts(t *testing.T) {
 					tt.id, r.code(), r.stdout, r.line(), tt.code, tt.out, tt.errIn)
 			}
 		})
+	}
+
+	// The worker's consumer, and no worker asking for commands.
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, events.DefaultCommandStreamName, jetstream.ConsumerConfig{Durable: "worker",
+		FilterSubject: events.SubjectCommands + ".>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run("cancel", "--platform", "taobao", "--sub-order", "101", "--id", "cmd-pending-2", "--wait", "300ms"); r.code() != 5 ||
+		!strings.Contains(r.line(), "pending: sent; waiting in JetStream: no worker has asked for commands in the last seconds "+
+			"(every worker's slots are taken, or none runs: is the worker running?); it is decided once a worker takes it; "+
+			"follow it with: refundctl wait --command cmd-pending-2") {
+		t.Errorf("cancel with no worker asking: exit %d, %q; want exit 5, the command waiting in JetStream", r.code(), r.line())
 	}
 
 	// Applied, and the case has ended meanwhile (a cancel, a refund the

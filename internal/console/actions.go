@@ -241,6 +241,15 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 			if kept, kerr := opcommands.PendingFor(ctx, s.store, cmd); kerr == nil {
 				out.Verdict = kept
 			}
+			if out.Verdict.Reason == "" {
+				// Not kept: where JetStream has it (taken by a worker, or
+				// waiting for one), rather than a bare "not decided yet".
+				wctx, cancel := context.WithTimeout(ctx, s.cfg.PublishWait)
+				if where, werr := opcommands.Whereabouts(wctx, s.js, ack); werr == nil {
+					out.Verdict.Reason = where
+				}
+				cancel()
+			}
 		default:
 			s.logger.WarnContext(ctx, "command published; its verdict could not be read", "command", cmd.ID, "err", err)
 			out.Verdict.Reason = verdictUnreadOther

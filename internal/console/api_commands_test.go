@@ -305,3 +305,37 @@ func TestAVerdictPrunedWithTheInboxIsTheCaseItOpened(t *testing.T) {
 		t.Errorf("GET an unknown command = %d %s; want 202 pending", p.status, p.body)
 	}
 }
+
+// TestAPendingCommandSaysWhereJetStreamHasIt: a command the worker gave
+// no verdict on within the wait was answered "pending" and nothing else
+// (refundctl then asked "is the worker running?" whatever the worker was
+// doing). The answer says where JetStream has it: with no worker ever
+// bound, that no consumer takes it; with the worker's consumer and no
+// worker asking, that it waits there and the worker may not run.
+func TestAPendingCommandSaysWhereJetStreamHasIt(t *testing.T) {
+	ns := eventstest.Start(t)
+	js := ns.JetStream()
+	ctx := context.Background()
+	if err := events.EnsureWorkStreams(ctx, js, events.DefaultWorkStreamsConfig()); err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServerOn(t, js, seedCase{order: "200", sub: "201", state: string(refundflow.StateWaitingSeller), refund: "R201"})
+	cancel := fmt.Sprintf(`{"kind":"cancel","caseId":%d}`, ts.cases[0].ID)
+	r := ts.postJSON("/api/v1/commands?wait=200ms", operatorToken, cancel)
+	if v := decodeAnswer(t, r).Verdict; r.status != http.StatusAccepted || v.Verdict != "pending" ||
+		!strings.HasPrefix(v.Reason, "sent; no worker takes commands: no consumer on stream COMMANDS takes commands.taobao.cancel.") {
+		t.Errorf("POST cancel, no worker ever = %d %s; want 202 pending, no consumer taking it", r.status, r.body)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, events.DefaultCommandStreamName, jetstream.ConsumerConfig{Durable: "worker",
+		FilterSubject: events.SubjectCommands + ".>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	r = ts.postJSON("/api/v1/commands?wait=200ms", operatorToken, cancel)
+	if v := decodeAnswer(t, r).Verdict; r.status != http.StatusAccepted || v.Verdict != "pending" ||
+		!strings.Contains(v.Reason, "waiting in JetStream: no worker has asked for commands") || !strings.Contains(v.Reason, "is the worker running?") {
+		t.Errorf("POST cancel, no worker asking = %d %s; want 202 pending, waiting in JetStream", r.status, r.body)
+	}
+	if r := ts.postJSON("/api/v1/commands?wait=0", operatorToken, cancel); decodeAnswer(t, r).Verdict.Reason != "" {
+		t.Errorf("POST cancel without waiting = %d %s; want pending with no reason: nothing was waited for", r.status, r.body)
+	}
+}
