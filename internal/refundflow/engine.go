@@ -187,6 +187,9 @@ type Engine struct {
 	locks     caseLocks
 	lastTry   chan struct{} // one case at a time on its last chance (see lastChance)
 	ahead     bool          // lookahead on (EngineConfig.NoLookahead unset)
+	// verdictDue: how long a command's read run ahead may hold the commit
+	// of its verdict (lookaheadForVerdict).
+	verdictDue time.Duration
 	// clockSkew: see EngineConfig.ClockSkew.
 	clockSkew time.Duration
 	// messagesEvery and onSellerMessages: see EngineConfig.
@@ -202,7 +205,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	e := &Engine{store: cfg.Store, client: cfg.Client, decider: Decider{Policy: cfg.Policy}, log: cfg.Logger,
 		owner: cfg.Owner, leaseTTL: cfg.LeaseTTL, leaseWait: leaseWait, vouchers: cfg.Vouchers, retry: cfg.RetryDelay, retryMax: cfg.RetryMax,
-		onStep: cfg.OnStep, now: cfg.Now, locks: caseLocks{m: map[int64]*caseLock{}}, lastTry: make(chan struct{}, 1), ahead: !cfg.NoLookahead,
+		onStep: cfg.OnStep, now: cfg.Now, locks: caseLocks{m: map[int64]*caseLock{}}, lastTry: make(chan struct{}, 1), ahead: !cfg.NoLookahead, verdictDue: verdictDue,
 		clockSkew: cfg.ClockSkew, messagesEvery: cfg.MessagesInterval, onSellerMessages: cfg.OnSellerMessages}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)

@@ -18,3 +18,7 @@ func CaseLockState(e *Engine, id int64) (held bool, inputs int) {
 // SetLeaseWait sets how long e's inputs wait for another process's lease
 // (or the last-chance turn) before they are kept in the store.
 func SetLeaseWait(e *Engine, d time.Duration) { e.leaseWait = d }
+
+// SetVerdictDue sets how long e's command reads run ahead may hold the
+// commit of the command's verdict (lookaheadForVerdict).
+func SetVerdictDue(e *Engine, d time.Duration) { e.verdictDue = d }

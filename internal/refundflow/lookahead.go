@@ -38,7 +38,8 @@ func (e *Engine) lookahead(ctx context.Context, r *run, d decisionRecord) (commi
 
 // verdictDue is how long a command's read run ahead may hold its
 // decision's commit, which records the command's verdict
-// (decisionRecord.commandOutcome) for the operator waiting on it.
+// (decisionRecord.commandOutcome) for the operator waiting on it
+// (Engine.verdictDue; tests set their own).
 const verdictDue = time.Second
 
 // lookaheadForVerdict is lookahead for an operator's command, whose
@@ -51,25 +52,44 @@ const verdictDue = time.Second
 // that comes back in time commits with the next decision as lookahead
 // does: a platform answering as usual costs no commit more.
 func (e *Engine) lookaheadForVerdict(ctx context.Context, r *run, d decisionRecord) (committed, error) {
-	came := make(chan aheadStep, 1)
+	type read struct {
+		a     aheadStep
+		panic any // a panic of the read, raised again on this goroutine
+	}
+	came := make(chan read, 1)
 	go func() {
-		res, rec := e.runStep(ctx, d.c, d.dec.Step)
-		came <- aheadStep{res: res, rec: rec}
+		var out read
+		defer func() {
+			// The worker's guard catches a panic on the input's own
+			// goroutine (the input fails alone); on this one it would
+			// end the process.
+			out.panic = recover()
+			came <- out
+		}()
+		out.a.res, out.a.rec = e.runStep(ctx, d.c, d.dec.Step)
 	}()
-	due := time.NewTimer(verdictDue)
+	due := time.NewTimer(e.verdictDue)
 	defer due.Stop()
+	var got read
 	select {
-	case a := <-came:
+	case got = <-came:
 		r.h.Steps++
-		return e.commitAhead(ctx, r, d, &a)
+		if got.panic != nil {
+			panic(got.panic)
+		}
+		return e.commitAhead(ctx, r, d, &got.a)
 	case <-due.C:
 	}
 	prior, err := e.persist(ctx, d)
 	if err == nil {
 		r.held.Store(true) // renewed while the read goes on (advance keeps it)
 	}
-	a := <-came // the read ends with ctx at the latest
+	got = <-came // the read ends with ctx at the latest
 	r.h.Steps++
+	if got.panic != nil {
+		panic(got.panic)
+	}
+	a := got.a
 	if err != nil {
 		// Nothing committed: the loop decides the input again (a version
 		// conflict, another process's lease), and the read runs again.

@@ -3,9 +3,14 @@ package refundflow_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/refundhub/refundhub/internal/apiclient"
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
@@ -81,12 +86,17 @@ func TestACommandsVerdictDoesNotWaitForASlowPlatformRead(t *testing.T) {
 				t.Fatalf("verdict while the read is held: %+v; want applied (requested)", o1)
 			}
 			k, err := r.store.GetCase(ctx, o1.CaseID)
-			if err != nil || k.State != string(refundflow.StateRendering) {
-				t.Fatalf("case while the read is held: %+v, %v; want rendering", k, err)
+			if err != nil || k.State != string(refundflow.StateRendering) || k.LeaseOwner != "engine-slow-platform" {
+				t.Fatalf("case while the read is held: %+v, %v; want rendering, leased by the engine whose read it is", k, err)
 			}
 
 			close(g.open)
-			res := <-done
+			var res result
+			select {
+			case res = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the request is still handled 30 s after its read came back")
+			}
 			if res.err != nil || res.h.State != refundflow.StateWaitingSeller {
 				t.Fatalf("the request once the read came back: %+v, %v; want waiting_seller", res.h, res.err)
 			}
@@ -95,5 +105,48 @@ func TestACommandsVerdictDoesNotWaitForASlowPlatformRead(t *testing.T) {
 			}
 			r.noDuplicates()
 		})
+	}
+}
+
+// panicking is a platform transport that panics on the refund form's
+// read (the step's own goroutine: its list of the sub-order's refunds,
+// beside it, passes), as a bug in reading the platform's answer would.
+type panicking struct{}
+
+func (panicking) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, "/render") {
+		panic("a bug reading the platform")
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestAPanicInACommandsReadFailsTheCommandNotTheProcess: a command's
+// read now runs on a goroutine of its own (so that a slow one does not
+// hold the verdict). A panic there would end the worker process, and
+// every input in flight with it, where on the input's own goroutine the
+// worker's guard fails the one input. It is raised again on the input's
+// goroutine.
+func TestAPanicInACommandsReadFailsTheCommandNotTheProcess(t *testing.T) {
+	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+	client, err := apiclient.New(apiclient.Config{BaseURL: r.url, AccessKey: testKey, AccessSecret: testSecret, UserID: "u1",
+		HTTPClient: &http.Client{Transport: panicking{}}, RateLimit: rate.Inf, Timeout: 5 * time.Second,
+		Retry: apiclient.RetryPolicy{MaxAttempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: client, Policy: testPolicy, Owner: "engine-panicking"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, so := r.order(sandbox.PlatformTaobao, nil)
+	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+	cmd.Request = taobaoRequest(false)
+	raised := func() (v any) {
+		defer func() { v = recover() }()
+		_, _ = eng.HandleCommand(context.Background(), cmd, message(cmd))
+		return nil
+	}()
+	if raised != "a bug reading the platform" {
+		t.Fatalf("HandleCommand with a read that panics raised %v; want the read's panic, on the command's goroutine", raised)
 	}
 }
