@@ -189,7 +189,9 @@ func (d *direct) send(ctx context.Context, c refundflow.Command, wait time.Durat
 		return res, nil, fmt.Errorf("command %s published; reading its verdict: %w", c.ID, err)
 	}
 	if v.Verdict == opcommands.VerdictPending && v.Reason == "" {
-		v.Reason = d.a.whereabouts(ctx, res)
+		if where := d.a.whereabouts(ctx, res); where != "" {
+			v.Code, v.Reason = opcommands.CodeUndecided, where
+		}
 	}
 	return res, &v, nil
 }

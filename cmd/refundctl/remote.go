@@ -520,11 +520,12 @@ func (r *remote) send(ctx context.Context, c refundflow.Command, wait time.Durat
 }
 
 // keepReason is next, a verdict polled by id, with what the console said
-// when it answered the POST (said: no case for the command yet) while
-// next is plainly pending: the console knew the command then, the poll,
-// by id alone, does not.
+// when it answered the POST (said: no case for the command yet, or where
+// JetStream had it) while next is plainly pending: the console knew the
+// command then, the poll, by id alone, does not.
 func keepReason(said, next opcommands.Verdict) opcommands.Verdict {
-	if next.Verdict == opcommands.VerdictPending && next.Reason == "" && said.Code == opcommands.CodeNoCaseYet {
+	if next.Verdict == opcommands.VerdictPending && next.Reason == "" &&
+		(said.Code == opcommands.CodeNoCaseYet || said.Code == opcommands.CodeUndecided) {
 		next.Code, next.Reason = said.Code, said.Reason
 	}
 	return next

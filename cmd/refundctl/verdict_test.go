@@ -52,7 +52,7 @@ func TestCommandVerdicts(t *testing.T) {
 		// said "the worker has not decided it yet (is it running?)"
 		// whatever the worker was doing; opcommands' whereabouts test
 		// has a worker holding it).
-		{"pending, no worker ever", "cmd-pending-1", 5, "cmd-pending-1\n", "pending: sent; no worker takes commands: no consumer on stream COMMANDS takes " +
+		{"pending, no worker ever", "cmd-pending-1", 5, "cmd-pending-1\n", "pending: sent; no worker takes commands: no worker consumer on stream COMMANDS takes " +
 			"commands.taobao.cancel.taobao_101 (has a worker ever run against this NATS?); follow it with: refundctl wait --command cmd-pending-1"},
 	}
 	for _, tt := range tests {
@@ -71,7 +71,7 @@ func TestCommandVerdicts(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r := e.run("cancel", "--platform", "taobao", "--sub-order", "101", "--id", "cmd-pending-2", "--wait", "300ms"); r.code() != 5 ||
-		!strings.Contains(r.line(), "pending: sent; waiting in JetStream: no worker has asked for commands in the last seconds "+
+		!strings.Contains(r.line(), "pending: sent; waiting in JetStream: no worker is asking for commands now "+
 			"(every worker's slots are taken, or none runs: is the worker running?); it is decided once a worker takes it; "+
 			"follow it with: refundctl wait --command cmd-pending-2") {
 		t.Errorf("cancel with no worker asking: exit %d, %q; want exit 5, the command waiting in JetStream", r.code(), r.line())
@@ -289,5 +289,33 @@ func TestVerdictAdviceDoesNotRepeatTheReason(t *testing.T) {
 		Code: refundflow.CodeCaseFinished, Reason: "case is finished"})
 	if line := verdictLine(v, time.Second); strings.Count(line, "finished") != 2 || !strings.Contains(line, "to refund again, start a new case with refundctl request") {
 		t.Errorf("verdict line %q; want the code and the reason to say finished, and the advice only what to do", line)
+	}
+}
+
+// TestAPolledVerdictKeepsWhatTheConsoleSaidOfIt: through the console,
+// refundctl waits longer (10 s) than the console does (5 s) and polls the
+// verdict by id, which knows nothing of where the command is: the poll's
+// plain pending replaced what the console had said (where JetStream had
+// the command), and the operator read "is it running?" again. What the
+// console said is kept while the poll says nothing; a database that did
+// not answer then is not (the poll read it).
+func TestAPolledVerdictKeepsWhatTheConsoleSaidOfIt(t *testing.T) {
+	plain := opcommands.Verdict{Verdict: opcommands.VerdictPending}
+	for _, tc := range []struct {
+		name       string
+		said, next opcommands.Verdict
+		want       opcommands.Verdict
+	}{
+		{"where JetStream had it", opcommands.Verdict{Verdict: "pending", Code: opcommands.CodeUndecided, Reason: "sent; a worker took it"}, plain,
+			opcommands.Verdict{Verdict: "pending", Code: opcommands.CodeUndecided, Reason: "sent; a worker took it"}},
+		{"no case yet", opcommands.Verdict{Verdict: "pending", Code: opcommands.CodeNoCaseYet, Reason: "no case for …"}, plain,
+			opcommands.Verdict{Verdict: "pending", Code: opcommands.CodeNoCaseYet, Reason: "no case for …"}},
+		{"the database away then", opcommands.Verdict{Verdict: "pending", Reason: opcommands.ReasonUnread}, plain, plain},
+		{"decided since", opcommands.Verdict{Verdict: "pending", Code: opcommands.CodeUndecided, Reason: "sent; a worker took it"},
+			opcommands.Verdict{Verdict: casestore.VerdictApplied, CaseID: 3}, opcommands.Verdict{Verdict: casestore.VerdictApplied, CaseID: 3}},
+	} {
+		if got := keepReason(tc.said, tc.next); got != tc.want {
+			t.Errorf("%s: keepReason = %+v; want %+v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -244,9 +244,9 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 			if out.Verdict.Reason == "" {
 				// Not kept: where JetStream has it (taken by a worker, or
 				// waiting for one), rather than a bare "not decided yet".
-				wctx, cancel := context.WithTimeout(ctx, s.cfg.PublishWait)
+				wctx, cancel := context.WithTimeout(ctx, whereaboutsWait)
 				if where, werr := opcommands.Whereabouts(wctx, s.js, ack); werr == nil {
-					out.Verdict.Reason = where
+					out.Verdict.Code, out.Verdict.Reason = opcommands.CodeUndecided, where
 				}
 				cancel()
 			}
@@ -263,6 +263,11 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 		"account", by.Name, "verdict", out.Verdict.Verdict, "duplicate", ack.Duplicate)
 	return out, nil
 }
+
+// whereaboutsWait bounds the look at JetStream's consumers for a command
+// still pending after the wait: a NATS that does not answer (or an account
+// not allowed to list consumers) costs the answer no more than this.
+const whereaboutsWait = time.Second
 
 // verdictUnreadOther is a pending verdict's reason when the console could
 // not read it for another reason than the database (opcommands.ReasonUnread):

@@ -17,6 +17,7 @@ import (
 	"github.com/refundhub/refundhub/internal/casestore"
 	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/events/eventstest"
+	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
 
@@ -322,8 +323,8 @@ func TestAPendingCommandSaysWhereJetStreamHasIt(t *testing.T) {
 	ts := newTestServerOn(t, js, seedCase{order: "200", sub: "201", state: string(refundflow.StateWaitingSeller), refund: "R201"})
 	cancel := fmt.Sprintf(`{"kind":"cancel","caseId":%d}`, ts.cases[0].ID)
 	r := ts.postJSON("/api/v1/commands?wait=200ms", operatorToken, cancel)
-	if v := decodeAnswer(t, r).Verdict; r.status != http.StatusAccepted || v.Verdict != "pending" ||
-		!strings.HasPrefix(v.Reason, "sent; no worker takes commands: no consumer on stream COMMANDS takes commands.taobao.cancel.") {
+	if v := decodeAnswer(t, r).Verdict; r.status != http.StatusAccepted || v.Verdict != "pending" || v.Code != opcommands.CodeUndecided ||
+		!strings.HasPrefix(v.Reason, "sent; no worker takes commands: no worker consumer on stream COMMANDS takes commands.taobao.cancel.") {
 		t.Errorf("POST cancel, no worker ever = %d %s; want 202 pending, no consumer taking it", r.status, r.body)
 	}
 	if _, err := js.CreateOrUpdateConsumer(ctx, events.DefaultCommandStreamName, jetstream.ConsumerConfig{Durable: "worker",
@@ -332,7 +333,7 @@ func TestAPendingCommandSaysWhereJetStreamHasIt(t *testing.T) {
 	}
 	r = ts.postJSON("/api/v1/commands?wait=200ms", operatorToken, cancel)
 	if v := decodeAnswer(t, r).Verdict; r.status != http.StatusAccepted || v.Verdict != "pending" ||
-		!strings.Contains(v.Reason, "waiting in JetStream: no worker has asked for commands") || !strings.Contains(v.Reason, "is the worker running?") {
+		!strings.Contains(v.Reason, "waiting in JetStream: no worker is asking for commands now") || !strings.Contains(v.Reason, "is the worker running?") {
 		t.Errorf("POST cancel, no worker asking = %d %s; want 202 pending, waiting in JetStream", r.status, r.body)
 	}
 	if r := ts.postJSON("/api/v1/commands?wait=0", operatorToken, cancel); decodeAnswer(t, r).Verdict.Reason != "" {

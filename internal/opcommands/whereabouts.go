@@ -9,18 +9,27 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// CodeUndecided is a pending verdict's code when its reason is where
+// JetStream has the command (Whereabouts): sent, and not yet decided.
+const CodeUndecided = "undecided"
+
 // Whereabouts is where a published command the worker gave no verdict on
-// is, as the consumers on its stream see it, for the operator who would
-// otherwise be left asking whether the worker runs at all:
+// is, as the worker consumers on its stream (durable pull consumers with
+// explicit acks whose filter takes its subject: not a tool's ordered
+// reader) see it, for the operator who would otherwise be left asking
+// whether the worker runs at all:
 //
 //   - a worker has taken it (JetStream delivered it): it is being decided,
 //     which waits for the platform when the decision needs its word (a
-//     rate limit, a slow answer) or for another input of its case;
-//   - JetStream still holds it: a worker is about to take it, or none asks
-//     for commands (its slots all taken, or none runs: a consumer shows
-//     no pull request waiting either way);
-//   - no consumer takes its subject: no worker has ever run against this
-//     stream.
+//     rate limit, a slow answer) or for another input of its case; or it
+//     has been handled since the verdict was read (acknowledged);
+//   - JetStream still holds it: the consumer is paused; the workers hold
+//     as many messages unacknowledged as it allows (MaxAckPending, a
+//     stopped worker's among them until their ack wait passes); a worker
+//     asks and is about to get it; or none asks (its slots all taken, or
+//     none runs: a consumer shows no pull request waiting either way);
+//   - no worker consumer takes its subject: no worker has ever run
+//     against this stream.
 //
 // It is read once, when the wait for a verdict ends; an error means only
 // that JetStream could not say (the caller keeps the plain pending).
@@ -32,7 +41,7 @@ func Whereabouts(ctx context.Context, js jetstream.JetStream, ack Ack) (string, 
 	var takers []*jetstream.ConsumerInfo
 	list := s.ListConsumers(ctx)
 	for ci := range list.Info() {
-		if ci != nil && takes(ci.Config, ack.Subject) {
+		if ci != nil && workerLike(ci.Config) && takes(ci.Config, ack.Subject) {
 			takers = append(takers, ci)
 		}
 	}
@@ -40,38 +49,64 @@ func Whereabouts(ctx context.Context, js jetstream.JetStream, ack Ack) (string, 
 		return "", fmt.Errorf("consumers of %s: %w", ack.Stream, err)
 	}
 	if len(takers) == 0 {
-		return fmt.Sprintf("sent; no worker takes commands: no consumer on stream %s takes %s (has a worker ever run against this NATS?)",
+		return fmt.Sprintf("sent; no worker takes commands: no worker consumer on stream %s takes %s (has a worker ever run against this NATS?)",
 			ack.Stream, ack.Subject), nil
 	}
-	waiting, busy, took := 0, 0, ""
+	waiting, inHand, handled, took := 0, 0, false, false
+	var paused *jetstream.ConsumerInfo
+	var full *jetstream.ConsumerInfo
 	for _, ci := range takers {
 		waiting += ci.NumWaiting
-		busy += ci.NumAckPending
-		if ci.Delivered.Stream >= ack.Sequence {
-			took = "sent; a worker took it"
-			if ci.Delivered.Last != nil && ci.Delivered.Stream == ack.Sequence {
-				took += " at " + ci.Delivered.Last.UTC().Format(time.TimeOnly) + " UTC"
-			}
+		inHand += ci.NumAckPending
+		switch {
+		case ci.AckFloor.Stream >= ack.Sequence:
+			handled = true
+		case ci.Delivered.Stream >= ack.Sequence:
+			took = true
+		case ci.Paused:
+			paused = ci
+		case ci.Config.MaxAckPending > 0 && ci.NumAckPending >= ci.Config.MaxAckPending:
+			full = ci
 		}
 	}
-	if took != "" {
-		took += " and has not decided it yet: a decision that needs the platform's word waits for the platform " +
+	switch {
+	case handled:
+		return "sent, and a worker has handled it since its verdict was last read: read it again", nil
+	case took:
+		out := "sent; a worker took it and has not decided it yet: a decision that needs the platform's word waits for the platform " +
 			"(a rate limit, a slow answer: the worker's log says which), and a command waits for the input of its case in hand"
 		if waiting == 0 {
-			took += "; no worker asks for commands now (busy, or stopped: is the worker running? " +
+			out += "; no worker asks for more commands now (busy, or stopped: is the worker running? " +
 				"A command a stopped worker held is handed out again once its ack wait has passed)"
 		}
-		return took, nil
-	}
-	if waiting > 0 {
-		return "sent; waiting in JetStream, and a worker is asking for commands: it takes it next", nil
+		return out, nil
+	case paused != nil:
+		return fmt.Sprintf("sent; waiting in JetStream: consumer %s, which the workers take commands from, is paused for %s more",
+			paused.Name, paused.PauseRemaining.Round(time.Second)), nil
+	case full != nil:
+		return fmt.Sprintf("sent; waiting in JetStream: the workers hold as many commands unacknowledged as consumer %s allows "+
+			"(MaxAckPending %d), a stopped worker's among them until their ack wait passes; it is handed out as they are acknowledged",
+			full.Name, full.Config.MaxAckPending), nil
+	case waiting > 0:
+		return "sent; waiting in JetStream, and a worker is asking for commands: it should take it next", nil
 	}
 	held := ""
-	if busy > 0 {
-		held = fmt.Sprintf(", %d commands in hand", busy)
+	switch {
+	case inHand == 1:
+		held = ", 1 command in hand"
+	case inHand > 1:
+		held = fmt.Sprintf(", %d commands in hand", inHand)
 	}
-	return "sent; waiting in JetStream: no worker has asked for commands in the last seconds (every worker's slots are taken" + held +
+	return "sent; waiting in JetStream: no worker is asking for commands now (every worker's slots are taken" + held +
 		", or none runs: is the worker running?); it is decided once a worker takes it", nil
+}
+
+// workerLike reports whether a consumer configured as cfg is one a
+// worker binds (casework's consumerConfig): durable, pulled, acknowledged
+// one by one. An ordered or push consumer (a tool reading the stream)
+// takes no command to decide it.
+func workerLike(cfg jetstream.ConsumerConfig) bool {
+	return cfg.Durable != "" && cfg.DeliverSubject == "" && cfg.AckPolicy == jetstream.AckExplicitPolicy
 }
 
 // takes reports whether a consumer configured as cfg takes subject.

@@ -17,9 +17,11 @@ import (
 // whose command had no verdict yet "the worker has not decided it yet (is
 // it running?)" in every case, while in devstack the worker had taken the
 // command and was waiting out the platform's rate limit. What JetStream's
-// consumers know is said instead: no consumer at all; one no worker asks
-// (none runs); one a worker asks, the command behind one in hand; taken
-// by a worker, and taken by one that no longer asks.
+// worker consumers know is said instead: none at all (a tool's reader or
+// another platform's consumer does not count); one no worker asks (none
+// runs); taken by a worker, and taken by one that no longer asks; held
+// back by MaxAckPending while a worker asks; handled since; a consumer
+// paused.
 func TestWhereaboutsOfACommandWithoutAVerdict(t *testing.T) {
 	ns := eventstest.Start(t)
 	js := ns.JetStream()
@@ -54,21 +56,26 @@ func TestWhereaboutsOfACommandWithoutAVerdict(t *testing.T) {
 	}
 
 	first := publish(1)
-	where(first, "no consumer on stream COMMANDS takes "+first.Subject)
+	where(first, "no worker consumer on stream COMMANDS takes "+first.Subject)
 
-	// Another stream's consumer, or one on other subjects, takes nothing.
+	// A consumer on other subjects, or a tool's reader (no acks), takes
+	// nothing to decide.
 	if _, err := js.CreateOrUpdateConsumer(ctx, first.Stream, jetstream.ConsumerConfig{Durable: "other",
 		FilterSubject: events.SubjectCommands + ".1688.>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
 	}
-	where(first, "no consumer on stream")
+	if _, err := js.CreateOrUpdateConsumer(ctx, first.Stream, jetstream.ConsumerConfig{Durable: "reader",
+		FilterSubject: events.SubjectCommands + ".>", AckPolicy: jetstream.AckNonePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	where(first, "no worker consumer on stream")
 
 	cons, err := js.CreateOrUpdateConsumer(ctx, first.Stream, jetstream.ConsumerConfig{Durable: "worker",
 		FilterSubject: events.SubjectCommands + ".>", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	where(first, "no worker has asked for commands", "is the worker running?")
+	where(first, "no worker is asking for commands now", "is the worker running?")
 
 	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
@@ -81,42 +88,48 @@ func TestWhereaboutsOfACommandWithoutAVerdict(t *testing.T) {
 	if taken == nil {
 		t.Fatal("the worker's consumer handed out nothing")
 	}
-	where(first, "a worker took it at ", "has not decided it yet", "no worker asks for commands now")
+	where(first, "a worker took it and has not decided it yet", "no worker asks for more commands now")
 
-	// A worker asks for more while it holds the first (MaxAckPending 1):
-	// the second waits in JetStream behind it.
+	// A worker asks for more while it holds the first, all that
+	// MaxAckPending 1 allows: the second waits in JetStream behind it.
 	second := publish(2)
 	asking := make(chan jetstream.MessageBatch, 1)
 	go func() {
-		b, _ := cons.Fetch(1, jetstream.FetchMaxWait(30*time.Second))
+		b, err := cons.Fetch(1, jetstream.FetchMaxWait(30*time.Second))
+		if err != nil {
+			t.Errorf("the second pull: %v", err)
+		}
 		asking <- b
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventstest.WaitFor(t, 10*time.Second, "the worker's pull request waiting", func() bool {
 		ci, err := cons.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ci.NumWaiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the worker's pull request never showed as waiting")
-		}
-		<-time.After(10 * time.Millisecond)
-	}
-	where(second, "a worker is asking for commands: it takes it next")
-	where(first, "a worker took it at ", "has not decided it yet")
+		return err == nil && ci.NumWaiting > 0
+	})
+	where(second, "the workers hold as many commands unacknowledged as consumer worker allows (MaxAckPending 1)")
 	got, _ := Whereabouts(ctx, js, first)
-	if strings.Contains(got, "no worker asks") {
-		t.Errorf("Whereabouts of the command in hand, a worker asking for more = %q; want no doubt that a worker runs", got)
+	if !strings.Contains(got, "a worker took it") || strings.Contains(got, "no worker asks") {
+		t.Errorf("Whereabouts of the command in hand, a worker asking for more = %q; want it taken, and no doubt that a worker runs", got)
 	}
 	if err := taken.Ack(); err != nil {
 		t.Fatal(err)
 	}
-	for m := range (<-asking).Messages() {
-		_ = m.Ack()
+	if b := <-asking; b != nil {
+		for m := range b.Messages() {
+			_ = m.Ack()
+		}
 	}
+	eventstest.WaitFor(t, 10*time.Second, "both acknowledged", func() bool {
+		ci, err := cons.Info(ctx)
+		return err == nil && ci.AckFloor.Stream >= second.Sequence
+	})
+	where(first, "a worker has handled it since its verdict was last read")
+
+	// The consumer paused (an operator's hand on NATS).
+	third := publish(3)
+	if _, err := js.PauseConsumer(ctx, third.Stream, "worker", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	where(third, "consumer worker, which the workers take commands from, is paused for ")
 }
 
 // TestSubjectMatches: NATS subject matching as consumers filter.
