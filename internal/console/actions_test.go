@@ -160,8 +160,15 @@ func TestActions(t *testing.T) {
 				t.Errorf("case %d (%s): page offers the %s form; want none", tc.k.ID, tc.k.State, f)
 			}
 		}
-		if tc.k.ID == blocked.ID && !strings.Contains(page.body, `name="refund" size="30" list="open-refunds" value="R1401"`) {
-			t.Errorf("case %d (refund_exists): the adopt field is not filled in with the open refund R1401", tc.k.ID)
+		if tc.k.ID == blocked.ID && (!strings.Contains(page.body, `name="refund" size="30" list="open-refunds" value="R1401"`) ||
+			!strings.Contains(page.body, "listed open when the form was read: R1401;")) {
+			t.Errorf("case %d (refund_exists): the adopt field is not filled in with the open refund R1401, saying so", tc.k.ID)
+		}
+		// Filed under another order: the refund the callback named there
+		// is the one the attention text names; the field was empty.
+		if tc.k.ID == elsewhere.ID && (!strings.Contains(page.body, `name="refund" size="30" list="open-refunds" value="R1300"`) ||
+			!strings.Contains(page.body, "named by a callback, on the order the platform files the sub-order under: R1300;")) {
+			t.Errorf("case %d (sub-order filed under another order): the adopt field is not filled in with refund R1300, saying where from", tc.k.ID)
 		}
 		if tc.k.ID == alibabaRefund.ID && !strings.Contains(page.body, "withdraw refund A1000 on 1688 itself") {
 			t.Errorf("case %d (1688 refund): the page does not say where to withdraw it", tc.k.ID)

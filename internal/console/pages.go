@@ -339,11 +339,12 @@ type casePage struct {
 	caseDetailJSON
 	// Offers are the action forms shown (offers), by name.
 	Offers map[string]bool
-	// OpenRefunds are, for a case that may adopt a refund (Offers.adopt),
-	// the refunds the platform listed open for its sub-order when its form
-	// was read (refundflow.Plan.PriorOpen; none on 1688): the resolve
-	// form offers the first, and lists them all.
-	OpenRefunds []string
+	// AdoptRefunds are, for a case that may adopt a refund (Offers.adopt),
+	// the refunds its plan knows of and what named them
+	// (refundflow.Plan.AdoptCandidates; none on 1688): the resolve form
+	// offers the first, and lists them all.
+	AdoptRefunds []string
+	AdoptNamedBy string
 	// Verdict is the verdict of the command named by ?command=, after an
 	// action (nil: none asked for).
 	Verdict *verdictView
@@ -421,7 +422,7 @@ func (s *Server) renderCase(c echo.Context, status int, k casestore.Case, comman
 	p := casePage{page: s.pageBase(c, fmt.Sprintf("Case %d", k.ID)), caseDetailJSON: d, FormError: formErr,
 		Offers: offers(who(c), k), Replayed: replayedOf(c)}
 	if p.Offers["adopt"] {
-		p.OpenRefunds = planOf(k).PriorOpen
+		p.AdoptRefunds, p.AdoptNamedBy = planOf(k).AdoptCandidates()
 	}
 	if err := p.pageTimeline(fmt.Sprintf("/cases/%d", k.ID), c.QueryParam("timeline_before")); err != nil {
 		return err

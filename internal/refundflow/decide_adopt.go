@@ -78,6 +78,26 @@ func AdoptsHere(parked State, refundID, attention string) bool {
 	return false
 }
 
+// AdoptCandidates are the refunds the plan knows of that a case stopped
+// where it may adopt one (AdoptsHere) would adopt, for a form to offer,
+// and what named them: those the platform listed open when its form was
+// read (refund_exists), else the one a callback named on a sub-order the
+// platform files under another order, or one a callback named that the
+// case's own look did not show. None on 1688, whose answer names the
+// refund in the attention text; the operator checks it in the back office
+// either way, and the decider checks it again.
+func (p Plan) AdoptCandidates() (refunds []string, namedBy string) {
+	switch {
+	case len(p.PriorOpen) > 0:
+		return p.PriorOpen, "listed open when the form was read"
+	case p.OrderElsewhere != nil && p.OrderElsewhere.RefundID != "":
+		return []string{p.OrderElsewhere.RefundID}, "named by a callback, on the order the platform files the sub-order under"
+	case p.CallbackRefund != "":
+		return []string{p.CallbackRefund}, "named by a callback"
+	}
+	return nil, ""
+}
+
 // checkRefundID checks a refund id an operator typed: the platforms' ids
 // are digits (Taobao) or letters and digits (1688); what is allowed here
 // is wider, and the platform is asked whether the refund exists.

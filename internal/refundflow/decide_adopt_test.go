@@ -1,6 +1,7 @@
 package refundflow
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -256,5 +257,32 @@ func TestAdoptingTheRefundOfASubmissionThePlatformCannotConfirm(t *testing.T) {
 	if got := decider.Decide(ret, adoptable(PlatformTaobao, "R9", tbWaitSellerAgree, AdoptFacts{ForCase: true, Under: "201"}), adoptInput("R9")); got.Outcome != OutcomeReject ||
 		got.Code != CodeCannotAdopt || got.Resolve != nil {
 		t.Errorf("adopt on an unconfirmed return: %s %s; want reject/%s, the intent left alone", cell(got), got.Code, CodeCannotAdopt)
+	}
+}
+
+// TestAdoptCandidatesAreTheRefundsTheAttentionNames: the console's Adopt
+// form is filled in from the plan. It took the refunds the form listed
+// open only, so a case whose sub-order the platform files under another
+// order, whose attention text names the refund a callback named there,
+// had an empty field. The refunds listed open come first; then that
+// callback's refund; then one a callback named that the case's look did
+// not show.
+func TestAdoptCandidatesAreTheRefundsTheAttentionNames(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		plan Plan
+		want []string
+		by   string
+	}{
+		{"listed open", Plan{PriorOpen: []string{"R1", "R2"}, CallbackRefund: "R9"}, []string{"R1", "R2"}, "listed open"},
+		{"filed under another order", Plan{CallbackRefund: "R9",
+			OrderElsewhere: &OrderElsewhere{SubOrderID: "5", CaseOrder: "4", PlatformOrder: "6", RefundID: "R9"}}, []string{"R9"}, "files the sub-order under"},
+		{"named by a callback", Plan{CallbackRefund: "R8"}, []string{"R8"}, "named by a callback"},
+		{"none known", Plan{}, nil, ""},
+	} {
+		got, by := tc.plan.AdoptCandidates()
+		if !slices.Equal(got, tc.want) || !strings.Contains(by, tc.by) {
+			t.Errorf("%s: AdoptCandidates = %v, %q; want %v, saying %q", tc.name, got, by, tc.want, tc.by)
+		}
 	}
 }
