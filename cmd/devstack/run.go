@@ -136,7 +136,7 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 		"console":  "http://" + cfg.ConsoleAddr + "/healthz",
 	}
 
-	sup := &supervisor{stdout: stdout, stderr: stderr, exited: make(chan string, len(present))}
+	sup := &supervisor{stdout: stdout, stderr: stderr, exited: make(chan childExit, len(present))}
 	// The grace exceeds every component's own drain time (worker 10 s here,
 	// receiver 10 s), so each stops cleanly rather than being killed.
 	defer sup.stopAll(30 * time.Second)
@@ -176,8 +176,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 	case <-ctx.Done():
 		fmt.Fprintln(stdout, "devstack: stopping (components first, then nats)")
 		return nil
-	case name := <-sup.exited:
-		return fmt.Errorf("%s exited unexpectedly; stopping the stack", name)
+	case e := <-sup.exited:
+		return fmt.Errorf("%s exited unexpectedly (%s; its last lines above say why); stopped the stack: run devstack again to restart it, with ./data as it was", e.name, e.how)
 	}
 }
 
@@ -278,6 +278,12 @@ func (b builder) ticker() (<-chan time.Time, func()) {
 	return t.C, t.Stop
 }
 
+// childExit is a child that exited while the stack ran: its name, and how
+// (cmd.Wait's error: "exit status 2", "signal: killed"), for the
+// developer who otherwise has to guess between a crash, a kill and an
+// exit on bad configuration.
+type childExit struct{ name, how string }
+
 // supervisor owns the child processes.
 type supervisor struct {
 	stdout, stderr out
@@ -285,7 +291,7 @@ type supervisor struct {
 	procs          []*exec.Cmd
 	names          []string
 	waits          []chan struct{}
-	exited         chan string
+	exited         chan childExit
 	stopping       bool
 }
 
@@ -311,13 +317,16 @@ func (s *supervisor) start(name, bin string, env []string) error {
 	done := make(chan struct{})
 	go func() {
 		pipes.Wait()
-		_ = cmd.Wait()
+		how := "exit status 0"
+		if err := cmd.Wait(); err != nil {
+			how = err.Error() // "exit status 2", "signal: killed"
+		}
 		close(done)
 		s.mu.Lock()
 		stopping := s.stopping
 		s.mu.Unlock()
 		if !stopping {
-			s.exited <- name
+			s.exited <- childExit{name: name, how: how}
 		}
 	}()
 	s.mu.Lock()
@@ -359,7 +368,7 @@ func (s *supervisor) stopAll(grace time.Duration) {
 	}
 }
 
-func waitReady(ctx context.Context, url string, timeout time.Duration, exited <-chan string) error {
+func waitReady(ctx context.Context, url string, timeout time.Duration, exited <-chan childExit) error {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -379,8 +388,8 @@ func waitReady(ctx context.Context, url string, timeout time.Duration, exited <-
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case name := <-exited:
-			return fmt.Errorf("%s exited", name)
+		case e := <-exited:
+			return fmt.Errorf("%s exited before it was ready (%s; its last lines above say why)", e.name, e.how)
 		case <-deadline.C:
 			return fmt.Errorf("no 200 from %s within %s", url, timeout)
 		case <-tick.C:

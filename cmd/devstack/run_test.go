@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/refundhub/refundhub/internal/testenv"
+	"github.com/refundhub/refundhub/internal/testenv/syncbuf"
 )
 
 func TestLoadOrCreateSecretsReusesFile(t *testing.T) {
@@ -243,5 +244,36 @@ func assertPrivate(t *testing.T, path, want string) {
 			names = append(names, e.Name())
 		}
 		t.Errorf("directory holds %q; want only %s (no temporary file left)", names, filepath.Base(path))
+	}
+}
+
+// TestAChildThatDiesSaysHow: a worker killed under devstack (kill -9, the
+// out-of-memory killer) stopped the stack with "worker exited
+// unexpectedly" and nothing of how, so a crash, a kill and an exit on bad
+// configuration read the same. The exit says how: the signal, or the
+// exit status.
+func TestAChildThatDiesSaysHow(t *testing.T) {
+	for _, tc := range []struct{ script, how string }{
+		{"#!/bin/sh\nkill -9 $$\n", "signal: killed"},
+		{"#!/bin/sh\necho 'worker: DB_PATH: not a directory' >&2\nexit 2\n", "exit status 2"},
+	} {
+		bin := filepath.Join(t.TempDir(), "worker")
+		if err := os.WriteFile(bin, []byte(tc.script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var logs syncbuf.Buffer
+		s := &supervisor{stdout: &logs, stderr: &logs, exited: make(chan childExit, 1)}
+		if err := s.start("worker", bin, nil); err != nil {
+			t.Fatal(err)
+		}
+		var e childExit
+		select {
+		case e = <-s.exited:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the child's exit was never reported")
+		}
+		if e.name != "worker" || e.how != tc.how {
+			t.Errorf("exit reported as %+v; want worker, %q", e, tc.how)
+		}
 	}
 }
