@@ -96,11 +96,16 @@ func TestActions(t *testing.T) {
 		seedCase{order: "1600", sub: "1601", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnSellerRefused,
 			parked: string(refundflow.StateWaitingSeller), refund: "R1601", plan: `{"adopted":"R1601","adoptedUnconfirmed":true,` +
 				`"orderElsewhere":{"subOrderId":"1601","caseOrder":"1600","platformOrder":"1700","refundId":"R1601"}}`},
+		seedCase{order: "1800", sub: "1801", state: string(refundflow.StateWaitingSeller), refund: "R1901"},
+		seedCase{order: "1900", sub: "1901", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnRefundExists,
+			parked: string(refundflow.StateSubmitting), plan: `{"priorListed":true,"priorRefunds":["R1901","R1902"],` +
+				`"priorOpen":["R1901","R1902"],"refusedForOpen":true}`},
 	)
 	returning, refused, closed, held := ts.cases[0], ts.cases[1], ts.cases[2], ts.cases[3]
 	modifyRefused, returnRefused, unverifiable, unverifiedReturn := ts.cases[4], ts.cases[5], ts.cases[6], ts.cases[7]
 	alibabaRefund, alibabaMissing, elsewhere := ts.cases[8], ts.cases[9], ts.cases[10]
 	blocked, adopted, adoptedElsewhere := ts.cases[11], ts.cases[12], ts.cases[13]
+	blockedByFollowed := ts.cases[15]
 	op, viewer := ts.login(operatorName), ts.login(viewerName)
 	csrf := ts.srv.sessions.csrf(op.Value)
 	path := func(k casestore.Case) string { return fmt.Sprintf("/cases/%d", k.ID) }
@@ -148,6 +153,7 @@ func TestActions(t *testing.T) {
 		// Filed under another order, then its refund adopted: followed by
 		// the refund's id, it takes a retry and a cancel again.
 		{adoptedElsewhere, []string{"resolve", "resolve-retry", "cancel", "message"}, []string{"modify", "resolve-adopt"}},
+		{blockedByFollowed, []string{"resolve", "resolve-adopt", "adopt-refund"}, []string{"ship", "message", "modify"}},
 	} {
 		page := ts.do("GET", path(tc.k), "cookie:"+op.Value, nil)
 		for _, f := range tc.offered {
@@ -163,6 +169,12 @@ func TestActions(t *testing.T) {
 		if tc.k.ID == blocked.ID && (!strings.Contains(page.body, `name="refund" size="30" list="open-refunds" value="R1401"`) ||
 			!strings.Contains(page.body, "listed open when the form was read: R1401;")) {
 			t.Errorf("case %d (refund_exists): the adopt field is not filled in with the open refund R1401, saying so", tc.k.ID)
+		}
+		// Listed open, one of them followed by another case: that one
+		// is not offered (the worker refuses it).
+		if tc.k.ID == blockedByFollowed.ID && (!strings.Contains(page.body, `list="open-refunds" value="R1902"`) || strings.Contains(page.body, `<option value="R1901">`)) {
+			t.Errorf("case %d (refund_exists, R1901 followed by case %d): the adopt field offers %q; want R1902 alone", tc.k.ID, ts.cases[14].ID,
+				regexp.MustCompile(`Refund to adopt[^<]*`).FindString(page.body))
 		}
 		// Filed under another order: the refund the callback named there
 		// is the one the attention text names; the field was empty.

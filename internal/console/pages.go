@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -396,6 +397,34 @@ func (p *casePage) pageTimeline(path, before string) error {
 	return nil
 }
 
+// unfollowed is refunds without those another case follows: the worker
+// refuses to adopt a refund another case follows, or followed to its end
+// (one closed locally left its refund to go on: that may be taken).
+func (s *Server) unfollowed(ctx context.Context, k casestore.Case, refunds []string) ([]string, error) {
+	if len(refunds) == 0 {
+		return nil, nil
+	}
+	owners, err := s.store.RefundOwners(ctx, platform.ID(k.Platform), refunds)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(refunds))
+	for _, id := range refunds {
+		owner, ok := owners[id]
+		if ok && owner != k.ID {
+			o, err := s.store.GetCase(ctx, owner)
+			if err != nil && !errors.Is(err, casestore.ErrNotFound) {
+				return nil, err
+			}
+			if err == nil && o.State != string(refundflow.StateClosedLocally) {
+				continue
+			}
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
 // verdictView is a command's verdict as the case page shows it.
 type verdictView struct {
 	CommandID string
@@ -422,7 +451,10 @@ func (s *Server) renderCase(c echo.Context, status int, k casestore.Case, comman
 	p := casePage{page: s.pageBase(c, fmt.Sprintf("Case %d", k.ID)), caseDetailJSON: d, FormError: formErr,
 		Offers: offers(who(c), k), Replayed: replayedOf(c)}
 	if p.Offers["adopt"] {
-		p.AdoptRefunds, p.AdoptNamedBy = planOf(k).AdoptCandidates()
+		p.AdoptRefunds, p.AdoptNamedBy = planOf(k).AdoptCandidates(k.AttentionCode)
+		if p.AdoptRefunds, err = s.unfollowed(ctx, k, p.AdoptRefunds); err != nil {
+			return err
+		}
 	}
 	if err := p.pageTimeline(fmt.Sprintf("/cases/%d", k.ID), c.QueryParam("timeline_before")); err != nil {
 		return err

@@ -10,6 +10,7 @@ package refundflow
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/excerpt"
@@ -79,20 +80,26 @@ func AdoptsHere(parked State, refundID, attention string) bool {
 }
 
 // AdoptCandidates are the refunds the plan knows of that a case stopped
-// where it may adopt one (AdoptsHere) would adopt, for a form to offer,
-// and what named them: those the platform listed open when its form was
-// read (refund_exists), else the one a callback named on a sub-order the
-// platform files under another order, or one a callback named that the
-// case's own look did not show. None on 1688, whose answer names the
-// refund in the attention text; the operator checks it in the back office
-// either way, and the decider checks it again.
-func (p Plan) AdoptCandidates() (refunds []string, namedBy string) {
+// for attention where it may adopt one (AdoptsHere) would adopt, for a
+// form to offer, and what named them; the same refunds its attention text
+// names. Stopped for an open refund it did not file (refund_exists):
+// those the platform listed open when its form was read. Stopped on a
+// submission the platform cannot confirm: the refund a callback named on
+// a sub-order the platform files under another order, or one a callback
+// named that the case's own look did not show; never one listed before
+// the submission, which is not the submission's (adopt refuses it). None
+// on 1688, whose answer names the refund in the attention text. The
+// operator checks it in the back office either way, and the decider
+// checks it again.
+func (p Plan) AdoptCandidates(attention string) (refunds []string, namedBy string) {
 	switch {
-	case len(p.PriorOpen) > 0:
-		return p.PriorOpen, "listed open when the form was read"
-	case p.OrderElsewhere != nil && p.OrderElsewhere.RefundID != "":
+	case attention == AttnRefundExists:
+		if len(p.PriorOpen) > 0 {
+			return p.PriorOpen, "listed open when the form was read"
+		}
+	case p.OrderElsewhere != nil && p.OrderElsewhere.RefundID != "" && !slices.Contains(p.PriorRefunds, p.OrderElsewhere.RefundID):
 		return []string{p.OrderElsewhere.RefundID}, "named by a callback, on the order the platform files the sub-order under"
-	case p.CallbackRefund != "":
+	case p.CallbackRefund != "" && !slices.Contains(p.PriorRefunds, p.CallbackRefund):
 		return []string{p.CallbackRefund}, "named by a callback"
 	}
 	return nil, ""
@@ -149,6 +156,11 @@ func (d Decider) adopt(c CaseView, v *PlatformView, now time.Time, refund, note 
 		// of its own beside the one adopted.
 		return reject(c, CodeCannotAdopt, fmt.Sprintf("the last attempt of the %s may still reach the platform until %s: adopt after that",
 			c.Intent.Step, stamp(c.Intent.lastAttempt().Add(d.Policy.InFlight))))
+	case unverified && slices.Contains(c.Plan.PriorRefunds, refund):
+		// Listed on the sub-order before the case submitted: another's,
+		// whatever became of the submission.
+		return reject(c, CodeCannotAdopt, fmt.Sprintf("refund %s was on the sub-order before case %d submitted (listed when its form was read), "+
+			"so it is not the submission the platform cannot confirm: look in the platform's back office for the case's own; %s", refund, c.ID, again))
 	case v == nil:
 		return fetch(c, CodeReadToAdopt, "read the refund to adopt")
 	case v.Adopting == nil || v.Inconclusive:

@@ -241,6 +241,16 @@ func TestAdoptingTheRefundOfASubmissionThePlatformCannotConfirm(t *testing.T) {
 		got.RefundID != "R9" || got.Plan == nil || !got.Plan.AdoptedUnconfirmed {
 		t.Errorf("adopt an ended refund for an unconfirmed submission: %s refund %q plan %+v; want closed with it, marked unconfirmed", cell(got), got.RefundID, got.Plan)
 	}
+	// A refund listed on the sub-order before the case submitted is not
+	// the submission (review 118: the console offered it): refused, and
+	// nothing read.
+	prior := parkedCase(PlatformTaobao, StateSubmitting, CodeUnverifiable)
+	prior.Intent = &Intent{Step: StepSubmit, Key: "case:7:submit:v2", Since: now.Add(-time.Hour)}
+	prior.Plan.PriorRefunds, prior.Plan.PriorOpen = []string{"R8"}, []string{"R8"}
+	if got := decider.Decide(prior, nil, adoptInput("R8")); got.Outcome != OutcomeReject || got.Code != CodeCannotAdopt ||
+		!strings.Contains(got.Reason, "was on the sub-order before case 7 submitted") || got.Resolve != nil {
+		t.Errorf("adopt, for an unconfirmed submission, a refund listed before it: %s %s %q; want refused, the intent left open", cell(got), got.Code, got.Reason)
+	}
 	// The last attempt may still reach the platform: not yet.
 	inFlight := parkedCase(PlatformTaobao, StateSubmitting, CodeUnverifiable)
 	inFlight.Intent = &Intent{Step: StepSubmit, Key: "case:7:submit:v2", Since: now.Add(-time.Hour), LastAttempt: now.Add(-time.Second)}
@@ -264,23 +274,30 @@ func TestAdoptingTheRefundOfASubmissionThePlatformCannotConfirm(t *testing.T) {
 // form is filled in from the plan. It took the refunds the form listed
 // open only, so a case whose sub-order the platform files under another
 // order, whose attention text names the refund a callback named there,
-// had an empty field. The refunds listed open come first; then that
-// callback's refund; then one a callback named that the case's look did
-// not show.
+// had an empty field; and then (review 118) it offered a refund listed
+// before the case submitted to a case whose submission the platform
+// cannot confirm, which is not that submission. Which refunds depends on
+// the stop, as the attention texts do.
 func TestAdoptCandidatesAreTheRefundsTheAttentionNames(t *testing.T) {
+	elsewhere := &OrderElsewhere{SubOrderID: "5", CaseOrder: "4", PlatformOrder: "6", RefundID: "R9"}
 	for _, tc := range []struct {
-		name string
-		plan Plan
-		want []string
-		by   string
+		name      string
+		plan      Plan
+		attention string
+		want      []string
+		by        string
 	}{
-		{"listed open", Plan{PriorOpen: []string{"R1", "R2"}, CallbackRefund: "R9"}, []string{"R1", "R2"}, "listed open"},
-		{"filed under another order", Plan{CallbackRefund: "R9",
-			OrderElsewhere: &OrderElsewhere{SubOrderID: "5", CaseOrder: "4", PlatformOrder: "6", RefundID: "R9"}}, []string{"R9"}, "files the sub-order under"},
-		{"named by a callback", Plan{CallbackRefund: "R8"}, []string{"R8"}, "named by a callback"},
-		{"none known", Plan{}, nil, ""},
+		{"refund_exists: listed open", Plan{PriorOpen: []string{"R1", "R2"}, PriorRefunds: []string{"R0", "R1", "R2"}, CallbackRefund: "R9"},
+			AttnRefundExists, []string{"R1", "R2"}, "listed open"},
+		{"refund_exists, none listed open", Plan{CallbackRefund: "R9"}, AttnRefundExists, nil, ""},
+		{"unverifiable: filed under another order", Plan{CallbackRefund: "R9", OrderElsewhere: elsewhere}, CodeUnverifiable,
+			[]string{"R9"}, "files the sub-order under"},
+		{"unverifiable: named by a callback", Plan{CallbackRefund: "R8"}, CodeUnverifiable, []string{"R8"}, "named by a callback"},
+		{"unverifiable: listed open before the submission", Plan{PriorOpen: []string{"R1"}, PriorRefunds: []string{"R1"}}, CodeUnverifiable, nil, ""},
+		{"resends failed: a callback's refund listed before", Plan{CallbackRefund: "R1", PriorRefunds: []string{"R1"}}, CodeResendsFailed, nil, ""},
+		{"none known", Plan{}, CodeUnverifiable, nil, ""},
 	} {
-		got, by := tc.plan.AdoptCandidates()
+		got, by := tc.plan.AdoptCandidates(tc.attention)
 		if !slices.Equal(got, tc.want) || !strings.Contains(by, tc.by) {
 			t.Errorf("%s: AdoptCandidates = %v, %q; want %v, saying %q", tc.name, got, by, tc.want, tc.by)
 		}

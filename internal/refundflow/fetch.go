@@ -135,8 +135,13 @@ func (e *Engine) adoptView(ctx context.Context, c casestore.Case, cv CaseView, r
 		a := res.Data.RefundOrderAggregate
 		v = e.taobaoView(a)
 		facts.Under = a.PurchaseOrderLine.PurchaseOrderLineID.String()
+		// An answer that does not name the sub-order: one listed for it
+		// when the form was read, or one a callback named for it (the
+		// refund the attention text of a sub-order filed under another
+		// order names), is the sub-order's.
+		named := refund == cv.Plan.CallbackRefund || (cv.Plan.OrderElsewhere != nil && refund == cv.Plan.OrderElsewhere.RefundID)
 		facts.ForCase = facts.Under == c.SubOrderID ||
-			(facts.Under == "" && (slices.Contains(cv.Plan.PriorRefunds, refund) || slices.Contains(cv.Plan.PriorOpen, refund)))
+			(facts.Under == "" && (slices.Contains(cv.Plan.PriorRefunds, refund) || slices.Contains(cv.Plan.PriorOpen, refund) || named))
 	}
 	v.RefundID = refund // asked by it: the platform's answer may leave it out
 	owner, err := e.store.CaseByRefundID(ctx, c.Platform, refund)
