@@ -527,6 +527,9 @@ func keepReason(said, next opcommands.Verdict) opcommands.Verdict {
 	if next.Verdict == opcommands.VerdictPending && next.Reason == "" &&
 		(said.Code == opcommands.CodeNoCaseYet || said.Code == opcommands.CodeUndecided) {
 		next.Code, next.Reason = said.Code, said.Reason
+		if said.Code == opcommands.CodeUndecided {
+			next.Reason += " (as the console saw it when it answered)" // JetStream may have moved it on since
+		}
 	}
 	return next
 }

@@ -307,7 +307,7 @@ func TestAPolledVerdictKeepsWhatTheConsoleSaidOfIt(t *testing.T) {
 		want       opcommands.Verdict
 	}{
 		{"where JetStream had it", opcommands.Verdict{Verdict: "pending", Code: opcommands.CodeUndecided, Reason: "sent; a worker took it"}, plain,
-			opcommands.Verdict{Verdict: "pending", Code: opcommands.CodeUndecided, Reason: "sent; a worker took it"}},
+			opcommands.Verdict{Verdict: "pending", Code: opcommands.CodeUndecided, Reason: "sent; a worker took it (as the console saw it when it answered)"}},
 		{"no case yet", opcommands.Verdict{Verdict: "pending", Code: opcommands.CodeNoCaseYet, Reason: "no case for …"}, plain,
 			opcommands.Verdict{Verdict: "pending", Code: opcommands.CodeNoCaseYet, Reason: "no case for …"}},
 		{"the database away then", opcommands.Verdict{Verdict: "pending", Reason: opcommands.ReasonUnread}, plain, plain},

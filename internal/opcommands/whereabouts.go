@@ -52,53 +52,60 @@ func Whereabouts(ctx context.Context, js jetstream.JetStream, ack Ack) (string, 
 		return fmt.Sprintf("sent; no worker takes commands: no worker consumer on stream %s takes %s (has a worker ever run against this NATS?)",
 			ack.Stream, ack.Subject), nil
 	}
-	waiting, inHand, handled, took := 0, 0, false, false
-	var paused *jetstream.ConsumerInfo
-	var full *jetstream.ConsumerInfo
-	for _, ci := range takers {
-		waiting += ci.NumWaiting
-		inHand += ci.NumAckPending
-		switch {
-		case ci.AckFloor.Stream >= ack.Sequence:
-			handled = true
-		case ci.Delivered.Stream >= ack.Sequence:
-			took = true
-		case ci.Paused:
-			paused = ci
-		case ci.Config.MaxAckPending > 0 && ci.NumAckPending >= ci.Config.MaxAckPending:
-			full = ci
+	if len(takers) > 1 {
+		// Each worker consumer gets its own copy of the command (an old
+		// one left after WORKER_CONSUMER was renamed, another fleet's):
+		// summed, one's state would read as the others'.
+		parts := make([]string, 0, len(takers))
+		for _, ci := range takers {
+			parts = append(parts, "consumer "+ci.Name+": "+whereIn(ci, ack).short)
 		}
+		return fmt.Sprintf("sent; %d worker consumers on stream %s take it (each its own copy): %s", len(takers), ack.Stream,
+			strings.Join(parts, "; ")), nil
 	}
+	return whereIn(takers[0], ack).long, nil
+}
+
+// where is a command's place in one worker consumer, said at length (one
+// consumer) and briefly (one of several).
+type where struct{ long, short string }
+
+// whereIn is where command ack is in consumer ci.
+func whereIn(ci *jetstream.ConsumerInfo, ack Ack) where {
 	switch {
-	case handled:
-		return "sent, and a worker has handled it since its verdict was last read: read it again", nil
-	case took:
-		out := "sent; a worker took it and has not decided it yet: a decision that needs the platform's word waits for the platform " +
-			"(a rate limit, a slow answer: the worker's log says which), and a command waits for the input of its case in hand"
-		if waiting == 0 {
+	case ci.AckFloor.Stream >= ack.Sequence:
+		return where{"sent, and a worker has handled it since its verdict was last read: read it again", "handled it"}
+	case ci.Delivered.Stream >= ack.Sequence:
+		out := "sent; a worker took it, and no verdict was recorded yet: a decision that needs the platform's word waits for the platform " +
+			"(a rate limit, a slow answer: the worker's log says which), and a command waits while another input of its case is handled"
+		if ci.NumWaiting == 0 {
 			out += "; no worker asks for more commands now (busy, or stopped: is the worker running? " +
 				"A command a stopped worker held is handed out again once its ack wait has passed)"
 		}
-		return out, nil
-	case paused != nil:
-		return fmt.Sprintf("sent; waiting in JetStream: consumer %s, which the workers take commands from, is paused for %s more",
-			paused.Name, paused.PauseRemaining.Round(time.Second)), nil
-	case full != nil:
-		return fmt.Sprintf("sent; waiting in JetStream: the workers hold as many commands unacknowledged as consumer %s allows "+
-			"(MaxAckPending %d), a stopped worker's among them until their ack wait passes; it is handed out as they are acknowledged",
-			full.Name, full.Config.MaxAckPending), nil
-	case waiting > 0:
-		return "sent; waiting in JetStream, and a worker is asking for commands: it should take it next", nil
+		return where{out, "a worker took it, no verdict yet"}
+	case ci.Paused:
+		paused := "is paused"
+		if left := ci.PauseRemaining.Round(time.Second); left > 0 {
+			paused = fmt.Sprintf("is paused for %s more", left)
+		}
+		return where{fmt.Sprintf("sent; waiting in JetStream: consumer %s, which the workers take commands from, %s "+
+			"(nats consumer resume %s %s)", ci.Name, paused, ci.Stream, ci.Name), "paused"}
+	case ci.Config.MaxAckPending > 0 && ci.NumAckPending >= ci.Config.MaxAckPending:
+		return where{fmt.Sprintf("sent; waiting in JetStream: the workers hold as many commands unacknowledged as consumer %s allows "+
+			"(MaxAckPending %d), perhaps a stopped worker's among them until their ack wait passes; it is handed out as they are acknowledged",
+			ci.Name, ci.Config.MaxAckPending), fmt.Sprintf("waiting, MaxAckPending (%d) reached", ci.Config.MaxAckPending)}
+	case ci.NumWaiting > 0:
+		return where{"sent; waiting in JetStream, and a worker is asking for commands: it should take it next", "waiting, a worker asks for commands"}
 	}
 	held := ""
 	switch {
-	case inHand == 1:
+	case ci.NumAckPending == 1:
 		held = ", 1 command in hand"
-	case inHand > 1:
-		held = fmt.Sprintf(", %d commands in hand", inHand)
+	case ci.NumAckPending > 1:
+		held = fmt.Sprintf(", %d commands in hand", ci.NumAckPending)
 	}
-	return "sent; waiting in JetStream: no worker is asking for commands now (every worker's slots are taken" + held +
-		", or none runs: is the worker running?); it is decided once a worker takes it", nil
+	return where{"sent; waiting in JetStream: no worker is asking for commands now (every worker's slots are taken" + held +
+		", or none runs: is the worker running?); it is decided once a worker takes it", "waiting, no worker asks for commands"}
 }
 
 // workerLike reports whether a consumer configured as cfg is one a

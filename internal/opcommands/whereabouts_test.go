@@ -21,7 +21,7 @@ import (
 // another platform's consumer does not count); one no worker asks (none
 // runs); taken by a worker, and taken by one that no longer asks; held
 // back by MaxAckPending while a worker asks; handled since; a consumer
-// paused.
+// paused; two worker consumers, each said on its own.
 func TestWhereaboutsOfACommandWithoutAVerdict(t *testing.T) {
 	ns := eventstest.Start(t)
 	js := ns.JetStream()
@@ -75,7 +75,7 @@ func TestWhereaboutsOfACommandWithoutAVerdict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	where(first, "no worker is asking for commands now", "is the worker running?")
+	where(first, "no worker is asking for commands now (every worker's slots are taken, or none runs: is the worker running?)")
 
 	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
@@ -88,7 +88,7 @@ func TestWhereaboutsOfACommandWithoutAVerdict(t *testing.T) {
 	if taken == nil {
 		t.Fatal("the worker's consumer handed out nothing")
 	}
-	where(first, "a worker took it and has not decided it yet", "no worker asks for more commands now")
+	where(first, "a worker took it, and no verdict was recorded yet", "no worker asks for more commands now")
 
 	// A worker asks for more while it holds the first, all that
 	// MaxAckPending 1 allows: the second waits in JetStream behind it.
@@ -129,7 +129,16 @@ func TestWhereaboutsOfACommandWithoutAVerdict(t *testing.T) {
 	if _, err := js.PauseConsumer(ctx, third.Stream, "worker", time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	where(third, "consumer worker, which the workers take commands from, is paused for ")
+	where(third, "consumer worker, which the workers take commands from, is paused for ", "(nats consumer resume COMMANDS worker)")
+
+	// A second worker consumer (one left after WORKER_CONSUMER was
+	// renamed): each has its own copy, and each is named with its own.
+	if _, err := js.CreateOrUpdateConsumer(ctx, third.Stream, jetstream.ConsumerConfig{Durable: "worker-old",
+		FilterSubject: events.SubjectCommands + ".>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	where(third, "sent; 2 worker consumers on stream COMMANDS take it (each its own copy): ", "consumer worker: paused",
+		"consumer worker-old: waiting, no worker asks for commands")
 }
 
 // TestSubjectMatches: NATS subject matching as consumers filter.
