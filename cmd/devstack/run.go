@@ -145,6 +145,14 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 			return err
 		}
 		if err := waitReady(ctx, readyURL[c], cfg.ReadyTimeout, sup.exited); err != nil {
+			var e exitError
+			if errors.As(err, &e) {
+				when := "before it was ready"
+				if e.name != c { // an earlier part died while this one started
+					when = "while " + c + " was starting"
+				}
+				return fmt.Errorf("%s exited %s (%s); stopped the stack", e.name, when, childExit(e).explain(cfg.DataDir))
+			}
 			return fmt.Errorf("%s did not become ready: %w", c, err)
 		}
 	}
@@ -177,7 +185,7 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr ou
 		fmt.Fprintln(stdout, "devstack: stopping (components first, then nats)")
 		return nil
 	case e := <-sup.exited:
-		return fmt.Errorf("%s exited unexpectedly (%s; its last lines above say why); stopped the stack: run devstack again to restart it, with ./data as it was", e.name, e.how)
+		return fmt.Errorf("%s exited unexpectedly (%s); stopped the stack", e.name, e.explain(cfg.DataDir))
 	}
 }
 
@@ -284,6 +292,22 @@ func (b builder) ticker() (<-chan time.Time, func()) {
 // exit on bad configuration.
 type childExit struct{ name, how string }
 
+// explain is how e exited and where to look, for the stack's last line:
+// a signal leaves no last words (kill -9, the kernel's out-of-memory
+// killer), an exit status does (the child's log above).
+func (e childExit) explain(dataDir string) string {
+	why := e.how + ": its last lines above say why"
+	if strings.HasPrefix(e.how, "signal: ") {
+		why = e.how + ": killed from outside (kill, or the kernel's out-of-memory killer: dmesg says)"
+	}
+	return why + "; run devstack again to restart it, with " + dataDir + " as it was"
+}
+
+// exitError is waitReady's error when a part exits while it waits.
+type exitError childExit
+
+func (e exitError) Error() string { return fmt.Sprintf("%s exited (%s)", e.name, e.how) }
+
 // supervisor owns the child processes.
 type supervisor struct {
 	stdout, stderr out
@@ -389,7 +413,7 @@ func waitReady(ctx context.Context, url string, timeout time.Duration, exited <-
 		case <-ctx.Done():
 			return ctx.Err()
 		case e := <-exited:
-			return fmt.Errorf("%s exited before it was ready (%s; its last lines above say why)", e.name, e.how)
+			return exitError(e)
 		case <-deadline.C:
 			return fmt.Errorf("no 200 from %s within %s", url, timeout)
 		case <-tick.C:

@@ -277,3 +277,18 @@ func TestAChildThatDiesSaysHow(t *testing.T) {
 		}
 	}
 }
+
+// TestAPartsExitSaysWhereToLook: a part killed by a signal left no last
+// lines, yet the stack said "its last lines above say why"; and it named
+// ./data whatever -data said.
+func TestAPartsExitSaysWhereToLook(t *testing.T) {
+	killed := childExit{name: "worker", how: "signal: killed"}.explain("/srv/stack")
+	if !strings.Contains(killed, "signal: killed: killed from outside (kill, or the kernel's out-of-memory killer: dmesg says)") ||
+		strings.Contains(killed, "last lines") || !strings.HasSuffix(killed, "with /srv/stack as it was") {
+		t.Errorf("a killed part: %q; want it killed from outside, where to look, and the data directory", killed)
+	}
+	failed := childExit{name: "worker", how: "exit status 2"}.explain("/srv/stack")
+	if !strings.HasPrefix(failed, "exit status 2: its last lines above say why") {
+		t.Errorf("a part that exited 2: %q; want its last lines pointed at", failed)
+	}
+}
