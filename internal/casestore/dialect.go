@@ -71,6 +71,33 @@ type pool struct {
 	// skip a ping); 0: never. See ended and shouldPing.
 	endedAt atomic.Int64
 	born    time.Time
+	// unacked is the limit, in nanoseconds, on how long data sent on a
+	// connection dialed from now may go unacknowledged (dial).
+	unacked atomic.Int64
+}
+
+// pgUnacked is the limit on unacknowledged data of a PostgreSQL
+// connection (dial) until the store's bound says otherwise
+// (Store.SetUpdateTimeout): what refundctl, the console and a worker's
+// first connections have.
+const pgUnacked = 30 * time.Second
+
+// pgKeepAlive is how long a PostgreSQL connection idles before TCP
+// probes it: a connection to a host that went away is found dead within
+// about pgUnacked of that.
+const pgKeepAlive = 15 * time.Second
+
+// dial is a PostgreSQL pool's dialer: TCP with keepalive, and the limit
+// on unacknowledged data (unackedLimit, on Linux). Without it a network
+// that drops packets holds every statement on the connection, reads
+// included (only writes have a context bound: Store.bound), for as long
+// as TCP retransmits: about a quarter of an hour.
+func (p *pool) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{KeepAlive: pgKeepAlive}
+	if strings.HasPrefix(network, "tcp") {
+		d.Control = unackedLimit(time.Duration(p.unacked.Load()))
+	}
+	return d.DialContext(ctx, network, addr)
 }
 
 // ended is the pool's look at a statement's error err: when it says that

@@ -97,6 +97,8 @@ func openPostgresPool(ctx context.Context, target string, mode pgMode, conns int
 		cfg.RuntimeParams["synchronous_commit"] = "off"
 	}
 	p := &pool{pg: true, rerunsReads: mode == pgRead, born: time.Now()}
+	p.unacked.Store(int64(pgUnacked))
+	cfg.DialFunc = p.dial
 	cfg.Tracer = roundTrips{n: &p.trips, stmts: &p.stmts}
 	db := sqlx.NewDb(stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(p.shouldPing)), "pgx")
 	db.SetMaxOpenConns(conns)

@@ -165,7 +165,22 @@ func (s *Store) bound(ctx context.Context) (bounded context.Context, done func(e
 // quarter of an hour with a write outstanding (tcp_retries2), more to
 // connect. KeepCallback's write is bounded the same way. Set it once,
 // after Open. SQLite's updates, on a local file, are not bounded.
-func (s *Store) SetUpdateTimeout(d time.Duration) { s.updateTimeout.Store(int64(max(d, 0))) }
+//
+// It is also, from then on, how long data sent on a new PostgreSQL
+// connection may go unacknowledged before the kernel gives the connection
+// up (pgUnacked until then; pool.dial): a network that drops packets then
+// fails reads within it too, which no context bounds.
+func (s *Store) SetUpdateTimeout(d time.Duration) {
+	s.updateTimeout.Store(int64(max(d, 0)))
+	if d <= 0 {
+		return
+	}
+	for _, p := range []*pool{s.w, s.r, s.records} {
+		if p != nil && p.pg {
+			p.unacked.Store(int64(d))
+		}
+	}
+}
 
 // Commits returns how many Update calls this Store committed.
 func (s *Store) Commits() int64 { return s.commits.Load() }

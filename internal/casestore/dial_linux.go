@@ -1,0 +1,39 @@
+package casestore
+
+import (
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// unackedLimit is control for net.Dialer: it sets TCP_USER_TIMEOUT on the
+// socket, so that the kernel gives the connection up once data sent on it
+// has gone unacknowledged for limit (a network dropping packets, a host
+// gone), rather than after its retransmissions run out, about a quarter
+// of an hour (tcp_retries2). The statement waiting on it then fails as the
+// store being away, reads included, which no context bounds.
+func unackedLimit(limit time.Duration) func(network, address string, c syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(limit.Milliseconds()))
+		}); err != nil {
+			return err
+		}
+		return serr
+	}
+}
+
+// unackedLimitOf is the TCP_USER_TIMEOUT of a connection's socket (for
+// tests).
+func unackedLimitOf(c syscall.RawConn) (time.Duration, error) {
+	var ms int
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		ms, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT)
+	}); err != nil {
+		return 0, err
+	}
+	return time.Duration(ms) * time.Millisecond, serr
+}
