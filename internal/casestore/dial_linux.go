@@ -37,3 +37,15 @@ func unackedLimitOf(c syscall.RawConn) (time.Duration, error) {
 	}
 	return time.Duration(ms) * time.Millisecond, serr
 }
+
+// keepIdleOf is the TCP_KEEPIDLE of a connection's socket (for tests).
+func keepIdleOf(c syscall.RawConn) (time.Duration, error) {
+	var s int
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		s, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
+	}); err != nil {
+		return 0, err
+	}
+	return time.Duration(s) * time.Second, serr
+}

@@ -17,3 +17,7 @@ func unackedLimit(time.Duration) func(network, address string, c syscall.RawConn
 func unackedLimitOf(syscall.RawConn) (time.Duration, error) {
 	return 0, errors.New("TCP_USER_TIMEOUT is Linux's")
 }
+
+func keepIdleOf(syscall.RawConn) (time.Duration, error) {
+	return 0, errors.New("TCP_KEEPIDLE is read here on Linux only")
+}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
@@ -78,27 +79,86 @@ type pool struct {
 
 // pgUnacked is the limit on unacknowledged data of a PostgreSQL
 // connection (dial) until the store's bound says otherwise
-// (Store.SetUpdateTimeout): what refundctl, the console and a worker's
-// first connections have.
+// (Store.SetUpdateTimeout): what refundctl, the console, migrate-store
+// and a worker before its bound is set have.
 const pgUnacked = 30 * time.Second
 
-// pgKeepAlive is how long a PostgreSQL connection idles before TCP
-// probes it: a connection to a host that went away is found dead within
-// about pgUnacked of that.
+// pgKeepAlive is the most a PostgreSQL connection idles, or waits between
+// probes, before TCP probes it; a third of the unacknowledged-data limit
+// when that is shorter (keepAliveFor).
 const pgKeepAlive = 15 * time.Second
 
-// dial is a PostgreSQL pool's dialer: TCP with keepalive, and the limit
-// on unacknowledged data (unackedLimit, on Linux). Without it a network
-// that drops packets holds every statement on the connection, reads
-// included (only writes have a context bound: Store.bound), for as long
-// as TCP retransmits: about a quarter of an hour.
-func (p *pool) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := net.Dialer{KeepAlive: pgKeepAlive}
-	if strings.HasPrefix(network, "tcp") {
-		d.Control = unackedLimit(time.Duration(p.unacked.Load()))
-	}
-	return d.DialContext(ctx, network, addr)
+// keepAliveFor is the keepalive of a connection whose unacknowledged data
+// is limited to limit: a connection waiting for an answer has nothing
+// unacknowledged once its query was acknowledged, and only the probes,
+// three of them within about the limit, find that its peer is gone (a
+// host or network gone; a live server's kernel answers them, so a hung
+// server is not found this way).
+func keepAliveFor(limit time.Duration) net.KeepAliveConfig {
+	every := min(pgKeepAlive, max(limit/3, time.Second))
+	return net.KeepAliveConfig{Enable: true, Idle: every, Interval: every, Count: 3}
 }
+
+// dialWithin is a PostgreSQL dialer: TCP with keepalive (keepAliveFor),
+// and the limit on unacknowledged data (unackedLimit, on Linux). Without
+// them a network that drops packets holds every statement on the
+// connection, reads included (only writes have a context bound:
+// Store.bound), for as long as TCP retransmits, about a quarter of an
+// hour, or for good while it waits for an answer.
+func dialWithin(limit func() time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		if strings.HasPrefix(network, "tcp") {
+			l := limit()
+			d.KeepAliveConfig = keepAliveFor(l)
+			d.Control = unackedLimit(l)
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+}
+
+// dial is a PostgreSQL pool's dialer (dialWithin), at the pool's limit.
+func (p *pool) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return dialWithin(func() time.Duration { return time.Duration(p.unacked.Load()) })(ctx, network, addr)
+}
+
+// keepLimit brings a connection the pool reuses to the pool's limit on
+// unacknowledged data and its keepalive, when the limit changed since the
+// connection was dialed or last brought to it (Store.SetUpdateTimeout
+// after the first connections): the connection's own record of the limit
+// it has is in its CustomData. A connection whose socket cannot be
+// reached keeps what it has.
+func (p *pool) keepLimit(c *pgx.Conn) {
+	if c == nil {
+		return
+	}
+	want := p.unacked.Load()
+	data := c.PgConn().CustomData()
+	if got, ok := data[unackedKey].(int64); ok && got == want {
+		return
+	}
+	nc := c.PgConn().Conn()
+	if t, ok := nc.(interface{ NetConn() net.Conn }); ok { // TLS
+		nc = t.NetConn()
+	}
+	tcp, ok := nc.(*net.TCPConn)
+	if !ok {
+		data[unackedKey] = want // a unix socket: nothing to bound
+		return
+	}
+	raw, err := tcp.SyscallConn()
+	if err != nil || tcp.SetKeepAliveConfig(keepAliveFor(time.Duration(want))) != nil {
+		return
+	}
+	if set := unackedLimit(time.Duration(want)); set != nil && set("", "", raw) != nil {
+		return
+	}
+	data[unackedKey] = want
+}
+
+// unackedKey is where a connection's CustomData records the limit on
+// unacknowledged data it has (keepLimit).
+const unackedKey = "refundhub.unacked"
 
 // ended is the pool's look at a statement's error err: when it says that
 // the server had ended the connection's session (sessionEnded: a restart,
@@ -124,6 +184,7 @@ func (p *pool) ended(err error) bool {
 // or when it was last taken from the pool before the pool last saw a
 // session the server ended (ended).
 func (p *pool) shouldPing(_ context.Context, sp stdlib.ShouldPingParams) bool {
+	p.keepLimit(sp.Conn) // asked at every reuse: the one hook on a connection taken again
 	if sp.IdleDuration > time.Second {
 		return true
 	}

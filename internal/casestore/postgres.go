@@ -83,6 +83,9 @@ func pgConfig(target string, readOnly bool) (*pgx.ConnConfig, error) {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "refundhub"
 	}
+	// Every connection limits its unacknowledged data (a pool's own dial
+	// follows its store's bound: openPostgresPool).
+	cfg.DialFunc = dialWithin(func() time.Duration { return pgUnacked })
 	return cfg, nil
 }
 
