@@ -452,8 +452,13 @@ func (s *Server) renderCase(c echo.Context, status int, k casestore.Case, comman
 		Offers: offers(who(c), k), Replayed: replayedOf(c)}
 	if p.Offers["adopt"] {
 		p.AdoptRefunds, p.AdoptNamedBy = planOf(k).AdoptCandidates(k.AttentionCode)
-		if p.AdoptRefunds, err = s.unfollowed(ctx, k, p.AdoptRefunds); err != nil {
-			return err
+		// Only a suggestion (the worker checks the owner again): a
+		// store that does not answer leaves it unfiltered rather than
+		// failing the page, and with it a form's error shown on it.
+		if kept, err := s.unfollowed(ctx, k, p.AdoptRefunds); err == nil {
+			p.AdoptRefunds = kept
+		} else {
+			s.logger.WarnContext(ctx, "read which case follows the refunds to adopt", "case", k.ID, "err", err)
 		}
 	}
 	if err := p.pageTimeline(fmt.Sprintf("/cases/%d", k.ID), c.QueryParam("timeline_before")); err != nil {

@@ -38,7 +38,9 @@ type AdoptFacts struct {
 	// ForCase: the platform files the refund under the case's Taobao
 	// sub-order (or its 1688 order), or, where its answer does not say,
 	// the case's form read listed it for the sub-order (Plan.PriorRefunds,
-	// Plan.PriorOpen).
+	// Plan.PriorOpen) or it is the refund the plan kept from a callback
+	// for the sub-order (Plan.CallbackRefund, OrderElsewhere.RefundID: the
+	// one the attention text names).
 	ForCase bool
 	// Under is the sub-order (Taobao) or order (1688) the platform files
 	// the refund under, "" when its answer does not say.
