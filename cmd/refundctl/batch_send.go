@@ -150,6 +150,7 @@ func (b *batch) awaitVerdicts(ctx context.Context) error {
 	if len(pending) == 0 {
 		return nil
 	}
+	outer := ctx
 	ctx, cancel := context.WithTimeout(ctx, b.wait)
 	defer cancel()
 	tick := time.NewTicker(b.send.pollEvery())
@@ -184,8 +185,15 @@ func (b *batch) awaitVerdicts(ctx context.Context) error {
 			for _, r := range pending {
 				r.Verdict = &verdictJSON{Verdict: verdictPending,
 					Next: "the worker has not decided it yet (is it running?); follow it with: refundctl wait --command " + r.ID}
-				if unread != "" {
+				switch {
+				case unread != "":
 					r.Verdict.Reason, r.Verdict.Next = unread, "follow it with: refundctl wait --command "+r.ID
+				default:
+					// Where JetStream has it, as for a single command.
+					if where := b.send.whereabouts(outer, r.ID); where != "" {
+						r.Verdict.Code, r.Verdict.Reason = opcommands.CodeUndecided, where
+						r.Verdict.Next = "follow it with: refundctl wait --command " + r.ID
+					}
 				}
 			}
 			return nil

@@ -43,6 +43,10 @@ type batchSender interface {
 	// read for now: the row is sent and stays pending, never read as a
 	// row to send again.
 	verdict(ctx context.Context, id string) (v opcommands.Verdict, decided bool, err error)
+	// whereabouts is where JetStream has command id, filed by this run,
+	// for a row still pending when the wait ends (opcommands.Whereabouts);
+	// "" when it cannot say (the console's way: it filed the row).
+	whereabouts(ctx context.Context, id string) string
 	// pollEvery is how often the pending verdicts are read: each read is
 	// one query (the host) or one request (the console) per pending row.
 	pollEvery() time.Duration
@@ -79,6 +83,8 @@ type directBatch struct {
 	st *casestore.Store
 	nc *nats.Conn
 	js jetstream.JetStream
+	// acks are where this run's rows were stored, by command id.
+	acks map[string]opcommands.Ack
 }
 
 func (d *directBatch) filed(ctx context.Context, id string) (opcommands.Verdict, error) {
@@ -97,7 +103,27 @@ func (d *directBatch) ready() error {
 
 func (d *directBatch) file(ctx context.Context, c refundflow.Command) (bool, error) {
 	res, err := d.a.publishOn(ctx, d.js, c)
+	if err == nil {
+		if d.acks == nil {
+			d.acks = map[string]opcommands.Ack{}
+		}
+		d.acks[c.ID] = opcommands.Ack{Subject: res.Subject, Stream: res.Stream, Sequence: res.Sequence}
+	}
 	return res.Duplicate, err
+}
+
+func (d *directBatch) whereabouts(ctx context.Context, id string) string {
+	ack, ok := d.acks[id]
+	if !ok || d.js == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.a.cfg.Timeout)
+	defer cancel()
+	where, err := opcommands.Whereabouts(ctx, d.js, ack)
+	if err != nil {
+		return ""
+	}
+	return where
 }
 
 // verdict reads the outcome alone, the worker's decision: a just-filed
@@ -134,6 +160,10 @@ func (r *remote) filed(ctx context.Context, id string) (opcommands.Verdict, erro
 	_, err := r.do(ctx, http.MethodGet, "/api/v1/commands/"+url.PathEscape(id), nil, &ans)
 	return ans.Verdict, err
 }
+
+// whereabouts: the console filed the row, and only it saw where JetStream
+// stored it.
+func (r *remote) whereabouts(context.Context, string) string { return "" }
 
 // openedCase finds the case id opened through the console's search, which
 // matches a case's opening command id.

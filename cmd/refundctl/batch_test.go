@@ -68,3 +68,27 @@ func TestListExportUsage(t *testing.T) {
 	e.wantErr(2, `--export "xlsx": want csv`, "list", "--export", "xlsx")
 	e.wantErr(2, "--export and --json: give one", "list", "--export", "csv", "--json")
 }
+
+// TestBatchRowsWithoutAVerdictSayWhereJetStreamHasThem: a batch's rows
+// still pending when its wait ended said "the worker has not decided it
+// yet (is it running?)", whatever the worker was doing, as single
+// commands did. They say where JetStream has them.
+func TestBatchRowsWithoutAVerdictSayWhereJetStreamHasThem(t *testing.T) {
+	e := newEnv(t)
+	e.openStore() // the worker's, migrated; no worker runs
+	good := writeTemp(t, "good.csv", "platform,order,sub-order,goods-status,reason-id,amount\n"+
+		"taobao,1001,1002,1,1004,max\ntaobao,1001,1003,1,1004,max\n")
+	r := e.run("request", "--file", good, "--wait", "300ms")
+	if r.code() != exitPending || !strings.HasSuffix(r.stdout, "2 rows: 2 filed, 0 already filed, 0 invalid; verdicts: 0 applied, 0 rejected, 2 pending\n") {
+		t.Fatalf("a batch with no worker: exit %d (%s)\n%s", r.code(), r.line(), r.stdout)
+	}
+	for _, sub := range []string{"1002", "1003"} {
+		want := "pending: sent; no worker takes commands: no worker consumer on stream COMMANDS takes commands.taobao.request_refund.taobao_" + sub
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("row of sub-order %s does not say where JetStream has it (%q):\n%s", sub, want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "is it running") {
+		t.Errorf("a batch's pending rows still ask whether the worker runs, with no worker consumer at all:\n%s", r.stdout)
+	}
+}

@@ -74,7 +74,7 @@ type where struct{ long, short string }
 func whereIn(ci *jetstream.ConsumerInfo, ack Ack) where {
 	switch {
 	case ci.AckFloor.Stream >= ack.Sequence:
-		return where{"sent, and a worker has handled it since its verdict was last read: read it again", "handled it"}
+		return where{"sent, and a worker has handled it since its verdict was last read: read it again", "handled it (read the verdict again)"}
 	case ci.Delivered.Stream >= ack.Sequence:
 		out := "sent; a worker took it, and no verdict was recorded yet: a decision that needs the platform's word waits for the platform " +
 			"(a rate limit, a slow answer: the worker's log says which), and a command waits while another input of its case is handled"
@@ -89,7 +89,7 @@ func whereIn(ci *jetstream.ConsumerInfo, ack Ack) where {
 			paused = fmt.Sprintf("is paused for %s more", left)
 		}
 		return where{fmt.Sprintf("sent; waiting in JetStream: consumer %s, which the workers take commands from, %s "+
-			"(nats consumer resume %s %s)", ci.Name, paused, ci.Stream, ci.Name), "paused"}
+			"(nats consumer resume %s %s)", ci.Name, paused, ci.Stream, ci.Name), fmt.Sprintf("paused (nats consumer resume %s %s)", ci.Stream, ci.Name)}
 	case ci.Config.MaxAckPending > 0 && ci.NumAckPending >= ci.Config.MaxAckPending:
 		return where{fmt.Sprintf("sent; waiting in JetStream: the workers hold as many commands unacknowledged as consumer %s allows "+
 			"(MaxAckPending %d), perhaps a stopped worker's among them until their ack wait passes; it is handed out as they are acknowledged",
