@@ -189,9 +189,10 @@ func (b *batch) awaitVerdicts(ctx context.Context) error {
 				case unread != "":
 					r.Verdict.Reason, r.Verdict.Next = unread, "follow it with: refundctl wait --command "+r.ID
 				default:
-					// Where JetStream has it, as for a single command.
-					if where := b.send.whereabouts(outer, r.ID); where != "" {
-						r.Verdict.Code, r.Verdict.Reason = opcommands.CodeUndecided, where
+					// Kept by the worker, or where JetStream has it, as
+					// for a single command.
+					if code, reason := b.send.whereabouts(outer, r.command); reason != "" {
+						r.Verdict.Code, r.Verdict.Reason = code, reason
 						r.Verdict.Next = "follow it with: refundctl wait --command " + r.ID
 					}
 				}

@@ -43,10 +43,12 @@ type batchSender interface {
 	// read for now: the row is sent and stays pending, never read as a
 	// row to send again.
 	verdict(ctx context.Context, id string) (v opcommands.Verdict, decided bool, err error)
-	// whereabouts is where JetStream has command id, filed by this run,
-	// for a row still pending when the wait ends (opcommands.Whereabouts);
-	// "" when it cannot say (the console's way: it filed the row).
-	whereabouts(ctx context.Context, id string) string
+	// whereabouts is where command c, filed by this run, is for a row
+	// still pending when the wait ends: kept by the worker for its case,
+	// or with no case yet (opcommands.PendingFor), else where JetStream
+	// has it (opcommands.Whereabouts); code and reason "" when it cannot
+	// say (the console's way: it filed the row).
+	whereabouts(ctx context.Context, c refundflow.Command) (code, reason string)
 	// pollEvery is how often the pending verdicts are read: each read is
 	// one query (the host) or one request (the console) per pending row.
 	pollEvery() time.Duration
@@ -85,6 +87,9 @@ type directBatch struct {
 	js jetstream.JetStream
 	// acks are where this run's rows were stored, by command id.
 	acks map[string]opcommands.Ack
+	// unsaid: a look at JetStream failed; the rows after it are not
+	// looked at (each would wait for --timeout).
+	unsaid bool
 }
 
 func (d *directBatch) filed(ctx context.Context, id string) (opcommands.Verdict, error) {
@@ -112,18 +117,24 @@ func (d *directBatch) file(ctx context.Context, c refundflow.Command) (bool, err
 	return res.Duplicate, err
 }
 
-func (d *directBatch) whereabouts(ctx context.Context, id string) string {
-	ack, ok := d.acks[id]
-	if !ok || d.js == nil {
-		return ""
+func (d *directBatch) whereabouts(ctx context.Context, c refundflow.Command) (code, reason string) {
+	// Kept by the worker (behind an earlier input of its case, say), the
+	// command's message is acknowledged: JetStream would call it handled.
+	if v, err := opcommands.PendingFor(ctx, d.st, c); err == nil && v.Reason != "" {
+		return v.Code, v.Reason
+	}
+	ack, ok := d.acks[c.ID]
+	if !ok || d.js == nil || d.unsaid {
+		return "", ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.a.cfg.Timeout)
 	defer cancel()
 	where, err := opcommands.Whereabouts(ctx, d.js, ack)
 	if err != nil {
-		return ""
+		d.unsaid = true
+		return "", ""
 	}
-	return where
+	return opcommands.CodeUndecided, where
 }
 
 // verdict reads the outcome alone, the worker's decision: a just-filed
@@ -163,7 +174,7 @@ func (r *remote) filed(ctx context.Context, id string) (opcommands.Verdict, erro
 
 // whereabouts: the console filed the row, and only it saw where JetStream
 // stored it.
-func (r *remote) whereabouts(context.Context, string) string { return "" }
+func (r *remote) whereabouts(context.Context, refundflow.Command) (string, string) { return "", "" }
 
 // openedCase finds the case id opened through the console's search, which
 // matches a case's opening command id.

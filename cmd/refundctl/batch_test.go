@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/refundhub/refundhub/internal/casestore"
 )
 
 // writeTemp writes a file under the test's temp dir and returns its path.
@@ -75,12 +80,31 @@ func TestListExportUsage(t *testing.T) {
 // commands did. They say where JetStream has them.
 func TestBatchRowsWithoutAVerdictSayWhereJetStreamHasThem(t *testing.T) {
 	e := newEnv(t)
-	e.openStore() // the worker's, migrated; no worker runs
+	st := e.openStore() // the worker's, migrated; no worker runs
+	seedCases(t, st)
 	good := writeTemp(t, "good.csv", "platform,order,sub-order,goods-status,reason-id,amount\n"+
-		"taobao,1001,1002,1,1004,max\ntaobao,1001,1003,1,1004,max\n")
+		"taobao,1001,1002,1,1004,max\ntaobao,1001,1003,1,1004,max\ntaobao,1001,1004,1,1004,max\n")
+	// The third row's command, kept by the worker for a case (behind an
+	// earlier input of it): its message is acknowledged, and JetStream
+	// would call it handled; the row says where the worker keeps it.
+	dry := e.mustRun("request", "--file", good, "--dry-run")
+	kept := regexp.MustCompile(`line 4: (batch-[0-9a-f]+): valid`).FindStringSubmatch(dry.stdout)
+	if kept == nil {
+		t.Fatalf("no id for line 4 in the dry run:\n%s", dry.stdout)
+	}
+	ctx := context.Background()
+	if err := st.Update(ctx, func(tx *casestore.Tx) error {
+		return tx.Defer(ctx, casestore.DeferredInput{CaseID: 1, MsgID: kept[1], Source: casestore.SourceCommands, Payload: []byte(`{}`),
+			NotBefore: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), Reason: "behind_earlier_input: an earlier input of the case waits"})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	r := e.run("request", "--file", good, "--wait", "300ms")
-	if r.code() != exitPending || !strings.HasSuffix(r.stdout, "2 rows: 2 filed, 0 already filed, 0 invalid; verdicts: 0 applied, 0 rejected, 2 pending\n") {
+	if r.code() != exitPending || !strings.HasSuffix(r.stdout, "3 rows: 3 filed, 0 already filed, 0 invalid; verdicts: 0 applied, 0 rejected, 3 pending\n") {
 		t.Fatalf("a batch with no worker: exit %d (%s)\n%s", r.code(), r.line(), r.stdout)
+	}
+	if want := kept[1] + ": filed: pending: kept by the worker for case 1 until 2030-01-02 03:04:05 UTC (behind_earlier_input"; !strings.Contains(r.stdout, want) {
+		t.Errorf("the kept row does not say where the worker keeps it (%q):\n%s", want, r.stdout)
 	}
 	for _, sub := range []string{"1002", "1003"} {
 		want := "pending: sent; no worker takes commands: no worker consumer on stream COMMANDS takes commands.taobao.request_refund.taobao_" + sub

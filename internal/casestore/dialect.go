@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,8 +73,9 @@ type pool struct {
 	// skip a ping); 0: never. See ended and shouldPing.
 	endedAt atomic.Int64
 	born    time.Time
-	// unacked is the limit, in nanoseconds, on how long data sent on a
-	// connection dialed from now may go unacknowledged (dial).
+	// unacked is the limit, in nanoseconds, on how long data sent on the
+	// pool's connections may go unacknowledged: those dialed from now
+	// (dial) and, at their next reuse, those dialed before (keepLimit).
 	unacked atomic.Int64
 }
 
@@ -91,9 +93,11 @@ const pgKeepAlive = 15 * time.Second
 // keepAliveFor is the keepalive of a connection whose unacknowledged data
 // is limited to limit: a connection waiting for an answer has nothing
 // unacknowledged once its query was acknowledged, and only the probes,
-// three of them within about the limit, find that its peer is gone (a
-// host or network gone; a live server's kernel answers them, so a hung
-// server is not found this way).
+// every third of the limit (at most pgKeepAlive), find that its peer is
+// gone (a host or network gone; a live server's kernel answers them, so a
+// hung server is not found this way). On Linux the limit, not Count, ends
+// the probing: the connection is given up once probes have gone
+// unanswered for it.
 func keepAliveFor(limit time.Duration) net.KeepAliveConfig {
 	every := min(pgKeepAlive, max(limit/3, time.Second))
 	return net.KeepAliveConfig{Enable: true, Idle: every, Interval: every, Count: 3}
@@ -111,7 +115,14 @@ func dialWithin(limit func() time.Duration) func(ctx context.Context, network, a
 		if strings.HasPrefix(network, "tcp") {
 			l := limit()
 			d.KeepAliveConfig = keepAliveFor(l)
-			d.Control = unackedLimit(l)
+			if set := unackedLimit(l); set != nil {
+				// A kernel that refuses the option costs the bound,
+				// not the connection: the store stays usable.
+				d.Control = func(network, address string, c syscall.RawConn) error {
+					_ = set(network, address, c)
+					return nil
+				}
+			}
 		}
 		return d.DialContext(ctx, network, addr)
 	}
@@ -146,12 +157,13 @@ func (p *pool) keepLimit(c *pgx.Conn) {
 		data[unackedKey] = want // a unix socket: nothing to bound
 		return
 	}
-	raw, err := tcp.SyscallConn()
-	if err != nil || tcp.SetKeepAliveConfig(keepAliveFor(time.Duration(want))) != nil {
-		return
-	}
-	if set := unackedLimit(time.Duration(want)); set != nil && set("", "", raw) != nil {
-		return
+	// Each setting on its own, and recorded either way: a kernel that
+	// refuses one is not asked again at every checkout.
+	_ = tcp.SetKeepAliveConfig(keepAliveFor(time.Duration(want)))
+	if raw, err := tcp.SyscallConn(); err == nil {
+		if set := unackedLimit(time.Duration(want)); set != nil {
+			_ = set("", "", raw)
+		}
 	}
 	data[unackedKey] = want
 }

@@ -166,10 +166,12 @@ func (s *Store) bound(ctx context.Context) (bounded context.Context, done func(e
 // connect. KeepCallback's write is bounded the same way. Set it once,
 // after Open. SQLite's updates, on a local file, are not bounded.
 //
-// It is also, from then on, how long data sent on a new PostgreSQL
-// connection may go unacknowledged before the kernel gives the connection
-// up (pgUnacked until then; pool.dial): a network that drops packets then
-// fails reads within it too, which no context bounds.
+// It is also, from then on, how long data sent on a PostgreSQL connection
+// may go unacknowledged before the kernel gives the connection up
+// (pgUnacked until then): connections dialed after it (pool.dial), and
+// those dialed before at their next reuse (pool.keepLimit). A network
+// that drops packets then fails reads within it too, which no context
+// bounds.
 func (s *Store) SetUpdateTimeout(d time.Duration) {
 	s.updateTimeout.Store(int64(max(d, 0)))
 	if d <= 0 {
