@@ -116,15 +116,26 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 		type listed struct {
 			ids, open []string
 			err       error
+			panic     any // the list's panic, raised again on the step's goroutine
 		}
 		existing := make(chan listed, 1)
 		go func() {
-			ids, open, err := e.existingRefunds(ctx, c.OrderID, c.SubOrderID)
-			existing <- listed{ids, open, err}
+			var l listed
+			defer func() {
+				// The worker's guard catches a panic on the input's
+				// goroutine (the input fails alone); on this one it
+				// would end the process.
+				l.panic = recover()
+				existing <- l
+			}()
+			l.ids, l.open, l.err = e.existingRefunds(ctx, c.OrderID, c.SubOrderID)
 		}()
 		r, err := cl.TaobaoRender(ctx, apiclient.RenderRequest{SubOrderID: c.SubOrderID,
 			RefundType: taobaoRefundType(prof, st.ReturnGoods), GoodsStatus: taobaoGoodsWire(prof, st.GoodsStatus)})
 		prior := <-existing
+		if prior.panic != nil {
+			panic(prior.panic)
+		}
 		if err != nil {
 			return nil, r.RequestID, err
 		}

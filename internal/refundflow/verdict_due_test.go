@@ -108,13 +108,13 @@ func TestACommandsVerdictDoesNotWaitForASlowPlatformRead(t *testing.T) {
 	}
 }
 
-// panicking is a platform transport that panics on the refund form's
-// read (the step's own goroutine: its list of the sub-order's refunds,
-// beside it, passes), as a bug in reading the platform's answer would.
-type panicking struct{}
+// panicking is a platform transport that panics on calls whose path ends
+// in suffix, as a bug in reading the platform's answer would; the others
+// pass.
+type panicking struct{ suffix string }
 
-func (panicking) RoundTrip(req *http.Request) (*http.Response, error) {
-	if strings.HasSuffix(req.URL.Path, "/render") {
+func (p panicking) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, p.suffix) {
 		panic("a bug reading the platform")
 	}
 	return http.DefaultTransport.RoundTrip(req)
@@ -122,31 +122,34 @@ func (panicking) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // TestAPanicInACommandsReadFailsTheCommandNotTheProcess: a command's
 // read now runs on a goroutine of its own (so that a slow one does not
-// hold the verdict). A panic there would end the worker process, and
+// hold the verdict), and the form's read lists the sub-order's refunds on
+// another beside it. A panic on either would end the worker process, and
 // every input in flight with it, where on the input's own goroutine the
 // worker's guard fails the one input. It is raised again on the input's
-// goroutine.
+// goroutine: in the form's read, and in the list beside it.
 func TestAPanicInACommandsReadFailsTheCommandNotTheProcess(t *testing.T) {
-	r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
-	client, err := apiclient.New(apiclient.Config{BaseURL: r.url, AccessKey: testKey, AccessSecret: testSecret, UserID: "u1",
-		HTTPClient: &http.Client{Transport: panicking{}}, RateLimit: rate.Inf, Timeout: 5 * time.Second,
-		Retry: apiclient.RetryPolicy{MaxAttempts: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: client, Policy: testPolicy, Owner: "engine-panicking"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, so := r.order(sandbox.PlatformTaobao, nil)
-	cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
-	cmd.Request = taobaoRequest(false)
-	raised := func() (v any) {
-		defer func() { v = recover() }()
-		_, _ = eng.HandleCommand(context.Background(), cmd, message(cmd))
-		return nil
-	}()
-	if raised != "a bug reading the platform" {
-		t.Fatalf("HandleCommand with a read that panics raised %v; want the read's panic, on the command's goroutine", raised)
+	for _, where := range []string{"/render", "/queryList"} {
+		r := newRig(t, sandbox.SellerPolicy{Decision: sandbox.DecisionManual})
+		client, err := apiclient.New(apiclient.Config{BaseURL: r.url, AccessKey: testKey, AccessSecret: testSecret, UserID: "u1",
+			HTTPClient: &http.Client{Transport: panicking{suffix: where}}, RateLimit: rate.Inf, Timeout: 5 * time.Second,
+			Retry: apiclient.RetryPolicy{MaxAttempts: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng, err := refundflow.NewEngine(refundflow.EngineConfig{Store: r.store, Client: client, Policy: testPolicy, Owner: "engine-panicking"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, so := r.order(sandbox.PlatformTaobao, nil)
+		cmd := r.command(refundflow.InputRequestRefund, refundflow.PlatformTaobao, o, so)
+		cmd.Request = taobaoRequest(false)
+		raised := func() (v any) {
+			defer func() { v = recover() }()
+			_, _ = eng.HandleCommand(context.Background(), cmd, message(cmd))
+			return nil
+		}()
+		if raised != "a bug reading the platform" {
+			t.Errorf("HandleCommand with a read (%s) that panics raised %v; want the read's panic, on the command's goroutine", where, raised)
+		}
 	}
 }
