@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nats-io/nats.go/jetstream"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -148,16 +149,56 @@ func (s *Server) handleAction(a action) echo.HandlerFunc {
 			return s.renderCase(c, http.StatusBadRequest, k, "", &formError{Form: a.name, Message: formMessage(err)})
 		}
 		q := url.Values{"command": {id}}
-		if _, err := s.issue(ctx, who(c), cmd, s.cfg.VerdictWait); err != nil {
-			if !unconfirmed(err) {
-				return err
-			}
+		out, err := s.issue(ctx, who(c), cmd, s.cfg.VerdictWait)
+		switch {
+		case unconfirmed(err):
 			// Sent and not confirmed: the case page follows it by its id
 			// and says so; the form sent again would be a new command.
 			q.Set("unconfirmed", "1")
+		case err != nil:
+			return err
+		default:
+			addStored(q, out.Ack)
 		}
 		return c.Redirect(http.StatusSeeOther, "/cases/"+strconv.FormatInt(k.ID, 10)+"?"+q.Encode())
 	}
+}
+
+// addStored puts where a command was stored into a page's query (stream,
+// seq), for the page to say where JetStream has it while it has no
+// verdict (storedWhere).
+func addStored(q url.Values, ack opcommands.Ack) {
+	if ack.Stream != "" && ack.Sequence > 0 {
+		q.Set("stream", ack.Stream)
+		q.Set("seq", strconv.FormatUint(ack.Sequence, 10))
+	}
+}
+
+// storedWhere is where JetStream has command id, stored as stream and seq
+// say (a page's query: addStored), for a page showing it pending: ""
+// when they do not name that command's message, or JetStream cannot say
+// within whereaboutsWait. Read at every load, so a reload says where it
+// is now.
+func (s *Server) storedWhere(ctx context.Context, id, stream, seq string) string {
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if s.js == nil || err != nil || n == 0 || stream == "" || len(stream) > 64 {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, whereaboutsWait)
+	defer cancel()
+	st, err := s.js.Stream(ctx, stream)
+	if err != nil {
+		return ""
+	}
+	m, err := st.GetMsg(ctx, n)
+	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != id { // a link edited by hand
+		return ""
+	}
+	where, err := opcommands.Whereabouts(ctx, s.js, opcommands.Ack{Subject: m.Subject, Stream: stream, Sequence: n})
+	if err != nil {
+		return ""
+	}
+	return where
 }
 
 // unconfirmed reports whether err is issue's CodeUnconfirmed: the command

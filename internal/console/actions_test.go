@@ -54,7 +54,7 @@ func lastCommand(t *testing.T, js jetstream.JetStream, subject string) refundflo
 	return c
 }
 
-var commandInLocation = regexp.MustCompile(`\?command=(cmd-[0-9a-f]{24})$`)
+var commandInLocation = regexp.MustCompile(`\?command=(cmd-[0-9a-f]{24})&seq=[0-9]+&stream=COMMANDS$`)
 
 // TestActions: each form of the case page, sent by an operator with the
 // session's CSRF token, publishes its command for the case under the
@@ -262,6 +262,12 @@ func TestActions(t *testing.T) {
 		}
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s published an invalid command: %v", name, err)
+		}
+		// No verdict yet: the page says where JetStream has the command
+		// (no worker consumer here); it said only "not decided yet".
+		if page := ts.do("GET", r.header.Get("Location"), "cookie:"+op.Value, nil); !strings.Contains(page.body, "pending") ||
+			!strings.Contains(page.body, "sent; no worker takes commands: no worker consumer on stream COMMANDS") {
+			t.Errorf("%s: the page before the verdict does not say where JetStream has the command:\n%s", name, page.body)
 		}
 		// The worker's verdict, refused here, is what the page then shows.
 		recordOutcome(t, ts.path, casestore.CommandOutcome{CommandID: c.ID, Verdict: casestore.VerdictRejected, CaseID: tc.k.ID,

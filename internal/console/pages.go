@@ -481,6 +481,8 @@ func (s *Server) renderCase(c echo.Context, status int, k casestore.Case, comman
 				v.Reason = kept.Reason
 			} else if c.QueryParam("unconfirmed") == "1" {
 				v.Reason = unconfirmedReason
+			} else {
+				v.Reason = s.storedWhere(ctx, commandID, c.QueryParam("stream"), c.QueryParam("seq"))
 			}
 		default:
 			return err

@@ -197,6 +197,8 @@ func (s *Server) handleRequestPage(c echo.Context) error {
 			return err
 		case c.QueryParam("unconfirmed") == "1":
 			vv.Reason = unconfirmedReason
+		default:
+			vv.Reason = s.storedWhere(c.Request().Context(), id, c.QueryParam("stream"), c.QueryParam("seq"))
 		}
 		v.Verdict = vv
 	}
@@ -239,14 +241,16 @@ func (s *Server) handleRequest(c echo.Context) error {
 		return s.renderRequest(c, http.StatusBadRequest, v)
 	}
 	res, err := s.issue(c.Request().Context(), who(c), cmd, s.cfg.VerdictWait)
-	extra := ""
+	qv := url.Values{"command": {id}}
 	switch {
 	case unconfirmed(err):
-		extra = "&unconfirmed=1" // followed by its id: see handleAction
+		qv.Set("unconfirmed", "1") // followed by its id: see handleAction
 	case err != nil:
 		return err
+	default:
+		addStored(qv, res.Ack)
 	}
-	q := url.Values{"command": {id}}.Encode() + extra
+	q := qv.Encode()
 	if res.Verdict.CaseID > 0 {
 		return c.Redirect(http.StatusSeeOther, "/cases/"+strconv.FormatInt(res.Verdict.CaseID, 10)+"?"+q)
 	}

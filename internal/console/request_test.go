@@ -114,7 +114,7 @@ func TestRequestForm(t *testing.T) {
 
 	r := ts.do("POST", "/requests", "cookie:"+op.Value, withCSRF(good, csrf))
 	loc := r.header.Get("Location")
-	m := regexp.MustCompile(`^/requests/new\?command=(cmd-[0-9a-f]{24})$`).FindStringSubmatch(loc)
+	m := regexp.MustCompile(`^/requests/new\?command=(cmd-[0-9a-f]{24})&seq=[0-9]+&stream=COMMANDS$`).FindStringSubmatch(loc)
 	if r.status != http.StatusSeeOther || m == nil {
 		t.Fatalf("good request = %d, Location %q; want 303 back to the page with ?command= (no verdict within the wait)", r.status, loc)
 	}
@@ -126,8 +126,15 @@ func TestRequestForm(t *testing.T) {
 		!slices.Equal(c.Request.Vouchers, want.Vouchers) || !slices.Equal(c.Request.OrderEntryIDs, want.OrderEntryIDs) {
 		t.Errorf("published %+v (request %+v); want %s by otto with %+v", c, c.Request, m[1], want)
 	}
-	if p := ts.do("GET", loc, "cookie:"+op.Value, nil); !strings.Contains(p.body, `id="verdict"`) || !strings.Contains(p.body, "pending") {
-		t.Errorf("the page after the request does not show it pending:\n%s", p.body)
+	// Pending, it says where JetStream has it (here no worker consumer
+	// takes commands); it said only "the worker has not decided it yet".
+	if p := ts.do("GET", loc, "cookie:"+op.Value, nil); !strings.Contains(p.body, `id="verdict"`) || !strings.Contains(p.body, "pending") ||
+		!strings.Contains(p.body, "sent; no worker takes commands: no worker consumer on stream COMMANDS") {
+		t.Errorf("the page after the request does not show it pending, and where JetStream has it:\n%s", p.body)
+	}
+	// A link edited to name another message says nothing of it.
+	if p := ts.do("GET", strings.Replace(loc, "seq=", "seq=9", 1), "cookie:"+op.Value, nil); strings.Contains(p.body, "no worker takes commands") {
+		t.Errorf("the page names where another message is:\n%s", p.body)
 	}
 	recordOutcome(t, ts.path, casestore.CommandOutcome{CommandID: c.ID, Verdict: casestore.VerdictRejected, Code: "case_open", Reason: "case 1 is open"})
 	if p := ts.do("GET", loc, "cookie:"+op.Value, nil); !strings.Contains(p.body, "rejected") || !strings.Contains(p.body, "case 1 is open") {
