@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
 	"github.com/refundhub/refundhub/internal/opcommands"
 	"github.com/refundhub/refundhub/internal/refundflow"
 )
@@ -149,7 +150,7 @@ func (s *Server) handleAction(a action) echo.HandlerFunc {
 			return s.renderCase(c, http.StatusBadRequest, k, "", &formError{Form: a.name, Message: formMessage(err)})
 		}
 		q := url.Values{"command": {id}}
-		out, err := s.issue(ctx, who(c), cmd, s.cfg.VerdictWait)
+		out, err := s.issue(ctx, who(c), cmd, s.cfg.VerdictWait, false)
 		switch {
 		case unconfirmed(err):
 			// Sent and not confirmed: the case page follows it by its id
@@ -174,14 +175,27 @@ func addStored(q url.Values, ack opcommands.Ack) {
 	}
 }
 
+// maxWhereLooks is how many pages may look at JetStream at once for a
+// pending command (storedWhere): a reload loop, or many at once, costs
+// JetStream no more than this many looks at a time.
+const maxWhereLooks = 4
+
 // storedWhere is where JetStream has command id, stored as stream and seq
 // say (a page's query: addStored), for a page showing it pending: ""
-// when they do not name that command's message, or JetStream cannot say
+// when they do not name that command's message (an operator's command:
+// its subject a command's, its Nats-Msg-Id the id), when as many looks
+// are under way already (maxWhereLooks), or when JetStream cannot say
 // within whereaboutsWait. Read at every load, so a reload says where it
 // is now.
 func (s *Server) storedWhere(ctx context.Context, id, stream, seq string) string {
 	n, err := strconv.ParseUint(seq, 10, 64)
-	if s.js == nil || err != nil || n == 0 || stream == "" || len(stream) > 64 {
+	if s.js == nil || err != nil || n == 0 || stream == "" || len(stream) > 64 || !commandIDSyntax.MatchString(id) {
+		return ""
+	}
+	select {
+	case s.whereLooks <- struct{}{}:
+		defer func() { <-s.whereLooks }()
+	default:
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, whereaboutsWait)
@@ -191,8 +205,8 @@ func (s *Server) storedWhere(ctx context.Context, id, stream, seq string) string
 		return ""
 	}
 	m, err := st.GetMsg(ctx, n)
-	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != id { // a link edited by hand
-		return ""
+	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != id || !strings.HasPrefix(m.Subject, events.SubjectCommands+".") {
+		return "" // a link edited by hand, or naming another stream's message
 	}
 	where, err := opcommands.Whereabouts(ctx, s.js, opcommands.Ack{Subject: m.Subject, Stream: stream, Sequence: n})
 	if err != nil {
@@ -234,7 +248,7 @@ var errIDReused = &Error{Code: CodeConflict, Message: "id: a different command w
 // (opcommands.Same: when and by whom it was issued aside) is errIDReused. Every command issued is counted and
 // logged with its account, never with its payload; with a tracer it has a
 // span of its own (issueSpan), whose trace the worker continues.
-func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, wait time.Duration) (out issued, err error) {
+func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, wait time.Duration, where bool) (out issued, err error) {
 	ctx, span := s.issueSpan(ctx, cmd)
 	defer func() { endIssueSpan(span, out, err) }()
 	if s.js == nil {
@@ -282,9 +296,10 @@ func (s *Server) issue(ctx context.Context, by Account, cmd refundflow.Command, 
 			if kept, kerr := opcommands.PendingFor(ctx, s.store, cmd); kerr == nil {
 				out.Verdict = kept
 			}
-			if out.Verdict.Reason == "" {
+			if out.Verdict.Reason == "" && where {
 				// Not kept: where JetStream has it (taken by a worker, or
 				// waiting for one), rather than a bare "not decided yet".
+				// (A form's page reads it itself: storedWhere.)
 				wctx, cancel := context.WithTimeout(ctx, whereaboutsWait)
 				if where, werr := opcommands.Whereabouts(wctx, s.js, ack); werr == nil {
 					out.Verdict.Code, out.Verdict.Reason = opcommands.CodeUndecided, where

@@ -82,7 +82,7 @@ func (s *Server) handleAPICommand(c echo.Context) error {
 	if err := opcommands.Check(cmd); err != nil {
 		return &Error{Code: CodeInvalidCommand, Message: apiMessage(err)}
 	}
-	res, err := s.issue(ctx, who(c), cmd, wait)
+	res, err := s.issue(ctx, who(c), cmd, wait, true)
 	if err != nil {
 		return err
 	}

@@ -126,6 +126,9 @@ type Server struct {
 	// account's look-ups.
 	reasons func(context.Context, reasons.Query) reasons.Result
 	lookups lookupLimiter
+	// whereLooks bounds the pages looking at JetStream at once for a
+	// pending command (storedWhere): one past it is shown without.
+	whereLooks chan struct{}
 	// streamsDone, closed once by CloseStreams, ends the event streams.
 	streamsDone  chan struct{}
 	closeStreams sync.Once
@@ -194,6 +197,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		pages:         pg,
 		streamsDone:   make(chan struct{}),
 		reasons:       deps.Reasons,
+		whereLooks:    make(chan struct{}, maxWhereLooks),
 	}
 	if deps.DeadLetters != nil {
 		var pub deadletters.Publisher

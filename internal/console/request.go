@@ -198,7 +198,13 @@ func (s *Server) handleRequestPage(c echo.Context) error {
 		case c.QueryParam("unconfirmed") == "1":
 			vv.Reason = unconfirmedReason
 		default:
-			vv.Reason = s.storedWhere(c.Request().Context(), id, c.QueryParam("stream"), c.QueryParam("seq"))
+			// Kept by the worker (its message acknowledged, which
+			// JetStream would call handled), it says so first.
+			if kept, kerr := opcommands.Pending(c.Request().Context(), s.store, id); kerr == nil && kept.Reason != "" {
+				vv.Reason = kept.Reason
+			} else {
+				vv.Reason = s.storedWhere(c.Request().Context(), id, c.QueryParam("stream"), c.QueryParam("seq"))
+			}
 		}
 		v.Verdict = vv
 	}
@@ -240,7 +246,7 @@ func (s *Server) handleRequest(c echo.Context) error {
 		v.Again = s.againPosted(c, f) // filing again for a case: its note stays
 		return s.renderRequest(c, http.StatusBadRequest, v)
 	}
-	res, err := s.issue(c.Request().Context(), who(c), cmd, s.cfg.VerdictWait)
+	res, err := s.issue(c.Request().Context(), who(c), cmd, s.cfg.VerdictWait, false)
 	qv := url.Values{"command": {id}}
 	switch {
 	case unconfirmed(err):

@@ -132,9 +132,32 @@ func TestRequestForm(t *testing.T) {
 		!strings.Contains(p.body, "sent; no worker takes commands: no worker consumer on stream COMMANDS") {
 		t.Errorf("the page after the request does not show it pending, and where JetStream has it:\n%s", p.body)
 	}
-	// A link edited to name another message says nothing of it.
-	if p := ts.do("GET", strings.Replace(loc, "seq=", "seq=9", 1), "cookie:"+op.Value, nil); strings.Contains(p.body, "no worker takes commands") {
-		t.Errorf("the page names where another message is:\n%s", p.body)
+	// A link edited to name another command's message says nothing of
+	// either.
+	other := ts.do("POST", "/requests", "cookie:"+op.Value, withCSRF(good, csrf))
+	seq := regexp.MustCompile(`&seq=([0-9]+)&`).FindStringSubmatch(other.header.Get("Location"))
+	if seq == nil {
+		t.Fatalf("a second request's Location %q has no seq", other.header.Get("Location"))
+	}
+	edited := regexp.MustCompile(`&seq=[0-9]+&`).ReplaceAllString(loc, "&seq="+seq[1]+"&")
+	if p := ts.do("GET", edited, "cookie:"+op.Value, nil); !strings.Contains(p.body, "pending") || strings.Contains(p.body, "no worker takes commands") {
+		t.Errorf("the page of %s, its link naming another command's message (seq %s), says where that one is:\n%s", m[1], seq[1], p.body)
+	}
+	// Kept by the worker for a case (its message acknowledged, which
+	// JetStream would call handled): the page says where it is kept.
+	w, err := casestore.OpenExisting(context.Background(), ts.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Update(context.Background(), func(tx *casestore.Tx) error {
+		return tx.Defer(context.Background(), casestore.DeferredInput{CaseID: ts.cases[0].ID, MsgID: m[1], Source: casestore.SourceCommands,
+			Payload: []byte(`{}`), NotBefore: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), Reason: "behind_earlier_input: an earlier input of the case waits"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	if p := ts.do("GET", loc, "cookie:"+op.Value, nil); !strings.Contains(p.body, "kept by the worker for case") || strings.Contains(p.body, "no worker takes commands") {
+		t.Errorf("the page of a request the worker keeps does not say where it is kept:\n%s", p.body)
 	}
 	recordOutcome(t, ts.path, casestore.CommandOutcome{CommandID: c.ID, Verdict: casestore.VerdictRejected, Code: "case_open", Reason: "case 1 is open"})
 	if p := ts.do("GET", loc, "cookie:"+op.Value, nil); !strings.Contains(p.body, "rejected") || !strings.Contains(p.body, "case 1 is open") {

@@ -2,6 +2,8 @@ package refundflow
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/refundhub/refundhub/internal/casestore"
@@ -63,7 +65,7 @@ func (e *Engine) lookaheadForVerdict(ctx context.Context, r *run, d decisionReco
 			// The worker's guard catches a panic on the input's own
 			// goroutine (the input fails alone); on this one it would
 			// end the process.
-			out.panic = recover()
+			out.panic = relay(recover())
 			came <- out
 		}()
 		out.a.res, out.a.rec = e.runStep(ctx, d.c, d.dec.Step)
@@ -96,6 +98,28 @@ func (e *Engine) lookaheadForVerdict(ctx context.Context, r *run, d decisionReco
 		return committed{}, err
 	}
 	return committed{dec: d.dec, final: d.final, reapply: r.reapply, prior: prior, ahead: &a}, nil
+}
+
+// relayed is a panic caught on a goroutine of the engine's own and raised
+// again on the input's (where the worker's guard fails the one input): its
+// value, and the stack where it happened, which the guard, logging the
+// stack it catches it on, would not show.
+type relayed struct {
+	value any
+	stack []byte
+}
+
+func (p relayed) String() string {
+	return fmt.Sprintf("%v\n\n(raised on another goroutine, whose stack was:)\n%s", p.value, p.stack)
+}
+
+// relay is v, a recovered panic (nil: none), with the stack of the
+// goroutine recovering it, once.
+func relay(v any) any {
+	if _, done := v.(relayed); v == nil || done {
+		return v
+	}
+	return relayed{value: v, stack: debug.Stack()}
 }
 
 // commitAhead commits d with the read run ahead (lookahead).

@@ -125,7 +125,7 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 				// The worker's guard catches a panic on the input's
 				// goroutine (the input fails alone); on this one it
 				// would end the process.
-				l.panic = recover()
+				l.panic = relay(recover())
 				existing <- l
 			}()
 			l.ids, l.open, l.err = e.existingRefunds(ctx, c.OrderID, c.SubOrderID)
