@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/refundhub/refundhub/internal/events"
 )
 
 // CodeUndecided is a pending verdict's code when its reason is where
@@ -126,24 +128,9 @@ func takes(cfg jetstream.ConsumerConfig, subject string) bool {
 		return true
 	}
 	for _, f := range filters {
-		if subjectMatches(f, subject) {
+		if events.SubjectMatches(f, subject) {
 			return true
 		}
 	}
 	return false
-}
-
-// subjectMatches is NATS subject matching: '*' is one token, a last '>'
-// one or more.
-func subjectMatches(filter, subject string) bool {
-	ft, st := strings.Split(filter, "."), strings.Split(subject, ".")
-	for i, f := range ft {
-		if f == ">" {
-			return i == len(ft)-1 && len(st) > i
-		}
-		if i >= len(st) || (f != "*" && f != st[i]) {
-			return false
-		}
-	}
-	return len(ft) == len(st)
 }

@@ -140,24 +140,3 @@ func TestWhereaboutsOfACommandWithoutAVerdict(t *testing.T) {
 	where(third, "sent; 2 worker consumers on stream COMMANDS take it (each its own copy): ", "consumer worker: paused",
 		"consumer worker-old: waiting, no worker asks for commands")
 }
-
-// TestSubjectMatches: NATS subject matching as consumers filter.
-func TestSubjectMatches(t *testing.T) {
-	for _, tc := range []struct {
-		filter, subject string
-		want            bool
-	}{
-		{"commands.>", "commands.taobao.resolve.case:7", true},
-		{"commands.>", "commands", false},
-		{"commands.*.resolve.>", "commands.taobao.resolve.case:7", true},
-		{"commands.*.resolve.>", "commands.taobao.cancel.case:7", false},
-		{"commands.taobao.resolve.case:7", "commands.taobao.resolve.case:7", true},
-		{"commands.taobao.resolve", "commands.taobao.resolve.case:7", false},
-		{"commands.1688.>", "commands.taobao.resolve.case:7", false},
-		{">", "commands.taobao.resolve.case:7", true},
-	} {
-		if got := subjectMatches(tc.filter, tc.subject); got != tc.want {
-			t.Errorf("subjectMatches(%q, %q) = %v; want %v", tc.filter, tc.subject, got, tc.want)
-		}
-	}
-}
