@@ -28,24 +28,24 @@ func unackedLimit(limit time.Duration) func(network, address string, c syscall.R
 // unackedLimitOf is the TCP_USER_TIMEOUT of a connection's socket (for
 // tests).
 func unackedLimitOf(c syscall.RawConn) (time.Duration, error) {
-	var ms int
-	var serr error
-	if err := c.Control(func(fd uintptr) {
-		ms, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT)
-	}); err != nil {
-		return 0, err
-	}
-	return time.Duration(ms) * time.Millisecond, serr
+	ms, err := tcpOption(c, unix.TCP_USER_TIMEOUT)
+	return time.Duration(ms) * time.Millisecond, err
 }
 
 // keepIdleOf is the TCP_KEEPIDLE of a connection's socket (for tests).
 func keepIdleOf(c syscall.RawConn) (time.Duration, error) {
-	var s int
+	s, err := tcpOption(c, unix.TCP_KEEPIDLE)
+	return time.Duration(s) * time.Second, err
+}
+
+// tcpOption reads an integer TCP option of a connection's socket.
+func tcpOption(c syscall.RawConn, opt int) (int, error) {
+	var v int
 	var serr error
 	if err := c.Control(func(fd uintptr) {
-		s, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
+		v, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, opt)
 	}); err != nil {
 		return 0, err
 	}
-	return time.Duration(s) * time.Second, serr
+	return v, serr
 }
