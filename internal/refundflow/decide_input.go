@@ -243,12 +243,12 @@ func (d Decider) onResult(c CaseView, in Input) Decision {
 // onForm chooses the reason and fee from the rendered Taobao form and
 // submits the refund.
 func (d Decider) onForm(c CaseView, f *Form, now time.Time) Decision {
-	if f != nil && len(f.ExistingOpen) > 0 && (c.Plan.RefusedForOpen || f.SaleDisabled) {
+	if f != nil && len(f.ExistingOpen) > 0 && (c.Plan.RefusedForOpen || f.SaleDisabled || refundable(f) <= 0) {
 		// The platform refused this case's submission for an open refund
 		// on the sub-order, and lists one open still: sent now, it would be
-		// refused again. Or the form allows no after-sale while the list
-		// shows one open: that refund is the way out to name, not "nothing
-		// can be filed".
+		// refused again. Or the form allows no after-sale, or no amount,
+		// while the list shows one open: that refund is the way out to
+		// name, not "nothing can be filed".
 		why := blockedStill
 		if !c.Plan.RefusedForOpen {
 			why = blockedForm // nothing refused: the rule holds while the form does
@@ -284,6 +284,11 @@ func choose(c CaseView, f *Form) (Plan, *Decision) {
 	if f.SaleDisabled {
 		return stop(AttnSaleNotAllowed, "the platform does not allow an after-sale refund for this order")
 	}
+	if most := refundable(f); most <= 0 {
+		// Before the reason and the amount: no correction of either
+		// can file anything.
+		return stop(AttnNothingRefundable, nothingRefundableText(most, f.Existing))
+	}
 	reason, err := pickReason(f.Reasons, c.Request)
 	if err != nil {
 		return stop(AttnReasonNotOffered, err.Error())
@@ -304,9 +309,39 @@ func choose(c CaseView, f *Form) (Plan, *Decision) {
 		fee = req
 	}
 	if fee <= 0 {
-		return stop(AttnFeeOutOfBounds, fmt.Sprintf("nothing refundable (fee %d)", fee))
+		return stop(AttnFeeOutOfBounds, fmt.Sprintf("requested %d: nothing to refund", fee))
 	}
 	return Plan{ReasonID: reason.ID, ReasonDesc: reason.Desc, Fee: fee}, nil
+}
+
+// refundable is the most form f lets a request ask for: its fixed fee
+// when the fee cannot be edited.
+func refundable(f *Form) int64 {
+	if !f.CanEditFee {
+		return f.DefaultFee
+	}
+	return f.MaxFee
+}
+
+// nothingRefundableText is AttnNothingRefundable's text: what the form
+// said, why it may say so, and the refunds the platform lists on the
+// sub-order (the earlier refunds that may have taken its payment).
+func nothingRefundableText(most int64, listed []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the refund form allows nothing to refund (its most is %d fen): the sub-order's payment is refunded already", most)
+	if len(listed) > 0 {
+		ids := make([]string, 0, maxNamed)
+		for _, id := range listed[:min(len(listed), maxNamed)] {
+			ids = append(ids, excerpt.Of(id, 40))
+		}
+		fmt.Fprintf(&b, " (the platform lists refund %s on it", strings.Join(ids, ", "))
+		if more := len(listed) - len(ids); more > 0 {
+			fmt.Fprintf(&b, " and %d more", more)
+		}
+		b.WriteString(")")
+	}
+	b.WriteString(", or was never paid; no request can be filed for it")
+	return b.String()
 }
 
 // onReasons chooses the 1688 reason and whether vouchers are needed.

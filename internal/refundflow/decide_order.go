@@ -92,7 +92,7 @@ func (d Decider) onOrderEvents(c CaseView, v *PlatformView, in Input) Decision {
 // refund submitted: nothing of the refused one is on the platform.
 func orderCanUndo(c CaseView) bool {
 	switch c.AttentionCode {
-	case AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed:
+	case AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnNothingRefundable:
 		return true
 	case AttnPlatformError:
 		return c.Parked == StateSubmitting

@@ -41,6 +41,7 @@ func TestOrderEventsBeforeSubmission(t *testing.T) {
 		{"price, submitting: read the form again", withEvents(fixture(PlatformTaobao, StateSubmitting), priceCorrected), timer, "act:rendering+render", 42},
 		{"price, 1688 submitting: reasons again", withEvents(fixture(Platform1688, StateSubmitting), priceCorrected), timer, "act:rendering+reasons", 42},
 		{"paid, parked fee_out_of_bounds: read the form again", withEvents(parkedCase(PlatformTaobao, StateRendering, AttnFeeOutOfBounds), orderPaid), timer, "act:rendering+render", 43},
+		{"paid, parked nothing_refundable: read the form again", withEvents(parkedCase(PlatformTaobao, StateRendering, AttnNothingRefundable), orderPaid), timer, "act:rendering+render", 43},
 		{"paid, submission refused: again", withEvents(parkedCase(Platform1688, StateSubmitting, AttnPlatformError), priceCorrected, orderPaid), timer, "act:rendering+reasons", 43},
 		{"price, parked reason_not_offered: noted", withEvents(parkedCase(PlatformTaobao, StateRendering, AttnReasonNotOffered), priceCorrected), timer, "act:needs_attention", 42},
 		{"paid, rendering: noted, the render goes on", withEvents(fixture(PlatformTaobao, StateRendering), orderPaid),

@@ -155,7 +155,14 @@ func TestFormChoice(t *testing.T) {
 		{"fixed fee, none asked", 11, "", 0, Form{Reasons: reasons, DefaultFee: 700}, "", 700, 11},
 		{"fixed fee, same asked", 11, "", 700, Form{Reasons: reasons, DefaultFee: 700}, "", 700, 11},
 		{"fixed fee, other asked", 11, "", 500, Form{Reasons: reasons, DefaultFee: 700}, AttnFeeNotEditable, 0, 0},
-		{"nothing refundable", 11, "", 0, Form{Reasons: reasons, CanEditFee: true}, AttnFeeOutOfBounds, 0, 0},
+		// A form whose most is 0 leaves nothing to file whatever is
+		// asked: said as such, before the reason or the amount (a
+		// corrected request cannot help).
+		{"nothing refundable", 11, "", 0, Form{Reasons: reasons, CanEditFee: true}, AttnNothingRefundable, 0, 0},
+		{"nothing refundable, an amount asked", 11, "", 500, Form{Reasons: reasons, CanEditFee: true}, AttnNothingRefundable, 0, 0},
+		{"nothing refundable, a reason not offered", 99, "", 0, Form{Reasons: reasons, CanEditFee: true}, AttnNothingRefundable, 0, 0},
+		{"nothing refundable, the fee fixed at 0", 11, "", 0, Form{Reasons: reasons}, AttnNothingRefundable, 0, 0},
+		{"nothing refundable beside an open refund", 11, "", 0, Form{Reasons: reasons, CanEditFee: true, Existing: []string{"R0"}, ExistingOpen: []string{"R0"}}, AttnRefundExists, 0, 0},
 		{"reason by text", 0, "  damaged ", 500, Form{Reasons: reasons, MinFee: 1, MaxFee: 1000, CanEditFee: true}, "", 500, 11},
 		{"reason not offered", 99, "", 500, Form{Reasons: reasons, MinFee: 1, MaxFee: 1000, CanEditFee: true}, AttnReasonNotOffered, 0, 0},
 		{"no reasons at all", 11, "", 500, Form{MinFee: 1, MaxFee: 1000, CanEditFee: true}, AttnReasonNotOffered, 0, 0},
@@ -175,8 +182,16 @@ func TestFormChoice(t *testing.T) {
 			t.Errorf("%s: %s step %+v; want submit with fee %d reason %d", tc.name, cell(dec), dec.Step, tc.wantFee, tc.wantID)
 		}
 	}
-	// A corrected request restarts a case parked before submission.
+	// Nothing refundable names the refunds the platform lists on the
+	// sub-order: those that may have taken its payment.
 	c := fixture(PlatformTaobao, StateRendering)
+	_, dec := finish(c, &StepResult{Step: StepRender, Form: &Form{Reasons: reasons, CanEditFee: true, Existing: []string{"R8", "R9"}}})
+	if dec.Attention == nil || !strings.Contains(dec.Attention.Message, "allows nothing to refund (its most is 0 fen)") ||
+		!strings.Contains(dec.Attention.Message, "lists refund R8, R9 on it") {
+		t.Errorf("nothing refundable beside finished refunds: %+v; want the form's most and the listed refunds", dec.Attention)
+	}
+	// A corrected request restarts a case parked before submission.
+	c = fixture(PlatformTaobao, StateRendering)
 	c.Request.Amount = 5000
 	c, _ = finish(c, &StepResult{Step: StepRender, Form: &Form{Reasons: reasons, MinFee: 100, MaxFee: 1000, CanEditFee: true}})
 	fixed := c.Request

@@ -384,9 +384,14 @@ const (
 	AttnFeeOutOfBounds   = "fee_out_of_bounds"  // the requested amount is outside the rendered bounds
 	AttnFeeNotEditable   = "fee_not_editable"   // the form fixes the fee and it differs from the request
 	AttnSaleNotAllowed   = "sale_not_allowed"   // the form says after-sale is not allowed
-	AttnVoucherRequired  = "voucher_required"   // the reason needs vouchers and none were given
-	AttnCompanyRejected  = "company_not_allowed"
-	AttnBadStepResult    = "bad_step_result" // a step succeeded but returned nothing usable
+	// AttnNothingRefundable: the form's most is 0 (the sub-order's payment
+	// refunded already, or never made), so no request can be filed,
+	// whatever reason or amount it asks: unlike fee_out_of_bounds, a
+	// corrected request is no way out.
+	AttnNothingRefundable = "nothing_refundable"
+	AttnVoucherRequired   = "voucher_required" // the reason needs vouchers and none were given
+	AttnCompanyRejected   = "company_not_allowed"
+	AttnBadStepResult     = "bad_step_result" // a step succeeded but returned nothing usable
 	// AttnRefundExists: the platform refused the case's submission because
 	// the sub-order (1688: the order) has an open refund already, one the
 	// case did not file: the buyer's on the platform's site, another
@@ -419,7 +424,7 @@ const (
 // needs_attention reasons and the flags (FlagCodes).
 func AttentionCodes() []string {
 	codes := []string{AttnSellerRefused, AttnRefundMissing, AttnUnknownStatus, AttnPlatformError, AttnReasonNotOffered,
-		AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnVoucherRequired, AttnCompanyRejected, AttnBadStepResult,
+		AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnNothingRefundable, AttnVoucherRequired, AttnCompanyRejected, AttnBadStepResult,
 		AttnRefundExists}
 	codes = append(codes, FlagCodes()...) // the flags have one list
 	return append(codes, CodeUnverifiable, CodeResendsFailed, CodeInvalidRequest, CodeWorkerEnded)
