@@ -32,6 +32,31 @@ func TestEmbedded(t *testing.T) {
 	}
 }
 
+// TestEveryStoppedAtOpensASentence: Tailor keeps or drops a "Stopped at
+// STATE" sentence by the states it names, so one run on from the
+// sentence before it (a missing full stop) is kept or dropped with that
+// sentence, for every case whatever its state.
+func TestEveryStoppedAtOpensASentence(t *testing.T) {
+	b := Embedded()
+	for _, rows := range []map[string]Row{b.States, b.Reasons} {
+		for code, r := range rows {
+			for i := strings.Index(r.Do, "Stopped at "); i >= 0; {
+				if i > 0 && !strings.HasSuffix(r.Do[:i], ". ") {
+					t.Errorf("%s: %q runs on from the sentence before it (no full stop)", code, excerpt(r.Do, i))
+				}
+				next := strings.Index(r.Do[i+1:], "Stopped at ")
+				if next < 0 {
+					break
+				}
+				i += 1 + next
+			}
+		}
+	}
+}
+
+// excerpt is the text of s around i, for an error message.
+func excerpt(s string, i int) string { return s[max(0, i-40):min(len(s), i+40)] }
+
 func TestParse(t *testing.T) {
 	md := "# Runbook\n\n## States\n\n| State | Means | What to do |\n|---|---|---|\n" +
 		"| `a` | the [guide](g.md#x) says | run `x --y` in the **console** ([console](console.md#forms)) |\n\n## Attention reasons\n\n| R | M | D |\n|---|---|---|\n" +
@@ -119,8 +144,8 @@ func TestTailor(t *testing.T) {
 	// request", which ended the case for nothing).
 	failed := b.Reasons["platform_error"].Do
 	if got := Tailor(failed, "taobao", "submitting"); !strings.Contains(got, "refundctl request again for the order with the correction") ||
-		strings.Contains(got, "ship CASE") || strings.Contains(got, "modify CASE") {
-		t.Errorf("platform_error stopped at submitting = %q; want a corrected request, not a shipment's or a modification's advice", got)
+		strings.Contains(got, "ship CASE") || strings.Contains(got, "modify CASE") || strings.Contains(got, "cancel, then request") {
+		t.Errorf("platform_error stopped at submitting = %q; want a corrected request, not a shipment's, a modification's or a filed refund's advice", got)
 	}
 	for _, at := range []string{"rendering", "uploading_vouchers"} {
 		if got := Tailor(failed, "1688", at); !strings.Contains(got, "refundctl request again for the order with the correction") {
@@ -129,7 +154,8 @@ func TestTailor(t *testing.T) {
 	}
 	for at, want := range map[string]string{"return_rendering": "refundctl ship CASE again", "return_submitting": "refundctl ship CASE again",
 		"modify_rendering": "refundctl modify CASE again", "modifying": "refundctl modify CASE again", "cancelling": "refundctl cancel CASE again"} {
-		if got := Tailor(failed, "taobao", at); !strings.Contains(got, want) || strings.Contains(got, "request again for the order") {
+		if got := Tailor(failed, "taobao", at); !strings.Contains(got, want) || strings.Contains(got, "request again for the order") ||
+			!strings.Contains(got, "cancel, then request") {
 			t.Errorf("platform_error stopped at %s = %q; want %q, not a new request", at, got, want)
 		}
 	}
