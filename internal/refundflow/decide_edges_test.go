@@ -209,3 +209,29 @@ func TestAShipmentBeforeTheSellerAgreedSaysWhenItIsTaken(t *testing.T) {
 		t.Errorf("ship for a refund only: %s %q; want it refused saying no return was requested", cell(got), got.Reason)
 	}
 }
+
+// TestASecondShipmentSaysWhichWasReportedAndHowToCorrectIt: two ship
+// commands sent at once (two operators, a double click) leave one on the
+// platform; the other's refusal said "a shipment was already reported",
+// and its sender could not tell whether the waybill on the platform was
+// theirs, nor how to put a wrong one right.
+func TestASecondShipmentSaysWhichWasReportedAndHowToCorrectIt(t *testing.T) {
+	for _, tc := range []struct {
+		platform Platform
+		state    State
+		want     string
+	}{
+		{PlatformTaobao, StateWaitingSellerReceive, "refundctl message 7 --text"},
+		{PlatformTaobao, StateReturnSubmitting, "refundctl message 7 --text"},
+		{Platform1688, StateWaitingSellerReceive, "the platform's back office"},
+	} {
+		c := fixture(tc.platform, tc.state)
+		c.Request.ReturnGoods = true
+		c.Shipment = &Shipment{Company: "SF", Waybill: "SF0000000001"}
+		got := decider.Decide(c, nil, Input{Kind: InputReportShipment, Now: now, ID: "cmd-ship-other", Shipment: &Shipment{Company: "YTO", Waybill: "YT0000000002"}})
+		if got.Outcome != OutcomeReject || got.Code != CodeNotNow ||
+			!strings.Contains(got.Reason, "a return shipment was reported already: SF SF0000000001") || !strings.Contains(got.Reason, tc.want) {
+			t.Errorf("%s %s, another shipment: %s %s %q; want reject/%s naming the shipment reported and %q", tc.platform, tc.state, cell(got), got.Code, got.Reason, CodeNotNow, tc.want)
+		}
+	}
+}

@@ -82,7 +82,7 @@ func (d Decider) onShipment(c CaseView, in Input) Decision {
 	case (e == StateReturnRendering || e == StateReturnSubmitting || e == StateWaitingSellerReceive) && c.Shipment != nil && *c.Shipment == sh:
 		return keep(c, CodeDuplicate, "the same shipment again")
 	case e == StateReturnRendering || e == StateReturnSubmitting || e == StateWaitingSellerReceive:
-		return reject(c, CodeNotNow, "a shipment was already reported")
+		return reject(c, CodeNotNow, shipmentTaken(c))
 	default:
 		if !c.Request.ReturnGoods && c.Plan.Adopted == "" { // (an adopted refund's request is not the case's)
 			return reject(c, CodeNotNow, fmt.Sprintf("no return was requested (a refund only); case %d is %s", c.ID, describeState(c)))
@@ -92,6 +92,26 @@ func (d Decider) onShipment(c CaseView, in Input) Decision {
 		return reject(c, CodeNotNow, fmt.Sprintf("a return shipment is reported once the seller has agreed to take the goods back (%s); case %d is %s",
 			StateWaitingReturnShipment, c.ID, describeState(c)))
 	}
+}
+
+// shipmentTaken is why a case whose return shipment is sent, or being
+// sent, refuses another: which one it has (two commands sent at once
+// leave their senders asking whose won), and how a wrong one is put
+// right: the seller is told, as no documented call changes a return's
+// logistics.
+func shipmentTaken(c CaseView) string {
+	var b strings.Builder
+	b.WriteString("a return shipment was reported already")
+	if sh := c.Shipment; sh != nil {
+		fmt.Fprintf(&b, ": %s %s", excerpt.Of(sh.Company, 40), excerpt.Of(sh.Waybill, 60))
+	}
+	b.WriteString(", and a case sends one per refund; if the parcel travels under another waybill, tell the seller: ")
+	if c.Platform == PlatformTaobao {
+		fmt.Fprintf(&b, "refundctl message %d --text …", c.ID)
+	} else {
+		b.WriteString("in the platform's back office (1688's API sends no message)")
+	}
+	return b.String()
 }
 
 func (d Decider) onCancel(c CaseView, v *PlatformView, in Input) Decision {
