@@ -33,7 +33,8 @@ func (a *app) modifyCommand() *cobra.Command {
 			"the reason must be one it offers, the amount within its bounds (--amount max takes the most\n" +
 			"it allows). Then it sends the modification (modifying), recorded first so that it is never\n" +
 			"sent twice, and the case waits for the seller again (waiting_seller). A change the form does\n" +
-			"not allow stops the case with the reason (reason_not_offered, fee_out_of_bounds): modify again.\n\n" +
+			"not allow stops the case with the reason (reason_not_offered, fee_out_of_bounds): modify again;\n" +
+			"a form that allows no amount at all (nothing_refundable) leaves the refund as filed.\n\n" +
 			"Instead of modifying: wait (a seller may still agree; the platform's next status moves the\n" +
 			"case on), withdraw the refund with `refundctl cancel N`, or accept the refusal and\n" +
 			"close the case with `refundctl resolve N --close --note TEXT`.\n\n" +

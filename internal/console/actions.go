@@ -479,7 +479,9 @@ func offers(a Account, k casestore.Case) map[string]bool {
 		// request replaces the one it stopped with (the request form,
 		// filled in from the case). Not while a submission may be on the
 		// platform, unverified: the worker would wait for its evidence.
-		"request": canRequestAgain(k),
+		// Not when the form allows no amount (nothing_refundable): no
+		// correction can be filed (the runbook's advice is a cancel).
+		"request": canRequestAgain(k) && k.AttentionCode != refundflow.AttnNothingRefundable,
 		"ship": (effective == refundflow.StateWaitingReturnShipment && !unsettled) ||
 			(attention && parked == refundflow.StateReturnRendering && !unsettled) ||
 			(attention && parked == refundflow.StateReturnSubmitting && (!unsettled || resendsFailed) && !unverifiedReturn),
@@ -493,7 +495,7 @@ func offers(a Account, k casestore.Case) map[string]bool {
 		"message":          taobao && k.RefundID != "" && !state.Terminal() && !unsettled,
 		"modify": taobao && k.RefundID != "" && attention && !adopted &&
 			((parked == refundflow.StateWaitingSeller && k.AttentionCode == refundflow.AttnSellerRefused) ||
-				parked == refundflow.StateModifyRendering ||
+				(parked == refundflow.StateModifyRendering && k.AttentionCode != refundflow.AttnNothingRefundable) ||
 				(parked == refundflow.StateModifying && (k.AttentionCode == refundflow.AttnPlatformError || resendsFailed))),
 	}
 }

@@ -100,12 +100,16 @@ func TestActions(t *testing.T) {
 		seedCase{order: "1900", sub: "1901", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnRefundExists,
 			parked: string(refundflow.StateSubmitting), plan: `{"priorListed":true,"priorRefunds":["R1901","R1902"],` +
 				`"priorOpen":["R1901","R1902"],"refusedForOpen":true}`},
+		seedCase{order: "2000", sub: "2001", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnNothingRefundable,
+			parked: string(refundflow.StateRendering)},
+		seedCase{order: "2100", sub: "2101", state: string(refundflow.StateNeedsAttention), attention: refundflow.AttnNothingRefundable,
+			parked: string(refundflow.StateModifyRendering), refund: "R2101"},
 	)
 	returning, refused, closed, held := ts.cases[0], ts.cases[1], ts.cases[2], ts.cases[3]
 	modifyRefused, returnRefused, unverifiable, unverifiedReturn := ts.cases[4], ts.cases[5], ts.cases[6], ts.cases[7]
 	alibabaRefund, alibabaMissing, elsewhere := ts.cases[8], ts.cases[9], ts.cases[10]
 	blocked, adopted, adoptedElsewhere := ts.cases[11], ts.cases[12], ts.cases[13]
-	blockedByFollowed := ts.cases[15]
+	blockedByFollowed, nothingLeft, nothingToModify := ts.cases[15], ts.cases[16], ts.cases[17]
 	op, viewer := ts.login(operatorName), ts.login(viewerName)
 	csrf := ts.srv.sessions.csrf(op.Value)
 	path := func(k casestore.Case) string { return fmt.Sprintf("/cases/%d", k.ID) }
@@ -154,6 +158,11 @@ func TestActions(t *testing.T) {
 		// the refund's id, it takes a retry and a cancel again.
 		{adoptedElsewhere, []string{"resolve", "resolve-retry", "cancel", "message"}, []string{"modify", "resolve-adopt"}},
 		{blockedByFollowed, []string{"resolve", "resolve-adopt", "adopt-refund"}, []string{"ship", "message", "modify"}},
+		// The form allows no amount: no corrected request or
+		// modification can be sent (the runbook says so); a cancel, a
+		// retry or a close are the ways out.
+		{nothingLeft, []string{"resolve", "resolve-retry", "resolve-close", "cancel"}, []string{"request-again", "modify", "ship"}},
+		{nothingToModify, []string{"resolve", "resolve-retry", "resolve-close", "cancel", "message"}, []string{"request-again", "modify", "ship"}},
 	} {
 		page := ts.do("GET", path(tc.k), "cookie:"+op.Value, nil)
 		for _, f := range tc.offered {

@@ -97,19 +97,31 @@ func (d Decider) onShipment(c CaseView, in Input) Decision {
 // shipmentTaken is why a case whose return shipment is sent, or being
 // sent, refuses another: which one it has (two commands sent at once
 // leave their senders asking whose won), and how a wrong one is put
-// right: the seller is told, as no documented call changes a return's
-// logistics.
+// right: while it is being sent, by a shipment once the send stops;
+// once sent, by telling the seller, as no documented call changes a
+// return's logistics.
 func shipmentTaken(c CaseView) string {
 	var b strings.Builder
-	b.WriteString("a return shipment was reported already")
+	sending := c.State == StateReturnRendering || c.State == StateReturnSubmitting
+	if sending {
+		b.WriteString("a return shipment is being sent")
+	} else {
+		b.WriteString("a return shipment was reported already")
+	}
 	if sh := c.Shipment; sh != nil {
 		fmt.Fprintf(&b, ": %s %s", excerpt.Of(sh.Company, 40), excerpt.Of(sh.Waybill, 60))
+	}
+	if sending {
+		// A send that stops (a carrier refused, a refusal whole) parks
+		// the case, and a shipment then replaces it (onShipment).
+		fmt.Fprintf(&b, "; if it stops short of the platform, refundctl ship %d again replaces it", c.ID)
+		return b.String()
 	}
 	b.WriteString(", and a case sends one per refund; if the parcel travels under another waybill, tell the seller: ")
 	if c.Platform == PlatformTaobao {
 		fmt.Fprintf(&b, "refundctl message %d --text …", c.ID)
 	} else {
-		b.WriteString("in the platform's back office (1688's API sends no message)")
+		b.WriteString("in the platform's back office (1688's API has no message)")
 	}
 	return b.String()
 }
@@ -213,6 +225,10 @@ func (d Decider) onResult(c CaseView, in Input) Decision {
 		if r.Step == StepSubmit && r.Err.OpenRefundExists {
 			return refundExists(c, r.Err)
 		}
+		if r.Step == StepUploadVouchers && r.Err.Code == StepCodeVoucherUnreadable {
+			return park(c, AttnVoucherUnreadable, excerpt.Of(fmt.Sprintf("the worker could not read a voucher of the request, and nothing of it was filed: %s "+
+				"(a file name in the worker's WORKER_VOUCHER_DIR, on each worker's host)", r.Err.Message), MaxAttentionText))
+		}
 		return park(c, AttnPlatformError, excerpt.Of(fmt.Sprintf("%s failed: code %s: %s", r.Step, excerpt.Of(r.Err.Code, 40), r.Err.Message), MaxAttentionText))
 	}
 	switch r.Step {
@@ -307,6 +323,12 @@ func choose(c CaseView, f *Form) (Plan, *Decision) {
 	if most := refundable(f); most <= 0 {
 		// Before the reason and the amount: no correction of either
 		// can file anything.
+		if c.State == StateModifyRendering {
+			// The refund the modification was for is still on the
+			// platform as filed (and refused): nothing was taken.
+			return stop(AttnNothingRefundable, fmt.Sprintf("the refund form read for the modification allows nothing to refund (its most is %d fen): "+
+				"no modification can be sent, and refund %s stands as filed", most, excerpt.Of(c.RefundID, 40)))
+		}
 		return stop(AttnNothingRefundable, nothingRefundableText(most, f.Existing))
 	}
 	reason, err := pickReason(f.Reasons, c.Request)

@@ -162,6 +162,14 @@ func (d Decider) onModify(c CaseView, in Input) Decision {
 // sends the modification. The plan keeps what the first submission knew of
 // the sub-order's earlier refunds: the form now lists this case's own.
 func (d Decider) onModifyForm(c CaseView, f *Form, now time.Time) Decision {
+	if f != nil && f.SaleDisabled && c.RefundID != "" && slices.Equal(f.ExistingOpen, []string{c.RefundID}) {
+		// The v2 form turns saleFlag off while the sub-order has an open
+		// refund (onForm names it as the cause), and the one open is the
+		// refund being modified: not a refusal of the modification.
+		g := *f
+		g.SaleDisabled = false
+		f = &g
+	}
 	chosen, stop := choose(c, f)
 	if stop != nil {
 		return *stop

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/refundhub/refundhub/internal/casestore/casestoretest"
+	"github.com/refundhub/refundhub/internal/platform"
 	"github.com/refundhub/refundhub/internal/refundflow"
 	"github.com/refundhub/refundhub/internal/sandbox"
 )
@@ -126,5 +128,26 @@ func TestModifyRefusedOn1688AndOutsideARefusal(t *testing.T) {
 	m.Platform = refundflow.Platform1688
 	if got := r.handle(m); got.Outcome != refundflow.OutcomeReject || got.Code != refundflow.CodeNotSupported {
 		t.Errorf("modify on 1688: %s/%s; want reject/%s", got.Outcome, got.Code, refundflow.CodeNotSupported)
+	}
+}
+
+// TestAModificationOnTheV2RenderIsSent: on the v2 render the platform's
+// form carries saleFlag, which is off while the sub-order has an open
+// refund (the sandbox's reading, as onForm's): read for a modification,
+// the open refund is the one modified, and the modification goes out
+// (every modification under a v2 profile stopped as sale_not_allowed).
+func TestAModificationOnTheV2RenderIsSent(t *testing.T) {
+	prof, err := platform.Parse([]byte("[endpoints.taobao_render]\npath = \"/v2/taobao/order/refund/render\"\nmethod = \"POST\"\nfamily = \"v2\"\nevidence = \"DOC\"\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRigProfiled(t, casestoretest.Backends()[0], fast, prof)
+	id, refundID, _, _ := refusedTaobaoCase(t, r)
+	if h := r.handle(modifyCommand(r, id, 3000)); h.Outcome != refundflow.OutcomeAct {
+		t.Fatalf("modify: %+v; want applied", h)
+	}
+	c := r.waitState(id, refundflow.StateWaitingSeller)
+	if st := r.sb.Stats(); c.RefundID != refundID || st.Modifications[refundID] != 1 {
+		t.Errorf("after the modification: refund %s, %d modifications of %s; want the same refund modified once", c.RefundID, st.Modifications[refundID], refundID)
 	}
 }

@@ -481,3 +481,50 @@ func TestAModificationThatNeverReachedThePlatformIsNotTheBaseOfTheNext(t *testin
 		t.Errorf("modification sent with reason %d fee %d; want %d and 300", dec.Step.ReasonID, dec.Step.Fee, filed.ReasonID)
 	}
 }
+
+// TestAModificationTheFormAllowsNoAmountForSaysTheRefundStands: the form
+// read for a modification allows nothing: the refund as filed (refused)
+// is still on the platform, so the text must not say "refunded already,
+// no request can be filed" of it, nor name the case's own refund as one
+// that took the payment.
+func TestAModificationTheFormAllowsNoAmountForSaysTheRefundStands(t *testing.T) {
+	c := fixture(PlatformTaobao, StateNeedsAttention) // refused by the seller
+	amount := int64(300)
+	dec := decider.Decide(c, nil, Input{Kind: InputModify, ID: "cmd-modify", Now: now, Modify: &Modification{Amount: &amount}})
+	mustCell(t, "modify the amount", dec, "act:modify_rendering+render")
+	c = apply(c, dec)
+	form := Form{Reasons: []Reason{{ID: c.Request.ReasonID, Desc: "filed"}}, CanEditFee: true, Existing: []string{c.RefundID}, ExistingOpen: []string{c.RefundID}}
+	c, dec = finish(c, &StepResult{Step: StepRender, Form: &form})
+	if dec.Attention == nil || dec.Attention.Code != AttnNothingRefundable || c.Parked != StateModifyRendering {
+		t.Fatalf("the modification's form with a most of 0: %s %+v; want parked at modify_rendering, %s", cell(dec), dec.Attention, AttnNothingRefundable)
+	}
+	if msg := dec.Attention.Message; !strings.Contains(msg, "refund "+c.RefundID+" stands as filed") ||
+		strings.Contains(msg, "refunded already") || strings.Contains(msg, "no request can be filed") {
+		t.Errorf("the modification's text %q; want it to say the refund stands as filed", msg)
+	}
+}
+
+// TestAModificationIsNotStoppedByTheFlagItsOwnRefundTurnsOff: the v2 form
+// turns saleFlag off while the sub-order has an open refund (the sandbox
+// does, as onForm reads it), and the refund a modification is for is
+// open: read for the modification, the form said "after-sale not
+// allowed" of the case's own refund, and every modification stopped as
+// sale_not_allowed.
+func TestAModificationIsNotStoppedByTheFlagItsOwnRefundTurnsOff(t *testing.T) {
+	c := fixture(PlatformTaobao, StateNeedsAttention) // refused by the seller
+	amount := int64(300)
+	dec := decider.Decide(c, nil, Input{Kind: InputModify, ID: "cmd-modify", Now: now, Modify: &Modification{Amount: &amount}})
+	mustCell(t, "modify the amount", dec, "act:modify_rendering+render")
+	c = apply(c, dec)
+	form := Form{Reasons: []Reason{{ID: c.Request.ReasonID, Desc: "filed"}}, MinFee: 1, MaxFee: 1000, CanEditFee: true, SaleDisabled: true,
+		Existing: []string{"R0", c.RefundID}, ExistingOpen: []string{c.RefundID}}
+	_, dec = finish(c, &StepResult{Step: StepRender, Form: &form})
+	mustCell(t, "the modification's form, the flag off for its own refund", dec, "act:modifying+modify")
+	// Another refund open beside it: the flag may be the platform's word
+	// on the sub-order, and the case stops as before.
+	form.ExistingOpen = []string{"R0", c.RefundID}
+	_, dec = finish(c, &StepResult{Step: StepRender, Form: &form})
+	if dec.Attention == nil || dec.Attention.Code != AttnSaleNotAllowed {
+		t.Errorf("the flag off with another refund open: %s %+v; want %s", cell(dec), dec.Attention, AttnSaleNotAllowed)
+	}
+}

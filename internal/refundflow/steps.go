@@ -169,13 +169,13 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 		return map[string]any{"reasons": len(res.Reasons)}, r.RequestID, nil
 	case StepUploadVouchers:
 		if e.vouchers == nil {
-			return nil, "", fmt.Errorf("no voucher source configured: %w", apiclient.ErrInvalidArgument)
+			return nil, "", &voucherError{err: errors.New("the worker has no voucher directory (WORKER_VOUCHER_DIR is empty)")}
 		}
 		var rid string
 		for _, ref := range st.Vouchers {
 			name, data, err := e.vouchers(ctx, ref)
 			if err != nil {
-				return nil, rid, fmt.Errorf("voucher %q: %w: %w", excerpt.Of(ref, 40), err, apiclient.ErrInvalidArgument)
+				return nil, rid, &voucherError{ref: ref, err: err}
 			}
 			r, err := cl.AlibabaUploadVoucher(ctx, name, bytes.NewReader(data))
 			if err != nil {
@@ -279,6 +279,9 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 // even when this attempt was refused: the refusal says nothing about the
 // earlier one (a duplicate refusal is what an earlier attempt that landed
 // late would cause).
+//
+// A voucher the worker could not read has its own code
+// (StepCodeVoucherUnreadable): the cause is on the worker's host.
 func stepError(err error, sideEffect, resume bool) *StepError {
 	se := &StepError{Message: excerpt.Of(err.Error(), MaxAttentionText)}
 	var ae *apiclient.APIError
@@ -301,6 +304,8 @@ func stepError(err error, sideEffect, resume bool) *StepError {
 		se.Code = "list_incomplete"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		se.Code = "cancelled"
+	case errors.As(err, new(*voucherError)):
+		se.Code = StepCodeVoucherUnreadable
 	case errors.Is(err, apiclient.ErrInvalidArgument):
 		se.Code = "invalid_argument"
 	default:
@@ -332,3 +337,25 @@ func refusedByPlatform(err error) bool {
 	var he *apiclient.HTTPError
 	return errors.As(err, &he) && he.StatusCode >= 400 && he.StatusCode < 500
 }
+
+// StepCodeVoucherUnreadable is the step error code of an upload_vouchers
+// step that could not read a voucher on the worker's host (VoucherSource):
+// nothing of it was sent.
+const StepCodeVoucherUnreadable = "voucher_unreadable"
+
+// voucherError is a voucher the worker could not read, before anything
+// of it was sent (so apiclient.NotApplied holds: no response type in its
+// chain): ref is the request's reference, "" when no source is set.
+type voucherError struct {
+	ref string
+	err error
+}
+
+func (e *voucherError) Error() string {
+	if e.ref == "" {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("voucher %q: %v", excerpt.Of(e.ref, 60), e.err)
+}
+
+func (e *voucherError) Unwrap() error { return e.err }

@@ -389,6 +389,11 @@ const (
 	// whatever reason or amount it asks: unlike fee_out_of_bounds, a
 	// corrected request is no way out.
 	AttnNothingRefundable = "nothing_refundable"
+	// AttnVoucherUnreadable: a voucher of the request could not be read
+	// on the worker's host (VoucherSource: not in WORKER_VOUCHER_DIR, or
+	// none configured): nothing of the request was filed, and the cause
+	// is the worker's, not the platform's (platform_error's advice).
+	AttnVoucherUnreadable = "voucher_unreadable"
 	AttnVoucherRequired   = "voucher_required" // the reason needs vouchers and none were given
 	AttnCompanyRejected   = "company_not_allowed"
 	AttnBadStepResult     = "bad_step_result" // a step succeeded but returned nothing usable
@@ -424,7 +429,7 @@ const (
 // needs_attention reasons and the flags (FlagCodes).
 func AttentionCodes() []string {
 	codes := []string{AttnSellerRefused, AttnRefundMissing, AttnUnknownStatus, AttnPlatformError, AttnReasonNotOffered,
-		AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnNothingRefundable, AttnVoucherRequired, AttnCompanyRejected, AttnBadStepResult,
+		AttnFeeOutOfBounds, AttnFeeNotEditable, AttnSaleNotAllowed, AttnNothingRefundable, AttnVoucherRequired, AttnVoucherUnreadable, AttnCompanyRejected, AttnBadStepResult,
 		AttnRefundExists}
 	codes = append(codes, FlagCodes()...) // the flags have one list
 	return append(codes, CodeUnverifiable, CodeResendsFailed, CodeInvalidRequest, CodeWorkerEnded)
