@@ -223,9 +223,12 @@ func TestASecondShipmentSaysWhichWasReportedAndHowToCorrectIt(t *testing.T) {
 	}{
 		{PlatformTaobao, StateWaitingSellerReceive, "refundctl message 7 --text"},
 		{Platform1688, StateWaitingSellerReceive, "the platform's back office"},
-		// Still being sent: should it stop, a shipment replaces it.
+		// Still being sent: should it stop, a shipment replaces it; once
+		// sent, the seller is told.
 		{PlatformTaobao, StateReturnSubmitting, "if it stops short of the platform, refundctl ship 7 again replaces it"},
+		{PlatformTaobao, StateReturnSubmitting, "once it is sent, a case sends no other, and if the parcel travels under another waybill, tell the seller: refundctl message 7"},
 		{Platform1688, StateReturnRendering, "if it stops short of the platform, refundctl ship 7 again replaces it"},
+		{Platform1688, StateReturnRendering, "tell the seller: in the platform's back office"},
 	} {
 		c := fixture(tc.platform, tc.state)
 		c.Request.ReturnGoods = true

@@ -114,10 +114,11 @@ func shipmentTaken(c CaseView) string {
 	if sending {
 		// A send that stops (a carrier refused, a refusal whole) parks
 		// the case, and a shipment then replaces it (onShipment).
-		fmt.Fprintf(&b, "; if it stops short of the platform, refundctl ship %d again replaces it", c.ID)
-		return b.String()
+		fmt.Fprintf(&b, "; if it stops short of the platform, refundctl ship %d again replaces it; once it is sent, a case sends no other, "+
+			"and if the parcel travels under another waybill, tell the seller: ", c.ID)
+	} else {
+		b.WriteString(", and a case sends one per refund; if the parcel travels under another waybill, tell the seller: ")
 	}
-	b.WriteString(", and a case sends one per refund; if the parcel travels under another waybill, tell the seller: ")
 	if c.Platform == PlatformTaobao {
 		fmt.Fprintf(&b, "refundctl message %d --text …", c.ID)
 	} else {
@@ -226,8 +227,8 @@ func (d Decider) onResult(c CaseView, in Input) Decision {
 			return refundExists(c, r.Err)
 		}
 		if r.Step == StepUploadVouchers && r.Err.Code == StepCodeVoucherUnreadable {
-			return park(c, AttnVoucherUnreadable, excerpt.Of(fmt.Sprintf("the worker could not read a voucher of the request, and nothing of it was filed: %s "+
-				"(a file name in the worker's WORKER_VOUCHER_DIR, on each worker's host)", r.Err.Message), MaxAttentionText))
+			return park(c, AttnVoucherUnreadable, excerpt.Of(fmt.Sprintf("the worker could not send a voucher of the request, and nothing of it was filed: %s "+
+				"(vouchers are plain file names in WORKER_VOUCHER_DIR, on every worker's host)", r.Err.Message), MaxAttentionText))
 		}
 		return park(c, AttnPlatformError, excerpt.Of(fmt.Sprintf("%s failed: code %s: %s", r.Step, excerpt.Of(r.Err.Code, 40), r.Err.Message), MaxAttentionText))
 	}

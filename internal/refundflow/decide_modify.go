@@ -165,7 +165,11 @@ func (d Decider) onModifyForm(c CaseView, f *Form, now time.Time) Decision {
 	if f != nil && f.SaleDisabled && c.RefundID != "" && slices.Equal(f.ExistingOpen, []string{c.RefundID}) {
 		// The v2 form turns saleFlag off while the sub-order has an open
 		// refund (onForm names it as the cause), and the one open is the
-		// refund being modified: not a refusal of the modification.
+		// refund being modified: not a refusal of the modification. Were
+		// the flag off for another reason too (an after-sale window
+		// passed), the platform refuses the modification whole, and the
+		// case stops at modifying with its words (platform_error):
+		// nothing is sent twice.
 		g := *f
 		g.SaleDisabled = false
 		f = &g

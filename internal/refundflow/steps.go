@@ -169,7 +169,11 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 		return map[string]any{"reasons": len(res.Reasons)}, r.RequestID, nil
 	case StepUploadVouchers:
 		if e.vouchers == nil {
-			return nil, "", &voucherError{err: errors.New("the worker has no voucher directory (WORKER_VOUCHER_DIR is empty)")}
+			var ref string
+			if len(st.Vouchers) > 0 {
+				ref = st.Vouchers[0]
+			}
+			return nil, "", &voucherError{ref: ref, err: errors.New("the worker has no voucher directory: WORKER_VOUCHER_DIR is empty; set it and restart the worker")}
 		}
 		var rid string
 		for _, ref := range st.Vouchers {
@@ -178,6 +182,11 @@ func (e *Engine) call(ctx context.Context, c casestore.Case, p Platform, st *Ste
 				return nil, rid, &voucherError{ref: ref, err: err}
 			}
 			r, err := cl.AlibabaUploadVoucher(ctx, name, bytes.NewReader(data))
+			if errors.Is(err, apiclient.ErrInvalidArgument) {
+				// Refused by the client before anything was sent: the
+				// file (empty, too large, its name).
+				return nil, rid, &voucherError{ref: ref, err: err}
+			}
 			if err != nil {
 				return nil, r.RequestID, err
 			}
