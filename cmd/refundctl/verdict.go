@@ -147,7 +147,15 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 			return fmt.Sprintf("case %d follows the platform and ends closed once %s shows the refund closed (refundctl wait %d --state closed)",
 				v.CaseID, c.Platform, v.CaseID)
 		}
-		return fmt.Sprintf("case %d goes on following the refund", v.CaseID)
+		at := refundflow.State(v.State)
+		if at == refundflow.StateNeedsAttention {
+			at = refundflow.State(v.ParkedState)
+		}
+		switch at {
+		case refundflow.StateWaitingSeller, refundflow.StateWaitingReturnShipment, refundflow.StateWaitingSellerReceive:
+			return fmt.Sprintf("case %d goes on following the refund", v.CaseID)
+		}
+		return fmt.Sprintf("case %d is as it was: %s", v.CaseID, caseRef) // (stopped before its refund, say: no refund to follow)
 	case refundflow.CodeWorkerEnded:
 		return fmt.Sprintf("case %d is held because worker processes kept ending while they worked on it (%s says how many times; "+
 			"the worker's and the system's logs say why). Once the cause is fixed, or if another case was it: refundctl resolve %d --retry "+

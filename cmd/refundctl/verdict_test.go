@@ -108,6 +108,28 @@ func TestCommandVerdicts(t *testing.T) {
 		}
 	}
 
+	// A 1688 case stopped before its refund: a message refused there
+	// leaves it as it was (it said "case 4 goes on following the
+	// refund" of a case with none).
+	if err := st.Update(ctx, func(tx *casestore.Tx) error {
+		c, err := tx.CreateCase(ctx, casestore.NewCase{Platform: "1688", OrderID: "400", State: "requested"})
+		if err != nil {
+			return err
+		}
+		c.State, c.ParkedState, c.AttentionCode, c.AttentionMessage = "needs_attention", "uploading_vouchers", refundflow.AttnVoucherUnreadable, "voucher \"a.png\": gone"
+		if _, err := tx.UpdateCase(ctx, c); err != nil {
+			return err
+		}
+		return tx.RecordCommandOutcome(ctx, casestore.CommandOutcome{CommandID: "cmd-1688-message-2", Verdict: casestore.VerdictRejected, CaseID: c.ID,
+			Code: refundflow.CodeNotSupported, Reason: "1688's API has no message: write to the seller on 1688 itself"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run("message", "4", "--id", "cmd-1688-message-2", "--text", "hello", "--wait", "300ms"); r.code() != 4 ||
+		!strings.Contains(r.line(), "write to the seller on 1688 itself; case 4 is as it was: refundctl show 4") || strings.Contains(r.line(), "following the refund") {
+		t.Errorf("message on a 1688 case stopped before its refund: exit %d, %q; want exit 4, the case as it was", r.code(), r.line())
+	}
+
 	// A command the worker keeps in the store for its case (here waiting
 	// for a side effect to be confirmed) is pending with where it waits,
 	// not "is it running?".
