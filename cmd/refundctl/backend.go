@@ -33,6 +33,10 @@ type backend interface {
 	// up to wait for the worker's verdict (not at all when 0: the verdict
 	// is then nil). The console checks c again before publishing it.
 	send(ctx context.Context, c refundflow.Command, wait time.Duration) (commandResult, *opcommands.Verdict, error)
+	// commandWhere is where JetStream has command id, published earlier
+	// and without a verdict (opcommands.Locate, then Whereabouts): "" when
+	// it cannot be said.
+	commandWhere(ctx context.Context, id string) string
 	close()
 }
 
@@ -209,6 +213,26 @@ func (a *app) whereabouts(ctx context.Context, res commandResult) string {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
 	defer cancel()
 	where, err := opcommands.Whereabouts(ctx, js, opcommands.Ack{Subject: res.Subject, Stream: res.Stream, Sequence: res.Sequence})
+	if err != nil {
+		return ""
+	}
+	return where
+}
+
+// commandWhere finds command id's message on the command stream by its
+// id and says where it is (opcommands.Locate, Whereabouts); "" when NATS
+// cannot be reached or the message is not among those read.
+func (d *direct) commandWhere(ctx context.Context, id string) string {
+	nc, js, err := d.a.connect()
+	if err != nil {
+		return ""
+	}
+	defer nc.Close()
+	ack, err := opcommands.Locate(ctx, js, id, opcommands.LocateLimit, d.a.cfg.Timeout)
+	if err != nil {
+		return ""
+	}
+	where, err := opcommands.Whereabouts(ctx, js, ack)
 	if err != nil {
 		return ""
 	}

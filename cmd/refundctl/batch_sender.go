@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -172,9 +173,28 @@ func (r *remote) filed(ctx context.Context, id string) (opcommands.Verdict, erro
 	return ans.Verdict, err
 }
 
-// whereabouts: the console filed the row, and only it saw where JetStream
-// stored it.
-func (r *remote) whereabouts(context.Context, refundflow.Command) (string, string) { return "", "" }
+// whereabouts asks the console where a row it filed is: kept by the
+// worker (its verdict's reason), else where JetStream has it at the
+// stream and sequence the console stored it at (?where=1&stream=&seq=:
+// one message read, no search). Once the console could not say, the
+// rest are not asked.
+func (r *remote) whereabouts(ctx context.Context, c refundflow.Command) (string, string) {
+	ack, ok := r.acks[c.ID]
+	if !ok || r.unsaid {
+		return "", ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.a.cfg.Timeout)
+	defer cancel()
+	v, err := r.askWhere(ctx, c.ID, url.Values{"where": {"1"}, "stream": {ack.Stream}, "seq": {strconv.FormatUint(ack.Sequence, 10)}})
+	switch {
+	case err != nil:
+		r.unsaid = true
+		return "", ""
+	case v.Verdict != opcommands.VerdictPending:
+		return "", "" // decided since the last poll: the row stays as polled
+	}
+	return v.Code, v.Reason
+}
 
 // openedCase finds the case id opened through the console's search, which
 // matches a case's opening command id.
@@ -208,6 +228,12 @@ func (r *remote) file(ctx context.Context, c refundflow.Command) (bool, error) {
 			return false, err
 		}
 		return false, &unconfirmedError{id: c.ID, err: err}
+	}
+	if ans.Stream != "" && ans.Sequence > 0 {
+		if r.acks == nil {
+			r.acks = map[string]opcommands.Ack{}
+		}
+		r.acks[c.ID] = opcommands.Ack{Subject: ans.Subject, Stream: ans.Stream, Sequence: ans.Sequence}
 	}
 	return ans.Duplicate, nil
 }

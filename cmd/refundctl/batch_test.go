@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/refundhub/refundhub/internal/casestore"
+	"github.com/refundhub/refundhub/internal/events"
 )
 
 // writeTemp writes a file under the test's temp dir and returns its path.
@@ -114,5 +117,29 @@ func TestBatchRowsWithoutAVerdictSayWhereJetStreamHasThem(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, "is it running") {
 		t.Errorf("a batch's pending rows still ask whether the worker runs, with no worker consumer at all:\n%s", r.stdout)
+	}
+}
+
+// TestABatchFiledThroughTheConsoleSaysWhereItsRowsAre: a batch filed
+// through the console (REFUNDHUB_URL) with no worker asking: each
+// pending row says where JetStream has it, asked of the console at the
+// stream and sequence it stored the row at (they said "is it running?").
+func TestABatchFiledThroughTheConsoleSaysWhereItsRowsAre(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	seedCases(t, st)
+	if _, err := e.js.CreateOrUpdateConsumer(context.Background(), events.DefaultCommandStreamName, jetstream.ConsumerConfig{Durable: "worker",
+		FilterSubject: events.SubjectCommands + ".>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	url := startConsole(e)
+	good := writeTemp(t, "good.csv", "platform,order,sub-order,goods-status,reason-id,amount\n"+
+		"taobao,1001,1002,1,1004,max\ntaobao,1001,1003,1,1004,max\n")
+	r := e.remoteRun(url, consoleOperatorToken, "request", "--file", good, "--wait", "300ms")
+	if r.code() != exitPending || !strings.HasSuffix(r.stdout, "2 rows: 2 filed, 0 already filed, 0 invalid; verdicts: 0 applied, 0 rejected, 2 pending\n") {
+		t.Fatalf("a batch through the console with no worker asking: exit %d (%s)\n%s", r.code(), r.line(), r.stdout)
+	}
+	if n := strings.Count(r.stdout, "filed: pending: sent; waiting in JetStream: no worker is asking for commands now"); n != 2 || strings.Contains(r.stdout, "has not decided it yet") {
+		t.Errorf("%d rows say where JetStream has them; want both, none asking only whether the worker runs:\n%s", n, r.stdout)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -301,6 +302,9 @@ func (a *app) showCommand() *cobra.Command {
 		}
 		defer b.close()
 		c, err := b.lookupCase(ctx, sel, id)
+		if nf := (*notFoundError)(nil); errors.As(err, &nf) {
+			return a.whereUndecided(ctx, b, nf)
+		}
 		if err != nil {
 			return err
 		}

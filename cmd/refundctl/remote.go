@@ -32,6 +32,11 @@ type remote struct {
 	client *http.Client
 	base   string // scheme://host[:port][/prefix], without user info
 	token  string
+	// acks are where the console stored the commands a batch filed
+	// (its answers' stream and sequence), for its pending rows'
+	// whereabouts; unsaid is set once the console could not say one.
+	acks   map[string]opcommands.Ack
+	unsaid bool
 }
 
 // newRemote checks REFUNDHUB_URL and REFUNDHUB_TOKEN.
@@ -317,7 +322,7 @@ func (r *remote) caseDetail(ctx context.Context, id int64) (apiCaseDetail, error
 	_, err := r.do(ctx, http.MethodGet, "/api/v1/cases/"+strconv.FormatInt(id, 10), nil, &d)
 	var ae *apiError
 	if errors.As(err, &ae) && ae.Code == "not_found" {
-		return d, &notFoundError{fmt.Sprintf("case %d not found", id)}
+		return d, &notFoundError{msg: fmt.Sprintf("case %d not found", id)}
 	}
 	return d, err
 }
@@ -369,7 +374,7 @@ func (r *remote) lookupCase(ctx context.Context, sel caseSelector, id int64) (ca
 		return casestore.Case{}, err
 	}
 	if best.ID == 0 {
-		return casestore.Case{}, &notFoundError{"no case for " + sel.String()}
+		return casestore.Case{}, &notFoundError{msg: "no case for " + sel.String()}
 	}
 	return best, nil
 }
@@ -394,6 +399,26 @@ func (r *remote) commandCase(ctx context.Context, id string) (casestore.Case, er
 	}
 	d, err := r.caseDetail(ctx, caseID)
 	return d.Case.toCase(), err
+}
+
+// commandWhere asks the console where JetStream has command id
+// (GET /api/v1/commands/{id}?where=1): its pending verdict's reason when
+// the console could say, else "".
+func (r *remote) commandWhere(ctx context.Context, id string) string {
+	v, err := r.askWhere(ctx, id, url.Values{"where": {"1"}})
+	if err != nil || v.Verdict != opcommands.VerdictPending || v.Code != opcommands.CodeUndecided {
+		return ""
+	}
+	return v.Reason
+}
+
+// askWhere is the console's verdict on command id, asked with q to say
+// where a pending one is (where=1; with stream and seq, where the console
+// stored it: one message read instead of a search).
+func (r *remote) askWhere(ctx context.Context, id string, q url.Values) (opcommands.Verdict, error) {
+	var ans commandAnswer
+	_, err := r.do(ctx, http.MethodGet, "/api/v1/commands/"+url.PathEscape(id)+"?"+q.Encode(), nil, &ans)
+	return ans.Verdict, err
 }
 
 // newest is the newest case of the console's list for q that want keeps

@@ -76,6 +76,24 @@ func TestCommandVerdicts(t *testing.T) {
 			"follow it with: refundctl wait --command cmd-pending-2") {
 		t.Errorf("cancel with no worker asking: exit %d, %q; want exit 5, the command waiting in JetStream", r.code(), r.line())
 	}
+	// Followed by its id alone, as the advice says: wait and show find it
+	// in the stream and say where it is (they said "no verdict from the
+	// worker yet").
+	for _, args := range [][]string{{"wait", "--command", "cmd-pending-2", "--deadline", "300ms"}, {"show", "--command", "cmd-pending-2"}} {
+		if r := e.run(args...); r.code() != 1 ||
+			!strings.Contains(r.line(), "no case for command cmd-pending-2 yet: sent; waiting in JetStream: no worker is asking for commands now") {
+			t.Errorf("%s: exit %d, %q; want exit 1, the command waiting in JetStream", strings.Join(args, " "), r.code(), r.line())
+		}
+	}
+	// Through the console: its last look asks where (?where=1).
+	consoleURL := startConsole(e)
+	if r := e.remoteRun(consoleURL, consoleOperatorToken, "wait", "--command", "cmd-pending-2", "--deadline", "300ms"); r.code() != 1 ||
+		!strings.Contains(r.line(), "no case for command cmd-pending-2 yet: sent; waiting in JetStream: no worker is asking for commands now") {
+		t.Errorf("wait --command through the console: exit %d, %q; want exit 1, the command waiting in JetStream", r.code(), r.line())
+	}
+	if r := e.run("show", "--command", "cmd-never-sent-1"); r.code() != 1 || r.line() != "refundctl: no case for command cmd-never-sent-1 (no verdict from the worker yet)" {
+		t.Errorf("show --command of a command never sent: exit %d, %q; want exit 1, the plain pending", r.code(), r.line())
+	}
 
 	// Applied, and the case has ended meanwhile (a cancel, a refund the
 	// seller then refunded): there is nothing to follow; it said "follow
@@ -198,7 +216,7 @@ func TestCommandVerdicts(t *testing.T) {
 	// refusal there too, not the case it was refused on; a command the
 	// worker has not decided has no case yet. (Through the console both
 	// printed case 1 and exited 0.)
-	console := startConsole(e)
+	console := consoleURL // (started above)
 	remote := func(args ...string) result { return e.remoteRun(console, consoleOperatorToken, args...) }
 	if r := remote("wait", "--command", "cmd-dup-1"); r.err != nil || !strings.HasPrefix(r.stdout, "case 1 is waiting_seller") {
 		t.Errorf("remote wait --command of a duplicate: exit %d %q (%s); want case 1", r.code(), r.stdout, r.line())

@@ -114,7 +114,13 @@ func (s caseSelector) String() string {
 }
 
 // notFoundError says that no case matches; wait keeps polling on it.
-type notFoundError struct{ msg string }
+type notFoundError struct {
+	msg string
+	// undecided is the command id of a lookup by command that found no
+	// verdict and nothing the worker keeps: where JetStream has it may
+	// be said (a.whereUndecided).
+	undecided string
+}
 
 func (e *notFoundError) Error() string { return e.msg }
 
@@ -123,7 +129,7 @@ func (s caseSelector) lookup(ctx context.Context, st *casestore.Store, id int64)
 	if id > 0 {
 		c, err := st.GetCase(ctx, id)
 		if errors.Is(err, casestore.ErrNotFound) {
-			return casestore.Case{}, &notFoundError{fmt.Sprintf("case %d not found", id)}
+			return casestore.Case{}, &notFoundError{msg: fmt.Sprintf("case %d not found", id)}
 		}
 		return c, err
 	}
@@ -132,7 +138,7 @@ func (s caseSelector) lookup(ctx context.Context, st *casestore.Store, id int64)
 	}
 	c, err := s.find(ctx, st)
 	if errors.Is(err, casestore.ErrNotFound) {
-		return casestore.Case{}, &notFoundError{"no case for " + s.String()}
+		return casestore.Case{}, &notFoundError{msg: "no case for " + s.String()}
 	}
 	return c, err
 }
@@ -172,9 +178,9 @@ func commandCase(ctx context.Context, st *casestore.Store, id string) (casestore
 func verdictCase(id, verdict string, caseID int64, code, reason string) (int64, error) {
 	switch {
 	case verdict == opcommands.VerdictPending && reason != "":
-		return 0, &notFoundError{"no case for command " + id + " yet: " + reason}
+		return 0, &notFoundError{msg: "no case for command " + id + " yet: " + reason}
 	case verdict == opcommands.VerdictPending:
-		return 0, &notFoundError{"no case for command " + id + " (no verdict from the worker yet)"}
+		return 0, &notFoundError{msg: "no case for command " + id + " (no verdict from the worker yet)", undecided: id}
 	case caseID > 0 && (verdict == casestore.VerdictApplied || code == refundflow.CodeDuplicate):
 		return caseID, nil
 	}
@@ -272,7 +278,7 @@ func (a *app) waitCommand() *cobra.Command {
 				}
 				if !seen {
 					if why != nil {
-						return fmt.Errorf("timed out after %s: %s", deadline, why.msg)
+						return fmt.Errorf("timed out after %s: %s", deadline, a.whereUndecided(cmd.Context(), b, why).msg)
 					}
 					what := sel.String()
 					if id > 0 {
@@ -291,4 +297,21 @@ func (a *app) waitCommand() *cobra.Command {
 		}
 	})
 	return cmd
+}
+
+// whereUndecided is nf, or, for a command without a verdict or anything
+// the worker keeps (nf.undecided), nf saying where JetStream has it
+// (backend.commandWhere), when that can be said: "is the worker
+// running?" answered, for the operator who waited and got no case.
+func (a *app) whereUndecided(ctx context.Context, b backend, nf *notFoundError) *notFoundError {
+	if nf.undecided == "" {
+		return nf
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
+	defer cancel()
+	where := b.commandWhere(ctx, nf.undecided)
+	if where == "" {
+		return nf
+	}
+	return &notFoundError{msg: "no case for command " + nf.undecided + " yet: " + where}
 }

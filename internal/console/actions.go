@@ -215,6 +215,33 @@ func (s *Server) storedWhere(ctx context.Context, id, stream, seq string) string
 	return where
 }
 
+// locatedWhere is where JetStream has command id, known by its id alone
+// (opcommands.Locate reads the command stream for it): "" when it is not
+// among the messages read, when as many looks are under way already
+// (maxWhereLooks), or when JetStream cannot say within whereaboutsWait.
+func (s *Server) locatedWhere(ctx context.Context, id string) string {
+	if s.js == nil {
+		return ""
+	}
+	select {
+	case s.whereLooks <- struct{}{}:
+		defer func() { <-s.whereLooks }()
+	default:
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, whereaboutsWait)
+	defer cancel()
+	ack, err := opcommands.Locate(ctx, s.js, id, opcommands.LocateLimit, whereaboutsWait)
+	if err != nil {
+		return ""
+	}
+	where, err := opcommands.Whereabouts(ctx, s.js, ack)
+	if err != nil {
+		return ""
+	}
+	return where
+}
+
 // unconfirmed reports whether err is issue's CodeUnconfirmed: the command
 // was sent, and may be stored.
 func unconfirmed(err error) bool {

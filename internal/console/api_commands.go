@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -131,9 +132,33 @@ func (s *Server) handleAPICommandVerdict(c echo.Context) error {
 	if !commandIDSyntax.MatchString(id) {
 		return invalidArg("id: 8 to 64 characters of A-Z a-z 0-9 _ . : -")
 	}
+	where, stream, seq := c.QueryParam("where"), c.QueryParam("stream"), c.QueryParam("seq")
+	switch {
+	case where != "" && where != "1":
+		return &Error{Code: CodeInvalidArgument, Param: "where", Message: "where: 1 to say where JetStream has a command without a verdict, or leave it out"}
+	case (stream != "" || seq != "") && where != "1":
+		return &Error{Code: CodeInvalidArgument, Param: "where", Message: "stream and seq go with where=1"}
+	case (stream == "") != (seq == ""):
+		return &Error{Code: CodeInvalidArgument, Param: "seq", Message: "stream and seq: both (where the command was stored, as its answer said), or neither"}
+	case seq != "" && !positiveSeq(seq):
+		return &Error{Code: CodeInvalidArgument, Param: "seq", Message: "seq: a stream sequence, a positive integer"}
+	}
 	v, err := opcommands.Lookup(c.Request().Context(), s.store, id)
 	if err != nil {
 		return err
+	}
+	if where == "1" && v.Verdict == opcommands.VerdictPending && v.Reason == "" {
+		// Asked for (a poll's last look, not each poll: the look reads
+		// the command stream), and only where the store says nothing.
+		w := ""
+		if stream != "" {
+			w = s.storedWhere(c.Request().Context(), id, stream, seq) // one message read: where its answer said
+		} else {
+			w = s.locatedWhere(c.Request().Context(), id)
+		}
+		if w != "" {
+			v.Code, v.Reason = opcommands.CodeUndecided, w
+		}
 	}
 	return s.answerCommand(c, id, nil, opcommands.Ack{}, v)
 }
@@ -244,4 +269,10 @@ func apiMessage(err error) string {
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// positiveSeq reports whether v is a stream sequence: a positive integer.
+func positiveSeq(v string) bool {
+	n, err := strconv.ParseUint(v, 10, 64)
+	return err == nil && n > 0
 }

@@ -336,7 +336,35 @@ func TestAPendingCommandSaysWhereJetStreamHasIt(t *testing.T) {
 		!strings.Contains(v.Reason, "waiting in JetStream: no worker is asking for commands now") || !strings.Contains(v.Reason, "is the worker running?") {
 		t.Errorf("POST cancel, no worker asking = %d %s; want 202 pending, waiting in JetStream", r.status, r.body)
 	}
-	if r := ts.postJSON("/api/v1/commands?wait=0", operatorToken, cancel); decodeAnswer(t, r).Verdict.Reason != "" {
-		t.Errorf("POST cancel without waiting = %d %s; want pending with no reason: nothing was waited for", r.status, r.body)
+	posted := ts.postJSON("/api/v1/commands?wait=0", operatorToken, cancel)
+	if decodeAnswer(t, posted).Verdict.Reason != "" {
+		t.Errorf("POST cancel without waiting = %d %s; want pending with no reason: nothing was waited for", posted.status, posted.body)
+	}
+	// Polled by its id alone (a later wait --command, a batch's row):
+	// each poll reads the store; the last, with where=1, is told where
+	// JetStream has it (it said only "pending").
+	poll := decodeAnswer(t, posted).Poll
+	if p := ts.do("GET", poll, operatorToken, nil); decodeAnswer(t, p).Verdict.Reason != "" {
+		t.Errorf("GET %s = %d %s; want pending with no reason: where is read only when asked", poll, p.status, p.body)
+	}
+	p := ts.do("GET", poll+"?where=1", operatorToken, nil)
+	if v := decodeAnswer(t, p).Verdict; p.status != http.StatusAccepted || v.Verdict != "pending" || v.Code != opcommands.CodeUndecided ||
+		!strings.Contains(v.Reason, "waiting in JetStream: no worker is asking for commands now") {
+		t.Errorf("GET %s?where=1 = %d %s; want 202 pending, waiting in JetStream", poll, p.status, p.body)
+	}
+	if p := ts.do("GET", "/api/v1/commands/never-published-2?where=1", operatorToken, nil); p.status != http.StatusAccepted || decodeAnswer(t, p).Verdict.Reason != "" {
+		t.Errorf("GET a command never published, where=1 = %d %s; want 202 pending, nothing said", p.status, p.body)
+	}
+	// Where its answer said it was stored: that message is read.
+	stored := decodeAnswer(t, posted)
+	at := fmt.Sprintf("%s?where=1&stream=%s&seq=%d", poll, stored.Stream, stored.Sequence)
+	if p := ts.do("GET", at, operatorToken, nil); !strings.Contains(decodeAnswer(t, p).Verdict.Reason, "waiting in JetStream") {
+		t.Errorf("GET %s = %d %s; want pending, waiting in JetStream", at, p.status, p.body)
+	}
+	for _, q := range []string{"?where=yes", "?stream=COMMANDS&seq=1", "?where=1&stream=COMMANDS", "?where=1&seq=1", "?where=1&stream=COMMANDS&seq=0",
+		"?where=1&stream=COMMANDS&seq=x"} {
+		if p := ts.do("GET", poll+q, operatorToken, nil); p.status != http.StatusBadRequest || errorCode(t, p.body) != CodeInvalidArgument {
+			t.Errorf("GET %s%s = %d %s; want 400 invalid_argument", poll, q, p.status, p.body)
+		}
 	}
 }
