@@ -83,6 +83,9 @@ func whereIn(ci *jetstream.ConsumerInfo, ack Ack) where {
 		if ci.NumWaiting == 0 {
 			out += "; no worker asks for more commands now (busy, or stopped: is the worker running? " +
 				"A command a stopped worker held is handed out again once its ack wait has passed)"
+		} else if ci.Config.AckWait > 0 {
+			out += fmt.Sprintf("; if it stays so past the consumer's ack wait (%s), look at the worker that took it: "+
+				"a worker frozen with its request for commands standing still reads as asking", ci.Config.AckWait)
 		}
 		return where{out, "a worker took it, no verdict yet"}
 	case ci.Paused:

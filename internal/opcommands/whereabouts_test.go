@@ -110,6 +110,11 @@ func TestWhereaboutsOfACommandWithoutAVerdict(t *testing.T) {
 	if !strings.Contains(got, "a worker took it") || strings.Contains(got, "no worker asks") {
 		t.Errorf("Whereabouts of the command in hand, a worker asking for more = %q; want it taken, and no doubt that a worker runs", got)
 	}
+	// A worker frozen with its pull request standing reads as one that
+	// asks: what to look for then (devstack, a SIGSTOPped worker).
+	if !strings.Contains(got, "if it stays so past the consumer's ack wait (30s), look at the worker that took it: a worker frozen with its request for commands standing still reads as asking") {
+		t.Errorf("Whereabouts of the command in hand = %q; want what to do should the worker that took it be frozen", got)
+	}
 	if err := taken.Ack(); err != nil {
 		t.Fatal(err)
 	}
