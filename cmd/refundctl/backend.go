@@ -230,7 +230,7 @@ func (d *direct) commandWhere(ctx context.Context, id string) string {
 	defer nc.Close()
 	ack, err := opcommands.Locate(ctx, js, id, opcommands.LocateLimit, d.a.cfg.Timeout)
 	if err != nil {
-		return ""
+		return "" // (a command decided and acknowledged since is below the floor: the next look finds its case)
 	}
 	where, err := opcommands.Whereabouts(ctx, js, ack)
 	if err != nil {

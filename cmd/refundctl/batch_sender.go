@@ -191,7 +191,7 @@ func (r *remote) whereabouts(ctx context.Context, c refundflow.Command) (string,
 		r.unsaid = true
 		return "", ""
 	case v.Verdict != opcommands.VerdictPending:
-		return "", "" // decided since the last poll: the row stays as polled
+		return opcommands.CodeUndecided, opcommands.ReasonHandledSince // decided since the last poll
 	}
 	return v.Code, v.Reason
 }

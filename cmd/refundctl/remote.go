@@ -406,10 +406,13 @@ func (r *remote) commandCase(ctx context.Context, id string) (casestore.Case, er
 // the console could say, else "".
 func (r *remote) commandWhere(ctx context.Context, id string) string {
 	v, err := r.askWhere(ctx, id, url.Values{"where": {"1"}})
-	if err != nil || v.Verdict != opcommands.VerdictPending || v.Code != opcommands.CodeUndecided {
+	switch {
+	case err != nil:
 		return ""
+	case v.Verdict != opcommands.VerdictPending:
+		return opcommands.ReasonHandledSince // decided since the last look
 	}
-	return v.Reason
+	return v.Reason // where JetStream has it, or where the worker keeps it
 }
 
 // askWhere is the console's verdict on command id, asked with q to say

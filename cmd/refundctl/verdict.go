@@ -151,8 +151,9 @@ func nextStep(c refundflow.Command, v verdictJSON) string {
 		if at == refundflow.StateNeedsAttention {
 			at = refundflow.State(v.ParkedState)
 		}
-		switch at {
-		case refundflow.StateWaitingSeller, refundflow.StateWaitingReturnShipment, refundflow.StateWaitingSellerReceive:
+		switch at { // the states of a case whose refund is on the platform
+		case refundflow.StateWaitingSeller, refundflow.StateWaitingReturnShipment, refundflow.StateReturnRendering, refundflow.StateReturnSubmitting,
+			refundflow.StateWaitingSellerReceive, refundflow.StateModifyRendering, refundflow.StateModifying, refundflow.StateCancelling:
 			return fmt.Sprintf("case %d goes on following the refund", v.CaseID)
 		}
 		return fmt.Sprintf("case %d is as it was: %s", v.CaseID, caseRef) // (stopped before its refund, say: no refund to follow)

@@ -87,9 +87,11 @@ func TestCommandVerdicts(t *testing.T) {
 	}
 	// Through the console: its last look asks where (?where=1).
 	consoleURL := startConsole(e)
-	if r := e.remoteRun(consoleURL, consoleOperatorToken, "wait", "--command", "cmd-pending-2", "--deadline", "300ms"); r.code() != 1 ||
-		!strings.Contains(r.line(), "no case for command cmd-pending-2 yet: sent; waiting in JetStream: no worker is asking for commands now") {
-		t.Errorf("wait --command through the console: exit %d, %q; want exit 1, the command waiting in JetStream", r.code(), r.line())
+	for _, args := range [][]string{{"wait", "--command", "cmd-pending-2", "--deadline", "300ms"}, {"show", "--command", "cmd-pending-2"}} {
+		if r := e.remoteRun(consoleURL, consoleOperatorToken, args...); r.code() != 1 ||
+			!strings.Contains(r.line(), "no case for command cmd-pending-2 yet: sent; waiting in JetStream: no worker is asking for commands now") {
+			t.Errorf("%s through the console: exit %d, %q; want exit 1, the command waiting in JetStream", strings.Join(args, " "), r.code(), r.line())
+		}
 	}
 	if r := e.run("show", "--command", "cmd-never-sent-1"); r.code() != 1 || r.line() != "refundctl: no case for command cmd-never-sent-1 (no verdict from the worker yet)" {
 		t.Errorf("show --command of a command never sent: exit %d, %q; want exit 1, the plain pending", r.code(), r.line())
@@ -356,6 +358,32 @@ func TestAPolledVerdictKeepsWhatTheConsoleSaidOfIt(t *testing.T) {
 	} {
 		if got := keepReason(tc.said, tc.next); got != tc.want {
 			t.Errorf("%s: keepReason = %+v; want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestANotSupportedRefusalSaysTheCaseFollowsItsRefundOnlyWhenItHasOne: a
+// command 1688 cannot take (a message) leaves a case as it was; whether
+// it "goes on following the refund" depends on its having one on the
+// platform, wherever it stands or stopped.
+func TestANotSupportedRefusalSaysTheCaseFollowsItsRefundOnlyWhenItHasOne(t *testing.T) {
+	msg := refundflow.Command{ID: "cmd-msg-1", Kind: refundflow.InputSendMessage, Platform: refundflow.Platform1688}
+	for _, tc := range []struct {
+		state, parked string
+		follows       bool
+	}{
+		{"waiting_seller", "", true},
+		{"return_submitting", "", true},
+		{"needs_attention", "return_submitting", true},
+		{"needs_attention", "modify_rendering", true},
+		{"cancelling", "", true},
+		{"needs_attention", "uploading_vouchers", false},
+		{"rendering", "", false},
+		{"needs_attention", "submitting", false},
+	} {
+		next := nextStep(msg, verdictJSON{Verdict: casestore.VerdictRejected, CaseID: 4, Code: refundflow.CodeNotSupported, State: tc.state, ParkedState: tc.parked})
+		if got := next == "case 4 goes on following the refund"; got != tc.follows || (!tc.follows && next != "case 4 is as it was: refundctl show 4") {
+			t.Errorf("%s (at %q): %q; want following the refund %v", tc.state, tc.parked, next, tc.follows)
 		}
 	}
 }

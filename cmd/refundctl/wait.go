@@ -299,6 +299,10 @@ func (a *app) waitCommand() *cobra.Command {
 	return cmd
 }
 
+// whereLookMax bounds whereUndecided's look at JetStream: wait's
+// --deadline overrun by no more than this.
+const whereLookMax = 2 * time.Second
+
 // whereUndecided is nf, or, for a command without a verdict or anything
 // the worker keeps (nf.undecided), nf saying where JetStream has it
 // (backend.commandWhere), when that can be said: "is the worker
@@ -307,7 +311,7 @@ func (a *app) whereUndecided(ctx context.Context, b backend, nf *notFoundError) 
 	if nf.undecided == "" {
 		return nf
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, min(a.cfg.Timeout, whereLookMax))
 	defer cancel()
 	where := b.commandWhere(ctx, nf.undecided)
 	if where == "" {

@@ -150,7 +150,7 @@ func TestAPICommands(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	p := ts.do("GET", "/api/v1/commands/kept-command-1", operatorToken, nil)
+	p := ts.do("GET", "/api/v1/commands/kept-command-1?where=1", operatorToken, nil) // (where=1: kept is said, JetStream not read)
 	if v := decodeAnswer(t, p).Verdict; p.status != http.StatusAccepted || v.Verdict != "pending" || v.CaseID != returning.ID ||
 		!strings.Contains(v.Reason, "kept by the worker for case") || !strings.Contains(v.Reason, "2030-01-02 03:04:05 UTC") ||
 		!strings.Contains(v.Reason, "behind_earlier_input") {

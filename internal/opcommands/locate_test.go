@@ -82,7 +82,19 @@ func TestLocateFindsACommandWithoutItsPublishAck(t *testing.T) {
 		t.Errorf("Locate(the second, a consumer of the third's subject past it) = %+v, %v; want sequence %d", got, err, acks[1].Sequence)
 	}
 	// A worker consumer acknowledged the first: the read starts after it.
+	// Another worker consumer (an old one left after a rename) that has
+	// acknowledged nothing holds the read at its floor: the lowest wins.
+	if _, err := js.CreateOrUpdateConsumer(ctx, acks[0].Stream, jetstream.ConsumerConfig{Durable: "worker-old",
+		FilterSubject: events.SubjectCommands + ".>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
 	ack("worker", events.SubjectCommands+".>")
+	if got, err := locate(ids[0], LocateLimit); err != nil || got.Sequence != acks[0].Sequence {
+		t.Errorf("Locate(the first, acknowledged by one worker consumer of two) = %+v, %v; want sequence %d", got, err, acks[0].Sequence)
+	}
+	if err := js.DeleteConsumer(ctx, acks[0].Stream, "worker-old"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := locate(ids[0], LocateLimit); !errors.Is(err, ErrNotLocated) {
 		t.Errorf("Locate(an acknowledged command) = %v; want ErrNotLocated (read from after the floor)", err)
 	}

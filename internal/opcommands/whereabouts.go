@@ -11,6 +11,10 @@ import (
 	"github.com/refundhub/refundhub/internal/events"
 )
 
+// ReasonHandledSince is where a command is (CodeUndecided) when a worker
+// has decided it since its verdict was read as pending.
+const ReasonHandledSince = "sent, and a worker has handled it since its verdict was last read: read it again"
+
 // CodeUndecided is a pending verdict's code when its reason is where
 // JetStream has the command (Whereabouts): sent, and not yet decided.
 const CodeUndecided = "undecided"
@@ -76,7 +80,7 @@ type where struct{ long, short string }
 func whereIn(ci *jetstream.ConsumerInfo, ack Ack) where {
 	switch {
 	case ci.AckFloor.Stream >= ack.Sequence:
-		return where{"sent, and a worker has handled it since its verdict was last read: read it again", "handled it (read the verdict again)"}
+		return where{ReasonHandledSince, "handled it (read the verdict again)"}
 	case ci.Delivered.Stream >= ack.Sequence:
 		out := "sent; a worker took it, and no verdict was recorded yet: a decision that needs the platform's word waits for the platform " +
 			"(a rate limit, a slow answer: the worker's log says which), and a command waits while another input of its case is handled"
