@@ -508,3 +508,22 @@ ALTER TABLE cases ADD COLUMN held_message TEXT NOT NULL DEFAULT '';
 -- letter, pending or retried, is: a retried one lives on as a new copy,
 -- with its own place in the stream. Old copies (stream '') are not indexed.
 CREATE INDEX dead_letters_any_copy ON dead_letters (stream, stream_seq) WHERE stream <> '';
+
+-- +migration 26: when a case last moved
+-- refundctl list's IDLE and --older-than, and the console's older_than,
+-- read updated_at, which every write of a case moves: the reconciler's
+-- check of each open case every WORKER_RECONCILE_AGE (15m) too. A case
+-- stopped for days read as idle for minutes, and `refundctl list --open
+-- --older-than 2h` found no stuck case. moved_at is when the case was
+-- opened or its state, where it stopped, its attention, its refund or the
+-- platform's status last changed (casestore's updateCase); idle is
+-- measured from it. Open cases from before take their last update, the
+-- nearest known; finished ones keep 0, read as not known (their last
+-- update is shown instead), which leaves their rows unwritten. The index,
+-- of open cases only, serves `list --open --older-than` (what finds stuck
+-- cases); it changes only when an open case moves.
+ALTER TABLE cases ADD COLUMN moved_at INTEGER NOT NULL DEFAULT 0;
+UPDATE cases SET moved_at = updated_at
+    WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';
+CREATE INDEX cases_open_moved ON cases (moved_at)
+    WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';

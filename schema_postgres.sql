@@ -339,3 +339,14 @@ ALTER TABLE cases ADD COLUMN held_message TEXT NOT NULL DEFAULT '';
 -- wait for the table's lock bounded as in migration 18.
 SET LOCAL lock_timeout = '10s';
 CREATE INDEX dead_letters_any_copy ON dead_letters (stream, stream_seq) WHERE stream <> '';
+
+-- +migration 26: when a case last moved
+-- See schema.sql. The UPDATE writes the open cases only; the index build
+-- holds off case writes while it reads the table, its lock wait bounded
+-- as in migration 18.
+SET LOCAL lock_timeout = '10s';
+ALTER TABLE cases ADD COLUMN moved_at BIGINT NOT NULL DEFAULT 0;
+UPDATE cases SET moved_at = updated_at
+    WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';
+CREATE INDEX cases_open_moved ON cases (moved_at, id)
+    WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';

@@ -41,6 +41,7 @@ type caseJSON struct {
 	NextWakeAt           string          `json:"nextWakeAt,omitempty"`
 	CreatedAt            string          `json:"createdAt"`
 	UpdatedAt            string          `json:"updatedAt"`
+	MovedAt              string          `json:"movedAt"` // when the case last moved: its idle time runs from it
 }
 
 func toCaseJSON(c casestore.Case) caseJSON {
@@ -57,7 +58,7 @@ func toCaseJSON(c casestore.Case) caseJSON {
 		UnreadSellerMessages: c.UnreadSellerMessages,
 		Request:              doc(c.Request), Plan: doc(c.Plan), Shipment: doc(c.Shipment),
 		LastPlatformCheckAt: timeJSON(c.LastPlatformCheckAt), NextWakeAt: timeJSON(c.NextWakeAt),
-		CreatedAt: timeJSON(c.CreatedAt), UpdatedAt: timeJSON(c.UpdatedAt),
+		CreatedAt: timeJSON(c.CreatedAt), UpdatedAt: timeJSON(c.UpdatedAt), MovedAt: timeJSON(c.IdleSince()),
 	}
 }
 
@@ -128,7 +129,7 @@ func (a *app) listCommand() *cobra.Command {
 	f.StringSliceVar(&states, "state", nil, "case state (repeatable or comma-separated)")
 	f.StringSliceVar(&attention, "attention", nil, "only cases with this attention code (repeatable or comma-separated; 'any' for every flagged case), e.g. waiting_evidence")
 	f.BoolVar(&open, "open", false, "only cases that are not finished")
-	f.DurationVar(&olderThan, "older-than", 0, "only cases not updated for this long (e.g. 2h)")
+	f.DurationVar(&olderThan, "older-than", 0, "only cases that have not moved for this long (e.g. 2h): state, attention, refund and platform status unchanged (the worker's checks that find nothing new do not count)")
 	f.IntVar(&limit, "limit", 100, fmt.Sprintf("at most this many cases (1 to %d; read %d at a time)", maxListTotal, casestore.MaxListLimit))
 	f.StringVar(&after, "after", "", "the cursor a previous list printed: only the cases after it")
 	f.Int64Var(&afterID, "after-id", 0, "paging: only cases with a greater id (the cursor is that id; prefer --after)")
@@ -158,7 +159,7 @@ func (a *app) listCommand() *cobra.Command {
 			return usagef("--older-than %s: must not be negative", olderThan)
 		}
 		if olderThan > 0 {
-			filter.UpdatedBefore = a.now().Add(-olderThan)
+			filter.MovedBefore = a.now().Add(-olderThan)
 		}
 		if err := checkExport(export, a.cfg.JSON); err != nil {
 			return err
@@ -258,7 +259,7 @@ func (a *app) printCases(cases []casestore.Case) error {
 			attention = strings.TrimSuffix(fmt.Sprintf("%d new seller message(s); %s", c.UnreadSellerMessages, attention), "; ")
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Platform, cell(c.OrderID, 24),
-			cell(c.SubOrderID, 24), cell(c.RefundID, 24), cell(state, 48), ago(now, c.CreatedAt), ago(now, c.UpdatedAt),
+			cell(c.SubOrderID, 24), cell(c.RefundID, 24), cell(state, 48), ago(now, c.CreatedAt), ago(now, c.IdleSince()),
 			cell(attention, 80))
 	}
 	return tw.Flush()
@@ -362,6 +363,7 @@ func (a *app) printCase(c casestore.Case, steps []casestore.StepAttempt, timelin
 	row("Version:", strconv.FormatInt(c.Version, 10))
 	row("Created:", timeHuman(c.CreatedAt))
 	row("Updated:", timeHuman(c.UpdatedAt))
+	row("Last moved:", timeHuman(c.IdleSince()))
 	if !c.LastPlatformCheckAt.IsZero() {
 		row("Last checked:", timeHuman(c.LastPlatformCheckAt))
 	}

@@ -203,6 +203,7 @@ type apiCase struct {
 	UnreadSellerMessages int             `json:"unreadSellerMessages"`
 	CreatedAt            time.Time       `json:"createdAt"`
 	UpdatedAt            time.Time       `json:"updatedAt"`
+	MovedAt              time.Time       `json:"movedAt"`
 	Request              json.RawMessage `json:"request"`
 	Plan                 json.RawMessage `json:"plan"`
 	Shipment             json.RawMessage `json:"shipment"`
@@ -213,7 +214,7 @@ func (c apiCase) toCase() casestore.Case {
 		RefundID: c.RefundID, State: c.State, ParkedState: c.ParkedState, Version: c.Version, Request: c.Request,
 		Plan: c.Plan, Shipment: c.Shipment, PlatformStatus: c.PlatformStatus, LastPlatformCheckAt: c.LastPlatformCheckAt,
 		NextWakeAt: c.NextWakeAt, AttentionCode: c.AttentionCode, AttentionMessage: c.AttentionMessage,
-		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, OpenedBy: c.OpenedBy, UnreadSellerMessages: c.UnreadSellerMessages}
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, MovedAt: c.MovedAt, OpenedBy: c.OpenedBy, UnreadSellerMessages: c.UnreadSellerMessages}
 }
 
 // listCases reads the API's pages in id order and keeps the cases f
@@ -285,6 +286,8 @@ func selects(f casestore.CaseFilter, c casestore.Case) bool {
 	case f.OpenOnly && refundflow.State(c.State).Terminal():
 		return false
 	case !f.UpdatedBefore.IsZero() && !c.UpdatedAt.Before(f.UpdatedBefore):
+		return false
+	case !f.MovedBefore.IsZero() && !c.IdleSince().Before(f.MovedBefore):
 		return false
 	}
 	return true

@@ -43,6 +43,14 @@ type Case struct {
 	AttentionMessage    string
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+	// MovedAt is when the case last moved: opened, or its state, where it
+	// stopped, its attention, its refund or the platform's status changed
+	// (an update that changes none of them, such as the reconciler's
+	// check finding nothing new, a timer or a failed input, leaves it).
+	// How long a case has been idle is measured from it; UpdatedAt moves
+	// with every write. Set by CreateCase and the updates, not by callers;
+	// zero for a case that had finished before migration 26 (not known).
+	MovedAt time.Time
 	// LeaseOwner and LeaseUntil: the worker process holding the case, if
 	// any, and until when (written by ClaimLease and the like and by
 	// Tx.UpdateCaseLeased, not by UpdateCase).
@@ -82,6 +90,17 @@ type Case struct {
 	HeldMessage string
 }
 
+// IdleSince is when c last moved (MovedAt): how long it has been idle is
+// measured from it. Not known (a case finished before migration 26, or
+// read from a console older than this build), its last update is the
+// nearest known.
+func (c Case) IdleSince() time.Time {
+	if c.MovedAt.IsZero() {
+		return c.UpdatedAt
+	}
+	return c.MovedAt
+}
+
 // caseRow is the database form of Case.
 type caseRow struct {
 	ID                  int64         `db:"id"`
@@ -102,6 +121,7 @@ type caseRow struct {
 	AttentionMessage    string        `db:"attention_message"`
 	CreatedAt           int64         `db:"created_at"`
 	UpdatedAt           int64         `db:"updated_at"`
+	MovedAt             int64         `db:"moved_at"`
 	LeaseOwner          string        `db:"lease_owner"`
 	LeaseUntil          int64         `db:"lease_until"`
 	OpenedBy            string        `db:"opened_by"`
@@ -120,7 +140,7 @@ const caseColumns = `id, platform, order_id, sub_order_id, refund_id, state, par
 	request, plan, shipment, platform_status, last_platform_check_at, next_wake_at,
 	attention_code, attention_message, created_at, updated_at, lease_owner, lease_until, opened_by,
 	duplicate_of, failed_inputs, order_events_seen, order_events_latest, messages_checked_at, unread_seller_messages,
-	leases_abandoned, held_code, held_message`
+	leases_abandoned, held_code, held_message, moved_at`
 
 func (r caseRow) toCase() Case {
 	c := Case{
@@ -136,6 +156,9 @@ func (r caseRow) toCase() Case {
 	}
 	if r.MessagesCheckedAt > 0 {
 		c.MessagesCheckedAt = time.UnixMilli(r.MessagesCheckedAt).UTC()
+	}
+	if r.MovedAt > 0 { // 0: a case finished before migration 26, not known
+		c.MovedAt = time.UnixMilli(r.MovedAt).UTC()
 	}
 	if r.LeaseUntil > 0 {
 		c.LeaseUntil = time.UnixMilli(r.LeaseUntil).UTC()
@@ -202,7 +225,7 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 	// opening command's) skips it: ON CONFLICT rather than a failed
 	// statement, which would end a PostgreSQL transaction.
 	id, latest, inserted, err := tx.insertCase(ctx, string(n.Platform), n.OrderID, n.SubOrderID, n.State, req,
-		nullMS(n.NextWakeAt), now, now, n.OpenedBy, n.LeaseOwner, leaseUntil)
+		nullMS(n.NextWakeAt), now, now, now, n.OpenedBy, n.LeaseOwner, leaseUntil)
 	switch {
 	case err != nil && isUnique(err), err == nil && !inserted:
 		return Case{}, fmt.Errorf("create case %s %s/%s: %w", n.Platform, n.OrderID, n.SubOrderID, ErrOpenCaseExists)
@@ -212,7 +235,7 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 	// Built here, not read back (see updateCase): the column defaults of
 	// schema.sql, at version 1.
 	c := Case{ID: id, Platform: n.Platform, OrderID: n.OrderID, SubOrderID: n.SubOrderID, State: n.State,
-		Request: json.RawMessage(req), NextWakeAt: n.NextWakeAt, CreatedAt: time.UnixMilli(now).UTC(), OpenedBy: n.OpenedBy,
+		Request: json.RawMessage(req), NextWakeAt: n.NextWakeAt, CreatedAt: time.UnixMilli(now).UTC(), MovedAt: time.UnixMilli(now).UTC(), OpenedBy: n.OpenedBy,
 		LeaseOwner: n.LeaseOwner, OrderEventsLatest: latest}
 	if leaseUntil > 0 {
 		c.LeaseUntil = time.UnixMilli(leaseUntil).UTC()
@@ -223,9 +246,9 @@ func (tx *Tx) CreateCase(ctx context.Context, n NewCase) (Case, error) {
 // caseInsert inserts a case; its last value, the order's newest event, is
 // read by the statement itself.
 const caseInsert = `INSERT INTO cases
-		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at, opened_by, lease_owner, lease_until,
+		(platform, order_id, sub_order_id, state, request, next_wake_at, created_at, updated_at, moved_at, opened_by, lease_owner, lease_until,
 		 order_events_latest)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM order_events WHERE platform = ? AND order_id = ?))
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM order_events WHERE platform = ? AND order_id = ?))
 		ON CONFLICT DO NOTHING`
 
 // caseInsertSQLite is caseInsert taking the latest event, read just
@@ -274,6 +297,13 @@ func (tx *Tx) insertCase(ctx context.Context, vals ...any) (id, latest int64, in
 // ErrVersionConflict and writes nothing. When the case as read is at hand,
 // UpdateCaseFrom writes less.
 func (tx *Tx) UpdateCase(ctx context.Context, c Case) (Case, error) {
+	// Whether the write moves the case (MovedAt) is told against the row
+	// as stored: one read more, UpdateCase being the tools' and tests'
+	// way (the worker writes with the case as read in hand).
+	c.MovedAt = time.UnixMilli(ms64(tx.now)).UTC()
+	if stored, err := tx.GetCase(ctx, c.ID); err == nil && stored.Version == c.Version && !moved(&stored, &c) {
+		c.MovedAt = stored.MovedAt
+	}
 	return tx.updateCase(ctx, nil, c, nil)
 }
 
@@ -360,6 +390,15 @@ var caseFields = []caseField{
 	{col: "order_events_seen", val: func(c *Case) any { return c.OrderEventsSeen }},
 	{col: "held_code", val: func(c *Case) any { return c.HeldCode }},
 	{col: "held_message", val: func(c *Case) any { return c.HeldMessage }},
+	{col: "moved_at", val: func(c *Case) any { return msOrZero(c.MovedAt) }},
+}
+
+// moved reports whether next, written over prev, moves the case (MovedAt):
+// its state, where it stopped, its attention, its refund or the
+// platform's status differ.
+func moved(prev, next *Case) bool {
+	return prev.State != next.State || prev.ParkedState != next.ParkedState || prev.AttentionCode != next.AttentionCode ||
+		prev.RefundID != next.RefundID || prev.PlatformStatus != next.PlatformStatus
 }
 
 // docText is a document as stored: its text, {} when empty.
@@ -383,6 +422,13 @@ func docText(d json.RawMessage) string {
 func (tx *Tx) updateCase(ctx context.Context, prev *Case, next Case, lw *leaseWrite) (Case, error) {
 	cw := caseWrite{id: next.ID, version: next.Version, bumps: 1, now: ms64(tx.now), lease: lw,
 		vals: make([]any, len(caseFields))}
+	switch {
+	case prev == nil: // UpdateCase: told against the stored row there
+	case moved(prev, &next):
+		next.MovedAt = time.UnixMilli(cw.now).UTC()
+	default:
+		next.MovedAt = prev.MovedAt // (a caller's value is not written)
+	}
 	for i, f := range caseFields {
 		v := f.val(&next)
 		if prev != nil && f.val(prev) == v {

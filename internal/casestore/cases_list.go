@@ -24,7 +24,8 @@ type CaseFilter struct {
 	Platform      string
 	States        []string
 	OpenOnly      bool      // exclude terminal states
-	UpdatedBefore time.Time // cases untouched since this time (age)
+	UpdatedBefore time.Time // cases not written since this time
+	MovedBefore   time.Time // cases that have not moved since this time (Case.MovedAt: idle)
 	CreatedAfter  time.Time
 	CreatedBefore time.Time
 	// Attention: cases carrying one of these attention codes (needs_attention
@@ -261,6 +262,9 @@ func listQuery(f CaseFilter, pg bool) (string, []any, error) {
 	}
 	if f.AnyAttention {
 		where = append(where, "attention_code <> ''")
+	}
+	if !f.MovedBefore.IsZero() {
+		where, args = append(where, "moved_at < ?"), append(args, ms64(f.MovedBefore))
 	}
 	if !f.UpdatedBefore.IsZero() {
 		where, args = append(where, "updated_at < ?"), append(args, ms64(f.UpdatedBefore))
@@ -550,6 +554,22 @@ func (s *Store) CountOpenByPlatformState(ctx context.Context) (map[platform.ID]m
 		out[p][r.State] = r.N
 	}
 	return out, nil
+}
+
+// IdlestOpenCases returns the open cases that have not moved for the
+// longest (Case.MovedAt, oldest first; the id breaks ties), at most limit;
+// with attention, only those carrying an attention code: the console's
+// overview of what waits longest. Read from cases_open_moved (migration
+// 26), or for attention from cases_attention and sorted (they are few).
+// The update time would not do: every check that finds nothing new moves
+// it.
+func (s *Store) IdlestOpenCases(ctx context.Context, attention bool, limit int) ([]Case, error) {
+	where := terminalFilter()
+	if attention {
+		where += " AND attention_code <> ''"
+	}
+	return selectCases(ctx, s.r, "idlest open cases", `SELECT `+caseColumns+` FROM cases WHERE `+where+`
+		ORDER BY moved_at, id LIMIT ?`, clampLimit(limit))
 }
 
 // CountOpenByAttention returns the number of open cases carrying each

@@ -121,6 +121,10 @@ func listShapes() []listShape {
 		{"open, oldest", CaseFilter{OpenOnly: true, Sort: SortUpdated}, "SCAN cases USING INDEX cases_open_platform_state", true},
 		{"open, oldest, a page deep", CaseFilter{OpenOnly: true, Sort: SortUpdated, After: &CaseCursor{Sort: SortUpdated, ID: 90000, At: at.Add(-10 * 24 * time.Hour).UnixMilli()}},
 			"SCAN cases USING INDEX cases_open_platform_state", true},
+		// refundctl list --open --older-than 2h; the console's older_than.
+		// (The open cases idle that long are few: sorted.)
+		{"open, idle for 2h", CaseFilter{OpenOnly: true, MovedBefore: at}, "SEARCH cases USING INDEX cases_open_moved (moved_at<?)", true},
+		{"idle for 2h, updated", CaseFilter{MovedBefore: at, Sort: SortUpdated, Desc: true}, "SCAN cases USING INDEX cases_updated", false},
 		{"not updated since", CaseFilter{UpdatedBefore: at, Sort: SortUpdated, Desc: true}, "SEARCH cases USING COVERING INDEX cases_updated (updated_at<?)", false},
 		{"opened between, created", CaseFilter{CreatedAfter: at, CreatedBefore: at.Add(time.Hour), Sort: SortCreated},
 			"SEARCH cases USING COVERING INDEX cases_created (created_at>? AND created_at<?)", false},

@@ -23,6 +23,10 @@ func testUpdatedCaseIsTheStoredCase(t *testing.T, be backend) {
 	s := openTest(t, be.Fresh(t))
 	rng := rand.New(rand.NewPCG(1, 2))
 	wake := time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.FixedZone("CST", 8*3600)) // sub-millisecond, not UTC
+	// One clock for the twins: each moves (MovedAt) when the other does,
+	// at the same time, and both were opened then.
+	clock := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return clock }
 	create := func(sub string) Case {
 		var c Case
 		err := s.Update(ctx, func(tx *Tx) error {
@@ -79,6 +83,7 @@ func testUpdatedCaseIsTheStoredCase(t *testing.T, be backend) {
 		}
 	}
 	for round := range 200 {
+		clock = clock.Add(time.Second) // (a move is told from a check by its time)
 		next := from
 		for range rng.IntN(4) {
 			mutate(&next, rng.IntN(len(caseFields)))

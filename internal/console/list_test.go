@@ -46,9 +46,9 @@ func (ts *testServer) seedRaw(cases []rawCase, extra ...string) {
 // transaction.
 func seedRawFile(tb testing.TB, target string, cases []rawCase, extra ...string) {
 	tb.Helper()
-	driver, dsn, marks := "sqlite3", "file:"+target+"?_busy_timeout=5000&_txlock=immediate", "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+	driver, dsn, marks := "sqlite3", "file:"+target+"?_busy_timeout=5000&_txlock=immediate", "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
 	if casestore.IsURL(target) {
-		driver, dsn, marks = "pgx", target, "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13"
+		driver, dsn, marks = "pgx", target, "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14"
 	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
@@ -61,7 +61,7 @@ func seedRawFile(tb testing.TB, target string, cases []rawCase, extra ...string)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	ins, err := tx.Prepare(`INSERT INTO cases (id, platform, order_id, sub_order_id, refund_id, state, attention_code, attention_message,
-		opened_by, request, created_at, updated_at, duplicate_of) VALUES (` + marks + `)`)
+		opened_by, request, created_at, updated_at, moved_at, duplicate_of) VALUES (` + marks + `)`)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func seedRawFile(tb testing.TB, target string, cases []rawCase, extra ...string)
 		// duplicate_of = id keeps the one-open-case-per-1688-order index
 		// out of the way of synthetic orders.
 		if _, err := ins.Exec(c.id, c.platform, c.order, c.sub, c.refund, c.state, c.attn, msg,
-			c.openedBy, c.request, c.created.UnixMilli(), c.updated.UnixMilli(), c.id); err != nil {
+			c.openedBy, c.request, c.created.UnixMilli(), c.updated.UnixMilli(), c.updated.UnixMilli(), c.id); err != nil { // (moved when last updated)
 			tb.Fatalf("seed case %d: %v", c.id, err)
 		}
 	}
@@ -395,7 +395,11 @@ func TestOverview(t *testing.T) {
 	ts.seedRaw(nil,
 		`INSERT INTO step_attempts (case_id, step, status, error_code, error_message, request_id, started_at) VALUES (2, 'submit', 'failed', 'E_OLD', 'older failure', 'req-1', 1000)`,
 		`INSERT INTO step_attempts (case_id, step, status, error_code, error_message, request_id, started_at) VALUES (3, 'render', 'failed', 'E_NEW', 'stock changed', 'req-2', 2000)`,
-		`INSERT INTO step_attempts (case_id, step, status, started_at) VALUES (4, 'render', 'done', 3000)`)
+		`INSERT INTO step_attempts (case_id, step, status, started_at) VALUES (4, 'render', 'done', 3000)`,
+		// Case 11, the oldest, checked by the worker just now: a write
+		// that did not move it. It still waits longest (it was listed
+		// last, by its update).
+		`UPDATE cases SET updated_at = 4102444800000 WHERE id = 11`)
 	cookie := "cookie:" + ts.login(viewerName).Value
 	r := ts.do("GET", "/", cookie, nil)
 	for _, want := range []string{

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"net/url"
@@ -27,7 +26,7 @@ type caseQuery struct {
 	Attention string // a code, or "any"
 	// Q is an order, sub-order, refund or command id, or the start of one.
 	Q string
-	// OlderThan keeps cases not updated for this long (as refundctl list
+	// OlderThan keeps cases that have not moved for this long (as refundctl list
 	// --older-than); the raw text is kept for the form and links.
 	OlderThan    time.Duration
 	OlderThanRaw string
@@ -233,7 +232,7 @@ func (q caseQuery) storeFilter(now time.Time) casestore.CaseFilter {
 	f := q.filter()
 	f.After, f.Limit = q.Cursor, q.Limit
 	if q.OlderThan > 0 {
-		f.UpdatedBefore = now.Add(-q.OlderThan)
+		f.MovedBefore = now.Add(-q.OlderThan)
 	}
 	if !q.OpenedFrom.IsZero() {
 		f.CreatedAfter = q.OpenedFrom.Add(-time.Millisecond) // created_at > from-1ms: from on
@@ -313,7 +312,7 @@ type overview struct {
 	// the longest waiting of them, with their reason.
 	Attention      map[string]int
 	AttentionCases []casestore.Case
-	// Oldest are the open cases untouched the longest.
+	// Oldest are the open cases that have not moved for the longest.
 	Oldest []casestore.Case
 	// DeadLetters counts dead letters neither retried nor discarded, up to
 	// casestore.MaxListLimit (DeadLettersMore: at least that many).
@@ -356,26 +355,15 @@ func (s *Server) overviewCounts(ctx context.Context) (overview, error) {
 	if ov.Attention, err = s.store.CountOpenByAttention(ctx); err != nil {
 		return ov, err
 	}
-	if ov.AttentionCases, err = s.store.ListCases(ctx, casestore.CaseFilter{AnyAttention: true, OpenOnly: true,
-		Sort: casestore.SortUpdated, Limit: overviewRows}); err != nil {
+	// Waiting longest: since the case last moved, not its last write
+	// (the worker's checks that find nothing new write it every
+	// WORKER_RECONCILE_AGE).
+	if ov.AttentionCases, err = s.store.IdlestOpenCases(ctx, true, overviewRows); err != nil {
 		return ov, err
 	}
-	// The oldest open cases: the oldest of each open state (cases_state),
-	// merged; one query over every open case would sort them all.
-	for _, st := range ov.States {
-		cs, err := s.store.ListCases(ctx, casestore.CaseFilter{States: []string{st}, Sort: casestore.SortUpdated, Limit: overviewRows})
-		if err != nil {
-			return ov, err
-		}
-		ov.Oldest = append(ov.Oldest, cs...)
+	if ov.Oldest, err = s.store.IdlestOpenCases(ctx, false, overviewRows); err != nil {
+		return ov, err
 	}
-	slices.SortFunc(ov.Oldest, func(a, b casestore.Case) int {
-		if c := a.UpdatedAt.Compare(b.UpdatedAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
-	ov.Oldest = ov.Oldest[:min(len(ov.Oldest), overviewRows)]
 	dls, err := s.store.DeadLetters(ctx, casestore.DeadLetterFilter{PendingOnly: true, Limit: maxLimit})
 	if err != nil {
 		return ov, err
