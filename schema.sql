@@ -517,13 +517,21 @@ CREATE INDEX dead_letters_any_copy ON dead_letters (stream, stream_seq) WHERE st
 -- --older-than 2h` found no stuck case. moved_at is when the case was
 -- opened or its state, where it stopped, its attention, its refund or the
 -- platform's status last changed (casestore's updateCase); idle is
--- measured from it. Open cases from before take their last update, the
--- nearest known; finished ones keep 0, read as not known (their last
--- update is shown instead), which leaves their rows unwritten. The index,
--- of open cases only, serves `list --open --older-than` (what finds stuck
--- cases); it changes only when an open case moves.
+-- measured from it. 0: not known (casestore's Case.IdleSince then reads
+-- updated_at). Migration 27 fills it in for the cases open now.
 ALTER TABLE cases ADD COLUMN moved_at INTEGER NOT NULL DEFAULT 0;
-UPDATE cases SET moved_at = updated_at
+
+-- +migration 27: when the open cases last moved, as near as is known
+-- The last timeline entry of an open case other than a timer's or a
+-- reconcile's (a check that finds nothing new writes none) is the nearest
+-- known time it moved: its last update would be the reconciler's last
+-- check, and every case stuck at the upgrade would read as idle for
+-- minutes. Finished cases keep 0 (their last update is shown), which
+-- leaves their rows unwritten. The index, of open cases only, serves
+-- `list --open --older-than` (what finds stuck cases) and the console's
+-- overview; it changes only when an open case moves.
+UPDATE cases SET moved_at = MIN(updated_at, COALESCE(
+        (SELECT MAX(t.at) FROM timeline t WHERE t.case_id = cases.id AND t.kind <> 'timer' AND t.kind <> 'reconcile'), created_at))
     WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';
 CREATE INDEX cases_open_moved ON cases (moved_at)
     WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';

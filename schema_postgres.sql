@@ -341,12 +341,20 @@ SET LOCAL lock_timeout = '10s';
 CREATE INDEX dead_letters_any_copy ON dead_letters (stream, stream_seq) WHERE stream <> '';
 
 -- +migration 26: when a case last moved
--- See schema.sql. The UPDATE writes the open cases only; the index build
--- holds off case writes while it reads the table, its lock wait bounded
--- as in migration 18.
+-- See schema.sql. A column with a constant default: no table rewrite, but
+-- the ALTER takes the table's exclusive lock for a moment (alone in its
+-- migration, so that the backfill and the index build below do not hold
+-- it); its wait is bounded, as in migration 18.
 SET LOCAL lock_timeout = '10s';
 ALTER TABLE cases ADD COLUMN moved_at BIGINT NOT NULL DEFAULT 0;
-UPDATE cases SET moved_at = updated_at
+
+-- +migration 27: when the open cases last moved, as near as is known
+-- See schema.sql. The UPDATE writes the open cases only (row locks); the
+-- index build holds off case writes, not reads, while it reads the table;
+-- the lock wait is bounded as in migration 18.
+SET LOCAL lock_timeout = '10s';
+UPDATE cases SET moved_at = LEAST(updated_at, COALESCE(
+        (SELECT MAX(t.at) FROM timeline t WHERE t.case_id = cases.id AND t.kind <> 'timer' AND t.kind <> 'reconcile'), created_at))
     WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';
 CREATE INDEX cases_open_moved ON cases (moved_at, id)
     WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';

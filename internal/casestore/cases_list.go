@@ -264,7 +264,9 @@ func listQuery(f CaseFilter, pg bool) (string, []any, error) {
 		where = append(where, "attention_code <> ''")
 	}
 	if !f.MovedBefore.IsZero() {
-		where, args = append(where, "moved_at < ?"), append(args, ms64(f.MovedBefore))
+		// Not known (0: finished before migration 26, or written by an
+		// older worker), the last update counts, as in Case.IdleSince.
+		where, args = append(where, "moved_at < ? AND (moved_at <> 0 OR updated_at < ?)"), append(args, ms64(f.MovedBefore), ms64(f.MovedBefore))
 	}
 	if !f.UpdatedBefore.IsZero() {
 		where, args = append(where, "updated_at < ?"), append(args, ms64(f.UpdatedBefore))
@@ -560,16 +562,19 @@ func (s *Store) CountOpenByPlatformState(ctx context.Context) (map[platform.ID]m
 // longest (Case.MovedAt, oldest first; the id breaks ties), at most limit;
 // with attention, only those carrying an attention code: the console's
 // overview of what waits longest. Read from cases_open_moved (migration
-// 26), or for attention from cases_attention and sorted (they are few).
-// The update time would not do: every check that finds nothing new moves
-// it.
+// 27) in its order: the open cases alone, however long the history. The
+// update time would not do: every check that finds nothing new moves it.
 func (s *Store) IdlestOpenCases(ctx context.Context, attention bool, limit int) ([]Case, error) {
+	return selectCases(ctx, s.r, "idlest open cases", idlestQuery(attention), clampLimit(limit))
+}
+
+// idlestQuery is IdlestOpenCases' query; its one argument, the limit.
+func idlestQuery(attention bool) string {
 	where := terminalFilter()
 	if attention {
 		where += " AND attention_code <> ''"
 	}
-	return selectCases(ctx, s.r, "idlest open cases", `SELECT `+caseColumns+` FROM cases WHERE `+where+`
-		ORDER BY moved_at, id LIMIT ?`, clampLimit(limit))
+	return `SELECT ` + caseColumns + ` FROM cases WHERE ` + where + ` ORDER BY moved_at, id LIMIT ?`
 }
 
 // CountOpenByAttention returns the number of open cases carrying each

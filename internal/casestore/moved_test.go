@@ -112,41 +112,59 @@ func testACheckThatFindsNothingNewLeavesACaseIdle(t *testing.T, be backend) {
 	}
 }
 
-// TestMigration26TakesAnOpenCasesLastUpdate: a store upgraded to when
-// cases last moved gives each open case its last update (the nearest
-// known) and leaves a finished one unknown (its last update shown
-// instead), without writing its row.
-func TestMigration26TakesAnOpenCasesLastUpdate(t *testing.T) {
-	eachBackend(t, testMigration26TakesAnOpenCasesLastUpdate)
+// TestMigrations26And27TakeWhenAnOpenCaseLastMovedAsNearAsKnown: a store
+// upgraded to when cases last moved gives each open case its last
+// timeline entry other than a timer's or a reconcile's (or its opening):
+// its last update is the reconciler's last check, and every case stuck at
+// the upgrade would have read as idle for minutes. A finished case is left
+// unknown (its last update counts, in the age filter too), its row
+// unwritten.
+func TestMigrations26And27TakeWhenAnOpenCaseLastMovedAsNearAsKnown(t *testing.T) {
+	eachBackend(t, testMigrations26And27)
 }
 
-func testMigration26TakesAnOpenCasesLastUpdate(t *testing.T, be backend) {
+func testMigrations26And27(t *testing.T, be backend) {
 	ctx := context.Background()
 	path := be.Fresh(t)
 	old, err := open(ctx, path, nil, 25)
 	if err != nil {
 		t.Fatalf("open v25: %v", err)
 	}
-	if _, err := old.w.Exec(`INSERT INTO cases (platform, order_id, state, created_at, updated_at)
-		VALUES ('1688', 'o-open', 'needs_attention', 1000, 5000), ('1688', 'o-done', 'succeeded', 1000, 6000)`); err != nil {
-		t.Fatalf("insert v25 rows: %v", err)
+	for _, q := range []string{
+		`INSERT INTO cases (id, platform, order_id, state, created_at, updated_at) VALUES
+			(1, '1688', 'o-stuck', 'needs_attention', 1000, 5000), (2, '1688', 'o-new', 'requested', 1000, 5000),
+			(3, '1688', 'o-done', 'succeeded', 1000, 6000)`,
+		`INSERT INTO timeline (case_id, at, kind, summary) VALUES (1, 1000, 'command', 'opened'), (1, 2000, 'decision', 'stopped'),
+			(1, 4500, 'reconcile', 'checked'), (1, 4800, 'timer', 'woke')`,
+	} {
+		if _, err := old.w.Exec(q); err != nil {
+			t.Fatalf("seed v25: %v", err)
+		}
 	}
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s := openTest(t, path)
-	open, err := s.OpenCase(ctx, "1688", "o-open", "")
-	if err != nil {
-		t.Fatal(err)
+	for id, want := range map[int64]int64{1: 2000, 2: 1000, 3: 0} {
+		c, err := s.GetCase(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := msOrZero(c.MovedAt); got != want || c.Version != 1 {
+			t.Errorf("case %d after the upgrade: moved at %d, version %d; want %d, the row as it was", id, got, c.Version, want)
+		}
 	}
-	if !open.MovedAt.Equal(time.UnixMilli(5000).UTC()) {
-		t.Errorf("an open case after the upgrade moved at %s; want its last update", open.MovedAt)
-	}
-	cs, err := s.ListCases(ctx, CaseFilter{States: []string{"succeeded"}})
-	if err != nil || len(cs) != 1 {
-		t.Fatalf("the finished case: %v, %v", cs, err)
-	}
-	if done := cs[0]; !done.MovedAt.IsZero() || done.Version != 1 {
-		t.Errorf("a finished case after the upgrade: moved at %s, version %d; want not known, the row as it was", done.MovedAt, done.Version)
+	for _, tc := range []struct {
+		before int64
+		want   []int64
+	}{{1500, []int64{2}}, {5500, []int64{1, 2}}, {7000, []int64{1, 2, 3}}} {
+		cs, err := s.ListCases(ctx, CaseFilter{MovedBefore: time.UnixMilli(tc.before)})
+		var got []int64
+		for _, c := range cs {
+			got = append(got, c.ID)
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("not moved since %d = %v, %v; want %v (the finished case by its last update)", tc.before, got, err, tc.want)
+		}
 	}
 }

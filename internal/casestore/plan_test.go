@@ -69,6 +69,37 @@ func TestListQueryPlans(t *testing.T) {
 	}
 }
 
+// TestIdlestOpenCasesReadAnIndex: the overview's open cases unmoved
+// longest, and those of them needing attention, are read from the open
+// cases' index by when they moved, in its order (the open cases alone,
+// however long the history), never sorted.
+func TestIdlestOpenCasesReadAnIndex(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "cases.db"))
+	for _, tc := range []struct {
+		attention bool
+		uses      string
+		sorted    bool
+	}{{false, "SCAN cases USING INDEX cases_open_moved", false}, {true, "SCAN cases USING INDEX cases_open_moved", false}} {
+		var rows []struct {
+			ID      int    `db:"id"`
+			Parent  int    `db:"parent"`
+			NotUsed int    `db:"notused"`
+			Detail  string `db:"detail"`
+		}
+		if err := s.r.Select(&rows, "EXPLAIN QUERY PLAN "+idlestQuery(tc.attention), 10); err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for _, r := range rows {
+			plan = append(plan, r.Detail)
+		}
+		text := strings.Join(plan, "\n")
+		if !slices.Contains(plan, tc.uses) || strings.Contains(text, "TEMP B-TREE") != tc.sorted {
+			t.Errorf("IdlestOpenCases(attention %v) plan:\n%s\nwant %q, sorted %v", tc.attention, text, tc.uses, tc.sorted)
+		}
+	}
+}
+
 // listShape is a case list query and how SQLite's plan finds its page.
 type listShape struct {
 	name string

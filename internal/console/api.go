@@ -33,7 +33,7 @@ type caseJSON struct {
 	UnreadSellerMessages int             `json:"unreadSellerMessages,omitempty"`
 	CreatedAt            time.Time       `json:"createdAt"`
 	UpdatedAt            time.Time       `json:"updatedAt"`
-	MovedAt              time.Time       `json:"movedAt"` // when it last moved (casestore.Case.MovedAt): idle since
+	MovedAt              time.Time       `json:"movedAt"` // when it last moved (casestore.Case.IdleSince): idle since
 	Request              json.RawMessage `json:"request,omitempty"`
 	// Plan is what the worker read off the platform's form for the
 	// request (refundctl show prints it, from the store or from here).
@@ -62,7 +62,7 @@ func (s *Server) caseJSON(c casestore.Case) caseJSON {
 	return caseJSON{ID: c.ID, Platform: string(c.Platform), OrderID: c.OrderID, SubOrderID: c.SubOrderID, RefundID: c.RefundID,
 		State: c.State, Version: c.Version, ParkedState: c.ParkedState, AttentionCode: c.AttentionCode, AttentionMessage: c.AttentionMessage,
 		PlatformStatus: c.PlatformStatus, LastPlatformCheckAt: optTime(c.LastPlatformCheckAt), NextWakeAt: optTime(c.NextWakeAt),
-		OpenedBy: c.OpenedBy, UnreadSellerMessages: c.UnreadSellerMessages, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, MovedAt: c.MovedAt,
+		OpenedBy: c.OpenedBy, UnreadSellerMessages: c.UnreadSellerMessages, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, MovedAt: c.IdleSince(),
 		Request: rawOrNil(c.Request), Plan: rawOrNil(c.Plan), Shipment: rawOrNil(c.Shipment), Why: whyNext(c, s.now())}
 }
 

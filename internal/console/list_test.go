@@ -426,6 +426,11 @@ func TestOverview(t *testing.T) {
 	if i11, i10, i1 := strings.Index(oldest, `/cases/11"`), strings.Index(oldest, `/cases/10"`), strings.Index(oldest, `/cases/1"`); i11 < 0 || i11 > i10 || i10 > i1 || strings.Contains(oldest, `/cases/12"`) {
 		t.Errorf("oldest open cases: want 11, 10, …, 1 (12 is finished):\n%s", oldest)
 	}
+	// Its page says when it last moved, not the check's time.
+	page := ts.do("GET", "/cases/11", cookie, nil).body
+	if i := strings.Index(page, `<th scope="row">Last moved</th><td>`); i < 0 || strings.HasPrefix(page[i+len(`<th scope="row">Last moved</th><td>`):], "2100-") {
+		t.Errorf("case 11's page: want when it last moved, before the check in 2100:\n%s", page)
+	}
 	errs := r.body[strings.Index(r.body, `id="step-errors"`):]
 	if iNew, iOld := strings.Index(errs, "E_NEW stock changed"), strings.Index(errs, "E_OLD"); iNew < 0 || iOld < iNew || strings.Contains(errs[:strings.Index(errs, "</table>")], `/cases/4"`) {
 		t.Errorf("last platform errors: want E_NEW then E_OLD, not the step without an error:\n%s", errs)
