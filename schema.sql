@@ -522,16 +522,18 @@ CREATE INDEX dead_letters_any_copy ON dead_letters (stream, stream_seq) WHERE st
 ALTER TABLE cases ADD COLUMN moved_at INTEGER NOT NULL DEFAULT 0;
 
 -- +migration 27: when the open cases last moved, as near as is known
--- The last timeline entry of an open case other than a timer's or a
--- reconcile's (a check that finds nothing new writes none) is the nearest
--- known time it moved: its last update would be the reconciler's last
--- check, and every case stuck at the upgrade would read as idle for
--- minutes. Finished cases keep 0 (their last update is shown), which
+-- The last decision of an open case that acted (its timeline summary
+-- "act …": a decision that waits, retries a failed read or finds nothing
+-- new writes "keep", "retry", "noop" or none), else its opening, is the
+-- nearest known time it moved: its last update would be the reconciler's
+-- last check, and every case stuck at the upgrade would read as idle for
+-- minutes. The newest such entry is found walking timeline_case back. Finished cases keep 0 (their last update is shown), which
 -- leaves their rows unwritten. The index, of open cases only, serves
 -- `list --open --older-than` (what finds stuck cases) and the console's
 -- overview; it changes only when an open case moves.
 UPDATE cases SET moved_at = MIN(updated_at, COALESCE(
-        (SELECT MAX(t.at) FROM timeline t WHERE t.case_id = cases.id AND t.kind <> 'timer' AND t.kind <> 'reconcile'), created_at))
+        (SELECT t.at FROM timeline t WHERE t.case_id = cases.id AND t.kind = 'decision' AND t.summary LIKE 'act %'
+            ORDER BY t.id DESC LIMIT 1), created_at))
     WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';
-CREATE INDEX cases_open_moved ON cases (moved_at)
+CREATE INDEX IF NOT EXISTS cases_open_moved ON cases (moved_at)
     WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';

@@ -354,7 +354,8 @@ ALTER TABLE cases ADD COLUMN moved_at BIGINT NOT NULL DEFAULT 0;
 -- the lock wait is bounded as in migration 18.
 SET LOCAL lock_timeout = '10s';
 UPDATE cases SET moved_at = LEAST(updated_at, COALESCE(
-        (SELECT MAX(t.at) FROM timeline t WHERE t.case_id = cases.id AND t.kind <> 'timer' AND t.kind <> 'reconcile'), created_at))
+        (SELECT t.at FROM timeline t WHERE t.case_id = cases.id AND t.kind = 'decision' AND t.summary LIKE 'act %'
+            ORDER BY t.id DESC LIMIT 1), created_at))
     WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';
-CREATE INDEX cases_open_moved ON cases (moved_at, id)
+CREATE INDEX IF NOT EXISTS cases_open_moved ON cases (moved_at, id)
     WHERE state <> 'succeeded' AND state <> 'closed' AND state <> 'cancelled' AND state <> 'closed_locally';

@@ -114,9 +114,10 @@ func testACheckThatFindsNothingNewLeavesACaseIdle(t *testing.T, be backend) {
 
 // TestMigrations26And27TakeWhenAnOpenCaseLastMovedAsNearAsKnown: a store
 // upgraded to when cases last moved gives each open case its last
-// timeline entry other than a timer's or a reconcile's (or its opening):
-// its last update is the reconciler's last check, and every case stuck at
-// the upgrade would have read as idle for minutes. A finished case is left
+// decision that acted (or its opening), not its last update (the
+// reconciler's last check) nor a check's entries (a failed read's retry,
+// a wait, nothing new): every case stuck at the upgrade would have read
+// as idle for minutes. A finished case is left
 // unknown (its last update counts, in the age filter too), its row
 // unwritten.
 func TestMigrations26And27TakeWhenAnOpenCaseLastMovedAsNearAsKnown(t *testing.T) {
@@ -134,8 +135,15 @@ func testMigrations26And27(t *testing.T, be backend) {
 		`INSERT INTO cases (id, platform, order_id, state, created_at, updated_at) VALUES
 			(1, '1688', 'o-stuck', 'needs_attention', 1000, 5000), (2, '1688', 'o-new', 'requested', 1000, 5000),
 			(3, '1688', 'o-done', 'succeeded', 1000, 6000)`,
-		`INSERT INTO timeline (case_id, at, kind, summary) VALUES (1, 1000, 'command', 'opened'), (1, 2000, 'decision', 'stopped'),
-			(1, 4500, 'reconcile', 'checked'), (1, 4800, 'timer', 'woke')`,
+		// Case 1's history as the worker writes it: opened and acted on,
+		// stopped at 2000; then a reconcile that found nothing new, a
+		// timer whose platform read failed (a retry), and one that waited.
+		`INSERT INTO timeline (case_id, at, kind, summary, detail) VALUES
+			(1, 1000, 'command', 'case opened by command cmd-1', '{}'), (1, 1000, 'decision', 'act requested: read the refund form', '{}'),
+			(1, 2000, 'decision', 'act fee_out_of_bounds: requested 2 outside [0, 1]', '{}'),
+			(1, 3000, 'reconcile', 'reconcile', '{}'), (1, 3000, 'decision', 'noop no_change: the platform shows nothing new', '{}'),
+			(1, 4000, 'decision', 'retry in 1s: platform read failed: timeout', '{"attempt":1,"afterMs":1000}'),
+			(1, 4800, 'timer', 'timer', '{}'), (1, 4800, 'decision', 'keep waiting: evidence', '{}')`,
 	} {
 		if _, err := old.w.Exec(q); err != nil {
 			t.Fatalf("seed v25: %v", err)

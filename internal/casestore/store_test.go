@@ -149,6 +149,11 @@ func TestOpenCaseIndexesNameTheTerminalStates(t *testing.T) {
 				t.Errorf("the newest %sindex ends %q; want the filter %q", index, def[max(0, len(def)-len(want)-20):], want)
 			}
 		}
+		// The open cases by when they moved (migration 27).
+		def := schema[strings.LastIndex(schema, "cases_open_moved ON"):]
+		if def = def[:strings.Index(def, ";")]; !strings.HasSuffix(def, want) {
+			t.Errorf("cases_open_moved ends %q; want the filter %q", def, want)
+		}
 	}
 }
 
