@@ -189,37 +189,34 @@ const maxWhereLooks = 4
 // is now.
 func (s *Server) storedWhere(ctx context.Context, id, stream, seq string) string {
 	n, err := strconv.ParseUint(seq, 10, 64)
-	if s.js == nil || err != nil || n == 0 || stream == "" || len(stream) > 64 || !commandIDSyntax.MatchString(id) {
+	if err != nil || n == 0 || stream == "" || len(stream) > 64 || !commandIDSyntax.MatchString(id) {
 		return ""
 	}
-	select {
-	case s.whereLooks <- struct{}{}:
-		defer func() { <-s.whereLooks }()
-	default:
-		return ""
-	}
-	ctx, cancel := context.WithTimeout(ctx, whereaboutsWait)
-	defer cancel()
-	st, err := s.js.Stream(ctx, stream)
-	if err != nil {
-		return ""
-	}
-	m, err := st.GetMsg(ctx, n)
-	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != id || !strings.HasPrefix(m.Subject, events.SubjectCommands+".") {
-		return "" // a link edited by hand, or naming another stream's message
-	}
-	where, err := opcommands.Whereabouts(ctx, s.js, opcommands.Ack{Subject: m.Subject, Stream: stream, Sequence: n})
-	if err != nil {
-		return ""
-	}
-	return where
+	return s.lookWhere(ctx, func(ctx context.Context) (opcommands.Ack, error) {
+		st, err := s.js.Stream(ctx, stream)
+		if err != nil {
+			return opcommands.Ack{}, err
+		}
+		m, err := st.GetMsg(ctx, n)
+		if err != nil {
+			return opcommands.Ack{}, err
+		}
+		if m.Header.Get(jetstream.MsgIDHeader) != id || !strings.HasPrefix(m.Subject, events.SubjectCommands+".") {
+			return opcommands.Ack{}, errNotTheCommand // a link edited by hand, or naming another stream's message
+		}
+		return opcommands.Ack{Subject: m.Subject, Stream: stream, Sequence: n}, nil
+	})
 }
 
-// locatedWhere is where JetStream has command id, known by its id alone
-// (opcommands.Locate reads the command stream for it): "" when it is not
-// among the messages read, when as many looks are under way already
-// (maxWhereLooks), or when JetStream cannot say within whereaboutsWait.
-func (s *Server) locatedWhere(ctx context.Context, id string) string {
+// errNotTheCommand is storedWhere's look at a message that is not the
+// command's.
+var errNotTheCommand = errors.New("the message is not the command's")
+
+// lookWhere is where JetStream has the command find finds (its subject,
+// stream and sequence), said by opcommands.Whereabouts: "" when find
+// fails, when as many looks are under way already (maxWhereLooks), or
+// when JetStream cannot say within whereaboutsWait.
+func (s *Server) lookWhere(ctx context.Context, find func(context.Context) (opcommands.Ack, error)) string {
 	if s.js == nil {
 		return ""
 	}
@@ -231,7 +228,7 @@ func (s *Server) locatedWhere(ctx context.Context, id string) string {
 	}
 	ctx, cancel := context.WithTimeout(ctx, whereaboutsWait)
 	defer cancel()
-	ack, err := opcommands.Locate(ctx, s.js, id, opcommands.LocateLimit, whereaboutsWait)
+	ack, err := find(ctx)
 	if err != nil {
 		return ""
 	}
@@ -240,6 +237,16 @@ func (s *Server) locatedWhere(ctx context.Context, id string) string {
 		return ""
 	}
 	return where
+}
+
+// locatedWhere is where JetStream has command id, known by its id alone
+// (opcommands.Locate reads the command stream for it): "" when it is not
+// among the messages read, when as many looks are under way already
+// (maxWhereLooks), or when JetStream cannot say within whereaboutsWait.
+func (s *Server) locatedWhere(ctx context.Context, id string) string {
+	return s.lookWhere(ctx, func(ctx context.Context) (opcommands.Ack, error) {
+		return opcommands.Locate(ctx, s.js, id, opcommands.LocateLimit, whereaboutsWait)
+	})
 }
 
 // unconfirmed reports whether err is issue's CodeUnconfirmed: the command

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -81,17 +82,6 @@ func Locate(ctx context.Context, js jetstream.JetStream, id string, limit uint64
 // takesEvery reports whether a consumer configured as cfg takes every
 // command subject: no filter, or one that is the whole of commands.>.
 func takesEvery(cfg jetstream.ConsumerConfig) bool {
-	filters := cfg.FilterSubjects
-	if cfg.FilterSubject != "" {
-		filters = append(filters, cfg.FilterSubject)
-	}
-	if len(filters) == 0 {
-		return true
-	}
-	for _, f := range filters {
-		if f == events.SubjectCommands+".>" || f == ">" {
-			return true
-		}
-	}
-	return false
+	filters := filtersOf(cfg)
+	return len(filters) == 0 || slices.ContainsFunc(filters, func(f string) bool { return f == events.SubjectCommands+".>" || f == ">" })
 }

@@ -3,6 +3,7 @@ package opcommands
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -127,17 +128,16 @@ func workerLike(cfg jetstream.ConsumerConfig) bool {
 
 // takes reports whether a consumer configured as cfg takes subject.
 func takes(cfg jetstream.ConsumerConfig, subject string) bool {
-	filters := cfg.FilterSubjects
+	filters := filtersOf(cfg)
+	return len(filters) == 0 || slices.ContainsFunc(filters, func(f string) bool { return events.SubjectMatches(f, subject) })
+}
+
+// filtersOf is the subject filters of a consumer configured as cfg, its
+// one and its many (none: it takes every subject of its stream).
+func filtersOf(cfg jetstream.ConsumerConfig) []string {
+	filters := slices.Clone(cfg.FilterSubjects)
 	if cfg.FilterSubject != "" {
 		filters = append(filters, cfg.FilterSubject)
 	}
-	if len(filters) == 0 {
-		return true
-	}
-	for _, f := range filters {
-		if events.SubjectMatches(f, subject) {
-			return true
-		}
-	}
-	return false
+	return filters
 }
